@@ -1,0 +1,144 @@
+//! `qapi-codegen`: check QAPI schemas and show the checked model.
+//!
+//! ```text
+//! qapi-codegen check [--rules RELEASE] FILE...
+//! qapi-codegen dump  [--rules RELEASE] FILE
+//! ```
+//!
+//! Exit status: 0 when every schema is valid, 1 when one is invalid or
+//! unreadable (each error is printed to stderr in QEMU's format), 2 for a
+//! usage error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use qapi_codegen::{Config, Rules};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Check QAPI schemas with QEMU's rules and show the checked model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check schemas; print nothing when all are valid, every error otherwise.
+    Check {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// Root schema files (each one's `include`s are followed).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Check one schema and print its checked model as stable text.
+    Dump {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// The root schema file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RulesArg {
+    /// Check with the rules of this QEMU release (5.2, 7.2, 10.0 or 10.2).
+    #[arg(long, value_name = "RELEASE", default_value_t = Rules::default())]
+    rules: Rules,
+}
+
+impl RulesArg {
+    fn config(&self) -> Config {
+        Config::new().rules(self.rules)
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with clap's code 2; --help and --version with 0.
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { rules, files } => {
+            let config = rules.config();
+            let mut ok = true;
+            for file in &files {
+                if let Err(err) = config.load(file) {
+                    eprintln!("{err}");
+                    ok = false;
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Dump { rules, file } => match rules.config().load(&file) {
+            Ok(schema) => {
+                let text = qapi_codegen::dump::dump(&schema);
+                // A closed pipe (`qapi-codegen dump x.json | head`) is not an error.
+                match std::io::stdout().lock().write_all(text.as_bytes()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                    Err(err) => {
+                        eprintln!("qapi-codegen: can't write the dump: {err}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rules_default_to_the_newest_release() {
+        let cli = Cli::try_parse_from(["qapi-codegen", "check", "a.json"]).unwrap();
+        let Command::Check { rules, files } = cli.command else {
+            panic!("expected check");
+        };
+        assert_eq!(rules.rules, Rules::default());
+        assert_eq!(files, [PathBuf::from("a.json")]);
+    }
+
+    #[test]
+    fn rules_accept_a_release_name() {
+        let cli =
+            Cli::try_parse_from(["qapi-codegen", "dump", "--rules", "7.2", "a.json"]).unwrap();
+        let Command::Dump { rules, .. } = cli.command else {
+            panic!("expected dump");
+        };
+        assert_eq!(rules.rules, Rules::V7_2);
+    }
+
+    #[test]
+    fn unknown_rules_are_a_usage_error() {
+        let err =
+            Cli::try_parse_from(["qapi-codegen", "check", "--rules", "9.9", "a.json"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn check_without_files_is_a_usage_error() {
+        let err = Cli::try_parse_from(["qapi-codegen", "check"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}
