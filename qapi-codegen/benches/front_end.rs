@@ -1,1 +1,3 @@
+//! Front-end benchmarks (criterion); the benchmarks land with the front end.
+
 fn main() {}
