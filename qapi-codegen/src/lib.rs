@@ -103,17 +103,14 @@ impl Config {
 
     /// Reads, parses and checks the schema whose root file is `path`.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Schema, Error> {
-        let parsed = parser::parse_schema(path.as_ref(), self.rules)?;
-        let result = check::check(parsed, self.rules);
-        match result {
-            Ok(schema) => Ok(schema),
-            Err(mut diags) => {
-                if let Some(dir) = &self.strip_prefix {
-                    diags.sources.strip_display_prefix(dir);
-                }
-                Err(Error::Invalid(diags))
+        let result = parser::parse_schema(path.as_ref(), self.rules)
+            .and_then(|parsed| check::check(parsed, self.rules).map_err(Error::Invalid));
+        result.map_err(|mut err| {
+            if let (Error::Invalid(diags), Some(dir)) = (&mut err, &self.strip_prefix) {
+                diags.sources.strip_display_prefix(dir);
             }
-        }
+            err
+        })
     }
 }
 

@@ -44,11 +44,7 @@ impl Rules {
         let major: u32 = parts.next()?.parse().ok()?;
         let minor: u32 = parts.next().unwrap_or("0").parse().ok()?;
         let v = (major, minor);
-        Rules::ALL
-            .iter()
-            .rev()
-            .copied()
-            .find(|r| r.version() <= v)
+        Rules::ALL.iter().rev().copied().find(|r| r.version() <= v)
     }
 
     fn version(self) -> (u32, u32) {
