@@ -403,8 +403,17 @@ fn single_space_after_sentence(line: &str) -> Option<usize> {
     None
 }
 
-/// Parses a documentation block.  The lexer is on the opening `##` line;
-/// on return it is on the first token after the block.
+/// Parses a documentation comment.  The lexer is on the opening `##` line;
+/// on return it is on the first token after the comment.
+///
+/// The result is never empty.  (With the rules of releases before 10.0, a
+/// free-form comment may hold several blocks, split at `= ` headings.)
+pub fn parse_blocks(lexer: &mut Lexer<'_>, rules: Rules) -> Result<Vec<DocBlock>, Diagnostic> {
+    parse_block(lexer, rules).map(|b| vec![b])
+}
+
+/// Parses a documentation block with QEMU 10.x's grammar.  The lexer is on
+/// the opening `##` line; on return it is on the first token after the block.
 pub fn parse_block(lexer: &mut Lexer<'_>, rules: Rules) -> Result<DocBlock, Diagnostic> {
     let Token::Comment(open) = lexer.token() else {
         unreachable!("parse_block starts on a comment token");

@@ -270,8 +270,8 @@ impl State {
             let loc = lexer.location();
             if let Token::Comment(_) = lexer.token() {
                 self.reject_expr_doc(pending_doc)?;
-                let block = doc::parse_block(&mut lexer, self.rules)?;
-                self.docs.push(block);
+                let blocks = doc::parse_blocks(&mut lexer, self.rules)?;
+                self.docs.extend(blocks);
                 pending_doc = Some(self.docs.len() - 1);
                 continue;
             }
