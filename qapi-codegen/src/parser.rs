@@ -380,6 +380,7 @@ impl State {
                 .collect()
         };
         let p = &mut self.pragmas;
+        let rules = self.rules;
         match name {
             "doc-required" => match value.value {
                 Value::Bool(b) => p.doc_required = b,
@@ -390,27 +391,25 @@ impl State {
                     ));
                 }
             },
-            // The older names are the same lists under the names QEMU used
-            // before 6.0.
-            "command-name-exceptions" | "name-case-whitelist"
-                if name == "command-name-exceptions" || self.rules < Rules::V7_2 =>
-            {
-                if name == "name-case-whitelist" {
-                    // 5.2's whitelist let both commands and members break
-                    // the case rules.
-                    let names = list(value)?;
-                    p.member_name_exceptions = names.clone();
-                    p.command_name_exceptions = names;
-                } else {
-                    p.command_name_exceptions = list(value)?;
-                }
-            }
-            "command-returns-exceptions" => p.command_returns_exceptions = list(value)?,
-            "returns-whitelist" if self.rules < Rules::V7_2 => {
+            // 5.2's names for what became the exception lists in 6.0; its
+            // name-case-whitelist lifted the upper-case ban on members of
+            // the listed types.
+            "returns-whitelist" if rules < Rules::V7_2 => {
                 p.command_returns_exceptions = list(value)?
             }
-            "documentation-exceptions" => p.documentation_exceptions = list(value)?,
-            "member-name-exceptions" => p.member_name_exceptions = list(value)?,
+            "name-case-whitelist" if rules < Rules::V7_2 => p.member_name_exceptions = list(value)?,
+            "command-name-exceptions" if rules >= Rules::V7_2 => {
+                p.command_name_exceptions = list(value)?
+            }
+            "command-returns-exceptions" if rules >= Rules::V7_2 => {
+                p.command_returns_exceptions = list(value)?
+            }
+            "member-name-exceptions" if rules >= Rules::V7_2 => {
+                p.member_name_exceptions = list(value)?
+            }
+            "documentation-exceptions" if rules >= Rules::V10_0 => {
+                p.documentation_exceptions = list(value)?
+            }
             _ => return Err(Diagnostic::new(loc, format!("unknown pragma '{name}'"))),
         }
         Ok(())

@@ -463,6 +463,9 @@ impl Builder {
                     },
                 )?;
             }
+            Body::SimpleUnion { branches } => {
+                self.define_simple_union(&def, features.clone(), branches)?;
+            }
             Body::Alternate { alternatives } => {
                 let (variants, variant_types) = self.make_variants(alternatives, &info)?;
                 self.define(
@@ -512,6 +515,124 @@ impl Builder {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    /// QEMU 5.2's simple union `U`: each branch's type `T` wrapped in an
+    /// implicit struct `q_obj_T-wrapper` with the single member `data`, an
+    /// implicit enum `UKind` of the branch names, and `U` itself with the
+    /// local member `type: UKind` as its discriminator.  On the wire:
+    /// `{"type": "branch", "data": …}`.
+    fn define_simple_union(
+        &mut self,
+        def: &Definition,
+        features: Vec<Feature>,
+        branches: &[RawVariant],
+    ) -> Result<(), Diagnostic> {
+        let info = &def.info;
+        let mut variants = Vec::with_capacity(branches.len());
+        let mut variant_types = Vec::with_capacity(branches.len());
+        for branch in branches {
+            let ty = self.type_name(&branch.ty, info)?;
+            let wrapper = format!("q_obj_{ty}-wrapper");
+            if self.lookup(&wrapper).is_none() {
+                // The wrapper takes the wrapped type's condition when that
+                // type is already defined (as 5.2 did).
+                let ifcond = self
+                    .lookup(&ty)
+                    .and_then(|id| self.entity(id).ifcond.clone());
+                let entity = Entity {
+                    name: wrapper.clone(),
+                    info: Some(info.clone()),
+                    doc: None,
+                    ifcond,
+                    features: Vec::new(),
+                    kind: EntityKind::Object {
+                        base: None,
+                        local_members: vec![Member {
+                            name: "data".to_owned(),
+                            ty: UNRESOLVED,
+                            optional: false,
+                            ifcond: None,
+                            features: Vec::new(),
+                            defined_in: UNRESOLVED,
+                        }],
+                        branches: None,
+                    },
+                    module: 0,
+                };
+                let id = self.define(
+                    entity,
+                    Pending::Object {
+                        base: None,
+                        member_types: vec![ty.clone()],
+                        variant_types: Vec::new(),
+                    },
+                )?;
+                self.set_defined_in(id);
+            }
+            variants.push(Variant {
+                name: branch.name.clone(),
+                ty: UNRESOLVED,
+                ifcond: branch.ifcond.clone(),
+            });
+            variant_types.push(wrapper);
+        }
+        let kind_name = format!("{}Kind", def.name);
+        let values = branches
+            .iter()
+            .map(|b| EnumValue {
+                name: b.name.clone(),
+                ifcond: b.ifcond.clone(),
+                features: Vec::new(),
+            })
+            .collect();
+        self.define(
+            Entity {
+                name: kind_name.clone(),
+                info: Some(info.clone()),
+                doc: None,
+                ifcond: def.ifcond.clone(),
+                features: Vec::new(),
+                kind: EntityKind::Enum {
+                    values,
+                    prefix: None,
+                },
+                module: 0,
+            },
+            Pending::None,
+        )?;
+        let id = self.define(
+            Entity {
+                name: def.name.clone(),
+                info: Some(info.clone()),
+                doc: def.doc,
+                ifcond: def.ifcond.clone(),
+                features,
+                kind: EntityKind::Object {
+                    base: None,
+                    local_members: vec![Member {
+                        name: "type".to_owned(),
+                        ty: UNRESOLVED,
+                        optional: false,
+                        ifcond: None,
+                        features: Vec::new(),
+                        defined_in: UNRESOLVED,
+                    }],
+                    branches: Some(Branches {
+                        tag: "type".to_owned(),
+                        variants,
+                    }),
+                },
+                module: 0,
+            },
+            Pending::Object {
+                base: None,
+                member_types: vec![kind_name],
+                variant_types,
+            },
+        )?;
+        self.set_defined_in(id);
         Ok(())
     }
 

@@ -80,6 +80,11 @@ pub enum Body {
         discriminator: String,
         branches: Vec<RawVariant>,
     },
+    /// QEMU 5.2's simple union: branches wrap their type as `data`, the
+    /// tag is an implicit enum.
+    SimpleUnion {
+        branches: Vec<RawVariant>,
+    },
     Alternate {
         alternatives: Vec<RawVariant>,
     },
@@ -178,14 +183,24 @@ fn check_definition(
         pragmas,
         rules,
     };
-    let metas: Vec<&str> = METAS.iter().copied().filter(|m| expr.contains(m)).collect();
-    if metas.len() != 1 {
-        return Err(ctx.err(
-            "expression must have exactly one key 'enum', 'struct', 'union', \
-             'alternate', 'command', 'event'",
-        ));
-    }
-    let meta = metas[0];
+    let meta = if rules < Rules::V7_2 {
+        // 5.2 took the first meta key it knew and reported the others as
+        // unknown keys.
+        const ORDER_5_2: [&str; 6] = ["enum", "union", "alternate", "struct", "command", "event"];
+        match ORDER_5_2.iter().find(|m| expr.contains(m)) {
+            Some(meta) => *meta,
+            None => return Err(ctx.err("expression is missing metatype")),
+        }
+    } else {
+        let metas: Vec<&str> = METAS.iter().copied().filter(|m| expr.contains(m)).collect();
+        if metas.len() != 1 {
+            return Err(ctx.err(
+                "expression must have exactly one key 'enum', 'struct', 'union', \
+                 'alternate', 'command', 'event'",
+            ));
+        }
+        metas[0]
+    };
     let name = require_name_str(expr.get(meta), &ctx, &format!("'{meta}'"))?.to_owned();
     let info = Info {
         loc,
@@ -217,6 +232,16 @@ fn check_definition(
                 &["if", "features", "prefix"],
             )?;
             check_enum(expr, &name, &ctx)?
+        }
+        "union" if rules < Rules::V7_2 => {
+            check_keys(
+                expr,
+                &ctx,
+                meta,
+                &["union", "data"],
+                &["base", "discriminator", "if", "features"],
+            )?;
+            check_union_5_2(expr, &name, &ctx)?
         }
         "union" => {
             check_keys(
@@ -313,9 +338,19 @@ fn check_definition(
 /// The section checks QEMU makes when it pairs a block with its definition.
 fn check_doc_sections(doc: &DocBlock, expr: &Object, meta: &str, rules: Rules) -> Result<()> {
     let returns = doc.section(SectionKind::Returns);
+    if rules < Rules::V10_0 {
+        // Before 10.0 only a `Returns:` outside a command was an error.
+        if meta != "command" && returns.is_some() {
+            return Err(Diagnostic::new(
+                doc.loc,
+                "'Returns:' is only valid for commands",
+            ));
+        }
+        return Ok(());
+    }
     if meta == "command" {
         if let Some(section) = returns {
-            if !expr.contains("returns") && rules >= Rules::V10_0 {
+            if !expr.contains("returns") {
                 return Err(Diagnostic::new(
                     section.loc,
                     "'Returns' section, but command doesn't return anything",
@@ -324,12 +359,10 @@ fn check_doc_sections(doc: &DocBlock, expr: &Object, meta: &str, rules: Rules) -
         }
     } else {
         if let Some(section) = returns {
-            if rules >= Rules::V10_0 {
-                return Err(Diagnostic::new(
-                    section.loc,
-                    "'Returns' section is only valid for commands",
-                ));
-            }
+            return Err(Diagnostic::new(
+                section.loc,
+                "'Returns' section is only valid for commands",
+            ));
         }
         if let Some(section) = doc.section(SectionKind::Errors) {
             return Err(Diagnostic::new(
@@ -374,6 +407,16 @@ fn check_name_str<'a>(name: &'a str, ctx: &Ctx<'_>, source: &str) -> Result<&'a 
     naming::name_stem(name).ok_or_else(|| ctx.err(format!("{source} has an invalid name")))
 }
 
+/// QEMU 5.2's name rule: a valid name, and no upper case unless permitted
+/// (`_` was allowed everywhere).
+fn check_name_5_2(name: &str, ctx: &Ctx<'_>, source: &str, permit_upper: bool) -> Result<()> {
+    check_name_str(name, ctx, source)?;
+    if !permit_upper && name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ctx.err(format!("{source} uses uppercase in name")));
+    }
+    Ok(())
+}
+
 fn check_name_upper(name: &str, ctx: &Ctx<'_>, source: &str) -> Result<()> {
     let stem = check_name_str(name, ctx, source)?;
     if !naming::is_upper_stem(stem) {
@@ -389,6 +432,9 @@ fn check_name_lower(
     permit_upper: bool,
     permit_underscore: bool,
 ) -> Result<()> {
+    if ctx.rules < Rules::V7_2 {
+        return check_name_5_2(name, ctx, source, permit_upper);
+    }
     let stem = check_name_str(name, ctx, source)?;
     if !naming::is_lower_stem(stem, permit_upper, permit_underscore) {
         return Err(ctx.err(format!("name of {source} must not use uppercase or '_'")));
@@ -405,6 +451,15 @@ fn check_name_camel(name: &str, ctx: &Ctx<'_>, source: &str) -> Result<()> {
 }
 
 fn check_defn_name(name: &str, ctx: &Ctx<'_>, meta: &str) -> Result<()> {
+    if ctx.rules < Rules::V7_2 {
+        // 5.2: any case for definitions; `Kind` was reserved for the
+        // implicit enums of simple unions.
+        check_name_5_2(name, ctx, meta, true)?;
+        if let Some(suffix) = ["Kind", "List"].iter().find(|s| name.ends_with(*s)) {
+            return Err(ctx.err(format!("{meta} name should not end in '{suffix}'")));
+        }
+        return Ok(());
+    }
     match meta {
         "event" => check_name_upper(name, ctx, meta),
         "command" => {
@@ -505,10 +560,12 @@ fn check_condition(node: &Node, ctx: &Ctx<'_>, source: &str) -> Result<Condition
             if ctx.rules < Rules::V7_2 {
                 // 5.2 wrote conditions as C preprocessor expressions:
                 // 'defined(CONFIG_X)'.  Keep them as they are.
-                if name.is_empty() {
-                    return Err(ctx.err(format!("'if' condition '' of {source} makes no sense")));
+                if name.trim().is_empty() {
+                    return Err(ctx.err(format!(
+                        "'if' condition '{name}' of {source} makes no sense"
+                    )));
                 }
-                return Ok(Condition::Name(name.clone()));
+                return Ok(c_condition(name));
             }
             if !naming::is_condition_name(name) {
                 return Err(ctx.err(format!(
@@ -525,7 +582,7 @@ fn check_condition(node: &Node, ctx: &Ctx<'_>, source: &str) -> Result<Condition
             let mut all = Vec::new();
             for item in items {
                 match &item.value {
-                    Value::Str(s) if !s.trim().is_empty() => all.push(Condition::Name(s.clone())),
+                    Value::Str(s) if !s.trim().is_empty() => all.push(c_condition(s)),
                     Value::Str(s) => {
                         return Err(
                             ctx.err(format!("'if' condition '{s}' of {source} makes no sense"))
@@ -544,6 +601,9 @@ fn check_condition(node: &Node, ctx: &Ctx<'_>, source: &str) -> Result<Condition
                 Condition::All(all)
             })
         }
+        _ if ctx.rules < Rules::V7_2 => Err(ctx.err(format!(
+            "'if' condition of {source} must be a string or a list of strings"
+        ))),
         Value::Object(cond) => {
             let what = format!("'if' condition of {source}");
             check_keys(cond, ctx, &what, &[], &["all", "any", "not"])?;
@@ -747,7 +807,12 @@ fn check_enum(expr: &Object, name: &str, ctx: &Ctx<'_>) -> Result<Body> {
             }
         };
         let source = "'data' member";
-        check_keys(member, ctx, source, &["name"], &["if", "features"])?;
+        let optional: &[&str] = if ctx.rules < Rules::V7_2 {
+            &["if"]
+        } else {
+            &["if", "features"]
+        };
+        check_keys(member, ctx, source, &["name"], optional)?;
         let value_name = require_name_str(get(member, "name"), ctx, source)?;
         let source = format!("{source} '{value_name}'");
         // Values may start with a digit: check them as if they did not.
@@ -826,6 +891,11 @@ fn check_alternate(expr: &Object, ctx: &Ctx<'_>) -> Result<Body> {
         };
         check_keys(value, ctx, &source, &["type"], &["if"])?;
         let ifcond = check_if(value, ctx, &source)?;
+        if ctx.rules < Rules::V7_2 {
+            if let Some(Value::Array(_)) = get(value, "type").map(|n| &n.value) {
+                return Err(ctx.err(format!("{source} cannot be an array")));
+            }
+        }
         let ty = check_type_name_or_array(get(value, "type"), ctx, &source)?
             .expect("'type' is required");
         alternatives.push(RawVariant {
@@ -835,4 +905,177 @@ fn check_alternate(expr: &Object, ctx: &Ctx<'_>) -> Result<Body> {
         });
     }
     Ok(Body::Alternate { alternatives })
+}
+
+/// A union with QEMU 5.2's rules: flat (`base` and `discriminator`) or
+/// simple (neither; each branch's type is wrapped as member `data`).
+fn check_union_5_2(expr: &Object, name: &str, ctx: &Ctx<'_>) -> Result<Body> {
+    let base = get(expr, "base");
+    let discriminator = get(expr, "discriminator");
+    let simple = discriminator.is_none();
+    if simple {
+        if base.is_some() {
+            return Err(ctx.err("'base' requires 'discriminator'"));
+        }
+    } else {
+        if let Some(Value::Array(_)) = base.map(|n| &n.value) {
+            return Err(ctx.err("'base' cannot be an array"));
+        }
+        type_name_or_implicit(base, ctx, "'base'", Some(name))?;
+        if !truthy(base) {
+            return Err(ctx.err("'discriminator' requires 'base'"));
+        }
+        require_name_str(discriminator, ctx, "'discriminator'")?;
+    }
+    let data = get(expr, "data").expect("'data' is required");
+    let Value::Object(members) = &data.value else {
+        return Err(ctx.err("'data' must be an object"));
+    };
+    let mut branches = Vec::with_capacity(members.len());
+    for (key, value) in members.iter() {
+        let source = format!("'data' member '{key}'");
+        check_name_5_2(key, ctx, &source, false)?;
+        let sugar;
+        let value = match &value.value {
+            Value::Object(o) => o,
+            _ => {
+                sugar = desugar("type", value);
+                &sugar
+            }
+        };
+        check_keys(value, ctx, &source, &["type"], &["if"])?;
+        let ifcond = check_if(value, ctx, &source)?;
+        if !simple {
+            if let Some(Value::Array(_)) = get(value, "type").map(|n| &n.value) {
+                return Err(ctx.err(format!("{source} cannot be an array")));
+            }
+        }
+        let ty = check_type_name_or_array(get(value, "type"), ctx, &source)?
+            .expect("'type' is required");
+        branches.push(RawVariant {
+            name: key.to_owned(),
+            ty,
+            ifcond,
+        });
+    }
+    if simple {
+        return Ok(Body::SimpleUnion { branches });
+    }
+    let base = type_name_or_implicit(base, ctx, "'base'", Some(name))?.expect("checked above");
+    let discriminator = require_name_str(discriminator, ctx, "'discriminator'")?.to_owned();
+    Ok(Body::Union {
+        base,
+        discriminator,
+        branches,
+    })
+}
+
+/// A QEMU 5.2 condition: a C preprocessor expression such as
+/// `defined(CONFIG_A) || defined(CONFIG_B)`, mapped to the structured form
+/// QEMU 6.0 introduced (`{'any': ['CONFIG_A', 'CONFIG_B']}`), as QEMU's own
+/// conversion of its schemas did.  An expression outside that subset
+/// (`defined`, `!`, `&&`, `||`, parentheses) is kept whole as one name.
+pub(crate) fn c_condition(text: &str) -> Condition {
+    parse_c_or(text, 0).unwrap_or_else(|| Condition::Name(text.to_owned()))
+}
+
+/// Nesting beyond this is not a condition anyone writes: keep it whole.
+const MAX_C_CONDITION_DEPTH: usize = 32;
+
+fn parse_c_or(s: &str, depth: usize) -> Option<Condition> {
+    if depth > MAX_C_CONDITION_DEPTH {
+        return None;
+    }
+    let parts = split_top_level(s, "||")?;
+    if parts.len() > 1 {
+        return parts
+            .iter()
+            .map(|p| parse_c_and(p, depth))
+            .collect::<Option<Vec<_>>>()
+            .map(Condition::Any);
+    }
+    parse_c_and(s, depth)
+}
+
+fn parse_c_and(s: &str, depth: usize) -> Option<Condition> {
+    let parts = split_top_level(s, "&&")?;
+    if parts.len() > 1 {
+        return parts
+            .iter()
+            .map(|p| parse_c_unary(p, depth))
+            .collect::<Option<Vec<_>>>()
+            .map(Condition::All);
+    }
+    parse_c_unary(s, depth)
+}
+
+fn parse_c_unary(s: &str, depth: usize) -> Option<Condition> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('!') {
+        return parse_c_unary(rest, depth + 1).map(|c| Condition::Not(Box::new(c)));
+    }
+    if let Some(inner) = s.strip_prefix("defined").map(str::trim_start) {
+        if let Some(name) = inner.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+            let name = name.trim();
+            return naming::is_condition_name(name).then(|| Condition::Name(name.to_owned()));
+        }
+    }
+    if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        // Only when these parentheses enclose the whole expression.
+        if split_top_level(inner, "||").is_some() {
+            return parse_c_or(inner, depth + 1);
+        }
+    }
+    naming::is_condition_name(s).then(|| Condition::Name(s.to_owned()))
+}
+
+/// Splits `s` at `op` outside parentheses; `None` if the parentheses do not
+/// balance.
+fn split_top_level<'a>(s: &'a str, op: &str) -> Option<Vec<&'a str>> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        if rest.starts_with('(') {
+            depth += 1;
+        } else if rest.starts_with(')') {
+            depth = depth.checked_sub(1)?;
+        } else if depth == 0 && rest.starts_with(op) {
+            parts.push(&s[start..i]);
+            i += op.len();
+            start = i;
+            continue;
+        }
+        i += rest.chars().next().map_or(1, char::len_utf8);
+    }
+    (depth == 0).then(|| {
+        parts.push(&s[start..]);
+        parts
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_preprocessor_conditions_map_to_structured_ones() {
+        let name = |n: &str| Condition::Name(n.to_owned());
+        assert_eq!(c_condition("defined(CONFIG_SPICE)"), name("CONFIG_SPICE"));
+        assert_eq!(
+            c_condition("defined(TARGET_I386) || defined(TARGET_S390X)"),
+            Condition::Any(vec![name("TARGET_I386"), name("TARGET_S390X")])
+        );
+        assert_eq!(
+            c_condition("!defined(CONFIG_X) && defined(CONFIG_Y)"),
+            Condition::All(vec![
+                Condition::Not(Box::new(name("CONFIG_X"))),
+                name("CONFIG_Y")
+            ])
+        );
+        assert_eq!(c_condition("FOO > 2"), name("FOO > 2"));
+        assert_eq!(c_condition("(((x"), name("(((x"));
+    }
 }

@@ -144,13 +144,15 @@ impl Checker {
         };
         feature_clashes(&entity.features, &entity.name, info)?;
         if entity.is_type() {
-            if let Some(f) = entity.features.iter().find(|f| f.is_special()) {
-                if self.b.rules >= Rules::V10_0 {
-                    return Err(err(
-                        info,
-                        format!("feature '{}' is not supported for types", f.name),
-                    ));
-                }
+            // 5.2 knew only the `deprecated` special feature.
+            let special = |f: &&Feature| {
+                f.is_special() && (self.b.rules >= Rules::V7_2 || f.name == "deprecated")
+            };
+            if let Some(f) = entity.features.iter().find(special) {
+                return Err(err(
+                    info,
+                    format!("feature '{}' is not supported for types", f.name),
+                ));
             }
         }
         Ok(())
@@ -454,7 +456,15 @@ impl Checker {
                 ));
             }
             let ty = self.b.entity(v.ty);
-            if !matches!(ty.kind, EntityKind::Object { .. }) {
+            // Before 10.0 a branch could not itself be a union.
+            let union_branch = matches!(
+                ty.kind,
+                EntityKind::Object {
+                    branches: Some(_),
+                    ..
+                }
+            ) && self.b.rules < Rules::V10_0;
+            if !matches!(ty.kind, EntityKind::Object { .. }) || union_branch {
                 return Err(err(
                     info,
                     format!("{} cannot use {}", describe, describe_entity(ty)),
@@ -595,7 +605,7 @@ impl Checker {
             ));
         }
         self.check_object(arg_id)?;
-        if self.has_conditional_members(arg_id) && !boxed {
+        if self.has_conditional_members(arg_id) && !boxed && self.b.rules >= Rules::V10_0 {
             return Err(err(
                 &info,
                 format!("conditional {what} arguments require 'boxed': true"),
@@ -672,7 +682,10 @@ impl Checker {
         let block = &mut self.b.docs[doc];
         if !block.has_member(name) {
             let symbol = block.symbol.clone().unwrap_or_default();
-            if !self.b.pragmas.documentation_exceptions.contains(&symbol) {
+            // Undocumented members became an error in 10.0.
+            if self.b.rules >= Rules::V10_0
+                && !self.b.pragmas.documentation_exceptions.contains(&symbol)
+            {
                 return Err(err(info, format!("{role} '{name}' lacks documentation")));
             }
             block.insert_member_stub(name);
@@ -755,7 +768,7 @@ impl Checker {
                         self.connect_object_members(doc, arg)?;
                     }
                 }
-                if cmd.ret_type.is_some() {
+                if cmd.ret_type.is_some() && self.b.rules >= Rules::V10_2 {
                     self.b.docs[doc].ensure_returns(info.loc);
                 }
             }
@@ -867,7 +880,7 @@ pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
         }
     }
     checker.check_docs()?;
-    if checker.b.features.len() > 64 {
+    if checker.b.features.len() > 64 && checker.b.rules >= Rules::V10_0 {
         let (_, info) = &checker.b.features[64];
         let info = info.as_ref().expect("special features come first");
         return Err(err(info, "Maximum of 64 schema features is permitted"));
