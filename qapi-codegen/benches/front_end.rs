@@ -1,3 +1,42 @@
-//! Front-end benchmarks (criterion); the benchmarks land with the front end.
+//! Front-end benchmarks: parse and check QEMU's full QMP and guest-agent
+//! schemas as vendored in `schemas/`.
+//!
+//! Run with `cargo bench -p qapi-codegen --bench front_end`.  The
+//! whole-process comparison with QEMU's Python front end lives in
+//! `bench/compare-front-end.sh` (see BENCHMARKS.md).
 
-fn main() {}
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use qapi_codegen::{parser, Config, Rules};
+
+fn schema(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schemas")
+        .join(path)
+}
+
+fn front_end(c: &mut Criterion) {
+    let qmp = schema("qmp/qapi-schema.json");
+    let qga = schema("qga/qapi-schema.json");
+    c.bench_function("parse+check QMP schema", |b| {
+        b.iter(|| {
+            Config::new()
+                .load(&qmp)
+                .expect("the vendored schema is valid")
+        })
+    });
+    c.bench_function("parse QMP schema", |b| {
+        b.iter(|| parser::parse_schema(&qmp, Rules::default()).expect("the vendored schema parses"))
+    });
+    c.bench_function("parse+check QGA schema", |b| {
+        b.iter(|| {
+            Config::new()
+                .load(&qga)
+                .expect("the vendored schema is valid")
+        })
+    });
+}
+
+criterion_group!(benches, front_end);
+criterion_main!(benches);

@@ -32,6 +32,8 @@ pub struct Note {
     pub message: String,
     /// Where it points.
     pub location: Location,
+    /// The definition at that location, if any.
+    pub context: Option<DefinitionContext>,
 }
 
 /// One error in a schema.
@@ -74,6 +76,27 @@ impl Diagnostic {
         self.notes.push(Note {
             message: message.into(),
             location,
+            context: None,
+        });
+        self
+    }
+
+    /// Adds a note pointing at a second location, inside definition
+    /// `name` of kind `meta`.
+    pub fn with_note_in(
+        mut self,
+        location: Location,
+        message: impl Into<String>,
+        meta: &str,
+        name: &str,
+    ) -> Self {
+        self.notes.push(Note {
+            message: message.into(),
+            location,
+            context: Some(DefinitionContext {
+                meta: meta.to_owned(),
+                name: name.to_owned(),
+            }),
         });
         self
     }
@@ -94,12 +117,13 @@ impl Diagnostic {
         for note in &self.notes {
             out.push('\n');
             include_chain(sources, note.location, &mut out);
+            let file = sources.display(note.location.file);
+            if let Some(ctx) = &note.context {
+                out.push_str(&format!("{file}: In {} '{}':\n", ctx.meta, ctx.name));
+            }
             out.push_str(&format!(
-                "{}:{}:{}: note: {}",
-                sources.display(note.location.file),
-                note.location.line,
-                note.location.col,
-                note.message
+                "{file}:{}:{}: {}",
+                note.location.line, note.location.col, note.message
             ));
         }
         out

@@ -67,9 +67,14 @@ fn main() -> ExitCode {
             let config = rules.config();
             let mut ok = true;
             for file in &files {
-                if let Err(err) = config.load(file) {
-                    eprintln!("{err}");
-                    ok = false;
+                match config.load(file) {
+                    // The process ends soon: freeing the model piece by
+                    // piece would only cost time.
+                    Ok(schema) => std::mem::forget(schema),
+                    Err(err) => {
+                        eprintln!("{err}");
+                        ok = false;
+                    }
                 }
             }
             if ok {

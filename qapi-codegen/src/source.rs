@@ -11,6 +11,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub(crate) u32);
 
+impl FileId {
+    /// The file's position in its [`SourceMap`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// A position in a schema file: 1-based line and column.
 ///
 /// Columns count characters, with tab stops every 8 columns, as QEMU's

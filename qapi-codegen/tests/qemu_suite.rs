@@ -51,7 +51,38 @@ fn expected_location(err: &str) -> Option<(String, u32)> {
     })
 }
 
+/// Drops the column from `FILE:LINE:COL:` at line starts, so messages with
+/// and without columns compare.
+fn without_columns(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let mut parts = line.splitn(4, ':');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(f), Some(l), Some(c), Some(rest))
+                    if l.parse::<u32>().is_ok() && c.parse::<u32>().is_ok() =>
+                {
+                    format!("{f}:{l}:{rest}")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The column QEMU gives in its first located line, if any.
+fn expected_column(err: &str) -> Option<u32> {
+    err.lines()
+        .find(|l| !l.starts_with("In file included from") && expected_location(l).is_some())
+        .and_then(|l| l.split(':').nth(2)?.parse().ok())
+}
+
 struct Tally {
+    messages_equal: usize,
+    messages_compared: usize,
+    columns_equal: usize,
+    columns_compared: usize,
+    message_mismatches: Vec<String>,
     cases: usize,
     verdict_agrees: usize,
     with_line: usize,
@@ -65,6 +96,11 @@ struct Tally {
 
 fn run_suite(suite: &Path) -> Tally {
     let mut tally = Tally {
+        messages_equal: 0,
+        messages_compared: 0,
+        columns_equal: 0,
+        columns_compared: 0,
+        message_mismatches: Vec::new(),
         cases: 0,
         verdict_agrees: 0,
         with_line: 0,
@@ -109,6 +145,27 @@ fn run_suite(suite: &Path) -> Tally {
                 .push(format!("{case}: rejected, QEMU accepts it:\n{err}")),
             (Err(err), false) => {
                 tally.verdict_agrees += 1;
+                tally.messages_compared += 1;
+                // QEMU's harness strips the test directory from paths in
+                // messages the same way.
+                let ours = err
+                    .to_string()
+                    .replace(&format!("{}/", suite.display()), "");
+                if without_columns(&ours) == without_columns(expected_err.trim_end()) {
+                    tally.messages_equal += 1;
+                } else {
+                    tally.message_mismatches.push(format!(
+                        "{case}:\n  QEMU: {}\n  ours: {}",
+                        expected_err.trim_end(),
+                        ours
+                    ));
+                }
+                if let (Some(col), Error::Invalid(diags)) = (expected_column(&expected_err), &err) {
+                    tally.columns_compared += 1;
+                    if diags.first().map(|d| d.location.col) == Some(col) {
+                        tally.columns_equal += 1;
+                    }
+                }
                 if let Some((file, line)) = expected_location(&expected_err) {
                     tally.with_line += 1;
                     let ours = match &err {
@@ -174,9 +231,13 @@ fn qemu_parser_test_suite_gets_qemus_verdicts() {
     for m in &tally.model_mismatches {
         eprintln!("MODEL MISMATCH {m}");
     }
+    for m in &tally.message_mismatches {
+        eprintln!("MESSAGE MISMATCH {m}");
+    }
     eprintln!(
         "QEMU 10.2.2 qapi-schema suite: {} cases; accept/reject agree {}/{} ({:.1}%); \
-         first error on QEMU's line {}/{} ({:.1}%); models equal to QEMU's .out {}/{}",
+         first error on QEMU's line {}/{} ({:.1}%); models equal to QEMU's .out {}/{}; \
+         error text equal to QEMU's {}/{}; column equal where QEMU gives one {}/{}",
         tally.cases,
         tally.verdict_agrees,
         tally.cases,
@@ -186,6 +247,10 @@ fn qemu_parser_test_suite_gets_qemus_verdicts() {
         pct(tally.line_agrees, tally.with_line),
         tally.models_equal,
         tally.models_compared,
+        tally.messages_equal,
+        tally.messages_compared,
+        tally.columns_equal,
+        tally.columns_compared,
     );
     assert!(tally.cases > 200, "meson.build lists the whole suite");
     assert!(
@@ -195,6 +260,10 @@ fn qemu_parser_test_suite_gets_qemus_verdicts() {
     assert!(
         pct(tally.line_agrees, tally.with_line) >= 97.0,
         "first error must be on QEMU's line in at least 97% of cases"
+    );
+    assert!(
+        tally.message_mismatches.is_empty(),
+        "every error message must read as QEMU's"
     );
     assert!(
         tally.model_mismatches.is_empty(),

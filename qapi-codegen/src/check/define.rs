@@ -78,18 +78,18 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    pub fn new(parsed: &ParsedSchema, rules: Rules) -> Self {
-        let root_path = parsed.sources.path(parsed.root);
+    pub fn new(parsed: ParsedSchema, rules: Rules) -> Self {
+        let root_path = parsed.sources.path(parsed.root).to_owned();
         let root_dir = absolute(root_path.parent().unwrap_or(Path::new("")));
         let mut builder = Builder {
             rules,
-            pragmas: parsed.pragmas.clone(),
-            sources: parsed.sources.clone(),
+            pragmas: parsed.pragmas,
+            sources: parsed.sources,
             root_dir,
             entities: Vec::new(),
             pending: Vec::new(),
             by_name: HashMap::new(),
-            docs: parsed.docs.clone(),
+            docs: parsed.docs,
             features: ["deprecated", "unstable"]
                 .iter()
                 .map(|n| (n.to_string(), None))
@@ -98,7 +98,7 @@ impl Builder {
             module_names: Vec::new(),
         };
         builder.module_names.push("./builtin".to_owned());
-        let root_module = builder.module_name(root_path);
+        let root_module = builder.module_name(&root_path);
         builder.module_names.push(root_module);
         builder
     }
@@ -138,7 +138,7 @@ impl Builder {
                 Some(prev) => {
                     Diagnostic::new(info.loc, format!("'{}' is already defined", entity.name))
                         .in_definition(info.meta, &info.defn)
-                        .with_note(prev.loc, "previous definition")
+                        .with_note_in(prev.loc, "previous definition", prev.meta, &prev.defn)
                 }
                 None => Diagnostic::new(
                     info.loc,

@@ -35,12 +35,9 @@ pub fn check(parsed: ParsedSchema, rules: Rules) -> Result<Schema, Box<Diagnosti
         Ok(items) => items,
         Err(d) => return Err(fail(parsed.sources, d)),
     };
-    let mut builder = define::Builder::new(&parsed, rules);
+    let mut builder = define::Builder::new(parsed, rules);
     if let Err(d) = builder.define_all(items) {
-        return Err(fail(parsed.sources, d));
+        return Err(fail(builder.sources, d));
     }
-    match semantic::check_all(builder) {
-        Ok(schema) => Ok(schema),
-        Err(d) => Err(fail(parsed.sources, d)),
-    }
+    semantic::check_all(builder).map_err(|(sources, d)| fail(sources, d))
 }

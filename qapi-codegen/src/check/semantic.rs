@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::naming::c_name;
 use crate::rules::Rules;
+use crate::source::SourceMap;
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -36,8 +37,14 @@ struct Seen {
     member: Option<(EntityId, usize)>,
 }
 
+/// How deep bases and branches may nest: a bound on recursion, far beyond
+/// any real schema (QEMU's deepest is a handful of levels).
+const MAX_TYPE_NESTING: usize = 100;
+
 struct Checker {
     b: Builder,
+    /// Object types being checked, innermost last.
+    nesting: usize,
     state: Vec<State>,
     /// Per documentation block: the member and feature names connected.
     connected: HashMap<usize, (HashSet<String>, HashSet<String>)>,
@@ -120,9 +127,20 @@ impl Checker {
     }
 
     fn resolve(&self, name: &str, info: &Info, what: &str) -> Result<EntityId> {
+        self.resolve_with(name, info, || what.to_owned())
+    }
+
+    /// Resolves a type name; `what` names the user in the error (built only
+    /// when needed: most lookups succeed).
+    fn resolve_with(
+        &self,
+        name: &str,
+        info: &Info,
+        what: impl FnOnce() -> String,
+    ) -> Result<EntityId> {
         match self.b.lookup(name) {
             Some(id) if self.b.entity(id).is_type() => Ok(id),
-            _ => Err(err(info, format!("{what} uses unknown type '{name}'"))),
+            _ => Err(err(info, format!("{} uses unknown type '{name}'", what()))),
         }
     }
 
@@ -292,6 +310,22 @@ impl Checker {
             }
             State::Unchecked => {}
         }
+        if self.nesting >= MAX_TYPE_NESTING {
+            let info = self.info(id);
+            return Err(err(
+                &info,
+                format!(
+                    "types nest deeper than {MAX_TYPE_NESTING} levels through bases and branches"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let result = self.check_object_inner(id);
+        self.nesting -= 1;
+        result
+    }
+
+    fn check_object_inner(&mut self, id: EntityId) -> Result<()> {
         self.state[id.0 as usize] = State::InProgress;
         self.check_definition(id)?;
         let Pending::Object {
@@ -329,17 +363,19 @@ impl Checker {
         }
         let owner_name = self.b.entity(id).name.clone();
         for (i, ty_name) in member_types.iter().enumerate() {
-            let member = self.member(id, i).clone();
-            let describe = describe_member("member", &member.name, &owner_name, &info);
-            let ty = self.resolve(ty_name, &info, &describe)?;
+            let member = self.member(id, i);
+            let ty = self.resolve_with(ty_name, &info, || {
+                describe_member("member", &member.name, &owner_name, &info)
+            })?;
             feature_clashes(&member.features, &member.name, &info)?;
+            let member_name = member.name.clone();
             if let EntityKind::Object { local_members, .. } = &mut self.b.entity_mut(id).kind {
                 local_members[i].ty = ty;
             }
             check_clash(
                 Seen {
                     role: "member",
-                    name: member.name.clone(),
+                    name: member_name,
                     defined_in: owner_name.clone(),
                     member: Some((id, i)),
                 },
@@ -447,8 +483,8 @@ impl Checker {
         }
         let union_name = self.b.entity(id).name.clone();
         for (v, ty_name) in variants.iter_mut().zip(&types) {
-            let describe = describe_member("branch", &v.name, &union_name, info);
-            v.ty = self.resolve(ty_name, info, &describe)?;
+            let describe = || describe_member("branch", &v.name, &union_name, info);
+            v.ty = self.resolve_with(ty_name, info, describe)?;
             if !values.iter().any(|e| e.name == v.name) {
                 return Err(err(
                     info,
@@ -467,7 +503,7 @@ impl Checker {
             if !matches!(ty.kind, EntityKind::Object { .. }) || union_branch {
                 return Err(err(
                     info,
-                    format!("{} cannot use {}", describe, describe_entity(ty)),
+                    format!("{} cannot use {}", describe(), describe_entity(ty)),
                 ));
             }
             self.check_object(v.ty)?;
@@ -492,8 +528,9 @@ impl Checker {
         };
         let mut alternatives = alternatives.clone();
         for (v, ty_name) in alternatives.iter_mut().zip(variant_types) {
-            let describe = describe_member("branch", &v.name, &name, &info);
-            v.ty = self.resolve(ty_name, &info, &describe)?;
+            v.ty = self.resolve_with(ty_name, &info, || {
+                describe_member("branch", &v.name, &name, &info)
+            })?;
         }
         let mut seen = Vec::new();
         // JSON type → the alternative that takes it.
@@ -823,13 +860,23 @@ impl Checker {
 }
 
 /// Checks every entity and builds the schema.
-pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
+/// Checks every entity and builds the schema; on error, returns the files
+/// read with the diagnostic.
+pub(crate) fn check_all(builder: Builder) -> std::result::Result<Schema, (SourceMap, Diagnostic)> {
     let n = builder.entities.len();
     let mut checker = Checker {
         b: builder,
+        nesting: 0,
         state: vec![State::Unchecked; n],
         connected: HashMap::new(),
     };
+    match check_entities(&mut checker) {
+        Ok(()) => Ok(finish(checker)),
+        Err(d) => Err((checker.b.sources, d)),
+    }
+}
+
+fn check_entities(checker: &mut Checker) -> Result<()> {
     let listed = checker.b.listed.clone();
     for item in &listed {
         if let Listed::Entity(id) = item {
@@ -837,6 +884,17 @@ pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
             checker.connect_doc(*id)?;
         }
     }
+    checker.check_docs()?;
+    if checker.b.features.len() > 64 && checker.b.rules >= Rules::V10_0 {
+        let (_, info) = &checker.b.features[64];
+        let info = info.as_ref().expect("special features come first");
+        return Err(err(info, "Maximum of 64 schema features is permitted"));
+    }
+    Ok(())
+}
+
+fn finish(mut checker: Checker) -> Schema {
+    let listed = std::mem::take(&mut checker.b.listed);
     // Modules.
     let mut modules: Vec<Module> = checker
         .b
@@ -847,19 +905,23 @@ pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
             items: Vec::new(),
         })
         .collect();
-    let module_of_file = |checker: &Checker, info: Option<&Info>| -> usize {
-        match info {
-            None => 0,
-            Some(info) => {
-                let name = checker.b.module_name(checker.b.sources.path(info.loc.file));
-                checker
-                    .b
-                    .module_names
-                    .iter()
-                    .position(|m| *m == name)
-                    .unwrap_or(1)
-            }
-        }
+    // The module of each file, computed once per file.
+    let file_modules: Vec<usize> = checker
+        .b
+        .sources
+        .files()
+        .map(|(_, file)| {
+            let name = checker.b.module_name(&file.path);
+            checker
+                .b
+                .module_names
+                .iter()
+                .position(|m| *m == name)
+                .unwrap_or(1)
+        })
+        .collect();
+    let module_of_file = |_: &Checker, info: Option<&Info>| -> usize {
+        info.map_or(0, |info| file_modules[info.loc.file.index()])
     };
     for item in &listed {
         match item {
@@ -879,15 +941,9 @@ pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
             }
         }
     }
-    checker.check_docs()?;
-    if checker.b.features.len() > 64 && checker.b.rules >= Rules::V10_0 {
-        let (_, info) = &checker.b.features[64];
-        let info = info.as_ref().expect("special features come first");
-        return Err(err(info, "Maximum of 64 schema features is permitted"));
-    }
     let b = checker.b;
     let feature_names = b.features.iter().map(|(n, _)| n.clone()).collect();
-    Ok(Schema {
+    Schema {
         sources: b.sources,
         entities: b.entities,
         modules,
@@ -895,5 +951,5 @@ pub(crate) fn check_all(builder: Builder) -> Result<Schema> {
         feature_names,
         pragmas: b.pragmas,
         by_name: b.by_name,
-    })
+    }
 }
