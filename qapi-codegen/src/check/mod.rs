@@ -39,5 +39,5 @@ pub fn check(parsed: ParsedSchema, rules: Rules) -> Result<Schema, Box<Diagnosti
     if let Err(d) = builder.define_all(items) {
         return Err(fail(builder.sources, d));
     }
-    semantic::check_all(builder).map_err(|(sources, d)| fail(sources, d))
+    semantic::check_all(builder)
 }

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::define::{describe_entity, Builder, Listed, Pending};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::doc::SectionKind;
 use crate::model::{
     Branches, Entity, EntityId, EntityKind, Feature, Info, JsonType, Member, Module, ModuleItem,
@@ -16,7 +16,6 @@ use crate::model::{
 };
 use crate::naming::c_name;
 use crate::rules::Rules;
-use crate::source::SourceMap;
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -862,7 +861,7 @@ impl Checker {
 /// Checks every entity and builds the schema.
 /// Checks every entity and builds the schema; on error, returns the files
 /// read with the diagnostic.
-pub(crate) fn check_all(builder: Builder) -> std::result::Result<Schema, (SourceMap, Diagnostic)> {
+pub(crate) fn check_all(builder: Builder) -> std::result::Result<Schema, Box<Diagnostics>> {
     let n = builder.entities.len();
     let mut checker = Checker {
         b: builder,
@@ -872,7 +871,10 @@ pub(crate) fn check_all(builder: Builder) -> std::result::Result<Schema, (Source
     };
     match check_entities(&mut checker) {
         Ok(()) => Ok(finish(checker)),
-        Err(d) => Err((checker.b.sources, d)),
+        Err(d) => Err(Box::new(Diagnostics {
+            sources: checker.b.sources,
+            list: vec![d],
+        })),
     }
 }
 
