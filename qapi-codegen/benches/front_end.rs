@@ -38,5 +38,10 @@ fn front_end(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, front_end);
-criterion_main!(benches);
+// criterion's macros generate undocumented functions.
+#[allow(missing_docs)]
+mod harness {
+    use super::*;
+    criterion_group!(benches, front_end);
+}
+criterion_main!(harness::benches);
