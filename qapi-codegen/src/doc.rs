@@ -8,6 +8,12 @@
 //!
 //! Text is kept as QEMU keeps it: `# ` stripped, trailing white space
 //! removed, leading and trailing blank lines of each section dropped.
+//!
+//! This is the grammar of QEMU 10.x; 10.2 added line format rules (70
+//! columns, two spaces between sentences).  Releases before 10.0 used an older grammar, in [`legacy`]:
+//! it knows `Note:` and `Example:` sections but not `Errors:`, strips the
+//! indentation of continuation lines, and splits free-form comments at
+//! headings.
 
 use std::fmt;
 
@@ -15,6 +21,8 @@ use crate::diagnostic::Diagnostic;
 use crate::lexer::{Lexer, Token};
 use crate::rules::Rules;
 use crate::source::Location;
+
+mod legacy;
 
 /// What a section of a documentation block is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,7 +239,7 @@ fn indent_of(line: &str) -> usize {
 
 /// A tagged section heading: `Returns:`, `Since:`, … (but not `Returns::`,
 /// which is rST markup).  Returns the tag and the length of the heading.
-fn tagged_heading(line: &str, rules: Rules) -> Option<(&str, usize)> {
+fn tagged_heading(line: &str) -> Option<(&str, usize)> {
     const TAGS: [&str; 8] = [
         "Returns", "Errors", "Since", "Notes", "Note", "Examples", "Example", "TODO",
     ];
@@ -243,10 +251,6 @@ fn tagged_heading(line: &str, rules: Rules) -> Option<(&str, usize)> {
                 continue;
             };
             if after.starts_with(':') {
-                return None;
-            }
-            if rules < Rules::V10_0 && tag == "Errors" {
-                // 5.2 and 7.2 knew no `Errors:` section: plain text.
                 return None;
             }
             let spaces = after.len() - after.trim_start_matches(' ').len();
@@ -406,15 +410,30 @@ fn single_space_after_sentence(line: &str) -> Option<usize> {
 /// Parses a documentation comment.  The lexer is on the opening `##` line;
 /// on return it is on the first token after the comment.
 ///
-/// The result is never empty.  (With the rules of releases before 10.0, a
-/// free-form comment may hold several blocks, split at `= ` headings.)
+/// The result is never empty.  With the rules of releases before 10.0, a
+/// free-form comment may hold several blocks: it is split at each `= `
+/// heading that follows some text.
 pub fn parse_blocks(lexer: &mut Lexer<'_>, rules: Rules) -> Result<Vec<DocBlock>, Diagnostic> {
-    parse_block(lexer, rules).map(|b| vec![b])
+    if rules < Rules::V10_0 {
+        legacy::parse_blocks(lexer, rules)
+    } else {
+        parse_modern(lexer, rules).map(|b| vec![b])
+    }
 }
 
-/// Parses a documentation block with QEMU 10.x's grammar.  The lexer is on
-/// the opening `##` line; on return it is on the first token after the block.
+/// Parses a documentation comment as one block.  The lexer is on the opening
+/// `##` line; on return it is on the first token after the comment.
+///
+/// With the rules of releases before 10.0, where a free-form comment may
+/// hold several blocks (see [`parse_blocks`]), this is the last of them: the
+/// one that documents a definition following the comment.
 pub fn parse_block(lexer: &mut Lexer<'_>, rules: Rules) -> Result<DocBlock, Diagnostic> {
+    let mut blocks = parse_blocks(lexer, rules)?;
+    Ok(blocks.pop().expect("a comment yields at least one block"))
+}
+
+/// Parses a documentation comment with QEMU 10.x's grammar.
+fn parse_modern(lexer: &mut Lexer<'_>, rules: Rules) -> Result<DocBlock, Diagnostic> {
     let Token::Comment(open) = lexer.token() else {
         unreachable!("parse_block starts on a comment token");
     };
@@ -507,15 +526,15 @@ fn parse_definition_doc(
                 line = get_indented(reader, doc)?;
             }
             no_more_args = true;
-        } else if let Some((tag, len)) = tagged_heading(&text, reader.rules) {
-            if reader.rules >= Rules::V10_0 && tag.starts_with("Note") {
+        } else if let Some((tag, len)) = tagged_heading(&text) {
+            if tag.starts_with("Note") {
                 return Err(reader.error(format!(
                     "The '{tag}' section is no longer supported. Please use rST's \
                      '.. note::' or '.. admonition:: notes' directives, or another \
                      suitable admonition instead."
                 )));
             }
-            if reader.rules >= Rules::V10_0 && tag.starts_with("Example") {
+            if tag.starts_with("Example") {
                 return Err(reader.error(format!(
                     "The '{tag}' section is no longer supported. Please use the \
                      '.. qmp-example::' directive, or other suitable markup instead."
@@ -527,13 +546,7 @@ fn parse_definition_doc(
             if !rest.is_empty() {
                 append_line(doc, &rest);
             }
-            line = if matches!(kind, SectionKind::Example) {
-                // Examples were literal text: everything up to the next
-                // section heading belongs to them.
-                get_example(reader, doc)?
-            } else {
-                get_indented(reader, doc)?
-            };
+            line = get_indented(reader, doc)?;
             no_more_args = true;
         } else {
             ensure_untagged_section(doc, reader.loc());
@@ -581,23 +594,6 @@ fn get_indented(
         // QEMU sets this after the first continuation line whatever it is,
         // so any later de-indent ends the section.
         prev_blank = true;
-    }
-}
-
-/// An old-style `Example:` section: literal text up to the next tagged
-/// section heading.
-fn get_example(
-    reader: &mut LineReader<'_, '_>,
-    doc: &mut DocBlock,
-) -> Result<Option<String>, Diagnostic> {
-    loop {
-        let Some(text) = reader.next()? else {
-            return Ok(None);
-        };
-        if tagged_heading(&text, reader.rules).is_some() || text == "Features:" {
-            return Ok(Some(text));
-        }
-        append_line(doc, &text);
     }
 }
 
@@ -743,6 +739,17 @@ mod tests {
         let long = "x".repeat(80);
         assert!(parse(&format!("##\n# {long}\n##\n")).is_err());
         assert!(parse(&format!("##\n# .. qmp-example::\n#\n#    {long}\n##\n")).is_ok());
+    }
+
+    #[test]
+    fn older_rules_use_the_older_grammar() {
+        // 5.2 and 7.2 allowed `Example:` sections.
+        let src = "##\n# @Foo:\n#\n# Example:\n#\n# -> x\n##\n";
+        assert!(parse(src).is_err());
+        let mut lexer = Lexer::new(src, FileId(0));
+        lexer.advance(false).unwrap();
+        let doc = parse_block(&mut lexer, Rules::V7_2).unwrap();
+        assert_eq!(doc.section(SectionKind::Example).unwrap().text, "-> x");
     }
 
     #[test]
