@@ -9,8 +9,10 @@
 //! Text is kept as QEMU keeps it: `# ` stripped, trailing white space
 //! removed, leading and trailing blank lines of each section dropped.
 //!
-//! This is the grammar of QEMU 10.x; 10.2 added line format rules (70
-//! columns, two spaces between sentences).  Releases before 10.0 used an older grammar, in [`legacy`]:
+//! This is the grammar of QEMU 10.x.  QEMU 10.0 also still treated lines
+//! starting with `=` as headings, allowed only at the start of a free-form
+//! block; 10.2 added line format rules (70 columns, two spaces between
+//! sentences).  Releases before 10.0 used an older grammar, in [`legacy`]:
 //! it knows `Note:` and `Example:` sections but not `Errors:`, strips the
 //! indentation of continuation lines, and splits free-form comments at
 //! headings.
@@ -462,14 +464,21 @@ fn parse_modern(lexer: &mut Lexer<'_>, rules: Rules) -> Result<DocBlock, Diagnos
     } else {
         doc = DocBlock::new(loc, None);
         ensure_untagged_section(&mut doc, reader.loc());
+        let mut first = true;
         while let Some(text) = line {
             if let Some((name, _)) = at_name_colon(&text) {
                 return Err(
                     reader.error(format!("'@{name}:' not allowed in free-form documentation"))
                 );
             }
+            if rules < Rules::V10_2 && text.starts_with('=') && !first {
+                // QEMU 10.0 still read `= ` lines as headings, which must
+                // open their comment block.
+                return Err(reader.error("'=' heading must come first in a comment block"));
+            }
             append_line(&mut doc, &text);
             line = reader.next()?;
+            first = false;
         }
     }
     reader.lexer.advance(false)?;
@@ -548,6 +557,10 @@ fn parse_definition_doc(
             }
             line = get_indented(reader, doc)?;
             no_more_args = true;
+        } else if reader.rules < Rules::V10_2 && text.starts_with('=') {
+            // QEMU 10.0 still read `= ` lines as headings, which only
+            // free-form blocks may have.
+            return Err(reader.error("unexpected '=' markup in definition documentation"));
         } else {
             ensure_untagged_section(doc, reader.loc());
             append_line(doc, &text);
@@ -739,6 +752,44 @@ mod tests {
         let long = "x".repeat(80);
         assert!(parse(&format!("##\n# {long}\n##\n")).is_err());
         assert!(parse(&format!("##\n# .. qmp-example::\n#\n#    {long}\n##\n")).is_ok());
+    }
+
+    fn parse_10_0(src: &str) -> Result<DocBlock, String> {
+        let mut lexer = Lexer::new(src, FileId(0));
+        lexer.advance(false).map_err(|d| d.message.clone())?;
+        parse_block(&mut lexer, Rules::V10_0)
+            .map_err(|d| format!("{}:{}: {}", d.location.line, d.location.col, d.message))
+    }
+
+    #[test]
+    fn heading_after_first_line_of_free_form_block_is_an_error_with_10_0_rules() {
+        let src = "##\n# Text\n#\n# = Heading\n##\n";
+        assert_eq!(
+            parse_10_0(src).unwrap_err(),
+            "4:1: '=' heading must come first in a comment block"
+        );
+        assert!(parse(src).is_ok());
+        // A blank first line counts as the first line.
+        assert!(parse_10_0("##\n#\n# = Heading\n##\n").is_err());
+        assert!(parse_10_0("##\n# = Heading\n#\n# Text\n##\n").is_ok());
+    }
+
+    #[test]
+    fn heading_in_definition_block_is_an_error_with_10_0_rules() {
+        let src = "##\n# @Foo:\n#\n# = Heading\n##\n";
+        assert_eq!(
+            parse_10_0(src).unwrap_err(),
+            "4:1: unexpected '=' markup in definition documentation"
+        );
+        assert!(parse(src).is_ok());
+        // Only a line that starts a paragraph counts.
+        assert!(parse_10_0("##\n# @Foo:\n#\n# Text\n# = more\n##\n").is_ok());
+    }
+
+    #[test]
+    fn line_format_is_not_checked_with_10_0_rules() {
+        let long = "x".repeat(80);
+        assert!(parse_10_0(&format!("##\n# One. Two. {long}\n##\n")).is_ok());
     }
 
     #[test]
