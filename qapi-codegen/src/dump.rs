@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use crate::doc::SectionKind;
 use crate::model::{Condition, EntityKind, Feature, ModuleItem, Schema, Variant};
 
 /// Prints the schema in QEMU's test-harness format.
@@ -51,7 +52,13 @@ pub fn dump(schema: &Schema) -> String {
         // QEMU's harness prints the sections as written: a `Returns` stub
         // added for documentation generation is not among them.
         for s in doc.other_sections().filter(|s| s.written) {
-            let _ = writeln!(out, "    section={}\n{}", s.kind, s.text);
+            // Sections only older releases have (`Note:`, `Examples:`, …)
+            // show their tag as written, as those releases' harnesses did.
+            let kind = match (s.kind, &s.tag) {
+                (SectionKind::Note | SectionKind::Example, Some(tag)) => tag.clone(),
+                (kind, _) => kind.to_string(),
+            };
+            let _ = writeln!(out, "    section={kind}\n{}", s.text);
         }
     }
     out
