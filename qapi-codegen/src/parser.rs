@@ -21,6 +21,10 @@ use crate::Error;
 /// (QEMU's own schemas nest at most five levels.)
 pub const MAX_NESTING: usize = 64;
 
+/// Include chains longer than this are rejected: each level is a recursion.
+/// (QEMU's own schemas include two levels deep.)
+pub const MAX_INCLUDE_DEPTH: usize = 32;
+
 /// A value with the location where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -345,11 +349,19 @@ impl State {
         let abs = absolute(path);
         // An include cycle: the file is one of those that include us.
         let mut at = Some(loc);
+        let mut depth = 0;
         while let Some(l) = at {
             if absolute(self.sources.path(l.file)) == abs {
                 return Err(Diagnostic::new(loc, format!("inclusion loop for {name}")));
             }
             at = self.sources.file(l.file).included_from;
+            depth += 1;
+        }
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(Diagnostic::new(
+                loc,
+                format!("includes nest deeper than {MAX_INCLUDE_DEPTH} levels"),
+            ));
         }
         if self.included.contains(&abs) {
             return Ok(());

@@ -44,6 +44,8 @@ struct Checker {
     b: Builder,
     /// Object types being checked, innermost last.
     nesting: usize,
+    /// Per entity: how deep a checked object type nests.
+    depth: Vec<usize>,
     state: Vec<State>,
     /// Per documentation block: the member and feature names connected.
     connected: HashMap<usize, (HashSet<String>, HashSet<String>)>,
@@ -341,6 +343,8 @@ impl Checker {
             return Ok(());
         };
         let mut seen: Vec<(String, Seen)> = Vec::new();
+        // How deep this type nests through bases and branches.
+        let mut depth = 1;
         if let Some(base_name) = base {
             let base_id = self.resolve(&base_name, &info, "'base'")?;
             let base_entity = self.b.entity(base_id);
@@ -358,6 +362,8 @@ impl Checker {
                 *base = Some(base_id);
             }
             self.check_object(base_id)?;
+            depth = self.depth[base_id.0 as usize] + 1;
+            self.check_depth(depth, &info)?;
             self.object_clash(base_id, &info, &mut seen)?;
         }
         let owner_name = self.b.entity(id).name.clone();
@@ -390,12 +396,32 @@ impl Checker {
             } = &self.b.entity(id).kind
             {
                 for v in &branches.variants {
+                    depth = depth.max(self.depth[v.ty.0 as usize] + 1);
+                }
+                self.check_depth(depth, &info)?;
+                for v in &branches.variants {
                     let mut copy = seen.clone();
                     self.object_clash(v.ty, &info, &mut copy)?;
                 }
             }
         }
+        self.depth[id.0 as usize] = depth;
         self.state[id.0 as usize] = State::Done;
+        Ok(())
+    }
+
+    /// Bounds nesting through bases and branches, which the member and
+    /// clash walks recurse through: the bound keeps them shallow and fast
+    /// whatever order the types come in.
+    fn check_depth(&self, depth: usize, info: &Info) -> Result<()> {
+        if depth > MAX_TYPE_NESTING {
+            return Err(err(
+                info,
+                format!(
+                    "types nest deeper than {MAX_TYPE_NESTING} levels through bases and branches"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -866,6 +892,7 @@ pub(crate) fn check_all(builder: Builder) -> std::result::Result<Schema, Box<Dia
     let mut checker = Checker {
         b: builder,
         nesting: 0,
+        depth: vec![0; n],
         state: vec![State::Unchecked; n],
         connected: HashMap::new(),
     };
