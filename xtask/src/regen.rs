@@ -158,7 +158,7 @@ mod tests {
         let root = crate::test_dir("regen-missing");
         let err = format!(
             "{:#}",
-            load(&root, QMP_SCHEMA).err().expect("no schema there")
+            load(&root, QMP_SCHEMA).expect_err("no schema there")
         );
         assert!(
             err.starts_with("can't load schemas/qmp/qapi-schema.json:\ncan't read schema file"),
