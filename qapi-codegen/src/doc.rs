@@ -293,7 +293,7 @@ impl LineReader<'_, '_> {
         let Token::Comment(text) = self.lexer.token() else {
             return Err(self.error("documentation comment must end with '##'"));
         };
-        let text = text.clone();
+        let text: &str = text;
         if text.starts_with("##") {
             if text != "##" {
                 return Err(self.error("junk after '##' at end of documentation comment"));
@@ -346,7 +346,8 @@ impl LineReader<'_, '_> {
     /// QEMU 10.2's line rules: at most 70 columns (URLs exempt), and two
     /// spaces between sentences.
     fn check_line_format(&self, line: &str) -> Result<(), Diagnostic> {
-        if line.chars().count() + 2 > 70 && !is_url_line(line) {
+        // Bytes never undercount characters: count only long lines.
+        if line.len() + 2 > 70 && line.chars().count() + 2 > 70 && !is_url_line(line) {
             return Err(self.error("documentation line longer than 70 characters"));
         }
         if let Some(at) = single_space_after_sentence(line) {
@@ -376,35 +377,28 @@ fn single_space_after_sentence(line: &str) -> Option<usize> {
     let b = line.as_bytes();
     let starts_sentence = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'(';
     let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
-    let mut i = 0;
-    while i < b.len() {
-        // "e.g. X": skipped as a whole, where "e" starts a word.
-        if b[i..].starts_with(b"e.g. ")
-            && (i == 0 || !is_word(b[i - 1]))
-            && b.get(i + 5).copied().is_some_and(starts_sentence)
-        {
-            i += 6;
+    // Candidates are rare: look only at punctuation followed by a space.
+    let mut from = 0;
+    while let Some(off) = b[from..]
+        .iter()
+        .position(|&c| matches!(c, b'.' | b'!' | b'?'))
+    {
+        let p = from + off;
+        from = p + 1;
+        if b.get(p + 1) != Some(&b' ') || !b.get(p + 2).copied().is_some_and(starts_sentence) {
             continue;
         }
-        // A list number at the start of the line: "  1. X".
-        if i == 0 {
-            let spaces = b.iter().take_while(|&&c| c == b' ').count();
-            if b.get(spaces).is_some_and(u8::is_ascii_digit)
-                && b.get(spaces + 1) == Some(&b'.')
-                && b.get(spaces + 2) == Some(&b' ')
-                && b.get(spaces + 3).copied().is_some_and(starts_sentence)
-            {
-                i = spaces + 4;
+        if b[p] == b'.' {
+            // "e.g. X", where "e" starts a word.
+            if p >= 3 && &b[p - 3..p] == b"e.g" && (p == 3 || !is_word(b[p - 4])) {
+                continue;
+            }
+            // A list number at the start of the line: "  1. X".
+            if p >= 1 && b[p - 1].is_ascii_digit() && b[..p - 1].iter().all(|&c| c == b' ') {
                 continue;
             }
         }
-        if matches!(b[i], b'.' | b'!' | b'?')
-            && b.get(i + 1) == Some(&b' ')
-            && b.get(i + 2).copied().is_some_and(starts_sentence)
-        {
-            return Some(i);
-        }
-        i += 1;
+        return Some(p);
     }
     None
 }
@@ -439,7 +433,7 @@ fn parse_modern(lexer: &mut Lexer<'_>, rules: Rules) -> Result<DocBlock, Diagnos
     let Token::Comment(open) = lexer.token() else {
         unreachable!("parse_block starts on a comment token");
     };
-    if open != "##" {
+    if *open != "##" {
         return Err(lexer.error("junk after '##' at start of documentation comment"));
     }
     let loc = lexer.location();

@@ -14,7 +14,7 @@ use crate::source::{FileId, Location};
 
 /// One token of schema text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Token {
+pub enum Token<'a> {
     /// `{`
     LBrace,
     /// `}`
@@ -33,7 +33,7 @@ pub enum Token {
     Bool(bool),
     /// A comment line, from its `#` to the end of the line (exclusive).  Only
     /// produced inside documentation blocks.
-    Comment(String),
+    Comment(&'a str),
     /// The end of the file.
     Eof,
 }
@@ -41,6 +41,7 @@ pub enum Token {
 /// Splits one file's text into tokens.
 #[derive(Debug)]
 pub struct Lexer<'a> {
+    text: &'a str,
     src: &'a [u8],
     file: FileId,
     /// Index of the next unread byte.
@@ -52,7 +53,7 @@ pub struct Lexer<'a> {
     /// Index of the first byte of the current line.
     line_pos: usize,
     /// The current token.
-    tok: Token,
+    tok: Token<'a>,
 }
 
 impl<'a> Lexer<'a> {
@@ -60,6 +61,7 @@ impl<'a> Lexer<'a> {
     /// newline; call [`Lexer::advance`] to read the first token.
     pub fn new(src: &'a str, file: FileId) -> Self {
         Lexer {
+            text: src,
             src: src.as_bytes(),
             file,
             cursor: 0,
@@ -71,8 +73,17 @@ impl<'a> Lexer<'a> {
     }
 
     /// The current token.
-    pub fn token(&self) -> &Token {
+    pub fn token(&self) -> &Token<'a> {
         &self.tok
+    }
+
+    /// Moves the value out of the current string token (which is left
+    /// empty); an empty string for other tokens.
+    pub fn take_string(&mut self) -> String {
+        match &mut self.tok {
+            Token::Str(s) => std::mem::take(s),
+            _ => String::new(),
+        }
     }
 
     /// The file being lexed.
@@ -144,8 +155,9 @@ impl<'a> Lexer<'a> {
                         .unwrap_or(self.src.len());
                     self.cursor = end;
                     if keep_comments {
-                        let text = String::from_utf8_lossy(&self.src[self.pos..end]).into_owned();
-                        self.tok = Token::Comment(text);
+                        // `#` and the newline are ASCII: both ends are
+                        // character boundaries.
+                        self.tok = Token::Comment(&self.text[self.pos..end]);
                         return Ok(());
                     }
                 }
@@ -206,7 +218,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn single(&mut self, tok: Token) -> Result<(), Diagnostic> {
+    fn single(&mut self, tok: Token<'a>) -> Result<(), Diagnostic> {
         self.tok = tok;
         Ok(())
     }
@@ -272,7 +284,7 @@ fn column(prefix: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
-    fn tokens(src: &str) -> Result<Vec<Token>, String> {
+    fn tokens(src: &str) -> Result<Vec<Token<'_>>, String> {
         let mut lexer = Lexer::new(src, FileId(0));
         let mut out = Vec::new();
         loop {
@@ -331,9 +343,9 @@ mod tests {
     fn doc_comment_lines_are_returned() {
         let mut lexer = Lexer::new("# plain\n##\n# doc\n", FileId(0));
         lexer.advance(false).unwrap();
-        assert_eq!(*lexer.token(), Token::Comment("##".into()));
+        assert_eq!(*lexer.token(), Token::Comment("##"));
         assert_eq!(lexer.line(), 2);
         lexer.advance(true).unwrap();
-        assert_eq!(*lexer.token(), Token::Comment("# doc".into()));
+        assert_eq!(*lexer.token(), Token::Comment("# doc"));
     }
 }

@@ -444,8 +444,8 @@ fn parse_value(lexer: &mut Lexer<'_>, depth: usize) -> Result<Node, Diagnostic> 
             lexer.advance(false)?;
             Value::Array(parse_elements(lexer, depth)?)
         }
-        Token::Str(s) => {
-            let v = Value::Str(s.clone());
+        Token::Str(_) => {
+            let v = Value::Str(lexer.take_string());
             lexer.advance(false)?;
             v
         }
@@ -469,9 +469,7 @@ fn parse_members(lexer: &mut Lexer<'_>, depth: usize) -> Result<Object, Diagnost
         return Err(lexer.error("expected string or '}'"));
     }
     loop {
-        let Token::Str(key) = lexer.token().clone() else {
-            unreachable!("checked before the loop and at its end");
-        };
+        let key = lexer.take_string();
         let key_loc = lexer.location();
         lexer.advance(false)?;
         if *lexer.token() != Token::Colon {

@@ -387,7 +387,7 @@ pub(super) fn parse_blocks(
     let Token::Comment(open) = lexer.token() else {
         unreachable!("parse_blocks starts on a comment token");
     };
-    if open != "##" {
+    if *open != "##" {
         return Err(lexer.error("junk after '##' at start of documentation comment"));
     }
     let loc = lexer.location();
@@ -398,7 +398,7 @@ pub(super) fn parse_blocks(
         let Token::Comment(text) = lexer.token() else {
             return Err(lexer.error("documentation comment must end with '##'"));
         };
-        let text = text.clone();
+        let text: &str = text;
         let at = lexer.location();
         if text.starts_with("##") {
             if text != "##" {
