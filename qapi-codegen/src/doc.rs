@@ -12,7 +12,7 @@
 //! This is the grammar of QEMU 10.x.  QEMU 10.0 also still treated lines
 //! starting with `=` as headings, allowed only at the start of a free-form
 //! block; 10.2 added line format rules (70 columns, two spaces between
-//! sentences).  Releases before 10.0 used an older grammar, in [`legacy`]:
+//! sentences).  Releases before 10.0 used an older grammar, in `legacy`:
 //! it knows `Note:` and `Example:` sections but not `Errors:`, strips the
 //! indentation of continuation lines, and splits free-form comments at
 //! headings.

@@ -3,12 +3,12 @@
 //! Checking runs in QEMU's order, so the first error reported is the one
 //! QEMU reports:
 //!
-//! 1. [`expr`] — the shape of every expression (keys, names, conditions,
+//! 1. `expr` — the shape of every expression (keys, names, conditions,
 //!    features, flags) and the pairing of documentation with definitions;
-//! 2. [`define`] — every definition becomes an entity, with the built-in
+//! 2. `define` — every definition becomes an entity, with the built-in
 //!    types and the implicit types QEMU derives (arrays, argument and base
 //!    types); names must be unique;
-//! 3. [`semantic`] — each entity in definition order: types resolved, bases,
+//! 3. `semantic` — each entity in definition order: types resolved, bases,
 //!    branches and alternatives validated, clashes found, documentation
 //!    connected to members;
 //! 4. modules assigned, documentation checked for members that do not

@@ -420,7 +420,7 @@ pub(super) fn parse_blocks(
                 blocks.push(done.finish(at)?);
             }
         }
-        block.append(&text, at)?;
+        block.append(text, at)?;
     }
 }
 
