@@ -223,6 +223,97 @@ impl DocBlock {
     }
 }
 
+/// A QMP example from documentation: a `.. qmp-example::` directive in
+/// QEMU 10's sections, or an `Example:` section of older releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// The directive's `:title:` option, if any.
+    pub title: Option<String>,
+    /// Whether the directive has the `:annotated:` option: the example mixes
+    /// prose with literal blocks rather than being a bare transcript.
+    pub annotated: bool,
+    /// The example's text, its common indentation removed: usually lines of
+    /// `-> request` and `<- reply`, JSON possibly spread over several lines.
+    pub text: String,
+}
+
+impl DocBlock {
+    /// Every example in the block, in source order.
+    pub fn examples(&self) -> Vec<Example> {
+        let mut out = Vec::new();
+        for section in &self.sections {
+            if section.kind == SectionKind::Example {
+                out.push(Example {
+                    title: None,
+                    annotated: false,
+                    text: section.text.clone(),
+                });
+            } else {
+                out.extend(qmp_examples(&section.text));
+            }
+        }
+        out
+    }
+}
+
+/// The `.. qmp-example::` directives in a section's text.
+pub fn qmp_examples(text: &str) -> Vec<Example> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let directive_indent = indent_of(line);
+        if line.trim() != ".. qmp-example::" {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let inside = |l: &str| l.trim().is_empty() || indent_of(l) > directive_indent;
+        let mut example = Example {
+            title: None,
+            annotated: false,
+            text: String::new(),
+        };
+        // Options come first, one per line.
+        while i < lines.len() && !lines[i].trim().is_empty() && inside(lines[i]) {
+            let option = lines[i].trim();
+            if let Some(title) = option.strip_prefix(":title:") {
+                example.title = Some(title.trim().to_owned());
+            } else if option == ":annotated:" {
+                example.annotated = true;
+            } else if !option.starts_with(':') {
+                break;
+            }
+            i += 1;
+        }
+        let start = i;
+        while i < lines.len() && inside(lines[i]) {
+            i += 1;
+        }
+        let body = &lines[start..i];
+        let common = body
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| indent_of(l))
+            .min()
+            .unwrap_or(0);
+        let dedented: Vec<&str> = body
+            .iter()
+            .map(|l| {
+                if l.trim().is_empty() {
+                    ""
+                } else {
+                    &l[common..]
+                }
+            })
+            .collect();
+        example.text = dedented.join("\n").trim_matches('\n').to_owned();
+        out.push(example);
+    }
+    out
+}
+
 /// The `@name:` at the start of a description line: the name and the
 /// length of the match (colon and following spaces included).
 fn at_name_colon(line: &str) -> Option<(&str, usize)> {
@@ -795,6 +886,20 @@ mod tests {
         lexer.advance(false).unwrap();
         let doc = parse_block(&mut lexer, Rules::V7_2).unwrap();
         assert_eq!(doc.section(SectionKind::Example).unwrap().text, "-> x");
+    }
+
+    #[test]
+    fn qmp_examples_are_extracted_with_title_and_text() {
+        let text = "Does things.\n\n.. qmp-example::\n   :title: First\n\n    -> { \"execute\": \"x\" }\n    <- { \"return\": {} }\n\nMore text.\n\n.. qmp-example::\n   :annotated:\n\n   Prose::\n\n     -> {}";
+        let examples = qmp_examples(text);
+        assert_eq!(examples.len(), 2);
+        assert_eq!(examples[0].title.as_deref(), Some("First"));
+        assert_eq!(
+            examples[0].text,
+            "-> { \"execute\": \"x\" }\n<- { \"return\": {} }"
+        );
+        assert!(examples[1].annotated);
+        assert_eq!(examples[1].text, "Prose::\n\n  -> {}");
     }
 
     #[test]
