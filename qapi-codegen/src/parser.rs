@@ -14,7 +14,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::doc::{self, DocBlock};
 use crate::lexer::{Lexer, Token};
 use crate::rules::Rules;
-use crate::source::{FileId, Location, SourceMap};
+use crate::source::{absolute, FileId, Location, SourceMap};
 use crate::Error;
 
 /// Nesting deeper than this is rejected rather than risking the stack.
@@ -165,33 +165,16 @@ pub fn parse_schema(path: &Path, rules: Rules) -> Result<ParsedSchema, Error> {
         path: path.to_owned(),
         source,
     })?;
-    let mut state = State {
-        sources: SourceMap::new(),
-        exprs: Vec::new(),
-        docs: Vec::new(),
-        pragmas: Pragmas::default(),
-        included: HashSet::new(),
-        rules,
-    };
-    let root = state.sources.add(path.to_owned(), None);
-    match state.parse_file(root, &text) {
-        Ok(()) => Ok(ParsedSchema {
-            sources: state.sources,
-            root,
-            exprs: state.exprs,
-            docs: state.docs,
-            pragmas: state.pragmas,
-        }),
-        Err(diag) => Err(Error::Invalid(Box::new(Diagnostics {
-            sources: state.sources,
-            list: vec![diag],
-        }))),
-    }
+    parse_bytes(path, &text, rules).map_err(Error::Invalid)
 }
 
 /// Parses schema text held in memory (its `include` directives are resolved
 /// against `path`'s directory on disk).
 pub fn parse_text(path: &Path, text: &str, rules: Rules) -> Result<ParsedSchema, Box<Diagnostics>> {
+    parse_bytes(path, text.as_bytes(), rules)
+}
+
+fn parse_bytes(path: &Path, bytes: &[u8], rules: Rules) -> Result<ParsedSchema, Box<Diagnostics>> {
     let mut state = State {
         sources: SourceMap::new(),
         exprs: Vec::new(),
@@ -201,7 +184,7 @@ pub fn parse_text(path: &Path, text: &str, rules: Rules) -> Result<ParsedSchema,
         rules,
     };
     let root = state.sources.add(path.to_owned(), None);
-    match state.parse_file(root, text.as_bytes()) {
+    match state.parse_file(root, bytes) {
         Ok(()) => Ok(ParsedSchema {
             sources: state.sources,
             root,
@@ -224,28 +207,6 @@ struct State {
     /// Absolute paths of every file read so far: each is read once.
     included: HashSet<PathBuf>,
     rules: Rules,
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    // Like Python's os.path.abspath: lexical, no symlink resolution.
-    let joined = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_owned())
-    };
-    let mut out = PathBuf::new();
-    for comp in joined.components() {
-        match comp {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 impl State {

@@ -5,7 +5,7 @@
 //! remembers which `include` directive pulled each file in, so diagnostics can
 //! print QEMU's "In file included from" chain.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Index of a file in a [`SourceMap`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,4 +100,27 @@ impl SourceMap {
             }
         }
     }
+}
+
+/// Like Python's `os.path.abspath`, which QEMU uses to compare included
+/// files: absolute and lexically normalized, symbolic links not resolved.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    };
+    let mut out = PathBuf::new();
+    for comp in joined.components() {
+        match comp {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -7,7 +7,7 @@
 //! definition itself.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::expr::{
     Body, Definition, Item, RawEnumValue, RawFeature, RawMember, RawVariant, TypeOrMembers, TypeRef,
@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::parser::{ParsedSchema, Pragmas};
 use crate::rules::Rules;
-use crate::source::SourceMap;
+use crate::source::{absolute, SourceMap};
 
 /// Placeholder for a type not resolved yet.
 pub(crate) const UNRESOLVED: EntityId = EntityId(u32::MAX);
@@ -673,28 +673,6 @@ pub(crate) fn describe_entity(entity: &Entity) -> String {
         }
         _ => format!("{} type '{}'", entity.meta(), entity.name),
     }
-}
-
-/// Like Python's `os.path.abspath`: absolute and lexically normalized.
-fn absolute(path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_owned())
-    };
-    let mut out = PathBuf::new();
-    for comp in joined.components() {
-        match comp {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Like Python's `os.path.relpath` on absolute, normalized paths.
