@@ -30,6 +30,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod doc;
 pub mod dump;
+pub mod emit;
 pub mod lexer;
 pub mod model;
 pub mod naming;

@@ -1,21 +1,44 @@
 //! Rust types for QEMU's machine protocol, QMP, generated from QEMU's QAPI
-//! schema.
+//! schema (QEMU 10.2.2, vendored in the repository's `schemas/`).
 //!
-//! **Status: placeholder.**  The crate is empty until code generation lands
-//! (the bindings issue).  It will hold:
+//! - **The core**, written by hand and shared with `qga-types`: the
+//!   [`Command`] and [`Event`] traits, [`Empty`], [`Timestamp`],
+//!   [`EventMessage`] and [`UnknownValue`].
+//! - **The generated QMP types, commands and events**, one module per QAPI
+//!   schema module (`block-core.json` → [`block_core`]), each behind a cargo
+//!   feature of the same name (all on by default).  Everything is also
+//!   re-exported at the crate root under QEMU's names.
 //!
-//! - **the core traits**, written by hand and shared with `qga-types`:
-//!   `Command` (a command's wire name, its serialized arguments and its
-//!   deserialized return type) and `Event` (an event's wire name and data);
-//! - **the generated QMP types, commands and events**: every struct, enum,
-//!   union and alternate, command and event of the vendored QMP schema
-//!   (`schemas/qmp/`, QEMU 10.2.2), QAPI type names spelled as QEMU spells
-//!   them;
-//! - **one module per QAPI schema module** (`block-core.json` →
-//!   `block_core`), each behind a cargo feature of the same name that enables
-//!   the modules its types use.
+//! A command's type holds its arguments and implements [`Command`], which
+//! names its reply type:
 //!
-//! Items QEMU builds only under an `if` condition are generated all the same,
-//! and their docs name the QEMU build configuration that provides them.  The
-//! generated files live in `src/generated/` and are written only by
-//! `cargo xtask regen`.
+//! ```
+//! use qapi_types::{commands::QueryStatus, Command};
+//!
+//! let request = serde_json::json!({ "execute": QueryStatus::NAME, "arguments": QueryStatus {} });
+//! let status: <QueryStatus as Command>::Returns =
+//!     serde_json::from_str(r#"{"running": true, "status": "running"}"#).unwrap();
+//! assert!(status.running);
+//! # let _ = request;
+//! ```
+//!
+//! Replies from a newer QEMU decode: unknown enum values, union branches
+//! and events are kept (`Unrecognized`), and unknown members are ignored.
+//!
+//! Items QEMU builds only under a condition are generated all the same;
+//! their docs say which. The generated files live in `src/generated/` and
+//! are written only by `cargo xtask regen`.
+//!
+//! Licensing: the generated code carries documentation text from QEMU's
+//! schema files, which are GPL-2.0-or-later; see the README.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Generated code names the core `::qapi_types`, here as in `qga-types`.
+extern crate self as qapi_types;
+
+mod qapi_core;
+mod generated;
+
+pub use qapi_core::*;
+pub use generated::*;

@@ -1,12 +1,18 @@
-//! Rust types for the QEMU guest agent (QGA) protocol, generated from the
-//! guest agent's QAPI schema.
+//! Rust types for the QEMU guest agent protocol (QGA), generated from
+//! QEMU's guest-agent QAPI schema (QEMU 10.2.2, vendored in the
+//! repository's `schemas/qga/`).
 //!
-//! **Status: placeholder.**  The crate is empty until code generation lands
-//! (the bindings issue).  It will hold the generated guest agent types and
-//! commands of the vendored schema (`schemas/qga/qapi-schema.json`, QEMU
-//! 10.2.2), such as `guest-ping`, `guest-exec` and `guest-get-osinfo`.
+//! The core traits ([`Command`],
+//! `Event`) and shared types come from `qapi-types`
+//! (used without its QMP modules).  Each command is a type in [`commands`]
+//! holding its arguments; the guest agent's types are at the crate root
+//! under QEMU's names.
 //!
-//! It has no core of its own: the `Command` trait and the shared types come
-//! from `qapi-types`, so one client speaks both QMP and the guest agent
-//! protocol.  The generated files live in `src/generated/` and are written
-//! only by `cargo xtask regen`.
+//! The generated files live in `src/generated/` and are written only by
+//! `cargo xtask regen`.  They carry documentation text from QEMU's schema,
+//! which is GPL-2.0-or-later; see the README.
+
+mod generated;
+
+pub use generated::*;
+pub use qapi_types::{Command, Empty, UnknownValue};

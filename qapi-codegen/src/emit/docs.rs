@@ -1,0 +1,313 @@
+//! Schema documentation to rustdoc Markdown.
+//!
+//! QEMU writes its documentation in reStructuredText.  The conversion keeps
+//! what rustdoc can show and makes sure nothing in it is taken for Rust:
+//! literal blocks and QMP examples become fenced `text`/`json` blocks (never
+//! compiled as doctests), indentation outside them is dropped (Markdown
+//! would make an indented block a doctest), `[`, `]`, `<` and `>` are
+//! escaped (they would be links or HTML), bare URLs are wrapped, and
+//! `@member` references become code spans.
+
+use crate::doc::{DocBlock, Section, SectionKind};
+use crate::model::Condition;
+
+/// Converts one section's rST text to Markdown.
+pub fn markdown(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        let indent = indent_of(line);
+        if let Some(directive) = trimmed.strip_prefix(".. ") {
+            let (name, arg) = match directive.split_once("::") {
+                Some((name, arg)) => (name.trim(), arg.trim()),
+                None => (directive.trim(), ""),
+            };
+            i += 1;
+            // Options (`:title: …`) come first.
+            let mut title = None;
+            while i < lines.len()
+                && indent_of(lines[i]) > indent
+                && lines[i].trim().starts_with(':')
+            {
+                if let Some(t) = lines[i].trim().strip_prefix(":title:") {
+                    title = Some(t.trim().to_owned());
+                }
+                i += 1;
+            }
+            let start = i;
+            while i < lines.len() && (lines[i].trim().is_empty() || indent_of(lines[i]) > indent) {
+                i += 1;
+            }
+            let body = dedent(&lines[start..i]);
+            push_blank(&mut out);
+            match name {
+                "qmp-example" => {
+                    out.push(match title {
+                        Some(t) => format!("**Example: {}**", inline(&t)),
+                        None => "**Example:**".to_owned(),
+                    });
+                    out.push(String::new());
+                    fence(&mut out, "json", &body);
+                }
+                "code-block" | "code" => fence(&mut out, "text", &body),
+                "note" | "warning" | "caution" | "important" | "admonition" | "hint" | "tip" => {
+                    let label = match name {
+                        "admonition" if !arg.is_empty() => arg.to_owned(),
+                        "admonition" | "note" => "Note".to_owned(),
+                        other => {
+                            let mut c = other.chars();
+                            c.next()
+                                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                                .unwrap_or_default()
+                        }
+                    };
+                    out.push(format!("**{}:**", inline(&label)));
+                    out.push(String::new());
+                    out.push(markdown(&body));
+                }
+                _ => out.push(markdown(&body)),
+            }
+            push_blank(&mut out);
+            continue;
+        }
+        if trimmed.ends_with("::") {
+            // A literal block follows: "text::" shows as "text:".
+            let head = trimmed.trim_end_matches("::").trim_end();
+            if !head.is_empty() {
+                out.push(format!("{}:", inline(head)));
+            }
+            i += 1;
+            let start = i;
+            while i < lines.len() && (lines[i].trim().is_empty() || indent_of(lines[i]) > indent) {
+                i += 1;
+            }
+            let body = dedent(&lines[start..i]);
+            if !body.is_empty() {
+                push_blank(&mut out);
+                fence(&mut out, "text", &body);
+                push_blank(&mut out);
+            }
+            continue;
+        }
+        out.push(inline(trimmed));
+        i += 1;
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    let mut text = out.join("\n");
+    while text.contains("\n\n\n") {
+        text = text.replace("\n\n\n", "\n\n");
+    }
+    text.trim_start_matches('\n').to_owned()
+}
+
+fn push_blank(out: &mut Vec<String>) {
+    if out.last().is_some_and(|l| !l.is_empty()) {
+        out.push(String::new());
+    }
+}
+
+fn fence(out: &mut Vec<String>, lang: &str, body: &str) {
+    out.push(format!("```{lang}"));
+    out.push(body.to_owned());
+    out.push("```".to_owned());
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn dedent(lines: &[&str]) -> String {
+    let common = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+        .min()
+        .unwrap_or(0);
+    let body: Vec<&str> = lines
+        .iter()
+        .map(|l| if l.trim().is_empty() { "" } else { &l[common..] })
+        .collect();
+    body.join("\n").trim_matches('\n').to_owned()
+}
+
+/// Inline markup: ``code`` and roles to code spans, `@name` to a code span,
+/// and escapes outside code spans.
+fn inline(text: &str) -> String {
+    let text = text.replace("``", "`");
+    let text = strip_roles(&text);
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(part);
+        } else {
+            out.push_str(&escape_plain(part));
+        }
+    }
+    // An unbalanced backtick would swallow the rest of the paragraph.
+    if text.matches('`').count() % 2 == 1 {
+        out = out.replacen('`', "\\`", 1);
+    }
+    out
+}
+
+/// `:ref:`text`` and similar rST roles: the text alone, as code.
+fn strip_roles(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(":`").and_then(|colon| {
+        let before = &rest[..colon];
+        let role_start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-'))?;
+        let role = &before[role_start + 1..];
+        (role.starts_with(':') && role.len() > 1).then_some((role_start + 1, colon + 1))
+    }) {
+        let (role_start, tick) = start;
+        out.push_str(&rest[..role_start]);
+        rest = &rest[tick..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape_plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        // Bare URLs are wrapped so rustdoc links them without a warning.
+        if rest.starts_with("http://") || rest.starts_with("https://") {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == '>' || c == ')' || c == '`')
+                .unwrap_or(rest.len());
+            let url = rest[..end].trim_end_matches(['.', ',', ';']);
+            out.push('<');
+            out.push_str(url);
+            out.push('>');
+            rest = &rest[url.len()..];
+            continue;
+        }
+        let c = rest.chars().next().expect("not empty");
+        match c {
+            '@' if !out.ends_with(|p: char| p.is_ascii_alphanumeric()) => {
+                let name_len = rest[1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                    .unwrap_or(rest.len() - 1);
+                let name = rest[1..1 + name_len].trim_end_matches('.');
+                if name.is_empty() {
+                    out.push('@');
+                    rest = &rest[1..];
+                } else {
+                    out.push('`');
+                    out.push_str(name);
+                    out.push('`');
+                    rest = &rest[1 + name.len()..];
+                }
+                continue;
+            }
+            '[' | ']' | '<' | '>' | '\\' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// How a condition reads in the docs.
+pub fn describe_condition(cond: &Condition) -> String {
+    match cond {
+        Condition::Name(n) => format!("`{n}`"),
+        Condition::Not(c) => format!("not {}", describe_condition(c)),
+        Condition::All(list) => join(list, " and "),
+        Condition::Any(list) => join(list, " or "),
+    }
+}
+
+fn join(list: &[Condition], sep: &str) -> String {
+    list.iter()
+        .map(|c| match c {
+            Condition::All(_) | Condition::Any(_) => format!("({})", describe_condition(c)),
+            _ => describe_condition(c),
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// The documentation of a definition, from its block: the body, then the
+/// other sections in order (members and features are documented where they
+/// are declared).
+pub fn definition(doc: Option<&DocBlock>) -> Vec<String> {
+    let Some(doc) = doc else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    let body = markdown(&doc.body().text);
+    if !body.is_empty() {
+        parts.push(body);
+    }
+    for section in doc.other_sections().filter(|s| s.written) {
+        if let Some(text) = section_text(section) {
+            parts.push(text);
+        }
+    }
+    parts
+}
+
+fn section_text(section: &Section) -> Option<String> {
+    let text = markdown(&section.text);
+    Some(match section.kind {
+        SectionKind::Returns => format!("# Returns\n\n{text}"),
+        SectionKind::Errors => format!("# Errors\n\n{text}"),
+        SectionKind::Since => format!("*Since: {}*", inline(section.text.trim())),
+        SectionKind::Note => format!("**Note:** {text}"),
+        SectionKind::Example => format!(
+            "**Example:**\n\n```json\n{}\n```",
+            section.text.trim_matches('\n')
+        ),
+        SectionKind::Todo => return None,
+        _ => text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rst_markup_becomes_markdown_that_rustdoc_will_not_run() {
+        let text = "Use @device-id for ``[x]``.  See https://qemu.org.\n\n\
+                    Example::\n\n    {\"a\": 1}\n\n.. qmp-example::\n   :title: T\n\n   -> { \"execute\": \"x\" }\n\n\
+                    .. note:: Careful <here>.\n\n   indented";
+        let md = markdown(text);
+        assert!(md.contains("Use `device-id` for `[x]`."), "{md}");
+        assert!(md.contains("<https://qemu.org>"), "{md}");
+        assert!(md.contains("Example:\n\n```text\n{\"a\": 1}\n```"), "{md}");
+        assert!(md.contains("**Example: T**\n\n```json\n-> { \"execute\": \"x\" }\n```"), "{md}");
+        assert!(md.contains("**Note:**"), "{md}");
+        assert!(!md.lines().any(|l| l.starts_with("    ") && !l.trim().is_empty()), "{md}");
+    }
+
+    #[test]
+    fn brackets_and_angle_brackets_are_escaped_outside_code() {
+        assert_eq!(inline("a [b] <c> `[d]`"), "a \\[b\\] \\<c\\> `[d]`");
+        assert_eq!(inline("see :ref:`foo`"), "see `foo`");
+        assert_eq!(inline("user@example"), "user@example");
+    }
+
+    #[test]
+    fn conditions_read_as_words() {
+        let c = Condition::All(vec![
+            Condition::Name("A".into()),
+            Condition::Any(vec![Condition::Name("B".into()), Condition::Not(Box::new(Condition::Name("C".into())))]),
+        ]);
+        assert_eq!(describe_condition(&c), "`A` and (`B` or not `C`)");
+    }
+}

@@ -1,0 +1,1207 @@
+//! The checked model to Rust source.
+//!
+//! One Rust module per QAPI schema module, each item generated in schema
+//! order with quote, the whole formatted with prettyplease.  The mapping:
+//!
+//! | QAPI | Rust |
+//! | --- | --- |
+//! | built-in types | `String`, `i64`, `u8`…, `f64`, `bool`, `()`, `serde_json::Value` |
+//! | `['T']` | `Vec<T>` |
+//! | `enum` | an enum with the wire names, plus `Unrecognized` for values a newer QEMU sends |
+//! | `struct` | a struct with the base's members first (no `flatten`), optional members as `Option` |
+//! | `union` | a struct with the base's members and `branch`, an enum tagged by the discriminator, plus `Unrecognized` for branches a newer QEMU sends |
+//! | `alternate` | an enum decoded by dispatching on the JSON type |
+//! | `command` | an arguments type implementing `Command` |
+//! | `event` | a data type implementing `Event`, and one `Event` enum over all events |
+//!
+//! Types that contain themselves (through members, branches or
+//! alternatives) are boxed where the cycle closes.
+
+pub mod docs;
+pub mod names;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+
+use crate::model::{EntityId, EntityKind, JsonType, ModuleItem, Schema};
+
+/// How to generate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The path generated code uses for the core traits and types
+    /// (`Command`, `Event`, `Empty`, `Timestamp`, `UnknownValue`).
+    pub core_path: String,
+    /// A name for the schema, shown in each file's header.
+    pub schema_name: String,
+    /// Put each module behind a cargo feature of the same name.
+    pub features: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            core_path: "::qapi_types".to_owned(),
+            schema_name: "schema".to_owned(),
+            features: false,
+        }
+    }
+}
+
+/// What one generated module holds, for `mod.rs`.
+struct ModuleContents {
+    name: String,
+    types: Vec<String>,
+    commands: bool,
+    events: bool,
+}
+
+/// Generated source: file names (relative to the `generated/` folder) to
+/// their text, and the cargo features with the features each needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generated {
+    /// File name → contents, in name order.
+    pub files: BTreeMap<String, String>,
+    /// Feature → the features it turns on (when `Options::features`).
+    pub features: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Why code could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenerateError {
+    /// Two names of the schema map to one Rust name.
+    #[error("{what}: '{first}' and '{second}' both become `{rust}` in Rust")]
+    NameClash {
+        /// Where (the definition).
+        what: String,
+        /// The first wire name.
+        first: String,
+        /// The second wire name.
+        second: String,
+        /// The Rust name they share.
+        rust: String,
+    },
+    /// The generated code could not be parsed back (a generator bug).
+    #[error("generated code for module {module} does not parse: {message}")]
+    Unparsable {
+        /// The module.
+        module: String,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+fn ident(name: &str) -> Ident {
+    match name.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(name, Span::call_site()),
+    }
+}
+
+fn doc_attrs(parts: &[String]) -> TokenStream {
+    let text = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    if text.is_empty() {
+        return TokenStream::new();
+    }
+    let lines = text.lines().map(|l| format!(" {l}").trim_end().to_owned());
+    quote! { #( #[doc = #lines] )* }
+}
+
+struct Emitter<'s> {
+    schema: &'s Schema,
+    options: &'s Options,
+    core: TokenStream,
+    /// Entity → its strongly connected component, for boxing cycles.
+    scc: Vec<usize>,
+    /// Which SCCs have a cycle.
+    cyclic: Vec<bool>,
+    /// Rust names taken at the top level, for clash detection.
+    taken: HashMap<String, String>,
+    /// Per module: the modules whose types it uses.
+    uses: BTreeMap<usize, BTreeSet<usize>>,
+    current_module: usize,
+    /// The path from the item being generated to the generated root, where
+    /// every type is re-exported: `super::` from a module, `super::super::`
+    /// from its `commands` and `events`.
+    prefix: TokenStream,
+    /// Rust names of the types the current module defines.
+    module_types: Vec<String>,
+}
+
+/// Generates Rust for `schema`.
+pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, GenerateError> {
+    let core: TokenStream = options
+        .core_path
+        .parse()
+        .unwrap_or_else(|_| quote! { ::qapi_types });
+    let (scc, cyclic) = components(schema);
+    let mut emitter = Emitter {
+        schema,
+        options,
+        core,
+        scc,
+        cyclic,
+        taken: HashMap::new(),
+        uses: BTreeMap::new(),
+        current_module: 0,
+        prefix: quote! { super:: },
+        module_types: Vec::new(),
+    };
+    emitter.generate()
+}
+
+/// Tarjan's strongly connected components over "contains inline" edges
+/// (members, branches, alternatives; arrays are on the heap and break
+/// cycles).
+fn components(schema: &Schema) -> (Vec<usize>, Vec<bool>) {
+    let n = schema.entities.len();
+    let edges: Vec<Vec<usize>> = (0..n)
+        .map(|i| inline_children(schema, EntityId(i as u32)))
+        .collect();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut comp = vec![usize::MAX; n];
+    let mut cyclic = Vec::new();
+    let mut next = 0;
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        // Iterative DFS: (node, next edge).
+        let mut work = vec![(root, 0usize)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut e)) = work.last_mut() {
+            if *e < edges[v].len() {
+                let w = edges[v][*e];
+                *e += 1;
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                work.pop();
+                if let Some(&(parent, _)) = work.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let id = cyclic.len();
+                    let mut size = 0;
+                    let mut self_loop = false;
+                    loop {
+                        let w = stack.pop().expect("on the stack");
+                        on_stack[w] = false;
+                        comp[w] = id;
+                        size += 1;
+                        self_loop |= edges[w].contains(&w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    cyclic.push(size > 1 || self_loop);
+                }
+            }
+        }
+    }
+    (comp, cyclic)
+}
+
+fn inline_children(schema: &Schema, id: EntityId) -> Vec<usize> {
+    let mut out = Vec::new();
+    match &schema.entity(id).kind {
+        EntityKind::Object { branches, .. } => {
+            for m in schema.members(id) {
+                out.push(m.ty.0 as usize);
+            }
+            if let Some(b) = branches {
+                out.extend(b.variants.iter().map(|v| v.ty.0 as usize));
+            }
+        }
+        EntityKind::Alternate { alternatives } => {
+            out.extend(alternatives.iter().map(|v| v.ty.0 as usize));
+        }
+        _ => {}
+    }
+    out.retain(|&t| {
+        !matches!(
+            schema.entities[t].kind,
+            EntityKind::Array { .. } | EntityKind::Builtin(_)
+        )
+    });
+    out
+}
+
+impl Emitter<'_> {
+    fn generate(&mut self) -> Result<Generated, GenerateError> {
+        let mut generated = Generated::default();
+        let mut module_names = Vec::new();
+        let mut module_contents = Vec::new();
+        let mut events = Vec::new();
+        for (index, module) in self.schema.modules.iter().enumerate() {
+            if index == 0 {
+                continue; // built-in types
+            }
+            self.current_module = index;
+            self.module_types.clear();
+            let (mut items, mut commands, mut module_events) = (Vec::new(), Vec::new(), Vec::new());
+            for item in &module.items {
+                if let ModuleItem::Entity(id) = item {
+                    match self.schema.entity(*id).kind {
+                        EntityKind::Event { .. } => {
+                            events.push((*id, index));
+                            self.prefix = quote! { super::super:: };
+                            module_events.push(self.entity(*id)?);
+                        }
+                        EntityKind::Command(_) => {
+                            self.prefix = quote! { super::super:: };
+                            commands.push(self.entity(*id)?);
+                        }
+                        _ => {
+                            self.prefix = quote! { super:: };
+                            items.push(self.entity(*id)?);
+                        }
+                    }
+                }
+            }
+            if items.iter().chain(&commands).chain(&module_events).all(|t| t.is_empty()) {
+                continue;
+            }
+            let module_doc = format!(" The commands of `{}`.", module.name);
+            let commands = if commands.is_empty() {
+                TokenStream::new()
+            } else {
+                quote! {
+                    #[doc = #module_doc]
+                    pub mod commands {
+                        use serde::{Deserialize, Serialize};
+                        #( #commands )*
+                    }
+                }
+            };
+            let module_doc = format!(" The events of `{}`.", module.name);
+            let module_events = if module_events.is_empty() {
+                TokenStream::new()
+            } else {
+                quote! {
+                    #[doc = #module_doc]
+                    pub mod events {
+                        use serde::{Deserialize, Serialize};
+                        #( #module_events )*
+                    }
+                }
+            };
+            let name = names::module(&module.name);
+            let header = format!(
+                " Generated by qapi-codegen from the {} schema module `{}`.\n Do not edit: run `cargo xtask regen`.",
+                self.options.schema_name, module.name
+            );
+            let tokens = quote! {
+                #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
+                use serde::{Deserialize, Serialize};
+                #( #items )*
+                #commands
+                #module_events
+            };
+            let text = format_file(&name, &header, tokens)?;
+            generated.files.insert(format!("{name}.rs"), text);
+            module_names.push((index, name.clone()));
+            module_contents.push(ModuleContents {
+                name,
+                types: self.module_types.clone(),
+                commands: !commands.is_empty(),
+                events: !module_events.is_empty(),
+            });
+        }
+        let events = self.event_enum(&events, &module_names)?;
+        let mod_rs = self.mod_rs(&module_contents, events)?;
+        generated.files.insert("mod.rs".to_owned(), mod_rs);
+        if self.options.features {
+            for (index, name) in &module_names {
+                let deps = self
+                    .uses
+                    .get(index)
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| **m != *index)
+                    .filter_map(|m| module_names.iter().find(|(i, _)| i == m))
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                generated.features.insert(name.clone(), deps);
+            }
+        }
+        Ok(generated)
+    }
+
+    fn cfg(&self, module: &str) -> TokenStream {
+        if self.options.features {
+            quote! {
+                #[cfg(feature = #module)]
+                #[cfg_attr(docsrs, doc(cfg(feature = #module)))]
+            }
+        } else {
+            TokenStream::new()
+        }
+    }
+
+    fn mod_rs(&self, modules: &[ModuleContents], events: TokenStream) -> Result<String, GenerateError> {
+        let mods = modules.iter().map(|m| {
+            let id = ident(&m.name);
+            let cfg = self.cfg(&m.name);
+            let types = m.types.iter().map(|t| ident(t));
+            let doc = format!(" Types, commands and events of the schema module `{}`.", m.name);
+            let reexport = if m.types.is_empty() {
+                TokenStream::new()
+            } else {
+                let cfg = self.cfg(&m.name);
+                quote! { #cfg pub use #id::{ #( #types ),* }; }
+            };
+            quote! {
+                #cfg
+                #[doc = #doc]
+                pub mod #id;
+                #reexport
+            }
+        });
+        let command_uses = modules.iter().filter(|m| m.commands).map(|m| {
+            let id = ident(&m.name);
+            let cfg = self.cfg(&m.name);
+            quote! { #cfg pub use super::#id::commands::*; }
+        });
+        let event_uses = modules.iter().filter(|m| m.events).map(|m| {
+            let id = ident(&m.name);
+            let cfg = self.cfg(&m.name);
+            quote! { #cfg pub use super::#id::events::*; }
+        });
+        let header = format!(
+            " Generated by qapi-codegen from the {} schema.\n Do not edit: run `cargo xtask regen`.",
+            self.options.schema_name
+        );
+        format_file(
+            "mod",
+            &header,
+            quote! {
+                #![allow(deprecated, clippy::all)]
+                #( #mods )*
+
+                /// Every command, each a type holding its arguments and implementing `Command`.
+                pub mod commands {
+                    #( #command_uses )*
+                }
+
+                /// Every event's data type, each implementing `Event`.
+                pub mod events {
+                    #( #event_uses )*
+                }
+
+                #events
+            },
+        )
+    }
+
+    /// Notes that the current module uses `id`'s module.
+    fn uses(&mut self, id: EntityId) {
+        let module = self.schema.entity(id).module;
+        if module != 0 {
+            self.uses.entry(self.current_module).or_default().insert(module);
+        }
+    }
+
+    /// The Rust type of a reference to `id`.
+    fn type_ref(&mut self, id: EntityId) -> TokenStream {
+        let entity = self.schema.entity(id);
+        match &entity.kind {
+            EntityKind::Builtin(json) => match (entity.name.as_str(), json) {
+                ("str", _) => quote! { ::std::string::String },
+                ("number", _) => quote! { f64 },
+                ("int" | "int64", _) => quote! { i64 },
+                ("int8", _) => quote! { i8 },
+                ("int16", _) => quote! { i16 },
+                ("int32", _) => quote! { i32 },
+                ("uint8", _) => quote! { u8 },
+                ("uint16", _) => quote! { u16 },
+                ("uint32", _) => quote! { u32 },
+                ("uint64" | "size", _) => quote! { u64 },
+                ("bool", _) => quote! { bool },
+                ("null", _) => quote! { () },
+                (_, JsonType::Value) => quote! { ::serde_json::Value },
+                _ => quote! { ::serde_json::Value },
+            },
+            EntityKind::Array { element } => {
+                let inner = self.type_ref(*element);
+                quote! { ::std::vec::Vec<#inner> }
+            }
+            EntityKind::Object { .. } if entity.name == "q_empty" => {
+                let core = &self.core;
+                quote! { #core::Empty }
+            }
+            _ => {
+                self.uses(id);
+                let name = ident(&names::type_name(&entity.name));
+                let prefix = &self.prefix;
+                quote! { #prefix #name }
+            }
+        }
+    }
+
+    /// A reference from inside `container`, boxed when it closes a cycle.
+    fn member_type(&mut self, container: EntityId, ty: EntityId) -> TokenStream {
+        let inner = self.type_ref(ty);
+        let (a, b) = (self.scc[container.0 as usize], self.scc[ty.0 as usize]);
+        if a == b && self.cyclic[a] {
+            quote! { ::std::boxed::Box<#inner> }
+        } else {
+            inner
+        }
+    }
+
+    /// Takes `rust` in namespace `what` (`types`, `commands`, `events`)
+    /// for `wire`; two wire names may not share it.
+    fn claim(&mut self, rust: &str, wire: &str, what: &str) -> Result<(), GenerateError> {
+        if what == "types" {
+            self.module_types.push(rust.to_owned());
+        }
+        let rust_key = format!("{what}:{rust}");
+        let rust = rust_key.as_str();
+        if let Some(first) = self.taken.get(rust) {
+            if first != wire {
+                return Err(GenerateError::NameClash {
+                    what: what.to_owned(),
+                    first: first.clone(),
+                    second: wire.to_owned(),
+                    rust: rust[what.len() + 1..].to_owned(),
+                });
+            }
+        }
+        self.taken.insert(rust.to_owned(), wire.to_owned());
+        Ok(())
+    }
+
+    /// Docs for a definition: its documentation, its condition and its
+    /// features.
+    fn item_docs(&self, id: EntityId) -> Vec<String> {
+        let entity = self.schema.entity(id);
+        let doc = self.schema.doc(id);
+        let mut parts = docs::definition(doc);
+        if let Some(cond) = &entity.ifcond {
+            parts.push(format!(
+                "**Availability:** only when QEMU is built with {}.",
+                docs::describe_condition(cond)
+            ));
+        }
+        if !entity.features.is_empty() {
+            let mut list = String::from("# Features\n");
+            for f in &entity.features {
+                let text = doc
+                    .and_then(|d| d.feature(&f.name))
+                    .map(|s| docs::markdown(&s.text).replace('\n', " "))
+                    .unwrap_or_default();
+                let marker = match f.name.as_str() {
+                    "unstable" => " (**unstable**: may change or go away without notice)",
+                    "deprecated" => " (**deprecated**)",
+                    _ => "",
+                };
+                list.push_str(&format!("\n- `{}`{marker}: {text}", f.name));
+            }
+            parts.push(list);
+        }
+        parts
+    }
+
+    fn deprecated(&self, features: &[crate::model::Feature], doc_text: Option<String>) -> TokenStream {
+        if features.iter().any(|f| f.name == "deprecated") {
+            let note = doc_text
+                .map(|t| t.split("\n\n").next().unwrap_or("").replace('\n', " "))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "deprecated in QEMU's schema".to_owned());
+            quote! { #[deprecated(note = #note)] }
+        } else {
+            TokenStream::new()
+        }
+    }
+
+    /// The doc block that describes the members of `id`: its own, or for an
+    /// implicit type that of the command, event or union it belongs to.
+    fn member_doc_block(&self, id: EntityId) -> Option<&crate::doc::DocBlock> {
+        let entity = self.schema.entity(id);
+        if let Some(rest) = entity.name.strip_prefix("q_obj_") {
+            let owner = rest.rsplit_once('-').map_or(rest, |(o, _)| o);
+            return self.schema.lookup_id(owner).and_then(|o| self.schema.doc(o));
+        }
+        self.schema.doc(id)
+    }
+
+    fn entity(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        match &entity.kind {
+            EntityKind::Builtin(_) | EntityKind::Array { .. } => Ok(TokenStream::new()),
+            EntityKind::Enum { values, .. } => self.enum_type(id, values),
+            EntityKind::Object { branches, .. } => {
+                if entity.name == "q_empty"
+                    || (entity.name.starts_with("q_obj_") && !entity.name.ends_with("-wrapper"))
+                {
+                    // Argument and base types are generated with their
+                    // command, event or union.
+                    return Ok(TokenStream::new());
+                }
+                if branches.is_some() {
+                    self.union_type(id)
+                } else {
+                    self.struct_type(id)
+                }
+            }
+            EntityKind::Alternate { .. } => self.alternate_type(id),
+            EntityKind::Command(_) => self.command(id),
+            EntityKind::Event { .. } => self.event(id),
+        }
+    }
+
+    /// The fields of the members of `id` (all, base first), leaving out
+    /// `skip`.
+    fn fields(&mut self, container: EntityId, id: EntityId, skip: Option<&str>) -> Result<Vec<TokenStream>, GenerateError> {
+        let members: Vec<_> = self.schema.members(id).into_iter().cloned().collect();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut out = Vec::new();
+        for m in members {
+            if Some(m.name.as_str()) == skip {
+                continue;
+            }
+            let field = names::field(&m.name);
+            if let Some(first) = seen.insert(field.clone(), m.name.clone()) {
+                return Err(GenerateError::NameClash {
+                    what: format!("members of '{}'", self.schema.name(id)),
+                    first,
+                    second: m.name.clone(),
+                    rust: field,
+                });
+            }
+            let fid = ident(&field);
+            let ty = self.member_type(container, m.ty);
+            let block = self.member_doc_block(m.defined_in);
+            let mut doc = Vec::new();
+            let text = block.and_then(|b| b.member(&m.name)).map(|s| docs::markdown(&s.text));
+            if let Some(t) = &text {
+                doc.push(t.clone());
+            }
+            if let Some(cond) = &m.ifcond {
+                doc.push(format!(
+                    "**Availability:** only when QEMU is built with {}.",
+                    docs::describe_condition(cond)
+                ));
+            }
+            for f in &m.features {
+                let ftext = block
+                    .and_then(|b| b.feature(&f.name))
+                    .map(|s| docs::markdown(&s.text).replace('\n', " "))
+                    .unwrap_or_default();
+                doc.push(format!("Feature `{}`: {ftext}", f.name));
+            }
+            let docs = doc_attrs(&doc);
+            let deprecated = self.deprecated(&m.features, text);
+            let wire = &m.name;
+            let rename = if field.trim_start_matches("r#") != wire {
+                quote! { #[serde(rename = #wire)] }
+            } else {
+                TokenStream::new()
+            };
+            out.push(if m.optional {
+                quote! {
+                    #docs
+                    #deprecated
+                    #rename
+                    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+                    pub #fid: ::std::option::Option<#ty>,
+                }
+            } else {
+                quote! {
+                    #docs
+                    #deprecated
+                    #rename
+                    pub #fid: #ty,
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    fn enum_type(&mut self, id: EntityId, values: &[crate::model::EnumValue]) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let rust = names::type_name(&entity.name);
+        self.claim(&rust, &entity.name, "types")?;
+        let name = ident(&rust);
+        let docs = doc_attrs(&self.item_docs(id));
+        let doc = self.schema.doc(id);
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut variants = Vec::new();
+        let mut to_wire = Vec::new();
+        let mut from_wire = Vec::new();
+        for v in values {
+            let variant = names::camel(&v.name);
+            if variant == "Unrecognized" {
+                return Err(GenerateError::NameClash {
+                    what: format!("values of enum '{}'", entity.name),
+                    first: v.name.clone(),
+                    second: "(the variant for unknown values)".to_owned(),
+                    rust: variant,
+                });
+            }
+            if let Some(first) = seen.insert(variant.clone(), v.name.clone()) {
+                return Err(GenerateError::NameClash {
+                    what: format!("values of enum '{}'", entity.name),
+                    first,
+                    second: v.name.clone(),
+                    rust: variant,
+                });
+            }
+            let vid = ident(&variant);
+            let mut vdoc = Vec::new();
+            let text = doc.and_then(|d| d.member(&v.name)).map(|s| docs::markdown(&s.text));
+            if let Some(t) = &text {
+                vdoc.push(t.clone());
+            }
+            if let Some(cond) = &v.ifcond {
+                vdoc.push(format!(
+                    "**Availability:** only when QEMU is built with {}.",
+                    docs::describe_condition(cond)
+                ));
+            }
+            let vdocs = doc_attrs(&vdoc);
+            let deprecated = self.deprecated(&v.features, text);
+            let wire = &v.name;
+            variants.push(quote! { #vdocs #deprecated #vid, });
+            to_wire.push(quote! { #name::#vid => #wire, });
+            from_wire.push(quote! { #wire => #name::#vid, });
+        }
+        let core = &self.core;
+        let deprecated = self.deprecated(&entity.features, doc.map(|d| d.body().text.clone()));
+        Ok(quote! {
+            #docs
+            #deprecated
+            #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+            pub enum #name {
+                #( #variants )*
+                /// A value these bindings do not know (sent by a newer QEMU), as received.
+                Unrecognized(#core::UnknownValue),
+            }
+
+            impl #name {
+                /// The value as it appears on the wire.
+                pub fn as_str(&self) -> &str {
+                    match self {
+                        #( #to_wire )*
+                        #name::Unrecognized(v) => &v.0,
+                    }
+                }
+
+                /// The value for a wire string; unknown strings are kept.
+                pub fn from_wire(s: &str) -> Self {
+                    match s {
+                        #( #from_wire )*
+                        other => #name::Unrecognized(#core::UnknownValue(::std::borrow::ToOwned::to_owned(other))),
+                    }
+                }
+            }
+
+            impl Serialize for #name {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    serializer.serialize_str(self.as_str())
+                }
+            }
+
+            impl<'de> Deserialize<'de> for #name {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    #core::private::enum_str(deserializer).map(|s| #name::from_wire(&s))
+                }
+            }
+        })
+    }
+
+    fn struct_type(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let rust = names::type_name(&entity.name);
+        self.claim(&rust, &entity.name, "types")?;
+        let name = ident(&rust);
+        let docs = doc_attrs(&self.item_docs(id));
+        let deprecated = self.deprecated(
+            &entity.features,
+            self.schema.doc(id).map(|d| d.body().text.clone()),
+        );
+        let fields = self.fields(id, id, None)?;
+        Ok(quote! {
+            #docs
+            #deprecated
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            pub struct #name {
+                #( #fields )*
+            }
+        })
+    }
+
+    fn union_type(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let EntityKind::Object {
+            branches: Some(branches),
+            ..
+        } = &entity.kind
+        else {
+            unreachable!("a union");
+        };
+        let rust = names::type_name(&entity.name);
+        self.claim(&rust, &entity.name, "types")?;
+        let branch_rust = format!("{rust}Branch");
+        self.claim(&branch_rust, &format!("{} (branches)", entity.name), "types")?;
+        let name = ident(&rust);
+        let branch_name = ident(&branch_rust);
+        let docs = doc_attrs(&self.item_docs(id));
+        let deprecated = self.deprecated(
+            &entity.features,
+            self.schema.doc(id).map(|d| d.body().text.clone()),
+        );
+        let tag = branches.tag.clone();
+        let fields = self.fields(id, id, Some(&tag))?;
+        let mut variants = Vec::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for v in branches.variants.clone() {
+            let variant = names::camel(&v.name);
+            if let Some(first) = seen.insert(variant.clone(), v.name.clone()) {
+                return Err(GenerateError::NameClash {
+                    what: format!("branches of union '{}'", entity.name),
+                    first,
+                    second: v.name.clone(),
+                    rust: variant,
+                });
+            }
+            let vid = ident(&variant);
+            let wire = &v.name;
+            let mut vdoc = vec![format!("`{tag}` is `{wire}`.")];
+            if let Some(cond) = &v.ifcond {
+                vdoc.push(format!(
+                    "**Availability:** only when QEMU is built with {}.",
+                    docs::describe_condition(cond)
+                ));
+            }
+            let vdocs = doc_attrs(&vdoc);
+            if self.schema.name(v.ty) == "q_empty" {
+                variants.push(quote! { #vdocs #[serde(rename = #wire)] #vid, });
+            } else {
+                let ty = self.member_type(id, v.ty);
+                variants.push(quote! { #vdocs #[serde(rename = #wire)] #vid(#ty), });
+            }
+        }
+        let tag_doc = format!(" The branch, selected by the discriminator `{tag}`.");
+        let branch_doc = format!(" The branches of [`{rust}`], tagged by `{tag}`.");
+        Ok(quote! {
+            #docs
+            #deprecated
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            pub struct #name {
+                #( #fields )*
+                #[doc = #tag_doc]
+                #[serde(flatten)]
+                pub branch: #branch_name,
+            }
+
+            #[doc = #branch_doc]
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[serde(tag = #tag)]
+            pub enum #branch_name {
+                #( #variants )*
+                /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
+                #[serde(untagged)]
+                Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+            }
+        })
+    }
+
+    fn alternate_type(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let EntityKind::Alternate { alternatives } = &entity.kind else {
+            unreachable!("an alternate");
+        };
+        let alternatives = alternatives.clone();
+        let rust = names::type_name(&entity.name);
+        self.claim(&rust, &entity.name, "types")?;
+        let name = ident(&rust);
+        let docs = doc_attrs(&self.item_docs(id));
+        let doc = self.schema.doc(id);
+        let mut variants = Vec::new();
+        let mut ser_arms = Vec::new();
+        let mut visits = Vec::new();
+        let mut expecting = Vec::new();
+        for v in &alternatives {
+            let vid = ident(&names::camel(&v.name));
+            let ty = self.member_type(id, v.ty);
+            let vdoc: Vec<String> = doc
+                .and_then(|d| d.member(&v.name))
+                .map(|s| vec![docs::markdown(&s.text)])
+                .unwrap_or_default();
+            let vdocs = doc_attrs(&vdoc);
+            variants.push(quote! { #vdocs #vid(#ty), });
+            ser_arms.push(quote! { #name::#vid(v) => v.serialize(serializer), });
+            let target = self.schema.entity(v.ty);
+            let json = match &target.kind {
+                EntityKind::Builtin(j) => *j,
+                EntityKind::Enum { .. } => JsonType::String,
+                EntityKind::Array { .. } => JsonType::Value, // marker: array
+                _ => JsonType::Null,                         // marker: object
+            };
+            let de = |d: TokenStream| quote! { Deserialize::deserialize(#d).map(#name::#vid) };
+            match (&target.kind, json) {
+                (EntityKind::Array { .. }, _) => {
+                    expecting.push("an array");
+                    let body = de(quote! { ::serde::de::value::SeqAccessDeserializer::new(seq) });
+                    visits.push(quote! {
+                        fn visit_seq<A: ::serde::de::SeqAccess<'de>>(self, seq: A) -> ::std::result::Result<Self::Value, A::Error> { #body }
+                    });
+                }
+                (EntityKind::Object { .. }, _) => {
+                    expecting.push("an object");
+                    let body = de(quote! { ::serde::de::value::MapAccessDeserializer::new(map) });
+                    visits.push(quote! {
+                        fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> ::std::result::Result<Self::Value, A::Error> { #body }
+                    });
+                }
+                (_, JsonType::String) => {
+                    expecting.push("a string");
+                    let body = de(quote! { ::serde::de::value::StrDeserializer::<E>::new(v) });
+                    visits.push(quote! {
+                        fn visit_str<E: ::serde::de::Error>(self, v: &str) -> ::std::result::Result<Self::Value, E> { #body }
+                    });
+                }
+                (_, JsonType::Boolean) => {
+                    expecting.push("a boolean");
+                    let body = de(quote! { ::serde::de::value::BoolDeserializer::<E>::new(v) });
+                    visits.push(quote! {
+                        fn visit_bool<E: ::serde::de::Error>(self, v: bool) -> ::std::result::Result<Self::Value, E> { #body }
+                    });
+                }
+                (_, JsonType::Null) => {
+                    expecting.push("null");
+                    let body = de(quote! { ::serde::de::value::UnitDeserializer::<E>::new() });
+                    visits.push(quote! {
+                        fn visit_unit<E: ::serde::de::Error>(self) -> ::std::result::Result<Self::Value, E> { #body }
+                    });
+                }
+                (_, JsonType::Int | JsonType::Number) => {
+                    expecting.push("a number");
+                    let i = de(quote! { ::serde::de::value::I64Deserializer::<E>::new(v) });
+                    let u = de(quote! { ::serde::de::value::U64Deserializer::<E>::new(v) });
+                    let f = if json == JsonType::Number {
+                        de(quote! { ::serde::de::value::F64Deserializer::<E>::new(v) })
+                    } else {
+                        quote! { ::std::result::Result::Err(E::invalid_type(::serde::de::Unexpected::Float(v), &self)) }
+                    };
+                    visits.push(quote! {
+                        fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> ::std::result::Result<Self::Value, E> { #i }
+                        fn visit_u64<E: ::serde::de::Error>(self, v: u64) -> ::std::result::Result<Self::Value, E> { #u }
+                        fn visit_f64<E: ::serde::de::Error>(self, v: f64) -> ::std::result::Result<Self::Value, E> { #f }
+                    });
+                }
+                (_, JsonType::Value) => {}
+            }
+        }
+        let expecting = format!("{} ({})", entity.name, expecting.join(" or "));
+        let deprecated = self.deprecated(&entity.features, doc.map(|d| d.body().text.clone()));
+        Ok(quote! {
+            #docs
+            #deprecated
+            #[derive(Debug, Clone, PartialEq)]
+            pub enum #name {
+                #( #variants )*
+            }
+
+            impl Serialize for #name {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    match self {
+                        #( #ser_arms )*
+                    }
+                }
+            }
+
+            impl<'de> Deserialize<'de> for #name {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    // The alternatives differ by JSON type: dispatch on it.
+                    struct Visitor;
+                    impl<'de> ::serde::de::Visitor<'de> for Visitor {
+                        type Value = #name;
+                        fn expecting(&self, f: &mut ::std::fmt::Formatter) -> ::std::fmt::Result {
+                            f.write_str(#expecting)
+                        }
+                        #( #visits )*
+                    }
+                    deserializer.deserialize_any(Visitor)
+                }
+            }
+        })
+    }
+
+    /// The type named after a command or event, for its data: fields when
+    /// the schema gives them inline, a wrapper around a named type, or
+    /// empty.
+    fn data_type(
+        &mut self,
+        id: EntityId,
+        rust: &str,
+        arg: Option<EntityId>,
+        open_ended: bool,
+        docs: TokenStream,
+        deprecated: TokenStream,
+    ) -> Result<TokenStream, GenerateError> {
+        let name = ident(rust);
+        let extra = if open_ended {
+            quote! {
+                /// Further arguments the schema does not list (QEMU accepts
+                /// more than its schema describes for this command).
+                #[serde(flatten)]
+                pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+            }
+        } else {
+            TokenStream::new()
+        };
+        Ok(match arg {
+            Some(arg) if self.schema.entity(arg).name.starts_with("q_obj_") => {
+                let fields = self.fields(id, arg, None)?;
+                quote! {
+                    #docs
+                    #deprecated
+                    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+                    pub struct #name {
+                        #( #fields )*
+                        #extra
+                    }
+                }
+            }
+            Some(arg) => {
+                let ty = self.type_ref(arg);
+                quote! {
+                    #docs
+                    #deprecated
+                    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+                    #[serde(transparent)]
+                    pub struct #name(pub #ty);
+                }
+            }
+            None => quote! {
+                #docs
+                #deprecated
+                #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+                pub struct #name {
+                    #extra
+                }
+            },
+        })
+    }
+
+    fn command(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let EntityKind::Command(cmd) = &entity.kind else {
+            unreachable!("a command");
+        };
+        let cmd = cmd.clone();
+        let rust = names::camel(&entity.name);
+        // A command whose arguments are a named type of the same Rust name
+        // (`drive-backup` takes `DriveBackup`) is that type: it implements
+        // `Command` itself.
+        let same_named = cmd.arg_type.filter(|&a| {
+            !self.schema.name(a).starts_with("q_obj_") && names::type_name(self.schema.name(a)) == rust
+        });
+        let data = if let Some(arg) = same_named {
+            self.uses(arg);
+            TokenStream::new()
+        } else {
+            self.claim(&rust, &entity.name, "commands")?;
+            let docs = doc_attrs(&self.item_docs(id));
+            let deprecated = self.deprecated(
+                &entity.features,
+                self.schema.doc(id).map(|d| d.body().text.clone()),
+            );
+            self.data_type(id, &rust, cmd.arg_type, !cmd.gen, docs, deprecated)?
+        };
+        let name_path = {
+            let name = ident(&rust);
+            quote! { #name }
+        };
+        let data = match same_named {
+            Some(_) => {
+                let name = ident(&rust);
+                let prefix = &self.prefix;
+                quote! { pub use #prefix #name; }
+            }
+            None => data,
+        };
+        let wire = &entity.name;
+        let core = self.core.clone();
+        let returns = match cmd.ret_type {
+            Some(r) => self.type_ref(r),
+            None => quote! { #core::Empty },
+        };
+        let mut consts = Vec::new();
+        if cmd.allow_oob {
+            consts.push(quote! { const ALLOW_OOB: bool = true; });
+        }
+        if !cmd.success_response {
+            consts.push(quote! { const SUCCESS_RESPONSE: bool = false; });
+        }
+        if cmd.allow_preconfig {
+            consts.push(quote! { const ALLOW_PRECONFIG: bool = true; });
+        }
+        if entity.features.iter().any(|f| f.name == "deprecated") {
+            consts.push(quote! { const DEPRECATED: bool = true; });
+        }
+        if entity.features.iter().any(|f| f.name == "unstable") {
+            consts.push(quote! { const UNSTABLE: bool = true; });
+        }
+        Ok(quote! {
+            #data
+
+            impl #core::Command for #name_path {
+                const NAME: &'static str = #wire;
+                type Returns = #returns;
+                #( #consts )*
+            }
+        })
+    }
+
+    fn event(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let EntityKind::Event { arg_type, .. } = &entity.kind else {
+            unreachable!("an event");
+        };
+        let arg_type = *arg_type;
+        let rust = names::camel(&entity.name);
+        self.claim(&rust, &entity.name, "events")?;
+        let docs = doc_attrs(&self.item_docs(id));
+        let deprecated = self.deprecated(
+            &entity.features,
+            self.schema.doc(id).map(|d| d.body().text.clone()),
+        );
+        let data = self.data_type(id, &rust, arg_type, false, docs, deprecated)?;
+        let name = ident(&rust);
+        let wire = &entity.name;
+        let core = &self.core;
+        Ok(quote! {
+            #data
+
+            impl #core::Event for #name {
+                const NAME: &'static str = #wire;
+            }
+        })
+    }
+
+    /// One enum over every event, tagged by name, its data as content.
+    fn event_enum(&self, events: &[(EntityId, usize)], modules: &[(usize, String)]) -> Result<TokenStream, GenerateError> {
+        let mut variants = Vec::new();
+        let mut names_arms = Vec::new();
+        for (id, module) in events {
+            let entity = self.schema.entity(*id);
+            let EntityKind::Event { arg_type, .. } = &entity.kind else {
+                continue;
+            };
+            let module_name = modules
+                .iter()
+                .find(|(i, _)| i == module)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            let cfg = self.cfg(&module_name);
+            let cfg2 = self.cfg(&module_name);
+            let rust = names::camel(&entity.name);
+            let vid = ident(&rust);
+            let data = ident(&rust);
+            let wire = &entity.name;
+            let doc = format!(" [`events::{rust}`]");
+            let deprecated = if entity.is_deprecated() {
+                quote! { #[deprecated(note = "deprecated in QEMU's schema")] }
+            } else {
+                TokenStream::new()
+            };
+            if arg_type.is_some() {
+                variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid(events::#data), });
+                names_arms.push(quote! { #cfg2 AnyEvent::#vid(_) => #wire, });
+            } else {
+                variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid, });
+                names_arms.push(quote! { #cfg2 AnyEvent::#vid => #wire, });
+            }
+        }
+        if events.is_empty() {
+            return Ok(TokenStream::new());
+        }
+        let message_doc = format!(
+            " Decode event messages as `{}::EventMessage<AnyEvent>`.",
+            self.options.core_path.trim_start_matches("::")
+        );
+        Ok(quote! {
+            /// Every event of the schema, tagged by its name, with its data.
+            ///
+            #[doc = #message_doc]
+            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[serde(tag = "event", content = "data")]
+            pub enum AnyEvent {
+                #( #variants )*
+                /// An event these bindings do not know (sent by a newer QEMU), as received.
+                #[serde(untagged)]
+                Unrecognized {
+                    /// The event's name.
+                    event: ::std::string::String,
+                    /// Its data, if any.
+                    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+                    data: ::std::option::Option<::serde_json::Value>,
+                },
+            }
+
+            impl AnyEvent {
+                /// The event's name on the wire.
+                pub fn name(&self) -> &str {
+                    match self {
+                        #( #names_arms )*
+                        AnyEvent::Unrecognized { event, .. } => event,
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Formats a module with prettyplease under a header comment.
+fn format_file(module: &str, header: &str, tokens: TokenStream) -> Result<String, GenerateError> {
+    let file: syn::File = syn::parse2(tokens).map_err(|e| GenerateError::Unparsable {
+        module: module.to_owned(),
+        message: e.to_string(),
+    })?;
+    let body = prettyplease::unparse(&file);
+    let mut out = String::new();
+    for line in header.lines() {
+        out.push_str("//");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&body);
+    Ok(out)
+}
+
+impl fmt::Display for Generated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, text) in &self.files {
+            writeln!(f, "// ===== {name} =====")?;
+            f.write_str(text)?;
+        }
+        Ok(())
+    }
+}
