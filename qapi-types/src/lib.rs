@@ -37,8 +37,10 @@
 // Generated code names the core `::qapi_types`, here as in `qga-types`.
 extern crate self as qapi_types;
 
-mod qapi_core;
+// Written by `cargo xtask regen` with prettyplease; rustfmt would reflow it.
+#[rustfmt::skip]
 mod generated;
+mod qapi_core;
 
-pub use qapi_core::*;
 pub use generated::*;
+pub use qapi_core::*;

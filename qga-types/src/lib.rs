@@ -12,6 +12,8 @@
 //! `cargo xtask regen`.  They carry documentation text from QEMU's schema,
 //! which is GPL-2.0-or-later; see the README.
 
+// Written by `cargo xtask regen` with prettyplease; rustfmt would reflow it.
+#[rustfmt::skip]
 mod generated;
 
 pub use generated::*;

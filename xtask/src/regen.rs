@@ -56,7 +56,12 @@ pub(crate) fn regen(mode: Mode) -> Result<()> {
         Mode::Check if !extra.is_empty() => {
             let names: Vec<String> = extra
                 .iter()
-                .map(|p| format!("{} is no longer generated; run `cargo xtask regen`", p.display()))
+                .map(|p| {
+                    format!(
+                        "{} is no longer generated; run `cargo xtask regen`",
+                        p.display()
+                    )
+                })
                 .collect();
             sync(mode, &root, &files).map_err(|e| anyhow::anyhow!("{e}\n{}", names.join("\n")))?;
             bail!("{}", names.join("\n"));
@@ -130,8 +135,15 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
         Some(at) => &manifest[..at],
         None => manifest.as_str(),
     };
-    let mut table = format!("{}{FEATURES_MARKER}\n[features]\n", head.trim_end().to_owned() + "\n\n");
-    let all: Vec<String> = qmp_code.features.keys().map(|f| format!("\"{f}\"")).collect();
+    let mut table = format!(
+        "{}{FEATURES_MARKER}\n[features]\n",
+        head.trim_end().to_owned() + "\n\n"
+    );
+    let all: Vec<String> = qmp_code
+        .features
+        .keys()
+        .map(|f| format!("\"{f}\""))
+        .collect();
     table.push_str(&format!("default = [{}]\n", all.join(", ")));
     for (feature, deps) in &qmp_code.features {
         let deps: Vec<String> = deps.iter().map(|d| format!("\"{d}\"")).collect();

@@ -130,7 +130,13 @@ fn dedent(lines: &[&str]) -> String {
         .unwrap_or(0);
     let body: Vec<&str> = lines
         .iter()
-        .map(|l| if l.trim().is_empty() { "" } else { &l[common..] })
+        .map(|l| {
+            if l.trim().is_empty() {
+                ""
+            } else {
+                &l[common..]
+            }
+        })
         .collect();
     body.join("\n").trim_matches('\n').to_owned()
 }
@@ -164,7 +170,8 @@ fn strip_roles(text: &str) -> String {
     let mut rest = text;
     while let Some(start) = rest.find(":`").and_then(|colon| {
         let before = &rest[..colon];
-        let role_start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-'))?;
+        let role_start =
+            before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-'))?;
         let role = &before[role_start + 1..];
         (role.starts_with(':') && role.len() > 1).then_some((role_start + 1, colon + 1))
     }) {
@@ -196,7 +203,9 @@ fn escape_plain(text: &str) -> String {
         match c {
             '@' if !out.ends_with(|p: char| p.is_ascii_alphanumeric()) => {
                 let name_len = rest[1..]
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                    })
                     .unwrap_or(rest.len() - 1);
                 let name = rest[1..1 + name_len].trim_end_matches('.');
                 if name.is_empty() {
@@ -290,9 +299,16 @@ mod tests {
         assert!(md.contains("Use `device-id` for `[x]`."), "{md}");
         assert!(md.contains("<https://qemu.org>"), "{md}");
         assert!(md.contains("Example:\n\n```text\n{\"a\": 1}\n```"), "{md}");
-        assert!(md.contains("**Example: T**\n\n```json\n-> { \"execute\": \"x\" }\n```"), "{md}");
+        assert!(
+            md.contains("**Example: T**\n\n```json\n-> { \"execute\": \"x\" }\n```"),
+            "{md}"
+        );
         assert!(md.contains("**Note:**"), "{md}");
-        assert!(!md.lines().any(|l| l.starts_with("    ") && !l.trim().is_empty()), "{md}");
+        assert!(
+            !md.lines()
+                .any(|l| l.starts_with("    ") && !l.trim().is_empty()),
+            "{md}"
+        );
     }
 
     #[test]
@@ -306,7 +322,10 @@ mod tests {
     fn conditions_read_as_words() {
         let c = Condition::All(vec![
             Condition::Name("A".into()),
-            Condition::Any(vec![Condition::Name("B".into()), Condition::Not(Box::new(Condition::Name("C".into())))]),
+            Condition::Any(vec![
+                Condition::Name("B".into()),
+                Condition::Not(Box::new(Condition::Name("C".into()))),
+            ]),
         ]);
         assert_eq!(describe_condition(&c), "`A` and (`B` or not `C`)");
     }

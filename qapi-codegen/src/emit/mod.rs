@@ -281,7 +281,12 @@ impl Emitter<'_> {
                     }
                 }
             }
-            if items.iter().chain(&commands).chain(&module_events).all(|t| t.is_empty()) {
+            if items
+                .iter()
+                .chain(&commands)
+                .chain(&module_events)
+                .all(|t| t.is_empty())
+            {
                 continue;
             }
             let module_doc = format!(" The commands of `{}`.", module.name);
@@ -361,12 +366,19 @@ impl Emitter<'_> {
         }
     }
 
-    fn mod_rs(&self, modules: &[ModuleContents], events: TokenStream) -> Result<String, GenerateError> {
+    fn mod_rs(
+        &self,
+        modules: &[ModuleContents],
+        events: TokenStream,
+    ) -> Result<String, GenerateError> {
         let mods = modules.iter().map(|m| {
             let id = ident(&m.name);
             let cfg = self.cfg(&m.name);
             let types = m.types.iter().map(|t| ident(t));
-            let doc = format!(" Types, commands and events of the schema module `{}`.", m.name);
+            let doc = format!(
+                " Types, commands and events of the schema module `{}`.",
+                m.name
+            );
             let reexport = if m.types.is_empty() {
                 TokenStream::new()
             } else {
@@ -420,7 +432,10 @@ impl Emitter<'_> {
     fn uses(&mut self, id: EntityId) {
         let module = self.schema.entity(id).module;
         if module != 0 {
-            self.uses.entry(self.current_module).or_default().insert(module);
+            self.uses
+                .entry(self.current_module)
+                .or_default()
+                .insert(module);
         }
     }
 
@@ -525,7 +540,11 @@ impl Emitter<'_> {
         parts
     }
 
-    fn deprecated(&self, features: &[crate::model::Feature], doc_text: Option<String>) -> TokenStream {
+    fn deprecated(
+        &self,
+        features: &[crate::model::Feature],
+        doc_text: Option<String>,
+    ) -> TokenStream {
         if features.iter().any(|f| f.name == "deprecated") {
             let note = doc_text
                 .map(|t| t.split("\n\n").next().unwrap_or("").replace('\n', " "))
@@ -543,7 +562,10 @@ impl Emitter<'_> {
         let entity = self.schema.entity(id);
         if let Some(rest) = entity.name.strip_prefix("q_obj_") {
             let owner = rest.rsplit_once('-').map_or(rest, |(o, _)| o);
-            return self.schema.lookup_id(owner).and_then(|o| self.schema.doc(o));
+            return self
+                .schema
+                .lookup_id(owner)
+                .and_then(|o| self.schema.doc(o));
         }
         self.schema.doc(id)
     }
@@ -575,7 +597,12 @@ impl Emitter<'_> {
 
     /// The fields of the members of `id` (all, base first), leaving out
     /// `skip`.
-    fn fields(&mut self, container: EntityId, id: EntityId, skip: Option<&str>) -> Result<Vec<TokenStream>, GenerateError> {
+    fn fields(
+        &mut self,
+        container: EntityId,
+        id: EntityId,
+        skip: Option<&str>,
+    ) -> Result<Vec<TokenStream>, GenerateError> {
         let members: Vec<_> = self.schema.members(id).into_iter().cloned().collect();
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut out = Vec::new();
@@ -596,7 +623,9 @@ impl Emitter<'_> {
             let ty = self.member_type(container, m.ty);
             let block = self.member_doc_block(m.defined_in);
             let mut doc = Vec::new();
-            let text = block.and_then(|b| b.member(&m.name)).map(|s| docs::markdown(&s.text));
+            let text = block
+                .and_then(|b| b.member(&m.name))
+                .map(|s| docs::markdown(&s.text));
             if let Some(t) = &text {
                 doc.push(t.clone());
             }
@@ -641,7 +670,11 @@ impl Emitter<'_> {
         Ok(out)
     }
 
-    fn enum_type(&mut self, id: EntityId, values: &[crate::model::EnumValue]) -> Result<TokenStream, GenerateError> {
+    fn enum_type(
+        &mut self,
+        id: EntityId,
+        values: &[crate::model::EnumValue],
+    ) -> Result<TokenStream, GenerateError> {
         let entity = self.schema.entity(id);
         let rust = names::type_name(&entity.name);
         self.claim(&rust, &entity.name, "types")?;
@@ -672,7 +705,9 @@ impl Emitter<'_> {
             }
             let vid = ident(&variant);
             let mut vdoc = Vec::new();
-            let text = doc.and_then(|d| d.member(&v.name)).map(|s| docs::markdown(&s.text));
+            let text = doc
+                .and_then(|d| d.member(&v.name))
+                .map(|s| docs::markdown(&s.text));
             if let Some(t) = &text {
                 vdoc.push(t.clone());
             }
@@ -766,7 +801,11 @@ impl Emitter<'_> {
         let rust = names::type_name(&entity.name);
         self.claim(&rust, &entity.name, "types")?;
         let branch_rust = format!("{rust}Branch");
-        self.claim(&branch_rust, &format!("{} (branches)", entity.name), "types")?;
+        self.claim(
+            &branch_rust,
+            &format!("{} (branches)", entity.name),
+            "types",
+        )?;
         let name = ident(&rust);
         let branch_name = ident(&branch_rust);
         let docs = doc_attrs(&self.item_docs(id));
@@ -1020,7 +1059,8 @@ impl Emitter<'_> {
         // (`drive-backup` takes `DriveBackup`) is that type: it implements
         // `Command` itself.
         let same_named = cmd.arg_type.filter(|&a| {
-            !self.schema.name(a).starts_with("q_obj_") && names::type_name(self.schema.name(a)) == rust
+            !self.schema.name(a).starts_with("q_obj_")
+                && names::type_name(self.schema.name(a)) == rust
         });
         let data = if let Some(arg) = same_named {
             self.uses(arg);
@@ -1106,7 +1146,11 @@ impl Emitter<'_> {
     }
 
     /// One enum over every event, tagged by name, its data as content.
-    fn event_enum(&self, events: &[(EntityId, usize)], modules: &[(usize, String)]) -> Result<TokenStream, GenerateError> {
+    fn event_enum(
+        &self,
+        events: &[(EntityId, usize)],
+        modules: &[(usize, String)],
+    ) -> Result<TokenStream, GenerateError> {
         let mut variants = Vec::new();
         let mut names_arms = Vec::new();
         for (id, module) in events {
@@ -1135,7 +1179,8 @@ impl Emitter<'_> {
                 variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid(events::#data), });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid(_) => #wire, });
             } else {
-                variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid, });
+                variants
+                    .push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid, });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid => #wire, });
             }
         }
