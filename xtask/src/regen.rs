@@ -210,6 +210,16 @@ fn sync(mode: Mode, root: &Path, files: &[GeneratedFile]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The committed bindings are what the generator writes from
+    /// `schemas/`; if not, this fails naming each stale file and saying to
+    /// run `cargo xtask regen`.
+    #[test]
+    fn generated_code_is_current() {
+        if let Err(err) = regen(Mode::Check) {
+            panic!("{err:#}");
+        }
+    }
+
     fn file(path: &str, contents: &str) -> GeneratedFile {
         GeneratedFile {
             path: PathBuf::from(path),
