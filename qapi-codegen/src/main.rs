@@ -3,6 +3,7 @@
 //! ```text
 //! qapi-codegen check [--rules RELEASE] FILE...
 //! qapi-codegen dump  [--rules RELEASE] FILE
+//! qapi-codegen generate [--rules RELEASE] [--core-path PATH] [--features] --out DIR FILE
 //! ```
 //!
 //! Exit status: 0 when every schema is valid, 1 when one is invalid or
@@ -40,6 +41,25 @@ enum Command {
     Dump {
         #[command(flatten)]
         rules: RulesArg,
+        /// The root schema file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check one schema and write Rust bindings for it into a folder
+    /// (`mod.rs` and one file per schema module); include it with `mod`.
+    Generate {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// The folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The path the generated code uses for the core traits.
+        #[arg(long, value_name = "PATH", default_value = "::qapi_types")]
+        core_path: String,
+        /// Put each schema module behind a cargo feature of the same name,
+        /// and print the `[features]` table for Cargo.toml.
+        #[arg(long)]
+        features: bool,
         /// The root schema file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -82,6 +102,43 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+        Command::Generate {
+            rules,
+            out,
+            core_path,
+            features,
+            file,
+        } => {
+            let schema = match rules.config().load(&file) {
+                Ok(schema) => schema,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = qapi_codegen::emit::Options {
+                core_path,
+                schema_name: file
+                    .file_name()
+                    .map_or_else(|| "QAPI".to_owned(), |n| n.to_string_lossy().into_owned()),
+                features,
+            };
+            let generated = match qapi_codegen::emit::generate(&schema, &options) {
+                Ok(g) => g,
+                Err(err) => {
+                    eprintln!("qapi-codegen: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(err) = generated.write_to(&out) {
+                eprintln!("qapi-codegen: can't write to {}: {err}", out.display());
+                return ExitCode::FAILURE;
+            }
+            if features {
+                print!("{}", generated.features_table());
+            }
+            ExitCode::SUCCESS
         }
         Command::Dump { rules, file } => match rules.config().load(&file) {
             Ok(schema) => {

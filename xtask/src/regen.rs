@@ -135,20 +135,11 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
         Some(at) => &manifest[..at],
         None => manifest.as_str(),
     };
-    let mut table = format!(
-        "{}{FEATURES_MARKER}\n[features]\n",
-        head.trim_end().to_owned() + "\n\n"
+    let table = format!(
+        "{}\n\n{FEATURES_MARKER}\n{}",
+        head.trim_end(),
+        qmp_code.features_table()
     );
-    let all: Vec<String> = qmp_code
-        .features
-        .keys()
-        .map(|f| format!("\"{f}\""))
-        .collect();
-    table.push_str(&format!("default = [{}]\n", all.join(", ")));
-    for (feature, deps) in &qmp_code.features {
-        let deps: Vec<String> = deps.iter().map(|d| format!("\"{d}\"")).collect();
-        table.push_str(&format!("{feature} = [{}]\n", deps.join(", ")));
-    }
     files.push(GeneratedFile {
         path: PathBuf::from(QMP_MANIFEST),
         contents: table,

@@ -1229,7 +1229,7 @@ fn format_file(module: &str, header: &str, tokens: TokenStream) -> Result<String
         module: module.to_owned(),
         message: e.to_string(),
     })?;
-    let body = prettyplease::unparse(&file);
+    let body = space_items(&prettyplease::unparse(&file));
     let mut out = String::new();
     for line in header.lines() {
         out.push_str("//");
@@ -1239,6 +1239,60 @@ fn format_file(module: &str, header: &str, tokens: TokenStream) -> Result<String
     out.push('\n');
     out.push_str(&body);
     Ok(out)
+}
+
+/// A blank line after each item that closes at the top or the first
+/// nesting level, so items do not run together (prettyplease leaves none).
+fn space_items(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len() + text.len() / 20);
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        let closes = *line == "}" || *line == "    }";
+        if let (true, Some(next)) = (closes, lines.get(i + 1)) {
+            let indent = line.len() - 1;
+            let next_indent = next.len() - next.trim_start().len();
+            if !next.trim().is_empty()
+                && next_indent == indent
+                && !next.trim_start().starts_with('}')
+            {
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+impl Generated {
+    /// Writes every file into `dir` (created if missing).
+    pub fn write_to(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, text) in &self.files {
+            std::fs::write(dir.join(name), text)?;
+        }
+        Ok(())
+    }
+
+    /// The `[features]` table for the crate's Cargo.toml: `default` turns
+    /// every module on, each module turns on those it uses.
+    pub fn features_table(&self) -> String {
+        let quoted = |names: &mut dyn Iterator<Item = &String>| {
+            names
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut table = String::from("[features]\n");
+        table.push_str(&format!(
+            "default = [{}]\n",
+            quoted(&mut self.features.keys())
+        ));
+        for (feature, deps) in &self.features {
+            table.push_str(&format!("{feature} = [{}]\n", quoted(&mut deps.iter())));
+        }
+        table
+    }
 }
 
 impl fmt::Display for Generated {

@@ -13,6 +13,7 @@ pub struct KvmInfo {
     /// true if KVM acceleration is built into this executable
     pub present: bool,
 }
+
 /// Information about support for MSHV acceleration
 ///
 /// *Since: 10.2.0*
@@ -37,6 +38,7 @@ pub enum Accelerator {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl Accelerator {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -52,6 +54,7 @@ impl Accelerator {
             Accelerator::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -71,6 +74,7 @@ impl Accelerator {
         }
     }
 }
+
 impl Serialize for Accelerator {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -79,6 +83,7 @@ impl Serialize for Accelerator {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for Accelerator {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -86,6 +91,7 @@ impl<'de> Deserialize<'de> for Accelerator {
         ::qapi_types::private::enum_str(deserializer).map(|s| Accelerator::from_wire(&s))
     }
 }
+
 /// Information about support for various accelerators
 ///
 /// *Since: 10.2.0*
@@ -97,6 +103,7 @@ pub struct AcceleratorInfo {
     /// executable
     pub present: ::std::vec::Vec<super::Accelerator>,
 }
+
 /// The commands of `accelerator.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -116,6 +123,7 @@ pub mod commands {
         const NAME: &'static str = "query-kvm";
         type Returns = super::super::KvmInfo;
     }
+
     /// Query accelerator statistics
     ///
     /// # Returns
@@ -134,6 +142,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Return information about accelerators
     ///
     /// # Returns

@@ -58,6 +58,7 @@ pub struct AcpiTableOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data: ::std::option::Option<::std::string::String>,
 }
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ACPISlotType {
     /// memory slot
@@ -67,6 +68,7 @@ pub enum ACPISlotType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ACPISlotType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -76,6 +78,7 @@ impl ACPISlotType {
             ACPISlotType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -89,6 +92,7 @@ impl ACPISlotType {
         }
     }
 }
+
 impl Serialize for ACPISlotType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -97,6 +101,7 @@ impl Serialize for ACPISlotType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ACPISlotType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -105,6 +110,7 @@ impl<'de> Deserialize<'de> for ACPISlotType {
             .map(|s| ACPISlotType::from_wire(&s))
     }
 }
+
 /// OSPM Status Indication for a device.  For description of possible
 /// values of `source` and `status` fields see "_OST (OSPM Status
 /// Indication)" chapter of ACPI5.0 spec.
@@ -125,6 +131,7 @@ pub struct ACPIOSTInfo {
     /// an integer containing the status code
     pub status: i64,
 }
+
 /// The commands of `acpi.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -150,6 +157,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::ACPIOSTInfo>;
     }
 }
+
 /// The events of `acpi.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -170,6 +178,7 @@ pub mod events {
         /// OSPM Status Indication
         pub info: super::super::ACPIOSTInfo,
     }
+
     impl ::qapi_types::Event for AcpiDeviceOst {
         const NAME: &'static str = "ACPI_DEVICE_OST";
     }

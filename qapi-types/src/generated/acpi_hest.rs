@@ -21,6 +21,7 @@ pub mod commands {
         /// <https://uefi.org/specs/UEFI/2.10/Apx_N_Common_Platform_Error_Record.html#format>
         pub cper: ::std::string::String,
     }
+
     impl ::qapi_types::Command for InjectGhesV2Error {
         const NAME: &'static str = "inject-ghes-v2-error";
         type Returns = ::qapi_types::Empty;

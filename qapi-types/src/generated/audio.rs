@@ -41,6 +41,7 @@ pub struct AudiodevPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
 }
+
 /// Generic driver-specific options.
 ///
 /// *Since: 4.0*
@@ -53,6 +54,7 @@ pub struct AudiodevGenericOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
 }
+
 /// Options of the D-Bus audio backend.
 ///
 /// *Since: 10.0*
@@ -69,6 +71,7 @@ pub struct AudiodevDBusOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nsamples: ::std::option::Option<u32>,
 }
+
 /// Options of the ALSA backend that are used for both playback and
 /// recording.
 ///
@@ -119,6 +122,7 @@ pub struct AudiodevAlsaPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub try_poll: ::std::option::Option<bool>,
 }
+
 /// Options of the ALSA audio backend.
 ///
 /// *Since: 4.0*
@@ -134,6 +138,7 @@ pub struct AudiodevAlsaOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub threshold: ::std::option::Option<u32>,
 }
+
 /// Options of the sndio audio backend.
 ///
 /// *Since: 7.2*
@@ -152,6 +157,7 @@ pub struct AudiodevSndioOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
 /// Options of the Core Audio backend that are used for both playback
 /// and recording.
 ///
@@ -194,6 +200,7 @@ pub struct AudiodevCoreaudioPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_count: ::std::option::Option<u32>,
 }
+
 /// Options of the coreaudio audio backend.
 ///
 /// *Since: 4.0*
@@ -206,6 +213,7 @@ pub struct AudiodevCoreaudioOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
 }
+
 /// Options of the DirectSound audio backend.
 ///
 /// *Since: 4.0*
@@ -222,6 +230,7 @@ pub struct AudiodevDsoundOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
 /// Options of the JACK backend that are used for both playback and
 /// recording.
 ///
@@ -287,6 +296,7 @@ pub struct AudiodevJackPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub exact_name: ::std::option::Option<bool>,
 }
+
 /// Options of the JACK audio backend.
 ///
 /// *Since: 5.1*
@@ -299,6 +309,7 @@ pub struct AudiodevJackOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
 }
+
 /// Options of the OSS backend that are used for both playback and
 /// recording.
 ///
@@ -349,6 +360,7 @@ pub struct AudiodevOssPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub try_poll: ::std::option::Option<bool>,
 }
+
 /// Options of the OSS audio backend.
 ///
 /// *Since: 4.0*
@@ -377,6 +389,7 @@ pub struct AudiodevOssOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dsp_policy: ::std::option::Option<u32>,
 }
+
 /// Options of the Pulseaudio backend that are used for both playback
 /// and recording.
 ///
@@ -429,6 +442,7 @@ pub struct AudiodevPaPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
 /// Options of the PulseAudio audio backend.
 ///
 /// *Since: 4.0*
@@ -444,6 +458,7 @@ pub struct AudiodevPaOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<::std::string::String>,
 }
+
 /// Options of the PipeWire backend that are used for both playback and
 /// recording.
 ///
@@ -496,6 +511,7 @@ pub struct AudiodevPipewirePerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
 /// Options of the PipeWire audio backend.
 ///
 /// *Since: 8.1*
@@ -508,6 +524,7 @@ pub struct AudiodevPipewireOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
 }
+
 /// Options of the SDL audio backend that are used for both playback and
 /// recording.
 ///
@@ -550,6 +567,7 @@ pub struct AudiodevSdlPerDirectionOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_count: ::std::option::Option<u32>,
 }
+
 /// Options of the SDL audio backend.
 ///
 /// *Since: 6.0*
@@ -562,6 +580,7 @@ pub struct AudiodevSdlOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
 }
+
 /// Options of the wav audio backend.
 ///
 /// *Since: 4.0*
@@ -577,6 +596,7 @@ pub struct AudiodevWavOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub path: ::std::option::Option<::std::string::String>,
 }
+
 /// An enumeration of possible audio formats.
 ///
 /// *Since: 4.0*
@@ -599,6 +619,7 @@ pub enum AudioFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl AudioFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -613,6 +634,7 @@ impl AudioFormat {
             AudioFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -631,6 +653,7 @@ impl AudioFormat {
         }
     }
 }
+
 impl Serialize for AudioFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -639,6 +662,7 @@ impl Serialize for AudioFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for AudioFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -646,6 +670,7 @@ impl<'de> Deserialize<'de> for AudioFormat {
         ::qapi_types::private::enum_str(deserializer).map(|s| AudioFormat::from_wire(&s))
     }
 }
+
 /// An enumeration of possible audio backend drivers.
 ///
 /// *Since: 4.0*
@@ -680,6 +705,7 @@ pub enum AudiodevDriver {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl AudiodevDriver {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -700,6 +726,7 @@ impl AudiodevDriver {
             AudiodevDriver::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -724,6 +751,7 @@ impl AudiodevDriver {
         }
     }
 }
+
 impl Serialize for AudiodevDriver {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -732,6 +760,7 @@ impl Serialize for AudiodevDriver {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for AudiodevDriver {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -740,6 +769,7 @@ impl<'de> Deserialize<'de> for AudiodevDriver {
             .map(|s| AudiodevDriver::from_wire(&s))
     }
 }
+
 /// Options of an audio backend.
 ///
 /// *Since: 4.0*
@@ -756,6 +786,7 @@ pub struct Audiodev {
     #[serde(flatten)]
     pub branch: AudiodevBranch,
 }
+
 /// The branches of [`Audiodev`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "driver")]
@@ -825,6 +856,7 @@ pub enum AudiodevBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The commands of `audio.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};

@@ -15,6 +15,7 @@ pub enum QAuthZListPolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QAuthZListPolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -24,6 +25,7 @@ impl QAuthZListPolicy {
             QAuthZListPolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -37,6 +39,7 @@ impl QAuthZListPolicy {
         }
     }
 }
+
 impl Serialize for QAuthZListPolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -45,6 +48,7 @@ impl Serialize for QAuthZListPolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QAuthZListPolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -53,6 +57,7 @@ impl<'de> Deserialize<'de> for QAuthZListPolicy {
             .map(|s| QAuthZListPolicy::from_wire(&s))
     }
 }
+
 /// The authorization policy match format
 ///
 /// *Since: 4.0*
@@ -65,6 +70,7 @@ pub enum QAuthZListFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QAuthZListFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -74,6 +80,7 @@ impl QAuthZListFormat {
             QAuthZListFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -87,6 +94,7 @@ impl QAuthZListFormat {
         }
     }
 }
+
 impl Serialize for QAuthZListFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -95,6 +103,7 @@ impl Serialize for QAuthZListFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QAuthZListFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -103,6 +112,7 @@ impl<'de> Deserialize<'de> for QAuthZListFormat {
             .map(|s| QAuthZListFormat::from_wire(&s))
     }
 }
+
 /// A single authorization rule.
 ///
 /// *Since: 4.0*
@@ -116,6 +126,7 @@ pub struct QAuthZListRule {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::QAuthZListFormat>,
 }
+
 /// Properties for authz-list objects.
 ///
 /// *Since: 4.0*
@@ -129,6 +140,7 @@ pub struct AuthZListProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rules: ::std::option::Option<::std::vec::Vec<super::QAuthZListRule>>,
 }
+
 /// Properties for authz-listfile objects.
 ///
 /// *Since: 4.0*
@@ -145,6 +157,7 @@ pub struct AuthZListFileProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refresh: ::std::option::Option<bool>,
 }
+
 /// Properties for authz-pam objects.
 ///
 /// *Since: 4.0*
@@ -153,6 +166,7 @@ pub struct AuthZPAMProperties {
     /// PAM service name to use for authorization
     pub service: ::std::string::String,
 }
+
 /// Properties for authz-simple objects.
 ///
 /// *Since: 4.0*

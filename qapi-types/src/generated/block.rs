@@ -35,6 +35,7 @@ pub enum BiosAtaTranslation {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BiosAtaTranslation {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -47,6 +48,7 @@ impl BiosAtaTranslation {
             BiosAtaTranslation::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -63,6 +65,7 @@ impl BiosAtaTranslation {
         }
     }
 }
+
 impl Serialize for BiosAtaTranslation {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -71,6 +74,7 @@ impl Serialize for BiosAtaTranslation {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BiosAtaTranslation {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -79,6 +83,7 @@ impl<'de> Deserialize<'de> for BiosAtaTranslation {
             .map(|s| BiosAtaTranslation::from_wire(&s))
     }
 }
+
 /// Type of floppy drive to be emulated by the Floppy Disk Controller.
 ///
 /// *Since: 2.6*
@@ -97,6 +102,7 @@ pub enum FloppyDriveType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl FloppyDriveType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -109,6 +115,7 @@ impl FloppyDriveType {
             FloppyDriveType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -125,6 +132,7 @@ impl FloppyDriveType {
         }
     }
 }
+
 impl Serialize for FloppyDriveType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -133,6 +141,7 @@ impl Serialize for FloppyDriveType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for FloppyDriveType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -141,6 +150,7 @@ impl<'de> Deserialize<'de> for FloppyDriveType {
             .map(|s| FloppyDriveType::from_wire(&s))
     }
 }
+
 /// Information about a persistent reservation manager
 ///
 /// *Since: 3.0*
@@ -152,6 +162,7 @@ pub struct PRManagerInfo {
     /// to the underlying storage or helper
     pub connected: bool,
 }
+
 /// Specifies the new read-only mode of a block device subject to the
 /// `blockdev-change-medium` command.
 ///
@@ -167,6 +178,7 @@ pub enum BlockdevChangeReadOnlyMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevChangeReadOnlyMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -177,6 +189,7 @@ impl BlockdevChangeReadOnlyMode {
             BlockdevChangeReadOnlyMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -191,6 +204,7 @@ impl BlockdevChangeReadOnlyMode {
         }
     }
 }
+
 impl Serialize for BlockdevChangeReadOnlyMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -199,6 +213,7 @@ impl Serialize for BlockdevChangeReadOnlyMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevChangeReadOnlyMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -207,6 +222,7 @@ impl<'de> Deserialize<'de> for BlockdevChangeReadOnlyMode {
             .map(|s| BlockdevChangeReadOnlyMode::from_wire(&s))
     }
 }
+
 /// The commands of `block.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -226,6 +242,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::PRManagerInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Ejects the medium from a removable drive.
     ///
     /// # Errors
@@ -258,10 +275,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for Eject {
         const NAME: &'static str = "eject";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Opens a block device's tray.  If there is a block driver state tree
     /// inserted as a medium, it will become inaccessible to the guest (but
     /// it will remain associated to the block device, so closing the tray
@@ -313,10 +332,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for BlockdevOpenTray {
         const NAME: &'static str = "blockdev-open-tray";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Closes a block device's tray.  If there is a block driver state tree
     /// associated with the block device (which is currently ejected), that
     /// tree will be loaded as the medium.
@@ -352,10 +373,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for BlockdevCloseTray {
         const NAME: &'static str = "blockdev-close-tray";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Removes a medium (a block driver state tree) from a block device.
     /// That block device's tray must currently be open (unless there is no
     /// attached guest device).
@@ -396,10 +419,12 @@ pub mod commands {
         /// The name or QOM path of the guest device
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockdevRemoveMedium {
         const NAME: &'static str = "blockdev-remove-medium";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Inserts a medium (a block driver state tree) into a block device.
     /// That block device's tray must currently be open (unless there is no
     /// attached guest device) and there must be no medium inserted already.
@@ -431,10 +456,12 @@ pub mod commands {
         #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockdevInsertMedium {
         const NAME: &'static str = "blockdev-insert-medium";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Changes the medium inserted into a block device by ejecting the
     /// current medium and loading a new image file which is inserted as the
     /// new medium (this command combines `blockdev-open-tray`,
@@ -506,10 +533,12 @@ pub mod commands {
             super::super::BlockdevChangeReadOnlyMode,
         >,
     }
+
     impl ::qapi_types::Command for BlockdevChangeMedium {
         const NAME: &'static str = "blockdev-change-medium";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Change I/O throttle limits for a block drive.
     ///
     /// Since QEMU 2.4, each device with I/O limits is member of a throttle
@@ -590,6 +619,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Manage read, write and flush latency histograms for the device.
     ///
     /// If only `id` parameter is specified, remove all present latency
@@ -688,12 +718,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries_flush: ::std::option::Option<::std::vec::Vec<u64>>,
     }
+
     impl ::qapi_types::Command for BlockLatencyHistogramSet {
         const NAME: &'static str = "block-latency-histogram-set";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 }
+
 /// The events of `block.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -725,9 +757,11 @@ pub mod events {
         #[serde(rename = "tray-open")]
         pub tray_open: bool,
     }
+
     impl ::qapi_types::Event for DeviceTrayMoved {
         const NAME: &'static str = "DEVICE_TRAY_MOVED";
     }
+
     /// Emitted whenever the connected status of a persistent reservation
     /// manager changes.
     ///
@@ -749,6 +783,7 @@ pub mod events {
         /// true if the PR manager is connected to a backend
         pub connected: bool,
     }
+
     impl ::qapi_types::Event for PrManagerStatusChanged {
         const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
     }

@@ -34,12 +34,14 @@ pub struct SnapshotInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub icount: ::std::option::Option<i64>,
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificQCow2EncryptionBase {
     /// The encryption format
     pub format: super::BlockdevQcow2EncryptionFormat,
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificQCow2Encryption {
@@ -47,6 +49,7 @@ pub struct ImageInfoSpecificQCow2Encryption {
     #[serde(flatten)]
     pub branch: ImageInfoSpecificQCow2EncryptionBranch,
 }
+
 /// The branches of [`ImageInfoSpecificQCow2Encryption`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -61,6 +64,7 @@ pub enum ImageInfoSpecificQCow2EncryptionBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificQCow2 {
@@ -105,6 +109,7 @@ pub struct ImageInfoSpecificQCow2 {
     #[serde(rename = "compression-type")]
     pub compression_type: super::Qcow2CompressionType,
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificVmdk {
@@ -119,6 +124,7 @@ pub struct ImageInfoSpecificVmdk {
     /// List of extent files
     pub extents: ::std::vec::Vec<super::VmdkExtentInfo>,
 }
+
 /// Information about a VMDK extent file
 ///
 /// *Since: 8.0*
@@ -139,6 +145,7 @@ pub struct VmdkExtentInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificRbd {
@@ -155,6 +162,7 @@ pub struct ImageInfoSpecificRbd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encryption_format: ::std::option::Option<super::RbdImageEncryptionFormat>,
 }
+
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificFile {
@@ -163,6 +171,7 @@ pub struct ImageInfoSpecificFile {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extent_size_hint: ::std::option::Option<u64>,
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ImageInfoSpecificKind {
@@ -177,6 +186,7 @@ pub enum ImageInfoSpecificKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ImageInfoSpecificKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -189,6 +199,7 @@ impl ImageInfoSpecificKind {
             ImageInfoSpecificKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -205,6 +216,7 @@ impl ImageInfoSpecificKind {
         }
     }
 }
+
 impl Serialize for ImageInfoSpecificKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -213,6 +225,7 @@ impl Serialize for ImageInfoSpecificKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ImageInfoSpecificKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -221,36 +234,42 @@ impl<'de> Deserialize<'de> for ImageInfoSpecificKind {
             .map(|s| ImageInfoSpecificKind::from_wire(&s))
     }
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificQCow2Wrapper {
     /// image information specific to QCOW2
     pub data: super::ImageInfoSpecificQCow2,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificVmdkWrapper {
     /// image information specific to VMDK
     pub data: super::ImageInfoSpecificVmdk,
 }
+
 /// *Since: 2.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificLUKSWrapper {
     /// image information specific to LUKS
     pub data: super::QCryptoBlockInfoLUKS,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificRbdWrapper {
     /// image information specific to RBD
     pub data: super::ImageInfoSpecificRbd,
 }
+
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageInfoSpecificFileWrapper {
     /// image information specific to files
     pub data: super::ImageInfoSpecificFile,
 }
+
 /// A discriminated record of image format specific information
 /// structures.
 ///
@@ -261,6 +280,7 @@ pub struct ImageInfoSpecific {
     #[serde(flatten)]
     pub branch: ImageInfoSpecificBranch,
 }
+
 /// The branches of [`ImageInfoSpecific`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -284,6 +304,7 @@ pub enum ImageInfoSpecificBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockLimitsInfo {
     /// Alignment requirement, in bytes, for
@@ -353,6 +374,7 @@ pub struct BlockLimitsInfo {
     #[serde(rename = "opt-mem-alignment")]
     pub opt_mem_alignment: u64,
 }
+
 /// Information about a QEMU image file
 ///
 /// *Since: 8.0*
@@ -407,6 +429,7 @@ pub struct BlockNodeInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<super::ImageInfoSpecific>,
 }
+
 /// Information about a QEMU image file, and potentially its backing
 /// image
 ///
@@ -466,6 +489,7 @@ pub struct ImageInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_image: ::std::option::Option<::std::boxed::Box<super::ImageInfo>>,
 }
+
 /// Information about all nodes in the block graph starting at some
 /// node, annotated with information about that node in relation to its
 /// parent.
@@ -479,6 +503,7 @@ pub struct BlockChildInfo {
     /// Block graph information starting at this node
     pub info: super::BlockGraphInfo,
 }
+
 /// Information about all nodes in a block (sub)graph in the form of
 /// `BlockNodeInfo` data.  The base `BlockNodeInfo` struct contains the
 /// information for the (sub)graph's root node.
@@ -537,6 +562,7 @@ pub struct BlockGraphInfo {
     /// Array of links to this node's child nodes' information
     pub children: ::std::vec::Vec<super::BlockChildInfo>,
 }
+
 /// Information about a QEMU image file check
 ///
 /// *Since: 1.4*
@@ -590,6 +616,7 @@ pub struct ImageCheck {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed_clusters: ::std::option::Option<i64>,
 }
+
 /// Mapping information from a virtual block range to a host file range
 ///
 /// *Since: 2.6*
@@ -625,6 +652,7 @@ pub struct MapEntry {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filename: ::std::option::Option<::std::string::String>,
 }
+
 /// Cache mode information for a block device
 ///
 /// *Since: 2.3*
@@ -638,6 +666,7 @@ pub struct BlockdevCacheInfo {
     #[serde(rename = "no-flush")]
     pub no_flush: bool,
 }
+
 /// *Since: 10.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevChild {
@@ -647,6 +676,7 @@ pub struct BlockdevChild {
     #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
 }
+
 /// Information about the backing device for a block device.
 ///
 /// *Since: 0.14*
@@ -763,6 +793,7 @@ pub struct BlockDeviceInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyInfo>>,
 }
+
 /// An enumeration of block device I/O status.
 ///
 /// *Since: 1.0*
@@ -778,6 +809,7 @@ pub enum BlockDeviceIoStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockDeviceIoStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -788,6 +820,7 @@ impl BlockDeviceIoStatus {
             BlockDeviceIoStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -802,6 +835,7 @@ impl BlockDeviceIoStatus {
         }
     }
 }
+
 impl Serialize for BlockDeviceIoStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -810,6 +844,7 @@ impl Serialize for BlockDeviceIoStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockDeviceIoStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -818,6 +853,7 @@ impl<'de> Deserialize<'de> for BlockDeviceIoStatus {
             .map(|s| BlockDeviceIoStatus::from_wire(&s))
     }
 }
+
 /// Block dirty bitmap information.
 ///
 /// *Since: 1.3*
@@ -847,6 +883,7 @@ pub struct BlockDirtyInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inconsistent: ::std::option::Option<bool>,
 }
+
 /// An enumeration of flags that a bitmap can report to the user.
 ///
 /// *Since: 4.0*
@@ -864,6 +901,7 @@ pub enum Qcow2BitmapInfoFlags {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl Qcow2BitmapInfoFlags {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -873,6 +911,7 @@ impl Qcow2BitmapInfoFlags {
             Qcow2BitmapInfoFlags::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -886,6 +925,7 @@ impl Qcow2BitmapInfoFlags {
         }
     }
 }
+
 impl Serialize for Qcow2BitmapInfoFlags {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -894,6 +934,7 @@ impl Serialize for Qcow2BitmapInfoFlags {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for Qcow2BitmapInfoFlags {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -902,6 +943,7 @@ impl<'de> Deserialize<'de> for Qcow2BitmapInfoFlags {
             .map(|s| Qcow2BitmapInfoFlags::from_wire(&s))
     }
 }
+
 /// Qcow2 bitmap information.
 ///
 /// *Since: 4.0*
@@ -914,6 +956,7 @@ pub struct Qcow2BitmapInfo {
     /// flags of the bitmap
     pub flags: ::std::vec::Vec<super::Qcow2BitmapInfoFlags>,
 }
+
 /// Block latency histogram.
 ///
 /// *Since: 4.0*
@@ -940,6 +983,7 @@ pub struct BlockLatencyHistogramInfo {
     /// ```
     pub bins: ::std::vec::Vec<u64>,
 }
+
 /// Block device information.  This structure describes a virtual device
 /// and the backing device associated with it.
 ///
@@ -976,6 +1020,7 @@ pub struct BlockInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
 }
+
 /// Image file size calculation information.  This structure describes
 /// the size requirements for creating a new image file.
 ///
@@ -1008,6 +1053,7 @@ pub struct BlockMeasureInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmaps: ::std::option::Option<i64>,
 }
+
 /// Statistics of a block device during a given interval of time.
 ///
 /// *Since: 2.5*
@@ -1062,6 +1108,7 @@ pub struct BlockDeviceTimedStats {
     /// operations in the defined interval (since 8.1).
     pub avg_zone_append_queue_depth: f64,
 }
+
 /// Statistics of a virtual block device or a block backing device.
 ///
 /// *Since: 0.14*
@@ -1183,6 +1230,7 @@ pub struct BlockDeviceStats {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
 }
+
 /// File driver statistics
 ///
 /// *Since: 4.2*
@@ -1200,6 +1248,7 @@ pub struct BlockStatsSpecificFile {
     #[serde(rename = "discard-bytes-ok")]
     pub discard_bytes_ok: u64,
 }
+
 /// NVMe driver statistics
 ///
 /// *Since: 5.2*
@@ -1217,6 +1266,7 @@ pub struct BlockStatsSpecificNvme {
     #[serde(rename = "unaligned-accesses")]
     pub unaligned_accesses: u64,
 }
+
 /// Block driver specific statistics
 ///
 /// *Since: 4.2*
@@ -1226,6 +1276,7 @@ pub struct BlockStatsSpecific {
     #[serde(flatten)]
     pub branch: BlockStatsSpecificBranch,
 }
+
 /// The branches of [`BlockStatsSpecific`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "driver")]
@@ -1391,6 +1442,7 @@ pub enum BlockStatsSpecificBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Statistics of a virtual block device or a block backing device.
 ///
 /// *Since: 0.14*
@@ -1425,6 +1477,7 @@ pub struct BlockStats {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
 }
+
 /// An enumeration of possible behaviors for errors on I/O operations.
 /// The exact meaning depends on whether the I/O was initiated by a
 /// guest or by a block job
@@ -1451,6 +1504,7 @@ pub enum BlockdevOnError {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevOnError {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1463,6 +1517,7 @@ impl BlockdevOnError {
             BlockdevOnError::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1479,6 +1534,7 @@ impl BlockdevOnError {
         }
     }
 }
+
 impl Serialize for BlockdevOnError {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1487,6 +1543,7 @@ impl Serialize for BlockdevOnError {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevOnError {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1495,6 +1552,7 @@ impl<'de> Deserialize<'de> for BlockdevOnError {
             .map(|s| BlockdevOnError::from_wire(&s))
     }
 }
+
 /// An enumeration of possible behaviors for the initial synchronization
 /// phase of storage mirroring.
 ///
@@ -1516,6 +1574,7 @@ pub enum MirrorSyncMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MirrorSyncMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1528,6 +1587,7 @@ impl MirrorSyncMode {
             MirrorSyncMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1544,6 +1604,7 @@ impl MirrorSyncMode {
         }
     }
 }
+
 impl Serialize for MirrorSyncMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1552,6 +1613,7 @@ impl Serialize for MirrorSyncMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MirrorSyncMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1560,6 +1622,7 @@ impl<'de> Deserialize<'de> for MirrorSyncMode {
             .map(|s| MirrorSyncMode::from_wire(&s))
     }
 }
+
 /// An enumeration of possible behaviors for the synchronization of a
 /// bitmap when used for data copy operations.
 ///
@@ -1579,6 +1642,7 @@ pub enum BitmapSyncMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BitmapSyncMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1589,6 +1653,7 @@ impl BitmapSyncMode {
             BitmapSyncMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1603,6 +1668,7 @@ impl BitmapSyncMode {
         }
     }
 }
+
 impl Serialize for BitmapSyncMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1611,6 +1677,7 @@ impl Serialize for BitmapSyncMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BitmapSyncMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1619,6 +1686,7 @@ impl<'de> Deserialize<'de> for BitmapSyncMode {
             .map(|s| BitmapSyncMode::from_wire(&s))
     }
 }
+
 /// An enumeration whose values tell the mirror block job when to
 /// trigger writes to the target.
 ///
@@ -1634,6 +1702,7 @@ pub enum MirrorCopyMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MirrorCopyMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1643,6 +1712,7 @@ impl MirrorCopyMode {
             MirrorCopyMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1656,6 +1726,7 @@ impl MirrorCopyMode {
         }
     }
 }
+
 impl Serialize for MirrorCopyMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1664,6 +1735,7 @@ impl Serialize for MirrorCopyMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MirrorCopyMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1672,6 +1744,7 @@ impl<'de> Deserialize<'de> for MirrorCopyMode {
             .map(|s| MirrorCopyMode::from_wire(&s))
     }
 }
+
 /// Information specific to mirror block jobs.
 ///
 /// *Since: 8.2*
@@ -1683,6 +1756,7 @@ pub struct BlockJobInfoMirror {
     #[serde(rename = "actively-synced")]
     pub actively_synced: bool,
 }
+
 /// Information about a long-running block device operation.
 ///
 /// *Since: 1.1*
@@ -1730,6 +1804,7 @@ pub struct BlockJobInfo {
     #[serde(flatten)]
     pub branch: BlockJobInfoBranch,
 }
+
 /// The branches of [`BlockJobInfo`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1765,6 +1840,7 @@ pub enum BlockJobInfoBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// An enumeration that tells QEMU how to set the backing file path in a
 /// new image file.
 ///
@@ -1780,6 +1856,7 @@ pub enum NewImageMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NewImageMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1789,6 +1866,7 @@ impl NewImageMode {
             NewImageMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1802,6 +1880,7 @@ impl NewImageMode {
         }
     }
 }
+
 impl Serialize for NewImageMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1810,6 +1889,7 @@ impl Serialize for NewImageMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NewImageMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1818,6 +1898,7 @@ impl<'de> Deserialize<'de> for NewImageMode {
             .map(|s| NewImageMode::from_wire(&s))
     }
 }
+
 /// Either `device` or `node-name` must be set but not both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshotSync {
@@ -1847,6 +1928,7 @@ pub struct BlockdevSnapshotSync {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshot {
@@ -1858,6 +1940,7 @@ pub struct BlockdevSnapshot {
     /// "backing": null to `blockdev-add`).
     pub overlay: ::std::string::String,
 }
+
 /// Optional parameters for backup.  These parameters don't affect
 /// functionality, but may significantly affect performance.
 ///
@@ -1890,6 +1973,7 @@ pub struct BackupPerf {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub min_cluster_size: ::std::option::Option<u64>,
 }
+
 /// **Note:**
 ///
 /// background I/O.  If an error occurs during a guest write request,
@@ -1982,6 +2066,7 @@ pub struct BackupCommon {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<super::BackupPerf>,
 }
+
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriveBackup {
@@ -2081,6 +2166,7 @@ pub struct DriveBackup {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
+
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevBackup {
@@ -2170,6 +2256,7 @@ pub struct BlockdevBackup {
     /// the device name or node-name of the backup target node.
     pub target: ::std::string::String,
 }
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum XDbgBlockGraphNodeType {
@@ -2182,6 +2269,7 @@ pub enum XDbgBlockGraphNodeType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl XDbgBlockGraphNodeType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2192,6 +2280,7 @@ impl XDbgBlockGraphNodeType {
             XDbgBlockGraphNodeType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2206,6 +2295,7 @@ impl XDbgBlockGraphNodeType {
         }
     }
 }
+
 impl Serialize for XDbgBlockGraphNodeType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2214,6 +2304,7 @@ impl Serialize for XDbgBlockGraphNodeType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for XDbgBlockGraphNodeType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2222,6 +2313,7 @@ impl<'de> Deserialize<'de> for XDbgBlockGraphNodeType {
             .map(|s| XDbgBlockGraphNodeType::from_wire(&s))
     }
 }
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XDbgBlockGraphNode {
@@ -2237,6 +2329,7 @@ pub struct XDbgBlockGraphNode {
     /// the whole graph (with block-jobs and block-backends).
     pub name: ::std::string::String,
 }
+
 /// Enum of base block permissions.
 ///
 /// *Since: 4.0*
@@ -2266,6 +2359,7 @@ pub enum BlockPermission {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockPermission {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2277,6 +2371,7 @@ impl BlockPermission {
             BlockPermission::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2292,6 +2387,7 @@ impl BlockPermission {
         }
     }
 }
+
 impl Serialize for BlockPermission {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2300,6 +2396,7 @@ impl Serialize for BlockPermission {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockPermission {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2308,6 +2405,7 @@ impl<'de> Deserialize<'de> for BlockPermission {
             .map(|s| BlockPermission::from_wire(&s))
     }
 }
+
 /// Block Graph edge description for `x-debug-query-block-graph`.
 ///
 /// *Since: 4.0*
@@ -2326,6 +2424,7 @@ pub struct XDbgBlockGraphEdge {
     #[serde(rename = "shared-perm")]
     pub shared_perm: ::std::vec::Vec<super::BlockPermission>,
 }
+
 /// Block Graph - list of nodes and list of edges.
 ///
 /// *Since: 4.0*
@@ -2334,6 +2433,7 @@ pub struct XDbgBlockGraph {
     pub nodes: ::std::vec::Vec<super::XDbgBlockGraphNode>,
     pub edges: ::std::vec::Vec<super::XDbgBlockGraphEdge>,
 }
+
 /// A set of parameters describing drive mirror setup.
 ///
 /// *Since: 1.3*
@@ -2428,6 +2528,7 @@ pub struct DriveMirror {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
 }
+
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmap {
@@ -2436,6 +2537,7 @@ pub struct BlockDirtyBitmap {
     /// name of the dirty bitmap
     pub name: ::std::string::String,
 }
+
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapAdd {
@@ -2460,6 +2562,7 @@ pub struct BlockDirtyBitmapAdd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub disabled: ::std::option::Option<bool>,
 }
+
 /// *Since: 4.1*
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockDirtyBitmapOrStr {
@@ -2469,6 +2572,7 @@ pub enum BlockDirtyBitmapOrStr {
     /// bitmap with specified node
     External(super::BlockDirtyBitmap),
 }
+
 impl Serialize for BlockDirtyBitmapOrStr {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2480,6 +2584,7 @@ impl Serialize for BlockDirtyBitmapOrStr {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for BlockDirtyBitmapOrStr {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2512,6 +2617,7 @@ impl<'de> Deserialize<'de> for BlockDirtyBitmapOrStr {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapMerge {
@@ -2524,6 +2630,7 @@ pub struct BlockDirtyBitmapMerge {
     /// supported since 4.1.
     pub bitmaps: ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
 }
+
 /// SHA256 hash of dirty bitmap data
 ///
 /// *Since: 2.10*
@@ -2532,6 +2639,7 @@ pub struct BlockDirtyBitmapSha256 {
     /// ASCII representation of SHA256 bitmap hash
     pub sha256: ::std::string::String,
 }
+
 /// A set of parameters describing block throttling.
 ///
 /// *Since: 1.1*
@@ -2618,6 +2726,7 @@ pub struct BlockIOThrottle {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group: ::std::option::Option<::std::string::String>,
 }
+
 /// Limit parameters for throttling.  Since some limit combinations are
 /// illegal, limits should always be set in one transaction.  All fields
 /// are optional.  When setting limits, if a field is missing the
@@ -2711,6 +2820,7 @@ pub struct ThrottleLimits {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_size: ::std::option::Option<i64>,
 }
+
 /// Properties for throttle-group objects.
 ///
 /// *Since: 2.11*
@@ -2796,6 +2906,7 @@ pub struct ThrottleGroupProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_size: ::std::option::Option<i64>,
 }
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockJobChangeOptionsMirror {
@@ -2804,6 +2915,7 @@ pub struct BlockJobChangeOptionsMirror {
     #[serde(rename = "copy-mode")]
     pub copy_mode: super::MirrorCopyMode,
 }
+
 /// Block job options that can be changed after job creation.
 ///
 /// *Since: 8.2*
@@ -2815,6 +2927,7 @@ pub struct BlockJobChangeOptions {
     #[serde(flatten)]
     pub branch: BlockJobChangeOptionsBranch,
 }
+
 /// The branches of [`BlockJobChangeOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -2850,6 +2963,7 @@ pub enum BlockJobChangeOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Determines how to handle discard requests.
 ///
 /// *Since: 2.9*
@@ -2862,6 +2976,7 @@ pub enum BlockdevDiscardOptions {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevDiscardOptions {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2871,6 +2986,7 @@ impl BlockdevDiscardOptions {
             BlockdevDiscardOptions::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2884,6 +3000,7 @@ impl BlockdevDiscardOptions {
         }
     }
 }
+
 impl Serialize for BlockdevDiscardOptions {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2892,6 +3009,7 @@ impl Serialize for BlockdevDiscardOptions {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevDiscardOptions {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2900,6 +3018,7 @@ impl<'de> Deserialize<'de> for BlockdevDiscardOptions {
             .map(|s| BlockdevDiscardOptions::from_wire(&s))
     }
 }
+
 /// Describes the operation mode for the automatic conversion of plain
 /// zero writes by the OS to driver specific optimized zero write
 /// commands.
@@ -2918,6 +3037,7 @@ pub enum BlockdevDetectZeroesOptions {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevDetectZeroesOptions {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2928,6 +3048,7 @@ impl BlockdevDetectZeroesOptions {
             BlockdevDetectZeroesOptions::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2942,6 +3063,7 @@ impl BlockdevDetectZeroesOptions {
         }
     }
 }
+
 impl Serialize for BlockdevDetectZeroesOptions {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2950,6 +3072,7 @@ impl Serialize for BlockdevDetectZeroesOptions {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevDetectZeroesOptions {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2958,6 +3081,7 @@ impl<'de> Deserialize<'de> for BlockdevDetectZeroesOptions {
             .map(|s| BlockdevDetectZeroesOptions::from_wire(&s))
     }
 }
+
 /// Selects the AIO backend to handle I/O requests
 ///
 /// *Since: 2.9*
@@ -2974,6 +3098,7 @@ pub enum BlockdevAioOptions {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevAioOptions {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2984,6 +3109,7 @@ impl BlockdevAioOptions {
             BlockdevAioOptions::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2998,6 +3124,7 @@ impl BlockdevAioOptions {
         }
     }
 }
+
 impl Serialize for BlockdevAioOptions {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3006,6 +3133,7 @@ impl Serialize for BlockdevAioOptions {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevAioOptions {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3014,6 +3142,7 @@ impl<'de> Deserialize<'de> for BlockdevAioOptions {
             .map(|s| BlockdevAioOptions::from_wire(&s))
     }
 }
+
 /// Includes cache-related options for block devices
 ///
 /// *Since: 2.9*
@@ -3028,6 +3157,7 @@ pub struct BlockdevCacheOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub no_flush: ::std::option::Option<bool>,
 }
+
 /// Drivers that are supported in block device operations.
 ///
 /// *Since: 2.9*
@@ -3100,6 +3230,7 @@ pub enum BlockdevDriver {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevDriver {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3154,6 +3285,7 @@ impl BlockdevDriver {
             BlockdevDriver::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3212,6 +3344,7 @@ impl BlockdevDriver {
         }
     }
 }
+
 impl Serialize for BlockdevDriver {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3220,6 +3353,7 @@ impl Serialize for BlockdevDriver {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevDriver {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3228,6 +3362,7 @@ impl<'de> Deserialize<'de> for BlockdevDriver {
             .map(|s| BlockdevDriver::from_wire(&s))
     }
 }
+
 /// Driver specific block device options for the file backend.
 ///
 /// *Since: 2.9*
@@ -3280,6 +3415,7 @@ pub struct BlockdevOptionsFile {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_check_cache_dropped: ::std::option::Option<bool>,
 }
+
 /// Driver specific block device options for the null backend.
 ///
 /// *Since: 2.9*
@@ -3301,6 +3437,7 @@ pub struct BlockdevOptionsNull {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_zeroes: ::std::option::Option<bool>,
 }
+
 /// Driver specific block device options for the NVMe backend.
 ///
 /// Note that the PCI `device` must have been unbound from any host
@@ -3315,6 +3452,7 @@ pub struct BlockdevOptionsNVMe {
     /// namespace number of the device, starting from 1.
     pub namespace: i64,
 }
+
 /// Driver specific block device options for the vvfat protocol.
 ///
 /// *Since: 2.9*
@@ -3340,6 +3478,7 @@ pub struct BlockdevOptionsVVFAT {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rw: ::std::option::Option<bool>,
 }
+
 /// Driver specific block device options for image format that have no
 /// option besides their data source.
 ///
@@ -3349,6 +3488,7 @@ pub struct BlockdevOptionsGenericFormat {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
+
 /// Driver specific block device options for LUKS.
 ///
 /// *Since: 2.9*
@@ -3366,6 +3506,7 @@ pub struct BlockdevOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub header: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
+
 /// Driver specific block device options for image format that have no
 /// option besides their data source and an optional backing file.
 ///
@@ -3380,6 +3521,7 @@ pub struct BlockdevOptionsGenericCOWFormat {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
 }
+
 /// General overlap check modes.
 ///
 /// *Since: 2.9*
@@ -3398,6 +3540,7 @@ pub enum Qcow2OverlapCheckMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl Qcow2OverlapCheckMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3409,6 +3552,7 @@ impl Qcow2OverlapCheckMode {
             Qcow2OverlapCheckMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3424,6 +3568,7 @@ impl Qcow2OverlapCheckMode {
         }
     }
 }
+
 impl Serialize for Qcow2OverlapCheckMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3432,6 +3577,7 @@ impl Serialize for Qcow2OverlapCheckMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for Qcow2OverlapCheckMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3440,6 +3586,7 @@ impl<'de> Deserialize<'de> for Qcow2OverlapCheckMode {
             .map(|s| Qcow2OverlapCheckMode::from_wire(&s))
     }
 }
+
 /// Structure of flags for each metadata structure.  Setting a field to
 /// 'true' makes QEMU guard that Qcow2 format structure against
 /// unintended overwriting.  See Qcow2 format specification for detailed
@@ -3490,6 +3637,7 @@ pub struct Qcow2OverlapCheckFlags {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_directory: ::std::option::Option<bool>,
 }
+
 /// Specifies which metadata structures should be guarded against
 /// unintended overwriting.
 ///
@@ -3502,6 +3650,7 @@ pub enum Qcow2OverlapChecks {
     /// named mode which chooses a specific set of flags
     Mode(super::Qcow2OverlapCheckMode),
 }
+
 impl Serialize for Qcow2OverlapChecks {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3513,6 +3662,7 @@ impl Serialize for Qcow2OverlapChecks {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for Qcow2OverlapChecks {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3545,6 +3695,7 @@ impl<'de> Deserialize<'de> for Qcow2OverlapChecks {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevQcowEncryptionFormat {
@@ -3553,6 +3704,7 @@ pub enum BlockdevQcowEncryptionFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevQcowEncryptionFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3561,6 +3713,7 @@ impl BlockdevQcowEncryptionFormat {
             BlockdevQcowEncryptionFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3573,6 +3726,7 @@ impl BlockdevQcowEncryptionFormat {
         }
     }
 }
+
 impl Serialize for BlockdevQcowEncryptionFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3581,6 +3735,7 @@ impl Serialize for BlockdevQcowEncryptionFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevQcowEncryptionFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3589,6 +3744,7 @@ impl<'de> Deserialize<'de> for BlockdevQcowEncryptionFormat {
             .map(|s| BlockdevQcowEncryptionFormat::from_wire(&s))
     }
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevQcowEncryption {
@@ -3596,6 +3752,7 @@ pub struct BlockdevQcowEncryption {
     #[serde(flatten)]
     pub branch: BlockdevQcowEncryptionBranch,
 }
+
 /// The branches of [`BlockdevQcowEncryption`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -3607,6 +3764,7 @@ pub enum BlockdevQcowEncryptionBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Driver specific block device options for qcow.
 ///
 /// *Since: 2.10*
@@ -3624,6 +3782,7 @@ pub struct BlockdevOptionsQcow {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::BlockdevQcowEncryption>,
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevQcow2EncryptionFormat {
@@ -3633,6 +3792,7 @@ pub enum BlockdevQcow2EncryptionFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevQcow2EncryptionFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3642,6 +3802,7 @@ impl BlockdevQcow2EncryptionFormat {
             BlockdevQcow2EncryptionFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3655,6 +3816,7 @@ impl BlockdevQcow2EncryptionFormat {
         }
     }
 }
+
 impl Serialize for BlockdevQcow2EncryptionFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3663,6 +3825,7 @@ impl Serialize for BlockdevQcow2EncryptionFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevQcow2EncryptionFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3671,6 +3834,7 @@ impl<'de> Deserialize<'de> for BlockdevQcow2EncryptionFormat {
             .map(|s| BlockdevQcow2EncryptionFormat::from_wire(&s))
     }
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevQcow2Encryption {
@@ -3678,6 +3842,7 @@ pub struct BlockdevQcow2Encryption {
     #[serde(flatten)]
     pub branch: BlockdevQcow2EncryptionBranch,
 }
+
 /// The branches of [`BlockdevQcow2Encryption`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -3692,6 +3857,7 @@ pub enum BlockdevQcow2EncryptionBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Filter driver intended to be inserted between format and protocol
 /// node and do preallocation in protocol node on write.
 ///
@@ -3710,6 +3876,7 @@ pub struct BlockdevOptionsPreallocate {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_size: ::std::option::Option<i64>,
 }
+
 /// Driver specific block device options for qcow2.
 ///
 /// *Since: 2.9*
@@ -3806,6 +3973,7 @@ pub struct BlockdevOptionsQcow2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SshHostKeyCheckMode {
@@ -3818,6 +3986,7 @@ pub enum SshHostKeyCheckMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SshHostKeyCheckMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3828,6 +3997,7 @@ impl SshHostKeyCheckMode {
             SshHostKeyCheckMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3842,6 +4012,7 @@ impl SshHostKeyCheckMode {
         }
     }
 }
+
 impl Serialize for SshHostKeyCheckMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3850,6 +4021,7 @@ impl Serialize for SshHostKeyCheckMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SshHostKeyCheckMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3858,6 +4030,7 @@ impl<'de> Deserialize<'de> for SshHostKeyCheckMode {
             .map(|s| SshHostKeyCheckMode::from_wire(&s))
     }
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SshHostKeyCheckHashType {
@@ -3870,6 +4043,7 @@ pub enum SshHostKeyCheckHashType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SshHostKeyCheckHashType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -3880,6 +4054,7 @@ impl SshHostKeyCheckHashType {
             SshHostKeyCheckHashType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -3894,6 +4069,7 @@ impl SshHostKeyCheckHashType {
         }
     }
 }
+
 impl Serialize for SshHostKeyCheckHashType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -3902,6 +4078,7 @@ impl Serialize for SshHostKeyCheckHashType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SshHostKeyCheckHashType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -3910,6 +4087,7 @@ impl<'de> Deserialize<'de> for SshHostKeyCheckHashType {
             .map(|s| SshHostKeyCheckHashType::from_wire(&s))
     }
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SshHostKeyHash {
@@ -3918,6 +4096,7 @@ pub struct SshHostKeyHash {
     /// The expected hash value
     pub hash: ::std::string::String,
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SshHostKeyCheck {
@@ -3925,6 +4104,7 @@ pub struct SshHostKeyCheck {
     #[serde(flatten)]
     pub branch: SshHostKeyCheckBranch,
 }
+
 /// The branches of [`SshHostKeyCheck`], tagged by `mode`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode")]
@@ -3942,6 +4122,7 @@ pub enum SshHostKeyCheckBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 2.9*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsSsh {
@@ -3958,6 +4139,7 @@ pub struct BlockdevOptionsSsh {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_key_check: ::std::option::Option<super::SshHostKeyCheck>,
 }
+
 /// Trigger events supported by blkdebug.
 ///
 /// *Since: 2.9*
@@ -4021,6 +4203,7 @@ pub enum BlkdebugEvent {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlkdebugEvent {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4076,6 +4259,7 @@ impl BlkdebugEvent {
             BlkdebugEvent::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4135,6 +4319,7 @@ impl BlkdebugEvent {
         }
     }
 }
+
 impl Serialize for BlkdebugEvent {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4143,6 +4328,7 @@ impl Serialize for BlkdebugEvent {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlkdebugEvent {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4151,6 +4337,7 @@ impl<'de> Deserialize<'de> for BlkdebugEvent {
             .map(|s| BlkdebugEvent::from_wire(&s))
     }
 }
+
 /// Kinds of I/O that blkdebug can inject errors in.
 ///
 /// *Since: 4.1*
@@ -4171,6 +4358,7 @@ pub enum BlkdebugIOType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlkdebugIOType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4184,6 +4372,7 @@ impl BlkdebugIOType {
             BlkdebugIOType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4201,6 +4390,7 @@ impl BlkdebugIOType {
         }
     }
 }
+
 impl Serialize for BlkdebugIOType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4209,6 +4399,7 @@ impl Serialize for BlkdebugIOType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlkdebugIOType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4217,6 +4408,7 @@ impl<'de> Deserialize<'de> for BlkdebugIOType {
             .map(|s| BlkdebugIOType::from_wire(&s))
     }
 }
+
 /// Describes a single error injection for blkdebug.
 ///
 /// *Since: 2.9*
@@ -4248,6 +4440,7 @@ pub struct BlkdebugInjectErrorOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub immediately: ::std::option::Option<bool>,
 }
+
 /// Describes a single state-change event for blkdebug.
 ///
 /// *Since: 2.9*
@@ -4263,6 +4456,7 @@ pub struct BlkdebugSetStateOptions {
     /// this event is triggered
     pub new_state: i64,
 }
+
 /// Driver specific block device options for blkdebug.
 ///
 /// *Since: 2.9*
@@ -4339,6 +4533,7 @@ pub struct BlockdevOptionsBlkdebug {
         ::std::vec::Vec<super::BlockPermission>,
     >,
 }
+
 /// Driver specific block device options for blklogwrites.
 ///
 /// *Since: 3.0*
@@ -4364,6 +4559,7 @@ pub struct BlockdevOptionsBlklogwrites {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log_super_update_interval: ::std::option::Option<u64>,
 }
+
 /// Driver specific block device options for blkverify.
 ///
 /// *Since: 2.9*
@@ -4374,6 +4570,7 @@ pub struct BlockdevOptionsBlkverify {
     /// raw image used for verification
     pub raw: ::std::boxed::Box<super::BlockdevRef>,
 }
+
 /// Driver specific block device options for blkreplay.
 ///
 /// *Since: 4.2*
@@ -4382,6 +4579,7 @@ pub struct BlockdevOptionsBlkreplay {
     /// disk image which should be controlled with blkreplay
     pub image: ::std::boxed::Box<super::BlockdevRef>,
 }
+
 /// An enumeration of quorum read patterns.
 ///
 /// *Since: 2.9*
@@ -4394,6 +4592,7 @@ pub enum QuorumReadPattern {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QuorumReadPattern {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4403,6 +4602,7 @@ impl QuorumReadPattern {
             QuorumReadPattern::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4416,6 +4616,7 @@ impl QuorumReadPattern {
         }
     }
 }
+
 impl Serialize for QuorumReadPattern {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4424,6 +4625,7 @@ impl Serialize for QuorumReadPattern {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QuorumReadPattern {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4432,6 +4634,7 @@ impl<'de> Deserialize<'de> for QuorumReadPattern {
             .map(|s| QuorumReadPattern::from_wire(&s))
     }
 }
+
 /// Driver specific block device options for Quorum
 ///
 /// *Since: 2.9*
@@ -4457,6 +4660,7 @@ pub struct BlockdevOptionsQuorum {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_pattern: ::std::option::Option<super::QuorumReadPattern>,
 }
+
 /// Driver specific block device options for Gluster
 ///
 /// *Since: 2.9*
@@ -4475,6 +4679,7 @@ pub struct BlockdevOptionsGluster {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific block device options for the io_uring backend.
 ///
 /// *Since: 7.2*
@@ -4485,6 +4690,7 @@ pub struct BlockdevOptionsIoUring {
     /// path to the image file
     pub filename: ::std::string::String,
 }
+
 /// Driver specific block device options for the nvme-io_uring backend.
 ///
 /// *Since: 7.2*
@@ -4496,6 +4702,7 @@ pub struct BlockdevOptionsNvmeIoUring {
     /// /dev/ng0n1).
     pub path: ::std::string::String,
 }
+
 /// Driver specific block device options for the virtio-blk-vfio-pci
 /// backend.
 ///
@@ -4508,6 +4715,7 @@ pub struct BlockdevOptionsVirtioBlkVfioPci {
     /// /sys/bus/pci/devices/0000:00:01.0).
     pub path: ::std::string::String,
 }
+
 /// Driver specific block device options for the virtio-blk-vhost-user
 /// backend.
 ///
@@ -4519,6 +4727,7 @@ pub struct BlockdevOptionsVirtioBlkVhostUser {
     /// path to the vhost-user UNIX domain socket.
     pub path: ::std::string::String,
 }
+
 /// Driver specific block device options for the virtio-blk-vhost-vdpa
 /// backend.
 ///
@@ -4534,6 +4743,7 @@ pub struct BlockdevOptionsVirtioBlkVhostVdpa {
     /// path to the vhost-vdpa character device.
     pub path: ::std::string::String,
 }
+
 /// An enumeration of libiscsi transport types
 ///
 /// *Since: 2.9*
@@ -4544,6 +4754,7 @@ pub enum IscsiTransport {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl IscsiTransport {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4553,6 +4764,7 @@ impl IscsiTransport {
             IscsiTransport::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4566,6 +4778,7 @@ impl IscsiTransport {
         }
     }
 }
+
 impl Serialize for IscsiTransport {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4574,6 +4787,7 @@ impl Serialize for IscsiTransport {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for IscsiTransport {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4582,6 +4796,7 @@ impl<'de> Deserialize<'de> for IscsiTransport {
             .map(|s| IscsiTransport::from_wire(&s))
     }
 }
+
 /// An enumeration of header digests supported by libiscsi
 ///
 /// *Since: 2.9*
@@ -4594,6 +4809,7 @@ pub enum IscsiHeaderDigest {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl IscsiHeaderDigest {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4605,6 +4821,7 @@ impl IscsiHeaderDigest {
             IscsiHeaderDigest::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4620,6 +4837,7 @@ impl IscsiHeaderDigest {
         }
     }
 }
+
 impl Serialize for IscsiHeaderDigest {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4628,6 +4846,7 @@ impl Serialize for IscsiHeaderDigest {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for IscsiHeaderDigest {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4636,6 +4855,7 @@ impl<'de> Deserialize<'de> for IscsiHeaderDigest {
             .map(|s| IscsiHeaderDigest::from_wire(&s))
     }
 }
+
 /// Driver specific block device options for iscsi
 ///
 /// *Since: 2.9*
@@ -4675,6 +4895,7 @@ pub struct BlockdevOptionsIscsi {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
 }
+
 /// *Since: 3.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RbdAuthMode {
@@ -4683,6 +4904,7 @@ pub enum RbdAuthMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RbdAuthMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4692,6 +4914,7 @@ impl RbdAuthMode {
             RbdAuthMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4705,6 +4928,7 @@ impl RbdAuthMode {
         }
     }
 }
+
 impl Serialize for RbdAuthMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4713,6 +4937,7 @@ impl Serialize for RbdAuthMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RbdAuthMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4720,6 +4945,7 @@ impl<'de> Deserialize<'de> for RbdAuthMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| RbdAuthMode::from_wire(&s))
     }
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RbdImageEncryptionFormat {
@@ -4730,6 +4956,7 @@ pub enum RbdImageEncryptionFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RbdImageEncryptionFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4740,6 +4967,7 @@ impl RbdImageEncryptionFormat {
             RbdImageEncryptionFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4754,6 +4982,7 @@ impl RbdImageEncryptionFormat {
         }
     }
 }
+
 impl Serialize for RbdImageEncryptionFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4762,6 +4991,7 @@ impl Serialize for RbdImageEncryptionFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RbdImageEncryptionFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4770,6 +5000,7 @@ impl<'de> Deserialize<'de> for RbdImageEncryptionFormat {
             .map(|s| RbdImageEncryptionFormat::from_wire(&s))
     }
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKSBase {
@@ -4778,6 +5009,7 @@ pub struct RbdEncryptionOptionsLUKSBase {
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKSBase {
@@ -4790,6 +5022,7 @@ pub struct RbdEncryptionCreateOptionsLUKSBase {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKS {
@@ -4798,6 +5031,7 @@ pub struct RbdEncryptionOptionsLUKS {
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKS2 {
@@ -4806,6 +5040,7 @@ pub struct RbdEncryptionOptionsLUKS2 {
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
+
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptionsLUKSAny {
@@ -4814,6 +5049,7 @@ pub struct RbdEncryptionOptionsLUKSAny {
     #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKS {
@@ -4826,6 +5062,7 @@ pub struct RbdEncryptionCreateOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptionsLUKS2 {
@@ -4838,6 +5075,7 @@ pub struct RbdEncryptionCreateOptionsLUKS2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionOptions {
@@ -4851,6 +5089,7 @@ pub struct RbdEncryptionOptions {
     #[serde(flatten)]
     pub branch: RbdEncryptionOptionsBranch,
 }
+
 /// The branches of [`RbdEncryptionOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -4868,6 +5107,7 @@ pub enum RbdEncryptionOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RbdEncryptionCreateOptions {
@@ -4875,6 +5115,7 @@ pub struct RbdEncryptionCreateOptions {
     #[serde(flatten)]
     pub branch: RbdEncryptionCreateOptionsBranch,
 }
+
 /// The branches of [`RbdEncryptionCreateOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -4892,6 +5133,7 @@ pub enum RbdEncryptionCreateOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 2.9*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptionsRbd {
@@ -4932,6 +5174,7 @@ pub struct BlockdevOptionsRbd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<::std::vec::Vec<super::InetSocketAddressBase>>,
 }
+
 /// An enumeration of replication modes.
 ///
 /// *Since: 2.9*
@@ -4948,6 +5191,7 @@ pub enum ReplicationMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ReplicationMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -4957,6 +5201,7 @@ impl ReplicationMode {
             ReplicationMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -4970,6 +5215,7 @@ impl ReplicationMode {
         }
     }
 }
+
 impl Serialize for ReplicationMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -4978,6 +5224,7 @@ impl Serialize for ReplicationMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ReplicationMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -4986,6 +5233,7 @@ impl<'de> Deserialize<'de> for ReplicationMode {
             .map(|s| ReplicationMode::from_wire(&s))
     }
 }
+
 /// Driver specific block device options for replication
 ///
 /// *Since: 2.9*
@@ -5004,6 +5252,7 @@ pub struct BlockdevOptionsReplication {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub top_id: ::std::option::Option<::std::string::String>,
 }
+
 /// An enumeration of NFS transport types
 ///
 /// *Since: 2.9*
@@ -5014,6 +5263,7 @@ pub enum NFSTransport {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NFSTransport {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -5022,6 +5272,7 @@ impl NFSTransport {
             NFSTransport::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -5034,6 +5285,7 @@ impl NFSTransport {
         }
     }
 }
+
 impl Serialize for NFSTransport {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -5042,6 +5294,7 @@ impl Serialize for NFSTransport {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NFSTransport {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -5050,6 +5303,7 @@ impl<'de> Deserialize<'de> for NFSTransport {
             .map(|s| NFSTransport::from_wire(&s))
     }
 }
+
 /// Captures the address of the socket
 ///
 /// *Since: 2.9*
@@ -5060,6 +5314,7 @@ pub struct NFSServer {
     /// host address for NFS server
     pub host: ::std::string::String,
 }
+
 /// Driver specific block device option for NFS
 ///
 /// *Since: 2.9*
@@ -5096,6 +5351,7 @@ pub struct BlockdevOptionsNfs {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub debug: ::std::option::Option<i64>,
 }
+
 /// Driver specific block device options shared by all protocols
 /// supported by the curl backend.
 ///
@@ -5130,6 +5386,7 @@ pub struct BlockdevOptionsCurlBase {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific block device options for HTTP connections over the
 /// curl backend.  URLs must start with "<http://">.
 ///
@@ -5174,6 +5431,7 @@ pub struct BlockdevOptionsCurlHttp {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific block device options for HTTPS connections over the
 /// curl backend.  URLs must start with "<https://">.
 ///
@@ -5222,6 +5480,7 @@ pub struct BlockdevOptionsCurlHttps {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific block device options for FTP connections over the
 /// curl backend.  URLs must start with "ftp://".
 ///
@@ -5256,6 +5515,7 @@ pub struct BlockdevOptionsCurlFtp {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific block device options for FTPS connections over the
 /// curl backend.  URLs must start with "ftps://".
 ///
@@ -5294,6 +5554,7 @@ pub struct BlockdevOptionsCurlFtps {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sslverify: ::std::option::Option<bool>,
 }
+
 /// Driver specific block device options for NBD.
 ///
 /// *Since: 2.9*
@@ -5342,6 +5603,7 @@ pub struct BlockdevOptionsNbd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub open_timeout: ::std::option::Option<u32>,
 }
+
 /// Driver specific block device options for the raw driver.
 ///
 /// *Since: 2.9*
@@ -5356,6 +5618,7 @@ pub struct BlockdevOptionsRaw {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<i64>,
 }
+
 /// Driver specific block device options for the throttle driver
 ///
 /// *Since: 2.11*
@@ -5368,6 +5631,7 @@ pub struct BlockdevOptionsThrottle {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
+
 /// Driver specific block device options for the copy-on-read driver.
 ///
 /// *Since: 6.0*
@@ -5383,6 +5647,7 @@ pub struct BlockdevOptionsCor {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bottom: ::std::option::Option<::std::string::String>,
 }
+
 /// An enumeration of possible behaviors for copy-before-write operation
 /// failures.
 ///
@@ -5400,6 +5665,7 @@ pub enum OnCbwError {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl OnCbwError {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -5409,6 +5675,7 @@ impl OnCbwError {
             OnCbwError::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -5422,6 +5689,7 @@ impl OnCbwError {
         }
     }
 }
+
 impl Serialize for OnCbwError {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -5430,6 +5698,7 @@ impl Serialize for OnCbwError {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for OnCbwError {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -5437,6 +5706,7 @@ impl<'de> Deserialize<'de> for OnCbwError {
         ::qapi_types::private::enum_str(deserializer).map(|s| OnCbwError::from_wire(&s))
     }
 }
+
 /// Driver specific block device options for the copy-before-write
 /// driver, which does so called copy-before-write operations: when data
 /// is written to the filter, the filter first reads corresponding
@@ -5482,6 +5752,7 @@ pub struct BlockdevOptionsCbw {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub min_cluster_size: ::std::option::Option<u64>,
 }
+
 /// Options for creating a block device.  Many options are available for
 /// all block devices, independent of the block driver:
 ///
@@ -5539,6 +5810,7 @@ pub struct BlockdevOptions {
     #[serde(flatten)]
     pub branch: BlockdevOptionsBranch,
 }
+
 /// The branches of [`BlockdevOptions`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "driver")]
@@ -5704,6 +5976,7 @@ pub enum BlockdevOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Reference to a block device.
 ///
 /// *Since: 2.9*
@@ -5714,6 +5987,7 @@ pub enum BlockdevRef {
     /// references the ID of an existing block device
     Reference(::std::string::String),
 }
+
 impl Serialize for BlockdevRef {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -5725,6 +5999,7 @@ impl Serialize for BlockdevRef {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevRef {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -5757,6 +6032,7 @@ impl<'de> Deserialize<'de> for BlockdevRef {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// Reference to a block device.
 ///
 /// *Since: 2.9*
@@ -5771,6 +6047,7 @@ pub enum BlockdevRefOrNull {
     /// No block device should be referenced (since 2.10)
     Null(()),
 }
+
 impl Serialize for BlockdevRefOrNull {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -5783,6 +6060,7 @@ impl Serialize for BlockdevRefOrNull {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevRefOrNull {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -5823,6 +6101,7 @@ impl<'de> Deserialize<'de> for BlockdevRefOrNull {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// Driver specific image creation options for file.
 ///
 /// *Since: 2.12*
@@ -5846,6 +6125,7 @@ pub struct BlockdevCreateOptionsFile {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extent_size_hint: ::std::option::Option<u64>,
 }
+
 /// Driver specific image creation options for gluster.
 ///
 /// *Since: 2.12*
@@ -5861,6 +6141,7 @@ pub struct BlockdevCreateOptionsGluster {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
 /// Driver specific image creation options for LUKS.
 ///
 /// *Since: 2.12*
@@ -5916,6 +6197,7 @@ pub struct BlockdevCreateOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
 /// Driver specific image creation options for NFS.
 ///
 /// *Since: 2.12*
@@ -5926,6 +6208,7 @@ pub struct BlockdevCreateOptionsNfs {
     /// Size of the virtual disk in bytes
     pub size: u64,
 }
+
 /// Driver specific image creation options for parallels.
 ///
 /// *Since: 2.12*
@@ -5940,6 +6223,7 @@ pub struct BlockdevCreateOptionsParallels {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<u64>,
 }
+
 /// Driver specific image creation options for qcow.
 ///
 /// *Since: 2.12*
@@ -5958,6 +6242,7 @@ pub struct BlockdevCreateOptionsQcow {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevQcow2Version {
@@ -5969,6 +6254,7 @@ pub enum BlockdevQcow2Version {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevQcow2Version {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -5978,6 +6264,7 @@ impl BlockdevQcow2Version {
             BlockdevQcow2Version::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -5991,6 +6278,7 @@ impl BlockdevQcow2Version {
         }
     }
 }
+
 impl Serialize for BlockdevQcow2Version {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -5999,6 +6287,7 @@ impl Serialize for BlockdevQcow2Version {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevQcow2Version {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6007,6 +6296,7 @@ impl<'de> Deserialize<'de> for BlockdevQcow2Version {
             .map(|s| BlockdevQcow2Version::from_wire(&s))
     }
 }
+
 /// Compression type used in qcow2 image file
 ///
 /// *Since: 5.1*
@@ -6021,6 +6311,7 @@ pub enum Qcow2CompressionType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl Qcow2CompressionType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6030,6 +6321,7 @@ impl Qcow2CompressionType {
             Qcow2CompressionType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6043,6 +6335,7 @@ impl Qcow2CompressionType {
         }
     }
 }
+
 impl Serialize for Qcow2CompressionType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6051,6 +6344,7 @@ impl Serialize for Qcow2CompressionType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for Qcow2CompressionType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6059,6 +6353,7 @@ impl<'de> Deserialize<'de> for Qcow2CompressionType {
             .map(|s| Qcow2CompressionType::from_wire(&s))
     }
 }
+
 /// Driver specific image creation options for qcow2.
 ///
 /// *Since: 2.12*
@@ -6123,6 +6418,7 @@ pub struct BlockdevCreateOptionsQcow2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compression_type: ::std::option::Option<super::Qcow2CompressionType>,
 }
+
 /// Driver specific image creation options for qed.
 ///
 /// *Since: 2.12*
@@ -6150,6 +6446,7 @@ pub struct BlockdevCreateOptionsQed {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub table_size: ::std::option::Option<i64>,
 }
+
 /// Driver specific image creation options for rbd/Ceph.
 ///
 /// *Since: 2.12*
@@ -6168,6 +6465,7 @@ pub struct BlockdevCreateOptionsRbd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::RbdEncryptionCreateOptions>,
 }
+
 /// Subformat options for VMDK images
 ///
 /// *Since: 4.0*
@@ -6189,6 +6487,7 @@ pub enum BlockdevVmdkSubformat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevVmdkSubformat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6201,6 +6500,7 @@ impl BlockdevVmdkSubformat {
             BlockdevVmdkSubformat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6217,6 +6517,7 @@ impl BlockdevVmdkSubformat {
         }
     }
 }
+
 impl Serialize for BlockdevVmdkSubformat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6225,6 +6526,7 @@ impl Serialize for BlockdevVmdkSubformat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevVmdkSubformat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6233,6 +6535,7 @@ impl<'de> Deserialize<'de> for BlockdevVmdkSubformat {
             .map(|s| BlockdevVmdkSubformat::from_wire(&s))
     }
 }
+
 /// Adapter type info for VMDK images
 ///
 /// *Since: 4.0*
@@ -6245,6 +6548,7 @@ pub enum BlockdevVmdkAdapterType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevVmdkAdapterType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6256,6 +6560,7 @@ impl BlockdevVmdkAdapterType {
             BlockdevVmdkAdapterType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6271,6 +6576,7 @@ impl BlockdevVmdkAdapterType {
         }
     }
 }
+
 impl Serialize for BlockdevVmdkAdapterType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6279,6 +6585,7 @@ impl Serialize for BlockdevVmdkAdapterType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevVmdkAdapterType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6287,6 +6594,7 @@ impl<'de> Deserialize<'de> for BlockdevVmdkAdapterType {
             .map(|s| BlockdevVmdkAdapterType::from_wire(&s))
     }
 }
+
 /// Driver specific image creation options for VMDK.
 ///
 /// *Since: 4.0*
@@ -6334,6 +6642,7 @@ pub struct BlockdevCreateOptionsVmdk {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zeroed_grain: ::std::option::Option<bool>,
 }
+
 /// Driver specific image creation options for SSH.
 ///
 /// *Since: 2.12*
@@ -6344,6 +6653,7 @@ pub struct BlockdevCreateOptionsSsh {
     /// Size of the virtual disk in bytes
     pub size: u64,
 }
+
 /// Driver specific image creation options for VDI.
 ///
 /// *Since: 2.12*
@@ -6358,6 +6668,7 @@ pub struct BlockdevCreateOptionsVdi {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevVhdxSubformat {
@@ -6368,6 +6679,7 @@ pub enum BlockdevVhdxSubformat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevVhdxSubformat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6377,6 +6689,7 @@ impl BlockdevVhdxSubformat {
             BlockdevVhdxSubformat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6390,6 +6703,7 @@ impl BlockdevVhdxSubformat {
         }
     }
 }
+
 impl Serialize for BlockdevVhdxSubformat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6398,6 +6712,7 @@ impl Serialize for BlockdevVhdxSubformat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevVhdxSubformat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6406,6 +6721,7 @@ impl<'de> Deserialize<'de> for BlockdevVhdxSubformat {
             .map(|s| BlockdevVhdxSubformat::from_wire(&s))
     }
 }
+
 /// Driver specific image creation options for vhdx.
 ///
 /// *Since: 2.12*
@@ -6436,6 +6752,7 @@ pub struct BlockdevCreateOptionsVhdx {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub block_state_zero: ::std::option::Option<bool>,
 }
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevVpcSubformat {
@@ -6446,6 +6763,7 @@ pub enum BlockdevVpcSubformat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockdevVpcSubformat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6455,6 +6773,7 @@ impl BlockdevVpcSubformat {
             BlockdevVpcSubformat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6468,6 +6787,7 @@ impl BlockdevVpcSubformat {
         }
     }
 }
+
 impl Serialize for BlockdevVpcSubformat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6476,6 +6796,7 @@ impl Serialize for BlockdevVpcSubformat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockdevVpcSubformat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6484,6 +6805,7 @@ impl<'de> Deserialize<'de> for BlockdevVpcSubformat {
             .map(|s| BlockdevVpcSubformat::from_wire(&s))
     }
 }
+
 /// Driver specific image creation options for vpc (VHD).
 ///
 /// *Since: 2.12*
@@ -6503,6 +6825,7 @@ pub struct BlockdevCreateOptionsVpc {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub force_size: ::std::option::Option<bool>,
 }
+
 /// Options for creating an image format on a given node.
 ///
 /// *Since: 2.12*
@@ -6512,6 +6835,7 @@ pub struct BlockdevCreateOptions {
     #[serde(flatten)]
     pub branch: BlockdevCreateOptionsBranch,
 }
+
 /// The branches of [`BlockdevCreateOptions`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "driver")]
@@ -6677,6 +7001,7 @@ pub enum BlockdevCreateOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Driver specific image amend options for LUKS.
 ///
 /// *Since: 5.1*
@@ -6717,6 +7042,7 @@ pub struct BlockdevAmendOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub secret: ::std::option::Option<::std::string::String>,
 }
+
 /// Driver specific image amend options for qcow2.  For now, only
 /// encryption options can be amended
 ///
@@ -6727,6 +7053,7 @@ pub struct BlockdevAmendOptionsQcow2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
 }
+
 /// Options for amending an image format
 ///
 /// *Since: 5.1*
@@ -6736,6 +7063,7 @@ pub struct BlockdevAmendOptions {
     #[serde(flatten)]
     pub branch: BlockdevAmendOptionsBranch,
 }
+
 /// The branches of [`BlockdevAmendOptions`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "driver")]
@@ -6901,6 +7229,7 @@ pub enum BlockdevAmendOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// An enumeration of action that has been taken when a DISK I/O occurs
 ///
 /// *Since: 2.1*
@@ -6915,6 +7244,7 @@ pub enum BlockErrorAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockErrorAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6925,6 +7255,7 @@ impl BlockErrorAction {
             BlockErrorAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -6939,6 +7270,7 @@ impl BlockErrorAction {
         }
     }
 }
+
 impl Serialize for BlockErrorAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -6947,6 +7279,7 @@ impl Serialize for BlockErrorAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockErrorAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -6955,6 +7288,7 @@ impl<'de> Deserialize<'de> for BlockErrorAction {
             .map(|s| BlockErrorAction::from_wire(&s))
     }
 }
+
 /// Preallocation mode of QEMU image file
 ///
 /// *Since: 2.2*
@@ -6975,6 +7309,7 @@ pub enum PreallocMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl PreallocMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -6986,6 +7321,7 @@ impl PreallocMode {
             PreallocMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -7001,6 +7337,7 @@ impl PreallocMode {
         }
     }
 }
+
 impl Serialize for PreallocMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -7009,6 +7346,7 @@ impl Serialize for PreallocMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for PreallocMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -7017,6 +7355,7 @@ impl<'de> Deserialize<'de> for PreallocMode {
             .map(|s| PreallocMode::from_wire(&s))
     }
 }
+
 /// An enumeration of the quorum operation types
 ///
 /// *Since: 2.6*
@@ -7031,6 +7370,7 @@ pub enum QuorumOpType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QuorumOpType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -7041,6 +7381,7 @@ impl QuorumOpType {
             QuorumOpType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -7055,6 +7396,7 @@ impl QuorumOpType {
         }
     }
 }
+
 impl Serialize for QuorumOpType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -7063,6 +7405,7 @@ impl Serialize for QuorumOpType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QuorumOpType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -7071,6 +7414,7 @@ impl<'de> Deserialize<'de> for QuorumOpType {
             .map(|s| QuorumOpType::from_wire(&s))
     }
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshotInternal {
@@ -7080,6 +7424,7 @@ pub struct BlockdevSnapshotInternal {
     /// the name of the internal snapshot to be created
     pub name: ::std::string::String,
 }
+
 /// Not used by QMP; hack to let us use BlockGraphInfoList internally
 ///
 /// *Since: 8.0*
@@ -7088,6 +7433,7 @@ pub struct DummyBlockCoreForceArrays {
     #[serde(rename = "unused-block-graph-info")]
     pub unused_block_graph_info: ::std::vec::Vec<super::BlockGraphInfo>,
 }
+
 /// The commands of `block-core.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -7192,6 +7538,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::BlockInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Query the `BlockStats` for all virtual block devices.
     ///
     /// # Returns
@@ -7316,11 +7663,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub query_nodes: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for QueryBlockstats {
         const NAME: &'static str = "query-blockstats";
         type Returns = ::std::vec::Vec<super::super::BlockStats>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return information about long-running block device operations.
     ///
     /// # Returns
@@ -7335,6 +7684,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::BlockJobInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Resize a block image while a guest is running.
     ///
     /// Either `device` or `node-name` must be set but not both.
@@ -7364,23 +7714,27 @@ pub mod commands {
         /// new image size in bytes
         pub size: i64,
     }
+
     impl ::qapi_types::Command for BlockResize {
         const NAME: &'static str = "block_resize";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     pub use super::super::BlockdevSnapshotSync;
     impl ::qapi_types::Command for BlockdevSnapshotSync {
         const NAME: &'static str = "blockdev-snapshot-sync";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     pub use super::super::BlockdevSnapshot;
     impl ::qapi_types::Command for BlockdevSnapshot {
         const NAME: &'static str = "blockdev-snapshot";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Change the backing file in the image file metadata.  This does not
     /// cause QEMU to reopen the image file to reparse the backing filename
     /// (it may, however, perform a reopen to change permissions from r/o -\>
@@ -7409,11 +7763,13 @@ pub mod commands {
         #[serde(rename = "backing-file")]
         pub backing_file: ::std::string::String,
     }
+
     impl ::qapi_types::Command for ChangeBackingFile {
         const NAME: &'static str = "change-backing-file";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Live commit of data from overlay image nodes into backing nodes -
     /// i.e., writes data between 'top' and 'base' into 'base'.
     ///
@@ -7540,11 +7896,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_dismiss: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for BlockCommit {
         const NAME: &'static str = "block-commit";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     pub use super::super::DriveBackup;
     impl ::qapi_types::Command for DriveBackup {
         const NAME: &'static str = "drive-backup";
@@ -7552,12 +7910,14 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     pub use super::super::BlockdevBackup;
     impl ::qapi_types::Command for BlockdevBackup {
         const NAME: &'static str = "blockdev-backup";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Get the named block driver list
     ///
     /// *Since: 2.0*
@@ -7619,11 +7979,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub flat: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for QueryNamedBlockNodes {
         const NAME: &'static str = "query-named-block-nodes";
         type Returns = ::std::vec::Vec<super::super::BlockDeviceInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Get the block graph.
     ///
     /// *Since: 4.0*
@@ -7639,18 +8001,21 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     pub use super::super::DriveMirror;
     impl ::qapi_types::Command for DriveMirror {
         const NAME: &'static str = "drive-mirror";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     pub use super::super::BlockDirtyBitmapAdd;
     impl ::qapi_types::Command for BlockDirtyBitmapAdd {
         const NAME: &'static str = "block-dirty-bitmap-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Stop write tracking and remove the dirty bitmap that was created
     /// with `block-dirty-bitmap-add`.  If the bitmap is persistent, remove
     /// it from its storage too.
@@ -7678,6 +8043,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Clear (reset) a dirty bitmap on the device, so that an incremental
     /// backup from this point in time forward will only backup clusters
     /// modified after this clear operation.
@@ -7704,6 +8070,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Enables a dirty bitmap so that it will begin tracking disk changes.
     ///
     /// # Errors
@@ -7728,6 +8095,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Disables a dirty bitmap so that it will stop tracking disk changes.
     ///
     /// # Errors
@@ -7752,12 +8120,14 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     pub use super::super::BlockDirtyBitmapMerge;
     impl ::qapi_types::Command for BlockDirtyBitmapMerge {
         const NAME: &'static str = "block-dirty-bitmap-merge";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Get bitmap SHA256.
     ///
     /// # Errors
@@ -7779,6 +8149,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     /// Start mirroring a block device's writes to a new destination.
     ///
     /// *Since: 2.6*
@@ -7875,11 +8246,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub target_is_zero: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for BlockdevMirror {
         const NAME: &'static str = "blockdev-mirror";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Copy data from a backing file into a block device.
     ///
     /// The block streaming operation is performed in the background until
@@ -8003,11 +8376,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_dismiss: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for BlockStream {
         const NAME: &'static str = "block-stream";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Set maximum speed for a background block operation.
     ///
     /// This command can only be issued when there is an active block job.
@@ -8030,11 +8405,13 @@ pub mod commands {
         /// Defaults to 0.
         pub speed: i64,
     }
+
     impl ::qapi_types::Command for BlockJobSetSpeed {
         const NAME: &'static str = "block-job-set-speed";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Stop an active background block operation.
     ///
     /// This command returns immediately after marking the active background
@@ -8076,11 +8453,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for BlockJobCancel {
         const NAME: &'static str = "block-job-cancel";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Pause an active background block operation.
     ///
     /// This command returns immediately after marking the active job for
@@ -8110,12 +8489,14 @@ pub mod commands {
         /// values.
         pub device: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockJobPause {
         const NAME: &'static str = "block-job-pause";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Resume an active background block operation.
     ///
     /// This command returns immediately after resuming a paused job.
@@ -8141,12 +8522,14 @@ pub mod commands {
         /// values.
         pub device: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockJobResume {
         const NAME: &'static str = "block-job-resume";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Manually trigger completion of an active job in the READY or STANDBY
     /// state.  Completing the job in any other state is an error.
     ///
@@ -8185,12 +8568,14 @@ pub mod commands {
         /// values.
         pub device: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockJobComplete {
         const NAME: &'static str = "block-job-complete";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
@@ -8217,12 +8602,14 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockJobDismiss {
         const NAME: &'static str = "block-job-dismiss";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Instructs all jobs in a transaction (or a single job if it is not
     /// part of any transaction) to finalize any graph changes and do any
     /// necessary cleanup.  This command requires that all involved jobs are
@@ -8248,12 +8635,14 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockJobFinalize {
         const NAME: &'static str = "block-job-finalize";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Change the block job's options.
     ///
     /// *Since: 8.2*
@@ -8264,6 +8653,7 @@ pub mod commands {
         const NAME: &'static str = "block-job-change";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Creates a new block device.
     ///
     /// *Since: 2.9*
@@ -8319,6 +8709,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Reopens one or more block devices using the given set of options.
     /// Any option not specified will be reset to its default value
     /// regardless of its previous status.  If an option cannot be changed
@@ -8362,11 +8753,13 @@ pub mod commands {
     pub struct BlockdevReopen {
         pub options: ::std::vec::Vec<super::super::BlockdevOptions>,
     }
+
     impl ::qapi_types::Command for BlockdevReopen {
         const NAME: &'static str = "blockdev-reopen";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Deletes a block device that has been added using `blockdev-add`.
     /// The command will fail if the node is attached to a device or is
     /// otherwise being used.
@@ -8399,11 +8792,13 @@ pub mod commands {
         #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
     }
+
     impl ::qapi_types::Command for BlockdevDel {
         const NAME: &'static str = "blockdev-del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Activate or inactivate a block device.  Use this to manage the
     /// handover of block devices on migration with qemu-storage-daemon.
     ///
@@ -8435,11 +8830,13 @@ pub mod commands {
         /// success, false if they should be inactive.
         pub active: bool,
     }
+
     impl ::qapi_types::Command for BlockdevSetActive {
         const NAME: &'static str = "blockdev-set-active";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Starts a job to create an image format on a given node.  The job is
     /// automatically finalized, but a manual `job-dismiss` is required.
     ///
@@ -8452,11 +8849,13 @@ pub mod commands {
         /// Options for the image creation.
         pub options: super::super::BlockdevCreateOptions,
     }
+
     impl ::qapi_types::Command for BlockdevCreate {
         const NAME: &'static str = "blockdev-create";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Starts a job to amend format specific options of an existing open
     /// block device.  The job is automatically finalized, but a manual
     /// `job-dismiss` is required.
@@ -8483,12 +8882,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for XBlockdevAmend {
         const NAME: &'static str = "x-blockdev-amend";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     /// Change the write threshold for a block drive.  An event will be
     /// delivered if a write to this block drive crosses the configured
     /// threshold.  The threshold is an offset, thus must be non-negative.
@@ -8518,11 +8919,13 @@ pub mod commands {
         #[serde(rename = "write-threshold")]
         pub write_threshold: u64,
     }
+
     impl ::qapi_types::Command for BlockSetWriteThreshold {
         const NAME: &'static str = "block-set-write-threshold";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Dynamically reconfigure the block driver state graph.
     ///
     /// Currently only supports adding and deleting quorum children.  A
@@ -8574,12 +8977,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for XBlockdevChange {
         const NAME: &'static str = "x-blockdev-change";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     /// Move `node` and its children into the `iothread`.  If `iothread` is
     /// null then move `node` and its children into the main loop.
     ///
@@ -8620,12 +9025,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for XBlockdevSetIothread {
         const NAME: &'static str = "x-blockdev-set-iothread";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     /// Synchronously take an internal snapshot of a block device, when the
     /// format of the image used supports it.  If the name is an empty
     /// string, or a snapshot with name already exists, the operation will
@@ -8662,6 +9069,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Synchronously delete an internal snapshot of a block device, when
     /// the format of the image used support it.  The snapshot is identified
     /// by name or id or both.  One of the name or id is required.  Return
@@ -8708,12 +9116,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for BlockdevSnapshotDeleteInternalSync {
         const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
         type Returns = super::super::SnapshotInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
 }
+
 /// The events of `block-core.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -8763,9 +9173,11 @@ pub mod events {
         /// `BLOCK_IMAGE_CORRUPTED` event was fatal)
         pub fatal: bool,
     }
+
     impl ::qapi_types::Event for BlockImageCorrupted {
         const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
     }
+
     /// Emitted when a disk I/O error occurs
     ///
     /// **Note:**
@@ -8819,9 +9231,11 @@ pub mod events {
         /// applications) (since: 2.2)
         pub reason: ::std::string::String,
     }
+
     impl ::qapi_types::Event for BlockIoError {
         const NAME: &'static str = "BLOCK_IO_ERROR";
     }
+
     /// Emitted when a block job has completed
     ///
     /// *Since: 1.1*
@@ -8856,9 +9270,11 @@ pub mod events {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Event for BlockJobCompleted {
         const NAME: &'static str = "BLOCK_JOB_COMPLETED";
     }
+
     /// Emitted when a block job has been cancelled
     ///
     /// *Since: 1.1*
@@ -8887,9 +9303,11 @@ pub mod events {
         /// rate limit, bytes per second
         pub speed: i64,
     }
+
     impl ::qapi_types::Event for BlockJobCancelled {
         const NAME: &'static str = "BLOCK_JOB_CANCELLED";
     }
+
     /// Emitted when a block job encounters an error
     ///
     /// *Since: 1.3*
@@ -8913,9 +9331,11 @@ pub mod events {
         /// action that has been taken
         pub action: super::super::BlockErrorAction,
     }
+
     impl ::qapi_types::Event for BlockJobError {
         const NAME: &'static str = "BLOCK_JOB_ERROR";
     }
+
     /// Emitted when a block job is ready to complete
     ///
     /// **Note:**
@@ -8947,9 +9367,11 @@ pub mod events {
         /// rate limit, bytes per second
         pub speed: i64,
     }
+
     impl ::qapi_types::Event for BlockJobReady {
         const NAME: &'static str = "BLOCK_JOB_READY";
     }
+
     /// Emitted when a block job is awaiting explicit authorization to
     /// finalize graph changes via `job-finalize`.  If this job is part of a
     /// transaction, it will not emit this event until the transaction has
@@ -8971,9 +9393,11 @@ pub mod events {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for BlockJobPending {
         const NAME: &'static str = "BLOCK_JOB_PENDING";
     }
+
     /// Emitted when writes on block device reaches or exceeds the
     /// configured write threshold.  For thin-provisioned devices, this
     /// means the device should be extended to avoid pausing for disk
@@ -8994,9 +9418,11 @@ pub mod events {
         #[serde(rename = "write-threshold")]
         pub write_threshold: u64,
     }
+
     impl ::qapi_types::Event for BlockWriteThreshold {
         const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
     }
+
     /// Emitted by the Quorum block driver if it fails to establish a quorum
     ///
     /// **Note:**
@@ -9021,9 +9447,11 @@ pub mod events {
         #[serde(rename = "sectors-count")]
         pub sectors_count: i64,
     }
+
     impl ::qapi_types::Event for QuorumFailure {
         const NAME: &'static str = "QUORUM_FAILURE";
     }
+
     /// Emitted to report a corruption of a Quorum file
     ///
     /// **Note:**
@@ -9067,6 +9495,7 @@ pub mod events {
         #[serde(rename = "sectors-count")]
         pub sectors_count: i64,
     }
+
     impl ::qapi_types::Event for QuorumReportBad {
         const NAME: &'static str = "QUORUM_REPORT_BAD";
     }

@@ -31,6 +31,7 @@ pub struct NbdServerOptionsBase {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
 }
+
 /// Keep this type consistent with the `NbdServerOptionsLegacy` type.
 /// The only intended difference is using `SocketAddress` instead of
 /// `SocketAddressLegacy`.
@@ -64,6 +65,7 @@ pub struct NbdServerOptions {
     /// Address on which to listen (since 4.2).
     pub addr: super::SocketAddress,
 }
+
 /// Keep this type consistent with the `NbdServerOptions` type.  The
 /// only intended difference is using `SocketAddressLegacy` instead of
 /// `SocketAddress`.
@@ -97,6 +99,7 @@ pub struct NbdServerOptionsLegacy {
     /// Address on which to listen (since 1.3).
     pub addr: super::SocketAddressLegacy,
 }
+
 /// An NBD block export (common options shared between `nbd-server-add`
 /// and the NBD branch of `block-export-add`).
 ///
@@ -112,6 +115,7 @@ pub struct BlockExportOptionsNbdBase {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
 }
+
 /// An NBD block export (distinct options used in the NBD branch of
 /// `block-export-add`).
 ///
@@ -141,6 +145,7 @@ pub struct BlockExportOptionsNbd {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allocation_depth: ::std::option::Option<bool>,
 }
+
 /// A vhost-user-blk block export.
 ///
 /// *Since: 5.2*
@@ -161,6 +166,7 @@ pub struct BlockExportOptionsVhostUserBlk {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub num_queues: ::std::option::Option<u16>,
 }
+
 /// Possible allow_other modes for FUSE exports.
 ///
 /// *Since: 6.1*
@@ -176,6 +182,7 @@ pub enum FuseExportAllowOther {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl FuseExportAllowOther {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -186,6 +193,7 @@ impl FuseExportAllowOther {
             FuseExportAllowOther::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -200,6 +208,7 @@ impl FuseExportAllowOther {
         }
     }
 }
+
 impl Serialize for FuseExportAllowOther {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -208,6 +217,7 @@ impl Serialize for FuseExportAllowOther {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for FuseExportAllowOther {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -216,6 +226,7 @@ impl<'de> Deserialize<'de> for FuseExportAllowOther {
             .map(|s| FuseExportAllowOther::from_wire(&s))
     }
 }
+
 /// Options for exporting a block graph node on some (file) mountpoint
 /// as a raw image.
 ///
@@ -244,6 +255,7 @@ pub struct BlockExportOptionsFuse {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allow_other: ::std::option::Option<super::FuseExportAllowOther>,
 }
+
 /// A vduse-blk block export.
 ///
 /// *Since: 7.1*
@@ -269,6 +281,7 @@ pub struct BlockExportOptionsVduseBlk {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub serial: ::std::option::Option<::std::string::String>,
 }
+
 /// An NBD block export, per legacy `nbd-server-add` command.
 ///
 /// *Since: 5.0*
@@ -295,6 +308,7 @@ pub struct NbdServerAddOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
 }
+
 /// Mode for removing a block export.
 ///
 /// *Since: 2.12*
@@ -308,6 +322,7 @@ pub enum BlockExportRemoveMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockExportRemoveMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -317,6 +332,7 @@ impl BlockExportRemoveMode {
             BlockExportRemoveMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -330,6 +346,7 @@ impl BlockExportRemoveMode {
         }
     }
 }
+
 impl Serialize for BlockExportRemoveMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -338,6 +355,7 @@ impl Serialize for BlockExportRemoveMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockExportRemoveMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -346,6 +364,7 @@ impl<'de> Deserialize<'de> for BlockExportRemoveMode {
             .map(|s| BlockExportRemoveMode::from_wire(&s))
     }
 }
+
 /// An enumeration of block export types
 ///
 /// *Since: 4.2*
@@ -368,6 +387,7 @@ pub enum BlockExportType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl BlockExportType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -379,6 +399,7 @@ impl BlockExportType {
             BlockExportType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -394,6 +415,7 @@ impl BlockExportType {
         }
     }
 }
+
 impl Serialize for BlockExportType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -402,6 +424,7 @@ impl Serialize for BlockExportType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for BlockExportType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -410,6 +433,7 @@ impl<'de> Deserialize<'de> for BlockExportType {
             .map(|s| BlockExportType::from_wire(&s))
     }
 }
+
 /// Describes a block export, i.e. how single node should be exported on
 /// an external interface.
 ///
@@ -459,6 +483,7 @@ pub struct BlockExportOptions {
     #[serde(flatten)]
     pub branch: BlockExportOptionsBranch,
 }
+
 /// The branches of [`BlockExportOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -485,6 +510,7 @@ pub enum BlockExportOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Information about a single block export.
 ///
 /// *Since: 5.2*
@@ -503,6 +529,7 @@ pub struct BlockExportInfo {
     #[serde(rename = "shutting-down")]
     pub shutting_down: bool,
 }
+
 /// The commands of `block-export.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -524,6 +551,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Export a block node to QEMU's embedded NBD server.
     ///
     /// The export name will be used as the id for the resulting block
@@ -549,6 +577,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Remove NBD export by name.
     ///
     /// # Errors
@@ -572,12 +601,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
+
     impl ::qapi_types::Command for NbdServerRemove {
         const NAME: &'static str = "nbd-server-remove";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
+
     /// Stop QEMU's embedded NBD server, and unregister all devices
     /// previously added via `nbd-server-add`.
     ///
@@ -589,6 +620,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Creates a new block export.
     ///
     /// *Since: 5.2*
@@ -600,6 +632,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Request to remove a block export.  This drops the user's reference
     /// to the export, but the export may still stay around after this
     /// command returns until the shutdown of the export has completed.
@@ -620,11 +653,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
+
     impl ::qapi_types::Command for BlockExportDel {
         const NAME: &'static str = "block-export-del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// # Returns
     ///
     /// A list describing all block exports
@@ -638,6 +673,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
     }
 }
+
 /// The events of `block-export.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -649,6 +685,7 @@ pub mod events {
         /// Block export id.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for BlockExportDeleted {
         const NAME: &'static str = "BLOCK_EXPORT_DELETED";
     }

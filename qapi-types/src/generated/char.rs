@@ -22,6 +22,7 @@ pub struct ChardevInfo {
     #[serde(rename = "frontend-open")]
     pub frontend_open: bool,
 }
+
 /// Information about a character device backend
 ///
 /// *Since: 2.0*
@@ -30,6 +31,7 @@ pub struct ChardevBackendInfo {
     /// The backend name
     pub name: ::std::string::String,
 }
+
 /// An enumeration of data format.
 ///
 /// *Since: 1.4*
@@ -42,6 +44,7 @@ pub enum DataFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DataFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -51,6 +54,7 @@ impl DataFormat {
             DataFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -64,6 +68,7 @@ impl DataFormat {
         }
     }
 }
+
 impl Serialize for DataFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -72,6 +77,7 @@ impl Serialize for DataFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DataFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -79,6 +85,7 @@ impl<'de> Deserialize<'de> for DataFormat {
         ::qapi_types::private::enum_str(deserializer).map(|s| DataFormat::from_wire(&s))
     }
 }
+
 /// Configuration shared across all chardev backends
 ///
 /// *Since: 2.6*
@@ -92,6 +99,7 @@ pub struct ChardevCommon {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
 }
+
 /// Configuration info for file chardevs.
 ///
 /// *Since: 1.4*
@@ -114,6 +122,7 @@ pub struct ChardevFile {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub append: ::std::option::Option<bool>,
 }
+
 /// Configuration info for device and pipe chardevs.
 ///
 /// *Since: 1.4*
@@ -130,6 +139,7 @@ pub struct ChardevHostdev {
     /// /dev/ttyS0 on Unix or COM1: on Windows
     pub device: ::std::string::String,
 }
+
 /// Configuration info for (stream) socket chardevs.
 ///
 /// *Since: 1.4*
@@ -187,6 +197,7 @@ pub struct ChardevSocket {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reconnect_ms: ::std::option::Option<i64>,
 }
+
 /// Configuration info for datagram socket chardevs.
 ///
 /// *Since: 1.5*
@@ -205,6 +216,7 @@ pub struct ChardevUdp {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub local: ::std::option::Option<super::SocketAddressLegacy>,
 }
+
 /// Configuration info for mux chardevs.
 ///
 /// *Since: 1.5*
@@ -220,6 +232,7 @@ pub struct ChardevMux {
     /// name of the base chardev.
     pub chardev: ::std::string::String,
 }
+
 /// Configuration info for hub chardevs.
 ///
 /// *Since: 10.0*
@@ -235,6 +248,7 @@ pub struct ChardevHub {
     /// IDs to be added to this hub (maximum 4 devices).
     pub chardevs: ::std::vec::Vec<::std::string::String>,
 }
+
 /// Configuration info for stdio chardevs.
 ///
 /// *Since: 1.5*
@@ -252,6 +266,7 @@ pub struct ChardevStdio {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub signal: ::std::option::Option<bool>,
 }
+
 /// Configuration info for spice vm channel chardevs.
 ///
 /// *Since: 1.5*
@@ -269,6 +284,7 @@ pub struct ChardevSpiceChannel {
     /// kind of channel (for example vdagent).
     pub r#type: ::std::string::String,
 }
+
 /// Configuration info for spice port chardevs.
 ///
 /// *Since: 1.5*
@@ -286,6 +302,7 @@ pub struct ChardevSpicePort {
     /// name of the channel (see docs/spice-port-fqdn.txt)
     pub fqdn: ::std::string::String,
 }
+
 /// Configuration info for DBus chardevs.
 ///
 /// *Since: 7.0*
@@ -303,6 +320,7 @@ pub struct ChardevDBus {
     /// name of the channel (following docs/spice-port-fqdn.txt)
     pub name: ::std::string::String,
 }
+
 /// Configuration info for virtual console chardevs.
 ///
 /// **Note:**
@@ -333,6 +351,7 @@ pub struct ChardevVC {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rows: ::std::option::Option<i64>,
 }
+
 /// Configuration info for ring buffer chardevs.
 ///
 /// *Since: 1.5*
@@ -349,6 +368,7 @@ pub struct ChardevRingbuf {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<i64>,
 }
+
 /// Configuration info for QEMU vdagent implementation.
 ///
 /// *Since: 6.1*
@@ -370,6 +390,7 @@ pub struct ChardevQemuVDAgent {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clipboard: ::std::option::Option<bool>,
 }
+
 /// Configuration info for pty implementation.
 ///
 /// *Since: 9.2*
@@ -387,6 +408,7 @@ pub struct ChardevPty {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub path: ::std::option::Option<::std::string::String>,
 }
+
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChardevBackendKind {
@@ -456,6 +478,7 @@ pub enum ChardevBackendKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ChardevBackendKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -486,6 +509,7 @@ impl ChardevBackendKind {
             ChardevBackendKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -520,6 +544,7 @@ impl ChardevBackendKind {
         }
     }
 }
+
 impl Serialize for ChardevBackendKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -528,6 +553,7 @@ impl Serialize for ChardevBackendKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ChardevBackendKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -536,54 +562,63 @@ impl<'de> Deserialize<'de> for ChardevBackendKind {
             .map(|s| ChardevBackendKind::from_wire(&s))
     }
 }
+
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevFileWrapper {
     /// Configuration info for file chardevs
     pub data: super::ChardevFile,
 }
+
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevHostdevWrapper {
     /// Configuration info for device and pipe chardevs
     pub data: super::ChardevHostdev,
 }
+
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevSocketWrapper {
     /// Configuration info for (stream) socket chardevs
     pub data: super::ChardevSocket,
 }
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevUdpWrapper {
     /// Configuration info for datagram socket chardevs
     pub data: super::ChardevUdp,
 }
+
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevCommonWrapper {
     /// Configuration shared across all chardev backends
     pub data: super::ChardevCommon,
 }
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevMuxWrapper {
     /// Configuration info for mux chardevs
     pub data: super::ChardevMux,
 }
+
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevHubWrapper {
     /// Configuration info for hub chardevs
     pub data: super::ChardevHub,
 }
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevStdioWrapper {
     /// Configuration info for stdio chardevs
     pub data: super::ChardevStdio,
 }
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
@@ -592,6 +627,7 @@ pub struct ChardevSpiceChannelWrapper {
     /// Configuration info for spice vm channel chardevs
     pub data: super::ChardevSpiceChannel,
 }
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
@@ -600,6 +636,7 @@ pub struct ChardevSpicePortWrapper {
     /// Configuration info for spice port chardevs
     pub data: super::ChardevSpicePort,
 }
+
 /// *Since: 6.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE_PROTOCOL`.
@@ -608,6 +645,7 @@ pub struct ChardevQemuVDAgentWrapper {
     /// Configuration info for QEMU vdagent implementation
     pub data: super::ChardevQemuVDAgent,
 }
+
 /// *Since: 7.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
@@ -616,24 +654,28 @@ pub struct ChardevDBusWrapper {
     /// Configuration info for DBus chardevs
     pub data: super::ChardevDBus,
 }
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevVCWrapper {
     /// Configuration info for virtual console chardevs
     pub data: super::ChardevVC,
 }
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevRingbufWrapper {
     /// Configuration info for ring buffer chardevs
     pub data: super::ChardevRingbuf,
 }
+
 /// *Since: 9.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChardevPtyWrapper {
     /// Configuration info for pty chardevs
     pub data: super::ChardevPty,
 }
+
 /// Configuration info for the new chardev backend.
 ///
 /// *Since: 1.4*
@@ -643,6 +685,7 @@ pub struct ChardevBackend {
     #[serde(flatten)]
     pub branch: ChardevBackendBranch,
 }
+
 /// The branches of [`ChardevBackend`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -736,6 +779,7 @@ pub enum ChardevBackendBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Return info about the chardev backend just created.
 ///
 /// *Since: 1.4*
@@ -746,6 +790,7 @@ pub struct ChardevReturn {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pty: ::std::option::Option<::std::string::String>,
 }
+
 /// The commands of `char.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -784,6 +829,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::ChardevInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return information about character device backends.
     ///
     /// *Since: 2.0*
@@ -815,6 +861,7 @@ pub mod commands {
         const NAME: &'static str = "query-chardev-backends";
         type Returns = ::std::vec::Vec<super::super::ChardevBackendInfo>;
     }
+
     /// Write to a ring buffer character device.
     ///
     /// *Since: 1.4*
@@ -844,10 +891,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
+
     impl ::qapi_types::Command for RingbufWrite {
         const NAME: &'static str = "ringbuf-write";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Read from a ring buffer character device.
     ///
     /// # Returns
@@ -883,10 +932,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
+
     impl ::qapi_types::Command for RingbufRead {
         const NAME: &'static str = "ringbuf-read";
         type Returns = ::std::string::String;
     }
+
     /// Add a character device backend
     ///
     /// *Since: 1.4*
@@ -925,10 +976,12 @@ pub mod commands {
         /// backend type and parameters
         pub backend: super::super::ChardevBackend,
     }
+
     impl ::qapi_types::Command for ChardevAdd {
         const NAME: &'static str = "chardev-add";
         type Returns = super::super::ChardevReturn;
     }
+
     /// Change a character device backend
     ///
     /// *Since: 2.10*
@@ -968,10 +1021,12 @@ pub mod commands {
         /// new backend type and parameters
         pub backend: super::super::ChardevBackend,
     }
+
     impl ::qapi_types::Command for ChardevChange {
         const NAME: &'static str = "chardev-change";
         type Returns = super::super::ChardevReturn;
     }
+
     /// Remove a character device backend
     ///
     /// *Since: 1.4*
@@ -987,10 +1042,12 @@ pub mod commands {
         /// the chardev's ID, must exist and not be in use
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for ChardevRemove {
         const NAME: &'static str = "chardev-remove";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Send a break to a character device
     ///
     /// *Since: 2.10*
@@ -1006,11 +1063,13 @@ pub mod commands {
         /// the chardev's ID, must exist
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for ChardevSendBreak {
         const NAME: &'static str = "chardev-send-break";
         type Returns = ::qapi_types::Empty;
     }
 }
+
 /// The events of `char.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -1034,6 +1093,7 @@ pub mod events {
         /// true if the guest has opened the virtio-serial port
         pub open: bool,
     }
+
     impl ::qapi_types::Event for VserportChange {
         const NAME: &'static str = "VSERPORT_CHANGE";
     }

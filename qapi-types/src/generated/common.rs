@@ -15,6 +15,7 @@ pub enum IoOperationType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl IoOperationType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -24,6 +25,7 @@ impl IoOperationType {
             IoOperationType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -37,6 +39,7 @@ impl IoOperationType {
         }
     }
 }
+
 impl Serialize for IoOperationType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -45,6 +48,7 @@ impl Serialize for IoOperationType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for IoOperationType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -53,6 +57,7 @@ impl<'de> Deserialize<'de> for IoOperationType {
             .map(|s| IoOperationType::from_wire(&s))
     }
 }
+
 /// An enumeration of three options: on, off, and auto
 ///
 /// *Since: 2.2*
@@ -67,6 +72,7 @@ pub enum OnOffAuto {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl OnOffAuto {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -77,6 +83,7 @@ impl OnOffAuto {
             OnOffAuto::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -91,6 +98,7 @@ impl OnOffAuto {
         }
     }
 }
+
 impl Serialize for OnOffAuto {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -99,6 +107,7 @@ impl Serialize for OnOffAuto {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for OnOffAuto {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -106,6 +115,7 @@ impl<'de> Deserialize<'de> for OnOffAuto {
         ::qapi_types::private::enum_str(deserializer).map(|s| OnOffAuto::from_wire(&s))
     }
 }
+
 /// An enumeration of three values: on, off, and split
 ///
 /// *Since: 2.6*
@@ -120,6 +130,7 @@ pub enum OnOffSplit {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl OnOffSplit {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -130,6 +141,7 @@ impl OnOffSplit {
             OnOffSplit::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -144,6 +156,7 @@ impl OnOffSplit {
         }
     }
 }
+
 impl Serialize for OnOffSplit {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -152,6 +165,7 @@ impl Serialize for OnOffSplit {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for OnOffSplit {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -159,6 +173,7 @@ impl<'de> Deserialize<'de> for OnOffSplit {
         ::qapi_types::private::enum_str(deserializer).map(|s| OnOffSplit::from_wire(&s))
     }
 }
+
 /// This is a string value or the explicit lack of a string (null
 /// pointer in C).  Intended for cases when 'optional absent' already
 /// has a different meaning.
@@ -171,6 +186,7 @@ pub enum StrOrNull {
     /// no string value
     N(()),
 }
+
 impl Serialize for StrOrNull {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -182,6 +198,7 @@ impl Serialize for StrOrNull {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for StrOrNull {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -213,6 +230,7 @@ impl<'de> Deserialize<'de> for StrOrNull {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// An enumeration of options for specifying a PCI BAR
 ///
 /// *Since: 2.12*
@@ -237,6 +255,7 @@ pub enum OffAutoPCIBAR {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl OffAutoPCIBAR {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -252,6 +271,7 @@ impl OffAutoPCIBAR {
             OffAutoPCIBAR::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -271,6 +291,7 @@ impl OffAutoPCIBAR {
         }
     }
 }
+
 impl Serialize for OffAutoPCIBAR {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -279,6 +300,7 @@ impl Serialize for OffAutoPCIBAR {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for OffAutoPCIBAR {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -287,6 +309,7 @@ impl<'de> Deserialize<'de> for OffAutoPCIBAR {
             .map(|s| OffAutoPCIBAR::from_wire(&s))
     }
 }
+
 /// An enumeration of PCIe link speeds in units of GT/s
 ///
 /// *Since: 4.0*
@@ -307,6 +330,7 @@ pub enum PCIELinkSpeed {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl PCIELinkSpeed {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -320,6 +344,7 @@ impl PCIELinkSpeed {
             PCIELinkSpeed::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -337,6 +362,7 @@ impl PCIELinkSpeed {
         }
     }
 }
+
 impl Serialize for PCIELinkSpeed {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -345,6 +371,7 @@ impl Serialize for PCIELinkSpeed {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for PCIELinkSpeed {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -353,6 +380,7 @@ impl<'de> Deserialize<'de> for PCIELinkSpeed {
             .map(|s| PCIELinkSpeed::from_wire(&s))
     }
 }
+
 /// An enumeration of PCIe link width
 ///
 /// *Since: 4.0*
@@ -375,6 +403,7 @@ pub enum PCIELinkWidth {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl PCIELinkWidth {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -389,6 +418,7 @@ impl PCIELinkWidth {
             PCIELinkWidth::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -407,6 +437,7 @@ impl PCIELinkWidth {
         }
     }
 }
+
 impl Serialize for PCIELinkWidth {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -415,6 +446,7 @@ impl Serialize for PCIELinkWidth {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for PCIELinkWidth {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -423,6 +455,7 @@ impl<'de> Deserialize<'de> for PCIELinkWidth {
             .map(|s| PCIELinkWidth::from_wire(&s))
     }
 }
+
 /// Host memory policy types
 ///
 /// *Since: 2.1*
@@ -441,6 +474,7 @@ pub enum HostMemPolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HostMemPolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -452,6 +486,7 @@ impl HostMemPolicy {
             HostMemPolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -467,6 +502,7 @@ impl HostMemPolicy {
         }
     }
 }
+
 impl Serialize for HostMemPolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -475,6 +511,7 @@ impl Serialize for HostMemPolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HostMemPolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -483,6 +520,7 @@ impl<'de> Deserialize<'de> for HostMemPolicy {
             .map(|s| HostMemPolicy::from_wire(&s))
     }
 }
+
 /// Indicates whether a netfilter is attached to a netdev's transmit
 /// queue or receive queue or both.
 ///
@@ -501,6 +539,7 @@ pub enum NetFilterDirection {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NetFilterDirection {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -511,6 +550,7 @@ impl NetFilterDirection {
             NetFilterDirection::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -525,6 +565,7 @@ impl NetFilterDirection {
         }
     }
 }
+
 impl Serialize for NetFilterDirection {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -533,6 +574,7 @@ impl Serialize for NetFilterDirection {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NetFilterDirection {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -541,6 +583,7 @@ impl<'de> Deserialize<'de> for NetFilterDirection {
             .map(|s| NetFilterDirection::from_wire(&s))
     }
 }
+
 /// Key combinations to toggle input-linux between host and guest.
 ///
 /// *Since: 4.0*
@@ -561,6 +604,7 @@ pub enum GrabToggleKeys {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GrabToggleKeys {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -574,6 +618,7 @@ impl GrabToggleKeys {
             GrabToggleKeys::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -591,6 +636,7 @@ impl GrabToggleKeys {
         }
     }
 }
+
 impl Serialize for GrabToggleKeys {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -599,6 +645,7 @@ impl Serialize for GrabToggleKeys {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GrabToggleKeys {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -607,6 +654,7 @@ impl<'de> Deserialize<'de> for GrabToggleKeys {
             .map(|s| GrabToggleKeys::from_wire(&s))
     }
 }
+
 /// *Since: 6.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HumanReadableText {
@@ -614,6 +662,7 @@ pub struct HumanReadableText {
     #[serde(rename = "human-readable-text")]
     pub human_readable_text: ::std::string::String,
 }
+
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EndianMode {
@@ -626,6 +675,7 @@ pub enum EndianMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl EndianMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -636,6 +686,7 @@ impl EndianMode {
             EndianMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -650,6 +701,7 @@ impl EndianMode {
         }
     }
 }
+
 impl Serialize for EndianMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -658,6 +710,7 @@ impl Serialize for EndianMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for EndianMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,

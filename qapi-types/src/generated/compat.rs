@@ -17,6 +17,7 @@ pub enum CompatPolicyInput {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CompatPolicyInput {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -27,6 +28,7 @@ impl CompatPolicyInput {
             CompatPolicyInput::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -41,6 +43,7 @@ impl CompatPolicyInput {
         }
     }
 }
+
 impl Serialize for CompatPolicyInput {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -49,6 +52,7 @@ impl Serialize for CompatPolicyInput {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CompatPolicyInput {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -57,6 +61,7 @@ impl<'de> Deserialize<'de> for CompatPolicyInput {
             .map(|s| CompatPolicyInput::from_wire(&s))
     }
 }
+
 /// Policy for handling "funny" output.
 ///
 /// *Since: 6.0*
@@ -69,6 +74,7 @@ pub enum CompatPolicyOutput {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CompatPolicyOutput {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -78,6 +84,7 @@ impl CompatPolicyOutput {
             CompatPolicyOutput::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -91,6 +98,7 @@ impl CompatPolicyOutput {
         }
     }
 }
+
 impl Serialize for CompatPolicyOutput {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -99,6 +107,7 @@ impl Serialize for CompatPolicyOutput {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CompatPolicyOutput {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -107,6 +116,7 @@ impl<'de> Deserialize<'de> for CompatPolicyOutput {
             .map(|s| CompatPolicyOutput::from_wire(&s))
     }
 }
+
 /// Policy for handling deprecated management interfaces.
 ///
 /// This is intended for testing users of the management interfaces.

@@ -15,6 +15,7 @@ pub enum QMPCapability {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QMPCapability {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -23,6 +24,7 @@ impl QMPCapability {
             QMPCapability::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -35,6 +37,7 @@ impl QMPCapability {
         }
     }
 }
+
 impl Serialize for QMPCapability {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -43,6 +46,7 @@ impl Serialize for QMPCapability {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QMPCapability {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -51,6 +55,7 @@ impl<'de> Deserialize<'de> for QMPCapability {
             .map(|s| QMPCapability::from_wire(&s))
     }
 }
+
 /// A three-part version number.
 ///
 /// *Since: 2.4*
@@ -63,6 +68,7 @@ pub struct VersionTriple {
     /// The micro version number.
     pub micro: i64,
 }
+
 /// A description of QEMU's version.
 ///
 /// *Since: 0.14*
@@ -80,6 +86,7 @@ pub struct VersionInfo {
     /// highly recommended that a unique name is used.
     pub package: ::std::string::String,
 }
+
 /// Information about a QMP command
 ///
 /// *Since: 0.14*
@@ -88,6 +95,7 @@ pub struct CommandInfo {
     /// The command name
     pub name: ::std::string::String,
 }
+
 /// An enumeration of monitor modes.
 ///
 /// *Since: 5.0*
@@ -100,6 +108,7 @@ pub enum MonitorMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MonitorMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -109,6 +118,7 @@ impl MonitorMode {
             MonitorMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -122,6 +132,7 @@ impl MonitorMode {
         }
     }
 }
+
 impl Serialize for MonitorMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -130,6 +141,7 @@ impl Serialize for MonitorMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MonitorMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -137,6 +149,7 @@ impl<'de> Deserialize<'de> for MonitorMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| MonitorMode::from_wire(&s))
     }
 }
+
 /// Options to be used for adding a new monitor.
 ///
 /// *Since: 5.0*
@@ -155,6 +168,7 @@ pub struct MonitorOptions {
     /// Name of a character device to expose the monitor on
     pub chardev: ::std::string::String,
 }
+
 /// The commands of `control.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -189,11 +203,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub enable: ::std::option::Option<::std::vec::Vec<super::super::QMPCapability>>,
     }
+
     impl ::qapi_types::Command for QmpCapabilities {
         const NAME: &'static str = "qmp_capabilities";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return the current version of QEMU.
     ///
     /// # Returns
@@ -224,6 +240,7 @@ pub mod commands {
         type Returns = super::super::VersionInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return a list of supported QMP commands by this server
     ///
     /// # Returns
@@ -257,6 +274,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::CommandInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Request graceful QEMU process termination.
     ///
     /// While every attempt is made to send the QMP response before

@@ -17,6 +17,7 @@ pub enum QCryptoTLSCredsEndpoint {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoTLSCredsEndpoint {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -26,6 +27,7 @@ impl QCryptoTLSCredsEndpoint {
             QCryptoTLSCredsEndpoint::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -39,6 +41,7 @@ impl QCryptoTLSCredsEndpoint {
         }
     }
 }
+
 impl Serialize for QCryptoTLSCredsEndpoint {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -47,6 +50,7 @@ impl Serialize for QCryptoTLSCredsEndpoint {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoTLSCredsEndpoint {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -55,6 +59,7 @@ impl<'de> Deserialize<'de> for QCryptoTLSCredsEndpoint {
             .map(|s| QCryptoTLSCredsEndpoint::from_wire(&s))
     }
 }
+
 /// The data format that the secret is provided in
 ///
 /// *Since: 2.6*
@@ -68,6 +73,7 @@ pub enum QCryptoSecretFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoSecretFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -77,6 +83,7 @@ impl QCryptoSecretFormat {
             QCryptoSecretFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -90,6 +97,7 @@ impl QCryptoSecretFormat {
         }
     }
 }
+
 impl Serialize for QCryptoSecretFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -98,6 +106,7 @@ impl Serialize for QCryptoSecretFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoSecretFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -106,6 +115,7 @@ impl<'de> Deserialize<'de> for QCryptoSecretFormat {
             .map(|s| QCryptoSecretFormat::from_wire(&s))
     }
 }
+
 /// The supported algorithms for computing content digests
 ///
 /// *Since: 2.6*
@@ -131,6 +141,7 @@ pub enum QCryptoHashAlgo {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoHashAlgo {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -146,6 +157,7 @@ impl QCryptoHashAlgo {
             QCryptoHashAlgo::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -165,6 +177,7 @@ impl QCryptoHashAlgo {
         }
     }
 }
+
 impl Serialize for QCryptoHashAlgo {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -173,6 +186,7 @@ impl Serialize for QCryptoHashAlgo {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoHashAlgo {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -181,6 +195,7 @@ impl<'de> Deserialize<'de> for QCryptoHashAlgo {
             .map(|s| QCryptoHashAlgo::from_wire(&s))
     }
 }
+
 /// The supported algorithms for content encryption ciphers
 ///
 /// *Since: 2.6*
@@ -216,6 +231,7 @@ pub enum QCryptoCipherAlgo {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoCipherAlgo {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -236,6 +252,7 @@ impl QCryptoCipherAlgo {
             QCryptoCipherAlgo::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -260,6 +277,7 @@ impl QCryptoCipherAlgo {
         }
     }
 }
+
 impl Serialize for QCryptoCipherAlgo {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -268,6 +286,7 @@ impl Serialize for QCryptoCipherAlgo {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoCipherAlgo {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -276,6 +295,7 @@ impl<'de> Deserialize<'de> for QCryptoCipherAlgo {
             .map(|s| QCryptoCipherAlgo::from_wire(&s))
     }
 }
+
 /// The supported modes for content encryption ciphers
 ///
 /// *Since: 2.6*
@@ -292,6 +312,7 @@ pub enum QCryptoCipherMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoCipherMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -303,6 +324,7 @@ impl QCryptoCipherMode {
             QCryptoCipherMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -318,6 +340,7 @@ impl QCryptoCipherMode {
         }
     }
 }
+
 impl Serialize for QCryptoCipherMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -326,6 +349,7 @@ impl Serialize for QCryptoCipherMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoCipherMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -334,6 +358,7 @@ impl<'de> Deserialize<'de> for QCryptoCipherMode {
             .map(|s| QCryptoCipherMode::from_wire(&s))
     }
 }
+
 /// The supported algorithms for generating initialization vectors for
 /// full disk encryption.  The 'plain' generator should not be used for
 /// disks with sector numbers larger than 2^32, except where
@@ -352,6 +377,7 @@ pub enum QCryptoIVGenAlgo {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoIVGenAlgo {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -362,6 +388,7 @@ impl QCryptoIVGenAlgo {
             QCryptoIVGenAlgo::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -376,6 +403,7 @@ impl QCryptoIVGenAlgo {
         }
     }
 }
+
 impl Serialize for QCryptoIVGenAlgo {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -384,6 +412,7 @@ impl Serialize for QCryptoIVGenAlgo {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoIVGenAlgo {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -392,6 +421,7 @@ impl<'de> Deserialize<'de> for QCryptoIVGenAlgo {
             .map(|s| QCryptoIVGenAlgo::from_wire(&s))
     }
 }
+
 /// The supported full disk encryption formats
 ///
 /// *Since: 2.6*
@@ -405,6 +435,7 @@ pub enum QCryptoBlockFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoBlockFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -414,6 +445,7 @@ impl QCryptoBlockFormat {
             QCryptoBlockFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -427,6 +459,7 @@ impl QCryptoBlockFormat {
         }
     }
 }
+
 impl Serialize for QCryptoBlockFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -435,6 +468,7 @@ impl Serialize for QCryptoBlockFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoBlockFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -443,6 +477,7 @@ impl<'de> Deserialize<'de> for QCryptoBlockFormat {
             .map(|s| QCryptoBlockFormat::from_wire(&s))
     }
 }
+
 /// The common options that apply to all full disk encryption formats
 ///
 /// *Since: 2.6*
@@ -451,6 +486,7 @@ pub struct QCryptoBlockOptionsBase {
     /// the encryption format
     pub format: super::QCryptoBlockFormat,
 }
+
 /// The options that apply to QCow/QCow2 AES-CBC encryption format
 ///
 /// *Since: 2.6*
@@ -463,6 +499,7 @@ pub struct QCryptoBlockOptionsQCow {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// The options that apply to LUKS encryption format
 ///
 /// *Since: 2.6*
@@ -475,6 +512,7 @@ pub struct QCryptoBlockOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
+
 /// The options that apply to LUKS encryption format initialization
 ///
 /// *Since: 2.6*
@@ -517,6 +555,7 @@ pub struct QCryptoBlockCreateOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
 }
+
 /// The options that are available for all encryption formats when
 /// opening an existing volume
 ///
@@ -527,6 +566,7 @@ pub struct QCryptoBlockOpenOptions {
     #[serde(flatten)]
     pub branch: QCryptoBlockOpenOptionsBranch,
 }
+
 /// The branches of [`QCryptoBlockOpenOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -541,6 +581,7 @@ pub enum QCryptoBlockOpenOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The options that are available for all encryption formats when
 /// initializing a new volume
 ///
@@ -551,6 +592,7 @@ pub struct QCryptoBlockCreateOptions {
     #[serde(flatten)]
     pub branch: QCryptoBlockCreateOptionsBranch,
 }
+
 /// The branches of [`QCryptoBlockCreateOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -565,6 +607,7 @@ pub enum QCryptoBlockCreateOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The common information that applies to all full disk encryption
 /// formats
 ///
@@ -574,6 +617,7 @@ pub struct QCryptoBlockInfoBase {
     /// the encryption format
     pub format: super::QCryptoBlockFormat,
 }
+
 /// Information about the LUKS block encryption key slot options
 ///
 /// *Since: 2.7*
@@ -591,6 +635,7 @@ pub struct QCryptoBlockInfoLUKSSlot {
     #[serde(rename = "key-offset")]
     pub key_offset: i64,
 }
+
 /// Information about the LUKS block encryption options
 ///
 /// *Since: 2.7*
@@ -626,6 +671,7 @@ pub struct QCryptoBlockInfoLUKS {
     /// information about each key slot
     pub slots: ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
 }
+
 /// Information about the block encryption options
 ///
 /// *Since: 2.7*
@@ -635,6 +681,7 @@ pub struct QCryptoBlockInfo {
     #[serde(flatten)]
     pub branch: QCryptoBlockInfoBranch,
 }
+
 /// The branches of [`QCryptoBlockInfo`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -649,6 +696,7 @@ pub enum QCryptoBlockInfoBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Defines state of keyslots that are affected by the update
 ///
 /// *Since: 5.1*
@@ -662,6 +710,7 @@ pub enum QCryptoBlockLUKSKeyslotState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoBlockLUKSKeyslotState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -671,6 +720,7 @@ impl QCryptoBlockLUKSKeyslotState {
             QCryptoBlockLUKSKeyslotState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -684,6 +734,7 @@ impl QCryptoBlockLUKSKeyslotState {
         }
     }
 }
+
 impl Serialize for QCryptoBlockLUKSKeyslotState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -692,6 +743,7 @@ impl Serialize for QCryptoBlockLUKSKeyslotState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoBlockLUKSKeyslotState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -700,6 +752,7 @@ impl<'de> Deserialize<'de> for QCryptoBlockLUKSKeyslotState {
             .map(|s| QCryptoBlockLUKSKeyslotState::from_wire(&s))
     }
 }
+
 /// This struct defines the update parameters that activate/de-activate
 /// set of keyslots
 ///
@@ -741,6 +794,7 @@ pub struct QCryptoBlockAmendOptionsLUKS {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub secret: ::std::option::Option<::std::string::String>,
 }
+
 /// The options that are available for all encryption formats when
 /// amending encryption settings
 ///
@@ -751,6 +805,7 @@ pub struct QCryptoBlockAmendOptions {
     #[serde(flatten)]
     pub branch: QCryptoBlockAmendOptionsBranch,
 }
+
 /// The branches of [`QCryptoBlockAmendOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format")]
@@ -765,6 +820,7 @@ pub enum QCryptoBlockAmendOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Properties for objects of classes derived from secret-common.
 ///
 /// *Since: 2.6*
@@ -786,6 +842,7 @@ pub struct SecretCommonProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for secret objects.
 ///
 /// Either `data` or `file` must be provided, but not both.
@@ -815,6 +872,7 @@ pub struct SecretProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub file: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for secret_keyring objects.
 ///
 /// *Since: 5.1*
@@ -840,6 +898,7 @@ pub struct SecretKeyringProperties {
     /// serial number that identifies a key to get from the kernel
     pub serial: i32,
 }
+
 /// Properties for objects of classes derived from tls-creds.
 ///
 /// *Since: 2.5*
@@ -864,6 +923,7 @@ pub struct TlsCredsProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for tls-creds-anon objects.
 ///
 /// *Since: 2.5*
@@ -888,6 +948,7 @@ pub struct TlsCredsAnonProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for tls-creds-psk objects.
 ///
 /// *Since: 3.0*
@@ -917,6 +978,7 @@ pub struct TlsCredsPskProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for tls-creds-x509 objects.
 ///
 /// *Since: 2.5*
@@ -953,6 +1015,7 @@ pub struct TlsCredsX509Properties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub passwordid: ::std::option::Option<::std::string::String>,
 }
+
 /// The supported algorithms for asymmetric encryption ciphers
 ///
 /// *Since: 7.1*
@@ -963,6 +1026,7 @@ pub enum QCryptoAkCipherAlgo {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoAkCipherAlgo {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -971,6 +1035,7 @@ impl QCryptoAkCipherAlgo {
             QCryptoAkCipherAlgo::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -983,6 +1048,7 @@ impl QCryptoAkCipherAlgo {
         }
     }
 }
+
 impl Serialize for QCryptoAkCipherAlgo {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -991,6 +1057,7 @@ impl Serialize for QCryptoAkCipherAlgo {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoAkCipherAlgo {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -999,6 +1066,7 @@ impl<'de> Deserialize<'de> for QCryptoAkCipherAlgo {
             .map(|s| QCryptoAkCipherAlgo::from_wire(&s))
     }
 }
+
 /// The type of asymmetric keys.
 ///
 /// *Since: 7.1*
@@ -1011,6 +1079,7 @@ pub enum QCryptoAkCipherKeyType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoAkCipherKeyType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1020,6 +1089,7 @@ impl QCryptoAkCipherKeyType {
             QCryptoAkCipherKeyType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1033,6 +1103,7 @@ impl QCryptoAkCipherKeyType {
         }
     }
 }
+
 impl Serialize for QCryptoAkCipherKeyType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1041,6 +1112,7 @@ impl Serialize for QCryptoAkCipherKeyType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoAkCipherKeyType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1049,6 +1121,7 @@ impl<'de> Deserialize<'de> for QCryptoAkCipherKeyType {
             .map(|s| QCryptoAkCipherKeyType::from_wire(&s))
     }
 }
+
 /// The padding algorithm for RSA.
 ///
 /// *Since: 7.1*
@@ -1061,6 +1134,7 @@ pub enum QCryptoRSAPaddingAlgo {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptoRSAPaddingAlgo {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1070,6 +1144,7 @@ impl QCryptoRSAPaddingAlgo {
             QCryptoRSAPaddingAlgo::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1083,6 +1158,7 @@ impl QCryptoRSAPaddingAlgo {
         }
     }
 }
+
 impl Serialize for QCryptoRSAPaddingAlgo {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1091,6 +1167,7 @@ impl Serialize for QCryptoRSAPaddingAlgo {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptoRSAPaddingAlgo {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1099,6 +1176,7 @@ impl<'de> Deserialize<'de> for QCryptoRSAPaddingAlgo {
             .map(|s| QCryptoRSAPaddingAlgo::from_wire(&s))
     }
 }
+
 /// Specific parameters for RSA algorithm.
 ///
 /// *Since: 7.1*
@@ -1111,6 +1189,7 @@ pub struct QCryptoAkCipherOptionsRSA {
     #[serde(rename = "padding-alg")]
     pub padding_alg: super::QCryptoRSAPaddingAlgo,
 }
+
 /// The options that are available for all asymmetric key algorithms
 /// when creating a new QCryptoAkCipher.
 ///
@@ -1121,6 +1200,7 @@ pub struct QCryptoAkCipherOptions {
     #[serde(flatten)]
     pub branch: QCryptoAkCipherOptionsBranch,
 }
+
 /// The branches of [`QCryptoAkCipherOptions`], tagged by `alg`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "alg")]

@@ -15,6 +15,7 @@ pub enum QCryptodevBackendAlgoType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptodevBackendAlgoType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -24,6 +25,7 @@ impl QCryptodevBackendAlgoType {
             QCryptodevBackendAlgoType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -37,6 +39,7 @@ impl QCryptodevBackendAlgoType {
         }
     }
 }
+
 impl Serialize for QCryptodevBackendAlgoType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -45,6 +48,7 @@ impl Serialize for QCryptodevBackendAlgoType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptodevBackendAlgoType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -53,6 +57,7 @@ impl<'de> Deserialize<'de> for QCryptodevBackendAlgoType {
             .map(|s| QCryptodevBackendAlgoType::from_wire(&s))
     }
 }
+
 /// The supported service types of a crypto device.
 ///
 /// *Since: 8.0*
@@ -71,6 +76,7 @@ pub enum QCryptodevBackendServiceType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptodevBackendServiceType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -83,6 +89,7 @@ impl QCryptodevBackendServiceType {
             QCryptodevBackendServiceType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -99,6 +106,7 @@ impl QCryptodevBackendServiceType {
         }
     }
 }
+
 impl Serialize for QCryptodevBackendServiceType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -107,6 +115,7 @@ impl Serialize for QCryptodevBackendServiceType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptodevBackendServiceType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -115,6 +124,7 @@ impl<'de> Deserialize<'de> for QCryptodevBackendServiceType {
             .map(|s| QCryptodevBackendServiceType::from_wire(&s))
     }
 }
+
 /// The crypto device backend type
 ///
 /// *Since: 8.0*
@@ -129,6 +139,7 @@ pub enum QCryptodevBackendType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QCryptodevBackendType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -139,6 +150,7 @@ impl QCryptodevBackendType {
             QCryptodevBackendType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -153,6 +165,7 @@ impl QCryptodevBackendType {
         }
     }
 }
+
 impl Serialize for QCryptodevBackendType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -161,6 +174,7 @@ impl Serialize for QCryptodevBackendType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QCryptodevBackendType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -169,6 +183,7 @@ impl<'de> Deserialize<'de> for QCryptodevBackendType {
             .map(|s| QCryptodevBackendType::from_wire(&s))
     }
 }
+
 /// Information about a queue of crypto device.
 ///
 /// *Since: 8.0*
@@ -179,6 +194,7 @@ pub struct QCryptodevBackendClient {
     /// the type of the crypto device
     pub r#type: super::QCryptodevBackendType,
 }
+
 /// Information about a crypto device.
 ///
 /// *Since: 8.0*
@@ -191,6 +207,7 @@ pub struct QCryptodevInfo {
     /// the additional information of the crypto device
     pub client: ::std::vec::Vec<super::QCryptodevBackendClient>,
 }
+
 /// The commands of `cryptodev.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};

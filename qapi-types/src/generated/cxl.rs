@@ -20,6 +20,7 @@ pub enum CxlEventLog {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CxlEventLog {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -31,6 +32,7 @@ impl CxlEventLog {
             CxlEventLog::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -46,6 +48,7 @@ impl CxlEventLog {
         }
     }
 }
+
 impl Serialize for CxlEventLog {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -54,6 +57,7 @@ impl Serialize for CxlEventLog {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CxlEventLog {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -61,6 +65,7 @@ impl<'de> Deserialize<'de> for CxlEventLog {
         ::qapi_types::private::enum_str(deserializer).map(|s| CxlEventLog::from_wire(&s))
     }
 }
+
 /// Type of uncorrectable CXL error to inject.  These errors are
 /// reported via an AER uncorrectable internal error with additional
 /// information logged at the CXL device.
@@ -108,6 +113,7 @@ pub enum CxlUncorErrorType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CxlUncorErrorType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -130,6 +136,7 @@ impl CxlUncorErrorType {
             CxlUncorErrorType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -156,6 +163,7 @@ impl CxlUncorErrorType {
         }
     }
 }
+
 impl Serialize for CxlUncorErrorType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -164,6 +172,7 @@ impl Serialize for CxlUncorErrorType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CxlUncorErrorType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -172,6 +181,7 @@ impl<'de> Deserialize<'de> for CxlUncorErrorType {
             .map(|s| CxlUncorErrorType::from_wire(&s))
     }
 }
+
 /// Record of a single error including header log.
 ///
 /// *Since: 8.0*
@@ -182,6 +192,7 @@ pub struct CXLUncorErrorRecord {
     /// 16 DWORD of header.
     pub header: ::std::vec::Vec<u32>,
 }
+
 /// Type of CXL correctable error to inject
 ///
 /// *Since: 8.0*
@@ -206,6 +217,7 @@ pub enum CxlCorErrorType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CxlCorErrorType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -220,6 +232,7 @@ impl CxlCorErrorType {
             CxlCorErrorType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -238,6 +251,7 @@ impl CxlCorErrorType {
         }
     }
 }
+
 impl Serialize for CxlCorErrorType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -246,6 +260,7 @@ impl Serialize for CxlCorErrorType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CxlCorErrorType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -254,6 +269,7 @@ impl<'de> Deserialize<'de> for CxlCorErrorType {
             .map(|s| CxlCorErrorType::from_wire(&s))
     }
 }
+
 /// A single dynamic capacity extent.  This is a contiguous allocation
 /// of memory by Device Physical Address within a single Dynamic
 /// Capacity Region on a CXL Type 3 Device.
@@ -267,6 +283,7 @@ pub struct CxlDynamicCapacityExtent {
     /// The length of the extent in bytes.
     pub len: u64,
 }
+
 /// The policy to use for selecting which extents comprise the added
 /// capacity, as defined in Compute Express Link (CXL) Specification,
 /// Revision 3.1, Table 7-70.
@@ -302,6 +319,7 @@ pub enum CxlExtentSelectionPolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CxlExtentSelectionPolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -313,6 +331,7 @@ impl CxlExtentSelectionPolicy {
             CxlExtentSelectionPolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -328,6 +347,7 @@ impl CxlExtentSelectionPolicy {
         }
     }
 }
+
 impl Serialize for CxlExtentSelectionPolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -336,6 +356,7 @@ impl Serialize for CxlExtentSelectionPolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CxlExtentSelectionPolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -344,6 +365,7 @@ impl<'de> Deserialize<'de> for CxlExtentSelectionPolicy {
             .map(|s| CxlExtentSelectionPolicy::from_wire(&s))
     }
 }
+
 /// The policy to use for selecting which extents comprise the released
 /// capacity, defined in the "Flags" field in Compute Express Link (CXL)
 /// Specification, Revision 3.1, Table 7-71.
@@ -360,6 +382,7 @@ pub enum CxlExtentRemovalPolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CxlExtentRemovalPolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -369,6 +392,7 @@ impl CxlExtentRemovalPolicy {
             CxlExtentRemovalPolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -382,6 +406,7 @@ impl CxlExtentRemovalPolicy {
         }
     }
 }
+
 impl Serialize for CxlExtentRemovalPolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -390,6 +415,7 @@ impl Serialize for CxlExtentRemovalPolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CxlExtentRemovalPolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -398,6 +424,7 @@ impl<'de> Deserialize<'de> for CxlExtentRemovalPolicy {
             .map(|s| CxlExtentRemovalPolicy::from_wire(&s))
     }
 }
+
 /// The commands of `cxl.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -450,10 +477,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub component_id: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for CxlInjectGeneralMediaEvent {
         const NAME: &'static str = "cxl-inject-general-media-event";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Inject an event record for a DRAM Event (CXL r3.0 8.2.9.2.1.2).
     /// This event type is reported via one of the event logs specified via
     /// the log parameter.
@@ -517,10 +546,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub correction_mask: ::std::option::Option<::std::vec::Vec<u64>>,
     }
+
     impl ::qapi_types::Command for CxlInjectDramEvent {
         const NAME: &'static str = "cxl-inject-dram-event";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Inject an event record for a Memory Module Event (CXL r3.0
     /// 8.2.9.2.1.3).  This event includes a copy of the Device Health info
     /// at the time of the event.
@@ -570,10 +601,12 @@ pub mod commands {
         #[serde(rename = "corrected-persistent-error-count")]
         pub corrected_persistent_error_count: u32,
     }
+
     impl ::qapi_types::Command for CxlInjectMemoryModuleEvent {
         const NAME: &'static str = "cxl-inject-memory-module-event";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Poison records indicate that a CXL memory device knows that a
     /// particular memory region may be corrupted.  This may be because of
     /// locally detected errors (e.g. ECC failure) or poisoned writes
@@ -591,10 +624,12 @@ pub mod commands {
         /// Length of poison to inject; must be a multiple of 64 bytes.
         pub length: u64,
     }
+
     impl ::qapi_types::Command for CxlInjectPoison {
         const NAME: &'static str = "cxl-inject-poison";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Command to allow injection of multiple errors in one go.  This
     /// allows testing of multiple header log handling in the OS.
     ///
@@ -606,10 +641,12 @@ pub mod commands {
         /// Errors to inject
         pub errors: ::std::vec::Vec<super::super::CXLUncorErrorRecord>,
     }
+
     impl ::qapi_types::Command for CxlInjectUncorrectableErrors {
         const NAME: &'static str = "cxl-inject-uncorrectable-errors";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Command to inject a single correctable error.  Multiple error
     /// injection of this error type is not interesting as there is no
     /// associated header log.  These errors are reported via AER as a
@@ -624,10 +661,12 @@ pub mod commands {
         /// Type of error.
         pub r#type: super::super::CxlCorErrorType,
     }
+
     impl ::qapi_types::Command for CxlInjectCorrectableError {
         const NAME: &'static str = "cxl-inject-correctable-error";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Initiate adding dynamic capacity extents to a host.  This simulates
     /// operations defined in Compute Express Link (CXL) Specification,
     /// Revision 3.1, Section 7.6.7.6.5.  Note that, currently, establishing
@@ -665,11 +704,13 @@ pub mod commands {
         /// (CXL) Specification, Revision 3.1, Table 7-70.
         pub extents: ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
     }
+
     impl ::qapi_types::Command for CxlAddDynamicCapacity {
         const NAME: &'static str = "cxl-add-dynamic-capacity";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
     /// Initiate release of dynamic capacity extents from a host.  This
     /// simulates operations defined in Compute Express Link (CXL)
     /// Specification, Revision 3.1, Section 7.6.7.6.6.  Note that,
@@ -724,6 +765,7 @@ pub mod commands {
         /// Link (CXL) Specification, Revision 3.1, Table 7-71.
         pub extents: ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
     }
+
     impl ::qapi_types::Command for CxlReleaseDynamicCapacity {
         const NAME: &'static str = "cxl-release-dynamic-capacity";
         type Returns = ::qapi_types::Empty;

@@ -34,6 +34,7 @@ pub enum DumpGuestMemoryFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DumpGuestMemoryFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -49,6 +50,7 @@ impl DumpGuestMemoryFormat {
             DumpGuestMemoryFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -68,6 +70,7 @@ impl DumpGuestMemoryFormat {
         }
     }
 }
+
 impl Serialize for DumpGuestMemoryFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -76,6 +79,7 @@ impl Serialize for DumpGuestMemoryFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DumpGuestMemoryFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -84,6 +88,7 @@ impl<'de> Deserialize<'de> for DumpGuestMemoryFormat {
             .map(|s| DumpGuestMemoryFormat::from_wire(&s))
     }
 }
+
 /// Describe the status of a long-running background guest memory dump.
 ///
 /// *Since: 2.6*
@@ -100,6 +105,7 @@ pub enum DumpStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DumpStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -111,6 +117,7 @@ impl DumpStatus {
             DumpStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -126,6 +133,7 @@ impl DumpStatus {
         }
     }
 }
+
 impl Serialize for DumpStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -134,6 +142,7 @@ impl Serialize for DumpStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DumpStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -141,6 +150,7 @@ impl<'de> Deserialize<'de> for DumpStatus {
         ::qapi_types::private::enum_str(deserializer).map(|s| DumpStatus::from_wire(&s))
     }
 }
+
 /// The result format for `query-dump`.
 ///
 /// *Since: 2.6*
@@ -153,12 +163,14 @@ pub struct DumpQueryResult {
     /// total bytes to be written in latest dump (uncompressed)
     pub total: i64,
 }
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DumpGuestMemoryCapability {
     /// the available formats for `dump-guest-memory`
     pub formats: ::std::vec::Vec<super::DumpGuestMemoryFormat>,
 }
+
 /// The commands of `dump.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -222,10 +234,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::DumpGuestMemoryFormat>,
     }
+
     impl ::qapi_types::Command for DumpGuestMemory {
         const NAME: &'static str = "dump-guest-memory";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Query latest dump status.
     ///
     /// # Returns
@@ -247,6 +261,7 @@ pub mod commands {
         const NAME: &'static str = "query-dump";
         type Returns = super::super::DumpQueryResult;
     }
+
     /// Return the available formats for `dump-guest-memory`
     ///
     /// # Returns
@@ -269,6 +284,7 @@ pub mod commands {
         type Returns = super::super::DumpGuestMemoryCapability;
     }
 }
+
 /// The events of `dump.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -294,6 +310,7 @@ pub mod events {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Event for DumpCompleted {
         const NAME: &'static str = "DUMP_COMPLETED";
     }

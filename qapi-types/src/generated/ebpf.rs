@@ -13,6 +13,7 @@ pub struct EbpfObject {
     /// the eBPF object encoded in base64
     pub object: ::std::string::String,
 }
+
 /// The eBPF programs that can be gotten with `request-ebpf`.
 ///
 /// *Since: 9.0*
@@ -28,6 +29,7 @@ pub enum EbpfProgramID {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl EbpfProgramID {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -36,6 +38,7 @@ impl EbpfProgramID {
             EbpfProgramID::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -48,6 +51,7 @@ impl EbpfProgramID {
         }
     }
 }
+
 impl Serialize for EbpfProgramID {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -56,6 +60,7 @@ impl Serialize for EbpfProgramID {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for EbpfProgramID {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -64,6 +69,7 @@ impl<'de> Deserialize<'de> for EbpfProgramID {
             .map(|s| EbpfProgramID::from_wire(&s))
     }
 }
+
 /// The commands of `ebpf.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -83,6 +89,7 @@ pub mod commands {
         /// The ID of the program to return.
         pub id: super::super::EbpfProgramID,
     }
+
     impl ::qapi_types::Command for RequestEbpf {
         const NAME: &'static str = "request-ebpf";
         type Returns = super::super::EbpfObject;

@@ -23,6 +23,7 @@ pub enum QapiErrorClass {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QapiErrorClass {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -35,6 +36,7 @@ impl QapiErrorClass {
             QapiErrorClass::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -51,6 +53,7 @@ impl QapiErrorClass {
         }
     }
 }
+
 impl Serialize for QapiErrorClass {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -59,6 +62,7 @@ impl Serialize for QapiErrorClass {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QapiErrorClass {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,

@@ -26,6 +26,7 @@ pub enum SchemaMetaType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SchemaMetaType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -40,6 +41,7 @@ impl SchemaMetaType {
             SchemaMetaType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -58,6 +60,7 @@ impl SchemaMetaType {
         }
     }
 }
+
 impl Serialize for SchemaMetaType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -66,6 +69,7 @@ impl Serialize for SchemaMetaType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SchemaMetaType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -74,6 +78,7 @@ impl<'de> Deserialize<'de> for SchemaMetaType {
             .map(|s| SchemaMetaType::from_wire(&s))
     }
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaInfo {
@@ -93,6 +98,7 @@ pub struct SchemaInfo {
     #[serde(flatten)]
     pub branch: SchemaInfoBranch,
 }
+
 /// The branches of [`SchemaInfo`], tagged by `meta-type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "meta-type")]
@@ -122,6 +128,7 @@ pub enum SchemaInfoBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Additional `SchemaInfo` members for meta-type 'builtin'.
 ///
 /// *Since: 2.5*
@@ -131,6 +138,7 @@ pub struct SchemaInfoBuiltin {
     #[serde(rename = "json-type")]
     pub json_type: super::JSONType,
 }
+
 /// The four primitive and two structured types according to RFC 8259
 /// section 1, plus 'int' (split off 'number'), plus the obvious top
 /// type 'value'.
@@ -157,6 +165,7 @@ pub enum JSONType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl JSONType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -172,6 +181,7 @@ impl JSONType {
             JSONType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -191,6 +201,7 @@ impl JSONType {
         }
     }
 }
+
 impl Serialize for JSONType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -199,6 +210,7 @@ impl Serialize for JSONType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for JSONType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -206,6 +218,7 @@ impl<'de> Deserialize<'de> for JSONType {
         ::qapi_types::private::enum_str(deserializer).map(|s| JSONType::from_wire(&s))
     }
 }
+
 /// Additional `SchemaInfo` members for meta-type 'enum'.
 ///
 /// Values of this type are JSON string on the wire.
@@ -226,6 +239,7 @@ pub struct SchemaInfoEnum {
     )]
     pub values: ::std::vec::Vec<::std::string::String>,
 }
+
 /// An object member.
 ///
 /// *Since: 6.2*
@@ -238,6 +252,7 @@ pub struct SchemaInfoEnumMember {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// Additional `SchemaInfo` members for meta-type 'array'.
 ///
 /// Values of this type are JSON array on the wire.
@@ -249,6 +264,7 @@ pub struct SchemaInfoArray {
     #[serde(rename = "element-type")]
     pub element_type: ::std::string::String,
 }
+
 /// Additional `SchemaInfo` members for meta-type 'object'.
 ///
 /// Values of this type are JSON object on the wire.
@@ -270,6 +286,7 @@ pub struct SchemaInfoObject {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub variants: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectVariant>>,
 }
+
 /// An object member.
 ///
 /// *Since: 2.5*
@@ -291,6 +308,7 @@ pub struct SchemaInfoObjectMember {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// The variant members for a value of the type tag.
 ///
 /// *Since: 2.5*
@@ -302,6 +320,7 @@ pub struct SchemaInfoObjectVariant {
     /// when the type tag has value `case`.
     pub r#type: ::std::string::String,
 }
+
 /// Additional `SchemaInfo` members for meta-type 'alternate'.
 ///
 /// On the wire, this can be any of the members.
@@ -314,6 +333,7 @@ pub struct SchemaInfoAlternate {
     /// :doc:`/devel/qapi-code-gen` section Alternate types.
     pub members: ::std::vec::Vec<super::SchemaInfoAlternateMember>,
 }
+
 /// An alternate member.
 ///
 /// *Since: 2.5*
@@ -322,6 +342,7 @@ pub struct SchemaInfoAlternateMember {
     /// the name of the member's type.
     pub r#type: ::std::string::String,
 }
+
 /// Additional `SchemaInfo` members for meta-type 'command'.
 ///
 /// *Since: 2.5*
@@ -340,6 +361,7 @@ pub struct SchemaInfoCommand {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allow_oob: ::std::option::Option<bool>,
 }
+
 /// Additional `SchemaInfo` members for meta-type 'event'.
 ///
 /// *Since: 2.5*
@@ -350,6 +372,7 @@ pub struct SchemaInfoEvent {
     #[serde(rename = "arg-type")]
     pub arg_type: ::std::string::String,
 }
+
 /// The commands of `introspect.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};

@@ -33,6 +33,7 @@ pub enum JobType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl JobType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -49,6 +50,7 @@ impl JobType {
             JobType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -69,6 +71,7 @@ impl JobType {
         }
     }
 }
+
 impl Serialize for JobType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -77,6 +80,7 @@ impl Serialize for JobType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for JobType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -84,6 +88,7 @@ impl<'de> Deserialize<'de> for JobType {
         ::qapi_types::private::enum_str(deserializer).map(|s| JobType::from_wire(&s))
     }
 }
+
 /// Indicates the present state of a given job in its lifetime.
 ///
 /// *Since: 2.12*
@@ -129,6 +134,7 @@ pub enum JobStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl JobStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -147,6 +153,7 @@ impl JobStatus {
             JobStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -169,6 +176,7 @@ impl JobStatus {
         }
     }
 }
+
 impl Serialize for JobStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -177,6 +185,7 @@ impl Serialize for JobStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for JobStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -184,6 +193,7 @@ impl<'de> Deserialize<'de> for JobStatus {
         ::qapi_types::private::enum_str(deserializer).map(|s| JobStatus::from_wire(&s))
     }
 }
+
 /// Represents command verbs that can be applied to a job.
 ///
 /// *Since: 2.12*
@@ -208,6 +218,7 @@ pub enum JobVerb {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl JobVerb {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -223,6 +234,7 @@ impl JobVerb {
             JobVerb::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -242,6 +254,7 @@ impl JobVerb {
         }
     }
 }
+
 impl Serialize for JobVerb {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -250,6 +263,7 @@ impl Serialize for JobVerb {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for JobVerb {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -257,6 +271,7 @@ impl<'de> Deserialize<'de> for JobVerb {
         ::qapi_types::private::enum_str(deserializer).map(|s| JobVerb::from_wire(&s))
     }
 }
+
 /// Information about a job.
 ///
 /// *Since: 3.0*
@@ -289,6 +304,7 @@ pub struct JobInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error: ::std::option::Option<::std::string::String>,
 }
+
 /// The commands of `job.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -309,10 +325,12 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobPause {
         const NAME: &'static str = "job-pause";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Resume a paused job.
     ///
     /// This command returns immediately after resuming a paused job.
@@ -327,10 +345,12 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobResume {
         const NAME: &'static str = "job-resume";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Instruct an active background job to cancel at the next opportunity.
     /// This command returns immediately after marking the active job for
     /// cancellation.
@@ -347,10 +367,12 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobCancel {
         const NAME: &'static str = "job-cancel";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Manually trigger completion of an active job in the READY or STANDBY
     /// state.  Completing the job in any other state is an error.
     ///
@@ -375,10 +397,12 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobComplete {
         const NAME: &'static str = "job-complete";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
@@ -398,10 +422,12 @@ pub mod commands {
         /// The job identifier.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobDismiss {
         const NAME: &'static str = "job-dismiss";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Instructs all jobs in a transaction (or a single job if it is not
     /// part of any transaction) to finalize any graph changes and do any
     /// necessary cleanup.  This command requires that all involved jobs are
@@ -421,10 +447,12 @@ pub mod commands {
         /// is not part of any transaction.
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for JobFinalize {
         const NAME: &'static str = "job-finalize";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about jobs.
     ///
     /// # Returns
@@ -439,6 +467,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::JobInfo>;
     }
 }
+
 /// The events of `job.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -452,6 +481,7 @@ pub mod events {
         /// The new job status
         pub status: super::super::JobStatus,
     }
+
     impl ::qapi_types::Event for JobStatusChange {
         const NAME: &'static str = "JOB_STATUS_CHANGE";
     }

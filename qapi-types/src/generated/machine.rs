@@ -52,6 +52,7 @@ pub enum SysEmuTarget {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SysEmuTarget {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -88,6 +89,7 @@ impl SysEmuTarget {
             SysEmuTarget::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -128,6 +130,7 @@ impl SysEmuTarget {
         }
     }
 }
+
 impl Serialize for SysEmuTarget {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -136,6 +139,7 @@ impl Serialize for SysEmuTarget {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SysEmuTarget {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -144,6 +148,7 @@ impl<'de> Deserialize<'de> for SysEmuTarget {
             .map(|s| SysEmuTarget::from_wire(&s))
     }
 }
+
 /// An enumeration of cpu states that can be assumed by a virtual S390
 /// CPU
 ///
@@ -158,6 +163,7 @@ pub enum S390CpuState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl S390CpuState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -170,6 +176,7 @@ impl S390CpuState {
             S390CpuState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -186,6 +193,7 @@ impl S390CpuState {
         }
     }
 }
+
 impl Serialize for S390CpuState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -194,6 +202,7 @@ impl Serialize for S390CpuState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for S390CpuState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -202,6 +211,7 @@ impl<'de> Deserialize<'de> for S390CpuState {
             .map(|s| S390CpuState::from_wire(&s))
     }
 }
+
 /// Additional information about a virtual S390 CPU
 ///
 /// *Since: 2.12*
@@ -217,6 +227,7 @@ pub struct CpuInfoS390 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub entitlement: ::std::option::Option<super::S390CpuEntitlement>,
 }
+
 /// Information about a virtual CPU
 ///
 /// *Since: 2.12*
@@ -241,6 +252,7 @@ pub struct CpuInfoFast {
     #[serde(flatten)]
     pub branch: CpuInfoFastBranch,
 }
+
 /// The branches of [`CpuInfoFast`], tagged by `target`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "target")]
@@ -336,6 +348,7 @@ pub enum CpuInfoFastBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Property default values specific to a machine type, for use by
 /// scripts/compare-machine-types.
 ///
@@ -351,6 +364,7 @@ pub struct CompatProperty {
     /// the "default" default, to avoid this use -machine none)
     pub value: ::std::string::String,
 }
+
 /// Information describing a machine.
 ///
 /// *Since: 1.2*
@@ -401,6 +415,7 @@ pub struct MachineInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compat_props: ::std::option::Option<::std::vec::Vec<super::CompatProperty>>,
 }
+
 /// Information describing the running machine parameters.
 ///
 /// *Since: 4.0*
@@ -411,6 +426,7 @@ pub struct CurrentMachineParams {
     #[serde(rename = "wakeup-suspend-support")]
     pub wakeup_suspend_support: bool,
 }
+
 /// Information on the target configuration built into the QEMU binary.
 ///
 /// *Since: 1.2*
@@ -419,6 +435,7 @@ pub struct QemuTargetInfo {
     /// the target architecture
     pub arch: super::SysEmuTarget,
 }
+
 /// Guest UUID information (Universally Unique Identifier).
 ///
 /// *Since: 0.14*
@@ -432,6 +449,7 @@ pub struct UuidInfo {
     #[serde(rename = "UUID")]
     pub uuid: ::std::string::String,
 }
+
 /// GUID information.
 ///
 /// *Since: 2.9*
@@ -440,6 +458,7 @@ pub struct GuidInfo {
     /// the globally unique identifier
     pub guid: ::std::string::String,
 }
+
 /// Policy for handling lost ticks in timer devices.  Ticks end up
 /// getting lost when, for example, the guest is paused.
 ///
@@ -470,6 +489,7 @@ pub enum LostTickPolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl LostTickPolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -480,6 +500,7 @@ impl LostTickPolicy {
             LostTickPolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -494,6 +515,7 @@ impl LostTickPolicy {
         }
     }
 }
+
 impl Serialize for LostTickPolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -502,6 +524,7 @@ impl Serialize for LostTickPolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for LostTickPolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -510,6 +533,7 @@ impl<'de> Deserialize<'de> for LostTickPolicy {
             .map(|s| LostTickPolicy::from_wire(&s))
     }
 }
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NumaOptionsType {
@@ -526,6 +550,7 @@ pub enum NumaOptionsType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NumaOptionsType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -538,6 +563,7 @@ impl NumaOptionsType {
             NumaOptionsType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -554,6 +580,7 @@ impl NumaOptionsType {
         }
     }
 }
+
 impl Serialize for NumaOptionsType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -562,6 +589,7 @@ impl Serialize for NumaOptionsType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NumaOptionsType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -570,6 +598,7 @@ impl<'de> Deserialize<'de> for NumaOptionsType {
             .map(|s| NumaOptionsType::from_wire(&s))
     }
 }
+
 /// A discriminated record of NUMA options.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
@@ -579,6 +608,7 @@ pub struct NumaOptions {
     #[serde(flatten)]
     pub branch: NumaOptionsBranch,
 }
+
 /// The branches of [`NumaOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -602,6 +632,7 @@ pub enum NumaOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Create a guest NUMA node.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
@@ -631,6 +662,7 @@ pub struct NumaNodeOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub initiator: ::std::option::Option<u16>,
 }
+
 /// Set the distance between 2 NUMA nodes.
 ///
 /// *Since: 2.10*
@@ -645,6 +677,7 @@ pub struct NumaDistOptions {
     /// them to 255.
     pub val: u8,
 }
+
 /// Create a CXL Fixed Memory Window
 ///
 /// *Since: 7.1*
@@ -663,6 +696,7 @@ pub struct CXLFixedMemoryWindowOptions {
     /// root bridge.
     pub targets: ::std::vec::Vec<::std::string::String>,
 }
+
 /// List of CXL Fixed Memory Windows.
 ///
 /// *Since: 7.1*
@@ -672,6 +706,7 @@ pub struct CXLFMWProperties {
     #[serde(rename = "cxl-fmw")]
     pub cxl_fmw: ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
 }
+
 /// A X86 32-bit register
 ///
 /// *Since: 1.5*
@@ -688,6 +723,7 @@ pub enum X86CPURegister32 {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl X86CPURegister32 {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -703,6 +739,7 @@ impl X86CPURegister32 {
             X86CPURegister32::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -722,6 +759,7 @@ impl X86CPURegister32 {
         }
     }
 }
+
 impl Serialize for X86CPURegister32 {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -730,6 +768,7 @@ impl Serialize for X86CPURegister32 {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for X86CPURegister32 {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -738,6 +777,7 @@ impl<'de> Deserialize<'de> for X86CPURegister32 {
             .map(|s| X86CPURegister32::from_wire(&s))
     }
 }
+
 /// Information about a X86 CPU feature word
 ///
 /// *Since: 1.5*
@@ -758,6 +798,7 @@ pub struct X86CPUFeatureWordInfo {
     /// value of output register, containing the feature bits
     pub features: i64,
 }
+
 /// Not used by QMP; hack to let us use X86CPUFeatureWordInfoList
 /// internally
 ///
@@ -766,6 +807,7 @@ pub struct X86CPUFeatureWordInfo {
 pub struct DummyForceArrays {
     pub unused: ::std::vec::Vec<super::X86CPUFeatureWordInfo>,
 }
+
 /// Option "-numa cpu" overrides default cpu to node mapping.  It
 /// accepts the same set of cpu properties as returned by
 /// `query-hotpluggable-cpus[].props <query-hotpluggable-cpus>`, where
@@ -816,6 +858,7 @@ pub struct NumaCpuOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_id: ::std::option::Option<i64>,
 }
+
 /// The memory hierarchy in the System Locality Latency and Bandwidth
 /// Information Structure of HMAT (Heterogeneous Memory Attribute Table)
 ///
@@ -836,6 +879,7 @@ pub enum HmatLBMemoryHierarchy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HmatLBMemoryHierarchy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -847,6 +891,7 @@ impl HmatLBMemoryHierarchy {
             HmatLBMemoryHierarchy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -862,6 +907,7 @@ impl HmatLBMemoryHierarchy {
         }
     }
 }
+
 impl Serialize for HmatLBMemoryHierarchy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -870,6 +916,7 @@ impl Serialize for HmatLBMemoryHierarchy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HmatLBMemoryHierarchy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -878,6 +925,7 @@ impl<'de> Deserialize<'de> for HmatLBMemoryHierarchy {
             .map(|s| HmatLBMemoryHierarchy::from_wire(&s))
     }
 }
+
 /// Data type in the System Locality Latency and Bandwidth Information
 /// Structure of HMAT (Heterogeneous Memory Attribute Table)
 ///
@@ -902,6 +950,7 @@ pub enum HmatLBDataType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HmatLBDataType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -915,6 +964,7 @@ impl HmatLBDataType {
             HmatLBDataType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -932,6 +982,7 @@ impl HmatLBDataType {
         }
     }
 }
+
 impl Serialize for HmatLBDataType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -940,6 +991,7 @@ impl Serialize for HmatLBDataType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HmatLBDataType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -948,6 +1000,7 @@ impl<'de> Deserialize<'de> for HmatLBDataType {
             .map(|s| HmatLBDataType::from_wire(&s))
     }
 }
+
 /// Set the system locality latency and bandwidth information between
 /// Initiator and Target proximity Domains.
 ///
@@ -977,6 +1030,7 @@ pub struct NumaHmatLBOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bandwidth: ::std::option::Option<u64>,
 }
+
 /// Cache associativity in the Memory Side Cache Information Structure
 /// of HMAT
 ///
@@ -996,6 +1050,7 @@ pub enum HmatCacheAssociativity {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HmatCacheAssociativity {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1006,6 +1061,7 @@ impl HmatCacheAssociativity {
             HmatCacheAssociativity::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1020,6 +1076,7 @@ impl HmatCacheAssociativity {
         }
     }
 }
+
 impl Serialize for HmatCacheAssociativity {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1028,6 +1085,7 @@ impl Serialize for HmatCacheAssociativity {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HmatCacheAssociativity {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1036,6 +1094,7 @@ impl<'de> Deserialize<'de> for HmatCacheAssociativity {
             .map(|s| HmatCacheAssociativity::from_wire(&s))
     }
 }
+
 /// Cache write policy in the Memory Side Cache Information Structure of
 /// HMAT
 ///
@@ -1055,6 +1114,7 @@ pub enum HmatCacheWritePolicy {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HmatCacheWritePolicy {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1065,6 +1125,7 @@ impl HmatCacheWritePolicy {
             HmatCacheWritePolicy::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1079,6 +1140,7 @@ impl HmatCacheWritePolicy {
         }
     }
 }
+
 impl Serialize for HmatCacheWritePolicy {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1087,6 +1149,7 @@ impl Serialize for HmatCacheWritePolicy {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HmatCacheWritePolicy {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1095,6 +1158,7 @@ impl<'de> Deserialize<'de> for HmatCacheWritePolicy {
             .map(|s| HmatCacheWritePolicy::from_wire(&s))
     }
 }
+
 /// Set the memory side cache information for a given memory domain.
 ///
 /// For more information of `NumaHmatCacheOptions`, see chapter
@@ -1118,6 +1182,7 @@ pub struct NumaHmatCacheOptions {
     /// the cache line size in bytes.
     pub line: u16,
 }
+
 /// Information about memory backend
 ///
 /// *Since: 2.1*
@@ -1149,6 +1214,7 @@ pub struct Memdev {
     /// memory policy of memory backend
     pub policy: super::HostMemPolicy,
 }
+
 /// Properties identifying a CPU.
 ///
 /// Which members are optional and which mandatory depends on the
@@ -1205,6 +1271,7 @@ pub struct CpuInstanceProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_id: ::std::option::Option<i64>,
 }
+
 /// **Note:**
 ///
 /// properties with `device_add`.
@@ -1227,6 +1294,7 @@ pub struct HotpluggableCPU {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qom_path: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about the guest balloon device.
 ///
 /// *Since: 0.14*
@@ -1236,6 +1304,7 @@ pub struct BalloonInfo {
     /// logical_vm_size = vm_ram_size - balloon_size
     pub actual: i64,
 }
+
 /// hv-balloon guest-provided memory status information.
 ///
 /// *Since: 8.2*
@@ -1249,6 +1318,7 @@ pub struct HvBalloonInfo {
     /// new allocations ("free")
     pub available: u64,
 }
+
 /// Actual memory information in bytes.
 ///
 /// *Since: 2.11*
@@ -1265,6 +1335,7 @@ pub struct MemoryInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub plugged_memory: ::std::option::Option<u64>,
 }
+
 /// PCDIMMDevice state information
 ///
 /// *Since: 2.1*
@@ -1289,6 +1360,7 @@ pub struct PCDIMMDeviceInfo {
     /// machine is running
     pub hotpluggable: bool,
 }
+
 /// VirtioPMEM state information
 ///
 /// *Since: 4.1*
@@ -1304,6 +1376,7 @@ pub struct VirtioPMEMDeviceInfo {
     /// memory backend linked with device
     pub memdev: ::std::string::String,
 }
+
 /// VirtioMEMDevice state information
 ///
 /// *Since: 5.1*
@@ -1330,6 +1403,7 @@ pub struct VirtioMEMDeviceInfo {
     /// memory backend linked with the region
     pub memdev: ::std::string::String,
 }
+
 /// Sgx EPC state information
 ///
 /// *Since: 6.2*
@@ -1347,6 +1421,7 @@ pub struct SgxEPCDeviceInfo {
     /// memory backend linked with device
     pub memdev: ::std::string::String,
 }
+
 /// hv-balloon provided memory state information
 ///
 /// *Since: 8.2*
@@ -1365,6 +1440,7 @@ pub struct HvBalloonDeviceInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub memdev: ::std::option::Option<::std::string::String>,
 }
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemoryDeviceInfoKind {
@@ -1382,6 +1458,7 @@ pub enum MemoryDeviceInfoKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MemoryDeviceInfoKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1395,6 +1472,7 @@ impl MemoryDeviceInfoKind {
             MemoryDeviceInfoKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1412,6 +1490,7 @@ impl MemoryDeviceInfoKind {
         }
     }
 }
+
 impl Serialize for MemoryDeviceInfoKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1420,6 +1499,7 @@ impl Serialize for MemoryDeviceInfoKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MemoryDeviceInfoKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1428,36 +1508,42 @@ impl<'de> Deserialize<'de> for MemoryDeviceInfoKind {
             .map(|s| MemoryDeviceInfoKind::from_wire(&s))
     }
 }
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PCDIMMDeviceInfoWrapper {
     /// PCDIMMDevice state information
     pub data: super::PCDIMMDeviceInfo,
 }
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VirtioPMEMDeviceInfoWrapper {
     /// VirtioPMEM state information
     pub data: super::VirtioPMEMDeviceInfo,
 }
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VirtioMEMDeviceInfoWrapper {
     /// VirtioMEMDevice state information
     pub data: super::VirtioMEMDeviceInfo,
 }
+
 /// *Since: 6.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgxEPCDeviceInfoWrapper {
     /// Sgx EPC state information
     pub data: super::SgxEPCDeviceInfo,
 }
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HvBalloonDeviceInfoWrapper {
     /// hv-balloon provided memory state information
     pub data: super::HvBalloonDeviceInfo,
 }
+
 /// Union containing information about a memory device
 ///
 /// *Since: 2.1*
@@ -1467,6 +1553,7 @@ pub struct MemoryDeviceInfo {
     #[serde(flatten)]
     pub branch: MemoryDeviceInfoBranch,
 }
+
 /// The branches of [`MemoryDeviceInfo`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1493,6 +1580,7 @@ pub enum MemoryDeviceInfoBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Sgx EPC cmdline information
 ///
 /// *Since: 6.2*
@@ -1503,6 +1591,7 @@ pub struct SgxEPC {
     /// the numa node (Since: 7.0)
     pub node: i64,
 }
+
 /// SGX properties of machine types.
 ///
 /// *Since: 6.2*
@@ -1512,6 +1601,7 @@ pub struct SgxEPCProperties {
     #[serde(rename = "sgx-epc")]
     pub sgx_epc: ::std::vec::Vec<super::SgxEPC>,
 }
+
 /// Schema for virtual machine boot configuration.
 ///
 /// *Since: 7.1*
@@ -1543,6 +1633,7 @@ pub struct BootConfiguration {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub strict: ::std::option::Option<bool>,
 }
+
 /// Schema for CPU topology configuration.  A missing value lets QEMU
 /// figure out a suitable value based on the ones that are provided.
 ///
@@ -1593,6 +1684,7 @@ pub struct SMPConfiguration {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maxcpus: ::std::option::Option<i64>,
 }
+
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SmbiosEntryPointType {
@@ -1606,6 +1698,7 @@ pub enum SmbiosEntryPointType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SmbiosEntryPointType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1616,6 +1709,7 @@ impl SmbiosEntryPointType {
             SmbiosEntryPointType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1630,6 +1724,7 @@ impl SmbiosEntryPointType {
         }
     }
 }
+
 impl Serialize for SmbiosEntryPointType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1638,6 +1733,7 @@ impl Serialize for SmbiosEntryPointType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SmbiosEntryPointType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1646,6 +1742,7 @@ impl<'de> Deserialize<'de> for SmbiosEntryPointType {
             .map(|s| SmbiosEntryPointType::from_wire(&s))
     }
 }
+
 /// Schema for memory size configuration.
 ///
 /// *Since: 7.1*
@@ -1662,6 +1759,7 @@ pub struct MemorySizeConfiguration {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub slots: ::std::option::Option<u64>,
 }
+
 /// *Since: 10.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FirmwareLog {
@@ -1672,6 +1770,7 @@ pub struct FirmwareLog {
     /// line might be incomplete.
     pub log: ::std::string::String,
 }
+
 /// Virtual CPU model.
 ///
 /// A CPU model consists of the name of a CPU definition, to which delta
@@ -1689,6 +1788,7 @@ pub struct CpuModelInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub props: ::std::option::Option<::serde_json::Value>,
 }
+
 /// An enumeration of CPU model expansion types.
 ///
 /// **Note:**
@@ -1721,6 +1821,7 @@ pub enum CpuModelExpansionType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CpuModelExpansionType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1730,6 +1831,7 @@ impl CpuModelExpansionType {
             CpuModelExpansionType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1743,6 +1845,7 @@ impl CpuModelExpansionType {
         }
     }
 }
+
 impl Serialize for CpuModelExpansionType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1751,6 +1854,7 @@ impl Serialize for CpuModelExpansionType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CpuModelExpansionType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1759,6 +1863,7 @@ impl<'de> Deserialize<'de> for CpuModelExpansionType {
             .map(|s| CpuModelExpansionType::from_wire(&s))
     }
 }
+
 /// An enumeration of CPU model comparison results.  The result is
 /// usually calculated using e.g. CPU features or CPU generations.
 ///
@@ -1782,6 +1887,7 @@ pub enum CpuModelCompareResult {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CpuModelCompareResult {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1793,6 +1899,7 @@ impl CpuModelCompareResult {
             CpuModelCompareResult::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1808,6 +1915,7 @@ impl CpuModelCompareResult {
         }
     }
 }
+
 impl Serialize for CpuModelCompareResult {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1816,6 +1924,7 @@ impl Serialize for CpuModelCompareResult {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CpuModelCompareResult {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1824,6 +1933,7 @@ impl<'de> Deserialize<'de> for CpuModelCompareResult {
             .map(|s| CpuModelCompareResult::from_wire(&s))
     }
 }
+
 /// The result of a CPU model baseline.
 ///
 /// *Since: 2.8*
@@ -1832,6 +1942,7 @@ pub struct CpuModelBaselineInfo {
     /// the baselined `CpuModelInfo`.
     pub model: super::CpuModelInfo,
 }
+
 /// The result of a CPU model comparison.
 ///
 /// `responsible-properties` is a list of QOM property names that led to
@@ -1851,6 +1962,7 @@ pub struct CpuModelCompareInfo {
     #[serde(rename = "responsible-properties")]
     pub responsible_properties: ::std::vec::Vec<::std::string::String>,
 }
+
 /// The result of a cpu model expansion.
 ///
 /// *Since: 2.8*
@@ -1868,6 +1980,7 @@ pub struct CpuModelExpansionInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub deprecated_props: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// Virtual CPU definition.
 ///
 /// `unavailable-features` is a list of QOM property names that represent
@@ -1928,6 +2041,7 @@ pub struct CpuDefinitionInfo {
     /// deprecation policy.  (since 5.2)
     pub deprecated: bool,
 }
+
 /// The commands of `machine.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1971,6 +2085,7 @@ pub mod commands {
         const NAME: &'static str = "query-cpus-fast";
         type Returns = ::std::vec::Vec<super::super::CpuInfoFast>;
     }
+
     /// Return a list of supported machines
     ///
     /// *Since: 1.2*
@@ -2009,10 +2124,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub compat_props: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for QueryMachines {
         const NAME: &'static str = "query-machines";
         type Returns = ::std::vec::Vec<super::super::MachineInfo>;
     }
+
     /// Return information on the current virtual machine.
     ///
     /// *Since: 4.0*
@@ -2022,6 +2139,7 @@ pub mod commands {
         const NAME: &'static str = "query-current-machine";
         type Returns = super::super::CurrentMachineParams;
     }
+
     /// Return information about the target for this QEMU
     ///
     /// *Since: 1.2*
@@ -2031,6 +2149,7 @@ pub mod commands {
         const NAME: &'static str = "query-target";
         type Returns = super::super::QemuTargetInfo;
     }
+
     /// Query the guest UUID information.
     ///
     /// *Since: 0.14*
@@ -2048,6 +2167,7 @@ pub mod commands {
         type Returns = super::super::UuidInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Show Virtual Machine Generation ID
     ///
     /// *Since: 2.9*
@@ -2057,6 +2177,7 @@ pub mod commands {
         const NAME: &'static str = "query-vm-generation-id";
         type Returns = super::super::GuidInfo;
     }
+
     /// Performs a hard reset of a guest.
     ///
     /// *Since: 0.14*
@@ -2073,6 +2194,7 @@ pub mod commands {
         const NAME: &'static str = "system_reset";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Requests that a guest perform a powerdown operation.
     ///
     /// *Since: 0.14*
@@ -2095,6 +2217,7 @@ pub mod commands {
         const NAME: &'static str = "system_powerdown";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Wake up guest from suspend.  If the guest has wake-up from suspend
     /// support enabled (wakeup-suspend-support flag from
     /// `query-current-machine`), wake-up guest from suspend if the guest is
@@ -2118,6 +2241,7 @@ pub mod commands {
         const NAME: &'static str = "system_wakeup";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Injects a Non-Maskable Interrupt into the default CPU (x86/s390) or
     /// all CPUs (ppc64).  The command fails when the guest doesn't support
     /// injecting.
@@ -2140,6 +2264,7 @@ pub mod commands {
         const NAME: &'static str = "inject-nmi";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Save a portion of guest memory to a file.
     ///
     /// *Since: 0.14*
@@ -2169,10 +2294,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for Memsave {
         const NAME: &'static str = "memsave";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Save a portion of guest physical memory to a file.
     ///
     /// *Since: 0.14*
@@ -2197,10 +2324,12 @@ pub mod commands {
         /// the file to save the memory to as binary data
         pub filename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for Pmemsave {
         const NAME: &'static str = "pmemsave";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information for all memory backends.
     ///
     /// *Since: 2.1*
@@ -2239,6 +2368,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::Memdev>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// *Since: 2.7*
     ///
     /// **Example:**
@@ -2301,6 +2431,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::HotpluggableCPU>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Runtime equivalent of '-numa' CLI option, available at preconfigure
     /// stage to configure numa mapping before initializing machine.
     ///
@@ -2313,6 +2444,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Request the balloon driver to change its balloon size.
     ///
     /// # Errors
@@ -2348,10 +2480,12 @@ pub mod commands {
         /// From it we have: balloon_size = vm_ram_size - `value`
         pub value: i64,
     }
+
     impl ::qapi_types::Command for Balloon {
         const NAME: &'static str = "balloon";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about the balloon device.
     ///
     /// # Errors
@@ -2377,6 +2511,7 @@ pub mod commands {
         const NAME: &'static str = "query-balloon";
         type Returns = super::super::BalloonInfo;
     }
+
     /// Return the hv-balloon driver data contained in the last received
     /// "STATUS" message from the guest.
     ///
@@ -2404,6 +2539,7 @@ pub mod commands {
         const NAME: &'static str = "query-hv-balloon-status-report";
         type Returns = super::super::HvBalloonInfo;
     }
+
     /// Return the amount of initially allocated and present hotpluggable
     /// (if enabled) memory in bytes.
     ///
@@ -2421,6 +2557,7 @@ pub mod commands {
         const NAME: &'static str = "query-memory-size-summary";
         type Returns = super::super::MemoryInfo;
     }
+
     /// Lists available memory devices and their state
     ///
     /// *Since: 2.1*
@@ -2447,6 +2584,7 @@ pub mod commands {
         const NAME: &'static str = "query-memory-devices";
         type Returns = ::std::vec::Vec<super::super::MemoryDeviceInfo>;
     }
+
     /// Query interrupt statistics
     ///
     /// # Returns
@@ -2465,6 +2603,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Query TCG compiler statistics
     ///
     /// # Returns
@@ -2485,6 +2624,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Query NUMA topology information
     ///
     /// # Returns
@@ -2503,6 +2643,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Query system ramblock information
     ///
     /// # Returns
@@ -2521,6 +2662,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Query information on the registered ROMS
     ///
     /// # Returns
@@ -2539,6 +2681,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Query information on the USB devices
     ///
     /// # Returns
@@ -2557,6 +2700,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Save the FDT in dtb format.
     ///
     /// *Since: 7.2*
@@ -2575,10 +2719,12 @@ pub mod commands {
         /// name of the dtb file to be created
         pub filename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for Dumpdtb {
         const NAME: &'static str = "dumpdtb";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Query information on interrupt controller devices
     ///
     /// # Returns
@@ -2597,6 +2743,7 @@ pub mod commands {
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
     }
+
     /// Find firmware memory log buffer in guest memory, return content.
     ///
     /// *Since: 10.2*
@@ -2609,10 +2756,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub max_size: ::std::option::Option<u64>,
     }
+
     impl ::qapi_types::Command for QueryFirmwareLog {
         const NAME: &'static str = "query-firmware-log";
         type Returns = super::super::FirmwareLog;
     }
+
     /// Dump the storage keys for an s390x guest
     ///
     /// *Since: 2.5*
@@ -2629,10 +2778,12 @@ pub mod commands {
         /// the path to the file to dump to
         pub filename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for DumpSkeys {
         const NAME: &'static str = "dump-skeys";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Compares two CPU models, `modela` and `modelb`, returning how they
     /// compare in a specific configuration.  The results indicates how both
     /// models compare regarding runnability.  This result can be used by
@@ -2687,10 +2838,12 @@ pub mod commands {
         /// as "model B" in `CpuModelCompareResult`
         pub modelb: super::super::CpuModelInfo,
     }
+
     impl ::qapi_types::Command for QueryCpuModelComparison {
         const NAME: &'static str = "query-cpu-model-comparison";
         type Returns = super::super::CpuModelCompareInfo;
     }
+
     /// Baseline two CPU models, `modela` and `modelb`, creating a compatible
     /// third model.  The created model will always be a static,
     /// migration-safe CPU model (see "static" CPU model expansion for
@@ -2741,10 +2894,12 @@ pub mod commands {
         /// description of the second CPU model to baseline
         pub modelb: super::super::CpuModelInfo,
     }
+
     impl ::qapi_types::Command for QueryCpuModelBaseline {
         const NAME: &'static str = "query-cpu-model-baseline";
         type Returns = super::super::CpuModelBaselineInfo;
     }
+
     /// Expands a given CPU model, `model`, (or a combination of CPU model +
     /// additional options) to different granularities, specified by `type`,
     /// allowing tooling to get an understanding what a specific CPU model
@@ -2792,10 +2947,12 @@ pub mod commands {
         /// description of the CPU model to expand
         pub model: super::super::CpuModelInfo,
     }
+
     impl ::qapi_types::Command for QueryCpuModelExpansion {
         const NAME: &'static str = "query-cpu-model-expansion";
         type Returns = super::super::CpuModelExpansionInfo;
     }
+
     /// Return a list of supported virtual CPU definitions
     ///
     /// *Since: 1.2*
@@ -2806,6 +2963,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::CpuDefinitionInfo>;
     }
 }
+
 /// The events of `machine.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -2830,9 +2988,11 @@ pub mod events {
         /// logical_vm_size = vm_ram_size - balloon_size
         pub actual: i64,
     }
+
     impl ::qapi_types::Event for BalloonChange {
         const NAME: &'static str = "BALLOON_CHANGE";
     }
+
     /// Emitted when the hv-balloon driver receives a "STATUS" message from
     /// the guest.
     ///
@@ -2853,6 +3013,7 @@ pub mod events {
     impl ::qapi_types::Event for HvBalloonStatusReport {
         const NAME: &'static str = "HV_BALLOON_STATUS_REPORT";
     }
+
     /// Emitted when the size of a memory device changes.  Only emitted for
     /// memory devices that can actually change the size (e.g., virtio-mem
     /// due to guest action).
@@ -2880,6 +3041,7 @@ pub mod events {
         #[serde(rename = "qom-path")]
         pub qom_path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for MemoryDeviceSizeChange {
         const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
     }

@@ -16,6 +16,7 @@ pub enum S390CpuEntitlement {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl S390CpuEntitlement {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -27,6 +28,7 @@ impl S390CpuEntitlement {
             S390CpuEntitlement::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -42,6 +44,7 @@ impl S390CpuEntitlement {
         }
     }
 }
+
 impl Serialize for S390CpuEntitlement {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -50,6 +53,7 @@ impl Serialize for S390CpuEntitlement {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for S390CpuEntitlement {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -58,6 +62,7 @@ impl<'de> Deserialize<'de> for S390CpuEntitlement {
             .map(|s| S390CpuEntitlement::from_wire(&s))
     }
 }
+
 /// An enumeration of CPU topology levels.
 ///
 /// *Since: 9.2*
@@ -97,6 +102,7 @@ pub enum CpuTopologyLevel {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CpuTopologyLevel {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -113,6 +119,7 @@ impl CpuTopologyLevel {
             CpuTopologyLevel::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -133,6 +140,7 @@ impl CpuTopologyLevel {
         }
     }
 }
+
 impl Serialize for CpuTopologyLevel {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -141,6 +149,7 @@ impl Serialize for CpuTopologyLevel {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CpuTopologyLevel {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -149,6 +158,7 @@ impl<'de> Deserialize<'de> for CpuTopologyLevel {
             .map(|s| CpuTopologyLevel::from_wire(&s))
     }
 }
+
 /// Caches a system may have.  The enumeration value here is the
 /// combination of cache level and cache type.
 ///
@@ -166,6 +176,7 @@ pub enum CacheLevelAndType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CacheLevelAndType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -177,6 +188,7 @@ impl CacheLevelAndType {
             CacheLevelAndType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -192,6 +204,7 @@ impl CacheLevelAndType {
         }
     }
 }
+
 impl Serialize for CacheLevelAndType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -200,6 +213,7 @@ impl Serialize for CacheLevelAndType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CacheLevelAndType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -208,6 +222,7 @@ impl<'de> Deserialize<'de> for CacheLevelAndType {
             .map(|s| CacheLevelAndType::from_wire(&s))
     }
 }
+
 /// Cache information for SMP system.
 ///
 /// *Since: 9.2*
@@ -221,6 +236,7 @@ pub struct SmpCacheProperties {
     /// topology container share the same cache.
     pub topology: super::CpuTopologyLevel,
 }
+
 /// List wrapper of `SmpCacheProperties`.
 ///
 /// Since 9.2

@@ -14,6 +14,7 @@ pub enum S390CpuPolarization {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl S390CpuPolarization {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -23,6 +24,7 @@ impl S390CpuPolarization {
             S390CpuPolarization::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -36,6 +38,7 @@ impl S390CpuPolarization {
         }
     }
 }
+
 impl Serialize for S390CpuPolarization {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -44,6 +47,7 @@ impl Serialize for S390CpuPolarization {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for S390CpuPolarization {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -52,6 +56,7 @@ impl<'de> Deserialize<'de> for S390CpuPolarization {
             .map(|s| S390CpuPolarization::from_wire(&s))
     }
 }
+
 /// The result of a CPU polarization query.
 ///
 /// *Since: 8.2*
@@ -60,6 +65,7 @@ pub struct CpuPolarizationInfo {
     /// the CPU polarization
     pub polarization: super::S390CpuPolarization,
 }
+
 /// The commands of `machine-s390x.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -97,11 +103,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub dedicated: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for SetCpuTopology {
         const NAME: &'static str = "set-cpu-topology";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
     /// # Returns
     ///
     /// the machine's CPU polarization
@@ -119,6 +127,7 @@ pub mod commands {
         const UNSTABLE: bool = true;
     }
 }
+
 /// The events of `machine-s390x.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -153,9 +162,11 @@ pub mod events {
         /// polarization specified by the guest
         pub polarization: super::super::S390CpuPolarization,
     }
+
     impl ::qapi_types::Event for CpuPolarizationChange {
         const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
     }
+
     /// Emitted when the Control-Program Identification data is available in
     /// the QOM tree.
     ///

@@ -66,6 +66,7 @@ pub struct MigrationStats {
     #[serde(rename = "dirty-sync-missed-zero-copy")]
     pub dirty_sync_missed_zero_copy: u64,
 }
+
 /// Detailed XBZRLE migration cache statistics
 ///
 /// *Since: 1.2*
@@ -90,6 +91,7 @@ pub struct XBZRLECacheStats {
     /// number of overflows
     pub overflow: i64,
 }
+
 /// Detailed migration compression statistics
 ///
 /// *Since: 3.1*
@@ -110,6 +112,7 @@ pub struct CompressionStats {
     #[serde(rename = "compression-rate")]
     pub compression_rate: f64,
 }
+
 /// An enumeration of migration status.
 ///
 /// *Since: 2.3*
@@ -164,6 +167,7 @@ pub enum MigrationStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigrationStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -187,6 +191,7 @@ impl MigrationStatus {
             MigrationStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -214,6 +219,7 @@ impl MigrationStatus {
         }
     }
 }
+
 impl Serialize for MigrationStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -222,6 +228,7 @@ impl Serialize for MigrationStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigrationStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -230,6 +237,7 @@ impl<'de> Deserialize<'de> for MigrationStatus {
             .map(|s| MigrationStatus::from_wire(&s))
     }
 }
+
 /// Detailed VFIO devices migration statistics
 ///
 /// *Since: 5.2*
@@ -239,6 +247,7 @@ pub struct VfioStats {
     /// devices
     pub transferred: i64,
 }
+
 /// Information about current migration process.
 ///
 /// *Since: 0.14*
@@ -384,6 +393,7 @@ pub struct MigrationInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_limit_ring_full_time: ::std::option::Option<u64>,
 }
+
 /// Migration capabilities enumeration
 ///
 /// *Since: 1.2*
@@ -491,6 +501,7 @@ pub enum MigrationCapability {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigrationCapability {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -520,6 +531,7 @@ impl MigrationCapability {
             MigrationCapability::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -553,6 +565,7 @@ impl MigrationCapability {
         }
     }
 }
+
 impl Serialize for MigrationCapability {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -561,6 +574,7 @@ impl Serialize for MigrationCapability {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigrationCapability {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -569,6 +583,7 @@ impl<'de> Deserialize<'de> for MigrationCapability {
             .map(|s| MigrationCapability::from_wire(&s))
     }
 }
+
 /// Migration capability information
 ///
 /// *Since: 1.2*
@@ -579,6 +594,7 @@ pub struct MigrationCapabilityStatus {
     /// capability state bool
     pub state: bool,
 }
+
 /// An enumeration of multifd compression methods.
 ///
 /// *Since: 5.0*
@@ -610,6 +626,7 @@ pub enum MultiFDCompression {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MultiFDCompression {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -623,6 +640,7 @@ impl MultiFDCompression {
             MultiFDCompression::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -640,6 +658,7 @@ impl MultiFDCompression {
         }
     }
 }
+
 impl Serialize for MultiFDCompression {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -648,6 +667,7 @@ impl Serialize for MultiFDCompression {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MultiFDCompression {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -656,6 +676,7 @@ impl<'de> Deserialize<'de> for MultiFDCompression {
             .map(|s| MultiFDCompression::from_wire(&s))
     }
 }
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MigMode {
     /// the original form of migration.  (since 8.2)
@@ -754,6 +775,7 @@ pub enum MigMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -765,6 +787,7 @@ impl MigMode {
             MigMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -780,6 +803,7 @@ impl MigMode {
         }
     }
 }
+
 impl Serialize for MigMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -788,6 +812,7 @@ impl Serialize for MigMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -795,6 +820,7 @@ impl<'de> Deserialize<'de> for MigMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| MigMode::from_wire(&s))
     }
 }
+
 /// *Since: 9.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ZeroPageDetection {
@@ -809,6 +835,7 @@ pub enum ZeroPageDetection {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ZeroPageDetection {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -819,6 +846,7 @@ impl ZeroPageDetection {
             ZeroPageDetection::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -833,6 +861,7 @@ impl ZeroPageDetection {
         }
     }
 }
+
 impl Serialize for ZeroPageDetection {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -841,6 +870,7 @@ impl Serialize for ZeroPageDetection {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ZeroPageDetection {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -849,6 +879,7 @@ impl<'de> Deserialize<'de> for ZeroPageDetection {
             .map(|s| ZeroPageDetection::from_wire(&s))
     }
 }
+
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BitmapMigrationBitmapAliasTransform {
@@ -857,6 +888,7 @@ pub struct BitmapMigrationBitmapAliasTransform {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub persistent: ::std::option::Option<bool>,
 }
+
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BitmapMigrationBitmapAlias {
@@ -870,6 +902,7 @@ pub struct BitmapMigrationBitmapAlias {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub transform: ::std::option::Option<super::BitmapMigrationBitmapAliasTransform>,
 }
+
 /// Maps a block node name and the bitmaps it has to aliases for dirty
 /// bitmap migration.
 ///
@@ -885,6 +918,7 @@ pub struct BitmapMigrationNodeAlias {
     /// Mappings for the bitmaps on this node.
     pub bitmaps: ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
 }
+
 /// Migration parameters enumeration
 ///
 /// *Since: 2.4*
@@ -1048,6 +1082,7 @@ pub enum MigrationParameter {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigrationParameter {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1085,6 +1120,7 @@ impl MigrationParameter {
             MigrationParameter::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1126,6 +1162,7 @@ impl MigrationParameter {
         }
     }
 }
+
 impl Serialize for MigrationParameter {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1134,6 +1171,7 @@ impl Serialize for MigrationParameter {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigrationParameter {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1142,6 +1180,7 @@ impl<'de> Deserialize<'de> for MigrationParameter {
             .map(|s| MigrationParameter::from_wire(&s))
     }
 }
+
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrateSetParameters {
@@ -1366,6 +1405,7 @@ pub struct MigrateSetParameters {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// The optional members aren't actually optional.
 ///
 /// *Since: 2.4*
@@ -1588,6 +1628,7 @@ pub struct MigrationParameters {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// The message transmission between Primary side and Secondary side.
 ///
 /// *Since: 2.8*
@@ -1611,6 +1652,7 @@ pub enum COLOMessage {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl COLOMessage {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1625,6 +1667,7 @@ impl COLOMessage {
             COLOMessage::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1643,6 +1686,7 @@ impl COLOMessage {
         }
     }
 }
+
 impl Serialize for COLOMessage {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1651,6 +1695,7 @@ impl Serialize for COLOMessage {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for COLOMessage {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1658,6 +1703,7 @@ impl<'de> Deserialize<'de> for COLOMessage {
         ::qapi_types::private::enum_str(deserializer).map(|s| COLOMessage::from_wire(&s))
     }
 }
+
 /// The COLO current mode.
 ///
 /// *Since: 2.8*
@@ -1672,6 +1718,7 @@ pub enum COLOMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl COLOMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1682,6 +1729,7 @@ impl COLOMode {
             COLOMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1696,6 +1744,7 @@ impl COLOMode {
         }
     }
 }
+
 impl Serialize for COLOMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1704,6 +1753,7 @@ impl Serialize for COLOMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for COLOMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1711,6 +1761,7 @@ impl<'de> Deserialize<'de> for COLOMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| COLOMode::from_wire(&s))
     }
 }
+
 /// An enumeration of COLO failover status
 ///
 /// *Since: 2.8*
@@ -1730,6 +1781,7 @@ pub enum FailoverStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl FailoverStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1742,6 +1794,7 @@ impl FailoverStatus {
             FailoverStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1758,6 +1811,7 @@ impl FailoverStatus {
         }
     }
 }
+
 impl Serialize for FailoverStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1766,6 +1820,7 @@ impl Serialize for FailoverStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for FailoverStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1774,6 +1829,7 @@ impl<'de> Deserialize<'de> for FailoverStatus {
             .map(|s| FailoverStatus::from_wire(&s))
     }
 }
+
 /// The reason for a COLO exit.
 ///
 /// *Since: 3.1*
@@ -1792,6 +1848,7 @@ pub enum COLOExitReason {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl COLOExitReason {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1803,6 +1860,7 @@ impl COLOExitReason {
             COLOExitReason::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1818,6 +1876,7 @@ impl COLOExitReason {
         }
     }
 }
+
 impl Serialize for COLOExitReason {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1826,6 +1885,7 @@ impl Serialize for COLOExitReason {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for COLOExitReason {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1834,6 +1894,7 @@ impl<'de> Deserialize<'de> for COLOExitReason {
             .map(|s| COLOExitReason::from_wire(&s))
     }
 }
+
 /// The migration stream transport mechanisms.
 ///
 /// *Since: 8.2*
@@ -1850,6 +1911,7 @@ pub enum MigrationAddressType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigrationAddressType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1861,6 +1923,7 @@ impl MigrationAddressType {
             MigrationAddressType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1876,6 +1939,7 @@ impl MigrationAddressType {
         }
     }
 }
+
 impl Serialize for MigrationAddressType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1884,6 +1948,7 @@ impl Serialize for MigrationAddressType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigrationAddressType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1892,6 +1957,7 @@ impl<'de> Deserialize<'de> for MigrationAddressType {
             .map(|s| MigrationAddressType::from_wire(&s))
     }
 }
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileMigrationArgs {
@@ -1900,12 +1966,14 @@ pub struct FileMigrationArgs {
     /// The file offset where the migration stream will start
     pub offset: u64,
 }
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationExecCommand {
     /// command (list head) and arguments to execute.
     pub args: ::std::vec::Vec<::std::string::String>,
 }
+
 /// Migration endpoint configuration.
 ///
 /// *Since: 8.2*
@@ -1915,6 +1983,7 @@ pub struct MigrationAddress {
     #[serde(flatten)]
     pub branch: MigrationAddressBranch,
 }
+
 /// The branches of [`MigrationAddress`], tagged by `transport`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "transport")]
@@ -1935,6 +2004,7 @@ pub enum MigrationAddressBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The migration channel-type request options.
 ///
 /// *Since: 8.1*
@@ -1947,6 +2017,7 @@ pub enum MigrationChannelType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MigrationChannelType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1956,6 +2027,7 @@ impl MigrationChannelType {
             MigrationChannelType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1969,6 +2041,7 @@ impl MigrationChannelType {
         }
     }
 }
+
 impl Serialize for MigrationChannelType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1977,6 +2050,7 @@ impl Serialize for MigrationChannelType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MigrationChannelType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1985,6 +2059,7 @@ impl<'de> Deserialize<'de> for MigrationChannelType {
             .map(|s| MigrationChannelType::from_wire(&s))
     }
 }
+
 /// Migration stream channel parameters.
 ///
 /// *Since: 8.1*
@@ -1996,6 +2071,7 @@ pub struct MigrationChannel {
     /// Migration endpoint configuration on destination interface.
     pub addr: super::MigrationAddress,
 }
+
 /// The result format for `query-xen-replication-status`.
 ///
 /// *Since: 2.9*
@@ -2010,6 +2086,7 @@ pub struct ReplicationStatus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub desc: ::std::option::Option<::std::string::String>,
 }
+
 /// The result format for `query-colo-status`.
 ///
 /// *Since: 3.1*
@@ -2028,6 +2105,7 @@ pub struct COLOStatus {
     /// describes the reason for the COLO exit.
     pub reason: super::COLOExitReason,
 }
+
 /// Dirty rate of vcpu.
 ///
 /// *Since: 6.2*
@@ -2039,6 +2117,7 @@ pub struct DirtyRateVcpu {
     #[serde(rename = "dirty-rate")]
     pub dirty_rate: i64,
 }
+
 /// Dirty page rate measurement status.
 ///
 /// *Since: 5.2*
@@ -2053,6 +2132,7 @@ pub enum DirtyRateStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DirtyRateStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2063,6 +2143,7 @@ impl DirtyRateStatus {
             DirtyRateStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2077,6 +2158,7 @@ impl DirtyRateStatus {
         }
     }
 }
+
 impl Serialize for DirtyRateStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2085,6 +2167,7 @@ impl Serialize for DirtyRateStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DirtyRateStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2093,6 +2176,7 @@ impl<'de> Deserialize<'de> for DirtyRateStatus {
             .map(|s| DirtyRateStatus::from_wire(&s))
     }
 }
+
 /// Method used to measure dirty page rate.  Differences between
 /// available methods are explained in `calc-dirty-rate`.
 ///
@@ -2108,6 +2192,7 @@ pub enum DirtyRateMeasureMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DirtyRateMeasureMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2118,6 +2203,7 @@ impl DirtyRateMeasureMode {
             DirtyRateMeasureMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2132,6 +2218,7 @@ impl DirtyRateMeasureMode {
         }
     }
 }
+
 impl Serialize for DirtyRateMeasureMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2140,6 +2227,7 @@ impl Serialize for DirtyRateMeasureMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DirtyRateMeasureMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2148,6 +2236,7 @@ impl<'de> Deserialize<'de> for DirtyRateMeasureMode {
             .map(|s| DirtyRateMeasureMode::from_wire(&s))
     }
 }
+
 /// Specifies unit in which time-related value is specified.
 ///
 /// *Since: 8.2*
@@ -2160,6 +2249,7 @@ pub enum TimeUnit {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl TimeUnit {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2169,6 +2259,7 @@ impl TimeUnit {
             TimeUnit::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2182,6 +2273,7 @@ impl TimeUnit {
         }
     }
 }
+
 impl Serialize for TimeUnit {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2190,6 +2282,7 @@ impl Serialize for TimeUnit {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for TimeUnit {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2197,6 +2290,7 @@ impl<'de> Deserialize<'de> for TimeUnit {
         ::qapi_types::private::enum_str(deserializer).map(|s| TimeUnit::from_wire(&s))
     }
 }
+
 /// Information about measured dirty page rate.
 ///
 /// *Since: 5.2*
@@ -2231,6 +2325,7 @@ pub struct DirtyRateInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_rate: ::std::option::Option<::std::vec::Vec<super::DirtyRateVcpu>>,
 }
+
 /// Dirty page rate limit information of a virtual CPU.
 ///
 /// *Since: 7.1*
@@ -2247,6 +2342,7 @@ pub struct DirtyLimitInfo {
     #[serde(rename = "current-rate")]
     pub current_rate: u64,
 }
+
 /// Information about migrationthreads
 ///
 /// *Since: 7.2*
@@ -2258,6 +2354,7 @@ pub struct MigrationThreadInfo {
     #[serde(rename = "thread-id")]
     pub thread_id: i64,
 }
+
 /// The commands of `migration.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -2362,6 +2459,7 @@ pub mod commands {
         const NAME: &'static str = "query-migrate";
         type Returns = super::super::MigrationInfo;
     }
+
     /// Enable/Disable the following migration capabilities (like xbzrle)
     ///
     /// *Since: 1.2*
@@ -2378,10 +2476,12 @@ pub mod commands {
         /// json array of capability modifications to make
         pub capabilities: ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
     }
+
     impl ::qapi_types::Command for MigrateSetCapabilities {
         const NAME: &'static str = "migrate-set-capabilities";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about the current migration capabilities status
     ///
     /// *Since: 1.2*
@@ -2406,11 +2506,13 @@ pub mod commands {
         const NAME: &'static str = "query-migrate-capabilities";
         type Returns = ::std::vec::Vec<super::super::MigrationCapabilityStatus>;
     }
+
     pub use super::super::MigrateSetParameters;
     impl ::qapi_types::Command for MigrateSetParameters {
         const NAME: &'static str = "migrate-set-parameters";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about the current migration parameters
     ///
     /// *Since: 2.4*
@@ -2434,6 +2536,7 @@ pub mod commands {
         const NAME: &'static str = "query-migrate-parameters";
         type Returns = super::super::MigrationParameters;
     }
+
     /// Followup to a migration command to switch the migration to postcopy
     /// mode.  The postcopy-ram capability must be set on both source and
     /// destination before the original migration command.
@@ -2452,6 +2555,7 @@ pub mod commands {
         const NAME: &'static str = "migrate-start-postcopy";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Tell QEMU that heartbeat is lost, request it to do takeover
     /// procedures.  If this command is sent to the PVM, the Primary side
     /// will exit COLO mode.  If sent to the Secondary, the Secondary side
@@ -2479,6 +2583,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
     /// Cancel the currently executing migration process.  Allows a new
     /// migration to be started right after.  When postcopy-ram is in use,
     /// cancelling is not allowed after the postcopy phase has started.
@@ -2501,6 +2606,7 @@ pub mod commands {
         const NAME: &'static str = "migrate_cancel";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Continue migration when it's in a paused state.
     ///
     /// *Since: 2.11*
@@ -2517,10 +2623,12 @@ pub mod commands {
         /// The state the migration is currently expected to be in
         pub state: super::super::MigrationStatus,
     }
+
     impl ::qapi_types::Command for MigrateContinue {
         const NAME: &'static str = "migrate-continue";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Migrates the current running guest to another Virtual Machine.
     ///
     /// *Since: 0.14*
@@ -2608,10 +2716,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub resume: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for Migrate {
         const NAME: &'static str = "migrate";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Start an incoming migration.  QEMU must have been started with
     /// -incoming defer.
     ///
@@ -2686,10 +2796,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub exit_on_error: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for MigrateIncoming {
         const NAME: &'static str = "migrate-incoming";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Save the state of all devices to file.  The RAM and the block
     /// devices of the VM are not saved by this command.
     ///
@@ -2713,10 +2825,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub live: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for XenSaveDevicesState {
         const NAME: &'static str = "xen-save-devices-state";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Enable or disable the global dirty log mode.
     ///
     /// *Since: 1.3*
@@ -2733,10 +2847,12 @@ pub mod commands {
         /// true to enable, false to disable.
         pub enable: bool,
     }
+
     impl ::qapi_types::Command for XenSetGlobalDirtyLog {
         const NAME: &'static str = "xen-set-global-dirty-log";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Load the state of all devices from file.  The RAM and the block
     /// devices of the VM are not loaded by this command.
     ///
@@ -2756,10 +2872,12 @@ pub mod commands {
         /// binary format.
         pub filename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for XenLoadDevicesState {
         const NAME: &'static str = "xen-load-devices-state";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Enable or disable replication.
     ///
     /// **Example:**
@@ -2784,10 +2902,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub failover: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for XenSetReplication {
         const NAME: &'static str = "xen-set-replication";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Query replication status while the vm is running.
     ///
     /// **Example:**
@@ -2806,6 +2926,7 @@ pub mod commands {
         const NAME: &'static str = "query-xen-replication-status";
         type Returns = super::super::ReplicationStatus;
     }
+
     /// Xen uses this command to notify replication to trigger a checkpoint.
     ///
     /// **Example:**
@@ -2824,6 +2945,7 @@ pub mod commands {
         const NAME: &'static str = "xen-colo-do-checkpoint";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Query COLO status while the vm is running.
     ///
     /// **Example:**
@@ -2842,6 +2964,7 @@ pub mod commands {
         const NAME: &'static str = "query-colo-status";
         type Returns = super::super::COLOStatus;
     }
+
     /// Provide a recovery migration stream URI.
     ///
     /// **Example:**
@@ -2858,11 +2981,13 @@ pub mod commands {
         /// the URI to be used for the recovery of migration stream.
         pub uri: ::std::string::String,
     }
+
     impl ::qapi_types::Command for MigrateRecover {
         const NAME: &'static str = "migrate-recover";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
     }
+
     /// Pause a migration.  Currently it only supports postcopy.
     ///
     /// **Example:**
@@ -2880,6 +3005,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
     }
+
     /// Start measuring dirty page rate of the VM.  Results can be retrieved
     /// with `query-dirty-rate` after measurements are completed.
     ///
@@ -2957,10 +3083,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::DirtyRateMeasureMode>,
     }
+
     impl ::qapi_types::Command for CalcDirtyRate {
         const NAME: &'static str = "calc-dirty-rate";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Query results of the most recent invocation of `calc-dirty-rate`.
     ///
     /// *Since: 5.2*
@@ -2988,10 +3116,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
     }
+
     impl ::qapi_types::Command for QueryDirtyRate {
         const NAME: &'static str = "query-dirty-rate";
         type Returns = super::super::DirtyRateInfo;
     }
+
     /// Set the upper limit of dirty page rate for virtual CPUs.
     ///
     /// Requires KVM with accelerator property "dirty-ring-size" set.  A
@@ -3018,10 +3148,12 @@ pub mod commands {
         #[serde(rename = "dirty-rate")]
         pub dirty_rate: u64,
     }
+
     impl ::qapi_types::Command for SetVcpuDirtyLimit {
         const NAME: &'static str = "set-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Cancel the upper limit of dirty page rate for virtual CPUs.
     ///
     /// Cancel the dirty page limit for the vCPU which has been set with
@@ -3044,10 +3176,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for CancelVcpuDirtyLimit {
         const NAME: &'static str = "cancel-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about virtual CPU dirty page rate limits, if any.
     ///
     /// *Since: 7.1*
@@ -3066,6 +3200,7 @@ pub mod commands {
         const NAME: &'static str = "query-vcpu-dirty-limit";
         type Returns = ::std::vec::Vec<super::super::DirtyLimitInfo>;
     }
+
     /// Return information of migration threads
     ///
     /// *Since: 7.2*
@@ -3081,6 +3216,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::MigrationThreadInfo>;
         const DEPRECATED: bool = true;
     }
+
     /// Save a VM snapshot
     ///
     /// Applications should not assume that the snapshot save is complete
@@ -3149,10 +3285,12 @@ pub mod commands {
         /// list of block device node names to save a snapshot to
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
+
     impl ::qapi_types::Command for SnapshotSave {
         const NAME: &'static str = "snapshot-save";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Load a VM snapshot
     ///
     /// Applications should not assume that the snapshot load is complete
@@ -3219,10 +3357,12 @@ pub mod commands {
         /// list of block device node names to load a snapshot from
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
+
     impl ::qapi_types::Command for SnapshotLoad {
         const NAME: &'static str = "snapshot-load";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Delete a VM snapshot
     ///
     /// Applications should not assume that the snapshot delete is complete
@@ -3275,11 +3415,13 @@ pub mod commands {
         /// list of block device node names to delete a snapshot from
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
+
     impl ::qapi_types::Command for SnapshotDelete {
         const NAME: &'static str = "snapshot-delete";
         type Returns = ::qapi_types::Empty;
     }
 }
+
 /// The events of `migration.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -3299,9 +3441,11 @@ pub mod events {
         /// `MigrationStatus` describing the current migration status.
         pub status: super::super::MigrationStatus,
     }
+
     impl ::qapi_types::Event for Migration {
         const NAME: &'static str = "MIGRATION";
     }
+
     /// Emitted from the source side of a migration at the start of each
     /// pass (when it syncs the dirty bitmap)
     ///
@@ -3318,9 +3462,11 @@ pub mod events {
         /// An incrementing count (starting at 1 on the first pass)
         pub pass: i64,
     }
+
     impl ::qapi_types::Event for MigrationPass {
         const NAME: &'static str = "MIGRATION_PASS";
     }
+
     /// Emitted when VM finishes COLO mode due to some errors happening or
     /// at the request of users.
     ///
@@ -3339,9 +3485,11 @@ pub mod events {
         /// describes the reason for the COLO exit.
         pub reason: super::super::COLOExitReason,
     }
+
     impl ::qapi_types::Event for ColoExit {
         const NAME: &'static str = "COLO_EXIT";
     }
+
     /// Emitted from source side of a migration when migration state is
     /// WAIT_UNPLUG.  Device was unplugged by guest operating system.
     /// Device resources in QEMU are kept on standby to be able to re-plug
@@ -3362,6 +3510,7 @@ pub mod events {
         #[serde(rename = "device-id")]
         pub device_id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for UnplugPrimary {
         const NAME: &'static str = "UNPLUG_PRIMARY";
     }

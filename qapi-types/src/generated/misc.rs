@@ -12,6 +12,7 @@ pub struct NameInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about an iothread
 ///
 /// *Since: 2.0*
@@ -39,6 +40,7 @@ pub struct IOThreadInfo {
     #[serde(rename = "aio-max-batch")]
     pub aio_max_batch: i64,
 }
+
 /// Information about a file descriptor that was added to an fd set.
 ///
 /// *Since: 1.2*
@@ -51,6 +53,7 @@ pub struct AddfdInfo {
     /// to the fd set.
     pub fd: i64,
 }
+
 /// Information about a file descriptor that belongs to an fd set.
 ///
 /// *Since: 1.2*
@@ -62,6 +65,7 @@ pub struct FdsetFdInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opaque: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about an fd set.
 ///
 /// *Since: 1.2*
@@ -73,6 +77,7 @@ pub struct FdsetInfo {
     /// A list of file descriptors that belong to this fd set.
     pub fds: ::std::vec::Vec<super::FdsetFdInfo>,
 }
+
 /// Possible types for an option parameter.
 ///
 /// *Since: 1.5*
@@ -90,6 +95,7 @@ pub enum CommandLineParameterType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl CommandLineParameterType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -101,6 +107,7 @@ impl CommandLineParameterType {
             CommandLineParameterType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -116,6 +123,7 @@ impl CommandLineParameterType {
         }
     }
 }
+
 impl Serialize for CommandLineParameterType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -124,6 +132,7 @@ impl Serialize for CommandLineParameterType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for CommandLineParameterType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -132,6 +141,7 @@ impl<'de> Deserialize<'de> for CommandLineParameterType {
             .map(|s| CommandLineParameterType::from_wire(&s))
     }
 }
+
 /// Details about a single parameter of a command line option.
 ///
 /// *Since: 1.5*
@@ -148,6 +158,7 @@ pub struct CommandLineParameterInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default: ::std::option::Option<::std::string::String>,
 }
+
 /// Details about a command line option, including its list of parameter
 /// details
 ///
@@ -159,6 +170,7 @@ pub struct CommandLineOptionInfo {
     /// an array of `CommandLineParameterInfo`
     pub parameters: ::std::vec::Vec<super::CommandLineParameterInfo>,
 }
+
 /// The commands of `misc.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -193,10 +205,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub tls: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for AddClient {
         const NAME: &'static str = "add_client";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return the name information of a guest.
     ///
     /// *Since: 0.14*
@@ -214,6 +228,7 @@ pub mod commands {
         type Returns = super::super::NameInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return a list of information about each iothread.
     ///
     /// **Note:**
@@ -250,6 +265,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::IOThreadInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Stop guest VM execution.
     ///
     /// *Since: 0.14*
@@ -275,6 +291,7 @@ pub mod commands {
         const NAME: &'static str = "stop";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Resume guest VM execution.
     ///
     /// *Since: 0.14*
@@ -302,6 +319,7 @@ pub mod commands {
         const NAME: &'static str = "cont";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Exit from "preconfig" state
     ///
     /// This command makes QEMU exit the preconfig state and proceed with VM
@@ -330,6 +348,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
+
     /// Execute a command on the human monitor and return the output.
     ///
     /// # Returns
@@ -373,10 +392,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for HumanMonitorCommand {
         const NAME: &'static str = "human-monitor-command";
         type Returns = ::std::string::String;
     }
+
     /// Receive a file descriptor via SCM rights and assign it a name
     ///
     /// *Since: 0.14*
@@ -401,10 +422,12 @@ pub mod commands {
         /// file descriptor name
         pub fdname: ::std::string::String,
     }
+
     impl ::qapi_types::Command for Getfd {
         const NAME: &'static str = "getfd";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Add a socket that was duplicated to QEMU process with
     /// WSADuplicateSocketW() via WSASocket() & WSAPROTOCOL_INFOW structure
     /// and assign it a name (the SOCKET is associated with a CRT file
@@ -435,10 +458,12 @@ pub mod commands {
         /// file descriptor name
         pub fdname: ::std::string::String,
     }
+
     impl ::qapi_types::Command for GetWin32Socket {
         const NAME: &'static str = "get-win32-socket";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Close a file descriptor previously passed via SCM rights
     ///
     /// *Since: 0.14*
@@ -454,10 +479,12 @@ pub mod commands {
         /// file descriptor name
         pub fdname: ::std::string::String,
     }
+
     impl ::qapi_types::Command for Closefd {
         const NAME: &'static str = "closefd";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Add a file descriptor, that was passed via SCM rights, to an fd set.
     ///
     /// # Errors
@@ -489,10 +516,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub opaque: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for AddFd {
         const NAME: &'static str = "add-fd";
         type Returns = super::super::AddfdInfo;
     }
+
     /// Remove a file descriptor from an fd set.
     ///
     /// # Errors
@@ -522,10 +551,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub fd: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for RemoveFd {
         const NAME: &'static str = "remove-fd";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information describing all fd sets.
     ///
     /// *Since: 1.2*
@@ -570,6 +601,7 @@ pub mod commands {
         const NAME: &'static str = "query-fdsets";
         type Returns = ::std::vec::Vec<super::super::FdsetInfo>;
     }
+
     /// Query command line option schema.
     ///
     /// # Returns
@@ -610,12 +642,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub option: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for QueryCommandLineOptions {
         const NAME: &'static str = "query-command-line-options";
         type Returns = ::std::vec::Vec<super::super::CommandLineOptionInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
 }
+
 /// The events of `misc.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -644,9 +678,11 @@ pub mod events {
         #[serde(rename = "qom-path")]
         pub qom_path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for RtcChange {
         const NAME: &'static str = "RTC_CHANGE";
     }
+
     /// Emitted when the client of a TYPE_VFIO_USER_SERVER closes the
     /// communication channel
     ///
@@ -679,6 +715,7 @@ pub mod events {
         #[serde(rename = "dev-qom-path")]
         pub dev_qom_path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for VfuClientHangup {
         const NAME: &'static str = "VFU_CLIENT_HANGUP";
     }

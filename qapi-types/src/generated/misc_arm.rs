@@ -21,6 +21,7 @@ pub struct GICCapability {
     /// GIC device in kernel.
     pub kernel: bool,
 }
+
 /// The commands of `misc-arm.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};

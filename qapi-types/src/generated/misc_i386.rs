@@ -27,6 +27,7 @@ pub enum SevState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SevState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -40,6 +41,7 @@ impl SevState {
             SevState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -57,6 +59,7 @@ impl SevState {
         }
     }
 }
+
 impl Serialize for SevState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -65,6 +68,7 @@ impl Serialize for SevState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SevState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -72,6 +76,7 @@ impl<'de> Deserialize<'de> for SevState {
         ::qapi_types::private::enum_str(deserializer).map(|s| SevState::from_wire(&s))
     }
 }
+
 /// An enumeration indicating the type of SEV guest being run.
 ///
 /// *Since: 6.2*
@@ -84,6 +89,7 @@ pub enum SevGuestType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SevGuestType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -93,6 +99,7 @@ impl SevGuestType {
             SevGuestType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -106,6 +113,7 @@ impl SevGuestType {
         }
     }
 }
+
 impl Serialize for SevGuestType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -114,6 +122,7 @@ impl Serialize for SevGuestType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SevGuestType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -122,6 +131,7 @@ impl<'de> Deserialize<'de> for SevGuestType {
             .map(|s| SevGuestType::from_wire(&s))
     }
 }
+
 /// Information specific to legacy SEV/SEV-ES guests.
 ///
 /// *Since: 2.12*
@@ -132,6 +142,7 @@ pub struct SevGuestInfo {
     /// SEV firmware handle
     pub handle: u32,
 }
+
 /// Information specific to SEV-SNP guests.
 ///
 /// *Since: 9.1*
@@ -141,6 +152,7 @@ pub struct SevSnpGuestInfo {
     #[serde(rename = "snp-policy")]
     pub snp_policy: u64,
 }
+
 /// Information about Secure Encrypted Virtualization (SEV) support
 ///
 /// *Since: 2.12*
@@ -163,6 +175,7 @@ pub struct SevInfo {
     #[serde(flatten)]
     pub branch: SevInfoBranch,
 }
+
 /// The branches of [`SevInfo`], tagged by `sev-type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "sev-type")]
@@ -177,6 +190,7 @@ pub enum SevInfoBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// SEV Guest Launch measurement information
 ///
 /// *Since: 2.12*
@@ -185,6 +199,7 @@ pub struct SevLaunchMeasureInfo {
     /// the measurement value encoded in base64
     pub data: ::std::string::String,
 }
+
 /// The struct describes capability for a Secure Encrypted
 /// Virtualization feature.
 ///
@@ -206,6 +221,7 @@ pub struct SevCapability {
     #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: i64,
 }
+
 /// The struct describes attestation report for a Secure Encrypted
 /// Virtualization feature.
 ///
@@ -215,6 +231,7 @@ pub struct SevAttestationReport {
     /// guest attestation report (base64 encoded)
     pub data: ::std::string::String,
 }
+
 /// Information about intel SGX EPC section
 ///
 /// *Since: 7.0*
@@ -225,6 +242,7 @@ pub struct SgxEpcSection {
     /// the size of EPC section
     pub size: u64,
 }
+
 /// Information about intel Safe Guard eXtension (SGX) support
 ///
 /// *Since: 6.2*
@@ -241,6 +259,7 @@ pub struct SgxInfo {
     /// The EPC sections information (Since: 7.0)
     pub sections: ::std::vec::Vec<super::SgxEpcSection>,
 }
+
 /// An enumeration of Xen event channel port types.
 ///
 /// *Since: 8.0*
@@ -261,6 +280,7 @@ pub enum EvtchnPortType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl EvtchnPortType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -274,6 +294,7 @@ impl EvtchnPortType {
             EvtchnPortType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -291,6 +312,7 @@ impl EvtchnPortType {
         }
     }
 }
+
 impl Serialize for EvtchnPortType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -299,6 +321,7 @@ impl Serialize for EvtchnPortType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for EvtchnPortType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -307,6 +330,7 @@ impl<'de> Deserialize<'de> for EvtchnPortType {
             .map(|s| EvtchnPortType::from_wire(&s))
     }
 }
+
 /// Information about a Xen event channel port
 ///
 /// *Since: 8.0*
@@ -328,6 +352,7 @@ pub struct EvtchnInfo {
     /// port is masked
     pub masked: bool,
 }
+
 /// The commands of `misc-i386.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -353,6 +378,7 @@ pub mod commands {
         const NAME: &'static str = "rtc-reset-reinjection";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about SEV/SEV-ES/SEV-SNP.
     ///
     /// If unavailable due to an incompatible configuration the returned
@@ -375,6 +401,7 @@ pub mod commands {
         const NAME: &'static str = "query-sev";
         type Returns = super::super::SevInfo;
     }
+
     /// Query the SEV/SEV-ES guest launch information.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -405,6 +432,7 @@ pub mod commands {
         const NAME: &'static str = "query-sev-launch-measure";
         type Returns = super::super::SevLaunchMeasureInfo;
     }
+
     /// Get SEV capabilities.
     ///
     /// This is only supported on AMD X86 platforms with KVM enabled.
@@ -429,6 +457,7 @@ pub mod commands {
         const NAME: &'static str = "query-sev-capabilities";
         type Returns = super::super::SevCapability;
     }
+
     /// Inject a secret blob into a SEV/SEV-ES guest's memory.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -453,10 +482,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub gpa: ::std::option::Option<u64>,
     }
+
     impl ::qapi_types::Command for SevInjectLaunchSecret {
         const NAME: &'static str = "sev-inject-launch-secret";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Get the SEV attestation report.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -484,10 +515,12 @@ pub mod commands {
         /// included in report)
         pub mnonce: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QuerySevAttestationReport {
         const NAME: &'static str = "query-sev-attestation-report";
         type Returns = super::super::SevAttestationReport;
     }
+
     /// Return information about configured SGX capabilities of guest
     ///
     /// *Since: 6.2*
@@ -507,6 +540,7 @@ pub mod commands {
         const NAME: &'static str = "query-sgx";
         type Returns = super::super::SgxInfo;
     }
+
     /// Return information about SGX capabilities of host
     ///
     /// *Since: 6.2*
@@ -526,6 +560,7 @@ pub mod commands {
         const NAME: &'static str = "query-sgx-capabilities";
         type Returns = super::super::SgxInfo;
     }
+
     /// Query the Xen event channels opened by the guest.
     ///
     /// # Returns
@@ -566,6 +601,7 @@ pub mod commands {
         const NAME: &'static str = "xen-event-list";
         type Returns = ::std::vec::Vec<super::super::EvtchnInfo>;
     }
+
     /// Inject a Xen event channel port (interrupt) to the guest.
     ///
     /// *Since: 8.0*
@@ -581,6 +617,7 @@ pub mod commands {
         /// The port number
         pub port: u32,
     }
+
     impl ::qapi_types::Command for XenEventInject {
         const NAME: &'static str = "xen-event-inject";
         type Returns = ::qapi_types::Empty;

@@ -645,6 +645,7 @@ pub mod commands {
     #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
     pub use super::cxl::commands::*;
 }
+
 /// Every event's data type, each implementing `Event`.
 pub mod events {
     #[cfg(feature = "run_state")]
@@ -696,6 +697,7 @@ pub mod events {
     #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
     pub use super::vfio::events::*;
 }
+
 /// Every event of the schema, tagged by its name, with its data.
 ///
 /// Decode event messages as `qapi_types::EventMessage<AnyEvent>`.
@@ -997,6 +999,7 @@ pub enum AnyEvent {
         data: ::std::option::Option<::serde_json::Value>,
     },
 }
+
 impl AnyEvent {
     /// The event's name on the wire.
     pub fn name(&self) -> &str {

@@ -24,6 +24,7 @@ pub struct NetLegacyNicOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vectors: ::std::option::Option<u32>,
 }
+
 /// A fat type wrapping 'str', to be embedded in lists.
 ///
 /// *Since: 1.2*
@@ -31,6 +32,7 @@ pub struct NetLegacyNicOptions {
 pub struct String {
     pub str: ::std::string::String,
 }
+
 /// Unprivileged user-mode network connectivity using passt
 ///
 /// *Since: 10.1*
@@ -154,6 +156,7 @@ pub struct NetDevPasstOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub param: ::std::option::Option<::std::vec::Vec<super::String>>,
 }
+
 /// Use the user mode network stack which requires no administrator
 /// privilege to run.
 ///
@@ -243,6 +246,7 @@ pub struct NetdevUserOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tftp_server_name: ::std::option::Option<::std::string::String>,
 }
+
 /// Used to configure a host TAP network interface backend.
 ///
 /// *Since: 1.2*
@@ -298,6 +302,7 @@ pub struct NetdevTapOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_us: ::std::option::Option<u32>,
 }
+
 /// Socket netdevs are used to establish a network connection to another
 /// QEMU virtual machine via a TCP socket.
 ///
@@ -323,6 +328,7 @@ pub struct NetdevSocketOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub udp: ::std::option::Option<::std::string::String>,
 }
+
 /// Configure an Ethernet over L2TPv3 tunnel.
 ///
 /// *Since: 2.1*
@@ -371,6 +377,7 @@ pub struct NetdevL2TPv3Options {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<u32>,
 }
+
 /// Connect to a vde switch running on the host.
 ///
 /// *Since: 1.2*
@@ -389,6 +396,7 @@ pub struct NetdevVdeOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<u16>,
 }
+
 /// Connect a host TAP network interface to a host bridge device.
 ///
 /// *Since: 1.2*
@@ -401,6 +409,7 @@ pub struct NetdevBridgeOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub helper: ::std::option::Option<::std::string::String>,
 }
+
 /// Connect two or more net clients through a software hub.
 ///
 /// *Since: 1.2*
@@ -413,6 +422,7 @@ pub struct NetdevHubPortOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub netdev: ::std::option::Option<::std::string::String>,
 }
+
 /// Connect a client to a netmap-enabled NIC or to a VALE switch port
 ///
 /// *Since: 2.0*
@@ -429,6 +439,7 @@ pub struct NetdevNetmapOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub devname: ::std::option::Option<::std::string::String>,
 }
+
 /// Attach mode for a default XDP program
 ///
 /// *Since: 8.2*
@@ -444,6 +455,7 @@ pub enum AFXDPMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl AFXDPMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -453,6 +465,7 @@ impl AFXDPMode {
             AFXDPMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -466,6 +479,7 @@ impl AFXDPMode {
         }
     }
 }
+
 impl Serialize for AFXDPMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -474,6 +488,7 @@ impl Serialize for AFXDPMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for AFXDPMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -481,6 +496,7 @@ impl<'de> Deserialize<'de> for AFXDPMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| AFXDPMode::from_wire(&s))
     }
 }
+
 /// AF_XDP network backend
 ///
 /// *Since: 8.2*
@@ -534,6 +550,7 @@ pub struct NetdevAFXDPOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub map_start_index: ::std::option::Option<i32>,
 }
+
 /// Vhost-user network backend
 ///
 /// *Since: 2.1*
@@ -549,6 +566,7 @@ pub struct NetdevVhostUserOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<i64>,
 }
+
 /// Vhost-vdpa network backend
 ///
 /// vDPA device is a device that uses a datapath which complies with the
@@ -575,6 +593,7 @@ pub struct NetdevVhostVDPAOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_svq: ::std::option::Option<bool>,
 }
+
 /// vmnet (host mode) network backend.
 ///
 /// Allows the vmnet interface to communicate with other vmnet
@@ -619,6 +638,7 @@ pub struct NetdevVmnetHostOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub net_uuid: ::std::option::Option<::std::string::String>,
 }
+
 /// vmnet (shared mode) network backend.
 ///
 /// Allows traffic originating from the vmnet interface to reach the
@@ -665,6 +685,7 @@ pub struct NetdevVmnetSharedOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nat66_prefix: ::std::option::Option<::std::string::String>,
 }
+
 /// vmnet (bridged mode) network backend.
 ///
 /// Bridges the vmnet interface with a physical network interface.
@@ -683,6 +704,7 @@ pub struct NetdevVmnetBridgedOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub isolated: ::std::option::Option<bool>,
 }
+
 /// Configuration info for stream socket netdev
 ///
 /// Only `SocketAddress` types 'unix', 'inet' and 'fd' are supported.
@@ -704,6 +726,7 @@ pub struct NetdevStreamOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reconnect_ms: ::std::option::Option<i64>,
 }
+
 /// Configuration info for datagram socket netdev.
 ///
 /// Only `SocketAddress` types 'unix', 'inet' and 'fd' are supported.
@@ -734,6 +757,7 @@ pub struct NetdevDgramOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub remote: ::std::option::Option<super::SocketAddress>,
 }
+
 /// Available netdev drivers.
 ///
 /// *Since: 2.7*
@@ -780,6 +804,7 @@ pub enum NetClientDriver {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NetClientDriver {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -806,6 +831,7 @@ impl NetClientDriver {
             NetClientDriver::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -836,6 +862,7 @@ impl NetClientDriver {
         }
     }
 }
+
 impl Serialize for NetClientDriver {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -844,6 +871,7 @@ impl Serialize for NetClientDriver {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NetClientDriver {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -852,6 +880,7 @@ impl<'de> Deserialize<'de> for NetClientDriver {
             .map(|s| NetClientDriver::from_wire(&s))
     }
 }
+
 /// Captures the configuration of a network device.
 ///
 /// *Since: 1.2*
@@ -863,6 +892,7 @@ pub struct Netdev {
     #[serde(flatten)]
     pub branch: NetdevBranch,
 }
+
 /// The branches of [`Netdev`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -938,6 +968,7 @@ pub enum NetdevBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Packets receiving state
 ///
 /// *Since: 1.6*
@@ -952,6 +983,7 @@ pub enum RxState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RxState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -962,6 +994,7 @@ impl RxState {
             RxState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -976,6 +1009,7 @@ impl RxState {
         }
     }
 }
+
 impl Serialize for RxState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -984,6 +1018,7 @@ impl Serialize for RxState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RxState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -991,6 +1026,7 @@ impl<'de> Deserialize<'de> for RxState {
         ::qapi_types::private::enum_str(deserializer).map(|s| RxState::from_wire(&s))
     }
 }
+
 /// Rx-filter information for a NIC.
 ///
 /// *Since: 1.6*
@@ -1028,6 +1064,7 @@ pub struct RxFilterInfo {
     #[serde(rename = "multicast-table")]
     pub multicast_table: ::std::vec::Vec<::std::string::String>,
 }
+
 /// Parameters for self-announce timers
 ///
 /// *Since: 4.0*
@@ -1052,6 +1089,7 @@ pub struct AnnounceParameters {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
 }
+
 /// The commands of `net.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1082,10 +1120,12 @@ pub mod commands {
         /// true to set the link status to be up
         pub up: bool,
     }
+
     impl ::qapi_types::Command for SetLink {
         const NAME: &'static str = "set_link";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Add a network backend.
     ///
     /// Additional arguments depend on the type.
@@ -1112,6 +1152,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Remove a network backend.
     ///
     /// # Errors
@@ -1131,11 +1172,13 @@ pub mod commands {
         /// the name of the network backend to remove
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for NetdevDel {
         const NAME: &'static str = "netdev_del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return rx-filter information for all NICs (or for the given NIC).
     ///
     /// # Returns
@@ -1186,10 +1229,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for QueryRxFilter {
         const NAME: &'static str = "query-rx-filter";
         type Returns = ::std::vec::Vec<super::super::RxFilterInfo>;
     }
+
     /// Trigger generation of broadcast RARP frames to update network
     /// switches.  This can be useful when network bonds fail-over the
     /// active slave.
@@ -1213,6 +1258,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
     }
 }
+
 /// The events of `net.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -1237,9 +1283,11 @@ pub mod events {
         /// device path
         pub path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for NicRxFilterChanged {
         const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
     }
+
     /// Emitted when VIRTIO_NET_F_STANDBY was enabled during feature
     /// negotiation.  Failover primary devices which were hidden (not
     /// hotplugged when requested) before will now be hotplugged by the
@@ -1260,9 +1308,11 @@ pub mod events {
         #[serde(rename = "device-id")]
         pub device_id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for FailoverNegotiated {
         const NAME: &'static str = "FAILOVER_NEGOTIATED";
     }
+
     /// Emitted when the netdev stream backend is connected
     ///
     /// *Since: 7.2*
@@ -1293,9 +1343,11 @@ pub mod events {
         /// The destination address
         pub addr: super::super::SocketAddress,
     }
+
     impl ::qapi_types::Event for NetdevStreamConnected {
         const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
     }
+
     /// Emitted when the netdev stream backend is disconnected
     ///
     /// *Since: 7.2*
@@ -1313,9 +1365,11 @@ pub mod events {
         #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for NetdevStreamDisconnected {
         const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
     }
+
     /// Emitted when the vhost-user chardev is connected
     ///
     /// *Since: 10.0*
@@ -1336,9 +1390,11 @@ pub mod events {
         #[serde(rename = "chardev-id")]
         pub chardev_id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for NetdevVhostUserConnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
     }
+
     /// Emitted when the vhost-user chardev is disconnected
     ///
     /// *Since: 10.0*
@@ -1356,6 +1412,7 @@ pub mod events {
         #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
     }
+
     impl ::qapi_types::Event for NetdevVhostUserDisconnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
     }

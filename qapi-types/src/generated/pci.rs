@@ -13,6 +13,7 @@ pub struct PciMemoryRange {
     /// the ending address (guest physical)
     pub limit: i64,
 }
+
 /// Information about a PCI device I/O region.
 ///
 /// *Since: 0.14*
@@ -34,6 +35,7 @@ pub struct PciMemoryRegion {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mem_type_64: ::std::option::Option<bool>,
 }
+
 /// Information about a bus of a PCI Bridge device
 ///
 /// *Since: 2.4*
@@ -56,6 +58,7 @@ pub struct PciBusInfo {
     /// on this bridge
     pub prefetchable_range: super::PciMemoryRange,
 }
+
 /// Information about a PCI Bridge device
 ///
 /// *Since: 0.14*
@@ -67,6 +70,7 @@ pub struct PciBridgeInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub devices: ::std::option::Option<::std::vec::Vec<super::PciDeviceInfo>>,
 }
+
 /// Information about the Class of a PCI device
 ///
 /// *Since: 2.4*
@@ -79,6 +83,7 @@ pub struct PciDeviceClass {
     /// the class code of the device
     pub class: i64,
 }
+
 /// Information about the Id of a PCI device
 ///
 /// *Since: 2.4*
@@ -96,6 +101,7 @@ pub struct PciDeviceId {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subsystem_vendor: ::std::option::Option<i64>,
 }
+
 /// Information about a PCI device
 ///
 /// *Since: 0.14*
@@ -124,6 +130,7 @@ pub struct PciDeviceInfo {
     /// a list of the PCI I/O regions associated with the device
     pub regions: ::std::vec::Vec<super::PciMemoryRegion>,
 }
+
 /// Information about a PCI bus
 ///
 /// *Since: 0.14*
@@ -134,6 +141,7 @@ pub struct PciInfo {
     /// a list of devices on this bus
     pub devices: ::std::vec::Vec<super::PciDeviceInfo>,
 }
+
 /// The commands of `pci.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};

@@ -23,10 +23,12 @@ pub mod commands {
         /// the type name of a device
         pub typename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for DeviceListProperties {
         const NAME: &'static str = "device-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
     }
+
     /// Add a device.
     ///
     /// **Notes:**
@@ -71,10 +73,12 @@ pub mod commands {
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
+
     impl ::qapi_types::Command for DeviceAdd {
         const NAME: &'static str = "device_add";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Remove a device from a guest
     ///
     /// # Errors
@@ -114,10 +118,12 @@ pub mod commands {
         /// the device's ID or QOM path
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for DeviceDel {
         const NAME: &'static str = "device_del";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Synchronize device configuration from host to guest part.  First,
     /// copy the configuration from the host part (backend) to the guest
     /// part (frontend).  Then notify guest software that device
@@ -137,12 +143,14 @@ pub mod commands {
         /// the device's ID or QOM path
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for DeviceSyncConfig {
         const NAME: &'static str = "device-sync-config";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
 }
+
 /// The events of `qdev.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -169,9 +177,11 @@ pub mod events {
         /// the device's QOM path
         pub path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for DeviceDeleted {
         const NAME: &'static str = "DEVICE_DELETED";
     }
+
     /// Emitted when a device hot unplug fails due to a guest reported
     /// error.
     ///
@@ -193,6 +203,7 @@ pub mod events {
         /// the device's QOM path
         pub path: ::std::string::String,
     }
+
     impl ::qapi_types::Event for DeviceUnplugGuestError {
         const NAME: &'static str = "DEVICE_UNPLUG_GUEST_ERROR";
     }

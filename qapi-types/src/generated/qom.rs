@@ -31,6 +31,7 @@ pub struct ObjectPropertyInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_value: ::std::option::Option<::serde_json::Value>,
 }
+
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectPropertyValue {
@@ -44,12 +45,14 @@ pub struct ObjectPropertyValue {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub value: ::std::option::Option<::serde_json::Value>,
 }
+
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectPropertiesValues {
     /// a list of properties.
     pub properties: ::std::vec::Vec<super::ObjectPropertyValue>,
 }
+
 /// This structure describes a search result from `qom-list-types`
 ///
 /// *Since: 1.1*
@@ -65,6 +68,7 @@ pub struct ObjectTypeInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub parent: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for can-host-socketcan objects.
 ///
 /// *Since: 2.12*
@@ -78,6 +82,7 @@ pub struct CanHostSocketcanProperties {
     /// interface
     pub canbus: ::std::string::String,
 }
+
 /// Properties for colo-compare objects.
 ///
 /// *Since: 2.8*
@@ -119,6 +124,7 @@ pub struct ColoCompareProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
 /// Properties for cryptodev-backend and cryptodev-backend-builtin
 /// objects.
 ///
@@ -139,6 +145,7 @@ pub struct CryptodevBackendProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_ops: ::std::option::Option<u64>,
 }
+
 /// Properties for cryptodev-vhost-user objects.
 ///
 /// *Since: 2.12*
@@ -163,6 +170,7 @@ pub struct CryptodevVhostUserProperties {
     /// connects to the vhost-user server
     pub chardev: ::std::string::String,
 }
+
 /// Properties for dbus-vmstate objects.
 ///
 /// *Since: 5.0*
@@ -176,6 +184,7 @@ pub struct DBusVMStateProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id_list: ::std::option::Option<::std::string::String>,
 }
+
 /// Indicates where to insert a netfilter relative to a given other
 /// filter.
 ///
@@ -189,6 +198,7 @@ pub enum NetfilterInsert {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NetfilterInsert {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -198,6 +208,7 @@ impl NetfilterInsert {
             NetfilterInsert::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -211,6 +222,7 @@ impl NetfilterInsert {
         }
     }
 }
+
 impl Serialize for NetfilterInsert {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -219,6 +231,7 @@ impl Serialize for NetfilterInsert {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NetfilterInsert {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -227,6 +240,7 @@ impl<'de> Deserialize<'de> for NetfilterInsert {
             .map(|s| NetfilterInsert::from_wire(&s))
     }
 }
+
 /// Properties for objects of classes derived from netfilter.
 ///
 /// *Since: 2.5*
@@ -256,6 +270,7 @@ pub struct NetfilterProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
 }
+
 /// Properties for filter-buffer objects.
 ///
 /// *Since: 2.5*
@@ -289,6 +304,7 @@ pub struct FilterBufferProperties {
     /// interval.
     pub interval: u32,
 }
+
 /// Properties for filter-dump objects.
 ///
 /// *Since: 2.5*
@@ -324,6 +340,7 @@ pub struct FilterDumpProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maxlen: ::std::option::Option<u32>,
 }
+
 /// Properties for filter-mirror objects.
 ///
 /// *Since: 2.6*
@@ -360,6 +377,7 @@ pub struct FilterMirrorProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
 /// Properties for filter-redirector objects.
 ///
 /// At least one of `indev` or `outdev` must be present.  If both are
@@ -404,6 +422,7 @@ pub struct FilterRedirectorProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
 /// Properties for filter-rewriter objects.
 ///
 /// *Since: 2.8*
@@ -437,6 +456,7 @@ pub struct FilterRewriterProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
 /// Properties for input-barrier objects.
 ///
 /// *Since: 4.2*
@@ -468,6 +488,7 @@ pub struct InputBarrierProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub height: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for input-linux objects.
 ///
 /// *Since: 2.6*
@@ -490,6 +511,7 @@ pub struct InputLinuxProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_toggle: ::std::option::Option<super::GrabToggleKeys>,
 }
+
 /// Common properties for event loops
 ///
 /// *Since: 7.1*
@@ -512,6 +534,7 @@ pub struct EventLoopBaseProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
 }
+
 /// Properties for iothread objects.
 ///
 /// The `aio-max-batch` option is available since 6.1.
@@ -554,6 +577,7 @@ pub struct IothreadProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_shrink: ::std::option::Option<i64>,
 }
+
 /// Properties for the main-loop object.
 ///
 /// *Since: 7.1*
@@ -576,6 +600,7 @@ pub struct MainLoopProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
 }
+
 /// Properties for objects of classes derived from memory-backend.
 ///
 /// **Note:**
@@ -636,6 +661,7 @@ pub struct MemoryBackendProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
 /// Properties for memory-backend-file objects.
 ///
 /// *Since: 2.1*
@@ -743,6 +769,7 @@ pub struct MemoryBackendFileProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rom: ::std::option::Option<super::OnOffAuto>,
 }
+
 /// Properties for memory-backend-memfd objects.
 ///
 /// *Since: 2.12*
@@ -812,6 +839,7 @@ pub struct MemoryBackendMemfdProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub seal: ::std::option::Option<bool>,
 }
+
 /// Properties for memory-backend-shm objects.
 ///
 /// This memory backend supports only shared memory, which is the
@@ -870,6 +898,7 @@ pub struct MemoryBackendShmProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
 /// Properties for memory-backend-epc objects.
 ///
 /// The `merge` boolean option is false by default with epc
@@ -929,6 +958,7 @@ pub struct MemoryBackendEpcProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
 /// Properties for pr-manager-helper objects.
 ///
 /// *Since: 2.11*
@@ -940,6 +970,7 @@ pub struct PrManagerHelperProperties {
     /// external helper
     pub path: ::std::string::String,
 }
+
 /// Properties for qtest objects.
 ///
 /// *Since: 6.0*
@@ -951,6 +982,7 @@ pub struct QtestProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for x-remote-object objects.
 ///
 /// *Since: 6.0*
@@ -962,6 +994,7 @@ pub struct RemoteObjectProperties {
     /// descriptor
     pub devid: ::std::string::String,
 }
+
 /// Properties for x-vfio-user-server objects.
 ///
 /// *Since: 7.1*
@@ -972,6 +1005,7 @@ pub struct VfioUserServerProperties {
     /// the ID of the device to be emulated at the server
     pub device: ::std::string::String,
 }
+
 /// Properties for iommufd objects.
 ///
 /// *Since: 9.0*
@@ -985,6 +1019,7 @@ pub struct IOMMUFDProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fd: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties for acpi-generic-initiator objects.
 ///
 /// *Since: 9.0*
@@ -996,6 +1031,7 @@ pub struct AcpiGenericInitiatorProperties {
     /// NUMA node associated with the PCI device
     pub node: u32,
 }
+
 /// Properties for acpi-generic-port objects.
 ///
 /// *Since: 9.2*
@@ -1031,6 +1067,7 @@ pub struct AcpiGenericPortProperties {
     /// path.
     pub node: u32,
 }
+
 /// Properties for objects of classes derived from rng.
 ///
 /// *Since: 1.3*
@@ -1048,6 +1085,7 @@ pub struct RngProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
 }
+
 /// Properties for rng-egd objects.
 ///
 /// *Since: 1.3*
@@ -1068,6 +1106,7 @@ pub struct RngEgdProperties {
     /// connection to the RNG daemon
     pub chardev: ::std::string::String,
 }
+
 /// Properties for rng-random objects.
 ///
 /// *Since: 1.3*
@@ -1091,6 +1130,7 @@ pub struct RngRandomProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filename: ::std::option::Option<::std::string::String>,
 }
+
 /// Properties common to objects that handle IGVM files.
 ///
 /// *Since: 10.1*
@@ -1101,6 +1141,7 @@ pub struct IgvmCfgProperties {
     /// IGVM file to use to configure guest
     pub file: ::std::string::String,
 }
+
 /// Properties common to objects that are derivatives of sev-common.
 ///
 /// *Since: 9.1*
@@ -1124,6 +1165,7 @@ pub struct SevCommonProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
 }
+
 /// Properties for sev-guest objects.
 ///
 /// *Since: 2.12*
@@ -1174,6 +1216,7 @@ pub struct SevGuestProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub legacy_vm_type: ::std::option::Option<super::OnOffAuto>,
 }
+
 /// Properties for sev-snp-guest objects.  Most of these are direct
 /// arguments for the KVM_SNP_* interfaces documented in the Linux
 /// kernel source under
@@ -1248,6 +1291,7 @@ pub struct SevSnpGuestProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcek_disabled: ::std::option::Option<bool>,
 }
+
 /// Properties for tdx-guest objects.
 ///
 /// *Since: 10.1*
@@ -1286,6 +1330,7 @@ pub struct TdxGuestProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub quote_generation_socket: ::std::option::Option<super::SocketAddress>,
 }
+
 /// Properties for thread context objects.
 ///
 /// *Since: 7.2*
@@ -1306,6 +1351,7 @@ pub struct ThreadContextProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
 }
+
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectType {
@@ -1373,6 +1419,7 @@ pub enum ObjectType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ObjectType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1431,6 +1478,7 @@ impl ObjectType {
             ObjectType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1493,6 +1541,7 @@ impl ObjectType {
         }
     }
 }
+
 impl Serialize for ObjectType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1501,6 +1550,7 @@ impl Serialize for ObjectType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ObjectType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1508,6 +1558,7 @@ impl<'de> Deserialize<'de> for ObjectType {
         ::qapi_types::private::enum_str(deserializer).map(|s| ObjectType::from_wire(&s))
     }
 }
+
 /// Describes the options of a user creatable QOM object.
 ///
 /// *Since: 6.0*
@@ -1519,6 +1570,7 @@ pub struct ObjectOptions {
     #[serde(flatten)]
     pub branch: ObjectOptionsBranch,
 }
+
 /// The branches of [`ObjectOptions`], tagged by `qom-type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "qom-type")]
@@ -1700,6 +1752,7 @@ pub enum ObjectOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The commands of `qom.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1727,11 +1780,13 @@ pub mod commands {
         /// description of this parameter.
         pub path: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QomList {
         const NAME: &'static str = "qom-list";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Get a property value.
     ///
     /// # Returns
@@ -1781,11 +1836,13 @@ pub mod commands {
         /// The property name to read
         pub property: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QomGet {
         const NAME: &'static str = "qom-get";
         type Returns = ::serde_json::Value;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// List properties and their values for each object path in the input
     /// list.
     ///
@@ -1805,11 +1862,13 @@ pub mod commands {
         /// in `qom-get`.
         pub paths: ::std::vec::Vec<::std::string::String>,
     }
+
     impl ::qapi_types::Command for QomListGet {
         const NAME: &'static str = "qom-list-get";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertiesValues>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Set a property value.
     ///
     /// *Since: 1.2*
@@ -1833,11 +1892,13 @@ pub mod commands {
         /// See `qom-get` for a description of type mapping.
         pub value: ::serde_json::Value,
     }
+
     impl ::qapi_types::Command for QomSet {
         const NAME: &'static str = "qom-set";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Return a list of types given search parameters.
     ///
     /// # Returns
@@ -1855,11 +1916,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub r#abstract: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for QomListTypes {
         const NAME: &'static str = "qom-list-types";
         type Returns = ::std::vec::Vec<super::super::ObjectTypeInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// List properties associated with a QOM object.
     ///
     /// **Note:**
@@ -1877,11 +1940,13 @@ pub mod commands {
         /// the type name of an object
         pub typename: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QomListProperties {
         const NAME: &'static str = "qom-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Create a QOM object.
     ///
     /// # Errors
@@ -1906,6 +1971,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Remove a QOM object.
     ///
     /// # Errors
@@ -1925,6 +1991,7 @@ pub mod commands {
         /// the name of the QOM object to remove
         pub id: ::std::string::String,
     }
+
     impl ::qapi_types::Command for ObjectDel {
         const NAME: &'static str = "object-del";
         type Returns = ::qapi_types::Empty;

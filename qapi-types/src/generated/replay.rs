@@ -19,6 +19,7 @@ pub enum ReplayMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ReplayMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -29,6 +30,7 @@ impl ReplayMode {
             ReplayMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -43,6 +45,7 @@ impl ReplayMode {
         }
     }
 }
+
 impl Serialize for ReplayMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -51,6 +54,7 @@ impl Serialize for ReplayMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ReplayMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -58,6 +62,7 @@ impl<'de> Deserialize<'de> for ReplayMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| ReplayMode::from_wire(&s))
     }
 }
+
 /// Record/replay information.
 ///
 /// *Since: 5.2*
@@ -72,6 +77,7 @@ pub struct ReplayInfo {
     /// current number of executed instructions.
     pub icount: i64,
 }
+
 /// The commands of `replay.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -97,6 +103,7 @@ pub mod commands {
         const NAME: &'static str = "query-replay";
         type Returns = super::super::ReplayInfo;
     }
+
     /// Set replay breakpoint at instruction count `icount`.  Execution stops
     /// when the specified instruction is reached.  There can be at most one
     /// breakpoint.  When breakpoint is set, any prior one is removed.  The
@@ -117,10 +124,12 @@ pub mod commands {
         /// instruction count to stop at
         pub icount: i64,
     }
+
     impl ::qapi_types::Command for ReplayBreak {
         const NAME: &'static str = "replay-break";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Remove replay breakpoint which was set with `replay-break`.  The
     /// command is ignored when there are no replay breakpoints.
     ///
@@ -138,6 +147,7 @@ pub mod commands {
         const NAME: &'static str = "replay-delete-break";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Automatically proceed to the instruction count `icount`, when
     /// replaying the execution.  The command automatically loads nearest
     /// snapshot and replays the execution to find the desired instruction.
@@ -158,6 +168,7 @@ pub mod commands {
         /// target instruction count
         pub icount: i64,
     }
+
     impl ::qapi_types::Command for ReplaySeek {
         const NAME: &'static str = "replay-seek";
         type Returns = ::qapi_types::Empty;

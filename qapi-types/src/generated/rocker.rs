@@ -15,6 +15,7 @@ pub struct RockerSwitch {
     /// number of front-panel ports
     pub ports: u32,
 }
+
 /// An enumeration of port duplex states.
 ///
 /// *Since: 2.4*
@@ -27,6 +28,7 @@ pub enum RockerPortDuplex {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RockerPortDuplex {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -36,6 +38,7 @@ impl RockerPortDuplex {
             RockerPortDuplex::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -49,6 +52,7 @@ impl RockerPortDuplex {
         }
     }
 }
+
 impl Serialize for RockerPortDuplex {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -57,6 +61,7 @@ impl Serialize for RockerPortDuplex {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RockerPortDuplex {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -65,6 +70,7 @@ impl<'de> Deserialize<'de> for RockerPortDuplex {
             .map(|s| RockerPortDuplex::from_wire(&s))
     }
 }
+
 /// An enumeration of port autoneg states.
 ///
 /// *Since: 2.4*
@@ -77,6 +83,7 @@ pub enum RockerPortAutoneg {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RockerPortAutoneg {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -86,6 +93,7 @@ impl RockerPortAutoneg {
             RockerPortAutoneg::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -99,6 +107,7 @@ impl RockerPortAutoneg {
         }
     }
 }
+
 impl Serialize for RockerPortAutoneg {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -107,6 +116,7 @@ impl Serialize for RockerPortAutoneg {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RockerPortAutoneg {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -115,6 +125,7 @@ impl<'de> Deserialize<'de> for RockerPortAutoneg {
             .map(|s| RockerPortAutoneg::from_wire(&s))
     }
 }
+
 /// Rocker switch port information.
 ///
 /// *Since: 2.4*
@@ -134,6 +145,7 @@ pub struct RockerPort {
     /// port link autoneg
     pub autoneg: super::RockerPortAutoneg,
 }
+
 /// Rocker switch OF-DPA flow key
 ///
 /// **Note:**
@@ -185,6 +197,7 @@ pub struct RockerOfDpaFlowKey {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_dst: ::std::option::Option<::std::string::String>,
 }
+
 /// Rocker switch OF-DPA flow mask
 ///
 /// **Note:**
@@ -223,6 +236,7 @@ pub struct RockerOfDpaFlowMask {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_tos: ::std::option::Option<u8>,
 }
+
 /// Rocker switch OF-DPA flow action
 ///
 /// **Note:**
@@ -257,6 +271,7 @@ pub struct RockerOfDpaFlowAction {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out_pport: ::std::option::Option<u32>,
 }
+
 /// Rocker switch OF-DPA flow
 ///
 /// *Since: 2.4*
@@ -273,6 +288,7 @@ pub struct RockerOfDpaFlow {
     /// flow action
     pub action: super::RockerOfDpaFlowAction,
 }
+
 /// Rocker switch OF-DPA group
 ///
 /// **Note:**
@@ -329,6 +345,7 @@ pub struct RockerOfDpaGroup {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ttl_check: ::std::option::Option<u8>,
 }
+
 /// The commands of `rocker.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -347,10 +364,12 @@ pub mod commands {
         /// switch name
         pub name: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QueryRocker {
         const NAME: &'static str = "query-rocker";
         type Returns = super::super::RockerSwitch;
     }
+
     /// Return rocker switch port information.
     ///
     /// *Since: 2.4*
@@ -370,10 +389,12 @@ pub mod commands {
         /// port name
         pub name: ::std::string::String,
     }
+
     impl ::qapi_types::Command for QueryRockerPorts {
         const NAME: &'static str = "query-rocker-ports";
         type Returns = ::std::vec::Vec<super::super::RockerPort>;
     }
+
     /// Return rocker OF-DPA flow information.
     ///
     /// # Returns
@@ -406,10 +427,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub tbl_id: ::std::option::Option<u32>,
     }
+
     impl ::qapi_types::Command for QueryRockerOfDpaFlows {
         const NAME: &'static str = "query-rocker-of-dpa-flows";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaFlow>;
     }
+
     /// Return rocker OF-DPA group information.
     ///
     /// # Returns
@@ -446,6 +469,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub r#type: ::std::option::Option<u8>,
     }
+
     impl ::qapi_types::Command for QueryRockerOfDpaGroups {
         const NAME: &'static str = "query-rocker-of-dpa-groups";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaGroup>;

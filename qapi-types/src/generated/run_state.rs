@@ -51,6 +51,7 @@ pub enum RunState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RunState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -74,6 +75,7 @@ impl RunState {
             RunState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -101,6 +103,7 @@ impl RunState {
         }
     }
 }
+
 impl Serialize for RunState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -109,6 +112,7 @@ impl Serialize for RunState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RunState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -116,6 +120,7 @@ impl<'de> Deserialize<'de> for RunState {
         ::qapi_types::private::enum_str(deserializer).map(|s| RunState::from_wire(&s))
     }
 }
+
 /// An enumeration of reasons for a shutdown.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ShutdownCause {
@@ -151,6 +156,7 @@ pub enum ShutdownCause {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ShutdownCause {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -169,6 +175,7 @@ impl ShutdownCause {
             ShutdownCause::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -191,6 +198,7 @@ impl ShutdownCause {
         }
     }
 }
+
 impl Serialize for ShutdownCause {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -199,6 +207,7 @@ impl Serialize for ShutdownCause {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ShutdownCause {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -207,6 +216,7 @@ impl<'de> Deserialize<'de> for ShutdownCause {
             .map(|s| ShutdownCause::from_wire(&s))
     }
 }
+
 /// Information about VM run state
 ///
 /// *Since: 0.14*
@@ -217,6 +227,7 @@ pub struct StatusInfo {
     /// the virtual machine `RunState`
     pub status: super::RunState,
 }
+
 /// An enumeration of the actions taken when the watchdog device's timer
 /// is expired
 ///
@@ -242,6 +253,7 @@ pub enum WatchdogAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl WatchdogAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -256,6 +268,7 @@ impl WatchdogAction {
             WatchdogAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -274,6 +287,7 @@ impl WatchdogAction {
         }
     }
 }
+
 impl Serialize for WatchdogAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -282,6 +296,7 @@ impl Serialize for WatchdogAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for WatchdogAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -290,6 +305,7 @@ impl<'de> Deserialize<'de> for WatchdogAction {
             .map(|s| WatchdogAction::from_wire(&s))
     }
 }
+
 /// Possible QEMU actions upon guest reboot
 ///
 /// *Since: 6.0*
@@ -303,6 +319,7 @@ pub enum RebootAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl RebootAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -312,6 +329,7 @@ impl RebootAction {
             RebootAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -325,6 +343,7 @@ impl RebootAction {
         }
     }
 }
+
 impl Serialize for RebootAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -333,6 +352,7 @@ impl Serialize for RebootAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for RebootAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -341,6 +361,7 @@ impl<'de> Deserialize<'de> for RebootAction {
             .map(|s| RebootAction::from_wire(&s))
     }
 }
+
 /// Possible QEMU actions upon guest shutdown
 ///
 /// *Since: 6.0*
@@ -353,6 +374,7 @@ pub enum ShutdownAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ShutdownAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -362,6 +384,7 @@ impl ShutdownAction {
             ShutdownAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -375,6 +398,7 @@ impl ShutdownAction {
         }
     }
 }
+
 impl Serialize for ShutdownAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -383,6 +407,7 @@ impl Serialize for ShutdownAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ShutdownAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -391,6 +416,7 @@ impl<'de> Deserialize<'de> for ShutdownAction {
             .map(|s| ShutdownAction::from_wire(&s))
     }
 }
+
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PanicAction {
@@ -407,6 +433,7 @@ pub enum PanicAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl PanicAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -418,6 +445,7 @@ impl PanicAction {
             PanicAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -433,6 +461,7 @@ impl PanicAction {
         }
     }
 }
+
 impl Serialize for PanicAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -441,6 +470,7 @@ impl Serialize for PanicAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for PanicAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -448,6 +478,7 @@ impl<'de> Deserialize<'de> for PanicAction {
         ::qapi_types::private::enum_str(deserializer).map(|s| PanicAction::from_wire(&s))
     }
 }
+
 /// An enumeration of the actions taken when guest OS panic is detected
 ///
 /// *Since: 2.1*
@@ -462,6 +493,7 @@ pub enum GuestPanicAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestPanicAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -472,6 +504,7 @@ impl GuestPanicAction {
             GuestPanicAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -486,6 +519,7 @@ impl GuestPanicAction {
         }
     }
 }
+
 impl Serialize for GuestPanicAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -494,6 +528,7 @@ impl Serialize for GuestPanicAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestPanicAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -502,6 +537,7 @@ impl<'de> Deserialize<'de> for GuestPanicAction {
             .map(|s| GuestPanicAction::from_wire(&s))
     }
 }
+
 /// An enumeration of the guest panic information types
 ///
 /// *Since: 2.9*
@@ -516,6 +552,7 @@ pub enum GuestPanicInformationType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestPanicInformationType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -526,6 +563,7 @@ impl GuestPanicInformationType {
             GuestPanicInformationType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -540,6 +578,7 @@ impl GuestPanicInformationType {
         }
     }
 }
+
 impl Serialize for GuestPanicInformationType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -548,6 +587,7 @@ impl Serialize for GuestPanicInformationType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestPanicInformationType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -556,6 +596,7 @@ impl<'de> Deserialize<'de> for GuestPanicInformationType {
             .map(|s| GuestPanicInformationType::from_wire(&s))
     }
 }
+
 /// Information about a guest panic
 ///
 /// *Since: 2.9*
@@ -565,6 +606,7 @@ pub struct GuestPanicInformation {
     #[serde(flatten)]
     pub branch: GuestPanicInformationBranch,
 }
+
 /// The branches of [`GuestPanicInformation`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -582,6 +624,7 @@ pub enum GuestPanicInformationBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Hyper-V specific guest panic information (HV crash MSRs)
 ///
 /// *Since: 2.9*
@@ -604,6 +647,7 @@ pub struct GuestPanicInformationHyperV {
     /// the stack pointer of the guest.
     pub arg5: u64,
 }
+
 /// Reason why the CPU is in a crashed state.
 ///
 /// *Since: 2.12*
@@ -624,6 +668,7 @@ pub enum S390CrashReason {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl S390CrashReason {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -636,6 +681,7 @@ impl S390CrashReason {
             S390CrashReason::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -652,6 +698,7 @@ impl S390CrashReason {
         }
     }
 }
+
 impl Serialize for S390CrashReason {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -660,6 +707,7 @@ impl Serialize for S390CrashReason {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for S390CrashReason {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -668,6 +716,7 @@ impl<'de> Deserialize<'de> for S390CrashReason {
             .map(|s| S390CrashReason::from_wire(&s))
     }
 }
+
 /// S390 specific guest panic information (PSW)
 ///
 /// *Since: 2.12*
@@ -684,6 +733,7 @@ pub struct GuestPanicInformationS390 {
     /// guest crash reason
     pub reason: super::S390CrashReason,
 }
+
 /// TDX Guest panic information specific to TDX, as specified in the
 /// "Guest-Hypervisor Communication Interface (GHCI) Specification",
 /// section TDG.VP.VMCALL\<ReportFatalError\>.
@@ -703,6 +753,7 @@ pub struct GuestPanicInformationTdx {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub gpa: ::std::option::Option<u64>,
 }
+
 /// Hardware memory failure occurs, handled by recipient.
 ///
 /// *Since: 5.2*
@@ -716,6 +767,7 @@ pub enum MemoryFailureRecipient {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MemoryFailureRecipient {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -725,6 +777,7 @@ impl MemoryFailureRecipient {
             MemoryFailureRecipient::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -738,6 +791,7 @@ impl MemoryFailureRecipient {
         }
     }
 }
+
 impl Serialize for MemoryFailureRecipient {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -746,6 +800,7 @@ impl Serialize for MemoryFailureRecipient {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MemoryFailureRecipient {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -754,6 +809,7 @@ impl<'de> Deserialize<'de> for MemoryFailureRecipient {
             .map(|s| MemoryFailureRecipient::from_wire(&s))
     }
 }
+
 /// Actions taken by QEMU in response to a hardware memory failure.
 ///
 /// *Since: 5.2*
@@ -777,6 +833,7 @@ pub enum MemoryFailureAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl MemoryFailureAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -788,6 +845,7 @@ impl MemoryFailureAction {
             MemoryFailureAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -803,6 +861,7 @@ impl MemoryFailureAction {
         }
     }
 }
+
 impl Serialize for MemoryFailureAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -811,6 +870,7 @@ impl Serialize for MemoryFailureAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for MemoryFailureAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -819,6 +879,7 @@ impl<'de> Deserialize<'de> for MemoryFailureAction {
             .map(|s| MemoryFailureAction::from_wire(&s))
     }
 }
+
 /// Additional information on memory failures.
 ///
 /// *Since: 5.2*
@@ -832,6 +893,7 @@ pub struct MemoryFailureFlags {
     /// was still in progress.
     pub recursive: bool,
 }
+
 /// An enumeration of the options specified when enabling notify VM exit
 ///
 /// *Since: 7.2*
@@ -848,6 +910,7 @@ pub enum NotifyVmexitOption {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NotifyVmexitOption {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -858,6 +921,7 @@ impl NotifyVmexitOption {
             NotifyVmexitOption::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -872,6 +936,7 @@ impl NotifyVmexitOption {
         }
     }
 }
+
 impl Serialize for NotifyVmexitOption {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -880,6 +945,7 @@ impl Serialize for NotifyVmexitOption {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NotifyVmexitOption {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -888,6 +954,7 @@ impl<'de> Deserialize<'de> for NotifyVmexitOption {
             .map(|s| NotifyVmexitOption::from_wire(&s))
     }
 }
+
 /// The commands of `run-state.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -909,6 +976,7 @@ pub mod commands {
         type Returns = super::super::StatusInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
+
     /// Set watchdog action.
     ///
     /// *Since: 2.11*
@@ -925,10 +993,12 @@ pub mod commands {
         /// `WatchdogAction` action taken when watchdog timer expires.
         pub action: super::super::WatchdogAction,
     }
+
     impl ::qapi_types::Command for WatchdogSetAction {
         const NAME: &'static str = "watchdog-set-action";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Set the actions that will be taken by the emulator in response to
     /// guest events.
     ///
@@ -960,12 +1030,14 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub watchdog: ::std::option::Option<super::super::WatchdogAction>,
     }
+
     impl ::qapi_types::Command for SetAction {
         const NAME: &'static str = "set-action";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 }
+
 /// The events of `run-state.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -997,9 +1069,11 @@ pub mod events {
         /// (since 4.0)
         pub reason: super::super::ShutdownCause,
     }
+
     impl ::qapi_types::Event for Shutdown {
         const NAME: &'static str = "SHUTDOWN";
     }
+
     /// Emitted when the virtual machine is powered down through the power
     /// control system, such as via ACPI.
     ///
@@ -1016,6 +1090,7 @@ pub mod events {
     impl ::qapi_types::Event for Powerdown {
         const NAME: &'static str = "POWERDOWN";
     }
+
     /// Emitted when the virtual machine is reset
     ///
     /// *Since: 0.12*
@@ -1037,9 +1112,11 @@ pub mod events {
         /// The `ShutdownCause` of the `RESET`.  (since 4.0)
         pub reason: super::super::ShutdownCause,
     }
+
     impl ::qapi_types::Event for Reset {
         const NAME: &'static str = "RESET";
     }
+
     /// Emitted when the virtual machine is stopped
     ///
     /// *Since: 0.12*
@@ -1055,6 +1132,7 @@ pub mod events {
     impl ::qapi_types::Event for Stop {
         const NAME: &'static str = "STOP";
     }
+
     /// Emitted when the virtual machine resumes execution
     ///
     /// *Since: 0.12*
@@ -1070,6 +1148,7 @@ pub mod events {
     impl ::qapi_types::Event for Resume {
         const NAME: &'static str = "RESUME";
     }
+
     /// Emitted when guest enters a hardware suspension state, for example,
     /// S3 state, which is sometimes called standby state
     ///
@@ -1086,6 +1165,7 @@ pub mod events {
     impl ::qapi_types::Event for Suspend {
         const NAME: &'static str = "SUSPEND";
     }
+
     /// Emitted when guest enters a hardware suspension state with data
     /// saved on disk, for example, S4 state, which is sometimes called
     /// hibernate state
@@ -1107,6 +1187,7 @@ pub mod events {
     impl ::qapi_types::Event for SuspendDisk {
         const NAME: &'static str = "SUSPEND_DISK";
     }
+
     /// Emitted when the guest has woken up from suspend state and is
     /// running
     ///
@@ -1123,6 +1204,7 @@ pub mod events {
     impl ::qapi_types::Event for Wakeup {
         const NAME: &'static str = "WAKEUP";
     }
+
     /// Emitted when the watchdog device's timer is expired
     ///
     /// **Note:**
@@ -1146,9 +1228,11 @@ pub mod events {
         /// action that has been taken
         pub action: super::super::WatchdogAction,
     }
+
     impl ::qapi_types::Event for Watchdog {
         const NAME: &'static str = "WATCHDOG";
     }
+
     /// Emitted when guest OS panic is detected
     ///
     /// *Since: 1.5*
@@ -1168,9 +1252,11 @@ pub mod events {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
+
     impl ::qapi_types::Event for GuestPanicked {
         const NAME: &'static str = "GUEST_PANICKED";
     }
+
     /// Emitted when guest OS crash loaded is detected
     ///
     /// *Since: 5.0*
@@ -1190,9 +1276,11 @@ pub mod events {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
+
     impl ::qapi_types::Event for GuestCrashloaded {
         const NAME: &'static str = "GUEST_CRASHLOADED";
     }
+
     /// Emitted when guest submits a shutdown request via pvpanic interface
     ///
     /// *Since: 9.1*
@@ -1208,6 +1296,7 @@ pub mod events {
     impl ::qapi_types::Event for GuestPvshutdown {
         const NAME: &'static str = "GUEST_PVSHUTDOWN";
     }
+
     /// Emitted when a memory failure occurs on host side.
     ///
     /// *Since: 5.2*
@@ -1231,6 +1320,7 @@ pub mod events {
         /// flags for `MemoryFailureAction`.
         pub flags: super::super::MemoryFailureFlags,
     }
+
     impl ::qapi_types::Event for MemoryFailure {
         const NAME: &'static str = "MEMORY_FAILURE";
     }

@@ -21,6 +21,7 @@ pub enum NetworkAddressFamily {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl NetworkAddressFamily {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -33,6 +34,7 @@ impl NetworkAddressFamily {
             NetworkAddressFamily::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -49,6 +51,7 @@ impl NetworkAddressFamily {
         }
     }
 }
+
 impl Serialize for NetworkAddressFamily {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -57,6 +60,7 @@ impl Serialize for NetworkAddressFamily {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for NetworkAddressFamily {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -65,6 +69,7 @@ impl<'de> Deserialize<'de> for NetworkAddressFamily {
             .map(|s| NetworkAddressFamily::from_wire(&s))
     }
 }
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InetSocketAddressBase {
     /// host part of the address
@@ -72,6 +77,7 @@ pub struct InetSocketAddressBase {
     /// port part of the address
     pub port: ::std::string::String,
 }
+
 /// Captures a socket address or address range in the Internet
 /// namespace.
 ///
@@ -140,6 +146,7 @@ pub struct InetSocketAddress {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mptcp: ::std::option::Option<bool>,
 }
+
 /// Captures a socket address in the local ("Unix socket") namespace.
 ///
 /// *Since: 1.3*
@@ -162,6 +169,7 @@ pub struct UnixSocketAddress {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tight: ::std::option::Option<bool>,
 }
+
 /// Captures a socket address in the vsock namespace.
 ///
 /// **Note:**
@@ -176,6 +184,7 @@ pub struct VsockSocketAddress {
     /// port
     pub port: ::std::string::String,
 }
+
 /// A file descriptor name or number.
 ///
 /// *Since: 1.2*
@@ -188,30 +197,35 @@ pub struct FdSocketAddress {
     /// contexts where no monitor context is active.
     pub str: ::std::string::String,
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InetSocketAddressWrapper {
     /// internet domain socket address
     pub data: super::InetSocketAddress,
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnixSocketAddressWrapper {
     /// UNIX domain socket address
     pub data: super::UnixSocketAddress,
 }
+
 /// *Since: 2.8*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VsockSocketAddressWrapper {
     /// VSOCK domain socket address
     pub data: super::VsockSocketAddress,
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FdSocketAddressWrapper {
     /// file descriptor name or number
     pub data: super::FdSocketAddress,
 }
+
 /// Captures the address of a socket, which could also be a named file
 /// descriptor
 ///
@@ -222,6 +236,7 @@ pub struct SocketAddressLegacy {
     #[serde(flatten)]
     pub branch: SocketAddressLegacyBranch,
 }
+
 /// The branches of [`SocketAddressLegacy`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -242,6 +257,7 @@ pub enum SocketAddressLegacyBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Available `SocketAddress` types
 ///
 /// *Since: 2.9*
@@ -258,6 +274,7 @@ pub enum SocketAddressType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SocketAddressType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -269,6 +286,7 @@ impl SocketAddressType {
             SocketAddressType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -284,6 +302,7 @@ impl SocketAddressType {
         }
     }
 }
+
 impl Serialize for SocketAddressType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -292,6 +311,7 @@ impl Serialize for SocketAddressType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SocketAddressType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -300,6 +320,7 @@ impl<'de> Deserialize<'de> for SocketAddressType {
             .map(|s| SocketAddressType::from_wire(&s))
     }
 }
+
 /// Captures the address of a socket, which could also be a socket file
 /// descriptor
 ///
@@ -310,6 +331,7 @@ pub struct SocketAddress {
     #[serde(flatten)]
     pub branch: SocketAddressBranch,
 }
+
 /// The branches of [`SocketAddress`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

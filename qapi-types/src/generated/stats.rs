@@ -22,6 +22,7 @@ pub enum StatsType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl StatsType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -34,6 +35,7 @@ impl StatsType {
             StatsType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -50,6 +52,7 @@ impl StatsType {
         }
     }
 }
+
 impl Serialize for StatsType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -58,6 +61,7 @@ impl Serialize for StatsType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for StatsType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -65,6 +69,7 @@ impl<'de> Deserialize<'de> for StatsType {
         ::qapi_types::private::enum_str(deserializer).map(|s| StatsType::from_wire(&s))
     }
 }
+
 /// Enumeration of unit of measurement for statistics
 ///
 /// *Since: 7.1*
@@ -81,6 +86,7 @@ pub enum StatsUnit {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl StatsUnit {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -92,6 +98,7 @@ impl StatsUnit {
             StatsUnit::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -107,6 +114,7 @@ impl StatsUnit {
         }
     }
 }
+
 impl Serialize for StatsUnit {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -115,6 +123,7 @@ impl Serialize for StatsUnit {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for StatsUnit {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -122,6 +131,7 @@ impl<'de> Deserialize<'de> for StatsUnit {
         ::qapi_types::private::enum_str(deserializer).map(|s| StatsUnit::from_wire(&s))
     }
 }
+
 /// Enumeration of statistics providers.
 ///
 /// *Since: 7.1*
@@ -134,6 +144,7 @@ pub enum StatsProvider {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl StatsProvider {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -143,6 +154,7 @@ impl StatsProvider {
             StatsProvider::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -156,6 +168,7 @@ impl StatsProvider {
         }
     }
 }
+
 impl Serialize for StatsProvider {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -164,6 +177,7 @@ impl Serialize for StatsProvider {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for StatsProvider {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -172,6 +186,7 @@ impl<'de> Deserialize<'de> for StatsProvider {
             .map(|s| StatsProvider::from_wire(&s))
     }
 }
+
 /// The kinds of objects on which one can request statistics.
 ///
 /// *Since: 7.1*
@@ -187,6 +202,7 @@ pub enum StatsTarget {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl StatsTarget {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -197,6 +213,7 @@ impl StatsTarget {
             StatsTarget::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -211,6 +228,7 @@ impl StatsTarget {
         }
     }
 }
+
 impl Serialize for StatsTarget {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -219,6 +237,7 @@ impl Serialize for StatsTarget {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for StatsTarget {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -226,6 +245,7 @@ impl<'de> Deserialize<'de> for StatsTarget {
         ::qapi_types::private::enum_str(deserializer).map(|s| StatsTarget::from_wire(&s))
     }
 }
+
 /// Indicates a set of statistics that should be returned by
 /// `query-stats`.
 ///
@@ -238,6 +258,7 @@ pub struct StatsRequest {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub names: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsVCPUFilter {
@@ -245,6 +266,7 @@ pub struct StatsVCPUFilter {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
 /// The arguments to the `query-stats` command; specifies a target for
 /// which to request statistics and optionally the required subset of
 /// information for that target.
@@ -260,6 +282,7 @@ pub struct StatsFilter {
     #[serde(flatten)]
     pub branch: StatsFilterBranch,
 }
+
 /// The branches of [`StatsFilter`], tagged by `target`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "target")]
@@ -277,6 +300,7 @@ pub enum StatsFilterBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatsValue {
@@ -287,6 +311,7 @@ pub enum StatsValue {
     /// list of unsigned 64-bit integers (used for histograms).
     List(::std::vec::Vec<u64>),
 }
+
 impl Serialize for StatsValue {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -299,6 +324,7 @@ impl Serialize for StatsValue {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for StatsValue {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -357,6 +383,7 @@ impl<'de> Deserialize<'de> for StatsValue {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -365,6 +392,7 @@ pub struct Stats {
     /// stat value.
     pub value: super::StatsValue,
 }
+
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsResult {
@@ -378,6 +406,7 @@ pub struct StatsResult {
     /// list of statistics.
     pub stats: ::std::vec::Vec<super::Stats>,
 }
+
 /// Schema for a single statistic.
 ///
 /// *Since: 7.1*
@@ -409,6 +438,7 @@ pub struct StatsSchemaValue {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bucket_size: ::std::option::Option<u32>,
 }
+
 /// Schema for all available statistics for a provider and target.
 ///
 /// *Since: 7.1*
@@ -422,6 +452,7 @@ pub struct StatsSchema {
     /// list of statistics.
     pub stats: ::std::vec::Vec<super::StatsSchemaValue>,
 }
+
 /// The commands of `stats.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -444,6 +475,7 @@ pub mod commands {
         const NAME: &'static str = "query-stats";
         type Returns = ::std::vec::Vec<super::super::StatsResult>;
     }
+
     /// Return the schema for all available runtime-collected statistics.
     ///
     /// **Note:**
@@ -466,6 +498,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub provider: ::std::option::Option<super::super::StatsProvider>,
     }
+
     impl ::qapi_types::Command for QueryStatsSchemas {
         const NAME: &'static str = "query-stats-schemas";
         type Returns = ::std::vec::Vec<super::super::StatsSchema>;

@@ -19,6 +19,7 @@ pub enum TpmModel {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl TpmModel {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -29,6 +30,7 @@ impl TpmModel {
             TpmModel::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -43,6 +45,7 @@ impl TpmModel {
         }
     }
 }
+
 impl Serialize for TpmModel {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -51,6 +54,7 @@ impl Serialize for TpmModel {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for TpmModel {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -58,6 +62,7 @@ impl<'de> Deserialize<'de> for TpmModel {
         ::qapi_types::private::enum_str(deserializer).map(|s| TpmModel::from_wire(&s))
     }
 }
+
 /// An enumeration of TPM types
 ///
 /// *Since: 1.5*
@@ -72,6 +77,7 @@ pub enum TpmType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl TpmType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -81,6 +87,7 @@ impl TpmType {
             TpmType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -94,6 +101,7 @@ impl TpmType {
         }
     }
 }
+
 impl Serialize for TpmType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -102,6 +110,7 @@ impl Serialize for TpmType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for TpmType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -109,6 +118,7 @@ impl<'de> Deserialize<'de> for TpmType {
         ::qapi_types::private::enum_str(deserializer).map(|s| TpmType::from_wire(&s))
     }
 }
+
 /// Information about the TPM passthrough type
 ///
 /// *Since: 1.5*
@@ -125,6 +135,7 @@ pub struct TPMPassthroughOptions {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cancel_path: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about the TPM emulator type
 ///
 /// *Since: 2.11*
@@ -135,6 +146,7 @@ pub struct TPMEmulatorOptions {
     /// Name of a unix socket chardev
     pub chardev: ::std::string::String,
 }
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
@@ -143,6 +155,7 @@ pub struct TPMPassthroughOptionsWrapper {
     /// Information about the TPM passthrough type
     pub data: super::TPMPassthroughOptions,
 }
+
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
@@ -151,6 +164,7 @@ pub struct TPMEmulatorOptionsWrapper {
     /// Information about the TPM emulator type
     pub data: super::TPMEmulatorOptions,
 }
+
 /// A union referencing different TPM backend types' configuration
 /// options
 ///
@@ -163,6 +177,7 @@ pub struct TpmTypeOptions {
     #[serde(flatten)]
     pub branch: TpmTypeOptionsBranch,
 }
+
 /// The branches of [`TpmTypeOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -177,6 +192,7 @@ pub enum TpmTypeOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Information about the TPM
 ///
 /// *Since: 1.5*
@@ -191,6 +207,7 @@ pub struct TPMInfo {
     /// The TPM (backend) type configuration options
     pub options: super::TpmTypeOptions,
 }
+
 /// The commands of `tpm.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -212,6 +229,7 @@ pub mod commands {
         const NAME: &'static str = "query-tpm-models";
         type Returns = ::std::vec::Vec<super::super::TpmModel>;
     }
+
     /// Return a list of supported TPM types
     ///
     /// *Since: 1.5*
@@ -230,6 +248,7 @@ pub mod commands {
         const NAME: &'static str = "query-tpm-types";
         type Returns = ::std::vec::Vec<super::super::TpmType>;
     }
+
     /// Return information about the TPM device
     ///
     /// *Since: 1.5*

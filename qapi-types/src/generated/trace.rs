@@ -17,6 +17,7 @@ pub enum TraceEventState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl TraceEventState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -27,6 +28,7 @@ impl TraceEventState {
             TraceEventState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -41,6 +43,7 @@ impl TraceEventState {
         }
     }
 }
+
 impl Serialize for TraceEventState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -49,6 +52,7 @@ impl Serialize for TraceEventState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for TraceEventState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -57,6 +61,7 @@ impl<'de> Deserialize<'de> for TraceEventState {
             .map(|s| TraceEventState::from_wire(&s))
     }
 }
+
 /// Information of a tracing event.
 ///
 /// *Since: 2.2*
@@ -67,6 +72,7 @@ pub struct TraceEventInfo {
     /// Tracing state.
     pub state: super::TraceEventState,
 }
+
 /// The commands of `trace.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -90,10 +96,12 @@ pub mod commands {
         /// Event name pattern (case-sensitive glob).
         pub name: ::std::string::String,
     }
+
     impl ::qapi_types::Command for TraceEventGetState {
         const NAME: &'static str = "trace-event-get-state";
         type Returns = ::std::vec::Vec<super::super::TraceEventInfo>;
     }
+
     /// Set the dynamic tracing state of events.
     ///
     /// *Since: 2.2*
@@ -116,6 +124,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub ignore_unavailable: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for TraceEventSetState {
         const NAME: &'static str = "trace-event-set-state";
         type Returns = ::qapi_types::Empty;

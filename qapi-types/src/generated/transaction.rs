@@ -26,6 +26,7 @@ pub enum ActionCompletionMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ActionCompletionMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -35,6 +36,7 @@ impl ActionCompletionMode {
             ActionCompletionMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -48,6 +50,7 @@ impl ActionCompletionMode {
         }
     }
 }
+
 impl Serialize for ActionCompletionMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -56,6 +59,7 @@ impl Serialize for ActionCompletionMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ActionCompletionMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -64,6 +68,7 @@ impl<'de> Deserialize<'de> for ActionCompletionMode {
             .map(|s| ActionCompletionMode::from_wire(&s))
     }
 }
+
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransactionActionKind {
@@ -95,6 +100,7 @@ pub enum TransactionActionKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl TransactionActionKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -118,6 +124,7 @@ impl TransactionActionKind {
             TransactionActionKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -145,6 +152,7 @@ impl TransactionActionKind {
         }
     }
 }
+
 impl Serialize for TransactionActionKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -153,6 +161,7 @@ impl Serialize for TransactionActionKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for TransactionActionKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -161,51 +170,61 @@ impl<'de> Deserialize<'de> for TransactionActionKind {
             .map(|s| TransactionActionKind::from_wire(&s))
     }
 }
+
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AbortWrapper {
     pub data: super::Abort,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapAddWrapper {
     pub data: super::BlockDirtyBitmapAdd,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapWrapper {
     pub data: super::BlockDirtyBitmap,
 }
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDirtyBitmapMergeWrapper {
     pub data: super::BlockDirtyBitmapMerge,
 }
+
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevBackupWrapper {
     pub data: super::BlockdevBackup,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshotWrapper {
     pub data: super::BlockdevSnapshot,
 }
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshotInternalWrapper {
     pub data: super::BlockdevSnapshotInternal,
 }
+
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevSnapshotSyncWrapper {
     pub data: super::BlockdevSnapshotSync,
 }
+
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriveBackupWrapper {
     pub data: super::DriveBackup,
 }
+
 /// A discriminated record of operations that can be performed with
 /// `transaction`.
 ///
@@ -216,6 +235,7 @@ pub struct TransactionAction {
     #[serde(flatten)]
     pub branch: TransactionActionBranch,
 }
+
 /// The branches of [`TransactionAction`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -260,6 +280,7 @@ pub enum TransactionActionBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Optional arguments to modify the behavior of a Transaction.
 ///
 /// *Since: 2.5*
@@ -272,6 +293,7 @@ pub struct TransactionProperties {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub completion_mode: ::std::option::Option<super::ActionCompletionMode>,
 }
+
 /// The commands of `transaction.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -347,6 +369,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub properties: ::std::option::Option<super::super::TransactionProperties>,
     }
+
     impl ::qapi_types::Command for Transaction {
         const NAME: &'static str = "transaction";
         type Returns = ::qapi_types::Empty;

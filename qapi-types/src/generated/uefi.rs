@@ -33,6 +33,7 @@ pub struct UefiVariable {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub digest: ::std::option::Option<::std::string::String>,
 }
+
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UefiVarStore {

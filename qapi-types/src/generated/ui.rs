@@ -13,6 +13,7 @@ pub enum DisplayProtocol {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DisplayProtocol {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -22,6 +23,7 @@ impl DisplayProtocol {
             DisplayProtocol::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -35,6 +37,7 @@ impl DisplayProtocol {
         }
     }
 }
+
 impl Serialize for DisplayProtocol {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -43,6 +46,7 @@ impl Serialize for DisplayProtocol {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DisplayProtocol {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -51,6 +55,7 @@ impl<'de> Deserialize<'de> for DisplayProtocol {
             .map(|s| DisplayProtocol::from_wire(&s))
     }
 }
+
 /// An action to take on changing a password on a connection with active
 /// clients.
 ///
@@ -66,6 +71,7 @@ pub enum SetPasswordAction {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SetPasswordAction {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -76,6 +82,7 @@ impl SetPasswordAction {
             SetPasswordAction::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -90,6 +97,7 @@ impl SetPasswordAction {
         }
     }
 }
+
 impl Serialize for SetPasswordAction {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -98,6 +106,7 @@ impl Serialize for SetPasswordAction {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SetPasswordAction {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -106,6 +115,7 @@ impl<'de> Deserialize<'de> for SetPasswordAction {
             .map(|s| SetPasswordAction::from_wire(&s))
     }
 }
+
 /// Options for `set_password`.
 ///
 /// *Since: 7.0*
@@ -122,6 +132,7 @@ pub struct SetPasswordOptions {
     #[serde(flatten)]
     pub branch: SetPasswordOptionsBranch,
 }
+
 /// The branches of [`SetPasswordOptions`], tagged by `protocol`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "protocol")]
@@ -136,6 +147,7 @@ pub enum SetPasswordOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Options for `set_password` specific to the VNC protocol.
 ///
 /// *Since: 7.0*
@@ -146,6 +158,7 @@ pub struct SetPasswordOptionsVnc {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
 /// General options for `expire_password`.
 ///
 /// **Note:**
@@ -169,6 +182,7 @@ pub struct ExpirePasswordOptions {
     #[serde(flatten)]
     pub branch: ExpirePasswordOptionsBranch,
 }
+
 /// The branches of [`ExpirePasswordOptions`], tagged by `protocol`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "protocol")]
@@ -183,6 +197,7 @@ pub enum ExpirePasswordOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Options for `expire_password` specific to the VNC protocol.
 ///
 /// *Since: 7.0*
@@ -193,6 +208,7 @@ pub struct ExpirePasswordOptionsVnc {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
 /// Supported image format types.
 ///
 /// *Since: 7.1*
@@ -205,6 +221,7 @@ pub enum ImageFormat {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl ImageFormat {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -214,6 +231,7 @@ impl ImageFormat {
             ImageFormat::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -227,6 +245,7 @@ impl ImageFormat {
         }
     }
 }
+
 impl Serialize for ImageFormat {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -235,6 +254,7 @@ impl Serialize for ImageFormat {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for ImageFormat {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -242,6 +262,7 @@ impl<'de> Deserialize<'de> for ImageFormat {
         ::qapi_types::private::enum_str(deserializer).map(|s| ImageFormat::from_wire(&s))
     }
 }
+
 /// The basic information for SPICE network connection
 ///
 /// *Since: 2.1*
@@ -256,6 +277,7 @@ pub struct SpiceBasicInfo {
     /// address family
     pub family: super::NetworkAddressFamily,
 }
+
 /// Information about a SPICE server
 ///
 /// *Since: 2.1*
@@ -273,6 +295,7 @@ pub struct SpiceServerInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about a SPICE client channel.
 ///
 /// *Since: 0.14*
@@ -303,6 +326,7 @@ pub struct SpiceChannel {
     /// true if the channel is encrypted, false otherwise.
     pub tls: bool,
 }
+
 /// An enumeration of Spice mouse states.
 ///
 /// *Since: 1.1*
@@ -320,6 +344,7 @@ pub enum SpiceQueryMouseMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl SpiceQueryMouseMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -330,6 +355,7 @@ impl SpiceQueryMouseMode {
             SpiceQueryMouseMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -344,6 +370,7 @@ impl SpiceQueryMouseMode {
         }
     }
 }
+
 impl Serialize for SpiceQueryMouseMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -352,6 +379,7 @@ impl Serialize for SpiceQueryMouseMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for SpiceQueryMouseMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -360,6 +388,7 @@ impl<'de> Deserialize<'de> for SpiceQueryMouseMode {
             .map(|s| SpiceQueryMouseMode::from_wire(&s))
     }
 }
+
 /// Information about the SPICE session.
 ///
 /// *Since: 0.14*
@@ -404,6 +433,7 @@ pub struct SpiceInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
 }
+
 /// The basic information for vnc network connection
 ///
 /// *Since: 2.1*
@@ -422,6 +452,7 @@ pub struct VncBasicInfo {
     /// true in case the socket is a websocket (since 2.3).
     pub websocket: bool,
 }
+
 /// The network connection information for server
 ///
 /// *Since: 2.1*
@@ -444,6 +475,7 @@ pub struct VncServerInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about a connected VNC client.
 ///
 /// *Since: 0.14*
@@ -470,6 +502,7 @@ pub struct VncClientInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sasl_username: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about the VNC session.
 ///
 /// *Since: 0.14*
@@ -520,6 +553,7 @@ pub struct VncInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
 }
+
 /// vnc primary authentication method.
 ///
 /// *Since: 2.3*
@@ -539,6 +573,7 @@ pub enum VncPrimaryAuth {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl VncPrimaryAuth {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -555,6 +590,7 @@ impl VncPrimaryAuth {
             VncPrimaryAuth::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -575,6 +611,7 @@ impl VncPrimaryAuth {
         }
     }
 }
+
 impl Serialize for VncPrimaryAuth {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -583,6 +620,7 @@ impl Serialize for VncPrimaryAuth {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for VncPrimaryAuth {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -591,6 +629,7 @@ impl<'de> Deserialize<'de> for VncPrimaryAuth {
             .map(|s| VncPrimaryAuth::from_wire(&s))
     }
 }
+
 /// vnc sub authentication method with vencrypt.
 ///
 /// *Since: 2.3*
@@ -610,6 +649,7 @@ pub enum VncVencryptSubAuth {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl VncVencryptSubAuth {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -626,6 +666,7 @@ impl VncVencryptSubAuth {
             VncVencryptSubAuth::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -646,6 +687,7 @@ impl VncVencryptSubAuth {
         }
     }
 }
+
 impl Serialize for VncVencryptSubAuth {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -654,6 +696,7 @@ impl Serialize for VncVencryptSubAuth {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for VncVencryptSubAuth {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -662,6 +705,7 @@ impl<'de> Deserialize<'de> for VncVencryptSubAuth {
             .map(|s| VncVencryptSubAuth::from_wire(&s))
     }
 }
+
 /// The network connection information for server
 ///
 /// *Since: 2.9*
@@ -686,6 +730,7 @@ pub struct VncServerInfo2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
 }
+
 /// Information about a vnc server
 ///
 /// *Since: 2.3*
@@ -714,6 +759,7 @@ pub struct VncInfo2 {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
 /// Information about a mouse device.
 ///
 /// *Since: 0.14*
@@ -729,6 +775,7 @@ pub struct MouseInfo {
     /// input
     pub absolute: bool,
 }
+
 /// An enumeration of key name.
 ///
 /// This is used by the `send-key` command.
@@ -950,6 +997,7 @@ pub enum QKeyCode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QKeyCode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1119,6 +1167,7 @@ impl QKeyCode {
             QKeyCode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1292,6 +1341,7 @@ impl QKeyCode {
         }
     }
 }
+
 impl Serialize for QKeyCode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1300,6 +1350,7 @@ impl Serialize for QKeyCode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QKeyCode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1307,6 +1358,7 @@ impl<'de> Deserialize<'de> for QKeyCode {
         ::qapi_types::private::enum_str(deserializer).map(|s| QKeyCode::from_wire(&s))
     }
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyValueKind {
@@ -1315,6 +1367,7 @@ pub enum KeyValueKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl KeyValueKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1324,6 +1377,7 @@ impl KeyValueKind {
             KeyValueKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1337,6 +1391,7 @@ impl KeyValueKind {
         }
     }
 }
+
 impl Serialize for KeyValueKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1345,6 +1400,7 @@ impl Serialize for KeyValueKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for KeyValueKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1353,18 +1409,21 @@ impl<'de> Deserialize<'de> for KeyValueKind {
             .map(|s| KeyValueKind::from_wire(&s))
     }
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntWrapper {
     /// a numeric key code
     pub data: i64,
 }
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QKeyCodeWrapper {
     /// An enumeration of key name
     pub data: super::QKeyCode,
 }
+
 /// Represents a keyboard key.
 ///
 /// *Since: 1.3*
@@ -1374,6 +1433,7 @@ pub struct KeyValue {
     #[serde(flatten)]
     pub branch: KeyValueBranch,
 }
+
 /// The branches of [`KeyValue`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1388,6 +1448,7 @@ pub enum KeyValueBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Button of a pointer input device (mouse, tablet).
 ///
 /// *Since: 2.0*
@@ -1409,6 +1470,7 @@ pub enum InputButton {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl InputButton {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1426,6 +1488,7 @@ impl InputButton {
             InputButton::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1447,6 +1510,7 @@ impl InputButton {
         }
     }
 }
+
 impl Serialize for InputButton {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1455,6 +1519,7 @@ impl Serialize for InputButton {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for InputButton {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1462,6 +1527,7 @@ impl<'de> Deserialize<'de> for InputButton {
         ::qapi_types::private::enum_str(deserializer).map(|s| InputButton::from_wire(&s))
     }
 }
+
 /// Position axis of a pointer input device (mouse, tablet).
 ///
 /// *Since: 2.0*
@@ -1472,6 +1538,7 @@ pub enum InputAxis {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl InputAxis {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1481,6 +1548,7 @@ impl InputAxis {
             InputAxis::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1494,6 +1562,7 @@ impl InputAxis {
         }
     }
 }
+
 impl Serialize for InputAxis {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1502,6 +1571,7 @@ impl Serialize for InputAxis {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for InputAxis {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1509,6 +1579,7 @@ impl<'de> Deserialize<'de> for InputAxis {
         ::qapi_types::private::enum_str(deserializer).map(|s| InputAxis::from_wire(&s))
     }
 }
+
 /// Type of a multi-touch event.
 ///
 /// *Since: 8.1*
@@ -1527,6 +1598,7 @@ pub enum InputMultiTouchType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl InputMultiTouchType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1539,6 +1611,7 @@ impl InputMultiTouchType {
             InputMultiTouchType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1555,6 +1628,7 @@ impl InputMultiTouchType {
         }
     }
 }
+
 impl Serialize for InputMultiTouchType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1563,6 +1637,7 @@ impl Serialize for InputMultiTouchType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for InputMultiTouchType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1571,6 +1646,7 @@ impl<'de> Deserialize<'de> for InputMultiTouchType {
             .map(|s| InputMultiTouchType::from_wire(&s))
     }
 }
+
 /// Keyboard input event.
 ///
 /// *Since: 2.0*
@@ -1581,6 +1657,7 @@ pub struct InputKeyEvent {
     /// True for key-down and false for key-up events.
     pub down: bool,
 }
+
 /// Pointer button input event.
 ///
 /// *Since: 2.0*
@@ -1591,6 +1668,7 @@ pub struct InputBtnEvent {
     /// True for key-down and false for key-up events.
     pub down: bool,
 }
+
 /// Pointer motion input event.
 ///
 /// *Since: 2.0*
@@ -1602,6 +1680,7 @@ pub struct InputMoveEvent {
     /// is 0 to 0x7fff.
     pub value: i64,
 }
+
 /// MultiTouch input event.
 ///
 /// *Since: 8.1*
@@ -1620,6 +1699,7 @@ pub struct InputMultiTouchEvent {
     /// Contact position.
     pub value: i64,
 }
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum InputEventKind {
@@ -1636,6 +1716,7 @@ pub enum InputEventKind {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl InputEventKind {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1648,6 +1729,7 @@ impl InputEventKind {
             InputEventKind::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1664,6 +1746,7 @@ impl InputEventKind {
         }
     }
 }
+
 impl Serialize for InputEventKind {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1672,6 +1755,7 @@ impl Serialize for InputEventKind {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for InputEventKind {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1680,30 +1764,35 @@ impl<'de> Deserialize<'de> for InputEventKind {
             .map(|s| InputEventKind::from_wire(&s))
     }
 }
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputKeyEventWrapper {
     /// Keyboard input event
     pub data: super::InputKeyEvent,
 }
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputBtnEventWrapper {
     /// Pointer button input event
     pub data: super::InputBtnEvent,
 }
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputMoveEventWrapper {
     /// Pointer motion input event
     pub data: super::InputMoveEvent,
 }
+
 /// *Since: 8.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputMultiTouchEventWrapper {
     /// MultiTouch input event
     pub data: super::InputMultiTouchEvent,
 }
+
 /// Input event union.
 ///
 /// *Since: 2.0*
@@ -1713,6 +1802,7 @@ pub struct InputEvent {
     #[serde(flatten)]
     pub branch: InputEventBranch,
 }
+
 /// The branches of [`InputEvent`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1736,6 +1826,7 @@ pub enum InputEventBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// GTK display options.
 ///
 /// *Since: 2.12*
@@ -1775,6 +1866,7 @@ pub struct DisplayGTK {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub scale: ::std::option::Option<f64>,
 }
+
 /// EGL headless display options.
 ///
 /// *Since: 3.1*
@@ -1785,6 +1877,7 @@ pub struct DisplayEGLHeadless {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rendernode: ::std::option::Option<::std::string::String>,
 }
+
 /// DBus display options.
 ///
 /// *Since: 7.0*
@@ -1805,6 +1898,7 @@ pub struct DisplayDBus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub audiodev: ::std::option::Option<::std::string::String>,
 }
+
 /// Display OpenGL mode.
 ///
 /// *Since: 3.0*
@@ -1823,6 +1917,7 @@ pub enum DisplayGLMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DisplayGLMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1834,6 +1929,7 @@ impl DisplayGLMode {
             DisplayGLMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1849,6 +1945,7 @@ impl DisplayGLMode {
         }
     }
 }
+
 impl Serialize for DisplayGLMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1857,6 +1954,7 @@ impl Serialize for DisplayGLMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DisplayGLMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1865,6 +1963,7 @@ impl<'de> Deserialize<'de> for DisplayGLMode {
             .map(|s| DisplayGLMode::from_wire(&s))
     }
 }
+
 /// Curses display options.
 ///
 /// *Since: 4.0*
@@ -1874,6 +1973,7 @@ pub struct DisplayCurses {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub charset: ::std::option::Option<::std::string::String>,
 }
+
 /// Cocoa display options.
 ///
 /// *Since: 7.0*
@@ -1910,6 +2010,7 @@ pub struct DisplayCocoa {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zoom_interpolation: ::std::option::Option<bool>,
 }
+
 /// Set of modifier keys that need to be held for shortcut key actions.
 ///
 /// *Since: 7.1*
@@ -1921,6 +2022,7 @@ pub enum HotKeyMod {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl HotKeyMod {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1931,6 +2033,7 @@ impl HotKeyMod {
             HotKeyMod::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1945,6 +2048,7 @@ impl HotKeyMod {
         }
     }
 }
+
 impl Serialize for HotKeyMod {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1953,6 +2057,7 @@ impl Serialize for HotKeyMod {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for HotKeyMod {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1960,6 +2065,7 @@ impl<'de> Deserialize<'de> for HotKeyMod {
         ::qapi_types::private::enum_str(deserializer).map(|s| HotKeyMod::from_wire(&s))
     }
 }
+
 /// SDL2 display options.
 ///
 /// *Since: 7.1*
@@ -1971,6 +2077,7 @@ pub struct DisplaySDL {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_mod: ::std::option::Option<super::HotKeyMod>,
 }
+
 /// Display (user interface) type.
 ///
 /// *Since: 2.12*
@@ -2023,6 +2130,7 @@ pub enum DisplayType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DisplayType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2039,6 +2147,7 @@ impl DisplayType {
             DisplayType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2059,6 +2168,7 @@ impl DisplayType {
         }
     }
 }
+
 impl Serialize for DisplayType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2067,6 +2177,7 @@ impl Serialize for DisplayType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DisplayType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2074,6 +2185,7 @@ impl<'de> Deserialize<'de> for DisplayType {
         ::qapi_types::private::enum_str(deserializer).map(|s| DisplayType::from_wire(&s))
     }
 }
+
 /// Display (user interface) options.
 ///
 /// *Since: 2.12*
@@ -2101,6 +2213,7 @@ pub struct DisplayOptions {
     #[serde(flatten)]
     pub branch: DisplayOptionsBranch,
 }
+
 /// The branches of [`DisplayOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -2150,6 +2263,7 @@ pub enum DisplayOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Available DisplayReload types.
 ///
 /// *Since: 6.0*
@@ -2160,6 +2274,7 @@ pub enum DisplayReloadType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DisplayReloadType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2168,6 +2283,7 @@ impl DisplayReloadType {
             DisplayReloadType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2180,6 +2296,7 @@ impl DisplayReloadType {
         }
     }
 }
+
 impl Serialize for DisplayReloadType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2188,6 +2305,7 @@ impl Serialize for DisplayReloadType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DisplayReloadType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2196,6 +2314,7 @@ impl<'de> Deserialize<'de> for DisplayReloadType {
             .map(|s| DisplayReloadType::from_wire(&s))
     }
 }
+
 /// Specify the VNC reload options.
 ///
 /// *Since: 6.0*
@@ -2206,6 +2325,7 @@ pub struct DisplayReloadOptionsVNC {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_certs: ::std::option::Option<bool>,
 }
+
 /// Options of the display configuration reload.
 ///
 /// *Since: 6.0*
@@ -2215,6 +2335,7 @@ pub struct DisplayReloadOptions {
     #[serde(flatten)]
     pub branch: DisplayReloadOptionsBranch,
 }
+
 /// The branches of [`DisplayReloadOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -2226,6 +2347,7 @@ pub enum DisplayReloadOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Available DisplayUpdate types.
 ///
 /// *Since: 7.1*
@@ -2236,6 +2358,7 @@ pub enum DisplayUpdateType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl DisplayUpdateType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -2244,6 +2367,7 @@ impl DisplayUpdateType {
             DisplayUpdateType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -2256,6 +2380,7 @@ impl DisplayUpdateType {
         }
     }
 }
+
 impl Serialize for DisplayUpdateType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -2264,6 +2389,7 @@ impl Serialize for DisplayUpdateType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for DisplayUpdateType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -2272,6 +2398,7 @@ impl<'de> Deserialize<'de> for DisplayUpdateType {
             .map(|s| DisplayUpdateType::from_wire(&s))
     }
 }
+
 /// Specify the VNC reload options.
 ///
 /// *Since: 7.1*
@@ -2283,6 +2410,7 @@ pub struct DisplayUpdateOptionsVNC {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub addresses: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
 }
+
 /// Options of the display configuration reload.
 ///
 /// *Since: 7.1*
@@ -2292,6 +2420,7 @@ pub struct DisplayUpdateOptions {
     #[serde(flatten)]
     pub branch: DisplayUpdateOptionsBranch,
 }
+
 /// The branches of [`DisplayUpdateOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -2303,6 +2432,7 @@ pub enum DisplayUpdateOptionsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The commands of `ui.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -2328,6 +2458,7 @@ pub mod commands {
         const NAME: &'static str = "set_password";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Expire the password of a remote display server.
     ///
     /// # Errors
@@ -2351,6 +2482,7 @@ pub mod commands {
         const NAME: &'static str = "expire_password";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Capture the contents of a screen and write it to a file.
     ///
     /// *Since: 0.14*
@@ -2383,10 +2515,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::ImageFormat>,
     }
+
     impl ::qapi_types::Command for Screendump {
         const NAME: &'static str = "screendump";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about the current SPICE server
     ///
     /// *Since: 0.14*
@@ -2435,6 +2569,7 @@ pub mod commands {
         const NAME: &'static str = "query-spice";
         type Returns = super::super::SpiceInfo;
     }
+
     /// Return information about the current VNC server
     ///
     /// *Since: 0.14*
@@ -2468,6 +2603,7 @@ pub mod commands {
         const NAME: &'static str = "query-vnc";
         type Returns = super::super::VncInfo;
     }
+
     /// Return a list of vnc servers.  The list can be empty.
     ///
     /// *Since: 2.3*
@@ -2479,6 +2615,7 @@ pub mod commands {
         const NAME: &'static str = "query-vnc-servers";
         type Returns = ::std::vec::Vec<super::super::VncInfo2>;
     }
+
     /// Change the VNC server password.
     ///
     /// *Since: 1.1*
@@ -2494,10 +2631,12 @@ pub mod commands {
         /// the new password to use with VNC authentication
         pub password: ::std::string::String,
     }
+
     impl ::qapi_types::Command for ChangeVncPassword {
         const NAME: &'static str = "change-vnc-password";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about each active mouse device
     ///
     /// # Returns
@@ -2532,6 +2671,7 @@ pub mod commands {
         const NAME: &'static str = "query-mice";
         type Returns = ::std::vec::Vec<super::super::MouseInfo>;
     }
+
     /// Send keys to guest.
     ///
     /// # Errors
@@ -2562,10 +2702,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub hold_time: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for SendKey {
         const NAME: &'static str = "send-key";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Send input event(s) to guest.
     ///
     /// The `device` and `head` parameters can be used to send the input event
@@ -2638,10 +2780,12 @@ pub mod commands {
         /// List of `InputEvent` union.
         pub events: ::std::vec::Vec<super::super::InputEvent>,
     }
+
     impl ::qapi_types::Command for InputSendEvent {
         const NAME: &'static str = "input-send-event";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Return information about display configuration
     ///
     /// *Since: 3.1*
@@ -2651,6 +2795,7 @@ pub mod commands {
         const NAME: &'static str = "query-display-options";
         type Returns = super::super::DisplayOptions;
     }
+
     /// Reload display configuration.
     ///
     /// *Since: 6.0*
@@ -2669,6 +2814,7 @@ pub mod commands {
         const NAME: &'static str = "display-reload";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Update display configuration.
     ///
     /// *Since: 7.1*
@@ -2689,6 +2835,7 @@ pub mod commands {
         const NAME: &'static str = "display-update";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Set migration information for remote display.  This makes the server
     /// ask the client to automatically reconnect using the new parameters
     /// once migration finished successfully.  Only implemented for SPICE.
@@ -2722,11 +2869,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cert_subject: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for ClientMigrateInfo {
         const NAME: &'static str = "client_migrate_info";
         type Returns = ::qapi_types::Empty;
     }
 }
+
 /// The events of `ui.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -2753,9 +2902,11 @@ pub mod events {
         /// client information
         pub client: super::super::SpiceBasicInfo,
     }
+
     impl ::qapi_types::Event for SpiceConnected {
         const NAME: &'static str = "SPICE_CONNECTED";
     }
+
     /// Emitted after initial handshake and authentication takes place (if
     /// any) and the SPICE channel is up and running
     ///
@@ -2782,9 +2933,11 @@ pub mod events {
         /// client information
         pub client: super::super::SpiceChannel,
     }
+
     impl ::qapi_types::Event for SpiceInitialized {
         const NAME: &'static str = "SPICE_INITIALIZED";
     }
+
     /// Emitted when the SPICE connection is closed
     ///
     /// *Since: 0.14*
@@ -2808,9 +2961,11 @@ pub mod events {
         /// client information
         pub client: super::super::SpiceBasicInfo,
     }
+
     impl ::qapi_types::Event for SpiceDisconnected {
         const NAME: &'static str = "SPICE_DISCONNECTED";
     }
+
     /// Emitted when SPICE migration has completed
     ///
     /// *Since: 1.3*
@@ -2828,6 +2983,7 @@ pub mod events {
     impl ::qapi_types::Event for SpiceMigrateCompleted {
         const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
     }
+
     /// Emitted when a VNC client establishes a connection
     ///
     /// **Note:**
@@ -2856,9 +3012,11 @@ pub mod events {
         /// client information
         pub client: super::super::VncBasicInfo,
     }
+
     impl ::qapi_types::Event for VncConnected {
         const NAME: &'static str = "VNC_CONNECTED";
     }
+
     /// Emitted after authentication takes place (if any) and the VNC
     /// session is made active
     ///
@@ -2884,9 +3042,11 @@ pub mod events {
         /// client information
         pub client: super::super::VncClientInfo,
     }
+
     impl ::qapi_types::Event for VncInitialized {
         const NAME: &'static str = "VNC_INITIALIZED";
     }
+
     /// Emitted when the connection is closed
     ///
     /// *Since: 0.13*
@@ -2911,6 +3071,7 @@ pub mod events {
         /// client information
         pub client: super::super::VncClientInfo,
     }
+
     impl ::qapi_types::Event for VncDisconnected {
         const NAME: &'static str = "VNC_DISCONNECTED";
     }

@@ -30,6 +30,7 @@ pub enum QapiVfioMigrationState {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QapiVfioMigrationState {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -44,6 +45,7 @@ impl QapiVfioMigrationState {
             QapiVfioMigrationState::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -62,6 +64,7 @@ impl QapiVfioMigrationState {
         }
     }
 }
+
 impl Serialize for QapiVfioMigrationState {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -70,6 +73,7 @@ impl Serialize for QapiVfioMigrationState {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QapiVfioMigrationState {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -78,6 +82,7 @@ impl<'de> Deserialize<'de> for QapiVfioMigrationState {
             .map(|s| QapiVfioMigrationState::from_wire(&s))
     }
 }
+
 /// The events of `vfio.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
@@ -107,6 +112,7 @@ pub mod events {
         #[serde(rename = "device-state")]
         pub device_state: super::super::QapiVfioMigrationState,
     }
+
     impl ::qapi_types::Event for VfioMigration {
         const NAME: &'static str = "VFIO_MIGRATION";
     }

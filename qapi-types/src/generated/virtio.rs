@@ -13,6 +13,7 @@ pub struct VirtioInfo {
     /// Name of the VirtIODevice
     pub name: ::std::string::String,
 }
+
 /// Information about a vhost device.  This information will only be
 /// displayed if the vhost device is active.
 ///
@@ -54,6 +55,7 @@ pub struct VhostStatus {
     #[serde(rename = "log-size")]
     pub log_size: u64,
 }
+
 /// Full status of the virtio device with most VirtIODevice members.
 /// Also includes the full status of the corresponding vhost device if
 /// the vhost device is active.
@@ -123,6 +125,7 @@ pub struct VirtioStatus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhost_dev: ::std::option::Option<super::VhostStatus>,
 }
+
 /// A structure defined to list the configuration statuses of a virtio
 /// device
 ///
@@ -138,6 +141,7 @@ pub struct VirtioDeviceStatus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unknown_statuses: ::std::option::Option<u8>,
 }
+
 /// A structure defined to list the vhost user protocol features of a
 /// Vhost User device
 ///
@@ -153,6 +157,7 @@ pub struct VhostDeviceProtocols {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unknown_protocols: ::std::option::Option<u64>,
 }
+
 /// The common fields that apply to most Virtio devices.  Some devices
 /// may not have their own device-specific features (e.g. virtio-rng).
 ///
@@ -177,6 +182,7 @@ pub struct VirtioDeviceFeatures {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unknown_dev_features2: ::std::option::Option<u64>,
 }
+
 /// Information of a VirtIODevice VirtQueue, including most members of
 /// the VirtQueue data structure.
 ///
@@ -227,6 +233,7 @@ pub struct VirtQueueStatus {
     #[serde(rename = "signalled-used-valid")]
     pub signalled_used_valid: bool,
 }
+
 /// Information of a vhost device's vhost_virtqueue, including most
 /// members of the vhost_dev vhost_virtqueue data structure.
 ///
@@ -268,6 +275,7 @@ pub struct VirtVhostQueueStatus {
     #[serde(rename = "used-size")]
     pub used_size: u32,
 }
+
 /// Information regarding the vring descriptor area
 ///
 /// *Since: 7.2*
@@ -280,6 +288,7 @@ pub struct VirtioRingDesc {
     /// List of descriptor flags
     pub flags: ::std::vec::Vec<::std::string::String>,
 }
+
 /// Information regarding the avail vring (a.k.a. driver area)
 ///
 /// *Since: 7.2*
@@ -292,6 +301,7 @@ pub struct VirtioRingAvail {
     /// VRingAvail ring\[\] entry at provided index
     pub ring: u16,
 }
+
 /// Information regarding the used vring (a.k.a. device area)
 ///
 /// *Since: 7.2*
@@ -302,6 +312,7 @@ pub struct VirtioRingUsed {
     /// VRingUsed index
     pub idx: u16,
 }
+
 /// Information regarding a VirtQueue's VirtQueueElement including
 /// descriptor, driver, and device areas
 ///
@@ -319,6 +330,7 @@ pub struct VirtioQueueElement {
     /// VRingUsed info
     pub used: super::VirtioRingUsed,
 }
+
 /// Describes the subset of virtqueues assigned to an IOThread.
 ///
 /// *Since: 9.0*
@@ -334,6 +346,7 @@ pub struct IOThreadVirtQueueMapping {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vqs: ::std::option::Option<::std::vec::Vec<u16>>,
 }
+
 /// Describes configuration of a VirtIO GPU output.
 ///
 /// *Since: 10.1*
@@ -342,6 +355,7 @@ pub struct VirtIOGPUOutput {
     /// the name of the output
     pub name: ::std::string::String,
 }
+
 /// Not used by QMP; hack to let us use IOThreadVirtQueueMappingList and
 /// VirtIOGPUOutputList internally
 ///
@@ -353,6 +367,7 @@ pub struct DummyVirtioForceArrays {
     #[serde(rename = "unused-virtio-gpu-output")]
     pub unused_virtio_gpu_output: ::std::vec::Vec<super::VirtIOGPUOutput>,
 }
+
 /// *Since: 9.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GranuleMode {
@@ -369,6 +384,7 @@ pub enum GranuleMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GranuleMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -381,6 +397,7 @@ impl GranuleMode {
             GranuleMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -397,6 +414,7 @@ impl GranuleMode {
         }
     }
 }
+
 impl Serialize for GranuleMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -405,6 +423,7 @@ impl Serialize for GranuleMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GranuleMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -412,6 +431,7 @@ impl<'de> Deserialize<'de> for GranuleMode {
         ::qapi_types::private::enum_str(deserializer).map(|s| GranuleMode::from_wire(&s))
     }
 }
+
 /// *Since: 9.2*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VMAppleVirtioBlkVariant {
@@ -424,6 +444,7 @@ pub enum VMAppleVirtioBlkVariant {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl VMAppleVirtioBlkVariant {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -434,6 +455,7 @@ impl VMAppleVirtioBlkVariant {
             VMAppleVirtioBlkVariant::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -448,6 +470,7 @@ impl VMAppleVirtioBlkVariant {
         }
     }
 }
+
 impl Serialize for VMAppleVirtioBlkVariant {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -456,6 +479,7 @@ impl Serialize for VMAppleVirtioBlkVariant {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for VMAppleVirtioBlkVariant {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -464,6 +488,7 @@ impl<'de> Deserialize<'de> for VMAppleVirtioBlkVariant {
             .map(|s| VMAppleVirtioBlkVariant::from_wire(&s))
     }
 }
+
 /// The commands of `virtio.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -514,6 +539,7 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::super::VirtioInfo>;
         const UNSTABLE: bool = true;
     }
+
     /// Poll for a comprehensive status of a given virtio device
     ///
     /// # Returns
@@ -765,11 +791,13 @@ pub mod commands {
         /// Canonical QOM path of the VirtIODevice
         pub path: ::std::string::String,
     }
+
     impl ::qapi_types::Command for XQueryVirtioStatus {
         const NAME: &'static str = "x-query-virtio-status";
         type Returns = super::super::VirtioStatus;
         const UNSTABLE: bool = true;
     }
+
     /// Return the status of a given VirtIODevice's VirtQueue
     ///
     /// # Returns
@@ -853,11 +881,13 @@ pub mod commands {
         /// VirtQueue index to examine
         pub queue: u16,
     }
+
     impl ::qapi_types::Command for XQueryVirtioQueueStatus {
         const NAME: &'static str = "x-query-virtio-queue-status";
         type Returns = super::super::VirtQueueStatus;
         const UNSTABLE: bool = true;
     }
+
     /// Return information of a given vhost device's vhost_virtqueue
     ///
     /// # Returns
@@ -926,11 +956,13 @@ pub mod commands {
         /// vhost_virtqueue index to examine
         pub queue: u16,
     }
+
     impl ::qapi_types::Command for XQueryVirtioVhostQueueStatus {
         const NAME: &'static str = "x-query-virtio-vhost-queue-status";
         type Returns = super::super::VirtVhostQueueStatus;
         const UNSTABLE: bool = true;
     }
+
     /// Return the information about a VirtQueue's VirtQueueElement
     ///
     /// *Since: 7.2*
@@ -1040,6 +1072,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub index: ::std::option::Option<u16>,
     }
+
     impl ::qapi_types::Command for XQueryVirtioQueueElement {
         const NAME: &'static str = "x-query-virtio-queue-element";
         type Returns = super::super::VirtioQueueElement;

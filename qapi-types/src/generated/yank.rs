@@ -15,6 +15,7 @@ pub enum YankInstanceType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl YankInstanceType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -25,6 +26,7 @@ impl YankInstanceType {
             YankInstanceType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -39,6 +41,7 @@ impl YankInstanceType {
         }
     }
 }
+
 impl Serialize for YankInstanceType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -47,6 +50,7 @@ impl Serialize for YankInstanceType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for YankInstanceType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -55,6 +59,7 @@ impl<'de> Deserialize<'de> for YankInstanceType {
             .map(|s| YankInstanceType::from_wire(&s))
     }
 }
+
 /// Specifies which block graph node to yank.  See `YankInstance` for
 /// more information.
 ///
@@ -65,6 +70,7 @@ pub struct YankInstanceBlockNode {
     #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
 }
+
 /// Specifies which character device to yank.  See `YankInstance` for
 /// more information.
 ///
@@ -74,6 +80,7 @@ pub struct YankInstanceChardev {
     /// the chardev's ID
     pub id: ::std::string::String,
 }
+
 /// A yank instance can be yanked with the `yank` qmp command to recover
 /// from a hanging QEMU.
 ///
@@ -94,6 +101,7 @@ pub struct YankInstance {
     #[serde(flatten)]
     pub branch: YankInstanceBranch,
 }
+
 /// The branches of [`YankInstance`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -111,6 +119,7 @@ pub enum YankInstanceBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// The commands of `yank.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -139,11 +148,13 @@ pub mod commands {
         /// the instances to be yanked
         pub instances: ::std::vec::Vec<super::super::YankInstance>,
     }
+
     impl ::qapi_types::Command for Yank {
         const NAME: &'static str = "yank";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
     }
+
     /// Query yank instances.  See `YankInstance` for more information.
     ///
     /// **Example:**

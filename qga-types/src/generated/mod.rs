@@ -23,5 +23,6 @@ pub use qapi_schema::{
 pub mod commands {
     pub use super::qapi_schema::commands::*;
 }
+
 /// Every event's data type, each implementing `Event`.
 pub mod events {}

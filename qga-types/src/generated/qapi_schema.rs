@@ -17,6 +17,7 @@ pub struct GuestAgentCommandInfo {
     #[serde(rename = "success-response")]
     pub success_response: bool,
 }
+
 /// Information about guest agent.
 ///
 /// *Since: 0.15.0*
@@ -27,6 +28,7 @@ pub struct GuestAgentInfo {
     /// Information about guest agent commands
     pub supported_commands: ::std::vec::Vec<super::GuestAgentCommandInfo>,
 }
+
 /// Result of guest agent file-read operation
 ///
 /// *Since: 0.15.0*
@@ -41,6 +43,7 @@ pub struct GuestFileRead {
     /// whether EOF was encountered during read operation.
     pub eof: bool,
 }
+
 /// Result of guest agent file-write operation
 ///
 /// *Since: 0.15.0*
@@ -52,6 +55,7 @@ pub struct GuestFileWrite {
     /// whether EOF was encountered during write operation.
     pub eof: bool,
 }
+
 /// Result of guest agent file-seek operation
 ///
 /// *Since: 0.15.0*
@@ -62,6 +66,7 @@ pub struct GuestFileSeek {
     /// whether EOF was encountered during file seek
     pub eof: bool,
 }
+
 /// Symbolic names for use in `guest-file-seek`
 ///
 /// *Since: 2.6*
@@ -76,6 +81,7 @@ pub enum QGASeek {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl QGASeek {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -86,6 +92,7 @@ impl QGASeek {
             QGASeek::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -100,6 +107,7 @@ impl QGASeek {
         }
     }
 }
+
 impl Serialize for QGASeek {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -108,6 +116,7 @@ impl Serialize for QGASeek {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for QGASeek {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -115,6 +124,7 @@ impl<'de> Deserialize<'de> for QGASeek {
         ::qapi_types::private::enum_str(deserializer).map(|s| QGASeek::from_wire(&s))
     }
 }
+
 /// Controls the meaning of offset to `guest-file-seek`.
 ///
 /// *Since: 2.6*
@@ -127,6 +137,7 @@ pub enum GuestFileWhence {
     /// Symbolic name, and preferred interface
     Name(super::QGASeek),
 }
+
 impl Serialize for GuestFileWhence {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -138,6 +149,7 @@ impl Serialize for GuestFileWhence {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for GuestFileWhence {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -187,6 +199,7 @@ impl<'de> Deserialize<'de> for GuestFileWhence {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// An enumeration of filesystem freeze states
 ///
 /// *Since: 0.15.0*
@@ -201,6 +214,7 @@ pub enum GuestFsfreezeStatus {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestFsfreezeStatus {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -210,6 +224,7 @@ impl GuestFsfreezeStatus {
             GuestFsfreezeStatus::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -223,6 +238,7 @@ impl GuestFsfreezeStatus {
         }
     }
 }
+
 impl Serialize for GuestFsfreezeStatus {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -231,6 +247,7 @@ impl Serialize for GuestFsfreezeStatus {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -239,6 +256,7 @@ impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
             .map(|s| GuestFsfreezeStatus::from_wire(&s))
     }
 }
+
 /// *Since: 2.4*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
@@ -256,6 +274,7 @@ pub struct GuestFilesystemTrimResult {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error: ::std::option::Option<::std::string::String>,
 }
+
 /// *Since: 2.4*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
@@ -265,6 +284,7 @@ pub struct GuestFilesystemTrimResponse {
     /// trimmed
     pub paths: ::std::vec::Vec<super::GuestFilesystemTrimResult>,
 }
+
 /// An enumeration of supported IP address types
 ///
 /// *Since: 1.1*
@@ -279,6 +299,7 @@ pub enum GuestIpAddressType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestIpAddressType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -288,6 +309,7 @@ impl GuestIpAddressType {
             GuestIpAddressType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -301,6 +323,7 @@ impl GuestIpAddressType {
         }
     }
 }
+
 impl Serialize for GuestIpAddressType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -309,6 +332,7 @@ impl Serialize for GuestIpAddressType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestIpAddressType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -317,6 +341,7 @@ impl<'de> Deserialize<'de> for GuestIpAddressType {
             .map(|s| GuestIpAddressType::from_wire(&s))
     }
 }
+
 /// *Since: 1.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
@@ -331,6 +356,7 @@ pub struct GuestIpAddress {
     /// Network prefix length of `ip-address`
     pub prefix: i64,
 }
+
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
@@ -361,6 +387,7 @@ pub struct GuestNetworkInterfaceStat {
     #[serde(rename = "tx-dropped")]
     pub tx_dropped: u64,
 }
+
 /// *Since: 1.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
@@ -381,6 +408,7 @@ pub struct GuestNetworkInterface {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub statistics: ::std::option::Option<super::GuestNetworkInterfaceStat>,
 }
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
@@ -399,6 +427,7 @@ pub struct GuestLogicalProcessor {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub can_offline: ::std::option::Option<bool>,
 }
+
 /// An enumeration of bus type of disks
 ///
 /// *Since: 2.2; 'Unknown' and all entries below since 2.4*
@@ -449,6 +478,7 @@ pub enum GuestDiskBusType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestDiskBusType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -476,6 +506,7 @@ impl GuestDiskBusType {
             GuestDiskBusType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -507,6 +538,7 @@ impl GuestDiskBusType {
         }
     }
 }
+
 impl Serialize for GuestDiskBusType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -515,6 +547,7 @@ impl Serialize for GuestDiskBusType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestDiskBusType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -523,6 +556,7 @@ impl<'de> Deserialize<'de> for GuestDiskBusType {
             .map(|s| GuestDiskBusType::from_wire(&s))
     }
 }
+
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -537,6 +571,7 @@ pub struct GuestPCIAddress {
     /// function id
     pub function: i64,
 }
+
 /// *Since: 6.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -551,6 +586,7 @@ pub struct GuestCCWAddress {
     /// device number
     pub devno: i64,
 }
+
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -580,6 +616,7 @@ pub struct GuestDiskAddress {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ccw_address: ::std::option::Option<super::GuestCCWAddress>,
 }
+
 /// NVMe smart information, based on NVMe specification, section
 /// \<SMART / Health Information (Log Identifier 02h)\>
 ///
@@ -638,6 +675,7 @@ pub struct GuestNVMeSmart {
     #[serde(rename = "number-of-error-log-entries-hi")]
     pub number_of_error_log_entries_hi: u64,
 }
+
 /// Disk type related smart information.
 ///
 /// *Since: 7.1*
@@ -649,6 +687,7 @@ pub struct GuestDiskSmart {
     #[serde(flatten)]
     pub branch: GuestDiskSmartBranch,
 }
+
 /// The branches of [`GuestDiskSmart`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -717,6 +756,7 @@ pub enum GuestDiskSmartBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
@@ -742,6 +782,7 @@ pub struct GuestDiskInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub smart: ::std::option::Option<super::GuestDiskSmart>,
 }
+
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -771,6 +812,7 @@ pub struct GuestFilesystemInfo {
     /// on, which may be empty if the disk type is not supported
     pub disk: ::std::vec::Vec<super::GuestDiskAddress>,
 }
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -790,6 +832,7 @@ pub struct GuestMemoryBlock {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub can_offline: ::std::option::Option<bool>,
 }
+
 /// An enumeration of memory block operation result.
 ///
 /// *Since: 2.3*
@@ -812,6 +855,7 @@ pub enum GuestMemoryBlockResponseType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestMemoryBlockResponseType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -825,6 +869,7 @@ impl GuestMemoryBlockResponseType {
             GuestMemoryBlockResponseType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -842,6 +887,7 @@ impl GuestMemoryBlockResponseType {
         }
     }
 }
+
 impl Serialize for GuestMemoryBlockResponseType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -850,6 +896,7 @@ impl Serialize for GuestMemoryBlockResponseType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestMemoryBlockResponseType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -858,6 +905,7 @@ impl<'de> Deserialize<'de> for GuestMemoryBlockResponseType {
             .map(|s| GuestMemoryBlockResponseType::from_wire(&s))
     }
 }
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -876,6 +924,7 @@ pub struct GuestMemoryBlockResponse {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error_code: ::std::option::Option<i64>,
 }
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -886,6 +935,7 @@ pub struct GuestMemoryBlockInfo {
     /// called Logical Memory Hotplug).
     pub size: u64,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestExecStatus {
@@ -921,12 +971,14 @@ pub struct GuestExecStatus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub err_truncated: ::std::option::Option<bool>,
 }
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestExec {
     /// pid of child process in guest OS
     pub pid: i64,
 }
+
 /// An enumeration of `guest-exec` capture modes.
 ///
 /// *Since: 8.0*
@@ -949,6 +1001,7 @@ pub enum GuestExecCaptureOutputMode {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestExecCaptureOutputMode {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -961,6 +1014,7 @@ impl GuestExecCaptureOutputMode {
             GuestExecCaptureOutputMode::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -977,6 +1031,7 @@ impl GuestExecCaptureOutputMode {
         }
     }
 }
+
 impl Serialize for GuestExecCaptureOutputMode {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -985,6 +1040,7 @@ impl Serialize for GuestExecCaptureOutputMode {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestExecCaptureOutputMode {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -993,6 +1049,7 @@ impl<'de> Deserialize<'de> for GuestExecCaptureOutputMode {
             .map(|s| GuestExecCaptureOutputMode::from_wire(&s))
     }
 }
+
 /// Controls what `guest-exec` output gets captures.
 ///
 /// *Since: 8.0*
@@ -1004,6 +1061,7 @@ pub enum GuestExecCaptureOutput {
     /// capture mode; preferred interface
     Mode(super::GuestExecCaptureOutputMode),
 }
+
 impl Serialize for GuestExecCaptureOutput {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1015,6 +1073,7 @@ impl Serialize for GuestExecCaptureOutput {
         }
     }
 }
+
 impl<'de> Deserialize<'de> for GuestExecCaptureOutput {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1047,6 +1106,7 @@ impl<'de> Deserialize<'de> for GuestExecCaptureOutput {
         deserializer.deserialize_any(Visitor)
     }
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestHostName {
@@ -1054,6 +1114,7 @@ pub struct GuestHostName {
     #[serde(rename = "host-name")]
     pub host_name: ::std::string::String,
 }
+
 /// *Since: 2.10*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_UTMPX`.
@@ -1071,6 +1132,7 @@ pub struct GuestUser {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub domain: ::std::option::Option<::std::string::String>,
 }
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestTimezone {
@@ -1082,6 +1144,7 @@ pub struct GuestTimezone {
     /// west of GMT, positive numbers for east
     pub offset: i64,
 }
+
 /// **Note:**
 ///
 /// `version`, `version-id`, `variant` and `variant-id` follow the
@@ -1144,6 +1207,7 @@ pub struct GuestOSInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub variant_id: ::std::option::Option<::std::string::String>,
 }
+
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GuestDeviceType {
@@ -1152,6 +1216,7 @@ pub enum GuestDeviceType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestDeviceType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1160,6 +1225,7 @@ impl GuestDeviceType {
             GuestDeviceType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1172,6 +1238,7 @@ impl GuestDeviceType {
         }
     }
 }
+
 impl Serialize for GuestDeviceType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1180,6 +1247,7 @@ impl Serialize for GuestDeviceType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestDeviceType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1188,6 +1256,7 @@ impl<'de> Deserialize<'de> for GuestDeviceType {
             .map(|s| GuestDeviceType::from_wire(&s))
     }
 }
+
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
@@ -1200,6 +1269,7 @@ pub struct GuestDeviceIdPCI {
     #[serde(rename = "device-id")]
     pub device_id: u16,
 }
+
 /// Id of the device
 ///
 /// *Since: 5.2*
@@ -1211,6 +1281,7 @@ pub struct GuestDeviceId {
     #[serde(flatten)]
     pub branch: GuestDeviceIdBranch,
 }
+
 /// The branches of [`GuestDeviceId`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1222,6 +1293,7 @@ pub enum GuestDeviceIdBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
@@ -1242,12 +1314,14 @@ pub struct GuestDeviceInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<super::GuestDeviceId>,
 }
+
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestAuthorizedKeys {
     /// public keys (in OpenSSH/sshd(8) authorized_keys format)
     pub keys: ::std::vec::Vec<::std::string::String>,
 }
+
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -1323,6 +1397,7 @@ pub struct GuestDiskStats {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub weight_ticks: ::std::option::Option<u64>,
 }
+
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestDiskStatsInfo {
@@ -1335,6 +1410,7 @@ pub struct GuestDiskStatsInfo {
     /// I/O statistics
     pub stats: super::GuestDiskStats,
 }
+
 /// Guest operating systems supporting CPU statistics
 ///
 /// *Since: 7.1*
@@ -1347,6 +1423,7 @@ pub enum GuestCpuStatsType {
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
 }
+
 impl GuestCpuStatsType {
     /// The value as it appears on the wire.
     pub fn as_str(&self) -> &str {
@@ -1355,6 +1432,7 @@ impl GuestCpuStatsType {
             GuestCpuStatsType::Unrecognized(v) => &v.0,
         }
     }
+
     /// The value for a wire string; unknown strings are kept.
     pub fn from_wire(s: &str) -> Self {
         match s {
@@ -1367,6 +1445,7 @@ impl GuestCpuStatsType {
         }
     }
 }
+
 impl Serialize for GuestCpuStatsType {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -1375,6 +1454,7 @@ impl Serialize for GuestCpuStatsType {
         serializer.serialize_str(self.as_str())
     }
 }
+
 impl<'de> Deserialize<'de> for GuestCpuStatsType {
     fn deserialize<D: ::serde::Deserializer<'de>>(
         deserializer: D,
@@ -1383,6 +1463,7 @@ impl<'de> Deserialize<'de> for GuestCpuStatsType {
             .map(|s| GuestCpuStatsType::from_wire(&s))
     }
 }
+
 /// CPU statistics of Linux
 ///
 /// *Since: 7.1*
@@ -1420,6 +1501,7 @@ pub struct GuestLinuxCpuStats {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub guestnice: ::std::option::Option<u64>,
 }
+
 /// Get statistics of each CPU in millisecond.
 ///
 /// *Since: 7.1*
@@ -1431,6 +1513,7 @@ pub struct GuestCpuStats {
     #[serde(flatten)]
     pub branch: GuestCpuStatsBranch,
 }
+
 /// The branches of [`GuestCpuStats`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -1442,6 +1525,7 @@ pub enum GuestCpuStatsBranch {
     #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
+
 /// Statistics about process load information
 ///
 /// *Since: 10.0*
@@ -1456,6 +1540,7 @@ pub struct GuestLoadAverage {
     /// 15-minute load avage
     pub load15m: f64,
 }
+
 /// Route information, currently, only linux supported.
 ///
 /// *Since: 9.1*
@@ -1511,6 +1596,7 @@ pub struct GuestNetworkRoute {
     /// IP version (4 or 6)
     pub version: i64,
 }
+
 /// The commands of `qapi-schema.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1546,10 +1632,12 @@ pub mod commands {
         /// randomly generated 64-bit integer
         pub id: i64,
     }
+
     impl ::qapi_types::Command for GuestSyncDelimited {
         const NAME: &'static str = "guest-sync-delimited";
         type Returns = i64;
     }
+
     /// Echo back a unique integer value
     ///
     /// This is used by clients talking to the guest agent over the wire to
@@ -1584,10 +1672,12 @@ pub mod commands {
         /// randomly generated 64-bit integer
         pub id: i64,
     }
+
     impl ::qapi_types::Command for GuestSync {
         const NAME: &'static str = "guest-sync";
         type Returns = i64;
     }
+
     /// Ping the guest agent, a non-error return implies success
     ///
     /// *Since: 0.15.0*
@@ -1597,6 +1687,7 @@ pub mod commands {
         const NAME: &'static str = "guest-ping";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Get the information about guest's System Time relative to the Epoch
     /// of 1970-01-01 in UTC.
     ///
@@ -1611,6 +1702,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-time";
         type Returns = i64;
     }
+
     /// Set guest time.
     ///
     /// When a guest is paused or migrated to a file then loaded from that
@@ -1634,10 +1726,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub time: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for GuestSetTime {
         const NAME: &'static str = "guest-set-time";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Get some information about the guest agent.
     ///
     /// *Since: 0.15.0*
@@ -1647,6 +1741,7 @@ pub mod commands {
         const NAME: &'static str = "guest-info";
         type Returns = super::super::GuestAgentInfo;
     }
+
     /// Initiate guest-activated shutdown.  Note: this is an asynchronous
     /// shutdown request, with no guarantee of successful shutdown.
     ///
@@ -1662,11 +1757,13 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for GuestShutdown {
         const NAME: &'static str = "guest-shutdown";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
     }
+
     /// Open a file in the guest and retrieve a file handle for it
     ///
     /// # Returns
@@ -1682,10 +1779,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<::std::string::String>,
     }
+
     impl ::qapi_types::Command for GuestFileOpen {
         const NAME: &'static str = "guest-file-open";
         type Returns = i64;
     }
+
     /// Close an open file in the guest
     ///
     /// *Since: 0.15.0*
@@ -1694,10 +1793,12 @@ pub mod commands {
         /// filehandle returned by `guest-file-open`
         pub handle: i64,
     }
+
     impl ::qapi_types::Command for GuestFileClose {
         const NAME: &'static str = "guest-file-close";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Read from an open file in the guest.  Data will be base64-encoded.
     /// As this command is just for limited, ad-hoc debugging, such as log
     /// file access, the number of bytes to read is limited to 48 MB.
@@ -1712,10 +1813,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for GuestFileRead {
         const NAME: &'static str = "guest-file-read";
         type Returns = super::super::GuestFileRead;
     }
+
     /// Write to an open file in the guest.
     ///
     /// *Since: 0.15.0*
@@ -1731,10 +1834,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for GuestFileWrite {
         const NAME: &'static str = "guest-file-write";
         type Returns = super::super::GuestFileWrite;
     }
+
     /// Seek to a position in the file, as with fseek(), and return the
     /// current file position afterward.  Also encapsulates ftell()'s
     /// functionality, with offset=0 and whence=1.
@@ -1749,10 +1854,12 @@ pub mod commands {
         /// Symbolic or numeric code for interpreting offset
         pub whence: super::super::GuestFileWhence,
     }
+
     impl ::qapi_types::Command for GuestFileSeek {
         const NAME: &'static str = "guest-file-seek";
         type Returns = super::super::GuestFileSeek;
     }
+
     /// Write file changes buffered in userspace to disk/kernel buffers
     ///
     /// *Since: 0.15.0*
@@ -1761,10 +1868,12 @@ pub mod commands {
         /// filehandle returned by `guest-file-open`
         pub handle: i64,
     }
+
     impl ::qapi_types::Command for GuestFileFlush {
         const NAME: &'static str = "guest-file-flush";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Get guest fsfreeze state.
     ///
     /// **Note:**
@@ -1781,6 +1890,7 @@ pub mod commands {
         const NAME: &'static str = "guest-fsfreeze-status";
         type Returns = super::super::GuestFsfreezeStatus;
     }
+
     /// Sync and freeze all freezable, local guest filesystems.  If this
     /// command succeeded, you may call `guest-fsfreeze-thaw` later to
     /// unfreeze.
@@ -1807,6 +1917,7 @@ pub mod commands {
         const NAME: &'static str = "guest-fsfreeze-freeze";
         type Returns = i64;
     }
+
     /// Sync and freeze specified guest filesystems.  See also
     /// `guest-fsfreeze-freeze`.
     ///
@@ -1827,10 +1938,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
+
     impl ::qapi_types::Command for GuestFsfreezeFreezeList {
         const NAME: &'static str = "guest-fsfreeze-freeze-list";
         type Returns = i64;
     }
+
     /// Unfreeze all frozen guest filesystems
     ///
     /// # Returns
@@ -1852,6 +1965,7 @@ pub mod commands {
         const NAME: &'static str = "guest-fsfreeze-thaw";
         type Returns = i64;
     }
+
     /// Discard (or "trim") blocks which are not in use by the filesystem.
     ///
     /// # Returns
@@ -1873,10 +1987,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub minimum: ::std::option::Option<i64>,
     }
+
     impl ::qapi_types::Command for GuestFstrim {
         const NAME: &'static str = "guest-fstrim";
         type Returns = super::super::GuestFilesystemTrimResponse;
     }
+
     /// Suspend guest to disk.
     ///
     /// This command attempts to suspend the guest using three strategies,
@@ -1911,6 +2027,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
     }
+
     /// Suspend guest to ram.
     ///
     /// This command attempts to suspend the guest using three strategies,
@@ -1952,6 +2069,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
     }
+
     /// Save guest state to disk and suspend to ram.
     ///
     /// This command attempts to suspend the guest by executing, in this
@@ -1992,6 +2110,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
     }
+
     /// Get list of guest IP addresses, MAC addresses and netmasks.
     ///
     /// *Since: 1.1*
@@ -2003,6 +2122,7 @@ pub mod commands {
         const NAME: &'static str = "guest-network-get-interfaces";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkInterface>;
     }
+
     /// Retrieve the list of the guest's logical processors.
     ///
     /// This is a read-only operation.
@@ -2021,6 +2141,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-vcpus";
         type Returns = ::std::vec::Vec<super::super::GuestLogicalProcessor>;
     }
+
     /// Attempt to reconfigure (currently: enable/disable) logical
     /// processors inside the guest.
     ///
@@ -2063,10 +2184,12 @@ pub mod commands {
         /// `guest-get-vcpus`' return value.
         pub vcpus: ::std::vec::Vec<super::super::GuestLogicalProcessor>,
     }
+
     impl ::qapi_types::Command for GuestSetVcpus {
         const NAME: &'static str = "guest-set-vcpus";
         type Returns = i64;
     }
+
     /// # Returns
     ///
     /// The list of disks in the guest.  For Windows these are only
@@ -2083,6 +2206,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-disks";
         type Returns = ::std::vec::Vec<super::super::GuestDiskInfo>;
     }
+
     /// # Returns
     ///
     /// The list of filesystems information mounted in the guest.
@@ -2099,6 +2223,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-fsinfo";
         type Returns = ::std::vec::Vec<super::super::GuestFilesystemInfo>;
     }
+
     /// If the `crypted` flag is true, it is the caller's responsibility to
     /// ensure the correct crypt() encryption scheme is used.  This command
     /// does not attempt to interpret or report on the encryption scheme.
@@ -2124,10 +2249,12 @@ pub mod commands {
         /// true if password is already crypt()d, false if raw
         pub crypted: bool,
     }
+
     impl ::qapi_types::Command for GuestSetUserPassword {
         const NAME: &'static str = "guest-set-user-password";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Retrieve the list of the guest's memory blocks.
     ///
     /// This is a read-only operation.
@@ -2147,6 +2274,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlock>;
     }
+
     /// Attempt to reconfigure (currently: enable/disable) state of memory
     /// blocks inside the guest.
     ///
@@ -2178,10 +2306,12 @@ pub mod commands {
         #[serde(rename = "mem-blks")]
         pub mem_blks: ::std::vec::Vec<super::super::GuestMemoryBlock>,
     }
+
     impl ::qapi_types::Command for GuestSetMemoryBlocks {
         const NAME: &'static str = "guest-set-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlockResponse>;
     }
+
     /// Get information relating to guest memory blocks.
     ///
     /// *Since: 2.3*
@@ -2193,6 +2323,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-memory-block-info";
         type Returns = super::super::GuestMemoryBlockInfo;
     }
+
     /// Check status of process associated with PID retrieved via
     /// `guest-exec`.  Reap the process and associated metadata if it has
     /// exited.
@@ -2203,10 +2334,12 @@ pub mod commands {
         /// pid returned from `guest-exec`
         pub pid: i64,
     }
+
     impl ::qapi_types::Command for GuestExecStatus {
         const NAME: &'static str = "guest-exec-status";
         type Returns = super::super::GuestExecStatus;
     }
+
     /// Execute a command in the guest
     ///
     /// # Returns
@@ -2234,10 +2367,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub capture_output: ::std::option::Option<super::super::GuestExecCaptureOutput>,
     }
+
     impl ::qapi_types::Command for GuestExec {
         const NAME: &'static str = "guest-exec";
         type Returns = super::super::GuestExec;
     }
+
     /// Return a name for the machine.
     ///
     /// The returned name is not necessarily a fully-qualified domain name,
@@ -2255,6 +2390,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-host-name";
         type Returns = super::super::GuestHostName;
     }
+
     /// Retrieves a list of currently active users on the VM.
     ///
     /// # Returns
@@ -2270,6 +2406,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-users";
         type Returns = ::std::vec::Vec<super::super::GuestUser>;
     }
+
     /// Retrieves the timezone information from the guest.
     ///
     /// *Since: 2.10*
@@ -2279,6 +2416,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-timezone";
         type Returns = super::super::GuestTimezone;
     }
+
     /// Retrieve guest operating system information
     ///
     /// *Since: 2.10*
@@ -2288,6 +2426,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-osinfo";
         type Returns = super::super::GuestOSInfo;
     }
+
     /// Retrieve information about device drivers in Windows guest
     ///
     /// *Since: 5.2*
@@ -2299,6 +2438,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-devices";
         type Returns = ::std::vec::Vec<super::super::GuestDeviceInfo>;
     }
+
     /// Return the public keys from user .ssh/authorized_keys on Unix
     /// systems (not implemented for other systems).
     ///
@@ -2308,10 +2448,12 @@ pub mod commands {
         /// the user account to add the authorized keys
         pub username: ::std::string::String,
     }
+
     impl ::qapi_types::Command for GuestSshGetAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-get-authorized-keys";
         type Returns = super::super::GuestAuthorizedKeys;
     }
+
     /// Append public keys to user .ssh/authorized_keys on Unix systems (not
     /// implemented for other systems).
     ///
@@ -2327,10 +2469,12 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub reset: ::std::option::Option<bool>,
     }
+
     impl ::qapi_types::Command for GuestSshAddAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-add-authorized-keys";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Remove public keys from the user .ssh/authorized_keys on Unix
     /// systems (not implemented for other systems).  It's not an error if
     /// the key is already missing.
@@ -2344,10 +2488,12 @@ pub mod commands {
         /// format)
         pub keys: ::std::vec::Vec<::std::string::String>,
     }
+
     impl ::qapi_types::Command for GuestSshRemoveAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-remove-authorized-keys";
         type Returns = ::qapi_types::Empty;
     }
+
     /// Retrieve information about disk stats.
     ///
     /// # Returns
@@ -2363,6 +2509,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-diskstats";
         type Returns = ::std::vec::Vec<super::super::GuestDiskStatsInfo>;
     }
+
     /// Retrieve information about CPU stats.
     ///
     /// # Returns
@@ -2378,6 +2525,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-cpustats";
         type Returns = ::std::vec::Vec<super::super::GuestCpuStats>;
     }
+
     /// Retrieve CPU process load information
     ///
     /// **Note:**
@@ -2399,6 +2547,7 @@ pub mod commands {
         const NAME: &'static str = "guest-get-load";
         type Returns = super::super::GuestLoadAverage;
     }
+
     /// Retrieve information about route of network.
     ///
     /// # Returns
