@@ -133,6 +133,10 @@ struct Emitter<'s> {
     prefix: TokenStream,
     /// Rust names of the types the current module defines.
     module_types: Vec<String>,
+    /// `command_codec` match arms, one per command.
+    codec_arms: Vec<TokenStream>,
+    /// `event_codec` match arms, one per event.
+    event_codec_arms: Vec<TokenStream>,
 }
 
 /// Generates Rust for `schema`.
@@ -153,6 +157,8 @@ pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, Generat
         current_module: 0,
         prefix: quote! { super:: },
         module_types: Vec::new(),
+        codec_arms: Vec::new(),
+        event_codec_arms: Vec::new(),
     };
     emitter.generate()
 }
@@ -392,6 +398,35 @@ impl Emitter<'_> {
                 #reexport
             }
         });
+        let codec_arms = self.codec_arms.iter();
+        let core = &self.core;
+        let codecs = if self.codec_arms.is_empty() {
+            TokenStream::new()
+        } else {
+            quote! {
+                /// The codec of the command named `name`, if these bindings know it.
+                pub fn command_codec(name: &str) -> ::std::option::Option<#core::CommandCodec> {
+                    match name {
+                        #( #codec_arms )*
+                        _ => ::std::option::Option::None,
+                    }
+                }
+            }
+        };
+        let event_codecs = if self.event_codec_arms.is_empty() {
+            TokenStream::new()
+        } else {
+            let arms = self.event_codec_arms.iter();
+            quote! {
+                /// The codec of the event named `name`, if these bindings know it.
+                pub fn event_codec(name: &str) -> ::std::option::Option<#core::EventCodec> {
+                    match name {
+                        #( #arms )*
+                        _ => ::std::option::Option::None,
+                    }
+                }
+            }
+        };
         let command_uses = modules.iter().filter(|m| m.commands).map(|m| {
             let id = ident(&m.name);
             let cfg = self.cfg(&m.name);
@@ -424,6 +459,10 @@ impl Emitter<'_> {
                 }
 
                 #events
+
+                #codecs
+
+                #event_codecs
             },
         )
     }
@@ -650,11 +689,19 @@ impl Emitter<'_> {
             } else {
                 TokenStream::new()
             };
+            let core = &self.core;
+            let present = format!("{}::private::present", core.to_string().replace(' ', ""));
+            let nullable = if self.can_be_null(m.ty) {
+                quote! { #[serde(deserialize_with = #present)] }
+            } else {
+                TokenStream::new()
+            };
             out.push(if m.optional {
                 quote! {
                     #docs
                     #deprecated
                     #rename
+                    #nullable
                     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
                     pub #fid: ::std::option::Option<#ty>,
                 }
@@ -668,6 +715,21 @@ impl Emitter<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// Whether JSON `null` is a value of the type (so an optional member
+    /// of it must tell `null` from absent).
+    fn can_be_null(&self, ty: EntityId) -> bool {
+        match &self.schema.entity(ty).kind {
+            EntityKind::Builtin(JsonType::Null | JsonType::Value) => true,
+            EntityKind::Alternate { alternatives } => alternatives.iter().any(|v| {
+                matches!(
+                    self.schema.entity(v.ty).kind,
+                    EntityKind::Builtin(JsonType::Null)
+                )
+            }),
+            _ => false,
+        }
     }
 
     fn enum_type(
@@ -1088,6 +1150,16 @@ impl Emitter<'_> {
         };
         let wire = &entity.name;
         let core = self.core.clone();
+        {
+            let module = names::module(&self.schema.modules[self.current_module].name);
+            let cfg = self.cfg(&module);
+            let module = ident(&module);
+            let name = ident(&rust);
+            self.codec_arms.push(quote! {
+                #cfg
+                #wire => ::std::option::Option::Some(#core::CommandCodec::of::<#module::commands::#name>()),
+            });
+        }
         let returns = match cmd.ret_type {
             Some(r) => self.type_ref(r),
             None => quote! { #core::Empty },
@@ -1135,6 +1207,16 @@ impl Emitter<'_> {
         let data = self.data_type(id, &rust, arg_type, false, docs, deprecated)?;
         let name = ident(&rust);
         let wire = &entity.name;
+        {
+            let module = names::module(&self.schema.modules[self.current_module].name);
+            let cfg = self.cfg(&module);
+            let module = ident(&module);
+            let core = &self.core;
+            self.event_codec_arms.push(quote! {
+                #cfg
+                #wire => ::std::option::Option::Some(#core::EventCodec::of::<#module::events::#name>()),
+            });
+        }
         let core = &self.core;
         Ok(quote! {
             #data
@@ -1211,6 +1293,11 @@ impl Emitter<'_> {
             }
 
             impl AnyEvent {
+                /// Whether these bindings do not know the event.
+                pub fn is_unrecognized(&self) -> bool {
+                    matches!(self, AnyEvent::Unrecognized { .. })
+                }
+
                 /// The event's name on the wire.
                 pub fn name(&self) -> &str {
                     match self {

@@ -3518,6 +3518,7 @@ pub struct BlockdevOptionsGenericCOWFormat {
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
 }
@@ -3775,6 +3776,7 @@ pub struct BlockdevOptionsQcow {
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
     /// Image decryption options.  Mandatory for encrypted images,
@@ -3887,6 +3889,7 @@ pub struct BlockdevOptionsQcow2 {
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
     /// whether to enable the lazy refcounts feature

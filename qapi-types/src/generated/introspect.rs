@@ -301,6 +301,7 @@ pub struct SchemaInfoObjectMember {
     /// The parameter is optional, and behavior when it's missing is not
     /// specified here.  Future extension: if present and non-null, the
     /// parameter is optional, and defaults to this value.
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default: ::std::option::Option<::serde_json::Value>,
     /// names of features associated with the member, in no

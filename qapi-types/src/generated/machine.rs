@@ -1785,6 +1785,7 @@ pub struct CpuModelInfo {
     /// the name of the CPU definition the model is based on
     pub name: ::std::string::String,
     /// a dictionary of QOM properties to be applied
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub props: ::std::option::Option<::serde_json::Value>,
 }

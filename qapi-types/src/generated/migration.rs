@@ -1246,6 +1246,7 @@ pub struct MigrateSetParameters {
     /// string means that QEMU will use plain text mode for migration,
     /// rather than TLS.  This is the default.  (Since 2.7)
     #[serde(rename = "tls-creds")]
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<super::StrOrNull>,
     /// migration target's hostname for validating the
@@ -1257,6 +1258,7 @@ pub struct MigrateSetParameters {
     ///
     /// Note: empty value works only since 2.9.
     #[serde(rename = "tls-hostname")]
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_hostname: ::std::option::Option<super::StrOrNull>,
     /// ID of the 'authz' object subclass that provides access
@@ -1265,6 +1267,7 @@ pub struct MigrateSetParameters {
     /// and recreated on the fly while the migration server is active.
     /// If missing, it will default to denying access (Since 4.0)
     #[serde(rename = "tls-authz")]
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<super::StrOrNull>,
     /// maximum speed for migration, in bytes per second.

@@ -1001,6 +1001,11 @@ pub enum AnyEvent {
 }
 
 impl AnyEvent {
+    /// Whether these bindings do not know the event.
+    pub fn is_unrecognized(&self) -> bool {
+        matches!(self, AnyEvent::Unrecognized { .. })
+    }
+
     /// The event's name on the wire.
     pub fn name(&self) -> &str {
         match self {
@@ -1177,5 +1182,2286 @@ impl AnyEvent {
             AnyEvent::VfioMigration(_) => "VFIO_MIGRATION",
             AnyEvent::Unrecognized { event, .. } => event,
         }
+    }
+}
+
+/// The codec of the command named `name`, if these bindings know it.
+pub fn command_codec(name: &str) -> ::std::option::Option<::qapi_types::CommandCodec> {
+    match name {
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "query-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<run_state::commands::QueryStatus>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "watchdog-set-action" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    run_state::commands::WatchdogSetAction,
+                >(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "set-action" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<run_state::commands::SetAction>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-pause" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobPause>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-resume" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobResume>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-cancel" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobCancel>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-complete" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobComplete>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-dismiss" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobDismiss>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "job-finalize" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::JobFinalize>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "query-jobs" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<job::commands::QueryJobs>(),
+            )
+        }
+        #[cfg(feature = "accelerator")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "accelerator")))]
+        "query-kvm" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<accelerator::commands::QueryKvm>(),
+            )
+        }
+        #[cfg(feature = "accelerator")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "accelerator")))]
+        "x-accel-stats" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<accelerator::commands::XAccelStats>(),
+            )
+        }
+        #[cfg(feature = "accelerator")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "accelerator")))]
+        "query-accelerators" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    accelerator::commands::QueryAccelerators,
+                >(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "query-pr-managers" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::QueryPrManagers>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "eject" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::Eject>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "blockdev-open-tray" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockdevOpenTray>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "blockdev-close-tray" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockdevCloseTray>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "blockdev-remove-medium" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockdevRemoveMedium>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "blockdev-insert-medium" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockdevInsertMedium>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "blockdev-change-medium" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockdevChangeMedium>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "block_set_io_throttle" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block::commands::BlockSetIoThrottle>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "block-latency-histogram-set" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block::commands::BlockLatencyHistogramSet,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "query-block" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::QueryBlock>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "query-blockstats" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::QueryBlockstats>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "query-block-jobs" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::QueryBlockJobs>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block_resize" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockResize>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-snapshot-sync" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockdevSnapshotSync,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-snapshot" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockdevSnapshot,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "change-backing-file" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::ChangeBackingFile,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-commit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockCommit>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "drive-backup" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::DriveBackup>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-backup" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevBackup>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "query-named-block-nodes" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::QueryNamedBlockNodes,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "x-debug-query-block-graph" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::XDebugQueryBlockGraph,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "drive-mirror" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::DriveMirror>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapAdd,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-remove" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapRemove,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-clear" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapClear,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-enable" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapEnable,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-disable" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapDisable,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-dirty-bitmap-merge" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockDirtyBitmapMerge,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "x-debug-block-dirty-bitmap-sha256" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::XDebugBlockDirtyBitmapSha256,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-mirror" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevMirror>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-stream" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockStream>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-set-speed" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockJobSetSpeed,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-cancel" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockJobCancel>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-pause" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockJobPause>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-resume" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockJobResume>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-complete" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockJobComplete,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-dismiss" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockJobDismiss>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-finalize" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockJobFinalize,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-job-change" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockJobChange>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevAdd>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-reopen" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevReopen>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-del" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevDel>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-set-active" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockdevSetActive,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-create" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::BlockdevCreate>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "x-blockdev-amend" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::XBlockdevAmend>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "block-set-write-threshold" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockSetWriteThreshold,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "x-blockdev-change" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_core::commands::XBlockdevChange>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "x-blockdev-set-iothread" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::XBlockdevSetIothread,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-snapshot-internal-sync" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockdevSnapshotInternalSync,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "blockdev-snapshot-delete-internal-sync" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_core::commands::BlockdevSnapshotDeleteInternalSync,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "nbd-server-start" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_export::commands::NbdServerStart,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "nbd-server-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_export::commands::NbdServerAdd>(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "nbd-server-remove" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_export::commands::NbdServerRemove,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "nbd-server-stop" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<block_export::commands::NbdServerStop>(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "block-export-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_export::commands::BlockExportAdd,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "block-export-del" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_export::commands::BlockExportDel,
+                >(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "query-block-exports" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    block_export::commands::QueryBlockExports,
+                >(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "query-chardev" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::QueryChardev>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "query-chardev-backends" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::QueryChardevBackends>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "ringbuf-write" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::RingbufWrite>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "ringbuf-read" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::RingbufRead>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "chardev-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::ChardevAdd>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "chardev-change" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::ChardevChange>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "chardev-remove" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::ChardevRemove>(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "chardev-send-break" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<char::commands::ChardevSendBreak>(),
+            )
+        }
+        #[cfg(feature = "dump")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+        "dump-guest-memory" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<dump::commands::DumpGuestMemory>(),
+            )
+        }
+        #[cfg(feature = "dump")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+        "query-dump" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<dump::commands::QueryDump>(),
+            )
+        }
+        #[cfg(feature = "dump")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+        "query-dump-guest-memory-capability" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    dump::commands::QueryDumpGuestMemoryCapability,
+                >(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "set_link" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<net::commands::SetLink>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "netdev_add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<net::commands::NetdevAdd>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "netdev_del" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<net::commands::NetdevDel>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "query-rx-filter" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<net::commands::QueryRxFilter>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "announce-self" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<net::commands::AnnounceSelf>(),
+            )
+        }
+        #[cfg(feature = "ebpf")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ebpf")))]
+        "request-ebpf" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ebpf::commands::RequestEbpf>(),
+            )
+        }
+        #[cfg(feature = "rocker")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
+        "query-rocker" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<rocker::commands::QueryRocker>(),
+            )
+        }
+        #[cfg(feature = "rocker")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
+        "query-rocker-ports" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<rocker::commands::QueryRockerPorts>(),
+            )
+        }
+        #[cfg(feature = "rocker")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
+        "query-rocker-of-dpa-flows" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    rocker::commands::QueryRockerOfDpaFlows,
+                >(),
+            )
+        }
+        #[cfg(feature = "rocker")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
+        "query-rocker-of-dpa-groups" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    rocker::commands::QueryRockerOfDpaGroups,
+                >(),
+            )
+        }
+        #[cfg(feature = "tpm")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
+        "query-tpm-models" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<tpm::commands::QueryTpmModels>(),
+            )
+        }
+        #[cfg(feature = "tpm")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
+        "query-tpm-types" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<tpm::commands::QueryTpmTypes>(),
+            )
+        }
+        #[cfg(feature = "tpm")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
+        "query-tpm" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<tpm::commands::QueryTpm>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "set_password" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::SetPassword>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "expire_password" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::ExpirePassword>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "screendump" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::Screendump>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "query-spice" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::QuerySpice>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "query-vnc" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::QueryVnc>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "query-vnc-servers" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::QueryVncServers>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "change-vnc-password" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::ChangeVncPassword>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "query-mice" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::QueryMice>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "send-key" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::SendKey>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "input-send-event" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::InputSendEvent>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "query-display-options" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::QueryDisplayOptions>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "display-reload" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::DisplayReload>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "display-update" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::DisplayUpdate>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "client_migrate_info" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<ui::commands::ClientMigrateInfo>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-migrate" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::QueryMigrate>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-set-capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::MigrateSetCapabilities,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-migrate-capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::QueryMigrateCapabilities,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-set-parameters" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::MigrateSetParameters,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-migrate-parameters" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::QueryMigrateParameters,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-start-postcopy" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::MigrateStartPostcopy,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "x-colo-lost-heartbeat" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XColoLostHeartbeat,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate_cancel" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::MigrateCancel>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-continue" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::MigrateContinue>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::Migrate>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-incoming" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::MigrateIncoming>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "xen-save-devices-state" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XenSaveDevicesState,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "xen-set-global-dirty-log" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XenSetGlobalDirtyLog,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "xen-load-devices-state" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XenLoadDevicesState,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "xen-set-replication" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XenSetReplication,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-xen-replication-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::QueryXenReplicationStatus,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "xen-colo-do-checkpoint" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::XenColoDoCheckpoint,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-colo-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::QueryColoStatus>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-recover" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::MigrateRecover>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "migrate-pause" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::MigratePause>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "calc-dirty-rate" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::CalcDirtyRate>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-dirty-rate" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::QueryDirtyRate>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "set-vcpu-dirty-limit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::SetVcpuDirtyLimit,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "cancel-vcpu-dirty-limit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::CancelVcpuDirtyLimit,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-vcpu-dirty-limit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::QueryVcpuDirtyLimit,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "query-migrationthreads" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    migration::commands::QueryMigrationthreads,
+                >(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "snapshot-save" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::SnapshotSave>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "snapshot-load" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::SnapshotLoad>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "snapshot-delete" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<migration::commands::SnapshotDelete>(),
+            )
+        }
+        #[cfg(feature = "transaction")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "transaction")))]
+        "transaction" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<transaction::commands::Transaction>(),
+            )
+        }
+        #[cfg(feature = "trace")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
+        "trace-event-get-state" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<trace::commands::TraceEventGetState>(),
+            )
+        }
+        #[cfg(feature = "trace")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
+        "trace-event-set-state" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<trace::commands::TraceEventSetState>(),
+            )
+        }
+        #[cfg(feature = "control")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+        "qmp_capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<control::commands::QmpCapabilities>(),
+            )
+        }
+        #[cfg(feature = "control")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+        "query-version" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<control::commands::QueryVersion>(),
+            )
+        }
+        #[cfg(feature = "control")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+        "query-commands" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<control::commands::QueryCommands>(),
+            )
+        }
+        #[cfg(feature = "control")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+        "quit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<control::commands::Quit>(),
+            )
+        }
+        #[cfg(feature = "introspect")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "introspect")))]
+        "query-qmp-schema" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<introspect::commands::QueryQmpSchema>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-list" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomList>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-get" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomGet>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-list-get" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomListGet>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-set" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomSet>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-list-types" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomListTypes>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "qom-list-properties" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::QomListProperties>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "object-add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::ObjectAdd>(),
+            )
+        }
+        #[cfg(feature = "qom")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
+        "object-del" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qom::commands::ObjectDel>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "device-list-properties" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qdev::commands::DeviceListProperties>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "device_add" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qdev::commands::DeviceAdd>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "device_del" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qdev::commands::DeviceDel>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "device-sync-config" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qdev::commands::DeviceSyncConfig>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-cpus-fast" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryCpusFast>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-machines" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryMachines>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-current-machine" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryCurrentMachine,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-target" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryTarget>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-uuid" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryUuid>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-vm-generation-id" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryVmGenerationId,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "system_reset" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::SystemReset>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "system_powerdown" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::SystemPowerdown>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "system_wakeup" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::SystemWakeup>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "inject-nmi" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::InjectNmi>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "memsave" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::Memsave>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "pmemsave" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::Pmemsave>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-memdev" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryMemdev>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-hotpluggable-cpus" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryHotpluggableCpus,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "set-numa-node" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::SetNumaNode>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "balloon" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::Balloon>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-balloon" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryBalloon>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-hv-balloon-status-report" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryHvBalloonStatusReport,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-memory-size-summary" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryMemorySizeSummary,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-memory-devices" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryMemoryDevices>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-irq" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryIrq>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-jit" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryJit>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-numa" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryNuma>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-ramblock" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryRamblock>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-roms" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryRoms>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-usb" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::XQueryUsb>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "dumpdtb" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::Dumpdtb>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "x-query-interrupt-controllers" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::XQueryInterruptControllers,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-firmware-log" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::QueryFirmwareLog>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "dump-skeys" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<machine::commands::DumpSkeys>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-cpu-model-comparison" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryCpuModelComparison,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-cpu-model-baseline" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryCpuModelBaseline,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-cpu-model-expansion" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryCpuModelExpansion,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "query-cpu-definitions" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine::commands::QueryCpuDefinitions,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine_s390x")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+        "set-cpu-topology" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine_s390x::commands::SetCpuTopology,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine_s390x")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+        "query-s390x-cpu-polarization" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    machine_s390x::commands::QueryS390xCpuPolarization,
+                >(),
+            )
+        }
+        #[cfg(feature = "replay")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+        "query-replay" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<replay::commands::QueryReplay>(),
+            )
+        }
+        #[cfg(feature = "replay")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+        "replay-break" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<replay::commands::ReplayBreak>(),
+            )
+        }
+        #[cfg(feature = "replay")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+        "replay-delete-break" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<replay::commands::ReplayDeleteBreak>(),
+            )
+        }
+        #[cfg(feature = "replay")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+        "replay-seek" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<replay::commands::ReplaySeek>(),
+            )
+        }
+        #[cfg(feature = "yank")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "yank")))]
+        "yank" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<yank::commands::Yank>(),
+            )
+        }
+        #[cfg(feature = "yank")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "yank")))]
+        "query-yank" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<yank::commands::QueryYank>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "add_client" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::AddClient>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "query-name" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::QueryName>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "query-iothreads" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::QueryIothreads>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "stop" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::Stop>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "cont" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::Cont>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "x-exit-preconfig" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::XExitPreconfig>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "human-monitor-command" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::HumanMonitorCommand>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "getfd" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::Getfd>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "get-win32-socket" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::GetWin32Socket>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "closefd" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::Closefd>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "add-fd" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::AddFd>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "remove-fd" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::RemoveFd>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "query-fdsets" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc::commands::QueryFdsets>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "query-command-line-options" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc::commands::QueryCommandLineOptions,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_arm")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_arm")))]
+        "query-gic-capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_arm::commands::QueryGicCapabilities,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "rtc-reset-reinjection" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::RtcResetReinjection,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sev" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc_i386::commands::QuerySev>(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sev-launch-measure" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::QuerySevLaunchMeasure,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sev-capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::QuerySevCapabilities,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "sev-inject-launch-secret" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::SevInjectLaunchSecret,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sev-attestation-report" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::QuerySevAttestationReport,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sgx" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc_i386::commands::QuerySgx>(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "query-sgx-capabilities" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    misc_i386::commands::QuerySgxCapabilities,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "xen-event-list" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc_i386::commands::XenEventList>(),
+            )
+        }
+        #[cfg(feature = "misc_i386")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
+        "xen-event-inject" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<misc_i386::commands::XenEventInject>(),
+            )
+        }
+        #[cfg(feature = "audio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "audio")))]
+        "query-audiodevs" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<audio::commands::QueryAudiodevs>(),
+            )
+        }
+        #[cfg(feature = "acpi")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
+        "query-acpi-ospm-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<acpi::commands::QueryAcpiOspmStatus>(),
+            )
+        }
+        #[cfg(feature = "acpi_hest")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "acpi_hest")))]
+        "inject-ghes-v2-error" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    acpi_hest::commands::InjectGhesV2Error,
+                >(),
+            )
+        }
+        #[cfg(feature = "pci")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "pci")))]
+        "query-pci" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<pci::commands::QueryPci>(),
+            )
+        }
+        #[cfg(feature = "stats")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
+        "query-stats" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<stats::commands::QueryStats>(),
+            )
+        }
+        #[cfg(feature = "stats")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
+        "query-stats-schemas" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<stats::commands::QueryStatsSchemas>(),
+            )
+        }
+        #[cfg(feature = "virtio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
+        "x-query-virtio" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<virtio::commands::XQueryVirtio>(),
+            )
+        }
+        #[cfg(feature = "virtio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
+        "x-query-virtio-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<virtio::commands::XQueryVirtioStatus>(),
+            )
+        }
+        #[cfg(feature = "virtio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
+        "x-query-virtio-queue-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    virtio::commands::XQueryVirtioQueueStatus,
+                >(),
+            )
+        }
+        #[cfg(feature = "virtio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
+        "x-query-virtio-vhost-queue-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    virtio::commands::XQueryVirtioVhostQueueStatus,
+                >(),
+            )
+        }
+        #[cfg(feature = "virtio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
+        "x-query-virtio-queue-element" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    virtio::commands::XQueryVirtioQueueElement,
+                >(),
+            )
+        }
+        #[cfg(feature = "cryptodev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cryptodev")))]
+        "query-cryptodev" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<cryptodev::commands::QueryCryptodev>(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-general-media-event" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    cxl::commands::CxlInjectGeneralMediaEvent,
+                >(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-dram-event" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<cxl::commands::CxlInjectDramEvent>(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-memory-module-event" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    cxl::commands::CxlInjectMemoryModuleEvent,
+                >(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-poison" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<cxl::commands::CxlInjectPoison>(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-uncorrectable-errors" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    cxl::commands::CxlInjectUncorrectableErrors,
+                >(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-inject-correctable-error" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    cxl::commands::CxlInjectCorrectableError,
+                >(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-add-dynamic-capacity" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<cxl::commands::CxlAddDynamicCapacity>(),
+            )
+        }
+        #[cfg(feature = "cxl")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
+        "cxl-release-dynamic-capacity" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    cxl::commands::CxlReleaseDynamicCapacity,
+                >(),
+            )
+        }
+        _ => ::std::option::Option::None,
+    }
+}
+
+/// The codec of the event named `name`, if these bindings know it.
+pub fn event_codec(name: &str) -> ::std::option::Option<::qapi_types::EventCodec> {
+    match name {
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "SHUTDOWN" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Shutdown>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "POWERDOWN" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Powerdown>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "RESET" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Reset>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "STOP" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Stop>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "RESUME" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Resume>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "SUSPEND" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Suspend>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "SUSPEND_DISK" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::SuspendDisk>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "WAKEUP" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Wakeup>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "WATCHDOG" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::Watchdog>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "GUEST_PANICKED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::GuestPanicked>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "GUEST_CRASHLOADED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::GuestCrashloaded>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "GUEST_PVSHUTDOWN" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::GuestPvshutdown>(),
+            )
+        }
+        #[cfg(feature = "run_state")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+        "MEMORY_FAILURE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<run_state::events::MemoryFailure>(),
+            )
+        }
+        #[cfg(feature = "job")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+        "JOB_STATUS_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<job::events::JobStatusChange>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "DEVICE_TRAY_MOVED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block::events::DeviceTrayMoved>(),
+            )
+        }
+        #[cfg(feature = "block")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+        "PR_MANAGER_STATUS_CHANGED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block::events::PrManagerStatusChanged>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_IMAGE_CORRUPTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockImageCorrupted>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_IO_ERROR" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockIoError>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_JOB_COMPLETED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockJobCompleted>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_JOB_CANCELLED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockJobCancelled>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_JOB_ERROR" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockJobError>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_JOB_READY" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockJobReady>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_JOB_PENDING" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockJobPending>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "BLOCK_WRITE_THRESHOLD" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::BlockWriteThreshold>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "QUORUM_FAILURE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::QuorumFailure>(),
+            )
+        }
+        #[cfg(feature = "block_core")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+        "QUORUM_REPORT_BAD" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<block_core::events::QuorumReportBad>(),
+            )
+        }
+        #[cfg(feature = "block_export")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+        "BLOCK_EXPORT_DELETED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<
+                    block_export::events::BlockExportDeleted,
+                >(),
+            )
+        }
+        #[cfg(feature = "char")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+        "VSERPORT_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<char::events::VserportChange>(),
+            )
+        }
+        #[cfg(feature = "dump")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+        "DUMP_COMPLETED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<dump::events::DumpCompleted>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "NIC_RX_FILTER_CHANGED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<net::events::NicRxFilterChanged>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "FAILOVER_NEGOTIATED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<net::events::FailoverNegotiated>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "NETDEV_STREAM_CONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<net::events::NetdevStreamConnected>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "NETDEV_STREAM_DISCONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<net::events::NetdevStreamDisconnected>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "NETDEV_VHOST_USER_CONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<net::events::NetdevVhostUserConnected>(),
+            )
+        }
+        #[cfg(feature = "net")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+        "NETDEV_VHOST_USER_DISCONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<
+                    net::events::NetdevVhostUserDisconnected,
+                >(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "SPICE_CONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::SpiceConnected>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "SPICE_INITIALIZED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::SpiceInitialized>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "SPICE_DISCONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::SpiceDisconnected>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "SPICE_MIGRATE_COMPLETED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::SpiceMigrateCompleted>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "VNC_CONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::VncConnected>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "VNC_INITIALIZED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::VncInitialized>(),
+            )
+        }
+        #[cfg(feature = "ui")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+        "VNC_DISCONNECTED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<ui::events::VncDisconnected>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "MIGRATION" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<migration::events::Migration>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "MIGRATION_PASS" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<migration::events::MigrationPass>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "COLO_EXIT" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<migration::events::ColoExit>(),
+            )
+        }
+        #[cfg(feature = "migration")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+        "UNPLUG_PRIMARY" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<migration::events::UnplugPrimary>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "DEVICE_DELETED" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<qdev::events::DeviceDeleted>(),
+            )
+        }
+        #[cfg(feature = "qdev")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+        "DEVICE_UNPLUG_GUEST_ERROR" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<qdev::events::DeviceUnplugGuestError>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "BALLOON_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<machine::events::BalloonChange>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "HV_BALLOON_STATUS_REPORT" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<machine::events::HvBalloonStatusReport>(),
+            )
+        }
+        #[cfg(feature = "machine")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+        "MEMORY_DEVICE_SIZE_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<machine::events::MemoryDeviceSizeChange>(),
+            )
+        }
+        #[cfg(feature = "machine_s390x")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+        "CPU_POLARIZATION_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<
+                    machine_s390x::events::CpuPolarizationChange,
+                >(),
+            )
+        }
+        #[cfg(feature = "machine_s390x")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+        "SCLP_CPI_INFO_AVAILABLE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<
+                    machine_s390x::events::SclpCpiInfoAvailable,
+                >(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "RTC_CHANGE" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<misc::events::RtcChange>(),
+            )
+        }
+        #[cfg(feature = "misc")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+        "VFU_CLIENT_HANGUP" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<misc::events::VfuClientHangup>(),
+            )
+        }
+        #[cfg(feature = "acpi")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
+        "ACPI_DEVICE_OST" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<acpi::events::AcpiDeviceOst>(),
+            )
+        }
+        #[cfg(feature = "vfio")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
+        "VFIO_MIGRATION" => {
+            ::std::option::Option::Some(
+                ::qapi_types::EventCodec::of::<vfio::events::VfioMigration>(),
+            )
+        }
+        _ => ::std::option::Option::None,
     }
 }

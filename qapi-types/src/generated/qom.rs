@@ -28,6 +28,7 @@ pub struct ObjectPropertyInfo {
     pub description: ::std::option::Option<::std::string::String>,
     /// the default value, if any (since 5.0)
     #[serde(rename = "default-value")]
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_value: ::std::option::Option<::serde_json::Value>,
 }
@@ -42,6 +43,7 @@ pub struct ObjectPropertyValue {
     pub r#type: ::std::string::String,
     /// the value of the property.  Absent when the property cannot
     /// be read.
+    #[serde(deserialize_with = "::qapi_types::private::present")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub value: ::std::option::Option<::serde_json::Value>,
 }

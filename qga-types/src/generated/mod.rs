@@ -26,3 +26,275 @@ pub mod commands {
 
 /// Every event's data type, each implementing `Event`.
 pub mod events {}
+/// The codec of the command named `name`, if these bindings know it.
+pub fn command_codec(name: &str) -> ::std::option::Option<::qapi_types::CommandCodec> {
+    match name {
+        "guest-sync-delimited" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSyncDelimited,
+                >(),
+            )
+        }
+        "guest-sync" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestSync>(),
+            )
+        }
+        "guest-ping" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestPing>(),
+            )
+        }
+        "guest-get-time" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetTime>(),
+            )
+        }
+        "guest-set-time" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestSetTime>(),
+            )
+        }
+        "guest-info" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestInfo>(),
+            )
+        }
+        "guest-shutdown" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestShutdown>(),
+            )
+        }
+        "guest-file-open" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileOpen>(),
+            )
+        }
+        "guest-file-close" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileClose>(),
+            )
+        }
+        "guest-file-read" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileRead>(),
+            )
+        }
+        "guest-file-write" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileWrite>(),
+            )
+        }
+        "guest-file-seek" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileSeek>(),
+            )
+        }
+        "guest-file-flush" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFileFlush>(),
+            )
+        }
+        "guest-fsfreeze-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestFsfreezeStatus,
+                >(),
+            )
+        }
+        "guest-fsfreeze-freeze" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestFsfreezeFreeze,
+                >(),
+            )
+        }
+        "guest-fsfreeze-freeze-list" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestFsfreezeFreezeList,
+                >(),
+            )
+        }
+        "guest-fsfreeze-thaw" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestFsfreezeThaw,
+                >(),
+            )
+        }
+        "guest-fstrim" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestFstrim>(),
+            )
+        }
+        "guest-suspend-disk" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSuspendDisk,
+                >(),
+            )
+        }
+        "guest-suspend-ram" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSuspendRam,
+                >(),
+            )
+        }
+        "guest-suspend-hybrid" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSuspendHybrid,
+                >(),
+            )
+        }
+        "guest-network-get-interfaces" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestNetworkGetInterfaces,
+                >(),
+            )
+        }
+        "guest-get-vcpus" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetVcpus>(),
+            )
+        }
+        "guest-set-vcpus" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestSetVcpus>(),
+            )
+        }
+        "guest-get-disks" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetDisks>(),
+            )
+        }
+        "guest-get-fsinfo" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetFsinfo>(),
+            )
+        }
+        "guest-set-user-password" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSetUserPassword,
+                >(),
+            )
+        }
+        "guest-get-memory-blocks" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetMemoryBlocks,
+                >(),
+            )
+        }
+        "guest-set-memory-blocks" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSetMemoryBlocks,
+                >(),
+            )
+        }
+        "guest-get-memory-block-info" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetMemoryBlockInfo,
+                >(),
+            )
+        }
+        "guest-exec-status" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestExecStatus,
+                >(),
+            )
+        }
+        "guest-exec" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestExec>(),
+            )
+        }
+        "guest-get-host-name" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetHostName,
+                >(),
+            )
+        }
+        "guest-get-users" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetUsers>(),
+            )
+        }
+        "guest-get-timezone" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetTimezone,
+                >(),
+            )
+        }
+        "guest-get-osinfo" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetOsinfo>(),
+            )
+        }
+        "guest-get-devices" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetDevices,
+                >(),
+            )
+        }
+        "guest-ssh-get-authorized-keys" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSshGetAuthorizedKeys,
+                >(),
+            )
+        }
+        "guest-ssh-add-authorized-keys" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSshAddAuthorizedKeys,
+                >(),
+            )
+        }
+        "guest-ssh-remove-authorized-keys" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestSshRemoveAuthorizedKeys,
+                >(),
+            )
+        }
+        "guest-get-diskstats" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetDiskstats,
+                >(),
+            )
+        }
+        "guest-get-cpustats" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestGetCpustats,
+                >(),
+            )
+        }
+        "guest-get-load" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<qapi_schema::commands::GuestGetLoad>(),
+            )
+        }
+        "guest-network-get-route" => {
+            ::std::option::Option::Some(
+                ::qapi_types::CommandCodec::of::<
+                    qapi_schema::commands::GuestNetworkGetRoute,
+                >(),
+            )
+        }
+        _ => ::std::option::Option::None,
+    }
+}
