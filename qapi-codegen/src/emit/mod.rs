@@ -332,7 +332,9 @@ impl Emitter<'_> {
                 #module_events
             };
             let text = format_file(&name, &header, tokens)?;
-            generated.files.insert(format!("{name}.rs"), text);
+            // A module named after a keyword is `r#mod` in Rust, `mod.rs`… on disk.
+            let file = name.trim_start_matches("r#");
+            generated.files.insert(format!("{file}.rs"), text);
             module_names.push((index, name.clone()));
             module_contents.push(ModuleContents {
                 name,
@@ -595,6 +597,16 @@ impl Emitter<'_> {
         }
     }
 
+    /// What a `#[deprecated]` note says: the schema's description of the
+    /// `deprecated` feature, else the first paragraph of the docs.
+    fn deprecation_text(&self, id: EntityId) -> Option<String> {
+        let doc = self.schema.doc(id)?;
+        Some(match doc.feature("deprecated") {
+            Some(section) => section.text.clone(),
+            None => doc.body().text.clone(),
+        })
+    }
+
     /// The doc block that describes the members of `id`: its own, or for an
     /// implicit type that of the command, event or union it belongs to.
     fn member_doc_block(&self, id: EntityId) -> Option<&crate::doc::DocBlock> {
@@ -787,7 +799,7 @@ impl Emitter<'_> {
             from_wire.push(quote! { #wire => #name::#vid, });
         }
         let core = &self.core;
-        let deprecated = self.deprecated(&entity.features, doc.map(|d| d.body().text.clone()));
+        let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         Ok(quote! {
             #docs
             #deprecated
@@ -836,10 +848,7 @@ impl Emitter<'_> {
         self.claim(&rust, &entity.name, "types")?;
         let name = ident(&rust);
         let docs = doc_attrs(&self.item_docs(id));
-        let deprecated = self.deprecated(
-            &entity.features,
-            self.schema.doc(id).map(|d| d.body().text.clone()),
-        );
+        let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         let fields = self.fields(id, id, None)?;
         Ok(quote! {
             #docs
@@ -871,10 +880,7 @@ impl Emitter<'_> {
         let name = ident(&rust);
         let branch_name = ident(&branch_rust);
         let docs = doc_attrs(&self.item_docs(id));
-        let deprecated = self.deprecated(
-            &entity.features,
-            self.schema.doc(id).map(|d| d.body().text.clone()),
-        );
+        let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         let tag = branches.tag.clone();
         let fields = self.fields(id, id, Some(&tag))?;
         let mut variants = Vec::new();
@@ -1019,7 +1025,7 @@ impl Emitter<'_> {
             }
         }
         let expecting = format!("{} ({})", entity.name, expecting.join(" or "));
-        let deprecated = self.deprecated(&entity.features, doc.map(|d| d.body().text.clone()));
+        let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         Ok(quote! {
             #docs
             #deprecated
@@ -1130,10 +1136,7 @@ impl Emitter<'_> {
         } else {
             self.claim(&rust, &entity.name, "commands")?;
             let docs = doc_attrs(&self.item_docs(id));
-            let deprecated = self.deprecated(
-                &entity.features,
-                self.schema.doc(id).map(|d| d.body().text.clone()),
-            );
+            let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
             self.data_type(id, &rust, cmd.arg_type, !cmd.gen, docs, deprecated)?
         };
         let name_path = {
@@ -1200,10 +1203,7 @@ impl Emitter<'_> {
         let rust = names::camel(&entity.name);
         self.claim(&rust, &entity.name, "events")?;
         let docs = doc_attrs(&self.item_docs(id));
-        let deprecated = self.deprecated(
-            &entity.features,
-            self.schema.doc(id).map(|d| d.body().text.clone()),
-        );
+        let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         let data = self.data_type(id, &rust, arg_type, false, docs, deprecated)?;
         let name = ident(&rust);
         let wire = &entity.name;

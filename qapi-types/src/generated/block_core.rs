@@ -8484,7 +8484,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-pause` instead.
-    #[deprecated(note = "Pause an active background block operation.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-pause`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobPause {
         /// The job identifier.  This used to be a device name (hence
@@ -8517,7 +8517,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-resume` instead.
-    #[deprecated(note = "Resume an active background block operation.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-resume`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobResume {
         /// The job identifier.  This used to be a device name (hence
@@ -8561,9 +8561,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-complete` instead.
-    #[deprecated(
-        note = "Manually trigger completion of an active job in the READY or STANDBY state.  Completing the job in any other state is an error."
-    )]
+    #[deprecated(note = "This command is deprecated.  Use `job-complete`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobComplete {
         /// The job identifier.  This used to be a device name (hence
@@ -8597,9 +8595,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-dismiss` instead.
-    #[deprecated(
-        note = "Deletes a job that is in the CONCLUDED state.  This command only needs to be run explicitly for jobs that don't have automatic dismiss enabled.  In turn, automatic dismiss may be enabled only for jobs that have @auto-dismiss option, which are `drive-backup`, `blockdev-backup`, `drive-mirror`, `blockdev-mirror`, `block-commit` and `block-stream`.  @auto-dismiss is enabled by default for these jobs."
-    )]
+    #[deprecated(note = "This command is deprecated.  Use `job-dismiss`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobDismiss {
         /// The job identifier.
@@ -8630,9 +8626,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-finalize` instead.
-    #[deprecated(
-        note = "Instructs all jobs in a transaction (or a single job if it is not part of any transaction) to finalize any graph changes and do any necessary cleanup.  This command requires that all involved jobs are in the PENDING state."
-    )]
+    #[deprecated(note = "This command is deprecated.  Use `job-finalize`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobFinalize {
         /// The job identifier.

@@ -567,7 +567,9 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `block-export-add` instead.
-    #[deprecated(note = "Export a block node to QEMU's embedded NBD server.")]
+    #[deprecated(
+        note = "This command is deprecated.  Use `block-export-add`     instead."
+    )]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(transparent)]
     pub struct NbdServerAdd(pub super::super::NbdServerAddOptions);
@@ -591,7 +593,9 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use `block-export-del` instead.
-    #[deprecated(note = "Remove NBD export by name.")]
+    #[deprecated(
+        note = "This command is deprecated.  Use `block-export-del`     instead."
+    )]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct NbdServerRemove {
         /// Block export id.

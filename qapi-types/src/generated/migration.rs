@@ -3211,7 +3211,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated with no replacement yet.
-    #[deprecated(note = "Return information of migration threads")]
+    #[deprecated(note = "This command is deprecated with no replacement yet.")]
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct QueryMigrationthreads {}
     impl ::qapi_types::Command for QueryMigrationthreads {
