@@ -11,18 +11,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qapi_codegen::{emit, Config};
+use qapi_codegen::{emit, Config, Rules};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Writes a crate holding the bindings for `schema`; returns its folder.
-fn scratch_crate(name: &str, schema: &Path) -> PathBuf {
+fn scratch_crate(name: &str, schema: &Path, rules: Rules) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("generated-{name}"));
     let _ = std::fs::remove_dir_all(dir.join("src"));
     std::fs::create_dir_all(dir.join("src")).expect("scratch crate folder");
     let model = Config::new()
+        .rules(rules)
         .load(schema)
         .unwrap_or_else(|e| panic!("{}: {e}", schema.display()));
     let generated = emit::generate(
@@ -88,10 +89,28 @@ fn qemu_test_schemas_generate_compiling_documented_bindings() {
         ("qapi-schema-test", "qapi-schema-test.json"),
         ("doc-good", "doc-good.json"),
     ] {
-        let dir = scratch_crate(name, &suite.join(file));
+        let dir = scratch_crate(name, &suite.join(file), Rules::default());
         cargo(&dir, &["build", "--quiet", "--all-features"]);
         cargo(&dir, &["build", "--quiet", "--no-default-features"]);
         cargo(&dir, &["doc", "--quiet", "--no-deps", "--all-features"]);
         eprintln!("{file}: bindings compile and document cleanly");
+    }
+}
+
+#[test]
+fn older_releases_generate_compiling_bindings() {
+    // QEMU 5.2 (simple unions, C-preprocessor conditions) and 7.2: the full
+    // QMP schema of 5.2 and the guest-agent schema of 7.2.
+    for (name, version, file) in [
+        ("qmp-5-2", "5.2", "qapi/qapi-schema.json"),
+        ("qga-7-2", "7.2", "qga/qapi-schema.json"),
+    ] {
+        let Some(tree) = common::qemu_source(version) else {
+            return;
+        };
+        let rules = Rules::for_version(version).expect("a known release");
+        let dir = scratch_crate(name, &tree.join(file), rules);
+        cargo(&dir, &["build", "--quiet", "--all-features"]);
+        eprintln!("QEMU {version} {file}: bindings compile");
     }
 }
