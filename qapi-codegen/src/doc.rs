@@ -291,24 +291,7 @@ pub fn qmp_examples(text: &str) -> Vec<Example> {
         while i < lines.len() && inside(lines[i]) {
             i += 1;
         }
-        let body = &lines[start..i];
-        let common = body
-            .iter()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| indent_of(l))
-            .min()
-            .unwrap_or(0);
-        let dedented: Vec<&str> = body
-            .iter()
-            .map(|l| {
-                if l.trim().is_empty() {
-                    ""
-                } else {
-                    &l[common..]
-                }
-            })
-            .collect();
-        example.text = dedented.join("\n").trim_matches('\n').to_owned();
+        example.text = dedent(&lines[start..i]);
         out.push(example);
     }
     out
@@ -323,6 +306,28 @@ fn at_name_colon(line: &str) -> Option<(&str, usize)> {
     let after = &rest[colon + 1..];
     let spaces = after.len() - after.trim_start_matches(' ').len();
     Some((name, 1 + colon + 1 + spaces))
+}
+
+/// `lines` without their common indentation, blank lines at either end
+/// dropped.
+pub(crate) fn dedent(lines: &[&str]) -> String {
+    let common = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+        .min()
+        .unwrap_or(0);
+    let body: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            if l.trim().is_empty() {
+                ""
+            } else {
+                &l[common..]
+            }
+        })
+        .collect();
+    body.join("\n").trim_matches('\n').to_owned()
 }
 
 /// Number of leading white-space characters.

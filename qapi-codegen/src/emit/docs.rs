@@ -8,7 +8,7 @@
 //! escaped (they would be links or HTML), bare URLs are wrapped, and
 //! `@member` references become code spans.
 
-use crate::doc::{DocBlock, Section, SectionKind};
+use crate::doc::{dedent, DocBlock, Section, SectionKind};
 use crate::model::Condition;
 
 /// Converts one section's rST text to Markdown.
@@ -119,26 +119,6 @@ fn fence(out: &mut Vec<String>, lang: &str, body: &str) {
 
 fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
-}
-
-fn dedent(lines: &[&str]) -> String {
-    let common = lines
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| indent_of(l))
-        .min()
-        .unwrap_or(0);
-    let body: Vec<&str> = lines
-        .iter()
-        .map(|l| {
-            if l.trim().is_empty() {
-                ""
-            } else {
-                &l[common..]
-            }
-        })
-        .collect();
-    body.join("\n").trim_matches('\n').to_owned()
 }
 
 /// Inline markup: ``code`` and roles to code spans, `@name` to a code span,
