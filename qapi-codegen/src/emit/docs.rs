@@ -8,11 +8,17 @@
 //! escaped (they would be links or HTML), bare URLs are wrapped, and
 //! `@member` references become code spans.
 
+use std::collections::HashMap;
+
 use crate::doc::{dedent, DocBlock, Section, SectionKind};
+
+/// Where `@name` references link: QAPI name → rustdoc path.  Names not in
+/// it (members, names of other schemas) stay code spans.
+pub type Links = HashMap<String, String>;
 use crate::model::Condition;
 
 /// Converts one section's rST text to Markdown.
-pub fn markdown(text: &str) -> String {
+pub fn markdown(text: &str, links: &Links) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
@@ -46,7 +52,7 @@ pub fn markdown(text: &str) -> String {
             match name {
                 "qmp-example" => {
                     out.push(match title {
-                        Some(t) => format!("**Example: {}**", inline(&t)),
+                        Some(t) => format!("**Example: {}**", inline(&t, links)),
                         None => "**Example:**".to_owned(),
                     });
                     out.push(String::new());
@@ -64,11 +70,11 @@ pub fn markdown(text: &str) -> String {
                                 .unwrap_or_default()
                         }
                     };
-                    out.push(format!("**{}:**", inline(&label)));
+                    out.push(format!("**{}:**", inline(&label, links)));
                     out.push(String::new());
-                    out.push(markdown(&body));
+                    out.push(markdown(&body, links));
                 }
-                _ => out.push(markdown(&body)),
+                _ => out.push(markdown(&body, links)),
             }
             push_blank(&mut out);
             continue;
@@ -77,7 +83,7 @@ pub fn markdown(text: &str) -> String {
             // A literal block follows: "text::" shows as "text:".
             let head = trimmed.trim_end_matches("::").trim_end();
             if !head.is_empty() {
-                out.push(format!("{}:", inline(head)));
+                out.push(format!("{}:", inline(head, links)));
             }
             i += 1;
             let start = i;
@@ -92,7 +98,7 @@ pub fn markdown(text: &str) -> String {
             }
             continue;
         }
-        out.push(inline(trimmed));
+        out.push(inline(trimmed, links));
         i += 1;
     }
     while out.last().is_some_and(|l| l.is_empty()) {
@@ -121,25 +127,42 @@ fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-/// Inline markup: ``code`` and roles to code spans, `@name` to a code span,
-/// and escapes outside code spans.
-fn inline(text: &str) -> String {
-    let text = text.replace("``", "`");
+/// Inline markup: ``literal`` and roles to code spans; `name` (QEMU's
+/// default role, a cross-reference) and `@name` to a link where the target
+/// is generated, else a code span; escapes outside code spans.
+fn inline(text: &str, links: &Links) -> String {
+    const LITERAL: char = '\u{1}';
+    let text = text.replace("``", &LITERAL.to_string());
     let text = strip_roles(&text);
     let mut out = String::with_capacity(text.len() + 8);
-    for (i, part) in text.split('`').enumerate() {
-        if i > 0 {
-            out.push('`');
+    let references: Vec<&str> = text.split('`').collect();
+    for (i, part) in references.iter().enumerate() {
+        let unclosed = i == references.len() - 1 && i % 2 == 1;
+        if i % 2 == 1 && !unclosed {
+            let name = part.replace(LITERAL, "`");
+            match links.get(name.as_str()) {
+                Some(path) => out.push_str(&format!("[`{name}`]({path})")),
+                None => out.push_str(&format!("`{name}`")),
+            }
+            continue;
         }
-        if i % 2 == 1 {
-            out.push_str(part);
-        } else {
-            out.push_str(&escape_plain(part));
+        if unclosed {
+            // An unbalanced backtick would swallow the rest of the paragraph.
+            out.push_str("\\`");
         }
-    }
-    // An unbalanced backtick would swallow the rest of the paragraph.
-    if text.matches('`').count() % 2 == 1 {
-        out = out.replacen('`', "\\`", 1);
+        let literals: Vec<&str> = part.split(LITERAL).collect();
+        for (j, piece) in literals.iter().enumerate() {
+            if j % 2 == 1 && j < literals.len() - 1 {
+                out.push('`');
+                out.push_str(piece);
+                out.push('`');
+            } else {
+                if j % 2 == 1 {
+                    out.push_str("\\`\\`");
+                }
+                out.push_str(&escape_plain(piece, links));
+            }
+        }
     }
     out
 }
@@ -163,7 +186,7 @@ fn strip_roles(text: &str) -> String {
     out
 }
 
-fn escape_plain(text: &str) -> String {
+fn escape_plain(text: &str, links: &Links) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while !rest.is_empty() {
@@ -192,9 +215,14 @@ fn escape_plain(text: &str) -> String {
                     out.push('@');
                     rest = &rest[1..];
                 } else {
-                    out.push('`');
-                    out.push_str(name);
-                    out.push('`');
+                    match links.get(name) {
+                        Some(path) => out.push_str(&format!("[`{name}`]({path})")),
+                        None => {
+                            out.push('`');
+                            out.push_str(name);
+                            out.push('`');
+                        }
+                    }
                     rest = &rest[1 + name.len()..];
                 }
                 continue;
@@ -233,29 +261,29 @@ fn join(list: &[Condition], sep: &str) -> String {
 /// The documentation of a definition, from its block: the body, then the
 /// other sections in order (members and features are documented where they
 /// are declared).
-pub fn definition(doc: Option<&DocBlock>) -> Vec<String> {
+pub fn definition(doc: Option<&DocBlock>, links: &Links) -> Vec<String> {
     let Some(doc) = doc else {
         return Vec::new();
     };
     let mut parts = Vec::new();
-    let body = markdown(&doc.body().text);
+    let body = markdown(&doc.body().text, links);
     if !body.is_empty() {
         parts.push(body);
     }
     for section in doc.other_sections().filter(|s| s.written) {
-        if let Some(text) = section_text(section) {
+        if let Some(text) = section_text(section, links) {
             parts.push(text);
         }
     }
     parts
 }
 
-fn section_text(section: &Section) -> Option<String> {
-    let text = markdown(&section.text);
+fn section_text(section: &Section, links: &Links) -> Option<String> {
+    let text = markdown(&section.text, links);
     Some(match section.kind {
         SectionKind::Returns => format!("# Returns\n\n{text}"),
         SectionKind::Errors => format!("# Errors\n\n{text}"),
-        SectionKind::Since => format!("*Since: {}*", inline(section.text.trim())),
+        SectionKind::Since => format!("*Since: {}*", inline(section.text.trim(), links)),
         SectionKind::Note => format!("**Note:** {text}"),
         SectionKind::Example => format!(
             "**Example:**\n\n```json\n{}\n```",
@@ -275,7 +303,7 @@ mod tests {
         let text = "Use @device-id for ``[x]``.  See https://qemu.org.\n\n\
                     Example::\n\n    {\"a\": 1}\n\n.. qmp-example::\n   :title: T\n\n   -> { \"execute\": \"x\" }\n\n\
                     .. note:: Careful <here>.\n\n   indented";
-        let md = markdown(text);
+        let md = markdown(text, &Links::new());
         assert!(md.contains("Use `device-id` for `[x]`."), "{md}");
         assert!(md.contains("<https://qemu.org>"), "{md}");
         assert!(md.contains("Example:\n\n```text\n{\"a\": 1}\n```"), "{md}");
@@ -293,9 +321,22 @@ mod tests {
 
     #[test]
     fn brackets_and_angle_brackets_are_escaped_outside_code() {
-        assert_eq!(inline("a [b] <c> `[d]`"), "a \\[b\\] \\<c\\> `[d]`");
-        assert_eq!(inline("see :ref:`foo`"), "see `foo`");
-        assert_eq!(inline("user@example"), "user@example");
+        assert_eq!(
+            inline("a [b] <c> `[d]`", &Links::new()),
+            "a \\[b\\] \\<c\\> `[d]`"
+        );
+        assert_eq!(inline("see :ref:`foo`", &Links::new()), "see `foo`");
+        assert_eq!(inline("user@example", &Links::new()), "user@example");
+        let links = Links::from([("BlockInfo".to_owned(), "crate::BlockInfo".to_owned())]);
+        assert_eq!(
+            inline("see @BlockInfo and @device", &links),
+            "see [`BlockInfo`](crate::BlockInfo) and `device`"
+        );
+        assert_eq!(
+            inline("`BlockInfo`, ``[x]`` and `other`", &links),
+            "[`BlockInfo`](crate::BlockInfo), `[x]` and `other`"
+        );
+        assert_eq!(inline("a ` b", &links), "a \\` b");
     }
 
     #[test]

@@ -133,6 +133,8 @@ struct Emitter<'s> {
     prefix: TokenStream,
     /// Rust names of the types the current module defines.
     module_types: Vec<String>,
+    /// Where `@name` references in docs link.
+    links: docs::Links,
     /// `command_codec` match arms, one per command.
     codec_arms: Vec<TokenStream>,
     /// `event_codec` match arms, one per event.
@@ -159,8 +161,30 @@ pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, Generat
         module_types: Vec::new(),
         codec_arms: Vec::new(),
         event_codec_arms: Vec::new(),
+        links: links(schema),
     };
     emitter.generate()
+}
+
+/// Link targets for every generated type, command and event, relative to
+/// the crate root the generated folder is re-exported at.
+fn links(schema: &Schema) -> docs::Links {
+    let mut out = docs::Links::new();
+    for entity in &schema.entities {
+        if entity.info.is_none() || entity.name.starts_with("q_") {
+            continue;
+        }
+        let path = match &entity.kind {
+            EntityKind::Command(_) => format!("crate::commands::{}", names::camel(&entity.name)),
+            EntityKind::Event { .. } => format!("crate::events::{}", names::camel(&entity.name)),
+            EntityKind::Enum { .. } | EntityKind::Object { .. } | EntityKind::Alternate { .. } => {
+                format!("crate::{}", names::type_name(&entity.name))
+            }
+            _ => continue,
+        };
+        out.insert(entity.name.clone(), path.replace("r#", ""));
+    }
+    out
 }
 
 /// Tarjan's strongly connected components over "contains inline" edges
@@ -555,7 +579,7 @@ impl Emitter<'_> {
     fn item_docs(&self, id: EntityId) -> Vec<String> {
         let entity = self.schema.entity(id);
         let doc = self.schema.doc(id);
-        let mut parts = docs::definition(doc);
+        let mut parts = docs::definition(doc, &self.links);
         if let Some(cond) = &entity.ifcond {
             parts.push(format!(
                 "**Availability:** only when QEMU is built with {}.",
@@ -567,7 +591,7 @@ impl Emitter<'_> {
             for f in &entity.features {
                 let text = doc
                     .and_then(|d| d.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text).replace('\n', " "))
+                    .map(|s| docs::markdown(&s.text, &self.links).replace('\n', " "))
                     .unwrap_or_default();
                 let marker = match f.name.as_str() {
                     "unstable" => " (**unstable**: may change or go away without notice)",
@@ -676,7 +700,7 @@ impl Emitter<'_> {
             let mut doc = Vec::new();
             let text = block
                 .and_then(|b| b.member(&m.name))
-                .map(|s| docs::markdown(&s.text));
+                .map(|s| docs::markdown(&s.text, &self.links));
             if let Some(t) = &text {
                 doc.push(t.clone());
             }
@@ -689,7 +713,7 @@ impl Emitter<'_> {
             for f in &m.features {
                 let ftext = block
                     .and_then(|b| b.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text).replace('\n', " "))
+                    .map(|s| docs::markdown(&s.text, &self.links).replace('\n', " "))
                     .unwrap_or_default();
                 doc.push(format!("Feature `{}`: {ftext}", f.name));
             }
@@ -781,7 +805,7 @@ impl Emitter<'_> {
             let mut vdoc = Vec::new();
             let text = doc
                 .and_then(|d| d.member(&v.name))
-                .map(|s| docs::markdown(&s.text));
+                .map(|s| docs::markdown(&s.text, &self.links));
             if let Some(t) = &text {
                 vdoc.push(t.clone());
             }
@@ -957,7 +981,7 @@ impl Emitter<'_> {
             let ty = self.member_type(id, v.ty);
             let vdoc: Vec<String> = doc
                 .and_then(|d| d.member(&v.name))
-                .map(|s| vec![docs::markdown(&s.text)])
+                .map(|s| vec![docs::markdown(&s.text, &self.links)])
                 .unwrap_or_default();
             let vdocs = doc_attrs(&vdoc);
             variants.push(quote! { #vdocs #vid(#ty), });

@@ -147,7 +147,7 @@ pub mod commands {
     ///
     /// # Returns
     ///
-    /// `AcceleratorInfo`
+    /// [`AcceleratorInfo`](crate::AcceleratorInfo)
     ///
     /// *Since: 10.2.0*
     ///

@@ -135,7 +135,7 @@ pub struct ACPIOSTInfo {
 /// The commands of `acpi.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
-    /// Return a list of `ACPIOSTInfo` for devices that support status
+    /// Return a list of [`ACPIOSTInfo`](crate::ACPIOSTInfo) for devices that support status
     /// reporting via ACPI _OST method.
     ///
     /// *Since: 2.1*

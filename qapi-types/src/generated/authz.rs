@@ -147,7 +147,7 @@ pub struct AuthZListProperties {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthZListFileProperties {
     /// File name to load the configuration from.  The file must
-    /// contain valid JSON for `AuthZListProperties`.
+    /// contain valid JSON for [`AuthZListProperties`](crate::AuthZListProperties).
     pub filename: ::std::string::String,
     /// If true, inotify is used to monitor the file,
     /// automatically reloading changes.  If an error occurs during

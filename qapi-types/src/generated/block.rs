@@ -164,7 +164,7 @@ pub struct PRManagerInfo {
 }
 
 /// Specifies the new read-only mode of a block device subject to the
-/// `blockdev-change-medium` command.
+/// [`blockdev-change-medium`](crate::commands::BlockdevChangeMedium) command.
 ///
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -288,7 +288,7 @@ pub mod commands {
     ///
     /// If the tray was already open before, this will be a no-op.
     ///
-    /// Once the tray opens, a `DEVICE_TRAY_MOVED` event is emitted.  There
+    /// Once the tray opens, a [`DEVICE_TRAY_MOVED`](crate::events::DeviceTrayMoved) event is emitted.  There
     /// are cases in which no such event will be generated, these include:
     ///
     /// - if the guest has locked the tray, `force` is false and the guest
@@ -464,9 +464,9 @@ pub mod commands {
 
     /// Changes the medium inserted into a block device by ejecting the
     /// current medium and loading a new image file which is inserted as the
-    /// new medium (this command combines `blockdev-open-tray`,
-    /// `blockdev-remove-medium`, `blockdev-insert-medium` and
-    /// `blockdev-close-tray`).
+    /// new medium (this command combines [`blockdev-open-tray`](crate::commands::BlockdevOpenTray),
+    /// [`blockdev-remove-medium`](crate::commands::BlockdevRemoveMedium), [`blockdev-insert-medium`](crate::commands::BlockdevInsertMedium) and
+    /// [`blockdev-close-tray`](crate::commands::BlockdevCloseTray)).
     ///
     /// *Since: 2.5*
     ///
@@ -519,7 +519,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<::std::string::String>,
         /// if false (the default), an eject request through
-        /// `blockdev-open-tray` will be sent to the guest if it has locked
+        /// [`blockdev-open-tray`](crate::commands::BlockdevOpenTray) will be sent to the guest if it has locked
         /// the tray (and the tray will not be opened immediately); if true,
         /// the tray will be opened regardless of whether it is locked.
         /// (since 7.1)
@@ -687,7 +687,7 @@ pub mod commands {
         /// The name or QOM path of the guest device.
         pub id: ::std::string::String,
         /// list of interval boundary values (see description in
-        /// `BlockLatencyHistogramInfo` definition).  If specified, all
+        /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo) definition).  If specified, all
         /// latency histograms are removed, and empty ones created for all
         /// io types with intervals corresponding to `boundaries` (except for
         /// io types, for which specific boundaries are set through the

@@ -29,7 +29,7 @@ pub struct SnapshotInfo {
     /// Current instruction count.  Appears when execution
     /// record/replay is enabled.  Used for "time-traveling" to match
     /// the moment in the recorded execution with the snapshots.  This
-    /// counter may be obtained through `query-replay` command
+    /// counter may be obtained through [`query-replay`](crate::commands::QueryReplay) command
     /// (since 5.2)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub icount: ::std::option::Option<i64>,
@@ -497,7 +497,7 @@ pub struct ImageInfo {
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockChildInfo {
-    /// Child name of the root node in the `BlockGraphInfo` struct,
+    /// Child name of the root node in the [`BlockGraphInfo`](crate::BlockGraphInfo) struct,
     /// in its role as the child of some undescribed parent node
     pub name: ::std::string::String,
     /// Block graph information starting at this node
@@ -505,7 +505,7 @@ pub struct BlockChildInfo {
 }
 
 /// Information about all nodes in a block (sub)graph in the form of
-/// `BlockNodeInfo` data.  The base `BlockNodeInfo` struct contains the
+/// [`BlockNodeInfo`](crate::BlockNodeInfo) data.  The base [`BlockNodeInfo`](crate::BlockNodeInfo) struct contains the
 /// information for the (sub)graph's root node.
 ///
 /// *Since: 8.0*
@@ -879,7 +879,7 @@ pub struct BlockDirtyInfo {
     /// true if this is a persistent bitmap that was
     /// improperly stored.  Implies `persistent` to be true; `recording`
     /// and `busy` to be false.  This bitmap cannot be used.  To remove
-    /// it, use `block-dirty-bitmap-remove`.  (Since 4.0)
+    /// it, use [`block-dirty-bitmap-remove`](crate::commands::BlockDirtyBitmapRemove).  (Since 4.0)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inconsistent: ::std::option::Option<bool>,
 }
@@ -1004,7 +1004,7 @@ pub struct BlockInfo {
     /// True if the guest has locked this device from having its
     /// media removed
     pub locked: bool,
-    /// `BlockDeviceInfo` describing the device if media is
+    /// [`BlockDeviceInfo`](crate::BlockDeviceInfo) describing the device if media is
     /// present
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inserted: ::std::option::Option<super::BlockDeviceInfo>,
@@ -1012,7 +1012,7 @@ pub struct BlockInfo {
     /// has a tray)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tray_open: ::std::option::Option<bool>,
-    /// `BlockDeviceIoStatus`.  Only present if the device
+    /// [`BlockDeviceIoStatus`](crate::BlockDeviceIoStatus).  Only present if the device
     /// supports it and the VM is configured to stop on errors
     /// (supported device models: virtio-blk, IDE, SCSI except
     /// scsi-generic)
@@ -1214,19 +1214,19 @@ pub struct BlockDeviceStats {
     /// Statistics specific to the set of previously defined
     /// intervals of time (Since 2.5)
     pub timed_stats: ::std::vec::Vec<super::BlockDeviceTimedStats>,
-    /// `BlockLatencyHistogramInfo`.  (Since 4.0)
+    /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rd_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
-    /// `BlockLatencyHistogramInfo`.  (Since 4.0)
+    /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub wr_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
-    /// `BlockLatencyHistogramInfo`.
+    /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).
     /// (since 8.1)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_latency_histogram: ::std::option::Option<
         super::BlockLatencyHistogramInfo,
     >,
-    /// `BlockLatencyHistogramInfo`.  (Since 4.0)
+    /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
 }
@@ -1460,7 +1460,7 @@ pub struct BlockStats {
     #[serde(rename = "node-name")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
-    /// A `BlockDeviceStats` for the device.
+    /// A [`BlockDeviceStats`](crate::BlockDeviceStats) for the device.
     pub stats: super::BlockDeviceStats,
     /// Optional driver-specific stats.  (Since 4.2)
     #[serde(rename = "driver-specific")]
@@ -1488,13 +1488,13 @@ pub enum BlockdevOnError {
     /// for guest operations, report the error to the guest; for
     /// jobs, cancel the job
     Report,
-    /// ignore the error, only report a QMP event (`BLOCK_IO_ERROR`
-    /// or `BLOCK_JOB_ERROR`).  The backup, mirror and commit block jobs
+    /// ignore the error, only report a QMP event ([`BLOCK_IO_ERROR`](crate::events::BlockIoError)
+    /// or [`BLOCK_JOB_ERROR`](crate::events::BlockJobError)).  The backup, mirror and commit block jobs
     /// retry the failing request later and may still complete
     /// successfully.  The stream block job continues to stream and will
     /// complete with an error.
     Ignore,
-    /// same as `stop` on ENOSPC, same as `report` otherwise.
+    /// same as [`stop`](crate::commands::Stop) on ENOSPC, same as `report` otherwise.
     Enospc,
     /// for guest operations, stop the virtual machine; for jobs,
     /// pause the job
@@ -1569,7 +1569,7 @@ pub enum MirrorSyncMode {
     /// (since: 2.4)
     Incremental,
     /// only copy data described by the dirty bitmap.  Behavior on
-    /// completion is determined by the `BitmapSyncMode`.  (since: 4.2)
+    /// completion is determined by the [`BitmapSyncMode`](crate::BitmapSyncMode).  (since: 4.2)
     Bitmap,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
@@ -1937,7 +1937,7 @@ pub struct BlockdevSnapshot {
     /// reference to the existing block device that will become
     /// the overlay of `node`, as part of taking the snapshot.  It must
     /// not have a current backing file (this can be achieved by passing
-    /// "backing": null to `blockdev-add`).
+    /// "backing": null to [`blockdev-add`](crate::commands::BlockdevAdd)).
     pub overlay: ::std::string::String,
 }
 
@@ -2001,7 +2001,7 @@ pub struct BackupCommon {
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
-    /// (Since 2.4 (`drive-backup`), 3.1 (`blockdev-backup`))
+    /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
@@ -2016,7 +2016,7 @@ pub struct BackupCommon {
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
-    /// block device supports io-status (see `BlockInfo`).
+    /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
@@ -2033,7 +2033,7 @@ pub struct BackupCommon {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
-    /// after it has finished its work, waiting for `job-finalize`
+    /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
@@ -2042,7 +2042,7 @@ pub struct BackupCommon {
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
-    /// `job-dismiss`.  When true, this job will automatically disappear
+    /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -2089,7 +2089,7 @@ pub struct DriveBackup {
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
-    /// (Since 2.4 (`drive-backup`), 3.1 (`blockdev-backup`))
+    /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
@@ -2104,7 +2104,7 @@ pub struct DriveBackup {
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
-    /// block device supports io-status (see `BlockInfo`).
+    /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
@@ -2121,7 +2121,7 @@ pub struct DriveBackup {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
-    /// after it has finished its work, waiting for `job-finalize`
+    /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
@@ -2130,7 +2130,7 @@ pub struct DriveBackup {
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
-    /// `job-dismiss`.  When true, this job will automatically disappear
+    /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -2189,7 +2189,7 @@ pub struct BlockdevBackup {
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
-    /// (Since 2.4 (`drive-backup`), 3.1 (`blockdev-backup`))
+    /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
@@ -2204,7 +2204,7 @@ pub struct BlockdevBackup {
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
-    /// block device supports io-status (see `BlockInfo`).
+    /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
@@ -2221,7 +2221,7 @@ pub struct BlockdevBackup {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
-    /// after it has finished its work, waiting for `job-finalize`
+    /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
@@ -2230,7 +2230,7 @@ pub struct BlockdevBackup {
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
-    /// `job-dismiss`.  When true, this job will automatically disappear
+    /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -2318,7 +2318,7 @@ impl<'de> Deserialize<'de> for XDbgBlockGraphNodeType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XDbgBlockGraphNode {
     /// Block graph node identifier.  This `id` is generated only for
-    /// `x-debug-query-block-graph` and does not relate to any other
+    /// [`x-debug-query-block-graph`](crate::commands::XDebugQueryBlockGraph) and does not relate to any other
     /// identifiers in QEMU.
     pub id: u64,
     /// Type of graph node.  Can be one of block-backend, block-job
@@ -2406,7 +2406,7 @@ impl<'de> Deserialize<'de> for BlockPermission {
     }
 }
 
-/// Block Graph edge description for `x-debug-query-block-graph`.
+/// Block Graph edge description for [`x-debug-query-block-graph`](crate::commands::XDebugQueryBlockGraph).
 ///
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -2490,7 +2490,7 @@ pub struct DriveMirror {
     pub buf_size: ::std::option::Option<i64>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
-    /// block device supports io-status (see `BlockInfo`).
+    /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
     #[serde(rename = "on-source-error")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
@@ -2513,7 +2513,7 @@ pub struct DriveMirror {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub copy_mode: ::std::option::Option<super::MirrorCopyMode>,
     /// When false, this job will wait in a PENDING state
-    /// after it has finished its work, waiting for `job-finalize`
+    /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 3.1)
@@ -2522,7 +2522,7 @@ pub struct DriveMirror {
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
-    /// `job-dismiss`.  When true, this job will automatically disappear
+    /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 3.1)
     #[serde(rename = "auto-dismiss")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -2546,18 +2546,18 @@ pub struct BlockDirtyBitmapAdd {
     /// name of the dirty bitmap (must be less than 1024 bytes)
     pub name: ::std::string::String,
     /// the bitmap granularity, default is 64k for
-    /// `block-dirty-bitmap-add`
+    /// [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub granularity: ::std::option::Option<u32>,
     /// the bitmap is persistent, i.e. it will be saved to the
     /// corresponding block device image file on its close.  For now
     /// only Qcow2 disks support persistent bitmaps.  Default is false
-    /// for `block-dirty-bitmap-add`.  (Since: 2.10)
+    /// for [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd).  (Since: 2.10)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub persistent: ::std::option::Option<bool>,
     /// the bitmap is created in the disabled state, which means
     /// that it will not track drive changes.  The bitmap may be enabled
-    /// with `block-dirty-bitmap-enable`.  Default is false.
+    /// with [`block-dirty-bitmap-enable`](crate::commands::BlockDirtyBitmapEnable).  Default is false.
     /// (Since: 4.0)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub disabled: ::std::option::Option<bool>,
@@ -2626,7 +2626,7 @@ pub struct BlockDirtyBitmapMerge {
     /// name of the destination dirty bitmap
     pub target: ::std::string::String,
     /// name(s) of the source dirty bitmap(s) at `node` and/or
-    /// fully specified `BlockDirtyBitmap` elements.  The latter are
+    /// fully specified [`BlockDirtyBitmap`](crate::BlockDirtyBitmap) elements.  The latter are
     /// supported since 4.1.
     pub bitmaps: ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
 }
@@ -3031,7 +3031,7 @@ pub enum BlockdevDetectZeroesOptions {
     /// Enabled
     On,
     /// Enabled and even try to unmap blocks if possible.  This
-    /// requires also that `BlockdevDiscardOptions` is set to unmap for
+    /// requires also that [`BlockdevDiscardOptions`](crate::BlockdevDiscardOptions) is set to unmap for
     /// this device.
     Unmap,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
@@ -5763,7 +5763,7 @@ pub struct BlockdevOptionsCbw {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockdevOptions {
     /// the node name of the new node.  This option is required
-    /// on the top level of `blockdev-add`.  Valid node names start with
+    /// on the top level of [`blockdev-add`](crate::commands::BlockdevAdd).  Valid node names start with
     /// an alphabetic character and may contain only alphanumeric
     /// characters, '-', '.' and '_'.  Their maximum length is 31
     /// characters.  (Since 2.0)
@@ -7440,7 +7440,7 @@ pub struct DummyBlockCoreForceArrays {
 /// The commands of `block-core.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
-    /// Get a list of `BlockInfo` for all virtual block devices.
+    /// Get a list of [`BlockInfo`](crate::BlockInfo) for all virtual block devices.
     ///
     /// # Returns
     ///
@@ -7542,7 +7542,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
     }
 
-    /// Query the `BlockStats` for all virtual block devices.
+    /// Query the [`BlockStats`](crate::BlockStats) for all virtual block devices.
     ///
     /// # Returns
     ///
@@ -7778,7 +7778,7 @@ pub mod commands {
     ///
     /// If top == base, that is an error.  If top has no overlays on top of
     /// it, or if it is in use by a writer, the job will not be completed by
-    /// itself.  The user needs to complete the job with the `job-complete`
+    /// itself.  The user needs to complete the job with the [`job-complete`](crate::commands::JobComplete)
     /// command after getting the ready event.  (Since 2.0)
     ///
     /// If the base image is smaller than top, then the base image will be
@@ -7884,7 +7884,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter_node_name: ::std::option::Option<::std::string::String>,
         /// When false, this job will wait in a PENDING state
-        /// after it has finished its work, waiting for `job-finalize`
+        /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
@@ -7893,7 +7893,7 @@ pub mod commands {
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
-        /// `job-dismiss`.  When true, this job will automatically disappear
+        /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
         #[serde(rename = "auto-dismiss")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -8020,7 +8020,7 @@ pub mod commands {
     }
 
     /// Stop write tracking and remove the dirty bitmap that was created
-    /// with `block-dirty-bitmap-add`.  If the bitmap is persistent, remove
+    /// with [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd).  If the bitmap is persistent, remove
     /// it from its storage too.
     ///
     /// # Errors
@@ -8204,7 +8204,7 @@ pub mod commands {
         pub buf_size: ::std::option::Option<i64>,
         /// the action to take on an error on the source,
         /// default 'report'.  'stop' and 'enospc' can only be used if the
-        /// block device supports io-status (see `BlockInfo`).
+        /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
         #[serde(rename = "on-source-error")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_source_error: ::std::option::Option<super::super::BlockdevOnError>,
@@ -8227,7 +8227,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub copy_mode: ::std::option::Option<super::super::MirrorCopyMode>,
         /// When false, this job will wait in a PENDING state
-        /// after it has finished its work, waiting for `job-finalize`
+        /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
@@ -8236,7 +8236,7 @@ pub mod commands {
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
-        /// `job-dismiss`.  When true, this job will automatically disappear
+        /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
         #[serde(rename = "auto-dismiss")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -8261,9 +8261,9 @@ pub mod commands {
     /// The block streaming operation is performed in the background until
     /// the entire backing file has been copied.  This command returns
     /// immediately once streaming has started.  The status of ongoing block
-    /// streaming operations can be checked with `query-block-jobs`.  The
+    /// streaming operations can be checked with [`query-block-jobs`](crate::commands::QueryBlockJobs).  The
     /// operation can be stopped before it has completed using the
-    /// `job-cancel` or `block-job-cancel` command.
+    /// [`job-cancel`](crate::commands::JobCancel) or [`block-job-cancel`](crate::commands::BlockJobCancel) command.
     ///
     /// The node that receives the data is called the top image, can be
     /// located in any part of the chain (but always above the base image;
@@ -8282,9 +8282,9 @@ pub mod commands {
     /// will be the new backing file.
     ///
     /// On successful completion the image file is updated to drop the
-    /// backing file and the `BLOCK_JOB_COMPLETED` event is emitted.
+    /// backing file and the [`BLOCK_JOB_COMPLETED`](crate::events::BlockJobCompleted) event is emitted.
     ///
-    /// In case `device` is a filter node, `block-stream` modifies the first
+    /// In case `device` is a filter node, [`block-stream`](crate::commands::BlockStream) modifies the first
     /// non-filter overlay node below it to point to the new backing node
     /// instead of modifying `device` itself.
     ///
@@ -8352,7 +8352,7 @@ pub mod commands {
         pub speed: ::std::option::Option<i64>,
         /// the action to take on an error (default report).  'stop'
         /// and 'enospc' can only be used if the block device supports
-        /// io-status (see `BlockInfo`).  (Since 1.3)
+        /// io-status (see [`BlockInfo`](crate::BlockInfo)).  (Since 1.3)
         #[serde(rename = "on-error")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_error: ::std::option::Option<super::super::BlockdevOnError>,
@@ -8364,7 +8364,7 @@ pub mod commands {
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter_node_name: ::std::option::Option<::std::string::String>,
         /// When false, this job will wait in a PENDING state
-        /// after it has finished its work, waiting for `job-finalize`
+        /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
@@ -8373,7 +8373,7 @@ pub mod commands {
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
-        /// `job-dismiss`.  When true, this job will automatically disappear
+        /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
         #[serde(rename = "auto-dismiss")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -8422,13 +8422,13 @@ pub mod commands {
     /// command if no operation is in progress.
     ///
     /// The operation will cancel as soon as possible and then emit the
-    /// `BLOCK_JOB_CANCELLED` event.  Before that happens the job is still
-    /// visible when enumerated using `query-block-jobs`.
+    /// [`BLOCK_JOB_CANCELLED`](crate::events::BlockJobCancelled) event.  Before that happens the job is still
+    /// visible when enumerated using [`query-block-jobs`](crate::commands::QueryBlockJobs).
     ///
-    /// Note that if you issue `block-job-cancel` after `drive-mirror` has
-    /// indicated (via the event `BLOCK_JOB_READY`) that the source and
+    /// Note that if you issue [`block-job-cancel`](crate::commands::BlockJobCancel) after [`drive-mirror`](crate::commands::DriveMirror) has
+    /// indicated (via the event [`BLOCK_JOB_READY`](crate::events::BlockJobReady)) that the source and
     /// destination are synchronized, then the event triggered by this
-    /// command changes to `BLOCK_JOB_COMPLETED`, to indicate that the
+    /// command changes to [`BLOCK_JOB_COMPLETED`](crate::events::BlockJobCompleted), to indicate that the
     /// mirroring has ended and the destination now has a point-in-time copy
     /// tied to the time of the cancellation.
     ///
@@ -8450,7 +8450,7 @@ pub mod commands {
         /// values.
         pub device: ::std::string::String,
         /// If true, and the job has already emitted the event
-        /// `BLOCK_JOB_READY`, abandon the job immediately (even if it is
+        /// [`BLOCK_JOB_READY`](crate::events::BlockJobReady), abandon the job immediately (even if it is
         /// paused) instead of waiting for the destination to complete its
         /// final synchronization (since 1.3)
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -8470,7 +8470,7 @@ pub mod commands {
     ///
     /// The job will pause as soon as possible, which means transitioning
     /// into the PAUSED state if it was RUNNING, or into STANDBY if it was
-    /// READY.  The corresponding `JOB_STATUS_CHANGE` event will be emitted.
+    /// READY.  The corresponding [`JOB_STATUS_CHANGE`](crate::events::JobStatusChange) event will be emitted.
     ///
     /// Cancelling a paused job automatically resumes it.
     ///
@@ -8483,7 +8483,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-pause` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-pause`](crate::commands::JobPause) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-pause`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobPause {
@@ -8516,7 +8516,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-resume` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-resume`](crate::commands::JobResume) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-resume`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobResume {
@@ -8538,14 +8538,14 @@ pub mod commands {
     ///
     /// This is supported only for drive mirroring, where it also switches
     /// the device to write to the target path only.  Note that drive
-    /// mirroring includes `drive-mirror`, `blockdev-mirror` and
-    /// `block-commit` job (only in case of "active commit", when the node
+    /// mirroring includes [`drive-mirror`](crate::commands::DriveMirror), [`blockdev-mirror`](crate::commands::BlockdevMirror) and
+    /// [`block-commit`](crate::commands::BlockCommit) job (only in case of "active commit", when the node
     /// being commited is used by the guest).  The ability to complete is
-    /// signaled with a `BLOCK_JOB_READY` event.
+    /// signaled with a [`BLOCK_JOB_READY`](crate::events::BlockJobReady) event.
     ///
     /// This command completes an active background block operation
     /// synchronously.  The ordering of this command's return with the
-    /// `BLOCK_JOB_COMPLETED` event is not defined.  Note that if an I/O
+    /// [`BLOCK_JOB_COMPLETED`](crate::events::BlockJobCompleted) event is not defined.  Note that if an I/O
     /// error occurs during the processing of this command: 1) the command
     /// itself will fail; 2) the error will be processed according to the
     /// rerror/werror arguments that were specified when starting the
@@ -8560,7 +8560,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-complete` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-complete`](crate::commands::JobComplete) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-complete`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobComplete {
@@ -8580,21 +8580,21 @@ pub mod commands {
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
-    /// jobs that have `auto-dismiss` option, which are `drive-backup`,
-    /// `blockdev-backup`, `drive-mirror`, `blockdev-mirror`, `block-commit`
-    /// and `block-stream`.  `auto-dismiss` is enabled by default for these
+    /// jobs that have `auto-dismiss` option, which are [`drive-backup`](crate::commands::DriveBackup),
+    /// [`blockdev-backup`](crate::commands::BlockdevBackup), [`drive-mirror`](crate::commands::DriveMirror), [`blockdev-mirror`](crate::commands::BlockdevMirror), [`block-commit`](crate::commands::BlockCommit)
+    /// and [`block-stream`](crate::commands::BlockStream).  `auto-dismiss` is enabled by default for these
     /// jobs.
     ///
     /// This command will refuse to operate on any job that has not yet
     /// reached its terminal state, CONCLUDED.  For jobs that make use of
-    /// the `BLOCK_JOB_READY` event, `job-cancel`, `block-job-cancel` or
-    /// `job-complete` will still need to be used as appropriate.
+    /// the [`BLOCK_JOB_READY`](crate::events::BlockJobReady) event, [`job-cancel`](crate::commands::JobCancel), [`block-job-cancel`](crate::commands::BlockJobCancel) or
+    /// [`job-complete`](crate::commands::JobComplete) will still need to be used as appropriate.
     ///
     /// *Since: 2.12*
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-dismiss` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-dismiss`](crate::commands::JobDismiss) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-dismiss`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobDismiss {
@@ -8625,7 +8625,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `job-finalize` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-finalize`](crate::commands::JobFinalize) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-finalize`     instead.")]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockJobFinalize {
@@ -8717,7 +8717,7 @@ pub mod commands {
     ///
     /// The command receives a list of block devices to reopen.  For each
     /// one of them, the top-level `node-name` option (from
-    /// `BlockdevOptions`) must be specified and is used to select the block
+    /// [`BlockdevOptions`](crate::BlockdevOptions)) must be specified and is used to select the block
     /// device to be reopened.  Other `node-name` options must be either
     /// omitted or set to the current name of the appropriate node.  This
     /// command won't change any node name and any attempt to do it will
@@ -8726,7 +8726,7 @@ pub mod commands {
     /// In the case of options that refer to child nodes, the behavior of
     /// this command depends on the value:
     ///
-    /// 1) A set of options (`BlockdevOptions`): the child is reopened with
+    /// 1) A set of options ([`BlockdevOptions`](crate::BlockdevOptions)): the child is reopened with
     /// the specified set of options.
     ///
     /// 2) A reference to the current child: the child is reopened using
@@ -8740,7 +8740,7 @@ pub mod commands {
     /// Options (1) and (2) are supported in all cases.  Option (3) is
     /// supported for `file` and `backing`, and option (4) for `backing` only.
     ///
-    /// Unlike with `blockdev-add`, the `backing` option must always be
+    /// Unlike with [`blockdev-add`](crate::commands::BlockdevAdd), the `backing` option must always be
     /// present unless the node being reopened does not have a backing file
     /// and its image does not have a default backing file name as part of
     /// its metadata.
@@ -8757,7 +8757,7 @@ pub mod commands {
         const ALLOW_PRECONFIG: bool = true;
     }
 
-    /// Deletes a block device that has been added using `blockdev-add`.
+    /// Deletes a block device that has been added using [`blockdev-add`](crate::commands::BlockdevAdd).
     /// The command will fail if the node is attached to a device or is
     /// otherwise being used.
     ///
@@ -8835,7 +8835,7 @@ pub mod commands {
     }
 
     /// Starts a job to create an image format on a given node.  The job is
-    /// automatically finalized, but a manual `job-dismiss` is required.
+    /// automatically finalized, but a manual [`job-dismiss`](crate::commands::JobDismiss) is required.
     ///
     /// *Since: 3.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -8855,7 +8855,7 @@ pub mod commands {
 
     /// Starts a job to amend format specific options of an existing open
     /// block device.  The job is automatically finalized, but a manual
-    /// `job-dismiss` is required.
+    /// [`job-dismiss`](crate::commands::JobDismiss) is required.
     ///
     /// *Since: 5.1*
     ///
@@ -9070,7 +9070,7 @@ pub mod commands {
     /// Synchronously delete an internal snapshot of a block device, when
     /// the format of the image used support it.  The snapshot is identified
     /// by name or id or both.  One of the name or id is required.  Return
-    /// `SnapshotInfo` for the successfully deleted snapshot.
+    /// [`SnapshotInfo`](crate::SnapshotInfo) for the successfully deleted snapshot.
     ///
     /// # Errors
     ///
@@ -9131,7 +9131,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
-    /// the `BLOCK_IO_ERROR` event.
+    /// the [`BLOCK_IO_ERROR`](crate::events::BlockIoError) event.
     ///
     /// **Example:**
     ///
@@ -9167,7 +9167,7 @@ pub mod events {
         pub size: ::std::option::Option<i64>,
         /// if set, the image is marked corrupt and therefore unusable
         /// after this event and must be repaired (Since 2.2; before, every
-        /// `BLOCK_IMAGE_CORRUPTED` event was fatal)
+        /// [`BLOCK_IMAGE_CORRUPTED`](crate::events::BlockImageCorrupted) event was fatal)
         pub fatal: bool,
     }
 
@@ -9179,7 +9179,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
-    /// the `BLOCK_IO_ERROR` event.
+    /// the [`BLOCK_IO_ERROR`](crate::events::BlockIoError) event.
     ///
     /// **Note:**
     ///
@@ -9219,7 +9219,7 @@ pub mod events {
         pub action: super::super::BlockErrorAction,
         /// true if I/O error was caused due to a no-space condition.
         /// This key is only present if query-block's io-status is present,
-        /// please see `query-block` documentation for more information
+        /// please see [`query-block`](crate::commands::QueryBlock) documentation for more information
         /// (since: 2.2)
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub nospace: ::std::option::Option<bool>,
@@ -9337,7 +9337,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
-    /// `BLOCK_JOB_ERROR` event.
+    /// [`BLOCK_JOB_ERROR`](crate::events::BlockJobError) event.
     ///
     /// *Since: 1.3*
     ///
@@ -9370,7 +9370,7 @@ pub mod events {
     }
 
     /// Emitted when a block job is awaiting explicit authorization to
-    /// finalize graph changes via `job-finalize`.  If this job is part of a
+    /// finalize graph changes via [`job-finalize`](crate::commands::JobFinalize).  If this job is part of a
     /// transaction, it will not emit this event until the transaction has
     /// converged first.
     ///
@@ -9399,7 +9399,7 @@ pub mod events {
     /// configured write threshold.  For thin-provisioned devices, this
     /// means the device should be extended to avoid pausing for disk
     /// exhaustion.  The event is one shot.  Once triggered, it needs to be
-    /// re-registered with another `block-set-write-threshold` command.
+    /// re-registered with another [`block-set-write-threshold`](crate::commands::BlockSetWriteThreshold) command.
     ///
     /// *Since: 2.3*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

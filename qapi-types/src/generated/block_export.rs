@@ -32,9 +32,9 @@ pub struct NbdServerOptionsBase {
     pub max_connections: ::std::option::Option<u32>,
 }
 
-/// Keep this type consistent with the `NbdServerOptionsLegacy` type.
-/// The only intended difference is using `SocketAddress` instead of
-/// `SocketAddressLegacy`.
+/// Keep this type consistent with the [`NbdServerOptionsLegacy`](crate::NbdServerOptionsLegacy) type.
+/// The only intended difference is using [`SocketAddress`](crate::SocketAddress) instead of
+/// [`SocketAddressLegacy`](crate::SocketAddressLegacy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbdServerOptions {
     /// Time limit, in seconds, at which a client
@@ -66,9 +66,9 @@ pub struct NbdServerOptions {
     pub addr: super::SocketAddress,
 }
 
-/// Keep this type consistent with the `NbdServerOptions` type.  The
-/// only intended difference is using `SocketAddressLegacy` instead of
-/// `SocketAddress`.
+/// Keep this type consistent with the [`NbdServerOptions`](crate::NbdServerOptions) type.  The
+/// only intended difference is using [`SocketAddressLegacy`](crate::SocketAddressLegacy) instead of
+/// [`SocketAddress`](crate::SocketAddress).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbdServerOptionsLegacy {
     /// Time limit, in seconds, at which a client
@@ -100,8 +100,8 @@ pub struct NbdServerOptionsLegacy {
     pub addr: super::SocketAddressLegacy,
 }
 
-/// An NBD block export (common options shared between `nbd-server-add`
-/// and the NBD branch of `block-export-add`).
+/// An NBD block export (common options shared between [`nbd-server-add`](crate::commands::NbdServerAdd)
+/// and the NBD branch of [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +117,7 @@ pub struct BlockExportOptionsNbdBase {
 }
 
 /// An NBD block export (distinct options used in the NBD branch of
-/// `block-export-add`).
+/// [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +152,7 @@ pub struct BlockExportOptionsNbd {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockExportOptionsVhostUserBlk {
     /// The vhost-user socket on which to listen.  Both 'unix' and
-    /// 'fd' `SocketAddress` types are supported.  Passed fds must be
+    /// 'fd' [`SocketAddress`](crate::SocketAddress) types are supported.  Passed fds must be
     /// UNIX domain sockets.
     pub addr: super::SocketAddress,
     /// Logical block size in bytes.  Defaults to 512
@@ -282,7 +282,7 @@ pub struct BlockExportOptionsVduseBlk {
     pub serial: ::std::option::Option<::std::string::String>,
 }
 
-/// An NBD block export, per legacy `nbd-server-add` command.
+/// An NBD block export, per legacy [`nbd-server-add`](crate::commands::NbdServerAdd) command.
 ///
 /// *Since: 5.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -524,7 +524,7 @@ pub struct BlockExportInfo {
     #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
     /// True if the export is shutting down (e.g. after a
-    /// `block-export-del` command, but before the shutdown has
+    /// [`block-export-del`](crate::commands::BlockExportDel) command, but before the shutdown has
     /// completed)
     #[serde(rename = "shutting-down")]
     pub shutting_down: bool,
@@ -534,7 +534,7 @@ pub struct BlockExportInfo {
 pub mod commands {
     use serde::{Deserialize, Serialize};
     /// Start an NBD server listening on the given host and port.  Block
-    /// devices can then be exported using `nbd-server-add`.  The NBD server
+    /// devices can then be exported using [`nbd-server-add`](crate::commands::NbdServerAdd).  The NBD server
     /// will present them as named exports; for example, another QEMU
     /// instance could refer to them as "nbd:HOST:PORT:exportname=NAME".
     ///
@@ -566,7 +566,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `block-export-add` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`block-export-add`](crate::commands::BlockExportAdd) instead.
     #[deprecated(
         note = "This command is deprecated.  Use `block-export-add`     instead."
     )]
@@ -592,7 +592,7 @@ pub mod commands {
     ///
     /// # Features
     ///
-    /// - `deprecated` (**deprecated**): This command is deprecated.  Use `block-export-del` instead.
+    /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`block-export-del`](crate::commands::BlockExportDel) instead.
     #[deprecated(
         note = "This command is deprecated.  Use `block-export-del`     instead."
     )]
@@ -600,7 +600,7 @@ pub mod commands {
     pub struct NbdServerRemove {
         /// Block export id.
         pub name: ::std::string::String,
-        /// Mode of command operation.  See `BlockExportRemoveMode`
+        /// Mode of command operation.  See [`BlockExportRemoveMode`](crate::BlockExportRemoveMode)
         /// description.  Default is 'safe'.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
@@ -614,7 +614,7 @@ pub mod commands {
     }
 
     /// Stop QEMU's embedded NBD server, and unregister all devices
-    /// previously added via `nbd-server-add`.
+    /// previously added via [`nbd-server-add`](crate::commands::NbdServerAdd).
     ///
     /// *Since: 1.3*
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -652,7 +652,7 @@ pub mod commands {
     pub struct BlockExportDel {
         /// Block export id.
         pub id: ::std::string::String,
-        /// Mode of command operation.  See `BlockExportRemoveMode`
+        /// Mode of command operation.  See [`BlockExportRemoveMode`](crate::BlockExportRemoveMode)
         /// description.  Default is 'safe'.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,

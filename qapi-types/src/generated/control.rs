@@ -196,7 +196,7 @@ pub mod commands {
     /// *Since: 0.13*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct QmpCapabilities {
-        /// An optional list of `QMPCapability` values to enable.  The
+        /// An optional list of [`QMPCapability`](crate::QMPCapability) values to enable.  The
         /// client must not enable any capability that is not mentioned in
         /// the QMP greeting message.  If the field is not provided, it
         /// means no QMP capabilities will be enabled.  (since 2.12)

@@ -1182,10 +1182,10 @@ impl<'de> Deserialize<'de> for QCryptoRSAPaddingAlgo {
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QCryptoAkCipherOptionsRSA {
-    /// `QCryptoHashAlgo`
+    /// [`QCryptoHashAlgo`](crate::QCryptoHashAlgo)
     #[serde(rename = "hash-alg")]
     pub hash_alg: super::QCryptoHashAlgo,
-    /// `QCryptoRSAPaddingAlgo`
+    /// [`QCryptoRSAPaddingAlgo`](crate::QCryptoRSAPaddingAlgo)
     #[serde(rename = "padding-alg")]
     pub padding_alg: super::QCryptoRSAPaddingAlgo,
 }

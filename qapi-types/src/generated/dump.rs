@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for DumpGuestMemoryFormat {
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DumpStatus {
-    /// no `dump-guest-memory` has started yet.
+    /// no [`dump-guest-memory`](crate::commands::DumpGuestMemory) has started yet.
     None,
     /// there is one dump running in background.
     Active,
@@ -151,12 +151,12 @@ impl<'de> Deserialize<'de> for DumpStatus {
     }
 }
 
-/// The result format for `query-dump`.
+/// The result format for [`query-dump`](crate::commands::QueryDump).
 ///
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DumpQueryResult {
-    /// enum of `DumpStatus`, which shows current dump status
+    /// enum of [`DumpStatus`](crate::DumpStatus), which shows current dump status
     pub status: super::DumpStatus,
     /// bytes written in latest dump (uncompressed)
     pub completed: i64,
@@ -167,7 +167,7 @@ pub struct DumpQueryResult {
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DumpGuestMemoryCapability {
-    /// the available formats for `dump-guest-memory`
+    /// the available formats for [`dump-guest-memory`](crate::commands::DumpGuestMemory)
     pub formats: ::std::vec::Vec<super::DumpGuestMemoryFormat>,
 }
 
@@ -216,7 +216,7 @@ pub mod commands {
         pub protocol: ::std::string::String,
         /// if true, QMP will return immediately rather than waiting
         /// for the dump to finish.  The user can track progress using
-        /// `query-dump`.  (since 2.6).
+        /// [`query-dump`](crate::commands::QueryDump).  (since 2.6).
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub detach: ::std::option::Option<bool>,
         /// if specified, the starting physical address.
@@ -262,11 +262,11 @@ pub mod commands {
         type Returns = super::super::DumpQueryResult;
     }
 
-    /// Return the available formats for `dump-guest-memory`
+    /// Return the available formats for [`dump-guest-memory`](crate::commands::DumpGuestMemory)
     ///
     /// # Returns
     ///
-    /// An object listing available formats for `dump-guest-memory`
+    /// An object listing available formats for [`dump-guest-memory`](crate::commands::DumpGuestMemory)
     ///
     /// *Since: 2.0*
     ///

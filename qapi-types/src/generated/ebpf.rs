@@ -14,7 +14,7 @@ pub struct EbpfObject {
     pub object: ::std::string::String,
 }
 
-/// The eBPF programs that can be gotten with `request-ebpf`.
+/// The eBPF programs that can be gotten with [`request-ebpf`](crate::commands::RequestEbpf).
 ///
 /// *Since: 9.0*
 ///

@@ -3,7 +3,7 @@
 
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
-/// This is a `SchemaInfo`'s meta type, i.e. the kind of entity it
+/// This is a [`SchemaInfo`](crate::SchemaInfo)'s meta type, i.e. the kind of entity it
 /// describes.
 ///
 /// *Since: 2.5*
@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for SchemaMetaType {
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaInfo {
-    /// the entity's name, inherited from `base`.  The `SchemaInfo` is
+    /// the entity's name, inherited from `base`.  The [`SchemaInfo`](crate::SchemaInfo) is
     /// always referenced by this name.  Commands and events have the
     /// name defined in the QAPI schema.  Unlike command and event
     /// names, type names are not part of the wire ABI.  Consequently,
@@ -129,7 +129,7 @@ pub enum SchemaInfoBranch {
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
-/// Additional `SchemaInfo` members for meta-type 'builtin'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'builtin'.
 ///
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,7 +219,7 @@ impl<'de> Deserialize<'de> for JSONType {
     }
 }
 
-/// Additional `SchemaInfo` members for meta-type 'enum'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'enum'.
 ///
 /// Values of this type are JSON string on the wire.
 ///
@@ -253,7 +253,7 @@ pub struct SchemaInfoEnumMember {
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-/// Additional `SchemaInfo` members for meta-type 'array'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'array'.
 ///
 /// Values of this type are JSON array on the wire.
 ///
@@ -265,7 +265,7 @@ pub struct SchemaInfoArray {
     pub element_type: ::std::string::String,
 }
 
-/// Additional `SchemaInfo` members for meta-type 'object'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'object'.
 ///
 /// Values of this type are JSON object on the wire.
 ///
@@ -322,7 +322,7 @@ pub struct SchemaInfoObjectVariant {
     pub r#type: ::std::string::String,
 }
 
-/// Additional `SchemaInfo` members for meta-type 'alternate'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'alternate'.
 ///
 /// On the wire, this can be any of the members.
 ///
@@ -344,7 +344,7 @@ pub struct SchemaInfoAlternateMember {
     pub r#type: ::std::string::String,
 }
 
-/// Additional `SchemaInfo` members for meta-type 'command'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'command'.
 ///
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,7 +363,7 @@ pub struct SchemaInfoCommand {
     pub allow_oob: ::std::option::Option<bool>,
 }
 
-/// Additional `SchemaInfo` members for meta-type 'event'.
+/// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'event'.
 ///
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,11 +377,11 @@ pub struct SchemaInfoEvent {
 /// The commands of `introspect.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
-    /// Command `query-qmp-schema` exposes the QMP wire ABI as an array of
-    /// `SchemaInfo`.  This lets QMP clients figure out what commands and
+    /// Command [`query-qmp-schema`](crate::commands::QueryQmpSchema) exposes the QMP wire ABI as an array of
+    /// [`SchemaInfo`](crate::SchemaInfo).  This lets QMP clients figure out what commands and
     /// events are available in this QEMU, and their parameters and results.
     ///
-    /// However, the `SchemaInfo` can't reflect all the rules and
+    /// However, the [`SchemaInfo`](crate::SchemaInfo) can't reflect all the rules and
     /// restrictions that apply to QMP.  It's interface introspection
     /// (figuring out what's there), not interface specification.  The
     /// specification is in the QAPI schema.

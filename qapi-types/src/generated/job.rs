@@ -8,26 +8,26 @@ use serde::{Deserialize, Serialize};
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobType {
-    /// block commit job type, see `block-commit`
+    /// block commit job type, see [`block-commit`](crate::commands::BlockCommit)
     Commit,
-    /// block stream job type, see `block-stream`
+    /// block stream job type, see [`block-stream`](crate::commands::BlockStream)
     Stream,
-    /// drive mirror job type, see `drive-mirror`
+    /// drive mirror job type, see [`drive-mirror`](crate::commands::DriveMirror)
     Mirror,
-    /// drive backup job type, see `drive-backup`
+    /// drive backup job type, see [`drive-backup`](crate::commands::DriveBackup)
     Backup,
-    /// image creation job type, see `blockdev-create` (since 3.0)
+    /// image creation job type, see [`blockdev-create`](crate::commands::BlockdevCreate) (since 3.0)
     Create,
-    /// image options amend job type, see `x-blockdev-amend`
+    /// image options amend job type, see [`x-blockdev-amend`](crate::commands::XBlockdevAmend)
     /// (since 5.1)
     Amend,
-    /// snapshot load job type, see `snapshot-load`
+    /// snapshot load job type, see [`snapshot-load`](crate::commands::SnapshotLoad)
     /// (since 6.0)
     SnapshotLoad,
-    /// snapshot save job type, see `snapshot-save`
+    /// snapshot save job type, see [`snapshot-save`](crate::commands::SnapshotSave)
     /// (since 6.0)
     SnapshotSave,
-    /// snapshot delete job type, see `snapshot-delete`
+    /// snapshot delete job type, see [`snapshot-delete`](crate::commands::SnapshotDelete)
     /// (since 6.0)
     SnapshotDelete,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
@@ -116,7 +116,7 @@ pub enum JobStatus {
     Waiting,
     /// The job has finished its work, but has finalization steps
     /// that it needs to make prior to completing.  These changes will
-    /// require manual intervention via `job-finalize` if auto-finalize
+    /// require manual intervention via [`job-finalize`](crate::commands::JobFinalize) if auto-finalize
     /// was set to false.  These pending changes may still fail.
     Pending,
     /// The job is in the process of being aborted, and will
@@ -126,7 +126,7 @@ pub enum JobStatus {
     Aborting,
     /// The job has finished all work.  If auto-dismiss was set
     /// to false, the job will remain in this state until it is
-    /// dismissed via `job-dismiss`.
+    /// dismissed via [`job-dismiss`](crate::commands::JobDismiss).
     Concluded,
     /// The job is in the process of being dismantled.  This state
     /// should not ever be visible externally.
@@ -199,21 +199,21 @@ impl<'de> Deserialize<'de> for JobStatus {
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobVerb {
-    /// see `job-cancel`
+    /// see [`job-cancel`](crate::commands::JobCancel)
     Cancel,
-    /// see `job-pause`
+    /// see [`job-pause`](crate::commands::JobPause)
     Pause,
-    /// see `job-resume`
+    /// see [`job-resume`](crate::commands::JobResume)
     Resume,
-    /// see `block-job-set-speed`
+    /// see [`block-job-set-speed`](crate::commands::BlockJobSetSpeed)
     SetSpeed,
-    /// see `job-complete`
+    /// see [`job-complete`](crate::commands::JobComplete)
     Complete,
-    /// see `job-dismiss`
+    /// see [`job-dismiss`](crate::commands::JobDismiss)
     Dismiss,
-    /// see `job-finalize`
+    /// see [`job-finalize`](crate::commands::JobFinalize)
     Finalize,
-    /// see `block-job-change` (since 8.2)
+    /// see [`block-job-change`](crate::commands::BlockJobChange) (since 8.2)
     Change,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
@@ -315,7 +315,7 @@ pub mod commands {
     ///
     /// The job will pause as soon as possible, which means transitioning
     /// into the PAUSED state if it was RUNNING, or into STANDBY if it was
-    /// READY.  The corresponding `JOB_STATUS_CHANGE` event will be emitted.
+    /// READY.  The corresponding [`JOB_STATUS_CHANGE`](crate::events::JobStatusChange) event will be emitted.
     ///
     /// Cancelling a paused job automatically resumes it.
     ///
@@ -356,7 +356,7 @@ pub mod commands {
     /// cancellation.
     ///
     /// The job will cancel as soon as possible and then emit a
-    /// `JOB_STATUS_CHANGE` event.  Usually, the status will change to
+    /// [`JOB_STATUS_CHANGE`](crate::events::JobStatusChange) event.  Usually, the status will change to
     /// ABORTING, but it is possible that a job successfully completes (e.g.
     /// because it was almost done and there was no opportunity to cancel
     /// earlier than completing the job) and transitions to PENDING instead.
@@ -378,14 +378,14 @@ pub mod commands {
     ///
     /// This is supported only for drive mirroring, where it also switches
     /// the device to write to the target path only.  Note that drive
-    /// mirroring includes `drive-mirror`, `blockdev-mirror` and
-    /// `block-commit` job (only in case of "active commit", when the node
+    /// mirroring includes [`drive-mirror`](crate::commands::DriveMirror), [`blockdev-mirror`](crate::commands::BlockdevMirror) and
+    /// [`block-commit`](crate::commands::BlockCommit) job (only in case of "active commit", when the node
     /// being commited is used by the guest).  The ability to complete is
-    /// signaled with a `BLOCK_JOB_READY` event.
+    /// signaled with a [`BLOCK_JOB_READY`](crate::events::BlockJobReady) event.
     ///
     /// This command completes an active background block operation
     /// synchronously.  The ordering of this command's return with the
-    /// `BLOCK_JOB_COMPLETED` event is not defined.  Note that if an I/O
+    /// [`BLOCK_JOB_COMPLETED`](crate::events::BlockJobCompleted) event is not defined.  Note that if an I/O
     /// error occurs during the processing of this command: 1) the command
     /// itself will fail; 2) the error will be processed according to the
     /// rerror/werror arguments that were specified when starting the
@@ -406,14 +406,14 @@ pub mod commands {
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
-    /// jobs that have `auto-dismiss` option, which are `drive-backup`,
-    /// `blockdev-backup`, `drive-mirror`, `blockdev-mirror`, `block-commit`
-    /// and `block-stream`.  `auto-dismiss` is enabled by default for these
+    /// jobs that have `auto-dismiss` option, which are [`drive-backup`](crate::commands::DriveBackup),
+    /// [`blockdev-backup`](crate::commands::BlockdevBackup), [`drive-mirror`](crate::commands::DriveMirror), [`blockdev-mirror`](crate::commands::BlockdevMirror), [`block-commit`](crate::commands::BlockCommit)
+    /// and [`block-stream`](crate::commands::BlockStream).  `auto-dismiss` is enabled by default for these
     /// jobs.
     ///
     /// This command will refuse to operate on any job that has not yet
     /// reached its terminal state, CONCLUDED.  For jobs that make use of
-    /// the JOB_READY event, `job-cancel` or `job-complete` will still need
+    /// the JOB_READY event, [`job-cancel`](crate::commands::JobCancel) or [`job-complete`](crate::commands::JobComplete) will still need
     /// to be used as appropriate.
     ///
     /// *Since: 3.0*

@@ -407,7 +407,7 @@ pub struct MachineInfo {
     /// machine type supports ACPI (since 8.0)
     pub acpi: bool,
     /// The machine type's compatibility properties.  Only
-    /// present when `query-machines` argument `compat-props` is true.
+    /// present when [`query-machines`](crate::commands::QueryMachines) argument `compat-props` is true.
     /// (since 9.1)
     ///
     /// Feature `unstable`: Member `compat-props` is experimental.
@@ -702,7 +702,7 @@ pub struct CXLFixedMemoryWindowOptions {
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CXLFMWProperties {
-    /// List of `CXLFixedMemoryWindowOptions`
+    /// List of [`CXLFixedMemoryWindowOptions`](crate::CXLFixedMemoryWindowOptions)
     #[serde(rename = "cxl-fmw")]
     pub cxl_fmw: ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
 }
@@ -862,7 +862,7 @@ pub struct NumaCpuOptions {
 /// The memory hierarchy in the System Locality Latency and Bandwidth
 /// Information Structure of HMAT (Heterogeneous Memory Attribute Table)
 ///
-/// For more information about `HmatLBMemoryHierarchy`, see chapter
+/// For more information about [`HmatLBMemoryHierarchy`](crate::HmatLBMemoryHierarchy), see chapter
 /// 5.2.27.4: Table 5-146: Field "Flags" of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -929,7 +929,7 @@ impl<'de> Deserialize<'de> for HmatLBMemoryHierarchy {
 /// Data type in the System Locality Latency and Bandwidth Information
 /// Structure of HMAT (Heterogeneous Memory Attribute Table)
 ///
-/// For more information about `HmatLBDataType`, see chapter 5.2.27.4:
+/// For more information about [`HmatLBDataType`](crate::HmatLBDataType), see chapter 5.2.27.4:
 /// Table 5-146: Field "Data Type" of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -1004,7 +1004,7 @@ impl<'de> Deserialize<'de> for HmatLBDataType {
 /// Set the system locality latency and bandwidth information between
 /// Initiator and Target proximity Domains.
 ///
-/// For more information about `NumaHmatLBOptions`, see chapter
+/// For more information about [`NumaHmatLBOptions`](crate::NumaHmatLBOptions), see chapter
 /// 5.2.27.4: Table 5-146 of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -1034,7 +1034,7 @@ pub struct NumaHmatLBOptions {
 /// Cache associativity in the Memory Side Cache Information Structure
 /// of HMAT
 ///
-/// For more information of `HmatCacheAssociativity`, see chapter
+/// For more information of [`HmatCacheAssociativity`](crate::HmatCacheAssociativity), see chapter
 /// 5.2.27.5: Table 5-147 of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -1098,7 +1098,7 @@ impl<'de> Deserialize<'de> for HmatCacheAssociativity {
 /// Cache write policy in the Memory Side Cache Information Structure of
 /// HMAT
 ///
-/// For more information of `HmatCacheWritePolicy`, see chapter
+/// For more information of [`HmatCacheWritePolicy`](crate::HmatCacheWritePolicy), see chapter
 /// 5.2.27.5: Table 5-147: Field "Cache Attributes" of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -1161,7 +1161,7 @@ impl<'de> Deserialize<'de> for HmatCacheWritePolicy {
 
 /// Set the memory side cache information for a given memory domain.
 ///
-/// For more information of `NumaHmatCacheOptions`, see chapter
+/// For more information of [`NumaHmatCacheOptions`](crate::NumaHmatCacheOptions), see chapter
 /// 5.2.27.5: Table 5-147: Field "Cache Attributes" of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
@@ -1224,7 +1224,7 @@ pub struct Memdev {
 ///
 /// The ids other than the node-id specify the position of the CPU
 /// within the CPU topology (as defined by the machine property "smp",
-/// thus see also type `SMPConfiguration`)
+/// thus see also type [`SMPConfiguration`](crate::SMPConfiguration))
 ///
 /// *Since: 2.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1274,19 +1274,19 @@ pub struct CpuInstanceProperties {
 
 /// **Note:**
 ///
-/// properties with `device_add`.
+/// properties with [`device_add`](crate::commands::DeviceAdd).
 ///
 /// *Since: 2.7*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HotpluggableCPU {
-    /// CPU object type for usage with `device_add` command
+    /// CPU object type for usage with [`device_add`](crate::commands::DeviceAdd) command
     pub r#type: ::std::string::String,
-    /// number of logical VCPU threads `HotpluggableCPU`
+    /// number of logical VCPU threads [`HotpluggableCPU`](crate::HotpluggableCPU)
     /// provides
     #[serde(rename = "vcpus-count")]
     pub vcpus_count: i64,
     /// list of properties to pass for hotplugging a CPU with
-    /// `device_add`
+    /// [`device_add`](crate::commands::DeviceAdd)
     pub props: super::CpuInstanceProperties,
     /// link to existing CPU object if CPU is present or omitted
     /// if CPU is not present.
@@ -1940,7 +1940,7 @@ impl<'de> Deserialize<'de> for CpuModelCompareResult {
 /// *Since: 2.8*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpuModelBaselineInfo {
-    /// the baselined `CpuModelInfo`.
+    /// the baselined [`CpuModelInfo`](crate::CpuModelInfo).
     pub model: super::CpuModelInfo,
 }
 
@@ -1969,11 +1969,11 @@ pub struct CpuModelCompareInfo {
 /// *Since: 2.8*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpuModelExpansionInfo {
-    /// the expanded `CpuModelInfo`.
+    /// the expanded [`CpuModelInfo`](crate::CpuModelInfo).
     pub model: super::CpuModelInfo,
     /// an optional list of properties that are flagged
     /// as deprecated by the CPU vendor.  The list depends on the
-    /// `CpuModelExpansionType`: "static" properties are a subset of the
+    /// [`CpuModelExpansionType`](crate::CpuModelExpansionType): "static" properties are a subset of the
     /// enabled-properties for the expanded model; "full" properties are
     /// a set of properties that are deprecated across all models for
     /// the architecture.  (since: 10.1 -- since 9.1 on s390x --).
@@ -2026,7 +2026,7 @@ pub struct CpuDefinitionInfo {
         ::std::vec::Vec<::std::string::String>,
     >,
     /// Type name that can be used as argument to
-    /// `device-list-properties`, to introspect properties configurable
+    /// [`device-list-properties`](crate::commands::DeviceListProperties), to introspect properties configurable
     /// using -cpu or -global.  (since 2.9)
     pub typename: ::std::string::String,
     /// Name of CPU model this model is an alias for.  The target
@@ -2221,7 +2221,7 @@ pub mod commands {
 
     /// Wake up guest from suspend.  If the guest has wake-up from suspend
     /// support enabled (wakeup-suspend-support flag from
-    /// `query-current-machine`), wake-up guest from suspend if the guest is
+    /// [`query-current-machine`](crate::commands::QueryCurrentMachine)), wake-up guest from suspend if the guest is
     /// in SUSPENDED state.  Return an error otherwise.
     ///
     /// *Since: 1.1*
@@ -2801,17 +2801,17 @@ pub mod commands {
     ///
     /// * QEMU version: CPU models may look different depending on the QEMU
     /// version.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine-type: CPU model may look different depending on the
     /// machine-type.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine options (including accelerator): in some architectures,
     /// CPU models may look different depending on machine and accelerator
     /// options.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * "-cpu" arguments and global properties: arguments to the -cpu
     /// option and global properties may affect expansion of CPU models.
-    /// Using `query-cpu-model-expansion` while using these is not
+    /// Using [`query-cpu-model-expansion`](crate::commands::QueryCpuModelExpansion) while using these is not
     /// advised.
     ///
     /// Some architectures may not support comparing CPU models.  s390x
@@ -2819,7 +2819,7 @@ pub mod commands {
     ///
     /// # Returns
     ///
-    /// a `CpuModelCompareInfo` describing how both CPU models
+    /// a [`CpuModelCompareInfo`](crate::CpuModelCompareInfo) describing how both CPU models
     /// compare
     ///
     /// # Errors
@@ -2833,10 +2833,10 @@ pub mod commands {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct QueryCpuModelComparison {
         /// description of the first CPU model to compare, referred to
-        /// as "model A" in `CpuModelCompareResult`
+        /// as "model A" in [`CpuModelCompareResult`](crate::CpuModelCompareResult)
         pub modela: super::super::CpuModelInfo,
         /// description of the second CPU model to compare, referred to
-        /// as "model B" in `CpuModelCompareResult`
+        /// as "model B" in [`CpuModelCompareResult`](crate::CpuModelCompareResult)
         pub modelb: super::super::CpuModelInfo,
     }
 
@@ -2860,17 +2860,17 @@ pub mod commands {
     ///
     /// * QEMU version: CPU models may look different depending on the QEMU
     /// version.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine-type: CPU model may look different depending on the
     /// machine-type.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine options (including accelerator): in some architectures,
     /// CPU models may look different depending on machine and accelerator
     /// options.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * "-cpu" arguments and global properties: arguments to the -cpu
     /// option and global properties may affect expansion of CPU models.
-    /// Using `query-cpu-model-expansion` while using these is not
+    /// Using [`query-cpu-model-expansion`](crate::commands::QueryCpuModelExpansion) while using these is not
     /// advised.
     ///
     /// Some architectures may not support baselining CPU models.  s390x
@@ -2878,7 +2878,7 @@ pub mod commands {
     ///
     /// # Returns
     ///
-    /// a `CpuModelBaselineInfo` describing the baselined CPU model
+    /// a [`CpuModelBaselineInfo`](crate::CpuModelBaselineInfo) describing the baselined CPU model
     ///
     /// # Errors
     ///
@@ -2912,17 +2912,17 @@ pub mod commands {
     ///
     /// * QEMU version: CPU models may look different depending on the QEMU
     /// version.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine-type: CPU model may look different depending on the
     /// machine-type.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * machine options (including accelerator): in some architectures,
     /// CPU models may look different depending on machine and accelerator
     /// options.  (Except for CPU models reported as "static" in
-    /// `query-cpu-definitions`.)
+    /// [`query-cpu-definitions`](crate::commands::QueryCpuDefinitions).)
     /// * "-cpu" arguments and global properties: arguments to the -cpu
     /// option and global properties may affect expansion of CPU models.
-    /// Using `query-cpu-model-expansion` while using these is not
+    /// Using [`query-cpu-model-expansion`](crate::commands::QueryCpuModelExpansion) while using these is not
     /// advised.
     ///
     /// Some architectures may not support all expansion types.  s390x
@@ -2930,7 +2930,7 @@ pub mod commands {
     ///
     /// # Returns
     ///
-    /// a `CpuModelExpansionInfo` describing the expanded CPU model
+    /// a [`CpuModelExpansionInfo`](crate::CpuModelExpansionInfo) describing the expanded CPU model
     ///
     /// # Errors
     ///
@@ -2969,7 +2969,7 @@ pub mod commands {
 pub mod events {
     use serde::{Deserialize, Serialize};
     /// Emitted when the guest changes the actual BALLOON level.  This value
-    /// is equivalent to the `actual` field return by the `query-balloon`
+    /// is equivalent to the `actual` field return by the [`query-balloon`](crate::commands::QueryBalloon)
     /// command
     ///
     /// **Note:**

@@ -70,29 +70,29 @@ impl<'de> Deserialize<'de> for S390CpuEntitlement {
 pub enum CpuTopologyLevel {
     /// thread level, which would also be called SMT level or
     /// logical processor level.  The `threads` option in
-    /// `SMPConfiguration` is used to configure the topology of this
+    /// [`SMPConfiguration`](crate::SMPConfiguration) is used to configure the topology of this
     /// level.
     Thread,
-    /// core level.  The `cores` option in `SMPConfiguration` is used
+    /// core level.  The `cores` option in [`SMPConfiguration`](crate::SMPConfiguration) is used
     /// to configure the topology of this level.
     Core,
-    /// module level.  The `modules` option in `SMPConfiguration` is
+    /// module level.  The `modules` option in [`SMPConfiguration`](crate::SMPConfiguration) is
     /// used to configure the topology of this level.
     Module,
-    /// cluster level.  The `clusters` option in `SMPConfiguration`
+    /// cluster level.  The `clusters` option in [`SMPConfiguration`](crate::SMPConfiguration)
     /// is used to configure the topology of this level.
     Cluster,
-    /// die level.  The `dies` option in `SMPConfiguration` is used to
+    /// die level.  The `dies` option in [`SMPConfiguration`](crate::SMPConfiguration) is used to
     /// configure the topology of this level.
     Die,
     /// socket level, which would also be called package level.
-    /// The `sockets` option in `SMPConfiguration` is used to configure
+    /// The `sockets` option in [`SMPConfiguration`](crate::SMPConfiguration) is used to configure
     /// the topology of this level.
     Socket,
-    /// book level.  The `books` option in `SMPConfiguration` is used
+    /// book level.  The `books` option in [`SMPConfiguration`](crate::SMPConfiguration) is used
     /// to configure the topology of this level.
     Book,
-    /// drawer level.  The `drawers` option in `SMPConfiguration` is
+    /// drawer level.  The `drawers` option in [`SMPConfiguration`](crate::SMPConfiguration) is
     /// used to configure the topology of this level.
     Drawer,
     /// default level.  Some architectures will have default
@@ -237,11 +237,11 @@ pub struct SmpCacheProperties {
     pub topology: super::CpuTopologyLevel,
 }
 
-/// List wrapper of `SmpCacheProperties`.
+/// List wrapper of [`SmpCacheProperties`](crate::SmpCacheProperties).
 ///
 /// Since 9.2
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SmpCachePropertiesWrapper {
-    /// the list of `SmpCacheProperties`.
+    /// the list of [`SmpCacheProperties`](crate::SmpCacheProperties).
     pub caches: ::std::vec::Vec<super::SmpCacheProperties>,
 }

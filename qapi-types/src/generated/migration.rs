@@ -253,22 +253,22 @@ pub struct VfioStats {
 /// *Since: 0.14*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationInfo {
-    /// `MigrationStatus` describing the current migration status.
+    /// [`MigrationStatus`](crate::MigrationStatus) describing the current migration status.
     /// If this field is not returned, no migration process has been
     /// initiated
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<super::MigrationStatus>,
-    /// `MigrationStats` containing detailed migration status, only
+    /// [`MigrationStats`](crate::MigrationStats) containing detailed migration status, only
     /// returned if status is 'active' or 'completed'(since 1.2)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ram: ::std::option::Option<super::MigrationStats>,
-    /// `VfioStats` containing detailed VFIO devices migration
+    /// [`VfioStats`](crate::VfioStats) containing detailed VFIO devices migration
     /// statistics, only returned if VFIO device is present, migration
     /// is supported by all VFIO devices and status is 'active' or
     /// 'completed' (since 5.2)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vfio: ::std::option::Option<super::VfioStats>,
-    /// `XBZRLECacheStats` containing detailed XBZRLE
+    /// [`XBZRLECacheStats`](crate::XBZRLECacheStats) containing detailed XBZRLE
     /// migration statistics, only returned if XBZRLE feature is on and
     /// status is 'active' or 'completed' (since 1.2)
     #[serde(rename = "xbzrle-cache")]
@@ -378,7 +378,7 @@ pub struct MigrationInfo {
     pub socket_address: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
     /// Maximum throttle time (in
     /// microseconds) of virtual CPUs each dirty ring full round, which
-    /// shows how `MigrationCapability` dirty-limit affects the guest
+    /// shows how [`MigrationCapability`](crate::MigrationCapability) dirty-limit affects the guest
     /// during live migration.  (Since 8.1)
     #[serde(rename = "dirty-limit-throttle-time-per-round")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -681,7 +681,7 @@ impl<'de> Deserialize<'de> for MultiFDCompression {
 pub enum MigMode {
     /// the original form of migration.  (since 8.2)
     Normal,
-    /// The `migrate` command stops the VM and saves state to
+    /// The [`migrate`](crate::commands::Migrate) command stops the VM and saves state to
     /// the URI.  After quitting QEMU, the user resumes by running QEMU
     /// -incoming.
     ///
@@ -731,7 +731,7 @@ pub enum MigMode {
     ///
     /// New QEMU reads the CPR channel before opening a monitor, hence
     /// the CPR channel cannot be specified in the list of channels for
-    /// a `migrate-incoming` command.  It may only be specified on the
+    /// a [`migrate-incoming`](crate::commands::MigrateIncoming) command.  It may only be specified on the
     /// command line.
     ///
     /// The main channel address cannot be a file type, and for an
@@ -742,10 +742,10 @@ pub enum MigMode {
     /// memory-backend-epc is not supported.  The VM must be started
     /// with the '-machine aux-ram-share=on' option.
     ///
-    /// When using -incoming defer, you must issue the `migrate` command
+    /// When using -incoming defer, you must issue the [`migrate`](crate::commands::Migrate) command
     /// to old QEMU before issuing any monitor commands to new QEMU.
     /// However, new QEMU does not open and read the migration stream
-    /// until you issue the `migrate-incoming` command.
+    /// until you issue the [`migrate-incoming`](crate::commands::MigrateIncoming) command.
     ///
     /// (since 10.0)
     CprTransfer,
@@ -1064,11 +1064,11 @@ pub enum MigrationParameter {
     /// Dirtyrate limit (MB/s) during live migration.
     /// Defaults to 1.  (Since 8.1)
     VcpuDirtyLimit,
-    /// Migration mode.  See description in `MigMode`.  Default is
+    /// Migration mode.  See description in [`MigMode`](crate::MigMode).  Default is
     /// 'normal'.  (Since 8.2)
     Mode,
     /// Whether and how to detect zero pages.  See
-    /// description in `ZeroPageDetection`.  Default is 'multifd'.
+    /// description in [`ZeroPageDetection`](crate::ZeroPageDetection).  Default is 'multifd'.
     /// (since 9.0)
     ZeroPageDetection,
     /// Open migration files with O_DIRECT when possible.  This
@@ -1385,12 +1385,12 @@ pub struct MigrateSetParameters {
     #[serde(rename = "vcpu-dirty-limit")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_limit: ::std::option::Option<u64>,
-    /// Migration mode.  See description in `MigMode`.  Default is
+    /// Migration mode.  See description in [`MigMode`](crate::MigMode).  Default is
     /// 'normal'.  (Since 8.2)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::MigMode>,
     /// Whether and how to detect zero pages.  See
-    /// description in `ZeroPageDetection`.  Default is 'multifd'.
+    /// description in [`ZeroPageDetection`](crate::ZeroPageDetection).  Default is 'multifd'.
     /// (since 9.0)
     #[serde(rename = "zero-page-detection")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -1608,12 +1608,12 @@ pub struct MigrationParameters {
     #[serde(rename = "vcpu-dirty-limit")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_limit: ::std::option::Option<u64>,
-    /// Migration mode.  See description in `MigMode`.  Default is
+    /// Migration mode.  See description in [`MigMode`](crate::MigMode).  Default is
     /// 'normal'.  (Since 8.2)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::MigMode>,
     /// Whether and how to detect zero pages.  See
-    /// description in `ZeroPageDetection`.  Default is 'multifd'.
+    /// description in [`ZeroPageDetection`](crate::ZeroPageDetection).  Default is 'multifd'.
     /// (since 9.0)
     #[serde(rename = "zero-page-detection")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -1839,8 +1839,8 @@ impl<'de> Deserialize<'de> for FailoverStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum COLOExitReason {
     /// failover has never happened.  This state does not occur in
-    /// the `COLO_EXIT` event, and is only visible in the result of
-    /// `query-colo-status`.
+    /// the [`COLO_EXIT`](crate::events::ColoExit) event, and is only visible in the result of
+    /// [`query-colo-status`](crate::commands::QueryColoStatus).
     None,
     /// COLO exit is due to an external request.
     Request,
@@ -2075,7 +2075,7 @@ pub struct MigrationChannel {
     pub addr: super::MigrationAddress,
 }
 
-/// The result format for `query-xen-replication-status`.
+/// The result format for [`query-xen-replication-status`](crate::commands::QueryXenReplicationStatus).
 ///
 /// *Since: 2.9*
 ///
@@ -2090,7 +2090,7 @@ pub struct ReplicationStatus {
     pub desc: ::std::option::Option<::std::string::String>,
 }
 
-/// The result format for `query-colo-status`.
+/// The result format for [`query-colo-status`](crate::commands::QueryColoStatus).
 ///
 /// *Since: 3.1*
 ///
@@ -2181,7 +2181,7 @@ impl<'de> Deserialize<'de> for DirtyRateStatus {
 }
 
 /// Method used to measure dirty page rate.  Differences between
-/// available methods are explained in `calc-dirty-rate`.
+/// available methods are explained in [`calc-dirty-rate`](crate::commands::CalcDirtyRate).
 ///
 /// *Since: 6.2*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2638,7 +2638,7 @@ pub mod commands {
     ///
     /// **Notes:**
     ///
-    /// 1. The `query-migrate` command should be used to check
+    /// 1. The [`query-migrate`](crate::commands::QueryMigrate) command should be used to check
     /// migration's progress and final result (this information is
     /// provided by the 'status' member).
     ///
@@ -2737,7 +2737,7 @@ pub mod commands {
     /// already exposed above libvirt.
     ///
     /// 2. QEMU must be started with -incoming defer to allow
-    /// `migrate-incoming` to be used.
+    /// [`migrate-incoming`](crate::commands::MigrateIncoming) to be used.
     ///
     /// 3. The uri format is the same as for -incoming
     ///
@@ -2793,8 +2793,8 @@ pub mod commands {
         >,
         /// Exit on incoming migration failure.  Default true.
         /// When set to false, the failure triggers a
-        /// :qapi:event:`MIGRATION` event, and error details could be
-        /// retrieved with `query-migrate`.  (since 9.1)
+        /// :qapi:event:[`MIGRATION`](crate::events::Migration) event, and error details could be
+        /// retrieved with [`query-migrate`](crate::commands::QueryMigrate).  (since 9.1)
         #[serde(rename = "exit-on-error")]
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub exit_on_error: ::std::option::Option<bool>,
@@ -2820,7 +2820,7 @@ pub mod commands {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct XenSaveDevicesState {
         /// the file to save the state of the devices to as binary
-        /// data.  See `xen-save-devices-state`.txt for a description of the
+        /// data.  See [`xen-save-devices-state`](crate::commands::XenSaveDevicesState).txt for a description of the
         /// binary format.
         pub filename: ::std::string::String,
         /// Optional argument to ask QEMU to treat this command as part
@@ -2871,7 +2871,7 @@ pub mod commands {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct XenLoadDevicesState {
         /// the file to load the state of the devices from as binary
-        /// data.  See `xen-save-devices-state`.txt for a description of the
+        /// data.  See [`xen-save-devices-state`](crate::commands::XenSaveDevicesState).txt for a description of the
         /// binary format.
         pub filename: ::std::string::String,
     }
@@ -3010,7 +3010,7 @@ pub mod commands {
     }
 
     /// Start measuring dirty page rate of the VM.  Results can be retrieved
-    /// with `query-dirty-rate` after measurements are completed.
+    /// with [`query-dirty-rate`](crate::commands::QueryDirtyRate) after measurements are completed.
     ///
     /// Dirty page rate is the number of pages changed in a given time
     /// period expressed in MiB/s.  The following methods of calculation are
@@ -3092,7 +3092,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
     }
 
-    /// Query results of the most recent invocation of `calc-dirty-rate`.
+    /// Query results of the most recent invocation of [`calc-dirty-rate`](crate::commands::CalcDirtyRate).
     ///
     /// *Since: 5.2*
     ///
@@ -3129,7 +3129,7 @@ pub mod commands {
     ///
     /// Requires KVM with accelerator property "dirty-ring-size" set.  A
     /// virtual CPU's dirty page rate is a measure of its memory load.  To
-    /// observe dirty page rates, use `calc-dirty-rate`.
+    /// observe dirty page rates, use [`calc-dirty-rate`](crate::commands::CalcDirtyRate).
     ///
     /// *Since: 7.1*
     ///
@@ -3160,8 +3160,8 @@ pub mod commands {
     /// Cancel the upper limit of dirty page rate for virtual CPUs.
     ///
     /// Cancel the dirty page limit for the vCPU which has been set with
-    /// `set-vcpu-dirty-limit` command.  Note that this command requires
-    /// support from dirty ring, same as the `set-vcpu-dirty-limit`.
+    /// [`set-vcpu-dirty-limit`](crate::commands::SetVcpuDirtyLimit) command.  Note that this command requires
+    /// support from dirty ring, same as the [`set-vcpu-dirty-limit`](crate::commands::SetVcpuDirtyLimit).
     ///
     /// *Since: 7.1*
     ///
@@ -3306,7 +3306,7 @@ pub mod commands {
     ///
     /// It is strongly recommended that `devices` contain all writable block
     /// device nodes that can have changed since the original
-    /// `snapshot-save` command execution.
+    /// [`snapshot-save`](crate::commands::SnapshotSave) command execution.
     ///
     /// **Example:**
     ///
@@ -3441,7 +3441,7 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Migration {
-        /// `MigrationStatus` describing the current migration status.
+        /// [`MigrationStatus`](crate::MigrationStatus) describing the current migration status.
         pub status: super::super::MigrationStatus,
     }
 

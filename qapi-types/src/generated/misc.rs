@@ -149,7 +149,7 @@ impl<'de> Deserialize<'de> for CommandLineParameterType {
 pub struct CommandLineParameterInfo {
     /// parameter name
     pub name: ::std::string::String,
-    /// parameter `CommandLineParameterType`
+    /// parameter [`CommandLineParameterType`](crate::CommandLineParameterType)
     pub r#type: super::CommandLineParameterType,
     /// human readable text string, not suitable for parsing.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -167,7 +167,7 @@ pub struct CommandLineParameterInfo {
 pub struct CommandLineOptionInfo {
     /// option name
     pub option: ::std::string::String,
-    /// an array of `CommandLineParameterInfo`
+    /// an array of [`CommandLineParameterInfo`](crate::CommandLineParameterInfo)
     pub parameters: ::std::vec::Vec<super::CommandLineParameterInfo>,
 }
 
@@ -195,7 +195,7 @@ pub mod commands {
         /// "`dbus-display`" or the name of a character device (e.g. from
         /// -chardev id=XXXX)
         pub protocol: ::std::string::String,
-        /// file descriptor name previously passed via `getfd` command
+        /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command
         pub fdname: ::std::string::String,
         /// whether to skip authentication.  Only applies to "vnc"
         /// and "spice" protocols
@@ -367,7 +367,7 @@ pub mod commands {
     /// Known limitations:
     ///
     /// * This command is stateless, this means that commands that depend
-    /// on state information (such as `getfd`) might not work.
+    /// on state information (such as [`getfd`](crate::commands::Getfd)) might not work.
     ///
     /// * Commands that prompt the user for data don't currently work.
     ///
@@ -406,7 +406,7 @@ pub mod commands {
     ///
     /// it will be closed and replaced by the received file descriptor.
     ///
-    /// The `closefd` command can be used to explicitly close the file
+    /// The [`closefd`](crate::commands::Closefd) command can be used to explicitly close the file
     /// descriptor when it is no longer needed.
     ///
     /// **Example:**
@@ -439,7 +439,7 @@ pub mod commands {
     ///
     /// it will be closed and replaced by the received file descriptor.
     ///
-    /// The `closefd` command can be used to explicitly close the file
+    /// The [`closefd`](crate::commands::Closefd) command can be used to explicitly close the file
     /// descriptor when it is no longer needed.
     ///
     /// **Example:**

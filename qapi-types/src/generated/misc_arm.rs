@@ -25,7 +25,7 @@ pub struct GICCapability {
 /// The commands of `misc-arm.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
-    /// It will return a list of `GICCapability` objects that describe its
+    /// It will return a list of [`GICCapability`](crate::GICCapability) objects that describe its
     /// capability bits.
     ///
     /// On non-ARM targets this command will report an error as the GIC

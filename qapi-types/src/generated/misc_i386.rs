@@ -3,7 +3,7 @@
 
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
-/// An enumeration of SEV state information used during `query-sev`.
+/// An enumeration of SEV state information used during [`query-sev`](crate::commands::QuerySev).
 ///
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -707,7 +707,7 @@ pub struct NetdevVmnetBridgedOptions {
 
 /// Configuration info for stream socket netdev
 ///
-/// Only `SocketAddress` types 'unix', 'inet' and 'fd' are supported.
+/// Only [`SocketAddress`](crate::SocketAddress) types 'unix', 'inet' and 'fd' are supported.
 ///
 /// *Since: 7.2*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -729,7 +729,7 @@ pub struct NetdevStreamOptions {
 
 /// Configuration info for datagram socket netdev.
 ///
-/// Only `SocketAddress` types 'unix', 'inet' and 'fd' are supported.
+/// Only [`SocketAddress`](crate::SocketAddress) types 'unix', 'inet' and 'fd' are supported.
 ///
 /// If remote address is present and it's a multicast address, local
 /// address is optional.  Otherwise local address is required and remote
@@ -1262,7 +1262,7 @@ pub mod commands {
 /// The events of `net.json`.
 pub mod events {
     use serde::{Deserialize, Serialize};
-    /// Emitted once until the `query-rx-filter` command is executed, the
+    /// Emitted once until the [`query-rx-filter`](crate::commands::QueryRxFilter) command is executed, the
     /// first event will always be emitted
     ///
     /// *Since: 1.6*

@@ -66,7 +66,7 @@ pub struct PciBusInfo {
 pub struct PciBridgeInfo {
     /// information about the bus the device resides on
     pub bus: super::PciBusInfo,
-    /// a list of `PciDeviceInfo` for each device on this bridge
+    /// a list of [`PciDeviceInfo`](crate::PciDeviceInfo) for each device on this bridge
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub devices: ::std::option::Option<::std::vec::Vec<super::PciDeviceInfo>>,
 }

@@ -90,10 +90,10 @@ pub mod commands {
     /// from the guest.  Hot removal is an operation that requires guest
     /// cooperation.  This command merely requests that the guest begin
     /// the hot removal process.  Completion of the device removal
-    /// process is signaled with a `DEVICE_DELETED` event.  Guest reset
+    /// process is signaled with a [`DEVICE_DELETED`](crate::events::DeviceDeleted) event.  Guest reset
     /// will automatically complete removal for all devices.  If a
     /// guest-side error in the hot removal process is detected, the
-    /// device will not be removed and a `DEVICE_UNPLUG_GUEST_ERROR`
+    /// device will not be removed and a [`DEVICE_UNPLUG_GUEST_ERROR`](crate::events::DeviceUnplugGuestError)
     /// event is sent.  Some errors cannot be detected.
     ///
     /// *Since: 0.14*

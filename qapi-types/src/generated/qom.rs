@@ -39,7 +39,7 @@ pub struct ObjectPropertyValue {
     /// the name of the property.
     pub name: ::std::string::String,
     /// the type of the property, as described in
-    /// `ObjectPropertyInfo`.
+    /// [`ObjectPropertyInfo`](crate::ObjectPropertyInfo).
     pub r#type: ::std::string::String,
     /// the value of the property.  Absent when the property cannot
     /// be read.
@@ -55,7 +55,7 @@ pub struct ObjectPropertiesValues {
     pub properties: ::std::vec::Vec<super::ObjectPropertyValue>,
 }
 
-/// This structure describes a search result from `qom-list-types`
+/// This structure describes a search result from [`qom-list-types`](crate::commands::QomListTypes)
 ///
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -990,7 +990,7 @@ pub struct QtestProperties {
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteObjectProperties {
-    /// file descriptor name previously passed via `getfd` command
+    /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command
     pub fd: ::std::string::String,
     /// the id of the device to be associated with the file
     /// descriptor
@@ -1013,7 +1013,7 @@ pub struct VfioUserServerProperties {
 /// *Since: 9.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IOMMUFDProperties {
-    /// file descriptor name previously passed via `getfd` command,
+    /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command,
     /// which represents a pre-opened /dev/iommu.  This allows the
     /// iommufd object to be shared across several subsystems (VFIO,
     /// VDPA, ...), and the file descriptor to be shared with other
@@ -1778,7 +1778,7 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct QomList {
-        /// the path within the object model.  See `qom-get` for a
+        /// the path within the object model.  See [`qom-get`](crate::commands::QomGet) for a
         /// description of this parameter.
         pub path: ::std::string::String,
     }
@@ -1861,7 +1861,7 @@ pub mod commands {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct QomListGet {
         /// The absolute or partial path for each object, as described
-        /// in `qom-get`.
+        /// in [`qom-get`](crate::commands::QomGet).
         pub paths: ::std::vec::Vec<::std::string::String>,
     }
 
@@ -1886,12 +1886,12 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct QomSet {
-        /// see `qom-get` for a description of this parameter
+        /// see [`qom-get`](crate::commands::QomGet) for a description of this parameter
         pub path: ::std::string::String,
         /// the property name to set
         pub property: ::std::string::String,
         /// a value who's type is appropriate for the property type.
-        /// See `qom-get` for a description of type mapping.
+        /// See [`qom-get`](crate::commands::QomGet) for a description of type mapping.
         pub value: ::serde_json::Value,
     }
 

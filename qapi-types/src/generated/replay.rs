@@ -82,8 +82,8 @@ pub struct ReplayInfo {
 pub mod commands {
     use serde::{Deserialize, Serialize};
     /// Retrieve the record/replay information.  It includes current
-    /// instruction count which may be used for `replay-break` and
-    /// `replay-seek` commands.
+    /// instruction count which may be used for [`replay-break`](crate::commands::ReplayBreak) and
+    /// [`replay-seek`](crate::commands::ReplaySeek) commands.
     ///
     /// # Returns
     ///
@@ -109,7 +109,7 @@ pub mod commands {
     /// breakpoint.  When breakpoint is set, any prior one is removed.  The
     /// breakpoint may be set only in replay mode and only "in the future",
     /// i.e. at instruction counts greater than the current one.  The
-    /// current instruction count can be observed with `query-replay`.
+    /// current instruction count can be observed with [`query-replay`](crate::commands::QueryReplay).
     ///
     /// *Since: 5.2*
     ///
@@ -130,7 +130,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
     }
 
-    /// Remove replay breakpoint which was set with `replay-break`.  The
+    /// Remove replay breakpoint which was set with [`replay-break`](crate::commands::ReplayBreak).  The
     /// command is ignored when there are no replay breakpoints.
     ///
     /// *Since: 5.2*
@@ -153,7 +153,7 @@ pub mod commands {
     /// snapshot and replays the execution to find the desired instruction.
     /// When there is no preceding snapshot or the execution is not
     /// replayed, then the command fails.  Instruction count can be obtained
-    /// with the `query-replay` command.
+    /// with the [`query-replay`](crate::commands::QueryReplay) command.
     ///
     /// *Since: 5.2*
     ///

@@ -11,7 +11,7 @@ pub enum RunState {
     /// guest is paused waiting for an incoming migration.  Note
     /// that this state does not tell whether the machine will start at
     /// the end of the migration.  This depends on the command-line -S
-    /// option and any invocation of `stop` or `cont` that has happened
+    /// option and any invocation of [`stop`](crate::commands::Stop) or [`cont`](crate::commands::Cont) that has happened
     /// since QEMU was started.
     Inmigrate,
     /// An internal error that prevents further guest
@@ -128,9 +128,9 @@ pub enum ShutdownCause {
     None,
     /// An error prevents further use of guest
     HostError,
-    /// Reaction to the QMP command `quit`
+    /// Reaction to the QMP command [`quit`](crate::commands::Quit)
     HostQmpQuit,
-    /// Reaction to the QMP command `system_reset`
+    /// Reaction to the QMP command [`system_reset`](crate::commands::SystemReset)
     HostQmpSystemReset,
     /// Reaction to a signal, such as SIGINT
     HostSignal,
@@ -224,7 +224,7 @@ impl<'de> Deserialize<'de> for ShutdownCause {
 pub struct StatusInfo {
     /// true if all VCPUs are runnable, false if not runnable
     pub running: bool,
-    /// the virtual machine `RunState`
+    /// the virtual machine [`RunState`](crate::RunState)
     pub status: super::RunState,
 }
 
@@ -241,7 +241,7 @@ pub enum WatchdogAction {
     Shutdown,
     /// system poweroff, the emulator program exits
     Poweroff,
-    /// system pauses, similar to `stop`
+    /// system pauses, similar to [`stop`](crate::commands::Stop)
     Pause,
     /// system enters debug state
     Debug,
@@ -630,20 +630,20 @@ pub enum GuestPanicInformationBranch {
 /// *Since: 2.9*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestPanicInformationHyperV {
-    /// for Windows, `STOP` code for the guest crash.  For Linux,
+    /// for Windows, [`STOP`](crate::events::Stop) code for the guest crash.  For Linux,
     /// an error code.
     pub arg1: u64,
-    /// for Windows, first argument of the `STOP`.  For Linux, the
+    /// for Windows, first argument of the [`STOP`](crate::events::Stop).  For Linux, the
     /// guest OS ID, which has the kernel version in bits 16-47 and
     /// 0x8100 in bits 48-63.
     pub arg2: u64,
-    /// for Windows, second argument of the `STOP`.  For Linux, the
+    /// for Windows, second argument of the [`STOP`](crate::events::Stop).  For Linux, the
     /// program counter of the guest.
     pub arg3: u64,
-    /// for Windows, third argument of the `STOP`.  For Linux, the
+    /// for Windows, third argument of the [`STOP`](crate::events::Stop).  For Linux, the
     /// RAX register (x86) or the stack pointer (aarch64) of the guest.
     pub arg4: u64,
-    /// for Windows, fourth argument of the `STOP`.  For x86 Linux,
+    /// for Windows, fourth argument of the [`STOP`](crate::events::Stop).  For x86 Linux,
     /// the stack pointer of the guest.
     pub arg5: u64,
 }
@@ -990,7 +990,7 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct WatchdogSetAction {
-        /// `WatchdogAction` action taken when watchdog timer expires.
+        /// [`WatchdogAction`](crate::WatchdogAction) action taken when watchdog timer expires.
         pub action: super::super::WatchdogAction,
     }
 
@@ -1016,16 +1016,16 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct SetAction {
-        /// `RebootAction` action taken on guest reboot.
+        /// [`RebootAction`](crate::RebootAction) action taken on guest reboot.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub reboot: ::std::option::Option<super::super::RebootAction>,
-        /// `ShutdownAction` action taken on guest shutdown.
+        /// [`ShutdownAction`](crate::ShutdownAction) action taken on guest shutdown.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub shutdown: ::std::option::Option<super::super::ShutdownAction>,
-        /// `PanicAction` action taken on guest panic.
+        /// [`PanicAction`](crate::PanicAction) action taken on guest panic.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub panic: ::std::option::Option<super::super::PanicAction>,
-        /// `WatchdogAction` action taken when watchdog timer
+        /// [`WatchdogAction`](crate::WatchdogAction) action taken when watchdog timer
         /// expires.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub watchdog: ::std::option::Option<super::super::WatchdogAction>,
@@ -1046,8 +1046,8 @@ pub mod events {
     ///
     /// **Note:**
     ///
-    /// specified, QEMU will not exit, and a `STOP` event will eventually
-    /// follow the `SHUTDOWN` event.
+    /// specified, QEMU will not exit, and a [`STOP`](crate::events::Stop) event will eventually
+    /// follow the [`SHUTDOWN`](crate::events::Shutdown) event.
     ///
     /// *Since: 0.12*
     ///
@@ -1065,7 +1065,7 @@ pub mod events {
         /// hardware-specific action) rather than a host request (such as
         /// sending QEMU a SIGINT).  (since 2.10)
         pub guest: bool,
-        /// The `ShutdownCause` which resulted in the `SHUTDOWN`.
+        /// The [`ShutdownCause`](crate::ShutdownCause) which resulted in the [`SHUTDOWN`](crate::events::Shutdown).
         /// (since 4.0)
         pub reason: super::super::ShutdownCause,
     }
@@ -1107,9 +1107,9 @@ pub mod events {
         /// If true, the reset was triggered by a guest request (such as
         /// a guest-initiated ACPI reboot request or other hardware-specific
         /// action) rather than a host request (such as the QMP command
-        /// `system_reset`).  (since 2.10)
+        /// [`system_reset`](crate::commands::SystemReset)).  (since 2.10)
         pub guest: bool,
-        /// The `ShutdownCause` of the `RESET`.  (since 4.0)
+        /// The [`ShutdownCause`](crate::ShutdownCause) of the [`RESET`](crate::events::Reset).  (since 4.0)
         pub reason: super::super::ShutdownCause,
     }
 
@@ -1209,8 +1209,8 @@ pub mod events {
     ///
     /// **Note:**
     ///
-    /// `WATCHDOG` event is followed respectively by the `RESET`,
-    /// `SHUTDOWN`, or `STOP` events.
+    /// [`WATCHDOG`](crate::events::Watchdog) event is followed respectively by the [`RESET`](crate::events::Reset),
+    /// [`SHUTDOWN`](crate::events::Shutdown), or [`STOP`](crate::events::Stop) events.
     ///
     /// **Note:**
     ///
@@ -1313,11 +1313,11 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct MemoryFailure {
-        /// recipient is defined as `MemoryFailureRecipient`.
+        /// recipient is defined as [`MemoryFailureRecipient`](crate::MemoryFailureRecipient).
         pub recipient: super::super::MemoryFailureRecipient,
         /// action that has been taken.
         pub action: super::super::MemoryFailureAction,
-        /// flags for `MemoryFailureAction`.
+        /// flags for [`MemoryFailureAction`](crate::MemoryFailureAction).
         pub flags: super::super::MemoryFailureFlags,
     }
 

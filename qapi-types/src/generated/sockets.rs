@@ -192,7 +192,7 @@ pub struct VsockSocketAddress {
 pub struct FdSocketAddress {
     /// decimal is for file descriptor number, otherwise it's a file
     /// descriptor name.  Named file descriptors are permitted in
-    /// monitor commands, in combination with the `getfd` command.
+    /// monitor commands, in combination with the [`getfd`](crate::commands::Getfd) command.
     /// Decimal file descriptors are permitted at startup or other
     /// contexts where no monitor context is active.
     pub str: ::std::string::String,
@@ -258,7 +258,7 @@ pub enum SocketAddressLegacyBranch {
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
-/// Available `SocketAddress` types
+/// Available [`SocketAddress`](crate::SocketAddress) types
 ///
 /// *Since: 2.9*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

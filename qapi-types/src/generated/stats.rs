@@ -247,7 +247,7 @@ impl<'de> Deserialize<'de> for StatsTarget {
 }
 
 /// Indicates a set of statistics that should be returned by
-/// `query-stats`.
+/// [`query-stats`](crate::commands::QueryStats).
 ///
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,7 +267,7 @@ pub struct StatsVCPUFilter {
     pub vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-/// The arguments to the `query-stats` command; specifies a target for
+/// The arguments to the [`query-stats`](crate::commands::QueryStats) command; specifies a target for
 /// which to request statistics and optionally the required subset of
 /// information for that target.
 ///
@@ -414,7 +414,7 @@ pub struct StatsResult {
 pub struct StatsSchemaValue {
     /// name of the statistic; each element of the schema is uniquely
     /// identified by a target, a provider (both available in
-    /// `StatsSchema`) and the name.
+    /// [`StatsSchema`](crate::StatsSchema)) and the name.
     pub name: ::std::string::String,
     /// kind of statistic.
     pub r#type: super::StatsType,
@@ -459,7 +459,7 @@ pub mod commands {
     /// Return runtime-collected statistics for objects such as the VM or
     /// its vCPUs.
     ///
-    /// The arguments are a `StatsFilter` and specify the provider and
+    /// The arguments are a [`StatsFilter`](crate::StatsFilter) and specify the provider and
     /// objects to return statistics about.
     ///
     /// # Returns

@@ -226,7 +226,7 @@ pub struct DriveBackupWrapper {
 }
 
 /// A discriminated record of operations that can be performed with
-/// `transaction`.
+/// [`transaction`](crate::commands::Transaction).
 ///
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,7 +288,7 @@ pub enum TransactionActionBranch {
 pub struct TransactionProperties {
     /// Controls how jobs launched asynchronously by
     /// Actions will complete or fail as a group.  See
-    /// `ActionCompletionMode` for details.
+    /// [`ActionCompletionMode`](crate::ActionCompletionMode) for details.
     #[serde(rename = "completion-mode")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub completion_mode: ::std::option::Option<super::ActionCompletionMode>,
@@ -360,11 +360,11 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Transaction {
-        /// List of `TransactionAction`; information needed for the
+        /// List of [`TransactionAction`](crate::TransactionAction); information needed for the
         /// respective operations.
         pub actions: ::std::vec::Vec<super::super::TransactionAction>,
         /// structure of additional options to control the
-        /// execution of the transaction.  See `TransactionProperties` for
+        /// execution of the transaction.  See [`TransactionProperties`](crate::TransactionProperties) for
         /// additional detail.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub properties: ::std::option::Option<super::super::TransactionProperties>,

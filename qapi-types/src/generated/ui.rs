@@ -116,7 +116,7 @@ impl<'de> Deserialize<'de> for SetPasswordAction {
     }
 }
 
-/// Options for `set_password`.
+/// Options for [`set_password`](crate::commands::SetPassword).
 ///
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,7 +148,7 @@ pub enum SetPasswordOptionsBranch {
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
-/// Options for `set_password` specific to the VNC protocol.
+/// Options for [`set_password`](crate::commands::SetPassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ pub struct SetPasswordOptionsVnc {
     pub display: ::std::option::Option<::std::string::String>,
 }
 
-/// General options for `expire_password`.
+/// General options for [`expire_password`](crate::commands::ExpirePassword).
 ///
 /// **Note:**
 ///
@@ -198,7 +198,7 @@ pub enum ExpirePasswordOptionsBranch {
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
-/// Options for `expire_password` specific to the VNC protocol.
+/// Options for [`expire_password`](crate::commands::ExpirePassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -429,7 +429,7 @@ pub struct SpiceInfo {
     /// (since: 1.1)
     #[serde(rename = "mouse-mode")]
     pub mouse_mode: super::SpiceQueryMouseMode,
-    /// a list of `SpiceChannel` for each active spice channel
+    /// a list of [`SpiceChannel`](crate::SpiceChannel) for each active spice channel
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
 }
@@ -548,7 +548,7 @@ pub struct VncInfo {
     /// auth
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
-    /// a list of `VncClientInfo` of all currently connected
+    /// a list of [`VncClientInfo`](crate::VncClientInfo) of all currently connected
     /// clients
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
@@ -740,12 +740,12 @@ pub struct VncServerInfo2 {
 pub struct VncInfo2 {
     /// vnc server name.
     pub id: ::std::string::String,
-    /// A list of `VncBasicInfo` describing all listening sockets.
+    /// A list of [`VncBasicInfo`](crate::VncBasicInfo) describing all listening sockets.
     /// The list can be empty (in case the vnc server is disabled).  It
     /// also may have multiple entries: normal + websocket, possibly
     /// also ipv4 + ipv6 in the future.
     pub server: ::std::vec::Vec<super::VncServerInfo2>,
-    /// A list of `VncClientInfo` of all currently connected
+    /// A list of [`VncClientInfo`](crate::VncClientInfo) of all currently connected
     /// clients.  The list can be empty, for obvious reasons.
     pub clients: ::std::vec::Vec<super::VncClientInfo>,
     /// The current authentication type used by the non-websockets
@@ -778,7 +778,7 @@ pub struct MouseInfo {
 
 /// An enumeration of key name.
 ///
-/// This is used by the `send-key` command.
+/// This is used by the [`send-key`](crate::commands::SendKey) command.
 ///
 /// 'sysrq' was mistakenly added to hack around the fact that the ps2
 /// driver was not generating correct scancodes sequences when
@@ -1891,7 +1891,7 @@ pub struct DisplayDBus {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub addr: ::std::option::Option<::std::string::String>,
     /// Whether to use peer-to-peer connections (accepted through
-    /// `add_client`).
+    /// [`add_client`](crate::commands::AddClient)).
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub p2p: ::std::option::Option<bool>,
     /// Use the specified DBus audiodev to export audio.
@@ -2511,7 +2511,7 @@ pub mod commands {
         /// ID.  (Since 2.12)
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub head: ::std::option::Option<i64>,
-        /// image format for `screendump`.  (default: ppm) (Since 7.1)
+        /// image format for [`screendump`](crate::commands::Screendump).  (default: ppm) (Since 7.1)
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::ImageFormat>,
     }
@@ -2691,10 +2691,10 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct SendKey {
-        /// An array of `KeyValue` elements.  All `KeyValues` in this
-        /// array are simultaneously sent to the guest.  A `KeyValue`.number
-        /// value is sent directly to the guest, while `KeyValue`.qcode must
-        /// be a valid `QKeyCode` value
+        /// An array of [`KeyValue`](crate::KeyValue) elements.  All `KeyValues` in this
+        /// array are simultaneously sent to the guest.  A [`KeyValue`](crate::KeyValue).number
+        /// value is sent directly to the guest, while [`KeyValue`](crate::KeyValue).qcode must
+        /// be a valid [`QKeyCode`](crate::QKeyCode) value
         pub keys: ::std::vec::Vec<super::super::KeyValue>,
         /// time to delay key up events, milliseconds.  Defaults to
         /// 100
@@ -2777,7 +2777,7 @@ pub mod commands {
         /// multiple scanouts.
         #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub head: ::std::option::Option<i64>,
-        /// List of `InputEvent` union.
+        /// List of [`InputEvent`](crate::InputEvent) union.
         pub events: ::std::vec::Vec<super::super::InputEvent>,
     }
 

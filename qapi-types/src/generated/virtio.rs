@@ -87,7 +87,7 @@ pub struct VirtioStatus {
     /// active virtqueues being used by the VirtIODevice.
     #[serde(rename = "num-vqs")]
     pub num_vqs: i64,
-    /// VirtIODevice configuration status (`VirtioDeviceStatus`)
+    /// VirtIODevice configuration status ([`VirtioDeviceStatus`](crate::VirtioDeviceStatus))
     pub status: super::VirtioDeviceStatus,
     /// VirtIODevice ISR
     pub isr: u8,
@@ -323,7 +323,7 @@ pub struct VirtioQueueElement {
     pub name: ::std::string::String,
     /// Index of the element in the queue
     pub index: u32,
-    /// List of descriptors (`VirtioRingDesc`)
+    /// List of descriptors ([`VirtioRingDesc`](crate::VirtioRingDesc))
     pub descs: ::std::vec::Vec<super::VirtioRingDesc>,
     /// VRingAvail info
     pub avail: super::VirtioRingAvail,

@@ -3,7 +3,7 @@
 
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
-/// An enumeration of yank instance types.  See `YankInstance` for more
+/// An enumeration of yank instance types.  See [`YankInstance`](crate::YankInstance) for more
 /// information.
 ///
 /// *Since: 6.0*
@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for YankInstanceType {
     }
 }
 
-/// Specifies which block graph node to yank.  See `YankInstance` for
+/// Specifies which block graph node to yank.  See [`YankInstance`](crate::YankInstance) for
 /// more information.
 ///
 /// *Since: 6.0*
@@ -71,7 +71,7 @@ pub struct YankInstanceBlockNode {
     pub node_name: ::std::string::String,
 }
 
-/// Specifies which character device to yank.  See `YankInstance` for
+/// Specifies which character device to yank.  See [`YankInstance`](crate::YankInstance) for
 /// more information.
 ///
 /// *Since: 6.0*
@@ -81,7 +81,7 @@ pub struct YankInstanceChardev {
     pub id: ::std::string::String,
 }
 
-/// A yank instance can be yanked with the `yank` qmp command to recover
+/// A yank instance can be yanked with the [`yank`](crate::commands::Yank) qmp command to recover
 /// from a hanging QEMU.
 ///
 /// Currently implemented yank instances:
@@ -90,9 +90,9 @@ pub struct YankInstanceChardev {
 /// nbd server without attempting to reconnect.
 /// - socket chardev: Yanking it will shut down the connected socket.
 /// - migration: Yanking it will shut down all migration connections.
-/// Unlike `migrate_cancel`, it will not notify the migration process,
+/// Unlike [`migrate_cancel`](crate::commands::MigrateCancel), it will not notify the migration process,
 /// so migration will go into `failed` state, instead of `cancelled`
-/// state.  `yank` should be used to recover from hangs.
+/// state.  [`yank`](crate::commands::Yank) should be used to recover from hangs.
 ///
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ pub enum YankInstanceBranch {
 pub mod commands {
     use serde::{Deserialize, Serialize};
     /// Try to recover from hanging QEMU by yanking the specified instances.
-    /// See `YankInstance` for more information.
+    /// See [`YankInstance`](crate::YankInstance) for more information.
     ///
     /// # Errors
     ///
@@ -155,7 +155,7 @@ pub mod commands {
         const ALLOW_OOB: bool = true;
     }
 
-    /// Query yank instances.  See `YankInstance` for more information.
+    /// Query yank instances.  See [`YankInstance`](crate::YankInstance) for more information.
     ///
     /// **Example:**
     ///

@@ -67,7 +67,7 @@ pub struct GuestFileSeek {
     pub eof: bool,
 }
 
-/// Symbolic names for use in `guest-file-seek`
+/// Symbolic names for use in [`guest-file-seek`](crate::commands::GuestFileSeek)
 ///
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,7 +125,7 @@ impl<'de> Deserialize<'de> for QGASeek {
     }
 }
 
-/// Controls the meaning of offset to `guest-file-seek`.
+/// Controls the meaning of offset to [`guest-file-seek`](crate::commands::GuestFileSeek).
 ///
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq)]
@@ -280,7 +280,7 @@ pub struct GuestFilesystemTrimResult {
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestFilesystemTrimResponse {
-    /// list of `GuestFilesystemTrimResult` per path that was
+    /// list of [`GuestFilesystemTrimResult`](crate::GuestFilesystemTrimResult) per path that was
     /// trimmed
     pub paths: ::std::vec::Vec<super::GuestFilesystemTrimResult>,
 }
@@ -912,7 +912,7 @@ impl<'de> Deserialize<'de> for GuestMemoryBlockResponseType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestMemoryBlockResponse {
     /// same with the 'phys-index' member of
-    /// `GuestMemoryBlock`.
+    /// [`GuestMemoryBlock`](crate::GuestMemoryBlock).
     #[serde(rename = "phys-index")]
     pub phys_index: u64,
     /// the result of memory block operation.
@@ -955,7 +955,7 @@ pub struct GuestExecStatus {
     pub out_data: ::std::option::Option<::std::string::String>,
     /// base64-encoded stderr of the process.  Note: `out-data`
     /// and `err-data` are present only if 'capture-output' was specified
-    /// for `guest-exec`.  This field will only be populated after the
+    /// for [`guest-exec`](crate::commands::GuestExec).  This field will only be populated after the
     /// process exits.
     #[serde(rename = "err-data")]
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
@@ -979,7 +979,7 @@ pub struct GuestExec {
     pub pid: i64,
 }
 
-/// An enumeration of `guest-exec` capture modes.
+/// An enumeration of [`guest-exec`](crate::commands::GuestExec) capture modes.
 ///
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -991,7 +991,7 @@ pub enum GuestExecCaptureOutputMode {
     /// only capture stderr
     Stderr,
     /// capture both stdout and stderr, but separated into
-    /// `GuestExecStatus` out-data and err-data, respectively
+    /// [`GuestExecStatus`](crate::GuestExecStatus) out-data and err-data, respectively
     Separated,
     /// capture both stdout and stderr, but merge together into
     /// out-data.  Not effective on windows guests.
@@ -1050,13 +1050,13 @@ impl<'de> Deserialize<'de> for GuestExecCaptureOutputMode {
     }
 }
 
-/// Controls what `guest-exec` output gets captures.
+/// Controls what [`guest-exec`](crate::commands::GuestExec) output gets captures.
 ///
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuestExecCaptureOutput {
     /// captures both stdout and stderr if true.  Equivalent to
-    /// `GuestExecCaptureOutputMode`::all.  (since 2.5)
+    /// [`GuestExecCaptureOutputMode`](crate::GuestExecCaptureOutputMode)::all.  (since 2.5)
     Flag(bool),
     /// capture mode; preferred interface
     Mode(super::GuestExecCaptureOutputMode),
@@ -1651,10 +1651,10 @@ pub mod commands {
     /// the client, this cannot always be done reliably.  One particular
     /// scenario being if qemu-ga responses are fed character-by-character
     /// into a JSON parser.  In these situations, using
-    /// `guest-sync-delimited` may be optimal.
+    /// [`guest-sync-delimited`](crate::commands::GuestSyncDelimited) may be optimal.
     ///
     /// For clients that fetch responses line by line and convert them to
-    /// JSON objects, `guest-sync` should be sufficient, but note that in
+    /// JSON objects, [`guest-sync`](crate::commands::GuestSync) should be sufficient, but note that in
     /// cases where the channel is dirty some attempts at parsing the
     /// response may result in a parser error.
     ///
@@ -1790,7 +1790,7 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestFileClose {
-        /// filehandle returned by `guest-file-open`
+        /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
     }
 
@@ -1806,7 +1806,7 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestFileRead {
-        /// filehandle returned by `guest-file-open`
+        /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
         /// maximum number of bytes to read (default is 4KB, maximum is
         /// 48MB)
@@ -1824,7 +1824,7 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestFileWrite {
-        /// filehandle returned by `guest-file-open`
+        /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
         /// base64-encoded string representing data to be written
         #[serde(rename = "buf-b64")]
@@ -1847,7 +1847,7 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestFileSeek {
-        /// filehandle returned by `guest-file-open`
+        /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
         /// bytes to skip over in the file stream
         pub offset: i64,
@@ -1865,7 +1865,7 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestFileFlush {
-        /// filehandle returned by `guest-file-open`
+        /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
     }
 
@@ -1892,12 +1892,12 @@ pub mod commands {
     }
 
     /// Sync and freeze all freezable, local guest filesystems.  If this
-    /// command succeeded, you may call `guest-fsfreeze-thaw` later to
+    /// command succeeded, you may call [`guest-fsfreeze-thaw`](crate::commands::GuestFsfreezeThaw) later to
     /// unfreeze.
     ///
     /// On error, all filesystems will be thawed.  If no filesystems are
-    /// frozen as a result of this call, then `guest-fsfreeze-status` will
-    /// remain "thawed" and calling `guest-fsfreeze-thaw` is not necessary.
+    /// frozen as a result of this call, then [`guest-fsfreeze-status`](crate::commands::GuestFsfreezeStatus) will
+    /// remain "thawed" and calling [`guest-fsfreeze-thaw`](crate::commands::GuestFsfreezeThaw) is not necessary.
     ///
     /// # Returns
     ///
@@ -1919,7 +1919,7 @@ pub mod commands {
     }
 
     /// Sync and freeze specified guest filesystems.  See also
-    /// `guest-fsfreeze-freeze`.
+    /// [`guest-fsfreeze-freeze`](crate::commands::GuestFsfreezeFreeze).
     ///
     /// On error, all filesystems will be thawed.
     ///
@@ -1952,7 +1952,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
-    /// `guest-fsfreeze-freeze`, this likely means some freezable
+    /// [`guest-fsfreeze-freeze`](crate::commands::GuestFsfreezeFreeze), this likely means some freezable
     /// filesystems were unfrozen before this call, and that the
     /// filesystem state may have changed before issuing this command.
     ///
@@ -2037,7 +2037,7 @@ pub mod commands {
     /// - pm-utils (via pm-hibernate)
     /// - manual write into sysfs
     ///
-    /// IMPORTANT: `guest-suspend-ram` requires working wakeup support in
+    /// IMPORTANT: [`guest-suspend-ram`](crate::commands::GuestSuspendRam) requires working wakeup support in
     /// QEMU.  You should check QMP command `query-current-machine` returns
     /// wakeup-suspend-support: true before issuing this command.  Failure
     /// in doing so can result in a suspended guest that QEMU will not be
@@ -2078,7 +2078,7 @@ pub mod commands {
     /// - systemd hybrid-sleep
     /// - pm-utils (via pm-suspend-hybrid)
     ///
-    /// IMPORTANT: `guest-suspend-hybrid` requires working wakeup support in
+    /// IMPORTANT: [`guest-suspend-hybrid`](crate::commands::GuestSuspendHybrid) requires working wakeup support in
     /// QEMU.  You should check QMP command `query-current-machine` returns
     /// wakeup-suspend-support: true before issuing this command.  Failure
     /// in doing so can result in a suspended guest that QEMU will not be
@@ -2181,7 +2181,7 @@ pub mod commands {
         /// There's no restriction on list length or on repeating the same
         /// `logical-id` (with possibly different `online` field).  Preferably
         /// the input list should describe a modified subset of
-        /// `guest-get-vcpus`' return value.
+        /// [`guest-get-vcpus`](crate::commands::GuestGetVcpus)' return value.
         pub vcpus: ::std::vec::Vec<super::super::GuestLogicalProcessor>,
     }
 
@@ -2211,7 +2211,7 @@ pub mod commands {
     ///
     /// The list of filesystems information mounted in the guest.
     /// The returned mountpoints may be specified to
-    /// `guest-fsfreeze-freeze-list`.  Network filesystems (such as CIFS
+    /// [`guest-fsfreeze-freeze-list`](crate::commands::GuestFsfreezeFreezeList).  Network filesystems (such as CIFS
     /// and NFS) are not listed.
     ///
     /// *Since: 2.2*
@@ -2281,7 +2281,7 @@ pub mod commands {
     /// # Returns
     ///
     /// The operation results, it is a list of
-    /// `GuestMemoryBlockResponse`, which is corresponding to the input
+    /// [`GuestMemoryBlockResponse`](crate::GuestMemoryBlockResponse), which is corresponding to the input
     /// list.
     ///
     /// Note: it will return an empty list if the `mem-blks` list was
@@ -2301,7 +2301,7 @@ pub mod commands {
         /// guest-supported identifiers.  There's no restriction on list
         /// length or on repeating the same `phys-index` (with possibly
         /// different `online` field).  Preferably the input list should
-        /// describe a modified subset of `guest-get-memory-blocks`' return
+        /// describe a modified subset of [`guest-get-memory-blocks`](crate::commands::GuestGetMemoryBlocks)' return
         /// value.
         #[serde(rename = "mem-blks")]
         pub mem_blks: ::std::vec::Vec<super::super::GuestMemoryBlock>,
@@ -2325,13 +2325,13 @@ pub mod commands {
     }
 
     /// Check status of process associated with PID retrieved via
-    /// `guest-exec`.  Reap the process and associated metadata if it has
+    /// [`guest-exec`](crate::commands::GuestExec).  Reap the process and associated metadata if it has
     /// exited.
     ///
     /// *Since: 2.5*
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct GuestExecStatus {
-        /// pid returned from `guest-exec`
+        /// pid returned from [`guest-exec`](crate::commands::GuestExec)
         pub pid: i64,
     }
 
