@@ -331,7 +331,7 @@ pub(crate) fn dedent(lines: &[&str]) -> String {
 }
 
 /// Number of leading white-space characters.
-fn indent_of(line: &str) -> usize {
+pub(crate) fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::doc::{dedent, DocBlock, Section, SectionKind};
+use crate::doc::{dedent, indent_of, DocBlock, Section, SectionKind};
 
 /// Where `@name` references link: QAPI name → rustdoc path.  Names not in
 /// it (members, names of other schemas) stay code spans.
@@ -121,10 +121,6 @@ fn fence(out: &mut Vec<String>, lang: &str, body: &str) {
     out.push(format!("```{lang}"));
     out.push(body.to_owned());
     out.push("```".to_owned());
-}
-
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start().len()
 }
 
 /// Inline markup: ``literal`` and roles to code spans; `name` (QEMU's
