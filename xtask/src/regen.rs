@@ -52,30 +52,25 @@ pub(crate) fn regen(mode: Mode) -> Result<()> {
     };
     let files = generate(&root, &qmp, &qga)?;
     let extra = leftovers(&root, &files);
-    match mode {
-        Mode::Check if !extra.is_empty() => {
-            let names: Vec<String> = extra
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} is no longer generated; run `cargo xtask regen`",
-                        p.display()
-                    )
-                })
-                .collect();
-            sync(mode, &root, &files).map_err(|e| anyhow::anyhow!("{e}\n{}", names.join("\n")))?;
-            bail!("{}", names.join("\n"));
+    if mode == Mode::Write {
+        for path in &extra {
+            fs::remove_file(root.join(path))
+                .with_context(|| format!("can't remove {}", path.display()))?;
+            eprintln!("removed {}", path.display());
         }
-        Mode::Write => {
-            for path in &extra {
-                fs::remove_file(root.join(path))
-                    .with_context(|| format!("can't remove {}", path.display()))?;
-                eprintln!("removed {}", path.display());
-            }
-        }
-        Mode::Check => {}
     }
-    sync(mode, &root, &files)
+    let synced = sync(mode, &root, &files);
+    if mode == Mode::Check && !extra.is_empty() {
+        let mut problems: Vec<String> = synced.err().map(|e| e.to_string()).into_iter().collect();
+        problems.extend(extra.iter().map(|p| {
+            format!(
+                "{} is no longer generated; run `cargo xtask regen`",
+                p.display()
+            )
+        }));
+        bail!("{}", problems.join("\n"));
+    }
+    synced
 }
 
 /// Loads one schema with the default (newest) rules; diagnostics name files
