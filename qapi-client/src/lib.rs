@@ -1,15 +1,126 @@
-//! Clients for QEMU's machine protocol (QMP) and its guest agent (QGA), built
-//! on the generated types of `qapi-types` and `qga-types`.
+//! Clients for QEMU's machine protocol (QMP) and its guest agent (QGA),
+//! built on the generated types of [`qapi_types`] and `qga_types`.
 //!
-//! **Status: placeholder.**  The crate is empty until the client lands (the
-//! client issue).  It will hold:
+//! ```no_run
+//! # async fn demo() -> qapi_client::Result<()> {
+//! use qapi_client::Qmp;
+//! use qapi_types::commands::{QueryStatus, Stop};
 //!
-//! - **an async API first**, on tokio: a QMP session that performs the
-//!   greeting and capabilities negotiation, sends typed commands and returns
-//!   their typed results, and delivers events as a stream; a guest agent
-//!   session with the agent's `guest-sync` handshake;
-//! - **transports**: Unix domain sockets and TCP;
-//! - **a blocking API** in `blocking`, mirroring the async module tree with
-//!   thin wrappers, which must not be called from inside a tokio runtime;
-//! - **errors that say which phase failed**: I/O, protocol, an error QEMU
-//!   returned, or a reply that does not decode.
+//! let qmp = Qmp::connect_unix("/run/vm1/qmp.sock").await?;
+//! let mut events = qmp.events();
+//! let status = qmp.execute(&QueryStatus {}).await?;
+//! println!("{:?}, running: {}", status.status, status.running);
+//! qmp.execute(&Stop {}).await?;
+//! if let Some(event) = events.recv().await {
+//!     println!("event: {}", event?.event.name());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # What it does
+//!
+//! - [`Qmp`]: reads the greeting, negotiates capabilities (`oob` on
+//!   request), then executes any generated command ([`Qmp::execute`]),
+//!   out of band ([`Qmp::execute_oob`]), with file descriptors
+//!   ([`Qmp::execute_with_fds`]) or by name with untyped JSON
+//!   ([`Qmp::execute_raw`]).  Handles are cheap clones; calls from many
+//!   tasks share one connection and are matched to replies by `id`.
+//!   Events arrive on [`EventStream`]s.
+//! - [`Qga`]: the guest agent, which sends no greeting: the session starts
+//!   with `guest-sync-delimited` ([`Qga::sync`]) and every call has a time
+//!   limit.
+//! - [`blocking`]: the same for programs without an async runtime.
+//!
+//! # Errors and failure
+//!
+//! Every failure is an [`Error`] that says which phase failed: transport,
+//! protocol, time limit, an error reply from QEMU, or a reply that does not
+//! decode (with the JSON path).  When QEMU exits or the socket breaks, every
+//! waiting call fails at once with [`Error::Disconnected`] and event streams
+//! end.  A message longer than the configured limit closes the session.
+//!
+//! QEMU is trusted to speak the protocol: anything malformed from it closes
+//! the session with [`Error::Protocol`].  The guest agent is not: junk,
+//! unparsable messages and replies to no call are dropped and logged, and
+//! the calls they should have answered run into their time limit; call
+//! [`Qga::sync`] to resynchronise.
+//!
+//! # Logging
+//!
+//! Each call runs in a `tracing` span named after the protocol
+//! (`qmp_execute`, `qga_execute`, `qga_sync`, `qmp_handshake`) with the
+//! command name; the JSON of every message sent and received is logged at
+//! `TRACE` level.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod blocking;
+mod error;
+mod events;
+mod fds;
+mod framing;
+mod qga;
+mod qmp;
+mod session;
+
+pub use error::{Error, QmpError, Result};
+pub use events::{EventStream, RawEvent};
+pub use qga::{Qga, QgaBuilder};
+pub use qmp::{Greeting, Qmp, QmpBuilder};
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tracing::{info_span, Instrument};
+
+use session::{Engine, Request};
+
+/// Encodes a command's arguments; `None` for commands without any (an
+/// empty object is left out of the request).
+fn encode_arguments<C: qapi_types::Command>(command: &C) -> Result<Option<Vec<u8>>> {
+    let bytes = serde_json::to_vec(command).map_err(|e| Error::Encode {
+        command: C::NAME.into(),
+        message: e.to_string(),
+    })?;
+    Ok((bytes != b"{}").then_some(bytes))
+}
+
+/// Decodes a reply's `return` value; errors name the command and the path.
+fn decode_reply<T: DeserializeOwned>(command: &str, reply: &RawValue) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(reply.get());
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
+        command: command.into(),
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// The untyped call both clients offer.
+async fn execute_raw(
+    engine: &Engine,
+    name: &str,
+    arguments: Option<&serde_json::Value>,
+    timeout: Option<Duration>,
+) -> Result<serde_json::Value> {
+    let encoded = arguments
+        .map(serde_json::to_vec)
+        .transpose()
+        .map_err(|e| Error::Encode {
+            command: name.into(),
+            message: e.to_string(),
+        })?;
+    let reply = engine
+        .call(Request {
+            name,
+            arguments: encoded.as_deref(),
+            oob: false,
+            fds: &[],
+            prefix: b"",
+            expect_reply: true,
+            timeout,
+        })
+        .instrument(info_span!("execute_raw", command = name))
+        .await?;
+    decode_reply(name, &reply)
+}

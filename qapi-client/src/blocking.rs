@@ -1,0 +1,230 @@
+//! The same clients for programs without an async runtime.
+//!
+//! Each session owns a small tokio runtime (one worker thread) that reads
+//! from the socket in the background, so events and replies are routed
+//! while the program is busy elsewhere; each method blocks the calling
+//! thread until its result is there.  Sessions can be cloned and used from
+//! many threads at once.
+//!
+//! Do not call these methods, or drop the last clone of a session, from
+//! inside an async runtime: blocking inside one stalls it, and tokio
+//! refuses to start or drop a runtime there.  Async code uses the crate
+//! root's [`Qmp`](crate::Qmp) and [`Qga`](crate::Qga).
+//!
+//! ```no_run
+//! use qapi_client::blocking::Qmp;
+//! use qapi_types::commands::QueryStatus;
+//!
+//! let qmp = Qmp::connect_unix("/run/vm1/qmp.sock")?;
+//! let status = qmp.execute(&QueryStatus {})?;
+//! println!("running: {}", status.running);
+//! # Ok::<(), qapi_client::Error>(())
+//! ```
+
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qapi_types::{AnyEvent, Command, EventMessage};
+use tokio::runtime::Runtime;
+
+use crate::error::{Error, Result};
+use crate::events::RawEvent;
+use crate::qmp::Greeting;
+
+fn runtime() -> Result<Arc<Runtime>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("qapi-client")
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(Error::from)
+}
+
+/// A blocking QMP session; see [`crate::Qmp`] for what each method does.
+#[derive(Clone, Debug)]
+pub struct Qmp {
+    // Declared first so it drops before the runtime it runs on.
+    session: crate::Qmp,
+    runtime: Arc<Runtime>,
+}
+
+impl Qmp {
+    /// Connects to a QMP Unix socket with the default settings.
+    pub fn connect_unix(path: impl AsRef<Path>) -> Result<Qmp> {
+        Self::connect_unix_with(crate::QmpBuilder::new(), path)
+    }
+
+    /// Connects to a QMP Unix socket with the given settings.
+    pub fn connect_unix_with(builder: crate::QmpBuilder, path: impl AsRef<Path>) -> Result<Qmp> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(builder.connect_unix(path))?;
+        Ok(Qmp { session, runtime })
+    }
+
+    /// Connects to a QMP TCP socket with the given settings.
+    pub fn connect_tcp_with(
+        builder: crate::QmpBuilder,
+        address: impl tokio::net::ToSocketAddrs,
+    ) -> Result<Qmp> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(builder.connect_tcp(address))?;
+        Ok(Qmp { session, runtime })
+    }
+
+    /// The greeting QEMU sent.
+    pub fn greeting(&self) -> &Greeting {
+        self.session.greeting()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// See [`crate::Qmp::execute`].
+    pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        self.runtime.block_on(self.session.execute(command))
+    }
+
+    /// See [`crate::Qmp::execute_with_timeout`].
+    pub fn execute_with_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<C::Returns> {
+        self.runtime
+            .block_on(self.session.execute_with_timeout(command, timeout))
+    }
+
+    /// See [`crate::Qmp::execute_oob`].
+    pub fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        self.runtime.block_on(self.session.execute_oob(command))
+    }
+
+    /// See [`crate::Qmp::execute_with_fds`].
+    pub fn execute_with_fds<C: Command>(
+        &self,
+        command: &C,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<C::Returns> {
+        self.runtime
+            .block_on(self.session.execute_with_fds(command, fds))
+    }
+
+    /// See [`crate::Qmp::execute_raw`].
+    pub fn execute_raw(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        self.runtime
+            .block_on(self.session.execute_raw(name, arguments))
+    }
+
+    /// A new subscription to the session's events (see
+    /// [`crate::EventStream`]).
+    pub fn events(&self) -> EventStream {
+        EventStream {
+            stream: self.session.events(),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+}
+
+/// A blocking subscription to a session's events; see
+/// [`crate::EventStream`] for the buffering policy.
+#[derive(Debug)]
+pub struct EventStream {
+    stream: crate::EventStream,
+    runtime: Arc<Runtime>,
+}
+
+impl EventStream {
+    /// Waits for the next event; `None` once the session has closed.
+    pub fn recv(&mut self) -> Option<Result<EventMessage<AnyEvent>>> {
+        self.runtime.block_on(self.stream.recv())
+    }
+
+    /// Waits for the next event, undecoded.
+    pub fn recv_raw(&mut self) -> Option<Result<Arc<RawEvent>>> {
+        self.runtime.block_on(self.stream.recv_raw())
+    }
+
+    /// Waits at most `timeout` for the next event: `Err(Error::Timeout)`
+    /// when none came.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Result<EventMessage<AnyEvent>>> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(timeout, self.stream.recv()).await })
+            .unwrap_or_else(|_| {
+                Some(Err(Error::Timeout {
+                    command: "event".into(),
+                    after: timeout,
+                }))
+            })
+    }
+
+    /// The next event if one is ready, without waiting.
+    pub fn try_recv_raw(&mut self) -> Option<Result<Arc<RawEvent>>> {
+        self.stream.try_recv_raw()
+    }
+}
+
+/// A blocking guest-agent session; see [`crate::Qga`].
+#[derive(Clone, Debug)]
+pub struct Qga {
+    session: crate::Qga,
+    runtime: Arc<Runtime>,
+}
+
+impl Qga {
+    /// Connects to an agent's Unix socket with the default settings and
+    /// synchronises.
+    pub fn connect_unix(path: impl AsRef<Path>) -> Result<Qga> {
+        Self::connect_unix_with(crate::QgaBuilder::new(), path)
+    }
+
+    /// Connects with the given settings and synchronises.
+    pub fn connect_unix_with(builder: crate::QgaBuilder, path: impl AsRef<Path>) -> Result<Qga> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(builder.connect_unix(path))?;
+        Ok(Qga { session, runtime })
+    }
+
+    /// See [`crate::Qga::sync`].
+    pub fn sync(&self) -> Result<()> {
+        self.runtime.block_on(self.session.sync())
+    }
+
+    /// See [`crate::Qga::execute`].
+    pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        self.runtime.block_on(self.session.execute(command))
+    }
+
+    /// See [`crate::Qga::execute_with_timeout`].
+    pub fn execute_with_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<C::Returns> {
+        self.runtime
+            .block_on(self.session.execute_with_timeout(command, timeout))
+    }
+
+    /// See [`crate::Qga::execute_raw`].
+    pub fn execute_raw(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        self.runtime
+            .block_on(self.session.execute_raw(name, arguments))
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+}

@@ -1,0 +1,125 @@
+//! The client's errors, one variant per phase that can fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qapi_types::QapiErrorClass;
+
+/// What went wrong with a call or a connection.
+///
+/// The variants say which phase failed: the transport ([`Io`](Self::Io),
+/// [`Disconnected`](Self::Disconnected)), the protocol
+/// ([`Protocol`](Self::Protocol), [`MessageTooLarge`](Self::MessageTooLarge)),
+/// time ([`Timeout`](Self::Timeout)), QEMU refusing the command
+/// ([`Qmp`](Self::Qmp)), or a reply that does not fit the bindings
+/// ([`Decode`](Self::Decode)).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting, reading or writing failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] Arc<std::io::Error>),
+    /// The connection is closed; every call still waiting fails with this.
+    #[error("connection closed: {reason}")]
+    Disconnected {
+        /// Why: end of stream, the read error, or the protocol violation
+        /// that made the session give up.
+        reason: Arc<str>,
+    },
+    /// The peer broke the protocol (a message that is not JSON or not a
+    /// QMP message, no greeting, a failed guest-agent sync).
+    #[error("protocol error: {0}")]
+    Protocol(Arc<str>),
+    /// A message from the peer was longer than the configured limit; the
+    /// session is closed, since the rest of the stream cannot be trusted.
+    #[error("message longer than the {limit}-byte limit")]
+    MessageTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No reply within the call's time limit.  The call is abandoned; a
+    /// reply that arrives later is dropped.
+    #[error("{command}: no reply within {after:?}")]
+    Timeout {
+        /// The command's wire name (or `greeting`, `guest-sync-delimited`).
+        command: Arc<str>,
+        /// The time limit that passed.
+        after: Duration,
+    },
+    /// QEMU (or the guest agent) answered with an error.
+    #[error("{0}")]
+    Qmp(QmpError),
+    /// A reply or event did not decode into the bindings' type.
+    #[error("{command}: reply does not decode{}: {message}", at_path(path))]
+    Decode {
+        /// The command (or event) whose reply failed.
+        command: Arc<str>,
+        /// The JSON path of the value that failed (`.` for the root).
+        path: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The request could not be encoded (a `Serialize` impl failed).
+    #[error("{command}: arguments do not encode: {message}")]
+    Encode {
+        /// The command's wire name.
+        command: Arc<str>,
+        /// What serde said.
+        message: String,
+    },
+    /// This event subscriber fell behind and `missed` events were dropped
+    /// for it; the stream goes on with the oldest event still kept.
+    #[error("event stream fell behind: {missed} events missed")]
+    EventsLagged {
+        /// How many events this subscriber will never see.
+        missed: u64,
+    },
+    /// A request the session cannot send as asked, found before anything
+    /// was sent: out-of-band without the `oob` capability, file descriptors
+    /// over a transport that cannot carry them.
+    #[error("unsupported request: {0}")]
+    Unsupported(Arc<str>),
+}
+
+fn at_path(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!(" at {path}")
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(Arc::new(error))
+    }
+}
+
+/// An error reply: `{"error": {"class": …, "desc": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, thiserror::Error)]
+#[error("{}: {desc}", class.as_str())]
+pub struct QmpError {
+    /// The error class; a class these bindings do not know is kept as
+    /// `QapiErrorClass::Unrecognized`.
+    pub class: QapiErrorClass,
+    /// The human-readable description.
+    pub desc: String,
+}
+
+impl Error {
+    /// The QMP error reply, if this is one.
+    pub fn as_qmp(&self) -> Option<&QmpError> {
+        match self {
+            Error::Qmp(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the peer answered with an error of class `class`.
+    pub fn is_class(&self, class: &QapiErrorClass) -> bool {
+        self.as_qmp().is_some_and(|e| &e.class == class)
+    }
+}
+
+/// Short for `Result<T, qapi_client::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

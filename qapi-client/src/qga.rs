@@ -1,0 +1,220 @@
+//! Guest-agent sessions: qemu-ga, reached through the host side of its
+//! virtio-serial (or isa-serial) channel.
+//!
+//! The agent speaks for the guest, so nothing it sends is trusted: every
+//! call has a time limit, messages have a size limit, and junk is skipped
+//! rather than believed.  The channel may hold stale or partial data from an
+//! earlier client, so a session starts with `guest-sync-delimited`, and
+//! [`Qga::sync`] can be called again at any time to resynchronise.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qapi_types::Command;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
+use tracing::{debug, info_span, Instrument};
+
+use crate::error::{Error, Result};
+use crate::session::{random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Writer};
+use crate::{decode_reply, encode_arguments};
+
+/// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
+/// defaults.
+#[derive(Debug, Clone)]
+pub struct QgaBuilder {
+    timeout: Duration,
+    max_message_size: usize,
+}
+
+impl Default for QgaBuilder {
+    fn default() -> Self {
+        QgaBuilder {
+            timeout: Duration::from_secs(10),
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+impl QgaBuilder {
+    /// The defaults: 10 s per command (and for the sync), 16 MiB per
+    /// message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Time limit for every command and for the sync.  There is always one:
+    /// a guest may be dead or hostile.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest message accepted from the agent; a longer one closes
+    /// the session with [`Error::MessageTooLarge`], so a hostile guest
+    /// can make the client hold at most this much.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Connects to the host side of the agent's channel (a Unix socket)
+    /// and synchronises.
+    pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qga> {
+        let stream = UnixStream::connect(path).await?;
+        let (read, write) = stream.into_split();
+        self.start(read, Writer::Unix(write)).await
+    }
+
+    /// Synchronises over any byte stream.
+    pub async fn connect_stream<S>(self, stream: S) -> Result<Qga>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        self.start(read, Writer::Stream(Box::new(write))).await
+    }
+
+    async fn start<R>(self, read: R, writer: Writer) -> Result<Qga>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let config = EngineConfig {
+            peer: Peer::Qga,
+            event_capacity: 1,
+        };
+        let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
+        let qga = Qga {
+            inner: Arc::new(Inner {
+                engine: Engine::start(reader, writer, &config),
+                timeout: self.timeout,
+            }),
+        };
+        qga.sync().await?;
+        Ok(qga)
+    }
+}
+
+/// A guest-agent session.  Clones share the connection; the agent
+/// answers one request at a time, in order, but requests may be
+/// pipelined.
+#[derive(Clone)]
+pub struct Qga {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Qga {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qga")
+            .field("timeout", &self.inner.timeout)
+            .field("closed", &self.inner.engine.is_closed())
+            .finish()
+    }
+}
+
+impl Qga {
+    /// Connects to an agent's Unix socket with the default settings.
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Qga> {
+        QgaBuilder::new().connect_unix(path).await
+    }
+
+    /// Settings for a new session.
+    pub fn builder() -> QgaBuilder {
+        QgaBuilder::new()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.engine.is_closed()
+    }
+
+    /// Resynchronises with the agent: sends the 0xFF byte (which makes the
+    /// agent drop any partial request it holds) and `guest-sync-delimited`
+    /// with a fresh random id.  The agent puts 0xFF before its reply, which
+    /// makes this side drop any partial message it holds; stale replies
+    /// before it cannot match this call's request id and are dropped.  The
+    /// reply must echo the sync id.
+    pub async fn sync(&self) -> Result<()> {
+        let sync_id = (random_u64() >> 12) as i64;
+        let arguments = format!("{{\"id\":{sync_id}}}");
+        let reply = self
+            .inner
+            .engine
+            .call(Request {
+                name: "guest-sync-delimited",
+                arguments: Some(arguments.as_bytes()),
+                oob: false,
+                fds: &[],
+                prefix: b"\xff",
+                expect_reply: true,
+                timeout: Some(self.inner.timeout),
+            })
+            .instrument(info_span!("qga_sync", sync_id))
+            .await?;
+        let echoed: i64 = decode_reply("guest-sync-delimited", &reply)?;
+        if echoed != sync_id {
+            return Err(Error::Protocol(
+                format!("guest-sync-delimited answered {echoed}, expected {sync_id}").into(),
+            ));
+        }
+        debug!(sync_id, "guest agent synchronised");
+        Ok(())
+    }
+
+    /// Executes a command with the session's time limit and decodes its
+    /// reply.
+    ///
+    /// Commands that do not answer on success (`guest-shutdown`,
+    /// `guest-suspend-*`: `success-response: false`) return as soon as the
+    /// request is written; whether they worked must be observed otherwise
+    /// (the guest goes away).
+    pub async fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        self.execute_with_timeout(command, self.inner.timeout).await
+    }
+
+    /// [`execute`](Self::execute) with its own time limit.
+    pub async fn execute_with_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<C::Returns> {
+        let arguments = encode_arguments(command)?;
+        let reply = self
+            .inner
+            .engine
+            .call(Request {
+                name: C::NAME,
+                arguments: arguments.as_deref(),
+                oob: false,
+                fds: &[],
+                prefix: b"",
+                expect_reply: C::SUCCESS_RESPONSE,
+                timeout: Some(timeout),
+            })
+            .instrument(info_span!("qga_execute", command = C::NAME))
+            .await?;
+        decode_reply::<C::Returns>(C::NAME, &reply)
+    }
+
+    /// Executes a command by name with untyped arguments (for commands
+    /// newer than the bindings); returns the raw `return` value.
+    pub async fn execute_raw(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        crate::execute_raw(
+            &self.inner.engine,
+            name,
+            arguments,
+            Some(self.inner.timeout),
+        )
+        .await
+    }
+}

@@ -1,0 +1,325 @@
+//! QMP sessions: QEMU's machine protocol.
+
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qapi_types::commands::QmpCapabilities;
+use qapi_types::{Command, QMPCapability, VersionInfo};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
+use tracing::{debug, info_span, Instrument};
+
+use crate::error::{Error, Result};
+use crate::events::EventStream;
+use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
+use crate::{decode_reply, encode_arguments};
+
+/// The greeting QEMU sends when a client connects.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Greeting {
+    /// The QEMU version.
+    pub version: VersionInfo,
+    /// The capabilities this QEMU offers (`oob`, `exec-oob` is only
+    /// possible when `oob` is offered and enabled).
+    pub capabilities: Vec<QMPCapability>,
+}
+
+#[derive(Deserialize)]
+struct GreetingMessage {
+    #[serde(rename = "QMP")]
+    qmp: Greeting,
+}
+
+/// Settings for a QMP session; [`QmpBuilder::default`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct QmpBuilder {
+    handshake_timeout: Duration,
+    command_timeout: Option<Duration>,
+    max_message_size: usize,
+    event_capacity: usize,
+    oob: bool,
+}
+
+impl Default for QmpBuilder {
+    fn default() -> Self {
+        QmpBuilder {
+            handshake_timeout: Duration::from_secs(10),
+            command_timeout: None,
+            max_message_size: 64 << 20,
+            event_capacity: 1024,
+            oob: false,
+        }
+    }
+}
+
+impl QmpBuilder {
+    /// The defaults: 10 s for the greeting and negotiation, no time limit
+    /// on commands, 64 MiB per message, 1024 events kept for slow
+    /// subscribers, no out-of-band.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Time limit for reading the greeting and negotiating.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Default time limit for every command (none by default: some QMP
+    /// commands legitimately take long).  [`Qmp::execute_with_timeout`]
+    /// overrides it per call.
+    pub fn command_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The longest message accepted from QEMU; a longer one closes the
+    /// session with [`Error::MessageTooLarge`].
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// How many events are kept for subscribers that fall behind (see
+    /// [`EventStream`]).
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events;
+        self
+    }
+
+    /// Enables the `oob` capability when QEMU offers it, which allows
+    /// [`Qmp::execute_oob`].
+    pub fn oob(mut self, enable: bool) -> Self {
+        self.oob = enable;
+        self
+    }
+
+    /// Connects to a QMP Unix socket and negotiates.
+    pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qmp> {
+        let stream = UnixStream::connect(path).await?;
+        let (read, write) = stream.into_split();
+        self.handshake(read, Writer::Unix(write)).await
+    }
+
+    /// Connects to a QMP TCP socket and negotiates.
+    pub async fn connect_tcp(self, address: impl ToSocketAddrs) -> Result<Qmp> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        self.handshake(read, Writer::Stream(Box::new(write))).await
+    }
+
+    /// Negotiates over any byte stream (a pipe, a TLS stream, an
+    /// in-memory duplex in tests).  File descriptors cannot be passed.
+    pub async fn connect_stream<S>(self, stream: S) -> Result<Qmp>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        self.handshake(read, Writer::Stream(Box::new(write))).await
+    }
+
+    async fn handshake<R>(self, read: R, writer: Writer) -> Result<Qmp>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let limit = self.handshake_timeout;
+        let span = info_span!("qmp_handshake");
+        tokio::time::timeout(limit, self.handshake_untimed(read, writer).instrument(span))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    command: "greeting and qmp_capabilities".into(),
+                    after: limit,
+                })
+            })
+    }
+
+    async fn handshake_untimed<R>(self, read: R, writer: Writer) -> Result<Qmp>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let mut reader = MessageReader::new(read, Peer::Qmp, self.max_message_size);
+        let greeting = match reader.next().await? {
+            Read::Message(bytes) => {
+                serde_json::from_slice::<GreetingMessage>(&bytes)
+                    .map_err(|e| Error::Protocol(format!("expected the QMP greeting: {e}").into()))?
+                    .qmp
+            }
+            Read::Sentinel => return Err(Error::Protocol("expected the QMP greeting".into())),
+        };
+        debug!(version = ?greeting.version.qemu, capabilities = ?greeting.capabilities, "greeting");
+        let oob = self.oob && greeting.capabilities.contains(&QMPCapability::Oob);
+        let config = EngineConfig {
+            peer: Peer::Qmp,
+            event_capacity: self.event_capacity,
+        };
+        let qmp = Qmp {
+            inner: Arc::new(Inner {
+                engine: Engine::start(reader, writer, &config),
+                greeting,
+                oob,
+                command_timeout: self.command_timeout,
+            }),
+        };
+        let enable = oob.then(|| vec![QMPCapability::Oob]);
+        qmp.execute(&QmpCapabilities { enable }).await?;
+        Ok(qmp)
+    }
+}
+
+/// A negotiated QMP session.  Clone it freely: clones share the connection,
+/// and calls from many tasks run concurrently, matched to their replies by
+/// `id`.  The connection closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct Qmp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    greeting: Greeting,
+    oob: bool,
+    command_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Qmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qmp")
+            .field("version", &self.inner.greeting.version.qemu)
+            .field("oob", &self.inner.oob)
+            .field("closed", &self.inner.engine.is_closed())
+            .finish()
+    }
+}
+
+impl Qmp {
+    /// Connects to a QMP Unix socket with the default settings.
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Qmp> {
+        QmpBuilder::new().connect_unix(path).await
+    }
+
+    /// Settings for a new session.
+    pub fn builder() -> QmpBuilder {
+        QmpBuilder::new()
+    }
+
+    /// The greeting QEMU sent.
+    pub fn greeting(&self) -> &Greeting {
+        &self.inner.greeting
+    }
+
+    /// Whether out-of-band execution was negotiated.
+    pub fn oob_enabled(&self) -> bool {
+        self.inner.oob
+    }
+
+    /// Whether the session has ended (QEMU exited, the socket broke, or
+    /// QEMU broke the protocol); every call then fails at once.
+    pub fn is_closed(&self) -> bool {
+        self.inner.engine.is_closed()
+    }
+
+    /// Executes a command and decodes its reply.
+    ///
+    /// An error reply is [`Error::Qmp`]; a reply that does not fit the
+    /// bindings is [`Error::Decode`] with the JSON path.  Dropping the
+    /// future abandons the call (its reply, if it comes, is dropped).
+    pub async fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        self.run(command, false, &[], self.inner.command_timeout)
+            .await
+    }
+
+    /// [`execute`](Self::execute) with its own time limit.
+    pub async fn execute_with_timeout<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+    ) -> Result<C::Returns> {
+        self.run(command, false, &[], Some(timeout)).await
+    }
+
+    /// Executes a command out of band (`exec-oob`): QEMU runs it at once,
+    /// even while earlier commands are still running.  Needs
+    /// [`QmpBuilder::oob`] and a command that allows it.
+    pub async fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
+        if !self.inner.oob {
+            return Err(Error::Unsupported(
+                "out-of-band execution was not negotiated (QmpBuilder::oob)".into(),
+            ));
+        }
+        if !C::ALLOW_OOB {
+            return Err(Error::Unsupported(
+                format!("{} cannot be executed out of band", C::NAME).into(),
+            ));
+        }
+        self.run(command, true, &[], self.inner.command_timeout)
+            .await
+    }
+
+    /// Executes a command with file descriptors attached (SCM_RIGHTS), as
+    /// `getfd` and `add-fd` need.  Only over a Unix socket.  The
+    /// descriptors are duplicated into QEMU; the caller keeps its own.
+    pub async fn execute_with_fds<C: Command>(
+        &self,
+        command: &C,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<C::Returns> {
+        self.run(command, false, fds, self.inner.command_timeout)
+            .await
+    }
+
+    /// Executes a command by name with untyped arguments, for commands
+    /// newer than the bindings.  Returns the raw `return` value.
+    pub async fn execute_raw(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        crate::execute_raw(
+            &self.inner.engine,
+            name,
+            arguments,
+            self.inner.command_timeout,
+        )
+        .await
+    }
+
+    /// A new subscription to the session's events; see [`EventStream`] for
+    /// what happens when it falls behind.  Events that arrived before the
+    /// subscription are not in it, so subscribe before the command that
+    /// causes the events.
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.inner.engine.subscribe())
+    }
+
+    async fn run<C: Command>(
+        &self,
+        command: &C,
+        oob: bool,
+        fds: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> Result<C::Returns> {
+        let arguments = encode_arguments(command)?;
+        let reply = self
+            .inner
+            .engine
+            .call(Request {
+                name: C::NAME,
+                arguments: arguments.as_deref(),
+                oob,
+                fds,
+                prefix: b"",
+                expect_reply: C::SUCCESS_RESPONSE,
+                timeout,
+            })
+            .instrument(info_span!("qmp_execute", command = C::NAME))
+            .await?;
+        decode_reply::<C::Returns>(C::NAME, &reply)
+    }
+}

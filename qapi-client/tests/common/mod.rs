@@ -1,0 +1,138 @@
+//! Starting real QEMU and qemu-ga processes for the integration tests.
+//!
+//! The binaries are found on `PATH`, or through `QAPI_TEST_QEMU` /
+//! `QAPI_TEST_QEMU_GA` (full paths).  When one is missing, a test prints a
+//! visible SKIPPED line and passes, unless `QAPI_TEST_REQUIRE_QEMU=1` (set
+//! by `.ci/run`), in which case it fails.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary from the environment variable, else from `PATH`.
+fn find(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// The binary, or `None` after printing why the test is skipped.  Panics
+/// instead when `QAPI_TEST_REQUIRE_QEMU=1`.
+pub fn require(env: &str, name: &str, test: &str) -> Option<PathBuf> {
+    match find(env, name) {
+        Some(path) => Some(path),
+        None if std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() == Ok("1") => {
+            panic!("{test}: {name} not found (set {env} or PATH) and QAPI_TEST_REQUIRE_QEMU=1")
+        }
+        None => {
+            eprintln!("SKIPPED {test}: {name} not found (set {env} or put it on PATH)");
+            None
+        }
+    }
+}
+
+/// A process killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Sends a signal by name (`STOP`, `CONT`, `KILL`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}
+
+fn wait_for_socket(path: &Path, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before creating its socket: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not create {path:?} in 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts `qemu-system-x86_64` with a QMP socket in a fresh temp dir and
+/// the given extra arguments; `None` when the binary is absent (skip).
+pub fn qemu(test: &str, extra: &[&str]) -> Option<Process> {
+    let binary = require("QAPI_TEST_QEMU", "qemu-system-x86_64", test)?;
+    Some(qemu_at(&binary, extra))
+}
+
+/// Starts the given QEMU binary (see [`qemu`]).
+pub fn qemu_at(binary: &Path, extra: &[&str]) -> Process {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("qmp.sock");
+    let mut child = Command::new(binary)
+        .args(["-nodefaults", "-display", "none", "-qmp"])
+        .arg(format!("unix:{},server=on,wait=off", socket.display()))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
+    wait_for_socket(&socket, &mut child, "QEMU");
+    Process { child, dir, socket }
+}
+
+/// The read-only guest-agent commands the tests may run against the host.
+/// Never add one that changes the host (shutdown, suspend, fsfreeze,
+/// set-time, passwords, vcpus, ssh keys, exec, file writes).
+pub const QGA_READ_ONLY: &[&str] = &[
+    "guest-sync-delimited",
+    "guest-sync",
+    "guest-ping",
+    "guest-info",
+    "guest-get-osinfo",
+    "guest-get-host-name",
+    "guest-get-timezone",
+    "guest-network-get-interfaces",
+];
+
+/// Starts `qemu-ga` listening on a Unix socket, restricted to
+/// [`QGA_READ_ONLY`]; `None` when absent (skip).
+pub fn qemu_ga(test: &str) -> Option<Process> {
+    let binary = require("QAPI_TEST_QEMU_GA", "qemu-ga", test)?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("qga.sock");
+    let mut child = Command::new(&binary)
+        .args(["-m", "unix-listen", "-p"])
+        .arg(&socket)
+        .arg("-t")
+        .arg(dir.path())
+        .arg(format!("--allow-rpcs={}", QGA_READ_ONLY.join(",")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
+    wait_for_socket(&socket, &mut child, "qemu-ga");
+    Some(Process { child, dir, socket })
+}
