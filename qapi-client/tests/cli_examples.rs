@@ -1,0 +1,122 @@
+//! The `qmp` and `qga` example tools: output and exit statuses, against
+//! real QEMU / qemu-ga where needed (cargo builds examples before tests).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test binary> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{path:?} not built (cargo test builds examples)"
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(example(name)).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn qmp_tool_exit_statuses() {
+    let Some(qemu) = common::qemu("qmp_tool_exit_statuses", &["-M", "none"]) else {
+        return;
+    };
+    let socket = qemu.socket.to_str().unwrap();
+    let ok = run("qmp", &[socket, "query-status"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(reply["running"], true);
+
+    let typed = run(
+        "qmp",
+        &[
+            socket,
+            "query-command-line-options",
+            r#"{"option": "machine"}"#,
+        ],
+    );
+    assert_eq!(typed.status.code(), Some(0), "{}", text(&typed.stderr));
+    let wrong = run(
+        "qmp",
+        &[socket, "query-command-line-options", r#"{"opshun": 1}"#],
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        text(&wrong.stderr).contains("do not fit"),
+        "{}",
+        text(&wrong.stderr)
+    );
+
+    let missing = run("qmp", &[socket, "no-such-command"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).starts_with("CommandNotFound: "),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    let untyped = run("qmp", &[socket, "query-target"]);
+    assert_eq!(untyped.status.code(), Some(0));
+}
+
+#[test]
+fn qmp_tool_transport_failures_exit_2_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent.sock");
+    let out = run("qmp", &[absent.to_str().unwrap(), "query-status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A listener that never greets.
+    let silent = dir.path().join("silent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let started = Instant::now();
+    let out = run(
+        "qmp",
+        &["--timeout", "0.5", silent.to_str().unwrap(), "query-status"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let bad = run(
+        "qmp",
+        &[silent.to_str().unwrap(), "query-status", "{not json"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn qga_tool_exit_statuses() {
+    let Some(agent) = common::qemu_ga("qga_tool_exit_statuses") else {
+        return;
+    };
+    let socket = agent.socket.to_str().unwrap();
+    let ok = run("qga", &[socket, "guest-ping"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout).trim(), "{}");
+    let info = run("qga", &[socket, "guest-info"]);
+    assert_eq!(info.status.code(), Some(0), "{}", text(&info.stderr));
+    let blocked = run("qga", &[socket, "guest-get-users"]);
+    assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked.stderr));
+}

@@ -1,0 +1,547 @@
+//! Fault injection: a fake QMP server / guest agent (an in-memory stream)
+//! that misbehaves in every way listed in the client issue.  Each case ends
+//! in a typed error or a documented recovery within its time limit.
+
+use std::time::{Duration, Instant};
+
+use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder};
+use qapi_types::commands as c;
+use qapi_types::AnyEvent;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+
+const GREETING: &[u8] = br#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": "fake"}, "capabilities": ["oob"]}}"#;
+
+/// The server side of the fake connection.
+struct Fake {
+    stream: BufReader<DuplexStream>,
+}
+
+impl Fake {
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    async fn send_line(&mut self, bytes: &[u8]) {
+        self.send(bytes).await;
+        self.send(b"\r\n").await;
+    }
+
+    /// The next request (the client ends each with a newline), without a
+    /// leading 0xFF.
+    async fn request(&mut self) -> Value {
+        let mut line = Vec::new();
+        let n = self.stream.read_until(b'\n', &mut line).await.unwrap();
+        assert!(n > 0, "client closed");
+        let start = usize::from(line.first() == Some(&0xFF));
+        serde_json::from_slice(&line[start..]).unwrap()
+    }
+
+    /// Answers the next request with `return` echoing its id.
+    async fn answer(&mut self, value: Value) -> Value {
+        let request = self.request().await;
+        let reply = json!({ "return": value, "id": request["id"] });
+        self.send_line(reply.to_string().as_bytes()).await;
+        request
+    }
+
+    /// Greeting and capabilities negotiation.
+    async fn handshake(&mut self) {
+        self.send_line(GREETING).await;
+        let request = self.answer(json!({})).await;
+        assert_eq!(request["execute"], "qmp_capabilities");
+    }
+}
+
+fn pair() -> (DuplexStream, Fake) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    (
+        client,
+        Fake {
+            stream: BufReader::new(server),
+        },
+    )
+}
+
+/// A negotiated QMP session over a fake server that `script` then drives.
+async fn qmp_with<F, Fut>(builder: QmpBuilder, script: F) -> Qmp
+where
+    F: FnOnce(Fake) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        fake.handshake().await;
+        script(fake).await;
+    });
+    let qmp = builder.connect_stream(client).await.unwrap();
+    drop(server); // keeps running; the script owns the fake
+    qmp
+}
+
+fn quick() -> QmpBuilder {
+    QmpBuilder::new()
+        .handshake_timeout(Duration::from_millis(500))
+        .command_timeout(Some(Duration::from_millis(500)))
+}
+
+#[tokio::test]
+async fn garbage_closes_the_qmp_session_with_a_protocol_error() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        fake.request().await;
+        fake.send_line(b"this is not JSON").await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+    assert!(qmp.is_closed());
+    let again = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(matches!(again, Error::Protocol(_)), "{again:?}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_a_protocol_error() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        let reply = format!(
+            "{{\"return\": {{\"status\": \"\u{1}\"}}, \"id\": {}}}",
+            request["id"]
+        );
+        let mut bytes = reply.into_bytes();
+        let at = bytes.iter().position(|&b| b == 1).unwrap();
+        bytes[at] = 0xC3; // a lone lead byte
+        fake.send_line(&bytes).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Protocol(why) if why.contains("UTF-8") || why.contains("unicode")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn truncated_json_runs_into_the_time_limit() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        // A reply cut short, then more data: it never balances.
+        fake.send_line(b"{\"return\": {\"running\": true").await;
+        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let started = Instant::now();
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn disconnect_mid_reply_fails_the_call_at_once() {
+    let qmp = qmp_with(QmpBuilder::new(), |mut fake| async move {
+        fake.request().await;
+        fake.send(b"{\"return\": {\"running\": tr").await;
+        // Dropping the fake closes the stream.
+    })
+    .await;
+    let started = Instant::now();
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Disconnected { reason } if reason.contains("middle of a message")),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_the_session_with_bounded_memory() {
+    let limit = 64 * 1024;
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        fake.handshake().await;
+        fake.request().await;
+        fake.send(b"{\"return\": \"").await;
+        // An endless line: the client must give up, not buffer it.
+        let chunk = vec![b'x'; 16 * 1024];
+        let mut written = 0usize;
+        while fake.stream.get_mut().write_all(&chunk).await.is_ok() {
+            written += chunk.len();
+            if written > 256 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    let qmp = QmpBuilder::new()
+        .max_message_size(limit)
+        .connect_stream(client)
+        .await
+        .unwrap();
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(
+        matches!(error, Error::MessageTooLarge { limit: l } if l == limit),
+        "{error:?}"
+    );
+    drop(qmp);
+    let written = server.await.unwrap();
+    // The client stopped reading soon after the limit: what the server got
+    // out is the limit plus the stream's buffers, not the 256 MiB it tried.
+    assert!(written < limit + 512 * 1024, "server wrote {written} bytes");
+}
+
+#[tokio::test]
+async fn wrong_ids_time_out_and_the_session_goes_on() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        let wrong = request["id"].as_u64().unwrap() + 1000;
+        fake.send_line(format!("{{\"return\": {{}}, \"id\": {wrong}}}").as_bytes())
+            .await;
+        fake.send_line(b"{\"return\": {}, \"id\": \"not ours\"}")
+            .await;
+        fake.answer(json!({"running": true, "status": "running"}))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::Stop {}).await.unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    let status = qmp.execute(&c::QueryStatus {}).await.unwrap();
+    assert!(status.running);
+}
+
+#[tokio::test]
+async fn duplicate_and_unsolicited_replies_are_dropped() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        fake.send_line(b"{\"return\": {}, \"id\": 12345}").await;
+        fake.send_line(
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}",
+        )
+        .await;
+        let request = fake.request().await;
+        let reply = format!(
+            "{{\"return\": {{\"running\": false, \"status\": \"paused\"}}, \"id\": {}}}",
+            request["id"]
+        );
+        fake.send_line(reply.as_bytes()).await;
+        fake.send_line(reply.as_bytes()).await; // a duplicate
+        fake.answer(json!({"running": true, "status": "running"}))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    assert!(!qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+}
+
+#[tokio::test]
+async fn no_greeting_times_out() {
+    let (client, fake) = pair();
+    let started = Instant::now();
+    let error = QmpBuilder::new()
+        .handshake_timeout(Duration::from_millis(300))
+        .connect_stream(client)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(fake);
+}
+
+#[tokio::test]
+async fn a_greeting_then_silence_times_out() {
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        fake.send_line(GREETING).await;
+        fake.request().await; // qmp_capabilities, never answered
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let error = QmpBuilder::new()
+        .handshake_timeout(Duration::from_millis(300))
+        .connect_stream(client)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn something_else_instead_of_a_greeting_is_a_protocol_error() {
+    let (client, mut fake) = pair();
+    fake.send_line(b"{\"return\": {}}").await;
+    let error = QmpBuilder::new().connect_stream(client).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Protocol(why) if why.contains("greeting")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_byte_a_second_runs_into_the_time_limit() {
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        for &byte in GREETING {
+            fake.send(&[byte]).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let started = Instant::now();
+    let error = QmpBuilder::new()
+        .handshake_timeout(Duration::from_millis(1500))
+        .connect_stream(client)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_slow_event_subscriber_is_told_what_it_missed() {
+    let qmp_builder = quick().event_capacity(4);
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        fake.handshake().await;
+        let request = fake.request().await;
+        for i in 0..100 {
+            let event = format!(
+                "{{\"event\": \"STOP\", \"timestamp\": {{\"seconds\": {i}, \"microseconds\": 0}}}}"
+            );
+            fake.send_line(event.as_bytes()).await;
+        }
+        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let qmp = qmp_builder.connect_stream(client).await.unwrap();
+    let mut events = qmp.events();
+    qmp.execute(&c::Stop {}).await.unwrap();
+    let lagged = events.recv().await.unwrap().unwrap_err();
+    assert!(
+        matches!(lagged, Error::EventsLagged { missed: 96 }),
+        "{lagged:?}"
+    );
+    let mut seen = Vec::new();
+    while let Some(Ok(event)) = events.try_recv_raw() {
+        let message = event.decode().unwrap();
+        assert!(matches!(message.event, AnyEvent::Stop));
+        seen.push(message.timestamp.seconds);
+    }
+    assert_eq!(seen, vec![96, 97, 98, 99]);
+    server.abort();
+}
+
+#[tokio::test]
+async fn unknown_events_and_undecodable_known_events_are_kept() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        fake.send_line(br#"{"event": "FROM_THE_FUTURE", "data": {"x": 1}, "timestamp": {"seconds": 1, "microseconds": 2}}"#).await;
+        fake.send_line(br#"{"event": "RESET", "data": {"guest": "yes"}, "timestamp": {"seconds": 1, "microseconds": 2}}"#).await;
+        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let mut events = qmp.events();
+    qmp.execute(&c::SystemReset {}).await.unwrap();
+    let unknown = events.recv().await.unwrap().unwrap();
+    assert!(unknown.event.is_unrecognized());
+    assert_eq!(unknown.event.name(), "FROM_THE_FUTURE");
+    let bad = events.recv_raw().await.unwrap().unwrap();
+    assert_eq!(bad.name(), "RESET");
+    // Nothing is lost: the raw message is there, and decoding either says
+    // where it failed or keeps the data as unrecognized.
+    assert!(bad.json().contains("\"yes\""));
+    match bad.decode() {
+        Err(Error::Decode { path, .. }) => assert!(path.contains("guest"), "{path}"),
+        Ok(message) => {
+            assert!(message.event.is_unrecognized());
+            assert_eq!(message.event.name(), "RESET");
+        }
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn decode_errors_name_the_command_and_the_path() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        fake.answer(json!({"running": "very", "status": "running"}))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    match &error {
+        Error::Decode { command, path, .. } => {
+            assert_eq!(&**command, "query-status");
+            assert_eq!(path, "running");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_error_class_the_bindings_do_not_know_is_kept() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        let reply =
+            json!({"error": {"class": "BrandNewClass", "desc": "new"}, "id": request["id"]});
+        fake.send_line(reply.to_string().as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    let qmp_error = error.as_qmp().unwrap();
+    assert_eq!(qmp_error.class.as_str(), "BrandNewClass");
+    assert_eq!(qmp_error.desc, "new");
+}
+
+/// A fake guest agent: answers the sync after `noise`, then `script`.
+async fn qga_with<F, Fut>(noise: &'static [u8], script: F) -> qapi_client::Result<Qga>
+where
+    F: FnOnce(Fake) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (client, mut fake) = pair();
+    tokio::spawn(async move {
+        let request = fake.request().await;
+        assert_eq!(request["execute"], "guest-sync-delimited");
+        fake.send(noise).await;
+        let reply = json!({"return": request["arguments"]["id"], "id": request["id"]});
+        fake.send(b"\xff").await;
+        fake.send_line(reply.to_string().as_bytes()).await;
+        script(fake).await;
+    });
+    QgaBuilder::new()
+        .timeout(Duration::from_millis(500))
+        .connect_stream(client)
+        .await
+}
+
+#[tokio::test]
+async fn guest_agent_junk_before_the_sync_reply_is_skipped() {
+    let noise: &[u8] =
+        b"garbage\n{\"return\": \"\xc3(\"}\n{\"return\": {}, \"id\": 1}\n{\"return\": \"cut short";
+    let qga = qga_with(noise, |mut fake| async move {
+        fake.answer(json!({})).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await
+    .unwrap();
+    qga.execute(&qga_types::commands::GuestPing {})
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn guest_agent_junk_mid_session_is_skipped() {
+    let qga = qga_with(b"", |mut fake| async move {
+        let request = fake.request().await;
+        fake.send(b"\x00\x01 not json [1,2\n]\n{\"unknown\": true}\n")
+            .await;
+        fake.send_line(
+            json!({"return": {}, "id": request["id"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await
+    .unwrap();
+    qga.execute(&qga_types::commands::GuestPing {})
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_sync_reply_with_the_wrong_id_is_an_error() {
+    let (client, mut fake) = pair();
+    tokio::spawn(async move {
+        let request = fake.request().await;
+        let reply = json!({"return": 1, "id": request["id"]});
+        fake.send(b"\xff").await;
+        fake.send_line(reply.to_string().as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let error = QgaBuilder::new().connect_stream(client).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Protocol(why) if why.contains("guest-sync-delimited")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_guest_agent_times_out() {
+    let (client, _fake) = pair();
+    let started = Instant::now();
+    let error = QgaBuilder::new()
+        .timeout(Duration::from_millis(300))
+        .connect_stream(client)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_hostile_guest_agent_cannot_make_the_client_buffer_much() {
+    let (client, mut fake) = pair();
+    let server = tokio::spawn(async move {
+        let request = fake.request().await;
+        fake.send(b"\xff").await;
+        fake.send_line(
+            json!({"return": request["arguments"]["id"], "id": request["id"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        fake.request().await;
+        // Deep nesting, then an endless array.
+        fake.send(&[b'['; 4096]).await;
+        let chunk = vec![b'1'; 16 * 1024];
+        let mut written = 0usize;
+        while fake.stream.get_mut().write_all(&chunk).await.is_ok() {
+            written += chunk.len();
+            if written > 256 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    let qga = QgaBuilder::new()
+        .max_message_size(32 * 1024)
+        .connect_stream(client)
+        .await
+        .unwrap();
+    let error = qga
+        .execute(&qga_types::commands::GuestPing {})
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::MessageTooLarge { .. }), "{error:?}");
+    assert!(qga.is_closed());
+    drop(qga);
+    let written = server.await.unwrap();
+    assert!(written < 1 << 20, "agent wrote {written} bytes");
+}
+
+#[tokio::test]
+async fn a_deeply_nested_message_is_an_error_not_a_stack_overflow() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        let mut bomb = format!("{{\"id\": {}, \"return\": ", request["id"]).into_bytes();
+        bomb.extend(std::iter::repeat_n(b'[', 100_000));
+        bomb.extend(std::iter::repeat_n(b']', 100_000));
+        bomb.push(b'}');
+        fake.send_line(&bomb).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Protocol(_) | Error::Decode { .. }),
+        "{error:?}"
+    );
+}
