@@ -81,6 +81,8 @@ pub(crate) struct MessageReader<R> {
     stream: R,
     splitter: Splitter,
     peer: Peer,
+    /// The last read filled all the room it had.
+    busy: bool,
 }
 
 /// One message read by [`MessageReader::next`].
@@ -95,6 +97,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             stream,
             splitter: Splitter::new(max_message_size),
             peer,
+            busy: false,
         }
     }
 
@@ -124,8 +127,20 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 }
             }
             self.splitter.compact();
+            let in_message = self.splitter.in_message();
             let buf = self.splitter.buffer_mut();
-            buf.reserve(READ_CHUNK);
+            // Small reads while idle keep an idle session small; big ones
+            // once data flows (a long message, a pipelined burst).
+            let want = if self.busy || in_message {
+                BUSY_READ
+            } else {
+                if buf.is_empty() && buf.capacity() > 2 * IDLE_READ {
+                    buf.shrink_to(IDLE_READ);
+                }
+                IDLE_READ
+            };
+            buf.reserve(want);
+            let spare = buf.capacity() - buf.len();
             let n = self
                 .stream
                 .read_buf(buf)
@@ -133,6 +148,7 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 .map_err(|e| Error::Disconnected {
                     reason: format!("read failed: {e}").into(),
                 })?;
+            self.busy = n == spare;
             if n == 0 {
                 let reason = if self.splitter.in_message() {
                     "end of stream in the middle of a message"
@@ -147,9 +163,11 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     }
 }
 
-/// How much to ask the kernel for per read.  One read takes most replies
-/// whole; big ones (the 236 KB `query-qmp-schema`) take a few.
-const READ_CHUNK: usize = 64 * 1024;
+/// How much to read at a time while idle: most messages fit.
+const IDLE_READ: usize = 4 * 1024;
+/// How much to read at a time once a read has filled its buffer or a
+/// message is unfinished (the 236 KB `query-qmp-schema` takes four).
+const BUSY_READ: usize = 64 * 1024;
 
 /// The write side of a connection.
 pub(crate) enum Writer {
@@ -187,12 +205,21 @@ struct Calls {
     closed: Option<Error>,
 }
 
+/// Event subscribers.  The channel is made on the first subscription, so
+/// a session nobody listens to costs nothing for events (a broadcast
+/// channel allocates all its slots up front).
+struct Events {
+    sender: Option<broadcast::Sender<Arc<RawEvent>>>,
+    capacity: usize,
+    closed: bool,
+}
+
 /// State shared by the handles and the reader task.
 pub(crate) struct Shared {
     calls: Mutex<Calls>,
     next_id: AtomicU64,
     writer: tokio::sync::Mutex<Writer>,
-    events: Mutex<Option<broadcast::Sender<Arc<RawEvent>>>>,
+    events: Mutex<Events>,
     peer: Peer,
 }
 
@@ -233,12 +260,15 @@ impl Engine {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
             next_id: AtomicU64::new(random_id_base()),
             writer: tokio::sync::Mutex::new(writer),
-            events: Mutex::new(Some(events)),
+            events: Mutex::new(Events {
+                sender: None,
+                capacity: config.event_capacity.max(1),
+                closed: false,
+            }),
             peer: config.peer,
         });
         let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
@@ -303,8 +333,15 @@ impl Engine {
 
     /// A new receiver of events; ends at once if the session has closed.
     pub(crate) fn subscribe(&self) -> Option<broadcast::Receiver<Arc<RawEvent>>> {
-        let events = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.as_ref().map(broadcast::Sender::subscribe)
+        let mut events = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
+        if events.closed {
+            return None;
+        }
+        let capacity = events.capacity;
+        let sender = events
+            .sender
+            .get_or_insert_with(|| broadcast::channel(capacity).0);
+        Some(sender.subscribe())
     }
 
     /// Whether the session has ended.
@@ -346,7 +383,9 @@ impl Shared {
         for (_, sender) in waiting {
             let _ = sender.send(Err(error.clone()));
         }
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.closed = true;
+        events.sender = None;
     }
 
     fn deliver(&self, id: u64, reply: Reply) {
@@ -376,7 +415,8 @@ impl Shared {
             let raw = RawEvent::new(event, bytes);
             match raw {
                 Ok(raw) => {
-                    if let Some(events) = &*self.events.lock().unwrap_or_else(|e| e.into_inner()) {
+                    let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(events) = &events.sender {
                         // No subscriber is not an error: nobody asked.
                         let _ = events.send(Arc::new(raw));
                     }
