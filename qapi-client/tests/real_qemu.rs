@@ -39,6 +39,13 @@ async fn greeting_and_capabilities() {
     assert!(greeting.version.qemu.major >= 7, "{:?}", greeting.version);
     assert!(greeting.capabilities.contains(&QMPCapability::Oob));
     assert!(qmp.oob_enabled());
+    // exec-oob reaches QEMU: migrate-pause answers out of band (with an
+    // error, as no migration is running).
+    let paused = qmp.execute_oob(&c::MigratePause {}).await.unwrap_err();
+    assert!(
+        paused.as_qmp().is_some_and(|e| e.desc.contains("postcopy")),
+        "{paused}"
+    );
     // The greeting agrees with query-version.
     let version = qmp.execute(&c::QueryVersion {}).await.unwrap();
     assert_eq!(version, greeting.version);
@@ -450,4 +457,32 @@ fn blocking_session_with_events() {
     });
     let error = qmp.execute_raw("no-such-command", None).unwrap_err();
     assert!(error.is_class(&QapiErrorClass::CommandNotFound));
+}
+
+#[tokio::test]
+async fn tcp_sessions_work_and_refuse_descriptors() {
+    // A free loopback port: bind to port 0, note it, release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp:127.0.0.1:{port},server=on,wait=off");
+    let Some(_qemu) = common::qemu(
+        "tcp_sessions_work_and_refuse_descriptors",
+        &["-M", "none", "-qmp", &tcp],
+    ) else {
+        return;
+    };
+    let qmp = Qmp::builder()
+        .connect_tcp(("127.0.0.1", port))
+        .await
+        .unwrap();
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+    let file = tempfile::tempfile().unwrap();
+    let refused = qmp
+        .execute_with_fds(&c::Getfd { fdname: "x".into() }, &[file.as_fd()])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Unsupported(_)), "{refused:?}");
 }
