@@ -31,6 +31,7 @@ pub mod diagnostic;
 pub mod doc;
 pub mod dump;
 pub mod emit;
+pub mod introspect;
 pub mod lexer;
 pub mod model;
 pub mod naming;

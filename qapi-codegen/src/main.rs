@@ -4,6 +4,8 @@
 //! qapi-codegen check [--rules RELEASE] FILE...
 //! qapi-codegen dump  [--rules RELEASE] FILE
 //! qapi-codegen generate [--rules RELEASE] [--core-path PATH] [--features] --out DIR FILE
+//! qapi-codegen introspect [--rules RELEASE] FILE
+//! qapi-codegen diff [--rules RELEASE] [--old-rules R] [--new-rules R] OLD NEW
 //! ```
 //!
 //! Exit status: 0 when every schema is valid, 1 when one is invalid or
@@ -63,6 +65,39 @@ enum Command {
         /// The root schema file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Print the introspection document of a schema (what
+    /// `query-qmp-schema` returns, with real type names and every
+    /// conditional part marked `if`).
+    Introspect {
+        #[command(flatten)]
+        rules: RulesArg,
+        /// The root schema file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List what changed between two schemas: commands, events, members,
+    /// enum values, union branches, features.  Each side is a root schema
+    /// file, or an introspection document (a saved `query-qmp-schema`
+    /// reply, a JSON array).  A schema inside a QEMU source tree is checked
+    /// with the rules of the release its VERSION file names.
+    Diff {
+        /// Rules for both sides (default: from each tree's VERSION file,
+        /// else the newest).
+        #[arg(long, value_name = "RELEASE")]
+        rules: Option<Rules>,
+        /// Rules for the old side.
+        #[arg(long, value_name = "RELEASE")]
+        old_rules: Option<Rules>,
+        /// Rules for the new side.
+        #[arg(long, value_name = "RELEASE")]
+        new_rules: Option<Rules>,
+        /// The old schema.
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The new schema.
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
     },
 }
 
@@ -140,6 +175,38 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Introspect { rules, file } => match rules.config().load(&file) {
+            Ok(schema) => {
+                let document = qapi_codegen::introspect::introspection(&schema);
+                print_or_fail(&format!("{document:#}\n"))
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Diff {
+            rules,
+            old_rules,
+            new_rules,
+            old,
+            new,
+        } => {
+            let load = |file: &PathBuf, rules: Option<Rules>| diff_side(file, rules);
+            let (old_doc, new_doc) = match (
+                load(&old, old_rules.or(rules)),
+                load(&new, new_rules.or(rules)),
+            ) {
+                (Ok(o), Ok(n)) => (o, n),
+                (Err(err), _) | (_, Err(err)) => {
+                    eprintln!("{err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let comparison =
+                qapi_introspect::Comparison::new(&old_doc.0, &new_doc.0, old_doc.1, new_doc.1);
+            print_or_fail(&comparison.to_string())
+        }
         Command::Dump { rules, file } => match rules.config().load(&file) {
             Ok(schema) => {
                 let text = qapi_codegen::dump::dump(&schema);
@@ -159,6 +226,59 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Writes to stdout; a closed pipe is not an error.
+fn print_or_fail(text: &str) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("qapi-codegen: can't write to stdout: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One side of `diff`: the introspection document and a label for it.
+fn diff_side(
+    file: &std::path::Path,
+    rules: Option<Rules>,
+) -> Result<(qapi_introspect::Schema, String), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("qapi-codegen: can't read {}: {e}", file.display()))?;
+    if text.trim_start().starts_with('[') {
+        let schema = qapi_introspect::Schema::from_json(&text)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok((schema, file.display().to_string()));
+    }
+    let version = qemu_version_of(file);
+    let rules = rules
+        .or_else(|| version.as_deref().and_then(Rules::for_version))
+        .unwrap_or_default();
+    let schema = Config::new()
+        .rules(rules)
+        .load(file)
+        .map_err(|e| e.to_string())?;
+    let document = qapi_codegen::introspect::introspection(&schema);
+    let schema = qapi_introspect::Schema::from_json(&document.to_string())
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let label = match version {
+        Some(v) => format!("QEMU {} schema", v.trim()),
+        None => file.display().to_string(),
+    };
+    Ok((schema, label))
+}
+
+/// The release named by the `VERSION` file of the QEMU source tree that
+/// holds `file`, if any.
+fn qemu_version_of(file: &std::path::Path) -> Option<String> {
+    let absolute = std::fs::canonicalize(file).ok()?;
+    absolute
+        .ancestors()
+        .skip(1)
+        .take(4)
+        .find_map(|dir| std::fs::read_to_string(dir.join("VERSION")).ok())
 }
 
 #[cfg(test)]
