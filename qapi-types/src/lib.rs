@@ -41,6 +41,7 @@ extern crate self as qapi_types;
 #[rustfmt::skip]
 mod generated;
 mod qapi_core;
+pub mod introspection;
 pub mod transcript;
 
 pub use generated::*;

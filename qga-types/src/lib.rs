@@ -15,6 +15,7 @@
 // Written by `cargo xtask regen` with prettyplease; rustfmt would reflow it.
 #[rustfmt::skip]
 mod generated;
+pub mod introspection;
 
 pub use generated::*;
 pub use qapi_types::{Command, Empty, UnknownValue};

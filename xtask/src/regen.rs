@@ -124,6 +124,14 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
             });
         }
     }
+    // What the bindings expect on the wire, in query-qmp-schema's terms:
+    // the crates embed it for comparison with a live QEMU.
+    for (dir, schema) in [(QMP_OUT, qmp), (QGA_OUT, qga)] {
+        files.push(GeneratedFile {
+            path: Path::new(dir).join("introspection.json"),
+            contents: introspection_json(schema),
+        });
+    }
     let manifest = fs::read_to_string(root.join(QMP_MANIFEST))
         .with_context(|| format!("can't read {QMP_MANIFEST}"))?;
     let head = match manifest.find(FEATURES_MARKER) {
@@ -143,6 +151,15 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
 }
 
 /// Generated files that exist but the generator no longer writes.
+/// The introspection document, one entity per line: small, and diffs
+/// well when the schema changes.
+fn introspection_json(schema: &Schema) -> String {
+    let document = qapi_codegen::introspect::introspection(schema);
+    let entities = document.as_array().map(Vec::as_slice).unwrap_or_default();
+    let lines: Vec<String> = entities.iter().map(|e| e.to_string()).collect();
+    format!("[\n{}\n]\n", lines.join(",\n"))
+}
+
 fn leftovers(root: &Path, files: &[GeneratedFile]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in [QMP_OUT, QGA_OUT] {
