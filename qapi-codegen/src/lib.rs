@@ -37,6 +37,7 @@ pub mod model;
 pub mod naming;
 pub mod parser;
 pub mod rules;
+pub mod since;
 pub mod source;
 
 use std::path::{Path, PathBuf};
