@@ -124,6 +124,16 @@ impl Qmp {
             .block_on(self.session.execute_raw(name, arguments))
     }
 
+    /// See [`crate::Qmp::schema_report`].
+    pub fn schema_report(&self) -> Result<Arc<crate::SchemaReport>> {
+        self.runtime.block_on(self.session.schema_report())
+    }
+
+    /// See [`crate::Qmp::supports`].
+    pub fn supports<C: Command>(&self) -> Result<bool> {
+        self.runtime.block_on(self.session.supports::<C>())
+    }
+
     /// A new subscription to the session's events (see
     /// [`crate::EventStream`]).
     pub fn events(&self) -> EventStream {

@@ -25,7 +25,9 @@
 //!   ([`Qmp::execute_with_fds`]) or by name with untyped JSON
 //!   ([`Qmp::execute_raw`]).  Handles are cheap clones; calls from many
 //!   tasks share one connection and are matched to replies by `id`.
-//!   Events arrive on [`EventStream`]s.
+//!   Events arrive on [`EventStream`]s.  [`Qmp::schema_report`] compares
+//!   the live QEMU's schema with the bindings (which commands it lacks,
+//!   which replies differ), and [`Qmp::supports`] answers per command.
 //! - [`Qga`]: the guest agent, which sends no greeting: the session starts
 //!   with `guest-sync-delimited` ([`Qga::sync`]) and every call has a time
 //!   limit.
@@ -61,12 +63,14 @@ mod fds;
 mod framing;
 mod qga;
 mod qmp;
+mod report;
 mod session;
 
 pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};
 pub use qga::{Qga, QgaBuilder};
 pub use qmp::{Greeting, Qmp, QmpBuilder};
+pub use report::{SchemaReport, Support};
 
 use std::time::Duration;
 

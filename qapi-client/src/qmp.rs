@@ -14,6 +14,7 @@ use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
 use crate::events::EventStream;
+use crate::report::SchemaReport;
 use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
 use crate::{decode_reply, encode_arguments};
 
@@ -165,6 +166,7 @@ impl QmpBuilder {
                 greeting,
                 oob,
                 command_timeout: self.command_timeout,
+                report: tokio::sync::OnceCell::new(),
             }),
         };
         let enable = oob.then(|| vec![QMPCapability::Oob]);
@@ -186,6 +188,7 @@ struct Inner {
     greeting: Greeting,
     oob: bool,
     command_timeout: Option<Duration>,
+    report: tokio::sync::OnceCell<Arc<SchemaReport>>,
 }
 
 impl std::fmt::Debug for Qmp {
@@ -288,6 +291,28 @@ impl Qmp {
             self.inner.command_timeout,
         )
         .await
+    }
+
+    /// What this QEMU supports compared with the bindings: fetches
+    /// `query-qmp-schema` once per session (about 240 KB) and keeps the
+    /// report.  See [`SchemaReport`].
+    pub async fn schema_report(&self) -> Result<Arc<SchemaReport>> {
+        self.inner
+            .report
+            .get_or_try_init(|| async {
+                let live = self.execute_raw("query-qmp-schema", None).await?;
+                let v = &self.inner.greeting.version.qemu;
+                let qemu = format!("QEMU {}.{}.{}", v.major, v.minor, v.micro);
+                SchemaReport::new(&live.to_string(), &qemu).map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Whether this QEMU has command `C` (from the cached
+    /// [`schema_report`](Self::schema_report)).
+    pub async fn supports<C: Command>(&self) -> Result<bool> {
+        Ok(self.schema_report().await?.supports::<C>())
     }
 
     /// A new subscription to the session's events; see [`EventStream`] for

@@ -8,3 +8,28 @@
 /// and branches carry an `if` string.  Read it with the `qapi-introspect`
 /// crate; `qapi-client`'s schema report compares it with a live QEMU.
 pub const SCHEMA: &str = include_str!("generated/introspection.json");
+
+/// The QEMU release whose schema these bindings were generated from.
+pub const QEMU_VERSION: &str = "10.2.2";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_matches_the_vendored_schemas() {
+        let provenance = include_str!("../../schemas/PROVENANCE.md");
+        let line = format!("| QEMU version | {} |", super::QEMU_VERSION);
+        assert!(
+            provenance.contains(&line),
+            "schemas/PROVENANCE.md does not say {line}: update QEMU_VERSION"
+        );
+    }
+
+    #[test]
+    fn the_document_reads_as_introspection_json() {
+        let document: serde_json::Value = serde_json::from_str(super::SCHEMA).unwrap();
+        let entities = document.as_array().unwrap();
+        assert!(entities
+            .iter()
+            .any(|e| e["name"] == "query-status" && e["meta-type"] == "command"));
+    }
+}

@@ -5,3 +5,25 @@
 /// itself does not offer: compare its `guest-info` command list with the
 /// commands listed here).  Read it with the `qapi-introspect` crate.
 pub const SCHEMA: &str = include_str!("generated/introspection.json");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_lists_the_guest_agent_commands() {
+        let document: serde_json::Value = serde_json::from_str(super::SCHEMA).unwrap();
+        let commands: Vec<&str> = document
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["meta-type"] == "command")
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert!(commands.contains(&"guest-ping") && commands.contains(&"guest-sync-delimited"));
+        for name in &commands {
+            assert!(
+                crate::command_codec(name).is_some(),
+                "{name} has no binding"
+            );
+        }
+    }
+}
