@@ -208,6 +208,11 @@ impl Qga {
         self.runtime.block_on(self.session.sync())
     }
 
+    /// See [`crate::Qga::agent_report`].
+    pub fn agent_report(&self) -> Result<crate::AgentReport> {
+        self.runtime.block_on(self.session.agent_report())
+    }
+
     /// See [`crate::Qga::execute`].
     pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
         self.runtime.block_on(self.session.execute(command))

@@ -70,7 +70,7 @@ pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};
 pub use qga::{Qga, QgaBuilder};
 pub use qmp::{Greeting, Qmp, QmpBuilder};
-pub use report::{SchemaReport, Support};
+pub use report::{AgentReport, SchemaReport, Support};
 
 use std::time::Duration;
 

@@ -167,6 +167,13 @@ impl Qga {
         Ok(())
     }
 
+    /// What this agent offers compared with the bindings, from its
+    /// `guest-info` list.
+    pub async fn agent_report(&self) -> Result<crate::AgentReport> {
+        let info = self.execute(&qga_types::commands::GuestInfo {}).await?;
+        crate::AgentReport::new(&info)
+    }
+
     /// Executes a command with the session's time limit and decodes its
     /// reply.
     ///

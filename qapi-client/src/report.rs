@@ -115,3 +115,80 @@ impl fmt::Display for SchemaReport {
         fmt::Display::fmt(&self.comparison, f)
     }
 }
+
+/// What a guest agent offers compared with the guest-agent bindings, from
+/// its `guest-info` command list (qemu-ga has no `query-qmp-schema`, so
+/// only names can be compared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The agent's version.
+    pub version: String,
+    /// Commands the bindings know that the agent does not list.
+    pub missing: Vec<String>,
+    /// Commands the agent lists that the bindings do not know.
+    pub unknown: Vec<String>,
+    /// Commands the agent lists as disabled (blocked or not allowed).
+    pub disabled: Vec<String>,
+    /// Commands the agent lists as enabled.
+    pub enabled: Vec<String>,
+}
+
+impl AgentReport {
+    pub(crate) fn new(info: &qga_types::GuestAgentInfo) -> Result<AgentReport> {
+        let bindings = Schema::from_json(qga_types::introspection::SCHEMA)
+            .map_err(|e| Error::Protocol(format!("the bindings' own schema: {e}").into()))?;
+        let known: std::collections::BTreeSet<&str> =
+            bindings.commands().iter().map(String::as_str).collect();
+        let listed: std::collections::BTreeSet<&str> = info
+            .supported_commands
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let names = |filter: &dyn Fn(&qga_types::GuestAgentCommandInfo) -> bool| {
+            let mut v: Vec<String> = info
+                .supported_commands
+                .iter()
+                .filter(|c| filter(c))
+                .map(|c| c.name.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        Ok(AgentReport {
+            version: info.version.clone(),
+            missing: known.difference(&listed).map(|s| (*s).to_owned()).collect(),
+            unknown: listed.difference(&known).map(|s| (*s).to_owned()).collect(),
+            disabled: names(&|c| !c.enabled),
+            enabled: names(&|c| c.enabled),
+        })
+    }
+}
+
+impl fmt::Display for AgentReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "qemu-ga {} against the guest-agent bindings: {} enabled, {} disabled; {} missing, {} unknown to the bindings",
+            self.version,
+            self.enabled.len(),
+            self.disabled.len(),
+            self.missing.len(),
+            self.unknown.len()
+        )?;
+        for (title, list) in [
+            (
+                "missing (in the bindings, not in this agent)",
+                &self.missing,
+            ),
+            (
+                "unknown (in this agent, not in the bindings)",
+                &self.unknown,
+            ),
+        ] {
+            if !list.is_empty() {
+                writeln!(f, "{title}: {}", list.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod matrix;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,6 +122,36 @@ pub const QGA_READ_ONLY: &[&str] = &[
 /// [`QGA_READ_ONLY`]; `None` when absent (skip).
 pub fn qemu_ga(test: &str) -> Option<Process> {
     let binary = require("QAPI_TEST_QEMU_GA", "qemu-ga", test)?;
+    Some(qemu_ga_at(&binary))
+}
+
+/// Starts the given qemu-ga binary (see [`qemu_ga`]).  Releases without
+/// `--allow-rpcs` (7.2) get `--block-rpcs` with every command they list
+/// that is not on the read-only list.
+pub fn qemu_ga_at(binary: &Path) -> Process {
+    let help = Command::new(binary)
+        .arg("--help")
+        .output()
+        .expect("qemu-ga --help");
+    let has_allow_list = String::from_utf8_lossy(&help.stdout).contains("--allow-rpcs");
+    let restriction = if has_allow_list {
+        format!("--allow-rpcs={}", QGA_READ_ONLY.join(","))
+    } else {
+        let list = Command::new(binary)
+            .arg("--block-rpcs=help")
+            .output()
+            .expect("qemu-ga --block-rpcs=help");
+        let blocked: Vec<String> = String::from_utf8_lossy(&list.stdout)
+            .split_whitespace()
+            .filter(|c| !QGA_READ_ONLY.contains(c))
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            blocked.contains(&"guest-shutdown".to_owned()),
+            "cannot list qemu-ga commands"
+        );
+        format!("--block-rpcs={}", blocked.join(","))
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("qga.sock");
     let mut child = Command::new(&binary)
@@ -127,12 +159,42 @@ pub fn qemu_ga(test: &str) -> Option<Process> {
         .arg(&socket)
         .arg("-t")
         .arg(dir.path())
-        .arg(format!("--allow-rpcs={}", QGA_READ_ONLY.join(",")))
+        .arg(restriction)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
     wait_for_socket(&socket, &mut child, "qemu-ga");
-    Some(Process { child, dir, socket })
+    Process { child, dir, socket }
+}
+
+/// Every QEMU to run the compatibility tests against: (label, binary,
+/// qemu-ga binary).  The one on PATH (required), plus the older and newer
+/// ones `.ci/run` unpacks (`QAPI_TEST_QEMU_OLD` / `_NEW`, each with its
+/// `QAPI_TEST_QEMU_GA_…`), required too when `QAPI_TEST_REQUIRE_QEMU=1`.
+pub fn qemus(test: &str) -> Vec<(&'static str, PathBuf, Option<PathBuf>)> {
+    let mut out = Vec::new();
+    if let Some(qemu) = require("QAPI_TEST_QEMU", "qemu-system-x86_64", test) {
+        out.push(("default", qemu, find("QAPI_TEST_QEMU_GA", "qemu-ga")));
+    }
+    let required = std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() == Ok("1");
+    for (label, env, ga_env) in [
+        ("old", "QAPI_TEST_QEMU_OLD", "QAPI_TEST_QEMU_GA_OLD"),
+        ("new", "QAPI_TEST_QEMU_NEW", "QAPI_TEST_QEMU_GA_NEW"),
+    ] {
+        match std::env::var_os(env).map(PathBuf::from) {
+            Some(path) if path.is_file() => {
+                let ga = std::env::var_os(ga_env)
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_file());
+                out.push((label, path, ga));
+            }
+            _ if required => {
+                panic!("{test}: {env} must name a QEMU binary (QAPI_TEST_REQUIRE_QEMU=1)")
+            }
+            _ => eprintln!("SKIPPED {test} for the {label} QEMU: {env} not set"),
+        }
+    }
+    out
 }
