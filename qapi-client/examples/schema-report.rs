@@ -10,7 +10,9 @@ use qapi_client::QmpBuilder;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let socket = std::env::args().nth(1).ok_or("usage: schema-report SOCKET")?;
+    let socket = std::env::args()
+        .nth(1)
+        .ok_or("usage: schema-report SOCKET")?;
     let qmp = QmpBuilder::new().connect_unix(&socket).await?;
     let report = qmp.schema_report().await?;
     print!("{report}");
