@@ -1,0 +1,491 @@
+//! Client benchmarks: our client against a minimal raw socket loop, on real
+//! QEMU, real qemu-ga and a fast fake QMP server this program provides.
+//!
+//! `bench/client.sh` drives it (building it with `cargo bench --no-run`,
+//! starting the servers, alternating the sides, computing the ratios); run
+//! by hand, each subcommand does one measurement and prints one line,
+//! `commands_per_second=…` or `kib_per_connection=…`:
+//!
+//! ```text
+//! client fake-server SOCKET                      serve QMP until killed
+//! client qmp SOCKET ours|raw N [--window W]      query-status, W in flight
+//! client qga SOCKET ours|raw N [--window W]      guest-ping, W in flight
+//! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
+//! ```
+//!
+//! Without a subcommand (as `cargo bench -p qapi-client` runs it) it does a
+//! short run of ours against raw on the fake server, in one process.
+//!
+//! "Raw" is the least a client can do: a blocking std socket that writes
+//! the same request bytes as our client and reads until the reply's line
+//! ends (pipelined: keeps W requests in flight, writes each batch of
+//! requests in one call and counts reply lines), without looking at the
+//! JSON.  "Ours" runs on a tokio runtime, multi-threaded by default like
+//! `#[tokio::main]` (`--runtime current` for a current-thread one), in a
+//! spawned task; pipelined, W tasks share one session, each calling in a
+//! loop.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use qapi_client::{Qga, Qmp};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Parser)]
+#[command(about = "qapi-client benchmarks (see bench/client.sh)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Serves QMP on a Unix socket until killed: a greeting, then an answer
+    /// to every request (`query-status` like QEMU's), read as a JSON stream.
+    FakeServer { socket: PathBuf },
+    /// `query-status` round trips to a QMP server.
+    Qmp(Run),
+    /// `guest-ping` round trips to a guest agent.
+    Qga(Run),
+    /// Opens CONNECTIONS negotiated QMP sessions on one runtime and prints
+    /// the growth of this process's resident set per session.
+    IdleMemory {
+        socket: PathBuf,
+        connections: usize,
+        #[arg(long, value_enum, default_value_t = Flavor::Multi)]
+        runtime: Flavor,
+    },
+}
+
+#[derive(clap::Args)]
+struct Run {
+    socket: PathBuf,
+    client: Client,
+    /// Commands to time (after a short warm-up).
+    count: usize,
+    /// Requests in flight at once; 1 is sequential.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    #[arg(long, value_enum, default_value_t = Flavor::Multi)]
+    runtime: Flavor,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Client {
+    Ours,
+    Raw,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Flavor {
+    /// Multi-threaded, one worker per CPU (what `#[tokio::main]` gives).
+    Multi,
+    /// Current-thread.
+    Current,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Protocol {
+    Qmp,
+    Qga,
+}
+
+const WARM_UP: usize = 200;
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => quick_run(),
+        Some(Sub::FakeServer { socket }) => fake_server(&socket),
+        Some(Sub::Qmp(run)) => measure(Protocol::Qmp, &run).map(print_rate),
+        Some(Sub::Qga(run)) => measure(Protocol::Qga, &run).map(print_rate),
+        Some(Sub::IdleMemory {
+            socket,
+            connections,
+            runtime,
+        }) => idle_memory(&socket, connections, runtime).map(|kib| {
+            println!("kib_per_connection={kib:.2}");
+        }),
+    };
+    if let Err(error) = result {
+        eprintln!("client bench: {error}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn print_rate(rate: f64) {
+    println!("commands_per_second={rate:.1}");
+}
+
+fn runtime(flavor: Flavor) -> Result<tokio::runtime::Runtime> {
+    let mut builder = match flavor {
+        Flavor::Multi => tokio::runtime::Builder::new_multi_thread(),
+        Flavor::Current => tokio::runtime::Builder::new_current_thread(),
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+/// Commands per second for one client on one server.
+fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
+    let window = run.window.max(1);
+    match run.client {
+        Client::Raw => raw(protocol, &run.socket, run.count, window),
+        Client::Ours => {
+            let socket = run.socket.clone();
+            let count = run.count;
+            let rt = runtime(run.runtime)?;
+            // Spawned, so that it runs on a worker like an application's
+            // tasks, not on the thread that blocks on it.
+            rt.block_on(async move { tokio::spawn(ours(protocol, socket, count, window)).await? })
+        }
+    }
+}
+
+async fn ours(protocol: Protocol, socket: PathBuf, count: usize, window: usize) -> Result<f64> {
+    #[derive(Clone)]
+    enum Session {
+        Qmp(Qmp),
+        Qga(Qga),
+    }
+    impl Session {
+        async fn call(&self) -> qapi_client::Result<()> {
+            match self {
+                Session::Qmp(qmp) => {
+                    let status = qmp.execute(&qapi_types::commands::QueryStatus {}).await?;
+                    std::hint::black_box(status);
+                }
+                Session::Qga(qga) => {
+                    qga.execute(&qga_types::commands::GuestPing {}).await?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let session = match protocol {
+        Protocol::Qmp => Session::Qmp(Qmp::connect_unix(&socket).await?),
+        Protocol::Qga => Session::Qga(Qga::connect_unix(&socket).await?),
+    };
+    for _ in 0..WARM_UP {
+        session.call().await?;
+    }
+    let per_task = count.div_ceil(window);
+    let started = Instant::now();
+    if window == 1 {
+        for _ in 0..per_task {
+            session.call().await?;
+        }
+    } else {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..window {
+            let session = session.clone();
+            tasks.spawn(async move {
+                for _ in 0..per_task {
+                    session.call().await?;
+                }
+                Ok::<(), qapi_client::Error>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+    }
+    Ok((per_task * window) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The raw loop: request bytes as our client writes them (a 16-digit id,
+/// like the random ids our client counts up from), reply lines counted.
+fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result<f64> {
+    let mut stream = UnixStream::connect(socket)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let name = match protocol {
+        Protocol::Qmp => {
+            read_lines(&mut stream, &mut buf, 1)?; // greeting
+            stream.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")?;
+            read_lines(&mut stream, &mut buf, 1)?;
+            "query-status"
+        }
+        Protocol::Qga => "guest-ping",
+    };
+    let mut id: u64 = 0x000F_1234_0000_0000;
+    let mut request = |out: &mut Vec<u8>| {
+        id += 1;
+        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+    };
+    let mut out = Vec::with_capacity(64 * window);
+    for _ in 0..WARM_UP {
+        out.clear();
+        request(&mut out);
+        stream.write_all(&out)?;
+        read_lines(&mut stream, &mut buf, 1)?;
+    }
+    let started = Instant::now();
+    if window == 1 {
+        for _ in 0..count {
+            out.clear();
+            request(&mut out);
+            stream.write_all(&out)?;
+            read_lines(&mut stream, &mut buf, 1)?;
+        }
+    } else {
+        let (mut sent, mut received) = (0, 0);
+        while received < count {
+            out.clear();
+            while sent < count && sent - received < window {
+                request(&mut out);
+                sent += 1;
+            }
+            if !out.is_empty() {
+                stream.write_all(&out)?;
+            }
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+            received += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        }
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reads until `lines` newlines have arrived (nothing else is in flight).
+fn read_lines(stream: &mut UnixStream, buf: &mut [u8], lines: usize) -> Result<()> {
+    let mut seen = 0;
+    while seen < lines {
+        let n = stream.read(buf)?;
+        if n == 0 {
+            return Err("server closed the connection".into());
+        }
+        seen += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
+    Ok(())
+}
+
+/// Resident set size of this process in KiB (VmRSS).
+fn rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or("no VmRSS in /proc/self/status")?;
+    Ok(line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?)
+}
+
+/// (RSS with `connections` idle negotiated sessions − RSS before) per
+/// session, in KiB.  One session is opened and dropped first so that
+/// one-time costs (runtime threads, lazy statics) are not counted.
+fn idle_memory(socket: &Path, connections: usize, flavor: Flavor) -> Result<f64> {
+    let rt = runtime(flavor)?;
+    let socket = socket.to_owned();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let warm = Qmp::connect_unix(&socket).await?;
+            warm.execute(&qapi_types::commands::QueryStatus {}).await?;
+            drop(warm);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let before = rss_kib()?;
+            let mut sessions = Vec::with_capacity(connections);
+            for _ in 0..connections {
+                sessions.push(Qmp::connect_unix(&socket).await?);
+            }
+            // Let every reader task settle into its idle read.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let after = rss_kib()?;
+            for session in &sessions {
+                if session.is_closed() {
+                    return Err("a session closed while idle".into());
+                }
+            }
+            eprintln!(
+                "idle-memory: VmRSS {before} KiB before, {after} KiB with {connections} sessions"
+            );
+            Ok((after.saturating_sub(before)) as f64 / connections as f64)
+        })
+        .await?
+    })
+}
+
+// ---- The fake QMP server ------------------------------------------------
+
+const GREETING: &[u8] =
+    b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, \"major\": 10}, \
+\"package\": \"fake\"}, \"capabilities\": [\"oob\"]}}\r\n";
+
+/// Serves until killed: one thread per connection (small stacks, so a
+/// thousand idle clients cost little).
+fn fake_server(socket: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)?;
+    serve(listener)
+}
+
+fn serve(listener: UnixListener) -> Result<()> {
+    for stream in listener.incoming() {
+        let stream = stream?;
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = serve_connection(stream);
+            })?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct FakeRequest<'a> {
+    #[serde(borrow, default)]
+    execute: Option<&'a str>,
+    #[serde(borrow, default, rename = "exec-oob")]
+    exec_oob: Option<&'a str>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// Requests are found by JSON structure, not by lines (`qemu.qmp` ends
+/// none with a newline); all replies to one read go out in one write.
+fn serve_connection(mut stream: UnixStream) -> std::io::Result<()> {
+    stream.write_all(GREETING)?;
+    let mut chunk = [0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut scan = Scan::default();
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        pending.extend_from_slice(&chunk[..n]);
+        let mut consumed = 0;
+        while let Some(message) = scan.next(&pending) {
+            answer(&pending[message.clone()], &mut out);
+            consumed = message.end;
+        }
+        if scan.start.is_none() {
+            consumed = pending.len();
+        }
+        pending.drain(..consumed);
+        scan.rebase(consumed);
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+    }
+}
+
+fn answer(request: &[u8], out: &mut Vec<u8>) {
+    let Ok(request) = serde_json::from_slice::<FakeRequest>(request) else {
+        out.extend_from_slice(
+            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\r\n",
+        );
+        return;
+    };
+    let reply: &[u8] = match request.execute.or(request.exec_oob) {
+        Some("query-status") => b"{\"return\": {\"status\": \"running\", \"running\": true}",
+        Some("qmp_capabilities") => b"{\"return\": {}",
+        _ => b"{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"not in the fake server\"}",
+    };
+    out.extend_from_slice(reply);
+    if let Some(id) = request.id {
+        out.extend_from_slice(b", \"id\": ");
+        out.extend_from_slice(id.get().as_bytes());
+    }
+    out.extend_from_slice(b"}\r\n");
+}
+
+/// Incremental JSON message finder over a buffer that is drained from the
+/// front (offsets move with [`Scan::rebase`]).
+#[derive(Default)]
+struct Scan {
+    scanned: usize,
+    start: Option<usize>,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Scan {
+    fn next(&mut self, buf: &[u8]) -> Option<std::ops::Range<usize>> {
+        while self.scanned < buf.len() {
+            let byte = buf[self.scanned];
+            self.scanned += 1;
+            let Some(start) = self.start else {
+                if matches!(byte, b'{' | b'[') {
+                    self.start = Some(self.scanned - 1);
+                    self.depth = 1;
+                }
+                continue;
+            };
+            if self.in_string {
+                match byte {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        self.start = None;
+                        return Some(start..self.scanned);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn rebase(&mut self, consumed: usize) {
+        self.scanned -= consumed;
+        if let Some(start) = &mut self.start {
+            *start -= consumed;
+        }
+    }
+}
+
+// ---- Without arguments: a short self-contained run -------------------------
+
+fn quick_run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("fake.sock");
+    let listener = UnixListener::bind(&socket)?;
+    std::thread::spawn(move || serve(listener));
+    println!("qapi-client against raw std-socket loop, fake QMP server in this process");
+    println!("(the full comparison, with real QEMU, qemu-ga and qemu.qmp: bench/client.sh)");
+    for window in [1, 32] {
+        let run = |client| Run {
+            socket: socket.clone(),
+            client,
+            count: 20_000,
+            window,
+            runtime: Flavor::Multi,
+        };
+        let ours = measure(Protocol::Qmp, &run(Client::Ours))?;
+        let raw = measure(Protocol::Qmp, &run(Client::Raw))?;
+        println!(
+            "query-status, {window:>2} in flight: ours {ours:>8.0}/s, raw {raw:>8.0}/s, {:.2}x",
+            ours / raw
+        );
+    }
+    let kib = idle_memory(&socket, 200, Flavor::Multi)?;
+    println!("idle session: {kib:.1} KiB each (200 sessions)");
+    Ok(())
+}
