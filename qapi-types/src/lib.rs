@@ -40,8 +40,8 @@ extern crate self as qapi_types;
 // Written by `cargo xtask regen` with prettyplease; rustfmt would reflow it.
 #[rustfmt::skip]
 mod generated;
-mod qapi_core;
 pub mod introspection;
+mod qapi_core;
 pub mod transcript;
 
 pub use generated::*;

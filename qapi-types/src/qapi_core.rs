@@ -62,15 +62,23 @@ pub struct Timestamp {
 
 /// An event message: which event, with its data, and when.
 ///
-/// `E` is the generated `Event` enum of a protocol; an event the bindings do
-/// not know decodes to that enum's `Unknown` variant with its name and data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `E` is the generated `AnyEvent` enum of a protocol; an event the bindings
+/// do not know decodes to that enum's `Unrecognized` variant with its name
+/// and data.  `E` decodes from the message's members other than
+/// `timestamp`, without buffering them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventMessage<E> {
     /// The event and its data.
     #[serde(flatten)]
     pub event: E,
     /// When it happened.
     pub timestamp: Timestamp,
+}
+
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventMessage<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(private::EventMessageVisitor(std::marker::PhantomData))
+    }
 }
 
 /// A string value of an enum type that these bindings do not know, kept as
@@ -88,8 +96,18 @@ impl fmt::Debug for UnknownValue {
 #[doc(hidden)]
 pub mod private {
     use std::borrow::Cow;
+    use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::de::{Deserialize, Deserializer};
+    use serde::de::value::{CowStrDeserializer, MapAccessDeserializer, StrDeserializer};
+    use serde::de::{
+        self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor,
+    };
+    use serde_json::{Map, Value};
+
+    use super::{EventMessage, Timestamp};
+
+    pub use content::{Content, ContentDeserializer};
 
     /// Decodes an optional member whose type can itself be `null`: present
     /// (`null` included) is `Some`, absent is `None` (with `default`).
@@ -104,6 +122,566 @@ pub mod private {
         #[derive(serde::Deserialize)]
         struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
         Str::deserialize(deserializer).map(|s| s.0)
+    }
+
+    /// A map key or string value, borrowed from the input when it allows.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> Visitor<'de> for KeyVisitor {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(v)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v.to_owned())))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v)))
+                }
+            }
+            deserializer.deserialize_str(KeyVisitor)
+        }
+    }
+
+    /// Reads the rest of `map`, ignoring it.
+    fn drain<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    /// A flat union as the generated code describes it, for
+    /// [`deserialize_union`].
+    ///
+    /// The union's members arrive in any order (QEMU's come in hash order).
+    /// Base members are decoded as they come; other members that come before
+    /// the discriminator are kept as [`Content`]; once the discriminator is
+    /// read, the branch's type decodes those and then the rest of the map
+    /// directly, while base members in the rest are still taken out for the
+    /// base.  A known branch must decode (the error names the member); an
+    /// unknown discriminator value, or none at all, gives the `Unrecognized`
+    /// branch with the members as received.
+    pub trait Union<'de>: Sized {
+        /// The type's name, for error messages.
+        const NAME: &'static str;
+        /// The discriminator's wire name.
+        const TAG: &'static str;
+        /// The base members other than the discriminator, while they are
+        /// read (each `None` until it comes).
+        type Base: Default;
+        /// The enum of the branches.
+        type Branch;
+
+        /// Decodes the value of member `key` into `base` if `key` is a base
+        /// member, and says whether it was; otherwise the value is left
+        /// unread.
+        fn base_member<A: MapAccess<'de>>(
+            base: &mut Self::Base,
+            key: &str,
+            map: &mut A,
+        ) -> Result<bool, A::Error> {
+            let _ = (base, key, map);
+            Ok(false)
+        }
+
+        /// Decodes the branch for discriminator value `tag` from the
+        /// members in `rest` (neither base members nor the discriminator).
+        /// [`branch`], [`unit_branch`] and [`unrecognized`] do it.
+        fn branch<A: MapAccess<'de>>(tag: &str, rest: A) -> Result<Self::Branch, A::Error>;
+
+        /// The branch for members these bindings do not understand (the
+        /// discriminator's value is unknown, or there is none).
+        fn unrecognized(members: Map<String, Value>) -> Self::Branch;
+
+        /// The value, or an error when a required base member is missing.
+        fn assemble<E: de::Error>(base: Self::Base, branch: Self::Branch) -> Result<Self, E>;
+    }
+
+    /// Decodes a flat union `U` (see [`Union`]).
+    pub fn deserialize_union<'de, U: Union<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<U, D::Error> {
+        deserializer.deserialize_map(UnionVisitor(PhantomData))
+    }
+
+    /// Decodes a branch's type from the members of the union after the
+    /// discriminator (and those kept from before it).
+    pub fn branch<'de, T: Deserialize<'de>, A: MapAccess<'de>>(rest: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(rest))
+    }
+
+    /// A branch without members of its own: further members are ignored.
+    pub fn unit_branch<'de, B, A: MapAccess<'de>>(mut rest: A, branch: B) -> Result<B, A::Error> {
+        drain(&mut rest)?;
+        Ok(branch)
+    }
+
+    /// A branch these bindings do not know: its members, the discriminator
+    /// (`tag`) included.
+    pub fn unrecognized<'de, U: Union<'de>, A: MapAccess<'de>>(
+        tag: &str,
+        mut rest: A,
+    ) -> Result<U::Branch, A::Error> {
+        let mut members = Map::new();
+        members.insert(U::TAG.to_owned(), Value::String(tag.to_owned()));
+        while let Some(key) = rest.next_key::<String>()? {
+            let value = rest.next_value::<Value>()?;
+            members.insert(key, value);
+        }
+        Ok(U::unrecognized(members))
+    }
+
+    struct UnionVisitor<U>(PhantomData<U>);
+
+    impl<'de, U: Union<'de>> Visitor<'de> for UnionVisitor<U> {
+        type Value = U;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "an object ({})", U::NAME)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<U, A::Error> {
+            let mut base = U::Base::default();
+            let mut early = Vec::new();
+            while let Some(Key(key)) = map.next_key()? {
+                if key == U::TAG {
+                    let Key(tag) = map.next_value()?;
+                    let mut rest = Rest::<U, A> {
+                        early: early.into_iter(),
+                        early_key: None,
+                        early_value: None,
+                        map,
+                        base: &mut base,
+                        done: false,
+                    };
+                    let branch = U::branch(&tag, &mut rest)?;
+                    drain(&mut rest)?;
+                    return U::assemble(base, branch);
+                }
+                if !U::base_member(&mut base, &key, &mut map)? {
+                    early.push((key, map.next_value::<Content<'de>>()?));
+                }
+            }
+            // No discriminator (an older QEMU's reply, say): the members
+            // are kept as they came, like those of an unknown branch.
+            let mut members = Map::new();
+            for (key, value) in early {
+                let value = Value::deserialize(ContentDeserializer::<A::Error>::new(value))?;
+                members.insert(key.into_owned(), value);
+            }
+            U::assemble(base, U::unrecognized(members))
+        }
+    }
+
+    /// The members of a union after its discriminator, as the branch's type
+    /// sees them: first those that came before the discriminator, then the
+    /// rest of the map less the base members (decoded into `base` on the
+    /// way) and any repeated discriminator.
+    struct Rest<'a, 'de, U: Union<'de>, A> {
+        early: std::vec::IntoIter<(Cow<'de, str>, Content<'de>)>,
+        early_key: Option<Cow<'de, str>>,
+        early_value: Option<Content<'de>>,
+        map: A,
+        base: &'a mut U::Base,
+        /// `map` has ended.
+        done: bool,
+    }
+
+    impl<'de, U: Union<'de>, A: MapAccess<'de>> MapAccess<'de> for Rest<'_, 'de, U, A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            if let Some((key, value)) = self.early.next() {
+                self.early_value = Some(value);
+                let key = self.early_key.insert(key);
+                return seed.deserialize(StrDeserializer::new(key)).map(Some);
+            }
+            while !self.done {
+                let Some(Key(key)) = self.map.next_key()? else {
+                    self.done = true;
+                    break;
+                };
+                if key == U::TAG {
+                    self.map.next_value::<IgnoredAny>()?;
+                } else if !U::base_member(self.base, &key, &mut self.map)? {
+                    return seed.deserialize(CowStrDeserializer::new(key)).map(Some);
+                }
+            }
+            Ok(None)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            match self.early_value.take() {
+                Some(value) => seed
+                    .deserialize(ContentDeserializer::<A::Error>::new(value))
+                    .map_err(|e| {
+                        // The path tracking of `serde_path_to_error` does not see
+                        // into kept values: name the member at least.
+                        let key = self.early_key.take().unwrap_or_default();
+                        de::Error::custom(format_args!("in member `{key}`: {e}"))
+                    }),
+                None => self.map.next_value_seed(seed),
+            }
+        }
+    }
+
+    /// The generated enum of all events, for [`deserialize_event`].
+    pub trait Events<'de>: Sized {
+        /// The event `name` with its `data` (the whole of it is read).
+        fn with_data<D: Deserializer<'de>>(name: &str, data: D) -> Result<Self, D::Error>;
+
+        /// The event `name`, which came without data.
+        fn without_data(name: &str) -> Self;
+    }
+
+    /// Decodes an event (`event` and `data`; other members are ignored)
+    /// without buffering `data`, unless it comes before `event`.
+    pub fn deserialize_event<'de, E: Events<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<E, D::Error> {
+        deserializer.deserialize_map(EventVisitor(PhantomData))
+    }
+
+    /// Unit events ignore any data they come with.
+    pub fn no_data<'de, E, D: Deserializer<'de>>(data: D, event: E) -> Result<E, D::Error> {
+        IgnoredAny::deserialize(data)?;
+        Ok(event)
+    }
+
+    struct EventVisitor<E>(PhantomData<E>);
+
+    impl<'de, E: Events<'de>> Visitor<'de> for EventVisitor<E> {
+        type Value = E;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an event (an object with `event` and `data`)")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<E, A::Error> {
+            let mut name = None;
+            let mut event = None;
+            let mut early_data = None;
+            while let Some(Key(key)) = map.next_key()? {
+                match &*key {
+                    "event" => name = Some(map.next_value::<Key>()?.0),
+                    "data" => match &name {
+                        Some(name) => {
+                            event = Some(map.next_value_seed(DataSeed(name, PhantomData))?)
+                        }
+                        None => early_data = Some(map.next_value::<Content<'de>>()?),
+                    },
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let name = name.ok_or_else(|| de::Error::missing_field("event"))?;
+            match (event, early_data) {
+                (Some(event), _) => Ok(event),
+                (None, Some(data)) => {
+                    E::with_data(&name, ContentDeserializer::<A::Error>::new(data))
+                        .map_err(|e| de::Error::custom(format_args!("in member `data`: {e}")))
+                }
+                (None, None) => Ok(E::without_data(&name)),
+            }
+        }
+    }
+
+    /// Decodes the data of the event named `.0`.
+    struct DataSeed<'a, E>(&'a str, PhantomData<E>);
+
+    impl<'de, E: Events<'de>> DeserializeSeed<'de> for DataSeed<'_, E> {
+        type Value = E;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<E, D::Error> {
+            E::with_data(self.0, deserializer)
+        }
+    }
+
+    /// Decodes an [`EventMessage`]: `E` from its members but `timestamp`.
+    pub(super) struct EventMessageVisitor<E>(pub(super) PhantomData<E>);
+
+    impl<'de, E: Deserialize<'de>> Visitor<'de> for EventMessageVisitor<E> {
+        type Value = EventMessage<E>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an event message")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EventMessage<E>, A::Error> {
+            let mut rest = Timestamped {
+                map,
+                timestamp: None,
+                done: false,
+            };
+            let event = E::deserialize(MapAccessDeserializer::new(&mut rest))?;
+            drain(&mut rest)?;
+            let timestamp = rest
+                .timestamp
+                .ok_or_else(|| de::Error::missing_field("timestamp"))?;
+            Ok(EventMessage { event, timestamp })
+        }
+    }
+
+    /// An event message's members less `timestamp`, which is decoded on the
+    /// way.
+    struct Timestamped<A> {
+        map: A,
+        timestamp: Option<Timestamp>,
+        /// `map` has ended.
+        done: bool,
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Timestamped<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            while !self.done {
+                let Some(Key(key)) = self.map.next_key()? else {
+                    self.done = true;
+                    break;
+                };
+                if key == "timestamp" {
+                    self.timestamp = Some(self.map.next_value()?);
+                } else {
+                    return seed.deserialize(CowStrDeserializer::new(key)).map(Some);
+                }
+            }
+            Ok(None)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, A::Error> {
+            self.map.next_value_seed(seed)
+        }
+    }
+
+    /// Values kept while decoding, to be decoded later: a self-describing
+    /// tree borrowing strings from the input where it can (much like
+    /// serde's own private `Content`).
+    mod content {
+        use std::fmt;
+        use std::marker::PhantomData;
+
+        use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqDeserializer};
+        use serde::de::{
+            self, Deserialize, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
+            Unexpected, Visitor,
+        };
+
+        /// A value kept for later.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Content<'de> {
+            /// `null` (and an absent option).
+            Unit,
+            /// A boolean.
+            Bool(bool),
+            /// A non-negative integer.
+            U64(u64),
+            /// A negative integer.
+            I64(i64),
+            /// Any other number.
+            F64(f64),
+            /// A string borrowed from the input.
+            Str(&'de str),
+            /// A string that could not be borrowed.
+            String(String),
+            /// Bytes (not in JSON).
+            Bytes(Vec<u8>),
+            /// An array.
+            Seq(Vec<Content<'de>>),
+            /// An object, its members in order.
+            Map(Vec<(Content<'de>, Content<'de>)>),
+        }
+
+        impl<'de> Deserialize<'de> for Content<'de> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(ContentVisitor)
+            }
+        }
+
+        struct ContentVisitor;
+
+        impl<'de> Visitor<'de> for ContentVisitor {
+            type Value = Content<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Content<'de>, E> {
+                Ok(Content::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Content<'de>, E> {
+                Ok(Content::I64(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Content<'de>, E> {
+                Ok(Content::U64(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Content<'de>, E> {
+                Ok(Content::F64(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Content<'de>, E> {
+                Ok(Content::String(v.to_owned()))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Content<'de>, E> {
+                Ok(Content::Str(v))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Content<'de>, E> {
+                Ok(Content::String(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Content<'de>, E> {
+                Ok(Content::Bytes(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<Content<'de>, E> {
+                Ok(Content::Unit)
+            }
+            fn visit_none<E>(self) -> Result<Content<'de>, E> {
+                Ok(Content::Unit)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Content<'de>, D::Error> {
+                Content::deserialize(d)
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Content<'de>, D::Error> {
+                Content::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Content::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content<'de>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Content::Map(entries))
+            }
+            fn visit_enum<A: EnumAccess<'de>>(self, _: A) -> Result<Content<'de>, A::Error> {
+                Err(de::Error::custom("enums cannot be kept for later"))
+            }
+        }
+
+        /// Decodes a kept [`Content`]; errors are `E`, the error type of
+        /// the deserializer it came from.
+        pub struct ContentDeserializer<'de, E> {
+            content: Content<'de>,
+            error: PhantomData<E>,
+        }
+
+        impl<'de, E> ContentDeserializer<'de, E> {
+            /// A deserializer for `content`.
+            pub fn new(content: Content<'de>) -> Self {
+                ContentDeserializer {
+                    content,
+                    error: PhantomData,
+                }
+            }
+        }
+
+        impl<'de, E: de::Error> IntoDeserializer<'de, E> for Content<'de> {
+            type Deserializer = ContentDeserializer<'de, E>;
+            fn into_deserializer(self) -> Self::Deserializer {
+                ContentDeserializer::new(self)
+            }
+        }
+
+        impl<'de, E: de::Error> Deserializer<'de> for ContentDeserializer<'de, E> {
+            type Error = E;
+
+            fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+                match self.content {
+                    Content::Unit => visitor.visit_unit(),
+                    Content::Bool(v) => visitor.visit_bool(v),
+                    Content::U64(v) => visitor.visit_u64(v),
+                    Content::I64(v) => visitor.visit_i64(v),
+                    Content::F64(v) => visitor.visit_f64(v),
+                    Content::Str(v) => visitor.visit_borrowed_str(v),
+                    Content::String(v) => visitor.visit_string(v),
+                    Content::Bytes(v) => visitor.visit_byte_buf(v),
+                    Content::Seq(items) => {
+                        let mut seq = SeqDeserializer::new(items.into_iter());
+                        let value = visitor.visit_seq(&mut seq)?;
+                        seq.end()?;
+                        Ok(value)
+                    }
+                    Content::Map(entries) => {
+                        let mut map = MapDeserializer::new(entries.into_iter());
+                        let value = visitor.visit_map(&mut map)?;
+                        map.end()?;
+                        Ok(value)
+                    }
+                }
+            }
+
+            fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+                match self.content {
+                    Content::Unit => visitor.visit_none(),
+                    _ => visitor.visit_some(self),
+                }
+            }
+
+            fn deserialize_newtype_struct<V: Visitor<'de>>(
+                self,
+                _name: &'static str,
+                visitor: V,
+            ) -> Result<V::Value, E> {
+                visitor.visit_newtype_struct(self)
+            }
+
+            fn deserialize_enum<V: Visitor<'de>>(
+                self,
+                _name: &'static str,
+                _variants: &'static [&'static str],
+                visitor: V,
+            ) -> Result<V::Value, E> {
+                match self.content {
+                    // A unit variant by name, or `{ variant: content }`.
+                    Content::Str(v) => visitor.visit_enum(v.into_deserializer()),
+                    Content::String(v) => visitor.visit_enum(v.into_deserializer()),
+                    Content::Map(entries) if entries.len() == 1 => visitor.visit_enum(
+                        MapAccessDeserializer::new(MapDeserializer::new(entries.into_iter())),
+                    ),
+                    _ => Err(de::Error::invalid_type(
+                        Unexpected::Other("a value that is not an enum"),
+                        &visitor,
+                    )),
+                }
+            }
+
+            fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+                drop(self);
+                visitor.visit_unit()
+            }
+
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+                identifier
+            }
+        }
     }
 }
 
@@ -194,5 +772,214 @@ impl EventCodec {
     /// Decodes an event's `data` (`{}` when the message has none).
     pub fn decode_data(&self, data: serde_json::Value) -> Result<(), String> {
         (self.decode_data)(data)
+    }
+}
+
+#[cfg(all(
+    test,
+    feature = "introspect",
+    feature = "run_state",
+    feature = "job",
+    feature = "sockets"
+))]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        AnyEvent, SchemaInfo, SchemaInfoBranch, SchemaInfoObject, SchemaInfoObjectMember,
+        SocketAddress, SocketAddressBranch,
+    };
+
+    fn object(members: Vec<SchemaInfoObjectMember>) -> SchemaInfoBranch {
+        SchemaInfoBranch::Object(SchemaInfoObject {
+            members,
+            tag: None,
+            variants: None,
+        })
+    }
+
+    fn member(name: &str, ty: &str) -> SchemaInfoObjectMember {
+        SchemaInfoObjectMember {
+            name: name.into(),
+            r#type: ty.into(),
+            default: None,
+            features: None,
+        }
+    }
+
+    #[test]
+    fn union_members_decode_in_any_order() {
+        let expected = SchemaInfo {
+            name: "o".into(),
+            features: Some(vec!["f".into()]),
+            branch: object(vec![member("m", "int")]),
+        };
+        // As QEMU sends it (branch members before the discriminator), with
+        // the discriminator first, and with a base member last.
+        for text in [
+            r#"{"name": "o", "members": [{"name": "m", "type": "int"}], "meta-type": "object", "features": ["f"]}"#,
+            r#"{"meta-type": "object", "features": ["f"], "members": [{"name": "m", "type": "int"}], "name": "o"}"#,
+            r#"{"members": [{"type": "int", "name": "m"}], "features": ["f"], "name": "o", "meta-type": "object"}"#,
+        ] {
+            let info: SchemaInfo = serde_json::from_str(text).unwrap();
+            assert_eq!(info, expected, "{text}");
+            let back = serde_json::to_value(&info).unwrap();
+            assert_eq!(
+                back,
+                serde_json::from_str::<serde_json::Value>(text).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn union_ignores_extra_members_and_a_repeated_discriminator() {
+        let text = r#"{"new": {"x": [1]}, "name": "o", "meta-type": "object", "members": [],
+                       "meta-type": "object", "newer": null}"#;
+        let info: SchemaInfo = serde_json::from_str(text).unwrap();
+        assert_eq!(info.branch, object(vec![]));
+        assert_eq!(info.name, "o");
+    }
+
+    #[test]
+    fn union_unknown_branch_keeps_members_from_before_and_after_the_discriminator() {
+        let value = json!({ "type": "quantum", "qubits": 3, "entangled": [true] });
+        let text = r#"{"qubits": 3, "type": "quantum", "entangled": [true]}"#;
+        let addr: SocketAddress = serde_json::from_str(text).unwrap();
+        let SocketAddressBranch::Unrecognized(members) = &addr.branch else {
+            panic!("decoded as a known branch: {addr:?}");
+        };
+        assert_eq!(members.len(), 3);
+        assert_eq!(serde_json::to_value(&addr).unwrap(), value);
+    }
+
+    #[test]
+    fn union_without_discriminator_is_unrecognized() {
+        let info: SchemaInfo =
+            serde_json::from_value(json!({ "name": "x", "json-type": "int" })).unwrap();
+        assert_eq!(info.name, "x");
+        let SchemaInfoBranch::Unrecognized(members) = &info.branch else {
+            panic!("decoded as a known branch: {info:?}");
+        };
+        assert_eq!(members.get("json-type"), Some(&json!("int")));
+        assert!(
+            !members.contains_key("name"),
+            "base members are not repeated"
+        );
+    }
+
+    #[test]
+    fn union_errors_name_the_member() {
+        // decode_with_path reads a `Value`, whose members come in name order:
+        // `json-type` before `meta-type` (kept, then decoded), `variants`
+        // after it (decoded directly).
+        let early = json!({ "name": "b", "meta-type": "builtin", "json-type": 5 });
+        let err = decode_with_path::<SchemaInfo>(early).unwrap_err();
+        assert!(err.contains("in member `json-type`"), "{err}");
+        assert!(err.contains("invalid type: integer `5`"), "{err}");
+        let late = json!({ "name": "o", "meta-type": "object", "members": [],
+                           "variants": [{ "case": 1, "type": "t" }] });
+        let err = decode_with_path::<SchemaInfo>(late).unwrap_err();
+        assert!(
+            err.starts_with("at variants[0].case: invalid type"),
+            "{err}"
+        );
+        let nameless = json!({ "meta-type": "builtin", "json-type": "int" });
+        let err = decode_with_path::<SchemaInfo>(nameless).unwrap_err();
+        assert_eq!(err, "missing field `name`");
+        let err = decode_with_path::<SchemaInfo>(json!([1])).unwrap_err();
+        assert!(err.contains("expected an object (SchemaInfo)"), "{err}");
+    }
+
+    fn event(text: &str) -> EventMessage<AnyEvent> {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn event_members_decode_in_any_order() {
+        let stamp = r#""timestamp": {"seconds": 1, "microseconds": 2}"#;
+        let data = r#""data": {"id": "j", "status": "running"}"#;
+        let name = r#""event": "JOB_STATUS_CHANGE""#;
+        for text in [
+            format!("{{{stamp}, {name}, {data}}}"),
+            format!("{{{data}, {name}, {stamp}}}"),
+            format!("{{{name}, {stamp}, \"extra\": 1, {data}}}"),
+        ] {
+            let message = event(&text);
+            assert_eq!(message.timestamp.microseconds, 2, "{text}");
+            let AnyEvent::JobStatusChange(change) = &message.event else {
+                panic!("{text}: {message:?}");
+            };
+            assert_eq!(change.id, "j");
+        }
+    }
+
+    #[test]
+    fn events_without_data_and_unknown_events() {
+        let stop = r#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"}"#;
+        assert_eq!(event(stop).event, AnyEvent::Stop);
+        let stop =
+            r#"{"event": "STOP", "data": {}, "timestamp": {"seconds": 1, "microseconds": 2}}"#;
+        assert_eq!(event(stop).event, AnyEvent::Stop);
+        let new = r#"{"event": "NEW", "timestamp": {"seconds": 1, "microseconds": 2}}"#;
+        let message = event(new);
+        assert_eq!(
+            message.event,
+            AnyEvent::Unrecognized {
+                event: "NEW".into(),
+                data: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            serde_json::from_str::<serde_json::Value>(new).unwrap()
+        );
+        let early =
+            r#"{"data": [1], "event": "NEW", "timestamp": {"seconds": 1, "microseconds": 2}}"#;
+        let AnyEvent::Unrecognized { data, .. } = event(early).event else {
+            panic!("NEW is known");
+        };
+        assert_eq!(data, Some(json!([1])));
+    }
+
+    #[test]
+    fn event_errors() {
+        let no_stamp = json!({ "event": "STOP" });
+        let err = decode_with_path::<EventMessage<AnyEvent>>(no_stamp).unwrap_err();
+        assert_eq!(err, "missing field `timestamp`");
+        let no_name = json!({ "timestamp": { "seconds": 1, "microseconds": 2 } });
+        let err = decode_with_path::<EventMessage<AnyEvent>>(no_name).unwrap_err();
+        assert_eq!(err, "missing field `event`");
+        // From a `Value`, `data` comes before `event` and is kept.
+        let bad = json!({ "event": "JOB_STATUS_CHANGE", "data": { "id": 5, "status": "null" },
+                          "timestamp": { "seconds": 1, "microseconds": 2 } });
+        let err = decode_with_path::<EventMessage<AnyEvent>>(bad.clone()).unwrap_err();
+        assert!(err.starts_with("in member `data`: invalid type"), "{err}");
+        // As QEMU sends it, `data` is decoded directly.
+        let text = r#"{"timestamp": {"seconds": 1, "microseconds": 2},
+                       "event": "JOB_STATUS_CHANGE", "data": {"id": 5, "status": "null"}}"#;
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let err = serde_path_to_error::deserialize::<_, EventMessage<AnyEvent>>(de).unwrap_err();
+        assert_eq!(err.path().to_string(), "data.id", "{text}");
+    }
+
+    #[test]
+    fn kept_values_decode_as_they_came() {
+        use private::{Content, ContentDeserializer};
+        let text = r#"{"a": [1, -2, 3.5, "s\n", "t", null, true, {}], "b": {"c": []}}"#;
+        let kept: Content = serde_json::from_str(text).unwrap();
+        let de = ContentDeserializer::<serde_json::Error>::new(kept.clone());
+        let value = serde_json::Value::deserialize(de).unwrap();
+        assert_eq!(
+            value,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        let de = ContentDeserializer::<serde_json::Error>::new(Content::Str("running"));
+        assert_eq!(
+            crate::RunState::deserialize(de).unwrap(),
+            crate::RunState::Running
+        );
+        let de = ContentDeserializer::<serde_json::Error>::new(kept);
+        assert!(Option::<Vec<u8>>::deserialize(de).is_err());
     }
 }

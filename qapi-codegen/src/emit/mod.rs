@@ -9,10 +9,10 @@
 //! | `['T']` | `Vec<T>` |
 //! | `enum` | an enum with the wire names, plus `Unrecognized` for values a newer QEMU sends |
 //! | `struct` | a struct with the base's members first (no `flatten`), optional members as `Option` |
-//! | `union` | a struct with the base's members and `branch`, an enum tagged by the discriminator, plus `Unrecognized` for branches a newer QEMU sends |
+//! | `union` | a struct with the base's members and `branch`, an enum tagged by the discriminator, plus `Unrecognized` for branches a newer QEMU sends; decoded by the core's `deserialize_union` (members in any order, none buffered after the discriminator) |
 //! | `alternate` | an enum decoded by dispatching on the JSON type |
 //! | `command` | an arguments type implementing `Command` |
-//! | `event` | a data type implementing `Event`, and one `Event` enum over all events |
+//! | `event` | a data type implementing `Event`, and one `AnyEvent` enum over all events, decoded by name straight into the event's type |
 //!
 //! Types that contain themselves (through members, branches or
 //! alternatives) are boxed where the cycle closes.
@@ -938,10 +938,11 @@ impl Emitter<'_> {
         }
         let tag_doc = format!(" The branch, selected by the discriminator `{tag}`.");
         let branch_doc = format!(" The branches of [`{rust}`], tagged by `{tag}`.");
+        let deserialize = self.union_deserialize(id, &name, &branch_name)?;
         Ok(quote! {
             #docs
             #deprecated
-            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[derive(Debug, Clone, PartialEq, Serialize)]
             pub struct #name {
                 #( #fields )*
                 #[doc = #tag_doc]
@@ -949,8 +950,10 @@ impl Emitter<'_> {
                 pub branch: #branch_name,
             }
 
+            #deserialize
+
             #[doc = #branch_doc]
-            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[derive(Debug, Clone, PartialEq, Serialize)]
             #[serde(tag = #tag)]
             pub enum #branch_name {
                 #( #variants )*
@@ -958,6 +961,132 @@ impl Emitter<'_> {
                 #[serde(untagged)]
                 Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
             }
+        })
+    }
+
+    /// A union's `Deserialize`: the core's `deserialize_union`, told by an
+    /// implementation of its `Union` trait which members are the base's and
+    /// which type each branch has.  Serialization stays derived (`flatten`),
+    /// but decoding that way would buffer every member first.
+    fn union_deserialize(
+        &mut self,
+        id: EntityId,
+        name: &Ident,
+        branch_name: &Ident,
+    ) -> Result<TokenStream, GenerateError> {
+        let entity = self.schema.entity(id);
+        let EntityKind::Object {
+            branches: Some(branches),
+            ..
+        } = &entity.kind
+        else {
+            unreachable!("a union");
+        };
+        let wire_name = entity.name.clone();
+        let tag = branches.tag.clone();
+        let variants = branches.variants.clone();
+        let core = self.core.clone();
+        let members: Vec<_> = self.schema.members(id).into_iter().cloned().collect();
+        let (mut slots, mut reads, mut builds) = (Vec::new(), Vec::new(), Vec::new());
+        for m in members.iter().filter(|m| m.name != tag) {
+            let field = ident(&names::field(&m.name));
+            let ty = self.member_type(id, m.ty);
+            let wire = &m.name;
+            slots.push(quote! { #field: ::std::option::Option<#ty>, });
+            // Optional members are `Option`s already; `null` is `None`
+            // unless the type has `null` among its values.
+            reads.push(if m.optional && !self.can_be_null(m.ty) {
+                quote! { #wire => base.#field = ::serde::de::MapAccess::next_value(map)?, }
+            } else {
+                quote! { #wire => base.#field = ::std::option::Option::Some(::serde::de::MapAccess::next_value(map)?), }
+            });
+            builds.push(if m.optional {
+                quote! { #field: base.#field, }
+            } else {
+                quote! { #field: base.#field.ok_or_else(|| E::missing_field(#wire))?, }
+            });
+        }
+        let arms = variants.iter().map(|v| {
+            let vid = ident(&names::camel(&v.name));
+            let wire = &v.name;
+            if self.schema.name(v.ty) == "q_empty" {
+                quote! { #wire => #core::private::unit_branch(rest, #branch_name::#vid)?, }
+            } else {
+                quote! { #wire => #branch_name::#vid(#core::private::branch(rest)?), }
+            }
+        });
+        let branch_fn = quote! {
+            fn branch<A: ::serde::de::MapAccess<'de>>(tag: &str, rest: A) -> ::std::result::Result<#branch_name, A::Error> {
+                ::std::result::Result::Ok(match tag {
+                    #( #arms )*
+                    _ => #core::private::unrecognized::<Self, A>(tag, rest)?,
+                })
+            }
+
+            fn unrecognized(members: ::serde_json::Map<::std::string::String, ::serde_json::Value>) -> #branch_name {
+                #branch_name::Unrecognized(members)
+            }
+        };
+        let deserialize = quote! {
+            impl<'de> Deserialize<'de> for #name {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    #core::private::deserialize_union(deserializer)
+                }
+            }
+        };
+        if slots.is_empty() {
+            return Ok(quote! {
+                #deserialize
+
+                impl<'de> #core::private::Union<'de> for #name {
+                    const NAME: &'static str = #wire_name;
+                    const TAG: &'static str = #tag;
+                    type Base = ();
+                    type Branch = #branch_name;
+
+                    #branch_fn
+
+                    fn assemble<E: ::serde::de::Error>(_base: (), branch: #branch_name) -> ::std::result::Result<Self, E> {
+                        ::std::result::Result::Ok(#name { branch })
+                    }
+                }
+            });
+        }
+        let base_doc = format!(" The base members of [`{name}`] but `{tag}`, while they are read.");
+        Ok(quote! {
+            #deserialize
+
+            const _: () = {
+                #[doc = #base_doc]
+                #[derive(Default)]
+                pub struct Base {
+                    #( #slots )*
+                }
+
+                impl<'de> #core::private::Union<'de> for #name {
+                    const NAME: &'static str = #wire_name;
+                    const TAG: &'static str = #tag;
+                    type Base = Base;
+                    type Branch = #branch_name;
+
+                    fn base_member<A: ::serde::de::MapAccess<'de>>(base: &mut Base, key: &str, map: &mut A) -> ::std::result::Result<bool, A::Error> {
+                        match key {
+                            #( #reads )*
+                            _ => return ::std::result::Result::Ok(false),
+                        }
+                        ::std::result::Result::Ok(true)
+                    }
+
+                    #branch_fn
+
+                    fn assemble<E: ::serde::de::Error>(base: Base, branch: #branch_name) -> ::std::result::Result<Self, E> {
+                        ::std::result::Result::Ok(#name {
+                            #( #builds )*
+                            branch,
+                        })
+                    }
+                }
+            };
         })
     }
 
@@ -1259,6 +1388,8 @@ impl Emitter<'_> {
     ) -> Result<TokenStream, GenerateError> {
         let mut variants = Vec::new();
         let mut names_arms = Vec::new();
+        let (mut data_arms, mut unit_arms) = (Vec::new(), Vec::new());
+        let core = &self.core;
         for (id, module) in events {
             let entity = self.schema.entity(*id);
             let EntityKind::Event { arg_type, .. } = &entity.kind else {
@@ -1284,10 +1415,17 @@ impl Emitter<'_> {
             if arg_type.is_some() {
                 variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid(events::#data), });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid(_) => #wire, });
+                data_arms.push(
+                    quote! { #cfg2 #wire => AnyEvent::#vid(Deserialize::deserialize(data)?), },
+                );
             } else {
                 variants
                     .push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid, });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid => #wire, });
+                data_arms.push(
+                    quote! { #cfg2 #wire => #core::private::no_data(data, AnyEvent::#vid)?, },
+                );
+                unit_arms.push(quote! { #cfg2 #wire => AnyEvent::#vid, });
             }
         }
         if events.is_empty() {
@@ -1301,7 +1439,7 @@ impl Emitter<'_> {
             /// Every event of the schema, tagged by its name, with its data.
             ///
             #[doc = #message_doc]
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
             #[serde(tag = "event", content = "data")]
             pub enum AnyEvent {
                 #( #variants )*
@@ -1327,6 +1465,37 @@ impl Emitter<'_> {
                     match self {
                         #( #names_arms )*
                         AnyEvent::Unrecognized { event, .. } => event,
+                    }
+                }
+            }
+
+            impl<'de> ::serde::Deserialize<'de> for AnyEvent {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    #core::private::deserialize_event(deserializer)
+                }
+            }
+
+            /// Decoding by name: the data goes straight to the event's type.
+            impl<'de> #core::private::Events<'de> for AnyEvent {
+                fn with_data<D: ::serde::Deserializer<'de>>(name: &str, data: D) -> ::std::result::Result<Self, D::Error> {
+                    use ::serde::Deserialize;
+                    ::std::result::Result::Ok(match name {
+                        #( #data_arms )*
+                        _ => AnyEvent::Unrecognized {
+                            event: ::std::borrow::ToOwned::to_owned(name),
+                            data: ::std::option::Option::Some(Deserialize::deserialize(data)?),
+                        },
+                    })
+                }
+
+                fn without_data(name: &str) -> Self {
+                    match name {
+                        #( #unit_arms )*
+                        // Also an event that should have data: kept as received.
+                        _ => AnyEvent::Unrecognized {
+                            event: ::std::borrow::ToOwned::to_owned(name),
+                            data: ::std::option::Option::None,
+                        },
                     }
                 }
             }
@@ -1360,9 +1529,9 @@ fn space_items(text: &str) -> String {
     for (i, line) in lines.iter().enumerate() {
         out.push_str(line);
         out.push('\n');
-        let closes = *line == "}" || *line == "    }";
+        let closes = matches!(*line, "}" | "};" | "    }");
         if let (true, Some(next)) = (closes, lines.get(i + 1)) {
-            let indent = line.len() - 1;
+            let indent = line.len() - line.trim_start().len();
             let next_indent = next.len() - next.trim_start().len();
             if !next.trim().is_empty()
                 && next_indent == indent

@@ -46,7 +46,7 @@ pub mod events {
 /// Every event of the schema, tagged by its name, with its data.
 ///
 /// Decode event messages as `qapi_types::EventMessage<AnyEvent>`.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
 #[serde(tag = "event", content = "data")]
 pub enum AnyEvent {
     /// [`events::Stopped`]
@@ -78,6 +78,50 @@ impl AnyEvent {
             AnyEvent::Stopped(_) => "STOPPED",
             AnyEvent::Resumed => "RESUMED",
             AnyEvent::Unrecognized { event, .. } => event,
+        }
+    }
+}
+
+impl<'de> ::serde::Deserialize<'de> for AnyEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_event(deserializer)
+    }
+}
+
+/// Decoding by name: the data goes straight to the event's type.
+impl<'de> ::qapi_types::private::Events<'de> for AnyEvent {
+    fn with_data<D: ::serde::Deserializer<'de>>(
+        name: &str,
+        data: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        use ::serde::Deserialize;
+        ::std::result::Result::Ok(
+            match name {
+                "STOPPED" => AnyEvent::Stopped(Deserialize::deserialize(data)?),
+                "RESUMED" => ::qapi_types::private::no_data(data, AnyEvent::Resumed)?,
+                _ => {
+                    AnyEvent::Unrecognized {
+                        event: ::std::borrow::ToOwned::to_owned(name),
+                        data: ::std::option::Option::Some(
+                            Deserialize::deserialize(data)?,
+                        ),
+                    }
+                }
+            },
+        )
+    }
+
+    fn without_data(name: &str) -> Self {
+        match name {
+            "RESUMED" => AnyEvent::Resumed,
+            _ => {
+                AnyEvent::Unrecognized {
+                    event: ::std::borrow::ToOwned::to_owned(name),
+                    data: ::std::option::Option::None,
+                }
+            }
         }
     }
 }

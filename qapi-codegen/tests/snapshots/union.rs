@@ -74,7 +74,7 @@ pub struct FileOptions {
 }
 
 /// A flat union.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Options {
     /// whether writes fail
     #[serde(rename = "read-only")]
@@ -85,8 +85,70 @@ pub struct Options {
     pub branch: OptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for Options {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`Options`] but `kind`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        read_only: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for Options {
+        const NAME: &'static str = "Options";
+        const TAG: &'static str = "kind";
+        type Base = Base;
+        type Branch = OptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "read-only" => base.read_only = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<OptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "file" => OptionsBranch::File(::qapi_types::private::branch(rest)?),
+                    "null" => {
+                        ::qapi_types::private::unit_branch(rest, OptionsBranch::Null)?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> OptionsBranch {
+            OptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: OptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Options {
+                read_only: base.read_only,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`Options`], tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
 pub enum OptionsBranch {
     /// `kind` is `file`.

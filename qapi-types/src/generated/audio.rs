@@ -773,7 +773,7 @@ impl<'de> Deserialize<'de> for AudiodevDriver {
 /// Options of an audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Audiodev {
     /// identifier of the backend
     pub id: ::std::string::String,
@@ -787,8 +787,98 @@ pub struct Audiodev {
     pub branch: AudiodevBranch,
 }
 
+impl<'de> Deserialize<'de> for Audiodev {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`Audiodev`] but `driver`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        id: ::std::option::Option<::std::string::String>,
+        timer_period: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for Audiodev {
+        const NAME: &'static str = "Audiodev";
+        const TAG: &'static str = "driver";
+        type Base = Base;
+        type Branch = AudiodevBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    base.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "timer-period" => {
+                    base.timer_period = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<AudiodevBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "none" => AudiodevBranch::None(::qapi_types::private::branch(rest)?),
+                    "alsa" => AudiodevBranch::Alsa(::qapi_types::private::branch(rest)?),
+                    "coreaudio" => {
+                        AudiodevBranch::Coreaudio(::qapi_types::private::branch(rest)?)
+                    }
+                    "dbus" => AudiodevBranch::Dbus(::qapi_types::private::branch(rest)?),
+                    "dsound" => {
+                        AudiodevBranch::Dsound(::qapi_types::private::branch(rest)?)
+                    }
+                    "jack" => AudiodevBranch::Jack(::qapi_types::private::branch(rest)?),
+                    "oss" => AudiodevBranch::Oss(::qapi_types::private::branch(rest)?),
+                    "pa" => AudiodevBranch::Pa(::qapi_types::private::branch(rest)?),
+                    "pipewire" => {
+                        AudiodevBranch::Pipewire(::qapi_types::private::branch(rest)?)
+                    }
+                    "sdl" => AudiodevBranch::Sdl(::qapi_types::private::branch(rest)?),
+                    "sndio" => {
+                        AudiodevBranch::Sndio(::qapi_types::private::branch(rest)?)
+                    }
+                    "spice" => {
+                        AudiodevBranch::Spice(::qapi_types::private::branch(rest)?)
+                    }
+                    "wav" => AudiodevBranch::Wav(::qapi_types::private::branch(rest)?),
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> AudiodevBranch {
+            AudiodevBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: AudiodevBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Audiodev {
+                id: base.id.ok_or_else(|| E::missing_field("id"))?,
+                timer_period: base.timer_period,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`Audiodev`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "driver")]
 pub enum AudiodevBranch {
     /// `driver` is `none`.

@@ -43,15 +43,66 @@ pub struct ImageInfoSpecificQCow2EncryptionBase {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageInfoSpecificQCow2Encryption {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: ImageInfoSpecificQCow2EncryptionBranch,
 }
 
+impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2Encryption {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecificQCow2Encryption {
+    const NAME: &'static str = "ImageInfoSpecificQCow2Encryption";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = ImageInfoSpecificQCow2EncryptionBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<ImageInfoSpecificQCow2EncryptionBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "luks" => {
+                    ImageInfoSpecificQCow2EncryptionBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "aes" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        ImageInfoSpecificQCow2EncryptionBranch::Aes,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> ImageInfoSpecificQCow2EncryptionBranch {
+        ImageInfoSpecificQCow2EncryptionBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: ImageInfoSpecificQCow2EncryptionBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(ImageInfoSpecificQCow2Encryption {
+            branch,
+        })
+    }
+}
+
 /// The branches of [`ImageInfoSpecificQCow2Encryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum ImageInfoSpecificQCow2EncryptionBranch {
     /// `format` is `luks`.
@@ -274,15 +325,68 @@ pub struct ImageInfoSpecificFileWrapper {
 /// structures.
 ///
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageInfoSpecific {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: ImageInfoSpecificBranch,
 }
 
+impl<'de> Deserialize<'de> for ImageInfoSpecific {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecific {
+    const NAME: &'static str = "ImageInfoSpecific";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = ImageInfoSpecificBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<ImageInfoSpecificBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "qcow2" => {
+                    ImageInfoSpecificBranch::Qcow2(::qapi_types::private::branch(rest)?)
+                }
+                "vmdk" => {
+                    ImageInfoSpecificBranch::Vmdk(::qapi_types::private::branch(rest)?)
+                }
+                "luks" => {
+                    ImageInfoSpecificBranch::Luks(::qapi_types::private::branch(rest)?)
+                }
+                "rbd" => {
+                    ImageInfoSpecificBranch::Rbd(::qapi_types::private::branch(rest)?)
+                }
+                "file" => {
+                    ImageInfoSpecificBranch::File(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> ImageInfoSpecificBranch {
+        ImageInfoSpecificBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: ImageInfoSpecificBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(ImageInfoSpecific { branch })
+    }
+}
+
 /// The branches of [`ImageInfoSpecific`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum ImageInfoSpecificBranch {
     /// `type` is `qcow2`.
@@ -1270,15 +1374,328 @@ pub struct BlockStatsSpecificNvme {
 /// Block driver specific statistics
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockStatsSpecific {
     /// The branch, selected by the discriminator `driver`.
     #[serde(flatten)]
     pub branch: BlockStatsSpecificBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockStatsSpecific {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for BlockStatsSpecific {
+    const NAME: &'static str = "BlockStatsSpecific";
+    const TAG: &'static str = "driver";
+    type Base = ();
+    type Branch = BlockStatsSpecificBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<BlockStatsSpecificBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "file" => {
+                    BlockStatsSpecificBranch::File(::qapi_types::private::branch(rest)?)
+                }
+                "host_device" => {
+                    BlockStatsSpecificBranch::HostDevice(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "nvme" => {
+                    BlockStatsSpecificBranch::Nvme(::qapi_types::private::branch(rest)?)
+                }
+                "blkdebug" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Blkdebug,
+                    )?
+                }
+                "blklogwrites" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Blklogwrites,
+                    )?
+                }
+                "blkreplay" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Blkreplay,
+                    )?
+                }
+                "blkverify" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Blkverify,
+                    )?
+                }
+                "bochs" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Bochs,
+                    )?
+                }
+                "cloop" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Cloop,
+                    )?
+                }
+                "compress" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Compress,
+                    )?
+                }
+                "copy-before-write" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::CopyBeforeWrite,
+                    )?
+                }
+                "copy-on-read" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::CopyOnRead,
+                    )?
+                }
+                "dmg" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Dmg,
+                    )?
+                }
+                "snapshot-access" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::SnapshotAccess,
+                    )?
+                }
+                "ftp" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Ftp,
+                    )?
+                }
+                "ftps" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Ftps,
+                    )?
+                }
+                "gluster" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Gluster,
+                    )?
+                }
+                "host_cdrom" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::HostCdrom,
+                    )?
+                }
+                "http" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Http,
+                    )?
+                }
+                "https" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Https,
+                    )?
+                }
+                "io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::IoUring,
+                    )?
+                }
+                "iscsi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Iscsi,
+                    )?
+                }
+                "luks" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Luks,
+                    )?
+                }
+                "nbd" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Nbd,
+                    )?
+                }
+                "nfs" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Nfs,
+                    )?
+                }
+                "null-aio" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::NullAio,
+                    )?
+                }
+                "null-co" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::NullCo,
+                    )?
+                }
+                "nvme-io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::NvmeIoUring,
+                    )?
+                }
+                "parallels" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Parallels,
+                    )?
+                }
+                "preallocate" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Preallocate,
+                    )?
+                }
+                "qcow" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Qcow,
+                    )?
+                }
+                "qcow2" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Qcow2,
+                    )?
+                }
+                "qed" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Qed,
+                    )?
+                }
+                "quorum" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Quorum,
+                    )?
+                }
+                "raw" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Raw,
+                    )?
+                }
+                "rbd" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Rbd,
+                    )?
+                }
+                "replication" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Replication,
+                    )?
+                }
+                "ssh" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Ssh,
+                    )?
+                }
+                "throttle" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Throttle,
+                    )?
+                }
+                "vdi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Vdi,
+                    )?
+                }
+                "vhdx" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Vhdx,
+                    )?
+                }
+                "virtio-blk-vfio-pci" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::VirtioBlkVfioPci,
+                    )?
+                }
+                "virtio-blk-vhost-user" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::VirtioBlkVhostUser,
+                    )?
+                }
+                "virtio-blk-vhost-vdpa" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::VirtioBlkVhostVdpa,
+                    )?
+                }
+                "vmdk" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Vmdk,
+                    )?
+                }
+                "vpc" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Vpc,
+                    )?
+                }
+                "vvfat" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockStatsSpecificBranch::Vvfat,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> BlockStatsSpecificBranch {
+        BlockStatsSpecificBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: BlockStatsSpecificBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(BlockStatsSpecific { branch })
+    }
+}
+
 /// The branches of [`BlockStatsSpecific`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "driver")]
 pub enum BlockStatsSpecificBranch {
     /// `driver` is `file`.
@@ -1760,7 +2177,7 @@ pub struct BlockJobInfoMirror {
 /// Information about a long-running block device operation.
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockJobInfo {
     /// The job identifier.  Originally the device name but other
     /// values are allowed since QEMU 2.7
@@ -1805,8 +2222,198 @@ pub struct BlockJobInfo {
     pub branch: BlockJobInfoBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockJobInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`BlockJobInfo`] but `type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        device: ::std::option::Option<::std::string::String>,
+        len: ::std::option::Option<i64>,
+        offset: ::std::option::Option<i64>,
+        busy: ::std::option::Option<bool>,
+        paused: ::std::option::Option<bool>,
+        speed: ::std::option::Option<i64>,
+        io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
+        ready: ::std::option::Option<bool>,
+        status: ::std::option::Option<super::JobStatus>,
+        auto_finalize: ::std::option::Option<bool>,
+        auto_dismiss: ::std::option::Option<bool>,
+        error: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for BlockJobInfo {
+        const NAME: &'static str = "BlockJobInfo";
+        const TAG: &'static str = "type";
+        type Base = Base;
+        type Branch = BlockJobInfoBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => {
+                    base.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "len" => {
+                    base.len = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "offset" => {
+                    base.offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "busy" => {
+                    base.busy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "paused" => {
+                    base.paused = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "speed" => {
+                    base.speed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "io-status" => {
+                    base.io_status = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ready" => {
+                    base.ready = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "status" => {
+                    base.status = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auto-finalize" => {
+                    base.auto_finalize = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auto-dismiss" => {
+                    base.auto_dismiss = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "error" => base.error = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<BlockJobInfoBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "mirror" => {
+                        BlockJobInfoBranch::Mirror(::qapi_types::private::branch(rest)?)
+                    }
+                    "commit" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::Commit,
+                        )?
+                    }
+                    "stream" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::Stream,
+                        )?
+                    }
+                    "backup" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::Backup,
+                        )?
+                    }
+                    "create" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::Create,
+                        )?
+                    }
+                    "amend" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::Amend,
+                        )?
+                    }
+                    "snapshot-load" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::SnapshotLoad,
+                        )?
+                    }
+                    "snapshot-save" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::SnapshotSave,
+                        )?
+                    }
+                    "snapshot-delete" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobInfoBranch::SnapshotDelete,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> BlockJobInfoBranch {
+            BlockJobInfoBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: BlockJobInfoBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockJobInfo {
+                device: base.device.ok_or_else(|| E::missing_field("device"))?,
+                len: base.len.ok_or_else(|| E::missing_field("len"))?,
+                offset: base.offset.ok_or_else(|| E::missing_field("offset"))?,
+                busy: base.busy.ok_or_else(|| E::missing_field("busy"))?,
+                paused: base.paused.ok_or_else(|| E::missing_field("paused"))?,
+                speed: base.speed.ok_or_else(|| E::missing_field("speed"))?,
+                io_status: base.io_status.ok_or_else(|| E::missing_field("io-status"))?,
+                ready: base.ready.ok_or_else(|| E::missing_field("ready"))?,
+                status: base.status.ok_or_else(|| E::missing_field("status"))?,
+                auto_finalize: base
+                    .auto_finalize
+                    .ok_or_else(|| E::missing_field("auto-finalize"))?,
+                auto_dismiss: base
+                    .auto_dismiss
+                    .ok_or_else(|| E::missing_field("auto-dismiss"))?,
+                error: base.error,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`BlockJobInfo`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum BlockJobInfoBranch {
     /// `type` is `mirror`.
@@ -2919,7 +3526,7 @@ pub struct BlockJobChangeOptionsMirror {
 /// Block job options that can be changed after job creation.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockJobChangeOptions {
     /// The job identifier
     pub id: ::std::string::String,
@@ -2928,8 +3535,123 @@ pub struct BlockJobChangeOptions {
     pub branch: BlockJobChangeOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockJobChangeOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`BlockJobChangeOptions`] but `type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for BlockJobChangeOptions {
+        const NAME: &'static str = "BlockJobChangeOptions";
+        const TAG: &'static str = "type";
+        type Base = Base;
+        type Branch = BlockJobChangeOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    base.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<BlockJobChangeOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "mirror" => {
+                        BlockJobChangeOptionsBranch::Mirror(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "commit" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::Commit,
+                        )?
+                    }
+                    "stream" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::Stream,
+                        )?
+                    }
+                    "backup" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::Backup,
+                        )?
+                    }
+                    "create" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::Create,
+                        )?
+                    }
+                    "amend" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::Amend,
+                        )?
+                    }
+                    "snapshot-load" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::SnapshotLoad,
+                        )?
+                    }
+                    "snapshot-save" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::SnapshotSave,
+                        )?
+                    }
+                    "snapshot-delete" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            BlockJobChangeOptionsBranch::SnapshotDelete,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> BlockJobChangeOptionsBranch {
+            BlockJobChangeOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: BlockJobChangeOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockJobChangeOptions {
+                id: base.id.ok_or_else(|| E::missing_field("id"))?,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`BlockJobChangeOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum BlockJobChangeOptionsBranch {
     /// `type` is `mirror`.
@@ -3747,15 +4469,58 @@ impl<'de> Deserialize<'de> for BlockdevQcowEncryptionFormat {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevQcowEncryption {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: BlockdevQcowEncryptionBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockdevQcowEncryption {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcowEncryption {
+    const NAME: &'static str = "BlockdevQcowEncryption";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = BlockdevQcowEncryptionBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<BlockdevQcowEncryptionBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "aes" => {
+                    BlockdevQcowEncryptionBranch::Aes(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> BlockdevQcowEncryptionBranch {
+        BlockdevQcowEncryptionBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: BlockdevQcowEncryptionBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(BlockdevQcowEncryption { branch })
+    }
+}
+
 /// The branches of [`BlockdevQcowEncryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum BlockdevQcowEncryptionBranch {
     /// `format` is `aes`.
@@ -3838,15 +4603,63 @@ impl<'de> Deserialize<'de> for BlockdevQcow2EncryptionFormat {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevQcow2Encryption {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: BlockdevQcow2EncryptionBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockdevQcow2Encryption {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcow2Encryption {
+    const NAME: &'static str = "BlockdevQcow2Encryption";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = BlockdevQcow2EncryptionBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<BlockdevQcow2EncryptionBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "aes" => {
+                    BlockdevQcow2EncryptionBranch::Aes(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks" => {
+                    BlockdevQcow2EncryptionBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> BlockdevQcow2EncryptionBranch {
+        BlockdevQcow2EncryptionBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: BlockdevQcow2EncryptionBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(BlockdevQcow2Encryption { branch })
+    }
+}
+
 /// The branches of [`BlockdevQcow2Encryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum BlockdevQcow2EncryptionBranch {
     /// `format` is `aes`.
@@ -4101,15 +4914,68 @@ pub struct SshHostKeyHash {
 }
 
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SshHostKeyCheck {
     /// The branch, selected by the discriminator `mode`.
     #[serde(flatten)]
     pub branch: SshHostKeyCheckBranch,
 }
 
+impl<'de> Deserialize<'de> for SshHostKeyCheck {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for SshHostKeyCheck {
+    const NAME: &'static str = "SshHostKeyCheck";
+    const TAG: &'static str = "mode";
+    type Base = ();
+    type Branch = SshHostKeyCheckBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<SshHostKeyCheckBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "hash" => {
+                    SshHostKeyCheckBranch::Hash(::qapi_types::private::branch(rest)?)
+                }
+                "none" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        SshHostKeyCheckBranch::None,
+                    )?
+                }
+                "known_hosts" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        SshHostKeyCheckBranch::KnownHosts,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> SshHostKeyCheckBranch {
+        SshHostKeyCheckBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: SshHostKeyCheckBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(SshHostKeyCheck { branch })
+    }
+}
+
 /// The branches of [`SshHostKeyCheck`], tagged by `mode`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "mode")]
 pub enum SshHostKeyCheckBranch {
     /// `mode` is `hash`.
@@ -5080,7 +5946,7 @@ pub struct RbdEncryptionCreateOptionsLUKS2 {
 }
 
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RbdEncryptionOptions {
     /// Parent image encryption options (for cloned images).  Can
     /// be left unspecified if this cloned image is encrypted using the
@@ -5093,8 +5959,81 @@ pub struct RbdEncryptionOptions {
     pub branch: RbdEncryptionOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for RbdEncryptionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`RbdEncryptionOptions`] but `format`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        parent: ::std::option::Option<::std::boxed::Box<super::RbdEncryptionOptions>>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for RbdEncryptionOptions {
+        const NAME: &'static str = "RbdEncryptionOptions";
+        const TAG: &'static str = "format";
+        type Base = Base;
+        type Branch = RbdEncryptionOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "parent" => base.parent = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<RbdEncryptionOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "luks" => {
+                        RbdEncryptionOptionsBranch::Luks(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "luks2" => {
+                        RbdEncryptionOptionsBranch::Luks2(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "luks-any" => {
+                        RbdEncryptionOptionsBranch::LuksAny(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> RbdEncryptionOptionsBranch {
+            RbdEncryptionOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: RbdEncryptionOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionOptions {
+                parent: base.parent,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`RbdEncryptionOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum RbdEncryptionOptionsBranch {
     /// `format` is `luks`.
@@ -5112,15 +6051,71 @@ pub enum RbdEncryptionOptionsBranch {
 }
 
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RbdEncryptionCreateOptions {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: RbdEncryptionCreateOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for RbdEncryptionCreateOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for RbdEncryptionCreateOptions {
+    const NAME: &'static str = "RbdEncryptionCreateOptions";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = RbdEncryptionCreateOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<RbdEncryptionCreateOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "luks" => {
+                    RbdEncryptionCreateOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks2" => {
+                    RbdEncryptionCreateOptionsBranch::Luks2(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks-any" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        RbdEncryptionCreateOptionsBranch::LuksAny,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> RbdEncryptionCreateOptionsBranch {
+        RbdEncryptionCreateOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: RbdEncryptionCreateOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(RbdEncryptionCreateOptions {
+            branch,
+        })
+    }
+}
+
 /// The branches of [`RbdEncryptionCreateOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum RbdEncryptionCreateOptionsBranch {
     /// `format` is `luks`.
@@ -5760,7 +6755,7 @@ pub struct BlockdevOptionsCbw {
 /// all block devices, independent of the block driver:
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevOptions {
     /// the node name of the new node.  This option is required
     /// on the top level of [`blockdev-add`](crate::commands::BlockdevAdd).  Valid node names start with
@@ -5814,8 +6809,292 @@ pub struct BlockdevOptions {
     pub branch: BlockdevOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockdevOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`BlockdevOptions`] but `driver`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        node_name: ::std::option::Option<::std::string::String>,
+        discard: ::std::option::Option<super::BlockdevDiscardOptions>,
+        cache: ::std::option::Option<super::BlockdevCacheOptions>,
+        active: ::std::option::Option<bool>,
+        read_only: ::std::option::Option<bool>,
+        auto_read_only: ::std::option::Option<bool>,
+        force_share: ::std::option::Option<bool>,
+        detect_zeroes: ::std::option::Option<super::BlockdevDetectZeroesOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for BlockdevOptions {
+        const NAME: &'static str = "BlockdevOptions";
+        const TAG: &'static str = "driver";
+        type Base = Base;
+        type Branch = BlockdevOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-name" => base.node_name = ::serde::de::MapAccess::next_value(map)?,
+                "discard" => base.discard = ::serde::de::MapAccess::next_value(map)?,
+                "cache" => base.cache = ::serde::de::MapAccess::next_value(map)?,
+                "active" => base.active = ::serde::de::MapAccess::next_value(map)?,
+                "read-only" => base.read_only = ::serde::de::MapAccess::next_value(map)?,
+                "auto-read-only" => {
+                    base.auto_read_only = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "force-share" => {
+                    base.force_share = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "detect-zeroes" => {
+                    base.detect_zeroes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<BlockdevOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "blkdebug" => {
+                        BlockdevOptionsBranch::Blkdebug(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "blklogwrites" => {
+                        BlockdevOptionsBranch::Blklogwrites(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "blkverify" => {
+                        BlockdevOptionsBranch::Blkverify(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "blkreplay" => {
+                        BlockdevOptionsBranch::Blkreplay(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "bochs" => {
+                        BlockdevOptionsBranch::Bochs(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "cloop" => {
+                        BlockdevOptionsBranch::Cloop(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "compress" => {
+                        BlockdevOptionsBranch::Compress(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "copy-before-write" => {
+                        BlockdevOptionsBranch::CopyBeforeWrite(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "copy-on-read" => {
+                        BlockdevOptionsBranch::CopyOnRead(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "dmg" => {
+                        BlockdevOptionsBranch::Dmg(::qapi_types::private::branch(rest)?)
+                    }
+                    "file" => {
+                        BlockdevOptionsBranch::File(::qapi_types::private::branch(rest)?)
+                    }
+                    "ftp" => {
+                        BlockdevOptionsBranch::Ftp(::qapi_types::private::branch(rest)?)
+                    }
+                    "ftps" => {
+                        BlockdevOptionsBranch::Ftps(::qapi_types::private::branch(rest)?)
+                    }
+                    "gluster" => {
+                        BlockdevOptionsBranch::Gluster(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "host_cdrom" => {
+                        BlockdevOptionsBranch::HostCdrom(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "host_device" => {
+                        BlockdevOptionsBranch::HostDevice(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "http" => {
+                        BlockdevOptionsBranch::Http(::qapi_types::private::branch(rest)?)
+                    }
+                    "https" => {
+                        BlockdevOptionsBranch::Https(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "io_uring" => {
+                        BlockdevOptionsBranch::IoUring(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "iscsi" => {
+                        BlockdevOptionsBranch::Iscsi(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "luks" => {
+                        BlockdevOptionsBranch::Luks(::qapi_types::private::branch(rest)?)
+                    }
+                    "nbd" => {
+                        BlockdevOptionsBranch::Nbd(::qapi_types::private::branch(rest)?)
+                    }
+                    "nfs" => {
+                        BlockdevOptionsBranch::Nfs(::qapi_types::private::branch(rest)?)
+                    }
+                    "null-aio" => {
+                        BlockdevOptionsBranch::NullAio(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "null-co" => {
+                        BlockdevOptionsBranch::NullCo(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "nvme" => {
+                        BlockdevOptionsBranch::Nvme(::qapi_types::private::branch(rest)?)
+                    }
+                    "nvme-io_uring" => {
+                        BlockdevOptionsBranch::NvmeIoUring(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "parallels" => {
+                        BlockdevOptionsBranch::Parallels(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "preallocate" => {
+                        BlockdevOptionsBranch::Preallocate(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "qcow2" => {
+                        BlockdevOptionsBranch::Qcow2(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "qcow" => {
+                        BlockdevOptionsBranch::Qcow(::qapi_types::private::branch(rest)?)
+                    }
+                    "qed" => {
+                        BlockdevOptionsBranch::Qed(::qapi_types::private::branch(rest)?)
+                    }
+                    "quorum" => {
+                        BlockdevOptionsBranch::Quorum(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "raw" => {
+                        BlockdevOptionsBranch::Raw(::qapi_types::private::branch(rest)?)
+                    }
+                    "rbd" => {
+                        BlockdevOptionsBranch::Rbd(::qapi_types::private::branch(rest)?)
+                    }
+                    "replication" => {
+                        BlockdevOptionsBranch::Replication(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "snapshot-access" => {
+                        BlockdevOptionsBranch::SnapshotAccess(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "ssh" => {
+                        BlockdevOptionsBranch::Ssh(::qapi_types::private::branch(rest)?)
+                    }
+                    "throttle" => {
+                        BlockdevOptionsBranch::Throttle(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "vdi" => {
+                        BlockdevOptionsBranch::Vdi(::qapi_types::private::branch(rest)?)
+                    }
+                    "vhdx" => {
+                        BlockdevOptionsBranch::Vhdx(::qapi_types::private::branch(rest)?)
+                    }
+                    "virtio-blk-vfio-pci" => {
+                        BlockdevOptionsBranch::VirtioBlkVfioPci(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "virtio-blk-vhost-user" => {
+                        BlockdevOptionsBranch::VirtioBlkVhostUser(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "virtio-blk-vhost-vdpa" => {
+                        BlockdevOptionsBranch::VirtioBlkVhostVdpa(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "vmdk" => {
+                        BlockdevOptionsBranch::Vmdk(::qapi_types::private::branch(rest)?)
+                    }
+                    "vpc" => {
+                        BlockdevOptionsBranch::Vpc(::qapi_types::private::branch(rest)?)
+                    }
+                    "vvfat" => {
+                        BlockdevOptionsBranch::Vvfat(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> BlockdevOptionsBranch {
+            BlockdevOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: BlockdevOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptions {
+                node_name: base.node_name,
+                discard: base.discard,
+                cache: base.cache,
+                active: base.active,
+                read_only: base.read_only,
+                auto_read_only: base.auto_read_only,
+                force_share: base.force_share,
+                detect_zeroes: base.detect_zeroes,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`BlockdevOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "driver")]
 pub enum BlockdevOptionsBranch {
     /// `driver` is `blkdebug`.
@@ -6832,15 +8111,321 @@ pub struct BlockdevCreateOptionsVpc {
 /// Options for creating an image format on a given node.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevCreateOptions {
     /// The branch, selected by the discriminator `driver`.
     #[serde(flatten)]
     pub branch: BlockdevCreateOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockdevCreateOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for BlockdevCreateOptions {
+    const NAME: &'static str = "BlockdevCreateOptions";
+    const TAG: &'static str = "driver";
+    type Base = ();
+    type Branch = BlockdevCreateOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<BlockdevCreateOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "file" => {
+                    BlockdevCreateOptionsBranch::File(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "gluster" => {
+                    BlockdevCreateOptionsBranch::Gluster(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks" => {
+                    BlockdevCreateOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "nfs" => {
+                    BlockdevCreateOptionsBranch::Nfs(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "parallels" => {
+                    BlockdevCreateOptionsBranch::Parallels(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "qcow" => {
+                    BlockdevCreateOptionsBranch::Qcow(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "qcow2" => {
+                    BlockdevCreateOptionsBranch::Qcow2(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "qed" => {
+                    BlockdevCreateOptionsBranch::Qed(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "rbd" => {
+                    BlockdevCreateOptionsBranch::Rbd(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "ssh" => {
+                    BlockdevCreateOptionsBranch::Ssh(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "vdi" => {
+                    BlockdevCreateOptionsBranch::Vdi(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "vhdx" => {
+                    BlockdevCreateOptionsBranch::Vhdx(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "vmdk" => {
+                    BlockdevCreateOptionsBranch::Vmdk(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "vpc" => {
+                    BlockdevCreateOptionsBranch::Vpc(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blkdebug" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Blkdebug,
+                    )?
+                }
+                "blklogwrites" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Blklogwrites,
+                    )?
+                }
+                "blkreplay" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Blkreplay,
+                    )?
+                }
+                "blkverify" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Blkverify,
+                    )?
+                }
+                "bochs" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Bochs,
+                    )?
+                }
+                "cloop" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Cloop,
+                    )?
+                }
+                "compress" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Compress,
+                    )?
+                }
+                "copy-before-write" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::CopyBeforeWrite,
+                    )?
+                }
+                "copy-on-read" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::CopyOnRead,
+                    )?
+                }
+                "dmg" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Dmg,
+                    )?
+                }
+                "snapshot-access" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::SnapshotAccess,
+                    )?
+                }
+                "ftp" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Ftp,
+                    )?
+                }
+                "ftps" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Ftps,
+                    )?
+                }
+                "host_cdrom" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::HostCdrom,
+                    )?
+                }
+                "host_device" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::HostDevice,
+                    )?
+                }
+                "http" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Http,
+                    )?
+                }
+                "https" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Https,
+                    )?
+                }
+                "io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::IoUring,
+                    )?
+                }
+                "iscsi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Iscsi,
+                    )?
+                }
+                "nbd" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Nbd,
+                    )?
+                }
+                "null-aio" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::NullAio,
+                    )?
+                }
+                "null-co" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::NullCo,
+                    )?
+                }
+                "nvme" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Nvme,
+                    )?
+                }
+                "nvme-io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::NvmeIoUring,
+                    )?
+                }
+                "preallocate" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Preallocate,
+                    )?
+                }
+                "quorum" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Quorum,
+                    )?
+                }
+                "raw" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Raw,
+                    )?
+                }
+                "replication" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Replication,
+                    )?
+                }
+                "throttle" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Throttle,
+                    )?
+                }
+                "virtio-blk-vfio-pci" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::VirtioBlkVfioPci,
+                    )?
+                }
+                "virtio-blk-vhost-user" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::VirtioBlkVhostUser,
+                    )?
+                }
+                "virtio-blk-vhost-vdpa" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::VirtioBlkVhostVdpa,
+                    )?
+                }
+                "vvfat" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevCreateOptionsBranch::Vvfat,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> BlockdevCreateOptionsBranch {
+        BlockdevCreateOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: BlockdevCreateOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(BlockdevCreateOptions { branch })
+    }
+}
+
 /// The branches of [`BlockdevCreateOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "driver")]
 pub enum BlockdevCreateOptionsBranch {
     /// `driver` is `file`.
@@ -7060,15 +8645,333 @@ pub struct BlockdevAmendOptionsQcow2 {
 /// Options for amending an image format
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockdevAmendOptions {
     /// The branch, selected by the discriminator `driver`.
     #[serde(flatten)]
     pub branch: BlockdevAmendOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockdevAmendOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for BlockdevAmendOptions {
+    const NAME: &'static str = "BlockdevAmendOptions";
+    const TAG: &'static str = "driver";
+    type Base = ();
+    type Branch = BlockdevAmendOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<BlockdevAmendOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "luks" => {
+                    BlockdevAmendOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "qcow2" => {
+                    BlockdevAmendOptionsBranch::Qcow2(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blkdebug" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Blkdebug,
+                    )?
+                }
+                "blklogwrites" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Blklogwrites,
+                    )?
+                }
+                "blkreplay" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Blkreplay,
+                    )?
+                }
+                "blkverify" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Blkverify,
+                    )?
+                }
+                "bochs" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Bochs,
+                    )?
+                }
+                "cloop" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Cloop,
+                    )?
+                }
+                "compress" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Compress,
+                    )?
+                }
+                "copy-before-write" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::CopyBeforeWrite,
+                    )?
+                }
+                "copy-on-read" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::CopyOnRead,
+                    )?
+                }
+                "dmg" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Dmg,
+                    )?
+                }
+                "file" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::File,
+                    )?
+                }
+                "snapshot-access" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::SnapshotAccess,
+                    )?
+                }
+                "ftp" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Ftp,
+                    )?
+                }
+                "ftps" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Ftps,
+                    )?
+                }
+                "gluster" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Gluster,
+                    )?
+                }
+                "host_cdrom" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::HostCdrom,
+                    )?
+                }
+                "host_device" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::HostDevice,
+                    )?
+                }
+                "http" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Http,
+                    )?
+                }
+                "https" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Https,
+                    )?
+                }
+                "io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::IoUring,
+                    )?
+                }
+                "iscsi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Iscsi,
+                    )?
+                }
+                "nbd" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Nbd,
+                    )?
+                }
+                "nfs" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Nfs,
+                    )?
+                }
+                "null-aio" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::NullAio,
+                    )?
+                }
+                "null-co" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::NullCo,
+                    )?
+                }
+                "nvme" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Nvme,
+                    )?
+                }
+                "nvme-io_uring" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::NvmeIoUring,
+                    )?
+                }
+                "parallels" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Parallels,
+                    )?
+                }
+                "preallocate" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Preallocate,
+                    )?
+                }
+                "qcow" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Qcow,
+                    )?
+                }
+                "qed" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Qed,
+                    )?
+                }
+                "quorum" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Quorum,
+                    )?
+                }
+                "raw" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Raw,
+                    )?
+                }
+                "rbd" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Rbd,
+                    )?
+                }
+                "replication" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Replication,
+                    )?
+                }
+                "ssh" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Ssh,
+                    )?
+                }
+                "throttle" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Throttle,
+                    )?
+                }
+                "vdi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Vdi,
+                    )?
+                }
+                "vhdx" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Vhdx,
+                    )?
+                }
+                "virtio-blk-vfio-pci" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::VirtioBlkVfioPci,
+                    )?
+                }
+                "virtio-blk-vhost-user" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::VirtioBlkVhostUser,
+                    )?
+                }
+                "virtio-blk-vhost-vdpa" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::VirtioBlkVhostVdpa,
+                    )?
+                }
+                "vmdk" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Vmdk,
+                    )?
+                }
+                "vpc" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Vpc,
+                    )?
+                }
+                "vvfat" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        BlockdevAmendOptionsBranch::Vvfat,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> BlockdevAmendOptionsBranch {
+        BlockdevAmendOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: BlockdevAmendOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(BlockdevAmendOptions { branch })
+    }
+}
+
 /// The branches of [`BlockdevAmendOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "driver")]
 pub enum BlockdevAmendOptionsBranch {
     /// `driver` is `luks`.

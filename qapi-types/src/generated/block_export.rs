@@ -438,7 +438,7 @@ impl<'de> Deserialize<'de> for BlockExportType {
 /// an external interface.
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BlockExportOptions {
     /// A unique identifier for the block export (across all export
     /// types)
@@ -484,8 +484,118 @@ pub struct BlockExportOptions {
     pub branch: BlockExportOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for BlockExportOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`BlockExportOptions`] but `type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        id: ::std::option::Option<::std::string::String>,
+        fixed_iothread: ::std::option::Option<bool>,
+        iothread: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+        writable: ::std::option::Option<bool>,
+        writethrough: ::std::option::Option<bool>,
+        allow_inactive: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for BlockExportOptions {
+        const NAME: &'static str = "BlockExportOptions";
+        const TAG: &'static str = "type";
+        type Base = Base;
+        type Branch = BlockExportOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    base.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "fixed-iothread" => {
+                    base.fixed_iothread = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iothread" => base.iothread = ::serde::de::MapAccess::next_value(map)?,
+                "node-name" => {
+                    base.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "writable" => base.writable = ::serde::de::MapAccess::next_value(map)?,
+                "writethrough" => {
+                    base.writethrough = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "allow-inactive" => {
+                    base.allow_inactive = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<BlockExportOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "nbd" => {
+                        BlockExportOptionsBranch::Nbd(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "vhost-user-blk" => {
+                        BlockExportOptionsBranch::VhostUserBlk(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "fuse" => {
+                        BlockExportOptionsBranch::Fuse(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "vduse-blk" => {
+                        BlockExportOptionsBranch::VduseBlk(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> BlockExportOptionsBranch {
+            BlockExportOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: BlockExportOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptions {
+                id: base.id.ok_or_else(|| E::missing_field("id"))?,
+                fixed_iothread: base.fixed_iothread,
+                iothread: base.iothread,
+                node_name: base.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+                writable: base.writable,
+                writethrough: base.writethrough,
+                allow_inactive: base.allow_inactive,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`BlockExportOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum BlockExportOptionsBranch {
     /// `type` is `nbd`.

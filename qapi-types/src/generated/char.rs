@@ -679,15 +679,114 @@ pub struct ChardevPtyWrapper {
 /// Configuration info for the new chardev backend.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChardevBackend {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: ChardevBackendBranch,
 }
 
+impl<'de> Deserialize<'de> for ChardevBackend {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for ChardevBackend {
+    const NAME: &'static str = "ChardevBackend";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = ChardevBackendBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<ChardevBackendBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "file" => {
+                    ChardevBackendBranch::File(::qapi_types::private::branch(rest)?)
+                }
+                "serial" => {
+                    ChardevBackendBranch::Serial(::qapi_types::private::branch(rest)?)
+                }
+                "parallel" => {
+                    ChardevBackendBranch::Parallel(::qapi_types::private::branch(rest)?)
+                }
+                "pipe" => {
+                    ChardevBackendBranch::Pipe(::qapi_types::private::branch(rest)?)
+                }
+                "socket" => {
+                    ChardevBackendBranch::Socket(::qapi_types::private::branch(rest)?)
+                }
+                "udp" => ChardevBackendBranch::Udp(::qapi_types::private::branch(rest)?),
+                "pty" => ChardevBackendBranch::Pty(::qapi_types::private::branch(rest)?),
+                "null" => {
+                    ChardevBackendBranch::Null(::qapi_types::private::branch(rest)?)
+                }
+                "mux" => ChardevBackendBranch::Mux(::qapi_types::private::branch(rest)?),
+                "hub" => ChardevBackendBranch::Hub(::qapi_types::private::branch(rest)?),
+                "msmouse" => {
+                    ChardevBackendBranch::Msmouse(::qapi_types::private::branch(rest)?)
+                }
+                "wctablet" => {
+                    ChardevBackendBranch::Wctablet(::qapi_types::private::branch(rest)?)
+                }
+                "braille" => {
+                    ChardevBackendBranch::Braille(::qapi_types::private::branch(rest)?)
+                }
+                "testdev" => {
+                    ChardevBackendBranch::Testdev(::qapi_types::private::branch(rest)?)
+                }
+                "stdio" => {
+                    ChardevBackendBranch::Stdio(::qapi_types::private::branch(rest)?)
+                }
+                "console" => {
+                    ChardevBackendBranch::Console(::qapi_types::private::branch(rest)?)
+                }
+                "spicevmc" => {
+                    ChardevBackendBranch::Spicevmc(::qapi_types::private::branch(rest)?)
+                }
+                "spiceport" => {
+                    ChardevBackendBranch::Spiceport(::qapi_types::private::branch(rest)?)
+                }
+                "qemu-vdagent" => {
+                    ChardevBackendBranch::QemuVdagent(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "dbus" => {
+                    ChardevBackendBranch::Dbus(::qapi_types::private::branch(rest)?)
+                }
+                "vc" => ChardevBackendBranch::Vc(::qapi_types::private::branch(rest)?),
+                "ringbuf" => {
+                    ChardevBackendBranch::Ringbuf(::qapi_types::private::branch(rest)?)
+                }
+                "memory" => {
+                    ChardevBackendBranch::Memory(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> ChardevBackendBranch {
+        ChardevBackendBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: ChardevBackendBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(ChardevBackend { branch })
+    }
+}
+
 /// The branches of [`ChardevBackend`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum ChardevBackendBranch {
     /// `type` is `file`.

@@ -560,15 +560,63 @@ pub struct QCryptoBlockCreateOptionsLUKS {
 /// opening an existing volume
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QCryptoBlockOpenOptions {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: QCryptoBlockOpenOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for QCryptoBlockOpenOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockOpenOptions {
+    const NAME: &'static str = "QCryptoBlockOpenOptions";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = QCryptoBlockOpenOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<QCryptoBlockOpenOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "qcow" => {
+                    QCryptoBlockOpenOptionsBranch::Qcow(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks" => {
+                    QCryptoBlockOpenOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> QCryptoBlockOpenOptionsBranch {
+        QCryptoBlockOpenOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: QCryptoBlockOpenOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(QCryptoBlockOpenOptions { branch })
+    }
+}
+
 /// The branches of [`QCryptoBlockOpenOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum QCryptoBlockOpenOptionsBranch {
     /// `format` is `qcow`.
@@ -586,15 +634,65 @@ pub enum QCryptoBlockOpenOptionsBranch {
 /// initializing a new volume
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QCryptoBlockCreateOptions {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: QCryptoBlockCreateOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for QCryptoBlockCreateOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockCreateOptions {
+    const NAME: &'static str = "QCryptoBlockCreateOptions";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = QCryptoBlockCreateOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<QCryptoBlockCreateOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "qcow" => {
+                    QCryptoBlockCreateOptionsBranch::Qcow(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "luks" => {
+                    QCryptoBlockCreateOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> QCryptoBlockCreateOptionsBranch {
+        QCryptoBlockCreateOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: QCryptoBlockCreateOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(QCryptoBlockCreateOptions {
+            branch,
+        })
+    }
+}
+
 /// The branches of [`QCryptoBlockCreateOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum QCryptoBlockCreateOptionsBranch {
     /// `format` is `qcow`.
@@ -675,15 +773,62 @@ pub struct QCryptoBlockInfoLUKS {
 /// Information about the block encryption options
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QCryptoBlockInfo {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: QCryptoBlockInfoBranch,
 }
 
+impl<'de> Deserialize<'de> for QCryptoBlockInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockInfo {
+    const NAME: &'static str = "QCryptoBlockInfo";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = QCryptoBlockInfoBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<QCryptoBlockInfoBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "luks" => {
+                    QCryptoBlockInfoBranch::Luks(::qapi_types::private::branch(rest)?)
+                }
+                "qcow" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        QCryptoBlockInfoBranch::Qcow,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> QCryptoBlockInfoBranch {
+        QCryptoBlockInfoBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: QCryptoBlockInfoBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(QCryptoBlockInfo { branch })
+    }
+}
+
 /// The branches of [`QCryptoBlockInfo`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum QCryptoBlockInfoBranch {
     /// `format` is `luks`.
@@ -799,15 +944,64 @@ pub struct QCryptoBlockAmendOptionsLUKS {
 /// amending encryption settings
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QCryptoBlockAmendOptions {
     /// The branch, selected by the discriminator `format`.
     #[serde(flatten)]
     pub branch: QCryptoBlockAmendOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for QCryptoBlockAmendOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockAmendOptions {
+    const NAME: &'static str = "QCryptoBlockAmendOptions";
+    const TAG: &'static str = "format";
+    type Base = ();
+    type Branch = QCryptoBlockAmendOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<QCryptoBlockAmendOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "luks" => {
+                    QCryptoBlockAmendOptionsBranch::Luks(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "qcow" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        QCryptoBlockAmendOptionsBranch::Qcow,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> QCryptoBlockAmendOptionsBranch {
+        QCryptoBlockAmendOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: QCryptoBlockAmendOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(QCryptoBlockAmendOptions { branch })
+    }
+}
+
 /// The branches of [`QCryptoBlockAmendOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "format")]
 pub enum QCryptoBlockAmendOptionsBranch {
     /// `format` is `luks`.
@@ -1194,15 +1388,58 @@ pub struct QCryptoAkCipherOptionsRSA {
 /// when creating a new QCryptoAkCipher.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QCryptoAkCipherOptions {
     /// The branch, selected by the discriminator `alg`.
     #[serde(flatten)]
     pub branch: QCryptoAkCipherOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for QCryptoAkCipherOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for QCryptoAkCipherOptions {
+    const NAME: &'static str = "QCryptoAkCipherOptions";
+    const TAG: &'static str = "alg";
+    type Base = ();
+    type Branch = QCryptoAkCipherOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<QCryptoAkCipherOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "rsa" => {
+                    QCryptoAkCipherOptionsBranch::Rsa(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> QCryptoAkCipherOptionsBranch {
+        QCryptoAkCipherOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: QCryptoAkCipherOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(QCryptoAkCipherOptions { branch })
+    }
+}
+
 /// The branches of [`QCryptoAkCipherOptions`], tagged by `alg`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "alg")]
 pub enum QCryptoAkCipherOptionsBranch {
     /// `alg` is `rsa`.

@@ -80,7 +80,7 @@ impl<'de> Deserialize<'de> for SchemaMetaType {
 }
 
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchemaInfo {
     /// the entity's name, inherited from `base`.  The [`SchemaInfo`](crate::SchemaInfo) is
     /// always referenced by this name.  Commands and events have the
@@ -99,8 +99,94 @@ pub struct SchemaInfo {
     pub branch: SchemaInfoBranch,
 }
 
+impl<'de> Deserialize<'de> for SchemaInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`SchemaInfo`] but `meta-type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        name: ::std::option::Option<::std::string::String>,
+        features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for SchemaInfo {
+        const NAME: &'static str = "SchemaInfo";
+        const TAG: &'static str = "meta-type";
+        type Base = Base;
+        type Branch = SchemaInfoBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    base.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "features" => base.features = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<SchemaInfoBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "builtin" => {
+                        SchemaInfoBranch::Builtin(::qapi_types::private::branch(rest)?)
+                    }
+                    "enum" => {
+                        SchemaInfoBranch::Enum(::qapi_types::private::branch(rest)?)
+                    }
+                    "array" => {
+                        SchemaInfoBranch::Array(::qapi_types::private::branch(rest)?)
+                    }
+                    "object" => {
+                        SchemaInfoBranch::Object(::qapi_types::private::branch(rest)?)
+                    }
+                    "alternate" => {
+                        SchemaInfoBranch::Alternate(::qapi_types::private::branch(rest)?)
+                    }
+                    "command" => {
+                        SchemaInfoBranch::Command(::qapi_types::private::branch(rest)?)
+                    }
+                    "event" => {
+                        SchemaInfoBranch::Event(::qapi_types::private::branch(rest)?)
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> SchemaInfoBranch {
+            SchemaInfoBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: SchemaInfoBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfo {
+                name: base.name.ok_or_else(|| E::missing_field("name"))?,
+                features: base.features,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`SchemaInfo`], tagged by `meta-type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "meta-type")]
 pub enum SchemaInfoBranch {
     /// `meta-type` is `builtin`.

@@ -231,7 +231,7 @@ pub struct CpuInfoS390 {
 /// Information about a virtual CPU
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuInfoFast {
     /// index of the virtual CPU
     #[serde(rename = "cpu-index")]
@@ -253,8 +253,250 @@ pub struct CpuInfoFast {
     pub branch: CpuInfoFastBranch,
 }
 
+impl<'de> Deserialize<'de> for CpuInfoFast {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`CpuInfoFast`] but `target`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        cpu_index: ::std::option::Option<i64>,
+        qom_type: ::std::option::Option<::std::string::String>,
+        qom_path: ::std::option::Option<::std::string::String>,
+        thread_id: ::std::option::Option<i64>,
+        props: ::std::option::Option<super::CpuInstanceProperties>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for CpuInfoFast {
+        const NAME: &'static str = "CpuInfoFast";
+        const TAG: &'static str = "target";
+        type Base = Base;
+        type Branch = CpuInfoFastBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpu-index" => {
+                    base.cpu_index = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "qom-type" => {
+                    base.qom_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "qom-path" => {
+                    base.qom_path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "thread-id" => {
+                    base.thread_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "props" => base.props = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<CpuInfoFastBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "s390x" => {
+                        CpuInfoFastBranch::S390x(::qapi_types::private::branch(rest)?)
+                    }
+                    "aarch64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Aarch64,
+                        )?
+                    }
+                    "alpha" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Alpha,
+                        )?
+                    }
+                    "arm" => {
+                        ::qapi_types::private::unit_branch(rest, CpuInfoFastBranch::Arm)?
+                    }
+                    "avr" => {
+                        ::qapi_types::private::unit_branch(rest, CpuInfoFastBranch::Avr)?
+                    }
+                    "hppa" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Hppa,
+                        )?
+                    }
+                    "i386" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::I386,
+                        )?
+                    }
+                    "loongarch64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Loongarch64,
+                        )?
+                    }
+                    "m68k" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::M68k,
+                        )?
+                    }
+                    "microblaze" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Microblaze,
+                        )?
+                    }
+                    "microblazeel" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Microblazeel,
+                        )?
+                    }
+                    "mips" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Mips,
+                        )?
+                    }
+                    "mips64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Mips64,
+                        )?
+                    }
+                    "mips64el" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Mips64el,
+                        )?
+                    }
+                    "mipsel" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Mipsel,
+                        )?
+                    }
+                    "or1k" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Or1k,
+                        )?
+                    }
+                    "ppc" => {
+                        ::qapi_types::private::unit_branch(rest, CpuInfoFastBranch::Ppc)?
+                    }
+                    "ppc64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Ppc64,
+                        )?
+                    }
+                    "riscv32" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Riscv32,
+                        )?
+                    }
+                    "riscv64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Riscv64,
+                        )?
+                    }
+                    "rx" => {
+                        ::qapi_types::private::unit_branch(rest, CpuInfoFastBranch::Rx)?
+                    }
+                    "sh4" => {
+                        ::qapi_types::private::unit_branch(rest, CpuInfoFastBranch::Sh4)?
+                    }
+                    "sh4eb" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Sh4eb,
+                        )?
+                    }
+                    "sparc" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Sparc,
+                        )?
+                    }
+                    "sparc64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Sparc64,
+                        )?
+                    }
+                    "tricore" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Tricore,
+                        )?
+                    }
+                    "x86_64" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::X8664,
+                        )?
+                    }
+                    "xtensa" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Xtensa,
+                        )?
+                    }
+                    "xtensaeb" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            CpuInfoFastBranch::Xtensaeb,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> CpuInfoFastBranch {
+            CpuInfoFastBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: CpuInfoFastBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuInfoFast {
+                cpu_index: base.cpu_index.ok_or_else(|| E::missing_field("cpu-index"))?,
+                qom_type: base.qom_type.ok_or_else(|| E::missing_field("qom-type"))?,
+                qom_path: base.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
+                thread_id: base.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
+                props: base.props,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`CpuInfoFast`], tagged by `target`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "target")]
 pub enum CpuInfoFastBranch {
     /// `target` is `s390x`.
@@ -602,15 +844,62 @@ impl<'de> Deserialize<'de> for NumaOptionsType {
 /// A discriminated record of NUMA options.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NumaOptions {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: NumaOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for NumaOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for NumaOptions {
+    const NAME: &'static str = "NumaOptions";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = NumaOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<NumaOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "node" => NumaOptionsBranch::Node(::qapi_types::private::branch(rest)?),
+                "dist" => NumaOptionsBranch::Dist(::qapi_types::private::branch(rest)?),
+                "cpu" => NumaOptionsBranch::Cpu(::qapi_types::private::branch(rest)?),
+                "hmat-lb" => {
+                    NumaOptionsBranch::HmatLb(::qapi_types::private::branch(rest)?)
+                }
+                "hmat-cache" => {
+                    NumaOptionsBranch::HmatCache(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> NumaOptionsBranch {
+        NumaOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: NumaOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(NumaOptions { branch })
+    }
+}
+
 /// The branches of [`NumaOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum NumaOptionsBranch {
     /// `type` is `node`.
@@ -1547,15 +1836,77 @@ pub struct HvBalloonDeviceInfoWrapper {
 /// Union containing information about a memory device
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryDeviceInfo {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: MemoryDeviceInfoBranch,
 }
 
+impl<'de> Deserialize<'de> for MemoryDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for MemoryDeviceInfo {
+    const NAME: &'static str = "MemoryDeviceInfo";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = MemoryDeviceInfoBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<MemoryDeviceInfoBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "dimm" => {
+                    MemoryDeviceInfoBranch::Dimm(::qapi_types::private::branch(rest)?)
+                }
+                "nvdimm" => {
+                    MemoryDeviceInfoBranch::Nvdimm(::qapi_types::private::branch(rest)?)
+                }
+                "virtio-pmem" => {
+                    MemoryDeviceInfoBranch::VirtioPmem(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "virtio-mem" => {
+                    MemoryDeviceInfoBranch::VirtioMem(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "sgx-epc" => {
+                    MemoryDeviceInfoBranch::SgxEpc(::qapi_types::private::branch(rest)?)
+                }
+                "hv-balloon" => {
+                    MemoryDeviceInfoBranch::HvBalloon(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> MemoryDeviceInfoBranch {
+        MemoryDeviceInfoBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: MemoryDeviceInfoBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(MemoryDeviceInfo { branch })
+    }
+}
+
 /// The branches of [`MemoryDeviceInfo`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum MemoryDeviceInfoBranch {
     /// `type` is `dimm`.

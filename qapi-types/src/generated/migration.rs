@@ -1980,15 +1980,65 @@ pub struct MigrationExecCommand {
 /// Migration endpoint configuration.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationAddress {
     /// The branch, selected by the discriminator `transport`.
     #[serde(flatten)]
     pub branch: MigrationAddressBranch,
 }
 
+impl<'de> Deserialize<'de> for MigrationAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for MigrationAddress {
+    const NAME: &'static str = "MigrationAddress";
+    const TAG: &'static str = "transport";
+    type Base = ();
+    type Branch = MigrationAddressBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<MigrationAddressBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "socket" => {
+                    MigrationAddressBranch::Socket(::qapi_types::private::branch(rest)?)
+                }
+                "exec" => {
+                    MigrationAddressBranch::Exec(::qapi_types::private::branch(rest)?)
+                }
+                "rdma" => {
+                    MigrationAddressBranch::Rdma(::qapi_types::private::branch(rest)?)
+                }
+                "file" => {
+                    MigrationAddressBranch::File(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> MigrationAddressBranch {
+        MigrationAddressBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: MigrationAddressBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(MigrationAddress { branch })
+    }
+}
+
 /// The branches of [`MigrationAddress`], tagged by `transport`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "transport")]
 pub enum MigrationAddressBranch {
     /// `transport` is `socket`.

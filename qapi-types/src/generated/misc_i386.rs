@@ -156,7 +156,7 @@ pub struct SevSnpGuestInfo {
 /// Information about Secure Encrypted Virtualization (SEV) support
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SevInfo {
     /// true if SEV is active
     pub enabled: bool,
@@ -176,8 +176,102 @@ pub struct SevInfo {
     pub branch: SevInfoBranch,
 }
 
+impl<'de> Deserialize<'de> for SevInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`SevInfo`] but `sev-type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        enabled: ::std::option::Option<bool>,
+        api_major: ::std::option::Option<u8>,
+        api_minor: ::std::option::Option<u8>,
+        build_id: ::std::option::Option<u8>,
+        state: ::std::option::Option<super::SevState>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for SevInfo {
+        const NAME: &'static str = "SevInfo";
+        const TAG: &'static str = "sev-type";
+        type Base = Base;
+        type Branch = SevInfoBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "enabled" => {
+                    base.enabled = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "api-major" => {
+                    base.api_major = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "api-minor" => {
+                    base.api_minor = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "build-id" => {
+                    base.build_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "state" => {
+                    base.state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<SevInfoBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "sev" => SevInfoBranch::Sev(::qapi_types::private::branch(rest)?),
+                    "sev-snp" => {
+                        SevInfoBranch::SevSnp(::qapi_types::private::branch(rest)?)
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> SevInfoBranch {
+            SevInfoBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: SevInfoBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevInfo {
+                enabled: base.enabled.ok_or_else(|| E::missing_field("enabled"))?,
+                api_major: base.api_major.ok_or_else(|| E::missing_field("api-major"))?,
+                api_minor: base.api_minor.ok_or_else(|| E::missing_field("api-minor"))?,
+                build_id: base.build_id.ok_or_else(|| E::missing_field("build-id"))?,
+                state: base.state.ok_or_else(|| E::missing_field("state"))?,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`SevInfo`], tagged by `sev-type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "sev-type")]
 pub enum SevInfoBranch {
     /// `sev-type` is `sev`.

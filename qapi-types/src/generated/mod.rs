@@ -20,6 +20,7 @@ pub use common::{
     PCIELinkWidth, HostMemPolicy, NetFilterDirection, GrabToggleKeys, HumanReadableText,
     EndianMode,
 };
+
 #[cfg(feature = "sockets")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sockets")))]
 /// Types, commands and events of the schema module `sockets`.
@@ -33,6 +34,7 @@ pub use sockets::{
     SocketAddressLegacy, SocketAddressLegacyBranch, SocketAddressType, SocketAddress,
     SocketAddressBranch,
 };
+
 #[cfg(feature = "run_state")]
 #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
 /// Types, commands and events of the schema module `run_state`.
@@ -46,6 +48,7 @@ pub use run_state::{
     GuestPanicInformationS390, GuestPanicInformationTdx, MemoryFailureRecipient,
     MemoryFailureAction, MemoryFailureFlags, NotifyVmexitOption,
 };
+
 #[cfg(feature = "crypto")]
 #[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
 /// Types, commands and events of the schema module `crypto`.
@@ -66,6 +69,7 @@ pub use crypto::{
     QCryptoAkCipherKeyType, QCryptoRSAPaddingAlgo, QCryptoAkCipherOptionsRSA,
     QCryptoAkCipherOptions, QCryptoAkCipherOptionsBranch,
 };
+
 #[cfg(feature = "job")]
 #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
 /// Types, commands and events of the schema module `job`.
@@ -89,6 +93,7 @@ pub mod block;
 pub use block::{
     BiosAtaTranslation, FloppyDriveType, PRManagerInfo, BlockdevChangeReadOnlyMode,
 };
+
 #[cfg(feature = "block_core")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
 /// Types, commands and events of the schema module `block_core`.
@@ -153,6 +158,7 @@ pub use block_core::{
     BlockErrorAction, PreallocMode, QuorumOpType, BlockdevSnapshotInternal,
     DummyBlockCoreForceArrays,
 };
+
 #[cfg(feature = "block_export")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
 /// Types, commands and events of the schema module `block_export`.
@@ -166,6 +172,7 @@ pub use block_export::{
     NbdServerAddOptions, BlockExportRemoveMode, BlockExportType, BlockExportOptions,
     BlockExportOptionsBranch, BlockExportInfo,
 };
+
 #[cfg(feature = "char")]
 #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
 /// Types, commands and events of the schema module `char`.
@@ -183,6 +190,7 @@ pub use char::{
     ChardevDBusWrapper, ChardevVCWrapper, ChardevRingbufWrapper, ChardevPtyWrapper,
     ChardevBackend, ChardevBackendBranch, ChardevReturn,
 };
+
 #[cfg(feature = "dump")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
 /// Types, commands and events of the schema module `dump`.
@@ -192,6 +200,7 @@ pub mod dump;
 pub use dump::{
     DumpGuestMemoryFormat, DumpStatus, DumpQueryResult, DumpGuestMemoryCapability,
 };
+
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 /// Types, commands and events of the schema module `net`.
@@ -207,6 +216,7 @@ pub use net::{
     NetdevDgramOptions, NetClientDriver, Netdev, NetdevBranch, RxState, RxFilterInfo,
     AnnounceParameters,
 };
+
 #[cfg(feature = "ebpf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ebpf")))]
 /// Types, commands and events of the schema module `ebpf`.
@@ -224,6 +234,7 @@ pub use rocker::{
     RockerSwitch, RockerPortDuplex, RockerPortAutoneg, RockerPort, RockerOfDpaFlowKey,
     RockerOfDpaFlowMask, RockerOfDpaFlowAction, RockerOfDpaFlow, RockerOfDpaGroup,
 };
+
 #[cfg(feature = "tpm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
 /// Types, commands and events of the schema module `tpm`.
@@ -235,6 +246,7 @@ pub use tpm::{
     TPMPassthroughOptionsWrapper, TPMEmulatorOptionsWrapper, TpmTypeOptions,
     TpmTypeOptionsBranch, TPMInfo,
 };
+
 #[cfg(feature = "ui")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
 /// Types, commands and events of the schema module `ui`.
@@ -257,6 +269,7 @@ pub use ui::{
     DisplayReloadOptions, DisplayReloadOptionsBranch, DisplayUpdateType,
     DisplayUpdateOptionsVNC, DisplayUpdateOptions, DisplayUpdateOptionsBranch,
 };
+
 #[cfg(feature = "authz")]
 #[cfg_attr(docsrs, doc(cfg(feature = "authz")))]
 /// Types, commands and events of the schema module `authz`.
@@ -267,6 +280,7 @@ pub use authz::{
     QAuthZListPolicy, QAuthZListFormat, QAuthZListRule, AuthZListProperties,
     AuthZListFileProperties, AuthZPAMProperties, AuthZSimpleProperties,
 };
+
 #[cfg(feature = "migration")]
 #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
 /// Types, commands and events of the schema module `migration`.
@@ -284,6 +298,7 @@ pub use migration::{
     ReplicationStatus, COLOStatus, DirtyRateVcpu, DirtyRateStatus, DirtyRateMeasureMode,
     TimeUnit, DirtyRateInfo, DirtyLimitInfo, MigrationThreadInfo,
 };
+
 #[cfg(feature = "transaction")]
 #[cfg_attr(docsrs, doc(cfg(feature = "transaction")))]
 /// Types, commands and events of the schema module `transaction`.
@@ -297,6 +312,7 @@ pub use transaction::{
     BlockdevSnapshotSyncWrapper, DriveBackupWrapper, TransactionAction,
     TransactionActionBranch, TransactionProperties,
 };
+
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 /// Types, commands and events of the schema module `trace`.
@@ -320,6 +336,7 @@ pub mod control;
 pub use control::{
     QMPCapability, VersionTriple, VersionInfo, CommandInfo, MonitorMode, MonitorOptions,
 };
+
 #[cfg(feature = "introspect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspect")))]
 /// Types, commands and events of the schema module `introspect`.
@@ -332,6 +349,7 @@ pub use introspect::{
     SchemaInfoObjectMember, SchemaInfoObjectVariant, SchemaInfoAlternate,
     SchemaInfoAlternateMember, SchemaInfoCommand, SchemaInfoEvent,
 };
+
 #[cfg(feature = "qom")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
 /// Types, commands and events of the schema module `qom`.
@@ -354,6 +372,7 @@ pub use qom::{
     SevGuestProperties, SevSnpGuestProperties, TdxGuestProperties,
     ThreadContextProperties, ObjectType, ObjectOptions, ObjectOptionsBranch,
 };
+
 #[cfg(feature = "qdev")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
 /// Types, commands and events of the schema module `qdev`.
@@ -368,6 +387,7 @@ pub use machine_common::{
     S390CpuEntitlement, CpuTopologyLevel, CacheLevelAndType, SmpCacheProperties,
     SmpCachePropertiesWrapper,
 };
+
 #[cfg(feature = "machine")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
 /// Types, commands and events of the schema module `machine`.
@@ -391,6 +411,7 @@ pub use machine::{
     FirmwareLog, CpuModelInfo, CpuModelExpansionType, CpuModelCompareResult,
     CpuModelBaselineInfo, CpuModelCompareInfo, CpuModelExpansionInfo, CpuDefinitionInfo,
 };
+
 #[cfg(feature = "machine_s390x")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
 /// Types, commands and events of the schema module `machine_s390x`.
@@ -415,6 +436,7 @@ pub use yank::{
     YankInstanceType, YankInstanceBlockNode, YankInstanceChardev, YankInstance,
     YankInstanceBranch,
 };
+
 #[cfg(feature = "misc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
 /// Types, commands and events of the schema module `misc`.
@@ -425,6 +447,7 @@ pub use misc::{
     NameInfo, IOThreadInfo, AddfdInfo, FdsetFdInfo, FdsetInfo, CommandLineParameterType,
     CommandLineParameterInfo, CommandLineOptionInfo,
 };
+
 #[cfg(feature = "misc_arm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc_arm")))]
 /// Types, commands and events of the schema module `misc_arm`.
@@ -443,6 +466,7 @@ pub use misc_i386::{
     SevLaunchMeasureInfo, SevCapability, SevAttestationReport, SgxEpcSection, SgxInfo,
     EvtchnPortType, EvtchnInfo,
 };
+
 #[cfg(feature = "audio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audio")))]
 /// Types, commands and events of the schema module `audio`.
@@ -459,6 +483,7 @@ pub use audio::{
     AudiodevSdlPerDirectionOptions, AudiodevSdlOptions, AudiodevWavOptions, AudioFormat,
     AudiodevDriver, Audiodev, AudiodevBranch,
 };
+
 #[cfg(feature = "acpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
 /// Types, commands and events of the schema module `acpi`.
@@ -480,6 +505,7 @@ pub use pci::{
     PciMemoryRange, PciMemoryRegion, PciBusInfo, PciBridgeInfo, PciDeviceClass,
     PciDeviceId, PciDeviceInfo, PciInfo,
 };
+
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 /// Types, commands and events of the schema module `stats`.
@@ -491,6 +517,7 @@ pub use stats::{
     StatsFilter, StatsFilterBranch, StatsValue, Stats, StatsResult, StatsSchemaValue,
     StatsSchema,
 };
+
 #[cfg(feature = "virtio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
 /// Types, commands and events of the schema module `virtio`.
@@ -503,6 +530,7 @@ pub use virtio::{
     VirtioRingAvail, VirtioRingUsed, VirtioQueueElement, IOThreadVirtQueueMapping,
     VirtIOGPUOutput, DummyVirtioForceArrays, GranuleMode, VMAppleVirtioBlkVariant,
 };
+
 #[cfg(feature = "vfio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
 /// Types, commands and events of the schema module `vfio`.
@@ -520,6 +548,7 @@ pub use cryptodev::{
     QCryptodevBackendAlgoType, QCryptodevBackendServiceType, QCryptodevBackendType,
     QCryptodevBackendClient, QCryptodevInfo,
 };
+
 #[cfg(feature = "cxl")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
 /// Types, commands and events of the schema module `cxl`.
@@ -530,6 +559,7 @@ pub use cxl::{
     CxlEventLog, CxlUncorErrorType, CXLUncorErrorRecord, CxlCorErrorType,
     CxlDynamicCapacityExtent, CxlExtentSelectionPolicy, CxlExtentRemovalPolicy,
 };
+
 #[cfg(feature = "uefi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "uefi")))]
 /// Types, commands and events of the schema module `uefi`.
@@ -701,7 +731,7 @@ pub mod events {
 /// Every event of the schema, tagged by its name, with its data.
 ///
 /// Decode event messages as `qapi_types::EventMessage<AnyEvent>`.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
 #[serde(tag = "event", content = "data")]
 pub enum AnyEvent {
     #[cfg(feature = "run_state")]
@@ -1181,6 +1211,342 @@ impl AnyEvent {
             #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
             AnyEvent::VfioMigration(_) => "VFIO_MIGRATION",
             AnyEvent::Unrecognized { event, .. } => event,
+        }
+    }
+}
+
+impl<'de> ::serde::Deserialize<'de> for AnyEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_event(deserializer)
+    }
+}
+
+/// Decoding by name: the data goes straight to the event's type.
+impl<'de> ::qapi_types::private::Events<'de> for AnyEvent {
+    fn with_data<D: ::serde::Deserializer<'de>>(
+        name: &str,
+        data: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        use ::serde::Deserialize;
+        ::std::result::Result::Ok(
+            match name {
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "SHUTDOWN" => AnyEvent::Shutdown(Deserialize::deserialize(data)?),
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "POWERDOWN" => ::qapi_types::private::no_data(data, AnyEvent::Powerdown)?,
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "RESET" => AnyEvent::Reset(Deserialize::deserialize(data)?),
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "STOP" => ::qapi_types::private::no_data(data, AnyEvent::Stop)?,
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "RESUME" => ::qapi_types::private::no_data(data, AnyEvent::Resume)?,
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "SUSPEND" => ::qapi_types::private::no_data(data, AnyEvent::Suspend)?,
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "SUSPEND_DISK" => {
+                    ::qapi_types::private::no_data(data, AnyEvent::SuspendDisk)?
+                }
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "WAKEUP" => ::qapi_types::private::no_data(data, AnyEvent::Wakeup)?,
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "WATCHDOG" => AnyEvent::Watchdog(Deserialize::deserialize(data)?),
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "GUEST_PANICKED" => {
+                    AnyEvent::GuestPanicked(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "GUEST_CRASHLOADED" => {
+                    AnyEvent::GuestCrashloaded(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "GUEST_PVSHUTDOWN" => {
+                    ::qapi_types::private::no_data(data, AnyEvent::GuestPvshutdown)?
+                }
+                #[cfg(feature = "run_state")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+                "MEMORY_FAILURE" => {
+                    AnyEvent::MemoryFailure(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "job")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+                "JOB_STATUS_CHANGE" => {
+                    AnyEvent::JobStatusChange(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+                "DEVICE_TRAY_MOVED" => {
+                    AnyEvent::DeviceTrayMoved(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+                "PR_MANAGER_STATUS_CHANGED" => {
+                    AnyEvent::PrManagerStatusChanged(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_IMAGE_CORRUPTED" => {
+                    AnyEvent::BlockImageCorrupted(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_IO_ERROR" => {
+                    AnyEvent::BlockIoError(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_JOB_COMPLETED" => {
+                    AnyEvent::BlockJobCompleted(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_JOB_CANCELLED" => {
+                    AnyEvent::BlockJobCancelled(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_JOB_ERROR" => {
+                    AnyEvent::BlockJobError(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_JOB_READY" => {
+                    AnyEvent::BlockJobReady(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_JOB_PENDING" => {
+                    AnyEvent::BlockJobPending(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "BLOCK_WRITE_THRESHOLD" => {
+                    AnyEvent::BlockWriteThreshold(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "QUORUM_FAILURE" => {
+                    AnyEvent::QuorumFailure(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_core")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+                "QUORUM_REPORT_BAD" => {
+                    AnyEvent::QuorumReportBad(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "block_export")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+                "BLOCK_EXPORT_DELETED" => {
+                    AnyEvent::BlockExportDeleted(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "char")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+                "VSERPORT_CHANGE" => {
+                    AnyEvent::VserportChange(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "dump")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+                "DUMP_COMPLETED" => {
+                    AnyEvent::DumpCompleted(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "NIC_RX_FILTER_CHANGED" => {
+                    AnyEvent::NicRxFilterChanged(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "FAILOVER_NEGOTIATED" => {
+                    AnyEvent::FailoverNegotiated(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "NETDEV_STREAM_CONNECTED" => {
+                    AnyEvent::NetdevStreamConnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "NETDEV_STREAM_DISCONNECTED" => {
+                    AnyEvent::NetdevStreamDisconnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "NETDEV_VHOST_USER_CONNECTED" => {
+                    AnyEvent::NetdevVhostUserConnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "net")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+                "NETDEV_VHOST_USER_DISCONNECTED" => {
+                    AnyEvent::NetdevVhostUserDisconnected(
+                        Deserialize::deserialize(data)?,
+                    )
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "SPICE_CONNECTED" => {
+                    AnyEvent::SpiceConnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "SPICE_INITIALIZED" => {
+                    AnyEvent::SpiceInitialized(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "SPICE_DISCONNECTED" => {
+                    AnyEvent::SpiceDisconnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "SPICE_MIGRATE_COMPLETED" => {
+                    ::qapi_types::private::no_data(
+                        data,
+                        AnyEvent::SpiceMigrateCompleted,
+                    )?
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "VNC_CONNECTED" => {
+                    AnyEvent::VncConnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "VNC_INITIALIZED" => {
+                    AnyEvent::VncInitialized(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "ui")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+                "VNC_DISCONNECTED" => {
+                    AnyEvent::VncDisconnected(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "migration")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+                "MIGRATION" => AnyEvent::Migration(Deserialize::deserialize(data)?),
+                #[cfg(feature = "migration")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+                "MIGRATION_PASS" => {
+                    AnyEvent::MigrationPass(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "migration")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+                "COLO_EXIT" => AnyEvent::ColoExit(Deserialize::deserialize(data)?),
+                #[cfg(feature = "migration")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+                "UNPLUG_PRIMARY" => {
+                    AnyEvent::UnplugPrimary(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "qdev")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+                "DEVICE_DELETED" => {
+                    AnyEvent::DeviceDeleted(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "qdev")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+                "DEVICE_UNPLUG_GUEST_ERROR" => {
+                    AnyEvent::DeviceUnplugGuestError(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "machine")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+                "BALLOON_CHANGE" => {
+                    AnyEvent::BalloonChange(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "machine")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+                "HV_BALLOON_STATUS_REPORT" => {
+                    AnyEvent::HvBalloonStatusReport(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "machine")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+                "MEMORY_DEVICE_SIZE_CHANGE" => {
+                    AnyEvent::MemoryDeviceSizeChange(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "machine_s390x")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+                "CPU_POLARIZATION_CHANGE" => {
+                    AnyEvent::CpuPolarizationChange(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "machine_s390x")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+                "SCLP_CPI_INFO_AVAILABLE" => {
+                    ::qapi_types::private::no_data(data, AnyEvent::SclpCpiInfoAvailable)?
+                }
+                #[cfg(feature = "misc")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+                "RTC_CHANGE" => AnyEvent::RtcChange(Deserialize::deserialize(data)?),
+                #[cfg(feature = "misc")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+                "VFU_CLIENT_HANGUP" => {
+                    AnyEvent::VfuClientHangup(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "acpi")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
+                "ACPI_DEVICE_OST" => {
+                    AnyEvent::AcpiDeviceOst(Deserialize::deserialize(data)?)
+                }
+                #[cfg(feature = "vfio")]
+                #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
+                "VFIO_MIGRATION" => {
+                    AnyEvent::VfioMigration(Deserialize::deserialize(data)?)
+                }
+                _ => {
+                    AnyEvent::Unrecognized {
+                        event: ::std::borrow::ToOwned::to_owned(name),
+                        data: ::std::option::Option::Some(
+                            Deserialize::deserialize(data)?,
+                        ),
+                    }
+                }
+            },
+        )
+    }
+
+    fn without_data(name: &str) -> Self {
+        match name {
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "POWERDOWN" => AnyEvent::Powerdown,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "STOP" => AnyEvent::Stop,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "RESUME" => AnyEvent::Resume,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "SUSPEND" => AnyEvent::Suspend,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "SUSPEND_DISK" => AnyEvent::SuspendDisk,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "WAKEUP" => AnyEvent::Wakeup,
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            "GUEST_PVSHUTDOWN" => AnyEvent::GuestPvshutdown,
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            "SPICE_MIGRATE_COMPLETED" => AnyEvent::SpiceMigrateCompleted,
+            #[cfg(feature = "machine_s390x")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+            "SCLP_CPI_INFO_AVAILABLE" => AnyEvent::SclpCpiInfoAvailable,
+            _ => {
+                AnyEvent::Unrecognized {
+                    event: ::std::borrow::ToOwned::to_owned(name),
+                    data: ::std::option::Option::None,
+                }
+            }
         }
     }
 }

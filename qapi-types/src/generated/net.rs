@@ -884,7 +884,7 @@ impl<'de> Deserialize<'de> for NetClientDriver {
 /// Captures the configuration of a network device.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Netdev {
     /// identifier for monitor commands.
     pub id: ::std::string::String,
@@ -893,8 +893,113 @@ pub struct Netdev {
     pub branch: NetdevBranch,
 }
 
+impl<'de> Deserialize<'de> for Netdev {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`Netdev`] but `type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for Netdev {
+        const NAME: &'static str = "Netdev";
+        const TAG: &'static str = "type";
+        type Base = Base;
+        type Branch = NetdevBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    base.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<NetdevBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "nic" => NetdevBranch::Nic(::qapi_types::private::branch(rest)?),
+                    "passt" => NetdevBranch::Passt(::qapi_types::private::branch(rest)?),
+                    "user" => NetdevBranch::User(::qapi_types::private::branch(rest)?),
+                    "tap" => NetdevBranch::Tap(::qapi_types::private::branch(rest)?),
+                    "l2tpv3" => {
+                        NetdevBranch::L2tpv3(::qapi_types::private::branch(rest)?)
+                    }
+                    "socket" => {
+                        NetdevBranch::Socket(::qapi_types::private::branch(rest)?)
+                    }
+                    "stream" => {
+                        NetdevBranch::Stream(::qapi_types::private::branch(rest)?)
+                    }
+                    "dgram" => NetdevBranch::Dgram(::qapi_types::private::branch(rest)?),
+                    "vde" => NetdevBranch::Vde(::qapi_types::private::branch(rest)?),
+                    "bridge" => {
+                        NetdevBranch::Bridge(::qapi_types::private::branch(rest)?)
+                    }
+                    "hubport" => {
+                        NetdevBranch::Hubport(::qapi_types::private::branch(rest)?)
+                    }
+                    "netmap" => {
+                        NetdevBranch::Netmap(::qapi_types::private::branch(rest)?)
+                    }
+                    "af-xdp" => NetdevBranch::AfXdp(::qapi_types::private::branch(rest)?),
+                    "vhost-user" => {
+                        NetdevBranch::VhostUser(::qapi_types::private::branch(rest)?)
+                    }
+                    "vhost-vdpa" => {
+                        NetdevBranch::VhostVdpa(::qapi_types::private::branch(rest)?)
+                    }
+                    "vmnet-host" => {
+                        NetdevBranch::VmnetHost(::qapi_types::private::branch(rest)?)
+                    }
+                    "vmnet-shared" => {
+                        NetdevBranch::VmnetShared(::qapi_types::private::branch(rest)?)
+                    }
+                    "vmnet-bridged" => {
+                        NetdevBranch::VmnetBridged(::qapi_types::private::branch(rest)?)
+                    }
+                    "none" => {
+                        ::qapi_types::private::unit_branch(rest, NetdevBranch::None)?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> NetdevBranch {
+            NetdevBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: NetdevBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Netdev {
+                id: base.id.ok_or_else(|| E::missing_field("id"))?,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`Netdev`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum NetdevBranch {
     /// `type` is `nic`.

@@ -1564,7 +1564,7 @@ impl<'de> Deserialize<'de> for ObjectType {
 /// Describes the options of a user creatable QOM object.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjectOptions {
     /// the name of the new object
     pub id: ::std::string::String,
@@ -1573,8 +1573,322 @@ pub struct ObjectOptions {
     pub branch: ObjectOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for ObjectOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`ObjectOptions`] but `qom-type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for ObjectOptions {
+        const NAME: &'static str = "ObjectOptions";
+        const TAG: &'static str = "qom-type";
+        type Base = Base;
+        type Branch = ObjectOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    base.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<ObjectOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "acpi-generic-initiator" => {
+                        ObjectOptionsBranch::AcpiGenericInitiator(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "acpi-generic-port" => {
+                        ObjectOptionsBranch::AcpiGenericPort(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "authz-list" => {
+                        ObjectOptionsBranch::AuthzList(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "authz-listfile" => {
+                        ObjectOptionsBranch::AuthzListfile(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "authz-pam" => {
+                        ObjectOptionsBranch::AuthzPam(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "authz-simple" => {
+                        ObjectOptionsBranch::AuthzSimple(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "can-host-socketcan" => {
+                        ObjectOptionsBranch::CanHostSocketcan(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "colo-compare" => {
+                        ObjectOptionsBranch::ColoCompare(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "cryptodev-backend" => {
+                        ObjectOptionsBranch::CryptodevBackend(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "cryptodev-backend-builtin" => {
+                        ObjectOptionsBranch::CryptodevBackendBuiltin(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "cryptodev-backend-lkcf" => {
+                        ObjectOptionsBranch::CryptodevBackendLkcf(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "cryptodev-vhost-user" => {
+                        ObjectOptionsBranch::CryptodevVhostUser(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "dbus-vmstate" => {
+                        ObjectOptionsBranch::DbusVmstate(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-buffer" => {
+                        ObjectOptionsBranch::FilterBuffer(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-dump" => {
+                        ObjectOptionsBranch::FilterDump(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-mirror" => {
+                        ObjectOptionsBranch::FilterMirror(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-redirector" => {
+                        ObjectOptionsBranch::FilterRedirector(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-replay" => {
+                        ObjectOptionsBranch::FilterReplay(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "filter-rewriter" => {
+                        ObjectOptionsBranch::FilterRewriter(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "igvm-cfg" => {
+                        ObjectOptionsBranch::IgvmCfg(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "input-barrier" => {
+                        ObjectOptionsBranch::InputBarrier(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "input-linux" => {
+                        ObjectOptionsBranch::InputLinux(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "iommufd" => {
+                        ObjectOptionsBranch::Iommufd(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "iothread" => {
+                        ObjectOptionsBranch::Iothread(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "main-loop" => {
+                        ObjectOptionsBranch::MainLoop(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "memory-backend-epc" => {
+                        ObjectOptionsBranch::MemoryBackendEpc(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "memory-backend-file" => {
+                        ObjectOptionsBranch::MemoryBackendFile(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "memory-backend-memfd" => {
+                        ObjectOptionsBranch::MemoryBackendMemfd(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "memory-backend-ram" => {
+                        ObjectOptionsBranch::MemoryBackendRam(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "memory-backend-shm" => {
+                        ObjectOptionsBranch::MemoryBackendShm(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "pr-manager-helper" => {
+                        ObjectOptionsBranch::PrManagerHelper(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "qtest" => {
+                        ObjectOptionsBranch::Qtest(::qapi_types::private::branch(rest)?)
+                    }
+                    "rng-builtin" => {
+                        ObjectOptionsBranch::RngBuiltin(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "rng-egd" => {
+                        ObjectOptionsBranch::RngEgd(::qapi_types::private::branch(rest)?)
+                    }
+                    "rng-random" => {
+                        ObjectOptionsBranch::RngRandom(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "secret" => {
+                        ObjectOptionsBranch::Secret(::qapi_types::private::branch(rest)?)
+                    }
+                    "secret_keyring" => {
+                        ObjectOptionsBranch::SecretKeyring(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "sev-guest" => {
+                        ObjectOptionsBranch::SevGuest(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "sev-snp-guest" => {
+                        ObjectOptionsBranch::SevSnpGuest(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "tdx-guest" => {
+                        ObjectOptionsBranch::TdxGuest(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "thread-context" => {
+                        ObjectOptionsBranch::ThreadContext(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "throttle-group" => {
+                        ObjectOptionsBranch::ThrottleGroup(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "tls-creds-anon" => {
+                        ObjectOptionsBranch::TlsCredsAnon(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "tls-creds-psk" => {
+                        ObjectOptionsBranch::TlsCredsPsk(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "tls-creds-x509" => {
+                        ObjectOptionsBranch::TlsCredsX509(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "tls-cipher-suites" => {
+                        ObjectOptionsBranch::TlsCipherSuites(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "x-remote-object" => {
+                        ObjectOptionsBranch::XRemoteObject(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "x-vfio-user-server" => {
+                        ObjectOptionsBranch::XVfioUserServer(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "can-bus" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            ObjectOptionsBranch::CanBus,
+                        )?
+                    }
+                    "pef-guest" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            ObjectOptionsBranch::PefGuest,
+                        )?
+                    }
+                    "s390-pv-guest" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            ObjectOptionsBranch::S390PvGuest,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> ObjectOptionsBranch {
+            ObjectOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: ObjectOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ObjectOptions {
+                id: base.id.ok_or_else(|| E::missing_field("id"))?,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`ObjectOptions`], tagged by `qom-type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "qom-type")]
 pub enum ObjectOptionsBranch {
     /// `qom-type` is `acpi-generic-initiator`.

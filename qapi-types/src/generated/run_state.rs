@@ -600,15 +600,68 @@ impl<'de> Deserialize<'de> for GuestPanicInformationType {
 /// Information about a guest panic
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuestPanicInformation {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: GuestPanicInformationBranch,
 }
 
+impl<'de> Deserialize<'de> for GuestPanicInformation {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for GuestPanicInformation {
+    const NAME: &'static str = "GuestPanicInformation";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = GuestPanicInformationBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<GuestPanicInformationBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "hyper-v" => {
+                    GuestPanicInformationBranch::HyperV(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "s390" => {
+                    GuestPanicInformationBranch::S390(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "tdx" => {
+                    GuestPanicInformationBranch::Tdx(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> GuestPanicInformationBranch {
+        GuestPanicInformationBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: GuestPanicInformationBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(GuestPanicInformation { branch })
+    }
+}
+
 /// The branches of [`GuestPanicInformation`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum GuestPanicInformationBranch {
     /// `type` is `hyper-v`.

@@ -230,15 +230,67 @@ pub struct FdSocketAddressWrapper {
 /// descriptor
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SocketAddressLegacy {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: SocketAddressLegacyBranch,
 }
 
+impl<'de> Deserialize<'de> for SocketAddressLegacy {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for SocketAddressLegacy {
+    const NAME: &'static str = "SocketAddressLegacy";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = SocketAddressLegacyBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<SocketAddressLegacyBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "inet" => {
+                    SocketAddressLegacyBranch::Inet(::qapi_types::private::branch(rest)?)
+                }
+                "unix" => {
+                    SocketAddressLegacyBranch::Unix(::qapi_types::private::branch(rest)?)
+                }
+                "vsock" => {
+                    SocketAddressLegacyBranch::Vsock(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "fd" => {
+                    SocketAddressLegacyBranch::Fd(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> SocketAddressLegacyBranch {
+        SocketAddressLegacyBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: SocketAddressLegacyBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(SocketAddressLegacy { branch })
+    }
+}
+
 /// The branches of [`SocketAddressLegacy`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum SocketAddressLegacyBranch {
     /// `type` is `inet`.
@@ -325,15 +377,59 @@ impl<'de> Deserialize<'de> for SocketAddressType {
 /// descriptor
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SocketAddress {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: SocketAddressBranch,
 }
 
+impl<'de> Deserialize<'de> for SocketAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for SocketAddress {
+    const NAME: &'static str = "SocketAddress";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = SocketAddressBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<SocketAddressBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "inet" => SocketAddressBranch::Inet(::qapi_types::private::branch(rest)?),
+                "unix" => SocketAddressBranch::Unix(::qapi_types::private::branch(rest)?),
+                "vsock" => {
+                    SocketAddressBranch::Vsock(::qapi_types::private::branch(rest)?)
+                }
+                "fd" => SocketAddressBranch::Fd(::qapi_types::private::branch(rest)?),
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> SocketAddressBranch {
+        SocketAddressBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: SocketAddressBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(SocketAddress { branch })
+    }
+}
+
 /// The branches of [`SocketAddress`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum SocketAddressBranch {
     /// `type` is `inet`.

@@ -272,7 +272,7 @@ pub struct StatsVCPUFilter {
 /// information for that target.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatsFilter {
     /// which providers to request statistics from, and
     /// optionally which named values to return within each provider
@@ -283,8 +283,78 @@ pub struct StatsFilter {
     pub branch: StatsFilterBranch,
 }
 
+impl<'de> Deserialize<'de> for StatsFilter {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`StatsFilter`] but `target`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        providers: ::std::option::Option<::std::vec::Vec<super::StatsRequest>>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for StatsFilter {
+        const NAME: &'static str = "StatsFilter";
+        const TAG: &'static str = "target";
+        type Base = Base;
+        type Branch = StatsFilterBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "providers" => base.providers = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<StatsFilterBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "vcpu" => {
+                        StatsFilterBranch::Vcpu(::qapi_types::private::branch(rest)?)
+                    }
+                    "vm" => {
+                        ::qapi_types::private::unit_branch(rest, StatsFilterBranch::Vm)?
+                    }
+                    "cryptodev" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            StatsFilterBranch::Cryptodev,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> StatsFilterBranch {
+            StatsFilterBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: StatsFilterBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsFilter {
+                providers: base.providers,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`StatsFilter`], tagged by `target`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "target")]
 pub enum StatsFilterBranch {
     /// `target` is `vcpu`.

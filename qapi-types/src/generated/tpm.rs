@@ -171,15 +171,61 @@ pub struct TPMEmulatorOptionsWrapper {
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TpmTypeOptions {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: TpmTypeOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for TpmTypeOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for TpmTypeOptions {
+    const NAME: &'static str = "TpmTypeOptions";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = TpmTypeOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<TpmTypeOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "passthrough" => {
+                    TpmTypeOptionsBranch::Passthrough(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "emulator" => {
+                    TpmTypeOptionsBranch::Emulator(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> TpmTypeOptionsBranch {
+        TpmTypeOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: TpmTypeOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(TpmTypeOptions { branch })
+    }
+}
+
 /// The branches of [`TpmTypeOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum TpmTypeOptionsBranch {
     /// `type` is `passthrough`.

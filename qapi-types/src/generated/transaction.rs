@@ -229,15 +229,111 @@ pub struct DriveBackupWrapper {
 /// [`transaction`](crate::commands::Transaction).
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransactionAction {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: TransactionActionBranch,
 }
 
+impl<'de> Deserialize<'de> for TransactionAction {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for TransactionAction {
+    const NAME: &'static str = "TransactionAction";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = TransactionActionBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<TransactionActionBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "abort" => {
+                    TransactionActionBranch::Abort(::qapi_types::private::branch(rest)?)
+                }
+                "block-dirty-bitmap-add" => {
+                    TransactionActionBranch::BlockDirtyBitmapAdd(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "block-dirty-bitmap-remove" => {
+                    TransactionActionBranch::BlockDirtyBitmapRemove(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "block-dirty-bitmap-clear" => {
+                    TransactionActionBranch::BlockDirtyBitmapClear(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "block-dirty-bitmap-enable" => {
+                    TransactionActionBranch::BlockDirtyBitmapEnable(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "block-dirty-bitmap-disable" => {
+                    TransactionActionBranch::BlockDirtyBitmapDisable(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "block-dirty-bitmap-merge" => {
+                    TransactionActionBranch::BlockDirtyBitmapMerge(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blockdev-backup" => {
+                    TransactionActionBranch::BlockdevBackup(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blockdev-snapshot" => {
+                    TransactionActionBranch::BlockdevSnapshot(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blockdev-snapshot-internal-sync" => {
+                    TransactionActionBranch::BlockdevSnapshotInternalSync(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "blockdev-snapshot-sync" => {
+                    TransactionActionBranch::BlockdevSnapshotSync(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                "drive-backup" => {
+                    TransactionActionBranch::DriveBackup(
+                        ::qapi_types::private::branch(rest)?,
+                    )
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> TransactionActionBranch {
+        TransactionActionBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: TransactionActionBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(TransactionAction { branch })
+    }
+}
+
 /// The branches of [`TransactionAction`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum TransactionActionBranch {
     /// `type` is `abort`.

@@ -119,7 +119,7 @@ impl<'de> Deserialize<'de> for SetPasswordAction {
 /// Options for [`set_password`](crate::commands::SetPassword).
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetPasswordOptions {
     /// the new password
     pub password: ::std::string::String,
@@ -133,8 +133,84 @@ pub struct SetPasswordOptions {
     pub branch: SetPasswordOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for SetPasswordOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`SetPasswordOptions`] but `protocol`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        password: ::std::option::Option<::std::string::String>,
+        connected: ::std::option::Option<super::SetPasswordAction>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for SetPasswordOptions {
+        const NAME: &'static str = "SetPasswordOptions";
+        const TAG: &'static str = "protocol";
+        type Base = Base;
+        type Branch = SetPasswordOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "password" => {
+                    base.password = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "connected" => base.connected = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<SetPasswordOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "vnc" => {
+                        SetPasswordOptionsBranch::Vnc(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "spice" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            SetPasswordOptionsBranch::Spice,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> SetPasswordOptionsBranch {
+            SetPasswordOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: SetPasswordOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SetPasswordOptions {
+                password: base.password.ok_or_else(|| E::missing_field("password"))?,
+                connected: base.connected,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`SetPasswordOptions`], tagged by `protocol`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "protocol")]
 pub enum SetPasswordOptionsBranch {
     /// `protocol` is `vnc`.
@@ -169,7 +245,7 @@ pub struct SetPasswordOptionsVnc {
 /// QEMU instance.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExpirePasswordOptions {
     /// when to expire the password.
     ///
@@ -183,8 +259,81 @@ pub struct ExpirePasswordOptions {
     pub branch: ExpirePasswordOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for ExpirePasswordOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`ExpirePasswordOptions`] but `protocol`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        time: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for ExpirePasswordOptions {
+        const NAME: &'static str = "ExpirePasswordOptions";
+        const TAG: &'static str = "protocol";
+        type Base = Base;
+        type Branch = ExpirePasswordOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "time" => {
+                    base.time = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<ExpirePasswordOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "vnc" => {
+                        ExpirePasswordOptionsBranch::Vnc(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "spice" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            ExpirePasswordOptionsBranch::Spice,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> ExpirePasswordOptionsBranch {
+            ExpirePasswordOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: ExpirePasswordOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ExpirePasswordOptions {
+                time: base.time.ok_or_else(|| E::missing_field("time"))?,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`ExpirePasswordOptions`], tagged by `protocol`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "protocol")]
 pub enum ExpirePasswordOptionsBranch {
     /// `protocol` is `vnc`.
@@ -1427,15 +1576,55 @@ pub struct QKeyCodeWrapper {
 /// Represents a keyboard key.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyValue {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: KeyValueBranch,
 }
 
+impl<'de> Deserialize<'de> for KeyValue {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for KeyValue {
+    const NAME: &'static str = "KeyValue";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = KeyValueBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<KeyValueBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "number" => KeyValueBranch::Number(::qapi_types::private::branch(rest)?),
+                "qcode" => KeyValueBranch::Qcode(::qapi_types::private::branch(rest)?),
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> KeyValueBranch {
+        KeyValueBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: KeyValueBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(KeyValue { branch })
+    }
+}
+
 /// The branches of [`KeyValue`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum KeyValueBranch {
     /// `type` is `number`.
@@ -1796,15 +1985,58 @@ pub struct InputMultiTouchEventWrapper {
 /// Input event union.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InputEvent {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: InputEventBranch,
 }
 
+impl<'de> Deserialize<'de> for InputEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for InputEvent {
+    const NAME: &'static str = "InputEvent";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = InputEventBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<InputEventBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "key" => InputEventBranch::Key(::qapi_types::private::branch(rest)?),
+                "btn" => InputEventBranch::Btn(::qapi_types::private::branch(rest)?),
+                "rel" => InputEventBranch::Rel(::qapi_types::private::branch(rest)?),
+                "abs" => InputEventBranch::Abs(::qapi_types::private::branch(rest)?),
+                "mtt" => InputEventBranch::Mtt(::qapi_types::private::branch(rest)?),
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> InputEventBranch {
+        InputEventBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: InputEventBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(InputEvent { branch })
+    }
+}
+
 /// The branches of [`InputEvent`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum InputEventBranch {
     /// `type` is `key`.
@@ -2189,7 +2421,7 @@ impl<'de> Deserialize<'de> for DisplayType {
 /// Display (user interface) options.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayOptions {
     /// Start user interface in fullscreen mode
     /// (default: off).
@@ -2214,8 +2446,121 @@ pub struct DisplayOptions {
     pub branch: DisplayOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for DisplayOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+const _: () = {
+    /// The base members of [`DisplayOptions`] but `type`, while they are read.
+    #[derive(Default)]
+    pub struct Base {
+        full_screen: ::std::option::Option<bool>,
+        window_close: ::std::option::Option<bool>,
+        show_cursor: ::std::option::Option<bool>,
+        gl: ::std::option::Option<super::DisplayGLMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Union<'de> for DisplayOptions {
+        const NAME: &'static str = "DisplayOptions";
+        const TAG: &'static str = "type";
+        type Base = Base;
+        type Branch = DisplayOptionsBranch;
+        fn base_member<A: ::serde::de::MapAccess<'de>>(
+            base: &mut Base,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "full-screen" => {
+                    base.full_screen = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "window-close" => {
+                    base.window_close = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "show-cursor" => {
+                    base.show_cursor = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "gl" => base.gl = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn branch<A: ::serde::de::MapAccess<'de>>(
+            tag: &str,
+            rest: A,
+        ) -> ::std::result::Result<DisplayOptionsBranch, A::Error> {
+            ::std::result::Result::Ok(
+                match tag {
+                    "gtk" => {
+                        DisplayOptionsBranch::Gtk(::qapi_types::private::branch(rest)?)
+                    }
+                    "cocoa" => {
+                        DisplayOptionsBranch::Cocoa(::qapi_types::private::branch(rest)?)
+                    }
+                    "curses" => {
+                        DisplayOptionsBranch::Curses(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "egl-headless" => {
+                        DisplayOptionsBranch::EglHeadless(
+                            ::qapi_types::private::branch(rest)?,
+                        )
+                    }
+                    "dbus" => {
+                        DisplayOptionsBranch::Dbus(::qapi_types::private::branch(rest)?)
+                    }
+                    "sdl" => {
+                        DisplayOptionsBranch::Sdl(::qapi_types::private::branch(rest)?)
+                    }
+                    "default" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            DisplayOptionsBranch::Default,
+                        )?
+                    }
+                    "none" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            DisplayOptionsBranch::None,
+                        )?
+                    }
+                    "spice-app" => {
+                        ::qapi_types::private::unit_branch(
+                            rest,
+                            DisplayOptionsBranch::SpiceApp,
+                        )?
+                    }
+                    _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+                },
+            )
+        }
+        fn unrecognized(
+            members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> DisplayOptionsBranch {
+            DisplayOptionsBranch::Unrecognized(members)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            base: Base,
+            branch: DisplayOptionsBranch,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayOptions {
+                full_screen: base.full_screen,
+                window_close: base.window_close,
+                show_cursor: base.show_cursor,
+                gl: base.gl,
+                branch,
+            })
+        }
+    }
+};
+
 /// The branches of [`DisplayOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum DisplayOptionsBranch {
     /// `type` is `gtk`.
@@ -2329,15 +2674,56 @@ pub struct DisplayReloadOptionsVNC {
 /// Options of the display configuration reload.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayReloadOptions {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: DisplayReloadOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for DisplayReloadOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for DisplayReloadOptions {
+    const NAME: &'static str = "DisplayReloadOptions";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = DisplayReloadOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<DisplayReloadOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "vnc" => {
+                    DisplayReloadOptionsBranch::Vnc(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> DisplayReloadOptionsBranch {
+        DisplayReloadOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: DisplayReloadOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(DisplayReloadOptions { branch })
+    }
+}
+
 /// The branches of [`DisplayReloadOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum DisplayReloadOptionsBranch {
     /// `type` is `vnc`.
@@ -2414,15 +2800,56 @@ pub struct DisplayUpdateOptionsVNC {
 /// Options of the display configuration reload.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DisplayUpdateOptions {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: DisplayUpdateOptionsBranch,
 }
 
+impl<'de> Deserialize<'de> for DisplayUpdateOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for DisplayUpdateOptions {
+    const NAME: &'static str = "DisplayUpdateOptions";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = DisplayUpdateOptionsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<DisplayUpdateOptionsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "vnc" => {
+                    DisplayUpdateOptionsBranch::Vnc(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> DisplayUpdateOptionsBranch {
+        DisplayUpdateOptionsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: DisplayUpdateOptionsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(DisplayUpdateOptions { branch })
+    }
+}
+
 /// The branches of [`DisplayUpdateOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum DisplayUpdateOptionsBranch {
     /// `type` is `vnc`.

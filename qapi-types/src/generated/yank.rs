@@ -95,15 +95,65 @@ pub struct YankInstanceChardev {
 /// state.  [`yank`](crate::commands::Yank) should be used to recover from hangs.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct YankInstance {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: YankInstanceBranch,
 }
 
+impl<'de> Deserialize<'de> for YankInstance {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for YankInstance {
+    const NAME: &'static str = "YankInstance";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = YankInstanceBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<YankInstanceBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "block-node" => {
+                    YankInstanceBranch::BlockNode(::qapi_types::private::branch(rest)?)
+                }
+                "chardev" => {
+                    YankInstanceBranch::Chardev(::qapi_types::private::branch(rest)?)
+                }
+                "migration" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        YankInstanceBranch::Migration,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> YankInstanceBranch {
+        YankInstanceBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: YankInstanceBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(YankInstance { branch })
+    }
+}
+
 /// The branches of [`YankInstance`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum YankInstanceBranch {
     /// `type` is `block-node`.

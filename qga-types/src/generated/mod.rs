@@ -19,6 +19,7 @@ pub use qapi_schema::{
     GuestCpuStatsType, GuestLinuxCpuStats, GuestCpuStats, GuestCpuStatsBranch,
     GuestLoadAverage, GuestNetworkRoute,
 };
+
 /// Every command, each a type holding its arguments and implementing `Command`.
 pub mod commands {
     pub use super::qapi_schema::commands::*;

@@ -681,15 +681,134 @@ pub struct GuestNVMeSmart {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuestDiskSmart {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: GuestDiskSmartBranch,
 }
 
+impl<'de> Deserialize<'de> for GuestDiskSmart {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for GuestDiskSmart {
+    const NAME: &'static str = "GuestDiskSmart";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = GuestDiskSmartBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<GuestDiskSmartBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "nvme" => {
+                    GuestDiskSmartBranch::Nvme(::qapi_types::private::branch(rest)?)
+                }
+                "ide" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Ide)?
+                }
+                "fdc" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Fdc)?
+                }
+                "scsi" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Scsi)?
+                }
+                "virtio" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Virtio,
+                    )?
+                }
+                "xen" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Xen)?
+                }
+                "usb" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Usb)?
+                }
+                "uml" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Uml)?
+                }
+                "sata" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Sata)?
+                }
+                "sd" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Sd)?
+                }
+                "unknown" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Unknown,
+                    )?
+                }
+                "ieee1394" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Ieee1394,
+                    )?
+                }
+                "ssa" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Ssa)?
+                }
+                "fibre" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Fibre,
+                    )?
+                }
+                "raid" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Raid)?
+                }
+                "iscsi" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Iscsi,
+                    )?
+                }
+                "sas" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Sas)?
+                }
+                "mmc" => {
+                    ::qapi_types::private::unit_branch(rest, GuestDiskSmartBranch::Mmc)?
+                }
+                "virtual" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::Virtual,
+                    )?
+                }
+                "file-backed-virtual" => {
+                    ::qapi_types::private::unit_branch(
+                        rest,
+                        GuestDiskSmartBranch::FileBackedVirtual,
+                    )?
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> GuestDiskSmartBranch {
+        GuestDiskSmartBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: GuestDiskSmartBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(GuestDiskSmart { branch })
+    }
+}
+
 /// The branches of [`GuestDiskSmart`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum GuestDiskSmartBranch {
     /// `type` is `nvme`.
@@ -1275,15 +1394,54 @@ pub struct GuestDeviceIdPCI {
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuestDeviceId {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: GuestDeviceIdBranch,
 }
 
+impl<'de> Deserialize<'de> for GuestDeviceId {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for GuestDeviceId {
+    const NAME: &'static str = "GuestDeviceId";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = GuestDeviceIdBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<GuestDeviceIdBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "pci" => GuestDeviceIdBranch::Pci(::qapi_types::private::branch(rest)?),
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> GuestDeviceIdBranch {
+        GuestDeviceIdBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: GuestDeviceIdBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(GuestDeviceId { branch })
+    }
+}
+
 /// The branches of [`GuestDeviceId`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum GuestDeviceIdBranch {
     /// `type` is `pci`.
@@ -1507,15 +1665,56 @@ pub struct GuestLinuxCpuStats {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuestCpuStats {
     /// The branch, selected by the discriminator `type`.
     #[serde(flatten)]
     pub branch: GuestCpuStatsBranch,
 }
 
+impl<'de> Deserialize<'de> for GuestCpuStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_union(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Union<'de> for GuestCpuStats {
+    const NAME: &'static str = "GuestCpuStats";
+    const TAG: &'static str = "type";
+    type Base = ();
+    type Branch = GuestCpuStatsBranch;
+    fn branch<A: ::serde::de::MapAccess<'de>>(
+        tag: &str,
+        rest: A,
+    ) -> ::std::result::Result<GuestCpuStatsBranch, A::Error> {
+        ::std::result::Result::Ok(
+            match tag {
+                "linux" => {
+                    GuestCpuStatsBranch::Linux(::qapi_types::private::branch(rest)?)
+                }
+                _ => ::qapi_types::private::unrecognized::<Self, A>(tag, rest)?,
+            },
+        )
+    }
+
+    fn unrecognized(
+        members: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    ) -> GuestCpuStatsBranch {
+        GuestCpuStatsBranch::Unrecognized(members)
+    }
+
+    fn assemble<E: ::serde::de::Error>(
+        _base: (),
+        branch: GuestCpuStatsBranch,
+    ) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(GuestCpuStats { branch })
+    }
+}
+
 /// The branches of [`GuestCpuStats`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum GuestCpuStatsBranch {
     /// `type` is `linux`.
