@@ -983,3 +983,53 @@ mod tests {
         assert!(Option::<Vec<u8>>::deserialize(de).is_err());
     }
 }
+
+/// The captures of the decoding benchmark (real QEMU output, members in
+/// QEMU's order) decode and encode again to the same JSON: the decoders
+/// lose nothing, whatever the order of members.
+#[cfg(all(test, feature = "introspect", feature = "block_core"))]
+mod capture_tests {
+    use std::path::Path;
+
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use crate::commands::{QueryBlockstats, QueryQmpSchema};
+    use crate::{AnyEvent, Command, EventMessage};
+
+    fn capture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/data")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn round_trip<T: DeserializeOwned + serde::Serialize>(what: &str, text: &str) {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let typed: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let again = serde_json::to_value(&typed).unwrap();
+        assert!(again == value, "{what} does not encode back to its JSON");
+    }
+
+    /// The text of a reply's return value, as it came.
+    fn return_of(file: &str) -> String {
+        let reply = capture(file);
+        let ret = reply
+            .trim_end()
+            .strip_prefix(r#"{"return": "#)
+            .and_then(|r| r.strip_suffix('}'));
+        ret.unwrap_or_else(|| panic!("{file} is not a reply"))
+            .to_owned()
+    }
+
+    #[test]
+    fn captured_replies_and_events_round_trip() {
+        let file = "query-qmp-schema.json";
+        round_trip::<<QueryQmpSchema as Command>::Returns>(file, &return_of(file));
+        let file = "query-blockstats.json";
+        round_trip::<<QueryBlockstats as Command>::Returns>(file, &return_of(file));
+        for (n, line) in capture("events.jsonl").lines().enumerate() {
+            round_trip::<EventMessage<AnyEvent>>(&format!("events.jsonl:{}", n + 1), line);
+        }
+    }
+}
