@@ -3,7 +3,7 @@
 //! ```text
 //! qapi-codegen check [--rules RELEASE] FILE...
 //! qapi-codegen dump  [--rules RELEASE] FILE
-//! qapi-codegen generate [--rules RELEASE] [--core-path PATH] [--features] --out DIR FILE
+//! qapi-codegen generate [--rules RELEASE] [--core-path PATH] [--features] [--baseline RELEASE] --out DIR FILE
 //! qapi-codegen introspect [--rules RELEASE] FILE
 //! qapi-codegen diff [--rules RELEASE] [--old-rules R] [--new-rules R] OLD NEW
 //! ```
@@ -62,6 +62,10 @@ enum Command {
         /// and print the `[features]` table for Cargo.toml.
         #[arg(long)]
         features: bool,
+        /// The oldest QEMU release whose replies must decode (`7.2`):
+        /// required reply members that appeared later become `Option`.
+        #[arg(long, value_name = "RELEASE", value_parser = parse_release)]
+        baseline: Option<qapi_codegen::since::Release>,
         /// The root schema file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
             out,
             core_path,
             features,
+            baseline,
             file,
         } => {
             let schema = match rules.config().load(&file) {
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
                     .file_name()
                     .map_or_else(|| "QAPI".to_owned(), |n| n.to_string_lossy().into_owned()),
                 features,
+                baseline,
             };
             let generated = match qapi_codegen::emit::generate(&schema, &options) {
                 Ok(g) => g,
@@ -225,6 +231,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Parses `MAJOR.MINOR` (a micro part is ignored).
+fn parse_release(text: &str) -> Result<qapi_codegen::since::Release, String> {
+    let mut parts = text.split('.');
+    let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok());
+    match (number(parts.next()), number(parts.next())) {
+        (Some(major), Some(minor)) => Ok((major, minor)),
+        _ => Err(format!("expected a release like 7.2, not '{text}'")),
     }
 }
 

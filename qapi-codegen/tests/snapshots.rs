@@ -9,6 +9,10 @@ use std::path::Path;
 use qapi_codegen::{emit, Config};
 
 fn check(name: &str) {
+    check_with(name, None);
+}
+
+fn check_with(name: &str, baseline: Option<qapi_codegen::since::Release>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let schema = Config::new()
         .load(dir.join(format!("{name}.json")))
@@ -17,6 +21,7 @@ fn check(name: &str) {
         &schema,
         &emit::Options {
             schema_name: format!("{name}.json"),
+            baseline,
             ..emit::Options::default()
         },
     )
@@ -63,4 +68,9 @@ fn commands_snapshot() {
 #[test]
 fn events_snapshot() {
     check("event");
+}
+
+#[test]
+fn reply_members_newer_than_the_baseline_snapshot() {
+    check_with("baseline", Some((7, 2)));
 }

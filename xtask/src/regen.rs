@@ -85,6 +85,11 @@ fn load(root: &Path, schema: &str) -> Result<Schema> {
 }
 
 /// Where the QMP bindings' generated files go.
+/// The oldest QEMU release whose replies the bindings decode: the one
+/// Debian 12 ships, and the oldest the compatibility tests run.  Reply
+/// members added after it are generated optional.
+const BASELINE: qapi_codegen::since::Release = (7, 2);
+
 const QMP_OUT: &str = "qapi-types/src/generated";
 /// Where the guest agent bindings' generated files go.
 const QGA_OUT: &str = "qga-types/src/generated";
@@ -104,6 +109,7 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
             core_path: "::qapi_types".to_owned(),
             schema_name: "QEMU QMP".to_owned(),
             features: true,
+            baseline: Some(BASELINE),
         },
     )
     .context("can't generate the QMP bindings")?;
@@ -113,6 +119,7 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
             core_path: "::qapi_types".to_owned(),
             schema_name: "QEMU guest agent".to_owned(),
             features: false,
+            baseline: Some(BASELINE),
         },
     )
     .context("can't generate the guest agent bindings")?;

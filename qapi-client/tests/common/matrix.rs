@@ -52,9 +52,7 @@ pub async fn run(qmp: &Qmp) -> Vec<Outcome> {
         c::QueryHotpluggableCpus {},
         c::QueryMemoryDevices {},
         c::QueryMemorySizeSummary {},
-        c::QueryMachines {
-            compat_props: Some(true)
-        },
+        c::QueryMachines { compat_props: None },
         c::QueryCurrentMachine {},
         c::QueryTarget {},
         c::QueryCpuDefinitions {},

@@ -92,6 +92,7 @@ pub fn qemu_at(binary: &Path, extra: &[&str]) -> Process {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("qmp.sock");
     let mut child = Command::new(binary)
+        .args(firmware_dirs(binary))
         .args(["-nodefaults", "-display", "none", "-qmp"])
         .arg(format!("unix:{},server=on,wait=off", socket.display()))
         .args(extra)
@@ -102,6 +103,29 @@ pub fn qemu_at(binary: &Path, extra: &[&str]) -> Process {
         .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
     wait_for_socket(&socket, &mut child, "QEMU");
     Process { child, dir, socket }
+}
+
+/// `-L` options for a QEMU unpacked outside the system (`.ci/run`'s 7.2):
+/// its own data directory, then the system's SeaBIOS, which its packages
+/// would have pulled in.
+fn firmware_dirs(binary: &Path) -> Vec<String> {
+    let Some(prefix) = binary.parent().and_then(Path::parent) else {
+        return Vec::new();
+    };
+    let own = prefix.join("share/qemu");
+    if prefix == Path::new("/usr") || !own.is_dir() {
+        return Vec::new();
+    }
+    let mut dirs = vec![own];
+    dirs.extend(
+        ["/usr/share/seabios", "/usr/share/qemu"]
+            .map(PathBuf::from)
+            .into_iter()
+            .filter(|d| d.is_dir()),
+    );
+    dirs.into_iter()
+        .flat_map(|d| ["-L".to_owned(), d.display().to_string()])
+        .collect()
 }
 
 /// The read-only guest-agent commands the tests may run against the host.
@@ -154,7 +178,7 @@ pub fn qemu_ga_at(binary: &Path) -> Process {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("qga.sock");
-    let mut child = Command::new(&binary)
+    let mut child = Command::new(binary)
         .args(["-m", "unix-listen", "-p"])
         .arg(&socket)
         .arg("-t")

@@ -38,6 +38,13 @@ pub struct Options {
     pub schema_name: String,
     /// Put each module behind a cargo feature of the same name.
     pub features: bool,
+    /// The oldest QEMU release the bindings should decode replies from.
+    /// Required reply members that the schema's "(since X.Y)" notes say
+    /// appeared after it are generated as `Option`, so that an older QEMU's
+    /// reply, which lacks them, still decodes (see
+    /// [`crate::since::late_reply_members`]).  `None` keeps the schema's
+    /// optional-ness exactly.
+    pub baseline: Option<crate::since::Release>,
 }
 
 impl Default for Options {
@@ -46,6 +53,7 @@ impl Default for Options {
             core_path: "::qapi_types".to_owned(),
             schema_name: "schema".to_owned(),
             features: false,
+            baseline: None,
         }
     }
 }
@@ -139,6 +147,9 @@ struct Emitter<'s> {
     codec_arms: Vec<TokenStream>,
     /// `event_codec` match arms, one per event.
     event_codec_arms: Vec<TokenStream>,
+    /// Required reply members newer than the baseline release, generated
+    /// optional: (defining type, member) → the release that added them.
+    late: std::collections::BTreeMap<(EntityId, String), crate::since::Release>,
 }
 
 /// Generates Rust for `schema`.
@@ -162,6 +173,10 @@ pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, Generat
         codec_arms: Vec::new(),
         event_codec_arms: Vec::new(),
         links: links(schema),
+        late: options
+            .baseline
+            .map(|baseline| crate::since::late_reply_members(schema, baseline))
+            .unwrap_or_default(),
     };
     emitter.generate()
 }
@@ -670,6 +685,12 @@ impl Emitter<'_> {
         }
     }
 
+    /// Whether a member is generated as an `Option`: optional in the
+    /// schema, or a reply member newer than the baseline release.
+    fn optional(&self, m: &crate::model::Member) -> bool {
+        m.optional || self.late.contains_key(&(m.defined_in, m.name.clone()))
+    }
+
     /// The fields of the members of `id` (all, base first), leaving out
     /// `skip`.
     fn fields(
@@ -710,6 +731,13 @@ impl Emitter<'_> {
                     docs::describe_condition(cond)
                 ));
             }
+            if let Some((major, minor)) = self.late.get(&(m.defined_in, m.name.clone())) {
+                doc.push(format!(
+                    "**Absent before QEMU {major}.{minor}:** the schema requires this member, \
+                     but it appeared in {major}.{minor}, so it is `None` in replies from older \
+                     releases."
+                ));
+            }
             for f in &m.features {
                 let ftext = block
                     .and_then(|b| b.feature(&f.name))
@@ -732,7 +760,7 @@ impl Emitter<'_> {
             } else {
                 TokenStream::new()
             };
-            out.push(if m.optional {
+            out.push(if self.optional(&m) {
                 quote! {
                     #docs
                     #deprecated
@@ -995,12 +1023,12 @@ impl Emitter<'_> {
             slots.push(quote! { #field: ::std::option::Option<#ty>, });
             // Optional members are `Option`s already; `null` is `None`
             // unless the type has `null` among its values.
-            reads.push(if m.optional && !self.can_be_null(m.ty) {
+            reads.push(if self.optional(m) && !self.can_be_null(m.ty) {
                 quote! { #wire => base.#field = ::serde::de::MapAccess::next_value(map)?, }
             } else {
                 quote! { #wire => base.#field = ::std::option::Option::Some(::serde::de::MapAccess::next_value(map)?), }
             });
-            builds.push(if m.optional {
+            builds.push(if self.optional(m) {
                 quote! { #field: base.#field, }
             } else {
                 quote! { #field: base.#field.ok_or_else(|| E::missing_field(#wire))?, }

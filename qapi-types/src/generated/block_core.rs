@@ -809,12 +809,18 @@ pub struct BlockDeviceInfo {
     /// (since: 1.2)
     pub backing_file_depth: i64,
     /// Information about child block nodes.  (since: 10.1)
-    pub children: ::std::vec::Vec<super::BlockdevChild>,
+    ///
+    /// **Absent before QEMU 10.1:** the schema requires this member, but it appeared in 10.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub children: ::std::option::Option<::std::vec::Vec<super::BlockdevChild>>,
     /// true if the backend is active; typical cases for inactive
     /// backends are on the migration source instance after migration
     /// completes and on the destination before it completes.
     /// (since: 10.0)
-    pub active: bool,
+    ///
+    /// **Absent before QEMU 10.0:** the schema requires this member, but it appeared in 10.0, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub active: ::std::option::Option<bool>,
     /// true if the backing device is encrypted
     pub encrypted: bool,
     /// detect and optimize zero writes (Since 2.1)
@@ -1186,13 +1192,22 @@ pub struct BlockDeviceTimedStats {
     pub avg_wr_latency_ns: i64,
     /// Minimum latency of zone append
     /// operations in the defined interval, in nanoseconds (since 8.1)
-    pub min_zone_append_latency_ns: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub min_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Maximum latency of zone append
     /// operations in the defined interval, in nanoseconds (since 8.1)
-    pub max_zone_append_latency_ns: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub max_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Average latency of zone append
     /// operations in the defined interval, in nanoseconds (since 8.1)
-    pub avg_zone_append_latency_ns: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub avg_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Minimum latency of flush operations in the
     /// defined interval, in nanoseconds.
     pub min_flush_latency_ns: i64,
@@ -1210,7 +1225,10 @@ pub struct BlockDeviceTimedStats {
     pub avg_wr_queue_depth: f64,
     /// Average number of pending zone append
     /// operations in the defined interval (since 8.1).
-    pub avg_zone_append_queue_depth: f64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub avg_zone_append_queue_depth: ::std::option::Option<f64>,
 }
 
 /// Statistics of a virtual block device or a block backing device.
@@ -1224,7 +1242,10 @@ pub struct BlockDeviceStats {
     pub wr_bytes: i64,
     /// The number of bytes appended by the zoned
     /// devices (since 8.1)
-    pub zone_append_bytes: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_bytes: ::std::option::Option<i64>,
     /// The number of bytes unmapped by the device (Since 4.2)
     pub unmap_bytes: i64,
     /// The number of read operations performed by the
@@ -1235,7 +1256,10 @@ pub struct BlockDeviceStats {
     pub wr_operations: i64,
     /// The number of zone append operations
     /// performed by the zoned devices (since 8.1)
-    pub zone_append_operations: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_operations: ::std::option::Option<i64>,
     /// The number of cache flush operations performed by
     /// the device (since 0.15)
     pub flush_operations: i64,
@@ -1250,7 +1274,10 @@ pub struct BlockDeviceStats {
     pub wr_total_time_ns: i64,
     /// Total time spent on zone append writes
     /// in nanoseconds (since 8.1)
-    pub zone_append_total_time_ns: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_total_time_ns: ::std::option::Option<i64>,
     /// Total time spent on cache flushes in
     /// nanoseconds (since 0.15).
     pub flush_total_time_ns: i64,
@@ -1270,7 +1297,10 @@ pub struct BlockDeviceStats {
     pub wr_merged: i64,
     /// Number of zone append requests that have been
     /// merged into another request (since 8.1)
-    pub zone_append_merged: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub zone_append_merged: ::std::option::Option<i64>,
     /// Number of unmap requests that have been merged into
     /// another request (Since 4.2)
     pub unmap_merged: i64,
@@ -1287,7 +1317,10 @@ pub struct BlockDeviceStats {
     pub failed_wr_operations: i64,
     /// The number of failed zone append
     /// write operations performed by the zoned devices (since 8.1)
-    pub failed_zone_append_operations: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub failed_zone_append_operations: ::std::option::Option<i64>,
     /// The number of failed flush operations
     /// performed by the device (Since 2.5)
     pub failed_flush_operations: i64,
@@ -1302,7 +1335,10 @@ pub struct BlockDeviceStats {
     pub invalid_wr_operations: i64,
     /// The number of invalid zone append
     /// operations performed by the zoned device (since 8.1)
-    pub invalid_zone_append_operations: i64,
+    ///
+    /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub invalid_zone_append_operations: ::std::option::Option<i64>,
     /// The number of invalid flush operations
     /// performed by the device (Since 2.5)
     pub invalid_flush_operations: i64,
@@ -11103,8 +11139,11 @@ pub mod events {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct BlockIoError {
         /// path to the device object in the QOM tree (since 9.2)
+        ///
+        /// **Absent before QEMU 9.2:** the schema requires this member, but it appeared in 9.2, so it is `None` in replies from older releases.
         #[serde(rename = "qom-path")]
-        pub qom_path: ::std::string::String,
+        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+        pub qom_path: ::std::option::Option<::std::string::String>,
         /// device name.  This is always present for compatibility
         /// reasons, but it can be empty ("") if the image does not have a
         /// device name associated.

@@ -756,8 +756,11 @@ pub struct QCryptoBlockInfoLUKS {
     #[serde(rename = "hash-alg")]
     pub hash_alg: super::QCryptoHashAlgo,
     /// whether the LUKS header is detached (Since 9.0)
+    ///
+    /// **Absent before QEMU 9.0:** the schema requires this member, but it appeared in 9.0, so it is `None` in replies from older releases.
     #[serde(rename = "detached-header")]
-    pub detached_header: bool,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub detached_header: ::std::option::Option<bool>,
     /// offset to the payload data in bytes
     #[serde(rename = "payload-offset")]
     pub payload_offset: i64,

@@ -237,8 +237,11 @@ pub struct CpuInfoFast {
     #[serde(rename = "cpu-index")]
     pub cpu_index: i64,
     /// QOM type name of the CPU (since 10.1)
+    ///
+    /// **Absent before QEMU 10.1:** the schema requires this member, but it appeared in 10.1, so it is `None` in replies from older releases.
     #[serde(rename = "qom-type")]
-    pub qom_type: ::std::string::String,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub qom_type: ::std::option::Option<::std::string::String>,
     /// path to the CPU object in the QOM tree
     #[serde(rename = "qom-path")]
     pub qom_path: ::std::string::String,
@@ -288,11 +291,7 @@ const _: () = {
                         ::serde::de::MapAccess::next_value(map)?,
                     );
                 }
-                "qom-type" => {
-                    base.qom_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
+                "qom-type" => base.qom_type = ::serde::de::MapAccess::next_value(map)?,
                 "qom-path" => {
                     base.qom_path = ::std::option::Option::Some(
                         ::serde::de::MapAccess::next_value(map)?,
@@ -485,7 +484,7 @@ const _: () = {
         ) -> ::std::result::Result<Self, E> {
             ::std::result::Result::Ok(CpuInfoFast {
                 cpu_index: base.cpu_index.ok_or_else(|| E::missing_field("cpu-index"))?,
-                qom_type: base.qom_type.ok_or_else(|| E::missing_field("qom-type"))?,
+                qom_type: base.qom_type,
                 qom_path: base.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
                 thread_id: base.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
                 props: base.props,
@@ -647,7 +646,10 @@ pub struct MachineInfo {
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_ram_id: ::std::option::Option<::std::string::String>,
     /// machine type supports ACPI (since 8.0)
-    pub acpi: bool,
+    ///
+    /// **Absent before QEMU 8.0:** the schema requires this member, but it appeared in 8.0, so it is `None` in replies from older releases.
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub acpi: ::std::option::Option<bool>,
     /// The machine type's compatibility properties.  Only
     /// present when [`query-machines`](crate::commands::QueryMachines) argument `compat-props` is true.
     /// (since 9.1)

@@ -2364,8 +2364,11 @@ pub struct DirtyRateInfo {
     #[serde(rename = "calc-time")]
     pub calc_time: i64,
     /// time unit of `calc-time`  (Since 8.2)
+    ///
+    /// **Absent before QEMU 8.2:** the schema requires this member, but it appeared in 8.2, so it is `None` in replies from older releases.
     #[serde(rename = "calc-time-unit")]
-    pub calc_time_unit: super::TimeUnit,
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub calc_time_unit: ::std::option::Option<super::TimeUnit>,
     /// number of sampled pages per GiB of guest memory.
     /// Valid only in page-sampling mode (Since 6.1)
     #[serde(rename = "sample-pages")]
