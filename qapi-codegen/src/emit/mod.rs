@@ -646,18 +646,9 @@ impl Emitter<'_> {
         })
     }
 
-    /// The doc block that describes the members of `id`: its own, or for an
-    /// implicit type that of the command, event or union it belongs to.
+    /// The doc block that describes the members of `id`.
     fn member_doc_block(&self, id: EntityId) -> Option<&crate::doc::DocBlock> {
-        let entity = self.schema.entity(id);
-        if let Some(rest) = entity.name.strip_prefix("q_obj_") {
-            let owner = rest.rsplit_once('-').map_or(rest, |(o, _)| o);
-            return self
-                .schema
-                .lookup_id(owner)
-                .and_then(|o| self.schema.doc(o));
-        }
-        self.schema.doc(id)
+        crate::since::member_doc_block(self.schema, id)
     }
 
     fn entity(&mut self, id: EntityId) -> Result<TokenStream, GenerateError> {
