@@ -101,68 +101,133 @@ impl Splitter {
     /// Scans newly buffered bytes for the next frame.
     pub(crate) fn next_frame(&mut self) -> Option<Frame> {
         while self.scanned < self.buf.len() {
-            let byte = self.buf[self.scanned];
-            self.scanned += 1;
-            if byte == 0xFF {
-                self.reset_message();
-                self.consumed = self.scanned;
-                return Some(Frame::Sentinel);
-            }
             let Some(start) = self.start else {
-                match byte {
-                    b' ' | b'\t' | b'\r' | b'\n' => self.consumed = self.scanned,
-                    b'{' | b'[' => {
-                        self.start = Some(self.scanned - 1);
-                        self.depth = 1;
-                    }
-                    _ => {
-                        // Skip the whole run of junk at once.
-                        let junk_start = self.scanned - 1;
-                        while self.scanned < self.buf.len()
-                            && !matches!(self.buf[self.scanned], b'{' | b'[' | 0xFF)
-                        {
-                            self.scanned += 1;
-                        }
-                        self.consumed = self.scanned;
-                        return Some(Frame::Garbage {
-                            len: self.scanned - junk_start,
-                        });
-                    }
+                if let Some(frame) = self.between_messages() {
+                    return Some(frame);
                 }
                 continue;
             };
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if byte == b'\\' {
-                    self.escaped = true;
-                } else if byte == b'"' {
-                    self.in_string = false;
+            return self.scan_message(start);
+        }
+        None
+    }
+
+    /// One step outside any message: whitespace, the start of a message,
+    /// the sentinel or a run of junk.
+    fn between_messages(&mut self) -> Option<Frame> {
+        let byte = self.buf[self.scanned];
+        self.scanned += 1;
+        match byte {
+            0xFF => {
+                self.consumed = self.scanned;
+                Some(Frame::Sentinel)
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                self.consumed = self.scanned;
+                None
+            }
+            b'{' | b'[' => {
+                self.start = Some(self.scanned - 1);
+                self.depth = 1;
+                None
+            }
+            _ => {
+                // Skip the whole run of junk at once.
+                let junk_start = self.scanned - 1;
+                while self.scanned < self.buf.len()
+                    && !matches!(self.buf[self.scanned], b'{' | b'[' | 0xFF)
+                {
+                    self.scanned += 1;
+                }
+                self.consumed = self.scanned;
+                Some(Frame::Garbage {
+                    len: self.scanned - junk_start,
+                })
+            }
+        }
+    }
+
+    /// Scans on inside the message that began at `start`, jumping over the
+    /// bytes that cannot end a string or change the nesting.  Returns
+    /// `None` when the buffered bytes end first.
+    fn scan_message(&mut self, start: usize) -> Option<Frame> {
+        // The byte at offset `limit` (at least 1) from the start is the
+        // last one a message may end on; looking at it without the
+        // message ending means the message is too large.
+        let cap = start.saturating_add(self.limit.max(1)).saturating_add(1);
+        let end = self.buf.len().min(cap);
+        let bytes = &self.buf[..end];
+        let mut i = self.scanned;
+        let mut depth = self.depth;
+        let mut in_string = self.in_string;
+        let mut escaped = self.escaped;
+        let found = loop {
+            if in_string {
+                if escaped {
+                    let Some(&byte) = bytes.get(i) else {
+                        break None;
+                    };
+                    i += 1;
+                    if byte == 0xFF {
+                        break Some(Frame::Sentinel);
+                    }
+                    escaped = false;
+                }
+                while i < end && STRING_STOP[usize::from(bytes[i])] == 0 {
+                    i += 1;
+                }
+                let Some(&byte) = bytes.get(i) else {
+                    break None;
+                };
+                i += 1;
+                match byte {
+                    b'"' => in_string = false,
+                    b'\\' => escaped = true,
+                    _ => break Some(Frame::Sentinel),
                 }
             } else {
+                while i < end && STRUCTURE_STOP[usize::from(bytes[i])] == 0 {
+                    i += 1;
+                }
+                let Some(&byte) = bytes.get(i) else {
+                    break None;
+                };
+                i += 1;
                 match byte {
-                    b'"' => self.in_string = true,
-                    b'{' | b'[' => self.depth += 1,
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
                     b'}' | b']' => {
-                        self.depth -= 1;
-                        if self.depth == 0 {
-                            self.reset_message();
-                            self.consumed = self.scanned;
-                            return Some(Frame::Message(start..self.scanned));
+                        depth -= 1;
+                        if depth == 0 {
+                            break Some(Frame::Message(start..i));
                         }
                     }
-                    _ => {}
+                    _ => break Some(Frame::Sentinel),
                 }
             }
-            if self.scanned - start > self.limit {
+        };
+        self.scanned = i;
+        match found {
+            Some(frame) => {
+                // A message or the sentinel: either way this one is over.
+                self.reset_message();
+                self.consumed = self.scanned;
+                Some(frame)
+            }
+            None if i == cap => {
                 // The owner treats this as fatal; forget the partial message
                 // so memory stays bounded even if it does not.
                 self.reset_message();
                 self.consumed = self.scanned;
-                return Some(Frame::TooLarge { limit: self.limit });
+                Some(Frame::TooLarge { limit: self.limit })
+            }
+            None => {
+                self.depth = depth;
+                self.in_string = in_string;
+                self.escaped = escaped;
+                None
             }
         }
-        None
     }
 
     fn reset_message(&mut self) {
@@ -171,6 +236,21 @@ impl Splitter {
         self.in_string = false;
         self.escaped = false;
     }
+}
+
+/// Bytes that matter inside a string: its end, an escape, the sentinel.
+static STRING_STOP: [u8; 256] = byte_set(b"\"\\\xff");
+/// Bytes that matter inside a message outside strings.
+static STRUCTURE_STOP: [u8; 256] = byte_set(b"\"{}[]\xff");
+
+const fn byte_set(bytes: &[u8]) -> [u8; 256] {
+    let mut set = [0; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = 1;
+        i += 1;
+    }
+    set
 }
 
 #[cfg(test)]
@@ -260,6 +340,162 @@ mod tests {
         assert!(!splitter.in_message());
     }
 
+    /// The splitter as first written, one byte at a time: the model the
+    /// faster scan must agree with.
+    struct Reference {
+        buf: Vec<u8>,
+        consumed: usize,
+        scanned: usize,
+        start: Option<usize>,
+        depth: usize,
+        in_string: bool,
+        escaped: bool,
+        limit: usize,
+    }
+
+    impl Reference {
+        fn next_frame(&mut self) -> Option<Frame> {
+            while self.scanned < self.buf.len() {
+                let byte = self.buf[self.scanned];
+                self.scanned += 1;
+                if byte == 0xFF {
+                    self.reset();
+                    self.consumed = self.scanned;
+                    return Some(Frame::Sentinel);
+                }
+                let Some(start) = self.start else {
+                    match byte {
+                        b' ' | b'\t' | b'\r' | b'\n' => self.consumed = self.scanned,
+                        b'{' | b'[' => {
+                            self.start = Some(self.scanned - 1);
+                            self.depth = 1;
+                        }
+                        _ => {
+                            let junk_start = self.scanned - 1;
+                            while self.scanned < self.buf.len()
+                                && !matches!(self.buf[self.scanned], b'{' | b'[' | 0xFF)
+                            {
+                                self.scanned += 1;
+                            }
+                            self.consumed = self.scanned;
+                            return Some(Frame::Garbage {
+                                len: self.scanned - junk_start,
+                            });
+                        }
+                    }
+                    continue;
+                };
+                if self.in_string {
+                    if self.escaped {
+                        self.escaped = false;
+                    } else if byte == b'\\' {
+                        self.escaped = true;
+                    } else if byte == b'"' {
+                        self.in_string = false;
+                    }
+                } else {
+                    match byte {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => self.depth += 1,
+                        b'}' | b']' => {
+                            self.depth -= 1;
+                            if self.depth == 0 {
+                                self.reset();
+                                self.consumed = self.scanned;
+                                return Some(Frame::Message(start..self.scanned));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if self.scanned - start > self.limit {
+                    self.reset();
+                    self.consumed = self.scanned;
+                    return Some(Frame::TooLarge { limit: self.limit });
+                }
+            }
+            None
+        }
+
+        fn reset(&mut self) {
+            self.start = None;
+            self.depth = 0;
+            self.in_string = false;
+            self.escaped = false;
+        }
+
+        fn compact(&mut self) {
+            self.buf.drain(..self.consumed);
+            self.scanned -= self.consumed;
+            if let Some(start) = &mut self.start {
+                *start -= self.consumed;
+            }
+            self.consumed = 0;
+        }
+    }
+
+    /// Frames, each with its message's bytes (empty for other frames).
+    type Frames = Vec<(Frame, Vec<u8>)>;
+
+    /// Both splitters fed the same chunks: what each found.
+    fn split_both(chunks: &[Vec<u8>], limit: usize) -> (Frames, Frames) {
+        let mut fast = Splitter::new(limit);
+        let mut reference = Reference {
+            buf: Vec::new(),
+            consumed: 0,
+            scanned: 0,
+            start: None,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            limit,
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for chunk in chunks {
+            fast.buffer_mut().extend_from_slice(chunk);
+            while let Some(frame) = fast.next_frame() {
+                let bytes = match &frame {
+                    Frame::Message(range) => fast.buffer()[range.clone()].to_vec(),
+                    _ => Vec::new(),
+                };
+                a.push((frame, bytes));
+            }
+            fast.compact();
+            reference.buf.extend_from_slice(chunk);
+            while let Some(frame) = reference.next_frame() {
+                let bytes = match &frame {
+                    Frame::Message(range) => reference.buf[range.clone()].to_vec(),
+                    _ => Vec::new(),
+                };
+                b.push((frame, bytes));
+            }
+            reference.compact();
+            assert_eq!(fast.buffer(), &reference.buf[..]);
+            assert_eq!(fast.in_message(), reference.start.is_some());
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn limit_edges_match_the_reference() {
+        for limit in 0..12 {
+            for text in [
+                &b"{}"[..],
+                b"{\"a\":1}",
+                b"[[[]]]",
+                b"{\"s\":\"\\\"}\"}",
+                b"{\xff}",
+                b"{\"\\\xff\"}",
+            ] {
+                let chunks: Vec<Vec<u8>> = text.iter().map(|&b| vec![b]).collect();
+                let (fast, reference) = split_both(&chunks, limit);
+                assert_eq!(fast, reference, "limit {limit}, {text:?} byte by byte");
+                let (fast, reference) = split_both(&[text.to_vec()], limit);
+                assert_eq!(fast, reference, "limit {limit}, {text:?} at once");
+            }
+        }
+    }
+
     proptest! {
         /// However the stream is cut, the same frames come out.
         #[test]
@@ -281,6 +517,26 @@ mod tests {
             chunks.push(&stream[at..]);
             prop_assert_eq!(split(&chunks, 1 << 20), whole.clone());
             prop_assert_eq!(whole.len(), messages.len());
+        }
+
+        /// The scan agrees with the byte-at-a-time reference on any bytes
+        /// (mostly JSON punctuation), cut anywhere, with any limit.
+        #[test]
+        fn same_frames_as_the_reference(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b'"'),
+                        Just(b'\\'), Just(0xFF), Just(b' '), Just(b'\n'), Just(b'a'), any::<u8>(),
+                    ],
+                    0..24,
+                ),
+                0..12,
+            ),
+            limit in 0usize..40,
+        ) {
+            let (fast, reference) = split_both(&chunks, limit);
+            prop_assert_eq!(fast, reference);
         }
 
         /// Arbitrary bytes never panic, and the buffer never holds much more
