@@ -4,17 +4,20 @@
 //! on.  QMP and the guest agent differ only in the handshake and in how
 //! much they forgive (see [`Peer`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::fd::BorrowedFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, oneshot};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
@@ -50,26 +53,28 @@ pub(crate) struct EngineConfig {
     pub event_capacity: usize,
 }
 
-/// A message from the peer, as far as routing needs to understand it.
+/// A message from the peer, as far as routing needs to understand it;
+/// it borrows from the read buffer, so routing copies only the `return`
+/// value it hands on.
 #[derive(Debug, Deserialize)]
-struct Incoming {
-    #[serde(rename = "return", default, deserialize_with = "present")]
-    ret: Option<Box<RawValue>>,
-    #[serde(default)]
-    error: Option<Box<RawValue>>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Box<RawValue>>,
-    #[serde(default)]
-    event: Option<String>,
-    #[serde(rename = "QMP", default)]
-    greeting: Option<Box<RawValue>>,
+struct Incoming<'a> {
+    #[serde(rename = "return", borrow, default, deserialize_with = "present")]
+    ret: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(rename = "QMP", borrow, default)]
+    greeting: Option<&'a RawValue>,
 }
 
 /// Keeps `null` as a present value, so `{"return": null}` is a reply.
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> std::result::Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(deserializer).map(Some)
+) -> std::result::Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// What a call receives: the raw `return` value, or the error reply.
@@ -91,6 +96,13 @@ pub(crate) enum Read {
     Sentinel,
 }
 
+/// One message read by [`MessageReader::next_borrowed`], still in the
+/// read buffer.
+enum Borrowed<'a> {
+    Message(&'a [u8]),
+    Sentinel,
+}
+
 impl<R: AsyncRead + Unpin> MessageReader<R> {
     pub(crate) fn new(stream: R, peer: Peer, max_message_size: usize) -> Self {
         MessageReader {
@@ -104,14 +116,21 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// The next message or sentinel.  Junk between messages is skipped
     /// for the guest agent and an error for QMP.
     pub(crate) async fn next(&mut self) -> Result<Read> {
+        Ok(match self.next_borrowed().await? {
+            Borrowed::Message(bytes) => Read::Message(bytes.into()),
+            Borrowed::Sentinel => Read::Sentinel,
+        })
+    }
+
+    /// The next message or sentinel, without copying it out of the buffer.
+    async fn next_borrowed(&mut self) -> Result<Borrowed<'_>> {
         loop {
             while let Some(frame) = self.splitter.next_frame() {
                 match frame {
                     Frame::Message(range) => {
-                        let bytes = self.splitter.buffer()[range].into();
-                        return Ok(Read::Message(bytes));
+                        return Ok(Borrowed::Message(&self.splitter.buffer()[range]));
                     }
-                    Frame::Sentinel => return Ok(Read::Sentinel),
+                    Frame::Sentinel => return Ok(Borrowed::Sentinel),
                     Frame::Garbage { len } => {
                         if self.peer == Peer::Qmp {
                             return Err(Error::Protocol(
@@ -175,34 +194,117 @@ pub(crate) enum Writer {
     Unix(tokio::net::unix::OwnedWriteHalf),
     /// Any other stream.
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    /// Lent to a request sending file descriptors, which has the socket to
+    /// itself meanwhile (nothing writes then).
+    Lent,
 }
 
 impl Writer {
-    async fn write(&mut self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+    fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
         match self {
-            Writer::Unix(half) if !fds.is_empty() => {
-                crate::fds::send_with_fds(half.as_ref(), bytes, fds).await?;
-            }
-            Writer::Unix(half) => half.write_all(bytes).await?,
-            Writer::Stream(_) if !fds.is_empty() => {
-                return Err(Error::Unsupported(
-                    "file descriptors can only be passed over a Unix socket".into(),
-                ))
-            }
-            Writer::Stream(stream) => {
-                stream.write_all(bytes).await?;
-                stream.flush().await?;
+            Writer::Unix(half) => Pin::new(half).poll_write(cx, bytes),
+            Writer::Stream(stream) => Pin::new(stream).poll_write(cx, bytes),
+            Writer::Lent => Poll::Ready(Err(std::io::Error::other("the socket is lent"))),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Writer::Unix(_) | Writer::Lent => Poll::Ready(Ok(())),
+            Writer::Stream(stream) => Pin::new(stream).poll_flush(cx),
+        }
+    }
+}
+
+/// The write side.  Callers encode their requests straight into `queued`
+/// and the caller that finds the socket idle writes everything queued at
+/// once, without waiting: concurrent calls share writes.  When the
+/// socket is full, the flusher task takes over until `queued` is empty,
+/// and new requests only queue meanwhile.  Bytes are written in the order
+/// they were queued, so a request is never split by another, even when
+/// the call that queued it is cancelled.
+struct Outbox {
+    writer: Writer,
+    /// Bytes not yet written, oldest first.
+    queued: Vec<u8>,
+    /// The flusher task owns writing until `queued` is empty.
+    stalled: bool,
+    /// A request with file descriptors is being sent on its own; others
+    /// queue until it is done.
+    exclusive: bool,
+    /// Bytes ever queued and ever written: a request is out once
+    /// `written` reaches the `queued_total` after it.
+    queued_total: u64,
+    written: u64,
+    /// Set when a write failed; the session is closed then.
+    failed: Option<Error>,
+}
+
+impl Outbox {
+    /// Writes queued bytes until they are all out (`Ready(Ok)`), the
+    /// socket is full (`Pending`) or writing fails.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.queued.is_empty() {
+            match self.writer.poll_write(cx, &self.queued) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.queued.drain(..n);
+                    self.written += n as u64;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        Ok(())
+        if self.queued.capacity() > MAX_IDLE_OUTBOX {
+            self.queued = Vec::new();
+        }
+        self.writer.poll_flush(cx)
     }
+}
+
+/// The most an empty outbox keeps allocated (a large request's buffer is
+/// given back once written).
+const MAX_IDLE_OUTBOX: usize = 4 * 1024;
+
+/// A waker that does nothing, for trying a write without waiting: when
+/// the socket is full the flusher task polls again with its own waker.
+fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
 }
 
 #[derive(Default)]
 struct Calls {
-    waiting: HashMap<u64, oneshot::Sender<Reply>>,
+    waiting: HashMap<u64, oneshot::Sender<Reply>, BuildHasherDefault<IdHasher>>,
     /// Set once the session has ended; new calls fail with it at once.
     closed: Option<Error>,
+}
+
+/// Hashes request ids, which this side chooses (a reply's id is only
+/// looked up), with one multiplication instead of SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Event subscribers.  The channel is made on the first subscription, so
@@ -214,25 +316,32 @@ struct Events {
     closed: bool,
 }
 
-/// State shared by the handles and the reader task.
+/// State shared by the handles and the reader and flusher tasks.
 pub(crate) struct Shared {
     calls: Mutex<Calls>,
     next_id: AtomicU64,
-    writer: tokio::sync::Mutex<Writer>,
+    outbox: Mutex<Outbox>,
+    /// Wakes the flusher task when a write found the socket full.
+    stalled: Notify,
+    /// Told when the outbox empties or fails, for calls that wait for
+    /// their bytes to be out.
+    drained: Notify,
     events: Mutex<Events>,
     peer: Peer,
 }
 
-/// The engine: shared state plus the reader task, which it stops when
-/// the last handle is dropped.
+/// The engine: shared state plus the reader and flusher tasks, which it
+/// stops when the last handle is dropped.
 pub(crate) struct Engine {
     pub(crate) shared: Arc<Shared>,
     reader: JoinHandle<()>,
+    flusher: JoinHandle<()>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.reader.abort();
+        self.flusher.abort();
     }
 }
 
@@ -263,7 +372,17 @@ impl Engine {
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
             next_id: AtomicU64::new(random_id_base()),
-            writer: tokio::sync::Mutex::new(writer),
+            outbox: Mutex::new(Outbox {
+                writer,
+                queued: Vec::new(),
+                stalled: false,
+                exclusive: false,
+                queued_total: 0,
+                written: 0,
+                failed: None,
+            }),
+            stalled: Notify::new(),
+            drained: Notify::new(),
             events: Mutex::new(Events {
                 sender: None,
                 capacity: config.event_capacity.max(1),
@@ -271,10 +390,12 @@ impl Engine {
             }),
             peer: config.peer,
         });
-        let task = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
+        let reader = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
+        let flusher = tokio::spawn(flush_loop(Arc::clone(&shared)));
         Engine {
             shared,
-            reader: task,
+            reader,
+            flusher,
         }
     }
 
@@ -297,7 +418,6 @@ impl Engine {
     async fn call_untimed(&self, request: &Request<'_>) -> Reply {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = encode_request(request, id)?;
         let receiver = if request.expect_reply {
             let (sender, receiver) = oneshot::channel();
             let mut calls = shared.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,18 +431,14 @@ impl Engine {
         };
         // Forgets the call if this future is dropped (timeout, cancel).
         let _guard = CallGuard { shared, id };
-        trace!(
-            peer = shared.peer.name(),
-            id,
-            request = %String::from_utf8_lossy(&bytes[request.prefix.len()..]),
-            "send"
-        );
-        shared
-            .writer
-            .lock()
-            .await
-            .write(&bytes, request.fds)
-            .await?;
+        if request.fds.is_empty() {
+            let end = shared.send(request, id)?;
+            if receiver.is_none() {
+                shared.wait_written(end).await?;
+            }
+        } else {
+            shared.send_with_fds(request, id).await?;
+        }
         match receiver {
             Some(receiver) => receiver
                 .await
@@ -364,6 +480,125 @@ impl Drop for CallGuard<'_> {
 }
 
 impl Shared {
+    fn lock_outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a request and, unless a write is under way, writes what is
+    /// queued without waiting.  Returns the position the request ends
+    /// at (see [`Outbox::written`]).
+    fn send(&self, request: &Request<'_>, id: u64) -> Result<u64> {
+        let mut outbox = self.lock_outbox();
+        if let Some(error) = &outbox.failed {
+            return Err(error.clone());
+        }
+        let before = outbox.queued.len();
+        if let Err(error) = encode_request(&mut outbox.queued, request, id) {
+            outbox.queued.truncate(before);
+            return Err(error);
+        }
+        let added = &outbox.queued[before..];
+        trace!(
+            peer = self.peer.name(),
+            id,
+            request = %String::from_utf8_lossy(&added[request.prefix.len()..]),
+            "send"
+        );
+        outbox.queued_total += added.len() as u64;
+        let end = outbox.queued_total;
+        if outbox.stalled || outbox.exclusive {
+            return Ok(end);
+        }
+        match outbox.poll_drain(&mut Context::from_waker(noop_waker())) {
+            Poll::Ready(Ok(())) => Ok(end),
+            Poll::Pending => {
+                outbox.stalled = true;
+                drop(outbox);
+                self.stalled.notify_one();
+                Ok(end)
+            }
+            Poll::Ready(Err(e)) => {
+                drop(outbox);
+                Err(self.write_failed(e))
+            }
+        }
+    }
+
+    /// Waits until the bytes up to `end` are written.
+    async fn wait_written(&self, end: u64) -> Result<()> {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let outbox = self.lock_outbox();
+                if outbox.written >= end {
+                    return Ok(());
+                }
+                if let Some(error) = &outbox.failed {
+                    return Err(error.clone());
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// Sends a request with file descriptors in one `sendmsg` of its own,
+    /// once everything queued before it is out.
+    async fn send_with_fds(&self, request: &Request<'_>, id: u64) -> Result<()> {
+        let mut bytes = Vec::new();
+        encode_request(&mut bytes, request, id)?;
+        trace!(peer = self.peer.name(), id, request = %String::from_utf8_lossy(&bytes), "send");
+        // Take the socket for this request alone.
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let mut outbox = self.lock_outbox();
+                if let Some(error) = &outbox.failed {
+                    return Err(error.clone());
+                }
+                if matches!(outbox.writer, Writer::Stream(_)) {
+                    return Err(Error::Unsupported(
+                        "file descriptors can only be passed over a Unix socket".into(),
+                    ));
+                }
+                if outbox.queued.is_empty() && !outbox.stalled && !outbox.exclusive {
+                    outbox.exclusive = true;
+                    break;
+                }
+            }
+            drained.await;
+        }
+        let writer = std::mem::replace(&mut self.lock_outbox().writer, Writer::Lent);
+        // Put back when this is done or cancelled.
+        let exclusive = Exclusive {
+            shared: self,
+            writer: Some(writer),
+        };
+        let Some(Writer::Unix(half)) = &exclusive.writer else {
+            return Err(Error::Unsupported(
+                "file descriptors can only be passed over a Unix socket".into(),
+            ));
+        };
+        crate::fds::send_with_fds(half.as_ref(), &bytes, request.fds)
+            .await
+            .map_err(|e| self.write_failed(e))
+    }
+
+    /// A write failed: the stream is broken, so the session ends; calls
+    /// waiting for their bytes or replies fail.
+    fn write_failed(&self, error: std::io::Error) -> Error {
+        let error = Error::Disconnected {
+            reason: format!("write failed: {error}").into(),
+        };
+        self.lock_outbox().failed.get_or_insert(error.clone());
+        self.drained.notify_waiters();
+        self.close(error.clone());
+        error
+    }
+
     fn closed_error(&self) -> Error {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.closed.clone().unwrap_or_else(|| Error::Disconnected {
@@ -386,6 +621,9 @@ impl Shared {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events.closed = true;
         events.sender = None;
+        drop(events);
+        self.lock_outbox().failed.get_or_insert(error);
+        self.drained.notify_waiters();
     }
 
     fn deliver(&self, id: u64, reply: Reply) {
@@ -407,12 +645,17 @@ impl Shared {
     /// Routes one message.  An error means the session must close.
     fn route(&self, bytes: &[u8]) -> Result<()> {
         trace!(peer = self.peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
-        let incoming: Incoming = match serde_json::from_slice(bytes) {
+        // Checked once here, so the parser need not check each string.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => return self.malformed(format!("message is not UTF-8: {error}")),
+        };
+        let incoming: Incoming = match serde_json::from_str(text) {
             Ok(incoming) => incoming,
             Err(error) => return self.malformed(format!("message is not valid JSON: {error}")),
         };
         if let Some(event) = incoming.event {
-            let raw = RawEvent::new(event, bytes);
+            let raw = RawEvent::new(event.into_owned(), bytes);
             match raw {
                 Ok(raw) => {
                     let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,7 +669,7 @@ impl Shared {
             return Ok(());
         }
         let reply = match (incoming.ret, incoming.error) {
-            (Some(ret), None) => Ok(ret),
+            (Some(ret), None) => Ok(ret.to_owned()),
             (None, Some(error)) => match serde_json::from_str::<QmpError>(error.get()) {
                 Ok(error) => Err(Error::Qmp(error)),
                 Err(e) => return self.malformed(format!("malformed error reply: {e}")),
@@ -459,15 +702,63 @@ impl Shared {
     }
 }
 
+/// Ends a request's exclusive hold of the socket (also when its call is
+/// cancelled) and hands what queued meanwhile to the flusher.
+struct Exclusive<'a> {
+    shared: &'a Shared,
+    writer: Option<Writer>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let mut outbox = self.shared.lock_outbox();
+        if let Some(writer) = self.writer.take() {
+            outbox.writer = writer;
+        }
+        outbox.exclusive = false;
+        let stalled = !outbox.queued.is_empty();
+        outbox.stalled |= stalled;
+        drop(outbox);
+        if stalled {
+            self.shared.stalled.notify_one();
+        }
+        self.shared.drained.notify_waiters();
+    }
+}
+
+/// Writes what queued while the socket was full, waiting for room.
+async fn flush_loop(shared: Arc<Shared>) {
+    loop {
+        shared.stalled.notified().await;
+        let drained = std::future::poll_fn(|cx| {
+            let mut outbox = shared.lock_outbox();
+            if !outbox.stalled || outbox.exclusive || outbox.failed.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            let drained = ready!(outbox.poll_drain(cx));
+            outbox.stalled = false;
+            Poll::Ready(drained)
+        })
+        .await;
+        match drained {
+            Ok(()) => shared.drained.notify_waiters(),
+            Err(e) => {
+                shared.write_failed(e);
+                return;
+            }
+        }
+    }
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: Arc<Shared>) {
     let error = loop {
-        match reader.next().await {
-            Ok(Read::Message(bytes)) => {
-                if let Err(error) = shared.route(&bytes) {
+        match reader.next_borrowed().await {
+            Ok(Borrowed::Message(bytes)) => {
+                if let Err(error) = shared.route(bytes) {
                     break error;
                 }
             }
-            Ok(Read::Sentinel) => {
+            Ok(Borrowed::Sentinel) => {
                 if shared.peer == Peer::Qmp {
                     break Error::Protocol("unexpected 0xFF byte".into());
                 }
@@ -479,26 +770,53 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: A
     shared.close(error);
 }
 
-fn encode_request(request: &Request<'_>, id: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64 + request.arguments.map_or(0, <[u8]>::len));
+/// Appends the request's bytes to `out`.
+fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: u64) -> Result<()> {
+    out.reserve(64 + request.arguments.map_or(0, <[u8]>::len));
     out.extend_from_slice(request.prefix);
     out.extend_from_slice(if request.oob {
         b"{\"exec-oob\":"
     } else {
         b"{\"execute\":"
     });
-    serde_json::to_writer(&mut out, request.name).map_err(|e| Error::Encode {
-        command: request.name.into(),
-        message: e.to_string(),
-    })?;
+    if request
+        .name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        // Every QAPI name: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(request.name.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, request.name).map_err(|e| Error::Encode {
+            command: request.name.into(),
+            message: e.to_string(),
+        })?;
+    }
     if let Some(arguments) = request.arguments {
         out.extend_from_slice(b",\"arguments\":");
         out.extend_from_slice(arguments);
     }
     out.extend_from_slice(b",\"id\":");
-    out.extend_from_slice(id.to_string().as_bytes());
+    push_decimal(out, id);
     out.extend_from_slice(b"}\n");
-    Ok(out)
+    Ok(())
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A random start for request ids, so that replies a guest agent still
@@ -517,4 +835,170 @@ pub(crate) fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos() as u64),
     );
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::{Frame, Splitter};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// A peer that reads slowly through a tiny pipe, so that writes keep
+    /// stalling, and answers every request it can parse.  Returns the
+    /// requests it saw.
+    async fn slow_peer(mut stream: DuplexStream, expected: usize) -> Vec<serde_json::Value> {
+        let mut splitter = Splitter::new(1 << 20);
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 16];
+        while seen.len() < expected {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "client closed early");
+            splitter.buffer_mut().extend_from_slice(&chunk[..n]);
+            while let Some(frame) = splitter.next_frame() {
+                let Frame::Message(range) = frame else {
+                    panic!("not a request: {frame:?}")
+                };
+                let request: serde_json::Value =
+                    serde_json::from_slice(&splitter.buffer()[range]).expect("a whole request");
+                let reply = format!("{{\"return\": {{}}, \"id\": {}}}\r\n", request["id"]);
+                stream.write_all(reply.as_bytes()).await.unwrap();
+                seen.push(request);
+            }
+            splitter.compact();
+        }
+        seen
+    }
+
+    fn request(name: &str, timeout: Duration) -> Request<'_> {
+        Request {
+            name,
+            arguments: None,
+            oob: false,
+            fds: &[],
+            prefix: b"",
+            expect_reply: true,
+            timeout: Some(timeout),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_stay_whole_when_writes_stall_and_calls_are_cancelled() {
+        let (ours, theirs) = tokio::io::duplex(24);
+        let (read, write) = tokio::io::split(ours);
+        let engine = Arc::new(Engine::start(
+            MessageReader::new(read, Peer::Qmp, 1 << 20),
+            Writer::Stream(Box::new(write)),
+            &EngineConfig {
+                peer: Peer::Qmp,
+                event_capacity: 1,
+            },
+        ));
+        let peer = tokio::spawn(slow_peer(theirs, 40));
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let engine = Arc::clone(&engine);
+            calls.spawn(async move {
+                // Every fourth call gives up long before its turn.
+                let timeout = Duration::from_millis(if i % 4 == 0 { 1 } else { 20_000 });
+                (i, engine.call(request("query-status", timeout)).await)
+            });
+        }
+        let mut answered = 0;
+        while let Some(done) = calls.join_next().await {
+            match done.unwrap() {
+                (i, Ok(_)) => {
+                    assert_ne!(i % 4, 0, "call {i} should have timed out");
+                    answered += 1;
+                }
+                (i, Err(Error::Timeout { .. })) if i % 4 == 0 => {}
+                (i, Err(error)) => panic!("call {i}: {error}"),
+            }
+        }
+        assert_eq!(answered, 30);
+        // Cancelled calls' requests still went out whole, in between.
+        let seen = tokio::time::timeout(Duration::from_secs(20), peer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.len(), 40);
+        assert!(seen.iter().all(|r| r["execute"] == "query-status"));
+    }
+
+    /// Takes a few bytes, then fails every write.
+    struct BreaksAfter(usize);
+
+    impl AsyncWrite for BreaksAfter {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bytes: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            if self.0 == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            let n = bytes.len().min(self.0);
+            self.0 -= n;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_failure_ends_the_session_and_fails_every_call() {
+        // The read side stays open: only writing breaks.
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let engine = Engine::start(
+            MessageReader::new(ours, Peer::Qmp, 1 << 20),
+            Writer::Stream(Box::new(BreaksAfter(30))),
+            &EngineConfig {
+                peer: Peer::Qmp,
+                event_capacity: 1,
+            },
+        );
+        let (first, second) = tokio::join!(
+            engine.call(request("query-status", Duration::from_secs(20))),
+            engine.call(request("query-status", Duration::from_secs(20))),
+        );
+        for result in [first, second] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(&error, Error::Disconnected { reason } if reason.contains("write failed")),
+                "unexpected {error}"
+            );
+        }
+        assert!(engine.is_closed());
+        let later = engine
+            .call(request("query-status", Duration::from_secs(20)))
+            .await;
+        assert!(matches!(later, Err(Error::Disconnected { .. })));
+    }
+
+    #[test]
+    fn requests_encode_like_serde_json() {
+        for (name, id) in [
+            ("query-status", 0),
+            ("x\"y", 4_222_124_650_659_841),
+            ("q", u64::MAX),
+        ] {
+            let mut out = Vec::new();
+            let request = Request {
+                arguments: Some(br#"{"a":1}"#),
+                ..request(name, Duration::ZERO)
+            };
+            encode_request(&mut out, &request, id).unwrap();
+            let expected =
+                serde_json::json!({ "execute": name, "arguments": { "a": 1 }, "id": id });
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(got, expected);
+            assert!(out.ends_with(b"}\n"));
+        }
+    }
 }
