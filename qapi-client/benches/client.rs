@@ -81,6 +81,9 @@ struct Run {
 enum Client {
     Ours,
     Raw,
+    /// The raw loop on a tokio socket in one task: what any tokio client
+    /// pays at least (sequential only).
+    TokioRaw,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,6 +142,12 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
     let window = run.window.max(1);
     match run.client {
         Client::Raw => raw(protocol, &run.socket, run.count, window),
+        Client::TokioRaw => {
+            let socket = run.socket.clone();
+            let count = run.count;
+            let rt = runtime(run.runtime)?;
+            rt.block_on(async move { tokio::spawn(tokio_raw(protocol, socket, count)).await? })
+        }
         Client::Ours => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -252,6 +261,48 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
             }
             received += buf[..n].iter().filter(|&&b| b == b'\n').count();
         }
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn tokio_raw(protocol: Protocol, socket: PathBuf, count: usize) -> Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    async fn read_line(stream: &mut tokio::net::UnixStream, buf: &mut [u8]) -> Result<()> {
+        loop {
+            let n = stream.read(buf).await?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+            if buf[..n].contains(&b'\n') {
+                return Ok(());
+            }
+        }
+    }
+    let name = match protocol {
+        Protocol::Qmp => {
+            read_line(&mut stream, &mut buf).await?;
+            stream
+                .write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")
+                .await?;
+            read_line(&mut stream, &mut buf).await?;
+            "query-status"
+        }
+        Protocol::Qga => "guest-ping",
+    };
+    let mut out = Vec::new();
+    let mut id: u64 = 0x000F_1234_0000_0000;
+    let mut started = Instant::now();
+    for i in 0..WARM_UP + count {
+        if i == WARM_UP {
+            started = Instant::now();
+        }
+        id += 1;
+        out.clear();
+        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+        stream.write_all(&out).await?;
+        read_line(&mut stream, &mut buf).await?;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
