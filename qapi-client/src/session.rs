@@ -70,6 +70,24 @@ struct Incoming<'a> {
     greeting: Option<&'a RawValue>,
 }
 
+/// The reply QEMU and qemu-ga send, as they write it:
+/// `{"return": VALUE, "id": DIGITS}`.  Gives the value and the id when the
+/// message has exactly that form and VALUE is one valid JSON value, so
+/// that such a message means what the general parse of [`Incoming`] would
+/// make of it; anything else is left to that parse.
+fn plain_reply(text: &str) -> Option<(&RawValue, u64)> {
+    let rest = text.strip_prefix("{\"return\": ")?.strip_suffix('}')?;
+    let digits_start = rest.rfind(|c: char| !c.is_ascii_digit())? + 1;
+    let digits = &rest[digits_start..];
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    let id = digits.parse().ok()?;
+    let value = rest[..digits_start].strip_suffix(", \"id\": ")?;
+    let value = serde_json::from_str(value).ok()?;
+    Some((value, id))
+}
+
 /// Keeps `null` as a present value, so `{"return": null}` is a reply.
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
@@ -650,6 +668,10 @@ impl Shared {
             Ok(text) => text,
             Err(error) => return self.malformed(format!("message is not UTF-8: {error}")),
         };
+        if let Some((value, id)) = plain_reply(text) {
+            self.deliver(id, Ok(value.to_owned()));
+            return Ok(());
+        }
         let incoming: Incoming = match serde_json::from_str(text) {
             Ok(incoming) => incoming,
             Err(error) => return self.malformed(format!("message is not valid JSON: {error}")),
@@ -979,6 +1001,67 @@ mod tests {
             .call(request("query-status", Duration::from_secs(20)))
             .await;
         assert!(matches!(later, Err(Error::Disconnected { .. })));
+    }
+
+    /// What the general parse makes of a message that is a reply: the
+    /// return value's text and the id, if it has one that is ours.
+    fn general_parse(text: &str) -> Option<(String, Option<u64>)> {
+        let incoming: Incoming = serde_json::from_str(text).ok()?;
+        if incoming.event.is_some() || incoming.error.is_some() {
+            return None;
+        }
+        let ret = incoming.ret?;
+        Some((
+            ret.get().to_owned(),
+            incoming.id.and_then(|id| id.get().parse().ok()),
+        ))
+    }
+
+    #[test]
+    fn plain_replies_parse_like_any_reply() {
+        for (text, expected) in [
+            (r#"{"return": {}, "id": 7}"#, Some(("{}", 7))),
+            (
+                r#"{"return": {"status": "running", "running": true}, "id": 4222124650659841}"#,
+                Some((
+                    r#"{"status": "running", "running": true}"#,
+                    4_222_124_650_659_841,
+                )),
+            ),
+            (r#"{"return": null, "id": 0}"#, Some(("null", 0))),
+            (
+                r#"{"return": "x\", \"id\": 5", "id": 6}"#,
+                Some((r#""x\", \"id\": 5""#, 6)),
+            ),
+            (r#"{"return": 1, "id": 2, "id": 3}"#, None),
+            (r#"{"return": {}, "x": 1, "id": 3}"#, None),
+            (r#"{"return": {}, "id": 03}"#, None),
+            (r#"{"return": {}, "id": 99999999999999999999}"#, None),
+            (r#"{"return": {}, "id": "7"}"#, None),
+            (r#"{"return": {"a" 1}, "id": 7}"#, None),
+        ] {
+            let got = plain_reply(text).map(|(value, id)| (value.get(), id));
+            assert_eq!(got, expected, "{text}");
+            if let Some((value, id)) = got {
+                assert_eq!(general_parse(text), Some((value.to_owned(), Some(id))));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whenever the fast path takes a message, the general parse
+        /// agrees with it.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_parse(
+            value in "[{}\\[\\]\":,a-z0-9\\\\ ]{0,14}",
+            separator in proptest::sample::select(vec![", \"id\": ", ",\"id\":", ", \"id\": 1, \"id\": ", ", \"x\": {}, \"id\": "]),
+            id in "[0-9]{0,22}",
+        ) {
+            let text = format!("{{\"return\": {value}{separator}{id}}}");
+            if let Some((value, id)) = plain_reply(&text) {
+                proptest::prop_assert_eq!(general_parse(&text), Some((value.get().to_owned(), Some(id))));
+            }
+        }
     }
 
     #[test]
