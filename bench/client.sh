@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# client.sh [ROUNDS]
+#
+# Benchmarks qapi-client side by side with baselines, in one run:
+#
+#   real QEMU (qemu-system-x86_64 -M none, QMP on a Unix socket):
+#     qmp-seq     query-status, one at a time      ours vs raw      goal >= 0.95x
+#     qmp-pipe    query-status, WINDOW in flight   ours vs raw      goal >= 0.9x
+#   real qemu-ga (Unix socket, read-only allow list):
+#     qga-seq     guest-ping, one at a time        ours vs raw      goal >= 0.95x
+#     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
+#   the bench's fake QMP server (answers at once; client cost alone):
+#     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
+#                                                  ours vs qemu.qmp goal >= 5x
+#                                                  tokio-raw vs raw (no goal: the
+#                                                  floor of any tokio client)
+#   idle memory: 1000 negotiated QMP sessions on one runtime   goal <= 64 KiB each
+#
+# "ours" is qapi-client on a multi-threaded tokio runtime; "raw" a blocking
+# std socket loop writing the same request bytes and reading until the
+# reply line ends; "tokio-raw" the same loop on a tokio socket; "qemu.qmp"
+# QEMU's Python library (async QMPClient, execute('query-status') in a
+# loop), installed with pip into a venv under the target directory.  All
+# of them are in qapi-client/benches/client.rs except qemu.qmp.
+#
+# Each round runs every side of every comparison back to back (the order
+# alternates between rounds), so the sides of a ratio see the same machine
+# state.  ROUNDS (default 5, or $BENCH_ROUNDS).  Counts are fixed (override
+# with the variables below) and chosen for at least a second per
+# measurement on a 2-CPU machine.  Prints mean ± σ per side, the ratios,
+# the load average, and markdown rows for BENCHMARKS.md.
+#
+# Only Unix sockets in a temporary directory; QEMU, qemu-ga and the fake
+# server are killed on exit.  qemu-ga may run guest-ping,
+# guest-sync-delimited and guest-info only.
+set -euo pipefail
+
+die() { echo "client.sh: $*" >&2; exit 1; }
+say() { echo "client.sh: $*" >&2; }
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rounds=${1:-${BENCH_ROUNDS:-5}}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$rounds'"
+qmp_seq_n=${QMP_SEQ_N:-15000}
+qmp_pipe_n=${QMP_PIPE_N:-15000}
+qga_seq_n=${QGA_SEQ_N:-60000}
+qga_pipe_n=${QGA_PIPE_N:-150000}
+fake_n=${FAKE_N:-300000}
+python_n=${PYTHON_N:-10000}
+window=${WINDOW:-32}
+connections=${CONNECTIONS:-1000}
+target_dir=${CARGO_TARGET_DIR:-target}
+
+qemu=${QAPI_TEST_QEMU:-$(command -v qemu-system-x86_64 || true)}
+qemu_ga=${QAPI_TEST_QEMU_GA:-$(command -v qemu-ga || true)}
+[ -n "$qemu" ] || die "qemu-system-x86_64 is not on PATH (or set QAPI_TEST_QEMU)"
+[ -n "$qemu_ga" ] || die "qemu-ga is not on PATH (or set QAPI_TEST_QEMU_GA)"
+command -v python3 >/dev/null || die "python3 is not installed"
+
+# Enough descriptors for the idle-memory run (the fake server is a child).
+want_fds=$((connections + 256))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$want_fds" ] \
+    || die "need $want_fds file descriptors, the hard limit is $(ulimit -Hn)"
+fi
+
+# The bench binary, built in release by cargo bench.
+say "cargo bench -p qapi-client --bench client --no-run"
+bench=$(cargo bench --quiet -p qapi-client --bench client --no-run --message-format=json \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "client" \
+            and m.get("executable"):
+        print(m["executable"])')
+[ -x "$bench" ] || die "no bench executable from cargo"
+
+# qemu.qmp in a venv, made once and reused.
+venv=$target_dir/qapi-client-bench-venv
+if ! "$venv/bin/python" -c 'import qemu.qmp' 2>/dev/null; then
+  say "making $venv with qemu.qmp (pip)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check qemu.qmp
+fi
+qmp_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("qemu.qmp"))')
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for_socket() { # PATH PID WHAT
+  local i
+  for i in $(seq 1 100); do
+    [ -S "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited before opening $1"
+    sleep 0.05
+  done
+  die "$3 did not open $1"
+}
+
+"$qemu" -M none -nodefaults -display none \
+  -qmp "unix:$work/qmp.sock,server=on,wait=off" 2>"$work/qemu.log" &
+pids+=($!)
+wait_for_socket "$work/qmp.sock" $! QEMU
+mkdir "$work/qga-state"
+"$qemu_ga" -m unix-listen -p "$work/qga.sock" -t "$work/qga-state" \
+  --allow-rpcs=guest-ping,guest-sync-delimited,guest-info 2>"$work/qemu-ga.log" &
+pids+=($!)
+wait_for_socket "$work/qga.sock" $! qemu-ga
+"$bench" fake-server "$work/fake.sock" &
+pids+=($!)
+wait_for_socket "$work/fake.sock" $! "the fake server"
+
+cat >"$work/qemu_qmp.py" <<'EOF'
+import asyncio, sys, time
+from qemu.qmp import QMPClient
+
+async def main(path, count):
+    qmp = QMPClient("bench")
+    await qmp.connect(path)
+    for _ in range(200):  # the same warm-up as the Rust sides
+        await qmp.execute("query-status")
+    started = time.perf_counter()
+    for _ in range(count):
+        await qmp.execute("query-status")
+    elapsed = time.perf_counter() - started
+    await qmp.disconnect()
+    print(f"commands_per_second={count / elapsed:.1f}")
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+EOF
+
+# One measurement: NAME then the command; appends the rate to $work/NAME.
+measure() {
+  local name=$1 out
+  shift
+  out=$("$@") || die "$name failed: $*"
+  out=${out#commands_per_second=}
+  echo "$out" >>"$work/$name"
+  printf '  %-22s %12.0f /s\n' "$name" "$out" >&2
+}
+
+# The sides of each comparison, in the order of the first round.
+sides=(
+  "qmp-seq-ours   $bench qmp $work/qmp.sock ours $qmp_seq_n"
+  "qmp-seq-raw    $bench qmp $work/qmp.sock raw $qmp_seq_n"
+  "qmp-pipe-ours  $bench qmp $work/qmp.sock ours $qmp_pipe_n --window $window"
+  "qmp-pipe-raw   $bench qmp $work/qmp.sock raw $qmp_pipe_n --window $window"
+  "qga-seq-ours   $bench qga $work/qga.sock ours $qga_seq_n"
+  "qga-seq-raw    $bench qga $work/qga.sock raw $qga_seq_n"
+  "qga-pipe-ours  $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
+  "qga-pipe-raw   $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
+  "fake-ours      $bench qmp $work/fake.sock ours $fake_n"
+  "fake-raw       $bench qmp $work/fake.sock raw $fake_n"
+  "fake-tokio-raw $bench qmp $work/fake.sock tokio-raw $fake_n"
+  "fake-qemu.qmp  $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
+)
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average before: $load_before; $rounds rounds"
+for round in $(seq 1 "$rounds"); do
+  say "round $round/$rounds"
+  # Pairs are adjacent; odd rounds run each pair forwards, even backwards.
+  for ((i = 0; i < ${#sides[@]}; i += 2)); do
+    first=${sides[i]} second=${sides[i + 1]}
+    if ((round % 2 == 0)); then first=${sides[i + 1]} second=${sides[i]}; fi
+    # shellcheck disable=SC2086
+    measure $first
+    # shellcheck disable=SC2086
+    measure $second
+  done
+done
+say "idle memory: $connections sessions, 3 runs"
+for _ in 1 2 3; do
+  out=$("$bench" idle-memory "$work/fake.sock" "$connections" 2>>"$work/memory.log") \
+    || die "idle-memory failed"
+  echo "${out#kib_per_connection=}" >>"$work/memory"
+  printf '  %-22s %12s KiB\n' "idle session" "${out#kib_per_connection=}" >&2
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Summary and markdown rows.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")
+[ -z "$(git status --porcelain -- qapi-client 2>/dev/null)" ] || commit="$commit+changes"
+machine="$(nproc) CPUs, $(uname -m)"
+python3 - "$work" "$commit" "$qmp_version" "$rounds" "$window" "$connections" \
+  "$load_before" "$load_after" "$machine" <<'EOF'
+import datetime, os, statistics, sys
+
+(work, commit, qmp_version, rounds, window, connections, load_before, load_after,
+ machine) = sys.argv[1:]
+
+def values(name):
+    with open(os.path.join(work, name)) as f:
+        return [float(line) for line in f if line.strip()]
+
+def fmt_rate(xs):
+    m = statistics.mean(xs)
+    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{m:,.0f} ± {s:,.0f}/s"
+
+rows = [
+    # (label, ours, baseline, baseline label, goal, goal is a minimum ratio)
+    ("real QEMU, query-status, sequential", "qmp-seq-ours", "qmp-seq-raw", "raw loop", 0.95),
+    (f"real QEMU, query-status, {window} in flight", "qmp-pipe-ours", "qmp-pipe-raw", "raw loop", 0.9),
+    ("real qemu-ga, guest-ping, sequential", "qga-seq-ours", "qga-seq-raw", "raw loop", 0.95),
+    (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
+    ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
+    ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
+    ("fake server, query-status, sequential", "fake-tokio-raw", "fake-raw", "raw loop", None),
+]
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+print()
+print(f"{rounds} rounds; load average {load_before} before, {load_after} after")
+print()
+print("| Date (UTC) | Commit | Machine | Measurement | Ours (mean ± σ) | Baseline (mean ± σ) | Ratio (per-round min–max) | Goal |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for label, ours, base, base_label, goal in rows:
+    a, b = values(ours), values(base)
+    ratio = statistics.mean(a) / statistics.mean(b)
+    per_round = [x / y for x, y in zip(a, b)]
+    ours_label = "tokio-raw" if ours == "fake-tokio-raw" else "qapi-client"
+    if goal is None:
+        verdict = "— (reference: no tokio client can beat it)"
+    elif ratio >= goal:
+        verdict = f"≥ {goal:g}× — met"
+    else:
+        verdict = f"≥ {goal:g}× — **not met**"
+    print(f"| {date} | `{commit}` | {machine} | {label} | {ours_label}: {fmt_rate(a)} "
+          f"| {base_label}: {fmt_rate(b)} | {ratio:.2f}× ({min(per_round):.2f}–{max(per_round):.2f}) | {verdict} |")
+mem = values("memory")
+m = statistics.mean(mem)
+s = statistics.stdev(mem) if len(mem) > 1 else 0.0
+verdict = "met" if m <= 64 else "**not met**"
+print()
+print("| Date (UTC) | Commit | Machine | Idle QMP sessions | Memory per session (mean ± σ, 3 runs) | Goal |")
+print("| --- | --- | --- | --- | --- | --- |")
+print(f"| {date} | `{commit}` | {machine} | {connections} on one runtime, fake server | {m:.1f} ± {s:.1f} KiB | ≤ 64 KiB — {verdict} |")
+EOF
