@@ -5,15 +5,16 @@
 # (qapi-types/benches/decode.rs) and writes it to OUT_DIR (default
 # qapi-types/benches/data/):
 #
-#   query-qmp-schema.json   the reply line of `query-qmp-schema`
-#   query-blockstats.json   the reply line of `query-blockstats`
-#   events.jsonl            every event QEMU sent while the script drove it,
-#                           one line each, in arrival order
+#   query-qmp-schema.json         the reply line of `query-qmp-schema`
+#   query-block.json              the reply line of `query-block`
+#   query-named-block-nodes.json  the reply line of `query-named-block-nodes`
+#                                 with `flat: false`
+#   query-blockstats.json         the reply line of `query-blockstats`
+#   events.jsonl                  every event QEMU sent while the script
+#                                 drove it, one line each, in arrival order
 #
 # Each file holds QEMU's lines as they came off the socket, less the CRLF,
-# one per line. (`query-block` and `query-named-block-nodes` are not
-# captured: QEMU 10.0's replies lack `children`, which the bindings'
-# schema, QEMU 10.2's, requires since 10.1, so they do not decode.)
+# one per line.
 #
 # QEMU (`$QEMU`, default qemu-system-x86_64, and `$QEMU_IMG`, default
 # qemu-img) runs with `-M none`, no accelerator or guest, and its QMP
@@ -166,6 +167,10 @@ qmp.execute("qmp_capabilities")
 
 line, _ = qmp.execute("query-qmp-schema")
 write("query-qmp-schema.json", [line])
+line, _ = qmp.execute("query-block")
+write("query-block.json", [line])
+line, _ = qmp.execute("query-named-block-nodes", flat=False)
+write("query-named-block-nodes.json", [line])
 line, _ = qmp.execute("query-blockstats")
 write("query-blockstats.json", [line])
 
@@ -227,7 +232,7 @@ PY
 wait "$qemu_pid" 2>/dev/null || true
 qemu_pid=
 
-for f in query-qmp-schema.json query-blockstats.json events.jsonl; do
+for f in query-qmp-schema.json query-block.json query-named-block-nodes.json query-blockstats.json events.jsonl; do
   printf '%-30s %8d bytes, %5d lines\n' "$f" "$(wc -c <"$out/$f")" "$(wc -l <"$out/$f")"
 done
 echo "capture-replies: captured from $version into $out"
