@@ -446,6 +446,10 @@ impl Emitter<'_> {
         } else {
             quote! {
                 /// The codec of the command named `name`, if these bindings know it.
+                ///
+                /// `#[inline]` so that the decoders of every command are compiled
+                /// only in programs that call it, not in every build of this crate.
+                #[inline]
                 pub fn command_codec(name: &str) -> ::std::option::Option<#core::CommandCodec> {
                     match name {
                         #( #codec_arms )*
@@ -460,6 +464,9 @@ impl Emitter<'_> {
             let arms = self.event_codec_arms.iter();
             quote! {
                 /// The codec of the event named `name`, if these bindings know it.
+                ///
+                /// `#[inline]` for the same reason as `command_codec`.
+                #[inline]
                 pub fn event_codec(name: &str) -> ::std::option::Option<#core::EventCodec> {
                     match name {
                         #( #arms )*

@@ -90,6 +90,10 @@ pub mod commands {
 /// Every event's data type, each implementing `Event`.
 pub mod events {}
 /// The codec of the command named `name`, if these bindings know it.
+///
+/// `#[inline]` so that the decoders of every command are compiled
+/// only in programs that call it, not in every build of this crate.
+#[inline]
 pub fn command_codec(name: &str) -> ::std::option::Option<::qapi_types::CommandCodec> {
     match name {
         "query-info" => {

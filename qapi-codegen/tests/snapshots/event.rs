@@ -127,6 +127,9 @@ impl<'de> ::qapi_types::private::Events<'de> for AnyEvent {
 }
 
 /// The codec of the event named `name`, if these bindings know it.
+///
+/// `#[inline]` for the same reason as `command_codec`.
+#[inline]
 pub fn event_codec(name: &str) -> ::std::option::Option<::qapi_types::EventCodec> {
     match name {
         "STOPPED" => {

@@ -1552,6 +1552,10 @@ impl<'de> ::qapi_types::private::Events<'de> for AnyEvent {
 }
 
 /// The codec of the command named `name`, if these bindings know it.
+///
+/// `#[inline]` so that the decoders of every command are compiled
+/// only in programs that call it, not in every build of this crate.
+#[inline]
 pub fn command_codec(name: &str) -> ::std::option::Option<::qapi_types::CommandCodec> {
     match name {
         #[cfg(feature = "run_state")]
@@ -3419,6 +3423,9 @@ pub fn command_codec(name: &str) -> ::std::option::Option<::qapi_types::CommandC
 }
 
 /// The codec of the event named `name`, if these bindings know it.
+///
+/// `#[inline]` for the same reason as `command_codec`.
+#[inline]
 pub fn event_codec(name: &str) -> ::std::option::Option<::qapi_types::EventCodec> {
     match name {
         #[cfg(feature = "run_state")]
