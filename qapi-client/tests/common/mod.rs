@@ -66,15 +66,19 @@ impl Process {
     }
 }
 
+/// Waits until the process accepts connections on `path`.  The socket file
+/// appears at bind(), a moment before listen(): a connection then is
+/// refused, so probe with one (QEMU and qemu-ga take the next client
+/// after it closes).
 fn wait_for_socket(path: &Path, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before creating its socket: {status}");
+            panic!("{what} exited before listening on its socket: {status}");
         }
         assert!(
             Instant::now() < deadline,
-            "{what} did not create {path:?} in 10 s"
+            "{what} did not listen on {path:?} in 10 s"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
