@@ -122,16 +122,57 @@ fn doc_attrs(parts: &[String]) -> TokenStream {
     quote! { #( #[doc = #lines] )* }
 }
 
+/// What every module's emitter reads: the schema and what is computed from
+/// it once.  Shared by the threads that generate the modules.
+struct Shared<'s> {
+    schema: &'s Schema,
+    options: &'s Options,
+    /// Entity → its strongly connected component, for boxing cycles.
+    scc: Vec<usize>,
+    /// Which SCCs have a cycle.
+    cyclic: Vec<bool>,
+    /// Where `@name` references in docs link.
+    links: docs::Links,
+    /// Required reply members newer than the baseline release, generated
+    /// optional: (defining type, member) → the release that added them.
+    late: BTreeMap<(EntityId, String), crate::since::Release>,
+}
+
+/// A `command_codec` or `event_codec` match arm: the Rust module, the wire
+/// name and the Rust type name.
+struct CodecArm {
+    module: String,
+    wire: String,
+    rust: String,
+}
+
+/// One module, generated (on its own thread) and formatted.
+struct ModuleOutput {
+    /// `None` when the module defines nothing.
+    file: Option<(String, String)>,
+    contents: Option<ModuleContents>,
+    /// Every name claimed, in order, for clash detection across modules.
+    claims: Vec<(String, String)>,
+    uses: Option<BTreeSet<usize>>,
+    codec_arms: Vec<CodecArm>,
+    event_codec_arms: Vec<CodecArm>,
+    events: Vec<(EntityId, usize)>,
+    /// The error that stopped the module, after its `claims`.
+    error: Option<GenerateError>,
+}
+
 struct Emitter<'s> {
     schema: &'s Schema,
     options: &'s Options,
     core: TokenStream,
     /// Entity → its strongly connected component, for boxing cycles.
-    scc: Vec<usize>,
+    scc: &'s [usize],
     /// Which SCCs have a cycle.
-    cyclic: Vec<bool>,
+    cyclic: &'s [bool],
     /// Rust names taken at the top level, for clash detection.
     taken: HashMap<String, String>,
+    /// The names claimed, in order (see [`ModuleOutput::claims`]).
+    claims: Vec<(String, String)>,
     /// Per module: the modules whose types it uses.
     uses: BTreeMap<usize, BTreeSet<usize>>,
     current_module: usize,
@@ -142,43 +183,66 @@ struct Emitter<'s> {
     /// Rust names of the types the current module defines.
     module_types: Vec<String>,
     /// Where `@name` references in docs link.
-    links: docs::Links,
+    links: &'s docs::Links,
     /// `command_codec` match arms, one per command.
-    codec_arms: Vec<TokenStream>,
+    codec_arms: Vec<CodecArm>,
     /// `event_codec` match arms, one per event.
-    event_codec_arms: Vec<TokenStream>,
+    event_codec_arms: Vec<CodecArm>,
     /// Required reply members newer than the baseline release, generated
     /// optional: (defining type, member) → the release that added them.
-    late: std::collections::BTreeMap<(EntityId, String), crate::since::Release>,
+    late: &'s BTreeMap<(EntityId, String), crate::since::Release>,
 }
 
 /// Generates Rust for `schema`.
+///
+/// The modules are generated and formatted in parallel, on up to as many
+/// threads as the machine has CPUs; the output does not depend on it.
 pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, GenerateError> {
-    let core: TokenStream = options
-        .core_path
-        .parse()
-        .unwrap_or_else(|_| quote! { ::qapi_types });
     let (scc, cyclic) = components(schema);
-    let mut emitter = Emitter {
+    let shared = Shared {
         schema,
         options,
-        core,
         scc,
         cyclic,
-        taken: HashMap::new(),
-        uses: BTreeMap::new(),
-        current_module: 0,
-        prefix: quote! { super:: },
-        module_types: Vec::new(),
-        codec_arms: Vec::new(),
-        event_codec_arms: Vec::new(),
         links: links(schema),
         late: options
             .baseline
             .map(|baseline| crate::since::late_reply_members(schema, baseline))
             .unwrap_or_default(),
     };
-    emitter.generate()
+    Emitter::new(&shared).generate(modules(&shared))
+}
+
+/// Generates and formats every module but the built-in one, each with its
+/// own emitter, on worker threads that take the largest modules first; in
+/// module order.
+fn modules(shared: &Shared) -> Vec<(usize, ModuleOutput)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let modules = &shared.schema.modules;
+    let mut order: Vec<usize> = (1..modules.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(modules[i].items.len()));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, order.len().max(1));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((index, Emitter::new(shared).module(index)));
+        }
+        done
+    };
+    // This thread works too, alongside `threads - 1` others.
+    let mut outputs = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut outputs = work();
+        for other in others {
+            outputs.extend(other.join().expect("a code generation thread panicked"));
+        }
+        outputs
+    });
+    outputs.sort_by_key(|(index, _)| *index);
+    outputs
 }
 
 /// Link targets for every generated type, command and event, relative to
@@ -294,93 +358,71 @@ fn inline_children(schema: &Schema, id: EntityId) -> Vec<usize> {
     out
 }
 
-impl Emitter<'_> {
-    fn generate(&mut self) -> Result<Generated, GenerateError> {
+impl<'s> Emitter<'s> {
+    fn new(shared: &'s Shared<'s>) -> Self {
+        Emitter {
+            schema: shared.schema,
+            options: shared.options,
+            core: shared
+                .options
+                .core_path
+                .parse()
+                .unwrap_or_else(|_| quote! { ::qapi_types }),
+            scc: &shared.scc,
+            cyclic: &shared.cyclic,
+            taken: HashMap::new(),
+            claims: Vec::new(),
+            uses: BTreeMap::new(),
+            current_module: 0,
+            prefix: quote! { super:: },
+            module_types: Vec::new(),
+            codec_arms: Vec::new(),
+            event_codec_arms: Vec::new(),
+            links: &shared.links,
+            late: &shared.late,
+        }
+    }
+
+    /// Puts the generated modules together and generates `mod.rs`.
+    fn generate(
+        &mut self,
+        outputs: Vec<(usize, ModuleOutput)>,
+    ) -> Result<Generated, GenerateError> {
         let mut generated = Generated::default();
         let mut module_names = Vec::new();
         let mut module_contents = Vec::new();
         let mut events = Vec::new();
-        for (index, module) in self.schema.modules.iter().enumerate() {
-            if index == 0 {
-                continue; // built-in types
-            }
-            self.current_module = index;
-            self.module_types.clear();
-            let (mut items, mut commands, mut module_events) = (Vec::new(), Vec::new(), Vec::new());
-            for item in &module.items {
-                if let ModuleItem::Entity(id) = item {
-                    match self.schema.entity(*id).kind {
-                        EntityKind::Event { .. } => {
-                            events.push((*id, index));
-                            self.prefix = quote! { super::super:: };
-                            module_events.push(self.entity(*id)?);
-                        }
-                        EntityKind::Command(_) => {
-                            self.prefix = quote! { super::super:: };
-                            commands.push(self.entity(*id)?);
-                        }
-                        _ => {
-                            self.prefix = quote! { super:: };
-                            items.push(self.entity(*id)?);
-                        }
+        for (index, output) in outputs {
+            // Name clashes across modules, found in the order a single
+            // pass would find them.
+            for (rust, wire) in &output.claims {
+                if let Some(first) = self.taken.get(rust) {
+                    if first != wire {
+                        let (what, rust) = rust.split_once(':').unwrap_or(("", rust));
+                        return Err(GenerateError::NameClash {
+                            what: what.to_owned(),
+                            first: first.clone(),
+                            second: wire.clone(),
+                            rust: rust.to_owned(),
+                        });
                     }
                 }
+                self.taken.insert(rust.clone(), wire.clone());
             }
-            if items
-                .iter()
-                .chain(&commands)
-                .chain(&module_events)
-                .all(|t| t.is_empty())
-            {
-                continue;
+            if let Some(error) = output.error {
+                return Err(error);
             }
-            let module_doc = format!(" The commands of `{}`.", module.name);
-            let commands = if commands.is_empty() {
-                TokenStream::new()
-            } else {
-                quote! {
-                    #[doc = #module_doc]
-                    pub mod commands {
-                        use serde::{Deserialize, Serialize};
-                        #( #commands )*
-                    }
-                }
-            };
-            let module_doc = format!(" The events of `{}`.", module.name);
-            let module_events = if module_events.is_empty() {
-                TokenStream::new()
-            } else {
-                quote! {
-                    #[doc = #module_doc]
-                    pub mod events {
-                        use serde::{Deserialize, Serialize};
-                        #( #module_events )*
-                    }
-                }
-            };
-            let name = names::module(&module.name);
-            let header = format!(
-                " Generated by qapi-codegen from the {} schema module `{}`.\n Do not edit: run `cargo xtask regen`.",
-                self.options.schema_name, module.name
-            );
-            let tokens = quote! {
-                #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
-                use serde::{Deserialize, Serialize};
-                #( #items )*
-                #commands
-                #module_events
-            };
-            let text = format_file(&name, &header, tokens)?;
-            // A module named after a keyword is `r#mod` in Rust, `mod.rs`… on disk.
-            let file = name.trim_start_matches("r#");
-            generated.files.insert(format!("{file}.rs"), text);
-            module_names.push((index, name.clone()));
-            module_contents.push(ModuleContents {
-                name,
-                types: self.module_types.clone(),
-                commands: !commands.is_empty(),
-                events: !module_events.is_empty(),
-            });
+            if let Some(uses) = output.uses {
+                self.uses.insert(index, uses);
+            }
+            self.codec_arms.extend(output.codec_arms);
+            self.event_codec_arms.extend(output.event_codec_arms);
+            events.extend(output.events);
+            if let (Some((file, text)), Some(contents)) = (output.file, output.contents) {
+                generated.files.insert(file, text);
+                module_names.push((index, contents.name.clone()));
+                module_contents.push(contents);
+            }
         }
         let events = self.event_enum(&events, &module_names)?;
         let mod_rs = self.mod_rs(&module_contents, events)?;
@@ -400,6 +442,122 @@ impl Emitter<'_> {
             }
         }
         Ok(generated)
+    }
+
+    /// Generates module `index` and formats it.
+    fn module(&mut self, index: usize) -> ModuleOutput {
+        let mut output = ModuleOutput {
+            file: None,
+            contents: None,
+            claims: Vec::new(),
+            uses: None,
+            codec_arms: Vec::new(),
+            event_codec_arms: Vec::new(),
+            events: Vec::new(),
+            error: None,
+        };
+        let result = self.module_file(index, &mut output.events);
+        output.claims = std::mem::take(&mut self.claims);
+        output.uses = self.uses.remove(&index);
+        output.codec_arms = std::mem::take(&mut self.codec_arms);
+        output.event_codec_arms = std::mem::take(&mut self.event_codec_arms);
+        match result {
+            Ok(Some((file, text, contents))) => {
+                output.file = Some((file, text));
+                output.contents = Some(contents);
+            }
+            Ok(None) => {}
+            Err(error) => output.error = Some(error),
+        }
+        output
+    }
+
+    /// The file of module `index` (`None` when it defines nothing).
+    #[allow(clippy::type_complexity)]
+    fn module_file(
+        &mut self,
+        index: usize,
+        events: &mut Vec<(EntityId, usize)>,
+    ) -> Result<Option<(String, String, ModuleContents)>, GenerateError> {
+        let module = &self.schema.modules[index];
+        self.current_module = index;
+        self.module_types.clear();
+        let (mut items, mut commands, mut module_events) = (Vec::new(), Vec::new(), Vec::new());
+        for item in &module.items {
+            if let ModuleItem::Entity(id) = item {
+                match self.schema.entity(*id).kind {
+                    EntityKind::Event { .. } => {
+                        events.push((*id, index));
+                        self.prefix = quote! { super::super:: };
+                        module_events.push(self.entity(*id)?);
+                    }
+                    EntityKind::Command(_) => {
+                        self.prefix = quote! { super::super:: };
+                        commands.push(self.entity(*id)?);
+                    }
+                    _ => {
+                        self.prefix = quote! { super:: };
+                        items.push(self.entity(*id)?);
+                    }
+                }
+            }
+        }
+        if items
+            .iter()
+            .chain(&commands)
+            .chain(&module_events)
+            .all(|t| t.is_empty())
+        {
+            return Ok(None);
+        }
+        let module_doc = format!(" The commands of `{}`.", module.name);
+        let has_commands = !commands.is_empty();
+        let commands = if commands.is_empty() {
+            TokenStream::new()
+        } else {
+            quote! {
+                #[doc = #module_doc]
+                pub mod commands {
+                    use serde::{Deserialize, Serialize};
+                    #( #commands )*
+                }
+            }
+        };
+        let module_doc = format!(" The events of `{}`.", module.name);
+        let has_events = !module_events.is_empty();
+        let module_events = if module_events.is_empty() {
+            TokenStream::new()
+        } else {
+            quote! {
+                #[doc = #module_doc]
+                pub mod events {
+                    use serde::{Deserialize, Serialize};
+                    #( #module_events )*
+                }
+            }
+        };
+        let name = names::module(&module.name);
+        let header = format!(
+            " Generated by qapi-codegen from the {} schema module `{}`.\n Do not edit: run `cargo xtask regen`.",
+            self.options.schema_name, module.name
+        );
+        let tokens = quote! {
+            #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
+            use serde::{Deserialize, Serialize};
+            #( #items )*
+            #commands
+            #module_events
+        };
+        let text = format_file(&name, &header, tokens)?;
+        // A module named after a keyword is `r#mod` in Rust, `mod.rs`… on disk.
+        let file = name.trim_start_matches("r#");
+        let contents = ModuleContents {
+            name: name.clone(),
+            types: self.module_types.clone(),
+            commands: has_commands,
+            events: has_events,
+        };
+        Ok(Some((format!("{file}.rs"), text, contents)))
     }
 
     fn cfg(&self, module: &str) -> TokenStream {
@@ -439,8 +597,15 @@ impl Emitter<'_> {
                 #reexport
             }
         });
-        let codec_arms = self.codec_arms.iter();
         let core = &self.core;
+        let codec_arms = self.codec_arms.iter().map(|arm| {
+            let cfg = self.cfg(&arm.module);
+            let (module, name, wire) = (ident(&arm.module), ident(&arm.rust), &arm.wire);
+            quote! {
+                #cfg
+                #wire => ::std::option::Option::Some(#core::CommandCodec::of::<#module::commands::#name>()),
+            }
+        });
         let codecs = if self.codec_arms.is_empty() {
             TokenStream::new()
         } else {
@@ -461,7 +626,14 @@ impl Emitter<'_> {
         let event_codecs = if self.event_codec_arms.is_empty() {
             TokenStream::new()
         } else {
-            let arms = self.event_codec_arms.iter();
+            let arms = self.event_codec_arms.iter().map(|arm| {
+                let cfg = self.cfg(&arm.module);
+                let (module, name, wire) = (ident(&arm.module), ident(&arm.rust), &arm.wire);
+                quote! {
+                    #cfg
+                    #wire => ::std::option::Option::Some(#core::EventCodec::of::<#module::events::#name>()),
+                }
+            });
             quote! {
                 /// The codec of the event named `name`, if these bindings know it.
                 ///
@@ -581,6 +753,7 @@ impl Emitter<'_> {
             self.module_types.push(rust.to_owned());
         }
         let rust_key = format!("{what}:{rust}");
+        self.claims.push((rust_key.clone(), wire.to_owned()));
         let rust = rust_key.as_str();
         if let Some(first) = self.taken.get(rust) {
             if first != wire {
@@ -601,7 +774,7 @@ impl Emitter<'_> {
     fn item_docs(&self, id: EntityId) -> Vec<String> {
         let entity = self.schema.entity(id);
         let doc = self.schema.doc(id);
-        let mut parts = docs::definition(doc, &self.links);
+        let mut parts = docs::definition(doc, self.links);
         if let Some(cond) = &entity.ifcond {
             parts.push(format!(
                 "**Availability:** only when QEMU is built with {}.",
@@ -613,7 +786,7 @@ impl Emitter<'_> {
             for f in &entity.features {
                 let text = doc
                     .and_then(|d| d.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text, &self.links).replace('\n', " "))
+                    .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
                     .unwrap_or_default();
                 let marker = match f.name.as_str() {
                     "unstable" => " (**unstable**: may change or go away without notice)",
@@ -719,7 +892,7 @@ impl Emitter<'_> {
             let mut doc = Vec::new();
             let text = block
                 .and_then(|b| b.member(&m.name))
-                .map(|s| docs::markdown(&s.text, &self.links));
+                .map(|s| docs::markdown(&s.text, self.links));
             if let Some(t) = &text {
                 doc.push(t.clone());
             }
@@ -739,7 +912,7 @@ impl Emitter<'_> {
             for f in &m.features {
                 let ftext = block
                     .and_then(|b| b.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text, &self.links).replace('\n', " "))
+                    .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
                     .unwrap_or_default();
                 doc.push(format!("Feature `{}`: {ftext}", f.name));
             }
@@ -831,7 +1004,7 @@ impl Emitter<'_> {
             let mut vdoc = Vec::new();
             let text = doc
                 .and_then(|d| d.member(&v.name))
-                .map(|s| docs::markdown(&s.text, &self.links));
+                .map(|s| docs::markdown(&s.text, self.links));
             if let Some(t) = &text {
                 vdoc.push(t.clone());
             }
@@ -1136,7 +1309,7 @@ impl Emitter<'_> {
             let ty = self.member_type(id, v.ty);
             let vdoc: Vec<String> = doc
                 .and_then(|d| d.member(&v.name))
-                .map(|s| vec![docs::markdown(&s.text, &self.links)])
+                .map(|s| vec![docs::markdown(&s.text, self.links)])
                 .unwrap_or_default();
             let vdocs = doc_attrs(&vdoc);
             variants.push(quote! { #vdocs #vid(#ty), });
@@ -1334,12 +1507,10 @@ impl Emitter<'_> {
         let core = self.core.clone();
         {
             let module = names::module(&self.schema.modules[self.current_module].name);
-            let cfg = self.cfg(&module);
-            let module = ident(&module);
-            let name = ident(&rust);
-            self.codec_arms.push(quote! {
-                #cfg
-                #wire => ::std::option::Option::Some(#core::CommandCodec::of::<#module::commands::#name>()),
+            self.codec_arms.push(CodecArm {
+                module,
+                wire: wire.clone(),
+                rust: rust.clone(),
             });
         }
         let returns = match cmd.ret_type {
@@ -1388,12 +1559,10 @@ impl Emitter<'_> {
         let wire = &entity.name;
         {
             let module = names::module(&self.schema.modules[self.current_module].name);
-            let cfg = self.cfg(&module);
-            let module = ident(&module);
-            let core = &self.core;
-            self.event_codec_arms.push(quote! {
-                #cfg
-                #wire => ::std::option::Option::Some(#core::EventCodec::of::<#module::events::#name>()),
+            self.event_codec_arms.push(CodecArm {
+                module,
+                wire: wire.clone(),
+                rust: rust.clone(),
             });
         }
         let core = &self.core;
