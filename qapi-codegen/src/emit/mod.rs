@@ -108,6 +108,16 @@ fn ident(name: &str) -> Ident {
     }
 }
 
+/// The doc attributes for `parts` (paragraphs), one `///` line each in the
+/// output.
+///
+/// Parsing and printing thousands of doc attributes was much of the cost
+/// of formatting, so the tokens carry one placeholder attribute per block
+/// (`#[doc = "\u{1}N"]`), which prettyplease prints as `///\u{1}N` at the
+/// item's indentation; [`format_file`] puts the lines in its place, exactly
+/// as prettyplease would have printed one attribute per line.  The blocks
+/// wait in a per-thread list, since a module is generated and formatted on
+/// one thread.
 fn doc_attrs(parts: &[String]) -> TokenStream {
     let text = parts
         .iter()
@@ -118,8 +128,54 @@ fn doc_attrs(parts: &[String]) -> TokenStream {
     if text.is_empty() {
         return TokenStream::new();
     }
-    let lines = text.lines().map(|l| format!(" {l}").trim_end().to_owned());
-    quote! { #( #[doc = #lines] )* }
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| format!(" {l}").trim_end().to_owned())
+        .collect();
+    let placeholder = DOC_BLOCKS.with_borrow_mut(|blocks| {
+        blocks.push(lines);
+        format!("{DOC_MARK}{}", blocks.len() - 1)
+    });
+    quote! { #[doc = #placeholder] }
+}
+
+/// Starts a doc placeholder (see [`doc_attrs`]).
+const DOC_MARK: char = '\u{1}';
+
+thread_local! {
+    /// The doc blocks of the file being generated on this thread, by
+    /// placeholder number.
+    static DOC_BLOCKS: std::cell::RefCell<Vec<Vec<String>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Replaces each doc placeholder line of `text` by the lines of its block,
+/// at the same indentation.
+fn expand_docs(text: &str, blocks: &[Vec<String>]) -> String {
+    let mut out = String::with_capacity(text.len() + blocks.len() * 160);
+    for line in text.lines() {
+        let code = line.trim_start();
+        let block = code
+            .strip_prefix("///")
+            .and_then(|rest| rest.strip_prefix(DOC_MARK))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| blocks.get(n));
+        match block {
+            Some(block) => {
+                let indent = &line[..line.len() - code.len()];
+                for doc in block {
+                    out.push_str(indent);
+                    out.push_str("///");
+                    out.push_str(doc);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// What every module's emitter reads: the schema and what is computed from
@@ -424,6 +480,7 @@ impl<'s> Emitter<'s> {
                 module_contents.push(contents);
             }
         }
+        DOC_BLOCKS.with_borrow_mut(Vec::clear);
         let events = self.event_enum(&events, &module_names)?;
         let mod_rs = self.mod_rs(&module_contents, events)?;
         generated.files.insert("mod.rs".to_owned(), mod_rs);
@@ -480,6 +537,7 @@ impl<'s> Emitter<'s> {
         events: &mut Vec<(EntityId, usize)>,
     ) -> Result<Option<(String, String, ModuleContents)>, GenerateError> {
         let module = &self.schema.modules[index];
+        DOC_BLOCKS.with_borrow_mut(Vec::clear);
         self.current_module = index;
         self.module_types.clear();
         let (mut items, mut commands, mut module_events) = (Vec::new(), Vec::new(), Vec::new());
@@ -1699,12 +1757,15 @@ impl<'s> Emitter<'s> {
 }
 
 /// Formats a module with prettyplease under a header comment.
+///
+/// Takes this thread's doc blocks (see [`doc_attrs`]).
 fn format_file(module: &str, header: &str, tokens: TokenStream) -> Result<String, GenerateError> {
+    let blocks = DOC_BLOCKS.with_borrow_mut(std::mem::take);
     let file: syn::File = syn::parse2(tokens).map_err(|e| GenerateError::Unparsable {
         module: module.to_owned(),
         message: e.to_string(),
     })?;
-    let body = space_items(&prettyplease::unparse(&file));
+    let body = expand_docs(&space_items(&prettyplease::unparse(&file)), &blocks);
     let mut out = String::new();
     for line in header.lines() {
         out.push_str("//");
