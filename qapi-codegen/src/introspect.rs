@@ -152,3 +152,12 @@ fn annotate(object: &mut Value, ifcond: Option<&Condition>, features: &[Feature]
         map.insert("if".to_owned(), Value::String(condition.to_string()));
     }
 }
+
+/// The document as text, one entity per line: compact, and it diffs well
+/// when the schema changes.
+pub fn introspection_text(schema: &Schema) -> String {
+    let document = introspection(schema);
+    let entities = document.as_array().map(Vec::as_slice).unwrap_or_default();
+    let lines: Vec<String> = entities.iter().map(Value::to_string).collect();
+    format!("[\n{}\n]\n", lines.join(",\n"))
+}

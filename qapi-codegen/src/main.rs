@@ -48,7 +48,8 @@ enum Command {
         file: PathBuf,
     },
     /// Check one schema and write Rust bindings for it into a folder
-    /// (`mod.rs` and one file per schema module); include it with `mod`.
+    /// (`mod.rs` and one file per schema module; include it with `mod`),
+    /// with `introspection.json`, the schema's introspection document.
     Generate {
         #[command(flatten)]
         rules: RulesArg,
@@ -174,6 +175,14 @@ fn main() -> ExitCode {
             };
             if let Err(err) = generated.write_to(&out) {
                 eprintln!("qapi-codegen: can't write to {}: {err}", out.display());
+                return ExitCode::FAILURE;
+            }
+            // What the bindings expect on the wire, for comparing with a
+            // live QEMU's query-qmp-schema (qapi-introspect).
+            let document = qapi_codegen::introspect::introspection_text(&schema);
+            let path = out.join("introspection.json");
+            if let Err(err) = std::fs::write(&path, document) {
+                eprintln!("qapi-codegen: can't write {}: {err}", path.display());
                 return ExitCode::FAILURE;
             }
             if features {

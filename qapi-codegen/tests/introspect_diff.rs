@@ -132,3 +132,24 @@ fn has_command(tree: &std::path::Path, name: &str) -> bool {
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .any(|e| std::fs::read_to_string(e.path()).unwrap().contains(&needle))
 }
+
+#[test]
+fn generate_writes_the_introspection_document_beside_the_code() {
+    let out = tempfile_dir();
+    let status = qapi_codegen(&["generate", "--out", out.to_str().unwrap(), VENDORED_QMP]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("introspection.json")).unwrap();
+    let schema = qapi_introspect::Schema::from_json(&text).unwrap();
+    assert!(schema.commands().iter().any(|c| c == "query-status"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("qapi-codegen-introspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

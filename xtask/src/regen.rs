@@ -136,7 +136,7 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
     for (dir, schema) in [(QMP_OUT, qmp), (QGA_OUT, qga)] {
         files.push(GeneratedFile {
             path: Path::new(dir).join("introspection.json"),
-            contents: introspection_json(schema),
+            contents: qapi_codegen::introspect::introspection_text(schema),
         });
     }
     let manifest = fs::read_to_string(root.join(QMP_MANIFEST))
@@ -158,15 +158,6 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
 }
 
 /// Generated files that exist but the generator no longer writes.
-/// The introspection document, one entity per line: small, and diffs
-/// well when the schema changes.
-fn introspection_json(schema: &Schema) -> String {
-    let document = qapi_codegen::introspect::introspection(schema);
-    let entities = document.as_array().map(Vec::as_slice).unwrap_or_default();
-    let lines: Vec<String> = entities.iter().map(|e| e.to_string()).collect();
-    format!("[\n{}\n]\n", lines.join(",\n"))
-}
-
 fn leftovers(root: &Path, files: &[GeneratedFile]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in [QMP_OUT, QGA_OUT] {
