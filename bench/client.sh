@@ -30,6 +30,14 @@
 # measurement on a 2-CPU machine.  Prints mean ± σ per side, the ratios,
 # the load average, and markdown rows for BENCHMARKS.md.
 #
+# Every process (servers and clients) runs on one CPU, the last one, or
+# $BENCH_CPU (`BENCH_CPU=none` lets the scheduler place them): on the VM
+# these numbers come from, waking a process on another vCPU costs about
+# 150 µs, and unpinned runs swing between the two placements from one run
+# to the next (0.1× to 2.4× for the same pair).  On one CPU a round trip
+# is client time + server time + two context switches, as it is on any
+# machine where wake-ups are cheap.
+#
 # Only Unix sockets in a temporary directory; QEMU, qemu-ga and the fake
 # server are killed on exit.  qemu-ga may run guest-ping,
 # guest-sync-delimited and guest-info only.
@@ -56,6 +64,13 @@ qemu_ga=${QAPI_TEST_QEMU_GA:-$(command -v qemu-ga || true)}
 [ -n "$qemu" ] || die "qemu-system-x86_64 is not on PATH (or set QAPI_TEST_QEMU)"
 [ -n "$qemu_ga" ] || die "qemu-ga is not on PATH (or set QAPI_TEST_QEMU_GA)"
 command -v python3 >/dev/null || die "python3 is not installed"
+cpu=${BENCH_CPU:-$(($(nproc) - 1))}
+if [ "$cpu" = none ]; then
+  pin=()
+else
+  command -v taskset >/dev/null || die "taskset (util-linux) is missing; or set BENCH_CPU=none"
+  pin=(taskset -c "$cpu")
+fi
 
 # Enough descriptors for the idle-memory run (the fake server is a child).
 want_fds=$((connections + 256))
@@ -107,16 +122,16 @@ wait_for_socket() { # PATH PID WHAT
   die "$3 did not open $1"
 }
 
-"$qemu" -M none -nodefaults -display none \
+"${pin[@]}" "$qemu" -M none -nodefaults -display none \
   -qmp "unix:$work/qmp.sock,server=on,wait=off" 2>"$work/qemu.log" &
 pids+=($!)
 wait_for_socket "$work/qmp.sock" $! QEMU
 mkdir "$work/qga-state"
-"$qemu_ga" -m unix-listen -p "$work/qga.sock" -t "$work/qga-state" \
+"${pin[@]}" "$qemu_ga" -m unix-listen -p "$work/qga.sock" -t "$work/qga-state" \
   --allow-rpcs=guest-ping,guest-sync-delimited,guest-info 2>"$work/qemu-ga.log" &
 pids+=($!)
 wait_for_socket "$work/qga.sock" $! qemu-ga
-"$bench" fake-server "$work/fake.sock" &
+"${pin[@]}" "$bench" fake-server "$work/fake.sock" &
 pids+=($!)
 wait_for_socket "$work/fake.sock" $! "the fake server"
 
@@ -143,7 +158,7 @@ EOF
 measure() {
   local name=$1 out
   shift
-  out=$("$@") || die "$name failed: $*"
+  out=$("${pin[@]}" "$@") || die "$name failed: $*"
   out=${out#commands_per_second=}
   echo "$out" >>"$work/$name"
   printf '  %-22s %12.0f /s\n' "$name" "$out" >&2
@@ -166,7 +181,7 @@ sides=(
 )
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-say "load average before: $load_before; $rounds rounds"
+say "load average before: $load_before; $rounds rounds; CPU: $cpu"
 for round in $(seq 1 "$rounds"); do
   say "round $round/$rounds"
   # Pairs are adjacent; odd rounds run each pair forwards, even backwards.
@@ -190,14 +205,14 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Summary and markdown rows.
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "${BENCH_COMMIT:-unknown}")
-[ -z "$(git status --porcelain -- qapi-client 2>/dev/null)" ] || commit="$commit+changes"
+[ -z "$(git status --porcelain -- qapi-client bench/client.sh 2>/dev/null)" ] || commit="$commit+changes"
 machine="$(nproc) CPUs, $(uname -m)"
 python3 - "$work" "$commit" "$qmp_version" "$rounds" "$window" "$connections" \
-  "$load_before" "$load_after" "$machine" <<'EOF'
+  "$load_before" "$load_after" "$machine" "$cpu" <<'EOF'
 import datetime, os, statistics, sys
 
 (work, commit, qmp_version, rounds, window, connections, load_before, load_after,
- machine) = sys.argv[1:]
+ machine, cpu) = sys.argv[1:]
 
 def values(name):
     with open(os.path.join(work, name)) as f:
@@ -220,7 +235,8 @@ rows = [
 ]
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 print()
-print(f"{rounds} rounds; load average {load_before} before, {load_after} after")
+where = "unpinned" if cpu == "none" else f"all on CPU {cpu}"
+print(f"{rounds} rounds, {where}; load average {load_before} before, {load_after} after")
 print()
 print("| Date (UTC) | Commit | Machine | Measurement | Ours (mean ± σ) | Baseline (mean ± σ) | Ratio (per-round min–max) | Goal |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
