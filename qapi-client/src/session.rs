@@ -234,19 +234,20 @@ impl Writer {
     }
 }
 
-/// The write side.  Callers encode their requests straight into `queued`
-/// and the caller that finds the socket idle writes everything queued at
-/// once, without waiting: concurrent calls share writes.  When the
-/// socket is full, the flusher task takes over until `queued` is empty,
-/// and new requests only queue meanwhile.  Bytes are written in the order
-/// they were queued, so a request is never split by another, even when
-/// the call that queued it is cancelled.
+/// The write side.  Callers encode their requests straight into `queued`.
+/// A call with no other call in flight writes at once, without waiting.
+/// Otherwise, or when the socket is full, the flusher task takes over
+/// until `queued` is empty, and new requests only queue meanwhile: the
+/// flusher lets the other ready tasks run first, so calls in flight
+/// together share one write.  Bytes are written in the order they were
+/// queued, so a request is never split by another, even when the call
+/// that queued it is cancelled.
 struct Outbox {
     writer: Writer,
     /// Bytes not yet written, oldest first.
     queued: Vec<u8>,
     /// The flusher task owns writing until `queued` is empty.
-    stalled: bool,
+    handed_over: bool,
     /// A request with file descriptors is being sent on its own; others
     /// queue until it is done.
     exclusive: bool,
@@ -339,8 +340,8 @@ pub(crate) struct Shared {
     calls: Mutex<Calls>,
     next_id: AtomicU64,
     outbox: Mutex<Outbox>,
-    /// Wakes the flusher task when a write found the socket full.
-    stalled: Notify,
+    /// Wakes the flusher task when writing is handed over to it.
+    hand_over: Notify,
     /// Told when the outbox empties or fails, for calls that wait for
     /// their bytes to be out.
     drained: Notify,
@@ -393,13 +394,13 @@ impl Engine {
             outbox: Mutex::new(Outbox {
                 writer,
                 queued: Vec::new(),
-                stalled: false,
+                handed_over: false,
                 exclusive: false,
                 queued_total: 0,
                 written: 0,
                 failed: None,
             }),
-            stalled: Notify::new(),
+            hand_over: Notify::new(),
             drained: Notify::new(),
             events: Mutex::new(Events {
                 sender: None,
@@ -436,21 +437,21 @@ impl Engine {
     async fn call_untimed(&self, request: &Request<'_>) -> Reply {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let receiver = if request.expect_reply {
+        let (receiver, in_flight) = if request.expect_reply {
             let (sender, receiver) = oneshot::channel();
             let mut calls = shared.calls.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(error) = &calls.closed {
                 return Err(error.clone());
             }
             calls.waiting.insert(id, sender);
-            Some(receiver)
+            (Some(receiver), calls.waiting.len())
         } else {
-            None
+            (None, 0)
         };
         // Forgets the call if this future is dropped (timeout, cancel).
         let _guard = CallGuard { shared, id };
         if request.fds.is_empty() {
-            let end = shared.send(request, id)?;
+            let end = shared.send(request, id, in_flight > 1)?;
             if receiver.is_none() {
                 shared.wait_written(end).await?;
             }
@@ -502,10 +503,11 @@ impl Shared {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a request and, unless a write is under way, writes what is
-    /// queued without waiting.  Returns the position the request ends
-    /// at (see [`Outbox::written`]).
-    fn send(&self, request: &Request<'_>, id: u64) -> Result<u64> {
+    /// Queues a request and, unless the flusher owns writing or `batch`
+    /// (other calls are in flight) hands it over, writes what is queued
+    /// without waiting.  Returns the position the request ends at (see
+    /// [`Outbox::written`]).
+    fn send(&self, request: &Request<'_>, id: u64, batch: bool) -> Result<u64> {
         let mut outbox = self.lock_outbox();
         if let Some(error) = &outbox.failed {
             return Err(error.clone());
@@ -524,15 +526,21 @@ impl Shared {
         );
         outbox.queued_total += added.len() as u64;
         let end = outbox.queued_total;
-        if outbox.stalled || outbox.exclusive {
+        if outbox.handed_over || outbox.exclusive {
+            return Ok(end);
+        }
+        if batch {
+            outbox.handed_over = true;
+            drop(outbox);
+            self.hand_over.notify_one();
             return Ok(end);
         }
         match outbox.poll_drain(&mut Context::from_waker(noop_waker())) {
             Poll::Ready(Ok(())) => Ok(end),
             Poll::Pending => {
-                outbox.stalled = true;
+                outbox.handed_over = true;
                 drop(outbox);
-                self.stalled.notify_one();
+                self.hand_over.notify_one();
                 Ok(end)
             }
             Poll::Ready(Err(e)) => {
@@ -582,7 +590,7 @@ impl Shared {
                         "file descriptors can only be passed over a Unix socket".into(),
                     ));
                 }
-                if outbox.queued.is_empty() && !outbox.stalled && !outbox.exclusive {
+                if outbox.queued.is_empty() && !outbox.handed_over && !outbox.exclusive {
                     outbox.exclusive = true;
                     break;
                 }
@@ -739,26 +747,29 @@ impl Drop for Exclusive<'_> {
         }
         outbox.exclusive = false;
         let stalled = !outbox.queued.is_empty();
-        outbox.stalled |= stalled;
+        outbox.handed_over |= stalled;
         drop(outbox);
         if stalled {
-            self.shared.stalled.notify_one();
+            self.shared.hand_over.notify_one();
         }
         self.shared.drained.notify_waiters();
     }
 }
 
-/// Writes what queued while the socket was full, waiting for room.
+/// Writes what is handed over to it, waiting for room when the socket is
+/// full.
 async fn flush_loop(shared: Arc<Shared>) {
     loop {
-        shared.stalled.notified().await;
+        shared.hand_over.notified().await;
+        // Let the other tasks that are ready queue their requests first.
+        tokio::task::yield_now().await;
         let drained = std::future::poll_fn(|cx| {
             let mut outbox = shared.lock_outbox();
-            if !outbox.stalled || outbox.exclusive || outbox.failed.is_some() {
+            if !outbox.handed_over || outbox.exclusive || outbox.failed.is_some() {
                 return Poll::Ready(Ok(()));
             }
             let drained = ready!(outbox.poll_drain(cx));
-            outbox.stalled = false;
+            outbox.handed_over = false;
             Poll::Ready(drained)
         })
         .await;
