@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use crate::error::{Error, QmpError, Result};
@@ -300,9 +301,27 @@ fn noop_waker() -> &'static Waker {
 
 #[derive(Default)]
 struct Calls {
-    waiting: HashMap<u64, oneshot::Sender<Reply>, BuildHasherDefault<IdHasher>>,
+    waiting: HashMap<u64, Waiting, BuildHasherDefault<IdHasher>>,
+    /// The earliest deadline the deadline task is waiting for.
+    next_deadline: Option<Instant>,
     /// Set once the session has ended; new calls fail with it at once.
     closed: Option<Error>,
+}
+
+/// A call waiting for its reply.
+struct Waiting {
+    sender: oneshot::Sender<Reply>,
+    /// When the deadline task fails it (with [`timed_out`]).
+    deadline: Option<Instant>,
+}
+
+/// What the deadline task sends a call whose time is up; the call turns
+/// it into its own [`Error::Timeout`] (no reply is ever a timeout).
+fn timed_out() -> Error {
+    Error::Timeout {
+        command: Arc::from(""),
+        after: Duration::ZERO,
+    }
 }
 
 /// Hashes request ids, which this side chooses (a reply's id is only
@@ -342,6 +361,9 @@ pub(crate) struct Shared {
     outbox: Mutex<Outbox>,
     /// Wakes the flusher task when writing is handed over to it.
     hand_over: Notify,
+    /// Wakes the deadline task when a call has a deadline earlier than
+    /// the one it waits for.
+    earlier_deadline: Notify,
     /// Told when the outbox empties or fails, for calls that wait for
     /// their bytes to be out.
     drained: Notify,
@@ -349,18 +371,20 @@ pub(crate) struct Shared {
     peer: Peer,
 }
 
-/// The engine: shared state plus the reader and flusher tasks, which it
-/// stops when the last handle is dropped.
+/// The engine: shared state plus the reader, flusher and deadline tasks,
+/// which it stops when the last handle is dropped.
 pub(crate) struct Engine {
     pub(crate) shared: Arc<Shared>,
     reader: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    deadlines: JoinHandle<()>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.reader.abort();
         self.flusher.abort();
+        self.deadlines.abort();
     }
 }
 
@@ -401,6 +425,7 @@ impl Engine {
                 failed: None,
             }),
             hand_over: Notify::new(),
+            earlier_deadline: Notify::new(),
             drained: Notify::new(),
             events: Mutex::new(Events {
                 sender: None,
@@ -411,30 +436,44 @@ impl Engine {
         });
         let reader = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
         let flusher = tokio::spawn(flush_loop(Arc::clone(&shared)));
+        let deadlines = tokio::spawn(watch_deadlines(Arc::clone(&shared)));
         Engine {
             shared,
             reader,
             flusher,
+            deadlines,
         }
     }
 
     /// Sends a request and waits for its reply (or only for the write, for
     /// a command that does not answer on success).
+    ///
+    /// A call that only waits for its reply leaves its time limit to the
+    /// session's deadline task, which saves a timer per call; the others
+    /// (no reply, file descriptors) also wait to write, under a timer.
     pub(crate) async fn call(&self, request: Request<'_>) -> Reply {
+        let timeout = |after| Error::Timeout {
+            command: request.name.into(),
+            after,
+        };
         match request.timeout {
-            Some(after) => tokio::time::timeout(after, self.call_untimed(&request))
+            Some(after) if request.expect_reply && request.fds.is_empty() => {
+                match self
+                    .call_untimed(&request, Some(Instant::now() + after))
+                    .await
+                {
+                    Err(Error::Timeout { .. }) => Err(timeout(after)),
+                    reply => reply,
+                }
+            }
+            Some(after) => tokio::time::timeout(after, self.call_untimed(&request, None))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Timeout {
-                        command: request.name.into(),
-                        after,
-                    })
-                }),
-            None => self.call_untimed(&request).await,
+                .unwrap_or_else(|_| Err(timeout(after))),
+            None => self.call_untimed(&request, None).await,
         }
     }
 
-    async fn call_untimed(&self, request: &Request<'_>) -> Reply {
+    async fn call_untimed(&self, request: &Request<'_>, deadline: Option<Instant>) -> Reply {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (receiver, in_flight) = if request.expect_reply {
@@ -443,8 +482,16 @@ impl Engine {
             if let Some(error) = &calls.closed {
                 return Err(error.clone());
             }
-            calls.waiting.insert(id, sender);
-            (Some(receiver), calls.waiting.len())
+            calls.waiting.insert(id, Waiting { sender, deadline });
+            let in_flight = calls.waiting.len();
+            if let Some(deadline) = deadline {
+                if calls.next_deadline.map_or(true, |next| deadline < next) {
+                    calls.next_deadline = Some(deadline);
+                    drop(calls);
+                    shared.earlier_deadline.notify_one();
+                }
+            }
+            (Some(receiver), in_flight)
         } else {
             (None, 0)
         };
@@ -641,8 +688,8 @@ impl Shared {
             calls.closed.get_or_insert(error.clone());
             std::mem::take(&mut calls.waiting)
         };
-        for (_, sender) in waiting {
-            let _ = sender.send(Err(error.clone()));
+        for (_, waiting) in waiting {
+            let _ = waiting.sender.send(Err(error.clone()));
         }
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         events.closed = true;
@@ -653,13 +700,13 @@ impl Shared {
     }
 
     fn deliver(&self, id: u64, reply: Reply) {
-        let sender = {
+        let waiting = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             calls.waiting.remove(&id)
         };
-        match sender {
-            Some(sender) => {
-                let _ = sender.send(reply);
+        match waiting {
+            Some(waiting) => {
+                let _ = waiting.sender.send(reply);
             }
             None => debug!(
                 peer = self.peer.name(),
@@ -779,6 +826,55 @@ async fn flush_loop(shared: Arc<Shared>) {
                 shared.write_failed(e);
                 return;
             }
+        }
+    }
+}
+
+/// Fails the calls whose deadline has passed: one timer for the session
+/// instead of one per call.  It sleeps until the earliest deadline; calls
+/// that end before theirs just leave the map, so it mostly wakes once per
+/// time limit, to find the next earliest.
+async fn watch_deadlines(shared: Arc<Shared>) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    loop {
+        let next = shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_deadline;
+        let Some(next) = next else {
+            shared.earlier_deadline.notified().await;
+            continue;
+        };
+        if next > Instant::now() {
+            sleep.as_mut().reset(next);
+            tokio::select! {
+                () = &mut sleep => {}
+                () = shared.earlier_deadline.notified() => continue,
+            }
+        }
+        let now = Instant::now();
+        let expired: Vec<Waiting> = {
+            let mut calls = shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let mut due = Vec::new();
+            let mut earliest: Option<Instant> = None;
+            for (&id, waiting) in &calls.waiting {
+                match waiting.deadline {
+                    Some(deadline) if deadline <= now => due.push(id),
+                    Some(deadline) => {
+                        earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                    }
+                    None => {}
+                }
+            }
+            calls.next_deadline = earliest;
+            due.iter()
+                .filter_map(|id| calls.waiting.remove(id))
+                .collect()
+        };
+        for waiting in expired {
+            let _ = waiting.sender.send(Err(timed_out()));
         }
     }
 }
@@ -1012,6 +1108,63 @@ mod tests {
             .call(request("query-status", Duration::from_secs(20)))
             .await;
         assert!(matches!(later, Err(Error::Disconnected { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_shorter_time_limit_after_a_longer_one_still_fires_first() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (read, write) = tokio::io::split(ours);
+        let engine = Engine::start(
+            MessageReader::new(read, Peer::Qga, 1 << 20),
+            Writer::Stream(Box::new(write)),
+            &EngineConfig {
+                peer: Peer::Qga,
+                event_capacity: 1,
+            },
+        );
+        let started = Instant::now();
+        let long = engine.call(request("guest-ping", Duration::from_secs(30)));
+        let short = async {
+            // Registered after the long call, with an earlier deadline.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let result = engine
+                .call(request("guest-info", Duration::from_millis(100)))
+                .await;
+            (result, started.elapsed())
+        };
+        let answer = async {
+            let mut theirs = theirs;
+            let mut splitter = Splitter::new(1 << 20);
+            let mut chunk = [0u8; 256];
+            let mut first_id = None;
+            while first_id.is_none() {
+                let n = theirs.read(&mut chunk).await.unwrap();
+                splitter.buffer_mut().extend_from_slice(&chunk[..n]);
+                if let Some(Frame::Message(range)) = splitter.next_frame() {
+                    let request: serde_json::Value =
+                        serde_json::from_slice(&splitter.buffer()[range]).unwrap();
+                    first_id = Some(request["id"].clone());
+                }
+            }
+            // Answer the long call only after the short one has given up.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let reply = format!("{{\"return\": {{}}, \"id\": {}}}\n", first_id.unwrap());
+            theirs.write_all(reply.as_bytes()).await.unwrap();
+            theirs
+        };
+        let (long, (short, short_after), _theirs) = tokio::join!(long, short, answer);
+        assert!(long.is_ok(), "{long:?}");
+        match short {
+            Err(Error::Timeout { command, after }) => {
+                assert_eq!(&*command, "guest-info");
+                assert_eq!(after, Duration::from_millis(100));
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(
+            short_after >= Duration::from_millis(115) && short_after < Duration::from_millis(1500),
+            "timed out after {short_after:?}"
+        );
     }
 
     /// What the general parse makes of a message that is a reply: the
