@@ -8,6 +8,7 @@
 #     qmp-pipe    query-status, WINDOW in flight   ours vs raw      goal >= 0.9x
 #   real qemu-ga (Unix socket, read-only allow list):
 #     qga-seq     guest-ping, one at a time        ours vs raw      goal >= 0.95x
+#                                                  tokio-raw vs raw (no goal)
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
 #   the bench's fake QMP server (answers at once; client cost alone):
 #     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
@@ -161,37 +162,53 @@ measure() {
   out=$("${pin[@]}" "$@") || die "$name failed: $*"
   out=${out#commands_per_second=}
   echo "$out" >>"$work/$name"
-  printf '  %-22s %12.0f /s\n' "$name" "$out" >&2
+  printf '  %-18s %12.0f /s\n' "$name" "$out" >&2
 }
 
-# The sides of each comparison, in the order of the first round.
+# The sides of each comparison, grouped ("--" ends a group), in the order
+# of the first round.
 sides=(
-  "qmp-seq-ours   $bench qmp $work/qmp.sock ours $qmp_seq_n"
-  "qmp-seq-raw    $bench qmp $work/qmp.sock raw $qmp_seq_n"
-  "qmp-pipe-ours  $bench qmp $work/qmp.sock ours $qmp_pipe_n --window $window"
-  "qmp-pipe-raw   $bench qmp $work/qmp.sock raw $qmp_pipe_n --window $window"
-  "qga-seq-ours   $bench qga $work/qga.sock ours $qga_seq_n"
-  "qga-seq-raw    $bench qga $work/qga.sock raw $qga_seq_n"
-  "qga-pipe-ours  $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
-  "qga-pipe-raw   $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
-  "fake-ours      $bench qmp $work/fake.sock ours $fake_n"
-  "fake-raw       $bench qmp $work/fake.sock raw $fake_n"
-  "fake-tokio-raw $bench qmp $work/fake.sock tokio-raw $fake_n"
-  "fake-qemu.qmp  $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
+  "qmp-seq-ours      $bench qmp $work/qmp.sock ours $qmp_seq_n"
+  "qmp-seq-raw       $bench qmp $work/qmp.sock raw $qmp_seq_n"
+  --
+  "qmp-pipe-ours     $bench qmp $work/qmp.sock ours $qmp_pipe_n --window $window"
+  "qmp-pipe-raw      $bench qmp $work/qmp.sock raw $qmp_pipe_n --window $window"
+  --
+  "qga-seq-ours      $bench qga $work/qga.sock ours $qga_seq_n"
+  "qga-seq-raw       $bench qga $work/qga.sock raw $qga_seq_n"
+  "qga-seq-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_seq_n"
+  --
+  "qga-pipe-ours     $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
+  "qga-pipe-raw      $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
+  --
+  "fake-ours         $bench qmp $work/fake.sock ours $fake_n"
+  "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
+  "fake-tokio-raw    $bench qmp $work/fake.sock tokio-raw $fake_n"
+  "fake-qemu.qmp     $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
+  --
 )
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average before: $load_before; $rounds rounds; CPU: $cpu"
 for round in $(seq 1 "$rounds"); do
   say "round $round/$rounds"
-  # Pairs are adjacent; odd rounds run each pair forwards, even backwards.
-  for ((i = 0; i < ${#sides[@]}; i += 2)); do
-    first=${sides[i]} second=${sides[i + 1]}
-    if ((round % 2 == 0)); then first=${sides[i + 1]} second=${sides[i]}; fi
-    # shellcheck disable=SC2086
-    measure $first
-    # shellcheck disable=SC2086
-    measure $second
+  # The sides of a group run back to back: odd rounds in the order
+  # above, even rounds in reverse.
+  group=()
+  for side in "${sides[@]}"; do
+    if [ "$side" != -- ]; then group+=("$side"); continue; fi
+    if ((round % 2 == 0)); then
+      for ((i = ${#group[@]} - 1; i >= 0; i--)); do
+        # shellcheck disable=SC2086
+        measure ${group[i]}
+      done
+    else
+      for member in "${group[@]}"; do
+        # shellcheck disable=SC2086
+        measure $member
+      done
+    fi
+    group=()
   done
 done
 say "idle memory: $connections sessions, 3 runs"
@@ -228,11 +245,15 @@ rows = [
     ("real QEMU, query-status, sequential", "qmp-seq-ours", "qmp-seq-raw", "raw loop", 0.95),
     (f"real QEMU, query-status, {window} in flight", "qmp-pipe-ours", "qmp-pipe-raw", "raw loop", 0.9),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-ours", "qga-seq-raw", "raw loop", 0.95),
+    ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-raw", "qga-seq-raw", "raw loop", None),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
     ("fake server, query-status, sequential", "fake-tokio-raw", "fake-raw", "raw loop", None),
 ]
+def r(x):
+    return f"{x:.3f}" if x < 2 else f"{x:.1f}"
+
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 print()
 where = "unpinned" if cpu == "none" else f"all on CPU {cpu}"
@@ -244,15 +265,15 @@ for label, ours, base, base_label, goal in rows:
     a, b = values(ours), values(base)
     ratio = statistics.mean(a) / statistics.mean(b)
     per_round = [x / y for x, y in zip(a, b)]
-    ours_label = "tokio-raw" if ours == "fake-tokio-raw" else "qapi-client"
+    ours_label = "tokio-raw" if ours.endswith("tokio-raw") else "qapi-client"
     if goal is None:
-        verdict = "— (reference: no tokio client can beat it)"
+        verdict = "— (reference: the floor of any tokio client)"
     elif ratio >= goal:
         verdict = f"≥ {goal:g}× — met"
     else:
         verdict = f"≥ {goal:g}× — **not met**"
     print(f"| {date} | `{commit}` | {machine} | {label} | {ours_label}: {fmt_rate(a)} "
-          f"| {base_label}: {fmt_rate(b)} | {ratio:.2f}× ({min(per_round):.2f}–{max(per_round):.2f}) | {verdict} |")
+          f"| {base_label}: {fmt_rate(b)} | {r(ratio)}× ({r(min(per_round))}–{r(max(per_round))}) | {verdict} |")
 mem = values("memory")
 m = statistics.mean(mem)
 s = statistics.stdev(mem) if len(mem) > 1 else 0.0
