@@ -803,13 +803,29 @@ impl Drop for Exclusive<'_> {
     }
 }
 
+/// Goes to the back of the run queue once.  Unlike
+/// `tokio::task::yield_now`, which waits until the runtime has also polled
+/// its I/O driver (one more `epoll_wait` for every batch), this only lets
+/// the tasks that are ready run first.
+fn yield_once() -> impl std::future::Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+
 /// Writes what is handed over to it, waiting for room when the socket is
 /// full.
 async fn flush_loop(shared: Arc<Shared>) {
     loop {
         shared.hand_over.notified().await;
         // Let the other tasks that are ready queue their requests first.
-        tokio::task::yield_now().await;
+        yield_once().await;
         let drained = std::future::poll_fn(|cx| {
             let mut outbox = shared.lock_outbox();
             if !outbox.handed_over || outbox.exclusive || outbox.failed.is_some() {
