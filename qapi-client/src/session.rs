@@ -76,16 +76,20 @@ struct Incoming<'a> {
 /// message has exactly that form and VALUE is one valid JSON value, so
 /// that such a message means what the general parse of [`Incoming`] would
 /// make of it; anything else is left to that parse.
-fn plain_reply(text: &str) -> Option<(&RawValue, u64)> {
-    let rest = text.strip_prefix("{\"return\": ")?.strip_suffix('}')?;
-    let digits_start = rest.rfind(|c: char| !c.is_ascii_digit())? + 1;
+/// (The parse of VALUE checks its UTF-8; the rest is ASCII.)
+fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
+    let rest = bytes.strip_prefix(b"{\"return\": ")?.strip_suffix(b"}")?;
+    let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit())? + 1;
     let digits = &rest[digits_start..];
-    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
-    let id = digits.parse().ok()?;
-    let value = rest[..digits_start].strip_suffix(", \"id\": ")?;
-    let value = serde_json::from_str(value).ok()?;
+    let mut id: u64 = 0;
+    for &digit in digits {
+        id = id.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+    }
+    let value = rest[..digits_start].strip_suffix(b", \"id\": ")?;
+    let value = serde_json::from_slice(value).ok()?;
     Some((value, id))
 }
 
@@ -718,15 +722,15 @@ impl Shared {
     /// Routes one message.  An error means the session must close.
     fn route(&self, bytes: &[u8]) -> Result<()> {
         trace!(peer = self.peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
+        if let Some((value, id)) = plain_reply(bytes) {
+            self.deliver(id, Ok(value.to_owned()));
+            return Ok(());
+        }
         // Checked once here, so the parser need not check each string.
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(error) => return self.malformed(format!("message is not UTF-8: {error}")),
         };
-        if let Some((value, id)) = plain_reply(text) {
-            self.deliver(id, Ok(value.to_owned()));
-            return Ok(());
-        }
         let incoming: Incoming = match serde_json::from_str(text) {
             Ok(incoming) => incoming,
             Err(error) => return self.malformed(format!("message is not valid JSON: {error}")),
@@ -924,11 +928,7 @@ fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: u64) -> Result<(
     } else {
         b"{\"execute\":"
     });
-    if request
-        .name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if request.name.bytes().all(|b| NAME_BYTES[usize::from(b)]) {
         // Every QAPI name: nothing to escape.
         out.push(b'"');
         out.extend_from_slice(request.name.as_bytes());
@@ -949,17 +949,46 @@ fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: u64) -> Result<(
     Ok(())
 }
 
+/// The bytes a QAPI name is made of, none of which JSON escapes.
+static NAME_BYTES: [bool; 256] = {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = matches!(b as u8, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_');
+        b += 1;
+    }
+    set
+};
+
+/// "00" to "99", for writing two digits at a time.
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
 /// Appends `n` in decimal.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[at] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[at..]);
 }
@@ -1220,7 +1249,7 @@ mod tests {
             (r#"{"return": {}, "id": "7"}"#, None),
             (r#"{"return": {"a" 1}, "id": 7}"#, None),
         ] {
-            let got = plain_reply(text).map(|(value, id)| (value.get(), id));
+            let got = plain_reply(text.as_bytes()).map(|(value, id)| (value.get(), id));
             assert_eq!(got, expected, "{text}");
             if let Some((value, id)) = got {
                 assert_eq!(general_parse(text), Some((value.to_owned(), Some(id))));
@@ -1238,7 +1267,7 @@ mod tests {
             id in "[0-9]{0,22}",
         ) {
             let text = format!("{{\"return\": {value}{separator}{id}}}");
-            if let Some((value, id)) = plain_reply(&text) {
+            if let Some((value, id)) = plain_reply(text.as_bytes()) {
                 proptest::prop_assert_eq!(general_parse(&text), Some((value.get().to_owned(), Some(id))));
             }
         }
@@ -1246,11 +1275,19 @@ mod tests {
 
     #[test]
     fn requests_encode_like_serde_json() {
-        for (name, id) in [
-            ("query-status", 0),
-            ("x\"y", 4_222_124_650_659_841),
-            ("q", u64::MAX),
-        ] {
+        let ids = [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            12_345,
+            4_222_124_650_659_841,
+            u64::MAX,
+        ];
+        let names = ["query-status", "x\"y", "q_1-A", "é"];
+        for (name, id) in names.iter().flat_map(|&name| ids.map(|id| (name, id))) {
             let mut out = Vec::new();
             let request = Request {
                 arguments: Some(br#"{"a":1}"#),
