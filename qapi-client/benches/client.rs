@@ -520,7 +520,8 @@ fn quick_run() -> Result<()> {
     let listener = UnixListener::bind(&socket)?;
     std::thread::spawn(move || serve(listener));
     println!("qapi-client against raw std-socket loop, fake QMP server in this process");
-    println!("(the full comparison, with real QEMU, qemu-ga and qemu.qmp: bench/client.sh)");
+    println!("(unpinned, so noisy; the full comparison, with real QEMU, qemu-ga and");
+    println!("qemu.qmp, all on one CPU: bench/client.sh)");
     for window in [1, 32] {
         let run = |client| Run {
             socket: socket.clone(),
@@ -537,6 +538,9 @@ fn quick_run() -> Result<()> {
         );
     }
     let kib = idle_memory(&socket, 200, Flavor::Multi)?;
-    println!("idle session: {kib:.1} KiB each (200 sessions)");
+    println!(
+        "idle session: {kib:.1} KiB each (200 sessions; counts the fake server's threads, \
+         which bench/client.sh runs in another process)"
+    );
     Ok(())
 }
