@@ -16,7 +16,9 @@ use qapi_types::QapiErrorClass;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Connecting, reading or writing failed.
+    /// Connecting failed, or the socket could not be set up.  (Once a
+    /// session runs, a failed read or write ends it: every waiting call
+    /// gets [`Disconnected`](Self::Disconnected).)
     #[error("I/O error: {0}")]
     Io(#[source] Arc<std::io::Error>),
     /// The connection is closed; every call still waiting fails with this.

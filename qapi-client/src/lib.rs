@@ -91,7 +91,12 @@ fn encode_arguments<C: qapi_types::Command>(command: &C) -> Result<Option<Vec<u8
 }
 
 /// Decodes a reply's `return` value; errors name the command and the path.
+/// The path is tracked only on a second pass after a failure, so the usual
+/// case pays for one plain decode.
 fn decode_reply<T: DeserializeOwned>(command: &str, reply: &RawValue) -> Result<T> {
+    if let Ok(value) = serde_json::from_str(reply.get()) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(reply.get());
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
         command: command.into(),
