@@ -49,8 +49,7 @@ impl SchemaReport {
     /// Compares a `query-qmp-schema` reply (its `return` value as JSON
     /// text) with the bindings; `qemu` names the QEMU in the display.
     pub fn new(live_schema: &str, qemu: &str) -> Result<SchemaReport> {
-        let bindings = Schema::from_json(qapi_types::introspection::SCHEMA)
-            .map_err(|e| Error::Protocol(format!("the bindings' own schema: {e}").into()))?;
+        let bindings = bindings_schema()?;
         let live = Schema::from_json(live_schema)
             .map_err(|e| Error::Protocol(format!("query-qmp-schema: {e}").into()))?;
         let left = format!(
@@ -58,7 +57,7 @@ impl SchemaReport {
             qapi_types::introspection::QEMU_VERSION
         );
         Ok(SchemaReport {
-            comparison: Comparison::new(&bindings, &live, left, qemu),
+            comparison: Comparison::new(bindings, &live, left, qemu),
         })
     }
 
@@ -96,6 +95,17 @@ impl SchemaReport {
     pub fn missing_events(&self) -> impl Iterator<Item = &str> {
         self.comparison.events_with(Presence::LeftOnly)
     }
+}
+
+/// The bindings' schema, read once per process (it is 260 KB of JSON).
+fn bindings_schema() -> Result<&'static Schema> {
+    static BINDINGS: std::sync::OnceLock<Result<Schema, String>> = std::sync::OnceLock::new();
+    BINDINGS
+        .get_or_init(|| {
+            Schema::from_json(qapi_types::introspection::SCHEMA).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Protocol(format!("the bindings' own schema: {e}").into()))
 }
 
 fn support(item: Option<&Item>) -> Support<'_> {
