@@ -5,6 +5,7 @@
 use std::fmt;
 
 use serde::de::{DeserializeOwned, Deserializer};
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// A command: its wire name, flags, and the type of its reply.
@@ -41,8 +42,14 @@ pub trait Event: DeserializeOwned {
 ///
 /// Any object decodes into it, so a newer QEMU that starts returning data
 /// does not break an older program.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Empty {}
+
+impl Serialize for Empty {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_map(Some(0))?.end()
+    }
+}
 
 impl<'de> Deserialize<'de> for Empty {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -52,7 +59,7 @@ impl<'de> Deserialize<'de> for Empty {
 }
 
 /// When an event happened, as QEMU's host clock saw it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Timestamp {
     /// Seconds since the Unix epoch.
     pub seconds: i64,
@@ -60,19 +67,77 @@ pub struct Timestamp {
     pub microseconds: i64,
 }
 
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        private::serialize_struct(self, serializer)
+    }
+}
+
+impl private::Members for Timestamp {
+    fn members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("seconds", &self.seconds)?;
+        map.serialize_entry("microseconds", &self.microseconds)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        private::deserialize_struct(deserializer)
+    }
+}
+
+impl<'de> private::Struct<'de> for Timestamp {
+    const NAME: &'static str = "Timestamp";
+    type Slots = (Option<i64>, Option<i64>);
+
+    fn member<A: serde::de::MapAccess<'de>>(
+        slots: &mut Self::Slots,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "seconds" => slots.0 = Some(map.next_value()?),
+            "microseconds" => slots.1 = Some(map.next_value()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn assemble<E: serde::de::Error>((seconds, microseconds): Self::Slots) -> Result<Self, E> {
+        Ok(Timestamp {
+            seconds: seconds.ok_or_else(|| E::missing_field("seconds"))?,
+            microseconds: microseconds.ok_or_else(|| E::missing_field("microseconds"))?,
+        })
+    }
+}
+
 /// An event message: which event, with its data, and when.
 ///
 /// `E` is the generated `AnyEvent` enum of a protocol; an event the bindings
 /// do not know decodes to that enum's `Unrecognized` variant with its name
 /// and data.  `E` decodes from the message's members other than
-/// `timestamp`, without buffering them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `timestamp`, without buffering them.  It encodes as QEMU sends it: the
+/// members of `E` (the generated `AnyEvent` gives `event` and `data`) and
+/// `timestamp`, in one object.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventMessage<E> {
     /// The event and its data.
-    #[serde(flatten)]
     pub event: E,
     /// When it happened.
     pub timestamp: Timestamp,
+}
+
+impl<E: private::Members> Serialize for EventMessage<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        private::serialize_struct(self, serializer)
+    }
+}
+
+impl<E: private::Members> private::Members for EventMessage<E> {
+    fn members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        self.event.members(map)?;
+        map.serialize_entry("timestamp", &self.timestamp)
+    }
 }
 
 impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventMessage<E> {
@@ -103,6 +168,7 @@ pub mod private {
     use serde::de::{
         self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor,
     };
+    use serde::ser::{Serialize, SerializeMap, Serializer};
     use serde_json::{Map, Value};
 
     use super::{EventMessage, Timestamp};
@@ -119,9 +185,110 @@ pub mod private {
 
     /// Reads a string, borrowing it when the input allows.
     pub fn enum_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-        #[derive(serde::Deserialize)]
-        struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
-        Str::deserialize(deserializer).map(|s| s.0)
+        Key::deserialize(deserializer).map(|s| s.0)
+    }
+
+    /// An object type (a struct, a union, a command's arguments, an
+    /// event's data) as the generated code describes it for encoding: it
+    /// writes its members into a map that the caller opened, so that a
+    /// union can add its branch's members to its own.
+    pub trait Members {
+        /// Writes the members, leaving out optional ones that are `None`.
+        fn members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
+    }
+
+    impl<T: Members + ?Sized> Members for Box<T> {
+        fn members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+            (**self).members(map)
+        }
+    }
+
+    /// Encodes `value` as one JSON object of its members.
+    pub fn serialize_struct<T: Members + ?Sized, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        value.members(&mut map)?;
+        map.end()
+    }
+
+    /// Writes an optional member when it is present.
+    #[inline]
+    pub fn optional<M: SerializeMap, T: Serialize>(
+        map: &mut M,
+        key: &'static str,
+        value: &Option<T>,
+    ) -> Result<(), M::Error> {
+        match value {
+            Some(value) => map.serialize_entry(key, value),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes every entry of `members` (kept members of an unknown branch,
+    /// further arguments of an open-ended command).
+    pub fn entries<M: SerializeMap>(
+        map: &mut M,
+        members: &Map<String, Value>,
+    ) -> Result<(), M::Error> {
+        for (key, value) in members {
+            map.serialize_entry(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// A struct type as the generated code describes it for decoding, for
+    /// [`deserialize_struct`]: one slot per member, filled as the members
+    /// arrive in any order, then checked and assembled.  Members the type
+    /// does not have are ignored (a newer QEMU's additions); when a member
+    /// comes twice, the last one counts.
+    pub trait Struct<'de>: Sized {
+        /// The type's name, for error messages.
+        const NAME: &'static str;
+        /// The members while they are read (each `None` until it comes).
+        type Slots: Default;
+
+        /// Decodes the value of member `key` into `slots` if the type has
+        /// it, and says whether it did; otherwise the value is left unread.
+        fn member<A: MapAccess<'de>>(
+            slots: &mut Self::Slots,
+            key: &str,
+            map: &mut A,
+        ) -> Result<bool, A::Error> {
+            let _ = (slots, key, map);
+            Ok(false)
+        }
+
+        /// The value, or an error when a required member is missing.
+        fn assemble<E: de::Error>(slots: Self::Slots) -> Result<Self, E>;
+    }
+
+    /// Decodes a struct `T` (see [`Struct`]).
+    pub fn deserialize_struct<'de, T: Struct<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        deserializer.deserialize_map(StructVisitor(PhantomData))
+    }
+
+    struct StructVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Struct<'de>> Visitor<'de> for StructVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "an object ({})", T::NAME)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut slots = T::Slots::default();
+            while let Some(Key(key)) = map.next_key()? {
+                if !T::member(&mut slots, &key, &mut map)? {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            T::assemble(slots)
+        }
     }
 
     /// A map key or string value, borrowed from the input when it allows.

@@ -927,10 +927,11 @@ impl<'s> Emitter<'s> {
         container: EntityId,
         id: EntityId,
         skip: Option<&str>,
-    ) -> Result<Vec<TokenStream>, GenerateError> {
+    ) -> Result<(Vec<TokenStream>, Vec<FieldSpec>), GenerateError> {
         let members: Vec<_> = self.schema.members(id).into_iter().cloned().collect();
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut out = Vec::new();
+        let mut specs = Vec::new();
         for m in members {
             if Some(m.name.as_str()) == skip {
                 continue;
@@ -976,38 +977,161 @@ impl<'s> Emitter<'s> {
             }
             let docs = doc_attrs(&doc);
             let deprecated = self.deprecated(&m.features, text);
-            let wire = &m.name;
-            let rename = if field.trim_start_matches("r#") != wire {
-                quote! { #[serde(rename = #wire)] }
-            } else {
-                TokenStream::new()
-            };
-            let core = &self.core;
-            let present = format!("{}::private::present", core.to_string().replace(' ', ""));
-            let nullable = if self.can_be_null(m.ty) {
-                quote! { #[serde(deserialize_with = #present)] }
-            } else {
-                TokenStream::new()
-            };
-            out.push(if self.optional(&m) {
+            let optional = self.optional(&m);
+            out.push(if optional {
                 quote! {
                     #docs
                     #deprecated
-                    #rename
-                    #nullable
-                    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
                     pub #fid: ::std::option::Option<#ty>,
                 }
             } else {
                 quote! {
                     #docs
                     #deprecated
-                    #rename
                     pub #fid: #ty,
                 }
             });
+            specs.push(FieldSpec {
+                ident: fid,
+                wire: m.name.clone(),
+                ty,
+                optional,
+                nullable: self.can_be_null(m.ty),
+            });
         }
-        Ok(out)
+        Ok((out, specs))
+    }
+
+    /// Encoding and decoding of an object type with the members `specs`
+    /// (and, when `extra`, a map of further members): `Members` and
+    /// `Serialize`, `Struct` and `Deserialize`, all driven by the core, so
+    /// that each type adds one match over its members rather than serde's
+    /// derived visitors.
+    fn object_codec(
+        &self,
+        name: &Ident,
+        wire_name: &str,
+        specs: &[FieldSpec],
+        extra: bool,
+    ) -> TokenStream {
+        let core = &self.core;
+        let mut slots = Vec::new();
+        let mut reads = Vec::new();
+        let mut builds = Vec::new();
+        let mut writes = member_writes(core, specs);
+        for spec in specs {
+            let FieldSpec {
+                ident: field,
+                wire,
+                ty,
+                optional,
+                nullable,
+            } = spec;
+            slots.push(quote! { #field: ::std::option::Option<#ty>, });
+            if *optional {
+                builds.push(quote! { #field: slots.#field, });
+            } else {
+                builds
+                    .push(quote! { #field: slots.#field.ok_or_else(|| E::missing_field(#wire))?, });
+            }
+            // Optional members are `Option`s already: `null` is `None`
+            // unless the type has `null` among its values.
+            reads.push(if *optional && !*nullable {
+                quote! { #wire => slots.#field = ::serde::de::MapAccess::next_value(map)?, }
+            } else {
+                quote! { #wire => slots.#field = ::std::option::Option::Some(::serde::de::MapAccess::next_value(map)?), }
+            });
+        }
+        let other = if extra {
+            slots.push(
+                quote! { extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>, },
+            );
+            writes.push(quote! { #core::private::entries(map, &self.extra)?; });
+            builds.push(quote! { extra: slots.extra, });
+            quote! {
+                _ => {
+                    slots.extra.insert(::std::borrow::ToOwned::to_owned(key), ::serde::de::MapAccess::next_value(map)?);
+                }
+            }
+        } else {
+            quote! { _ => return ::std::result::Result::Ok(false), }
+        };
+        let members = if writes.is_empty() {
+            quote! {
+                fn members<M: ::serde::ser::SerializeMap>(&self, _map: &mut M) -> ::std::result::Result<(), M::Error> {
+                    ::std::result::Result::Ok(())
+                }
+            }
+        } else {
+            quote! {
+                fn members<M: ::serde::ser::SerializeMap>(&self, map: &mut M) -> ::std::result::Result<(), M::Error> {
+                    #( #writes )*
+                    ::std::result::Result::Ok(())
+                }
+            }
+        };
+        let serialize = quote! {
+            impl Serialize for #name {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    #core::private::serialize_struct(self, serializer)
+                }
+            }
+
+            impl #core::private::Members for #name {
+                #members
+            }
+
+            impl<'de> Deserialize<'de> for #name {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    #core::private::deserialize_struct(deserializer)
+                }
+            }
+        };
+        if slots.is_empty() {
+            return quote! {
+                #serialize
+
+                impl<'de> #core::private::Struct<'de> for #name {
+                    const NAME: &'static str = #wire_name;
+                    type Slots = ();
+
+                    fn assemble<E: ::serde::de::Error>(_slots: ()) -> ::std::result::Result<Self, E> {
+                        ::std::result::Result::Ok(#name {})
+                    }
+                }
+            };
+        }
+        let slots_doc = format!(" The members of [`{name}`] while they are read.");
+        quote! {
+            #serialize
+
+            const _: () = {
+                #[doc = #slots_doc]
+                #[derive(Default)]
+                pub struct Slots {
+                    #( #slots )*
+                }
+
+                impl<'de> #core::private::Struct<'de> for #name {
+                    const NAME: &'static str = #wire_name;
+                    type Slots = Slots;
+
+                    fn member<A: ::serde::de::MapAccess<'de>>(slots: &mut Slots, key: &str, map: &mut A) -> ::std::result::Result<bool, A::Error> {
+                        match key {
+                            #( #reads )*
+                            #other
+                        }
+                        ::std::result::Result::Ok(true)
+                    }
+
+                    fn assemble<E: ::serde::de::Error>(slots: Slots) -> ::std::result::Result<Self, E> {
+                        ::std::result::Result::Ok(#name {
+                            #( #builds )*
+                        })
+                    }
+                }
+            };
+        }
     }
 
     /// Whether JSON `null` is a value of the type (so an optional member
@@ -1130,14 +1254,17 @@ impl<'s> Emitter<'s> {
         let name = ident(&rust);
         let docs = doc_attrs(&self.item_docs(id));
         let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
-        let fields = self.fields(id, id, None)?;
+        let (fields, specs) = self.fields(id, id, None)?;
+        let codec = self.object_codec(&name, &entity.name.clone(), &specs, false);
         Ok(quote! {
             #docs
             #deprecated
-            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[derive(Debug, Clone, PartialEq)]
             pub struct #name {
                 #( #fields )*
             }
+
+            #codec
         })
     }
 
@@ -1163,8 +1290,10 @@ impl<'s> Emitter<'s> {
         let docs = doc_attrs(&self.item_docs(id));
         let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         let tag = branches.tag.clone();
-        let fields = self.fields(id, id, Some(&tag))?;
+        let (fields, specs) = self.fields(id, id, Some(&tag))?;
+        let core = self.core.clone();
         let mut variants = Vec::new();
+        let mut branch_writes = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
         for v in branches.variants.clone() {
             let variant = names::camel(&v.name);
@@ -1187,44 +1316,80 @@ impl<'s> Emitter<'s> {
             }
             let vdocs = doc_attrs(&vdoc);
             if self.schema.name(v.ty) == "q_empty" {
-                variants.push(quote! { #vdocs #[serde(rename = #wire)] #vid, });
+                variants.push(quote! { #vdocs #vid, });
+                branch_writes.push(quote! {
+                    #branch_name::#vid => ::serde::ser::SerializeMap::serialize_entry(map, #tag, #wire),
+                });
             } else {
                 let ty = self.member_type(id, v.ty);
-                variants.push(quote! { #vdocs #[serde(rename = #wire)] #vid(#ty), });
+                variants.push(quote! { #vdocs #vid(#ty), });
+                branch_writes.push(quote! {
+                    #branch_name::#vid(branch) => {
+                        ::serde::ser::SerializeMap::serialize_entry(map, #tag, #wire)?;
+                        #core::private::Members::members(branch, map)
+                    }
+                });
             }
         }
+        let base_writes = member_writes(&core, &specs);
         let tag_doc = format!(" The branch, selected by the discriminator `{tag}`.");
         let branch_doc = format!(" The branches of [`{rust}`], tagged by `{tag}`.");
         let deserialize = self.union_deserialize(id, &name, &branch_name)?;
         Ok(quote! {
             #docs
             #deprecated
-            #[derive(Debug, Clone, PartialEq, Serialize)]
+            #[derive(Debug, Clone, PartialEq)]
             pub struct #name {
                 #( #fields )*
                 #[doc = #tag_doc]
-                #[serde(flatten)]
                 pub branch: #branch_name,
+            }
+
+            impl Serialize for #name {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    #core::private::serialize_struct(self, serializer)
+                }
+            }
+
+            impl #core::private::Members for #name {
+                fn members<M: ::serde::ser::SerializeMap>(&self, map: &mut M) -> ::std::result::Result<(), M::Error> {
+                    #( #base_writes )*
+                    #core::private::Members::members(&self.branch, map)
+                }
             }
 
             #deserialize
 
             #[doc = #branch_doc]
-            #[derive(Debug, Clone, PartialEq, Serialize)]
-            #[serde(tag = #tag)]
+            #[derive(Debug, Clone, PartialEq)]
             pub enum #branch_name {
                 #( #variants )*
                 /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-                #[serde(untagged)]
                 Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+            }
+
+            /// Encodes the discriminator and the branch's members.
+            impl Serialize for #branch_name {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    #core::private::serialize_struct(self, serializer)
+                }
+            }
+
+            impl #core::private::Members for #branch_name {
+                fn members<M: ::serde::ser::SerializeMap>(&self, map: &mut M) -> ::std::result::Result<(), M::Error> {
+                    match self {
+                        #( #branch_writes )*
+                        #branch_name::Unrecognized(members) => #core::private::entries(map, members),
+                    }
+                }
             }
         })
     }
 
     /// A union's `Deserialize`: the core's `deserialize_union`, told by an
     /// implementation of its `Union` trait which members are the base's and
-    /// which type each branch has.  Serialization stays derived (`flatten`),
-    /// but decoding that way would buffer every member first.
+    /// which type each branch has (decoding the derived way, with serde's
+    /// `flatten`, would buffer every member first).
     fn union_deserialize(
         &mut self,
         id: EntityId,
@@ -1482,11 +1647,11 @@ impl<'s> Emitter<'s> {
         deprecated: TokenStream,
     ) -> Result<TokenStream, GenerateError> {
         let name = ident(rust);
+        let wire_name = self.schema.name(id).to_owned();
         let extra = if open_ended {
             quote! {
                 /// Further arguments the schema does not list (QEMU accepts
                 /// more than its schema describes for this command).
-                #[serde(flatten)]
                 pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
             }
         } else {
@@ -1494,15 +1659,18 @@ impl<'s> Emitter<'s> {
         };
         Ok(match arg {
             Some(arg) if self.schema.entity(arg).name.starts_with("q_obj_") => {
-                let fields = self.fields(id, arg, None)?;
+                let (fields, specs) = self.fields(id, arg, None)?;
+                let codec = self.object_codec(&name, &wire_name, &specs, open_ended);
                 quote! {
                     #docs
                     #deprecated
-                    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+                    #[derive(Debug, Clone, PartialEq)]
                     pub struct #name {
                         #( #fields )*
                         #extra
                     }
+
+                    #codec
                 }
             }
             Some(arg) => {
@@ -1510,19 +1678,36 @@ impl<'s> Emitter<'s> {
                 quote! {
                     #docs
                     #deprecated
-                    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-                    #[serde(transparent)]
+                    #[derive(Debug, Clone, PartialEq)]
                     pub struct #name(pub #ty);
+
+                    /// Encoded as the wrapped value.
+                    impl Serialize for #name {
+                        fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                            self.0.serialize(serializer)
+                        }
+                    }
+
+                    impl<'de> Deserialize<'de> for #name {
+                        fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                            Deserialize::deserialize(deserializer).map(#name)
+                        }
+                    }
                 }
             }
-            None => quote! {
-                #docs
-                #deprecated
-                #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-                pub struct #name {
-                    #extra
+            None => {
+                let codec = self.object_codec(&name, &wire_name, &[], open_ended);
+                quote! {
+                    #docs
+                    #deprecated
+                    #[derive(Debug, Clone, Default, PartialEq)]
+                    pub struct #name {
+                        #extra
+                    }
+
+                    #codec
                 }
-            },
+            }
         })
     }
 
@@ -1642,6 +1827,7 @@ impl<'s> Emitter<'s> {
         let mut variants = Vec::new();
         let mut names_arms = Vec::new();
         let (mut data_arms, mut unit_arms) = (Vec::new(), Vec::new());
+        let mut data_writes = Vec::new();
         let core = &self.core;
         for (id, module) in events {
             let entity = self.schema.entity(*id);
@@ -1666,14 +1852,14 @@ impl<'s> Emitter<'s> {
                 TokenStream::new()
             };
             if arg_type.is_some() {
-                variants.push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid(events::#data), });
+                variants.push(quote! { #cfg #[doc = #doc] #deprecated #vid(events::#data), });
+                data_writes.push(quote! { #cfg2 AnyEvent::#vid(data) => ::serde::ser::SerializeMap::serialize_entry(map, "data", data), });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid(_) => #wire, });
                 data_arms.push(
                     quote! { #cfg2 #wire => AnyEvent::#vid(Deserialize::deserialize(data)?), },
                 );
             } else {
-                variants
-                    .push(quote! { #cfg #[doc = #doc] #deprecated #[serde(rename = #wire)] #vid, });
+                variants.push(quote! { #cfg #[doc = #doc] #deprecated #vid, });
                 names_arms.push(quote! { #cfg2 AnyEvent::#vid => #wire, });
                 data_arms.push(
                     quote! { #cfg2 #wire => #core::private::no_data(data, AnyEvent::#vid)?, },
@@ -1692,19 +1878,35 @@ impl<'s> Emitter<'s> {
             /// Every event of the schema, tagged by its name, with its data.
             ///
             #[doc = #message_doc]
-            #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-            #[serde(tag = "event", content = "data")]
+            #[derive(Debug, Clone, PartialEq)]
             pub enum AnyEvent {
                 #( #variants )*
                 /// An event these bindings do not know (sent by a newer QEMU), as received.
-                #[serde(untagged)]
                 Unrecognized {
                     /// The event's name.
                     event: ::std::string::String,
                     /// Its data, if any.
-                    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
                     data: ::std::option::Option<::serde_json::Value>,
                 },
+            }
+
+            /// Encoded as `event` and `data` (absent for events without data).
+            impl ::serde::Serialize for AnyEvent {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    #core::private::serialize_struct(self, serializer)
+                }
+            }
+
+            impl #core::private::Members for AnyEvent {
+                fn members<M: ::serde::ser::SerializeMap>(&self, map: &mut M) -> ::std::result::Result<(), M::Error> {
+                    ::serde::ser::SerializeMap::serialize_entry(map, "event", self.name())?;
+                    match self {
+                        #( #data_writes )*
+                        AnyEvent::Unrecognized { data, .. } => #core::private::optional(map, "data", data),
+                        #[allow(unreachable_patterns)]
+                        _ => ::std::result::Result::Ok(()),
+                    }
+                }
             }
 
             impl AnyEvent {
@@ -1754,6 +1956,31 @@ impl<'s> Emitter<'s> {
             }
         })
     }
+}
+
+/// A member of an object type as its codec sees it.
+struct FieldSpec {
+    ident: Ident,
+    wire: String,
+    /// The type of the value (inside the `Option` of an optional member).
+    ty: TokenStream,
+    optional: bool,
+    /// `null` is one of the type's values.
+    nullable: bool,
+}
+
+/// The statements of a `Members::members` that write `specs` from `self`.
+fn member_writes(core: &TokenStream, specs: &[FieldSpec]) -> Vec<TokenStream> {
+    specs
+        .iter()
+        .map(|FieldSpec { ident, wire, optional, .. }| {
+            if *optional {
+                quote! { #core::private::optional(map, #wire, &self.#ident)?; }
+            } else {
+                quote! { ::serde::ser::SerializeMap::serialize_entry(map, #wire, &self.#ident)?; }
+            }
+        })
+        .collect()
 }
 
 /// Formats a module with prettyplease under a header comment.

@@ -10,12 +10,72 @@ pub mod events {
     /// Emitted when it stops.
     ///
     /// *Since: 1.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Stopped {
         /// why
         pub reason: ::std::string::String,
     }
 
+    impl Serialize for Stopped {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Stopped {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Stopped {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Stopped`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            reason: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Stopped {
+            const NAME: &'static str = "STOPPED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "reason" => {
+                        slots.reason = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Stopped {
+                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for Stopped {
         const NAME: &'static str = "STOPPED";
     }
@@ -23,8 +83,44 @@ pub mod events {
     /// Emitted when it resumes.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_RESUME`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Resumed {}
+    impl Serialize for Resumed {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Resumed {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Resumed {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Resumed {
+        const NAME: &'static str = "RESUMED";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Resumed {})
+        }
+    }
+
     impl ::qapi_types::Event for Resumed {
         const NAME: &'static str = "RESUMED";
     }
@@ -46,24 +142,48 @@ pub mod events {
 /// Every event of the schema, tagged by its name, with its data.
 ///
 /// Decode event messages as `qapi_types::EventMessage<AnyEvent>`.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-#[serde(tag = "event", content = "data")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AnyEvent {
     /// [`events::Stopped`]
-    #[serde(rename = "STOPPED")]
     Stopped(events::Stopped),
     /// [`events::Resumed`]
-    #[serde(rename = "RESUMED")]
     Resumed,
     /// An event these bindings do not know (sent by a newer QEMU), as received.
-    #[serde(untagged)]
     Unrecognized {
         /// The event's name.
         event: ::std::string::String,
         /// Its data, if any.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         data: ::std::option::Option<::serde_json::Value>,
     },
+}
+
+/// Encoded as `event` and `data` (absent for events without data).
+impl ::serde::Serialize for AnyEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AnyEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "event", self.name())?;
+        match self {
+            AnyEvent::Stopped(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            AnyEvent::Unrecognized { data, .. } => {
+                ::qapi_types::private::optional(map, "data", data)
+            }
+            #[allow(unreachable_patterns)]
+            _ => ::std::result::Result::Ok(()),
+        }
+    }
 }
 
 impl AnyEvent {

@@ -20,44 +20,135 @@ use serde::{Deserialize, Serialize};
 /// address upwards, and silently truncated / NUL-padded to length.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AcpiTableOptions {
     /// table signature / identifier (4 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sig: ::std::option::Option<::std::string::String>,
     /// table revision number (dependent on signature, 1 byte)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rev: ::std::option::Option<u8>,
     /// OEM identifier (6 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub oem_id: ::std::option::Option<::std::string::String>,
     /// OEM table identifier (8 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub oem_table_id: ::std::option::Option<::std::string::String>,
     /// OEM-supplied revision number (4 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub oem_rev: ::std::option::Option<u32>,
     /// identifier of the utility that created the table
     /// (4 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub asl_compiler_id: ::std::option::Option<::std::string::String>,
     /// revision number of the utility that created the
     /// table (4 bytes)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub asl_compiler_rev: ::std::option::Option<u32>,
     /// colon (:) separated list of pathnames to load and concatenate
     /// as table data.  The resultant binary blob is expected to have an
     /// ACPI table header.  At least one file is required.  This field
     /// excludes `data`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub file: ::std::option::Option<::std::string::String>,
     /// colon (:) separated list of pathnames to load and concatenate
     /// as table data.  The resultant binary blob must not have an ACPI
     /// table header.  At least one file is required.  This field
     /// excludes `file`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for AcpiTableOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AcpiTableOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "sig", &self.sig)?;
+        ::qapi_types::private::optional(map, "rev", &self.rev)?;
+        ::qapi_types::private::optional(map, "oem_id", &self.oem_id)?;
+        ::qapi_types::private::optional(map, "oem_table_id", &self.oem_table_id)?;
+        ::qapi_types::private::optional(map, "oem_rev", &self.oem_rev)?;
+        ::qapi_types::private::optional(map, "asl_compiler_id", &self.asl_compiler_id)?;
+        ::qapi_types::private::optional(
+            map,
+            "asl_compiler_rev",
+            &self.asl_compiler_rev,
+        )?;
+        ::qapi_types::private::optional(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AcpiTableOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AcpiTableOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sig: ::std::option::Option<::std::string::String>,
+        rev: ::std::option::Option<u8>,
+        oem_id: ::std::option::Option<::std::string::String>,
+        oem_table_id: ::std::option::Option<::std::string::String>,
+        oem_rev: ::std::option::Option<u32>,
+        asl_compiler_id: ::std::option::Option<::std::string::String>,
+        asl_compiler_rev: ::std::option::Option<u32>,
+        file: ::std::option::Option<::std::string::String>,
+        data: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AcpiTableOptions {
+        const NAME: &'static str = "AcpiTableOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sig" => slots.sig = ::serde::de::MapAccess::next_value(map)?,
+                "rev" => slots.rev = ::serde::de::MapAccess::next_value(map)?,
+                "oem_id" => slots.oem_id = ::serde::de::MapAccess::next_value(map)?,
+                "oem_table_id" => {
+                    slots.oem_table_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "oem_rev" => slots.oem_rev = ::serde::de::MapAccess::next_value(map)?,
+                "asl_compiler_id" => {
+                    slots.asl_compiler_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "asl_compiler_rev" => {
+                    slots.asl_compiler_rev = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
+                "data" => slots.data = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AcpiTableOptions {
+                sig: slots.sig,
+                rev: slots.rev,
+                oem_id: slots.oem_id,
+                oem_table_id: slots.oem_table_id,
+                oem_rev: slots.oem_rev,
+                asl_compiler_id: slots.asl_compiler_id,
+                asl_compiler_rev: slots.asl_compiler_rev,
+                file: slots.file,
+                data: slots.data,
+            })
+        }
+    }
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ACPISlotType {
@@ -116,21 +207,109 @@ impl<'de> Deserialize<'de> for ACPISlotType {
 /// Indication)" chapter of ACPI5.0 spec.
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ACPIOSTInfo {
     /// device ID associated with slot
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub device: ::std::option::Option<::std::string::String>,
     /// slot ID, unique per slot of a given `slot-type`
     pub slot: ::std::string::String,
     /// type of the slot
-    #[serde(rename = "slot-type")]
     pub slot_type: super::ACPISlotType,
     /// an integer containing the source event
     pub source: i64,
     /// an integer containing the status code
     pub status: i64,
 }
+
+impl Serialize for ACPIOSTInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ACPIOSTInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slot-type", &self.slot_type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "source", &self.source)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ACPIOSTInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ACPIOSTInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        slot: ::std::option::Option<::std::string::String>,
+        slot_type: ::std::option::Option<super::ACPISlotType>,
+        source: ::std::option::Option<i64>,
+        status: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ACPIOSTInfo {
+        const NAME: &'static str = "ACPIOSTInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                "slot" => {
+                    slots.slot = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "slot-type" => {
+                    slots.slot_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "source" => {
+                    slots.source = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "status" => {
+                    slots.status = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ACPIOSTInfo {
+                device: slots.device,
+                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
+                slot_type: slots.slot_type.ok_or_else(|| E::missing_field("slot-type"))?,
+                source: slots.source.ok_or_else(|| E::missing_field("source"))?,
+                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `acpi.json`.
 pub mod commands {
@@ -150,8 +329,44 @@ pub mod commands {
     ///                  { "slot": "3", "slot-type": "DIMM", "source": 0, "status": 0}
     ///    ]}
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryAcpiOspmStatus {}
+    impl Serialize for QueryAcpiOspmStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryAcpiOspmStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryAcpiOspmStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryAcpiOspmStatus {
+        const NAME: &'static str = "query-acpi-ospm-status";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryAcpiOspmStatus {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryAcpiOspmStatus {
         const NAME: &'static str = "query-acpi-ospm-status";
         type Returns = ::std::vec::Vec<super::super::ACPIOSTInfo>;
@@ -173,12 +388,72 @@ pub mod events {
     ///                          "slot-type": "DIMM", "source": 1, "status": 0 } },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct AcpiDeviceOst {
         /// OSPM Status Indication
         pub info: super::super::ACPIOSTInfo,
     }
 
+    impl Serialize for AcpiDeviceOst {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for AcpiDeviceOst {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for AcpiDeviceOst {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`AcpiDeviceOst`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            info: ::std::option::Option<super::super::ACPIOSTInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for AcpiDeviceOst {
+            const NAME: &'static str = "ACPI_DEVICE_OST";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "info" => {
+                        slots.info = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(AcpiDeviceOst {
+                    info: slots.info.ok_or_else(|| E::missing_field("info"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for AcpiDeviceOst {
         const NAME: &'static str = "ACPI_DEVICE_OST";
     }

@@ -7,595 +7,2037 @@ use serde::{Deserialize, Serialize};
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPerDirectionOptions {
+        const NAME: &'static str = "AudiodevPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+            })
+        }
+    }
+};
 
 /// Generic driver-specific options.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevGenericOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
 }
+
+impl Serialize for AudiodevGenericOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevGenericOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevGenericOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevGenericOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevGenericOptions {
+        const NAME: &'static str = "AudiodevGenericOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevGenericOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+            })
+        }
+    }
+};
 
 /// Options of the D-Bus audio backend.
 ///
 /// *Since: 10.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevDBusOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// set the number of samples per read/write calls
     /// (default to 480, 10ms at 48kHz).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nsamples: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevDBusOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevDBusOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "nsamples", &self.nsamples)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevDBusOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevDBusOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        nsamples: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevDBusOptions {
+        const NAME: &'static str = "AudiodevDBusOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "nsamples" => slots.nsamples = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevDBusOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                nsamples: slots.nsamples,
+            })
+        }
+    }
+};
 
 /// Options of the ALSA backend that are used for both playback and
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevAlsaPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// the name of the ALSA device to use (default 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dev: ::std::option::Option<::std::string::String>,
     /// the period length in microseconds
-    #[serde(rename = "period-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub period_length: ::std::option::Option<u32>,
     /// attempt to use poll mode, falling back to non-polling
     /// access on failure (default false)
-    #[serde(rename = "try-poll")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub try_poll: ::std::option::Option<bool>,
 }
+
+impl Serialize for AudiodevAlsaPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevAlsaPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "dev", &self.dev)?;
+        ::qapi_types::private::optional(map, "period-length", &self.period_length)?;
+        ::qapi_types::private::optional(map, "try-poll", &self.try_poll)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevAlsaPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevAlsaPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        dev: ::std::option::Option<::std::string::String>,
+        period_length: ::std::option::Option<u32>,
+        try_poll: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevAlsaPerDirectionOptions {
+        const NAME: &'static str = "AudiodevAlsaPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
+                "period-length" => {
+                    slots.period_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "try-poll" => slots.try_poll = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevAlsaPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                dev: slots.dev,
+                period_length: slots.period_length,
+                try_poll: slots.try_poll,
+            })
+        }
+    }
+};
 
 /// Options of the ALSA audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevAlsaOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
     /// set the threshold (in microseconds) when playback starts
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub threshold: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevAlsaOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevAlsaOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "threshold", &self.threshold)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevAlsaOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevAlsaOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
+        threshold: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevAlsaOptions {
+        const NAME: &'static str = "AudiodevAlsaOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "threshold" => slots.threshold = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevAlsaOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                threshold: slots.threshold,
+            })
+        }
+    }
+};
 
 /// Options of the sndio audio backend.
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevSndioOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// the name of the sndio device to use (default 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dev: ::std::option::Option<::std::string::String>,
     /// play buffer size (in microseconds)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevSndioOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevSndioOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "dev", &self.dev)?;
+        ::qapi_types::private::optional(map, "latency", &self.latency)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevSndioOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevSndioOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        dev: ::std::option::Option<::std::string::String>,
+        latency: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSndioOptions {
+        const NAME: &'static str = "AudiodevSndioOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
+                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevSndioOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                dev: slots.dev,
+                latency: slots.latency,
+            })
+        }
+    }
+};
 
 /// Options of the Core Audio backend that are used for both playback
 /// and recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevCoreaudioPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// number of buffers
-    #[serde(rename = "buffer-count")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_count: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevCoreaudioPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevCoreaudioPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevCoreaudioPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevCoreaudioPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        buffer_count: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de>
+    for AudiodevCoreaudioPerDirectionOptions {
+        const NAME: &'static str = "AudiodevCoreaudioPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "buffer-count" => {
+                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevCoreaudioPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                buffer_count: slots.buffer_count,
+            })
+        }
+    }
+};
 
 /// Options of the coreaudio audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevCoreaudioOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
 }
+
+impl Serialize for AudiodevCoreaudioOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevCoreaudioOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevCoreaudioOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevCoreaudioOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevCoreaudioOptions {
+        const NAME: &'static str = "AudiodevCoreaudioOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevCoreaudioOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+            })
+        }
+    }
+};
 
 /// Options of the DirectSound audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevDsoundOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// add extra latency to playback in microseconds (default
     /// 10000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevDsoundOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevDsoundOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "latency", &self.latency)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevDsoundOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevDsoundOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        latency: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevDsoundOptions {
+        const NAME: &'static str = "AudiodevDsoundOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevDsoundOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                latency: slots.latency,
+            })
+        }
+    }
+};
 
 /// Options of the JACK backend that are used for both playback and
 /// recording.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevJackPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// select from among several possible concurrent server
     /// instances (default: environment variable $JACK_DEFAULT_SERVER if
     /// set, else "default")
-    #[serde(rename = "server-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server_name: ::std::option::Option<::std::string::String>,
     /// the client name to use.  The server will modify this
     /// name to create a unique variant, if needed unless `exact-name` is
     /// true (default: the guest's name)
-    #[serde(rename = "client-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub client_name: ::std::option::Option<::std::string::String>,
     /// if set, a regular expression of JACK client port
     /// name(s) to monitor for and automatically connect to
-    #[serde(rename = "connect-ports")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub connect_ports: ::std::option::Option<::std::string::String>,
     /// start a jack server process if one is not already
     /// present (default: false)
-    #[serde(rename = "start-server")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub start_server: ::std::option::Option<bool>,
     /// use the exact name requested otherwise JACK
     /// automatically generates a unique one, if needed (default: false)
-    #[serde(rename = "exact-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub exact_name: ::std::option::Option<bool>,
 }
+
+impl Serialize for AudiodevJackPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevJackPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "server-name", &self.server_name)?;
+        ::qapi_types::private::optional(map, "client-name", &self.client_name)?;
+        ::qapi_types::private::optional(map, "connect-ports", &self.connect_ports)?;
+        ::qapi_types::private::optional(map, "start-server", &self.start_server)?;
+        ::qapi_types::private::optional(map, "exact-name", &self.exact_name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevJackPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevJackPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        server_name: ::std::option::Option<::std::string::String>,
+        client_name: ::std::option::Option<::std::string::String>,
+        connect_ports: ::std::option::Option<::std::string::String>,
+        start_server: ::std::option::Option<bool>,
+        exact_name: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevJackPerDirectionOptions {
+        const NAME: &'static str = "AudiodevJackPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "server-name" => {
+                    slots.server_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "client-name" => {
+                    slots.client_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "connect-ports" => {
+                    slots.connect_ports = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "start-server" => {
+                    slots.start_server = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "exact-name" => {
+                    slots.exact_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevJackPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                server_name: slots.server_name,
+                client_name: slots.client_name,
+                connect_ports: slots.connect_ports,
+                start_server: slots.start_server,
+                exact_name: slots.exact_name,
+            })
+        }
+    }
+};
 
 /// Options of the JACK audio backend.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevJackOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
 }
+
+impl Serialize for AudiodevJackOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevJackOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevJackOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevJackOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevJackOptions {
+        const NAME: &'static str = "AudiodevJackOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevJackOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+            })
+        }
+    }
+};
 
 /// Options of the OSS backend that are used for both playback and
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevOssPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// file name of the OSS device (default '/dev/dsp')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dev: ::std::option::Option<::std::string::String>,
     /// number of buffers
-    #[serde(rename = "buffer-count")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_count: ::std::option::Option<u32>,
     /// attempt to use poll mode, falling back to non-polling
     /// access on failure (default true)
-    #[serde(rename = "try-poll")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub try_poll: ::std::option::Option<bool>,
 }
+
+impl Serialize for AudiodevOssPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevOssPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "dev", &self.dev)?;
+        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
+        ::qapi_types::private::optional(map, "try-poll", &self.try_poll)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevOssPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevOssPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        dev: ::std::option::Option<::std::string::String>,
+        buffer_count: ::std::option::Option<u32>,
+        try_poll: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevOssPerDirectionOptions {
+        const NAME: &'static str = "AudiodevOssPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-count" => {
+                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "try-poll" => slots.try_poll = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevOssPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                dev: slots.dev,
+                buffer_count: slots.buffer_count,
+                try_poll: slots.try_poll,
+            })
+        }
+    }
+};
 
 /// Options of the OSS audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevOssOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
     /// try using memory-mapped access, falling back to
     /// non-memory-mapped access on failure (default true)
-    #[serde(rename = "try-mmap")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub try_mmap: ::std::option::Option<bool>,
     /// open device in exclusive mode (vmix won't work) (default
     /// false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub exclusive: ::std::option::Option<bool>,
     /// set the timing policy of the device (between 0 and 10,
     /// where smaller number means smaller latency but higher CPU usage)
     /// or -1 to use fragment mode (option ignored on some platforms)
     /// (default 5)
-    #[serde(rename = "dsp-policy")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dsp_policy: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevOssOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevOssOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "try-mmap", &self.try_mmap)?;
+        ::qapi_types::private::optional(map, "exclusive", &self.exclusive)?;
+        ::qapi_types::private::optional(map, "dsp-policy", &self.dsp_policy)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevOssOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevOssOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
+        try_mmap: ::std::option::Option<bool>,
+        exclusive: ::std::option::Option<bool>,
+        dsp_policy: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevOssOptions {
+        const NAME: &'static str = "AudiodevOssOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "try-mmap" => slots.try_mmap = ::serde::de::MapAccess::next_value(map)?,
+                "exclusive" => slots.exclusive = ::serde::de::MapAccess::next_value(map)?,
+                "dsp-policy" => {
+                    slots.dsp_policy = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevOssOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                try_mmap: slots.try_mmap,
+                exclusive: slots.exclusive,
+                dsp_policy: slots.dsp_policy,
+            })
+        }
+    }
+};
 
 /// Options of the Pulseaudio backend that are used for both playback
 /// and recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevPaPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// name of the sink/source to use
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// name of the PulseAudio stream created by QEMU.  Can be
     /// used to identify the stream in PulseAudio when you create
     /// multiple PulseAudio devices or run multiple QEMU instances
     /// (default: audiodev's id, since 4.2)
-    #[serde(rename = "stream-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub stream_name: ::std::option::Option<::std::string::String>,
     /// latency you want PulseAudio to achieve in microseconds
     /// (default 15000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevPaPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevPaPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "stream-name", &self.stream_name)?;
+        ::qapi_types::private::optional(map, "latency", &self.latency)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevPaPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevPaPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        name: ::std::option::Option<::std::string::String>,
+        stream_name: ::std::option::Option<::std::string::String>,
+        latency: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPaPerDirectionOptions {
+        const NAME: &'static str = "AudiodevPaPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "stream-name" => {
+                    slots.stream_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevPaPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                name: slots.name,
+                stream_name: slots.stream_name,
+                latency: slots.latency,
+            })
+        }
+    }
+};
 
 /// Options of the PulseAudio audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevPaOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
     /// PulseAudio server address (default: let PulseAudio choose)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for AudiodevPaOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevPaOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "server", &self.server)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevPaOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevPaOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
+        server: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPaOptions {
+        const NAME: &'static str = "AudiodevPaOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevPaOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                server: slots.server,
+            })
+        }
+    }
+};
 
 /// Options of the PipeWire backend that are used for both playback and
 /// recording.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevPipewirePerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// name of the sink/source to use
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// name of the PipeWire stream created by QEMU.  Can be
     /// used to identify the stream in PipeWire when you create multiple
     /// PipeWire devices or run multiple QEMU instances (default:
     /// audiodev's id)
-    #[serde(rename = "stream-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub stream_name: ::std::option::Option<::std::string::String>,
     /// latency you want PipeWire to achieve in microseconds
     /// (default 46000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevPipewirePerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevPipewirePerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "stream-name", &self.stream_name)?;
+        ::qapi_types::private::optional(map, "latency", &self.latency)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevPipewirePerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevPipewirePerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        name: ::std::option::Option<::std::string::String>,
+        stream_name: ::std::option::Option<::std::string::String>,
+        latency: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de>
+    for AudiodevPipewirePerDirectionOptions {
+        const NAME: &'static str = "AudiodevPipewirePerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "stream-name" => {
+                    slots.stream_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevPipewirePerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                name: slots.name,
+                stream_name: slots.stream_name,
+                latency: slots.latency,
+            })
+        }
+    }
+};
 
 /// Options of the PipeWire audio backend.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevPipewireOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
 }
+
+impl Serialize for AudiodevPipewireOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevPipewireOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevPipewireOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevPipewireOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPipewireOptions {
+        const NAME: &'static str = "AudiodevPipewireOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevPipewireOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+            })
+        }
+    }
+};
 
 /// Options of the SDL audio backend that are used for both playback and
 /// recording.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevSdlPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
     /// backend.  When set to off, fixed-settings must be also off
     /// (default on, since 4.2)
-    #[serde(rename = "mixing-engine")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mixing_engine: ::std::option::Option<bool>,
     /// use fixed settings for host input/output.  When
     /// off, frequency, channels and format must not be specified
     /// (default true)
-    #[serde(rename = "fixed-settings")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_settings: ::std::option::Option<bool>,
     /// frequency to use when using fixed settings (default
     /// 44100)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub frequency: ::std::option::Option<u32>,
     /// number of channels when using fixed settings (default 2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<u32>,
     /// number of voices to use (default 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub voices: ::std::option::Option<u32>,
     /// sample format to use when using fixed settings (default
     /// s16)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::AudioFormat>,
     /// the buffer length in microseconds
-    #[serde(rename = "buffer-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_length: ::std::option::Option<u32>,
     /// number of buffers (default 4)
-    #[serde(rename = "buffer-count")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buffer_count: ::std::option::Option<u32>,
 }
+
+impl Serialize for AudiodevSdlPerDirectionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevSdlPerDirectionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
+        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
+        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::qapi_types::private::optional(map, "voices", &self.voices)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
+        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevSdlPerDirectionOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevSdlPerDirectionOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mixing_engine: ::std::option::Option<bool>,
+        fixed_settings: ::std::option::Option<bool>,
+        frequency: ::std::option::Option<u32>,
+        channels: ::std::option::Option<u32>,
+        voices: ::std::option::Option<u32>,
+        format: ::std::option::Option<super::AudioFormat>,
+        buffer_length: ::std::option::Option<u32>,
+        buffer_count: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSdlPerDirectionOptions {
+        const NAME: &'static str = "AudiodevSdlPerDirectionOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mixing-engine" => {
+                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fixed-settings" => {
+                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "buffer-length" => {
+                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "buffer-count" => {
+                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevSdlPerDirectionOptions {
+                mixing_engine: slots.mixing_engine,
+                fixed_settings: slots.fixed_settings,
+                frequency: slots.frequency,
+                channels: slots.channels,
+                voices: slots.voices,
+                format: slots.format,
+                buffer_length: slots.buffer_length,
+                buffer_count: slots.buffer_count,
+            })
+        }
+    }
+};
 
 /// Options of the SDL audio backend.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevSdlOptions {
     /// options of the recording stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
 }
+
+impl Serialize for AudiodevSdlOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevSdlOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevSdlOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevSdlOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSdlOptions {
+        const NAME: &'static str = "AudiodevSdlOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevSdlOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+            })
+        }
+    }
+};
 
 /// Options of the wav audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudiodevWavOptions {
     /// options of the capture stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// options of the playback stream
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
     /// name of the wav file to record (default 'qemu.wav')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub path: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for AudiodevWavOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevWavOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::qapi_types::private::optional(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudiodevWavOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AudiodevWavOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevWavOptions {
+        const NAME: &'static str = "AudiodevWavOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
+                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AudiodevWavOptions {
+                r#in: slots.r#in,
+                out: slots.out,
+                path: slots.path,
+            })
+        }
+    }
+};
 
 /// An enumeration of possible audio formats.
 ///
@@ -773,18 +2215,35 @@ impl<'de> Deserialize<'de> for AudiodevDriver {
 /// Options of an audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Audiodev {
     /// identifier of the backend
     pub id: ::std::string::String,
     /// timer period (in microseconds, 0: use lowest
     /// possible)
-    #[serde(rename = "timer-period")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timer_period: ::std::option::Option<u32>,
     /// The branch, selected by the discriminator `driver`.
-    #[serde(flatten)]
     pub branch: AudiodevBranch,
+}
+
+impl Serialize for Audiodev {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Audiodev {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::qapi_types::private::optional(map, "timer-period", &self.timer_period)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for Audiodev {
@@ -878,73 +2337,133 @@ const _: () = {
 };
 
 /// The branches of [`Audiodev`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "driver")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AudiodevBranch {
     /// `driver` is `none`.
-    #[serde(rename = "none")]
     None(super::AudiodevGenericOptions),
     /// `driver` is `alsa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_ALSA`.
-    #[serde(rename = "alsa")]
     Alsa(super::AudiodevAlsaOptions),
     /// `driver` is `coreaudio`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_COREAUDIO`.
-    #[serde(rename = "coreaudio")]
     Coreaudio(super::AudiodevCoreaudioOptions),
     /// `driver` is `dbus`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
-    #[serde(rename = "dbus")]
     Dbus(super::AudiodevDBusOptions),
     /// `driver` is `dsound`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_DSOUND`.
-    #[serde(rename = "dsound")]
     Dsound(super::AudiodevDsoundOptions),
     /// `driver` is `jack`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_JACK`.
-    #[serde(rename = "jack")]
     Jack(super::AudiodevJackOptions),
     /// `driver` is `oss`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_OSS`.
-    #[serde(rename = "oss")]
     Oss(super::AudiodevOssOptions),
     /// `driver` is `pa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_PA`.
-    #[serde(rename = "pa")]
     Pa(super::AudiodevPaOptions),
     /// `driver` is `pipewire`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_PIPEWIRE`.
-    #[serde(rename = "pipewire")]
     Pipewire(super::AudiodevPipewireOptions),
     /// `driver` is `sdl`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_SDL`.
-    #[serde(rename = "sdl")]
     Sdl(super::AudiodevSdlOptions),
     /// `driver` is `sndio`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AUDIO_SNDIO`.
-    #[serde(rename = "sndio")]
     Sndio(super::AudiodevSndioOptions),
     /// `driver` is `spice`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[serde(rename = "spice")]
     Spice(super::AudiodevGenericOptions),
     /// `driver` is `wav`.
-    #[serde(rename = "wav")]
     Wav(super::AudiodevWavOptions),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for AudiodevBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AudiodevBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            AudiodevBranch::None(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "none")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Alsa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "alsa")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Coreaudio(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "coreaudio")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Dbus(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dbus")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Dsound(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dsound")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Jack(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "jack")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Oss(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "oss")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Pa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "pa")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Pipewire(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "pipewire")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Sdl(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "sdl")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Sndio(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "sndio")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Spice(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "spice")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Wav(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "wav")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            AudiodevBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The commands of `audio.json`.
@@ -953,8 +2472,44 @@ pub mod commands {
     /// Return information about audiodev configuration
     ///
     /// *Since: 8.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryAudiodevs {}
+    impl Serialize for QueryAudiodevs {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryAudiodevs {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryAudiodevs {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryAudiodevs {
+        const NAME: &'static str = "query-audiodevs";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryAudiodevs {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryAudiodevs {
         const NAME: &'static str = "query-audiodevs";
         type Returns = ::std::vec::Vec<super::super::Audiodev>;

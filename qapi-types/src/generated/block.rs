@@ -154,7 +154,7 @@ impl<'de> Deserialize<'de> for FloppyDriveType {
 /// Information about a persistent reservation manager
 ///
 /// *Since: 3.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PRManagerInfo {
     /// the identifier of the persistent reservation manager
     pub id: ::std::string::String,
@@ -162,6 +162,76 @@ pub struct PRManagerInfo {
     /// to the underlying storage or helper
     pub connected: bool,
 }
+
+impl Serialize for PRManagerInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for PRManagerInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "connected", &self.connected)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PRManagerInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`PRManagerInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        connected: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for PRManagerInfo {
+        const NAME: &'static str = "PRManagerInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "connected" => {
+                    slots.connected = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(PRManagerInfo {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                connected: slots.connected.ok_or_else(|| E::missing_field("connected"))?,
+            })
+        }
+    }
+};
 
 /// Specifies the new read-only mode of a block device subject to the
 /// [`blockdev-change-medium`](crate::commands::BlockdevChangeMedium) command.
@@ -235,8 +305,44 @@ pub mod commands {
     /// manager
     ///
     /// *Since: 3.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryPrManagers {}
+    impl Serialize for QueryPrManagers {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryPrManagers {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryPrManagers {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryPrManagers {
+        const NAME: &'static str = "query-pr-managers";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryPrManagers {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryPrManagers {
         const NAME: &'static str = "query-pr-managers";
         type Returns = ::std::vec::Vec<super::super::PRManagerInfo>;
@@ -259,23 +365,84 @@ pub mod commands {
     /// -> { "execute": "eject", "arguments": { "id": "ide1-0-1" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Eject {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
         #[deprecated(note = "Block device name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
         /// If true, eject regardless of whether the drive is locked.
         /// If not specified, the default value is false.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
 
+    impl Serialize for Eject {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Eject {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Eject {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Eject`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+            force: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Eject {
+            const NAME: &'static str = "eject";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Eject {
+                    device: slots.device,
+                    id: slots.id,
+                    force: slots.force,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Eject {
         const NAME: &'static str = "eject";
         type Returns = ::qapi_types::Empty;
@@ -314,25 +481,86 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevOpenTray {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
         #[deprecated(note = "Block device name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
         /// if false (the default), an eject request will be sent to the
         /// guest if it has locked the tray (and the tray will not be opened
         /// immediately); if true, the tray will be opened regardless of
         /// whether it is locked
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
 
+    impl Serialize for BlockdevOpenTray {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevOpenTray {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevOpenTray {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevOpenTray`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+            force: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOpenTray {
+            const NAME: &'static str = "blockdev-open-tray";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevOpenTray {
+                    device: slots.device,
+                    id: slots.id,
+                    force: slots.force,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevOpenTray {
         const NAME: &'static str = "blockdev-open-tray";
         type Returns = ::qapi_types::Empty;
@@ -361,19 +589,77 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevCloseTray {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
         #[deprecated(note = "Block device name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for BlockdevCloseTray {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevCloseTray {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevCloseTray {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevCloseTray`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCloseTray {
+            const NAME: &'static str = "blockdev-close-tray";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevCloseTray {
+                    device: slots.device,
+                    id: slots.id,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevCloseTray {
         const NAME: &'static str = "blockdev-close-tray";
         type Returns = ::qapi_types::Empty;
@@ -414,12 +700,72 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevRemoveMedium {
         /// The name or QOM path of the guest device
         pub id: ::std::string::String,
     }
 
+    impl Serialize for BlockdevRemoveMedium {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevRemoveMedium {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevRemoveMedium {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevRemoveMedium`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevRemoveMedium {
+            const NAME: &'static str = "blockdev-remove-medium";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevRemoveMedium {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevRemoveMedium {
         const NAME: &'static str = "blockdev-remove-medium";
         type Returns = ::qapi_types::Empty;
@@ -448,15 +794,88 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevInsertMedium {
         /// The name or QOM path of the guest device
         pub id: ::std::string::String,
         /// name of a node in the block driver state graph
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
     }
 
+    impl Serialize for BlockdevInsertMedium {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevInsertMedium {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevInsertMedium {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevInsertMedium`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevInsertMedium {
+            const NAME: &'static str = "blockdev-insert-medium";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevInsertMedium {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevInsertMedium {
         const NAME: &'static str = "blockdev-insert-medium";
         type Returns = ::qapi_types::Empty;
@@ -501,39 +920,127 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevChangeMedium {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
         #[deprecated(note = "Block device name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
         /// filename of the new image to be loaded
         pub filename: ::std::string::String,
         /// format to open the new image with (defaults to the probed
         /// format)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<::std::string::String>,
         /// if false (the default), an eject request through
         /// [`blockdev-open-tray`](crate::commands::BlockdevOpenTray) will be sent to the guest if it has locked
         /// the tray (and the tray will not be opened immediately); if true,
         /// the tray will be opened regardless of whether it is locked.
         /// (since 7.1)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
         /// change the read-only mode of the device; defaults
         /// to 'retain'
-        #[serde(rename = "read-only-mode")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub read_only_mode: ::std::option::Option<
             super::super::BlockdevChangeReadOnlyMode,
         >,
     }
 
+    impl Serialize for BlockdevChangeMedium {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevChangeMedium {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::qapi_types::private::optional(map, "format", &self.format)?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::qapi_types::private::optional(
+                map,
+                "read-only-mode",
+                &self.read_only_mode,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevChangeMedium {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevChangeMedium`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+            filename: ::std::option::Option<::std::string::String>,
+            format: ::std::option::Option<::std::string::String>,
+            force: ::std::option::Option<bool>,
+            read_only_mode: ::std::option::Option<
+                super::super::BlockdevChangeReadOnlyMode,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevChangeMedium {
+            const NAME: &'static str = "blockdev-change-medium";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    "read-only-mode" => {
+                        slots.read_only_mode = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevChangeMedium {
+                    device: slots.device,
+                    id: slots.id,
+                    filename: slots
+                        .filename
+                        .ok_or_else(|| E::missing_field("filename"))?,
+                    format: slots.format,
+                    force: slots.force,
+                    read_only_mode: slots.read_only_mode,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevChangeMedium {
         const NAME: &'static str = "blockdev-change-medium";
         type Returns = ::qapi_types::Empty;
@@ -611,9 +1118,26 @@ pub mod commands {
     ///                     "iops_size": 0 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockSetIoThrottle(pub super::super::BlockIOThrottle);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockSetIoThrottle {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockSetIoThrottle {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockSetIoThrottle)
+        }
+    }
+
     impl ::qapi_types::Command for BlockSetIoThrottle {
         const NAME: &'static str = "block_set_io_throttle";
         type Returns = ::qapi_types::Empty;
@@ -682,7 +1206,7 @@ pub mod commands {
     ///       "arguments": { "id": "drive0" } }
     ///  <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockLatencyHistogramSet {
         /// The name or QOM path of the guest device.
         pub id: ::std::string::String,
@@ -692,33 +1216,130 @@ pub mod commands {
         /// io types with intervals corresponding to `boundaries` (except for
         /// io types, for which specific boundaries are set through the
         /// following parameters).
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries: ::std::option::Option<::std::vec::Vec<u64>>,
         /// list of interval boundary values for read latency
         /// histogram.  If specified, old read latency histogram is removed,
         /// and empty one created with intervals corresponding to
         /// `boundaries-read`.  The parameter has higher priority then
         /// `boundaries`.
-        #[serde(rename = "boundaries-read")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries_read: ::std::option::Option<::std::vec::Vec<u64>>,
         /// list of interval boundary values for write
         /// latency histogram.
-        #[serde(rename = "boundaries-write")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries_write: ::std::option::Option<::std::vec::Vec<u64>>,
         /// list of interval boundary values for zone append
         /// write latency histogram.
-        #[serde(rename = "boundaries-zap")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries_zap: ::std::option::Option<::std::vec::Vec<u64>>,
         /// list of interval boundary values for flush
         /// latency histogram.
-        #[serde(rename = "boundaries-flush")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub boundaries_flush: ::std::option::Option<::std::vec::Vec<u64>>,
     }
 
+    impl Serialize for BlockLatencyHistogramSet {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockLatencyHistogramSet {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::qapi_types::private::optional(map, "boundaries", &self.boundaries)?;
+            ::qapi_types::private::optional(
+                map,
+                "boundaries-read",
+                &self.boundaries_read,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "boundaries-write",
+                &self.boundaries_write,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "boundaries-zap",
+                &self.boundaries_zap,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "boundaries-flush",
+                &self.boundaries_flush,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockLatencyHistogramSet {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockLatencyHistogramSet`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            boundaries: ::std::option::Option<::std::vec::Vec<u64>>,
+            boundaries_read: ::std::option::Option<::std::vec::Vec<u64>>,
+            boundaries_write: ::std::option::Option<::std::vec::Vec<u64>>,
+            boundaries_zap: ::std::option::Option<::std::vec::Vec<u64>>,
+            boundaries_flush: ::std::option::Option<::std::vec::Vec<u64>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockLatencyHistogramSet {
+            const NAME: &'static str = "block-latency-histogram-set";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "boundaries" => {
+                        slots.boundaries = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "boundaries-read" => {
+                        slots.boundaries_read = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "boundaries-write" => {
+                        slots.boundaries_write = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "boundaries-zap" => {
+                        slots.boundaries_zap = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "boundaries-flush" => {
+                        slots.boundaries_flush = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockLatencyHistogramSet {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    boundaries: slots.boundaries,
+                    boundaries_read: slots.boundaries_read,
+                    boundaries_write: slots.boundaries_write,
+                    boundaries_zap: slots.boundaries_zap,
+                    boundaries_flush: slots.boundaries_flush,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockLatencyHistogramSet {
         const NAME: &'static str = "block-latency-histogram-set";
         type Returns = ::qapi_types::Empty;
@@ -744,7 +1365,7 @@ pub mod events {
     ///      },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct DeviceTrayMoved {
         /// Block device name.  This is always present for
         /// compatibility reasons, but it can be empty ("") if the image
@@ -754,10 +1375,91 @@ pub mod events {
         pub id: ::std::string::String,
         /// true if the tray has been opened or false if it has been
         /// closed
-        #[serde(rename = "tray-open")]
         pub tray_open: bool,
     }
 
+    impl Serialize for DeviceTrayMoved {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for DeviceTrayMoved {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "tray-open",
+                &self.tray_open,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for DeviceTrayMoved {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`DeviceTrayMoved`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+            tray_open: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for DeviceTrayMoved {
+            const NAME: &'static str = "DEVICE_TRAY_MOVED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "tray-open" => {
+                        slots.tray_open = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(DeviceTrayMoved {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    tray_open: slots
+                        .tray_open
+                        .ok_or_else(|| E::missing_field("tray-open"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for DeviceTrayMoved {
         const NAME: &'static str = "DEVICE_TRAY_MOVED";
     }
@@ -776,7 +1478,7 @@ pub mod events {
     ///      },
     ///      "timestamp": { "seconds": 1519840375, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct PrManagerStatusChanged {
         /// The id of the PR manager object
         pub id: ::std::string::String,
@@ -784,6 +1486,80 @@ pub mod events {
         pub connected: bool,
     }
 
+    impl Serialize for PrManagerStatusChanged {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for PrManagerStatusChanged {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "connected",
+                &self.connected,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for PrManagerStatusChanged {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`PrManagerStatusChanged`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            connected: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for PrManagerStatusChanged {
+            const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "connected" => {
+                        slots.connected = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(PrManagerStatusChanged {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    connected: slots
+                        .connected
+                        .ok_or_else(|| E::missing_field("connected"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for PrManagerStatusChanged {
         const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
     }

@@ -4,50 +4,256 @@
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotInfo {
     /// unique snapshot id
     pub id: ::std::string::String,
     /// user chosen name
     pub name: ::std::string::String,
     /// size of the VM state
-    #[serde(rename = "vm-state-size")]
     pub vm_state_size: i64,
     /// UTC date of the snapshot in seconds
-    #[serde(rename = "date-sec")]
     pub date_sec: i64,
     /// fractional part in nano seconds to be used with date-sec
-    #[serde(rename = "date-nsec")]
     pub date_nsec: i64,
     /// VM clock relative to boot in seconds
-    #[serde(rename = "vm-clock-sec")]
     pub vm_clock_sec: i64,
     /// fractional part in nano seconds to be used with
     /// vm-clock-sec
-    #[serde(rename = "vm-clock-nsec")]
     pub vm_clock_nsec: i64,
     /// Current instruction count.  Appears when execution
     /// record/replay is enabled.  Used for "time-traveling" to match
     /// the moment in the recorded execution with the snapshots.  This
     /// counter may be obtained through [`query-replay`](crate::commands::QueryReplay) command
     /// (since 5.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub icount: ::std::option::Option<i64>,
 }
 
+impl Serialize for SnapshotInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SnapshotInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vm-state-size",
+            &self.vm_state_size,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "date-sec", &self.date_sec)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "date-nsec", &self.date_nsec)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vm-clock-sec",
+            &self.vm_clock_sec,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vm-clock-nsec",
+            &self.vm_clock_nsec,
+        )?;
+        ::qapi_types::private::optional(map, "icount", &self.icount)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SnapshotInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        name: ::std::option::Option<::std::string::String>,
+        vm_state_size: ::std::option::Option<i64>,
+        date_sec: ::std::option::Option<i64>,
+        date_nsec: ::std::option::Option<i64>,
+        vm_clock_sec: ::std::option::Option<i64>,
+        vm_clock_nsec: ::std::option::Option<i64>,
+        icount: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SnapshotInfo {
+        const NAME: &'static str = "SnapshotInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vm-state-size" => {
+                    slots.vm_state_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "date-sec" => {
+                    slots.date_sec = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "date-nsec" => {
+                    slots.date_nsec = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vm-clock-sec" => {
+                    slots.vm_clock_sec = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vm-clock-nsec" => {
+                    slots.vm_clock_nsec = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "icount" => slots.icount = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SnapshotInfo {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                vm_state_size: slots
+                    .vm_state_size
+                    .ok_or_else(|| E::missing_field("vm-state-size"))?,
+                date_sec: slots.date_sec.ok_or_else(|| E::missing_field("date-sec"))?,
+                date_nsec: slots.date_nsec.ok_or_else(|| E::missing_field("date-nsec"))?,
+                vm_clock_sec: slots
+                    .vm_clock_sec
+                    .ok_or_else(|| E::missing_field("vm-clock-sec"))?,
+                vm_clock_nsec: slots
+                    .vm_clock_nsec
+                    .ok_or_else(|| E::missing_field("vm-clock-nsec"))?,
+                icount: slots.icount,
+            })
+        }
+    }
+};
+
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2EncryptionBase {
     /// The encryption format
     pub format: super::BlockdevQcow2EncryptionFormat,
 }
 
+impl Serialize for ImageInfoSpecificQCow2EncryptionBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificQCow2EncryptionBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2EncryptionBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificQCow2EncryptionBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::BlockdevQcow2EncryptionFormat>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de>
+    for ImageInfoSpecificQCow2EncryptionBase {
+        const NAME: &'static str = "ImageInfoSpecificQCow2EncryptionBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificQCow2EncryptionBase {
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2Encryption {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: ImageInfoSpecificQCow2EncryptionBranch,
+}
+
+impl Serialize for ImageInfoSpecificQCow2Encryption {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificQCow2Encryption {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2Encryption {
@@ -102,103 +308,428 @@ impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecificQCow2Encryption
 }
 
 /// The branches of [`ImageInfoSpecificQCow2Encryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ImageInfoSpecificQCow2EncryptionBranch {
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockInfoLUKS),
     /// `format` is `aes`.
-    #[serde(rename = "aes")]
     Aes,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
+/// Encodes the discriminator and the branch's members.
+impl Serialize for ImageInfoSpecificQCow2EncryptionBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificQCow2EncryptionBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            ImageInfoSpecificQCow2EncryptionBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificQCow2EncryptionBranch::Aes => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "aes")
+            }
+            ImageInfoSpecificQCow2EncryptionBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
+}
+
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2 {
     /// compatibility level
     pub compat: ::std::string::String,
     /// the filename of the external data file that is stored in
     /// the image and used as a default for opening the image
     /// (since: 4.0)
-    #[serde(rename = "data-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file: ::std::option::Option<::std::string::String>,
     /// True if the external data file must stay valid as a
     /// standalone (read-only) raw image without looking at qcow2
     /// metadata (since: 4.0)
-    #[serde(rename = "data-file-raw")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file_raw: ::std::option::Option<bool>,
     /// true if the image has extended L2 entries; only valid
     /// for compat \>= 1.1 (since 5.2)
-    #[serde(rename = "extended-l2")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extended_l2: ::std::option::Option<bool>,
     /// on or off; only valid for compat \>= 1.1
-    #[serde(rename = "lazy-refcounts")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub lazy_refcounts: ::std::option::Option<bool>,
     /// true if the image has been marked corrupt; only valid for
     /// compat \>= 1.1 (since 2.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub corrupt: ::std::option::Option<bool>,
     /// width of a refcount entry in bits (since 2.3)
-    #[serde(rename = "refcount-bits")]
     pub refcount_bits: i64,
     /// details about encryption parameters; only set if image is
     /// encrypted (since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::ImageInfoSpecificQCow2Encryption>,
     /// A list of qcow2 bitmap details (since 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmaps: ::std::option::Option<::std::vec::Vec<super::Qcow2BitmapInfo>>,
     /// the image cluster compression method (since 5.1)
-    #[serde(rename = "compression-type")]
     pub compression_type: super::Qcow2CompressionType,
 }
 
+impl Serialize for ImageInfoSpecificQCow2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificQCow2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "compat", &self.compat)?;
+        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
+        ::qapi_types::private::optional(map, "data-file-raw", &self.data_file_raw)?;
+        ::qapi_types::private::optional(map, "extended-l2", &self.extended_l2)?;
+        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
+        ::qapi_types::private::optional(map, "corrupt", &self.corrupt)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "refcount-bits",
+            &self.refcount_bits,
+        )?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "compression-type",
+            &self.compression_type,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificQCow2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        compat: ::std::option::Option<::std::string::String>,
+        data_file: ::std::option::Option<::std::string::String>,
+        data_file_raw: ::std::option::Option<bool>,
+        extended_l2: ::std::option::Option<bool>,
+        lazy_refcounts: ::std::option::Option<bool>,
+        corrupt: ::std::option::Option<bool>,
+        refcount_bits: ::std::option::Option<i64>,
+        encrypt: ::std::option::Option<super::ImageInfoSpecificQCow2Encryption>,
+        bitmaps: ::std::option::Option<::std::vec::Vec<super::Qcow2BitmapInfo>>,
+        compression_type: ::std::option::Option<super::Qcow2CompressionType>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificQCow2 {
+        const NAME: &'static str = "ImageInfoSpecificQCow2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "compat" => {
+                    slots.compat = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
+                "data-file-raw" => {
+                    slots.data_file_raw = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "extended-l2" => {
+                    slots.extended_l2 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "lazy-refcounts" => {
+                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "corrupt" => slots.corrupt = ::serde::de::MapAccess::next_value(map)?,
+                "refcount-bits" => {
+                    slots.refcount_bits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
+                "compression-type" => {
+                    slots.compression_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificQCow2 {
+                compat: slots.compat.ok_or_else(|| E::missing_field("compat"))?,
+                data_file: slots.data_file,
+                data_file_raw: slots.data_file_raw,
+                extended_l2: slots.extended_l2,
+                lazy_refcounts: slots.lazy_refcounts,
+                corrupt: slots.corrupt,
+                refcount_bits: slots
+                    .refcount_bits
+                    .ok_or_else(|| E::missing_field("refcount-bits"))?,
+                encrypt: slots.encrypt,
+                bitmaps: slots.bitmaps,
+                compression_type: slots
+                    .compression_type
+                    .ok_or_else(|| E::missing_field("compression-type"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificVmdk {
     /// The create type of VMDK image
-    #[serde(rename = "create-type")]
     pub create_type: ::std::string::String,
     /// Content id of image
     pub cid: i64,
     /// Parent VMDK image's cid
-    #[serde(rename = "parent-cid")]
     pub parent_cid: i64,
     /// List of extent files
     pub extents: ::std::vec::Vec<super::VmdkExtentInfo>,
 }
 
+impl Serialize for ImageInfoSpecificVmdk {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificVmdk {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "create-type",
+            &self.create_type,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "cid", &self.cid)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "parent-cid",
+            &self.parent_cid,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "extents", &self.extents)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificVmdk {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificVmdk`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        create_type: ::std::option::Option<::std::string::String>,
+        cid: ::std::option::Option<i64>,
+        parent_cid: ::std::option::Option<i64>,
+        extents: ::std::option::Option<::std::vec::Vec<super::VmdkExtentInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificVmdk {
+        const NAME: &'static str = "ImageInfoSpecificVmdk";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "create-type" => {
+                    slots.create_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cid" => {
+                    slots.cid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "parent-cid" => {
+                    slots.parent_cid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "extents" => {
+                    slots.extents = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificVmdk {
+                create_type: slots
+                    .create_type
+                    .ok_or_else(|| E::missing_field("create-type"))?,
+                cid: slots.cid.ok_or_else(|| E::missing_field("cid"))?,
+                parent_cid: slots
+                    .parent_cid
+                    .ok_or_else(|| E::missing_field("parent-cid"))?,
+                extents: slots.extents.ok_or_else(|| E::missing_field("extents"))?,
+            })
+        }
+    }
+};
+
 /// Information about a VMDK extent file
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VmdkExtentInfo {
     /// Name of the extent file
     pub filename: ::std::string::String,
     /// Extent type (e.g. FLAT or SPARSE)
     pub format: ::std::string::String,
     /// Number of bytes covered by this extent
-    #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     /// Cluster size in bytes (for non-flat extents)
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
     /// Whether this extent contains compressed data
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
 }
 
+impl Serialize for VmdkExtentInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VmdkExtentInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "virtual-size",
+            &self.virtual_size,
+        )?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VmdkExtentInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VmdkExtentInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        virtual_size: ::std::option::Option<i64>,
+        cluster_size: ::std::option::Option<i64>,
+        compressed: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VmdkExtentInfo {
+        const NAME: &'static str = "VmdkExtentInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "virtual-size" => {
+                    slots.virtual_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compressed" => {
+                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VmdkExtentInfo {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+                virtual_size: slots
+                    .virtual_size
+                    .ok_or_else(|| E::missing_field("virtual-size"))?,
+                cluster_size: slots.cluster_size,
+                compressed: slots.compressed,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificRbd {
     /// Image encryption format.  If encryption is
     /// enabled for the image (see encrypted in BlockNodeInfo), this is
@@ -209,19 +740,143 @@ pub struct ImageInfoSpecificRbd {
     /// by writing a (possibly partial) encryption format header to the
     /// image, so don't treat this information as trusted if the guest
     /// is not trusted.
-    #[serde(rename = "encryption-format")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encryption_format: ::std::option::Option<super::RbdImageEncryptionFormat>,
 }
 
+impl Serialize for ImageInfoSpecificRbd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificRbd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "encryption-format",
+            &self.encryption_format,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificRbd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificRbd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        encryption_format: ::std::option::Option<super::RbdImageEncryptionFormat>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificRbd {
+        const NAME: &'static str = "ImageInfoSpecificRbd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "encryption-format" => {
+                    slots.encryption_format = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificRbd {
+                encryption_format: slots.encryption_format,
+            })
+        }
+    }
+};
+
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificFile {
     /// Extent size hint (if available)
-    #[serde(rename = "extent-size-hint")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extent_size_hint: ::std::option::Option<u64>,
 }
+
+impl Serialize for ImageInfoSpecificFile {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificFile {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "extent-size-hint",
+            &self.extent_size_hint,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificFile {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificFile`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        extent_size_hint: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificFile {
+        const NAME: &'static str = "ImageInfoSpecificFile";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "extent-size-hint" => {
+                    slots.extent_size_hint = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificFile {
+                extent_size_hint: slots.extent_size_hint,
+            })
+        }
+    }
+};
 
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -287,49 +942,376 @@ impl<'de> Deserialize<'de> for ImageInfoSpecificKind {
 }
 
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2Wrapper {
     /// image information specific to QCOW2
     pub data: super::ImageInfoSpecificQCow2,
 }
 
+impl Serialize for ImageInfoSpecificQCow2Wrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificQCow2Wrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2Wrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificQCow2Wrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ImageInfoSpecificQCow2>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificQCow2Wrapper {
+        const NAME: &'static str = "ImageInfoSpecificQCow2Wrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificQCow2Wrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificVmdkWrapper {
     /// image information specific to VMDK
     pub data: super::ImageInfoSpecificVmdk,
 }
 
+impl Serialize for ImageInfoSpecificVmdkWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificVmdkWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificVmdkWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificVmdkWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ImageInfoSpecificVmdk>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificVmdkWrapper {
+        const NAME: &'static str = "ImageInfoSpecificVmdkWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificVmdkWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificLUKSWrapper {
     /// image information specific to LUKS
     pub data: super::QCryptoBlockInfoLUKS,
 }
 
+impl Serialize for ImageInfoSpecificLUKSWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificLUKSWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificLUKSWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificLUKSWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::QCryptoBlockInfoLUKS>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificLUKSWrapper {
+        const NAME: &'static str = "ImageInfoSpecificLUKSWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificLUKSWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificRbdWrapper {
     /// image information specific to RBD
     pub data: super::ImageInfoSpecificRbd,
 }
 
+impl Serialize for ImageInfoSpecificRbdWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificRbdWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificRbdWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificRbdWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ImageInfoSpecificRbd>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificRbdWrapper {
+        const NAME: &'static str = "ImageInfoSpecificRbdWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificRbdWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificFileWrapper {
     /// image information specific to files
     pub data: super::ImageInfoSpecificFile,
 }
 
+impl Serialize for ImageInfoSpecificFileWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificFileWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfoSpecificFileWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfoSpecificFileWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ImageInfoSpecificFile>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificFileWrapper {
+        const NAME: &'static str = "ImageInfoSpecificFileWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfoSpecificFileWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// A discriminated record of image format specific information
 /// structures.
 ///
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecific {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: ImageInfoSpecificBranch,
+}
+
+impl Serialize for ImageInfoSpecific {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecific {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for ImageInfoSpecific {
@@ -386,220 +1368,688 @@ impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecific {
 }
 
 /// The branches of [`ImageInfoSpecific`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ImageInfoSpecificBranch {
     /// `type` is `qcow2`.
-    #[serde(rename = "qcow2")]
     Qcow2(super::ImageInfoSpecificQCow2Wrapper),
     /// `type` is `vmdk`.
-    #[serde(rename = "vmdk")]
     Vmdk(super::ImageInfoSpecificVmdkWrapper),
     /// `type` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::ImageInfoSpecificLUKSWrapper),
     /// `type` is `rbd`.
-    #[serde(rename = "rbd")]
     Rbd(super::ImageInfoSpecificRbdWrapper),
     /// `type` is `file`.
-    #[serde(rename = "file")]
     File(super::ImageInfoSpecificFileWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Encodes the discriminator and the branch's members.
+impl Serialize for ImageInfoSpecificBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfoSpecificBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            ImageInfoSpecificBranch::Qcow2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "qcow2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificBranch::Vmdk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vmdk")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificBranch::Rbd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "rbd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ImageInfoSpecificBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockLimitsInfo {
     /// Alignment requirement, in bytes, for
     /// offset/length of I/O requests.
-    #[serde(rename = "request-alignment")]
     pub request_alignment: u32,
     /// Maximum number of bytes that can be discarded at once.
     /// If not present, there is no specific maximum.
-    #[serde(rename = "max-discard")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_discard: ::std::option::Option<u64>,
     /// Optimal alignment for discard requests in bytes.
     /// Note that this doesn't have to be a power of two.  If not
     /// present, discards don't have a alignment requirement different
     /// from `request-alignment`.
-    #[serde(rename = "discard-alignment")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_alignment: ::std::option::Option<u32>,
     /// Maximum number of bytes that can be zeroed out at
     /// once.  If not present, there is no specific maximum.
-    #[serde(rename = "max-write-zeroes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_write_zeroes: ::std::option::Option<u64>,
     /// Optimal alignment for write zeroes requests
     /// in bytes.  Note that this doesn't have to be a power of two.  If
     /// not present, write_zeroes doesn't have a alignment requirement
     /// different from `request-alignment`.
-    #[serde(rename = "write-zeroes-alignment")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub write_zeroes_alignment: ::std::option::Option<u32>,
     /// Optimal transfer length in bytes.  If not present,
     /// there is no preferred size.
-    #[serde(rename = "opt-transfer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opt_transfer: ::std::option::Option<u32>,
     /// Maximal transfer length in bytes.  If not present,
     /// there is no specific maximum.
-    #[serde(rename = "max-transfer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_transfer: ::std::option::Option<u32>,
     /// Maximal hardware transfer length in bytes.
     /// Applies whenever transfers to the device bypass the kernel I/O
     /// scheduler, for example with SG_IO.  If not present, there is no
     /// specific maximum.
-    #[serde(rename = "max-hw-transfer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_hw_transfer: ::std::option::Option<u32>,
     /// Maximum number of scatter/gather elements
-    #[serde(rename = "max-iov")]
     pub max_iov: i64,
     /// Maximum number of scatter/gather elements allowed by
     /// the hardware.  Applies whenever transfers to the device bypass
     /// the kernel I/O scheduler, for example with SG_IO.  If not
     /// present, the hardware limits is unknown and `max-iov` is always
     /// used.
-    #[serde(rename = "max-hw-iov")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_hw_iov: ::std::option::Option<i64>,
     /// Minimal required memory alignment in bytes for
     /// zero-copy I/O to succeed.  For unaligned requests, a bounce
     /// buffer will be used.
-    #[serde(rename = "min-mem-alignment")]
     pub min_mem_alignment: u64,
     /// Optimal memory alignment in bytes.  This is the
     /// alignment used for any buffer allocations QEMU performs
     /// internally.
-    #[serde(rename = "opt-mem-alignment")]
     pub opt_mem_alignment: u64,
 }
+
+impl Serialize for BlockLimitsInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockLimitsInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "request-alignment",
+            &self.request_alignment,
+        )?;
+        ::qapi_types::private::optional(map, "max-discard", &self.max_discard)?;
+        ::qapi_types::private::optional(
+            map,
+            "discard-alignment",
+            &self.discard_alignment,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max-write-zeroes",
+            &self.max_write_zeroes,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "write-zeroes-alignment",
+            &self.write_zeroes_alignment,
+        )?;
+        ::qapi_types::private::optional(map, "opt-transfer", &self.opt_transfer)?;
+        ::qapi_types::private::optional(map, "max-transfer", &self.max_transfer)?;
+        ::qapi_types::private::optional(map, "max-hw-transfer", &self.max_hw_transfer)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "max-iov", &self.max_iov)?;
+        ::qapi_types::private::optional(map, "max-hw-iov", &self.max_hw_iov)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "min-mem-alignment",
+            &self.min_mem_alignment,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "opt-mem-alignment",
+            &self.opt_mem_alignment,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockLimitsInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockLimitsInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        request_alignment: ::std::option::Option<u32>,
+        max_discard: ::std::option::Option<u64>,
+        discard_alignment: ::std::option::Option<u32>,
+        max_write_zeroes: ::std::option::Option<u64>,
+        write_zeroes_alignment: ::std::option::Option<u32>,
+        opt_transfer: ::std::option::Option<u32>,
+        max_transfer: ::std::option::Option<u32>,
+        max_hw_transfer: ::std::option::Option<u32>,
+        max_iov: ::std::option::Option<i64>,
+        max_hw_iov: ::std::option::Option<i64>,
+        min_mem_alignment: ::std::option::Option<u64>,
+        opt_mem_alignment: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockLimitsInfo {
+        const NAME: &'static str = "BlockLimitsInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "request-alignment" => {
+                    slots.request_alignment = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max-discard" => {
+                    slots.max_discard = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-alignment" => {
+                    slots.discard_alignment = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-write-zeroes" => {
+                    slots.max_write_zeroes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "write-zeroes-alignment" => {
+                    slots.write_zeroes_alignment = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "opt-transfer" => {
+                    slots.opt_transfer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-transfer" => {
+                    slots.max_transfer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-hw-transfer" => {
+                    slots.max_hw_transfer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-iov" => {
+                    slots.max_iov = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max-hw-iov" => {
+                    slots.max_hw_iov = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "min-mem-alignment" => {
+                    slots.min_mem_alignment = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "opt-mem-alignment" => {
+                    slots.opt_mem_alignment = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockLimitsInfo {
+                request_alignment: slots
+                    .request_alignment
+                    .ok_or_else(|| E::missing_field("request-alignment"))?,
+                max_discard: slots.max_discard,
+                discard_alignment: slots.discard_alignment,
+                max_write_zeroes: slots.max_write_zeroes,
+                write_zeroes_alignment: slots.write_zeroes_alignment,
+                opt_transfer: slots.opt_transfer,
+                max_transfer: slots.max_transfer,
+                max_hw_transfer: slots.max_hw_transfer,
+                max_iov: slots.max_iov.ok_or_else(|| E::missing_field("max-iov"))?,
+                max_hw_iov: slots.max_hw_iov,
+                min_mem_alignment: slots
+                    .min_mem_alignment
+                    .ok_or_else(|| E::missing_field("min-mem-alignment"))?,
+                opt_mem_alignment: slots
+                    .opt_mem_alignment
+                    .ok_or_else(|| E::missing_field("opt-mem-alignment"))?,
+            })
+        }
+    }
+};
 
 /// Information about a QEMU image file
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockNodeInfo {
     /// name of the image file
     pub filename: ::std::string::String,
     /// format of the image file
     pub format: ::std::string::String,
     /// true if image is not cleanly closed
-    #[serde(rename = "dirty-flag")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_flag: ::std::option::Option<bool>,
     /// actual size on disk in bytes of the image
-    #[serde(rename = "actual-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub actual_size: ::std::option::Option<i64>,
     /// maximum capacity in bytes of the image
-    #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     /// size of a cluster in bytes
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
     /// true if the image is encrypted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypted: ::std::option::Option<bool>,
     /// true if the image is compressed (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
     /// name of the backing file
-    #[serde(rename = "backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename: ::std::option::Option<::std::string::String>,
     /// full path of the backing file
-    #[serde(rename = "full-backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_backing_filename: ::std::option::Option<::std::string::String>,
     /// the format of the backing file
-    #[serde(rename = "backing-filename-format")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename_format: ::std::option::Option<::std::string::String>,
     /// list of VM snapshots
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
     /// block limits that are used for I/O on the node (Since 10.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limits: ::std::option::Option<super::BlockLimitsInfo>,
     /// structure supplying additional format-specific
     /// information (since 1.7)
-    #[serde(rename = "format-specific")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<super::ImageInfoSpecific>,
 }
+
+impl Serialize for BlockNodeInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockNodeInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
+        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "virtual-size",
+            &self.virtual_size,
+        )?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
+        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename",
+            &self.backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "full-backing-filename",
+            &self.full_backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename-format",
+            &self.backing_filename_format,
+        )?;
+        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
+        ::qapi_types::private::optional(map, "limits", &self.limits)?;
+        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockNodeInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockNodeInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        dirty_flag: ::std::option::Option<bool>,
+        actual_size: ::std::option::Option<i64>,
+        virtual_size: ::std::option::Option<i64>,
+        cluster_size: ::std::option::Option<i64>,
+        encrypted: ::std::option::Option<bool>,
+        compressed: ::std::option::Option<bool>,
+        backing_filename: ::std::option::Option<::std::string::String>,
+        full_backing_filename: ::std::option::Option<::std::string::String>,
+        backing_filename_format: ::std::option::Option<::std::string::String>,
+        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
+        limits: ::std::option::Option<super::BlockLimitsInfo>,
+        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockNodeInfo {
+        const NAME: &'static str = "BlockNodeInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-flag" => {
+                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "actual-size" => {
+                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "virtual-size" => {
+                    slots.virtual_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
+                "compressed" => {
+                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-filename" => {
+                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "full-backing-filename" => {
+                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "backing-filename-format" => {
+                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
+                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
+                "format-specific" => {
+                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockNodeInfo {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+                dirty_flag: slots.dirty_flag,
+                actual_size: slots.actual_size,
+                virtual_size: slots
+                    .virtual_size
+                    .ok_or_else(|| E::missing_field("virtual-size"))?,
+                cluster_size: slots.cluster_size,
+                encrypted: slots.encrypted,
+                compressed: slots.compressed,
+                backing_filename: slots.backing_filename,
+                full_backing_filename: slots.full_backing_filename,
+                backing_filename_format: slots.backing_filename_format,
+                snapshots: slots.snapshots,
+                limits: slots.limits,
+                format_specific: slots.format_specific,
+            })
+        }
+    }
+};
 
 /// Information about a QEMU image file, and potentially its backing
 /// image
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
     /// name of the image file
     pub filename: ::std::string::String,
     /// format of the image file
     pub format: ::std::string::String,
     /// true if image is not cleanly closed
-    #[serde(rename = "dirty-flag")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_flag: ::std::option::Option<bool>,
     /// actual size on disk in bytes of the image
-    #[serde(rename = "actual-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub actual_size: ::std::option::Option<i64>,
     /// maximum capacity in bytes of the image
-    #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     /// size of a cluster in bytes
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
     /// true if the image is encrypted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypted: ::std::option::Option<bool>,
     /// true if the image is compressed (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
     /// name of the backing file
-    #[serde(rename = "backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename: ::std::option::Option<::std::string::String>,
     /// full path of the backing file
-    #[serde(rename = "full-backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_backing_filename: ::std::option::Option<::std::string::String>,
     /// the format of the backing file
-    #[serde(rename = "backing-filename-format")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename_format: ::std::option::Option<::std::string::String>,
     /// list of VM snapshots
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
     /// block limits that are used for I/O on the node (Since 10.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limits: ::std::option::Option<super::BlockLimitsInfo>,
     /// structure supplying additional format-specific
     /// information (since 1.7)
-    #[serde(rename = "format-specific")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<super::ImageInfoSpecific>,
     /// info of the backing image
-    #[serde(rename = "backing-image")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_image: ::std::option::Option<::std::boxed::Box<super::ImageInfo>>,
 }
+
+impl Serialize for ImageInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
+        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "virtual-size",
+            &self.virtual_size,
+        )?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
+        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename",
+            &self.backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "full-backing-filename",
+            &self.full_backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename-format",
+            &self.backing_filename_format,
+        )?;
+        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
+        ::qapi_types::private::optional(map, "limits", &self.limits)?;
+        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
+        ::qapi_types::private::optional(map, "backing-image", &self.backing_image)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        dirty_flag: ::std::option::Option<bool>,
+        actual_size: ::std::option::Option<i64>,
+        virtual_size: ::std::option::Option<i64>,
+        cluster_size: ::std::option::Option<i64>,
+        encrypted: ::std::option::Option<bool>,
+        compressed: ::std::option::Option<bool>,
+        backing_filename: ::std::option::Option<::std::string::String>,
+        full_backing_filename: ::std::option::Option<::std::string::String>,
+        backing_filename_format: ::std::option::Option<::std::string::String>,
+        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
+        limits: ::std::option::Option<super::BlockLimitsInfo>,
+        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
+        backing_image: ::std::option::Option<::std::boxed::Box<super::ImageInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfo {
+        const NAME: &'static str = "ImageInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-flag" => {
+                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "actual-size" => {
+                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "virtual-size" => {
+                    slots.virtual_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
+                "compressed" => {
+                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-filename" => {
+                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "full-backing-filename" => {
+                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "backing-filename-format" => {
+                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
+                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
+                "format-specific" => {
+                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-image" => {
+                    slots.backing_image = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageInfo {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+                dirty_flag: slots.dirty_flag,
+                actual_size: slots.actual_size,
+                virtual_size: slots
+                    .virtual_size
+                    .ok_or_else(|| E::missing_field("virtual-size"))?,
+                cluster_size: slots.cluster_size,
+                encrypted: slots.encrypted,
+                compressed: slots.compressed,
+                backing_filename: slots.backing_filename,
+                full_backing_filename: slots.full_backing_filename,
+                backing_filename_format: slots.backing_filename_format,
+                snapshots: slots.snapshots,
+                limits: slots.limits,
+                format_specific: slots.format_specific,
+                backing_image: slots.backing_image,
+            })
+        }
+    }
+};
 
 /// Information about all nodes in the block graph starting at some
 /// node, annotated with information about that node in relation to its
 /// parent.
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockChildInfo {
     /// Child name of the root node in the [`BlockGraphInfo`](crate::BlockGraphInfo) struct,
     /// in its role as the child of some undescribed parent node
@@ -608,123 +2058,481 @@ pub struct BlockChildInfo {
     pub info: super::BlockGraphInfo,
 }
 
+impl Serialize for BlockChildInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockChildInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockChildInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockChildInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        info: ::std::option::Option<super::BlockGraphInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockChildInfo {
+        const NAME: &'static str = "BlockChildInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "info" => {
+                    slots.info = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockChildInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                info: slots.info.ok_or_else(|| E::missing_field("info"))?,
+            })
+        }
+    }
+};
+
 /// Information about all nodes in a block (sub)graph in the form of
 /// [`BlockNodeInfo`](crate::BlockNodeInfo) data.  The base [`BlockNodeInfo`](crate::BlockNodeInfo) struct contains the
 /// information for the (sub)graph's root node.
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockGraphInfo {
     /// name of the image file
     pub filename: ::std::string::String,
     /// format of the image file
     pub format: ::std::string::String,
     /// true if image is not cleanly closed
-    #[serde(rename = "dirty-flag")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_flag: ::std::option::Option<bool>,
     /// actual size on disk in bytes of the image
-    #[serde(rename = "actual-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub actual_size: ::std::option::Option<i64>,
     /// maximum capacity in bytes of the image
-    #[serde(rename = "virtual-size")]
     pub virtual_size: i64,
     /// size of a cluster in bytes
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<i64>,
     /// true if the image is encrypted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypted: ::std::option::Option<bool>,
     /// true if the image is compressed (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed: ::std::option::Option<bool>,
     /// name of the backing file
-    #[serde(rename = "backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename: ::std::option::Option<::std::string::String>,
     /// full path of the backing file
-    #[serde(rename = "full-backing-filename")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_backing_filename: ::std::option::Option<::std::string::String>,
     /// the format of the backing file
-    #[serde(rename = "backing-filename-format")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_filename_format: ::std::option::Option<::std::string::String>,
     /// list of VM snapshots
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
     /// block limits that are used for I/O on the node (Since 10.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limits: ::std::option::Option<super::BlockLimitsInfo>,
     /// structure supplying additional format-specific
     /// information (since 1.7)
-    #[serde(rename = "format-specific")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format_specific: ::std::option::Option<super::ImageInfoSpecific>,
     /// Array of links to this node's child nodes' information
     pub children: ::std::vec::Vec<super::BlockChildInfo>,
 }
 
+impl Serialize for BlockGraphInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockGraphInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
+        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "virtual-size",
+            &self.virtual_size,
+        )?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
+        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename",
+            &self.backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "full-backing-filename",
+            &self.full_backing_filename,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "backing-filename-format",
+            &self.backing_filename_format,
+        )?;
+        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
+        ::qapi_types::private::optional(map, "limits", &self.limits)?;
+        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "children", &self.children)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockGraphInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockGraphInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        dirty_flag: ::std::option::Option<bool>,
+        actual_size: ::std::option::Option<i64>,
+        virtual_size: ::std::option::Option<i64>,
+        cluster_size: ::std::option::Option<i64>,
+        encrypted: ::std::option::Option<bool>,
+        compressed: ::std::option::Option<bool>,
+        backing_filename: ::std::option::Option<::std::string::String>,
+        full_backing_filename: ::std::option::Option<::std::string::String>,
+        backing_filename_format: ::std::option::Option<::std::string::String>,
+        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
+        limits: ::std::option::Option<super::BlockLimitsInfo>,
+        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
+        children: ::std::option::Option<::std::vec::Vec<super::BlockChildInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockGraphInfo {
+        const NAME: &'static str = "BlockGraphInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-flag" => {
+                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "actual-size" => {
+                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "virtual-size" => {
+                    slots.virtual_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
+                "compressed" => {
+                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-filename" => {
+                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "full-backing-filename" => {
+                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "backing-filename-format" => {
+                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
+                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
+                "format-specific" => {
+                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "children" => {
+                    slots.children = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockGraphInfo {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+                dirty_flag: slots.dirty_flag,
+                actual_size: slots.actual_size,
+                virtual_size: slots
+                    .virtual_size
+                    .ok_or_else(|| E::missing_field("virtual-size"))?,
+                cluster_size: slots.cluster_size,
+                encrypted: slots.encrypted,
+                compressed: slots.compressed,
+                backing_filename: slots.backing_filename,
+                full_backing_filename: slots.full_backing_filename,
+                backing_filename_format: slots.backing_filename_format,
+                snapshots: slots.snapshots,
+                limits: slots.limits,
+                format_specific: slots.format_specific,
+                children: slots.children.ok_or_else(|| E::missing_field("children"))?,
+            })
+        }
+    }
+};
+
 /// Information about a QEMU image file check
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageCheck {
     /// name of the image file checked
     pub filename: ::std::string::String,
     /// format of the image file checked
     pub format: ::std::string::String,
     /// number of unexpected errors occurred during check
-    #[serde(rename = "check-errors")]
     pub check_errors: i64,
     /// offset (in bytes) where the image ends, this
     /// field is present if the driver for the image format supports it
-    #[serde(rename = "image-end-offset")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub image_end_offset: ::std::option::Option<i64>,
     /// number of corruptions found during the check if any
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub corruptions: ::std::option::Option<i64>,
     /// number of leaks found during the check if any
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub leaks: ::std::option::Option<i64>,
     /// number of corruptions fixed during the check if
     /// any
-    #[serde(rename = "corruptions-fixed")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub corruptions_fixed: ::std::option::Option<i64>,
     /// number of leaks fixed during the check if any
-    #[serde(rename = "leaks-fixed")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub leaks_fixed: ::std::option::Option<i64>,
     /// total number of clusters, this field is present if
     /// the driver for the image format supports it
-    #[serde(rename = "total-clusters")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total_clusters: ::std::option::Option<i64>,
     /// total number of allocated clusters, this field
     /// is present if the driver for the image format supports it
-    #[serde(rename = "allocated-clusters")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allocated_clusters: ::std::option::Option<i64>,
     /// total number of fragmented clusters, this
     /// field is present if the driver for the image format supports it
-    #[serde(rename = "fragmented-clusters")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fragmented_clusters: ::std::option::Option<i64>,
     /// total number of compressed clusters, this
     /// field is present if the driver for the image format supports it
-    #[serde(rename = "compressed-clusters")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compressed_clusters: ::std::option::Option<i64>,
 }
+
+impl Serialize for ImageCheck {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ImageCheck {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "check-errors",
+            &self.check_errors,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "image-end-offset",
+            &self.image_end_offset,
+        )?;
+        ::qapi_types::private::optional(map, "corruptions", &self.corruptions)?;
+        ::qapi_types::private::optional(map, "leaks", &self.leaks)?;
+        ::qapi_types::private::optional(
+            map,
+            "corruptions-fixed",
+            &self.corruptions_fixed,
+        )?;
+        ::qapi_types::private::optional(map, "leaks-fixed", &self.leaks_fixed)?;
+        ::qapi_types::private::optional(map, "total-clusters", &self.total_clusters)?;
+        ::qapi_types::private::optional(
+            map,
+            "allocated-clusters",
+            &self.allocated_clusters,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "fragmented-clusters",
+            &self.fragmented_clusters,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "compressed-clusters",
+            &self.compressed_clusters,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageCheck {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ImageCheck`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        check_errors: ::std::option::Option<i64>,
+        image_end_offset: ::std::option::Option<i64>,
+        corruptions: ::std::option::Option<i64>,
+        leaks: ::std::option::Option<i64>,
+        corruptions_fixed: ::std::option::Option<i64>,
+        leaks_fixed: ::std::option::Option<i64>,
+        total_clusters: ::std::option::Option<i64>,
+        allocated_clusters: ::std::option::Option<i64>,
+        fragmented_clusters: ::std::option::Option<i64>,
+        compressed_clusters: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ImageCheck {
+        const NAME: &'static str = "ImageCheck";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "check-errors" => {
+                    slots.check_errors = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "image-end-offset" => {
+                    slots.image_end_offset = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "corruptions" => {
+                    slots.corruptions = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "leaks" => slots.leaks = ::serde::de::MapAccess::next_value(map)?,
+                "corruptions-fixed" => {
+                    slots.corruptions_fixed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "leaks-fixed" => {
+                    slots.leaks_fixed = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "total-clusters" => {
+                    slots.total_clusters = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "allocated-clusters" => {
+                    slots.allocated_clusters = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "fragmented-clusters" => {
+                    slots.fragmented_clusters = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compressed-clusters" => {
+                    slots.compressed_clusters = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ImageCheck {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+                check_errors: slots
+                    .check_errors
+                    .ok_or_else(|| E::missing_field("check-errors"))?,
+                image_end_offset: slots.image_end_offset,
+                corruptions: slots.corruptions,
+                leaks: slots.leaks,
+                corruptions_fixed: slots.corruptions_fixed,
+                leaks_fixed: slots.leaks_fixed,
+                total_clusters: slots.total_clusters,
+                allocated_clusters: slots.allocated_clusters,
+                fragmented_clusters: slots.fragmented_clusters,
+                compressed_clusters: slots.compressed_clusters,
+            })
+        }
+    }
+};
 
 /// Mapping information from a virtual block range to a host file range
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MapEntry {
     /// virtual (guest) offset of the first byte described by this
     /// entry
@@ -750,46 +2558,313 @@ pub struct MapEntry {
     pub present: bool,
     /// if present, the image file stores the data for this range
     /// in raw format at the given (host) offset
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<i64>,
     /// filename that is referred to by `offset`
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filename: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for MapEntry {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MapEntry {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "start", &self.start)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "length", &self.length)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "zero", &self.zero)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "compressed",
+            &self.compressed,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "depth", &self.depth)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "present", &self.present)?;
+        ::qapi_types::private::optional(map, "offset", &self.offset)?;
+        ::qapi_types::private::optional(map, "filename", &self.filename)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MapEntry {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MapEntry`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        start: ::std::option::Option<i64>,
+        length: ::std::option::Option<i64>,
+        data: ::std::option::Option<bool>,
+        zero: ::std::option::Option<bool>,
+        compressed: ::std::option::Option<bool>,
+        depth: ::std::option::Option<i64>,
+        present: ::std::option::Option<bool>,
+        offset: ::std::option::Option<i64>,
+        filename: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MapEntry {
+        const NAME: &'static str = "MapEntry";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "start" => {
+                    slots.start = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "length" => {
+                    slots.length = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "zero" => {
+                    slots.zero = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "compressed" => {
+                    slots.compressed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "depth" => {
+                    slots.depth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "present" => {
+                    slots.present = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
+                "filename" => slots.filename = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MapEntry {
+                start: slots.start.ok_or_else(|| E::missing_field("start"))?,
+                length: slots.length.ok_or_else(|| E::missing_field("length"))?,
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+                zero: slots.zero.ok_or_else(|| E::missing_field("zero"))?,
+                compressed: slots
+                    .compressed
+                    .ok_or_else(|| E::missing_field("compressed"))?,
+                depth: slots.depth.ok_or_else(|| E::missing_field("depth"))?,
+                present: slots.present.ok_or_else(|| E::missing_field("present"))?,
+                offset: slots.offset,
+                filename: slots.filename,
+            })
+        }
+    }
+};
 
 /// Cache mode information for a block device
 ///
 /// *Since: 2.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCacheInfo {
     /// true if writeback mode is enabled
     pub writeback: bool,
     /// true if the host page cache is bypassed (O_DIRECT)
     pub direct: bool,
     /// true if flush requests are ignored for the device
-    #[serde(rename = "no-flush")]
     pub no_flush: bool,
 }
 
+impl Serialize for BlockdevCacheInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCacheInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "writeback", &self.writeback)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "direct", &self.direct)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "no-flush", &self.no_flush)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCacheInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCacheInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        writeback: ::std::option::Option<bool>,
+        direct: ::std::option::Option<bool>,
+        no_flush: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCacheInfo {
+        const NAME: &'static str = "BlockdevCacheInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "writeback" => {
+                    slots.writeback = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "direct" => {
+                    slots.direct = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "no-flush" => {
+                    slots.no_flush = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCacheInfo {
+                writeback: slots.writeback.ok_or_else(|| E::missing_field("writeback"))?,
+                direct: slots.direct.ok_or_else(|| E::missing_field("direct"))?,
+                no_flush: slots.no_flush.ok_or_else(|| E::missing_field("no-flush"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 10.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevChild {
     /// The name of the child, for example 'file' or 'backing'.
     pub child: ::std::string::String,
     /// The name of the child's block driver node.
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
 }
+
+impl Serialize for BlockdevChild {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevChild {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "child", &self.child)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevChild {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevChild`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        child: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevChild {
+        const NAME: &'static str = "BlockdevChild";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "child" => {
+                    slots.child = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node-name" => {
+                    slots.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevChild {
+                child: slots.child.ok_or_else(|| E::missing_field("child"))?,
+                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+            })
+        }
+    }
+};
 
 /// Information about the backing device for a block device.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDeviceInfo {
     /// the filename of the backing device
     pub file: ::std::string::String,
     /// the name of the block driver node (Since 2.0)
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
     /// true if the backing device was open read-only
     pub ro: bool,
@@ -803,7 +2878,6 @@ pub struct BlockDeviceInfo {
     /// added, 'tftp' dropped 2.9: 'archipelago' dropped
     pub drv: ::std::string::String,
     /// the name of the backing file (for copy-on-write)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_file: ::std::option::Option<::std::string::String>,
     /// number of files in the backing file chain
     /// (since: 1.2)
@@ -811,7 +2885,6 @@ pub struct BlockDeviceInfo {
     /// Information about child block nodes.  (since: 10.1)
     ///
     /// **Absent before QEMU 10.1:** the schema requires this member, but it appeared in 10.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub children: ::std::option::Option<::std::vec::Vec<super::BlockdevChild>>,
     /// true if the backend is active; typical cases for inactive
     /// backends are on the migration source instance after migration
@@ -819,7 +2892,6 @@ pub struct BlockDeviceInfo {
     /// (since: 10.0)
     ///
     /// **Absent before QEMU 10.0:** the schema requires this member, but it appeared in 10.0, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub active: ::std::option::Option<bool>,
     /// true if the backing device is encrypted
     pub encrypted: bool,
@@ -840,57 +2912,43 @@ pub struct BlockDeviceInfo {
     /// the info of image used (since: 1.6)
     pub image: super::ImageInfo,
     /// total throughput limit during bursts, in bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_max: ::std::option::Option<i64>,
     /// read throughput limit during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_rd_max: ::std::option::Option<i64>,
     /// write throughput limit during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_wr_max: ::std::option::Option<i64>,
     /// total I/O operations per second during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_max: ::std::option::Option<i64>,
     /// read I/O operations per second during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_rd_max: ::std::option::Option<i64>,
     /// write I/O operations per second during bursts, in
     /// bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_wr_max: ::std::option::Option<i64>,
     /// maximum length of the `bps_max` burst period, in
     /// seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_max_length: ::std::option::Option<i64>,
     /// maximum length of the `bps_rd_max` burst period,
     /// in seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_rd_max_length: ::std::option::Option<i64>,
     /// maximum length of the `bps_wr_max` burst period,
     /// in seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_wr_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops` burst period, in
     /// seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops_rd_max` burst
     /// period, in seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_rd_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops_wr_max` burst
     /// period, in seconds.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_wr_max_length: ::std::option::Option<i64>,
     /// an I/O size in bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_size: ::std::option::Option<i64>,
     /// throttle group name (Since 2.4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group: ::std::option::Option<::std::string::String>,
     /// the cache mode used for the block device (since: 2.3)
     pub cache: super::BlockdevCacheInfo,
@@ -899,10 +2957,320 @@ pub struct BlockDeviceInfo {
     pub write_threshold: i64,
     /// dirty bitmaps information (only present if node has
     /// one or more dirty bitmaps) (Since 4.2)
-    #[serde(rename = "dirty-bitmaps")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyInfo>>,
 }
+
+impl Serialize for BlockDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ro", &self.ro)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "drv", &self.drv)?;
+        ::qapi_types::private::optional(map, "backing_file", &self.backing_file)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "backing_file_depth",
+            &self.backing_file_depth,
+        )?;
+        ::qapi_types::private::optional(map, "children", &self.children)?;
+        ::qapi_types::private::optional(map, "active", &self.active)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "encrypted", &self.encrypted)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "detect_zeroes",
+            &self.detect_zeroes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps", &self.bps)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps_rd", &self.bps_rd)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps_wr", &self.bps_wr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops", &self.iops)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops_rd", &self.iops_rd)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops_wr", &self.iops_wr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
+        ::qapi_types::private::optional(map, "bps_max", &self.bps_max)?;
+        ::qapi_types::private::optional(map, "bps_rd_max", &self.bps_rd_max)?;
+        ::qapi_types::private::optional(map, "bps_wr_max", &self.bps_wr_max)?;
+        ::qapi_types::private::optional(map, "iops_max", &self.iops_max)?;
+        ::qapi_types::private::optional(map, "iops_rd_max", &self.iops_rd_max)?;
+        ::qapi_types::private::optional(map, "iops_wr_max", &self.iops_wr_max)?;
+        ::qapi_types::private::optional(map, "bps_max_length", &self.bps_max_length)?;
+        ::qapi_types::private::optional(
+            map,
+            "bps_rd_max_length",
+            &self.bps_rd_max_length,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "bps_wr_max_length",
+            &self.bps_wr_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops_max_length", &self.iops_max_length)?;
+        ::qapi_types::private::optional(
+            map,
+            "iops_rd_max_length",
+            &self.iops_rd_max_length,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "iops_wr_max_length",
+            &self.iops_wr_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops_size", &self.iops_size)?;
+        ::qapi_types::private::optional(map, "group", &self.group)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "cache", &self.cache)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "write_threshold",
+            &self.write_threshold,
+        )?;
+        ::qapi_types::private::optional(map, "dirty-bitmaps", &self.dirty_bitmaps)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+        ro: ::std::option::Option<bool>,
+        drv: ::std::option::Option<::std::string::String>,
+        backing_file: ::std::option::Option<::std::string::String>,
+        backing_file_depth: ::std::option::Option<i64>,
+        children: ::std::option::Option<::std::vec::Vec<super::BlockdevChild>>,
+        active: ::std::option::Option<bool>,
+        encrypted: ::std::option::Option<bool>,
+        detect_zeroes: ::std::option::Option<super::BlockdevDetectZeroesOptions>,
+        bps: ::std::option::Option<i64>,
+        bps_rd: ::std::option::Option<i64>,
+        bps_wr: ::std::option::Option<i64>,
+        iops: ::std::option::Option<i64>,
+        iops_rd: ::std::option::Option<i64>,
+        iops_wr: ::std::option::Option<i64>,
+        image: ::std::option::Option<super::ImageInfo>,
+        bps_max: ::std::option::Option<i64>,
+        bps_rd_max: ::std::option::Option<i64>,
+        bps_wr_max: ::std::option::Option<i64>,
+        iops_max: ::std::option::Option<i64>,
+        iops_rd_max: ::std::option::Option<i64>,
+        iops_wr_max: ::std::option::Option<i64>,
+        bps_max_length: ::std::option::Option<i64>,
+        bps_rd_max_length: ::std::option::Option<i64>,
+        bps_wr_max_length: ::std::option::Option<i64>,
+        iops_max_length: ::std::option::Option<i64>,
+        iops_rd_max_length: ::std::option::Option<i64>,
+        iops_wr_max_length: ::std::option::Option<i64>,
+        iops_size: ::std::option::Option<i64>,
+        group: ::std::option::Option<::std::string::String>,
+        cache: ::std::option::Option<super::BlockdevCacheInfo>,
+        write_threshold: ::std::option::Option<i64>,
+        dirty_bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceInfo {
+        const NAME: &'static str = "BlockDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node-name" => {
+                    slots.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ro" => {
+                    slots.ro = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "drv" => {
+                    slots.drv = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing_file" => {
+                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing_file_depth" => {
+                    slots.backing_file_depth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "children" => slots.children = ::serde::de::MapAccess::next_value(map)?,
+                "active" => slots.active = ::serde::de::MapAccess::next_value(map)?,
+                "encrypted" => {
+                    slots.encrypted = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "detect_zeroes" => {
+                    slots.detect_zeroes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps" => {
+                    slots.bps = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_rd" => {
+                    slots.bps_rd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_wr" => {
+                    slots.bps_wr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops" => {
+                    slots.iops = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops_rd" => {
+                    slots.iops_rd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops_wr" => {
+                    slots.iops_wr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "image" => {
+                    slots.image = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_max" => slots.bps_max = ::serde::de::MapAccess::next_value(map)?,
+                "bps_rd_max" => {
+                    slots.bps_rd_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_wr_max" => {
+                    slots.bps_wr_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_max" => slots.iops_max = ::serde::de::MapAccess::next_value(map)?,
+                "iops_rd_max" => {
+                    slots.iops_rd_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_wr_max" => {
+                    slots.iops_wr_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_max_length" => {
+                    slots.bps_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_rd_max_length" => {
+                    slots.bps_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_wr_max_length" => {
+                    slots.bps_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_max_length" => {
+                    slots.iops_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_rd_max_length" => {
+                    slots.iops_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_wr_max_length" => {
+                    slots.iops_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
+                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
+                "cache" => {
+                    slots.cache = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "write_threshold" => {
+                    slots.write_threshold = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-bitmaps" => {
+                    slots.dirty_bitmaps = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDeviceInfo {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+                ro: slots.ro.ok_or_else(|| E::missing_field("ro"))?,
+                drv: slots.drv.ok_or_else(|| E::missing_field("drv"))?,
+                backing_file: slots.backing_file,
+                backing_file_depth: slots
+                    .backing_file_depth
+                    .ok_or_else(|| E::missing_field("backing_file_depth"))?,
+                children: slots.children,
+                active: slots.active,
+                encrypted: slots.encrypted.ok_or_else(|| E::missing_field("encrypted"))?,
+                detect_zeroes: slots
+                    .detect_zeroes
+                    .ok_or_else(|| E::missing_field("detect_zeroes"))?,
+                bps: slots.bps.ok_or_else(|| E::missing_field("bps"))?,
+                bps_rd: slots.bps_rd.ok_or_else(|| E::missing_field("bps_rd"))?,
+                bps_wr: slots.bps_wr.ok_or_else(|| E::missing_field("bps_wr"))?,
+                iops: slots.iops.ok_or_else(|| E::missing_field("iops"))?,
+                iops_rd: slots.iops_rd.ok_or_else(|| E::missing_field("iops_rd"))?,
+                iops_wr: slots.iops_wr.ok_or_else(|| E::missing_field("iops_wr"))?,
+                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
+                bps_max: slots.bps_max,
+                bps_rd_max: slots.bps_rd_max,
+                bps_wr_max: slots.bps_wr_max,
+                iops_max: slots.iops_max,
+                iops_rd_max: slots.iops_rd_max,
+                iops_wr_max: slots.iops_wr_max,
+                bps_max_length: slots.bps_max_length,
+                bps_rd_max_length: slots.bps_rd_max_length,
+                bps_wr_max_length: slots.bps_wr_max_length,
+                iops_max_length: slots.iops_max_length,
+                iops_rd_max_length: slots.iops_rd_max_length,
+                iops_wr_max_length: slots.iops_wr_max_length,
+                iops_size: slots.iops_size,
+                group: slots.group,
+                cache: slots.cache.ok_or_else(|| E::missing_field("cache"))?,
+                write_threshold: slots
+                    .write_threshold
+                    .ok_or_else(|| E::missing_field("write_threshold"))?,
+                dirty_bitmaps: slots.dirty_bitmaps,
+            })
+        }
+    }
+};
 
 /// An enumeration of block device I/O status.
 ///
@@ -967,10 +3335,9 @@ impl<'de> Deserialize<'de> for BlockDeviceIoStatus {
 /// Block dirty bitmap information.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyInfo {
     /// the name of the dirty bitmap (Since 2.4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// number of dirty bytes according to the dirty bitmap
     pub count: i64,
@@ -990,9 +3357,124 @@ pub struct BlockDirtyInfo {
     /// improperly stored.  Implies `persistent` to be true; `recording`
     /// and `busy` to be false.  This bitmap cannot be used.  To remove
     /// it, use [`block-dirty-bitmap-remove`](crate::commands::BlockDirtyBitmapRemove).  (Since 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inconsistent: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockDirtyInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "granularity",
+            &self.granularity,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "recording", &self.recording)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "busy", &self.busy)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "persistent",
+            &self.persistent,
+        )?;
+        ::qapi_types::private::optional(map, "inconsistent", &self.inconsistent)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        count: ::std::option::Option<i64>,
+        granularity: ::std::option::Option<u32>,
+        recording: ::std::option::Option<bool>,
+        busy: ::std::option::Option<bool>,
+        persistent: ::std::option::Option<bool>,
+        inconsistent: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyInfo {
+        const NAME: &'static str = "BlockDirtyInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "count" => {
+                    slots.count = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "granularity" => {
+                    slots.granularity = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "recording" => {
+                    slots.recording = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "busy" => {
+                    slots.busy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "persistent" => {
+                    slots.persistent = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "inconsistent" => {
+                    slots.inconsistent = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyInfo {
+                name: slots.name,
+                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
+                granularity: slots
+                    .granularity
+                    .ok_or_else(|| E::missing_field("granularity"))?,
+                recording: slots.recording.ok_or_else(|| E::missing_field("recording"))?,
+                busy: slots.busy.ok_or_else(|| E::missing_field("busy"))?,
+                persistent: slots
+                    .persistent
+                    .ok_or_else(|| E::missing_field("persistent"))?,
+                inconsistent: slots.inconsistent,
+            })
+        }
+    }
+};
 
 /// An enumeration of flags that a bitmap can report to the user.
 ///
@@ -1057,7 +3539,7 @@ impl<'de> Deserialize<'de> for Qcow2BitmapInfoFlags {
 /// Qcow2 bitmap information.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Qcow2BitmapInfo {
     /// the name of the bitmap
     pub name: ::std::string::String,
@@ -1067,10 +3549,94 @@ pub struct Qcow2BitmapInfo {
     pub flags: ::std::vec::Vec<super::Qcow2BitmapInfoFlags>,
 }
 
+impl Serialize for Qcow2BitmapInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Qcow2BitmapInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "granularity",
+            &self.granularity,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Qcow2BitmapInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`Qcow2BitmapInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        granularity: ::std::option::Option<u32>,
+        flags: ::std::option::Option<::std::vec::Vec<super::Qcow2BitmapInfoFlags>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Qcow2BitmapInfo {
+        const NAME: &'static str = "Qcow2BitmapInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "granularity" => {
+                    slots.granularity = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "flags" => {
+                    slots.flags = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Qcow2BitmapInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                granularity: slots
+                    .granularity
+                    .ok_or_else(|| E::missing_field("granularity"))?,
+                flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
+            })
+        }
+    }
+};
+
 /// Block latency histogram.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockLatencyHistogramInfo {
     /// list of interval boundary values in nanoseconds, all
     /// greater than zero and in ascending order.  For example, the list
@@ -1094,17 +3660,92 @@ pub struct BlockLatencyHistogramInfo {
     pub bins: ::std::vec::Vec<u64>,
 }
 
+impl Serialize for BlockLatencyHistogramInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockLatencyHistogramInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "boundaries",
+            &self.boundaries,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bins", &self.bins)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockLatencyHistogramInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockLatencyHistogramInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        boundaries: ::std::option::Option<::std::vec::Vec<u64>>,
+        bins: ::std::option::Option<::std::vec::Vec<u64>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockLatencyHistogramInfo {
+        const NAME: &'static str = "BlockLatencyHistogramInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "boundaries" => {
+                    slots.boundaries = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bins" => {
+                    slots.bins = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockLatencyHistogramInfo {
+                boundaries: slots
+                    .boundaries
+                    .ok_or_else(|| E::missing_field("boundaries"))?,
+                bins: slots.bins.ok_or_else(|| E::missing_field("bins"))?,
+            })
+        }
+    }
+};
+
 /// Block device information.  This structure describes a virtual device
 /// and the backing device associated with it.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockInfo {
     /// The device name associated with the virtual device.
     pub device: ::std::string::String,
     /// The qdev ID, or if no ID is assigned, the QOM path of the
     /// block device.  (since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qdev: ::std::option::Option<::std::string::String>,
     /// This field is returned only for compatibility reasons, it
     /// should not be used (always returns 'unknown')
@@ -1116,20 +3757,118 @@ pub struct BlockInfo {
     pub locked: bool,
     /// [`BlockDeviceInfo`](crate::BlockDeviceInfo) describing the device if media is
     /// present
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inserted: ::std::option::Option<super::BlockDeviceInfo>,
     /// True if the device's tray is open (only present if it
     /// has a tray)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tray_open: ::std::option::Option<bool>,
     /// [`BlockDeviceIoStatus`](crate::BlockDeviceIoStatus).  Only present if the device
     /// supports it and the VM is configured to stop on errors
     /// (supported device models: virtio-blk, IDE, SCSI except
     /// scsi-generic)
-    #[serde(rename = "io-status")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
 }
+
+impl Serialize for BlockInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::qapi_types::private::optional(map, "qdev", &self.qdev)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "removable", &self.removable)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "locked", &self.locked)?;
+        ::qapi_types::private::optional(map, "inserted", &self.inserted)?;
+        ::qapi_types::private::optional(map, "tray_open", &self.tray_open)?;
+        ::qapi_types::private::optional(map, "io-status", &self.io_status)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        qdev: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+        removable: ::std::option::Option<bool>,
+        locked: ::std::option::Option<bool>,
+        inserted: ::std::option::Option<super::BlockDeviceInfo>,
+        tray_open: ::std::option::Option<bool>,
+        io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockInfo {
+        const NAME: &'static str = "BlockInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "qdev" => slots.qdev = ::serde::de::MapAccess::next_value(map)?,
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "removable" => {
+                    slots.removable = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "locked" => {
+                    slots.locked = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "inserted" => slots.inserted = ::serde::de::MapAccess::next_value(map)?,
+                "tray_open" => slots.tray_open = ::serde::de::MapAccess::next_value(map)?,
+                "io-status" => slots.io_status = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockInfo {
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                qdev: slots.qdev,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                removable: slots.removable.ok_or_else(|| E::missing_field("removable"))?,
+                locked: slots.locked.ok_or_else(|| E::missing_field("locked"))?,
+                inserted: slots.inserted,
+                tray_open: slots.tray_open,
+                io_status: slots.io_status,
+            })
+        }
+    }
+};
 
 /// Image file size calculation information.  This structure describes
 /// the size requirements for creating a new image file.
@@ -1146,7 +3885,7 @@ pub struct BlockInfo {
 /// here.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockMeasureInfo {
     /// Size required for a new image file, in bytes, when
     /// copying just allocated guest-visible contents.
@@ -1154,20 +3893,98 @@ pub struct BlockMeasureInfo {
     /// Image file size, in bytes, once data has been
     /// written to all sectors, when copying just guest-visible
     /// contents.
-    #[serde(rename = "fully-allocated")]
     pub fully_allocated: i64,
     /// Additional size required if all the top-level bitmap
     /// metadata in the source image were to be copied to the
     /// destination, present only when source and destination both
     /// support persistent bitmaps.  (since 5.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmaps: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockMeasureInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockMeasureInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "required", &self.required)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "fully-allocated",
+            &self.fully_allocated,
+        )?;
+        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockMeasureInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockMeasureInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        required: ::std::option::Option<i64>,
+        fully_allocated: ::std::option::Option<i64>,
+        bitmaps: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockMeasureInfo {
+        const NAME: &'static str = "BlockMeasureInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "required" => {
+                    slots.required = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "fully-allocated" => {
+                    slots.fully_allocated = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockMeasureInfo {
+                required: slots.required.ok_or_else(|| E::missing_field("required"))?,
+                fully_allocated: slots
+                    .fully_allocated
+                    .ok_or_else(|| E::missing_field("fully-allocated"))?,
+                bitmaps: slots.bitmaps,
+            })
+        }
+    }
+};
 
 /// Statistics of a block device during a given interval of time.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDeviceTimedStats {
     /// Interval used for calculating the statistics, in
     /// seconds.
@@ -1194,19 +4011,16 @@ pub struct BlockDeviceTimedStats {
     /// operations in the defined interval, in nanoseconds (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub min_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Maximum latency of zone append
     /// operations in the defined interval, in nanoseconds (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Average latency of zone append
     /// operations in the defined interval, in nanoseconds (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub avg_zone_append_latency_ns: ::std::option::Option<i64>,
     /// Minimum latency of flush operations in the
     /// defined interval, in nanoseconds.
@@ -1227,14 +4041,283 @@ pub struct BlockDeviceTimedStats {
     /// operations in the defined interval (since 8.1).
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub avg_zone_append_queue_depth: ::std::option::Option<f64>,
 }
+
+impl Serialize for BlockDeviceTimedStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDeviceTimedStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "interval_length",
+            &self.interval_length,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "min_rd_latency_ns",
+            &self.min_rd_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "max_rd_latency_ns",
+            &self.max_rd_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "avg_rd_latency_ns",
+            &self.avg_rd_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "min_wr_latency_ns",
+            &self.min_wr_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "max_wr_latency_ns",
+            &self.max_wr_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "avg_wr_latency_ns",
+            &self.avg_wr_latency_ns,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "min_zone_append_latency_ns",
+            &self.min_zone_append_latency_ns,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max_zone_append_latency_ns",
+            &self.max_zone_append_latency_ns,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "avg_zone_append_latency_ns",
+            &self.avg_zone_append_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "min_flush_latency_ns",
+            &self.min_flush_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "max_flush_latency_ns",
+            &self.max_flush_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "avg_flush_latency_ns",
+            &self.avg_flush_latency_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "avg_rd_queue_depth",
+            &self.avg_rd_queue_depth,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "avg_wr_queue_depth",
+            &self.avg_wr_queue_depth,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "avg_zone_append_queue_depth",
+            &self.avg_zone_append_queue_depth,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDeviceTimedStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDeviceTimedStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        interval_length: ::std::option::Option<i64>,
+        min_rd_latency_ns: ::std::option::Option<i64>,
+        max_rd_latency_ns: ::std::option::Option<i64>,
+        avg_rd_latency_ns: ::std::option::Option<i64>,
+        min_wr_latency_ns: ::std::option::Option<i64>,
+        max_wr_latency_ns: ::std::option::Option<i64>,
+        avg_wr_latency_ns: ::std::option::Option<i64>,
+        min_zone_append_latency_ns: ::std::option::Option<i64>,
+        max_zone_append_latency_ns: ::std::option::Option<i64>,
+        avg_zone_append_latency_ns: ::std::option::Option<i64>,
+        min_flush_latency_ns: ::std::option::Option<i64>,
+        max_flush_latency_ns: ::std::option::Option<i64>,
+        avg_flush_latency_ns: ::std::option::Option<i64>,
+        avg_rd_queue_depth: ::std::option::Option<f64>,
+        avg_wr_queue_depth: ::std::option::Option<f64>,
+        avg_zone_append_queue_depth: ::std::option::Option<f64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceTimedStats {
+        const NAME: &'static str = "BlockDeviceTimedStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "interval_length" => {
+                    slots.interval_length = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "min_rd_latency_ns" => {
+                    slots.min_rd_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max_rd_latency_ns" => {
+                    slots.max_rd_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_rd_latency_ns" => {
+                    slots.avg_rd_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "min_wr_latency_ns" => {
+                    slots.min_wr_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max_wr_latency_ns" => {
+                    slots.max_wr_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_wr_latency_ns" => {
+                    slots.avg_wr_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "min_zone_append_latency_ns" => {
+                    slots.min_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "max_zone_append_latency_ns" => {
+                    slots.max_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "avg_zone_append_latency_ns" => {
+                    slots.avg_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "min_flush_latency_ns" => {
+                    slots.min_flush_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max_flush_latency_ns" => {
+                    slots.max_flush_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_flush_latency_ns" => {
+                    slots.avg_flush_latency_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_rd_queue_depth" => {
+                    slots.avg_rd_queue_depth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_wr_queue_depth" => {
+                    slots.avg_wr_queue_depth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "avg_zone_append_queue_depth" => {
+                    slots.avg_zone_append_queue_depth = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDeviceTimedStats {
+                interval_length: slots
+                    .interval_length
+                    .ok_or_else(|| E::missing_field("interval_length"))?,
+                min_rd_latency_ns: slots
+                    .min_rd_latency_ns
+                    .ok_or_else(|| E::missing_field("min_rd_latency_ns"))?,
+                max_rd_latency_ns: slots
+                    .max_rd_latency_ns
+                    .ok_or_else(|| E::missing_field("max_rd_latency_ns"))?,
+                avg_rd_latency_ns: slots
+                    .avg_rd_latency_ns
+                    .ok_or_else(|| E::missing_field("avg_rd_latency_ns"))?,
+                min_wr_latency_ns: slots
+                    .min_wr_latency_ns
+                    .ok_or_else(|| E::missing_field("min_wr_latency_ns"))?,
+                max_wr_latency_ns: slots
+                    .max_wr_latency_ns
+                    .ok_or_else(|| E::missing_field("max_wr_latency_ns"))?,
+                avg_wr_latency_ns: slots
+                    .avg_wr_latency_ns
+                    .ok_or_else(|| E::missing_field("avg_wr_latency_ns"))?,
+                min_zone_append_latency_ns: slots.min_zone_append_latency_ns,
+                max_zone_append_latency_ns: slots.max_zone_append_latency_ns,
+                avg_zone_append_latency_ns: slots.avg_zone_append_latency_ns,
+                min_flush_latency_ns: slots
+                    .min_flush_latency_ns
+                    .ok_or_else(|| E::missing_field("min_flush_latency_ns"))?,
+                max_flush_latency_ns: slots
+                    .max_flush_latency_ns
+                    .ok_or_else(|| E::missing_field("max_flush_latency_ns"))?,
+                avg_flush_latency_ns: slots
+                    .avg_flush_latency_ns
+                    .ok_or_else(|| E::missing_field("avg_flush_latency_ns"))?,
+                avg_rd_queue_depth: slots
+                    .avg_rd_queue_depth
+                    .ok_or_else(|| E::missing_field("avg_rd_queue_depth"))?,
+                avg_wr_queue_depth: slots
+                    .avg_wr_queue_depth
+                    .ok_or_else(|| E::missing_field("avg_wr_queue_depth"))?,
+                avg_zone_append_queue_depth: slots.avg_zone_append_queue_depth,
+            })
+        }
+    }
+};
 
 /// Statistics of a virtual block device or a block backing device.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDeviceStats {
     /// The number of bytes read by the device.
     pub rd_bytes: i64,
@@ -1244,7 +4327,6 @@ pub struct BlockDeviceStats {
     /// devices (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_bytes: ::std::option::Option<i64>,
     /// The number of bytes unmapped by the device (Since 4.2)
     pub unmap_bytes: i64,
@@ -1258,7 +4340,6 @@ pub struct BlockDeviceStats {
     /// performed by the zoned devices (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_operations: ::std::option::Option<i64>,
     /// The number of cache flush operations performed by
     /// the device (since 0.15)
@@ -1276,7 +4357,6 @@ pub struct BlockDeviceStats {
     /// in nanoseconds (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_total_time_ns: ::std::option::Option<i64>,
     /// Total time spent on cache flushes in
     /// nanoseconds (since 0.15).
@@ -1299,7 +4379,6 @@ pub struct BlockDeviceStats {
     /// merged into another request (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_merged: ::std::option::Option<i64>,
     /// Number of unmap requests that have been merged into
     /// another request (Since 4.2)
@@ -1307,7 +4386,6 @@ pub struct BlockDeviceStats {
     /// Time since the last I/O operation, in nanoseconds.
     /// If the field is absent it means that there haven't been any
     /// operations yet (Since 2.5).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub idle_time_ns: ::std::option::Option<i64>,
     /// The number of failed read operations
     /// performed by the device (Since 2.5)
@@ -1319,7 +4397,6 @@ pub struct BlockDeviceStats {
     /// write operations performed by the zoned devices (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub failed_zone_append_operations: ::std::option::Option<i64>,
     /// The number of failed flush operations
     /// performed by the device (Since 2.5)
@@ -1337,7 +4414,6 @@ pub struct BlockDeviceStats {
     /// operations performed by the zoned device (since 8.1)
     ///
     /// **Absent before QEMU 8.1:** the schema requires this member, but it appeared in 8.1, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub invalid_zone_append_operations: ::std::option::Option<i64>,
     /// The number of invalid flush operations
     /// performed by the device (Since 2.5)
@@ -1355,66 +4431,781 @@ pub struct BlockDeviceStats {
     /// intervals of time (Since 2.5)
     pub timed_stats: ::std::vec::Vec<super::BlockDeviceTimedStats>,
     /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rd_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
     /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub wr_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
     /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).
     /// (since 8.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone_append_latency_histogram: ::std::option::Option<
         super::BlockLatencyHistogramInfo,
     >,
     /// [`BlockLatencyHistogramInfo`](crate::BlockLatencyHistogramInfo).  (Since 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
 }
+
+impl Serialize for BlockDeviceStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDeviceStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "rd_bytes", &self.rd_bytes)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "wr_bytes", &self.wr_bytes)?;
+        ::qapi_types::private::optional(
+            map,
+            "zone_append_bytes",
+            &self.zone_append_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unmap_bytes",
+            &self.unmap_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "rd_operations",
+            &self.rd_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "wr_operations",
+            &self.wr_operations,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "zone_append_operations",
+            &self.zone_append_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "flush_operations",
+            &self.flush_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unmap_operations",
+            &self.unmap_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "rd_total_time_ns",
+            &self.rd_total_time_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "wr_total_time_ns",
+            &self.wr_total_time_ns,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "zone_append_total_time_ns",
+            &self.zone_append_total_time_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "flush_total_time_ns",
+            &self.flush_total_time_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unmap_total_time_ns",
+            &self.unmap_total_time_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "wr_highest_offset",
+            &self.wr_highest_offset,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "rd_merged", &self.rd_merged)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "wr_merged", &self.wr_merged)?;
+        ::qapi_types::private::optional(
+            map,
+            "zone_append_merged",
+            &self.zone_append_merged,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unmap_merged",
+            &self.unmap_merged,
+        )?;
+        ::qapi_types::private::optional(map, "idle_time_ns", &self.idle_time_ns)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "failed_rd_operations",
+            &self.failed_rd_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "failed_wr_operations",
+            &self.failed_wr_operations,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "failed_zone_append_operations",
+            &self.failed_zone_append_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "failed_flush_operations",
+            &self.failed_flush_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "failed_unmap_operations",
+            &self.failed_unmap_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "invalid_rd_operations",
+            &self.invalid_rd_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "invalid_wr_operations",
+            &self.invalid_wr_operations,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "invalid_zone_append_operations",
+            &self.invalid_zone_append_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "invalid_flush_operations",
+            &self.invalid_flush_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "invalid_unmap_operations",
+            &self.invalid_unmap_operations,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "account_invalid",
+            &self.account_invalid,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "account_failed",
+            &self.account_failed,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "timed_stats",
+            &self.timed_stats,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "rd_latency_histogram",
+            &self.rd_latency_histogram,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "wr_latency_histogram",
+            &self.wr_latency_histogram,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "zone_append_latency_histogram",
+            &self.zone_append_latency_histogram,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "flush_latency_histogram",
+            &self.flush_latency_histogram,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDeviceStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDeviceStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        rd_bytes: ::std::option::Option<i64>,
+        wr_bytes: ::std::option::Option<i64>,
+        zone_append_bytes: ::std::option::Option<i64>,
+        unmap_bytes: ::std::option::Option<i64>,
+        rd_operations: ::std::option::Option<i64>,
+        wr_operations: ::std::option::Option<i64>,
+        zone_append_operations: ::std::option::Option<i64>,
+        flush_operations: ::std::option::Option<i64>,
+        unmap_operations: ::std::option::Option<i64>,
+        rd_total_time_ns: ::std::option::Option<i64>,
+        wr_total_time_ns: ::std::option::Option<i64>,
+        zone_append_total_time_ns: ::std::option::Option<i64>,
+        flush_total_time_ns: ::std::option::Option<i64>,
+        unmap_total_time_ns: ::std::option::Option<i64>,
+        wr_highest_offset: ::std::option::Option<i64>,
+        rd_merged: ::std::option::Option<i64>,
+        wr_merged: ::std::option::Option<i64>,
+        zone_append_merged: ::std::option::Option<i64>,
+        unmap_merged: ::std::option::Option<i64>,
+        idle_time_ns: ::std::option::Option<i64>,
+        failed_rd_operations: ::std::option::Option<i64>,
+        failed_wr_operations: ::std::option::Option<i64>,
+        failed_zone_append_operations: ::std::option::Option<i64>,
+        failed_flush_operations: ::std::option::Option<i64>,
+        failed_unmap_operations: ::std::option::Option<i64>,
+        invalid_rd_operations: ::std::option::Option<i64>,
+        invalid_wr_operations: ::std::option::Option<i64>,
+        invalid_zone_append_operations: ::std::option::Option<i64>,
+        invalid_flush_operations: ::std::option::Option<i64>,
+        invalid_unmap_operations: ::std::option::Option<i64>,
+        account_invalid: ::std::option::Option<bool>,
+        account_failed: ::std::option::Option<bool>,
+        timed_stats: ::std::option::Option<
+            ::std::vec::Vec<super::BlockDeviceTimedStats>,
+        >,
+        rd_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
+        wr_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
+        zone_append_latency_histogram: ::std::option::Option<
+            super::BlockLatencyHistogramInfo,
+        >,
+        flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceStats {
+        const NAME: &'static str = "BlockDeviceStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "rd_bytes" => {
+                    slots.rd_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "wr_bytes" => {
+                    slots.wr_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "zone_append_bytes" => {
+                    slots.zone_append_bytes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "unmap_bytes" => {
+                    slots.unmap_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rd_operations" => {
+                    slots.rd_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "wr_operations" => {
+                    slots.wr_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "zone_append_operations" => {
+                    slots.zone_append_operations = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "flush_operations" => {
+                    slots.flush_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unmap_operations" => {
+                    slots.unmap_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rd_total_time_ns" => {
+                    slots.rd_total_time_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "wr_total_time_ns" => {
+                    slots.wr_total_time_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "zone_append_total_time_ns" => {
+                    slots.zone_append_total_time_ns = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "flush_total_time_ns" => {
+                    slots.flush_total_time_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unmap_total_time_ns" => {
+                    slots.unmap_total_time_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "wr_highest_offset" => {
+                    slots.wr_highest_offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rd_merged" => {
+                    slots.rd_merged = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "wr_merged" => {
+                    slots.wr_merged = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "zone_append_merged" => {
+                    slots.zone_append_merged = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "unmap_merged" => {
+                    slots.unmap_merged = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "idle_time_ns" => {
+                    slots.idle_time_ns = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "failed_rd_operations" => {
+                    slots.failed_rd_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "failed_wr_operations" => {
+                    slots.failed_wr_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "failed_zone_append_operations" => {
+                    slots.failed_zone_append_operations = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "failed_flush_operations" => {
+                    slots.failed_flush_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "failed_unmap_operations" => {
+                    slots.failed_unmap_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "invalid_rd_operations" => {
+                    slots.invalid_rd_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "invalid_wr_operations" => {
+                    slots.invalid_wr_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "invalid_zone_append_operations" => {
+                    slots.invalid_zone_append_operations = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "invalid_flush_operations" => {
+                    slots.invalid_flush_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "invalid_unmap_operations" => {
+                    slots.invalid_unmap_operations = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "account_invalid" => {
+                    slots.account_invalid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "account_failed" => {
+                    slots.account_failed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "timed_stats" => {
+                    slots.timed_stats = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rd_latency_histogram" => {
+                    slots.rd_latency_histogram = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "wr_latency_histogram" => {
+                    slots.wr_latency_histogram = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "zone_append_latency_histogram" => {
+                    slots.zone_append_latency_histogram = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "flush_latency_histogram" => {
+                    slots.flush_latency_histogram = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDeviceStats {
+                rd_bytes: slots.rd_bytes.ok_or_else(|| E::missing_field("rd_bytes"))?,
+                wr_bytes: slots.wr_bytes.ok_or_else(|| E::missing_field("wr_bytes"))?,
+                zone_append_bytes: slots.zone_append_bytes,
+                unmap_bytes: slots
+                    .unmap_bytes
+                    .ok_or_else(|| E::missing_field("unmap_bytes"))?,
+                rd_operations: slots
+                    .rd_operations
+                    .ok_or_else(|| E::missing_field("rd_operations"))?,
+                wr_operations: slots
+                    .wr_operations
+                    .ok_or_else(|| E::missing_field("wr_operations"))?,
+                zone_append_operations: slots.zone_append_operations,
+                flush_operations: slots
+                    .flush_operations
+                    .ok_or_else(|| E::missing_field("flush_operations"))?,
+                unmap_operations: slots
+                    .unmap_operations
+                    .ok_or_else(|| E::missing_field("unmap_operations"))?,
+                rd_total_time_ns: slots
+                    .rd_total_time_ns
+                    .ok_or_else(|| E::missing_field("rd_total_time_ns"))?,
+                wr_total_time_ns: slots
+                    .wr_total_time_ns
+                    .ok_or_else(|| E::missing_field("wr_total_time_ns"))?,
+                zone_append_total_time_ns: slots.zone_append_total_time_ns,
+                flush_total_time_ns: slots
+                    .flush_total_time_ns
+                    .ok_or_else(|| E::missing_field("flush_total_time_ns"))?,
+                unmap_total_time_ns: slots
+                    .unmap_total_time_ns
+                    .ok_or_else(|| E::missing_field("unmap_total_time_ns"))?,
+                wr_highest_offset: slots
+                    .wr_highest_offset
+                    .ok_or_else(|| E::missing_field("wr_highest_offset"))?,
+                rd_merged: slots.rd_merged.ok_or_else(|| E::missing_field("rd_merged"))?,
+                wr_merged: slots.wr_merged.ok_or_else(|| E::missing_field("wr_merged"))?,
+                zone_append_merged: slots.zone_append_merged,
+                unmap_merged: slots
+                    .unmap_merged
+                    .ok_or_else(|| E::missing_field("unmap_merged"))?,
+                idle_time_ns: slots.idle_time_ns,
+                failed_rd_operations: slots
+                    .failed_rd_operations
+                    .ok_or_else(|| E::missing_field("failed_rd_operations"))?,
+                failed_wr_operations: slots
+                    .failed_wr_operations
+                    .ok_or_else(|| E::missing_field("failed_wr_operations"))?,
+                failed_zone_append_operations: slots.failed_zone_append_operations,
+                failed_flush_operations: slots
+                    .failed_flush_operations
+                    .ok_or_else(|| E::missing_field("failed_flush_operations"))?,
+                failed_unmap_operations: slots
+                    .failed_unmap_operations
+                    .ok_or_else(|| E::missing_field("failed_unmap_operations"))?,
+                invalid_rd_operations: slots
+                    .invalid_rd_operations
+                    .ok_or_else(|| E::missing_field("invalid_rd_operations"))?,
+                invalid_wr_operations: slots
+                    .invalid_wr_operations
+                    .ok_or_else(|| E::missing_field("invalid_wr_operations"))?,
+                invalid_zone_append_operations: slots.invalid_zone_append_operations,
+                invalid_flush_operations: slots
+                    .invalid_flush_operations
+                    .ok_or_else(|| E::missing_field("invalid_flush_operations"))?,
+                invalid_unmap_operations: slots
+                    .invalid_unmap_operations
+                    .ok_or_else(|| E::missing_field("invalid_unmap_operations"))?,
+                account_invalid: slots
+                    .account_invalid
+                    .ok_or_else(|| E::missing_field("account_invalid"))?,
+                account_failed: slots
+                    .account_failed
+                    .ok_or_else(|| E::missing_field("account_failed"))?,
+                timed_stats: slots
+                    .timed_stats
+                    .ok_or_else(|| E::missing_field("timed_stats"))?,
+                rd_latency_histogram: slots.rd_latency_histogram,
+                wr_latency_histogram: slots.wr_latency_histogram,
+                zone_append_latency_histogram: slots.zone_append_latency_histogram,
+                flush_latency_histogram: slots.flush_latency_histogram,
+            })
+        }
+    }
+};
 
 /// File driver statistics
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockStatsSpecificFile {
     /// The number of successful discard operations
     /// performed by the driver.
-    #[serde(rename = "discard-nb-ok")]
     pub discard_nb_ok: u64,
     /// The number of failed discard operations
     /// performed by the driver.
-    #[serde(rename = "discard-nb-failed")]
     pub discard_nb_failed: u64,
     /// The number of bytes discarded by the driver.
-    #[serde(rename = "discard-bytes-ok")]
     pub discard_bytes_ok: u64,
 }
+
+impl Serialize for BlockStatsSpecificFile {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockStatsSpecificFile {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "discard-nb-ok",
+            &self.discard_nb_ok,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "discard-nb-failed",
+            &self.discard_nb_failed,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "discard-bytes-ok",
+            &self.discard_bytes_ok,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockStatsSpecificFile {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockStatsSpecificFile`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        discard_nb_ok: ::std::option::Option<u64>,
+        discard_nb_failed: ::std::option::Option<u64>,
+        discard_bytes_ok: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockStatsSpecificFile {
+        const NAME: &'static str = "BlockStatsSpecificFile";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "discard-nb-ok" => {
+                    slots.discard_nb_ok = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "discard-nb-failed" => {
+                    slots.discard_nb_failed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "discard-bytes-ok" => {
+                    slots.discard_bytes_ok = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockStatsSpecificFile {
+                discard_nb_ok: slots
+                    .discard_nb_ok
+                    .ok_or_else(|| E::missing_field("discard-nb-ok"))?,
+                discard_nb_failed: slots
+                    .discard_nb_failed
+                    .ok_or_else(|| E::missing_field("discard-nb-failed"))?,
+                discard_bytes_ok: slots
+                    .discard_bytes_ok
+                    .ok_or_else(|| E::missing_field("discard-bytes-ok"))?,
+            })
+        }
+    }
+};
 
 /// NVMe driver statistics
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockStatsSpecificNvme {
     /// The number of completion errors.
-    #[serde(rename = "completion-errors")]
     pub completion_errors: u64,
     /// The number of aligned accesses performed by the
     /// driver.
-    #[serde(rename = "aligned-accesses")]
     pub aligned_accesses: u64,
     /// The number of unaligned accesses performed by
     /// the driver.
-    #[serde(rename = "unaligned-accesses")]
     pub unaligned_accesses: u64,
 }
+
+impl Serialize for BlockStatsSpecificNvme {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockStatsSpecificNvme {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "completion-errors",
+            &self.completion_errors,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "aligned-accesses",
+            &self.aligned_accesses,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unaligned-accesses",
+            &self.unaligned_accesses,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockStatsSpecificNvme {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockStatsSpecificNvme`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        completion_errors: ::std::option::Option<u64>,
+        aligned_accesses: ::std::option::Option<u64>,
+        unaligned_accesses: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockStatsSpecificNvme {
+        const NAME: &'static str = "BlockStatsSpecificNvme";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "completion-errors" => {
+                    slots.completion_errors = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "aligned-accesses" => {
+                    slots.aligned_accesses = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unaligned-accesses" => {
+                    slots.unaligned_accesses = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockStatsSpecificNvme {
+                completion_errors: slots
+                    .completion_errors
+                    .ok_or_else(|| E::missing_field("completion-errors"))?,
+                aligned_accesses: slots
+                    .aligned_accesses
+                    .ok_or_else(|| E::missing_field("aligned-accesses"))?,
+                unaligned_accesses: slots
+                    .unaligned_accesses
+                    .ok_or_else(|| E::missing_field("unaligned-accesses"))?,
+            })
+        }
+    }
+};
 
 /// Block driver specific statistics
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockStatsSpecific {
     /// The branch, selected by the discriminator `driver`.
-    #[serde(flatten)]
     pub branch: BlockStatsSpecificBranch,
+}
+
+impl Serialize for BlockStatsSpecific {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockStatsSpecific {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockStatsSpecific {
@@ -1731,205 +5522,439 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockStatsSpecific {
 }
 
 /// The branches of [`BlockStatsSpecific`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "driver")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockStatsSpecificBranch {
     /// `driver` is `file`.
-    #[serde(rename = "file")]
     File(super::BlockStatsSpecificFile),
     /// `driver` is `host_device`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_device")]
     HostDevice(super::BlockStatsSpecificFile),
     /// `driver` is `nvme`.
-    #[serde(rename = "nvme")]
     Nvme(super::BlockStatsSpecificNvme),
     /// `driver` is `blkdebug`.
-    #[serde(rename = "blkdebug")]
     Blkdebug,
     /// `driver` is `blklogwrites`.
-    #[serde(rename = "blklogwrites")]
     Blklogwrites,
     /// `driver` is `blkreplay`.
-    #[serde(rename = "blkreplay")]
     Blkreplay,
     /// `driver` is `blkverify`.
-    #[serde(rename = "blkverify")]
     Blkverify,
     /// `driver` is `bochs`.
-    #[serde(rename = "bochs")]
     Bochs,
     /// `driver` is `cloop`.
-    #[serde(rename = "cloop")]
     Cloop,
     /// `driver` is `compress`.
-    #[serde(rename = "compress")]
     Compress,
     /// `driver` is `copy-before-write`.
-    #[serde(rename = "copy-before-write")]
     CopyBeforeWrite,
     /// `driver` is `copy-on-read`.
-    #[serde(rename = "copy-on-read")]
     CopyOnRead,
     /// `driver` is `dmg`.
-    #[serde(rename = "dmg")]
     Dmg,
     /// `driver` is `snapshot-access`.
-    #[serde(rename = "snapshot-access")]
     SnapshotAccess,
     /// `driver` is `ftp`.
-    #[serde(rename = "ftp")]
     Ftp,
     /// `driver` is `ftps`.
-    #[serde(rename = "ftps")]
     Ftps,
     /// `driver` is `gluster`.
-    #[serde(rename = "gluster")]
     Gluster,
     /// `driver` is `host_cdrom`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_cdrom")]
     HostCdrom,
     /// `driver` is `http`.
-    #[serde(rename = "http")]
     Http,
     /// `driver` is `https`.
-    #[serde(rename = "https")]
     Https,
     /// `driver` is `io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "io_uring")]
     IoUring,
     /// `driver` is `iscsi`.
-    #[serde(rename = "iscsi")]
     Iscsi,
     /// `driver` is `luks`.
-    #[serde(rename = "luks")]
     Luks,
     /// `driver` is `nbd`.
-    #[serde(rename = "nbd")]
     Nbd,
     /// `driver` is `nfs`.
-    #[serde(rename = "nfs")]
     Nfs,
     /// `driver` is `null-aio`.
-    #[serde(rename = "null-aio")]
     NullAio,
     /// `driver` is `null-co`.
-    #[serde(rename = "null-co")]
     NullCo,
     /// `driver` is `nvme-io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "nvme-io_uring")]
     NvmeIoUring,
     /// `driver` is `parallels`.
-    #[serde(rename = "parallels")]
     Parallels,
     /// `driver` is `preallocate`.
-    #[serde(rename = "preallocate")]
     Preallocate,
     /// `driver` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow,
     /// `driver` is `qcow2`.
-    #[serde(rename = "qcow2")]
     Qcow2,
     /// `driver` is `qed`.
-    #[serde(rename = "qed")]
     Qed,
     /// `driver` is `quorum`.
-    #[serde(rename = "quorum")]
     Quorum,
     /// `driver` is `raw`.
-    #[serde(rename = "raw")]
     Raw,
     /// `driver` is `rbd`.
-    #[serde(rename = "rbd")]
     Rbd,
     /// `driver` is `replication`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[serde(rename = "replication")]
     Replication,
     /// `driver` is `ssh`.
-    #[serde(rename = "ssh")]
     Ssh,
     /// `driver` is `throttle`.
-    #[serde(rename = "throttle")]
     Throttle,
     /// `driver` is `vdi`.
-    #[serde(rename = "vdi")]
     Vdi,
     /// `driver` is `vhdx`.
-    #[serde(rename = "vhdx")]
     Vhdx,
     /// `driver` is `virtio-blk-vfio-pci`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vfio-pci")]
     VirtioBlkVfioPci,
     /// `driver` is `virtio-blk-vhost-user`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-user")]
     VirtioBlkVhostUser,
     /// `driver` is `virtio-blk-vhost-vdpa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-vdpa")]
     VirtioBlkVhostVdpa,
     /// `driver` is `vmdk`.
-    #[serde(rename = "vmdk")]
     Vmdk,
     /// `driver` is `vpc`.
-    #[serde(rename = "vpc")]
     Vpc,
     /// `driver` is `vvfat`.
-    #[serde(rename = "vvfat")]
     Vvfat,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockStatsSpecificBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockStatsSpecificBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockStatsSpecificBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockStatsSpecificBranch::HostDevice(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "host_device",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockStatsSpecificBranch::Nvme(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nvme")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockStatsSpecificBranch::Blkdebug => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkdebug")
+            }
+            BlockStatsSpecificBranch::Blklogwrites => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "blklogwrites",
+                )
+            }
+            BlockStatsSpecificBranch::Blkreplay => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkreplay")
+            }
+            BlockStatsSpecificBranch::Blkverify => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkverify")
+            }
+            BlockStatsSpecificBranch::Bochs => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "bochs")
+            }
+            BlockStatsSpecificBranch::Cloop => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "cloop")
+            }
+            BlockStatsSpecificBranch::Compress => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "compress")
+            }
+            BlockStatsSpecificBranch::CopyBeforeWrite => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-before-write",
+                )
+            }
+            BlockStatsSpecificBranch::CopyOnRead => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-on-read",
+                )
+            }
+            BlockStatsSpecificBranch::Dmg => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dmg")
+            }
+            BlockStatsSpecificBranch::SnapshotAccess => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "snapshot-access",
+                )
+            }
+            BlockStatsSpecificBranch::Ftp => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftp")
+            }
+            BlockStatsSpecificBranch::Ftps => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftps")
+            }
+            BlockStatsSpecificBranch::Gluster => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "gluster")
+            }
+            BlockStatsSpecificBranch::HostCdrom => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "host_cdrom")
+            }
+            BlockStatsSpecificBranch::Http => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "http")
+            }
+            BlockStatsSpecificBranch::Https => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "https")
+            }
+            BlockStatsSpecificBranch::IoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "io_uring")
+            }
+            BlockStatsSpecificBranch::Iscsi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "iscsi")
+            }
+            BlockStatsSpecificBranch::Luks => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "luks")
+            }
+            BlockStatsSpecificBranch::Nbd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nbd")
+            }
+            BlockStatsSpecificBranch::Nfs => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nfs")
+            }
+            BlockStatsSpecificBranch::NullAio => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-aio")
+            }
+            BlockStatsSpecificBranch::NullCo => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-co")
+            }
+            BlockStatsSpecificBranch::NvmeIoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "nvme-io_uring",
+                )
+            }
+            BlockStatsSpecificBranch::Parallels => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "parallels")
+            }
+            BlockStatsSpecificBranch::Preallocate => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "preallocate")
+            }
+            BlockStatsSpecificBranch::Qcow => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow")
+            }
+            BlockStatsSpecificBranch::Qcow2 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow2")
+            }
+            BlockStatsSpecificBranch::Qed => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qed")
+            }
+            BlockStatsSpecificBranch::Quorum => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "quorum")
+            }
+            BlockStatsSpecificBranch::Raw => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "raw")
+            }
+            BlockStatsSpecificBranch::Rbd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "rbd")
+            }
+            BlockStatsSpecificBranch::Replication => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "replication")
+            }
+            BlockStatsSpecificBranch::Ssh => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ssh")
+            }
+            BlockStatsSpecificBranch::Throttle => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "throttle")
+            }
+            BlockStatsSpecificBranch::Vdi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vdi")
+            }
+            BlockStatsSpecificBranch::Vhdx => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vhdx")
+            }
+            BlockStatsSpecificBranch::VirtioBlkVfioPci => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vfio-pci",
+                )
+            }
+            BlockStatsSpecificBranch::VirtioBlkVhostUser => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-user",
+                )
+            }
+            BlockStatsSpecificBranch::VirtioBlkVhostVdpa => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-vdpa",
+                )
+            }
+            BlockStatsSpecificBranch::Vmdk => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vmdk")
+            }
+            BlockStatsSpecificBranch::Vpc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vpc")
+            }
+            BlockStatsSpecificBranch::Vvfat => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vvfat")
+            }
+            BlockStatsSpecificBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Statistics of a virtual block device or a block backing device.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockStats {
     /// If the stats are for a virtual block device, the name
     /// corresponding to the virtual block device.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub device: ::std::option::Option<::std::string::String>,
     /// The qdev ID, or if no ID is assigned, the QOM path of the
     /// block device.  (since 3.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qdev: ::std::option::Option<::std::string::String>,
     /// The node name of the device.  (Since 2.3)
-    #[serde(rename = "node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
     /// A [`BlockDeviceStats`](crate::BlockDeviceStats) for the device.
     pub stats: super::BlockDeviceStats,
     /// Optional driver-specific stats.  (Since 4.2)
-    #[serde(rename = "driver-specific")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub driver_specific: ::std::option::Option<super::BlockStatsSpecific>,
     /// This describes the file block device if it has one.
     /// Contains recursively the statistics of the underlying protocol
     /// (e.g. the host file for a qcow2 image).  If there is no
     /// underlying protocol, this field is omitted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub parent: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
     /// This describes the backing block device if it has one.
     /// (Since 2.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
 }
+
+impl Serialize for BlockStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "device", &self.device)?;
+        ::qapi_types::private::optional(map, "qdev", &self.qdev)?;
+        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
+        ::qapi_types::private::optional(map, "driver-specific", &self.driver_specific)?;
+        ::qapi_types::private::optional(map, "parent", &self.parent)?;
+        ::qapi_types::private::optional(map, "backing", &self.backing)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        qdev: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+        stats: ::std::option::Option<super::BlockDeviceStats>,
+        driver_specific: ::std::option::Option<super::BlockStatsSpecific>,
+        parent: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
+        backing: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockStats {
+        const NAME: &'static str = "BlockStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                "qdev" => slots.qdev = ::serde::de::MapAccess::next_value(map)?,
+                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
+                "stats" => {
+                    slots.stats = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "driver-specific" => {
+                    slots.driver_specific = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "parent" => slots.parent = ::serde::de::MapAccess::next_value(map)?,
+                "backing" => slots.backing = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockStats {
+                device: slots.device,
+                qdev: slots.qdev,
+                node_name: slots.node_name,
+                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
+                driver_specific: slots.driver_specific,
+                parent: slots.parent,
+                backing: slots.backing,
+            })
+        }
+    }
+};
 
 /// An enumeration of possible behaviors for errors on I/O operations.
 /// The exact meaning depends on whether the I/O was initiated by a
@@ -2201,19 +6226,86 @@ impl<'de> Deserialize<'de> for MirrorCopyMode {
 /// Information specific to mirror block jobs.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockJobInfoMirror {
     /// Whether the source is actively synced to the
     /// target, i.e. same data and new writes are done synchronously to
     /// both.
-    #[serde(rename = "actively-synced")]
     pub actively_synced: bool,
 }
+
+impl Serialize for BlockJobInfoMirror {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobInfoMirror {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "actively-synced",
+            &self.actively_synced,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockJobInfoMirror {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockJobInfoMirror`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        actively_synced: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockJobInfoMirror {
+        const NAME: &'static str = "BlockJobInfoMirror";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "actively-synced" => {
+                    slots.actively_synced = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockJobInfoMirror {
+                actively_synced: slots
+                    .actively_synced
+                    .ok_or_else(|| E::missing_field("actively-synced"))?,
+            })
+        }
+    }
+};
 
 /// Information about a long-running block device operation.
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockJobInfo {
     /// The job identifier.  Originally the device name but other
     /// values are allowed since QEMU 2.7
@@ -2235,7 +6327,6 @@ pub struct BlockJobInfo {
     /// the rate limit, bytes per second
     pub speed: i64,
     /// the status of the job (since 1.3)
-    #[serde(rename = "io-status")]
     pub io_status: super::BlockDeviceIoStatus,
     /// true if the job may be completed (since 2.2)
     pub ready: bool,
@@ -2243,19 +6334,53 @@ pub struct BlockJobInfo {
     pub status: super::JobStatus,
     /// Job will finalize itself when PENDING, moving to the
     /// CONCLUDED state.  (since 2.12)
-    #[serde(rename = "auto-finalize")]
     pub auto_finalize: bool,
     /// Job will dismiss itself when CONCLUDED, and
     /// disappear.  (since 2.12)
-    #[serde(rename = "auto-dismiss")]
     pub auto_dismiss: bool,
     /// Error information if the job did not complete successfully.
     /// Not set if the job completed successfully.  (since 2.12.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error: ::std::option::Option<::std::string::String>,
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: BlockJobInfoBranch,
+}
+
+impl Serialize for BlockJobInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "busy", &self.busy)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "paused", &self.paused)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "io-status", &self.io_status)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ready", &self.ready)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "auto-finalize",
+            &self.auto_finalize,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "auto-dismiss",
+            &self.auto_dismiss,
+        )?;
+        ::qapi_types::private::optional(map, "error", &self.error)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockJobInfo {
@@ -2449,39 +6574,83 @@ const _: () = {
 };
 
 /// The branches of [`BlockJobInfo`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockJobInfoBranch {
     /// `type` is `mirror`.
-    #[serde(rename = "mirror")]
     Mirror(super::BlockJobInfoMirror),
     /// `type` is `commit`.
-    #[serde(rename = "commit")]
     Commit,
     /// `type` is `stream`.
-    #[serde(rename = "stream")]
     Stream,
     /// `type` is `backup`.
-    #[serde(rename = "backup")]
     Backup,
     /// `type` is `create`.
-    #[serde(rename = "create")]
     Create,
     /// `type` is `amend`.
-    #[serde(rename = "amend")]
     Amend,
     /// `type` is `snapshot-load`.
-    #[serde(rename = "snapshot-load")]
     SnapshotLoad,
     /// `type` is `snapshot-save`.
-    #[serde(rename = "snapshot-save")]
     SnapshotSave,
     /// `type` is `snapshot-delete`.
-    #[serde(rename = "snapshot-delete")]
     SnapshotDelete,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockJobInfoBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobInfoBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockJobInfoBranch::Mirror(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "mirror")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockJobInfoBranch::Commit => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "commit")
+            }
+            BlockJobInfoBranch::Stream => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "stream")
+            }
+            BlockJobInfoBranch::Backup => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "backup")
+            }
+            BlockJobInfoBranch::Create => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "create")
+            }
+            BlockJobInfoBranch::Amend => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "amend")
+            }
+            BlockJobInfoBranch::SnapshotLoad => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "snapshot-load")
+            }
+            BlockJobInfoBranch::SnapshotSave => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "snapshot-save")
+            }
+            BlockJobInfoBranch::SnapshotDelete => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "snapshot-delete",
+                )
+            }
+            BlockJobInfoBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// An enumeration that tells QEMU how to set the backing file path in a
@@ -2543,37 +6712,123 @@ impl<'de> Deserialize<'de> for NewImageMode {
 }
 
 /// Either `device` or `node-name` must be set but not both.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotSync {
     /// the name of the device to take a snapshot of.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub device: ::std::option::Option<::std::string::String>,
     /// graph node name to generate the snapshot from
     /// (Since 2.0)
-    #[serde(rename = "node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
     /// the target of the new overlay image.  If the file
     /// exists, or if it is a device, the overlay will be created in the
     /// existing file/device.  Otherwise, a new file will be created.
-    #[serde(rename = "snapshot-file")]
     pub snapshot_file: ::std::string::String,
     /// the graph node name of the new image
     /// (Since 2.0)
-    #[serde(rename = "snapshot-node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshot_node_name: ::std::option::Option<::std::string::String>,
     /// the format of the overlay image, default is 'qcow2'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<::std::string::String>,
     /// whether and how QEMU should create a new image, default is
     /// 'absolute-paths'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
 
+impl Serialize for BlockdevSnapshotSync {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshotSync {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "device", &self.device)?;
+        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "snapshot-file",
+            &self.snapshot_file,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "snapshot-node-name",
+            &self.snapshot_node_name,
+        )?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshotSync {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshotSync`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+        snapshot_file: ::std::option::Option<::std::string::String>,
+        snapshot_node_name: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        mode: ::std::option::Option<super::NewImageMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotSync {
+        const NAME: &'static str = "BlockdevSnapshotSync";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
+                "snapshot-file" => {
+                    slots.snapshot_file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "snapshot-node-name" => {
+                    slots.snapshot_node_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshotSync {
+                device: slots.device,
+                node_name: slots.node_name,
+                snapshot_file: slots
+                    .snapshot_file
+                    .ok_or_else(|| E::missing_field("snapshot-file"))?,
+                snapshot_node_name: slots.snapshot_node_name,
+                format: slots.format,
+                mode: slots.mode,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshot {
     /// device or node name that will have a snapshot taken.
     pub node: ::std::string::String,
@@ -2584,38 +6839,180 @@ pub struct BlockdevSnapshot {
     pub overlay: ::std::string::String,
 }
 
+impl Serialize for BlockdevSnapshot {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshot {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "overlay", &self.overlay)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshot {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshot`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node: ::std::option::Option<::std::string::String>,
+        overlay: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshot {
+        const NAME: &'static str = "BlockdevSnapshot";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "overlay" => {
+                    slots.overlay = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshot {
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                overlay: slots.overlay.ok_or_else(|| E::missing_field("overlay"))?,
+            })
+        }
+    }
+};
+
 /// Optional parameters for backup.  These parameters don't affect
 /// functionality, but may significantly affect performance.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackupPerf {
     /// Use copy offloading.  Default false.
-    #[serde(rename = "use-copy-range")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub use_copy_range: ::std::option::Option<bool>,
     /// Maximum number of parallel requests for the sustained
     /// background copying process.  Doesn't influence copy-before-write
     /// operations.  Default 64.
-    #[serde(rename = "max-workers")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_workers: ::std::option::Option<i64>,
     /// Maximum request length for the sustained background
     /// copying process.  Doesn't influence copy-before-write
     /// operations.  0 means unlimited.  If max-chunk is non-zero then
     /// it should not be less than job cluster size which is calculated
     /// as maximum of target image cluster size and 64k.  Default 0.
-    #[serde(rename = "max-chunk")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_chunk: ::std::option::Option<i64>,
     /// Minimum size of blocks used by copy-before-write
     /// and background copy operations.  Has to be a power of 2.  No
     /// effect if smaller than the maximum of the target's cluster size
     /// and 64 KiB.  Default 0.  (Since 9.2)
-    #[serde(rename = "min-cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub min_cluster_size: ::std::option::Option<u64>,
 }
+
+impl Serialize for BackupPerf {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BackupPerf {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "use-copy-range", &self.use_copy_range)?;
+        ::qapi_types::private::optional(map, "max-workers", &self.max_workers)?;
+        ::qapi_types::private::optional(map, "max-chunk", &self.max_chunk)?;
+        ::qapi_types::private::optional(
+            map,
+            "min-cluster-size",
+            &self.min_cluster_size,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BackupPerf {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BackupPerf`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        use_copy_range: ::std::option::Option<bool>,
+        max_workers: ::std::option::Option<i64>,
+        max_chunk: ::std::option::Option<i64>,
+        min_cluster_size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BackupPerf {
+        const NAME: &'static str = "BackupPerf";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "use-copy-range" => {
+                    slots.use_copy_range = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-workers" => {
+                    slots.max_workers = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-chunk" => slots.max_chunk = ::serde::de::MapAccess::next_value(map)?,
+                "min-cluster-size" => {
+                    slots.min_cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BackupPerf {
+                use_copy_range: slots.use_copy_range,
+                max_workers: slots.max_workers,
+                max_chunk: slots.max_chunk,
+                min_cluster_size: slots.min_cluster_size,
+            })
+        }
+    }
+};
 
 /// **Note:**
 ///
@@ -2623,12 +7020,10 @@ pub struct BackupPerf {
 /// the device's rerror/werror actions will be used.
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackupCommon {
     /// identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
-    #[serde(rename = "job-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
     /// the device name or node-name of a root node which should be
     /// copied.
@@ -2639,84 +7034,203 @@ pub struct BackupCommon {
     pub sync: super::MirrorSyncMode,
     /// the maximum speed, in bytes per second.  The default is 0,
     /// for unlimited.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
     /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
     /// after the operation concludes.  Must be present if a bitmap was
     /// provided, must **not** be present otherwise.  (Since 4.2)
-    #[serde(rename = "bitmap-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
     /// true to compress data, if the target format supports it.
     /// (default: false) (since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
     /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
-    #[serde(rename = "on-source-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
     /// the action to take on an error on the target,
     /// default 'report' (no limitations, since this applies to a
     /// different block device than `device`).
-    #[serde(rename = "on-target-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<super::BlockdevOnError>,
     /// policy defining behavior on I/O errors in
     /// copy-before-write jobs; defaults to break-guest-write.
     /// (Since 10.1)
-    #[serde(rename = "on-cbw-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
     /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
-    #[serde(rename = "auto-finalize")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
     /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
-    #[serde(rename = "auto-dismiss")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
     /// the node name that should be assigned to the
     /// filter driver that the backup job inserts into the graph above
     /// node specified by `drive`.  If this option is not given, a node
     /// name is autogenerated.  (Since: 4.2)
-    #[serde(rename = "filter-node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filter_node_name: ::std::option::Option<::std::string::String>,
     /// Discard blocks on source which have already been
     /// copied to the target.  (Since 9.1)
-    #[serde(rename = "discard-source")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_source: ::std::option::Option<bool>,
     /// Performance options.  (Since 6.0)
     ///
     /// Feature `unstable`: Member `x-perf` is experimental.
-    #[serde(rename = "x-perf")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<super::BackupPerf>,
 }
 
+impl Serialize for BackupCommon {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BackupCommon {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
+        ::qapi_types::private::optional(map, "speed", &self.speed)?;
+        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
+        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
+        ::qapi_types::private::optional(map, "compress", &self.compress)?;
+        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
+        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
+        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
+        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+        ::qapi_types::private::optional(
+            map,
+            "filter-node-name",
+            &self.filter_node_name,
+        )?;
+        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
+        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BackupCommon {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BackupCommon`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        job_id: ::std::option::Option<::std::string::String>,
+        device: ::std::option::Option<::std::string::String>,
+        sync: ::std::option::Option<super::MirrorSyncMode>,
+        speed: ::std::option::Option<i64>,
+        bitmap: ::std::option::Option<::std::string::String>,
+        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
+        compress: ::std::option::Option<bool>,
+        on_source_error: ::std::option::Option<super::BlockdevOnError>,
+        on_target_error: ::std::option::Option<super::BlockdevOnError>,
+        on_cbw_error: ::std::option::Option<super::OnCbwError>,
+        auto_finalize: ::std::option::Option<bool>,
+        auto_dismiss: ::std::option::Option<bool>,
+        filter_node_name: ::std::option::Option<::std::string::String>,
+        discard_source: ::std::option::Option<bool>,
+        x_perf: ::std::option::Option<super::BackupPerf>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BackupCommon {
+        const NAME: &'static str = "BackupCommon";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sync" => {
+                    slots.sync = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap-mode" => {
+                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
+                "on-source-error" => {
+                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-target-error" => {
+                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-cbw-error" => {
+                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-finalize" => {
+                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-dismiss" => {
+                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "filter-node-name" => {
+                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-source" => {
+                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BackupCommon {
+                job_id: slots.job_id,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
+                speed: slots.speed,
+                bitmap: slots.bitmap,
+                bitmap_mode: slots.bitmap_mode,
+                compress: slots.compress,
+                on_source_error: slots.on_source_error,
+                on_target_error: slots.on_target_error,
+                on_cbw_error: slots.on_cbw_error,
+                auto_finalize: slots.auto_finalize,
+                auto_dismiss: slots.auto_dismiss,
+                filter_node_name: slots.filter_node_name,
+                discard_source: slots.discard_source,
+                x_perf: slots.x_perf,
+            })
+        }
+    }
+};
+
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DriveBackup {
     /// identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
-    #[serde(rename = "job-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
     /// the device name or node-name of a root node which should be
     /// copied.
@@ -2727,74 +7241,53 @@ pub struct DriveBackup {
     pub sync: super::MirrorSyncMode,
     /// the maximum speed, in bytes per second.  The default is 0,
     /// for unlimited.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
     /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
     /// after the operation concludes.  Must be present if a bitmap was
     /// provided, must **not** be present otherwise.  (Since 4.2)
-    #[serde(rename = "bitmap-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
     /// true to compress data, if the target format supports it.
     /// (default: false) (since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
     /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
-    #[serde(rename = "on-source-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
     /// the action to take on an error on the target,
     /// default 'report' (no limitations, since this applies to a
     /// different block device than `device`).
-    #[serde(rename = "on-target-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<super::BlockdevOnError>,
     /// policy defining behavior on I/O errors in
     /// copy-before-write jobs; defaults to break-guest-write.
     /// (Since 10.1)
-    #[serde(rename = "on-cbw-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
     /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
-    #[serde(rename = "auto-finalize")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
     /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
-    #[serde(rename = "auto-dismiss")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
     /// the node name that should be assigned to the
     /// filter driver that the backup job inserts into the graph above
     /// node specified by `drive`.  If this option is not given, a node
     /// name is autogenerated.  (Since: 4.2)
-    #[serde(rename = "filter-node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filter_node_name: ::std::option::Option<::std::string::String>,
     /// Discard blocks on source which have already been
     /// copied to the target.  (Since 9.1)
-    #[serde(rename = "discard-source")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_source: ::std::option::Option<bool>,
     /// Performance options.  (Since 6.0)
     ///
     /// Feature `unstable`: Member `x-perf` is experimental.
-    #[serde(rename = "x-perf")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<super::BackupPerf>,
     /// the target of the new image.  If the file exists, or if it
     /// is a device, the existing file/device will be used as the new
@@ -2802,21 +7295,175 @@ pub struct DriveBackup {
     pub target: ::std::string::String,
     /// the format of the new destination, default is to probe if
     /// `mode` is 'existing', else the format of the source
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<::std::string::String>,
     /// whether and how QEMU should create a new image, default is
     /// 'absolute-paths'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
 
+impl Serialize for DriveBackup {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DriveBackup {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
+        ::qapi_types::private::optional(map, "speed", &self.speed)?;
+        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
+        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
+        ::qapi_types::private::optional(map, "compress", &self.compress)?;
+        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
+        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
+        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
+        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+        ::qapi_types::private::optional(
+            map,
+            "filter-node-name",
+            &self.filter_node_name,
+        )?;
+        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
+        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DriveBackup {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DriveBackup`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        job_id: ::std::option::Option<::std::string::String>,
+        device: ::std::option::Option<::std::string::String>,
+        sync: ::std::option::Option<super::MirrorSyncMode>,
+        speed: ::std::option::Option<i64>,
+        bitmap: ::std::option::Option<::std::string::String>,
+        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
+        compress: ::std::option::Option<bool>,
+        on_source_error: ::std::option::Option<super::BlockdevOnError>,
+        on_target_error: ::std::option::Option<super::BlockdevOnError>,
+        on_cbw_error: ::std::option::Option<super::OnCbwError>,
+        auto_finalize: ::std::option::Option<bool>,
+        auto_dismiss: ::std::option::Option<bool>,
+        filter_node_name: ::std::option::Option<::std::string::String>,
+        discard_source: ::std::option::Option<bool>,
+        x_perf: ::std::option::Option<super::BackupPerf>,
+        target: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        mode: ::std::option::Option<super::NewImageMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DriveBackup {
+        const NAME: &'static str = "DriveBackup";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sync" => {
+                    slots.sync = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap-mode" => {
+                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
+                "on-source-error" => {
+                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-target-error" => {
+                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-cbw-error" => {
+                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-finalize" => {
+                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-dismiss" => {
+                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "filter-node-name" => {
+                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-source" => {
+                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DriveBackup {
+                job_id: slots.job_id,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
+                speed: slots.speed,
+                bitmap: slots.bitmap,
+                bitmap_mode: slots.bitmap_mode,
+                compress: slots.compress,
+                on_source_error: slots.on_source_error,
+                on_target_error: slots.on_target_error,
+                on_cbw_error: slots.on_cbw_error,
+                auto_finalize: slots.auto_finalize,
+                auto_dismiss: slots.auto_dismiss,
+                filter_node_name: slots.filter_node_name,
+                discard_source: slots.discard_source,
+                x_perf: slots.x_perf,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                format: slots.format,
+                mode: slots.mode,
+            })
+        }
+    }
+};
+
 /// *Since: 2.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevBackup {
     /// identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
-    #[serde(rename = "job-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
     /// the device name or node-name of a root node which should be
     /// copied.
@@ -2827,78 +7474,207 @@ pub struct BlockdevBackup {
     pub sync: super::MirrorSyncMode,
     /// the maximum speed, in bytes per second.  The default is 0,
     /// for unlimited.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
     /// The name of a dirty bitmap to use.  Must be present if sync
     /// is "bitmap" or "incremental".  Can be present if sync is "full"
     /// or "top".  Must not be present otherwise.
     /// (Since 2.4 ([`drive-backup`](crate::commands::DriveBackup)), 3.1 ([`blockdev-backup`](crate::commands::BlockdevBackup)))
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
     /// Specifies the type of data the bitmap should contain
     /// after the operation concludes.  Must be present if a bitmap was
     /// provided, must **not** be present otherwise.  (Since 4.2)
-    #[serde(rename = "bitmap-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
     /// true to compress data, if the target format supports it.
     /// (default: false) (since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compress: ::std::option::Option<bool>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
     /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
-    #[serde(rename = "on-source-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
     /// the action to take on an error on the target,
     /// default 'report' (no limitations, since this applies to a
     /// different block device than `device`).
-    #[serde(rename = "on-target-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<super::BlockdevOnError>,
     /// policy defining behavior on I/O errors in
     /// copy-before-write jobs; defaults to break-guest-write.
     /// (Since 10.1)
-    #[serde(rename = "on-cbw-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// When false, this job will wait in a PENDING state
     /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 2.12)
-    #[serde(rename = "auto-finalize")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
     /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 2.12)
-    #[serde(rename = "auto-dismiss")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
     /// the node name that should be assigned to the
     /// filter driver that the backup job inserts into the graph above
     /// node specified by `drive`.  If this option is not given, a node
     /// name is autogenerated.  (Since: 4.2)
-    #[serde(rename = "filter-node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filter_node_name: ::std::option::Option<::std::string::String>,
     /// Discard blocks on source which have already been
     /// copied to the target.  (Since 9.1)
-    #[serde(rename = "discard-source")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_source: ::std::option::Option<bool>,
     /// Performance options.  (Since 6.0)
     ///
     /// Feature `unstable`: Member `x-perf` is experimental.
-    #[serde(rename = "x-perf")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_perf: ::std::option::Option<super::BackupPerf>,
     /// the device name or node-name of the backup target node.
     pub target: ::std::string::String,
 }
+
+impl Serialize for BlockdevBackup {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevBackup {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
+        ::qapi_types::private::optional(map, "speed", &self.speed)?;
+        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
+        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
+        ::qapi_types::private::optional(map, "compress", &self.compress)?;
+        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
+        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
+        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
+        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+        ::qapi_types::private::optional(
+            map,
+            "filter-node-name",
+            &self.filter_node_name,
+        )?;
+        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
+        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevBackup {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevBackup`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        job_id: ::std::option::Option<::std::string::String>,
+        device: ::std::option::Option<::std::string::String>,
+        sync: ::std::option::Option<super::MirrorSyncMode>,
+        speed: ::std::option::Option<i64>,
+        bitmap: ::std::option::Option<::std::string::String>,
+        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
+        compress: ::std::option::Option<bool>,
+        on_source_error: ::std::option::Option<super::BlockdevOnError>,
+        on_target_error: ::std::option::Option<super::BlockdevOnError>,
+        on_cbw_error: ::std::option::Option<super::OnCbwError>,
+        auto_finalize: ::std::option::Option<bool>,
+        auto_dismiss: ::std::option::Option<bool>,
+        filter_node_name: ::std::option::Option<::std::string::String>,
+        discard_source: ::std::option::Option<bool>,
+        x_perf: ::std::option::Option<super::BackupPerf>,
+        target: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevBackup {
+        const NAME: &'static str = "BlockdevBackup";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sync" => {
+                    slots.sync = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap-mode" => {
+                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
+                "on-source-error" => {
+                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-target-error" => {
+                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-cbw-error" => {
+                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-finalize" => {
+                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-dismiss" => {
+                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "filter-node-name" => {
+                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-source" => {
+                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevBackup {
+                job_id: slots.job_id,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
+                speed: slots.speed,
+                bitmap: slots.bitmap,
+                bitmap_mode: slots.bitmap_mode,
+                compress: slots.compress,
+                on_source_error: slots.on_source_error,
+                on_target_error: slots.on_target_error,
+                on_cbw_error: slots.on_cbw_error,
+                auto_finalize: slots.auto_finalize,
+                auto_dismiss: slots.auto_dismiss,
+                filter_node_name: slots.filter_node_name,
+                discard_source: slots.discard_source,
+                x_perf: slots.x_perf,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+            })
+        }
+    }
+};
 
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2958,7 +7734,7 @@ impl<'de> Deserialize<'de> for XDbgBlockGraphNodeType {
 }
 
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct XDbgBlockGraphNode {
     /// Block graph node identifier.  This `id` is generated only for
     /// [`x-debug-query-block-graph`](crate::commands::XDebugQueryBlockGraph) and does not relate to any other
@@ -2972,6 +7748,84 @@ pub struct XDbgBlockGraphNode {
     /// the whole graph (with block-jobs and block-backends).
     pub name: ::std::string::String,
 }
+
+impl Serialize for XDbgBlockGraphNode {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for XDbgBlockGraphNode {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for XDbgBlockGraphNode {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`XDbgBlockGraphNode`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<u64>,
+        r#type: ::std::option::Option<super::XDbgBlockGraphNodeType>,
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraphNode {
+        const NAME: &'static str = "XDbgBlockGraphNode";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XDbgBlockGraphNode {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+            })
+        }
+    }
+};
 
 /// Enum of base block permissions.
 ///
@@ -3052,7 +7906,7 @@ impl<'de> Deserialize<'de> for BlockPermission {
 /// Block Graph edge description for [`x-debug-query-block-graph`](crate::commands::XDebugQueryBlockGraph).
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct XDbgBlockGraphEdge {
     /// parent id
     pub parent: u64,
@@ -3064,28 +7918,195 @@ pub struct XDbgBlockGraphEdge {
     pub perm: ::std::vec::Vec<super::BlockPermission>,
     /// permissions that can still be granted to other users
     /// of the child while it is still attached to this parent
-    #[serde(rename = "shared-perm")]
     pub shared_perm: ::std::vec::Vec<super::BlockPermission>,
 }
+
+impl Serialize for XDbgBlockGraphEdge {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for XDbgBlockGraphEdge {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "parent", &self.parent)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "child", &self.child)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "perm", &self.perm)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "shared-perm",
+            &self.shared_perm,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for XDbgBlockGraphEdge {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`XDbgBlockGraphEdge`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        parent: ::std::option::Option<u64>,
+        child: ::std::option::Option<u64>,
+        name: ::std::option::Option<::std::string::String>,
+        perm: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
+        shared_perm: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraphEdge {
+        const NAME: &'static str = "XDbgBlockGraphEdge";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "parent" => {
+                    slots.parent = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "child" => {
+                    slots.child = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "perm" => {
+                    slots.perm = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "shared-perm" => {
+                    slots.shared_perm = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XDbgBlockGraphEdge {
+                parent: slots.parent.ok_or_else(|| E::missing_field("parent"))?,
+                child: slots.child.ok_or_else(|| E::missing_field("child"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                perm: slots.perm.ok_or_else(|| E::missing_field("perm"))?,
+                shared_perm: slots
+                    .shared_perm
+                    .ok_or_else(|| E::missing_field("shared-perm"))?,
+            })
+        }
+    }
+};
 
 /// Block Graph - list of nodes and list of edges.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct XDbgBlockGraph {
     pub nodes: ::std::vec::Vec<super::XDbgBlockGraphNode>,
     pub edges: ::std::vec::Vec<super::XDbgBlockGraphEdge>,
 }
 
+impl Serialize for XDbgBlockGraph {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for XDbgBlockGraph {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "nodes", &self.nodes)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "edges", &self.edges)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for XDbgBlockGraph {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`XDbgBlockGraph`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        nodes: ::std::option::Option<::std::vec::Vec<super::XDbgBlockGraphNode>>,
+        edges: ::std::option::Option<::std::vec::Vec<super::XDbgBlockGraphEdge>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraph {
+        const NAME: &'static str = "XDbgBlockGraph";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "nodes" => {
+                    slots.nodes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "edges" => {
+                    slots.edges = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XDbgBlockGraph {
+                nodes: slots.nodes.ok_or_else(|| E::missing_field("nodes"))?,
+                edges: slots.edges.ok_or_else(|| E::missing_field("edges"))?,
+            })
+        }
+    }
+};
+
 /// A set of parameters describing drive mirror setup.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DriveMirror {
     /// identifier for the newly-created block job.  If omitted,
     /// the device name will be used.  (Since 2.7)
-    #[serde(rename = "job-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub job_id: ::std::option::Option<::std::string::String>,
     /// the device name or node-name of a root node whose writes
     /// should be mirrored.
@@ -3096,18 +8117,14 @@ pub struct DriveMirror {
     pub target: ::std::string::String,
     /// the format of the new destination, default is to probe if
     /// `mode` is 'existing', else the format of the source
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<::std::string::String>,
     /// the new block driver state node name in the graph
     /// (Since 2.1)
-    #[serde(rename = "node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
     /// with sync=full graph node name to be replaced by the new
     /// image when a whole image copy is done.  This can be used to
     /// repair broken Quorum files.  By default, `device` is replaced,
     /// although implicitly created filters on it are kept.  (Since 2.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub replaces: ::std::option::Option<::std::string::String>,
     /// what parts of the disk image should be copied to the
     /// destination (all the disk, only the sectors allocated in the
@@ -3115,65 +8132,193 @@ pub struct DriveMirror {
     pub sync: super::MirrorSyncMode,
     /// whether and how QEMU should create a new image, default is
     /// 'absolute-paths'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::NewImageMode>,
     /// the maximum speed, in bytes per second
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub speed: ::std::option::Option<i64>,
     /// granularity of the dirty bitmap, default is 64K if the
     /// image format doesn't have clusters, 4K if the clusters are
     /// smaller than that, else the cluster size.  Must be a power of 2
     /// between 512 and 64M (since 1.4).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub granularity: ::std::option::Option<u32>,
     /// maximum amount of data in flight from source to target
     /// (since 1.4).
-    #[serde(rename = "buf-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub buf_size: ::std::option::Option<i64>,
     /// the action to take on an error on the source,
     /// default 'report'.  'stop' and 'enospc' can only be used if the
     /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
-    #[serde(rename = "on-source-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_source_error: ::std::option::Option<super::BlockdevOnError>,
     /// the action to take on an error on the target,
     /// default 'report' (no limitations, since this applies to a
     /// different block device than `device`).
-    #[serde(rename = "on-target-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_target_error: ::std::option::Option<super::BlockdevOnError>,
     /// Whether to try to unmap target sectors where source has only
     /// zero.  If true, and target unallocated sectors will read as
     /// zero, target image sectors will be unmapped; otherwise, zeroes
     /// will be written.  Both will result in identical contents.
     /// Default is true.  (Since 2.4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unmap: ::std::option::Option<bool>,
     /// when to copy data to the destination; defaults to
     /// 'background' (Since: 3.0)
-    #[serde(rename = "copy-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub copy_mode: ::std::option::Option<super::MirrorCopyMode>,
     /// When false, this job will wait in a PENDING state
     /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
     /// before making any block graph changes.  When true, this job will
     /// automatically perform its abort or commit actions.  Defaults to
     /// true.  (Since 3.1)
-    #[serde(rename = "auto-finalize")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_finalize: ::std::option::Option<bool>,
     /// When false, this job will wait in a CONCLUDED state
     /// after it has completely ceased all work, and awaits
     /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
     /// without user intervention.  Defaults to true.  (Since 3.1)
-    #[serde(rename = "auto-dismiss")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_dismiss: ::std::option::Option<bool>,
 }
 
+impl Serialize for DriveMirror {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DriveMirror {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+        ::qapi_types::private::optional(map, "replaces", &self.replaces)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(map, "speed", &self.speed)?;
+        ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
+        ::qapi_types::private::optional(map, "buf-size", &self.buf_size)?;
+        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
+        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
+        ::qapi_types::private::optional(map, "unmap", &self.unmap)?;
+        ::qapi_types::private::optional(map, "copy-mode", &self.copy_mode)?;
+        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DriveMirror {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DriveMirror`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        job_id: ::std::option::Option<::std::string::String>,
+        device: ::std::option::Option<::std::string::String>,
+        target: ::std::option::Option<::std::string::String>,
+        format: ::std::option::Option<::std::string::String>,
+        node_name: ::std::option::Option<::std::string::String>,
+        replaces: ::std::option::Option<::std::string::String>,
+        sync: ::std::option::Option<super::MirrorSyncMode>,
+        mode: ::std::option::Option<super::NewImageMode>,
+        speed: ::std::option::Option<i64>,
+        granularity: ::std::option::Option<u32>,
+        buf_size: ::std::option::Option<i64>,
+        on_source_error: ::std::option::Option<super::BlockdevOnError>,
+        on_target_error: ::std::option::Option<super::BlockdevOnError>,
+        unmap: ::std::option::Option<bool>,
+        copy_mode: ::std::option::Option<super::MirrorCopyMode>,
+        auto_finalize: ::std::option::Option<bool>,
+        auto_dismiss: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DriveMirror {
+        const NAME: &'static str = "DriveMirror";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
+                "replaces" => slots.replaces = ::serde::de::MapAccess::next_value(map)?,
+                "sync" => {
+                    slots.sync = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                "granularity" => {
+                    slots.granularity = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "buf-size" => slots.buf_size = ::serde::de::MapAccess::next_value(map)?,
+                "on-source-error" => {
+                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "on-target-error" => {
+                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "unmap" => slots.unmap = ::serde::de::MapAccess::next_value(map)?,
+                "copy-mode" => slots.copy_mode = ::serde::de::MapAccess::next_value(map)?,
+                "auto-finalize" => {
+                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "auto-dismiss" => {
+                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DriveMirror {
+                job_id: slots.job_id,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                format: slots.format,
+                node_name: slots.node_name,
+                replaces: slots.replaces,
+                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
+                mode: slots.mode,
+                speed: slots.speed,
+                granularity: slots.granularity,
+                buf_size: slots.buf_size,
+                on_source_error: slots.on_source_error,
+                on_target_error: slots.on_target_error,
+                unmap: slots.unmap,
+                copy_mode: slots.copy_mode,
+                auto_finalize: slots.auto_finalize,
+                auto_dismiss: slots.auto_dismiss,
+            })
+        }
+    }
+};
+
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmap {
     /// name of device/node which the bitmap is tracking
     pub node: ::std::string::String,
@@ -3181,8 +8326,78 @@ pub struct BlockDirtyBitmap {
     pub name: ::std::string::String,
 }
 
+impl Serialize for BlockDirtyBitmap {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmap {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmap {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmap`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node: ::std::option::Option<::std::string::String>,
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmap {
+        const NAME: &'static str = "BlockDirtyBitmap";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmap {
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapAdd {
     /// name of device/node which the bitmap is tracking
     pub node: ::std::string::String,
@@ -3190,21 +8405,104 @@ pub struct BlockDirtyBitmapAdd {
     pub name: ::std::string::String,
     /// the bitmap granularity, default is 64k for
     /// [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub granularity: ::std::option::Option<u32>,
     /// the bitmap is persistent, i.e. it will be saved to the
     /// corresponding block device image file on its close.  For now
     /// only Qcow2 disks support persistent bitmaps.  Default is false
     /// for [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd).  (Since: 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub persistent: ::std::option::Option<bool>,
     /// the bitmap is created in the disabled state, which means
     /// that it will not track drive changes.  The bitmap may be enabled
     /// with [`block-dirty-bitmap-enable`](crate::commands::BlockDirtyBitmapEnable).  Default is false.
     /// (Since: 4.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub disabled: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockDirtyBitmapAdd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapAdd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
+        ::qapi_types::private::optional(map, "persistent", &self.persistent)?;
+        ::qapi_types::private::optional(map, "disabled", &self.disabled)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapAdd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapAdd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node: ::std::option::Option<::std::string::String>,
+        name: ::std::option::Option<::std::string::String>,
+        granularity: ::std::option::Option<u32>,
+        persistent: ::std::option::Option<bool>,
+        disabled: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapAdd {
+        const NAME: &'static str = "BlockDirtyBitmapAdd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "granularity" => {
+                    slots.granularity = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "persistent" => {
+                    slots.persistent = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "disabled" => slots.disabled = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapAdd {
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                granularity: slots.granularity,
+                persistent: slots.persistent,
+                disabled: slots.disabled,
+            })
+        }
+    }
+};
 
 /// *Since: 4.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -3262,7 +8560,7 @@ impl<'de> Deserialize<'de> for BlockDirtyBitmapOrStr {
 }
 
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapMerge {
     /// name of device/node which the `target` bitmap is tracking
     pub node: ::std::string::String,
@@ -3274,28 +8572,166 @@ pub struct BlockDirtyBitmapMerge {
     pub bitmaps: ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
 }
 
+impl Serialize for BlockDirtyBitmapMerge {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapMerge {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bitmaps", &self.bitmaps)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapMerge {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapMerge`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node: ::std::option::Option<::std::string::String>,
+        target: ::std::option::Option<::std::string::String>,
+        bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapMerge {
+        const NAME: &'static str = "BlockDirtyBitmapMerge";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bitmaps" => {
+                    slots.bitmaps = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapMerge {
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                bitmaps: slots.bitmaps.ok_or_else(|| E::missing_field("bitmaps"))?,
+            })
+        }
+    }
+};
+
 /// SHA256 hash of dirty bitmap data
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapSha256 {
     /// ASCII representation of SHA256 bitmap hash
     pub sha256: ::std::string::String,
 }
 
+impl Serialize for BlockDirtyBitmapSha256 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapSha256 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "sha256", &self.sha256)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapSha256 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapSha256`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sha256: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapSha256 {
+        const NAME: &'static str = "BlockDirtyBitmapSha256";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sha256" => {
+                    slots.sha256 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapSha256 {
+                sha256: slots.sha256.ok_or_else(|| E::missing_field("sha256"))?,
+            })
+        }
+    }
+};
+
 /// A set of parameters describing block throttling.
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockIOThrottle {
     /// Block device name
     ///
     /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
     #[deprecated(note = "Block device name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub device: ::std::option::Option<::std::string::String>,
     /// The name or QOM path of the guest device (since: 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// total throughput limit in bytes per second
     pub bps: i64,
@@ -3310,65 +8746,253 @@ pub struct BlockIOThrottle {
     /// write I/O operations per second
     pub iops_wr: i64,
     /// total throughput limit during bursts, in bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_max: ::std::option::Option<i64>,
     /// read throughput limit during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_rd_max: ::std::option::Option<i64>,
     /// write throughput limit during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_wr_max: ::std::option::Option<i64>,
     /// total I/O operations per second during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_max: ::std::option::Option<i64>,
     /// read I/O operations per second during bursts, in bytes
     /// (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_rd_max: ::std::option::Option<i64>,
     /// write I/O operations per second during bursts, in
     /// bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_wr_max: ::std::option::Option<i64>,
     /// maximum length of the `bps_max` burst period, in
     /// seconds.  It must only be set if `bps_max` is set as well.
     /// Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_max_length: ::std::option::Option<i64>,
     /// maximum length of the `bps_rd_max` burst period,
     /// in seconds.  It must only be set if `bps_rd_max` is set as well.
     /// Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_rd_max_length: ::std::option::Option<i64>,
     /// maximum length of the `bps_wr_max` burst period,
     /// in seconds.  It must only be set if `bps_wr_max` is set as well.
     /// Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_wr_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops` burst period, in
     /// seconds.  It must only be set if `iops_max` is set as well.
     /// Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops_rd_max` burst
     /// period, in seconds.  It must only be set if `iops_rd_max` is set
     /// as well.  Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_rd_max_length: ::std::option::Option<i64>,
     /// maximum length of the `iops_wr_max` burst
     /// period, in seconds.  It must only be set if `iops_wr_max` is set
     /// as well.  Defaults to 1.  (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_wr_max_length: ::std::option::Option<i64>,
     /// an I/O size in bytes (Since 1.7)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_size: ::std::option::Option<i64>,
     /// throttle group name (Since 2.4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockIOThrottle {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockIOThrottle {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "device", &self.device)?;
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps", &self.bps)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps_rd", &self.bps_rd)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bps_wr", &self.bps_wr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops", &self.iops)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops_rd", &self.iops_rd)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iops_wr", &self.iops_wr)?;
+        ::qapi_types::private::optional(map, "bps_max", &self.bps_max)?;
+        ::qapi_types::private::optional(map, "bps_rd_max", &self.bps_rd_max)?;
+        ::qapi_types::private::optional(map, "bps_wr_max", &self.bps_wr_max)?;
+        ::qapi_types::private::optional(map, "iops_max", &self.iops_max)?;
+        ::qapi_types::private::optional(map, "iops_rd_max", &self.iops_rd_max)?;
+        ::qapi_types::private::optional(map, "iops_wr_max", &self.iops_wr_max)?;
+        ::qapi_types::private::optional(map, "bps_max_length", &self.bps_max_length)?;
+        ::qapi_types::private::optional(
+            map,
+            "bps_rd_max_length",
+            &self.bps_rd_max_length,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "bps_wr_max_length",
+            &self.bps_wr_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops_max_length", &self.iops_max_length)?;
+        ::qapi_types::private::optional(
+            map,
+            "iops_rd_max_length",
+            &self.iops_rd_max_length,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "iops_wr_max_length",
+            &self.iops_wr_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops_size", &self.iops_size)?;
+        ::qapi_types::private::optional(map, "group", &self.group)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockIOThrottle {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockIOThrottle`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        id: ::std::option::Option<::std::string::String>,
+        bps: ::std::option::Option<i64>,
+        bps_rd: ::std::option::Option<i64>,
+        bps_wr: ::std::option::Option<i64>,
+        iops: ::std::option::Option<i64>,
+        iops_rd: ::std::option::Option<i64>,
+        iops_wr: ::std::option::Option<i64>,
+        bps_max: ::std::option::Option<i64>,
+        bps_rd_max: ::std::option::Option<i64>,
+        bps_wr_max: ::std::option::Option<i64>,
+        iops_max: ::std::option::Option<i64>,
+        iops_rd_max: ::std::option::Option<i64>,
+        iops_wr_max: ::std::option::Option<i64>,
+        bps_max_length: ::std::option::Option<i64>,
+        bps_rd_max_length: ::std::option::Option<i64>,
+        bps_wr_max_length: ::std::option::Option<i64>,
+        iops_max_length: ::std::option::Option<i64>,
+        iops_rd_max_length: ::std::option::Option<i64>,
+        iops_wr_max_length: ::std::option::Option<i64>,
+        iops_size: ::std::option::Option<i64>,
+        group: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockIOThrottle {
+        const NAME: &'static str = "BlockIOThrottle";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "bps" => {
+                    slots.bps = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_rd" => {
+                    slots.bps_rd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_wr" => {
+                    slots.bps_wr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops" => {
+                    slots.iops = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops_rd" => {
+                    slots.iops_rd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iops_wr" => {
+                    slots.iops_wr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bps_max" => slots.bps_max = ::serde::de::MapAccess::next_value(map)?,
+                "bps_rd_max" => {
+                    slots.bps_rd_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_wr_max" => {
+                    slots.bps_wr_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_max" => slots.iops_max = ::serde::de::MapAccess::next_value(map)?,
+                "iops_rd_max" => {
+                    slots.iops_rd_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_wr_max" => {
+                    slots.iops_wr_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_max_length" => {
+                    slots.bps_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_rd_max_length" => {
+                    slots.bps_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps_wr_max_length" => {
+                    slots.bps_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_max_length" => {
+                    slots.iops_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_rd_max_length" => {
+                    slots.iops_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_wr_max_length" => {
+                    slots.iops_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops_size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
+                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockIOThrottle {
+                device: slots.device,
+                id: slots.id,
+                bps: slots.bps.ok_or_else(|| E::missing_field("bps"))?,
+                bps_rd: slots.bps_rd.ok_or_else(|| E::missing_field("bps_rd"))?,
+                bps_wr: slots.bps_wr.ok_or_else(|| E::missing_field("bps_wr"))?,
+                iops: slots.iops.ok_or_else(|| E::missing_field("iops"))?,
+                iops_rd: slots.iops_rd.ok_or_else(|| E::missing_field("iops_rd"))?,
+                iops_wr: slots.iops_wr.ok_or_else(|| E::missing_field("iops_wr"))?,
+                bps_max: slots.bps_max,
+                bps_rd_max: slots.bps_rd_max,
+                bps_wr_max: slots.bps_wr_max,
+                iops_max: slots.iops_max,
+                iops_rd_max: slots.iops_rd_max,
+                iops_wr_max: slots.iops_wr_max,
+                bps_max_length: slots.bps_max_length,
+                bps_rd_max_length: slots.bps_rd_max_length,
+                bps_wr_max_length: slots.bps_wr_max_length,
+                iops_max_length: slots.iops_max_length,
+                iops_rd_max_length: slots.iops_rd_max_length,
+                iops_wr_max_length: slots.iops_wr_max_length,
+                iops_size: slots.iops_size,
+                group: slots.group,
+            })
+        }
+    }
+};
 
 /// Limit parameters for throttling.  Since some limit combinations are
 /// illegal, limits should always be set in one transaction.  All fields
@@ -3376,199 +9000,603 @@ pub struct BlockIOThrottle {
 /// current value is not changed.
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThrottleLimits {
     /// limit total I/O operations per second
-    #[serde(rename = "iops-total")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_total: ::std::option::Option<i64>,
     /// I/O operations burst
-    #[serde(rename = "iops-total-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_total_max: ::std::option::Option<i64>,
     /// length of the iops-total-max burst period,
     /// in seconds.  It must only be set if `iops-total-max` is set as
     /// well.
-    #[serde(rename = "iops-total-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_total_max_length: ::std::option::Option<i64>,
     /// limit read operations per second
-    #[serde(rename = "iops-read")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_read: ::std::option::Option<i64>,
     /// I/O operations read burst
-    #[serde(rename = "iops-read-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_read_max: ::std::option::Option<i64>,
     /// length of the iops-read-max burst period, in
     /// seconds.  It must only be set if `iops-read-max` is set as well.
-    #[serde(rename = "iops-read-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_read_max_length: ::std::option::Option<i64>,
     /// limit write operations per second
-    #[serde(rename = "iops-write")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_write: ::std::option::Option<i64>,
     /// I/O operations write burst
-    #[serde(rename = "iops-write-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_write_max: ::std::option::Option<i64>,
     /// length of the iops-write-max burst period,
     /// in seconds.  It must only be set if `iops-write-max` is set as
     /// well.
-    #[serde(rename = "iops-write-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_write_max_length: ::std::option::Option<i64>,
     /// limit total bytes per second
-    #[serde(rename = "bps-total")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_total: ::std::option::Option<i64>,
     /// total bytes burst
-    #[serde(rename = "bps-total-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_total_max: ::std::option::Option<i64>,
     /// length of the bps-total-max burst period, in
     /// seconds.  It must only be set if `bps-total-max` is set as well.
-    #[serde(rename = "bps-total-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_total_max_length: ::std::option::Option<i64>,
     /// limit read bytes per second
-    #[serde(rename = "bps-read")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_read: ::std::option::Option<i64>,
     /// total bytes read burst
-    #[serde(rename = "bps-read-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_read_max: ::std::option::Option<i64>,
     /// length of the bps-read-max burst period, in
     /// seconds.  It must only be set if `bps-read-max` is set as well.
-    #[serde(rename = "bps-read-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_read_max_length: ::std::option::Option<i64>,
     /// limit write bytes per second
-    #[serde(rename = "bps-write")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_write: ::std::option::Option<i64>,
     /// total bytes write burst
-    #[serde(rename = "bps-write-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_write_max: ::std::option::Option<i64>,
     /// length of the bps-write-max burst period, in
     /// seconds.  It must only be set if `bps-write-max` is set as well.
-    #[serde(rename = "bps-write-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bps_write_max_length: ::std::option::Option<i64>,
     /// when limiting by iops max size of an I/O in bytes
-    #[serde(rename = "iops-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iops_size: ::std::option::Option<i64>,
 }
+
+impl Serialize for ThrottleLimits {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ThrottleLimits {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "iops-total", &self.iops_total)?;
+        ::qapi_types::private::optional(map, "iops-total-max", &self.iops_total_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "iops-total-max-length",
+            &self.iops_total_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops-read", &self.iops_read)?;
+        ::qapi_types::private::optional(map, "iops-read-max", &self.iops_read_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "iops-read-max-length",
+            &self.iops_read_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops-write", &self.iops_write)?;
+        ::qapi_types::private::optional(map, "iops-write-max", &self.iops_write_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "iops-write-max-length",
+            &self.iops_write_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "bps-total", &self.bps_total)?;
+        ::qapi_types::private::optional(map, "bps-total-max", &self.bps_total_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "bps-total-max-length",
+            &self.bps_total_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "bps-read", &self.bps_read)?;
+        ::qapi_types::private::optional(map, "bps-read-max", &self.bps_read_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "bps-read-max-length",
+            &self.bps_read_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "bps-write", &self.bps_write)?;
+        ::qapi_types::private::optional(map, "bps-write-max", &self.bps_write_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "bps-write-max-length",
+            &self.bps_write_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "iops-size", &self.iops_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ThrottleLimits {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ThrottleLimits`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        iops_total: ::std::option::Option<i64>,
+        iops_total_max: ::std::option::Option<i64>,
+        iops_total_max_length: ::std::option::Option<i64>,
+        iops_read: ::std::option::Option<i64>,
+        iops_read_max: ::std::option::Option<i64>,
+        iops_read_max_length: ::std::option::Option<i64>,
+        iops_write: ::std::option::Option<i64>,
+        iops_write_max: ::std::option::Option<i64>,
+        iops_write_max_length: ::std::option::Option<i64>,
+        bps_total: ::std::option::Option<i64>,
+        bps_total_max: ::std::option::Option<i64>,
+        bps_total_max_length: ::std::option::Option<i64>,
+        bps_read: ::std::option::Option<i64>,
+        bps_read_max: ::std::option::Option<i64>,
+        bps_read_max_length: ::std::option::Option<i64>,
+        bps_write: ::std::option::Option<i64>,
+        bps_write_max: ::std::option::Option<i64>,
+        bps_write_max_length: ::std::option::Option<i64>,
+        iops_size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ThrottleLimits {
+        const NAME: &'static str = "ThrottleLimits";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "iops-total" => {
+                    slots.iops_total = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-total-max" => {
+                    slots.iops_total_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-total-max-length" => {
+                    slots.iops_total_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "iops-read" => slots.iops_read = ::serde::de::MapAccess::next_value(map)?,
+                "iops-read-max" => {
+                    slots.iops_read_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-read-max-length" => {
+                    slots.iops_read_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-write" => {
+                    slots.iops_write = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-write-max" => {
+                    slots.iops_write_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-write-max-length" => {
+                    slots.iops_write_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "bps-total" => slots.bps_total = ::serde::de::MapAccess::next_value(map)?,
+                "bps-total-max" => {
+                    slots.bps_total_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps-total-max-length" => {
+                    slots.bps_total_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps-read" => slots.bps_read = ::serde::de::MapAccess::next_value(map)?,
+                "bps-read-max" => {
+                    slots.bps_read_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps-read-max-length" => {
+                    slots.bps_read_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps-write" => slots.bps_write = ::serde::de::MapAccess::next_value(map)?,
+                "bps-write-max" => {
+                    slots.bps_write_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bps-write-max-length" => {
+                    slots.bps_write_max_length = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "iops-size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ThrottleLimits {
+                iops_total: slots.iops_total,
+                iops_total_max: slots.iops_total_max,
+                iops_total_max_length: slots.iops_total_max_length,
+                iops_read: slots.iops_read,
+                iops_read_max: slots.iops_read_max,
+                iops_read_max_length: slots.iops_read_max_length,
+                iops_write: slots.iops_write,
+                iops_write_max: slots.iops_write_max,
+                iops_write_max_length: slots.iops_write_max_length,
+                bps_total: slots.bps_total,
+                bps_total_max: slots.bps_total_max,
+                bps_total_max_length: slots.bps_total_max_length,
+                bps_read: slots.bps_read,
+                bps_read_max: slots.bps_read_max,
+                bps_read_max_length: slots.bps_read_max_length,
+                bps_write: slots.bps_write,
+                bps_write_max: slots.bps_write_max,
+                bps_write_max_length: slots.bps_write_max_length,
+                iops_size: slots.iops_size,
+            })
+        }
+    }
+};
 
 /// Properties for throttle-group objects.
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThrottleGroupProperties {
     /// limits to apply for this throttle group
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub limits: ::std::option::Option<super::ThrottleLimits>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-total")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_total: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-total-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_total_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-total-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_total_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-read")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_read: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-read-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_read_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-read-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_read_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-write")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_write: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-write-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_write_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-write-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_write_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-total")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_total: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-total-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_total_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-total-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_total_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-read")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_read: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-read-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_read_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-read-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_read_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-write")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_write: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-write-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_write_max: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-bps-write-max-length")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_bps_write_max_length: ::std::option::Option<i64>,
     /// Feature `unstable`: All members starting with x- are aliases for the same key without x- in the `limits` object.  This is not a stable interface and may be removed or changed incompatibly in the future.  Use `limits` for a supported stable interface.
-    #[serde(rename = "x-iops-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_iops_size: ::std::option::Option<i64>,
 }
 
+impl Serialize for ThrottleGroupProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ThrottleGroupProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "limits", &self.limits)?;
+        ::qapi_types::private::optional(map, "x-iops-total", &self.x_iops_total)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-iops-total-max",
+            &self.x_iops_total_max,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "x-iops-total-max-length",
+            &self.x_iops_total_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-iops-read", &self.x_iops_read)?;
+        ::qapi_types::private::optional(map, "x-iops-read-max", &self.x_iops_read_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-iops-read-max-length",
+            &self.x_iops_read_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-iops-write", &self.x_iops_write)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-iops-write-max",
+            &self.x_iops_write_max,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "x-iops-write-max-length",
+            &self.x_iops_write_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-bps-total", &self.x_bps_total)?;
+        ::qapi_types::private::optional(map, "x-bps-total-max", &self.x_bps_total_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-bps-total-max-length",
+            &self.x_bps_total_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-bps-read", &self.x_bps_read)?;
+        ::qapi_types::private::optional(map, "x-bps-read-max", &self.x_bps_read_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-bps-read-max-length",
+            &self.x_bps_read_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-bps-write", &self.x_bps_write)?;
+        ::qapi_types::private::optional(map, "x-bps-write-max", &self.x_bps_write_max)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-bps-write-max-length",
+            &self.x_bps_write_max_length,
+        )?;
+        ::qapi_types::private::optional(map, "x-iops-size", &self.x_iops_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ThrottleGroupProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ThrottleGroupProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        limits: ::std::option::Option<super::ThrottleLimits>,
+        x_iops_total: ::std::option::Option<i64>,
+        x_iops_total_max: ::std::option::Option<i64>,
+        x_iops_total_max_length: ::std::option::Option<i64>,
+        x_iops_read: ::std::option::Option<i64>,
+        x_iops_read_max: ::std::option::Option<i64>,
+        x_iops_read_max_length: ::std::option::Option<i64>,
+        x_iops_write: ::std::option::Option<i64>,
+        x_iops_write_max: ::std::option::Option<i64>,
+        x_iops_write_max_length: ::std::option::Option<i64>,
+        x_bps_total: ::std::option::Option<i64>,
+        x_bps_total_max: ::std::option::Option<i64>,
+        x_bps_total_max_length: ::std::option::Option<i64>,
+        x_bps_read: ::std::option::Option<i64>,
+        x_bps_read_max: ::std::option::Option<i64>,
+        x_bps_read_max_length: ::std::option::Option<i64>,
+        x_bps_write: ::std::option::Option<i64>,
+        x_bps_write_max: ::std::option::Option<i64>,
+        x_bps_write_max_length: ::std::option::Option<i64>,
+        x_iops_size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ThrottleGroupProperties {
+        const NAME: &'static str = "ThrottleGroupProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
+                "x-iops-total" => {
+                    slots.x_iops_total = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-total-max" => {
+                    slots.x_iops_total_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-total-max-length" => {
+                    slots.x_iops_total_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-iops-read" => {
+                    slots.x_iops_read = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-read-max" => {
+                    slots.x_iops_read_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-read-max-length" => {
+                    slots.x_iops_read_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-iops-write" => {
+                    slots.x_iops_write = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-write-max" => {
+                    slots.x_iops_write_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-iops-write-max-length" => {
+                    slots.x_iops_write_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-bps-total" => {
+                    slots.x_bps_total = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-total-max" => {
+                    slots.x_bps_total_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-total-max-length" => {
+                    slots.x_bps_total_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-bps-read" => {
+                    slots.x_bps_read = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-read-max" => {
+                    slots.x_bps_read_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-read-max-length" => {
+                    slots.x_bps_read_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-bps-write" => {
+                    slots.x_bps_write = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-write-max" => {
+                    slots.x_bps_write_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-bps-write-max-length" => {
+                    slots.x_bps_write_max_length = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "x-iops-size" => {
+                    slots.x_iops_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ThrottleGroupProperties {
+                limits: slots.limits,
+                x_iops_total: slots.x_iops_total,
+                x_iops_total_max: slots.x_iops_total_max,
+                x_iops_total_max_length: slots.x_iops_total_max_length,
+                x_iops_read: slots.x_iops_read,
+                x_iops_read_max: slots.x_iops_read_max,
+                x_iops_read_max_length: slots.x_iops_read_max_length,
+                x_iops_write: slots.x_iops_write,
+                x_iops_write_max: slots.x_iops_write_max,
+                x_iops_write_max_length: slots.x_iops_write_max_length,
+                x_bps_total: slots.x_bps_total,
+                x_bps_total_max: slots.x_bps_total_max,
+                x_bps_total_max_length: slots.x_bps_total_max_length,
+                x_bps_read: slots.x_bps_read,
+                x_bps_read_max: slots.x_bps_read_max,
+                x_bps_read_max_length: slots.x_bps_read_max_length,
+                x_bps_write: slots.x_bps_write,
+                x_bps_write_max: slots.x_bps_write_max,
+                x_bps_write_max_length: slots.x_bps_write_max_length,
+                x_iops_size: slots.x_iops_size,
+            })
+        }
+    }
+};
+
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockJobChangeOptionsMirror {
     /// Switch to this copy mode.  Currently, only the switch
     /// from 'background' to 'write-blocking' is implemented.
-    #[serde(rename = "copy-mode")]
     pub copy_mode: super::MirrorCopyMode,
 }
+
+impl Serialize for BlockJobChangeOptionsMirror {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobChangeOptionsMirror {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "copy-mode", &self.copy_mode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockJobChangeOptionsMirror {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockJobChangeOptionsMirror`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        copy_mode: ::std::option::Option<super::MirrorCopyMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockJobChangeOptionsMirror {
+        const NAME: &'static str = "BlockJobChangeOptionsMirror";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "copy-mode" => {
+                    slots.copy_mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockJobChangeOptionsMirror {
+                copy_mode: slots.copy_mode.ok_or_else(|| E::missing_field("copy-mode"))?,
+            })
+        }
+    }
+};
 
 /// Block job options that can be changed after job creation.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockJobChangeOptions {
     /// The job identifier
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: BlockJobChangeOptionsBranch,
+}
+
+impl Serialize for BlockJobChangeOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobChangeOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockJobChangeOptions {
@@ -3687,39 +9715,83 @@ const _: () = {
 };
 
 /// The branches of [`BlockJobChangeOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockJobChangeOptionsBranch {
     /// `type` is `mirror`.
-    #[serde(rename = "mirror")]
     Mirror(super::BlockJobChangeOptionsMirror),
     /// `type` is `commit`.
-    #[serde(rename = "commit")]
     Commit,
     /// `type` is `stream`.
-    #[serde(rename = "stream")]
     Stream,
     /// `type` is `backup`.
-    #[serde(rename = "backup")]
     Backup,
     /// `type` is `create`.
-    #[serde(rename = "create")]
     Create,
     /// `type` is `amend`.
-    #[serde(rename = "amend")]
     Amend,
     /// `type` is `snapshot-load`.
-    #[serde(rename = "snapshot-load")]
     SnapshotLoad,
     /// `type` is `snapshot-save`.
-    #[serde(rename = "snapshot-save")]
     SnapshotSave,
     /// `type` is `snapshot-delete`.
-    #[serde(rename = "snapshot-delete")]
     SnapshotDelete,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockJobChangeOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockJobChangeOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockJobChangeOptionsBranch::Mirror(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "mirror")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockJobChangeOptionsBranch::Commit => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "commit")
+            }
+            BlockJobChangeOptionsBranch::Stream => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "stream")
+            }
+            BlockJobChangeOptionsBranch::Backup => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "backup")
+            }
+            BlockJobChangeOptionsBranch::Create => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "create")
+            }
+            BlockJobChangeOptionsBranch::Amend => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "amend")
+            }
+            BlockJobChangeOptionsBranch::SnapshotLoad => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "snapshot-load")
+            }
+            BlockJobChangeOptionsBranch::SnapshotSave => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "snapshot-save")
+            }
+            BlockJobChangeOptionsBranch::SnapshotDelete => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "snapshot-delete",
+                )
+            }
+            BlockJobChangeOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Determines how to handle discard requests.
@@ -3904,17 +9976,76 @@ impl<'de> Deserialize<'de> for BlockdevAioOptions {
 /// Includes cache-related options for block devices
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCacheOptions {
     /// enables use of O_DIRECT (bypass the host page cache;
     /// default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub direct: ::std::option::Option<bool>,
     /// ignore any flush requests for the device (default: false)
-    #[serde(rename = "no-flush")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub no_flush: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevCacheOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCacheOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "direct", &self.direct)?;
+        ::qapi_types::private::optional(map, "no-flush", &self.no_flush)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCacheOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCacheOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        direct: ::std::option::Option<bool>,
+        no_flush: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCacheOptions {
+        const NAME: &'static str = "BlockdevCacheOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "direct" => slots.direct = ::serde::de::MapAccess::next_value(map)?,
+                "no-flush" => slots.no_flush = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCacheOptions {
+                direct: slots.direct,
+                no_flush: slots.no_flush,
+            })
+        }
+    }
+};
 
 /// Drivers that are supported in block device operations.
 ///
@@ -4128,31 +10259,25 @@ impl<'de> Deserialize<'de> for BlockdevDriver {
 /// # Features
 ///
 /// - `dynamic-auto-read-only`: If present, enabled auto-read-only means that the driver will open the image read-only at first, dynamically reopen the image file read-write when the first writer is attached to the node and reopen read-only when the last writer is detached.  This allows giving QEMU write permissions only on demand when an operation actually needs write access.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsFile {
     /// path to the image file
     pub filename: ::std::string::String,
     /// the id for the object that will handle persistent
     /// reservations for this device (default: none, forward the
     /// commands via SG_IO; since 2.11)
-    #[serde(rename = "pr-manager")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pr_manager: ::std::option::Option<::std::string::String>,
     /// whether to enable file locking.  If set to 'auto', only
     /// enable when Open File Descriptor (OFD) locking API is available
     /// (default: auto, since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub locking: ::std::option::Option<super::OnOffAuto>,
     /// AIO backend (default: threads) (since: 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio: ::std::option::Option<super::BlockdevAioOptions>,
     /// maximum number of requests to batch together into a
     /// single submission in the AIO backend.  The smallest value
     /// between this and the aio-max-batch value of the IOThread object
     /// is chosen.  0 means that the AIO backend will handle it
     /// automatically.  (default: 0, since 6.2)
-    #[serde(rename = "aio-max-batch")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
     /// invalidate page cache during live migration.  This
     /// prevents stale data on the migration destination with
@@ -4160,8 +10285,6 @@ pub struct BlockdevOptionsFile {
     /// (default: on, since: 4.0)
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "drop-cache")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub drop_cache: ::std::option::Option<bool>,
     /// whether to check that page cache was dropped
     /// on live migration.  May cause noticeable delays if the image
@@ -4169,32 +10292,195 @@ pub struct BlockdevOptionsFile {
     /// (since: 3.0)
     ///
     /// Feature `unstable`: Member x-check-cache-dropped is meant for debugging.
-    #[serde(rename = "x-check-cache-dropped")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_check_cache_dropped: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevOptionsFile {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsFile {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::qapi_types::private::optional(map, "pr-manager", &self.pr_manager)?;
+        ::qapi_types::private::optional(map, "locking", &self.locking)?;
+        ::qapi_types::private::optional(map, "aio", &self.aio)?;
+        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
+        ::qapi_types::private::optional(map, "drop-cache", &self.drop_cache)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-check-cache-dropped",
+            &self.x_check_cache_dropped,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsFile {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsFile`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        pr_manager: ::std::option::Option<::std::string::String>,
+        locking: ::std::option::Option<super::OnOffAuto>,
+        aio: ::std::option::Option<super::BlockdevAioOptions>,
+        aio_max_batch: ::std::option::Option<i64>,
+        drop_cache: ::std::option::Option<bool>,
+        x_check_cache_dropped: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsFile {
+        const NAME: &'static str = "BlockdevOptionsFile";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "pr-manager" => {
+                    slots.pr_manager = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "locking" => slots.locking = ::serde::de::MapAccess::next_value(map)?,
+                "aio" => slots.aio = ::serde::de::MapAccess::next_value(map)?,
+                "aio-max-batch" => {
+                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "drop-cache" => {
+                    slots.drop_cache = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-check-cache-dropped" => {
+                    slots.x_check_cache_dropped = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsFile {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                pr_manager: slots.pr_manager,
+                locking: slots.locking,
+                aio: slots.aio,
+                aio_max_batch: slots.aio_max_batch,
+                drop_cache: slots.drop_cache,
+                x_check_cache_dropped: slots.x_check_cache_dropped,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the null backend.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsNull {
     /// size of the device in bytes.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<i64>,
     /// emulated latency (in nanoseconds) in processing
     /// requests.  Default to zero which completes requests immediately.
     /// (Since 2.4)
-    #[serde(rename = "latency-ns")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency_ns: ::std::option::Option<u64>,
     /// if true, reads from the device produce zeroes; if
     /// false, the buffer is left unchanged.
     /// (default: false; since: 4.1)
-    #[serde(rename = "read-zeroes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_zeroes: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevOptionsNull {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsNull {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "latency-ns", &self.latency_ns)?;
+        ::qapi_types::private::optional(map, "read-zeroes", &self.read_zeroes)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsNull {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsNull`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        size: ::std::option::Option<i64>,
+        latency_ns: ::std::option::Option<u64>,
+        read_zeroes: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNull {
+        const NAME: &'static str = "BlockdevOptionsNull";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
+                "latency-ns" => {
+                    slots.latency_ns = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "read-zeroes" => {
+                    slots.read_zeroes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsNull {
+                size: slots.size,
+                latency_ns: slots.latency_ns,
+                read_zeroes: slots.read_zeroes,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the NVMe backend.
 ///
@@ -4202,7 +10488,7 @@ pub struct BlockdevOptionsNull {
 /// kernel driver before instructing QEMU to add the blockdev.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsNVMe {
     /// PCI controller address of the NVMe device in format
     /// hhhh:bb:ss.f (host:bus:slot.function)
@@ -4211,75 +10497,417 @@ pub struct BlockdevOptionsNVMe {
     pub namespace: i64,
 }
 
+impl Serialize for BlockdevOptionsNVMe {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsNVMe {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "namespace", &self.namespace)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsNVMe {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsNVMe`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        namespace: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNVMe {
+        const NAME: &'static str = "BlockdevOptionsNVMe";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "namespace" => {
+                    slots.namespace = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsNVMe {
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                namespace: slots.namespace.ok_or_else(|| E::missing_field("namespace"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for the vvfat protocol.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsVVFAT {
     /// directory to be exported as FAT image
     pub dir: ::std::string::String,
     /// FAT type: 12, 16 or 32
-    #[serde(rename = "fat-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fat_type: ::std::option::Option<i64>,
     /// whether to export a floppy image (true) or partitioned hard
     /// disk (false; default)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub floppy: ::std::option::Option<bool>,
     /// set the volume label, limited to 11 bytes.  FAT16 and FAT32
     /// traditionally have some restrictions on labels, which are
     /// ignored by most operating systems.  Defaults to "QEMU VVFAT".
     /// (since 2.4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub label: ::std::option::Option<::std::string::String>,
     /// whether to allow write operations (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rw: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevOptionsVVFAT {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsVVFAT {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "dir", &self.dir)?;
+        ::qapi_types::private::optional(map, "fat-type", &self.fat_type)?;
+        ::qapi_types::private::optional(map, "floppy", &self.floppy)?;
+        ::qapi_types::private::optional(map, "label", &self.label)?;
+        ::qapi_types::private::optional(map, "rw", &self.rw)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsVVFAT {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsVVFAT`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dir: ::std::option::Option<::std::string::String>,
+        fat_type: ::std::option::Option<i64>,
+        floppy: ::std::option::Option<bool>,
+        label: ::std::option::Option<::std::string::String>,
+        rw: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVVFAT {
+        const NAME: &'static str = "BlockdevOptionsVVFAT";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dir" => {
+                    slots.dir = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "fat-type" => slots.fat_type = ::serde::de::MapAccess::next_value(map)?,
+                "floppy" => slots.floppy = ::serde::de::MapAccess::next_value(map)?,
+                "label" => slots.label = ::serde::de::MapAccess::next_value(map)?,
+                "rw" => slots.rw = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsVVFAT {
+                dir: slots.dir.ok_or_else(|| E::missing_field("dir"))?,
+                fat_type: slots.fat_type,
+                floppy: slots.floppy,
+                label: slots.label,
+                rw: slots.rw,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for image format that have no
 /// option besides their data source.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsGenericFormat {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
 
+impl Serialize for BlockdevOptionsGenericFormat {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsGenericFormat {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsGenericFormat {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsGenericFormat`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGenericFormat {
+        const NAME: &'static str = "BlockdevOptionsGenericFormat";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsGenericFormat {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for LUKS.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsLUKS {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when doing a metadata-only
     /// probe of the image.  (since 2.6)
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
     /// block device holding a detached LUKS header.  (since 9.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub header: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
+
+impl Serialize for BlockdevOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::qapi_types::private::optional(map, "header", &self.header)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        key_secret: ::std::option::Option<::std::string::String>,
+        header: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsLUKS {
+        const NAME: &'static str = "BlockdevOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "header" => slots.header = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsLUKS {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                key_secret: slots.key_secret,
+                header: slots.header,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for image format that have no
 /// option besides their data source and an optional backing file.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsGenericCOWFormat {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
 }
+
+impl Serialize for BlockdevOptionsGenericCOWFormat {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsGenericCOWFormat {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "backing", &self.backing)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsGenericCOWFormat {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsGenericCOWFormat`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGenericCOWFormat {
+        const NAME: &'static str = "BlockdevOptionsGenericCOWFormat";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing" => {
+                    slots.backing = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsGenericCOWFormat {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                backing: slots.backing,
+            })
+        }
+    }
+};
 
 /// General overlap check modes.
 ///
@@ -4353,49 +10981,142 @@ impl<'de> Deserialize<'de> for Qcow2OverlapCheckMode {
 /// according to the template given.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Qcow2OverlapCheckFlags {
     /// Specifies a template mode which can be adjusted using the
     /// other flags, defaults to 'cached'
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub template: ::std::option::Option<super::Qcow2OverlapCheckMode>,
     /// Qcow2 format header
-    #[serde(rename = "main-header")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub main_header: ::std::option::Option<bool>,
     /// Qcow2 active L1 table
-    #[serde(rename = "active-l1")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub active_l1: ::std::option::Option<bool>,
     /// Qcow2 active L2 table
-    #[serde(rename = "active-l2")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub active_l2: ::std::option::Option<bool>,
     /// Qcow2 refcount table
-    #[serde(rename = "refcount-table")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refcount_table: ::std::option::Option<bool>,
     /// Qcow2 refcount blocks
-    #[serde(rename = "refcount-block")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refcount_block: ::std::option::Option<bool>,
     /// Qcow2 snapshot table
-    #[serde(rename = "snapshot-table")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshot_table: ::std::option::Option<bool>,
     /// Qcow2 inactive L1 tables
-    #[serde(rename = "inactive-l1")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inactive_l1: ::std::option::Option<bool>,
     /// Qcow2 inactive L2 tables
-    #[serde(rename = "inactive-l2")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inactive_l2: ::std::option::Option<bool>,
     /// Qcow2 bitmap directory (since 3.0)
-    #[serde(rename = "bitmap-directory")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap_directory: ::std::option::Option<bool>,
 }
+
+impl Serialize for Qcow2OverlapCheckFlags {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Qcow2OverlapCheckFlags {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "template", &self.template)?;
+        ::qapi_types::private::optional(map, "main-header", &self.main_header)?;
+        ::qapi_types::private::optional(map, "active-l1", &self.active_l1)?;
+        ::qapi_types::private::optional(map, "active-l2", &self.active_l2)?;
+        ::qapi_types::private::optional(map, "refcount-table", &self.refcount_table)?;
+        ::qapi_types::private::optional(map, "refcount-block", &self.refcount_block)?;
+        ::qapi_types::private::optional(map, "snapshot-table", &self.snapshot_table)?;
+        ::qapi_types::private::optional(map, "inactive-l1", &self.inactive_l1)?;
+        ::qapi_types::private::optional(map, "inactive-l2", &self.inactive_l2)?;
+        ::qapi_types::private::optional(
+            map,
+            "bitmap-directory",
+            &self.bitmap_directory,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Qcow2OverlapCheckFlags {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`Qcow2OverlapCheckFlags`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        template: ::std::option::Option<super::Qcow2OverlapCheckMode>,
+        main_header: ::std::option::Option<bool>,
+        active_l1: ::std::option::Option<bool>,
+        active_l2: ::std::option::Option<bool>,
+        refcount_table: ::std::option::Option<bool>,
+        refcount_block: ::std::option::Option<bool>,
+        snapshot_table: ::std::option::Option<bool>,
+        inactive_l1: ::std::option::Option<bool>,
+        inactive_l2: ::std::option::Option<bool>,
+        bitmap_directory: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Qcow2OverlapCheckFlags {
+        const NAME: &'static str = "Qcow2OverlapCheckFlags";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "template" => slots.template = ::serde::de::MapAccess::next_value(map)?,
+                "main-header" => {
+                    slots.main_header = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "active-l1" => slots.active_l1 = ::serde::de::MapAccess::next_value(map)?,
+                "active-l2" => slots.active_l2 = ::serde::de::MapAccess::next_value(map)?,
+                "refcount-table" => {
+                    slots.refcount_table = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "refcount-block" => {
+                    slots.refcount_block = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "snapshot-table" => {
+                    slots.snapshot_table = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "inactive-l1" => {
+                    slots.inactive_l1 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "inactive-l2" => {
+                    slots.inactive_l2 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bitmap-directory" => {
+                    slots.bitmap_directory = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Qcow2OverlapCheckFlags {
+                template: slots.template,
+                main_header: slots.main_header,
+                active_l1: slots.active_l1,
+                active_l2: slots.active_l2,
+                refcount_table: slots.refcount_table,
+                refcount_block: slots.refcount_block,
+                snapshot_table: slots.snapshot_table,
+                inactive_l1: slots.inactive_l1,
+                inactive_l2: slots.inactive_l2,
+                bitmap_directory: slots.bitmap_directory,
+            })
+        }
+    }
+};
 
 /// Specifies which metadata structures should be guarded against
 /// unintended overwriting.
@@ -4505,11 +11226,28 @@ impl<'de> Deserialize<'de> for BlockdevQcowEncryptionFormat {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevQcowEncryption {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: BlockdevQcowEncryptionBranch,
+}
+
+impl Serialize for BlockdevQcowEncryption {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevQcowEncryption {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockdevQcowEncryption {
@@ -4556,35 +11294,130 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcowEncryption {
 }
 
 /// The branches of [`BlockdevQcowEncryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevQcowEncryptionBranch {
     /// `format` is `aes`.
-    #[serde(rename = "aes")]
     Aes(super::QCryptoBlockOptionsQCow),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockdevQcowEncryptionBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevQcowEncryptionBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockdevQcowEncryptionBranch::Aes(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "aes")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevQcowEncryptionBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Driver specific block device options for qcow.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsQcow {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
     /// Image decryption options.  Mandatory for encrypted images,
     /// except when doing a metadata-only probe of the image.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::BlockdevQcowEncryption>,
 }
+
+impl Serialize for BlockdevOptionsQcow {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsQcow {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "backing", &self.backing)?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsQcow {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsQcow`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
+        encrypt: ::std::option::Option<super::BlockdevQcowEncryption>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQcow {
+        const NAME: &'static str = "BlockdevOptionsQcow";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing" => {
+                    slots.backing = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsQcow {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                backing: slots.backing,
+                encrypt: slots.encrypt,
+            })
+        }
+    }
+};
 
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -4639,11 +11472,28 @@ impl<'de> Deserialize<'de> for BlockdevQcow2EncryptionFormat {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevQcow2Encryption {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: BlockdevQcow2EncryptionBranch,
+}
+
+impl Serialize for BlockdevQcow2Encryption {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevQcow2Encryption {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockdevQcow2Encryption {
@@ -4695,72 +11545,159 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcow2Encryption {
 }
 
 /// The branches of [`BlockdevQcow2Encryption`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevQcow2EncryptionBranch {
     /// `format` is `aes`.
-    #[serde(rename = "aes")]
     Aes(super::QCryptoBlockOptionsQCow),
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockOptionsLUKS),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockdevQcow2EncryptionBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevQcow2EncryptionBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockdevQcow2EncryptionBranch::Aes(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "aes")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevQcow2EncryptionBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevQcow2EncryptionBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Filter driver intended to be inserted between format and protocol
 /// node and do preallocation in protocol node on write.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsPreallocate {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// on preallocation, align file length to this number,
     /// default 1048576 (1M)
-    #[serde(rename = "prealloc-align")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_align: ::std::option::Option<i64>,
     /// how much to preallocate, default 134217728 (128M)
-    #[serde(rename = "prealloc-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_size: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockdevOptionsPreallocate {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsPreallocate {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "prealloc-align", &self.prealloc_align)?;
+        ::qapi_types::private::optional(map, "prealloc-size", &self.prealloc_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsPreallocate {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsPreallocate`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        prealloc_align: ::std::option::Option<i64>,
+        prealloc_size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsPreallocate {
+        const NAME: &'static str = "BlockdevOptionsPreallocate";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "prealloc-align" => {
+                    slots.prealloc_align = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-size" => {
+                    slots.prealloc_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsPreallocate {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                prealloc_align: slots.prealloc_align,
+                prealloc_size: slots.prealloc_size,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for qcow2.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsQcow2 {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// reference to or definition of the backing file block
     /// device, null disables the backing file entirely.  Defaults to
     /// the backing file stored the image file.
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
     /// whether to enable the lazy refcounts feature
     /// (default is taken from the image file)
-    #[serde(rename = "lazy-refcounts")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub lazy_refcounts: ::std::option::Option<bool>,
     /// whether discard requests to the qcow2 device
     /// should be forwarded to the data source
-    #[serde(rename = "pass-discard-request")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pass_discard_request: ::std::option::Option<bool>,
     /// whether discard requests for the data source
     /// should be issued when a snapshot operation (e.g. deleting a
     /// snapshot) frees clusters in the qcow2 file
-    #[serde(rename = "pass-discard-snapshot")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pass_discard_snapshot: ::std::option::Option<bool>,
     /// whether discard requests for the data source
     /// should be issued on other occasions where a cluster gets freed
-    #[serde(rename = "pass-discard-other")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pass_discard_other: ::std::option::Option<bool>,
     /// when enabled, data clusters will remain
     /// preallocated when they are no longer used, e.g. because they are
@@ -4776,55 +11713,212 @@ pub struct BlockdevOptionsQcow2 {
     /// disk size would suggest.  If image file length is of concern
     /// (e.g. when storing qcow2 images directly on block devices), you
     /// should consider enabling this option.  (since 8.1)
-    #[serde(rename = "discard-no-unref")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_no_unref: ::std::option::Option<bool>,
     /// which overlap checks to perform for writes to the
     /// image, defaults to 'cached' (since 2.2)
-    #[serde(rename = "overlap-check")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub overlap_check: ::std::option::Option<super::Qcow2OverlapChecks>,
     /// the maximum total size of the L2 table and refcount
     /// block caches in bytes (since 2.2)
-    #[serde(rename = "cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cache_size: ::std::option::Option<i64>,
     /// the maximum size of the L2 table cache in bytes
     /// (since 2.2)
-    #[serde(rename = "l2-cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub l2_cache_size: ::std::option::Option<i64>,
     /// the size of each entry in the L2 cache in
     /// bytes.  It must be a power of two between 512 and the cluster
     /// size.  The default value is the cluster size (since 2.12)
-    #[serde(rename = "l2-cache-entry-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub l2_cache_entry_size: ::std::option::Option<i64>,
     /// the maximum size of the refcount block cache
     /// in bytes (since 2.2)
-    #[serde(rename = "refcount-cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refcount_cache_size: ::std::option::Option<i64>,
     /// clean unused entries in the L2 and refcount
     /// caches.  The interval is in seconds.  The default value is 600
     /// on supporting platforms, and 0 on other platforms.  0 disables
     /// this feature.  (since 2.5)
-    #[serde(rename = "cache-clean-interval")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cache_clean_interval: ::std::option::Option<i64>,
     /// Image decryption options.  Mandatory for encrypted images,
     /// except when doing a metadata-only probe of the image.
     /// (since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::BlockdevQcow2Encryption>,
     /// reference to or definition of the external data file.
     /// This may only be specified for images that require an external
     /// data file.  If it is not specified for such an image, the data
     /// file name is loaded from the image file.  (since 4.0)
-    #[serde(rename = "data-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
+
+impl Serialize for BlockdevOptionsQcow2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsQcow2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "backing", &self.backing)?;
+        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
+        ::qapi_types::private::optional(
+            map,
+            "pass-discard-request",
+            &self.pass_discard_request,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "pass-discard-snapshot",
+            &self.pass_discard_snapshot,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "pass-discard-other",
+            &self.pass_discard_other,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "discard-no-unref",
+            &self.discard_no_unref,
+        )?;
+        ::qapi_types::private::optional(map, "overlap-check", &self.overlap_check)?;
+        ::qapi_types::private::optional(map, "cache-size", &self.cache_size)?;
+        ::qapi_types::private::optional(map, "l2-cache-size", &self.l2_cache_size)?;
+        ::qapi_types::private::optional(
+            map,
+            "l2-cache-entry-size",
+            &self.l2_cache_entry_size,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "refcount-cache-size",
+            &self.refcount_cache_size,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cache-clean-interval",
+            &self.cache_clean_interval,
+        )?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsQcow2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsQcow2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
+        lazy_refcounts: ::std::option::Option<bool>,
+        pass_discard_request: ::std::option::Option<bool>,
+        pass_discard_snapshot: ::std::option::Option<bool>,
+        pass_discard_other: ::std::option::Option<bool>,
+        discard_no_unref: ::std::option::Option<bool>,
+        overlap_check: ::std::option::Option<super::Qcow2OverlapChecks>,
+        cache_size: ::std::option::Option<i64>,
+        l2_cache_size: ::std::option::Option<i64>,
+        l2_cache_entry_size: ::std::option::Option<i64>,
+        refcount_cache_size: ::std::option::Option<i64>,
+        cache_clean_interval: ::std::option::Option<i64>,
+        encrypt: ::std::option::Option<super::BlockdevQcow2Encryption>,
+        data_file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQcow2 {
+        const NAME: &'static str = "BlockdevOptionsQcow2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing" => {
+                    slots.backing = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "lazy-refcounts" => {
+                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "pass-discard-request" => {
+                    slots.pass_discard_request = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "pass-discard-snapshot" => {
+                    slots.pass_discard_snapshot = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "pass-discard-other" => {
+                    slots.pass_discard_other = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-no-unref" => {
+                    slots.discard_no_unref = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "overlap-check" => {
+                    slots.overlap_check = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cache-size" => {
+                    slots.cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "l2-cache-size" => {
+                    slots.l2_cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "l2-cache-entry-size" => {
+                    slots.l2_cache_entry_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "refcount-cache-size" => {
+                    slots.refcount_cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cache-clean-interval" => {
+                    slots.cache_clean_interval = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsQcow2 {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                backing: slots.backing,
+                lazy_refcounts: slots.lazy_refcounts,
+                pass_discard_request: slots.pass_discard_request,
+                pass_discard_snapshot: slots.pass_discard_snapshot,
+                pass_discard_other: slots.pass_discard_other,
+                discard_no_unref: slots.discard_no_unref,
+                overlap_check: slots.overlap_check,
+                cache_size: slots.cache_size,
+                l2_cache_size: slots.l2_cache_size,
+                l2_cache_entry_size: slots.l2_cache_entry_size,
+                refcount_cache_size: slots.refcount_cache_size,
+                cache_clean_interval: slots.cache_clean_interval,
+                encrypt: slots.encrypt,
+                data_file: slots.data_file,
+            })
+        }
+    }
+};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -4941,7 +12035,7 @@ impl<'de> Deserialize<'de> for SshHostKeyCheckHashType {
 }
 
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SshHostKeyHash {
     /// The hash algorithm used for the hash
     pub r#type: super::SshHostKeyCheckHashType,
@@ -4949,12 +12043,99 @@ pub struct SshHostKeyHash {
     pub hash: ::std::string::String,
 }
 
+impl Serialize for SshHostKeyHash {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SshHostKeyHash {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "hash", &self.hash)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SshHostKeyHash {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SshHostKeyHash`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#type: ::std::option::Option<super::SshHostKeyCheckHashType>,
+        hash: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SshHostKeyHash {
+        const NAME: &'static str = "SshHostKeyHash";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hash" => {
+                    slots.hash = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SshHostKeyHash {
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                hash: slots.hash.ok_or_else(|| E::missing_field("hash"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SshHostKeyCheck {
     /// The branch, selected by the discriminator `mode`.
-    #[serde(flatten)]
     pub branch: SshHostKeyCheckBranch,
+}
+
+impl Serialize for SshHostKeyCheck {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SshHostKeyCheck {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SshHostKeyCheck {
@@ -5011,39 +12192,144 @@ impl<'de> ::qapi_types::private::Union<'de> for SshHostKeyCheck {
 }
 
 /// The branches of [`SshHostKeyCheck`], tagged by `mode`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "mode")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SshHostKeyCheckBranch {
     /// `mode` is `hash`.
-    #[serde(rename = "hash")]
     Hash(super::SshHostKeyHash),
     /// `mode` is `none`.
-    #[serde(rename = "none")]
     None,
     /// `mode` is `known_hosts`.
-    #[serde(rename = "known_hosts")]
     KnownHosts,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SshHostKeyCheckBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SshHostKeyCheckBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SshHostKeyCheckBranch::Hash(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "mode", "hash")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SshHostKeyCheckBranch::None => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "mode", "none")
+            }
+            SshHostKeyCheckBranch::KnownHosts => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "mode", "known_hosts")
+            }
+            SshHostKeyCheckBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
+}
+
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsSsh {
     /// host address
     pub server: super::InetSocketAddress,
     /// path to the image on the host
     pub path: ::std::string::String,
     /// user as which to connect, defaults to current local user name
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub user: ::std::option::Option<::std::string::String>,
     /// Defines how and what to check the host key against
     /// (default: known_hosts)
-    #[serde(rename = "host-key-check")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_key_check: ::std::option::Option<super::SshHostKeyCheck>,
 }
+
+impl Serialize for BlockdevOptionsSsh {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsSsh {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::qapi_types::private::optional(map, "user", &self.user)?;
+        ::qapi_types::private::optional(map, "host-key-check", &self.host_key_check)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsSsh {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsSsh`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        server: ::std::option::Option<super::InetSocketAddress>,
+        path: ::std::option::Option<::std::string::String>,
+        user: ::std::option::Option<::std::string::String>,
+        host_key_check: ::std::option::Option<super::SshHostKeyCheck>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsSsh {
+        const NAME: &'static str = "BlockdevOptionsSsh";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "server" => {
+                    slots.server = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
+                "host-key-check" => {
+                    slots.host_key_check = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsSsh {
+                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                user: slots.user,
+                host_key_check: slots.host_key_check,
+            })
+        }
+    }
+};
 
 /// Trigger events supported by blkdebug.
 ///
@@ -5317,132 +12603,403 @@ impl<'de> Deserialize<'de> for BlkdebugIOType {
 /// Describes a single error injection for blkdebug.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlkdebugInjectErrorOptions {
     /// trigger event
     pub event: super::BlkdebugEvent,
     /// the state identifier blkdebug needs to be in to actually
     /// trigger the event; defaults to "any"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub state: ::std::option::Option<i64>,
     /// the type of I/O operations on which this error should be
     /// injected; defaults to "all read, write, write-zeroes, discard,
     /// and flush operations" (since: 4.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iotype: ::std::option::Option<super::BlkdebugIOType>,
     /// error identifier (errno) to be returned; defaults to EIO
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub errno: ::std::option::Option<i64>,
     /// specifies the sector index which has to be affected in
     /// order to actually trigger the event; defaults to "any sector"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sector: ::std::option::Option<i64>,
     /// disables further events after this one has been triggered;
     /// defaults to false
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub once: ::std::option::Option<bool>,
     /// fail immediately; defaults to false
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub immediately: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlkdebugInjectErrorOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlkdebugInjectErrorOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "event", &self.event)?;
+        ::qapi_types::private::optional(map, "state", &self.state)?;
+        ::qapi_types::private::optional(map, "iotype", &self.iotype)?;
+        ::qapi_types::private::optional(map, "errno", &self.errno)?;
+        ::qapi_types::private::optional(map, "sector", &self.sector)?;
+        ::qapi_types::private::optional(map, "once", &self.once)?;
+        ::qapi_types::private::optional(map, "immediately", &self.immediately)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlkdebugInjectErrorOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlkdebugInjectErrorOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        event: ::std::option::Option<super::BlkdebugEvent>,
+        state: ::std::option::Option<i64>,
+        iotype: ::std::option::Option<super::BlkdebugIOType>,
+        errno: ::std::option::Option<i64>,
+        sector: ::std::option::Option<i64>,
+        once: ::std::option::Option<bool>,
+        immediately: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlkdebugInjectErrorOptions {
+        const NAME: &'static str = "BlkdebugInjectErrorOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "event" => {
+                    slots.event = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "state" => slots.state = ::serde::de::MapAccess::next_value(map)?,
+                "iotype" => slots.iotype = ::serde::de::MapAccess::next_value(map)?,
+                "errno" => slots.errno = ::serde::de::MapAccess::next_value(map)?,
+                "sector" => slots.sector = ::serde::de::MapAccess::next_value(map)?,
+                "once" => slots.once = ::serde::de::MapAccess::next_value(map)?,
+                "immediately" => {
+                    slots.immediately = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlkdebugInjectErrorOptions {
+                event: slots.event.ok_or_else(|| E::missing_field("event"))?,
+                state: slots.state,
+                iotype: slots.iotype,
+                errno: slots.errno,
+                sector: slots.sector,
+                once: slots.once,
+                immediately: slots.immediately,
+            })
+        }
+    }
+};
 
 /// Describes a single state-change event for blkdebug.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlkdebugSetStateOptions {
     /// trigger event
     pub event: super::BlkdebugEvent,
     /// the current state identifier blkdebug needs to be in;
     /// defaults to "any"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub state: ::std::option::Option<i64>,
     /// the state identifier blkdebug is supposed to assume if
     /// this event is triggered
     pub new_state: i64,
 }
 
+impl Serialize for BlkdebugSetStateOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlkdebugSetStateOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "event", &self.event)?;
+        ::qapi_types::private::optional(map, "state", &self.state)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "new_state", &self.new_state)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlkdebugSetStateOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlkdebugSetStateOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        event: ::std::option::Option<super::BlkdebugEvent>,
+        state: ::std::option::Option<i64>,
+        new_state: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlkdebugSetStateOptions {
+        const NAME: &'static str = "BlkdebugSetStateOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "event" => {
+                    slots.event = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "state" => slots.state = ::serde::de::MapAccess::next_value(map)?,
+                "new_state" => {
+                    slots.new_state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlkdebugSetStateOptions {
+                event: slots.event.ok_or_else(|| E::missing_field("event"))?,
+                state: slots.state,
+                new_state: slots.new_state.ok_or_else(|| E::missing_field("new_state"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for blkdebug.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsBlkdebug {
     /// underlying raw block device (or image file)
     pub image: ::std::boxed::Box<super::BlockdevRef>,
     /// filename of the configuration file
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub config: ::std::option::Option<::std::string::String>,
     /// required alignment for requests in bytes, must be positive
     /// power of 2, or 0 for default
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub align: ::std::option::Option<i64>,
     /// maximum size for I/O transfers in bytes, must be
     /// positive multiple of `align` and of the underlying file's request
     /// alignment (but need not be a power of 2), or 0 for default
     /// (since 2.10)
-    #[serde(rename = "max-transfer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_transfer: ::std::option::Option<i32>,
     /// preferred alignment for write zero requests in
     /// bytes, must be positive multiple of `align` and of the underlying
     /// file's request alignment (but need not be a power of 2), or 0
     /// for default (since 2.10)
-    #[serde(rename = "opt-write-zero")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opt_write_zero: ::std::option::Option<i32>,
     /// maximum size for write zero requests in bytes, must
     /// be positive multiple of `align`, of `opt-write-zero`, and of the
     /// underlying file's request alignment (but need not be a power of
     /// 2), or 0 for default (since 2.10)
-    #[serde(rename = "max-write-zero")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_write_zero: ::std::option::Option<i32>,
     /// preferred alignment for discard requests in bytes,
     /// must be positive multiple of `align` and of the underlying file's
     /// request alignment (but need not be a power of 2), or 0 for
     /// default (since 2.10)
-    #[serde(rename = "opt-discard")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opt_discard: ::std::option::Option<i32>,
     /// maximum size for discard requests in bytes, must be
     /// positive multiple of `align`, of `opt-discard`, and of the
     /// underlying file's request alignment (but need not be a power of
     /// 2), or 0 for default (since 2.10)
-    #[serde(rename = "max-discard")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_discard: ::std::option::Option<i32>,
     /// array of error injection descriptions
-    #[serde(rename = "inject-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inject_error: ::std::option::Option<
         ::std::vec::Vec<super::BlkdebugInjectErrorOptions>,
     >,
     /// array of state-change descriptions
-    #[serde(rename = "set-state")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub set_state: ::std::option::Option<
         ::std::vec::Vec<super::BlkdebugSetStateOptions>,
     >,
     /// Permissions to take on `image` in addition to what
     /// is necessary anyway (which depends on how the blkdebug node is
     /// used).  Defaults to none.  (since 5.0)
-    #[serde(rename = "take-child-perms")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub take_child_perms: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
     /// Permissions not to share on `image` in addition
     /// to what cannot be shared anyway (which depends on how the
     /// blkdebug node is used).  Defaults to none.  (since 5.0)
-    #[serde(rename = "unshare-child-perms")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unshare_child_perms: ::std::option::Option<
         ::std::vec::Vec<super::BlockPermission>,
     >,
 }
 
+impl Serialize for BlockdevOptionsBlkdebug {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsBlkdebug {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
+        ::qapi_types::private::optional(map, "config", &self.config)?;
+        ::qapi_types::private::optional(map, "align", &self.align)?;
+        ::qapi_types::private::optional(map, "max-transfer", &self.max_transfer)?;
+        ::qapi_types::private::optional(map, "opt-write-zero", &self.opt_write_zero)?;
+        ::qapi_types::private::optional(map, "max-write-zero", &self.max_write_zero)?;
+        ::qapi_types::private::optional(map, "opt-discard", &self.opt_discard)?;
+        ::qapi_types::private::optional(map, "max-discard", &self.max_discard)?;
+        ::qapi_types::private::optional(map, "inject-error", &self.inject_error)?;
+        ::qapi_types::private::optional(map, "set-state", &self.set_state)?;
+        ::qapi_types::private::optional(
+            map,
+            "take-child-perms",
+            &self.take_child_perms,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "unshare-child-perms",
+            &self.unshare_child_perms,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsBlkdebug {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsBlkdebug`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        image: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        config: ::std::option::Option<::std::string::String>,
+        align: ::std::option::Option<i64>,
+        max_transfer: ::std::option::Option<i32>,
+        opt_write_zero: ::std::option::Option<i32>,
+        max_write_zero: ::std::option::Option<i32>,
+        opt_discard: ::std::option::Option<i32>,
+        max_discard: ::std::option::Option<i32>,
+        inject_error: ::std::option::Option<
+            ::std::vec::Vec<super::BlkdebugInjectErrorOptions>,
+        >,
+        set_state: ::std::option::Option<
+            ::std::vec::Vec<super::BlkdebugSetStateOptions>,
+        >,
+        take_child_perms: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
+        unshare_child_perms: ::std::option::Option<
+            ::std::vec::Vec<super::BlockPermission>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkdebug {
+        const NAME: &'static str = "BlockdevOptionsBlkdebug";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "image" => {
+                    slots.image = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "config" => slots.config = ::serde::de::MapAccess::next_value(map)?,
+                "align" => slots.align = ::serde::de::MapAccess::next_value(map)?,
+                "max-transfer" => {
+                    slots.max_transfer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "opt-write-zero" => {
+                    slots.opt_write_zero = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-write-zero" => {
+                    slots.max_write_zero = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "opt-discard" => {
+                    slots.opt_discard = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-discard" => {
+                    slots.max_discard = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "inject-error" => {
+                    slots.inject_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "set-state" => slots.set_state = ::serde::de::MapAccess::next_value(map)?,
+                "take-child-perms" => {
+                    slots.take_child_perms = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "unshare-child-perms" => {
+                    slots.unshare_child_perms = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsBlkdebug {
+                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
+                config: slots.config,
+                align: slots.align,
+                max_transfer: slots.max_transfer,
+                opt_write_zero: slots.opt_write_zero,
+                max_write_zero: slots.max_write_zero,
+                opt_discard: slots.opt_discard,
+                max_discard: slots.max_discard,
+                inject_error: slots.inject_error,
+                set_state: slots.set_state,
+                take_child_perms: slots.take_child_perms,
+                unshare_child_perms: slots.unshare_child_perms,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for blklogwrites.
 ///
 /// *Since: 3.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsBlklogwrites {
     /// block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
@@ -5451,24 +13008,112 @@ pub struct BlockdevOptionsBlklogwrites {
     /// sector size used in logging writes to `file`,
     /// determines granularity of offsets and sizes of writes
     /// (default: 512)
-    #[serde(rename = "log-sector-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log_sector_size: ::std::option::Option<u32>,
     /// append to an existing log (default: false)
-    #[serde(rename = "log-append")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log_append: ::std::option::Option<bool>,
     /// interval of write requests after which
     /// the log super block is updated to disk (default: 4096)
-    #[serde(rename = "log-super-update-interval")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log_super_update_interval: ::std::option::Option<u64>,
 }
+
+impl Serialize for BlockdevOptionsBlklogwrites {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsBlklogwrites {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
+        ::qapi_types::private::optional(map, "log-sector-size", &self.log_sector_size)?;
+        ::qapi_types::private::optional(map, "log-append", &self.log_append)?;
+        ::qapi_types::private::optional(
+            map,
+            "log-super-update-interval",
+            &self.log_super_update_interval,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsBlklogwrites {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsBlklogwrites`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        log: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        log_sector_size: ::std::option::Option<u32>,
+        log_append: ::std::option::Option<bool>,
+        log_super_update_interval: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlklogwrites {
+        const NAME: &'static str = "BlockdevOptionsBlklogwrites";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "log" => {
+                    slots.log = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "log-sector-size" => {
+                    slots.log_sector_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "log-append" => {
+                    slots.log_append = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "log-super-update-interval" => {
+                    slots.log_super_update_interval = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsBlklogwrites {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                log: slots.log.ok_or_else(|| E::missing_field("log"))?,
+                log_sector_size: slots.log_sector_size,
+                log_append: slots.log_append,
+                log_super_update_interval: slots.log_super_update_interval,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for blkverify.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsBlkverify {
     /// block device to be tested
     pub test: ::std::boxed::Box<super::BlockdevRef>,
@@ -5476,14 +13121,146 @@ pub struct BlockdevOptionsBlkverify {
     pub raw: ::std::boxed::Box<super::BlockdevRef>,
 }
 
+impl Serialize for BlockdevOptionsBlkverify {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsBlkverify {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "test", &self.test)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "raw", &self.raw)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsBlkverify {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsBlkverify`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        test: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        raw: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkverify {
+        const NAME: &'static str = "BlockdevOptionsBlkverify";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "test" => {
+                    slots.test = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "raw" => {
+                    slots.raw = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsBlkverify {
+                test: slots.test.ok_or_else(|| E::missing_field("test"))?,
+                raw: slots.raw.ok_or_else(|| E::missing_field("raw"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for blkreplay.
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsBlkreplay {
     /// disk image which should be controlled with blkreplay
     pub image: ::std::boxed::Box<super::BlockdevRef>,
 }
+
+impl Serialize for BlockdevOptionsBlkreplay {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsBlkreplay {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsBlkreplay {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsBlkreplay`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        image: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkreplay {
+        const NAME: &'static str = "BlockdevOptionsBlkreplay";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "image" => {
+                    slots.image = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsBlkreplay {
+                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of quorum read patterns.
 ///
@@ -5543,33 +13320,123 @@ impl<'de> Deserialize<'de> for QuorumReadPattern {
 /// Driver specific block device options for Quorum
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsQuorum {
     /// true if the driver must print content mismatch set to
     /// false by default
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub blkverify: ::std::option::Option<bool>,
     /// the children block devices to use
     pub children: ::std::vec::Vec<super::BlockdevRef>,
     /// the vote limit under which a read will fail
-    #[serde(rename = "vote-threshold")]
     pub vote_threshold: i64,
     /// rewrite corrupted data when quorum is reached
     /// (Since 2.1)
-    #[serde(rename = "rewrite-corrupted")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rewrite_corrupted: ::std::option::Option<bool>,
     /// choose read pattern and set to quorum by default
     /// (Since 2.2)
-    #[serde(rename = "read-pattern")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_pattern: ::std::option::Option<super::QuorumReadPattern>,
 }
+
+impl Serialize for BlockdevOptionsQuorum {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsQuorum {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "blkverify", &self.blkverify)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "children", &self.children)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vote-threshold",
+            &self.vote_threshold,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "rewrite-corrupted",
+            &self.rewrite_corrupted,
+        )?;
+        ::qapi_types::private::optional(map, "read-pattern", &self.read_pattern)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsQuorum {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsQuorum`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        blkverify: ::std::option::Option<bool>,
+        children: ::std::option::Option<::std::vec::Vec<super::BlockdevRef>>,
+        vote_threshold: ::std::option::Option<i64>,
+        rewrite_corrupted: ::std::option::Option<bool>,
+        read_pattern: ::std::option::Option<super::QuorumReadPattern>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQuorum {
+        const NAME: &'static str = "BlockdevOptionsQuorum";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "blkverify" => slots.blkverify = ::serde::de::MapAccess::next_value(map)?,
+                "children" => {
+                    slots.children = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vote-threshold" => {
+                    slots.vote_threshold = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rewrite-corrupted" => {
+                    slots.rewrite_corrupted = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "read-pattern" => {
+                    slots.read_pattern = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsQuorum {
+                blkverify: slots.blkverify,
+                children: slots.children.ok_or_else(|| E::missing_field("children"))?,
+                vote_threshold: slots
+                    .vote_threshold
+                    .ok_or_else(|| E::missing_field("vote-threshold"))?,
+                rewrite_corrupted: slots.rewrite_corrupted,
+                read_pattern: slots.read_pattern,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for Gluster
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsGluster {
     /// name of gluster volume where VM image resides
     pub volume: ::std::string::String,
@@ -5578,35 +13445,243 @@ pub struct BlockdevOptionsGluster {
     /// gluster servers description
     pub server: ::std::vec::Vec<super::SocketAddress>,
     /// libgfapi log level (default '4' which is Error) (Since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub debug: ::std::option::Option<i64>,
     /// libgfapi log file (default /dev/stderr) (Since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsGluster {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsGluster {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "volume", &self.volume)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+        ::qapi_types::private::optional(map, "debug", &self.debug)?;
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsGluster {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsGluster`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        volume: ::std::option::Option<::std::string::String>,
+        path: ::std::option::Option<::std::string::String>,
+        server: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
+        debug: ::std::option::Option<i64>,
+        logfile: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGluster {
+        const NAME: &'static str = "BlockdevOptionsGluster";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "volume" => {
+                    slots.volume = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "server" => {
+                    slots.server = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "debug" => slots.debug = ::serde::de::MapAccess::next_value(map)?,
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsGluster {
+                volume: slots.volume.ok_or_else(|| E::missing_field("volume"))?,
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                debug: slots.debug,
+                logfile: slots.logfile,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the io_uring backend.
 ///
 /// *Since: 7.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsIoUring {
     /// path to the image file
     pub filename: ::std::string::String,
 }
+
+impl Serialize for BlockdevOptionsIoUring {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsIoUring {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsIoUring {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsIoUring`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsIoUring {
+        const NAME: &'static str = "BlockdevOptionsIoUring";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsIoUring {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the nvme-io_uring backend.
 ///
 /// *Since: 7.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsNvmeIoUring {
     /// path to the NVMe namespace's character device (e.g.
     /// /dev/ng0n1).
     pub path: ::std::string::String,
 }
+
+impl Serialize for BlockdevOptionsNvmeIoUring {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsNvmeIoUring {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsNvmeIoUring {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsNvmeIoUring`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNvmeIoUring {
+        const NAME: &'static str = "BlockdevOptionsNvmeIoUring";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsNvmeIoUring {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the virtio-blk-vfio-pci
 /// backend.
@@ -5614,12 +13689,74 @@ pub struct BlockdevOptionsNvmeIoUring {
 /// *Since: 7.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsVirtioBlkVfioPci {
     /// path to the PCI device's sysfs directory (e.g.
     /// /sys/bus/pci/devices/0000:00:01.0).
     pub path: ::std::string::String,
 }
+
+impl Serialize for BlockdevOptionsVirtioBlkVfioPci {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVfioPci {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVfioPci {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsVirtioBlkVfioPci`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVfioPci {
+        const NAME: &'static str = "BlockdevOptionsVirtioBlkVfioPci";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVfioPci {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the virtio-blk-vhost-user
 /// backend.
@@ -5627,11 +13764,73 @@ pub struct BlockdevOptionsVirtioBlkVfioPci {
 /// *Since: 7.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsVirtioBlkVhostUser {
     /// path to the vhost-user UNIX domain socket.
     pub path: ::std::string::String,
 }
+
+impl Serialize for BlockdevOptionsVirtioBlkVhostUser {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVhostUser {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVhostUser {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsVirtioBlkVhostUser`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVhostUser {
+        const NAME: &'static str = "BlockdevOptionsVirtioBlkVhostUser";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVhostUser {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the virtio-blk-vhost-vdpa
 /// backend.
@@ -5643,11 +13842,73 @@ pub struct BlockdevOptionsVirtioBlkVhostUser {
 /// # Features
 ///
 /// - `fdset`: Member `path` supports the special "/dev/fdset/N" path (since 8.1)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsVirtioBlkVhostVdpa {
     /// path to the vhost-vdpa character device.
     pub path: ::std::string::String,
 }
+
+impl Serialize for BlockdevOptionsVirtioBlkVhostVdpa {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVhostVdpa {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVhostVdpa {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsVirtioBlkVhostVdpa`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVhostVdpa {
+        const NAME: &'static str = "BlockdevOptionsVirtioBlkVhostVdpa";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVhostVdpa {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of libiscsi transport types
 ///
@@ -5764,7 +14025,7 @@ impl<'de> Deserialize<'de> for IscsiHeaderDigest {
 /// Driver specific block device options for iscsi
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsIscsi {
     /// The iscsi transport type
     pub transport: super::IscsiTransport,
@@ -5773,33 +14034,132 @@ pub struct BlockdevOptionsIscsi {
     /// The target iqn name
     pub target: ::std::string::String,
     /// LUN to connect to.  Defaults to 0.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub lun: ::std::option::Option<i64>,
     /// User name to log in with.  If omitted, no CHAP authentication
     /// is performed.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub user: ::std::option::Option<::std::string::String>,
     /// The ID of a QCryptoSecret object providing the
     /// password for the login.  This option is required if `user` is
     /// specified.
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// The iqn name we want to identify to the target as.
     /// If this option is not specified, an initiator name is generated
     /// automatically.
-    #[serde(rename = "initiator-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub initiator_name: ::std::option::Option<::std::string::String>,
     /// The desired header digest.  Defaults to none-crc32c.
-    #[serde(rename = "header-digest")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub header_digest: ::std::option::Option<super::IscsiHeaderDigest>,
     /// Timeout in seconds after which a request will timeout.  0
     /// means no timeout and is the default.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockdevOptionsIscsi {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsIscsi {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "transport", &self.transport)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "portal", &self.portal)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::qapi_types::private::optional(map, "lun", &self.lun)?;
+        ::qapi_types::private::optional(map, "user", &self.user)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "initiator-name", &self.initiator_name)?;
+        ::qapi_types::private::optional(map, "header-digest", &self.header_digest)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsIscsi {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsIscsi`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        transport: ::std::option::Option<super::IscsiTransport>,
+        portal: ::std::option::Option<::std::string::String>,
+        target: ::std::option::Option<::std::string::String>,
+        lun: ::std::option::Option<i64>,
+        user: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        initiator_name: ::std::option::Option<::std::string::String>,
+        header_digest: ::std::option::Option<super::IscsiHeaderDigest>,
+        timeout: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsIscsi {
+        const NAME: &'static str = "BlockdevOptionsIscsi";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "transport" => {
+                    slots.transport = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "portal" => {
+                    slots.portal = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "lun" => slots.lun = ::serde::de::MapAccess::next_value(map)?,
+                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "initiator-name" => {
+                    slots.initiator_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "header-digest" => {
+                    slots.header_digest = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsIscsi {
+                transport: slots.transport.ok_or_else(|| E::missing_field("transport"))?,
+                portal: slots.portal.ok_or_else(|| E::missing_field("portal"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                lun: slots.lun,
+                user: slots.user,
+                password_secret: slots.password_secret,
+                initiator_name: slots.initiator_name,
+                header_digest: slots.header_digest,
+                timeout: slots.timeout,
+            })
+        }
+    }
+};
 
 /// *Since: 3.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -5907,92 +14267,590 @@ impl<'de> Deserialize<'de> for RbdImageEncryptionFormat {
 }
 
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKSBase {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
 
+impl Serialize for RbdEncryptionOptionsLUKSBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKSBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKSBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionOptionsLUKSBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKSBase {
+        const NAME: &'static str = "RbdEncryptionOptionsLUKSBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionOptionsLUKSBase {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptionsLUKSBase {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
     /// The encryption algorithm
-    #[serde(rename = "cipher-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
+impl Serialize for RbdEncryptionCreateOptionsLUKSBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKSBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKSBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionCreateOptionsLUKSBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKSBase {
+        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKSBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cipher-alg" => {
+                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKSBase {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+                cipher_alg: slots.cipher_alg,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKS {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
 
+impl Serialize for RbdEncryptionOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKS {
+        const NAME: &'static str = "RbdEncryptionOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionOptionsLUKS {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKS2 {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
 
+impl Serialize for RbdEncryptionOptionsLUKS2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKS2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKS2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionOptionsLUKS2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKS2 {
+        const NAME: &'static str = "RbdEncryptionOptionsLUKS2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionOptionsLUKS2 {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKSAny {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
 }
 
+impl Serialize for RbdEncryptionOptionsLUKSAny {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKSAny {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKSAny {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionOptionsLUKSAny`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKSAny {
+        const NAME: &'static str = "RbdEncryptionOptionsLUKSAny";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionOptionsLUKSAny {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptionsLUKS {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
     /// The encryption algorithm
-    #[serde(rename = "cipher-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
+impl Serialize for RbdEncryptionCreateOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionCreateOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKS {
+        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cipher-alg" => {
+                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKS {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+                cipher_alg: slots.cipher_alg,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptionsLUKS2 {
     /// ID of a QCryptoSecret object providing a passphrase for
     /// unlocking the encryption
-    #[serde(rename = "key-secret")]
     pub key_secret: ::std::string::String,
     /// The encryption algorithm
-    #[serde(rename = "cipher-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
+impl Serialize for RbdEncryptionCreateOptionsLUKS2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKS2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-secret",
+            &self.key_secret,
+        )?;
+        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKS2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RbdEncryptionCreateOptionsLUKS2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKS2 {
+        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKS2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cipher-alg" => {
+                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKS2 {
+                key_secret: slots
+                    .key_secret
+                    .ok_or_else(|| E::missing_field("key-secret"))?,
+                cipher_alg: slots.cipher_alg,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptions {
     /// Parent image encryption options (for cloned images).  Can
     /// be left unspecified if this cloned image is encrypted using the
     /// same format and secret as its parent image (i.e. not explicitly
     /// formatted) or if its parent image is not encrypted.  (Since 8.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub parent: ::std::option::Option<::std::boxed::Box<super::RbdEncryptionOptions>>,
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: RbdEncryptionOptionsBranch,
+}
+
+impl Serialize for RbdEncryptionOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "parent", &self.parent)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for RbdEncryptionOptions {
@@ -6069,29 +14927,76 @@ const _: () = {
 };
 
 /// The branches of [`RbdEncryptionOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RbdEncryptionOptionsBranch {
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::RbdEncryptionOptionsLUKS),
     /// `format` is `luks2`.
-    #[serde(rename = "luks2")]
     Luks2(super::RbdEncryptionOptionsLUKS2),
     /// `format` is `luks-any`.
-    #[serde(rename = "luks-any")]
     LuksAny(super::RbdEncryptionOptionsLUKSAny),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
+/// Encodes the discriminator and the branch's members.
+impl Serialize for RbdEncryptionOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            RbdEncryptionOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            RbdEncryptionOptionsBranch::Luks2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            RbdEncryptionOptionsBranch::LuksAny(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks-any")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            RbdEncryptionOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
+}
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptions {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: RbdEncryptionCreateOptionsBranch,
+}
+
+impl Serialize for RbdEncryptionCreateOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionCreateOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for RbdEncryptionCreateOptions {
@@ -6151,63 +15056,192 @@ impl<'de> ::qapi_types::private::Union<'de> for RbdEncryptionCreateOptions {
 }
 
 /// The branches of [`RbdEncryptionCreateOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RbdEncryptionCreateOptionsBranch {
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::RbdEncryptionCreateOptionsLUKS),
     /// `format` is `luks2`.
-    #[serde(rename = "luks2")]
     Luks2(super::RbdEncryptionCreateOptionsLUKS2),
     /// `format` is `luks-any`.
-    #[serde(rename = "luks-any")]
     LuksAny,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
 }
 
+/// Encodes the discriminator and the branch's members.
+impl Serialize for RbdEncryptionCreateOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            RbdEncryptionCreateOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            RbdEncryptionCreateOptionsBranch::Luks2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            RbdEncryptionCreateOptionsBranch::LuksAny => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks-any")
+            }
+            RbdEncryptionCreateOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
+}
+
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsRbd {
     /// Ceph pool name.
     pub pool: ::std::string::String,
     /// Rados namespace name in the Ceph pool.  (Since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub namespace: ::std::option::Option<::std::string::String>,
     /// Image name in the Ceph pool.
     pub image: ::std::string::String,
     /// path to Ceph configuration file.  Values in the configuration
     /// file will be overridden by options specified via QAPI.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub conf: ::std::option::Option<::std::string::String>,
     /// Ceph snapshot name.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub snapshot: ::std::option::Option<::std::string::String>,
     /// Image encryption options.  (Since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::RbdEncryptionOptions>,
     /// Ceph id name.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub user: ::std::option::Option<::std::string::String>,
     /// Acceptable authentication modes.  This maps
     /// to Ceph configuration option "auth_client_required".
     /// (Since 3.0)
-    #[serde(rename = "auth-client-required")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth_client_required: ::std::option::Option<::std::vec::Vec<super::RbdAuthMode>>,
     /// ID of a QCryptoSecret object providing a key for cephx
     /// authentication.  This maps to Ceph configuration option "key".
     /// (Since 3.0)
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
     /// Monitor host address and port.  This maps to the "mon_host"
     /// Ceph option.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<::std::vec::Vec<super::InetSocketAddressBase>>,
 }
+
+impl Serialize for BlockdevOptionsRbd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsRbd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pool", &self.pool)?;
+        ::qapi_types::private::optional(map, "namespace", &self.namespace)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
+        ::qapi_types::private::optional(map, "conf", &self.conf)?;
+        ::qapi_types::private::optional(map, "snapshot", &self.snapshot)?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::qapi_types::private::optional(map, "user", &self.user)?;
+        ::qapi_types::private::optional(
+            map,
+            "auth-client-required",
+            &self.auth_client_required,
+        )?;
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::qapi_types::private::optional(map, "server", &self.server)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsRbd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsRbd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pool: ::std::option::Option<::std::string::String>,
+        namespace: ::std::option::Option<::std::string::String>,
+        image: ::std::option::Option<::std::string::String>,
+        conf: ::std::option::Option<::std::string::String>,
+        snapshot: ::std::option::Option<::std::string::String>,
+        encrypt: ::std::option::Option<super::RbdEncryptionOptions>,
+        user: ::std::option::Option<::std::string::String>,
+        auth_client_required: ::std::option::Option<::std::vec::Vec<super::RbdAuthMode>>,
+        key_secret: ::std::option::Option<::std::string::String>,
+        server: ::std::option::Option<::std::vec::Vec<super::InetSocketAddressBase>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsRbd {
+        const NAME: &'static str = "BlockdevOptionsRbd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pool" => {
+                    slots.pool = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "namespace" => slots.namespace = ::serde::de::MapAccess::next_value(map)?,
+                "image" => {
+                    slots.image = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "conf" => slots.conf = ::serde::de::MapAccess::next_value(map)?,
+                "snapshot" => slots.snapshot = ::serde::de::MapAccess::next_value(map)?,
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
+                "auth-client-required" => {
+                    slots.auth_client_required = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsRbd {
+                pool: slots.pool.ok_or_else(|| E::missing_field("pool"))?,
+                namespace: slots.namespace,
+                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
+                conf: slots.conf,
+                snapshot: slots.snapshot,
+                encrypt: slots.encrypt,
+                user: slots.user,
+                auth_client_required: slots.auth_client_required,
+                key_secret: slots.key_secret,
+                server: slots.server,
+            })
+        }
+    }
+};
 
 /// An enumeration of replication modes.
 ///
@@ -6273,7 +15307,7 @@ impl<'de> Deserialize<'de> for ReplicationMode {
 /// *Since: 2.9*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsReplication {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
@@ -6282,10 +15316,82 @@ pub struct BlockdevOptionsReplication {
     /// In secondary mode, node name or device ID of the root node
     /// who owns the replication node chain.  Must not be given in
     /// primary mode.
-    #[serde(rename = "top-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub top_id: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsReplication {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsReplication {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(map, "top-id", &self.top_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsReplication {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsReplication`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        mode: ::std::option::Option<super::ReplicationMode>,
+        top_id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsReplication {
+        const NAME: &'static str = "BlockdevOptionsReplication";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mode" => {
+                    slots.mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "top-id" => slots.top_id = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsReplication {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
+                top_id: slots.top_id,
+            })
+        }
+    }
+};
 
 /// An enumeration of NFS transport types
 ///
@@ -6341,7 +15447,7 @@ impl<'de> Deserialize<'de> for NFSTransport {
 /// Captures the address of the socket
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NFSServer {
     /// transport type used for NFS (only TCP supported)
     pub r#type: super::NFSTransport,
@@ -6349,10 +15455,80 @@ pub struct NFSServer {
     pub host: ::std::string::String,
 }
 
+impl Serialize for NFSServer {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NFSServer {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NFSServer {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NFSServer`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#type: ::std::option::Option<super::NFSTransport>,
+        host: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NFSServer {
+        const NAME: &'static str = "NFSServer";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NFSServer {
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device option for NFS
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsNfs {
     /// host address
     pub server: super::NFSServer,
@@ -6360,253 +15536,804 @@ pub struct BlockdevOptionsNfs {
     pub path: ::std::string::String,
     /// UID value to use when talking to the server (defaults to
     /// 65534 on Windows and getuid() on unix)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub user: ::std::option::Option<i64>,
     /// GID value to use when talking to the server (defaults to
     /// 65534 on Windows and getgid() in unix)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group: ::std::option::Option<i64>,
     /// number of SYNs during the session establishment
     /// (defaults to libnfs default)
-    #[serde(rename = "tcp-syn-count")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tcp_syn_count: ::std::option::Option<i64>,
     /// set the readahead size in bytes (defaults to libnfs
     /// default)
-    #[serde(rename = "readahead-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead_size: ::std::option::Option<i64>,
     /// set the pagecache size in bytes (defaults to
     /// libnfs default)
-    #[serde(rename = "page-cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub page_cache_size: ::std::option::Option<i64>,
     /// set the NFS debug level (max 2) (defaults to libnfs default)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub debug: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockdevOptionsNfs {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsNfs {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::qapi_types::private::optional(map, "user", &self.user)?;
+        ::qapi_types::private::optional(map, "group", &self.group)?;
+        ::qapi_types::private::optional(map, "tcp-syn-count", &self.tcp_syn_count)?;
+        ::qapi_types::private::optional(map, "readahead-size", &self.readahead_size)?;
+        ::qapi_types::private::optional(map, "page-cache-size", &self.page_cache_size)?;
+        ::qapi_types::private::optional(map, "debug", &self.debug)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsNfs {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsNfs`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        server: ::std::option::Option<super::NFSServer>,
+        path: ::std::option::Option<::std::string::String>,
+        user: ::std::option::Option<i64>,
+        group: ::std::option::Option<i64>,
+        tcp_syn_count: ::std::option::Option<i64>,
+        readahead_size: ::std::option::Option<i64>,
+        page_cache_size: ::std::option::Option<i64>,
+        debug: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNfs {
+        const NAME: &'static str = "BlockdevOptionsNfs";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "server" => {
+                    slots.server = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
+                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
+                "tcp-syn-count" => {
+                    slots.tcp_syn_count = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "readahead-size" => {
+                    slots.readahead_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "page-cache-size" => {
+                    slots.page_cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "debug" => slots.debug = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsNfs {
+                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                user: slots.user,
+                group: slots.group,
+                tcp_syn_count: slots.tcp_syn_count,
+                readahead_size: slots.readahead_size,
+                page_cache_size: slots.page_cache_size,
+                debug: slots.debug,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options shared by all protocols
 /// supported by the curl backend.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCurlBase {
     /// URL of the image file
     pub url: ::std::string::String,
     /// Size of the read-ahead cache; must be a multiple of 512
     /// (defaults to 256 kB)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
     /// Timeout for connections, in seconds (defaults to 5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
     /// Username for authentication (defaults to none)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a password
     /// for authentication (defaults to no password)
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// Username for proxy authentication (defaults to
     /// none)
-    #[serde(rename = "proxy-username")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a
     /// password for proxy authentication (defaults to no password)
-    #[serde(rename = "proxy-password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsCurlBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCurlBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
+        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
+        ::qapi_types::private::optional(
+            map,
+            "proxy-password-secret",
+            &self.proxy_password_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCurlBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCurlBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        url: ::std::option::Option<::std::string::String>,
+        readahead: ::std::option::Option<i64>,
+        timeout: ::std::option::Option<i64>,
+        username: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        proxy_username: ::std::option::Option<::std::string::String>,
+        proxy_password_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlBase {
+        const NAME: &'static str = "BlockdevOptionsCurlBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "url" => {
+                    slots.url = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-username" => {
+                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-password-secret" => {
+                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCurlBase {
+                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
+                readahead: slots.readahead,
+                timeout: slots.timeout,
+                username: slots.username,
+                password_secret: slots.password_secret,
+                proxy_username: slots.proxy_username,
+                proxy_password_secret: slots.proxy_password_secret,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for HTTP connections over the
 /// curl backend.  URLs must start with "<http://">.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCurlHttp {
     /// URL of the image file
     pub url: ::std::string::String,
     /// Size of the read-ahead cache; must be a multiple of 512
     /// (defaults to 256 kB)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
     /// Timeout for connections, in seconds (defaults to 5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
     /// Username for authentication (defaults to none)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a password
     /// for authentication (defaults to no password)
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// Username for proxy authentication (defaults to
     /// none)
-    #[serde(rename = "proxy-username")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a
     /// password for proxy authentication (defaults to no password)
-    #[serde(rename = "proxy-password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
     /// List of cookies to set; format is "name1=content1;
     /// name2=content2;" as explained by CURLOPT_COOKIE(3).  Defaults to
     /// no cookies.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing the cookie
     /// data in a secure way.  See `cookie` for the format.  (since 2.10)
-    #[serde(rename = "cookie-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsCurlHttp {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCurlHttp {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
+        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
+        ::qapi_types::private::optional(
+            map,
+            "proxy-password-secret",
+            &self.proxy_password_secret,
+        )?;
+        ::qapi_types::private::optional(map, "cookie", &self.cookie)?;
+        ::qapi_types::private::optional(map, "cookie-secret", &self.cookie_secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCurlHttp {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCurlHttp`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        url: ::std::option::Option<::std::string::String>,
+        readahead: ::std::option::Option<i64>,
+        timeout: ::std::option::Option<i64>,
+        username: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        proxy_username: ::std::option::Option<::std::string::String>,
+        proxy_password_secret: ::std::option::Option<::std::string::String>,
+        cookie: ::std::option::Option<::std::string::String>,
+        cookie_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlHttp {
+        const NAME: &'static str = "BlockdevOptionsCurlHttp";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "url" => {
+                    slots.url = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-username" => {
+                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-password-secret" => {
+                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cookie" => slots.cookie = ::serde::de::MapAccess::next_value(map)?,
+                "cookie-secret" => {
+                    slots.cookie_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCurlHttp {
+                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
+                readahead: slots.readahead,
+                timeout: slots.timeout,
+                username: slots.username,
+                password_secret: slots.password_secret,
+                proxy_username: slots.proxy_username,
+                proxy_password_secret: slots.proxy_password_secret,
+                cookie: slots.cookie,
+                cookie_secret: slots.cookie_secret,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for HTTPS connections over the
 /// curl backend.  URLs must start with "<https://">.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCurlHttps {
     /// URL of the image file
     pub url: ::std::string::String,
     /// Size of the read-ahead cache; must be a multiple of 512
     /// (defaults to 256 kB)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
     /// Timeout for connections, in seconds (defaults to 5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
     /// Username for authentication (defaults to none)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a password
     /// for authentication (defaults to no password)
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// Username for proxy authentication (defaults to
     /// none)
-    #[serde(rename = "proxy-username")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a
     /// password for proxy authentication (defaults to no password)
-    #[serde(rename = "proxy-password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
     /// List of cookies to set; format is "name1=content1;
     /// name2=content2;" as explained by CURLOPT_COOKIE(3).  Defaults to
     /// no cookies.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie: ::std::option::Option<::std::string::String>,
     /// Whether to verify the SSL certificate's validity
     /// (defaults to true)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sslverify: ::std::option::Option<bool>,
     /// ID of a QCryptoSecret object providing the cookie
     /// data in a secure way.  See `cookie` for the format.  (since 2.10)
-    #[serde(rename = "cookie-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsCurlHttps {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCurlHttps {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
+        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
+        ::qapi_types::private::optional(
+            map,
+            "proxy-password-secret",
+            &self.proxy_password_secret,
+        )?;
+        ::qapi_types::private::optional(map, "cookie", &self.cookie)?;
+        ::qapi_types::private::optional(map, "sslverify", &self.sslverify)?;
+        ::qapi_types::private::optional(map, "cookie-secret", &self.cookie_secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCurlHttps {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCurlHttps`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        url: ::std::option::Option<::std::string::String>,
+        readahead: ::std::option::Option<i64>,
+        timeout: ::std::option::Option<i64>,
+        username: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        proxy_username: ::std::option::Option<::std::string::String>,
+        proxy_password_secret: ::std::option::Option<::std::string::String>,
+        cookie: ::std::option::Option<::std::string::String>,
+        sslverify: ::std::option::Option<bool>,
+        cookie_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlHttps {
+        const NAME: &'static str = "BlockdevOptionsCurlHttps";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "url" => {
+                    slots.url = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-username" => {
+                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-password-secret" => {
+                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cookie" => slots.cookie = ::serde::de::MapAccess::next_value(map)?,
+                "sslverify" => slots.sslverify = ::serde::de::MapAccess::next_value(map)?,
+                "cookie-secret" => {
+                    slots.cookie_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCurlHttps {
+                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
+                readahead: slots.readahead,
+                timeout: slots.timeout,
+                username: slots.username,
+                password_secret: slots.password_secret,
+                proxy_username: slots.proxy_username,
+                proxy_password_secret: slots.proxy_password_secret,
+                cookie: slots.cookie,
+                sslverify: slots.sslverify,
+                cookie_secret: slots.cookie_secret,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for FTP connections over the
 /// curl backend.  URLs must start with "ftp://".
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCurlFtp {
     /// URL of the image file
     pub url: ::std::string::String,
     /// Size of the read-ahead cache; must be a multiple of 512
     /// (defaults to 256 kB)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
     /// Timeout for connections, in seconds (defaults to 5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
     /// Username for authentication (defaults to none)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a password
     /// for authentication (defaults to no password)
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// Username for proxy authentication (defaults to
     /// none)
-    #[serde(rename = "proxy-username")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a
     /// password for proxy authentication (defaults to no password)
-    #[serde(rename = "proxy-password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsCurlFtp {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCurlFtp {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
+        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
+        ::qapi_types::private::optional(
+            map,
+            "proxy-password-secret",
+            &self.proxy_password_secret,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCurlFtp {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCurlFtp`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        url: ::std::option::Option<::std::string::String>,
+        readahead: ::std::option::Option<i64>,
+        timeout: ::std::option::Option<i64>,
+        username: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        proxy_username: ::std::option::Option<::std::string::String>,
+        proxy_password_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlFtp {
+        const NAME: &'static str = "BlockdevOptionsCurlFtp";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "url" => {
+                    slots.url = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-username" => {
+                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-password-secret" => {
+                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCurlFtp {
+                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
+                readahead: slots.readahead,
+                timeout: slots.timeout,
+                username: slots.username,
+                password_secret: slots.password_secret,
+                proxy_username: slots.proxy_username,
+                proxy_password_secret: slots.proxy_password_secret,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for FTPS connections over the
 /// curl backend.  URLs must start with "ftps://".
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCurlFtps {
     /// URL of the image file
     pub url: ::std::string::String,
     /// Size of the read-ahead cache; must be a multiple of 512
     /// (defaults to 256 kB)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readahead: ::std::option::Option<i64>,
     /// Timeout for connections, in seconds (defaults to 5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub timeout: ::std::option::Option<i64>,
     /// Username for authentication (defaults to none)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a password
     /// for authentication (defaults to no password)
-    #[serde(rename = "password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub password_secret: ::std::option::Option<::std::string::String>,
     /// Username for proxy authentication (defaults to
     /// none)
-    #[serde(rename = "proxy-username")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_username: ::std::option::Option<::std::string::String>,
     /// ID of a QCryptoSecret object providing a
     /// password for proxy authentication (defaults to no password)
-    #[serde(rename = "proxy-password-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
     /// Whether to verify the SSL certificate's validity
     /// (defaults to true)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sslverify: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevOptionsCurlFtps {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCurlFtps {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
+        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
+        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
+        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
+        ::qapi_types::private::optional(
+            map,
+            "proxy-password-secret",
+            &self.proxy_password_secret,
+        )?;
+        ::qapi_types::private::optional(map, "sslverify", &self.sslverify)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCurlFtps {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCurlFtps`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        url: ::std::option::Option<::std::string::String>,
+        readahead: ::std::option::Option<i64>,
+        timeout: ::std::option::Option<i64>,
+        username: ::std::option::Option<::std::string::String>,
+        password_secret: ::std::option::Option<::std::string::String>,
+        proxy_username: ::std::option::Option<::std::string::String>,
+        proxy_password_secret: ::std::option::Option<::std::string::String>,
+        sslverify: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlFtps {
+        const NAME: &'static str = "BlockdevOptionsCurlFtps";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "url" => {
+                    slots.url = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
+                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                "password-secret" => {
+                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-username" => {
+                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "proxy-password-secret" => {
+                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "sslverify" => slots.sslverify = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCurlFtps {
+                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
+                readahead: slots.readahead,
+                timeout: slots.timeout,
+                username: slots.username,
+                password_secret: slots.password_secret,
+                proxy_username: slots.proxy_username,
+                proxy_password_secret: slots.proxy_password_secret,
+                sslverify: slots.sslverify,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for NBD.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsNbd {
     /// NBD server address
     pub server: super::SocketAddress,
     /// export name
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub export: ::std::option::Option<::std::string::String>,
     /// TLS credentials ID
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// TLS hostname override for certificate validation
     /// (Since 7.0)
-    #[serde(rename = "tls-hostname")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_hostname: ::std::option::Option<::std::string::String>,
     /// A metadata context name such as
     /// "qemu:dirty-bitmap:NAME" or "qemu:allocation-depth" to query in
@@ -6615,8 +16342,6 @@ pub struct BlockdevOptionsNbd {
     /// this option x-context would have made more sense) (since 3.0)
     ///
     /// Feature `unstable`: Member `x-dirty-bitmap` is experimental.
-    #[serde(rename = "x-dirty-bitmap")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_dirty_bitmap: ::std::option::Option<::std::string::String>,
     /// On an unexpected disconnect, the nbd client tries
     /// to connect again until succeeding or encountering a serious
@@ -6625,51 +16350,284 @@ pub struct BlockdevOptionsNbd {
     /// that time, any delayed requests and all future requests before a
     /// successful reconnect will immediately fail.  Default 0
     /// (Since 4.2)
-    #[serde(rename = "reconnect-delay")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reconnect_delay: ::std::option::Option<u32>,
     /// In seconds.  If zero, the nbd driver tries the
     /// connection only once, and fails to open if the connection fails.
     /// If non-zero, the nbd driver will repeat connection attempts
     /// until successful or until `open-timeout` seconds have elapsed.
     /// Default 0 (Since 7.0)
-    #[serde(rename = "open-timeout")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub open_timeout: ::std::option::Option<u32>,
 }
+
+impl Serialize for BlockdevOptionsNbd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsNbd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+        ::qapi_types::private::optional(map, "export", &self.export)?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
+        ::qapi_types::private::optional(map, "x-dirty-bitmap", &self.x_dirty_bitmap)?;
+        ::qapi_types::private::optional(map, "reconnect-delay", &self.reconnect_delay)?;
+        ::qapi_types::private::optional(map, "open-timeout", &self.open_timeout)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsNbd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsNbd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        server: ::std::option::Option<super::SocketAddress>,
+        export: ::std::option::Option<::std::string::String>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_hostname: ::std::option::Option<::std::string::String>,
+        x_dirty_bitmap: ::std::option::Option<::std::string::String>,
+        reconnect_delay: ::std::option::Option<u32>,
+        open_timeout: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNbd {
+        const NAME: &'static str = "BlockdevOptionsNbd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "server" => {
+                    slots.server = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "export" => slots.export = ::serde::de::MapAccess::next_value(map)?,
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-hostname" => {
+                    slots.tls_hostname = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-dirty-bitmap" => {
+                    slots.x_dirty_bitmap = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "reconnect-delay" => {
+                    slots.reconnect_delay = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "open-timeout" => {
+                    slots.open_timeout = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsNbd {
+                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                export: slots.export,
+                tls_creds: slots.tls_creds,
+                tls_hostname: slots.tls_hostname,
+                x_dirty_bitmap: slots.x_dirty_bitmap,
+                reconnect_delay: slots.reconnect_delay,
+                open_timeout: slots.open_timeout,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the raw driver.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsRaw {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
     /// position where the block device starts
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<i64>,
     /// the assumed size of the device
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockdevOptionsRaw {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsRaw {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "offset", &self.offset)?;
+        ::qapi_types::private::optional(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsRaw {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsRaw`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        offset: ::std::option::Option<i64>,
+        size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsRaw {
+        const NAME: &'static str = "BlockdevOptionsRaw";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
+                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsRaw {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                offset: slots.offset,
+                size: slots.size,
+            })
+        }
+    }
+};
 
 /// Driver specific block device options for the throttle driver
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsThrottle {
     /// the name of the throttle-group object to use.  It
     /// must already exist.
-    #[serde(rename = "throttle-group")]
     pub throttle_group: ::std::string::String,
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
 
+impl Serialize for BlockdevOptionsThrottle {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsThrottle {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "throttle-group",
+            &self.throttle_group,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsThrottle {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsThrottle`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        throttle_group: ::std::option::Option<::std::string::String>,
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsThrottle {
+        const NAME: &'static str = "BlockdevOptionsThrottle";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "throttle-group" => {
+                    slots.throttle_group = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsThrottle {
+                throttle_group: slots
+                    .throttle_group
+                    .ok_or_else(|| E::missing_field("throttle-group"))?,
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific block device options for the copy-on-read driver.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCor {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
@@ -6678,9 +16636,74 @@ pub struct BlockdevOptionsCor {
     /// so that no data below this node will be copied by this filter.
     /// If option is absent, the limit is not applied, so that data from
     /// all backing layers may be copied.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bottom: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevOptionsCor {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCor {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "bottom", &self.bottom)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCor {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCor`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        bottom: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCor {
+        const NAME: &'static str = "BlockdevOptionsCor";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bottom" => slots.bottom = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCor {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                bottom: slots.bottom,
+            })
+        }
+    }
+};
 
 /// An enumeration of possible behaviors for copy-before-write operation
 /// failures.
@@ -6750,7 +16773,7 @@ impl<'de> Deserialize<'de> for OnCbwError {
 /// data is written to file child.
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptionsCbw {
     /// reference to or definition of the data source block device
     pub file: ::std::boxed::Box<super::BlockdevRef>,
@@ -6763,63 +16786,145 @@ pub struct BlockdevOptionsCbw {
     /// initialize internal bitmap of the process, so further
     /// modifications (or removing) of specified bitmap doesn't
     /// influence the filter.  (Since 7.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<super::BlockDirtyBitmap>,
     /// Behavior on failure of copy-before-write operation.
     /// Default is `break-guest-write`.  (Since 7.1)
-    #[serde(rename = "on-cbw-error")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub on_cbw_error: ::std::option::Option<super::OnCbwError>,
     /// Zero means no limit.  Non-zero sets the timeout in
     /// seconds for copy-before-write operation.  When a timeout occurs,
     /// the respective copy-before-write operation will fail, and the
     /// `on-cbw-error` parameter will decide how this failure is handled.
     /// Default 0.  (Since 7.1)
-    #[serde(rename = "cbw-timeout")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbw_timeout: ::std::option::Option<u32>,
     /// Minimum size of blocks used by copy-before-write
     /// operations.  Has to be a power of 2.  No effect if smaller than
     /// the maximum of the target's cluster size and 64 KiB.  Default 0.
     /// (Since 9.2)
-    #[serde(rename = "min-cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub min_cluster_size: ::std::option::Option<u64>,
 }
+
+impl Serialize for BlockdevOptionsCbw {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsCbw {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
+        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
+        ::qapi_types::private::optional(map, "cbw-timeout", &self.cbw_timeout)?;
+        ::qapi_types::private::optional(
+            map,
+            "min-cluster-size",
+            &self.min_cluster_size,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevOptionsCbw {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevOptionsCbw`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        target: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
+        bitmap: ::std::option::Option<super::BlockDirtyBitmap>,
+        on_cbw_error: ::std::option::Option<super::OnCbwError>,
+        cbw_timeout: ::std::option::Option<u32>,
+        min_cluster_size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCbw {
+        const NAME: &'static str = "BlockdevOptionsCbw";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
+                "on-cbw-error" => {
+                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cbw-timeout" => {
+                    slots.cbw_timeout = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "min-cluster-size" => {
+                    slots.min_cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevOptionsCbw {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                bitmap: slots.bitmap,
+                on_cbw_error: slots.on_cbw_error,
+                cbw_timeout: slots.cbw_timeout,
+                min_cluster_size: slots.min_cluster_size,
+            })
+        }
+    }
+};
 
 /// Options for creating a block device.  Many options are available for
 /// all block devices, independent of the block driver:
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevOptions {
     /// the node name of the new node.  This option is required
     /// on the top level of [`blockdev-add`](crate::commands::BlockdevAdd).  Valid node names start with
     /// an alphabetic character and may contain only alphanumeric
     /// characters, '-', '.' and '_'.  Their maximum length is 31
     /// characters.  (Since 2.0)
-    #[serde(rename = "node-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_name: ::std::option::Option<::std::string::String>,
     /// discard-related options (default: ignore)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard: ::std::option::Option<super::BlockdevDiscardOptions>,
     /// cache-related options
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cache: ::std::option::Option<super::BlockdevCacheOptions>,
     /// whether the block node should be activated (default: true).
     /// Having inactive block nodes is useful primarily for migration
     /// because it allows opening an image on the destination while the
     /// source is still holding locks for it.  (Since 10.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub active: ::std::option::Option<bool>,
     /// whether the block device should be read-only (default:
     /// false).  Note that some block drivers support only read-only
     /// access, either generally or in certain configurations.  In this
     /// case, the default value does not work and the option must be
     /// specified explicitly.
-    #[serde(rename = "read-only")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_only: ::std::option::Option<bool>,
     /// if true and `read-only` is false, QEMU may
     /// automatically decide not to open the image read-write as
@@ -6827,22 +16932,41 @@ pub struct BlockdevOptions {
     /// between the modes later), e.g. depending on whether the image
     /// file is writable or whether a writing user is attached to the
     /// node (default: false, since 3.1)
-    #[serde(rename = "auto-read-only")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auto_read_only: ::std::option::Option<bool>,
     /// force share all permission on added nodes.  Requires
     /// read-only=true.  (Since 2.10)
-    #[serde(rename = "force-share")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub force_share: ::std::option::Option<bool>,
     /// detect and optimize zero writes (Since 2.1)
     /// (default: off)
-    #[serde(rename = "detect-zeroes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub detect_zeroes: ::std::option::Option<super::BlockdevDetectZeroesOptions>,
     /// The branch, selected by the discriminator `driver`.
-    #[serde(flatten)]
     pub branch: BlockdevOptionsBranch,
+}
+
+impl Serialize for BlockdevOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+        ::qapi_types::private::optional(map, "discard", &self.discard)?;
+        ::qapi_types::private::optional(map, "cache", &self.cache)?;
+        ::qapi_types::private::optional(map, "active", &self.active)?;
+        ::qapi_types::private::optional(map, "read-only", &self.read_only)?;
+        ::qapi_types::private::optional(map, "auto-read-only", &self.auto_read_only)?;
+        ::qapi_types::private::optional(map, "force-share", &self.force_share)?;
+        ::qapi_types::private::optional(map, "detect-zeroes", &self.detect_zeroes)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockdevOptions {
@@ -7130,169 +17254,379 @@ const _: () = {
 };
 
 /// The branches of [`BlockdevOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "driver")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevOptionsBranch {
     /// `driver` is `blkdebug`.
-    #[serde(rename = "blkdebug")]
     Blkdebug(::std::boxed::Box<super::BlockdevOptionsBlkdebug>),
     /// `driver` is `blklogwrites`.
-    #[serde(rename = "blklogwrites")]
     Blklogwrites(::std::boxed::Box<super::BlockdevOptionsBlklogwrites>),
     /// `driver` is `blkverify`.
-    #[serde(rename = "blkverify")]
     Blkverify(::std::boxed::Box<super::BlockdevOptionsBlkverify>),
     /// `driver` is `blkreplay`.
-    #[serde(rename = "blkreplay")]
     Blkreplay(::std::boxed::Box<super::BlockdevOptionsBlkreplay>),
     /// `driver` is `bochs`.
-    #[serde(rename = "bochs")]
     Bochs(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `cloop`.
-    #[serde(rename = "cloop")]
     Cloop(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `compress`.
-    #[serde(rename = "compress")]
     Compress(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `copy-before-write`.
-    #[serde(rename = "copy-before-write")]
     CopyBeforeWrite(::std::boxed::Box<super::BlockdevOptionsCbw>),
     /// `driver` is `copy-on-read`.
-    #[serde(rename = "copy-on-read")]
     CopyOnRead(::std::boxed::Box<super::BlockdevOptionsCor>),
     /// `driver` is `dmg`.
-    #[serde(rename = "dmg")]
     Dmg(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `file`.
-    #[serde(rename = "file")]
     File(super::BlockdevOptionsFile),
     /// `driver` is `ftp`.
-    #[serde(rename = "ftp")]
     Ftp(super::BlockdevOptionsCurlFtp),
     /// `driver` is `ftps`.
-    #[serde(rename = "ftps")]
     Ftps(super::BlockdevOptionsCurlFtps),
     /// `driver` is `gluster`.
-    #[serde(rename = "gluster")]
     Gluster(super::BlockdevOptionsGluster),
     /// `driver` is `host_cdrom`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_cdrom")]
     HostCdrom(super::BlockdevOptionsFile),
     /// `driver` is `host_device`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_device")]
     HostDevice(super::BlockdevOptionsFile),
     /// `driver` is `http`.
-    #[serde(rename = "http")]
     Http(super::BlockdevOptionsCurlHttp),
     /// `driver` is `https`.
-    #[serde(rename = "https")]
     Https(super::BlockdevOptionsCurlHttps),
     /// `driver` is `io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "io_uring")]
     IoUring(super::BlockdevOptionsIoUring),
     /// `driver` is `iscsi`.
-    #[serde(rename = "iscsi")]
     Iscsi(super::BlockdevOptionsIscsi),
     /// `driver` is `luks`.
-    #[serde(rename = "luks")]
     Luks(::std::boxed::Box<super::BlockdevOptionsLUKS>),
     /// `driver` is `nbd`.
-    #[serde(rename = "nbd")]
     Nbd(super::BlockdevOptionsNbd),
     /// `driver` is `nfs`.
-    #[serde(rename = "nfs")]
     Nfs(super::BlockdevOptionsNfs),
     /// `driver` is `null-aio`.
-    #[serde(rename = "null-aio")]
     NullAio(super::BlockdevOptionsNull),
     /// `driver` is `null-co`.
-    #[serde(rename = "null-co")]
     NullCo(super::BlockdevOptionsNull),
     /// `driver` is `nvme`.
-    #[serde(rename = "nvme")]
     Nvme(super::BlockdevOptionsNVMe),
     /// `driver` is `nvme-io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "nvme-io_uring")]
     NvmeIoUring(super::BlockdevOptionsNvmeIoUring),
     /// `driver` is `parallels`.
-    #[serde(rename = "parallels")]
     Parallels(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `preallocate`.
-    #[serde(rename = "preallocate")]
     Preallocate(::std::boxed::Box<super::BlockdevOptionsPreallocate>),
     /// `driver` is `qcow2`.
-    #[serde(rename = "qcow2")]
     Qcow2(::std::boxed::Box<super::BlockdevOptionsQcow2>),
     /// `driver` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow(::std::boxed::Box<super::BlockdevOptionsQcow>),
     /// `driver` is `qed`.
-    #[serde(rename = "qed")]
     Qed(::std::boxed::Box<super::BlockdevOptionsGenericCOWFormat>),
     /// `driver` is `quorum`.
-    #[serde(rename = "quorum")]
     Quorum(super::BlockdevOptionsQuorum),
     /// `driver` is `raw`.
-    #[serde(rename = "raw")]
     Raw(::std::boxed::Box<super::BlockdevOptionsRaw>),
     /// `driver` is `rbd`.
-    #[serde(rename = "rbd")]
     Rbd(super::BlockdevOptionsRbd),
     /// `driver` is `replication`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[serde(rename = "replication")]
     Replication(::std::boxed::Box<super::BlockdevOptionsReplication>),
     /// `driver` is `snapshot-access`.
-    #[serde(rename = "snapshot-access")]
     SnapshotAccess(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `ssh`.
-    #[serde(rename = "ssh")]
     Ssh(super::BlockdevOptionsSsh),
     /// `driver` is `throttle`.
-    #[serde(rename = "throttle")]
     Throttle(::std::boxed::Box<super::BlockdevOptionsThrottle>),
     /// `driver` is `vdi`.
-    #[serde(rename = "vdi")]
     Vdi(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `vhdx`.
-    #[serde(rename = "vhdx")]
     Vhdx(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `virtio-blk-vfio-pci`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vfio-pci")]
     VirtioBlkVfioPci(super::BlockdevOptionsVirtioBlkVfioPci),
     /// `driver` is `virtio-blk-vhost-user`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-user")]
     VirtioBlkVhostUser(super::BlockdevOptionsVirtioBlkVhostUser),
     /// `driver` is `virtio-blk-vhost-vdpa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-vdpa")]
     VirtioBlkVhostVdpa(super::BlockdevOptionsVirtioBlkVhostVdpa),
     /// `driver` is `vmdk`.
-    #[serde(rename = "vmdk")]
     Vmdk(::std::boxed::Box<super::BlockdevOptionsGenericCOWFormat>),
     /// `driver` is `vpc`.
-    #[serde(rename = "vpc")]
     Vpc(::std::boxed::Box<super::BlockdevOptionsGenericFormat>),
     /// `driver` is `vvfat`.
-    #[serde(rename = "vvfat")]
     Vvfat(super::BlockdevOptionsVVFAT),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockdevOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockdevOptionsBranch::Blkdebug(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkdebug")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Blklogwrites(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "blklogwrites",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Blkverify(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkverify")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Blkreplay(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkreplay")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Bochs(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "bochs")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Cloop(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "cloop")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Compress(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "compress")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::CopyBeforeWrite(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-before-write",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::CopyOnRead(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-on-read",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Dmg(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dmg")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Ftp(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftp")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Ftps(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftps")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Gluster(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "gluster")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::HostCdrom(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "host_cdrom",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::HostDevice(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "host_device",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Http(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "http")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Https(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "https")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::IoUring(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "io_uring")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Iscsi(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "iscsi")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Nbd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nbd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Nfs(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nfs")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::NullAio(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-aio")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::NullCo(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-co")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Nvme(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nvme")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::NvmeIoUring(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "nvme-io_uring",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Parallels(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "parallels")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Preallocate(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "preallocate",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Qcow2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Qcow(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Qed(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qed")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Quorum(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "quorum")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Raw(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "raw")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Rbd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "rbd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Replication(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "replication",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::SnapshotAccess(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "snapshot-access",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Ssh(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ssh")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Throttle(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "throttle")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Vdi(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vdi")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Vhdx(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vhdx")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::VirtioBlkVfioPci(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vfio-pci",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::VirtioBlkVhostUser(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-user",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::VirtioBlkVhostVdpa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-vdpa",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Vmdk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vmdk")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Vpc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vpc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Vvfat(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vvfat")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Reference to a block device.
@@ -7423,7 +17757,7 @@ impl<'de> Deserialize<'de> for BlockdevRefOrNull {
 /// Driver specific image creation options for file.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsFile {
     /// Filename for the new image file
     pub filename: ::std::string::String,
@@ -7432,22 +17766,108 @@ pub struct BlockdevCreateOptionsFile {
     /// Preallocation mode for the new image (default: off;
     /// allowed values: off, falloc (if CONFIG_POSIX_FALLOCATE), full
     /// (if CONFIG_POSIX))
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
     /// Turn off copy-on-write (valid only on btrfs; default: off)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nocow: ::std::option::Option<bool>,
     /// Extent size hint to add to the image file; 0 for
     /// not adding an extent size hint (default: 1 MB, since 5.1)
-    #[serde(rename = "extent-size-hint")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extent_size_hint: ::std::option::Option<u64>,
 }
+
+impl Serialize for BlockdevCreateOptionsFile {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsFile {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
+        ::qapi_types::private::optional(map, "nocow", &self.nocow)?;
+        ::qapi_types::private::optional(
+            map,
+            "extent-size-hint",
+            &self.extent_size_hint,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsFile {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsFile`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        size: ::std::option::Option<u64>,
+        preallocation: ::std::option::Option<super::PreallocMode>,
+        nocow: ::std::option::Option<bool>,
+        extent_size_hint: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsFile {
+        const NAME: &'static str = "BlockdevCreateOptionsFile";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "preallocation" => {
+                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "nocow" => slots.nocow = ::serde::de::MapAccess::next_value(map)?,
+                "extent-size-hint" => {
+                    slots.extent_size_hint = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsFile {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                preallocation: slots.preallocation,
+                nocow: slots.nocow,
+                extent_size_hint: slots.extent_size_hint,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for gluster.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsGluster {
     /// Where to store the new image file
     pub location: super::BlockdevOptionsGluster,
@@ -7456,70 +17876,240 @@ pub struct BlockdevCreateOptionsGluster {
     /// Preallocation mode for the new image (default: off;
     /// allowed values: off, falloc (if CONFIG_GLUSTERFS_FALLOCATE),
     /// full (if CONFIG_GLUSTERFS_ZEROFILL))
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
+impl Serialize for BlockdevCreateOptionsGluster {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsGluster {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsGluster {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsGluster`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        location: ::std::option::Option<super::BlockdevOptionsGluster>,
+        size: ::std::option::Option<u64>,
+        preallocation: ::std::option::Option<super::PreallocMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsGluster {
+        const NAME: &'static str = "BlockdevCreateOptionsGluster";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "location" => {
+                    slots.location = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "preallocation" => {
+                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsGluster {
+                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                preallocation: slots.preallocation,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for LUKS.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsLUKS {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
     /// metadata only.
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
     /// the cipher algorithm for data encryption.  Currently
     /// defaults to 'aes-256'.
-    #[serde(rename = "cipher-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
     /// the cipher mode for data encryption.  Currently
     /// defaults to 'xts'
-    #[serde(rename = "cipher-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
     /// the initialization vector generator.  Currently defaults
     /// to 'plain64'
-    #[serde(rename = "ivgen-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
     /// the initialization vector generator hash.
     /// Currently defaults to 'sha256'
-    #[serde(rename = "ivgen-hash-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
     /// the master key hash algorithm.  Currently defaults to
     /// 'sha256'
-    #[serde(rename = "hash-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
     /// number of milliseconds to spend in PBKDF passphrase
     /// processing.  Currently defaults to 2000.  (since 2.8)
-    #[serde(rename = "iter-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
     /// Node to create the image format on, mandatory except when
     /// 'preallocation' is not requested
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub file: ::std::option::Option<super::BlockdevRef>,
     /// Block device holding a detached LUKS header.  (since 9.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub header: ::std::option::Option<super::BlockdevRef>,
     /// Size of the virtual disk in bytes
     pub size: u64,
     /// Preallocation mode for the new image (since: 4.2)
     /// (default: off; allowed values: off, metadata, falloc, full)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
+impl Serialize for BlockdevCreateOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
+        ::qapi_types::private::optional(map, "cipher-mode", &self.cipher_mode)?;
+        ::qapi_types::private::optional(map, "ivgen-alg", &self.ivgen_alg)?;
+        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
+        ::qapi_types::private::optional(map, "hash-alg", &self.hash_alg)?;
+        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
+        ::qapi_types::private::optional(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "header", &self.header)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
+        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
+        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        iter_time: ::std::option::Option<i64>,
+        file: ::std::option::Option<super::BlockdevRef>,
+        header: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        preallocation: ::std::option::Option<super::PreallocMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsLUKS {
+        const NAME: &'static str = "BlockdevCreateOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cipher-alg" => {
+                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cipher-mode" => {
+                    slots.cipher_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ivgen-alg" => slots.ivgen_alg = ::serde::de::MapAccess::next_value(map)?,
+                "ivgen-hash-alg" => {
+                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "hash-alg" => slots.hash_alg = ::serde::de::MapAccess::next_value(map)?,
+                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
+                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
+                "header" => slots.header = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "preallocation" => {
+                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsLUKS {
+                key_secret: slots.key_secret,
+                cipher_alg: slots.cipher_alg,
+                cipher_mode: slots.cipher_mode,
+                ivgen_alg: slots.ivgen_alg,
+                ivgen_hash_alg: slots.ivgen_hash_alg,
+                hash_alg: slots.hash_alg,
+                iter_time: slots.iter_time,
+                file: slots.file,
+                header: slots.header,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                preallocation: slots.preallocation,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for NFS.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsNfs {
     /// Where to store the new image file
     pub location: super::BlockdevOptionsNfs,
@@ -7527,25 +18117,169 @@ pub struct BlockdevCreateOptionsNfs {
     pub size: u64,
 }
 
+impl Serialize for BlockdevCreateOptionsNfs {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsNfs {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsNfs {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsNfs`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        location: ::std::option::Option<super::BlockdevOptionsNfs>,
+        size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsNfs {
+        const NAME: &'static str = "BlockdevCreateOptionsNfs";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "location" => {
+                    slots.location = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsNfs {
+                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific image creation options for parallels.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsParallels {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
     /// Size of the virtual disk in bytes
     pub size: u64,
     /// Cluster size in bytes (default: 1 MB)
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<u64>,
 }
+
+impl Serialize for BlockdevCreateOptionsParallels {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsParallels {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsParallels {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsParallels`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        cluster_size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsParallels {
+        const NAME: &'static str = "BlockdevCreateOptionsParallels";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsParallels {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                cluster_size: slots.cluster_size,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for qcow.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsQcow {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
@@ -7553,13 +18287,90 @@ pub struct BlockdevCreateOptionsQcow {
     pub size: u64,
     /// File name of the backing file if a backing file
     /// should be used
-    #[serde(rename = "backing-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_file: ::std::option::Option<::std::string::String>,
     /// Encryption options if the image should be encrypted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
 }
+
+impl Serialize for BlockdevCreateOptionsQcow {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsQcow {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsQcow {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsQcow`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        backing_file: ::std::option::Option<::std::string::String>,
+        encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQcow {
+        const NAME: &'static str = "BlockdevCreateOptionsQcow";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing-file" => {
+                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsQcow {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                backing_file: slots.backing_file,
+                encrypt: slots.encrypt,
+            })
+        }
+    }
+};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -7675,72 +18486,191 @@ impl<'de> Deserialize<'de> for Qcow2CompressionType {
 /// Driver specific image creation options for qcow2.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsQcow2 {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
     /// Node to use as an external data file in which all guest
     /// data is stored so that only metadata remains in the qcow2 file
     /// (since: 4.0)
-    #[serde(rename = "data-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file: ::std::option::Option<super::BlockdevRef>,
     /// True if the external data file must stay valid as a
     /// standalone (read-only) raw image without looking at qcow2
     /// metadata (default: false; since: 4.0)
-    #[serde(rename = "data-file-raw")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data_file_raw: ::std::option::Option<bool>,
     /// True to make the image have extended L2 entries
     /// (default: false; since 5.2)
-    #[serde(rename = "extended-l2")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extended_l2: ::std::option::Option<bool>,
     /// Size of the virtual disk in bytes
     pub size: u64,
     /// Compatibility level (default: v3)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub version: ::std::option::Option<super::BlockdevQcow2Version>,
     /// File name of the backing file if a backing file
     /// should be used
-    #[serde(rename = "backing-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_file: ::std::option::Option<::std::string::String>,
     /// Name of the block driver to use for the backing file
-    #[serde(rename = "backing-fmt")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_fmt: ::std::option::Option<super::BlockdevDriver>,
     /// Encryption options if the image should be encrypted
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
     /// qcow2 cluster size in bytes (default: 65536)
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<u64>,
     /// Preallocation mode for the new image (default: off;
     /// allowed values: off, falloc, full, metadata)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
     /// True if refcounts may be updated lazily
     /// (default: off)
-    #[serde(rename = "lazy-refcounts")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub lazy_refcounts: ::std::option::Option<bool>,
     /// Width of reference counts in bits (default: 16)
-    #[serde(rename = "refcount-bits")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refcount_bits: ::std::option::Option<i64>,
     /// The image cluster compression method
     /// (default: zlib, since 5.1)
-    #[serde(rename = "compression-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compression_type: ::std::option::Option<super::Qcow2CompressionType>,
 }
+
+impl Serialize for BlockdevCreateOptionsQcow2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsQcow2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
+        ::qapi_types::private::optional(map, "data-file-raw", &self.data_file_raw)?;
+        ::qapi_types::private::optional(map, "extended-l2", &self.extended_l2)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "version", &self.version)?;
+        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+        ::qapi_types::private::optional(map, "backing-fmt", &self.backing_fmt)?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
+        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
+        ::qapi_types::private::optional(map, "refcount-bits", &self.refcount_bits)?;
+        ::qapi_types::private::optional(
+            map,
+            "compression-type",
+            &self.compression_type,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsQcow2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsQcow2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        data_file: ::std::option::Option<super::BlockdevRef>,
+        data_file_raw: ::std::option::Option<bool>,
+        extended_l2: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        version: ::std::option::Option<super::BlockdevQcow2Version>,
+        backing_file: ::std::option::Option<::std::string::String>,
+        backing_fmt: ::std::option::Option<super::BlockdevDriver>,
+        encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
+        cluster_size: ::std::option::Option<u64>,
+        preallocation: ::std::option::Option<super::PreallocMode>,
+        lazy_refcounts: ::std::option::Option<bool>,
+        refcount_bits: ::std::option::Option<i64>,
+        compression_type: ::std::option::Option<super::Qcow2CompressionType>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQcow2 {
+        const NAME: &'static str = "BlockdevCreateOptionsQcow2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
+                "data-file-raw" => {
+                    slots.data_file_raw = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "extended-l2" => {
+                    slots.extended_l2 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
+                "backing-file" => {
+                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-fmt" => {
+                    slots.backing_fmt = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "preallocation" => {
+                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "lazy-refcounts" => {
+                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "refcount-bits" => {
+                    slots.refcount_bits = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compression-type" => {
+                    slots.compression_type = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsQcow2 {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                data_file: slots.data_file,
+                data_file_raw: slots.data_file_raw,
+                extended_l2: slots.extended_l2,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                version: slots.version,
+                backing_file: slots.backing_file,
+                backing_fmt: slots.backing_fmt,
+                encrypt: slots.encrypt,
+                cluster_size: slots.cluster_size,
+                preallocation: slots.preallocation,
+                lazy_refcounts: slots.lazy_refcounts,
+                refcount_bits: slots.refcount_bits,
+                compression_type: slots.compression_type,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for qed.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsQed {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
@@ -7748,27 +18678,113 @@ pub struct BlockdevCreateOptionsQed {
     pub size: u64,
     /// File name of the backing file if a backing file
     /// should be used
-    #[serde(rename = "backing-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_file: ::std::option::Option<::std::string::String>,
     /// Name of the block driver to use for the backing file
-    #[serde(rename = "backing-fmt")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_fmt: ::std::option::Option<super::BlockdevDriver>,
     /// Cluster size in bytes (default: 65536)
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<u64>,
     /// L1/L2 table size (in clusters)
-    #[serde(rename = "table-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub table_size: ::std::option::Option<i64>,
 }
+
+impl Serialize for BlockdevCreateOptionsQed {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsQed {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+        ::qapi_types::private::optional(map, "backing-fmt", &self.backing_fmt)?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "table-size", &self.table_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsQed {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsQed`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        backing_file: ::std::option::Option<::std::string::String>,
+        backing_fmt: ::std::option::Option<super::BlockdevDriver>,
+        cluster_size: ::std::option::Option<u64>,
+        table_size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQed {
+        const NAME: &'static str = "BlockdevCreateOptionsQed";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "backing-file" => {
+                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "backing-fmt" => {
+                    slots.backing_fmt = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "table-size" => {
+                    slots.table_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsQed {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                backing_file: slots.backing_file,
+                backing_fmt: slots.backing_fmt,
+                cluster_size: slots.cluster_size,
+                table_size: slots.table_size,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for rbd/Ceph.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsRbd {
     /// Where to store the new image file.  This location cannot
     /// point to a snapshot.
@@ -7776,13 +18792,90 @@ pub struct BlockdevCreateOptionsRbd {
     /// Size of the virtual disk in bytes
     pub size: u64,
     /// RBD object size
-    #[serde(rename = "cluster-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_size: ::std::option::Option<u64>,
     /// Image encryption options.  (Since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::RbdEncryptionCreateOptions>,
 }
+
+impl Serialize for BlockdevCreateOptionsRbd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsRbd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsRbd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsRbd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        location: ::std::option::Option<super::BlockdevOptionsRbd>,
+        size: ::std::option::Option<u64>,
+        cluster_size: ::std::option::Option<u64>,
+        encrypt: ::std::option::Option<super::RbdEncryptionCreateOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsRbd {
+        const NAME: &'static str = "BlockdevCreateOptionsRbd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "location" => {
+                    slots.location = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cluster-size" => {
+                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsRbd {
+                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                cluster_size: slots.cluster_size,
+                encrypt: slots.encrypt,
+            })
+        }
+    }
+};
 
 /// Subformat options for VMDK images
 ///
@@ -7916,7 +19009,7 @@ impl<'de> Deserialize<'de> for BlockdevVmdkAdapterType {
 /// Driver specific image creation options for VMDK.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsVmdk {
     /// Where to store the new image file.  This refers to the image
     /// file for monolithcSparse and streamOptimized format, or the
@@ -7930,41 +19023,137 @@ pub struct BlockdevCreateOptionsVmdk {
     /// twoGbMaxExtent* formats, the number of entries required is
     /// calculated as extent_number = virtual_size / 2GB.  Providing
     /// more extents than will be used is an error.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub extents: ::std::option::Option<::std::vec::Vec<super::BlockdevRef>>,
     /// The subformat of the VMDK image.  Default:
     /// "monolithicSparse".
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subformat: ::std::option::Option<super::BlockdevVmdkSubformat>,
     /// The path of backing file.  Default: no backing file
     /// is used.
-    #[serde(rename = "backing-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub backing_file: ::std::option::Option<::std::string::String>,
     /// The adapter type used to fill in the descriptor.
     /// Default: ide.
-    #[serde(rename = "adapter-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub adapter_type: ::std::option::Option<super::BlockdevVmdkAdapterType>,
     /// Hardware version.  The meaningful options are "4" or
     /// "6".  Default: "4".
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hwversion: ::std::option::Option<::std::string::String>,
     /// VMware guest tools version.  Default: "2147483647"
     /// (Since 6.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub toolsversion: ::std::option::Option<::std::string::String>,
     /// Whether to enable zeroed-grain feature for sparse
     /// subformats.  Default: false.
-    #[serde(rename = "zeroed-grain")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zeroed_grain: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevCreateOptionsVmdk {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsVmdk {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "extents", &self.extents)?;
+        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
+        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+        ::qapi_types::private::optional(map, "adapter-type", &self.adapter_type)?;
+        ::qapi_types::private::optional(map, "hwversion", &self.hwversion)?;
+        ::qapi_types::private::optional(map, "toolsversion", &self.toolsversion)?;
+        ::qapi_types::private::optional(map, "zeroed-grain", &self.zeroed_grain)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsVmdk {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsVmdk`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        extents: ::std::option::Option<::std::vec::Vec<super::BlockdevRef>>,
+        subformat: ::std::option::Option<super::BlockdevVmdkSubformat>,
+        backing_file: ::std::option::Option<::std::string::String>,
+        adapter_type: ::std::option::Option<super::BlockdevVmdkAdapterType>,
+        hwversion: ::std::option::Option<::std::string::String>,
+        toolsversion: ::std::option::Option<::std::string::String>,
+        zeroed_grain: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVmdk {
+        const NAME: &'static str = "BlockdevCreateOptionsVmdk";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "extents" => slots.extents = ::serde::de::MapAccess::next_value(map)?,
+                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
+                "backing-file" => {
+                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "adapter-type" => {
+                    slots.adapter_type = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "hwversion" => slots.hwversion = ::serde::de::MapAccess::next_value(map)?,
+                "toolsversion" => {
+                    slots.toolsversion = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "zeroed-grain" => {
+                    slots.zeroed_grain = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsVmdk {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                extents: slots.extents,
+                subformat: slots.subformat,
+                backing_file: slots.backing_file,
+                adapter_type: slots.adapter_type,
+                hwversion: slots.hwversion,
+                toolsversion: slots.toolsversion,
+                zeroed_grain: slots.zeroed_grain,
+            })
+        }
+    }
+};
 
 /// Driver specific image creation options for SSH.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsSsh {
     /// Where to store the new image file
     pub location: super::BlockdevOptionsSsh,
@@ -7972,10 +19161,80 @@ pub struct BlockdevCreateOptionsSsh {
     pub size: u64,
 }
 
+impl Serialize for BlockdevCreateOptionsSsh {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsSsh {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsSsh {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsSsh`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        location: ::std::option::Option<super::BlockdevOptionsSsh>,
+        size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsSsh {
+        const NAME: &'static str = "BlockdevCreateOptionsSsh";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "location" => {
+                    slots.location = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsSsh {
+                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+            })
+        }
+    }
+};
+
 /// Driver specific image creation options for VDI.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsVdi {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
@@ -7983,9 +19242,84 @@ pub struct BlockdevCreateOptionsVdi {
     pub size: u64,
     /// Preallocation mode for the new image (default: off;
     /// allowed values: off, metadata)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
+
+impl Serialize for BlockdevCreateOptionsVdi {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsVdi {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsVdi {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsVdi`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        preallocation: ::std::option::Option<super::PreallocMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVdi {
+        const NAME: &'static str = "BlockdevCreateOptionsVdi";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "preallocation" => {
+                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsVdi {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                preallocation: slots.preallocation,
+            })
+        }
+    }
+};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -8043,7 +19377,7 @@ impl<'de> Deserialize<'de> for BlockdevVhdxSubformat {
 /// Driver specific image creation options for vhdx.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsVhdx {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
@@ -8051,25 +19385,112 @@ pub struct BlockdevCreateOptionsVhdx {
     pub size: u64,
     /// Log size in bytes, must be a multiple of 1 MB (default: 1
     /// MB)
-    #[serde(rename = "log-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log_size: ::std::option::Option<u64>,
     /// Block size in bytes, must be a multiple of 1 MB and not
     /// larger than 256 MB (default: automatically choose a block size
     /// depending on the image size)
-    #[serde(rename = "block-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub block_size: ::std::option::Option<u64>,
     /// vhdx subformat (default: dynamic)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subformat: ::std::option::Option<super::BlockdevVhdxSubformat>,
     /// Force use of payload blocks of type 'ZERO'.
     /// Non-standard, but default.  Do not set to 'off' when using
     /// 'qemu-img convert' with subformat=dynamic.
-    #[serde(rename = "block-state-zero")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub block_state_zero: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevCreateOptionsVhdx {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsVhdx {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "log-size", &self.log_size)?;
+        ::qapi_types::private::optional(map, "block-size", &self.block_size)?;
+        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
+        ::qapi_types::private::optional(
+            map,
+            "block-state-zero",
+            &self.block_state_zero,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsVhdx {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsVhdx`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        log_size: ::std::option::Option<u64>,
+        block_size: ::std::option::Option<u64>,
+        subformat: ::std::option::Option<super::BlockdevVhdxSubformat>,
+        block_state_zero: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVhdx {
+        const NAME: &'static str = "BlockdevCreateOptionsVhdx";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "log-size" => slots.log_size = ::serde::de::MapAccess::next_value(map)?,
+                "block-size" => {
+                    slots.block_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
+                "block-state-zero" => {
+                    slots.block_state_zero = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsVhdx {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                log_size: slots.log_size,
+                block_size: slots.block_size,
+                subformat: slots.subformat,
+                block_state_zero: slots.block_state_zero,
+            })
+        }
+    }
+};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -8127,31 +19548,125 @@ impl<'de> Deserialize<'de> for BlockdevVpcSubformat {
 /// Driver specific image creation options for vpc (VHD).
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptionsVpc {
     /// Node to create the image format on
     pub file: super::BlockdevRef,
     /// Size of the virtual disk in bytes
     pub size: u64,
     /// vhdx subformat (default: dynamic)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subformat: ::std::option::Option<super::BlockdevVpcSubformat>,
     /// Force use of the exact byte size instead of rounding to
     /// the next size that can be represented in CHS geometry
     /// (default: false)
-    #[serde(rename = "force-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub force_size: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockdevCreateOptionsVpc {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsVpc {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
+        ::qapi_types::private::optional(map, "force-size", &self.force_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevCreateOptionsVpc {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevCreateOptionsVpc`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<super::BlockdevRef>,
+        size: ::std::option::Option<u64>,
+        subformat: ::std::option::Option<super::BlockdevVpcSubformat>,
+        force_size: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVpc {
+        const NAME: &'static str = "BlockdevCreateOptionsVpc";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
+                "force-size" => {
+                    slots.force_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevCreateOptionsVpc {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                subformat: slots.subformat,
+                force_size: slots.force_size,
+            })
+        }
+    }
+};
 
 /// Options for creating an image format on a given node.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptions {
     /// The branch, selected by the discriminator `driver`.
-    #[serde(flatten)]
     pub branch: BlockdevCreateOptionsBranch,
+}
+
+impl Serialize for BlockdevCreateOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockdevCreateOptions {
@@ -8461,188 +19976,345 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevCreateOptions {
 }
 
 /// The branches of [`BlockdevCreateOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "driver")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevCreateOptionsBranch {
     /// `driver` is `file`.
-    #[serde(rename = "file")]
     File(super::BlockdevCreateOptionsFile),
     /// `driver` is `gluster`.
-    #[serde(rename = "gluster")]
     Gluster(super::BlockdevCreateOptionsGluster),
     /// `driver` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::BlockdevCreateOptionsLUKS),
     /// `driver` is `nfs`.
-    #[serde(rename = "nfs")]
     Nfs(super::BlockdevCreateOptionsNfs),
     /// `driver` is `parallels`.
-    #[serde(rename = "parallels")]
     Parallels(super::BlockdevCreateOptionsParallels),
     /// `driver` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow(super::BlockdevCreateOptionsQcow),
     /// `driver` is `qcow2`.
-    #[serde(rename = "qcow2")]
     Qcow2(super::BlockdevCreateOptionsQcow2),
     /// `driver` is `qed`.
-    #[serde(rename = "qed")]
     Qed(super::BlockdevCreateOptionsQed),
     /// `driver` is `rbd`.
-    #[serde(rename = "rbd")]
     Rbd(super::BlockdevCreateOptionsRbd),
     /// `driver` is `ssh`.
-    #[serde(rename = "ssh")]
     Ssh(super::BlockdevCreateOptionsSsh),
     /// `driver` is `vdi`.
-    #[serde(rename = "vdi")]
     Vdi(super::BlockdevCreateOptionsVdi),
     /// `driver` is `vhdx`.
-    #[serde(rename = "vhdx")]
     Vhdx(super::BlockdevCreateOptionsVhdx),
     /// `driver` is `vmdk`.
-    #[serde(rename = "vmdk")]
     Vmdk(super::BlockdevCreateOptionsVmdk),
     /// `driver` is `vpc`.
-    #[serde(rename = "vpc")]
     Vpc(super::BlockdevCreateOptionsVpc),
     /// `driver` is `blkdebug`.
-    #[serde(rename = "blkdebug")]
     Blkdebug,
     /// `driver` is `blklogwrites`.
-    #[serde(rename = "blklogwrites")]
     Blklogwrites,
     /// `driver` is `blkreplay`.
-    #[serde(rename = "blkreplay")]
     Blkreplay,
     /// `driver` is `blkverify`.
-    #[serde(rename = "blkverify")]
     Blkverify,
     /// `driver` is `bochs`.
-    #[serde(rename = "bochs")]
     Bochs,
     /// `driver` is `cloop`.
-    #[serde(rename = "cloop")]
     Cloop,
     /// `driver` is `compress`.
-    #[serde(rename = "compress")]
     Compress,
     /// `driver` is `copy-before-write`.
-    #[serde(rename = "copy-before-write")]
     CopyBeforeWrite,
     /// `driver` is `copy-on-read`.
-    #[serde(rename = "copy-on-read")]
     CopyOnRead,
     /// `driver` is `dmg`.
-    #[serde(rename = "dmg")]
     Dmg,
     /// `driver` is `snapshot-access`.
-    #[serde(rename = "snapshot-access")]
     SnapshotAccess,
     /// `driver` is `ftp`.
-    #[serde(rename = "ftp")]
     Ftp,
     /// `driver` is `ftps`.
-    #[serde(rename = "ftps")]
     Ftps,
     /// `driver` is `host_cdrom`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_cdrom")]
     HostCdrom,
     /// `driver` is `host_device`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_device")]
     HostDevice,
     /// `driver` is `http`.
-    #[serde(rename = "http")]
     Http,
     /// `driver` is `https`.
-    #[serde(rename = "https")]
     Https,
     /// `driver` is `io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "io_uring")]
     IoUring,
     /// `driver` is `iscsi`.
-    #[serde(rename = "iscsi")]
     Iscsi,
     /// `driver` is `nbd`.
-    #[serde(rename = "nbd")]
     Nbd,
     /// `driver` is `null-aio`.
-    #[serde(rename = "null-aio")]
     NullAio,
     /// `driver` is `null-co`.
-    #[serde(rename = "null-co")]
     NullCo,
     /// `driver` is `nvme`.
-    #[serde(rename = "nvme")]
     Nvme,
     /// `driver` is `nvme-io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "nvme-io_uring")]
     NvmeIoUring,
     /// `driver` is `preallocate`.
-    #[serde(rename = "preallocate")]
     Preallocate,
     /// `driver` is `quorum`.
-    #[serde(rename = "quorum")]
     Quorum,
     /// `driver` is `raw`.
-    #[serde(rename = "raw")]
     Raw,
     /// `driver` is `replication`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[serde(rename = "replication")]
     Replication,
     /// `driver` is `throttle`.
-    #[serde(rename = "throttle")]
     Throttle,
     /// `driver` is `virtio-blk-vfio-pci`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vfio-pci")]
     VirtioBlkVfioPci,
     /// `driver` is `virtio-blk-vhost-user`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-user")]
     VirtioBlkVhostUser,
     /// `driver` is `virtio-blk-vhost-vdpa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-vdpa")]
     VirtioBlkVhostVdpa,
     /// `driver` is `vvfat`.
-    #[serde(rename = "vvfat")]
     Vvfat,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockdevCreateOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevCreateOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockdevCreateOptionsBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Gluster(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "gluster")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Nfs(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nfs")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Parallels(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "parallels")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Qcow(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Qcow2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Qed(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qed")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Rbd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "rbd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Ssh(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ssh")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Vdi(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vdi")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Vhdx(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vhdx")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Vmdk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vmdk")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Vpc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vpc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevCreateOptionsBranch::Blkdebug => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkdebug")
+            }
+            BlockdevCreateOptionsBranch::Blklogwrites => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "blklogwrites",
+                )
+            }
+            BlockdevCreateOptionsBranch::Blkreplay => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkreplay")
+            }
+            BlockdevCreateOptionsBranch::Blkverify => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkverify")
+            }
+            BlockdevCreateOptionsBranch::Bochs => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "bochs")
+            }
+            BlockdevCreateOptionsBranch::Cloop => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "cloop")
+            }
+            BlockdevCreateOptionsBranch::Compress => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "compress")
+            }
+            BlockdevCreateOptionsBranch::CopyBeforeWrite => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-before-write",
+                )
+            }
+            BlockdevCreateOptionsBranch::CopyOnRead => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-on-read",
+                )
+            }
+            BlockdevCreateOptionsBranch::Dmg => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dmg")
+            }
+            BlockdevCreateOptionsBranch::SnapshotAccess => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "snapshot-access",
+                )
+            }
+            BlockdevCreateOptionsBranch::Ftp => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftp")
+            }
+            BlockdevCreateOptionsBranch::Ftps => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftps")
+            }
+            BlockdevCreateOptionsBranch::HostCdrom => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "host_cdrom")
+            }
+            BlockdevCreateOptionsBranch::HostDevice => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "host_device")
+            }
+            BlockdevCreateOptionsBranch::Http => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "http")
+            }
+            BlockdevCreateOptionsBranch::Https => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "https")
+            }
+            BlockdevCreateOptionsBranch::IoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "io_uring")
+            }
+            BlockdevCreateOptionsBranch::Iscsi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "iscsi")
+            }
+            BlockdevCreateOptionsBranch::Nbd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nbd")
+            }
+            BlockdevCreateOptionsBranch::NullAio => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-aio")
+            }
+            BlockdevCreateOptionsBranch::NullCo => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-co")
+            }
+            BlockdevCreateOptionsBranch::Nvme => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nvme")
+            }
+            BlockdevCreateOptionsBranch::NvmeIoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "nvme-io_uring",
+                )
+            }
+            BlockdevCreateOptionsBranch::Preallocate => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "preallocate")
+            }
+            BlockdevCreateOptionsBranch::Quorum => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "quorum")
+            }
+            BlockdevCreateOptionsBranch::Raw => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "raw")
+            }
+            BlockdevCreateOptionsBranch::Replication => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "replication")
+            }
+            BlockdevCreateOptionsBranch::Throttle => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "throttle")
+            }
+            BlockdevCreateOptionsBranch::VirtioBlkVfioPci => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vfio-pci",
+                )
+            }
+            BlockdevCreateOptionsBranch::VirtioBlkVhostUser => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-user",
+                )
+            }
+            BlockdevCreateOptionsBranch::VirtioBlkVhostVdpa => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-vdpa",
+                )
+            }
+            BlockdevCreateOptionsBranch::Vvfat => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vvfat")
+            }
+            BlockdevCreateOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Driver specific image amend options for LUKS.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevAmendOptionsLUKS {
     /// the desired state of the keyslots
     pub state: super::QCryptoBlockLUKSKeyslotState,
     /// The ID of a QCryptoSecret object providing the password
     /// to be written into added active keyslots
-    #[serde(rename = "new-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub new_secret: ::std::option::Option<::std::string::String>,
     /// Optional (for deactivation only).  If given will
     /// deactivate all keyslots that match password located in
     /// QCryptoSecret with this ID
-    #[serde(rename = "old-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub old_secret: ::std::option::Option<::std::string::String>,
     /// Optional.  ID of the keyslot to activate/deactivate.  For
     /// keyslot activation, keyslot should not be active already (this
@@ -8652,40 +20324,196 @@ pub struct BlockdevAmendOptionsLUKS {
     ///
     /// For keyslot deactivation, this parameter specifies the exact
     /// keyslot to deactivate
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyslot: ::std::option::Option<i64>,
     /// Optional (for activation only).  Number of milliseconds
     /// to spend in PBKDF passphrase processing for the newly activated
     /// keyslot.  Currently defaults to 2000.
-    #[serde(rename = "iter-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
     /// Optional.  The ID of a QCryptoSecret object providing the
     /// password to use to retrieve current master key.  Defaults to the
     /// same secret that was used to open the image
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockdevAmendOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevAmendOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
+        ::qapi_types::private::optional(map, "new-secret", &self.new_secret)?;
+        ::qapi_types::private::optional(map, "old-secret", &self.old_secret)?;
+        ::qapi_types::private::optional(map, "keyslot", &self.keyslot)?;
+        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
+        ::qapi_types::private::optional(map, "secret", &self.secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevAmendOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevAmendOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        state: ::std::option::Option<super::QCryptoBlockLUKSKeyslotState>,
+        new_secret: ::std::option::Option<::std::string::String>,
+        old_secret: ::std::option::Option<::std::string::String>,
+        keyslot: ::std::option::Option<i64>,
+        iter_time: ::std::option::Option<i64>,
+        secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevAmendOptionsLUKS {
+        const NAME: &'static str = "BlockdevAmendOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "state" => {
+                    slots.state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "new-secret" => {
+                    slots.new_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "old-secret" => {
+                    slots.old_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keyslot" => slots.keyslot = ::serde::de::MapAccess::next_value(map)?,
+                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
+                "secret" => slots.secret = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevAmendOptionsLUKS {
+                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
+                new_secret: slots.new_secret,
+                old_secret: slots.old_secret,
+                keyslot: slots.keyslot,
+                iter_time: slots.iter_time,
+                secret: slots.secret,
+            })
+        }
+    }
+};
 
 /// Driver specific image amend options for qcow2.  For now, only
 /// encryption options can be amended
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevAmendOptionsQcow2 {
     /// Encryption options to be amended
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
 }
+
+impl Serialize for BlockdevAmendOptionsQcow2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevAmendOptionsQcow2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevAmendOptionsQcow2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevAmendOptionsQcow2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevAmendOptionsQcow2 {
+        const NAME: &'static str = "BlockdevAmendOptionsQcow2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevAmendOptionsQcow2 {
+                encrypt: slots.encrypt,
+            })
+        }
+    }
+};
 
 /// Options for amending an image format
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevAmendOptions {
     /// The branch, selected by the discriminator `driver`.
-    #[serde(flatten)]
     pub branch: BlockdevAmendOptionsBranch,
+}
+
+impl Serialize for BlockdevAmendOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevAmendOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockdevAmendOptions {
@@ -9007,169 +20835,318 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevAmendOptions {
 }
 
 /// The branches of [`BlockdevAmendOptions`], tagged by `driver`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "driver")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevAmendOptionsBranch {
     /// `driver` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::BlockdevAmendOptionsLUKS),
     /// `driver` is `qcow2`.
-    #[serde(rename = "qcow2")]
     Qcow2(super::BlockdevAmendOptionsQcow2),
     /// `driver` is `blkdebug`.
-    #[serde(rename = "blkdebug")]
     Blkdebug,
     /// `driver` is `blklogwrites`.
-    #[serde(rename = "blklogwrites")]
     Blklogwrites,
     /// `driver` is `blkreplay`.
-    #[serde(rename = "blkreplay")]
     Blkreplay,
     /// `driver` is `blkverify`.
-    #[serde(rename = "blkverify")]
     Blkverify,
     /// `driver` is `bochs`.
-    #[serde(rename = "bochs")]
     Bochs,
     /// `driver` is `cloop`.
-    #[serde(rename = "cloop")]
     Cloop,
     /// `driver` is `compress`.
-    #[serde(rename = "compress")]
     Compress,
     /// `driver` is `copy-before-write`.
-    #[serde(rename = "copy-before-write")]
     CopyBeforeWrite,
     /// `driver` is `copy-on-read`.
-    #[serde(rename = "copy-on-read")]
     CopyOnRead,
     /// `driver` is `dmg`.
-    #[serde(rename = "dmg")]
     Dmg,
     /// `driver` is `file`.
-    #[serde(rename = "file")]
     File,
     /// `driver` is `snapshot-access`.
-    #[serde(rename = "snapshot-access")]
     SnapshotAccess,
     /// `driver` is `ftp`.
-    #[serde(rename = "ftp")]
     Ftp,
     /// `driver` is `ftps`.
-    #[serde(rename = "ftps")]
     Ftps,
     /// `driver` is `gluster`.
-    #[serde(rename = "gluster")]
     Gluster,
     /// `driver` is `host_cdrom`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_cdrom")]
     HostCdrom,
     /// `driver` is `host_device`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
-    #[serde(rename = "host_device")]
     HostDevice,
     /// `driver` is `http`.
-    #[serde(rename = "http")]
     Http,
     /// `driver` is `https`.
-    #[serde(rename = "https")]
     Https,
     /// `driver` is `io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "io_uring")]
     IoUring,
     /// `driver` is `iscsi`.
-    #[serde(rename = "iscsi")]
     Iscsi,
     /// `driver` is `nbd`.
-    #[serde(rename = "nbd")]
     Nbd,
     /// `driver` is `nfs`.
-    #[serde(rename = "nfs")]
     Nfs,
     /// `driver` is `null-aio`.
-    #[serde(rename = "null-aio")]
     NullAio,
     /// `driver` is `null-co`.
-    #[serde(rename = "null-co")]
     NullCo,
     /// `driver` is `nvme`.
-    #[serde(rename = "nvme")]
     Nvme,
     /// `driver` is `nvme-io_uring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "nvme-io_uring")]
     NvmeIoUring,
     /// `driver` is `parallels`.
-    #[serde(rename = "parallels")]
     Parallels,
     /// `driver` is `preallocate`.
-    #[serde(rename = "preallocate")]
     Preallocate,
     /// `driver` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow,
     /// `driver` is `qed`.
-    #[serde(rename = "qed")]
     Qed,
     /// `driver` is `quorum`.
-    #[serde(rename = "quorum")]
     Quorum,
     /// `driver` is `raw`.
-    #[serde(rename = "raw")]
     Raw,
     /// `driver` is `rbd`.
-    #[serde(rename = "rbd")]
     Rbd,
     /// `driver` is `replication`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[serde(rename = "replication")]
     Replication,
     /// `driver` is `ssh`.
-    #[serde(rename = "ssh")]
     Ssh,
     /// `driver` is `throttle`.
-    #[serde(rename = "throttle")]
     Throttle,
     /// `driver` is `vdi`.
-    #[serde(rename = "vdi")]
     Vdi,
     /// `driver` is `vhdx`.
-    #[serde(rename = "vhdx")]
     Vhdx,
     /// `driver` is `virtio-blk-vfio-pci`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vfio-pci")]
     VirtioBlkVfioPci,
     /// `driver` is `virtio-blk-vhost-user`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-user")]
     VirtioBlkVhostUser,
     /// `driver` is `virtio-blk-vhost-vdpa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BLKIO`.
-    #[serde(rename = "virtio-blk-vhost-vdpa")]
     VirtioBlkVhostVdpa,
     /// `driver` is `vmdk`.
-    #[serde(rename = "vmdk")]
     Vmdk,
     /// `driver` is `vpc`.
-    #[serde(rename = "vpc")]
     Vpc,
     /// `driver` is `vvfat`.
-    #[serde(rename = "vvfat")]
     Vvfat,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockdevAmendOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevAmendOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockdevAmendOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevAmendOptionsBranch::Qcow2(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow2")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockdevAmendOptionsBranch::Blkdebug => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkdebug")
+            }
+            BlockdevAmendOptionsBranch::Blklogwrites => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "blklogwrites",
+                )
+            }
+            BlockdevAmendOptionsBranch::Blkreplay => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkreplay")
+            }
+            BlockdevAmendOptionsBranch::Blkverify => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "blkverify")
+            }
+            BlockdevAmendOptionsBranch::Bochs => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "bochs")
+            }
+            BlockdevAmendOptionsBranch::Cloop => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "cloop")
+            }
+            BlockdevAmendOptionsBranch::Compress => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "compress")
+            }
+            BlockdevAmendOptionsBranch::CopyBeforeWrite => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-before-write",
+                )
+            }
+            BlockdevAmendOptionsBranch::CopyOnRead => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "copy-on-read",
+                )
+            }
+            BlockdevAmendOptionsBranch::Dmg => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "dmg")
+            }
+            BlockdevAmendOptionsBranch::File => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "file")
+            }
+            BlockdevAmendOptionsBranch::SnapshotAccess => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "snapshot-access",
+                )
+            }
+            BlockdevAmendOptionsBranch::Ftp => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftp")
+            }
+            BlockdevAmendOptionsBranch::Ftps => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ftps")
+            }
+            BlockdevAmendOptionsBranch::Gluster => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "gluster")
+            }
+            BlockdevAmendOptionsBranch::HostCdrom => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "host_cdrom")
+            }
+            BlockdevAmendOptionsBranch::HostDevice => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "host_device")
+            }
+            BlockdevAmendOptionsBranch::Http => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "http")
+            }
+            BlockdevAmendOptionsBranch::Https => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "https")
+            }
+            BlockdevAmendOptionsBranch::IoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "io_uring")
+            }
+            BlockdevAmendOptionsBranch::Iscsi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "iscsi")
+            }
+            BlockdevAmendOptionsBranch::Nbd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nbd")
+            }
+            BlockdevAmendOptionsBranch::Nfs => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nfs")
+            }
+            BlockdevAmendOptionsBranch::NullAio => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-aio")
+            }
+            BlockdevAmendOptionsBranch::NullCo => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "null-co")
+            }
+            BlockdevAmendOptionsBranch::Nvme => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "nvme")
+            }
+            BlockdevAmendOptionsBranch::NvmeIoUring => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "nvme-io_uring",
+                )
+            }
+            BlockdevAmendOptionsBranch::Parallels => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "parallels")
+            }
+            BlockdevAmendOptionsBranch::Preallocate => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "preallocate")
+            }
+            BlockdevAmendOptionsBranch::Qcow => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qcow")
+            }
+            BlockdevAmendOptionsBranch::Qed => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "qed")
+            }
+            BlockdevAmendOptionsBranch::Quorum => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "quorum")
+            }
+            BlockdevAmendOptionsBranch::Raw => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "raw")
+            }
+            BlockdevAmendOptionsBranch::Rbd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "rbd")
+            }
+            BlockdevAmendOptionsBranch::Replication => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "replication")
+            }
+            BlockdevAmendOptionsBranch::Ssh => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "ssh")
+            }
+            BlockdevAmendOptionsBranch::Throttle => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "throttle")
+            }
+            BlockdevAmendOptionsBranch::Vdi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vdi")
+            }
+            BlockdevAmendOptionsBranch::Vhdx => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vhdx")
+            }
+            BlockdevAmendOptionsBranch::VirtioBlkVfioPci => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vfio-pci",
+                )
+            }
+            BlockdevAmendOptionsBranch::VirtioBlkVhostUser => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-user",
+                )
+            }
+            BlockdevAmendOptionsBranch::VirtioBlkVhostVdpa => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "driver",
+                    "virtio-blk-vhost-vdpa",
+                )
+            }
+            BlockdevAmendOptionsBranch::Vmdk => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vmdk")
+            }
+            BlockdevAmendOptionsBranch::Vpc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vpc")
+            }
+            BlockdevAmendOptionsBranch::Vvfat => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "driver", "vvfat")
+            }
+            BlockdevAmendOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// An enumeration of action that has been taken when a DISK I/O occurs
@@ -9358,7 +21335,7 @@ impl<'de> Deserialize<'de> for QuorumOpType {
 }
 
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotInternal {
     /// the device name or node-name of a root node to generate the
     /// snapshot from
@@ -9367,14 +21344,153 @@ pub struct BlockdevSnapshotInternal {
     pub name: ::std::string::String,
 }
 
+impl Serialize for BlockdevSnapshotInternal {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshotInternal {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshotInternal {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshotInternal`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        device: ::std::option::Option<::std::string::String>,
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotInternal {
+        const NAME: &'static str = "BlockdevSnapshotInternal";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshotInternal {
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+            })
+        }
+    }
+};
+
 /// Not used by QMP; hack to let us use BlockGraphInfoList internally
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DummyBlockCoreForceArrays {
-    #[serde(rename = "unused-block-graph-info")]
     pub unused_block_graph_info: ::std::vec::Vec<super::BlockGraphInfo>,
 }
+
+impl Serialize for DummyBlockCoreForceArrays {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DummyBlockCoreForceArrays {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unused-block-graph-info",
+            &self.unused_block_graph_info,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DummyBlockCoreForceArrays {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DummyBlockCoreForceArrays`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        unused_block_graph_info: ::std::option::Option<
+            ::std::vec::Vec<super::BlockGraphInfo>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DummyBlockCoreForceArrays {
+        const NAME: &'static str = "DummyBlockCoreForceArrays";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "unused-block-graph-info" => {
+                    slots.unused_block_graph_info = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DummyBlockCoreForceArrays {
+                unused_block_graph_info: slots
+                    .unused_block_graph_info
+                    .ok_or_else(|| E::missing_field("unused-block-graph-info"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `block-core.json`.
 pub mod commands {
@@ -9473,8 +21589,44 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlock {}
+    impl Serialize for QueryBlock {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryBlock {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryBlock {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlock {
+        const NAME: &'static str = "query-block";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryBlock {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryBlock {
         const NAME: &'static str = "query-block";
         type Returns = ::std::vec::Vec<super::super::BlockInfo>;
@@ -9592,7 +21744,7 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryBlockstats {
         /// If true, the command will query all the block nodes
         /// that have a node name, in a list which will include "parent"
@@ -9601,11 +21753,67 @@ pub mod commands {
         /// recursively including their "parent" and "backing".  Filter
         /// nodes that were created implicitly are skipped over in this
         /// mode.  (Since 2.3)
-        #[serde(rename = "query-nodes")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub query_nodes: ::std::option::Option<bool>,
     }
 
+    impl Serialize for QueryBlockstats {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryBlockstats {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "query-nodes", &self.query_nodes)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryBlockstats {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryBlockstats`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            query_nodes: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockstats {
+            const NAME: &'static str = "query-blockstats";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "query-nodes" => {
+                        slots.query_nodes = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryBlockstats {
+                    query_nodes: slots.query_nodes,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryBlockstats {
         const NAME: &'static str = "query-blockstats";
         type Returns = ::std::vec::Vec<super::super::BlockStats>;
@@ -9619,8 +21827,44 @@ pub mod commands {
     /// a list of job info for each active block job
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlockJobs {}
+    impl Serialize for QueryBlockJobs {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryBlockJobs {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryBlockJobs {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockJobs {
+        const NAME: &'static str = "query-block-jobs";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryBlockJobs {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryBlockJobs {
         const NAME: &'static str = "query-block-jobs";
         type Returns = ::std::vec::Vec<super::super::BlockJobInfo>;
@@ -9644,19 +21888,86 @@ pub mod commands {
     ///      "arguments": { "device": "scratch", "size": 1073741824 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockResize {
         /// the name of the device to get the image resized
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// graph node name to get the image resized (Since 2.0)
-        #[serde(rename = "node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node_name: ::std::option::Option<::std::string::String>,
         /// new image size in bytes
         pub size: i64,
     }
 
+    impl Serialize for BlockResize {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockResize {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockResize {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockResize`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+            size: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockResize {
+            const NAME: &'static str = "block_resize";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "node-name" => {
+                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "size" => {
+                        slots.size = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockResize {
+                    device: slots.device,
+                    node_name: slots.node_name,
+                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockResize {
         const NAME: &'static str = "block_resize";
         type Returns = ::qapi_types::Empty;
@@ -9689,7 +22000,7 @@ pub mod commands {
     /// DeviceNotFound
     ///
     /// *Since: 2.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChangeBackingFile {
         /// The device name or node-name of the root node that owns
         /// image-node-name.
@@ -9697,15 +22008,101 @@ pub mod commands {
         /// The name of the block driver state node of the
         /// image to modify.  The "device" argument is used to verify
         /// "image-node-name" is in the chain described by "device".
-        #[serde(rename = "image-node-name")]
         pub image_node_name: ::std::string::String,
         /// The string to write as the backing file.  This string
         /// is not validated, so care should be taken when specifying the
         /// string or the image chain may not be able to be reopened again.
-        #[serde(rename = "backing-file")]
         pub backing_file: ::std::string::String,
     }
 
+    impl Serialize for ChangeBackingFile {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChangeBackingFile {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "image-node-name",
+                &self.image_node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "backing-file",
+                &self.backing_file,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChangeBackingFile {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChangeBackingFile`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            image_node_name: ::std::option::Option<::std::string::String>,
+            backing_file: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChangeBackingFile {
+            const NAME: &'static str = "change-backing-file";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "image-node-name" => {
+                        slots.image_node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "backing-file" => {
+                        slots.backing_file = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChangeBackingFile {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    image_node_name: slots
+                        .image_node_name
+                        .ok_or_else(|| E::missing_field("image-node-name"))?,
+                    backing_file: slots
+                        .backing_file
+                        .ok_or_else(|| E::missing_field("backing-file"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChangeBackingFile {
         const NAME: &'static str = "change-backing-file";
         type Returns = ::qapi_types::Empty;
@@ -9740,20 +22137,16 @@ pub mod commands {
     ///                     "top": "/tmp/snap1.qcow2" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockCommit {
         /// identifier for the newly-created block job.  If omitted,
         /// the device name will be used.  (Since 2.7)
-        #[serde(rename = "job-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub job_id: ::std::option::Option<::std::string::String>,
         /// the device name or node-name of a root node
         pub device: ::std::string::String,
         /// The node name of the backing image to write data into.
         /// If not specified, this is the deepest backing image.
         /// (since: 3.1)
-        #[serde(rename = "base-node")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub base_node: ::std::option::Option<::std::string::String>,
         /// Same as `base-node`, except that it is a file name rather than
         /// a node name.  This must be the exact filename string that was
@@ -9764,13 +22157,10 @@ pub mod commands {
         #[deprecated(
             note = "Same as `base-node`, except that it is a file name rather than a node name.  This must be the exact filename string that was used to open the node; other strings, even if addressing the same file, are not accepted"
         )]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub base: ::std::option::Option<::std::string::String>,
         /// The node name of the backing image within the image chain
         /// which contains the topmost data to be committed down.  If not
         /// specified, this is the active layer.  (since: 3.1)
-        #[serde(rename = "top-node")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub top_node: ::std::option::Option<::std::string::String>,
         /// Same as `top-node`, except that it is a file name rather than a
         /// node name.  This must be the exact filename string that was used
@@ -9781,7 +22171,6 @@ pub mod commands {
         #[deprecated(
             note = "Same as `top-node`, except that it is a file name rather than a node name.  This must be the exact filename string that was used to open the node; other strings, even if addressing the same file, are not accepted"
         )]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub top: ::std::option::Option<::std::string::String>,
         /// The backing file string to write into the overlay
         /// image of 'top'.  If 'top' does not have an overlay image, or if
@@ -9797,48 +22186,169 @@ pub mod commands {
         /// file string to use, or error out if there is no obvious choice.
         /// Care should be taken when specifying the string, to specify a
         /// valid filename or protocol.  (Since 2.1)
-        #[serde(rename = "backing-file")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub backing_file: ::std::option::Option<::std::string::String>,
         /// If true, replace any protocol mentioned in
         /// the 'backing file format' with 'raw', rather than storing the
         /// protocol name as the backing format.  Can be used even when no
         /// image header will be updated (default false; since 9.0).
-        #[serde(rename = "backing-mask-protocol")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub backing_mask_protocol: ::std::option::Option<bool>,
         /// the maximum speed, in bytes per second
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub speed: ::std::option::Option<i64>,
         /// the action to take on an error.  'ignore' means that the
         /// request should be retried.  (default: report; since: 5.0)
-        #[serde(rename = "on-error")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_error: ::std::option::Option<super::super::BlockdevOnError>,
         /// the node name that should be assigned to the
         /// filter driver that the commit job inserts into the graph above
         /// `top`.  If this option is not given, a node name is
         /// autogenerated.  (Since: 2.9)
-        #[serde(rename = "filter-node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter_node_name: ::std::option::Option<::std::string::String>,
         /// When false, this job will wait in a PENDING state
         /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
-        #[serde(rename = "auto-finalize")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
         /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
-        #[serde(rename = "auto-dismiss")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_dismiss: ::std::option::Option<bool>,
     }
 
+    impl Serialize for BlockCommit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockCommit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "base-node", &self.base_node)?;
+            ::qapi_types::private::optional(map, "base", &self.base)?;
+            ::qapi_types::private::optional(map, "top-node", &self.top_node)?;
+            ::qapi_types::private::optional(map, "top", &self.top)?;
+            ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+            ::qapi_types::private::optional(
+                map,
+                "backing-mask-protocol",
+                &self.backing_mask_protocol,
+            )?;
+            ::qapi_types::private::optional(map, "speed", &self.speed)?;
+            ::qapi_types::private::optional(map, "on-error", &self.on_error)?;
+            ::qapi_types::private::optional(
+                map,
+                "filter-node-name",
+                &self.filter_node_name,
+            )?;
+            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockCommit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockCommit`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            device: ::std::option::Option<::std::string::String>,
+            base_node: ::std::option::Option<::std::string::String>,
+            base: ::std::option::Option<::std::string::String>,
+            top_node: ::std::option::Option<::std::string::String>,
+            top: ::std::option::Option<::std::string::String>,
+            backing_file: ::std::option::Option<::std::string::String>,
+            backing_mask_protocol: ::std::option::Option<bool>,
+            speed: ::std::option::Option<i64>,
+            on_error: ::std::option::Option<super::super::BlockdevOnError>,
+            filter_node_name: ::std::option::Option<::std::string::String>,
+            auto_finalize: ::std::option::Option<bool>,
+            auto_dismiss: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockCommit {
+            const NAME: &'static str = "block-commit";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "base-node" => {
+                        slots.base_node = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
+                    "top-node" => {
+                        slots.top_node = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "top" => slots.top = ::serde::de::MapAccess::next_value(map)?,
+                    "backing-file" => {
+                        slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "backing-mask-protocol" => {
+                        slots.backing_mask_protocol = ::serde::de::MapAccess::next_value(
+                            map,
+                        )?;
+                    }
+                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                    "on-error" => {
+                        slots.on_error = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "filter-node-name" => {
+                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-finalize" => {
+                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-dismiss" => {
+                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockCommit {
+                    job_id: slots.job_id,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    base_node: slots.base_node,
+                    base: slots.base,
+                    top_node: slots.top_node,
+                    top: slots.top,
+                    backing_file: slots.backing_file,
+                    backing_mask_protocol: slots.backing_mask_protocol,
+                    speed: slots.speed,
+                    on_error: slots.on_error,
+                    filter_node_name: slots.filter_node_name,
+                    auto_finalize: slots.auto_finalize,
+                    auto_dismiss: slots.auto_dismiss,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockCommit {
         const NAME: &'static str = "block-commit";
         type Returns = ::qapi_types::Empty;
@@ -9914,14 +22424,69 @@ pub mod commands {
     ///                       }
     ///                    } } ] }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryNamedBlockNodes {
         /// Omit the nested data about backing image ("backing-image"
         /// key) if true.  Default is false (Since 5.0)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub flat: ::std::option::Option<bool>,
     }
 
+    impl Serialize for QueryNamedBlockNodes {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryNamedBlockNodes {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "flat", &self.flat)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryNamedBlockNodes {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryNamedBlockNodes`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            flat: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryNamedBlockNodes {
+            const NAME: &'static str = "query-named-block-nodes";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "flat" => slots.flat = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryNamedBlockNodes {
+                    flat: slots.flat,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryNamedBlockNodes {
         const NAME: &'static str = "query-named-block-nodes";
         type Returns = ::std::vec::Vec<super::super::BlockDeviceInfo>;
@@ -9935,8 +22500,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XDebugQueryBlockGraph {}
+    impl Serialize for XDebugQueryBlockGraph {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XDebugQueryBlockGraph {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XDebugQueryBlockGraph {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XDebugQueryBlockGraph {
+        const NAME: &'static str = "x-debug-query-block-graph";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XDebugQueryBlockGraph {})
+        }
+    }
+
     impl ::qapi_types::Command for XDebugQueryBlockGraph {
         const NAME: &'static str = "x-debug-query-block-graph";
         type Returns = super::super::XDbgBlockGraph;
@@ -9977,9 +22578,26 @@ pub mod commands {
     ///      "arguments": { "node": "drive0", "name": "bitmap0" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapRemove(pub super::super::BlockDirtyBitmap);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockDirtyBitmapRemove {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockDirtyBitmapRemove {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockDirtyBitmapRemove)
+        }
+    }
+
     impl ::qapi_types::Command for BlockDirtyBitmapRemove {
         const NAME: &'static str = "block-dirty-bitmap-remove";
         type Returns = ::qapi_types::Empty;
@@ -10004,9 +22622,26 @@ pub mod commands {
     ///      "arguments": { "node": "drive0", "name": "bitmap0" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapClear(pub super::super::BlockDirtyBitmap);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockDirtyBitmapClear {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockDirtyBitmapClear {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockDirtyBitmapClear)
+        }
+    }
+
     impl ::qapi_types::Command for BlockDirtyBitmapClear {
         const NAME: &'static str = "block-dirty-bitmap-clear";
         type Returns = ::qapi_types::Empty;
@@ -10029,9 +22664,26 @@ pub mod commands {
     ///      "arguments": { "node": "drive0", "name": "bitmap0" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapEnable(pub super::super::BlockDirtyBitmap);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockDirtyBitmapEnable {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockDirtyBitmapEnable {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockDirtyBitmapEnable)
+        }
+    }
+
     impl ::qapi_types::Command for BlockDirtyBitmapEnable {
         const NAME: &'static str = "block-dirty-bitmap-enable";
         type Returns = ::qapi_types::Empty;
@@ -10054,9 +22706,26 @@ pub mod commands {
     ///      "arguments": { "node": "drive0", "name": "bitmap0" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapDisable(pub super::super::BlockDirtyBitmap);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockDirtyBitmapDisable {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockDirtyBitmapDisable {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockDirtyBitmapDisable)
+        }
+    }
+
     impl ::qapi_types::Command for BlockDirtyBitmapDisable {
         const NAME: &'static str = "block-dirty-bitmap-disable";
         type Returns = ::qapi_types::Empty;
@@ -10082,9 +22751,26 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XDebugBlockDirtyBitmapSha256(pub super::super::BlockDirtyBitmap);
+    /// Encoded as the wrapped value.
+    impl Serialize for XDebugBlockDirtyBitmapSha256 {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XDebugBlockDirtyBitmapSha256 {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(XDebugBlockDirtyBitmapSha256)
+        }
+    }
+
     impl ::qapi_types::Command for XDebugBlockDirtyBitmapSha256 {
         const NAME: &'static str = "x-debug-block-dirty-bitmap-sha256";
         type Returns = super::super::BlockDirtyBitmapSha256;
@@ -10105,12 +22791,10 @@ pub mod commands {
     ///                     "sync": "full" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevMirror {
         /// identifier for the newly-created block job.  If omitted,
         /// the device name will be used.  (Since 2.7)
-        #[serde(rename = "job-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub job_id: ::std::option::Option<::std::string::String>,
         /// The device name or node-name of a root node whose writes
         /// should be mirrored.
@@ -10122,73 +22806,214 @@ pub mod commands {
         /// image when a whole image copy is done.  This can be used to
         /// repair broken Quorum files.  By default, `device` is replaced,
         /// although implicitly created filters on it are kept.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub replaces: ::std::option::Option<::std::string::String>,
         /// what parts of the disk image should be copied to the
         /// destination (all the disk, only the sectors allocated in the
         /// topmost image, or only new I/O).
         pub sync: super::super::MirrorSyncMode,
         /// the maximum speed, in bytes per second
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub speed: ::std::option::Option<i64>,
         /// granularity of the dirty bitmap, default is 64K if the
         /// image format doesn't have clusters, 4K if the clusters are
         /// smaller than that, else the cluster size.  Must be a power of 2
         /// between 512 and 64M
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub granularity: ::std::option::Option<u32>,
         /// maximum amount of data in flight from source to target
-        #[serde(rename = "buf-size")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub buf_size: ::std::option::Option<i64>,
         /// the action to take on an error on the source,
         /// default 'report'.  'stop' and 'enospc' can only be used if the
         /// block device supports io-status (see [`BlockInfo`](crate::BlockInfo)).
-        #[serde(rename = "on-source-error")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_source_error: ::std::option::Option<super::super::BlockdevOnError>,
         /// the action to take on an error on the target,
         /// default 'report' (no limitations, since this applies to a
         /// different block device than `device`).
-        #[serde(rename = "on-target-error")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_target_error: ::std::option::Option<super::super::BlockdevOnError>,
         /// the node name that should be assigned to the
         /// filter driver that the mirror job inserts into the graph above
         /// `device`.  If this option is not given, a node name is
         /// autogenerated.  (Since: 2.9)
-        #[serde(rename = "filter-node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter_node_name: ::std::option::Option<::std::string::String>,
         /// when to copy data to the destination; defaults to
         /// 'background' (Since: 3.0)
-        #[serde(rename = "copy-mode")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub copy_mode: ::std::option::Option<super::super::MirrorCopyMode>,
         /// When false, this job will wait in a PENDING state
         /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
-        #[serde(rename = "auto-finalize")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
         /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
-        #[serde(rename = "auto-dismiss")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_dismiss: ::std::option::Option<bool>,
         /// Assume the destination reads as all zeroes before
         /// the mirror started.  Setting this to true can speed up the
         /// mirror.  Setting this to true when the destination is not
         /// actually all zero can corrupt the destination.  (Since 10.1)
-        #[serde(rename = "target-is-zero")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub target_is_zero: ::std::option::Option<bool>,
     }
 
+    impl Serialize for BlockdevMirror {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevMirror {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+            ::qapi_types::private::optional(map, "replaces", &self.replaces)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
+            ::qapi_types::private::optional(map, "speed", &self.speed)?;
+            ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
+            ::qapi_types::private::optional(map, "buf-size", &self.buf_size)?;
+            ::qapi_types::private::optional(
+                map,
+                "on-source-error",
+                &self.on_source_error,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "on-target-error",
+                &self.on_target_error,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "filter-node-name",
+                &self.filter_node_name,
+            )?;
+            ::qapi_types::private::optional(map, "copy-mode", &self.copy_mode)?;
+            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+            ::qapi_types::private::optional(
+                map,
+                "target-is-zero",
+                &self.target_is_zero,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevMirror {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevMirror`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            device: ::std::option::Option<::std::string::String>,
+            target: ::std::option::Option<::std::string::String>,
+            replaces: ::std::option::Option<::std::string::String>,
+            sync: ::std::option::Option<super::super::MirrorSyncMode>,
+            speed: ::std::option::Option<i64>,
+            granularity: ::std::option::Option<u32>,
+            buf_size: ::std::option::Option<i64>,
+            on_source_error: ::std::option::Option<super::super::BlockdevOnError>,
+            on_target_error: ::std::option::Option<super::super::BlockdevOnError>,
+            filter_node_name: ::std::option::Option<::std::string::String>,
+            copy_mode: ::std::option::Option<super::super::MirrorCopyMode>,
+            auto_finalize: ::std::option::Option<bool>,
+            auto_dismiss: ::std::option::Option<bool>,
+            target_is_zero: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevMirror {
+            const NAME: &'static str = "blockdev-mirror";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "target" => {
+                        slots.target = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "replaces" => {
+                        slots.replaces = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "sync" => {
+                        slots.sync = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                    "granularity" => {
+                        slots.granularity = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "buf-size" => {
+                        slots.buf_size = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "on-source-error" => {
+                        slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "on-target-error" => {
+                        slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "filter-node-name" => {
+                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "copy-mode" => {
+                        slots.copy_mode = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-finalize" => {
+                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-dismiss" => {
+                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "target-is-zero" => {
+                        slots.target_is_zero = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevMirror {
+                    job_id: slots.job_id,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                    replaces: slots.replaces,
+                    sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
+                    speed: slots.speed,
+                    granularity: slots.granularity,
+                    buf_size: slots.buf_size,
+                    on_source_error: slots.on_source_error,
+                    on_target_error: slots.on_target_error,
+                    filter_node_name: slots.filter_node_name,
+                    copy_mode: slots.copy_mode,
+                    auto_finalize: slots.auto_finalize,
+                    auto_dismiss: slots.auto_dismiss,
+                    target_is_zero: slots.target_is_zero,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevMirror {
         const NAME: &'static str = "blockdev-mirror";
         type Returns = ::qapi_types::Empty;
@@ -10241,23 +23066,18 @@ pub mod commands {
     ///                     "base": "/tmp/master.qcow2" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockStream {
         /// identifier for the newly-created block job.  If omitted,
         /// the device name will be used.  (Since 2.7)
-        #[serde(rename = "job-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub job_id: ::std::option::Option<::std::string::String>,
         /// the device or node name of the top image
         pub device: ::std::string::String,
         /// the common backing file name.  It cannot be set if `base-node`
         /// or `bottom` is also set.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub base: ::std::option::Option<::std::string::String>,
         /// the node name of the backing file.  It cannot be set if
         /// `base` or `bottom` is also set.  (Since 2.8)
-        #[serde(rename = "base-node")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub base_node: ::std::option::Option<::std::string::String>,
         /// The backing file string to write into the top image.
         /// This filename is not validated.
@@ -10271,54 +23091,168 @@ pub mod commands {
         /// file string to use, or error out if there is no obvious choice.
         /// Care should be taken when specifying the string, to specify a
         /// valid filename or protocol.  (Since 2.1)
-        #[serde(rename = "backing-file")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub backing_file: ::std::option::Option<::std::string::String>,
         /// If true, replace any protocol mentioned in
         /// the 'backing file format' with 'raw', rather than storing the
         /// protocol name as the backing format.  Can be used even when no
         /// image header will be updated (default false; since 9.0).
-        #[serde(rename = "backing-mask-protocol")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub backing_mask_protocol: ::std::option::Option<bool>,
         /// the last node in the chain that should be streamed into
         /// top.  It cannot be set if `base` or `base-node` is also set.  It
         /// cannot be filter node.  (Since 6.0)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub bottom: ::std::option::Option<::std::string::String>,
         /// the maximum speed, in bytes per second
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub speed: ::std::option::Option<i64>,
         /// the action to take on an error (default report).  'stop'
         /// and 'enospc' can only be used if the block device supports
         /// io-status (see [`BlockInfo`](crate::BlockInfo)).  (Since 1.3)
-        #[serde(rename = "on-error")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub on_error: ::std::option::Option<super::super::BlockdevOnError>,
         /// the node name that should be assigned to the
         /// filter driver that the stream job inserts into the graph above
         /// `device`.  If this option is not given, a node name is
         /// autogenerated.  (Since: 6.0)
-        #[serde(rename = "filter-node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub filter_node_name: ::std::option::Option<::std::string::String>,
         /// When false, this job will wait in a PENDING state
         /// after it has finished its work, waiting for [`job-finalize`](crate::commands::JobFinalize)
         /// before making any block graph changes.  When true, this job will
         /// automatically perform its abort or commit actions.  Defaults to
         /// true.  (Since 3.1)
-        #[serde(rename = "auto-finalize")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_finalize: ::std::option::Option<bool>,
         /// When false, this job will wait in a CONCLUDED state
         /// after it has completely ceased all work, and awaits
         /// [`job-dismiss`](crate::commands::JobDismiss).  When true, this job will automatically disappear
         /// without user intervention.  Defaults to true.  (Since 3.1)
-        #[serde(rename = "auto-dismiss")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_dismiss: ::std::option::Option<bool>,
     }
 
+    impl Serialize for BlockStream {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockStream {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "base", &self.base)?;
+            ::qapi_types::private::optional(map, "base-node", &self.base_node)?;
+            ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
+            ::qapi_types::private::optional(
+                map,
+                "backing-mask-protocol",
+                &self.backing_mask_protocol,
+            )?;
+            ::qapi_types::private::optional(map, "bottom", &self.bottom)?;
+            ::qapi_types::private::optional(map, "speed", &self.speed)?;
+            ::qapi_types::private::optional(map, "on-error", &self.on_error)?;
+            ::qapi_types::private::optional(
+                map,
+                "filter-node-name",
+                &self.filter_node_name,
+            )?;
+            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
+            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockStream {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockStream`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            device: ::std::option::Option<::std::string::String>,
+            base: ::std::option::Option<::std::string::String>,
+            base_node: ::std::option::Option<::std::string::String>,
+            backing_file: ::std::option::Option<::std::string::String>,
+            backing_mask_protocol: ::std::option::Option<bool>,
+            bottom: ::std::option::Option<::std::string::String>,
+            speed: ::std::option::Option<i64>,
+            on_error: ::std::option::Option<super::super::BlockdevOnError>,
+            filter_node_name: ::std::option::Option<::std::string::String>,
+            auto_finalize: ::std::option::Option<bool>,
+            auto_dismiss: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockStream {
+            const NAME: &'static str = "block-stream";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
+                    "base-node" => {
+                        slots.base_node = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "backing-file" => {
+                        slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "backing-mask-protocol" => {
+                        slots.backing_mask_protocol = ::serde::de::MapAccess::next_value(
+                            map,
+                        )?;
+                    }
+                    "bottom" => slots.bottom = ::serde::de::MapAccess::next_value(map)?,
+                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
+                    "on-error" => {
+                        slots.on_error = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "filter-node-name" => {
+                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-finalize" => {
+                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "auto-dismiss" => {
+                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockStream {
+                    job_id: slots.job_id,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    base: slots.base,
+                    base_node: slots.base_node,
+                    backing_file: slots.backing_file,
+                    backing_mask_protocol: slots.backing_mask_protocol,
+                    bottom: slots.bottom,
+                    speed: slots.speed,
+                    on_error: slots.on_error,
+                    filter_node_name: slots.filter_node_name,
+                    auto_finalize: slots.auto_finalize,
+                    auto_dismiss: slots.auto_dismiss,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockStream {
         const NAME: &'static str = "block-stream";
         type Returns = ::qapi_types::Empty;
@@ -10337,7 +23271,7 @@ pub mod commands {
     /// DeviceNotActive
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobSetSpeed {
         /// The job identifier.  This used to be a device name (hence
         /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -10348,6 +23282,74 @@ pub mod commands {
         pub speed: i64,
     }
 
+    impl Serialize for BlockJobSetSpeed {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobSetSpeed {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobSetSpeed {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobSetSpeed`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            speed: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobSetSpeed {
+            const NAME: &'static str = "block-job-set-speed";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "speed" => {
+                        slots.speed = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobSetSpeed {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobSetSpeed {
         const NAME: &'static str = "block-job-set-speed";
         type Returns = ::qapi_types::Empty;
@@ -10382,7 +23384,7 @@ pub mod commands {
     /// DeviceNotActive
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobCancel {
         /// The job identifier.  This used to be a device name (hence
         /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -10392,10 +23394,73 @@ pub mod commands {
         /// [`BLOCK_JOB_READY`](crate::events::BlockJobReady), abandon the job immediately (even if it is
         /// paused) instead of waiting for the destination to complete its
         /// final synchronization (since 1.3)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
 
+    impl Serialize for BlockJobCancel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobCancel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobCancel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobCancel`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            force: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCancel {
+            const NAME: &'static str = "block-job-cancel";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobCancel {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    force: slots.force,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobCancel {
         const NAME: &'static str = "block-job-cancel";
         type Returns = ::qapi_types::Empty;
@@ -10424,7 +23489,7 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-pause`](crate::commands::JobPause) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-pause`     instead.")]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobPause {
         /// The job identifier.  This used to be a device name (hence
         /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -10432,6 +23497,66 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
+    impl Serialize for BlockJobPause {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobPause {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobPause {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobPause`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobPause {
+            const NAME: &'static str = "block-job-pause";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobPause {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobPause {
         const NAME: &'static str = "block-job-pause";
         type Returns = ::qapi_types::Empty;
@@ -10457,7 +23582,7 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-resume`](crate::commands::JobResume) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-resume`     instead.")]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobResume {
         /// The job identifier.  This used to be a device name (hence
         /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -10465,6 +23590,66 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
+    impl Serialize for BlockJobResume {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobResume {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobResume {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobResume`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobResume {
+            const NAME: &'static str = "block-job-resume";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobResume {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobResume {
         const NAME: &'static str = "block-job-resume";
         type Returns = ::qapi_types::Empty;
@@ -10501,7 +23686,7 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-complete`](crate::commands::JobComplete) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-complete`     instead.")]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobComplete {
         /// The job identifier.  This used to be a device name (hence
         /// the name of the parameter), but since QEMU 2.7 it can have other
@@ -10509,6 +23694,66 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
+    impl Serialize for BlockJobComplete {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobComplete {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobComplete {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobComplete`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobComplete {
+            const NAME: &'static str = "block-job-complete";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobComplete {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobComplete {
         const NAME: &'static str = "block-job-complete";
         type Returns = ::qapi_types::Empty;
@@ -10535,12 +23780,72 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-dismiss`](crate::commands::JobDismiss) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-dismiss`     instead.")]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobDismiss {
         /// The job identifier.
         pub id: ::std::string::String,
     }
 
+    impl Serialize for BlockJobDismiss {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobDismiss {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobDismiss {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobDismiss`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobDismiss {
+            const NAME: &'static str = "block-job-dismiss";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobDismiss {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobDismiss {
         const NAME: &'static str = "block-job-dismiss";
         type Returns = ::qapi_types::Empty;
@@ -10566,12 +23871,72 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-finalize`](crate::commands::JobFinalize) instead.
     #[deprecated(note = "This command is deprecated.  Use `job-finalize`     instead.")]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobFinalize {
         /// The job identifier.
         pub id: ::std::string::String,
     }
 
+    impl Serialize for BlockJobFinalize {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobFinalize {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobFinalize {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobFinalize`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobFinalize {
+            const NAME: &'static str = "block-job-finalize";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobFinalize {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockJobFinalize {
         const NAME: &'static str = "block-job-finalize";
         type Returns = ::qapi_types::Empty;
@@ -10582,9 +23947,26 @@ pub mod commands {
     /// Change the block job's options.
     ///
     /// *Since: 8.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobChange(pub super::super::BlockJobChangeOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockJobChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockJobChange)
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobChange {
         const NAME: &'static str = "block-job-change";
         type Returns = ::qapi_types::Empty;
@@ -10637,9 +24019,26 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevAdd(pub super::super::BlockdevOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockdevAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockdevAdd)
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevAdd {
         const NAME: &'static str = "blockdev-add";
         type Returns = ::qapi_types::Empty;
@@ -10685,11 +24084,73 @@ pub mod commands {
     /// its metadata.
     ///
     /// *Since: 6.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevReopen {
         pub options: ::std::vec::Vec<super::super::BlockdevOptions>,
     }
 
+    impl Serialize for BlockdevReopen {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevReopen {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevReopen {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevReopen`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            options: ::std::option::Option<
+                ::std::vec::Vec<super::super::BlockdevOptions>,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevReopen {
+            const NAME: &'static str = "blockdev-reopen";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "options" => {
+                        slots.options = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevReopen {
+                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevReopen {
         const NAME: &'static str = "blockdev-reopen";
         type Returns = ::qapi_types::Empty;
@@ -10722,13 +24183,78 @@ pub mod commands {
     ///    }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevDel {
         /// Name of the graph node to delete.
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
     }
 
+    impl Serialize for BlockdevDel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevDel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevDel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevDel`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            node_name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevDel {
+            const NAME: &'static str = "blockdev-del";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevDel {
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevDel {
         const NAME: &'static str = "blockdev-del";
         type Returns = ::qapi_types::Empty;
@@ -10755,18 +24281,82 @@ pub mod commands {
     ///    }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevSetActive {
         /// Name of the graph node to activate or inactivate.  By
         /// default, all nodes are affected by the operation.
-        #[serde(rename = "node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node_name: ::std::option::Option<::std::string::String>,
         /// true if the nodes should be active when the command returns
         /// success, false if they should be inactive.
         pub active: bool,
     }
 
+    impl Serialize for BlockdevSetActive {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevSetActive {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "active", &self.active)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevSetActive {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevSetActive`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            node_name: ::std::option::Option<::std::string::String>,
+            active: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSetActive {
+            const NAME: &'static str = "blockdev-set-active";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "node-name" => {
+                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "active" => {
+                        slots.active = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevSetActive {
+                    node_name: slots.node_name,
+                    active: slots.active.ok_or_else(|| E::missing_field("active"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevSetActive {
         const NAME: &'static str = "blockdev-set-active";
         type Returns = ::qapi_types::Empty;
@@ -10777,15 +24367,82 @@ pub mod commands {
     /// automatically finalized, but a manual [`job-dismiss`](crate::commands::JobDismiss) is required.
     ///
     /// *Since: 3.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevCreate {
         /// Identifier for the newly created job.
-        #[serde(rename = "job-id")]
         pub job_id: ::std::string::String,
         /// Options for the image creation.
         pub options: super::super::BlockdevCreateOptions,
     }
 
+    impl Serialize for BlockdevCreate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevCreate {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevCreate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevCreate`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            options: ::std::option::Option<super::super::BlockdevCreateOptions>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreate {
+            const NAME: &'static str = "blockdev-create";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => {
+                        slots.job_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "options" => {
+                        slots.options = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevCreate {
+                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
+                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevCreate {
         const NAME: &'static str = "blockdev-create";
         type Returns = ::qapi_types::Empty;
@@ -10801,13 +24458,11 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XBlockdevAmend {
         /// Identifier for the newly created job.
-        #[serde(rename = "job-id")]
         pub job_id: ::std::string::String,
         /// Name of the block node to work on
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
         /// Options (driver specific)
         pub options: super::super::BlockdevAmendOptions,
@@ -10815,10 +24470,95 @@ pub mod commands {
         /// allows erase of the last active keyslot (permanent loss of
         /// data), and replacement of an active keyslot (possible loss of
         /// data if IO error happens)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
 
+    impl Serialize for XBlockdevAmend {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XBlockdevAmend {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XBlockdevAmend {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XBlockdevAmend`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+            options: ::std::option::Option<super::super::BlockdevAmendOptions>,
+            force: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevAmend {
+            const NAME: &'static str = "x-blockdev-amend";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => {
+                        slots.job_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "options" => {
+                        slots.options = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XBlockdevAmend {
+                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
+                    force: slots.force,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XBlockdevAmend {
         const NAME: &'static str = "x-blockdev-amend";
         type Returns = ::qapi_types::Empty;
@@ -10845,17 +24585,95 @@ pub mod commands {
     ///                     "write-threshold": 17179869184 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockSetWriteThreshold {
         /// graph node name on which the threshold must be set.
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
         /// configured threshold for the block device, bytes.
         /// Use 0 to disable the threshold.
-        #[serde(rename = "write-threshold")]
         pub write_threshold: u64,
     }
 
+    impl Serialize for BlockSetWriteThreshold {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockSetWriteThreshold {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "write-threshold",
+                &self.write_threshold,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockSetWriteThreshold {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockSetWriteThreshold`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            node_name: ::std::option::Option<::std::string::String>,
+            write_threshold: ::std::option::Option<u64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockSetWriteThreshold {
+            const NAME: &'static str = "block-set-write-threshold";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "write-threshold" => {
+                        slots.write_threshold = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockSetWriteThreshold {
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                    write_threshold: slots
+                        .write_threshold
+                        .ok_or_else(|| E::missing_field("write-threshold"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockSetWriteThreshold {
         const NAME: &'static str = "block-set-write-threshold";
         type Returns = ::qapi_types::Empty;
@@ -10900,20 +24718,86 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XBlockdevChange {
         /// the id or name of the parent node.
         pub parent: ::std::string::String,
         /// the name of a child to be deleted.  Mutually exclusive with
         /// `node`.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub child: ::std::option::Option<::std::string::String>,
         /// the name of the node to be added.  Mutually exclusive with
         /// `child`.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for XBlockdevChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XBlockdevChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "parent", &self.parent)?;
+            ::qapi_types::private::optional(map, "child", &self.child)?;
+            ::qapi_types::private::optional(map, "node", &self.node)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XBlockdevChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XBlockdevChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            parent: ::std::option::Option<::std::string::String>,
+            child: ::std::option::Option<::std::string::String>,
+            node: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevChange {
+            const NAME: &'static str = "x-blockdev-change";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "parent" => {
+                        slots.parent = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "child" => slots.child = ::serde::de::MapAccess::next_value(map)?,
+                    "node" => slots.node = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XBlockdevChange {
+                    parent: slots.parent.ok_or_else(|| E::missing_field("parent"))?,
+                    child: slots.child,
+                    node: slots.node,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XBlockdevChange {
         const NAME: &'static str = "x-blockdev-change";
         type Returns = ::qapi_types::Empty;
@@ -10949,19 +24833,101 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental and intended for test cases that need control over IOThreads only.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XBlockdevSetIothread {
         /// the name of the block driver node
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
         /// the name of the IOThread object or null for the main loop
         pub iothread: super::super::StrOrNull,
         /// true if the node and its children should be moved when a
         /// BlockBackend is already attached
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub force: ::std::option::Option<bool>,
     }
 
+    impl Serialize for XBlockdevSetIothread {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XBlockdevSetIothread {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "iothread",
+                &self.iothread,
+            )?;
+            ::qapi_types::private::optional(map, "force", &self.force)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XBlockdevSetIothread {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XBlockdevSetIothread`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            node_name: ::std::option::Option<::std::string::String>,
+            iothread: ::std::option::Option<super::super::StrOrNull>,
+            force: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevSetIothread {
+            const NAME: &'static str = "x-blockdev-set-iothread";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "iothread" => {
+                        slots.iothread = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XBlockdevSetIothread {
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                    iothread: slots
+                        .iothread
+                        .ok_or_else(|| E::missing_field("iothread"))?,
+                    force: slots.force,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XBlockdevSetIothread {
         const NAME: &'static str = "x-blockdev-set-iothread";
         type Returns = ::qapi_types::Empty;
@@ -10997,9 +24963,26 @@ pub mod commands {
     ///    }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevSnapshotInternalSync(pub super::super::BlockdevSnapshotInternal);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockdevSnapshotInternalSync {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevSnapshotInternalSync {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockdevSnapshotInternalSync)
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevSnapshotInternalSync {
         const NAME: &'static str = "blockdev-snapshot-internal-sync";
         type Returns = ::qapi_types::Empty;
@@ -11040,19 +25023,86 @@ pub mod commands {
     ///      }
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevSnapshotDeleteInternalSync {
         /// the device name or node-name of a root node to delete the
         /// snapshot from
         pub device: ::std::string::String,
         /// optional the snapshot's ID to be deleted
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
         /// optional the snapshot's name to be deleted
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for BlockdevSnapshotDeleteInternalSync {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockdevSnapshotDeleteInternalSync {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::qapi_types::private::optional(map, "name", &self.name)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockdevSnapshotDeleteInternalSync {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockdevSnapshotDeleteInternalSync`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            id: ::std::option::Option<::std::string::String>,
+            name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de>
+        for BlockdevSnapshotDeleteInternalSync {
+            const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockdevSnapshotDeleteInternalSync {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    id: slots.id,
+                    name: slots.name,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockdevSnapshotDeleteInternalSync {
         const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
         type Returns = super::super::SnapshotInfo;
@@ -11082,15 +25132,13 @@ pub mod events {
     /// ```
     ///
     /// *Since: 1.7*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockImageCorrupted {
         /// device name.  This is always present for compatibility
         /// reasons, but it can be empty ("") if the image does not have a
         /// device name associated.
         pub device: ::std::string::String,
         /// node name (Since: 2.4)
-        #[serde(rename = "node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node_name: ::std::option::Option<::std::string::String>,
         /// informative message for human consumption, such as the kind of
         /// corruption being detected.  It should not be parsed by machine
@@ -11098,11 +25146,9 @@ pub mod events {
         pub msg: ::std::string::String,
         /// if the corruption resulted from an image access, this is
         /// the host's access offset into the image
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub offset: ::std::option::Option<i64>,
         /// if the corruption resulted from an image access, this is the
         /// access size
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub size: ::std::option::Option<i64>,
         /// if set, the image is marked corrupt and therefore unusable
         /// after this event and must be repaired (Since 2.2; before, every
@@ -11110,6 +25156,96 @@ pub mod events {
         pub fatal: bool,
     }
 
+    impl Serialize for BlockImageCorrupted {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockImageCorrupted {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "msg", &self.msg)?;
+            ::qapi_types::private::optional(map, "offset", &self.offset)?;
+            ::qapi_types::private::optional(map, "size", &self.size)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "fatal", &self.fatal)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockImageCorrupted {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockImageCorrupted`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+            msg: ::std::option::Option<::std::string::String>,
+            offset: ::std::option::Option<i64>,
+            size: ::std::option::Option<i64>,
+            fatal: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockImageCorrupted {
+            const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "node-name" => {
+                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "msg" => {
+                        slots.msg = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
+                    "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
+                    "fatal" => {
+                        slots.fatal = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockImageCorrupted {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    node_name: slots.node_name,
+                    msg: slots.msg.ok_or_else(|| E::missing_field("msg"))?,
+                    offset: slots.offset,
+                    size: slots.size,
+                    fatal: slots.fatal.ok_or_else(|| E::missing_field("fatal"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockImageCorrupted {
         const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
     }
@@ -11136,13 +25272,11 @@ pub mod events {
     ///                "reason": "No space left on device" },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockIoError {
         /// path to the device object in the QOM tree (since 9.2)
         ///
         /// **Absent before QEMU 9.2:** the schema requires this member, but it appeared in 9.2, so it is `None` in replies from older releases.
-        #[serde(rename = "qom-path")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub qom_path: ::std::option::Option<::std::string::String>,
         /// device name.  This is always present for compatibility
         /// reasons, but it can be empty ("") if the image does not have a
@@ -11152,8 +25286,6 @@ pub mod events {
         /// root node that is directly attached to a guest device rather
         /// than for the node where the error occurred.  The node name is
         /// not present if the drive is empty.  (Since: 2.8)
-        #[serde(rename = "node-name")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub node_name: ::std::option::Option<::std::string::String>,
         /// I/O operation
         pub operation: super::super::IoOperationType,
@@ -11163,7 +25295,6 @@ pub mod events {
         /// This key is only present if query-block's io-status is present,
         /// please see [`query-block`](crate::commands::QueryBlock) documentation for more information
         /// (since: 2.2)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub nospace: ::std::option::Option<bool>,
         /// human readable string describing the error cause.  (This
         /// field is a debugging aid for humans, it should not be parsed by
@@ -11171,6 +25302,112 @@ pub mod events {
         pub reason: ::std::string::String,
     }
 
+    impl Serialize for BlockIoError {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockIoError {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "operation",
+                &self.operation,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::qapi_types::private::optional(map, "nospace", &self.nospace)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockIoError {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockIoError`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            qom_path: ::std::option::Option<::std::string::String>,
+            device: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+            operation: ::std::option::Option<super::super::IoOperationType>,
+            action: ::std::option::Option<super::super::BlockErrorAction>,
+            nospace: ::std::option::Option<bool>,
+            reason: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockIoError {
+            const NAME: &'static str = "BLOCK_IO_ERROR";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "qom-path" => {
+                        slots.qom_path = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "node-name" => {
+                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "operation" => {
+                        slots.operation = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "nospace" => slots.nospace = ::serde::de::MapAccess::next_value(map)?,
+                    "reason" => {
+                        slots.reason = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockIoError {
+                    qom_path: slots.qom_path,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    node_name: slots.node_name,
+                    operation: slots
+                        .operation
+                        .ok_or_else(|| E::missing_field("operation"))?,
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                    nospace: slots.nospace,
+                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockIoError {
         const NAME: &'static str = "BLOCK_IO_ERROR";
     }
@@ -11188,7 +25425,7 @@ pub mod events {
     ///                "speed": 0 },
     ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobCompleted {
         /// job type
         pub r#type: super::super::JobType,
@@ -11206,10 +25443,105 @@ pub mod events {
         /// contains a human-readable error message.  There are no semantics
         /// other than that streaming has failed and clients should not try
         /// to interpret the error string
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for BlockJobCompleted {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobCompleted {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+            ::qapi_types::private::optional(map, "error", &self.error)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobCompleted {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobCompleted`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::JobType>,
+            device: ::std::option::Option<::std::string::String>,
+            len: ::std::option::Option<i64>,
+            offset: ::std::option::Option<i64>,
+            speed: ::std::option::Option<i64>,
+            error: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCompleted {
+            const NAME: &'static str = "BLOCK_JOB_COMPLETED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "len" => {
+                        slots.len = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "offset" => {
+                        slots.offset = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "speed" => {
+                        slots.speed = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobCompleted {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
+                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
+                    error: slots.error,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockJobCompleted {
         const NAME: &'static str = "BLOCK_JOB_COMPLETED";
     }
@@ -11227,7 +25559,7 @@ pub mod events {
     ///                "speed": 0 },
     ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobCancelled {
         /// job type
         pub r#type: super::super::JobType,
@@ -11243,6 +25575,98 @@ pub mod events {
         pub speed: i64,
     }
 
+    impl Serialize for BlockJobCancelled {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobCancelled {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobCancelled {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobCancelled`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::JobType>,
+            device: ::std::option::Option<::std::string::String>,
+            len: ::std::option::Option<i64>,
+            offset: ::std::option::Option<i64>,
+            speed: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCancelled {
+            const NAME: &'static str = "BLOCK_JOB_CANCELLED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "len" => {
+                        slots.len = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "offset" => {
+                        slots.offset = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "speed" => {
+                        slots.speed = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobCancelled {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
+                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockJobCancelled {
         const NAME: &'static str = "BLOCK_JOB_CANCELLED";
     }
@@ -11260,7 +25684,7 @@ pub mod events {
     ///                "action": "stop" },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobError {
         /// The job identifier.  Originally the device name but other
         /// values are allowed since QEMU 2.7
@@ -11271,6 +25695,88 @@ pub mod events {
         pub action: super::super::BlockErrorAction,
     }
 
+    impl Serialize for BlockJobError {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobError {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "operation",
+                &self.operation,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobError {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobError`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            operation: ::std::option::Option<super::super::IoOperationType>,
+            action: ::std::option::Option<super::super::BlockErrorAction>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobError {
+            const NAME: &'static str = "BLOCK_JOB_ERROR";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "operation" => {
+                        slots.operation = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobError {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    operation: slots
+                        .operation
+                        .ok_or_else(|| E::missing_field("operation"))?,
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockJobError {
         const NAME: &'static str = "BLOCK_JOB_ERROR";
     }
@@ -11291,7 +25797,7 @@ pub mod events {
     ///                "len": 2097152, "offset": 2097152 },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobReady {
         /// job type
         pub r#type: super::super::JobType,
@@ -11307,6 +25813,98 @@ pub mod events {
         pub speed: i64,
     }
 
+    impl Serialize for BlockJobReady {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobReady {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobReady {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobReady`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::JobType>,
+            device: ::std::option::Option<::std::string::String>,
+            len: ::std::option::Option<i64>,
+            offset: ::std::option::Option<i64>,
+            speed: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobReady {
+            const NAME: &'static str = "BLOCK_JOB_READY";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "len" => {
+                        slots.len = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "offset" => {
+                        slots.offset = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "speed" => {
+                        slots.speed = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobReady {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
+                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockJobReady {
         const NAME: &'static str = "BLOCK_JOB_READY";
     }
@@ -11325,7 +25923,7 @@ pub mod events {
     ///      "data": { "type": "mirror", "id": "backup_1" },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobPending {
         /// job type
         pub r#type: super::super::JobType,
@@ -11333,6 +25931,74 @@ pub mod events {
         pub id: ::std::string::String,
     }
 
+    impl Serialize for BlockJobPending {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockJobPending {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockJobPending {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockJobPending`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::JobType>,
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobPending {
+            const NAME: &'static str = "BLOCK_JOB_PENDING";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockJobPending {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockJobPending {
         const NAME: &'static str = "BLOCK_JOB_PENDING";
     }
@@ -11344,20 +26010,111 @@ pub mod events {
     /// re-registered with another [`block-set-write-threshold`](crate::commands::BlockSetWriteThreshold) command.
     ///
     /// *Since: 2.3*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockWriteThreshold {
         /// graph node name on which the threshold was exceeded.
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
         /// amount of data which exceeded the threshold, in
         /// bytes.
-        #[serde(rename = "amount-exceeded")]
         pub amount_exceeded: u64,
         /// last configured threshold, in bytes.
-        #[serde(rename = "write-threshold")]
         pub write_threshold: u64,
     }
 
+    impl Serialize for BlockWriteThreshold {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockWriteThreshold {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "amount-exceeded",
+                &self.amount_exceeded,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "write-threshold",
+                &self.write_threshold,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockWriteThreshold {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockWriteThreshold`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            node_name: ::std::option::Option<::std::string::String>,
+            amount_exceeded: ::std::option::Option<u64>,
+            write_threshold: ::std::option::Option<u64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockWriteThreshold {
+            const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "amount-exceeded" => {
+                        slots.amount_exceeded = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "write-threshold" => {
+                        slots.write_threshold = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockWriteThreshold {
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                    amount_exceeded: slots
+                        .amount_exceeded
+                        .ok_or_else(|| E::missing_field("amount-exceeded"))?,
+                    write_threshold: slots
+                        .write_threshold
+                        .ok_or_else(|| E::missing_field("write-threshold"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockWriteThreshold {
         const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
     }
@@ -11375,18 +26132,110 @@ pub mod events {
     ///      "data": { "reference": "usr1", "sector-num": 345435, "sectors-count": 5 },
     ///      "timestamp": { "seconds": 1344522075, "microseconds": 745528 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QuorumFailure {
         /// device name if defined else node name
         pub reference: ::std::string::String,
         /// number of the first sector of the failed read operation
-        #[serde(rename = "sector-num")]
         pub sector_num: i64,
         /// failed read operation sector count
-        #[serde(rename = "sectors-count")]
         pub sectors_count: i64,
     }
 
+    impl Serialize for QuorumFailure {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuorumFailure {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "reference",
+                &self.reference,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "sector-num",
+                &self.sector_num,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "sectors-count",
+                &self.sectors_count,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuorumFailure {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QuorumFailure`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            reference: ::std::option::Option<::std::string::String>,
+            sector_num: ::std::option::Option<i64>,
+            sectors_count: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QuorumFailure {
+            const NAME: &'static str = "QUORUM_FAILURE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "reference" => {
+                        slots.reference = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "sector-num" => {
+                        slots.sector_num = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "sectors-count" => {
+                        slots.sectors_count = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QuorumFailure {
+                    reference: slots
+                        .reference
+                        .ok_or_else(|| E::missing_field("reference"))?,
+                    sector_num: slots
+                        .sector_num
+                        .ok_or_else(|| E::missing_field("sector-num"))?,
+                    sectors_count: slots
+                        .sectors_count
+                        .ok_or_else(|| E::missing_field("sectors-count"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for QuorumFailure {
         const NAME: &'static str = "QUORUM_FAILURE";
     }
@@ -11414,7 +26263,7 @@ pub mod events {
     ///                "type": "flush", "error": "Broken pipe" },
     ///      "timestamp": { "seconds": 1456406829, "microseconds": 291763 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QuorumReportBad {
         /// quorum operation type (Since 2.6)
         pub r#type: super::super::QuorumOpType,
@@ -11422,19 +26271,121 @@ pub mod events {
         /// contains a human-readable error message.  There are no semantics
         /// other than that the block layer reported an error and clients
         /// should not try to interpret the error string.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
         /// the graph node name of the block driver state
-        #[serde(rename = "node-name")]
         pub node_name: ::std::string::String,
         /// number of the first sector of the failed read operation
-        #[serde(rename = "sector-num")]
         pub sector_num: i64,
         /// failed read operation sector count
-        #[serde(rename = "sectors-count")]
         pub sectors_count: i64,
     }
 
+    impl Serialize for QuorumReportBad {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuorumReportBad {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::qapi_types::private::optional(map, "error", &self.error)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "node-name",
+                &self.node_name,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "sector-num",
+                &self.sector_num,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "sectors-count",
+                &self.sectors_count,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuorumReportBad {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QuorumReportBad`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::QuorumOpType>,
+            error: ::std::option::Option<::std::string::String>,
+            node_name: ::std::option::Option<::std::string::String>,
+            sector_num: ::std::option::Option<i64>,
+            sectors_count: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QuorumReportBad {
+            const NAME: &'static str = "QUORUM_REPORT_BAD";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
+                    "node-name" => {
+                        slots.node_name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "sector-num" => {
+                        slots.sector_num = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "sectors-count" => {
+                        slots.sectors_count = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QuorumReportBad {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    error: slots.error,
+                    node_name: slots
+                        .node_name
+                        .ok_or_else(|| E::missing_field("node-name"))?,
+                    sector_num: slots
+                        .sector_num
+                        .ok_or_else(|| E::missing_field("sector-num"))?,
+                    sectors_count: slots
+                        .sectors_count
+                        .ok_or_else(|| E::missing_field("sectors-count"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for QuorumReportBad {
         const NAME: &'static str = "QUORUM_REPORT_BAD";
     }

@@ -3,153 +3,520 @@
 
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NbdServerOptionsBase {
     /// Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
     /// disconnected, or 0 for no limit (since 10.0; default: 10).
-    #[serde(rename = "handshake-max-seconds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handshake_max_seconds: ::std::option::Option<u32>,
     /// ID of the TLS credentials object (since 2.6).
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// ID of the QAuthZ authorization object used to validate
     /// the client's x509 distinguished name.  This object is is only
     /// resolved at time of use, so can be deleted and recreated on the
     /// fly while the NBD server is active.  If missing, it will default
     /// to denying access (since 4.0).
-    #[serde(rename = "tls-authz")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
     /// The maximum number of connections to allow at the
     /// same time, 0 for unlimited.  Setting this to 1 also stops the
     /// server from advertising multiple client support (since 5.2;
     /// default: 100).
-    #[serde(rename = "max-connections")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
 }
+
+impl Serialize for NbdServerOptionsBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NbdServerOptionsBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "handshake-max-seconds",
+            &self.handshake_max_seconds,
+        )?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NbdServerOptionsBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NbdServerOptionsBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        handshake_max_seconds: ::std::option::Option<u32>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_authz: ::std::option::Option<::std::string::String>,
+        max_connections: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptionsBase {
+        const NAME: &'static str = "NbdServerOptionsBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "handshake-max-seconds" => {
+                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
+                "max-connections" => {
+                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NbdServerOptionsBase {
+                handshake_max_seconds: slots.handshake_max_seconds,
+                tls_creds: slots.tls_creds,
+                tls_authz: slots.tls_authz,
+                max_connections: slots.max_connections,
+            })
+        }
+    }
+};
 
 /// Keep this type consistent with the [`NbdServerOptionsLegacy`](crate::NbdServerOptionsLegacy) type.
 /// The only intended difference is using [`SocketAddress`](crate::SocketAddress) instead of
 /// [`SocketAddressLegacy`](crate::SocketAddressLegacy).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NbdServerOptions {
     /// Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
     /// disconnected, or 0 for no limit (since 10.0; default: 10).
-    #[serde(rename = "handshake-max-seconds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handshake_max_seconds: ::std::option::Option<u32>,
     /// ID of the TLS credentials object (since 2.6).
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// ID of the QAuthZ authorization object used to validate
     /// the client's x509 distinguished name.  This object is is only
     /// resolved at time of use, so can be deleted and recreated on the
     /// fly while the NBD server is active.  If missing, it will default
     /// to denying access (since 4.0).
-    #[serde(rename = "tls-authz")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
     /// The maximum number of connections to allow at the
     /// same time, 0 for unlimited.  Setting this to 1 also stops the
     /// server from advertising multiple client support (since 5.2;
     /// default: 100).
-    #[serde(rename = "max-connections")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
     /// Address on which to listen (since 4.2).
     pub addr: super::SocketAddress,
 }
 
+impl Serialize for NbdServerOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NbdServerOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "handshake-max-seconds",
+            &self.handshake_max_seconds,
+        )?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NbdServerOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NbdServerOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        handshake_max_seconds: ::std::option::Option<u32>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_authz: ::std::option::Option<::std::string::String>,
+        max_connections: ::std::option::Option<u32>,
+        addr: ::std::option::Option<super::SocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptions {
+        const NAME: &'static str = "NbdServerOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "handshake-max-seconds" => {
+                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
+                "max-connections" => {
+                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NbdServerOptions {
+                handshake_max_seconds: slots.handshake_max_seconds,
+                tls_creds: slots.tls_creds,
+                tls_authz: slots.tls_authz,
+                max_connections: slots.max_connections,
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+            })
+        }
+    }
+};
+
 /// Keep this type consistent with the [`NbdServerOptions`](crate::NbdServerOptions) type.  The
 /// only intended difference is using [`SocketAddressLegacy`](crate::SocketAddressLegacy) instead of
 /// [`SocketAddress`](crate::SocketAddress).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NbdServerOptionsLegacy {
     /// Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
     /// disconnected, or 0 for no limit (since 10.0; default: 10).
-    #[serde(rename = "handshake-max-seconds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handshake_max_seconds: ::std::option::Option<u32>,
     /// ID of the TLS credentials object (since 2.6).
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// ID of the QAuthZ authorization object used to validate
     /// the client's x509 distinguished name.  This object is is only
     /// resolved at time of use, so can be deleted and recreated on the
     /// fly while the NBD server is active.  If missing, it will default
     /// to denying access (since 4.0).
-    #[serde(rename = "tls-authz")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
     /// The maximum number of connections to allow at the
     /// same time, 0 for unlimited.  Setting this to 1 also stops the
     /// server from advertising multiple client support (since 5.2;
     /// default: 100).
-    #[serde(rename = "max-connections")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_connections: ::std::option::Option<u32>,
     /// Address on which to listen (since 1.3).
     pub addr: super::SocketAddressLegacy,
 }
 
+impl Serialize for NbdServerOptionsLegacy {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NbdServerOptionsLegacy {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "handshake-max-seconds",
+            &self.handshake_max_seconds,
+        )?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NbdServerOptionsLegacy {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NbdServerOptionsLegacy`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        handshake_max_seconds: ::std::option::Option<u32>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_authz: ::std::option::Option<::std::string::String>,
+        max_connections: ::std::option::Option<u32>,
+        addr: ::std::option::Option<super::SocketAddressLegacy>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptionsLegacy {
+        const NAME: &'static str = "NbdServerOptionsLegacy";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "handshake-max-seconds" => {
+                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
+                "max-connections" => {
+                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NbdServerOptionsLegacy {
+                handshake_max_seconds: slots.handshake_max_seconds,
+                tls_creds: slots.tls_creds,
+                tls_authz: slots.tls_authz,
+                max_connections: slots.max_connections,
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+            })
+        }
+    }
+};
+
 /// An NBD block export (common options shared between [`nbd-server-add`](crate::commands::NbdServerAdd)
 /// and the NBD branch of [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptionsNbdBase {
     /// Export name.  If unspecified, the `device` parameter is used
     /// as the export name.  (Since 2.12)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// Free-form description of the export, up to 4096 bytes.
     /// (Since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockExportOptionsNbdBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsNbdBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "description", &self.description)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportOptionsNbdBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportOptionsNbdBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsNbdBase {
+        const NAME: &'static str = "BlockExportOptionsNbdBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "description" => {
+                    slots.description = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptionsNbdBase {
+                name: slots.name,
+                description: slots.description,
+            })
+        }
+    }
+};
 
 /// An NBD block export (distinct options used in the NBD branch of
 /// [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptionsNbd {
     /// Export name.  If unspecified, the `device` parameter is used
     /// as the export name.  (Since 2.12)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// Free-form description of the export, up to 4096 bytes.
     /// (Since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
     /// Also export each of the named dirty bitmaps reachable from
     /// `device`, so the NBD client can use NBD_OPT_SET_META_CONTEXT with
     /// the metadata context name "qemu:dirty-bitmap:BITMAP" to inspect
     /// each bitmap.  Since 7.1 bitmap may be specified by node/name
     /// pair.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
     /// Also export the allocation depth map for `device`,
     /// so the NBD client can use NBD_OPT_SET_META_CONTEXT with the
     /// metadata context name "qemu:allocation-depth" to inspect
     /// allocation details.  (since 5.2)
-    #[serde(rename = "allocation-depth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allocation_depth: ::std::option::Option<bool>,
 }
+
+impl Serialize for BlockExportOptionsNbd {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsNbd {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "description", &self.description)?;
+        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
+        ::qapi_types::private::optional(
+            map,
+            "allocation-depth",
+            &self.allocation_depth,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportOptionsNbd {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportOptionsNbd`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
+        allocation_depth: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsNbd {
+        const NAME: &'static str = "BlockExportOptionsNbd";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "description" => {
+                    slots.description = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
+                "allocation-depth" => {
+                    slots.allocation_depth = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptionsNbd {
+                name: slots.name,
+                description: slots.description,
+                bitmaps: slots.bitmaps,
+                allocation_depth: slots.allocation_depth,
+            })
+        }
+    }
+};
 
 /// A vhost-user-blk block export.
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptionsVhostUserBlk {
     /// The vhost-user socket on which to listen.  Both 'unix' and
     /// 'fd' [`SocketAddress`](crate::SocketAddress) types are supported.  Passed fds must be
@@ -157,15 +524,89 @@ pub struct BlockExportOptionsVhostUserBlk {
     pub addr: super::SocketAddress,
     /// Logical block size in bytes.  Defaults to 512
     /// bytes.
-    #[serde(rename = "logical-block-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logical_block_size: ::std::option::Option<u64>,
     /// Number of request virtqueues.  Must be greater than 0.
     /// Defaults to 1.
-    #[serde(rename = "num-queues")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub num_queues: ::std::option::Option<u16>,
 }
+
+impl Serialize for BlockExportOptionsVhostUserBlk {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsVhostUserBlk {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(
+            map,
+            "logical-block-size",
+            &self.logical_block_size,
+        )?;
+        ::qapi_types::private::optional(map, "num-queues", &self.num_queues)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportOptionsVhostUserBlk {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportOptionsVhostUserBlk`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        addr: ::std::option::Option<super::SocketAddress>,
+        logical_block_size: ::std::option::Option<u64>,
+        num_queues: ::std::option::Option<u16>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsVhostUserBlk {
+        const NAME: &'static str = "BlockExportOptionsVhostUserBlk";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "logical-block-size" => {
+                    slots.logical_block_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "num-queues" => {
+                    slots.num_queues = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptionsVhostUserBlk {
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                logical_block_size: slots.logical_block_size,
+                num_queues: slots.num_queues,
+            })
+        }
+    }
+};
 
 /// Possible allow_other modes for FUSE exports.
 ///
@@ -233,14 +674,13 @@ impl<'de> Deserialize<'de> for FuseExportAllowOther {
 /// *Since: 6.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_FUSE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptionsFuse {
     /// Path on which to export the block device via FUSE.
     /// This must point to an existing regular file.
     pub mountpoint: ::std::string::String,
     /// Whether writes beyond the EOF should grow the block node
     /// accordingly.  (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub growable: ::std::option::Option<bool>,
     /// If this is off, only QEMU's user is allowed access to
     /// this export.  That cannot be changed even with chmod or chown.
@@ -251,63 +691,296 @@ pub struct BlockExportOptionsFuse {
     /// mode (the default), the FUSE export driver will first attempt to
     /// mount the export with allow_other, and if that fails, try again
     /// without.  (since 6.1; default: auto)
-    #[serde(rename = "allow-other")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allow_other: ::std::option::Option<super::FuseExportAllowOther>,
 }
+
+impl Serialize for BlockExportOptionsFuse {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsFuse {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "mountpoint",
+            &self.mountpoint,
+        )?;
+        ::qapi_types::private::optional(map, "growable", &self.growable)?;
+        ::qapi_types::private::optional(map, "allow-other", &self.allow_other)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportOptionsFuse {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportOptionsFuse`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mountpoint: ::std::option::Option<::std::string::String>,
+        growable: ::std::option::Option<bool>,
+        allow_other: ::std::option::Option<super::FuseExportAllowOther>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsFuse {
+        const NAME: &'static str = "BlockExportOptionsFuse";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mountpoint" => {
+                    slots.mountpoint = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "growable" => slots.growable = ::serde::de::MapAccess::next_value(map)?,
+                "allow-other" => {
+                    slots.allow_other = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptionsFuse {
+                mountpoint: slots
+                    .mountpoint
+                    .ok_or_else(|| E::missing_field("mountpoint"))?,
+                growable: slots.growable,
+                allow_other: slots.allow_other,
+            })
+        }
+    }
+};
 
 /// A vduse-blk block export.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptionsVduseBlk {
     /// the name of VDUSE device (must be unique across the host).
     pub name: ::std::string::String,
     /// the number of virtqueues.  Defaults to 1.
-    #[serde(rename = "num-queues")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub num_queues: ::std::option::Option<u16>,
     /// the size of virtqueue.  Defaults to 256.
-    #[serde(rename = "queue-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue_size: ::std::option::Option<u16>,
     /// Logical block size in bytes.  Range \[512,
     /// PAGE_SIZE\] and must be power of 2.  Defaults to 512 bytes.
-    #[serde(rename = "logical-block-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logical_block_size: ::std::option::Option<u64>,
     /// the serial number of virtio block device.  Defaults to
     /// empty string.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub serial: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for BlockExportOptionsVduseBlk {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsVduseBlk {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "num-queues", &self.num_queues)?;
+        ::qapi_types::private::optional(map, "queue-size", &self.queue_size)?;
+        ::qapi_types::private::optional(
+            map,
+            "logical-block-size",
+            &self.logical_block_size,
+        )?;
+        ::qapi_types::private::optional(map, "serial", &self.serial)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportOptionsVduseBlk {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportOptionsVduseBlk`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        num_queues: ::std::option::Option<u16>,
+        queue_size: ::std::option::Option<u16>,
+        logical_block_size: ::std::option::Option<u64>,
+        serial: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsVduseBlk {
+        const NAME: &'static str = "BlockExportOptionsVduseBlk";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "num-queues" => {
+                    slots.num_queues = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "queue-size" => {
+                    slots.queue_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "logical-block-size" => {
+                    slots.logical_block_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "serial" => slots.serial = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportOptionsVduseBlk {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                num_queues: slots.num_queues,
+                queue_size: slots.queue_size,
+                logical_block_size: slots.logical_block_size,
+                serial: slots.serial,
+            })
+        }
+    }
+};
 
 /// An NBD block export, per legacy [`nbd-server-add`](crate::commands::NbdServerAdd) command.
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NbdServerAddOptions {
     /// Export name.  If unspecified, the `device` parameter is used
     /// as the export name.  (Since 2.12)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// Free-form description of the export, up to 4096 bytes.
     /// (Since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
     /// The device name or node name of the node to be exported
     pub device: ::std::string::String,
     /// Whether clients should be able to write to the device via
     /// the NBD connection (default false).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub writable: ::std::option::Option<bool>,
     /// Also export a single dirty bitmap reachable from `device`,
     /// so the NBD client can use NBD_OPT_SET_META_CONTEXT with the
     /// metadata context name "qemu:dirty-bitmap:BITMAP" to inspect the
     /// bitmap (since 4.0).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bitmap: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NbdServerAddOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NbdServerAddOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "description", &self.description)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::qapi_types::private::optional(map, "writable", &self.writable)?;
+        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NbdServerAddOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NbdServerAddOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        device: ::std::option::Option<::std::string::String>,
+        writable: ::std::option::Option<bool>,
+        bitmap: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerAddOptions {
+        const NAME: &'static str = "NbdServerAddOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "description" => {
+                    slots.description = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "writable" => slots.writable = ::serde::de::MapAccess::next_value(map)?,
+                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NbdServerAddOptions {
+                name: slots.name,
+                description: slots.description,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                writable: slots.writable,
+                bitmap: slots.bitmap,
+            })
+        }
+    }
+};
 
 /// Mode for removing a block export.
 ///
@@ -438,7 +1111,7 @@ impl<'de> Deserialize<'de> for BlockExportType {
 /// an external interface.
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportOptions {
     /// A unique identifier for the block export (across all export
     /// types)
@@ -448,26 +1121,20 @@ pub struct BlockExportOptions {
     /// `iothread` is given, export creation fails if the block node
     /// cannot be moved to the iothread.  The default is false.
     /// (since: 5.2)
-    #[serde(rename = "fixed-iothread")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fixed_iothread: ::std::option::Option<bool>,
     /// The name of the iothread object where the export will
     /// run.  The default is to use the thread currently associated with
     /// the block node.  (since: 5.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iothread: ::std::option::Option<::std::string::String>,
     /// The node name of the block node to be exported
     /// (since: 5.2)
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
     /// True if clients should be able to write to the export
     /// (default false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub writable: ::std::option::Option<bool>,
     /// If true, caches are flushed after every write request
     /// to the export before completion is signalled.  (since: 5.2;
     /// default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub writethrough: ::std::option::Option<bool>,
     /// If true, the export allows the exported node to be
     /// inactive.  If it is created for an inactive block node, the node
@@ -476,12 +1143,34 @@ pub struct BlockExportOptions {
     /// block nodes are automatically activated before creating the
     /// export and trying to inactivate them later fails.
     /// (since: 10.0; default: false)
-    #[serde(rename = "allow-inactive")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allow_inactive: ::std::option::Option<bool>,
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: BlockExportOptionsBranch,
+}
+
+impl Serialize for BlockExportOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::qapi_types::private::optional(map, "fixed-iothread", &self.fixed_iothread)?;
+        ::qapi_types::private::optional(map, "iothread", &self.iothread)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::qapi_types::private::optional(map, "writable", &self.writable)?;
+        ::qapi_types::private::optional(map, "writethrough", &self.writethrough)?;
+        ::qapi_types::private::optional(map, "allow-inactive", &self.allow_inactive)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for BlockExportOptions {
@@ -595,50 +1284,177 @@ const _: () = {
 };
 
 /// The branches of [`BlockExportOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BlockExportOptionsBranch {
     /// `type` is `nbd`.
-    #[serde(rename = "nbd")]
     Nbd(super::BlockExportOptionsNbd),
     /// `type` is `vhost-user-blk`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VHOST_USER_BLK_SERVER`.
-    #[serde(rename = "vhost-user-blk")]
     VhostUserBlk(super::BlockExportOptionsVhostUserBlk),
     /// `type` is `fuse`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_FUSE`.
-    #[serde(rename = "fuse")]
     Fuse(super::BlockExportOptionsFuse),
     /// `type` is `vduse-blk`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VDUSE_BLK_EXPORT`.
-    #[serde(rename = "vduse-blk")]
     VduseBlk(super::BlockExportOptionsVduseBlk),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for BlockExportOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            BlockExportOptionsBranch::Nbd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "nbd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockExportOptionsBranch::VhostUserBlk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "vhost-user-blk",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockExportOptionsBranch::Fuse(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "fuse")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockExportOptionsBranch::VduseBlk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vduse-blk")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            BlockExportOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Information about a single block export.
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockExportInfo {
     /// The unique identifier for the block export
     pub id: ::std::string::String,
     /// The block export type
     pub r#type: super::BlockExportType,
     /// The node name of the block node that is exported
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
     /// True if the export is shutting down (e.g. after a
     /// [`block-export-del`](crate::commands::BlockExportDel) command, but before the shutdown has
     /// completed)
-    #[serde(rename = "shutting-down")]
     pub shutting_down: bool,
 }
+
+impl Serialize for BlockExportInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockExportInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "shutting-down",
+            &self.shutting_down,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockExportInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockExportInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<super::BlockExportType>,
+        node_name: ::std::option::Option<::std::string::String>,
+        shutting_down: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportInfo {
+        const NAME: &'static str = "BlockExportInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node-name" => {
+                    slots.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "shutting-down" => {
+                    slots.shutting_down = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockExportInfo {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+                shutting_down: slots
+                    .shutting_down
+                    .ok_or_else(|| E::missing_field("shutting-down"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `block-export.json`.
 pub mod commands {
@@ -653,9 +1469,26 @@ pub mod commands {
     /// - if the server is already running
     ///
     /// *Since: 1.3*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerStart(pub super::super::NbdServerOptionsLegacy);
+    /// Encoded as the wrapped value.
+    impl Serialize for NbdServerStart {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NbdServerStart {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(NbdServerStart)
+        }
+    }
+
     impl ::qapi_types::Command for NbdServerStart {
         const NAME: &'static str = "nbd-server-start";
         type Returns = ::qapi_types::Empty;
@@ -680,9 +1513,26 @@ pub mod commands {
     #[deprecated(
         note = "This command is deprecated.  Use `block-export-add`     instead."
     )]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerAdd(pub super::super::NbdServerAddOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for NbdServerAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NbdServerAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(NbdServerAdd)
+        }
+    }
+
     impl ::qapi_types::Command for NbdServerAdd {
         const NAME: &'static str = "nbd-server-add";
         type Returns = ::qapi_types::Empty;
@@ -706,16 +1556,79 @@ pub mod commands {
     #[deprecated(
         note = "This command is deprecated.  Use `block-export-del`     instead."
     )]
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerRemove {
         /// Block export id.
         pub name: ::std::string::String,
         /// Mode of command operation.  See [`BlockExportRemoveMode`](crate::BlockExportRemoveMode)
         /// description.  Default is 'safe'.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
 
+    impl Serialize for NbdServerRemove {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NbdServerRemove {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::qapi_types::private::optional(map, "mode", &self.mode)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NbdServerRemove {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NbdServerRemove`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+            mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NbdServerRemove {
+            const NAME: &'static str = "nbd-server-remove";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NbdServerRemove {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                    mode: slots.mode,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for NbdServerRemove {
         const NAME: &'static str = "nbd-server-remove";
         type Returns = ::qapi_types::Empty;
@@ -727,8 +1640,44 @@ pub mod commands {
     /// previously added via [`nbd-server-add`](crate::commands::NbdServerAdd).
     ///
     /// *Since: 1.3*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct NbdServerStop {}
+    impl Serialize for NbdServerStop {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NbdServerStop {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NbdServerStop {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerStop {
+        const NAME: &'static str = "nbd-server-stop";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NbdServerStop {})
+        }
+    }
+
     impl ::qapi_types::Command for NbdServerStop {
         const NAME: &'static str = "nbd-server-stop";
         type Returns = ::qapi_types::Empty;
@@ -738,9 +1687,26 @@ pub mod commands {
     /// Creates a new block export.
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockExportAdd(pub super::super::BlockExportOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for BlockExportAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockExportAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(BlockExportAdd)
+        }
+    }
+
     impl ::qapi_types::Command for BlockExportAdd {
         const NAME: &'static str = "block-export-add";
         type Returns = ::qapi_types::Empty;
@@ -758,16 +1724,79 @@ pub mod commands {
     /// existing client connections)
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockExportDel {
         /// Block export id.
         pub id: ::std::string::String,
         /// Mode of command operation.  See [`BlockExportRemoveMode`](crate::BlockExportRemoveMode)
         /// description.  Default is 'safe'.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
 
+    impl Serialize for BlockExportDel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockExportDel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::qapi_types::private::optional(map, "mode", &self.mode)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockExportDel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockExportDel`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockExportDel {
+            const NAME: &'static str = "block-export-del";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockExportDel {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    mode: slots.mode,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for BlockExportDel {
         const NAME: &'static str = "block-export-del";
         type Returns = ::qapi_types::Empty;
@@ -779,8 +1808,44 @@ pub mod commands {
     /// A list describing all block exports
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlockExports {}
+    impl Serialize for QueryBlockExports {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryBlockExports {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryBlockExports {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockExports {
+        const NAME: &'static str = "query-block-exports";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryBlockExports {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryBlockExports {
         const NAME: &'static str = "query-block-exports";
         type Returns = ::std::vec::Vec<super::super::BlockExportInfo>;
@@ -794,12 +1859,72 @@ pub mod events {
     /// Emitted when a block export is removed and its id can be reused.
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BlockExportDeleted {
         /// Block export id.
         pub id: ::std::string::String,
     }
 
+    impl Serialize for BlockExportDeleted {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BlockExportDeleted {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BlockExportDeleted {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BlockExportDeleted`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BlockExportDeleted {
+            const NAME: &'static str = "BLOCK_EXPORT_DELETED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BlockExportDeleted {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BlockExportDeleted {
         const NAME: &'static str = "BLOCK_EXPORT_DELETED";
     }

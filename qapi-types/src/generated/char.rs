@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// device encoding.  See the QEMU man page for details.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevInfo {
     /// the label of the character device
     pub label: ::std::string::String,
@@ -19,18 +19,163 @@ pub struct ChardevInfo {
     /// shows whether the frontend device attached to this
     /// backend (e.g. with the chardev=... option) is in open or closed
     /// state (since 2.1)
-    #[serde(rename = "frontend-open")]
     pub frontend_open: bool,
 }
+
+impl Serialize for ChardevInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "label", &self.label)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "frontend-open",
+            &self.frontend_open,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        label: ::std::option::Option<::std::string::String>,
+        filename: ::std::option::Option<::std::string::String>,
+        frontend_open: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevInfo {
+        const NAME: &'static str = "ChardevInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "label" => {
+                    slots.label = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "frontend-open" => {
+                    slots.frontend_open = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevInfo {
+                label: slots.label.ok_or_else(|| E::missing_field("label"))?,
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                frontend_open: slots
+                    .frontend_open
+                    .ok_or_else(|| E::missing_field("frontend-open"))?,
+            })
+        }
+    }
+};
 
 /// Information about a character device backend
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevBackendInfo {
     /// The backend name
     pub name: ::std::string::String,
 }
+
+impl Serialize for ChardevBackendInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevBackendInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevBackendInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevBackendInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevBackendInfo {
+        const NAME: &'static str = "ChardevBackendInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevBackendInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of data format.
 ///
@@ -89,237 +234,1007 @@ impl<'de> Deserialize<'de> for DataFormat {
 /// Configuration shared across all chardev backends
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevCommon {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
 }
+
+impl Serialize for ChardevCommon {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevCommon {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevCommon {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevCommon`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevCommon {
+        const NAME: &'static str = "ChardevCommon";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevCommon {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+            })
+        }
+    }
+};
 
 /// Configuration info for file chardevs.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevFile {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// The name of the input file
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#in: ::std::option::Option<::std::string::String>,
     /// The name of the output file
     pub out: ::std::string::String,
     /// Open the file in append mode (default false to truncate)
     /// (Since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub append: ::std::option::Option<bool>,
 }
+
+impl Serialize for ChardevFile {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevFile {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "in", &self.r#in)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "out", &self.out)?;
+        ::qapi_types::private::optional(map, "append", &self.append)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevFile {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevFile`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        r#in: ::std::option::Option<::std::string::String>,
+        out: ::std::option::Option<::std::string::String>,
+        append: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevFile {
+        const NAME: &'static str = "ChardevFile";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
+                "out" => {
+                    slots.out = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "append" => slots.append = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevFile {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                r#in: slots.r#in,
+                out: slots.out.ok_or_else(|| E::missing_field("out"))?,
+                append: slots.append,
+            })
+        }
+    }
+};
 
 /// Configuration info for device and pipe chardevs.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevHostdev {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// The name of the special file for the device, i.e.
     /// /dev/ttyS0 on Unix or COM1: on Windows
     pub device: ::std::string::String,
 }
 
+impl Serialize for ChardevHostdev {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevHostdev {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevHostdev {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevHostdev`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        device: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHostdev {
+        const NAME: &'static str = "ChardevHostdev";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevHostdev {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+            })
+        }
+    }
+};
+
 /// Configuration info for (stream) socket chardevs.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSocket {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// socket address to listen on (server=true) or connect to
     /// (server=false)
     pub addr: super::SocketAddressLegacy,
     /// the ID of the TLS credentials object (since 2.6)
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// the ID of the QAuthZ authorization object against which
     /// the client's x509 distinguished name will be validated.  This
     /// object is only resolved at time of use, so can be deleted and
     /// recreated on the fly while the chardev server is active.  If
     /// missing, it will default to denying access (since 4.0)
-    #[serde(rename = "tls-authz")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
     /// create server socket (default: true)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<bool>,
     /// wait for incoming connection on server sockets (default:
     /// false).  Silently ignored with server: false.  This use is
     /// deprecated.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub wait: ::std::option::Option<bool>,
     /// set TCP_NODELAY socket option (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nodelay: ::std::option::Option<bool>,
     /// enable telnet protocol on server sockets (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub telnet: ::std::option::Option<bool>,
     /// enable tn3270 protocol on server sockets (default: false)
     /// (Since: 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tn3270: ::std::option::Option<bool>,
     /// enable websocket protocol on server sockets
     /// (default: false) (Since: 3.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub websocket: ::std::option::Option<bool>,
     /// For a client socket, if a socket is disconnected,
     /// then attempt a reconnect after the given number of milliseconds.
     /// Setting this to zero disables this function.
     /// (default: 0) (Since: 9.2)
-    #[serde(rename = "reconnect-ms")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reconnect_ms: ::std::option::Option<i64>,
 }
+
+impl Serialize for ChardevSocket {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSocket {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "server", &self.server)?;
+        ::qapi_types::private::optional(map, "wait", &self.wait)?;
+        ::qapi_types::private::optional(map, "nodelay", &self.nodelay)?;
+        ::qapi_types::private::optional(map, "telnet", &self.telnet)?;
+        ::qapi_types::private::optional(map, "tn3270", &self.tn3270)?;
+        ::qapi_types::private::optional(map, "websocket", &self.websocket)?;
+        ::qapi_types::private::optional(map, "reconnect-ms", &self.reconnect_ms)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSocket {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSocket`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        addr: ::std::option::Option<super::SocketAddressLegacy>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_authz: ::std::option::Option<::std::string::String>,
+        server: ::std::option::Option<bool>,
+        wait: ::std::option::Option<bool>,
+        nodelay: ::std::option::Option<bool>,
+        telnet: ::std::option::Option<bool>,
+        tn3270: ::std::option::Option<bool>,
+        websocket: ::std::option::Option<bool>,
+        reconnect_ms: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSocket {
+        const NAME: &'static str = "ChardevSocket";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
+                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
+                "wait" => slots.wait = ::serde::de::MapAccess::next_value(map)?,
+                "nodelay" => slots.nodelay = ::serde::de::MapAccess::next_value(map)?,
+                "telnet" => slots.telnet = ::serde::de::MapAccess::next_value(map)?,
+                "tn3270" => slots.tn3270 = ::serde::de::MapAccess::next_value(map)?,
+                "websocket" => slots.websocket = ::serde::de::MapAccess::next_value(map)?,
+                "reconnect-ms" => {
+                    slots.reconnect_ms = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSocket {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                tls_creds: slots.tls_creds,
+                tls_authz: slots.tls_authz,
+                server: slots.server,
+                wait: slots.wait,
+                nodelay: slots.nodelay,
+                telnet: slots.telnet,
+                tn3270: slots.tn3270,
+                websocket: slots.websocket,
+                reconnect_ms: slots.reconnect_ms,
+            })
+        }
+    }
+};
 
 /// Configuration info for datagram socket chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevUdp {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// remote address
     pub remote: super::SocketAddressLegacy,
     /// local address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub local: ::std::option::Option<super::SocketAddressLegacy>,
 }
+
+impl Serialize for ChardevUdp {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevUdp {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "remote", &self.remote)?;
+        ::qapi_types::private::optional(map, "local", &self.local)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevUdp {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevUdp`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        remote: ::std::option::Option<super::SocketAddressLegacy>,
+        local: ::std::option::Option<super::SocketAddressLegacy>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevUdp {
+        const NAME: &'static str = "ChardevUdp";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "remote" => {
+                    slots.remote = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "local" => slots.local = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevUdp {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                remote: slots.remote.ok_or_else(|| E::missing_field("remote"))?,
+                local: slots.local,
+            })
+        }
+    }
+};
 
 /// Configuration info for mux chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevMux {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// name of the base chardev.
     pub chardev: ::std::string::String,
 }
 
+impl Serialize for ChardevMux {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevMux {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevMux {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevMux`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        chardev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevMux {
+        const NAME: &'static str = "ChardevMux";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "chardev" => {
+                    slots.chardev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevMux {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
+            })
+        }
+    }
+};
+
 /// Configuration info for hub chardevs.
 ///
 /// *Since: 10.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevHub {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// IDs to be added to this hub (maximum 4 devices).
     pub chardevs: ::std::vec::Vec<::std::string::String>,
 }
 
+impl Serialize for ChardevHub {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevHub {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardevs", &self.chardevs)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevHub {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevHub`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        chardevs: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHub {
+        const NAME: &'static str = "ChardevHub";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "chardevs" => {
+                    slots.chardevs = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevHub {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                chardevs: slots.chardevs.ok_or_else(|| E::missing_field("chardevs"))?,
+            })
+        }
+    }
+};
+
 /// Configuration info for stdio chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevStdio {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// Allow signals (such as SIGINT triggered by ^C) be delivered
     /// to QEMU.  Default: true.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub signal: ::std::option::Option<bool>,
 }
+
+impl Serialize for ChardevStdio {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevStdio {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "signal", &self.signal)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevStdio {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevStdio`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        signal: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevStdio {
+        const NAME: &'static str = "ChardevStdio";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "signal" => slots.signal = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevStdio {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                signal: slots.signal,
+            })
+        }
+    }
+};
 
 /// Configuration info for spice vm channel chardevs.
 ///
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSpiceChannel {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// kind of channel (for example vdagent).
     pub r#type: ::std::string::String,
 }
+
+impl Serialize for ChardevSpiceChannel {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSpiceChannel {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSpiceChannel {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSpiceChannel`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        r#type: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpiceChannel {
+        const NAME: &'static str = "ChardevSpiceChannel";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSpiceChannel {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+            })
+        }
+    }
+};
 
 /// Configuration info for spice port chardevs.
 ///
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSpicePort {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// name of the channel (see docs/spice-port-fqdn.txt)
     pub fqdn: ::std::string::String,
 }
+
+impl Serialize for ChardevSpicePort {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSpicePort {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "fqdn", &self.fqdn)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSpicePort {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSpicePort`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        fqdn: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpicePort {
+        const NAME: &'static str = "ChardevSpicePort";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "fqdn" => {
+                    slots.fqdn = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSpicePort {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                fqdn: slots.fqdn.ok_or_else(|| E::missing_field("fqdn"))?,
+            })
+        }
+    }
+};
 
 /// Configuration info for DBus chardevs.
 ///
 /// *Since: 7.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevDBus {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// name of the channel (following docs/spice-port-fqdn.txt)
     pub name: ::std::string::String,
 }
+
+impl Serialize for ChardevDBus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevDBus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevDBus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevDBus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevDBus {
+        const NAME: &'static str = "ChardevDBus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevDBus {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+            })
+        }
+    }
+};
 
 /// Configuration info for virtual console chardevs.
 ///
@@ -329,85 +1244,349 @@ pub struct ChardevDBus {
 /// GTK, Spice, VNC and D-Bus display backends.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevVC {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// console width, in pixels
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub width: ::std::option::Option<i64>,
     /// console height, in pixels
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub height: ::std::option::Option<i64>,
     /// console width, in chars
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cols: ::std::option::Option<i64>,
     /// console height, in chars
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rows: ::std::option::Option<i64>,
 }
+
+impl Serialize for ChardevVC {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevVC {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "width", &self.width)?;
+        ::qapi_types::private::optional(map, "height", &self.height)?;
+        ::qapi_types::private::optional(map, "cols", &self.cols)?;
+        ::qapi_types::private::optional(map, "rows", &self.rows)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevVC {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevVC`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        width: ::std::option::Option<i64>,
+        height: ::std::option::Option<i64>,
+        cols: ::std::option::Option<i64>,
+        rows: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevVC {
+        const NAME: &'static str = "ChardevVC";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "width" => slots.width = ::serde::de::MapAccess::next_value(map)?,
+                "height" => slots.height = ::serde::de::MapAccess::next_value(map)?,
+                "cols" => slots.cols = ::serde::de::MapAccess::next_value(map)?,
+                "rows" => slots.rows = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevVC {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                width: slots.width,
+                height: slots.height,
+                cols: slots.cols,
+                rows: slots.rows,
+            })
+        }
+    }
+};
 
 /// Configuration info for ring buffer chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevRingbuf {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// ring buffer size, must be power of two, default is 65536
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<i64>,
 }
+
+impl Serialize for ChardevRingbuf {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevRingbuf {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevRingbuf {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevRingbuf`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        size: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevRingbuf {
+        const NAME: &'static str = "ChardevRingbuf";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevRingbuf {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                size: slots.size,
+            })
+        }
+    }
+};
 
 /// Configuration info for QEMU vdagent implementation.
 ///
 /// *Since: 6.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE_PROTOCOL`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevQemuVDAgent {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// enable/disable mouse, default is enabled.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mouse: ::std::option::Option<bool>,
     /// enable/disable clipboard, default is disabled.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clipboard: ::std::option::Option<bool>,
 }
+
+impl Serialize for ChardevQemuVDAgent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevQemuVDAgent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "mouse", &self.mouse)?;
+        ::qapi_types::private::optional(map, "clipboard", &self.clipboard)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevQemuVDAgent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevQemuVDAgent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        mouse: ::std::option::Option<bool>,
+        clipboard: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevQemuVDAgent {
+        const NAME: &'static str = "ChardevQemuVDAgent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "mouse" => slots.mouse = ::serde::de::MapAccess::next_value(map)?,
+                "clipboard" => slots.clipboard = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevQemuVDAgent {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                mouse: slots.mouse,
+                clipboard: slots.clipboard,
+            })
+        }
+    }
+};
 
 /// Configuration info for pty implementation.
 ///
 /// *Since: 9.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevPty {
     /// The name of a logfile to save output
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logfile: ::std::option::Option<::std::string::String>,
     /// true to append instead of truncate (default to false to
     /// truncate)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub logappend: ::std::option::Option<bool>,
     /// optional path to create a symbolic link that points to the
     /// allocated PTY
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub path: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for ChardevPty {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevPty {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
+        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
+        ::qapi_types::private::optional(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevPty {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevPty`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logfile: ::std::option::Option<::std::string::String>,
+        logappend: ::std::option::Option<bool>,
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevPty {
+        const NAME: &'static str = "ChardevPty";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
+                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
+                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevPty {
+                logfile: slots.logfile,
+                logappend: slots.logappend,
+                path: slots.path,
+            })
+        }
+    }
+};
 
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -564,126 +1743,1073 @@ impl<'de> Deserialize<'de> for ChardevBackendKind {
 }
 
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevFileWrapper {
     /// Configuration info for file chardevs
     pub data: super::ChardevFile,
 }
 
+impl Serialize for ChardevFileWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevFileWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevFileWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevFileWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevFile>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevFileWrapper {
+        const NAME: &'static str = "ChardevFileWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevFileWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevHostdevWrapper {
     /// Configuration info for device and pipe chardevs
     pub data: super::ChardevHostdev,
 }
 
+impl Serialize for ChardevHostdevWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevHostdevWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevHostdevWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevHostdevWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevHostdev>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHostdevWrapper {
+        const NAME: &'static str = "ChardevHostdevWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevHostdevWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSocketWrapper {
     /// Configuration info for (stream) socket chardevs
     pub data: super::ChardevSocket,
 }
 
+impl Serialize for ChardevSocketWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSocketWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSocketWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSocketWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevSocket>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSocketWrapper {
+        const NAME: &'static str = "ChardevSocketWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSocketWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevUdpWrapper {
     /// Configuration info for datagram socket chardevs
     pub data: super::ChardevUdp,
 }
 
+impl Serialize for ChardevUdpWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevUdpWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevUdpWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevUdpWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevUdp>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevUdpWrapper {
+        const NAME: &'static str = "ChardevUdpWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevUdpWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevCommonWrapper {
     /// Configuration shared across all chardev backends
     pub data: super::ChardevCommon,
 }
 
+impl Serialize for ChardevCommonWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevCommonWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevCommonWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevCommonWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevCommon>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevCommonWrapper {
+        const NAME: &'static str = "ChardevCommonWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevCommonWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevMuxWrapper {
     /// Configuration info for mux chardevs
     pub data: super::ChardevMux,
 }
 
+impl Serialize for ChardevMuxWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevMuxWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevMuxWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevMuxWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevMux>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevMuxWrapper {
+        const NAME: &'static str = "ChardevMuxWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevMuxWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 10.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevHubWrapper {
     /// Configuration info for hub chardevs
     pub data: super::ChardevHub,
 }
 
+impl Serialize for ChardevHubWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevHubWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevHubWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevHubWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevHub>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHubWrapper {
+        const NAME: &'static str = "ChardevHubWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevHubWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevStdioWrapper {
     /// Configuration info for stdio chardevs
     pub data: super::ChardevStdio,
 }
 
+impl Serialize for ChardevStdioWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevStdioWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevStdioWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevStdioWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevStdio>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevStdioWrapper {
+        const NAME: &'static str = "ChardevStdioWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevStdioWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSpiceChannelWrapper {
     /// Configuration info for spice vm channel chardevs
     pub data: super::ChardevSpiceChannel,
 }
 
+impl Serialize for ChardevSpiceChannelWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSpiceChannelWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSpiceChannelWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSpiceChannelWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevSpiceChannel>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpiceChannelWrapper {
+        const NAME: &'static str = "ChardevSpiceChannelWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSpiceChannelWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevSpicePortWrapper {
     /// Configuration info for spice port chardevs
     pub data: super::ChardevSpicePort,
 }
 
+impl Serialize for ChardevSpicePortWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevSpicePortWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevSpicePortWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevSpicePortWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevSpicePort>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpicePortWrapper {
+        const NAME: &'static str = "ChardevSpicePortWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevSpicePortWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE_PROTOCOL`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevQemuVDAgentWrapper {
     /// Configuration info for QEMU vdagent implementation
     pub data: super::ChardevQemuVDAgent,
 }
 
+impl Serialize for ChardevQemuVDAgentWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevQemuVDAgentWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevQemuVDAgentWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevQemuVDAgentWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevQemuVDAgent>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevQemuVDAgentWrapper {
+        const NAME: &'static str = "ChardevQemuVDAgentWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevQemuVDAgentWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 7.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevDBusWrapper {
     /// Configuration info for DBus chardevs
     pub data: super::ChardevDBus,
 }
 
+impl Serialize for ChardevDBusWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevDBusWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevDBusWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevDBusWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevDBus>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevDBusWrapper {
+        const NAME: &'static str = "ChardevDBusWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevDBusWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevVCWrapper {
     /// Configuration info for virtual console chardevs
     pub data: super::ChardevVC,
 }
 
+impl Serialize for ChardevVCWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevVCWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevVCWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevVCWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevVC>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevVCWrapper {
+        const NAME: &'static str = "ChardevVCWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevVCWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevRingbufWrapper {
     /// Configuration info for ring buffer chardevs
     pub data: super::ChardevRingbuf,
 }
 
+impl Serialize for ChardevRingbufWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevRingbufWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevRingbufWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevRingbufWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevRingbuf>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevRingbufWrapper {
+        const NAME: &'static str = "ChardevRingbufWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevRingbufWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 9.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevPtyWrapper {
     /// Configuration info for pty chardevs
     pub data: super::ChardevPty,
 }
 
+impl Serialize for ChardevPtyWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevPtyWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevPtyWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevPtyWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::ChardevPty>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevPtyWrapper {
+        const NAME: &'static str = "ChardevPtyWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevPtyWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Configuration info for the new chardev backend.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevBackend {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: ChardevBackendBranch,
+}
+
+impl Serialize for ChardevBackend {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevBackend {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for ChardevBackend {
@@ -786,109 +2912,258 @@ impl<'de> ::qapi_types::private::Union<'de> for ChardevBackend {
 }
 
 /// The branches of [`ChardevBackend`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChardevBackendBranch {
     /// `type` is `file`.
-    #[serde(rename = "file")]
     File(super::ChardevFileWrapper),
     /// `type` is `serial`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_CHARDEV_SERIAL`.
-    #[serde(rename = "serial")]
     Serial(super::ChardevHostdevWrapper),
     /// `type` is `parallel`.
     ///
     /// **Availability:** only when QEMU is built with `HAVE_CHARDEV_PARALLEL`.
-    #[serde(rename = "parallel")]
     Parallel(super::ChardevHostdevWrapper),
     /// `type` is `pipe`.
-    #[serde(rename = "pipe")]
     Pipe(super::ChardevHostdevWrapper),
     /// `type` is `socket`.
-    #[serde(rename = "socket")]
     Socket(super::ChardevSocketWrapper),
     /// `type` is `udp`.
-    #[serde(rename = "udp")]
     Udp(super::ChardevUdpWrapper),
     /// `type` is `pty`.
-    #[serde(rename = "pty")]
     Pty(super::ChardevPtyWrapper),
     /// `type` is `null`.
-    #[serde(rename = "null")]
     Null(super::ChardevCommonWrapper),
     /// `type` is `mux`.
-    #[serde(rename = "mux")]
     Mux(super::ChardevMuxWrapper),
     /// `type` is `hub`.
-    #[serde(rename = "hub")]
     Hub(super::ChardevHubWrapper),
     /// `type` is `msmouse`.
-    #[serde(rename = "msmouse")]
     Msmouse(super::ChardevCommonWrapper),
     /// `type` is `wctablet`.
-    #[serde(rename = "wctablet")]
     Wctablet(super::ChardevCommonWrapper),
     /// `type` is `braille`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_BRLAPI`.
-    #[serde(rename = "braille")]
     Braille(super::ChardevCommonWrapper),
     /// `type` is `testdev`.
-    #[serde(rename = "testdev")]
     Testdev(super::ChardevCommonWrapper),
     /// `type` is `stdio`.
-    #[serde(rename = "stdio")]
     Stdio(super::ChardevStdioWrapper),
     /// `type` is `console`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-    #[serde(rename = "console")]
     Console(super::ChardevCommonWrapper),
     /// `type` is `spicevmc`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[serde(rename = "spicevmc")]
     Spicevmc(super::ChardevSpiceChannelWrapper),
     /// `type` is `spiceport`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[serde(rename = "spiceport")]
     Spiceport(super::ChardevSpicePortWrapper),
     /// `type` is `qemu-vdagent`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE_PROTOCOL`.
-    #[serde(rename = "qemu-vdagent")]
     QemuVdagent(super::ChardevQemuVDAgentWrapper),
     /// `type` is `dbus`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
-    #[serde(rename = "dbus")]
     Dbus(super::ChardevDBusWrapper),
     /// `type` is `vc`.
-    #[serde(rename = "vc")]
     Vc(super::ChardevVCWrapper),
     /// `type` is `ringbuf`.
-    #[serde(rename = "ringbuf")]
     Ringbuf(super::ChardevRingbufWrapper),
     /// `type` is `memory`.
-    #[serde(rename = "memory")]
     Memory(super::ChardevRingbufWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for ChardevBackendBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevBackendBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            ChardevBackendBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Serial(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "serial")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Parallel(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "parallel")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Pipe(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "pipe")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Socket(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "socket")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Udp(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "udp")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Pty(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "pty")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Null(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "null")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Mux(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "mux")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Hub(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hub")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Msmouse(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "msmouse")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Wctablet(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "wctablet")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Braille(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "braille")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Testdev(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "testdev")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Stdio(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "stdio")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Console(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "console")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Spicevmc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "spicevmc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Spiceport(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "spiceport")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::QemuVdagent(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "qemu-vdagent",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Dbus(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "dbus")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Vc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Ringbuf(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "ringbuf")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Memory(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "memory")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ChardevBackendBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Return info about the chardev backend just created.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChardevReturn {
     /// name of the slave pseudoterminal device, present if and only
     /// if a chardev of type 'pty' was created
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pty: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for ChardevReturn {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ChardevReturn {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "pty", &self.pty)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChardevReturn {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ChardevReturn`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pty: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ChardevReturn {
+        const NAME: &'static str = "ChardevReturn";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pty" => slots.pty = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ChardevReturn { pty: slots.pty })
+        }
+    }
+};
 
 /// The commands of `char.json`.
 pub mod commands {
@@ -921,8 +3196,44 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryChardev {}
+    impl Serialize for QueryChardev {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryChardev {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryChardev {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryChardev {
+        const NAME: &'static str = "query-chardev";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryChardev {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryChardev {
         const NAME: &'static str = "query-chardev";
         type Returns = ::std::vec::Vec<super::super::ChardevInfo>;
@@ -954,8 +3265,44 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryChardevBackends {}
+    impl Serialize for QueryChardevBackends {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryChardevBackends {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryChardevBackends {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryChardevBackends {
+        const NAME: &'static str = "query-chardev-backends";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryChardevBackends {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryChardevBackends {
         const NAME: &'static str = "query-chardev-backends";
         type Returns = ::std::vec::Vec<super::super::ChardevBackendInfo>;
@@ -974,7 +3321,7 @@ pub mod commands {
     ///                     "format": "utf8" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct RingbufWrite {
         /// the ring buffer character device name
         pub device: ::std::string::String,
@@ -987,10 +3334,81 @@ pub mod commands {
         /// - utf8: data's UTF-8 encoding is written
         /// - data itself is always Unicode regardless of format, like any
         /// other string.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
 
+    impl Serialize for RingbufWrite {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for RingbufWrite {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+            ::qapi_types::private::optional(map, "format", &self.format)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RingbufWrite {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`RingbufWrite`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            data: ::std::option::Option<::std::string::String>,
+            format: ::std::option::Option<super::super::DataFormat>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for RingbufWrite {
+            const NAME: &'static str = "ringbuf-write";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "data" => {
+                        slots.data = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(RingbufWrite {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+                    format: slots.format,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for RingbufWrite {
         const NAME: &'static str = "ringbuf-write";
         type Returns = ::qapi_types::Empty;
@@ -1013,7 +3431,7 @@ pub mod commands {
     ///                     "format": "utf8" } }
     /// <- { "return": "abcdefgh" }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct RingbufRead {
         /// the ring buffer character device name
         pub device: ::std::string::String,
@@ -1028,10 +3446,81 @@ pub mod commands {
         /// and when reading stops because the size limit is reached.
         /// - The return value is always Unicode regardless of format, like
         /// any other string.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
 
+    impl Serialize for RingbufRead {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for RingbufRead {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+            ::qapi_types::private::optional(map, "format", &self.format)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RingbufRead {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`RingbufRead`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            size: ::std::option::Option<i64>,
+            format: ::std::option::Option<super::super::DataFormat>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for RingbufRead {
+            const NAME: &'static str = "ringbuf-read";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => {
+                        slots.device = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "size" => {
+                        slots.size = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(RingbufRead {
+                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                    format: slots.format,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for RingbufRead {
         const NAME: &'static str = "ringbuf-read";
         type Returns = ::std::string::String;
@@ -1068,7 +3557,7 @@ pub mod commands {
     ///                      "backend" : { "type" : "pty", "data" : {} } } }
     /// <- { "return": { "pty" : "/dev/pty/42" } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChardevAdd {
         /// the chardev's ID, must be unique
         pub id: ::std::string::String,
@@ -1076,6 +3565,74 @@ pub mod commands {
         pub backend: super::super::ChardevBackend,
     }
 
+    impl Serialize for ChardevAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChardevAdd {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "backend", &self.backend)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChardevAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChardevAdd`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            backend: ::std::option::Option<super::super::ChardevBackend>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChardevAdd {
+            const NAME: &'static str = "chardev-add";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "backend" => {
+                        slots.backend = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChardevAdd {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    backend: slots.backend.ok_or_else(|| E::missing_field("backend"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChardevAdd {
         const NAME: &'static str = "chardev-add";
         type Returns = super::super::ChardevReturn;
@@ -1113,7 +3670,7 @@ pub mod commands {
     ///                  "wait" : false }}}}
     /// <- {"return": {}}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChardevChange {
         /// the chardev's ID, must exist
         pub id: ::std::string::String,
@@ -1121,6 +3678,74 @@ pub mod commands {
         pub backend: super::super::ChardevBackend,
     }
 
+    impl Serialize for ChardevChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChardevChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "backend", &self.backend)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChardevChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChardevChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            backend: ::std::option::Option<super::super::ChardevBackend>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChardevChange {
+            const NAME: &'static str = "chardev-change";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "backend" => {
+                        slots.backend = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChardevChange {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    backend: slots.backend.ok_or_else(|| E::missing_field("backend"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChardevChange {
         const NAME: &'static str = "chardev-change";
         type Returns = super::super::ChardevReturn;
@@ -1136,12 +3761,72 @@ pub mod commands {
     /// -> { "execute": "chardev-remove", "arguments": { "id" : "foo" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChardevRemove {
         /// the chardev's ID, must exist and not be in use
         pub id: ::std::string::String,
     }
 
+    impl Serialize for ChardevRemove {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChardevRemove {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChardevRemove {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChardevRemove`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChardevRemove {
+            const NAME: &'static str = "chardev-remove";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChardevRemove {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChardevRemove {
         const NAME: &'static str = "chardev-remove";
         type Returns = ::qapi_types::Empty;
@@ -1157,12 +3842,72 @@ pub mod commands {
     /// -> { "execute": "chardev-send-break", "arguments": { "id" : "foo" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChardevSendBreak {
         /// the chardev's ID, must exist
         pub id: ::std::string::String,
     }
 
+    impl Serialize for ChardevSendBreak {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChardevSendBreak {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChardevSendBreak {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChardevSendBreak`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChardevSendBreak {
+            const NAME: &'static str = "chardev-send-break";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChardevSendBreak {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChardevSendBreak {
         const NAME: &'static str = "chardev-send-break";
         type Returns = ::qapi_types::Empty;
@@ -1185,7 +3930,7 @@ pub mod events {
     ///      "data": { "id": "channel0", "open": true },
     ///      "timestamp": { "seconds": 1401385907, "microseconds": 422329 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VserportChange {
         /// device identifier of the virtio-serial port
         pub id: ::std::string::String,
@@ -1193,6 +3938,74 @@ pub mod events {
         pub open: bool,
     }
 
+    impl Serialize for VserportChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for VserportChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "open", &self.open)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for VserportChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`VserportChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            open: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for VserportChange {
+            const NAME: &'static str = "VSERPORT_CHANGE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "open" => {
+                        slots.open = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(VserportChange {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                    open: slots.open.ok_or_else(|| E::missing_field("open"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for VserportChange {
         const NAME: &'static str = "VSERPORT_CHANGE";
     }

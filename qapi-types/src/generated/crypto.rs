@@ -481,90 +481,361 @@ impl<'de> Deserialize<'de> for QCryptoBlockFormat {
 /// The common options that apply to all full disk encryption formats
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockOptionsBase {
     /// the encryption format
     pub format: super::QCryptoBlockFormat,
 }
 
+impl Serialize for QCryptoBlockOptionsBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockOptionsBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockOptionsBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockOptionsBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::QCryptoBlockFormat>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsBase {
+        const NAME: &'static str = "QCryptoBlockOptionsBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockOptionsBase {
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+            })
+        }
+    }
+};
+
 /// The options that apply to QCow/QCow2 AES-CBC encryption format
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockOptionsQCow {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
     /// metadata only.
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for QCryptoBlockOptionsQCow {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockOptionsQCow {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockOptionsQCow {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockOptionsQCow`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsQCow {
+        const NAME: &'static str = "QCryptoBlockOptionsQCow";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockOptionsQCow {
+                key_secret: slots.key_secret,
+            })
+        }
+    }
+};
 
 /// The options that apply to LUKS encryption format
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockOptionsLUKS {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
     /// metadata only.
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for QCryptoBlockOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsLUKS {
+        const NAME: &'static str = "QCryptoBlockOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockOptionsLUKS {
+                key_secret: slots.key_secret,
+            })
+        }
+    }
+};
 
 /// The options that apply to LUKS encryption format initialization
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockCreateOptionsLUKS {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
     /// metadata only.
-    #[serde(rename = "key-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub key_secret: ::std::option::Option<::std::string::String>,
     /// the cipher algorithm for data encryption.  Currently
     /// defaults to 'aes-256'.
-    #[serde(rename = "cipher-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
     /// the cipher mode for data encryption.  Currently
     /// defaults to 'xts'
-    #[serde(rename = "cipher-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
     /// the initialization vector generator.  Currently defaults
     /// to 'plain64'
-    #[serde(rename = "ivgen-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
     /// the initialization vector generator hash.
     /// Currently defaults to 'sha256'
-    #[serde(rename = "ivgen-hash-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
     /// the master key hash algorithm.  Currently defaults to
     /// 'sha256'
-    #[serde(rename = "hash-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
     /// number of milliseconds to spend in PBKDF passphrase
     /// processing.  Currently defaults to 2000.  (since 2.8)
-    #[serde(rename = "iter-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
 }
+
+impl Serialize for QCryptoBlockCreateOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockCreateOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
+        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
+        ::qapi_types::private::optional(map, "cipher-mode", &self.cipher_mode)?;
+        ::qapi_types::private::optional(map, "ivgen-alg", &self.ivgen_alg)?;
+        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
+        ::qapi_types::private::optional(map, "hash-alg", &self.hash_alg)?;
+        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockCreateOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockCreateOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key_secret: ::std::option::Option<::std::string::String>,
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
+        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
+        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        iter_time: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockCreateOptionsLUKS {
+        const NAME: &'static str = "QCryptoBlockCreateOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key-secret" => {
+                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cipher-alg" => {
+                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cipher-mode" => {
+                    slots.cipher_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ivgen-alg" => slots.ivgen_alg = ::serde::de::MapAccess::next_value(map)?,
+                "ivgen-hash-alg" => {
+                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "hash-alg" => slots.hash_alg = ::serde::de::MapAccess::next_value(map)?,
+                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockCreateOptionsLUKS {
+                key_secret: slots.key_secret,
+                cipher_alg: slots.cipher_alg,
+                cipher_mode: slots.cipher_mode,
+                ivgen_alg: slots.ivgen_alg,
+                ivgen_hash_alg: slots.ivgen_hash_alg,
+                hash_alg: slots.hash_alg,
+                iter_time: slots.iter_time,
+            })
+        }
+    }
+};
 
 /// The options that are available for all encryption formats when
 /// opening an existing volume
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockOpenOptions {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: QCryptoBlockOpenOptionsBranch,
+}
+
+impl Serialize for QCryptoBlockOpenOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockOpenOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for QCryptoBlockOpenOptions {
@@ -616,29 +887,73 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockOpenOptions {
 }
 
 /// The branches of [`QCryptoBlockOpenOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockOpenOptionsBranch {
     /// `format` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow(super::QCryptoBlockOptionsQCow),
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockOptionsLUKS),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for QCryptoBlockOpenOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockOpenOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            QCryptoBlockOpenOptionsBranch::Qcow(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "qcow")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockOpenOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockOpenOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The options that are available for all encryption formats when
 /// initializing a new volume
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockCreateOptions {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: QCryptoBlockCreateOptionsBranch,
+}
+
+impl Serialize for QCryptoBlockCreateOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockCreateOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for QCryptoBlockCreateOptions {
@@ -692,80 +1007,240 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockCreateOptions {
 }
 
 /// The branches of [`QCryptoBlockCreateOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockCreateOptionsBranch {
     /// `format` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow(super::QCryptoBlockOptionsQCow),
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockCreateOptionsLUKS),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for QCryptoBlockCreateOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockCreateOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            QCryptoBlockCreateOptionsBranch::Qcow(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "qcow")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockCreateOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockCreateOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The common information that applies to all full disk encryption
 /// formats
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockInfoBase {
     /// the encryption format
     pub format: super::QCryptoBlockFormat,
 }
 
+impl Serialize for QCryptoBlockInfoBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockInfoBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockInfoBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockInfoBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::QCryptoBlockFormat>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoBase {
+        const NAME: &'static str = "QCryptoBlockInfoBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => {
+                    slots.format = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockInfoBase {
+                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
+            })
+        }
+    }
+};
+
 /// Information about the LUKS block encryption key slot options
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockInfoLUKSSlot {
     /// whether the key slot is currently in use
     pub active: bool,
     /// number of PBKDF2 iterations for key material
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iters: ::std::option::Option<i64>,
     /// number of stripes for splitting key material
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub stripes: ::std::option::Option<i64>,
     /// offset to the key material in bytes
-    #[serde(rename = "key-offset")]
     pub key_offset: i64,
 }
+
+impl Serialize for QCryptoBlockInfoLUKSSlot {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockInfoLUKSSlot {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "active", &self.active)?;
+        ::qapi_types::private::optional(map, "iters", &self.iters)?;
+        ::qapi_types::private::optional(map, "stripes", &self.stripes)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "key-offset",
+            &self.key_offset,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockInfoLUKSSlot {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockInfoLUKSSlot`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        active: ::std::option::Option<bool>,
+        iters: ::std::option::Option<i64>,
+        stripes: ::std::option::Option<i64>,
+        key_offset: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoLUKSSlot {
+        const NAME: &'static str = "QCryptoBlockInfoLUKSSlot";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "active" => {
+                    slots.active = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iters" => slots.iters = ::serde::de::MapAccess::next_value(map)?,
+                "stripes" => slots.stripes = ::serde::de::MapAccess::next_value(map)?,
+                "key-offset" => {
+                    slots.key_offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockInfoLUKSSlot {
+                active: slots.active.ok_or_else(|| E::missing_field("active"))?,
+                iters: slots.iters,
+                stripes: slots.stripes,
+                key_offset: slots
+                    .key_offset
+                    .ok_or_else(|| E::missing_field("key-offset"))?,
+            })
+        }
+    }
+};
 
 /// Information about the LUKS block encryption options
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockInfoLUKS {
     /// the cipher algorithm for data encryption
-    #[serde(rename = "cipher-alg")]
     pub cipher_alg: super::QCryptoCipherAlgo,
     /// the cipher mode for data encryption
-    #[serde(rename = "cipher-mode")]
     pub cipher_mode: super::QCryptoCipherMode,
     /// the initialization vector generator
-    #[serde(rename = "ivgen-alg")]
     pub ivgen_alg: super::QCryptoIVGenAlgo,
     /// the initialization vector generator hash
-    #[serde(rename = "ivgen-hash-alg")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
     /// the master key hash algorithm
-    #[serde(rename = "hash-alg")]
     pub hash_alg: super::QCryptoHashAlgo,
     /// whether the LUKS header is detached (Since 9.0)
     ///
     /// **Absent before QEMU 9.0:** the schema requires this member, but it appeared in 9.0, so it is `None` in replies from older releases.
-    #[serde(rename = "detached-header")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub detached_header: ::std::option::Option<bool>,
     /// offset to the payload data in bytes
-    #[serde(rename = "payload-offset")]
     pub payload_offset: i64,
     /// number of PBKDF2 iterations for key material
-    #[serde(rename = "master-key-iters")]
     pub master_key_iters: i64,
     /// unique identifier for the volume
     pub uuid: ::std::string::String,
@@ -773,14 +1248,185 @@ pub struct QCryptoBlockInfoLUKS {
     pub slots: ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
 }
 
+impl Serialize for QCryptoBlockInfoLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockInfoLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cipher-alg",
+            &self.cipher_alg,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cipher-mode",
+            &self.cipher_mode,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ivgen-alg", &self.ivgen_alg)?;
+        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "hash-alg", &self.hash_alg)?;
+        ::qapi_types::private::optional(map, "detached-header", &self.detached_header)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "payload-offset",
+            &self.payload_offset,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "master-key-iters",
+            &self.master_key_iters,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "uuid", &self.uuid)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slots", &self.slots)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockInfoLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockInfoLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
+        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
+        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
+        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        detached_header: ::std::option::Option<bool>,
+        payload_offset: ::std::option::Option<i64>,
+        master_key_iters: ::std::option::Option<i64>,
+        uuid: ::std::option::Option<::std::string::String>,
+        slots: ::std::option::Option<::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoLUKS {
+        const NAME: &'static str = "QCryptoBlockInfoLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cipher-alg" => {
+                    slots.cipher_alg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cipher-mode" => {
+                    slots.cipher_mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ivgen-alg" => {
+                    slots.ivgen_alg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ivgen-hash-alg" => {
+                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "hash-alg" => {
+                    slots.hash_alg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "detached-header" => {
+                    slots.detached_header = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "payload-offset" => {
+                    slots.payload_offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "master-key-iters" => {
+                    slots.master_key_iters = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "uuid" => {
+                    slots.uuid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "slots" => {
+                    slots.slots = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockInfoLUKS {
+                cipher_alg: slots
+                    .cipher_alg
+                    .ok_or_else(|| E::missing_field("cipher-alg"))?,
+                cipher_mode: slots
+                    .cipher_mode
+                    .ok_or_else(|| E::missing_field("cipher-mode"))?,
+                ivgen_alg: slots.ivgen_alg.ok_or_else(|| E::missing_field("ivgen-alg"))?,
+                ivgen_hash_alg: slots.ivgen_hash_alg,
+                hash_alg: slots.hash_alg.ok_or_else(|| E::missing_field("hash-alg"))?,
+                detached_header: slots.detached_header,
+                payload_offset: slots
+                    .payload_offset
+                    .ok_or_else(|| E::missing_field("payload-offset"))?,
+                master_key_iters: slots
+                    .master_key_iters
+                    .ok_or_else(|| E::missing_field("master-key-iters"))?,
+                uuid: slots.uuid.ok_or_else(|| E::missing_field("uuid"))?,
+                slots: slots.slots.ok_or_else(|| E::missing_field("slots"))?,
+            })
+        }
+    }
+};
+
 /// Information about the block encryption options
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockInfo {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: QCryptoBlockInfoBranch,
+}
+
+impl Serialize for QCryptoBlockInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for QCryptoBlockInfo {
@@ -831,18 +1477,44 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockInfo {
 }
 
 /// The branches of [`QCryptoBlockInfo`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockInfoBranch {
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockInfoLUKS),
     /// `format` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for QCryptoBlockInfoBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockInfoBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            QCryptoBlockInfoBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockInfoBranch::Qcow => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "qcow")
+            }
+            QCryptoBlockInfoBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Defines state of keyslots that are affected by the update
@@ -905,20 +1577,16 @@ impl<'de> Deserialize<'de> for QCryptoBlockLUKSKeyslotState {
 /// set of keyslots
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockAmendOptionsLUKS {
     /// the desired state of the keyslots
     pub state: super::QCryptoBlockLUKSKeyslotState,
     /// The ID of a QCryptoSecret object providing the password
     /// to be written into added active keyslots
-    #[serde(rename = "new-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub new_secret: ::std::option::Option<::std::string::String>,
     /// Optional (for deactivation only).  If given will
     /// deactivate all keyslots that match password located in
     /// QCryptoSecret with this ID
-    #[serde(rename = "old-secret")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub old_secret: ::std::option::Option<::std::string::String>,
     /// Optional.  ID of the keyslot to activate/deactivate.  For
     /// keyslot activation, keyslot should not be active already (this
@@ -928,30 +1596,129 @@ pub struct QCryptoBlockAmendOptionsLUKS {
     ///
     /// For keyslot deactivation, this parameter specifies the exact
     /// keyslot to deactivate
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyslot: ::std::option::Option<i64>,
     /// Optional (for activation only).  Number of milliseconds
     /// to spend in PBKDF passphrase processing for the newly activated
     /// keyslot.  Currently defaults to 2000.
-    #[serde(rename = "iter-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iter_time: ::std::option::Option<i64>,
     /// Optional.  The ID of a QCryptoSecret object providing the
     /// password to use to retrieve current master key.  Defaults to the
     /// same secret that was used to open the image
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub secret: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for QCryptoBlockAmendOptionsLUKS {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockAmendOptionsLUKS {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
+        ::qapi_types::private::optional(map, "new-secret", &self.new_secret)?;
+        ::qapi_types::private::optional(map, "old-secret", &self.old_secret)?;
+        ::qapi_types::private::optional(map, "keyslot", &self.keyslot)?;
+        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
+        ::qapi_types::private::optional(map, "secret", &self.secret)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoBlockAmendOptionsLUKS {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoBlockAmendOptionsLUKS`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        state: ::std::option::Option<super::QCryptoBlockLUKSKeyslotState>,
+        new_secret: ::std::option::Option<::std::string::String>,
+        old_secret: ::std::option::Option<::std::string::String>,
+        keyslot: ::std::option::Option<i64>,
+        iter_time: ::std::option::Option<i64>,
+        secret: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockAmendOptionsLUKS {
+        const NAME: &'static str = "QCryptoBlockAmendOptionsLUKS";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "state" => {
+                    slots.state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "new-secret" => {
+                    slots.new_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "old-secret" => {
+                    slots.old_secret = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keyslot" => slots.keyslot = ::serde::de::MapAccess::next_value(map)?,
+                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
+                "secret" => slots.secret = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoBlockAmendOptionsLUKS {
+                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
+                new_secret: slots.new_secret,
+                old_secret: slots.old_secret,
+                keyslot: slots.keyslot,
+                iter_time: slots.iter_time,
+                secret: slots.secret,
+            })
+        }
+    }
+};
 
 /// The options that are available for all encryption formats when
 /// amending encryption settings
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockAmendOptions {
     /// The branch, selected by the discriminator `format`.
-    #[serde(flatten)]
     pub branch: QCryptoBlockAmendOptionsBranch,
+}
+
+impl Serialize for QCryptoBlockAmendOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockAmendOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for QCryptoBlockAmendOptions {
@@ -1004,214 +1771,723 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockAmendOptions {
 }
 
 /// The branches of [`QCryptoBlockAmendOptions`], tagged by `format`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "format")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockAmendOptionsBranch {
     /// `format` is `luks`.
-    #[serde(rename = "luks")]
     Luks(super::QCryptoBlockAmendOptionsLUKS),
     /// `format` is `qcow`.
-    #[serde(rename = "qcow")]
     Qcow,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for QCryptoBlockAmendOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoBlockAmendOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            QCryptoBlockAmendOptionsBranch::Luks(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "luks")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoBlockAmendOptionsBranch::Qcow => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "format", "qcow")
+            }
+            QCryptoBlockAmendOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Properties for objects of classes derived from secret-common.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SecretCommonProperties {
     /// the data format that the secret is provided in
     /// (default: raw)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::QCryptoSecretFormat>,
     /// the name of another secret that should be used to decrypt
     /// the provided data.  If not present, the data is assumed to be
     /// unencrypted.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyid: ::std::option::Option<::std::string::String>,
     /// the random initialization vector used for encryption of this
     /// particular secret.  Should be a base64 encrypted string of the
     /// 16-byte IV.  Mandatory if `keyid` is given.  Ignored if `keyid` is
     /// absent.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for SecretCommonProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SecretCommonProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
+        ::qapi_types::private::optional(map, "iv", &self.iv)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretCommonProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SecretCommonProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::QCryptoSecretFormat>,
+        keyid: ::std::option::Option<::std::string::String>,
+        iv: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SecretCommonProperties {
+        const NAME: &'static str = "SecretCommonProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
+                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SecretCommonProperties {
+                format: slots.format,
+                keyid: slots.keyid,
+                iv: slots.iv,
+            })
+        }
+    }
+};
 
 /// Properties for secret objects.
 ///
 /// Either `data` or `file` must be provided, but not both.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SecretProperties {
     /// the data format that the secret is provided in
     /// (default: raw)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::QCryptoSecretFormat>,
     /// the name of another secret that should be used to decrypt
     /// the provided data.  If not present, the data is assumed to be
     /// unencrypted.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyid: ::std::option::Option<::std::string::String>,
     /// the random initialization vector used for encryption of this
     /// particular secret.  Should be a base64 encrypted string of the
     /// 16-byte IV.  Mandatory if `keyid` is given.  Ignored if `keyid` is
     /// absent.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
     /// the associated with the secret from
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub data: ::std::option::Option<::std::string::String>,
     /// the filename to load the data associated with the secret from
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub file: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for SecretProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SecretProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
+        ::qapi_types::private::optional(map, "iv", &self.iv)?;
+        ::qapi_types::private::optional(map, "data", &self.data)?;
+        ::qapi_types::private::optional(map, "file", &self.file)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SecretProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::QCryptoSecretFormat>,
+        keyid: ::std::option::Option<::std::string::String>,
+        iv: ::std::option::Option<::std::string::String>,
+        data: ::std::option::Option<::std::string::String>,
+        file: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SecretProperties {
+        const NAME: &'static str = "SecretProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
+                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
+                "data" => slots.data = ::serde::de::MapAccess::next_value(map)?,
+                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SecretProperties {
+                format: slots.format,
+                keyid: slots.keyid,
+                iv: slots.iv,
+                data: slots.data,
+                file: slots.file,
+            })
+        }
+    }
+};
 
 /// Properties for secret_keyring objects.
 ///
 /// *Since: 5.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SECRET_KEYRING`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SecretKeyringProperties {
     /// the data format that the secret is provided in
     /// (default: raw)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub format: ::std::option::Option<super::QCryptoSecretFormat>,
     /// the name of another secret that should be used to decrypt
     /// the provided data.  If not present, the data is assumed to be
     /// unencrypted.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keyid: ::std::option::Option<::std::string::String>,
     /// the random initialization vector used for encryption of this
     /// particular secret.  Should be a base64 encrypted string of the
     /// 16-byte IV.  Mandatory if `keyid` is given.  Ignored if `keyid` is
     /// absent.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iv: ::std::option::Option<::std::string::String>,
     /// serial number that identifies a key to get from the kernel
     pub serial: i32,
 }
 
+impl Serialize for SecretKeyringProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SecretKeyringProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "format", &self.format)?;
+        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
+        ::qapi_types::private::optional(map, "iv", &self.iv)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "serial", &self.serial)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretKeyringProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SecretKeyringProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        format: ::std::option::Option<super::QCryptoSecretFormat>,
+        keyid: ::std::option::Option<::std::string::String>,
+        iv: ::std::option::Option<::std::string::String>,
+        serial: ::std::option::Option<i32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SecretKeyringProperties {
+        const NAME: &'static str = "SecretKeyringProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
+                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
+                "serial" => {
+                    slots.serial = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SecretKeyringProperties {
+                format: slots.format,
+                keyid: slots.keyid,
+                iv: slots.iv,
+                serial: slots.serial.ok_or_else(|| E::missing_field("serial"))?,
+            })
+        }
+    }
+};
+
 /// Properties for objects of classes derived from tls-creds.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsCredsProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
     /// credentials.  (default: true)
-    #[serde(rename = "verify-peer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
     /// the path of the directory that contains the credential files
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
     /// whether the QEMU network backend that uses the
     /// credentials will be acting as a client or as a server
     /// (default: client)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
     /// a gnutls priority string as described at
     /// <https://gnutls.org/manual/html_node/Priority-Strings.html>
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for TlsCredsProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TlsCredsProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
+        ::qapi_types::private::optional(map, "dir", &self.dir)?;
+        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
+        ::qapi_types::private::optional(map, "priority", &self.priority)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsCredsProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TlsCredsProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        verify_peer: ::std::option::Option<bool>,
+        dir: ::std::option::Option<::std::string::String>,
+        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
+        priority: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsProperties {
+        const NAME: &'static str = "TlsCredsProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "verify-peer" => {
+                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
+                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
+                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TlsCredsProperties {
+                verify_peer: slots.verify_peer,
+                dir: slots.dir,
+                endpoint: slots.endpoint,
+                priority: slots.priority,
+            })
+        }
+    }
+};
 
 /// Properties for tls-creds-anon objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsCredsAnonProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
     /// credentials.  (default: true)
-    #[serde(rename = "verify-peer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
     /// the path of the directory that contains the credential files
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
     /// whether the QEMU network backend that uses the
     /// credentials will be acting as a client or as a server
     /// (default: client)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
     /// a gnutls priority string as described at
     /// <https://gnutls.org/manual/html_node/Priority-Strings.html>
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for TlsCredsAnonProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TlsCredsAnonProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
+        ::qapi_types::private::optional(map, "dir", &self.dir)?;
+        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
+        ::qapi_types::private::optional(map, "priority", &self.priority)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsCredsAnonProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TlsCredsAnonProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        verify_peer: ::std::option::Option<bool>,
+        dir: ::std::option::Option<::std::string::String>,
+        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
+        priority: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsAnonProperties {
+        const NAME: &'static str = "TlsCredsAnonProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "verify-peer" => {
+                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
+                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
+                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TlsCredsAnonProperties {
+                verify_peer: slots.verify_peer,
+                dir: slots.dir,
+                endpoint: slots.endpoint,
+                priority: slots.priority,
+            })
+        }
+    }
+};
 
 /// Properties for tls-creds-psk objects.
 ///
 /// *Since: 3.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsCredsPskProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
     /// credentials.  (default: true)
-    #[serde(rename = "verify-peer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
     /// the path of the directory that contains the credential files
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
     /// whether the QEMU network backend that uses the
     /// credentials will be acting as a client or as a server
     /// (default: client)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
     /// a gnutls priority string as described at
     /// <https://gnutls.org/manual/html_node/Priority-Strings.html>
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
     /// the username which will be sent to the server.  For
     /// clients only.  If absent, "qemu" is sent and the property will
     /// read back as an empty string.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub username: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for TlsCredsPskProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TlsCredsPskProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
+        ::qapi_types::private::optional(map, "dir", &self.dir)?;
+        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
+        ::qapi_types::private::optional(map, "priority", &self.priority)?;
+        ::qapi_types::private::optional(map, "username", &self.username)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsCredsPskProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TlsCredsPskProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        verify_peer: ::std::option::Option<bool>,
+        dir: ::std::option::Option<::std::string::String>,
+        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
+        priority: ::std::option::Option<::std::string::String>,
+        username: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsPskProperties {
+        const NAME: &'static str = "TlsCredsPskProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "verify-peer" => {
+                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
+                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
+                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
+                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TlsCredsPskProperties {
+                verify_peer: slots.verify_peer,
+                dir: slots.dir,
+                endpoint: slots.endpoint,
+                priority: slots.priority,
+                username: slots.username,
+            })
+        }
+    }
+};
 
 /// Properties for tls-creds-x509 objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsCredsX509Properties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
     /// credentials.  (default: true)
-    #[serde(rename = "verify-peer")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub verify_peer: ::std::option::Option<bool>,
     /// the path of the directory that contains the credential files
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dir: ::std::option::Option<::std::string::String>,
     /// whether the QEMU network backend that uses the
     /// credentials will be acting as a client or as a server
     /// (default: client)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
     /// a gnutls priority string as described at
     /// <https://gnutls.org/manual/html_node/Priority-Strings.html>
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub priority: ::std::option::Option<::std::string::String>,
     /// if true, perform some sanity checks before using the
     /// credentials (default: true)
-    #[serde(rename = "sanity-check")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sanity_check: ::std::option::Option<bool>,
     /// For the server-key.pem and client-key.pem files which
     /// contain sensitive private keys, it is possible to use an
     /// encrypted version by providing the `passwordid` parameter.  This
     /// provides the ID of a previously created secret object containing
     /// the password for decryption.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub passwordid: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for TlsCredsX509Properties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TlsCredsX509Properties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
+        ::qapi_types::private::optional(map, "dir", &self.dir)?;
+        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
+        ::qapi_types::private::optional(map, "priority", &self.priority)?;
+        ::qapi_types::private::optional(map, "sanity-check", &self.sanity_check)?;
+        ::qapi_types::private::optional(map, "passwordid", &self.passwordid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsCredsX509Properties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TlsCredsX509Properties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        verify_peer: ::std::option::Option<bool>,
+        dir: ::std::option::Option<::std::string::String>,
+        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
+        priority: ::std::option::Option<::std::string::String>,
+        sanity_check: ::std::option::Option<bool>,
+        passwordid: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsX509Properties {
+        const NAME: &'static str = "TlsCredsX509Properties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "verify-peer" => {
+                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
+                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
+                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
+                "sanity-check" => {
+                    slots.sanity_check = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "passwordid" => {
+                    slots.passwordid = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TlsCredsX509Properties {
+                verify_peer: slots.verify_peer,
+                dir: slots.dir,
+                endpoint: slots.endpoint,
+                priority: slots.priority,
+                sanity_check: slots.sanity_check,
+                passwordid: slots.passwordid,
+            })
+        }
+    }
+};
 
 /// The supported algorithms for asymmetric encryption ciphers
 ///
@@ -1377,25 +2653,116 @@ impl<'de> Deserialize<'de> for QCryptoRSAPaddingAlgo {
 /// Specific parameters for RSA algorithm.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoAkCipherOptionsRSA {
     /// [`QCryptoHashAlgo`](crate::QCryptoHashAlgo)
-    #[serde(rename = "hash-alg")]
     pub hash_alg: super::QCryptoHashAlgo,
     /// [`QCryptoRSAPaddingAlgo`](crate::QCryptoRSAPaddingAlgo)
-    #[serde(rename = "padding-alg")]
     pub padding_alg: super::QCryptoRSAPaddingAlgo,
 }
+
+impl Serialize for QCryptoAkCipherOptionsRSA {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoAkCipherOptionsRSA {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "hash-alg", &self.hash_alg)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "padding-alg",
+            &self.padding_alg,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QCryptoAkCipherOptionsRSA {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QCryptoAkCipherOptionsRSA`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
+        padding_alg: ::std::option::Option<super::QCryptoRSAPaddingAlgo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoAkCipherOptionsRSA {
+        const NAME: &'static str = "QCryptoAkCipherOptionsRSA";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "hash-alg" => {
+                    slots.hash_alg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "padding-alg" => {
+                    slots.padding_alg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QCryptoAkCipherOptionsRSA {
+                hash_alg: slots.hash_alg.ok_or_else(|| E::missing_field("hash-alg"))?,
+                padding_alg: slots
+                    .padding_alg
+                    .ok_or_else(|| E::missing_field("padding-alg"))?,
+            })
+        }
+    }
+};
 
 /// The options that are available for all asymmetric key algorithms
 /// when creating a new QCryptoAkCipher.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoAkCipherOptions {
     /// The branch, selected by the discriminator `alg`.
-    #[serde(flatten)]
     pub branch: QCryptoAkCipherOptionsBranch,
+}
+
+impl Serialize for QCryptoAkCipherOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoAkCipherOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for QCryptoAkCipherOptions {
@@ -1442,13 +2809,37 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoAkCipherOptions {
 }
 
 /// The branches of [`QCryptoAkCipherOptions`], tagged by `alg`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "alg")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoAkCipherOptionsBranch {
     /// `alg` is `rsa`.
-    #[serde(rename = "rsa")]
     Rsa(super::QCryptoAkCipherOptionsRSA),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for QCryptoAkCipherOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QCryptoAkCipherOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            QCryptoAkCipherOptionsBranch::Rsa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "alg", "rsa")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            QCryptoAkCipherOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }

@@ -80,7 +80,7 @@ impl<'de> Deserialize<'de> for SchemaMetaType {
 }
 
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfo {
     /// the entity's name, inherited from `base`.  The [`SchemaInfo`](crate::SchemaInfo) is
     /// always referenced by this name.  Commands and events have the
@@ -92,11 +92,29 @@ pub struct SchemaInfo {
     /// names of features associated with the entity, in no
     /// particular order.  (since 4.1 for object types, 4.2 for
     /// commands, 5.0 for the rest)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     /// The branch, selected by the discriminator `meta-type`.
-    #[serde(flatten)]
     pub branch: SchemaInfoBranch,
+}
+
+impl Serialize for SchemaInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "features", &self.features)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SchemaInfo {
@@ -186,44 +204,159 @@ const _: () = {
 };
 
 /// The branches of [`SchemaInfo`], tagged by `meta-type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "meta-type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SchemaInfoBranch {
     /// `meta-type` is `builtin`.
-    #[serde(rename = "builtin")]
     Builtin(super::SchemaInfoBuiltin),
     /// `meta-type` is `enum`.
-    #[serde(rename = "enum")]
     Enum(super::SchemaInfoEnum),
     /// `meta-type` is `array`.
-    #[serde(rename = "array")]
     Array(super::SchemaInfoArray),
     /// `meta-type` is `object`.
-    #[serde(rename = "object")]
     Object(super::SchemaInfoObject),
     /// `meta-type` is `alternate`.
-    #[serde(rename = "alternate")]
     Alternate(super::SchemaInfoAlternate),
     /// `meta-type` is `command`.
-    #[serde(rename = "command")]
     Command(super::SchemaInfoCommand),
     /// `meta-type` is `event`.
-    #[serde(rename = "event")]
     Event(super::SchemaInfoEvent),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SchemaInfoBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SchemaInfoBranch::Builtin(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "meta-type",
+                    "builtin",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Enum(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "meta-type", "enum")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Array(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "meta-type", "array")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Object(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "meta-type", "object")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Alternate(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "meta-type",
+                    "alternate",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Command(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "meta-type",
+                    "command",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Event(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "meta-type", "event")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SchemaInfoBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'builtin'.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoBuiltin {
     /// the JSON type used for this type on the wire.
-    #[serde(rename = "json-type")]
     pub json_type: super::JSONType,
 }
+
+impl Serialize for SchemaInfoBuiltin {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoBuiltin {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "json-type", &self.json_type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoBuiltin {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoBuiltin`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        json_type: ::std::option::Option<super::JSONType>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoBuiltin {
+        const NAME: &'static str = "SchemaInfoBuiltin";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "json-type" => {
+                    slots.json_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoBuiltin {
+                json_type: slots.json_type.ok_or_else(|| E::missing_field("json-type"))?,
+            })
+        }
+    }
+};
 
 /// The four primitive and two structured types according to RFC 8259
 /// section 1, plus 'int' (split off 'number'), plus the obvious top
@@ -310,7 +443,7 @@ impl<'de> Deserialize<'de> for JSONType {
 /// Values of this type are JSON string on the wire.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoEnum {
     /// the enum type's members, in no particular order.
     /// (since 6.2)
@@ -326,57 +459,327 @@ pub struct SchemaInfoEnum {
     pub values: ::std::vec::Vec<::std::string::String>,
 }
 
+impl Serialize for SchemaInfoEnum {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoEnum {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "values", &self.values)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoEnum {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoEnum`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        members: ::std::option::Option<::std::vec::Vec<super::SchemaInfoEnumMember>>,
+        values: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEnum {
+        const NAME: &'static str = "SchemaInfoEnum";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "members" => {
+                    slots.members = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "values" => {
+                    slots.values = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoEnum {
+                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
+                values: slots.values.ok_or_else(|| E::missing_field("values"))?,
+            })
+        }
+    }
+};
+
 /// An object member.
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoEnumMember {
     /// the member's name, as defined in the QAPI schema.
     pub name: ::std::string::String,
     /// names of features associated with the member, in no
     /// particular order.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for SchemaInfoEnumMember {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoEnumMember {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "features", &self.features)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoEnumMember {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoEnumMember`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEnumMember {
+        const NAME: &'static str = "SchemaInfoEnumMember";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "features" => slots.features = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoEnumMember {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                features: slots.features,
+            })
+        }
+    }
+};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'array'.
 ///
 /// Values of this type are JSON array on the wire.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoArray {
     /// the array type's element type.
-    #[serde(rename = "element-type")]
     pub element_type: ::std::string::String,
 }
+
+impl Serialize for SchemaInfoArray {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoArray {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "element-type",
+            &self.element_type,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoArray {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoArray`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        element_type: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoArray {
+        const NAME: &'static str = "SchemaInfoArray";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "element-type" => {
+                    slots.element_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoArray {
+                element_type: slots
+                    .element_type
+                    .ok_or_else(|| E::missing_field("element-type"))?,
+            })
+        }
+    }
+};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'object'.
 ///
 /// Values of this type are JSON object on the wire.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoObject {
     /// the object type's (non-variant) members, in no particular
     /// order.
     pub members: ::std::vec::Vec<super::SchemaInfoObjectMember>,
     /// the name of the member serving as type tag.  An element of
     /// `members` with this name must exist.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tag: ::std::option::Option<::std::string::String>,
     /// variant members, i.e. additional members that depend on
     /// the type tag's value.  Present exactly when `tag` is present.
     /// The variants are in no particular order, and may even differ
     /// from the order of the values of the enum type of the `tag`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub variants: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectVariant>>,
 }
+
+impl Serialize for SchemaInfoObject {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoObject {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
+        ::qapi_types::private::optional(map, "tag", &self.tag)?;
+        ::qapi_types::private::optional(map, "variants", &self.variants)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoObject {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoObject`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        members: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectMember>>,
+        tag: ::std::option::Option<::std::string::String>,
+        variants: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectVariant>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObject {
+        const NAME: &'static str = "SchemaInfoObject";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "members" => {
+                    slots.members = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tag" => slots.tag = ::serde::de::MapAccess::next_value(map)?,
+                "variants" => slots.variants = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoObject {
+                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
+                tag: slots.tag,
+                variants: slots.variants,
+            })
+        }
+    }
+};
 
 /// An object member.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoObjectMember {
     /// the member's name, as defined in the QAPI schema.
     pub name: ::std::string::String,
@@ -387,19 +790,98 @@ pub struct SchemaInfoObjectMember {
     /// The parameter is optional, and behavior when it's missing is not
     /// specified here.  Future extension: if present and non-null, the
     /// parameter is optional, and defaults to this value.
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default: ::std::option::Option<::serde_json::Value>,
     /// names of features associated with the member, in no
     /// particular order.  (since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for SchemaInfoObjectMember {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoObjectMember {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "default", &self.default)?;
+        ::qapi_types::private::optional(map, "features", &self.features)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoObjectMember {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoObjectMember`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+        default: ::std::option::Option<::serde_json::Value>,
+        features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObjectMember {
+        const NAME: &'static str = "SchemaInfoObjectMember";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "default" => {
+                    slots.default = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "features" => slots.features = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoObjectMember {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                default: slots.default,
+                features: slots.features,
+            })
+        }
+    }
+};
 
 /// The variant members for a value of the type tag.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoObjectVariant {
     /// a value of the type tag.
     pub case: ::std::string::String,
@@ -408,12 +890,82 @@ pub struct SchemaInfoObjectVariant {
     pub r#type: ::std::string::String,
 }
 
+impl Serialize for SchemaInfoObjectVariant {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoObjectVariant {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "case", &self.case)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoObjectVariant {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoObjectVariant`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        case: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObjectVariant {
+        const NAME: &'static str = "SchemaInfoObjectVariant";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "case" => {
+                    slots.case = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoObjectVariant {
+                case: slots.case.ok_or_else(|| E::missing_field("case"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+            })
+        }
+    }
+};
+
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'alternate'.
 ///
 /// On the wire, this can be any of the members.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoAlternate {
     /// the alternate type's members, in no particular order.  The
     /// members' wire encoding is distinct, see
@@ -421,44 +973,301 @@ pub struct SchemaInfoAlternate {
     pub members: ::std::vec::Vec<super::SchemaInfoAlternateMember>,
 }
 
+impl Serialize for SchemaInfoAlternate {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoAlternate {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoAlternate {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoAlternate`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        members: ::std::option::Option<
+            ::std::vec::Vec<super::SchemaInfoAlternateMember>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoAlternate {
+        const NAME: &'static str = "SchemaInfoAlternate";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "members" => {
+                    slots.members = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoAlternate {
+                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
+            })
+        }
+    }
+};
+
 /// An alternate member.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoAlternateMember {
     /// the name of the member's type.
     pub r#type: ::std::string::String,
 }
 
+impl Serialize for SchemaInfoAlternateMember {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoAlternateMember {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoAlternateMember {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoAlternateMember`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#type: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoAlternateMember {
+        const NAME: &'static str = "SchemaInfoAlternateMember";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoAlternateMember {
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+            })
+        }
+    }
+};
+
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'command'.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoCommand {
     /// the name of the object type that provides the command's
     /// parameters.
-    #[serde(rename = "arg-type")]
     pub arg_type: ::std::string::String,
     /// the name of the command's result type.
-    #[serde(rename = "ret-type")]
     pub ret_type: ::std::string::String,
     /// whether the command allows out-of-band execution,
     /// defaults to false (Since: 2.12)
-    #[serde(rename = "allow-oob")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub allow_oob: ::std::option::Option<bool>,
 }
+
+impl Serialize for SchemaInfoCommand {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoCommand {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg-type", &self.arg_type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ret-type", &self.ret_type)?;
+        ::qapi_types::private::optional(map, "allow-oob", &self.allow_oob)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoCommand {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoCommand`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        arg_type: ::std::option::Option<::std::string::String>,
+        ret_type: ::std::option::Option<::std::string::String>,
+        allow_oob: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoCommand {
+        const NAME: &'static str = "SchemaInfoCommand";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "arg-type" => {
+                    slots.arg_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ret-type" => {
+                    slots.ret_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "allow-oob" => slots.allow_oob = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoCommand {
+                arg_type: slots.arg_type.ok_or_else(|| E::missing_field("arg-type"))?,
+                ret_type: slots.ret_type.ok_or_else(|| E::missing_field("ret-type"))?,
+                allow_oob: slots.allow_oob,
+            })
+        }
+    }
+};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'event'.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaInfoEvent {
     /// the name of the object type that provides the event's
     /// parameters.
-    #[serde(rename = "arg-type")]
     pub arg_type: ::std::string::String,
 }
+
+impl Serialize for SchemaInfoEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SchemaInfoEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg-type", &self.arg_type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaInfoEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SchemaInfoEvent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        arg_type: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEvent {
+        const NAME: &'static str = "SchemaInfoEvent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "arg-type" => {
+                    slots.arg_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SchemaInfoEvent {
+                arg_type: slots.arg_type.ok_or_else(|| E::missing_field("arg-type"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `introspect.json`.
 pub mod commands {
@@ -496,8 +1305,44 @@ pub mod commands {
     /// QMP wire ABI, and therefore not returned by this command.
     ///
     /// *Since: 2.5*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryQmpSchema {}
+    impl Serialize for QueryQmpSchema {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryQmpSchema {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryQmpSchema {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryQmpSchema {
+        const NAME: &'static str = "query-qmp-schema";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryQmpSchema {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryQmpSchema {
         const NAME: &'static str = "query-qmp-schema";
         type Returns = ::std::vec::Vec<super::super::SchemaInfo>;

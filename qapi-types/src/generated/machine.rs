@@ -215,45 +215,130 @@ impl<'de> Deserialize<'de> for S390CpuState {
 /// Additional information about a virtual S390 CPU
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuInfoS390 {
     /// the virtual CPU's state
-    #[serde(rename = "cpu-state")]
     pub cpu_state: super::S390CpuState,
     /// the virtual CPU's dedication (since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dedicated: ::std::option::Option<bool>,
     /// the virtual CPU's entitlement (since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub entitlement: ::std::option::Option<super::S390CpuEntitlement>,
 }
+
+impl Serialize for CpuInfoS390 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuInfoS390 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-state", &self.cpu_state)?;
+        ::qapi_types::private::optional(map, "dedicated", &self.dedicated)?;
+        ::qapi_types::private::optional(map, "entitlement", &self.entitlement)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuInfoS390 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuInfoS390`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpu_state: ::std::option::Option<super::S390CpuState>,
+        dedicated: ::std::option::Option<bool>,
+        entitlement: ::std::option::Option<super::S390CpuEntitlement>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuInfoS390 {
+        const NAME: &'static str = "CpuInfoS390";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpu-state" => {
+                    slots.cpu_state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dedicated" => slots.dedicated = ::serde::de::MapAccess::next_value(map)?,
+                "entitlement" => {
+                    slots.entitlement = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuInfoS390 {
+                cpu_state: slots.cpu_state.ok_or_else(|| E::missing_field("cpu-state"))?,
+                dedicated: slots.dedicated,
+                entitlement: slots.entitlement,
+            })
+        }
+    }
+};
 
 /// Information about a virtual CPU
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuInfoFast {
     /// index of the virtual CPU
-    #[serde(rename = "cpu-index")]
     pub cpu_index: i64,
     /// QOM type name of the CPU (since 10.1)
     ///
     /// **Absent before QEMU 10.1:** the schema requires this member, but it appeared in 10.1, so it is `None` in replies from older releases.
-    #[serde(rename = "qom-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qom_type: ::std::option::Option<::std::string::String>,
     /// path to the CPU object in the QOM tree
-    #[serde(rename = "qom-path")]
     pub qom_path: ::std::string::String,
     /// ID of the underlying host thread
-    #[serde(rename = "thread-id")]
     pub thread_id: i64,
     /// properties associated with a virtual CPU, e.g. the socket id
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub props: ::std::option::Option<super::CpuInstanceProperties>,
     /// The branch, selected by the discriminator `target`.
-    #[serde(flatten)]
     pub branch: CpuInfoFastBranch,
+}
+
+impl Serialize for CpuInfoFast {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuInfoFast {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-index", &self.cpu_index)?;
+        ::qapi_types::private::optional(map, "qom-type", &self.qom_type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "qom-path", &self.qom_path)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "thread-id", &self.thread_id)?;
+        ::qapi_types::private::optional(map, "props", &self.props)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for CpuInfoFast {
@@ -495,109 +580,192 @@ const _: () = {
 };
 
 /// The branches of [`CpuInfoFast`], tagged by `target`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "target")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CpuInfoFastBranch {
     /// `target` is `s390x`.
-    #[serde(rename = "s390x")]
     S390x(super::CpuInfoS390),
     /// `target` is `aarch64`.
-    #[serde(rename = "aarch64")]
     Aarch64,
     /// `target` is `alpha`.
-    #[serde(rename = "alpha")]
     Alpha,
     /// `target` is `arm`.
-    #[serde(rename = "arm")]
     Arm,
     /// `target` is `avr`.
-    #[serde(rename = "avr")]
     Avr,
     /// `target` is `hppa`.
-    #[serde(rename = "hppa")]
     Hppa,
     /// `target` is `i386`.
-    #[serde(rename = "i386")]
     I386,
     /// `target` is `loongarch64`.
-    #[serde(rename = "loongarch64")]
     Loongarch64,
     /// `target` is `m68k`.
-    #[serde(rename = "m68k")]
     M68k,
     /// `target` is `microblaze`.
-    #[serde(rename = "microblaze")]
     Microblaze,
     /// `target` is `microblazeel`.
-    #[serde(rename = "microblazeel")]
     Microblazeel,
     /// `target` is `mips`.
-    #[serde(rename = "mips")]
     Mips,
     /// `target` is `mips64`.
-    #[serde(rename = "mips64")]
     Mips64,
     /// `target` is `mips64el`.
-    #[serde(rename = "mips64el")]
     Mips64el,
     /// `target` is `mipsel`.
-    #[serde(rename = "mipsel")]
     Mipsel,
     /// `target` is `or1k`.
-    #[serde(rename = "or1k")]
     Or1k,
     /// `target` is `ppc`.
-    #[serde(rename = "ppc")]
     Ppc,
     /// `target` is `ppc64`.
-    #[serde(rename = "ppc64")]
     Ppc64,
     /// `target` is `riscv32`.
-    #[serde(rename = "riscv32")]
     Riscv32,
     /// `target` is `riscv64`.
-    #[serde(rename = "riscv64")]
     Riscv64,
     /// `target` is `rx`.
-    #[serde(rename = "rx")]
     Rx,
     /// `target` is `sh4`.
-    #[serde(rename = "sh4")]
     Sh4,
     /// `target` is `sh4eb`.
-    #[serde(rename = "sh4eb")]
     Sh4eb,
     /// `target` is `sparc`.
-    #[serde(rename = "sparc")]
     Sparc,
     /// `target` is `sparc64`.
-    #[serde(rename = "sparc64")]
     Sparc64,
     /// `target` is `tricore`.
-    #[serde(rename = "tricore")]
     Tricore,
     /// `target` is `x86_64`.
-    #[serde(rename = "x86_64")]
     X8664,
     /// `target` is `xtensa`.
-    #[serde(rename = "xtensa")]
     Xtensa,
     /// `target` is `xtensaeb`.
-    #[serde(rename = "xtensaeb")]
     Xtensaeb,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for CpuInfoFastBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuInfoFastBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            CpuInfoFastBranch::S390x(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "s390x")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            CpuInfoFastBranch::Aarch64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "aarch64")
+            }
+            CpuInfoFastBranch::Alpha => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "alpha")
+            }
+            CpuInfoFastBranch::Arm => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "arm")
+            }
+            CpuInfoFastBranch::Avr => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "avr")
+            }
+            CpuInfoFastBranch::Hppa => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "hppa")
+            }
+            CpuInfoFastBranch::I386 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "i386")
+            }
+            CpuInfoFastBranch::Loongarch64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "loongarch64")
+            }
+            CpuInfoFastBranch::M68k => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "m68k")
+            }
+            CpuInfoFastBranch::Microblaze => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "microblaze")
+            }
+            CpuInfoFastBranch::Microblazeel => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "target",
+                    "microblazeel",
+                )
+            }
+            CpuInfoFastBranch::Mips => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "mips")
+            }
+            CpuInfoFastBranch::Mips64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "mips64")
+            }
+            CpuInfoFastBranch::Mips64el => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "mips64el")
+            }
+            CpuInfoFastBranch::Mipsel => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "mipsel")
+            }
+            CpuInfoFastBranch::Or1k => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "or1k")
+            }
+            CpuInfoFastBranch::Ppc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "ppc")
+            }
+            CpuInfoFastBranch::Ppc64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "ppc64")
+            }
+            CpuInfoFastBranch::Riscv32 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "riscv32")
+            }
+            CpuInfoFastBranch::Riscv64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "riscv64")
+            }
+            CpuInfoFastBranch::Rx => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "rx")
+            }
+            CpuInfoFastBranch::Sh4 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "sh4")
+            }
+            CpuInfoFastBranch::Sh4eb => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "sh4eb")
+            }
+            CpuInfoFastBranch::Sparc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "sparc")
+            }
+            CpuInfoFastBranch::Sparc64 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "sparc64")
+            }
+            CpuInfoFastBranch::Tricore => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "tricore")
+            }
+            CpuInfoFastBranch::X8664 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "x86_64")
+            }
+            CpuInfoFastBranch::Xtensa => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "xtensa")
+            }
+            CpuInfoFastBranch::Xtensaeb => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "xtensaeb")
+            }
+            CpuInfoFastBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Property default values specific to a machine type, for use by
 /// scripts/compare-machine-types.
 ///
 /// *Since: 9.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompatProperty {
     /// name of the QOM type to which the default applies
-    #[serde(rename = "qom-type")]
     pub qom_type: ::std::string::String,
     /// name of its property to which the default applies
     pub property: ::std::string::String,
@@ -606,30 +774,102 @@ pub struct CompatProperty {
     pub value: ::std::string::String,
 }
 
+impl Serialize for CompatProperty {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CompatProperty {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", &self.qom_type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "property", &self.property)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CompatProperty {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CompatProperty`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        qom_type: ::std::option::Option<::std::string::String>,
+        property: ::std::option::Option<::std::string::String>,
+        value: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CompatProperty {
+        const NAME: &'static str = "CompatProperty";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "qom-type" => {
+                    slots.qom_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "property" => {
+                    slots.property = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "value" => {
+                    slots.value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CompatProperty {
+                qom_type: slots.qom_type.ok_or_else(|| E::missing_field("qom-type"))?,
+                property: slots.property.ok_or_else(|| E::missing_field("property"))?,
+                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+            })
+        }
+    }
+};
+
 /// Information describing a machine.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MachineInfo {
     /// the name of the machine
     pub name: ::std::string::String,
     /// an alias for the machine name
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub alias: ::std::option::Option<::std::string::String>,
     /// whether the machine is default
-    #[serde(rename = "is-default")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub is_default: ::std::option::Option<bool>,
     /// maximum number of CPUs supported by the machine type
     /// (since 1.5)
-    #[serde(rename = "cpu-max")]
     pub cpu_max: i64,
     /// cpu hotplug via -device is supported (since 2.7)
-    #[serde(rename = "hotpluggable-cpus")]
     pub hotpluggable_cpus: bool,
     /// true if '-numa node,mem' option is supported by
     /// the machine type and false otherwise (since 4.1)
-    #[serde(rename = "numa-mem-supported")]
     pub numa_mem_supported: bool,
     /// if true, the machine type is deprecated and may be
     /// removed in future versions of QEMU according to the QEMU
@@ -637,48 +877,318 @@ pub struct MachineInfo {
     pub deprecated: bool,
     /// default CPU model typename if none is requested
     /// via the -cpu argument.  (since 4.2)
-    #[serde(rename = "default-cpu-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_cpu_type: ::std::option::Option<::std::string::String>,
     /// the default ID of initial RAM memory backend
     /// (since 5.2)
-    #[serde(rename = "default-ram-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_ram_id: ::std::option::Option<::std::string::String>,
     /// machine type supports ACPI (since 8.0)
     ///
     /// **Absent before QEMU 8.0:** the schema requires this member, but it appeared in 8.0, so it is `None` in replies from older releases.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub acpi: ::std::option::Option<bool>,
     /// The machine type's compatibility properties.  Only
     /// present when [`query-machines`](crate::commands::QueryMachines) argument `compat-props` is true.
     /// (since 9.1)
     ///
     /// Feature `unstable`: Member `compat-props` is experimental.
-    #[serde(rename = "compat-props")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compat_props: ::std::option::Option<::std::vec::Vec<super::CompatProperty>>,
 }
+
+impl Serialize for MachineInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MachineInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "alias", &self.alias)?;
+        ::qapi_types::private::optional(map, "is-default", &self.is_default)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-max", &self.cpu_max)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "hotpluggable-cpus",
+            &self.hotpluggable_cpus,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "numa-mem-supported",
+            &self.numa_mem_supported,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "deprecated",
+            &self.deprecated,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "default-cpu-type",
+            &self.default_cpu_type,
+        )?;
+        ::qapi_types::private::optional(map, "default-ram-id", &self.default_ram_id)?;
+        ::qapi_types::private::optional(map, "acpi", &self.acpi)?;
+        ::qapi_types::private::optional(map, "compat-props", &self.compat_props)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MachineInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MachineInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        alias: ::std::option::Option<::std::string::String>,
+        is_default: ::std::option::Option<bool>,
+        cpu_max: ::std::option::Option<i64>,
+        hotpluggable_cpus: ::std::option::Option<bool>,
+        numa_mem_supported: ::std::option::Option<bool>,
+        deprecated: ::std::option::Option<bool>,
+        default_cpu_type: ::std::option::Option<::std::string::String>,
+        default_ram_id: ::std::option::Option<::std::string::String>,
+        acpi: ::std::option::Option<bool>,
+        compat_props: ::std::option::Option<::std::vec::Vec<super::CompatProperty>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MachineInfo {
+        const NAME: &'static str = "MachineInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "alias" => slots.alias = ::serde::de::MapAccess::next_value(map)?,
+                "is-default" => {
+                    slots.is_default = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cpu-max" => {
+                    slots.cpu_max = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hotpluggable-cpus" => {
+                    slots.hotpluggable_cpus = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "numa-mem-supported" => {
+                    slots.numa_mem_supported = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "deprecated" => {
+                    slots.deprecated = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "default-cpu-type" => {
+                    slots.default_cpu_type = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "default-ram-id" => {
+                    slots.default_ram_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "acpi" => slots.acpi = ::serde::de::MapAccess::next_value(map)?,
+                "compat-props" => {
+                    slots.compat_props = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MachineInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                alias: slots.alias,
+                is_default: slots.is_default,
+                cpu_max: slots.cpu_max.ok_or_else(|| E::missing_field("cpu-max"))?,
+                hotpluggable_cpus: slots
+                    .hotpluggable_cpus
+                    .ok_or_else(|| E::missing_field("hotpluggable-cpus"))?,
+                numa_mem_supported: slots
+                    .numa_mem_supported
+                    .ok_or_else(|| E::missing_field("numa-mem-supported"))?,
+                deprecated: slots
+                    .deprecated
+                    .ok_or_else(|| E::missing_field("deprecated"))?,
+                default_cpu_type: slots.default_cpu_type,
+                default_ram_id: slots.default_ram_id,
+                acpi: slots.acpi,
+                compat_props: slots.compat_props,
+            })
+        }
+    }
+};
 
 /// Information describing the running machine parameters.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CurrentMachineParams {
     /// true if the machine supports wake up from
     /// suspend
-    #[serde(rename = "wakeup-suspend-support")]
     pub wakeup_suspend_support: bool,
 }
+
+impl Serialize for CurrentMachineParams {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CurrentMachineParams {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "wakeup-suspend-support",
+            &self.wakeup_suspend_support,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CurrentMachineParams {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CurrentMachineParams`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        wakeup_suspend_support: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CurrentMachineParams {
+        const NAME: &'static str = "CurrentMachineParams";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "wakeup-suspend-support" => {
+                    slots.wakeup_suspend_support = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CurrentMachineParams {
+                wakeup_suspend_support: slots
+                    .wakeup_suspend_support
+                    .ok_or_else(|| E::missing_field("wakeup-suspend-support"))?,
+            })
+        }
+    }
+};
 
 /// Information on the target configuration built into the QEMU binary.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QemuTargetInfo {
     /// the target architecture
     pub arch: super::SysEmuTarget,
 }
+
+impl Serialize for QemuTargetInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QemuTargetInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "arch", &self.arch)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QemuTargetInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QemuTargetInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        arch: ::std::option::Option<super::SysEmuTarget>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QemuTargetInfo {
+        const NAME: &'static str = "QemuTargetInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "arch" => {
+                    slots.arch = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QemuTargetInfo {
+                arch: slots.arch.ok_or_else(|| E::missing_field("arch"))?,
+            })
+        }
+    }
+};
 
 /// Guest UUID information (Universally Unique Identifier).
 ///
@@ -687,21 +1197,144 @@ pub struct QemuTargetInfo {
 /// **Note:**
 ///
 /// zeroes) is returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UuidInfo {
     /// the UUID of the guest
-    #[serde(rename = "UUID")]
     pub uuid: ::std::string::String,
 }
+
+impl Serialize for UuidInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for UuidInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "UUID", &self.uuid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for UuidInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`UuidInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        uuid: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for UuidInfo {
+        const NAME: &'static str = "UuidInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "UUID" => {
+                    slots.uuid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(UuidInfo {
+                uuid: slots.uuid.ok_or_else(|| E::missing_field("UUID"))?,
+            })
+        }
+    }
+};
 
 /// GUID information.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuidInfo {
     /// the globally unique identifier
     pub guid: ::std::string::String,
 }
+
+impl Serialize for GuidInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuidInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "guid", &self.guid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuidInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuidInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        guid: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuidInfo {
+        const NAME: &'static str = "GuidInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "guid" => {
+                    slots.guid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuidInfo {
+                guid: slots.guid.ok_or_else(|| E::missing_field("guid"))?,
+            })
+        }
+    }
+};
 
 /// Policy for handling lost ticks in timer devices.  Ticks end up
 /// getting lost when, for example, the guest is paused.
@@ -846,11 +1479,28 @@ impl<'de> Deserialize<'de> for NumaOptionsType {
 /// A discriminated record of NUMA options.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaOptions {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: NumaOptionsBranch,
+}
+
+impl Serialize for NumaOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for NumaOptions {
@@ -901,63 +1551,168 @@ impl<'de> ::qapi_types::private::Union<'de> for NumaOptions {
 }
 
 /// The branches of [`NumaOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NumaOptionsBranch {
     /// `type` is `node`.
-    #[serde(rename = "node")]
     Node(super::NumaNodeOptions),
     /// `type` is `dist`.
-    #[serde(rename = "dist")]
     Dist(super::NumaDistOptions),
     /// `type` is `cpu`.
-    #[serde(rename = "cpu")]
     Cpu(super::NumaCpuOptions),
     /// `type` is `hmat-lb`.
-    #[serde(rename = "hmat-lb")]
     HmatLb(super::NumaHmatLBOptions),
     /// `type` is `hmat-cache`.
-    #[serde(rename = "hmat-cache")]
     HmatCache(super::NumaHmatCacheOptions),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for NumaOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            NumaOptionsBranch::Node(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "node")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NumaOptionsBranch::Dist(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "dist")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NumaOptionsBranch::Cpu(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "cpu")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NumaOptionsBranch::HmatLb(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hmat-lb")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NumaOptionsBranch::HmatCache(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hmat-cache")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NumaOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Create a guest NUMA node.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaNodeOptions {
     /// NUMA node ID (increase by 1 from 0 if omitted)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nodeid: ::std::option::Option<u16>,
     /// VCPUs belonging to this node (assign VCPUS round-robin if
     /// omitted)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpus: ::std::option::Option<::std::vec::Vec<u16>>,
     /// memory size of this node; mutually exclusive with `memdev`.
     /// Equally divide total memory among nodes if both `mem` and `memdev`
     /// are omitted.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mem: ::std::option::Option<u64>,
     /// memory backend object.  If specified for one node, it must
     /// be specified for all nodes.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub memdev: ::std::option::Option<::std::string::String>,
     /// defined in ACPI 6.3 Chapter 5.2.27.3 Table 5-145, points
     /// to the nodeid which has the memory controller responsible for
     /// this NUMA node.  This field provides additional information as
     /// to the initiator node that is closest (as in directly attached)
     /// to this node, and therefore has the best performance (since 5.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub initiator: ::std::option::Option<u16>,
 }
+
+impl Serialize for NumaNodeOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaNodeOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "nodeid", &self.nodeid)?;
+        ::qapi_types::private::optional(map, "cpus", &self.cpus)?;
+        ::qapi_types::private::optional(map, "mem", &self.mem)?;
+        ::qapi_types::private::optional(map, "memdev", &self.memdev)?;
+        ::qapi_types::private::optional(map, "initiator", &self.initiator)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NumaNodeOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NumaNodeOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        nodeid: ::std::option::Option<u16>,
+        cpus: ::std::option::Option<::std::vec::Vec<u16>>,
+        mem: ::std::option::Option<u64>,
+        memdev: ::std::option::Option<::std::string::String>,
+        initiator: ::std::option::Option<u16>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NumaNodeOptions {
+        const NAME: &'static str = "NumaNodeOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "nodeid" => slots.nodeid = ::serde::de::MapAccess::next_value(map)?,
+                "cpus" => slots.cpus = ::serde::de::MapAccess::next_value(map)?,
+                "mem" => slots.mem = ::serde::de::MapAccess::next_value(map)?,
+                "memdev" => slots.memdev = ::serde::de::MapAccess::next_value(map)?,
+                "initiator" => slots.initiator = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NumaNodeOptions {
+                nodeid: slots.nodeid,
+                cpus: slots.cpus,
+                mem: slots.mem,
+                memdev: slots.memdev,
+                initiator: slots.initiator,
+            })
+        }
+    }
+};
 
 /// Set the distance between 2 NUMA nodes.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaDistOptions {
     /// source NUMA node.
     pub src: u16,
@@ -969,10 +1724,88 @@ pub struct NumaDistOptions {
     pub val: u8,
 }
 
+impl Serialize for NumaDistOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaDistOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "src", &self.src)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "dst", &self.dst)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NumaDistOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NumaDistOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        src: ::std::option::Option<u16>,
+        dst: ::std::option::Option<u16>,
+        val: ::std::option::Option<u8>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NumaDistOptions {
+        const NAME: &'static str = "NumaDistOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "src" => {
+                    slots.src = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dst" => {
+                    slots.dst = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "val" => {
+                    slots.val = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NumaDistOptions {
+                src: slots.src.ok_or_else(|| E::missing_field("src"))?,
+                dst: slots.dst.ok_or_else(|| E::missing_field("dst"))?,
+                val: slots.val.ok_or_else(|| E::missing_field("val"))?,
+            })
+        }
+    }
+};
+
 /// Create a CXL Fixed Memory Window
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CXLFixedMemoryWindowOptions {
     /// Size of the Fixed Memory Window in bytes.  Must be a multiple
     /// of 256MiB.
@@ -980,23 +1813,166 @@ pub struct CXLFixedMemoryWindowOptions {
     /// Number of contiguous bytes for which
     /// accesses will go to a given interleave target.  Accepted values
     /// \[256, 512, 1k, 2k, 4k, 8k, 16k\]
-    #[serde(rename = "interleave-granularity")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub interleave_granularity: ::std::option::Option<u64>,
     /// Target root bridge IDs from -device ...,id=\<ID\> for each
     /// root bridge.
     pub targets: ::std::vec::Vec<::std::string::String>,
 }
 
+impl Serialize for CXLFixedMemoryWindowOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CXLFixedMemoryWindowOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "interleave-granularity",
+            &self.interleave_granularity,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "targets", &self.targets)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CXLFixedMemoryWindowOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CXLFixedMemoryWindowOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        size: ::std::option::Option<u64>,
+        interleave_granularity: ::std::option::Option<u64>,
+        targets: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CXLFixedMemoryWindowOptions {
+        const NAME: &'static str = "CXLFixedMemoryWindowOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "interleave-granularity" => {
+                    slots.interleave_granularity = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "targets" => {
+                    slots.targets = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CXLFixedMemoryWindowOptions {
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                interleave_granularity: slots.interleave_granularity,
+                targets: slots.targets.ok_or_else(|| E::missing_field("targets"))?,
+            })
+        }
+    }
+};
+
 /// List of CXL Fixed Memory Windows.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CXLFMWProperties {
     /// List of [`CXLFixedMemoryWindowOptions`](crate::CXLFixedMemoryWindowOptions)
-    #[serde(rename = "cxl-fmw")]
     pub cxl_fmw: ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
 }
+
+impl Serialize for CXLFMWProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CXLFMWProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cxl-fmw", &self.cxl_fmw)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CXLFMWProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CXLFMWProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cxl_fmw: ::std::option::Option<
+            ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CXLFMWProperties {
+        const NAME: &'static str = "CXLFMWProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cxl-fmw" => {
+                    slots.cxl_fmw = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CXLFMWProperties {
+                cxl_fmw: slots.cxl_fmw.ok_or_else(|| E::missing_field("cxl-fmw"))?,
+            })
+        }
+    }
+};
 
 /// A X86 32-bit register
 ///
@@ -1072,32 +2048,186 @@ impl<'de> Deserialize<'de> for X86CPURegister32 {
 /// Information about a X86 CPU feature word
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct X86CPUFeatureWordInfo {
     /// Input EAX value for CPUID instruction for that
     /// feature word
-    #[serde(rename = "cpuid-input-eax")]
     pub cpuid_input_eax: i64,
     /// Input ECX value for CPUID instruction for that
     /// feature word
-    #[serde(rename = "cpuid-input-ecx")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpuid_input_ecx: ::std::option::Option<i64>,
     /// Output register containing the feature bits
-    #[serde(rename = "cpuid-register")]
     pub cpuid_register: super::X86CPURegister32,
     /// value of output register, containing the feature bits
     pub features: i64,
 }
 
+impl Serialize for X86CPUFeatureWordInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for X86CPUFeatureWordInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cpuid-input-eax",
+            &self.cpuid_input_eax,
+        )?;
+        ::qapi_types::private::optional(map, "cpuid-input-ecx", &self.cpuid_input_ecx)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cpuid-register",
+            &self.cpuid_register,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "features", &self.features)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for X86CPUFeatureWordInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`X86CPUFeatureWordInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpuid_input_eax: ::std::option::Option<i64>,
+        cpuid_input_ecx: ::std::option::Option<i64>,
+        cpuid_register: ::std::option::Option<super::X86CPURegister32>,
+        features: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for X86CPUFeatureWordInfo {
+        const NAME: &'static str = "X86CPUFeatureWordInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpuid-input-eax" => {
+                    slots.cpuid_input_eax = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cpuid-input-ecx" => {
+                    slots.cpuid_input_ecx = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cpuid-register" => {
+                    slots.cpuid_register = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "features" => {
+                    slots.features = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(X86CPUFeatureWordInfo {
+                cpuid_input_eax: slots
+                    .cpuid_input_eax
+                    .ok_or_else(|| E::missing_field("cpuid-input-eax"))?,
+                cpuid_input_ecx: slots.cpuid_input_ecx,
+                cpuid_register: slots
+                    .cpuid_register
+                    .ok_or_else(|| E::missing_field("cpuid-register"))?,
+                features: slots.features.ok_or_else(|| E::missing_field("features"))?,
+            })
+        }
+    }
+};
+
 /// Not used by QMP; hack to let us use X86CPUFeatureWordInfoList
 /// internally
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DummyForceArrays {
     pub unused: ::std::vec::Vec<super::X86CPUFeatureWordInfo>,
 }
+
+impl Serialize for DummyForceArrays {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DummyForceArrays {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "unused", &self.unused)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DummyForceArrays {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DummyForceArrays`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        unused: ::std::option::Option<::std::vec::Vec<super::X86CPUFeatureWordInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DummyForceArrays {
+        const NAME: &'static str = "DummyForceArrays";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "unused" => {
+                    slots.unused = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DummyForceArrays {
+                unused: slots.unused.ok_or_else(|| E::missing_field("unused"))?,
+            })
+        }
+    }
+};
 
 /// Option "-numa cpu" overrides default cpu to node mapping.  It
 /// accepts the same set of cpu properties as returned by
@@ -1105,50 +2235,124 @@ pub struct DummyForceArrays {
 /// node-id could be used to override default node mapping.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaCpuOptions {
     /// NUMA node ID the CPU belongs to
-    #[serde(rename = "node-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_id: ::std::option::Option<i64>,
     /// drawer number within CPU topology the CPU belongs to
     /// (since 8.2)
-    #[serde(rename = "drawer-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub drawer_id: ::std::option::Option<i64>,
     /// book number within parent container the CPU belongs to
     /// (since 8.2)
-    #[serde(rename = "book-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub book_id: ::std::option::Option<i64>,
     /// socket number within parent container the CPU belongs to
-    #[serde(rename = "socket-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub socket_id: ::std::option::Option<i64>,
     /// die number within the parent container the CPU belongs to
     /// (since 4.1)
-    #[serde(rename = "die-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub die_id: ::std::option::Option<i64>,
     /// cluster number within the parent container the CPU
     /// belongs to (since 7.1)
-    #[serde(rename = "cluster-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_id: ::std::option::Option<i64>,
     /// module number within the parent container the CPU
     /// belongs to (since 9.1)
-    #[serde(rename = "module-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub module_id: ::std::option::Option<i64>,
     /// core number within the parent container the CPU belongs to
-    #[serde(rename = "core-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub core_id: ::std::option::Option<i64>,
     /// thread number within the core the CPU  belongs to
-    #[serde(rename = "thread-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_id: ::std::option::Option<i64>,
 }
+
+impl Serialize for NumaCpuOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaCpuOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "node-id", &self.node_id)?;
+        ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
+        ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
+        ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
+        ::qapi_types::private::optional(map, "die-id", &self.die_id)?;
+        ::qapi_types::private::optional(map, "cluster-id", &self.cluster_id)?;
+        ::qapi_types::private::optional(map, "module-id", &self.module_id)?;
+        ::qapi_types::private::optional(map, "core-id", &self.core_id)?;
+        ::qapi_types::private::optional(map, "thread-id", &self.thread_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NumaCpuOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NumaCpuOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node_id: ::std::option::Option<i64>,
+        drawer_id: ::std::option::Option<i64>,
+        book_id: ::std::option::Option<i64>,
+        socket_id: ::std::option::Option<i64>,
+        die_id: ::std::option::Option<i64>,
+        cluster_id: ::std::option::Option<i64>,
+        module_id: ::std::option::Option<i64>,
+        core_id: ::std::option::Option<i64>,
+        thread_id: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NumaCpuOptions {
+        const NAME: &'static str = "NumaCpuOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-id" => slots.node_id = ::serde::de::MapAccess::next_value(map)?,
+                "drawer-id" => slots.drawer_id = ::serde::de::MapAccess::next_value(map)?,
+                "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
+                "socket-id" => slots.socket_id = ::serde::de::MapAccess::next_value(map)?,
+                "die-id" => slots.die_id = ::serde::de::MapAccess::next_value(map)?,
+                "cluster-id" => {
+                    slots.cluster_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "module-id" => slots.module_id = ::serde::de::MapAccess::next_value(map)?,
+                "core-id" => slots.core_id = ::serde::de::MapAccess::next_value(map)?,
+                "thread-id" => slots.thread_id = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NumaCpuOptions {
+                node_id: slots.node_id,
+                drawer_id: slots.drawer_id,
+                book_id: slots.book_id,
+                socket_id: slots.socket_id,
+                die_id: slots.die_id,
+                cluster_id: slots.cluster_id,
+                module_id: slots.module_id,
+                core_id: slots.core_id,
+                thread_id: slots.thread_id,
+            })
+        }
+    }
+};
 
 /// The memory hierarchy in the System Locality Latency and Bandwidth
 /// Information Structure of HMAT (Heterogeneous Memory Attribute Table)
@@ -1299,7 +2503,7 @@ impl<'de> Deserialize<'de> for HmatLBDataType {
 /// 5.2.27.4: Table 5-146 of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaHmatLBOptions {
     /// the Initiator Proximity Domain.
     pub initiator: u16,
@@ -1310,17 +2514,108 @@ pub struct NumaHmatLBOptions {
     pub hierarchy: super::HmatLBMemoryHierarchy,
     /// presents the type of data, access/read/write latency or
     /// hit latency.
-    #[serde(rename = "data-type")]
     pub data_type: super::HmatLBDataType,
     /// the value of latency from `initiator` to `target` proximity
     /// domain, the latency unit is "ns(nanosecond)".
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub latency: ::std::option::Option<u64>,
     /// the value of bandwidth between `initiator` and `target`
     /// proximity domain, the bandwidth unit is "Bytes per second".
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bandwidth: ::std::option::Option<u64>,
 }
+
+impl Serialize for NumaHmatLBOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaHmatLBOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "initiator", &self.initiator)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "hierarchy", &self.hierarchy)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "data-type", &self.data_type)?;
+        ::qapi_types::private::optional(map, "latency", &self.latency)?;
+        ::qapi_types::private::optional(map, "bandwidth", &self.bandwidth)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NumaHmatLBOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NumaHmatLBOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        initiator: ::std::option::Option<u16>,
+        target: ::std::option::Option<u16>,
+        hierarchy: ::std::option::Option<super::HmatLBMemoryHierarchy>,
+        data_type: ::std::option::Option<super::HmatLBDataType>,
+        latency: ::std::option::Option<u64>,
+        bandwidth: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NumaHmatLBOptions {
+        const NAME: &'static str = "NumaHmatLBOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "initiator" => {
+                    slots.initiator = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hierarchy" => {
+                    slots.hierarchy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-type" => {
+                    slots.data_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
+                "bandwidth" => slots.bandwidth = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NumaHmatLBOptions {
+                initiator: slots.initiator.ok_or_else(|| E::missing_field("initiator"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                hierarchy: slots.hierarchy.ok_or_else(|| E::missing_field("hierarchy"))?,
+                data_type: slots.data_type.ok_or_else(|| E::missing_field("data-type"))?,
+                latency: slots.latency,
+                bandwidth: slots.bandwidth,
+            })
+        }
+    }
+};
 
 /// Cache associativity in the Memory Side Cache Information Structure
 /// of HMAT
@@ -1456,10 +2751,9 @@ impl<'de> Deserialize<'de> for HmatCacheWritePolicy {
 /// 5.2.27.5: Table 5-147: Field "Cache Attributes" of ACPI 6.3 spec.
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NumaHmatCacheOptions {
     /// the memory proximity domain to which the memory belongs.
-    #[serde(rename = "node-id")]
     pub node_id: u32,
     /// the size of memory side cache in bytes.
     pub size: u64,
@@ -1474,13 +2768,120 @@ pub struct NumaHmatCacheOptions {
     pub line: u16,
 }
 
+impl Serialize for NumaHmatCacheOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NumaHmatCacheOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-id", &self.node_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "level", &self.level)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "associativity",
+            &self.associativity,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "line", &self.line)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NumaHmatCacheOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NumaHmatCacheOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node_id: ::std::option::Option<u32>,
+        size: ::std::option::Option<u64>,
+        level: ::std::option::Option<u8>,
+        associativity: ::std::option::Option<super::HmatCacheAssociativity>,
+        policy: ::std::option::Option<super::HmatCacheWritePolicy>,
+        line: ::std::option::Option<u16>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NumaHmatCacheOptions {
+        const NAME: &'static str = "NumaHmatCacheOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-id" => {
+                    slots.node_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "level" => {
+                    slots.level = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "associativity" => {
+                    slots.associativity = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "policy" => {
+                    slots.policy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "line" => {
+                    slots.line = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NumaHmatCacheOptions {
+                node_id: slots.node_id.ok_or_else(|| E::missing_field("node-id"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                level: slots.level.ok_or_else(|| E::missing_field("level"))?,
+                associativity: slots
+                    .associativity
+                    .ok_or_else(|| E::missing_field("associativity"))?,
+                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
+                line: slots.line.ok_or_else(|| E::missing_field("line"))?,
+            })
+        }
+    }
+};
+
 /// Information about memory backend
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Memdev {
     /// backend's ID if backend has 'id' property (since 2.9)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// memory backend size
     pub size: u64,
@@ -1497,14 +2898,136 @@ pub struct Memdev {
     /// the actual behavior implemented in the OS to perform the
     /// reservation.  For example, Linux will never reserve swap space
     /// for shared file mappings.  (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// host nodes for its memory policy
-    #[serde(rename = "host-nodes")]
     pub host_nodes: ::std::vec::Vec<u16>,
     /// memory policy of memory backend
     pub policy: super::HostMemPolicy,
 }
+
+impl Serialize for Memdev {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Memdev {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "merge", &self.merge)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "dump", &self.dump)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "prealloc", &self.prealloc)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "host-nodes",
+            &self.host_nodes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Memdev {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`Memdev`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        size: ::std::option::Option<u64>,
+        merge: ::std::option::Option<bool>,
+        dump: ::std::option::Option<bool>,
+        prealloc: ::std::option::Option<bool>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Memdev {
+        const NAME: &'static str = "Memdev";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "merge" => {
+                    slots.merge = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dump" => {
+                    slots.dump = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "prealloc" => {
+                    slots.prealloc = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "share" => {
+                    slots.share = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "policy" => {
+                    slots.policy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Memdev {
+                id: slots.id,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                merge: slots.merge.ok_or_else(|| E::missing_field("merge"))?,
+                dump: slots.dump.ok_or_else(|| E::missing_field("dump"))?,
+                prealloc: slots.prealloc.ok_or_else(|| E::missing_field("prealloc"))?,
+                share: slots.share.ok_or_else(|| E::missing_field("share"))?,
+                reserve: slots.reserve,
+                host_nodes: slots
+                    .host_nodes
+                    .ok_or_else(|| E::missing_field("host-nodes"))?,
+                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
+            })
+        }
+    }
+};
 
 /// Properties identifying a CPU.
 ///
@@ -1518,88 +3041,309 @@ pub struct Memdev {
 /// thus see also type [`SMPConfiguration`](crate::SMPConfiguration))
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuInstanceProperties {
     /// NUMA node ID the CPU belongs to
-    #[serde(rename = "node-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_id: ::std::option::Option<i64>,
     /// drawer number within CPU topology the CPU belongs to
     /// (since 8.2)
-    #[serde(rename = "drawer-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub drawer_id: ::std::option::Option<i64>,
     /// book number within parent container the CPU belongs to
     /// (since 8.2)
-    #[serde(rename = "book-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub book_id: ::std::option::Option<i64>,
     /// socket number within parent container the CPU belongs to
-    #[serde(rename = "socket-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub socket_id: ::std::option::Option<i64>,
     /// die number within the parent container the CPU belongs to
     /// (since 4.1)
-    #[serde(rename = "die-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub die_id: ::std::option::Option<i64>,
     /// cluster number within the parent container the CPU
     /// belongs to (since 7.1)
-    #[serde(rename = "cluster-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cluster_id: ::std::option::Option<i64>,
     /// module number within the parent container the CPU
     /// belongs to (since 9.1)
-    #[serde(rename = "module-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub module_id: ::std::option::Option<i64>,
     /// core number within the parent container the CPU belongs to
-    #[serde(rename = "core-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub core_id: ::std::option::Option<i64>,
     /// thread number within the core the CPU  belongs to
-    #[serde(rename = "thread-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_id: ::std::option::Option<i64>,
 }
+
+impl Serialize for CpuInstanceProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuInstanceProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "node-id", &self.node_id)?;
+        ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
+        ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
+        ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
+        ::qapi_types::private::optional(map, "die-id", &self.die_id)?;
+        ::qapi_types::private::optional(map, "cluster-id", &self.cluster_id)?;
+        ::qapi_types::private::optional(map, "module-id", &self.module_id)?;
+        ::qapi_types::private::optional(map, "core-id", &self.core_id)?;
+        ::qapi_types::private::optional(map, "thread-id", &self.thread_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuInstanceProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuInstanceProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node_id: ::std::option::Option<i64>,
+        drawer_id: ::std::option::Option<i64>,
+        book_id: ::std::option::Option<i64>,
+        socket_id: ::std::option::Option<i64>,
+        die_id: ::std::option::Option<i64>,
+        cluster_id: ::std::option::Option<i64>,
+        module_id: ::std::option::Option<i64>,
+        core_id: ::std::option::Option<i64>,
+        thread_id: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuInstanceProperties {
+        const NAME: &'static str = "CpuInstanceProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-id" => slots.node_id = ::serde::de::MapAccess::next_value(map)?,
+                "drawer-id" => slots.drawer_id = ::serde::de::MapAccess::next_value(map)?,
+                "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
+                "socket-id" => slots.socket_id = ::serde::de::MapAccess::next_value(map)?,
+                "die-id" => slots.die_id = ::serde::de::MapAccess::next_value(map)?,
+                "cluster-id" => {
+                    slots.cluster_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "module-id" => slots.module_id = ::serde::de::MapAccess::next_value(map)?,
+                "core-id" => slots.core_id = ::serde::de::MapAccess::next_value(map)?,
+                "thread-id" => slots.thread_id = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuInstanceProperties {
+                node_id: slots.node_id,
+                drawer_id: slots.drawer_id,
+                book_id: slots.book_id,
+                socket_id: slots.socket_id,
+                die_id: slots.die_id,
+                cluster_id: slots.cluster_id,
+                module_id: slots.module_id,
+                core_id: slots.core_id,
+                thread_id: slots.thread_id,
+            })
+        }
+    }
+};
 
 /// **Note:**
 ///
 /// properties with [`device_add`](crate::commands::DeviceAdd).
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HotpluggableCPU {
     /// CPU object type for usage with [`device_add`](crate::commands::DeviceAdd) command
     pub r#type: ::std::string::String,
     /// number of logical VCPU threads [`HotpluggableCPU`](crate::HotpluggableCPU)
     /// provides
-    #[serde(rename = "vcpus-count")]
     pub vcpus_count: i64,
     /// list of properties to pass for hotplugging a CPU with
     /// [`device_add`](crate::commands::DeviceAdd)
     pub props: super::CpuInstanceProperties,
     /// link to existing CPU object if CPU is present or omitted
     /// if CPU is not present.
-    #[serde(rename = "qom-path")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qom_path: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for HotpluggableCPU {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for HotpluggableCPU {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vcpus-count",
+            &self.vcpus_count,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "props", &self.props)?;
+        ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for HotpluggableCPU {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`HotpluggableCPU`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#type: ::std::option::Option<::std::string::String>,
+        vcpus_count: ::std::option::Option<i64>,
+        props: ::std::option::Option<super::CpuInstanceProperties>,
+        qom_path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for HotpluggableCPU {
+        const NAME: &'static str = "HotpluggableCPU";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vcpus-count" => {
+                    slots.vcpus_count = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "props" => {
+                    slots.props = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "qom-path" => slots.qom_path = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(HotpluggableCPU {
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                vcpus_count: slots
+                    .vcpus_count
+                    .ok_or_else(|| E::missing_field("vcpus-count"))?,
+                props: slots.props.ok_or_else(|| E::missing_field("props"))?,
+                qom_path: slots.qom_path,
+            })
+        }
+    }
+};
 
 /// Information about the guest balloon device.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BalloonInfo {
     /// the logical size of the VM in bytes.  Formula used:
     /// logical_vm_size = vm_ram_size - balloon_size
     pub actual: i64,
 }
 
+impl Serialize for BalloonInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BalloonInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "actual", &self.actual)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BalloonInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BalloonInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        actual: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BalloonInfo {
+        const NAME: &'static str = "BalloonInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "actual" => {
+                    slots.actual = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BalloonInfo {
+                actual: slots.actual.ok_or_else(|| E::missing_field("actual"))?,
+            })
+        }
+    }
+};
+
 /// hv-balloon guest-provided memory status information.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HvBalloonInfo {
     /// the amount of memory in use inside the guest plus the
     /// amount of the memory unusable inside the guest (ballooned out,
@@ -1610,30 +3354,170 @@ pub struct HvBalloonInfo {
     pub available: u64,
 }
 
+impl Serialize for HvBalloonInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for HvBalloonInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "committed", &self.committed)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "available", &self.available)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for HvBalloonInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`HvBalloonInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        committed: ::std::option::Option<u64>,
+        available: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonInfo {
+        const NAME: &'static str = "HvBalloonInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "committed" => {
+                    slots.committed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "available" => {
+                    slots.available = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(HvBalloonInfo {
+                committed: slots.committed.ok_or_else(|| E::missing_field("committed"))?,
+                available: slots.available.ok_or_else(|| E::missing_field("available"))?,
+            })
+        }
+    }
+};
+
 /// Actual memory information in bytes.
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryInfo {
     /// size of "base" memory specified with command line
     /// option -m.
-    #[serde(rename = "base-memory")]
     pub base_memory: u64,
     /// size of memory that can be hot-unplugged.  This
     /// field is omitted if target doesn't support memory hotplug (i.e.
     /// CONFIG_MEM_DEVICE not defined at build time).
-    #[serde(rename = "plugged-memory")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub plugged_memory: ::std::option::Option<u64>,
 }
+
+impl Serialize for MemoryInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "base-memory",
+            &self.base_memory,
+        )?;
+        ::qapi_types::private::optional(map, "plugged-memory", &self.plugged_memory)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        base_memory: ::std::option::Option<u64>,
+        plugged_memory: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryInfo {
+        const NAME: &'static str = "MemoryInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "base-memory" => {
+                    slots.base_memory = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "plugged-memory" => {
+                    slots.plugged_memory = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryInfo {
+                base_memory: slots
+                    .base_memory
+                    .ok_or_else(|| E::missing_field("base-memory"))?,
+                plugged_memory: slots.plugged_memory,
+            })
+        }
+    }
+};
 
 /// PCDIMMDevice state information
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PCDIMMDeviceInfo {
     /// device's ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// physical address, where device is mapped
     pub addr: i64,
@@ -1652,13 +3536,138 @@ pub struct PCDIMMDeviceInfo {
     pub hotpluggable: bool,
 }
 
+impl Serialize for PCDIMMDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for PCDIMMDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "hotplugged",
+            &self.hotplugged,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "hotpluggable",
+            &self.hotpluggable,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PCDIMMDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`PCDIMMDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        addr: ::std::option::Option<i64>,
+        size: ::std::option::Option<i64>,
+        slot: ::std::option::Option<i64>,
+        node: ::std::option::Option<i64>,
+        memdev: ::std::option::Option<::std::string::String>,
+        hotplugged: ::std::option::Option<bool>,
+        hotpluggable: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for PCDIMMDeviceInfo {
+        const NAME: &'static str = "PCDIMMDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "slot" => {
+                    slots.slot = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "memdev" => {
+                    slots.memdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hotplugged" => {
+                    slots.hotplugged = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hotpluggable" => {
+                    slots.hotpluggable = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(PCDIMMDeviceInfo {
+                id: slots.id,
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
+                hotplugged: slots
+                    .hotplugged
+                    .ok_or_else(|| E::missing_field("hotplugged"))?,
+                hotpluggable: slots
+                    .hotpluggable
+                    .ok_or_else(|| E::missing_field("hotpluggable"))?,
+            })
+        }
+    }
+};
+
 /// VirtioPMEM state information
 ///
 /// *Since: 4.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VirtioPMEMDeviceInfo {
     /// device's ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// physical address in memory, where device is mapped
     pub memaddr: u64,
@@ -1668,26 +3677,104 @@ pub struct VirtioPMEMDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
+impl Serialize for VirtioPMEMDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VirtioPMEMDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VirtioPMEMDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VirtioPMEMDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        memaddr: ::std::option::Option<u64>,
+        size: ::std::option::Option<u64>,
+        memdev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VirtioPMEMDeviceInfo {
+        const NAME: &'static str = "VirtioPMEMDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "memaddr" => {
+                    slots.memaddr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "memdev" => {
+                    slots.memdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VirtioPMEMDeviceInfo {
+                id: slots.id,
+                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
+            })
+        }
+    }
+};
+
 /// VirtioMEMDevice state information
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VirtioMEMDeviceInfo {
     /// device's ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// physical address in memory, where device is mapped
     pub memaddr: u64,
     /// the user requested size of the device
-    #[serde(rename = "requested-size")]
     pub requested_size: u64,
     /// the (current) size of memory that the device provides
     pub size: u64,
     /// the maximum size of memory that the device can provide
-    #[serde(rename = "max-size")]
     pub max_size: u64,
     /// the block size of memory that the device provides
-    #[serde(rename = "block-size")]
     pub block_size: u64,
     /// NUMA node number where device is assigned to
     pub node: i64,
@@ -1695,13 +3782,138 @@ pub struct VirtioMEMDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
+impl Serialize for VirtioMEMDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VirtioMEMDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "requested-size",
+            &self.requested_size,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "max-size", &self.max_size)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "block-size",
+            &self.block_size,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VirtioMEMDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VirtioMEMDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        memaddr: ::std::option::Option<u64>,
+        requested_size: ::std::option::Option<u64>,
+        size: ::std::option::Option<u64>,
+        max_size: ::std::option::Option<u64>,
+        block_size: ::std::option::Option<u64>,
+        node: ::std::option::Option<i64>,
+        memdev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VirtioMEMDeviceInfo {
+        const NAME: &'static str = "VirtioMEMDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "memaddr" => {
+                    slots.memaddr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "requested-size" => {
+                    slots.requested_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max-size" => {
+                    slots.max_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "block-size" => {
+                    slots.block_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "memdev" => {
+                    slots.memdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VirtioMEMDeviceInfo {
+                id: slots.id,
+                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
+                requested_size: slots
+                    .requested_size
+                    .ok_or_else(|| E::missing_field("requested-size"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                max_size: slots.max_size.ok_or_else(|| E::missing_field("max-size"))?,
+                block_size: slots
+                    .block_size
+                    .ok_or_else(|| E::missing_field("block-size"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
+            })
+        }
+    }
+};
+
 /// Sgx EPC state information
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxEPCDeviceInfo {
     /// device's ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// physical address in memory, where device is mapped
     pub memaddr: u64,
@@ -1713,24 +3925,184 @@ pub struct SgxEPCDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
+impl Serialize for SgxEPCDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxEPCDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxEPCDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxEPCDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        memaddr: ::std::option::Option<u64>,
+        size: ::std::option::Option<u64>,
+        node: ::std::option::Option<i64>,
+        memdev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCDeviceInfo {
+        const NAME: &'static str = "SgxEPCDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "memaddr" => {
+                    slots.memaddr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "memdev" => {
+                    slots.memdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxEPCDeviceInfo {
+                id: slots.id,
+                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
+            })
+        }
+    }
+};
+
 /// hv-balloon provided memory state information
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HvBalloonDeviceInfo {
     /// device's ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// physical address in memory, where device is mapped
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub memaddr: ::std::option::Option<u64>,
     /// the maximum size of memory that the device can provide
-    #[serde(rename = "max-size")]
     pub max_size: u64,
     /// memory backend linked with device
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub memdev: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for HvBalloonDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for HvBalloonDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::qapi_types::private::optional(map, "memaddr", &self.memaddr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "max-size", &self.max_size)?;
+        ::qapi_types::private::optional(map, "memdev", &self.memdev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for HvBalloonDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`HvBalloonDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        memaddr: ::std::option::Option<u64>,
+        max_size: ::std::option::Option<u64>,
+        memdev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonDeviceInfo {
+        const NAME: &'static str = "HvBalloonDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "memaddr" => slots.memaddr = ::serde::de::MapAccess::next_value(map)?,
+                "max-size" => {
+                    slots.max_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "memdev" => slots.memdev = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(HvBalloonDeviceInfo {
+                id: slots.id,
+                memaddr: slots.memaddr,
+                max_size: slots.max_size.ok_or_else(|| E::missing_field("max-size"))?,
+                memdev: slots.memdev,
+            })
+        }
+    }
+};
 
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1801,48 +4173,375 @@ impl<'de> Deserialize<'de> for MemoryDeviceInfoKind {
 }
 
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PCDIMMDeviceInfoWrapper {
     /// PCDIMMDevice state information
     pub data: super::PCDIMMDeviceInfo,
 }
 
+impl Serialize for PCDIMMDeviceInfoWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for PCDIMMDeviceInfoWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PCDIMMDeviceInfoWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`PCDIMMDeviceInfoWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::PCDIMMDeviceInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for PCDIMMDeviceInfoWrapper {
+        const NAME: &'static str = "PCDIMMDeviceInfoWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(PCDIMMDeviceInfoWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VirtioPMEMDeviceInfoWrapper {
     /// VirtioPMEM state information
     pub data: super::VirtioPMEMDeviceInfo,
 }
 
+impl Serialize for VirtioPMEMDeviceInfoWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VirtioPMEMDeviceInfoWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VirtioPMEMDeviceInfoWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VirtioPMEMDeviceInfoWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::VirtioPMEMDeviceInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VirtioPMEMDeviceInfoWrapper {
+        const NAME: &'static str = "VirtioPMEMDeviceInfoWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VirtioPMEMDeviceInfoWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VirtioMEMDeviceInfoWrapper {
     /// VirtioMEMDevice state information
     pub data: super::VirtioMEMDeviceInfo,
 }
 
+impl Serialize for VirtioMEMDeviceInfoWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VirtioMEMDeviceInfoWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VirtioMEMDeviceInfoWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VirtioMEMDeviceInfoWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::VirtioMEMDeviceInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VirtioMEMDeviceInfoWrapper {
+        const NAME: &'static str = "VirtioMEMDeviceInfoWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VirtioMEMDeviceInfoWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxEPCDeviceInfoWrapper {
     /// Sgx EPC state information
     pub data: super::SgxEPCDeviceInfo,
 }
 
+impl Serialize for SgxEPCDeviceInfoWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxEPCDeviceInfoWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxEPCDeviceInfoWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxEPCDeviceInfoWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::SgxEPCDeviceInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCDeviceInfoWrapper {
+        const NAME: &'static str = "SgxEPCDeviceInfoWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxEPCDeviceInfoWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HvBalloonDeviceInfoWrapper {
     /// hv-balloon provided memory state information
     pub data: super::HvBalloonDeviceInfo,
 }
 
+impl Serialize for HvBalloonDeviceInfoWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for HvBalloonDeviceInfoWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for HvBalloonDeviceInfoWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`HvBalloonDeviceInfoWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::HvBalloonDeviceInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonDeviceInfoWrapper {
+        const NAME: &'static str = "HvBalloonDeviceInfoWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(HvBalloonDeviceInfoWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Union containing information about a memory device
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryDeviceInfo {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: MemoryDeviceInfoBranch,
+}
+
+impl Serialize for MemoryDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for MemoryDeviceInfo {
@@ -1908,36 +4607,75 @@ impl<'de> ::qapi_types::private::Union<'de> for MemoryDeviceInfo {
 }
 
 /// The branches of [`MemoryDeviceInfo`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MemoryDeviceInfoBranch {
     /// `type` is `dimm`.
-    #[serde(rename = "dimm")]
     Dimm(super::PCDIMMDeviceInfoWrapper),
     /// `type` is `nvdimm`.
-    #[serde(rename = "nvdimm")]
     Nvdimm(super::PCDIMMDeviceInfoWrapper),
     /// `type` is `virtio-pmem`.
-    #[serde(rename = "virtio-pmem")]
     VirtioPmem(super::VirtioPMEMDeviceInfoWrapper),
     /// `type` is `virtio-mem`.
-    #[serde(rename = "virtio-mem")]
     VirtioMem(super::VirtioMEMDeviceInfoWrapper),
     /// `type` is `sgx-epc`.
-    #[serde(rename = "sgx-epc")]
     SgxEpc(super::SgxEPCDeviceInfoWrapper),
     /// `type` is `hv-balloon`.
-    #[serde(rename = "hv-balloon")]
     HvBalloon(super::HvBalloonDeviceInfoWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for MemoryDeviceInfoBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryDeviceInfoBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            MemoryDeviceInfoBranch::Dimm(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "dimm")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::Nvdimm(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "nvdimm")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::VirtioPmem(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "virtio-pmem")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::VirtioMem(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "virtio-mem")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::SgxEpc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "sgx-epc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::HvBalloon(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hv-balloon")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MemoryDeviceInfoBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Sgx EPC cmdline information
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxEPC {
     /// memory backend linked with device
     pub memdev: ::std::string::String,
@@ -1945,47 +4683,255 @@ pub struct SgxEPC {
     pub node: i64,
 }
 
+impl Serialize for SgxEPC {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxEPC {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxEPC {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxEPC`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        memdev: ::std::option::Option<::std::string::String>,
+        node: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPC {
+        const NAME: &'static str = "SgxEPC";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "memdev" => {
+                    slots.memdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxEPC {
+                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+            })
+        }
+    }
+};
+
 /// SGX properties of machine types.
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxEPCProperties {
     /// list of ids of memory-backend-epc objects.
-    #[serde(rename = "sgx-epc")]
     pub sgx_epc: ::std::vec::Vec<super::SgxEPC>,
 }
+
+impl Serialize for SgxEPCProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxEPCProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "sgx-epc", &self.sgx_epc)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxEPCProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxEPCProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sgx_epc: ::std::option::Option<::std::vec::Vec<super::SgxEPC>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCProperties {
+        const NAME: &'static str = "SgxEPCProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sgx-epc" => {
+                    slots.sgx_epc = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxEPCProperties {
+                sgx_epc: slots.sgx_epc.ok_or_else(|| E::missing_field("sgx-epc"))?,
+            })
+        }
+    }
+};
 
 /// Schema for virtual machine boot configuration.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BootConfiguration {
     /// Boot order (a=floppy, c=hard disk, d=CD-ROM, n=network)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub order: ::std::option::Option<::std::string::String>,
     /// Boot order to apply on first boot
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub once: ::std::option::Option<::std::string::String>,
     /// Whether to show a boot menu
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub menu: ::std::option::Option<bool>,
     /// The name of the file to be passed to the firmware as logo
     /// picture, if `menu` is true.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub splash: ::std::option::Option<::std::string::String>,
     /// How long to show the logo picture, in milliseconds
-    #[serde(rename = "splash-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub splash_time: ::std::option::Option<i64>,
     /// Timeout before guest reboots after boot fails
-    #[serde(rename = "reboot-timeout")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reboot_timeout: ::std::option::Option<i64>,
     /// Whether to attempt booting from devices not included in the
     /// boot order
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub strict: ::std::option::Option<bool>,
 }
+
+impl Serialize for BootConfiguration {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BootConfiguration {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "order", &self.order)?;
+        ::qapi_types::private::optional(map, "once", &self.once)?;
+        ::qapi_types::private::optional(map, "menu", &self.menu)?;
+        ::qapi_types::private::optional(map, "splash", &self.splash)?;
+        ::qapi_types::private::optional(map, "splash-time", &self.splash_time)?;
+        ::qapi_types::private::optional(map, "reboot-timeout", &self.reboot_timeout)?;
+        ::qapi_types::private::optional(map, "strict", &self.strict)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BootConfiguration {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BootConfiguration`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        order: ::std::option::Option<::std::string::String>,
+        once: ::std::option::Option<::std::string::String>,
+        menu: ::std::option::Option<bool>,
+        splash: ::std::option::Option<::std::string::String>,
+        splash_time: ::std::option::Option<i64>,
+        reboot_timeout: ::std::option::Option<i64>,
+        strict: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BootConfiguration {
+        const NAME: &'static str = "BootConfiguration";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "order" => slots.order = ::serde::de::MapAccess::next_value(map)?,
+                "once" => slots.once = ::serde::de::MapAccess::next_value(map)?,
+                "menu" => slots.menu = ::serde::de::MapAccess::next_value(map)?,
+                "splash" => slots.splash = ::serde::de::MapAccess::next_value(map)?,
+                "splash-time" => {
+                    slots.splash_time = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "reboot-timeout" => {
+                    slots.reboot_timeout = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "strict" => slots.strict = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BootConfiguration {
+                order: slots.order,
+                once: slots.once,
+                menu: slots.menu,
+                splash: slots.splash,
+                splash_time: slots.splash_time,
+                reboot_timeout: slots.reboot_timeout,
+                strict: slots.strict,
+            })
+        }
+    }
+};
 
 /// Schema for CPU topology configuration.  A missing value lets QEMU
 /// figure out a suitable value based on the ones that are provided.
@@ -2003,40 +4949,124 @@ pub struct BootConfiguration {
 /// is the parent container of cores.
 ///
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SMPConfiguration {
     /// number of virtual CPUs in the virtual machine
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpus: ::std::option::Option<i64>,
     /// number of drawers in the CPU topology (since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub drawers: ::std::option::Option<i64>,
     /// number of books in the CPU topology (since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub books: ::std::option::Option<i64>,
     /// number of sockets per parent container
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sockets: ::std::option::Option<i64>,
     /// number of dies per parent container
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dies: ::std::option::Option<i64>,
     /// number of clusters per parent container (since 7.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clusters: ::std::option::Option<i64>,
     /// number of modules per parent container (since 9.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub modules: ::std::option::Option<i64>,
     /// number of cores per parent container
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cores: ::std::option::Option<i64>,
     /// number of threads per core
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub threads: ::std::option::Option<i64>,
     /// maximum number of hotpluggable virtual CPUs in the virtual
     /// machine
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maxcpus: ::std::option::Option<i64>,
 }
+
+impl Serialize for SMPConfiguration {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SMPConfiguration {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "cpus", &self.cpus)?;
+        ::qapi_types::private::optional(map, "drawers", &self.drawers)?;
+        ::qapi_types::private::optional(map, "books", &self.books)?;
+        ::qapi_types::private::optional(map, "sockets", &self.sockets)?;
+        ::qapi_types::private::optional(map, "dies", &self.dies)?;
+        ::qapi_types::private::optional(map, "clusters", &self.clusters)?;
+        ::qapi_types::private::optional(map, "modules", &self.modules)?;
+        ::qapi_types::private::optional(map, "cores", &self.cores)?;
+        ::qapi_types::private::optional(map, "threads", &self.threads)?;
+        ::qapi_types::private::optional(map, "maxcpus", &self.maxcpus)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SMPConfiguration {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SMPConfiguration`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpus: ::std::option::Option<i64>,
+        drawers: ::std::option::Option<i64>,
+        books: ::std::option::Option<i64>,
+        sockets: ::std::option::Option<i64>,
+        dies: ::std::option::Option<i64>,
+        clusters: ::std::option::Option<i64>,
+        modules: ::std::option::Option<i64>,
+        cores: ::std::option::Option<i64>,
+        threads: ::std::option::Option<i64>,
+        maxcpus: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SMPConfiguration {
+        const NAME: &'static str = "SMPConfiguration";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpus" => slots.cpus = ::serde::de::MapAccess::next_value(map)?,
+                "drawers" => slots.drawers = ::serde::de::MapAccess::next_value(map)?,
+                "books" => slots.books = ::serde::de::MapAccess::next_value(map)?,
+                "sockets" => slots.sockets = ::serde::de::MapAccess::next_value(map)?,
+                "dies" => slots.dies = ::serde::de::MapAccess::next_value(map)?,
+                "clusters" => slots.clusters = ::serde::de::MapAccess::next_value(map)?,
+                "modules" => slots.modules = ::serde::de::MapAccess::next_value(map)?,
+                "cores" => slots.cores = ::serde::de::MapAccess::next_value(map)?,
+                "threads" => slots.threads = ::serde::de::MapAccess::next_value(map)?,
+                "maxcpus" => slots.maxcpus = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SMPConfiguration {
+                cpus: slots.cpus,
+                drawers: slots.drawers,
+                books: slots.books,
+                sockets: slots.sockets,
+                dies: slots.dies,
+                clusters: slots.clusters,
+                modules: slots.modules,
+                cores: slots.cores,
+                threads: slots.threads,
+                maxcpus: slots.maxcpus,
+            })
+        }
+    }
+};
 
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2099,30 +5129,157 @@ impl<'de> Deserialize<'de> for SmbiosEntryPointType {
 /// Schema for memory size configuration.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemorySizeConfiguration {
     /// memory size in bytes
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub size: ::std::option::Option<u64>,
     /// maximum hotpluggable memory size in bytes
-    #[serde(rename = "max-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_size: ::std::option::Option<u64>,
     /// number of available memory slots for hotplug
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub slots: ::std::option::Option<u64>,
 }
 
+impl Serialize for MemorySizeConfiguration {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemorySizeConfiguration {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "size", &self.size)?;
+        ::qapi_types::private::optional(map, "max-size", &self.max_size)?;
+        ::qapi_types::private::optional(map, "slots", &self.slots)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySizeConfiguration {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemorySizeConfiguration`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        size: ::std::option::Option<u64>,
+        max_size: ::std::option::Option<u64>,
+        slots: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemorySizeConfiguration {
+        const NAME: &'static str = "MemorySizeConfiguration";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
+                "max-size" => slots.max_size = ::serde::de::MapAccess::next_value(map)?,
+                "slots" => slots.slots = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemorySizeConfiguration {
+                size: slots.size,
+                max_size: slots.max_size,
+                slots: slots.slots,
+            })
+        }
+    }
+};
+
 /// *Since: 10.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FirmwareLog {
     /// Firmware version.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub version: ::std::option::Option<::std::string::String>,
     /// Firmware debug log, in base64 encoding.  First and last log
     /// line might be incomplete.
     pub log: ::std::string::String,
 }
+
+impl Serialize for FirmwareLog {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FirmwareLog {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "version", &self.version)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FirmwareLog {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FirmwareLog`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        version: ::std::option::Option<::std::string::String>,
+        log: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FirmwareLog {
+        const NAME: &'static str = "FirmwareLog";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
+                "log" => {
+                    slots.log = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FirmwareLog {
+                version: slots.version,
+                log: slots.log.ok_or_else(|| E::missing_field("log"))?,
+            })
+        }
+    }
+};
 
 /// Virtual CPU model.
 ///
@@ -2133,15 +5290,83 @@ pub struct FirmwareLog {
 /// properties.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuModelInfo {
     /// the name of the CPU definition the model is based on
     pub name: ::std::string::String,
     /// a dictionary of QOM properties to be applied
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub props: ::std::option::Option<::serde_json::Value>,
 }
+
+impl Serialize for CpuModelInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuModelInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "props", &self.props)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuModelInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuModelInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        props: ::std::option::Option<::serde_json::Value>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelInfo {
+        const NAME: &'static str = "CpuModelInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "props" => {
+                    slots.props = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuModelInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                props: slots.props,
+            })
+        }
+    }
+};
 
 /// An enumeration of CPU model expansion types.
 ///
@@ -2291,11 +5516,73 @@ impl<'de> Deserialize<'de> for CpuModelCompareResult {
 /// The result of a CPU model baseline.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuModelBaselineInfo {
     /// the baselined [`CpuModelInfo`](crate::CpuModelInfo).
     pub model: super::CpuModelInfo,
 }
+
+impl Serialize for CpuModelBaselineInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuModelBaselineInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuModelBaselineInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuModelBaselineInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        model: ::std::option::Option<super::CpuModelInfo>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelBaselineInfo {
+        const NAME: &'static str = "CpuModelBaselineInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "model" => {
+                    slots.model = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuModelBaselineInfo {
+                model: slots.model.ok_or_else(|| E::missing_field("model"))?,
+            })
+        }
+    }
+};
 
 /// The result of a CPU model comparison.
 ///
@@ -2307,20 +5594,97 @@ pub struct CpuModelBaselineInfo {
 /// definition not identical and cannot be made identical.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuModelCompareInfo {
     /// The result of the compare operation.
     pub result: super::CpuModelCompareResult,
     /// List of properties that led to the
     /// comparison result not being identical.
-    #[serde(rename = "responsible-properties")]
     pub responsible_properties: ::std::vec::Vec<::std::string::String>,
 }
+
+impl Serialize for CpuModelCompareInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuModelCompareInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "result", &self.result)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "responsible-properties",
+            &self.responsible_properties,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuModelCompareInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuModelCompareInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        result: ::std::option::Option<super::CpuModelCompareResult>,
+        responsible_properties: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelCompareInfo {
+        const NAME: &'static str = "CpuModelCompareInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "result" => {
+                    slots.result = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "responsible-properties" => {
+                    slots.responsible_properties = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuModelCompareInfo {
+                result: slots.result.ok_or_else(|| E::missing_field("result"))?,
+                responsible_properties: slots
+                    .responsible_properties
+                    .ok_or_else(|| E::missing_field("responsible-properties"))?,
+            })
+        }
+    }
+};
 
 /// The result of a cpu model expansion.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuModelExpansionInfo {
     /// the expanded [`CpuModelInfo`](crate::CpuModelInfo).
     pub model: super::CpuModelInfo,
@@ -2330,10 +5694,80 @@ pub struct CpuModelExpansionInfo {
     /// enabled-properties for the expanded model; "full" properties are
     /// a set of properties that are deprecated across all models for
     /// the architecture.  (since: 10.1 -- since 9.1 on s390x --).
-    #[serde(rename = "deprecated-props")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub deprecated_props: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for CpuModelExpansionInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuModelExpansionInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
+        ::qapi_types::private::optional(
+            map,
+            "deprecated-props",
+            &self.deprecated_props,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuModelExpansionInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuModelExpansionInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        model: ::std::option::Option<super::CpuModelInfo>,
+        deprecated_props: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelExpansionInfo {
+        const NAME: &'static str = "CpuModelExpansionInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "model" => {
+                    slots.model = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "deprecated-props" => {
+                    slots.deprecated_props = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuModelExpansionInfo {
+                model: slots.model.ok_or_else(|| E::missing_field("model"))?,
+                deprecated_props: slots.deprecated_props,
+            })
+        }
+    }
+};
 
 /// Virtual CPU definition.
 ///
@@ -2353,7 +5787,7 @@ pub struct CpuModelExpansionInfo {
 /// available.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuDefinitionInfo {
     /// the name of the CPU definition
     pub name: ::std::string::String,
@@ -2363,8 +5797,6 @@ pub struct CpuDefinitionInfo {
     /// different sets of (hardware or software) capabilities.  If not
     /// provided, information is not available and callers should not
     /// assume the CPU definition to be migration-safe.  (since 2.8)
-    #[serde(rename = "migration-safe")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub migration_safe: ::std::option::Option<bool>,
     /// whether a CPU definition is static and will not change
     /// depending on QEMU version, machine type, machine options and
@@ -2373,8 +5805,6 @@ pub struct CpuDefinitionInfo {
     pub r#static: bool,
     /// List of properties that prevent the CPU model
     /// from running in the current host.  (since 2.8)
-    #[serde(rename = "unavailable-features")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unavailable_features: ::std::option::Option<
         ::std::vec::Vec<::std::string::String>,
     >,
@@ -2387,14 +5817,126 @@ pub struct CpuDefinitionInfo {
     /// Management software is supposed to translate CPU model aliases
     /// in the VM configuration, because aliases may stop being
     /// migration-safe in the future (since 4.1)
-    #[serde(rename = "alias-of")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub alias_of: ::std::option::Option<::std::string::String>,
     /// If true, this CPU model is deprecated and may be
     /// removed in some future version of QEMU according to the QEMU
     /// deprecation policy.  (since 5.2)
     pub deprecated: bool,
 }
+
+impl Serialize for CpuDefinitionInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuDefinitionInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "migration-safe", &self.migration_safe)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "static", &self.r#static)?;
+        ::qapi_types::private::optional(
+            map,
+            "unavailable-features",
+            &self.unavailable_features,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "typename", &self.typename)?;
+        ::qapi_types::private::optional(map, "alias-of", &self.alias_of)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "deprecated",
+            &self.deprecated,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuDefinitionInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuDefinitionInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        migration_safe: ::std::option::Option<bool>,
+        r#static: ::std::option::Option<bool>,
+        unavailable_features: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+        typename: ::std::option::Option<::std::string::String>,
+        alias_of: ::std::option::Option<::std::string::String>,
+        deprecated: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuDefinitionInfo {
+        const NAME: &'static str = "CpuDefinitionInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "migration-safe" => {
+                    slots.migration_safe = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "static" => {
+                    slots.r#static = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unavailable-features" => {
+                    slots.unavailable_features = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "typename" => {
+                    slots.typename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "alias-of" => slots.alias_of = ::serde::de::MapAccess::next_value(map)?,
+                "deprecated" => {
+                    slots.deprecated = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuDefinitionInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                migration_safe: slots.migration_safe,
+                r#static: slots.r#static.ok_or_else(|| E::missing_field("static"))?,
+                unavailable_features: slots.unavailable_features,
+                typename: slots.typename.ok_or_else(|| E::missing_field("typename"))?,
+                alias_of: slots.alias_of,
+                deprecated: slots
+                    .deprecated
+                    .ok_or_else(|| E::missing_field("deprecated"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `machine.json`.
 pub mod commands {
@@ -2433,8 +5975,44 @@ pub mod commands {
     ///     ]
     /// }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCpusFast {}
+    impl Serialize for QueryCpusFast {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCpusFast {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCpusFast {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryCpusFast {
+        const NAME: &'static str = "query-cpus-fast";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryCpusFast {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryCpusFast {
         const NAME: &'static str = "query-cpus-fast";
         type Returns = ::std::vec::Vec<super::super::CpuInfoFast>;
@@ -2468,17 +6046,73 @@ pub mod commands {
     ///           ...
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryMachines {
         /// if true, also return compatibility properties.
         /// (default: false) (since 9.1)
         ///
         /// Feature `unstable`: Argument `compat-props` is experimental.
-        #[serde(rename = "compat-props")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub compat_props: ::std::option::Option<bool>,
     }
 
+    impl Serialize for QueryMachines {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMachines {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "compat-props", &self.compat_props)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMachines {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryMachines`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            compat_props: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryMachines {
+            const NAME: &'static str = "query-machines";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "compat-props" => {
+                        slots.compat_props = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryMachines {
+                    compat_props: slots.compat_props,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryMachines {
         const NAME: &'static str = "query-machines";
         type Returns = ::std::vec::Vec<super::super::MachineInfo>;
@@ -2487,8 +6121,44 @@ pub mod commands {
     /// Return information on the current virtual machine.
     ///
     /// *Since: 4.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCurrentMachine {}
+    impl Serialize for QueryCurrentMachine {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCurrentMachine {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCurrentMachine {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryCurrentMachine {
+        const NAME: &'static str = "query-current-machine";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryCurrentMachine {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryCurrentMachine {
         const NAME: &'static str = "query-current-machine";
         type Returns = super::super::CurrentMachineParams;
@@ -2497,8 +6167,44 @@ pub mod commands {
     /// Return information about the target for this QEMU
     ///
     /// *Since: 1.2*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryTarget {}
+    impl Serialize for QueryTarget {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryTarget {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryTarget {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryTarget {
+        const NAME: &'static str = "query-target";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryTarget {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryTarget {
         const NAME: &'static str = "query-target";
         type Returns = super::super::QemuTargetInfo;
@@ -2514,8 +6220,44 @@ pub mod commands {
     /// -> { "execute": "query-uuid" }
     /// <- { "return": { "UUID": "550e8400-e29b-41d4-a716-446655440000" } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryUuid {}
+    impl Serialize for QueryUuid {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryUuid {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryUuid {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryUuid {
+        const NAME: &'static str = "query-uuid";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryUuid {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryUuid {
         const NAME: &'static str = "query-uuid";
         type Returns = super::super::UuidInfo;
@@ -2525,8 +6267,44 @@ pub mod commands {
     /// Show Virtual Machine Generation ID
     ///
     /// *Since: 2.9*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVmGenerationId {}
+    impl Serialize for QueryVmGenerationId {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryVmGenerationId {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryVmGenerationId {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryVmGenerationId {
+        const NAME: &'static str = "query-vm-generation-id";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryVmGenerationId {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryVmGenerationId {
         const NAME: &'static str = "query-vm-generation-id";
         type Returns = super::super::GuidInfo;
@@ -2542,8 +6320,44 @@ pub mod commands {
     /// -> { "execute": "system_reset" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemReset {}
+    impl Serialize for SystemReset {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SystemReset {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SystemReset {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SystemReset {
+        const NAME: &'static str = "system_reset";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SystemReset {})
+        }
+    }
+
     impl ::qapi_types::Command for SystemReset {
         const NAME: &'static str = "system_reset";
         type Returns = ::qapi_types::Empty;
@@ -2565,8 +6379,44 @@ pub mod commands {
     /// -> { "execute": "system_powerdown" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemPowerdown {}
+    impl Serialize for SystemPowerdown {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SystemPowerdown {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SystemPowerdown {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SystemPowerdown {
+        const NAME: &'static str = "system_powerdown";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SystemPowerdown {})
+        }
+    }
+
     impl ::qapi_types::Command for SystemPowerdown {
         const NAME: &'static str = "system_powerdown";
         type Returns = ::qapi_types::Empty;
@@ -2589,8 +6439,44 @@ pub mod commands {
     /// -> { "execute": "system_wakeup" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemWakeup {}
+    impl Serialize for SystemWakeup {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SystemWakeup {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SystemWakeup {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SystemWakeup {
+        const NAME: &'static str = "system_wakeup";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SystemWakeup {})
+        }
+    }
+
     impl ::qapi_types::Command for SystemWakeup {
         const NAME: &'static str = "system_wakeup";
         type Returns = ::qapi_types::Empty;
@@ -2612,8 +6498,44 @@ pub mod commands {
     /// -> { "execute": "inject-nmi" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct InjectNmi {}
+    impl Serialize for InjectNmi {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for InjectNmi {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for InjectNmi {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InjectNmi {
+        const NAME: &'static str = "inject-nmi";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InjectNmi {})
+        }
+    }
+
     impl ::qapi_types::Command for InjectNmi {
         const NAME: &'static str = "inject-nmi";
         type Returns = ::qapi_types::Empty;
@@ -2634,7 +6556,7 @@ pub mod commands {
     ///                     "filename": "/tmp/virtual-mem-dump" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Memsave {
         /// the virtual address of the guest to start from
         pub val: u64,
@@ -2644,11 +6566,97 @@ pub mod commands {
         pub filename: ::std::string::String,
         /// the index of the virtual CPU to use for translating the
         /// virtual address (defaults to CPU 0)
-        #[serde(rename = "cpu-index")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
 
+    impl Serialize for Memsave {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Memsave {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Memsave {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Memsave`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            val: ::std::option::Option<u64>,
+            size: ::std::option::Option<u64>,
+            filename: ::std::option::Option<::std::string::String>,
+            cpu_index: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Memsave {
+            const NAME: &'static str = "memsave";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "val" => {
+                        slots.val = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "size" => {
+                        slots.size = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "cpu-index" => {
+                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Memsave {
+                    val: slots.val.ok_or_else(|| E::missing_field("val"))?,
+                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                    filename: slots
+                        .filename
+                        .ok_or_else(|| E::missing_field("filename"))?,
+                    cpu_index: slots.cpu_index,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Memsave {
         const NAME: &'static str = "memsave";
         type Returns = ::qapi_types::Empty;
@@ -2669,7 +6677,7 @@ pub mod commands {
     ///                     "filename": "/tmp/physical-mem-dump" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Pmemsave {
         /// the physical address of the guest to start from
         pub val: u64,
@@ -2679,6 +6687,86 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
+    impl Serialize for Pmemsave {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Pmemsave {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Pmemsave {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Pmemsave`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            val: ::std::option::Option<u64>,
+            size: ::std::option::Option<u64>,
+            filename: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Pmemsave {
+            const NAME: &'static str = "pmemsave";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "val" => {
+                        slots.val = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "size" => {
+                        slots.size = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Pmemsave {
+                    val: slots.val.ok_or_else(|| E::missing_field("val"))?,
+                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Pmemsave {
         const NAME: &'static str = "pmemsave";
         type Returns = ::qapi_types::Empty;
@@ -2715,8 +6803,44 @@ pub mod commands {
     ///      ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemdev {}
+    impl Serialize for QueryMemdev {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMemdev {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMemdev {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemdev {
+        const NAME: &'static str = "query-memdev";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMemdev {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMemdev {
         const NAME: &'static str = "query-memdev";
         type Returns = ::std::vec::Vec<super::super::Memdev>;
@@ -2778,8 +6902,44 @@ pub mod commands {
     ///       }
     ///     ]}
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryHotpluggableCpus {}
+    impl Serialize for QueryHotpluggableCpus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryHotpluggableCpus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryHotpluggableCpus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryHotpluggableCpus {
+        const NAME: &'static str = "query-hotpluggable-cpus";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryHotpluggableCpus {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryHotpluggableCpus {
         const NAME: &'static str = "query-hotpluggable-cpus";
         type Returns = ::std::vec::Vec<super::super::HotpluggableCPU>;
@@ -2790,9 +6950,26 @@ pub mod commands {
     /// stage to configure numa mapping before initializing machine.
     ///
     /// *Since: 3.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetNumaNode(pub super::super::NumaOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for SetNumaNode {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetNumaNode {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(SetNumaNode)
+        }
+    }
+
     impl ::qapi_types::Command for SetNumaNode {
         const NAME: &'static str = "set-numa-node";
         type Returns = ::qapi_types::Empty;
@@ -2824,7 +7001,7 @@ pub mod commands {
     ///
     /// With a 2.5GiB guest this command inflated the ballon to 3GiB.
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Balloon {
         /// the target logical size of the VM in bytes.  We can deduce
         /// the size of the balloon using this formula:
@@ -2835,6 +7012,66 @@ pub mod commands {
         pub value: i64,
     }
 
+    impl Serialize for Balloon {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Balloon {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Balloon {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Balloon`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            value: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Balloon {
+            const NAME: &'static str = "balloon";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "value" => {
+                        slots.value = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Balloon {
+                    value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Balloon {
         const NAME: &'static str = "balloon";
         type Returns = ::qapi_types::Empty;
@@ -2859,8 +7096,44 @@ pub mod commands {
     ///       }
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBalloon {}
+    impl Serialize for QueryBalloon {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryBalloon {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryBalloon {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryBalloon {
+        const NAME: &'static str = "query-balloon";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryBalloon {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryBalloon {
         const NAME: &'static str = "query-balloon";
         type Returns = super::super::BalloonInfo;
@@ -2887,8 +7160,44 @@ pub mod commands {
     ///       }
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryHvBalloonStatusReport {}
+    impl Serialize for QueryHvBalloonStatusReport {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryHvBalloonStatusReport {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryHvBalloonStatusReport {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryHvBalloonStatusReport {
+        const NAME: &'static str = "query-hv-balloon-status-report";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryHvBalloonStatusReport {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryHvBalloonStatusReport {
         const NAME: &'static str = "query-hv-balloon-status-report";
         type Returns = super::super::HvBalloonInfo;
@@ -2905,8 +7214,44 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 2.11*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemorySizeSummary {}
+    impl Serialize for QueryMemorySizeSummary {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMemorySizeSummary {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMemorySizeSummary {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemorySizeSummary {
+        const NAME: &'static str = "query-memory-size-summary";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMemorySizeSummary {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMemorySizeSummary {
         const NAME: &'static str = "query-memory-size-summary";
         type Returns = super::super::MemoryInfo;
@@ -2932,8 +7277,44 @@ pub mod commands {
     ///                    "type": "dimm"
     ///                  } ] }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemoryDevices {}
+    impl Serialize for QueryMemoryDevices {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMemoryDevices {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMemoryDevices {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemoryDevices {
+        const NAME: &'static str = "query-memory-devices";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMemoryDevices {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMemoryDevices {
         const NAME: &'static str = "query-memory-devices";
         type Returns = ::std::vec::Vec<super::super::MemoryDeviceInfo>;
@@ -2950,8 +7331,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryIrq {}
+    impl Serialize for XQueryIrq {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryIrq {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryIrq {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryIrq {
+        const NAME: &'static str = "x-query-irq";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryIrq {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryIrq {
         const NAME: &'static str = "x-query-irq";
         type Returns = super::super::HumanReadableText;
@@ -2971,8 +7388,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryJit {}
+    impl Serialize for XQueryJit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryJit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryJit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryJit {
+        const NAME: &'static str = "x-query-jit";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryJit {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryJit {
         const NAME: &'static str = "x-query-jit";
         type Returns = super::super::HumanReadableText;
@@ -2990,8 +7443,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryNuma {}
+    impl Serialize for XQueryNuma {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryNuma {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryNuma {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryNuma {
+        const NAME: &'static str = "x-query-numa";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryNuma {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryNuma {
         const NAME: &'static str = "x-query-numa";
         type Returns = super::super::HumanReadableText;
@@ -3009,8 +7498,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryRamblock {}
+    impl Serialize for XQueryRamblock {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryRamblock {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryRamblock {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryRamblock {
+        const NAME: &'static str = "x-query-ramblock";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryRamblock {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryRamblock {
         const NAME: &'static str = "x-query-ramblock";
         type Returns = super::super::HumanReadableText;
@@ -3028,8 +7553,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryRoms {}
+    impl Serialize for XQueryRoms {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryRoms {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryRoms {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryRoms {
+        const NAME: &'static str = "x-query-roms";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryRoms {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryRoms {
         const NAME: &'static str = "x-query-roms";
         type Returns = super::super::HumanReadableText;
@@ -3047,8 +7608,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryUsb {}
+    impl Serialize for XQueryUsb {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryUsb {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryUsb {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryUsb {
+        const NAME: &'static str = "x-query-usb";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryUsb {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryUsb {
         const NAME: &'static str = "x-query-usb";
         type Returns = super::super::HumanReadableText;
@@ -3068,12 +7665,76 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_FDT`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Dumpdtb {
         /// name of the dtb file to be created
         pub filename: ::std::string::String,
     }
 
+    impl Serialize for Dumpdtb {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Dumpdtb {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Dumpdtb {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Dumpdtb`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            filename: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Dumpdtb {
+            const NAME: &'static str = "dumpdtb";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Dumpdtb {
+                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Dumpdtb {
         const NAME: &'static str = "dumpdtb";
         type Returns = ::qapi_types::Empty;
@@ -3090,8 +7751,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryInterruptControllers {}
+    impl Serialize for XQueryInterruptControllers {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XQueryInterruptControllers {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XQueryInterruptControllers {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XQueryInterruptControllers {
+        const NAME: &'static str = "x-query-interrupt-controllers";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XQueryInterruptControllers {})
+        }
+    }
+
     impl ::qapi_types::Command for XQueryInterruptControllers {
         const NAME: &'static str = "x-query-interrupt-controllers";
         type Returns = super::super::HumanReadableText;
@@ -3101,16 +7798,72 @@ pub mod commands {
     /// Find firmware memory log buffer in guest memory, return content.
     ///
     /// *Since: 10.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryFirmwareLog {
         /// limit the amount of log data returned.  Up to 1 MiB of
         /// log data is allowed.  In case the amount of log data is larger
         /// than `max-size` the tail of the log is returned.
-        #[serde(rename = "max-size")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub max_size: ::std::option::Option<u64>,
     }
 
+    impl Serialize for QueryFirmwareLog {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryFirmwareLog {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "max-size", &self.max_size)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryFirmwareLog {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryFirmwareLog`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            max_size: ::std::option::Option<u64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryFirmwareLog {
+            const NAME: &'static str = "query-firmware-log";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "max-size" => {
+                        slots.max_size = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryFirmwareLog {
+                    max_size: slots.max_size,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryFirmwareLog {
         const NAME: &'static str = "query-firmware-log";
         type Returns = super::super::FirmwareLog;
@@ -3127,12 +7880,76 @@ pub mod commands {
     ///      "arguments": { "filename": "/tmp/skeys" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct DumpSkeys {
         /// the path to the file to dump to
         pub filename: ::std::string::String,
     }
 
+    impl Serialize for DumpSkeys {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for DumpSkeys {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for DumpSkeys {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`DumpSkeys`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            filename: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for DumpSkeys {
+            const NAME: &'static str = "dump-skeys";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(DumpSkeys {
+                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for DumpSkeys {
         const NAME: &'static str = "dump-skeys";
         type Returns = ::qapi_types::Empty;
@@ -3183,7 +8000,7 @@ pub mod commands {
     /// properties or properties with wrong types.
     ///
     /// *Since: 2.8*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryCpuModelComparison {
         /// description of the first CPU model to compare, referred to
         /// as "model A" in [`CpuModelCompareResult`](crate::CpuModelCompareResult)
@@ -3193,6 +8010,74 @@ pub mod commands {
         pub modelb: super::super::CpuModelInfo,
     }
 
+    impl Serialize for QueryCpuModelComparison {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCpuModelComparison {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "modela", &self.modela)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "modelb", &self.modelb)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCpuModelComparison {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryCpuModelComparison`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            modela: ::std::option::Option<super::super::CpuModelInfo>,
+            modelb: ::std::option::Option<super::super::CpuModelInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelComparison {
+            const NAME: &'static str = "query-cpu-model-comparison";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "modela" => {
+                        slots.modela = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "modelb" => {
+                        slots.modelb = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryCpuModelComparison {
+                    modela: slots.modela.ok_or_else(|| E::missing_field("modela"))?,
+                    modelb: slots.modelb.ok_or_else(|| E::missing_field("modelb"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryCpuModelComparison {
         const NAME: &'static str = "query-cpu-model-comparison";
         type Returns = super::super::CpuModelCompareInfo;
@@ -3241,7 +8126,7 @@ pub mod commands {
     /// properties or properties with wrong types.
     ///
     /// *Since: 2.8*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryCpuModelBaseline {
         /// description of the first CPU model to baseline
         pub modela: super::super::CpuModelInfo,
@@ -3249,6 +8134,74 @@ pub mod commands {
         pub modelb: super::super::CpuModelInfo,
     }
 
+    impl Serialize for QueryCpuModelBaseline {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCpuModelBaseline {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "modela", &self.modela)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "modelb", &self.modelb)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCpuModelBaseline {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryCpuModelBaseline`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            modela: ::std::option::Option<super::super::CpuModelInfo>,
+            modelb: ::std::option::Option<super::super::CpuModelInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelBaseline {
+            const NAME: &'static str = "query-cpu-model-baseline";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "modela" => {
+                        slots.modela = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "modelb" => {
+                        slots.modelb = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryCpuModelBaseline {
+                    modela: slots.modela.ok_or_else(|| E::missing_field("modela"))?,
+                    modelb: slots.modelb.ok_or_else(|| E::missing_field("modelb"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryCpuModelBaseline {
         const NAME: &'static str = "query-cpu-model-baseline";
         type Returns = super::super::CpuModelBaselineInfo;
@@ -3294,7 +8247,7 @@ pub mod commands {
     /// - if an expansion type is not supported
     ///
     /// *Since: 2.8*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryCpuModelExpansion {
         /// expansion type, specifying how to expand the CPU model
         pub r#type: super::super::CpuModelExpansionType,
@@ -3302,6 +8255,74 @@ pub mod commands {
         pub model: super::super::CpuModelInfo,
     }
 
+    impl Serialize for QueryCpuModelExpansion {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCpuModelExpansion {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCpuModelExpansion {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryCpuModelExpansion`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            r#type: ::std::option::Option<super::super::CpuModelExpansionType>,
+            model: ::std::option::Option<super::super::CpuModelInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelExpansion {
+            const NAME: &'static str = "query-cpu-model-expansion";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "type" => {
+                        slots.r#type = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "model" => {
+                        slots.model = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryCpuModelExpansion {
+                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                    model: slots.model.ok_or_else(|| E::missing_field("model"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryCpuModelExpansion {
         const NAME: &'static str = "query-cpu-model-expansion";
         type Returns = super::super::CpuModelExpansionInfo;
@@ -3310,8 +8331,44 @@ pub mod commands {
     /// Return a list of supported virtual CPU definitions
     ///
     /// *Since: 1.2*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCpuDefinitions {}
+    impl Serialize for QueryCpuDefinitions {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCpuDefinitions {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCpuDefinitions {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuDefinitions {
+        const NAME: &'static str = "query-cpu-definitions";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryCpuDefinitions {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryCpuDefinitions {
         const NAME: &'static str = "query-cpu-definitions";
         type Returns = ::std::vec::Vec<super::super::CpuDefinitionInfo>;
@@ -3336,13 +8393,73 @@ pub mod events {
     ///      "data": { "actual": 944766976 },
     ///      "timestamp": { "seconds": 1267020223, "microseconds": 435656 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct BalloonChange {
         /// the logical size of the VM in bytes.  Formula used:
         /// logical_vm_size = vm_ram_size - balloon_size
         pub actual: i64,
     }
 
+    impl Serialize for BalloonChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for BalloonChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "actual", &self.actual)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for BalloonChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`BalloonChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            actual: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for BalloonChange {
+            const NAME: &'static str = "BALLOON_CHANGE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "actual" => {
+                        slots.actual = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(BalloonChange {
+                    actual: slots.actual.ok_or_else(|| E::missing_field("actual"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for BalloonChange {
         const NAME: &'static str = "BALLOON_CHANGE";
     }
@@ -3361,9 +8478,26 @@ pub mod events {
     ///      "data": { "committed": 816640000, "available": 3333054464 },
     ///      "timestamp": { "seconds": 1600295492, "microseconds": 661044 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct HvBalloonStatusReport(pub super::super::HvBalloonInfo);
+    /// Encoded as the wrapped value.
+    impl Serialize for HvBalloonStatusReport {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for HvBalloonStatusReport {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(HvBalloonStatusReport)
+        }
+    }
+
     impl ::qapi_types::Event for HvBalloonStatusReport {
         const NAME: &'static str = "HV_BALLOON_STATUS_REPORT";
     }
@@ -3384,18 +8518,92 @@ pub mod events {
     ///                "qom-path": "/machine/unattached/device[2]" },
     ///      "timestamp": { "seconds": 1588168529, "microseconds": 201316 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MemoryDeviceSizeChange {
         /// device's ID
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::std::string::String>,
         /// the new size of memory that the device provides
         pub size: u64,
         /// path to the device object in the QOM tree (since 6.2)
-        #[serde(rename = "qom-path")]
         pub qom_path: ::std::string::String,
     }
 
+    impl Serialize for MemoryDeviceSizeChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MemoryDeviceSizeChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "id", &self.id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "qom-path",
+                &self.qom_path,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MemoryDeviceSizeChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MemoryDeviceSizeChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+            size: ::std::option::Option<u64>,
+            qom_path: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MemoryDeviceSizeChange {
+            const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                    "size" => {
+                        slots.size = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "qom-path" => {
+                        slots.qom_path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MemoryDeviceSizeChange {
+                    id: slots.id,
+                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                    qom_path: slots.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for MemoryDeviceSizeChange {
         const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
     }

@@ -60,11 +60,79 @@ impl<'de> Deserialize<'de> for S390CpuPolarization {
 /// The result of a CPU polarization query.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CpuPolarizationInfo {
     /// the CPU polarization
     pub polarization: super::S390CpuPolarization,
 }
+
+impl Serialize for CpuPolarizationInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CpuPolarizationInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "polarization",
+            &self.polarization,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuPolarizationInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CpuPolarizationInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        polarization: ::std::option::Option<super::S390CpuPolarization>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CpuPolarizationInfo {
+        const NAME: &'static str = "CpuPolarizationInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "polarization" => {
+                    slots.polarization = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CpuPolarizationInfo {
+                polarization: slots
+                    .polarization
+                    .ok_or_else(|| E::missing_field("polarization"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `machine-s390x.json`.
 pub mod commands {
@@ -78,32 +146,111 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetCpuTopology {
         /// the vCPU ID to be moved
-        #[serde(rename = "core-id")]
         pub core_id: u16,
         /// destination socket to move the vCPU to
-        #[serde(rename = "socket-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub socket_id: ::std::option::Option<u16>,
         /// destination book to move the vCPU to
-        #[serde(rename = "book-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub book_id: ::std::option::Option<u16>,
         /// destination drawer to move the vCPU to
-        #[serde(rename = "drawer-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub drawer_id: ::std::option::Option<u16>,
         /// entitlement to set
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub entitlement: ::std::option::Option<super::super::S390CpuEntitlement>,
         /// whether the provisioning of real to virtual CPU is
         /// dedicated
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub dedicated: ::std::option::Option<bool>,
     }
 
+    impl Serialize for SetCpuTopology {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SetCpuTopology {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "core-id", &self.core_id)?;
+            ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
+            ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
+            ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
+            ::qapi_types::private::optional(map, "entitlement", &self.entitlement)?;
+            ::qapi_types::private::optional(map, "dedicated", &self.dedicated)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetCpuTopology {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SetCpuTopology`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            core_id: ::std::option::Option<u16>,
+            socket_id: ::std::option::Option<u16>,
+            book_id: ::std::option::Option<u16>,
+            drawer_id: ::std::option::Option<u16>,
+            entitlement: ::std::option::Option<super::super::S390CpuEntitlement>,
+            dedicated: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SetCpuTopology {
+            const NAME: &'static str = "set-cpu-topology";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "core-id" => {
+                        slots.core_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "socket-id" => {
+                        slots.socket_id = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
+                    "drawer-id" => {
+                        slots.drawer_id = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "entitlement" => {
+                        slots.entitlement = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "dedicated" => {
+                        slots.dedicated = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SetCpuTopology {
+                    core_id: slots.core_id.ok_or_else(|| E::missing_field("core-id"))?,
+                    socket_id: slots.socket_id,
+                    book_id: slots.book_id,
+                    drawer_id: slots.drawer_id,
+                    entitlement: slots.entitlement,
+                    dedicated: slots.dedicated,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SetCpuTopology {
         const NAME: &'static str = "set-cpu-topology";
         type Returns = ::qapi_types::Empty;
@@ -119,8 +266,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryS390xCpuPolarization {}
+    impl Serialize for QueryS390xCpuPolarization {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryS390xCpuPolarization {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryS390xCpuPolarization {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryS390xCpuPolarization {
+        const NAME: &'static str = "query-s390x-cpu-polarization";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryS390xCpuPolarization {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryS390xCpuPolarization {
         const NAME: &'static str = "query-s390x-cpu-polarization";
         type Returns = super::super::CpuPolarizationInfo;
@@ -157,12 +340,78 @@ pub mod events {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This event is experimental.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct CpuPolarizationChange {
         /// polarization specified by the guest
         pub polarization: super::super::S390CpuPolarization,
     }
 
+    impl Serialize for CpuPolarizationChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for CpuPolarizationChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "polarization",
+                &self.polarization,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for CpuPolarizationChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`CpuPolarizationChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            polarization: ::std::option::Option<super::super::S390CpuPolarization>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for CpuPolarizationChange {
+            const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "polarization" => {
+                        slots.polarization = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(CpuPolarizationChange {
+                    polarization: slots
+                        .polarization
+                        .ok_or_else(|| E::missing_field("polarization"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for CpuPolarizationChange {
         const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
     }
@@ -182,8 +431,44 @@ pub mod events {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This event is experimental.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SclpCpiInfoAvailable {}
+    impl Serialize for SclpCpiInfoAvailable {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SclpCpiInfoAvailable {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SclpCpiInfoAvailable {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SclpCpiInfoAvailable {
+        const NAME: &'static str = "SCLP_CPI_INFO_AVAILABLE";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SclpCpiInfoAvailable {})
+        }
+    }
+
     impl ::qapi_types::Event for SclpCpiInfoAvailable {
         const NAME: &'static str = "SCLP_CPI_INFO_AVAILABLE";
     }

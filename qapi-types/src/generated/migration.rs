@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Detailed migration status.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationStats {
     /// amount of bytes already transferred to the target VM
     pub transferred: i64,
@@ -20,82 +20,457 @@ pub struct MigrationStats {
     /// number of normal pages (since 1.2)
     pub normal: i64,
     /// number of normal bytes sent (since 1.2)
-    #[serde(rename = "normal-bytes")]
     pub normal_bytes: i64,
     /// number of pages dirtied by second by the guest
     /// (since 1.3)
-    #[serde(rename = "dirty-pages-rate")]
     pub dirty_pages_rate: i64,
     /// throughput in megabits/sec.  (since 1.6)
     pub mbps: f64,
     /// number of times that dirty ram was synchronized
     /// (since 2.1)
-    #[serde(rename = "dirty-sync-count")]
     pub dirty_sync_count: i64,
     /// The number of page requests received from the
     /// destination (since 2.7)
-    #[serde(rename = "postcopy-requests")]
     pub postcopy_requests: i64,
     /// The number of bytes per page for the various page-based
     /// statistics (since 2.10)
-    #[serde(rename = "page-size")]
     pub page_size: i64,
     /// The number of bytes sent through multifd (since 3.0)
-    #[serde(rename = "multifd-bytes")]
     pub multifd_bytes: u64,
     /// the number of memory pages transferred per second
     /// (Since 4.0)
-    #[serde(rename = "pages-per-second")]
     pub pages_per_second: u64,
     /// The number of bytes sent in the pre-copy phase
     /// (since 7.0).
-    #[serde(rename = "precopy-bytes")]
     pub precopy_bytes: u64,
     /// The number of bytes sent while the guest is paused
     /// (since 7.0).
-    #[serde(rename = "downtime-bytes")]
     pub downtime_bytes: u64,
     /// The number of bytes sent during the post-copy phase
     /// (since 7.0).
-    #[serde(rename = "postcopy-bytes")]
     pub postcopy_bytes: u64,
     /// Number of times dirty RAM
     /// synchronization could not avoid copying dirty pages.  This is
     /// between 0 and `dirty-sync-count` * `multifd-channels`.
     /// (since 7.1)
-    #[serde(rename = "dirty-sync-missed-zero-copy")]
     pub dirty_sync_missed_zero_copy: u64,
 }
+
+impl Serialize for MigrationStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "transferred",
+            &self.transferred,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "remaining", &self.remaining)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "total", &self.total)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "duplicate", &self.duplicate)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "normal", &self.normal)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "normal-bytes",
+            &self.normal_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "dirty-pages-rate",
+            &self.dirty_pages_rate,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "mbps", &self.mbps)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "dirty-sync-count",
+            &self.dirty_sync_count,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "postcopy-requests",
+            &self.postcopy_requests,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "page-size", &self.page_size)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "multifd-bytes",
+            &self.multifd_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "pages-per-second",
+            &self.pages_per_second,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "precopy-bytes",
+            &self.precopy_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "downtime-bytes",
+            &self.downtime_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "postcopy-bytes",
+            &self.postcopy_bytes,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "dirty-sync-missed-zero-copy",
+            &self.dirty_sync_missed_zero_copy,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        transferred: ::std::option::Option<i64>,
+        remaining: ::std::option::Option<i64>,
+        total: ::std::option::Option<i64>,
+        duplicate: ::std::option::Option<i64>,
+        normal: ::std::option::Option<i64>,
+        normal_bytes: ::std::option::Option<i64>,
+        dirty_pages_rate: ::std::option::Option<i64>,
+        mbps: ::std::option::Option<f64>,
+        dirty_sync_count: ::std::option::Option<i64>,
+        postcopy_requests: ::std::option::Option<i64>,
+        page_size: ::std::option::Option<i64>,
+        multifd_bytes: ::std::option::Option<u64>,
+        pages_per_second: ::std::option::Option<u64>,
+        precopy_bytes: ::std::option::Option<u64>,
+        downtime_bytes: ::std::option::Option<u64>,
+        postcopy_bytes: ::std::option::Option<u64>,
+        dirty_sync_missed_zero_copy: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationStats {
+        const NAME: &'static str = "MigrationStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "transferred" => {
+                    slots.transferred = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "remaining" => {
+                    slots.remaining = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "total" => {
+                    slots.total = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "duplicate" => {
+                    slots.duplicate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "normal" => {
+                    slots.normal = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "normal-bytes" => {
+                    slots.normal_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-pages-rate" => {
+                    slots.dirty_pages_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mbps" => {
+                    slots.mbps = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-sync-count" => {
+                    slots.dirty_sync_count = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "postcopy-requests" => {
+                    slots.postcopy_requests = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "page-size" => {
+                    slots.page_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "multifd-bytes" => {
+                    slots.multifd_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "pages-per-second" => {
+                    slots.pages_per_second = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "precopy-bytes" => {
+                    slots.precopy_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "downtime-bytes" => {
+                    slots.downtime_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "postcopy-bytes" => {
+                    slots.postcopy_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-sync-missed-zero-copy" => {
+                    slots.dirty_sync_missed_zero_copy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationStats {
+                transferred: slots
+                    .transferred
+                    .ok_or_else(|| E::missing_field("transferred"))?,
+                remaining: slots.remaining.ok_or_else(|| E::missing_field("remaining"))?,
+                total: slots.total.ok_or_else(|| E::missing_field("total"))?,
+                duplicate: slots.duplicate.ok_or_else(|| E::missing_field("duplicate"))?,
+                normal: slots.normal.ok_or_else(|| E::missing_field("normal"))?,
+                normal_bytes: slots
+                    .normal_bytes
+                    .ok_or_else(|| E::missing_field("normal-bytes"))?,
+                dirty_pages_rate: slots
+                    .dirty_pages_rate
+                    .ok_or_else(|| E::missing_field("dirty-pages-rate"))?,
+                mbps: slots.mbps.ok_or_else(|| E::missing_field("mbps"))?,
+                dirty_sync_count: slots
+                    .dirty_sync_count
+                    .ok_or_else(|| E::missing_field("dirty-sync-count"))?,
+                postcopy_requests: slots
+                    .postcopy_requests
+                    .ok_or_else(|| E::missing_field("postcopy-requests"))?,
+                page_size: slots.page_size.ok_or_else(|| E::missing_field("page-size"))?,
+                multifd_bytes: slots
+                    .multifd_bytes
+                    .ok_or_else(|| E::missing_field("multifd-bytes"))?,
+                pages_per_second: slots
+                    .pages_per_second
+                    .ok_or_else(|| E::missing_field("pages-per-second"))?,
+                precopy_bytes: slots
+                    .precopy_bytes
+                    .ok_or_else(|| E::missing_field("precopy-bytes"))?,
+                downtime_bytes: slots
+                    .downtime_bytes
+                    .ok_or_else(|| E::missing_field("downtime-bytes"))?,
+                postcopy_bytes: slots
+                    .postcopy_bytes
+                    .ok_or_else(|| E::missing_field("postcopy-bytes"))?,
+                dirty_sync_missed_zero_copy: slots
+                    .dirty_sync_missed_zero_copy
+                    .ok_or_else(|| E::missing_field("dirty-sync-missed-zero-copy"))?,
+            })
+        }
+    }
+};
 
 /// Detailed XBZRLE migration cache statistics
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct XBZRLECacheStats {
     /// XBZRLE cache size
-    #[serde(rename = "cache-size")]
     pub cache_size: u64,
     /// amount of bytes already transferred to the target VM
     pub bytes: i64,
     /// amount of pages transferred to the target VM
     pub pages: i64,
     /// number of cache miss
-    #[serde(rename = "cache-miss")]
     pub cache_miss: i64,
     /// rate of cache miss (since 2.1)
-    #[serde(rename = "cache-miss-rate")]
     pub cache_miss_rate: f64,
     /// rate of encoded bytes (since 5.1)
-    #[serde(rename = "encoding-rate")]
     pub encoding_rate: f64,
     /// number of overflows
     pub overflow: i64,
 }
 
+impl Serialize for XBZRLECacheStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for XBZRLECacheStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cache-size",
+            &self.cache_size,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bytes", &self.bytes)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "pages", &self.pages)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cache-miss",
+            &self.cache_miss,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cache-miss-rate",
+            &self.cache_miss_rate,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "encoding-rate",
+            &self.encoding_rate,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "overflow", &self.overflow)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for XBZRLECacheStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`XBZRLECacheStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cache_size: ::std::option::Option<u64>,
+        bytes: ::std::option::Option<i64>,
+        pages: ::std::option::Option<i64>,
+        cache_miss: ::std::option::Option<i64>,
+        cache_miss_rate: ::std::option::Option<f64>,
+        encoding_rate: ::std::option::Option<f64>,
+        overflow: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XBZRLECacheStats {
+        const NAME: &'static str = "XBZRLECacheStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cache-size" => {
+                    slots.cache_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bytes" => {
+                    slots.bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "pages" => {
+                    slots.pages = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cache-miss" => {
+                    slots.cache_miss = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cache-miss-rate" => {
+                    slots.cache_miss_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "encoding-rate" => {
+                    slots.encoding_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "overflow" => {
+                    slots.overflow = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XBZRLECacheStats {
+                cache_size: slots
+                    .cache_size
+                    .ok_or_else(|| E::missing_field("cache-size"))?,
+                bytes: slots.bytes.ok_or_else(|| E::missing_field("bytes"))?,
+                pages: slots.pages.ok_or_else(|| E::missing_field("pages"))?,
+                cache_miss: slots
+                    .cache_miss
+                    .ok_or_else(|| E::missing_field("cache-miss"))?,
+                cache_miss_rate: slots
+                    .cache_miss_rate
+                    .ok_or_else(|| E::missing_field("cache-miss-rate"))?,
+                encoding_rate: slots
+                    .encoding_rate
+                    .ok_or_else(|| E::missing_field("encoding-rate"))?,
+                overflow: slots.overflow.ok_or_else(|| E::missing_field("overflow"))?,
+            })
+        }
+    }
+};
+
 /// Detailed migration compression statistics
 ///
 /// *Since: 3.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompressionStats {
     /// amount of pages compressed and transferred to the target VM
     pub pages: i64,
@@ -103,15 +478,118 @@ pub struct CompressionStats {
     /// data
     pub busy: i64,
     /// rate of thread busy
-    #[serde(rename = "busy-rate")]
     pub busy_rate: f64,
     /// amount of bytes after compression
-    #[serde(rename = "compressed-size")]
     pub compressed_size: i64,
     /// rate of compressed size
-    #[serde(rename = "compression-rate")]
     pub compression_rate: f64,
 }
+
+impl Serialize for CompressionStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CompressionStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pages", &self.pages)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "busy", &self.busy)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "busy-rate", &self.busy_rate)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "compressed-size",
+            &self.compressed_size,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "compression-rate",
+            &self.compression_rate,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CompressionStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CompressionStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pages: ::std::option::Option<i64>,
+        busy: ::std::option::Option<i64>,
+        busy_rate: ::std::option::Option<f64>,
+        compressed_size: ::std::option::Option<i64>,
+        compression_rate: ::std::option::Option<f64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CompressionStats {
+        const NAME: &'static str = "CompressionStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pages" => {
+                    slots.pages = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "busy" => {
+                    slots.busy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "busy-rate" => {
+                    slots.busy_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "compressed-size" => {
+                    slots.compressed_size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "compression-rate" => {
+                    slots.compression_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CompressionStats {
+                pages: slots.pages.ok_or_else(|| E::missing_field("pages"))?,
+                busy: slots.busy.ok_or_else(|| E::missing_field("busy"))?,
+                busy_rate: slots.busy_rate.ok_or_else(|| E::missing_field("busy-rate"))?,
+                compressed_size: slots
+                    .compressed_size
+                    .ok_or_else(|| E::missing_field("compressed-size"))?,
+                compression_rate: slots
+                    .compression_rate
+                    .ok_or_else(|| E::missing_field("compression-rate"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of migration status.
 ///
@@ -241,91 +719,137 @@ impl<'de> Deserialize<'de> for MigrationStatus {
 /// Detailed VFIO devices migration statistics
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VfioStats {
     /// amount of bytes transferred to the target VM by VFIO
     /// devices
     pub transferred: i64,
 }
 
+impl Serialize for VfioStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VfioStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "transferred",
+            &self.transferred,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VfioStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VfioStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        transferred: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VfioStats {
+        const NAME: &'static str = "VfioStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "transferred" => {
+                    slots.transferred = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VfioStats {
+                transferred: slots
+                    .transferred
+                    .ok_or_else(|| E::missing_field("transferred"))?,
+            })
+        }
+    }
+};
+
 /// Information about current migration process.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationInfo {
     /// [`MigrationStatus`](crate::MigrationStatus) describing the current migration status.
     /// If this field is not returned, no migration process has been
     /// initiated
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<super::MigrationStatus>,
     /// [`MigrationStats`](crate::MigrationStats) containing detailed migration status, only
     /// returned if status is 'active' or 'completed'(since 1.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ram: ::std::option::Option<super::MigrationStats>,
     /// [`VfioStats`](crate::VfioStats) containing detailed VFIO devices migration
     /// statistics, only returned if VFIO device is present, migration
     /// is supported by all VFIO devices and status is 'active' or
     /// 'completed' (since 5.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vfio: ::std::option::Option<super::VfioStats>,
     /// [`XBZRLECacheStats`](crate::XBZRLECacheStats) containing detailed XBZRLE
     /// migration statistics, only returned if XBZRLE feature is on and
     /// status is 'active' or 'completed' (since 1.2)
-    #[serde(rename = "xbzrle-cache")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub xbzrle_cache: ::std::option::Option<super::XBZRLECacheStats>,
     /// total amount of milliseconds since migration started.
     /// If migration has ended, it returns the total migration time.
     /// (since 1.2)
-    #[serde(rename = "total-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total_time: ::std::option::Option<i64>,
     /// only present while migration is active expected
     /// downtime in milliseconds for the guest in last walk of the dirty
     /// bitmap.  (since 1.3)
-    #[serde(rename = "expected-downtime")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub expected_downtime: ::std::option::Option<i64>,
     /// only present when migration finishes correctly total
     /// downtime in milliseconds for the guest.  (since 1.3)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub downtime: ::std::option::Option<i64>,
     /// amount of setup time in milliseconds *before* the
     /// iterations begin but *after* the QMP command is issued.  This is
     /// designed to provide an accounting of any activities (such as
     /// RDMA pinning) which may be expensive, but do not actually occur
     /// during the iterative migration rounds themselves.  (since 1.6)
-    #[serde(rename = "setup-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub setup_time: ::std::option::Option<i64>,
     /// percentage of time guest cpus are being
     /// throttled during auto-converge.  This is only present when
     /// auto-converge has started throttling guest cpus.  (Since 2.7)
-    #[serde(rename = "cpu-throttle-percentage")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_percentage: ::std::option::Option<i64>,
     /// the human readable error description string.  Clients
     /// should not attempt to parse the error strings.  (Since 2.7)
-    #[serde(rename = "error-desc")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error_desc: ::std::option::Option<::std::string::String>,
     /// A list of reasons an outgoing migration is
     /// blocked.  Present and non-empty when migration is blocked.
     /// (since 6.0)
-    #[serde(rename = "blocked-reasons")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub blocked_reasons: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     /// total time when all vCPU were blocked during
     /// postcopy live migration.  This is only present when the
     /// postcopy-blocktime migration capability is enabled.  (Since 3.0)
-    #[serde(rename = "postcopy-blocktime")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_blocktime: ::std::option::Option<u32>,
     /// list of the postcopy blocktime per vCPU.
     /// This is only present when the postcopy-blocktime migration
     /// capability is enabled.  (Since 3.0)
-    #[serde(rename = "postcopy-vcpu-blocktime")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_vcpu_blocktime: ::std::option::Option<::std::vec::Vec<u32>>,
     /// average remote page fault latency (in ns).  Note
     /// that this doesn't include all faults, but only the ones that
@@ -335,8 +859,6 @@ pub struct MigrationInfo {
     /// (Since 10.1)
     ///
     /// Feature `unstable`: Members `postcopy-latency`, `postcopy-vcpu-latency`, `postcopy-latency-dist`, `postcopy-non-vcpu-latency` are experimental.
-    #[serde(rename = "postcopy-latency")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_latency: ::std::option::Option<u64>,
     /// remote page fault latency distributions.
     /// Each element of the array is the number of faults that fall into
@@ -347,8 +869,6 @@ pub struct MigrationInfo {
     /// migration capability is enabled.  (Since 10.1)
     ///
     /// Feature `unstable`: Members `postcopy-latency`, `postcopy-vcpu-latency`, `postcopy-latency-dist`, `postcopy-non-vcpu-latency` are experimental.
-    #[serde(rename = "postcopy-latency-dist")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_latency_dist: ::std::option::Option<::std::vec::Vec<u64>>,
     /// average remote page fault latency per vCPU
     /// (in ns).  It has the same definition of `postcopy-latency`, but
@@ -357,8 +877,6 @@ pub struct MigrationInfo {
     /// (Since 10.1)
     ///
     /// Feature `unstable`: Members `postcopy-latency`, `postcopy-vcpu-latency`, `postcopy-latency-dist`, `postcopy-non-vcpu-latency` are experimental.
-    #[serde(rename = "postcopy-vcpu-latency")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_vcpu_latency: ::std::option::Option<::std::vec::Vec<u64>>,
     /// average remote page fault latency for
     /// all faults happend in non-vCPU threads (in ns).  It has the same
@@ -368,20 +886,14 @@ pub struct MigrationInfo {
     /// (Since 10.1)
     ///
     /// Feature `unstable`: Members `postcopy-latency`, `postcopy-vcpu-latency`, `postcopy-latency-dist`, `postcopy-non-vcpu-latency` are experimental.
-    #[serde(rename = "postcopy-non-vcpu-latency")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub postcopy_non_vcpu_latency: ::std::option::Option<u64>,
     /// Only used for tcp, to know what the real port is
     /// (Since 4.0)
-    #[serde(rename = "socket-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub socket_address: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
     /// Maximum throttle time (in
     /// microseconds) of virtual CPUs each dirty ring full round, which
     /// shows how [`MigrationCapability`](crate::MigrationCapability) dirty-limit affects the guest
     /// during live migration.  (Since 8.1)
-    #[serde(rename = "dirty-limit-throttle-time-per-round")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_limit_throttle_time_per_round: ::std::option::Option<u64>,
     /// Estimated average dirty ring full time
     /// (in microseconds) for each dirty ring full round.  The value
@@ -389,10 +901,229 @@ pub struct MigrationInfo {
     /// page rate of the virtual CPU, which can be used to observe the
     /// average memory load of the virtual CPU indirectly.  Note that
     /// zero means guest doesn't dirty memory.  (Since 8.1)
-    #[serde(rename = "dirty-limit-ring-full-time")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_limit_ring_full_time: ::std::option::Option<u64>,
 }
+
+impl Serialize for MigrationInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "ram", &self.ram)?;
+        ::qapi_types::private::optional(map, "vfio", &self.vfio)?;
+        ::qapi_types::private::optional(map, "xbzrle-cache", &self.xbzrle_cache)?;
+        ::qapi_types::private::optional(map, "total-time", &self.total_time)?;
+        ::qapi_types::private::optional(
+            map,
+            "expected-downtime",
+            &self.expected_downtime,
+        )?;
+        ::qapi_types::private::optional(map, "downtime", &self.downtime)?;
+        ::qapi_types::private::optional(map, "setup-time", &self.setup_time)?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-percentage",
+            &self.cpu_throttle_percentage,
+        )?;
+        ::qapi_types::private::optional(map, "error-desc", &self.error_desc)?;
+        ::qapi_types::private::optional(map, "blocked-reasons", &self.blocked_reasons)?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-blocktime",
+            &self.postcopy_blocktime,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-vcpu-blocktime",
+            &self.postcopy_vcpu_blocktime,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-latency",
+            &self.postcopy_latency,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-latency-dist",
+            &self.postcopy_latency_dist,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-vcpu-latency",
+            &self.postcopy_vcpu_latency,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "postcopy-non-vcpu-latency",
+            &self.postcopy_non_vcpu_latency,
+        )?;
+        ::qapi_types::private::optional(map, "socket-address", &self.socket_address)?;
+        ::qapi_types::private::optional(
+            map,
+            "dirty-limit-throttle-time-per-round",
+            &self.dirty_limit_throttle_time_per_round,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "dirty-limit-ring-full-time",
+            &self.dirty_limit_ring_full_time,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        status: ::std::option::Option<super::MigrationStatus>,
+        ram: ::std::option::Option<super::MigrationStats>,
+        vfio: ::std::option::Option<super::VfioStats>,
+        xbzrle_cache: ::std::option::Option<super::XBZRLECacheStats>,
+        total_time: ::std::option::Option<i64>,
+        expected_downtime: ::std::option::Option<i64>,
+        downtime: ::std::option::Option<i64>,
+        setup_time: ::std::option::Option<i64>,
+        cpu_throttle_percentage: ::std::option::Option<i64>,
+        error_desc: ::std::option::Option<::std::string::String>,
+        blocked_reasons: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        postcopy_blocktime: ::std::option::Option<u32>,
+        postcopy_vcpu_blocktime: ::std::option::Option<::std::vec::Vec<u32>>,
+        postcopy_latency: ::std::option::Option<u64>,
+        postcopy_latency_dist: ::std::option::Option<::std::vec::Vec<u64>>,
+        postcopy_vcpu_latency: ::std::option::Option<::std::vec::Vec<u64>>,
+        postcopy_non_vcpu_latency: ::std::option::Option<u64>,
+        socket_address: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
+        dirty_limit_throttle_time_per_round: ::std::option::Option<u64>,
+        dirty_limit_ring_full_time: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationInfo {
+        const NAME: &'static str = "MigrationInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "ram" => slots.ram = ::serde::de::MapAccess::next_value(map)?,
+                "vfio" => slots.vfio = ::serde::de::MapAccess::next_value(map)?,
+                "xbzrle-cache" => {
+                    slots.xbzrle_cache = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "total-time" => {
+                    slots.total_time = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "expected-downtime" => {
+                    slots.expected_downtime = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "downtime" => slots.downtime = ::serde::de::MapAccess::next_value(map)?,
+                "setup-time" => {
+                    slots.setup_time = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cpu-throttle-percentage" => {
+                    slots.cpu_throttle_percentage = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "error-desc" => {
+                    slots.error_desc = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "blocked-reasons" => {
+                    slots.blocked_reasons = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "postcopy-blocktime" => {
+                    slots.postcopy_blocktime = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "postcopy-vcpu-blocktime" => {
+                    slots.postcopy_vcpu_blocktime = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "postcopy-latency" => {
+                    slots.postcopy_latency = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "postcopy-latency-dist" => {
+                    slots.postcopy_latency_dist = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "postcopy-vcpu-latency" => {
+                    slots.postcopy_vcpu_latency = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "postcopy-non-vcpu-latency" => {
+                    slots.postcopy_non_vcpu_latency = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "socket-address" => {
+                    slots.socket_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dirty-limit-throttle-time-per-round" => {
+                    slots.dirty_limit_throttle_time_per_round = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "dirty-limit-ring-full-time" => {
+                    slots.dirty_limit_ring_full_time = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationInfo {
+                status: slots.status,
+                ram: slots.ram,
+                vfio: slots.vfio,
+                xbzrle_cache: slots.xbzrle_cache,
+                total_time: slots.total_time,
+                expected_downtime: slots.expected_downtime,
+                downtime: slots.downtime,
+                setup_time: slots.setup_time,
+                cpu_throttle_percentage: slots.cpu_throttle_percentage,
+                error_desc: slots.error_desc,
+                blocked_reasons: slots.blocked_reasons,
+                postcopy_blocktime: slots.postcopy_blocktime,
+                postcopy_vcpu_blocktime: slots.postcopy_vcpu_blocktime,
+                postcopy_latency: slots.postcopy_latency,
+                postcopy_latency_dist: slots.postcopy_latency_dist,
+                postcopy_vcpu_latency: slots.postcopy_vcpu_latency,
+                postcopy_non_vcpu_latency: slots.postcopy_non_vcpu_latency,
+                socket_address: slots.socket_address,
+                dirty_limit_throttle_time_per_round: slots
+                    .dirty_limit_throttle_time_per_round,
+                dirty_limit_ring_full_time: slots.dirty_limit_ring_full_time,
+            })
+        }
+    }
+};
 
 /// Migration capabilities enumeration
 ///
@@ -587,13 +1318,89 @@ impl<'de> Deserialize<'de> for MigrationCapability {
 /// Migration capability information
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationCapabilityStatus {
     /// capability enum
     pub capability: super::MigrationCapability,
     /// capability state bool
     pub state: bool,
 }
+
+impl Serialize for MigrationCapabilityStatus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationCapabilityStatus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "capability",
+            &self.capability,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationCapabilityStatus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationCapabilityStatus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        capability: ::std::option::Option<super::MigrationCapability>,
+        state: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationCapabilityStatus {
+        const NAME: &'static str = "MigrationCapabilityStatus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "capability" => {
+                    slots.capability = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "state" => {
+                    slots.state = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationCapabilityStatus {
+                capability: slots
+                    .capability
+                    .ok_or_else(|| E::missing_field("capability"))?,
+                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of multifd compression methods.
 ///
@@ -881,16 +1688,76 @@ impl<'de> Deserialize<'de> for ZeroPageDetection {
 }
 
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BitmapMigrationBitmapAliasTransform {
     /// If present, the bitmap will be made persistent or
     /// transient depending on this parameter.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub persistent: ::std::option::Option<bool>,
 }
 
+impl Serialize for BitmapMigrationBitmapAliasTransform {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BitmapMigrationBitmapAliasTransform {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "persistent", &self.persistent)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BitmapMigrationBitmapAliasTransform {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BitmapMigrationBitmapAliasTransform`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        persistent: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de>
+    for BitmapMigrationBitmapAliasTransform {
+        const NAME: &'static str = "BitmapMigrationBitmapAliasTransform";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "persistent" => {
+                    slots.persistent = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BitmapMigrationBitmapAliasTransform {
+                persistent: slots.persistent,
+            })
+        }
+    }
+};
+
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BitmapMigrationBitmapAlias {
     /// The name of the bitmap.
     pub name: ::std::string::String,
@@ -899,18 +1766,90 @@ pub struct BitmapMigrationBitmapAlias {
     pub alias: ::std::string::String,
     /// Allows the modification of the migrated bitmap.
     /// (since 6.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub transform: ::std::option::Option<super::BitmapMigrationBitmapAliasTransform>,
 }
+
+impl Serialize for BitmapMigrationBitmapAlias {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BitmapMigrationBitmapAlias {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "alias", &self.alias)?;
+        ::qapi_types::private::optional(map, "transform", &self.transform)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BitmapMigrationBitmapAlias {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BitmapMigrationBitmapAlias`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        alias: ::std::option::Option<::std::string::String>,
+        transform: ::std::option::Option<super::BitmapMigrationBitmapAliasTransform>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BitmapMigrationBitmapAlias {
+        const NAME: &'static str = "BitmapMigrationBitmapAlias";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "alias" => {
+                    slots.alias = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "transform" => slots.transform = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BitmapMigrationBitmapAlias {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                alias: slots.alias.ok_or_else(|| E::missing_field("alias"))?,
+                transform: slots.transform,
+            })
+        }
+    }
+};
 
 /// Maps a block node name and the bitmaps it has to aliases for dirty
 /// bitmap migration.
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BitmapMigrationNodeAlias {
     /// A block node name.
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
     /// An alias block node name for migration (for example the node
     /// name on the opposite site).
@@ -918,6 +1857,86 @@ pub struct BitmapMigrationNodeAlias {
     /// Mappings for the bitmaps on this node.
     pub bitmaps: ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
 }
+
+impl Serialize for BitmapMigrationNodeAlias {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BitmapMigrationNodeAlias {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "alias", &self.alias)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bitmaps", &self.bitmaps)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BitmapMigrationNodeAlias {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BitmapMigrationNodeAlias`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node_name: ::std::option::Option<::std::string::String>,
+        alias: ::std::option::Option<::std::string::String>,
+        bitmaps: ::std::option::Option<
+            ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BitmapMigrationNodeAlias {
+        const NAME: &'static str = "BitmapMigrationNodeAlias";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-name" => {
+                    slots.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "alias" => {
+                    slots.alias = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bitmaps" => {
+                    slots.bitmaps = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BitmapMigrationNodeAlias {
+                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+                alias: slots.alias.ok_or_else(|| E::missing_field("alias"))?,
+                bitmaps: slots.bitmaps.ok_or_else(|| E::missing_field("bitmaps"))?,
+            })
+        }
+    }
+};
 
 /// Migration parameters enumeration
 ///
@@ -1182,45 +2201,31 @@ impl<'de> Deserialize<'de> for MigrationParameter {
 }
 
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrateSetParameters {
     /// Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
-    #[serde(rename = "announce-initial")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_initial: ::std::option::Option<u64>,
     /// Maximum delay (in milliseconds) between packets in
     /// the announcement (Since 4.0)
-    #[serde(rename = "announce-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_max: ::std::option::Option<u64>,
     /// Number of self-announce packets sent after
     /// migration (Since 4.0)
-    #[serde(rename = "announce-rounds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_rounds: ::std::option::Option<u64>,
     /// Increase in delay (in milliseconds) between
     /// subsequent packets in the announcement (Since 4.0)
-    #[serde(rename = "announce-step")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_step: ::std::option::Option<u64>,
     /// The ratio of bytes_dirty_period and
     /// bytes_xfer_period to trigger throttling.  It is expressed as
     /// percentage.  The default value is 50.  (Since 5.0)
-    #[serde(rename = "throttle-trigger-threshold")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_trigger_threshold: ::std::option::Option<u8>,
     /// Initial percentage of time guest cpus are
     /// throttled when migration auto-converge is activated.  The
     /// default value is 20.  (Since 2.7)
-    #[serde(rename = "cpu-throttle-initial")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_initial: ::std::option::Option<u8>,
     /// throttle percentage increase each time
     /// auto-converge detects that migration is not making progress.
     /// The default value is 10.  (Since 2.7)
-    #[serde(rename = "cpu-throttle-increment")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_increment: ::std::option::Option<u8>,
     /// Make CPU throttling slower at tail stage.
     /// At the tail stage of throttling, the Guest is very sensitive to
@@ -1234,8 +2239,6 @@ pub struct MigrateSetParameters {
     /// traditional throttling, meanwhile the throttle increment won't
     /// be excessive at tail stage.  The default value is false.
     /// (Since 5.1)
-    #[serde(rename = "cpu-throttle-tailslow")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_tailslow: ::std::option::Option<bool>,
     /// ID of the 'tls-creds' object that provides credentials
     /// for establishing a TLS connection over the migration data
@@ -1245,9 +2248,6 @@ pub struct MigrateSetParameters {
     /// non-empty string enables TLS for all migrations.  An empty
     /// string means that QEMU will use plain text mode for migration,
     /// rather than TLS.  This is the default.  (Since 2.7)
-    #[serde(rename = "tls-creds")]
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<super::StrOrNull>,
     /// migration target's hostname for validating the
     /// server's x509 certificate identity.  If empty, QEMU will use the
@@ -1257,23 +2257,15 @@ pub struct MigrateSetParameters {
     /// migration.  (Since 2.7)
     ///
     /// Note: empty value works only since 2.9.
-    #[serde(rename = "tls-hostname")]
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_hostname: ::std::option::Option<super::StrOrNull>,
     /// ID of the 'authz' object subclass that provides access
     /// control checking of the TLS x509 certificate distinguished name.
     /// This object is only resolved at time of use, so can be deleted
     /// and recreated on the fly while the migration server is active.
     /// If missing, it will default to denying access (Since 4.0)
-    #[serde(rename = "tls-authz")]
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<super::StrOrNull>,
     /// maximum speed for migration, in bytes per second.
     /// (Since 2.8)
-    #[serde(rename = "max-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_bandwidth: ::std::option::Option<u64>,
     /// to set the available bandwidth that
     /// migration can use during switchover phase.  **Note:** this does
@@ -1285,72 +2277,50 @@ pub struct MigrateSetParameters {
     /// available when switching over.  When specified correctly, this
     /// can make the switchover decision much more accurate.
     /// (Since 8.2)
-    #[serde(rename = "avail-switchover-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub avail_switchover_bandwidth: ::std::option::Option<u64>,
     /// set maximum tolerated downtime for migration.
     /// maximum downtime in milliseconds (Since 2.8)
-    #[serde(rename = "downtime-limit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub downtime_limit: ::std::option::Option<u64>,
     /// The delay time (in ms) between two COLO
     /// checkpoints in periodic mode.  (Since 2.8)
     ///
     /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
-    #[serde(rename = "x-checkpoint-delay")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_checkpoint_delay: ::std::option::Option<u32>,
     /// Number of channels used to migrate data in
     /// parallel.  This is the same number that the number of sockets
     /// used for migration.  The default value is 2 (since 4.0)
-    #[serde(rename = "multifd-channels")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_channels: ::std::option::Option<u8>,
     /// cache size to be used by XBZRLE migration.  It
     /// needs to be a multiple of the target page size and a power of 2
     /// (Since 2.11)
-    #[serde(rename = "xbzrle-cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub xbzrle_cache_size: ::std::option::Option<u64>,
     /// Background transfer bandwidth during
     /// postcopy.  Defaults to 0 (unlimited).  In bytes per second.
     /// (Since 3.0)
-    #[serde(rename = "max-postcopy-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_postcopy_bandwidth: ::std::option::Option<u64>,
     /// maximum cpu throttle percentage.  Defaults to 99.
     /// (Since 3.1)
-    #[serde(rename = "max-cpu-throttle")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_cpu_throttle: ::std::option::Option<u8>,
     /// Which compression method to use.  Defaults to
     /// none.  (Since 5.0)
-    #[serde(rename = "multifd-compression")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_compression: ::std::option::Option<super::MultiFDCompression>,
     /// Set the compression level to be used in live
     /// migration, the compression level is an integer between 0 and 9,
     /// where 0 means no compression, 1 means the best compression
     /// speed, and 9 means best compression ratio which will consume
     /// more CPU.  Defaults to 1.  (Since 5.0)
-    #[serde(rename = "multifd-zlib-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_zlib_level: ::std::option::Option<u8>,
     /// Set the compression level to be used in live
     /// migration.  The level is an integer between 1 and 9, where 1
     /// means the best compression speed, and 9 means the best
     /// compression ratio which will consume more CPU.  Defaults to 1.
     /// (Since 9.2)
-    #[serde(rename = "multifd-qatzip-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_qatzip_level: ::std::option::Option<u8>,
     /// Set the compression level to be used in live
     /// migration, the compression level is an integer between 0 and 20,
     /// where 0 means no compression, 1 means the best compression
     /// speed, and 20 means best compression ratio which will consume
     /// more CPU.  Defaults to 1.  (Since 5.0)
-    #[serde(rename = "multifd-zstd-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_zstd_level: ::std::option::Option<u8>,
     /// Maps block nodes and bitmaps on them to
     /// aliases for the purpose of dirty bitmap migration.  Such aliases
@@ -1367,8 +2337,6 @@ pub struct MigrateSetParameters {
     /// has never been set), bitmap names are mapped to themselves.
     /// Nodes are mapped to their block device name if there is one, and
     /// to their node name otherwise.  (Since 5.2)
-    #[serde(rename = "block-bitmap-mapping")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub block_bitmap_mapping: ::std::option::Option<
         ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
     >,
@@ -1377,80 +2345,385 @@ pub struct MigrateSetParameters {
     /// 1000ms.  Defaults to 1000ms.  (Since 8.1)
     ///
     /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
-    #[serde(rename = "x-vcpu-dirty-limit-period")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
     /// Dirtyrate limit (MB/s) during live migration.
     /// Defaults to 1.  (Since 8.1)
-    #[serde(rename = "vcpu-dirty-limit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_limit: ::std::option::Option<u64>,
     /// Migration mode.  See description in [`MigMode`](crate::MigMode).  Default is
     /// 'normal'.  (Since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::MigMode>,
     /// Whether and how to detect zero pages.  See
     /// description in [`ZeroPageDetection`](crate::ZeroPageDetection).  Default is 'multifd'.
     /// (since 9.0)
-    #[serde(rename = "zero-page-detection")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
     /// Open migration files with O_DIRECT when possible.  This
     /// only has effect if the `mapped-ram` capability is enabled.
     /// (Since 9.1)
-    #[serde(rename = "direct-io")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub direct_io: ::std::option::Option<bool>,
     /// Command to start the new QEMU process when `mode`
     /// is `cpr-exec`.  The first list element is the program's filename,
     /// the remainder its arguments.  (Since 10.2)
-    #[serde(rename = "cpr-exec-command")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for MigrateSetParameters {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrateSetParameters {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "announce-initial",
+            &self.announce_initial,
+        )?;
+        ::qapi_types::private::optional(map, "announce-max", &self.announce_max)?;
+        ::qapi_types::private::optional(map, "announce-rounds", &self.announce_rounds)?;
+        ::qapi_types::private::optional(map, "announce-step", &self.announce_step)?;
+        ::qapi_types::private::optional(
+            map,
+            "throttle-trigger-threshold",
+            &self.throttle_trigger_threshold,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-initial",
+            &self.cpu_throttle_initial,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-increment",
+            &self.cpu_throttle_increment,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-tailslow",
+            &self.cpu_throttle_tailslow,
+        )?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "max-bandwidth", &self.max_bandwidth)?;
+        ::qapi_types::private::optional(
+            map,
+            "avail-switchover-bandwidth",
+            &self.avail_switchover_bandwidth,
+        )?;
+        ::qapi_types::private::optional(map, "downtime-limit", &self.downtime_limit)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-checkpoint-delay",
+            &self.x_checkpoint_delay,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-channels",
+            &self.multifd_channels,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "xbzrle-cache-size",
+            &self.xbzrle_cache_size,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max-postcopy-bandwidth",
+            &self.max_postcopy_bandwidth,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max-cpu-throttle",
+            &self.max_cpu_throttle,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-compression",
+            &self.multifd_compression,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-zlib-level",
+            &self.multifd_zlib_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-qatzip-level",
+            &self.multifd_qatzip_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-zstd-level",
+            &self.multifd_zstd_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "block-bitmap-mapping",
+            &self.block_bitmap_mapping,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "x-vcpu-dirty-limit-period",
+            &self.x_vcpu_dirty_limit_period,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "vcpu-dirty-limit",
+            &self.vcpu_dirty_limit,
+        )?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(
+            map,
+            "zero-page-detection",
+            &self.zero_page_detection,
+        )?;
+        ::qapi_types::private::optional(map, "direct-io", &self.direct_io)?;
+        ::qapi_types::private::optional(
+            map,
+            "cpr-exec-command",
+            &self.cpr_exec_command,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrateSetParameters {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrateSetParameters`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        announce_initial: ::std::option::Option<u64>,
+        announce_max: ::std::option::Option<u64>,
+        announce_rounds: ::std::option::Option<u64>,
+        announce_step: ::std::option::Option<u64>,
+        throttle_trigger_threshold: ::std::option::Option<u8>,
+        cpu_throttle_initial: ::std::option::Option<u8>,
+        cpu_throttle_increment: ::std::option::Option<u8>,
+        cpu_throttle_tailslow: ::std::option::Option<bool>,
+        tls_creds: ::std::option::Option<super::StrOrNull>,
+        tls_hostname: ::std::option::Option<super::StrOrNull>,
+        tls_authz: ::std::option::Option<super::StrOrNull>,
+        max_bandwidth: ::std::option::Option<u64>,
+        avail_switchover_bandwidth: ::std::option::Option<u64>,
+        downtime_limit: ::std::option::Option<u64>,
+        x_checkpoint_delay: ::std::option::Option<u32>,
+        multifd_channels: ::std::option::Option<u8>,
+        xbzrle_cache_size: ::std::option::Option<u64>,
+        max_postcopy_bandwidth: ::std::option::Option<u64>,
+        max_cpu_throttle: ::std::option::Option<u8>,
+        multifd_compression: ::std::option::Option<super::MultiFDCompression>,
+        multifd_zlib_level: ::std::option::Option<u8>,
+        multifd_qatzip_level: ::std::option::Option<u8>,
+        multifd_zstd_level: ::std::option::Option<u8>,
+        block_bitmap_mapping: ::std::option::Option<
+            ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
+        >,
+        x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
+        vcpu_dirty_limit: ::std::option::Option<u64>,
+        mode: ::std::option::Option<super::MigMode>,
+        zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
+        direct_io: ::std::option::Option<bool>,
+        cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrateSetParameters {
+        const NAME: &'static str = "MigrateSetParameters";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "announce-initial" => {
+                    slots.announce_initial = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-max" => {
+                    slots.announce_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-rounds" => {
+                    slots.announce_rounds = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-step" => {
+                    slots.announce_step = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "throttle-trigger-threshold" => {
+                    slots.throttle_trigger_threshold = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cpu-throttle-initial" => {
+                    slots.cpu_throttle_initial = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cpu-throttle-increment" => {
+                    slots.cpu_throttle_increment = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cpu-throttle-tailslow" => {
+                    slots.cpu_throttle_tailslow = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "tls-creds" => {
+                    slots.tls_creds = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tls-hostname" => {
+                    slots.tls_hostname = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tls-authz" => {
+                    slots.tls_authz = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max-bandwidth" => {
+                    slots.max_bandwidth = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "avail-switchover-bandwidth" => {
+                    slots.avail_switchover_bandwidth = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "downtime-limit" => {
+                    slots.downtime_limit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-checkpoint-delay" => {
+                    slots.x_checkpoint_delay = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-channels" => {
+                    slots.multifd_channels = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "xbzrle-cache-size" => {
+                    slots.xbzrle_cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-postcopy-bandwidth" => {
+                    slots.max_postcopy_bandwidth = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "max-cpu-throttle" => {
+                    slots.max_cpu_throttle = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-compression" => {
+                    slots.multifd_compression = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-zlib-level" => {
+                    slots.multifd_zlib_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-qatzip-level" => {
+                    slots.multifd_qatzip_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-zstd-level" => {
+                    slots.multifd_zstd_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "block-bitmap-mapping" => {
+                    slots.block_bitmap_mapping = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-vcpu-dirty-limit-period" => {
+                    slots.x_vcpu_dirty_limit_period = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "vcpu-dirty-limit" => {
+                    slots.vcpu_dirty_limit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                "zero-page-detection" => {
+                    slots.zero_page_detection = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "direct-io" => slots.direct_io = ::serde::de::MapAccess::next_value(map)?,
+                "cpr-exec-command" => {
+                    slots.cpr_exec_command = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrateSetParameters {
+                announce_initial: slots.announce_initial,
+                announce_max: slots.announce_max,
+                announce_rounds: slots.announce_rounds,
+                announce_step: slots.announce_step,
+                throttle_trigger_threshold: slots.throttle_trigger_threshold,
+                cpu_throttle_initial: slots.cpu_throttle_initial,
+                cpu_throttle_increment: slots.cpu_throttle_increment,
+                cpu_throttle_tailslow: slots.cpu_throttle_tailslow,
+                tls_creds: slots.tls_creds,
+                tls_hostname: slots.tls_hostname,
+                tls_authz: slots.tls_authz,
+                max_bandwidth: slots.max_bandwidth,
+                avail_switchover_bandwidth: slots.avail_switchover_bandwidth,
+                downtime_limit: slots.downtime_limit,
+                x_checkpoint_delay: slots.x_checkpoint_delay,
+                multifd_channels: slots.multifd_channels,
+                xbzrle_cache_size: slots.xbzrle_cache_size,
+                max_postcopy_bandwidth: slots.max_postcopy_bandwidth,
+                max_cpu_throttle: slots.max_cpu_throttle,
+                multifd_compression: slots.multifd_compression,
+                multifd_zlib_level: slots.multifd_zlib_level,
+                multifd_qatzip_level: slots.multifd_qatzip_level,
+                multifd_zstd_level: slots.multifd_zstd_level,
+                block_bitmap_mapping: slots.block_bitmap_mapping,
+                x_vcpu_dirty_limit_period: slots.x_vcpu_dirty_limit_period,
+                vcpu_dirty_limit: slots.vcpu_dirty_limit,
+                mode: slots.mode,
+                zero_page_detection: slots.zero_page_detection,
+                direct_io: slots.direct_io,
+                cpr_exec_command: slots.cpr_exec_command,
+            })
+        }
+    }
+};
 
 /// The optional members aren't actually optional.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationParameters {
     /// Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
-    #[serde(rename = "announce-initial")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_initial: ::std::option::Option<u64>,
     /// Maximum delay (in milliseconds) between packets in
     /// the announcement (Since 4.0)
-    #[serde(rename = "announce-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_max: ::std::option::Option<u64>,
     /// Number of self-announce packets sent after
     /// migration (Since 4.0)
-    #[serde(rename = "announce-rounds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_rounds: ::std::option::Option<u64>,
     /// Increase in delay (in milliseconds) between
     /// subsequent packets in the announcement (Since 4.0)
-    #[serde(rename = "announce-step")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub announce_step: ::std::option::Option<u64>,
     /// The ratio of bytes_dirty_period and
     /// bytes_xfer_period to trigger throttling.  It is expressed as
     /// percentage.  The default value is 50.  (Since 5.0)
-    #[serde(rename = "throttle-trigger-threshold")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_trigger_threshold: ::std::option::Option<u8>,
     /// Initial percentage of time guest cpus are
     /// throttled when migration auto-converge is activated.
     /// (Since 2.7)
-    #[serde(rename = "cpu-throttle-initial")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_initial: ::std::option::Option<u8>,
     /// throttle percentage increase each time
     /// auto-converge detects that migration is not making progress.
     /// (Since 2.7)
-    #[serde(rename = "cpu-throttle-increment")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_increment: ::std::option::Option<u8>,
     /// Make CPU throttling slower at tail stage.
     /// At the tail stage of throttling, the Guest is very sensitive to
@@ -1464,8 +2737,6 @@ pub struct MigrationParameters {
     /// traditional throttling, meanwhile the throttle increment won't
     /// be excessive at tail stage.  The default value is false.
     /// (Since 5.1)
-    #[serde(rename = "cpu-throttle-tailslow")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_throttle_tailslow: ::std::option::Option<bool>,
     /// ID of the 'tls-creds' object that provides credentials
     /// for establishing a TLS connection over the migration data
@@ -1476,27 +2747,19 @@ pub struct MigrationParameters {
     /// than TLS.  (Since 2.7)
     ///
     /// Note: 2.8 omits empty `tls-creds` instead.
-    #[serde(rename = "tls-creds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_creds: ::std::option::Option<::std::string::String>,
     /// migration target's hostname for validating the
     /// server's x509 certificate identity.  If empty, QEMU will use the
     /// hostname from the migration URI, if any.  (Since 2.7)
     ///
     /// Note: 2.8 omits empty `tls-hostname` instead.
-    #[serde(rename = "tls-hostname")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_hostname: ::std::option::Option<::std::string::String>,
     /// ID of the 'authz' object subclass that provides access
     /// control checking of the TLS x509 certificate distinguished name.
     /// (Since 4.0)
-    #[serde(rename = "tls-authz")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_authz: ::std::option::Option<::std::string::String>,
     /// maximum speed for migration, in bytes per second.
     /// (Since 2.8)
-    #[serde(rename = "max-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_bandwidth: ::std::option::Option<u64>,
     /// to set the available bandwidth that
     /// migration can use during switchover phase.  **Note:** this does
@@ -1508,72 +2771,50 @@ pub struct MigrationParameters {
     /// available when switching over.  When specified correctly, this
     /// can make the switchover decision much more accurate.
     /// (Since 8.2)
-    #[serde(rename = "avail-switchover-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub avail_switchover_bandwidth: ::std::option::Option<u64>,
     /// set maximum tolerated downtime for migration.
     /// maximum downtime in milliseconds (Since 2.8)
-    #[serde(rename = "downtime-limit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub downtime_limit: ::std::option::Option<u64>,
     /// the delay time between two COLO checkpoints.
     /// (Since 2.8)
     ///
     /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
-    #[serde(rename = "x-checkpoint-delay")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_checkpoint_delay: ::std::option::Option<u32>,
     /// Number of channels used to migrate data in
     /// parallel.  This is the same number that the number of sockets
     /// used for migration.  The default value is 2 (since 4.0)
-    #[serde(rename = "multifd-channels")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_channels: ::std::option::Option<u8>,
     /// cache size to be used by XBZRLE migration.  It
     /// needs to be a multiple of the target page size and a power of 2
     /// (Since 2.11)
-    #[serde(rename = "xbzrle-cache-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub xbzrle_cache_size: ::std::option::Option<u64>,
     /// Background transfer bandwidth during
     /// postcopy.  Defaults to 0 (unlimited).  In bytes per second.
     /// (Since 3.0)
-    #[serde(rename = "max-postcopy-bandwidth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_postcopy_bandwidth: ::std::option::Option<u64>,
     /// maximum cpu throttle percentage.  Defaults to 99.
     /// (Since 3.1)
-    #[serde(rename = "max-cpu-throttle")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_cpu_throttle: ::std::option::Option<u8>,
     /// Which compression method to use.  Defaults to
     /// none.  (Since 5.0)
-    #[serde(rename = "multifd-compression")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_compression: ::std::option::Option<super::MultiFDCompression>,
     /// Set the compression level to be used in live
     /// migration, the compression level is an integer between 0 and 9,
     /// where 0 means no compression, 1 means the best compression
     /// speed, and 9 means best compression ratio which will consume
     /// more CPU.  Defaults to 1.  (Since 5.0)
-    #[serde(rename = "multifd-zlib-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_zlib_level: ::std::option::Option<u8>,
     /// Set the compression level to be used in live
     /// migration.  The level is an integer between 1 and 9, where 1
     /// means the best compression speed, and 9 means the best
     /// compression ratio which will consume more CPU.  Defaults to 1.
     /// (Since 9.2)
-    #[serde(rename = "multifd-qatzip-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_qatzip_level: ::std::option::Option<u8>,
     /// Set the compression level to be used in live
     /// migration, the compression level is an integer between 0 and 20,
     /// where 0 means no compression, 1 means the best compression
     /// speed, and 20 means best compression ratio which will consume
     /// more CPU.  Defaults to 1.  (Since 5.0)
-    #[serde(rename = "multifd-zstd-level")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub multifd_zstd_level: ::std::option::Option<u8>,
     /// Maps block nodes and bitmaps on them to
     /// aliases for the purpose of dirty bitmap migration.  Such aliases
@@ -1590,8 +2831,6 @@ pub struct MigrationParameters {
     /// has never been set), bitmap names are mapped to themselves.
     /// Nodes are mapped to their block device name if there is one, and
     /// to their node name otherwise.  (Since 5.2)
-    #[serde(rename = "block-bitmap-mapping")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub block_bitmap_mapping: ::std::option::Option<
         ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
     >,
@@ -1600,37 +2839,346 @@ pub struct MigrationParameters {
     /// 1000ms.  Defaults to 1000ms.  (Since 8.1)
     ///
     /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
-    #[serde(rename = "x-vcpu-dirty-limit-period")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
     /// Dirtyrate limit (MB/s) during live migration.
     /// Defaults to 1.  (Since 8.1)
-    #[serde(rename = "vcpu-dirty-limit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_limit: ::std::option::Option<u64>,
     /// Migration mode.  See description in [`MigMode`](crate::MigMode).  Default is
     /// 'normal'.  (Since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::MigMode>,
     /// Whether and how to detect zero pages.  See
     /// description in [`ZeroPageDetection`](crate::ZeroPageDetection).  Default is 'multifd'.
     /// (since 9.0)
-    #[serde(rename = "zero-page-detection")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
     /// Open migration files with O_DIRECT when possible.  This
     /// only has effect if the `mapped-ram` capability is enabled.
     /// (Since 9.1)
-    #[serde(rename = "direct-io")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub direct_io: ::std::option::Option<bool>,
     /// Command to start the new QEMU process when `mode`
     /// is `cpr-exec`.  The first list element is the program's filename,
     /// the remainder its arguments.  (Since 10.2)
-    #[serde(rename = "cpr-exec-command")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for MigrationParameters {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationParameters {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "announce-initial",
+            &self.announce_initial,
+        )?;
+        ::qapi_types::private::optional(map, "announce-max", &self.announce_max)?;
+        ::qapi_types::private::optional(map, "announce-rounds", &self.announce_rounds)?;
+        ::qapi_types::private::optional(map, "announce-step", &self.announce_step)?;
+        ::qapi_types::private::optional(
+            map,
+            "throttle-trigger-threshold",
+            &self.throttle_trigger_threshold,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-initial",
+            &self.cpu_throttle_initial,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-increment",
+            &self.cpu_throttle_increment,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "cpu-throttle-tailslow",
+            &self.cpu_throttle_tailslow,
+        )?;
+        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
+        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
+        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
+        ::qapi_types::private::optional(map, "max-bandwidth", &self.max_bandwidth)?;
+        ::qapi_types::private::optional(
+            map,
+            "avail-switchover-bandwidth",
+            &self.avail_switchover_bandwidth,
+        )?;
+        ::qapi_types::private::optional(map, "downtime-limit", &self.downtime_limit)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-checkpoint-delay",
+            &self.x_checkpoint_delay,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-channels",
+            &self.multifd_channels,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "xbzrle-cache-size",
+            &self.xbzrle_cache_size,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max-postcopy-bandwidth",
+            &self.max_postcopy_bandwidth,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "max-cpu-throttle",
+            &self.max_cpu_throttle,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-compression",
+            &self.multifd_compression,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-zlib-level",
+            &self.multifd_zlib_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-qatzip-level",
+            &self.multifd_qatzip_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "multifd-zstd-level",
+            &self.multifd_zstd_level,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "block-bitmap-mapping",
+            &self.block_bitmap_mapping,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "x-vcpu-dirty-limit-period",
+            &self.x_vcpu_dirty_limit_period,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "vcpu-dirty-limit",
+            &self.vcpu_dirty_limit,
+        )?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(
+            map,
+            "zero-page-detection",
+            &self.zero_page_detection,
+        )?;
+        ::qapi_types::private::optional(map, "direct-io", &self.direct_io)?;
+        ::qapi_types::private::optional(
+            map,
+            "cpr-exec-command",
+            &self.cpr_exec_command,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationParameters {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationParameters`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        announce_initial: ::std::option::Option<u64>,
+        announce_max: ::std::option::Option<u64>,
+        announce_rounds: ::std::option::Option<u64>,
+        announce_step: ::std::option::Option<u64>,
+        throttle_trigger_threshold: ::std::option::Option<u8>,
+        cpu_throttle_initial: ::std::option::Option<u8>,
+        cpu_throttle_increment: ::std::option::Option<u8>,
+        cpu_throttle_tailslow: ::std::option::Option<bool>,
+        tls_creds: ::std::option::Option<::std::string::String>,
+        tls_hostname: ::std::option::Option<::std::string::String>,
+        tls_authz: ::std::option::Option<::std::string::String>,
+        max_bandwidth: ::std::option::Option<u64>,
+        avail_switchover_bandwidth: ::std::option::Option<u64>,
+        downtime_limit: ::std::option::Option<u64>,
+        x_checkpoint_delay: ::std::option::Option<u32>,
+        multifd_channels: ::std::option::Option<u8>,
+        xbzrle_cache_size: ::std::option::Option<u64>,
+        max_postcopy_bandwidth: ::std::option::Option<u64>,
+        max_cpu_throttle: ::std::option::Option<u8>,
+        multifd_compression: ::std::option::Option<super::MultiFDCompression>,
+        multifd_zlib_level: ::std::option::Option<u8>,
+        multifd_qatzip_level: ::std::option::Option<u8>,
+        multifd_zstd_level: ::std::option::Option<u8>,
+        block_bitmap_mapping: ::std::option::Option<
+            ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
+        >,
+        x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
+        vcpu_dirty_limit: ::std::option::Option<u64>,
+        mode: ::std::option::Option<super::MigMode>,
+        zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
+        direct_io: ::std::option::Option<bool>,
+        cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationParameters {
+        const NAME: &'static str = "MigrationParameters";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "announce-initial" => {
+                    slots.announce_initial = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-max" => {
+                    slots.announce_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-rounds" => {
+                    slots.announce_rounds = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "announce-step" => {
+                    slots.announce_step = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "throttle-trigger-threshold" => {
+                    slots.throttle_trigger_threshold = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cpu-throttle-initial" => {
+                    slots.cpu_throttle_initial = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cpu-throttle-increment" => {
+                    slots.cpu_throttle_increment = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "cpu-throttle-tailslow" => {
+                    slots.cpu_throttle_tailslow = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
+                "tls-hostname" => {
+                    slots.tls_hostname = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
+                "max-bandwidth" => {
+                    slots.max_bandwidth = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "avail-switchover-bandwidth" => {
+                    slots.avail_switchover_bandwidth = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "downtime-limit" => {
+                    slots.downtime_limit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-checkpoint-delay" => {
+                    slots.x_checkpoint_delay = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-channels" => {
+                    slots.multifd_channels = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "xbzrle-cache-size" => {
+                    slots.xbzrle_cache_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max-postcopy-bandwidth" => {
+                    slots.max_postcopy_bandwidth = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "max-cpu-throttle" => {
+                    slots.max_cpu_throttle = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-compression" => {
+                    slots.multifd_compression = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-zlib-level" => {
+                    slots.multifd_zlib_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-qatzip-level" => {
+                    slots.multifd_qatzip_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "multifd-zstd-level" => {
+                    slots.multifd_zstd_level = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "block-bitmap-mapping" => {
+                    slots.block_bitmap_mapping = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "x-vcpu-dirty-limit-period" => {
+                    slots.x_vcpu_dirty_limit_period = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "vcpu-dirty-limit" => {
+                    slots.vcpu_dirty_limit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                "zero-page-detection" => {
+                    slots.zero_page_detection = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "direct-io" => slots.direct_io = ::serde::de::MapAccess::next_value(map)?,
+                "cpr-exec-command" => {
+                    slots.cpr_exec_command = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationParameters {
+                announce_initial: slots.announce_initial,
+                announce_max: slots.announce_max,
+                announce_rounds: slots.announce_rounds,
+                announce_step: slots.announce_step,
+                throttle_trigger_threshold: slots.throttle_trigger_threshold,
+                cpu_throttle_initial: slots.cpu_throttle_initial,
+                cpu_throttle_increment: slots.cpu_throttle_increment,
+                cpu_throttle_tailslow: slots.cpu_throttle_tailslow,
+                tls_creds: slots.tls_creds,
+                tls_hostname: slots.tls_hostname,
+                tls_authz: slots.tls_authz,
+                max_bandwidth: slots.max_bandwidth,
+                avail_switchover_bandwidth: slots.avail_switchover_bandwidth,
+                downtime_limit: slots.downtime_limit,
+                x_checkpoint_delay: slots.x_checkpoint_delay,
+                multifd_channels: slots.multifd_channels,
+                xbzrle_cache_size: slots.xbzrle_cache_size,
+                max_postcopy_bandwidth: slots.max_postcopy_bandwidth,
+                max_cpu_throttle: slots.max_cpu_throttle,
+                multifd_compression: slots.multifd_compression,
+                multifd_zlib_level: slots.multifd_zlib_level,
+                multifd_qatzip_level: slots.multifd_qatzip_level,
+                multifd_zstd_level: slots.multifd_zstd_level,
+                block_bitmap_mapping: slots.block_bitmap_mapping,
+                x_vcpu_dirty_limit_period: slots.x_vcpu_dirty_limit_period,
+                vcpu_dirty_limit: slots.vcpu_dirty_limit,
+                mode: slots.mode,
+                zero_page_detection: slots.zero_page_detection,
+                direct_io: slots.direct_io,
+                cpr_exec_command: slots.cpr_exec_command,
+            })
+        }
+    }
+};
 
 /// The message transmission between Primary side and Secondary side.
 ///
@@ -1962,7 +3510,7 @@ impl<'de> Deserialize<'de> for MigrationAddressType {
 }
 
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileMigrationArgs {
     /// The file to receive the migration stream
     pub filename: ::std::string::String,
@@ -1970,21 +3518,170 @@ pub struct FileMigrationArgs {
     pub offset: u64,
 }
 
+impl Serialize for FileMigrationArgs {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FileMigrationArgs {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMigrationArgs {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FileMigrationArgs`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        filename: ::std::option::Option<::std::string::String>,
+        offset: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FileMigrationArgs {
+        const NAME: &'static str = "FileMigrationArgs";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "filename" => {
+                    slots.filename = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "offset" => {
+                    slots.offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FileMigrationArgs {
+                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationExecCommand {
     /// command (list head) and arguments to execute.
     pub args: ::std::vec::Vec<::std::string::String>,
 }
 
+impl Serialize for MigrationExecCommand {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationExecCommand {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "args", &self.args)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationExecCommand {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationExecCommand`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        args: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationExecCommand {
+        const NAME: &'static str = "MigrationExecCommand";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "args" => {
+                    slots.args = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationExecCommand {
+                args: slots.args.ok_or_else(|| E::missing_field("args"))?,
+            })
+        }
+    }
+};
+
 /// Migration endpoint configuration.
 ///
 /// *Since: 8.2*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationAddress {
     /// The branch, selected by the discriminator `transport`.
-    #[serde(flatten)]
     pub branch: MigrationAddressBranch,
+}
+
+impl Serialize for MigrationAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for MigrationAddress {
@@ -2038,24 +3735,57 @@ impl<'de> ::qapi_types::private::Union<'de> for MigrationAddress {
 }
 
 /// The branches of [`MigrationAddress`], tagged by `transport`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "transport")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MigrationAddressBranch {
     /// `transport` is `socket`.
-    #[serde(rename = "socket")]
     Socket(super::SocketAddress),
     /// `transport` is `exec`.
-    #[serde(rename = "exec")]
     Exec(super::MigrationExecCommand),
     /// `transport` is `rdma`.
-    #[serde(rename = "rdma")]
     Rdma(super::InetSocketAddress),
     /// `transport` is `file`.
-    #[serde(rename = "file")]
     File(super::FileMigrationArgs),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for MigrationAddressBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationAddressBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            MigrationAddressBranch::Socket(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "transport", "socket")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MigrationAddressBranch::Exec(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "transport", "exec")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MigrationAddressBranch::Rdma(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "transport", "rdma")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MigrationAddressBranch::File(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "transport", "file")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            MigrationAddressBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The migration channel-type request options.
@@ -2116,36 +3846,176 @@ impl<'de> Deserialize<'de> for MigrationChannelType {
 /// Migration stream channel parameters.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationChannel {
     /// Channel type for transferring packet information.
-    #[serde(rename = "channel-type")]
     pub channel_type: super::MigrationChannelType,
     /// Migration endpoint configuration on destination interface.
     pub addr: super::MigrationAddress,
 }
+
+impl Serialize for MigrationChannel {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationChannel {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "channel-type",
+            &self.channel_type,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationChannel {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationChannel`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        channel_type: ::std::option::Option<super::MigrationChannelType>,
+        addr: ::std::option::Option<super::MigrationAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationChannel {
+        const NAME: &'static str = "MigrationChannel";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "channel-type" => {
+                    slots.channel_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationChannel {
+                channel_type: slots
+                    .channel_type
+                    .ok_or_else(|| E::missing_field("channel-type"))?,
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+            })
+        }
+    }
+};
 
 /// The result format for [`query-xen-replication-status`](crate::commands::QueryXenReplicationStatus).
 ///
 /// *Since: 2.9*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplicationStatus {
     /// true if an error happened, false if replication is normal.
     pub error: bool,
     /// the human readable error description string, when `error` is
     /// 'true'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub desc: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for ReplicationStatus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ReplicationStatus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "error", &self.error)?;
+        ::qapi_types::private::optional(map, "desc", &self.desc)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReplicationStatus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ReplicationStatus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        error: ::std::option::Option<bool>,
+        desc: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ReplicationStatus {
+        const NAME: &'static str = "ReplicationStatus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "error" => {
+                    slots.error = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "desc" => slots.desc = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ReplicationStatus {
+                error: slots.error.ok_or_else(|| E::missing_field("error"))?,
+                desc: slots.desc,
+            })
+        }
+    }
+};
 
 /// The result format for [`query-colo-status`](crate::commands::QueryColoStatus).
 ///
 /// *Since: 3.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct COLOStatus {
     /// COLO running mode.  If COLO is running, this field will
     /// return 'primary' or 'secondary'.
@@ -2153,23 +4023,175 @@ pub struct COLOStatus {
     /// COLO last running mode.  If COLO is running, this field
     /// will return same like mode field, after failover we can use this
     /// field to get last colo mode.  (since 4.0)
-    #[serde(rename = "last-mode")]
     pub last_mode: super::COLOMode,
     /// describes the reason for the COLO exit.
     pub reason: super::COLOExitReason,
 }
 
+impl Serialize for COLOStatus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for COLOStatus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "last-mode", &self.last_mode)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for COLOStatus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`COLOStatus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        mode: ::std::option::Option<super::COLOMode>,
+        last_mode: ::std::option::Option<super::COLOMode>,
+        reason: ::std::option::Option<super::COLOExitReason>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for COLOStatus {
+        const NAME: &'static str = "COLOStatus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "mode" => {
+                    slots.mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "last-mode" => {
+                    slots.last_mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "reason" => {
+                    slots.reason = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(COLOStatus {
+                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
+                last_mode: slots.last_mode.ok_or_else(|| E::missing_field("last-mode"))?,
+                reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+            })
+        }
+    }
+};
+
 /// Dirty rate of vcpu.
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirtyRateVcpu {
     /// vcpu index.
     pub id: i64,
     /// dirty rate.
-    #[serde(rename = "dirty-rate")]
     pub dirty_rate: i64,
 }
+
+impl Serialize for DirtyRateVcpu {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DirtyRateVcpu {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "dirty-rate",
+            &self.dirty_rate,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DirtyRateVcpu {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DirtyRateVcpu`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<i64>,
+        dirty_rate: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DirtyRateVcpu {
+        const NAME: &'static str = "DirtyRateVcpu";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dirty-rate" => {
+                    slots.dirty_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DirtyRateVcpu {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                dirty_rate: slots
+                    .dirty_rate
+                    .ok_or_else(|| E::missing_field("dirty-rate"))?,
+            })
+        }
+    }
+};
 
 /// Dirty page rate measurement status.
 ///
@@ -2347,69 +4369,340 @@ impl<'de> Deserialize<'de> for TimeUnit {
 /// Information about measured dirty page rate.
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirtyRateInfo {
     /// an estimate of the dirty page rate of the VM in units
     /// of MiB/s.  Value is present only when `status` is 'measured'.
-    #[serde(rename = "dirty-rate")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dirty_rate: ::std::option::Option<i64>,
     /// current status of dirty page rate measurements
     pub status: super::DirtyRateStatus,
     /// start time in units of second for calculation
-    #[serde(rename = "start-time")]
     pub start_time: i64,
     /// time period for which dirty page rate was measured,
     /// expressed and rounded down to `calc-time-unit`.
-    #[serde(rename = "calc-time")]
     pub calc_time: i64,
     /// time unit of `calc-time`  (Since 8.2)
     ///
     /// **Absent before QEMU 8.2:** the schema requires this member, but it appeared in 8.2, so it is `None` in replies from older releases.
-    #[serde(rename = "calc-time-unit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub calc_time_unit: ::std::option::Option<super::TimeUnit>,
     /// number of sampled pages per GiB of guest memory.
     /// Valid only in page-sampling mode (Since 6.1)
-    #[serde(rename = "sample-pages")]
     pub sample_pages: u64,
     /// mode that was used to measure dirty page rate (Since 6.2)
     pub mode: super::DirtyRateMeasureMode,
     /// dirty rate for each vCPU if dirty-ring mode was
     /// specified (Since 6.2)
-    #[serde(rename = "vcpu-dirty-rate")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpu_dirty_rate: ::std::option::Option<::std::vec::Vec<super::DirtyRateVcpu>>,
 }
+
+impl Serialize for DirtyRateInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DirtyRateInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dirty-rate", &self.dirty_rate)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "start-time",
+            &self.start_time,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "calc-time", &self.calc_time)?;
+        ::qapi_types::private::optional(map, "calc-time-unit", &self.calc_time_unit)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "sample-pages",
+            &self.sample_pages,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(map, "vcpu-dirty-rate", &self.vcpu_dirty_rate)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DirtyRateInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DirtyRateInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dirty_rate: ::std::option::Option<i64>,
+        status: ::std::option::Option<super::DirtyRateStatus>,
+        start_time: ::std::option::Option<i64>,
+        calc_time: ::std::option::Option<i64>,
+        calc_time_unit: ::std::option::Option<super::TimeUnit>,
+        sample_pages: ::std::option::Option<u64>,
+        mode: ::std::option::Option<super::DirtyRateMeasureMode>,
+        vcpu_dirty_rate: ::std::option::Option<::std::vec::Vec<super::DirtyRateVcpu>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DirtyRateInfo {
+        const NAME: &'static str = "DirtyRateInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dirty-rate" => {
+                    slots.dirty_rate = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "status" => {
+                    slots.status = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "start-time" => {
+                    slots.start_time = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "calc-time" => {
+                    slots.calc_time = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "calc-time-unit" => {
+                    slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "sample-pages" => {
+                    slots.sample_pages = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mode" => {
+                    slots.mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vcpu-dirty-rate" => {
+                    slots.vcpu_dirty_rate = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DirtyRateInfo {
+                dirty_rate: slots.dirty_rate,
+                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
+                start_time: slots
+                    .start_time
+                    .ok_or_else(|| E::missing_field("start-time"))?,
+                calc_time: slots.calc_time.ok_or_else(|| E::missing_field("calc-time"))?,
+                calc_time_unit: slots.calc_time_unit,
+                sample_pages: slots
+                    .sample_pages
+                    .ok_or_else(|| E::missing_field("sample-pages"))?,
+                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
+                vcpu_dirty_rate: slots.vcpu_dirty_rate,
+            })
+        }
+    }
+};
 
 /// Dirty page rate limit information of a virtual CPU.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirtyLimitInfo {
     /// index of a virtual CPU.
-    #[serde(rename = "cpu-index")]
     pub cpu_index: i64,
     /// upper limit of dirty page rate (MB/s) for a virtual
     /// CPU, 0 means unlimited.
-    #[serde(rename = "limit-rate")]
     pub limit_rate: u64,
     /// current dirty page rate (MB/s) for a virtual CPU.
-    #[serde(rename = "current-rate")]
     pub current_rate: u64,
 }
+
+impl Serialize for DirtyLimitInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DirtyLimitInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-index", &self.cpu_index)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "limit-rate",
+            &self.limit_rate,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "current-rate",
+            &self.current_rate,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DirtyLimitInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DirtyLimitInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpu_index: ::std::option::Option<i64>,
+        limit_rate: ::std::option::Option<u64>,
+        current_rate: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DirtyLimitInfo {
+        const NAME: &'static str = "DirtyLimitInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpu-index" => {
+                    slots.cpu_index = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "limit-rate" => {
+                    slots.limit_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "current-rate" => {
+                    slots.current_rate = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DirtyLimitInfo {
+                cpu_index: slots.cpu_index.ok_or_else(|| E::missing_field("cpu-index"))?,
+                limit_rate: slots
+                    .limit_rate
+                    .ok_or_else(|| E::missing_field("limit-rate"))?,
+                current_rate: slots
+                    .current_rate
+                    .ok_or_else(|| E::missing_field("current-rate"))?,
+            })
+        }
+    }
+};
 
 /// Information about migrationthreads
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MigrationThreadInfo {
     /// the name of migration thread
     pub name: ::std::string::String,
     /// ID of the underlying host thread
-    #[serde(rename = "thread-id")]
     pub thread_id: i64,
 }
+
+impl Serialize for MigrationThreadInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MigrationThreadInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "thread-id", &self.thread_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MigrationThreadInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MigrationThreadInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        thread_id: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrationThreadInfo {
+        const NAME: &'static str = "MigrationThreadInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "thread-id" => {
+                    slots.thread_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrationThreadInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                thread_id: slots.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `migration.json`.
 pub mod commands {
@@ -2509,8 +4802,44 @@ pub mod commands {
     ///       }
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrate {}
+    impl Serialize for QueryMigrate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMigrate {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMigrate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrate {
+        const NAME: &'static str = "query-migrate";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMigrate {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMigrate {
         const NAME: &'static str = "query-migrate";
         type Returns = super::super::MigrationInfo;
@@ -2527,12 +4856,80 @@ pub mod commands {
     ///      { "capabilities": [ { "capability": "xbzrle", "state": true } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MigrateSetCapabilities {
         /// json array of capability modifications to make
         pub capabilities: ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
     }
 
+    impl Serialize for MigrateSetCapabilities {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateSetCapabilities {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "capabilities",
+                &self.capabilities,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateSetCapabilities {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MigrateSetCapabilities`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            capabilities: ::std::option::Option<
+                ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MigrateSetCapabilities {
+            const NAME: &'static str = "migrate-set-capabilities";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "capabilities" => {
+                        slots.capabilities = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MigrateSetCapabilities {
+                    capabilities: slots
+                        .capabilities
+                        .ok_or_else(|| E::missing_field("capabilities"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for MigrateSetCapabilities {
         const NAME: &'static str = "migrate-set-capabilities";
         type Returns = ::qapi_types::Empty;
@@ -2556,8 +4953,44 @@ pub mod commands {
     ///       {"state": false, "capability": "x-colo"}
     ///    ]}
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrateCapabilities {}
+    impl Serialize for QueryMigrateCapabilities {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMigrateCapabilities {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMigrateCapabilities {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrateCapabilities {
+        const NAME: &'static str = "query-migrate-capabilities";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMigrateCapabilities {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMigrateCapabilities {
         const NAME: &'static str = "query-migrate-capabilities";
         type Returns = ::std::vec::Vec<super::super::MigrationCapabilityStatus>;
@@ -2586,8 +5019,44 @@ pub mod commands {
     ///       }
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrateParameters {}
+    impl Serialize for QueryMigrateParameters {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMigrateParameters {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMigrateParameters {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrateParameters {
+        const NAME: &'static str = "query-migrate-parameters";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMigrateParameters {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMigrateParameters {
         const NAME: &'static str = "query-migrate-parameters";
         type Returns = super::super::MigrationParameters;
@@ -2605,8 +5074,44 @@ pub mod commands {
     /// -> { "execute": "migrate-start-postcopy" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigrateStartPostcopy {}
+    impl Serialize for MigrateStartPostcopy {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateStartPostcopy {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateStartPostcopy {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrateStartPostcopy {
+        const NAME: &'static str = "migrate-start-postcopy";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrateStartPostcopy {})
+        }
+    }
+
     impl ::qapi_types::Command for MigrateStartPostcopy {
         const NAME: &'static str = "migrate-start-postcopy";
         type Returns = ::qapi_types::Empty;
@@ -2632,8 +5137,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XColoLostHeartbeat {}
+    impl Serialize for XColoLostHeartbeat {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XColoLostHeartbeat {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XColoLostHeartbeat {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XColoLostHeartbeat {
+        const NAME: &'static str = "x-colo-lost-heartbeat";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XColoLostHeartbeat {})
+        }
+    }
+
     impl ::qapi_types::Command for XColoLostHeartbeat {
         const NAME: &'static str = "x-colo-lost-heartbeat";
         type Returns = ::qapi_types::Empty;
@@ -2656,8 +5197,44 @@ pub mod commands {
     /// -> { "execute": "migrate_cancel" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigrateCancel {}
+    impl Serialize for MigrateCancel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateCancel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateCancel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigrateCancel {
+        const NAME: &'static str = "migrate_cancel";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigrateCancel {})
+        }
+    }
+
     impl ::qapi_types::Command for MigrateCancel {
         const NAME: &'static str = "migrate_cancel";
         type Returns = ::qapi_types::Empty;
@@ -2674,12 +5251,72 @@ pub mod commands {
     ///      { "state": "pre-switchover" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MigrateContinue {
         /// The state the migration is currently expected to be in
         pub state: super::super::MigrationStatus,
     }
 
+    impl Serialize for MigrateContinue {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateContinue {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateContinue {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MigrateContinue`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            state: ::std::option::Option<super::super::MigrationStatus>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MigrateContinue {
+            const NAME: &'static str = "migrate-continue";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "state" => {
+                        slots.state = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MigrateContinue {
+                    state: slots.state.ok_or_else(|| E::missing_field("state"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for MigrateContinue {
         const NAME: &'static str = "migrate-continue";
         type Returns = ::qapi_types::Empty;
@@ -2744,14 +5381,12 @@ pub mod commands {
     ///                                    "offset": "0x1000" } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Migrate {
         /// the Uniform Resource Identifier of the destination VM
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub uri: ::std::option::Option<::std::string::String>,
         /// list of migration stream channels with each stream in the
         /// list connected to a destination interface endpoint.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub channels: ::std::option::Option<
             ::std::vec::Vec<super::super::MigrationChannel>,
         >,
@@ -2762,17 +5397,87 @@ pub mod commands {
         #[deprecated(
             note = "this argument exists only for compatibility reasons and is ignored by QEMU"
         )]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub detach: ::std::option::Option<bool>,
         /// when set, use the new uri/channels specified to resume
         /// paused postcopy migration.  This flag should only be used if
         /// the previous postcopy migration was interrupted.  The command
         /// will fail unless migration is in "postcopy-paused" state.
         /// (default: false, since 3.0)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub resume: ::std::option::Option<bool>,
     }
 
+    impl Serialize for Migrate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Migrate {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "uri", &self.uri)?;
+            ::qapi_types::private::optional(map, "channels", &self.channels)?;
+            ::qapi_types::private::optional(map, "detach", &self.detach)?;
+            ::qapi_types::private::optional(map, "resume", &self.resume)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Migrate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Migrate`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            uri: ::std::option::Option<::std::string::String>,
+            channels: ::std::option::Option<
+                ::std::vec::Vec<super::super::MigrationChannel>,
+            >,
+            detach: ::std::option::Option<bool>,
+            resume: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Migrate {
+            const NAME: &'static str = "migrate";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "uri" => slots.uri = ::serde::de::MapAccess::next_value(map)?,
+                    "channels" => {
+                        slots.channels = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "detach" => slots.detach = ::serde::de::MapAccess::next_value(map)?,
+                    "resume" => slots.resume = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Migrate {
+                    uri: slots.uri,
+                    channels: slots.channels,
+                    detach: slots.detach,
+                    resume: slots.resume,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Migrate {
         const NAME: &'static str = "migrate";
         type Returns = ::qapi_types::Empty;
@@ -2832,15 +5537,13 @@ pub mod commands {
     ///                                    "port": "1050" } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MigrateIncoming {
         /// The Uniform Resource Identifier identifying the source or
         /// address to listen on
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub uri: ::std::option::Option<::std::string::String>,
         /// list of migration stream channels with each stream in the
         /// list connected to a destination interface endpoint.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub channels: ::std::option::Option<
             ::std::vec::Vec<super::super::MigrationChannel>,
         >,
@@ -2848,11 +5551,79 @@ pub mod commands {
         /// When set to false, the failure triggers a
         /// :qapi:event:[`MIGRATION`](crate::events::Migration) event, and error details could be
         /// retrieved with [`query-migrate`](crate::commands::QueryMigrate).  (since 9.1)
-        #[serde(rename = "exit-on-error")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub exit_on_error: ::std::option::Option<bool>,
     }
 
+    impl Serialize for MigrateIncoming {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateIncoming {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "uri", &self.uri)?;
+            ::qapi_types::private::optional(map, "channels", &self.channels)?;
+            ::qapi_types::private::optional(map, "exit-on-error", &self.exit_on_error)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateIncoming {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MigrateIncoming`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            uri: ::std::option::Option<::std::string::String>,
+            channels: ::std::option::Option<
+                ::std::vec::Vec<super::super::MigrationChannel>,
+            >,
+            exit_on_error: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MigrateIncoming {
+            const NAME: &'static str = "migrate-incoming";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "uri" => slots.uri = ::serde::de::MapAccess::next_value(map)?,
+                    "channels" => {
+                        slots.channels = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "exit-on-error" => {
+                        slots.exit_on_error = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MigrateIncoming {
+                    uri: slots.uri,
+                    channels: slots.channels,
+                    exit_on_error: slots.exit_on_error,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for MigrateIncoming {
         const NAME: &'static str = "migrate-incoming";
         type Returns = ::qapi_types::Empty;
@@ -2870,7 +5641,7 @@ pub mod commands {
     ///      "arguments": { "filename": "/tmp/save" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XenSaveDevicesState {
         /// the file to save the state of the devices to as binary
         /// data.  See [`xen-save-devices-state`](crate::commands::XenSaveDevicesState).txt for a description of the
@@ -2878,10 +5649,79 @@ pub mod commands {
         pub filename: ::std::string::String,
         /// Optional argument to ask QEMU to treat this command as part
         /// of a live migration.  Default to true.  (since 2.11)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub live: ::std::option::Option<bool>,
     }
 
+    impl Serialize for XenSaveDevicesState {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenSaveDevicesState {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::qapi_types::private::optional(map, "live", &self.live)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenSaveDevicesState {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XenSaveDevicesState`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            filename: ::std::option::Option<::std::string::String>,
+            live: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XenSaveDevicesState {
+            const NAME: &'static str = "xen-save-devices-state";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "live" => slots.live = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XenSaveDevicesState {
+                    filename: slots
+                        .filename
+                        .ok_or_else(|| E::missing_field("filename"))?,
+                    live: slots.live,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XenSaveDevicesState {
         const NAME: &'static str = "xen-save-devices-state";
         type Returns = ::qapi_types::Empty;
@@ -2898,12 +5738,72 @@ pub mod commands {
     ///      "arguments": { "enable": true } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XenSetGlobalDirtyLog {
         /// true to enable, false to disable.
         pub enable: bool,
     }
 
+    impl Serialize for XenSetGlobalDirtyLog {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenSetGlobalDirtyLog {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "enable", &self.enable)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenSetGlobalDirtyLog {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XenSetGlobalDirtyLog`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            enable: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XenSetGlobalDirtyLog {
+            const NAME: &'static str = "xen-set-global-dirty-log";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "enable" => {
+                        slots.enable = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XenSetGlobalDirtyLog {
+                    enable: slots.enable.ok_or_else(|| E::missing_field("enable"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XenSetGlobalDirtyLog {
         const NAME: &'static str = "xen-set-global-dirty-log";
         type Returns = ::qapi_types::Empty;
@@ -2921,7 +5821,7 @@ pub mod commands {
     ///      "arguments": { "filename": "/tmp/resume" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XenLoadDevicesState {
         /// the file to load the state of the devices from as binary
         /// data.  See [`xen-save-devices-state`](crate::commands::XenSaveDevicesState).txt for a description of the
@@ -2929,6 +5829,70 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
+    impl Serialize for XenLoadDevicesState {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenLoadDevicesState {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenLoadDevicesState {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XenLoadDevicesState`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            filename: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XenLoadDevicesState {
+            const NAME: &'static str = "xen-load-devices-state";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XenLoadDevicesState {
+                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XenLoadDevicesState {
         const NAME: &'static str = "xen-load-devices-state";
         type Returns = ::qapi_types::Empty;
@@ -2947,7 +5911,7 @@ pub mod commands {
     /// *Since: 2.9*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XenSetReplication {
         /// true to enable, false to disable.
         pub enable: bool,
@@ -2955,10 +5919,83 @@ pub mod commands {
         pub primary: bool,
         /// true to do failover, false to stop.  Cannot be specified
         /// if 'enable' is true.  Default value is false.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub failover: ::std::option::Option<bool>,
     }
 
+    impl Serialize for XenSetReplication {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenSetReplication {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "enable", &self.enable)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "primary", &self.primary)?;
+            ::qapi_types::private::optional(map, "failover", &self.failover)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenSetReplication {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XenSetReplication`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            enable: ::std::option::Option<bool>,
+            primary: ::std::option::Option<bool>,
+            failover: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XenSetReplication {
+            const NAME: &'static str = "xen-set-replication";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "enable" => {
+                        slots.enable = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "primary" => {
+                        slots.primary = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "failover" => {
+                        slots.failover = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XenSetReplication {
+                    enable: slots.enable.ok_or_else(|| E::missing_field("enable"))?,
+                    primary: slots.primary.ok_or_else(|| E::missing_field("primary"))?,
+                    failover: slots.failover,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XenSetReplication {
         const NAME: &'static str = "xen-set-replication";
         type Returns = ::qapi_types::Empty;
@@ -2976,8 +6013,44 @@ pub mod commands {
     /// *Since: 2.9*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryXenReplicationStatus {}
+    impl Serialize for QueryXenReplicationStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryXenReplicationStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryXenReplicationStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryXenReplicationStatus {
+        const NAME: &'static str = "query-xen-replication-status";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryXenReplicationStatus {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryXenReplicationStatus {
         const NAME: &'static str = "query-xen-replication-status";
         type Returns = super::super::ReplicationStatus;
@@ -2995,8 +6068,44 @@ pub mod commands {
     /// *Since: 2.9*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XenColoDoCheckpoint {}
+    impl Serialize for XenColoDoCheckpoint {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenColoDoCheckpoint {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenColoDoCheckpoint {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XenColoDoCheckpoint {
+        const NAME: &'static str = "xen-colo-do-checkpoint";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XenColoDoCheckpoint {})
+        }
+    }
+
     impl ::qapi_types::Command for XenColoDoCheckpoint {
         const NAME: &'static str = "xen-colo-do-checkpoint";
         type Returns = ::qapi_types::Empty;
@@ -3014,8 +6123,44 @@ pub mod commands {
     /// *Since: 3.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryColoStatus {}
+    impl Serialize for QueryColoStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryColoStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryColoStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryColoStatus {
+        const NAME: &'static str = "query-colo-status";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryColoStatus {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryColoStatus {
         const NAME: &'static str = "query-colo-status";
         type Returns = super::super::COLOStatus;
@@ -3032,12 +6177,72 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 3.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MigrateRecover {
         /// the URI to be used for the recovery of migration stream.
         pub uri: ::std::string::String,
     }
 
+    impl Serialize for MigrateRecover {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrateRecover {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "uri", &self.uri)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrateRecover {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MigrateRecover`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            uri: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MigrateRecover {
+            const NAME: &'static str = "migrate-recover";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "uri" => {
+                        slots.uri = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MigrateRecover {
+                    uri: slots.uri.ok_or_else(|| E::missing_field("uri"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for MigrateRecover {
         const NAME: &'static str = "migrate-recover";
         type Returns = ::qapi_types::Empty;
@@ -3054,8 +6259,44 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 3.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigratePause {}
+    impl Serialize for MigratePause {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigratePause {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigratePause {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MigratePause {
+        const NAME: &'static str = "migrate-pause";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MigratePause {})
+        }
+    }
+
     impl ::qapi_types::Command for MigratePause {
         const NAME: &'static str = "migrate-pause";
         type Returns = ::qapi_types::Empty;
@@ -3110,7 +6351,7 @@ pub mod commands {
     ///
     ///  <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct CalcDirtyRate {
         /// time period for which dirty page rate is calculated.  By
         /// default it is specified in seconds, but the unit can be set
@@ -3119,27 +6360,107 @@ pub mod commands {
         /// page dirtying is a one-time event.  Once some page is counted as
         /// dirty during `calc-time` period, further writes to this page will
         /// not increase dirty page rate anymore.
-        #[serde(rename = "calc-time")]
         pub calc_time: i64,
         /// time unit in which `calc-time` is specified.  By
         /// default it is seconds.  (Since 8.2)
-        #[serde(rename = "calc-time-unit")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
         /// number of sampled pages per each GiB of guest memory.
         /// Default value is 512.  For 4KiB guest pages this corresponds to
         /// sampling ratio of 0.2%.  This argument is used only in page
         /// sampling mode.  (Since 6.1)
-        #[serde(rename = "sample-pages")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub sample_pages: ::std::option::Option<i64>,
         /// mechanism for tracking dirty pages.  Default value is
         /// 'page-sampling'.  Others are 'dirty-bitmap' and 'dirty-ring'.
         /// (Since 6.1)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<super::super::DirtyRateMeasureMode>,
     }
 
+    impl Serialize for CalcDirtyRate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for CalcDirtyRate {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "calc-time",
+                &self.calc_time,
+            )?;
+            ::qapi_types::private::optional(
+                map,
+                "calc-time-unit",
+                &self.calc_time_unit,
+            )?;
+            ::qapi_types::private::optional(map, "sample-pages", &self.sample_pages)?;
+            ::qapi_types::private::optional(map, "mode", &self.mode)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for CalcDirtyRate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`CalcDirtyRate`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            calc_time: ::std::option::Option<i64>,
+            calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
+            sample_pages: ::std::option::Option<i64>,
+            mode: ::std::option::Option<super::super::DirtyRateMeasureMode>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for CalcDirtyRate {
+            const NAME: &'static str = "calc-dirty-rate";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "calc-time" => {
+                        slots.calc_time = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "calc-time-unit" => {
+                        slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "sample-pages" => {
+                        slots.sample_pages = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(CalcDirtyRate {
+                    calc_time: slots
+                        .calc_time
+                        .ok_or_else(|| E::missing_field("calc-time"))?,
+                    calc_time_unit: slots.calc_time_unit,
+                    sample_pages: slots.sample_pages,
+                    mode: slots.mode,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for CalcDirtyRate {
         const NAME: &'static str = "calc-dirty-rate";
         type Returns = ::qapi_types::Empty;
@@ -3164,15 +6485,75 @@ pub mod commands {
     ///     "mode": "page-sampling", "start-time": 1693900454, "calc-time": 10,
     ///     "calc-time-unit": "second"}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryDirtyRate {
         /// time unit in which to report calculation time.
         /// By default it is reported in seconds.  (Since 8.2)
-        #[serde(rename = "calc-time-unit")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
     }
 
+    impl Serialize for QueryDirtyRate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryDirtyRate {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(
+                map,
+                "calc-time-unit",
+                &self.calc_time_unit,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryDirtyRate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryDirtyRate`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryDirtyRate {
+            const NAME: &'static str = "query-dirty-rate";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "calc-time-unit" => {
+                        slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryDirtyRate {
+                    calc_time_unit: slots.calc_time_unit,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryDirtyRate {
         const NAME: &'static str = "query-dirty-rate";
         type Returns = super::super::DirtyRateInfo;
@@ -3194,17 +6575,86 @@ pub mod commands {
     ///                    "cpu-index": 1 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetVcpuDirtyLimit {
         /// index of a virtual CPU, default is all.
-        #[serde(rename = "cpu-index")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
         /// upper limit of dirty page rate (MB/s) for virtual CPUs.
-        #[serde(rename = "dirty-rate")]
         pub dirty_rate: u64,
     }
 
+    impl Serialize for SetVcpuDirtyLimit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SetVcpuDirtyLimit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "dirty-rate",
+                &self.dirty_rate,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetVcpuDirtyLimit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SetVcpuDirtyLimit`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            cpu_index: ::std::option::Option<i64>,
+            dirty_rate: ::std::option::Option<u64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SetVcpuDirtyLimit {
+            const NAME: &'static str = "set-vcpu-dirty-limit";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "cpu-index" => {
+                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "dirty-rate" => {
+                        slots.dirty_rate = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SetVcpuDirtyLimit {
+                    cpu_index: slots.cpu_index,
+                    dirty_rate: slots
+                        .dirty_rate
+                        .ok_or_else(|| E::missing_field("dirty-rate"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SetVcpuDirtyLimit {
         const NAME: &'static str = "set-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
@@ -3225,14 +6675,70 @@ pub mod commands {
     ///     "arguments": { "cpu-index": 1 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct CancelVcpuDirtyLimit {
         /// index of a virtual CPU, default is all.
-        #[serde(rename = "cpu-index")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
 
+    impl Serialize for CancelVcpuDirtyLimit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for CancelVcpuDirtyLimit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for CancelVcpuDirtyLimit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`CancelVcpuDirtyLimit`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            cpu_index: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for CancelVcpuDirtyLimit {
+            const NAME: &'static str = "cancel-vcpu-dirty-limit";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "cpu-index" => {
+                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(CancelVcpuDirtyLimit {
+                    cpu_index: slots.cpu_index,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for CancelVcpuDirtyLimit {
         const NAME: &'static str = "cancel-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
@@ -3250,8 +6756,44 @@ pub mod commands {
     ///        { "limit-rate": 60, "current-rate": 3, "cpu-index": 0},
     ///        { "limit-rate": 60, "current-rate": 3, "cpu-index": 1}]}
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVcpuDirtyLimit {}
+    impl Serialize for QueryVcpuDirtyLimit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryVcpuDirtyLimit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryVcpuDirtyLimit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryVcpuDirtyLimit {
+        const NAME: &'static str = "query-vcpu-dirty-limit";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryVcpuDirtyLimit {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryVcpuDirtyLimit {
         const NAME: &'static str = "query-vcpu-dirty-limit";
         type Returns = ::std::vec::Vec<super::super::DirtyLimitInfo>;
@@ -3265,8 +6807,44 @@ pub mod commands {
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated with no replacement yet.
     #[deprecated(note = "This command is deprecated with no replacement yet.")]
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrationthreads {}
+    impl Serialize for QueryMigrationthreads {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMigrationthreads {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMigrationthreads {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrationthreads {
+        const NAME: &'static str = "query-migrationthreads";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMigrationthreads {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMigrationthreads {
         const NAME: &'static str = "query-migrationthreads";
         type Returns = ::std::vec::Vec<super::super::MigrationThreadInfo>;
@@ -3329,10 +6907,9 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SnapshotSave {
         /// identifier for the newly created job
-        #[serde(rename = "job-id")]
         pub job_id: ::std::string::String,
         /// name of the snapshot to create
         pub tag: ::std::string::String,
@@ -3342,6 +6919,90 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
+    impl Serialize for SnapshotSave {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SnapshotSave {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "vmstate", &self.vmstate)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SnapshotSave {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SnapshotSave`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            tag: ::std::option::Option<::std::string::String>,
+            vmstate: ::std::option::Option<::std::string::String>,
+            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotSave {
+            const NAME: &'static str = "snapshot-save";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => {
+                        slots.job_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "tag" => {
+                        slots.tag = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "vmstate" => {
+                        slots.vmstate = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "devices" => {
+                        slots.devices = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SnapshotSave {
+                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
+                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
+                    vmstate: slots.vmstate.ok_or_else(|| E::missing_field("vmstate"))?,
+                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SnapshotSave {
         const NAME: &'static str = "snapshot-save";
         type Returns = ::qapi_types::Empty;
@@ -3401,10 +7062,9 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SnapshotLoad {
         /// identifier for the newly created job
-        #[serde(rename = "job-id")]
         pub job_id: ::std::string::String,
         /// name of the snapshot to load.
         pub tag: ::std::string::String,
@@ -3414,6 +7074,90 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
+    impl Serialize for SnapshotLoad {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SnapshotLoad {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "vmstate", &self.vmstate)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SnapshotLoad {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SnapshotLoad`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            tag: ::std::option::Option<::std::string::String>,
+            vmstate: ::std::option::Option<::std::string::String>,
+            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotLoad {
+            const NAME: &'static str = "snapshot-load";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => {
+                        slots.job_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "tag" => {
+                        slots.tag = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "vmstate" => {
+                        slots.vmstate = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "devices" => {
+                        slots.devices = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SnapshotLoad {
+                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
+                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
+                    vmstate: slots.vmstate.ok_or_else(|| E::missing_field("vmstate"))?,
+                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SnapshotLoad {
         const NAME: &'static str = "snapshot-load";
         type Returns = ::qapi_types::Empty;
@@ -3461,10 +7205,9 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SnapshotDelete {
         /// identifier for the newly created job
-        #[serde(rename = "job-id")]
         pub job_id: ::std::string::String,
         /// name of the snapshot to delete.
         pub tag: ::std::string::String,
@@ -3472,6 +7215,82 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
+    impl Serialize for SnapshotDelete {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SnapshotDelete {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SnapshotDelete {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SnapshotDelete`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            job_id: ::std::option::Option<::std::string::String>,
+            tag: ::std::option::Option<::std::string::String>,
+            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotDelete {
+            const NAME: &'static str = "snapshot-delete";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "job-id" => {
+                        slots.job_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "tag" => {
+                        slots.tag = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "devices" => {
+                        slots.devices = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SnapshotDelete {
+                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
+                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
+                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SnapshotDelete {
         const NAME: &'static str = "snapshot-delete";
         type Returns = ::qapi_types::Empty;
@@ -3492,12 +7311,72 @@ pub mod events {
     ///     "event": "MIGRATION",
     ///     "data": {"status": "completed"} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Migration {
         /// [`MigrationStatus`](crate::MigrationStatus) describing the current migration status.
         pub status: super::super::MigrationStatus,
     }
 
+    impl Serialize for Migration {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Migration {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Migration {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Migration`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            status: ::std::option::Option<super::super::MigrationStatus>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Migration {
+            const NAME: &'static str = "MIGRATION";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "status" => {
+                        slots.status = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Migration {
+                    status: slots.status.ok_or_else(|| E::missing_field("status"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for Migration {
         const NAME: &'static str = "MIGRATION";
     }
@@ -3513,12 +7392,72 @@ pub mod events {
     /// <- { "timestamp": {"seconds": 1449669631, "microseconds": 239225},
     ///       "event": "MIGRATION_PASS", "data": {"pass": 2} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MigrationPass {
         /// An incrementing count (starting at 1 on the first pass)
         pub pass: i64,
     }
 
+    impl Serialize for MigrationPass {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MigrationPass {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "pass", &self.pass)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MigrationPass {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MigrationPass`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            pass: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MigrationPass {
+            const NAME: &'static str = "MIGRATION_PASS";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "pass" => {
+                        slots.pass = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MigrationPass {
+                    pass: slots.pass.ok_or_else(|| E::missing_field("pass"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for MigrationPass {
         const NAME: &'static str = "MIGRATION_PASS";
     }
@@ -3534,7 +7473,7 @@ pub mod events {
     /// <- { "timestamp": {"seconds": 2032141960, "microseconds": 417172},
     ///      "event": "COLO_EXIT", "data": {"mode": "primary", "reason": "request" } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ColoExit {
         /// report COLO mode when COLO exited.
         pub mode: super::super::COLOMode,
@@ -3542,6 +7481,74 @@ pub mod events {
         pub reason: super::super::COLOExitReason,
     }
 
+    impl Serialize for ColoExit {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ColoExit {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ColoExit {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ColoExit`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            mode: ::std::option::Option<super::super::COLOMode>,
+            reason: ::std::option::Option<super::super::COLOExitReason>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ColoExit {
+            const NAME: &'static str = "COLO_EXIT";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "mode" => {
+                        slots.mode = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "reason" => {
+                        slots.reason = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ColoExit {
+                    mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
+                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for ColoExit {
         const NAME: &'static str = "COLO_EXIT";
     }
@@ -3560,13 +7567,78 @@ pub mod events {
     ///      "data": { "device-id": "hostdev0" },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct UnplugPrimary {
         /// QEMU device id of the unplugged device
-        #[serde(rename = "device-id")]
         pub device_id: ::std::string::String,
     }
 
+    impl Serialize for UnplugPrimary {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for UnplugPrimary {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "device-id",
+                &self.device_id,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for UnplugPrimary {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`UnplugPrimary`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device_id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for UnplugPrimary {
+            const NAME: &'static str = "UNPLUG_PRIMARY";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device-id" => {
+                        slots.device_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(UnplugPrimary {
+                    device_id: slots
+                        .device_id
+                        .ok_or_else(|| E::missing_field("device-id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for UnplugPrimary {
         const NAME: &'static str = "UNPLUG_PRIMARY";
     }

@@ -6,77 +6,450 @@ use serde::{Deserialize, Serialize};
 /// Guest name information.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NameInfo {
     /// The name of the guest
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NameInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NameInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NameInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NameInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NameInfo {
+        const NAME: &'static str = "NameInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NameInfo { name: slots.name })
+        }
+    }
+};
 
 /// Information about an iothread
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IOThreadInfo {
     /// the identifier of the iothread
     pub id: ::std::string::String,
     /// ID of the underlying host thread
-    #[serde(rename = "thread-id")]
     pub thread_id: i64,
     /// maximum polling time in ns, 0 means polling is
     /// disabled (since 2.9)
-    #[serde(rename = "poll-max-ns")]
     pub poll_max_ns: i64,
     /// how many ns will be added to polling time, 0 means that
     /// it's not configured (since 2.9)
-    #[serde(rename = "poll-grow")]
     pub poll_grow: i64,
     /// how many ns will be removed from polling time, 0 means
     /// that it's not configured (since 2.9)
-    #[serde(rename = "poll-shrink")]
     pub poll_shrink: i64,
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default (since 6.1)
-    #[serde(rename = "aio-max-batch")]
     pub aio_max_batch: i64,
 }
+
+impl Serialize for IOThreadInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for IOThreadInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "thread-id", &self.thread_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "poll-max-ns",
+            &self.poll_max_ns,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "poll-grow", &self.poll_grow)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "poll-shrink",
+            &self.poll_shrink,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "aio-max-batch",
+            &self.aio_max_batch,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for IOThreadInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`IOThreadInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        thread_id: ::std::option::Option<i64>,
+        poll_max_ns: ::std::option::Option<i64>,
+        poll_grow: ::std::option::Option<i64>,
+        poll_shrink: ::std::option::Option<i64>,
+        aio_max_batch: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for IOThreadInfo {
+        const NAME: &'static str = "IOThreadInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "thread-id" => {
+                    slots.thread_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "poll-max-ns" => {
+                    slots.poll_max_ns = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "poll-grow" => {
+                    slots.poll_grow = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "poll-shrink" => {
+                    slots.poll_shrink = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "aio-max-batch" => {
+                    slots.aio_max_batch = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(IOThreadInfo {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                thread_id: slots.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
+                poll_max_ns: slots
+                    .poll_max_ns
+                    .ok_or_else(|| E::missing_field("poll-max-ns"))?,
+                poll_grow: slots.poll_grow.ok_or_else(|| E::missing_field("poll-grow"))?,
+                poll_shrink: slots
+                    .poll_shrink
+                    .ok_or_else(|| E::missing_field("poll-shrink"))?,
+                aio_max_batch: slots
+                    .aio_max_batch
+                    .ok_or_else(|| E::missing_field("aio-max-batch"))?,
+            })
+        }
+    }
+};
 
 /// Information about a file descriptor that was added to an fd set.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AddfdInfo {
     /// The ID of the fd set that `fd` was added to.
-    #[serde(rename = "fdset-id")]
     pub fdset_id: i64,
     /// The file descriptor that was received via SCM rights and added
     /// to the fd set.
     pub fd: i64,
 }
 
+impl Serialize for AddfdInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AddfdInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "fdset-id", &self.fdset_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AddfdInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AddfdInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fdset_id: ::std::option::Option<i64>,
+        fd: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AddfdInfo {
+        const NAME: &'static str = "AddfdInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fdset-id" => {
+                    slots.fdset_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "fd" => {
+                    slots.fd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AddfdInfo {
+                fdset_id: slots.fdset_id.ok_or_else(|| E::missing_field("fdset-id"))?,
+                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
+            })
+        }
+    }
+};
+
 /// Information about a file descriptor that belongs to an fd set.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FdsetFdInfo {
     /// The file descriptor value.
     pub fd: i64,
     /// A free-form string that can be used to describe the fd.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opaque: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for FdsetFdInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FdsetFdInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
+        ::qapi_types::private::optional(map, "opaque", &self.opaque)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FdsetFdInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FdsetFdInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fd: ::std::option::Option<i64>,
+        opaque: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FdsetFdInfo {
+        const NAME: &'static str = "FdsetFdInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fd" => {
+                    slots.fd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "opaque" => slots.opaque = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FdsetFdInfo {
+                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
+                opaque: slots.opaque,
+            })
+        }
+    }
+};
 
 /// Information about an fd set.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FdsetInfo {
     /// The ID of the fd set.
-    #[serde(rename = "fdset-id")]
     pub fdset_id: i64,
     /// A list of file descriptors that belong to this fd set.
     pub fds: ::std::vec::Vec<super::FdsetFdInfo>,
 }
+
+impl Serialize for FdsetInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FdsetInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "fdset-id", &self.fdset_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "fds", &self.fds)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FdsetInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FdsetInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fdset_id: ::std::option::Option<i64>,
+        fds: ::std::option::Option<::std::vec::Vec<super::FdsetFdInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FdsetInfo {
+        const NAME: &'static str = "FdsetInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fdset-id" => {
+                    slots.fdset_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "fds" => {
+                    slots.fds = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FdsetInfo {
+                fdset_id: slots.fdset_id.ok_or_else(|| E::missing_field("fdset-id"))?,
+                fds: slots.fds.ok_or_else(|| E::missing_field("fds"))?,
+            })
+        }
+    }
+};
 
 /// Possible types for an option parameter.
 ///
@@ -145,31 +518,185 @@ impl<'de> Deserialize<'de> for CommandLineParameterType {
 /// Details about a single parameter of a command line option.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommandLineParameterInfo {
     /// parameter name
     pub name: ::std::string::String,
     /// parameter [`CommandLineParameterType`](crate::CommandLineParameterType)
     pub r#type: super::CommandLineParameterType,
     /// human readable text string, not suitable for parsing.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub help: ::std::option::Option<::std::string::String>,
     /// default value string (since 2.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for CommandLineParameterInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CommandLineParameterInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "help", &self.help)?;
+        ::qapi_types::private::optional(map, "default", &self.default)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandLineParameterInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CommandLineParameterInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<super::CommandLineParameterType>,
+        help: ::std::option::Option<::std::string::String>,
+        default: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CommandLineParameterInfo {
+        const NAME: &'static str = "CommandLineParameterInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "help" => slots.help = ::serde::de::MapAccess::next_value(map)?,
+                "default" => slots.default = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CommandLineParameterInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                help: slots.help,
+                default: slots.default,
+            })
+        }
+    }
+};
 
 /// Details about a command line option, including its list of parameter
 /// details
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommandLineOptionInfo {
     /// option name
     pub option: ::std::string::String,
     /// an array of [`CommandLineParameterInfo`](crate::CommandLineParameterInfo)
     pub parameters: ::std::vec::Vec<super::CommandLineParameterInfo>,
 }
+
+impl Serialize for CommandLineOptionInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CommandLineOptionInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "option", &self.option)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "parameters",
+            &self.parameters,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandLineOptionInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CommandLineOptionInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        option: ::std::option::Option<::std::string::String>,
+        parameters: ::std::option::Option<
+            ::std::vec::Vec<super::CommandLineParameterInfo>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CommandLineOptionInfo {
+        const NAME: &'static str = "CommandLineOptionInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "option" => {
+                    slots.option = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "parameters" => {
+                    slots.parameters = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CommandLineOptionInfo {
+                option: slots.option.ok_or_else(|| E::missing_field("option"))?,
+                parameters: slots
+                    .parameters
+                    .ok_or_else(|| E::missing_field("parameters"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `misc.json`.
 pub mod commands {
@@ -189,7 +716,7 @@ pub mod commands {
     ///                                              "fdname": "myclient" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct AddClient {
         /// protocol name.  Valid names are "vnc", "spice",
         /// "`dbus-display`" or the name of a character device (e.g. from
@@ -199,13 +726,95 @@ pub mod commands {
         pub fdname: ::std::string::String,
         /// whether to skip authentication.  Only applies to "vnc"
         /// and "spice" protocols
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub skipauth: ::std::option::Option<bool>,
         /// whether to perform TLS.  Only applies to the "spice" protocol
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub tls: ::std::option::Option<bool>,
     }
 
+    impl Serialize for AddClient {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for AddClient {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "protocol",
+                &self.protocol,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
+            ::qapi_types::private::optional(map, "skipauth", &self.skipauth)?;
+            ::qapi_types::private::optional(map, "tls", &self.tls)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for AddClient {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`AddClient`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            protocol: ::std::option::Option<::std::string::String>,
+            fdname: ::std::option::Option<::std::string::String>,
+            skipauth: ::std::option::Option<bool>,
+            tls: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for AddClient {
+            const NAME: &'static str = "add_client";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "protocol" => {
+                        slots.protocol = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "fdname" => {
+                        slots.fdname = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "skipauth" => {
+                        slots.skipauth = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "tls" => slots.tls = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(AddClient {
+                    protocol: slots
+                        .protocol
+                        .ok_or_else(|| E::missing_field("protocol"))?,
+                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
+                    skipauth: slots.skipauth,
+                    tls: slots.tls,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for AddClient {
         const NAME: &'static str = "add_client";
         type Returns = ::qapi_types::Empty;
@@ -221,8 +830,44 @@ pub mod commands {
     /// -> { "execute": "query-name" }
     /// <- { "return": { "name": "qemu-name" } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryName {}
+    impl Serialize for QueryName {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryName {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryName {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryName {
+        const NAME: &'static str = "query-name";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryName {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryName {
         const NAME: &'static str = "query-name";
         type Returns = super::super::NameInfo;
@@ -258,8 +903,44 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryIothreads {}
+    impl Serialize for QueryIothreads {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryIothreads {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryIothreads {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryIothreads {
+        const NAME: &'static str = "query-iothreads";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryIothreads {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryIothreads {
         const NAME: &'static str = "query-iothreads";
         type Returns = ::std::vec::Vec<super::super::IOThreadInfo>;
@@ -285,8 +966,44 @@ pub mod commands {
     /// -> { "execute": "stop" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Stop {}
+    impl Serialize for Stop {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Stop {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Stop {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Stop {
+        const NAME: &'static str = "stop";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Stop {})
+        }
+    }
+
     impl ::qapi_types::Command for Stop {
         const NAME: &'static str = "stop";
         type Returns = ::qapi_types::Empty;
@@ -313,8 +1030,44 @@ pub mod commands {
     /// -> { "execute": "cont" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Cont {}
+    impl Serialize for Cont {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Cont {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Cont {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Cont {
+        const NAME: &'static str = "cont";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Cont {})
+        }
+    }
+
     impl ::qapi_types::Command for Cont {
         const NAME: &'static str = "cont";
         type Returns = ::qapi_types::Empty;
@@ -340,8 +1093,44 @@ pub mod commands {
     /// # Features
     ///
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XExitPreconfig {}
+    impl Serialize for XExitPreconfig {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XExitPreconfig {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XExitPreconfig {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XExitPreconfig {
+        const NAME: &'static str = "x-exit-preconfig";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XExitPreconfig {})
+        }
+    }
+
     impl ::qapi_types::Command for XExitPreconfig {
         const NAME: &'static str = "x-exit-preconfig";
         type Returns = ::qapi_types::Empty;
@@ -382,17 +1171,86 @@ pub mod commands {
     /// # Features
     ///
     /// - `savevm-monitor-nodes`: If present, HMP command savevm only snapshots monitor-owned nodes if they have no parents.  This allows the use of 'savevm' with -blockdev.  (since 4.2)
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct HumanMonitorCommand {
         /// the command to execute in the human monitor
-        #[serde(rename = "command-line")]
         pub command_line: ::std::string::String,
         /// The CPU to use for commands that require an implicit CPU
-        #[serde(rename = "cpu-index")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cpu_index: ::std::option::Option<i64>,
     }
 
+    impl Serialize for HumanMonitorCommand {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for HumanMonitorCommand {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "command-line",
+                &self.command_line,
+            )?;
+            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for HumanMonitorCommand {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`HumanMonitorCommand`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            command_line: ::std::option::Option<::std::string::String>,
+            cpu_index: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for HumanMonitorCommand {
+            const NAME: &'static str = "human-monitor-command";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "command-line" => {
+                        slots.command_line = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "cpu-index" => {
+                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(HumanMonitorCommand {
+                    command_line: slots
+                        .command_line
+                        .ok_or_else(|| E::missing_field("command-line"))?,
+                    cpu_index: slots.cpu_index,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for HumanMonitorCommand {
         const NAME: &'static str = "human-monitor-command";
         type Returns = ::std::string::String;
@@ -417,12 +1275,72 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Getfd {
         /// file descriptor name
         pub fdname: ::std::string::String,
     }
 
+    impl Serialize for Getfd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Getfd {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Getfd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Getfd`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            fdname: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Getfd {
+            const NAME: &'static str = "getfd";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "fdname" => {
+                        slots.fdname = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Getfd {
+                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Getfd {
         const NAME: &'static str = "getfd";
         type Returns = ::qapi_types::Empty;
@@ -451,7 +1369,7 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GetWin32Socket {
         /// the WSAPROTOCOL_INFOW structure (encoded in base64)
         pub info: ::std::string::String,
@@ -459,6 +1377,74 @@ pub mod commands {
         pub fdname: ::std::string::String,
     }
 
+    impl Serialize for GetWin32Socket {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GetWin32Socket {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GetWin32Socket {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GetWin32Socket`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            info: ::std::option::Option<::std::string::String>,
+            fdname: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GetWin32Socket {
+            const NAME: &'static str = "get-win32-socket";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "info" => {
+                        slots.info = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "fdname" => {
+                        slots.fdname = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GetWin32Socket {
+                    info: slots.info.ok_or_else(|| E::missing_field("info"))?,
+                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GetWin32Socket {
         const NAME: &'static str = "get-win32-socket";
         type Returns = ::qapi_types::Empty;
@@ -474,12 +1460,72 @@ pub mod commands {
     /// -> { "execute": "closefd", "arguments": { "fdname": "fd1" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Closefd {
         /// file descriptor name
         pub fdname: ::std::string::String,
     }
 
+    impl Serialize for Closefd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Closefd {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Closefd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Closefd`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            fdname: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Closefd {
+            const NAME: &'static str = "closefd";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "fdname" => {
+                        slots.fdname = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Closefd {
+                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Closefd {
         const NAME: &'static str = "closefd";
         type Returns = ::qapi_types::Empty;
@@ -506,17 +1552,76 @@ pub mod commands {
     /// -> { "execute": "add-fd", "arguments": { "fdset-id": 1 } }
     /// <- { "return": { "fdset-id": 1, "fd": 3 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct AddFd {
         /// The ID of the fd set to add the file descriptor to.
-        #[serde(rename = "fdset-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub fdset_id: ::std::option::Option<i64>,
         /// A free-form string that can be used to describe the fd.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub opaque: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for AddFd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for AddFd {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "fdset-id", &self.fdset_id)?;
+            ::qapi_types::private::optional(map, "opaque", &self.opaque)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for AddFd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`AddFd`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            fdset_id: ::std::option::Option<i64>,
+            opaque: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for AddFd {
+            const NAME: &'static str = "add-fd";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "fdset-id" => {
+                        slots.fdset_id = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "opaque" => slots.opaque = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(AddFd {
+                    fdset_id: slots.fdset_id,
+                    opaque: slots.opaque,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for AddFd {
         const NAME: &'static str = "add-fd";
         type Returns = super::super::AddfdInfo;
@@ -542,16 +1647,84 @@ pub mod commands {
     /// -> { "execute": "remove-fd", "arguments": { "fdset-id": 1, "fd": 3 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct RemoveFd {
         /// The ID of the fd set that the file descriptor belongs to.
-        #[serde(rename = "fdset-id")]
         pub fdset_id: i64,
         /// The file descriptor that is to be removed.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub fd: ::std::option::Option<i64>,
     }
 
+    impl Serialize for RemoveFd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for RemoveFd {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "fdset-id",
+                &self.fdset_id,
+            )?;
+            ::qapi_types::private::optional(map, "fd", &self.fd)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RemoveFd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`RemoveFd`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            fdset_id: ::std::option::Option<i64>,
+            fd: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for RemoveFd {
+            const NAME: &'static str = "remove-fd";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "fdset-id" => {
+                        slots.fdset_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(RemoveFd {
+                    fdset_id: slots
+                        .fdset_id
+                        .ok_or_else(|| E::missing_field("fdset-id"))?,
+                    fd: slots.fd,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for RemoveFd {
         const NAME: &'static str = "remove-fd";
         type Returns = ::qapi_types::Empty;
@@ -595,8 +1768,44 @@ pub mod commands {
     ///      ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryFdsets {}
+    impl Serialize for QueryFdsets {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryFdsets {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryFdsets {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryFdsets {
+        const NAME: &'static str = "query-fdsets";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryFdsets {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryFdsets {
         const NAME: &'static str = "query-fdsets";
         type Returns = ::std::vec::Vec<super::super::FdsetInfo>;
@@ -636,13 +1845,68 @@ pub mod commands {
     ///      ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryCommandLineOptions {
         /// option name
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub option: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for QueryCommandLineOptions {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryCommandLineOptions {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "option", &self.option)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryCommandLineOptions {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryCommandLineOptions`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            option: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryCommandLineOptions {
+            const NAME: &'static str = "query-command-line-options";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "option" => slots.option = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryCommandLineOptions {
+                    option: slots.option,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryCommandLineOptions {
         const NAME: &'static str = "query-command-line-options";
         type Returns = ::std::vec::Vec<super::super::CommandLineOptionInfo>;
@@ -669,16 +1933,87 @@ pub mod events {
     ///      "data": { "offset": 78 },
     ///      "timestamp": { "seconds": 1267020223, "microseconds": 435656 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct RtcChange {
         /// offset in seconds between base RTC clock (as specified by
         /// -rtc base), and new RTC clock value
         pub offset: i64,
         /// path to the RTC object in the QOM tree
-        #[serde(rename = "qom-path")]
         pub qom_path: ::std::string::String,
     }
 
+    impl Serialize for RtcChange {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for RtcChange {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "qom-path",
+                &self.qom_path,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RtcChange {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`RtcChange`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            offset: ::std::option::Option<i64>,
+            qom_path: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for RtcChange {
+            const NAME: &'static str = "RTC_CHANGE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "offset" => {
+                        slots.offset = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "qom-path" => {
+                        slots.qom_path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(RtcChange {
+                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+                    qom_path: slots.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for RtcChange {
         const NAME: &'static str = "RTC_CHANGE";
     }
@@ -698,24 +2033,116 @@ pub mod events {
     ///                "dev-qom-path": "/machine/peripheral/sas1" },
     ///      "timestamp": { "seconds": 1265044230, "microseconds": 450486 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VfuClientHangup {
         /// ID of the TYPE_VFIO_USER_SERVER object.  It is the last
         /// component of `vfu-qom-path` referenced below
-        #[serde(rename = "vfu-id")]
         pub vfu_id: ::std::string::String,
         /// path to the TYPE_VFIO_USER_SERVER object in the QOM
         /// tree
-        #[serde(rename = "vfu-qom-path")]
         pub vfu_qom_path: ::std::string::String,
         /// ID of attached PCI device
-        #[serde(rename = "dev-id")]
         pub dev_id: ::std::string::String,
         /// path to attached PCI device in the QOM tree
-        #[serde(rename = "dev-qom-path")]
         pub dev_qom_path: ::std::string::String,
     }
 
+    impl Serialize for VfuClientHangup {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for VfuClientHangup {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "vfu-id", &self.vfu_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "vfu-qom-path",
+                &self.vfu_qom_path,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "dev-id", &self.dev_id)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "dev-qom-path",
+                &self.dev_qom_path,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for VfuClientHangup {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`VfuClientHangup`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            vfu_id: ::std::option::Option<::std::string::String>,
+            vfu_qom_path: ::std::option::Option<::std::string::String>,
+            dev_id: ::std::option::Option<::std::string::String>,
+            dev_qom_path: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for VfuClientHangup {
+            const NAME: &'static str = "VFU_CLIENT_HANGUP";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "vfu-id" => {
+                        slots.vfu_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "vfu-qom-path" => {
+                        slots.vfu_qom_path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "dev-id" => {
+                        slots.dev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "dev-qom-path" => {
+                        slots.dev_qom_path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(VfuClientHangup {
+                    vfu_id: slots.vfu_id.ok_or_else(|| E::missing_field("vfu-id"))?,
+                    vfu_qom_path: slots
+                        .vfu_qom_path
+                        .ok_or_else(|| E::missing_field("vfu-qom-path"))?,
+                    dev_id: slots.dev_id.ok_or_else(|| E::missing_field("dev-id"))?,
+                    dev_qom_path: slots
+                        .dev_qom_path
+                        .ok_or_else(|| E::missing_field("dev-qom-path"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for VfuClientHangup {
         const NAME: &'static str = "VFU_CLIENT_HANGUP";
     }

@@ -135,7 +135,7 @@ impl<'de> Deserialize<'de> for SevGuestType {
 /// Information specific to legacy SEV/SEV-ES guests.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevGuestInfo {
     /// SEV policy value
     pub policy: u32,
@@ -143,37 +143,193 @@ pub struct SevGuestInfo {
     pub handle: u32,
 }
 
+impl Serialize for SevGuestInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevGuestInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevGuestInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevGuestInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        policy: ::std::option::Option<u32>,
+        handle: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevGuestInfo {
+        const NAME: &'static str = "SevGuestInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "policy" => {
+                    slots.policy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "handle" => {
+                    slots.handle = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevGuestInfo {
+                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
+                handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+            })
+        }
+    }
+};
+
 /// Information specific to SEV-SNP guests.
 ///
 /// *Since: 9.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevSnpGuestInfo {
     /// SEV-SNP policy value
-    #[serde(rename = "snp-policy")]
     pub snp_policy: u64,
 }
+
+impl Serialize for SevSnpGuestInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevSnpGuestInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "snp-policy",
+            &self.snp_policy,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevSnpGuestInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevSnpGuestInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        snp_policy: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevSnpGuestInfo {
+        const NAME: &'static str = "SevSnpGuestInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "snp-policy" => {
+                    slots.snp_policy = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevSnpGuestInfo {
+                snp_policy: slots
+                    .snp_policy
+                    .ok_or_else(|| E::missing_field("snp-policy"))?,
+            })
+        }
+    }
+};
 
 /// Information about Secure Encrypted Virtualization (SEV) support
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevInfo {
     /// true if SEV is active
     pub enabled: bool,
     /// SEV API major version
-    #[serde(rename = "api-major")]
     pub api_major: u8,
     /// SEV API minor version
-    #[serde(rename = "api-minor")]
     pub api_minor: u8,
     /// SEV FW build id
-    #[serde(rename = "build-id")]
     pub build_id: u8,
     /// SEV guest state
     pub state: super::SevState,
     /// The branch, selected by the discriminator `sev-type`.
-    #[serde(flatten)]
     pub branch: SevInfoBranch,
+}
+
+impl Serialize for SevInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "api-major", &self.api_major)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "api-minor", &self.api_minor)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "build-id", &self.build_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SevInfo {
@@ -271,65 +427,319 @@ const _: () = {
 };
 
 /// The branches of [`SevInfo`], tagged by `sev-type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "sev-type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SevInfoBranch {
     /// `sev-type` is `sev`.
-    #[serde(rename = "sev")]
     Sev(super::SevGuestInfo),
     /// `sev-type` is `sev-snp`.
-    #[serde(rename = "sev-snp")]
     SevSnp(super::SevSnpGuestInfo),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SevInfoBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevInfoBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SevInfoBranch::Sev(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "sev-type", "sev")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SevInfoBranch::SevSnp(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "sev-type", "sev-snp")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SevInfoBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// SEV Guest Launch measurement information
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevLaunchMeasureInfo {
     /// the measurement value encoded in base64
     pub data: ::std::string::String,
 }
 
+impl Serialize for SevLaunchMeasureInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevLaunchMeasureInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevLaunchMeasureInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevLaunchMeasureInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevLaunchMeasureInfo {
+        const NAME: &'static str = "SevLaunchMeasureInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevLaunchMeasureInfo {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// The struct describes capability for a Secure Encrypted
 /// Virtualization feature.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevCapability {
     /// Platform Diffie-Hellman key (base64 encoded)
     pub pdh: ::std::string::String,
     /// PDH certificate chain (base64 encoded)
-    #[serde(rename = "cert-chain")]
     pub cert_chain: ::std::string::String,
     /// Unique ID of CPU0 (base64 encoded) (since 7.1)
-    #[serde(rename = "cpu0-id")]
     pub cpu0_id: ::std::string::String,
     /// C-bit location in page table entry
     pub cbitpos: i64,
     /// Number of physical address bit reduction when
     /// SEV is enabled
-    #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: i64,
 }
+
+impl Serialize for SevCapability {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevCapability {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pdh", &self.pdh)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "cert-chain",
+            &self.cert_chain,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu0-id", &self.cpu0_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "cbitpos", &self.cbitpos)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "reduced-phys-bits",
+            &self.reduced_phys_bits,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevCapability {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevCapability`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pdh: ::std::option::Option<::std::string::String>,
+        cert_chain: ::std::option::Option<::std::string::String>,
+        cpu0_id: ::std::option::Option<::std::string::String>,
+        cbitpos: ::std::option::Option<i64>,
+        reduced_phys_bits: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevCapability {
+        const NAME: &'static str = "SevCapability";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pdh" => {
+                    slots.pdh = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cert-chain" => {
+                    slots.cert_chain = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cpu0-id" => {
+                    slots.cpu0_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "cbitpos" => {
+                    slots.cbitpos = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "reduced-phys-bits" => {
+                    slots.reduced_phys_bits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevCapability {
+                pdh: slots.pdh.ok_or_else(|| E::missing_field("pdh"))?,
+                cert_chain: slots
+                    .cert_chain
+                    .ok_or_else(|| E::missing_field("cert-chain"))?,
+                cpu0_id: slots.cpu0_id.ok_or_else(|| E::missing_field("cpu0-id"))?,
+                cbitpos: slots.cbitpos.ok_or_else(|| E::missing_field("cbitpos"))?,
+                reduced_phys_bits: slots
+                    .reduced_phys_bits
+                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
+            })
+        }
+    }
+};
 
 /// The struct describes attestation report for a Secure Encrypted
 /// Virtualization feature.
 ///
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevAttestationReport {
     /// guest attestation report (base64 encoded)
     pub data: ::std::string::String,
 }
 
+impl Serialize for SevAttestationReport {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevAttestationReport {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevAttestationReport {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevAttestationReport`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevAttestationReport {
+        const NAME: &'static str = "SevAttestationReport";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevAttestationReport {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Information about intel SGX EPC section
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxEpcSection {
     /// the numa node
     pub node: i64,
@@ -337,10 +747,80 @@ pub struct SgxEpcSection {
     pub size: u64,
 }
 
+impl Serialize for SgxEpcSection {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxEpcSection {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxEpcSection {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxEpcSection`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node: ::std::option::Option<i64>,
+        size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxEpcSection {
+        const NAME: &'static str = "SgxEpcSection";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxEpcSection {
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+            })
+        }
+    }
+};
+
 /// Information about intel Safe Guard eXtension (SGX) support
 ///
 /// *Since: 6.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgxInfo {
     /// true if SGX is supported
     pub sgx: bool,
@@ -353,6 +833,100 @@ pub struct SgxInfo {
     /// The EPC sections information (Since: 7.0)
     pub sections: ::std::vec::Vec<super::SgxEpcSection>,
 }
+
+impl Serialize for SgxInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SgxInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "sgx", &self.sgx)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sgx1", &self.sgx1)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sgx2", &self.sgx2)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "flc", &self.flc)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "sections", &self.sections)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SgxInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SgxInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sgx: ::std::option::Option<bool>,
+        sgx1: ::std::option::Option<bool>,
+        sgx2: ::std::option::Option<bool>,
+        flc: ::std::option::Option<bool>,
+        sections: ::std::option::Option<::std::vec::Vec<super::SgxEpcSection>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SgxInfo {
+        const NAME: &'static str = "SgxInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sgx" => {
+                    slots.sgx = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sgx1" => {
+                    slots.sgx1 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sgx2" => {
+                    slots.sgx2 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "flc" => {
+                    slots.flc = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "sections" => {
+                    slots.sections = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SgxInfo {
+                sgx: slots.sgx.ok_or_else(|| E::missing_field("sgx"))?,
+                sgx1: slots.sgx1.ok_or_else(|| E::missing_field("sgx1"))?,
+                sgx2: slots.sgx2.ok_or_else(|| E::missing_field("sgx2"))?,
+                flc: slots.flc.ok_or_else(|| E::missing_field("flc"))?,
+                sections: slots.sections.ok_or_else(|| E::missing_field("sections"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of Xen event channel port types.
 ///
@@ -428,7 +1002,7 @@ impl<'de> Deserialize<'de> for EvtchnPortType {
 /// Information about a Xen event channel port
 ///
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EvtchnInfo {
     /// the port number
     pub port: u16,
@@ -437,7 +1011,6 @@ pub struct EvtchnInfo {
     /// the port type
     pub r#type: super::EvtchnPortType,
     /// remote domain for interdomain ports
-    #[serde(rename = "remote-domain")]
     pub remote_domain: ::std::string::String,
     /// remote port ID, or virq/pirq number
     pub target: u16,
@@ -446,6 +1019,122 @@ pub struct EvtchnInfo {
     /// port is masked
     pub masked: bool,
 }
+
+impl Serialize for EvtchnInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for EvtchnInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "vcpu", &self.vcpu)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "remote-domain",
+            &self.remote_domain,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "pending", &self.pending)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "masked", &self.masked)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for EvtchnInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`EvtchnInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        port: ::std::option::Option<u16>,
+        vcpu: ::std::option::Option<u32>,
+        r#type: ::std::option::Option<super::EvtchnPortType>,
+        remote_domain: ::std::option::Option<::std::string::String>,
+        target: ::std::option::Option<u16>,
+        pending: ::std::option::Option<bool>,
+        masked: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for EvtchnInfo {
+        const NAME: &'static str = "EvtchnInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vcpu" => {
+                    slots.vcpu = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "remote-domain" => {
+                    slots.remote_domain = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "pending" => {
+                    slots.pending = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "masked" => {
+                    slots.masked = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(EvtchnInfo {
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                vcpu: slots.vcpu.ok_or_else(|| E::missing_field("vcpu"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                remote_domain: slots
+                    .remote_domain
+                    .ok_or_else(|| E::missing_field("remote-domain"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                pending: slots.pending.ok_or_else(|| E::missing_field("pending"))?,
+                masked: slots.masked.ok_or_else(|| E::missing_field("masked"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `misc-i386.json`.
 pub mod commands {
@@ -466,8 +1155,44 @@ pub mod commands {
     /// -> { "execute": "rtc-reset-reinjection" }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct RtcResetReinjection {}
+    impl Serialize for RtcResetReinjection {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for RtcResetReinjection {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for RtcResetReinjection {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RtcResetReinjection {
+        const NAME: &'static str = "rtc-reset-reinjection";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RtcResetReinjection {})
+        }
+    }
+
     impl ::qapi_types::Command for RtcResetReinjection {
         const NAME: &'static str = "rtc-reset-reinjection";
         type Returns = ::qapi_types::Empty;
@@ -489,8 +1214,44 @@ pub mod commands {
     ///                  "build-id" : 0, "policy" : 0, "state" : "running",
     ///                  "handle" : 1 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySev {}
+    impl Serialize for QuerySev {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySev {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySev {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySev {
+        const NAME: &'static str = "query-sev";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySev {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySev {
         const NAME: &'static str = "query-sev";
         type Returns = super::super::SevInfo;
@@ -520,8 +1281,44 @@ pub mod commands {
     /// -> { "execute": "query-sev-launch-measure" }
     /// <- { "return": { "data": "4l8LXeNlSPUDlXPJG5966/8%YZ" } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySevLaunchMeasure {}
+    impl Serialize for QuerySevLaunchMeasure {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySevLaunchMeasure {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySevLaunchMeasure {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySevLaunchMeasure {
+        const NAME: &'static str = "query-sev-launch-measure";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySevLaunchMeasure {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySevLaunchMeasure {
         const NAME: &'static str = "query-sev-launch-measure";
         type Returns = super::super::SevLaunchMeasureInfo;
@@ -545,8 +1342,44 @@ pub mod commands {
     ///                  "cpu0-id": "2lvmGwo+...61iEinw==",
     ///                  "cbitpos": 47, "reduced-phys-bits": 1}}
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySevCapabilities {}
+    impl Serialize for QuerySevCapabilities {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySevCapabilities {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySevCapabilities {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySevCapabilities {
+        const NAME: &'static str = "query-sev-capabilities";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySevCapabilities {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySevCapabilities {
         const NAME: &'static str = "query-sev-capabilities";
         type Returns = super::super::SevCapability;
@@ -565,18 +1398,94 @@ pub mod commands {
     /// reached the required SEV state, GenericError
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SevInjectLaunchSecret {
         /// the launch secret packet header encoded in base64
-        #[serde(rename = "packet-header")]
         pub packet_header: ::std::string::String,
         /// the launch secret data to be injected encoded in base64
         pub secret: ::std::string::String,
         /// the guest physical address where secret will be injected.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub gpa: ::std::option::Option<u64>,
     }
 
+    impl Serialize for SevInjectLaunchSecret {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SevInjectLaunchSecret {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "packet-header",
+                &self.packet_header,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "secret", &self.secret)?;
+            ::qapi_types::private::optional(map, "gpa", &self.gpa)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SevInjectLaunchSecret {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SevInjectLaunchSecret`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            packet_header: ::std::option::Option<::std::string::String>,
+            secret: ::std::option::Option<::std::string::String>,
+            gpa: ::std::option::Option<u64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SevInjectLaunchSecret {
+            const NAME: &'static str = "sev-inject-launch-secret";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "packet-header" => {
+                        slots.packet_header = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "secret" => {
+                        slots.secret = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "gpa" => slots.gpa = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SevInjectLaunchSecret {
+                    packet_header: slots
+                        .packet_header
+                        .ok_or_else(|| E::missing_field("packet-header"))?,
+                    secret: slots.secret.ok_or_else(|| E::missing_field("secret"))?,
+                    gpa: slots.gpa,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SevInjectLaunchSecret {
         const NAME: &'static str = "sev-inject-launch-secret";
         type Returns = ::qapi_types::Empty;
@@ -603,13 +1512,73 @@ pub mod commands {
     ///                  "arguments": { "mnonce": "aaaaaaa" } }
     /// <- { "return" : { "data": "aaaaaaaabbbddddd"} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QuerySevAttestationReport {
         /// a random 16 bytes value encoded in base64 (it will be
         /// included in report)
         pub mnonce: ::std::string::String,
     }
 
+    impl Serialize for QuerySevAttestationReport {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySevAttestationReport {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "mnonce", &self.mnonce)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySevAttestationReport {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QuerySevAttestationReport`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            mnonce: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QuerySevAttestationReport {
+            const NAME: &'static str = "query-sev-attestation-report";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "mnonce" => {
+                        slots.mnonce = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QuerySevAttestationReport {
+                    mnonce: slots.mnonce.ok_or_else(|| E::missing_field("mnonce"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QuerySevAttestationReport {
         const NAME: &'static str = "query-sev-attestation-report";
         type Returns = super::super::SevAttestationReport;
@@ -628,8 +1597,44 @@ pub mod commands {
     ///                  "sections": [{"node": 0, "size": 67108864},
     ///                  {"node": 1, "size": 29360128}]} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySgx {}
+    impl Serialize for QuerySgx {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySgx {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySgx {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySgx {
+        const NAME: &'static str = "query-sgx";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySgx {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySgx {
         const NAME: &'static str = "query-sgx";
         type Returns = super::super::SgxInfo;
@@ -648,8 +1653,44 @@ pub mod commands {
     ///                  "section" : [{"node": 0, "size": 67108864},
     ///                  {"node": 1, "size": 29360128}]} }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySgxCapabilities {}
+    impl Serialize for QuerySgxCapabilities {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySgxCapabilities {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySgxCapabilities {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySgxCapabilities {
+        const NAME: &'static str = "query-sgx-capabilities";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySgxCapabilities {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySgxCapabilities {
         const NAME: &'static str = "query-sgx-capabilities";
         type Returns = super::super::SgxInfo;
@@ -689,8 +1730,44 @@ pub mod commands {
     ///      ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XenEventList {}
+    impl Serialize for XenEventList {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenEventList {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenEventList {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for XenEventList {
+        const NAME: &'static str = "xen-event-list";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(XenEventList {})
+        }
+    }
+
     impl ::qapi_types::Command for XenEventList {
         const NAME: &'static str = "xen-event-list";
         type Returns = ::std::vec::Vec<super::super::EvtchnInfo>;
@@ -706,12 +1783,72 @@ pub mod commands {
     /// -> { "execute": "xen-event-inject", "arguments": { "port": 1 } }
     /// <- { "return": { } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct XenEventInject {
         /// The port number
         pub port: u32,
     }
 
+    impl Serialize for XenEventInject {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for XenEventInject {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for XenEventInject {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`XenEventInject`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            port: ::std::option::Option<u32>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for XenEventInject {
+            const NAME: &'static str = "xen-event-inject";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "port" => {
+                        slots.port = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(XenEventInject {
+                    port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for XenEventInject {
         const NAME: &'static str = "xen-event-inject";
         type Returns = ::qapi_types::Empty;

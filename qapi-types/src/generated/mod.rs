@@ -731,303 +731,509 @@ pub mod events {
 /// Every event of the schema, tagged by its name, with its data.
 ///
 /// Decode event messages as `qapi_types::EventMessage<AnyEvent>`.
-#[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-#[serde(tag = "event", content = "data")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AnyEvent {
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Shutdown`]
-    #[serde(rename = "SHUTDOWN")]
     Shutdown(events::Shutdown),
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Powerdown`]
-    #[serde(rename = "POWERDOWN")]
     Powerdown,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Reset`]
-    #[serde(rename = "RESET")]
     Reset(events::Reset),
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Stop`]
-    #[serde(rename = "STOP")]
     Stop,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Resume`]
-    #[serde(rename = "RESUME")]
     Resume,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Suspend`]
-    #[serde(rename = "SUSPEND")]
     Suspend,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::SuspendDisk`]
-    #[serde(rename = "SUSPEND_DISK")]
     SuspendDisk,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Wakeup`]
-    #[serde(rename = "WAKEUP")]
     Wakeup,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::Watchdog`]
-    #[serde(rename = "WATCHDOG")]
     Watchdog(events::Watchdog),
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::GuestPanicked`]
-    #[serde(rename = "GUEST_PANICKED")]
     GuestPanicked(events::GuestPanicked),
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::GuestCrashloaded`]
-    #[serde(rename = "GUEST_CRASHLOADED")]
     GuestCrashloaded(events::GuestCrashloaded),
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::GuestPvshutdown`]
-    #[serde(rename = "GUEST_PVSHUTDOWN")]
     GuestPvshutdown,
     #[cfg(feature = "run_state")]
     #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
     /// [`events::MemoryFailure`]
-    #[serde(rename = "MEMORY_FAILURE")]
     MemoryFailure(events::MemoryFailure),
     #[cfg(feature = "job")]
     #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
     /// [`events::JobStatusChange`]
-    #[serde(rename = "JOB_STATUS_CHANGE")]
     JobStatusChange(events::JobStatusChange),
     #[cfg(feature = "block")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
     /// [`events::DeviceTrayMoved`]
-    #[serde(rename = "DEVICE_TRAY_MOVED")]
     DeviceTrayMoved(events::DeviceTrayMoved),
     #[cfg(feature = "block")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
     /// [`events::PrManagerStatusChanged`]
-    #[serde(rename = "PR_MANAGER_STATUS_CHANGED")]
     PrManagerStatusChanged(events::PrManagerStatusChanged),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockImageCorrupted`]
-    #[serde(rename = "BLOCK_IMAGE_CORRUPTED")]
     BlockImageCorrupted(events::BlockImageCorrupted),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockIoError`]
-    #[serde(rename = "BLOCK_IO_ERROR")]
     BlockIoError(events::BlockIoError),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockJobCompleted`]
-    #[serde(rename = "BLOCK_JOB_COMPLETED")]
     BlockJobCompleted(events::BlockJobCompleted),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockJobCancelled`]
-    #[serde(rename = "BLOCK_JOB_CANCELLED")]
     BlockJobCancelled(events::BlockJobCancelled),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockJobError`]
-    #[serde(rename = "BLOCK_JOB_ERROR")]
     BlockJobError(events::BlockJobError),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockJobReady`]
-    #[serde(rename = "BLOCK_JOB_READY")]
     BlockJobReady(events::BlockJobReady),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockJobPending`]
-    #[serde(rename = "BLOCK_JOB_PENDING")]
     BlockJobPending(events::BlockJobPending),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::BlockWriteThreshold`]
-    #[serde(rename = "BLOCK_WRITE_THRESHOLD")]
     BlockWriteThreshold(events::BlockWriteThreshold),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::QuorumFailure`]
-    #[serde(rename = "QUORUM_FAILURE")]
     QuorumFailure(events::QuorumFailure),
     #[cfg(feature = "block_core")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
     /// [`events::QuorumReportBad`]
-    #[serde(rename = "QUORUM_REPORT_BAD")]
     QuorumReportBad(events::QuorumReportBad),
     #[cfg(feature = "block_export")]
     #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
     /// [`events::BlockExportDeleted`]
-    #[serde(rename = "BLOCK_EXPORT_DELETED")]
     BlockExportDeleted(events::BlockExportDeleted),
     #[cfg(feature = "char")]
     #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
     /// [`events::VserportChange`]
-    #[serde(rename = "VSERPORT_CHANGE")]
     VserportChange(events::VserportChange),
     #[cfg(feature = "dump")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
     /// [`events::DumpCompleted`]
-    #[serde(rename = "DUMP_COMPLETED")]
     DumpCompleted(events::DumpCompleted),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::NicRxFilterChanged`]
-    #[serde(rename = "NIC_RX_FILTER_CHANGED")]
     NicRxFilterChanged(events::NicRxFilterChanged),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::FailoverNegotiated`]
-    #[serde(rename = "FAILOVER_NEGOTIATED")]
     FailoverNegotiated(events::FailoverNegotiated),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::NetdevStreamConnected`]
-    #[serde(rename = "NETDEV_STREAM_CONNECTED")]
     NetdevStreamConnected(events::NetdevStreamConnected),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::NetdevStreamDisconnected`]
-    #[serde(rename = "NETDEV_STREAM_DISCONNECTED")]
     NetdevStreamDisconnected(events::NetdevStreamDisconnected),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::NetdevVhostUserConnected`]
-    #[serde(rename = "NETDEV_VHOST_USER_CONNECTED")]
     NetdevVhostUserConnected(events::NetdevVhostUserConnected),
     #[cfg(feature = "net")]
     #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
     /// [`events::NetdevVhostUserDisconnected`]
-    #[serde(rename = "NETDEV_VHOST_USER_DISCONNECTED")]
     NetdevVhostUserDisconnected(events::NetdevVhostUserDisconnected),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::SpiceConnected`]
-    #[serde(rename = "SPICE_CONNECTED")]
     SpiceConnected(events::SpiceConnected),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::SpiceInitialized`]
-    #[serde(rename = "SPICE_INITIALIZED")]
     SpiceInitialized(events::SpiceInitialized),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::SpiceDisconnected`]
-    #[serde(rename = "SPICE_DISCONNECTED")]
     SpiceDisconnected(events::SpiceDisconnected),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::SpiceMigrateCompleted`]
-    #[serde(rename = "SPICE_MIGRATE_COMPLETED")]
     SpiceMigrateCompleted,
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::VncConnected`]
-    #[serde(rename = "VNC_CONNECTED")]
     VncConnected(events::VncConnected),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::VncInitialized`]
-    #[serde(rename = "VNC_INITIALIZED")]
     VncInitialized(events::VncInitialized),
     #[cfg(feature = "ui")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
     /// [`events::VncDisconnected`]
-    #[serde(rename = "VNC_DISCONNECTED")]
     VncDisconnected(events::VncDisconnected),
     #[cfg(feature = "migration")]
     #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
     /// [`events::Migration`]
-    #[serde(rename = "MIGRATION")]
     Migration(events::Migration),
     #[cfg(feature = "migration")]
     #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
     /// [`events::MigrationPass`]
-    #[serde(rename = "MIGRATION_PASS")]
     MigrationPass(events::MigrationPass),
     #[cfg(feature = "migration")]
     #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
     /// [`events::ColoExit`]
-    #[serde(rename = "COLO_EXIT")]
     ColoExit(events::ColoExit),
     #[cfg(feature = "migration")]
     #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
     /// [`events::UnplugPrimary`]
-    #[serde(rename = "UNPLUG_PRIMARY")]
     UnplugPrimary(events::UnplugPrimary),
     #[cfg(feature = "qdev")]
     #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
     /// [`events::DeviceDeleted`]
-    #[serde(rename = "DEVICE_DELETED")]
     DeviceDeleted(events::DeviceDeleted),
     #[cfg(feature = "qdev")]
     #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
     /// [`events::DeviceUnplugGuestError`]
-    #[serde(rename = "DEVICE_UNPLUG_GUEST_ERROR")]
     DeviceUnplugGuestError(events::DeviceUnplugGuestError),
     #[cfg(feature = "machine")]
     #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
     /// [`events::BalloonChange`]
-    #[serde(rename = "BALLOON_CHANGE")]
     BalloonChange(events::BalloonChange),
     #[cfg(feature = "machine")]
     #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
     /// [`events::HvBalloonStatusReport`]
-    #[serde(rename = "HV_BALLOON_STATUS_REPORT")]
     HvBalloonStatusReport(events::HvBalloonStatusReport),
     #[cfg(feature = "machine")]
     #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
     /// [`events::MemoryDeviceSizeChange`]
-    #[serde(rename = "MEMORY_DEVICE_SIZE_CHANGE")]
     MemoryDeviceSizeChange(events::MemoryDeviceSizeChange),
     #[cfg(feature = "machine_s390x")]
     #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
     /// [`events::CpuPolarizationChange`]
-    #[serde(rename = "CPU_POLARIZATION_CHANGE")]
     CpuPolarizationChange(events::CpuPolarizationChange),
     #[cfg(feature = "machine_s390x")]
     #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
     /// [`events::SclpCpiInfoAvailable`]
-    #[serde(rename = "SCLP_CPI_INFO_AVAILABLE")]
     SclpCpiInfoAvailable,
     #[cfg(feature = "misc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
     /// [`events::RtcChange`]
-    #[serde(rename = "RTC_CHANGE")]
     RtcChange(events::RtcChange),
     #[cfg(feature = "misc")]
     #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
     /// [`events::VfuClientHangup`]
-    #[serde(rename = "VFU_CLIENT_HANGUP")]
     VfuClientHangup(events::VfuClientHangup),
     #[cfg(feature = "acpi")]
     #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
     /// [`events::AcpiDeviceOst`]
-    #[serde(rename = "ACPI_DEVICE_OST")]
     AcpiDeviceOst(events::AcpiDeviceOst),
     #[cfg(feature = "vfio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
     /// [`events::VfioMigration`]
-    #[serde(rename = "VFIO_MIGRATION")]
     VfioMigration(events::VfioMigration),
     /// An event these bindings do not know (sent by a newer QEMU), as received.
-    #[serde(untagged)]
     Unrecognized {
         /// The event's name.
         event: ::std::string::String,
         /// Its data, if any.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         data: ::std::option::Option<::serde_json::Value>,
     },
+}
+
+/// Encoded as `event` and `data` (absent for events without data).
+impl ::serde::Serialize for AnyEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AnyEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "event", self.name())?;
+        match self {
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::Shutdown(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::Reset(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::Watchdog(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::GuestPanicked(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::GuestCrashloaded(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "run_state")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
+            AnyEvent::MemoryFailure(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "job")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
+            AnyEvent::JobStatusChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+            AnyEvent::DeviceTrayMoved(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
+            AnyEvent::PrManagerStatusChanged(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockImageCorrupted(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockIoError(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockJobCompleted(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockJobCancelled(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockJobError(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockJobReady(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockJobPending(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::BlockWriteThreshold(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::QuorumFailure(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_core")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
+            AnyEvent::QuorumReportBad(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "block_export")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
+            AnyEvent::BlockExportDeleted(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "char")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
+            AnyEvent::VserportChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "dump")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+            AnyEvent::DumpCompleted(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::NicRxFilterChanged(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::FailoverNegotiated(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::NetdevStreamConnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::NetdevStreamDisconnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::NetdevVhostUserConnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "net")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+            AnyEvent::NetdevVhostUserDisconnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::SpiceConnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::SpiceInitialized(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::SpiceDisconnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::VncConnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::VncInitialized(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "ui")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+            AnyEvent::VncDisconnected(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "migration")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+            AnyEvent::Migration(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "migration")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+            AnyEvent::MigrationPass(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "migration")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+            AnyEvent::ColoExit(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "migration")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
+            AnyEvent::UnplugPrimary(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "qdev")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+            AnyEvent::DeviceDeleted(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "qdev")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
+            AnyEvent::DeviceUnplugGuestError(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "machine")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+            AnyEvent::BalloonChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "machine")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+            AnyEvent::HvBalloonStatusReport(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "machine")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
+            AnyEvent::MemoryDeviceSizeChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "machine_s390x")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
+            AnyEvent::CpuPolarizationChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "misc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+            AnyEvent::RtcChange(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "misc")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
+            AnyEvent::VfuClientHangup(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "acpi")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
+            AnyEvent::AcpiDeviceOst(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            #[cfg(feature = "vfio")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
+            AnyEvent::VfioMigration(data) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "data", data)
+            }
+            AnyEvent::Unrecognized { data, .. } => {
+                ::qapi_types::private::optional(map, "data", data)
+            }
+            #[allow(unreachable_patterns)]
+            _ => ::std::result::Result::Ok(()),
+        }
+    }
 }
 
 impl AnyEvent {

@@ -6,427 +6,1326 @@ use serde::{Deserialize, Serialize};
 /// Create a new Network Interface Card.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetLegacyNicOptions {
     /// id of -netdev to connect to
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub netdev: ::std::option::Option<::std::string::String>,
     /// MAC address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub macaddr: ::std::option::Option<::std::string::String>,
     /// device model (e1000, rtl8139, virtio etc.)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub model: ::std::option::Option<::std::string::String>,
     /// PCI device address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub addr: ::std::option::Option<::std::string::String>,
     /// number of MSI-x vectors, 0 to disable MSI-X
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vectors: ::std::option::Option<u32>,
 }
+
+impl Serialize for NetLegacyNicOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetLegacyNicOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "macaddr", &self.macaddr)?;
+        ::qapi_types::private::optional(map, "model", &self.model)?;
+        ::qapi_types::private::optional(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(map, "vectors", &self.vectors)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetLegacyNicOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetLegacyNicOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        macaddr: ::std::option::Option<::std::string::String>,
+        model: ::std::option::Option<::std::string::String>,
+        addr: ::std::option::Option<::std::string::String>,
+        vectors: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetLegacyNicOptions {
+        const NAME: &'static str = "NetLegacyNicOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => slots.netdev = ::serde::de::MapAccess::next_value(map)?,
+                "macaddr" => slots.macaddr = ::serde::de::MapAccess::next_value(map)?,
+                "model" => slots.model = ::serde::de::MapAccess::next_value(map)?,
+                "addr" => slots.addr = ::serde::de::MapAccess::next_value(map)?,
+                "vectors" => slots.vectors = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetLegacyNicOptions {
+                netdev: slots.netdev,
+                macaddr: slots.macaddr,
+                model: slots.model,
+                addr: slots.addr,
+                vectors: slots.vectors,
+            })
+        }
+    }
+};
 
 /// A fat type wrapping 'str', to be embedded in lists.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct String {
     pub str: ::std::string::String,
 }
+
+impl Serialize for String {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for String {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "str", &self.str)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for String {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`String`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        str: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for String {
+        const NAME: &'static str = "String";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "str" => {
+                    slots.str = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(String {
+                str: slots.str.ok_or_else(|| E::missing_field("str"))?,
+            })
+        }
+    }
+};
 
 /// Unprivileged user-mode network connectivity using passt
 ///
 /// *Since: 10.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_PASST`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetDevPasstOptions {
     /// Filename of the passt program to run (by default 'passt', and
     /// use PATH)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub path: ::std::option::Option<::std::string::String>,
     /// don't print informational messages (default, passed as
     /// '--quiet')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub quiet: ::std::option::Option<bool>,
     /// enable vhost-user
-    #[serde(rename = "vhost-user")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhost_user: ::std::option::Option<bool>,
     /// assign MTU via DHCP/NDP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mtu: ::std::option::Option<i64>,
     /// IPv4 or IPv6 address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub address: ::std::option::Option<::std::string::String>,
     /// IPv4 mask
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub netmask: ::std::option::Option<::std::string::String>,
     /// source MAC address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mac: ::std::option::Option<::std::string::String>,
     /// IPv4 or IPv6 address as gateway
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub gateway: ::std::option::Option<::std::string::String>,
     /// interface for addresses and routes
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub interface: ::std::option::Option<::std::string::String>,
     /// bind to address as outbound source
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub outbound: ::std::option::Option<::std::string::String>,
     /// bind to outbound interface for IPv4
-    #[serde(rename = "outbound-if4")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub outbound_if4: ::std::option::Option<::std::string::String>,
     /// bind to outbound interface for IPv6
-    #[serde(rename = "outbound-if6")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub outbound_if6: ::std::option::Option<::std::string::String>,
     /// IPv4 or IPv6 address as DNS
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dns: ::std::option::Option<::std::string::String>,
     /// search domains
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub search: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// FQDN to configure client with
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fqdn: ::std::option::Option<::std::string::String>,
     /// enable/disable DNS list in DHCP/DHCPv6/NDP
-    #[serde(rename = "dhcp-dns")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dhcp_dns: ::std::option::Option<bool>,
     /// enable/disable list in DHCP/DHCPv6/NDP
-    #[serde(rename = "dhcp-search")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dhcp_search: ::std::option::Option<bool>,
     /// addresse to refer to host
-    #[serde(rename = "map-host-loopback")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub map_host_loopback: ::std::option::Option<::std::string::String>,
     /// addr to translate to guest's address
-    #[serde(rename = "map-guest-addr")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub map_guest_addr: ::std::option::Option<::std::string::String>,
     /// forward DNS queries sent to
-    #[serde(rename = "dns-forward")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dns_forward: ::std::option::Option<::std::string::String>,
     /// host nameserver to direct queries to
-    #[serde(rename = "dns-host")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dns_host: ::std::option::Option<::std::string::String>,
     /// enable/disable TCP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tcp: ::std::option::Option<bool>,
     /// enable/disable UDP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub udp: ::std::option::Option<bool>,
     /// enable/disable ICMP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub icmp: ::std::option::Option<bool>,
     /// enable/disable DHCP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dhcp: ::std::option::Option<bool>,
     /// enable/disable NDP
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ndp: ::std::option::Option<bool>,
     /// enable/disable DHCPv6
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dhcpv6: ::std::option::Option<bool>,
     /// enable/disable route advertisements
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ra: ::std::option::Option<bool>,
     /// bind to any address for forwarding
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub freebind: ::std::option::Option<bool>,
     /// enable/disable IPv4
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv4: ::std::option::Option<bool>,
     /// enable/disable IPv6
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6: ::std::option::Option<bool>,
     /// TCP ports to forward
-    #[serde(rename = "tcp-ports")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tcp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// UDP ports to forward
-    #[serde(rename = "udp-ports")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub udp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// parameter to pass to passt command
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub param: ::std::option::Option<::std::vec::Vec<super::String>>,
 }
+
+impl Serialize for NetDevPasstOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetDevPasstOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "path", &self.path)?;
+        ::qapi_types::private::optional(map, "quiet", &self.quiet)?;
+        ::qapi_types::private::optional(map, "vhost-user", &self.vhost_user)?;
+        ::qapi_types::private::optional(map, "mtu", &self.mtu)?;
+        ::qapi_types::private::optional(map, "address", &self.address)?;
+        ::qapi_types::private::optional(map, "netmask", &self.netmask)?;
+        ::qapi_types::private::optional(map, "mac", &self.mac)?;
+        ::qapi_types::private::optional(map, "gateway", &self.gateway)?;
+        ::qapi_types::private::optional(map, "interface", &self.interface)?;
+        ::qapi_types::private::optional(map, "outbound", &self.outbound)?;
+        ::qapi_types::private::optional(map, "outbound-if4", &self.outbound_if4)?;
+        ::qapi_types::private::optional(map, "outbound-if6", &self.outbound_if6)?;
+        ::qapi_types::private::optional(map, "dns", &self.dns)?;
+        ::qapi_types::private::optional(map, "search", &self.search)?;
+        ::qapi_types::private::optional(map, "fqdn", &self.fqdn)?;
+        ::qapi_types::private::optional(map, "dhcp-dns", &self.dhcp_dns)?;
+        ::qapi_types::private::optional(map, "dhcp-search", &self.dhcp_search)?;
+        ::qapi_types::private::optional(
+            map,
+            "map-host-loopback",
+            &self.map_host_loopback,
+        )?;
+        ::qapi_types::private::optional(map, "map-guest-addr", &self.map_guest_addr)?;
+        ::qapi_types::private::optional(map, "dns-forward", &self.dns_forward)?;
+        ::qapi_types::private::optional(map, "dns-host", &self.dns_host)?;
+        ::qapi_types::private::optional(map, "tcp", &self.tcp)?;
+        ::qapi_types::private::optional(map, "udp", &self.udp)?;
+        ::qapi_types::private::optional(map, "icmp", &self.icmp)?;
+        ::qapi_types::private::optional(map, "dhcp", &self.dhcp)?;
+        ::qapi_types::private::optional(map, "ndp", &self.ndp)?;
+        ::qapi_types::private::optional(map, "dhcpv6", &self.dhcpv6)?;
+        ::qapi_types::private::optional(map, "ra", &self.ra)?;
+        ::qapi_types::private::optional(map, "freebind", &self.freebind)?;
+        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
+        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
+        ::qapi_types::private::optional(map, "tcp-ports", &self.tcp_ports)?;
+        ::qapi_types::private::optional(map, "udp-ports", &self.udp_ports)?;
+        ::qapi_types::private::optional(map, "param", &self.param)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetDevPasstOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetDevPasstOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+        quiet: ::std::option::Option<bool>,
+        vhost_user: ::std::option::Option<bool>,
+        mtu: ::std::option::Option<i64>,
+        address: ::std::option::Option<::std::string::String>,
+        netmask: ::std::option::Option<::std::string::String>,
+        mac: ::std::option::Option<::std::string::String>,
+        gateway: ::std::option::Option<::std::string::String>,
+        interface: ::std::option::Option<::std::string::String>,
+        outbound: ::std::option::Option<::std::string::String>,
+        outbound_if4: ::std::option::Option<::std::string::String>,
+        outbound_if6: ::std::option::Option<::std::string::String>,
+        dns: ::std::option::Option<::std::string::String>,
+        search: ::std::option::Option<::std::vec::Vec<super::String>>,
+        fqdn: ::std::option::Option<::std::string::String>,
+        dhcp_dns: ::std::option::Option<bool>,
+        dhcp_search: ::std::option::Option<bool>,
+        map_host_loopback: ::std::option::Option<::std::string::String>,
+        map_guest_addr: ::std::option::Option<::std::string::String>,
+        dns_forward: ::std::option::Option<::std::string::String>,
+        dns_host: ::std::option::Option<::std::string::String>,
+        tcp: ::std::option::Option<bool>,
+        udp: ::std::option::Option<bool>,
+        icmp: ::std::option::Option<bool>,
+        dhcp: ::std::option::Option<bool>,
+        ndp: ::std::option::Option<bool>,
+        dhcpv6: ::std::option::Option<bool>,
+        ra: ::std::option::Option<bool>,
+        freebind: ::std::option::Option<bool>,
+        ipv4: ::std::option::Option<bool>,
+        ipv6: ::std::option::Option<bool>,
+        tcp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
+        udp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
+        param: ::std::option::Option<::std::vec::Vec<super::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetDevPasstOptions {
+        const NAME: &'static str = "NetDevPasstOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
+                "quiet" => slots.quiet = ::serde::de::MapAccess::next_value(map)?,
+                "vhost-user" => {
+                    slots.vhost_user = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mtu" => slots.mtu = ::serde::de::MapAccess::next_value(map)?,
+                "address" => slots.address = ::serde::de::MapAccess::next_value(map)?,
+                "netmask" => slots.netmask = ::serde::de::MapAccess::next_value(map)?,
+                "mac" => slots.mac = ::serde::de::MapAccess::next_value(map)?,
+                "gateway" => slots.gateway = ::serde::de::MapAccess::next_value(map)?,
+                "interface" => slots.interface = ::serde::de::MapAccess::next_value(map)?,
+                "outbound" => slots.outbound = ::serde::de::MapAccess::next_value(map)?,
+                "outbound-if4" => {
+                    slots.outbound_if4 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "outbound-if6" => {
+                    slots.outbound_if6 = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dns" => slots.dns = ::serde::de::MapAccess::next_value(map)?,
+                "search" => slots.search = ::serde::de::MapAccess::next_value(map)?,
+                "fqdn" => slots.fqdn = ::serde::de::MapAccess::next_value(map)?,
+                "dhcp-dns" => slots.dhcp_dns = ::serde::de::MapAccess::next_value(map)?,
+                "dhcp-search" => {
+                    slots.dhcp_search = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "map-host-loopback" => {
+                    slots.map_host_loopback = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "map-guest-addr" => {
+                    slots.map_guest_addr = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dns-forward" => {
+                    slots.dns_forward = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dns-host" => slots.dns_host = ::serde::de::MapAccess::next_value(map)?,
+                "tcp" => slots.tcp = ::serde::de::MapAccess::next_value(map)?,
+                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
+                "icmp" => slots.icmp = ::serde::de::MapAccess::next_value(map)?,
+                "dhcp" => slots.dhcp = ::serde::de::MapAccess::next_value(map)?,
+                "ndp" => slots.ndp = ::serde::de::MapAccess::next_value(map)?,
+                "dhcpv6" => slots.dhcpv6 = ::serde::de::MapAccess::next_value(map)?,
+                "ra" => slots.ra = ::serde::de::MapAccess::next_value(map)?,
+                "freebind" => slots.freebind = ::serde::de::MapAccess::next_value(map)?,
+                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
+                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
+                "tcp-ports" => slots.tcp_ports = ::serde::de::MapAccess::next_value(map)?,
+                "udp-ports" => slots.udp_ports = ::serde::de::MapAccess::next_value(map)?,
+                "param" => slots.param = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetDevPasstOptions {
+                path: slots.path,
+                quiet: slots.quiet,
+                vhost_user: slots.vhost_user,
+                mtu: slots.mtu,
+                address: slots.address,
+                netmask: slots.netmask,
+                mac: slots.mac,
+                gateway: slots.gateway,
+                interface: slots.interface,
+                outbound: slots.outbound,
+                outbound_if4: slots.outbound_if4,
+                outbound_if6: slots.outbound_if6,
+                dns: slots.dns,
+                search: slots.search,
+                fqdn: slots.fqdn,
+                dhcp_dns: slots.dhcp_dns,
+                dhcp_search: slots.dhcp_search,
+                map_host_loopback: slots.map_host_loopback,
+                map_guest_addr: slots.map_guest_addr,
+                dns_forward: slots.dns_forward,
+                dns_host: slots.dns_host,
+                tcp: slots.tcp,
+                udp: slots.udp,
+                icmp: slots.icmp,
+                dhcp: slots.dhcp,
+                ndp: slots.ndp,
+                dhcpv6: slots.dhcpv6,
+                ra: slots.ra,
+                freebind: slots.freebind,
+                ipv4: slots.ipv4,
+                ipv6: slots.ipv6,
+                tcp_ports: slots.tcp_ports,
+                udp_ports: slots.udp_ports,
+                param: slots.param,
+            })
+        }
+    }
+};
 
 /// Use the user mode network stack which requires no administrator
 /// privilege to run.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevUserOptions {
     /// client hostname reported by the builtin DHCP server
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hostname: ::std::option::Option<::std::string::String>,
     /// isolate the guest from the host
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub restrict: ::std::option::Option<bool>,
     /// whether to support IPv4, default true for enabled (since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv4: ::std::option::Option<bool>,
     /// whether to support IPv6, default true for enabled (since 2.6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6: ::std::option::Option<bool>,
     /// legacy parameter, use net= instead
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip: ::std::option::Option<::std::string::String>,
     /// IP network address that the guest will see, in the form
     /// addr\[/netmask\] The netmask is optional, and can be either in the
     /// form a.b.c.d or as a number of valid top-most bits.  Default is
     /// 10.0.2.0/24.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub net: ::std::option::Option<::std::string::String>,
     /// guest-visible address of the host
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host: ::std::option::Option<::std::string::String>,
     /// root directory of the built-in TFTP server
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tftp: ::std::option::Option<::std::string::String>,
     /// BOOTP filename, for use with tftp=
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bootfile: ::std::option::Option<::std::string::String>,
     /// the first of the 16 IPs the built-in DHCP server can
     /// assign
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dhcpstart: ::std::option::Option<::std::string::String>,
     /// guest-visible address of the virtual nameserver
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dns: ::std::option::Option<::std::string::String>,
     /// list of DNS suffixes to search, passed as DHCP option to
     /// the guest
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dnssearch: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// guest-visible domain name of the virtual nameserver
     /// (since 3.0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub domainname: ::std::option::Option<::std::string::String>,
     /// IPv6 network prefix (default is fec0::).  The network
     /// prefix is given in the usual hexadecimal IPv6 address notation.
     /// (since 2.6)
-    #[serde(rename = "ipv6-prefix")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6_prefix: ::std::option::Option<::std::string::String>,
     /// IPv6 network prefix length (default is 64)
     /// (since 2.6)
-    #[serde(rename = "ipv6-prefixlen")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6_prefixlen: ::std::option::Option<i64>,
     /// guest-visible IPv6 address of the host (since 2.6)
-    #[serde(rename = "ipv6-host")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6_host: ::std::option::Option<::std::string::String>,
     /// guest-visible IPv6 address of the virtual nameserver
     /// (since 2.6)
-    #[serde(rename = "ipv6-dns")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6_dns: ::std::option::Option<::std::string::String>,
     /// root directory of the built-in SMB server
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub smb: ::std::option::Option<::std::string::String>,
     /// IP address of the built-in SMB server
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub smbserver: ::std::option::Option<::std::string::String>,
     /// redirect incoming TCP, UDP or UNIX host connections to
     /// guest endpoints
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hostfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// forward guest TCP connections
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub guestfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
     /// RFC2132 "TFTP server name" string (Since 3.1)
-    #[serde(rename = "tftp-server-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tftp_server_name: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevUserOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevUserOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "hostname", &self.hostname)?;
+        ::qapi_types::private::optional(map, "restrict", &self.restrict)?;
+        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
+        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
+        ::qapi_types::private::optional(map, "ip", &self.ip)?;
+        ::qapi_types::private::optional(map, "net", &self.net)?;
+        ::qapi_types::private::optional(map, "host", &self.host)?;
+        ::qapi_types::private::optional(map, "tftp", &self.tftp)?;
+        ::qapi_types::private::optional(map, "bootfile", &self.bootfile)?;
+        ::qapi_types::private::optional(map, "dhcpstart", &self.dhcpstart)?;
+        ::qapi_types::private::optional(map, "dns", &self.dns)?;
+        ::qapi_types::private::optional(map, "dnssearch", &self.dnssearch)?;
+        ::qapi_types::private::optional(map, "domainname", &self.domainname)?;
+        ::qapi_types::private::optional(map, "ipv6-prefix", &self.ipv6_prefix)?;
+        ::qapi_types::private::optional(map, "ipv6-prefixlen", &self.ipv6_prefixlen)?;
+        ::qapi_types::private::optional(map, "ipv6-host", &self.ipv6_host)?;
+        ::qapi_types::private::optional(map, "ipv6-dns", &self.ipv6_dns)?;
+        ::qapi_types::private::optional(map, "smb", &self.smb)?;
+        ::qapi_types::private::optional(map, "smbserver", &self.smbserver)?;
+        ::qapi_types::private::optional(map, "hostfwd", &self.hostfwd)?;
+        ::qapi_types::private::optional(map, "guestfwd", &self.guestfwd)?;
+        ::qapi_types::private::optional(
+            map,
+            "tftp-server-name",
+            &self.tftp_server_name,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevUserOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevUserOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        hostname: ::std::option::Option<::std::string::String>,
+        restrict: ::std::option::Option<bool>,
+        ipv4: ::std::option::Option<bool>,
+        ipv6: ::std::option::Option<bool>,
+        ip: ::std::option::Option<::std::string::String>,
+        net: ::std::option::Option<::std::string::String>,
+        host: ::std::option::Option<::std::string::String>,
+        tftp: ::std::option::Option<::std::string::String>,
+        bootfile: ::std::option::Option<::std::string::String>,
+        dhcpstart: ::std::option::Option<::std::string::String>,
+        dns: ::std::option::Option<::std::string::String>,
+        dnssearch: ::std::option::Option<::std::vec::Vec<super::String>>,
+        domainname: ::std::option::Option<::std::string::String>,
+        ipv6_prefix: ::std::option::Option<::std::string::String>,
+        ipv6_prefixlen: ::std::option::Option<i64>,
+        ipv6_host: ::std::option::Option<::std::string::String>,
+        ipv6_dns: ::std::option::Option<::std::string::String>,
+        smb: ::std::option::Option<::std::string::String>,
+        smbserver: ::std::option::Option<::std::string::String>,
+        hostfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
+        guestfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
+        tftp_server_name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevUserOptions {
+        const NAME: &'static str = "NetdevUserOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "hostname" => slots.hostname = ::serde::de::MapAccess::next_value(map)?,
+                "restrict" => slots.restrict = ::serde::de::MapAccess::next_value(map)?,
+                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
+                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
+                "ip" => slots.ip = ::serde::de::MapAccess::next_value(map)?,
+                "net" => slots.net = ::serde::de::MapAccess::next_value(map)?,
+                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
+                "tftp" => slots.tftp = ::serde::de::MapAccess::next_value(map)?,
+                "bootfile" => slots.bootfile = ::serde::de::MapAccess::next_value(map)?,
+                "dhcpstart" => slots.dhcpstart = ::serde::de::MapAccess::next_value(map)?,
+                "dns" => slots.dns = ::serde::de::MapAccess::next_value(map)?,
+                "dnssearch" => slots.dnssearch = ::serde::de::MapAccess::next_value(map)?,
+                "domainname" => {
+                    slots.domainname = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ipv6-prefix" => {
+                    slots.ipv6_prefix = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ipv6-prefixlen" => {
+                    slots.ipv6_prefixlen = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ipv6-host" => slots.ipv6_host = ::serde::de::MapAccess::next_value(map)?,
+                "ipv6-dns" => slots.ipv6_dns = ::serde::de::MapAccess::next_value(map)?,
+                "smb" => slots.smb = ::serde::de::MapAccess::next_value(map)?,
+                "smbserver" => slots.smbserver = ::serde::de::MapAccess::next_value(map)?,
+                "hostfwd" => slots.hostfwd = ::serde::de::MapAccess::next_value(map)?,
+                "guestfwd" => slots.guestfwd = ::serde::de::MapAccess::next_value(map)?,
+                "tftp-server-name" => {
+                    slots.tftp_server_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevUserOptions {
+                hostname: slots.hostname,
+                restrict: slots.restrict,
+                ipv4: slots.ipv4,
+                ipv6: slots.ipv6,
+                ip: slots.ip,
+                net: slots.net,
+                host: slots.host,
+                tftp: slots.tftp,
+                bootfile: slots.bootfile,
+                dhcpstart: slots.dhcpstart,
+                dns: slots.dns,
+                dnssearch: slots.dnssearch,
+                domainname: slots.domainname,
+                ipv6_prefix: slots.ipv6_prefix,
+                ipv6_prefixlen: slots.ipv6_prefixlen,
+                ipv6_host: slots.ipv6_host,
+                ipv6_dns: slots.ipv6_dns,
+                smb: slots.smb,
+                smbserver: slots.smbserver,
+                hostfwd: slots.hostfwd,
+                guestfwd: slots.guestfwd,
+                tftp_server_name: slots.tftp_server_name,
+            })
+        }
+    }
+};
 
 /// Used to configure a host TAP network interface backend.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevTapOptions {
     /// interface name
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ifname: ::std::option::Option<::std::string::String>,
     /// file descriptor of an already opened tap
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fd: ::std::option::Option<::std::string::String>,
     /// multiple file descriptors of already opened multiqueue capable
     /// tap
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fds: ::std::option::Option<::std::string::String>,
     /// script to initialize the interface
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub script: ::std::option::Option<::std::string::String>,
     /// script to shut down the interface
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub downscript: ::std::option::Option<::std::string::String>,
     /// bridge name (since 2.8)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub br: ::std::option::Option<::std::string::String>,
     /// command to execute to configure bridge
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub helper: ::std::option::Option<::std::string::String>,
     /// send buffer limit.  Understands \[TGMKkb\] suffixes.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sndbuf: ::std::option::Option<u64>,
     /// enable the IFF_VNET_HDR flag on the tap interface
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr: ::std::option::Option<bool>,
     /// enable vhost-net network accelerator
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhost: ::std::option::Option<bool>,
     /// file descriptor of an already opened vhost net device
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostfd: ::std::option::Option<::std::string::String>,
     /// file descriptors of multiple already opened vhost net
     /// devices
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostfds: ::std::option::Option<::std::string::String>,
     /// vhost on for non-MSIX virtio guests
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostforce: ::std::option::Option<bool>,
     /// number of queues to be created for multiqueue capable tap
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<u32>,
     /// maximum number of microseconds that could be spent on busy
     /// polling for tap (since 2.7)
-    #[serde(rename = "poll-us")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_us: ::std::option::Option<u32>,
 }
+
+impl Serialize for NetdevTapOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevTapOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "ifname", &self.ifname)?;
+        ::qapi_types::private::optional(map, "fd", &self.fd)?;
+        ::qapi_types::private::optional(map, "fds", &self.fds)?;
+        ::qapi_types::private::optional(map, "script", &self.script)?;
+        ::qapi_types::private::optional(map, "downscript", &self.downscript)?;
+        ::qapi_types::private::optional(map, "br", &self.br)?;
+        ::qapi_types::private::optional(map, "helper", &self.helper)?;
+        ::qapi_types::private::optional(map, "sndbuf", &self.sndbuf)?;
+        ::qapi_types::private::optional(map, "vnet_hdr", &self.vnet_hdr)?;
+        ::qapi_types::private::optional(map, "vhost", &self.vhost)?;
+        ::qapi_types::private::optional(map, "vhostfd", &self.vhostfd)?;
+        ::qapi_types::private::optional(map, "vhostfds", &self.vhostfds)?;
+        ::qapi_types::private::optional(map, "vhostforce", &self.vhostforce)?;
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::qapi_types::private::optional(map, "poll-us", &self.poll_us)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevTapOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevTapOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        ifname: ::std::option::Option<::std::string::String>,
+        fd: ::std::option::Option<::std::string::String>,
+        fds: ::std::option::Option<::std::string::String>,
+        script: ::std::option::Option<::std::string::String>,
+        downscript: ::std::option::Option<::std::string::String>,
+        br: ::std::option::Option<::std::string::String>,
+        helper: ::std::option::Option<::std::string::String>,
+        sndbuf: ::std::option::Option<u64>,
+        vnet_hdr: ::std::option::Option<bool>,
+        vhost: ::std::option::Option<bool>,
+        vhostfd: ::std::option::Option<::std::string::String>,
+        vhostfds: ::std::option::Option<::std::string::String>,
+        vhostforce: ::std::option::Option<bool>,
+        queues: ::std::option::Option<u32>,
+        poll_us: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevTapOptions {
+        const NAME: &'static str = "NetdevTapOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "ifname" => slots.ifname = ::serde::de::MapAccess::next_value(map)?,
+                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
+                "fds" => slots.fds = ::serde::de::MapAccess::next_value(map)?,
+                "script" => slots.script = ::serde::de::MapAccess::next_value(map)?,
+                "downscript" => {
+                    slots.downscript = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "br" => slots.br = ::serde::de::MapAccess::next_value(map)?,
+                "helper" => slots.helper = ::serde::de::MapAccess::next_value(map)?,
+                "sndbuf" => slots.sndbuf = ::serde::de::MapAccess::next_value(map)?,
+                "vnet_hdr" => slots.vnet_hdr = ::serde::de::MapAccess::next_value(map)?,
+                "vhost" => slots.vhost = ::serde::de::MapAccess::next_value(map)?,
+                "vhostfd" => slots.vhostfd = ::serde::de::MapAccess::next_value(map)?,
+                "vhostfds" => slots.vhostfds = ::serde::de::MapAccess::next_value(map)?,
+                "vhostforce" => {
+                    slots.vhostforce = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                "poll-us" => slots.poll_us = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevTapOptions {
+                ifname: slots.ifname,
+                fd: slots.fd,
+                fds: slots.fds,
+                script: slots.script,
+                downscript: slots.downscript,
+                br: slots.br,
+                helper: slots.helper,
+                sndbuf: slots.sndbuf,
+                vnet_hdr: slots.vnet_hdr,
+                vhost: slots.vhost,
+                vhostfd: slots.vhostfd,
+                vhostfds: slots.vhostfds,
+                vhostforce: slots.vhostforce,
+                queues: slots.queues,
+                poll_us: slots.poll_us,
+            })
+        }
+    }
+};
 
 /// Socket netdevs are used to establish a network connection to another
 /// QEMU virtual machine via a TCP socket.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevSocketOptions {
     /// file descriptor of an already opened socket
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fd: ::std::option::Option<::std::string::String>,
     /// port number, and optional hostname, to listen on
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub listen: ::std::option::Option<::std::string::String>,
     /// port number, and optional hostname, to connect to
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub connect: ::std::option::Option<::std::string::String>,
     /// UDP multicast address and port number
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mcast: ::std::option::Option<::std::string::String>,
     /// source address and port for multicast and udp packets
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub localaddr: ::std::option::Option<::std::string::String>,
     /// UDP unicast address and port number
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub udp: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevSocketOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevSocketOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "fd", &self.fd)?;
+        ::qapi_types::private::optional(map, "listen", &self.listen)?;
+        ::qapi_types::private::optional(map, "connect", &self.connect)?;
+        ::qapi_types::private::optional(map, "mcast", &self.mcast)?;
+        ::qapi_types::private::optional(map, "localaddr", &self.localaddr)?;
+        ::qapi_types::private::optional(map, "udp", &self.udp)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevSocketOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevSocketOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fd: ::std::option::Option<::std::string::String>,
+        listen: ::std::option::Option<::std::string::String>,
+        connect: ::std::option::Option<::std::string::String>,
+        mcast: ::std::option::Option<::std::string::String>,
+        localaddr: ::std::option::Option<::std::string::String>,
+        udp: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevSocketOptions {
+        const NAME: &'static str = "NetdevSocketOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
+                "listen" => slots.listen = ::serde::de::MapAccess::next_value(map)?,
+                "connect" => slots.connect = ::serde::de::MapAccess::next_value(map)?,
+                "mcast" => slots.mcast = ::serde::de::MapAccess::next_value(map)?,
+                "localaddr" => slots.localaddr = ::serde::de::MapAccess::next_value(map)?,
+                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevSocketOptions {
+                fd: slots.fd,
+                listen: slots.listen,
+                connect: slots.connect,
+                mcast: slots.mcast,
+                localaddr: slots.localaddr,
+                udp: slots.udp,
+            })
+        }
+    }
+};
 
 /// Configure an Ethernet over L2TPv3 tunnel.
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevL2TPv3Options {
     /// source address
     pub src: ::std::string::String,
     /// destination address
     pub dst: ::std::string::String,
     /// source port - mandatory for udp, optional for ip
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub srcport: ::std::option::Option<::std::string::String>,
     /// destination port - mandatory for udp, optional for ip
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dstport: ::std::option::Option<::std::string::String>,
     /// force the use of ipv6
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6: ::std::option::Option<bool>,
     /// use the udp version of l2tpv3 encapsulation
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub udp: ::std::option::Option<bool>,
     /// use 64 bit cookies
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cookie64: ::std::option::Option<bool>,
     /// have sequence counter
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub counter: ::std::option::Option<bool>,
     /// pin sequence counter to zero - workaround for buggy
     /// implementations or networks with packet reorder
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pincounter: ::std::option::Option<bool>,
     /// 32 or 64 bit transmit cookie
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub txcookie: ::std::option::Option<u64>,
     /// 32 or 64 bit receive cookie
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rxcookie: ::std::option::Option<u64>,
     /// 32 bit transmit session
     pub txsession: u32,
     /// 32 bit receive session - if not specified set to the
     /// same value as transmit
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rxsession: ::std::option::Option<u32>,
     /// additional offset - allows the insertion of additional
     /// application-specific data before the packet payload
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<u32>,
 }
+
+impl Serialize for NetdevL2TPv3Options {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevL2TPv3Options {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "src", &self.src)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "dst", &self.dst)?;
+        ::qapi_types::private::optional(map, "srcport", &self.srcport)?;
+        ::qapi_types::private::optional(map, "dstport", &self.dstport)?;
+        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
+        ::qapi_types::private::optional(map, "udp", &self.udp)?;
+        ::qapi_types::private::optional(map, "cookie64", &self.cookie64)?;
+        ::qapi_types::private::optional(map, "counter", &self.counter)?;
+        ::qapi_types::private::optional(map, "pincounter", &self.pincounter)?;
+        ::qapi_types::private::optional(map, "txcookie", &self.txcookie)?;
+        ::qapi_types::private::optional(map, "rxcookie", &self.rxcookie)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "txsession", &self.txsession)?;
+        ::qapi_types::private::optional(map, "rxsession", &self.rxsession)?;
+        ::qapi_types::private::optional(map, "offset", &self.offset)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevL2TPv3Options {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevL2TPv3Options`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        src: ::std::option::Option<::std::string::String>,
+        dst: ::std::option::Option<::std::string::String>,
+        srcport: ::std::option::Option<::std::string::String>,
+        dstport: ::std::option::Option<::std::string::String>,
+        ipv6: ::std::option::Option<bool>,
+        udp: ::std::option::Option<bool>,
+        cookie64: ::std::option::Option<bool>,
+        counter: ::std::option::Option<bool>,
+        pincounter: ::std::option::Option<bool>,
+        txcookie: ::std::option::Option<u64>,
+        rxcookie: ::std::option::Option<u64>,
+        txsession: ::std::option::Option<u32>,
+        rxsession: ::std::option::Option<u32>,
+        offset: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevL2TPv3Options {
+        const NAME: &'static str = "NetdevL2TPv3Options";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "src" => {
+                    slots.src = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dst" => {
+                    slots.dst = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "srcport" => slots.srcport = ::serde::de::MapAccess::next_value(map)?,
+                "dstport" => slots.dstport = ::serde::de::MapAccess::next_value(map)?,
+                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
+                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
+                "cookie64" => slots.cookie64 = ::serde::de::MapAccess::next_value(map)?,
+                "counter" => slots.counter = ::serde::de::MapAccess::next_value(map)?,
+                "pincounter" => {
+                    slots.pincounter = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "txcookie" => slots.txcookie = ::serde::de::MapAccess::next_value(map)?,
+                "rxcookie" => slots.rxcookie = ::serde::de::MapAccess::next_value(map)?,
+                "txsession" => {
+                    slots.txsession = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rxsession" => slots.rxsession = ::serde::de::MapAccess::next_value(map)?,
+                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevL2TPv3Options {
+                src: slots.src.ok_or_else(|| E::missing_field("src"))?,
+                dst: slots.dst.ok_or_else(|| E::missing_field("dst"))?,
+                srcport: slots.srcport,
+                dstport: slots.dstport,
+                ipv6: slots.ipv6,
+                udp: slots.udp,
+                cookie64: slots.cookie64,
+                counter: slots.counter,
+                pincounter: slots.pincounter,
+                txcookie: slots.txcookie,
+                rxcookie: slots.rxcookie,
+                txsession: slots.txsession.ok_or_else(|| E::missing_field("txsession"))?,
+                rxsession: slots.rxsession,
+                offset: slots.offset,
+            })
+        }
+    }
+};
 
 /// Connect to a vde switch running on the host.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVdeOptions {
     /// socket path
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sock: ::std::option::Option<::std::string::String>,
     /// port number
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub port: ::std::option::Option<u16>,
     /// group owner of socket
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group: ::std::option::Option<::std::string::String>,
     /// permissions for socket
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<u16>,
 }
+
+impl Serialize for NetdevVdeOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVdeOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "sock", &self.sock)?;
+        ::qapi_types::private::optional(map, "port", &self.port)?;
+        ::qapi_types::private::optional(map, "group", &self.group)?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVdeOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVdeOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sock: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<u16>,
+        group: ::std::option::Option<::std::string::String>,
+        mode: ::std::option::Option<u16>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVdeOptions {
+        const NAME: &'static str = "NetdevVdeOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sock" => slots.sock = ::serde::de::MapAccess::next_value(map)?,
+                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
+                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVdeOptions {
+                sock: slots.sock,
+                port: slots.port,
+                group: slots.group,
+                mode: slots.mode,
+            })
+        }
+    }
+};
 
 /// Connect a host TAP network interface to a host bridge device.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevBridgeOptions {
     /// bridge name
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub br: ::std::option::Option<::std::string::String>,
     /// command to execute to configure bridge
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub helper: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevBridgeOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevBridgeOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "br", &self.br)?;
+        ::qapi_types::private::optional(map, "helper", &self.helper)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevBridgeOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevBridgeOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        br: ::std::option::Option<::std::string::String>,
+        helper: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevBridgeOptions {
+        const NAME: &'static str = "NetdevBridgeOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "br" => slots.br = ::serde::de::MapAccess::next_value(map)?,
+                "helper" => slots.helper = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevBridgeOptions {
+                br: slots.br,
+                helper: slots.helper,
+            })
+        }
+    }
+};
 
 /// Connect two or more net clients through a software hub.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevHubPortOptions {
     /// hub identifier number
     pub hubid: i32,
     /// used to connect hub to a netdev instead of a device
     /// (since 2.12)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub netdev: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevHubPortOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevHubPortOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "hubid", &self.hubid)?;
+        ::qapi_types::private::optional(map, "netdev", &self.netdev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevHubPortOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevHubPortOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        hubid: ::std::option::Option<i32>,
+        netdev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevHubPortOptions {
+        const NAME: &'static str = "NetdevHubPortOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "hubid" => {
+                    slots.hubid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "netdev" => slots.netdev = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevHubPortOptions {
+                hubid: slots.hubid.ok_or_else(|| E::missing_field("hubid"))?,
+                netdev: slots.netdev,
+            })
+        }
+    }
+};
 
 /// Connect a client to a netmap-enabled NIC or to a VALE switch port
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevNetmapOptions {
     /// Either the name of an existing network interface supported
     /// by netmap, or the name of a VALE port (created on the fly).  A
@@ -436,9 +1335,74 @@ pub struct NetdevNetmapOptions {
     /// are therefore connected to the same switch.
     pub ifname: ::std::string::String,
     /// path of the netmap device (default: '/dev/netmap').
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub devname: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevNetmapOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevNetmapOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
+        ::qapi_types::private::optional(map, "devname", &self.devname)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevNetmapOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevNetmapOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        ifname: ::std::option::Option<::std::string::String>,
+        devname: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevNetmapOptions {
+        const NAME: &'static str = "NetdevNetmapOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "ifname" => {
+                    slots.ifname = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "devname" => slots.devname = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevNetmapOptions {
+                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
+                devname: slots.devname,
+            })
+        }
+    }
+};
 
 /// Attach mode for a default XDP program
 ///
@@ -502,70 +1466,227 @@ impl<'de> Deserialize<'de> for AFXDPMode {
 /// *Since: 8.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_AF_XDP`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevAFXDPOptions {
     /// The name of an existing network interface.
     pub ifname: ::std::string::String,
     /// Attach mode for a default XDP program.  If not specified,
     /// then 'native' will be tried first, then 'skb'.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mode: ::std::option::Option<super::AFXDPMode>,
     /// Force XDP copy mode even if device supports zero-copy.
     /// (default: false)
-    #[serde(rename = "force-copy")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub force_copy: ::std::option::Option<bool>,
     /// number of queues to be used for multiqueue interfaces
     /// (default: 1).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<i64>,
     /// Use `queues` starting from this queue number
     /// (default: 0).
-    #[serde(rename = "start-queue")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub start_queue: ::std::option::Option<i64>,
     /// Don't load a default XDP program, use one already loaded
     /// to the interface (default: false).  Requires `sock-fds` or
     /// `map-path`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub inhibit: ::std::option::Option<bool>,
     /// A colon (:) separated list of file descriptors for
     /// already open but not bound AF_XDP sockets in the queue order.
     /// One fd per queue.  These descriptors should already be added
     /// into XDP socket map for corresponding queues.  `sock-fds` and
     /// `map-path` are mutually exclusive.  Requires `inhibit`.
-    #[serde(rename = "sock-fds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sock_fds: ::std::option::Option<::std::string::String>,
     /// The path to a pinned xsk map to push file descriptors
     /// for bound AF_XDP sockets into.  `map-path` and `sock-fds` are
     /// mutually exclusive.  Requires `inhibit`.  (Since 10.1)
-    #[serde(rename = "map-path")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub map_path: ::std::option::Option<::std::string::String>,
     /// Use `map-path` to insert xsk sockets starting from
     /// this index number (default: 0).  Requires `map-path`.
     /// (Since 10.1)
-    #[serde(rename = "map-start-index")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub map_start_index: ::std::option::Option<i32>,
 }
+
+impl Serialize for NetdevAFXDPOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevAFXDPOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
+        ::qapi_types::private::optional(map, "mode", &self.mode)?;
+        ::qapi_types::private::optional(map, "force-copy", &self.force_copy)?;
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::qapi_types::private::optional(map, "start-queue", &self.start_queue)?;
+        ::qapi_types::private::optional(map, "inhibit", &self.inhibit)?;
+        ::qapi_types::private::optional(map, "sock-fds", &self.sock_fds)?;
+        ::qapi_types::private::optional(map, "map-path", &self.map_path)?;
+        ::qapi_types::private::optional(map, "map-start-index", &self.map_start_index)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevAFXDPOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevAFXDPOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        ifname: ::std::option::Option<::std::string::String>,
+        mode: ::std::option::Option<super::AFXDPMode>,
+        force_copy: ::std::option::Option<bool>,
+        queues: ::std::option::Option<i64>,
+        start_queue: ::std::option::Option<i64>,
+        inhibit: ::std::option::Option<bool>,
+        sock_fds: ::std::option::Option<::std::string::String>,
+        map_path: ::std::option::Option<::std::string::String>,
+        map_start_index: ::std::option::Option<i32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevAFXDPOptions {
+        const NAME: &'static str = "NetdevAFXDPOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "ifname" => {
+                    slots.ifname = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                "force-copy" => {
+                    slots.force_copy = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                "start-queue" => {
+                    slots.start_queue = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "inhibit" => slots.inhibit = ::serde::de::MapAccess::next_value(map)?,
+                "sock-fds" => slots.sock_fds = ::serde::de::MapAccess::next_value(map)?,
+                "map-path" => slots.map_path = ::serde::de::MapAccess::next_value(map)?,
+                "map-start-index" => {
+                    slots.map_start_index = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevAFXDPOptions {
+                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
+                mode: slots.mode,
+                force_copy: slots.force_copy,
+                queues: slots.queues,
+                start_queue: slots.start_queue,
+                inhibit: slots.inhibit,
+                sock_fds: slots.sock_fds,
+                map_path: slots.map_path,
+                map_start_index: slots.map_start_index,
+            })
+        }
+    }
+};
 
 /// Vhost-user network backend
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVhostUserOptions {
     /// name of a unix socket chardev
     pub chardev: ::std::string::String,
     /// vhost on for non-MSIX virtio guests (default: false).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostforce: ::std::option::Option<bool>,
     /// number of queues to be created for multiqueue vhost-user
     /// (default: 1) (Since 2.5)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<i64>,
 }
+
+impl Serialize for NetdevVhostUserOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVhostUserOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
+        ::qapi_types::private::optional(map, "vhostforce", &self.vhostforce)?;
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVhostUserOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVhostUserOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        chardev: ::std::option::Option<::std::string::String>,
+        vhostforce: ::std::option::Option<bool>,
+        queues: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserOptions {
+        const NAME: &'static str = "NetdevVhostUserOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "chardev" => {
+                    slots.chardev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vhostforce" => {
+                    slots.vhostforce = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVhostUserOptions {
+                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
+                vhostforce: slots.vhostforce,
+                queues: slots.queues,
+            })
+        }
+    }
+};
 
 /// Vhost-vdpa network backend
 ///
@@ -573,26 +1694,91 @@ pub struct NetdevVhostUserOptions {
 /// virtio specifications with a vendor specific control path.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVhostVDPAOptions {
     /// path of vhost-vdpa device (default:'/dev/vhost-vdpa-0')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostdev: ::std::option::Option<::std::string::String>,
     /// file descriptor of an already opened vhost vdpa device
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vhostfd: ::std::option::Option<::std::string::String>,
     /// number of queues to be created for multiqueue vhost-vdpa
     /// (default: 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<i64>,
     /// Start device with (experimental) shadow virtqueue.
     /// (Since 7.1) (default: false)
     ///
     /// Feature `unstable`: Member `x-svq` is experimental.
-    #[serde(rename = "x-svq")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_svq: ::std::option::Option<bool>,
 }
+
+impl Serialize for NetdevVhostVDPAOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVhostVDPAOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "vhostdev", &self.vhostdev)?;
+        ::qapi_types::private::optional(map, "vhostfd", &self.vhostfd)?;
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::qapi_types::private::optional(map, "x-svq", &self.x_svq)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVhostVDPAOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVhostVDPAOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        vhostdev: ::std::option::Option<::std::string::String>,
+        vhostfd: ::std::option::Option<::std::string::String>,
+        queues: ::std::option::Option<i64>,
+        x_svq: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostVDPAOptions {
+        const NAME: &'static str = "NetdevVhostVDPAOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "vhostdev" => slots.vhostdev = ::serde::de::MapAccess::next_value(map)?,
+                "vhostfd" => slots.vhostfd = ::serde::de::MapAccess::next_value(map)?,
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                "x-svq" => slots.x_svq = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVhostVDPAOptions {
+                vhostdev: slots.vhostdev,
+                vhostfd: slots.vhostfd,
+                queues: slots.queues,
+                x_svq: slots.x_svq,
+            })
+        }
+    }
+};
 
 /// vmnet (host mode) network backend.
 ///
@@ -602,42 +1788,113 @@ pub struct NetdevVhostVDPAOptions {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVmnetHostOptions {
     /// The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
     /// along with `end-address` and `subnet-mask`.  This address is used
     /// as the gateway address.  The subsequent address up to and
     /// including end-address are placed in the DHCP pool.
-    #[serde(rename = "start-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub start_address: ::std::option::Option<::std::string::String>,
     /// The DHCP IPv4 range end address to use for the
     /// interface.  Must be in the private IP range (RFC 1918).  Must be
     /// specified along with `start-address` and `subnet-mask`.
-    #[serde(rename = "end-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub end_address: ::std::option::Option<::std::string::String>,
     /// The IPv4 subnet mask to use on the interface.  Must be
     /// specified along with `start-address` and `subnet-mask`.
-    #[serde(rename = "subnet-mask")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subnet_mask: ::std::option::Option<::std::string::String>,
     /// Enable isolation for this interface.  Interface isolation
     /// ensures that vmnet interface is not able to communicate with any
     /// other vmnet interfaces.  Only communication with host is
     /// allowed.  Requires at least macOS Big Sur 11.0.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub isolated: ::std::option::Option<bool>,
     /// The identifier (UUID) to uniquely identify the isolated
     /// network vmnet interface should be added to.  If set, no DHCP
     /// service is provided for this interface and network communication
     /// is allowed only with other interfaces added to this network
     /// identified by the UUID.  Requires at least macOS Big Sur 11.0.
-    #[serde(rename = "net-uuid")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub net_uuid: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevVmnetHostOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVmnetHostOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "start-address", &self.start_address)?;
+        ::qapi_types::private::optional(map, "end-address", &self.end_address)?;
+        ::qapi_types::private::optional(map, "subnet-mask", &self.subnet_mask)?;
+        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
+        ::qapi_types::private::optional(map, "net-uuid", &self.net_uuid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVmnetHostOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVmnetHostOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        start_address: ::std::option::Option<::std::string::String>,
+        end_address: ::std::option::Option<::std::string::String>,
+        subnet_mask: ::std::option::Option<::std::string::String>,
+        isolated: ::std::option::Option<bool>,
+        net_uuid: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetHostOptions {
+        const NAME: &'static str = "NetdevVmnetHostOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "start-address" => {
+                    slots.start_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "end-address" => {
+                    slots.end_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "subnet-mask" => {
+                    slots.subnet_mask = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
+                "net-uuid" => slots.net_uuid = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVmnetHostOptions {
+                start_address: slots.start_address,
+                end_address: slots.end_address,
+                subnet_mask: slots.subnet_mask,
+                isolated: slots.isolated,
+                net_uuid: slots.net_uuid,
+            })
+        }
+    }
+};
 
 /// vmnet (shared mode) network backend.
 ///
@@ -651,40 +1908,113 @@ pub struct NetdevVmnetHostOptions {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVmnetSharedOptions {
     /// The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
     /// along with `end-address` and `subnet-mask`.  This address is used
     /// as the gateway address.  The subsequent address up to and
     /// including end-address are placed in the DHCP pool.
-    #[serde(rename = "start-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub start_address: ::std::option::Option<::std::string::String>,
     /// The DHCP IPv4 range end address to use for the
     /// interface.  Must be in the private IP range (RFC 1918).  Must be
     /// specified along with `start-address` and `subnet-mask`.
-    #[serde(rename = "end-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub end_address: ::std::option::Option<::std::string::String>,
     /// The IPv4 subnet mask to use on the interface.  Must be
     /// specified along with `start-address` and `subnet-mask`.
-    #[serde(rename = "subnet-mask")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub subnet_mask: ::std::option::Option<::std::string::String>,
     /// Enable isolation for this interface.  Interface isolation
     /// ensures that vmnet interface is not able to communicate with any
     /// other vmnet interfaces.  Only communication with host is
     /// allowed.  Requires at least macOS Big Sur 11.0.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub isolated: ::std::option::Option<bool>,
     /// The IPv6 prefix to use into guest network.  Must be a
     /// unique local address i.e. start with fd00::/8 and have length of
     /// 64.
-    #[serde(rename = "nat66-prefix")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nat66_prefix: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for NetdevVmnetSharedOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVmnetSharedOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "start-address", &self.start_address)?;
+        ::qapi_types::private::optional(map, "end-address", &self.end_address)?;
+        ::qapi_types::private::optional(map, "subnet-mask", &self.subnet_mask)?;
+        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
+        ::qapi_types::private::optional(map, "nat66-prefix", &self.nat66_prefix)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVmnetSharedOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVmnetSharedOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        start_address: ::std::option::Option<::std::string::String>,
+        end_address: ::std::option::Option<::std::string::String>,
+        subnet_mask: ::std::option::Option<::std::string::String>,
+        isolated: ::std::option::Option<bool>,
+        nat66_prefix: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetSharedOptions {
+        const NAME: &'static str = "NetdevVmnetSharedOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "start-address" => {
+                    slots.start_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "end-address" => {
+                    slots.end_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "subnet-mask" => {
+                    slots.subnet_mask = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
+                "nat66-prefix" => {
+                    slots.nat66_prefix = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVmnetSharedOptions {
+                start_address: slots.start_address,
+                end_address: slots.end_address,
+                subnet_mask: slots.subnet_mask,
+                isolated: slots.isolated,
+                nat66_prefix: slots.nat66_prefix,
+            })
+        }
+    }
+};
 
 /// vmnet (bridged mode) network backend.
 ///
@@ -693,7 +2023,7 @@ pub struct NetdevVmnetSharedOptions {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevVmnetBridgedOptions {
     /// The name of the physical interface to be bridged.
     pub ifname: ::std::string::String,
@@ -701,31 +2031,165 @@ pub struct NetdevVmnetBridgedOptions {
     /// ensures that vmnet interface is not able to communicate with any
     /// other vmnet interfaces.  Only communication with host is
     /// allowed.  Requires at least macOS Big Sur 11.0.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub isolated: ::std::option::Option<bool>,
 }
+
+impl Serialize for NetdevVmnetBridgedOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevVmnetBridgedOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
+        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevVmnetBridgedOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevVmnetBridgedOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        ifname: ::std::option::Option<::std::string::String>,
+        isolated: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetBridgedOptions {
+        const NAME: &'static str = "NetdevVmnetBridgedOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "ifname" => {
+                    slots.ifname = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevVmnetBridgedOptions {
+                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
+                isolated: slots.isolated,
+            })
+        }
+    }
+};
 
 /// Configuration info for stream socket netdev
 ///
 /// Only [`SocketAddress`](crate::SocketAddress) types 'unix', 'inet' and 'fd' are supported.
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevStreamOptions {
     /// socket address to listen on (server=true) or connect to
     /// (server=false)
     pub addr: super::SocketAddress,
     /// create server socket (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<bool>,
     /// For a client socket, if a socket is disconnected,
     /// then attempt a reconnect after the given number of milliseconds.
     /// Setting this to zero disables this function.
     /// (default: 0) (Since: 9.2)
-    #[serde(rename = "reconnect-ms")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reconnect_ms: ::std::option::Option<i64>,
 }
+
+impl Serialize for NetdevStreamOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevStreamOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(map, "server", &self.server)?;
+        ::qapi_types::private::optional(map, "reconnect-ms", &self.reconnect_ms)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevStreamOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevStreamOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        addr: ::std::option::Option<super::SocketAddress>,
+        server: ::std::option::Option<bool>,
+        reconnect_ms: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamOptions {
+        const NAME: &'static str = "NetdevStreamOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
+                "reconnect-ms" => {
+                    slots.reconnect_ms = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevStreamOptions {
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                server: slots.server,
+                reconnect_ms: slots.reconnect_ms,
+            })
+        }
+    }
+};
 
 /// Configuration info for datagram socket netdev.
 ///
@@ -748,15 +2212,75 @@ pub struct NetdevStreamOptions {
 /// =============  ========  =====
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetdevDgramOptions {
     /// local address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub local: ::std::option::Option<super::SocketAddress>,
     /// remote address
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub remote: ::std::option::Option<super::SocketAddress>,
 }
+
+impl Serialize for NetdevDgramOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevDgramOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "local", &self.local)?;
+        ::qapi_types::private::optional(map, "remote", &self.remote)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetdevDgramOptions {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetdevDgramOptions`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        local: ::std::option::Option<super::SocketAddress>,
+        remote: ::std::option::Option<super::SocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetdevDgramOptions {
+        const NAME: &'static str = "NetdevDgramOptions";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "local" => slots.local = ::serde::de::MapAccess::next_value(map)?,
+                "remote" => slots.remote = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetdevDgramOptions {
+                local: slots.local,
+                remote: slots.remote,
+            })
+        }
+    }
+};
 
 /// Available netdev drivers.
 ///
@@ -884,13 +2408,31 @@ impl<'de> Deserialize<'de> for NetClientDriver {
 /// Captures the configuration of a network device.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Netdev {
     /// identifier for monitor commands.
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: NetdevBranch,
+}
+
+impl Serialize for Netdev {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Netdev {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for Netdev {
@@ -999,79 +2541,164 @@ const _: () = {
 };
 
 /// The branches of [`Netdev`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NetdevBranch {
     /// `type` is `nic`.
-    #[serde(rename = "nic")]
     Nic(super::NetLegacyNicOptions),
     /// `type` is `passt`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_PASST`.
-    #[serde(rename = "passt")]
     Passt(super::NetDevPasstOptions),
     /// `type` is `user`.
-    #[serde(rename = "user")]
     User(super::NetdevUserOptions),
     /// `type` is `tap`.
-    #[serde(rename = "tap")]
     Tap(super::NetdevTapOptions),
     /// `type` is `l2tpv3`.
-    #[serde(rename = "l2tpv3")]
     L2tpv3(super::NetdevL2TPv3Options),
     /// `type` is `socket`.
-    #[serde(rename = "socket")]
     Socket(super::NetdevSocketOptions),
     /// `type` is `stream`.
-    #[serde(rename = "stream")]
     Stream(super::NetdevStreamOptions),
     /// `type` is `dgram`.
-    #[serde(rename = "dgram")]
     Dgram(super::NetdevDgramOptions),
     /// `type` is `vde`.
-    #[serde(rename = "vde")]
     Vde(super::NetdevVdeOptions),
     /// `type` is `bridge`.
-    #[serde(rename = "bridge")]
     Bridge(super::NetdevBridgeOptions),
     /// `type` is `hubport`.
-    #[serde(rename = "hubport")]
     Hubport(super::NetdevHubPortOptions),
     /// `type` is `netmap`.
-    #[serde(rename = "netmap")]
     Netmap(super::NetdevNetmapOptions),
     /// `type` is `af-xdp`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_AF_XDP`.
-    #[serde(rename = "af-xdp")]
     AfXdp(super::NetdevAFXDPOptions),
     /// `type` is `vhost-user`.
-    #[serde(rename = "vhost-user")]
     VhostUser(super::NetdevVhostUserOptions),
     /// `type` is `vhost-vdpa`.
-    #[serde(rename = "vhost-vdpa")]
     VhostVdpa(super::NetdevVhostVDPAOptions),
     /// `type` is `vmnet-host`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-    #[serde(rename = "vmnet-host")]
     VmnetHost(super::NetdevVmnetHostOptions),
     /// `type` is `vmnet-shared`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-    #[serde(rename = "vmnet-shared")]
     VmnetShared(super::NetdevVmnetSharedOptions),
     /// `type` is `vmnet-bridged`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-    #[serde(rename = "vmnet-bridged")]
     VmnetBridged(super::NetdevVmnetBridgedOptions),
     /// `type` is `none`.
-    #[serde(rename = "none")]
     None,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for NetdevBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetdevBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            NetdevBranch::Nic(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "nic")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Passt(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "passt")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::User(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "user")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Tap(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "tap")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::L2tpv3(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "l2tpv3")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Socket(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "socket")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Stream(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "stream")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Dgram(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "dgram")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Vde(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vde")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Bridge(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "bridge")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Hubport(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hubport")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::Netmap(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "netmap")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::AfXdp(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "af-xdp")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::VhostUser(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vhost-user")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::VhostVdpa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vhost-vdpa")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::VmnetHost(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vmnet-host")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::VmnetShared(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "vmnet-shared",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::VmnetBridged(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "vmnet-bridged",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            NetdevBranch::None => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "none")
+            }
+            NetdevBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Packets receiving state
@@ -1135,7 +2762,7 @@ impl<'de> Deserialize<'de> for RxState {
 /// Rx-filter information for a NIC.
 ///
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RxFilterInfo {
     /// net client name
     pub name: ::std::string::String,
@@ -1148,32 +2775,217 @@ pub struct RxFilterInfo {
     /// vlan receive state (Since 2.0)
     pub vlan: super::RxState,
     /// whether to receive broadcast
-    #[serde(rename = "broadcast-allowed")]
     pub broadcast_allowed: bool,
     /// multicast table is overflowed or not
-    #[serde(rename = "multicast-overflow")]
     pub multicast_overflow: bool,
     /// unicast table is overflowed or not
-    #[serde(rename = "unicast-overflow")]
     pub unicast_overflow: bool,
     /// the main macaddr string
-    #[serde(rename = "main-mac")]
     pub main_mac: ::std::string::String,
     /// a list of active vlan id
-    #[serde(rename = "vlan-table")]
     pub vlan_table: ::std::vec::Vec<i64>,
     /// a list of unicast macaddr string
-    #[serde(rename = "unicast-table")]
     pub unicast_table: ::std::vec::Vec<::std::string::String>,
     /// a list of multicast macaddr string
-    #[serde(rename = "multicast-table")]
     pub multicast_table: ::std::vec::Vec<::std::string::String>,
 }
+
+impl Serialize for RxFilterInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RxFilterInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "promiscuous",
+            &self.promiscuous,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "multicast", &self.multicast)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "unicast", &self.unicast)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "vlan", &self.vlan)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "broadcast-allowed",
+            &self.broadcast_allowed,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "multicast-overflow",
+            &self.multicast_overflow,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unicast-overflow",
+            &self.unicast_overflow,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "main-mac", &self.main_mac)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "vlan-table",
+            &self.vlan_table,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unicast-table",
+            &self.unicast_table,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "multicast-table",
+            &self.multicast_table,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RxFilterInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RxFilterInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        promiscuous: ::std::option::Option<bool>,
+        multicast: ::std::option::Option<super::RxState>,
+        unicast: ::std::option::Option<super::RxState>,
+        vlan: ::std::option::Option<super::RxState>,
+        broadcast_allowed: ::std::option::Option<bool>,
+        multicast_overflow: ::std::option::Option<bool>,
+        unicast_overflow: ::std::option::Option<bool>,
+        main_mac: ::std::option::Option<::std::string::String>,
+        vlan_table: ::std::option::Option<::std::vec::Vec<i64>>,
+        unicast_table: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        multicast_table: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RxFilterInfo {
+        const NAME: &'static str = "RxFilterInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "promiscuous" => {
+                    slots.promiscuous = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "multicast" => {
+                    slots.multicast = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unicast" => {
+                    slots.unicast = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vlan" => {
+                    slots.vlan = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "broadcast-allowed" => {
+                    slots.broadcast_allowed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "multicast-overflow" => {
+                    slots.multicast_overflow = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unicast-overflow" => {
+                    slots.unicast_overflow = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "main-mac" => {
+                    slots.main_mac = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vlan-table" => {
+                    slots.vlan_table = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unicast-table" => {
+                    slots.unicast_table = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "multicast-table" => {
+                    slots.multicast_table = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RxFilterInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                promiscuous: slots
+                    .promiscuous
+                    .ok_or_else(|| E::missing_field("promiscuous"))?,
+                multicast: slots.multicast.ok_or_else(|| E::missing_field("multicast"))?,
+                unicast: slots.unicast.ok_or_else(|| E::missing_field("unicast"))?,
+                vlan: slots.vlan.ok_or_else(|| E::missing_field("vlan"))?,
+                broadcast_allowed: slots
+                    .broadcast_allowed
+                    .ok_or_else(|| E::missing_field("broadcast-allowed"))?,
+                multicast_overflow: slots
+                    .multicast_overflow
+                    .ok_or_else(|| E::missing_field("multicast-overflow"))?,
+                unicast_overflow: slots
+                    .unicast_overflow
+                    .ok_or_else(|| E::missing_field("unicast-overflow"))?,
+                main_mac: slots.main_mac.ok_or_else(|| E::missing_field("main-mac"))?,
+                vlan_table: slots
+                    .vlan_table
+                    .ok_or_else(|| E::missing_field("vlan-table"))?,
+                unicast_table: slots
+                    .unicast_table
+                    .ok_or_else(|| E::missing_field("unicast-table"))?,
+                multicast_table: slots
+                    .multicast_table
+                    .ok_or_else(|| E::missing_field("multicast-table"))?,
+            })
+        }
+    }
+};
 
 /// Parameters for self-announce timers
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnnounceParameters {
     /// Initial delay (in ms) before sending the first GARP/RARP
     /// announcement
@@ -1186,14 +2998,108 @@ pub struct AnnounceParameters {
     pub step: i64,
     /// An optional list of interface names, which restricts
     /// the announcement to the listed interfaces.  (Since 4.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub interfaces: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     /// A name to be used to identify an instance of announce-timers
     /// and to allow it to modified later.  Not for use as part of the
     /// migration parameters.  (Since 4.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for AnnounceParameters {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AnnounceParameters {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "initial", &self.initial)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "max", &self.max)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "rounds", &self.rounds)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "step", &self.step)?;
+        ::qapi_types::private::optional(map, "interfaces", &self.interfaces)?;
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AnnounceParameters {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AnnounceParameters`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        initial: ::std::option::Option<i64>,
+        max: ::std::option::Option<i64>,
+        rounds: ::std::option::Option<i64>,
+        step: ::std::option::Option<i64>,
+        interfaces: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AnnounceParameters {
+        const NAME: &'static str = "AnnounceParameters";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "initial" => {
+                    slots.initial = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "max" => {
+                    slots.max = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rounds" => {
+                    slots.rounds = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "step" => {
+                    slots.step = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "interfaces" => {
+                    slots.interfaces = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AnnounceParameters {
+                initial: slots.initial.ok_or_else(|| E::missing_field("initial"))?,
+                max: slots.max.ok_or_else(|| E::missing_field("max"))?,
+                rounds: slots.rounds.ok_or_else(|| E::missing_field("rounds"))?,
+                step: slots.step.ok_or_else(|| E::missing_field("step"))?,
+                interfaces: slots.interfaces,
+                id: slots.id,
+            })
+        }
+    }
+};
 
 /// The commands of `net.json`.
 pub mod commands {
@@ -1218,7 +3124,7 @@ pub mod commands {
     ///      "arguments": { "name": "e1000.0", "up": false } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetLink {
         /// the device name of the virtual network adapter
         pub name: ::std::string::String,
@@ -1226,6 +3132,74 @@ pub mod commands {
         pub up: bool,
     }
 
+    impl Serialize for SetLink {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SetLink {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "up", &self.up)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetLink {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SetLink`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+            up: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SetLink {
+            const NAME: &'static str = "set_link";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "up" => {
+                        slots.up = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SetLink {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                    up: slots.up.ok_or_else(|| E::missing_field("up"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SetLink {
         const NAME: &'static str = "set_link";
         type Returns = ::qapi_types::Empty;
@@ -1249,9 +3223,26 @@ pub mod commands {
     ///                     "dnssearch": [ { "str": "example.org" } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevAdd(pub super::super::Netdev);
+    /// Encoded as the wrapped value.
+    impl Serialize for NetdevAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(NetdevAdd)
+        }
+    }
+
     impl ::qapi_types::Command for NetdevAdd {
         const NAME: &'static str = "netdev_add";
         type Returns = ::qapi_types::Empty;
@@ -1272,12 +3263,72 @@ pub mod commands {
     /// -> { "execute": "netdev_del", "arguments": { "id": "netdev1" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevDel {
         /// the name of the network backend to remove
         pub id: ::std::string::String,
     }
 
+    impl Serialize for NetdevDel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NetdevDel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevDel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NetdevDel`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NetdevDel {
+            const NAME: &'static str = "netdev_del";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NetdevDel {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for NetdevDel {
         const NAME: &'static str = "netdev_del";
         type Returns = ::qapi_types::Empty;
@@ -1328,13 +3379,66 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryRxFilter {
         /// net client name
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for QueryRxFilter {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryRxFilter {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "name", &self.name)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryRxFilter {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryRxFilter`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryRxFilter {
+            const NAME: &'static str = "query-rx-filter";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryRxFilter { name: slots.name })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryRxFilter {
         const NAME: &'static str = "query-rx-filter";
         type Returns = ::std::vec::Vec<super::super::RxFilterInfo>;
@@ -1355,9 +3459,26 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 4.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct AnnounceSelf(pub super::super::AnnounceParameters);
+    /// Encoded as the wrapped value.
+    impl Serialize for AnnounceSelf {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for AnnounceSelf {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(AnnounceSelf)
+        }
+    }
+
     impl ::qapi_types::Command for AnnounceSelf {
         const NAME: &'static str = "announce-self";
         type Returns = ::qapi_types::Empty;
@@ -1380,15 +3501,78 @@ pub mod events {
     ///                "path": "/machine/peripheral/vnet0/virtio-backend" },
     ///      "timestamp": { "seconds": 1368697518, "microseconds": 326866 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NicRxFilterChanged {
         /// net client name
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         /// device path
         pub path: ::std::string::String,
     }
 
+    impl Serialize for NicRxFilterChanged {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NicRxFilterChanged {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "name", &self.name)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NicRxFilterChanged {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NicRxFilterChanged`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+            path: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NicRxFilterChanged {
+            const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NicRxFilterChanged {
+                    name: slots.name,
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for NicRxFilterChanged {
         const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
     }
@@ -1407,13 +3591,78 @@ pub mod events {
     ///      "data": { "device-id": "net1" },
     ///      "timestamp": { "seconds": 1368697518, "microseconds": 326866 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct FailoverNegotiated {
         /// QEMU device id of the unplugged device
-        #[serde(rename = "device-id")]
         pub device_id: ::std::string::String,
     }
 
+    impl Serialize for FailoverNegotiated {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for FailoverNegotiated {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "device-id",
+                &self.device_id,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for FailoverNegotiated {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`FailoverNegotiated`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device_id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for FailoverNegotiated {
+            const NAME: &'static str = "FAILOVER_NEGOTIATED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device-id" => {
+                        slots.device_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(FailoverNegotiated {
+                    device_id: slots
+                        .device_id
+                        .ok_or_else(|| E::missing_field("device-id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for FailoverNegotiated {
         const NAME: &'static str = "FAILOVER_NEGOTIATED";
     }
@@ -1440,15 +3689,88 @@ pub mod events {
     ///                "addr": { "path": "/tmp/qemu0", "type": "unix" } },
     ///      "timestamp": { "seconds": 1666269706, "microseconds": 413651 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevStreamConnected {
         /// QEMU netdev id that is connected
-        #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
         /// The destination address
         pub addr: super::super::SocketAddress,
     }
 
+    impl Serialize for NetdevStreamConnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NetdevStreamConnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "netdev-id",
+                &self.netdev_id,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevStreamConnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NetdevStreamConnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            netdev_id: ::std::option::Option<::std::string::String>,
+            addr: ::std::option::Option<super::super::SocketAddress>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamConnected {
+            const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "netdev-id" => {
+                        slots.netdev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "addr" => {
+                        slots.addr = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NetdevStreamConnected {
+                    netdev_id: slots
+                        .netdev_id
+                        .ok_or_else(|| E::missing_field("netdev-id"))?,
+                    addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for NetdevStreamConnected {
         const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
     }
@@ -1464,13 +3786,78 @@ pub mod events {
     ///      "data": {"netdev-id": "netdev0"},
     ///      "timestamp": {"seconds": 1663330937, "microseconds": 526695} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevStreamDisconnected {
         /// QEMU netdev id that is disconnected
-        #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
     }
 
+    impl Serialize for NetdevStreamDisconnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NetdevStreamDisconnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "netdev-id",
+                &self.netdev_id,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevStreamDisconnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NetdevStreamDisconnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            netdev_id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamDisconnected {
+            const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "netdev-id" => {
+                        slots.netdev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NetdevStreamDisconnected {
+                    netdev_id: slots
+                        .netdev_id
+                        .ok_or_else(|| E::missing_field("netdev-id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for NetdevStreamDisconnected {
         const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
     }
@@ -1486,16 +3873,94 @@ pub mod events {
     ///      "event": "NETDEV_VHOST_USER_CONNECTED",
     ///      "data": { "netdev-id": "netdev0", "chardev-id": "chr0" } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevVhostUserConnected {
         /// QEMU netdev id that is connected
-        #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
         /// The character device id used by the QEMU netdev
-        #[serde(rename = "chardev-id")]
         pub chardev_id: ::std::string::String,
     }
 
+    impl Serialize for NetdevVhostUserConnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NetdevVhostUserConnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "netdev-id",
+                &self.netdev_id,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "chardev-id",
+                &self.chardev_id,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevVhostUserConnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NetdevVhostUserConnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            netdev_id: ::std::option::Option<::std::string::String>,
+            chardev_id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserConnected {
+            const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "netdev-id" => {
+                        slots.netdev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "chardev-id" => {
+                        slots.chardev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NetdevVhostUserConnected {
+                    netdev_id: slots
+                        .netdev_id
+                        .ok_or_else(|| E::missing_field("netdev-id"))?,
+                    chardev_id: slots
+                        .chardev_id
+                        .ok_or_else(|| E::missing_field("chardev-id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for NetdevVhostUserConnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
     }
@@ -1511,13 +3976,78 @@ pub mod events {
     ///      "event": "NETDEV_VHOST_USER_DISCONNECTED",
     ///      "data": { "netdev-id": "netdev0" } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevVhostUserDisconnected {
         /// QEMU netdev id that is disconnected
-        #[serde(rename = "netdev-id")]
         pub netdev_id: ::std::string::String,
     }
 
+    impl Serialize for NetdevVhostUserDisconnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for NetdevVhostUserDisconnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "netdev-id",
+                &self.netdev_id,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for NetdevVhostUserDisconnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`NetdevVhostUserDisconnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            netdev_id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserDisconnected {
+            const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "netdev-id" => {
+                        slots.netdev_id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(NetdevVhostUserDisconnected {
+                    netdev_id: slots
+                        .netdev_id
+                        .ok_or_else(|| E::missing_field("netdev-id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for NetdevVhostUserDisconnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
     }

@@ -4,7 +4,7 @@
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectPropertyInfo {
     /// the name of the property
     pub name: ::std::string::String,
@@ -24,17 +24,97 @@ pub struct ObjectPropertyInfo {
     /// graph.
     pub r#type: ::std::string::String,
     /// if specified, the description of the property.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub description: ::std::option::Option<::std::string::String>,
     /// the default value, if any (since 5.0)
-    #[serde(rename = "default-value")]
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub default_value: ::std::option::Option<::serde_json::Value>,
 }
 
+impl Serialize for ObjectPropertyInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectPropertyInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "description", &self.description)?;
+        ::qapi_types::private::optional(map, "default-value", &self.default_value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectPropertyInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ObjectPropertyInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+        description: ::std::option::Option<::std::string::String>,
+        default_value: ::std::option::Option<::serde_json::Value>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertyInfo {
+        const NAME: &'static str = "ObjectPropertyInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "description" => {
+                    slots.description = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "default-value" => {
+                    slots.default_value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ObjectPropertyInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                description: slots.description,
+                default_value: slots.default_value,
+            })
+        }
+    }
+};
+
 /// Since 10.1
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectPropertyValue {
     /// the name of the property.
     pub name: ::std::string::String,
@@ -43,40 +123,252 @@ pub struct ObjectPropertyValue {
     pub r#type: ::std::string::String,
     /// the value of the property.  Absent when the property cannot
     /// be read.
-    #[serde(deserialize_with = "::qapi_types::private::present")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub value: ::std::option::Option<::serde_json::Value>,
 }
 
+impl Serialize for ObjectPropertyValue {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectPropertyValue {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "value", &self.value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectPropertyValue {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ObjectPropertyValue`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+        value: ::std::option::Option<::serde_json::Value>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertyValue {
+        const NAME: &'static str = "ObjectPropertyValue";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "value" => {
+                    slots.value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ObjectPropertyValue {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                value: slots.value,
+            })
+        }
+    }
+};
+
 /// Since 10.1
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectPropertiesValues {
     /// a list of properties.
     pub properties: ::std::vec::Vec<super::ObjectPropertyValue>,
 }
 
+impl Serialize for ObjectPropertiesValues {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectPropertiesValues {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "properties",
+            &self.properties,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectPropertiesValues {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ObjectPropertiesValues`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        properties: ::std::option::Option<::std::vec::Vec<super::ObjectPropertyValue>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertiesValues {
+        const NAME: &'static str = "ObjectPropertiesValues";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "properties" => {
+                    slots.properties = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ObjectPropertiesValues {
+                properties: slots
+                    .properties
+                    .ok_or_else(|| E::missing_field("properties"))?,
+            })
+        }
+    }
+};
+
 /// This structure describes a search result from [`qom-list-types`](crate::commands::QomListTypes)
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectTypeInfo {
     /// the type name found in the search
     pub name: ::std::string::String,
     /// the type is abstract and can't be directly instantiated.
     /// Omitted if false.  (since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#abstract: ::std::option::Option<bool>,
     /// Name of parent type, if any (since 2.10)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub parent: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for ObjectTypeInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectTypeInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
+        ::qapi_types::private::optional(map, "parent", &self.parent)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectTypeInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ObjectTypeInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#abstract: ::std::option::Option<bool>,
+        parent: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ObjectTypeInfo {
+        const NAME: &'static str = "ObjectTypeInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "abstract" => slots.r#abstract = ::serde::de::MapAccess::next_value(map)?,
+                "parent" => slots.parent = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ObjectTypeInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#abstract: slots.r#abstract,
+                parent: slots.parent,
+            })
+        }
+    }
+};
 
 /// Properties for can-host-socketcan objects.
 ///
 /// *Since: 2.12*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CanHostSocketcanProperties {
     /// interface name of the host system CAN bus to connect to
     pub r#if: ::std::string::String,
@@ -85,10 +377,80 @@ pub struct CanHostSocketcanProperties {
     pub canbus: ::std::string::String,
 }
 
+impl Serialize for CanHostSocketcanProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CanHostSocketcanProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "if", &self.r#if)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "canbus", &self.canbus)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CanHostSocketcanProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CanHostSocketcanProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#if: ::std::option::Option<::std::string::String>,
+        canbus: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CanHostSocketcanProperties {
+        const NAME: &'static str = "CanHostSocketcanProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "if" => {
+                    slots.r#if = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "canbus" => {
+                    slots.canbus = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CanHostSocketcanProperties {
+                r#if: slots.r#if.ok_or_else(|| E::missing_field("if"))?,
+                canbus: slots.canbus.ok_or_else(|| E::missing_field("canbus"))?,
+            })
+        }
+    }
+};
+
 /// Properties for colo-compare objects.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColoCompareProperties {
     /// name of the character device backend to use for the
     /// primary input (incoming packets are redirected to `outdev`)
@@ -103,89 +465,422 @@ pub struct ColoCompareProperties {
     pub iothread: ::std::string::String,
     /// name of the character device backend to be used to
     /// communicate with the remote colo-frame (only for Xen COLO)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub notify_dev: ::std::option::Option<::std::string::String>,
     /// the maximum time to hold a packet from `primary_in`
     /// for comparison with an incoming packet on `secondary_in` in
     /// milliseconds (default: 3000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compare_timeout: ::std::option::Option<u64>,
     /// the interval at which colo-compare checks
     /// whether packets from `primary` have timed out, in milliseconds
     /// (default: 3000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub expired_scan_cycle: ::std::option::Option<u32>,
     /// the maximum number of packets to keep in the queue
     /// for comparing with incoming packets from `secondary_in`.  If the
     /// queue is full and additional packets are received, the
     /// additional packets are dropped.  (default: 1024)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub max_queue_size: ::std::option::Option<u32>,
     /// if true, vnet header support is enabled
     /// (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
+impl Serialize for ColoCompareProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ColoCompareProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "primary_in",
+            &self.primary_in,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "secondary_in",
+            &self.secondary_in,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "outdev", &self.outdev)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "iothread", &self.iothread)?;
+        ::qapi_types::private::optional(map, "notify_dev", &self.notify_dev)?;
+        ::qapi_types::private::optional(map, "compare_timeout", &self.compare_timeout)?;
+        ::qapi_types::private::optional(
+            map,
+            "expired_scan_cycle",
+            &self.expired_scan_cycle,
+        )?;
+        ::qapi_types::private::optional(map, "max_queue_size", &self.max_queue_size)?;
+        ::qapi_types::private::optional(
+            map,
+            "vnet_hdr_support",
+            &self.vnet_hdr_support,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ColoCompareProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ColoCompareProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        primary_in: ::std::option::Option<::std::string::String>,
+        secondary_in: ::std::option::Option<::std::string::String>,
+        outdev: ::std::option::Option<::std::string::String>,
+        iothread: ::std::option::Option<::std::string::String>,
+        notify_dev: ::std::option::Option<::std::string::String>,
+        compare_timeout: ::std::option::Option<u64>,
+        expired_scan_cycle: ::std::option::Option<u32>,
+        max_queue_size: ::std::option::Option<u32>,
+        vnet_hdr_support: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ColoCompareProperties {
+        const NAME: &'static str = "ColoCompareProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "primary_in" => {
+                    slots.primary_in = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "secondary_in" => {
+                    slots.secondary_in = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "outdev" => {
+                    slots.outdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iothread" => {
+                    slots.iothread = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "notify_dev" => {
+                    slots.notify_dev = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "compare_timeout" => {
+                    slots.compare_timeout = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "expired_scan_cycle" => {
+                    slots.expired_scan_cycle = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "max_queue_size" => {
+                    slots.max_queue_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "vnet_hdr_support" => {
+                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ColoCompareProperties {
+                primary_in: slots
+                    .primary_in
+                    .ok_or_else(|| E::missing_field("primary_in"))?,
+                secondary_in: slots
+                    .secondary_in
+                    .ok_or_else(|| E::missing_field("secondary_in"))?,
+                outdev: slots.outdev.ok_or_else(|| E::missing_field("outdev"))?,
+                iothread: slots.iothread.ok_or_else(|| E::missing_field("iothread"))?,
+                notify_dev: slots.notify_dev,
+                compare_timeout: slots.compare_timeout,
+                expired_scan_cycle: slots.expired_scan_cycle,
+                max_queue_size: slots.max_queue_size,
+                vnet_hdr_support: slots.vnet_hdr_support,
+            })
+        }
+    }
+};
 
 /// Properties for cryptodev-backend and cryptodev-backend-builtin
 /// objects.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CryptodevBackendProperties {
     /// the number of queues for the cryptodev backend.  Ignored
     /// for cryptodev-backend and must be 1 for
     /// cryptodev-backend-builtin.  (default: 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<u32>,
     /// limit total bytes per second (Since 8.0)
-    #[serde(rename = "throttle-bps")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_bps: ::std::option::Option<u64>,
     /// limit total operations per second (Since 8.0)
-    #[serde(rename = "throttle-ops")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_ops: ::std::option::Option<u64>,
 }
+
+impl Serialize for CryptodevBackendProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CryptodevBackendProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::qapi_types::private::optional(map, "throttle-bps", &self.throttle_bps)?;
+        ::qapi_types::private::optional(map, "throttle-ops", &self.throttle_ops)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CryptodevBackendProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CryptodevBackendProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        queues: ::std::option::Option<u32>,
+        throttle_bps: ::std::option::Option<u64>,
+        throttle_ops: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CryptodevBackendProperties {
+        const NAME: &'static str = "CryptodevBackendProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                "throttle-bps" => {
+                    slots.throttle_bps = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "throttle-ops" => {
+                    slots.throttle_ops = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CryptodevBackendProperties {
+                queues: slots.queues,
+                throttle_bps: slots.throttle_bps,
+                throttle_ops: slots.throttle_ops,
+            })
+        }
+    }
+};
 
 /// Properties for cryptodev-vhost-user objects.
 ///
 /// *Since: 2.12*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VHOST_CRYPTO`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CryptodevVhostUserProperties {
     /// the number of queues for the cryptodev backend.  Ignored
     /// for cryptodev-backend and must be 1 for
     /// cryptodev-backend-builtin.  (default: 1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queues: ::std::option::Option<u32>,
     /// limit total bytes per second (Since 8.0)
-    #[serde(rename = "throttle-bps")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_bps: ::std::option::Option<u64>,
     /// limit total operations per second (Since 8.0)
-    #[serde(rename = "throttle-ops")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub throttle_ops: ::std::option::Option<u64>,
     /// the name of a Unix domain socket character device that
     /// connects to the vhost-user server
     pub chardev: ::std::string::String,
 }
 
+impl Serialize for CryptodevVhostUserProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for CryptodevVhostUserProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "queues", &self.queues)?;
+        ::qapi_types::private::optional(map, "throttle-bps", &self.throttle_bps)?;
+        ::qapi_types::private::optional(map, "throttle-ops", &self.throttle_ops)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CryptodevVhostUserProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`CryptodevVhostUserProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        queues: ::std::option::Option<u32>,
+        throttle_bps: ::std::option::Option<u64>,
+        throttle_ops: ::std::option::Option<u64>,
+        chardev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for CryptodevVhostUserProperties {
+        const NAME: &'static str = "CryptodevVhostUserProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
+                "throttle-bps" => {
+                    slots.throttle_bps = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "throttle-ops" => {
+                    slots.throttle_ops = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "chardev" => {
+                    slots.chardev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(CryptodevVhostUserProperties {
+                queues: slots.queues,
+                throttle_bps: slots.throttle_bps,
+                throttle_ops: slots.throttle_ops,
+                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
+            })
+        }
+    }
+};
+
 /// Properties for dbus-vmstate objects.
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DBusVMStateProperties {
     /// the name of the DBus bus to connect to
     pub addr: ::std::string::String,
     /// a comma separated list of DBus IDs of helpers whose data
     /// should be included in the VM state on migration
-    #[serde(rename = "id-list")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id_list: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for DBusVMStateProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DBusVMStateProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(map, "id-list", &self.id_list)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DBusVMStateProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DBusVMStateProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        addr: ::std::option::Option<::std::string::String>,
+        id_list: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DBusVMStateProperties {
+        const NAME: &'static str = "DBusVMStateProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "addr" => {
+                    slots.addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "id-list" => slots.id_list = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DBusVMStateProperties {
+                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
+                id_list: slots.id_list,
+            })
+        }
+    }
+};
 
 /// Indicates where to insert a netfilter relative to a given other
 /// filter.
@@ -246,16 +941,14 @@ impl<'de> Deserialize<'de> for NetfilterInsert {
 /// Properties for objects of classes derived from netfilter.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetfilterProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -264,28 +957,102 @@ pub struct NetfilterProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
 }
+
+impl Serialize for NetfilterProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for NetfilterProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetfilterProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`NetfilterProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for NetfilterProperties {
+        const NAME: &'static str = "NetfilterProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(NetfilterProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+            })
+        }
+    }
+};
 
 /// Properties for filter-buffer objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterBufferProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -294,12 +1061,10 @@ pub struct FilterBufferProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
     /// a non-zero interval in microseconds.  All packets
     /// arriving in the given interval are delayed until the end of the
@@ -307,19 +1072,103 @@ pub struct FilterBufferProperties {
     pub interval: u32,
 }
 
+impl Serialize for FilterBufferProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FilterBufferProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "interval", &self.interval)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterBufferProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FilterBufferProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+        interval: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FilterBufferProperties {
+        const NAME: &'static str = "FilterBufferProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                "interval" => {
+                    slots.interval = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FilterBufferProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+                interval: slots.interval.ok_or_else(|| E::missing_field("interval"))?,
+            })
+        }
+    }
+};
+
 /// Properties for filter-dump objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterDumpProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -328,34 +1177,119 @@ pub struct FilterDumpProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
     /// the filename where the dumped packets should be stored
     pub file: ::std::string::String,
     /// maximum number of bytes in a packet that are stored
     /// (default: 65536)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub maxlen: ::std::option::Option<u32>,
 }
+
+impl Serialize for FilterDumpProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FilterDumpProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::qapi_types::private::optional(map, "maxlen", &self.maxlen)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterDumpProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FilterDumpProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+        file: ::std::option::Option<::std::string::String>,
+        maxlen: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FilterDumpProperties {
+        const NAME: &'static str = "FilterDumpProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "maxlen" => slots.maxlen = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FilterDumpProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+                maxlen: slots.maxlen,
+            })
+        }
+    }
+};
 
 /// Properties for filter-mirror objects.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterMirrorProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -364,21 +1298,114 @@ pub struct FilterMirrorProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
     /// the name of a character device backend to which all
     /// incoming packets are mirrored
     pub outdev: ::std::string::String,
     /// if true, vnet header support is enabled
     /// (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
+impl Serialize for FilterMirrorProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FilterMirrorProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "outdev", &self.outdev)?;
+        ::qapi_types::private::optional(
+            map,
+            "vnet_hdr_support",
+            &self.vnet_hdr_support,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterMirrorProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FilterMirrorProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+        outdev: ::std::option::Option<::std::string::String>,
+        vnet_hdr_support: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FilterMirrorProperties {
+        const NAME: &'static str = "FilterMirrorProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                "outdev" => {
+                    slots.outdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vnet_hdr_support" => {
+                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FilterMirrorProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+                outdev: slots.outdev.ok_or_else(|| E::missing_field("outdev"))?,
+                vnet_hdr_support: slots.vnet_hdr_support,
+            })
+        }
+    }
+};
 
 /// Properties for filter-redirector objects.
 ///
@@ -386,16 +1413,14 @@ pub struct FilterMirrorProperties {
 /// present, they must not refer to the same character device backend.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterRedirectorProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -404,40 +1429,129 @@ pub struct FilterRedirectorProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
     /// the name of a character device backend from which packets
     /// are received and redirected to the filtered network device
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub indev: ::std::option::Option<::std::string::String>,
     /// the name of a character device backend to which all
     /// incoming packets are redirected
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub outdev: ::std::option::Option<::std::string::String>,
     /// if true, vnet header support is enabled
     /// (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
+impl Serialize for FilterRedirectorProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FilterRedirectorProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::qapi_types::private::optional(map, "indev", &self.indev)?;
+        ::qapi_types::private::optional(map, "outdev", &self.outdev)?;
+        ::qapi_types::private::optional(
+            map,
+            "vnet_hdr_support",
+            &self.vnet_hdr_support,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterRedirectorProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FilterRedirectorProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+        indev: ::std::option::Option<::std::string::String>,
+        outdev: ::std::option::Option<::std::string::String>,
+        vnet_hdr_support: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FilterRedirectorProperties {
+        const NAME: &'static str = "FilterRedirectorProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                "indev" => slots.indev = ::serde::de::MapAccess::next_value(map)?,
+                "outdev" => slots.outdev = ::serde::de::MapAccess::next_value(map)?,
+                "vnet_hdr_support" => {
+                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FilterRedirectorProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+                indev: slots.indev,
+                outdev: slots.outdev,
+                vnet_hdr_support: slots.vnet_hdr_support,
+            })
+        }
+    }
+};
 
 /// Properties for filter-rewriter objects.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterRewriterProperties {
     /// id of the network device backend to filter
     pub netdev: ::std::string::String,
     /// indicates which queue(s) to filter (default: all)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub queue: ::std::option::Option<super::NetFilterDirection>,
     /// indicates whether the filter is enabled ("on") or disabled
     /// ("off") (default: "on")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
     /// specifies where the filter should be inserted in the
     /// filter list.  "head" means the filter is inserted at the head of
@@ -446,162 +1560,605 @@ pub struct FilterRewriterProperties {
     /// existing filters (default).  "id=\<id\>" means the filter is
     /// inserted before or behind the filter specified by \<id\>,
     /// depending on the `insert` property.  (default: "tail")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub position: ::std::option::Option<::std::string::String>,
     /// where to insert the filter relative to the filter given in
     /// `position`.  Ignored if `position` is "head" or "tail".
     /// (default: behind)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub insert: ::std::option::Option<super::NetfilterInsert>,
     /// if true, vnet header support is enabled
     /// (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
+
+impl Serialize for FilterRewriterProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FilterRewriterProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
+        ::qapi_types::private::optional(map, "queue", &self.queue)?;
+        ::qapi_types::private::optional(map, "status", &self.status)?;
+        ::qapi_types::private::optional(map, "position", &self.position)?;
+        ::qapi_types::private::optional(map, "insert", &self.insert)?;
+        ::qapi_types::private::optional(
+            map,
+            "vnet_hdr_support",
+            &self.vnet_hdr_support,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterRewriterProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FilterRewriterProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        netdev: ::std::option::Option<::std::string::String>,
+        queue: ::std::option::Option<super::NetFilterDirection>,
+        status: ::std::option::Option<::std::string::String>,
+        position: ::std::option::Option<::std::string::String>,
+        insert: ::std::option::Option<super::NetfilterInsert>,
+        vnet_hdr_support: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FilterRewriterProperties {
+        const NAME: &'static str = "FilterRewriterProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "netdev" => {
+                    slots.netdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
+                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
+                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
+                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
+                "vnet_hdr_support" => {
+                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FilterRewriterProperties {
+                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
+                queue: slots.queue,
+                status: slots.status,
+                position: slots.position,
+                insert: slots.insert,
+                vnet_hdr_support: slots.vnet_hdr_support,
+            })
+        }
+    }
+};
 
 /// Properties for input-barrier objects.
 ///
 /// *Since: 4.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputBarrierProperties {
     /// the screen name as declared in the screens section of
     /// barrier.conf
     pub name: ::std::string::String,
     /// hostname of the Barrier server (default: "localhost")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub server: ::std::option::Option<::std::string::String>,
     /// TCP port of the Barrier server (default: "24800")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub port: ::std::option::Option<::std::string::String>,
     /// x coordinate of the leftmost pixel on the guest screen
     /// (default: "0")
-    #[serde(rename = "x-origin")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_origin: ::std::option::Option<::std::string::String>,
     /// y coordinate of the topmost pixel on the guest screen
     /// (default: "0")
-    #[serde(rename = "y-origin")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub y_origin: ::std::option::Option<::std::string::String>,
     /// the width of secondary screen in pixels (default: "1920")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub width: ::std::option::Option<::std::string::String>,
     /// the height of secondary screen in pixels (default: "1080")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub height: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for InputBarrierProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputBarrierProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "server", &self.server)?;
+        ::qapi_types::private::optional(map, "port", &self.port)?;
+        ::qapi_types::private::optional(map, "x-origin", &self.x_origin)?;
+        ::qapi_types::private::optional(map, "y-origin", &self.y_origin)?;
+        ::qapi_types::private::optional(map, "width", &self.width)?;
+        ::qapi_types::private::optional(map, "height", &self.height)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputBarrierProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputBarrierProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        server: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+        x_origin: ::std::option::Option<::std::string::String>,
+        y_origin: ::std::option::Option<::std::string::String>,
+        width: ::std::option::Option<::std::string::String>,
+        height: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputBarrierProperties {
+        const NAME: &'static str = "InputBarrierProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
+                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
+                "x-origin" => slots.x_origin = ::serde::de::MapAccess::next_value(map)?,
+                "y-origin" => slots.y_origin = ::serde::de::MapAccess::next_value(map)?,
+                "width" => slots.width = ::serde::de::MapAccess::next_value(map)?,
+                "height" => slots.height = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputBarrierProperties {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                server: slots.server,
+                port: slots.port,
+                x_origin: slots.x_origin,
+                y_origin: slots.y_origin,
+                width: slots.width,
+                height: slots.height,
+            })
+        }
+    }
+};
 
 /// Properties for input-linux objects.
 ///
 /// *Since: 2.6*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputLinuxProperties {
     /// the path of the host evdev device to use
     pub evdev: ::std::string::String,
     /// if true, grab is toggled for all devices (e.g. both
     /// keyboard and mouse) instead of just one device (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_all: ::std::option::Option<bool>,
     /// enables auto-repeat events (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub repeat: ::std::option::Option<bool>,
     /// the key or key combination that toggles device grab
     /// (default: ctrl-ctrl)
-    #[serde(rename = "grab-toggle")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_toggle: ::std::option::Option<super::GrabToggleKeys>,
 }
+
+impl Serialize for InputLinuxProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputLinuxProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "evdev", &self.evdev)?;
+        ::qapi_types::private::optional(map, "grab_all", &self.grab_all)?;
+        ::qapi_types::private::optional(map, "repeat", &self.repeat)?;
+        ::qapi_types::private::optional(map, "grab-toggle", &self.grab_toggle)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputLinuxProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputLinuxProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        evdev: ::std::option::Option<::std::string::String>,
+        grab_all: ::std::option::Option<bool>,
+        repeat: ::std::option::Option<bool>,
+        grab_toggle: ::std::option::Option<super::GrabToggleKeys>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputLinuxProperties {
+        const NAME: &'static str = "InputLinuxProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "evdev" => {
+                    slots.evdev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "grab_all" => slots.grab_all = ::serde::de::MapAccess::next_value(map)?,
+                "repeat" => slots.repeat = ::serde::de::MapAccess::next_value(map)?,
+                "grab-toggle" => {
+                    slots.grab_toggle = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputLinuxProperties {
+                evdev: slots.evdev.ok_or_else(|| E::missing_field("evdev"))?,
+                grab_all: slots.grab_all,
+                repeat: slots.repeat,
+                grab_toggle: slots.grab_toggle,
+            })
+        }
+    }
+};
 
 /// Common properties for event loops
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventLoopBaseProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
     /// (default: 0)
-    #[serde(rename = "aio-max-batch")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
     /// minimum number of threads reserved in the thread
     /// pool (default:0)
-    #[serde(rename = "thread-pool-min")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_min: ::std::option::Option<i64>,
     /// maximum number of threads the thread pool can
     /// contain (default:64)
-    #[serde(rename = "thread-pool-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
 }
+
+impl Serialize for EventLoopBaseProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for EventLoopBaseProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
+        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
+        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventLoopBaseProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`EventLoopBaseProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        aio_max_batch: ::std::option::Option<i64>,
+        thread_pool_min: ::std::option::Option<i64>,
+        thread_pool_max: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for EventLoopBaseProperties {
+        const NAME: &'static str = "EventLoopBaseProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "aio-max-batch" => {
+                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-min" => {
+                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-max" => {
+                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(EventLoopBaseProperties {
+                aio_max_batch: slots.aio_max_batch,
+                thread_pool_min: slots.thread_pool_min,
+                thread_pool_max: slots.thread_pool_max,
+            })
+        }
+    }
+};
 
 /// Properties for iothread objects.
 ///
 /// The `aio-max-batch` option is available since 6.1.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IothreadProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
     /// (default: 0)
-    #[serde(rename = "aio-max-batch")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
     /// minimum number of threads reserved in the thread
     /// pool (default:0)
-    #[serde(rename = "thread-pool-min")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_min: ::std::option::Option<i64>,
     /// maximum number of threads the thread pool can
     /// contain (default:64)
-    #[serde(rename = "thread-pool-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
     /// the maximum number of nanoseconds to busy wait for
     /// events.  0 means polling is disabled (default: 32768 on POSIX
     /// hosts, 0 otherwise)
-    #[serde(rename = "poll-max-ns")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_max_ns: ::std::option::Option<i64>,
     /// the multiplier used to increase the polling time when
     /// the algorithm detects it is missing events due to not polling
     /// long enough.  0 selects a default behaviour (default: 0)
-    #[serde(rename = "poll-grow")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_grow: ::std::option::Option<i64>,
     /// the divisor used to decrease the polling time when the
     /// algorithm detects it is spending too long polling without
     /// encountering events.  0 selects a default behaviour (default: 0)
-    #[serde(rename = "poll-shrink")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub poll_shrink: ::std::option::Option<i64>,
 }
+
+impl Serialize for IothreadProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for IothreadProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
+        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
+        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
+        ::qapi_types::private::optional(map, "poll-max-ns", &self.poll_max_ns)?;
+        ::qapi_types::private::optional(map, "poll-grow", &self.poll_grow)?;
+        ::qapi_types::private::optional(map, "poll-shrink", &self.poll_shrink)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for IothreadProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`IothreadProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        aio_max_batch: ::std::option::Option<i64>,
+        thread_pool_min: ::std::option::Option<i64>,
+        thread_pool_max: ::std::option::Option<i64>,
+        poll_max_ns: ::std::option::Option<i64>,
+        poll_grow: ::std::option::Option<i64>,
+        poll_shrink: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for IothreadProperties {
+        const NAME: &'static str = "IothreadProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "aio-max-batch" => {
+                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-min" => {
+                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-max" => {
+                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "poll-max-ns" => {
+                    slots.poll_max_ns = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "poll-grow" => slots.poll_grow = ::serde::de::MapAccess::next_value(map)?,
+                "poll-shrink" => {
+                    slots.poll_shrink = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(IothreadProperties {
+                aio_max_batch: slots.aio_max_batch,
+                thread_pool_min: slots.thread_pool_min,
+                thread_pool_max: slots.thread_pool_max,
+                poll_max_ns: slots.poll_max_ns,
+                poll_grow: slots.poll_grow,
+                poll_shrink: slots.poll_shrink,
+            })
+        }
+    }
+};
 
 /// Properties for the main-loop object.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MainLoopProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
     /// (default: 0)
-    #[serde(rename = "aio-max-batch")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub aio_max_batch: ::std::option::Option<i64>,
     /// minimum number of threads reserved in the thread
     /// pool (default:0)
-    #[serde(rename = "thread-pool-min")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_min: ::std::option::Option<i64>,
     /// maximum number of threads the thread pool can
     /// contain (default:64)
-    #[serde(rename = "thread-pool-max")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub thread_pool_max: ::std::option::Option<i64>,
 }
+
+impl Serialize for MainLoopProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MainLoopProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
+        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
+        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MainLoopProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MainLoopProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        aio_max_batch: ::std::option::Option<i64>,
+        thread_pool_min: ::std::option::Option<i64>,
+        thread_pool_max: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MainLoopProperties {
+        const NAME: &'static str = "MainLoopProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "aio-max-batch" => {
+                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-min" => {
+                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "thread-pool-max" => {
+                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MainLoopProperties {
+                aio_max_batch: slots.aio_max_batch,
+                thread_pool_min: slots.thread_pool_min,
+                thread_pool_max: slots.thread_pool_max,
+            })
+        }
+    }
+};
 
 /// Properties for objects of classes derived from memory-backend.
 ///
@@ -613,45 +2170,33 @@ pub struct MainLoopProperties {
 /// will bail out if it cannot be configured accordingly.
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryBackendProperties {
     /// if true, include the memory in core dumps (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
     /// the list of NUMA host nodes to bind the memory to
-    #[serde(rename = "host-nodes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
     /// if true, mark the memory as mergeable (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
     /// the NUMA policy (default: 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<super::HostMemPolicy>,
     /// if true, preallocate memory (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
     /// number of CPU threads to use for prealloc
     /// (default: 1)
-    #[serde(rename = "prealloc-threads")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
     /// thread context to use for creation of
     /// preallocation threads (default: none) (since 7.2)
-    #[serde(rename = "prealloc-context")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
     /// if false, the memory is private to QEMU; if true, it is
     /// shared (default false for backends memory-backend-file and
     /// memory-backend-ram, true for backends memory-backend-epc,
     /// memory-backend-memfd, and memory-backend-shm)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
     /// if true, reserve swap space (or huge pages) if applicable
     /// (default: true) (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// size of the memory region in bytes
     pub size: u64,
@@ -659,53 +2204,164 @@ pub struct MemoryBackendProperties {
     /// is used for ramblock-id.  Disable this for 4.0 machine types or
     /// older to allow migration with newer QEMU versions.
     /// (default: false generally, but true for machine types \<= 4.0)
-    #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
+impl Serialize for MemoryBackendProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryBackendProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dump", &self.dump)?;
+        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
+        ::qapi_types::private::optional(map, "merge", &self.merge)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-threads",
+            &self.prealloc_threads,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-context",
+            &self.prealloc_context,
+        )?;
+        ::qapi_types::private::optional(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-use-canonical-path-for-ramblock-id",
+            &self.x_use_canonical_path_for_ramblock_id,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBackendProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryBackendProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dump: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        merge: ::std::option::Option<bool>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+        prealloc: ::std::option::Option<bool>,
+        prealloc_threads: ::std::option::Option<u32>,
+        prealloc_context: ::std::option::Option<::std::string::String>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendProperties {
+        const NAME: &'static str = "MemoryBackendProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc-threads" => {
+                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-context" => {
+                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x-use-canonical-path-for-ramblock-id" => {
+                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryBackendProperties {
+                dump: slots.dump,
+                host_nodes: slots.host_nodes,
+                merge: slots.merge,
+                policy: slots.policy,
+                prealloc: slots.prealloc,
+                prealloc_threads: slots.prealloc_threads,
+                prealloc_context: slots.prealloc_context,
+                share: slots.share,
+                reserve: slots.reserve,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                x_use_canonical_path_for_ramblock_id: slots
+                    .x_use_canonical_path_for_ramblock_id,
+            })
+        }
+    }
+};
 
 /// Properties for memory-backend-file objects.
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryBackendFileProperties {
     /// if true, include the memory in core dumps (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
     /// the list of NUMA host nodes to bind the memory to
-    #[serde(rename = "host-nodes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
     /// if true, mark the memory as mergeable (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
     /// the NUMA policy (default: 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<super::HostMemPolicy>,
     /// if true, preallocate memory (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
     /// number of CPU threads to use for prealloc
     /// (default: 1)
-    #[serde(rename = "prealloc-threads")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
     /// thread context to use for creation of
     /// preallocation threads (default: none) (since 7.2)
-    #[serde(rename = "prealloc-context")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
     /// if false, the memory is private to QEMU; if true, it is
     /// shared (default false for backends memory-backend-file and
     /// memory-backend-ram, true for backends memory-backend-epc,
     /// memory-backend-memfd, and memory-backend-shm)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
     /// if true, reserve swap space (or huge pages) if applicable
     /// (default: true) (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// size of the memory region in bytes
     pub size: u64,
@@ -713,8 +2369,6 @@ pub struct MemoryBackendFileProperties {
     /// is used for ramblock-id.  Disable this for 4.0 machine types or
     /// older to allow migration with newer QEMU versions.
     /// (default: false generally, but true for machine types \<= 4.0)
-    #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
     /// the base address alignment when QEMU mmap(2)s `mem-path`.
     /// Some backend stores specified by `mem-path` require an alignment
@@ -723,36 +2377,29 @@ pub struct MemoryBackendFileProperties {
     /// cases, users can specify the required alignment via this option.
     /// 0 selects a default alignment (currently the page size).
     /// (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub align: ::std::option::Option<u64>,
     /// the offset into the target file that the region starts at.
     /// You can use this option to back multiple regions with a single
     /// file.  Must be a multiple of the page size.
     /// (default: 0) (since 8.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub offset: ::std::option::Option<u64>,
     /// if true, the file contents can be destroyed when QEMU
     /// exits, to avoid unnecessarily flushing data to the backing file.
     /// Note that `discard-data` is only an optimization, and QEMU might
     /// not discard file contents if it aborts unexpectedly or is
     /// terminated using SIGKILL.  (default: false)
-    #[serde(rename = "discard-data")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_data: ::std::option::Option<bool>,
     /// the path to either a shared memory or huge page
     /// filesystem mount
-    #[serde(rename = "mem-path")]
     pub mem_path: ::std::string::String,
     /// specifies whether the backing file specified by `mem-path` is
     /// in host persistent memory that can be accessed using the SNIA
     /// NVM programming model (e.g. Intel NVDIMM).
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LIBPMEM`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pmem: ::std::option::Option<bool>,
     /// if true, the backing file is opened read-only; if false,
     /// it is opened read-write.  (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub readonly: ::std::option::Option<bool>,
     /// whether to create Read Only Memory (ROM) that cannot be
     /// modified by the VM.  Any write attempts to such ROM will be
@@ -768,54 +2415,200 @@ pub struct MemoryBackendFileProperties {
     /// to false).  For this use case, we need writable RAM instead of
     /// ROM, and want to set this property to 'off'.  (default: auto,
     /// since 8.2)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rom: ::std::option::Option<super::OnOffAuto>,
 }
+
+impl Serialize for MemoryBackendFileProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryBackendFileProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dump", &self.dump)?;
+        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
+        ::qapi_types::private::optional(map, "merge", &self.merge)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-threads",
+            &self.prealloc_threads,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-context",
+            &self.prealloc_context,
+        )?;
+        ::qapi_types::private::optional(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-use-canonical-path-for-ramblock-id",
+            &self.x_use_canonical_path_for_ramblock_id,
+        )?;
+        ::qapi_types::private::optional(map, "align", &self.align)?;
+        ::qapi_types::private::optional(map, "offset", &self.offset)?;
+        ::qapi_types::private::optional(map, "discard-data", &self.discard_data)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "mem-path", &self.mem_path)?;
+        ::qapi_types::private::optional(map, "pmem", &self.pmem)?;
+        ::qapi_types::private::optional(map, "readonly", &self.readonly)?;
+        ::qapi_types::private::optional(map, "rom", &self.rom)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBackendFileProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryBackendFileProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dump: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        merge: ::std::option::Option<bool>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+        prealloc: ::std::option::Option<bool>,
+        prealloc_threads: ::std::option::Option<u32>,
+        prealloc_context: ::std::option::Option<::std::string::String>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
+        align: ::std::option::Option<u64>,
+        offset: ::std::option::Option<u64>,
+        discard_data: ::std::option::Option<bool>,
+        mem_path: ::std::option::Option<::std::string::String>,
+        pmem: ::std::option::Option<bool>,
+        readonly: ::std::option::Option<bool>,
+        rom: ::std::option::Option<super::OnOffAuto>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendFileProperties {
+        const NAME: &'static str = "MemoryBackendFileProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc-threads" => {
+                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-context" => {
+                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x-use-canonical-path-for-ramblock-id" => {
+                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "align" => slots.align = ::serde::de::MapAccess::next_value(map)?,
+                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
+                "discard-data" => {
+                    slots.discard_data = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mem-path" => {
+                    slots.mem_path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "pmem" => slots.pmem = ::serde::de::MapAccess::next_value(map)?,
+                "readonly" => slots.readonly = ::serde::de::MapAccess::next_value(map)?,
+                "rom" => slots.rom = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryBackendFileProperties {
+                dump: slots.dump,
+                host_nodes: slots.host_nodes,
+                merge: slots.merge,
+                policy: slots.policy,
+                prealloc: slots.prealloc,
+                prealloc_threads: slots.prealloc_threads,
+                prealloc_context: slots.prealloc_context,
+                share: slots.share,
+                reserve: slots.reserve,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                x_use_canonical_path_for_ramblock_id: slots
+                    .x_use_canonical_path_for_ramblock_id,
+                align: slots.align,
+                offset: slots.offset,
+                discard_data: slots.discard_data,
+                mem_path: slots.mem_path.ok_or_else(|| E::missing_field("mem-path"))?,
+                pmem: slots.pmem,
+                readonly: slots.readonly,
+                rom: slots.rom,
+            })
+        }
+    }
+};
 
 /// Properties for memory-backend-memfd objects.
 ///
 /// *Since: 2.12*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryBackendMemfdProperties {
     /// if true, include the memory in core dumps (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
     /// the list of NUMA host nodes to bind the memory to
-    #[serde(rename = "host-nodes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
     /// if true, mark the memory as mergeable (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
     /// the NUMA policy (default: 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<super::HostMemPolicy>,
     /// if true, preallocate memory (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
     /// number of CPU threads to use for prealloc
     /// (default: 1)
-    #[serde(rename = "prealloc-threads")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
     /// thread context to use for creation of
     /// preallocation threads (default: none) (since 7.2)
-    #[serde(rename = "prealloc-context")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
     /// if false, the memory is private to QEMU; if true, it is
     /// shared (default false for backends memory-backend-file and
     /// memory-backend-ram, true for backends memory-backend-epc,
     /// memory-backend-memfd, and memory-backend-shm)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
     /// if true, reserve swap space (or huge pages) if applicable
     /// (default: true) (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// size of the memory region in bytes
     pub size: u64,
@@ -823,24 +2616,158 @@ pub struct MemoryBackendMemfdProperties {
     /// is used for ramblock-id.  Disable this for 4.0 machine types or
     /// older to allow migration with newer QEMU versions.
     /// (default: false generally, but true for machine types \<= 4.0)
-    #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
     /// if true, the file to be created resides in the hugetlbfs
     /// filesystem (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hugetlb: ::std::option::Option<bool>,
     /// the hugetlb page size on systems that support multiple
     /// hugetlb page sizes (it must be a power of 2 value supported by
     /// the system).  0 selects a default page size.  This option is
     /// ignored if `hugetlb` is false.  (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hugetlbsize: ::std::option::Option<u64>,
     /// if true, create a sealed-file, which will block further
     /// resizing of the memory (default: true)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub seal: ::std::option::Option<bool>,
 }
+
+impl Serialize for MemoryBackendMemfdProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryBackendMemfdProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dump", &self.dump)?;
+        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
+        ::qapi_types::private::optional(map, "merge", &self.merge)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-threads",
+            &self.prealloc_threads,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-context",
+            &self.prealloc_context,
+        )?;
+        ::qapi_types::private::optional(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-use-canonical-path-for-ramblock-id",
+            &self.x_use_canonical_path_for_ramblock_id,
+        )?;
+        ::qapi_types::private::optional(map, "hugetlb", &self.hugetlb)?;
+        ::qapi_types::private::optional(map, "hugetlbsize", &self.hugetlbsize)?;
+        ::qapi_types::private::optional(map, "seal", &self.seal)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBackendMemfdProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryBackendMemfdProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dump: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        merge: ::std::option::Option<bool>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+        prealloc: ::std::option::Option<bool>,
+        prealloc_threads: ::std::option::Option<u32>,
+        prealloc_context: ::std::option::Option<::std::string::String>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
+        hugetlb: ::std::option::Option<bool>,
+        hugetlbsize: ::std::option::Option<u64>,
+        seal: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendMemfdProperties {
+        const NAME: &'static str = "MemoryBackendMemfdProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc-threads" => {
+                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-context" => {
+                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x-use-canonical-path-for-ramblock-id" => {
+                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "hugetlb" => slots.hugetlb = ::serde::de::MapAccess::next_value(map)?,
+                "hugetlbsize" => {
+                    slots.hugetlbsize = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "seal" => slots.seal = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryBackendMemfdProperties {
+                dump: slots.dump,
+                host_nodes: slots.host_nodes,
+                merge: slots.merge,
+                policy: slots.policy,
+                prealloc: slots.prealloc,
+                prealloc_threads: slots.prealloc_threads,
+                prealloc_context: slots.prealloc_context,
+                share: slots.share,
+                reserve: slots.reserve,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                x_use_canonical_path_for_ramblock_id: slots
+                    .x_use_canonical_path_for_ramblock_id,
+                hugetlb: slots.hugetlb,
+                hugetlbsize: slots.hugetlbsize,
+                seal: slots.seal,
+            })
+        }
+    }
+};
 
 /// Properties for memory-backend-shm objects.
 ///
@@ -850,45 +2777,33 @@ pub struct MemoryBackendMemfdProperties {
 /// *Since: 9.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryBackendShmProperties {
     /// if true, include the memory in core dumps (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
     /// the list of NUMA host nodes to bind the memory to
-    #[serde(rename = "host-nodes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
     /// if true, mark the memory as mergeable (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
     /// the NUMA policy (default: 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<super::HostMemPolicy>,
     /// if true, preallocate memory (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
     /// number of CPU threads to use for prealloc
     /// (default: 1)
-    #[serde(rename = "prealloc-threads")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
     /// thread context to use for creation of
     /// preallocation threads (default: none) (since 7.2)
-    #[serde(rename = "prealloc-context")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
     /// if false, the memory is private to QEMU; if true, it is
     /// shared (default false for backends memory-backend-file and
     /// memory-backend-ram, true for backends memory-backend-epc,
     /// memory-backend-memfd, and memory-backend-shm)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
     /// if true, reserve swap space (or huge pages) if applicable
     /// (default: true) (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// size of the memory region in bytes
     pub size: u64,
@@ -896,10 +2811,133 @@ pub struct MemoryBackendShmProperties {
     /// is used for ramblock-id.  Disable this for 4.0 machine types or
     /// older to allow migration with newer QEMU versions.
     /// (default: false generally, but true for machine types \<= 4.0)
-    #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
+impl Serialize for MemoryBackendShmProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryBackendShmProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dump", &self.dump)?;
+        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
+        ::qapi_types::private::optional(map, "merge", &self.merge)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-threads",
+            &self.prealloc_threads,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-context",
+            &self.prealloc_context,
+        )?;
+        ::qapi_types::private::optional(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-use-canonical-path-for-ramblock-id",
+            &self.x_use_canonical_path_for_ramblock_id,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBackendShmProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryBackendShmProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dump: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        merge: ::std::option::Option<bool>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+        prealloc: ::std::option::Option<bool>,
+        prealloc_threads: ::std::option::Option<u32>,
+        prealloc_context: ::std::option::Option<::std::string::String>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendShmProperties {
+        const NAME: &'static str = "MemoryBackendShmProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc-threads" => {
+                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-context" => {
+                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x-use-canonical-path-for-ramblock-id" => {
+                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryBackendShmProperties {
+                dump: slots.dump,
+                host_nodes: slots.host_nodes,
+                merge: slots.merge,
+                policy: slots.policy,
+                prealloc: slots.prealloc,
+                prealloc_threads: slots.prealloc_threads,
+                prealloc_context: slots.prealloc_context,
+                share: slots.share,
+                reserve: slots.reserve,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                x_use_canonical_path_for_ramblock_id: slots
+                    .x_use_canonical_path_for_ramblock_id,
+            })
+        }
+    }
+};
 
 /// Properties for memory-backend-epc objects.
 ///
@@ -910,45 +2948,33 @@ pub struct MemoryBackendShmProperties {
 /// *Since: 6.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryBackendEpcProperties {
     /// if true, include the memory in core dumps (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dump: ::std::option::Option<bool>,
     /// the list of NUMA host nodes to bind the memory to
-    #[serde(rename = "host-nodes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
     /// if true, mark the memory as mergeable (default depends on
     /// the machine type)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub merge: ::std::option::Option<bool>,
     /// the NUMA policy (default: 'default')
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<super::HostMemPolicy>,
     /// if true, preallocate memory (default: false)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc: ::std::option::Option<bool>,
     /// number of CPU threads to use for prealloc
     /// (default: 1)
-    #[serde(rename = "prealloc-threads")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_threads: ::std::option::Option<u32>,
     /// thread context to use for creation of
     /// preallocation threads (default: none) (since 7.2)
-    #[serde(rename = "prealloc-context")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub prealloc_context: ::std::option::Option<::std::string::String>,
     /// if false, the memory is private to QEMU; if true, it is
     /// shared (default false for backends memory-backend-file and
     /// memory-backend-ram, true for backends memory-backend-epc,
     /// memory-backend-memfd, and memory-backend-shm)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub share: ::std::option::Option<bool>,
     /// if true, reserve swap space (or huge pages) if applicable
     /// (default: true) (since 6.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub reserve: ::std::option::Option<bool>,
     /// size of the memory region in bytes
     pub size: u64,
@@ -956,39 +2982,289 @@ pub struct MemoryBackendEpcProperties {
     /// is used for ramblock-id.  Disable this for 4.0 machine types or
     /// older to allow migration with newer QEMU versions.
     /// (default: false generally, but true for machine types \<= 4.0)
-    #[serde(rename = "x-use-canonical-path-for-ramblock-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
+
+impl Serialize for MemoryBackendEpcProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryBackendEpcProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "dump", &self.dump)?;
+        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
+        ::qapi_types::private::optional(map, "merge", &self.merge)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-threads",
+            &self.prealloc_threads,
+        )?;
+        ::qapi_types::private::optional(
+            map,
+            "prealloc-context",
+            &self.prealloc_context,
+        )?;
+        ::qapi_types::private::optional(map, "share", &self.share)?;
+        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::qapi_types::private::optional(
+            map,
+            "x-use-canonical-path-for-ramblock-id",
+            &self.x_use_canonical_path_for_ramblock_id,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBackendEpcProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryBackendEpcProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        dump: ::std::option::Option<bool>,
+        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
+        merge: ::std::option::Option<bool>,
+        policy: ::std::option::Option<super::HostMemPolicy>,
+        prealloc: ::std::option::Option<bool>,
+        prealloc_threads: ::std::option::Option<u32>,
+        prealloc_context: ::std::option::Option<::std::string::String>,
+        share: ::std::option::Option<bool>,
+        reserve: ::std::option::Option<bool>,
+        size: ::std::option::Option<u64>,
+        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendEpcProperties {
+        const NAME: &'static str = "MemoryBackendEpcProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
+                "host-nodes" => {
+                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
+                "prealloc-threads" => {
+                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "prealloc-context" => {
+                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
+                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x-use-canonical-path-for-ramblock-id" => {
+                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryBackendEpcProperties {
+                dump: slots.dump,
+                host_nodes: slots.host_nodes,
+                merge: slots.merge,
+                policy: slots.policy,
+                prealloc: slots.prealloc,
+                prealloc_threads: slots.prealloc_threads,
+                prealloc_context: slots.prealloc_context,
+                share: slots.share,
+                reserve: slots.reserve,
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+                x_use_canonical_path_for_ramblock_id: slots
+                    .x_use_canonical_path_for_ramblock_id,
+            })
+        }
+    }
+};
 
 /// Properties for pr-manager-helper objects.
 ///
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PrManagerHelperProperties {
     /// the path to a Unix domain socket for connecting to the
     /// external helper
     pub path: ::std::string::String,
 }
 
+impl Serialize for PrManagerHelperProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for PrManagerHelperProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PrManagerHelperProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`PrManagerHelperProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for PrManagerHelperProperties {
+        const NAME: &'static str = "PrManagerHelperProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(PrManagerHelperProperties {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+            })
+        }
+    }
+};
+
 /// Properties for qtest objects.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QtestProperties {
     /// the chardev to be used to receive qtest commands on.
     pub chardev: ::std::string::String,
     /// the path to a log file
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub log: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for QtestProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QtestProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
+        ::qapi_types::private::optional(map, "log", &self.log)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QtestProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QtestProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        chardev: ::std::option::Option<::std::string::String>,
+        log: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QtestProperties {
+        const NAME: &'static str = "QtestProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "chardev" => {
+                    slots.chardev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "log" => slots.log = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QtestProperties {
+                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
+                log: slots.log,
+            })
+        }
+    }
+};
 
 /// Properties for x-remote-object objects.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteObjectProperties {
     /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command
     pub fd: ::std::string::String,
@@ -997,10 +3273,80 @@ pub struct RemoteObjectProperties {
     pub devid: ::std::string::String,
 }
 
+impl Serialize for RemoteObjectProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RemoteObjectProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "devid", &self.devid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoteObjectProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RemoteObjectProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fd: ::std::option::Option<::std::string::String>,
+        devid: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RemoteObjectProperties {
+        const NAME: &'static str = "RemoteObjectProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fd" => {
+                    slots.fd = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "devid" => {
+                    slots.devid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RemoteObjectProperties {
+                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
+                devid: slots.devid.ok_or_else(|| E::missing_field("devid"))?,
+            })
+        }
+    }
+};
+
 /// Properties for x-vfio-user-server objects.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VfioUserServerProperties {
     /// socket to be used by the libvfio-user library
     pub socket: super::SocketAddress,
@@ -1008,36 +3354,230 @@ pub struct VfioUserServerProperties {
     pub device: ::std::string::String,
 }
 
+impl Serialize for VfioUserServerProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VfioUserServerProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "socket", &self.socket)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VfioUserServerProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VfioUserServerProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        socket: ::std::option::Option<super::SocketAddress>,
+        device: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VfioUserServerProperties {
+        const NAME: &'static str = "VfioUserServerProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "socket" => {
+                    slots.socket = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "device" => {
+                    slots.device = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VfioUserServerProperties {
+                socket: slots.socket.ok_or_else(|| E::missing_field("socket"))?,
+                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
+            })
+        }
+    }
+};
+
 /// Properties for iommufd objects.
 ///
 /// *Since: 9.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IOMMUFDProperties {
     /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command,
     /// which represents a pre-opened /dev/iommu.  This allows the
     /// iommufd object to be shared across several subsystems (VFIO,
     /// VDPA, ...), and the file descriptor to be shared with other
     /// process, e.g. DPDK.  (default: QEMU opens /dev/iommu by itself)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub fd: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for IOMMUFDProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for IOMMUFDProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "fd", &self.fd)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for IOMMUFDProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`IOMMUFDProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        fd: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for IOMMUFDProperties {
+        const NAME: &'static str = "IOMMUFDProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(IOMMUFDProperties { fd: slots.fd })
+        }
+    }
+};
 
 /// Properties for acpi-generic-initiator objects.
 ///
 /// *Since: 9.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AcpiGenericInitiatorProperties {
     /// PCI device ID to be associated with the node
-    #[serde(rename = "pci-dev")]
     pub pci_dev: ::std::string::String,
     /// NUMA node associated with the PCI device
     pub node: u32,
 }
 
+impl Serialize for AcpiGenericInitiatorProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AcpiGenericInitiatorProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pci-dev", &self.pci_dev)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AcpiGenericInitiatorProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AcpiGenericInitiatorProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pci_dev: ::std::option::Option<::std::string::String>,
+        node: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AcpiGenericInitiatorProperties {
+        const NAME: &'static str = "AcpiGenericInitiatorProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pci-dev" => {
+                    slots.pci_dev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AcpiGenericInitiatorProperties {
+                pci_dev: slots.pci_dev.ok_or_else(|| E::missing_field("pci-dev"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+            })
+        }
+    }
+};
+
 /// Properties for acpi-generic-port objects.
 ///
 /// *Since: 9.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AcpiGenericPortProperties {
     /// QOM path of the PCI bus of the hostbridge associated with
     /// this SRAT Generic Port Affinity Structure.  This is the same as
@@ -1046,7 +3586,6 @@ pub struct AcpiGenericPortProperties {
     /// refer to the ACPI object in DSDT that represents the host bridge
     /// (e.g.  ACPI0016 for CXL host bridges).  See ACPI 6.5 Section
     /// 5.2.16.7 for more information.
-    #[serde(rename = "pci-bus")]
     pub pci_bus: ::std::string::String,
     /// Similar to a NUMA node ID, but instead of providing a
     /// reference point used for defining NUMA distances and access
@@ -1070,10 +3609,80 @@ pub struct AcpiGenericPortProperties {
     pub node: u32,
 }
 
+impl Serialize for AcpiGenericPortProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AcpiGenericPortProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pci-bus", &self.pci_bus)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AcpiGenericPortProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AcpiGenericPortProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pci_bus: ::std::option::Option<::std::string::String>,
+        node: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AcpiGenericPortProperties {
+        const NAME: &'static str = "AcpiGenericPortProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pci-bus" => {
+                    slots.pci_bus = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "node" => {
+                    slots.node = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AcpiGenericPortProperties {
+                pci_bus: slots.pci_bus.ok_or_else(|| E::missing_field("pci-bus"))?,
+                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
+            })
+        }
+    }
+};
+
 /// Properties for objects of classes derived from rng.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RngProperties {
     /// if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -1084,14 +3693,71 @@ pub struct RngProperties {
     #[deprecated(
         note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
     )]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
 }
+
+impl Serialize for RngProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RngProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "opened", &self.opened)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RngProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RngProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        opened: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RngProperties {
+        const NAME: &'static str = "RngProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RngProperties {
+                opened: slots.opened,
+            })
+        }
+    }
+};
 
 /// Properties for rng-egd objects.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RngEgdProperties {
     /// if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -1102,19 +3768,84 @@ pub struct RngEgdProperties {
     #[deprecated(
         note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
     )]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
     /// the name of a character device backend that provides the
     /// connection to the RNG daemon
     pub chardev: ::std::string::String,
 }
 
+impl Serialize for RngEgdProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RngEgdProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "opened", &self.opened)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RngEgdProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RngEgdProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        opened: ::std::option::Option<bool>,
+        chardev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RngEgdProperties {
+        const NAME: &'static str = "RngEgdProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
+                "chardev" => {
+                    slots.chardev = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RngEgdProperties {
+                opened: slots.opened,
+                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
+            })
+        }
+    }
+};
+
 /// Properties for rng-random objects.
 ///
 /// *Since: 1.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RngRandomProperties {
     /// if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -1125,84 +3856,272 @@ pub struct RngRandomProperties {
     #[deprecated(
         note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
     )]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub opened: ::std::option::Option<bool>,
     /// the filename of the device on the host to obtain entropy
     /// from (default: "/dev/urandom")
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub filename: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for RngRandomProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RngRandomProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "opened", &self.opened)?;
+        ::qapi_types::private::optional(map, "filename", &self.filename)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RngRandomProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RngRandomProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        opened: ::std::option::Option<bool>,
+        filename: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RngRandomProperties {
+        const NAME: &'static str = "RngRandomProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
+                "filename" => slots.filename = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RngRandomProperties {
+                opened: slots.opened,
+                filename: slots.filename,
+            })
+        }
+    }
+};
 
 /// Properties common to objects that handle IGVM files.
 ///
 /// *Since: 10.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_IGVM`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IgvmCfgProperties {
     /// IGVM file to use to configure guest
     pub file: ::std::string::String,
 }
 
+impl Serialize for IgvmCfgProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for IgvmCfgProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for IgvmCfgProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`IgvmCfgProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        file: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for IgvmCfgProperties {
+        const NAME: &'static str = "IgvmCfgProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "file" => {
+                    slots.file = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(IgvmCfgProperties {
+                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
+            })
+        }
+    }
+};
+
 /// Properties common to objects that are derivatives of sev-common.
 ///
 /// *Since: 9.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevCommonProperties {
     /// SEV device to use (default: "/dev/sev")
-    #[serde(rename = "sev-device")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sev_device: ::std::option::Option<::std::string::String>,
     /// C-bit location in page table entry (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbitpos: ::std::option::Option<u32>,
     /// number of bits in physical addresses that become
     /// unavailable when SEV is enabled
-    #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: u32,
     /// if true, add hashes of kernel/initrd/cmdline to a
     /// designated guest firmware page for measured boot with -kernel
     /// (default: false) (since 6.2)
-    #[serde(rename = "kernel-hashes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
 }
+
+impl Serialize for SevCommonProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevCommonProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
+        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "reduced-phys-bits",
+            &self.reduced_phys_bits,
+        )?;
+        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevCommonProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevCommonProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sev_device: ::std::option::Option<::std::string::String>,
+        cbitpos: ::std::option::Option<u32>,
+        reduced_phys_bits: ::std::option::Option<u32>,
+        kernel_hashes: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevCommonProperties {
+        const NAME: &'static str = "SevCommonProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sev-device" => {
+                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
+                "reduced-phys-bits" => {
+                    slots.reduced_phys_bits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "kernel-hashes" => {
+                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevCommonProperties {
+                sev_device: slots.sev_device,
+                cbitpos: slots.cbitpos,
+                reduced_phys_bits: slots
+                    .reduced_phys_bits
+                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
+                kernel_hashes: slots.kernel_hashes,
+            })
+        }
+    }
+};
 
 /// Properties for sev-guest objects.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevGuestProperties {
     /// SEV device to use (default: "/dev/sev")
-    #[serde(rename = "sev-device")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sev_device: ::std::option::Option<::std::string::String>,
     /// C-bit location in page table entry (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbitpos: ::std::option::Option<u32>,
     /// number of bits in physical addresses that become
     /// unavailable when SEV is enabled
-    #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: u32,
     /// if true, add hashes of kernel/initrd/cmdline to a
     /// designated guest firmware page for measured boot with -kernel
     /// (default: false) (since 6.2)
-    #[serde(rename = "kernel-hashes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
     /// guest owners DH certificate (encoded with base64)
-    #[serde(rename = "dh-cert-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dh_cert_file: ::std::option::Option<::std::string::String>,
     /// guest owners session parameters (encoded with base64)
-    #[serde(rename = "session-file")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub session_file: ::std::option::Option<::std::string::String>,
     /// SEV policy value (default: 0x1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<u32>,
     /// SEV firmware handle (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub handle: ::std::option::Option<u32>,
     /// Use legacy KVM_SEV_INIT KVM interface for creating
     /// the VM.  The newer KVM_SEV_INIT2 interface, from Linux \>= 6.10,
@@ -1214,10 +4133,118 @@ pub struct SevGuestProperties {
     /// using KVM_SEV_INIT2 if the user specifies any additional options
     /// that require it.  If set to 'off', QEMU will require
     /// KVM_SEV_INIT2 unconditionally.  (default: off) (since 9.1)
-    #[serde(rename = "legacy-vm-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub legacy_vm_type: ::std::option::Option<super::OnOffAuto>,
 }
+
+impl Serialize for SevGuestProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevGuestProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
+        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "reduced-phys-bits",
+            &self.reduced_phys_bits,
+        )?;
+        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
+        ::qapi_types::private::optional(map, "dh-cert-file", &self.dh_cert_file)?;
+        ::qapi_types::private::optional(map, "session-file", &self.session_file)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(map, "handle", &self.handle)?;
+        ::qapi_types::private::optional(map, "legacy-vm-type", &self.legacy_vm_type)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevGuestProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevGuestProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sev_device: ::std::option::Option<::std::string::String>,
+        cbitpos: ::std::option::Option<u32>,
+        reduced_phys_bits: ::std::option::Option<u32>,
+        kernel_hashes: ::std::option::Option<bool>,
+        dh_cert_file: ::std::option::Option<::std::string::String>,
+        session_file: ::std::option::Option<::std::string::String>,
+        policy: ::std::option::Option<u32>,
+        handle: ::std::option::Option<u32>,
+        legacy_vm_type: ::std::option::Option<super::OnOffAuto>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevGuestProperties {
+        const NAME: &'static str = "SevGuestProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sev-device" => {
+                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
+                "reduced-phys-bits" => {
+                    slots.reduced_phys_bits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "kernel-hashes" => {
+                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "dh-cert-file" => {
+                    slots.dh_cert_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "session-file" => {
+                    slots.session_file = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "handle" => slots.handle = ::serde::de::MapAccess::next_value(map)?,
+                "legacy-vm-type" => {
+                    slots.legacy_vm_type = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevGuestProperties {
+                sev_device: slots.sev_device,
+                cbitpos: slots.cbitpos,
+                reduced_phys_bits: slots
+                    .reduced_phys_bits
+                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
+                kernel_hashes: slots.kernel_hashes,
+                dh_cert_file: slots.dh_cert_file,
+                session_file: slots.session_file,
+                policy: slots.policy,
+                handle: slots.handle,
+                legacy_vm_type: slots.legacy_vm_type,
+            })
+        }
+    }
+};
 
 /// Properties for sev-snp-guest objects.  Most of these are direct
 /// arguments for the KVM_SNP_* interfaces documented in the Linux
@@ -1230,129 +4257,386 @@ pub struct SevGuestProperties {
 /// under docs/amd-memory-encryption.
 ///
 /// *Since: 9.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SevSnpGuestProperties {
     /// SEV device to use (default: "/dev/sev")
-    #[serde(rename = "sev-device")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sev_device: ::std::option::Option<::std::string::String>,
     /// C-bit location in page table entry (default: 0)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cbitpos: ::std::option::Option<u32>,
     /// number of bits in physical addresses that become
     /// unavailable when SEV is enabled
-    #[serde(rename = "reduced-phys-bits")]
     pub reduced_phys_bits: u32,
     /// if true, add hashes of kernel/initrd/cmdline to a
     /// designated guest firmware page for measured boot with -kernel
     /// (default: false) (since 6.2)
-    #[serde(rename = "kernel-hashes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_hashes: ::std::option::Option<bool>,
     /// the 'POLICY' parameter to the SNP_LAUNCH_START command, as
     /// defined in the SEV-SNP firmware ABI (default: 0x30000)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub policy: ::std::option::Option<u64>,
     /// 16-byte, base64-encoded blob to report
     /// hypervisor-defined workarounds, corresponding to the 'GOSVW'
     /// parameter of the SNP_LAUNCH_START command defined in the SEV-SNP
     /// firmware ABI (default: all-zero)
-    #[serde(rename = "guest-visible-workarounds")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub guest_visible_workarounds: ::std::option::Option<::std::string::String>,
     /// 96-byte, base64-encoded blob to provide the 'ID Block'
     /// structure for the SNP_LAUNCH_FINISH command defined in the
     /// SEV-SNP firmware ABI (default: all-zero)
-    #[serde(rename = "id-block")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id_block: ::std::option::Option<::std::string::String>,
     /// 4096-byte, base64-encoded blob to provide the 'ID
     /// Authentication Information Structure' for the SNP_LAUNCH_FINISH
     /// command defined in the SEV-SNP firmware ABI (default: all-zero)
-    #[serde(rename = "id-auth")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id_auth: ::std::option::Option<::std::string::String>,
     /// true if 'id-auth' blob contains the
     /// 'AUTHOR_KEY' field defined SEV-SNP firmware ABI (default: false)
-    #[serde(rename = "author-key-enabled")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub author_key_enabled: ::std::option::Option<bool>,
     /// 32-byte, base64-encoded, user-defined blob to provide to
     /// the guest, as documented for the 'HOST_DATA' parameter of the
     /// SNP_LAUNCH_FINISH command in the SEV-SNP firmware ABI (default:
     /// all-zero)
-    #[serde(rename = "host-data")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host_data: ::std::option::Option<::std::string::String>,
     /// Guests are by default allowed to choose between VLEK
     /// (Versioned Loaded Endorsement Key) or VCEK (Versioned Chip
     /// Endorsement Key) when requesting attestation reports from
     /// firmware.  Set this to true to disable the use of VCEK.
     /// (default: false) (since: 9.1)
-    #[serde(rename = "vcek-disabled")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcek_disabled: ::std::option::Option<bool>,
 }
+
+impl Serialize for SevSnpGuestProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SevSnpGuestProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
+        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "reduced-phys-bits",
+            &self.reduced_phys_bits,
+        )?;
+        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
+        ::qapi_types::private::optional(map, "policy", &self.policy)?;
+        ::qapi_types::private::optional(
+            map,
+            "guest-visible-workarounds",
+            &self.guest_visible_workarounds,
+        )?;
+        ::qapi_types::private::optional(map, "id-block", &self.id_block)?;
+        ::qapi_types::private::optional(map, "id-auth", &self.id_auth)?;
+        ::qapi_types::private::optional(
+            map,
+            "author-key-enabled",
+            &self.author_key_enabled,
+        )?;
+        ::qapi_types::private::optional(map, "host-data", &self.host_data)?;
+        ::qapi_types::private::optional(map, "vcek-disabled", &self.vcek_disabled)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SevSnpGuestProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SevSnpGuestProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        sev_device: ::std::option::Option<::std::string::String>,
+        cbitpos: ::std::option::Option<u32>,
+        reduced_phys_bits: ::std::option::Option<u32>,
+        kernel_hashes: ::std::option::Option<bool>,
+        policy: ::std::option::Option<u64>,
+        guest_visible_workarounds: ::std::option::Option<::std::string::String>,
+        id_block: ::std::option::Option<::std::string::String>,
+        id_auth: ::std::option::Option<::std::string::String>,
+        author_key_enabled: ::std::option::Option<bool>,
+        host_data: ::std::option::Option<::std::string::String>,
+        vcek_disabled: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SevSnpGuestProperties {
+        const NAME: &'static str = "SevSnpGuestProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "sev-device" => {
+                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
+                "reduced-phys-bits" => {
+                    slots.reduced_phys_bits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "kernel-hashes" => {
+                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
+                "guest-visible-workarounds" => {
+                    slots.guest_visible_workarounds = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "id-block" => slots.id_block = ::serde::de::MapAccess::next_value(map)?,
+                "id-auth" => slots.id_auth = ::serde::de::MapAccess::next_value(map)?,
+                "author-key-enabled" => {
+                    slots.author_key_enabled = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "host-data" => slots.host_data = ::serde::de::MapAccess::next_value(map)?,
+                "vcek-disabled" => {
+                    slots.vcek_disabled = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SevSnpGuestProperties {
+                sev_device: slots.sev_device,
+                cbitpos: slots.cbitpos,
+                reduced_phys_bits: slots
+                    .reduced_phys_bits
+                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
+                kernel_hashes: slots.kernel_hashes,
+                policy: slots.policy,
+                guest_visible_workarounds: slots.guest_visible_workarounds,
+                id_block: slots.id_block,
+                id_auth: slots.id_auth,
+                author_key_enabled: slots.author_key_enabled,
+                host_data: slots.host_data,
+                vcek_disabled: slots.vcek_disabled,
+            })
+        }
+    }
+};
 
 /// Properties for tdx-guest objects.
 ///
 /// *Since: 10.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TdxGuestProperties {
     /// The 'attributes' of a TD guest that is passed to
     /// KVM_TDX_INIT_VM
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub attributes: ::std::option::Option<u64>,
     /// toggle bit 28 of TD attributes to control
     /// disabling of EPT violation conversion to #VE on guest TD access
     /// of PENDING pages.  Some guest OS (e.g., Linux TD guest) may
     /// require this to be set, otherwise they refuse to boot.
-    #[serde(rename = "sept-ve-disable")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sept_ve_disable: ::std::option::Option<bool>,
     /// ID for non-owner-defined configuration of the guest TD,
     /// e.g., run-time or OS configuration (base64 encoded SHA384
     /// digest).  Defaults to all zeros.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mrconfigid: ::std::option::Option<::std::string::String>,
     /// ID for the guest TD’s owner (base64 encoded SHA384
     /// digest).  Defaults to all zeros.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mrowner: ::std::option::Option<::std::string::String>,
     /// ID for owner-defined configuration of the guest TD,
     /// e.g., specific to the workload rather than the run-time or OS
     /// (base64 encoded SHA384 digest).  Defaults to all zeros.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mrownerconfig: ::std::option::Option<::std::string::String>,
     /// socket address for Quote Generation
     /// Service (QGS).  QGS is a daemon running on the host.  Without
     /// it, the guest will not be able to get a TD quote for
     /// attestation.
-    #[serde(rename = "quote-generation-socket")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub quote_generation_socket: ::std::option::Option<super::SocketAddress>,
 }
+
+impl Serialize for TdxGuestProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TdxGuestProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "attributes", &self.attributes)?;
+        ::qapi_types::private::optional(map, "sept-ve-disable", &self.sept_ve_disable)?;
+        ::qapi_types::private::optional(map, "mrconfigid", &self.mrconfigid)?;
+        ::qapi_types::private::optional(map, "mrowner", &self.mrowner)?;
+        ::qapi_types::private::optional(map, "mrownerconfig", &self.mrownerconfig)?;
+        ::qapi_types::private::optional(
+            map,
+            "quote-generation-socket",
+            &self.quote_generation_socket,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TdxGuestProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TdxGuestProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        attributes: ::std::option::Option<u64>,
+        sept_ve_disable: ::std::option::Option<bool>,
+        mrconfigid: ::std::option::Option<::std::string::String>,
+        mrowner: ::std::option::Option<::std::string::String>,
+        mrownerconfig: ::std::option::Option<::std::string::String>,
+        quote_generation_socket: ::std::option::Option<super::SocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TdxGuestProperties {
+        const NAME: &'static str = "TdxGuestProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "attributes" => {
+                    slots.attributes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "sept-ve-disable" => {
+                    slots.sept_ve_disable = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mrconfigid" => {
+                    slots.mrconfigid = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mrowner" => slots.mrowner = ::serde::de::MapAccess::next_value(map)?,
+                "mrownerconfig" => {
+                    slots.mrownerconfig = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "quote-generation-socket" => {
+                    slots.quote_generation_socket = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TdxGuestProperties {
+                attributes: slots.attributes,
+                sept_ve_disable: slots.sept_ve_disable,
+                mrconfigid: slots.mrconfigid,
+                mrowner: slots.mrowner,
+                mrownerconfig: slots.mrownerconfig,
+                quote_generation_socket: slots.quote_generation_socket,
+            })
+        }
+    }
+};
 
 /// Properties for thread context objects.
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThreadContextProperties {
     /// the list of host CPU numbers used as CPU affinity for
     /// all threads created in the thread context (default: QEMU main
     /// thread CPU affinity)
-    #[serde(rename = "cpu-affinity")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub cpu_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
     /// the list of host node numbers that will be resolved
     /// to a list of host CPU numbers used as CPU affinity.  This is a
     /// shortcut for specifying the list of host CPU numbers belonging
     /// to the host nodes manually by setting `cpu-affinity`.
     /// (default: QEMU main thread affinity)
-    #[serde(rename = "node-affinity")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub node_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
 }
+
+impl Serialize for ThreadContextProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ThreadContextProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "cpu-affinity", &self.cpu_affinity)?;
+        ::qapi_types::private::optional(map, "node-affinity", &self.node_affinity)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ThreadContextProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ThreadContextProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpu_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
+        node_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ThreadContextProperties {
+        const NAME: &'static str = "ThreadContextProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpu-affinity" => {
+                    slots.cpu_affinity = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "node-affinity" => {
+                    slots.node_affinity = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ThreadContextProperties {
+                cpu_affinity: slots.cpu_affinity,
+                node_affinity: slots.node_affinity,
+            })
+        }
+    }
+};
 
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1564,13 +4848,31 @@ impl<'de> Deserialize<'de> for ObjectType {
 /// Describes the options of a user creatable QOM object.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectOptions {
     /// the name of the new object
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `qom-type`.
-    #[serde(flatten)]
     pub branch: ObjectOptionsBranch,
+}
+
+impl Serialize for ObjectOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for ObjectOptions {
@@ -1888,185 +5190,536 @@ const _: () = {
 };
 
 /// The branches of [`ObjectOptions`], tagged by `qom-type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "qom-type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ObjectOptionsBranch {
     /// `qom-type` is `acpi-generic-initiator`.
-    #[serde(rename = "acpi-generic-initiator")]
     AcpiGenericInitiator(super::AcpiGenericInitiatorProperties),
     /// `qom-type` is `acpi-generic-port`.
-    #[serde(rename = "acpi-generic-port")]
     AcpiGenericPort(super::AcpiGenericPortProperties),
     /// `qom-type` is `authz-list`.
-    #[serde(rename = "authz-list")]
     AuthzList(super::AuthZListProperties),
     /// `qom-type` is `authz-listfile`.
-    #[serde(rename = "authz-listfile")]
     AuthzListfile(super::AuthZListFileProperties),
     /// `qom-type` is `authz-pam`.
-    #[serde(rename = "authz-pam")]
     AuthzPam(super::AuthZPAMProperties),
     /// `qom-type` is `authz-simple`.
-    #[serde(rename = "authz-simple")]
     AuthzSimple(super::AuthZSimpleProperties),
     /// `qom-type` is `can-host-socketcan`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "can-host-socketcan")]
     CanHostSocketcan(super::CanHostSocketcanProperties),
     /// `qom-type` is `colo-compare`.
-    #[serde(rename = "colo-compare")]
     ColoCompare(super::ColoCompareProperties),
     /// `qom-type` is `cryptodev-backend`.
-    #[serde(rename = "cryptodev-backend")]
     CryptodevBackend(super::CryptodevBackendProperties),
     /// `qom-type` is `cryptodev-backend-builtin`.
-    #[serde(rename = "cryptodev-backend-builtin")]
     CryptodevBackendBuiltin(super::CryptodevBackendProperties),
     /// `qom-type` is `cryptodev-backend-lkcf`.
-    #[serde(rename = "cryptodev-backend-lkcf")]
     CryptodevBackendLkcf(super::CryptodevBackendProperties),
     /// `qom-type` is `cryptodev-vhost-user`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VHOST_CRYPTO`.
-    #[serde(rename = "cryptodev-vhost-user")]
     CryptodevVhostUser(super::CryptodevVhostUserProperties),
     /// `qom-type` is `dbus-vmstate`.
-    #[serde(rename = "dbus-vmstate")]
     DbusVmstate(super::DBusVMStateProperties),
     /// `qom-type` is `filter-buffer`.
-    #[serde(rename = "filter-buffer")]
     FilterBuffer(super::FilterBufferProperties),
     /// `qom-type` is `filter-dump`.
-    #[serde(rename = "filter-dump")]
     FilterDump(super::FilterDumpProperties),
     /// `qom-type` is `filter-mirror`.
-    #[serde(rename = "filter-mirror")]
     FilterMirror(super::FilterMirrorProperties),
     /// `qom-type` is `filter-redirector`.
-    #[serde(rename = "filter-redirector")]
     FilterRedirector(super::FilterRedirectorProperties),
     /// `qom-type` is `filter-replay`.
-    #[serde(rename = "filter-replay")]
     FilterReplay(super::NetfilterProperties),
     /// `qom-type` is `filter-rewriter`.
-    #[serde(rename = "filter-rewriter")]
     FilterRewriter(super::FilterRewriterProperties),
     /// `qom-type` is `igvm-cfg`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_IGVM`.
-    #[serde(rename = "igvm-cfg")]
     IgvmCfg(super::IgvmCfgProperties),
     /// `qom-type` is `input-barrier`.
-    #[serde(rename = "input-barrier")]
     InputBarrier(super::InputBarrierProperties),
     /// `qom-type` is `input-linux`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "input-linux")]
     InputLinux(super::InputLinuxProperties),
     /// `qom-type` is `iommufd`.
-    #[serde(rename = "iommufd")]
     Iommufd(super::IOMMUFDProperties),
     /// `qom-type` is `iothread`.
-    #[serde(rename = "iothread")]
     Iothread(super::IothreadProperties),
     /// `qom-type` is `main-loop`.
-    #[serde(rename = "main-loop")]
     MainLoop(super::MainLoopProperties),
     /// `qom-type` is `memory-backend-epc`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "memory-backend-epc")]
     MemoryBackendEpc(super::MemoryBackendEpcProperties),
     /// `qom-type` is `memory-backend-file`.
-    #[serde(rename = "memory-backend-file")]
     MemoryBackendFile(super::MemoryBackendFileProperties),
     /// `qom-type` is `memory-backend-memfd`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "memory-backend-memfd")]
     MemoryBackendMemfd(super::MemoryBackendMemfdProperties),
     /// `qom-type` is `memory-backend-ram`.
-    #[serde(rename = "memory-backend-ram")]
     MemoryBackendRam(super::MemoryBackendProperties),
     /// `qom-type` is `memory-backend-shm`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-    #[serde(rename = "memory-backend-shm")]
     MemoryBackendShm(super::MemoryBackendShmProperties),
     /// `qom-type` is `pr-manager-helper`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(rename = "pr-manager-helper")]
     PrManagerHelper(super::PrManagerHelperProperties),
     /// `qom-type` is `qtest`.
-    #[serde(rename = "qtest")]
     Qtest(super::QtestProperties),
     /// `qom-type` is `rng-builtin`.
-    #[serde(rename = "rng-builtin")]
     RngBuiltin(super::RngProperties),
     /// `qom-type` is `rng-egd`.
-    #[serde(rename = "rng-egd")]
     RngEgd(super::RngEgdProperties),
     /// `qom-type` is `rng-random`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-    #[serde(rename = "rng-random")]
     RngRandom(super::RngRandomProperties),
     /// `qom-type` is `secret`.
-    #[serde(rename = "secret")]
     Secret(super::SecretProperties),
     /// `qom-type` is `secret_keyring`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SECRET_KEYRING`.
-    #[serde(rename = "secret_keyring")]
     SecretKeyring(super::SecretKeyringProperties),
     /// `qom-type` is `sev-guest`.
-    #[serde(rename = "sev-guest")]
     SevGuest(super::SevGuestProperties),
     /// `qom-type` is `sev-snp-guest`.
-    #[serde(rename = "sev-snp-guest")]
     SevSnpGuest(super::SevSnpGuestProperties),
     /// `qom-type` is `tdx-guest`.
-    #[serde(rename = "tdx-guest")]
     TdxGuest(super::TdxGuestProperties),
     /// `qom-type` is `thread-context`.
-    #[serde(rename = "thread-context")]
     ThreadContext(super::ThreadContextProperties),
     /// `qom-type` is `throttle-group`.
-    #[serde(rename = "throttle-group")]
     ThrottleGroup(super::ThrottleGroupProperties),
     /// `qom-type` is `tls-creds-anon`.
-    #[serde(rename = "tls-creds-anon")]
     TlsCredsAnon(super::TlsCredsAnonProperties),
     /// `qom-type` is `tls-creds-psk`.
-    #[serde(rename = "tls-creds-psk")]
     TlsCredsPsk(super::TlsCredsPskProperties),
     /// `qom-type` is `tls-creds-x509`.
-    #[serde(rename = "tls-creds-x509")]
     TlsCredsX509(super::TlsCredsX509Properties),
     /// `qom-type` is `tls-cipher-suites`.
-    #[serde(rename = "tls-cipher-suites")]
     TlsCipherSuites(super::TlsCredsProperties),
     /// `qom-type` is `x-remote-object`.
-    #[serde(rename = "x-remote-object")]
     XRemoteObject(super::RemoteObjectProperties),
     /// `qom-type` is `x-vfio-user-server`.
-    #[serde(rename = "x-vfio-user-server")]
     XVfioUserServer(super::VfioUserServerProperties),
     /// `qom-type` is `can-bus`.
-    #[serde(rename = "can-bus")]
     CanBus,
     /// `qom-type` is `pef-guest`.
-    #[serde(rename = "pef-guest")]
     PefGuest,
     /// `qom-type` is `s390-pv-guest`.
-    #[serde(rename = "s390-pv-guest")]
     S390PvGuest,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for ObjectOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ObjectOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            ObjectOptionsBranch::AcpiGenericInitiator(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "acpi-generic-initiator",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::AcpiGenericPort(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "acpi-generic-port",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::AuthzList(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "authz-list",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::AuthzListfile(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "authz-listfile",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::AuthzPam(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "authz-pam",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::AuthzSimple(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "authz-simple",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CanHostSocketcan(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "can-host-socketcan",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::ColoCompare(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "colo-compare",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CryptodevBackend(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "cryptodev-backend",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CryptodevBackendBuiltin(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "cryptodev-backend-builtin",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CryptodevBackendLkcf(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "cryptodev-backend-lkcf",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CryptodevVhostUser(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "cryptodev-vhost-user",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::DbusVmstate(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "dbus-vmstate",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterBuffer(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-buffer",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterDump(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-dump",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterMirror(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-mirror",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterRedirector(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-redirector",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterReplay(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-replay",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::FilterRewriter(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "filter-rewriter",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::IgvmCfg(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "igvm-cfg",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::InputBarrier(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "input-barrier",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::InputLinux(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "input-linux",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::Iommufd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "iommufd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::Iothread(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "iothread",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MainLoop(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "main-loop",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MemoryBackendEpc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "memory-backend-epc",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MemoryBackendFile(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "memory-backend-file",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MemoryBackendMemfd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "memory-backend-memfd",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MemoryBackendRam(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "memory-backend-ram",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::MemoryBackendShm(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "memory-backend-shm",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::PrManagerHelper(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "pr-manager-helper",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::Qtest(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "qtest")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::RngBuiltin(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "rng-builtin",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::RngEgd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "rng-egd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::RngRandom(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "rng-random",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::Secret(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "secret")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::SecretKeyring(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "secret_keyring",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::SevGuest(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "sev-guest",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::SevSnpGuest(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "sev-snp-guest",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::TdxGuest(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "tdx-guest",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::ThreadContext(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "thread-context",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::ThrottleGroup(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "throttle-group",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::TlsCredsAnon(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "tls-creds-anon",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::TlsCredsPsk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "tls-creds-psk",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::TlsCredsX509(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "tls-creds-x509",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::TlsCipherSuites(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "tls-cipher-suites",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::XRemoteObject(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "x-remote-object",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::XVfioUserServer(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "x-vfio-user-server",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ObjectOptionsBranch::CanBus => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "can-bus")
+            }
+            ObjectOptionsBranch::PefGuest => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", "pef-guest")
+            }
+            ObjectOptionsBranch::S390PvGuest => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "qom-type",
+                    "s390-pv-guest",
+                )
+            }
+            ObjectOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The commands of `qom.json`.
@@ -2090,13 +5743,73 @@ pub mod commands {
     ///                  { "name": "serial0", "type": "child<chardev-vc>" },
     ///                  { "name": "mon0", "type": "child<chardev-stdio>" } ] }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomList {
         /// the path within the object model.  See [`qom-get`](crate::commands::QomGet) for a
         /// description of this parameter.
         pub path: ::std::string::String,
     }
 
+    impl Serialize for QomList {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomList {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomList {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomList`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            path: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomList {
+            const NAME: &'static str = "qom-list";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomList {
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomList {
         const NAME: &'static str = "qom-list";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
@@ -2130,7 +5843,7 @@ pub mod commands {
     ///                     "property": "type" } }
     /// <- { "return": "System" }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomGet {
         /// The path within the object model.  There are two forms of
         /// supported paths--absolute and partial paths.
@@ -2153,6 +5866,78 @@ pub mod commands {
         pub property: ::std::string::String,
     }
 
+    impl Serialize for QomGet {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomGet {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "property",
+                &self.property,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomGet {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomGet`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            path: ::std::option::Option<::std::string::String>,
+            property: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomGet {
+            const NAME: &'static str = "qom-get";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "property" => {
+                        slots.property = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomGet {
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                    property: slots.property.ok_or_else(|| E::missing_field("property"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomGet {
         const NAME: &'static str = "qom-get";
         type Returns = ::serde_json::Value;
@@ -2172,13 +5957,73 @@ pub mod commands {
     /// corresponding element of `paths`.
     ///
     /// Since 10.1
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomListGet {
         /// The absolute or partial path for each object, as described
         /// in [`qom-get`](crate::commands::QomGet).
         pub paths: ::std::vec::Vec<::std::string::String>,
     }
 
+    impl Serialize for QomListGet {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomListGet {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "paths", &self.paths)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomListGet {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomListGet`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            paths: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomListGet {
+            const NAME: &'static str = "qom-list-get";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "paths" => {
+                        slots.paths = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomListGet {
+                    paths: slots.paths.ok_or_else(|| E::missing_field("paths"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomListGet {
         const NAME: &'static str = "qom-list-get";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertiesValues>;
@@ -2198,7 +6043,7 @@ pub mod commands {
     ///                     "value": false } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomSet {
         /// see [`qom-get`](crate::commands::QomGet) for a description of this parameter
         pub path: ::std::string::String,
@@ -2209,6 +6054,88 @@ pub mod commands {
         pub value: ::serde_json::Value,
     }
 
+    impl Serialize for QomSet {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomSet {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "property",
+                &self.property,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomSet {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomSet`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            path: ::std::option::Option<::std::string::String>,
+            property: ::std::option::Option<::std::string::String>,
+            value: ::std::option::Option<::serde_json::Value>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomSet {
+            const NAME: &'static str = "qom-set";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "property" => {
+                        slots.property = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "value" => {
+                        slots.value = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomSet {
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                    property: slots
+                        .property
+                        .ok_or_else(|| E::missing_field("property"))?,
+                    value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomSet {
         const NAME: &'static str = "qom-set";
         type Returns = ::qapi_types::Empty;
@@ -2222,17 +6149,79 @@ pub mod commands {
     /// a list of types, or an empty list if no results are found
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomListTypes {
         /// if specified, only return types that implement this
         /// type name
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub implements: ::std::option::Option<::std::string::String>,
         /// if true, include abstract types in the results
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub r#abstract: ::std::option::Option<bool>,
     }
 
+    impl Serialize for QomListTypes {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomListTypes {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "implements", &self.implements)?;
+            ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomListTypes {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomListTypes`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            implements: ::std::option::Option<::std::string::String>,
+            r#abstract: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomListTypes {
+            const NAME: &'static str = "qom-list-types";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "implements" => {
+                        slots.implements = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "abstract" => {
+                        slots.r#abstract = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomListTypes {
+                    implements: slots.implements,
+                    r#abstract: slots.r#abstract,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomListTypes {
         const NAME: &'static str = "qom-list-types";
         type Returns = ::std::vec::Vec<super::super::ObjectTypeInfo>;
@@ -2251,12 +6240,76 @@ pub mod commands {
     /// a list describing object properties
     ///
     /// *Since: 2.12*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QomListProperties {
         /// the type name of an object
         pub typename: ::std::string::String,
     }
 
+    impl Serialize for QomListProperties {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QomListProperties {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "typename",
+                &self.typename,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QomListProperties {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QomListProperties`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            typename: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QomListProperties {
+            const NAME: &'static str = "qom-list-properties";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "typename" => {
+                        slots.typename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QomListProperties {
+                    typename: slots.typename.ok_or_else(|| E::missing_field("typename"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QomListProperties {
         const NAME: &'static str = "qom-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
@@ -2279,9 +6332,26 @@ pub mod commands {
     ///                     "filename": "/dev/hwrng" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ObjectAdd(pub super::super::ObjectOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for ObjectAdd {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ObjectAdd {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(ObjectAdd)
+        }
+    }
+
     impl ::qapi_types::Command for ObjectAdd {
         const NAME: &'static str = "object-add";
         type Returns = ::qapi_types::Empty;
@@ -2302,12 +6372,72 @@ pub mod commands {
     /// -> { "execute": "object-del", "arguments": { "id": "rng1" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ObjectDel {
         /// the name of the QOM object to remove
         pub id: ::std::string::String,
     }
 
+    impl Serialize for ObjectDel {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ObjectDel {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ObjectDel {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ObjectDel`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ObjectDel {
+            const NAME: &'static str = "object-del";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ObjectDel {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ObjectDel {
         const NAME: &'static str = "object-del";
         type Returns = ::qapi_types::Empty;

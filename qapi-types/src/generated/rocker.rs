@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Rocker switch information.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerSwitch {
     /// switch name
     pub name: ::std::string::String,
@@ -15,6 +15,84 @@ pub struct RockerSwitch {
     /// number of front-panel ports
     pub ports: u32,
 }
+
+impl Serialize for RockerSwitch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerSwitch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ports", &self.ports)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerSwitch {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerSwitch`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        id: ::std::option::Option<u64>,
+        ports: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerSwitch {
+        const NAME: &'static str = "RockerSwitch";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ports" => {
+                    slots.ports = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerSwitch {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                ports: slots.ports.ok_or_else(|| E::missing_field("ports"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of port duplex states.
 ///
@@ -129,14 +207,13 @@ impl<'de> Deserialize<'de> for RockerPortAutoneg {
 /// Rocker switch port information.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerPort {
     /// port name
     pub name: ::std::string::String,
     /// port is enabled for I/O
     pub enabled: bool,
     /// physical link is UP on port
-    #[serde(rename = "link-up")]
     pub link_up: bool,
     /// port link speed in Mbps
     pub speed: u32,
@@ -146,6 +223,108 @@ pub struct RockerPort {
     pub autoneg: super::RockerPortAutoneg,
 }
 
+impl Serialize for RockerPort {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerPort {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "link-up", &self.link_up)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "duplex", &self.duplex)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "autoneg", &self.autoneg)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerPort {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerPort`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        enabled: ::std::option::Option<bool>,
+        link_up: ::std::option::Option<bool>,
+        speed: ::std::option::Option<u32>,
+        duplex: ::std::option::Option<super::RockerPortDuplex>,
+        autoneg: ::std::option::Option<super::RockerPortAutoneg>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerPort {
+        const NAME: &'static str = "RockerPort";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "enabled" => {
+                    slots.enabled = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "link-up" => {
+                    slots.link_up = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "speed" => {
+                    slots.speed = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "duplex" => {
+                    slots.duplex = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "autoneg" => {
+                    slots.autoneg = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerPort {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
+                link_up: slots.link_up.ok_or_else(|| E::missing_field("link-up"))?,
+                speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
+                duplex: slots.duplex.ok_or_else(|| E::missing_field("duplex"))?,
+                autoneg: slots.autoneg.ok_or_else(|| E::missing_field("autoneg"))?,
+            })
+        }
+    }
+};
+
 /// Rocker switch OF-DPA flow key
 ///
 /// **Note:**
@@ -153,50 +332,137 @@ pub struct RockerPort {
 /// depending if they're relevant to the flow key.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerOfDpaFlowKey {
     /// key priority, 0 being lowest priority
     pub priority: u32,
     /// flow table ID
-    #[serde(rename = "tbl-id")]
     pub tbl_id: u32,
     /// physical input port
-    #[serde(rename = "in-pport")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub in_pport: ::std::option::Option<u32>,
     /// tunnel ID
-    #[serde(rename = "tunnel-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tunnel_id: ::std::option::Option<u32>,
     /// VLAN ID
-    #[serde(rename = "vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vlan_id: ::std::option::Option<u16>,
     /// Ethernet header type
-    #[serde(rename = "eth-type")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub eth_type: ::std::option::Option<u16>,
     /// Ethernet header source MAC address
-    #[serde(rename = "eth-src")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub eth_src: ::std::option::Option<::std::string::String>,
     /// Ethernet header destination MAC address
-    #[serde(rename = "eth-dst")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub eth_dst: ::std::option::Option<::std::string::String>,
     /// IP Header protocol field
-    #[serde(rename = "ip-proto")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_proto: ::std::option::Option<u8>,
     /// IP header TOS field
-    #[serde(rename = "ip-tos")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_tos: ::std::option::Option<u8>,
     /// IP header destination address
-    #[serde(rename = "ip-dst")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_dst: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for RockerOfDpaFlowKey {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerOfDpaFlowKey {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "priority", &self.priority)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "tbl-id", &self.tbl_id)?;
+        ::qapi_types::private::optional(map, "in-pport", &self.in_pport)?;
+        ::qapi_types::private::optional(map, "tunnel-id", &self.tunnel_id)?;
+        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
+        ::qapi_types::private::optional(map, "eth-type", &self.eth_type)?;
+        ::qapi_types::private::optional(map, "eth-src", &self.eth_src)?;
+        ::qapi_types::private::optional(map, "eth-dst", &self.eth_dst)?;
+        ::qapi_types::private::optional(map, "ip-proto", &self.ip_proto)?;
+        ::qapi_types::private::optional(map, "ip-tos", &self.ip_tos)?;
+        ::qapi_types::private::optional(map, "ip-dst", &self.ip_dst)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerOfDpaFlowKey {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerOfDpaFlowKey`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        priority: ::std::option::Option<u32>,
+        tbl_id: ::std::option::Option<u32>,
+        in_pport: ::std::option::Option<u32>,
+        tunnel_id: ::std::option::Option<u32>,
+        vlan_id: ::std::option::Option<u16>,
+        eth_type: ::std::option::Option<u16>,
+        eth_src: ::std::option::Option<::std::string::String>,
+        eth_dst: ::std::option::Option<::std::string::String>,
+        ip_proto: ::std::option::Option<u8>,
+        ip_tos: ::std::option::Option<u8>,
+        ip_dst: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowKey {
+        const NAME: &'static str = "RockerOfDpaFlowKey";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "priority" => {
+                    slots.priority = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tbl-id" => {
+                    slots.tbl_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "in-pport" => slots.in_pport = ::serde::de::MapAccess::next_value(map)?,
+                "tunnel-id" => slots.tunnel_id = ::serde::de::MapAccess::next_value(map)?,
+                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
+                "eth-type" => slots.eth_type = ::serde::de::MapAccess::next_value(map)?,
+                "eth-src" => slots.eth_src = ::serde::de::MapAccess::next_value(map)?,
+                "eth-dst" => slots.eth_dst = ::serde::de::MapAccess::next_value(map)?,
+                "ip-proto" => slots.ip_proto = ::serde::de::MapAccess::next_value(map)?,
+                "ip-tos" => slots.ip_tos = ::serde::de::MapAccess::next_value(map)?,
+                "ip-dst" => slots.ip_dst = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerOfDpaFlowKey {
+                priority: slots.priority.ok_or_else(|| E::missing_field("priority"))?,
+                tbl_id: slots.tbl_id.ok_or_else(|| E::missing_field("tbl-id"))?,
+                in_pport: slots.in_pport,
+                tunnel_id: slots.tunnel_id,
+                vlan_id: slots.vlan_id,
+                eth_type: slots.eth_type,
+                eth_src: slots.eth_src,
+                eth_dst: slots.eth_dst,
+                ip_proto: slots.ip_proto,
+                ip_tos: slots.ip_tos,
+                ip_dst: slots.ip_dst,
+            })
+        }
+    }
+};
 
 /// Rocker switch OF-DPA flow mask
 ///
@@ -205,37 +471,105 @@ pub struct RockerOfDpaFlowKey {
 /// depending if they're relevant to the flow mask.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerOfDpaFlowMask {
     /// physical input port
-    #[serde(rename = "in-pport")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub in_pport: ::std::option::Option<u32>,
     /// tunnel ID
-    #[serde(rename = "tunnel-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tunnel_id: ::std::option::Option<u32>,
     /// VLAN ID
-    #[serde(rename = "vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vlan_id: ::std::option::Option<u16>,
     /// Ethernet header source MAC address
-    #[serde(rename = "eth-src")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub eth_src: ::std::option::Option<::std::string::String>,
     /// Ethernet header destination MAC address
-    #[serde(rename = "eth-dst")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub eth_dst: ::std::option::Option<::std::string::String>,
     /// IP Header protocol field
-    #[serde(rename = "ip-proto")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_proto: ::std::option::Option<u8>,
     /// IP header TOS field
-    #[serde(rename = "ip-tos")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_tos: ::std::option::Option<u8>,
 }
+
+impl Serialize for RockerOfDpaFlowMask {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerOfDpaFlowMask {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "in-pport", &self.in_pport)?;
+        ::qapi_types::private::optional(map, "tunnel-id", &self.tunnel_id)?;
+        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
+        ::qapi_types::private::optional(map, "eth-src", &self.eth_src)?;
+        ::qapi_types::private::optional(map, "eth-dst", &self.eth_dst)?;
+        ::qapi_types::private::optional(map, "ip-proto", &self.ip_proto)?;
+        ::qapi_types::private::optional(map, "ip-tos", &self.ip_tos)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerOfDpaFlowMask {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerOfDpaFlowMask`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        in_pport: ::std::option::Option<u32>,
+        tunnel_id: ::std::option::Option<u32>,
+        vlan_id: ::std::option::Option<u16>,
+        eth_src: ::std::option::Option<::std::string::String>,
+        eth_dst: ::std::option::Option<::std::string::String>,
+        ip_proto: ::std::option::Option<u8>,
+        ip_tos: ::std::option::Option<u8>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowMask {
+        const NAME: &'static str = "RockerOfDpaFlowMask";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "in-pport" => slots.in_pport = ::serde::de::MapAccess::next_value(map)?,
+                "tunnel-id" => slots.tunnel_id = ::serde::de::MapAccess::next_value(map)?,
+                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
+                "eth-src" => slots.eth_src = ::serde::de::MapAccess::next_value(map)?,
+                "eth-dst" => slots.eth_dst = ::serde::de::MapAccess::next_value(map)?,
+                "ip-proto" => slots.ip_proto = ::serde::de::MapAccess::next_value(map)?,
+                "ip-tos" => slots.ip_tos = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerOfDpaFlowMask {
+                in_pport: slots.in_pport,
+                tunnel_id: slots.tunnel_id,
+                vlan_id: slots.vlan_id,
+                eth_src: slots.eth_src,
+                eth_dst: slots.eth_dst,
+                ip_proto: slots.ip_proto,
+                ip_tos: slots.ip_tos,
+            })
+        }
+    }
+};
 
 /// Rocker switch OF-DPA flow action
 ///
@@ -244,38 +578,108 @@ pub struct RockerOfDpaFlowMask {
 /// depending if they're relevant to the flow action.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerOfDpaFlowAction {
     /// next table ID
-    #[serde(rename = "goto-tbl")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub goto_tbl: ::std::option::Option<u32>,
     /// group ID
-    #[serde(rename = "group-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group_id: ::std::option::Option<u32>,
     /// tunnel logical port ID
-    #[serde(rename = "tunnel-lport")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tunnel_lport: ::std::option::Option<u32>,
     /// VLAN ID
-    #[serde(rename = "vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vlan_id: ::std::option::Option<u16>,
     /// new VLAN ID
-    #[serde(rename = "new-vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub new_vlan_id: ::std::option::Option<u16>,
     /// physical output port
-    #[serde(rename = "out-pport")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out_pport: ::std::option::Option<u32>,
 }
+
+impl Serialize for RockerOfDpaFlowAction {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerOfDpaFlowAction {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "goto-tbl", &self.goto_tbl)?;
+        ::qapi_types::private::optional(map, "group-id", &self.group_id)?;
+        ::qapi_types::private::optional(map, "tunnel-lport", &self.tunnel_lport)?;
+        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
+        ::qapi_types::private::optional(map, "new-vlan-id", &self.new_vlan_id)?;
+        ::qapi_types::private::optional(map, "out-pport", &self.out_pport)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerOfDpaFlowAction {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerOfDpaFlowAction`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        goto_tbl: ::std::option::Option<u32>,
+        group_id: ::std::option::Option<u32>,
+        tunnel_lport: ::std::option::Option<u32>,
+        vlan_id: ::std::option::Option<u16>,
+        new_vlan_id: ::std::option::Option<u16>,
+        out_pport: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowAction {
+        const NAME: &'static str = "RockerOfDpaFlowAction";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "goto-tbl" => slots.goto_tbl = ::serde::de::MapAccess::next_value(map)?,
+                "group-id" => slots.group_id = ::serde::de::MapAccess::next_value(map)?,
+                "tunnel-lport" => {
+                    slots.tunnel_lport = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
+                "new-vlan-id" => {
+                    slots.new_vlan_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "out-pport" => slots.out_pport = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerOfDpaFlowAction {
+                goto_tbl: slots.goto_tbl,
+                group_id: slots.group_id,
+                tunnel_lport: slots.tunnel_lport,
+                vlan_id: slots.vlan_id,
+                new_vlan_id: slots.new_vlan_id,
+                out_pport: slots.out_pport,
+            })
+        }
+    }
+};
 
 /// Rocker switch OF-DPA flow
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerOfDpaFlow {
     /// flow unique cookie ID
     pub cookie: u64,
@@ -289,6 +693,100 @@ pub struct RockerOfDpaFlow {
     pub action: super::RockerOfDpaFlowAction,
 }
 
+impl Serialize for RockerOfDpaFlow {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerOfDpaFlow {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cookie", &self.cookie)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "hits", &self.hits)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "key", &self.key)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "mask", &self.mask)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerOfDpaFlow {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerOfDpaFlow`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cookie: ::std::option::Option<u64>,
+        hits: ::std::option::Option<u64>,
+        key: ::std::option::Option<super::RockerOfDpaFlowKey>,
+        mask: ::std::option::Option<super::RockerOfDpaFlowMask>,
+        action: ::std::option::Option<super::RockerOfDpaFlowAction>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlow {
+        const NAME: &'static str = "RockerOfDpaFlow";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cookie" => {
+                    slots.cookie = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hits" => {
+                    slots.hits = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "key" => {
+                    slots.key = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mask" => {
+                    slots.mask = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "action" => {
+                    slots.action = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerOfDpaFlow {
+                cookie: slots.cookie.ok_or_else(|| E::missing_field("cookie"))?,
+                hits: slots.hits.ok_or_else(|| E::missing_field("hits"))?,
+                key: slots.key.ok_or_else(|| E::missing_field("key"))?,
+                mask: slots.mask.ok_or_else(|| E::missing_field("mask"))?,
+                action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+            })
+        }
+    }
+};
+
 /// Rocker switch OF-DPA group
 ///
 /// **Note:**
@@ -296,55 +794,155 @@ pub struct RockerOfDpaFlow {
 /// depending if they're relevant to the group type.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RockerOfDpaGroup {
     /// group unique ID
     pub id: u32,
     /// group type
     pub r#type: u8,
     /// VLAN ID
-    #[serde(rename = "vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vlan_id: ::std::option::Option<u16>,
     /// physical port number
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pport: ::std::option::Option<u32>,
     /// group index, unique with group type
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub index: ::std::option::Option<u32>,
     /// output physical port number
-    #[serde(rename = "out-pport")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out_pport: ::std::option::Option<u32>,
     /// next group ID
-    #[serde(rename = "group-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group_id: ::std::option::Option<u32>,
     /// VLAN ID to set
-    #[serde(rename = "set-vlan-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub set_vlan_id: ::std::option::Option<u16>,
     /// pop VLAN headr from packet
-    #[serde(rename = "pop-vlan")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pop_vlan: ::std::option::Option<u8>,
     /// list of next group IDs
-    #[serde(rename = "group-ids")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub group_ids: ::std::option::Option<::std::vec::Vec<u32>>,
     /// set source MAC address in Ethernet header
-    #[serde(rename = "set-eth-src")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub set_eth_src: ::std::option::Option<::std::string::String>,
     /// set destination MAC address in Ethernet header
-    #[serde(rename = "set-eth-dst")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub set_eth_dst: ::std::option::Option<::std::string::String>,
     /// perform TTL check
-    #[serde(rename = "ttl-check")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ttl_check: ::std::option::Option<u8>,
 }
+
+impl Serialize for RockerOfDpaGroup {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for RockerOfDpaGroup {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
+        ::qapi_types::private::optional(map, "pport", &self.pport)?;
+        ::qapi_types::private::optional(map, "index", &self.index)?;
+        ::qapi_types::private::optional(map, "out-pport", &self.out_pport)?;
+        ::qapi_types::private::optional(map, "group-id", &self.group_id)?;
+        ::qapi_types::private::optional(map, "set-vlan-id", &self.set_vlan_id)?;
+        ::qapi_types::private::optional(map, "pop-vlan", &self.pop_vlan)?;
+        ::qapi_types::private::optional(map, "group-ids", &self.group_ids)?;
+        ::qapi_types::private::optional(map, "set-eth-src", &self.set_eth_src)?;
+        ::qapi_types::private::optional(map, "set-eth-dst", &self.set_eth_dst)?;
+        ::qapi_types::private::optional(map, "ttl-check", &self.ttl_check)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RockerOfDpaGroup {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`RockerOfDpaGroup`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<u32>,
+        r#type: ::std::option::Option<u8>,
+        vlan_id: ::std::option::Option<u16>,
+        pport: ::std::option::Option<u32>,
+        index: ::std::option::Option<u32>,
+        out_pport: ::std::option::Option<u32>,
+        group_id: ::std::option::Option<u32>,
+        set_vlan_id: ::std::option::Option<u16>,
+        pop_vlan: ::std::option::Option<u8>,
+        group_ids: ::std::option::Option<::std::vec::Vec<u32>>,
+        set_eth_src: ::std::option::Option<::std::string::String>,
+        set_eth_dst: ::std::option::Option<::std::string::String>,
+        ttl_check: ::std::option::Option<u8>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaGroup {
+        const NAME: &'static str = "RockerOfDpaGroup";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
+                "pport" => slots.pport = ::serde::de::MapAccess::next_value(map)?,
+                "index" => slots.index = ::serde::de::MapAccess::next_value(map)?,
+                "out-pport" => slots.out_pport = ::serde::de::MapAccess::next_value(map)?,
+                "group-id" => slots.group_id = ::serde::de::MapAccess::next_value(map)?,
+                "set-vlan-id" => {
+                    slots.set_vlan_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "pop-vlan" => slots.pop_vlan = ::serde::de::MapAccess::next_value(map)?,
+                "group-ids" => slots.group_ids = ::serde::de::MapAccess::next_value(map)?,
+                "set-eth-src" => {
+                    slots.set_eth_src = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "set-eth-dst" => {
+                    slots.set_eth_dst = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ttl-check" => slots.ttl_check = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(RockerOfDpaGroup {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                vlan_id: slots.vlan_id,
+                pport: slots.pport,
+                index: slots.index,
+                out_pport: slots.out_pport,
+                group_id: slots.group_id,
+                set_vlan_id: slots.set_vlan_id,
+                pop_vlan: slots.pop_vlan,
+                group_ids: slots.group_ids,
+                set_eth_src: slots.set_eth_src,
+                set_eth_dst: slots.set_eth_dst,
+                ttl_check: slots.ttl_check,
+            })
+        }
+    }
+};
 
 /// The commands of `rocker.json`.
 pub mod commands {
@@ -359,12 +957,72 @@ pub mod commands {
     /// -> { "execute": "query-rocker", "arguments": { "name": "sw1" } }
     /// <- { "return": {"name": "sw1", "ports": 2, "id": 1327446905938}}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryRocker {
         /// switch name
         pub name: ::std::string::String,
     }
 
+    impl Serialize for QueryRocker {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryRocker {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryRocker {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryRocker`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryRocker {
+            const NAME: &'static str = "query-rocker";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryRocker {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryRocker {
         const NAME: &'static str = "query-rocker";
         type Returns = super::super::RockerSwitch;
@@ -384,12 +1042,72 @@ pub mod commands {
     ///                   "autoneg": "off", "link-up": true, "speed": 10000}
     ///    ]}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryRockerPorts {
         /// port name
         pub name: ::std::string::String,
     }
 
+    impl Serialize for QueryRockerPorts {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryRockerPorts {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryRockerPorts {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryRockerPorts`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerPorts {
+            const NAME: &'static str = "query-rocker-ports";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryRockerPorts {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryRockerPorts {
         const NAME: &'static str = "query-rocker-ports";
         type Returns = ::std::vec::Vec<super::super::RockerPort>;
@@ -417,17 +1135,79 @@ pub mod commands {
     ///                  ...
     ///    ]}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryRockerOfDpaFlows {
         /// switch name
         pub name: ::std::string::String,
         /// flow table ID.  If tbl-id is not specified, returns flow
         /// information for all tables.
-        #[serde(rename = "tbl-id")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub tbl_id: ::std::option::Option<u32>,
     }
 
+    impl Serialize for QueryRockerOfDpaFlows {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryRockerOfDpaFlows {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::qapi_types::private::optional(map, "tbl-id", &self.tbl_id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryRockerOfDpaFlows {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryRockerOfDpaFlows`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+            tbl_id: ::std::option::Option<u32>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerOfDpaFlows {
+            const NAME: &'static str = "query-rocker-of-dpa-flows";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "tbl-id" => slots.tbl_id = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryRockerOfDpaFlows {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                    tbl_id: slots.tbl_id,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryRockerOfDpaFlows {
         const NAME: &'static str = "query-rocker-of-dpa-flows";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaFlow>;
@@ -460,16 +1240,79 @@ pub mod commands {
     ///                   "pop-vlan": 1, "id": 251658240}
     ///    ]}
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryRockerOfDpaGroups {
         /// switch name
         pub name: ::std::string::String,
         /// group type.  If type is not specified, returns group
         /// information for all group types.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub r#type: ::std::option::Option<u8>,
     }
 
+    impl Serialize for QueryRockerOfDpaGroups {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryRockerOfDpaGroups {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+            ::qapi_types::private::optional(map, "type", &self.r#type)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryRockerOfDpaGroups {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryRockerOfDpaGroups`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            name: ::std::option::Option<::std::string::String>,
+            r#type: ::std::option::Option<u8>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerOfDpaGroups {
+            const NAME: &'static str = "query-rocker-of-dpa-groups";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "name" => {
+                        slots.name = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "type" => slots.r#type = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryRockerOfDpaGroups {
+                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                    r#type: slots.r#type,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryRockerOfDpaGroups {
         const NAME: &'static str = "query-rocker-of-dpa-groups";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaGroup>;

@@ -220,13 +220,83 @@ impl<'de> Deserialize<'de> for ShutdownCause {
 /// Information about VM run state
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatusInfo {
     /// true if all VCPUs are runnable, false if not runnable
     pub running: bool,
     /// the virtual machine [`RunState`](crate::RunState)
     pub status: super::RunState,
 }
+
+impl Serialize for StatusInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatusInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "running", &self.running)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatusInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        running: ::std::option::Option<bool>,
+        status: ::std::option::Option<super::RunState>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatusInfo {
+        const NAME: &'static str = "StatusInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "running" => {
+                    slots.running = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "status" => {
+                    slots.status = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatusInfo {
+                running: slots.running.ok_or_else(|| E::missing_field("running"))?,
+                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of the actions taken when the watchdog device's timer
 /// is expired
@@ -600,11 +670,28 @@ impl<'de> Deserialize<'de> for GuestPanicInformationType {
 /// Information about a guest panic
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestPanicInformation {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: GuestPanicInformationBranch,
+}
+
+impl Serialize for GuestPanicInformation {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPanicInformation {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for GuestPanicInformation {
@@ -661,27 +748,57 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestPanicInformation {
 }
 
 /// The branches of [`GuestPanicInformation`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GuestPanicInformationBranch {
     /// `type` is `hyper-v`.
-    #[serde(rename = "hyper-v")]
     HyperV(super::GuestPanicInformationHyperV),
     /// `type` is `s390`.
-    #[serde(rename = "s390")]
     S390(super::GuestPanicInformationS390),
     /// `type` is `tdx`.
-    #[serde(rename = "tdx")]
     Tdx(super::GuestPanicInformationTdx),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for GuestPanicInformationBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPanicInformationBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            GuestPanicInformationBranch::HyperV(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "hyper-v")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestPanicInformationBranch::S390(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "s390")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestPanicInformationBranch::Tdx(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "tdx")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestPanicInformationBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Hyper-V specific guest panic information (HV crash MSRs)
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestPanicInformationHyperV {
     /// for Windows, [`STOP`](crate::events::Stop) code for the guest crash.  For Linux,
     /// an error code.
@@ -700,6 +817,100 @@ pub struct GuestPanicInformationHyperV {
     /// the stack pointer of the guest.
     pub arg5: u64,
 }
+
+impl Serialize for GuestPanicInformationHyperV {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPanicInformationHyperV {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg1", &self.arg1)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg2", &self.arg2)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg3", &self.arg3)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg4", &self.arg4)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "arg5", &self.arg5)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestPanicInformationHyperV {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestPanicInformationHyperV`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        arg1: ::std::option::Option<u64>,
+        arg2: ::std::option::Option<u64>,
+        arg3: ::std::option::Option<u64>,
+        arg4: ::std::option::Option<u64>,
+        arg5: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationHyperV {
+        const NAME: &'static str = "GuestPanicInformationHyperV";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "arg1" => {
+                    slots.arg1 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "arg2" => {
+                    slots.arg2 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "arg3" => {
+                    slots.arg3 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "arg4" => {
+                    slots.arg4 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "arg5" => {
+                    slots.arg5 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPanicInformationHyperV {
+                arg1: slots.arg1.ok_or_else(|| E::missing_field("arg1"))?,
+                arg2: slots.arg2.ok_or_else(|| E::missing_field("arg2"))?,
+                arg3: slots.arg3.ok_or_else(|| E::missing_field("arg3"))?,
+                arg4: slots.arg4.ok_or_else(|| E::missing_field("arg4"))?,
+                arg5: slots.arg5.ok_or_else(|| E::missing_field("arg5"))?,
+            })
+        }
+    }
+};
 
 /// Reason why the CPU is in a crashed state.
 ///
@@ -773,29 +984,112 @@ impl<'de> Deserialize<'de> for S390CrashReason {
 /// S390 specific guest panic information (PSW)
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestPanicInformationS390 {
     /// core id of the CPU that crashed
     pub core: u32,
     /// control fields of guest PSW
-    #[serde(rename = "psw-mask")]
     pub psw_mask: u64,
     /// guest instruction address
-    #[serde(rename = "psw-addr")]
     pub psw_addr: u64,
     /// guest crash reason
     pub reason: super::S390CrashReason,
 }
+
+impl Serialize for GuestPanicInformationS390 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPanicInformationS390 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "core", &self.core)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "psw-mask", &self.psw_mask)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "psw-addr", &self.psw_addr)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestPanicInformationS390 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestPanicInformationS390`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        core: ::std::option::Option<u32>,
+        psw_mask: ::std::option::Option<u64>,
+        psw_addr: ::std::option::Option<u64>,
+        reason: ::std::option::Option<super::S390CrashReason>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationS390 {
+        const NAME: &'static str = "GuestPanicInformationS390";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "core" => {
+                    slots.core = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "psw-mask" => {
+                    slots.psw_mask = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "psw-addr" => {
+                    slots.psw_addr = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "reason" => {
+                    slots.reason = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPanicInformationS390 {
+                core: slots.core.ok_or_else(|| E::missing_field("core"))?,
+                psw_mask: slots.psw_mask.ok_or_else(|| E::missing_field("psw-mask"))?,
+                psw_addr: slots.psw_addr.ok_or_else(|| E::missing_field("psw-addr"))?,
+                reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+            })
+        }
+    }
+};
 
 /// TDX Guest panic information specific to TDX, as specified in the
 /// "Guest-Hypervisor Communication Interface (GHCI) Specification",
 /// section TDG.VP.VMCALL\<ReportFatalError\>.
 ///
 /// *Since: 10.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestPanicInformationTdx {
     /// TD-specific error code
-    #[serde(rename = "error-code")]
     pub error_code: u32,
     /// Human-readable error message provided by the guest.  Not
     /// to be trusted.
@@ -803,9 +1097,88 @@ pub struct GuestPanicInformationTdx {
     /// guest-physical address of a page that contains more verbose
     /// error information, as zero-terminated string.  Present when the
     /// "GPA valid" bit (bit 63) is set in `error-code`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub gpa: ::std::option::Option<u64>,
 }
+
+impl Serialize for GuestPanicInformationTdx {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPanicInformationTdx {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "error-code",
+            &self.error_code,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "message", &self.message)?;
+        ::qapi_types::private::optional(map, "gpa", &self.gpa)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestPanicInformationTdx {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestPanicInformationTdx`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        error_code: ::std::option::Option<u32>,
+        message: ::std::option::Option<::std::string::String>,
+        gpa: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationTdx {
+        const NAME: &'static str = "GuestPanicInformationTdx";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "error-code" => {
+                    slots.error_code = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "message" => {
+                    slots.message = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "gpa" => slots.gpa = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPanicInformationTdx {
+                error_code: slots
+                    .error_code
+                    .ok_or_else(|| E::missing_field("error-code"))?,
+                message: slots.message.ok_or_else(|| E::missing_field("message"))?,
+                gpa: slots.gpa,
+            })
+        }
+    }
+};
 
 /// Hardware memory failure occurs, handled by recipient.
 ///
@@ -936,16 +1309,91 @@ impl<'de> Deserialize<'de> for MemoryFailureAction {
 /// Additional information on memory failures.
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemoryFailureFlags {
     /// whether a memory failure event is action-required
     /// or action-optional (e.g. a failure during memory scrub).
-    #[serde(rename = "action-required")]
     pub action_required: bool,
     /// whether the failure occurred while the previous failure
     /// was still in progress.
     pub recursive: bool,
 }
+
+impl Serialize for MemoryFailureFlags {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MemoryFailureFlags {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "action-required",
+            &self.action_required,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "recursive", &self.recursive)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryFailureFlags {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MemoryFailureFlags`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        action_required: ::std::option::Option<bool>,
+        recursive: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MemoryFailureFlags {
+        const NAME: &'static str = "MemoryFailureFlags";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "action-required" => {
+                    slots.action_required = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "recursive" => {
+                    slots.recursive = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MemoryFailureFlags {
+                action_required: slots
+                    .action_required
+                    .ok_or_else(|| E::missing_field("action-required"))?,
+                recursive: slots.recursive.ok_or_else(|| E::missing_field("recursive"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of the options specified when enabling notify VM exit
 ///
@@ -1022,8 +1470,44 @@ pub mod commands {
     /// <- { "return": { "running": true,
     ///                  "status": "running" } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryStatus {}
+    impl Serialize for QueryStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryStatus {
+        const NAME: &'static str = "query-status";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryStatus {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryStatus {
         const NAME: &'static str = "query-status";
         type Returns = super::super::StatusInfo;
@@ -1041,12 +1525,72 @@ pub mod commands {
     ///      "arguments": { "action": "inject-nmi" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct WatchdogSetAction {
         /// [`WatchdogAction`](crate::WatchdogAction) action taken when watchdog timer expires.
         pub action: super::super::WatchdogAction,
     }
 
+    impl Serialize for WatchdogSetAction {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for WatchdogSetAction {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for WatchdogSetAction {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`WatchdogSetAction`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            action: ::std::option::Option<super::super::WatchdogAction>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for WatchdogSetAction {
+            const NAME: &'static str = "watchdog-set-action";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(WatchdogSetAction {
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for WatchdogSetAction {
         const NAME: &'static str = "watchdog-set-action";
         type Returns = ::qapi_types::Empty;
@@ -1067,23 +1611,91 @@ pub mod commands {
     ///                     "watchdog": "inject-nmi" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetAction {
         /// [`RebootAction`](crate::RebootAction) action taken on guest reboot.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub reboot: ::std::option::Option<super::super::RebootAction>,
         /// [`ShutdownAction`](crate::ShutdownAction) action taken on guest shutdown.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub shutdown: ::std::option::Option<super::super::ShutdownAction>,
         /// [`PanicAction`](crate::PanicAction) action taken on guest panic.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub panic: ::std::option::Option<super::super::PanicAction>,
         /// [`WatchdogAction`](crate::WatchdogAction) action taken when watchdog timer
         /// expires.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub watchdog: ::std::option::Option<super::super::WatchdogAction>,
     }
 
+    impl Serialize for SetAction {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SetAction {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "reboot", &self.reboot)?;
+            ::qapi_types::private::optional(map, "shutdown", &self.shutdown)?;
+            ::qapi_types::private::optional(map, "panic", &self.panic)?;
+            ::qapi_types::private::optional(map, "watchdog", &self.watchdog)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetAction {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SetAction`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            reboot: ::std::option::Option<super::super::RebootAction>,
+            shutdown: ::std::option::Option<super::super::ShutdownAction>,
+            panic: ::std::option::Option<super::super::PanicAction>,
+            watchdog: ::std::option::Option<super::super::WatchdogAction>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SetAction {
+            const NAME: &'static str = "set-action";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "reboot" => slots.reboot = ::serde::de::MapAccess::next_value(map)?,
+                    "shutdown" => {
+                        slots.shutdown = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "panic" => slots.panic = ::serde::de::MapAccess::next_value(map)?,
+                    "watchdog" => {
+                        slots.watchdog = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SetAction {
+                    reboot: slots.reboot,
+                    shutdown: slots.shutdown,
+                    panic: slots.panic,
+                    watchdog: slots.watchdog,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SetAction {
         const NAME: &'static str = "set-action";
         type Returns = ::qapi_types::Empty;
@@ -1111,7 +1723,7 @@ pub mod events {
     ///      "data": { "guest": true, "reason": "guest-shutdown" },
     ///      "timestamp": { "seconds": 1267040730, "microseconds": 682951 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Shutdown {
         /// If true, the shutdown was triggered by a guest request (such
         /// as a guest-initiated ACPI shutdown request or other
@@ -1123,6 +1735,74 @@ pub mod events {
         pub reason: super::super::ShutdownCause,
     }
 
+    impl Serialize for Shutdown {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Shutdown {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "guest", &self.guest)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Shutdown {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Shutdown`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            guest: ::std::option::Option<bool>,
+            reason: ::std::option::Option<super::super::ShutdownCause>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Shutdown {
+            const NAME: &'static str = "SHUTDOWN";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "guest" => {
+                        slots.guest = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "reason" => {
+                        slots.reason = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Shutdown {
+                    guest: slots.guest.ok_or_else(|| E::missing_field("guest"))?,
+                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for Shutdown {
         const NAME: &'static str = "SHUTDOWN";
     }
@@ -1138,8 +1818,44 @@ pub mod events {
     /// <- { "event": "POWERDOWN",
     ///      "timestamp": { "seconds": 1267040730, "microseconds": 682951 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Powerdown {}
+    impl Serialize for Powerdown {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Powerdown {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Powerdown {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Powerdown {
+        const NAME: &'static str = "POWERDOWN";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Powerdown {})
+        }
+    }
+
     impl ::qapi_types::Event for Powerdown {
         const NAME: &'static str = "POWERDOWN";
     }
@@ -1155,7 +1871,7 @@ pub mod events {
     ///      "data": { "guest": false, "reason": "guest-reset" },
     ///      "timestamp": { "seconds": 1267041653, "microseconds": 9518 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Reset {
         /// If true, the reset was triggered by a guest request (such as
         /// a guest-initiated ACPI reboot request or other hardware-specific
@@ -1166,6 +1882,74 @@ pub mod events {
         pub reason: super::super::ShutdownCause,
     }
 
+    impl Serialize for Reset {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Reset {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "guest", &self.guest)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Reset {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Reset`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            guest: ::std::option::Option<bool>,
+            reason: ::std::option::Option<super::super::ShutdownCause>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Reset {
+            const NAME: &'static str = "RESET";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "guest" => {
+                        slots.guest = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "reason" => {
+                        slots.reason = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Reset {
+                    guest: slots.guest.ok_or_else(|| E::missing_field("guest"))?,
+                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for Reset {
         const NAME: &'static str = "RESET";
     }
@@ -1180,8 +1964,44 @@ pub mod events {
     /// <- { "event": "STOP",
     ///      "timestamp": { "seconds": 1267041730, "microseconds": 281295 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Stop {}
+    impl Serialize for Stop {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Stop {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Stop {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Stop {
+        const NAME: &'static str = "STOP";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Stop {})
+        }
+    }
+
     impl ::qapi_types::Event for Stop {
         const NAME: &'static str = "STOP";
     }
@@ -1196,8 +2016,44 @@ pub mod events {
     /// <- { "event": "RESUME",
     ///      "timestamp": { "seconds": 1271770767, "microseconds": 582542 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Resume {}
+    impl Serialize for Resume {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Resume {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Resume {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Resume {
+        const NAME: &'static str = "RESUME";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Resume {})
+        }
+    }
+
     impl ::qapi_types::Event for Resume {
         const NAME: &'static str = "RESUME";
     }
@@ -1213,8 +2069,44 @@ pub mod events {
     /// <- { "event": "SUSPEND",
     ///      "timestamp": { "seconds": 1344456160, "microseconds": 309119 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Suspend {}
+    impl Serialize for Suspend {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Suspend {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Suspend {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Suspend {
+        const NAME: &'static str = "SUSPEND";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Suspend {})
+        }
+    }
+
     impl ::qapi_types::Event for Suspend {
         const NAME: &'static str = "SUSPEND";
     }
@@ -1235,8 +2127,44 @@ pub mod events {
     /// <- { "event": "SUSPEND_DISK",
     ///      "timestamp": { "seconds": 1344456160, "microseconds": 309119 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SuspendDisk {}
+    impl Serialize for SuspendDisk {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SuspendDisk {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SuspendDisk {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SuspendDisk {
+        const NAME: &'static str = "SUSPEND_DISK";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SuspendDisk {})
+        }
+    }
+
     impl ::qapi_types::Event for SuspendDisk {
         const NAME: &'static str = "SUSPEND_DISK";
     }
@@ -1252,8 +2180,44 @@ pub mod events {
     /// <- { "event": "WAKEUP",
     ///      "timestamp": { "seconds": 1344522075, "microseconds": 745528 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Wakeup {}
+    impl Serialize for Wakeup {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Wakeup {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Wakeup {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Wakeup {
+        const NAME: &'static str = "WAKEUP";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Wakeup {})
+        }
+    }
+
     impl ::qapi_types::Event for Wakeup {
         const NAME: &'static str = "WAKEUP";
     }
@@ -1276,12 +2240,72 @@ pub mod events {
     ///      "data": { "action": "reset" },
     ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Watchdog {
         /// action that has been taken
         pub action: super::super::WatchdogAction,
     }
 
+    impl Serialize for Watchdog {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Watchdog {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Watchdog {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Watchdog`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            action: ::std::option::Option<super::super::WatchdogAction>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Watchdog {
+            const NAME: &'static str = "WATCHDOG";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Watchdog {
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for Watchdog {
         const NAME: &'static str = "WATCHDOG";
     }
@@ -1297,15 +2321,78 @@ pub mod events {
     ///      "data": { "action": "pause" },
     ///      "timestamp": { "seconds": 1648245231, "microseconds": 900001 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestPanicked {
         /// action that has been taken, currently always "pause"
         pub action: super::super::GuestPanicAction,
         /// information about a panic (since 2.9)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
 
+    impl Serialize for GuestPanicked {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestPanicked {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::qapi_types::private::optional(map, "info", &self.info)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestPanicked {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestPanicked`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            action: ::std::option::Option<super::super::GuestPanicAction>,
+            info: ::std::option::Option<super::super::GuestPanicInformation>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicked {
+            const NAME: &'static str = "GUEST_PANICKED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "info" => slots.info = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestPanicked {
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                    info: slots.info,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for GuestPanicked {
         const NAME: &'static str = "GUEST_PANICKED";
     }
@@ -1321,15 +2408,78 @@ pub mod events {
     ///      "data": { "action": "run" },
     ///      "timestamp": { "seconds": 1648245259, "microseconds": 893771 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestCrashloaded {
         /// action that has been taken, currently always "run"
         pub action: super::super::GuestPanicAction,
         /// information about a panic
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
 
+    impl Serialize for GuestCrashloaded {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestCrashloaded {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::qapi_types::private::optional(map, "info", &self.info)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestCrashloaded {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestCrashloaded`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            action: ::std::option::Option<super::super::GuestPanicAction>,
+            info: ::std::option::Option<super::super::GuestPanicInformation>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestCrashloaded {
+            const NAME: &'static str = "GUEST_CRASHLOADED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "info" => slots.info = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestCrashloaded {
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                    info: slots.info,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for GuestCrashloaded {
         const NAME: &'static str = "GUEST_CRASHLOADED";
     }
@@ -1344,8 +2494,44 @@ pub mod events {
     /// <- { "event": "GUEST_PVSHUTDOWN",
     ///      "timestamp": { "seconds": 1648245259, "microseconds": 893771 } }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestPvshutdown {}
+    impl Serialize for GuestPvshutdown {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestPvshutdown {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestPvshutdown {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPvshutdown {
+        const NAME: &'static str = "GUEST_PVSHUTDOWN";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPvshutdown {})
+        }
+    }
+
     impl ::qapi_types::Event for GuestPvshutdown {
         const NAME: &'static str = "GUEST_PVSHUTDOWN";
     }
@@ -1364,7 +2550,7 @@ pub mod events {
     ///                           "recursive": false } },
     ///      "timestamp": { "seconds": 1267061043, "microseconds": 959568 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct MemoryFailure {
         /// recipient is defined as [`MemoryFailureRecipient`](crate::MemoryFailureRecipient).
         pub recipient: super::super::MemoryFailureRecipient,
@@ -1374,6 +2560,88 @@ pub mod events {
         pub flags: super::super::MemoryFailureFlags,
     }
 
+    impl Serialize for MemoryFailure {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for MemoryFailure {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "recipient",
+                &self.recipient,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MemoryFailure {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`MemoryFailure`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            recipient: ::std::option::Option<super::super::MemoryFailureRecipient>,
+            action: ::std::option::Option<super::super::MemoryFailureAction>,
+            flags: ::std::option::Option<super::super::MemoryFailureFlags>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for MemoryFailure {
+            const NAME: &'static str = "MEMORY_FAILURE";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "recipient" => {
+                        slots.recipient = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "action" => {
+                        slots.action = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "flags" => {
+                        slots.flags = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(MemoryFailure {
+                    recipient: slots
+                        .recipient
+                        .ok_or_else(|| E::missing_field("recipient"))?,
+                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
+                    flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for MemoryFailure {
         const NAME: &'static str = "MEMORY_FAILURE";
     }

@@ -70,7 +70,7 @@ impl<'de> Deserialize<'de> for NetworkAddressFamily {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InetSocketAddressBase {
     /// host part of the address
     pub host: ::std::string::String,
@@ -78,11 +78,81 @@ pub struct InetSocketAddressBase {
     pub port: ::std::string::String,
 }
 
+impl Serialize for InetSocketAddressBase {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InetSocketAddressBase {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InetSocketAddressBase {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InetSocketAddressBase`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddressBase {
+        const NAME: &'static str = "InetSocketAddressBase";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InetSocketAddressBase {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+            })
+        }
+    }
+};
+
 /// Captures a socket address or address range in the Internet
 /// namespace.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InetSocketAddress {
     /// host part of the address
     pub host: ::std::string::String,
@@ -91,25 +161,19 @@ pub struct InetSocketAddress {
     /// true if the host/port are guaranteed to be numeric, false
     /// if name resolution should be attempted.  Defaults to false.
     /// (Since 2.9)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub numeric: ::std::option::Option<bool>,
     /// If present, this is range of possible addresses, with port
     /// between `port` and `to`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub to: ::std::option::Option<u16>,
     /// whether to accept IPv4 addresses, default try both IPv4 and
     /// IPv6
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv4: ::std::option::Option<bool>,
     /// whether to accept IPv6 addresses, default try both IPv4 and
     /// IPv6
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ipv6: ::std::option::Option<bool>,
     /// enable keep-alive when connecting to/listening on this
     /// socket.
     /// (Since 4.2, not supported for listening sockets until 10.1)
-    #[serde(rename = "keep-alive")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keep_alive: ::std::option::Option<bool>,
     /// number of keep-alive packets sent before the
     /// connection is closed.  Only supported for TCP sockets on systems
@@ -118,8 +182,6 @@ pub struct InetSocketAddress {
     /// system setting is used.  (Since 10.1)
     ///
     /// **Availability:** only when QEMU is built with `HAVE_TCP_KEEPCNT`.
-    #[serde(rename = "keep-alive-count")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keep_alive_count: ::std::option::Option<u32>,
     /// time in seconds the connection needs to be idle
     /// before sending a keepalive packet.  Only supported for TCP
@@ -128,8 +190,6 @@ pub struct InetSocketAddress {
     /// When set to 0, system setting is used.  (Since 10.1)
     ///
     /// **Availability:** only when QEMU is built with `HAVE_TCP_KEEPIDLE`.
-    #[serde(rename = "keep-alive-idle")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keep_alive_idle: ::std::option::Option<u32>,
     /// time in seconds between keep-alive packets.
     /// Only supported for TCP sockets on systems where TCP_KEEPINTVL is
@@ -137,20 +197,139 @@ pub struct InetSocketAddress {
     /// OpenBSD).  When set to 0, system setting is used.  (Since 10.1)
     ///
     /// **Availability:** only when QEMU is built with `HAVE_TCP_KEEPINTVL`.
-    #[serde(rename = "keep-alive-interval")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keep_alive_interval: ::std::option::Option<u32>,
     /// enable multi-path TCP.  (Since 6.1)
     ///
     /// **Availability:** only when QEMU is built with `HAVE_IPPROTO_MPTCP`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mptcp: ::std::option::Option<bool>,
 }
+
+impl Serialize for InetSocketAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InetSocketAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::qapi_types::private::optional(map, "numeric", &self.numeric)?;
+        ::qapi_types::private::optional(map, "to", &self.to)?;
+        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
+        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
+        ::qapi_types::private::optional(map, "keep-alive", &self.keep_alive)?;
+        ::qapi_types::private::optional(
+            map,
+            "keep-alive-count",
+            &self.keep_alive_count,
+        )?;
+        ::qapi_types::private::optional(map, "keep-alive-idle", &self.keep_alive_idle)?;
+        ::qapi_types::private::optional(
+            map,
+            "keep-alive-interval",
+            &self.keep_alive_interval,
+        )?;
+        ::qapi_types::private::optional(map, "mptcp", &self.mptcp)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InetSocketAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InetSocketAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+        numeric: ::std::option::Option<bool>,
+        to: ::std::option::Option<u16>,
+        ipv4: ::std::option::Option<bool>,
+        ipv6: ::std::option::Option<bool>,
+        keep_alive: ::std::option::Option<bool>,
+        keep_alive_count: ::std::option::Option<u32>,
+        keep_alive_idle: ::std::option::Option<u32>,
+        keep_alive_interval: ::std::option::Option<u32>,
+        mptcp: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddress {
+        const NAME: &'static str = "InetSocketAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "numeric" => slots.numeric = ::serde::de::MapAccess::next_value(map)?,
+                "to" => slots.to = ::serde::de::MapAccess::next_value(map)?,
+                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
+                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
+                "keep-alive" => {
+                    slots.keep_alive = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keep-alive-count" => {
+                    slots.keep_alive_count = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keep-alive-idle" => {
+                    slots.keep_alive_idle = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keep-alive-interval" => {
+                    slots.keep_alive_interval = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mptcp" => slots.mptcp = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InetSocketAddress {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                numeric: slots.numeric,
+                to: slots.to,
+                ipv4: slots.ipv4,
+                ipv6: slots.ipv6,
+                keep_alive: slots.keep_alive,
+                keep_alive_count: slots.keep_alive_count,
+                keep_alive_idle: slots.keep_alive_idle,
+                keep_alive_interval: slots.keep_alive_interval,
+                mptcp: slots.mptcp,
+            })
+        }
+    }
+};
 
 /// Captures a socket address in the local ("Unix socket") namespace.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnixSocketAddress {
     /// filesystem path to use
     pub path: ::std::string::String,
@@ -159,16 +338,84 @@ pub struct UnixSocketAddress {
     /// bytes.  Defaults to false.  (Since 5.1)
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#abstract: ::std::option::Option<bool>,
     /// if false, pad an abstract socket address with enough null
     /// bytes to make it fill struct sockaddr_un member sun_path.
     /// Defaults to true.  (Since 5.1)
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tight: ::std::option::Option<bool>,
 }
+
+impl Serialize for UnixSocketAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for UnixSocketAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
+        ::qapi_types::private::optional(map, "tight", &self.tight)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixSocketAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`UnixSocketAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+        r#abstract: ::std::option::Option<bool>,
+        tight: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for UnixSocketAddress {
+        const NAME: &'static str = "UnixSocketAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "abstract" => slots.r#abstract = ::serde::de::MapAccess::next_value(map)?,
+                "tight" => slots.tight = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(UnixSocketAddress {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                r#abstract: slots.r#abstract,
+                tight: slots.tight,
+            })
+        }
+    }
+};
 
 /// Captures a socket address in the vsock namespace.
 ///
@@ -177,7 +424,7 @@ pub struct UnixSocketAddress {
 /// hostname or service resolution support.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VsockSocketAddress {
     /// unique host identifier
     pub cid: ::std::string::String,
@@ -185,10 +432,80 @@ pub struct VsockSocketAddress {
     pub port: ::std::string::String,
 }
 
+impl Serialize for VsockSocketAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VsockSocketAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cid", &self.cid)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VsockSocketAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VsockSocketAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cid: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VsockSocketAddress {
+        const NAME: &'static str = "VsockSocketAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cid" => {
+                    slots.cid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VsockSocketAddress {
+                cid: slots.cid.ok_or_else(|| E::missing_field("cid"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+            })
+        }
+    }
+};
+
 /// A file descriptor name or number.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FdSocketAddress {
     /// decimal is for file descriptor number, otherwise it's a file
     /// descriptor name.  Named file descriptors are permitted in
@@ -198,43 +515,370 @@ pub struct FdSocketAddress {
     pub str: ::std::string::String,
 }
 
+impl Serialize for FdSocketAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FdSocketAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "str", &self.str)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FdSocketAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FdSocketAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        str: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FdSocketAddress {
+        const NAME: &'static str = "FdSocketAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "str" => {
+                    slots.str = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FdSocketAddress {
+                str: slots.str.ok_or_else(|| E::missing_field("str"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InetSocketAddressWrapper {
     /// internet domain socket address
     pub data: super::InetSocketAddress,
 }
 
+impl Serialize for InetSocketAddressWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InetSocketAddressWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InetSocketAddressWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InetSocketAddressWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::InetSocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddressWrapper {
+        const NAME: &'static str = "InetSocketAddressWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InetSocketAddressWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnixSocketAddressWrapper {
     /// UNIX domain socket address
     pub data: super::UnixSocketAddress,
 }
 
+impl Serialize for UnixSocketAddressWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for UnixSocketAddressWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixSocketAddressWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`UnixSocketAddressWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::UnixSocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for UnixSocketAddressWrapper {
+        const NAME: &'static str = "UnixSocketAddressWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(UnixSocketAddressWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VsockSocketAddressWrapper {
     /// VSOCK domain socket address
     pub data: super::VsockSocketAddress,
 }
 
+impl Serialize for VsockSocketAddressWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VsockSocketAddressWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VsockSocketAddressWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VsockSocketAddressWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::VsockSocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VsockSocketAddressWrapper {
+        const NAME: &'static str = "VsockSocketAddressWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VsockSocketAddressWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FdSocketAddressWrapper {
     /// file descriptor name or number
     pub data: super::FdSocketAddress,
 }
 
+impl Serialize for FdSocketAddressWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for FdSocketAddressWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for FdSocketAddressWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`FdSocketAddressWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::FdSocketAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for FdSocketAddressWrapper {
+        const NAME: &'static str = "FdSocketAddressWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(FdSocketAddressWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Captures the address of a socket, which could also be a named file
 /// descriptor
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SocketAddressLegacy {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: SocketAddressLegacyBranch,
+}
+
+impl Serialize for SocketAddressLegacy {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SocketAddressLegacy {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SocketAddressLegacy {
@@ -290,24 +934,57 @@ impl<'de> ::qapi_types::private::Union<'de> for SocketAddressLegacy {
 }
 
 /// The branches of [`SocketAddressLegacy`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SocketAddressLegacyBranch {
     /// `type` is `inet`.
-    #[serde(rename = "inet")]
     Inet(super::InetSocketAddressWrapper),
     /// `type` is `unix`.
-    #[serde(rename = "unix")]
     Unix(super::UnixSocketAddressWrapper),
     /// `type` is `vsock`.
-    #[serde(rename = "vsock")]
     Vsock(super::VsockSocketAddressWrapper),
     /// `type` is `fd`.
-    #[serde(rename = "fd")]
     Fd(super::FdSocketAddressWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SocketAddressLegacyBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SocketAddressLegacyBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SocketAddressLegacyBranch::Inet(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "inet")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressLegacyBranch::Unix(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "unix")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressLegacyBranch::Vsock(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vsock")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressLegacyBranch::Fd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "fd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressLegacyBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Available [`SocketAddress`](crate::SocketAddress) types
@@ -377,11 +1054,28 @@ impl<'de> Deserialize<'de> for SocketAddressType {
 /// descriptor
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SocketAddress {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: SocketAddressBranch,
+}
+
+impl Serialize for SocketAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SocketAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SocketAddress {
@@ -429,22 +1123,55 @@ impl<'de> ::qapi_types::private::Union<'de> for SocketAddress {
 }
 
 /// The branches of [`SocketAddress`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SocketAddressBranch {
     /// `type` is `inet`.
-    #[serde(rename = "inet")]
     Inet(super::InetSocketAddress),
     /// `type` is `unix`.
-    #[serde(rename = "unix")]
     Unix(super::UnixSocketAddress),
     /// `type` is `vsock`.
-    #[serde(rename = "vsock")]
     Vsock(super::VsockSocketAddress),
     /// `type` is `fd`.
-    #[serde(rename = "fd")]
     Fd(super::FdSocketAddress),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SocketAddressBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SocketAddressBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SocketAddressBranch::Inet(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "inet")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressBranch::Unix(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "unix")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressBranch::Vsock(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vsock")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressBranch::Fd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "fd")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SocketAddressBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }

@@ -250,37 +250,176 @@ impl<'de> Deserialize<'de> for StatsTarget {
 /// [`query-stats`](crate::commands::QueryStats).
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsRequest {
     /// provider for which to return statistics.
     pub provider: super::StatsProvider,
     /// statistics to be returned (all if omitted).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub names: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
+impl Serialize for StatsRequest {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsRequest {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
+        ::qapi_types::private::optional(map, "names", &self.names)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsRequest {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatsRequest`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        provider: ::std::option::Option<super::StatsProvider>,
+        names: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatsRequest {
+        const NAME: &'static str = "StatsRequest";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "provider" => {
+                    slots.provider = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "names" => slots.names = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsRequest {
+                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
+                names: slots.names,
+            })
+        }
+    }
+};
+
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsVCPUFilter {
     /// list of QOM paths for the desired vCPU objects.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
+
+impl Serialize for StatsVCPUFilter {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsVCPUFilter {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "vcpus", &self.vcpus)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsVCPUFilter {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatsVCPUFilter`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatsVCPUFilter {
+        const NAME: &'static str = "StatsVCPUFilter";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "vcpus" => slots.vcpus = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsVCPUFilter {
+                vcpus: slots.vcpus,
+            })
+        }
+    }
+};
 
 /// The arguments to the [`query-stats`](crate::commands::QueryStats) command; specifies a target for
 /// which to request statistics and optionally the required subset of
 /// information for that target.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsFilter {
     /// which providers to request statistics from, and
     /// optionally which named values to return within each provider
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub providers: ::std::option::Option<::std::vec::Vec<super::StatsRequest>>,
     /// The branch, selected by the discriminator `target`.
-    #[serde(flatten)]
     pub branch: StatsFilterBranch,
+}
+
+impl Serialize for StatsFilter {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsFilter {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "providers", &self.providers)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for StatsFilter {
@@ -354,21 +493,49 @@ const _: () = {
 };
 
 /// The branches of [`StatsFilter`], tagged by `target`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "target")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StatsFilterBranch {
     /// `target` is `vcpu`.
-    #[serde(rename = "vcpu")]
     Vcpu(super::StatsVCPUFilter),
     /// `target` is `vm`.
-    #[serde(rename = "vm")]
     Vm,
     /// `target` is `cryptodev`.
-    #[serde(rename = "cryptodev")]
     Cryptodev,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for StatsFilterBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsFilterBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            StatsFilterBranch::Vcpu(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "vcpu")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            StatsFilterBranch::Vm => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "vm")
+            }
+            StatsFilterBranch::Cryptodev => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "target", "cryptodev")
+            }
+            StatsFilterBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// *Since: 7.1*
@@ -455,7 +622,7 @@ impl<'de> Deserialize<'de> for StatsValue {
 }
 
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     /// name of stat.
     pub name: ::std::string::String,
@@ -463,24 +630,166 @@ pub struct Stats {
     pub value: super::StatsValue,
 }
 
+impl Serialize for Stats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Stats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Stats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`Stats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        value: ::std::option::Option<super::StatsValue>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for Stats {
+        const NAME: &'static str = "Stats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "value" => {
+                    slots.value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(Stats {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsResult {
     /// provider for this set of statistics.
     pub provider: super::StatsProvider,
     /// Path to the object for which the statistics are returned,
     /// if the object is exposed in the QOM tree
-    #[serde(rename = "qom-path")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub qom_path: ::std::option::Option<::std::string::String>,
     /// list of statistics.
     pub stats: ::std::vec::Vec<super::Stats>,
 }
 
+impl Serialize for StatsResult {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsResult {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
+        ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsResult {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatsResult`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        provider: ::std::option::Option<super::StatsProvider>,
+        qom_path: ::std::option::Option<::std::string::String>,
+        stats: ::std::option::Option<::std::vec::Vec<super::Stats>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatsResult {
+        const NAME: &'static str = "StatsResult";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "provider" => {
+                    slots.provider = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "qom-path" => slots.qom_path = ::serde::de::MapAccess::next_value(map)?,
+                "stats" => {
+                    slots.stats = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsResult {
+                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
+                qom_path: slots.qom_path,
+                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
+            })
+        }
+    }
+};
+
 /// Schema for a single statistic.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsSchemaValue {
     /// name of the statistic; each element of the schema is uniquely
     /// identified by a target, a provider (both available in
@@ -490,29 +799,117 @@ pub struct StatsSchemaValue {
     pub r#type: super::StatsType,
     /// basic unit of measure for the statistic; if missing, the
     /// statistic is a simple number or counter.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub unit: ::std::option::Option<super::StatsUnit>,
     /// base for the multiple of `unit` in which the statistic is
     /// measured.  Only present if `exponent` is non-zero; `base` and
     /// `exponent` together form a SI prefix (e.g., _nano-_ for
     /// `base=10` and `exponent=-9`) or IEC binary prefix (e.g.
     /// _kibi-_ for `base=2` and `exponent=10`)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub base: ::std::option::Option<i8>,
     /// exponent for the multiple of `unit` in which the statistic
     /// is expressed, or 0 for the basic unit
     pub exponent: i16,
     /// Present when `type` is "linear-histogram", contains the
     /// width of each bucket of the histogram.
-    #[serde(rename = "bucket-size")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub bucket_size: ::std::option::Option<u32>,
 }
+
+impl Serialize for StatsSchemaValue {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsSchemaValue {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "unit", &self.unit)?;
+        ::qapi_types::private::optional(map, "base", &self.base)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "exponent", &self.exponent)?;
+        ::qapi_types::private::optional(map, "bucket-size", &self.bucket_size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsSchemaValue {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatsSchemaValue`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<super::StatsType>,
+        unit: ::std::option::Option<super::StatsUnit>,
+        base: ::std::option::Option<i8>,
+        exponent: ::std::option::Option<i16>,
+        bucket_size: ::std::option::Option<u32>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatsSchemaValue {
+        const NAME: &'static str = "StatsSchemaValue";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unit" => slots.unit = ::serde::de::MapAccess::next_value(map)?,
+                "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
+                "exponent" => {
+                    slots.exponent = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bucket-size" => {
+                    slots.bucket_size = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsSchemaValue {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                unit: slots.unit,
+                base: slots.base,
+                exponent: slots.exponent.ok_or_else(|| E::missing_field("exponent"))?,
+                bucket_size: slots.bucket_size,
+            })
+        }
+    }
+};
 
 /// Schema for all available statistics for a provider and target.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StatsSchema {
     /// provider for this set of statistics.
     pub provider: super::StatsProvider,
@@ -522,6 +919,84 @@ pub struct StatsSchema {
     /// list of statistics.
     pub stats: ::std::vec::Vec<super::StatsSchemaValue>,
 }
+
+impl Serialize for StatsSchema {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for StatsSchema {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsSchema {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`StatsSchema`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        provider: ::std::option::Option<super::StatsProvider>,
+        target: ::std::option::Option<super::StatsTarget>,
+        stats: ::std::option::Option<::std::vec::Vec<super::StatsSchemaValue>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for StatsSchema {
+        const NAME: &'static str = "StatsSchema";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "provider" => {
+                    slots.provider = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "stats" => {
+                    slots.stats = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(StatsSchema {
+                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `stats.json`.
 pub mod commands {
@@ -538,9 +1013,26 @@ pub mod commands {
     /// (e.g., for each vCPU).
     ///
     /// *Since: 7.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryStats(pub super::super::StatsFilter);
+    /// Encoded as the wrapped value.
+    impl Serialize for QueryStats {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryStats {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(QueryStats)
+        }
+    }
+
     impl ::qapi_types::Command for QueryStats {
         const NAME: &'static str = "query-stats";
         type Returns = ::std::vec::Vec<super::super::StatsResult>;
@@ -562,13 +1054,70 @@ pub mod commands {
     /// however, are expected to be rare.
     ///
     /// *Since: 7.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct QueryStatsSchemas {
         /// a provider to restrict the query to.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub provider: ::std::option::Option<super::super::StatsProvider>,
     }
 
+    impl Serialize for QueryStatsSchemas {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryStatsSchemas {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "provider", &self.provider)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryStatsSchemas {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`QueryStatsSchemas`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            provider: ::std::option::Option<super::super::StatsProvider>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for QueryStatsSchemas {
+            const NAME: &'static str = "query-stats-schemas";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "provider" => {
+                        slots.provider = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(QueryStatsSchemas {
+                    provider: slots.provider,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for QueryStatsSchemas {
         const NAME: &'static str = "query-stats-schemas";
         type Returns = ::std::vec::Vec<super::super::StatsSchema>;

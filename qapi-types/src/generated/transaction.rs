@@ -6,8 +6,42 @@ use serde::{Deserialize, Serialize};
 /// This action can be used to test transaction failure.
 ///
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Abort {}
+impl Serialize for Abort {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for Abort {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        _map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Abort {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+impl<'de> ::qapi_types::private::Struct<'de> for Abort {
+    const NAME: &'static str = "Abort";
+    type Slots = ();
+    fn assemble<E: ::serde::de::Error>(_slots: ()) -> ::std::result::Result<Self, E> {
+        ::std::result::Result::Ok(Abort {})
+    }
+}
+
 /// An enumeration of transactional completion modes.
 ///
 /// *Since: 2.5*
@@ -172,68 +206,643 @@ impl<'de> Deserialize<'de> for TransactionActionKind {
 }
 
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AbortWrapper {
     pub data: super::Abort,
 }
 
+impl Serialize for AbortWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for AbortWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for AbortWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`AbortWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::Abort>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for AbortWrapper {
+        const NAME: &'static str = "AbortWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(AbortWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapAddWrapper {
     pub data: super::BlockDirtyBitmapAdd,
 }
 
+impl Serialize for BlockDirtyBitmapAddWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapAddWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapAddWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapAddWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockDirtyBitmapAdd>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapAddWrapper {
+        const NAME: &'static str = "BlockDirtyBitmapAddWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapAddWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapWrapper {
     pub data: super::BlockDirtyBitmap,
 }
 
+impl Serialize for BlockDirtyBitmapWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockDirtyBitmap>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapWrapper {
+        const NAME: &'static str = "BlockDirtyBitmapWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapMergeWrapper {
     pub data: super::BlockDirtyBitmapMerge,
 }
 
+impl Serialize for BlockDirtyBitmapMergeWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockDirtyBitmapMergeWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockDirtyBitmapMergeWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockDirtyBitmapMergeWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockDirtyBitmapMerge>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapMergeWrapper {
+        const NAME: &'static str = "BlockDirtyBitmapMergeWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockDirtyBitmapMergeWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevBackupWrapper {
     pub data: super::BlockdevBackup,
 }
 
+impl Serialize for BlockdevBackupWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevBackupWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevBackupWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevBackupWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockdevBackup>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevBackupWrapper {
+        const NAME: &'static str = "BlockdevBackupWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevBackupWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotWrapper {
     pub data: super::BlockdevSnapshot,
 }
 
+impl Serialize for BlockdevSnapshotWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshotWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshotWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshotWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockdevSnapshot>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotWrapper {
+        const NAME: &'static str = "BlockdevSnapshotWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshotWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.7*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotInternalWrapper {
     pub data: super::BlockdevSnapshotInternal,
 }
 
+impl Serialize for BlockdevSnapshotInternalWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshotInternalWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshotInternalWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshotInternalWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockdevSnapshotInternal>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotInternalWrapper {
+        const NAME: &'static str = "BlockdevSnapshotInternalWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshotInternalWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotSyncWrapper {
     pub data: super::BlockdevSnapshotSync,
 }
 
+impl Serialize for BlockdevSnapshotSyncWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for BlockdevSnapshotSyncWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockdevSnapshotSyncWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`BlockdevSnapshotSyncWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::BlockdevSnapshotSync>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotSyncWrapper {
+        const NAME: &'static str = "BlockdevSnapshotSyncWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(BlockdevSnapshotSyncWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DriveBackupWrapper {
     pub data: super::DriveBackup,
 }
+
+impl Serialize for DriveBackupWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DriveBackupWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DriveBackupWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DriveBackupWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::DriveBackup>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DriveBackupWrapper {
+        const NAME: &'static str = "DriveBackupWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DriveBackupWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
 
 /// A discriminated record of operations that can be performed with
 /// [`transaction`](crate::commands::Transaction).
 ///
 /// *Since: 1.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TransactionAction {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: TransactionActionBranch,
+}
+
+impl Serialize for TransactionAction {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TransactionAction {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for TransactionAction {
@@ -333,62 +942,221 @@ impl<'de> ::qapi_types::private::Union<'de> for TransactionAction {
 }
 
 /// The branches of [`TransactionAction`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TransactionActionBranch {
     /// `type` is `abort`.
-    #[serde(rename = "abort")]
     Abort(super::AbortWrapper),
     /// `type` is `block-dirty-bitmap-add`.
-    #[serde(rename = "block-dirty-bitmap-add")]
     BlockDirtyBitmapAdd(super::BlockDirtyBitmapAddWrapper),
     /// `type` is `block-dirty-bitmap-remove`.
-    #[serde(rename = "block-dirty-bitmap-remove")]
     BlockDirtyBitmapRemove(super::BlockDirtyBitmapWrapper),
     /// `type` is `block-dirty-bitmap-clear`.
-    #[serde(rename = "block-dirty-bitmap-clear")]
     BlockDirtyBitmapClear(super::BlockDirtyBitmapWrapper),
     /// `type` is `block-dirty-bitmap-enable`.
-    #[serde(rename = "block-dirty-bitmap-enable")]
     BlockDirtyBitmapEnable(super::BlockDirtyBitmapWrapper),
     /// `type` is `block-dirty-bitmap-disable`.
-    #[serde(rename = "block-dirty-bitmap-disable")]
     BlockDirtyBitmapDisable(super::BlockDirtyBitmapWrapper),
     /// `type` is `block-dirty-bitmap-merge`.
-    #[serde(rename = "block-dirty-bitmap-merge")]
     BlockDirtyBitmapMerge(super::BlockDirtyBitmapMergeWrapper),
     /// `type` is `blockdev-backup`.
-    #[serde(rename = "blockdev-backup")]
     BlockdevBackup(super::BlockdevBackupWrapper),
     /// `type` is `blockdev-snapshot`.
-    #[serde(rename = "blockdev-snapshot")]
     BlockdevSnapshot(super::BlockdevSnapshotWrapper),
     /// `type` is `blockdev-snapshot-internal-sync`.
-    #[serde(rename = "blockdev-snapshot-internal-sync")]
     BlockdevSnapshotInternalSync(super::BlockdevSnapshotInternalWrapper),
     /// `type` is `blockdev-snapshot-sync`.
-    #[serde(rename = "blockdev-snapshot-sync")]
     BlockdevSnapshotSync(super::BlockdevSnapshotSyncWrapper),
     /// `type` is `drive-backup`.
-    #[serde(rename = "drive-backup")]
     DriveBackup(super::DriveBackupWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for TransactionActionBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TransactionActionBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            TransactionActionBranch::Abort(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "abort")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapAdd(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-add",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapRemove(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-remove",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapClear(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-clear",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapEnable(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-enable",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapDisable(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-disable",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockDirtyBitmapMerge(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "block-dirty-bitmap-merge",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockdevBackup(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "blockdev-backup",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockdevSnapshot(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "blockdev-snapshot",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockdevSnapshotInternalSync(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "blockdev-snapshot-internal-sync",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::BlockdevSnapshotSync(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "blockdev-snapshot-sync",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::DriveBackup(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "drive-backup",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            TransactionActionBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Optional arguments to modify the behavior of a Transaction.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TransactionProperties {
     /// Controls how jobs launched asynchronously by
     /// Actions will complete or fail as a group.  See
     /// [`ActionCompletionMode`](crate::ActionCompletionMode) for details.
-    #[serde(rename = "completion-mode")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub completion_mode: ::std::option::Option<super::ActionCompletionMode>,
 }
+
+impl Serialize for TransactionProperties {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for TransactionProperties {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "completion-mode", &self.completion_mode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TransactionProperties {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`TransactionProperties`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        completion_mode: ::std::option::Option<super::ActionCompletionMode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for TransactionProperties {
+        const NAME: &'static str = "TransactionProperties";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "completion-mode" => {
+                    slots.completion_mode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(TransactionProperties {
+                completion_mode: slots.completion_mode,
+            })
+        }
+    }
+};
 
 /// The commands of `transaction.json`.
 pub mod commands {
@@ -454,7 +1222,7 @@ pub mod commands {
     ///                                      "name": "snapshot0" } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Transaction {
         /// List of [`TransactionAction`](crate::TransactionAction); information needed for the
         /// respective operations.
@@ -462,10 +1230,77 @@ pub mod commands {
         /// structure of additional options to control the
         /// execution of the transaction.  See [`TransactionProperties`](crate::TransactionProperties) for
         /// additional detail.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub properties: ::std::option::Option<super::super::TransactionProperties>,
     }
 
+    impl Serialize for Transaction {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Transaction {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "actions", &self.actions)?;
+            ::qapi_types::private::optional(map, "properties", &self.properties)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Transaction {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Transaction`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            actions: ::std::option::Option<
+                ::std::vec::Vec<super::super::TransactionAction>,
+            >,
+            properties: ::std::option::Option<super::super::TransactionProperties>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Transaction {
+            const NAME: &'static str = "transaction";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "actions" => {
+                        slots.actions = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "properties" => {
+                        slots.properties = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Transaction {
+                    actions: slots.actions.ok_or_else(|| E::missing_field("actions"))?,
+                    properties: slots.properties,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Transaction {
         const NAME: &'static str = "transaction";
         type Returns = ::qapi_types::Empty;

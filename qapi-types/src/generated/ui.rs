@@ -119,18 +119,36 @@ impl<'de> Deserialize<'de> for SetPasswordAction {
 /// Options for [`set_password`](crate::commands::SetPassword).
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SetPasswordOptions {
     /// the new password
     pub password: ::std::string::String,
     /// How to handle existing clients when changing the
     /// password.  If nothing is specified, defaults to 'keep'.  For
     /// VNC, only 'keep' is currently implemented.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub connected: ::std::option::Option<super::SetPasswordAction>,
     /// The branch, selected by the discriminator `protocol`.
-    #[serde(flatten)]
     pub branch: SetPasswordOptionsBranch,
+}
+
+impl Serialize for SetPasswordOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SetPasswordOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "password", &self.password)?;
+        ::qapi_types::private::optional(map, "connected", &self.connected)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for SetPasswordOptions {
@@ -210,30 +228,113 @@ const _: () = {
 };
 
 /// The branches of [`SetPasswordOptions`], tagged by `protocol`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "protocol")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SetPasswordOptionsBranch {
     /// `protocol` is `vnc`.
-    #[serde(rename = "vnc")]
     Vnc(super::SetPasswordOptionsVnc),
     /// `protocol` is `spice`.
-    #[serde(rename = "spice")]
     Spice,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for SetPasswordOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SetPasswordOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            SetPasswordOptionsBranch::Vnc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "protocol", "vnc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            SetPasswordOptionsBranch::Spice => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "protocol", "spice")
+            }
+            SetPasswordOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Options for [`set_password`](crate::commands::SetPassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SetPasswordOptionsVnc {
     /// The id of the display where the password should be
     /// changed.  Defaults to the first.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for SetPasswordOptionsVnc {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SetPasswordOptionsVnc {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "display", &self.display)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SetPasswordOptionsVnc {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SetPasswordOptionsVnc`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        display: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SetPasswordOptionsVnc {
+        const NAME: &'static str = "SetPasswordOptionsVnc";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SetPasswordOptionsVnc {
+                display: slots.display,
+            })
+        }
+    }
+};
 
 /// General options for [`expire_password`](crate::commands::ExpirePassword).
 ///
@@ -245,7 +346,7 @@ pub struct SetPasswordOptionsVnc {
 /// QEMU instance.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExpirePasswordOptions {
     /// when to expire the password.
     ///
@@ -255,8 +356,26 @@ pub struct ExpirePasswordOptions {
     /// - 'INT' where INT is the absolute time in seconds
     pub time: ::std::string::String,
     /// The branch, selected by the discriminator `protocol`.
-    #[serde(flatten)]
     pub branch: ExpirePasswordOptionsBranch,
+}
+
+impl Serialize for ExpirePasswordOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ExpirePasswordOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "time", &self.time)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for ExpirePasswordOptions {
@@ -333,30 +452,113 @@ const _: () = {
 };
 
 /// The branches of [`ExpirePasswordOptions`], tagged by `protocol`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "protocol")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ExpirePasswordOptionsBranch {
     /// `protocol` is `vnc`.
-    #[serde(rename = "vnc")]
     Vnc(super::ExpirePasswordOptionsVnc),
     /// `protocol` is `spice`.
-    #[serde(rename = "spice")]
     Spice,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for ExpirePasswordOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ExpirePasswordOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            ExpirePasswordOptionsBranch::Vnc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "protocol", "vnc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            ExpirePasswordOptionsBranch::Spice => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "protocol", "spice")
+            }
+            ExpirePasswordOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Options for [`expire_password`](crate::commands::ExpirePassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExpirePasswordOptionsVnc {
     /// The id of the display where the expiration should be
     /// changed.  Defaults to the first.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for ExpirePasswordOptionsVnc {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for ExpirePasswordOptionsVnc {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "display", &self.display)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpirePasswordOptionsVnc {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`ExpirePasswordOptionsVnc`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        display: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for ExpirePasswordOptionsVnc {
+        const NAME: &'static str = "ExpirePasswordOptionsVnc";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(ExpirePasswordOptionsVnc {
+                display: slots.display,
+            })
+        }
+    }
+};
 
 /// Supported image format types.
 ///
@@ -417,7 +619,7 @@ impl<'de> Deserialize<'de> for ImageFormat {
 /// *Since: 2.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpiceBasicInfo {
     /// IP address
     pub host: ::std::string::String,
@@ -427,12 +629,90 @@ pub struct SpiceBasicInfo {
     pub family: super::NetworkAddressFamily,
 }
 
+impl Serialize for SpiceBasicInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SpiceBasicInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SpiceBasicInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SpiceBasicInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SpiceBasicInfo {
+        const NAME: &'static str = "SpiceBasicInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SpiceBasicInfo {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+            })
+        }
+    }
+};
+
 /// Information about a SPICE server
 ///
 /// *Since: 2.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpiceServerInfo {
     /// IP address
     pub host: ::std::string::String,
@@ -441,16 +721,97 @@ pub struct SpiceServerInfo {
     /// address family
     pub family: super::NetworkAddressFamily,
     /// authentication method
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for SpiceServerInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SpiceServerInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::qapi_types::private::optional(map, "auth", &self.auth)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SpiceServerInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SpiceServerInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        auth: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SpiceServerInfo {
+        const NAME: &'static str = "SpiceServerInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SpiceServerInfo {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                auth: slots.auth,
+            })
+        }
+    }
+};
 
 /// Information about a SPICE client channel.
 ///
 /// *Since: 0.14*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpiceChannel {
     /// IP address
     pub host: ::std::string::String,
@@ -460,21 +821,146 @@ pub struct SpiceChannel {
     pub family: super::NetworkAddressFamily,
     /// SPICE connection id number.  All channels with the
     /// same id belong to the same SPICE session.
-    #[serde(rename = "connection-id")]
     pub connection_id: i64,
     /// SPICE channel type number.  "1" is the main control
     /// channel, filter for this one if you want to track spice sessions
     /// only
-    #[serde(rename = "channel-type")]
     pub channel_type: i64,
     /// SPICE channel ID number.  Usually "0", might be
     /// different when multiple channels of the same type exist, such as
     /// multiple display channels in a multihead setup
-    #[serde(rename = "channel-id")]
     pub channel_id: i64,
     /// true if the channel is encrypted, false otherwise.
     pub tls: bool,
 }
+
+impl Serialize for SpiceChannel {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SpiceChannel {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "connection-id",
+            &self.connection_id,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "channel-type",
+            &self.channel_type,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "channel-id",
+            &self.channel_id,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "tls", &self.tls)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SpiceChannel {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SpiceChannel`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        connection_id: ::std::option::Option<i64>,
+        channel_type: ::std::option::Option<i64>,
+        channel_id: ::std::option::Option<i64>,
+        tls: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SpiceChannel {
+        const NAME: &'static str = "SpiceChannel";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "port" => {
+                    slots.port = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "connection-id" => {
+                    slots.connection_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "channel-type" => {
+                    slots.channel_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "channel-id" => {
+                    slots.channel_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tls" => {
+                    slots.tls = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SpiceChannel {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                connection_id: slots
+                    .connection_id
+                    .ok_or_else(|| E::missing_field("connection-id"))?,
+                channel_type: slots
+                    .channel_type
+                    .ok_or_else(|| E::missing_field("channel-type"))?,
+                channel_id: slots
+                    .channel_id
+                    .ok_or_else(|| E::missing_field("channel-id"))?,
+                tls: slots.tls.ok_or_else(|| E::missing_field("tls"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of Spice mouse states.
 ///
@@ -543,7 +1029,7 @@ impl<'de> Deserialize<'de> for SpiceQueryMouseMode {
 /// *Since: 0.14*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpiceInfo {
     /// true if the SPICE server is enabled, false otherwise
     pub enabled: bool,
@@ -552,43 +1038,148 @@ pub struct SpiceInfo {
     pub migrated: bool,
     /// The hostname the SPICE server is bound to.  This depends on
     /// the name resolution on the host and may be an IP address.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host: ::std::option::Option<::std::string::String>,
     /// The SPICE server's port number.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub port: ::std::option::Option<i64>,
     /// The SPICE server's TLS port number.
-    #[serde(rename = "tls-port")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_port: ::std::option::Option<i64>,
     /// the current authentication type used by the server
     ///
     /// - 'none' if no authentication is being used
     /// - 'spice' uses SASL or direct TLS authentication, depending on
     /// command line options
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
     /// SPICE server version.
-    #[serde(rename = "compiled-version")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub compiled_version: ::std::option::Option<::std::string::String>,
     /// The mode in which the mouse cursor is displayed
     /// currently.  Can be determined by the client or the server, or
     /// unknown if spice server doesn't provide this information.
     /// (since: 1.1)
-    #[serde(rename = "mouse-mode")]
     pub mouse_mode: super::SpiceQueryMouseMode,
     /// a list of [`SpiceChannel`](crate::SpiceChannel) for each active spice channel
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
 }
+
+impl Serialize for SpiceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for SpiceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "migrated", &self.migrated)?;
+        ::qapi_types::private::optional(map, "host", &self.host)?;
+        ::qapi_types::private::optional(map, "port", &self.port)?;
+        ::qapi_types::private::optional(map, "tls-port", &self.tls_port)?;
+        ::qapi_types::private::optional(map, "auth", &self.auth)?;
+        ::qapi_types::private::optional(
+            map,
+            "compiled-version",
+            &self.compiled_version,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "mouse-mode",
+            &self.mouse_mode,
+        )?;
+        ::qapi_types::private::optional(map, "channels", &self.channels)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for SpiceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`SpiceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        enabled: ::std::option::Option<bool>,
+        migrated: ::std::option::Option<bool>,
+        host: ::std::option::Option<::std::string::String>,
+        port: ::std::option::Option<i64>,
+        tls_port: ::std::option::Option<i64>,
+        auth: ::std::option::Option<::std::string::String>,
+        compiled_version: ::std::option::Option<::std::string::String>,
+        mouse_mode: ::std::option::Option<super::SpiceQueryMouseMode>,
+        channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SpiceInfo {
+        const NAME: &'static str = "SpiceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "enabled" => {
+                    slots.enabled = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "migrated" => {
+                    slots.migrated = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
+                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
+                "tls-port" => slots.tls_port = ::serde::de::MapAccess::next_value(map)?,
+                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
+                "compiled-version" => {
+                    slots.compiled_version = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "mouse-mode" => {
+                    slots.mouse_mode = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SpiceInfo {
+                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
+                migrated: slots.migrated.ok_or_else(|| E::missing_field("migrated"))?,
+                host: slots.host,
+                port: slots.port,
+                tls_port: slots.tls_port,
+                auth: slots.auth,
+                compiled_version: slots.compiled_version,
+                mouse_mode: slots
+                    .mouse_mode
+                    .ok_or_else(|| E::missing_field("mouse-mode"))?,
+                channels: slots.channels,
+            })
+        }
+    }
+};
 
 /// The basic information for vnc network connection
 ///
 /// *Since: 2.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncBasicInfo {
     /// IP address
     pub host: ::std::string::String,
@@ -602,12 +1193,98 @@ pub struct VncBasicInfo {
     pub websocket: bool,
 }
 
+impl Serialize for VncBasicInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncBasicInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncBasicInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncBasicInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        service: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        websocket: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncBasicInfo {
+        const NAME: &'static str = "VncBasicInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "service" => {
+                    slots.service = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "websocket" => {
+                    slots.websocket = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncBasicInfo {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
+            })
+        }
+    }
+};
+
 /// The network connection information for server
 ///
 /// *Since: 2.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncServerInfo {
     /// IP address
     pub host: ::std::string::String,
@@ -621,16 +1298,105 @@ pub struct VncServerInfo {
     pub websocket: bool,
     /// authentication method used for the plain (non-websocket) VNC
     /// server
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for VncServerInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncServerInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
+        ::qapi_types::private::optional(map, "auth", &self.auth)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncServerInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncServerInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        service: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        websocket: ::std::option::Option<bool>,
+        auth: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncServerInfo {
+        const NAME: &'static str = "VncServerInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "service" => {
+                    slots.service = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "websocket" => {
+                    slots.websocket = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncServerInfo {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
+                auth: slots.auth,
+            })
+        }
+    }
+};
 
 /// Information about a connected VNC client.
 ///
 /// *Since: 0.14*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncClientInfo {
     /// IP address
     pub host: ::std::string::String,
@@ -644,37 +1410,130 @@ pub struct VncClientInfo {
     pub websocket: bool,
     /// If x509 authentication is in use, the Distinguished
     /// Name of the client.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub x509_dname: ::std::option::Option<::std::string::String>,
     /// If SASL authentication is in use, the SASL username
     /// used for authentication.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub sasl_username: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for VncClientInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncClientInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
+        ::qapi_types::private::optional(map, "x509_dname", &self.x509_dname)?;
+        ::qapi_types::private::optional(map, "sasl_username", &self.sasl_username)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncClientInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncClientInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        service: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        websocket: ::std::option::Option<bool>,
+        x509_dname: ::std::option::Option<::std::string::String>,
+        sasl_username: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncClientInfo {
+        const NAME: &'static str = "VncClientInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "service" => {
+                    slots.service = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "websocket" => {
+                    slots.websocket = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "x509_dname" => {
+                    slots.x509_dname = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "sasl_username" => {
+                    slots.sasl_username = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncClientInfo {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
+                x509_dname: slots.x509_dname,
+                sasl_username: slots.sasl_username,
+            })
+        }
+    }
+};
 
 /// Information about the VNC session.
 ///
 /// *Since: 0.14*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncInfo {
     /// true if the VNC server is enabled, false otherwise
     pub enabled: bool,
     /// The hostname the VNC server is bound to.  This depends on the
     /// name resolution on the host and may be an IP address.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub host: ::std::option::Option<::std::string::String>,
     /// - 'ipv6' if the host is listening for IPv6 connections
     /// - 'ipv4' if the host is listening for IPv4 connections
     /// - 'unix' if the host is listening on a unix domain socket
     /// - 'unknown' otherwise
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub family: ::std::option::Option<super::NetworkAddressFamily>,
     /// The service name of the server's port.  This may depends
     /// on the host system's service database so symbolic names should
     /// not be relied on.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub service: ::std::option::Option<::std::string::String>,
     /// the current authentication type used by the server
     ///
@@ -695,13 +1554,93 @@ pub struct VncInfo {
     /// - 'vencrypt+tls+sasl' if VEncrypt is used with TLS and SASL auth
     /// - 'vencrypt+x509+sasl' if VEncrypt is used with x509 and SASL
     /// auth
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub auth: ::std::option::Option<::std::string::String>,
     /// a list of [`VncClientInfo`](crate::VncClientInfo) of all currently connected
     /// clients
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
 }
+
+impl Serialize for VncInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
+        ::qapi_types::private::optional(map, "host", &self.host)?;
+        ::qapi_types::private::optional(map, "family", &self.family)?;
+        ::qapi_types::private::optional(map, "service", &self.service)?;
+        ::qapi_types::private::optional(map, "auth", &self.auth)?;
+        ::qapi_types::private::optional(map, "clients", &self.clients)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        enabled: ::std::option::Option<bool>,
+        host: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        service: ::std::option::Option<::std::string::String>,
+        auth: ::std::option::Option<::std::string::String>,
+        clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncInfo {
+        const NAME: &'static str = "VncInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "enabled" => {
+                    slots.enabled = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
+                "family" => slots.family = ::serde::de::MapAccess::next_value(map)?,
+                "service" => slots.service = ::serde::de::MapAccess::next_value(map)?,
+                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
+                "clients" => slots.clients = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncInfo {
+                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
+                host: slots.host,
+                family: slots.family,
+                service: slots.service,
+                auth: slots.auth,
+                clients: slots.clients,
+            })
+        }
+    }
+};
 
 /// vnc primary authentication method.
 ///
@@ -860,7 +1799,7 @@ impl<'de> Deserialize<'de> for VncVencryptSubAuth {
 /// *Since: 2.9*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncServerInfo2 {
     /// IP address
     pub host: ::std::string::String,
@@ -876,16 +1815,113 @@ pub struct VncServerInfo2 {
     pub auth: super::VncPrimaryAuth,
     /// The vencrypt sub authentication type used by the servers,
     /// only specified in case auth == vencrypt.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
 }
+
+impl Serialize for VncServerInfo2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncServerInfo2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "auth", &self.auth)?;
+        ::qapi_types::private::optional(map, "vencrypt", &self.vencrypt)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncServerInfo2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncServerInfo2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host: ::std::option::Option<::std::string::String>,
+        service: ::std::option::Option<::std::string::String>,
+        family: ::std::option::Option<super::NetworkAddressFamily>,
+        websocket: ::std::option::Option<bool>,
+        auth: ::std::option::Option<super::VncPrimaryAuth>,
+        vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncServerInfo2 {
+        const NAME: &'static str = "VncServerInfo2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host" => {
+                    slots.host = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "service" => {
+                    slots.service = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "family" => {
+                    slots.family = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "websocket" => {
+                    slots.websocket = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auth" => {
+                    slots.auth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vencrypt" => slots.vencrypt = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncServerInfo2 {
+                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
+                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
+                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
+                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
+                auth: slots.auth.ok_or_else(|| E::missing_field("auth"))?,
+                vencrypt: slots.vencrypt,
+            })
+        }
+    }
+};
 
 /// Information about a vnc server
 ///
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VncInfo2 {
     /// vnc server name.
     pub id: ::std::string::String,
@@ -902,17 +1938,109 @@ pub struct VncInfo2 {
     pub auth: super::VncPrimaryAuth,
     /// The vencrypt authentication type used by the servers,
     /// only specified in case auth == vencrypt.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
     /// The display device the vnc server is linked to.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub display: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for VncInfo2 {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for VncInfo2 {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "clients", &self.clients)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "auth", &self.auth)?;
+        ::qapi_types::private::optional(map, "vencrypt", &self.vencrypt)?;
+        ::qapi_types::private::optional(map, "display", &self.display)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for VncInfo2 {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`VncInfo2`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+        server: ::std::option::Option<::std::vec::Vec<super::VncServerInfo2>>,
+        clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
+        auth: ::std::option::Option<super::VncPrimaryAuth>,
+        vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
+        display: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for VncInfo2 {
+        const NAME: &'static str = "VncInfo2";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "server" => {
+                    slots.server = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "clients" => {
+                    slots.clients = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "auth" => {
+                    slots.auth = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "vencrypt" => slots.vencrypt = ::serde::de::MapAccess::next_value(map)?,
+                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(VncInfo2 {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                clients: slots.clients.ok_or_else(|| E::missing_field("clients"))?,
+                auth: slots.auth.ok_or_else(|| E::missing_field("auth"))?,
+                vencrypt: slots.vencrypt,
+                display: slots.display,
+            })
+        }
+    }
+};
 
 /// Information about a mouse device.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MouseInfo {
     /// the name of the mouse device
     pub name: ::std::string::String,
@@ -924,6 +2052,92 @@ pub struct MouseInfo {
     /// input
     pub absolute: bool,
 }
+
+impl Serialize for MouseInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for MouseInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "index", &self.index)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "current", &self.current)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "absolute", &self.absolute)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MouseInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`MouseInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        index: ::std::option::Option<i64>,
+        current: ::std::option::Option<bool>,
+        absolute: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for MouseInfo {
+        const NAME: &'static str = "MouseInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "index" => {
+                    slots.index = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "current" => {
+                    slots.current = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "absolute" => {
+                    slots.absolute = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(MouseInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                index: slots.index.ok_or_else(|| E::missing_field("index"))?,
+                current: slots.current.ok_or_else(|| E::missing_field("current"))?,
+                absolute: slots.absolute.ok_or_else(|| E::missing_field("absolute"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of key name.
 ///
@@ -1560,27 +2774,168 @@ impl<'de> Deserialize<'de> for KeyValueKind {
 }
 
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntWrapper {
     /// a numeric key code
     pub data: i64,
 }
 
+impl Serialize for IntWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for IntWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for IntWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`IntWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for IntWrapper {
+        const NAME: &'static str = "IntWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(IntWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QKeyCodeWrapper {
     /// An enumeration of key name
     pub data: super::QKeyCode,
 }
 
+impl Serialize for QKeyCodeWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for QKeyCodeWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for QKeyCodeWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`QKeyCodeWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::QKeyCode>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QKeyCodeWrapper {
+        const NAME: &'static str = "QKeyCodeWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QKeyCodeWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Represents a keyboard key.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: KeyValueBranch,
+}
+
+impl Serialize for KeyValue {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for KeyValue {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for KeyValue {
@@ -1624,18 +2979,45 @@ impl<'de> ::qapi_types::private::Union<'de> for KeyValue {
 }
 
 /// The branches of [`KeyValue`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KeyValueBranch {
     /// `type` is `number`.
-    #[serde(rename = "number")]
     Number(super::IntWrapper),
     /// `type` is `qcode`.
-    #[serde(rename = "qcode")]
     Qcode(super::QKeyCodeWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for KeyValueBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for KeyValueBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            KeyValueBranch::Number(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "number")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            KeyValueBranch::Qcode(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "qcode")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            KeyValueBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Button of a pointer input device (mouse, tablet).
@@ -1839,7 +3221,7 @@ impl<'de> Deserialize<'de> for InputMultiTouchType {
 /// Keyboard input event.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputKeyEvent {
     /// Which key this event is for.
     pub key: super::KeyValue,
@@ -1847,10 +3229,80 @@ pub struct InputKeyEvent {
     pub down: bool,
 }
 
+impl Serialize for InputKeyEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputKeyEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "key", &self.key)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "down", &self.down)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputKeyEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputKeyEvent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        key: ::std::option::Option<super::KeyValue>,
+        down: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputKeyEvent {
+        const NAME: &'static str = "InputKeyEvent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "key" => {
+                    slots.key = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "down" => {
+                    slots.down = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputKeyEvent {
+                key: slots.key.ok_or_else(|| E::missing_field("key"))?,
+                down: slots.down.ok_or_else(|| E::missing_field("down"))?,
+            })
+        }
+    }
+};
+
 /// Pointer button input event.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputBtnEvent {
     /// Which button this event is for.
     pub button: super::InputButton,
@@ -1858,10 +3310,80 @@ pub struct InputBtnEvent {
     pub down: bool,
 }
 
+impl Serialize for InputBtnEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputBtnEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "button", &self.button)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "down", &self.down)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputBtnEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputBtnEvent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        button: ::std::option::Option<super::InputButton>,
+        down: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputBtnEvent {
+        const NAME: &'static str = "InputBtnEvent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "button" => {
+                    slots.button = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "down" => {
+                    slots.down = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputBtnEvent {
+                button: slots.button.ok_or_else(|| E::missing_field("button"))?,
+                down: slots.down.ok_or_else(|| E::missing_field("down"))?,
+            })
+        }
+    }
+};
+
 /// Pointer motion input event.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputMoveEvent {
     /// Which axis is referenced by `value`.
     pub axis: super::InputAxis,
@@ -1870,10 +3392,80 @@ pub struct InputMoveEvent {
     pub value: i64,
 }
 
+impl Serialize for InputMoveEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputMoveEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "axis", &self.axis)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputMoveEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputMoveEvent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        axis: ::std::option::Option<super::InputAxis>,
+        value: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputMoveEvent {
+        const NAME: &'static str = "InputMoveEvent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "axis" => {
+                    slots.axis = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "value" => {
+                    slots.value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputMoveEvent {
+                axis: slots.axis.ok_or_else(|| E::missing_field("axis"))?,
+                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+            })
+        }
+    }
+};
+
 /// MultiTouch input event.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputMultiTouchEvent {
     /// The type of multi-touch event.
     pub r#type: super::InputMultiTouchType,
@@ -1881,13 +3473,112 @@ pub struct InputMultiTouchEvent {
     pub slot: i64,
     /// ID to correlate this event with previously generated
     /// events.
-    #[serde(rename = "tracking-id")]
     pub tracking_id: i64,
     /// Which axis is referenced by `value`.
     pub axis: super::InputAxis,
     /// Contact position.
     pub value: i64,
 }
+
+impl Serialize for InputMultiTouchEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputMultiTouchEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "tracking-id",
+            &self.tracking_id,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "axis", &self.axis)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputMultiTouchEvent {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputMultiTouchEvent`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        r#type: ::std::option::Option<super::InputMultiTouchType>,
+        slot: ::std::option::Option<i64>,
+        tracking_id: ::std::option::Option<i64>,
+        axis: ::std::option::Option<super::InputAxis>,
+        value: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputMultiTouchEvent {
+        const NAME: &'static str = "InputMultiTouchEvent";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "slot" => {
+                    slots.slot = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tracking-id" => {
+                    slots.tracking_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "axis" => {
+                    slots.axis = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "value" => {
+                    slots.value = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputMultiTouchEvent {
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
+                tracking_id: slots
+                    .tracking_id
+                    .ok_or_else(|| E::missing_field("tracking-id"))?,
+                axis: slots.axis.ok_or_else(|| E::missing_field("axis"))?,
+                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
+            })
+        }
+    }
+};
 
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1955,41 +3646,306 @@ impl<'de> Deserialize<'de> for InputEventKind {
 }
 
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputKeyEventWrapper {
     /// Keyboard input event
     pub data: super::InputKeyEvent,
 }
 
+impl Serialize for InputKeyEventWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputKeyEventWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputKeyEventWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputKeyEventWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::InputKeyEvent>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputKeyEventWrapper {
+        const NAME: &'static str = "InputKeyEventWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputKeyEventWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputBtnEventWrapper {
     /// Pointer button input event
     pub data: super::InputBtnEvent,
 }
 
+impl Serialize for InputBtnEventWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputBtnEventWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputBtnEventWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputBtnEventWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::InputBtnEvent>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputBtnEventWrapper {
+        const NAME: &'static str = "InputBtnEventWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputBtnEventWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputMoveEventWrapper {
     /// Pointer motion input event
     pub data: super::InputMoveEvent,
 }
 
+impl Serialize for InputMoveEventWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputMoveEventWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputMoveEventWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputMoveEventWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::InputMoveEvent>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputMoveEventWrapper {
+        const NAME: &'static str = "InputMoveEventWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputMoveEventWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputMultiTouchEventWrapper {
     /// MultiTouch input event
     pub data: super::InputMultiTouchEvent,
 }
 
+impl Serialize for InputMultiTouchEventWrapper {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputMultiTouchEventWrapper {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for InputMultiTouchEventWrapper {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`InputMultiTouchEventWrapper`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        data: ::std::option::Option<super::InputMultiTouchEvent>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for InputMultiTouchEventWrapper {
+        const NAME: &'static str = "InputMultiTouchEventWrapper";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "data" => {
+                    slots.data = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(InputMultiTouchEventWrapper {
+                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
+            })
+        }
+    }
+};
+
 /// Input event union.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InputEvent {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: InputEventBranch,
+}
+
+impl Serialize for InputEvent {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputEvent {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for InputEvent {
@@ -2036,37 +3992,71 @@ impl<'de> ::qapi_types::private::Union<'de> for InputEvent {
 }
 
 /// The branches of [`InputEvent`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InputEventBranch {
     /// `type` is `key`.
-    #[serde(rename = "key")]
     Key(super::InputKeyEventWrapper),
     /// `type` is `btn`.
-    #[serde(rename = "btn")]
     Btn(super::InputBtnEventWrapper),
     /// `type` is `rel`.
-    #[serde(rename = "rel")]
     Rel(super::InputMoveEventWrapper),
     /// `type` is `abs`.
-    #[serde(rename = "abs")]
     Abs(super::InputMoveEventWrapper),
     /// `type` is `mtt`.
-    #[serde(rename = "mtt")]
     Mtt(super::InputMultiTouchEventWrapper),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for InputEventBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for InputEventBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            InputEventBranch::Key(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "key")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            InputEventBranch::Btn(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "btn")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            InputEventBranch::Rel(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "rel")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            InputEventBranch::Abs(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "abs")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            InputEventBranch::Mtt(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "mtt")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            InputEventBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// GTK display options.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayGTK {
     /// Grab keyboard input on mouse hover.
-    #[serde(rename = "grab-on-hover")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_on_hover: ::std::option::Option<bool>,
     /// Zoom guest display to fit into the host window.  When
     /// turned off the host window will be resized instead.  In case the
@@ -2074,62 +4064,270 @@ pub struct DisplayGTK {
     /// (virtio-gpu) this will default to "on", assuming the guest will
     /// resize the display to match the window size then.  Otherwise it
     /// defaults to "off".  (Since 3.1)
-    #[serde(rename = "zoom-to-fit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zoom_to_fit: ::std::option::Option<bool>,
     /// Display the tab bar for switching between the various
     /// graphical interfaces (e.g. VGA and virtual console character
     /// devices) by default.  (Since 7.1)
-    #[serde(rename = "show-tabs")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub show_tabs: ::std::option::Option<bool>,
     /// Display the main window menubar.  Defaults to "on".
     /// (Since 8.0)
-    #[serde(rename = "show-menubar")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub show_menubar: ::std::option::Option<bool>,
     /// Keep width/height aspect ratio of guest content
     /// when resizing host window.  Defaults to "on".  (Since 10.1)
-    #[serde(rename = "keep-aspect-ratio")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub keep_aspect_ratio: ::std::option::Option<bool>,
     /// Set preferred scale of the display.  Defaults to 1.0.
     /// (Since 10.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub scale: ::std::option::Option<f64>,
 }
+
+impl Serialize for DisplayGTK {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayGTK {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "grab-on-hover", &self.grab_on_hover)?;
+        ::qapi_types::private::optional(map, "zoom-to-fit", &self.zoom_to_fit)?;
+        ::qapi_types::private::optional(map, "show-tabs", &self.show_tabs)?;
+        ::qapi_types::private::optional(map, "show-menubar", &self.show_menubar)?;
+        ::qapi_types::private::optional(
+            map,
+            "keep-aspect-ratio",
+            &self.keep_aspect_ratio,
+        )?;
+        ::qapi_types::private::optional(map, "scale", &self.scale)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayGTK {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayGTK`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        grab_on_hover: ::std::option::Option<bool>,
+        zoom_to_fit: ::std::option::Option<bool>,
+        show_tabs: ::std::option::Option<bool>,
+        show_menubar: ::std::option::Option<bool>,
+        keep_aspect_ratio: ::std::option::Option<bool>,
+        scale: ::std::option::Option<f64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayGTK {
+        const NAME: &'static str = "DisplayGTK";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "grab-on-hover" => {
+                    slots.grab_on_hover = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "zoom-to-fit" => {
+                    slots.zoom_to_fit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "show-tabs" => slots.show_tabs = ::serde::de::MapAccess::next_value(map)?,
+                "show-menubar" => {
+                    slots.show_menubar = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "keep-aspect-ratio" => {
+                    slots.keep_aspect_ratio = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "scale" => slots.scale = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayGTK {
+                grab_on_hover: slots.grab_on_hover,
+                zoom_to_fit: slots.zoom_to_fit,
+                show_tabs: slots.show_tabs,
+                show_menubar: slots.show_menubar,
+                keep_aspect_ratio: slots.keep_aspect_ratio,
+                scale: slots.scale,
+            })
+        }
+    }
+};
 
 /// EGL headless display options.
 ///
 /// *Since: 3.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayEGLHeadless {
     /// Which DRM render node should be used.  Default is the
     /// first available node on the host.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rendernode: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for DisplayEGLHeadless {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayEGLHeadless {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "rendernode", &self.rendernode)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayEGLHeadless {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayEGLHeadless`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        rendernode: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayEGLHeadless {
+        const NAME: &'static str = "DisplayEGLHeadless";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "rendernode" => {
+                    slots.rendernode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayEGLHeadless {
+                rendernode: slots.rendernode,
+            })
+        }
+    }
+};
 
 /// DBus display options.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayDBus {
     /// Which DRM render node should be used.  Default is the
     /// first available node on the host.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub rendernode: ::std::option::Option<::std::string::String>,
     /// The D-Bus bus address (default to the session bus).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub addr: ::std::option::Option<::std::string::String>,
     /// Whether to use peer-to-peer connections (accepted through
     /// [`add_client`](crate::commands::AddClient)).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub p2p: ::std::option::Option<bool>,
     /// Use the specified DBus audiodev to export audio.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub audiodev: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for DisplayDBus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayDBus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "rendernode", &self.rendernode)?;
+        ::qapi_types::private::optional(map, "addr", &self.addr)?;
+        ::qapi_types::private::optional(map, "p2p", &self.p2p)?;
+        ::qapi_types::private::optional(map, "audiodev", &self.audiodev)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayDBus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayDBus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        rendernode: ::std::option::Option<::std::string::String>,
+        addr: ::std::option::Option<::std::string::String>,
+        p2p: ::std::option::Option<bool>,
+        audiodev: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayDBus {
+        const NAME: &'static str = "DisplayDBus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "rendernode" => {
+                    slots.rendernode = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "addr" => slots.addr = ::serde::de::MapAccess::next_value(map)?,
+                "p2p" => slots.p2p = ::serde::de::MapAccess::next_value(map)?,
+                "audiodev" => slots.audiodev = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayDBus {
+                rendernode: slots.rendernode,
+                addr: slots.addr,
+                p2p: slots.p2p,
+                audiodev: slots.audiodev,
+            })
+        }
+    }
+};
 
 /// Display OpenGL mode.
 ///
@@ -2199,49 +4397,186 @@ impl<'de> Deserialize<'de> for DisplayGLMode {
 /// Curses display options.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayCurses {
     /// Font charset used by guest (default: CP437).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub charset: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for DisplayCurses {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayCurses {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "charset", &self.charset)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayCurses {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayCurses`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        charset: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayCurses {
+        const NAME: &'static str = "DisplayCurses";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "charset" => slots.charset = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayCurses {
+                charset: slots.charset,
+            })
+        }
+    }
+};
 
 /// Cocoa display options.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayCocoa {
     /// Enable/disable forwarding of left command key to
     /// guest.  Allows command-tab window switching on the host without
     /// sending this key to the guest when "off".  Defaults to "on"
-    #[serde(rename = "left-command-key")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub left_command_key: ::std::option::Option<bool>,
     /// Capture all key presses, including system combos.  This
     /// requires accessibility permissions, since it performs a global
     /// grab on key events.  (default: off)  See
     /// <https://support.apple.com/en-in/guide/mac-help/mh32356/mac>
-    #[serde(rename = "full-grab")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_grab: ::std::option::Option<bool>,
     /// Swap the Option and Command keys so that their key
     /// codes match their position on non-Mac keyboards and you can use
     /// Meta/Super and Alt where you expect them.  (default: off)
-    #[serde(rename = "swap-opt-cmd")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub swap_opt_cmd: ::std::option::Option<bool>,
     /// Zoom guest display to fit into the host window.  When
     /// turned off the host window will be resized instead.  Defaults to
     /// "off".  (Since 8.2)
-    #[serde(rename = "zoom-to-fit")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zoom_to_fit: ::std::option::Option<bool>,
     /// Apply interpolation to smooth output when
     /// zoom-to-fit is enabled.  Defaults to "off".  (Since 9.0)
-    #[serde(rename = "zoom-interpolation")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zoom_interpolation: ::std::option::Option<bool>,
 }
+
+impl Serialize for DisplayCocoa {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayCocoa {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(
+            map,
+            "left-command-key",
+            &self.left_command_key,
+        )?;
+        ::qapi_types::private::optional(map, "full-grab", &self.full_grab)?;
+        ::qapi_types::private::optional(map, "swap-opt-cmd", &self.swap_opt_cmd)?;
+        ::qapi_types::private::optional(map, "zoom-to-fit", &self.zoom_to_fit)?;
+        ::qapi_types::private::optional(
+            map,
+            "zoom-interpolation",
+            &self.zoom_interpolation,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayCocoa {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayCocoa`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        left_command_key: ::std::option::Option<bool>,
+        full_grab: ::std::option::Option<bool>,
+        swap_opt_cmd: ::std::option::Option<bool>,
+        zoom_to_fit: ::std::option::Option<bool>,
+        zoom_interpolation: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayCocoa {
+        const NAME: &'static str = "DisplayCocoa";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "left-command-key" => {
+                    slots.left_command_key = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "full-grab" => slots.full_grab = ::serde::de::MapAccess::next_value(map)?,
+                "swap-opt-cmd" => {
+                    slots.swap_opt_cmd = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "zoom-to-fit" => {
+                    slots.zoom_to_fit = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "zoom-interpolation" => {
+                    slots.zoom_interpolation = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayCocoa {
+                left_command_key: slots.left_command_key,
+                full_grab: slots.full_grab,
+                swap_opt_cmd: slots.swap_opt_cmd,
+                zoom_to_fit: slots.zoom_to_fit,
+                zoom_interpolation: slots.zoom_interpolation,
+            })
+        }
+    }
+};
 
 /// Set of modifier keys that need to be held for shortcut key actions.
 ///
@@ -2301,14 +4636,70 @@ impl<'de> Deserialize<'de> for HotKeyMod {
 /// SDL2 display options.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplaySDL {
     /// Modifier keys that should be pressed together with the
     /// "G" key to release the mouse grab.
-    #[serde(rename = "grab-mod")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub grab_mod: ::std::option::Option<super::HotKeyMod>,
 }
+
+impl Serialize for DisplaySDL {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplaySDL {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "grab-mod", &self.grab_mod)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplaySDL {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplaySDL`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        grab_mod: ::std::option::Option<super::HotKeyMod>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplaySDL {
+        const NAME: &'static str = "DisplaySDL";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "grab-mod" => slots.grab_mod = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplaySDL {
+                grab_mod: slots.grab_mod,
+            })
+        }
+    }
+};
 
 /// Display (user interface) type.
 ///
@@ -2421,29 +4812,43 @@ impl<'de> Deserialize<'de> for DisplayType {
 /// Display (user interface) options.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayOptions {
     /// Start user interface in fullscreen mode
     /// (default: off).
-    #[serde(rename = "full-screen")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub full_screen: ::std::option::Option<bool>,
     /// Allow to quit QEMU with window close button
     /// (default: on).
-    #[serde(rename = "window-close")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub window_close: ::std::option::Option<bool>,
     /// Force showing the mouse cursor (default: off).
     /// (since: 5.0)
-    #[serde(rename = "show-cursor")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub show_cursor: ::std::option::Option<bool>,
     /// Enable OpenGL support (default: off).
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub gl: ::std::option::Option<super::DisplayGLMode>,
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: DisplayOptionsBranch,
+}
+
+impl Serialize for DisplayOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "full-screen", &self.full_screen)?;
+        ::qapi_types::private::optional(map, "window-close", &self.window_close)?;
+        ::qapi_types::private::optional(map, "show-cursor", &self.show_cursor)?;
+        ::qapi_types::private::optional(map, "gl", &self.gl)?;
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for DisplayOptions {
@@ -2560,53 +4965,102 @@ const _: () = {
 };
 
 /// The branches of [`DisplayOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DisplayOptionsBranch {
     /// `type` is `gtk`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_GTK`.
-    #[serde(rename = "gtk")]
     Gtk(super::DisplayGTK),
     /// `type` is `cocoa`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_COCOA`.
-    #[serde(rename = "cocoa")]
     Cocoa(super::DisplayCocoa),
     /// `type` is `curses`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_CURSES`.
-    #[serde(rename = "curses")]
     Curses(super::DisplayCurses),
     /// `type` is `egl-headless`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_OPENGL`.
-    #[serde(rename = "egl-headless")]
     EglHeadless(super::DisplayEGLHeadless),
     /// `type` is `dbus`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
-    #[serde(rename = "dbus")]
     Dbus(super::DisplayDBus),
     /// `type` is `sdl`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SDL`.
-    #[serde(rename = "sdl")]
     Sdl(super::DisplaySDL),
     /// `type` is `default`.
-    #[serde(rename = "default")]
     Default,
     /// `type` is `none`.
-    #[serde(rename = "none")]
     None,
     /// `type` is `spice-app`.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[serde(rename = "spice-app")]
     SpiceApp,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for DisplayOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            DisplayOptionsBranch::Gtk(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "gtk")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::Cocoa(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "cocoa")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::Curses(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "curses")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::EglHeadless(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "egl-headless",
+                )?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::Dbus(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "dbus")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::Sdl(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "sdl")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayOptionsBranch::Default => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "default")
+            }
+            DisplayOptionsBranch::None => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "none")
+            }
+            DisplayOptionsBranch::SpiceApp => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "spice-app")
+            }
+            DisplayOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Available DisplayReload types.
@@ -2663,22 +5117,95 @@ impl<'de> Deserialize<'de> for DisplayReloadType {
 /// Specify the VNC reload options.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayReloadOptionsVNC {
     /// reload tls certs or not.
-    #[serde(rename = "tls-certs")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub tls_certs: ::std::option::Option<bool>,
 }
+
+impl Serialize for DisplayReloadOptionsVNC {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayReloadOptionsVNC {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "tls-certs", &self.tls_certs)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayReloadOptionsVNC {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayReloadOptionsVNC`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        tls_certs: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayReloadOptionsVNC {
+        const NAME: &'static str = "DisplayReloadOptionsVNC";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "tls-certs" => slots.tls_certs = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayReloadOptionsVNC {
+                tls_certs: slots.tls_certs,
+            })
+        }
+    }
+};
 
 /// Options of the display configuration reload.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayReloadOptions {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: DisplayReloadOptionsBranch,
+}
+
+impl Serialize for DisplayReloadOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayReloadOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for DisplayReloadOptions {
@@ -2723,15 +5250,39 @@ impl<'de> ::qapi_types::private::Union<'de> for DisplayReloadOptions {
 }
 
 /// The branches of [`DisplayReloadOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DisplayReloadOptionsBranch {
     /// `type` is `vnc`.
-    #[serde(rename = "vnc")]
     Vnc(super::DisplayReloadOptionsVNC),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for DisplayReloadOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayReloadOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            DisplayReloadOptionsBranch::Vnc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vnc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayReloadOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Available DisplayUpdate types.
@@ -2788,23 +5339,97 @@ impl<'de> Deserialize<'de> for DisplayUpdateType {
 /// Specify the VNC reload options.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayUpdateOptionsVNC {
     /// If specified, change set of addresses to listen for
     /// connections.  Addresses configured for websockets are not
     /// touched.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub addresses: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
 }
+
+impl Serialize for DisplayUpdateOptionsVNC {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayUpdateOptionsVNC {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "addresses", &self.addresses)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplayUpdateOptionsVNC {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`DisplayUpdateOptionsVNC`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        addresses: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for DisplayUpdateOptionsVNC {
+        const NAME: &'static str = "DisplayUpdateOptionsVNC";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "addresses" => slots.addresses = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(DisplayUpdateOptionsVNC {
+                addresses: slots.addresses,
+            })
+        }
+    }
+};
 
 /// Options of the display configuration reload.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DisplayUpdateOptions {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: DisplayUpdateOptionsBranch,
+}
+
+impl Serialize for DisplayUpdateOptions {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayUpdateOptions {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for DisplayUpdateOptions {
@@ -2849,15 +5474,39 @@ impl<'de> ::qapi_types::private::Union<'de> for DisplayUpdateOptions {
 }
 
 /// The branches of [`DisplayUpdateOptions`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DisplayUpdateOptionsBranch {
     /// `type` is `vnc`.
-    #[serde(rename = "vnc")]
     Vnc(super::DisplayUpdateOptionsVNC),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for DisplayUpdateOptionsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for DisplayUpdateOptionsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            DisplayUpdateOptionsBranch::Vnc(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "vnc")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            DisplayUpdateOptionsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The commands of `ui.json`.
@@ -2878,9 +5527,26 @@ pub mod commands {
     ///                                                "password": "secret" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SetPassword(pub super::super::SetPasswordOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for SetPassword {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SetPassword {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(SetPassword)
+        }
+    }
+
     impl ::qapi_types::Command for SetPassword {
         const NAME: &'static str = "set_password";
         type Returns = ::qapi_types::Empty;
@@ -2902,9 +5568,26 @@ pub mod commands {
     ///                                                   "time": "+60" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ExpirePassword(pub super::super::ExpirePasswordOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for ExpirePassword {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ExpirePassword {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(ExpirePassword)
+        }
+    }
+
     impl ::qapi_types::Command for ExpirePassword {
         const NAME: &'static str = "expire_password";
         type Returns = ::qapi_types::Empty;
@@ -2923,26 +5606,101 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_PIXMAN`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Screendump {
         /// the path of a new file to store the image
         pub filename: ::std::string::String,
         /// ID of the display device that should be dumped.  If this
         /// parameter is missing, the primary display will be used.
         /// (Since 2.12)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// head to use in case the device supports multiple heads.  If
         /// this parameter is missing, head #0 will be used.  Also note that
         /// the head can only be specified in conjunction with the device
         /// ID.  (Since 2.12)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub head: ::std::option::Option<i64>,
         /// image format for [`screendump`](crate::commands::Screendump).  (default: ppm) (Since 7.1)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub format: ::std::option::Option<super::super::ImageFormat>,
     }
 
+    impl Serialize for Screendump {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Screendump {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "filename",
+                &self.filename,
+            )?;
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "head", &self.head)?;
+            ::qapi_types::private::optional(map, "format", &self.format)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Screendump {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Screendump`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            filename: ::std::option::Option<::std::string::String>,
+            device: ::std::option::Option<::std::string::String>,
+            head: ::std::option::Option<i64>,
+            format: ::std::option::Option<super::super::ImageFormat>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Screendump {
+            const NAME: &'static str = "screendump";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "filename" => {
+                        slots.filename = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "head" => slots.head = ::serde::de::MapAccess::next_value(map)?,
+                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Screendump {
+                    filename: slots
+                        .filename
+                        .ok_or_else(|| E::missing_field("filename"))?,
+                    device: slots.device,
+                    head: slots.head,
+                    format: slots.format,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Screendump {
         const NAME: &'static str = "screendump";
         type Returns = ::qapi_types::Empty;
@@ -2990,8 +5748,44 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySpice {}
+    impl Serialize for QuerySpice {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QuerySpice {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QuerySpice {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QuerySpice {
+        const NAME: &'static str = "query-spice";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QuerySpice {})
+        }
+    }
+
     impl ::qapi_types::Command for QuerySpice {
         const NAME: &'static str = "query-spice";
         type Returns = super::super::SpiceInfo;
@@ -3024,8 +5818,44 @@ pub mod commands {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVnc {}
+    impl Serialize for QueryVnc {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryVnc {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryVnc {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryVnc {
+        const NAME: &'static str = "query-vnc";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryVnc {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryVnc {
         const NAME: &'static str = "query-vnc";
         type Returns = super::super::VncInfo;
@@ -3036,8 +5866,44 @@ pub mod commands {
     /// *Since: 2.3*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVncServers {}
+    impl Serialize for QueryVncServers {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryVncServers {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryVncServers {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryVncServers {
+        const NAME: &'static str = "query-vnc-servers";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryVncServers {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryVncServers {
         const NAME: &'static str = "query-vnc-servers";
         type Returns = ::std::vec::Vec<super::super::VncInfo2>;
@@ -3053,12 +5919,76 @@ pub mod commands {
     /// this command.
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ChangeVncPassword {
         /// the new password to use with VNC authentication
         pub password: ::std::string::String,
     }
 
+    impl Serialize for ChangeVncPassword {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ChangeVncPassword {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "password",
+                &self.password,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ChangeVncPassword {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ChangeVncPassword`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            password: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ChangeVncPassword {
+            const NAME: &'static str = "change-vnc-password";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "password" => {
+                        slots.password = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ChangeVncPassword {
+                    password: slots.password.ok_or_else(|| E::missing_field("password"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ChangeVncPassword {
         const NAME: &'static str = "change-vnc-password";
         type Returns = ::qapi_types::Empty;
@@ -3092,8 +6022,44 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMice {}
+    impl Serialize for QueryMice {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryMice {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryMice {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryMice {
+        const NAME: &'static str = "query-mice";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryMice {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryMice {
         const NAME: &'static str = "query-mice";
         type Returns = ::std::vec::Vec<super::super::MouseInfo>;
@@ -3116,7 +6082,7 @@ pub mod commands {
     ///                               { "type": "qcode", "data": "delete" } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SendKey {
         /// An array of [`KeyValue`](crate::KeyValue) elements.  All `KeyValues` in this
         /// array are simultaneously sent to the guest.  A [`KeyValue`](crate::KeyValue).number
@@ -3125,11 +6091,75 @@ pub mod commands {
         pub keys: ::std::vec::Vec<super::super::KeyValue>,
         /// time to delay key up events, milliseconds.  Defaults to
         /// 100
-        #[serde(rename = "hold-time")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub hold_time: ::std::option::Option<i64>,
     }
 
+    impl Serialize for SendKey {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SendKey {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
+            ::qapi_types::private::optional(map, "hold-time", &self.hold_time)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SendKey {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SendKey`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            keys: ::std::option::Option<::std::vec::Vec<super::super::KeyValue>>,
+            hold_time: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SendKey {
+            const NAME: &'static str = "send-key";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "keys" => {
+                        slots.keys = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "hold-time" => {
+                        slots.hold_time = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SendKey {
+                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
+                    hold_time: slots.hold_time,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for SendKey {
         const NAME: &'static str = "send-key";
         type Returns = ::qapi_types::Empty;
@@ -3195,19 +6225,85 @@ pub mod commands {
     ///                { "type": "abs", "data" : { "axis": "y", "value" : 400 } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct InputSendEvent {
         /// display device to send event(s) to.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub device: ::std::option::Option<::std::string::String>,
         /// head to send event(s) to, in case the display device supports
         /// multiple scanouts.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub head: ::std::option::Option<i64>,
         /// List of [`InputEvent`](crate::InputEvent) union.
         pub events: ::std::vec::Vec<super::super::InputEvent>,
     }
 
+    impl Serialize for InputSendEvent {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for InputSendEvent {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "device", &self.device)?;
+            ::qapi_types::private::optional(map, "head", &self.head)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "events", &self.events)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for InputSendEvent {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`InputSendEvent`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            device: ::std::option::Option<::std::string::String>,
+            head: ::std::option::Option<i64>,
+            events: ::std::option::Option<::std::vec::Vec<super::super::InputEvent>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for InputSendEvent {
+            const NAME: &'static str = "input-send-event";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
+                    "head" => slots.head = ::serde::de::MapAccess::next_value(map)?,
+                    "events" => {
+                        slots.events = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(InputSendEvent {
+                    device: slots.device,
+                    head: slots.head,
+                    events: slots.events.ok_or_else(|| E::missing_field("events"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for InputSendEvent {
         const NAME: &'static str = "input-send-event";
         type Returns = ::qapi_types::Empty;
@@ -3216,8 +6312,44 @@ pub mod commands {
     /// Return information about display configuration
     ///
     /// *Since: 3.1*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryDisplayOptions {}
+    impl Serialize for QueryDisplayOptions {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryDisplayOptions {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryDisplayOptions {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryDisplayOptions {
+        const NAME: &'static str = "query-display-options";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryDisplayOptions {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryDisplayOptions {
         const NAME: &'static str = "query-display-options";
         type Returns = super::super::DisplayOptions;
@@ -3234,9 +6366,26 @@ pub mod commands {
     ///      "arguments": { "type": "vnc", "tls-certs": true  } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct DisplayReload(pub super::super::DisplayReloadOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for DisplayReload {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for DisplayReload {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(DisplayReload)
+        }
+    }
+
     impl ::qapi_types::Command for DisplayReload {
         const NAME: &'static str = "display-reload";
         type Returns = ::qapi_types::Empty;
@@ -3255,9 +6404,26 @@ pub mod commands {
     ///                         "port": "5901" } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    #[serde(transparent)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct DisplayUpdate(pub super::super::DisplayUpdateOptions);
+    /// Encoded as the wrapped value.
+    impl Serialize for DisplayUpdate {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            self.0.serialize(serializer)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for DisplayUpdate {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            Deserialize::deserialize(deserializer).map(DisplayUpdate)
+        }
+    }
+
     impl ::qapi_types::Command for DisplayUpdate {
         const NAME: &'static str = "display-update";
         type Returns = ::qapi_types::Empty;
@@ -3278,25 +6444,116 @@ pub mod commands {
     ///                     "port": 1234 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct ClientMigrateInfo {
         /// must be "spice"
         pub protocol: ::std::string::String,
         /// migration target hostname
         pub hostname: ::std::string::String,
         /// spice tcp port for plaintext channels
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub port: ::std::option::Option<i64>,
         /// spice tcp port for tls-secured channels
-        #[serde(rename = "tls-port")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub tls_port: ::std::option::Option<i64>,
         /// server certificate subject
-        #[serde(rename = "cert-subject")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub cert_subject: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for ClientMigrateInfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for ClientMigrateInfo {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "protocol",
+                &self.protocol,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "hostname",
+                &self.hostname,
+            )?;
+            ::qapi_types::private::optional(map, "port", &self.port)?;
+            ::qapi_types::private::optional(map, "tls-port", &self.tls_port)?;
+            ::qapi_types::private::optional(map, "cert-subject", &self.cert_subject)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ClientMigrateInfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`ClientMigrateInfo`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            protocol: ::std::option::Option<::std::string::String>,
+            hostname: ::std::option::Option<::std::string::String>,
+            port: ::std::option::Option<i64>,
+            tls_port: ::std::option::Option<i64>,
+            cert_subject: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for ClientMigrateInfo {
+            const NAME: &'static str = "client_migrate_info";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "protocol" => {
+                        slots.protocol = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "hostname" => {
+                        slots.hostname = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
+                    "tls-port" => {
+                        slots.tls_port = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "cert-subject" => {
+                        slots.cert_subject = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(ClientMigrateInfo {
+                    protocol: slots
+                        .protocol
+                        .ok_or_else(|| E::missing_field("protocol"))?,
+                    hostname: slots
+                        .hostname
+                        .ok_or_else(|| E::missing_field("hostname"))?,
+                    port: slots.port,
+                    tls_port: slots.tls_port,
+                    cert_subject: slots.cert_subject,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for ClientMigrateInfo {
         const NAME: &'static str = "client_migrate_info";
         type Returns = ::qapi_types::Empty;
@@ -3322,7 +6579,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SpiceConnected {
         /// server information
         pub server: super::super::SpiceBasicInfo,
@@ -3330,6 +6587,74 @@ pub mod events {
         pub client: super::super::SpiceBasicInfo,
     }
 
+    impl Serialize for SpiceConnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SpiceConnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SpiceConnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SpiceConnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::SpiceBasicInfo>,
+            client: ::std::option::Option<super::super::SpiceBasicInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SpiceConnected {
+            const NAME: &'static str = "SPICE_CONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SpiceConnected {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for SpiceConnected {
         const NAME: &'static str = "SPICE_CONNECTED";
     }
@@ -3353,7 +6678,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SpiceInitialized {
         /// server information
         pub server: super::super::SpiceServerInfo,
@@ -3361,6 +6686,74 @@ pub mod events {
         pub client: super::super::SpiceChannel,
     }
 
+    impl Serialize for SpiceInitialized {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SpiceInitialized {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SpiceInitialized {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SpiceInitialized`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::SpiceServerInfo>,
+            client: ::std::option::Option<super::super::SpiceChannel>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SpiceInitialized {
+            const NAME: &'static str = "SPICE_INITIALIZED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SpiceInitialized {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for SpiceInitialized {
         const NAME: &'static str = "SPICE_INITIALIZED";
     }
@@ -3381,7 +6774,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct SpiceDisconnected {
         /// server information
         pub server: super::super::SpiceBasicInfo,
@@ -3389,6 +6782,74 @@ pub mod events {
         pub client: super::super::SpiceBasicInfo,
     }
 
+    impl Serialize for SpiceDisconnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SpiceDisconnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SpiceDisconnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`SpiceDisconnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::SpiceBasicInfo>,
+            client: ::std::option::Option<super::super::SpiceBasicInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for SpiceDisconnected {
+            const NAME: &'static str = "SPICE_DISCONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(SpiceDisconnected {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for SpiceDisconnected {
         const NAME: &'static str = "SPICE_DISCONNECTED";
     }
@@ -3405,8 +6866,44 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SpiceMigrateCompleted {}
+    impl Serialize for SpiceMigrateCompleted {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for SpiceMigrateCompleted {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for SpiceMigrateCompleted {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for SpiceMigrateCompleted {
+        const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(SpiceMigrateCompleted {})
+        }
+    }
+
     impl ::qapi_types::Event for SpiceMigrateCompleted {
         const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
     }
@@ -3432,7 +6929,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VncConnected {
         /// server information
         pub server: super::super::VncServerInfo,
@@ -3440,6 +6937,74 @@ pub mod events {
         pub client: super::super::VncBasicInfo,
     }
 
+    impl Serialize for VncConnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for VncConnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for VncConnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`VncConnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::VncServerInfo>,
+            client: ::std::option::Option<super::super::VncBasicInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for VncConnected {
+            const NAME: &'static str = "VNC_CONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(VncConnected {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for VncConnected {
         const NAME: &'static str = "VNC_CONNECTED";
     }
@@ -3462,7 +7027,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VncInitialized {
         /// server information
         pub server: super::super::VncServerInfo,
@@ -3470,6 +7035,74 @@ pub mod events {
         pub client: super::super::VncClientInfo,
     }
 
+    impl Serialize for VncInitialized {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for VncInitialized {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for VncInitialized {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`VncInitialized`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::VncServerInfo>,
+            client: ::std::option::Option<super::super::VncClientInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for VncInitialized {
+            const NAME: &'static str = "VNC_INITIALIZED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(VncInitialized {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for VncInitialized {
         const NAME: &'static str = "VNC_INITIALIZED";
     }
@@ -3491,7 +7124,7 @@ pub mod events {
     /// ```
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct VncDisconnected {
         /// server information
         pub server: super::super::VncServerInfo,
@@ -3499,6 +7132,74 @@ pub mod events {
         pub client: super::super::VncClientInfo,
     }
 
+    impl Serialize for VncDisconnected {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for VncDisconnected {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for VncDisconnected {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`VncDisconnected`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            server: ::std::option::Option<super::super::VncServerInfo>,
+            client: ::std::option::Option<super::super::VncClientInfo>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for VncDisconnected {
+            const NAME: &'static str = "VNC_DISCONNECTED";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "server" => {
+                        slots.server = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "client" => {
+                        slots.client = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(VncDisconnected {
+                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
+                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Event for VncDisconnected {
         const NAME: &'static str = "VNC_DISCONNECTED";
     }

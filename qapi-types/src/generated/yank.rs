@@ -64,22 +64,145 @@ impl<'de> Deserialize<'de> for YankInstanceType {
 /// more information.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct YankInstanceBlockNode {
     /// the name of the block graph node
-    #[serde(rename = "node-name")]
     pub node_name: ::std::string::String,
 }
+
+impl Serialize for YankInstanceBlockNode {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for YankInstanceBlockNode {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for YankInstanceBlockNode {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`YankInstanceBlockNode`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        node_name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for YankInstanceBlockNode {
+        const NAME: &'static str = "YankInstanceBlockNode";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "node-name" => {
+                    slots.node_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(YankInstanceBlockNode {
+                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
+            })
+        }
+    }
+};
 
 /// Specifies which character device to yank.  See [`YankInstance`](crate::YankInstance) for
 /// more information.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct YankInstanceChardev {
     /// the chardev's ID
     pub id: ::std::string::String,
 }
+
+impl Serialize for YankInstanceChardev {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for YankInstanceChardev {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for YankInstanceChardev {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`YankInstanceChardev`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for YankInstanceChardev {
+        const NAME: &'static str = "YankInstanceChardev";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "id" => {
+                    slots.id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(YankInstanceChardev {
+                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+            })
+        }
+    }
+};
 
 /// A yank instance can be yanked with the [`yank`](crate::commands::Yank) qmp command to recover
 /// from a hanging QEMU.
@@ -95,11 +218,28 @@ pub struct YankInstanceChardev {
 /// state.  [`yank`](crate::commands::Yank) should be used to recover from hangs.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct YankInstance {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: YankInstanceBranch,
+}
+
+impl Serialize for YankInstance {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for YankInstance {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for YankInstance {
@@ -153,21 +293,50 @@ impl<'de> ::qapi_types::private::Union<'de> for YankInstance {
 }
 
 /// The branches of [`YankInstance`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum YankInstanceBranch {
     /// `type` is `block-node`.
-    #[serde(rename = "block-node")]
     BlockNode(super::YankInstanceBlockNode),
     /// `type` is `chardev`.
-    #[serde(rename = "chardev")]
     Chardev(super::YankInstanceChardev),
     /// `type` is `migration`.
-    #[serde(rename = "migration")]
     Migration,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for YankInstanceBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for YankInstanceBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            YankInstanceBranch::BlockNode(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "block-node")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            YankInstanceBranch::Chardev(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "chardev")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            YankInstanceBranch::Migration => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "migration")
+            }
+            YankInstanceBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// The commands of `yank.json`.
@@ -193,12 +362,80 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct Yank {
         /// the instances to be yanked
         pub instances: ::std::vec::Vec<super::super::YankInstance>,
     }
 
+    impl Serialize for Yank {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for Yank {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "instances",
+                &self.instances,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Yank {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`Yank`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            instances: ::std::option::Option<
+                ::std::vec::Vec<super::super::YankInstance>,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for Yank {
+            const NAME: &'static str = "yank";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "instances" => {
+                        slots.instances = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(Yank {
+                    instances: slots
+                        .instances
+                        .ok_or_else(|| E::missing_field("instances"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for Yank {
         const NAME: &'static str = "yank";
         type Returns = ::qapi_types::Empty;
@@ -218,8 +455,44 @@ pub mod commands {
     /// ```
     ///
     /// *Since: 6.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryYank {}
+    impl Serialize for QueryYank {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for QueryYank {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for QueryYank {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for QueryYank {
+        const NAME: &'static str = "query-yank";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(QueryYank {})
+        }
+    }
+
     impl ::qapi_types::Command for QueryYank {
         const NAME: &'static str = "query-yank";
         type Returns = ::std::vec::Vec<super::super::YankInstance>;

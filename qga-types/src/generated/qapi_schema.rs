@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Information about guest agent commands.
 ///
 /// *Since: 1.1.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestAgentCommandInfo {
     /// name of the command
     pub name: ::std::string::String,
@@ -14,14 +14,97 @@ pub struct GuestAgentCommandInfo {
     pub enabled: bool,
     /// whether command returns a response on success
     /// (since 1.7)
-    #[serde(rename = "success-response")]
     pub success_response: bool,
 }
+
+impl Serialize for GuestAgentCommandInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestAgentCommandInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "success-response",
+            &self.success_response,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestAgentCommandInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestAgentCommandInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        enabled: ::std::option::Option<bool>,
+        success_response: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestAgentCommandInfo {
+        const NAME: &'static str = "GuestAgentCommandInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "enabled" => {
+                    slots.enabled = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "success-response" => {
+                    slots.success_response = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestAgentCommandInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
+                success_response: slots
+                    .success_response
+                    .ok_or_else(|| E::missing_field("success-response"))?,
+            })
+        }
+    }
+};
 
 /// Information about guest agent.
 ///
 /// *Since: 0.15.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestAgentInfo {
     /// guest agent version
     pub version: ::std::string::String,
@@ -29,25 +112,180 @@ pub struct GuestAgentInfo {
     pub supported_commands: ::std::vec::Vec<super::GuestAgentCommandInfo>,
 }
 
+impl Serialize for GuestAgentInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestAgentInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "supported_commands",
+            &self.supported_commands,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestAgentInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestAgentInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        version: ::std::option::Option<::std::string::String>,
+        supported_commands: ::std::option::Option<
+            ::std::vec::Vec<super::GuestAgentCommandInfo>,
+        >,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestAgentInfo {
+        const NAME: &'static str = "GuestAgentInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "version" => {
+                    slots.version = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "supported_commands" => {
+                    slots.supported_commands = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestAgentInfo {
+                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
+                supported_commands: slots
+                    .supported_commands
+                    .ok_or_else(|| E::missing_field("supported_commands"))?,
+            })
+        }
+    }
+};
+
 /// Result of guest agent file-read operation
 ///
 /// *Since: 0.15.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFileRead {
     /// number of bytes read (note: count is *before*
     /// base64-encoding is applied)
     pub count: i64,
     /// base64-encoded bytes read
-    #[serde(rename = "buf-b64")]
     pub buf_b64: ::std::string::String,
     /// whether EOF was encountered during read operation.
     pub eof: bool,
 }
 
+impl Serialize for GuestFileRead {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFileRead {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "buf-b64", &self.buf_b64)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFileRead {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFileRead`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        count: ::std::option::Option<i64>,
+        buf_b64: ::std::option::Option<::std::string::String>,
+        eof: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileRead {
+        const NAME: &'static str = "GuestFileRead";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "count" => {
+                    slots.count = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "buf-b64" => {
+                    slots.buf_b64 = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "eof" => {
+                    slots.eof = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFileRead {
+                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
+                buf_b64: slots.buf_b64.ok_or_else(|| E::missing_field("buf-b64"))?,
+                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
+            })
+        }
+    }
+};
+
 /// Result of guest agent file-write operation
 ///
 /// *Since: 0.15.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFileWrite {
     /// number of bytes written (note: count is actual bytes
     /// written, after base64-decoding of provided buffer)
@@ -56,16 +294,156 @@ pub struct GuestFileWrite {
     pub eof: bool,
 }
 
+impl Serialize for GuestFileWrite {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFileWrite {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFileWrite {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFileWrite`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        count: ::std::option::Option<i64>,
+        eof: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileWrite {
+        const NAME: &'static str = "GuestFileWrite";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "count" => {
+                    slots.count = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "eof" => {
+                    slots.eof = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFileWrite {
+                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
+                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
+            })
+        }
+    }
+};
+
 /// Result of guest agent file-seek operation
 ///
 /// *Since: 0.15.0*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFileSeek {
     /// current file position
     pub position: i64,
     /// whether EOF was encountered during file seek
     pub eof: bool,
 }
+
+impl Serialize for GuestFileSeek {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFileSeek {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "position", &self.position)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFileSeek {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFileSeek`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        position: ::std::option::Option<i64>,
+        eof: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileSeek {
+        const NAME: &'static str = "GuestFileSeek";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "position" => {
+                    slots.position = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "eof" => {
+                    slots.eof = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFileSeek {
+                position: slots.position.ok_or_else(|| E::missing_field("position"))?,
+                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
+            })
+        }
+    }
+};
 
 /// Symbolic names for use in [`guest-file-seek`](crate::commands::GuestFileSeek)
 ///
@@ -260,30 +638,163 @@ impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
 /// *Since: 2.4*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFilesystemTrimResult {
     /// path that was trimmed
     pub path: ::std::string::String,
     /// bytes trimmed for this path
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub trimmed: ::std::option::Option<i64>,
     /// reported effective minimum for this path
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub minimum: ::std::option::Option<i64>,
     /// an error message when trim failed
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for GuestFilesystemTrimResult {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFilesystemTrimResult {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+        ::qapi_types::private::optional(map, "trimmed", &self.trimmed)?;
+        ::qapi_types::private::optional(map, "minimum", &self.minimum)?;
+        ::qapi_types::private::optional(map, "error", &self.error)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFilesystemTrimResult {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFilesystemTrimResult`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        path: ::std::option::Option<::std::string::String>,
+        trimmed: ::std::option::Option<i64>,
+        minimum: ::std::option::Option<i64>,
+        error: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemTrimResult {
+        const NAME: &'static str = "GuestFilesystemTrimResult";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "path" => {
+                    slots.path = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "trimmed" => slots.trimmed = ::serde::de::MapAccess::next_value(map)?,
+                "minimum" => slots.minimum = ::serde::de::MapAccess::next_value(map)?,
+                "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFilesystemTrimResult {
+                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                trimmed: slots.trimmed,
+                minimum: slots.minimum,
+                error: slots.error,
+            })
+        }
+    }
+};
 
 /// *Since: 2.4*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFilesystemTrimResponse {
     /// list of [`GuestFilesystemTrimResult`](crate::GuestFilesystemTrimResult) per path that was
     /// trimmed
     pub paths: ::std::vec::Vec<super::GuestFilesystemTrimResult>,
 }
+
+impl Serialize for GuestFilesystemTrimResponse {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFilesystemTrimResponse {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "paths", &self.paths)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFilesystemTrimResponse {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFilesystemTrimResponse`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        paths: ::std::option::Option<::std::vec::Vec<super::GuestFilesystemTrimResult>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemTrimResponse {
+        const NAME: &'static str = "GuestFilesystemTrimResponse";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "paths" => {
+                    slots.paths = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFilesystemTrimResponse {
+                paths: slots.paths.ok_or_else(|| E::missing_field("paths"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of supported IP address types
 ///
@@ -345,77 +856,377 @@ impl<'de> Deserialize<'de> for GuestIpAddressType {
 /// *Since: 1.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestIpAddress {
     /// IP address
-    #[serde(rename = "ip-address")]
     pub ip_address: ::std::string::String,
     /// Type of `ip-address` (e.g. ipv4, ipv6)
-    #[serde(rename = "ip-address-type")]
     pub ip_address_type: super::GuestIpAddressType,
     /// Network prefix length of `ip-address`
     pub prefix: i64,
 }
 
+impl Serialize for GuestIpAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestIpAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "ip-address",
+            &self.ip_address,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "ip-address-type",
+            &self.ip_address_type,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "prefix", &self.prefix)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestIpAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestIpAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        ip_address: ::std::option::Option<::std::string::String>,
+        ip_address_type: ::std::option::Option<super::GuestIpAddressType>,
+        prefix: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestIpAddress {
+        const NAME: &'static str = "GuestIpAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "ip-address" => {
+                    slots.ip_address = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ip-address-type" => {
+                    slots.ip_address_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "prefix" => {
+                    slots.prefix = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestIpAddress {
+                ip_address: slots
+                    .ip_address
+                    .ok_or_else(|| E::missing_field("ip-address"))?,
+                ip_address_type: slots
+                    .ip_address_type
+                    .ok_or_else(|| E::missing_field("ip-address-type"))?,
+                prefix: slots.prefix.ok_or_else(|| E::missing_field("prefix"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestNetworkInterfaceStat {
     /// total bytes received
-    #[serde(rename = "rx-bytes")]
     pub rx_bytes: u64,
     /// total packets received
-    #[serde(rename = "rx-packets")]
     pub rx_packets: u64,
     /// bad packets received
-    #[serde(rename = "rx-errs")]
     pub rx_errs: u64,
     /// receiver dropped packets
-    #[serde(rename = "rx-dropped")]
     pub rx_dropped: u64,
     /// total bytes transmitted
-    #[serde(rename = "tx-bytes")]
     pub tx_bytes: u64,
     /// total packets transmitted
-    #[serde(rename = "tx-packets")]
     pub tx_packets: u64,
     /// packet transmit problems
-    #[serde(rename = "tx-errs")]
     pub tx_errs: u64,
     /// dropped packets transmitted
-    #[serde(rename = "tx-dropped")]
     pub tx_dropped: u64,
 }
+
+impl Serialize for GuestNetworkInterfaceStat {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestNetworkInterfaceStat {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "rx-bytes", &self.rx_bytes)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "rx-packets",
+            &self.rx_packets,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "rx-errs", &self.rx_errs)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "rx-dropped",
+            &self.rx_dropped,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "tx-bytes", &self.tx_bytes)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "tx-packets",
+            &self.tx_packets,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "tx-errs", &self.tx_errs)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "tx-dropped",
+            &self.tx_dropped,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestNetworkInterfaceStat {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestNetworkInterfaceStat`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        rx_bytes: ::std::option::Option<u64>,
+        rx_packets: ::std::option::Option<u64>,
+        rx_errs: ::std::option::Option<u64>,
+        rx_dropped: ::std::option::Option<u64>,
+        tx_bytes: ::std::option::Option<u64>,
+        tx_packets: ::std::option::Option<u64>,
+        tx_errs: ::std::option::Option<u64>,
+        tx_dropped: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkInterfaceStat {
+        const NAME: &'static str = "GuestNetworkInterfaceStat";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "rx-bytes" => {
+                    slots.rx_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rx-packets" => {
+                    slots.rx_packets = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rx-errs" => {
+                    slots.rx_errs = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "rx-dropped" => {
+                    slots.rx_dropped = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tx-bytes" => {
+                    slots.tx_bytes = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tx-packets" => {
+                    slots.tx_packets = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tx-errs" => {
+                    slots.tx_errs = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "tx-dropped" => {
+                    slots.tx_dropped = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNetworkInterfaceStat {
+                rx_bytes: slots.rx_bytes.ok_or_else(|| E::missing_field("rx-bytes"))?,
+                rx_packets: slots
+                    .rx_packets
+                    .ok_or_else(|| E::missing_field("rx-packets"))?,
+                rx_errs: slots.rx_errs.ok_or_else(|| E::missing_field("rx-errs"))?,
+                rx_dropped: slots
+                    .rx_dropped
+                    .ok_or_else(|| E::missing_field("rx-dropped"))?,
+                tx_bytes: slots.tx_bytes.ok_or_else(|| E::missing_field("tx-bytes"))?,
+                tx_packets: slots
+                    .tx_packets
+                    .ok_or_else(|| E::missing_field("tx-packets"))?,
+                tx_errs: slots.tx_errs.ok_or_else(|| E::missing_field("tx-errs"))?,
+                tx_dropped: slots
+                    .tx_dropped
+                    .ok_or_else(|| E::missing_field("tx-dropped"))?,
+            })
+        }
+    }
+};
 
 /// *Since: 1.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestNetworkInterface {
     /// The name of interface for which info are being delivered
     pub name: ::std::string::String,
     /// Hardware address of `name`
-    #[serde(rename = "hardware-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub hardware_address: ::std::option::Option<::std::string::String>,
     /// List of addresses assigned to `name`
-    #[serde(rename = "ip-addresses")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ip_addresses: ::std::option::Option<::std::vec::Vec<super::GuestIpAddress>>,
     /// various statistic counters related to `name` (since
     /// 2.11)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub statistics: ::std::option::Option<super::GuestNetworkInterfaceStat>,
 }
+
+impl Serialize for GuestNetworkInterface {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestNetworkInterface {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::qapi_types::private::optional(
+            map,
+            "hardware-address",
+            &self.hardware_address,
+        )?;
+        ::qapi_types::private::optional(map, "ip-addresses", &self.ip_addresses)?;
+        ::qapi_types::private::optional(map, "statistics", &self.statistics)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestNetworkInterface {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestNetworkInterface`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        hardware_address: ::std::option::Option<::std::string::String>,
+        ip_addresses: ::std::option::Option<::std::vec::Vec<super::GuestIpAddress>>,
+        statistics: ::std::option::Option<super::GuestNetworkInterfaceStat>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkInterface {
+        const NAME: &'static str = "GuestNetworkInterface";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "hardware-address" => {
+                    slots.hardware_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ip-addresses" => {
+                    slots.ip_addresses = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "statistics" => {
+                    slots.statistics = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNetworkInterface {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                hardware_address: slots.hardware_address,
+                ip_addresses: slots.ip_addresses,
+                statistics: slots.statistics,
+            })
+        }
+    }
+};
 
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestLogicalProcessor {
     /// Arbitrary guest-specific unique identifier of the VCPU.
-    #[serde(rename = "logical-id")]
     pub logical_id: i64,
     /// Whether the VCPU is enabled.
     pub online: bool,
@@ -423,10 +1234,90 @@ pub struct GuestLogicalProcessor {
     /// is always filled in by the guest agent when the structure is
     /// returned, and always ignored on input (hence it can be omitted
     /// then).
-    #[serde(rename = "can-offline")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub can_offline: ::std::option::Option<bool>,
 }
+
+impl Serialize for GuestLogicalProcessor {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestLogicalProcessor {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "logical-id",
+            &self.logical_id,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "online", &self.online)?;
+        ::qapi_types::private::optional(map, "can-offline", &self.can_offline)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestLogicalProcessor {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestLogicalProcessor`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        logical_id: ::std::option::Option<i64>,
+        online: ::std::option::Option<bool>,
+        can_offline: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestLogicalProcessor {
+        const NAME: &'static str = "GuestLogicalProcessor";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "logical-id" => {
+                    slots.logical_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "online" => {
+                    slots.online = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "can-offline" => {
+                    slots.can_offline = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestLogicalProcessor {
+                logical_id: slots
+                    .logical_id
+                    .ok_or_else(|| E::missing_field("logical-id"))?,
+                online: slots.online.ok_or_else(|| E::missing_field("online"))?,
+                can_offline: slots.can_offline,
+            })
+        }
+    }
+};
 
 /// An enumeration of bus type of disks
 ///
@@ -560,7 +1451,7 @@ impl<'de> Deserialize<'de> for GuestDiskBusType {
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestPCIAddress {
     /// domain id
     pub domain: i64,
@@ -572,10 +1463,96 @@ pub struct GuestPCIAddress {
     pub function: i64,
 }
 
+impl Serialize for GuestPCIAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestPCIAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "domain", &self.domain)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "function", &self.function)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestPCIAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestPCIAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        domain: ::std::option::Option<i64>,
+        bus: ::std::option::Option<i64>,
+        slot: ::std::option::Option<i64>,
+        function: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPCIAddress {
+        const NAME: &'static str = "GuestPCIAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "domain" => {
+                    slots.domain = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bus" => {
+                    slots.bus = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "slot" => {
+                    slots.slot = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "function" => {
+                    slots.function = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPCIAddress {
+                domain: slots.domain.ok_or_else(|| E::missing_field("domain"))?,
+                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
+                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
+                function: slots.function.ok_or_else(|| E::missing_field("function"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 6.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestCCWAddress {
     /// channel subsystem image id
     pub cssid: i64,
@@ -587,17 +1564,101 @@ pub struct GuestCCWAddress {
     pub devno: i64,
 }
 
+impl Serialize for GuestCCWAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestCCWAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cssid", &self.cssid)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "ssid", &self.ssid)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "subchno", &self.subchno)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "devno", &self.devno)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestCCWAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestCCWAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cssid: ::std::option::Option<i64>,
+        ssid: ::std::option::Option<i64>,
+        subchno: ::std::option::Option<i64>,
+        devno: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestCCWAddress {
+        const NAME: &'static str = "GuestCCWAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cssid" => {
+                    slots.cssid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "ssid" => {
+                    slots.ssid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "subchno" => {
+                    slots.subchno = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "devno" => {
+                    slots.devno = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestCCWAddress {
+                cssid: slots.cssid.ok_or_else(|| E::missing_field("cssid"))?,
+                ssid: slots.ssid.ok_or_else(|| E::missing_field("ssid"))?,
+                subchno: slots.subchno.ok_or_else(|| E::missing_field("subchno"))?,
+                devno: slots.devno.ok_or_else(|| E::missing_field("devno"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskAddress {
     /// controller's PCI address (fields are set to -1 if
     /// invalid)
-    #[serde(rename = "pci-controller")]
     pub pci_controller: super::GuestPCIAddress,
     /// bus type
-    #[serde(rename = "bus-type")]
     pub bus_type: super::GuestDiskBusType,
     /// bus id
     pub bus: i64,
@@ -606,16 +1667,126 @@ pub struct GuestDiskAddress {
     /// unit id
     pub unit: i64,
     /// serial number (since: 3.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub serial: ::std::option::Option<::std::string::String>,
     /// device node (POSIX) or device UNC (Windows) (since: 3.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dev: ::std::option::Option<::std::string::String>,
     /// CCW address on s390x (since: 6.0)
-    #[serde(rename = "ccw-address")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ccw_address: ::std::option::Option<super::GuestCCWAddress>,
 }
+
+impl Serialize for GuestDiskAddress {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskAddress {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "pci-controller",
+            &self.pci_controller,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bus-type", &self.bus_type)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "unit", &self.unit)?;
+        ::qapi_types::private::optional(map, "serial", &self.serial)?;
+        ::qapi_types::private::optional(map, "dev", &self.dev)?;
+        ::qapi_types::private::optional(map, "ccw-address", &self.ccw_address)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDiskAddress {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDiskAddress`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pci_controller: ::std::option::Option<super::GuestPCIAddress>,
+        bus_type: ::std::option::Option<super::GuestDiskBusType>,
+        bus: ::std::option::Option<i64>,
+        target: ::std::option::Option<i64>,
+        unit: ::std::option::Option<i64>,
+        serial: ::std::option::Option<::std::string::String>,
+        dev: ::std::option::Option<::std::string::String>,
+        ccw_address: ::std::option::Option<super::GuestCCWAddress>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskAddress {
+        const NAME: &'static str = "GuestDiskAddress";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pci-controller" => {
+                    slots.pci_controller = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bus-type" => {
+                    slots.bus_type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "bus" => {
+                    slots.bus = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "target" => {
+                    slots.target = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unit" => {
+                    slots.unit = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "serial" => slots.serial = ::serde::de::MapAccess::next_value(map)?,
+                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
+                "ccw-address" => {
+                    slots.ccw_address = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDiskAddress {
+                pci_controller: slots
+                    .pci_controller
+                    .ok_or_else(|| E::missing_field("pci-controller"))?,
+                bus_type: slots.bus_type.ok_or_else(|| E::missing_field("bus-type"))?,
+                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
+                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
+                unit: slots.unit.ok_or_else(|| E::missing_field("unit"))?,
+                serial: slots.serial,
+                dev: slots.dev,
+                ccw_address: slots.ccw_address,
+            })
+        }
+    }
+};
 
 /// NVMe smart information, based on NVMe specification, section
 /// \<SMART / Health Information (Log Identifier 02h)\>
@@ -623,69 +1794,466 @@ pub struct GuestDiskAddress {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestNVMeSmart {
-    #[serde(rename = "critical-warning")]
     pub critical_warning: i64,
     pub temperature: i64,
-    #[serde(rename = "available-spare")]
     pub available_spare: i64,
-    #[serde(rename = "available-spare-threshold")]
     pub available_spare_threshold: i64,
-    #[serde(rename = "percentage-used")]
     pub percentage_used: i64,
-    #[serde(rename = "data-units-read-lo")]
     pub data_units_read_lo: u64,
-    #[serde(rename = "data-units-read-hi")]
     pub data_units_read_hi: u64,
-    #[serde(rename = "data-units-written-lo")]
     pub data_units_written_lo: u64,
-    #[serde(rename = "data-units-written-hi")]
     pub data_units_written_hi: u64,
-    #[serde(rename = "host-read-commands-lo")]
     pub host_read_commands_lo: u64,
-    #[serde(rename = "host-read-commands-hi")]
     pub host_read_commands_hi: u64,
-    #[serde(rename = "host-write-commands-lo")]
     pub host_write_commands_lo: u64,
-    #[serde(rename = "host-write-commands-hi")]
     pub host_write_commands_hi: u64,
-    #[serde(rename = "controller-busy-time-lo")]
     pub controller_busy_time_lo: u64,
-    #[serde(rename = "controller-busy-time-hi")]
     pub controller_busy_time_hi: u64,
-    #[serde(rename = "power-cycles-lo")]
     pub power_cycles_lo: u64,
-    #[serde(rename = "power-cycles-hi")]
     pub power_cycles_hi: u64,
-    #[serde(rename = "power-on-hours-lo")]
     pub power_on_hours_lo: u64,
-    #[serde(rename = "power-on-hours-hi")]
     pub power_on_hours_hi: u64,
-    #[serde(rename = "unsafe-shutdowns-lo")]
     pub unsafe_shutdowns_lo: u64,
-    #[serde(rename = "unsafe-shutdowns-hi")]
     pub unsafe_shutdowns_hi: u64,
-    #[serde(rename = "media-errors-lo")]
     pub media_errors_lo: u64,
-    #[serde(rename = "media-errors-hi")]
     pub media_errors_hi: u64,
-    #[serde(rename = "number-of-error-log-entries-lo")]
     pub number_of_error_log_entries_lo: u64,
-    #[serde(rename = "number-of-error-log-entries-hi")]
     pub number_of_error_log_entries_hi: u64,
 }
+
+impl Serialize for GuestNVMeSmart {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestNVMeSmart {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "critical-warning",
+            &self.critical_warning,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "temperature",
+            &self.temperature,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "available-spare",
+            &self.available_spare,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "available-spare-threshold",
+            &self.available_spare_threshold,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "percentage-used",
+            &self.percentage_used,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "data-units-read-lo",
+            &self.data_units_read_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "data-units-read-hi",
+            &self.data_units_read_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "data-units-written-lo",
+            &self.data_units_written_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "data-units-written-hi",
+            &self.data_units_written_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "host-read-commands-lo",
+            &self.host_read_commands_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "host-read-commands-hi",
+            &self.host_read_commands_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "host-write-commands-lo",
+            &self.host_write_commands_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "host-write-commands-hi",
+            &self.host_write_commands_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "controller-busy-time-lo",
+            &self.controller_busy_time_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "controller-busy-time-hi",
+            &self.controller_busy_time_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "power-cycles-lo",
+            &self.power_cycles_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "power-cycles-hi",
+            &self.power_cycles_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "power-on-hours-lo",
+            &self.power_on_hours_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "power-on-hours-hi",
+            &self.power_on_hours_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unsafe-shutdowns-lo",
+            &self.unsafe_shutdowns_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "unsafe-shutdowns-hi",
+            &self.unsafe_shutdowns_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "media-errors-lo",
+            &self.media_errors_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "media-errors-hi",
+            &self.media_errors_hi,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "number-of-error-log-entries-lo",
+            &self.number_of_error_log_entries_lo,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "number-of-error-log-entries-hi",
+            &self.number_of_error_log_entries_hi,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestNVMeSmart {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestNVMeSmart`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        critical_warning: ::std::option::Option<i64>,
+        temperature: ::std::option::Option<i64>,
+        available_spare: ::std::option::Option<i64>,
+        available_spare_threshold: ::std::option::Option<i64>,
+        percentage_used: ::std::option::Option<i64>,
+        data_units_read_lo: ::std::option::Option<u64>,
+        data_units_read_hi: ::std::option::Option<u64>,
+        data_units_written_lo: ::std::option::Option<u64>,
+        data_units_written_hi: ::std::option::Option<u64>,
+        host_read_commands_lo: ::std::option::Option<u64>,
+        host_read_commands_hi: ::std::option::Option<u64>,
+        host_write_commands_lo: ::std::option::Option<u64>,
+        host_write_commands_hi: ::std::option::Option<u64>,
+        controller_busy_time_lo: ::std::option::Option<u64>,
+        controller_busy_time_hi: ::std::option::Option<u64>,
+        power_cycles_lo: ::std::option::Option<u64>,
+        power_cycles_hi: ::std::option::Option<u64>,
+        power_on_hours_lo: ::std::option::Option<u64>,
+        power_on_hours_hi: ::std::option::Option<u64>,
+        unsafe_shutdowns_lo: ::std::option::Option<u64>,
+        unsafe_shutdowns_hi: ::std::option::Option<u64>,
+        media_errors_lo: ::std::option::Option<u64>,
+        media_errors_hi: ::std::option::Option<u64>,
+        number_of_error_log_entries_lo: ::std::option::Option<u64>,
+        number_of_error_log_entries_hi: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNVMeSmart {
+        const NAME: &'static str = "GuestNVMeSmart";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "critical-warning" => {
+                    slots.critical_warning = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "temperature" => {
+                    slots.temperature = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "available-spare" => {
+                    slots.available_spare = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "available-spare-threshold" => {
+                    slots.available_spare_threshold = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "percentage-used" => {
+                    slots.percentage_used = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-units-read-lo" => {
+                    slots.data_units_read_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-units-read-hi" => {
+                    slots.data_units_read_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-units-written-lo" => {
+                    slots.data_units_written_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "data-units-written-hi" => {
+                    slots.data_units_written_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host-read-commands-lo" => {
+                    slots.host_read_commands_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host-read-commands-hi" => {
+                    slots.host_read_commands_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host-write-commands-lo" => {
+                    slots.host_write_commands_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "host-write-commands-hi" => {
+                    slots.host_write_commands_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "controller-busy-time-lo" => {
+                    slots.controller_busy_time_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "controller-busy-time-hi" => {
+                    slots.controller_busy_time_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "power-cycles-lo" => {
+                    slots.power_cycles_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "power-cycles-hi" => {
+                    slots.power_cycles_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "power-on-hours-lo" => {
+                    slots.power_on_hours_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "power-on-hours-hi" => {
+                    slots.power_on_hours_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unsafe-shutdowns-lo" => {
+                    slots.unsafe_shutdowns_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "unsafe-shutdowns-hi" => {
+                    slots.unsafe_shutdowns_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "media-errors-lo" => {
+                    slots.media_errors_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "media-errors-hi" => {
+                    slots.media_errors_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "number-of-error-log-entries-lo" => {
+                    slots.number_of_error_log_entries_lo = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "number-of-error-log-entries-hi" => {
+                    slots.number_of_error_log_entries_hi = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNVMeSmart {
+                critical_warning: slots
+                    .critical_warning
+                    .ok_or_else(|| E::missing_field("critical-warning"))?,
+                temperature: slots
+                    .temperature
+                    .ok_or_else(|| E::missing_field("temperature"))?,
+                available_spare: slots
+                    .available_spare
+                    .ok_or_else(|| E::missing_field("available-spare"))?,
+                available_spare_threshold: slots
+                    .available_spare_threshold
+                    .ok_or_else(|| E::missing_field("available-spare-threshold"))?,
+                percentage_used: slots
+                    .percentage_used
+                    .ok_or_else(|| E::missing_field("percentage-used"))?,
+                data_units_read_lo: slots
+                    .data_units_read_lo
+                    .ok_or_else(|| E::missing_field("data-units-read-lo"))?,
+                data_units_read_hi: slots
+                    .data_units_read_hi
+                    .ok_or_else(|| E::missing_field("data-units-read-hi"))?,
+                data_units_written_lo: slots
+                    .data_units_written_lo
+                    .ok_or_else(|| E::missing_field("data-units-written-lo"))?,
+                data_units_written_hi: slots
+                    .data_units_written_hi
+                    .ok_or_else(|| E::missing_field("data-units-written-hi"))?,
+                host_read_commands_lo: slots
+                    .host_read_commands_lo
+                    .ok_or_else(|| E::missing_field("host-read-commands-lo"))?,
+                host_read_commands_hi: slots
+                    .host_read_commands_hi
+                    .ok_or_else(|| E::missing_field("host-read-commands-hi"))?,
+                host_write_commands_lo: slots
+                    .host_write_commands_lo
+                    .ok_or_else(|| E::missing_field("host-write-commands-lo"))?,
+                host_write_commands_hi: slots
+                    .host_write_commands_hi
+                    .ok_or_else(|| E::missing_field("host-write-commands-hi"))?,
+                controller_busy_time_lo: slots
+                    .controller_busy_time_lo
+                    .ok_or_else(|| E::missing_field("controller-busy-time-lo"))?,
+                controller_busy_time_hi: slots
+                    .controller_busy_time_hi
+                    .ok_or_else(|| E::missing_field("controller-busy-time-hi"))?,
+                power_cycles_lo: slots
+                    .power_cycles_lo
+                    .ok_or_else(|| E::missing_field("power-cycles-lo"))?,
+                power_cycles_hi: slots
+                    .power_cycles_hi
+                    .ok_or_else(|| E::missing_field("power-cycles-hi"))?,
+                power_on_hours_lo: slots
+                    .power_on_hours_lo
+                    .ok_or_else(|| E::missing_field("power-on-hours-lo"))?,
+                power_on_hours_hi: slots
+                    .power_on_hours_hi
+                    .ok_or_else(|| E::missing_field("power-on-hours-hi"))?,
+                unsafe_shutdowns_lo: slots
+                    .unsafe_shutdowns_lo
+                    .ok_or_else(|| E::missing_field("unsafe-shutdowns-lo"))?,
+                unsafe_shutdowns_hi: slots
+                    .unsafe_shutdowns_hi
+                    .ok_or_else(|| E::missing_field("unsafe-shutdowns-hi"))?,
+                media_errors_lo: slots
+                    .media_errors_lo
+                    .ok_or_else(|| E::missing_field("media-errors-lo"))?,
+                media_errors_hi: slots
+                    .media_errors_hi
+                    .ok_or_else(|| E::missing_field("media-errors-hi"))?,
+                number_of_error_log_entries_lo: slots
+                    .number_of_error_log_entries_lo
+                    .ok_or_else(|| E::missing_field("number-of-error-log-entries-lo"))?,
+                number_of_error_log_entries_hi: slots
+                    .number_of_error_log_entries_hi
+                    .ok_or_else(|| E::missing_field("number-of-error-log-entries-hi"))?,
+            })
+        }
+    }
+};
 
 /// Disk type related smart information.
 ///
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskSmart {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: GuestDiskSmartBranch,
+}
+
+impl Serialize for GuestDiskSmart {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskSmart {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for GuestDiskSmart {
@@ -808,78 +2376,144 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestDiskSmart {
 }
 
 /// The branches of [`GuestDiskSmart`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GuestDiskSmartBranch {
     /// `type` is `nvme`.
-    #[serde(rename = "nvme")]
     Nvme(super::GuestNVMeSmart),
     /// `type` is `ide`.
-    #[serde(rename = "ide")]
     Ide,
     /// `type` is `fdc`.
-    #[serde(rename = "fdc")]
     Fdc,
     /// `type` is `scsi`.
-    #[serde(rename = "scsi")]
     Scsi,
     /// `type` is `virtio`.
-    #[serde(rename = "virtio")]
     Virtio,
     /// `type` is `xen`.
-    #[serde(rename = "xen")]
     Xen,
     /// `type` is `usb`.
-    #[serde(rename = "usb")]
     Usb,
     /// `type` is `uml`.
-    #[serde(rename = "uml")]
     Uml,
     /// `type` is `sata`.
-    #[serde(rename = "sata")]
     Sata,
     /// `type` is `sd`.
-    #[serde(rename = "sd")]
     Sd,
     /// `type` is `unknown`.
-    #[serde(rename = "unknown")]
     Unknown,
     /// `type` is `ieee1394`.
-    #[serde(rename = "ieee1394")]
     Ieee1394,
     /// `type` is `ssa`.
-    #[serde(rename = "ssa")]
     Ssa,
     /// `type` is `fibre`.
-    #[serde(rename = "fibre")]
     Fibre,
     /// `type` is `raid`.
-    #[serde(rename = "raid")]
     Raid,
     /// `type` is `iscsi`.
-    #[serde(rename = "iscsi")]
     Iscsi,
     /// `type` is `sas`.
-    #[serde(rename = "sas")]
     Sas,
     /// `type` is `mmc`.
-    #[serde(rename = "mmc")]
     Mmc,
     /// `type` is `virtual`.
-    #[serde(rename = "virtual")]
     Virtual,
     /// `type` is `file-backed-virtual`.
-    #[serde(rename = "file-backed-virtual")]
     FileBackedVirtual,
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for GuestDiskSmartBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskSmartBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            GuestDiskSmartBranch::Nvme(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "nvme")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestDiskSmartBranch::Ide => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "ide")
+            }
+            GuestDiskSmartBranch::Fdc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "fdc")
+            }
+            GuestDiskSmartBranch::Scsi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "scsi")
+            }
+            GuestDiskSmartBranch::Virtio => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "virtio")
+            }
+            GuestDiskSmartBranch::Xen => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "xen")
+            }
+            GuestDiskSmartBranch::Usb => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "usb")
+            }
+            GuestDiskSmartBranch::Uml => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "uml")
+            }
+            GuestDiskSmartBranch::Sata => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "sata")
+            }
+            GuestDiskSmartBranch::Sd => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "sd")
+            }
+            GuestDiskSmartBranch::Unknown => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "unknown")
+            }
+            GuestDiskSmartBranch::Ieee1394 => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "ieee1394")
+            }
+            GuestDiskSmartBranch::Ssa => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "ssa")
+            }
+            GuestDiskSmartBranch::Fibre => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "fibre")
+            }
+            GuestDiskSmartBranch::Raid => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "raid")
+            }
+            GuestDiskSmartBranch::Iscsi => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "iscsi")
+            }
+            GuestDiskSmartBranch::Sas => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "sas")
+            }
+            GuestDiskSmartBranch::Mmc => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "mmc")
+            }
+            GuestDiskSmartBranch::Virtual => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "virtual")
+            }
+            GuestDiskSmartBranch::FileBackedVirtual => {
+                ::serde::ser::SerializeMap::serialize_entry(
+                    map,
+                    "type",
+                    "file-backed-virtual",
+                )
+            }
+            GuestDiskSmartBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskInfo {
     /// device node (Linux) or device UNC (Windows)
     pub name: ::std::string::String,
@@ -888,24 +2522,108 @@ pub struct GuestDiskInfo {
     /// list of device dependencies; e.g. for LVs of the LVM
     /// this will hold the list of PVs, for LUKS encrypted volume this
     /// will contain the disk where the volume is placed.  (Linux)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub dependencies: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     /// disk address information (only for non-virtual devices)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub address: ::std::option::Option<super::GuestDiskAddress>,
     /// optional alias assigned to the disk, on Linux this is a name
     /// assigned by device mapper
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub alias: ::std::option::Option<::std::string::String>,
     /// disk smart information (Since 7.1)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub smart: ::std::option::Option<super::GuestDiskSmart>,
 }
+
+impl Serialize for GuestDiskInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "partition", &self.partition)?;
+        ::qapi_types::private::optional(map, "dependencies", &self.dependencies)?;
+        ::qapi_types::private::optional(map, "address", &self.address)?;
+        ::qapi_types::private::optional(map, "alias", &self.alias)?;
+        ::qapi_types::private::optional(map, "smart", &self.smart)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDiskInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDiskInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        partition: ::std::option::Option<bool>,
+        dependencies: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        address: ::std::option::Option<super::GuestDiskAddress>,
+        alias: ::std::option::Option<::std::string::String>,
+        smart: ::std::option::Option<super::GuestDiskSmart>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskInfo {
+        const NAME: &'static str = "GuestDiskInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "partition" => {
+                    slots.partition = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "dependencies" => {
+                    slots.dependencies = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "address" => slots.address = ::serde::de::MapAccess::next_value(map)?,
+                "alias" => slots.alias = ::serde::de::MapAccess::next_value(map)?,
+                "smart" => slots.smart = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDiskInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                partition: slots.partition.ok_or_else(|| E::missing_field("partition"))?,
+                dependencies: slots.dependencies,
+                address: slots.address,
+                alias: slots.alias,
+                smart: slots.smart,
+            })
+        }
+    }
+};
 
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestFilesystemInfo {
     /// disk name
     pub name: ::std::string::String,
@@ -914,32 +2632,141 @@ pub struct GuestFilesystemInfo {
     /// file system type string
     pub r#type: ::std::string::String,
     /// file system used bytes (since 3.0)
-    #[serde(rename = "used-bytes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub used_bytes: ::std::option::Option<u64>,
     /// filesystem capacity in bytes for unprivileged users
     /// (since 3.0)
-    #[serde(rename = "total-bytes")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total_bytes: ::std::option::Option<u64>,
     /// filesystem capacity in bytes for privileged
     /// users (since 9.1)
-    #[serde(rename = "total-bytes-privileged")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total_bytes_privileged: ::std::option::Option<u64>,
     /// an array of disk hardware information that the volume lies
     /// on, which may be empty if the disk type is not supported
     pub disk: ::std::vec::Vec<super::GuestDiskAddress>,
 }
 
+impl Serialize for GuestFilesystemInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestFilesystemInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "mountpoint",
+            &self.mountpoint,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
+        ::qapi_types::private::optional(map, "used-bytes", &self.used_bytes)?;
+        ::qapi_types::private::optional(map, "total-bytes", &self.total_bytes)?;
+        ::qapi_types::private::optional(
+            map,
+            "total-bytes-privileged",
+            &self.total_bytes_privileged,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "disk", &self.disk)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestFilesystemInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestFilesystemInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        mountpoint: ::std::option::Option<::std::string::String>,
+        r#type: ::std::option::Option<::std::string::String>,
+        used_bytes: ::std::option::Option<u64>,
+        total_bytes: ::std::option::Option<u64>,
+        total_bytes_privileged: ::std::option::Option<u64>,
+        disk: ::std::option::Option<::std::vec::Vec<super::GuestDiskAddress>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemInfo {
+        const NAME: &'static str = "GuestFilesystemInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "mountpoint" => {
+                    slots.mountpoint = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "type" => {
+                    slots.r#type = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "used-bytes" => {
+                    slots.used_bytes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "total-bytes" => {
+                    slots.total_bytes = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "total-bytes-privileged" => {
+                    slots.total_bytes_privileged = ::serde::de::MapAccess::next_value(
+                        map,
+                    )?;
+                }
+                "disk" => {
+                    slots.disk = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFilesystemInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                mountpoint: slots
+                    .mountpoint
+                    .ok_or_else(|| E::missing_field("mountpoint"))?,
+                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
+                used_bytes: slots.used_bytes,
+                total_bytes: slots.total_bytes,
+                total_bytes_privileged: slots.total_bytes_privileged,
+                disk: slots.disk.ok_or_else(|| E::missing_field("disk"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestMemoryBlock {
     /// Arbitrary guest-specific unique identifier of the
     /// MEMORY BLOCK.
-    #[serde(rename = "phys-index")]
     pub phys_index: u64,
     /// Whether the MEMORY BLOCK is enabled in guest.
     pub online: bool,
@@ -947,10 +2774,90 @@ pub struct GuestMemoryBlock {
     /// member is always filled in by the guest agent when the structure
     /// is returned, and always ignored on input (hence it can be
     /// omitted then).
-    #[serde(rename = "can-offline")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub can_offline: ::std::option::Option<bool>,
 }
+
+impl Serialize for GuestMemoryBlock {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestMemoryBlock {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "phys-index",
+            &self.phys_index,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "online", &self.online)?;
+        ::qapi_types::private::optional(map, "can-offline", &self.can_offline)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestMemoryBlock {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestMemoryBlock`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        phys_index: ::std::option::Option<u64>,
+        online: ::std::option::Option<bool>,
+        can_offline: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlock {
+        const NAME: &'static str = "GuestMemoryBlock";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "phys-index" => {
+                    slots.phys_index = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "online" => {
+                    slots.online = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "can-offline" => {
+                    slots.can_offline = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestMemoryBlock {
+                phys_index: slots
+                    .phys_index
+                    .ok_or_else(|| E::missing_field("phys-index"))?,
+                online: slots.online.ok_or_else(|| E::missing_field("online"))?,
+                can_offline: slots.can_offline,
+            })
+        }
+    }
+};
 
 /// An enumeration of memory block operation result.
 ///
@@ -1028,26 +2935,105 @@ impl<'de> Deserialize<'de> for GuestMemoryBlockResponseType {
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestMemoryBlockResponse {
     /// same with the 'phys-index' member of
     /// [`GuestMemoryBlock`](crate::GuestMemoryBlock).
-    #[serde(rename = "phys-index")]
     pub phys_index: u64,
     /// the result of memory block operation.
     pub response: super::GuestMemoryBlockResponseType,
     /// the error number.  When memory block operation fails,
     /// we assign the value of 'errno' to this member, it indicates what
     /// goes wrong.  When the operation succeeds, it will be omitted.
-    #[serde(rename = "error-code")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub error_code: ::std::option::Option<i64>,
 }
+
+impl Serialize for GuestMemoryBlockResponse {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestMemoryBlockResponse {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "phys-index",
+            &self.phys_index,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "response", &self.response)?;
+        ::qapi_types::private::optional(map, "error-code", &self.error_code)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestMemoryBlockResponse {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestMemoryBlockResponse`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        phys_index: ::std::option::Option<u64>,
+        response: ::std::option::Option<super::GuestMemoryBlockResponseType>,
+        error_code: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlockResponse {
+        const NAME: &'static str = "GuestMemoryBlockResponse";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "phys-index" => {
+                    slots.phys_index = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "response" => {
+                    slots.response = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "error-code" => {
+                    slots.error_code = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestMemoryBlockResponse {
+                phys_index: slots
+                    .phys_index
+                    .ok_or_else(|| E::missing_field("phys-index"))?,
+                response: slots.response.ok_or_else(|| E::missing_field("response"))?,
+                error_code: slots.error_code,
+            })
+        }
+    }
+};
 
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestMemoryBlockInfo {
     /// the size (in bytes) of the guest memory blocks, which are the
     /// minimal units of memory block online/offline operations (also
@@ -1055,48 +3041,252 @@ pub struct GuestMemoryBlockInfo {
     pub size: u64,
 }
 
+impl Serialize for GuestMemoryBlockInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestMemoryBlockInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestMemoryBlockInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestMemoryBlockInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        size: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlockInfo {
+        const NAME: &'static str = "GuestMemoryBlockInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "size" => {
+                    slots.size = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestMemoryBlockInfo {
+                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestExecStatus {
     /// true if process has already terminated.
     pub exited: bool,
     /// process exit code if it was normally terminated.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub exitcode: ::std::option::Option<i64>,
     /// signal number (linux) or unhandled exception code (windows)
     /// if the process was abnormally terminated.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub signal: ::std::option::Option<i64>,
     /// base64-encoded stdout of the process.  This field will
     /// only be populated after the process exits.
-    #[serde(rename = "out-data")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out_data: ::std::option::Option<::std::string::String>,
     /// base64-encoded stderr of the process.  Note: `out-data`
     /// and `err-data` are present only if 'capture-output' was specified
     /// for [`guest-exec`](crate::commands::GuestExec).  This field will only be populated after the
     /// process exits.
-    #[serde(rename = "err-data")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub err_data: ::std::option::Option<::std::string::String>,
     /// true if stdout was not fully captured due to size
     /// limitation.
-    #[serde(rename = "out-truncated")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub out_truncated: ::std::option::Option<bool>,
     /// true if stderr was not fully captured due to size
     /// limitation.
-    #[serde(rename = "err-truncated")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub err_truncated: ::std::option::Option<bool>,
 }
 
+impl Serialize for GuestExecStatus {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestExecStatus {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "exited", &self.exited)?;
+        ::qapi_types::private::optional(map, "exitcode", &self.exitcode)?;
+        ::qapi_types::private::optional(map, "signal", &self.signal)?;
+        ::qapi_types::private::optional(map, "out-data", &self.out_data)?;
+        ::qapi_types::private::optional(map, "err-data", &self.err_data)?;
+        ::qapi_types::private::optional(map, "out-truncated", &self.out_truncated)?;
+        ::qapi_types::private::optional(map, "err-truncated", &self.err_truncated)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestExecStatus {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestExecStatus`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        exited: ::std::option::Option<bool>,
+        exitcode: ::std::option::Option<i64>,
+        signal: ::std::option::Option<i64>,
+        out_data: ::std::option::Option<::std::string::String>,
+        err_data: ::std::option::Option<::std::string::String>,
+        out_truncated: ::std::option::Option<bool>,
+        err_truncated: ::std::option::Option<bool>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestExecStatus {
+        const NAME: &'static str = "GuestExecStatus";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "exited" => {
+                    slots.exited = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "exitcode" => slots.exitcode = ::serde::de::MapAccess::next_value(map)?,
+                "signal" => slots.signal = ::serde::de::MapAccess::next_value(map)?,
+                "out-data" => slots.out_data = ::serde::de::MapAccess::next_value(map)?,
+                "err-data" => slots.err_data = ::serde::de::MapAccess::next_value(map)?,
+                "out-truncated" => {
+                    slots.out_truncated = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "err-truncated" => {
+                    slots.err_truncated = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestExecStatus {
+                exited: slots.exited.ok_or_else(|| E::missing_field("exited"))?,
+                exitcode: slots.exitcode,
+                signal: slots.signal,
+                out_data: slots.out_data,
+                err_data: slots.err_data,
+                out_truncated: slots.out_truncated,
+                err_truncated: slots.err_truncated,
+            })
+        }
+    }
+};
+
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestExec {
     /// pid of child process in guest OS
     pub pid: i64,
 }
+
+impl Serialize for GuestExec {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestExec {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "pid", &self.pid)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestExec {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestExec`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        pid: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestExec {
+        const NAME: &'static str = "GuestExec";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "pid" => {
+                    slots.pid = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestExec {
+                pid: slots.pid.ok_or_else(|| E::missing_field("pid"))?,
+            })
+        }
+    }
+};
 
 /// An enumeration of [`guest-exec`](crate::commands::GuestExec) capture modes.
 ///
@@ -1227,17 +3417,78 @@ impl<'de> Deserialize<'de> for GuestExecCaptureOutput {
 }
 
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestHostName {
     /// Fully qualified domain name of the guest OS
-    #[serde(rename = "host-name")]
     pub host_name: ::std::string::String,
 }
+
+impl Serialize for GuestHostName {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestHostName {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "host-name", &self.host_name)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestHostName {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestHostName`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        host_name: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestHostName {
+        const NAME: &'static str = "GuestHostName";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "host-name" => {
+                    slots.host_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestHostName {
+                host_name: slots.host_name.ok_or_else(|| E::missing_field("host-name"))?,
+            })
+        }
+    }
+};
 
 /// *Since: 2.10*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_UTMPX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestUser {
     /// Username
     pub user: ::std::string::String,
@@ -1245,24 +3496,167 @@ pub struct GuestUser {
     /// multiple instances of the user are logged in, the earliest login
     /// time is reported.  The value is in fractional seconds since
     /// epoch time.
-    #[serde(rename = "login-time")]
     pub login_time: f64,
     /// Logon domain (windows only)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub domain: ::std::option::Option<::std::string::String>,
 }
 
+impl Serialize for GuestUser {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestUser {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "user", &self.user)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "login-time",
+            &self.login_time,
+        )?;
+        ::qapi_types::private::optional(map, "domain", &self.domain)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestUser {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestUser`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        user: ::std::option::Option<::std::string::String>,
+        login_time: ::std::option::Option<f64>,
+        domain: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestUser {
+        const NAME: &'static str = "GuestUser";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "user" => {
+                    slots.user = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "login-time" => {
+                    slots.login_time = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "domain" => slots.domain = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestUser {
+                user: slots.user.ok_or_else(|| E::missing_field("user"))?,
+                login_time: slots
+                    .login_time
+                    .ok_or_else(|| E::missing_field("login-time"))?,
+                domain: slots.domain,
+            })
+        }
+    }
+};
+
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestTimezone {
     /// Timezone name.  These values may differ depending on guest/OS
     /// and should only be used for informational purposes.
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub zone: ::std::option::Option<::std::string::String>,
     /// Offset to UTC in seconds, negative numbers for time zones
     /// west of GMT, positive numbers for east
     pub offset: i64,
 }
+
+impl Serialize for GuestTimezone {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestTimezone {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "zone", &self.zone)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestTimezone {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestTimezone`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        zone: ::std::option::Option<::std::string::String>,
+        offset: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestTimezone {
+        const NAME: &'static str = "GuestTimezone";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "zone" => slots.zone = ::serde::de::MapAccess::next_value(map)?,
+                "offset" => {
+                    slots.offset = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestTimezone {
+                zone: slots.zone,
+                offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+            })
+        }
+    }
+};
 
 /// **Note:**
 ///
@@ -1277,55 +3671,144 @@ pub struct GuestTimezone {
 /// the system.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestOSInfo {
     /// * POSIX: release field returned by uname(2)
     /// * Windows: build number of the OS
-    #[serde(rename = "kernel-release")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_release: ::std::option::Option<::std::string::String>,
     /// * POSIX: version field returned by uname(2)
     /// * Windows: version number of the OS
-    #[serde(rename = "kernel-version")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub kernel_version: ::std::option::Option<::std::string::String>,
     /// * POSIX: machine field returned by uname(2)
     /// * Windows: one of x86, x86_64, arm, ia64
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub machine: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: contains string "mswindows"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: contains string "Microsoft Windows"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub name: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: product name, e.g. "Microsoft Windows 10 Enterprise"
-    #[serde(rename = "pretty-name")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub pretty_name: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: long version string, e.g. "Microsoft Windows Server
     /// 2008"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub version: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: short version identifier, e.g. "7" or "20012r2"
-    #[serde(rename = "version-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub version_id: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: contains string "server" or "client"
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub variant: ::std::option::Option<::std::string::String>,
     /// * POSIX: as defined by os-release(5)
     /// * Windows: contains string "server" or "client"
-    #[serde(rename = "variant-id")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub variant_id: ::std::option::Option<::std::string::String>,
 }
+
+impl Serialize for GuestOSInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestOSInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "kernel-release", &self.kernel_release)?;
+        ::qapi_types::private::optional(map, "kernel-version", &self.kernel_version)?;
+        ::qapi_types::private::optional(map, "machine", &self.machine)?;
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::qapi_types::private::optional(map, "name", &self.name)?;
+        ::qapi_types::private::optional(map, "pretty-name", &self.pretty_name)?;
+        ::qapi_types::private::optional(map, "version", &self.version)?;
+        ::qapi_types::private::optional(map, "version-id", &self.version_id)?;
+        ::qapi_types::private::optional(map, "variant", &self.variant)?;
+        ::qapi_types::private::optional(map, "variant-id", &self.variant_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestOSInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestOSInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        kernel_release: ::std::option::Option<::std::string::String>,
+        kernel_version: ::std::option::Option<::std::string::String>,
+        machine: ::std::option::Option<::std::string::String>,
+        id: ::std::option::Option<::std::string::String>,
+        name: ::std::option::Option<::std::string::String>,
+        pretty_name: ::std::option::Option<::std::string::String>,
+        version: ::std::option::Option<::std::string::String>,
+        version_id: ::std::option::Option<::std::string::String>,
+        variant: ::std::option::Option<::std::string::String>,
+        variant_id: ::std::option::Option<::std::string::String>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestOSInfo {
+        const NAME: &'static str = "GuestOSInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "kernel-release" => {
+                    slots.kernel_release = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "kernel-version" => {
+                    slots.kernel_version = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "machine" => slots.machine = ::serde::de::MapAccess::next_value(map)?,
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
+                "pretty-name" => {
+                    slots.pretty_name = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
+                "version-id" => {
+                    slots.version_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "variant" => slots.variant = ::serde::de::MapAccess::next_value(map)?,
+                "variant-id" => {
+                    slots.variant_id = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestOSInfo {
+                kernel_release: slots.kernel_release,
+                kernel_version: slots.kernel_version,
+                machine: slots.machine,
+                id: slots.id,
+                name: slots.name,
+                pretty_name: slots.pretty_name,
+                version: slots.version,
+                version_id: slots.version_id,
+                variant: slots.variant,
+                variant_id: slots.variant_id,
+            })
+        }
+    }
+};
 
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1379,26 +3862,111 @@ impl<'de> Deserialize<'de> for GuestDeviceType {
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDeviceIdPCI {
     /// vendor ID
-    #[serde(rename = "vendor-id")]
     pub vendor_id: u16,
     /// device ID
-    #[serde(rename = "device-id")]
     pub device_id: u16,
 }
+
+impl Serialize for GuestDeviceIdPCI {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDeviceIdPCI {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "vendor-id", &self.vendor_id)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "device-id", &self.device_id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDeviceIdPCI {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDeviceIdPCI`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        vendor_id: ::std::option::Option<u16>,
+        device_id: ::std::option::Option<u16>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDeviceIdPCI {
+        const NAME: &'static str = "GuestDeviceIdPCI";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "vendor-id" => {
+                    slots.vendor_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "device-id" => {
+                    slots.device_id = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDeviceIdPCI {
+                vendor_id: slots.vendor_id.ok_or_else(|| E::missing_field("vendor-id"))?,
+                device_id: slots.device_id.ok_or_else(|| E::missing_field("device-id"))?,
+            })
+        }
+    }
+};
 
 /// Id of the device
 ///
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDeviceId {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: GuestDeviceIdBranch,
+}
+
+impl Serialize for GuestDeviceId {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDeviceId {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for GuestDeviceId {
@@ -1441,123 +4009,401 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestDeviceId {
 }
 
 /// The branches of [`GuestDeviceId`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GuestDeviceIdBranch {
     /// `type` is `pci`.
-    #[serde(rename = "pci")]
     Pci(super::GuestDeviceIdPCI),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for GuestDeviceIdBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDeviceIdBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            GuestDeviceIdBranch::Pci(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "pci")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestDeviceIdBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// *Since: 5.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDeviceInfo {
     /// name of the associated driver
-    #[serde(rename = "driver-name")]
     pub driver_name: ::std::string::String,
     /// driver release date, in nanoseconds since the epoch
-    #[serde(rename = "driver-date")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub driver_date: ::std::option::Option<i64>,
     /// driver version
-    #[serde(rename = "driver-version")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub driver_version: ::std::option::Option<::std::string::String>,
     /// device ID
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub id: ::std::option::Option<super::GuestDeviceId>,
 }
 
+impl Serialize for GuestDeviceInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDeviceInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "driver-name",
+            &self.driver_name,
+        )?;
+        ::qapi_types::private::optional(map, "driver-date", &self.driver_date)?;
+        ::qapi_types::private::optional(map, "driver-version", &self.driver_version)?;
+        ::qapi_types::private::optional(map, "id", &self.id)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDeviceInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDeviceInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        driver_name: ::std::option::Option<::std::string::String>,
+        driver_date: ::std::option::Option<i64>,
+        driver_version: ::std::option::Option<::std::string::String>,
+        id: ::std::option::Option<super::GuestDeviceId>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDeviceInfo {
+        const NAME: &'static str = "GuestDeviceInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "driver-name" => {
+                    slots.driver_name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "driver-date" => {
+                    slots.driver_date = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "driver-version" => {
+                    slots.driver_version = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDeviceInfo {
+                driver_name: slots
+                    .driver_name
+                    .ok_or_else(|| E::missing_field("driver-name"))?,
+                driver_date: slots.driver_date,
+                driver_version: slots.driver_version,
+                id: slots.id,
+            })
+        }
+    }
+};
+
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestAuthorizedKeys {
     /// public keys (in OpenSSH/sshd(8) authorized_keys format)
     pub keys: ::std::vec::Vec<::std::string::String>,
 }
 
+impl Serialize for GuestAuthorizedKeys {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestAuthorizedKeys {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestAuthorizedKeys {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestAuthorizedKeys`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestAuthorizedKeys {
+        const NAME: &'static str = "GuestAuthorizedKeys";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "keys" => {
+                    slots.keys = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestAuthorizedKeys {
+                keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
+            })
+        }
+    }
+};
+
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskStats {
     /// sectors read
-    #[serde(rename = "read-sectors")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_sectors: ::std::option::Option<u64>,
     /// reads completed successfully
-    #[serde(rename = "read-ios")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_ios: ::std::option::Option<u64>,
     /// read requests merged
-    #[serde(rename = "read-merges")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_merges: ::std::option::Option<u64>,
     /// sectors written
-    #[serde(rename = "write-sectors")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub write_sectors: ::std::option::Option<u64>,
     /// writes completed
-    #[serde(rename = "write-ios")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub write_ios: ::std::option::Option<u64>,
     /// write requests merged
-    #[serde(rename = "write-merges")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub write_merges: ::std::option::Option<u64>,
     /// sectors discarded
-    #[serde(rename = "discard-sectors")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_sectors: ::std::option::Option<u64>,
     /// discards completed successfully
-    #[serde(rename = "discard-ios")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_ios: ::std::option::Option<u64>,
     /// discard requests merged
-    #[serde(rename = "discard-merges")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_merges: ::std::option::Option<u64>,
     /// flush requests completed successfully
-    #[serde(rename = "flush-ios")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flush_ios: ::std::option::Option<u64>,
     /// time spent reading(ms)
-    #[serde(rename = "read-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub read_ticks: ::std::option::Option<u64>,
     /// time spent writing(ms)
-    #[serde(rename = "write-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub write_ticks: ::std::option::Option<u64>,
     /// time spent discarding(ms)
-    #[serde(rename = "discard-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub discard_ticks: ::std::option::Option<u64>,
     /// time spent flushing(ms)
-    #[serde(rename = "flush-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flush_ticks: ::std::option::Option<u64>,
     /// number of I/Os currently in flight
-    #[serde(rename = "ios-pgr")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub ios_pgr: ::std::option::Option<u64>,
     /// time spent doing I/Os (ms)
-    #[serde(rename = "total-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub total_ticks: ::std::option::Option<u64>,
     /// weighted time spent doing I/Os since the last update
     /// of this field(ms)
-    #[serde(rename = "weight-ticks")]
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub weight_ticks: ::std::option::Option<u64>,
 }
 
+impl Serialize for GuestDiskStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::optional(map, "read-sectors", &self.read_sectors)?;
+        ::qapi_types::private::optional(map, "read-ios", &self.read_ios)?;
+        ::qapi_types::private::optional(map, "read-merges", &self.read_merges)?;
+        ::qapi_types::private::optional(map, "write-sectors", &self.write_sectors)?;
+        ::qapi_types::private::optional(map, "write-ios", &self.write_ios)?;
+        ::qapi_types::private::optional(map, "write-merges", &self.write_merges)?;
+        ::qapi_types::private::optional(map, "discard-sectors", &self.discard_sectors)?;
+        ::qapi_types::private::optional(map, "discard-ios", &self.discard_ios)?;
+        ::qapi_types::private::optional(map, "discard-merges", &self.discard_merges)?;
+        ::qapi_types::private::optional(map, "flush-ios", &self.flush_ios)?;
+        ::qapi_types::private::optional(map, "read-ticks", &self.read_ticks)?;
+        ::qapi_types::private::optional(map, "write-ticks", &self.write_ticks)?;
+        ::qapi_types::private::optional(map, "discard-ticks", &self.discard_ticks)?;
+        ::qapi_types::private::optional(map, "flush-ticks", &self.flush_ticks)?;
+        ::qapi_types::private::optional(map, "ios-pgr", &self.ios_pgr)?;
+        ::qapi_types::private::optional(map, "total-ticks", &self.total_ticks)?;
+        ::qapi_types::private::optional(map, "weight-ticks", &self.weight_ticks)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDiskStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDiskStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        read_sectors: ::std::option::Option<u64>,
+        read_ios: ::std::option::Option<u64>,
+        read_merges: ::std::option::Option<u64>,
+        write_sectors: ::std::option::Option<u64>,
+        write_ios: ::std::option::Option<u64>,
+        write_merges: ::std::option::Option<u64>,
+        discard_sectors: ::std::option::Option<u64>,
+        discard_ios: ::std::option::Option<u64>,
+        discard_merges: ::std::option::Option<u64>,
+        flush_ios: ::std::option::Option<u64>,
+        read_ticks: ::std::option::Option<u64>,
+        write_ticks: ::std::option::Option<u64>,
+        discard_ticks: ::std::option::Option<u64>,
+        flush_ticks: ::std::option::Option<u64>,
+        ios_pgr: ::std::option::Option<u64>,
+        total_ticks: ::std::option::Option<u64>,
+        weight_ticks: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskStats {
+        const NAME: &'static str = "GuestDiskStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "read-sectors" => {
+                    slots.read_sectors = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "read-ios" => slots.read_ios = ::serde::de::MapAccess::next_value(map)?,
+                "read-merges" => {
+                    slots.read_merges = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "write-sectors" => {
+                    slots.write_sectors = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "write-ios" => slots.write_ios = ::serde::de::MapAccess::next_value(map)?,
+                "write-merges" => {
+                    slots.write_merges = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-sectors" => {
+                    slots.discard_sectors = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-ios" => {
+                    slots.discard_ios = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-merges" => {
+                    slots.discard_merges = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "flush-ios" => slots.flush_ios = ::serde::de::MapAccess::next_value(map)?,
+                "read-ticks" => {
+                    slots.read_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "write-ticks" => {
+                    slots.write_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "discard-ticks" => {
+                    slots.discard_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "flush-ticks" => {
+                    slots.flush_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "ios-pgr" => slots.ios_pgr = ::serde::de::MapAccess::next_value(map)?,
+                "total-ticks" => {
+                    slots.total_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "weight-ticks" => {
+                    slots.weight_ticks = ::serde::de::MapAccess::next_value(map)?;
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDiskStats {
+                read_sectors: slots.read_sectors,
+                read_ios: slots.read_ios,
+                read_merges: slots.read_merges,
+                write_sectors: slots.write_sectors,
+                write_ios: slots.write_ios,
+                write_merges: slots.write_merges,
+                discard_sectors: slots.discard_sectors,
+                discard_ios: slots.discard_ios,
+                discard_merges: slots.discard_merges,
+                flush_ios: slots.flush_ios,
+                read_ticks: slots.read_ticks,
+                write_ticks: slots.write_ticks,
+                discard_ticks: slots.discard_ticks,
+                flush_ticks: slots.flush_ticks,
+                ios_pgr: slots.ios_pgr,
+                total_ticks: slots.total_ticks,
+                weight_ticks: slots.weight_ticks,
+            })
+        }
+    }
+};
+
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskStatsInfo {
     /// disk name
     pub name: ::std::string::String,
@@ -1568,6 +4414,92 @@ pub struct GuestDiskStatsInfo {
     /// I/O statistics
     pub stats: super::GuestDiskStats,
 }
+
+impl Serialize for GuestDiskStatsInfo {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestDiskStatsInfo {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "major", &self.major)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "minor", &self.minor)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestDiskStatsInfo {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestDiskStatsInfo`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        name: ::std::option::Option<::std::string::String>,
+        major: ::std::option::Option<u64>,
+        minor: ::std::option::Option<u64>,
+        stats: ::std::option::Option<super::GuestDiskStats>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskStatsInfo {
+        const NAME: &'static str = "GuestDiskStatsInfo";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "name" => {
+                    slots.name = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "major" => {
+                    slots.major = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "minor" => {
+                    slots.minor = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "stats" => {
+                    slots.stats = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestDiskStatsInfo {
+                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
+                major: slots.major.ok_or_else(|| E::missing_field("major"))?,
+                minor: slots.minor.ok_or_else(|| E::missing_field("minor"))?,
+                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
+            })
+        }
+    }
+};
 
 /// Guest operating systems supporting CPU statistics
 ///
@@ -1627,7 +4559,7 @@ impl<'de> Deserialize<'de> for GuestCpuStatsType {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestLinuxCpuStats {
     /// CPU index in guest OS
     pub cpu: i64,
@@ -1640,36 +4572,165 @@ pub struct GuestLinuxCpuStats {
     /// Time spent in the idle task
     pub idle: u64,
     /// Time waiting for I/O to complete (since Linux 2.5.41)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub iowait: ::std::option::Option<u64>,
     /// Time servicing interrupts (since Linux 2.6.0-test4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub irq: ::std::option::Option<u64>,
     /// Time servicing softirqs (since Linux 2.6.0-test4)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub softirq: ::std::option::Option<u64>,
     /// Stolen time by host (since Linux 2.6.11)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub steal: ::std::option::Option<u64>,
     /// ime spent running a virtual CPU for guest operating systems
     /// under the  control of the Linux kernel (since Linux 2.6.24)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub guest: ::std::option::Option<u64>,
     /// Time spent running a niced guest (since Linux 2.6.33)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub guestnice: ::std::option::Option<u64>,
 }
+
+impl Serialize for GuestLinuxCpuStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestLinuxCpuStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "cpu", &self.cpu)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "user", &self.user)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "nice", &self.nice)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "system", &self.system)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "idle", &self.idle)?;
+        ::qapi_types::private::optional(map, "iowait", &self.iowait)?;
+        ::qapi_types::private::optional(map, "irq", &self.irq)?;
+        ::qapi_types::private::optional(map, "softirq", &self.softirq)?;
+        ::qapi_types::private::optional(map, "steal", &self.steal)?;
+        ::qapi_types::private::optional(map, "guest", &self.guest)?;
+        ::qapi_types::private::optional(map, "guestnice", &self.guestnice)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestLinuxCpuStats {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestLinuxCpuStats`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        cpu: ::std::option::Option<i64>,
+        user: ::std::option::Option<u64>,
+        nice: ::std::option::Option<u64>,
+        system: ::std::option::Option<u64>,
+        idle: ::std::option::Option<u64>,
+        iowait: ::std::option::Option<u64>,
+        irq: ::std::option::Option<u64>,
+        softirq: ::std::option::Option<u64>,
+        steal: ::std::option::Option<u64>,
+        guest: ::std::option::Option<u64>,
+        guestnice: ::std::option::Option<u64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestLinuxCpuStats {
+        const NAME: &'static str = "GuestLinuxCpuStats";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "cpu" => {
+                    slots.cpu = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "user" => {
+                    slots.user = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "nice" => {
+                    slots.nice = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "system" => {
+                    slots.system = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "idle" => {
+                    slots.idle = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "iowait" => slots.iowait = ::serde::de::MapAccess::next_value(map)?,
+                "irq" => slots.irq = ::serde::de::MapAccess::next_value(map)?,
+                "softirq" => slots.softirq = ::serde::de::MapAccess::next_value(map)?,
+                "steal" => slots.steal = ::serde::de::MapAccess::next_value(map)?,
+                "guest" => slots.guest = ::serde::de::MapAccess::next_value(map)?,
+                "guestnice" => slots.guestnice = ::serde::de::MapAccess::next_value(map)?,
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestLinuxCpuStats {
+                cpu: slots.cpu.ok_or_else(|| E::missing_field("cpu"))?,
+                user: slots.user.ok_or_else(|| E::missing_field("user"))?,
+                nice: slots.nice.ok_or_else(|| E::missing_field("nice"))?,
+                system: slots.system.ok_or_else(|| E::missing_field("system"))?,
+                idle: slots.idle.ok_or_else(|| E::missing_field("idle"))?,
+                iowait: slots.iowait,
+                irq: slots.irq,
+                softirq: slots.softirq,
+                steal: slots.steal,
+                guest: slots.guest,
+                guestnice: slots.guestnice,
+            })
+        }
+    }
+};
 
 /// Get statistics of each CPU in millisecond.
 ///
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestCpuStats {
     /// The branch, selected by the discriminator `type`.
-    #[serde(flatten)]
     pub branch: GuestCpuStatsBranch,
+}
+
+impl Serialize for GuestCpuStats {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestCpuStats {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::qapi_types::private::Members::members(&self.branch, map)
+    }
 }
 
 impl<'de> Deserialize<'de> for GuestCpuStats {
@@ -1714,15 +4775,39 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestCpuStats {
 }
 
 /// The branches of [`GuestCpuStats`], tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum GuestCpuStatsBranch {
     /// `type` is `linux`.
-    #[serde(rename = "linux")]
     Linux(super::GuestLinuxCpuStats),
     /// A branch these bindings do not know (sent by a newer QEMU): its members, the discriminator included.
-    #[serde(untagged)]
     Unrecognized(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+}
+
+/// Encodes the discriminator and the branch's members.
+impl Serialize for GuestCpuStatsBranch {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestCpuStatsBranch {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        match self {
+            GuestCpuStatsBranch::Linux(branch) => {
+                ::serde::ser::SerializeMap::serialize_entry(map, "type", "linux")?;
+                ::qapi_types::private::Members::members(branch, map)
+            }
+            GuestCpuStatsBranch::Unrecognized(members) => {
+                ::qapi_types::private::entries(map, members)
+            }
+        }
+    }
 }
 
 /// Statistics about process load information
@@ -1730,7 +4815,7 @@ pub enum GuestCpuStatsBranch {
 /// *Since: 10.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_GETLOADAVG`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestLoadAverage {
     /// 1-minute load avage
     pub load1m: f64,
@@ -1740,12 +4825,90 @@ pub struct GuestLoadAverage {
     pub load15m: f64,
 }
 
+impl Serialize for GuestLoadAverage {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestLoadAverage {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "load1m", &self.load1m)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "load5m", &self.load5m)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "load15m", &self.load15m)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestLoadAverage {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestLoadAverage`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        load1m: ::std::option::Option<f64>,
+        load5m: ::std::option::Option<f64>,
+        load15m: ::std::option::Option<f64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestLoadAverage {
+        const NAME: &'static str = "GuestLoadAverage";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "load1m" => {
+                    slots.load1m = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "load5m" => {
+                    slots.load5m = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "load15m" => {
+                    slots.load15m = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestLoadAverage {
+                load1m: slots.load1m.ok_or_else(|| E::missing_field("load1m"))?,
+                load5m: slots.load5m.ok_or_else(|| E::missing_field("load5m"))?,
+                load15m: slots.load15m.ok_or_else(|| E::missing_field("load15m"))?,
+            })
+        }
+    }
+};
+
 /// Route information, currently, only linux supported.
 ///
 /// *Since: 9.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestNetworkRoute {
     /// The destination network or host's egress network interface
     /// in the routing table
@@ -1756,45 +4919,177 @@ pub struct GuestNetworkRoute {
     /// Route metric
     pub metric: i64,
     /// The IP address of the next hop router
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub gateway: ::std::option::Option<::std::string::String>,
     /// Subnet Mask (IPv4 only)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mask: ::std::option::Option<::std::string::String>,
     /// Initial round-trip delay (not for windows, IPv4 only)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub irtt: ::std::option::Option<i64>,
     /// Route flags (not for windows)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub flags: ::std::option::Option<u64>,
     /// The route's reference count (not for windows)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub refcnt: ::std::option::Option<i64>,
     /// Route usage count (not for windows)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub r#use: ::std::option::Option<i64>,
     /// TCP window size, used for flow control (not for windows,
     /// IPv4 only)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub window: ::std::option::Option<i64>,
     /// Data link layer maximum packet size (not for windows)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub mtu: ::std::option::Option<i64>,
     /// Destination prefix length (for IPv6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub desprefixlen: ::std::option::Option<::std::string::String>,
     /// Source IP address (for IPv6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub source: ::std::option::Option<::std::string::String>,
     /// Source prefix length (for IPv6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub srcprefixlen: ::std::option::Option<::std::string::String>,
     /// Next hop IP address (for IPv6)
-    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
     pub nexthop: ::std::option::Option<::std::string::String>,
     /// IP version (4 or 6)
     pub version: i64,
 }
+
+impl Serialize for GuestNetworkRoute {
+    fn serialize<S: ::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::std::result::Result<S::Ok, S::Error> {
+        ::qapi_types::private::serialize_struct(self, serializer)
+    }
+}
+
+impl ::qapi_types::private::Members for GuestNetworkRoute {
+    fn members<M: ::serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+    ) -> ::std::result::Result<(), M::Error> {
+        ::serde::ser::SerializeMap::serialize_entry(map, "iface", &self.iface)?;
+        ::serde::ser::SerializeMap::serialize_entry(
+            map,
+            "destination",
+            &self.destination,
+        )?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "metric", &self.metric)?;
+        ::qapi_types::private::optional(map, "gateway", &self.gateway)?;
+        ::qapi_types::private::optional(map, "mask", &self.mask)?;
+        ::qapi_types::private::optional(map, "irtt", &self.irtt)?;
+        ::qapi_types::private::optional(map, "flags", &self.flags)?;
+        ::qapi_types::private::optional(map, "refcnt", &self.refcnt)?;
+        ::qapi_types::private::optional(map, "use", &self.r#use)?;
+        ::qapi_types::private::optional(map, "window", &self.window)?;
+        ::qapi_types::private::optional(map, "mtu", &self.mtu)?;
+        ::qapi_types::private::optional(map, "desprefixlen", &self.desprefixlen)?;
+        ::qapi_types::private::optional(map, "source", &self.source)?;
+        ::qapi_types::private::optional(map, "srcprefixlen", &self.srcprefixlen)?;
+        ::qapi_types::private::optional(map, "nexthop", &self.nexthop)?;
+        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
+        ::std::result::Result::Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for GuestNetworkRoute {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::std::result::Result<Self, D::Error> {
+        ::qapi_types::private::deserialize_struct(deserializer)
+    }
+}
+
+const _: () = {
+    /// The members of [`GuestNetworkRoute`] while they are read.
+    #[derive(Default)]
+    pub struct Slots {
+        iface: ::std::option::Option<::std::string::String>,
+        destination: ::std::option::Option<::std::string::String>,
+        metric: ::std::option::Option<i64>,
+        gateway: ::std::option::Option<::std::string::String>,
+        mask: ::std::option::Option<::std::string::String>,
+        irtt: ::std::option::Option<i64>,
+        flags: ::std::option::Option<u64>,
+        refcnt: ::std::option::Option<i64>,
+        r#use: ::std::option::Option<i64>,
+        window: ::std::option::Option<i64>,
+        mtu: ::std::option::Option<i64>,
+        desprefixlen: ::std::option::Option<::std::string::String>,
+        source: ::std::option::Option<::std::string::String>,
+        srcprefixlen: ::std::option::Option<::std::string::String>,
+        nexthop: ::std::option::Option<::std::string::String>,
+        version: ::std::option::Option<i64>,
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkRoute {
+        const NAME: &'static str = "GuestNetworkRoute";
+        type Slots = Slots;
+        fn member<A: ::serde::de::MapAccess<'de>>(
+            slots: &mut Slots,
+            key: &str,
+            map: &mut A,
+        ) -> ::std::result::Result<bool, A::Error> {
+            match key {
+                "iface" => {
+                    slots.iface = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "destination" => {
+                    slots.destination = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "metric" => {
+                    slots.metric = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                "gateway" => slots.gateway = ::serde::de::MapAccess::next_value(map)?,
+                "mask" => slots.mask = ::serde::de::MapAccess::next_value(map)?,
+                "irtt" => slots.irtt = ::serde::de::MapAccess::next_value(map)?,
+                "flags" => slots.flags = ::serde::de::MapAccess::next_value(map)?,
+                "refcnt" => slots.refcnt = ::serde::de::MapAccess::next_value(map)?,
+                "use" => slots.r#use = ::serde::de::MapAccess::next_value(map)?,
+                "window" => slots.window = ::serde::de::MapAccess::next_value(map)?,
+                "mtu" => slots.mtu = ::serde::de::MapAccess::next_value(map)?,
+                "desprefixlen" => {
+                    slots.desprefixlen = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "source" => slots.source = ::serde::de::MapAccess::next_value(map)?,
+                "srcprefixlen" => {
+                    slots.srcprefixlen = ::serde::de::MapAccess::next_value(map)?;
+                }
+                "nexthop" => slots.nexthop = ::serde::de::MapAccess::next_value(map)?,
+                "version" => {
+                    slots.version = ::std::option::Option::Some(
+                        ::serde::de::MapAccess::next_value(map)?,
+                    );
+                }
+                _ => return ::std::result::Result::Ok(false),
+            }
+            ::std::result::Result::Ok(true)
+        }
+        fn assemble<E: ::serde::de::Error>(
+            slots: Slots,
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNetworkRoute {
+                iface: slots.iface.ok_or_else(|| E::missing_field("iface"))?,
+                destination: slots
+                    .destination
+                    .ok_or_else(|| E::missing_field("destination"))?,
+                metric: slots.metric.ok_or_else(|| E::missing_field("metric"))?,
+                gateway: slots.gateway,
+                mask: slots.mask,
+                irtt: slots.irtt,
+                flags: slots.flags,
+                refcnt: slots.refcnt,
+                r#use: slots.r#use,
+                window: slots.window,
+                mtu: slots.mtu,
+                desprefixlen: slots.desprefixlen,
+                source: slots.source,
+                srcprefixlen: slots.srcprefixlen,
+                nexthop: slots.nexthop,
+                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
+            })
+        }
+    }
+};
 
 /// The commands of `qapi-schema.json`.
 pub mod commands {
@@ -1826,12 +5121,72 @@ pub mod commands {
     /// The unique integer id passed in by the client
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSyncDelimited {
         /// randomly generated 64-bit integer
         pub id: i64,
     }
 
+    impl Serialize for GuestSyncDelimited {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSyncDelimited {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSyncDelimited {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSyncDelimited`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSyncDelimited {
+            const NAME: &'static str = "guest-sync-delimited";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSyncDelimited {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSyncDelimited {
         const NAME: &'static str = "guest-sync-delimited";
         type Returns = i64;
@@ -1866,12 +5221,72 @@ pub mod commands {
     /// The unique integer id passed in by the client
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSync {
         /// randomly generated 64-bit integer
         pub id: i64,
     }
 
+    impl Serialize for GuestSync {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSync {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSync {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSync`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            id: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSync {
+            const NAME: &'static str = "guest-sync";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "id" => {
+                        slots.id = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSync {
+                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSync {
         const NAME: &'static str = "guest-sync";
         type Returns = i64;
@@ -1880,8 +5295,44 @@ pub mod commands {
     /// Ping the guest agent, a non-error return implies success
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestPing {}
+    impl Serialize for GuestPing {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestPing {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestPing {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestPing {
+        const NAME: &'static str = "guest-ping";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestPing {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestPing {
         const NAME: &'static str = "guest-ping";
         type Returns = ::qapi_types::Empty;
@@ -1895,8 +5346,44 @@ pub mod commands {
     /// Time in nanoseconds.
     ///
     /// *Since: 1.5*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetTime {}
+    impl Serialize for GuestGetTime {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetTime {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetTime {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetTime {
+        const NAME: &'static str = "guest-get-time";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetTime {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetTime {
         const NAME: &'static str = "guest-get-time";
         type Returns = i64;
@@ -1918,14 +5405,67 @@ pub mod commands {
     /// value.
     ///
     /// *Since: 1.5*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSetTime {
         /// time of nanoseconds, relative to the Epoch of 1970-01-01 in
         /// UTC.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub time: ::std::option::Option<i64>,
     }
 
+    impl Serialize for GuestSetTime {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSetTime {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "time", &self.time)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSetTime {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSetTime`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            time: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetTime {
+            const NAME: &'static str = "guest-set-time";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "time" => slots.time = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSetTime { time: slots.time })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSetTime {
         const NAME: &'static str = "guest-set-time";
         type Returns = ::qapi_types::Empty;
@@ -1934,8 +5474,44 @@ pub mod commands {
     /// Get some information about the guest agent.
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestInfo {}
+    impl Serialize for GuestInfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestInfo {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestInfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestInfo {
+        const NAME: &'static str = "guest-info";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestInfo {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestInfo {
         const NAME: &'static str = "guest-info";
         type Returns = super::super::GuestAgentInfo;
@@ -1950,13 +5526,66 @@ pub mod commands {
     /// command to confirm the VM status is "shutdown".
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestShutdown {
         /// "halt", "powerdown" (default), or "reboot"
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for GuestShutdown {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestShutdown {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "mode", &self.mode)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestShutdown {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestShutdown`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            mode: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestShutdown {
+            const NAME: &'static str = "guest-shutdown";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestShutdown { mode: slots.mode })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestShutdown {
         const NAME: &'static str = "guest-shutdown";
         type Returns = ::qapi_types::Empty;
@@ -1970,15 +5599,78 @@ pub mod commands {
     /// Guest file handle
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileOpen {
         /// Full path to the file in the guest to open.
         pub path: ::std::string::String,
         /// open mode, as per fopen(), "r" is the default.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mode: ::std::option::Option<::std::string::String>,
     }
 
+    impl Serialize for GuestFileOpen {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileOpen {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::qapi_types::private::optional(map, "mode", &self.mode)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileOpen {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileOpen`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            path: ::std::option::Option<::std::string::String>,
+            mode: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileOpen {
+            const NAME: &'static str = "guest-file-open";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileOpen {
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                    mode: slots.mode,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileOpen {
         const NAME: &'static str = "guest-file-open";
         type Returns = i64;
@@ -1987,12 +5679,72 @@ pub mod commands {
     /// Close an open file in the guest
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileClose {
         /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
     }
 
+    impl Serialize for GuestFileClose {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileClose {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileClose {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileClose`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            handle: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileClose {
+            const NAME: &'static str = "guest-file-close";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "handle" => {
+                        slots.handle = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileClose {
+                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileClose {
         const NAME: &'static str = "guest-file-close";
         type Returns = ::qapi_types::Empty;
@@ -2003,16 +5755,79 @@ pub mod commands {
     /// file access, the number of bytes to read is limited to 48 MB.
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileRead {
         /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
         /// maximum number of bytes to read (default is 4KB, maximum is
         /// 48MB)
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<i64>,
     }
 
+    impl Serialize for GuestFileRead {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileRead {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+            ::qapi_types::private::optional(map, "count", &self.count)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileRead {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileRead`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            handle: ::std::option::Option<i64>,
+            count: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileRead {
+            const NAME: &'static str = "guest-file-read";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "handle" => {
+                        slots.handle = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "count" => slots.count = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileRead {
+                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+                    count: slots.count,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileRead {
         const NAME: &'static str = "guest-file-read";
         type Returns = super::super::GuestFileRead;
@@ -2021,19 +5836,89 @@ pub mod commands {
     /// Write to an open file in the guest.
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileWrite {
         /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
         /// base64-encoded string representing data to be written
-        #[serde(rename = "buf-b64")]
         pub buf_b64: ::std::string::String,
         /// bytes to write (actual bytes, after base64-decode), default
         /// is all content in buf-b64 buffer after base64 decoding
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub count: ::std::option::Option<i64>,
     }
 
+    impl Serialize for GuestFileWrite {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileWrite {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "buf-b64", &self.buf_b64)?;
+            ::qapi_types::private::optional(map, "count", &self.count)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileWrite {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileWrite`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            handle: ::std::option::Option<i64>,
+            buf_b64: ::std::option::Option<::std::string::String>,
+            count: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileWrite {
+            const NAME: &'static str = "guest-file-write";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "handle" => {
+                        slots.handle = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "buf-b64" => {
+                        slots.buf_b64 = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "count" => slots.count = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileWrite {
+                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+                    buf_b64: slots.buf_b64.ok_or_else(|| E::missing_field("buf-b64"))?,
+                    count: slots.count,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileWrite {
         const NAME: &'static str = "guest-file-write";
         type Returns = super::super::GuestFileWrite;
@@ -2044,7 +5929,7 @@ pub mod commands {
     /// functionality, with offset=0 and whence=1.
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileSeek {
         /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
@@ -2054,6 +5939,82 @@ pub mod commands {
         pub whence: super::super::GuestFileWhence,
     }
 
+    impl Serialize for GuestFileSeek {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileSeek {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "whence", &self.whence)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileSeek {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileSeek`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            handle: ::std::option::Option<i64>,
+            offset: ::std::option::Option<i64>,
+            whence: ::std::option::Option<super::super::GuestFileWhence>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileSeek {
+            const NAME: &'static str = "guest-file-seek";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "handle" => {
+                        slots.handle = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "offset" => {
+                        slots.offset = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "whence" => {
+                        slots.whence = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileSeek {
+                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
+                    whence: slots.whence.ok_or_else(|| E::missing_field("whence"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileSeek {
         const NAME: &'static str = "guest-file-seek";
         type Returns = super::super::GuestFileSeek;
@@ -2062,12 +6023,72 @@ pub mod commands {
     /// Write file changes buffered in userspace to disk/kernel buffers
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFileFlush {
         /// filehandle returned by [`guest-file-open`](crate::commands::GuestFileOpen)
         pub handle: i64,
     }
 
+    impl Serialize for GuestFileFlush {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFileFlush {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFileFlush {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFileFlush`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            handle: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileFlush {
+            const NAME: &'static str = "guest-file-flush";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "handle" => {
+                        slots.handle = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFileFlush {
+                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFileFlush {
         const NAME: &'static str = "guest-file-flush";
         type Returns = ::qapi_types::Empty;
@@ -2083,8 +6104,44 @@ pub mod commands {
     /// *Since: 0.15.0*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeStatus {}
+    impl Serialize for GuestFsfreezeStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFsfreezeStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeStatus {
+        const NAME: &'static str = "guest-fsfreeze-status";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFsfreezeStatus {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestFsfreezeStatus {
         const NAME: &'static str = "guest-fsfreeze-status";
         type Returns = super::super::GuestFsfreezeStatus;
@@ -2110,8 +6167,44 @@ pub mod commands {
     /// *Since: 0.15.0*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeFreeze {}
+    impl Serialize for GuestFsfreezeFreeze {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFsfreezeFreeze {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFsfreezeFreeze {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeFreeze {
+        const NAME: &'static str = "guest-fsfreeze-freeze";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFsfreezeFreeze {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestFsfreezeFreeze {
         const NAME: &'static str = "guest-fsfreeze-freeze";
         type Returns = i64;
@@ -2129,15 +6222,72 @@ pub mod commands {
     /// *Since: 2.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFsfreezeFreezeList {
         /// an array of mountpoints of filesystems to be frozen.
         /// If omitted, every mounted filesystem is frozen.  Invalid mount
         /// points are ignored.
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
 
+    impl Serialize for GuestFsfreezeFreezeList {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFsfreezeFreezeList {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "mountpoints", &self.mountpoints)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFsfreezeFreezeList {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFsfreezeFreezeList`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeFreezeList {
+            const NAME: &'static str = "guest-fsfreeze-freeze-list";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "mountpoints" => {
+                        slots.mountpoints = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFsfreezeFreezeList {
+                    mountpoints: slots.mountpoints,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFsfreezeFreezeList {
         const NAME: &'static str = "guest-fsfreeze-freeze-list";
         type Returns = i64;
@@ -2158,8 +6308,44 @@ pub mod commands {
     /// *Since: 0.15.0*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeThaw {}
+    impl Serialize for GuestFsfreezeThaw {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFsfreezeThaw {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFsfreezeThaw {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeThaw {
+        const NAME: &'static str = "guest-fsfreeze-thaw";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestFsfreezeThaw {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestFsfreezeThaw {
         const NAME: &'static str = "guest-fsfreeze-thaw";
         type Returns = i64;
@@ -2174,7 +6360,7 @@ pub mod commands {
     /// *Since: 1.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestFstrim {
         /// Minimum contiguous free range to discard, in bytes.  Free
         /// ranges smaller than this may be ignored (this is a hint and the
@@ -2183,10 +6369,65 @@ pub mod commands {
         /// fragmented free space, although not all blocks will be
         /// discarded.  The default value is zero, meaning "discard every
         /// free block".
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub minimum: ::std::option::Option<i64>,
     }
 
+    impl Serialize for GuestFstrim {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestFstrim {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::qapi_types::private::optional(map, "minimum", &self.minimum)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestFstrim {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestFstrim`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            minimum: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestFstrim {
+            const NAME: &'static str = "guest-fstrim";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "minimum" => slots.minimum = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestFstrim {
+                    minimum: slots.minimum,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestFstrim {
         const NAME: &'static str = "guest-fstrim";
         type Returns = super::super::GuestFilesystemTrimResponse;
@@ -2219,8 +6460,44 @@ pub mod commands {
     /// *Since: 1.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendDisk {}
+    impl Serialize for GuestSuspendDisk {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSuspendDisk {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSuspendDisk {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendDisk {
+        const NAME: &'static str = "guest-suspend-disk";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestSuspendDisk {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestSuspendDisk {
         const NAME: &'static str = "guest-suspend-disk";
         type Returns = ::qapi_types::Empty;
@@ -2261,8 +6538,44 @@ pub mod commands {
     /// *Since: 1.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendRam {}
+    impl Serialize for GuestSuspendRam {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSuspendRam {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSuspendRam {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendRam {
+        const NAME: &'static str = "guest-suspend-ram";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestSuspendRam {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestSuspendRam {
         const NAME: &'static str = "guest-suspend-ram";
         type Returns = ::qapi_types::Empty;
@@ -2302,8 +6615,44 @@ pub mod commands {
     /// *Since: 1.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendHybrid {}
+    impl Serialize for GuestSuspendHybrid {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSuspendHybrid {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSuspendHybrid {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendHybrid {
+        const NAME: &'static str = "guest-suspend-hybrid";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestSuspendHybrid {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestSuspendHybrid {
         const NAME: &'static str = "guest-suspend-hybrid";
         type Returns = ::qapi_types::Empty;
@@ -2315,8 +6664,44 @@ pub mod commands {
     /// *Since: 1.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestNetworkGetInterfaces {}
+    impl Serialize for GuestNetworkGetInterfaces {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestNetworkGetInterfaces {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestNetworkGetInterfaces {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkGetInterfaces {
+        const NAME: &'static str = "guest-network-get-interfaces";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNetworkGetInterfaces {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestNetworkGetInterfaces {
         const NAME: &'static str = "guest-network-get-interfaces";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkInterface>;
@@ -2334,8 +6719,44 @@ pub mod commands {
     /// *Since: 1.5*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetVcpus {}
+    impl Serialize for GuestGetVcpus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetVcpus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetVcpus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetVcpus {
+        const NAME: &'static str = "guest-get-vcpus";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetVcpus {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetVcpus {
         const NAME: &'static str = "guest-get-vcpus";
         type Returns = ::std::vec::Vec<super::super::GuestLogicalProcessor>;
@@ -2370,7 +6791,7 @@ pub mod commands {
     /// *Since: 1.5*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSetVcpus {
         /// The logical processors to be reconfigured.  This list is
         /// processed node by node in order.  In each node `logical-id` is
@@ -2384,6 +6805,68 @@ pub mod commands {
         pub vcpus: ::std::vec::Vec<super::super::GuestLogicalProcessor>,
     }
 
+    impl Serialize for GuestSetVcpus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSetVcpus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "vcpus", &self.vcpus)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSetVcpus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSetVcpus`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            vcpus: ::std::option::Option<
+                ::std::vec::Vec<super::super::GuestLogicalProcessor>,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetVcpus {
+            const NAME: &'static str = "guest-set-vcpus";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "vcpus" => {
+                        slots.vcpus = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSetVcpus {
+                    vcpus: slots.vcpus.ok_or_else(|| E::missing_field("vcpus"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSetVcpus {
         const NAME: &'static str = "guest-set-vcpus";
         type Returns = i64;
@@ -2399,8 +6882,44 @@ pub mod commands {
     /// *Since: 5.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDisks {}
+    impl Serialize for GuestGetDisks {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetDisks {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetDisks {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDisks {
+        const NAME: &'static str = "guest-get-disks";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetDisks {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetDisks {
         const NAME: &'static str = "guest-get-disks";
         type Returns = ::std::vec::Vec<super::super::GuestDiskInfo>;
@@ -2416,8 +6935,44 @@ pub mod commands {
     /// *Since: 2.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetFsinfo {}
+    impl Serialize for GuestGetFsinfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetFsinfo {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetFsinfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetFsinfo {
+        const NAME: &'static str = "guest-get-fsinfo";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetFsinfo {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetFsinfo {
         const NAME: &'static str = "guest-get-fsinfo";
         type Returns = ::std::vec::Vec<super::super::GuestFilesystemInfo>;
@@ -2439,7 +6994,7 @@ pub mod commands {
     /// *Since: 2.3*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX` or `CONFIG_FREEBSD`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSetUserPassword {
         /// the user account whose password to change
         pub username: ::std::string::String,
@@ -2449,6 +7004,94 @@ pub mod commands {
         pub crypted: bool,
     }
 
+    impl Serialize for GuestSetUserPassword {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSetUserPassword {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "username",
+                &self.username,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "password",
+                &self.password,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "crypted", &self.crypted)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSetUserPassword {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSetUserPassword`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            username: ::std::option::Option<::std::string::String>,
+            password: ::std::option::Option<::std::string::String>,
+            crypted: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetUserPassword {
+            const NAME: &'static str = "guest-set-user-password";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "username" => {
+                        slots.username = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "password" => {
+                        slots.password = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "crypted" => {
+                        slots.crypted = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSetUserPassword {
+                    username: slots
+                        .username
+                        .ok_or_else(|| E::missing_field("username"))?,
+                    password: slots
+                        .password
+                        .ok_or_else(|| E::missing_field("password"))?,
+                    crypted: slots.crypted.ok_or_else(|| E::missing_field("crypted"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSetUserPassword {
         const NAME: &'static str = "guest-set-user-password";
         type Returns = ::qapi_types::Empty;
@@ -2467,8 +7110,44 @@ pub mod commands {
     /// *Since: 2.3*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetMemoryBlocks {}
+    impl Serialize for GuestGetMemoryBlocks {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetMemoryBlocks {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetMemoryBlocks {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetMemoryBlocks {
+        const NAME: &'static str = "guest-get-memory-blocks";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetMemoryBlocks {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetMemoryBlocks {
         const NAME: &'static str = "guest-get-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlock>;
@@ -2490,7 +7169,7 @@ pub mod commands {
     /// *Since: 2.3*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSetMemoryBlocks {
         /// The memory blocks to be reconfigured.  This list is
         /// processed node by node in order.  In each node `phys-index` is
@@ -2502,10 +7181,75 @@ pub mod commands {
         /// different `online` field).  Preferably the input list should
         /// describe a modified subset of [`guest-get-memory-blocks`](crate::commands::GuestGetMemoryBlocks)' return
         /// value.
-        #[serde(rename = "mem-blks")]
         pub mem_blks: ::std::vec::Vec<super::super::GuestMemoryBlock>,
     }
 
+    impl Serialize for GuestSetMemoryBlocks {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSetMemoryBlocks {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "mem-blks",
+                &self.mem_blks,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSetMemoryBlocks {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSetMemoryBlocks`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            mem_blks: ::std::option::Option<
+                ::std::vec::Vec<super::super::GuestMemoryBlock>,
+            >,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetMemoryBlocks {
+            const NAME: &'static str = "guest-set-memory-blocks";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "mem-blks" => {
+                        slots.mem_blks = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSetMemoryBlocks {
+                    mem_blks: slots.mem_blks.ok_or_else(|| E::missing_field("mem-blks"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSetMemoryBlocks {
         const NAME: &'static str = "guest-set-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlockResponse>;
@@ -2516,8 +7260,44 @@ pub mod commands {
     /// *Since: 2.3*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetMemoryBlockInfo {}
+    impl Serialize for GuestGetMemoryBlockInfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetMemoryBlockInfo {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetMemoryBlockInfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetMemoryBlockInfo {
+        const NAME: &'static str = "guest-get-memory-block-info";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetMemoryBlockInfo {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetMemoryBlockInfo {
         const NAME: &'static str = "guest-get-memory-block-info";
         type Returns = super::super::GuestMemoryBlockInfo;
@@ -2528,12 +7308,72 @@ pub mod commands {
     /// exited.
     ///
     /// *Since: 2.5*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestExecStatus {
         /// pid returned from [`guest-exec`](crate::commands::GuestExec)
         pub pid: i64,
     }
 
+    impl Serialize for GuestExecStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestExecStatus {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "pid", &self.pid)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestExecStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestExecStatus`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            pid: ::std::option::Option<i64>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestExecStatus {
+            const NAME: &'static str = "guest-exec-status";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "pid" => {
+                        slots.pid = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestExecStatus {
+                    pid: slots.pid.ok_or_else(|| E::missing_field("pid"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestExecStatus {
         const NAME: &'static str = "guest-exec-status";
         type Returns = super::super::GuestExecStatus;
@@ -2546,27 +7386,105 @@ pub mod commands {
     /// PID
     ///
     /// *Since: 2.5*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestExec {
         /// path or executable name to execute
         pub path: ::std::string::String,
         /// argument list to pass to executable
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub arg: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         /// environment variables to pass to executable
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub env: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
         /// data to be passed to process stdin (base64 encoded)
-        #[serde(rename = "input-data")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub input_data: ::std::option::Option<::std::string::String>,
         /// bool flag to enable capture of stdout/stderr of
         /// running process.  Defaults to false.
-        #[serde(rename = "capture-output")]
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub capture_output: ::std::option::Option<super::super::GuestExecCaptureOutput>,
     }
 
+    impl Serialize for GuestExec {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestExec {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
+            ::qapi_types::private::optional(map, "arg", &self.arg)?;
+            ::qapi_types::private::optional(map, "env", &self.env)?;
+            ::qapi_types::private::optional(map, "input-data", &self.input_data)?;
+            ::qapi_types::private::optional(
+                map,
+                "capture-output",
+                &self.capture_output,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestExec {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestExec`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            path: ::std::option::Option<::std::string::String>,
+            arg: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            env: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            input_data: ::std::option::Option<::std::string::String>,
+            capture_output: ::std::option::Option<super::super::GuestExecCaptureOutput>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestExec {
+            const NAME: &'static str = "guest-exec";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "path" => {
+                        slots.path = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "arg" => slots.arg = ::serde::de::MapAccess::next_value(map)?,
+                    "env" => slots.env = ::serde::de::MapAccess::next_value(map)?,
+                    "input-data" => {
+                        slots.input_data = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    "capture-output" => {
+                        slots.capture_output = ::serde::de::MapAccess::next_value(map)?;
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestExec {
+                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
+                    arg: slots.arg,
+                    env: slots.env,
+                    input_data: slots.input_data,
+                    capture_output: slots.capture_output,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestExec {
         const NAME: &'static str = "guest-exec";
         type Returns = super::super::GuestExec;
@@ -2583,8 +7501,44 @@ pub mod commands {
     /// the host name of the machine
     ///
     /// *Since: 2.10*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetHostName {}
+    impl Serialize for GuestGetHostName {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetHostName {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetHostName {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetHostName {
+        const NAME: &'static str = "guest-get-host-name";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetHostName {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetHostName {
         const NAME: &'static str = "guest-get-host-name";
         type Returns = super::super::GuestHostName;
@@ -2599,8 +7553,44 @@ pub mod commands {
     /// *Since: 2.10*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_UTMPX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetUsers {}
+    impl Serialize for GuestGetUsers {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetUsers {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetUsers {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetUsers {
+        const NAME: &'static str = "guest-get-users";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetUsers {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetUsers {
         const NAME: &'static str = "guest-get-users";
         type Returns = ::std::vec::Vec<super::super::GuestUser>;
@@ -2609,8 +7599,44 @@ pub mod commands {
     /// Retrieves the timezone information from the guest.
     ///
     /// *Since: 2.10*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetTimezone {}
+    impl Serialize for GuestGetTimezone {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetTimezone {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetTimezone {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetTimezone {
+        const NAME: &'static str = "guest-get-timezone";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetTimezone {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetTimezone {
         const NAME: &'static str = "guest-get-timezone";
         type Returns = super::super::GuestTimezone;
@@ -2619,8 +7645,44 @@ pub mod commands {
     /// Retrieve guest operating system information
     ///
     /// *Since: 2.10*
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetOsinfo {}
+    impl Serialize for GuestGetOsinfo {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetOsinfo {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetOsinfo {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetOsinfo {
+        const NAME: &'static str = "guest-get-osinfo";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetOsinfo {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetOsinfo {
         const NAME: &'static str = "guest-get-osinfo";
         type Returns = super::super::GuestOSInfo;
@@ -2631,8 +7693,44 @@ pub mod commands {
     /// *Since: 5.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDevices {}
+    impl Serialize for GuestGetDevices {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetDevices {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetDevices {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDevices {
+        const NAME: &'static str = "guest-get-devices";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetDevices {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetDevices {
         const NAME: &'static str = "guest-get-devices";
         type Returns = ::std::vec::Vec<super::super::GuestDeviceInfo>;
@@ -2642,12 +7740,76 @@ pub mod commands {
     /// systems (not implemented for other systems).
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSshGetAuthorizedKeys {
         /// the user account to add the authorized keys
         pub username: ::std::string::String,
     }
 
+    impl Serialize for GuestSshGetAuthorizedKeys {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSshGetAuthorizedKeys {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "username",
+                &self.username,
+            )?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSshGetAuthorizedKeys {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSshGetAuthorizedKeys`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            username: ::std::option::Option<::std::string::String>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshGetAuthorizedKeys {
+            const NAME: &'static str = "guest-ssh-get-authorized-keys";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "username" => {
+                        slots.username = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSshGetAuthorizedKeys {
+                    username: slots.username.ok_or_else(|| E::missing_field("username"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSshGetAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-get-authorized-keys";
         type Returns = super::super::GuestAuthorizedKeys;
@@ -2657,7 +7819,7 @@ pub mod commands {
     /// implemented for other systems).
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSshAddAuthorizedKeys {
         /// the user account to add the authorized keys
         pub username: ::std::string::String,
@@ -2665,10 +7827,87 @@ pub mod commands {
         /// format)
         pub keys: ::std::vec::Vec<::std::string::String>,
         /// ignore the existing content, set it with the given keys only
-        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
         pub reset: ::std::option::Option<bool>,
     }
 
+    impl Serialize for GuestSshAddAuthorizedKeys {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSshAddAuthorizedKeys {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "username",
+                &self.username,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
+            ::qapi_types::private::optional(map, "reset", &self.reset)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSshAddAuthorizedKeys {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSshAddAuthorizedKeys`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            username: ::std::option::Option<::std::string::String>,
+            keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+            reset: ::std::option::Option<bool>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshAddAuthorizedKeys {
+            const NAME: &'static str = "guest-ssh-add-authorized-keys";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "username" => {
+                        slots.username = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "keys" => {
+                        slots.keys = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "reset" => slots.reset = ::serde::de::MapAccess::next_value(map)?,
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSshAddAuthorizedKeys {
+                    username: slots
+                        .username
+                        .ok_or_else(|| E::missing_field("username"))?,
+                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
+                    reset: slots.reset,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSshAddAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-add-authorized-keys";
         type Returns = ::qapi_types::Empty;
@@ -2679,7 +7918,7 @@ pub mod commands {
     /// the key is already missing.
     ///
     /// *Since: 5.2*
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq)]
     pub struct GuestSshRemoveAuthorizedKeys {
         /// the user account to remove the authorized keys
         pub username: ::std::string::String,
@@ -2688,6 +7927,80 @@ pub mod commands {
         pub keys: ::std::vec::Vec<::std::string::String>,
     }
 
+    impl Serialize for GuestSshRemoveAuthorizedKeys {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestSshRemoveAuthorizedKeys {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::serde::ser::SerializeMap::serialize_entry(
+                map,
+                "username",
+                &self.username,
+            )?;
+            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestSshRemoveAuthorizedKeys {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    const _: () = {
+        /// The members of [`GuestSshRemoveAuthorizedKeys`] while they are read.
+        #[derive(Default)]
+        pub struct Slots {
+            username: ::std::option::Option<::std::string::String>,
+            keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        }
+        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshRemoveAuthorizedKeys {
+            const NAME: &'static str = "guest-ssh-remove-authorized-keys";
+            type Slots = Slots;
+            fn member<A: ::serde::de::MapAccess<'de>>(
+                slots: &mut Slots,
+                key: &str,
+                map: &mut A,
+            ) -> ::std::result::Result<bool, A::Error> {
+                match key {
+                    "username" => {
+                        slots.username = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    "keys" => {
+                        slots.keys = ::std::option::Option::Some(
+                            ::serde::de::MapAccess::next_value(map)?,
+                        );
+                    }
+                    _ => return ::std::result::Result::Ok(false),
+                }
+                ::std::result::Result::Ok(true)
+            }
+            fn assemble<E: ::serde::de::Error>(
+                slots: Slots,
+            ) -> ::std::result::Result<Self, E> {
+                ::std::result::Result::Ok(GuestSshRemoveAuthorizedKeys {
+                    username: slots
+                        .username
+                        .ok_or_else(|| E::missing_field("username"))?,
+                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
+                })
+            }
+        }
+    };
     impl ::qapi_types::Command for GuestSshRemoveAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-remove-authorized-keys";
         type Returns = ::qapi_types::Empty;
@@ -2702,8 +8015,44 @@ pub mod commands {
     /// *Since: 7.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDiskstats {}
+    impl Serialize for GuestGetDiskstats {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetDiskstats {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetDiskstats {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDiskstats {
+        const NAME: &'static str = "guest-get-diskstats";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetDiskstats {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetDiskstats {
         const NAME: &'static str = "guest-get-diskstats";
         type Returns = ::std::vec::Vec<super::super::GuestDiskStatsInfo>;
@@ -2718,8 +8067,44 @@ pub mod commands {
     /// *Since: 7.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetCpustats {}
+    impl Serialize for GuestGetCpustats {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetCpustats {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetCpustats {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetCpustats {
+        const NAME: &'static str = "guest-get-cpustats";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetCpustats {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetCpustats {
         const NAME: &'static str = "guest-get-cpustats";
         type Returns = ::std::vec::Vec<super::super::GuestCpuStats>;
@@ -2740,8 +8125,44 @@ pub mod commands {
     /// *Since: 10.0*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_GETLOADAVG`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetLoad {}
+    impl Serialize for GuestGetLoad {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestGetLoad {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestGetLoad {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetLoad {
+        const NAME: &'static str = "guest-get-load";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestGetLoad {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestGetLoad {
         const NAME: &'static str = "guest-get-load";
         type Returns = super::super::GuestLoadAverage;
@@ -2756,8 +8177,44 @@ pub mod commands {
     /// *Since: 9.1*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestNetworkGetRoute {}
+    impl Serialize for GuestNetworkGetRoute {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            ::qapi_types::private::serialize_struct(self, serializer)
+        }
+    }
+
+    impl ::qapi_types::private::Members for GuestNetworkGetRoute {
+        fn members<M: ::serde::ser::SerializeMap>(
+            &self,
+            _map: &mut M,
+        ) -> ::std::result::Result<(), M::Error> {
+            ::std::result::Result::Ok(())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for GuestNetworkGetRoute {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            ::qapi_types::private::deserialize_struct(deserializer)
+        }
+    }
+
+    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkGetRoute {
+        const NAME: &'static str = "guest-network-get-route";
+        type Slots = ();
+        fn assemble<E: ::serde::de::Error>(
+            _slots: (),
+        ) -> ::std::result::Result<Self, E> {
+            ::std::result::Result::Ok(GuestNetworkGetRoute {})
+        }
+    }
+
     impl ::qapi_types::Command for GuestNetworkGetRoute {
         const NAME: &'static str = "guest-network-get-route";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkRoute>;
