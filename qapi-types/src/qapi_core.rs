@@ -173,7 +173,10 @@ pub mod private {
 
     use super::{EventMessage, Timestamp};
 
+    pub use crate::__qapi_object as object;
     pub use content::{Content, ContentDeserializer};
+    pub use serde;
+    pub use serde_json;
 
     /// Decodes an optional member whose type can itself be `null`: present
     /// (`null` included) is `Some`, absent is `None` (with `default`).
@@ -262,6 +265,22 @@ pub mod private {
 
         /// The value, or an error when a required member is missing.
         fn assemble<E: de::Error>(slots: Self::Slots) -> Result<Self, E>;
+    }
+
+    /// A required member's value, or the error that names it.
+    #[inline]
+    pub fn required<T, E: de::Error>(slot: Option<T>, key: &'static str) -> Result<T, E> {
+        slot.ok_or_else(|| E::missing_field(key))
+    }
+
+    /// Keeps a member an open-ended type does not list.
+    pub fn extra_member<'de, A: MapAccess<'de>>(
+        extra: &mut Map<String, Value>,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        extra.insert(key.to_owned(), map.next_value()?);
+        Ok(true)
     }
 
     /// Decodes a struct `T` (see [`Struct`]).
@@ -850,6 +869,130 @@ pub mod private {
             }
         }
     }
+}
+
+/// The encoding and decoding of one object type, as the generated code
+/// states it: the type, its wire name, and each member as
+/// `KIND field "wire-name": Type` in the schema's order, where `KIND` is
+/// `required`, `optional` (the field is an `Option<Type>`; `null` decodes
+/// as `None`) or `nullable` (an `Option<Type>` where `null` is a value of
+/// `Type`, so present `null` is `Some`).  A trailing `+ field` names a
+/// `serde_json::Map` field that keeps members the schema does not list
+/// (open-ended arguments).
+///
+/// It implements `Serialize` and [`private::Members`] (the members in order,
+/// `None` left out) and `Deserialize` through [`private::Struct`] (members
+/// in any order; unknown ones ignored, or kept in the `+` field; a missing
+/// required member is an error naming it).  One macro rather than serde's
+/// derives keeps the generated crates quick to compile: each type adds one
+/// match over its members instead of several visitors.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __qapi_object {
+    ($name:ident = $wire:literal {
+        $( $kind:ident $field:ident $key:literal : $ty:ty ),* $(,)?
+    } $( + $extra:ident )?) => {
+        impl $crate::private::serde::Serialize for $name {
+            fn serialize<S: $crate::private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                $crate::private::serialize_struct(self, serializer)
+            }
+        }
+
+        impl $crate::private::Members for $name {
+            fn members<M: $crate::private::serde::ser::SerializeMap>(
+                &self,
+                map: &mut M,
+            ) -> ::core::result::Result<(), M::Error> {
+                let _ = &map;
+                $( $crate::__qapi_object!(@write $kind map $key &self.$field); )*
+                $( $crate::private::entries(map, &self.$extra)?; )?
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        impl<'de> $crate::private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                $crate::private::deserialize_struct(deserializer)
+            }
+        }
+
+        const _: () = {
+            /// The members while they are read.
+            #[derive(::core::default::Default)]
+            pub struct Slots {
+                $( $field: ::core::option::Option<$ty>, )*
+                $( $extra: $crate::private::serde_json::Map<::std::string::String, $crate::private::serde_json::Value>, )?
+            }
+
+            impl<'de> $crate::private::Struct<'de> for $name {
+                const NAME: &'static str = $wire;
+                type Slots = Slots;
+
+                fn member<A: $crate::private::serde::de::MapAccess<'de>>(
+                    slots: &mut Slots,
+                    key: &str,
+                    map: &mut A,
+                ) -> ::core::result::Result<bool, A::Error> {
+                    match key {
+                        $( $key => {
+                            slots.$field = $crate::__qapi_object!(@read $kind map);
+                            ::core::result::Result::Ok(true)
+                        } )*
+                        _ => $crate::__qapi_object!(@other slots key map $( $extra )?),
+                    }
+                }
+
+                fn assemble<E: $crate::private::serde::de::Error>(
+                    slots: Slots,
+                ) -> ::core::result::Result<Self, E> {
+                    let _ = &slots;
+                    ::core::result::Result::Ok($name {
+                        $( $field: $crate::__qapi_object!(@take $kind slots.$field, $key), )*
+                        $( $extra: slots.$extra, )?
+                    })
+                }
+            }
+        };
+    };
+    (@write required $map:ident $key:literal $value:expr) => {
+        $crate::private::serde::ser::SerializeMap::serialize_entry($map, $key, $value)?
+    };
+    (@write optional $map:ident $key:literal $value:expr) => {
+        $crate::private::optional($map, $key, $value)?
+    };
+    (@write nullable $map:ident $key:literal $value:expr) => {
+        $crate::private::optional($map, $key, $value)?
+    };
+    (@read required $map:ident) => {
+        ::core::option::Option::Some($crate::private::serde::de::MapAccess::next_value($map)?)
+    };
+    (@read optional $map:ident) => {
+        $crate::private::serde::de::MapAccess::next_value($map)?
+    };
+    (@read nullable $map:ident) => {
+        ::core::option::Option::Some($crate::private::serde::de::MapAccess::next_value($map)?)
+    };
+    (@take required $slot:expr, $key:literal) => {
+        $crate::private::required::<_, E>($slot, $key)?
+    };
+    (@take optional $slot:expr, $key:literal) => {
+        $slot
+    };
+    (@take nullable $slot:expr, $key:literal) => {
+        $slot
+    };
+    (@other $slots:ident $key:ident $map:ident) => {{
+        let _ = (&$slots, &$map);
+        ::core::result::Result::Ok(false)
+    }};
+    (@other $slots:ident $key:ident $map:ident $extra:ident) => {
+        $crate::private::extra_member(&mut $slots.$extra, $key, $map)
+    };
 }
 
 /// Type-erased decoding for one command, so programs can check messages

@@ -139,6 +139,34 @@ fn doc_attrs(parts: &[String]) -> TokenStream {
     quote! { #[doc = #placeholder] }
 }
 
+/// Lines of code to appear as they are, at the indentation of the item
+/// they stand for: the tokens carry a placeholder macro call
+/// (`__qapi_verbatim_N!();`, in the same numbering as the doc blocks) that
+/// [`expand_docs`] replaces.
+fn verbatim(lines: Vec<String>) -> TokenStream {
+    let placeholder = DOC_BLOCKS.with_borrow_mut(|blocks| {
+        blocks.push(lines);
+        ident(&format!("{VERBATIM_MARK}{}", blocks.len() - 1))
+    });
+    quote! { #placeholder!(); }
+}
+
+/// Starts a verbatim placeholder (see [`verbatim`]).
+const VERBATIM_MARK: &str = "__qapi_verbatim_";
+
+/// A type as Rust source, without the spaces of `TokenStream`'s display
+/// (`:: std :: vec :: Vec < T >` → `::std::vec::Vec<T>`).
+fn type_text(ty: &TokenStream) -> String {
+    ty.to_string()
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" < ", "<")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+}
+
 /// Starts a doc placeholder (see [`doc_attrs`]).
 const DOC_MARK: char = '\u{1}';
 
@@ -159,23 +187,35 @@ fn expand_docs(text: &str, blocks: &[Vec<String>]) -> String {
             .and_then(|rest| rest.strip_prefix(DOC_MARK))
             .and_then(|n| n.parse::<usize>().ok())
             .and_then(|n| blocks.get(n));
-        match block {
-            Some(block) => {
-                let indent = &line[..line.len() - code.len()];
-                for doc in block {
-                    out.push_str(indent);
-                    out.push_str("///");
-                    out.push_str(doc);
-                    out.push('\n');
-                }
-            }
-            None => {
-                out.push_str(line);
+        let indent = &line[..line.len() - code.len()];
+        if let Some(block) = block {
+            for doc in block {
+                out.push_str(indent);
+                out.push_str("///");
+                out.push_str(doc);
                 out.push('\n');
             }
+        } else if let Some(block) = verbatim_block(code, blocks) {
+            for text in block {
+                out.push_str(indent);
+                out.push_str(text);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
         }
     }
     out
+}
+
+/// The block of a verbatim placeholder line (see [`verbatim`]).
+fn verbatim_block<'b>(code: &str, blocks: &'b [Vec<String>]) -> Option<&'b Vec<String>> {
+    code.strip_prefix(VERBATIM_MARK)?
+        .strip_suffix("!();")?
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| blocks.get(n))
 }
 
 /// What every module's emitter reads: the schema and what is computed from
@@ -1003,10 +1043,12 @@ impl<'s> Emitter<'s> {
     }
 
     /// Encoding and decoding of an object type with the members `specs`
-    /// (and, when `extra`, a map of further members): `Members` and
-    /// `Serialize`, `Struct` and `Deserialize`, all driven by the core, so
-    /// that each type adds one match over its members rather than serde's
-    /// derived visitors.
+    /// (and, when `extra`, a map of further members): one invocation of
+    /// the core's `object!` macro, which implements `Serialize` and
+    /// `Deserialize` through the core's member tables, so that each type
+    /// adds one match over its members rather than serde's derived
+    /// visitors.  The invocation is written out one member per line (see
+    /// [`verbatim`]); prettyplease would fill the lines.
     fn object_codec(
         &self,
         name: &Ident,
@@ -1014,124 +1056,31 @@ impl<'s> Emitter<'s> {
         specs: &[FieldSpec],
         extra: bool,
     ) -> TokenStream {
-        let core = &self.core;
-        let mut slots = Vec::new();
-        let mut reads = Vec::new();
-        let mut builds = Vec::new();
-        let mut writes = member_writes(core, specs);
+        let mut lines = vec![
+            format!("{}::private::object! {{", self.options.core_path),
+            format!("    {name} = {wire_name:?} {{"),
+        ];
         for spec in specs {
-            let FieldSpec {
-                ident: field,
-                wire,
-                ty,
-                optional,
-                nullable,
-            } = spec;
-            slots.push(quote! { #field: ::std::option::Option<#ty>, });
-            if *optional {
-                builds.push(quote! { #field: slots.#field, });
-            } else {
-                builds
-                    .push(quote! { #field: slots.#field.ok_or_else(|| E::missing_field(#wire))?, });
-            }
-            // Optional members are `Option`s already: `null` is `None`
-            // unless the type has `null` among its values.
-            reads.push(if *optional && !*nullable {
-                quote! { #wire => slots.#field = ::serde::de::MapAccess::next_value(map)?, }
-            } else {
-                quote! { #wire => slots.#field = ::std::option::Option::Some(::serde::de::MapAccess::next_value(map)?), }
-            });
-        }
-        let other = if extra {
-            slots.push(
-                quote! { extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>, },
-            );
-            writes.push(quote! { #core::private::entries(map, &self.extra)?; });
-            builds.push(quote! { extra: slots.extra, });
-            quote! {
-                _ => {
-                    slots.extra.insert(::std::borrow::ToOwned::to_owned(key), ::serde::de::MapAccess::next_value(map)?);
-                }
-            }
-        } else {
-            quote! { _ => return ::std::result::Result::Ok(false), }
-        };
-        let members = if writes.is_empty() {
-            quote! {
-                fn members<M: ::serde::ser::SerializeMap>(&self, _map: &mut M) -> ::std::result::Result<(), M::Error> {
-                    ::std::result::Result::Ok(())
-                }
-            }
-        } else {
-            quote! {
-                fn members<M: ::serde::ser::SerializeMap>(&self, map: &mut M) -> ::std::result::Result<(), M::Error> {
-                    #( #writes )*
-                    ::std::result::Result::Ok(())
-                }
-            }
-        };
-        let serialize = quote! {
-            impl Serialize for #name {
-                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                    #core::private::serialize_struct(self, serializer)
-                }
-            }
-
-            impl #core::private::Members for #name {
-                #members
-            }
-
-            impl<'de> Deserialize<'de> for #name {
-                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                    #core::private::deserialize_struct(deserializer)
-                }
-            }
-        };
-        if slots.is_empty() {
-            return quote! {
-                #serialize
-
-                impl<'de> #core::private::Struct<'de> for #name {
-                    const NAME: &'static str = #wire_name;
-                    type Slots = ();
-
-                    fn assemble<E: ::serde::de::Error>(_slots: ()) -> ::std::result::Result<Self, E> {
-                        ::std::result::Result::Ok(#name {})
-                    }
-                }
+            let kind = match (spec.optional, spec.nullable) {
+                (false, _) => "required",
+                (true, false) => "optional",
+                (true, true) => "nullable",
             };
+            lines.push(format!(
+                "        {kind} {} {:?}: {},",
+                spec.ident,
+                spec.wire,
+                type_text(&spec.ty)
+            ));
         }
-        let slots_doc = format!(" The members of [`{name}`] while they are read.");
-        quote! {
-            #serialize
-
-            const _: () = {
-                #[doc = #slots_doc]
-                #[derive(Default)]
-                pub struct Slots {
-                    #( #slots )*
-                }
-
-                impl<'de> #core::private::Struct<'de> for #name {
-                    const NAME: &'static str = #wire_name;
-                    type Slots = Slots;
-
-                    fn member<A: ::serde::de::MapAccess<'de>>(slots: &mut Slots, key: &str, map: &mut A) -> ::std::result::Result<bool, A::Error> {
-                        match key {
-                            #( #reads )*
-                            #other
-                        }
-                        ::std::result::Result::Ok(true)
-                    }
-
-                    fn assemble<E: ::serde::de::Error>(slots: Slots) -> ::std::result::Result<Self, E> {
-                        ::std::result::Result::Ok(#name {
-                            #( #builds )*
-                        })
-                    }
-                }
-            };
+        let end = if extra { "} + extra" } else { "}" };
+        if specs.is_empty() {
+            lines[1].push_str(end);
+        } else {
+            lines.push(format!("    {end}"));
         }
+        lines.push("}".to_owned());
+        verbatim(lines)
     }
 
     /// Whether JSON `null` is a value of the type (so an optional member
@@ -2012,7 +1961,8 @@ fn space_items(text: &str) -> String {
     for (i, line) in lines.iter().enumerate() {
         out.push_str(line);
         out.push('\n');
-        let closes = matches!(*line, "}" | "};" | "    }");
+        let closes =
+            matches!(*line, "}" | "};" | "    }") || line.trim_start().starts_with(VERBATIM_MARK);
         if let (true, Some(next)) = (closes, lines.get(i + 1)) {
             let indent = line.len() - line.trim_start().len();
             let next_indent = next.len() - next.trim_start().len();

@@ -21,83 +21,14 @@ pub struct NodeInfo {
     pub size: i64,
 }
 
-impl Serialize for NodeInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NodeInfo = "NodeInfo" {
+        required name "name": ::std::string::String,
+        optional children "children": ::std::vec::Vec<::std::string::String>,
+        optional active "active": bool,
+        required size "size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for NodeInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "children", &self.children)?;
-        ::qapi_types::private::optional(map, "active", &self.active)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NodeInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        children: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        active: ::std::option::Option<bool>,
-        size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NodeInfo {
-        const NAME: &'static str = "NodeInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "children" => slots.children = ::serde::de::MapAccess::next_value(map)?,
-                "active" => slots.active = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NodeInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                children: slots.children,
-                active: slots.active,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `baseline.json`.
 pub mod commands {
@@ -113,66 +44,12 @@ pub mod commands {
         pub filter: ::std::string::String,
     }
 
-    impl Serialize for QueryNodes {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryNodes = "query-nodes" {
+            required filter "filter": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryNodes {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "filter", &self.filter)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryNodes {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryNodes`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filter: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryNodes {
-            const NAME: &'static str = "query-nodes";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filter" => {
-                        slots.filter = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryNodes {
-                    filter: slots.filter.ok_or_else(|| E::missing_field("filter"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryNodes {
         const NAME: &'static str = "query-nodes";
         type Returns = ::std::vec::Vec<super::super::NodeInfo>;

@@ -10,67 +10,11 @@ pub struct Info {
     pub running: bool,
 }
 
-impl Serialize for Info {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Info = "Info" {
+        required running "running": bool,
     }
 }
-
-impl ::qapi_types::private::Members for Info {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "running", &self.running)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Info {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Info`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        running: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Info {
-        const NAME: &'static str = "Info";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "running" => {
-                    slots.running = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Info {
-                running: slots.running.ok_or_else(|| E::missing_field("running"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `command.json`.
 pub mod commands {
@@ -91,40 +35,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryInfo {}
-    impl Serialize for QueryInfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryInfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryInfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryInfo {
-        const NAME: &'static str = "query-info";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryInfo {})
-        }
+    ::qapi_types::private::object! {
+        QueryInfo = "query-info" {}
     }
 
     impl ::qapi_types::Command for QueryInfo {
@@ -149,80 +61,13 @@ pub mod commands {
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
 
-    impl Serialize for DeviceAdd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
+    ::qapi_types::private::object! {
+        DeviceAdd = "device_add" {
+            required driver "driver": ::std::string::String,
+            optional id "id": ::std::string::String,
+        } + extra
     }
 
-    impl ::qapi_types::private::Members for DeviceAdd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "driver", &self.driver)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::qapi_types::private::entries(map, &self.extra)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceAdd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceAdd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            driver: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceAdd {
-            const NAME: &'static str = "device_add";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "driver" => {
-                        slots.driver = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    _ => {
-                        slots
-                            .extra
-                            .insert(
-                                ::std::borrow::ToOwned::to_owned(key),
-                                ::serde::de::MapAccess::next_value(map)?,
-                            );
-                    }
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceAdd {
-                    driver: slots.driver.ok_or_else(|| E::missing_field("driver"))?,
-                    id: slots.id,
-                    extra: slots.extra,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DeviceAdd {
         const NAME: &'static str = "device_add";
         type Returns = ::qapi_types::Empty;
@@ -237,40 +82,8 @@ pub mod commands {
     #[deprecated(note = "use something new")]
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct OldCommand {}
-    impl Serialize for OldCommand {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for OldCommand {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for OldCommand {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for OldCommand {
-        const NAME: &'static str = "old-command";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(OldCommand {})
-        }
+    ::qapi_types::private::object! {
+        OldCommand = "old-command" {}
     }
 
     impl ::qapi_types::Command for OldCommand {

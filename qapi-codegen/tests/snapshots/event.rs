@@ -16,66 +16,12 @@ pub mod events {
         pub reason: ::std::string::String,
     }
 
-    impl Serialize for Stopped {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Stopped = "STOPPED" {
+            required reason "reason": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for Stopped {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Stopped {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Stopped`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            reason: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Stopped {
-            const NAME: &'static str = "STOPPED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "reason" => {
-                        slots.reason = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Stopped {
-                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for Stopped {
         const NAME: &'static str = "STOPPED";
     }
@@ -85,40 +31,8 @@ pub mod events {
     /// **Availability:** only when QEMU is built with `CONFIG_RESUME`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Resumed {}
-    impl Serialize for Resumed {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Resumed {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Resumed {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Resumed {
-        const NAME: &'static str = "RESUMED";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Resumed {})
-        }
+    ::qapi_types::private::object! {
+        Resumed = "RESUMED" {}
     }
 
     impl ::qapi_types::Event for Resumed {

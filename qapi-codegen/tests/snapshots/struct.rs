@@ -22,67 +22,11 @@ pub struct Base {
     pub id: ::std::string::String,
 }
 
-impl Serialize for Base {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Base = "Base" {
+        required id "id": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for Base {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Base {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Base`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Base {
-        const NAME: &'static str = "Base";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Base {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-            })
-        }
-    }
-};
 
 /// A node with a base, an optional member, a keyword member and a list
 /// of children (a recursive type).
@@ -100,88 +44,12 @@ pub struct Node {
     pub parent: ::std::option::Option<::std::boxed::Box<super::Node>>,
 }
 
-impl Serialize for Node {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Node = "Node" {
+        required id "id": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        optional size "size": u64,
+        required children "children": ::std::vec::Vec<super::Node>,
+        optional parent "parent": ::std::boxed::Box<super::Node>,
     }
 }
-
-impl ::qapi_types::private::Members for Node {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "children", &self.children)?;
-        ::qapi_types::private::optional(map, "parent", &self.parent)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Node`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        size: ::std::option::Option<u64>,
-        children: ::std::option::Option<::std::vec::Vec<super::Node>>,
-        parent: ::std::option::Option<::std::boxed::Box<super::Node>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Node {
-        const NAME: &'static str = "Node";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                "children" => {
-                    slots.children = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "parent" => slots.parent = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Node {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                size: slots.size,
-                children: slots.children.ok_or_else(|| E::missing_field("children"))?,
-                parent: slots.parent,
-            })
-        }
-    }
-};

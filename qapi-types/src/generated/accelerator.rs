@@ -14,75 +14,12 @@ pub struct KvmInfo {
     pub present: bool,
 }
 
-impl Serialize for KvmInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    KvmInfo = "KvmInfo" {
+        required enabled "enabled": bool,
+        required present "present": bool,
     }
 }
-
-impl ::qapi_types::private::Members for KvmInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "present", &self.present)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for KvmInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`KvmInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        enabled: ::std::option::Option<bool>,
-        present: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for KvmInfo {
-        const NAME: &'static str = "KvmInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "present" => {
-                    slots.present = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(KvmInfo {
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                present: slots.present.ok_or_else(|| E::missing_field("present"))?,
-            })
-        }
-    }
-};
 
 /// Information about support for MSHV acceleration
 ///
@@ -174,75 +111,12 @@ pub struct AcceleratorInfo {
     pub present: ::std::vec::Vec<super::Accelerator>,
 }
 
-impl Serialize for AcceleratorInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AcceleratorInfo = "AcceleratorInfo" {
+        required enabled "enabled": super::Accelerator,
+        required present "present": ::std::vec::Vec<super::Accelerator>,
     }
 }
-
-impl ::qapi_types::private::Members for AcceleratorInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "present", &self.present)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AcceleratorInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AcceleratorInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        enabled: ::std::option::Option<super::Accelerator>,
-        present: ::std::option::Option<::std::vec::Vec<super::Accelerator>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AcceleratorInfo {
-        const NAME: &'static str = "AcceleratorInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "present" => {
-                    slots.present = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AcceleratorInfo {
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                present: slots.present.ok_or_else(|| E::missing_field("present"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `accelerator.json`.
 pub mod commands {
@@ -259,40 +133,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryKvm {}
-    impl Serialize for QueryKvm {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryKvm {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryKvm {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryKvm {
-        const NAME: &'static str = "query-kvm";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryKvm {})
-        }
+    ::qapi_types::private::object! {
+        QueryKvm = "query-kvm" {}
     }
 
     impl ::qapi_types::Command for QueryKvm {
@@ -313,40 +155,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XAccelStats {}
-    impl Serialize for XAccelStats {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XAccelStats {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XAccelStats {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XAccelStats {
-        const NAME: &'static str = "x-accel-stats";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XAccelStats {})
-        }
+    ::qapi_types::private::object! {
+        XAccelStats = "x-accel-stats" {}
     }
 
     impl ::qapi_types::Command for XAccelStats {
@@ -371,40 +181,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryAccelerators {}
-    impl Serialize for QueryAccelerators {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryAccelerators {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryAccelerators {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryAccelerators {
-        const NAME: &'static str = "query-accelerators";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryAccelerators {})
-        }
+    ::qapi_types::private::object! {
+        QueryAccelerators = "query-accelerators" {}
     }
 
     impl ::qapi_types::Command for QueryAccelerators {

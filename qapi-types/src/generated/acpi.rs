@@ -50,105 +50,19 @@ pub struct AcpiTableOptions {
     pub data: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for AcpiTableOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AcpiTableOptions = "AcpiTableOptions" {
+        optional sig "sig": ::std::string::String,
+        optional rev "rev": u8,
+        optional oem_id "oem_id": ::std::string::String,
+        optional oem_table_id "oem_table_id": ::std::string::String,
+        optional oem_rev "oem_rev": u32,
+        optional asl_compiler_id "asl_compiler_id": ::std::string::String,
+        optional asl_compiler_rev "asl_compiler_rev": u32,
+        optional file "file": ::std::string::String,
+        optional data "data": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AcpiTableOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "sig", &self.sig)?;
-        ::qapi_types::private::optional(map, "rev", &self.rev)?;
-        ::qapi_types::private::optional(map, "oem_id", &self.oem_id)?;
-        ::qapi_types::private::optional(map, "oem_table_id", &self.oem_table_id)?;
-        ::qapi_types::private::optional(map, "oem_rev", &self.oem_rev)?;
-        ::qapi_types::private::optional(map, "asl_compiler_id", &self.asl_compiler_id)?;
-        ::qapi_types::private::optional(
-            map,
-            "asl_compiler_rev",
-            &self.asl_compiler_rev,
-        )?;
-        ::qapi_types::private::optional(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AcpiTableOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AcpiTableOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sig: ::std::option::Option<::std::string::String>,
-        rev: ::std::option::Option<u8>,
-        oem_id: ::std::option::Option<::std::string::String>,
-        oem_table_id: ::std::option::Option<::std::string::String>,
-        oem_rev: ::std::option::Option<u32>,
-        asl_compiler_id: ::std::option::Option<::std::string::String>,
-        asl_compiler_rev: ::std::option::Option<u32>,
-        file: ::std::option::Option<::std::string::String>,
-        data: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AcpiTableOptions {
-        const NAME: &'static str = "AcpiTableOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sig" => slots.sig = ::serde::de::MapAccess::next_value(map)?,
-                "rev" => slots.rev = ::serde::de::MapAccess::next_value(map)?,
-                "oem_id" => slots.oem_id = ::serde::de::MapAccess::next_value(map)?,
-                "oem_table_id" => {
-                    slots.oem_table_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "oem_rev" => slots.oem_rev = ::serde::de::MapAccess::next_value(map)?,
-                "asl_compiler_id" => {
-                    slots.asl_compiler_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "asl_compiler_rev" => {
-                    slots.asl_compiler_rev = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
-                "data" => slots.data = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AcpiTableOptions {
-                sig: slots.sig,
-                rev: slots.rev,
-                oem_id: slots.oem_id,
-                oem_table_id: slots.oem_table_id,
-                oem_rev: slots.oem_rev,
-                asl_compiler_id: slots.asl_compiler_id,
-                asl_compiler_rev: slots.asl_compiler_rev,
-                file: slots.file,
-                data: slots.data,
-            })
-        }
-    }
-};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ACPISlotType {
@@ -221,95 +135,15 @@ pub struct ACPIOSTInfo {
     pub status: i64,
 }
 
-impl Serialize for ACPIOSTInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ACPIOSTInfo = "ACPIOSTInfo" {
+        optional device "device": ::std::string::String,
+        required slot "slot": ::std::string::String,
+        required slot_type "slot-type": super::ACPISlotType,
+        required source "source": i64,
+        required status "status": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ACPIOSTInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot-type", &self.slot_type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "source", &self.source)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ACPIOSTInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ACPIOSTInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        slot: ::std::option::Option<::std::string::String>,
-        slot_type: ::std::option::Option<super::ACPISlotType>,
-        source: ::std::option::Option<i64>,
-        status: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ACPIOSTInfo {
-        const NAME: &'static str = "ACPIOSTInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                "slot" => {
-                    slots.slot = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slot-type" => {
-                    slots.slot_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "source" => {
-                    slots.source = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "status" => {
-                    slots.status = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ACPIOSTInfo {
-                device: slots.device,
-                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
-                slot_type: slots.slot_type.ok_or_else(|| E::missing_field("slot-type"))?,
-                source: slots.source.ok_or_else(|| E::missing_field("source"))?,
-                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `acpi.json`.
 pub mod commands {
@@ -331,40 +165,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryAcpiOspmStatus {}
-    impl Serialize for QueryAcpiOspmStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryAcpiOspmStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryAcpiOspmStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryAcpiOspmStatus {
-        const NAME: &'static str = "query-acpi-ospm-status";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryAcpiOspmStatus {})
-        }
+    ::qapi_types::private::object! {
+        QueryAcpiOspmStatus = "query-acpi-ospm-status" {}
     }
 
     impl ::qapi_types::Command for QueryAcpiOspmStatus {
@@ -394,66 +196,12 @@ pub mod events {
         pub info: super::super::ACPIOSTInfo,
     }
 
-    impl Serialize for AcpiDeviceOst {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        AcpiDeviceOst = "ACPI_DEVICE_OST" {
+            required info "info": super::super::ACPIOSTInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for AcpiDeviceOst {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for AcpiDeviceOst {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`AcpiDeviceOst`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            info: ::std::option::Option<super::super::ACPIOSTInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for AcpiDeviceOst {
-            const NAME: &'static str = "ACPI_DEVICE_OST";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "info" => {
-                        slots.info = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(AcpiDeviceOst {
-                    info: slots.info.ok_or_else(|| E::missing_field("info"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for AcpiDeviceOst {
         const NAME: &'static str = "ACPI_DEVICE_OST";
     }

@@ -22,66 +22,12 @@ pub mod commands {
         pub cper: ::std::string::String,
     }
 
-    impl Serialize for InjectGhesV2Error {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        InjectGhesV2Error = "inject-ghes-v2-error" {
+            required cper "cper": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for InjectGhesV2Error {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "cper", &self.cper)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for InjectGhesV2Error {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`InjectGhesV2Error`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            cper: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for InjectGhesV2Error {
-            const NAME: &'static str = "inject-ghes-v2-error";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "cper" => {
-                        slots.cper = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(InjectGhesV2Error {
-                    cper: slots.cper.ok_or_else(|| E::missing_field("cper"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for InjectGhesV2Error {
         const NAME: &'static str = "inject-ghes-v2-error";
         type Returns = ::qapi_types::Empty;

@@ -32,93 +32,17 @@ pub struct AudiodevPerDirectionOptions {
     pub buffer_length: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevPerDirectionOptions = "AudiodevPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPerDirectionOptions {
-        const NAME: &'static str = "AudiodevPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-            })
-        }
-    }
-};
 
 /// Generic driver-specific options.
 ///
@@ -131,67 +55,12 @@ pub struct AudiodevGenericOptions {
     pub out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
 }
 
-impl Serialize for AudiodevGenericOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevGenericOptions = "AudiodevGenericOptions" {
+        optional r#in "in": super::AudiodevPerDirectionOptions,
+        optional out "out": super::AudiodevPerDirectionOptions,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevGenericOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevGenericOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevGenericOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevGenericOptions {
-        const NAME: &'static str = "AudiodevGenericOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevGenericOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-            })
-        }
-    }
-};
 
 /// Options of the D-Bus audio backend.
 ///
@@ -207,71 +76,13 @@ pub struct AudiodevDBusOptions {
     pub nsamples: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevDBusOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevDBusOptions = "AudiodevDBusOptions" {
+        optional r#in "in": super::AudiodevPerDirectionOptions,
+        optional out "out": super::AudiodevPerDirectionOptions,
+        optional nsamples "nsamples": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevDBusOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "nsamples", &self.nsamples)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevDBusOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevDBusOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        nsamples: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevDBusOptions {
-        const NAME: &'static str = "AudiodevDBusOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "nsamples" => slots.nsamples = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevDBusOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                nsamples: slots.nsamples,
-            })
-        }
-    }
-};
 
 /// Options of the ALSA backend that are used for both playback and
 /// recording.
@@ -309,107 +120,20 @@ pub struct AudiodevAlsaPerDirectionOptions {
     pub try_poll: ::std::option::Option<bool>,
 }
 
-impl Serialize for AudiodevAlsaPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevAlsaPerDirectionOptions = "AudiodevAlsaPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional dev "dev": ::std::string::String,
+        optional period_length "period-length": u32,
+        optional try_poll "try-poll": bool,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevAlsaPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "dev", &self.dev)?;
-        ::qapi_types::private::optional(map, "period-length", &self.period_length)?;
-        ::qapi_types::private::optional(map, "try-poll", &self.try_poll)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevAlsaPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevAlsaPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        dev: ::std::option::Option<::std::string::String>,
-        period_length: ::std::option::Option<u32>,
-        try_poll: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevAlsaPerDirectionOptions {
-        const NAME: &'static str = "AudiodevAlsaPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
-                "period-length" => {
-                    slots.period_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "try-poll" => slots.try_poll = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevAlsaPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                dev: slots.dev,
-                period_length: slots.period_length,
-                try_poll: slots.try_poll,
-            })
-        }
-    }
-};
 
 /// Options of the ALSA audio backend.
 ///
@@ -424,71 +148,13 @@ pub struct AudiodevAlsaOptions {
     pub threshold: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevAlsaOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevAlsaOptions = "AudiodevAlsaOptions" {
+        optional r#in "in": super::AudiodevAlsaPerDirectionOptions,
+        optional out "out": super::AudiodevAlsaPerDirectionOptions,
+        optional threshold "threshold": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevAlsaOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "threshold", &self.threshold)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevAlsaOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevAlsaOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
-        threshold: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevAlsaOptions {
-        const NAME: &'static str = "AudiodevAlsaOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "threshold" => slots.threshold = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevAlsaOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                threshold: slots.threshold,
-            })
-        }
-    }
-};
 
 /// Options of the sndio audio backend.
 ///
@@ -505,75 +171,14 @@ pub struct AudiodevSndioOptions {
     pub latency: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevSndioOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevSndioOptions = "AudiodevSndioOptions" {
+        optional r#in "in": super::AudiodevPerDirectionOptions,
+        optional out "out": super::AudiodevPerDirectionOptions,
+        optional dev "dev": ::std::string::String,
+        optional latency "latency": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevSndioOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "dev", &self.dev)?;
-        ::qapi_types::private::optional(map, "latency", &self.latency)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevSndioOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevSndioOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        dev: ::std::option::Option<::std::string::String>,
-        latency: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSndioOptions {
-        const NAME: &'static str = "AudiodevSndioOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
-                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevSndioOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                dev: slots.dev,
-                latency: slots.latency,
-            })
-        }
-    }
-};
 
 /// Options of the Core Audio backend that are used for both playback
 /// and recording.
@@ -606,100 +211,18 @@ pub struct AudiodevCoreaudioPerDirectionOptions {
     pub buffer_count: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevCoreaudioPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevCoreaudioPerDirectionOptions = "AudiodevCoreaudioPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional buffer_count "buffer-count": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevCoreaudioPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevCoreaudioPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevCoreaudioPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        buffer_count: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de>
-    for AudiodevCoreaudioPerDirectionOptions {
-        const NAME: &'static str = "AudiodevCoreaudioPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "buffer-count" => {
-                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevCoreaudioPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                buffer_count: slots.buffer_count,
-            })
-        }
-    }
-};
 
 /// Options of the coreaudio audio backend.
 ///
@@ -712,67 +235,12 @@ pub struct AudiodevCoreaudioOptions {
     pub out: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
 }
 
-impl Serialize for AudiodevCoreaudioOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevCoreaudioOptions = "AudiodevCoreaudioOptions" {
+        optional r#in "in": super::AudiodevCoreaudioPerDirectionOptions,
+        optional out "out": super::AudiodevCoreaudioPerDirectionOptions,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevCoreaudioOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevCoreaudioOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevCoreaudioOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevCoreaudioOptions {
-        const NAME: &'static str = "AudiodevCoreaudioOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevCoreaudioOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-            })
-        }
-    }
-};
 
 /// Options of the DirectSound audio backend.
 ///
@@ -788,71 +256,13 @@ pub struct AudiodevDsoundOptions {
     pub latency: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevDsoundOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevDsoundOptions = "AudiodevDsoundOptions" {
+        optional r#in "in": super::AudiodevPerDirectionOptions,
+        optional out "out": super::AudiodevPerDirectionOptions,
+        optional latency "latency": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevDsoundOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "latency", &self.latency)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevDsoundOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevDsoundOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        latency: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevDsoundOptions {
-        const NAME: &'static str = "AudiodevDsoundOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevDsoundOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                latency: slots.latency,
-            })
-        }
-    }
-};
 
 /// Options of the JACK backend that are used for both playback and
 /// recording.
@@ -900,123 +310,22 @@ pub struct AudiodevJackPerDirectionOptions {
     pub exact_name: ::std::option::Option<bool>,
 }
 
-impl Serialize for AudiodevJackPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevJackPerDirectionOptions = "AudiodevJackPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional server_name "server-name": ::std::string::String,
+        optional client_name "client-name": ::std::string::String,
+        optional connect_ports "connect-ports": ::std::string::String,
+        optional start_server "start-server": bool,
+        optional exact_name "exact-name": bool,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevJackPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "server-name", &self.server_name)?;
-        ::qapi_types::private::optional(map, "client-name", &self.client_name)?;
-        ::qapi_types::private::optional(map, "connect-ports", &self.connect_ports)?;
-        ::qapi_types::private::optional(map, "start-server", &self.start_server)?;
-        ::qapi_types::private::optional(map, "exact-name", &self.exact_name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevJackPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevJackPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        server_name: ::std::option::Option<::std::string::String>,
-        client_name: ::std::option::Option<::std::string::String>,
-        connect_ports: ::std::option::Option<::std::string::String>,
-        start_server: ::std::option::Option<bool>,
-        exact_name: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevJackPerDirectionOptions {
-        const NAME: &'static str = "AudiodevJackPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "server-name" => {
-                    slots.server_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "client-name" => {
-                    slots.client_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "connect-ports" => {
-                    slots.connect_ports = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "start-server" => {
-                    slots.start_server = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "exact-name" => {
-                    slots.exact_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevJackPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                server_name: slots.server_name,
-                client_name: slots.client_name,
-                connect_ports: slots.connect_ports,
-                start_server: slots.start_server,
-                exact_name: slots.exact_name,
-            })
-        }
-    }
-};
 
 /// Options of the JACK audio backend.
 ///
@@ -1029,67 +338,12 @@ pub struct AudiodevJackOptions {
     pub out: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
 }
 
-impl Serialize for AudiodevJackOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevJackOptions = "AudiodevJackOptions" {
+        optional r#in "in": super::AudiodevJackPerDirectionOptions,
+        optional out "out": super::AudiodevJackPerDirectionOptions,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevJackOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevJackOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevJackOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevJackOptions {
-        const NAME: &'static str = "AudiodevJackOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevJackOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-            })
-        }
-    }
-};
 
 /// Options of the OSS backend that are used for both playback and
 /// recording.
@@ -1127,107 +381,20 @@ pub struct AudiodevOssPerDirectionOptions {
     pub try_poll: ::std::option::Option<bool>,
 }
 
-impl Serialize for AudiodevOssPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevOssPerDirectionOptions = "AudiodevOssPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional dev "dev": ::std::string::String,
+        optional buffer_count "buffer-count": u32,
+        optional try_poll "try-poll": bool,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevOssPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "dev", &self.dev)?;
-        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
-        ::qapi_types::private::optional(map, "try-poll", &self.try_poll)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevOssPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevOssPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        dev: ::std::option::Option<::std::string::String>,
-        buffer_count: ::std::option::Option<u32>,
-        try_poll: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevOssPerDirectionOptions {
-        const NAME: &'static str = "AudiodevOssPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-count" => {
-                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "try-poll" => slots.try_poll = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevOssPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                dev: slots.dev,
-                buffer_count: slots.buffer_count,
-                try_poll: slots.try_poll,
-            })
-        }
-    }
-};
 
 /// Options of the OSS audio backend.
 ///
@@ -1251,81 +418,15 @@ pub struct AudiodevOssOptions {
     pub dsp_policy: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevOssOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevOssOptions = "AudiodevOssOptions" {
+        optional r#in "in": super::AudiodevOssPerDirectionOptions,
+        optional out "out": super::AudiodevOssPerDirectionOptions,
+        optional try_mmap "try-mmap": bool,
+        optional exclusive "exclusive": bool,
+        optional dsp_policy "dsp-policy": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevOssOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "try-mmap", &self.try_mmap)?;
-        ::qapi_types::private::optional(map, "exclusive", &self.exclusive)?;
-        ::qapi_types::private::optional(map, "dsp-policy", &self.dsp_policy)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevOssOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevOssOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
-        try_mmap: ::std::option::Option<bool>,
-        exclusive: ::std::option::Option<bool>,
-        dsp_policy: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevOssOptions {
-        const NAME: &'static str = "AudiodevOssOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "try-mmap" => slots.try_mmap = ::serde::de::MapAccess::next_value(map)?,
-                "exclusive" => slots.exclusive = ::serde::de::MapAccess::next_value(map)?,
-                "dsp-policy" => {
-                    slots.dsp_policy = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevOssOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                try_mmap: slots.try_mmap,
-                exclusive: slots.exclusive,
-                dsp_policy: slots.dsp_policy,
-            })
-        }
-    }
-};
 
 /// Options of the Pulseaudio backend that are used for both playback
 /// and recording.
@@ -1366,107 +467,20 @@ pub struct AudiodevPaPerDirectionOptions {
     pub latency: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevPaPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevPaPerDirectionOptions = "AudiodevPaPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional name "name": ::std::string::String,
+        optional stream_name "stream-name": ::std::string::String,
+        optional latency "latency": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevPaPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "stream-name", &self.stream_name)?;
-        ::qapi_types::private::optional(map, "latency", &self.latency)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevPaPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevPaPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        name: ::std::option::Option<::std::string::String>,
-        stream_name: ::std::option::Option<::std::string::String>,
-        latency: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPaPerDirectionOptions {
-        const NAME: &'static str = "AudiodevPaPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "stream-name" => {
-                    slots.stream_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevPaPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                name: slots.name,
-                stream_name: slots.stream_name,
-                latency: slots.latency,
-            })
-        }
-    }
-};
 
 /// Options of the PulseAudio audio backend.
 ///
@@ -1481,71 +495,13 @@ pub struct AudiodevPaOptions {
     pub server: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for AudiodevPaOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevPaOptions = "AudiodevPaOptions" {
+        optional r#in "in": super::AudiodevPaPerDirectionOptions,
+        optional out "out": super::AudiodevPaPerDirectionOptions,
+        optional server "server": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevPaOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "server", &self.server)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevPaOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevPaOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
-        server: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPaOptions {
-        const NAME: &'static str = "AudiodevPaOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevPaOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                server: slots.server,
-            })
-        }
-    }
-};
 
 /// Options of the PipeWire backend that are used for both playback and
 /// recording.
@@ -1586,108 +542,20 @@ pub struct AudiodevPipewirePerDirectionOptions {
     pub latency: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevPipewirePerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevPipewirePerDirectionOptions = "AudiodevPipewirePerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional name "name": ::std::string::String,
+        optional stream_name "stream-name": ::std::string::String,
+        optional latency "latency": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevPipewirePerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "stream-name", &self.stream_name)?;
-        ::qapi_types::private::optional(map, "latency", &self.latency)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevPipewirePerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevPipewirePerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        name: ::std::option::Option<::std::string::String>,
-        stream_name: ::std::option::Option<::std::string::String>,
-        latency: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de>
-    for AudiodevPipewirePerDirectionOptions {
-        const NAME: &'static str = "AudiodevPipewirePerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "stream-name" => {
-                    slots.stream_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevPipewirePerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                name: slots.name,
-                stream_name: slots.stream_name,
-                latency: slots.latency,
-            })
-        }
-    }
-};
 
 /// Options of the PipeWire audio backend.
 ///
@@ -1700,67 +568,12 @@ pub struct AudiodevPipewireOptions {
     pub out: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
 }
 
-impl Serialize for AudiodevPipewireOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevPipewireOptions = "AudiodevPipewireOptions" {
+        optional r#in "in": super::AudiodevPipewirePerDirectionOptions,
+        optional out "out": super::AudiodevPipewirePerDirectionOptions,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevPipewireOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevPipewireOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevPipewireOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevPipewireOptions {
-        const NAME: &'static str = "AudiodevPipewireOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevPipewireOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-            })
-        }
-    }
-};
 
 /// Options of the SDL audio backend that are used for both playback and
 /// recording.
@@ -1793,99 +606,18 @@ pub struct AudiodevSdlPerDirectionOptions {
     pub buffer_count: ::std::option::Option<u32>,
 }
 
-impl Serialize for AudiodevSdlPerDirectionOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevSdlPerDirectionOptions = "AudiodevSdlPerDirectionOptions" {
+        optional mixing_engine "mixing-engine": bool,
+        optional fixed_settings "fixed-settings": bool,
+        optional frequency "frequency": u32,
+        optional channels "channels": u32,
+        optional voices "voices": u32,
+        optional format "format": super::AudioFormat,
+        optional buffer_length "buffer-length": u32,
+        optional buffer_count "buffer-count": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevSdlPerDirectionOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "mixing-engine", &self.mixing_engine)?;
-        ::qapi_types::private::optional(map, "fixed-settings", &self.fixed_settings)?;
-        ::qapi_types::private::optional(map, "frequency", &self.frequency)?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::qapi_types::private::optional(map, "voices", &self.voices)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "buffer-length", &self.buffer_length)?;
-        ::qapi_types::private::optional(map, "buffer-count", &self.buffer_count)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevSdlPerDirectionOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevSdlPerDirectionOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mixing_engine: ::std::option::Option<bool>,
-        fixed_settings: ::std::option::Option<bool>,
-        frequency: ::std::option::Option<u32>,
-        channels: ::std::option::Option<u32>,
-        voices: ::std::option::Option<u32>,
-        format: ::std::option::Option<super::AudioFormat>,
-        buffer_length: ::std::option::Option<u32>,
-        buffer_count: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSdlPerDirectionOptions {
-        const NAME: &'static str = "AudiodevSdlPerDirectionOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mixing-engine" => {
-                    slots.mixing_engine = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fixed-settings" => {
-                    slots.fixed_settings = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "frequency" => slots.frequency = ::serde::de::MapAccess::next_value(map)?,
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                "voices" => slots.voices = ::serde::de::MapAccess::next_value(map)?,
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "buffer-length" => {
-                    slots.buffer_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "buffer-count" => {
-                    slots.buffer_count = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevSdlPerDirectionOptions {
-                mixing_engine: slots.mixing_engine,
-                fixed_settings: slots.fixed_settings,
-                frequency: slots.frequency,
-                channels: slots.channels,
-                voices: slots.voices,
-                format: slots.format,
-                buffer_length: slots.buffer_length,
-                buffer_count: slots.buffer_count,
-            })
-        }
-    }
-};
 
 /// Options of the SDL audio backend.
 ///
@@ -1898,67 +630,12 @@ pub struct AudiodevSdlOptions {
     pub out: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
 }
 
-impl Serialize for AudiodevSdlOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevSdlOptions = "AudiodevSdlOptions" {
+        optional r#in "in": super::AudiodevSdlPerDirectionOptions,
+        optional out "out": super::AudiodevSdlPerDirectionOptions,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevSdlOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevSdlOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevSdlOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevSdlOptions {
-        const NAME: &'static str = "AudiodevSdlOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevSdlOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-            })
-        }
-    }
-};
 
 /// Options of the wav audio backend.
 ///
@@ -1973,71 +650,13 @@ pub struct AudiodevWavOptions {
     pub path: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for AudiodevWavOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AudiodevWavOptions = "AudiodevWavOptions" {
+        optional r#in "in": super::AudiodevPerDirectionOptions,
+        optional out "out": super::AudiodevPerDirectionOptions,
+        optional path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AudiodevWavOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::qapi_types::private::optional(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevWavOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AudiodevWavOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        out: ::std::option::Option<super::AudiodevPerDirectionOptions>,
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AudiodevWavOptions {
-        const NAME: &'static str = "AudiodevWavOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => slots.out = ::serde::de::MapAccess::next_value(map)?,
-                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AudiodevWavOptions {
-                r#in: slots.r#in,
-                out: slots.out,
-                path: slots.path,
-            })
-        }
-    }
-};
 
 /// An enumeration of possible audio formats.
 ///
@@ -2474,40 +1093,8 @@ pub mod commands {
     /// *Since: 8.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryAudiodevs {}
-    impl Serialize for QueryAudiodevs {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryAudiodevs {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryAudiodevs {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryAudiodevs {
-        const NAME: &'static str = "query-audiodevs";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryAudiodevs {})
-        }
+    ::qapi_types::private::object! {
+        QueryAudiodevs = "query-audiodevs" {}
     }
 
     impl ::qapi_types::Command for QueryAudiodevs {

@@ -126,79 +126,13 @@ pub struct QAuthZListRule {
     pub format: ::std::option::Option<super::QAuthZListFormat>,
 }
 
-impl Serialize for QAuthZListRule {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QAuthZListRule = "QAuthZListRule" {
+        required r#match "match": ::std::string::String,
+        required policy "policy": super::QAuthZListPolicy,
+        optional format "format": super::QAuthZListFormat,
     }
 }
-
-impl ::qapi_types::private::Members for QAuthZListRule {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "match", &self.r#match)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QAuthZListRule {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QAuthZListRule`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#match: ::std::option::Option<::std::string::String>,
-        policy: ::std::option::Option<super::QAuthZListPolicy>,
-        format: ::std::option::Option<super::QAuthZListFormat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QAuthZListRule {
-        const NAME: &'static str = "QAuthZListRule";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "match" => {
-                    slots.r#match = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "policy" => {
-                    slots.policy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QAuthZListRule {
-                r#match: slots.r#match.ok_or_else(|| E::missing_field("match"))?,
-                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
-                format: slots.format,
-            })
-        }
-    }
-};
 
 /// Properties for authz-list objects.
 ///
@@ -212,67 +146,12 @@ pub struct AuthZListProperties {
     pub rules: ::std::option::Option<::std::vec::Vec<super::QAuthZListRule>>,
 }
 
-impl Serialize for AuthZListProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AuthZListProperties = "AuthZListProperties" {
+        optional policy "policy": super::QAuthZListPolicy,
+        optional rules "rules": ::std::vec::Vec<super::QAuthZListRule>,
     }
 }
-
-impl ::qapi_types::private::Members for AuthZListProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "rules", &self.rules)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AuthZListProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AuthZListProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        policy: ::std::option::Option<super::QAuthZListPolicy>,
-        rules: ::std::option::Option<::std::vec::Vec<super::QAuthZListRule>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AuthZListProperties {
-        const NAME: &'static str = "AuthZListProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "rules" => slots.rules = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AuthZListProperties {
-                policy: slots.policy,
-                rules: slots.rules,
-            })
-        }
-    }
-};
 
 /// Properties for authz-listfile objects.
 ///
@@ -290,71 +169,12 @@ pub struct AuthZListFileProperties {
     pub refresh: ::std::option::Option<bool>,
 }
 
-impl Serialize for AuthZListFileProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AuthZListFileProperties = "AuthZListFileProperties" {
+        required filename "filename": ::std::string::String,
+        optional refresh "refresh": bool,
     }
 }
-
-impl ::qapi_types::private::Members for AuthZListFileProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::qapi_types::private::optional(map, "refresh", &self.refresh)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AuthZListFileProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AuthZListFileProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        refresh: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AuthZListFileProperties {
-        const NAME: &'static str = "AuthZListFileProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "refresh" => slots.refresh = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AuthZListFileProperties {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                refresh: slots.refresh,
-            })
-        }
-    }
-};
 
 /// Properties for authz-pam objects.
 ///
@@ -365,67 +185,11 @@ pub struct AuthZPAMProperties {
     pub service: ::std::string::String,
 }
 
-impl Serialize for AuthZPAMProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AuthZPAMProperties = "AuthZPAMProperties" {
+        required service "service": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AuthZPAMProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AuthZPAMProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AuthZPAMProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        service: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AuthZPAMProperties {
-        const NAME: &'static str = "AuthZPAMProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AuthZPAMProperties {
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-            })
-        }
-    }
-};
 
 /// Properties for authz-simple objects.
 ///
@@ -439,64 +203,8 @@ pub struct AuthZSimpleProperties {
     pub identity: ::std::string::String,
 }
 
-impl Serialize for AuthZSimpleProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AuthZSimpleProperties = "AuthZSimpleProperties" {
+        required identity "identity": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AuthZSimpleProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "identity", &self.identity)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AuthZSimpleProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AuthZSimpleProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        identity: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AuthZSimpleProperties {
-        const NAME: &'static str = "AuthZSimpleProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "identity" => {
-                    slots.identity = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AuthZSimpleProperties {
-                identity: slots.identity.ok_or_else(|| E::missing_field("identity"))?,
-            })
-        }
-    }
-};

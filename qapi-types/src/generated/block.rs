@@ -163,75 +163,12 @@ pub struct PRManagerInfo {
     pub connected: bool,
 }
 
-impl Serialize for PRManagerInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PRManagerInfo = "PRManagerInfo" {
+        required id "id": ::std::string::String,
+        required connected "connected": bool,
     }
 }
-
-impl ::qapi_types::private::Members for PRManagerInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "connected", &self.connected)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PRManagerInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PRManagerInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        connected: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PRManagerInfo {
-        const NAME: &'static str = "PRManagerInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "connected" => {
-                    slots.connected = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PRManagerInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                connected: slots.connected.ok_or_else(|| E::missing_field("connected"))?,
-            })
-        }
-    }
-};
 
 /// Specifies the new read-only mode of a block device subject to the
 /// [`blockdev-change-medium`](crate::commands::BlockdevChangeMedium) command.
@@ -307,40 +244,8 @@ pub mod commands {
     /// *Since: 3.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryPrManagers {}
-    impl Serialize for QueryPrManagers {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryPrManagers {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryPrManagers {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryPrManagers {
-        const NAME: &'static str = "query-pr-managers";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryPrManagers {})
-        }
+    ::qapi_types::private::object! {
+        QueryPrManagers = "query-pr-managers" {}
     }
 
     impl ::qapi_types::Command for QueryPrManagers {
@@ -379,70 +284,14 @@ pub mod commands {
         pub force: ::std::option::Option<bool>,
     }
 
-    impl Serialize for Eject {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Eject = "eject" {
+            optional device "device": ::std::string::String,
+            optional id "id": ::std::string::String,
+            optional force "force": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for Eject {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Eject {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Eject`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            force: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Eject {
-            const NAME: &'static str = "eject";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Eject {
-                    device: slots.device,
-                    id: slots.id,
-                    force: slots.force,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Eject {
         const NAME: &'static str = "eject";
         type Returns = ::qapi_types::Empty;
@@ -497,70 +346,14 @@ pub mod commands {
         pub force: ::std::option::Option<bool>,
     }
 
-    impl Serialize for BlockdevOpenTray {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevOpenTray = "blockdev-open-tray" {
+            optional device "device": ::std::string::String,
+            optional id "id": ::std::string::String,
+            optional force "force": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevOpenTray {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevOpenTray {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevOpenTray`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            force: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOpenTray {
-            const NAME: &'static str = "blockdev-open-tray";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevOpenTray {
-                    device: slots.device,
-                    id: slots.id,
-                    force: slots.force,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevOpenTray {
         const NAME: &'static str = "blockdev-open-tray";
         type Returns = ::qapi_types::Empty;
@@ -600,66 +393,13 @@ pub mod commands {
         pub id: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for BlockdevCloseTray {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevCloseTray = "blockdev-close-tray" {
+            optional device "device": ::std::string::String,
+            optional id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevCloseTray {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevCloseTray {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevCloseTray`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCloseTray {
-            const NAME: &'static str = "blockdev-close-tray";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevCloseTray {
-                    device: slots.device,
-                    id: slots.id,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevCloseTray {
         const NAME: &'static str = "blockdev-close-tray";
         type Returns = ::qapi_types::Empty;
@@ -706,66 +446,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for BlockdevRemoveMedium {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevRemoveMedium = "blockdev-remove-medium" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevRemoveMedium {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevRemoveMedium {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevRemoveMedium`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevRemoveMedium {
-            const NAME: &'static str = "blockdev-remove-medium";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevRemoveMedium {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevRemoveMedium {
         const NAME: &'static str = "blockdev-remove-medium";
         type Returns = ::qapi_types::Empty;
@@ -802,80 +488,13 @@ pub mod commands {
         pub node_name: ::std::string::String,
     }
 
-    impl Serialize for BlockdevInsertMedium {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevInsertMedium = "blockdev-insert-medium" {
+            required id "id": ::std::string::String,
+            required node_name "node-name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevInsertMedium {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevInsertMedium {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevInsertMedium`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevInsertMedium {
-            const NAME: &'static str = "blockdev-insert-medium";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevInsertMedium {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevInsertMedium {
         const NAME: &'static str = "blockdev-insert-medium";
         type Returns = ::qapi_types::Empty;
@@ -947,100 +566,17 @@ pub mod commands {
         >,
     }
 
-    impl Serialize for BlockdevChangeMedium {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevChangeMedium = "blockdev-change-medium" {
+            optional device "device": ::std::string::String,
+            optional id "id": ::std::string::String,
+            required filename "filename": ::std::string::String,
+            optional format "format": ::std::string::String,
+            optional force "force": bool,
+            optional read_only_mode "read-only-mode": super::super::BlockdevChangeReadOnlyMode,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevChangeMedium {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::qapi_types::private::optional(map, "format", &self.format)?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::qapi_types::private::optional(
-                map,
-                "read-only-mode",
-                &self.read_only_mode,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevChangeMedium {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevChangeMedium`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            filename: ::std::option::Option<::std::string::String>,
-            format: ::std::option::Option<::std::string::String>,
-            force: ::std::option::Option<bool>,
-            read_only_mode: ::std::option::Option<
-                super::super::BlockdevChangeReadOnlyMode,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevChangeMedium {
-            const NAME: &'static str = "blockdev-change-medium";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    "read-only-mode" => {
-                        slots.read_only_mode = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevChangeMedium {
-                    device: slots.device,
-                    id: slots.id,
-                    filename: slots
-                        .filename
-                        .ok_or_else(|| E::missing_field("filename"))?,
-                    format: slots.format,
-                    force: slots.force,
-                    read_only_mode: slots.read_only_mode,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevChangeMedium {
         const NAME: &'static str = "blockdev-change-medium";
         type Returns = ::qapi_types::Empty;
@@ -1234,112 +770,17 @@ pub mod commands {
         pub boundaries_flush: ::std::option::Option<::std::vec::Vec<u64>>,
     }
 
-    impl Serialize for BlockLatencyHistogramSet {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockLatencyHistogramSet = "block-latency-histogram-set" {
+            required id "id": ::std::string::String,
+            optional boundaries "boundaries": ::std::vec::Vec<u64>,
+            optional boundaries_read "boundaries-read": ::std::vec::Vec<u64>,
+            optional boundaries_write "boundaries-write": ::std::vec::Vec<u64>,
+            optional boundaries_zap "boundaries-zap": ::std::vec::Vec<u64>,
+            optional boundaries_flush "boundaries-flush": ::std::vec::Vec<u64>,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockLatencyHistogramSet {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::qapi_types::private::optional(map, "boundaries", &self.boundaries)?;
-            ::qapi_types::private::optional(
-                map,
-                "boundaries-read",
-                &self.boundaries_read,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "boundaries-write",
-                &self.boundaries_write,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "boundaries-zap",
-                &self.boundaries_zap,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "boundaries-flush",
-                &self.boundaries_flush,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockLatencyHistogramSet {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockLatencyHistogramSet`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            boundaries: ::std::option::Option<::std::vec::Vec<u64>>,
-            boundaries_read: ::std::option::Option<::std::vec::Vec<u64>>,
-            boundaries_write: ::std::option::Option<::std::vec::Vec<u64>>,
-            boundaries_zap: ::std::option::Option<::std::vec::Vec<u64>>,
-            boundaries_flush: ::std::option::Option<::std::vec::Vec<u64>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockLatencyHistogramSet {
-            const NAME: &'static str = "block-latency-histogram-set";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "boundaries" => {
-                        slots.boundaries = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "boundaries-read" => {
-                        slots.boundaries_read = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "boundaries-write" => {
-                        slots.boundaries_write = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "boundaries-zap" => {
-                        slots.boundaries_zap = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "boundaries-flush" => {
-                        slots.boundaries_flush = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockLatencyHistogramSet {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    boundaries: slots.boundaries,
-                    boundaries_read: slots.boundaries_read,
-                    boundaries_write: slots.boundaries_write,
-                    boundaries_zap: slots.boundaries_zap,
-                    boundaries_flush: slots.boundaries_flush,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockLatencyHistogramSet {
         const NAME: &'static str = "block-latency-histogram-set";
         type Returns = ::qapi_types::Empty;
@@ -1378,88 +819,14 @@ pub mod events {
         pub tray_open: bool,
     }
 
-    impl Serialize for DeviceTrayMoved {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceTrayMoved = "DEVICE_TRAY_MOVED" {
+            required device "device": ::std::string::String,
+            required id "id": ::std::string::String,
+            required tray_open "tray-open": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceTrayMoved {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "tray-open",
-                &self.tray_open,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceTrayMoved {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceTrayMoved`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            tray_open: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceTrayMoved {
-            const NAME: &'static str = "DEVICE_TRAY_MOVED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tray-open" => {
-                        slots.tray_open = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceTrayMoved {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    tray_open: slots
-                        .tray_open
-                        .ok_or_else(|| E::missing_field("tray-open"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for DeviceTrayMoved {
         const NAME: &'static str = "DEVICE_TRAY_MOVED";
     }
@@ -1486,80 +853,13 @@ pub mod events {
         pub connected: bool,
     }
 
-    impl Serialize for PrManagerStatusChanged {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        PrManagerStatusChanged = "PR_MANAGER_STATUS_CHANGED" {
+            required id "id": ::std::string::String,
+            required connected "connected": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for PrManagerStatusChanged {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "connected",
-                &self.connected,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for PrManagerStatusChanged {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`PrManagerStatusChanged`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            connected: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for PrManagerStatusChanged {
-            const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "connected" => {
-                        slots.connected = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(PrManagerStatusChanged {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    connected: slots
-                        .connected
-                        .ok_or_else(|| E::missing_field("connected"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for PrManagerStatusChanged {
         const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
     }

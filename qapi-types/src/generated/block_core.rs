@@ -29,137 +29,18 @@ pub struct SnapshotInfo {
     pub icount: ::std::option::Option<i64>,
 }
 
-impl Serialize for SnapshotInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SnapshotInfo = "SnapshotInfo" {
+        required id "id": ::std::string::String,
+        required name "name": ::std::string::String,
+        required vm_state_size "vm-state-size": i64,
+        required date_sec "date-sec": i64,
+        required date_nsec "date-nsec": i64,
+        required vm_clock_sec "vm-clock-sec": i64,
+        required vm_clock_nsec "vm-clock-nsec": i64,
+        optional icount "icount": i64,
     }
 }
-
-impl ::qapi_types::private::Members for SnapshotInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vm-state-size",
-            &self.vm_state_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "date-sec", &self.date_sec)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "date-nsec", &self.date_nsec)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vm-clock-sec",
-            &self.vm_clock_sec,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vm-clock-nsec",
-            &self.vm_clock_nsec,
-        )?;
-        ::qapi_types::private::optional(map, "icount", &self.icount)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SnapshotInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SnapshotInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-        vm_state_size: ::std::option::Option<i64>,
-        date_sec: ::std::option::Option<i64>,
-        date_nsec: ::std::option::Option<i64>,
-        vm_clock_sec: ::std::option::Option<i64>,
-        vm_clock_nsec: ::std::option::Option<i64>,
-        icount: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SnapshotInfo {
-        const NAME: &'static str = "SnapshotInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vm-state-size" => {
-                    slots.vm_state_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "date-sec" => {
-                    slots.date_sec = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "date-nsec" => {
-                    slots.date_nsec = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vm-clock-sec" => {
-                    slots.vm_clock_sec = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vm-clock-nsec" => {
-                    slots.vm_clock_nsec = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "icount" => slots.icount = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SnapshotInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                vm_state_size: slots
-                    .vm_state_size
-                    .ok_or_else(|| E::missing_field("vm-state-size"))?,
-                date_sec: slots.date_sec.ok_or_else(|| E::missing_field("date-sec"))?,
-                date_nsec: slots.date_nsec.ok_or_else(|| E::missing_field("date-nsec"))?,
-                vm_clock_sec: slots
-                    .vm_clock_sec
-                    .ok_or_else(|| E::missing_field("vm-clock-sec"))?,
-                vm_clock_nsec: slots
-                    .vm_clock_nsec
-                    .ok_or_else(|| E::missing_field("vm-clock-nsec"))?,
-                icount: slots.icount,
-            })
-        }
-    }
-};
 
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq)]
@@ -168,68 +49,11 @@ pub struct ImageInfoSpecificQCow2EncryptionBase {
     pub format: super::BlockdevQcow2EncryptionFormat,
 }
 
-impl Serialize for ImageInfoSpecificQCow2EncryptionBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificQCow2EncryptionBase = "ImageInfoSpecificQCow2EncryptionBase" {
+        required format "format": super::BlockdevQcow2EncryptionFormat,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificQCow2EncryptionBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2EncryptionBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificQCow2EncryptionBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::BlockdevQcow2EncryptionFormat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de>
-    for ImageInfoSpecificQCow2EncryptionBase {
-        const NAME: &'static str = "ImageInfoSpecificQCow2EncryptionBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificQCow2EncryptionBase {
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq)]
@@ -380,129 +204,20 @@ pub struct ImageInfoSpecificQCow2 {
     pub compression_type: super::Qcow2CompressionType,
 }
 
-impl Serialize for ImageInfoSpecificQCow2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificQCow2 = "ImageInfoSpecificQCow2" {
+        required compat "compat": ::std::string::String,
+        optional data_file "data-file": ::std::string::String,
+        optional data_file_raw "data-file-raw": bool,
+        optional extended_l2 "extended-l2": bool,
+        optional lazy_refcounts "lazy-refcounts": bool,
+        optional corrupt "corrupt": bool,
+        required refcount_bits "refcount-bits": i64,
+        optional encrypt "encrypt": super::ImageInfoSpecificQCow2Encryption,
+        optional bitmaps "bitmaps": ::std::vec::Vec<super::Qcow2BitmapInfo>,
+        required compression_type "compression-type": super::Qcow2CompressionType,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificQCow2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "compat", &self.compat)?;
-        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
-        ::qapi_types::private::optional(map, "data-file-raw", &self.data_file_raw)?;
-        ::qapi_types::private::optional(map, "extended-l2", &self.extended_l2)?;
-        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
-        ::qapi_types::private::optional(map, "corrupt", &self.corrupt)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "refcount-bits",
-            &self.refcount_bits,
-        )?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "compression-type",
-            &self.compression_type,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificQCow2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        compat: ::std::option::Option<::std::string::String>,
-        data_file: ::std::option::Option<::std::string::String>,
-        data_file_raw: ::std::option::Option<bool>,
-        extended_l2: ::std::option::Option<bool>,
-        lazy_refcounts: ::std::option::Option<bool>,
-        corrupt: ::std::option::Option<bool>,
-        refcount_bits: ::std::option::Option<i64>,
-        encrypt: ::std::option::Option<super::ImageInfoSpecificQCow2Encryption>,
-        bitmaps: ::std::option::Option<::std::vec::Vec<super::Qcow2BitmapInfo>>,
-        compression_type: ::std::option::Option<super::Qcow2CompressionType>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificQCow2 {
-        const NAME: &'static str = "ImageInfoSpecificQCow2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "compat" => {
-                    slots.compat = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
-                "data-file-raw" => {
-                    slots.data_file_raw = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "extended-l2" => {
-                    slots.extended_l2 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "lazy-refcounts" => {
-                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "corrupt" => slots.corrupt = ::serde::de::MapAccess::next_value(map)?,
-                "refcount-bits" => {
-                    slots.refcount_bits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
-                "compression-type" => {
-                    slots.compression_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificQCow2 {
-                compat: slots.compat.ok_or_else(|| E::missing_field("compat"))?,
-                data_file: slots.data_file,
-                data_file_raw: slots.data_file_raw,
-                extended_l2: slots.extended_l2,
-                lazy_refcounts: slots.lazy_refcounts,
-                corrupt: slots.corrupt,
-                refcount_bits: slots
-                    .refcount_bits
-                    .ok_or_else(|| E::missing_field("refcount-bits"))?,
-                encrypt: slots.encrypt,
-                bitmaps: slots.bitmaps,
-                compression_type: slots
-                    .compression_type
-                    .ok_or_else(|| E::missing_field("compression-type"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq)]
@@ -517,103 +232,14 @@ pub struct ImageInfoSpecificVmdk {
     pub extents: ::std::vec::Vec<super::VmdkExtentInfo>,
 }
 
-impl Serialize for ImageInfoSpecificVmdk {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificVmdk = "ImageInfoSpecificVmdk" {
+        required create_type "create-type": ::std::string::String,
+        required cid "cid": i64,
+        required parent_cid "parent-cid": i64,
+        required extents "extents": ::std::vec::Vec<super::VmdkExtentInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificVmdk {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "create-type",
-            &self.create_type,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "cid", &self.cid)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "parent-cid",
-            &self.parent_cid,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "extents", &self.extents)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificVmdk {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificVmdk`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        create_type: ::std::option::Option<::std::string::String>,
-        cid: ::std::option::Option<i64>,
-        parent_cid: ::std::option::Option<i64>,
-        extents: ::std::option::Option<::std::vec::Vec<super::VmdkExtentInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificVmdk {
-        const NAME: &'static str = "ImageInfoSpecificVmdk";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "create-type" => {
-                    slots.create_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cid" => {
-                    slots.cid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "parent-cid" => {
-                    slots.parent_cid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "extents" => {
-                    slots.extents = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificVmdk {
-                create_type: slots
-                    .create_type
-                    .ok_or_else(|| E::missing_field("create-type"))?,
-                cid: slots.cid.ok_or_else(|| E::missing_field("cid"))?,
-                parent_cid: slots
-                    .parent_cid
-                    .ok_or_else(|| E::missing_field("parent-cid"))?,
-                extents: slots.extents.ok_or_else(|| E::missing_field("extents"))?,
-            })
-        }
-    }
-};
 
 /// Information about a VMDK extent file
 ///
@@ -632,101 +258,15 @@ pub struct VmdkExtentInfo {
     pub compressed: ::std::option::Option<bool>,
 }
 
-impl Serialize for VmdkExtentInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VmdkExtentInfo = "VmdkExtentInfo" {
+        required filename "filename": ::std::string::String,
+        required format "format": ::std::string::String,
+        required virtual_size "virtual-size": i64,
+        optional cluster_size "cluster-size": i64,
+        optional compressed "compressed": bool,
     }
 }
-
-impl ::qapi_types::private::Members for VmdkExtentInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "virtual-size",
-            &self.virtual_size,
-        )?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VmdkExtentInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VmdkExtentInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        virtual_size: ::std::option::Option<i64>,
-        cluster_size: ::std::option::Option<i64>,
-        compressed: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VmdkExtentInfo {
-        const NAME: &'static str = "VmdkExtentInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "virtual-size" => {
-                    slots.virtual_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compressed" => {
-                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VmdkExtentInfo {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-                virtual_size: slots
-                    .virtual_size
-                    .ok_or_else(|| E::missing_field("virtual-size"))?,
-                cluster_size: slots.cluster_size,
-                compressed: slots.compressed,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -743,69 +283,11 @@ pub struct ImageInfoSpecificRbd {
     pub encryption_format: ::std::option::Option<super::RbdImageEncryptionFormat>,
 }
 
-impl Serialize for ImageInfoSpecificRbd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificRbd = "ImageInfoSpecificRbd" {
+        optional encryption_format "encryption-format": super::RbdImageEncryptionFormat,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificRbd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "encryption-format",
-            &self.encryption_format,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificRbd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificRbd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        encryption_format: ::std::option::Option<super::RbdImageEncryptionFormat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificRbd {
-        const NAME: &'static str = "ImageInfoSpecificRbd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "encryption-format" => {
-                    slots.encryption_format = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificRbd {
-                encryption_format: slots.encryption_format,
-            })
-        }
-    }
-};
 
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -814,69 +296,11 @@ pub struct ImageInfoSpecificFile {
     pub extent_size_hint: ::std::option::Option<u64>,
 }
 
-impl Serialize for ImageInfoSpecificFile {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificFile = "ImageInfoSpecificFile" {
+        optional extent_size_hint "extent-size-hint": u64,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificFile {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "extent-size-hint",
-            &self.extent_size_hint,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificFile {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificFile`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        extent_size_hint: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificFile {
-        const NAME: &'static str = "ImageInfoSpecificFile";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "extent-size-hint" => {
-                    slots.extent_size_hint = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificFile {
-                extent_size_hint: slots.extent_size_hint,
-            })
-        }
-    }
-};
 
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -948,67 +372,11 @@ pub struct ImageInfoSpecificQCow2Wrapper {
     pub data: super::ImageInfoSpecificQCow2,
 }
 
-impl Serialize for ImageInfoSpecificQCow2Wrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificQCow2Wrapper = "ImageInfoSpecificQCow2Wrapper" {
+        required data "data": super::ImageInfoSpecificQCow2,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificQCow2Wrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificQCow2Wrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificQCow2Wrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ImageInfoSpecificQCow2>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificQCow2Wrapper {
-        const NAME: &'static str = "ImageInfoSpecificQCow2Wrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificQCow2Wrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -1017,67 +385,11 @@ pub struct ImageInfoSpecificVmdkWrapper {
     pub data: super::ImageInfoSpecificVmdk,
 }
 
-impl Serialize for ImageInfoSpecificVmdkWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificVmdkWrapper = "ImageInfoSpecificVmdkWrapper" {
+        required data "data": super::ImageInfoSpecificVmdk,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificVmdkWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificVmdkWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificVmdkWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ImageInfoSpecificVmdk>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificVmdkWrapper {
-        const NAME: &'static str = "ImageInfoSpecificVmdkWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificVmdkWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.7*
 #[derive(Debug, Clone, PartialEq)]
@@ -1086,67 +398,11 @@ pub struct ImageInfoSpecificLUKSWrapper {
     pub data: super::QCryptoBlockInfoLUKS,
 }
 
-impl Serialize for ImageInfoSpecificLUKSWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificLUKSWrapper = "ImageInfoSpecificLUKSWrapper" {
+        required data "data": super::QCryptoBlockInfoLUKS,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificLUKSWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificLUKSWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificLUKSWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::QCryptoBlockInfoLUKS>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificLUKSWrapper {
-        const NAME: &'static str = "ImageInfoSpecificLUKSWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificLUKSWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -1155,67 +411,11 @@ pub struct ImageInfoSpecificRbdWrapper {
     pub data: super::ImageInfoSpecificRbd,
 }
 
-impl Serialize for ImageInfoSpecificRbdWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificRbdWrapper = "ImageInfoSpecificRbdWrapper" {
+        required data "data": super::ImageInfoSpecificRbd,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificRbdWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificRbdWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificRbdWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ImageInfoSpecificRbd>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificRbdWrapper {
-        const NAME: &'static str = "ImageInfoSpecificRbdWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificRbdWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -1224,67 +424,11 @@ pub struct ImageInfoSpecificFileWrapper {
     pub data: super::ImageInfoSpecificFile,
 }
 
-impl Serialize for ImageInfoSpecificFileWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfoSpecificFileWrapper = "ImageInfoSpecificFileWrapper" {
+        required data "data": super::ImageInfoSpecificFile,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfoSpecificFileWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificFileWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfoSpecificFileWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ImageInfoSpecificFile>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfoSpecificFileWrapper {
-        const NAME: &'static str = "ImageInfoSpecificFileWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfoSpecificFileWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// A discriminated record of image format specific information
 /// structures.
@@ -1477,171 +621,22 @@ pub struct BlockLimitsInfo {
     pub opt_mem_alignment: u64,
 }
 
-impl Serialize for BlockLimitsInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockLimitsInfo = "BlockLimitsInfo" {
+        required request_alignment "request-alignment": u32,
+        optional max_discard "max-discard": u64,
+        optional discard_alignment "discard-alignment": u32,
+        optional max_write_zeroes "max-write-zeroes": u64,
+        optional write_zeroes_alignment "write-zeroes-alignment": u32,
+        optional opt_transfer "opt-transfer": u32,
+        optional max_transfer "max-transfer": u32,
+        optional max_hw_transfer "max-hw-transfer": u32,
+        required max_iov "max-iov": i64,
+        optional max_hw_iov "max-hw-iov": i64,
+        required min_mem_alignment "min-mem-alignment": u64,
+        required opt_mem_alignment "opt-mem-alignment": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockLimitsInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "request-alignment",
-            &self.request_alignment,
-        )?;
-        ::qapi_types::private::optional(map, "max-discard", &self.max_discard)?;
-        ::qapi_types::private::optional(
-            map,
-            "discard-alignment",
-            &self.discard_alignment,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max-write-zeroes",
-            &self.max_write_zeroes,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "write-zeroes-alignment",
-            &self.write_zeroes_alignment,
-        )?;
-        ::qapi_types::private::optional(map, "opt-transfer", &self.opt_transfer)?;
-        ::qapi_types::private::optional(map, "max-transfer", &self.max_transfer)?;
-        ::qapi_types::private::optional(map, "max-hw-transfer", &self.max_hw_transfer)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "max-iov", &self.max_iov)?;
-        ::qapi_types::private::optional(map, "max-hw-iov", &self.max_hw_iov)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "min-mem-alignment",
-            &self.min_mem_alignment,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "opt-mem-alignment",
-            &self.opt_mem_alignment,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockLimitsInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockLimitsInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        request_alignment: ::std::option::Option<u32>,
-        max_discard: ::std::option::Option<u64>,
-        discard_alignment: ::std::option::Option<u32>,
-        max_write_zeroes: ::std::option::Option<u64>,
-        write_zeroes_alignment: ::std::option::Option<u32>,
-        opt_transfer: ::std::option::Option<u32>,
-        max_transfer: ::std::option::Option<u32>,
-        max_hw_transfer: ::std::option::Option<u32>,
-        max_iov: ::std::option::Option<i64>,
-        max_hw_iov: ::std::option::Option<i64>,
-        min_mem_alignment: ::std::option::Option<u64>,
-        opt_mem_alignment: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockLimitsInfo {
-        const NAME: &'static str = "BlockLimitsInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "request-alignment" => {
-                    slots.request_alignment = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max-discard" => {
-                    slots.max_discard = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-alignment" => {
-                    slots.discard_alignment = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-write-zeroes" => {
-                    slots.max_write_zeroes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "write-zeroes-alignment" => {
-                    slots.write_zeroes_alignment = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "opt-transfer" => {
-                    slots.opt_transfer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-transfer" => {
-                    slots.max_transfer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-hw-transfer" => {
-                    slots.max_hw_transfer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-iov" => {
-                    slots.max_iov = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max-hw-iov" => {
-                    slots.max_hw_iov = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "min-mem-alignment" => {
-                    slots.min_mem_alignment = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "opt-mem-alignment" => {
-                    slots.opt_mem_alignment = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockLimitsInfo {
-                request_alignment: slots
-                    .request_alignment
-                    .ok_or_else(|| E::missing_field("request-alignment"))?,
-                max_discard: slots.max_discard,
-                discard_alignment: slots.discard_alignment,
-                max_write_zeroes: slots.max_write_zeroes,
-                write_zeroes_alignment: slots.write_zeroes_alignment,
-                opt_transfer: slots.opt_transfer,
-                max_transfer: slots.max_transfer,
-                max_hw_transfer: slots.max_hw_transfer,
-                max_iov: slots.max_iov.ok_or_else(|| E::missing_field("max-iov"))?,
-                max_hw_iov: slots.max_hw_iov,
-                min_mem_alignment: slots
-                    .min_mem_alignment
-                    .ok_or_else(|| E::missing_field("min-mem-alignment"))?,
-                opt_mem_alignment: slots
-                    .opt_mem_alignment
-                    .ok_or_else(|| E::missing_field("opt-mem-alignment"))?,
-            })
-        }
-    }
-};
 
 /// Information about a QEMU image file
 ///
@@ -1679,165 +674,24 @@ pub struct BlockNodeInfo {
     pub format_specific: ::std::option::Option<super::ImageInfoSpecific>,
 }
 
-impl Serialize for BlockNodeInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockNodeInfo = "BlockNodeInfo" {
+        required filename "filename": ::std::string::String,
+        required format "format": ::std::string::String,
+        optional dirty_flag "dirty-flag": bool,
+        optional actual_size "actual-size": i64,
+        required virtual_size "virtual-size": i64,
+        optional cluster_size "cluster-size": i64,
+        optional encrypted "encrypted": bool,
+        optional compressed "compressed": bool,
+        optional backing_filename "backing-filename": ::std::string::String,
+        optional full_backing_filename "full-backing-filename": ::std::string::String,
+        optional backing_filename_format "backing-filename-format": ::std::string::String,
+        optional snapshots "snapshots": ::std::vec::Vec<super::SnapshotInfo>,
+        optional limits "limits": super::BlockLimitsInfo,
+        optional format_specific "format-specific": super::ImageInfoSpecific,
     }
 }
-
-impl ::qapi_types::private::Members for BlockNodeInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
-        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "virtual-size",
-            &self.virtual_size,
-        )?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
-        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename",
-            &self.backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "full-backing-filename",
-            &self.full_backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename-format",
-            &self.backing_filename_format,
-        )?;
-        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
-        ::qapi_types::private::optional(map, "limits", &self.limits)?;
-        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockNodeInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockNodeInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        dirty_flag: ::std::option::Option<bool>,
-        actual_size: ::std::option::Option<i64>,
-        virtual_size: ::std::option::Option<i64>,
-        cluster_size: ::std::option::Option<i64>,
-        encrypted: ::std::option::Option<bool>,
-        compressed: ::std::option::Option<bool>,
-        backing_filename: ::std::option::Option<::std::string::String>,
-        full_backing_filename: ::std::option::Option<::std::string::String>,
-        backing_filename_format: ::std::option::Option<::std::string::String>,
-        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
-        limits: ::std::option::Option<super::BlockLimitsInfo>,
-        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockNodeInfo {
-        const NAME: &'static str = "BlockNodeInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-flag" => {
-                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "actual-size" => {
-                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "virtual-size" => {
-                    slots.virtual_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
-                "compressed" => {
-                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-filename" => {
-                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "full-backing-filename" => {
-                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "backing-filename-format" => {
-                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
-                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
-                "format-specific" => {
-                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockNodeInfo {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-                dirty_flag: slots.dirty_flag,
-                actual_size: slots.actual_size,
-                virtual_size: slots
-                    .virtual_size
-                    .ok_or_else(|| E::missing_field("virtual-size"))?,
-                cluster_size: slots.cluster_size,
-                encrypted: slots.encrypted,
-                compressed: slots.compressed,
-                backing_filename: slots.backing_filename,
-                full_backing_filename: slots.full_backing_filename,
-                backing_filename_format: slots.backing_filename_format,
-                snapshots: slots.snapshots,
-                limits: slots.limits,
-                format_specific: slots.format_specific,
-            })
-        }
-    }
-};
 
 /// Information about a QEMU image file, and potentially its backing
 /// image
@@ -1878,171 +732,25 @@ pub struct ImageInfo {
     pub backing_image: ::std::option::Option<::std::boxed::Box<super::ImageInfo>>,
 }
 
-impl Serialize for ImageInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageInfo = "ImageInfo" {
+        required filename "filename": ::std::string::String,
+        required format "format": ::std::string::String,
+        optional dirty_flag "dirty-flag": bool,
+        optional actual_size "actual-size": i64,
+        required virtual_size "virtual-size": i64,
+        optional cluster_size "cluster-size": i64,
+        optional encrypted "encrypted": bool,
+        optional compressed "compressed": bool,
+        optional backing_filename "backing-filename": ::std::string::String,
+        optional full_backing_filename "full-backing-filename": ::std::string::String,
+        optional backing_filename_format "backing-filename-format": ::std::string::String,
+        optional snapshots "snapshots": ::std::vec::Vec<super::SnapshotInfo>,
+        optional limits "limits": super::BlockLimitsInfo,
+        optional format_specific "format-specific": super::ImageInfoSpecific,
+        optional backing_image "backing-image": ::std::boxed::Box<super::ImageInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for ImageInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
-        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "virtual-size",
-            &self.virtual_size,
-        )?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
-        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename",
-            &self.backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "full-backing-filename",
-            &self.full_backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename-format",
-            &self.backing_filename_format,
-        )?;
-        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
-        ::qapi_types::private::optional(map, "limits", &self.limits)?;
-        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
-        ::qapi_types::private::optional(map, "backing-image", &self.backing_image)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        dirty_flag: ::std::option::Option<bool>,
-        actual_size: ::std::option::Option<i64>,
-        virtual_size: ::std::option::Option<i64>,
-        cluster_size: ::std::option::Option<i64>,
-        encrypted: ::std::option::Option<bool>,
-        compressed: ::std::option::Option<bool>,
-        backing_filename: ::std::option::Option<::std::string::String>,
-        full_backing_filename: ::std::option::Option<::std::string::String>,
-        backing_filename_format: ::std::option::Option<::std::string::String>,
-        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
-        limits: ::std::option::Option<super::BlockLimitsInfo>,
-        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
-        backing_image: ::std::option::Option<::std::boxed::Box<super::ImageInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageInfo {
-        const NAME: &'static str = "ImageInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-flag" => {
-                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "actual-size" => {
-                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "virtual-size" => {
-                    slots.virtual_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
-                "compressed" => {
-                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-filename" => {
-                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "full-backing-filename" => {
-                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "backing-filename-format" => {
-                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
-                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
-                "format-specific" => {
-                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-image" => {
-                    slots.backing_image = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageInfo {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-                dirty_flag: slots.dirty_flag,
-                actual_size: slots.actual_size,
-                virtual_size: slots
-                    .virtual_size
-                    .ok_or_else(|| E::missing_field("virtual-size"))?,
-                cluster_size: slots.cluster_size,
-                encrypted: slots.encrypted,
-                compressed: slots.compressed,
-                backing_filename: slots.backing_filename,
-                full_backing_filename: slots.full_backing_filename,
-                backing_filename_format: slots.backing_filename_format,
-                snapshots: slots.snapshots,
-                limits: slots.limits,
-                format_specific: slots.format_specific,
-                backing_image: slots.backing_image,
-            })
-        }
-    }
-};
 
 /// Information about all nodes in the block graph starting at some
 /// node, annotated with information about that node in relation to its
@@ -2058,75 +766,12 @@ pub struct BlockChildInfo {
     pub info: super::BlockGraphInfo,
 }
 
-impl Serialize for BlockChildInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockChildInfo = "BlockChildInfo" {
+        required name "name": ::std::string::String,
+        required info "info": super::BlockGraphInfo,
     }
 }
-
-impl ::qapi_types::private::Members for BlockChildInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockChildInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockChildInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        info: ::std::option::Option<super::BlockGraphInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockChildInfo {
-        const NAME: &'static str = "BlockChildInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "info" => {
-                    slots.info = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockChildInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                info: slots.info.ok_or_else(|| E::missing_field("info"))?,
-            })
-        }
-    }
-};
 
 /// Information about all nodes in a block (sub)graph in the form of
 /// [`BlockNodeInfo`](crate::BlockNodeInfo) data.  The base [`BlockNodeInfo`](crate::BlockNodeInfo) struct contains the
@@ -2168,173 +813,25 @@ pub struct BlockGraphInfo {
     pub children: ::std::vec::Vec<super::BlockChildInfo>,
 }
 
-impl Serialize for BlockGraphInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockGraphInfo = "BlockGraphInfo" {
+        required filename "filename": ::std::string::String,
+        required format "format": ::std::string::String,
+        optional dirty_flag "dirty-flag": bool,
+        optional actual_size "actual-size": i64,
+        required virtual_size "virtual-size": i64,
+        optional cluster_size "cluster-size": i64,
+        optional encrypted "encrypted": bool,
+        optional compressed "compressed": bool,
+        optional backing_filename "backing-filename": ::std::string::String,
+        optional full_backing_filename "full-backing-filename": ::std::string::String,
+        optional backing_filename_format "backing-filename-format": ::std::string::String,
+        optional snapshots "snapshots": ::std::vec::Vec<super::SnapshotInfo>,
+        optional limits "limits": super::BlockLimitsInfo,
+        optional format_specific "format-specific": super::ImageInfoSpecific,
+        required children "children": ::std::vec::Vec<super::BlockChildInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockGraphInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "dirty-flag", &self.dirty_flag)?;
-        ::qapi_types::private::optional(map, "actual-size", &self.actual_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "virtual-size",
-            &self.virtual_size,
-        )?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "encrypted", &self.encrypted)?;
-        ::qapi_types::private::optional(map, "compressed", &self.compressed)?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename",
-            &self.backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "full-backing-filename",
-            &self.full_backing_filename,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "backing-filename-format",
-            &self.backing_filename_format,
-        )?;
-        ::qapi_types::private::optional(map, "snapshots", &self.snapshots)?;
-        ::qapi_types::private::optional(map, "limits", &self.limits)?;
-        ::qapi_types::private::optional(map, "format-specific", &self.format_specific)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "children", &self.children)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockGraphInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockGraphInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        dirty_flag: ::std::option::Option<bool>,
-        actual_size: ::std::option::Option<i64>,
-        virtual_size: ::std::option::Option<i64>,
-        cluster_size: ::std::option::Option<i64>,
-        encrypted: ::std::option::Option<bool>,
-        compressed: ::std::option::Option<bool>,
-        backing_filename: ::std::option::Option<::std::string::String>,
-        full_backing_filename: ::std::option::Option<::std::string::String>,
-        backing_filename_format: ::std::option::Option<::std::string::String>,
-        snapshots: ::std::option::Option<::std::vec::Vec<super::SnapshotInfo>>,
-        limits: ::std::option::Option<super::BlockLimitsInfo>,
-        format_specific: ::std::option::Option<super::ImageInfoSpecific>,
-        children: ::std::option::Option<::std::vec::Vec<super::BlockChildInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockGraphInfo {
-        const NAME: &'static str = "BlockGraphInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-flag" => {
-                    slots.dirty_flag = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "actual-size" => {
-                    slots.actual_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "virtual-size" => {
-                    slots.virtual_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypted" => slots.encrypted = ::serde::de::MapAccess::next_value(map)?,
-                "compressed" => {
-                    slots.compressed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-filename" => {
-                    slots.backing_filename = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "full-backing-filename" => {
-                    slots.full_backing_filename = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "backing-filename-format" => {
-                    slots.backing_filename_format = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "snapshots" => slots.snapshots = ::serde::de::MapAccess::next_value(map)?,
-                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
-                "format-specific" => {
-                    slots.format_specific = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "children" => {
-                    slots.children = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockGraphInfo {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-                dirty_flag: slots.dirty_flag,
-                actual_size: slots.actual_size,
-                virtual_size: slots
-                    .virtual_size
-                    .ok_or_else(|| E::missing_field("virtual-size"))?,
-                cluster_size: slots.cluster_size,
-                encrypted: slots.encrypted,
-                compressed: slots.compressed,
-                backing_filename: slots.backing_filename,
-                full_backing_filename: slots.full_backing_filename,
-                backing_filename_format: slots.backing_filename_format,
-                snapshots: slots.snapshots,
-                limits: slots.limits,
-                format_specific: slots.format_specific,
-                children: slots.children.ok_or_else(|| E::missing_field("children"))?,
-            })
-        }
-    }
-};
 
 /// Information about a QEMU image file check
 ///
@@ -2373,161 +870,22 @@ pub struct ImageCheck {
     pub compressed_clusters: ::std::option::Option<i64>,
 }
 
-impl Serialize for ImageCheck {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ImageCheck = "ImageCheck" {
+        required filename "filename": ::std::string::String,
+        required format "format": ::std::string::String,
+        required check_errors "check-errors": i64,
+        optional image_end_offset "image-end-offset": i64,
+        optional corruptions "corruptions": i64,
+        optional leaks "leaks": i64,
+        optional corruptions_fixed "corruptions-fixed": i64,
+        optional leaks_fixed "leaks-fixed": i64,
+        optional total_clusters "total-clusters": i64,
+        optional allocated_clusters "allocated-clusters": i64,
+        optional fragmented_clusters "fragmented-clusters": i64,
+        optional compressed_clusters "compressed-clusters": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ImageCheck {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "check-errors",
-            &self.check_errors,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "image-end-offset",
-            &self.image_end_offset,
-        )?;
-        ::qapi_types::private::optional(map, "corruptions", &self.corruptions)?;
-        ::qapi_types::private::optional(map, "leaks", &self.leaks)?;
-        ::qapi_types::private::optional(
-            map,
-            "corruptions-fixed",
-            &self.corruptions_fixed,
-        )?;
-        ::qapi_types::private::optional(map, "leaks-fixed", &self.leaks_fixed)?;
-        ::qapi_types::private::optional(map, "total-clusters", &self.total_clusters)?;
-        ::qapi_types::private::optional(
-            map,
-            "allocated-clusters",
-            &self.allocated_clusters,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "fragmented-clusters",
-            &self.fragmented_clusters,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "compressed-clusters",
-            &self.compressed_clusters,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageCheck {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ImageCheck`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        check_errors: ::std::option::Option<i64>,
-        image_end_offset: ::std::option::Option<i64>,
-        corruptions: ::std::option::Option<i64>,
-        leaks: ::std::option::Option<i64>,
-        corruptions_fixed: ::std::option::Option<i64>,
-        leaks_fixed: ::std::option::Option<i64>,
-        total_clusters: ::std::option::Option<i64>,
-        allocated_clusters: ::std::option::Option<i64>,
-        fragmented_clusters: ::std::option::Option<i64>,
-        compressed_clusters: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ImageCheck {
-        const NAME: &'static str = "ImageCheck";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "check-errors" => {
-                    slots.check_errors = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "image-end-offset" => {
-                    slots.image_end_offset = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "corruptions" => {
-                    slots.corruptions = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "leaks" => slots.leaks = ::serde::de::MapAccess::next_value(map)?,
-                "corruptions-fixed" => {
-                    slots.corruptions_fixed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "leaks-fixed" => {
-                    slots.leaks_fixed = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "total-clusters" => {
-                    slots.total_clusters = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "allocated-clusters" => {
-                    slots.allocated_clusters = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "fragmented-clusters" => {
-                    slots.fragmented_clusters = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compressed-clusters" => {
-                    slots.compressed_clusters = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ImageCheck {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-                check_errors: slots
-                    .check_errors
-                    .ok_or_else(|| E::missing_field("check-errors"))?,
-                image_end_offset: slots.image_end_offset,
-                corruptions: slots.corruptions,
-                leaks: slots.leaks,
-                corruptions_fixed: slots.corruptions_fixed,
-                leaks_fixed: slots.leaks_fixed,
-                total_clusters: slots.total_clusters,
-                allocated_clusters: slots.allocated_clusters,
-                fragmented_clusters: slots.fragmented_clusters,
-                compressed_clusters: slots.compressed_clusters,
-            })
-        }
-    }
-};
 
 /// Mapping information from a virtual block range to a host file range
 ///
@@ -2563,129 +921,19 @@ pub struct MapEntry {
     pub filename: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for MapEntry {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MapEntry = "MapEntry" {
+        required start "start": i64,
+        required length "length": i64,
+        required data "data": bool,
+        required zero "zero": bool,
+        required compressed "compressed": bool,
+        required depth "depth": i64,
+        required present "present": bool,
+        optional offset "offset": i64,
+        optional filename "filename": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for MapEntry {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "start", &self.start)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "length", &self.length)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "zero", &self.zero)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "compressed",
-            &self.compressed,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "depth", &self.depth)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "present", &self.present)?;
-        ::qapi_types::private::optional(map, "offset", &self.offset)?;
-        ::qapi_types::private::optional(map, "filename", &self.filename)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MapEntry {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MapEntry`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        start: ::std::option::Option<i64>,
-        length: ::std::option::Option<i64>,
-        data: ::std::option::Option<bool>,
-        zero: ::std::option::Option<bool>,
-        compressed: ::std::option::Option<bool>,
-        depth: ::std::option::Option<i64>,
-        present: ::std::option::Option<bool>,
-        offset: ::std::option::Option<i64>,
-        filename: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MapEntry {
-        const NAME: &'static str = "MapEntry";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "start" => {
-                    slots.start = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "length" => {
-                    slots.length = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "zero" => {
-                    slots.zero = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "compressed" => {
-                    slots.compressed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "depth" => {
-                    slots.depth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "present" => {
-                    slots.present = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
-                "filename" => slots.filename = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MapEntry {
-                start: slots.start.ok_or_else(|| E::missing_field("start"))?,
-                length: slots.length.ok_or_else(|| E::missing_field("length"))?,
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-                zero: slots.zero.ok_or_else(|| E::missing_field("zero"))?,
-                compressed: slots
-                    .compressed
-                    .ok_or_else(|| E::missing_field("compressed"))?,
-                depth: slots.depth.ok_or_else(|| E::missing_field("depth"))?,
-                present: slots.present.ok_or_else(|| E::missing_field("present"))?,
-                offset: slots.offset,
-                filename: slots.filename,
-            })
-        }
-    }
-};
 
 /// Cache mode information for a block device
 ///
@@ -2700,83 +948,13 @@ pub struct BlockdevCacheInfo {
     pub no_flush: bool,
 }
 
-impl Serialize for BlockdevCacheInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCacheInfo = "BlockdevCacheInfo" {
+        required writeback "writeback": bool,
+        required direct "direct": bool,
+        required no_flush "no-flush": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCacheInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "writeback", &self.writeback)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "direct", &self.direct)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "no-flush", &self.no_flush)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCacheInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCacheInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        writeback: ::std::option::Option<bool>,
-        direct: ::std::option::Option<bool>,
-        no_flush: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCacheInfo {
-        const NAME: &'static str = "BlockdevCacheInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "writeback" => {
-                    slots.writeback = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "direct" => {
-                    slots.direct = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "no-flush" => {
-                    slots.no_flush = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCacheInfo {
-                writeback: slots.writeback.ok_or_else(|| E::missing_field("writeback"))?,
-                direct: slots.direct.ok_or_else(|| E::missing_field("direct"))?,
-                no_flush: slots.no_flush.ok_or_else(|| E::missing_field("no-flush"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 10.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -2787,75 +965,12 @@ pub struct BlockdevChild {
     pub node_name: ::std::string::String,
 }
 
-impl Serialize for BlockdevChild {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevChild = "BlockdevChild" {
+        required child "child": ::std::string::String,
+        required node_name "node-name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevChild {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "child", &self.child)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevChild {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevChild`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        child: ::std::option::Option<::std::string::String>,
-        node_name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevChild {
-        const NAME: &'static str = "BlockdevChild";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "child" => {
-                    slots.child = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node-name" => {
-                    slots.node_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevChild {
-                child: slots.child.ok_or_else(|| E::missing_field("child"))?,
-                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
-            })
-        }
-    }
-};
 
 /// Information about the backing device for a block device.
 ///
@@ -2960,317 +1075,44 @@ pub struct BlockDeviceInfo {
     pub dirty_bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyInfo>>,
 }
 
-impl Serialize for BlockDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDeviceInfo = "BlockDeviceInfo" {
+        required file "file": ::std::string::String,
+        required node_name "node-name": ::std::string::String,
+        required ro "ro": bool,
+        required drv "drv": ::std::string::String,
+        optional backing_file "backing_file": ::std::string::String,
+        required backing_file_depth "backing_file_depth": i64,
+        optional children "children": ::std::vec::Vec<super::BlockdevChild>,
+        optional active "active": bool,
+        required encrypted "encrypted": bool,
+        required detect_zeroes "detect_zeroes": super::BlockdevDetectZeroesOptions,
+        required bps "bps": i64,
+        required bps_rd "bps_rd": i64,
+        required bps_wr "bps_wr": i64,
+        required iops "iops": i64,
+        required iops_rd "iops_rd": i64,
+        required iops_wr "iops_wr": i64,
+        required image "image": super::ImageInfo,
+        optional bps_max "bps_max": i64,
+        optional bps_rd_max "bps_rd_max": i64,
+        optional bps_wr_max "bps_wr_max": i64,
+        optional iops_max "iops_max": i64,
+        optional iops_rd_max "iops_rd_max": i64,
+        optional iops_wr_max "iops_wr_max": i64,
+        optional bps_max_length "bps_max_length": i64,
+        optional bps_rd_max_length "bps_rd_max_length": i64,
+        optional bps_wr_max_length "bps_wr_max_length": i64,
+        optional iops_max_length "iops_max_length": i64,
+        optional iops_rd_max_length "iops_rd_max_length": i64,
+        optional iops_wr_max_length "iops_wr_max_length": i64,
+        optional iops_size "iops_size": i64,
+        optional group "group": ::std::string::String,
+        required cache "cache": super::BlockdevCacheInfo,
+        required write_threshold "write_threshold": i64,
+        optional dirty_bitmaps "dirty-bitmaps": ::std::vec::Vec<super::BlockDirtyInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ro", &self.ro)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "drv", &self.drv)?;
-        ::qapi_types::private::optional(map, "backing_file", &self.backing_file)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "backing_file_depth",
-            &self.backing_file_depth,
-        )?;
-        ::qapi_types::private::optional(map, "children", &self.children)?;
-        ::qapi_types::private::optional(map, "active", &self.active)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "encrypted", &self.encrypted)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "detect_zeroes",
-            &self.detect_zeroes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps", &self.bps)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps_rd", &self.bps_rd)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps_wr", &self.bps_wr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops", &self.iops)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops_rd", &self.iops_rd)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops_wr", &self.iops_wr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
-        ::qapi_types::private::optional(map, "bps_max", &self.bps_max)?;
-        ::qapi_types::private::optional(map, "bps_rd_max", &self.bps_rd_max)?;
-        ::qapi_types::private::optional(map, "bps_wr_max", &self.bps_wr_max)?;
-        ::qapi_types::private::optional(map, "iops_max", &self.iops_max)?;
-        ::qapi_types::private::optional(map, "iops_rd_max", &self.iops_rd_max)?;
-        ::qapi_types::private::optional(map, "iops_wr_max", &self.iops_wr_max)?;
-        ::qapi_types::private::optional(map, "bps_max_length", &self.bps_max_length)?;
-        ::qapi_types::private::optional(
-            map,
-            "bps_rd_max_length",
-            &self.bps_rd_max_length,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "bps_wr_max_length",
-            &self.bps_wr_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops_max_length", &self.iops_max_length)?;
-        ::qapi_types::private::optional(
-            map,
-            "iops_rd_max_length",
-            &self.iops_rd_max_length,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "iops_wr_max_length",
-            &self.iops_wr_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops_size", &self.iops_size)?;
-        ::qapi_types::private::optional(map, "group", &self.group)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "cache", &self.cache)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "write_threshold",
-            &self.write_threshold,
-        )?;
-        ::qapi_types::private::optional(map, "dirty-bitmaps", &self.dirty_bitmaps)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::string::String>,
-        node_name: ::std::option::Option<::std::string::String>,
-        ro: ::std::option::Option<bool>,
-        drv: ::std::option::Option<::std::string::String>,
-        backing_file: ::std::option::Option<::std::string::String>,
-        backing_file_depth: ::std::option::Option<i64>,
-        children: ::std::option::Option<::std::vec::Vec<super::BlockdevChild>>,
-        active: ::std::option::Option<bool>,
-        encrypted: ::std::option::Option<bool>,
-        detect_zeroes: ::std::option::Option<super::BlockdevDetectZeroesOptions>,
-        bps: ::std::option::Option<i64>,
-        bps_rd: ::std::option::Option<i64>,
-        bps_wr: ::std::option::Option<i64>,
-        iops: ::std::option::Option<i64>,
-        iops_rd: ::std::option::Option<i64>,
-        iops_wr: ::std::option::Option<i64>,
-        image: ::std::option::Option<super::ImageInfo>,
-        bps_max: ::std::option::Option<i64>,
-        bps_rd_max: ::std::option::Option<i64>,
-        bps_wr_max: ::std::option::Option<i64>,
-        iops_max: ::std::option::Option<i64>,
-        iops_rd_max: ::std::option::Option<i64>,
-        iops_wr_max: ::std::option::Option<i64>,
-        bps_max_length: ::std::option::Option<i64>,
-        bps_rd_max_length: ::std::option::Option<i64>,
-        bps_wr_max_length: ::std::option::Option<i64>,
-        iops_max_length: ::std::option::Option<i64>,
-        iops_rd_max_length: ::std::option::Option<i64>,
-        iops_wr_max_length: ::std::option::Option<i64>,
-        iops_size: ::std::option::Option<i64>,
-        group: ::std::option::Option<::std::string::String>,
-        cache: ::std::option::Option<super::BlockdevCacheInfo>,
-        write_threshold: ::std::option::Option<i64>,
-        dirty_bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceInfo {
-        const NAME: &'static str = "BlockDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node-name" => {
-                    slots.node_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ro" => {
-                    slots.ro = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "drv" => {
-                    slots.drv = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing_file" => {
-                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing_file_depth" => {
-                    slots.backing_file_depth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "children" => slots.children = ::serde::de::MapAccess::next_value(map)?,
-                "active" => slots.active = ::serde::de::MapAccess::next_value(map)?,
-                "encrypted" => {
-                    slots.encrypted = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "detect_zeroes" => {
-                    slots.detect_zeroes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps" => {
-                    slots.bps = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_rd" => {
-                    slots.bps_rd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_wr" => {
-                    slots.bps_wr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops" => {
-                    slots.iops = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops_rd" => {
-                    slots.iops_rd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops_wr" => {
-                    slots.iops_wr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "image" => {
-                    slots.image = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_max" => slots.bps_max = ::serde::de::MapAccess::next_value(map)?,
-                "bps_rd_max" => {
-                    slots.bps_rd_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_wr_max" => {
-                    slots.bps_wr_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_max" => slots.iops_max = ::serde::de::MapAccess::next_value(map)?,
-                "iops_rd_max" => {
-                    slots.iops_rd_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_wr_max" => {
-                    slots.iops_wr_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_max_length" => {
-                    slots.bps_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_rd_max_length" => {
-                    slots.bps_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_wr_max_length" => {
-                    slots.bps_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_max_length" => {
-                    slots.iops_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_rd_max_length" => {
-                    slots.iops_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_wr_max_length" => {
-                    slots.iops_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
-                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
-                "cache" => {
-                    slots.cache = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "write_threshold" => {
-                    slots.write_threshold = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-bitmaps" => {
-                    slots.dirty_bitmaps = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDeviceInfo {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
-                ro: slots.ro.ok_or_else(|| E::missing_field("ro"))?,
-                drv: slots.drv.ok_or_else(|| E::missing_field("drv"))?,
-                backing_file: slots.backing_file,
-                backing_file_depth: slots
-                    .backing_file_depth
-                    .ok_or_else(|| E::missing_field("backing_file_depth"))?,
-                children: slots.children,
-                active: slots.active,
-                encrypted: slots.encrypted.ok_or_else(|| E::missing_field("encrypted"))?,
-                detect_zeroes: slots
-                    .detect_zeroes
-                    .ok_or_else(|| E::missing_field("detect_zeroes"))?,
-                bps: slots.bps.ok_or_else(|| E::missing_field("bps"))?,
-                bps_rd: slots.bps_rd.ok_or_else(|| E::missing_field("bps_rd"))?,
-                bps_wr: slots.bps_wr.ok_or_else(|| E::missing_field("bps_wr"))?,
-                iops: slots.iops.ok_or_else(|| E::missing_field("iops"))?,
-                iops_rd: slots.iops_rd.ok_or_else(|| E::missing_field("iops_rd"))?,
-                iops_wr: slots.iops_wr.ok_or_else(|| E::missing_field("iops_wr"))?,
-                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
-                bps_max: slots.bps_max,
-                bps_rd_max: slots.bps_rd_max,
-                bps_wr_max: slots.bps_wr_max,
-                iops_max: slots.iops_max,
-                iops_rd_max: slots.iops_rd_max,
-                iops_wr_max: slots.iops_wr_max,
-                bps_max_length: slots.bps_max_length,
-                bps_rd_max_length: slots.bps_rd_max_length,
-                bps_wr_max_length: slots.bps_wr_max_length,
-                iops_max_length: slots.iops_max_length,
-                iops_rd_max_length: slots.iops_rd_max_length,
-                iops_wr_max_length: slots.iops_wr_max_length,
-                iops_size: slots.iops_size,
-                group: slots.group,
-                cache: slots.cache.ok_or_else(|| E::missing_field("cache"))?,
-                write_threshold: slots
-                    .write_threshold
-                    .ok_or_else(|| E::missing_field("write_threshold"))?,
-                dirty_bitmaps: slots.dirty_bitmaps,
-            })
-        }
-    }
-};
 
 /// An enumeration of block device I/O status.
 ///
@@ -3360,121 +1202,17 @@ pub struct BlockDirtyInfo {
     pub inconsistent: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockDirtyInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyInfo = "BlockDirtyInfo" {
+        optional name "name": ::std::string::String,
+        required count "count": i64,
+        required granularity "granularity": u32,
+        required recording "recording": bool,
+        required busy "busy": bool,
+        required persistent "persistent": bool,
+        optional inconsistent "inconsistent": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "granularity",
-            &self.granularity,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "recording", &self.recording)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "busy", &self.busy)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "persistent",
-            &self.persistent,
-        )?;
-        ::qapi_types::private::optional(map, "inconsistent", &self.inconsistent)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        count: ::std::option::Option<i64>,
-        granularity: ::std::option::Option<u32>,
-        recording: ::std::option::Option<bool>,
-        busy: ::std::option::Option<bool>,
-        persistent: ::std::option::Option<bool>,
-        inconsistent: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyInfo {
-        const NAME: &'static str = "BlockDirtyInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "count" => {
-                    slots.count = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "granularity" => {
-                    slots.granularity = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "recording" => {
-                    slots.recording = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "busy" => {
-                    slots.busy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "persistent" => {
-                    slots.persistent = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "inconsistent" => {
-                    slots.inconsistent = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyInfo {
-                name: slots.name,
-                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
-                granularity: slots
-                    .granularity
-                    .ok_or_else(|| E::missing_field("granularity"))?,
-                recording: slots.recording.ok_or_else(|| E::missing_field("recording"))?,
-                busy: slots.busy.ok_or_else(|| E::missing_field("busy"))?,
-                persistent: slots
-                    .persistent
-                    .ok_or_else(|| E::missing_field("persistent"))?,
-                inconsistent: slots.inconsistent,
-            })
-        }
-    }
-};
 
 /// An enumeration of flags that a bitmap can report to the user.
 ///
@@ -3549,89 +1287,13 @@ pub struct Qcow2BitmapInfo {
     pub flags: ::std::vec::Vec<super::Qcow2BitmapInfoFlags>,
 }
 
-impl Serialize for Qcow2BitmapInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Qcow2BitmapInfo = "Qcow2BitmapInfo" {
+        required name "name": ::std::string::String,
+        required granularity "granularity": u32,
+        required flags "flags": ::std::vec::Vec<super::Qcow2BitmapInfoFlags>,
     }
 }
-
-impl ::qapi_types::private::Members for Qcow2BitmapInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "granularity",
-            &self.granularity,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Qcow2BitmapInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Qcow2BitmapInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        granularity: ::std::option::Option<u32>,
-        flags: ::std::option::Option<::std::vec::Vec<super::Qcow2BitmapInfoFlags>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Qcow2BitmapInfo {
-        const NAME: &'static str = "Qcow2BitmapInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "granularity" => {
-                    slots.granularity = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "flags" => {
-                    slots.flags = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Qcow2BitmapInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                granularity: slots
-                    .granularity
-                    .ok_or_else(|| E::missing_field("granularity"))?,
-                flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-            })
-        }
-    }
-};
 
 /// Block latency histogram.
 ///
@@ -3660,81 +1322,12 @@ pub struct BlockLatencyHistogramInfo {
     pub bins: ::std::vec::Vec<u64>,
 }
 
-impl Serialize for BlockLatencyHistogramInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockLatencyHistogramInfo = "BlockLatencyHistogramInfo" {
+        required boundaries "boundaries": ::std::vec::Vec<u64>,
+        required bins "bins": ::std::vec::Vec<u64>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockLatencyHistogramInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "boundaries",
-            &self.boundaries,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bins", &self.bins)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockLatencyHistogramInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockLatencyHistogramInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        boundaries: ::std::option::Option<::std::vec::Vec<u64>>,
-        bins: ::std::option::Option<::std::vec::Vec<u64>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockLatencyHistogramInfo {
-        const NAME: &'static str = "BlockLatencyHistogramInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "boundaries" => {
-                    slots.boundaries = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bins" => {
-                    slots.bins = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockLatencyHistogramInfo {
-                boundaries: slots
-                    .boundaries
-                    .ok_or_else(|| E::missing_field("boundaries"))?,
-                bins: slots.bins.ok_or_else(|| E::missing_field("bins"))?,
-            })
-        }
-    }
-};
 
 /// Block device information.  This structure describes a virtual device
 /// and the backing device associated with it.
@@ -3768,107 +1361,18 @@ pub struct BlockInfo {
     pub io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
 }
 
-impl Serialize for BlockInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockInfo = "BlockInfo" {
+        required device "device": ::std::string::String,
+        optional qdev "qdev": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        required removable "removable": bool,
+        required locked "locked": bool,
+        optional inserted "inserted": super::BlockDeviceInfo,
+        optional tray_open "tray_open": bool,
+        optional io_status "io-status": super::BlockDeviceIoStatus,
     }
 }
-
-impl ::qapi_types::private::Members for BlockInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::qapi_types::private::optional(map, "qdev", &self.qdev)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "removable", &self.removable)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "locked", &self.locked)?;
-        ::qapi_types::private::optional(map, "inserted", &self.inserted)?;
-        ::qapi_types::private::optional(map, "tray_open", &self.tray_open)?;
-        ::qapi_types::private::optional(map, "io-status", &self.io_status)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        qdev: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        removable: ::std::option::Option<bool>,
-        locked: ::std::option::Option<bool>,
-        inserted: ::std::option::Option<super::BlockDeviceInfo>,
-        tray_open: ::std::option::Option<bool>,
-        io_status: ::std::option::Option<super::BlockDeviceIoStatus>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockInfo {
-        const NAME: &'static str = "BlockInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "qdev" => slots.qdev = ::serde::de::MapAccess::next_value(map)?,
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "removable" => {
-                    slots.removable = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "locked" => {
-                    slots.locked = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "inserted" => slots.inserted = ::serde::de::MapAccess::next_value(map)?,
-                "tray_open" => slots.tray_open = ::serde::de::MapAccess::next_value(map)?,
-                "io-status" => slots.io_status = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockInfo {
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                qdev: slots.qdev,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                removable: slots.removable.ok_or_else(|| E::missing_field("removable"))?,
-                locked: slots.locked.ok_or_else(|| E::missing_field("locked"))?,
-                inserted: slots.inserted,
-                tray_open: slots.tray_open,
-                io_status: slots.io_status,
-            })
-        }
-    }
-};
 
 /// Image file size calculation information.  This structure describes
 /// the size requirements for creating a new image file.
@@ -3901,85 +1405,13 @@ pub struct BlockMeasureInfo {
     pub bitmaps: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockMeasureInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockMeasureInfo = "BlockMeasureInfo" {
+        required required "required": i64,
+        required fully_allocated "fully-allocated": i64,
+        optional bitmaps "bitmaps": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockMeasureInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "required", &self.required)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "fully-allocated",
-            &self.fully_allocated,
-        )?;
-        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockMeasureInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockMeasureInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        required: ::std::option::Option<i64>,
-        fully_allocated: ::std::option::Option<i64>,
-        bitmaps: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockMeasureInfo {
-        const NAME: &'static str = "BlockMeasureInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "required" => {
-                    slots.required = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "fully-allocated" => {
-                    slots.fully_allocated = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockMeasureInfo {
-                required: slots.required.ok_or_else(|| E::missing_field("required"))?,
-                fully_allocated: slots
-                    .fully_allocated
-                    .ok_or_else(|| E::missing_field("fully-allocated"))?,
-                bitmaps: slots.bitmaps,
-            })
-        }
-    }
-};
 
 /// Statistics of a block device during a given interval of time.
 ///
@@ -4044,275 +1476,26 @@ pub struct BlockDeviceTimedStats {
     pub avg_zone_append_queue_depth: ::std::option::Option<f64>,
 }
 
-impl Serialize for BlockDeviceTimedStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDeviceTimedStats = "BlockDeviceTimedStats" {
+        required interval_length "interval_length": i64,
+        required min_rd_latency_ns "min_rd_latency_ns": i64,
+        required max_rd_latency_ns "max_rd_latency_ns": i64,
+        required avg_rd_latency_ns "avg_rd_latency_ns": i64,
+        required min_wr_latency_ns "min_wr_latency_ns": i64,
+        required max_wr_latency_ns "max_wr_latency_ns": i64,
+        required avg_wr_latency_ns "avg_wr_latency_ns": i64,
+        optional min_zone_append_latency_ns "min_zone_append_latency_ns": i64,
+        optional max_zone_append_latency_ns "max_zone_append_latency_ns": i64,
+        optional avg_zone_append_latency_ns "avg_zone_append_latency_ns": i64,
+        required min_flush_latency_ns "min_flush_latency_ns": i64,
+        required max_flush_latency_ns "max_flush_latency_ns": i64,
+        required avg_flush_latency_ns "avg_flush_latency_ns": i64,
+        required avg_rd_queue_depth "avg_rd_queue_depth": f64,
+        required avg_wr_queue_depth "avg_wr_queue_depth": f64,
+        optional avg_zone_append_queue_depth "avg_zone_append_queue_depth": f64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDeviceTimedStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "interval_length",
-            &self.interval_length,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "min_rd_latency_ns",
-            &self.min_rd_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "max_rd_latency_ns",
-            &self.max_rd_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avg_rd_latency_ns",
-            &self.avg_rd_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "min_wr_latency_ns",
-            &self.min_wr_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "max_wr_latency_ns",
-            &self.max_wr_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avg_wr_latency_ns",
-            &self.avg_wr_latency_ns,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "min_zone_append_latency_ns",
-            &self.min_zone_append_latency_ns,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max_zone_append_latency_ns",
-            &self.max_zone_append_latency_ns,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "avg_zone_append_latency_ns",
-            &self.avg_zone_append_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "min_flush_latency_ns",
-            &self.min_flush_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "max_flush_latency_ns",
-            &self.max_flush_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avg_flush_latency_ns",
-            &self.avg_flush_latency_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avg_rd_queue_depth",
-            &self.avg_rd_queue_depth,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avg_wr_queue_depth",
-            &self.avg_wr_queue_depth,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "avg_zone_append_queue_depth",
-            &self.avg_zone_append_queue_depth,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDeviceTimedStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDeviceTimedStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        interval_length: ::std::option::Option<i64>,
-        min_rd_latency_ns: ::std::option::Option<i64>,
-        max_rd_latency_ns: ::std::option::Option<i64>,
-        avg_rd_latency_ns: ::std::option::Option<i64>,
-        min_wr_latency_ns: ::std::option::Option<i64>,
-        max_wr_latency_ns: ::std::option::Option<i64>,
-        avg_wr_latency_ns: ::std::option::Option<i64>,
-        min_zone_append_latency_ns: ::std::option::Option<i64>,
-        max_zone_append_latency_ns: ::std::option::Option<i64>,
-        avg_zone_append_latency_ns: ::std::option::Option<i64>,
-        min_flush_latency_ns: ::std::option::Option<i64>,
-        max_flush_latency_ns: ::std::option::Option<i64>,
-        avg_flush_latency_ns: ::std::option::Option<i64>,
-        avg_rd_queue_depth: ::std::option::Option<f64>,
-        avg_wr_queue_depth: ::std::option::Option<f64>,
-        avg_zone_append_queue_depth: ::std::option::Option<f64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceTimedStats {
-        const NAME: &'static str = "BlockDeviceTimedStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "interval_length" => {
-                    slots.interval_length = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "min_rd_latency_ns" => {
-                    slots.min_rd_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max_rd_latency_ns" => {
-                    slots.max_rd_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_rd_latency_ns" => {
-                    slots.avg_rd_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "min_wr_latency_ns" => {
-                    slots.min_wr_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max_wr_latency_ns" => {
-                    slots.max_wr_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_wr_latency_ns" => {
-                    slots.avg_wr_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "min_zone_append_latency_ns" => {
-                    slots.min_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "max_zone_append_latency_ns" => {
-                    slots.max_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "avg_zone_append_latency_ns" => {
-                    slots.avg_zone_append_latency_ns = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "min_flush_latency_ns" => {
-                    slots.min_flush_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max_flush_latency_ns" => {
-                    slots.max_flush_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_flush_latency_ns" => {
-                    slots.avg_flush_latency_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_rd_queue_depth" => {
-                    slots.avg_rd_queue_depth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_wr_queue_depth" => {
-                    slots.avg_wr_queue_depth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avg_zone_append_queue_depth" => {
-                    slots.avg_zone_append_queue_depth = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDeviceTimedStats {
-                interval_length: slots
-                    .interval_length
-                    .ok_or_else(|| E::missing_field("interval_length"))?,
-                min_rd_latency_ns: slots
-                    .min_rd_latency_ns
-                    .ok_or_else(|| E::missing_field("min_rd_latency_ns"))?,
-                max_rd_latency_ns: slots
-                    .max_rd_latency_ns
-                    .ok_or_else(|| E::missing_field("max_rd_latency_ns"))?,
-                avg_rd_latency_ns: slots
-                    .avg_rd_latency_ns
-                    .ok_or_else(|| E::missing_field("avg_rd_latency_ns"))?,
-                min_wr_latency_ns: slots
-                    .min_wr_latency_ns
-                    .ok_or_else(|| E::missing_field("min_wr_latency_ns"))?,
-                max_wr_latency_ns: slots
-                    .max_wr_latency_ns
-                    .ok_or_else(|| E::missing_field("max_wr_latency_ns"))?,
-                avg_wr_latency_ns: slots
-                    .avg_wr_latency_ns
-                    .ok_or_else(|| E::missing_field("avg_wr_latency_ns"))?,
-                min_zone_append_latency_ns: slots.min_zone_append_latency_ns,
-                max_zone_append_latency_ns: slots.max_zone_append_latency_ns,
-                avg_zone_append_latency_ns: slots.avg_zone_append_latency_ns,
-                min_flush_latency_ns: slots
-                    .min_flush_latency_ns
-                    .ok_or_else(|| E::missing_field("min_flush_latency_ns"))?,
-                max_flush_latency_ns: slots
-                    .max_flush_latency_ns
-                    .ok_or_else(|| E::missing_field("max_flush_latency_ns"))?,
-                avg_flush_latency_ns: slots
-                    .avg_flush_latency_ns
-                    .ok_or_else(|| E::missing_field("avg_flush_latency_ns"))?,
-                avg_rd_queue_depth: slots
-                    .avg_rd_queue_depth
-                    .ok_or_else(|| E::missing_field("avg_rd_queue_depth"))?,
-                avg_wr_queue_depth: slots
-                    .avg_wr_queue_depth
-                    .ok_or_else(|| E::missing_field("avg_wr_queue_depth"))?,
-                avg_zone_append_queue_depth: slots.avg_zone_append_queue_depth,
-            })
-        }
-    }
-};
 
 /// Statistics of a virtual block device or a block backing device.
 ///
@@ -4443,521 +1626,47 @@ pub struct BlockDeviceStats {
     pub flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
 }
 
-impl Serialize for BlockDeviceStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDeviceStats = "BlockDeviceStats" {
+        required rd_bytes "rd_bytes": i64,
+        required wr_bytes "wr_bytes": i64,
+        optional zone_append_bytes "zone_append_bytes": i64,
+        required unmap_bytes "unmap_bytes": i64,
+        required rd_operations "rd_operations": i64,
+        required wr_operations "wr_operations": i64,
+        optional zone_append_operations "zone_append_operations": i64,
+        required flush_operations "flush_operations": i64,
+        required unmap_operations "unmap_operations": i64,
+        required rd_total_time_ns "rd_total_time_ns": i64,
+        required wr_total_time_ns "wr_total_time_ns": i64,
+        optional zone_append_total_time_ns "zone_append_total_time_ns": i64,
+        required flush_total_time_ns "flush_total_time_ns": i64,
+        required unmap_total_time_ns "unmap_total_time_ns": i64,
+        required wr_highest_offset "wr_highest_offset": i64,
+        required rd_merged "rd_merged": i64,
+        required wr_merged "wr_merged": i64,
+        optional zone_append_merged "zone_append_merged": i64,
+        required unmap_merged "unmap_merged": i64,
+        optional idle_time_ns "idle_time_ns": i64,
+        required failed_rd_operations "failed_rd_operations": i64,
+        required failed_wr_operations "failed_wr_operations": i64,
+        optional failed_zone_append_operations "failed_zone_append_operations": i64,
+        required failed_flush_operations "failed_flush_operations": i64,
+        required failed_unmap_operations "failed_unmap_operations": i64,
+        required invalid_rd_operations "invalid_rd_operations": i64,
+        required invalid_wr_operations "invalid_wr_operations": i64,
+        optional invalid_zone_append_operations "invalid_zone_append_operations": i64,
+        required invalid_flush_operations "invalid_flush_operations": i64,
+        required invalid_unmap_operations "invalid_unmap_operations": i64,
+        required account_invalid "account_invalid": bool,
+        required account_failed "account_failed": bool,
+        required timed_stats "timed_stats": ::std::vec::Vec<super::BlockDeviceTimedStats>,
+        optional rd_latency_histogram "rd_latency_histogram": super::BlockLatencyHistogramInfo,
+        optional wr_latency_histogram "wr_latency_histogram": super::BlockLatencyHistogramInfo,
+        optional zone_append_latency_histogram "zone_append_latency_histogram": super::BlockLatencyHistogramInfo,
+        optional flush_latency_histogram "flush_latency_histogram": super::BlockLatencyHistogramInfo,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDeviceStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "rd_bytes", &self.rd_bytes)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "wr_bytes", &self.wr_bytes)?;
-        ::qapi_types::private::optional(
-            map,
-            "zone_append_bytes",
-            &self.zone_append_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unmap_bytes",
-            &self.unmap_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "rd_operations",
-            &self.rd_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "wr_operations",
-            &self.wr_operations,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "zone_append_operations",
-            &self.zone_append_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "flush_operations",
-            &self.flush_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unmap_operations",
-            &self.unmap_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "rd_total_time_ns",
-            &self.rd_total_time_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "wr_total_time_ns",
-            &self.wr_total_time_ns,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "zone_append_total_time_ns",
-            &self.zone_append_total_time_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "flush_total_time_ns",
-            &self.flush_total_time_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unmap_total_time_ns",
-            &self.unmap_total_time_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "wr_highest_offset",
-            &self.wr_highest_offset,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "rd_merged", &self.rd_merged)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "wr_merged", &self.wr_merged)?;
-        ::qapi_types::private::optional(
-            map,
-            "zone_append_merged",
-            &self.zone_append_merged,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unmap_merged",
-            &self.unmap_merged,
-        )?;
-        ::qapi_types::private::optional(map, "idle_time_ns", &self.idle_time_ns)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "failed_rd_operations",
-            &self.failed_rd_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "failed_wr_operations",
-            &self.failed_wr_operations,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "failed_zone_append_operations",
-            &self.failed_zone_append_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "failed_flush_operations",
-            &self.failed_flush_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "failed_unmap_operations",
-            &self.failed_unmap_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "invalid_rd_operations",
-            &self.invalid_rd_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "invalid_wr_operations",
-            &self.invalid_wr_operations,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "invalid_zone_append_operations",
-            &self.invalid_zone_append_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "invalid_flush_operations",
-            &self.invalid_flush_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "invalid_unmap_operations",
-            &self.invalid_unmap_operations,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "account_invalid",
-            &self.account_invalid,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "account_failed",
-            &self.account_failed,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "timed_stats",
-            &self.timed_stats,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "rd_latency_histogram",
-            &self.rd_latency_histogram,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "wr_latency_histogram",
-            &self.wr_latency_histogram,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "zone_append_latency_histogram",
-            &self.zone_append_latency_histogram,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "flush_latency_histogram",
-            &self.flush_latency_histogram,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDeviceStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDeviceStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        rd_bytes: ::std::option::Option<i64>,
-        wr_bytes: ::std::option::Option<i64>,
-        zone_append_bytes: ::std::option::Option<i64>,
-        unmap_bytes: ::std::option::Option<i64>,
-        rd_operations: ::std::option::Option<i64>,
-        wr_operations: ::std::option::Option<i64>,
-        zone_append_operations: ::std::option::Option<i64>,
-        flush_operations: ::std::option::Option<i64>,
-        unmap_operations: ::std::option::Option<i64>,
-        rd_total_time_ns: ::std::option::Option<i64>,
-        wr_total_time_ns: ::std::option::Option<i64>,
-        zone_append_total_time_ns: ::std::option::Option<i64>,
-        flush_total_time_ns: ::std::option::Option<i64>,
-        unmap_total_time_ns: ::std::option::Option<i64>,
-        wr_highest_offset: ::std::option::Option<i64>,
-        rd_merged: ::std::option::Option<i64>,
-        wr_merged: ::std::option::Option<i64>,
-        zone_append_merged: ::std::option::Option<i64>,
-        unmap_merged: ::std::option::Option<i64>,
-        idle_time_ns: ::std::option::Option<i64>,
-        failed_rd_operations: ::std::option::Option<i64>,
-        failed_wr_operations: ::std::option::Option<i64>,
-        failed_zone_append_operations: ::std::option::Option<i64>,
-        failed_flush_operations: ::std::option::Option<i64>,
-        failed_unmap_operations: ::std::option::Option<i64>,
-        invalid_rd_operations: ::std::option::Option<i64>,
-        invalid_wr_operations: ::std::option::Option<i64>,
-        invalid_zone_append_operations: ::std::option::Option<i64>,
-        invalid_flush_operations: ::std::option::Option<i64>,
-        invalid_unmap_operations: ::std::option::Option<i64>,
-        account_invalid: ::std::option::Option<bool>,
-        account_failed: ::std::option::Option<bool>,
-        timed_stats: ::std::option::Option<
-            ::std::vec::Vec<super::BlockDeviceTimedStats>,
-        >,
-        rd_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
-        wr_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
-        zone_append_latency_histogram: ::std::option::Option<
-            super::BlockLatencyHistogramInfo,
-        >,
-        flush_latency_histogram: ::std::option::Option<super::BlockLatencyHistogramInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDeviceStats {
-        const NAME: &'static str = "BlockDeviceStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "rd_bytes" => {
-                    slots.rd_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "wr_bytes" => {
-                    slots.wr_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "zone_append_bytes" => {
-                    slots.zone_append_bytes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unmap_bytes" => {
-                    slots.unmap_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rd_operations" => {
-                    slots.rd_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "wr_operations" => {
-                    slots.wr_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "zone_append_operations" => {
-                    slots.zone_append_operations = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "flush_operations" => {
-                    slots.flush_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unmap_operations" => {
-                    slots.unmap_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rd_total_time_ns" => {
-                    slots.rd_total_time_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "wr_total_time_ns" => {
-                    slots.wr_total_time_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "zone_append_total_time_ns" => {
-                    slots.zone_append_total_time_ns = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "flush_total_time_ns" => {
-                    slots.flush_total_time_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unmap_total_time_ns" => {
-                    slots.unmap_total_time_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "wr_highest_offset" => {
-                    slots.wr_highest_offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rd_merged" => {
-                    slots.rd_merged = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "wr_merged" => {
-                    slots.wr_merged = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "zone_append_merged" => {
-                    slots.zone_append_merged = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unmap_merged" => {
-                    slots.unmap_merged = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "idle_time_ns" => {
-                    slots.idle_time_ns = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "failed_rd_operations" => {
-                    slots.failed_rd_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "failed_wr_operations" => {
-                    slots.failed_wr_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "failed_zone_append_operations" => {
-                    slots.failed_zone_append_operations = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "failed_flush_operations" => {
-                    slots.failed_flush_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "failed_unmap_operations" => {
-                    slots.failed_unmap_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "invalid_rd_operations" => {
-                    slots.invalid_rd_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "invalid_wr_operations" => {
-                    slots.invalid_wr_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "invalid_zone_append_operations" => {
-                    slots.invalid_zone_append_operations = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "invalid_flush_operations" => {
-                    slots.invalid_flush_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "invalid_unmap_operations" => {
-                    slots.invalid_unmap_operations = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "account_invalid" => {
-                    slots.account_invalid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "account_failed" => {
-                    slots.account_failed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "timed_stats" => {
-                    slots.timed_stats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rd_latency_histogram" => {
-                    slots.rd_latency_histogram = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "wr_latency_histogram" => {
-                    slots.wr_latency_histogram = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "zone_append_latency_histogram" => {
-                    slots.zone_append_latency_histogram = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "flush_latency_histogram" => {
-                    slots.flush_latency_histogram = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDeviceStats {
-                rd_bytes: slots.rd_bytes.ok_or_else(|| E::missing_field("rd_bytes"))?,
-                wr_bytes: slots.wr_bytes.ok_or_else(|| E::missing_field("wr_bytes"))?,
-                zone_append_bytes: slots.zone_append_bytes,
-                unmap_bytes: slots
-                    .unmap_bytes
-                    .ok_or_else(|| E::missing_field("unmap_bytes"))?,
-                rd_operations: slots
-                    .rd_operations
-                    .ok_or_else(|| E::missing_field("rd_operations"))?,
-                wr_operations: slots
-                    .wr_operations
-                    .ok_or_else(|| E::missing_field("wr_operations"))?,
-                zone_append_operations: slots.zone_append_operations,
-                flush_operations: slots
-                    .flush_operations
-                    .ok_or_else(|| E::missing_field("flush_operations"))?,
-                unmap_operations: slots
-                    .unmap_operations
-                    .ok_or_else(|| E::missing_field("unmap_operations"))?,
-                rd_total_time_ns: slots
-                    .rd_total_time_ns
-                    .ok_or_else(|| E::missing_field("rd_total_time_ns"))?,
-                wr_total_time_ns: slots
-                    .wr_total_time_ns
-                    .ok_or_else(|| E::missing_field("wr_total_time_ns"))?,
-                zone_append_total_time_ns: slots.zone_append_total_time_ns,
-                flush_total_time_ns: slots
-                    .flush_total_time_ns
-                    .ok_or_else(|| E::missing_field("flush_total_time_ns"))?,
-                unmap_total_time_ns: slots
-                    .unmap_total_time_ns
-                    .ok_or_else(|| E::missing_field("unmap_total_time_ns"))?,
-                wr_highest_offset: slots
-                    .wr_highest_offset
-                    .ok_or_else(|| E::missing_field("wr_highest_offset"))?,
-                rd_merged: slots.rd_merged.ok_or_else(|| E::missing_field("rd_merged"))?,
-                wr_merged: slots.wr_merged.ok_or_else(|| E::missing_field("wr_merged"))?,
-                zone_append_merged: slots.zone_append_merged,
-                unmap_merged: slots
-                    .unmap_merged
-                    .ok_or_else(|| E::missing_field("unmap_merged"))?,
-                idle_time_ns: slots.idle_time_ns,
-                failed_rd_operations: slots
-                    .failed_rd_operations
-                    .ok_or_else(|| E::missing_field("failed_rd_operations"))?,
-                failed_wr_operations: slots
-                    .failed_wr_operations
-                    .ok_or_else(|| E::missing_field("failed_wr_operations"))?,
-                failed_zone_append_operations: slots.failed_zone_append_operations,
-                failed_flush_operations: slots
-                    .failed_flush_operations
-                    .ok_or_else(|| E::missing_field("failed_flush_operations"))?,
-                failed_unmap_operations: slots
-                    .failed_unmap_operations
-                    .ok_or_else(|| E::missing_field("failed_unmap_operations"))?,
-                invalid_rd_operations: slots
-                    .invalid_rd_operations
-                    .ok_or_else(|| E::missing_field("invalid_rd_operations"))?,
-                invalid_wr_operations: slots
-                    .invalid_wr_operations
-                    .ok_or_else(|| E::missing_field("invalid_wr_operations"))?,
-                invalid_zone_append_operations: slots.invalid_zone_append_operations,
-                invalid_flush_operations: slots
-                    .invalid_flush_operations
-                    .ok_or_else(|| E::missing_field("invalid_flush_operations"))?,
-                invalid_unmap_operations: slots
-                    .invalid_unmap_operations
-                    .ok_or_else(|| E::missing_field("invalid_unmap_operations"))?,
-                account_invalid: slots
-                    .account_invalid
-                    .ok_or_else(|| E::missing_field("account_invalid"))?,
-                account_failed: slots
-                    .account_failed
-                    .ok_or_else(|| E::missing_field("account_failed"))?,
-                timed_stats: slots
-                    .timed_stats
-                    .ok_or_else(|| E::missing_field("timed_stats"))?,
-                rd_latency_histogram: slots.rd_latency_histogram,
-                wr_latency_histogram: slots.wr_latency_histogram,
-                zone_append_latency_histogram: slots.zone_append_latency_histogram,
-                flush_latency_histogram: slots.flush_latency_histogram,
-            })
-        }
-    }
-};
 
 /// File driver statistics
 ///
@@ -4974,101 +1683,13 @@ pub struct BlockStatsSpecificFile {
     pub discard_bytes_ok: u64,
 }
 
-impl Serialize for BlockStatsSpecificFile {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockStatsSpecificFile = "BlockStatsSpecificFile" {
+        required discard_nb_ok "discard-nb-ok": u64,
+        required discard_nb_failed "discard-nb-failed": u64,
+        required discard_bytes_ok "discard-bytes-ok": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockStatsSpecificFile {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "discard-nb-ok",
-            &self.discard_nb_ok,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "discard-nb-failed",
-            &self.discard_nb_failed,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "discard-bytes-ok",
-            &self.discard_bytes_ok,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockStatsSpecificFile {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockStatsSpecificFile`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        discard_nb_ok: ::std::option::Option<u64>,
-        discard_nb_failed: ::std::option::Option<u64>,
-        discard_bytes_ok: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockStatsSpecificFile {
-        const NAME: &'static str = "BlockStatsSpecificFile";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "discard-nb-ok" => {
-                    slots.discard_nb_ok = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "discard-nb-failed" => {
-                    slots.discard_nb_failed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "discard-bytes-ok" => {
-                    slots.discard_bytes_ok = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockStatsSpecificFile {
-                discard_nb_ok: slots
-                    .discard_nb_ok
-                    .ok_or_else(|| E::missing_field("discard-nb-ok"))?,
-                discard_nb_failed: slots
-                    .discard_nb_failed
-                    .ok_or_else(|| E::missing_field("discard-nb-failed"))?,
-                discard_bytes_ok: slots
-                    .discard_bytes_ok
-                    .ok_or_else(|| E::missing_field("discard-bytes-ok"))?,
-            })
-        }
-    }
-};
 
 /// NVMe driver statistics
 ///
@@ -5085,101 +1706,13 @@ pub struct BlockStatsSpecificNvme {
     pub unaligned_accesses: u64,
 }
 
-impl Serialize for BlockStatsSpecificNvme {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockStatsSpecificNvme = "BlockStatsSpecificNvme" {
+        required completion_errors "completion-errors": u64,
+        required aligned_accesses "aligned-accesses": u64,
+        required unaligned_accesses "unaligned-accesses": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockStatsSpecificNvme {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "completion-errors",
-            &self.completion_errors,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "aligned-accesses",
-            &self.aligned_accesses,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unaligned-accesses",
-            &self.unaligned_accesses,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockStatsSpecificNvme {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockStatsSpecificNvme`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        completion_errors: ::std::option::Option<u64>,
-        aligned_accesses: ::std::option::Option<u64>,
-        unaligned_accesses: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockStatsSpecificNvme {
-        const NAME: &'static str = "BlockStatsSpecificNvme";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "completion-errors" => {
-                    slots.completion_errors = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "aligned-accesses" => {
-                    slots.aligned_accesses = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unaligned-accesses" => {
-                    slots.unaligned_accesses = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockStatsSpecificNvme {
-                completion_errors: slots
-                    .completion_errors
-                    .ok_or_else(|| E::missing_field("completion-errors"))?,
-                aligned_accesses: slots
-                    .aligned_accesses
-                    .ok_or_else(|| E::missing_field("aligned-accesses"))?,
-                unaligned_accesses: slots
-                    .unaligned_accesses
-                    .ok_or_else(|| E::missing_field("unaligned-accesses"))?,
-            })
-        }
-    }
-};
 
 /// Block driver specific statistics
 ///
@@ -5868,93 +2401,17 @@ pub struct BlockStats {
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
 }
 
-impl Serialize for BlockStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockStats = "BlockStats" {
+        optional device "device": ::std::string::String,
+        optional qdev "qdev": ::std::string::String,
+        optional node_name "node-name": ::std::string::String,
+        required stats "stats": super::BlockDeviceStats,
+        optional driver_specific "driver-specific": super::BlockStatsSpecific,
+        optional parent "parent": ::std::boxed::Box<super::BlockStats>,
+        optional backing "backing": ::std::boxed::Box<super::BlockStats>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "device", &self.device)?;
-        ::qapi_types::private::optional(map, "qdev", &self.qdev)?;
-        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
-        ::qapi_types::private::optional(map, "driver-specific", &self.driver_specific)?;
-        ::qapi_types::private::optional(map, "parent", &self.parent)?;
-        ::qapi_types::private::optional(map, "backing", &self.backing)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        qdev: ::std::option::Option<::std::string::String>,
-        node_name: ::std::option::Option<::std::string::String>,
-        stats: ::std::option::Option<super::BlockDeviceStats>,
-        driver_specific: ::std::option::Option<super::BlockStatsSpecific>,
-        parent: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
-        backing: ::std::option::Option<::std::boxed::Box<super::BlockStats>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockStats {
-        const NAME: &'static str = "BlockStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                "qdev" => slots.qdev = ::serde::de::MapAccess::next_value(map)?,
-                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
-                "stats" => {
-                    slots.stats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "driver-specific" => {
-                    slots.driver_specific = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "parent" => slots.parent = ::serde::de::MapAccess::next_value(map)?,
-                "backing" => slots.backing = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockStats {
-                device: slots.device,
-                qdev: slots.qdev,
-                node_name: slots.node_name,
-                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
-                driver_specific: slots.driver_specific,
-                parent: slots.parent,
-                backing: slots.backing,
-            })
-        }
-    }
-};
 
 /// An enumeration of possible behaviors for errors on I/O operations.
 /// The exact meaning depends on whether the I/O was initiated by a
@@ -6234,73 +2691,11 @@ pub struct BlockJobInfoMirror {
     pub actively_synced: bool,
 }
 
-impl Serialize for BlockJobInfoMirror {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockJobInfoMirror = "BlockJobInfoMirror" {
+        required actively_synced "actively-synced": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockJobInfoMirror {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "actively-synced",
-            &self.actively_synced,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockJobInfoMirror {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockJobInfoMirror`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        actively_synced: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockJobInfoMirror {
-        const NAME: &'static str = "BlockJobInfoMirror";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "actively-synced" => {
-                    slots.actively_synced = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockJobInfoMirror {
-                actively_synced: slots
-                    .actively_synced
-                    .ok_or_else(|| E::missing_field("actively-synced"))?,
-            })
-        }
-    }
-};
 
 /// Information about a long-running block device operation.
 ///
@@ -6733,99 +3128,16 @@ pub struct BlockdevSnapshotSync {
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
 
-impl Serialize for BlockdevSnapshotSync {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshotSync = "BlockdevSnapshotSync" {
+        optional device "device": ::std::string::String,
+        optional node_name "node-name": ::std::string::String,
+        required snapshot_file "snapshot-file": ::std::string::String,
+        optional snapshot_node_name "snapshot-node-name": ::std::string::String,
+        optional format "format": ::std::string::String,
+        optional mode "mode": super::NewImageMode,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshotSync {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "device", &self.device)?;
-        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "snapshot-file",
-            &self.snapshot_file,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "snapshot-node-name",
-            &self.snapshot_node_name,
-        )?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshotSync {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshotSync`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        node_name: ::std::option::Option<::std::string::String>,
-        snapshot_file: ::std::option::Option<::std::string::String>,
-        snapshot_node_name: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        mode: ::std::option::Option<super::NewImageMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotSync {
-        const NAME: &'static str = "BlockdevSnapshotSync";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
-                "snapshot-file" => {
-                    slots.snapshot_file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "snapshot-node-name" => {
-                    slots.snapshot_node_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshotSync {
-                device: slots.device,
-                node_name: slots.node_name,
-                snapshot_file: slots
-                    .snapshot_file
-                    .ok_or_else(|| E::missing_field("snapshot-file"))?,
-                snapshot_node_name: slots.snapshot_node_name,
-                format: slots.format,
-                mode: slots.mode,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -6839,75 +3151,12 @@ pub struct BlockdevSnapshot {
     pub overlay: ::std::string::String,
 }
 
-impl Serialize for BlockdevSnapshot {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshot = "BlockdevSnapshot" {
+        required node "node": ::std::string::String,
+        required overlay "overlay": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshot {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "overlay", &self.overlay)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshot {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshot`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node: ::std::option::Option<::std::string::String>,
-        overlay: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshot {
-        const NAME: &'static str = "BlockdevSnapshot";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "overlay" => {
-                    slots.overlay = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshot {
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                overlay: slots.overlay.ok_or_else(|| E::missing_field("overlay"))?,
-            })
-        }
-    }
-};
 
 /// Optional parameters for backup.  These parameters don't affect
 /// functionality, but may significantly affect performance.
@@ -6934,85 +3183,14 @@ pub struct BackupPerf {
     pub min_cluster_size: ::std::option::Option<u64>,
 }
 
-impl Serialize for BackupPerf {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BackupPerf = "BackupPerf" {
+        optional use_copy_range "use-copy-range": bool,
+        optional max_workers "max-workers": i64,
+        optional max_chunk "max-chunk": i64,
+        optional min_cluster_size "min-cluster-size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BackupPerf {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "use-copy-range", &self.use_copy_range)?;
-        ::qapi_types::private::optional(map, "max-workers", &self.max_workers)?;
-        ::qapi_types::private::optional(map, "max-chunk", &self.max_chunk)?;
-        ::qapi_types::private::optional(
-            map,
-            "min-cluster-size",
-            &self.min_cluster_size,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BackupPerf {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BackupPerf`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        use_copy_range: ::std::option::Option<bool>,
-        max_workers: ::std::option::Option<i64>,
-        max_chunk: ::std::option::Option<i64>,
-        min_cluster_size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BackupPerf {
-        const NAME: &'static str = "BackupPerf";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "use-copy-range" => {
-                    slots.use_copy_range = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-workers" => {
-                    slots.max_workers = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-chunk" => slots.max_chunk = ::serde::de::MapAccess::next_value(map)?,
-                "min-cluster-size" => {
-                    slots.min_cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BackupPerf {
-                use_copy_range: slots.use_copy_range,
-                max_workers: slots.max_workers,
-                max_chunk: slots.max_chunk,
-                min_cluster_size: slots.min_cluster_size,
-            })
-        }
-    }
-};
 
 /// **Note:**
 ///
@@ -7084,147 +3262,25 @@ pub struct BackupCommon {
     pub x_perf: ::std::option::Option<super::BackupPerf>,
 }
 
-impl Serialize for BackupCommon {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BackupCommon = "BackupCommon" {
+        optional job_id "job-id": ::std::string::String,
+        required device "device": ::std::string::String,
+        required sync "sync": super::MirrorSyncMode,
+        optional speed "speed": i64,
+        optional bitmap "bitmap": ::std::string::String,
+        optional bitmap_mode "bitmap-mode": super::BitmapSyncMode,
+        optional compress "compress": bool,
+        optional on_source_error "on-source-error": super::BlockdevOnError,
+        optional on_target_error "on-target-error": super::BlockdevOnError,
+        optional on_cbw_error "on-cbw-error": super::OnCbwError,
+        optional auto_finalize "auto-finalize": bool,
+        optional auto_dismiss "auto-dismiss": bool,
+        optional filter_node_name "filter-node-name": ::std::string::String,
+        optional discard_source "discard-source": bool,
+        optional x_perf "x-perf": super::BackupPerf,
     }
 }
-
-impl ::qapi_types::private::Members for BackupCommon {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
-        ::qapi_types::private::optional(map, "speed", &self.speed)?;
-        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
-        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
-        ::qapi_types::private::optional(map, "compress", &self.compress)?;
-        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
-        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
-        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
-        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-        ::qapi_types::private::optional(
-            map,
-            "filter-node-name",
-            &self.filter_node_name,
-        )?;
-        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
-        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BackupCommon {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BackupCommon`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        job_id: ::std::option::Option<::std::string::String>,
-        device: ::std::option::Option<::std::string::String>,
-        sync: ::std::option::Option<super::MirrorSyncMode>,
-        speed: ::std::option::Option<i64>,
-        bitmap: ::std::option::Option<::std::string::String>,
-        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
-        compress: ::std::option::Option<bool>,
-        on_source_error: ::std::option::Option<super::BlockdevOnError>,
-        on_target_error: ::std::option::Option<super::BlockdevOnError>,
-        on_cbw_error: ::std::option::Option<super::OnCbwError>,
-        auto_finalize: ::std::option::Option<bool>,
-        auto_dismiss: ::std::option::Option<bool>,
-        filter_node_name: ::std::option::Option<::std::string::String>,
-        discard_source: ::std::option::Option<bool>,
-        x_perf: ::std::option::Option<super::BackupPerf>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BackupCommon {
-        const NAME: &'static str = "BackupCommon";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sync" => {
-                    slots.sync = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap-mode" => {
-                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
-                "on-source-error" => {
-                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-target-error" => {
-                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-cbw-error" => {
-                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-finalize" => {
-                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-dismiss" => {
-                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "filter-node-name" => {
-                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-source" => {
-                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BackupCommon {
-                job_id: slots.job_id,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
-                speed: slots.speed,
-                bitmap: slots.bitmap,
-                bitmap_mode: slots.bitmap_mode,
-                compress: slots.compress,
-                on_source_error: slots.on_source_error,
-                on_target_error: slots.on_target_error,
-                on_cbw_error: slots.on_cbw_error,
-                auto_finalize: slots.auto_finalize,
-                auto_dismiss: slots.auto_dismiss,
-                filter_node_name: slots.filter_node_name,
-                discard_source: slots.discard_source,
-                x_perf: slots.x_perf,
-            })
-        }
-    }
-};
 
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq)]
@@ -7301,163 +3357,28 @@ pub struct DriveBackup {
     pub mode: ::std::option::Option<super::NewImageMode>,
 }
 
-impl Serialize for DriveBackup {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DriveBackup = "DriveBackup" {
+        optional job_id "job-id": ::std::string::String,
+        required device "device": ::std::string::String,
+        required sync "sync": super::MirrorSyncMode,
+        optional speed "speed": i64,
+        optional bitmap "bitmap": ::std::string::String,
+        optional bitmap_mode "bitmap-mode": super::BitmapSyncMode,
+        optional compress "compress": bool,
+        optional on_source_error "on-source-error": super::BlockdevOnError,
+        optional on_target_error "on-target-error": super::BlockdevOnError,
+        optional on_cbw_error "on-cbw-error": super::OnCbwError,
+        optional auto_finalize "auto-finalize": bool,
+        optional auto_dismiss "auto-dismiss": bool,
+        optional filter_node_name "filter-node-name": ::std::string::String,
+        optional discard_source "discard-source": bool,
+        optional x_perf "x-perf": super::BackupPerf,
+        required target "target": ::std::string::String,
+        optional format "format": ::std::string::String,
+        optional mode "mode": super::NewImageMode,
     }
 }
-
-impl ::qapi_types::private::Members for DriveBackup {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
-        ::qapi_types::private::optional(map, "speed", &self.speed)?;
-        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
-        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
-        ::qapi_types::private::optional(map, "compress", &self.compress)?;
-        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
-        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
-        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
-        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-        ::qapi_types::private::optional(
-            map,
-            "filter-node-name",
-            &self.filter_node_name,
-        )?;
-        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
-        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DriveBackup {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DriveBackup`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        job_id: ::std::option::Option<::std::string::String>,
-        device: ::std::option::Option<::std::string::String>,
-        sync: ::std::option::Option<super::MirrorSyncMode>,
-        speed: ::std::option::Option<i64>,
-        bitmap: ::std::option::Option<::std::string::String>,
-        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
-        compress: ::std::option::Option<bool>,
-        on_source_error: ::std::option::Option<super::BlockdevOnError>,
-        on_target_error: ::std::option::Option<super::BlockdevOnError>,
-        on_cbw_error: ::std::option::Option<super::OnCbwError>,
-        auto_finalize: ::std::option::Option<bool>,
-        auto_dismiss: ::std::option::Option<bool>,
-        filter_node_name: ::std::option::Option<::std::string::String>,
-        discard_source: ::std::option::Option<bool>,
-        x_perf: ::std::option::Option<super::BackupPerf>,
-        target: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        mode: ::std::option::Option<super::NewImageMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DriveBackup {
-        const NAME: &'static str = "DriveBackup";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sync" => {
-                    slots.sync = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap-mode" => {
-                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
-                "on-source-error" => {
-                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-target-error" => {
-                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-cbw-error" => {
-                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-finalize" => {
-                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-dismiss" => {
-                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "filter-node-name" => {
-                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-source" => {
-                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DriveBackup {
-                job_id: slots.job_id,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
-                speed: slots.speed,
-                bitmap: slots.bitmap,
-                bitmap_mode: slots.bitmap_mode,
-                compress: slots.compress,
-                on_source_error: slots.on_source_error,
-                on_target_error: slots.on_target_error,
-                on_cbw_error: slots.on_cbw_error,
-                auto_finalize: slots.auto_finalize,
-                auto_dismiss: slots.auto_dismiss,
-                filter_node_name: slots.filter_node_name,
-                discard_source: slots.discard_source,
-                x_perf: slots.x_perf,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                format: slots.format,
-                mode: slots.mode,
-            })
-        }
-    }
-};
 
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -7526,155 +3447,26 @@ pub struct BlockdevBackup {
     pub target: ::std::string::String,
 }
 
-impl Serialize for BlockdevBackup {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevBackup = "BlockdevBackup" {
+        optional job_id "job-id": ::std::string::String,
+        required device "device": ::std::string::String,
+        required sync "sync": super::MirrorSyncMode,
+        optional speed "speed": i64,
+        optional bitmap "bitmap": ::std::string::String,
+        optional bitmap_mode "bitmap-mode": super::BitmapSyncMode,
+        optional compress "compress": bool,
+        optional on_source_error "on-source-error": super::BlockdevOnError,
+        optional on_target_error "on-target-error": super::BlockdevOnError,
+        optional on_cbw_error "on-cbw-error": super::OnCbwError,
+        optional auto_finalize "auto-finalize": bool,
+        optional auto_dismiss "auto-dismiss": bool,
+        optional filter_node_name "filter-node-name": ::std::string::String,
+        optional discard_source "discard-source": bool,
+        optional x_perf "x-perf": super::BackupPerf,
+        required target "target": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevBackup {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
-        ::qapi_types::private::optional(map, "speed", &self.speed)?;
-        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
-        ::qapi_types::private::optional(map, "bitmap-mode", &self.bitmap_mode)?;
-        ::qapi_types::private::optional(map, "compress", &self.compress)?;
-        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
-        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
-        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
-        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-        ::qapi_types::private::optional(
-            map,
-            "filter-node-name",
-            &self.filter_node_name,
-        )?;
-        ::qapi_types::private::optional(map, "discard-source", &self.discard_source)?;
-        ::qapi_types::private::optional(map, "x-perf", &self.x_perf)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevBackup {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevBackup`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        job_id: ::std::option::Option<::std::string::String>,
-        device: ::std::option::Option<::std::string::String>,
-        sync: ::std::option::Option<super::MirrorSyncMode>,
-        speed: ::std::option::Option<i64>,
-        bitmap: ::std::option::Option<::std::string::String>,
-        bitmap_mode: ::std::option::Option<super::BitmapSyncMode>,
-        compress: ::std::option::Option<bool>,
-        on_source_error: ::std::option::Option<super::BlockdevOnError>,
-        on_target_error: ::std::option::Option<super::BlockdevOnError>,
-        on_cbw_error: ::std::option::Option<super::OnCbwError>,
-        auto_finalize: ::std::option::Option<bool>,
-        auto_dismiss: ::std::option::Option<bool>,
-        filter_node_name: ::std::option::Option<::std::string::String>,
-        discard_source: ::std::option::Option<bool>,
-        x_perf: ::std::option::Option<super::BackupPerf>,
-        target: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevBackup {
-        const NAME: &'static str = "BlockdevBackup";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sync" => {
-                    slots.sync = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap-mode" => {
-                    slots.bitmap_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compress" => slots.compress = ::serde::de::MapAccess::next_value(map)?,
-                "on-source-error" => {
-                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-target-error" => {
-                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-cbw-error" => {
-                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-finalize" => {
-                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-dismiss" => {
-                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "filter-node-name" => {
-                    slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-source" => {
-                    slots.discard_source = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-perf" => slots.x_perf = ::serde::de::MapAccess::next_value(map)?,
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevBackup {
-                job_id: slots.job_id,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
-                speed: slots.speed,
-                bitmap: slots.bitmap,
-                bitmap_mode: slots.bitmap_mode,
-                compress: slots.compress,
-                on_source_error: slots.on_source_error,
-                on_target_error: slots.on_target_error,
-                on_cbw_error: slots.on_cbw_error,
-                auto_finalize: slots.auto_finalize,
-                auto_dismiss: slots.auto_dismiss,
-                filter_node_name: slots.filter_node_name,
-                discard_source: slots.discard_source,
-                x_perf: slots.x_perf,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -7749,83 +3541,13 @@ pub struct XDbgBlockGraphNode {
     pub name: ::std::string::String,
 }
 
-impl Serialize for XDbgBlockGraphNode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    XDbgBlockGraphNode = "XDbgBlockGraphNode" {
+        required id "id": u64,
+        required r#type "type": super::XDbgBlockGraphNodeType,
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for XDbgBlockGraphNode {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for XDbgBlockGraphNode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`XDbgBlockGraphNode`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<u64>,
-        r#type: ::std::option::Option<super::XDbgBlockGraphNodeType>,
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraphNode {
-        const NAME: &'static str = "XDbgBlockGraphNode";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XDbgBlockGraphNode {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// Enum of base block permissions.
 ///
@@ -7921,105 +3643,15 @@ pub struct XDbgBlockGraphEdge {
     pub shared_perm: ::std::vec::Vec<super::BlockPermission>,
 }
 
-impl Serialize for XDbgBlockGraphEdge {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    XDbgBlockGraphEdge = "XDbgBlockGraphEdge" {
+        required parent "parent": u64,
+        required child "child": u64,
+        required name "name": ::std::string::String,
+        required perm "perm": ::std::vec::Vec<super::BlockPermission>,
+        required shared_perm "shared-perm": ::std::vec::Vec<super::BlockPermission>,
     }
 }
-
-impl ::qapi_types::private::Members for XDbgBlockGraphEdge {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "parent", &self.parent)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "child", &self.child)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "perm", &self.perm)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "shared-perm",
-            &self.shared_perm,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for XDbgBlockGraphEdge {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`XDbgBlockGraphEdge`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        parent: ::std::option::Option<u64>,
-        child: ::std::option::Option<u64>,
-        name: ::std::option::Option<::std::string::String>,
-        perm: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
-        shared_perm: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraphEdge {
-        const NAME: &'static str = "XDbgBlockGraphEdge";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "parent" => {
-                    slots.parent = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "child" => {
-                    slots.child = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "perm" => {
-                    slots.perm = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "shared-perm" => {
-                    slots.shared_perm = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XDbgBlockGraphEdge {
-                parent: slots.parent.ok_or_else(|| E::missing_field("parent"))?,
-                child: slots.child.ok_or_else(|| E::missing_field("child"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                perm: slots.perm.ok_or_else(|| E::missing_field("perm"))?,
-                shared_perm: slots
-                    .shared_perm
-                    .ok_or_else(|| E::missing_field("shared-perm"))?,
-            })
-        }
-    }
-};
 
 /// Block Graph - list of nodes and list of edges.
 ///
@@ -8030,75 +3662,12 @@ pub struct XDbgBlockGraph {
     pub edges: ::std::vec::Vec<super::XDbgBlockGraphEdge>,
 }
 
-impl Serialize for XDbgBlockGraph {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    XDbgBlockGraph = "XDbgBlockGraph" {
+        required nodes "nodes": ::std::vec::Vec<super::XDbgBlockGraphNode>,
+        required edges "edges": ::std::vec::Vec<super::XDbgBlockGraphEdge>,
     }
 }
-
-impl ::qapi_types::private::Members for XDbgBlockGraph {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "nodes", &self.nodes)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "edges", &self.edges)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for XDbgBlockGraph {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`XDbgBlockGraph`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        nodes: ::std::option::Option<::std::vec::Vec<super::XDbgBlockGraphNode>>,
-        edges: ::std::option::Option<::std::vec::Vec<super::XDbgBlockGraphEdge>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XDbgBlockGraph {
-        const NAME: &'static str = "XDbgBlockGraph";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "nodes" => {
-                    slots.nodes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "edges" => {
-                    slots.edges = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XDbgBlockGraph {
-                nodes: slots.nodes.ok_or_else(|| E::missing_field("nodes"))?,
-                edges: slots.edges.ok_or_else(|| E::missing_field("edges"))?,
-            })
-        }
-    }
-};
 
 /// A set of parameters describing drive mirror setup.
 ///
@@ -8173,149 +3742,27 @@ pub struct DriveMirror {
     pub auto_dismiss: ::std::option::Option<bool>,
 }
 
-impl Serialize for DriveMirror {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DriveMirror = "DriveMirror" {
+        optional job_id "job-id": ::std::string::String,
+        required device "device": ::std::string::String,
+        required target "target": ::std::string::String,
+        optional format "format": ::std::string::String,
+        optional node_name "node-name": ::std::string::String,
+        optional replaces "replaces": ::std::string::String,
+        required sync "sync": super::MirrorSyncMode,
+        optional mode "mode": super::NewImageMode,
+        optional speed "speed": i64,
+        optional granularity "granularity": u32,
+        optional buf_size "buf-size": i64,
+        optional on_source_error "on-source-error": super::BlockdevOnError,
+        optional on_target_error "on-target-error": super::BlockdevOnError,
+        optional unmap "unmap": bool,
+        optional copy_mode "copy-mode": super::MirrorCopyMode,
+        optional auto_finalize "auto-finalize": bool,
+        optional auto_dismiss "auto-dismiss": bool,
     }
 }
-
-impl ::qapi_types::private::Members for DriveMirror {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-        ::qapi_types::private::optional(map, "replaces", &self.replaces)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "speed", &self.speed)?;
-        ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
-        ::qapi_types::private::optional(map, "buf-size", &self.buf_size)?;
-        ::qapi_types::private::optional(map, "on-source-error", &self.on_source_error)?;
-        ::qapi_types::private::optional(map, "on-target-error", &self.on_target_error)?;
-        ::qapi_types::private::optional(map, "unmap", &self.unmap)?;
-        ::qapi_types::private::optional(map, "copy-mode", &self.copy_mode)?;
-        ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-        ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DriveMirror {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DriveMirror`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        job_id: ::std::option::Option<::std::string::String>,
-        device: ::std::option::Option<::std::string::String>,
-        target: ::std::option::Option<::std::string::String>,
-        format: ::std::option::Option<::std::string::String>,
-        node_name: ::std::option::Option<::std::string::String>,
-        replaces: ::std::option::Option<::std::string::String>,
-        sync: ::std::option::Option<super::MirrorSyncMode>,
-        mode: ::std::option::Option<super::NewImageMode>,
-        speed: ::std::option::Option<i64>,
-        granularity: ::std::option::Option<u32>,
-        buf_size: ::std::option::Option<i64>,
-        on_source_error: ::std::option::Option<super::BlockdevOnError>,
-        on_target_error: ::std::option::Option<super::BlockdevOnError>,
-        unmap: ::std::option::Option<bool>,
-        copy_mode: ::std::option::Option<super::MirrorCopyMode>,
-        auto_finalize: ::std::option::Option<bool>,
-        auto_dismiss: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DriveMirror {
-        const NAME: &'static str = "DriveMirror";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "node-name" => slots.node_name = ::serde::de::MapAccess::next_value(map)?,
-                "replaces" => slots.replaces = ::serde::de::MapAccess::next_value(map)?,
-                "sync" => {
-                    slots.sync = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                "granularity" => {
-                    slots.granularity = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "buf-size" => slots.buf_size = ::serde::de::MapAccess::next_value(map)?,
-                "on-source-error" => {
-                    slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "on-target-error" => {
-                    slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unmap" => slots.unmap = ::serde::de::MapAccess::next_value(map)?,
-                "copy-mode" => slots.copy_mode = ::serde::de::MapAccess::next_value(map)?,
-                "auto-finalize" => {
-                    slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "auto-dismiss" => {
-                    slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DriveMirror {
-                job_id: slots.job_id,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                format: slots.format,
-                node_name: slots.node_name,
-                replaces: slots.replaces,
-                sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
-                mode: slots.mode,
-                speed: slots.speed,
-                granularity: slots.granularity,
-                buf_size: slots.buf_size,
-                on_source_error: slots.on_source_error,
-                on_target_error: slots.on_target_error,
-                unmap: slots.unmap,
-                copy_mode: slots.copy_mode,
-                auto_finalize: slots.auto_finalize,
-                auto_dismiss: slots.auto_dismiss,
-            })
-        }
-    }
-};
 
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq)]
@@ -8326,75 +3773,12 @@ pub struct BlockDirtyBitmap {
     pub name: ::std::string::String,
 }
 
-impl Serialize for BlockDirtyBitmap {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmap = "BlockDirtyBitmap" {
+        required node "node": ::std::string::String,
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmap {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmap {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmap`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmap {
-        const NAME: &'static str = "BlockDirtyBitmap";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmap {
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq)]
@@ -8418,91 +3802,15 @@ pub struct BlockDirtyBitmapAdd {
     pub disabled: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockDirtyBitmapAdd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapAdd = "BlockDirtyBitmapAdd" {
+        required node "node": ::std::string::String,
+        required name "name": ::std::string::String,
+        optional granularity "granularity": u32,
+        optional persistent "persistent": bool,
+        optional disabled "disabled": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapAdd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
-        ::qapi_types::private::optional(map, "persistent", &self.persistent)?;
-        ::qapi_types::private::optional(map, "disabled", &self.disabled)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapAdd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapAdd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-        granularity: ::std::option::Option<u32>,
-        persistent: ::std::option::Option<bool>,
-        disabled: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapAdd {
-        const NAME: &'static str = "BlockDirtyBitmapAdd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "granularity" => {
-                    slots.granularity = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "persistent" => {
-                    slots.persistent = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "disabled" => slots.disabled = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapAdd {
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                granularity: slots.granularity,
-                persistent: slots.persistent,
-                disabled: slots.disabled,
-            })
-        }
-    }
-};
 
 /// *Since: 4.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -8572,83 +3880,13 @@ pub struct BlockDirtyBitmapMerge {
     pub bitmaps: ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
 }
 
-impl Serialize for BlockDirtyBitmapMerge {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapMerge = "BlockDirtyBitmapMerge" {
+        required node "node": ::std::string::String,
+        required target "target": ::std::string::String,
+        required bitmaps "bitmaps": ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapMerge {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bitmaps", &self.bitmaps)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapMerge {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapMerge`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node: ::std::option::Option<::std::string::String>,
-        target: ::std::option::Option<::std::string::String>,
-        bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapMerge {
-        const NAME: &'static str = "BlockDirtyBitmapMerge";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bitmaps" => {
-                    slots.bitmaps = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapMerge {
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                bitmaps: slots.bitmaps.ok_or_else(|| E::missing_field("bitmaps"))?,
-            })
-        }
-    }
-};
 
 /// SHA256 hash of dirty bitmap data
 ///
@@ -8659,67 +3897,11 @@ pub struct BlockDirtyBitmapSha256 {
     pub sha256: ::std::string::String,
 }
 
-impl Serialize for BlockDirtyBitmapSha256 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapSha256 = "BlockDirtyBitmapSha256" {
+        required sha256 "sha256": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapSha256 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "sha256", &self.sha256)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapSha256 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapSha256`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sha256: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapSha256 {
-        const NAME: &'static str = "BlockDirtyBitmapSha256";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sha256" => {
-                    slots.sha256 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapSha256 {
-                sha256: slots.sha256.ok_or_else(|| E::missing_field("sha256"))?,
-            })
-        }
-    }
-};
 
 /// A set of parameters describing block throttling.
 ///
@@ -8792,207 +3974,32 @@ pub struct BlockIOThrottle {
     pub group: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockIOThrottle {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockIOThrottle = "BlockIOThrottle" {
+        optional device "device": ::std::string::String,
+        optional id "id": ::std::string::String,
+        required bps "bps": i64,
+        required bps_rd "bps_rd": i64,
+        required bps_wr "bps_wr": i64,
+        required iops "iops": i64,
+        required iops_rd "iops_rd": i64,
+        required iops_wr "iops_wr": i64,
+        optional bps_max "bps_max": i64,
+        optional bps_rd_max "bps_rd_max": i64,
+        optional bps_wr_max "bps_wr_max": i64,
+        optional iops_max "iops_max": i64,
+        optional iops_rd_max "iops_rd_max": i64,
+        optional iops_wr_max "iops_wr_max": i64,
+        optional bps_max_length "bps_max_length": i64,
+        optional bps_rd_max_length "bps_rd_max_length": i64,
+        optional bps_wr_max_length "bps_wr_max_length": i64,
+        optional iops_max_length "iops_max_length": i64,
+        optional iops_rd_max_length "iops_rd_max_length": i64,
+        optional iops_wr_max_length "iops_wr_max_length": i64,
+        optional iops_size "iops_size": i64,
+        optional group "group": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockIOThrottle {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "device", &self.device)?;
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps", &self.bps)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps_rd", &self.bps_rd)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bps_wr", &self.bps_wr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops", &self.iops)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops_rd", &self.iops_rd)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iops_wr", &self.iops_wr)?;
-        ::qapi_types::private::optional(map, "bps_max", &self.bps_max)?;
-        ::qapi_types::private::optional(map, "bps_rd_max", &self.bps_rd_max)?;
-        ::qapi_types::private::optional(map, "bps_wr_max", &self.bps_wr_max)?;
-        ::qapi_types::private::optional(map, "iops_max", &self.iops_max)?;
-        ::qapi_types::private::optional(map, "iops_rd_max", &self.iops_rd_max)?;
-        ::qapi_types::private::optional(map, "iops_wr_max", &self.iops_wr_max)?;
-        ::qapi_types::private::optional(map, "bps_max_length", &self.bps_max_length)?;
-        ::qapi_types::private::optional(
-            map,
-            "bps_rd_max_length",
-            &self.bps_rd_max_length,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "bps_wr_max_length",
-            &self.bps_wr_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops_max_length", &self.iops_max_length)?;
-        ::qapi_types::private::optional(
-            map,
-            "iops_rd_max_length",
-            &self.iops_rd_max_length,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "iops_wr_max_length",
-            &self.iops_wr_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops_size", &self.iops_size)?;
-        ::qapi_types::private::optional(map, "group", &self.group)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockIOThrottle {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockIOThrottle`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        id: ::std::option::Option<::std::string::String>,
-        bps: ::std::option::Option<i64>,
-        bps_rd: ::std::option::Option<i64>,
-        bps_wr: ::std::option::Option<i64>,
-        iops: ::std::option::Option<i64>,
-        iops_rd: ::std::option::Option<i64>,
-        iops_wr: ::std::option::Option<i64>,
-        bps_max: ::std::option::Option<i64>,
-        bps_rd_max: ::std::option::Option<i64>,
-        bps_wr_max: ::std::option::Option<i64>,
-        iops_max: ::std::option::Option<i64>,
-        iops_rd_max: ::std::option::Option<i64>,
-        iops_wr_max: ::std::option::Option<i64>,
-        bps_max_length: ::std::option::Option<i64>,
-        bps_rd_max_length: ::std::option::Option<i64>,
-        bps_wr_max_length: ::std::option::Option<i64>,
-        iops_max_length: ::std::option::Option<i64>,
-        iops_rd_max_length: ::std::option::Option<i64>,
-        iops_wr_max_length: ::std::option::Option<i64>,
-        iops_size: ::std::option::Option<i64>,
-        group: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockIOThrottle {
-        const NAME: &'static str = "BlockIOThrottle";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "bps" => {
-                    slots.bps = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_rd" => {
-                    slots.bps_rd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_wr" => {
-                    slots.bps_wr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops" => {
-                    slots.iops = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops_rd" => {
-                    slots.iops_rd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iops_wr" => {
-                    slots.iops_wr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bps_max" => slots.bps_max = ::serde::de::MapAccess::next_value(map)?,
-                "bps_rd_max" => {
-                    slots.bps_rd_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_wr_max" => {
-                    slots.bps_wr_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_max" => slots.iops_max = ::serde::de::MapAccess::next_value(map)?,
-                "iops_rd_max" => {
-                    slots.iops_rd_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_wr_max" => {
-                    slots.iops_wr_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_max_length" => {
-                    slots.bps_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_rd_max_length" => {
-                    slots.bps_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps_wr_max_length" => {
-                    slots.bps_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_max_length" => {
-                    slots.iops_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_rd_max_length" => {
-                    slots.iops_rd_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_wr_max_length" => {
-                    slots.iops_wr_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops_size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
-                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockIOThrottle {
-                device: slots.device,
-                id: slots.id,
-                bps: slots.bps.ok_or_else(|| E::missing_field("bps"))?,
-                bps_rd: slots.bps_rd.ok_or_else(|| E::missing_field("bps_rd"))?,
-                bps_wr: slots.bps_wr.ok_or_else(|| E::missing_field("bps_wr"))?,
-                iops: slots.iops.ok_or_else(|| E::missing_field("iops"))?,
-                iops_rd: slots.iops_rd.ok_or_else(|| E::missing_field("iops_rd"))?,
-                iops_wr: slots.iops_wr.ok_or_else(|| E::missing_field("iops_wr"))?,
-                bps_max: slots.bps_max,
-                bps_rd_max: slots.bps_rd_max,
-                bps_wr_max: slots.bps_wr_max,
-                iops_max: slots.iops_max,
-                iops_rd_max: slots.iops_rd_max,
-                iops_wr_max: slots.iops_wr_max,
-                bps_max_length: slots.bps_max_length,
-                bps_rd_max_length: slots.bps_rd_max_length,
-                bps_wr_max_length: slots.bps_wr_max_length,
-                iops_max_length: slots.iops_max_length,
-                iops_rd_max_length: slots.iops_rd_max_length,
-                iops_wr_max_length: slots.iops_wr_max_length,
-                iops_size: slots.iops_size,
-                group: slots.group,
-            })
-        }
-    }
-};
 
 /// Limit parameters for throttling.  Since some limit combinations are
 /// illegal, limits should always be set in one transaction.  All fields
@@ -9050,191 +4057,29 @@ pub struct ThrottleLimits {
     pub iops_size: ::std::option::Option<i64>,
 }
 
-impl Serialize for ThrottleLimits {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ThrottleLimits = "ThrottleLimits" {
+        optional iops_total "iops-total": i64,
+        optional iops_total_max "iops-total-max": i64,
+        optional iops_total_max_length "iops-total-max-length": i64,
+        optional iops_read "iops-read": i64,
+        optional iops_read_max "iops-read-max": i64,
+        optional iops_read_max_length "iops-read-max-length": i64,
+        optional iops_write "iops-write": i64,
+        optional iops_write_max "iops-write-max": i64,
+        optional iops_write_max_length "iops-write-max-length": i64,
+        optional bps_total "bps-total": i64,
+        optional bps_total_max "bps-total-max": i64,
+        optional bps_total_max_length "bps-total-max-length": i64,
+        optional bps_read "bps-read": i64,
+        optional bps_read_max "bps-read-max": i64,
+        optional bps_read_max_length "bps-read-max-length": i64,
+        optional bps_write "bps-write": i64,
+        optional bps_write_max "bps-write-max": i64,
+        optional bps_write_max_length "bps-write-max-length": i64,
+        optional iops_size "iops-size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ThrottleLimits {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "iops-total", &self.iops_total)?;
-        ::qapi_types::private::optional(map, "iops-total-max", &self.iops_total_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "iops-total-max-length",
-            &self.iops_total_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops-read", &self.iops_read)?;
-        ::qapi_types::private::optional(map, "iops-read-max", &self.iops_read_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "iops-read-max-length",
-            &self.iops_read_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops-write", &self.iops_write)?;
-        ::qapi_types::private::optional(map, "iops-write-max", &self.iops_write_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "iops-write-max-length",
-            &self.iops_write_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "bps-total", &self.bps_total)?;
-        ::qapi_types::private::optional(map, "bps-total-max", &self.bps_total_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "bps-total-max-length",
-            &self.bps_total_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "bps-read", &self.bps_read)?;
-        ::qapi_types::private::optional(map, "bps-read-max", &self.bps_read_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "bps-read-max-length",
-            &self.bps_read_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "bps-write", &self.bps_write)?;
-        ::qapi_types::private::optional(map, "bps-write-max", &self.bps_write_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "bps-write-max-length",
-            &self.bps_write_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "iops-size", &self.iops_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ThrottleLimits {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ThrottleLimits`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        iops_total: ::std::option::Option<i64>,
-        iops_total_max: ::std::option::Option<i64>,
-        iops_total_max_length: ::std::option::Option<i64>,
-        iops_read: ::std::option::Option<i64>,
-        iops_read_max: ::std::option::Option<i64>,
-        iops_read_max_length: ::std::option::Option<i64>,
-        iops_write: ::std::option::Option<i64>,
-        iops_write_max: ::std::option::Option<i64>,
-        iops_write_max_length: ::std::option::Option<i64>,
-        bps_total: ::std::option::Option<i64>,
-        bps_total_max: ::std::option::Option<i64>,
-        bps_total_max_length: ::std::option::Option<i64>,
-        bps_read: ::std::option::Option<i64>,
-        bps_read_max: ::std::option::Option<i64>,
-        bps_read_max_length: ::std::option::Option<i64>,
-        bps_write: ::std::option::Option<i64>,
-        bps_write_max: ::std::option::Option<i64>,
-        bps_write_max_length: ::std::option::Option<i64>,
-        iops_size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ThrottleLimits {
-        const NAME: &'static str = "ThrottleLimits";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "iops-total" => {
-                    slots.iops_total = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-total-max" => {
-                    slots.iops_total_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-total-max-length" => {
-                    slots.iops_total_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "iops-read" => slots.iops_read = ::serde::de::MapAccess::next_value(map)?,
-                "iops-read-max" => {
-                    slots.iops_read_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-read-max-length" => {
-                    slots.iops_read_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-write" => {
-                    slots.iops_write = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-write-max" => {
-                    slots.iops_write_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-write-max-length" => {
-                    slots.iops_write_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "bps-total" => slots.bps_total = ::serde::de::MapAccess::next_value(map)?,
-                "bps-total-max" => {
-                    slots.bps_total_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps-total-max-length" => {
-                    slots.bps_total_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps-read" => slots.bps_read = ::serde::de::MapAccess::next_value(map)?,
-                "bps-read-max" => {
-                    slots.bps_read_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps-read-max-length" => {
-                    slots.bps_read_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps-write" => slots.bps_write = ::serde::de::MapAccess::next_value(map)?,
-                "bps-write-max" => {
-                    slots.bps_write_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bps-write-max-length" => {
-                    slots.bps_write_max_length = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "iops-size" => slots.iops_size = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ThrottleLimits {
-                iops_total: slots.iops_total,
-                iops_total_max: slots.iops_total_max,
-                iops_total_max_length: slots.iops_total_max_length,
-                iops_read: slots.iops_read,
-                iops_read_max: slots.iops_read_max,
-                iops_read_max_length: slots.iops_read_max_length,
-                iops_write: slots.iops_write,
-                iops_write_max: slots.iops_write_max,
-                iops_write_max_length: slots.iops_write_max_length,
-                bps_total: slots.bps_total,
-                bps_total_max: slots.bps_total_max,
-                bps_total_max_length: slots.bps_total_max_length,
-                bps_read: slots.bps_read,
-                bps_read_max: slots.bps_read_max,
-                bps_read_max_length: slots.bps_read_max_length,
-                bps_write: slots.bps_write,
-                bps_write_max: slots.bps_write_max,
-                bps_write_max_length: slots.bps_write_max_length,
-                iops_size: slots.iops_size,
-            })
-        }
-    }
-};
 
 /// Properties for throttle-group objects.
 ///
@@ -9283,221 +4128,30 @@ pub struct ThrottleGroupProperties {
     pub x_iops_size: ::std::option::Option<i64>,
 }
 
-impl Serialize for ThrottleGroupProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ThrottleGroupProperties = "ThrottleGroupProperties" {
+        optional limits "limits": super::ThrottleLimits,
+        optional x_iops_total "x-iops-total": i64,
+        optional x_iops_total_max "x-iops-total-max": i64,
+        optional x_iops_total_max_length "x-iops-total-max-length": i64,
+        optional x_iops_read "x-iops-read": i64,
+        optional x_iops_read_max "x-iops-read-max": i64,
+        optional x_iops_read_max_length "x-iops-read-max-length": i64,
+        optional x_iops_write "x-iops-write": i64,
+        optional x_iops_write_max "x-iops-write-max": i64,
+        optional x_iops_write_max_length "x-iops-write-max-length": i64,
+        optional x_bps_total "x-bps-total": i64,
+        optional x_bps_total_max "x-bps-total-max": i64,
+        optional x_bps_total_max_length "x-bps-total-max-length": i64,
+        optional x_bps_read "x-bps-read": i64,
+        optional x_bps_read_max "x-bps-read-max": i64,
+        optional x_bps_read_max_length "x-bps-read-max-length": i64,
+        optional x_bps_write "x-bps-write": i64,
+        optional x_bps_write_max "x-bps-write-max": i64,
+        optional x_bps_write_max_length "x-bps-write-max-length": i64,
+        optional x_iops_size "x-iops-size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ThrottleGroupProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "limits", &self.limits)?;
-        ::qapi_types::private::optional(map, "x-iops-total", &self.x_iops_total)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-iops-total-max",
-            &self.x_iops_total_max,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "x-iops-total-max-length",
-            &self.x_iops_total_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-iops-read", &self.x_iops_read)?;
-        ::qapi_types::private::optional(map, "x-iops-read-max", &self.x_iops_read_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-iops-read-max-length",
-            &self.x_iops_read_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-iops-write", &self.x_iops_write)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-iops-write-max",
-            &self.x_iops_write_max,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "x-iops-write-max-length",
-            &self.x_iops_write_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-bps-total", &self.x_bps_total)?;
-        ::qapi_types::private::optional(map, "x-bps-total-max", &self.x_bps_total_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-bps-total-max-length",
-            &self.x_bps_total_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-bps-read", &self.x_bps_read)?;
-        ::qapi_types::private::optional(map, "x-bps-read-max", &self.x_bps_read_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-bps-read-max-length",
-            &self.x_bps_read_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-bps-write", &self.x_bps_write)?;
-        ::qapi_types::private::optional(map, "x-bps-write-max", &self.x_bps_write_max)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-bps-write-max-length",
-            &self.x_bps_write_max_length,
-        )?;
-        ::qapi_types::private::optional(map, "x-iops-size", &self.x_iops_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ThrottleGroupProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ThrottleGroupProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        limits: ::std::option::Option<super::ThrottleLimits>,
-        x_iops_total: ::std::option::Option<i64>,
-        x_iops_total_max: ::std::option::Option<i64>,
-        x_iops_total_max_length: ::std::option::Option<i64>,
-        x_iops_read: ::std::option::Option<i64>,
-        x_iops_read_max: ::std::option::Option<i64>,
-        x_iops_read_max_length: ::std::option::Option<i64>,
-        x_iops_write: ::std::option::Option<i64>,
-        x_iops_write_max: ::std::option::Option<i64>,
-        x_iops_write_max_length: ::std::option::Option<i64>,
-        x_bps_total: ::std::option::Option<i64>,
-        x_bps_total_max: ::std::option::Option<i64>,
-        x_bps_total_max_length: ::std::option::Option<i64>,
-        x_bps_read: ::std::option::Option<i64>,
-        x_bps_read_max: ::std::option::Option<i64>,
-        x_bps_read_max_length: ::std::option::Option<i64>,
-        x_bps_write: ::std::option::Option<i64>,
-        x_bps_write_max: ::std::option::Option<i64>,
-        x_bps_write_max_length: ::std::option::Option<i64>,
-        x_iops_size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ThrottleGroupProperties {
-        const NAME: &'static str = "ThrottleGroupProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "limits" => slots.limits = ::serde::de::MapAccess::next_value(map)?,
-                "x-iops-total" => {
-                    slots.x_iops_total = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-total-max" => {
-                    slots.x_iops_total_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-total-max-length" => {
-                    slots.x_iops_total_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-iops-read" => {
-                    slots.x_iops_read = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-read-max" => {
-                    slots.x_iops_read_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-read-max-length" => {
-                    slots.x_iops_read_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-iops-write" => {
-                    slots.x_iops_write = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-write-max" => {
-                    slots.x_iops_write_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-iops-write-max-length" => {
-                    slots.x_iops_write_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-bps-total" => {
-                    slots.x_bps_total = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-total-max" => {
-                    slots.x_bps_total_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-total-max-length" => {
-                    slots.x_bps_total_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-bps-read" => {
-                    slots.x_bps_read = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-read-max" => {
-                    slots.x_bps_read_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-read-max-length" => {
-                    slots.x_bps_read_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-bps-write" => {
-                    slots.x_bps_write = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-write-max" => {
-                    slots.x_bps_write_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-bps-write-max-length" => {
-                    slots.x_bps_write_max_length = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "x-iops-size" => {
-                    slots.x_iops_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ThrottleGroupProperties {
-                limits: slots.limits,
-                x_iops_total: slots.x_iops_total,
-                x_iops_total_max: slots.x_iops_total_max,
-                x_iops_total_max_length: slots.x_iops_total_max_length,
-                x_iops_read: slots.x_iops_read,
-                x_iops_read_max: slots.x_iops_read_max,
-                x_iops_read_max_length: slots.x_iops_read_max_length,
-                x_iops_write: slots.x_iops_write,
-                x_iops_write_max: slots.x_iops_write_max,
-                x_iops_write_max_length: slots.x_iops_write_max_length,
-                x_bps_total: slots.x_bps_total,
-                x_bps_total_max: slots.x_bps_total_max,
-                x_bps_total_max_length: slots.x_bps_total_max_length,
-                x_bps_read: slots.x_bps_read,
-                x_bps_read_max: slots.x_bps_read_max,
-                x_bps_read_max_length: slots.x_bps_read_max_length,
-                x_bps_write: slots.x_bps_write,
-                x_bps_write_max: slots.x_bps_write_max,
-                x_bps_write_max_length: slots.x_bps_write_max_length,
-                x_iops_size: slots.x_iops_size,
-            })
-        }
-    }
-};
 
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -9507,67 +4161,11 @@ pub struct BlockJobChangeOptionsMirror {
     pub copy_mode: super::MirrorCopyMode,
 }
 
-impl Serialize for BlockJobChangeOptionsMirror {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockJobChangeOptionsMirror = "BlockJobChangeOptionsMirror" {
+        required copy_mode "copy-mode": super::MirrorCopyMode,
     }
 }
-
-impl ::qapi_types::private::Members for BlockJobChangeOptionsMirror {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "copy-mode", &self.copy_mode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockJobChangeOptionsMirror {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockJobChangeOptionsMirror`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        copy_mode: ::std::option::Option<super::MirrorCopyMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockJobChangeOptionsMirror {
-        const NAME: &'static str = "BlockJobChangeOptionsMirror";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "copy-mode" => {
-                    slots.copy_mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockJobChangeOptionsMirror {
-                copy_mode: slots.copy_mode.ok_or_else(|| E::missing_field("copy-mode"))?,
-            })
-        }
-    }
-};
 
 /// Block job options that can be changed after job creation.
 ///
@@ -9985,67 +4583,12 @@ pub struct BlockdevCacheOptions {
     pub no_flush: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevCacheOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCacheOptions = "BlockdevCacheOptions" {
+        optional direct "direct": bool,
+        optional no_flush "no-flush": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCacheOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "direct", &self.direct)?;
-        ::qapi_types::private::optional(map, "no-flush", &self.no_flush)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCacheOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCacheOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        direct: ::std::option::Option<bool>,
-        no_flush: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCacheOptions {
-        const NAME: &'static str = "BlockdevCacheOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "direct" => slots.direct = ::serde::de::MapAccess::next_value(map)?,
-                "no-flush" => slots.no_flush = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCacheOptions {
-                direct: slots.direct,
-                no_flush: slots.no_flush,
-            })
-        }
-    }
-};
 
 /// Drivers that are supported in block device operations.
 ///
@@ -10295,105 +4838,17 @@ pub struct BlockdevOptionsFile {
     pub x_check_cache_dropped: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevOptionsFile {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsFile = "BlockdevOptionsFile" {
+        required filename "filename": ::std::string::String,
+        optional pr_manager "pr-manager": ::std::string::String,
+        optional locking "locking": super::OnOffAuto,
+        optional aio "aio": super::BlockdevAioOptions,
+        optional aio_max_batch "aio-max-batch": i64,
+        optional drop_cache "drop-cache": bool,
+        optional x_check_cache_dropped "x-check-cache-dropped": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsFile {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::qapi_types::private::optional(map, "pr-manager", &self.pr_manager)?;
-        ::qapi_types::private::optional(map, "locking", &self.locking)?;
-        ::qapi_types::private::optional(map, "aio", &self.aio)?;
-        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
-        ::qapi_types::private::optional(map, "drop-cache", &self.drop_cache)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-check-cache-dropped",
-            &self.x_check_cache_dropped,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsFile {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsFile`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        pr_manager: ::std::option::Option<::std::string::String>,
-        locking: ::std::option::Option<super::OnOffAuto>,
-        aio: ::std::option::Option<super::BlockdevAioOptions>,
-        aio_max_batch: ::std::option::Option<i64>,
-        drop_cache: ::std::option::Option<bool>,
-        x_check_cache_dropped: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsFile {
-        const NAME: &'static str = "BlockdevOptionsFile";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pr-manager" => {
-                    slots.pr_manager = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "locking" => slots.locking = ::serde::de::MapAccess::next_value(map)?,
-                "aio" => slots.aio = ::serde::de::MapAccess::next_value(map)?,
-                "aio-max-batch" => {
-                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "drop-cache" => {
-                    slots.drop_cache = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-check-cache-dropped" => {
-                    slots.x_check_cache_dropped = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsFile {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                pr_manager: slots.pr_manager,
-                locking: slots.locking,
-                aio: slots.aio,
-                aio_max_batch: slots.aio_max_batch,
-                drop_cache: slots.drop_cache,
-                x_check_cache_dropped: slots.x_check_cache_dropped,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the null backend.
 ///
@@ -10412,75 +4867,13 @@ pub struct BlockdevOptionsNull {
     pub read_zeroes: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevOptionsNull {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsNull = "BlockdevOptionsNull" {
+        optional size "size": i64,
+        optional latency_ns "latency-ns": u64,
+        optional read_zeroes "read-zeroes": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsNull {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "latency-ns", &self.latency_ns)?;
-        ::qapi_types::private::optional(map, "read-zeroes", &self.read_zeroes)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsNull {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsNull`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        size: ::std::option::Option<i64>,
-        latency_ns: ::std::option::Option<u64>,
-        read_zeroes: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNull {
-        const NAME: &'static str = "BlockdevOptionsNull";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                "latency-ns" => {
-                    slots.latency_ns = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "read-zeroes" => {
-                    slots.read_zeroes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsNull {
-                size: slots.size,
-                latency_ns: slots.latency_ns,
-                read_zeroes: slots.read_zeroes,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the NVMe backend.
 ///
@@ -10497,75 +4890,12 @@ pub struct BlockdevOptionsNVMe {
     pub namespace: i64,
 }
 
-impl Serialize for BlockdevOptionsNVMe {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsNVMe = "BlockdevOptionsNVMe" {
+        required device "device": ::std::string::String,
+        required namespace "namespace": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsNVMe {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "namespace", &self.namespace)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsNVMe {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsNVMe`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        namespace: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNVMe {
-        const NAME: &'static str = "BlockdevOptionsNVMe";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "namespace" => {
-                    slots.namespace = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsNVMe {
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                namespace: slots.namespace.ok_or_else(|| E::missing_field("namespace"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the vvfat protocol.
 ///
@@ -10588,83 +4918,15 @@ pub struct BlockdevOptionsVVFAT {
     pub rw: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevOptionsVVFAT {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsVVFAT = "BlockdevOptionsVVFAT" {
+        required dir "dir": ::std::string::String,
+        optional fat_type "fat-type": i64,
+        optional floppy "floppy": bool,
+        optional label "label": ::std::string::String,
+        optional rw "rw": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsVVFAT {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "dir", &self.dir)?;
-        ::qapi_types::private::optional(map, "fat-type", &self.fat_type)?;
-        ::qapi_types::private::optional(map, "floppy", &self.floppy)?;
-        ::qapi_types::private::optional(map, "label", &self.label)?;
-        ::qapi_types::private::optional(map, "rw", &self.rw)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsVVFAT {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsVVFAT`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dir: ::std::option::Option<::std::string::String>,
-        fat_type: ::std::option::Option<i64>,
-        floppy: ::std::option::Option<bool>,
-        label: ::std::option::Option<::std::string::String>,
-        rw: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVVFAT {
-        const NAME: &'static str = "BlockdevOptionsVVFAT";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dir" => {
-                    slots.dir = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "fat-type" => slots.fat_type = ::serde::de::MapAccess::next_value(map)?,
-                "floppy" => slots.floppy = ::serde::de::MapAccess::next_value(map)?,
-                "label" => slots.label = ::serde::de::MapAccess::next_value(map)?,
-                "rw" => slots.rw = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsVVFAT {
-                dir: slots.dir.ok_or_else(|| E::missing_field("dir"))?,
-                fat_type: slots.fat_type,
-                floppy: slots.floppy,
-                label: slots.label,
-                rw: slots.rw,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for image format that have no
 /// option besides their data source.
@@ -10676,67 +4938,11 @@ pub struct BlockdevOptionsGenericFormat {
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
 
-impl Serialize for BlockdevOptionsGenericFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsGenericFormat = "BlockdevOptionsGenericFormat" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsGenericFormat {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsGenericFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsGenericFormat`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGenericFormat {
-        const NAME: &'static str = "BlockdevOptionsGenericFormat";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsGenericFormat {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for LUKS.
 ///
@@ -10753,77 +4959,13 @@ pub struct BlockdevOptionsLUKS {
     pub header: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
 
-impl Serialize for BlockdevOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsLUKS = "BlockdevOptionsLUKS" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        optional key_secret "key-secret": ::std::string::String,
+        optional header "header": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::qapi_types::private::optional(map, "header", &self.header)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        key_secret: ::std::option::Option<::std::string::String>,
-        header: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsLUKS {
-        const NAME: &'static str = "BlockdevOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "header" => slots.header = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsLUKS {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                key_secret: slots.key_secret,
-                header: slots.header,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for image format that have no
 /// option besides their data source and an optional backing file.
@@ -10839,75 +4981,12 @@ pub struct BlockdevOptionsGenericCOWFormat {
     pub backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
 }
 
-impl Serialize for BlockdevOptionsGenericCOWFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsGenericCOWFormat = "BlockdevOptionsGenericCOWFormat" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        nullable backing "backing": ::std::boxed::Box<super::BlockdevRefOrNull>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsGenericCOWFormat {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "backing", &self.backing)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsGenericCOWFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsGenericCOWFormat`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGenericCOWFormat {
-        const NAME: &'static str = "BlockdevOptionsGenericCOWFormat";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing" => {
-                    slots.backing = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsGenericCOWFormat {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                backing: slots.backing,
-            })
-        }
-    }
-};
 
 /// General overlap check modes.
 ///
@@ -11006,117 +5085,20 @@ pub struct Qcow2OverlapCheckFlags {
     pub bitmap_directory: ::std::option::Option<bool>,
 }
 
-impl Serialize for Qcow2OverlapCheckFlags {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Qcow2OverlapCheckFlags = "Qcow2OverlapCheckFlags" {
+        optional template "template": super::Qcow2OverlapCheckMode,
+        optional main_header "main-header": bool,
+        optional active_l1 "active-l1": bool,
+        optional active_l2 "active-l2": bool,
+        optional refcount_table "refcount-table": bool,
+        optional refcount_block "refcount-block": bool,
+        optional snapshot_table "snapshot-table": bool,
+        optional inactive_l1 "inactive-l1": bool,
+        optional inactive_l2 "inactive-l2": bool,
+        optional bitmap_directory "bitmap-directory": bool,
     }
 }
-
-impl ::qapi_types::private::Members for Qcow2OverlapCheckFlags {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "template", &self.template)?;
-        ::qapi_types::private::optional(map, "main-header", &self.main_header)?;
-        ::qapi_types::private::optional(map, "active-l1", &self.active_l1)?;
-        ::qapi_types::private::optional(map, "active-l2", &self.active_l2)?;
-        ::qapi_types::private::optional(map, "refcount-table", &self.refcount_table)?;
-        ::qapi_types::private::optional(map, "refcount-block", &self.refcount_block)?;
-        ::qapi_types::private::optional(map, "snapshot-table", &self.snapshot_table)?;
-        ::qapi_types::private::optional(map, "inactive-l1", &self.inactive_l1)?;
-        ::qapi_types::private::optional(map, "inactive-l2", &self.inactive_l2)?;
-        ::qapi_types::private::optional(
-            map,
-            "bitmap-directory",
-            &self.bitmap_directory,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Qcow2OverlapCheckFlags {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Qcow2OverlapCheckFlags`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        template: ::std::option::Option<super::Qcow2OverlapCheckMode>,
-        main_header: ::std::option::Option<bool>,
-        active_l1: ::std::option::Option<bool>,
-        active_l2: ::std::option::Option<bool>,
-        refcount_table: ::std::option::Option<bool>,
-        refcount_block: ::std::option::Option<bool>,
-        snapshot_table: ::std::option::Option<bool>,
-        inactive_l1: ::std::option::Option<bool>,
-        inactive_l2: ::std::option::Option<bool>,
-        bitmap_directory: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Qcow2OverlapCheckFlags {
-        const NAME: &'static str = "Qcow2OverlapCheckFlags";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "template" => slots.template = ::serde::de::MapAccess::next_value(map)?,
-                "main-header" => {
-                    slots.main_header = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "active-l1" => slots.active_l1 = ::serde::de::MapAccess::next_value(map)?,
-                "active-l2" => slots.active_l2 = ::serde::de::MapAccess::next_value(map)?,
-                "refcount-table" => {
-                    slots.refcount_table = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "refcount-block" => {
-                    slots.refcount_block = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "snapshot-table" => {
-                    slots.snapshot_table = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "inactive-l1" => {
-                    slots.inactive_l1 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "inactive-l2" => {
-                    slots.inactive_l2 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bitmap-directory" => {
-                    slots.bitmap_directory = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Qcow2OverlapCheckFlags {
-                template: slots.template,
-                main_header: slots.main_header,
-                active_l1: slots.active_l1,
-                active_l2: slots.active_l2,
-                refcount_table: slots.refcount_table,
-                refcount_block: slots.refcount_block,
-                snapshot_table: slots.snapshot_table,
-                inactive_l1: slots.inactive_l1,
-                inactive_l2: slots.inactive_l2,
-                bitmap_directory: slots.bitmap_directory,
-            })
-        }
-    }
-};
 
 /// Specifies which metadata structures should be guarded against
 /// unintended overwriting.
@@ -11345,79 +5327,13 @@ pub struct BlockdevOptionsQcow {
     pub encrypt: ::std::option::Option<super::BlockdevQcowEncryption>,
 }
 
-impl Serialize for BlockdevOptionsQcow {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsQcow = "BlockdevOptionsQcow" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        nullable backing "backing": ::std::boxed::Box<super::BlockdevRefOrNull>,
+        optional encrypt "encrypt": super::BlockdevQcowEncryption,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsQcow {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "backing", &self.backing)?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsQcow {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsQcow`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
-        encrypt: ::std::option::Option<super::BlockdevQcowEncryption>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQcow {
-        const NAME: &'static str = "BlockdevOptionsQcow";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing" => {
-                    slots.backing = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsQcow {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                backing: slots.backing,
-                encrypt: slots.encrypt,
-            })
-        }
-    }
-};
 
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -11601,79 +5517,13 @@ pub struct BlockdevOptionsPreallocate {
     pub prealloc_size: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockdevOptionsPreallocate {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsPreallocate = "BlockdevOptionsPreallocate" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        optional prealloc_align "prealloc-align": i64,
+        optional prealloc_size "prealloc-size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsPreallocate {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "prealloc-align", &self.prealloc_align)?;
-        ::qapi_types::private::optional(map, "prealloc-size", &self.prealloc_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsPreallocate {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsPreallocate`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        prealloc_align: ::std::option::Option<i64>,
-        prealloc_size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsPreallocate {
-        const NAME: &'static str = "BlockdevOptionsPreallocate";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "prealloc-align" => {
-                    slots.prealloc_align = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-size" => {
-                    slots.prealloc_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsPreallocate {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                prealloc_align: slots.prealloc_align,
-                prealloc_size: slots.prealloc_size,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for qcow2.
 ///
@@ -11746,179 +5596,25 @@ pub struct BlockdevOptionsQcow2 {
     pub data_file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
 }
 
-impl Serialize for BlockdevOptionsQcow2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsQcow2 = "BlockdevOptionsQcow2" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        nullable backing "backing": ::std::boxed::Box<super::BlockdevRefOrNull>,
+        optional lazy_refcounts "lazy-refcounts": bool,
+        optional pass_discard_request "pass-discard-request": bool,
+        optional pass_discard_snapshot "pass-discard-snapshot": bool,
+        optional pass_discard_other "pass-discard-other": bool,
+        optional discard_no_unref "discard-no-unref": bool,
+        optional overlap_check "overlap-check": super::Qcow2OverlapChecks,
+        optional cache_size "cache-size": i64,
+        optional l2_cache_size "l2-cache-size": i64,
+        optional l2_cache_entry_size "l2-cache-entry-size": i64,
+        optional refcount_cache_size "refcount-cache-size": i64,
+        optional cache_clean_interval "cache-clean-interval": i64,
+        optional encrypt "encrypt": super::BlockdevQcow2Encryption,
+        optional data_file "data-file": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsQcow2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "backing", &self.backing)?;
-        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
-        ::qapi_types::private::optional(
-            map,
-            "pass-discard-request",
-            &self.pass_discard_request,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "pass-discard-snapshot",
-            &self.pass_discard_snapshot,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "pass-discard-other",
-            &self.pass_discard_other,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "discard-no-unref",
-            &self.discard_no_unref,
-        )?;
-        ::qapi_types::private::optional(map, "overlap-check", &self.overlap_check)?;
-        ::qapi_types::private::optional(map, "cache-size", &self.cache_size)?;
-        ::qapi_types::private::optional(map, "l2-cache-size", &self.l2_cache_size)?;
-        ::qapi_types::private::optional(
-            map,
-            "l2-cache-entry-size",
-            &self.l2_cache_entry_size,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "refcount-cache-size",
-            &self.refcount_cache_size,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cache-clean-interval",
-            &self.cache_clean_interval,
-        )?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsQcow2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsQcow2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        backing: ::std::option::Option<::std::boxed::Box<super::BlockdevRefOrNull>>,
-        lazy_refcounts: ::std::option::Option<bool>,
-        pass_discard_request: ::std::option::Option<bool>,
-        pass_discard_snapshot: ::std::option::Option<bool>,
-        pass_discard_other: ::std::option::Option<bool>,
-        discard_no_unref: ::std::option::Option<bool>,
-        overlap_check: ::std::option::Option<super::Qcow2OverlapChecks>,
-        cache_size: ::std::option::Option<i64>,
-        l2_cache_size: ::std::option::Option<i64>,
-        l2_cache_entry_size: ::std::option::Option<i64>,
-        refcount_cache_size: ::std::option::Option<i64>,
-        cache_clean_interval: ::std::option::Option<i64>,
-        encrypt: ::std::option::Option<super::BlockdevQcow2Encryption>,
-        data_file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQcow2 {
-        const NAME: &'static str = "BlockdevOptionsQcow2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing" => {
-                    slots.backing = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "lazy-refcounts" => {
-                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "pass-discard-request" => {
-                    slots.pass_discard_request = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "pass-discard-snapshot" => {
-                    slots.pass_discard_snapshot = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "pass-discard-other" => {
-                    slots.pass_discard_other = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-no-unref" => {
-                    slots.discard_no_unref = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "overlap-check" => {
-                    slots.overlap_check = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cache-size" => {
-                    slots.cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "l2-cache-size" => {
-                    slots.l2_cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "l2-cache-entry-size" => {
-                    slots.l2_cache_entry_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "refcount-cache-size" => {
-                    slots.refcount_cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cache-clean-interval" => {
-                    slots.cache_clean_interval = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsQcow2 {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                backing: slots.backing,
-                lazy_refcounts: slots.lazy_refcounts,
-                pass_discard_request: slots.pass_discard_request,
-                pass_discard_snapshot: slots.pass_discard_snapshot,
-                pass_discard_other: slots.pass_discard_other,
-                discard_no_unref: slots.discard_no_unref,
-                overlap_check: slots.overlap_check,
-                cache_size: slots.cache_size,
-                l2_cache_size: slots.l2_cache_size,
-                l2_cache_entry_size: slots.l2_cache_entry_size,
-                refcount_cache_size: slots.refcount_cache_size,
-                cache_clean_interval: slots.cache_clean_interval,
-                encrypt: slots.encrypt,
-                data_file: slots.data_file,
-            })
-        }
-    }
-};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -12043,75 +5739,12 @@ pub struct SshHostKeyHash {
     pub hash: ::std::string::String,
 }
 
-impl Serialize for SshHostKeyHash {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SshHostKeyHash = "SshHostKeyHash" {
+        required r#type "type": super::SshHostKeyCheckHashType,
+        required hash "hash": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SshHostKeyHash {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "hash", &self.hash)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SshHostKeyHash {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SshHostKeyHash`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<super::SshHostKeyCheckHashType>,
-        hash: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SshHostKeyHash {
-        const NAME: &'static str = "SshHostKeyHash";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hash" => {
-                    slots.hash = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SshHostKeyHash {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                hash: slots.hash.ok_or_else(|| E::missing_field("hash"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq)]
@@ -12251,85 +5884,14 @@ pub struct BlockdevOptionsSsh {
     pub host_key_check: ::std::option::Option<super::SshHostKeyCheck>,
 }
 
-impl Serialize for BlockdevOptionsSsh {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsSsh = "BlockdevOptionsSsh" {
+        required server "server": super::InetSocketAddress,
+        required path "path": ::std::string::String,
+        optional user "user": ::std::string::String,
+        optional host_key_check "host-key-check": super::SshHostKeyCheck,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsSsh {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "user", &self.user)?;
-        ::qapi_types::private::optional(map, "host-key-check", &self.host_key_check)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsSsh {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsSsh`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        server: ::std::option::Option<super::InetSocketAddress>,
-        path: ::std::option::Option<::std::string::String>,
-        user: ::std::option::Option<::std::string::String>,
-        host_key_check: ::std::option::Option<super::SshHostKeyCheck>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsSsh {
-        const NAME: &'static str = "BlockdevOptionsSsh";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "server" => {
-                    slots.server = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
-                "host-key-check" => {
-                    slots.host_key_check = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsSsh {
-                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                user: slots.user,
-                host_key_check: slots.host_key_check,
-            })
-        }
-    }
-};
 
 /// Trigger events supported by blkdebug.
 ///
@@ -12626,93 +6188,17 @@ pub struct BlkdebugInjectErrorOptions {
     pub immediately: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlkdebugInjectErrorOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlkdebugInjectErrorOptions = "BlkdebugInjectErrorOptions" {
+        required event "event": super::BlkdebugEvent,
+        optional state "state": i64,
+        optional iotype "iotype": super::BlkdebugIOType,
+        optional errno "errno": i64,
+        optional sector "sector": i64,
+        optional once "once": bool,
+        optional immediately "immediately": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlkdebugInjectErrorOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "event", &self.event)?;
-        ::qapi_types::private::optional(map, "state", &self.state)?;
-        ::qapi_types::private::optional(map, "iotype", &self.iotype)?;
-        ::qapi_types::private::optional(map, "errno", &self.errno)?;
-        ::qapi_types::private::optional(map, "sector", &self.sector)?;
-        ::qapi_types::private::optional(map, "once", &self.once)?;
-        ::qapi_types::private::optional(map, "immediately", &self.immediately)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlkdebugInjectErrorOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlkdebugInjectErrorOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        event: ::std::option::Option<super::BlkdebugEvent>,
-        state: ::std::option::Option<i64>,
-        iotype: ::std::option::Option<super::BlkdebugIOType>,
-        errno: ::std::option::Option<i64>,
-        sector: ::std::option::Option<i64>,
-        once: ::std::option::Option<bool>,
-        immediately: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlkdebugInjectErrorOptions {
-        const NAME: &'static str = "BlkdebugInjectErrorOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "event" => {
-                    slots.event = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "state" => slots.state = ::serde::de::MapAccess::next_value(map)?,
-                "iotype" => slots.iotype = ::serde::de::MapAccess::next_value(map)?,
-                "errno" => slots.errno = ::serde::de::MapAccess::next_value(map)?,
-                "sector" => slots.sector = ::serde::de::MapAccess::next_value(map)?,
-                "once" => slots.once = ::serde::de::MapAccess::next_value(map)?,
-                "immediately" => {
-                    slots.immediately = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlkdebugInjectErrorOptions {
-                event: slots.event.ok_or_else(|| E::missing_field("event"))?,
-                state: slots.state,
-                iotype: slots.iotype,
-                errno: slots.errno,
-                sector: slots.sector,
-                once: slots.once,
-                immediately: slots.immediately,
-            })
-        }
-    }
-};
 
 /// Describes a single state-change event for blkdebug.
 ///
@@ -12729,79 +6215,13 @@ pub struct BlkdebugSetStateOptions {
     pub new_state: i64,
 }
 
-impl Serialize for BlkdebugSetStateOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlkdebugSetStateOptions = "BlkdebugSetStateOptions" {
+        required event "event": super::BlkdebugEvent,
+        optional state "state": i64,
+        required new_state "new_state": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlkdebugSetStateOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "event", &self.event)?;
-        ::qapi_types::private::optional(map, "state", &self.state)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "new_state", &self.new_state)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlkdebugSetStateOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlkdebugSetStateOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        event: ::std::option::Option<super::BlkdebugEvent>,
-        state: ::std::option::Option<i64>,
-        new_state: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlkdebugSetStateOptions {
-        const NAME: &'static str = "BlkdebugSetStateOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "event" => {
-                    slots.event = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "state" => slots.state = ::serde::de::MapAccess::next_value(map)?,
-                "new_state" => {
-                    slots.new_state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlkdebugSetStateOptions {
-                event: slots.event.ok_or_else(|| E::missing_field("event"))?,
-                state: slots.state,
-                new_state: slots.new_state.ok_or_else(|| E::missing_field("new_state"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for blkdebug.
 ///
@@ -12860,141 +6280,22 @@ pub struct BlockdevOptionsBlkdebug {
     >,
 }
 
-impl Serialize for BlockdevOptionsBlkdebug {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsBlkdebug = "BlockdevOptionsBlkdebug" {
+        required image "image": ::std::boxed::Box<super::BlockdevRef>,
+        optional config "config": ::std::string::String,
+        optional align "align": i64,
+        optional max_transfer "max-transfer": i32,
+        optional opt_write_zero "opt-write-zero": i32,
+        optional max_write_zero "max-write-zero": i32,
+        optional opt_discard "opt-discard": i32,
+        optional max_discard "max-discard": i32,
+        optional inject_error "inject-error": ::std::vec::Vec<super::BlkdebugInjectErrorOptions>,
+        optional set_state "set-state": ::std::vec::Vec<super::BlkdebugSetStateOptions>,
+        optional take_child_perms "take-child-perms": ::std::vec::Vec<super::BlockPermission>,
+        optional unshare_child_perms "unshare-child-perms": ::std::vec::Vec<super::BlockPermission>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsBlkdebug {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
-        ::qapi_types::private::optional(map, "config", &self.config)?;
-        ::qapi_types::private::optional(map, "align", &self.align)?;
-        ::qapi_types::private::optional(map, "max-transfer", &self.max_transfer)?;
-        ::qapi_types::private::optional(map, "opt-write-zero", &self.opt_write_zero)?;
-        ::qapi_types::private::optional(map, "max-write-zero", &self.max_write_zero)?;
-        ::qapi_types::private::optional(map, "opt-discard", &self.opt_discard)?;
-        ::qapi_types::private::optional(map, "max-discard", &self.max_discard)?;
-        ::qapi_types::private::optional(map, "inject-error", &self.inject_error)?;
-        ::qapi_types::private::optional(map, "set-state", &self.set_state)?;
-        ::qapi_types::private::optional(
-            map,
-            "take-child-perms",
-            &self.take_child_perms,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "unshare-child-perms",
-            &self.unshare_child_perms,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsBlkdebug {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsBlkdebug`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        image: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        config: ::std::option::Option<::std::string::String>,
-        align: ::std::option::Option<i64>,
-        max_transfer: ::std::option::Option<i32>,
-        opt_write_zero: ::std::option::Option<i32>,
-        max_write_zero: ::std::option::Option<i32>,
-        opt_discard: ::std::option::Option<i32>,
-        max_discard: ::std::option::Option<i32>,
-        inject_error: ::std::option::Option<
-            ::std::vec::Vec<super::BlkdebugInjectErrorOptions>,
-        >,
-        set_state: ::std::option::Option<
-            ::std::vec::Vec<super::BlkdebugSetStateOptions>,
-        >,
-        take_child_perms: ::std::option::Option<::std::vec::Vec<super::BlockPermission>>,
-        unshare_child_perms: ::std::option::Option<
-            ::std::vec::Vec<super::BlockPermission>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkdebug {
-        const NAME: &'static str = "BlockdevOptionsBlkdebug";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "image" => {
-                    slots.image = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "config" => slots.config = ::serde::de::MapAccess::next_value(map)?,
-                "align" => slots.align = ::serde::de::MapAccess::next_value(map)?,
-                "max-transfer" => {
-                    slots.max_transfer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "opt-write-zero" => {
-                    slots.opt_write_zero = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-write-zero" => {
-                    slots.max_write_zero = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "opt-discard" => {
-                    slots.opt_discard = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-discard" => {
-                    slots.max_discard = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "inject-error" => {
-                    slots.inject_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "set-state" => slots.set_state = ::serde::de::MapAccess::next_value(map)?,
-                "take-child-perms" => {
-                    slots.take_child_perms = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unshare-child-perms" => {
-                    slots.unshare_child_perms = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsBlkdebug {
-                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
-                config: slots.config,
-                align: slots.align,
-                max_transfer: slots.max_transfer,
-                opt_write_zero: slots.opt_write_zero,
-                max_write_zero: slots.max_write_zero,
-                opt_discard: slots.opt_discard,
-                max_discard: slots.max_discard,
-                inject_error: slots.inject_error,
-                set_state: slots.set_state,
-                take_child_perms: slots.take_child_perms,
-                unshare_child_perms: slots.unshare_child_perms,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for blklogwrites.
 ///
@@ -13016,99 +6317,15 @@ pub struct BlockdevOptionsBlklogwrites {
     pub log_super_update_interval: ::std::option::Option<u64>,
 }
 
-impl Serialize for BlockdevOptionsBlklogwrites {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsBlklogwrites = "BlockdevOptionsBlklogwrites" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        required log "log": ::std::boxed::Box<super::BlockdevRef>,
+        optional log_sector_size "log-sector-size": u32,
+        optional log_append "log-append": bool,
+        optional log_super_update_interval "log-super-update-interval": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsBlklogwrites {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
-        ::qapi_types::private::optional(map, "log-sector-size", &self.log_sector_size)?;
-        ::qapi_types::private::optional(map, "log-append", &self.log_append)?;
-        ::qapi_types::private::optional(
-            map,
-            "log-super-update-interval",
-            &self.log_super_update_interval,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsBlklogwrites {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsBlklogwrites`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        log: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        log_sector_size: ::std::option::Option<u32>,
-        log_append: ::std::option::Option<bool>,
-        log_super_update_interval: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlklogwrites {
-        const NAME: &'static str = "BlockdevOptionsBlklogwrites";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log" => {
-                    slots.log = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log-sector-size" => {
-                    slots.log_sector_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "log-append" => {
-                    slots.log_append = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "log-super-update-interval" => {
-                    slots.log_super_update_interval = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsBlklogwrites {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                log: slots.log.ok_or_else(|| E::missing_field("log"))?,
-                log_sector_size: slots.log_sector_size,
-                log_append: slots.log_append,
-                log_super_update_interval: slots.log_super_update_interval,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for blkverify.
 ///
@@ -13121,75 +6338,12 @@ pub struct BlockdevOptionsBlkverify {
     pub raw: ::std::boxed::Box<super::BlockdevRef>,
 }
 
-impl Serialize for BlockdevOptionsBlkverify {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsBlkverify = "BlockdevOptionsBlkverify" {
+        required test "test": ::std::boxed::Box<super::BlockdevRef>,
+        required raw "raw": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsBlkverify {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "test", &self.test)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "raw", &self.raw)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsBlkverify {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsBlkverify`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        test: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        raw: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkverify {
-        const NAME: &'static str = "BlockdevOptionsBlkverify";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "test" => {
-                    slots.test = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "raw" => {
-                    slots.raw = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsBlkverify {
-                test: slots.test.ok_or_else(|| E::missing_field("test"))?,
-                raw: slots.raw.ok_or_else(|| E::missing_field("raw"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for blkreplay.
 ///
@@ -13200,67 +6354,11 @@ pub struct BlockdevOptionsBlkreplay {
     pub image: ::std::boxed::Box<super::BlockdevRef>,
 }
 
-impl Serialize for BlockdevOptionsBlkreplay {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsBlkreplay = "BlockdevOptionsBlkreplay" {
+        required image "image": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsBlkreplay {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsBlkreplay {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsBlkreplay`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        image: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsBlkreplay {
-        const NAME: &'static str = "BlockdevOptionsBlkreplay";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "image" => {
-                    slots.image = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsBlkreplay {
-                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of quorum read patterns.
 ///
@@ -13337,101 +6435,15 @@ pub struct BlockdevOptionsQuorum {
     pub read_pattern: ::std::option::Option<super::QuorumReadPattern>,
 }
 
-impl Serialize for BlockdevOptionsQuorum {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsQuorum = "BlockdevOptionsQuorum" {
+        optional blkverify "blkverify": bool,
+        required children "children": ::std::vec::Vec<super::BlockdevRef>,
+        required vote_threshold "vote-threshold": i64,
+        optional rewrite_corrupted "rewrite-corrupted": bool,
+        optional read_pattern "read-pattern": super::QuorumReadPattern,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsQuorum {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "blkverify", &self.blkverify)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "children", &self.children)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vote-threshold",
-            &self.vote_threshold,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "rewrite-corrupted",
-            &self.rewrite_corrupted,
-        )?;
-        ::qapi_types::private::optional(map, "read-pattern", &self.read_pattern)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsQuorum {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsQuorum`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        blkverify: ::std::option::Option<bool>,
-        children: ::std::option::Option<::std::vec::Vec<super::BlockdevRef>>,
-        vote_threshold: ::std::option::Option<i64>,
-        rewrite_corrupted: ::std::option::Option<bool>,
-        read_pattern: ::std::option::Option<super::QuorumReadPattern>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsQuorum {
-        const NAME: &'static str = "BlockdevOptionsQuorum";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "blkverify" => slots.blkverify = ::serde::de::MapAccess::next_value(map)?,
-                "children" => {
-                    slots.children = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vote-threshold" => {
-                    slots.vote_threshold = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rewrite-corrupted" => {
-                    slots.rewrite_corrupted = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "read-pattern" => {
-                    slots.read_pattern = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsQuorum {
-                blkverify: slots.blkverify,
-                children: slots.children.ok_or_else(|| E::missing_field("children"))?,
-                vote_threshold: slots
-                    .vote_threshold
-                    .ok_or_else(|| E::missing_field("vote-threshold"))?,
-                rewrite_corrupted: slots.rewrite_corrupted,
-                read_pattern: slots.read_pattern,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for Gluster
 ///
@@ -13450,91 +6462,15 @@ pub struct BlockdevOptionsGluster {
     pub logfile: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsGluster {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsGluster = "BlockdevOptionsGluster" {
+        required volume "volume": ::std::string::String,
+        required path "path": ::std::string::String,
+        required server "server": ::std::vec::Vec<super::SocketAddress>,
+        optional debug "debug": i64,
+        optional logfile "logfile": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsGluster {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "volume", &self.volume)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-        ::qapi_types::private::optional(map, "debug", &self.debug)?;
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsGluster {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsGluster`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        volume: ::std::option::Option<::std::string::String>,
-        path: ::std::option::Option<::std::string::String>,
-        server: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
-        debug: ::std::option::Option<i64>,
-        logfile: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsGluster {
-        const NAME: &'static str = "BlockdevOptionsGluster";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "volume" => {
-                    slots.volume = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "server" => {
-                    slots.server = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "debug" => slots.debug = ::serde::de::MapAccess::next_value(map)?,
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsGluster {
-                volume: slots.volume.ok_or_else(|| E::missing_field("volume"))?,
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                debug: slots.debug,
-                logfile: slots.logfile,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the io_uring backend.
 ///
@@ -13547,67 +6483,11 @@ pub struct BlockdevOptionsIoUring {
     pub filename: ::std::string::String,
 }
 
-impl Serialize for BlockdevOptionsIoUring {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsIoUring = "BlockdevOptionsIoUring" {
+        required filename "filename": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsIoUring {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsIoUring {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsIoUring`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsIoUring {
-        const NAME: &'static str = "BlockdevOptionsIoUring";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsIoUring {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the nvme-io_uring backend.
 ///
@@ -13621,67 +6501,11 @@ pub struct BlockdevOptionsNvmeIoUring {
     pub path: ::std::string::String,
 }
 
-impl Serialize for BlockdevOptionsNvmeIoUring {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsNvmeIoUring = "BlockdevOptionsNvmeIoUring" {
+        required path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsNvmeIoUring {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsNvmeIoUring {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsNvmeIoUring`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNvmeIoUring {
-        const NAME: &'static str = "BlockdevOptionsNvmeIoUring";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsNvmeIoUring {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the virtio-blk-vfio-pci
 /// backend.
@@ -13696,67 +6520,11 @@ pub struct BlockdevOptionsVirtioBlkVfioPci {
     pub path: ::std::string::String,
 }
 
-impl Serialize for BlockdevOptionsVirtioBlkVfioPci {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsVirtioBlkVfioPci = "BlockdevOptionsVirtioBlkVfioPci" {
+        required path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVfioPci {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVfioPci {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsVirtioBlkVfioPci`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVfioPci {
-        const NAME: &'static str = "BlockdevOptionsVirtioBlkVfioPci";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVfioPci {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the virtio-blk-vhost-user
 /// backend.
@@ -13770,67 +6538,11 @@ pub struct BlockdevOptionsVirtioBlkVhostUser {
     pub path: ::std::string::String,
 }
 
-impl Serialize for BlockdevOptionsVirtioBlkVhostUser {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsVirtioBlkVhostUser = "BlockdevOptionsVirtioBlkVhostUser" {
+        required path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVhostUser {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVhostUser {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsVirtioBlkVhostUser`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVhostUser {
-        const NAME: &'static str = "BlockdevOptionsVirtioBlkVhostUser";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVhostUser {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the virtio-blk-vhost-vdpa
 /// backend.
@@ -13848,67 +6560,11 @@ pub struct BlockdevOptionsVirtioBlkVhostVdpa {
     pub path: ::std::string::String,
 }
 
-impl Serialize for BlockdevOptionsVirtioBlkVhostVdpa {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsVirtioBlkVhostVdpa = "BlockdevOptionsVirtioBlkVhostVdpa" {
+        required path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsVirtioBlkVhostVdpa {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsVirtioBlkVhostVdpa {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsVirtioBlkVhostVdpa`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsVirtioBlkVhostVdpa {
-        const NAME: &'static str = "BlockdevOptionsVirtioBlkVhostVdpa";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsVirtioBlkVhostVdpa {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of libiscsi transport types
 ///
@@ -14053,113 +6709,19 @@ pub struct BlockdevOptionsIscsi {
     pub timeout: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockdevOptionsIscsi {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsIscsi = "BlockdevOptionsIscsi" {
+        required transport "transport": super::IscsiTransport,
+        required portal "portal": ::std::string::String,
+        required target "target": ::std::string::String,
+        optional lun "lun": i64,
+        optional user "user": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional initiator_name "initiator-name": ::std::string::String,
+        optional header_digest "header-digest": super::IscsiHeaderDigest,
+        optional timeout "timeout": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsIscsi {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "transport", &self.transport)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "portal", &self.portal)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::qapi_types::private::optional(map, "lun", &self.lun)?;
-        ::qapi_types::private::optional(map, "user", &self.user)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "initiator-name", &self.initiator_name)?;
-        ::qapi_types::private::optional(map, "header-digest", &self.header_digest)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsIscsi {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsIscsi`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        transport: ::std::option::Option<super::IscsiTransport>,
-        portal: ::std::option::Option<::std::string::String>,
-        target: ::std::option::Option<::std::string::String>,
-        lun: ::std::option::Option<i64>,
-        user: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        initiator_name: ::std::option::Option<::std::string::String>,
-        header_digest: ::std::option::Option<super::IscsiHeaderDigest>,
-        timeout: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsIscsi {
-        const NAME: &'static str = "BlockdevOptionsIscsi";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "transport" => {
-                    slots.transport = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "portal" => {
-                    slots.portal = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "lun" => slots.lun = ::serde::de::MapAccess::next_value(map)?,
-                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "initiator-name" => {
-                    slots.initiator_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "header-digest" => {
-                    slots.header_digest = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsIscsi {
-                transport: slots.transport.ok_or_else(|| E::missing_field("transport"))?,
-                portal: slots.portal.ok_or_else(|| E::missing_field("portal"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                lun: slots.lun,
-                user: slots.user,
-                password_secret: slots.password_secret,
-                initiator_name: slots.initiator_name,
-                header_digest: slots.header_digest,
-                timeout: slots.timeout,
-            })
-        }
-    }
-};
 
 /// *Since: 3.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14274,73 +6836,11 @@ pub struct RbdEncryptionOptionsLUKSBase {
     pub key_secret: ::std::string::String,
 }
 
-impl Serialize for RbdEncryptionOptionsLUKSBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionOptionsLUKSBase = "RbdEncryptionOptionsLUKSBase" {
+        required key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKSBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKSBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionOptionsLUKSBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKSBase {
-        const NAME: &'static str = "RbdEncryptionOptionsLUKSBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionOptionsLUKSBase {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -14352,79 +6852,12 @@ pub struct RbdEncryptionCreateOptionsLUKSBase {
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
-impl Serialize for RbdEncryptionCreateOptionsLUKSBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionCreateOptionsLUKSBase = "RbdEncryptionCreateOptionsLUKSBase" {
+        required key_secret "key-secret": ::std::string::String,
+        optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKSBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKSBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionCreateOptionsLUKSBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKSBase {
-        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKSBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cipher-alg" => {
-                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKSBase {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-                cipher_alg: slots.cipher_alg,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -14434,73 +6867,11 @@ pub struct RbdEncryptionOptionsLUKS {
     pub key_secret: ::std::string::String,
 }
 
-impl Serialize for RbdEncryptionOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionOptionsLUKS = "RbdEncryptionOptionsLUKS" {
+        required key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKS {
-        const NAME: &'static str = "RbdEncryptionOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionOptionsLUKS {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -14510,73 +6881,11 @@ pub struct RbdEncryptionOptionsLUKS2 {
     pub key_secret: ::std::string::String,
 }
 
-impl Serialize for RbdEncryptionOptionsLUKS2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionOptionsLUKS2 = "RbdEncryptionOptionsLUKS2" {
+        required key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKS2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKS2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionOptionsLUKS2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKS2 {
-        const NAME: &'static str = "RbdEncryptionOptionsLUKS2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionOptionsLUKS2 {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -14586,73 +6895,11 @@ pub struct RbdEncryptionOptionsLUKSAny {
     pub key_secret: ::std::string::String,
 }
 
-impl Serialize for RbdEncryptionOptionsLUKSAny {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionOptionsLUKSAny = "RbdEncryptionOptionsLUKSAny" {
+        required key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionOptionsLUKSAny {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionOptionsLUKSAny {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionOptionsLUKSAny`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionOptionsLUKSAny {
-        const NAME: &'static str = "RbdEncryptionOptionsLUKSAny";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionOptionsLUKSAny {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -14664,79 +6911,12 @@ pub struct RbdEncryptionCreateOptionsLUKS {
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
-impl Serialize for RbdEncryptionCreateOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionCreateOptionsLUKS = "RbdEncryptionCreateOptionsLUKS" {
+        required key_secret "key-secret": ::std::string::String,
+        optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionCreateOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKS {
-        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cipher-alg" => {
-                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKS {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-                cipher_alg: slots.cipher_alg,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -14748,79 +6928,12 @@ pub struct RbdEncryptionCreateOptionsLUKS2 {
     pub cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
 }
 
-impl Serialize for RbdEncryptionCreateOptionsLUKS2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RbdEncryptionCreateOptionsLUKS2 = "RbdEncryptionCreateOptionsLUKS2" {
+        required key_secret "key-secret": ::std::string::String,
+        optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
     }
 }
-
-impl ::qapi_types::private::Members for RbdEncryptionCreateOptionsLUKS2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-secret",
-            &self.key_secret,
-        )?;
-        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdEncryptionCreateOptionsLUKS2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RbdEncryptionCreateOptionsLUKS2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RbdEncryptionCreateOptionsLUKS2 {
-        const NAME: &'static str = "RbdEncryptionCreateOptionsLUKS2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cipher-alg" => {
-                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RbdEncryptionCreateOptionsLUKS2 {
-                key_secret: slots
-                    .key_secret
-                    .ok_or_else(|| E::missing_field("key-secret"))?,
-                cipher_alg: slots.cipher_alg,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -15133,115 +7246,20 @@ pub struct BlockdevOptionsRbd {
     pub server: ::std::option::Option<::std::vec::Vec<super::InetSocketAddressBase>>,
 }
 
-impl Serialize for BlockdevOptionsRbd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsRbd = "BlockdevOptionsRbd" {
+        required pool "pool": ::std::string::String,
+        optional namespace "namespace": ::std::string::String,
+        required image "image": ::std::string::String,
+        optional conf "conf": ::std::string::String,
+        optional snapshot "snapshot": ::std::string::String,
+        optional encrypt "encrypt": super::RbdEncryptionOptions,
+        optional user "user": ::std::string::String,
+        optional auth_client_required "auth-client-required": ::std::vec::Vec<super::RbdAuthMode>,
+        optional key_secret "key-secret": ::std::string::String,
+        optional server "server": ::std::vec::Vec<super::InetSocketAddressBase>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsRbd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pool", &self.pool)?;
-        ::qapi_types::private::optional(map, "namespace", &self.namespace)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "image", &self.image)?;
-        ::qapi_types::private::optional(map, "conf", &self.conf)?;
-        ::qapi_types::private::optional(map, "snapshot", &self.snapshot)?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::qapi_types::private::optional(map, "user", &self.user)?;
-        ::qapi_types::private::optional(
-            map,
-            "auth-client-required",
-            &self.auth_client_required,
-        )?;
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::qapi_types::private::optional(map, "server", &self.server)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsRbd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsRbd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pool: ::std::option::Option<::std::string::String>,
-        namespace: ::std::option::Option<::std::string::String>,
-        image: ::std::option::Option<::std::string::String>,
-        conf: ::std::option::Option<::std::string::String>,
-        snapshot: ::std::option::Option<::std::string::String>,
-        encrypt: ::std::option::Option<super::RbdEncryptionOptions>,
-        user: ::std::option::Option<::std::string::String>,
-        auth_client_required: ::std::option::Option<::std::vec::Vec<super::RbdAuthMode>>,
-        key_secret: ::std::option::Option<::std::string::String>,
-        server: ::std::option::Option<::std::vec::Vec<super::InetSocketAddressBase>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsRbd {
-        const NAME: &'static str = "BlockdevOptionsRbd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pool" => {
-                    slots.pool = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "namespace" => slots.namespace = ::serde::de::MapAccess::next_value(map)?,
-                "image" => {
-                    slots.image = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "conf" => slots.conf = ::serde::de::MapAccess::next_value(map)?,
-                "snapshot" => slots.snapshot = ::serde::de::MapAccess::next_value(map)?,
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
-                "auth-client-required" => {
-                    slots.auth_client_required = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsRbd {
-                pool: slots.pool.ok_or_else(|| E::missing_field("pool"))?,
-                namespace: slots.namespace,
-                image: slots.image.ok_or_else(|| E::missing_field("image"))?,
-                conf: slots.conf,
-                snapshot: slots.snapshot,
-                encrypt: slots.encrypt,
-                user: slots.user,
-                auth_client_required: slots.auth_client_required,
-                key_secret: slots.key_secret,
-                server: slots.server,
-            })
-        }
-    }
-};
 
 /// An enumeration of replication modes.
 ///
@@ -15319,79 +7337,13 @@ pub struct BlockdevOptionsReplication {
     pub top_id: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsReplication {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsReplication = "BlockdevOptionsReplication" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        required mode "mode": super::ReplicationMode,
+        optional top_id "top-id": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsReplication {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "top-id", &self.top_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsReplication {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsReplication`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        mode: ::std::option::Option<super::ReplicationMode>,
-        top_id: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsReplication {
-        const NAME: &'static str = "BlockdevOptionsReplication";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mode" => {
-                    slots.mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "top-id" => slots.top_id = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsReplication {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
-                top_id: slots.top_id,
-            })
-        }
-    }
-};
 
 /// An enumeration of NFS transport types
 ///
@@ -15455,75 +7407,12 @@ pub struct NFSServer {
     pub host: ::std::string::String,
 }
 
-impl Serialize for NFSServer {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NFSServer = "NFSServer" {
+        required r#type "type": super::NFSTransport,
+        required host "host": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NFSServer {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NFSServer {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NFSServer`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<super::NFSTransport>,
-        host: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NFSServer {
-        const NAME: &'static str = "NFSServer";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NFSServer {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device option for NFS
 ///
@@ -15553,105 +7442,18 @@ pub struct BlockdevOptionsNfs {
     pub debug: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockdevOptionsNfs {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsNfs = "BlockdevOptionsNfs" {
+        required server "server": super::NFSServer,
+        required path "path": ::std::string::String,
+        optional user "user": i64,
+        optional group "group": i64,
+        optional tcp_syn_count "tcp-syn-count": i64,
+        optional readahead_size "readahead-size": i64,
+        optional page_cache_size "page-cache-size": i64,
+        optional debug "debug": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsNfs {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "user", &self.user)?;
-        ::qapi_types::private::optional(map, "group", &self.group)?;
-        ::qapi_types::private::optional(map, "tcp-syn-count", &self.tcp_syn_count)?;
-        ::qapi_types::private::optional(map, "readahead-size", &self.readahead_size)?;
-        ::qapi_types::private::optional(map, "page-cache-size", &self.page_cache_size)?;
-        ::qapi_types::private::optional(map, "debug", &self.debug)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsNfs {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsNfs`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        server: ::std::option::Option<super::NFSServer>,
-        path: ::std::option::Option<::std::string::String>,
-        user: ::std::option::Option<i64>,
-        group: ::std::option::Option<i64>,
-        tcp_syn_count: ::std::option::Option<i64>,
-        readahead_size: ::std::option::Option<i64>,
-        page_cache_size: ::std::option::Option<i64>,
-        debug: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNfs {
-        const NAME: &'static str = "BlockdevOptionsNfs";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "server" => {
-                    slots.server = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "user" => slots.user = ::serde::de::MapAccess::next_value(map)?,
-                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
-                "tcp-syn-count" => {
-                    slots.tcp_syn_count = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "readahead-size" => {
-                    slots.readahead_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "page-cache-size" => {
-                    slots.page_cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "debug" => slots.debug = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsNfs {
-                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                user: slots.user,
-                group: slots.group,
-                tcp_syn_count: slots.tcp_syn_count,
-                readahead_size: slots.readahead_size,
-                page_cache_size: slots.page_cache_size,
-                debug: slots.debug,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options shared by all protocols
 /// supported by the curl backend.
@@ -15679,103 +7481,17 @@ pub struct BlockdevOptionsCurlBase {
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsCurlBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCurlBase = "BlockdevOptionsCurlBase" {
+        required url "url": ::std::string::String,
+        optional readahead "readahead": i64,
+        optional timeout "timeout": i64,
+        optional username "username": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional proxy_username "proxy-username": ::std::string::String,
+        optional proxy_password_secret "proxy-password-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCurlBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
-        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
-        ::qapi_types::private::optional(
-            map,
-            "proxy-password-secret",
-            &self.proxy_password_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCurlBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCurlBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        url: ::std::option::Option<::std::string::String>,
-        readahead: ::std::option::Option<i64>,
-        timeout: ::std::option::Option<i64>,
-        username: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        proxy_username: ::std::option::Option<::std::string::String>,
-        proxy_password_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlBase {
-        const NAME: &'static str = "BlockdevOptionsCurlBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "url" => {
-                    slots.url = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-username" => {
-                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-password-secret" => {
-                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCurlBase {
-                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
-                readahead: slots.readahead,
-                timeout: slots.timeout,
-                username: slots.username,
-                password_secret: slots.password_secret,
-                proxy_username: slots.proxy_username,
-                proxy_password_secret: slots.proxy_password_secret,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for HTTP connections over the
 /// curl backend.  URLs must start with "<http://">.
@@ -15810,113 +7526,19 @@ pub struct BlockdevOptionsCurlHttp {
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsCurlHttp {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCurlHttp = "BlockdevOptionsCurlHttp" {
+        required url "url": ::std::string::String,
+        optional readahead "readahead": i64,
+        optional timeout "timeout": i64,
+        optional username "username": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional proxy_username "proxy-username": ::std::string::String,
+        optional proxy_password_secret "proxy-password-secret": ::std::string::String,
+        optional cookie "cookie": ::std::string::String,
+        optional cookie_secret "cookie-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCurlHttp {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
-        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
-        ::qapi_types::private::optional(
-            map,
-            "proxy-password-secret",
-            &self.proxy_password_secret,
-        )?;
-        ::qapi_types::private::optional(map, "cookie", &self.cookie)?;
-        ::qapi_types::private::optional(map, "cookie-secret", &self.cookie_secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCurlHttp {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCurlHttp`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        url: ::std::option::Option<::std::string::String>,
-        readahead: ::std::option::Option<i64>,
-        timeout: ::std::option::Option<i64>,
-        username: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        proxy_username: ::std::option::Option<::std::string::String>,
-        proxy_password_secret: ::std::option::Option<::std::string::String>,
-        cookie: ::std::option::Option<::std::string::String>,
-        cookie_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlHttp {
-        const NAME: &'static str = "BlockdevOptionsCurlHttp";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "url" => {
-                    slots.url = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-username" => {
-                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-password-secret" => {
-                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cookie" => slots.cookie = ::serde::de::MapAccess::next_value(map)?,
-                "cookie-secret" => {
-                    slots.cookie_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCurlHttp {
-                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
-                readahead: slots.readahead,
-                timeout: slots.timeout,
-                username: slots.username,
-                password_secret: slots.password_secret,
-                proxy_username: slots.proxy_username,
-                proxy_password_secret: slots.proxy_password_secret,
-                cookie: slots.cookie,
-                cookie_secret: slots.cookie_secret,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for HTTPS connections over the
 /// curl backend.  URLs must start with "<https://">.
@@ -15954,117 +7576,20 @@ pub struct BlockdevOptionsCurlHttps {
     pub cookie_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsCurlHttps {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCurlHttps = "BlockdevOptionsCurlHttps" {
+        required url "url": ::std::string::String,
+        optional readahead "readahead": i64,
+        optional timeout "timeout": i64,
+        optional username "username": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional proxy_username "proxy-username": ::std::string::String,
+        optional proxy_password_secret "proxy-password-secret": ::std::string::String,
+        optional cookie "cookie": ::std::string::String,
+        optional sslverify "sslverify": bool,
+        optional cookie_secret "cookie-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCurlHttps {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
-        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
-        ::qapi_types::private::optional(
-            map,
-            "proxy-password-secret",
-            &self.proxy_password_secret,
-        )?;
-        ::qapi_types::private::optional(map, "cookie", &self.cookie)?;
-        ::qapi_types::private::optional(map, "sslverify", &self.sslverify)?;
-        ::qapi_types::private::optional(map, "cookie-secret", &self.cookie_secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCurlHttps {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCurlHttps`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        url: ::std::option::Option<::std::string::String>,
-        readahead: ::std::option::Option<i64>,
-        timeout: ::std::option::Option<i64>,
-        username: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        proxy_username: ::std::option::Option<::std::string::String>,
-        proxy_password_secret: ::std::option::Option<::std::string::String>,
-        cookie: ::std::option::Option<::std::string::String>,
-        sslverify: ::std::option::Option<bool>,
-        cookie_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlHttps {
-        const NAME: &'static str = "BlockdevOptionsCurlHttps";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "url" => {
-                    slots.url = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-username" => {
-                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-password-secret" => {
-                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cookie" => slots.cookie = ::serde::de::MapAccess::next_value(map)?,
-                "sslverify" => slots.sslverify = ::serde::de::MapAccess::next_value(map)?,
-                "cookie-secret" => {
-                    slots.cookie_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCurlHttps {
-                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
-                readahead: slots.readahead,
-                timeout: slots.timeout,
-                username: slots.username,
-                password_secret: slots.password_secret,
-                proxy_username: slots.proxy_username,
-                proxy_password_secret: slots.proxy_password_secret,
-                cookie: slots.cookie,
-                sslverify: slots.sslverify,
-                cookie_secret: slots.cookie_secret,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for FTP connections over the
 /// curl backend.  URLs must start with "ftp://".
@@ -16092,103 +7617,17 @@ pub struct BlockdevOptionsCurlFtp {
     pub proxy_password_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsCurlFtp {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCurlFtp = "BlockdevOptionsCurlFtp" {
+        required url "url": ::std::string::String,
+        optional readahead "readahead": i64,
+        optional timeout "timeout": i64,
+        optional username "username": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional proxy_username "proxy-username": ::std::string::String,
+        optional proxy_password_secret "proxy-password-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCurlFtp {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
-        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
-        ::qapi_types::private::optional(
-            map,
-            "proxy-password-secret",
-            &self.proxy_password_secret,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCurlFtp {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCurlFtp`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        url: ::std::option::Option<::std::string::String>,
-        readahead: ::std::option::Option<i64>,
-        timeout: ::std::option::Option<i64>,
-        username: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        proxy_username: ::std::option::Option<::std::string::String>,
-        proxy_password_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlFtp {
-        const NAME: &'static str = "BlockdevOptionsCurlFtp";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "url" => {
-                    slots.url = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-username" => {
-                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-password-secret" => {
-                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCurlFtp {
-                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
-                readahead: slots.readahead,
-                timeout: slots.timeout,
-                username: slots.username,
-                password_secret: slots.password_secret,
-                proxy_username: slots.proxy_username,
-                proxy_password_secret: slots.proxy_password_secret,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for FTPS connections over the
 /// curl backend.  URLs must start with "ftps://".
@@ -16219,107 +7658,18 @@ pub struct BlockdevOptionsCurlFtps {
     pub sslverify: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevOptionsCurlFtps {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCurlFtps = "BlockdevOptionsCurlFtps" {
+        required url "url": ::std::string::String,
+        optional readahead "readahead": i64,
+        optional timeout "timeout": i64,
+        optional username "username": ::std::string::String,
+        optional password_secret "password-secret": ::std::string::String,
+        optional proxy_username "proxy-username": ::std::string::String,
+        optional proxy_password_secret "proxy-password-secret": ::std::string::String,
+        optional sslverify "sslverify": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCurlFtps {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "url", &self.url)?;
-        ::qapi_types::private::optional(map, "readahead", &self.readahead)?;
-        ::qapi_types::private::optional(map, "timeout", &self.timeout)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::qapi_types::private::optional(map, "password-secret", &self.password_secret)?;
-        ::qapi_types::private::optional(map, "proxy-username", &self.proxy_username)?;
-        ::qapi_types::private::optional(
-            map,
-            "proxy-password-secret",
-            &self.proxy_password_secret,
-        )?;
-        ::qapi_types::private::optional(map, "sslverify", &self.sslverify)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCurlFtps {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCurlFtps`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        url: ::std::option::Option<::std::string::String>,
-        readahead: ::std::option::Option<i64>,
-        timeout: ::std::option::Option<i64>,
-        username: ::std::option::Option<::std::string::String>,
-        password_secret: ::std::option::Option<::std::string::String>,
-        proxy_username: ::std::option::Option<::std::string::String>,
-        proxy_password_secret: ::std::option::Option<::std::string::String>,
-        sslverify: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCurlFtps {
-        const NAME: &'static str = "BlockdevOptionsCurlFtps";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "url" => {
-                    slots.url = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "readahead" => slots.readahead = ::serde::de::MapAccess::next_value(map)?,
-                "timeout" => slots.timeout = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                "password-secret" => {
-                    slots.password_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-username" => {
-                    slots.proxy_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "proxy-password-secret" => {
-                    slots.proxy_password_secret = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "sslverify" => slots.sslverify = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCurlFtps {
-                url: slots.url.ok_or_else(|| E::missing_field("url"))?,
-                readahead: slots.readahead,
-                timeout: slots.timeout,
-                username: slots.username,
-                password_secret: slots.password_secret,
-                proxy_username: slots.proxy_username,
-                proxy_password_secret: slots.proxy_password_secret,
-                sslverify: slots.sslverify,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for NBD.
 ///
@@ -16359,99 +7709,17 @@ pub struct BlockdevOptionsNbd {
     pub open_timeout: ::std::option::Option<u32>,
 }
 
-impl Serialize for BlockdevOptionsNbd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsNbd = "BlockdevOptionsNbd" {
+        required server "server": super::SocketAddress,
+        optional export "export": ::std::string::String,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_hostname "tls-hostname": ::std::string::String,
+        optional x_dirty_bitmap "x-dirty-bitmap": ::std::string::String,
+        optional reconnect_delay "reconnect-delay": u32,
+        optional open_timeout "open-timeout": u32,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsNbd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-        ::qapi_types::private::optional(map, "export", &self.export)?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
-        ::qapi_types::private::optional(map, "x-dirty-bitmap", &self.x_dirty_bitmap)?;
-        ::qapi_types::private::optional(map, "reconnect-delay", &self.reconnect_delay)?;
-        ::qapi_types::private::optional(map, "open-timeout", &self.open_timeout)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsNbd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsNbd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        server: ::std::option::Option<super::SocketAddress>,
-        export: ::std::option::Option<::std::string::String>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_hostname: ::std::option::Option<::std::string::String>,
-        x_dirty_bitmap: ::std::option::Option<::std::string::String>,
-        reconnect_delay: ::std::option::Option<u32>,
-        open_timeout: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsNbd {
-        const NAME: &'static str = "BlockdevOptionsNbd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "server" => {
-                    slots.server = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "export" => slots.export = ::serde::de::MapAccess::next_value(map)?,
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-hostname" => {
-                    slots.tls_hostname = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-dirty-bitmap" => {
-                    slots.x_dirty_bitmap = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "reconnect-delay" => {
-                    slots.reconnect_delay = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "open-timeout" => {
-                    slots.open_timeout = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsNbd {
-                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                export: slots.export,
-                tls_creds: slots.tls_creds,
-                tls_hostname: slots.tls_hostname,
-                x_dirty_bitmap: slots.x_dirty_bitmap,
-                reconnect_delay: slots.reconnect_delay,
-                open_timeout: slots.open_timeout,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the raw driver.
 ///
@@ -16466,75 +7734,13 @@ pub struct BlockdevOptionsRaw {
     pub size: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockdevOptionsRaw {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsRaw = "BlockdevOptionsRaw" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        optional offset "offset": i64,
+        optional size "size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsRaw {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "offset", &self.offset)?;
-        ::qapi_types::private::optional(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsRaw {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsRaw`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        offset: ::std::option::Option<i64>,
-        size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsRaw {
-        const NAME: &'static str = "BlockdevOptionsRaw";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
-                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsRaw {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                offset: slots.offset,
-                size: slots.size,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the throttle driver
 ///
@@ -16548,81 +7754,12 @@ pub struct BlockdevOptionsThrottle {
     pub file: ::std::boxed::Box<super::BlockdevRef>,
 }
 
-impl Serialize for BlockdevOptionsThrottle {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsThrottle = "BlockdevOptionsThrottle" {
+        required throttle_group "throttle-group": ::std::string::String,
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsThrottle {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "throttle-group",
-            &self.throttle_group,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsThrottle {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsThrottle`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        throttle_group: ::std::option::Option<::std::string::String>,
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsThrottle {
-        const NAME: &'static str = "BlockdevOptionsThrottle";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "throttle-group" => {
-                    slots.throttle_group = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsThrottle {
-                throttle_group: slots
-                    .throttle_group
-                    .ok_or_else(|| E::missing_field("throttle-group"))?,
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific block device options for the copy-on-read driver.
 ///
@@ -16639,71 +7776,12 @@ pub struct BlockdevOptionsCor {
     pub bottom: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevOptionsCor {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCor = "BlockdevOptionsCor" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        optional bottom "bottom": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCor {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "bottom", &self.bottom)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCor {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCor`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        bottom: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCor {
-        const NAME: &'static str = "BlockdevOptionsCor";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bottom" => slots.bottom = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCor {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                bottom: slots.bottom,
-            })
-        }
-    }
-};
 
 /// An enumeration of possible behaviors for copy-before-write operation
 /// failures.
@@ -16803,101 +7881,16 @@ pub struct BlockdevOptionsCbw {
     pub min_cluster_size: ::std::option::Option<u64>,
 }
 
-impl Serialize for BlockdevOptionsCbw {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevOptionsCbw = "BlockdevOptionsCbw" {
+        required file "file": ::std::boxed::Box<super::BlockdevRef>,
+        required target "target": ::std::boxed::Box<super::BlockdevRef>,
+        optional bitmap "bitmap": super::BlockDirtyBitmap,
+        optional on_cbw_error "on-cbw-error": super::OnCbwError,
+        optional cbw_timeout "cbw-timeout": u32,
+        optional min_cluster_size "min-cluster-size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevOptionsCbw {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
-        ::qapi_types::private::optional(map, "on-cbw-error", &self.on_cbw_error)?;
-        ::qapi_types::private::optional(map, "cbw-timeout", &self.cbw_timeout)?;
-        ::qapi_types::private::optional(
-            map,
-            "min-cluster-size",
-            &self.min_cluster_size,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOptionsCbw {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevOptionsCbw`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        target: ::std::option::Option<::std::boxed::Box<super::BlockdevRef>>,
-        bitmap: ::std::option::Option<super::BlockDirtyBitmap>,
-        on_cbw_error: ::std::option::Option<super::OnCbwError>,
-        cbw_timeout: ::std::option::Option<u32>,
-        min_cluster_size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevOptionsCbw {
-        const NAME: &'static str = "BlockdevOptionsCbw";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
-                "on-cbw-error" => {
-                    slots.on_cbw_error = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cbw-timeout" => {
-                    slots.cbw_timeout = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "min-cluster-size" => {
-                    slots.min_cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevOptionsCbw {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                bitmap: slots.bitmap,
-                on_cbw_error: slots.on_cbw_error,
-                cbw_timeout: slots.cbw_timeout,
-                min_cluster_size: slots.min_cluster_size,
-            })
-        }
-    }
-};
 
 /// Options for creating a block device.  Many options are available for
 /// all block devices, independent of the block driver:
@@ -17774,95 +8767,15 @@ pub struct BlockdevCreateOptionsFile {
     pub extent_size_hint: ::std::option::Option<u64>,
 }
 
-impl Serialize for BlockdevCreateOptionsFile {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsFile = "BlockdevCreateOptionsFile" {
+        required filename "filename": ::std::string::String,
+        required size "size": u64,
+        optional preallocation "preallocation": super::PreallocMode,
+        optional nocow "nocow": bool,
+        optional extent_size_hint "extent-size-hint": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsFile {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
-        ::qapi_types::private::optional(map, "nocow", &self.nocow)?;
-        ::qapi_types::private::optional(
-            map,
-            "extent-size-hint",
-            &self.extent_size_hint,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsFile {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsFile`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        size: ::std::option::Option<u64>,
-        preallocation: ::std::option::Option<super::PreallocMode>,
-        nocow: ::std::option::Option<bool>,
-        extent_size_hint: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsFile {
-        const NAME: &'static str = "BlockdevCreateOptionsFile";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "preallocation" => {
-                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "nocow" => slots.nocow = ::serde::de::MapAccess::next_value(map)?,
-                "extent-size-hint" => {
-                    slots.extent_size_hint = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsFile {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                preallocation: slots.preallocation,
-                nocow: slots.nocow,
-                extent_size_hint: slots.extent_size_hint,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for gluster.
 ///
@@ -17879,81 +8792,13 @@ pub struct BlockdevCreateOptionsGluster {
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
 
-impl Serialize for BlockdevCreateOptionsGluster {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsGluster = "BlockdevCreateOptionsGluster" {
+        required location "location": super::BlockdevOptionsGluster,
+        required size "size": u64,
+        optional preallocation "preallocation": super::PreallocMode,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsGluster {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsGluster {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsGluster`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        location: ::std::option::Option<super::BlockdevOptionsGluster>,
-        size: ::std::option::Option<u64>,
-        preallocation: ::std::option::Option<super::PreallocMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsGluster {
-        const NAME: &'static str = "BlockdevCreateOptionsGluster";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "location" => {
-                    slots.location = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "preallocation" => {
-                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsGluster {
-                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                preallocation: slots.preallocation,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for LUKS.
 ///
@@ -17994,117 +8839,21 @@ pub struct BlockdevCreateOptionsLUKS {
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
 
-impl Serialize for BlockdevCreateOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsLUKS = "BlockdevCreateOptionsLUKS" {
+        optional key_secret "key-secret": ::std::string::String,
+        optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
+        optional cipher_mode "cipher-mode": super::QCryptoCipherMode,
+        optional ivgen_alg "ivgen-alg": super::QCryptoIVGenAlgo,
+        optional ivgen_hash_alg "ivgen-hash-alg": super::QCryptoHashAlgo,
+        optional hash_alg "hash-alg": super::QCryptoHashAlgo,
+        optional iter_time "iter-time": i64,
+        optional file "file": super::BlockdevRef,
+        optional header "header": super::BlockdevRef,
+        required size "size": u64,
+        optional preallocation "preallocation": super::PreallocMode,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
-        ::qapi_types::private::optional(map, "cipher-mode", &self.cipher_mode)?;
-        ::qapi_types::private::optional(map, "ivgen-alg", &self.ivgen_alg)?;
-        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
-        ::qapi_types::private::optional(map, "hash-alg", &self.hash_alg)?;
-        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
-        ::qapi_types::private::optional(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "header", &self.header)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
-        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
-        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        iter_time: ::std::option::Option<i64>,
-        file: ::std::option::Option<super::BlockdevRef>,
-        header: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        preallocation: ::std::option::Option<super::PreallocMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsLUKS {
-        const NAME: &'static str = "BlockdevCreateOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cipher-alg" => {
-                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cipher-mode" => {
-                    slots.cipher_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ivgen-alg" => slots.ivgen_alg = ::serde::de::MapAccess::next_value(map)?,
-                "ivgen-hash-alg" => {
-                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "hash-alg" => slots.hash_alg = ::serde::de::MapAccess::next_value(map)?,
-                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
-                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
-                "header" => slots.header = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "preallocation" => {
-                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsLUKS {
-                key_secret: slots.key_secret,
-                cipher_alg: slots.cipher_alg,
-                cipher_mode: slots.cipher_mode,
-                ivgen_alg: slots.ivgen_alg,
-                ivgen_hash_alg: slots.ivgen_hash_alg,
-                hash_alg: slots.hash_alg,
-                iter_time: slots.iter_time,
-                file: slots.file,
-                header: slots.header,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                preallocation: slots.preallocation,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for NFS.
 ///
@@ -18117,75 +8866,12 @@ pub struct BlockdevCreateOptionsNfs {
     pub size: u64,
 }
 
-impl Serialize for BlockdevCreateOptionsNfs {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsNfs = "BlockdevCreateOptionsNfs" {
+        required location "location": super::BlockdevOptionsNfs,
+        required size "size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsNfs {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsNfs {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsNfs`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        location: ::std::option::Option<super::BlockdevOptionsNfs>,
-        size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsNfs {
-        const NAME: &'static str = "BlockdevCreateOptionsNfs";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "location" => {
-                    slots.location = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsNfs {
-                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for parallels.
 ///
@@ -18200,81 +8886,13 @@ pub struct BlockdevCreateOptionsParallels {
     pub cluster_size: ::std::option::Option<u64>,
 }
 
-impl Serialize for BlockdevCreateOptionsParallels {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsParallels = "BlockdevCreateOptionsParallels" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional cluster_size "cluster-size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsParallels {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsParallels {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsParallels`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        cluster_size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsParallels {
-        const NAME: &'static str = "BlockdevCreateOptionsParallels";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsParallels {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                cluster_size: slots.cluster_size,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for qcow.
 ///
@@ -18292,85 +8910,14 @@ pub struct BlockdevCreateOptionsQcow {
     pub encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
 }
 
-impl Serialize for BlockdevCreateOptionsQcow {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsQcow = "BlockdevCreateOptionsQcow" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional backing_file "backing-file": ::std::string::String,
+        optional encrypt "encrypt": super::QCryptoBlockCreateOptions,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsQcow {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsQcow {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsQcow`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        backing_file: ::std::option::Option<::std::string::String>,
-        encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQcow {
-        const NAME: &'static str = "BlockdevCreateOptionsQcow";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing-file" => {
-                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsQcow {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                backing_file: slots.backing_file,
-                encrypt: slots.encrypt,
-            })
-        }
-    }
-};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18527,145 +9074,24 @@ pub struct BlockdevCreateOptionsQcow2 {
     pub compression_type: ::std::option::Option<super::Qcow2CompressionType>,
 }
 
-impl Serialize for BlockdevCreateOptionsQcow2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsQcow2 = "BlockdevCreateOptionsQcow2" {
+        required file "file": super::BlockdevRef,
+        optional data_file "data-file": super::BlockdevRef,
+        optional data_file_raw "data-file-raw": bool,
+        optional extended_l2 "extended-l2": bool,
+        required size "size": u64,
+        optional version "version": super::BlockdevQcow2Version,
+        optional backing_file "backing-file": ::std::string::String,
+        optional backing_fmt "backing-fmt": super::BlockdevDriver,
+        optional encrypt "encrypt": super::QCryptoBlockCreateOptions,
+        optional cluster_size "cluster-size": u64,
+        optional preallocation "preallocation": super::PreallocMode,
+        optional lazy_refcounts "lazy-refcounts": bool,
+        optional refcount_bits "refcount-bits": i64,
+        optional compression_type "compression-type": super::Qcow2CompressionType,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsQcow2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "data-file", &self.data_file)?;
-        ::qapi_types::private::optional(map, "data-file-raw", &self.data_file_raw)?;
-        ::qapi_types::private::optional(map, "extended-l2", &self.extended_l2)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "version", &self.version)?;
-        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-        ::qapi_types::private::optional(map, "backing-fmt", &self.backing_fmt)?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
-        ::qapi_types::private::optional(map, "lazy-refcounts", &self.lazy_refcounts)?;
-        ::qapi_types::private::optional(map, "refcount-bits", &self.refcount_bits)?;
-        ::qapi_types::private::optional(
-            map,
-            "compression-type",
-            &self.compression_type,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsQcow2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsQcow2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        data_file: ::std::option::Option<super::BlockdevRef>,
-        data_file_raw: ::std::option::Option<bool>,
-        extended_l2: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        version: ::std::option::Option<super::BlockdevQcow2Version>,
-        backing_file: ::std::option::Option<::std::string::String>,
-        backing_fmt: ::std::option::Option<super::BlockdevDriver>,
-        encrypt: ::std::option::Option<super::QCryptoBlockCreateOptions>,
-        cluster_size: ::std::option::Option<u64>,
-        preallocation: ::std::option::Option<super::PreallocMode>,
-        lazy_refcounts: ::std::option::Option<bool>,
-        refcount_bits: ::std::option::Option<i64>,
-        compression_type: ::std::option::Option<super::Qcow2CompressionType>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQcow2 {
-        const NAME: &'static str = "BlockdevCreateOptionsQcow2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-file" => slots.data_file = ::serde::de::MapAccess::next_value(map)?,
-                "data-file-raw" => {
-                    slots.data_file_raw = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "extended-l2" => {
-                    slots.extended_l2 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
-                "backing-file" => {
-                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-fmt" => {
-                    slots.backing_fmt = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "preallocation" => {
-                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "lazy-refcounts" => {
-                    slots.lazy_refcounts = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "refcount-bits" => {
-                    slots.refcount_bits = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compression-type" => {
-                    slots.compression_type = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsQcow2 {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                data_file: slots.data_file,
-                data_file_raw: slots.data_file_raw,
-                extended_l2: slots.extended_l2,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                version: slots.version,
-                backing_file: slots.backing_file,
-                backing_fmt: slots.backing_fmt,
-                encrypt: slots.encrypt,
-                cluster_size: slots.cluster_size,
-                preallocation: slots.preallocation,
-                lazy_refcounts: slots.lazy_refcounts,
-                refcount_bits: slots.refcount_bits,
-                compression_type: slots.compression_type,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for qed.
 ///
@@ -18687,99 +9113,16 @@ pub struct BlockdevCreateOptionsQed {
     pub table_size: ::std::option::Option<i64>,
 }
 
-impl Serialize for BlockdevCreateOptionsQed {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsQed = "BlockdevCreateOptionsQed" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional backing_file "backing-file": ::std::string::String,
+        optional backing_fmt "backing-fmt": super::BlockdevDriver,
+        optional cluster_size "cluster-size": u64,
+        optional table_size "table-size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsQed {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-        ::qapi_types::private::optional(map, "backing-fmt", &self.backing_fmt)?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "table-size", &self.table_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsQed {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsQed`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        backing_file: ::std::option::Option<::std::string::String>,
-        backing_fmt: ::std::option::Option<super::BlockdevDriver>,
-        cluster_size: ::std::option::Option<u64>,
-        table_size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsQed {
-        const NAME: &'static str = "BlockdevCreateOptionsQed";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backing-file" => {
-                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "backing-fmt" => {
-                    slots.backing_fmt = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "table-size" => {
-                    slots.table_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsQed {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                backing_file: slots.backing_file,
-                backing_fmt: slots.backing_fmt,
-                cluster_size: slots.cluster_size,
-                table_size: slots.table_size,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for rbd/Ceph.
 ///
@@ -18797,85 +9140,14 @@ pub struct BlockdevCreateOptionsRbd {
     pub encrypt: ::std::option::Option<super::RbdEncryptionCreateOptions>,
 }
 
-impl Serialize for BlockdevCreateOptionsRbd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsRbd = "BlockdevCreateOptionsRbd" {
+        required location "location": super::BlockdevOptionsRbd,
+        required size "size": u64,
+        optional cluster_size "cluster-size": u64,
+        optional encrypt "encrypt": super::RbdEncryptionCreateOptions,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsRbd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "cluster-size", &self.cluster_size)?;
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsRbd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsRbd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        location: ::std::option::Option<super::BlockdevOptionsRbd>,
-        size: ::std::option::Option<u64>,
-        cluster_size: ::std::option::Option<u64>,
-        encrypt: ::std::option::Option<super::RbdEncryptionCreateOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsRbd {
-        const NAME: &'static str = "BlockdevCreateOptionsRbd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "location" => {
-                    slots.location = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cluster-size" => {
-                    slots.cluster_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsRbd {
-                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                cluster_size: slots.cluster_size,
-                encrypt: slots.encrypt,
-            })
-        }
-    }
-};
 
 /// Subformat options for VMDK images
 ///
@@ -19044,111 +9316,19 @@ pub struct BlockdevCreateOptionsVmdk {
     pub zeroed_grain: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevCreateOptionsVmdk {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsVmdk = "BlockdevCreateOptionsVmdk" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional extents "extents": ::std::vec::Vec<super::BlockdevRef>,
+        optional subformat "subformat": super::BlockdevVmdkSubformat,
+        optional backing_file "backing-file": ::std::string::String,
+        optional adapter_type "adapter-type": super::BlockdevVmdkAdapterType,
+        optional hwversion "hwversion": ::std::string::String,
+        optional toolsversion "toolsversion": ::std::string::String,
+        optional zeroed_grain "zeroed-grain": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsVmdk {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "extents", &self.extents)?;
-        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
-        ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-        ::qapi_types::private::optional(map, "adapter-type", &self.adapter_type)?;
-        ::qapi_types::private::optional(map, "hwversion", &self.hwversion)?;
-        ::qapi_types::private::optional(map, "toolsversion", &self.toolsversion)?;
-        ::qapi_types::private::optional(map, "zeroed-grain", &self.zeroed_grain)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsVmdk {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsVmdk`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        extents: ::std::option::Option<::std::vec::Vec<super::BlockdevRef>>,
-        subformat: ::std::option::Option<super::BlockdevVmdkSubformat>,
-        backing_file: ::std::option::Option<::std::string::String>,
-        adapter_type: ::std::option::Option<super::BlockdevVmdkAdapterType>,
-        hwversion: ::std::option::Option<::std::string::String>,
-        toolsversion: ::std::option::Option<::std::string::String>,
-        zeroed_grain: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVmdk {
-        const NAME: &'static str = "BlockdevCreateOptionsVmdk";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "extents" => slots.extents = ::serde::de::MapAccess::next_value(map)?,
-                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
-                "backing-file" => {
-                    slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "adapter-type" => {
-                    slots.adapter_type = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "hwversion" => slots.hwversion = ::serde::de::MapAccess::next_value(map)?,
-                "toolsversion" => {
-                    slots.toolsversion = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "zeroed-grain" => {
-                    slots.zeroed_grain = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsVmdk {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                extents: slots.extents,
-                subformat: slots.subformat,
-                backing_file: slots.backing_file,
-                adapter_type: slots.adapter_type,
-                hwversion: slots.hwversion,
-                toolsversion: slots.toolsversion,
-                zeroed_grain: slots.zeroed_grain,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for SSH.
 ///
@@ -19161,75 +9341,12 @@ pub struct BlockdevCreateOptionsSsh {
     pub size: u64,
 }
 
-impl Serialize for BlockdevCreateOptionsSsh {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsSsh = "BlockdevCreateOptionsSsh" {
+        required location "location": super::BlockdevOptionsSsh,
+        required size "size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsSsh {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "location", &self.location)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsSsh {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsSsh`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        location: ::std::option::Option<super::BlockdevOptionsSsh>,
-        size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsSsh {
-        const NAME: &'static str = "BlockdevCreateOptionsSsh";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "location" => {
-                    slots.location = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsSsh {
-                location: slots.location.ok_or_else(|| E::missing_field("location"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-            })
-        }
-    }
-};
 
 /// Driver specific image creation options for VDI.
 ///
@@ -19245,81 +9362,13 @@ pub struct BlockdevCreateOptionsVdi {
     pub preallocation: ::std::option::Option<super::PreallocMode>,
 }
 
-impl Serialize for BlockdevCreateOptionsVdi {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsVdi = "BlockdevCreateOptionsVdi" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional preallocation "preallocation": super::PreallocMode,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsVdi {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "preallocation", &self.preallocation)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsVdi {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsVdi`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        preallocation: ::std::option::Option<super::PreallocMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVdi {
-        const NAME: &'static str = "BlockdevCreateOptionsVdi";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "preallocation" => {
-                    slots.preallocation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsVdi {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                preallocation: slots.preallocation,
-            })
-        }
-    }
-};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19398,99 +9447,16 @@ pub struct BlockdevCreateOptionsVhdx {
     pub block_state_zero: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevCreateOptionsVhdx {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsVhdx = "BlockdevCreateOptionsVhdx" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional log_size "log-size": u64,
+        optional block_size "block-size": u64,
+        optional subformat "subformat": super::BlockdevVhdxSubformat,
+        optional block_state_zero "block-state-zero": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsVhdx {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "log-size", &self.log_size)?;
-        ::qapi_types::private::optional(map, "block-size", &self.block_size)?;
-        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
-        ::qapi_types::private::optional(
-            map,
-            "block-state-zero",
-            &self.block_state_zero,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsVhdx {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsVhdx`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        log_size: ::std::option::Option<u64>,
-        block_size: ::std::option::Option<u64>,
-        subformat: ::std::option::Option<super::BlockdevVhdxSubformat>,
-        block_state_zero: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVhdx {
-        const NAME: &'static str = "BlockdevCreateOptionsVhdx";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log-size" => slots.log_size = ::serde::de::MapAccess::next_value(map)?,
-                "block-size" => {
-                    slots.block_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
-                "block-state-zero" => {
-                    slots.block_state_zero = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsVhdx {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                log_size: slots.log_size,
-                block_size: slots.block_size,
-                subformat: slots.subformat,
-                block_state_zero: slots.block_state_zero,
-            })
-        }
-    }
-};
 
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19562,85 +9528,14 @@ pub struct BlockdevCreateOptionsVpc {
     pub force_size: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockdevCreateOptionsVpc {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevCreateOptionsVpc = "BlockdevCreateOptionsVpc" {
+        required file "file": super::BlockdevRef,
+        required size "size": u64,
+        optional subformat "subformat": super::BlockdevVpcSubformat,
+        optional force_size "force-size": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevCreateOptionsVpc {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "subformat", &self.subformat)?;
-        ::qapi_types::private::optional(map, "force-size", &self.force_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevCreateOptionsVpc {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevCreateOptionsVpc`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<super::BlockdevRef>,
-        size: ::std::option::Option<u64>,
-        subformat: ::std::option::Option<super::BlockdevVpcSubformat>,
-        force_size: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreateOptionsVpc {
-        const NAME: &'static str = "BlockdevCreateOptionsVpc";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "subformat" => slots.subformat = ::serde::de::MapAccess::next_value(map)?,
-                "force-size" => {
-                    slots.force_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevCreateOptionsVpc {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                subformat: slots.subformat,
-                force_size: slots.force_size,
-            })
-        }
-    }
-};
 
 /// Options for creating an image format on a given node.
 ///
@@ -20335,91 +10230,16 @@ pub struct BlockdevAmendOptionsLUKS {
     pub secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockdevAmendOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevAmendOptionsLUKS = "BlockdevAmendOptionsLUKS" {
+        required state "state": super::QCryptoBlockLUKSKeyslotState,
+        optional new_secret "new-secret": ::std::string::String,
+        optional old_secret "old-secret": ::std::string::String,
+        optional keyslot "keyslot": i64,
+        optional iter_time "iter-time": i64,
+        optional secret "secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevAmendOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
-        ::qapi_types::private::optional(map, "new-secret", &self.new_secret)?;
-        ::qapi_types::private::optional(map, "old-secret", &self.old_secret)?;
-        ::qapi_types::private::optional(map, "keyslot", &self.keyslot)?;
-        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
-        ::qapi_types::private::optional(map, "secret", &self.secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevAmendOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevAmendOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        state: ::std::option::Option<super::QCryptoBlockLUKSKeyslotState>,
-        new_secret: ::std::option::Option<::std::string::String>,
-        old_secret: ::std::option::Option<::std::string::String>,
-        keyslot: ::std::option::Option<i64>,
-        iter_time: ::std::option::Option<i64>,
-        secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevAmendOptionsLUKS {
-        const NAME: &'static str = "BlockdevAmendOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "state" => {
-                    slots.state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "new-secret" => {
-                    slots.new_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "old-secret" => {
-                    slots.old_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keyslot" => slots.keyslot = ::serde::de::MapAccess::next_value(map)?,
-                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
-                "secret" => slots.secret = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevAmendOptionsLUKS {
-                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
-                new_secret: slots.new_secret,
-                old_secret: slots.old_secret,
-                keyslot: slots.keyslot,
-                iter_time: slots.iter_time,
-                secret: slots.secret,
-            })
-        }
-    }
-};
 
 /// Driver specific image amend options for qcow2.  For now, only
 /// encryption options can be amended
@@ -20431,63 +10251,11 @@ pub struct BlockdevAmendOptionsQcow2 {
     pub encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
 }
 
-impl Serialize for BlockdevAmendOptionsQcow2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevAmendOptionsQcow2 = "BlockdevAmendOptionsQcow2" {
+        optional encrypt "encrypt": super::QCryptoBlockAmendOptions,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevAmendOptionsQcow2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "encrypt", &self.encrypt)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevAmendOptionsQcow2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevAmendOptionsQcow2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevAmendOptionsQcow2 {
-        const NAME: &'static str = "BlockdevAmendOptionsQcow2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "encrypt" => slots.encrypt = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevAmendOptionsQcow2 {
-                encrypt: slots.encrypt,
-            })
-        }
-    }
-};
 
 /// Options for amending an image format
 ///
@@ -21344,75 +11112,12 @@ pub struct BlockdevSnapshotInternal {
     pub name: ::std::string::String,
 }
 
-impl Serialize for BlockdevSnapshotInternal {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshotInternal = "BlockdevSnapshotInternal" {
+        required device "device": ::std::string::String,
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshotInternal {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshotInternal {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshotInternal`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotInternal {
-        const NAME: &'static str = "BlockdevSnapshotInternal";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshotInternal {
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// Not used by QMP; hack to let us use BlockGraphInfoList internally
 ///
@@ -21422,75 +11127,11 @@ pub struct DummyBlockCoreForceArrays {
     pub unused_block_graph_info: ::std::vec::Vec<super::BlockGraphInfo>,
 }
 
-impl Serialize for DummyBlockCoreForceArrays {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DummyBlockCoreForceArrays = "DummyBlockCoreForceArrays" {
+        required unused_block_graph_info "unused-block-graph-info": ::std::vec::Vec<super::BlockGraphInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for DummyBlockCoreForceArrays {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unused-block-graph-info",
-            &self.unused_block_graph_info,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DummyBlockCoreForceArrays {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DummyBlockCoreForceArrays`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        unused_block_graph_info: ::std::option::Option<
-            ::std::vec::Vec<super::BlockGraphInfo>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DummyBlockCoreForceArrays {
-        const NAME: &'static str = "DummyBlockCoreForceArrays";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "unused-block-graph-info" => {
-                    slots.unused_block_graph_info = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DummyBlockCoreForceArrays {
-                unused_block_graph_info: slots
-                    .unused_block_graph_info
-                    .ok_or_else(|| E::missing_field("unused-block-graph-info"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `block-core.json`.
 pub mod commands {
@@ -21591,40 +11232,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlock {}
-    impl Serialize for QueryBlock {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryBlock {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryBlock {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlock {
-        const NAME: &'static str = "query-block";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryBlock {})
-        }
+    ::qapi_types::private::object! {
+        QueryBlock = "query-block" {}
     }
 
     impl ::qapi_types::Command for QueryBlock {
@@ -21756,64 +11365,12 @@ pub mod commands {
         pub query_nodes: ::std::option::Option<bool>,
     }
 
-    impl Serialize for QueryBlockstats {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryBlockstats = "query-blockstats" {
+            optional query_nodes "query-nodes": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryBlockstats {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "query-nodes", &self.query_nodes)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryBlockstats {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryBlockstats`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            query_nodes: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockstats {
-            const NAME: &'static str = "query-blockstats";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "query-nodes" => {
-                        slots.query_nodes = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryBlockstats {
-                    query_nodes: slots.query_nodes,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryBlockstats {
         const NAME: &'static str = "query-blockstats";
         type Returns = ::std::vec::Vec<super::super::BlockStats>;
@@ -21829,40 +11386,8 @@ pub mod commands {
     /// *Since: 1.1*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlockJobs {}
-    impl Serialize for QueryBlockJobs {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryBlockJobs {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryBlockJobs {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockJobs {
-        const NAME: &'static str = "query-block-jobs";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryBlockJobs {})
-        }
+    ::qapi_types::private::object! {
+        QueryBlockJobs = "query-block-jobs" {}
     }
 
     impl ::qapi_types::Command for QueryBlockJobs {
@@ -21898,76 +11423,14 @@ pub mod commands {
         pub size: i64,
     }
 
-    impl Serialize for BlockResize {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockResize = "block_resize" {
+            optional device "device": ::std::string::String,
+            optional node_name "node-name": ::std::string::String,
+            required size "size": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockResize {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockResize {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockResize`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-            size: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockResize {
-            const NAME: &'static str = "block_resize";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "node-name" => {
-                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "size" => {
-                        slots.size = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockResize {
-                    device: slots.device,
-                    node_name: slots.node_name,
-                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockResize {
         const NAME: &'static str = "block_resize";
         type Returns = ::qapi_types::Empty;
@@ -22015,94 +11478,14 @@ pub mod commands {
         pub backing_file: ::std::string::String,
     }
 
-    impl Serialize for ChangeBackingFile {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChangeBackingFile = "change-backing-file" {
+            required device "device": ::std::string::String,
+            required image_node_name "image-node-name": ::std::string::String,
+            required backing_file "backing-file": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ChangeBackingFile {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "image-node-name",
-                &self.image_node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "backing-file",
-                &self.backing_file,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChangeBackingFile {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChangeBackingFile`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            image_node_name: ::std::option::Option<::std::string::String>,
-            backing_file: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChangeBackingFile {
-            const NAME: &'static str = "change-backing-file";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "image-node-name" => {
-                        slots.image_node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "backing-file" => {
-                        slots.backing_file = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChangeBackingFile {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    image_node_name: slots
-                        .image_node_name
-                        .ok_or_else(|| E::missing_field("image-node-name"))?,
-                    backing_file: slots
-                        .backing_file
-                        .ok_or_else(|| E::missing_field("backing-file"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChangeBackingFile {
         const NAME: &'static str = "change-backing-file";
         type Returns = ::qapi_types::Empty;
@@ -22215,140 +11598,24 @@ pub mod commands {
         pub auto_dismiss: ::std::option::Option<bool>,
     }
 
-    impl Serialize for BlockCommit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockCommit = "block-commit" {
+            optional job_id "job-id": ::std::string::String,
+            required device "device": ::std::string::String,
+            optional base_node "base-node": ::std::string::String,
+            optional base "base": ::std::string::String,
+            optional top_node "top-node": ::std::string::String,
+            optional top "top": ::std::string::String,
+            optional backing_file "backing-file": ::std::string::String,
+            optional backing_mask_protocol "backing-mask-protocol": bool,
+            optional speed "speed": i64,
+            optional on_error "on-error": super::super::BlockdevOnError,
+            optional filter_node_name "filter-node-name": ::std::string::String,
+            optional auto_finalize "auto-finalize": bool,
+            optional auto_dismiss "auto-dismiss": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockCommit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "base-node", &self.base_node)?;
-            ::qapi_types::private::optional(map, "base", &self.base)?;
-            ::qapi_types::private::optional(map, "top-node", &self.top_node)?;
-            ::qapi_types::private::optional(map, "top", &self.top)?;
-            ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-            ::qapi_types::private::optional(
-                map,
-                "backing-mask-protocol",
-                &self.backing_mask_protocol,
-            )?;
-            ::qapi_types::private::optional(map, "speed", &self.speed)?;
-            ::qapi_types::private::optional(map, "on-error", &self.on_error)?;
-            ::qapi_types::private::optional(
-                map,
-                "filter-node-name",
-                &self.filter_node_name,
-            )?;
-            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockCommit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockCommit`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            device: ::std::option::Option<::std::string::String>,
-            base_node: ::std::option::Option<::std::string::String>,
-            base: ::std::option::Option<::std::string::String>,
-            top_node: ::std::option::Option<::std::string::String>,
-            top: ::std::option::Option<::std::string::String>,
-            backing_file: ::std::option::Option<::std::string::String>,
-            backing_mask_protocol: ::std::option::Option<bool>,
-            speed: ::std::option::Option<i64>,
-            on_error: ::std::option::Option<super::super::BlockdevOnError>,
-            filter_node_name: ::std::option::Option<::std::string::String>,
-            auto_finalize: ::std::option::Option<bool>,
-            auto_dismiss: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockCommit {
-            const NAME: &'static str = "block-commit";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "base-node" => {
-                        slots.base_node = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
-                    "top-node" => {
-                        slots.top_node = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "top" => slots.top = ::serde::de::MapAccess::next_value(map)?,
-                    "backing-file" => {
-                        slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "backing-mask-protocol" => {
-                        slots.backing_mask_protocol = ::serde::de::MapAccess::next_value(
-                            map,
-                        )?;
-                    }
-                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                    "on-error" => {
-                        slots.on_error = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "filter-node-name" => {
-                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-finalize" => {
-                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-dismiss" => {
-                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockCommit {
-                    job_id: slots.job_id,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    base_node: slots.base_node,
-                    base: slots.base,
-                    top_node: slots.top_node,
-                    top: slots.top,
-                    backing_file: slots.backing_file,
-                    backing_mask_protocol: slots.backing_mask_protocol,
-                    speed: slots.speed,
-                    on_error: slots.on_error,
-                    filter_node_name: slots.filter_node_name,
-                    auto_finalize: slots.auto_finalize,
-                    auto_dismiss: slots.auto_dismiss,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockCommit {
         const NAME: &'static str = "block-commit";
         type Returns = ::qapi_types::Empty;
@@ -22431,62 +11698,12 @@ pub mod commands {
         pub flat: ::std::option::Option<bool>,
     }
 
-    impl Serialize for QueryNamedBlockNodes {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryNamedBlockNodes = "query-named-block-nodes" {
+            optional flat "flat": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryNamedBlockNodes {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "flat", &self.flat)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryNamedBlockNodes {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryNamedBlockNodes`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            flat: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryNamedBlockNodes {
-            const NAME: &'static str = "query-named-block-nodes";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "flat" => slots.flat = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryNamedBlockNodes {
-                    flat: slots.flat,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryNamedBlockNodes {
         const NAME: &'static str = "query-named-block-nodes";
         type Returns = ::std::vec::Vec<super::super::BlockDeviceInfo>;
@@ -22502,40 +11719,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XDebugQueryBlockGraph {}
-    impl Serialize for XDebugQueryBlockGraph {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XDebugQueryBlockGraph {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XDebugQueryBlockGraph {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XDebugQueryBlockGraph {
-        const NAME: &'static str = "x-debug-query-block-graph";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XDebugQueryBlockGraph {})
-        }
+    ::qapi_types::private::object! {
+        XDebugQueryBlockGraph = "x-debug-query-block-graph" {}
     }
 
     impl ::qapi_types::Command for XDebugQueryBlockGraph {
@@ -22854,166 +12039,26 @@ pub mod commands {
         pub target_is_zero: ::std::option::Option<bool>,
     }
 
-    impl Serialize for BlockdevMirror {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevMirror = "blockdev-mirror" {
+            optional job_id "job-id": ::std::string::String,
+            required device "device": ::std::string::String,
+            required target "target": ::std::string::String,
+            optional replaces "replaces": ::std::string::String,
+            required sync "sync": super::super::MirrorSyncMode,
+            optional speed "speed": i64,
+            optional granularity "granularity": u32,
+            optional buf_size "buf-size": i64,
+            optional on_source_error "on-source-error": super::super::BlockdevOnError,
+            optional on_target_error "on-target-error": super::super::BlockdevOnError,
+            optional filter_node_name "filter-node-name": ::std::string::String,
+            optional copy_mode "copy-mode": super::super::MirrorCopyMode,
+            optional auto_finalize "auto-finalize": bool,
+            optional auto_dismiss "auto-dismiss": bool,
+            optional target_is_zero "target-is-zero": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevMirror {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-            ::qapi_types::private::optional(map, "replaces", &self.replaces)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "sync", &self.sync)?;
-            ::qapi_types::private::optional(map, "speed", &self.speed)?;
-            ::qapi_types::private::optional(map, "granularity", &self.granularity)?;
-            ::qapi_types::private::optional(map, "buf-size", &self.buf_size)?;
-            ::qapi_types::private::optional(
-                map,
-                "on-source-error",
-                &self.on_source_error,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "on-target-error",
-                &self.on_target_error,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "filter-node-name",
-                &self.filter_node_name,
-            )?;
-            ::qapi_types::private::optional(map, "copy-mode", &self.copy_mode)?;
-            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-            ::qapi_types::private::optional(
-                map,
-                "target-is-zero",
-                &self.target_is_zero,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevMirror {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevMirror`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            device: ::std::option::Option<::std::string::String>,
-            target: ::std::option::Option<::std::string::String>,
-            replaces: ::std::option::Option<::std::string::String>,
-            sync: ::std::option::Option<super::super::MirrorSyncMode>,
-            speed: ::std::option::Option<i64>,
-            granularity: ::std::option::Option<u32>,
-            buf_size: ::std::option::Option<i64>,
-            on_source_error: ::std::option::Option<super::super::BlockdevOnError>,
-            on_target_error: ::std::option::Option<super::super::BlockdevOnError>,
-            filter_node_name: ::std::option::Option<::std::string::String>,
-            copy_mode: ::std::option::Option<super::super::MirrorCopyMode>,
-            auto_finalize: ::std::option::Option<bool>,
-            auto_dismiss: ::std::option::Option<bool>,
-            target_is_zero: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevMirror {
-            const NAME: &'static str = "blockdev-mirror";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "target" => {
-                        slots.target = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "replaces" => {
-                        slots.replaces = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "sync" => {
-                        slots.sync = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                    "granularity" => {
-                        slots.granularity = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "buf-size" => {
-                        slots.buf_size = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "on-source-error" => {
-                        slots.on_source_error = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "on-target-error" => {
-                        slots.on_target_error = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "filter-node-name" => {
-                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "copy-mode" => {
-                        slots.copy_mode = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-finalize" => {
-                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-dismiss" => {
-                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "target-is-zero" => {
-                        slots.target_is_zero = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevMirror {
-                    job_id: slots.job_id,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                    replaces: slots.replaces,
-                    sync: slots.sync.ok_or_else(|| E::missing_field("sync"))?,
-                    speed: slots.speed,
-                    granularity: slots.granularity,
-                    buf_size: slots.buf_size,
-                    on_source_error: slots.on_source_error,
-                    on_target_error: slots.on_target_error,
-                    filter_node_name: slots.filter_node_name,
-                    copy_mode: slots.copy_mode,
-                    auto_finalize: slots.auto_finalize,
-                    auto_dismiss: slots.auto_dismiss,
-                    target_is_zero: slots.target_is_zero,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevMirror {
         const NAME: &'static str = "blockdev-mirror";
         type Returns = ::qapi_types::Empty;
@@ -23125,134 +12170,23 @@ pub mod commands {
         pub auto_dismiss: ::std::option::Option<bool>,
     }
 
-    impl Serialize for BlockStream {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockStream = "block-stream" {
+            optional job_id "job-id": ::std::string::String,
+            required device "device": ::std::string::String,
+            optional base "base": ::std::string::String,
+            optional base_node "base-node": ::std::string::String,
+            optional backing_file "backing-file": ::std::string::String,
+            optional backing_mask_protocol "backing-mask-protocol": bool,
+            optional bottom "bottom": ::std::string::String,
+            optional speed "speed": i64,
+            optional on_error "on-error": super::super::BlockdevOnError,
+            optional filter_node_name "filter-node-name": ::std::string::String,
+            optional auto_finalize "auto-finalize": bool,
+            optional auto_dismiss "auto-dismiss": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockStream {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "base", &self.base)?;
-            ::qapi_types::private::optional(map, "base-node", &self.base_node)?;
-            ::qapi_types::private::optional(map, "backing-file", &self.backing_file)?;
-            ::qapi_types::private::optional(
-                map,
-                "backing-mask-protocol",
-                &self.backing_mask_protocol,
-            )?;
-            ::qapi_types::private::optional(map, "bottom", &self.bottom)?;
-            ::qapi_types::private::optional(map, "speed", &self.speed)?;
-            ::qapi_types::private::optional(map, "on-error", &self.on_error)?;
-            ::qapi_types::private::optional(
-                map,
-                "filter-node-name",
-                &self.filter_node_name,
-            )?;
-            ::qapi_types::private::optional(map, "auto-finalize", &self.auto_finalize)?;
-            ::qapi_types::private::optional(map, "auto-dismiss", &self.auto_dismiss)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockStream {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockStream`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            device: ::std::option::Option<::std::string::String>,
-            base: ::std::option::Option<::std::string::String>,
-            base_node: ::std::option::Option<::std::string::String>,
-            backing_file: ::std::option::Option<::std::string::String>,
-            backing_mask_protocol: ::std::option::Option<bool>,
-            bottom: ::std::option::Option<::std::string::String>,
-            speed: ::std::option::Option<i64>,
-            on_error: ::std::option::Option<super::super::BlockdevOnError>,
-            filter_node_name: ::std::option::Option<::std::string::String>,
-            auto_finalize: ::std::option::Option<bool>,
-            auto_dismiss: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockStream {
-            const NAME: &'static str = "block-stream";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => slots.job_id = ::serde::de::MapAccess::next_value(map)?,
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
-                    "base-node" => {
-                        slots.base_node = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "backing-file" => {
-                        slots.backing_file = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "backing-mask-protocol" => {
-                        slots.backing_mask_protocol = ::serde::de::MapAccess::next_value(
-                            map,
-                        )?;
-                    }
-                    "bottom" => slots.bottom = ::serde::de::MapAccess::next_value(map)?,
-                    "speed" => slots.speed = ::serde::de::MapAccess::next_value(map)?,
-                    "on-error" => {
-                        slots.on_error = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "filter-node-name" => {
-                        slots.filter_node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-finalize" => {
-                        slots.auto_finalize = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "auto-dismiss" => {
-                        slots.auto_dismiss = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockStream {
-                    job_id: slots.job_id,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    base: slots.base,
-                    base_node: slots.base_node,
-                    backing_file: slots.backing_file,
-                    backing_mask_protocol: slots.backing_mask_protocol,
-                    bottom: slots.bottom,
-                    speed: slots.speed,
-                    on_error: slots.on_error,
-                    filter_node_name: slots.filter_node_name,
-                    auto_finalize: slots.auto_finalize,
-                    auto_dismiss: slots.auto_dismiss,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockStream {
         const NAME: &'static str = "block-stream";
         type Returns = ::qapi_types::Empty;
@@ -23282,74 +12216,13 @@ pub mod commands {
         pub speed: i64,
     }
 
-    impl Serialize for BlockJobSetSpeed {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobSetSpeed = "block-job-set-speed" {
+            required device "device": ::std::string::String,
+            required speed "speed": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobSetSpeed {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobSetSpeed {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobSetSpeed`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            speed: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobSetSpeed {
-            const NAME: &'static str = "block-job-set-speed";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "speed" => {
-                        slots.speed = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobSetSpeed {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobSetSpeed {
         const NAME: &'static str = "block-job-set-speed";
         type Returns = ::qapi_types::Empty;
@@ -23397,70 +12270,13 @@ pub mod commands {
         pub force: ::std::option::Option<bool>,
     }
 
-    impl Serialize for BlockJobCancel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobCancel = "block-job-cancel" {
+            required device "device": ::std::string::String,
+            optional force "force": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobCancel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobCancel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobCancel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            force: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCancel {
-            const NAME: &'static str = "block-job-cancel";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobCancel {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    force: slots.force,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobCancel {
         const NAME: &'static str = "block-job-cancel";
         type Returns = ::qapi_types::Empty;
@@ -23497,66 +12313,12 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
-    impl Serialize for BlockJobPause {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobPause = "block-job-pause" {
+            required device "device": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobPause {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobPause {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobPause`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobPause {
-            const NAME: &'static str = "block-job-pause";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobPause {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobPause {
         const NAME: &'static str = "block-job-pause";
         type Returns = ::qapi_types::Empty;
@@ -23590,66 +12352,12 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
-    impl Serialize for BlockJobResume {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobResume = "block-job-resume" {
+            required device "device": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobResume {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobResume {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobResume`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobResume {
-            const NAME: &'static str = "block-job-resume";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobResume {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobResume {
         const NAME: &'static str = "block-job-resume";
         type Returns = ::qapi_types::Empty;
@@ -23694,66 +12402,12 @@ pub mod commands {
         pub device: ::std::string::String,
     }
 
-    impl Serialize for BlockJobComplete {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobComplete = "block-job-complete" {
+            required device "device": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobComplete {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobComplete {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobComplete`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobComplete {
-            const NAME: &'static str = "block-job-complete";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobComplete {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobComplete {
         const NAME: &'static str = "block-job-complete";
         type Returns = ::qapi_types::Empty;
@@ -23786,66 +12440,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for BlockJobDismiss {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobDismiss = "block-job-dismiss" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobDismiss {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobDismiss {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobDismiss`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobDismiss {
-            const NAME: &'static str = "block-job-dismiss";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobDismiss {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobDismiss {
         const NAME: &'static str = "block-job-dismiss";
         type Returns = ::qapi_types::Empty;
@@ -23877,66 +12477,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for BlockJobFinalize {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobFinalize = "block-job-finalize" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobFinalize {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobFinalize {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobFinalize`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobFinalize {
-            const NAME: &'static str = "block-job-finalize";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobFinalize {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockJobFinalize {
         const NAME: &'static str = "block-job-finalize";
         type Returns = ::qapi_types::Empty;
@@ -24089,68 +12635,12 @@ pub mod commands {
         pub options: ::std::vec::Vec<super::super::BlockdevOptions>,
     }
 
-    impl Serialize for BlockdevReopen {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevReopen = "blockdev-reopen" {
+            required options "options": ::std::vec::Vec<super::super::BlockdevOptions>,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevReopen {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevReopen {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevReopen`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            options: ::std::option::Option<
-                ::std::vec::Vec<super::super::BlockdevOptions>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevReopen {
-            const NAME: &'static str = "blockdev-reopen";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "options" => {
-                        slots.options = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevReopen {
-                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevReopen {
         const NAME: &'static str = "blockdev-reopen";
         type Returns = ::qapi_types::Empty;
@@ -24189,72 +12679,12 @@ pub mod commands {
         pub node_name: ::std::string::String,
     }
 
-    impl Serialize for BlockdevDel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevDel = "blockdev-del" {
+            required node_name "node-name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevDel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevDel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevDel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            node_name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevDel {
-            const NAME: &'static str = "blockdev-del";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevDel {
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevDel {
         const NAME: &'static str = "blockdev-del";
         type Returns = ::qapi_types::Empty;
@@ -24291,72 +12721,13 @@ pub mod commands {
         pub active: bool,
     }
 
-    impl Serialize for BlockdevSetActive {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevSetActive = "blockdev-set-active" {
+            optional node_name "node-name": ::std::string::String,
+            required active "active": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevSetActive {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "active", &self.active)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevSetActive {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevSetActive`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            node_name: ::std::option::Option<::std::string::String>,
-            active: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSetActive {
-            const NAME: &'static str = "blockdev-set-active";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "node-name" => {
-                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "active" => {
-                        slots.active = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevSetActive {
-                    node_name: slots.node_name,
-                    active: slots.active.ok_or_else(|| E::missing_field("active"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevSetActive {
         const NAME: &'static str = "blockdev-set-active";
         type Returns = ::qapi_types::Empty;
@@ -24375,74 +12746,13 @@ pub mod commands {
         pub options: super::super::BlockdevCreateOptions,
     }
 
-    impl Serialize for BlockdevCreate {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevCreate = "blockdev-create" {
+            required job_id "job-id": ::std::string::String,
+            required options "options": super::super::BlockdevCreateOptions,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevCreate {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevCreate {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevCreate`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            options: ::std::option::Option<super::super::BlockdevCreateOptions>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockdevCreate {
-            const NAME: &'static str = "blockdev-create";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => {
-                        slots.job_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "options" => {
-                        slots.options = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevCreate {
-                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
-                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevCreate {
         const NAME: &'static str = "blockdev-create";
         type Returns = ::qapi_types::Empty;
@@ -24473,92 +12783,15 @@ pub mod commands {
         pub force: ::std::option::Option<bool>,
     }
 
-    impl Serialize for XBlockdevAmend {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XBlockdevAmend = "x-blockdev-amend" {
+            required job_id "job-id": ::std::string::String,
+            required node_name "node-name": ::std::string::String,
+            required options "options": super::super::BlockdevAmendOptions,
+            optional force "force": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for XBlockdevAmend {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XBlockdevAmend {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XBlockdevAmend`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-            options: ::std::option::Option<super::super::BlockdevAmendOptions>,
-            force: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevAmend {
-            const NAME: &'static str = "x-blockdev-amend";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => {
-                        slots.job_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "options" => {
-                        slots.options = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XBlockdevAmend {
-                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                    options: slots.options.ok_or_else(|| E::missing_field("options"))?,
-                    force: slots.force,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XBlockdevAmend {
         const NAME: &'static str = "x-blockdev-amend";
         type Returns = ::qapi_types::Empty;
@@ -24594,86 +12827,13 @@ pub mod commands {
         pub write_threshold: u64,
     }
 
-    impl Serialize for BlockSetWriteThreshold {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockSetWriteThreshold = "block-set-write-threshold" {
+            required node_name "node-name": ::std::string::String,
+            required write_threshold "write-threshold": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockSetWriteThreshold {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "write-threshold",
-                &self.write_threshold,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockSetWriteThreshold {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockSetWriteThreshold`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            node_name: ::std::option::Option<::std::string::String>,
-            write_threshold: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockSetWriteThreshold {
-            const NAME: &'static str = "block-set-write-threshold";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "write-threshold" => {
-                        slots.write_threshold = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockSetWriteThreshold {
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                    write_threshold: slots
-                        .write_threshold
-                        .ok_or_else(|| E::missing_field("write-threshold"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockSetWriteThreshold {
         const NAME: &'static str = "block-set-write-threshold";
         type Returns = ::qapi_types::Empty;
@@ -24730,74 +12890,14 @@ pub mod commands {
         pub node: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for XBlockdevChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XBlockdevChange = "x-blockdev-change" {
+            required parent "parent": ::std::string::String,
+            optional child "child": ::std::string::String,
+            optional node "node": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for XBlockdevChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "parent", &self.parent)?;
-            ::qapi_types::private::optional(map, "child", &self.child)?;
-            ::qapi_types::private::optional(map, "node", &self.node)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XBlockdevChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XBlockdevChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            parent: ::std::option::Option<::std::string::String>,
-            child: ::std::option::Option<::std::string::String>,
-            node: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevChange {
-            const NAME: &'static str = "x-blockdev-change";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "parent" => {
-                        slots.parent = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "child" => slots.child = ::serde::de::MapAccess::next_value(map)?,
-                    "node" => slots.node = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XBlockdevChange {
-                    parent: slots.parent.ok_or_else(|| E::missing_field("parent"))?,
-                    child: slots.child,
-                    node: slots.node,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XBlockdevChange {
         const NAME: &'static str = "x-blockdev-change";
         type Returns = ::qapi_types::Empty;
@@ -24844,90 +12944,14 @@ pub mod commands {
         pub force: ::std::option::Option<bool>,
     }
 
-    impl Serialize for XBlockdevSetIothread {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XBlockdevSetIothread = "x-blockdev-set-iothread" {
+            required node_name "node-name": ::std::string::String,
+            required iothread "iothread": super::super::StrOrNull,
+            optional force "force": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for XBlockdevSetIothread {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "iothread",
-                &self.iothread,
-            )?;
-            ::qapi_types::private::optional(map, "force", &self.force)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XBlockdevSetIothread {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XBlockdevSetIothread`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            node_name: ::std::option::Option<::std::string::String>,
-            iothread: ::std::option::Option<super::super::StrOrNull>,
-            force: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XBlockdevSetIothread {
-            const NAME: &'static str = "x-blockdev-set-iothread";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "iothread" => {
-                        slots.iothread = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "force" => slots.force = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XBlockdevSetIothread {
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                    iothread: slots
-                        .iothread
-                        .ok_or_else(|| E::missing_field("iothread"))?,
-                    force: slots.force,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XBlockdevSetIothread {
         const NAME: &'static str = "x-blockdev-set-iothread";
         type Returns = ::qapi_types::Empty;
@@ -25034,75 +13058,14 @@ pub mod commands {
         pub name: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for BlockdevSnapshotDeleteInternalSync {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockdevSnapshotDeleteInternalSync = "blockdev-snapshot-delete-internal-sync" {
+            required device "device": ::std::string::String,
+            optional id "id": ::std::string::String,
+            optional name "name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockdevSnapshotDeleteInternalSync {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::qapi_types::private::optional(map, "name", &self.name)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockdevSnapshotDeleteInternalSync {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockdevSnapshotDeleteInternalSync`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de>
-        for BlockdevSnapshotDeleteInternalSync {
-            const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockdevSnapshotDeleteInternalSync {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    id: slots.id,
-                    name: slots.name,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockdevSnapshotDeleteInternalSync {
         const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
         type Returns = super::super::SnapshotInfo;
@@ -25156,96 +13119,17 @@ pub mod events {
         pub fatal: bool,
     }
 
-    impl Serialize for BlockImageCorrupted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockImageCorrupted = "BLOCK_IMAGE_CORRUPTED" {
+            required device "device": ::std::string::String,
+            optional node_name "node-name": ::std::string::String,
+            required msg "msg": ::std::string::String,
+            optional offset "offset": i64,
+            optional size "size": i64,
+            required fatal "fatal": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockImageCorrupted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "msg", &self.msg)?;
-            ::qapi_types::private::optional(map, "offset", &self.offset)?;
-            ::qapi_types::private::optional(map, "size", &self.size)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "fatal", &self.fatal)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockImageCorrupted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockImageCorrupted`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-            msg: ::std::option::Option<::std::string::String>,
-            offset: ::std::option::Option<i64>,
-            size: ::std::option::Option<i64>,
-            fatal: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockImageCorrupted {
-            const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "node-name" => {
-                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "msg" => {
-                        slots.msg = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
-                    "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                    "fatal" => {
-                        slots.fatal = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockImageCorrupted {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    node_name: slots.node_name,
-                    msg: slots.msg.ok_or_else(|| E::missing_field("msg"))?,
-                    offset: slots.offset,
-                    size: slots.size,
-                    fatal: slots.fatal.ok_or_else(|| E::missing_field("fatal"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockImageCorrupted {
         const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
     }
@@ -25302,112 +13186,18 @@ pub mod events {
         pub reason: ::std::string::String,
     }
 
-    impl Serialize for BlockIoError {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockIoError = "BLOCK_IO_ERROR" {
+            optional qom_path "qom-path": ::std::string::String,
+            required device "device": ::std::string::String,
+            optional node_name "node-name": ::std::string::String,
+            required operation "operation": super::super::IoOperationType,
+            required action "action": super::super::BlockErrorAction,
+            optional nospace "nospace": bool,
+            required reason "reason": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockIoError {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "node-name", &self.node_name)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "operation",
-                &self.operation,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::qapi_types::private::optional(map, "nospace", &self.nospace)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockIoError {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockIoError`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            qom_path: ::std::option::Option<::std::string::String>,
-            device: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-            operation: ::std::option::Option<super::super::IoOperationType>,
-            action: ::std::option::Option<super::super::BlockErrorAction>,
-            nospace: ::std::option::Option<bool>,
-            reason: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockIoError {
-            const NAME: &'static str = "BLOCK_IO_ERROR";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "qom-path" => {
-                        slots.qom_path = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "node-name" => {
-                        slots.node_name = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "operation" => {
-                        slots.operation = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "nospace" => slots.nospace = ::serde::de::MapAccess::next_value(map)?,
-                    "reason" => {
-                        slots.reason = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockIoError {
-                    qom_path: slots.qom_path,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    node_name: slots.node_name,
-                    operation: slots
-                        .operation
-                        .ok_or_else(|| E::missing_field("operation"))?,
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                    nospace: slots.nospace,
-                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockIoError {
         const NAME: &'static str = "BLOCK_IO_ERROR";
     }
@@ -25446,102 +13236,17 @@ pub mod events {
         pub error: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for BlockJobCompleted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobCompleted = "BLOCK_JOB_COMPLETED" {
+            required r#type "type": super::super::JobType,
+            required device "device": ::std::string::String,
+            required len "len": i64,
+            required offset "offset": i64,
+            required speed "speed": i64,
+            optional error "error": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobCompleted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
-            ::qapi_types::private::optional(map, "error", &self.error)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobCompleted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobCompleted`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::JobType>,
-            device: ::std::option::Option<::std::string::String>,
-            len: ::std::option::Option<i64>,
-            offset: ::std::option::Option<i64>,
-            speed: ::std::option::Option<i64>,
-            error: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCompleted {
-            const NAME: &'static str = "BLOCK_JOB_COMPLETED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "len" => {
-                        slots.len = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "offset" => {
-                        slots.offset = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "speed" => {
-                        slots.speed = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobCompleted {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
-                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
-                    error: slots.error,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockJobCompleted {
         const NAME: &'static str = "BLOCK_JOB_COMPLETED";
     }
@@ -25575,98 +13280,16 @@ pub mod events {
         pub speed: i64,
     }
 
-    impl Serialize for BlockJobCancelled {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobCancelled = "BLOCK_JOB_CANCELLED" {
+            required r#type "type": super::super::JobType,
+            required device "device": ::std::string::String,
+            required len "len": i64,
+            required offset "offset": i64,
+            required speed "speed": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobCancelled {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobCancelled {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobCancelled`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::JobType>,
-            device: ::std::option::Option<::std::string::String>,
-            len: ::std::option::Option<i64>,
-            offset: ::std::option::Option<i64>,
-            speed: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobCancelled {
-            const NAME: &'static str = "BLOCK_JOB_CANCELLED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "len" => {
-                        slots.len = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "offset" => {
-                        slots.offset = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "speed" => {
-                        slots.speed = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobCancelled {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
-                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockJobCancelled {
         const NAME: &'static str = "BLOCK_JOB_CANCELLED";
     }
@@ -25695,88 +13318,14 @@ pub mod events {
         pub action: super::super::BlockErrorAction,
     }
 
-    impl Serialize for BlockJobError {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobError = "BLOCK_JOB_ERROR" {
+            required device "device": ::std::string::String,
+            required operation "operation": super::super::IoOperationType,
+            required action "action": super::super::BlockErrorAction,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobError {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "operation",
-                &self.operation,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobError {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobError`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            operation: ::std::option::Option<super::super::IoOperationType>,
-            action: ::std::option::Option<super::super::BlockErrorAction>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobError {
-            const NAME: &'static str = "BLOCK_JOB_ERROR";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "operation" => {
-                        slots.operation = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobError {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    operation: slots
-                        .operation
-                        .ok_or_else(|| E::missing_field("operation"))?,
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockJobError {
         const NAME: &'static str = "BLOCK_JOB_ERROR";
     }
@@ -25813,98 +13362,16 @@ pub mod events {
         pub speed: i64,
     }
 
-    impl Serialize for BlockJobReady {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobReady = "BLOCK_JOB_READY" {
+            required r#type "type": super::super::JobType,
+            required device "device": ::std::string::String,
+            required len "len": i64,
+            required offset "offset": i64,
+            required speed "speed": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobReady {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobReady {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobReady`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::JobType>,
-            device: ::std::option::Option<::std::string::String>,
-            len: ::std::option::Option<i64>,
-            offset: ::std::option::Option<i64>,
-            speed: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobReady {
-            const NAME: &'static str = "BLOCK_JOB_READY";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "len" => {
-                        slots.len = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "offset" => {
-                        slots.offset = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "speed" => {
-                        slots.speed = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobReady {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    len: slots.len.ok_or_else(|| E::missing_field("len"))?,
-                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                    speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockJobReady {
         const NAME: &'static str = "BLOCK_JOB_READY";
     }
@@ -25931,74 +13398,13 @@ pub mod events {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for BlockJobPending {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockJobPending = "BLOCK_JOB_PENDING" {
+            required r#type "type": super::super::JobType,
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockJobPending {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockJobPending {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockJobPending`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::JobType>,
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockJobPending {
-            const NAME: &'static str = "BLOCK_JOB_PENDING";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockJobPending {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockJobPending {
         const NAME: &'static str = "BLOCK_JOB_PENDING";
     }
@@ -26021,100 +13427,14 @@ pub mod events {
         pub write_threshold: u64,
     }
 
-    impl Serialize for BlockWriteThreshold {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockWriteThreshold = "BLOCK_WRITE_THRESHOLD" {
+            required node_name "node-name": ::std::string::String,
+            required amount_exceeded "amount-exceeded": u64,
+            required write_threshold "write-threshold": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockWriteThreshold {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "amount-exceeded",
-                &self.amount_exceeded,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "write-threshold",
-                &self.write_threshold,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockWriteThreshold {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockWriteThreshold`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            node_name: ::std::option::Option<::std::string::String>,
-            amount_exceeded: ::std::option::Option<u64>,
-            write_threshold: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockWriteThreshold {
-            const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "amount-exceeded" => {
-                        slots.amount_exceeded = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "write-threshold" => {
-                        slots.write_threshold = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockWriteThreshold {
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                    amount_exceeded: slots
-                        .amount_exceeded
-                        .ok_or_else(|| E::missing_field("amount-exceeded"))?,
-                    write_threshold: slots
-                        .write_threshold
-                        .ok_or_else(|| E::missing_field("write-threshold"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockWriteThreshold {
         const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
     }
@@ -26142,100 +13462,14 @@ pub mod events {
         pub sectors_count: i64,
     }
 
-    impl Serialize for QuorumFailure {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QuorumFailure = "QUORUM_FAILURE" {
+            required reference "reference": ::std::string::String,
+            required sector_num "sector-num": i64,
+            required sectors_count "sectors-count": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for QuorumFailure {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "reference",
-                &self.reference,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "sector-num",
-                &self.sector_num,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "sectors-count",
-                &self.sectors_count,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuorumFailure {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QuorumFailure`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            reference: ::std::option::Option<::std::string::String>,
-            sector_num: ::std::option::Option<i64>,
-            sectors_count: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QuorumFailure {
-            const NAME: &'static str = "QUORUM_FAILURE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "reference" => {
-                        slots.reference = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "sector-num" => {
-                        slots.sector_num = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "sectors-count" => {
-                        slots.sectors_count = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QuorumFailure {
-                    reference: slots
-                        .reference
-                        .ok_or_else(|| E::missing_field("reference"))?,
-                    sector_num: slots
-                        .sector_num
-                        .ok_or_else(|| E::missing_field("sector-num"))?,
-                    sectors_count: slots
-                        .sectors_count
-                        .ok_or_else(|| E::missing_field("sectors-count"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for QuorumFailure {
         const NAME: &'static str = "QUORUM_FAILURE";
     }
@@ -26280,112 +13514,16 @@ pub mod events {
         pub sectors_count: i64,
     }
 
-    impl Serialize for QuorumReportBad {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QuorumReportBad = "QUORUM_REPORT_BAD" {
+            required r#type "type": super::super::QuorumOpType,
+            optional error "error": ::std::string::String,
+            required node_name "node-name": ::std::string::String,
+            required sector_num "sector-num": i64,
+            required sectors_count "sectors-count": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for QuorumReportBad {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::qapi_types::private::optional(map, "error", &self.error)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "node-name",
-                &self.node_name,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "sector-num",
-                &self.sector_num,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "sectors-count",
-                &self.sectors_count,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuorumReportBad {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QuorumReportBad`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::QuorumOpType>,
-            error: ::std::option::Option<::std::string::String>,
-            node_name: ::std::option::Option<::std::string::String>,
-            sector_num: ::std::option::Option<i64>,
-            sectors_count: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QuorumReportBad {
-            const NAME: &'static str = "QUORUM_REPORT_BAD";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
-                    "node-name" => {
-                        slots.node_name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "sector-num" => {
-                        slots.sector_num = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "sectors-count" => {
-                        slots.sectors_count = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QuorumReportBad {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    error: slots.error,
-                    node_name: slots
-                        .node_name
-                        .ok_or_else(|| E::missing_field("node-name"))?,
-                    sector_num: slots
-                        .sector_num
-                        .ok_or_else(|| E::missing_field("sector-num"))?,
-                    sectors_count: slots
-                        .sectors_count
-                        .ok_or_else(|| E::missing_field("sectors-count"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for QuorumReportBad {
         const NAME: &'static str = "QUORUM_REPORT_BAD";
     }

@@ -24,85 +24,14 @@ pub struct NbdServerOptionsBase {
     pub max_connections: ::std::option::Option<u32>,
 }
 
-impl Serialize for NbdServerOptionsBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NbdServerOptionsBase = "NbdServerOptionsBase" {
+        optional handshake_max_seconds "handshake-max-seconds": u32,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_authz "tls-authz": ::std::string::String,
+        optional max_connections "max-connections": u32,
     }
 }
-
-impl ::qapi_types::private::Members for NbdServerOptionsBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "handshake-max-seconds",
-            &self.handshake_max_seconds,
-        )?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NbdServerOptionsBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NbdServerOptionsBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        handshake_max_seconds: ::std::option::Option<u32>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_authz: ::std::option::Option<::std::string::String>,
-        max_connections: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptionsBase {
-        const NAME: &'static str = "NbdServerOptionsBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "handshake-max-seconds" => {
-                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
-                "max-connections" => {
-                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NbdServerOptionsBase {
-                handshake_max_seconds: slots.handshake_max_seconds,
-                tls_creds: slots.tls_creds,
-                tls_authz: slots.tls_authz,
-                max_connections: slots.max_connections,
-            })
-        }
-    }
-};
 
 /// Keep this type consistent with the [`NbdServerOptionsLegacy`](crate::NbdServerOptionsLegacy) type.
 /// The only intended difference is using [`SocketAddress`](crate::SocketAddress) instead of
@@ -130,93 +59,15 @@ pub struct NbdServerOptions {
     pub addr: super::SocketAddress,
 }
 
-impl Serialize for NbdServerOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NbdServerOptions = "NbdServerOptions" {
+        optional handshake_max_seconds "handshake-max-seconds": u32,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_authz "tls-authz": ::std::string::String,
+        optional max_connections "max-connections": u32,
+        required addr "addr": super::SocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for NbdServerOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "handshake-max-seconds",
-            &self.handshake_max_seconds,
-        )?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NbdServerOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NbdServerOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        handshake_max_seconds: ::std::option::Option<u32>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_authz: ::std::option::Option<::std::string::String>,
-        max_connections: ::std::option::Option<u32>,
-        addr: ::std::option::Option<super::SocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptions {
-        const NAME: &'static str = "NbdServerOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "handshake-max-seconds" => {
-                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
-                "max-connections" => {
-                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NbdServerOptions {
-                handshake_max_seconds: slots.handshake_max_seconds,
-                tls_creds: slots.tls_creds,
-                tls_authz: slots.tls_authz,
-                max_connections: slots.max_connections,
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-            })
-        }
-    }
-};
 
 /// Keep this type consistent with the [`NbdServerOptions`](crate::NbdServerOptions) type.  The
 /// only intended difference is using [`SocketAddressLegacy`](crate::SocketAddressLegacy) instead of
@@ -244,93 +95,15 @@ pub struct NbdServerOptionsLegacy {
     pub addr: super::SocketAddressLegacy,
 }
 
-impl Serialize for NbdServerOptionsLegacy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NbdServerOptionsLegacy = "NbdServerOptionsLegacy" {
+        optional handshake_max_seconds "handshake-max-seconds": u32,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_authz "tls-authz": ::std::string::String,
+        optional max_connections "max-connections": u32,
+        required addr "addr": super::SocketAddressLegacy,
     }
 }
-
-impl ::qapi_types::private::Members for NbdServerOptionsLegacy {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "handshake-max-seconds",
-            &self.handshake_max_seconds,
-        )?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "max-connections", &self.max_connections)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NbdServerOptionsLegacy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NbdServerOptionsLegacy`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        handshake_max_seconds: ::std::option::Option<u32>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_authz: ::std::option::Option<::std::string::String>,
-        max_connections: ::std::option::Option<u32>,
-        addr: ::std::option::Option<super::SocketAddressLegacy>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerOptionsLegacy {
-        const NAME: &'static str = "NbdServerOptionsLegacy";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "handshake-max-seconds" => {
-                    slots.handshake_max_seconds = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
-                "max-connections" => {
-                    slots.max_connections = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NbdServerOptionsLegacy {
-                handshake_max_seconds: slots.handshake_max_seconds,
-                tls_creds: slots.tls_creds,
-                tls_authz: slots.tls_authz,
-                max_connections: slots.max_connections,
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-            })
-        }
-    }
-};
 
 /// An NBD block export (common options shared between [`nbd-server-add`](crate::commands::NbdServerAdd)
 /// and the NBD branch of [`block-export-add`](crate::commands::BlockExportAdd)).
@@ -346,69 +119,12 @@ pub struct BlockExportOptionsNbdBase {
     pub description: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockExportOptionsNbdBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportOptionsNbdBase = "BlockExportOptionsNbdBase" {
+        optional name "name": ::std::string::String,
+        optional description "description": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportOptionsNbdBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "description", &self.description)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportOptionsNbdBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportOptionsNbdBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        description: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsNbdBase {
-        const NAME: &'static str = "BlockExportOptionsNbdBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "description" => {
-                    slots.description = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportOptionsNbdBase {
-                name: slots.name,
-                description: slots.description,
-            })
-        }
-    }
-};
 
 /// An NBD block export (distinct options used in the NBD branch of
 /// [`block-export-add`](crate::commands::BlockExportAdd)).
@@ -435,83 +151,14 @@ pub struct BlockExportOptionsNbd {
     pub allocation_depth: ::std::option::Option<bool>,
 }
 
-impl Serialize for BlockExportOptionsNbd {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportOptionsNbd = "BlockExportOptionsNbd" {
+        optional name "name": ::std::string::String,
+        optional description "description": ::std::string::String,
+        optional bitmaps "bitmaps": ::std::vec::Vec<super::BlockDirtyBitmapOrStr>,
+        optional allocation_depth "allocation-depth": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportOptionsNbd {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "description", &self.description)?;
-        ::qapi_types::private::optional(map, "bitmaps", &self.bitmaps)?;
-        ::qapi_types::private::optional(
-            map,
-            "allocation-depth",
-            &self.allocation_depth,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportOptionsNbd {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportOptionsNbd`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        description: ::std::option::Option<::std::string::String>,
-        bitmaps: ::std::option::Option<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
-        allocation_depth: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsNbd {
-        const NAME: &'static str = "BlockExportOptionsNbd";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "description" => {
-                    slots.description = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "bitmaps" => slots.bitmaps = ::serde::de::MapAccess::next_value(map)?,
-                "allocation-depth" => {
-                    slots.allocation_depth = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportOptionsNbd {
-                name: slots.name,
-                description: slots.description,
-                bitmaps: slots.bitmaps,
-                allocation_depth: slots.allocation_depth,
-            })
-        }
-    }
-};
 
 /// A vhost-user-blk block export.
 ///
@@ -530,83 +177,13 @@ pub struct BlockExportOptionsVhostUserBlk {
     pub num_queues: ::std::option::Option<u16>,
 }
 
-impl Serialize for BlockExportOptionsVhostUserBlk {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportOptionsVhostUserBlk = "BlockExportOptionsVhostUserBlk" {
+        required addr "addr": super::SocketAddress,
+        optional logical_block_size "logical-block-size": u64,
+        optional num_queues "num-queues": u16,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportOptionsVhostUserBlk {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(
-            map,
-            "logical-block-size",
-            &self.logical_block_size,
-        )?;
-        ::qapi_types::private::optional(map, "num-queues", &self.num_queues)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportOptionsVhostUserBlk {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportOptionsVhostUserBlk`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        addr: ::std::option::Option<super::SocketAddress>,
-        logical_block_size: ::std::option::Option<u64>,
-        num_queues: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsVhostUserBlk {
-        const NAME: &'static str = "BlockExportOptionsVhostUserBlk";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "logical-block-size" => {
-                    slots.logical_block_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "num-queues" => {
-                    slots.num_queues = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportOptionsVhostUserBlk {
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                logical_block_size: slots.logical_block_size,
-                num_queues: slots.num_queues,
-            })
-        }
-    }
-};
 
 /// Possible allow_other modes for FUSE exports.
 ///
@@ -694,83 +271,13 @@ pub struct BlockExportOptionsFuse {
     pub allow_other: ::std::option::Option<super::FuseExportAllowOther>,
 }
 
-impl Serialize for BlockExportOptionsFuse {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportOptionsFuse = "BlockExportOptionsFuse" {
+        required mountpoint "mountpoint": ::std::string::String,
+        optional growable "growable": bool,
+        optional allow_other "allow-other": super::FuseExportAllowOther,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportOptionsFuse {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "mountpoint",
-            &self.mountpoint,
-        )?;
-        ::qapi_types::private::optional(map, "growable", &self.growable)?;
-        ::qapi_types::private::optional(map, "allow-other", &self.allow_other)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportOptionsFuse {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportOptionsFuse`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mountpoint: ::std::option::Option<::std::string::String>,
-        growable: ::std::option::Option<bool>,
-        allow_other: ::std::option::Option<super::FuseExportAllowOther>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsFuse {
-        const NAME: &'static str = "BlockExportOptionsFuse";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mountpoint" => {
-                    slots.mountpoint = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "growable" => slots.growable = ::serde::de::MapAccess::next_value(map)?,
-                "allow-other" => {
-                    slots.allow_other = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportOptionsFuse {
-                mountpoint: slots
-                    .mountpoint
-                    .ok_or_else(|| E::missing_field("mountpoint"))?,
-                growable: slots.growable,
-                allow_other: slots.allow_other,
-            })
-        }
-    }
-};
 
 /// A vduse-blk block export.
 ///
@@ -791,93 +298,15 @@ pub struct BlockExportOptionsVduseBlk {
     pub serial: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for BlockExportOptionsVduseBlk {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportOptionsVduseBlk = "BlockExportOptionsVduseBlk" {
+        required name "name": ::std::string::String,
+        optional num_queues "num-queues": u16,
+        optional queue_size "queue-size": u16,
+        optional logical_block_size "logical-block-size": u64,
+        optional serial "serial": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportOptionsVduseBlk {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "num-queues", &self.num_queues)?;
-        ::qapi_types::private::optional(map, "queue-size", &self.queue_size)?;
-        ::qapi_types::private::optional(
-            map,
-            "logical-block-size",
-            &self.logical_block_size,
-        )?;
-        ::qapi_types::private::optional(map, "serial", &self.serial)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportOptionsVduseBlk {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportOptionsVduseBlk`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        num_queues: ::std::option::Option<u16>,
-        queue_size: ::std::option::Option<u16>,
-        logical_block_size: ::std::option::Option<u64>,
-        serial: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportOptionsVduseBlk {
-        const NAME: &'static str = "BlockExportOptionsVduseBlk";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "num-queues" => {
-                    slots.num_queues = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "queue-size" => {
-                    slots.queue_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "logical-block-size" => {
-                    slots.logical_block_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "serial" => slots.serial = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportOptionsVduseBlk {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                num_queues: slots.num_queues,
-                queue_size: slots.queue_size,
-                logical_block_size: slots.logical_block_size,
-                serial: slots.serial,
-            })
-        }
-    }
-};
 
 /// An NBD block export, per legacy [`nbd-server-add`](crate::commands::NbdServerAdd) command.
 ///
@@ -902,85 +331,15 @@ pub struct NbdServerAddOptions {
     pub bitmap: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NbdServerAddOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NbdServerAddOptions = "NbdServerAddOptions" {
+        optional name "name": ::std::string::String,
+        optional description "description": ::std::string::String,
+        required device "device": ::std::string::String,
+        optional writable "writable": bool,
+        optional bitmap "bitmap": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NbdServerAddOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "description", &self.description)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::qapi_types::private::optional(map, "writable", &self.writable)?;
-        ::qapi_types::private::optional(map, "bitmap", &self.bitmap)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NbdServerAddOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NbdServerAddOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        description: ::std::option::Option<::std::string::String>,
-        device: ::std::option::Option<::std::string::String>,
-        writable: ::std::option::Option<bool>,
-        bitmap: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerAddOptions {
-        const NAME: &'static str = "NbdServerAddOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "description" => {
-                    slots.description = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "writable" => slots.writable = ::serde::de::MapAccess::next_value(map)?,
-                "bitmap" => slots.bitmap = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NbdServerAddOptions {
-                name: slots.name,
-                description: slots.description,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                writable: slots.writable,
-                bitmap: slots.bitmap,
-            })
-        }
-    }
-};
 
 /// Mode for removing a block export.
 ///
@@ -1364,97 +723,14 @@ pub struct BlockExportInfo {
     pub shutting_down: bool,
 }
 
-impl Serialize for BlockExportInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockExportInfo = "BlockExportInfo" {
+        required id "id": ::std::string::String,
+        required r#type "type": super::BlockExportType,
+        required node_name "node-name": ::std::string::String,
+        required shutting_down "shutting-down": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BlockExportInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "shutting-down",
-            &self.shutting_down,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockExportInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<super::BlockExportType>,
-        node_name: ::std::option::Option<::std::string::String>,
-        shutting_down: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockExportInfo {
-        const NAME: &'static str = "BlockExportInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node-name" => {
-                    slots.node_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "shutting-down" => {
-                    slots.shutting_down = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockExportInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
-                shutting_down: slots
-                    .shutting_down
-                    .ok_or_else(|| E::missing_field("shutting-down"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `block-export.json`.
 pub mod commands {
@@ -1565,70 +841,13 @@ pub mod commands {
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
 
-    impl Serialize for NbdServerRemove {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NbdServerRemove = "nbd-server-remove" {
+            required name "name": ::std::string::String,
+            optional mode "mode": super::super::BlockExportRemoveMode,
         }
     }
 
-    impl ::qapi_types::private::Members for NbdServerRemove {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::qapi_types::private::optional(map, "mode", &self.mode)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NbdServerRemove {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NbdServerRemove`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NbdServerRemove {
-            const NAME: &'static str = "nbd-server-remove";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NbdServerRemove {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                    mode: slots.mode,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for NbdServerRemove {
         const NAME: &'static str = "nbd-server-remove";
         type Returns = ::qapi_types::Empty;
@@ -1642,40 +861,8 @@ pub mod commands {
     /// *Since: 1.3*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct NbdServerStop {}
-    impl Serialize for NbdServerStop {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for NbdServerStop {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NbdServerStop {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NbdServerStop {
-        const NAME: &'static str = "nbd-server-stop";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NbdServerStop {})
-        }
+    ::qapi_types::private::object! {
+        NbdServerStop = "nbd-server-stop" {}
     }
 
     impl ::qapi_types::Command for NbdServerStop {
@@ -1733,70 +920,13 @@ pub mod commands {
         pub mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
     }
 
-    impl Serialize for BlockExportDel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockExportDel = "block-export-del" {
+            required id "id": ::std::string::String,
+            optional mode "mode": super::super::BlockExportRemoveMode,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockExportDel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::qapi_types::private::optional(map, "mode", &self.mode)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockExportDel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockExportDel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            mode: ::std::option::Option<super::super::BlockExportRemoveMode>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockExportDel {
-            const NAME: &'static str = "block-export-del";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockExportDel {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    mode: slots.mode,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for BlockExportDel {
         const NAME: &'static str = "block-export-del";
         type Returns = ::qapi_types::Empty;
@@ -1810,40 +940,8 @@ pub mod commands {
     /// *Since: 5.2*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlockExports {}
-    impl Serialize for QueryBlockExports {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryBlockExports {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryBlockExports {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryBlockExports {
-        const NAME: &'static str = "query-block-exports";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryBlockExports {})
-        }
+    ::qapi_types::private::object! {
+        QueryBlockExports = "query-block-exports" {}
     }
 
     impl ::qapi_types::Command for QueryBlockExports {
@@ -1865,66 +963,12 @@ pub mod events {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for BlockExportDeleted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BlockExportDeleted = "BLOCK_EXPORT_DELETED" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for BlockExportDeleted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BlockExportDeleted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BlockExportDeleted`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BlockExportDeleted {
-            const NAME: &'static str = "BLOCK_EXPORT_DELETED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BlockExportDeleted {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BlockExportDeleted {
         const NAME: &'static str = "BLOCK_EXPORT_DELETED";
     }

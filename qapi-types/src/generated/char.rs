@@ -22,89 +22,13 @@ pub struct ChardevInfo {
     pub frontend_open: bool,
 }
 
-impl Serialize for ChardevInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevInfo = "ChardevInfo" {
+        required label "label": ::std::string::String,
+        required filename "filename": ::std::string::String,
+        required frontend_open "frontend-open": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "label", &self.label)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "frontend-open",
-            &self.frontend_open,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        label: ::std::option::Option<::std::string::String>,
-        filename: ::std::option::Option<::std::string::String>,
-        frontend_open: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevInfo {
-        const NAME: &'static str = "ChardevInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "label" => {
-                    slots.label = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "frontend-open" => {
-                    slots.frontend_open = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevInfo {
-                label: slots.label.ok_or_else(|| E::missing_field("label"))?,
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                frontend_open: slots
-                    .frontend_open
-                    .ok_or_else(|| E::missing_field("frontend-open"))?,
-            })
-        }
-    }
-};
 
 /// Information about a character device backend
 ///
@@ -115,67 +39,11 @@ pub struct ChardevBackendInfo {
     pub name: ::std::string::String,
 }
 
-impl Serialize for ChardevBackendInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevBackendInfo = "ChardevBackendInfo" {
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevBackendInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevBackendInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevBackendInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevBackendInfo {
-        const NAME: &'static str = "ChardevBackendInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevBackendInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of data format.
 ///
@@ -243,67 +111,12 @@ pub struct ChardevCommon {
     pub logappend: ::std::option::Option<bool>,
 }
 
-impl Serialize for ChardevCommon {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevCommon = "ChardevCommon" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevCommon {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevCommon {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevCommon`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevCommon {
-        const NAME: &'static str = "ChardevCommon";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevCommon {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-            })
-        }
-    }
-};
 
 /// Configuration info for file chardevs.
 ///
@@ -324,83 +137,15 @@ pub struct ChardevFile {
     pub append: ::std::option::Option<bool>,
 }
 
-impl Serialize for ChardevFile {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevFile = "ChardevFile" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional r#in "in": ::std::string::String,
+        required out "out": ::std::string::String,
+        optional append "append": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevFile {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "in", &self.r#in)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "out", &self.out)?;
-        ::qapi_types::private::optional(map, "append", &self.append)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevFile {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevFile`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        r#in: ::std::option::Option<::std::string::String>,
-        out: ::std::option::Option<::std::string::String>,
-        append: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevFile {
-        const NAME: &'static str = "ChardevFile";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "in" => slots.r#in = ::serde::de::MapAccess::next_value(map)?,
-                "out" => {
-                    slots.out = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "append" => slots.append = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevFile {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                r#in: slots.r#in,
-                out: slots.out.ok_or_else(|| E::missing_field("out"))?,
-                append: slots.append,
-            })
-        }
-    }
-};
 
 /// Configuration info for device and pipe chardevs.
 ///
@@ -417,75 +162,13 @@ pub struct ChardevHostdev {
     pub device: ::std::string::String,
 }
 
-impl Serialize for ChardevHostdev {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevHostdev = "ChardevHostdev" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required device "device": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevHostdev {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevHostdev {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevHostdev`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        device: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHostdev {
-        const NAME: &'static str = "ChardevHostdev";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevHostdev {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for (stream) socket chardevs.
 ///
@@ -531,113 +214,22 @@ pub struct ChardevSocket {
     pub reconnect_ms: ::std::option::Option<i64>,
 }
 
-impl Serialize for ChardevSocket {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSocket = "ChardevSocket" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required addr "addr": super::SocketAddressLegacy,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_authz "tls-authz": ::std::string::String,
+        optional server "server": bool,
+        optional wait "wait": bool,
+        optional nodelay "nodelay": bool,
+        optional telnet "telnet": bool,
+        optional tn3270 "tn3270": bool,
+        optional websocket "websocket": bool,
+        optional reconnect_ms "reconnect-ms": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSocket {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "server", &self.server)?;
-        ::qapi_types::private::optional(map, "wait", &self.wait)?;
-        ::qapi_types::private::optional(map, "nodelay", &self.nodelay)?;
-        ::qapi_types::private::optional(map, "telnet", &self.telnet)?;
-        ::qapi_types::private::optional(map, "tn3270", &self.tn3270)?;
-        ::qapi_types::private::optional(map, "websocket", &self.websocket)?;
-        ::qapi_types::private::optional(map, "reconnect-ms", &self.reconnect_ms)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSocket {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSocket`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        addr: ::std::option::Option<super::SocketAddressLegacy>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_authz: ::std::option::Option<::std::string::String>,
-        server: ::std::option::Option<bool>,
-        wait: ::std::option::Option<bool>,
-        nodelay: ::std::option::Option<bool>,
-        telnet: ::std::option::Option<bool>,
-        tn3270: ::std::option::Option<bool>,
-        websocket: ::std::option::Option<bool>,
-        reconnect_ms: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSocket {
-        const NAME: &'static str = "ChardevSocket";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
-                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
-                "wait" => slots.wait = ::serde::de::MapAccess::next_value(map)?,
-                "nodelay" => slots.nodelay = ::serde::de::MapAccess::next_value(map)?,
-                "telnet" => slots.telnet = ::serde::de::MapAccess::next_value(map)?,
-                "tn3270" => slots.tn3270 = ::serde::de::MapAccess::next_value(map)?,
-                "websocket" => slots.websocket = ::serde::de::MapAccess::next_value(map)?,
-                "reconnect-ms" => {
-                    slots.reconnect_ms = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSocket {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                tls_creds: slots.tls_creds,
-                tls_authz: slots.tls_authz,
-                server: slots.server,
-                wait: slots.wait,
-                nodelay: slots.nodelay,
-                telnet: slots.telnet,
-                tn3270: slots.tn3270,
-                websocket: slots.websocket,
-                reconnect_ms: slots.reconnect_ms,
-            })
-        }
-    }
-};
 
 /// Configuration info for datagram socket chardevs.
 ///
@@ -655,79 +247,14 @@ pub struct ChardevUdp {
     pub local: ::std::option::Option<super::SocketAddressLegacy>,
 }
 
-impl Serialize for ChardevUdp {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevUdp = "ChardevUdp" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required remote "remote": super::SocketAddressLegacy,
+        optional local "local": super::SocketAddressLegacy,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevUdp {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "remote", &self.remote)?;
-        ::qapi_types::private::optional(map, "local", &self.local)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevUdp {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevUdp`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        remote: ::std::option::Option<super::SocketAddressLegacy>,
-        local: ::std::option::Option<super::SocketAddressLegacy>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevUdp {
-        const NAME: &'static str = "ChardevUdp";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "remote" => {
-                    slots.remote = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "local" => slots.local = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevUdp {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                remote: slots.remote.ok_or_else(|| E::missing_field("remote"))?,
-                local: slots.local,
-            })
-        }
-    }
-};
 
 /// Configuration info for mux chardevs.
 ///
@@ -743,75 +270,13 @@ pub struct ChardevMux {
     pub chardev: ::std::string::String,
 }
 
-impl Serialize for ChardevMux {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevMux = "ChardevMux" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required chardev "chardev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevMux {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevMux {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevMux`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        chardev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevMux {
-        const NAME: &'static str = "ChardevMux";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevMux {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for hub chardevs.
 ///
@@ -827,75 +292,13 @@ pub struct ChardevHub {
     pub chardevs: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for ChardevHub {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevHub = "ChardevHub" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required chardevs "chardevs": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevHub {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardevs", &self.chardevs)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevHub {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevHub`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        chardevs: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHub {
-        const NAME: &'static str = "ChardevHub";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "chardevs" => {
-                    slots.chardevs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevHub {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                chardevs: slots.chardevs.ok_or_else(|| E::missing_field("chardevs"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for stdio chardevs.
 ///
@@ -912,71 +315,13 @@ pub struct ChardevStdio {
     pub signal: ::std::option::Option<bool>,
 }
 
-impl Serialize for ChardevStdio {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevStdio = "ChardevStdio" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional signal "signal": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevStdio {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "signal", &self.signal)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevStdio {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevStdio`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        signal: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevStdio {
-        const NAME: &'static str = "ChardevStdio";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "signal" => slots.signal = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevStdio {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                signal: slots.signal,
-            })
-        }
-    }
-};
 
 /// Configuration info for spice vm channel chardevs.
 ///
@@ -994,75 +339,13 @@ pub struct ChardevSpiceChannel {
     pub r#type: ::std::string::String,
 }
 
-impl Serialize for ChardevSpiceChannel {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSpiceChannel = "ChardevSpiceChannel" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required r#type "type": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSpiceChannel {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSpiceChannel {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSpiceChannel`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        r#type: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpiceChannel {
-        const NAME: &'static str = "ChardevSpiceChannel";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSpiceChannel {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for spice port chardevs.
 ///
@@ -1080,75 +363,13 @@ pub struct ChardevSpicePort {
     pub fqdn: ::std::string::String,
 }
 
-impl Serialize for ChardevSpicePort {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSpicePort = "ChardevSpicePort" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required fqdn "fqdn": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSpicePort {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "fqdn", &self.fqdn)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSpicePort {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSpicePort`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        fqdn: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpicePort {
-        const NAME: &'static str = "ChardevSpicePort";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "fqdn" => {
-                    slots.fqdn = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSpicePort {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                fqdn: slots.fqdn.ok_or_else(|| E::missing_field("fqdn"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for DBus chardevs.
 ///
@@ -1166,75 +387,13 @@ pub struct ChardevDBus {
     pub name: ::std::string::String,
 }
 
-impl Serialize for ChardevDBus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevDBus = "ChardevDBus" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevDBus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevDBus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevDBus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevDBus {
-        const NAME: &'static str = "ChardevDBus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevDBus {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for virtual console chardevs.
 ///
@@ -1261,83 +420,16 @@ pub struct ChardevVC {
     pub rows: ::std::option::Option<i64>,
 }
 
-impl Serialize for ChardevVC {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevVC = "ChardevVC" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional width "width": i64,
+        optional height "height": i64,
+        optional cols "cols": i64,
+        optional rows "rows": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevVC {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "width", &self.width)?;
-        ::qapi_types::private::optional(map, "height", &self.height)?;
-        ::qapi_types::private::optional(map, "cols", &self.cols)?;
-        ::qapi_types::private::optional(map, "rows", &self.rows)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevVC {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevVC`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        width: ::std::option::Option<i64>,
-        height: ::std::option::Option<i64>,
-        cols: ::std::option::Option<i64>,
-        rows: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevVC {
-        const NAME: &'static str = "ChardevVC";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "width" => slots.width = ::serde::de::MapAccess::next_value(map)?,
-                "height" => slots.height = ::serde::de::MapAccess::next_value(map)?,
-                "cols" => slots.cols = ::serde::de::MapAccess::next_value(map)?,
-                "rows" => slots.rows = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevVC {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                width: slots.width,
-                height: slots.height,
-                cols: slots.cols,
-                rows: slots.rows,
-            })
-        }
-    }
-};
 
 /// Configuration info for ring buffer chardevs.
 ///
@@ -1353,71 +445,13 @@ pub struct ChardevRingbuf {
     pub size: ::std::option::Option<i64>,
 }
 
-impl Serialize for ChardevRingbuf {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevRingbuf = "ChardevRingbuf" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional size "size": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevRingbuf {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevRingbuf {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevRingbuf`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        size: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevRingbuf {
-        const NAME: &'static str = "ChardevRingbuf";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevRingbuf {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                size: slots.size,
-            })
-        }
-    }
-};
 
 /// Configuration info for QEMU vdagent implementation.
 ///
@@ -1437,75 +471,14 @@ pub struct ChardevQemuVDAgent {
     pub clipboard: ::std::option::Option<bool>,
 }
 
-impl Serialize for ChardevQemuVDAgent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevQemuVDAgent = "ChardevQemuVDAgent" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional mouse "mouse": bool,
+        optional clipboard "clipboard": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevQemuVDAgent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "mouse", &self.mouse)?;
-        ::qapi_types::private::optional(map, "clipboard", &self.clipboard)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevQemuVDAgent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevQemuVDAgent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        mouse: ::std::option::Option<bool>,
-        clipboard: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevQemuVDAgent {
-        const NAME: &'static str = "ChardevQemuVDAgent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "mouse" => slots.mouse = ::serde::de::MapAccess::next_value(map)?,
-                "clipboard" => slots.clipboard = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevQemuVDAgent {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                mouse: slots.mouse,
-                clipboard: slots.clipboard,
-            })
-        }
-    }
-};
 
 /// Configuration info for pty implementation.
 ///
@@ -1522,71 +495,13 @@ pub struct ChardevPty {
     pub path: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for ChardevPty {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevPty = "ChardevPty" {
+        optional logfile "logfile": ::std::string::String,
+        optional logappend "logappend": bool,
+        optional path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevPty {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "logfile", &self.logfile)?;
-        ::qapi_types::private::optional(map, "logappend", &self.logappend)?;
-        ::qapi_types::private::optional(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevPty {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevPty`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logfile: ::std::option::Option<::std::string::String>,
-        logappend: ::std::option::Option<bool>,
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevPty {
-        const NAME: &'static str = "ChardevPty";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logfile" => slots.logfile = ::serde::de::MapAccess::next_value(map)?,
-                "logappend" => slots.logappend = ::serde::de::MapAccess::next_value(map)?,
-                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevPty {
-                logfile: slots.logfile,
-                logappend: slots.logappend,
-                path: slots.path,
-            })
-        }
-    }
-};
 
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1749,67 +664,11 @@ pub struct ChardevFileWrapper {
     pub data: super::ChardevFile,
 }
 
-impl Serialize for ChardevFileWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevFileWrapper = "ChardevFileWrapper" {
+        required data "data": super::ChardevFile,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevFileWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevFileWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevFileWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevFile>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevFileWrapper {
-        const NAME: &'static str = "ChardevFileWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevFileWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq)]
@@ -1818,67 +677,11 @@ pub struct ChardevHostdevWrapper {
     pub data: super::ChardevHostdev,
 }
 
-impl Serialize for ChardevHostdevWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevHostdevWrapper = "ChardevHostdevWrapper" {
+        required data "data": super::ChardevHostdev,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevHostdevWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevHostdevWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevHostdevWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevHostdev>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHostdevWrapper {
-        const NAME: &'static str = "ChardevHostdevWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevHostdevWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq)]
@@ -1887,67 +690,11 @@ pub struct ChardevSocketWrapper {
     pub data: super::ChardevSocket,
 }
 
-impl Serialize for ChardevSocketWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSocketWrapper = "ChardevSocketWrapper" {
+        required data "data": super::ChardevSocket,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSocketWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSocketWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSocketWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevSocket>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSocketWrapper {
-        const NAME: &'static str = "ChardevSocketWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSocketWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -1956,67 +703,11 @@ pub struct ChardevUdpWrapper {
     pub data: super::ChardevUdp,
 }
 
-impl Serialize for ChardevUdpWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevUdpWrapper = "ChardevUdpWrapper" {
+        required data "data": super::ChardevUdp,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevUdpWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevUdpWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevUdpWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevUdp>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevUdpWrapper {
-        const NAME: &'static str = "ChardevUdpWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevUdpWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.6*
 #[derive(Debug, Clone, PartialEq)]
@@ -2025,67 +716,11 @@ pub struct ChardevCommonWrapper {
     pub data: super::ChardevCommon,
 }
 
-impl Serialize for ChardevCommonWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevCommonWrapper = "ChardevCommonWrapper" {
+        required data "data": super::ChardevCommon,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevCommonWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevCommonWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevCommonWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevCommon>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevCommonWrapper {
-        const NAME: &'static str = "ChardevCommonWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevCommonWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -2094,67 +729,11 @@ pub struct ChardevMuxWrapper {
     pub data: super::ChardevMux,
 }
 
-impl Serialize for ChardevMuxWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevMuxWrapper = "ChardevMuxWrapper" {
+        required data "data": super::ChardevMux,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevMuxWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevMuxWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevMuxWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevMux>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevMuxWrapper {
-        const NAME: &'static str = "ChardevMuxWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevMuxWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -2163,67 +742,11 @@ pub struct ChardevHubWrapper {
     pub data: super::ChardevHub,
 }
 
-impl Serialize for ChardevHubWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevHubWrapper = "ChardevHubWrapper" {
+        required data "data": super::ChardevHub,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevHubWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevHubWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevHubWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevHub>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevHubWrapper {
-        const NAME: &'static str = "ChardevHubWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevHubWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -2232,67 +755,11 @@ pub struct ChardevStdioWrapper {
     pub data: super::ChardevStdio,
 }
 
-impl Serialize for ChardevStdioWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevStdioWrapper = "ChardevStdioWrapper" {
+        required data "data": super::ChardevStdio,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevStdioWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevStdioWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevStdioWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevStdio>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevStdioWrapper {
-        const NAME: &'static str = "ChardevStdioWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevStdioWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 ///
@@ -2303,67 +770,11 @@ pub struct ChardevSpiceChannelWrapper {
     pub data: super::ChardevSpiceChannel,
 }
 
-impl Serialize for ChardevSpiceChannelWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSpiceChannelWrapper = "ChardevSpiceChannelWrapper" {
+        required data "data": super::ChardevSpiceChannel,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSpiceChannelWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSpiceChannelWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSpiceChannelWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevSpiceChannel>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpiceChannelWrapper {
-        const NAME: &'static str = "ChardevSpiceChannelWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSpiceChannelWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 ///
@@ -2374,67 +785,11 @@ pub struct ChardevSpicePortWrapper {
     pub data: super::ChardevSpicePort,
 }
 
-impl Serialize for ChardevSpicePortWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevSpicePortWrapper = "ChardevSpicePortWrapper" {
+        required data "data": super::ChardevSpicePort,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevSpicePortWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevSpicePortWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevSpicePortWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevSpicePort>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevSpicePortWrapper {
-        const NAME: &'static str = "ChardevSpicePortWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevSpicePortWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.1*
 ///
@@ -2445,67 +800,11 @@ pub struct ChardevQemuVDAgentWrapper {
     pub data: super::ChardevQemuVDAgent,
 }
 
-impl Serialize for ChardevQemuVDAgentWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevQemuVDAgentWrapper = "ChardevQemuVDAgentWrapper" {
+        required data "data": super::ChardevQemuVDAgent,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevQemuVDAgentWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevQemuVDAgentWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevQemuVDAgentWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevQemuVDAgent>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevQemuVDAgentWrapper {
-        const NAME: &'static str = "ChardevQemuVDAgentWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevQemuVDAgentWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 7.0*
 ///
@@ -2516,67 +815,11 @@ pub struct ChardevDBusWrapper {
     pub data: super::ChardevDBus,
 }
 
-impl Serialize for ChardevDBusWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevDBusWrapper = "ChardevDBusWrapper" {
+        required data "data": super::ChardevDBus,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevDBusWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevDBusWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevDBusWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevDBus>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevDBusWrapper {
-        const NAME: &'static str = "ChardevDBusWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevDBusWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -2585,67 +828,11 @@ pub struct ChardevVCWrapper {
     pub data: super::ChardevVC,
 }
 
-impl Serialize for ChardevVCWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevVCWrapper = "ChardevVCWrapper" {
+        required data "data": super::ChardevVC,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevVCWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevVCWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevVCWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevVC>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevVCWrapper {
-        const NAME: &'static str = "ChardevVCWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevVCWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -2654,67 +841,11 @@ pub struct ChardevRingbufWrapper {
     pub data: super::ChardevRingbuf,
 }
 
-impl Serialize for ChardevRingbufWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevRingbufWrapper = "ChardevRingbufWrapper" {
+        required data "data": super::ChardevRingbuf,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevRingbufWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevRingbufWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevRingbufWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevRingbuf>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevRingbufWrapper {
-        const NAME: &'static str = "ChardevRingbufWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevRingbufWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 9.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -2723,67 +854,11 @@ pub struct ChardevPtyWrapper {
     pub data: super::ChardevPty,
 }
 
-impl Serialize for ChardevPtyWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevPtyWrapper = "ChardevPtyWrapper" {
+        required data "data": super::ChardevPty,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevPtyWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevPtyWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevPtyWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::ChardevPty>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevPtyWrapper {
-        const NAME: &'static str = "ChardevPtyWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevPtyWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Configuration info for the new chardev backend.
 ///
@@ -3109,61 +1184,11 @@ pub struct ChardevReturn {
     pub pty: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for ChardevReturn {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ChardevReturn = "ChardevReturn" {
+        optional pty "pty": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ChardevReturn {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "pty", &self.pty)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevReturn {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ChardevReturn`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pty: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ChardevReturn {
-        const NAME: &'static str = "ChardevReturn";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pty" => slots.pty = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ChardevReturn { pty: slots.pty })
-        }
-    }
-};
 
 /// The commands of `char.json`.
 pub mod commands {
@@ -3198,40 +1223,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryChardev {}
-    impl Serialize for QueryChardev {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryChardev {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryChardev {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryChardev {
-        const NAME: &'static str = "query-chardev";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryChardev {})
-        }
+    ::qapi_types::private::object! {
+        QueryChardev = "query-chardev" {}
     }
 
     impl ::qapi_types::Command for QueryChardev {
@@ -3267,40 +1260,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryChardevBackends {}
-    impl Serialize for QueryChardevBackends {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryChardevBackends {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryChardevBackends {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryChardevBackends {
-        const NAME: &'static str = "query-chardev-backends";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryChardevBackends {})
-        }
+    ::qapi_types::private::object! {
+        QueryChardevBackends = "query-chardev-backends" {}
     }
 
     impl ::qapi_types::Command for QueryChardevBackends {
@@ -3337,78 +1298,14 @@ pub mod commands {
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
 
-    impl Serialize for RingbufWrite {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        RingbufWrite = "ringbuf-write" {
+            required device "device": ::std::string::String,
+            required data "data": ::std::string::String,
+            optional format "format": super::super::DataFormat,
         }
     }
 
-    impl ::qapi_types::private::Members for RingbufWrite {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-            ::qapi_types::private::optional(map, "format", &self.format)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RingbufWrite {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`RingbufWrite`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            data: ::std::option::Option<::std::string::String>,
-            format: ::std::option::Option<super::super::DataFormat>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for RingbufWrite {
-            const NAME: &'static str = "ringbuf-write";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "data" => {
-                        slots.data = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(RingbufWrite {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-                    format: slots.format,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for RingbufWrite {
         const NAME: &'static str = "ringbuf-write";
         type Returns = ::qapi_types::Empty;
@@ -3449,78 +1346,14 @@ pub mod commands {
         pub format: ::std::option::Option<super::super::DataFormat>,
     }
 
-    impl Serialize for RingbufRead {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        RingbufRead = "ringbuf-read" {
+            required device "device": ::std::string::String,
+            required size "size": i64,
+            optional format "format": super::super::DataFormat,
         }
     }
 
-    impl ::qapi_types::private::Members for RingbufRead {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-            ::qapi_types::private::optional(map, "format", &self.format)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RingbufRead {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`RingbufRead`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            size: ::std::option::Option<i64>,
-            format: ::std::option::Option<super::super::DataFormat>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for RingbufRead {
-            const NAME: &'static str = "ringbuf-read";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => {
-                        slots.device = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "size" => {
-                        slots.size = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(RingbufRead {
-                    device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                    format: slots.format,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for RingbufRead {
         const NAME: &'static str = "ringbuf-read";
         type Returns = ::std::string::String;
@@ -3565,74 +1398,13 @@ pub mod commands {
         pub backend: super::super::ChardevBackend,
     }
 
-    impl Serialize for ChardevAdd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChardevAdd = "chardev-add" {
+            required id "id": ::std::string::String,
+            required backend "backend": super::super::ChardevBackend,
         }
     }
 
-    impl ::qapi_types::private::Members for ChardevAdd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "backend", &self.backend)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChardevAdd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChardevAdd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            backend: ::std::option::Option<super::super::ChardevBackend>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChardevAdd {
-            const NAME: &'static str = "chardev-add";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "backend" => {
-                        slots.backend = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChardevAdd {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    backend: slots.backend.ok_or_else(|| E::missing_field("backend"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChardevAdd {
         const NAME: &'static str = "chardev-add";
         type Returns = super::super::ChardevReturn;
@@ -3678,74 +1450,13 @@ pub mod commands {
         pub backend: super::super::ChardevBackend,
     }
 
-    impl Serialize for ChardevChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChardevChange = "chardev-change" {
+            required id "id": ::std::string::String,
+            required backend "backend": super::super::ChardevBackend,
         }
     }
 
-    impl ::qapi_types::private::Members for ChardevChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "backend", &self.backend)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChardevChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChardevChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            backend: ::std::option::Option<super::super::ChardevBackend>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChardevChange {
-            const NAME: &'static str = "chardev-change";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "backend" => {
-                        slots.backend = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChardevChange {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    backend: slots.backend.ok_or_else(|| E::missing_field("backend"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChardevChange {
         const NAME: &'static str = "chardev-change";
         type Returns = super::super::ChardevReturn;
@@ -3767,66 +1478,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for ChardevRemove {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChardevRemove = "chardev-remove" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ChardevRemove {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChardevRemove {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChardevRemove`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChardevRemove {
-            const NAME: &'static str = "chardev-remove";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChardevRemove {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChardevRemove {
         const NAME: &'static str = "chardev-remove";
         type Returns = ::qapi_types::Empty;
@@ -3848,66 +1505,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for ChardevSendBreak {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChardevSendBreak = "chardev-send-break" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ChardevSendBreak {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChardevSendBreak {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChardevSendBreak`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChardevSendBreak {
-            const NAME: &'static str = "chardev-send-break";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChardevSendBreak {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChardevSendBreak {
         const NAME: &'static str = "chardev-send-break";
         type Returns = ::qapi_types::Empty;
@@ -3938,74 +1541,13 @@ pub mod events {
         pub open: bool,
     }
 
-    impl Serialize for VserportChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VserportChange = "VSERPORT_CHANGE" {
+            required id "id": ::std::string::String,
+            required open "open": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for VserportChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "open", &self.open)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VserportChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VserportChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            open: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VserportChange {
-            const NAME: &'static str = "VSERPORT_CHANGE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "open" => {
-                        slots.open = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VserportChange {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                    open: slots.open.ok_or_else(|| E::missing_field("open"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VserportChange {
         const NAME: &'static str = "VSERPORT_CHANGE";
     }

@@ -662,73 +662,11 @@ pub struct HumanReadableText {
     pub human_readable_text: ::std::string::String,
 }
 
-impl Serialize for HumanReadableText {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    HumanReadableText = "HumanReadableText" {
+        required human_readable_text "human-readable-text": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for HumanReadableText {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "human-readable-text",
-            &self.human_readable_text,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanReadableText {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`HumanReadableText`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        human_readable_text: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for HumanReadableText {
-        const NAME: &'static str = "HumanReadableText";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "human-readable-text" => {
-                    slots.human_readable_text = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(HumanReadableText {
-                human_readable_text: slots
-                    .human_readable_text
-                    .ok_or_else(|| E::missing_field("human-readable-text"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -144,88 +144,11 @@ pub struct CompatPolicy {
     pub unstable_output: ::std::option::Option<super::CompatPolicyOutput>,
 }
 
-impl Serialize for CompatPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CompatPolicy = "CompatPolicy" {
+        optional deprecated_input "deprecated-input": super::CompatPolicyInput,
+        optional deprecated_output "deprecated-output": super::CompatPolicyOutput,
+        optional unstable_input "unstable-input": super::CompatPolicyInput,
+        optional unstable_output "unstable-output": super::CompatPolicyOutput,
     }
 }
-
-impl ::qapi_types::private::Members for CompatPolicy {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "deprecated-input",
-            &self.deprecated_input,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "deprecated-output",
-            &self.deprecated_output,
-        )?;
-        ::qapi_types::private::optional(map, "unstable-input", &self.unstable_input)?;
-        ::qapi_types::private::optional(map, "unstable-output", &self.unstable_output)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CompatPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CompatPolicy`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        deprecated_input: ::std::option::Option<super::CompatPolicyInput>,
-        deprecated_output: ::std::option::Option<super::CompatPolicyOutput>,
-        unstable_input: ::std::option::Option<super::CompatPolicyInput>,
-        unstable_output: ::std::option::Option<super::CompatPolicyOutput>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CompatPolicy {
-        const NAME: &'static str = "CompatPolicy";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "deprecated-input" => {
-                    slots.deprecated_input = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "deprecated-output" => {
-                    slots.deprecated_output = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unstable-input" => {
-                    slots.unstable_input = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unstable-output" => {
-                    slots.unstable_output = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CompatPolicy {
-                deprecated_input: slots.deprecated_input,
-                deprecated_output: slots.deprecated_output,
-                unstable_input: slots.unstable_input,
-                unstable_output: slots.unstable_output,
-            })
-        }
-    }
-};

@@ -69,83 +69,13 @@ pub struct VersionTriple {
     pub micro: i64,
 }
 
-impl Serialize for VersionTriple {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VersionTriple = "VersionTriple" {
+        required major "major": i64,
+        required minor "minor": i64,
+        required micro "micro": i64,
     }
 }
-
-impl ::qapi_types::private::Members for VersionTriple {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "major", &self.major)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "minor", &self.minor)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "micro", &self.micro)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VersionTriple {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VersionTriple`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        major: ::std::option::Option<i64>,
-        minor: ::std::option::Option<i64>,
-        micro: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VersionTriple {
-        const NAME: &'static str = "VersionTriple";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "major" => {
-                    slots.major = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "minor" => {
-                    slots.minor = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "micro" => {
-                    slots.micro = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VersionTriple {
-                major: slots.major.ok_or_else(|| E::missing_field("major"))?,
-                minor: slots.minor.ok_or_else(|| E::missing_field("minor"))?,
-                micro: slots.micro.ok_or_else(|| E::missing_field("micro"))?,
-            })
-        }
-    }
-};
 
 /// A description of QEMU's version.
 ///
@@ -165,75 +95,12 @@ pub struct VersionInfo {
     pub package: ::std::string::String,
 }
 
-impl Serialize for VersionInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VersionInfo = "VersionInfo" {
+        required qemu "qemu": super::VersionTriple,
+        required package "package": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VersionInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "qemu", &self.qemu)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "package", &self.package)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VersionInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VersionInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        qemu: ::std::option::Option<super::VersionTriple>,
-        package: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VersionInfo {
-        const NAME: &'static str = "VersionInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "qemu" => {
-                    slots.qemu = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "package" => {
-                    slots.package = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VersionInfo {
-                qemu: slots.qemu.ok_or_else(|| E::missing_field("qemu"))?,
-                package: slots.package.ok_or_else(|| E::missing_field("package"))?,
-            })
-        }
-    }
-};
 
 /// Information about a QMP command
 ///
@@ -244,67 +111,11 @@ pub struct CommandInfo {
     pub name: ::std::string::String,
 }
 
-impl Serialize for CommandInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CommandInfo = "CommandInfo" {
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for CommandInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CommandInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CommandInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CommandInfo {
-        const NAME: &'static str = "CommandInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CommandInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of monitor modes.
 ///
@@ -376,79 +187,14 @@ pub struct MonitorOptions {
     pub chardev: ::std::string::String,
 }
 
-impl Serialize for MonitorOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MonitorOptions = "MonitorOptions" {
+        optional id "id": ::std::string::String,
+        optional mode "mode": super::MonitorMode,
+        optional pretty "pretty": bool,
+        required chardev "chardev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for MonitorOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "pretty", &self.pretty)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MonitorOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MonitorOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        mode: ::std::option::Option<super::MonitorMode>,
-        pretty: ::std::option::Option<bool>,
-        chardev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MonitorOptions {
-        const NAME: &'static str = "MonitorOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                "pretty" => slots.pretty = ::serde::de::MapAccess::next_value(map)?,
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MonitorOptions {
-                id: slots.id,
-                mode: slots.mode,
-                pretty: slots.pretty,
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `control.json`.
 pub mod commands {
@@ -484,62 +230,12 @@ pub mod commands {
         pub enable: ::std::option::Option<::std::vec::Vec<super::super::QMPCapability>>,
     }
 
-    impl Serialize for QmpCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QmpCapabilities = "qmp_capabilities" {
+            optional enable "enable": ::std::vec::Vec<super::super::QMPCapability>,
         }
     }
 
-    impl ::qapi_types::private::Members for QmpCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "enable", &self.enable)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QmpCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QmpCapabilities`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            enable: ::std::option::Option<::std::vec::Vec<super::super::QMPCapability>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QmpCapabilities {
-            const NAME: &'static str = "qmp_capabilities";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "enable" => slots.enable = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QmpCapabilities {
-                    enable: slots.enable,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QmpCapabilities {
         const NAME: &'static str = "qmp_capabilities";
         type Returns = ::qapi_types::Empty;
@@ -571,40 +267,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVersion {}
-    impl Serialize for QueryVersion {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryVersion {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryVersion {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryVersion {
-        const NAME: &'static str = "query-version";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryVersion {})
-        }
+    ::qapi_types::private::object! {
+        QueryVersion = "query-version" {}
     }
 
     impl ::qapi_types::Command for QueryVersion {
@@ -641,40 +305,8 @@ pub mod commands {
     /// This example has been shortened as the real response is too long.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCommands {}
-    impl Serialize for QueryCommands {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryCommands {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCommands {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryCommands {
-        const NAME: &'static str = "query-commands";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryCommands {})
-        }
+    ::qapi_types::private::object! {
+        QueryCommands = "query-commands" {}
     }
 
     impl ::qapi_types::Command for QueryCommands {
@@ -699,40 +331,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Quit {}
-    impl Serialize for Quit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Quit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Quit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Quit {
-        const NAME: &'static str = "quit";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Quit {})
-        }
+    ::qapi_types::private::object! {
+        Quit = "quit" {}
     }
 
     impl ::qapi_types::Command for Quit {

@@ -487,67 +487,11 @@ pub struct QCryptoBlockOptionsBase {
     pub format: super::QCryptoBlockFormat,
 }
 
-impl Serialize for QCryptoBlockOptionsBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockOptionsBase = "QCryptoBlockOptionsBase" {
+        required format "format": super::QCryptoBlockFormat,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockOptionsBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockOptionsBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockOptionsBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::QCryptoBlockFormat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsBase {
-        const NAME: &'static str = "QCryptoBlockOptionsBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockOptionsBase {
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-            })
-        }
-    }
-};
 
 /// The options that apply to QCow/QCow2 AES-CBC encryption format
 ///
@@ -560,65 +504,11 @@ pub struct QCryptoBlockOptionsQCow {
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for QCryptoBlockOptionsQCow {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockOptionsQCow = "QCryptoBlockOptionsQCow" {
+        optional key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockOptionsQCow {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockOptionsQCow {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockOptionsQCow`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsQCow {
-        const NAME: &'static str = "QCryptoBlockOptionsQCow";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockOptionsQCow {
-                key_secret: slots.key_secret,
-            })
-        }
-    }
-};
 
 /// The options that apply to LUKS encryption format
 ///
@@ -631,65 +521,11 @@ pub struct QCryptoBlockOptionsLUKS {
     pub key_secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for QCryptoBlockOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockOptionsLUKS = "QCryptoBlockOptionsLUKS" {
+        optional key_secret "key-secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockOptionsLUKS {
-        const NAME: &'static str = "QCryptoBlockOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockOptionsLUKS {
-                key_secret: slots.key_secret,
-            })
-        }
-    }
-};
 
 /// The options that apply to LUKS encryption format initialization
 ///
@@ -720,95 +556,17 @@ pub struct QCryptoBlockCreateOptionsLUKS {
     pub iter_time: ::std::option::Option<i64>,
 }
 
-impl Serialize for QCryptoBlockCreateOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockCreateOptionsLUKS = "QCryptoBlockCreateOptionsLUKS" {
+        optional key_secret "key-secret": ::std::string::String,
+        optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
+        optional cipher_mode "cipher-mode": super::QCryptoCipherMode,
+        optional ivgen_alg "ivgen-alg": super::QCryptoIVGenAlgo,
+        optional ivgen_hash_alg "ivgen-hash-alg": super::QCryptoHashAlgo,
+        optional hash_alg "hash-alg": super::QCryptoHashAlgo,
+        optional iter_time "iter-time": i64,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockCreateOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "key-secret", &self.key_secret)?;
-        ::qapi_types::private::optional(map, "cipher-alg", &self.cipher_alg)?;
-        ::qapi_types::private::optional(map, "cipher-mode", &self.cipher_mode)?;
-        ::qapi_types::private::optional(map, "ivgen-alg", &self.ivgen_alg)?;
-        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
-        ::qapi_types::private::optional(map, "hash-alg", &self.hash_alg)?;
-        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockCreateOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockCreateOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key_secret: ::std::option::Option<::std::string::String>,
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
-        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
-        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        iter_time: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockCreateOptionsLUKS {
-        const NAME: &'static str = "QCryptoBlockCreateOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key-secret" => {
-                    slots.key_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cipher-alg" => {
-                    slots.cipher_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cipher-mode" => {
-                    slots.cipher_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ivgen-alg" => slots.ivgen_alg = ::serde::de::MapAccess::next_value(map)?,
-                "ivgen-hash-alg" => {
-                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "hash-alg" => slots.hash_alg = ::serde::de::MapAccess::next_value(map)?,
-                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockCreateOptionsLUKS {
-                key_secret: slots.key_secret,
-                cipher_alg: slots.cipher_alg,
-                cipher_mode: slots.cipher_mode,
-                ivgen_alg: slots.ivgen_alg,
-                ivgen_hash_alg: slots.ivgen_hash_alg,
-                hash_alg: slots.hash_alg,
-                iter_time: slots.iter_time,
-            })
-        }
-    }
-};
 
 /// The options that are available for all encryption formats when
 /// opening an existing volume
@@ -1058,67 +816,11 @@ pub struct QCryptoBlockInfoBase {
     pub format: super::QCryptoBlockFormat,
 }
 
-impl Serialize for QCryptoBlockInfoBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockInfoBase = "QCryptoBlockInfoBase" {
+        required format "format": super::QCryptoBlockFormat,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockInfoBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "format", &self.format)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockInfoBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockInfoBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::QCryptoBlockFormat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoBase {
-        const NAME: &'static str = "QCryptoBlockInfoBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => {
-                    slots.format = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockInfoBase {
-                format: slots.format.ok_or_else(|| E::missing_field("format"))?,
-            })
-        }
-    }
-};
 
 /// Information about the LUKS block encryption key slot options
 ///
@@ -1135,89 +837,14 @@ pub struct QCryptoBlockInfoLUKSSlot {
     pub key_offset: i64,
 }
 
-impl Serialize for QCryptoBlockInfoLUKSSlot {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockInfoLUKSSlot = "QCryptoBlockInfoLUKSSlot" {
+        required active "active": bool,
+        optional iters "iters": i64,
+        optional stripes "stripes": i64,
+        required key_offset "key-offset": i64,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockInfoLUKSSlot {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "active", &self.active)?;
-        ::qapi_types::private::optional(map, "iters", &self.iters)?;
-        ::qapi_types::private::optional(map, "stripes", &self.stripes)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "key-offset",
-            &self.key_offset,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockInfoLUKSSlot {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockInfoLUKSSlot`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        active: ::std::option::Option<bool>,
-        iters: ::std::option::Option<i64>,
-        stripes: ::std::option::Option<i64>,
-        key_offset: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoLUKSSlot {
-        const NAME: &'static str = "QCryptoBlockInfoLUKSSlot";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "active" => {
-                    slots.active = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iters" => slots.iters = ::serde::de::MapAccess::next_value(map)?,
-                "stripes" => slots.stripes = ::serde::de::MapAccess::next_value(map)?,
-                "key-offset" => {
-                    slots.key_offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockInfoLUKSSlot {
-                active: slots.active.ok_or_else(|| E::missing_field("active"))?,
-                iters: slots.iters,
-                stripes: slots.stripes,
-                key_offset: slots
-                    .key_offset
-                    .ok_or_else(|| E::missing_field("key-offset"))?,
-            })
-        }
-    }
-};
 
 /// Information about the LUKS block encryption options
 ///
@@ -1248,159 +875,20 @@ pub struct QCryptoBlockInfoLUKS {
     pub slots: ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
 }
 
-impl Serialize for QCryptoBlockInfoLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockInfoLUKS = "QCryptoBlockInfoLUKS" {
+        required cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
+        required cipher_mode "cipher-mode": super::QCryptoCipherMode,
+        required ivgen_alg "ivgen-alg": super::QCryptoIVGenAlgo,
+        optional ivgen_hash_alg "ivgen-hash-alg": super::QCryptoHashAlgo,
+        required hash_alg "hash-alg": super::QCryptoHashAlgo,
+        optional detached_header "detached-header": bool,
+        required payload_offset "payload-offset": i64,
+        required master_key_iters "master-key-iters": i64,
+        required uuid "uuid": ::std::string::String,
+        required slots "slots": ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockInfoLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cipher-alg",
-            &self.cipher_alg,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cipher-mode",
-            &self.cipher_mode,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ivgen-alg", &self.ivgen_alg)?;
-        ::qapi_types::private::optional(map, "ivgen-hash-alg", &self.ivgen_hash_alg)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "hash-alg", &self.hash_alg)?;
-        ::qapi_types::private::optional(map, "detached-header", &self.detached_header)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "payload-offset",
-            &self.payload_offset,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "master-key-iters",
-            &self.master_key_iters,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "uuid", &self.uuid)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slots", &self.slots)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockInfoLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockInfoLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cipher_alg: ::std::option::Option<super::QCryptoCipherAlgo>,
-        cipher_mode: ::std::option::Option<super::QCryptoCipherMode>,
-        ivgen_alg: ::std::option::Option<super::QCryptoIVGenAlgo>,
-        ivgen_hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        detached_header: ::std::option::Option<bool>,
-        payload_offset: ::std::option::Option<i64>,
-        master_key_iters: ::std::option::Option<i64>,
-        uuid: ::std::option::Option<::std::string::String>,
-        slots: ::std::option::Option<::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockInfoLUKS {
-        const NAME: &'static str = "QCryptoBlockInfoLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cipher-alg" => {
-                    slots.cipher_alg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cipher-mode" => {
-                    slots.cipher_mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ivgen-alg" => {
-                    slots.ivgen_alg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ivgen-hash-alg" => {
-                    slots.ivgen_hash_alg = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "hash-alg" => {
-                    slots.hash_alg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "detached-header" => {
-                    slots.detached_header = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "payload-offset" => {
-                    slots.payload_offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "master-key-iters" => {
-                    slots.master_key_iters = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "uuid" => {
-                    slots.uuid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slots" => {
-                    slots.slots = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockInfoLUKS {
-                cipher_alg: slots
-                    .cipher_alg
-                    .ok_or_else(|| E::missing_field("cipher-alg"))?,
-                cipher_mode: slots
-                    .cipher_mode
-                    .ok_or_else(|| E::missing_field("cipher-mode"))?,
-                ivgen_alg: slots.ivgen_alg.ok_or_else(|| E::missing_field("ivgen-alg"))?,
-                ivgen_hash_alg: slots.ivgen_hash_alg,
-                hash_alg: slots.hash_alg.ok_or_else(|| E::missing_field("hash-alg"))?,
-                detached_header: slots.detached_header,
-                payload_offset: slots
-                    .payload_offset
-                    .ok_or_else(|| E::missing_field("payload-offset"))?,
-                master_key_iters: slots
-                    .master_key_iters
-                    .ok_or_else(|| E::missing_field("master-key-iters"))?,
-                uuid: slots.uuid.ok_or_else(|| E::missing_field("uuid"))?,
-                slots: slots.slots.ok_or_else(|| E::missing_field("slots"))?,
-            })
-        }
-    }
-};
 
 /// Information about the block encryption options
 ///
@@ -1607,91 +1095,16 @@ pub struct QCryptoBlockAmendOptionsLUKS {
     pub secret: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for QCryptoBlockAmendOptionsLUKS {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoBlockAmendOptionsLUKS = "QCryptoBlockAmendOptionsLUKS" {
+        required state "state": super::QCryptoBlockLUKSKeyslotState,
+        optional new_secret "new-secret": ::std::string::String,
+        optional old_secret "old-secret": ::std::string::String,
+        optional keyslot "keyslot": i64,
+        optional iter_time "iter-time": i64,
+        optional secret "secret": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoBlockAmendOptionsLUKS {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
-        ::qapi_types::private::optional(map, "new-secret", &self.new_secret)?;
-        ::qapi_types::private::optional(map, "old-secret", &self.old_secret)?;
-        ::qapi_types::private::optional(map, "keyslot", &self.keyslot)?;
-        ::qapi_types::private::optional(map, "iter-time", &self.iter_time)?;
-        ::qapi_types::private::optional(map, "secret", &self.secret)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockAmendOptionsLUKS {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoBlockAmendOptionsLUKS`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        state: ::std::option::Option<super::QCryptoBlockLUKSKeyslotState>,
-        new_secret: ::std::option::Option<::std::string::String>,
-        old_secret: ::std::option::Option<::std::string::String>,
-        keyslot: ::std::option::Option<i64>,
-        iter_time: ::std::option::Option<i64>,
-        secret: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoBlockAmendOptionsLUKS {
-        const NAME: &'static str = "QCryptoBlockAmendOptionsLUKS";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "state" => {
-                    slots.state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "new-secret" => {
-                    slots.new_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "old-secret" => {
-                    slots.old_secret = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keyslot" => slots.keyslot = ::serde::de::MapAccess::next_value(map)?,
-                "iter-time" => slots.iter_time = ::serde::de::MapAccess::next_value(map)?,
-                "secret" => slots.secret = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoBlockAmendOptionsLUKS {
-                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
-                new_secret: slots.new_secret,
-                old_secret: slots.old_secret,
-                keyslot: slots.keyslot,
-                iter_time: slots.iter_time,
-                secret: slots.secret,
-            })
-        }
-    }
-};
 
 /// The options that are available for all encryption formats when
 /// amending encryption settings
@@ -1830,71 +1243,13 @@ pub struct SecretCommonProperties {
     pub iv: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for SecretCommonProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SecretCommonProperties = "SecretCommonProperties" {
+        optional format "format": super::QCryptoSecretFormat,
+        optional keyid "keyid": ::std::string::String,
+        optional iv "iv": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SecretCommonProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
-        ::qapi_types::private::optional(map, "iv", &self.iv)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretCommonProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SecretCommonProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::QCryptoSecretFormat>,
-        keyid: ::std::option::Option<::std::string::String>,
-        iv: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SecretCommonProperties {
-        const NAME: &'static str = "SecretCommonProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
-                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SecretCommonProperties {
-                format: slots.format,
-                keyid: slots.keyid,
-                iv: slots.iv,
-            })
-        }
-    }
-};
 
 /// Properties for secret objects.
 ///
@@ -1921,79 +1276,15 @@ pub struct SecretProperties {
     pub file: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for SecretProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SecretProperties = "SecretProperties" {
+        optional format "format": super::QCryptoSecretFormat,
+        optional keyid "keyid": ::std::string::String,
+        optional iv "iv": ::std::string::String,
+        optional data "data": ::std::string::String,
+        optional file "file": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SecretProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
-        ::qapi_types::private::optional(map, "iv", &self.iv)?;
-        ::qapi_types::private::optional(map, "data", &self.data)?;
-        ::qapi_types::private::optional(map, "file", &self.file)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SecretProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::QCryptoSecretFormat>,
-        keyid: ::std::option::Option<::std::string::String>,
-        iv: ::std::option::Option<::std::string::String>,
-        data: ::std::option::Option<::std::string::String>,
-        file: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SecretProperties {
-        const NAME: &'static str = "SecretProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
-                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
-                "data" => slots.data = ::serde::de::MapAccess::next_value(map)?,
-                "file" => slots.file = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SecretProperties {
-                format: slots.format,
-                keyid: slots.keyid,
-                iv: slots.iv,
-                data: slots.data,
-                file: slots.file,
-            })
-        }
-    }
-};
 
 /// Properties for secret_keyring objects.
 ///
@@ -2018,79 +1309,14 @@ pub struct SecretKeyringProperties {
     pub serial: i32,
 }
 
-impl Serialize for SecretKeyringProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SecretKeyringProperties = "SecretKeyringProperties" {
+        optional format "format": super::QCryptoSecretFormat,
+        optional keyid "keyid": ::std::string::String,
+        optional iv "iv": ::std::string::String,
+        required serial "serial": i32,
     }
 }
-
-impl ::qapi_types::private::Members for SecretKeyringProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "format", &self.format)?;
-        ::qapi_types::private::optional(map, "keyid", &self.keyid)?;
-        ::qapi_types::private::optional(map, "iv", &self.iv)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "serial", &self.serial)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretKeyringProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SecretKeyringProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        format: ::std::option::Option<super::QCryptoSecretFormat>,
-        keyid: ::std::option::Option<::std::string::String>,
-        iv: ::std::option::Option<::std::string::String>,
-        serial: ::std::option::Option<i32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SecretKeyringProperties {
-        const NAME: &'static str = "SecretKeyringProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                "keyid" => slots.keyid = ::serde::de::MapAccess::next_value(map)?,
-                "iv" => slots.iv = ::serde::de::MapAccess::next_value(map)?,
-                "serial" => {
-                    slots.serial = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SecretKeyringProperties {
-                format: slots.format,
-                keyid: slots.keyid,
-                iv: slots.iv,
-                serial: slots.serial.ok_or_else(|| E::missing_field("serial"))?,
-            })
-        }
-    }
-};
 
 /// Properties for objects of classes derived from tls-creds.
 ///
@@ -2112,77 +1338,14 @@ pub struct TlsCredsProperties {
     pub priority: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for TlsCredsProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TlsCredsProperties = "TlsCredsProperties" {
+        optional verify_peer "verify-peer": bool,
+        optional dir "dir": ::std::string::String,
+        optional endpoint "endpoint": super::QCryptoTLSCredsEndpoint,
+        optional priority "priority": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TlsCredsProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
-        ::qapi_types::private::optional(map, "dir", &self.dir)?;
-        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
-        ::qapi_types::private::optional(map, "priority", &self.priority)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TlsCredsProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TlsCredsProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        verify_peer: ::std::option::Option<bool>,
-        dir: ::std::option::Option<::std::string::String>,
-        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
-        priority: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsProperties {
-        const NAME: &'static str = "TlsCredsProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "verify-peer" => {
-                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
-                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
-                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TlsCredsProperties {
-                verify_peer: slots.verify_peer,
-                dir: slots.dir,
-                endpoint: slots.endpoint,
-                priority: slots.priority,
-            })
-        }
-    }
-};
 
 /// Properties for tls-creds-anon objects.
 ///
@@ -2204,77 +1367,14 @@ pub struct TlsCredsAnonProperties {
     pub priority: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for TlsCredsAnonProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TlsCredsAnonProperties = "TlsCredsAnonProperties" {
+        optional verify_peer "verify-peer": bool,
+        optional dir "dir": ::std::string::String,
+        optional endpoint "endpoint": super::QCryptoTLSCredsEndpoint,
+        optional priority "priority": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TlsCredsAnonProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
-        ::qapi_types::private::optional(map, "dir", &self.dir)?;
-        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
-        ::qapi_types::private::optional(map, "priority", &self.priority)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TlsCredsAnonProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TlsCredsAnonProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        verify_peer: ::std::option::Option<bool>,
-        dir: ::std::option::Option<::std::string::String>,
-        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
-        priority: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsAnonProperties {
-        const NAME: &'static str = "TlsCredsAnonProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "verify-peer" => {
-                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
-                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
-                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TlsCredsAnonProperties {
-                verify_peer: slots.verify_peer,
-                dir: slots.dir,
-                endpoint: slots.endpoint,
-                priority: slots.priority,
-            })
-        }
-    }
-};
 
 /// Properties for tls-creds-psk objects.
 ///
@@ -2300,81 +1400,15 @@ pub struct TlsCredsPskProperties {
     pub username: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for TlsCredsPskProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TlsCredsPskProperties = "TlsCredsPskProperties" {
+        optional verify_peer "verify-peer": bool,
+        optional dir "dir": ::std::string::String,
+        optional endpoint "endpoint": super::QCryptoTLSCredsEndpoint,
+        optional priority "priority": ::std::string::String,
+        optional username "username": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TlsCredsPskProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
-        ::qapi_types::private::optional(map, "dir", &self.dir)?;
-        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
-        ::qapi_types::private::optional(map, "priority", &self.priority)?;
-        ::qapi_types::private::optional(map, "username", &self.username)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TlsCredsPskProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TlsCredsPskProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        verify_peer: ::std::option::Option<bool>,
-        dir: ::std::option::Option<::std::string::String>,
-        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
-        priority: ::std::option::Option<::std::string::String>,
-        username: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsPskProperties {
-        const NAME: &'static str = "TlsCredsPskProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "verify-peer" => {
-                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
-                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
-                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
-                "username" => slots.username = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TlsCredsPskProperties {
-                verify_peer: slots.verify_peer,
-                dir: slots.dir,
-                endpoint: slots.endpoint,
-                priority: slots.priority,
-                username: slots.username,
-            })
-        }
-    }
-};
 
 /// Properties for tls-creds-x509 objects.
 ///
@@ -2405,89 +1439,16 @@ pub struct TlsCredsX509Properties {
     pub passwordid: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for TlsCredsX509Properties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TlsCredsX509Properties = "TlsCredsX509Properties" {
+        optional verify_peer "verify-peer": bool,
+        optional dir "dir": ::std::string::String,
+        optional endpoint "endpoint": super::QCryptoTLSCredsEndpoint,
+        optional priority "priority": ::std::string::String,
+        optional sanity_check "sanity-check": bool,
+        optional passwordid "passwordid": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TlsCredsX509Properties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "verify-peer", &self.verify_peer)?;
-        ::qapi_types::private::optional(map, "dir", &self.dir)?;
-        ::qapi_types::private::optional(map, "endpoint", &self.endpoint)?;
-        ::qapi_types::private::optional(map, "priority", &self.priority)?;
-        ::qapi_types::private::optional(map, "sanity-check", &self.sanity_check)?;
-        ::qapi_types::private::optional(map, "passwordid", &self.passwordid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TlsCredsX509Properties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TlsCredsX509Properties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        verify_peer: ::std::option::Option<bool>,
-        dir: ::std::option::Option<::std::string::String>,
-        endpoint: ::std::option::Option<super::QCryptoTLSCredsEndpoint>,
-        priority: ::std::option::Option<::std::string::String>,
-        sanity_check: ::std::option::Option<bool>,
-        passwordid: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TlsCredsX509Properties {
-        const NAME: &'static str = "TlsCredsX509Properties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "verify-peer" => {
-                    slots.verify_peer = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dir" => slots.dir = ::serde::de::MapAccess::next_value(map)?,
-                "endpoint" => slots.endpoint = ::serde::de::MapAccess::next_value(map)?,
-                "priority" => slots.priority = ::serde::de::MapAccess::next_value(map)?,
-                "sanity-check" => {
-                    slots.sanity_check = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "passwordid" => {
-                    slots.passwordid = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TlsCredsX509Properties {
-                verify_peer: slots.verify_peer,
-                dir: slots.dir,
-                endpoint: slots.endpoint,
-                priority: slots.priority,
-                sanity_check: slots.sanity_check,
-                passwordid: slots.passwordid,
-            })
-        }
-    }
-};
 
 /// The supported algorithms for asymmetric encryption ciphers
 ///
@@ -2661,81 +1622,12 @@ pub struct QCryptoAkCipherOptionsRSA {
     pub padding_alg: super::QCryptoRSAPaddingAlgo,
 }
 
-impl Serialize for QCryptoAkCipherOptionsRSA {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptoAkCipherOptionsRSA = "QCryptoAkCipherOptionsRSA" {
+        required hash_alg "hash-alg": super::QCryptoHashAlgo,
+        required padding_alg "padding-alg": super::QCryptoRSAPaddingAlgo,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptoAkCipherOptionsRSA {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "hash-alg", &self.hash_alg)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "padding-alg",
-            &self.padding_alg,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoAkCipherOptionsRSA {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptoAkCipherOptionsRSA`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        hash_alg: ::std::option::Option<super::QCryptoHashAlgo>,
-        padding_alg: ::std::option::Option<super::QCryptoRSAPaddingAlgo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptoAkCipherOptionsRSA {
-        const NAME: &'static str = "QCryptoAkCipherOptionsRSA";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "hash-alg" => {
-                    slots.hash_alg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "padding-alg" => {
-                    slots.padding_alg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptoAkCipherOptionsRSA {
-                hash_alg: slots.hash_alg.ok_or_else(|| E::missing_field("hash-alg"))?,
-                padding_alg: slots
-                    .padding_alg
-                    .ok_or_else(|| E::missing_field("padding-alg"))?,
-            })
-        }
-    }
-};
 
 /// The options that are available for all asymmetric key algorithms
 /// when creating a new QCryptoAkCipher.

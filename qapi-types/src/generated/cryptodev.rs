@@ -195,75 +195,12 @@ pub struct QCryptodevBackendClient {
     pub r#type: super::QCryptodevBackendType,
 }
 
-impl Serialize for QCryptodevBackendClient {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptodevBackendClient = "QCryptodevBackendClient" {
+        required queue "queue": u32,
+        required r#type "type": super::QCryptodevBackendType,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptodevBackendClient {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "queue", &self.queue)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptodevBackendClient {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptodevBackendClient`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        queue: ::std::option::Option<u32>,
-        r#type: ::std::option::Option<super::QCryptodevBackendType>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptodevBackendClient {
-        const NAME: &'static str = "QCryptodevBackendClient";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "queue" => {
-                    slots.queue = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptodevBackendClient {
-                queue: slots.queue.ok_or_else(|| E::missing_field("queue"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-            })
-        }
-    }
-};
 
 /// Information about a crypto device.
 ///
@@ -278,85 +215,13 @@ pub struct QCryptodevInfo {
     pub client: ::std::vec::Vec<super::QCryptodevBackendClient>,
 }
 
-impl Serialize for QCryptodevInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QCryptodevInfo = "QCryptodevInfo" {
+        required id "id": ::std::string::String,
+        required service "service": ::std::vec::Vec<super::QCryptodevBackendServiceType>,
+        required client "client": ::std::vec::Vec<super::QCryptodevBackendClient>,
     }
 }
-
-impl ::qapi_types::private::Members for QCryptodevInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptodevInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QCryptodevInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        service: ::std::option::Option<
-            ::std::vec::Vec<super::QCryptodevBackendServiceType>,
-        >,
-        client: ::std::option::Option<::std::vec::Vec<super::QCryptodevBackendClient>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QCryptodevInfo {
-        const NAME: &'static str = "QCryptodevInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "client" => {
-                    slots.client = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QCryptodevInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-                client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `cryptodev.json`.
 pub mod commands {
@@ -366,40 +231,8 @@ pub mod commands {
     /// *Since: 8.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCryptodev {}
-    impl Serialize for QueryCryptodev {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryCryptodev {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCryptodev {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryCryptodev {
-        const NAME: &'static str = "query-cryptodev";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryCryptodev {})
-        }
+    ::qapi_types::private::object! {
+        QueryCryptodev = "query-cryptodev" {}
     }
 
     impl ::qapi_types::Command for QueryCryptodev {

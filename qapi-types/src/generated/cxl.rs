@@ -193,75 +193,12 @@ pub struct CXLUncorErrorRecord {
     pub header: ::std::vec::Vec<u32>,
 }
 
-impl Serialize for CXLUncorErrorRecord {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CXLUncorErrorRecord = "CXLUncorErrorRecord" {
+        required r#type "type": super::CxlUncorErrorType,
+        required header "header": ::std::vec::Vec<u32>,
     }
 }
-
-impl ::qapi_types::private::Members for CXLUncorErrorRecord {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "header", &self.header)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CXLUncorErrorRecord {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CXLUncorErrorRecord`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<super::CxlUncorErrorType>,
-        header: ::std::option::Option<::std::vec::Vec<u32>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CXLUncorErrorRecord {
-        const NAME: &'static str = "CXLUncorErrorRecord";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "header" => {
-                    slots.header = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CXLUncorErrorRecord {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                header: slots.header.ok_or_else(|| E::missing_field("header"))?,
-            })
-        }
-    }
-};
 
 /// Type of CXL correctable error to inject
 ///
@@ -354,75 +291,12 @@ pub struct CxlDynamicCapacityExtent {
     pub len: u64,
 }
 
-impl Serialize for CxlDynamicCapacityExtent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CxlDynamicCapacityExtent = "CxlDynamicCapacityExtent" {
+        required offset "offset": u64,
+        required len "len": u64,
     }
 }
-
-impl ::qapi_types::private::Members for CxlDynamicCapacityExtent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlDynamicCapacityExtent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CxlDynamicCapacityExtent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        offset: ::std::option::Option<u64>,
-        len: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CxlDynamicCapacityExtent {
-        const NAME: &'static str = "CxlDynamicCapacityExtent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "offset" => {
-                    slots.offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "len" => {
-                    slots.len = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CxlDynamicCapacityExtent {
-                offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                len: slots.len.ok_or_else(|| E::missing_field("len"))?,
-            })
-        }
-    }
-};
 
 /// The policy to use for selecting which extents comprise the added
 /// capacity, as defined in Compute Express Link (CXL) Specification,
@@ -612,144 +486,22 @@ pub mod commands {
         pub component_id: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for CxlInjectGeneralMediaEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectGeneralMediaEvent = "cxl-inject-general-media-event" {
+            required path "path": ::std::string::String,
+            required log "log": super::super::CxlEventLog,
+            required flags "flags": u8,
+            required dpa "dpa": u64,
+            required descriptor "descriptor": u8,
+            required r#type "type": u8,
+            required transaction_type "transaction-type": u8,
+            optional channel "channel": u8,
+            optional rank "rank": u8,
+            optional device "device": u32,
+            optional component_id "component-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectGeneralMediaEvent {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "dpa", &self.dpa)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "descriptor",
-                &self.descriptor,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "transaction-type",
-                &self.transaction_type,
-            )?;
-            ::qapi_types::private::optional(map, "channel", &self.channel)?;
-            ::qapi_types::private::optional(map, "rank", &self.rank)?;
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "component-id", &self.component_id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectGeneralMediaEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectGeneralMediaEvent`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            log: ::std::option::Option<super::super::CxlEventLog>,
-            flags: ::std::option::Option<u8>,
-            dpa: ::std::option::Option<u64>,
-            descriptor: ::std::option::Option<u8>,
-            r#type: ::std::option::Option<u8>,
-            transaction_type: ::std::option::Option<u8>,
-            channel: ::std::option::Option<u8>,
-            rank: ::std::option::Option<u8>,
-            device: ::std::option::Option<u32>,
-            component_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectGeneralMediaEvent {
-            const NAME: &'static str = "cxl-inject-general-media-event";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "log" => {
-                        slots.log = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "flags" => {
-                        slots.flags = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "dpa" => {
-                        slots.dpa = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "descriptor" => {
-                        slots.descriptor = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "transaction-type" => {
-                        slots.transaction_type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "channel" => slots.channel = ::serde::de::MapAccess::next_value(map)?,
-                    "rank" => slots.rank = ::serde::de::MapAccess::next_value(map)?,
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "component-id" => {
-                        slots.component_id = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectGeneralMediaEvent {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    log: slots.log.ok_or_else(|| E::missing_field("log"))?,
-                    flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                    dpa: slots.dpa.ok_or_else(|| E::missing_field("dpa"))?,
-                    descriptor: slots
-                        .descriptor
-                        .ok_or_else(|| E::missing_field("descriptor"))?,
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    transaction_type: slots
-                        .transaction_type
-                        .ok_or_else(|| E::missing_field("transaction-type"))?,
-                    channel: slots.channel,
-                    rank: slots.rank,
-                    device: slots.device,
-                    component_id: slots.component_id,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectGeneralMediaEvent {
         const NAME: &'static str = "cxl-inject-general-media-event";
         type Returns = ::qapi_types::Empty;
@@ -807,168 +559,26 @@ pub mod commands {
         pub correction_mask: ::std::option::Option<::std::vec::Vec<u64>>,
     }
 
-    impl Serialize for CxlInjectDramEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectDramEvent = "cxl-inject-dram-event" {
+            required path "path": ::std::string::String,
+            required log "log": super::super::CxlEventLog,
+            required flags "flags": u8,
+            required dpa "dpa": u64,
+            required descriptor "descriptor": u8,
+            required r#type "type": u8,
+            required transaction_type "transaction-type": u8,
+            optional channel "channel": u8,
+            optional rank "rank": u8,
+            optional nibble_mask "nibble-mask": u32,
+            optional bank_group "bank-group": u8,
+            optional bank "bank": u8,
+            optional row "row": u32,
+            optional column "column": u16,
+            optional correction_mask "correction-mask": ::std::vec::Vec<u64>,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectDramEvent {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "dpa", &self.dpa)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "descriptor",
-                &self.descriptor,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "transaction-type",
-                &self.transaction_type,
-            )?;
-            ::qapi_types::private::optional(map, "channel", &self.channel)?;
-            ::qapi_types::private::optional(map, "rank", &self.rank)?;
-            ::qapi_types::private::optional(map, "nibble-mask", &self.nibble_mask)?;
-            ::qapi_types::private::optional(map, "bank-group", &self.bank_group)?;
-            ::qapi_types::private::optional(map, "bank", &self.bank)?;
-            ::qapi_types::private::optional(map, "row", &self.row)?;
-            ::qapi_types::private::optional(map, "column", &self.column)?;
-            ::qapi_types::private::optional(
-                map,
-                "correction-mask",
-                &self.correction_mask,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectDramEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectDramEvent`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            log: ::std::option::Option<super::super::CxlEventLog>,
-            flags: ::std::option::Option<u8>,
-            dpa: ::std::option::Option<u64>,
-            descriptor: ::std::option::Option<u8>,
-            r#type: ::std::option::Option<u8>,
-            transaction_type: ::std::option::Option<u8>,
-            channel: ::std::option::Option<u8>,
-            rank: ::std::option::Option<u8>,
-            nibble_mask: ::std::option::Option<u32>,
-            bank_group: ::std::option::Option<u8>,
-            bank: ::std::option::Option<u8>,
-            row: ::std::option::Option<u32>,
-            column: ::std::option::Option<u16>,
-            correction_mask: ::std::option::Option<::std::vec::Vec<u64>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectDramEvent {
-            const NAME: &'static str = "cxl-inject-dram-event";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "log" => {
-                        slots.log = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "flags" => {
-                        slots.flags = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "dpa" => {
-                        slots.dpa = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "descriptor" => {
-                        slots.descriptor = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "transaction-type" => {
-                        slots.transaction_type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "channel" => slots.channel = ::serde::de::MapAccess::next_value(map)?,
-                    "rank" => slots.rank = ::serde::de::MapAccess::next_value(map)?,
-                    "nibble-mask" => {
-                        slots.nibble_mask = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "bank-group" => {
-                        slots.bank_group = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "bank" => slots.bank = ::serde::de::MapAccess::next_value(map)?,
-                    "row" => slots.row = ::serde::de::MapAccess::next_value(map)?,
-                    "column" => slots.column = ::serde::de::MapAccess::next_value(map)?,
-                    "correction-mask" => {
-                        slots.correction_mask = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectDramEvent {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    log: slots.log.ok_or_else(|| E::missing_field("log"))?,
-                    flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                    dpa: slots.dpa.ok_or_else(|| E::missing_field("dpa"))?,
-                    descriptor: slots
-                        .descriptor
-                        .ok_or_else(|| E::missing_field("descriptor"))?,
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    transaction_type: slots
-                        .transaction_type
-                        .ok_or_else(|| E::missing_field("transaction-type"))?,
-                    channel: slots.channel,
-                    rank: slots.rank,
-                    nibble_mask: slots.nibble_mask,
-                    bank_group: slots.bank_group,
-                    bank: slots.bank,
-                    row: slots.row,
-                    column: slots.column,
-                    correction_mask: slots.correction_mask,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectDramEvent {
         const NAME: &'static str = "cxl-inject-dram-event";
         type Returns = ::qapi_types::Empty;
@@ -1017,206 +627,23 @@ pub mod commands {
         pub corrected_persistent_error_count: u32,
     }
 
-    impl Serialize for CxlInjectMemoryModuleEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectMemoryModuleEvent = "cxl-inject-memory-module-event" {
+            required path "path": ::std::string::String,
+            required log "log": super::super::CxlEventLog,
+            required flags "flags": u8,
+            required r#type "type": u8,
+            required health_status "health-status": u8,
+            required media_status "media-status": u8,
+            required additional_status "additional-status": u8,
+            required life_used "life-used": u8,
+            required temperature "temperature": i16,
+            required dirty_shutdown_count "dirty-shutdown-count": u32,
+            required corrected_volatile_error_count "corrected-volatile-error-count": u32,
+            required corrected_persistent_error_count "corrected-persistent-error-count": u32,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectMemoryModuleEvent {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "health-status",
-                &self.health_status,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "media-status",
-                &self.media_status,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "additional-status",
-                &self.additional_status,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "life-used",
-                &self.life_used,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "temperature",
-                &self.temperature,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "dirty-shutdown-count",
-                &self.dirty_shutdown_count,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "corrected-volatile-error-count",
-                &self.corrected_volatile_error_count,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "corrected-persistent-error-count",
-                &self.corrected_persistent_error_count,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectMemoryModuleEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectMemoryModuleEvent`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            log: ::std::option::Option<super::super::CxlEventLog>,
-            flags: ::std::option::Option<u8>,
-            r#type: ::std::option::Option<u8>,
-            health_status: ::std::option::Option<u8>,
-            media_status: ::std::option::Option<u8>,
-            additional_status: ::std::option::Option<u8>,
-            life_used: ::std::option::Option<u8>,
-            temperature: ::std::option::Option<i16>,
-            dirty_shutdown_count: ::std::option::Option<u32>,
-            corrected_volatile_error_count: ::std::option::Option<u32>,
-            corrected_persistent_error_count: ::std::option::Option<u32>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectMemoryModuleEvent {
-            const NAME: &'static str = "cxl-inject-memory-module-event";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "log" => {
-                        slots.log = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "flags" => {
-                        slots.flags = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "health-status" => {
-                        slots.health_status = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "media-status" => {
-                        slots.media_status = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "additional-status" => {
-                        slots.additional_status = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "life-used" => {
-                        slots.life_used = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "temperature" => {
-                        slots.temperature = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "dirty-shutdown-count" => {
-                        slots.dirty_shutdown_count = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "corrected-volatile-error-count" => {
-                        slots.corrected_volatile_error_count = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "corrected-persistent-error-count" => {
-                        slots.corrected_persistent_error_count = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectMemoryModuleEvent {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    log: slots.log.ok_or_else(|| E::missing_field("log"))?,
-                    flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    health_status: slots
-                        .health_status
-                        .ok_or_else(|| E::missing_field("health-status"))?,
-                    media_status: slots
-                        .media_status
-                        .ok_or_else(|| E::missing_field("media-status"))?,
-                    additional_status: slots
-                        .additional_status
-                        .ok_or_else(|| E::missing_field("additional-status"))?,
-                    life_used: slots
-                        .life_used
-                        .ok_or_else(|| E::missing_field("life-used"))?,
-                    temperature: slots
-                        .temperature
-                        .ok_or_else(|| E::missing_field("temperature"))?,
-                    dirty_shutdown_count: slots
-                        .dirty_shutdown_count
-                        .ok_or_else(|| E::missing_field("dirty-shutdown-count"))?,
-                    corrected_volatile_error_count: slots
-                        .corrected_volatile_error_count
-                        .ok_or_else(|| E::missing_field(
-                            "corrected-volatile-error-count",
-                        ))?,
-                    corrected_persistent_error_count: slots
-                        .corrected_persistent_error_count
-                        .ok_or_else(|| E::missing_field(
-                            "corrected-persistent-error-count",
-                        ))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectMemoryModuleEvent {
         const NAME: &'static str = "cxl-inject-memory-module-event";
         type Returns = ::qapi_types::Empty;
@@ -1240,82 +667,14 @@ pub mod commands {
         pub length: u64,
     }
 
-    impl Serialize for CxlInjectPoison {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectPoison = "cxl-inject-poison" {
+            required path "path": ::std::string::String,
+            required start "start": u64,
+            required length "length": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectPoison {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "start", &self.start)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "length", &self.length)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectPoison {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectPoison`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            start: ::std::option::Option<u64>,
-            length: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectPoison {
-            const NAME: &'static str = "cxl-inject-poison";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "start" => {
-                        slots.start = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "length" => {
-                        slots.length = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectPoison {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    start: slots.start.ok_or_else(|| E::missing_field("start"))?,
-                    length: slots.length.ok_or_else(|| E::missing_field("length"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectPoison {
         const NAME: &'static str = "cxl-inject-poison";
         type Returns = ::qapi_types::Empty;
@@ -1333,76 +692,13 @@ pub mod commands {
         pub errors: ::std::vec::Vec<super::super::CXLUncorErrorRecord>,
     }
 
-    impl Serialize for CxlInjectUncorrectableErrors {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectUncorrectableErrors = "cxl-inject-uncorrectable-errors" {
+            required path "path": ::std::string::String,
+            required errors "errors": ::std::vec::Vec<super::super::CXLUncorErrorRecord>,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectUncorrectableErrors {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "errors", &self.errors)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectUncorrectableErrors {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectUncorrectableErrors`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            errors: ::std::option::Option<
-                ::std::vec::Vec<super::super::CXLUncorErrorRecord>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectUncorrectableErrors {
-            const NAME: &'static str = "cxl-inject-uncorrectable-errors";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "errors" => {
-                        slots.errors = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectUncorrectableErrors {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    errors: slots.errors.ok_or_else(|| E::missing_field("errors"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectUncorrectableErrors {
         const NAME: &'static str = "cxl-inject-uncorrectable-errors";
         type Returns = ::qapi_types::Empty;
@@ -1423,74 +719,13 @@ pub mod commands {
         pub r#type: super::super::CxlCorErrorType,
     }
 
-    impl Serialize for CxlInjectCorrectableError {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlInjectCorrectableError = "cxl-inject-correctable-error" {
+            required path "path": ::std::string::String,
+            required r#type "type": super::super::CxlCorErrorType,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlInjectCorrectableError {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlInjectCorrectableError {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlInjectCorrectableError`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            r#type: ::std::option::Option<super::super::CxlCorErrorType>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlInjectCorrectableError {
-            const NAME: &'static str = "cxl-inject-correctable-error";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlInjectCorrectableError {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlInjectCorrectableError {
         const NAME: &'static str = "cxl-inject-correctable-error";
         type Returns = ::qapi_types::Empty;
@@ -1531,112 +766,17 @@ pub mod commands {
         pub extents: ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
     }
 
-    impl Serialize for CxlAddDynamicCapacity {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlAddDynamicCapacity = "cxl-add-dynamic-capacity" {
+            required path "path": ::std::string::String,
+            required host_id "host-id": u16,
+            required selection_policy "selection-policy": super::super::CxlExtentSelectionPolicy,
+            required region "region": u8,
+            optional tag "tag": ::std::string::String,
+            required extents "extents": ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlAddDynamicCapacity {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "host-id", &self.host_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "selection-policy",
-                &self.selection_policy,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "region", &self.region)?;
-            ::qapi_types::private::optional(map, "tag", &self.tag)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "extents", &self.extents)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlAddDynamicCapacity {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlAddDynamicCapacity`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            host_id: ::std::option::Option<u16>,
-            selection_policy: ::std::option::Option<
-                super::super::CxlExtentSelectionPolicy,
-            >,
-            region: ::std::option::Option<u8>,
-            tag: ::std::option::Option<::std::string::String>,
-            extents: ::std::option::Option<
-                ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlAddDynamicCapacity {
-            const NAME: &'static str = "cxl-add-dynamic-capacity";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "host-id" => {
-                        slots.host_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "selection-policy" => {
-                        slots.selection_policy = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "region" => {
-                        slots.region = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tag" => slots.tag = ::serde::de::MapAccess::next_value(map)?,
-                    "extents" => {
-                        slots.extents = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlAddDynamicCapacity {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    host_id: slots.host_id.ok_or_else(|| E::missing_field("host-id"))?,
-                    selection_policy: slots
-                        .selection_policy
-                        .ok_or_else(|| E::missing_field("selection-policy"))?,
-                    region: slots.region.ok_or_else(|| E::missing_field("region"))?,
-                    tag: slots.tag,
-                    extents: slots.extents.ok_or_else(|| E::missing_field("extents"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlAddDynamicCapacity {
         const NAME: &'static str = "cxl-add-dynamic-capacity";
         type Returns = ::qapi_types::Empty;
@@ -1691,132 +831,19 @@ pub mod commands {
         pub extents: ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
     }
 
-    impl Serialize for CxlReleaseDynamicCapacity {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CxlReleaseDynamicCapacity = "cxl-release-dynamic-capacity" {
+            required path "path": ::std::string::String,
+            required host_id "host-id": u16,
+            required removal_policy "removal-policy": super::super::CxlExtentRemovalPolicy,
+            optional forced_removal "forced-removal": bool,
+            optional sanitize_on_release "sanitize-on-release": bool,
+            required region "region": u8,
+            optional tag "tag": ::std::string::String,
+            required extents "extents": ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
         }
     }
 
-    impl ::qapi_types::private::Members for CxlReleaseDynamicCapacity {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "host-id", &self.host_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "removal-policy",
-                &self.removal_policy,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "forced-removal",
-                &self.forced_removal,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "sanitize-on-release",
-                &self.sanitize_on_release,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "region", &self.region)?;
-            ::qapi_types::private::optional(map, "tag", &self.tag)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "extents", &self.extents)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CxlReleaseDynamicCapacity {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CxlReleaseDynamicCapacity`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            host_id: ::std::option::Option<u16>,
-            removal_policy: ::std::option::Option<super::super::CxlExtentRemovalPolicy>,
-            forced_removal: ::std::option::Option<bool>,
-            sanitize_on_release: ::std::option::Option<bool>,
-            region: ::std::option::Option<u8>,
-            tag: ::std::option::Option<::std::string::String>,
-            extents: ::std::option::Option<
-                ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CxlReleaseDynamicCapacity {
-            const NAME: &'static str = "cxl-release-dynamic-capacity";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "host-id" => {
-                        slots.host_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "removal-policy" => {
-                        slots.removal_policy = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "forced-removal" => {
-                        slots.forced_removal = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "sanitize-on-release" => {
-                        slots.sanitize_on_release = ::serde::de::MapAccess::next_value(
-                            map,
-                        )?;
-                    }
-                    "region" => {
-                        slots.region = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tag" => slots.tag = ::serde::de::MapAccess::next_value(map)?,
-                    "extents" => {
-                        slots.extents = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CxlReleaseDynamicCapacity {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    host_id: slots.host_id.ok_or_else(|| E::missing_field("host-id"))?,
-                    removal_policy: slots
-                        .removal_policy
-                        .ok_or_else(|| E::missing_field("removal-policy"))?,
-                    forced_removal: slots.forced_removal,
-                    sanitize_on_release: slots.sanitize_on_release,
-                    region: slots.region.ok_or_else(|| E::missing_field("region"))?,
-                    tag: slots.tag,
-                    extents: slots.extents.ok_or_else(|| E::missing_field("extents"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CxlReleaseDynamicCapacity {
         const NAME: &'static str = "cxl-release-dynamic-capacity";
         type Returns = ::qapi_types::Empty;

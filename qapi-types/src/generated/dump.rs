@@ -164,83 +164,13 @@ pub struct DumpQueryResult {
     pub total: i64,
 }
 
-impl Serialize for DumpQueryResult {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DumpQueryResult = "DumpQueryResult" {
+        required status "status": super::DumpStatus,
+        required completed "completed": i64,
+        required total "total": i64,
     }
 }
-
-impl ::qapi_types::private::Members for DumpQueryResult {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "completed", &self.completed)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "total", &self.total)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DumpQueryResult {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DumpQueryResult`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        status: ::std::option::Option<super::DumpStatus>,
-        completed: ::std::option::Option<i64>,
-        total: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DumpQueryResult {
-        const NAME: &'static str = "DumpQueryResult";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "status" => {
-                    slots.status = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "completed" => {
-                    slots.completed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "total" => {
-                    slots.total = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DumpQueryResult {
-                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-                completed: slots.completed.ok_or_else(|| E::missing_field("completed"))?,
-                total: slots.total.ok_or_else(|| E::missing_field("total"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -249,67 +179,11 @@ pub struct DumpGuestMemoryCapability {
     pub formats: ::std::vec::Vec<super::DumpGuestMemoryFormat>,
 }
 
-impl Serialize for DumpGuestMemoryCapability {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DumpGuestMemoryCapability = "DumpGuestMemoryCapability" {
+        required formats "formats": ::std::vec::Vec<super::DumpGuestMemoryFormat>,
     }
 }
-
-impl ::qapi_types::private::Members for DumpGuestMemoryCapability {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "formats", &self.formats)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DumpGuestMemoryCapability {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DumpGuestMemoryCapability`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        formats: ::std::option::Option<::std::vec::Vec<super::DumpGuestMemoryFormat>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DumpGuestMemoryCapability {
-        const NAME: &'static str = "DumpGuestMemoryCapability";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "formats" => {
-                    slots.formats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DumpGuestMemoryCapability {
-                formats: slots.formats.ok_or_else(|| E::missing_field("formats"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `dump.json`.
 pub mod commands {
@@ -371,96 +245,17 @@ pub mod commands {
         pub format: ::std::option::Option<super::super::DumpGuestMemoryFormat>,
     }
 
-    impl Serialize for DumpGuestMemory {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DumpGuestMemory = "dump-guest-memory" {
+            required paging "paging": bool,
+            required protocol "protocol": ::std::string::String,
+            optional detach "detach": bool,
+            optional begin "begin": i64,
+            optional length "length": i64,
+            optional format "format": super::super::DumpGuestMemoryFormat,
         }
     }
 
-    impl ::qapi_types::private::Members for DumpGuestMemory {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "paging", &self.paging)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "protocol",
-                &self.protocol,
-            )?;
-            ::qapi_types::private::optional(map, "detach", &self.detach)?;
-            ::qapi_types::private::optional(map, "begin", &self.begin)?;
-            ::qapi_types::private::optional(map, "length", &self.length)?;
-            ::qapi_types::private::optional(map, "format", &self.format)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DumpGuestMemory {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DumpGuestMemory`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            paging: ::std::option::Option<bool>,
-            protocol: ::std::option::Option<::std::string::String>,
-            detach: ::std::option::Option<bool>,
-            begin: ::std::option::Option<i64>,
-            length: ::std::option::Option<i64>,
-            format: ::std::option::Option<super::super::DumpGuestMemoryFormat>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DumpGuestMemory {
-            const NAME: &'static str = "dump-guest-memory";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "paging" => {
-                        slots.paging = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "protocol" => {
-                        slots.protocol = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "detach" => slots.detach = ::serde::de::MapAccess::next_value(map)?,
-                    "begin" => slots.begin = ::serde::de::MapAccess::next_value(map)?,
-                    "length" => slots.length = ::serde::de::MapAccess::next_value(map)?,
-                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DumpGuestMemory {
-                    paging: slots.paging.ok_or_else(|| E::missing_field("paging"))?,
-                    protocol: slots
-                        .protocol
-                        .ok_or_else(|| E::missing_field("protocol"))?,
-                    detach: slots.detach,
-                    begin: slots.begin,
-                    length: slots.length,
-                    format: slots.format,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DumpGuestMemory {
         const NAME: &'static str = "dump-guest-memory";
         type Returns = ::qapi_types::Empty;
@@ -483,40 +278,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryDump {}
-    impl Serialize for QueryDump {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryDump {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryDump {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryDump {
-        const NAME: &'static str = "query-dump";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryDump {})
-        }
+    ::qapi_types::private::object! {
+        QueryDump = "query-dump" {}
     }
 
     impl ::qapi_types::Command for QueryDump {
@@ -541,40 +304,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryDumpGuestMemoryCapability {}
-    impl Serialize for QueryDumpGuestMemoryCapability {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryDumpGuestMemoryCapability {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryDumpGuestMemoryCapability {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryDumpGuestMemoryCapability {
-        const NAME: &'static str = "query-dump-guest-memory-capability";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryDumpGuestMemoryCapability {})
-        }
+    ::qapi_types::private::object! {
+        QueryDumpGuestMemoryCapability = "query-dump-guest-memory-capability" {}
     }
 
     impl ::qapi_types::Command for QueryDumpGuestMemoryCapability {
@@ -608,70 +339,13 @@ pub mod events {
         pub error: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for DumpCompleted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DumpCompleted = "DUMP_COMPLETED" {
+            required result "result": super::super::DumpQueryResult,
+            optional error "error": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DumpCompleted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "result", &self.result)?;
-            ::qapi_types::private::optional(map, "error", &self.error)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DumpCompleted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DumpCompleted`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            result: ::std::option::Option<super::super::DumpQueryResult>,
-            error: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DumpCompleted {
-            const NAME: &'static str = "DUMP_COMPLETED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "result" => {
-                        slots.result = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DumpCompleted {
-                    result: slots.result.ok_or_else(|| E::missing_field("result"))?,
-                    error: slots.error,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for DumpCompleted {
         const NAME: &'static str = "DUMP_COMPLETED";
     }

@@ -14,67 +14,11 @@ pub struct EbpfObject {
     pub object: ::std::string::String,
 }
 
-impl Serialize for EbpfObject {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    EbpfObject = "EbpfObject" {
+        required object "object": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for EbpfObject {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "object", &self.object)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for EbpfObject {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`EbpfObject`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        object: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for EbpfObject {
-        const NAME: &'static str = "EbpfObject";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "object" => {
-                    slots.object = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(EbpfObject {
-                object: slots.object.ok_or_else(|| E::missing_field("object"))?,
-            })
-        }
-    }
-};
 
 /// The eBPF programs that can be gotten with [`request-ebpf`](crate::commands::RequestEbpf).
 ///
@@ -152,66 +96,12 @@ pub mod commands {
         pub id: super::super::EbpfProgramID,
     }
 
-    impl Serialize for RequestEbpf {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        RequestEbpf = "request-ebpf" {
+            required id "id": super::super::EbpfProgramID,
         }
     }
 
-    impl ::qapi_types::private::Members for RequestEbpf {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RequestEbpf {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`RequestEbpf`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<super::super::EbpfProgramID>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for RequestEbpf {
-            const NAME: &'static str = "request-ebpf";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(RequestEbpf {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for RequestEbpf {
         const NAME: &'static str = "request-ebpf";
         type Returns = super::super::EbpfObject;

@@ -296,67 +296,11 @@ pub struct SchemaInfoBuiltin {
     pub json_type: super::JSONType,
 }
 
-impl Serialize for SchemaInfoBuiltin {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoBuiltin = "SchemaInfoBuiltin" {
+        required json_type "json-type": super::JSONType,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoBuiltin {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "json-type", &self.json_type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoBuiltin {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoBuiltin`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        json_type: ::std::option::Option<super::JSONType>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoBuiltin {
-        const NAME: &'static str = "SchemaInfoBuiltin";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "json-type" => {
-                    slots.json_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoBuiltin {
-                json_type: slots.json_type.ok_or_else(|| E::missing_field("json-type"))?,
-            })
-        }
-    }
-};
 
 /// The four primitive and two structured types according to RFC 8259
 /// section 1, plus 'int' (split off 'number'), plus the obvious top
@@ -459,75 +403,12 @@ pub struct SchemaInfoEnum {
     pub values: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for SchemaInfoEnum {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoEnum = "SchemaInfoEnum" {
+        required members "members": ::std::vec::Vec<super::SchemaInfoEnumMember>,
+        required values "values": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoEnum {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "values", &self.values)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoEnum {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoEnum`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        members: ::std::option::Option<::std::vec::Vec<super::SchemaInfoEnumMember>>,
-        values: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEnum {
-        const NAME: &'static str = "SchemaInfoEnum";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "members" => {
-                    slots.members = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "values" => {
-                    slots.values = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoEnum {
-                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
-                values: slots.values.ok_or_else(|| E::missing_field("values"))?,
-            })
-        }
-    }
-};
 
 /// An object member.
 ///
@@ -541,71 +422,12 @@ pub struct SchemaInfoEnumMember {
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for SchemaInfoEnumMember {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoEnumMember = "SchemaInfoEnumMember" {
+        required name "name": ::std::string::String,
+        optional features "features": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoEnumMember {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "features", &self.features)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoEnumMember {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoEnumMember`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEnumMember {
-        const NAME: &'static str = "SchemaInfoEnumMember";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "features" => slots.features = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoEnumMember {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                features: slots.features,
-            })
-        }
-    }
-};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'array'.
 ///
@@ -618,73 +440,11 @@ pub struct SchemaInfoArray {
     pub element_type: ::std::string::String,
 }
 
-impl Serialize for SchemaInfoArray {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoArray = "SchemaInfoArray" {
+        required element_type "element-type": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoArray {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "element-type",
-            &self.element_type,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoArray {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoArray`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        element_type: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoArray {
-        const NAME: &'static str = "SchemaInfoArray";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "element-type" => {
-                    slots.element_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoArray {
-                element_type: slots
-                    .element_type
-                    .ok_or_else(|| E::missing_field("element-type"))?,
-            })
-        }
-    }
-};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'object'.
 ///
@@ -706,75 +466,13 @@ pub struct SchemaInfoObject {
     pub variants: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectVariant>>,
 }
 
-impl Serialize for SchemaInfoObject {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoObject = "SchemaInfoObject" {
+        required members "members": ::std::vec::Vec<super::SchemaInfoObjectMember>,
+        optional tag "tag": ::std::string::String,
+        optional variants "variants": ::std::vec::Vec<super::SchemaInfoObjectVariant>,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoObject {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
-        ::qapi_types::private::optional(map, "tag", &self.tag)?;
-        ::qapi_types::private::optional(map, "variants", &self.variants)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoObject {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoObject`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        members: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectMember>>,
-        tag: ::std::option::Option<::std::string::String>,
-        variants: ::std::option::Option<::std::vec::Vec<super::SchemaInfoObjectVariant>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObject {
-        const NAME: &'static str = "SchemaInfoObject";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "members" => {
-                    slots.members = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tag" => slots.tag = ::serde::de::MapAccess::next_value(map)?,
-                "variants" => slots.variants = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoObject {
-                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
-                tag: slots.tag,
-                variants: slots.variants,
-            })
-        }
-    }
-};
 
 /// An object member.
 ///
@@ -796,87 +494,14 @@ pub struct SchemaInfoObjectMember {
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for SchemaInfoObjectMember {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoObjectMember = "SchemaInfoObjectMember" {
+        required name "name": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        nullable default "default": ::serde_json::Value,
+        optional features "features": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoObjectMember {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "default", &self.default)?;
-        ::qapi_types::private::optional(map, "features", &self.features)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoObjectMember {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoObjectMember`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        default: ::std::option::Option<::serde_json::Value>,
-        features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObjectMember {
-        const NAME: &'static str = "SchemaInfoObjectMember";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "default" => {
-                    slots.default = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "features" => slots.features = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoObjectMember {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                default: slots.default,
-                features: slots.features,
-            })
-        }
-    }
-};
 
 /// The variant members for a value of the type tag.
 ///
@@ -890,75 +515,12 @@ pub struct SchemaInfoObjectVariant {
     pub r#type: ::std::string::String,
 }
 
-impl Serialize for SchemaInfoObjectVariant {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoObjectVariant = "SchemaInfoObjectVariant" {
+        required case "case": ::std::string::String,
+        required r#type "type": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoObjectVariant {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "case", &self.case)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoObjectVariant {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoObjectVariant`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        case: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoObjectVariant {
-        const NAME: &'static str = "SchemaInfoObjectVariant";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "case" => {
-                    slots.case = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoObjectVariant {
-                case: slots.case.ok_or_else(|| E::missing_field("case"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-            })
-        }
-    }
-};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'alternate'.
 ///
@@ -973,69 +535,11 @@ pub struct SchemaInfoAlternate {
     pub members: ::std::vec::Vec<super::SchemaInfoAlternateMember>,
 }
 
-impl Serialize for SchemaInfoAlternate {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoAlternate = "SchemaInfoAlternate" {
+        required members "members": ::std::vec::Vec<super::SchemaInfoAlternateMember>,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoAlternate {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "members", &self.members)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoAlternate {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoAlternate`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        members: ::std::option::Option<
-            ::std::vec::Vec<super::SchemaInfoAlternateMember>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoAlternate {
-        const NAME: &'static str = "SchemaInfoAlternate";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "members" => {
-                    slots.members = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoAlternate {
-                members: slots.members.ok_or_else(|| E::missing_field("members"))?,
-            })
-        }
-    }
-};
 
 /// An alternate member.
 ///
@@ -1046,67 +550,11 @@ pub struct SchemaInfoAlternateMember {
     pub r#type: ::std::string::String,
 }
 
-impl Serialize for SchemaInfoAlternateMember {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoAlternateMember = "SchemaInfoAlternateMember" {
+        required r#type "type": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoAlternateMember {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoAlternateMember {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoAlternateMember`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoAlternateMember {
-        const NAME: &'static str = "SchemaInfoAlternateMember";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoAlternateMember {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-            })
-        }
-    }
-};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'command'.
 ///
@@ -1123,79 +571,13 @@ pub struct SchemaInfoCommand {
     pub allow_oob: ::std::option::Option<bool>,
 }
 
-impl Serialize for SchemaInfoCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoCommand = "SchemaInfoCommand" {
+        required arg_type "arg-type": ::std::string::String,
+        required ret_type "ret-type": ::std::string::String,
+        optional allow_oob "allow-oob": bool,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoCommand {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg-type", &self.arg_type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ret-type", &self.ret_type)?;
-        ::qapi_types::private::optional(map, "allow-oob", &self.allow_oob)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoCommand`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        arg_type: ::std::option::Option<::std::string::String>,
-        ret_type: ::std::option::Option<::std::string::String>,
-        allow_oob: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoCommand {
-        const NAME: &'static str = "SchemaInfoCommand";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "arg-type" => {
-                    slots.arg_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ret-type" => {
-                    slots.ret_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "allow-oob" => slots.allow_oob = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoCommand {
-                arg_type: slots.arg_type.ok_or_else(|| E::missing_field("arg-type"))?,
-                ret_type: slots.ret_type.ok_or_else(|| E::missing_field("ret-type"))?,
-                allow_oob: slots.allow_oob,
-            })
-        }
-    }
-};
 
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'event'.
 ///
@@ -1207,67 +589,11 @@ pub struct SchemaInfoEvent {
     pub arg_type: ::std::string::String,
 }
 
-impl Serialize for SchemaInfoEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SchemaInfoEvent = "SchemaInfoEvent" {
+        required arg_type "arg-type": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SchemaInfoEvent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg-type", &self.arg_type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaInfoEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SchemaInfoEvent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        arg_type: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SchemaInfoEvent {
-        const NAME: &'static str = "SchemaInfoEvent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "arg-type" => {
-                    slots.arg_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SchemaInfoEvent {
-                arg_type: slots.arg_type.ok_or_else(|| E::missing_field("arg-type"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `introspect.json`.
 pub mod commands {
@@ -1307,40 +633,8 @@ pub mod commands {
     /// *Since: 2.5*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryQmpSchema {}
-    impl Serialize for QueryQmpSchema {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryQmpSchema {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryQmpSchema {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryQmpSchema {
-        const NAME: &'static str = "query-qmp-schema";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryQmpSchema {})
-        }
+    ::qapi_types::private::object! {
+        QueryQmpSchema = "query-qmp-schema" {}
     }
 
     impl ::qapi_types::Command for QueryQmpSchema {

@@ -225,77 +225,13 @@ pub struct CpuInfoS390 {
     pub entitlement: ::std::option::Option<super::S390CpuEntitlement>,
 }
 
-impl Serialize for CpuInfoS390 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuInfoS390 = "CpuInfoS390" {
+        required cpu_state "cpu-state": super::S390CpuState,
+        optional dedicated "dedicated": bool,
+        optional entitlement "entitlement": super::S390CpuEntitlement,
     }
 }
-
-impl ::qapi_types::private::Members for CpuInfoS390 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-state", &self.cpu_state)?;
-        ::qapi_types::private::optional(map, "dedicated", &self.dedicated)?;
-        ::qapi_types::private::optional(map, "entitlement", &self.entitlement)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuInfoS390 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuInfoS390`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpu_state: ::std::option::Option<super::S390CpuState>,
-        dedicated: ::std::option::Option<bool>,
-        entitlement: ::std::option::Option<super::S390CpuEntitlement>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuInfoS390 {
-        const NAME: &'static str = "CpuInfoS390";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpu-state" => {
-                    slots.cpu_state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dedicated" => slots.dedicated = ::serde::de::MapAccess::next_value(map)?,
-                "entitlement" => {
-                    slots.entitlement = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuInfoS390 {
-                cpu_state: slots.cpu_state.ok_or_else(|| E::missing_field("cpu-state"))?,
-                dedicated: slots.dedicated,
-                entitlement: slots.entitlement,
-            })
-        }
-    }
-};
 
 /// Information about a virtual CPU
 ///
@@ -774,83 +710,13 @@ pub struct CompatProperty {
     pub value: ::std::string::String,
 }
 
-impl Serialize for CompatProperty {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CompatProperty = "CompatProperty" {
+        required qom_type "qom-type": ::std::string::String,
+        required property "property": ::std::string::String,
+        required value "value": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for CompatProperty {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "qom-type", &self.qom_type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "property", &self.property)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CompatProperty {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CompatProperty`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        qom_type: ::std::option::Option<::std::string::String>,
-        property: ::std::option::Option<::std::string::String>,
-        value: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CompatProperty {
-        const NAME: &'static str = "CompatProperty";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "qom-type" => {
-                    slots.qom_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "property" => {
-                    slots.property = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "value" => {
-                    slots.value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CompatProperty {
-                qom_type: slots.qom_type.ok_or_else(|| E::missing_field("qom-type"))?,
-                property: slots.property.ok_or_else(|| E::missing_field("property"))?,
-                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-            })
-        }
-    }
-};
 
 /// Information describing a machine.
 ///
@@ -893,153 +759,21 @@ pub struct MachineInfo {
     pub compat_props: ::std::option::Option<::std::vec::Vec<super::CompatProperty>>,
 }
 
-impl Serialize for MachineInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MachineInfo = "MachineInfo" {
+        required name "name": ::std::string::String,
+        optional alias "alias": ::std::string::String,
+        optional is_default "is-default": bool,
+        required cpu_max "cpu-max": i64,
+        required hotpluggable_cpus "hotpluggable-cpus": bool,
+        required numa_mem_supported "numa-mem-supported": bool,
+        required deprecated "deprecated": bool,
+        optional default_cpu_type "default-cpu-type": ::std::string::String,
+        optional default_ram_id "default-ram-id": ::std::string::String,
+        optional acpi "acpi": bool,
+        optional compat_props "compat-props": ::std::vec::Vec<super::CompatProperty>,
     }
 }
-
-impl ::qapi_types::private::Members for MachineInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "alias", &self.alias)?;
-        ::qapi_types::private::optional(map, "is-default", &self.is_default)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-max", &self.cpu_max)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "hotpluggable-cpus",
-            &self.hotpluggable_cpus,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "numa-mem-supported",
-            &self.numa_mem_supported,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "deprecated",
-            &self.deprecated,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "default-cpu-type",
-            &self.default_cpu_type,
-        )?;
-        ::qapi_types::private::optional(map, "default-ram-id", &self.default_ram_id)?;
-        ::qapi_types::private::optional(map, "acpi", &self.acpi)?;
-        ::qapi_types::private::optional(map, "compat-props", &self.compat_props)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MachineInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MachineInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        alias: ::std::option::Option<::std::string::String>,
-        is_default: ::std::option::Option<bool>,
-        cpu_max: ::std::option::Option<i64>,
-        hotpluggable_cpus: ::std::option::Option<bool>,
-        numa_mem_supported: ::std::option::Option<bool>,
-        deprecated: ::std::option::Option<bool>,
-        default_cpu_type: ::std::option::Option<::std::string::String>,
-        default_ram_id: ::std::option::Option<::std::string::String>,
-        acpi: ::std::option::Option<bool>,
-        compat_props: ::std::option::Option<::std::vec::Vec<super::CompatProperty>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MachineInfo {
-        const NAME: &'static str = "MachineInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "alias" => slots.alias = ::serde::de::MapAccess::next_value(map)?,
-                "is-default" => {
-                    slots.is_default = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cpu-max" => {
-                    slots.cpu_max = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hotpluggable-cpus" => {
-                    slots.hotpluggable_cpus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "numa-mem-supported" => {
-                    slots.numa_mem_supported = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "deprecated" => {
-                    slots.deprecated = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "default-cpu-type" => {
-                    slots.default_cpu_type = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "default-ram-id" => {
-                    slots.default_ram_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "acpi" => slots.acpi = ::serde::de::MapAccess::next_value(map)?,
-                "compat-props" => {
-                    slots.compat_props = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MachineInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                alias: slots.alias,
-                is_default: slots.is_default,
-                cpu_max: slots.cpu_max.ok_or_else(|| E::missing_field("cpu-max"))?,
-                hotpluggable_cpus: slots
-                    .hotpluggable_cpus
-                    .ok_or_else(|| E::missing_field("hotpluggable-cpus"))?,
-                numa_mem_supported: slots
-                    .numa_mem_supported
-                    .ok_or_else(|| E::missing_field("numa-mem-supported"))?,
-                deprecated: slots
-                    .deprecated
-                    .ok_or_else(|| E::missing_field("deprecated"))?,
-                default_cpu_type: slots.default_cpu_type,
-                default_ram_id: slots.default_ram_id,
-                acpi: slots.acpi,
-                compat_props: slots.compat_props,
-            })
-        }
-    }
-};
 
 /// Information describing the running machine parameters.
 ///
@@ -1051,73 +785,11 @@ pub struct CurrentMachineParams {
     pub wakeup_suspend_support: bool,
 }
 
-impl Serialize for CurrentMachineParams {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CurrentMachineParams = "CurrentMachineParams" {
+        required wakeup_suspend_support "wakeup-suspend-support": bool,
     }
 }
-
-impl ::qapi_types::private::Members for CurrentMachineParams {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "wakeup-suspend-support",
-            &self.wakeup_suspend_support,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CurrentMachineParams {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CurrentMachineParams`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        wakeup_suspend_support: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CurrentMachineParams {
-        const NAME: &'static str = "CurrentMachineParams";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "wakeup-suspend-support" => {
-                    slots.wakeup_suspend_support = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CurrentMachineParams {
-                wakeup_suspend_support: slots
-                    .wakeup_suspend_support
-                    .ok_or_else(|| E::missing_field("wakeup-suspend-support"))?,
-            })
-        }
-    }
-};
 
 /// Information on the target configuration built into the QEMU binary.
 ///
@@ -1128,67 +800,11 @@ pub struct QemuTargetInfo {
     pub arch: super::SysEmuTarget,
 }
 
-impl Serialize for QemuTargetInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QemuTargetInfo = "QemuTargetInfo" {
+        required arch "arch": super::SysEmuTarget,
     }
 }
-
-impl ::qapi_types::private::Members for QemuTargetInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "arch", &self.arch)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QemuTargetInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QemuTargetInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        arch: ::std::option::Option<super::SysEmuTarget>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QemuTargetInfo {
-        const NAME: &'static str = "QemuTargetInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "arch" => {
-                    slots.arch = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QemuTargetInfo {
-                arch: slots.arch.ok_or_else(|| E::missing_field("arch"))?,
-            })
-        }
-    }
-};
 
 /// Guest UUID information (Universally Unique Identifier).
 ///
@@ -1203,67 +819,11 @@ pub struct UuidInfo {
     pub uuid: ::std::string::String,
 }
 
-impl Serialize for UuidInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    UuidInfo = "UuidInfo" {
+        required uuid "UUID": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for UuidInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "UUID", &self.uuid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for UuidInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`UuidInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        uuid: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for UuidInfo {
-        const NAME: &'static str = "UuidInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "UUID" => {
-                    slots.uuid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(UuidInfo {
-                uuid: slots.uuid.ok_or_else(|| E::missing_field("UUID"))?,
-            })
-        }
-    }
-};
 
 /// GUID information.
 ///
@@ -1274,67 +834,11 @@ pub struct GuidInfo {
     pub guid: ::std::string::String,
 }
 
-impl Serialize for GuidInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuidInfo = "GuidInfo" {
+        required guid "guid": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for GuidInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "guid", &self.guid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuidInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuidInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        guid: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuidInfo {
-        const NAME: &'static str = "GuidInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "guid" => {
-                    slots.guid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuidInfo {
-                guid: slots.guid.ok_or_else(|| E::missing_field("guid"))?,
-            })
-        }
-    }
-};
 
 /// Policy for handling lost ticks in timer devices.  Ticks end up
 /// getting lost when, for example, the guest is paused.
@@ -1635,79 +1139,15 @@ pub struct NumaNodeOptions {
     pub initiator: ::std::option::Option<u16>,
 }
 
-impl Serialize for NumaNodeOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NumaNodeOptions = "NumaNodeOptions" {
+        optional nodeid "nodeid": u16,
+        optional cpus "cpus": ::std::vec::Vec<u16>,
+        optional mem "mem": u64,
+        optional memdev "memdev": ::std::string::String,
+        optional initiator "initiator": u16,
     }
 }
-
-impl ::qapi_types::private::Members for NumaNodeOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "nodeid", &self.nodeid)?;
-        ::qapi_types::private::optional(map, "cpus", &self.cpus)?;
-        ::qapi_types::private::optional(map, "mem", &self.mem)?;
-        ::qapi_types::private::optional(map, "memdev", &self.memdev)?;
-        ::qapi_types::private::optional(map, "initiator", &self.initiator)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaNodeOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NumaNodeOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        nodeid: ::std::option::Option<u16>,
-        cpus: ::std::option::Option<::std::vec::Vec<u16>>,
-        mem: ::std::option::Option<u64>,
-        memdev: ::std::option::Option<::std::string::String>,
-        initiator: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NumaNodeOptions {
-        const NAME: &'static str = "NumaNodeOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "nodeid" => slots.nodeid = ::serde::de::MapAccess::next_value(map)?,
-                "cpus" => slots.cpus = ::serde::de::MapAccess::next_value(map)?,
-                "mem" => slots.mem = ::serde::de::MapAccess::next_value(map)?,
-                "memdev" => slots.memdev = ::serde::de::MapAccess::next_value(map)?,
-                "initiator" => slots.initiator = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NumaNodeOptions {
-                nodeid: slots.nodeid,
-                cpus: slots.cpus,
-                mem: slots.mem,
-                memdev: slots.memdev,
-                initiator: slots.initiator,
-            })
-        }
-    }
-};
 
 /// Set the distance between 2 NUMA nodes.
 ///
@@ -1724,83 +1164,13 @@ pub struct NumaDistOptions {
     pub val: u8,
 }
 
-impl Serialize for NumaDistOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NumaDistOptions = "NumaDistOptions" {
+        required src "src": u16,
+        required dst "dst": u16,
+        required val "val": u8,
     }
 }
-
-impl ::qapi_types::private::Members for NumaDistOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "src", &self.src)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "dst", &self.dst)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaDistOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NumaDistOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        src: ::std::option::Option<u16>,
-        dst: ::std::option::Option<u16>,
-        val: ::std::option::Option<u8>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NumaDistOptions {
-        const NAME: &'static str = "NumaDistOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "src" => {
-                    slots.src = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dst" => {
-                    slots.dst = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "val" => {
-                    slots.val = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NumaDistOptions {
-                src: slots.src.ok_or_else(|| E::missing_field("src"))?,
-                dst: slots.dst.ok_or_else(|| E::missing_field("dst"))?,
-                val: slots.val.ok_or_else(|| E::missing_field("val"))?,
-            })
-        }
-    }
-};
 
 /// Create a CXL Fixed Memory Window
 ///
@@ -1819,87 +1189,13 @@ pub struct CXLFixedMemoryWindowOptions {
     pub targets: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for CXLFixedMemoryWindowOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CXLFixedMemoryWindowOptions = "CXLFixedMemoryWindowOptions" {
+        required size "size": u64,
+        optional interleave_granularity "interleave-granularity": u64,
+        required targets "targets": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for CXLFixedMemoryWindowOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "interleave-granularity",
-            &self.interleave_granularity,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "targets", &self.targets)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CXLFixedMemoryWindowOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CXLFixedMemoryWindowOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        size: ::std::option::Option<u64>,
-        interleave_granularity: ::std::option::Option<u64>,
-        targets: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CXLFixedMemoryWindowOptions {
-        const NAME: &'static str = "CXLFixedMemoryWindowOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "interleave-granularity" => {
-                    slots.interleave_granularity = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "targets" => {
-                    slots.targets = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CXLFixedMemoryWindowOptions {
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                interleave_granularity: slots.interleave_granularity,
-                targets: slots.targets.ok_or_else(|| E::missing_field("targets"))?,
-            })
-        }
-    }
-};
 
 /// List of CXL Fixed Memory Windows.
 ///
@@ -1910,69 +1206,11 @@ pub struct CXLFMWProperties {
     pub cxl_fmw: ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
 }
 
-impl Serialize for CXLFMWProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CXLFMWProperties = "CXLFMWProperties" {
+        required cxl_fmw "cxl-fmw": ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
     }
 }
-
-impl ::qapi_types::private::Members for CXLFMWProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cxl-fmw", &self.cxl_fmw)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CXLFMWProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CXLFMWProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cxl_fmw: ::std::option::Option<
-            ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CXLFMWProperties {
-        const NAME: &'static str = "CXLFMWProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cxl-fmw" => {
-                    slots.cxl_fmw = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CXLFMWProperties {
-                cxl_fmw: slots.cxl_fmw.ok_or_else(|| E::missing_field("cxl-fmw"))?,
-            })
-        }
-    }
-};
 
 /// A X86 32-bit register
 ///
@@ -2062,101 +1300,14 @@ pub struct X86CPUFeatureWordInfo {
     pub features: i64,
 }
 
-impl Serialize for X86CPUFeatureWordInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    X86CPUFeatureWordInfo = "X86CPUFeatureWordInfo" {
+        required cpuid_input_eax "cpuid-input-eax": i64,
+        optional cpuid_input_ecx "cpuid-input-ecx": i64,
+        required cpuid_register "cpuid-register": super::X86CPURegister32,
+        required features "features": i64,
     }
 }
-
-impl ::qapi_types::private::Members for X86CPUFeatureWordInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cpuid-input-eax",
-            &self.cpuid_input_eax,
-        )?;
-        ::qapi_types::private::optional(map, "cpuid-input-ecx", &self.cpuid_input_ecx)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cpuid-register",
-            &self.cpuid_register,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "features", &self.features)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for X86CPUFeatureWordInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`X86CPUFeatureWordInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpuid_input_eax: ::std::option::Option<i64>,
-        cpuid_input_ecx: ::std::option::Option<i64>,
-        cpuid_register: ::std::option::Option<super::X86CPURegister32>,
-        features: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for X86CPUFeatureWordInfo {
-        const NAME: &'static str = "X86CPUFeatureWordInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpuid-input-eax" => {
-                    slots.cpuid_input_eax = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cpuid-input-ecx" => {
-                    slots.cpuid_input_ecx = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cpuid-register" => {
-                    slots.cpuid_register = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "features" => {
-                    slots.features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(X86CPUFeatureWordInfo {
-                cpuid_input_eax: slots
-                    .cpuid_input_eax
-                    .ok_or_else(|| E::missing_field("cpuid-input-eax"))?,
-                cpuid_input_ecx: slots.cpuid_input_ecx,
-                cpuid_register: slots
-                    .cpuid_register
-                    .ok_or_else(|| E::missing_field("cpuid-register"))?,
-                features: slots.features.ok_or_else(|| E::missing_field("features"))?,
-            })
-        }
-    }
-};
 
 /// Not used by QMP; hack to let us use X86CPUFeatureWordInfoList
 /// internally
@@ -2167,67 +1318,11 @@ pub struct DummyForceArrays {
     pub unused: ::std::vec::Vec<super::X86CPUFeatureWordInfo>,
 }
 
-impl Serialize for DummyForceArrays {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DummyForceArrays = "DummyForceArrays" {
+        required unused "unused": ::std::vec::Vec<super::X86CPUFeatureWordInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for DummyForceArrays {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "unused", &self.unused)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DummyForceArrays {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DummyForceArrays`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        unused: ::std::option::Option<::std::vec::Vec<super::X86CPUFeatureWordInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DummyForceArrays {
-        const NAME: &'static str = "DummyForceArrays";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "unused" => {
-                    slots.unused = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DummyForceArrays {
-                unused: slots.unused.ok_or_else(|| E::missing_field("unused"))?,
-            })
-        }
-    }
-};
 
 /// Option "-numa cpu" overrides default cpu to node mapping.  It
 /// accepts the same set of cpu properties as returned by
@@ -2262,97 +1357,19 @@ pub struct NumaCpuOptions {
     pub thread_id: ::std::option::Option<i64>,
 }
 
-impl Serialize for NumaCpuOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NumaCpuOptions = "NumaCpuOptions" {
+        optional node_id "node-id": i64,
+        optional drawer_id "drawer-id": i64,
+        optional book_id "book-id": i64,
+        optional socket_id "socket-id": i64,
+        optional die_id "die-id": i64,
+        optional cluster_id "cluster-id": i64,
+        optional module_id "module-id": i64,
+        optional core_id "core-id": i64,
+        optional thread_id "thread-id": i64,
     }
 }
-
-impl ::qapi_types::private::Members for NumaCpuOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "node-id", &self.node_id)?;
-        ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
-        ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
-        ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
-        ::qapi_types::private::optional(map, "die-id", &self.die_id)?;
-        ::qapi_types::private::optional(map, "cluster-id", &self.cluster_id)?;
-        ::qapi_types::private::optional(map, "module-id", &self.module_id)?;
-        ::qapi_types::private::optional(map, "core-id", &self.core_id)?;
-        ::qapi_types::private::optional(map, "thread-id", &self.thread_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaCpuOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NumaCpuOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node_id: ::std::option::Option<i64>,
-        drawer_id: ::std::option::Option<i64>,
-        book_id: ::std::option::Option<i64>,
-        socket_id: ::std::option::Option<i64>,
-        die_id: ::std::option::Option<i64>,
-        cluster_id: ::std::option::Option<i64>,
-        module_id: ::std::option::Option<i64>,
-        core_id: ::std::option::Option<i64>,
-        thread_id: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NumaCpuOptions {
-        const NAME: &'static str = "NumaCpuOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node-id" => slots.node_id = ::serde::de::MapAccess::next_value(map)?,
-                "drawer-id" => slots.drawer_id = ::serde::de::MapAccess::next_value(map)?,
-                "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
-                "socket-id" => slots.socket_id = ::serde::de::MapAccess::next_value(map)?,
-                "die-id" => slots.die_id = ::serde::de::MapAccess::next_value(map)?,
-                "cluster-id" => {
-                    slots.cluster_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "module-id" => slots.module_id = ::serde::de::MapAccess::next_value(map)?,
-                "core-id" => slots.core_id = ::serde::de::MapAccess::next_value(map)?,
-                "thread-id" => slots.thread_id = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NumaCpuOptions {
-                node_id: slots.node_id,
-                drawer_id: slots.drawer_id,
-                book_id: slots.book_id,
-                socket_id: slots.socket_id,
-                die_id: slots.die_id,
-                cluster_id: slots.cluster_id,
-                module_id: slots.module_id,
-                core_id: slots.core_id,
-                thread_id: slots.thread_id,
-            })
-        }
-    }
-};
 
 /// The memory hierarchy in the System Locality Latency and Bandwidth
 /// Information Structure of HMAT (Heterogeneous Memory Attribute Table)
@@ -2523,99 +1540,16 @@ pub struct NumaHmatLBOptions {
     pub bandwidth: ::std::option::Option<u64>,
 }
 
-impl Serialize for NumaHmatLBOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NumaHmatLBOptions = "NumaHmatLBOptions" {
+        required initiator "initiator": u16,
+        required target "target": u16,
+        required hierarchy "hierarchy": super::HmatLBMemoryHierarchy,
+        required data_type "data-type": super::HmatLBDataType,
+        optional latency "latency": u64,
+        optional bandwidth "bandwidth": u64,
     }
 }
-
-impl ::qapi_types::private::Members for NumaHmatLBOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "initiator", &self.initiator)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "hierarchy", &self.hierarchy)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "data-type", &self.data_type)?;
-        ::qapi_types::private::optional(map, "latency", &self.latency)?;
-        ::qapi_types::private::optional(map, "bandwidth", &self.bandwidth)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaHmatLBOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NumaHmatLBOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        initiator: ::std::option::Option<u16>,
-        target: ::std::option::Option<u16>,
-        hierarchy: ::std::option::Option<super::HmatLBMemoryHierarchy>,
-        data_type: ::std::option::Option<super::HmatLBDataType>,
-        latency: ::std::option::Option<u64>,
-        bandwidth: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NumaHmatLBOptions {
-        const NAME: &'static str = "NumaHmatLBOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "initiator" => {
-                    slots.initiator = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hierarchy" => {
-                    slots.hierarchy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-type" => {
-                    slots.data_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "latency" => slots.latency = ::serde::de::MapAccess::next_value(map)?,
-                "bandwidth" => slots.bandwidth = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NumaHmatLBOptions {
-                initiator: slots.initiator.ok_or_else(|| E::missing_field("initiator"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                hierarchy: slots.hierarchy.ok_or_else(|| E::missing_field("hierarchy"))?,
-                data_type: slots.data_type.ok_or_else(|| E::missing_field("data-type"))?,
-                latency: slots.latency,
-                bandwidth: slots.bandwidth,
-            })
-        }
-    }
-};
 
 /// Cache associativity in the Memory Side Cache Information Structure
 /// of HMAT
@@ -2768,113 +1702,16 @@ pub struct NumaHmatCacheOptions {
     pub line: u16,
 }
 
-impl Serialize for NumaHmatCacheOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NumaHmatCacheOptions = "NumaHmatCacheOptions" {
+        required node_id "node-id": u32,
+        required size "size": u64,
+        required level "level": u8,
+        required associativity "associativity": super::HmatCacheAssociativity,
+        required policy "policy": super::HmatCacheWritePolicy,
+        required line "line": u16,
     }
 }
-
-impl ::qapi_types::private::Members for NumaHmatCacheOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-id", &self.node_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "level", &self.level)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "associativity",
-            &self.associativity,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "line", &self.line)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaHmatCacheOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NumaHmatCacheOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node_id: ::std::option::Option<u32>,
-        size: ::std::option::Option<u64>,
-        level: ::std::option::Option<u8>,
-        associativity: ::std::option::Option<super::HmatCacheAssociativity>,
-        policy: ::std::option::Option<super::HmatCacheWritePolicy>,
-        line: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NumaHmatCacheOptions {
-        const NAME: &'static str = "NumaHmatCacheOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node-id" => {
-                    slots.node_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "level" => {
-                    slots.level = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "associativity" => {
-                    slots.associativity = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "policy" => {
-                    slots.policy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "line" => {
-                    slots.line = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NumaHmatCacheOptions {
-                node_id: slots.node_id.ok_or_else(|| E::missing_field("node-id"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                level: slots.level.ok_or_else(|| E::missing_field("level"))?,
-                associativity: slots
-                    .associativity
-                    .ok_or_else(|| E::missing_field("associativity"))?,
-                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
-                line: slots.line.ok_or_else(|| E::missing_field("line"))?,
-            })
-        }
-    }
-};
 
 /// Information about memory backend
 ///
@@ -2905,129 +1742,19 @@ pub struct Memdev {
     pub policy: super::HostMemPolicy,
 }
 
-impl Serialize for Memdev {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Memdev = "Memdev" {
+        optional id "id": ::std::string::String,
+        required size "size": u64,
+        required merge "merge": bool,
+        required dump "dump": bool,
+        required prealloc "prealloc": bool,
+        required share "share": bool,
+        optional reserve "reserve": bool,
+        required host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        required policy "policy": super::HostMemPolicy,
     }
 }
-
-impl ::qapi_types::private::Members for Memdev {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "merge", &self.merge)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "dump", &self.dump)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "prealloc", &self.prealloc)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-nodes",
-            &self.host_nodes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Memdev {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Memdev`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        size: ::std::option::Option<u64>,
-        merge: ::std::option::Option<bool>,
-        dump: ::std::option::Option<bool>,
-        prealloc: ::std::option::Option<bool>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Memdev {
-        const NAME: &'static str = "Memdev";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "merge" => {
-                    slots.merge = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dump" => {
-                    slots.dump = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "prealloc" => {
-                    slots.prealloc = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "share" => {
-                    slots.share = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "policy" => {
-                    slots.policy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Memdev {
-                id: slots.id,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                merge: slots.merge.ok_or_else(|| E::missing_field("merge"))?,
-                dump: slots.dump.ok_or_else(|| E::missing_field("dump"))?,
-                prealloc: slots.prealloc.ok_or_else(|| E::missing_field("prealloc"))?,
-                share: slots.share.ok_or_else(|| E::missing_field("share"))?,
-                reserve: slots.reserve,
-                host_nodes: slots
-                    .host_nodes
-                    .ok_or_else(|| E::missing_field("host-nodes"))?,
-                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
-            })
-        }
-    }
-};
 
 /// Properties identifying a CPU.
 ///
@@ -3068,97 +1795,19 @@ pub struct CpuInstanceProperties {
     pub thread_id: ::std::option::Option<i64>,
 }
 
-impl Serialize for CpuInstanceProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuInstanceProperties = "CpuInstanceProperties" {
+        optional node_id "node-id": i64,
+        optional drawer_id "drawer-id": i64,
+        optional book_id "book-id": i64,
+        optional socket_id "socket-id": i64,
+        optional die_id "die-id": i64,
+        optional cluster_id "cluster-id": i64,
+        optional module_id "module-id": i64,
+        optional core_id "core-id": i64,
+        optional thread_id "thread-id": i64,
     }
 }
-
-impl ::qapi_types::private::Members for CpuInstanceProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "node-id", &self.node_id)?;
-        ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
-        ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
-        ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
-        ::qapi_types::private::optional(map, "die-id", &self.die_id)?;
-        ::qapi_types::private::optional(map, "cluster-id", &self.cluster_id)?;
-        ::qapi_types::private::optional(map, "module-id", &self.module_id)?;
-        ::qapi_types::private::optional(map, "core-id", &self.core_id)?;
-        ::qapi_types::private::optional(map, "thread-id", &self.thread_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuInstanceProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuInstanceProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node_id: ::std::option::Option<i64>,
-        drawer_id: ::std::option::Option<i64>,
-        book_id: ::std::option::Option<i64>,
-        socket_id: ::std::option::Option<i64>,
-        die_id: ::std::option::Option<i64>,
-        cluster_id: ::std::option::Option<i64>,
-        module_id: ::std::option::Option<i64>,
-        core_id: ::std::option::Option<i64>,
-        thread_id: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuInstanceProperties {
-        const NAME: &'static str = "CpuInstanceProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node-id" => slots.node_id = ::serde::de::MapAccess::next_value(map)?,
-                "drawer-id" => slots.drawer_id = ::serde::de::MapAccess::next_value(map)?,
-                "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
-                "socket-id" => slots.socket_id = ::serde::de::MapAccess::next_value(map)?,
-                "die-id" => slots.die_id = ::serde::de::MapAccess::next_value(map)?,
-                "cluster-id" => {
-                    slots.cluster_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "module-id" => slots.module_id = ::serde::de::MapAccess::next_value(map)?,
-                "core-id" => slots.core_id = ::serde::de::MapAccess::next_value(map)?,
-                "thread-id" => slots.thread_id = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuInstanceProperties {
-                node_id: slots.node_id,
-                drawer_id: slots.drawer_id,
-                book_id: slots.book_id,
-                socket_id: slots.socket_id,
-                die_id: slots.die_id,
-                cluster_id: slots.cluster_id,
-                module_id: slots.module_id,
-                core_id: slots.core_id,
-                thread_id: slots.thread_id,
-            })
-        }
-    }
-};
 
 /// **Note:**
 ///
@@ -3180,93 +1829,14 @@ pub struct HotpluggableCPU {
     pub qom_path: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for HotpluggableCPU {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    HotpluggableCPU = "HotpluggableCPU" {
+        required r#type "type": ::std::string::String,
+        required vcpus_count "vcpus-count": i64,
+        required props "props": super::CpuInstanceProperties,
+        optional qom_path "qom-path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for HotpluggableCPU {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vcpus-count",
-            &self.vcpus_count,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "props", &self.props)?;
-        ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for HotpluggableCPU {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`HotpluggableCPU`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<::std::string::String>,
-        vcpus_count: ::std::option::Option<i64>,
-        props: ::std::option::Option<super::CpuInstanceProperties>,
-        qom_path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for HotpluggableCPU {
-        const NAME: &'static str = "HotpluggableCPU";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vcpus-count" => {
-                    slots.vcpus_count = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "props" => {
-                    slots.props = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "qom-path" => slots.qom_path = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(HotpluggableCPU {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                vcpus_count: slots
-                    .vcpus_count
-                    .ok_or_else(|| E::missing_field("vcpus-count"))?,
-                props: slots.props.ok_or_else(|| E::missing_field("props"))?,
-                qom_path: slots.qom_path,
-            })
-        }
-    }
-};
 
 /// Information about the guest balloon device.
 ///
@@ -3278,67 +1848,11 @@ pub struct BalloonInfo {
     pub actual: i64,
 }
 
-impl Serialize for BalloonInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BalloonInfo = "BalloonInfo" {
+        required actual "actual": i64,
     }
 }
-
-impl ::qapi_types::private::Members for BalloonInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "actual", &self.actual)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BalloonInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BalloonInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        actual: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BalloonInfo {
-        const NAME: &'static str = "BalloonInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "actual" => {
-                    slots.actual = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BalloonInfo {
-                actual: slots.actual.ok_or_else(|| E::missing_field("actual"))?,
-            })
-        }
-    }
-};
 
 /// hv-balloon guest-provided memory status information.
 ///
@@ -3354,75 +1868,12 @@ pub struct HvBalloonInfo {
     pub available: u64,
 }
 
-impl Serialize for HvBalloonInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    HvBalloonInfo = "HvBalloonInfo" {
+        required committed "committed": u64,
+        required available "available": u64,
     }
 }
-
-impl ::qapi_types::private::Members for HvBalloonInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "committed", &self.committed)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "available", &self.available)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for HvBalloonInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`HvBalloonInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        committed: ::std::option::Option<u64>,
-        available: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonInfo {
-        const NAME: &'static str = "HvBalloonInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "committed" => {
-                    slots.committed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "available" => {
-                    slots.available = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(HvBalloonInfo {
-                committed: slots.committed.ok_or_else(|| E::missing_field("committed"))?,
-                available: slots.available.ok_or_else(|| E::missing_field("available"))?,
-            })
-        }
-    }
-};
 
 /// Actual memory information in bytes.
 ///
@@ -3438,79 +1889,12 @@ pub struct MemoryInfo {
     pub plugged_memory: ::std::option::Option<u64>,
 }
 
-impl Serialize for MemoryInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryInfo = "MemoryInfo" {
+        required base_memory "base-memory": u64,
+        optional plugged_memory "plugged-memory": u64,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "base-memory",
-            &self.base_memory,
-        )?;
-        ::qapi_types::private::optional(map, "plugged-memory", &self.plugged_memory)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        base_memory: ::std::option::Option<u64>,
-        plugged_memory: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryInfo {
-        const NAME: &'static str = "MemoryInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "base-memory" => {
-                    slots.base_memory = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "plugged-memory" => {
-                    slots.plugged_memory = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryInfo {
-                base_memory: slots
-                    .base_memory
-                    .ok_or_else(|| E::missing_field("base-memory"))?,
-                plugged_memory: slots.plugged_memory,
-            })
-        }
-    }
-};
 
 /// PCDIMMDevice state information
 ///
@@ -3536,131 +1920,18 @@ pub struct PCDIMMDeviceInfo {
     pub hotpluggable: bool,
 }
 
-impl Serialize for PCDIMMDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PCDIMMDeviceInfo = "PCDIMMDeviceInfo" {
+        optional id "id": ::std::string::String,
+        required addr "addr": i64,
+        required size "size": i64,
+        required slot "slot": i64,
+        required node "node": i64,
+        required memdev "memdev": ::std::string::String,
+        required hotplugged "hotplugged": bool,
+        required hotpluggable "hotpluggable": bool,
     }
 }
-
-impl ::qapi_types::private::Members for PCDIMMDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "hotplugged",
-            &self.hotplugged,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "hotpluggable",
-            &self.hotpluggable,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PCDIMMDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PCDIMMDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        addr: ::std::option::Option<i64>,
-        size: ::std::option::Option<i64>,
-        slot: ::std::option::Option<i64>,
-        node: ::std::option::Option<i64>,
-        memdev: ::std::option::Option<::std::string::String>,
-        hotplugged: ::std::option::Option<bool>,
-        hotpluggable: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PCDIMMDeviceInfo {
-        const NAME: &'static str = "PCDIMMDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slot" => {
-                    slots.slot = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memdev" => {
-                    slots.memdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hotplugged" => {
-                    slots.hotplugged = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hotpluggable" => {
-                    slots.hotpluggable = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PCDIMMDeviceInfo {
-                id: slots.id,
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
-                hotplugged: slots
-                    .hotplugged
-                    .ok_or_else(|| E::missing_field("hotplugged"))?,
-                hotpluggable: slots
-                    .hotpluggable
-                    .ok_or_else(|| E::missing_field("hotpluggable"))?,
-            })
-        }
-    }
-};
 
 /// VirtioPMEM state information
 ///
@@ -3677,87 +1948,14 @@ pub struct VirtioPMEMDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
-impl Serialize for VirtioPMEMDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioPMEMDeviceInfo = "VirtioPMEMDeviceInfo" {
+        optional id "id": ::std::string::String,
+        required memaddr "memaddr": u64,
+        required size "size": u64,
+        required memdev "memdev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioPMEMDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioPMEMDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioPMEMDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        memaddr: ::std::option::Option<u64>,
-        size: ::std::option::Option<u64>,
-        memdev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioPMEMDeviceInfo {
-        const NAME: &'static str = "VirtioPMEMDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "memaddr" => {
-                    slots.memaddr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memdev" => {
-                    slots.memdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioPMEMDeviceInfo {
-                id: slots.id,
-                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
-            })
-        }
-    }
-};
 
 /// VirtioMEMDevice state information
 ///
@@ -3782,131 +1980,18 @@ pub struct VirtioMEMDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
-impl Serialize for VirtioMEMDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioMEMDeviceInfo = "VirtioMEMDeviceInfo" {
+        optional id "id": ::std::string::String,
+        required memaddr "memaddr": u64,
+        required requested_size "requested-size": u64,
+        required size "size": u64,
+        required max_size "max-size": u64,
+        required block_size "block-size": u64,
+        required node "node": i64,
+        required memdev "memdev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioMEMDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "requested-size",
-            &self.requested_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "max-size", &self.max_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "block-size",
-            &self.block_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioMEMDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioMEMDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        memaddr: ::std::option::Option<u64>,
-        requested_size: ::std::option::Option<u64>,
-        size: ::std::option::Option<u64>,
-        max_size: ::std::option::Option<u64>,
-        block_size: ::std::option::Option<u64>,
-        node: ::std::option::Option<i64>,
-        memdev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioMEMDeviceInfo {
-        const NAME: &'static str = "VirtioMEMDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "memaddr" => {
-                    slots.memaddr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "requested-size" => {
-                    slots.requested_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max-size" => {
-                    slots.max_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "block-size" => {
-                    slots.block_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memdev" => {
-                    slots.memdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioMEMDeviceInfo {
-                id: slots.id,
-                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
-                requested_size: slots
-                    .requested_size
-                    .ok_or_else(|| E::missing_field("requested-size"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                max_size: slots.max_size.ok_or_else(|| E::missing_field("max-size"))?,
-                block_size: slots
-                    .block_size
-                    .ok_or_else(|| E::missing_field("block-size"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
-            })
-        }
-    }
-};
 
 /// Sgx EPC state information
 ///
@@ -3925,95 +2010,15 @@ pub struct SgxEPCDeviceInfo {
     pub memdev: ::std::string::String,
 }
 
-impl Serialize for SgxEPCDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxEPCDeviceInfo = "SgxEPCDeviceInfo" {
+        optional id "id": ::std::string::String,
+        required memaddr "memaddr": u64,
+        required size "size": u64,
+        required node "node": i64,
+        required memdev "memdev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SgxEPCDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memaddr", &self.memaddr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxEPCDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxEPCDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        memaddr: ::std::option::Option<u64>,
-        size: ::std::option::Option<u64>,
-        node: ::std::option::Option<i64>,
-        memdev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCDeviceInfo {
-        const NAME: &'static str = "SgxEPCDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "memaddr" => {
-                    slots.memaddr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memdev" => {
-                    slots.memdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxEPCDeviceInfo {
-                id: slots.id,
-                memaddr: slots.memaddr.ok_or_else(|| E::missing_field("memaddr"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
-            })
-        }
-    }
-};
 
 /// hv-balloon provided memory state information
 ///
@@ -4030,79 +2035,14 @@ pub struct HvBalloonDeviceInfo {
     pub memdev: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for HvBalloonDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    HvBalloonDeviceInfo = "HvBalloonDeviceInfo" {
+        optional id "id": ::std::string::String,
+        optional memaddr "memaddr": u64,
+        required max_size "max-size": u64,
+        optional memdev "memdev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for HvBalloonDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::qapi_types::private::optional(map, "memaddr", &self.memaddr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "max-size", &self.max_size)?;
-        ::qapi_types::private::optional(map, "memdev", &self.memdev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for HvBalloonDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`HvBalloonDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        memaddr: ::std::option::Option<u64>,
-        max_size: ::std::option::Option<u64>,
-        memdev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonDeviceInfo {
-        const NAME: &'static str = "HvBalloonDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "memaddr" => slots.memaddr = ::serde::de::MapAccess::next_value(map)?,
-                "max-size" => {
-                    slots.max_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memdev" => slots.memdev = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(HvBalloonDeviceInfo {
-                id: slots.id,
-                memaddr: slots.memaddr,
-                max_size: slots.max_size.ok_or_else(|| E::missing_field("max-size"))?,
-                memdev: slots.memdev,
-            })
-        }
-    }
-};
 
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -4179,67 +2119,11 @@ pub struct PCDIMMDeviceInfoWrapper {
     pub data: super::PCDIMMDeviceInfo,
 }
 
-impl Serialize for PCDIMMDeviceInfoWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PCDIMMDeviceInfoWrapper = "PCDIMMDeviceInfoWrapper" {
+        required data "data": super::PCDIMMDeviceInfo,
     }
 }
-
-impl ::qapi_types::private::Members for PCDIMMDeviceInfoWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PCDIMMDeviceInfoWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PCDIMMDeviceInfoWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::PCDIMMDeviceInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PCDIMMDeviceInfoWrapper {
-        const NAME: &'static str = "PCDIMMDeviceInfoWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PCDIMMDeviceInfoWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -4248,67 +2132,11 @@ pub struct VirtioPMEMDeviceInfoWrapper {
     pub data: super::VirtioPMEMDeviceInfo,
 }
 
-impl Serialize for VirtioPMEMDeviceInfoWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioPMEMDeviceInfoWrapper = "VirtioPMEMDeviceInfoWrapper" {
+        required data "data": super::VirtioPMEMDeviceInfo,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioPMEMDeviceInfoWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioPMEMDeviceInfoWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioPMEMDeviceInfoWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::VirtioPMEMDeviceInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioPMEMDeviceInfoWrapper {
-        const NAME: &'static str = "VirtioPMEMDeviceInfoWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioPMEMDeviceInfoWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -4317,67 +2145,11 @@ pub struct VirtioMEMDeviceInfoWrapper {
     pub data: super::VirtioMEMDeviceInfo,
 }
 
-impl Serialize for VirtioMEMDeviceInfoWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioMEMDeviceInfoWrapper = "VirtioMEMDeviceInfoWrapper" {
+        required data "data": super::VirtioMEMDeviceInfo,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioMEMDeviceInfoWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioMEMDeviceInfoWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioMEMDeviceInfoWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::VirtioMEMDeviceInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioMEMDeviceInfoWrapper {
-        const NAME: &'static str = "VirtioMEMDeviceInfoWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioMEMDeviceInfoWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -4386,67 +2158,11 @@ pub struct SgxEPCDeviceInfoWrapper {
     pub data: super::SgxEPCDeviceInfo,
 }
 
-impl Serialize for SgxEPCDeviceInfoWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxEPCDeviceInfoWrapper = "SgxEPCDeviceInfoWrapper" {
+        required data "data": super::SgxEPCDeviceInfo,
     }
 }
-
-impl ::qapi_types::private::Members for SgxEPCDeviceInfoWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxEPCDeviceInfoWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxEPCDeviceInfoWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::SgxEPCDeviceInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCDeviceInfoWrapper {
-        const NAME: &'static str = "SgxEPCDeviceInfoWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxEPCDeviceInfoWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -4455,67 +2171,11 @@ pub struct HvBalloonDeviceInfoWrapper {
     pub data: super::HvBalloonDeviceInfo,
 }
 
-impl Serialize for HvBalloonDeviceInfoWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    HvBalloonDeviceInfoWrapper = "HvBalloonDeviceInfoWrapper" {
+        required data "data": super::HvBalloonDeviceInfo,
     }
 }
-
-impl ::qapi_types::private::Members for HvBalloonDeviceInfoWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for HvBalloonDeviceInfoWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`HvBalloonDeviceInfoWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::HvBalloonDeviceInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for HvBalloonDeviceInfoWrapper {
-        const NAME: &'static str = "HvBalloonDeviceInfoWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(HvBalloonDeviceInfoWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Union containing information about a memory device
 ///
@@ -4683,75 +2343,12 @@ pub struct SgxEPC {
     pub node: i64,
 }
 
-impl Serialize for SgxEPC {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxEPC = "SgxEPC" {
+        required memdev "memdev": ::std::string::String,
+        required node "node": i64,
     }
 }
-
-impl ::qapi_types::private::Members for SgxEPC {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "memdev", &self.memdev)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxEPC {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxEPC`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        memdev: ::std::option::Option<::std::string::String>,
-        node: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPC {
-        const NAME: &'static str = "SgxEPC";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "memdev" => {
-                    slots.memdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxEPC {
-                memdev: slots.memdev.ok_or_else(|| E::missing_field("memdev"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-            })
-        }
-    }
-};
 
 /// SGX properties of machine types.
 ///
@@ -4762,67 +2359,11 @@ pub struct SgxEPCProperties {
     pub sgx_epc: ::std::vec::Vec<super::SgxEPC>,
 }
 
-impl Serialize for SgxEPCProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxEPCProperties = "SgxEPCProperties" {
+        required sgx_epc "sgx-epc": ::std::vec::Vec<super::SgxEPC>,
     }
 }
-
-impl ::qapi_types::private::Members for SgxEPCProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "sgx-epc", &self.sgx_epc)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxEPCProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxEPCProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sgx_epc: ::std::option::Option<::std::vec::Vec<super::SgxEPC>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxEPCProperties {
-        const NAME: &'static str = "SgxEPCProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sgx-epc" => {
-                    slots.sgx_epc = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxEPCProperties {
-                sgx_epc: slots.sgx_epc.ok_or_else(|| E::missing_field("sgx-epc"))?,
-            })
-        }
-    }
-};
 
 /// Schema for virtual machine boot configuration.
 ///
@@ -4847,91 +2388,17 @@ pub struct BootConfiguration {
     pub strict: ::std::option::Option<bool>,
 }
 
-impl Serialize for BootConfiguration {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BootConfiguration = "BootConfiguration" {
+        optional order "order": ::std::string::String,
+        optional once "once": ::std::string::String,
+        optional menu "menu": bool,
+        optional splash "splash": ::std::string::String,
+        optional splash_time "splash-time": i64,
+        optional reboot_timeout "reboot-timeout": i64,
+        optional strict "strict": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BootConfiguration {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "order", &self.order)?;
-        ::qapi_types::private::optional(map, "once", &self.once)?;
-        ::qapi_types::private::optional(map, "menu", &self.menu)?;
-        ::qapi_types::private::optional(map, "splash", &self.splash)?;
-        ::qapi_types::private::optional(map, "splash-time", &self.splash_time)?;
-        ::qapi_types::private::optional(map, "reboot-timeout", &self.reboot_timeout)?;
-        ::qapi_types::private::optional(map, "strict", &self.strict)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BootConfiguration {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BootConfiguration`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        order: ::std::option::Option<::std::string::String>,
-        once: ::std::option::Option<::std::string::String>,
-        menu: ::std::option::Option<bool>,
-        splash: ::std::option::Option<::std::string::String>,
-        splash_time: ::std::option::Option<i64>,
-        reboot_timeout: ::std::option::Option<i64>,
-        strict: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BootConfiguration {
-        const NAME: &'static str = "BootConfiguration";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "order" => slots.order = ::serde::de::MapAccess::next_value(map)?,
-                "once" => slots.once = ::serde::de::MapAccess::next_value(map)?,
-                "menu" => slots.menu = ::serde::de::MapAccess::next_value(map)?,
-                "splash" => slots.splash = ::serde::de::MapAccess::next_value(map)?,
-                "splash-time" => {
-                    slots.splash_time = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "reboot-timeout" => {
-                    slots.reboot_timeout = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "strict" => slots.strict = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BootConfiguration {
-                order: slots.order,
-                once: slots.once,
-                menu: slots.menu,
-                splash: slots.splash,
-                splash_time: slots.splash_time,
-                reboot_timeout: slots.reboot_timeout,
-                strict: slots.strict,
-            })
-        }
-    }
-};
 
 /// Schema for CPU topology configuration.  A missing value lets QEMU
 /// figure out a suitable value based on the ones that are provided.
@@ -4974,99 +2441,20 @@ pub struct SMPConfiguration {
     pub maxcpus: ::std::option::Option<i64>,
 }
 
-impl Serialize for SMPConfiguration {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SMPConfiguration = "SMPConfiguration" {
+        optional cpus "cpus": i64,
+        optional drawers "drawers": i64,
+        optional books "books": i64,
+        optional sockets "sockets": i64,
+        optional dies "dies": i64,
+        optional clusters "clusters": i64,
+        optional modules "modules": i64,
+        optional cores "cores": i64,
+        optional threads "threads": i64,
+        optional maxcpus "maxcpus": i64,
     }
 }
-
-impl ::qapi_types::private::Members for SMPConfiguration {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "cpus", &self.cpus)?;
-        ::qapi_types::private::optional(map, "drawers", &self.drawers)?;
-        ::qapi_types::private::optional(map, "books", &self.books)?;
-        ::qapi_types::private::optional(map, "sockets", &self.sockets)?;
-        ::qapi_types::private::optional(map, "dies", &self.dies)?;
-        ::qapi_types::private::optional(map, "clusters", &self.clusters)?;
-        ::qapi_types::private::optional(map, "modules", &self.modules)?;
-        ::qapi_types::private::optional(map, "cores", &self.cores)?;
-        ::qapi_types::private::optional(map, "threads", &self.threads)?;
-        ::qapi_types::private::optional(map, "maxcpus", &self.maxcpus)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SMPConfiguration {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SMPConfiguration`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpus: ::std::option::Option<i64>,
-        drawers: ::std::option::Option<i64>,
-        books: ::std::option::Option<i64>,
-        sockets: ::std::option::Option<i64>,
-        dies: ::std::option::Option<i64>,
-        clusters: ::std::option::Option<i64>,
-        modules: ::std::option::Option<i64>,
-        cores: ::std::option::Option<i64>,
-        threads: ::std::option::Option<i64>,
-        maxcpus: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SMPConfiguration {
-        const NAME: &'static str = "SMPConfiguration";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpus" => slots.cpus = ::serde::de::MapAccess::next_value(map)?,
-                "drawers" => slots.drawers = ::serde::de::MapAccess::next_value(map)?,
-                "books" => slots.books = ::serde::de::MapAccess::next_value(map)?,
-                "sockets" => slots.sockets = ::serde::de::MapAccess::next_value(map)?,
-                "dies" => slots.dies = ::serde::de::MapAccess::next_value(map)?,
-                "clusters" => slots.clusters = ::serde::de::MapAccess::next_value(map)?,
-                "modules" => slots.modules = ::serde::de::MapAccess::next_value(map)?,
-                "cores" => slots.cores = ::serde::de::MapAccess::next_value(map)?,
-                "threads" => slots.threads = ::serde::de::MapAccess::next_value(map)?,
-                "maxcpus" => slots.maxcpus = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SMPConfiguration {
-                cpus: slots.cpus,
-                drawers: slots.drawers,
-                books: slots.books,
-                sockets: slots.sockets,
-                dies: slots.dies,
-                clusters: slots.clusters,
-                modules: slots.modules,
-                cores: slots.cores,
-                threads: slots.threads,
-                maxcpus: slots.maxcpus,
-            })
-        }
-    }
-};
 
 /// *Since: 7.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -5139,71 +2527,13 @@ pub struct MemorySizeConfiguration {
     pub slots: ::std::option::Option<u64>,
 }
 
-impl Serialize for MemorySizeConfiguration {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemorySizeConfiguration = "MemorySizeConfiguration" {
+        optional size "size": u64,
+        optional max_size "max-size": u64,
+        optional slots "slots": u64,
     }
 }
-
-impl ::qapi_types::private::Members for MemorySizeConfiguration {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "max-size", &self.max_size)?;
-        ::qapi_types::private::optional(map, "slots", &self.slots)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemorySizeConfiguration {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemorySizeConfiguration`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        size: ::std::option::Option<u64>,
-        max_size: ::std::option::Option<u64>,
-        slots: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemorySizeConfiguration {
-        const NAME: &'static str = "MemorySizeConfiguration";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "size" => slots.size = ::serde::de::MapAccess::next_value(map)?,
-                "max-size" => slots.max_size = ::serde::de::MapAccess::next_value(map)?,
-                "slots" => slots.slots = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemorySizeConfiguration {
-                size: slots.size,
-                max_size: slots.max_size,
-                slots: slots.slots,
-            })
-        }
-    }
-};
 
 /// *Since: 10.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -5215,71 +2545,12 @@ pub struct FirmwareLog {
     pub log: ::std::string::String,
 }
 
-impl Serialize for FirmwareLog {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FirmwareLog = "FirmwareLog" {
+        optional version "version": ::std::string::String,
+        required log "log": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for FirmwareLog {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "version", &self.version)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "log", &self.log)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FirmwareLog {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FirmwareLog`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        version: ::std::option::Option<::std::string::String>,
-        log: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FirmwareLog {
-        const NAME: &'static str = "FirmwareLog";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
-                "log" => {
-                    slots.log = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FirmwareLog {
-                version: slots.version,
-                log: slots.log.ok_or_else(|| E::missing_field("log"))?,
-            })
-        }
-    }
-};
 
 /// Virtual CPU model.
 ///
@@ -5298,75 +2569,12 @@ pub struct CpuModelInfo {
     pub props: ::std::option::Option<::serde_json::Value>,
 }
 
-impl Serialize for CpuModelInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuModelInfo = "CpuModelInfo" {
+        required name "name": ::std::string::String,
+        nullable props "props": ::serde_json::Value,
     }
 }
-
-impl ::qapi_types::private::Members for CpuModelInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "props", &self.props)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuModelInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        props: ::std::option::Option<::serde_json::Value>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelInfo {
-        const NAME: &'static str = "CpuModelInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "props" => {
-                    slots.props = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuModelInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                props: slots.props,
-            })
-        }
-    }
-};
 
 /// An enumeration of CPU model expansion types.
 ///
@@ -5522,67 +2730,11 @@ pub struct CpuModelBaselineInfo {
     pub model: super::CpuModelInfo,
 }
 
-impl Serialize for CpuModelBaselineInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuModelBaselineInfo = "CpuModelBaselineInfo" {
+        required model "model": super::CpuModelInfo,
     }
 }
-
-impl ::qapi_types::private::Members for CpuModelBaselineInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelBaselineInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuModelBaselineInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        model: ::std::option::Option<super::CpuModelInfo>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelBaselineInfo {
-        const NAME: &'static str = "CpuModelBaselineInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "model" => {
-                    slots.model = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuModelBaselineInfo {
-                model: slots.model.ok_or_else(|| E::missing_field("model"))?,
-            })
-        }
-    }
-};
 
 /// The result of a CPU model comparison.
 ///
@@ -5603,83 +2755,12 @@ pub struct CpuModelCompareInfo {
     pub responsible_properties: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for CpuModelCompareInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuModelCompareInfo = "CpuModelCompareInfo" {
+        required result "result": super::CpuModelCompareResult,
+        required responsible_properties "responsible-properties": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for CpuModelCompareInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "result", &self.result)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "responsible-properties",
-            &self.responsible_properties,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelCompareInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuModelCompareInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        result: ::std::option::Option<super::CpuModelCompareResult>,
-        responsible_properties: ::std::option::Option<
-            ::std::vec::Vec<::std::string::String>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelCompareInfo {
-        const NAME: &'static str = "CpuModelCompareInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "result" => {
-                    slots.result = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "responsible-properties" => {
-                    slots.responsible_properties = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuModelCompareInfo {
-                result: slots.result.ok_or_else(|| E::missing_field("result"))?,
-                responsible_properties: slots
-                    .responsible_properties
-                    .ok_or_else(|| E::missing_field("responsible-properties"))?,
-            })
-        }
-    }
-};
 
 /// The result of a cpu model expansion.
 ///
@@ -5697,77 +2778,12 @@ pub struct CpuModelExpansionInfo {
     pub deprecated_props: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for CpuModelExpansionInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuModelExpansionInfo = "CpuModelExpansionInfo" {
+        required model "model": super::CpuModelInfo,
+        optional deprecated_props "deprecated-props": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for CpuModelExpansionInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
-        ::qapi_types::private::optional(
-            map,
-            "deprecated-props",
-            &self.deprecated_props,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelExpansionInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuModelExpansionInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        model: ::std::option::Option<super::CpuModelInfo>,
-        deprecated_props: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuModelExpansionInfo {
-        const NAME: &'static str = "CpuModelExpansionInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "model" => {
-                    slots.model = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "deprecated-props" => {
-                    slots.deprecated_props = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuModelExpansionInfo {
-                model: slots.model.ok_or_else(|| E::missing_field("model"))?,
-                deprecated_props: slots.deprecated_props,
-            })
-        }
-    }
-};
 
 /// Virtual CPU definition.
 ///
@@ -5824,119 +2840,17 @@ pub struct CpuDefinitionInfo {
     pub deprecated: bool,
 }
 
-impl Serialize for CpuDefinitionInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuDefinitionInfo = "CpuDefinitionInfo" {
+        required name "name": ::std::string::String,
+        optional migration_safe "migration-safe": bool,
+        required r#static "static": bool,
+        optional unavailable_features "unavailable-features": ::std::vec::Vec<::std::string::String>,
+        required typename "typename": ::std::string::String,
+        optional alias_of "alias-of": ::std::string::String,
+        required deprecated "deprecated": bool,
     }
 }
-
-impl ::qapi_types::private::Members for CpuDefinitionInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "migration-safe", &self.migration_safe)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "static", &self.r#static)?;
-        ::qapi_types::private::optional(
-            map,
-            "unavailable-features",
-            &self.unavailable_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "typename", &self.typename)?;
-        ::qapi_types::private::optional(map, "alias-of", &self.alias_of)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "deprecated",
-            &self.deprecated,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuDefinitionInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuDefinitionInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        migration_safe: ::std::option::Option<bool>,
-        r#static: ::std::option::Option<bool>,
-        unavailable_features: ::std::option::Option<
-            ::std::vec::Vec<::std::string::String>,
-        >,
-        typename: ::std::option::Option<::std::string::String>,
-        alias_of: ::std::option::Option<::std::string::String>,
-        deprecated: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuDefinitionInfo {
-        const NAME: &'static str = "CpuDefinitionInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "migration-safe" => {
-                    slots.migration_safe = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "static" => {
-                    slots.r#static = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unavailable-features" => {
-                    slots.unavailable_features = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "typename" => {
-                    slots.typename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "alias-of" => slots.alias_of = ::serde::de::MapAccess::next_value(map)?,
-                "deprecated" => {
-                    slots.deprecated = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuDefinitionInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                migration_safe: slots.migration_safe,
-                r#static: slots.r#static.ok_or_else(|| E::missing_field("static"))?,
-                unavailable_features: slots.unavailable_features,
-                typename: slots.typename.ok_or_else(|| E::missing_field("typename"))?,
-                alias_of: slots.alias_of,
-                deprecated: slots
-                    .deprecated
-                    .ok_or_else(|| E::missing_field("deprecated"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `machine.json`.
 pub mod commands {
@@ -5977,40 +2891,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCpusFast {}
-    impl Serialize for QueryCpusFast {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryCpusFast {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCpusFast {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryCpusFast {
-        const NAME: &'static str = "query-cpus-fast";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryCpusFast {})
-        }
+    ::qapi_types::private::object! {
+        QueryCpusFast = "query-cpus-fast" {}
     }
 
     impl ::qapi_types::Command for QueryCpusFast {
@@ -6055,64 +2937,12 @@ pub mod commands {
         pub compat_props: ::std::option::Option<bool>,
     }
 
-    impl Serialize for QueryMachines {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryMachines = "query-machines" {
+            optional compat_props "compat-props": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryMachines {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "compat-props", &self.compat_props)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMachines {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryMachines`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            compat_props: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryMachines {
-            const NAME: &'static str = "query-machines";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "compat-props" => {
-                        slots.compat_props = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryMachines {
-                    compat_props: slots.compat_props,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryMachines {
         const NAME: &'static str = "query-machines";
         type Returns = ::std::vec::Vec<super::super::MachineInfo>;
@@ -6123,40 +2953,8 @@ pub mod commands {
     /// *Since: 4.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCurrentMachine {}
-    impl Serialize for QueryCurrentMachine {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryCurrentMachine {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCurrentMachine {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryCurrentMachine {
-        const NAME: &'static str = "query-current-machine";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryCurrentMachine {})
-        }
+    ::qapi_types::private::object! {
+        QueryCurrentMachine = "query-current-machine" {}
     }
 
     impl ::qapi_types::Command for QueryCurrentMachine {
@@ -6169,40 +2967,8 @@ pub mod commands {
     /// *Since: 1.2*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryTarget {}
-    impl Serialize for QueryTarget {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryTarget {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryTarget {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryTarget {
-        const NAME: &'static str = "query-target";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryTarget {})
-        }
+    ::qapi_types::private::object! {
+        QueryTarget = "query-target" {}
     }
 
     impl ::qapi_types::Command for QueryTarget {
@@ -6222,40 +2988,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryUuid {}
-    impl Serialize for QueryUuid {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryUuid {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryUuid {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryUuid {
-        const NAME: &'static str = "query-uuid";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryUuid {})
-        }
+    ::qapi_types::private::object! {
+        QueryUuid = "query-uuid" {}
     }
 
     impl ::qapi_types::Command for QueryUuid {
@@ -6269,40 +3003,8 @@ pub mod commands {
     /// *Since: 2.9*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVmGenerationId {}
-    impl Serialize for QueryVmGenerationId {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryVmGenerationId {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryVmGenerationId {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryVmGenerationId {
-        const NAME: &'static str = "query-vm-generation-id";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryVmGenerationId {})
-        }
+    ::qapi_types::private::object! {
+        QueryVmGenerationId = "query-vm-generation-id" {}
     }
 
     impl ::qapi_types::Command for QueryVmGenerationId {
@@ -6322,40 +3024,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemReset {}
-    impl Serialize for SystemReset {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SystemReset {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SystemReset {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SystemReset {
-        const NAME: &'static str = "system_reset";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SystemReset {})
-        }
+    ::qapi_types::private::object! {
+        SystemReset = "system_reset" {}
     }
 
     impl ::qapi_types::Command for SystemReset {
@@ -6381,40 +3051,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemPowerdown {}
-    impl Serialize for SystemPowerdown {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SystemPowerdown {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SystemPowerdown {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SystemPowerdown {
-        const NAME: &'static str = "system_powerdown";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SystemPowerdown {})
-        }
+    ::qapi_types::private::object! {
+        SystemPowerdown = "system_powerdown" {}
     }
 
     impl ::qapi_types::Command for SystemPowerdown {
@@ -6441,40 +3079,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SystemWakeup {}
-    impl Serialize for SystemWakeup {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SystemWakeup {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SystemWakeup {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SystemWakeup {
-        const NAME: &'static str = "system_wakeup";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SystemWakeup {})
-        }
+    ::qapi_types::private::object! {
+        SystemWakeup = "system_wakeup" {}
     }
 
     impl ::qapi_types::Command for SystemWakeup {
@@ -6500,40 +3106,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct InjectNmi {}
-    impl Serialize for InjectNmi {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for InjectNmi {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for InjectNmi {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InjectNmi {
-        const NAME: &'static str = "inject-nmi";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InjectNmi {})
-        }
+    ::qapi_types::private::object! {
+        InjectNmi = "inject-nmi" {}
     }
 
     impl ::qapi_types::Command for InjectNmi {
@@ -6569,94 +3143,15 @@ pub mod commands {
         pub cpu_index: ::std::option::Option<i64>,
     }
 
-    impl Serialize for Memsave {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Memsave = "memsave" {
+            required val "val": u64,
+            required size "size": u64,
+            required filename "filename": ::std::string::String,
+            optional cpu_index "cpu-index": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for Memsave {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Memsave {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Memsave`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            val: ::std::option::Option<u64>,
-            size: ::std::option::Option<u64>,
-            filename: ::std::option::Option<::std::string::String>,
-            cpu_index: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Memsave {
-            const NAME: &'static str = "memsave";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "val" => {
-                        slots.val = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "size" => {
-                        slots.size = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "cpu-index" => {
-                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Memsave {
-                    val: slots.val.ok_or_else(|| E::missing_field("val"))?,
-                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                    filename: slots
-                        .filename
-                        .ok_or_else(|| E::missing_field("filename"))?,
-                    cpu_index: slots.cpu_index,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Memsave {
         const NAME: &'static str = "memsave";
         type Returns = ::qapi_types::Empty;
@@ -6687,86 +3182,14 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
-    impl Serialize for Pmemsave {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Pmemsave = "pmemsave" {
+            required val "val": u64,
+            required size "size": u64,
+            required filename "filename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for Pmemsave {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "val", &self.val)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Pmemsave {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Pmemsave`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            val: ::std::option::Option<u64>,
-            size: ::std::option::Option<u64>,
-            filename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Pmemsave {
-            const NAME: &'static str = "pmemsave";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "val" => {
-                        slots.val = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "size" => {
-                        slots.size = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Pmemsave {
-                    val: slots.val.ok_or_else(|| E::missing_field("val"))?,
-                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Pmemsave {
         const NAME: &'static str = "pmemsave";
         type Returns = ::qapi_types::Empty;
@@ -6805,40 +3228,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemdev {}
-    impl Serialize for QueryMemdev {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMemdev {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMemdev {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemdev {
-        const NAME: &'static str = "query-memdev";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMemdev {})
-        }
+    ::qapi_types::private::object! {
+        QueryMemdev = "query-memdev" {}
     }
 
     impl ::qapi_types::Command for QueryMemdev {
@@ -6904,40 +3295,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryHotpluggableCpus {}
-    impl Serialize for QueryHotpluggableCpus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryHotpluggableCpus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryHotpluggableCpus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryHotpluggableCpus {
-        const NAME: &'static str = "query-hotpluggable-cpus";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryHotpluggableCpus {})
-        }
+    ::qapi_types::private::object! {
+        QueryHotpluggableCpus = "query-hotpluggable-cpus" {}
     }
 
     impl ::qapi_types::Command for QueryHotpluggableCpus {
@@ -7012,66 +3371,12 @@ pub mod commands {
         pub value: i64,
     }
 
-    impl Serialize for Balloon {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Balloon = "balloon" {
+            required value "value": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for Balloon {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Balloon {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Balloon`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            value: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Balloon {
-            const NAME: &'static str = "balloon";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "value" => {
-                        slots.value = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Balloon {
-                    value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Balloon {
         const NAME: &'static str = "balloon";
         type Returns = ::qapi_types::Empty;
@@ -7098,40 +3403,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBalloon {}
-    impl Serialize for QueryBalloon {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryBalloon {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryBalloon {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryBalloon {
-        const NAME: &'static str = "query-balloon";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryBalloon {})
-        }
+    ::qapi_types::private::object! {
+        QueryBalloon = "query-balloon" {}
     }
 
     impl ::qapi_types::Command for QueryBalloon {
@@ -7162,40 +3435,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryHvBalloonStatusReport {}
-    impl Serialize for QueryHvBalloonStatusReport {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryHvBalloonStatusReport {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryHvBalloonStatusReport {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryHvBalloonStatusReport {
-        const NAME: &'static str = "query-hv-balloon-status-report";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryHvBalloonStatusReport {})
-        }
+    ::qapi_types::private::object! {
+        QueryHvBalloonStatusReport = "query-hv-balloon-status-report" {}
     }
 
     impl ::qapi_types::Command for QueryHvBalloonStatusReport {
@@ -7216,40 +3457,8 @@ pub mod commands {
     /// *Since: 2.11*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemorySizeSummary {}
-    impl Serialize for QueryMemorySizeSummary {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMemorySizeSummary {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMemorySizeSummary {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemorySizeSummary {
-        const NAME: &'static str = "query-memory-size-summary";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMemorySizeSummary {})
-        }
+    ::qapi_types::private::object! {
+        QueryMemorySizeSummary = "query-memory-size-summary" {}
     }
 
     impl ::qapi_types::Command for QueryMemorySizeSummary {
@@ -7279,40 +3488,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMemoryDevices {}
-    impl Serialize for QueryMemoryDevices {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMemoryDevices {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMemoryDevices {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMemoryDevices {
-        const NAME: &'static str = "query-memory-devices";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMemoryDevices {})
-        }
+    ::qapi_types::private::object! {
+        QueryMemoryDevices = "query-memory-devices" {}
     }
 
     impl ::qapi_types::Command for QueryMemoryDevices {
@@ -7333,40 +3510,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryIrq {}
-    impl Serialize for XQueryIrq {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryIrq {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryIrq {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryIrq {
-        const NAME: &'static str = "x-query-irq";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryIrq {})
-        }
+    ::qapi_types::private::object! {
+        XQueryIrq = "x-query-irq" {}
     }
 
     impl ::qapi_types::Command for XQueryIrq {
@@ -7390,40 +3535,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryJit {}
-    impl Serialize for XQueryJit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryJit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryJit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryJit {
-        const NAME: &'static str = "x-query-jit";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryJit {})
-        }
+    ::qapi_types::private::object! {
+        XQueryJit = "x-query-jit" {}
     }
 
     impl ::qapi_types::Command for XQueryJit {
@@ -7445,40 +3558,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryNuma {}
-    impl Serialize for XQueryNuma {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryNuma {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryNuma {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryNuma {
-        const NAME: &'static str = "x-query-numa";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryNuma {})
-        }
+    ::qapi_types::private::object! {
+        XQueryNuma = "x-query-numa" {}
     }
 
     impl ::qapi_types::Command for XQueryNuma {
@@ -7500,40 +3581,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryRamblock {}
-    impl Serialize for XQueryRamblock {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryRamblock {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryRamblock {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryRamblock {
-        const NAME: &'static str = "x-query-ramblock";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryRamblock {})
-        }
+    ::qapi_types::private::object! {
+        XQueryRamblock = "x-query-ramblock" {}
     }
 
     impl ::qapi_types::Command for XQueryRamblock {
@@ -7555,40 +3604,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryRoms {}
-    impl Serialize for XQueryRoms {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryRoms {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryRoms {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryRoms {
-        const NAME: &'static str = "x-query-roms";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryRoms {})
-        }
+    ::qapi_types::private::object! {
+        XQueryRoms = "x-query-roms" {}
     }
 
     impl ::qapi_types::Command for XQueryRoms {
@@ -7610,40 +3627,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryUsb {}
-    impl Serialize for XQueryUsb {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryUsb {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryUsb {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryUsb {
-        const NAME: &'static str = "x-query-usb";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryUsb {})
-        }
+    ::qapi_types::private::object! {
+        XQueryUsb = "x-query-usb" {}
     }
 
     impl ::qapi_types::Command for XQueryUsb {
@@ -7671,70 +3656,12 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
-    impl Serialize for Dumpdtb {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Dumpdtb = "dumpdtb" {
+            required filename "filename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for Dumpdtb {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Dumpdtb {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Dumpdtb`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Dumpdtb {
-            const NAME: &'static str = "dumpdtb";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Dumpdtb {
-                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Dumpdtb {
         const NAME: &'static str = "dumpdtb";
         type Returns = ::qapi_types::Empty;
@@ -7753,40 +3680,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryInterruptControllers {}
-    impl Serialize for XQueryInterruptControllers {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryInterruptControllers {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryInterruptControllers {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryInterruptControllers {
-        const NAME: &'static str = "x-query-interrupt-controllers";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryInterruptControllers {})
-        }
+    ::qapi_types::private::object! {
+        XQueryInterruptControllers = "x-query-interrupt-controllers" {}
     }
 
     impl ::qapi_types::Command for XQueryInterruptControllers {
@@ -7806,64 +3701,12 @@ pub mod commands {
         pub max_size: ::std::option::Option<u64>,
     }
 
-    impl Serialize for QueryFirmwareLog {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryFirmwareLog = "query-firmware-log" {
+            optional max_size "max-size": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryFirmwareLog {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "max-size", &self.max_size)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryFirmwareLog {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryFirmwareLog`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            max_size: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryFirmwareLog {
-            const NAME: &'static str = "query-firmware-log";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "max-size" => {
-                        slots.max_size = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryFirmwareLog {
-                    max_size: slots.max_size,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryFirmwareLog {
         const NAME: &'static str = "query-firmware-log";
         type Returns = super::super::FirmwareLog;
@@ -7886,70 +3729,12 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
-    impl Serialize for DumpSkeys {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DumpSkeys = "dump-skeys" {
+            required filename "filename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DumpSkeys {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DumpSkeys {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DumpSkeys`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DumpSkeys {
-            const NAME: &'static str = "dump-skeys";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DumpSkeys {
-                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DumpSkeys {
         const NAME: &'static str = "dump-skeys";
         type Returns = ::qapi_types::Empty;
@@ -8010,74 +3795,13 @@ pub mod commands {
         pub modelb: super::super::CpuModelInfo,
     }
 
-    impl Serialize for QueryCpuModelComparison {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryCpuModelComparison = "query-cpu-model-comparison" {
+            required modela "modela": super::super::CpuModelInfo,
+            required modelb "modelb": super::super::CpuModelInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryCpuModelComparison {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "modela", &self.modela)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "modelb", &self.modelb)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCpuModelComparison {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryCpuModelComparison`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            modela: ::std::option::Option<super::super::CpuModelInfo>,
-            modelb: ::std::option::Option<super::super::CpuModelInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelComparison {
-            const NAME: &'static str = "query-cpu-model-comparison";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "modela" => {
-                        slots.modela = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "modelb" => {
-                        slots.modelb = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryCpuModelComparison {
-                    modela: slots.modela.ok_or_else(|| E::missing_field("modela"))?,
-                    modelb: slots.modelb.ok_or_else(|| E::missing_field("modelb"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryCpuModelComparison {
         const NAME: &'static str = "query-cpu-model-comparison";
         type Returns = super::super::CpuModelCompareInfo;
@@ -8134,74 +3858,13 @@ pub mod commands {
         pub modelb: super::super::CpuModelInfo,
     }
 
-    impl Serialize for QueryCpuModelBaseline {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryCpuModelBaseline = "query-cpu-model-baseline" {
+            required modela "modela": super::super::CpuModelInfo,
+            required modelb "modelb": super::super::CpuModelInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryCpuModelBaseline {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "modela", &self.modela)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "modelb", &self.modelb)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCpuModelBaseline {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryCpuModelBaseline`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            modela: ::std::option::Option<super::super::CpuModelInfo>,
-            modelb: ::std::option::Option<super::super::CpuModelInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelBaseline {
-            const NAME: &'static str = "query-cpu-model-baseline";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "modela" => {
-                        slots.modela = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "modelb" => {
-                        slots.modelb = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryCpuModelBaseline {
-                    modela: slots.modela.ok_or_else(|| E::missing_field("modela"))?,
-                    modelb: slots.modelb.ok_or_else(|| E::missing_field("modelb"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryCpuModelBaseline {
         const NAME: &'static str = "query-cpu-model-baseline";
         type Returns = super::super::CpuModelBaselineInfo;
@@ -8255,74 +3918,13 @@ pub mod commands {
         pub model: super::super::CpuModelInfo,
     }
 
-    impl Serialize for QueryCpuModelExpansion {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryCpuModelExpansion = "query-cpu-model-expansion" {
+            required r#type "type": super::super::CpuModelExpansionType,
+            required model "model": super::super::CpuModelInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryCpuModelExpansion {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCpuModelExpansion {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryCpuModelExpansion`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            r#type: ::std::option::Option<super::super::CpuModelExpansionType>,
-            model: ::std::option::Option<super::super::CpuModelInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuModelExpansion {
-            const NAME: &'static str = "query-cpu-model-expansion";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "type" => {
-                        slots.r#type = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "model" => {
-                        slots.model = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryCpuModelExpansion {
-                    r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                    model: slots.model.ok_or_else(|| E::missing_field("model"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryCpuModelExpansion {
         const NAME: &'static str = "query-cpu-model-expansion";
         type Returns = super::super::CpuModelExpansionInfo;
@@ -8333,40 +3935,8 @@ pub mod commands {
     /// *Since: 1.2*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCpuDefinitions {}
-    impl Serialize for QueryCpuDefinitions {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryCpuDefinitions {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCpuDefinitions {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryCpuDefinitions {
-        const NAME: &'static str = "query-cpu-definitions";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryCpuDefinitions {})
-        }
+    ::qapi_types::private::object! {
+        QueryCpuDefinitions = "query-cpu-definitions" {}
     }
 
     impl ::qapi_types::Command for QueryCpuDefinitions {
@@ -8400,66 +3970,12 @@ pub mod events {
         pub actual: i64,
     }
 
-    impl Serialize for BalloonChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        BalloonChange = "BALLOON_CHANGE" {
+            required actual "actual": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for BalloonChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "actual", &self.actual)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for BalloonChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`BalloonChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            actual: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for BalloonChange {
-            const NAME: &'static str = "BALLOON_CHANGE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "actual" => {
-                        slots.actual = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(BalloonChange {
-                    actual: slots.actual.ok_or_else(|| E::missing_field("actual"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for BalloonChange {
         const NAME: &'static str = "BALLOON_CHANGE";
     }
@@ -8528,82 +4044,14 @@ pub mod events {
         pub qom_path: ::std::string::String,
     }
 
-    impl Serialize for MemoryDeviceSizeChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MemoryDeviceSizeChange = "MEMORY_DEVICE_SIZE_CHANGE" {
+            optional id "id": ::std::string::String,
+            required size "size": u64,
+            required qom_path "qom-path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for MemoryDeviceSizeChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "qom-path",
-                &self.qom_path,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MemoryDeviceSizeChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MemoryDeviceSizeChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-            size: ::std::option::Option<u64>,
-            qom_path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MemoryDeviceSizeChange {
-            const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    "size" => {
-                        slots.size = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "qom-path" => {
-                        slots.qom_path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MemoryDeviceSizeChange {
-                    id: slots.id,
-                    size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                    qom_path: slots.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for MemoryDeviceSizeChange {
         const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
     }

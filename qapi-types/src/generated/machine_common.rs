@@ -237,75 +237,12 @@ pub struct SmpCacheProperties {
     pub topology: super::CpuTopologyLevel,
 }
 
-impl Serialize for SmpCacheProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SmpCacheProperties = "SmpCacheProperties" {
+        required cache "cache": super::CacheLevelAndType,
+        required topology "topology": super::CpuTopologyLevel,
     }
 }
-
-impl ::qapi_types::private::Members for SmpCacheProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cache", &self.cache)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "topology", &self.topology)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SmpCacheProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SmpCacheProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cache: ::std::option::Option<super::CacheLevelAndType>,
-        topology: ::std::option::Option<super::CpuTopologyLevel>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SmpCacheProperties {
-        const NAME: &'static str = "SmpCacheProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cache" => {
-                    slots.cache = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "topology" => {
-                    slots.topology = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SmpCacheProperties {
-                cache: slots.cache.ok_or_else(|| E::missing_field("cache"))?,
-                topology: slots.topology.ok_or_else(|| E::missing_field("topology"))?,
-            })
-        }
-    }
-};
 
 /// List wrapper of [`SmpCacheProperties`](crate::SmpCacheProperties).
 ///
@@ -316,64 +253,8 @@ pub struct SmpCachePropertiesWrapper {
     pub caches: ::std::vec::Vec<super::SmpCacheProperties>,
 }
 
-impl Serialize for SmpCachePropertiesWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SmpCachePropertiesWrapper = "SmpCachePropertiesWrapper" {
+        required caches "caches": ::std::vec::Vec<super::SmpCacheProperties>,
     }
 }
-
-impl ::qapi_types::private::Members for SmpCachePropertiesWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "caches", &self.caches)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SmpCachePropertiesWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SmpCachePropertiesWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        caches: ::std::option::Option<::std::vec::Vec<super::SmpCacheProperties>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SmpCachePropertiesWrapper {
-        const NAME: &'static str = "SmpCachePropertiesWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "caches" => {
-                    slots.caches = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SmpCachePropertiesWrapper {
-                caches: slots.caches.ok_or_else(|| E::missing_field("caches"))?,
-            })
-        }
-    }
-};

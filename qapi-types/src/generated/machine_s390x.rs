@@ -66,73 +66,11 @@ pub struct CpuPolarizationInfo {
     pub polarization: super::S390CpuPolarization,
 }
 
-impl Serialize for CpuPolarizationInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CpuPolarizationInfo = "CpuPolarizationInfo" {
+        required polarization "polarization": super::S390CpuPolarization,
     }
 }
-
-impl ::qapi_types::private::Members for CpuPolarizationInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "polarization",
-            &self.polarization,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuPolarizationInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CpuPolarizationInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        polarization: ::std::option::Option<super::S390CpuPolarization>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CpuPolarizationInfo {
-        const NAME: &'static str = "CpuPolarizationInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "polarization" => {
-                    slots.polarization = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CpuPolarizationInfo {
-                polarization: slots
-                    .polarization
-                    .ok_or_else(|| E::missing_field("polarization"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `machine-s390x.json`.
 pub mod commands {
@@ -163,94 +101,17 @@ pub mod commands {
         pub dedicated: ::std::option::Option<bool>,
     }
 
-    impl Serialize for SetCpuTopology {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SetCpuTopology = "set-cpu-topology" {
+            required core_id "core-id": u16,
+            optional socket_id "socket-id": u16,
+            optional book_id "book-id": u16,
+            optional drawer_id "drawer-id": u16,
+            optional entitlement "entitlement": super::super::S390CpuEntitlement,
+            optional dedicated "dedicated": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for SetCpuTopology {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "core-id", &self.core_id)?;
-            ::qapi_types::private::optional(map, "socket-id", &self.socket_id)?;
-            ::qapi_types::private::optional(map, "book-id", &self.book_id)?;
-            ::qapi_types::private::optional(map, "drawer-id", &self.drawer_id)?;
-            ::qapi_types::private::optional(map, "entitlement", &self.entitlement)?;
-            ::qapi_types::private::optional(map, "dedicated", &self.dedicated)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SetCpuTopology {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SetCpuTopology`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            core_id: ::std::option::Option<u16>,
-            socket_id: ::std::option::Option<u16>,
-            book_id: ::std::option::Option<u16>,
-            drawer_id: ::std::option::Option<u16>,
-            entitlement: ::std::option::Option<super::super::S390CpuEntitlement>,
-            dedicated: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SetCpuTopology {
-            const NAME: &'static str = "set-cpu-topology";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "core-id" => {
-                        slots.core_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "socket-id" => {
-                        slots.socket_id = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "book-id" => slots.book_id = ::serde::de::MapAccess::next_value(map)?,
-                    "drawer-id" => {
-                        slots.drawer_id = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "entitlement" => {
-                        slots.entitlement = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "dedicated" => {
-                        slots.dedicated = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SetCpuTopology {
-                    core_id: slots.core_id.ok_or_else(|| E::missing_field("core-id"))?,
-                    socket_id: slots.socket_id,
-                    book_id: slots.book_id,
-                    drawer_id: slots.drawer_id,
-                    entitlement: slots.entitlement,
-                    dedicated: slots.dedicated,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SetCpuTopology {
         const NAME: &'static str = "set-cpu-topology";
         type Returns = ::qapi_types::Empty;
@@ -268,40 +129,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryS390xCpuPolarization {}
-    impl Serialize for QueryS390xCpuPolarization {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryS390xCpuPolarization {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryS390xCpuPolarization {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryS390xCpuPolarization {
-        const NAME: &'static str = "query-s390x-cpu-polarization";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryS390xCpuPolarization {})
-        }
+    ::qapi_types::private::object! {
+        QueryS390xCpuPolarization = "query-s390x-cpu-polarization" {}
     }
 
     impl ::qapi_types::Command for QueryS390xCpuPolarization {
@@ -346,72 +175,12 @@ pub mod events {
         pub polarization: super::super::S390CpuPolarization,
     }
 
-    impl Serialize for CpuPolarizationChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CpuPolarizationChange = "CPU_POLARIZATION_CHANGE" {
+            required polarization "polarization": super::super::S390CpuPolarization,
         }
     }
 
-    impl ::qapi_types::private::Members for CpuPolarizationChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "polarization",
-                &self.polarization,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CpuPolarizationChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CpuPolarizationChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            polarization: ::std::option::Option<super::super::S390CpuPolarization>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CpuPolarizationChange {
-            const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "polarization" => {
-                        slots.polarization = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CpuPolarizationChange {
-                    polarization: slots
-                        .polarization
-                        .ok_or_else(|| E::missing_field("polarization"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for CpuPolarizationChange {
         const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
     }
@@ -433,40 +202,8 @@ pub mod events {
     /// - `unstable` (**unstable**: may change or go away without notice): This event is experimental.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SclpCpiInfoAvailable {}
-    impl Serialize for SclpCpiInfoAvailable {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SclpCpiInfoAvailable {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SclpCpiInfoAvailable {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SclpCpiInfoAvailable {
-        const NAME: &'static str = "SCLP_CPI_INFO_AVAILABLE";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SclpCpiInfoAvailable {})
-        }
+    ::qapi_types::private::object! {
+        SclpCpiInfoAvailable = "SCLP_CPI_INFO_AVAILABLE" {}
     }
 
     impl ::qapi_types::Event for SclpCpiInfoAvailable {

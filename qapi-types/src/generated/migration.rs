@@ -56,261 +56,27 @@ pub struct MigrationStats {
     pub dirty_sync_missed_zero_copy: u64,
 }
 
-impl Serialize for MigrationStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationStats = "MigrationStats" {
+        required transferred "transferred": i64,
+        required remaining "remaining": i64,
+        required total "total": i64,
+        required duplicate "duplicate": i64,
+        required normal "normal": i64,
+        required normal_bytes "normal-bytes": i64,
+        required dirty_pages_rate "dirty-pages-rate": i64,
+        required mbps "mbps": f64,
+        required dirty_sync_count "dirty-sync-count": i64,
+        required postcopy_requests "postcopy-requests": i64,
+        required page_size "page-size": i64,
+        required multifd_bytes "multifd-bytes": u64,
+        required pages_per_second "pages-per-second": u64,
+        required precopy_bytes "precopy-bytes": u64,
+        required downtime_bytes "downtime-bytes": u64,
+        required postcopy_bytes "postcopy-bytes": u64,
+        required dirty_sync_missed_zero_copy "dirty-sync-missed-zero-copy": u64,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "transferred",
-            &self.transferred,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "remaining", &self.remaining)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "total", &self.total)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "duplicate", &self.duplicate)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "normal", &self.normal)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "normal-bytes",
-            &self.normal_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "dirty-pages-rate",
-            &self.dirty_pages_rate,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "mbps", &self.mbps)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "dirty-sync-count",
-            &self.dirty_sync_count,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "postcopy-requests",
-            &self.postcopy_requests,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "page-size", &self.page_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "multifd-bytes",
-            &self.multifd_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "pages-per-second",
-            &self.pages_per_second,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "precopy-bytes",
-            &self.precopy_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "downtime-bytes",
-            &self.downtime_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "postcopy-bytes",
-            &self.postcopy_bytes,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "dirty-sync-missed-zero-copy",
-            &self.dirty_sync_missed_zero_copy,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        transferred: ::std::option::Option<i64>,
-        remaining: ::std::option::Option<i64>,
-        total: ::std::option::Option<i64>,
-        duplicate: ::std::option::Option<i64>,
-        normal: ::std::option::Option<i64>,
-        normal_bytes: ::std::option::Option<i64>,
-        dirty_pages_rate: ::std::option::Option<i64>,
-        mbps: ::std::option::Option<f64>,
-        dirty_sync_count: ::std::option::Option<i64>,
-        postcopy_requests: ::std::option::Option<i64>,
-        page_size: ::std::option::Option<i64>,
-        multifd_bytes: ::std::option::Option<u64>,
-        pages_per_second: ::std::option::Option<u64>,
-        precopy_bytes: ::std::option::Option<u64>,
-        downtime_bytes: ::std::option::Option<u64>,
-        postcopy_bytes: ::std::option::Option<u64>,
-        dirty_sync_missed_zero_copy: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationStats {
-        const NAME: &'static str = "MigrationStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "transferred" => {
-                    slots.transferred = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "remaining" => {
-                    slots.remaining = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "total" => {
-                    slots.total = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "duplicate" => {
-                    slots.duplicate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "normal" => {
-                    slots.normal = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "normal-bytes" => {
-                    slots.normal_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-pages-rate" => {
-                    slots.dirty_pages_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mbps" => {
-                    slots.mbps = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-sync-count" => {
-                    slots.dirty_sync_count = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "postcopy-requests" => {
-                    slots.postcopy_requests = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "page-size" => {
-                    slots.page_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "multifd-bytes" => {
-                    slots.multifd_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pages-per-second" => {
-                    slots.pages_per_second = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "precopy-bytes" => {
-                    slots.precopy_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "downtime-bytes" => {
-                    slots.downtime_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "postcopy-bytes" => {
-                    slots.postcopy_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-sync-missed-zero-copy" => {
-                    slots.dirty_sync_missed_zero_copy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationStats {
-                transferred: slots
-                    .transferred
-                    .ok_or_else(|| E::missing_field("transferred"))?,
-                remaining: slots.remaining.ok_or_else(|| E::missing_field("remaining"))?,
-                total: slots.total.ok_or_else(|| E::missing_field("total"))?,
-                duplicate: slots.duplicate.ok_or_else(|| E::missing_field("duplicate"))?,
-                normal: slots.normal.ok_or_else(|| E::missing_field("normal"))?,
-                normal_bytes: slots
-                    .normal_bytes
-                    .ok_or_else(|| E::missing_field("normal-bytes"))?,
-                dirty_pages_rate: slots
-                    .dirty_pages_rate
-                    .ok_or_else(|| E::missing_field("dirty-pages-rate"))?,
-                mbps: slots.mbps.ok_or_else(|| E::missing_field("mbps"))?,
-                dirty_sync_count: slots
-                    .dirty_sync_count
-                    .ok_or_else(|| E::missing_field("dirty-sync-count"))?,
-                postcopy_requests: slots
-                    .postcopy_requests
-                    .ok_or_else(|| E::missing_field("postcopy-requests"))?,
-                page_size: slots.page_size.ok_or_else(|| E::missing_field("page-size"))?,
-                multifd_bytes: slots
-                    .multifd_bytes
-                    .ok_or_else(|| E::missing_field("multifd-bytes"))?,
-                pages_per_second: slots
-                    .pages_per_second
-                    .ok_or_else(|| E::missing_field("pages-per-second"))?,
-                precopy_bytes: slots
-                    .precopy_bytes
-                    .ok_or_else(|| E::missing_field("precopy-bytes"))?,
-                downtime_bytes: slots
-                    .downtime_bytes
-                    .ok_or_else(|| E::missing_field("downtime-bytes"))?,
-                postcopy_bytes: slots
-                    .postcopy_bytes
-                    .ok_or_else(|| E::missing_field("postcopy-bytes"))?,
-                dirty_sync_missed_zero_copy: slots
-                    .dirty_sync_missed_zero_copy
-                    .ok_or_else(|| E::missing_field("dirty-sync-missed-zero-copy"))?,
-            })
-        }
-    }
-};
 
 /// Detailed XBZRLE migration cache statistics
 ///
@@ -333,139 +99,17 @@ pub struct XBZRLECacheStats {
     pub overflow: i64,
 }
 
-impl Serialize for XBZRLECacheStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    XBZRLECacheStats = "XBZRLECacheStats" {
+        required cache_size "cache-size": u64,
+        required bytes "bytes": i64,
+        required pages "pages": i64,
+        required cache_miss "cache-miss": i64,
+        required cache_miss_rate "cache-miss-rate": f64,
+        required encoding_rate "encoding-rate": f64,
+        required overflow "overflow": i64,
     }
 }
-
-impl ::qapi_types::private::Members for XBZRLECacheStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cache-size",
-            &self.cache_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bytes", &self.bytes)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "pages", &self.pages)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cache-miss",
-            &self.cache_miss,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cache-miss-rate",
-            &self.cache_miss_rate,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "encoding-rate",
-            &self.encoding_rate,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "overflow", &self.overflow)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for XBZRLECacheStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`XBZRLECacheStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cache_size: ::std::option::Option<u64>,
-        bytes: ::std::option::Option<i64>,
-        pages: ::std::option::Option<i64>,
-        cache_miss: ::std::option::Option<i64>,
-        cache_miss_rate: ::std::option::Option<f64>,
-        encoding_rate: ::std::option::Option<f64>,
-        overflow: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XBZRLECacheStats {
-        const NAME: &'static str = "XBZRLECacheStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cache-size" => {
-                    slots.cache_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bytes" => {
-                    slots.bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pages" => {
-                    slots.pages = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cache-miss" => {
-                    slots.cache_miss = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cache-miss-rate" => {
-                    slots.cache_miss_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "encoding-rate" => {
-                    slots.encoding_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "overflow" => {
-                    slots.overflow = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XBZRLECacheStats {
-                cache_size: slots
-                    .cache_size
-                    .ok_or_else(|| E::missing_field("cache-size"))?,
-                bytes: slots.bytes.ok_or_else(|| E::missing_field("bytes"))?,
-                pages: slots.pages.ok_or_else(|| E::missing_field("pages"))?,
-                cache_miss: slots
-                    .cache_miss
-                    .ok_or_else(|| E::missing_field("cache-miss"))?,
-                cache_miss_rate: slots
-                    .cache_miss_rate
-                    .ok_or_else(|| E::missing_field("cache-miss-rate"))?,
-                encoding_rate: slots
-                    .encoding_rate
-                    .ok_or_else(|| E::missing_field("encoding-rate"))?,
-                overflow: slots.overflow.ok_or_else(|| E::missing_field("overflow"))?,
-            })
-        }
-    }
-};
 
 /// Detailed migration compression statistics
 ///
@@ -485,111 +129,15 @@ pub struct CompressionStats {
     pub compression_rate: f64,
 }
 
-impl Serialize for CompressionStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CompressionStats = "CompressionStats" {
+        required pages "pages": i64,
+        required busy "busy": i64,
+        required busy_rate "busy-rate": f64,
+        required compressed_size "compressed-size": i64,
+        required compression_rate "compression-rate": f64,
     }
 }
-
-impl ::qapi_types::private::Members for CompressionStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pages", &self.pages)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "busy", &self.busy)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "busy-rate", &self.busy_rate)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "compressed-size",
-            &self.compressed_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "compression-rate",
-            &self.compression_rate,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CompressionStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CompressionStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pages: ::std::option::Option<i64>,
-        busy: ::std::option::Option<i64>,
-        busy_rate: ::std::option::Option<f64>,
-        compressed_size: ::std::option::Option<i64>,
-        compression_rate: ::std::option::Option<f64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CompressionStats {
-        const NAME: &'static str = "CompressionStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pages" => {
-                    slots.pages = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "busy" => {
-                    slots.busy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "busy-rate" => {
-                    slots.busy_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "compressed-size" => {
-                    slots.compressed_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "compression-rate" => {
-                    slots.compression_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CompressionStats {
-                pages: slots.pages.ok_or_else(|| E::missing_field("pages"))?,
-                busy: slots.busy.ok_or_else(|| E::missing_field("busy"))?,
-                busy_rate: slots.busy_rate.ok_or_else(|| E::missing_field("busy-rate"))?,
-                compressed_size: slots
-                    .compressed_size
-                    .ok_or_else(|| E::missing_field("compressed-size"))?,
-                compression_rate: slots
-                    .compression_rate
-                    .ok_or_else(|| E::missing_field("compression-rate"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of migration status.
 ///
@@ -726,73 +274,11 @@ pub struct VfioStats {
     pub transferred: i64,
 }
 
-impl Serialize for VfioStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VfioStats = "VfioStats" {
+        required transferred "transferred": i64,
     }
 }
-
-impl ::qapi_types::private::Members for VfioStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "transferred",
-            &self.transferred,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VfioStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VfioStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        transferred: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VfioStats {
-        const NAME: &'static str = "VfioStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "transferred" => {
-                    slots.transferred = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VfioStats {
-                transferred: slots
-                    .transferred
-                    .ok_or_else(|| E::missing_field("transferred"))?,
-            })
-        }
-    }
-};
 
 /// Information about current migration process.
 ///
@@ -904,226 +390,30 @@ pub struct MigrationInfo {
     pub dirty_limit_ring_full_time: ::std::option::Option<u64>,
 }
 
-impl Serialize for MigrationInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationInfo = "MigrationInfo" {
+        optional status "status": super::MigrationStatus,
+        optional ram "ram": super::MigrationStats,
+        optional vfio "vfio": super::VfioStats,
+        optional xbzrle_cache "xbzrle-cache": super::XBZRLECacheStats,
+        optional total_time "total-time": i64,
+        optional expected_downtime "expected-downtime": i64,
+        optional downtime "downtime": i64,
+        optional setup_time "setup-time": i64,
+        optional cpu_throttle_percentage "cpu-throttle-percentage": i64,
+        optional error_desc "error-desc": ::std::string::String,
+        optional blocked_reasons "blocked-reasons": ::std::vec::Vec<::std::string::String>,
+        optional postcopy_blocktime "postcopy-blocktime": u32,
+        optional postcopy_vcpu_blocktime "postcopy-vcpu-blocktime": ::std::vec::Vec<u32>,
+        optional postcopy_latency "postcopy-latency": u64,
+        optional postcopy_latency_dist "postcopy-latency-dist": ::std::vec::Vec<u64>,
+        optional postcopy_vcpu_latency "postcopy-vcpu-latency": ::std::vec::Vec<u64>,
+        optional postcopy_non_vcpu_latency "postcopy-non-vcpu-latency": u64,
+        optional socket_address "socket-address": ::std::vec::Vec<super::SocketAddress>,
+        optional dirty_limit_throttle_time_per_round "dirty-limit-throttle-time-per-round": u64,
+        optional dirty_limit_ring_full_time "dirty-limit-ring-full-time": u64,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "ram", &self.ram)?;
-        ::qapi_types::private::optional(map, "vfio", &self.vfio)?;
-        ::qapi_types::private::optional(map, "xbzrle-cache", &self.xbzrle_cache)?;
-        ::qapi_types::private::optional(map, "total-time", &self.total_time)?;
-        ::qapi_types::private::optional(
-            map,
-            "expected-downtime",
-            &self.expected_downtime,
-        )?;
-        ::qapi_types::private::optional(map, "downtime", &self.downtime)?;
-        ::qapi_types::private::optional(map, "setup-time", &self.setup_time)?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-percentage",
-            &self.cpu_throttle_percentage,
-        )?;
-        ::qapi_types::private::optional(map, "error-desc", &self.error_desc)?;
-        ::qapi_types::private::optional(map, "blocked-reasons", &self.blocked_reasons)?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-blocktime",
-            &self.postcopy_blocktime,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-vcpu-blocktime",
-            &self.postcopy_vcpu_blocktime,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-latency",
-            &self.postcopy_latency,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-latency-dist",
-            &self.postcopy_latency_dist,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-vcpu-latency",
-            &self.postcopy_vcpu_latency,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "postcopy-non-vcpu-latency",
-            &self.postcopy_non_vcpu_latency,
-        )?;
-        ::qapi_types::private::optional(map, "socket-address", &self.socket_address)?;
-        ::qapi_types::private::optional(
-            map,
-            "dirty-limit-throttle-time-per-round",
-            &self.dirty_limit_throttle_time_per_round,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "dirty-limit-ring-full-time",
-            &self.dirty_limit_ring_full_time,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        status: ::std::option::Option<super::MigrationStatus>,
-        ram: ::std::option::Option<super::MigrationStats>,
-        vfio: ::std::option::Option<super::VfioStats>,
-        xbzrle_cache: ::std::option::Option<super::XBZRLECacheStats>,
-        total_time: ::std::option::Option<i64>,
-        expected_downtime: ::std::option::Option<i64>,
-        downtime: ::std::option::Option<i64>,
-        setup_time: ::std::option::Option<i64>,
-        cpu_throttle_percentage: ::std::option::Option<i64>,
-        error_desc: ::std::option::Option<::std::string::String>,
-        blocked_reasons: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        postcopy_blocktime: ::std::option::Option<u32>,
-        postcopy_vcpu_blocktime: ::std::option::Option<::std::vec::Vec<u32>>,
-        postcopy_latency: ::std::option::Option<u64>,
-        postcopy_latency_dist: ::std::option::Option<::std::vec::Vec<u64>>,
-        postcopy_vcpu_latency: ::std::option::Option<::std::vec::Vec<u64>>,
-        postcopy_non_vcpu_latency: ::std::option::Option<u64>,
-        socket_address: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
-        dirty_limit_throttle_time_per_round: ::std::option::Option<u64>,
-        dirty_limit_ring_full_time: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationInfo {
-        const NAME: &'static str = "MigrationInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "ram" => slots.ram = ::serde::de::MapAccess::next_value(map)?,
-                "vfio" => slots.vfio = ::serde::de::MapAccess::next_value(map)?,
-                "xbzrle-cache" => {
-                    slots.xbzrle_cache = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "total-time" => {
-                    slots.total_time = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "expected-downtime" => {
-                    slots.expected_downtime = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "downtime" => slots.downtime = ::serde::de::MapAccess::next_value(map)?,
-                "setup-time" => {
-                    slots.setup_time = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cpu-throttle-percentage" => {
-                    slots.cpu_throttle_percentage = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "error-desc" => {
-                    slots.error_desc = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "blocked-reasons" => {
-                    slots.blocked_reasons = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "postcopy-blocktime" => {
-                    slots.postcopy_blocktime = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "postcopy-vcpu-blocktime" => {
-                    slots.postcopy_vcpu_blocktime = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "postcopy-latency" => {
-                    slots.postcopy_latency = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "postcopy-latency-dist" => {
-                    slots.postcopy_latency_dist = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "postcopy-vcpu-latency" => {
-                    slots.postcopy_vcpu_latency = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "postcopy-non-vcpu-latency" => {
-                    slots.postcopy_non_vcpu_latency = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "socket-address" => {
-                    slots.socket_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dirty-limit-throttle-time-per-round" => {
-                    slots.dirty_limit_throttle_time_per_round = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "dirty-limit-ring-full-time" => {
-                    slots.dirty_limit_ring_full_time = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationInfo {
-                status: slots.status,
-                ram: slots.ram,
-                vfio: slots.vfio,
-                xbzrle_cache: slots.xbzrle_cache,
-                total_time: slots.total_time,
-                expected_downtime: slots.expected_downtime,
-                downtime: slots.downtime,
-                setup_time: slots.setup_time,
-                cpu_throttle_percentage: slots.cpu_throttle_percentage,
-                error_desc: slots.error_desc,
-                blocked_reasons: slots.blocked_reasons,
-                postcopy_blocktime: slots.postcopy_blocktime,
-                postcopy_vcpu_blocktime: slots.postcopy_vcpu_blocktime,
-                postcopy_latency: slots.postcopy_latency,
-                postcopy_latency_dist: slots.postcopy_latency_dist,
-                postcopy_vcpu_latency: slots.postcopy_vcpu_latency,
-                postcopy_non_vcpu_latency: slots.postcopy_non_vcpu_latency,
-                socket_address: slots.socket_address,
-                dirty_limit_throttle_time_per_round: slots
-                    .dirty_limit_throttle_time_per_round,
-                dirty_limit_ring_full_time: slots.dirty_limit_ring_full_time,
-            })
-        }
-    }
-};
 
 /// Migration capabilities enumeration
 ///
@@ -1326,81 +616,12 @@ pub struct MigrationCapabilityStatus {
     pub state: bool,
 }
 
-impl Serialize for MigrationCapabilityStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationCapabilityStatus = "MigrationCapabilityStatus" {
+        required capability "capability": super::MigrationCapability,
+        required state "state": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationCapabilityStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "capability",
-            &self.capability,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationCapabilityStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationCapabilityStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        capability: ::std::option::Option<super::MigrationCapability>,
-        state: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationCapabilityStatus {
-        const NAME: &'static str = "MigrationCapabilityStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "capability" => {
-                    slots.capability = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "state" => {
-                    slots.state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationCapabilityStatus {
-                capability: slots
-                    .capability
-                    .ok_or_else(|| E::missing_field("capability"))?,
-                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of multifd compression methods.
 ///
@@ -1695,66 +916,11 @@ pub struct BitmapMigrationBitmapAliasTransform {
     pub persistent: ::std::option::Option<bool>,
 }
 
-impl Serialize for BitmapMigrationBitmapAliasTransform {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BitmapMigrationBitmapAliasTransform = "BitmapMigrationBitmapAliasTransform" {
+        optional persistent "persistent": bool,
     }
 }
-
-impl ::qapi_types::private::Members for BitmapMigrationBitmapAliasTransform {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "persistent", &self.persistent)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BitmapMigrationBitmapAliasTransform {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BitmapMigrationBitmapAliasTransform`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        persistent: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de>
-    for BitmapMigrationBitmapAliasTransform {
-        const NAME: &'static str = "BitmapMigrationBitmapAliasTransform";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "persistent" => {
-                    slots.persistent = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BitmapMigrationBitmapAliasTransform {
-                persistent: slots.persistent,
-            })
-        }
-    }
-};
 
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -1769,79 +935,13 @@ pub struct BitmapMigrationBitmapAlias {
     pub transform: ::std::option::Option<super::BitmapMigrationBitmapAliasTransform>,
 }
 
-impl Serialize for BitmapMigrationBitmapAlias {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BitmapMigrationBitmapAlias = "BitmapMigrationBitmapAlias" {
+        required name "name": ::std::string::String,
+        required alias "alias": ::std::string::String,
+        optional transform "transform": super::BitmapMigrationBitmapAliasTransform,
     }
 }
-
-impl ::qapi_types::private::Members for BitmapMigrationBitmapAlias {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "alias", &self.alias)?;
-        ::qapi_types::private::optional(map, "transform", &self.transform)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BitmapMigrationBitmapAlias {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BitmapMigrationBitmapAlias`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        alias: ::std::option::Option<::std::string::String>,
-        transform: ::std::option::Option<super::BitmapMigrationBitmapAliasTransform>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BitmapMigrationBitmapAlias {
-        const NAME: &'static str = "BitmapMigrationBitmapAlias";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "alias" => {
-                    slots.alias = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "transform" => slots.transform = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BitmapMigrationBitmapAlias {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                alias: slots.alias.ok_or_else(|| E::missing_field("alias"))?,
-                transform: slots.transform,
-            })
-        }
-    }
-};
 
 /// Maps a block node name and the bitmaps it has to aliases for dirty
 /// bitmap migration.
@@ -1858,85 +958,13 @@ pub struct BitmapMigrationNodeAlias {
     pub bitmaps: ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
 }
 
-impl Serialize for BitmapMigrationNodeAlias {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BitmapMigrationNodeAlias = "BitmapMigrationNodeAlias" {
+        required node_name "node-name": ::std::string::String,
+        required alias "alias": ::std::string::String,
+        required bitmaps "bitmaps": ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
     }
 }
-
-impl ::qapi_types::private::Members for BitmapMigrationNodeAlias {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "alias", &self.alias)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bitmaps", &self.bitmaps)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BitmapMigrationNodeAlias {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BitmapMigrationNodeAlias`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node_name: ::std::option::Option<::std::string::String>,
-        alias: ::std::option::Option<::std::string::String>,
-        bitmaps: ::std::option::Option<
-            ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BitmapMigrationNodeAlias {
-        const NAME: &'static str = "BitmapMigrationNodeAlias";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node-name" => {
-                    slots.node_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "alias" => {
-                    slots.alias = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bitmaps" => {
-                    slots.bitmaps = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BitmapMigrationNodeAlias {
-                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
-                alias: slots.alias.ok_or_else(|| E::missing_field("alias"))?,
-                bitmaps: slots.bitmaps.ok_or_else(|| E::missing_field("bitmaps"))?,
-            })
-        }
-    }
-};
 
 /// Migration parameters enumeration
 ///
@@ -2366,335 +1394,40 @@ pub struct MigrateSetParameters {
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for MigrateSetParameters {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrateSetParameters = "MigrateSetParameters" {
+        optional announce_initial "announce-initial": u64,
+        optional announce_max "announce-max": u64,
+        optional announce_rounds "announce-rounds": u64,
+        optional announce_step "announce-step": u64,
+        optional throttle_trigger_threshold "throttle-trigger-threshold": u8,
+        optional cpu_throttle_initial "cpu-throttle-initial": u8,
+        optional cpu_throttle_increment "cpu-throttle-increment": u8,
+        optional cpu_throttle_tailslow "cpu-throttle-tailslow": bool,
+        nullable tls_creds "tls-creds": super::StrOrNull,
+        nullable tls_hostname "tls-hostname": super::StrOrNull,
+        nullable tls_authz "tls-authz": super::StrOrNull,
+        optional max_bandwidth "max-bandwidth": u64,
+        optional avail_switchover_bandwidth "avail-switchover-bandwidth": u64,
+        optional downtime_limit "downtime-limit": u64,
+        optional x_checkpoint_delay "x-checkpoint-delay": u32,
+        optional multifd_channels "multifd-channels": u8,
+        optional xbzrle_cache_size "xbzrle-cache-size": u64,
+        optional max_postcopy_bandwidth "max-postcopy-bandwidth": u64,
+        optional max_cpu_throttle "max-cpu-throttle": u8,
+        optional multifd_compression "multifd-compression": super::MultiFDCompression,
+        optional multifd_zlib_level "multifd-zlib-level": u8,
+        optional multifd_qatzip_level "multifd-qatzip-level": u8,
+        optional multifd_zstd_level "multifd-zstd-level": u8,
+        optional block_bitmap_mapping "block-bitmap-mapping": ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
+        optional x_vcpu_dirty_limit_period "x-vcpu-dirty-limit-period": u64,
+        optional vcpu_dirty_limit "vcpu-dirty-limit": u64,
+        optional mode "mode": super::MigMode,
+        optional zero_page_detection "zero-page-detection": super::ZeroPageDetection,
+        optional direct_io "direct-io": bool,
+        optional cpr_exec_command "cpr-exec-command": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for MigrateSetParameters {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "announce-initial",
-            &self.announce_initial,
-        )?;
-        ::qapi_types::private::optional(map, "announce-max", &self.announce_max)?;
-        ::qapi_types::private::optional(map, "announce-rounds", &self.announce_rounds)?;
-        ::qapi_types::private::optional(map, "announce-step", &self.announce_step)?;
-        ::qapi_types::private::optional(
-            map,
-            "throttle-trigger-threshold",
-            &self.throttle_trigger_threshold,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-initial",
-            &self.cpu_throttle_initial,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-increment",
-            &self.cpu_throttle_increment,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-tailslow",
-            &self.cpu_throttle_tailslow,
-        )?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "max-bandwidth", &self.max_bandwidth)?;
-        ::qapi_types::private::optional(
-            map,
-            "avail-switchover-bandwidth",
-            &self.avail_switchover_bandwidth,
-        )?;
-        ::qapi_types::private::optional(map, "downtime-limit", &self.downtime_limit)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-checkpoint-delay",
-            &self.x_checkpoint_delay,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-channels",
-            &self.multifd_channels,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "xbzrle-cache-size",
-            &self.xbzrle_cache_size,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max-postcopy-bandwidth",
-            &self.max_postcopy_bandwidth,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max-cpu-throttle",
-            &self.max_cpu_throttle,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-compression",
-            &self.multifd_compression,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-zlib-level",
-            &self.multifd_zlib_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-qatzip-level",
-            &self.multifd_qatzip_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-zstd-level",
-            &self.multifd_zstd_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "block-bitmap-mapping",
-            &self.block_bitmap_mapping,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "x-vcpu-dirty-limit-period",
-            &self.x_vcpu_dirty_limit_period,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "vcpu-dirty-limit",
-            &self.vcpu_dirty_limit,
-        )?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(
-            map,
-            "zero-page-detection",
-            &self.zero_page_detection,
-        )?;
-        ::qapi_types::private::optional(map, "direct-io", &self.direct_io)?;
-        ::qapi_types::private::optional(
-            map,
-            "cpr-exec-command",
-            &self.cpr_exec_command,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrateSetParameters {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrateSetParameters`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        announce_initial: ::std::option::Option<u64>,
-        announce_max: ::std::option::Option<u64>,
-        announce_rounds: ::std::option::Option<u64>,
-        announce_step: ::std::option::Option<u64>,
-        throttle_trigger_threshold: ::std::option::Option<u8>,
-        cpu_throttle_initial: ::std::option::Option<u8>,
-        cpu_throttle_increment: ::std::option::Option<u8>,
-        cpu_throttle_tailslow: ::std::option::Option<bool>,
-        tls_creds: ::std::option::Option<super::StrOrNull>,
-        tls_hostname: ::std::option::Option<super::StrOrNull>,
-        tls_authz: ::std::option::Option<super::StrOrNull>,
-        max_bandwidth: ::std::option::Option<u64>,
-        avail_switchover_bandwidth: ::std::option::Option<u64>,
-        downtime_limit: ::std::option::Option<u64>,
-        x_checkpoint_delay: ::std::option::Option<u32>,
-        multifd_channels: ::std::option::Option<u8>,
-        xbzrle_cache_size: ::std::option::Option<u64>,
-        max_postcopy_bandwidth: ::std::option::Option<u64>,
-        max_cpu_throttle: ::std::option::Option<u8>,
-        multifd_compression: ::std::option::Option<super::MultiFDCompression>,
-        multifd_zlib_level: ::std::option::Option<u8>,
-        multifd_qatzip_level: ::std::option::Option<u8>,
-        multifd_zstd_level: ::std::option::Option<u8>,
-        block_bitmap_mapping: ::std::option::Option<
-            ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
-        >,
-        x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
-        vcpu_dirty_limit: ::std::option::Option<u64>,
-        mode: ::std::option::Option<super::MigMode>,
-        zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
-        direct_io: ::std::option::Option<bool>,
-        cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrateSetParameters {
-        const NAME: &'static str = "MigrateSetParameters";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "announce-initial" => {
-                    slots.announce_initial = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-max" => {
-                    slots.announce_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-rounds" => {
-                    slots.announce_rounds = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-step" => {
-                    slots.announce_step = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "throttle-trigger-threshold" => {
-                    slots.throttle_trigger_threshold = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cpu-throttle-initial" => {
-                    slots.cpu_throttle_initial = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cpu-throttle-increment" => {
-                    slots.cpu_throttle_increment = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cpu-throttle-tailslow" => {
-                    slots.cpu_throttle_tailslow = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "tls-creds" => {
-                    slots.tls_creds = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tls-hostname" => {
-                    slots.tls_hostname = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tls-authz" => {
-                    slots.tls_authz = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max-bandwidth" => {
-                    slots.max_bandwidth = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "avail-switchover-bandwidth" => {
-                    slots.avail_switchover_bandwidth = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "downtime-limit" => {
-                    slots.downtime_limit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-checkpoint-delay" => {
-                    slots.x_checkpoint_delay = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-channels" => {
-                    slots.multifd_channels = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "xbzrle-cache-size" => {
-                    slots.xbzrle_cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-postcopy-bandwidth" => {
-                    slots.max_postcopy_bandwidth = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "max-cpu-throttle" => {
-                    slots.max_cpu_throttle = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-compression" => {
-                    slots.multifd_compression = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-zlib-level" => {
-                    slots.multifd_zlib_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-qatzip-level" => {
-                    slots.multifd_qatzip_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-zstd-level" => {
-                    slots.multifd_zstd_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "block-bitmap-mapping" => {
-                    slots.block_bitmap_mapping = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-vcpu-dirty-limit-period" => {
-                    slots.x_vcpu_dirty_limit_period = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "vcpu-dirty-limit" => {
-                    slots.vcpu_dirty_limit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                "zero-page-detection" => {
-                    slots.zero_page_detection = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "direct-io" => slots.direct_io = ::serde::de::MapAccess::next_value(map)?,
-                "cpr-exec-command" => {
-                    slots.cpr_exec_command = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrateSetParameters {
-                announce_initial: slots.announce_initial,
-                announce_max: slots.announce_max,
-                announce_rounds: slots.announce_rounds,
-                announce_step: slots.announce_step,
-                throttle_trigger_threshold: slots.throttle_trigger_threshold,
-                cpu_throttle_initial: slots.cpu_throttle_initial,
-                cpu_throttle_increment: slots.cpu_throttle_increment,
-                cpu_throttle_tailslow: slots.cpu_throttle_tailslow,
-                tls_creds: slots.tls_creds,
-                tls_hostname: slots.tls_hostname,
-                tls_authz: slots.tls_authz,
-                max_bandwidth: slots.max_bandwidth,
-                avail_switchover_bandwidth: slots.avail_switchover_bandwidth,
-                downtime_limit: slots.downtime_limit,
-                x_checkpoint_delay: slots.x_checkpoint_delay,
-                multifd_channels: slots.multifd_channels,
-                xbzrle_cache_size: slots.xbzrle_cache_size,
-                max_postcopy_bandwidth: slots.max_postcopy_bandwidth,
-                max_cpu_throttle: slots.max_cpu_throttle,
-                multifd_compression: slots.multifd_compression,
-                multifd_zlib_level: slots.multifd_zlib_level,
-                multifd_qatzip_level: slots.multifd_qatzip_level,
-                multifd_zstd_level: slots.multifd_zstd_level,
-                block_bitmap_mapping: slots.block_bitmap_mapping,
-                x_vcpu_dirty_limit_period: slots.x_vcpu_dirty_limit_period,
-                vcpu_dirty_limit: slots.vcpu_dirty_limit,
-                mode: slots.mode,
-                zero_page_detection: slots.zero_page_detection,
-                direct_io: slots.direct_io,
-                cpr_exec_command: slots.cpr_exec_command,
-            })
-        }
-    }
-};
 
 /// The optional members aren't actually optional.
 ///
@@ -2860,325 +1593,40 @@ pub struct MigrationParameters {
     pub cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for MigrationParameters {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationParameters = "MigrationParameters" {
+        optional announce_initial "announce-initial": u64,
+        optional announce_max "announce-max": u64,
+        optional announce_rounds "announce-rounds": u64,
+        optional announce_step "announce-step": u64,
+        optional throttle_trigger_threshold "throttle-trigger-threshold": u8,
+        optional cpu_throttle_initial "cpu-throttle-initial": u8,
+        optional cpu_throttle_increment "cpu-throttle-increment": u8,
+        optional cpu_throttle_tailslow "cpu-throttle-tailslow": bool,
+        optional tls_creds "tls-creds": ::std::string::String,
+        optional tls_hostname "tls-hostname": ::std::string::String,
+        optional tls_authz "tls-authz": ::std::string::String,
+        optional max_bandwidth "max-bandwidth": u64,
+        optional avail_switchover_bandwidth "avail-switchover-bandwidth": u64,
+        optional downtime_limit "downtime-limit": u64,
+        optional x_checkpoint_delay "x-checkpoint-delay": u32,
+        optional multifd_channels "multifd-channels": u8,
+        optional xbzrle_cache_size "xbzrle-cache-size": u64,
+        optional max_postcopy_bandwidth "max-postcopy-bandwidth": u64,
+        optional max_cpu_throttle "max-cpu-throttle": u8,
+        optional multifd_compression "multifd-compression": super::MultiFDCompression,
+        optional multifd_zlib_level "multifd-zlib-level": u8,
+        optional multifd_qatzip_level "multifd-qatzip-level": u8,
+        optional multifd_zstd_level "multifd-zstd-level": u8,
+        optional block_bitmap_mapping "block-bitmap-mapping": ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
+        optional x_vcpu_dirty_limit_period "x-vcpu-dirty-limit-period": u64,
+        optional vcpu_dirty_limit "vcpu-dirty-limit": u64,
+        optional mode "mode": super::MigMode,
+        optional zero_page_detection "zero-page-detection": super::ZeroPageDetection,
+        optional direct_io "direct-io": bool,
+        optional cpr_exec_command "cpr-exec-command": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationParameters {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "announce-initial",
-            &self.announce_initial,
-        )?;
-        ::qapi_types::private::optional(map, "announce-max", &self.announce_max)?;
-        ::qapi_types::private::optional(map, "announce-rounds", &self.announce_rounds)?;
-        ::qapi_types::private::optional(map, "announce-step", &self.announce_step)?;
-        ::qapi_types::private::optional(
-            map,
-            "throttle-trigger-threshold",
-            &self.throttle_trigger_threshold,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-initial",
-            &self.cpu_throttle_initial,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-increment",
-            &self.cpu_throttle_increment,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "cpu-throttle-tailslow",
-            &self.cpu_throttle_tailslow,
-        )?;
-        ::qapi_types::private::optional(map, "tls-creds", &self.tls_creds)?;
-        ::qapi_types::private::optional(map, "tls-hostname", &self.tls_hostname)?;
-        ::qapi_types::private::optional(map, "tls-authz", &self.tls_authz)?;
-        ::qapi_types::private::optional(map, "max-bandwidth", &self.max_bandwidth)?;
-        ::qapi_types::private::optional(
-            map,
-            "avail-switchover-bandwidth",
-            &self.avail_switchover_bandwidth,
-        )?;
-        ::qapi_types::private::optional(map, "downtime-limit", &self.downtime_limit)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-checkpoint-delay",
-            &self.x_checkpoint_delay,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-channels",
-            &self.multifd_channels,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "xbzrle-cache-size",
-            &self.xbzrle_cache_size,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max-postcopy-bandwidth",
-            &self.max_postcopy_bandwidth,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "max-cpu-throttle",
-            &self.max_cpu_throttle,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-compression",
-            &self.multifd_compression,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-zlib-level",
-            &self.multifd_zlib_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-qatzip-level",
-            &self.multifd_qatzip_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "multifd-zstd-level",
-            &self.multifd_zstd_level,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "block-bitmap-mapping",
-            &self.block_bitmap_mapping,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "x-vcpu-dirty-limit-period",
-            &self.x_vcpu_dirty_limit_period,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "vcpu-dirty-limit",
-            &self.vcpu_dirty_limit,
-        )?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(
-            map,
-            "zero-page-detection",
-            &self.zero_page_detection,
-        )?;
-        ::qapi_types::private::optional(map, "direct-io", &self.direct_io)?;
-        ::qapi_types::private::optional(
-            map,
-            "cpr-exec-command",
-            &self.cpr_exec_command,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationParameters {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationParameters`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        announce_initial: ::std::option::Option<u64>,
-        announce_max: ::std::option::Option<u64>,
-        announce_rounds: ::std::option::Option<u64>,
-        announce_step: ::std::option::Option<u64>,
-        throttle_trigger_threshold: ::std::option::Option<u8>,
-        cpu_throttle_initial: ::std::option::Option<u8>,
-        cpu_throttle_increment: ::std::option::Option<u8>,
-        cpu_throttle_tailslow: ::std::option::Option<bool>,
-        tls_creds: ::std::option::Option<::std::string::String>,
-        tls_hostname: ::std::option::Option<::std::string::String>,
-        tls_authz: ::std::option::Option<::std::string::String>,
-        max_bandwidth: ::std::option::Option<u64>,
-        avail_switchover_bandwidth: ::std::option::Option<u64>,
-        downtime_limit: ::std::option::Option<u64>,
-        x_checkpoint_delay: ::std::option::Option<u32>,
-        multifd_channels: ::std::option::Option<u8>,
-        xbzrle_cache_size: ::std::option::Option<u64>,
-        max_postcopy_bandwidth: ::std::option::Option<u64>,
-        max_cpu_throttle: ::std::option::Option<u8>,
-        multifd_compression: ::std::option::Option<super::MultiFDCompression>,
-        multifd_zlib_level: ::std::option::Option<u8>,
-        multifd_qatzip_level: ::std::option::Option<u8>,
-        multifd_zstd_level: ::std::option::Option<u8>,
-        block_bitmap_mapping: ::std::option::Option<
-            ::std::vec::Vec<super::BitmapMigrationNodeAlias>,
-        >,
-        x_vcpu_dirty_limit_period: ::std::option::Option<u64>,
-        vcpu_dirty_limit: ::std::option::Option<u64>,
-        mode: ::std::option::Option<super::MigMode>,
-        zero_page_detection: ::std::option::Option<super::ZeroPageDetection>,
-        direct_io: ::std::option::Option<bool>,
-        cpr_exec_command: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationParameters {
-        const NAME: &'static str = "MigrationParameters";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "announce-initial" => {
-                    slots.announce_initial = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-max" => {
-                    slots.announce_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-rounds" => {
-                    slots.announce_rounds = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "announce-step" => {
-                    slots.announce_step = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "throttle-trigger-threshold" => {
-                    slots.throttle_trigger_threshold = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cpu-throttle-initial" => {
-                    slots.cpu_throttle_initial = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cpu-throttle-increment" => {
-                    slots.cpu_throttle_increment = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "cpu-throttle-tailslow" => {
-                    slots.cpu_throttle_tailslow = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "tls-creds" => slots.tls_creds = ::serde::de::MapAccess::next_value(map)?,
-                "tls-hostname" => {
-                    slots.tls_hostname = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "tls-authz" => slots.tls_authz = ::serde::de::MapAccess::next_value(map)?,
-                "max-bandwidth" => {
-                    slots.max_bandwidth = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "avail-switchover-bandwidth" => {
-                    slots.avail_switchover_bandwidth = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "downtime-limit" => {
-                    slots.downtime_limit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-checkpoint-delay" => {
-                    slots.x_checkpoint_delay = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-channels" => {
-                    slots.multifd_channels = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "xbzrle-cache-size" => {
-                    slots.xbzrle_cache_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max-postcopy-bandwidth" => {
-                    slots.max_postcopy_bandwidth = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "max-cpu-throttle" => {
-                    slots.max_cpu_throttle = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-compression" => {
-                    slots.multifd_compression = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-zlib-level" => {
-                    slots.multifd_zlib_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-qatzip-level" => {
-                    slots.multifd_qatzip_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "multifd-zstd-level" => {
-                    slots.multifd_zstd_level = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "block-bitmap-mapping" => {
-                    slots.block_bitmap_mapping = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "x-vcpu-dirty-limit-period" => {
-                    slots.x_vcpu_dirty_limit_period = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "vcpu-dirty-limit" => {
-                    slots.vcpu_dirty_limit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                "zero-page-detection" => {
-                    slots.zero_page_detection = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "direct-io" => slots.direct_io = ::serde::de::MapAccess::next_value(map)?,
-                "cpr-exec-command" => {
-                    slots.cpr_exec_command = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationParameters {
-                announce_initial: slots.announce_initial,
-                announce_max: slots.announce_max,
-                announce_rounds: slots.announce_rounds,
-                announce_step: slots.announce_step,
-                throttle_trigger_threshold: slots.throttle_trigger_threshold,
-                cpu_throttle_initial: slots.cpu_throttle_initial,
-                cpu_throttle_increment: slots.cpu_throttle_increment,
-                cpu_throttle_tailslow: slots.cpu_throttle_tailslow,
-                tls_creds: slots.tls_creds,
-                tls_hostname: slots.tls_hostname,
-                tls_authz: slots.tls_authz,
-                max_bandwidth: slots.max_bandwidth,
-                avail_switchover_bandwidth: slots.avail_switchover_bandwidth,
-                downtime_limit: slots.downtime_limit,
-                x_checkpoint_delay: slots.x_checkpoint_delay,
-                multifd_channels: slots.multifd_channels,
-                xbzrle_cache_size: slots.xbzrle_cache_size,
-                max_postcopy_bandwidth: slots.max_postcopy_bandwidth,
-                max_cpu_throttle: slots.max_cpu_throttle,
-                multifd_compression: slots.multifd_compression,
-                multifd_zlib_level: slots.multifd_zlib_level,
-                multifd_qatzip_level: slots.multifd_qatzip_level,
-                multifd_zstd_level: slots.multifd_zstd_level,
-                block_bitmap_mapping: slots.block_bitmap_mapping,
-                x_vcpu_dirty_limit_period: slots.x_vcpu_dirty_limit_period,
-                vcpu_dirty_limit: slots.vcpu_dirty_limit,
-                mode: slots.mode,
-                zero_page_detection: slots.zero_page_detection,
-                direct_io: slots.direct_io,
-                cpr_exec_command: slots.cpr_exec_command,
-            })
-        }
-    }
-};
 
 /// The message transmission between Primary side and Secondary side.
 ///
@@ -3518,75 +1966,12 @@ pub struct FileMigrationArgs {
     pub offset: u64,
 }
 
-impl Serialize for FileMigrationArgs {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FileMigrationArgs = "FileMigrationArgs" {
+        required filename "filename": ::std::string::String,
+        required offset "offset": u64,
     }
 }
-
-impl ::qapi_types::private::Members for FileMigrationArgs {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FileMigrationArgs {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FileMigrationArgs`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        filename: ::std::option::Option<::std::string::String>,
-        offset: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FileMigrationArgs {
-        const NAME: &'static str = "FileMigrationArgs";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "filename" => {
-                    slots.filename = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "offset" => {
-                    slots.offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FileMigrationArgs {
-                filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -3595,67 +1980,11 @@ pub struct MigrationExecCommand {
     pub args: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for MigrationExecCommand {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationExecCommand = "MigrationExecCommand" {
+        required args "args": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationExecCommand {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "args", &self.args)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationExecCommand {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationExecCommand`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        args: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationExecCommand {
-        const NAME: &'static str = "MigrationExecCommand";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "args" => {
-                    slots.args = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationExecCommand {
-                args: slots.args.ok_or_else(|| E::missing_field("args"))?,
-            })
-        }
-    }
-};
 
 /// Migration endpoint configuration.
 ///
@@ -3854,81 +2183,12 @@ pub struct MigrationChannel {
     pub addr: super::MigrationAddress,
 }
 
-impl Serialize for MigrationChannel {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationChannel = "MigrationChannel" {
+        required channel_type "channel-type": super::MigrationChannelType,
+        required addr "addr": super::MigrationAddress,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationChannel {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "channel-type",
-            &self.channel_type,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationChannel {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationChannel`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        channel_type: ::std::option::Option<super::MigrationChannelType>,
-        addr: ::std::option::Option<super::MigrationAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationChannel {
-        const NAME: &'static str = "MigrationChannel";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "channel-type" => {
-                    slots.channel_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationChannel {
-                channel_type: slots
-                    .channel_type
-                    .ok_or_else(|| E::missing_field("channel-type"))?,
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-            })
-        }
-    }
-};
 
 /// The result format for [`query-xen-replication-status`](crate::commands::QueryXenReplicationStatus).
 ///
@@ -3944,71 +2204,12 @@ pub struct ReplicationStatus {
     pub desc: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for ReplicationStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ReplicationStatus = "ReplicationStatus" {
+        required error "error": bool,
+        optional desc "desc": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ReplicationStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "error", &self.error)?;
-        ::qapi_types::private::optional(map, "desc", &self.desc)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ReplicationStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ReplicationStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        error: ::std::option::Option<bool>,
-        desc: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ReplicationStatus {
-        const NAME: &'static str = "ReplicationStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "error" => {
-                    slots.error = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "desc" => slots.desc = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ReplicationStatus {
-                error: slots.error.ok_or_else(|| E::missing_field("error"))?,
-                desc: slots.desc,
-            })
-        }
-    }
-};
 
 /// The result format for [`query-colo-status`](crate::commands::QueryColoStatus).
 ///
@@ -4028,83 +2229,13 @@ pub struct COLOStatus {
     pub reason: super::COLOExitReason,
 }
 
-impl Serialize for COLOStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    COLOStatus = "COLOStatus" {
+        required mode "mode": super::COLOMode,
+        required last_mode "last-mode": super::COLOMode,
+        required reason "reason": super::COLOExitReason,
     }
 }
-
-impl ::qapi_types::private::Members for COLOStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "last-mode", &self.last_mode)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for COLOStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`COLOStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mode: ::std::option::Option<super::COLOMode>,
-        last_mode: ::std::option::Option<super::COLOMode>,
-        reason: ::std::option::Option<super::COLOExitReason>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for COLOStatus {
-        const NAME: &'static str = "COLOStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mode" => {
-                    slots.mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "last-mode" => {
-                    slots.last_mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "reason" => {
-                    slots.reason = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(COLOStatus {
-                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
-                last_mode: slots.last_mode.ok_or_else(|| E::missing_field("last-mode"))?,
-                reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-            })
-        }
-    }
-};
 
 /// Dirty rate of vcpu.
 ///
@@ -4117,81 +2248,12 @@ pub struct DirtyRateVcpu {
     pub dirty_rate: i64,
 }
 
-impl Serialize for DirtyRateVcpu {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DirtyRateVcpu = "DirtyRateVcpu" {
+        required id "id": i64,
+        required dirty_rate "dirty-rate": i64,
     }
 }
-
-impl ::qapi_types::private::Members for DirtyRateVcpu {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "dirty-rate",
-            &self.dirty_rate,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DirtyRateVcpu {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DirtyRateVcpu`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<i64>,
-        dirty_rate: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DirtyRateVcpu {
-        const NAME: &'static str = "DirtyRateVcpu";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dirty-rate" => {
-                    slots.dirty_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DirtyRateVcpu {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                dirty_rate: slots
-                    .dirty_rate
-                    .ok_or_else(|| E::missing_field("dirty-rate"))?,
-            })
-        }
-    }
-};
 
 /// Dirty page rate measurement status.
 ///
@@ -4395,129 +2457,18 @@ pub struct DirtyRateInfo {
     pub vcpu_dirty_rate: ::std::option::Option<::std::vec::Vec<super::DirtyRateVcpu>>,
 }
 
-impl Serialize for DirtyRateInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DirtyRateInfo = "DirtyRateInfo" {
+        optional dirty_rate "dirty-rate": i64,
+        required status "status": super::DirtyRateStatus,
+        required start_time "start-time": i64,
+        required calc_time "calc-time": i64,
+        optional calc_time_unit "calc-time-unit": super::TimeUnit,
+        required sample_pages "sample-pages": u64,
+        required mode "mode": super::DirtyRateMeasureMode,
+        optional vcpu_dirty_rate "vcpu-dirty-rate": ::std::vec::Vec<super::DirtyRateVcpu>,
     }
 }
-
-impl ::qapi_types::private::Members for DirtyRateInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dirty-rate", &self.dirty_rate)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "start-time",
-            &self.start_time,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "calc-time", &self.calc_time)?;
-        ::qapi_types::private::optional(map, "calc-time-unit", &self.calc_time_unit)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "sample-pages",
-            &self.sample_pages,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "vcpu-dirty-rate", &self.vcpu_dirty_rate)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DirtyRateInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DirtyRateInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dirty_rate: ::std::option::Option<i64>,
-        status: ::std::option::Option<super::DirtyRateStatus>,
-        start_time: ::std::option::Option<i64>,
-        calc_time: ::std::option::Option<i64>,
-        calc_time_unit: ::std::option::Option<super::TimeUnit>,
-        sample_pages: ::std::option::Option<u64>,
-        mode: ::std::option::Option<super::DirtyRateMeasureMode>,
-        vcpu_dirty_rate: ::std::option::Option<::std::vec::Vec<super::DirtyRateVcpu>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DirtyRateInfo {
-        const NAME: &'static str = "DirtyRateInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dirty-rate" => {
-                    slots.dirty_rate = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "status" => {
-                    slots.status = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "start-time" => {
-                    slots.start_time = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "calc-time" => {
-                    slots.calc_time = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "calc-time-unit" => {
-                    slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "sample-pages" => {
-                    slots.sample_pages = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mode" => {
-                    slots.mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vcpu-dirty-rate" => {
-                    slots.vcpu_dirty_rate = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DirtyRateInfo {
-                dirty_rate: slots.dirty_rate,
-                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-                start_time: slots
-                    .start_time
-                    .ok_or_else(|| E::missing_field("start-time"))?,
-                calc_time: slots.calc_time.ok_or_else(|| E::missing_field("calc-time"))?,
-                calc_time_unit: slots.calc_time_unit,
-                sample_pages: slots
-                    .sample_pages
-                    .ok_or_else(|| E::missing_field("sample-pages"))?,
-                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
-                vcpu_dirty_rate: slots.vcpu_dirty_rate,
-            })
-        }
-    }
-};
 
 /// Dirty page rate limit information of a virtual CPU.
 ///
@@ -4533,95 +2484,13 @@ pub struct DirtyLimitInfo {
     pub current_rate: u64,
 }
 
-impl Serialize for DirtyLimitInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DirtyLimitInfo = "DirtyLimitInfo" {
+        required cpu_index "cpu-index": i64,
+        required limit_rate "limit-rate": u64,
+        required current_rate "current-rate": u64,
     }
 }
-
-impl ::qapi_types::private::Members for DirtyLimitInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cpu-index", &self.cpu_index)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "limit-rate",
-            &self.limit_rate,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "current-rate",
-            &self.current_rate,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DirtyLimitInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DirtyLimitInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpu_index: ::std::option::Option<i64>,
-        limit_rate: ::std::option::Option<u64>,
-        current_rate: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DirtyLimitInfo {
-        const NAME: &'static str = "DirtyLimitInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpu-index" => {
-                    slots.cpu_index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "limit-rate" => {
-                    slots.limit_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "current-rate" => {
-                    slots.current_rate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DirtyLimitInfo {
-                cpu_index: slots.cpu_index.ok_or_else(|| E::missing_field("cpu-index"))?,
-                limit_rate: slots
-                    .limit_rate
-                    .ok_or_else(|| E::missing_field("limit-rate"))?,
-                current_rate: slots
-                    .current_rate
-                    .ok_or_else(|| E::missing_field("current-rate"))?,
-            })
-        }
-    }
-};
 
 /// Information about migrationthreads
 ///
@@ -4634,75 +2503,12 @@ pub struct MigrationThreadInfo {
     pub thread_id: i64,
 }
 
-impl Serialize for MigrationThreadInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MigrationThreadInfo = "MigrationThreadInfo" {
+        required name "name": ::std::string::String,
+        required thread_id "thread-id": i64,
     }
 }
-
-impl ::qapi_types::private::Members for MigrationThreadInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "thread-id", &self.thread_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationThreadInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MigrationThreadInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        thread_id: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrationThreadInfo {
-        const NAME: &'static str = "MigrationThreadInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "thread-id" => {
-                    slots.thread_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrationThreadInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                thread_id: slots.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `migration.json`.
 pub mod commands {
@@ -4804,40 +2610,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrate {}
-    impl Serialize for QueryMigrate {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMigrate {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMigrate {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrate {
-        const NAME: &'static str = "query-migrate";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMigrate {})
-        }
+    ::qapi_types::private::object! {
+        QueryMigrate = "query-migrate" {}
     }
 
     impl ::qapi_types::Command for QueryMigrate {
@@ -4862,74 +2636,12 @@ pub mod commands {
         pub capabilities: ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
     }
 
-    impl Serialize for MigrateSetCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MigrateSetCapabilities = "migrate-set-capabilities" {
+            required capabilities "capabilities": ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
         }
     }
 
-    impl ::qapi_types::private::Members for MigrateSetCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "capabilities",
-                &self.capabilities,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateSetCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MigrateSetCapabilities`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            capabilities: ::std::option::Option<
-                ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MigrateSetCapabilities {
-            const NAME: &'static str = "migrate-set-capabilities";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "capabilities" => {
-                        slots.capabilities = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MigrateSetCapabilities {
-                    capabilities: slots
-                        .capabilities
-                        .ok_or_else(|| E::missing_field("capabilities"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for MigrateSetCapabilities {
         const NAME: &'static str = "migrate-set-capabilities";
         type Returns = ::qapi_types::Empty;
@@ -4955,40 +2667,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrateCapabilities {}
-    impl Serialize for QueryMigrateCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMigrateCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMigrateCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrateCapabilities {
-        const NAME: &'static str = "query-migrate-capabilities";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMigrateCapabilities {})
-        }
+    ::qapi_types::private::object! {
+        QueryMigrateCapabilities = "query-migrate-capabilities" {}
     }
 
     impl ::qapi_types::Command for QueryMigrateCapabilities {
@@ -5021,40 +2701,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrateParameters {}
-    impl Serialize for QueryMigrateParameters {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMigrateParameters {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMigrateParameters {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrateParameters {
-        const NAME: &'static str = "query-migrate-parameters";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMigrateParameters {})
-        }
+    ::qapi_types::private::object! {
+        QueryMigrateParameters = "query-migrate-parameters" {}
     }
 
     impl ::qapi_types::Command for QueryMigrateParameters {
@@ -5076,40 +2724,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigrateStartPostcopy {}
-    impl Serialize for MigrateStartPostcopy {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for MigrateStartPostcopy {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateStartPostcopy {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrateStartPostcopy {
-        const NAME: &'static str = "migrate-start-postcopy";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrateStartPostcopy {})
-        }
+    ::qapi_types::private::object! {
+        MigrateStartPostcopy = "migrate-start-postcopy" {}
     }
 
     impl ::qapi_types::Command for MigrateStartPostcopy {
@@ -5139,40 +2755,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XColoLostHeartbeat {}
-    impl Serialize for XColoLostHeartbeat {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XColoLostHeartbeat {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XColoLostHeartbeat {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XColoLostHeartbeat {
-        const NAME: &'static str = "x-colo-lost-heartbeat";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XColoLostHeartbeat {})
-        }
+    ::qapi_types::private::object! {
+        XColoLostHeartbeat = "x-colo-lost-heartbeat" {}
     }
 
     impl ::qapi_types::Command for XColoLostHeartbeat {
@@ -5199,40 +2783,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigrateCancel {}
-    impl Serialize for MigrateCancel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for MigrateCancel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateCancel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigrateCancel {
-        const NAME: &'static str = "migrate_cancel";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigrateCancel {})
-        }
+    ::qapi_types::private::object! {
+        MigrateCancel = "migrate_cancel" {}
     }
 
     impl ::qapi_types::Command for MigrateCancel {
@@ -5257,66 +2809,12 @@ pub mod commands {
         pub state: super::super::MigrationStatus,
     }
 
-    impl Serialize for MigrateContinue {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MigrateContinue = "migrate-continue" {
+            required state "state": super::super::MigrationStatus,
         }
     }
 
-    impl ::qapi_types::private::Members for MigrateContinue {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateContinue {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MigrateContinue`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            state: ::std::option::Option<super::super::MigrationStatus>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MigrateContinue {
-            const NAME: &'static str = "migrate-continue";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "state" => {
-                        slots.state = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MigrateContinue {
-                    state: slots.state.ok_or_else(|| E::missing_field("state"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for MigrateContinue {
         const NAME: &'static str = "migrate-continue";
         type Returns = ::qapi_types::Empty;
@@ -5406,78 +2904,15 @@ pub mod commands {
         pub resume: ::std::option::Option<bool>,
     }
 
-    impl Serialize for Migrate {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Migrate = "migrate" {
+            optional uri "uri": ::std::string::String,
+            optional channels "channels": ::std::vec::Vec<super::super::MigrationChannel>,
+            optional detach "detach": bool,
+            optional resume "resume": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for Migrate {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "uri", &self.uri)?;
-            ::qapi_types::private::optional(map, "channels", &self.channels)?;
-            ::qapi_types::private::optional(map, "detach", &self.detach)?;
-            ::qapi_types::private::optional(map, "resume", &self.resume)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Migrate {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Migrate`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            uri: ::std::option::Option<::std::string::String>,
-            channels: ::std::option::Option<
-                ::std::vec::Vec<super::super::MigrationChannel>,
-            >,
-            detach: ::std::option::Option<bool>,
-            resume: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Migrate {
-            const NAME: &'static str = "migrate";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "uri" => slots.uri = ::serde::de::MapAccess::next_value(map)?,
-                    "channels" => {
-                        slots.channels = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "detach" => slots.detach = ::serde::de::MapAccess::next_value(map)?,
-                    "resume" => slots.resume = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Migrate {
-                    uri: slots.uri,
-                    channels: slots.channels,
-                    detach: slots.detach,
-                    resume: slots.resume,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Migrate {
         const NAME: &'static str = "migrate";
         type Returns = ::qapi_types::Empty;
@@ -5554,76 +2989,14 @@ pub mod commands {
         pub exit_on_error: ::std::option::Option<bool>,
     }
 
-    impl Serialize for MigrateIncoming {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MigrateIncoming = "migrate-incoming" {
+            optional uri "uri": ::std::string::String,
+            optional channels "channels": ::std::vec::Vec<super::super::MigrationChannel>,
+            optional exit_on_error "exit-on-error": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for MigrateIncoming {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "uri", &self.uri)?;
-            ::qapi_types::private::optional(map, "channels", &self.channels)?;
-            ::qapi_types::private::optional(map, "exit-on-error", &self.exit_on_error)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateIncoming {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MigrateIncoming`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            uri: ::std::option::Option<::std::string::String>,
-            channels: ::std::option::Option<
-                ::std::vec::Vec<super::super::MigrationChannel>,
-            >,
-            exit_on_error: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MigrateIncoming {
-            const NAME: &'static str = "migrate-incoming";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "uri" => slots.uri = ::serde::de::MapAccess::next_value(map)?,
-                    "channels" => {
-                        slots.channels = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "exit-on-error" => {
-                        slots.exit_on_error = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MigrateIncoming {
-                    uri: slots.uri,
-                    channels: slots.channels,
-                    exit_on_error: slots.exit_on_error,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for MigrateIncoming {
         const NAME: &'static str = "migrate-incoming";
         type Returns = ::qapi_types::Empty;
@@ -5652,76 +3025,13 @@ pub mod commands {
         pub live: ::std::option::Option<bool>,
     }
 
-    impl Serialize for XenSaveDevicesState {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XenSaveDevicesState = "xen-save-devices-state" {
+            required filename "filename": ::std::string::String,
+            optional live "live": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for XenSaveDevicesState {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::qapi_types::private::optional(map, "live", &self.live)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenSaveDevicesState {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XenSaveDevicesState`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filename: ::std::option::Option<::std::string::String>,
-            live: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XenSaveDevicesState {
-            const NAME: &'static str = "xen-save-devices-state";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "live" => slots.live = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XenSaveDevicesState {
-                    filename: slots
-                        .filename
-                        .ok_or_else(|| E::missing_field("filename"))?,
-                    live: slots.live,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XenSaveDevicesState {
         const NAME: &'static str = "xen-save-devices-state";
         type Returns = ::qapi_types::Empty;
@@ -5744,66 +3054,12 @@ pub mod commands {
         pub enable: bool,
     }
 
-    impl Serialize for XenSetGlobalDirtyLog {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XenSetGlobalDirtyLog = "xen-set-global-dirty-log" {
+            required enable "enable": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for XenSetGlobalDirtyLog {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "enable", &self.enable)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenSetGlobalDirtyLog {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XenSetGlobalDirtyLog`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            enable: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XenSetGlobalDirtyLog {
-            const NAME: &'static str = "xen-set-global-dirty-log";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "enable" => {
-                        slots.enable = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XenSetGlobalDirtyLog {
-                    enable: slots.enable.ok_or_else(|| E::missing_field("enable"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XenSetGlobalDirtyLog {
         const NAME: &'static str = "xen-set-global-dirty-log";
         type Returns = ::qapi_types::Empty;
@@ -5829,70 +3085,12 @@ pub mod commands {
         pub filename: ::std::string::String,
     }
 
-    impl Serialize for XenLoadDevicesState {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XenLoadDevicesState = "xen-load-devices-state" {
+            required filename "filename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for XenLoadDevicesState {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenLoadDevicesState {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XenLoadDevicesState`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XenLoadDevicesState {
-            const NAME: &'static str = "xen-load-devices-state";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XenLoadDevicesState {
-                    filename: slots.filename.ok_or_else(|| E::missing_field("filename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XenLoadDevicesState {
         const NAME: &'static str = "xen-load-devices-state";
         type Returns = ::qapi_types::Empty;
@@ -5922,80 +3120,14 @@ pub mod commands {
         pub failover: ::std::option::Option<bool>,
     }
 
-    impl Serialize for XenSetReplication {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XenSetReplication = "xen-set-replication" {
+            required enable "enable": bool,
+            required primary "primary": bool,
+            optional failover "failover": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for XenSetReplication {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "enable", &self.enable)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "primary", &self.primary)?;
-            ::qapi_types::private::optional(map, "failover", &self.failover)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenSetReplication {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XenSetReplication`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            enable: ::std::option::Option<bool>,
-            primary: ::std::option::Option<bool>,
-            failover: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XenSetReplication {
-            const NAME: &'static str = "xen-set-replication";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "enable" => {
-                        slots.enable = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "primary" => {
-                        slots.primary = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "failover" => {
-                        slots.failover = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XenSetReplication {
-                    enable: slots.enable.ok_or_else(|| E::missing_field("enable"))?,
-                    primary: slots.primary.ok_or_else(|| E::missing_field("primary"))?,
-                    failover: slots.failover,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XenSetReplication {
         const NAME: &'static str = "xen-set-replication";
         type Returns = ::qapi_types::Empty;
@@ -6015,40 +3147,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryXenReplicationStatus {}
-    impl Serialize for QueryXenReplicationStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryXenReplicationStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryXenReplicationStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryXenReplicationStatus {
-        const NAME: &'static str = "query-xen-replication-status";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryXenReplicationStatus {})
-        }
+    ::qapi_types::private::object! {
+        QueryXenReplicationStatus = "query-xen-replication-status" {}
     }
 
     impl ::qapi_types::Command for QueryXenReplicationStatus {
@@ -6070,40 +3170,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XenColoDoCheckpoint {}
-    impl Serialize for XenColoDoCheckpoint {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XenColoDoCheckpoint {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenColoDoCheckpoint {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XenColoDoCheckpoint {
-        const NAME: &'static str = "xen-colo-do-checkpoint";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XenColoDoCheckpoint {})
-        }
+    ::qapi_types::private::object! {
+        XenColoDoCheckpoint = "xen-colo-do-checkpoint" {}
     }
 
     impl ::qapi_types::Command for XenColoDoCheckpoint {
@@ -6125,40 +3193,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_REPLICATION`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryColoStatus {}
-    impl Serialize for QueryColoStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryColoStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryColoStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryColoStatus {
-        const NAME: &'static str = "query-colo-status";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryColoStatus {})
-        }
+    ::qapi_types::private::object! {
+        QueryColoStatus = "query-colo-status" {}
     }
 
     impl ::qapi_types::Command for QueryColoStatus {
@@ -6183,66 +3219,12 @@ pub mod commands {
         pub uri: ::std::string::String,
     }
 
-    impl Serialize for MigrateRecover {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MigrateRecover = "migrate-recover" {
+            required uri "uri": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for MigrateRecover {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "uri", &self.uri)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrateRecover {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MigrateRecover`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            uri: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MigrateRecover {
-            const NAME: &'static str = "migrate-recover";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "uri" => {
-                        slots.uri = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MigrateRecover {
-                    uri: slots.uri.ok_or_else(|| E::missing_field("uri"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for MigrateRecover {
         const NAME: &'static str = "migrate-recover";
         type Returns = ::qapi_types::Empty;
@@ -6261,40 +3243,8 @@ pub mod commands {
     /// *Since: 3.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigratePause {}
-    impl Serialize for MigratePause {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for MigratePause {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigratePause {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MigratePause {
-        const NAME: &'static str = "migrate-pause";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MigratePause {})
-        }
+    ::qapi_types::private::object! {
+        MigratePause = "migrate-pause" {}
     }
 
     impl ::qapi_types::Command for MigratePause {
@@ -6375,92 +3325,15 @@ pub mod commands {
         pub mode: ::std::option::Option<super::super::DirtyRateMeasureMode>,
     }
 
-    impl Serialize for CalcDirtyRate {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CalcDirtyRate = "calc-dirty-rate" {
+            required calc_time "calc-time": i64,
+            optional calc_time_unit "calc-time-unit": super::super::TimeUnit,
+            optional sample_pages "sample-pages": i64,
+            optional mode "mode": super::super::DirtyRateMeasureMode,
         }
     }
 
-    impl ::qapi_types::private::Members for CalcDirtyRate {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "calc-time",
-                &self.calc_time,
-            )?;
-            ::qapi_types::private::optional(
-                map,
-                "calc-time-unit",
-                &self.calc_time_unit,
-            )?;
-            ::qapi_types::private::optional(map, "sample-pages", &self.sample_pages)?;
-            ::qapi_types::private::optional(map, "mode", &self.mode)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CalcDirtyRate {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CalcDirtyRate`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            calc_time: ::std::option::Option<i64>,
-            calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
-            sample_pages: ::std::option::Option<i64>,
-            mode: ::std::option::Option<super::super::DirtyRateMeasureMode>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CalcDirtyRate {
-            const NAME: &'static str = "calc-dirty-rate";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "calc-time" => {
-                        slots.calc_time = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "calc-time-unit" => {
-                        slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "sample-pages" => {
-                        slots.sample_pages = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CalcDirtyRate {
-                    calc_time: slots
-                        .calc_time
-                        .ok_or_else(|| E::missing_field("calc-time"))?,
-                    calc_time_unit: slots.calc_time_unit,
-                    sample_pages: slots.sample_pages,
-                    mode: slots.mode,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CalcDirtyRate {
         const NAME: &'static str = "calc-dirty-rate";
         type Returns = ::qapi_types::Empty;
@@ -6492,68 +3365,12 @@ pub mod commands {
         pub calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
     }
 
-    impl Serialize for QueryDirtyRate {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryDirtyRate = "query-dirty-rate" {
+            optional calc_time_unit "calc-time-unit": super::super::TimeUnit,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryDirtyRate {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(
-                map,
-                "calc-time-unit",
-                &self.calc_time_unit,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryDirtyRate {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryDirtyRate`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            calc_time_unit: ::std::option::Option<super::super::TimeUnit>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryDirtyRate {
-            const NAME: &'static str = "query-dirty-rate";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "calc-time-unit" => {
-                        slots.calc_time_unit = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryDirtyRate {
-                    calc_time_unit: slots.calc_time_unit,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryDirtyRate {
         const NAME: &'static str = "query-dirty-rate";
         type Returns = super::super::DirtyRateInfo;
@@ -6583,78 +3400,13 @@ pub mod commands {
         pub dirty_rate: u64,
     }
 
-    impl Serialize for SetVcpuDirtyLimit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SetVcpuDirtyLimit = "set-vcpu-dirty-limit" {
+            optional cpu_index "cpu-index": i64,
+            required dirty_rate "dirty-rate": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for SetVcpuDirtyLimit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "dirty-rate",
-                &self.dirty_rate,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SetVcpuDirtyLimit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SetVcpuDirtyLimit`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            cpu_index: ::std::option::Option<i64>,
-            dirty_rate: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SetVcpuDirtyLimit {
-            const NAME: &'static str = "set-vcpu-dirty-limit";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "cpu-index" => {
-                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "dirty-rate" => {
-                        slots.dirty_rate = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SetVcpuDirtyLimit {
-                    cpu_index: slots.cpu_index,
-                    dirty_rate: slots
-                        .dirty_rate
-                        .ok_or_else(|| E::missing_field("dirty-rate"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SetVcpuDirtyLimit {
         const NAME: &'static str = "set-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
@@ -6681,64 +3433,12 @@ pub mod commands {
         pub cpu_index: ::std::option::Option<i64>,
     }
 
-    impl Serialize for CancelVcpuDirtyLimit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        CancelVcpuDirtyLimit = "cancel-vcpu-dirty-limit" {
+            optional cpu_index "cpu-index": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for CancelVcpuDirtyLimit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for CancelVcpuDirtyLimit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`CancelVcpuDirtyLimit`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            cpu_index: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for CancelVcpuDirtyLimit {
-            const NAME: &'static str = "cancel-vcpu-dirty-limit";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "cpu-index" => {
-                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(CancelVcpuDirtyLimit {
-                    cpu_index: slots.cpu_index,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for CancelVcpuDirtyLimit {
         const NAME: &'static str = "cancel-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
@@ -6758,40 +3458,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVcpuDirtyLimit {}
-    impl Serialize for QueryVcpuDirtyLimit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryVcpuDirtyLimit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryVcpuDirtyLimit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryVcpuDirtyLimit {
-        const NAME: &'static str = "query-vcpu-dirty-limit";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryVcpuDirtyLimit {})
-        }
+    ::qapi_types::private::object! {
+        QueryVcpuDirtyLimit = "query-vcpu-dirty-limit" {}
     }
 
     impl ::qapi_types::Command for QueryVcpuDirtyLimit {
@@ -6809,40 +3477,8 @@ pub mod commands {
     #[deprecated(note = "This command is deprecated with no replacement yet.")]
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMigrationthreads {}
-    impl Serialize for QueryMigrationthreads {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMigrationthreads {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMigrationthreads {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMigrationthreads {
-        const NAME: &'static str = "query-migrationthreads";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMigrationthreads {})
-        }
+    ::qapi_types::private::object! {
+        QueryMigrationthreads = "query-migrationthreads" {}
     }
 
     impl ::qapi_types::Command for QueryMigrationthreads {
@@ -6919,90 +3555,15 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
-    impl Serialize for SnapshotSave {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SnapshotSave = "snapshot-save" {
+            required job_id "job-id": ::std::string::String,
+            required tag "tag": ::std::string::String,
+            required vmstate "vmstate": ::std::string::String,
+            required devices "devices": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for SnapshotSave {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "vmstate", &self.vmstate)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SnapshotSave {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SnapshotSave`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            tag: ::std::option::Option<::std::string::String>,
-            vmstate: ::std::option::Option<::std::string::String>,
-            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotSave {
-            const NAME: &'static str = "snapshot-save";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => {
-                        slots.job_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tag" => {
-                        slots.tag = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "vmstate" => {
-                        slots.vmstate = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "devices" => {
-                        slots.devices = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SnapshotSave {
-                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
-                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
-                    vmstate: slots.vmstate.ok_or_else(|| E::missing_field("vmstate"))?,
-                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SnapshotSave {
         const NAME: &'static str = "snapshot-save";
         type Returns = ::qapi_types::Empty;
@@ -7074,90 +3635,15 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
-    impl Serialize for SnapshotLoad {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SnapshotLoad = "snapshot-load" {
+            required job_id "job-id": ::std::string::String,
+            required tag "tag": ::std::string::String,
+            required vmstate "vmstate": ::std::string::String,
+            required devices "devices": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for SnapshotLoad {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "vmstate", &self.vmstate)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SnapshotLoad {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SnapshotLoad`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            tag: ::std::option::Option<::std::string::String>,
-            vmstate: ::std::option::Option<::std::string::String>,
-            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotLoad {
-            const NAME: &'static str = "snapshot-load";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => {
-                        slots.job_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tag" => {
-                        slots.tag = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "vmstate" => {
-                        slots.vmstate = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "devices" => {
-                        slots.devices = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SnapshotLoad {
-                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
-                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
-                    vmstate: slots.vmstate.ok_or_else(|| E::missing_field("vmstate"))?,
-                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SnapshotLoad {
         const NAME: &'static str = "snapshot-load";
         type Returns = ::qapi_types::Empty;
@@ -7215,82 +3701,14 @@ pub mod commands {
         pub devices: ::std::vec::Vec<::std::string::String>,
     }
 
-    impl Serialize for SnapshotDelete {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SnapshotDelete = "snapshot-delete" {
+            required job_id "job-id": ::std::string::String,
+            required tag "tag": ::std::string::String,
+            required devices "devices": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for SnapshotDelete {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "job-id", &self.job_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "tag", &self.tag)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SnapshotDelete {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SnapshotDelete`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            job_id: ::std::option::Option<::std::string::String>,
-            tag: ::std::option::Option<::std::string::String>,
-            devices: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SnapshotDelete {
-            const NAME: &'static str = "snapshot-delete";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "job-id" => {
-                        slots.job_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tag" => {
-                        slots.tag = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "devices" => {
-                        slots.devices = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SnapshotDelete {
-                    job_id: slots.job_id.ok_or_else(|| E::missing_field("job-id"))?,
-                    tag: slots.tag.ok_or_else(|| E::missing_field("tag"))?,
-                    devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SnapshotDelete {
         const NAME: &'static str = "snapshot-delete";
         type Returns = ::qapi_types::Empty;
@@ -7317,66 +3735,12 @@ pub mod events {
         pub status: super::super::MigrationStatus,
     }
 
-    impl Serialize for Migration {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Migration = "MIGRATION" {
+            required status "status": super::super::MigrationStatus,
         }
     }
 
-    impl ::qapi_types::private::Members for Migration {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Migration {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Migration`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            status: ::std::option::Option<super::super::MigrationStatus>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Migration {
-            const NAME: &'static str = "MIGRATION";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "status" => {
-                        slots.status = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Migration {
-                    status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for Migration {
         const NAME: &'static str = "MIGRATION";
     }
@@ -7398,66 +3762,12 @@ pub mod events {
         pub pass: i64,
     }
 
-    impl Serialize for MigrationPass {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MigrationPass = "MIGRATION_PASS" {
+            required pass "pass": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for MigrationPass {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "pass", &self.pass)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MigrationPass {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MigrationPass`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            pass: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MigrationPass {
-            const NAME: &'static str = "MIGRATION_PASS";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "pass" => {
-                        slots.pass = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MigrationPass {
-                    pass: slots.pass.ok_or_else(|| E::missing_field("pass"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for MigrationPass {
         const NAME: &'static str = "MIGRATION_PASS";
     }
@@ -7481,74 +3791,13 @@ pub mod events {
         pub reason: super::super::COLOExitReason,
     }
 
-    impl Serialize for ColoExit {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ColoExit = "COLO_EXIT" {
+            required mode "mode": super::super::COLOMode,
+            required reason "reason": super::super::COLOExitReason,
         }
     }
 
-    impl ::qapi_types::private::Members for ColoExit {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ColoExit {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ColoExit`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            mode: ::std::option::Option<super::super::COLOMode>,
-            reason: ::std::option::Option<super::super::COLOExitReason>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ColoExit {
-            const NAME: &'static str = "COLO_EXIT";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "mode" => {
-                        slots.mode = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "reason" => {
-                        slots.reason = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ColoExit {
-                    mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
-                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for ColoExit {
         const NAME: &'static str = "COLO_EXIT";
     }
@@ -7573,72 +3822,12 @@ pub mod events {
         pub device_id: ::std::string::String,
     }
 
-    impl Serialize for UnplugPrimary {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        UnplugPrimary = "UNPLUG_PRIMARY" {
+            required device_id "device-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for UnplugPrimary {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "device-id",
-                &self.device_id,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for UnplugPrimary {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`UnplugPrimary`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for UnplugPrimary {
-            const NAME: &'static str = "UNPLUG_PRIMARY";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device-id" => {
-                        slots.device_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(UnplugPrimary {
-                    device_id: slots
-                        .device_id
-                        .ok_or_else(|| E::missing_field("device-id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for UnplugPrimary {
         const NAME: &'static str = "UNPLUG_PRIMARY";
     }

@@ -12,61 +12,11 @@ pub struct NameInfo {
     pub name: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NameInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NameInfo = "NameInfo" {
+        optional name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NameInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NameInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NameInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NameInfo {
-        const NAME: &'static str = "NameInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NameInfo { name: slots.name })
-        }
-    }
-};
 
 /// Information about an iothread
 ///
@@ -91,125 +41,16 @@ pub struct IOThreadInfo {
     pub aio_max_batch: i64,
 }
 
-impl Serialize for IOThreadInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IOThreadInfo = "IOThreadInfo" {
+        required id "id": ::std::string::String,
+        required thread_id "thread-id": i64,
+        required poll_max_ns "poll-max-ns": i64,
+        required poll_grow "poll-grow": i64,
+        required poll_shrink "poll-shrink": i64,
+        required aio_max_batch "aio-max-batch": i64,
     }
 }
-
-impl ::qapi_types::private::Members for IOThreadInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "thread-id", &self.thread_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "poll-max-ns",
-            &self.poll_max_ns,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "poll-grow", &self.poll_grow)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "poll-shrink",
-            &self.poll_shrink,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "aio-max-batch",
-            &self.aio_max_batch,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IOThreadInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IOThreadInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        thread_id: ::std::option::Option<i64>,
-        poll_max_ns: ::std::option::Option<i64>,
-        poll_grow: ::std::option::Option<i64>,
-        poll_shrink: ::std::option::Option<i64>,
-        aio_max_batch: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IOThreadInfo {
-        const NAME: &'static str = "IOThreadInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "thread-id" => {
-                    slots.thread_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "poll-max-ns" => {
-                    slots.poll_max_ns = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "poll-grow" => {
-                    slots.poll_grow = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "poll-shrink" => {
-                    slots.poll_shrink = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "aio-max-batch" => {
-                    slots.aio_max_batch = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IOThreadInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                thread_id: slots.thread_id.ok_or_else(|| E::missing_field("thread-id"))?,
-                poll_max_ns: slots
-                    .poll_max_ns
-                    .ok_or_else(|| E::missing_field("poll-max-ns"))?,
-                poll_grow: slots.poll_grow.ok_or_else(|| E::missing_field("poll-grow"))?,
-                poll_shrink: slots
-                    .poll_shrink
-                    .ok_or_else(|| E::missing_field("poll-shrink"))?,
-                aio_max_batch: slots
-                    .aio_max_batch
-                    .ok_or_else(|| E::missing_field("aio-max-batch"))?,
-            })
-        }
-    }
-};
 
 /// Information about a file descriptor that was added to an fd set.
 ///
@@ -223,75 +64,12 @@ pub struct AddfdInfo {
     pub fd: i64,
 }
 
-impl Serialize for AddfdInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AddfdInfo = "AddfdInfo" {
+        required fdset_id "fdset-id": i64,
+        required fd "fd": i64,
     }
 }
-
-impl ::qapi_types::private::Members for AddfdInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "fdset-id", &self.fdset_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AddfdInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AddfdInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fdset_id: ::std::option::Option<i64>,
-        fd: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AddfdInfo {
-        const NAME: &'static str = "AddfdInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fdset-id" => {
-                    slots.fdset_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "fd" => {
-                    slots.fd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AddfdInfo {
-                fdset_id: slots.fdset_id.ok_or_else(|| E::missing_field("fdset-id"))?,
-                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
-            })
-        }
-    }
-};
 
 /// Information about a file descriptor that belongs to an fd set.
 ///
@@ -304,71 +82,12 @@ pub struct FdsetFdInfo {
     pub opaque: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for FdsetFdInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FdsetFdInfo = "FdsetFdInfo" {
+        required fd "fd": i64,
+        optional opaque "opaque": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for FdsetFdInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
-        ::qapi_types::private::optional(map, "opaque", &self.opaque)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FdsetFdInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FdsetFdInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fd: ::std::option::Option<i64>,
-        opaque: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FdsetFdInfo {
-        const NAME: &'static str = "FdsetFdInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fd" => {
-                    slots.fd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "opaque" => slots.opaque = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FdsetFdInfo {
-                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
-                opaque: slots.opaque,
-            })
-        }
-    }
-};
 
 /// Information about an fd set.
 ///
@@ -381,75 +100,12 @@ pub struct FdsetInfo {
     pub fds: ::std::vec::Vec<super::FdsetFdInfo>,
 }
 
-impl Serialize for FdsetInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FdsetInfo = "FdsetInfo" {
+        required fdset_id "fdset-id": i64,
+        required fds "fds": ::std::vec::Vec<super::FdsetFdInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for FdsetInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "fdset-id", &self.fdset_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "fds", &self.fds)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FdsetInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FdsetInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fdset_id: ::std::option::Option<i64>,
-        fds: ::std::option::Option<::std::vec::Vec<super::FdsetFdInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FdsetInfo {
-        const NAME: &'static str = "FdsetInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fdset-id" => {
-                    slots.fdset_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "fds" => {
-                    slots.fds = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FdsetInfo {
-                fdset_id: slots.fdset_id.ok_or_else(|| E::missing_field("fdset-id"))?,
-                fds: slots.fds.ok_or_else(|| E::missing_field("fds"))?,
-            })
-        }
-    }
-};
 
 /// Possible types for an option parameter.
 ///
@@ -530,83 +186,14 @@ pub struct CommandLineParameterInfo {
     pub default: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for CommandLineParameterInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CommandLineParameterInfo = "CommandLineParameterInfo" {
+        required name "name": ::std::string::String,
+        required r#type "type": super::CommandLineParameterType,
+        optional help "help": ::std::string::String,
+        optional default "default": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for CommandLineParameterInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "help", &self.help)?;
-        ::qapi_types::private::optional(map, "default", &self.default)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CommandLineParameterInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CommandLineParameterInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<super::CommandLineParameterType>,
-        help: ::std::option::Option<::std::string::String>,
-        default: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CommandLineParameterInfo {
-        const NAME: &'static str = "CommandLineParameterInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "help" => slots.help = ::serde::de::MapAccess::next_value(map)?,
-                "default" => slots.default = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CommandLineParameterInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                help: slots.help,
-                default: slots.default,
-            })
-        }
-    }
-};
 
 /// Details about a command line option, including its list of parameter
 /// details
@@ -620,83 +207,12 @@ pub struct CommandLineOptionInfo {
     pub parameters: ::std::vec::Vec<super::CommandLineParameterInfo>,
 }
 
-impl Serialize for CommandLineOptionInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CommandLineOptionInfo = "CommandLineOptionInfo" {
+        required option "option": ::std::string::String,
+        required parameters "parameters": ::std::vec::Vec<super::CommandLineParameterInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for CommandLineOptionInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "option", &self.option)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "parameters",
-            &self.parameters,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CommandLineOptionInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CommandLineOptionInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        option: ::std::option::Option<::std::string::String>,
-        parameters: ::std::option::Option<
-            ::std::vec::Vec<super::CommandLineParameterInfo>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CommandLineOptionInfo {
-        const NAME: &'static str = "CommandLineOptionInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "option" => {
-                    slots.option = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "parameters" => {
-                    slots.parameters = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CommandLineOptionInfo {
-                option: slots.option.ok_or_else(|| E::missing_field("option"))?,
-                parameters: slots
-                    .parameters
-                    .ok_or_else(|| E::missing_field("parameters"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `misc.json`.
 pub mod commands {
@@ -731,90 +247,15 @@ pub mod commands {
         pub tls: ::std::option::Option<bool>,
     }
 
-    impl Serialize for AddClient {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        AddClient = "add_client" {
+            required protocol "protocol": ::std::string::String,
+            required fdname "fdname": ::std::string::String,
+            optional skipauth "skipauth": bool,
+            optional tls "tls": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for AddClient {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "protocol",
-                &self.protocol,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
-            ::qapi_types::private::optional(map, "skipauth", &self.skipauth)?;
-            ::qapi_types::private::optional(map, "tls", &self.tls)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for AddClient {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`AddClient`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            protocol: ::std::option::Option<::std::string::String>,
-            fdname: ::std::option::Option<::std::string::String>,
-            skipauth: ::std::option::Option<bool>,
-            tls: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for AddClient {
-            const NAME: &'static str = "add_client";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "protocol" => {
-                        slots.protocol = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "fdname" => {
-                        slots.fdname = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "skipauth" => {
-                        slots.skipauth = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "tls" => slots.tls = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(AddClient {
-                    protocol: slots
-                        .protocol
-                        .ok_or_else(|| E::missing_field("protocol"))?,
-                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
-                    skipauth: slots.skipauth,
-                    tls: slots.tls,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for AddClient {
         const NAME: &'static str = "add_client";
         type Returns = ::qapi_types::Empty;
@@ -832,40 +273,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryName {}
-    impl Serialize for QueryName {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryName {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryName {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryName {
-        const NAME: &'static str = "query-name";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryName {})
-        }
+    ::qapi_types::private::object! {
+        QueryName = "query-name" {}
     }
 
     impl ::qapi_types::Command for QueryName {
@@ -905,40 +314,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryIothreads {}
-    impl Serialize for QueryIothreads {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryIothreads {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryIothreads {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryIothreads {
-        const NAME: &'static str = "query-iothreads";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryIothreads {})
-        }
+    ::qapi_types::private::object! {
+        QueryIothreads = "query-iothreads" {}
     }
 
     impl ::qapi_types::Command for QueryIothreads {
@@ -968,40 +345,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Stop {}
-    impl Serialize for Stop {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Stop {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Stop {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Stop {
-        const NAME: &'static str = "stop";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Stop {})
-        }
+    ::qapi_types::private::object! {
+        Stop = "stop" {}
     }
 
     impl ::qapi_types::Command for Stop {
@@ -1032,40 +377,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Cont {}
-    impl Serialize for Cont {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Cont {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Cont {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Cont {
-        const NAME: &'static str = "cont";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Cont {})
-        }
+    ::qapi_types::private::object! {
+        Cont = "cont" {}
     }
 
     impl ::qapi_types::Command for Cont {
@@ -1095,40 +408,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is experimental.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XExitPreconfig {}
-    impl Serialize for XExitPreconfig {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XExitPreconfig {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XExitPreconfig {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XExitPreconfig {
-        const NAME: &'static str = "x-exit-preconfig";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XExitPreconfig {})
-        }
+    ::qapi_types::private::object! {
+        XExitPreconfig = "x-exit-preconfig" {}
     }
 
     impl ::qapi_types::Command for XExitPreconfig {
@@ -1179,78 +460,13 @@ pub mod commands {
         pub cpu_index: ::std::option::Option<i64>,
     }
 
-    impl Serialize for HumanMonitorCommand {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        HumanMonitorCommand = "human-monitor-command" {
+            required command_line "command-line": ::std::string::String,
+            optional cpu_index "cpu-index": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for HumanMonitorCommand {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "command-line",
-                &self.command_line,
-            )?;
-            ::qapi_types::private::optional(map, "cpu-index", &self.cpu_index)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for HumanMonitorCommand {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`HumanMonitorCommand`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            command_line: ::std::option::Option<::std::string::String>,
-            cpu_index: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for HumanMonitorCommand {
-            const NAME: &'static str = "human-monitor-command";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "command-line" => {
-                        slots.command_line = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "cpu-index" => {
-                        slots.cpu_index = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(HumanMonitorCommand {
-                    command_line: slots
-                        .command_line
-                        .ok_or_else(|| E::missing_field("command-line"))?,
-                    cpu_index: slots.cpu_index,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for HumanMonitorCommand {
         const NAME: &'static str = "human-monitor-command";
         type Returns = ::std::string::String;
@@ -1281,66 +497,12 @@ pub mod commands {
         pub fdname: ::std::string::String,
     }
 
-    impl Serialize for Getfd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Getfd = "getfd" {
+            required fdname "fdname": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for Getfd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Getfd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Getfd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            fdname: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Getfd {
-            const NAME: &'static str = "getfd";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "fdname" => {
-                        slots.fdname = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Getfd {
-                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Getfd {
         const NAME: &'static str = "getfd";
         type Returns = ::qapi_types::Empty;
@@ -1377,74 +539,13 @@ pub mod commands {
         pub fdname: ::std::string::String,
     }
 
-    impl Serialize for GetWin32Socket {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GetWin32Socket = "get-win32-socket" {
+            required info "info": ::std::string::String,
+            required fdname "fdname": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for GetWin32Socket {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "info", &self.info)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GetWin32Socket {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GetWin32Socket`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            info: ::std::option::Option<::std::string::String>,
-            fdname: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GetWin32Socket {
-            const NAME: &'static str = "get-win32-socket";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "info" => {
-                        slots.info = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "fdname" => {
-                        slots.fdname = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GetWin32Socket {
-                    info: slots.info.ok_or_else(|| E::missing_field("info"))?,
-                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GetWin32Socket {
         const NAME: &'static str = "get-win32-socket";
         type Returns = ::qapi_types::Empty;
@@ -1466,66 +567,12 @@ pub mod commands {
         pub fdname: ::std::string::String,
     }
 
-    impl Serialize for Closefd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Closefd = "closefd" {
+            required fdname "fdname": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for Closefd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "fdname", &self.fdname)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Closefd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Closefd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            fdname: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Closefd {
-            const NAME: &'static str = "closefd";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "fdname" => {
-                        slots.fdname = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Closefd {
-                    fdname: slots.fdname.ok_or_else(|| E::missing_field("fdname"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Closefd {
         const NAME: &'static str = "closefd";
         type Returns = ::qapi_types::Empty;
@@ -1560,68 +607,13 @@ pub mod commands {
         pub opaque: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for AddFd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        AddFd = "add-fd" {
+            optional fdset_id "fdset-id": i64,
+            optional opaque "opaque": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for AddFd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "fdset-id", &self.fdset_id)?;
-            ::qapi_types::private::optional(map, "opaque", &self.opaque)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for AddFd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`AddFd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            fdset_id: ::std::option::Option<i64>,
-            opaque: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for AddFd {
-            const NAME: &'static str = "add-fd";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "fdset-id" => {
-                        slots.fdset_id = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "opaque" => slots.opaque = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(AddFd {
-                    fdset_id: slots.fdset_id,
-                    opaque: slots.opaque,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for AddFd {
         const NAME: &'static str = "add-fd";
         type Returns = super::super::AddfdInfo;
@@ -1655,76 +647,13 @@ pub mod commands {
         pub fd: ::std::option::Option<i64>,
     }
 
-    impl Serialize for RemoveFd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        RemoveFd = "remove-fd" {
+            required fdset_id "fdset-id": i64,
+            optional fd "fd": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for RemoveFd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "fdset-id",
-                &self.fdset_id,
-            )?;
-            ::qapi_types::private::optional(map, "fd", &self.fd)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RemoveFd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`RemoveFd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            fdset_id: ::std::option::Option<i64>,
-            fd: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for RemoveFd {
-            const NAME: &'static str = "remove-fd";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "fdset-id" => {
-                        slots.fdset_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(RemoveFd {
-                    fdset_id: slots
-                        .fdset_id
-                        .ok_or_else(|| E::missing_field("fdset-id"))?,
-                    fd: slots.fd,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for RemoveFd {
         const NAME: &'static str = "remove-fd";
         type Returns = ::qapi_types::Empty;
@@ -1770,40 +699,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryFdsets {}
-    impl Serialize for QueryFdsets {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryFdsets {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryFdsets {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryFdsets {
-        const NAME: &'static str = "query-fdsets";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryFdsets {})
-        }
+    ::qapi_types::private::object! {
+        QueryFdsets = "query-fdsets" {}
     }
 
     impl ::qapi_types::Command for QueryFdsets {
@@ -1851,62 +748,12 @@ pub mod commands {
         pub option: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for QueryCommandLineOptions {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryCommandLineOptions = "query-command-line-options" {
+            optional option "option": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryCommandLineOptions {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "option", &self.option)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryCommandLineOptions {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryCommandLineOptions`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            option: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryCommandLineOptions {
-            const NAME: &'static str = "query-command-line-options";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "option" => slots.option = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryCommandLineOptions {
-                    option: slots.option,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryCommandLineOptions {
         const NAME: &'static str = "query-command-line-options";
         type Returns = ::std::vec::Vec<super::super::CommandLineOptionInfo>;
@@ -1942,78 +789,13 @@ pub mod events {
         pub qom_path: ::std::string::String,
     }
 
-    impl Serialize for RtcChange {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        RtcChange = "RTC_CHANGE" {
+            required offset "offset": i64,
+            required qom_path "qom-path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for RtcChange {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "qom-path",
-                &self.qom_path,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RtcChange {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`RtcChange`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            offset: ::std::option::Option<i64>,
-            qom_path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for RtcChange {
-            const NAME: &'static str = "RTC_CHANGE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "offset" => {
-                        slots.offset = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "qom-path" => {
-                        slots.qom_path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(RtcChange {
-                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                    qom_path: slots.qom_path.ok_or_else(|| E::missing_field("qom-path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for RtcChange {
         const NAME: &'static str = "RTC_CHANGE";
     }
@@ -2047,102 +829,15 @@ pub mod events {
         pub dev_qom_path: ::std::string::String,
     }
 
-    impl Serialize for VfuClientHangup {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VfuClientHangup = "VFU_CLIENT_HANGUP" {
+            required vfu_id "vfu-id": ::std::string::String,
+            required vfu_qom_path "vfu-qom-path": ::std::string::String,
+            required dev_id "dev-id": ::std::string::String,
+            required dev_qom_path "dev-qom-path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for VfuClientHangup {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "vfu-id", &self.vfu_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "vfu-qom-path",
-                &self.vfu_qom_path,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "dev-id", &self.dev_id)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "dev-qom-path",
-                &self.dev_qom_path,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VfuClientHangup {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VfuClientHangup`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            vfu_id: ::std::option::Option<::std::string::String>,
-            vfu_qom_path: ::std::option::Option<::std::string::String>,
-            dev_id: ::std::option::Option<::std::string::String>,
-            dev_qom_path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VfuClientHangup {
-            const NAME: &'static str = "VFU_CLIENT_HANGUP";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "vfu-id" => {
-                        slots.vfu_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "vfu-qom-path" => {
-                        slots.vfu_qom_path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "dev-id" => {
-                        slots.dev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "dev-qom-path" => {
-                        slots.dev_qom_path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VfuClientHangup {
-                    vfu_id: slots.vfu_id.ok_or_else(|| E::missing_field("vfu-id"))?,
-                    vfu_qom_path: slots
-                        .vfu_qom_path
-                        .ok_or_else(|| E::missing_field("vfu-qom-path"))?,
-                    dev_id: slots.dev_id.ok_or_else(|| E::missing_field("dev-id"))?,
-                    dev_qom_path: slots
-                        .dev_qom_path
-                        .ok_or_else(|| E::missing_field("dev-qom-path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VfuClientHangup {
         const NAME: &'static str = "VFU_CLIENT_HANGUP";
     }

@@ -22,83 +22,13 @@ pub struct GICCapability {
     pub kernel: bool,
 }
 
-impl Serialize for GICCapability {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GICCapability = "GICCapability" {
+        required version "version": i64,
+        required emulated "emulated": bool,
+        required kernel "kernel": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GICCapability {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "emulated", &self.emulated)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "kernel", &self.kernel)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GICCapability {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GICCapability`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        version: ::std::option::Option<i64>,
-        emulated: ::std::option::Option<bool>,
-        kernel: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GICCapability {
-        const NAME: &'static str = "GICCapability";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "version" => {
-                    slots.version = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "emulated" => {
-                    slots.emulated = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "kernel" => {
-                    slots.kernel = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GICCapability {
-                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
-                emulated: slots.emulated.ok_or_else(|| E::missing_field("emulated"))?,
-                kernel: slots.kernel.ok_or_else(|| E::missing_field("kernel"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `misc-arm.json`.
 pub mod commands {
@@ -120,40 +50,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryGicCapabilities {}
-    impl Serialize for QueryGicCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryGicCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryGicCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryGicCapabilities {
-        const NAME: &'static str = "query-gic-capabilities";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryGicCapabilities {})
-        }
+    ::qapi_types::private::object! {
+        QueryGicCapabilities = "query-gic-capabilities" {}
     }
 
     impl ::qapi_types::Command for QueryGicCapabilities {

@@ -143,75 +143,12 @@ pub struct SevGuestInfo {
     pub handle: u32,
 }
 
-impl Serialize for SevGuestInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevGuestInfo = "SevGuestInfo" {
+        required policy "policy": u32,
+        required handle "handle": u32,
     }
 }
-
-impl ::qapi_types::private::Members for SevGuestInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "policy", &self.policy)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevGuestInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevGuestInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        policy: ::std::option::Option<u32>,
-        handle: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevGuestInfo {
-        const NAME: &'static str = "SevGuestInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "policy" => {
-                    slots.policy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "handle" => {
-                    slots.handle = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevGuestInfo {
-                policy: slots.policy.ok_or_else(|| E::missing_field("policy"))?,
-                handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-            })
-        }
-    }
-};
 
 /// Information specific to SEV-SNP guests.
 ///
@@ -222,73 +159,11 @@ pub struct SevSnpGuestInfo {
     pub snp_policy: u64,
 }
 
-impl Serialize for SevSnpGuestInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevSnpGuestInfo = "SevSnpGuestInfo" {
+        required snp_policy "snp-policy": u64,
     }
 }
-
-impl ::qapi_types::private::Members for SevSnpGuestInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "snp-policy",
-            &self.snp_policy,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevSnpGuestInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevSnpGuestInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        snp_policy: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevSnpGuestInfo {
-        const NAME: &'static str = "SevSnpGuestInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "snp-policy" => {
-                    slots.snp_policy = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevSnpGuestInfo {
-                snp_policy: slots
-                    .snp_policy
-                    .ok_or_else(|| E::missing_field("snp-policy"))?,
-            })
-        }
-    }
-};
 
 /// Information about Secure Encrypted Virtualization (SEV) support
 ///
@@ -477,67 +352,11 @@ pub struct SevLaunchMeasureInfo {
     pub data: ::std::string::String,
 }
 
-impl Serialize for SevLaunchMeasureInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevLaunchMeasureInfo = "SevLaunchMeasureInfo" {
+        required data "data": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SevLaunchMeasureInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevLaunchMeasureInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevLaunchMeasureInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevLaunchMeasureInfo {
-        const NAME: &'static str = "SevLaunchMeasureInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevLaunchMeasureInfo {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// The struct describes capability for a Secure Encrypted
 /// Virtualization feature.
@@ -558,111 +377,15 @@ pub struct SevCapability {
     pub reduced_phys_bits: i64,
 }
 
-impl Serialize for SevCapability {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevCapability = "SevCapability" {
+        required pdh "pdh": ::std::string::String,
+        required cert_chain "cert-chain": ::std::string::String,
+        required cpu0_id "cpu0-id": ::std::string::String,
+        required cbitpos "cbitpos": i64,
+        required reduced_phys_bits "reduced-phys-bits": i64,
     }
 }
-
-impl ::qapi_types::private::Members for SevCapability {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pdh", &self.pdh)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "cert-chain",
-            &self.cert_chain,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "cpu0-id", &self.cpu0_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "cbitpos", &self.cbitpos)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "reduced-phys-bits",
-            &self.reduced_phys_bits,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevCapability {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevCapability`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pdh: ::std::option::Option<::std::string::String>,
-        cert_chain: ::std::option::Option<::std::string::String>,
-        cpu0_id: ::std::option::Option<::std::string::String>,
-        cbitpos: ::std::option::Option<i64>,
-        reduced_phys_bits: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevCapability {
-        const NAME: &'static str = "SevCapability";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pdh" => {
-                    slots.pdh = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cert-chain" => {
-                    slots.cert_chain = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cpu0-id" => {
-                    slots.cpu0_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "cbitpos" => {
-                    slots.cbitpos = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "reduced-phys-bits" => {
-                    slots.reduced_phys_bits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevCapability {
-                pdh: slots.pdh.ok_or_else(|| E::missing_field("pdh"))?,
-                cert_chain: slots
-                    .cert_chain
-                    .ok_or_else(|| E::missing_field("cert-chain"))?,
-                cpu0_id: slots.cpu0_id.ok_or_else(|| E::missing_field("cpu0-id"))?,
-                cbitpos: slots.cbitpos.ok_or_else(|| E::missing_field("cbitpos"))?,
-                reduced_phys_bits: slots
-                    .reduced_phys_bits
-                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
-            })
-        }
-    }
-};
 
 /// The struct describes attestation report for a Secure Encrypted
 /// Virtualization feature.
@@ -674,67 +397,11 @@ pub struct SevAttestationReport {
     pub data: ::std::string::String,
 }
 
-impl Serialize for SevAttestationReport {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevAttestationReport = "SevAttestationReport" {
+        required data "data": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SevAttestationReport {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevAttestationReport {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevAttestationReport`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevAttestationReport {
-        const NAME: &'static str = "SevAttestationReport";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevAttestationReport {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Information about intel SGX EPC section
 ///
@@ -747,75 +414,12 @@ pub struct SgxEpcSection {
     pub size: u64,
 }
 
-impl Serialize for SgxEpcSection {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxEpcSection = "SgxEpcSection" {
+        required node "node": i64,
+        required size "size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for SgxEpcSection {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxEpcSection {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxEpcSection`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node: ::std::option::Option<i64>,
-        size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxEpcSection {
-        const NAME: &'static str = "SgxEpcSection";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxEpcSection {
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-            })
-        }
-    }
-};
 
 /// Information about intel Safe Guard eXtension (SGX) support
 ///
@@ -834,99 +438,15 @@ pub struct SgxInfo {
     pub sections: ::std::vec::Vec<super::SgxEpcSection>,
 }
 
-impl Serialize for SgxInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SgxInfo = "SgxInfo" {
+        required sgx "sgx": bool,
+        required sgx1 "sgx1": bool,
+        required sgx2 "sgx2": bool,
+        required flc "flc": bool,
+        required sections "sections": ::std::vec::Vec<super::SgxEpcSection>,
     }
 }
-
-impl ::qapi_types::private::Members for SgxInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "sgx", &self.sgx)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sgx1", &self.sgx1)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sgx2", &self.sgx2)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "flc", &self.flc)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "sections", &self.sections)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SgxInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SgxInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sgx: ::std::option::Option<bool>,
-        sgx1: ::std::option::Option<bool>,
-        sgx2: ::std::option::Option<bool>,
-        flc: ::std::option::Option<bool>,
-        sections: ::std::option::Option<::std::vec::Vec<super::SgxEpcSection>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SgxInfo {
-        const NAME: &'static str = "SgxInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sgx" => {
-                    slots.sgx = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sgx1" => {
-                    slots.sgx1 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sgx2" => {
-                    slots.sgx2 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "flc" => {
-                    slots.flc = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "sections" => {
-                    slots.sections = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SgxInfo {
-                sgx: slots.sgx.ok_or_else(|| E::missing_field("sgx"))?,
-                sgx1: slots.sgx1.ok_or_else(|| E::missing_field("sgx1"))?,
-                sgx2: slots.sgx2.ok_or_else(|| E::missing_field("sgx2"))?,
-                flc: slots.flc.ok_or_else(|| E::missing_field("flc"))?,
-                sections: slots.sections.ok_or_else(|| E::missing_field("sections"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of Xen event channel port types.
 ///
@@ -1020,121 +540,17 @@ pub struct EvtchnInfo {
     pub masked: bool,
 }
 
-impl Serialize for EvtchnInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    EvtchnInfo = "EvtchnInfo" {
+        required port "port": u16,
+        required vcpu "vcpu": u32,
+        required r#type "type": super::EvtchnPortType,
+        required remote_domain "remote-domain": ::std::string::String,
+        required target "target": u16,
+        required pending "pending": bool,
+        required masked "masked": bool,
     }
 }
-
-impl ::qapi_types::private::Members for EvtchnInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "vcpu", &self.vcpu)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "remote-domain",
-            &self.remote_domain,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "pending", &self.pending)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "masked", &self.masked)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for EvtchnInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`EvtchnInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        port: ::std::option::Option<u16>,
-        vcpu: ::std::option::Option<u32>,
-        r#type: ::std::option::Option<super::EvtchnPortType>,
-        remote_domain: ::std::option::Option<::std::string::String>,
-        target: ::std::option::Option<u16>,
-        pending: ::std::option::Option<bool>,
-        masked: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for EvtchnInfo {
-        const NAME: &'static str = "EvtchnInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vcpu" => {
-                    slots.vcpu = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "remote-domain" => {
-                    slots.remote_domain = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pending" => {
-                    slots.pending = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "masked" => {
-                    slots.masked = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(EvtchnInfo {
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                vcpu: slots.vcpu.ok_or_else(|| E::missing_field("vcpu"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                remote_domain: slots
-                    .remote_domain
-                    .ok_or_else(|| E::missing_field("remote-domain"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                pending: slots.pending.ok_or_else(|| E::missing_field("pending"))?,
-                masked: slots.masked.ok_or_else(|| E::missing_field("masked"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `misc-i386.json`.
 pub mod commands {
@@ -1157,40 +573,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct RtcResetReinjection {}
-    impl Serialize for RtcResetReinjection {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for RtcResetReinjection {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for RtcResetReinjection {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RtcResetReinjection {
-        const NAME: &'static str = "rtc-reset-reinjection";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RtcResetReinjection {})
-        }
+    ::qapi_types::private::object! {
+        RtcResetReinjection = "rtc-reset-reinjection" {}
     }
 
     impl ::qapi_types::Command for RtcResetReinjection {
@@ -1216,40 +600,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySev {}
-    impl Serialize for QuerySev {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySev {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySev {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySev {
-        const NAME: &'static str = "query-sev";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySev {})
-        }
+    ::qapi_types::private::object! {
+        QuerySev = "query-sev" {}
     }
 
     impl ::qapi_types::Command for QuerySev {
@@ -1283,40 +635,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySevLaunchMeasure {}
-    impl Serialize for QuerySevLaunchMeasure {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySevLaunchMeasure {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySevLaunchMeasure {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySevLaunchMeasure {
-        const NAME: &'static str = "query-sev-launch-measure";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySevLaunchMeasure {})
-        }
+    ::qapi_types::private::object! {
+        QuerySevLaunchMeasure = "query-sev-launch-measure" {}
     }
 
     impl ::qapi_types::Command for QuerySevLaunchMeasure {
@@ -1344,40 +664,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySevCapabilities {}
-    impl Serialize for QuerySevCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySevCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySevCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySevCapabilities {
-        const NAME: &'static str = "query-sev-capabilities";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySevCapabilities {})
-        }
+    ::qapi_types::private::object! {
+        QuerySevCapabilities = "query-sev-capabilities" {}
     }
 
     impl ::qapi_types::Command for QuerySevCapabilities {
@@ -1408,84 +696,14 @@ pub mod commands {
         pub gpa: ::std::option::Option<u64>,
     }
 
-    impl Serialize for SevInjectLaunchSecret {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SevInjectLaunchSecret = "sev-inject-launch-secret" {
+            required packet_header "packet-header": ::std::string::String,
+            required secret "secret": ::std::string::String,
+            optional gpa "gpa": u64,
         }
     }
 
-    impl ::qapi_types::private::Members for SevInjectLaunchSecret {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "packet-header",
-                &self.packet_header,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "secret", &self.secret)?;
-            ::qapi_types::private::optional(map, "gpa", &self.gpa)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SevInjectLaunchSecret {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SevInjectLaunchSecret`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            packet_header: ::std::option::Option<::std::string::String>,
-            secret: ::std::option::Option<::std::string::String>,
-            gpa: ::std::option::Option<u64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SevInjectLaunchSecret {
-            const NAME: &'static str = "sev-inject-launch-secret";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "packet-header" => {
-                        slots.packet_header = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "secret" => {
-                        slots.secret = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "gpa" => slots.gpa = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SevInjectLaunchSecret {
-                    packet_header: slots
-                        .packet_header
-                        .ok_or_else(|| E::missing_field("packet-header"))?,
-                    secret: slots.secret.ok_or_else(|| E::missing_field("secret"))?,
-                    gpa: slots.gpa,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SevInjectLaunchSecret {
         const NAME: &'static str = "sev-inject-launch-secret";
         type Returns = ::qapi_types::Empty;
@@ -1519,66 +737,12 @@ pub mod commands {
         pub mnonce: ::std::string::String,
     }
 
-    impl Serialize for QuerySevAttestationReport {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QuerySevAttestationReport = "query-sev-attestation-report" {
+            required mnonce "mnonce": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QuerySevAttestationReport {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "mnonce", &self.mnonce)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySevAttestationReport {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QuerySevAttestationReport`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            mnonce: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QuerySevAttestationReport {
-            const NAME: &'static str = "query-sev-attestation-report";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "mnonce" => {
-                        slots.mnonce = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QuerySevAttestationReport {
-                    mnonce: slots.mnonce.ok_or_else(|| E::missing_field("mnonce"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QuerySevAttestationReport {
         const NAME: &'static str = "query-sev-attestation-report";
         type Returns = super::super::SevAttestationReport;
@@ -1599,40 +763,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySgx {}
-    impl Serialize for QuerySgx {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySgx {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySgx {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySgx {
-        const NAME: &'static str = "query-sgx";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySgx {})
-        }
+    ::qapi_types::private::object! {
+        QuerySgx = "query-sgx" {}
     }
 
     impl ::qapi_types::Command for QuerySgx {
@@ -1655,40 +787,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySgxCapabilities {}
-    impl Serialize for QuerySgxCapabilities {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySgxCapabilities {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySgxCapabilities {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySgxCapabilities {
-        const NAME: &'static str = "query-sgx-capabilities";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySgxCapabilities {})
-        }
+    ::qapi_types::private::object! {
+        QuerySgxCapabilities = "query-sgx-capabilities" {}
     }
 
     impl ::qapi_types::Command for QuerySgxCapabilities {
@@ -1732,40 +832,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XenEventList {}
-    impl Serialize for XenEventList {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XenEventList {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenEventList {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XenEventList {
-        const NAME: &'static str = "xen-event-list";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XenEventList {})
-        }
+    ::qapi_types::private::object! {
+        XenEventList = "xen-event-list" {}
     }
 
     impl ::qapi_types::Command for XenEventList {
@@ -1789,66 +857,12 @@ pub mod commands {
         pub port: u32,
     }
 
-    impl Serialize for XenEventInject {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XenEventInject = "xen-event-inject" {
+            required port "port": u32,
         }
     }
 
-    impl ::qapi_types::private::Members for XenEventInject {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XenEventInject {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XenEventInject`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            port: ::std::option::Option<u32>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XenEventInject {
-            const NAME: &'static str = "xen-event-inject";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "port" => {
-                        slots.port = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XenEventInject {
-                    port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XenEventInject {
         const NAME: &'static str = "xen-event-inject";
         type Returns = ::qapi_types::Empty;

@@ -20,79 +20,15 @@ pub struct NetLegacyNicOptions {
     pub vectors: ::std::option::Option<u32>,
 }
 
-impl Serialize for NetLegacyNicOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetLegacyNicOptions = "NetLegacyNicOptions" {
+        optional netdev "netdev": ::std::string::String,
+        optional macaddr "macaddr": ::std::string::String,
+        optional model "model": ::std::string::String,
+        optional addr "addr": ::std::string::String,
+        optional vectors "vectors": u32,
     }
 }
-
-impl ::qapi_types::private::Members for NetLegacyNicOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "macaddr", &self.macaddr)?;
-        ::qapi_types::private::optional(map, "model", &self.model)?;
-        ::qapi_types::private::optional(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(map, "vectors", &self.vectors)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetLegacyNicOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetLegacyNicOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        macaddr: ::std::option::Option<::std::string::String>,
-        model: ::std::option::Option<::std::string::String>,
-        addr: ::std::option::Option<::std::string::String>,
-        vectors: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetLegacyNicOptions {
-        const NAME: &'static str = "NetLegacyNicOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => slots.netdev = ::serde::de::MapAccess::next_value(map)?,
-                "macaddr" => slots.macaddr = ::serde::de::MapAccess::next_value(map)?,
-                "model" => slots.model = ::serde::de::MapAccess::next_value(map)?,
-                "addr" => slots.addr = ::serde::de::MapAccess::next_value(map)?,
-                "vectors" => slots.vectors = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetLegacyNicOptions {
-                netdev: slots.netdev,
-                macaddr: slots.macaddr,
-                model: slots.model,
-                addr: slots.addr,
-                vectors: slots.vectors,
-            })
-        }
-    }
-};
 
 /// A fat type wrapping 'str', to be embedded in lists.
 ///
@@ -102,67 +38,11 @@ pub struct String {
     pub str: ::std::string::String,
 }
 
-impl Serialize for String {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    String = "String" {
+        required str "str": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for String {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "str", &self.str)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for String {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`String`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        str: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for String {
-        const NAME: &'static str = "String";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "str" => {
-                    slots.str = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(String {
-                str: slots.str.ok_or_else(|| E::missing_field("str"))?,
-            })
-        }
-    }
-};
 
 /// Unprivileged user-mode network connectivity using passt
 ///
@@ -243,213 +123,44 @@ pub struct NetDevPasstOptions {
     pub param: ::std::option::Option<::std::vec::Vec<super::String>>,
 }
 
-impl Serialize for NetDevPasstOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetDevPasstOptions = "NetDevPasstOptions" {
+        optional path "path": ::std::string::String,
+        optional quiet "quiet": bool,
+        optional vhost_user "vhost-user": bool,
+        optional mtu "mtu": i64,
+        optional address "address": ::std::string::String,
+        optional netmask "netmask": ::std::string::String,
+        optional mac "mac": ::std::string::String,
+        optional gateway "gateway": ::std::string::String,
+        optional interface "interface": ::std::string::String,
+        optional outbound "outbound": ::std::string::String,
+        optional outbound_if4 "outbound-if4": ::std::string::String,
+        optional outbound_if6 "outbound-if6": ::std::string::String,
+        optional dns "dns": ::std::string::String,
+        optional search "search": ::std::vec::Vec<super::String>,
+        optional fqdn "fqdn": ::std::string::String,
+        optional dhcp_dns "dhcp-dns": bool,
+        optional dhcp_search "dhcp-search": bool,
+        optional map_host_loopback "map-host-loopback": ::std::string::String,
+        optional map_guest_addr "map-guest-addr": ::std::string::String,
+        optional dns_forward "dns-forward": ::std::string::String,
+        optional dns_host "dns-host": ::std::string::String,
+        optional tcp "tcp": bool,
+        optional udp "udp": bool,
+        optional icmp "icmp": bool,
+        optional dhcp "dhcp": bool,
+        optional ndp "ndp": bool,
+        optional dhcpv6 "dhcpv6": bool,
+        optional ra "ra": bool,
+        optional freebind "freebind": bool,
+        optional ipv4 "ipv4": bool,
+        optional ipv6 "ipv6": bool,
+        optional tcp_ports "tcp-ports": ::std::vec::Vec<super::String>,
+        optional udp_ports "udp-ports": ::std::vec::Vec<super::String>,
+        optional param "param": ::std::vec::Vec<super::String>,
     }
 }
-
-impl ::qapi_types::private::Members for NetDevPasstOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "quiet", &self.quiet)?;
-        ::qapi_types::private::optional(map, "vhost-user", &self.vhost_user)?;
-        ::qapi_types::private::optional(map, "mtu", &self.mtu)?;
-        ::qapi_types::private::optional(map, "address", &self.address)?;
-        ::qapi_types::private::optional(map, "netmask", &self.netmask)?;
-        ::qapi_types::private::optional(map, "mac", &self.mac)?;
-        ::qapi_types::private::optional(map, "gateway", &self.gateway)?;
-        ::qapi_types::private::optional(map, "interface", &self.interface)?;
-        ::qapi_types::private::optional(map, "outbound", &self.outbound)?;
-        ::qapi_types::private::optional(map, "outbound-if4", &self.outbound_if4)?;
-        ::qapi_types::private::optional(map, "outbound-if6", &self.outbound_if6)?;
-        ::qapi_types::private::optional(map, "dns", &self.dns)?;
-        ::qapi_types::private::optional(map, "search", &self.search)?;
-        ::qapi_types::private::optional(map, "fqdn", &self.fqdn)?;
-        ::qapi_types::private::optional(map, "dhcp-dns", &self.dhcp_dns)?;
-        ::qapi_types::private::optional(map, "dhcp-search", &self.dhcp_search)?;
-        ::qapi_types::private::optional(
-            map,
-            "map-host-loopback",
-            &self.map_host_loopback,
-        )?;
-        ::qapi_types::private::optional(map, "map-guest-addr", &self.map_guest_addr)?;
-        ::qapi_types::private::optional(map, "dns-forward", &self.dns_forward)?;
-        ::qapi_types::private::optional(map, "dns-host", &self.dns_host)?;
-        ::qapi_types::private::optional(map, "tcp", &self.tcp)?;
-        ::qapi_types::private::optional(map, "udp", &self.udp)?;
-        ::qapi_types::private::optional(map, "icmp", &self.icmp)?;
-        ::qapi_types::private::optional(map, "dhcp", &self.dhcp)?;
-        ::qapi_types::private::optional(map, "ndp", &self.ndp)?;
-        ::qapi_types::private::optional(map, "dhcpv6", &self.dhcpv6)?;
-        ::qapi_types::private::optional(map, "ra", &self.ra)?;
-        ::qapi_types::private::optional(map, "freebind", &self.freebind)?;
-        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
-        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
-        ::qapi_types::private::optional(map, "tcp-ports", &self.tcp_ports)?;
-        ::qapi_types::private::optional(map, "udp-ports", &self.udp_ports)?;
-        ::qapi_types::private::optional(map, "param", &self.param)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetDevPasstOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetDevPasstOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-        quiet: ::std::option::Option<bool>,
-        vhost_user: ::std::option::Option<bool>,
-        mtu: ::std::option::Option<i64>,
-        address: ::std::option::Option<::std::string::String>,
-        netmask: ::std::option::Option<::std::string::String>,
-        mac: ::std::option::Option<::std::string::String>,
-        gateway: ::std::option::Option<::std::string::String>,
-        interface: ::std::option::Option<::std::string::String>,
-        outbound: ::std::option::Option<::std::string::String>,
-        outbound_if4: ::std::option::Option<::std::string::String>,
-        outbound_if6: ::std::option::Option<::std::string::String>,
-        dns: ::std::option::Option<::std::string::String>,
-        search: ::std::option::Option<::std::vec::Vec<super::String>>,
-        fqdn: ::std::option::Option<::std::string::String>,
-        dhcp_dns: ::std::option::Option<bool>,
-        dhcp_search: ::std::option::Option<bool>,
-        map_host_loopback: ::std::option::Option<::std::string::String>,
-        map_guest_addr: ::std::option::Option<::std::string::String>,
-        dns_forward: ::std::option::Option<::std::string::String>,
-        dns_host: ::std::option::Option<::std::string::String>,
-        tcp: ::std::option::Option<bool>,
-        udp: ::std::option::Option<bool>,
-        icmp: ::std::option::Option<bool>,
-        dhcp: ::std::option::Option<bool>,
-        ndp: ::std::option::Option<bool>,
-        dhcpv6: ::std::option::Option<bool>,
-        ra: ::std::option::Option<bool>,
-        freebind: ::std::option::Option<bool>,
-        ipv4: ::std::option::Option<bool>,
-        ipv6: ::std::option::Option<bool>,
-        tcp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
-        udp_ports: ::std::option::Option<::std::vec::Vec<super::String>>,
-        param: ::std::option::Option<::std::vec::Vec<super::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetDevPasstOptions {
-        const NAME: &'static str = "NetDevPasstOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
-                "quiet" => slots.quiet = ::serde::de::MapAccess::next_value(map)?,
-                "vhost-user" => {
-                    slots.vhost_user = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mtu" => slots.mtu = ::serde::de::MapAccess::next_value(map)?,
-                "address" => slots.address = ::serde::de::MapAccess::next_value(map)?,
-                "netmask" => slots.netmask = ::serde::de::MapAccess::next_value(map)?,
-                "mac" => slots.mac = ::serde::de::MapAccess::next_value(map)?,
-                "gateway" => slots.gateway = ::serde::de::MapAccess::next_value(map)?,
-                "interface" => slots.interface = ::serde::de::MapAccess::next_value(map)?,
-                "outbound" => slots.outbound = ::serde::de::MapAccess::next_value(map)?,
-                "outbound-if4" => {
-                    slots.outbound_if4 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "outbound-if6" => {
-                    slots.outbound_if6 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dns" => slots.dns = ::serde::de::MapAccess::next_value(map)?,
-                "search" => slots.search = ::serde::de::MapAccess::next_value(map)?,
-                "fqdn" => slots.fqdn = ::serde::de::MapAccess::next_value(map)?,
-                "dhcp-dns" => slots.dhcp_dns = ::serde::de::MapAccess::next_value(map)?,
-                "dhcp-search" => {
-                    slots.dhcp_search = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "map-host-loopback" => {
-                    slots.map_host_loopback = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "map-guest-addr" => {
-                    slots.map_guest_addr = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dns-forward" => {
-                    slots.dns_forward = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dns-host" => slots.dns_host = ::serde::de::MapAccess::next_value(map)?,
-                "tcp" => slots.tcp = ::serde::de::MapAccess::next_value(map)?,
-                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
-                "icmp" => slots.icmp = ::serde::de::MapAccess::next_value(map)?,
-                "dhcp" => slots.dhcp = ::serde::de::MapAccess::next_value(map)?,
-                "ndp" => slots.ndp = ::serde::de::MapAccess::next_value(map)?,
-                "dhcpv6" => slots.dhcpv6 = ::serde::de::MapAccess::next_value(map)?,
-                "ra" => slots.ra = ::serde::de::MapAccess::next_value(map)?,
-                "freebind" => slots.freebind = ::serde::de::MapAccess::next_value(map)?,
-                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
-                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
-                "tcp-ports" => slots.tcp_ports = ::serde::de::MapAccess::next_value(map)?,
-                "udp-ports" => slots.udp_ports = ::serde::de::MapAccess::next_value(map)?,
-                "param" => slots.param = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetDevPasstOptions {
-                path: slots.path,
-                quiet: slots.quiet,
-                vhost_user: slots.vhost_user,
-                mtu: slots.mtu,
-                address: slots.address,
-                netmask: slots.netmask,
-                mac: slots.mac,
-                gateway: slots.gateway,
-                interface: slots.interface,
-                outbound: slots.outbound,
-                outbound_if4: slots.outbound_if4,
-                outbound_if6: slots.outbound_if6,
-                dns: slots.dns,
-                search: slots.search,
-                fqdn: slots.fqdn,
-                dhcp_dns: slots.dhcp_dns,
-                dhcp_search: slots.dhcp_search,
-                map_host_loopback: slots.map_host_loopback,
-                map_guest_addr: slots.map_guest_addr,
-                dns_forward: slots.dns_forward,
-                dns_host: slots.dns_host,
-                tcp: slots.tcp,
-                udp: slots.udp,
-                icmp: slots.icmp,
-                dhcp: slots.dhcp,
-                ndp: slots.ndp,
-                dhcpv6: slots.dhcpv6,
-                ra: slots.ra,
-                freebind: slots.freebind,
-                ipv4: slots.ipv4,
-                ipv6: slots.ipv6,
-                tcp_ports: slots.tcp_ports,
-                udp_ports: slots.udp_ports,
-                param: slots.param,
-            })
-        }
-    }
-};
 
 /// Use the user mode network stack which requires no administrator
 /// privilege to run.
@@ -514,159 +225,32 @@ pub struct NetdevUserOptions {
     pub tftp_server_name: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevUserOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevUserOptions = "NetdevUserOptions" {
+        optional hostname "hostname": ::std::string::String,
+        optional restrict "restrict": bool,
+        optional ipv4 "ipv4": bool,
+        optional ipv6 "ipv6": bool,
+        optional ip "ip": ::std::string::String,
+        optional net "net": ::std::string::String,
+        optional host "host": ::std::string::String,
+        optional tftp "tftp": ::std::string::String,
+        optional bootfile "bootfile": ::std::string::String,
+        optional dhcpstart "dhcpstart": ::std::string::String,
+        optional dns "dns": ::std::string::String,
+        optional dnssearch "dnssearch": ::std::vec::Vec<super::String>,
+        optional domainname "domainname": ::std::string::String,
+        optional ipv6_prefix "ipv6-prefix": ::std::string::String,
+        optional ipv6_prefixlen "ipv6-prefixlen": i64,
+        optional ipv6_host "ipv6-host": ::std::string::String,
+        optional ipv6_dns "ipv6-dns": ::std::string::String,
+        optional smb "smb": ::std::string::String,
+        optional smbserver "smbserver": ::std::string::String,
+        optional hostfwd "hostfwd": ::std::vec::Vec<super::String>,
+        optional guestfwd "guestfwd": ::std::vec::Vec<super::String>,
+        optional tftp_server_name "tftp-server-name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevUserOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "hostname", &self.hostname)?;
-        ::qapi_types::private::optional(map, "restrict", &self.restrict)?;
-        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
-        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
-        ::qapi_types::private::optional(map, "ip", &self.ip)?;
-        ::qapi_types::private::optional(map, "net", &self.net)?;
-        ::qapi_types::private::optional(map, "host", &self.host)?;
-        ::qapi_types::private::optional(map, "tftp", &self.tftp)?;
-        ::qapi_types::private::optional(map, "bootfile", &self.bootfile)?;
-        ::qapi_types::private::optional(map, "dhcpstart", &self.dhcpstart)?;
-        ::qapi_types::private::optional(map, "dns", &self.dns)?;
-        ::qapi_types::private::optional(map, "dnssearch", &self.dnssearch)?;
-        ::qapi_types::private::optional(map, "domainname", &self.domainname)?;
-        ::qapi_types::private::optional(map, "ipv6-prefix", &self.ipv6_prefix)?;
-        ::qapi_types::private::optional(map, "ipv6-prefixlen", &self.ipv6_prefixlen)?;
-        ::qapi_types::private::optional(map, "ipv6-host", &self.ipv6_host)?;
-        ::qapi_types::private::optional(map, "ipv6-dns", &self.ipv6_dns)?;
-        ::qapi_types::private::optional(map, "smb", &self.smb)?;
-        ::qapi_types::private::optional(map, "smbserver", &self.smbserver)?;
-        ::qapi_types::private::optional(map, "hostfwd", &self.hostfwd)?;
-        ::qapi_types::private::optional(map, "guestfwd", &self.guestfwd)?;
-        ::qapi_types::private::optional(
-            map,
-            "tftp-server-name",
-            &self.tftp_server_name,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevUserOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevUserOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        hostname: ::std::option::Option<::std::string::String>,
-        restrict: ::std::option::Option<bool>,
-        ipv4: ::std::option::Option<bool>,
-        ipv6: ::std::option::Option<bool>,
-        ip: ::std::option::Option<::std::string::String>,
-        net: ::std::option::Option<::std::string::String>,
-        host: ::std::option::Option<::std::string::String>,
-        tftp: ::std::option::Option<::std::string::String>,
-        bootfile: ::std::option::Option<::std::string::String>,
-        dhcpstart: ::std::option::Option<::std::string::String>,
-        dns: ::std::option::Option<::std::string::String>,
-        dnssearch: ::std::option::Option<::std::vec::Vec<super::String>>,
-        domainname: ::std::option::Option<::std::string::String>,
-        ipv6_prefix: ::std::option::Option<::std::string::String>,
-        ipv6_prefixlen: ::std::option::Option<i64>,
-        ipv6_host: ::std::option::Option<::std::string::String>,
-        ipv6_dns: ::std::option::Option<::std::string::String>,
-        smb: ::std::option::Option<::std::string::String>,
-        smbserver: ::std::option::Option<::std::string::String>,
-        hostfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
-        guestfwd: ::std::option::Option<::std::vec::Vec<super::String>>,
-        tftp_server_name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevUserOptions {
-        const NAME: &'static str = "NetdevUserOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "hostname" => slots.hostname = ::serde::de::MapAccess::next_value(map)?,
-                "restrict" => slots.restrict = ::serde::de::MapAccess::next_value(map)?,
-                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
-                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
-                "ip" => slots.ip = ::serde::de::MapAccess::next_value(map)?,
-                "net" => slots.net = ::serde::de::MapAccess::next_value(map)?,
-                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
-                "tftp" => slots.tftp = ::serde::de::MapAccess::next_value(map)?,
-                "bootfile" => slots.bootfile = ::serde::de::MapAccess::next_value(map)?,
-                "dhcpstart" => slots.dhcpstart = ::serde::de::MapAccess::next_value(map)?,
-                "dns" => slots.dns = ::serde::de::MapAccess::next_value(map)?,
-                "dnssearch" => slots.dnssearch = ::serde::de::MapAccess::next_value(map)?,
-                "domainname" => {
-                    slots.domainname = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ipv6-prefix" => {
-                    slots.ipv6_prefix = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ipv6-prefixlen" => {
-                    slots.ipv6_prefixlen = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ipv6-host" => slots.ipv6_host = ::serde::de::MapAccess::next_value(map)?,
-                "ipv6-dns" => slots.ipv6_dns = ::serde::de::MapAccess::next_value(map)?,
-                "smb" => slots.smb = ::serde::de::MapAccess::next_value(map)?,
-                "smbserver" => slots.smbserver = ::serde::de::MapAccess::next_value(map)?,
-                "hostfwd" => slots.hostfwd = ::serde::de::MapAccess::next_value(map)?,
-                "guestfwd" => slots.guestfwd = ::serde::de::MapAccess::next_value(map)?,
-                "tftp-server-name" => {
-                    slots.tftp_server_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevUserOptions {
-                hostname: slots.hostname,
-                restrict: slots.restrict,
-                ipv4: slots.ipv4,
-                ipv6: slots.ipv6,
-                ip: slots.ip,
-                net: slots.net,
-                host: slots.host,
-                tftp: slots.tftp,
-                bootfile: slots.bootfile,
-                dhcpstart: slots.dhcpstart,
-                dns: slots.dns,
-                dnssearch: slots.dnssearch,
-                domainname: slots.domainname,
-                ipv6_prefix: slots.ipv6_prefix,
-                ipv6_prefixlen: slots.ipv6_prefixlen,
-                ipv6_host: slots.ipv6_host,
-                ipv6_dns: slots.ipv6_dns,
-                smb: slots.smb,
-                smbserver: slots.smbserver,
-                hostfwd: slots.hostfwd,
-                guestfwd: slots.guestfwd,
-                tftp_server_name: slots.tftp_server_name,
-            })
-        }
-    }
-};
 
 /// Used to configure a host TAP network interface backend.
 ///
@@ -708,123 +292,25 @@ pub struct NetdevTapOptions {
     pub poll_us: ::std::option::Option<u32>,
 }
 
-impl Serialize for NetdevTapOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevTapOptions = "NetdevTapOptions" {
+        optional ifname "ifname": ::std::string::String,
+        optional fd "fd": ::std::string::String,
+        optional fds "fds": ::std::string::String,
+        optional script "script": ::std::string::String,
+        optional downscript "downscript": ::std::string::String,
+        optional br "br": ::std::string::String,
+        optional helper "helper": ::std::string::String,
+        optional sndbuf "sndbuf": u64,
+        optional vnet_hdr "vnet_hdr": bool,
+        optional vhost "vhost": bool,
+        optional vhostfd "vhostfd": ::std::string::String,
+        optional vhostfds "vhostfds": ::std::string::String,
+        optional vhostforce "vhostforce": bool,
+        optional queues "queues": u32,
+        optional poll_us "poll-us": u32,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevTapOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "ifname", &self.ifname)?;
-        ::qapi_types::private::optional(map, "fd", &self.fd)?;
-        ::qapi_types::private::optional(map, "fds", &self.fds)?;
-        ::qapi_types::private::optional(map, "script", &self.script)?;
-        ::qapi_types::private::optional(map, "downscript", &self.downscript)?;
-        ::qapi_types::private::optional(map, "br", &self.br)?;
-        ::qapi_types::private::optional(map, "helper", &self.helper)?;
-        ::qapi_types::private::optional(map, "sndbuf", &self.sndbuf)?;
-        ::qapi_types::private::optional(map, "vnet_hdr", &self.vnet_hdr)?;
-        ::qapi_types::private::optional(map, "vhost", &self.vhost)?;
-        ::qapi_types::private::optional(map, "vhostfd", &self.vhostfd)?;
-        ::qapi_types::private::optional(map, "vhostfds", &self.vhostfds)?;
-        ::qapi_types::private::optional(map, "vhostforce", &self.vhostforce)?;
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::qapi_types::private::optional(map, "poll-us", &self.poll_us)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevTapOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevTapOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        ifname: ::std::option::Option<::std::string::String>,
-        fd: ::std::option::Option<::std::string::String>,
-        fds: ::std::option::Option<::std::string::String>,
-        script: ::std::option::Option<::std::string::String>,
-        downscript: ::std::option::Option<::std::string::String>,
-        br: ::std::option::Option<::std::string::String>,
-        helper: ::std::option::Option<::std::string::String>,
-        sndbuf: ::std::option::Option<u64>,
-        vnet_hdr: ::std::option::Option<bool>,
-        vhost: ::std::option::Option<bool>,
-        vhostfd: ::std::option::Option<::std::string::String>,
-        vhostfds: ::std::option::Option<::std::string::String>,
-        vhostforce: ::std::option::Option<bool>,
-        queues: ::std::option::Option<u32>,
-        poll_us: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevTapOptions {
-        const NAME: &'static str = "NetdevTapOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "ifname" => slots.ifname = ::serde::de::MapAccess::next_value(map)?,
-                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
-                "fds" => slots.fds = ::serde::de::MapAccess::next_value(map)?,
-                "script" => slots.script = ::serde::de::MapAccess::next_value(map)?,
-                "downscript" => {
-                    slots.downscript = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "br" => slots.br = ::serde::de::MapAccess::next_value(map)?,
-                "helper" => slots.helper = ::serde::de::MapAccess::next_value(map)?,
-                "sndbuf" => slots.sndbuf = ::serde::de::MapAccess::next_value(map)?,
-                "vnet_hdr" => slots.vnet_hdr = ::serde::de::MapAccess::next_value(map)?,
-                "vhost" => slots.vhost = ::serde::de::MapAccess::next_value(map)?,
-                "vhostfd" => slots.vhostfd = ::serde::de::MapAccess::next_value(map)?,
-                "vhostfds" => slots.vhostfds = ::serde::de::MapAccess::next_value(map)?,
-                "vhostforce" => {
-                    slots.vhostforce = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                "poll-us" => slots.poll_us = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevTapOptions {
-                ifname: slots.ifname,
-                fd: slots.fd,
-                fds: slots.fds,
-                script: slots.script,
-                downscript: slots.downscript,
-                br: slots.br,
-                helper: slots.helper,
-                sndbuf: slots.sndbuf,
-                vnet_hdr: slots.vnet_hdr,
-                vhost: slots.vhost,
-                vhostfd: slots.vhostfd,
-                vhostfds: slots.vhostfds,
-                vhostforce: slots.vhostforce,
-                queues: slots.queues,
-                poll_us: slots.poll_us,
-            })
-        }
-    }
-};
 
 /// Socket netdevs are used to establish a network connection to another
 /// QEMU virtual machine via a TCP socket.
@@ -846,83 +332,16 @@ pub struct NetdevSocketOptions {
     pub udp: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevSocketOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevSocketOptions = "NetdevSocketOptions" {
+        optional fd "fd": ::std::string::String,
+        optional listen "listen": ::std::string::String,
+        optional connect "connect": ::std::string::String,
+        optional mcast "mcast": ::std::string::String,
+        optional localaddr "localaddr": ::std::string::String,
+        optional udp "udp": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevSocketOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "fd", &self.fd)?;
-        ::qapi_types::private::optional(map, "listen", &self.listen)?;
-        ::qapi_types::private::optional(map, "connect", &self.connect)?;
-        ::qapi_types::private::optional(map, "mcast", &self.mcast)?;
-        ::qapi_types::private::optional(map, "localaddr", &self.localaddr)?;
-        ::qapi_types::private::optional(map, "udp", &self.udp)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevSocketOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevSocketOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fd: ::std::option::Option<::std::string::String>,
-        listen: ::std::option::Option<::std::string::String>,
-        connect: ::std::option::Option<::std::string::String>,
-        mcast: ::std::option::Option<::std::string::String>,
-        localaddr: ::std::option::Option<::std::string::String>,
-        udp: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevSocketOptions {
-        const NAME: &'static str = "NetdevSocketOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
-                "listen" => slots.listen = ::serde::de::MapAccess::next_value(map)?,
-                "connect" => slots.connect = ::serde::de::MapAccess::next_value(map)?,
-                "mcast" => slots.mcast = ::serde::de::MapAccess::next_value(map)?,
-                "localaddr" => slots.localaddr = ::serde::de::MapAccess::next_value(map)?,
-                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevSocketOptions {
-                fd: slots.fd,
-                listen: slots.listen,
-                connect: slots.connect,
-                mcast: slots.mcast,
-                localaddr: slots.localaddr,
-                udp: slots.udp,
-            })
-        }
-    }
-};
 
 /// Configure an Ethernet over L2TPv3 tunnel.
 ///
@@ -962,129 +381,24 @@ pub struct NetdevL2TPv3Options {
     pub offset: ::std::option::Option<u32>,
 }
 
-impl Serialize for NetdevL2TPv3Options {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevL2TPv3Options = "NetdevL2TPv3Options" {
+        required src "src": ::std::string::String,
+        required dst "dst": ::std::string::String,
+        optional srcport "srcport": ::std::string::String,
+        optional dstport "dstport": ::std::string::String,
+        optional ipv6 "ipv6": bool,
+        optional udp "udp": bool,
+        optional cookie64 "cookie64": bool,
+        optional counter "counter": bool,
+        optional pincounter "pincounter": bool,
+        optional txcookie "txcookie": u64,
+        optional rxcookie "rxcookie": u64,
+        required txsession "txsession": u32,
+        optional rxsession "rxsession": u32,
+        optional offset "offset": u32,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevL2TPv3Options {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "src", &self.src)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "dst", &self.dst)?;
-        ::qapi_types::private::optional(map, "srcport", &self.srcport)?;
-        ::qapi_types::private::optional(map, "dstport", &self.dstport)?;
-        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
-        ::qapi_types::private::optional(map, "udp", &self.udp)?;
-        ::qapi_types::private::optional(map, "cookie64", &self.cookie64)?;
-        ::qapi_types::private::optional(map, "counter", &self.counter)?;
-        ::qapi_types::private::optional(map, "pincounter", &self.pincounter)?;
-        ::qapi_types::private::optional(map, "txcookie", &self.txcookie)?;
-        ::qapi_types::private::optional(map, "rxcookie", &self.rxcookie)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "txsession", &self.txsession)?;
-        ::qapi_types::private::optional(map, "rxsession", &self.rxsession)?;
-        ::qapi_types::private::optional(map, "offset", &self.offset)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevL2TPv3Options {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevL2TPv3Options`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        src: ::std::option::Option<::std::string::String>,
-        dst: ::std::option::Option<::std::string::String>,
-        srcport: ::std::option::Option<::std::string::String>,
-        dstport: ::std::option::Option<::std::string::String>,
-        ipv6: ::std::option::Option<bool>,
-        udp: ::std::option::Option<bool>,
-        cookie64: ::std::option::Option<bool>,
-        counter: ::std::option::Option<bool>,
-        pincounter: ::std::option::Option<bool>,
-        txcookie: ::std::option::Option<u64>,
-        rxcookie: ::std::option::Option<u64>,
-        txsession: ::std::option::Option<u32>,
-        rxsession: ::std::option::Option<u32>,
-        offset: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevL2TPv3Options {
-        const NAME: &'static str = "NetdevL2TPv3Options";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "src" => {
-                    slots.src = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dst" => {
-                    slots.dst = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "srcport" => slots.srcport = ::serde::de::MapAccess::next_value(map)?,
-                "dstport" => slots.dstport = ::serde::de::MapAccess::next_value(map)?,
-                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
-                "udp" => slots.udp = ::serde::de::MapAccess::next_value(map)?,
-                "cookie64" => slots.cookie64 = ::serde::de::MapAccess::next_value(map)?,
-                "counter" => slots.counter = ::serde::de::MapAccess::next_value(map)?,
-                "pincounter" => {
-                    slots.pincounter = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "txcookie" => slots.txcookie = ::serde::de::MapAccess::next_value(map)?,
-                "rxcookie" => slots.rxcookie = ::serde::de::MapAccess::next_value(map)?,
-                "txsession" => {
-                    slots.txsession = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rxsession" => slots.rxsession = ::serde::de::MapAccess::next_value(map)?,
-                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevL2TPv3Options {
-                src: slots.src.ok_or_else(|| E::missing_field("src"))?,
-                dst: slots.dst.ok_or_else(|| E::missing_field("dst"))?,
-                srcport: slots.srcport,
-                dstport: slots.dstport,
-                ipv6: slots.ipv6,
-                udp: slots.udp,
-                cookie64: slots.cookie64,
-                counter: slots.counter,
-                pincounter: slots.pincounter,
-                txcookie: slots.txcookie,
-                rxcookie: slots.rxcookie,
-                txsession: slots.txsession.ok_or_else(|| E::missing_field("txsession"))?,
-                rxsession: slots.rxsession,
-                offset: slots.offset,
-            })
-        }
-    }
-};
 
 /// Connect to a vde switch running on the host.
 ///
@@ -1101,75 +415,14 @@ pub struct NetdevVdeOptions {
     pub mode: ::std::option::Option<u16>,
 }
 
-impl Serialize for NetdevVdeOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVdeOptions = "NetdevVdeOptions" {
+        optional sock "sock": ::std::string::String,
+        optional port "port": u16,
+        optional group "group": ::std::string::String,
+        optional mode "mode": u16,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVdeOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "sock", &self.sock)?;
-        ::qapi_types::private::optional(map, "port", &self.port)?;
-        ::qapi_types::private::optional(map, "group", &self.group)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVdeOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVdeOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sock: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<u16>,
-        group: ::std::option::Option<::std::string::String>,
-        mode: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVdeOptions {
-        const NAME: &'static str = "NetdevVdeOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sock" => slots.sock = ::serde::de::MapAccess::next_value(map)?,
-                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
-                "group" => slots.group = ::serde::de::MapAccess::next_value(map)?,
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVdeOptions {
-                sock: slots.sock,
-                port: slots.port,
-                group: slots.group,
-                mode: slots.mode,
-            })
-        }
-    }
-};
 
 /// Connect a host TAP network interface to a host bridge device.
 ///
@@ -1182,67 +435,12 @@ pub struct NetdevBridgeOptions {
     pub helper: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevBridgeOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevBridgeOptions = "NetdevBridgeOptions" {
+        optional br "br": ::std::string::String,
+        optional helper "helper": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevBridgeOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "br", &self.br)?;
-        ::qapi_types::private::optional(map, "helper", &self.helper)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevBridgeOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevBridgeOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        br: ::std::option::Option<::std::string::String>,
-        helper: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevBridgeOptions {
-        const NAME: &'static str = "NetdevBridgeOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "br" => slots.br = ::serde::de::MapAccess::next_value(map)?,
-                "helper" => slots.helper = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevBridgeOptions {
-                br: slots.br,
-                helper: slots.helper,
-            })
-        }
-    }
-};
 
 /// Connect two or more net clients through a software hub.
 ///
@@ -1256,71 +454,12 @@ pub struct NetdevHubPortOptions {
     pub netdev: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevHubPortOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevHubPortOptions = "NetdevHubPortOptions" {
+        required hubid "hubid": i32,
+        optional netdev "netdev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevHubPortOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "hubid", &self.hubid)?;
-        ::qapi_types::private::optional(map, "netdev", &self.netdev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevHubPortOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevHubPortOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        hubid: ::std::option::Option<i32>,
-        netdev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevHubPortOptions {
-        const NAME: &'static str = "NetdevHubPortOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "hubid" => {
-                    slots.hubid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "netdev" => slots.netdev = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevHubPortOptions {
-                hubid: slots.hubid.ok_or_else(|| E::missing_field("hubid"))?,
-                netdev: slots.netdev,
-            })
-        }
-    }
-};
 
 /// Connect a client to a netmap-enabled NIC or to a VALE switch port
 ///
@@ -1338,71 +477,12 @@ pub struct NetdevNetmapOptions {
     pub devname: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevNetmapOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevNetmapOptions = "NetdevNetmapOptions" {
+        required ifname "ifname": ::std::string::String,
+        optional devname "devname": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevNetmapOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
-        ::qapi_types::private::optional(map, "devname", &self.devname)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevNetmapOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevNetmapOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        ifname: ::std::option::Option<::std::string::String>,
-        devname: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevNetmapOptions {
-        const NAME: &'static str = "NetdevNetmapOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "ifname" => {
-                    slots.ifname = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "devname" => slots.devname = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevNetmapOptions {
-                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
-                devname: slots.devname,
-            })
-        }
-    }
-};
 
 /// Attach mode for a default XDP program
 ///
@@ -1502,105 +582,19 @@ pub struct NetdevAFXDPOptions {
     pub map_start_index: ::std::option::Option<i32>,
 }
 
-impl Serialize for NetdevAFXDPOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevAFXDPOptions = "NetdevAFXDPOptions" {
+        required ifname "ifname": ::std::string::String,
+        optional mode "mode": super::AFXDPMode,
+        optional force_copy "force-copy": bool,
+        optional queues "queues": i64,
+        optional start_queue "start-queue": i64,
+        optional inhibit "inhibit": bool,
+        optional sock_fds "sock-fds": ::std::string::String,
+        optional map_path "map-path": ::std::string::String,
+        optional map_start_index "map-start-index": i32,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevAFXDPOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
-        ::qapi_types::private::optional(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "force-copy", &self.force_copy)?;
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::qapi_types::private::optional(map, "start-queue", &self.start_queue)?;
-        ::qapi_types::private::optional(map, "inhibit", &self.inhibit)?;
-        ::qapi_types::private::optional(map, "sock-fds", &self.sock_fds)?;
-        ::qapi_types::private::optional(map, "map-path", &self.map_path)?;
-        ::qapi_types::private::optional(map, "map-start-index", &self.map_start_index)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevAFXDPOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevAFXDPOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        ifname: ::std::option::Option<::std::string::String>,
-        mode: ::std::option::Option<super::AFXDPMode>,
-        force_copy: ::std::option::Option<bool>,
-        queues: ::std::option::Option<i64>,
-        start_queue: ::std::option::Option<i64>,
-        inhibit: ::std::option::Option<bool>,
-        sock_fds: ::std::option::Option<::std::string::String>,
-        map_path: ::std::option::Option<::std::string::String>,
-        map_start_index: ::std::option::Option<i32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevAFXDPOptions {
-        const NAME: &'static str = "NetdevAFXDPOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "ifname" => {
-                    slots.ifname = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                "force-copy" => {
-                    slots.force_copy = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                "start-queue" => {
-                    slots.start_queue = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "inhibit" => slots.inhibit = ::serde::de::MapAccess::next_value(map)?,
-                "sock-fds" => slots.sock_fds = ::serde::de::MapAccess::next_value(map)?,
-                "map-path" => slots.map_path = ::serde::de::MapAccess::next_value(map)?,
-                "map-start-index" => {
-                    slots.map_start_index = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevAFXDPOptions {
-                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
-                mode: slots.mode,
-                force_copy: slots.force_copy,
-                queues: slots.queues,
-                start_queue: slots.start_queue,
-                inhibit: slots.inhibit,
-                sock_fds: slots.sock_fds,
-                map_path: slots.map_path,
-                map_start_index: slots.map_start_index,
-            })
-        }
-    }
-};
 
 /// Vhost-user network backend
 ///
@@ -1616,77 +610,13 @@ pub struct NetdevVhostUserOptions {
     pub queues: ::std::option::Option<i64>,
 }
 
-impl Serialize for NetdevVhostUserOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVhostUserOptions = "NetdevVhostUserOptions" {
+        required chardev "chardev": ::std::string::String,
+        optional vhostforce "vhostforce": bool,
+        optional queues "queues": i64,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVhostUserOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::qapi_types::private::optional(map, "vhostforce", &self.vhostforce)?;
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVhostUserOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVhostUserOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        chardev: ::std::option::Option<::std::string::String>,
-        vhostforce: ::std::option::Option<bool>,
-        queues: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserOptions {
-        const NAME: &'static str = "NetdevVhostUserOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vhostforce" => {
-                    slots.vhostforce = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVhostUserOptions {
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-                vhostforce: slots.vhostforce,
-                queues: slots.queues,
-            })
-        }
-    }
-};
 
 /// Vhost-vdpa network backend
 ///
@@ -1710,75 +640,14 @@ pub struct NetdevVhostVDPAOptions {
     pub x_svq: ::std::option::Option<bool>,
 }
 
-impl Serialize for NetdevVhostVDPAOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVhostVDPAOptions = "NetdevVhostVDPAOptions" {
+        optional vhostdev "vhostdev": ::std::string::String,
+        optional vhostfd "vhostfd": ::std::string::String,
+        optional queues "queues": i64,
+        optional x_svq "x-svq": bool,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVhostVDPAOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "vhostdev", &self.vhostdev)?;
-        ::qapi_types::private::optional(map, "vhostfd", &self.vhostfd)?;
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::qapi_types::private::optional(map, "x-svq", &self.x_svq)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVhostVDPAOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVhostVDPAOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        vhostdev: ::std::option::Option<::std::string::String>,
-        vhostfd: ::std::option::Option<::std::string::String>,
-        queues: ::std::option::Option<i64>,
-        x_svq: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostVDPAOptions {
-        const NAME: &'static str = "NetdevVhostVDPAOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "vhostdev" => slots.vhostdev = ::serde::de::MapAccess::next_value(map)?,
-                "vhostfd" => slots.vhostfd = ::serde::de::MapAccess::next_value(map)?,
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                "x-svq" => slots.x_svq = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVhostVDPAOptions {
-                vhostdev: slots.vhostdev,
-                vhostfd: slots.vhostfd,
-                queues: slots.queues,
-                x_svq: slots.x_svq,
-            })
-        }
-    }
-};
 
 /// vmnet (host mode) network backend.
 ///
@@ -1816,85 +685,15 @@ pub struct NetdevVmnetHostOptions {
     pub net_uuid: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevVmnetHostOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVmnetHostOptions = "NetdevVmnetHostOptions" {
+        optional start_address "start-address": ::std::string::String,
+        optional end_address "end-address": ::std::string::String,
+        optional subnet_mask "subnet-mask": ::std::string::String,
+        optional isolated "isolated": bool,
+        optional net_uuid "net-uuid": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVmnetHostOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "start-address", &self.start_address)?;
-        ::qapi_types::private::optional(map, "end-address", &self.end_address)?;
-        ::qapi_types::private::optional(map, "subnet-mask", &self.subnet_mask)?;
-        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
-        ::qapi_types::private::optional(map, "net-uuid", &self.net_uuid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVmnetHostOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVmnetHostOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        start_address: ::std::option::Option<::std::string::String>,
-        end_address: ::std::option::Option<::std::string::String>,
-        subnet_mask: ::std::option::Option<::std::string::String>,
-        isolated: ::std::option::Option<bool>,
-        net_uuid: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetHostOptions {
-        const NAME: &'static str = "NetdevVmnetHostOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "start-address" => {
-                    slots.start_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "end-address" => {
-                    slots.end_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "subnet-mask" => {
-                    slots.subnet_mask = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
-                "net-uuid" => slots.net_uuid = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVmnetHostOptions {
-                start_address: slots.start_address,
-                end_address: slots.end_address,
-                subnet_mask: slots.subnet_mask,
-                isolated: slots.isolated,
-                net_uuid: slots.net_uuid,
-            })
-        }
-    }
-};
 
 /// vmnet (shared mode) network backend.
 ///
@@ -1934,87 +733,15 @@ pub struct NetdevVmnetSharedOptions {
     pub nat66_prefix: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for NetdevVmnetSharedOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVmnetSharedOptions = "NetdevVmnetSharedOptions" {
+        optional start_address "start-address": ::std::string::String,
+        optional end_address "end-address": ::std::string::String,
+        optional subnet_mask "subnet-mask": ::std::string::String,
+        optional isolated "isolated": bool,
+        optional nat66_prefix "nat66-prefix": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVmnetSharedOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "start-address", &self.start_address)?;
-        ::qapi_types::private::optional(map, "end-address", &self.end_address)?;
-        ::qapi_types::private::optional(map, "subnet-mask", &self.subnet_mask)?;
-        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
-        ::qapi_types::private::optional(map, "nat66-prefix", &self.nat66_prefix)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVmnetSharedOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVmnetSharedOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        start_address: ::std::option::Option<::std::string::String>,
-        end_address: ::std::option::Option<::std::string::String>,
-        subnet_mask: ::std::option::Option<::std::string::String>,
-        isolated: ::std::option::Option<bool>,
-        nat66_prefix: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetSharedOptions {
-        const NAME: &'static str = "NetdevVmnetSharedOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "start-address" => {
-                    slots.start_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "end-address" => {
-                    slots.end_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "subnet-mask" => {
-                    slots.subnet_mask = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
-                "nat66-prefix" => {
-                    slots.nat66_prefix = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVmnetSharedOptions {
-                start_address: slots.start_address,
-                end_address: slots.end_address,
-                subnet_mask: slots.subnet_mask,
-                isolated: slots.isolated,
-                nat66_prefix: slots.nat66_prefix,
-            })
-        }
-    }
-};
 
 /// vmnet (bridged mode) network backend.
 ///
@@ -2034,71 +761,12 @@ pub struct NetdevVmnetBridgedOptions {
     pub isolated: ::std::option::Option<bool>,
 }
 
-impl Serialize for NetdevVmnetBridgedOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevVmnetBridgedOptions = "NetdevVmnetBridgedOptions" {
+        required ifname "ifname": ::std::string::String,
+        optional isolated "isolated": bool,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevVmnetBridgedOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "ifname", &self.ifname)?;
-        ::qapi_types::private::optional(map, "isolated", &self.isolated)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevVmnetBridgedOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevVmnetBridgedOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        ifname: ::std::option::Option<::std::string::String>,
-        isolated: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevVmnetBridgedOptions {
-        const NAME: &'static str = "NetdevVmnetBridgedOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "ifname" => {
-                    slots.ifname = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "isolated" => slots.isolated = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevVmnetBridgedOptions {
-                ifname: slots.ifname.ok_or_else(|| E::missing_field("ifname"))?,
-                isolated: slots.isolated,
-            })
-        }
-    }
-};
 
 /// Configuration info for stream socket netdev
 ///
@@ -2119,77 +787,13 @@ pub struct NetdevStreamOptions {
     pub reconnect_ms: ::std::option::Option<i64>,
 }
 
-impl Serialize for NetdevStreamOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevStreamOptions = "NetdevStreamOptions" {
+        required addr "addr": super::SocketAddress,
+        optional server "server": bool,
+        optional reconnect_ms "reconnect-ms": i64,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevStreamOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(map, "server", &self.server)?;
-        ::qapi_types::private::optional(map, "reconnect-ms", &self.reconnect_ms)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevStreamOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevStreamOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        addr: ::std::option::Option<super::SocketAddress>,
-        server: ::std::option::Option<bool>,
-        reconnect_ms: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamOptions {
-        const NAME: &'static str = "NetdevStreamOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
-                "reconnect-ms" => {
-                    slots.reconnect_ms = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevStreamOptions {
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                server: slots.server,
-                reconnect_ms: slots.reconnect_ms,
-            })
-        }
-    }
-};
 
 /// Configuration info for datagram socket netdev.
 ///
@@ -2220,67 +824,12 @@ pub struct NetdevDgramOptions {
     pub remote: ::std::option::Option<super::SocketAddress>,
 }
 
-impl Serialize for NetdevDgramOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetdevDgramOptions = "NetdevDgramOptions" {
+        optional local "local": super::SocketAddress,
+        optional remote "remote": super::SocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for NetdevDgramOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "local", &self.local)?;
-        ::qapi_types::private::optional(map, "remote", &self.remote)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetdevDgramOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetdevDgramOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        local: ::std::option::Option<super::SocketAddress>,
-        remote: ::std::option::Option<super::SocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetdevDgramOptions {
-        const NAME: &'static str = "NetdevDgramOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "local" => slots.local = ::serde::de::MapAccess::next_value(map)?,
-                "remote" => slots.remote = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetdevDgramOptions {
-                local: slots.local,
-                remote: slots.remote,
-            })
-        }
-    }
-};
 
 /// Available netdev drivers.
 ///
@@ -2790,197 +1339,22 @@ pub struct RxFilterInfo {
     pub multicast_table: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for RxFilterInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RxFilterInfo = "RxFilterInfo" {
+        required name "name": ::std::string::String,
+        required promiscuous "promiscuous": bool,
+        required multicast "multicast": super::RxState,
+        required unicast "unicast": super::RxState,
+        required vlan "vlan": super::RxState,
+        required broadcast_allowed "broadcast-allowed": bool,
+        required multicast_overflow "multicast-overflow": bool,
+        required unicast_overflow "unicast-overflow": bool,
+        required main_mac "main-mac": ::std::string::String,
+        required vlan_table "vlan-table": ::std::vec::Vec<i64>,
+        required unicast_table "unicast-table": ::std::vec::Vec<::std::string::String>,
+        required multicast_table "multicast-table": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for RxFilterInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "promiscuous",
-            &self.promiscuous,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "multicast", &self.multicast)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "unicast", &self.unicast)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "vlan", &self.vlan)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "broadcast-allowed",
-            &self.broadcast_allowed,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "multicast-overflow",
-            &self.multicast_overflow,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unicast-overflow",
-            &self.unicast_overflow,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "main-mac", &self.main_mac)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vlan-table",
-            &self.vlan_table,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unicast-table",
-            &self.unicast_table,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "multicast-table",
-            &self.multicast_table,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RxFilterInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RxFilterInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        promiscuous: ::std::option::Option<bool>,
-        multicast: ::std::option::Option<super::RxState>,
-        unicast: ::std::option::Option<super::RxState>,
-        vlan: ::std::option::Option<super::RxState>,
-        broadcast_allowed: ::std::option::Option<bool>,
-        multicast_overflow: ::std::option::Option<bool>,
-        unicast_overflow: ::std::option::Option<bool>,
-        main_mac: ::std::option::Option<::std::string::String>,
-        vlan_table: ::std::option::Option<::std::vec::Vec<i64>>,
-        unicast_table: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        multicast_table: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RxFilterInfo {
-        const NAME: &'static str = "RxFilterInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "promiscuous" => {
-                    slots.promiscuous = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "multicast" => {
-                    slots.multicast = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unicast" => {
-                    slots.unicast = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vlan" => {
-                    slots.vlan = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "broadcast-allowed" => {
-                    slots.broadcast_allowed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "multicast-overflow" => {
-                    slots.multicast_overflow = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unicast-overflow" => {
-                    slots.unicast_overflow = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "main-mac" => {
-                    slots.main_mac = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vlan-table" => {
-                    slots.vlan_table = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unicast-table" => {
-                    slots.unicast_table = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "multicast-table" => {
-                    slots.multicast_table = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RxFilterInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                promiscuous: slots
-                    .promiscuous
-                    .ok_or_else(|| E::missing_field("promiscuous"))?,
-                multicast: slots.multicast.ok_or_else(|| E::missing_field("multicast"))?,
-                unicast: slots.unicast.ok_or_else(|| E::missing_field("unicast"))?,
-                vlan: slots.vlan.ok_or_else(|| E::missing_field("vlan"))?,
-                broadcast_allowed: slots
-                    .broadcast_allowed
-                    .ok_or_else(|| E::missing_field("broadcast-allowed"))?,
-                multicast_overflow: slots
-                    .multicast_overflow
-                    .ok_or_else(|| E::missing_field("multicast-overflow"))?,
-                unicast_overflow: slots
-                    .unicast_overflow
-                    .ok_or_else(|| E::missing_field("unicast-overflow"))?,
-                main_mac: slots.main_mac.ok_or_else(|| E::missing_field("main-mac"))?,
-                vlan_table: slots
-                    .vlan_table
-                    .ok_or_else(|| E::missing_field("vlan-table"))?,
-                unicast_table: slots
-                    .unicast_table
-                    .ok_or_else(|| E::missing_field("unicast-table"))?,
-                multicast_table: slots
-                    .multicast_table
-                    .ok_or_else(|| E::missing_field("multicast-table"))?,
-            })
-        }
-    }
-};
 
 /// Parameters for self-announce timers
 ///
@@ -3005,101 +1379,16 @@ pub struct AnnounceParameters {
     pub id: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for AnnounceParameters {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AnnounceParameters = "AnnounceParameters" {
+        required initial "initial": i64,
+        required max "max": i64,
+        required rounds "rounds": i64,
+        required step "step": i64,
+        optional interfaces "interfaces": ::std::vec::Vec<::std::string::String>,
+        optional id "id": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for AnnounceParameters {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "initial", &self.initial)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "max", &self.max)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "rounds", &self.rounds)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "step", &self.step)?;
-        ::qapi_types::private::optional(map, "interfaces", &self.interfaces)?;
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AnnounceParameters {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AnnounceParameters`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        initial: ::std::option::Option<i64>,
-        max: ::std::option::Option<i64>,
-        rounds: ::std::option::Option<i64>,
-        step: ::std::option::Option<i64>,
-        interfaces: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        id: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AnnounceParameters {
-        const NAME: &'static str = "AnnounceParameters";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "initial" => {
-                    slots.initial = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max" => {
-                    slots.max = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rounds" => {
-                    slots.rounds = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "step" => {
-                    slots.step = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "interfaces" => {
-                    slots.interfaces = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AnnounceParameters {
-                initial: slots.initial.ok_or_else(|| E::missing_field("initial"))?,
-                max: slots.max.ok_or_else(|| E::missing_field("max"))?,
-                rounds: slots.rounds.ok_or_else(|| E::missing_field("rounds"))?,
-                step: slots.step.ok_or_else(|| E::missing_field("step"))?,
-                interfaces: slots.interfaces,
-                id: slots.id,
-            })
-        }
-    }
-};
 
 /// The commands of `net.json`.
 pub mod commands {
@@ -3132,74 +1421,13 @@ pub mod commands {
         pub up: bool,
     }
 
-    impl Serialize for SetLink {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SetLink = "set_link" {
+            required name "name": ::std::string::String,
+            required up "up": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for SetLink {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "up", &self.up)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SetLink {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SetLink`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            up: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SetLink {
-            const NAME: &'static str = "set_link";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "up" => {
-                        slots.up = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SetLink {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                    up: slots.up.ok_or_else(|| E::missing_field("up"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SetLink {
         const NAME: &'static str = "set_link";
         type Returns = ::qapi_types::Empty;
@@ -3269,66 +1497,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for NetdevDel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NetdevDel = "netdev_del" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for NetdevDel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NetdevDel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NetdevDel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NetdevDel {
-            const NAME: &'static str = "netdev_del";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NetdevDel {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for NetdevDel {
         const NAME: &'static str = "netdev_del";
         type Returns = ::qapi_types::Empty;
@@ -3385,60 +1559,12 @@ pub mod commands {
         pub name: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for QueryRxFilter {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryRxFilter = "query-rx-filter" {
+            optional name "name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryRxFilter {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "name", &self.name)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryRxFilter {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryRxFilter`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryRxFilter {
-            const NAME: &'static str = "query-rx-filter";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryRxFilter { name: slots.name })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryRxFilter {
         const NAME: &'static str = "query-rx-filter";
         type Returns = ::std::vec::Vec<super::super::RxFilterInfo>;
@@ -3509,70 +1635,13 @@ pub mod events {
         pub path: ::std::string::String,
     }
 
-    impl Serialize for NicRxFilterChanged {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NicRxFilterChanged = "NIC_RX_FILTER_CHANGED" {
+            optional name "name": ::std::string::String,
+            required path "path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for NicRxFilterChanged {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "name", &self.name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NicRxFilterChanged {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NicRxFilterChanged`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NicRxFilterChanged {
-            const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NicRxFilterChanged {
-                    name: slots.name,
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for NicRxFilterChanged {
         const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
     }
@@ -3597,72 +1666,12 @@ pub mod events {
         pub device_id: ::std::string::String,
     }
 
-    impl Serialize for FailoverNegotiated {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        FailoverNegotiated = "FAILOVER_NEGOTIATED" {
+            required device_id "device-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for FailoverNegotiated {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "device-id",
-                &self.device_id,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for FailoverNegotiated {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`FailoverNegotiated`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for FailoverNegotiated {
-            const NAME: &'static str = "FAILOVER_NEGOTIATED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device-id" => {
-                        slots.device_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(FailoverNegotiated {
-                    device_id: slots
-                        .device_id
-                        .ok_or_else(|| E::missing_field("device-id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for FailoverNegotiated {
         const NAME: &'static str = "FAILOVER_NEGOTIATED";
     }
@@ -3697,80 +1706,13 @@ pub mod events {
         pub addr: super::super::SocketAddress,
     }
 
-    impl Serialize for NetdevStreamConnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NetdevStreamConnected = "NETDEV_STREAM_CONNECTED" {
+            required netdev_id "netdev-id": ::std::string::String,
+            required addr "addr": super::super::SocketAddress,
         }
     }
 
-    impl ::qapi_types::private::Members for NetdevStreamConnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "netdev-id",
-                &self.netdev_id,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NetdevStreamConnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NetdevStreamConnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            netdev_id: ::std::option::Option<::std::string::String>,
-            addr: ::std::option::Option<super::super::SocketAddress>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamConnected {
-            const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "netdev-id" => {
-                        slots.netdev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "addr" => {
-                        slots.addr = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NetdevStreamConnected {
-                    netdev_id: slots
-                        .netdev_id
-                        .ok_or_else(|| E::missing_field("netdev-id"))?,
-                    addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for NetdevStreamConnected {
         const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
     }
@@ -3792,72 +1734,12 @@ pub mod events {
         pub netdev_id: ::std::string::String,
     }
 
-    impl Serialize for NetdevStreamDisconnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NetdevStreamDisconnected = "NETDEV_STREAM_DISCONNECTED" {
+            required netdev_id "netdev-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for NetdevStreamDisconnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "netdev-id",
-                &self.netdev_id,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NetdevStreamDisconnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NetdevStreamDisconnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            netdev_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NetdevStreamDisconnected {
-            const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "netdev-id" => {
-                        slots.netdev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NetdevStreamDisconnected {
-                    netdev_id: slots
-                        .netdev_id
-                        .ok_or_else(|| E::missing_field("netdev-id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for NetdevStreamDisconnected {
         const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
     }
@@ -3881,86 +1763,13 @@ pub mod events {
         pub chardev_id: ::std::string::String,
     }
 
-    impl Serialize for NetdevVhostUserConnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NetdevVhostUserConnected = "NETDEV_VHOST_USER_CONNECTED" {
+            required netdev_id "netdev-id": ::std::string::String,
+            required chardev_id "chardev-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for NetdevVhostUserConnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "netdev-id",
-                &self.netdev_id,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "chardev-id",
-                &self.chardev_id,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NetdevVhostUserConnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NetdevVhostUserConnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            netdev_id: ::std::option::Option<::std::string::String>,
-            chardev_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserConnected {
-            const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "netdev-id" => {
-                        slots.netdev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "chardev-id" => {
-                        slots.chardev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NetdevVhostUserConnected {
-                    netdev_id: slots
-                        .netdev_id
-                        .ok_or_else(|| E::missing_field("netdev-id"))?,
-                    chardev_id: slots
-                        .chardev_id
-                        .ok_or_else(|| E::missing_field("chardev-id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for NetdevVhostUserConnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
     }
@@ -3982,72 +1791,12 @@ pub mod events {
         pub netdev_id: ::std::string::String,
     }
 
-    impl Serialize for NetdevVhostUserDisconnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        NetdevVhostUserDisconnected = "NETDEV_VHOST_USER_DISCONNECTED" {
+            required netdev_id "netdev-id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for NetdevVhostUserDisconnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "netdev-id",
-                &self.netdev_id,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for NetdevVhostUserDisconnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`NetdevVhostUserDisconnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            netdev_id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for NetdevVhostUserDisconnected {
-            const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "netdev-id" => {
-                        slots.netdev_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(NetdevVhostUserDisconnected {
-                    netdev_id: slots
-                        .netdev_id
-                        .ok_or_else(|| E::missing_field("netdev-id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for NetdevVhostUserDisconnected {
         const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
     }

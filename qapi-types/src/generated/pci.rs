@@ -14,75 +14,12 @@ pub struct PciMemoryRange {
     pub limit: i64,
 }
 
-impl Serialize for PciMemoryRange {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciMemoryRange = "PciMemoryRange" {
+        required base "base": i64,
+        required limit "limit": i64,
     }
 }
-
-impl ::qapi_types::private::Members for PciMemoryRange {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "base", &self.base)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "limit", &self.limit)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciMemoryRange {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciMemoryRange`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        base: ::std::option::Option<i64>,
-        limit: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciMemoryRange {
-        const NAME: &'static str = "PciMemoryRange";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "base" => {
-                    slots.base = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "limit" => {
-                    slots.limit = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciMemoryRange {
-                base: slots.base.ok_or_else(|| E::missing_field("base"))?,
-                limit: slots.limit.ok_or_else(|| E::missing_field("limit"))?,
-            })
-        }
-    }
-};
 
 /// Information about a PCI device I/O region.
 ///
@@ -104,101 +41,16 @@ pub struct PciMemoryRegion {
     pub mem_type_64: ::std::option::Option<bool>,
 }
 
-impl Serialize for PciMemoryRegion {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciMemoryRegion = "PciMemoryRegion" {
+        required bar "bar": i64,
+        required r#type "type": ::std::string::String,
+        required address "address": i64,
+        required size "size": i64,
+        optional prefetch "prefetch": bool,
+        optional mem_type_64 "mem_type_64": bool,
     }
 }
-
-impl ::qapi_types::private::Members for PciMemoryRegion {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "bar", &self.bar)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "address", &self.address)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(map, "prefetch", &self.prefetch)?;
-        ::qapi_types::private::optional(map, "mem_type_64", &self.mem_type_64)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciMemoryRegion {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciMemoryRegion`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        bar: ::std::option::Option<i64>,
-        r#type: ::std::option::Option<::std::string::String>,
-        address: ::std::option::Option<i64>,
-        size: ::std::option::Option<i64>,
-        prefetch: ::std::option::Option<bool>,
-        mem_type_64: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciMemoryRegion {
-        const NAME: &'static str = "PciMemoryRegion";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "bar" => {
-                    slots.bar = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "address" => {
-                    slots.address = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "prefetch" => slots.prefetch = ::serde::de::MapAccess::next_value(map)?,
-                "mem_type_64" => {
-                    slots.mem_type_64 = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciMemoryRegion {
-                bar: slots.bar.ok_or_else(|| E::missing_field("bar"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                address: slots.address.ok_or_else(|| E::missing_field("address"))?,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                prefetch: slots.prefetch,
-                mem_type_64: slots.mem_type_64,
-            })
-        }
-    }
-};
 
 /// Information about a bus of a PCI Bridge device
 ///
@@ -223,125 +75,16 @@ pub struct PciBusInfo {
     pub prefetchable_range: super::PciMemoryRange,
 }
 
-impl Serialize for PciBusInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciBusInfo = "PciBusInfo" {
+        required number "number": i64,
+        required secondary "secondary": i64,
+        required subordinate "subordinate": i64,
+        required io_range "io_range": super::PciMemoryRange,
+        required memory_range "memory_range": super::PciMemoryRange,
+        required prefetchable_range "prefetchable_range": super::PciMemoryRange,
     }
 }
-
-impl ::qapi_types::private::Members for PciBusInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "number", &self.number)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "secondary", &self.secondary)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "subordinate",
-            &self.subordinate,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "io_range", &self.io_range)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "memory_range",
-            &self.memory_range,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "prefetchable_range",
-            &self.prefetchable_range,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciBusInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciBusInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        number: ::std::option::Option<i64>,
-        secondary: ::std::option::Option<i64>,
-        subordinate: ::std::option::Option<i64>,
-        io_range: ::std::option::Option<super::PciMemoryRange>,
-        memory_range: ::std::option::Option<super::PciMemoryRange>,
-        prefetchable_range: ::std::option::Option<super::PciMemoryRange>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciBusInfo {
-        const NAME: &'static str = "PciBusInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "number" => {
-                    slots.number = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "secondary" => {
-                    slots.secondary = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "subordinate" => {
-                    slots.subordinate = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "io_range" => {
-                    slots.io_range = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "memory_range" => {
-                    slots.memory_range = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "prefetchable_range" => {
-                    slots.prefetchable_range = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciBusInfo {
-                number: slots.number.ok_or_else(|| E::missing_field("number"))?,
-                secondary: slots.secondary.ok_or_else(|| E::missing_field("secondary"))?,
-                subordinate: slots
-                    .subordinate
-                    .ok_or_else(|| E::missing_field("subordinate"))?,
-                io_range: slots.io_range.ok_or_else(|| E::missing_field("io_range"))?,
-                memory_range: slots
-                    .memory_range
-                    .ok_or_else(|| E::missing_field("memory_range"))?,
-                prefetchable_range: slots
-                    .prefetchable_range
-                    .ok_or_else(|| E::missing_field("prefetchable_range"))?,
-            })
-        }
-    }
-};
 
 /// Information about a PCI Bridge device
 ///
@@ -354,71 +97,12 @@ pub struct PciBridgeInfo {
     pub devices: ::std::option::Option<::std::vec::Vec<super::PciDeviceInfo>>,
 }
 
-impl Serialize for PciBridgeInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciBridgeInfo = "PciBridgeInfo" {
+        required bus "bus": super::PciBusInfo,
+        optional devices "devices": ::std::vec::Vec<super::PciDeviceInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for PciBridgeInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
-        ::qapi_types::private::optional(map, "devices", &self.devices)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciBridgeInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciBridgeInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        bus: ::std::option::Option<super::PciBusInfo>,
-        devices: ::std::option::Option<::std::vec::Vec<super::PciDeviceInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciBridgeInfo {
-        const NAME: &'static str = "PciBridgeInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "bus" => {
-                    slots.bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "devices" => slots.devices = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciBridgeInfo {
-                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
-                devices: slots.devices,
-            })
-        }
-    }
-};
 
 /// Information about the Class of a PCI device
 ///
@@ -432,71 +116,12 @@ pub struct PciDeviceClass {
     pub class: i64,
 }
 
-impl Serialize for PciDeviceClass {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciDeviceClass = "PciDeviceClass" {
+        optional desc "desc": ::std::string::String,
+        required class "class": i64,
     }
 }
-
-impl ::qapi_types::private::Members for PciDeviceClass {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "desc", &self.desc)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "class", &self.class)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciDeviceClass {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciDeviceClass`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        desc: ::std::option::Option<::std::string::String>,
-        class: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciDeviceClass {
-        const NAME: &'static str = "PciDeviceClass";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "desc" => slots.desc = ::serde::de::MapAccess::next_value(map)?,
-                "class" => {
-                    slots.class = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciDeviceClass {
-                desc: slots.desc,
-                class: slots.class.ok_or_else(|| E::missing_field("class"))?,
-            })
-        }
-    }
-};
 
 /// Information about the Id of a PCI device
 ///
@@ -513,89 +138,14 @@ pub struct PciDeviceId {
     pub subsystem_vendor: ::std::option::Option<i64>,
 }
 
-impl Serialize for PciDeviceId {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciDeviceId = "PciDeviceId" {
+        required device "device": i64,
+        required vendor "vendor": i64,
+        optional subsystem "subsystem": i64,
+        optional subsystem_vendor "subsystem-vendor": i64,
     }
 }
-
-impl ::qapi_types::private::Members for PciDeviceId {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "vendor", &self.vendor)?;
-        ::qapi_types::private::optional(map, "subsystem", &self.subsystem)?;
-        ::qapi_types::private::optional(
-            map,
-            "subsystem-vendor",
-            &self.subsystem_vendor,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciDeviceId {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciDeviceId`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        device: ::std::option::Option<i64>,
-        vendor: ::std::option::Option<i64>,
-        subsystem: ::std::option::Option<i64>,
-        subsystem_vendor: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciDeviceId {
-        const NAME: &'static str = "PciDeviceId";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vendor" => {
-                    slots.vendor = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "subsystem" => slots.subsystem = ::serde::de::MapAccess::next_value(map)?,
-                "subsystem-vendor" => {
-                    slots.subsystem_vendor = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciDeviceId {
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-                vendor: slots.vendor.ok_or_else(|| E::missing_field("vendor"))?,
-                subsystem: slots.subsystem,
-                subsystem_vendor: slots.subsystem_vendor,
-            })
-        }
-    }
-};
 
 /// Information about a PCI device
 ///
@@ -624,139 +174,20 @@ pub struct PciDeviceInfo {
     pub regions: ::std::vec::Vec<super::PciMemoryRegion>,
 }
 
-impl Serialize for PciDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciDeviceInfo = "PciDeviceInfo" {
+        required bus "bus": i64,
+        required slot "slot": i64,
+        required function "function": i64,
+        required class_info "class_info": super::PciDeviceClass,
+        required id "id": super::PciDeviceId,
+        optional irq "irq": i64,
+        required irq_pin "irq_pin": i64,
+        required qdev_id "qdev_id": ::std::string::String,
+        optional pci_bridge "pci_bridge": super::PciBridgeInfo,
+        required regions "regions": ::std::vec::Vec<super::PciMemoryRegion>,
     }
 }
-
-impl ::qapi_types::private::Members for PciDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "function", &self.function)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "class_info",
-            &self.class_info,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::qapi_types::private::optional(map, "irq", &self.irq)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "irq_pin", &self.irq_pin)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "qdev_id", &self.qdev_id)?;
-        ::qapi_types::private::optional(map, "pci_bridge", &self.pci_bridge)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "regions", &self.regions)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        bus: ::std::option::Option<i64>,
-        slot: ::std::option::Option<i64>,
-        function: ::std::option::Option<i64>,
-        class_info: ::std::option::Option<super::PciDeviceClass>,
-        id: ::std::option::Option<super::PciDeviceId>,
-        irq: ::std::option::Option<i64>,
-        irq_pin: ::std::option::Option<i64>,
-        qdev_id: ::std::option::Option<::std::string::String>,
-        pci_bridge: ::std::option::Option<super::PciBridgeInfo>,
-        regions: ::std::option::Option<::std::vec::Vec<super::PciMemoryRegion>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciDeviceInfo {
-        const NAME: &'static str = "PciDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "bus" => {
-                    slots.bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slot" => {
-                    slots.slot = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "function" => {
-                    slots.function = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "class_info" => {
-                    slots.class_info = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "irq" => slots.irq = ::serde::de::MapAccess::next_value(map)?,
-                "irq_pin" => {
-                    slots.irq_pin = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "qdev_id" => {
-                    slots.qdev_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pci_bridge" => {
-                    slots.pci_bridge = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "regions" => {
-                    slots.regions = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciDeviceInfo {
-                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
-                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
-                function: slots.function.ok_or_else(|| E::missing_field("function"))?,
-                class_info: slots
-                    .class_info
-                    .ok_or_else(|| E::missing_field("class_info"))?,
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                irq: slots.irq,
-                irq_pin: slots.irq_pin.ok_or_else(|| E::missing_field("irq_pin"))?,
-                qdev_id: slots.qdev_id.ok_or_else(|| E::missing_field("qdev_id"))?,
-                pci_bridge: slots.pci_bridge,
-                regions: slots.regions.ok_or_else(|| E::missing_field("regions"))?,
-            })
-        }
-    }
-};
 
 /// Information about a PCI bus
 ///
@@ -769,75 +200,12 @@ pub struct PciInfo {
     pub devices: ::std::vec::Vec<super::PciDeviceInfo>,
 }
 
-impl Serialize for PciInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PciInfo = "PciInfo" {
+        required bus "bus": i64,
+        required devices "devices": ::std::vec::Vec<super::PciDeviceInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for PciInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "devices", &self.devices)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PciInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PciInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        bus: ::std::option::Option<i64>,
-        devices: ::std::option::Option<::std::vec::Vec<super::PciDeviceInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PciInfo {
-        const NAME: &'static str = "PciInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "bus" => {
-                    slots.bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "devices" => {
-                    slots.devices = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PciInfo {
-                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
-                devices: slots.devices.ok_or_else(|| E::missing_field("devices"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `pci.json`.
 pub mod commands {
@@ -987,40 +355,8 @@ pub mod commands {
     /// This example has been shortened as the real response is too long.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryPci {}
-    impl Serialize for QueryPci {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryPci {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryPci {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryPci {
-        const NAME: &'static str = "query-pci";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryPci {})
-        }
+    ::qapi_types::private::object! {
+        QueryPci = "query-pci" {}
     }
 
     impl ::qapi_types::Command for QueryPci {

@@ -24,70 +24,12 @@ pub mod commands {
         pub typename: ::std::string::String,
     }
 
-    impl Serialize for DeviceListProperties {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceListProperties = "device-list-properties" {
+            required typename "typename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceListProperties {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "typename",
-                &self.typename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceListProperties {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceListProperties`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            typename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceListProperties {
-            const NAME: &'static str = "device-list-properties";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "typename" => {
-                        slots.typename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceListProperties {
-                    typename: slots.typename.ok_or_else(|| E::missing_field("typename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DeviceListProperties {
         const NAME: &'static str = "device-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
@@ -135,84 +77,14 @@ pub mod commands {
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
 
-    impl Serialize for DeviceAdd {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
+    ::qapi_types::private::object! {
+        DeviceAdd = "device_add" {
+            required driver "driver": ::std::string::String,
+            optional bus "bus": ::std::string::String,
+            optional id "id": ::std::string::String,
+        } + extra
     }
 
-    impl ::qapi_types::private::Members for DeviceAdd {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "driver", &self.driver)?;
-            ::qapi_types::private::optional(map, "bus", &self.bus)?;
-            ::qapi_types::private::optional(map, "id", &self.id)?;
-            ::qapi_types::private::entries(map, &self.extra)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceAdd {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceAdd`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            driver: ::std::option::Option<::std::string::String>,
-            bus: ::std::option::Option<::std::string::String>,
-            id: ::std::option::Option<::std::string::String>,
-            extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceAdd {
-            const NAME: &'static str = "device_add";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "driver" => {
-                        slots.driver = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "bus" => slots.bus = ::serde::de::MapAccess::next_value(map)?,
-                    "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                    _ => {
-                        slots
-                            .extra
-                            .insert(
-                                ::std::borrow::ToOwned::to_owned(key),
-                                ::serde::de::MapAccess::next_value(map)?,
-                            );
-                    }
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceAdd {
-                    driver: slots.driver.ok_or_else(|| E::missing_field("driver"))?,
-                    bus: slots.bus,
-                    id: slots.id,
-                    extra: slots.extra,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DeviceAdd {
         const NAME: &'static str = "device_add";
         type Returns = ::qapi_types::Empty;
@@ -258,66 +130,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for DeviceDel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceDel = "device_del" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceDel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceDel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceDel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceDel {
-            const NAME: &'static str = "device_del";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceDel {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DeviceDel {
         const NAME: &'static str = "device_del";
         type Returns = ::qapi_types::Empty;
@@ -343,66 +161,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for DeviceSyncConfig {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceSyncConfig = "device-sync-config" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceSyncConfig {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceSyncConfig {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceSyncConfig`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceSyncConfig {
-            const NAME: &'static str = "device-sync-config";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceSyncConfig {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for DeviceSyncConfig {
         const NAME: &'static str = "device-sync-config";
         type Returns = ::qapi_types::Empty;
@@ -436,70 +200,13 @@ pub mod events {
         pub path: ::std::string::String,
     }
 
-    impl Serialize for DeviceDeleted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceDeleted = "DEVICE_DELETED" {
+            optional device "device": ::std::string::String,
+            required path "path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceDeleted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceDeleted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceDeleted`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceDeleted {
-            const NAME: &'static str = "DEVICE_DELETED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceDeleted {
-                    device: slots.device,
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for DeviceDeleted {
         const NAME: &'static str = "DEVICE_DELETED";
     }
@@ -525,70 +232,13 @@ pub mod events {
         pub path: ::std::string::String,
     }
 
-    impl Serialize for DeviceUnplugGuestError {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        DeviceUnplugGuestError = "DEVICE_UNPLUG_GUEST_ERROR" {
+            optional device "device": ::std::string::String,
+            required path "path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for DeviceUnplugGuestError {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for DeviceUnplugGuestError {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`DeviceUnplugGuestError`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for DeviceUnplugGuestError {
-            const NAME: &'static str = "DEVICE_UNPLUG_GUEST_ERROR";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(DeviceUnplugGuestError {
-                    device: slots.device,
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for DeviceUnplugGuestError {
         const NAME: &'static str = "DEVICE_UNPLUG_GUEST_ERROR";
     }

@@ -29,89 +29,14 @@ pub struct ObjectPropertyInfo {
     pub default_value: ::std::option::Option<::serde_json::Value>,
 }
 
-impl Serialize for ObjectPropertyInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ObjectPropertyInfo = "ObjectPropertyInfo" {
+        required name "name": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        optional description "description": ::std::string::String,
+        nullable default_value "default-value": ::serde_json::Value,
     }
 }
-
-impl ::qapi_types::private::Members for ObjectPropertyInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "description", &self.description)?;
-        ::qapi_types::private::optional(map, "default-value", &self.default_value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectPropertyInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ObjectPropertyInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        description: ::std::option::Option<::std::string::String>,
-        default_value: ::std::option::Option<::serde_json::Value>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertyInfo {
-        const NAME: &'static str = "ObjectPropertyInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "description" => {
-                    slots.description = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "default-value" => {
-                    slots.default_value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ObjectPropertyInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                description: slots.description,
-                default_value: slots.default_value,
-            })
-        }
-    }
-};
 
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq)]
@@ -126,83 +51,13 @@ pub struct ObjectPropertyValue {
     pub value: ::std::option::Option<::serde_json::Value>,
 }
 
-impl Serialize for ObjectPropertyValue {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ObjectPropertyValue = "ObjectPropertyValue" {
+        required name "name": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        nullable value "value": ::serde_json::Value,
     }
 }
-
-impl ::qapi_types::private::Members for ObjectPropertyValue {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "value", &self.value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectPropertyValue {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ObjectPropertyValue`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        value: ::std::option::Option<::serde_json::Value>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertyValue {
-        const NAME: &'static str = "ObjectPropertyValue";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "value" => {
-                    slots.value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ObjectPropertyValue {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                value: slots.value,
-            })
-        }
-    }
-};
 
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq)]
@@ -211,73 +66,11 @@ pub struct ObjectPropertiesValues {
     pub properties: ::std::vec::Vec<super::ObjectPropertyValue>,
 }
 
-impl Serialize for ObjectPropertiesValues {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ObjectPropertiesValues = "ObjectPropertiesValues" {
+        required properties "properties": ::std::vec::Vec<super::ObjectPropertyValue>,
     }
 }
-
-impl ::qapi_types::private::Members for ObjectPropertiesValues {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "properties",
-            &self.properties,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectPropertiesValues {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ObjectPropertiesValues`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        properties: ::std::option::Option<::std::vec::Vec<super::ObjectPropertyValue>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ObjectPropertiesValues {
-        const NAME: &'static str = "ObjectPropertiesValues";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "properties" => {
-                    slots.properties = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ObjectPropertiesValues {
-                properties: slots
-                    .properties
-                    .ok_or_else(|| E::missing_field("properties"))?,
-            })
-        }
-    }
-};
 
 /// This structure describes a search result from [`qom-list-types`](crate::commands::QomListTypes)
 ///
@@ -293,75 +86,13 @@ pub struct ObjectTypeInfo {
     pub parent: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for ObjectTypeInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ObjectTypeInfo = "ObjectTypeInfo" {
+        required name "name": ::std::string::String,
+        optional r#abstract "abstract": bool,
+        optional parent "parent": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ObjectTypeInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
-        ::qapi_types::private::optional(map, "parent", &self.parent)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectTypeInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ObjectTypeInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#abstract: ::std::option::Option<bool>,
-        parent: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ObjectTypeInfo {
-        const NAME: &'static str = "ObjectTypeInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "abstract" => slots.r#abstract = ::serde::de::MapAccess::next_value(map)?,
-                "parent" => slots.parent = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ObjectTypeInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#abstract: slots.r#abstract,
-                parent: slots.parent,
-            })
-        }
-    }
-};
 
 /// Properties for can-host-socketcan objects.
 ///
@@ -377,75 +108,12 @@ pub struct CanHostSocketcanProperties {
     pub canbus: ::std::string::String,
 }
 
-impl Serialize for CanHostSocketcanProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CanHostSocketcanProperties = "CanHostSocketcanProperties" {
+        required r#if "if": ::std::string::String,
+        required canbus "canbus": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for CanHostSocketcanProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "if", &self.r#if)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "canbus", &self.canbus)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CanHostSocketcanProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CanHostSocketcanProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#if: ::std::option::Option<::std::string::String>,
-        canbus: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CanHostSocketcanProperties {
-        const NAME: &'static str = "CanHostSocketcanProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "if" => {
-                    slots.r#if = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "canbus" => {
-                    slots.canbus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CanHostSocketcanProperties {
-                r#if: slots.r#if.ok_or_else(|| E::missing_field("if"))?,
-                canbus: slots.canbus.ok_or_else(|| E::missing_field("canbus"))?,
-            })
-        }
-    }
-};
 
 /// Properties for colo-compare objects.
 ///
@@ -484,141 +152,19 @@ pub struct ColoCompareProperties {
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
 
-impl Serialize for ColoCompareProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ColoCompareProperties = "ColoCompareProperties" {
+        required primary_in "primary_in": ::std::string::String,
+        required secondary_in "secondary_in": ::std::string::String,
+        required outdev "outdev": ::std::string::String,
+        required iothread "iothread": ::std::string::String,
+        optional notify_dev "notify_dev": ::std::string::String,
+        optional compare_timeout "compare_timeout": u64,
+        optional expired_scan_cycle "expired_scan_cycle": u32,
+        optional max_queue_size "max_queue_size": u32,
+        optional vnet_hdr_support "vnet_hdr_support": bool,
     }
 }
-
-impl ::qapi_types::private::Members for ColoCompareProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "primary_in",
-            &self.primary_in,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "secondary_in",
-            &self.secondary_in,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "outdev", &self.outdev)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "iothread", &self.iothread)?;
-        ::qapi_types::private::optional(map, "notify_dev", &self.notify_dev)?;
-        ::qapi_types::private::optional(map, "compare_timeout", &self.compare_timeout)?;
-        ::qapi_types::private::optional(
-            map,
-            "expired_scan_cycle",
-            &self.expired_scan_cycle,
-        )?;
-        ::qapi_types::private::optional(map, "max_queue_size", &self.max_queue_size)?;
-        ::qapi_types::private::optional(
-            map,
-            "vnet_hdr_support",
-            &self.vnet_hdr_support,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ColoCompareProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ColoCompareProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        primary_in: ::std::option::Option<::std::string::String>,
-        secondary_in: ::std::option::Option<::std::string::String>,
-        outdev: ::std::option::Option<::std::string::String>,
-        iothread: ::std::option::Option<::std::string::String>,
-        notify_dev: ::std::option::Option<::std::string::String>,
-        compare_timeout: ::std::option::Option<u64>,
-        expired_scan_cycle: ::std::option::Option<u32>,
-        max_queue_size: ::std::option::Option<u32>,
-        vnet_hdr_support: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ColoCompareProperties {
-        const NAME: &'static str = "ColoCompareProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "primary_in" => {
-                    slots.primary_in = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "secondary_in" => {
-                    slots.secondary_in = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "outdev" => {
-                    slots.outdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iothread" => {
-                    slots.iothread = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "notify_dev" => {
-                    slots.notify_dev = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "compare_timeout" => {
-                    slots.compare_timeout = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "expired_scan_cycle" => {
-                    slots.expired_scan_cycle = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "max_queue_size" => {
-                    slots.max_queue_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "vnet_hdr_support" => {
-                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ColoCompareProperties {
-                primary_in: slots
-                    .primary_in
-                    .ok_or_else(|| E::missing_field("primary_in"))?,
-                secondary_in: slots
-                    .secondary_in
-                    .ok_or_else(|| E::missing_field("secondary_in"))?,
-                outdev: slots.outdev.ok_or_else(|| E::missing_field("outdev"))?,
-                iothread: slots.iothread.ok_or_else(|| E::missing_field("iothread"))?,
-                notify_dev: slots.notify_dev,
-                compare_timeout: slots.compare_timeout,
-                expired_scan_cycle: slots.expired_scan_cycle,
-                max_queue_size: slots.max_queue_size,
-                vnet_hdr_support: slots.vnet_hdr_support,
-            })
-        }
-    }
-};
 
 /// Properties for cryptodev-backend and cryptodev-backend-builtin
 /// objects.
@@ -636,75 +182,13 @@ pub struct CryptodevBackendProperties {
     pub throttle_ops: ::std::option::Option<u64>,
 }
 
-impl Serialize for CryptodevBackendProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CryptodevBackendProperties = "CryptodevBackendProperties" {
+        optional queues "queues": u32,
+        optional throttle_bps "throttle-bps": u64,
+        optional throttle_ops "throttle-ops": u64,
     }
 }
-
-impl ::qapi_types::private::Members for CryptodevBackendProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::qapi_types::private::optional(map, "throttle-bps", &self.throttle_bps)?;
-        ::qapi_types::private::optional(map, "throttle-ops", &self.throttle_ops)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CryptodevBackendProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CryptodevBackendProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        queues: ::std::option::Option<u32>,
-        throttle_bps: ::std::option::Option<u64>,
-        throttle_ops: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CryptodevBackendProperties {
-        const NAME: &'static str = "CryptodevBackendProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                "throttle-bps" => {
-                    slots.throttle_bps = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "throttle-ops" => {
-                    slots.throttle_ops = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CryptodevBackendProperties {
-                queues: slots.queues,
-                throttle_bps: slots.throttle_bps,
-                throttle_ops: slots.throttle_ops,
-            })
-        }
-    }
-};
 
 /// Properties for cryptodev-vhost-user objects.
 ///
@@ -726,83 +210,14 @@ pub struct CryptodevVhostUserProperties {
     pub chardev: ::std::string::String,
 }
 
-impl Serialize for CryptodevVhostUserProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    CryptodevVhostUserProperties = "CryptodevVhostUserProperties" {
+        optional queues "queues": u32,
+        optional throttle_bps "throttle-bps": u64,
+        optional throttle_ops "throttle-ops": u64,
+        required chardev "chardev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for CryptodevVhostUserProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "queues", &self.queues)?;
-        ::qapi_types::private::optional(map, "throttle-bps", &self.throttle_bps)?;
-        ::qapi_types::private::optional(map, "throttle-ops", &self.throttle_ops)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for CryptodevVhostUserProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`CryptodevVhostUserProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        queues: ::std::option::Option<u32>,
-        throttle_bps: ::std::option::Option<u64>,
-        throttle_ops: ::std::option::Option<u64>,
-        chardev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for CryptodevVhostUserProperties {
-        const NAME: &'static str = "CryptodevVhostUserProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "queues" => slots.queues = ::serde::de::MapAccess::next_value(map)?,
-                "throttle-bps" => {
-                    slots.throttle_bps = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "throttle-ops" => {
-                    slots.throttle_ops = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(CryptodevVhostUserProperties {
-                queues: slots.queues,
-                throttle_bps: slots.throttle_bps,
-                throttle_ops: slots.throttle_ops,
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-            })
-        }
-    }
-};
 
 /// Properties for dbus-vmstate objects.
 ///
@@ -816,71 +231,12 @@ pub struct DBusVMStateProperties {
     pub id_list: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for DBusVMStateProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DBusVMStateProperties = "DBusVMStateProperties" {
+        required addr "addr": ::std::string::String,
+        optional id_list "id-list": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for DBusVMStateProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(map, "id-list", &self.id_list)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DBusVMStateProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DBusVMStateProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        addr: ::std::option::Option<::std::string::String>,
-        id_list: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DBusVMStateProperties {
-        const NAME: &'static str = "DBusVMStateProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "id-list" => slots.id_list = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DBusVMStateProperties {
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                id_list: slots.id_list,
-            })
-        }
-    }
-};
 
 /// Indicates where to insert a netfilter relative to a given other
 /// filter.
@@ -964,83 +320,15 @@ pub struct NetfilterProperties {
     pub insert: ::std::option::Option<super::NetfilterInsert>,
 }
 
-impl Serialize for NetfilterProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    NetfilterProperties = "NetfilterProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
     }
 }
-
-impl ::qapi_types::private::Members for NetfilterProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetfilterProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`NetfilterProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for NetfilterProperties {
-        const NAME: &'static str = "NetfilterProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(NetfilterProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-            })
-        }
-    }
-};
 
 /// Properties for filter-buffer objects.
 ///
@@ -1072,91 +360,16 @@ pub struct FilterBufferProperties {
     pub interval: u32,
 }
 
-impl Serialize for FilterBufferProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FilterBufferProperties = "FilterBufferProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
+        required interval "interval": u32,
     }
 }
-
-impl ::qapi_types::private::Members for FilterBufferProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "interval", &self.interval)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterBufferProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FilterBufferProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-        interval: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FilterBufferProperties {
-        const NAME: &'static str = "FilterBufferProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                "interval" => {
-                    slots.interval = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FilterBufferProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-                interval: slots.interval.ok_or_else(|| E::missing_field("interval"))?,
-            })
-        }
-    }
-};
 
 /// Properties for filter-dump objects.
 ///
@@ -1189,95 +402,17 @@ pub struct FilterDumpProperties {
     pub maxlen: ::std::option::Option<u32>,
 }
 
-impl Serialize for FilterDumpProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FilterDumpProperties = "FilterDumpProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
+        required file "file": ::std::string::String,
+        optional maxlen "maxlen": u32,
     }
 }
-
-impl ::qapi_types::private::Members for FilterDumpProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::qapi_types::private::optional(map, "maxlen", &self.maxlen)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterDumpProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FilterDumpProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-        file: ::std::option::Option<::std::string::String>,
-        maxlen: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FilterDumpProperties {
-        const NAME: &'static str = "FilterDumpProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "maxlen" => slots.maxlen = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FilterDumpProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-                maxlen: slots.maxlen,
-            })
-        }
-    }
-};
 
 /// Properties for filter-mirror objects.
 ///
@@ -1311,101 +446,17 @@ pub struct FilterMirrorProperties {
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
 
-impl Serialize for FilterMirrorProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FilterMirrorProperties = "FilterMirrorProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
+        required outdev "outdev": ::std::string::String,
+        optional vnet_hdr_support "vnet_hdr_support": bool,
     }
 }
-
-impl ::qapi_types::private::Members for FilterMirrorProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "outdev", &self.outdev)?;
-        ::qapi_types::private::optional(
-            map,
-            "vnet_hdr_support",
-            &self.vnet_hdr_support,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterMirrorProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FilterMirrorProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-        outdev: ::std::option::Option<::std::string::String>,
-        vnet_hdr_support: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FilterMirrorProperties {
-        const NAME: &'static str = "FilterMirrorProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                "outdev" => {
-                    slots.outdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vnet_hdr_support" => {
-                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FilterMirrorProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-                outdev: slots.outdev.ok_or_else(|| E::missing_field("outdev"))?,
-                vnet_hdr_support: slots.vnet_hdr_support,
-            })
-        }
-    }
-};
 
 /// Properties for filter-redirector objects.
 ///
@@ -1445,101 +496,18 @@ pub struct FilterRedirectorProperties {
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
 
-impl Serialize for FilterRedirectorProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FilterRedirectorProperties = "FilterRedirectorProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
+        optional indev "indev": ::std::string::String,
+        optional outdev "outdev": ::std::string::String,
+        optional vnet_hdr_support "vnet_hdr_support": bool,
     }
 }
-
-impl ::qapi_types::private::Members for FilterRedirectorProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::qapi_types::private::optional(map, "indev", &self.indev)?;
-        ::qapi_types::private::optional(map, "outdev", &self.outdev)?;
-        ::qapi_types::private::optional(
-            map,
-            "vnet_hdr_support",
-            &self.vnet_hdr_support,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterRedirectorProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FilterRedirectorProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-        indev: ::std::option::Option<::std::string::String>,
-        outdev: ::std::option::Option<::std::string::String>,
-        vnet_hdr_support: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FilterRedirectorProperties {
-        const NAME: &'static str = "FilterRedirectorProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                "indev" => slots.indev = ::serde::de::MapAccess::next_value(map)?,
-                "outdev" => slots.outdev = ::serde::de::MapAccess::next_value(map)?,
-                "vnet_hdr_support" => {
-                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FilterRedirectorProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-                indev: slots.indev,
-                outdev: slots.outdev,
-                vnet_hdr_support: slots.vnet_hdr_support,
-            })
-        }
-    }
-};
 
 /// Properties for filter-rewriter objects.
 ///
@@ -1570,93 +538,16 @@ pub struct FilterRewriterProperties {
     pub vnet_hdr_support: ::std::option::Option<bool>,
 }
 
-impl Serialize for FilterRewriterProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FilterRewriterProperties = "FilterRewriterProperties" {
+        required netdev "netdev": ::std::string::String,
+        optional queue "queue": super::NetFilterDirection,
+        optional status "status": ::std::string::String,
+        optional position "position": ::std::string::String,
+        optional insert "insert": super::NetfilterInsert,
+        optional vnet_hdr_support "vnet_hdr_support": bool,
     }
 }
-
-impl ::qapi_types::private::Members for FilterRewriterProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "netdev", &self.netdev)?;
-        ::qapi_types::private::optional(map, "queue", &self.queue)?;
-        ::qapi_types::private::optional(map, "status", &self.status)?;
-        ::qapi_types::private::optional(map, "position", &self.position)?;
-        ::qapi_types::private::optional(map, "insert", &self.insert)?;
-        ::qapi_types::private::optional(
-            map,
-            "vnet_hdr_support",
-            &self.vnet_hdr_support,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FilterRewriterProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FilterRewriterProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        netdev: ::std::option::Option<::std::string::String>,
-        queue: ::std::option::Option<super::NetFilterDirection>,
-        status: ::std::option::Option<::std::string::String>,
-        position: ::std::option::Option<::std::string::String>,
-        insert: ::std::option::Option<super::NetfilterInsert>,
-        vnet_hdr_support: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FilterRewriterProperties {
-        const NAME: &'static str = "FilterRewriterProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "netdev" => {
-                    slots.netdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue" => slots.queue = ::serde::de::MapAccess::next_value(map)?,
-                "status" => slots.status = ::serde::de::MapAccess::next_value(map)?,
-                "position" => slots.position = ::serde::de::MapAccess::next_value(map)?,
-                "insert" => slots.insert = ::serde::de::MapAccess::next_value(map)?,
-                "vnet_hdr_support" => {
-                    slots.vnet_hdr_support = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FilterRewriterProperties {
-                netdev: slots.netdev.ok_or_else(|| E::missing_field("netdev"))?,
-                queue: slots.queue,
-                status: slots.status,
-                position: slots.position,
-                insert: slots.insert,
-                vnet_hdr_support: slots.vnet_hdr_support,
-            })
-        }
-    }
-};
 
 /// Properties for input-barrier objects.
 ///
@@ -1682,91 +573,17 @@ pub struct InputBarrierProperties {
     pub height: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for InputBarrierProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputBarrierProperties = "InputBarrierProperties" {
+        required name "name": ::std::string::String,
+        optional server "server": ::std::string::String,
+        optional port "port": ::std::string::String,
+        optional x_origin "x-origin": ::std::string::String,
+        optional y_origin "y-origin": ::std::string::String,
+        optional width "width": ::std::string::String,
+        optional height "height": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for InputBarrierProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "server", &self.server)?;
-        ::qapi_types::private::optional(map, "port", &self.port)?;
-        ::qapi_types::private::optional(map, "x-origin", &self.x_origin)?;
-        ::qapi_types::private::optional(map, "y-origin", &self.y_origin)?;
-        ::qapi_types::private::optional(map, "width", &self.width)?;
-        ::qapi_types::private::optional(map, "height", &self.height)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputBarrierProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputBarrierProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        server: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-        x_origin: ::std::option::Option<::std::string::String>,
-        y_origin: ::std::option::Option<::std::string::String>,
-        width: ::std::option::Option<::std::string::String>,
-        height: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputBarrierProperties {
-        const NAME: &'static str = "InputBarrierProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "server" => slots.server = ::serde::de::MapAccess::next_value(map)?,
-                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
-                "x-origin" => slots.x_origin = ::serde::de::MapAccess::next_value(map)?,
-                "y-origin" => slots.y_origin = ::serde::de::MapAccess::next_value(map)?,
-                "width" => slots.width = ::serde::de::MapAccess::next_value(map)?,
-                "height" => slots.height = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputBarrierProperties {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                server: slots.server,
-                port: slots.port,
-                x_origin: slots.x_origin,
-                y_origin: slots.y_origin,
-                width: slots.width,
-                height: slots.height,
-            })
-        }
-    }
-};
 
 /// Properties for input-linux objects.
 ///
@@ -1787,81 +604,14 @@ pub struct InputLinuxProperties {
     pub grab_toggle: ::std::option::Option<super::GrabToggleKeys>,
 }
 
-impl Serialize for InputLinuxProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputLinuxProperties = "InputLinuxProperties" {
+        required evdev "evdev": ::std::string::String,
+        optional grab_all "grab_all": bool,
+        optional repeat "repeat": bool,
+        optional grab_toggle "grab-toggle": super::GrabToggleKeys,
     }
 }
-
-impl ::qapi_types::private::Members for InputLinuxProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "evdev", &self.evdev)?;
-        ::qapi_types::private::optional(map, "grab_all", &self.grab_all)?;
-        ::qapi_types::private::optional(map, "repeat", &self.repeat)?;
-        ::qapi_types::private::optional(map, "grab-toggle", &self.grab_toggle)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputLinuxProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputLinuxProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        evdev: ::std::option::Option<::std::string::String>,
-        grab_all: ::std::option::Option<bool>,
-        repeat: ::std::option::Option<bool>,
-        grab_toggle: ::std::option::Option<super::GrabToggleKeys>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputLinuxProperties {
-        const NAME: &'static str = "InputLinuxProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "evdev" => {
-                    slots.evdev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "grab_all" => slots.grab_all = ::serde::de::MapAccess::next_value(map)?,
-                "repeat" => slots.repeat = ::serde::de::MapAccess::next_value(map)?,
-                "grab-toggle" => {
-                    slots.grab_toggle = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputLinuxProperties {
-                evdev: slots.evdev.ok_or_else(|| E::missing_field("evdev"))?,
-                grab_all: slots.grab_all,
-                repeat: slots.repeat,
-                grab_toggle: slots.grab_toggle,
-            })
-        }
-    }
-};
 
 /// Common properties for event loops
 ///
@@ -1880,77 +630,13 @@ pub struct EventLoopBaseProperties {
     pub thread_pool_max: ::std::option::Option<i64>,
 }
 
-impl Serialize for EventLoopBaseProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    EventLoopBaseProperties = "EventLoopBaseProperties" {
+        optional aio_max_batch "aio-max-batch": i64,
+        optional thread_pool_min "thread-pool-min": i64,
+        optional thread_pool_max "thread-pool-max": i64,
     }
 }
-
-impl ::qapi_types::private::Members for EventLoopBaseProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
-        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
-        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for EventLoopBaseProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`EventLoopBaseProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        aio_max_batch: ::std::option::Option<i64>,
-        thread_pool_min: ::std::option::Option<i64>,
-        thread_pool_max: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for EventLoopBaseProperties {
-        const NAME: &'static str = "EventLoopBaseProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "aio-max-batch" => {
-                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-min" => {
-                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-max" => {
-                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(EventLoopBaseProperties {
-                aio_max_batch: slots.aio_max_batch,
-                thread_pool_min: slots.thread_pool_min,
-                thread_pool_max: slots.thread_pool_max,
-            })
-        }
-    }
-};
 
 /// Properties for iothread objects.
 ///
@@ -1983,93 +669,16 @@ pub struct IothreadProperties {
     pub poll_shrink: ::std::option::Option<i64>,
 }
 
-impl Serialize for IothreadProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IothreadProperties = "IothreadProperties" {
+        optional aio_max_batch "aio-max-batch": i64,
+        optional thread_pool_min "thread-pool-min": i64,
+        optional thread_pool_max "thread-pool-max": i64,
+        optional poll_max_ns "poll-max-ns": i64,
+        optional poll_grow "poll-grow": i64,
+        optional poll_shrink "poll-shrink": i64,
     }
 }
-
-impl ::qapi_types::private::Members for IothreadProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
-        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
-        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
-        ::qapi_types::private::optional(map, "poll-max-ns", &self.poll_max_ns)?;
-        ::qapi_types::private::optional(map, "poll-grow", &self.poll_grow)?;
-        ::qapi_types::private::optional(map, "poll-shrink", &self.poll_shrink)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IothreadProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IothreadProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        aio_max_batch: ::std::option::Option<i64>,
-        thread_pool_min: ::std::option::Option<i64>,
-        thread_pool_max: ::std::option::Option<i64>,
-        poll_max_ns: ::std::option::Option<i64>,
-        poll_grow: ::std::option::Option<i64>,
-        poll_shrink: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IothreadProperties {
-        const NAME: &'static str = "IothreadProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "aio-max-batch" => {
-                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-min" => {
-                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-max" => {
-                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "poll-max-ns" => {
-                    slots.poll_max_ns = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "poll-grow" => slots.poll_grow = ::serde::de::MapAccess::next_value(map)?,
-                "poll-shrink" => {
-                    slots.poll_shrink = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IothreadProperties {
-                aio_max_batch: slots.aio_max_batch,
-                thread_pool_min: slots.thread_pool_min,
-                thread_pool_max: slots.thread_pool_max,
-                poll_max_ns: slots.poll_max_ns,
-                poll_grow: slots.poll_grow,
-                poll_shrink: slots.poll_shrink,
-            })
-        }
-    }
-};
 
 /// Properties for the main-loop object.
 ///
@@ -2088,77 +697,13 @@ pub struct MainLoopProperties {
     pub thread_pool_max: ::std::option::Option<i64>,
 }
 
-impl Serialize for MainLoopProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MainLoopProperties = "MainLoopProperties" {
+        optional aio_max_batch "aio-max-batch": i64,
+        optional thread_pool_min "thread-pool-min": i64,
+        optional thread_pool_max "thread-pool-max": i64,
     }
 }
-
-impl ::qapi_types::private::Members for MainLoopProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "aio-max-batch", &self.aio_max_batch)?;
-        ::qapi_types::private::optional(map, "thread-pool-min", &self.thread_pool_min)?;
-        ::qapi_types::private::optional(map, "thread-pool-max", &self.thread_pool_max)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MainLoopProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MainLoopProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        aio_max_batch: ::std::option::Option<i64>,
-        thread_pool_min: ::std::option::Option<i64>,
-        thread_pool_max: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MainLoopProperties {
-        const NAME: &'static str = "MainLoopProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "aio-max-batch" => {
-                    slots.aio_max_batch = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-min" => {
-                    slots.thread_pool_min = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "thread-pool-max" => {
-                    slots.thread_pool_max = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MainLoopProperties {
-                aio_max_batch: slots.aio_max_batch,
-                thread_pool_min: slots.thread_pool_min,
-                thread_pool_max: slots.thread_pool_max,
-            })
-        }
-    }
-};
 
 /// Properties for objects of classes derived from memory-backend.
 ///
@@ -2207,130 +752,21 @@ pub struct MemoryBackendProperties {
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
 
-impl Serialize for MemoryBackendProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryBackendProperties = "MemoryBackendProperties" {
+        optional dump "dump": bool,
+        optional host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        optional merge "merge": bool,
+        optional policy "policy": super::HostMemPolicy,
+        optional prealloc "prealloc": bool,
+        optional prealloc_threads "prealloc-threads": u32,
+        optional prealloc_context "prealloc-context": ::std::string::String,
+        optional share "share": bool,
+        optional reserve "reserve": bool,
+        required size "size": u64,
+        optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryBackendProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dump", &self.dump)?;
-        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
-        ::qapi_types::private::optional(map, "merge", &self.merge)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-threads",
-            &self.prealloc_threads,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-context",
-            &self.prealloc_context,
-        )?;
-        ::qapi_types::private::optional(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-use-canonical-path-for-ramblock-id",
-            &self.x_use_canonical_path_for_ramblock_id,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryBackendProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryBackendProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dump: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        merge: ::std::option::Option<bool>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-        prealloc: ::std::option::Option<bool>,
-        prealloc_threads: ::std::option::Option<u32>,
-        prealloc_context: ::std::option::Option<::std::string::String>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendProperties {
-        const NAME: &'static str = "MemoryBackendProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc-threads" => {
-                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-context" => {
-                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x-use-canonical-path-for-ramblock-id" => {
-                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryBackendProperties {
-                dump: slots.dump,
-                host_nodes: slots.host_nodes,
-                merge: slots.merge,
-                policy: slots.policy,
-                prealloc: slots.prealloc,
-                prealloc_threads: slots.prealloc_threads,
-                prealloc_context: slots.prealloc_context,
-                share: slots.share,
-                reserve: slots.reserve,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                x_use_canonical_path_for_ramblock_id: slots
-                    .x_use_canonical_path_for_ramblock_id,
-            })
-        }
-    }
-};
 
 /// Properties for memory-backend-file objects.
 ///
@@ -2418,164 +854,28 @@ pub struct MemoryBackendFileProperties {
     pub rom: ::std::option::Option<super::OnOffAuto>,
 }
 
-impl Serialize for MemoryBackendFileProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryBackendFileProperties = "MemoryBackendFileProperties" {
+        optional dump "dump": bool,
+        optional host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        optional merge "merge": bool,
+        optional policy "policy": super::HostMemPolicy,
+        optional prealloc "prealloc": bool,
+        optional prealloc_threads "prealloc-threads": u32,
+        optional prealloc_context "prealloc-context": ::std::string::String,
+        optional share "share": bool,
+        optional reserve "reserve": bool,
+        required size "size": u64,
+        optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
+        optional align "align": u64,
+        optional offset "offset": u64,
+        optional discard_data "discard-data": bool,
+        required mem_path "mem-path": ::std::string::String,
+        optional pmem "pmem": bool,
+        optional readonly "readonly": bool,
+        optional rom "rom": super::OnOffAuto,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryBackendFileProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dump", &self.dump)?;
-        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
-        ::qapi_types::private::optional(map, "merge", &self.merge)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-threads",
-            &self.prealloc_threads,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-context",
-            &self.prealloc_context,
-        )?;
-        ::qapi_types::private::optional(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-use-canonical-path-for-ramblock-id",
-            &self.x_use_canonical_path_for_ramblock_id,
-        )?;
-        ::qapi_types::private::optional(map, "align", &self.align)?;
-        ::qapi_types::private::optional(map, "offset", &self.offset)?;
-        ::qapi_types::private::optional(map, "discard-data", &self.discard_data)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "mem-path", &self.mem_path)?;
-        ::qapi_types::private::optional(map, "pmem", &self.pmem)?;
-        ::qapi_types::private::optional(map, "readonly", &self.readonly)?;
-        ::qapi_types::private::optional(map, "rom", &self.rom)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryBackendFileProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryBackendFileProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dump: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        merge: ::std::option::Option<bool>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-        prealloc: ::std::option::Option<bool>,
-        prealloc_threads: ::std::option::Option<u32>,
-        prealloc_context: ::std::option::Option<::std::string::String>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-        align: ::std::option::Option<u64>,
-        offset: ::std::option::Option<u64>,
-        discard_data: ::std::option::Option<bool>,
-        mem_path: ::std::option::Option<::std::string::String>,
-        pmem: ::std::option::Option<bool>,
-        readonly: ::std::option::Option<bool>,
-        rom: ::std::option::Option<super::OnOffAuto>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendFileProperties {
-        const NAME: &'static str = "MemoryBackendFileProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc-threads" => {
-                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-context" => {
-                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x-use-canonical-path-for-ramblock-id" => {
-                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "align" => slots.align = ::serde::de::MapAccess::next_value(map)?,
-                "offset" => slots.offset = ::serde::de::MapAccess::next_value(map)?,
-                "discard-data" => {
-                    slots.discard_data = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mem-path" => {
-                    slots.mem_path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "pmem" => slots.pmem = ::serde::de::MapAccess::next_value(map)?,
-                "readonly" => slots.readonly = ::serde::de::MapAccess::next_value(map)?,
-                "rom" => slots.rom = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryBackendFileProperties {
-                dump: slots.dump,
-                host_nodes: slots.host_nodes,
-                merge: slots.merge,
-                policy: slots.policy,
-                prealloc: slots.prealloc,
-                prealloc_threads: slots.prealloc_threads,
-                prealloc_context: slots.prealloc_context,
-                share: slots.share,
-                reserve: slots.reserve,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                x_use_canonical_path_for_ramblock_id: slots
-                    .x_use_canonical_path_for_ramblock_id,
-                align: slots.align,
-                offset: slots.offset,
-                discard_data: slots.discard_data,
-                mem_path: slots.mem_path.ok_or_else(|| E::missing_field("mem-path"))?,
-                pmem: slots.pmem,
-                readonly: slots.readonly,
-                rom: slots.rom,
-            })
-        }
-    }
-};
 
 /// Properties for memory-backend-memfd objects.
 ///
@@ -2630,144 +930,24 @@ pub struct MemoryBackendMemfdProperties {
     pub seal: ::std::option::Option<bool>,
 }
 
-impl Serialize for MemoryBackendMemfdProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryBackendMemfdProperties = "MemoryBackendMemfdProperties" {
+        optional dump "dump": bool,
+        optional host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        optional merge "merge": bool,
+        optional policy "policy": super::HostMemPolicy,
+        optional prealloc "prealloc": bool,
+        optional prealloc_threads "prealloc-threads": u32,
+        optional prealloc_context "prealloc-context": ::std::string::String,
+        optional share "share": bool,
+        optional reserve "reserve": bool,
+        required size "size": u64,
+        optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
+        optional hugetlb "hugetlb": bool,
+        optional hugetlbsize "hugetlbsize": u64,
+        optional seal "seal": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryBackendMemfdProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dump", &self.dump)?;
-        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
-        ::qapi_types::private::optional(map, "merge", &self.merge)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-threads",
-            &self.prealloc_threads,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-context",
-            &self.prealloc_context,
-        )?;
-        ::qapi_types::private::optional(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-use-canonical-path-for-ramblock-id",
-            &self.x_use_canonical_path_for_ramblock_id,
-        )?;
-        ::qapi_types::private::optional(map, "hugetlb", &self.hugetlb)?;
-        ::qapi_types::private::optional(map, "hugetlbsize", &self.hugetlbsize)?;
-        ::qapi_types::private::optional(map, "seal", &self.seal)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryBackendMemfdProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryBackendMemfdProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dump: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        merge: ::std::option::Option<bool>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-        prealloc: ::std::option::Option<bool>,
-        prealloc_threads: ::std::option::Option<u32>,
-        prealloc_context: ::std::option::Option<::std::string::String>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-        hugetlb: ::std::option::Option<bool>,
-        hugetlbsize: ::std::option::Option<u64>,
-        seal: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendMemfdProperties {
-        const NAME: &'static str = "MemoryBackendMemfdProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc-threads" => {
-                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-context" => {
-                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x-use-canonical-path-for-ramblock-id" => {
-                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "hugetlb" => slots.hugetlb = ::serde::de::MapAccess::next_value(map)?,
-                "hugetlbsize" => {
-                    slots.hugetlbsize = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "seal" => slots.seal = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryBackendMemfdProperties {
-                dump: slots.dump,
-                host_nodes: slots.host_nodes,
-                merge: slots.merge,
-                policy: slots.policy,
-                prealloc: slots.prealloc,
-                prealloc_threads: slots.prealloc_threads,
-                prealloc_context: slots.prealloc_context,
-                share: slots.share,
-                reserve: slots.reserve,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                x_use_canonical_path_for_ramblock_id: slots
-                    .x_use_canonical_path_for_ramblock_id,
-                hugetlb: slots.hugetlb,
-                hugetlbsize: slots.hugetlbsize,
-                seal: slots.seal,
-            })
-        }
-    }
-};
 
 /// Properties for memory-backend-shm objects.
 ///
@@ -2814,130 +994,21 @@ pub struct MemoryBackendShmProperties {
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
 
-impl Serialize for MemoryBackendShmProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryBackendShmProperties = "MemoryBackendShmProperties" {
+        optional dump "dump": bool,
+        optional host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        optional merge "merge": bool,
+        optional policy "policy": super::HostMemPolicy,
+        optional prealloc "prealloc": bool,
+        optional prealloc_threads "prealloc-threads": u32,
+        optional prealloc_context "prealloc-context": ::std::string::String,
+        optional share "share": bool,
+        optional reserve "reserve": bool,
+        required size "size": u64,
+        optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryBackendShmProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dump", &self.dump)?;
-        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
-        ::qapi_types::private::optional(map, "merge", &self.merge)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-threads",
-            &self.prealloc_threads,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-context",
-            &self.prealloc_context,
-        )?;
-        ::qapi_types::private::optional(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-use-canonical-path-for-ramblock-id",
-            &self.x_use_canonical_path_for_ramblock_id,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryBackendShmProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryBackendShmProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dump: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        merge: ::std::option::Option<bool>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-        prealloc: ::std::option::Option<bool>,
-        prealloc_threads: ::std::option::Option<u32>,
-        prealloc_context: ::std::option::Option<::std::string::String>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendShmProperties {
-        const NAME: &'static str = "MemoryBackendShmProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc-threads" => {
-                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-context" => {
-                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x-use-canonical-path-for-ramblock-id" => {
-                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryBackendShmProperties {
-                dump: slots.dump,
-                host_nodes: slots.host_nodes,
-                merge: slots.merge,
-                policy: slots.policy,
-                prealloc: slots.prealloc,
-                prealloc_threads: slots.prealloc_threads,
-                prealloc_context: slots.prealloc_context,
-                share: slots.share,
-                reserve: slots.reserve,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                x_use_canonical_path_for_ramblock_id: slots
-                    .x_use_canonical_path_for_ramblock_id,
-            })
-        }
-    }
-};
 
 /// Properties for memory-backend-epc objects.
 ///
@@ -2985,130 +1056,21 @@ pub struct MemoryBackendEpcProperties {
     pub x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
 }
 
-impl Serialize for MemoryBackendEpcProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryBackendEpcProperties = "MemoryBackendEpcProperties" {
+        optional dump "dump": bool,
+        optional host_nodes "host-nodes": ::std::vec::Vec<u16>,
+        optional merge "merge": bool,
+        optional policy "policy": super::HostMemPolicy,
+        optional prealloc "prealloc": bool,
+        optional prealloc_threads "prealloc-threads": u32,
+        optional prealloc_context "prealloc-context": ::std::string::String,
+        optional share "share": bool,
+        optional reserve "reserve": bool,
+        required size "size": u64,
+        optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryBackendEpcProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "dump", &self.dump)?;
-        ::qapi_types::private::optional(map, "host-nodes", &self.host_nodes)?;
-        ::qapi_types::private::optional(map, "merge", &self.merge)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "prealloc", &self.prealloc)?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-threads",
-            &self.prealloc_threads,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "prealloc-context",
-            &self.prealloc_context,
-        )?;
-        ::qapi_types::private::optional(map, "share", &self.share)?;
-        ::qapi_types::private::optional(map, "reserve", &self.reserve)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::qapi_types::private::optional(
-            map,
-            "x-use-canonical-path-for-ramblock-id",
-            &self.x_use_canonical_path_for_ramblock_id,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryBackendEpcProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryBackendEpcProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        dump: ::std::option::Option<bool>,
-        host_nodes: ::std::option::Option<::std::vec::Vec<u16>>,
-        merge: ::std::option::Option<bool>,
-        policy: ::std::option::Option<super::HostMemPolicy>,
-        prealloc: ::std::option::Option<bool>,
-        prealloc_threads: ::std::option::Option<u32>,
-        prealloc_context: ::std::option::Option<::std::string::String>,
-        share: ::std::option::Option<bool>,
-        reserve: ::std::option::Option<bool>,
-        size: ::std::option::Option<u64>,
-        x_use_canonical_path_for_ramblock_id: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryBackendEpcProperties {
-        const NAME: &'static str = "MemoryBackendEpcProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "dump" => slots.dump = ::serde::de::MapAccess::next_value(map)?,
-                "host-nodes" => {
-                    slots.host_nodes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "merge" => slots.merge = ::serde::de::MapAccess::next_value(map)?,
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc" => slots.prealloc = ::serde::de::MapAccess::next_value(map)?,
-                "prealloc-threads" => {
-                    slots.prealloc_threads = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "prealloc-context" => {
-                    slots.prealloc_context = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "share" => slots.share = ::serde::de::MapAccess::next_value(map)?,
-                "reserve" => slots.reserve = ::serde::de::MapAccess::next_value(map)?,
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x-use-canonical-path-for-ramblock-id" => {
-                    slots.x_use_canonical_path_for_ramblock_id = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryBackendEpcProperties {
-                dump: slots.dump,
-                host_nodes: slots.host_nodes,
-                merge: slots.merge,
-                policy: slots.policy,
-                prealloc: slots.prealloc,
-                prealloc_threads: slots.prealloc_threads,
-                prealloc_context: slots.prealloc_context,
-                share: slots.share,
-                reserve: slots.reserve,
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-                x_use_canonical_path_for_ramblock_id: slots
-                    .x_use_canonical_path_for_ramblock_id,
-            })
-        }
-    }
-};
 
 /// Properties for pr-manager-helper objects.
 ///
@@ -3122,67 +1084,11 @@ pub struct PrManagerHelperProperties {
     pub path: ::std::string::String,
 }
 
-impl Serialize for PrManagerHelperProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    PrManagerHelperProperties = "PrManagerHelperProperties" {
+        required path "path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for PrManagerHelperProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PrManagerHelperProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`PrManagerHelperProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for PrManagerHelperProperties {
-        const NAME: &'static str = "PrManagerHelperProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(PrManagerHelperProperties {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-            })
-        }
-    }
-};
 
 /// Properties for qtest objects.
 ///
@@ -3195,71 +1101,12 @@ pub struct QtestProperties {
     pub log: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for QtestProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QtestProperties = "QtestProperties" {
+        required chardev "chardev": ::std::string::String,
+        optional log "log": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for QtestProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::qapi_types::private::optional(map, "log", &self.log)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QtestProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QtestProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        chardev: ::std::option::Option<::std::string::String>,
-        log: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QtestProperties {
-        const NAME: &'static str = "QtestProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log" => slots.log = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QtestProperties {
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-                log: slots.log,
-            })
-        }
-    }
-};
 
 /// Properties for x-remote-object objects.
 ///
@@ -3273,75 +1120,12 @@ pub struct RemoteObjectProperties {
     pub devid: ::std::string::String,
 }
 
-impl Serialize for RemoteObjectProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RemoteObjectProperties = "RemoteObjectProperties" {
+        required fd "fd": ::std::string::String,
+        required devid "devid": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RemoteObjectProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "fd", &self.fd)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "devid", &self.devid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RemoteObjectProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RemoteObjectProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fd: ::std::option::Option<::std::string::String>,
-        devid: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RemoteObjectProperties {
-        const NAME: &'static str = "RemoteObjectProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fd" => {
-                    slots.fd = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "devid" => {
-                    slots.devid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RemoteObjectProperties {
-                fd: slots.fd.ok_or_else(|| E::missing_field("fd"))?,
-                devid: slots.devid.ok_or_else(|| E::missing_field("devid"))?,
-            })
-        }
-    }
-};
 
 /// Properties for x-vfio-user-server objects.
 ///
@@ -3354,75 +1138,12 @@ pub struct VfioUserServerProperties {
     pub device: ::std::string::String,
 }
 
-impl Serialize for VfioUserServerProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VfioUserServerProperties = "VfioUserServerProperties" {
+        required socket "socket": super::SocketAddress,
+        required device "device": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VfioUserServerProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "socket", &self.socket)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device", &self.device)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VfioUserServerProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VfioUserServerProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        socket: ::std::option::Option<super::SocketAddress>,
-        device: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VfioUserServerProperties {
-        const NAME: &'static str = "VfioUserServerProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "socket" => {
-                    slots.socket = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "device" => {
-                    slots.device = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VfioUserServerProperties {
-                socket: slots.socket.ok_or_else(|| E::missing_field("socket"))?,
-                device: slots.device.ok_or_else(|| E::missing_field("device"))?,
-            })
-        }
-    }
-};
 
 /// Properties for iommufd objects.
 ///
@@ -3437,61 +1158,11 @@ pub struct IOMMUFDProperties {
     pub fd: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for IOMMUFDProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IOMMUFDProperties = "IOMMUFDProperties" {
+        optional fd "fd": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for IOMMUFDProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "fd", &self.fd)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IOMMUFDProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IOMMUFDProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        fd: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IOMMUFDProperties {
-        const NAME: &'static str = "IOMMUFDProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "fd" => slots.fd = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IOMMUFDProperties { fd: slots.fd })
-        }
-    }
-};
 
 /// Properties for acpi-generic-initiator objects.
 ///
@@ -3504,75 +1175,12 @@ pub struct AcpiGenericInitiatorProperties {
     pub node: u32,
 }
 
-impl Serialize for AcpiGenericInitiatorProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AcpiGenericInitiatorProperties = "AcpiGenericInitiatorProperties" {
+        required pci_dev "pci-dev": ::std::string::String,
+        required node "node": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AcpiGenericInitiatorProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pci-dev", &self.pci_dev)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AcpiGenericInitiatorProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AcpiGenericInitiatorProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pci_dev: ::std::option::Option<::std::string::String>,
-        node: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AcpiGenericInitiatorProperties {
-        const NAME: &'static str = "AcpiGenericInitiatorProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pci-dev" => {
-                    slots.pci_dev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AcpiGenericInitiatorProperties {
-                pci_dev: slots.pci_dev.ok_or_else(|| E::missing_field("pci-dev"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-            })
-        }
-    }
-};
 
 /// Properties for acpi-generic-port objects.
 ///
@@ -3609,75 +1217,12 @@ pub struct AcpiGenericPortProperties {
     pub node: u32,
 }
 
-impl Serialize for AcpiGenericPortProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AcpiGenericPortProperties = "AcpiGenericPortProperties" {
+        required pci_bus "pci-bus": ::std::string::String,
+        required node "node": u32,
     }
 }
-
-impl ::qapi_types::private::Members for AcpiGenericPortProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pci-bus", &self.pci_bus)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "node", &self.node)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AcpiGenericPortProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AcpiGenericPortProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pci_bus: ::std::option::Option<::std::string::String>,
-        node: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AcpiGenericPortProperties {
-        const NAME: &'static str = "AcpiGenericPortProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pci-bus" => {
-                    slots.pci_bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "node" => {
-                    slots.node = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AcpiGenericPortProperties {
-                pci_bus: slots.pci_bus.ok_or_else(|| E::missing_field("pci-bus"))?,
-                node: slots.node.ok_or_else(|| E::missing_field("node"))?,
-            })
-        }
-    }
-};
 
 /// Properties for objects of classes derived from rng.
 ///
@@ -3696,63 +1241,11 @@ pub struct RngProperties {
     pub opened: ::std::option::Option<bool>,
 }
 
-impl Serialize for RngProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RngProperties = "RngProperties" {
+        optional opened "opened": bool,
     }
 }
-
-impl ::qapi_types::private::Members for RngProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "opened", &self.opened)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RngProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RngProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        opened: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RngProperties {
-        const NAME: &'static str = "RngProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RngProperties {
-                opened: slots.opened,
-            })
-        }
-    }
-};
 
 /// Properties for rng-egd objects.
 ///
@@ -3774,71 +1267,12 @@ pub struct RngEgdProperties {
     pub chardev: ::std::string::String,
 }
 
-impl Serialize for RngEgdProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RngEgdProperties = "RngEgdProperties" {
+        optional opened "opened": bool,
+        required chardev "chardev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RngEgdProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "opened", &self.opened)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RngEgdProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RngEgdProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        opened: ::std::option::Option<bool>,
-        chardev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RngEgdProperties {
-        const NAME: &'static str = "RngEgdProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RngEgdProperties {
-                opened: slots.opened,
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-            })
-        }
-    }
-};
 
 /// Properties for rng-random objects.
 ///
@@ -3862,67 +1296,12 @@ pub struct RngRandomProperties {
     pub filename: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for RngRandomProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RngRandomProperties = "RngRandomProperties" {
+        optional opened "opened": bool,
+        optional filename "filename": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RngRandomProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "opened", &self.opened)?;
-        ::qapi_types::private::optional(map, "filename", &self.filename)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RngRandomProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RngRandomProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        opened: ::std::option::Option<bool>,
-        filename: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RngRandomProperties {
-        const NAME: &'static str = "RngRandomProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "opened" => slots.opened = ::serde::de::MapAccess::next_value(map)?,
-                "filename" => slots.filename = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RngRandomProperties {
-                opened: slots.opened,
-                filename: slots.filename,
-            })
-        }
-    }
-};
 
 /// Properties common to objects that handle IGVM files.
 ///
@@ -3935,67 +1314,11 @@ pub struct IgvmCfgProperties {
     pub file: ::std::string::String,
 }
 
-impl Serialize for IgvmCfgProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IgvmCfgProperties = "IgvmCfgProperties" {
+        required file "file": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for IgvmCfgProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "file", &self.file)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IgvmCfgProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IgvmCfgProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        file: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IgvmCfgProperties {
-        const NAME: &'static str = "IgvmCfgProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "file" => {
-                    slots.file = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IgvmCfgProperties {
-                file: slots.file.ok_or_else(|| E::missing_field("file"))?,
-            })
-        }
-    }
-};
 
 /// Properties common to objects that are derivatives of sev-common.
 ///
@@ -4015,89 +1338,14 @@ pub struct SevCommonProperties {
     pub kernel_hashes: ::std::option::Option<bool>,
 }
 
-impl Serialize for SevCommonProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevCommonProperties = "SevCommonProperties" {
+        optional sev_device "sev-device": ::std::string::String,
+        optional cbitpos "cbitpos": u32,
+        required reduced_phys_bits "reduced-phys-bits": u32,
+        optional kernel_hashes "kernel-hashes": bool,
     }
 }
-
-impl ::qapi_types::private::Members for SevCommonProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
-        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "reduced-phys-bits",
-            &self.reduced_phys_bits,
-        )?;
-        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevCommonProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevCommonProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sev_device: ::std::option::Option<::std::string::String>,
-        cbitpos: ::std::option::Option<u32>,
-        reduced_phys_bits: ::std::option::Option<u32>,
-        kernel_hashes: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevCommonProperties {
-        const NAME: &'static str = "SevCommonProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sev-device" => {
-                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
-                "reduced-phys-bits" => {
-                    slots.reduced_phys_bits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "kernel-hashes" => {
-                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevCommonProperties {
-                sev_device: slots.sev_device,
-                cbitpos: slots.cbitpos,
-                reduced_phys_bits: slots
-                    .reduced_phys_bits
-                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
-                kernel_hashes: slots.kernel_hashes,
-            })
-        }
-    }
-};
 
 /// Properties for sev-guest objects.
 ///
@@ -4136,115 +1384,19 @@ pub struct SevGuestProperties {
     pub legacy_vm_type: ::std::option::Option<super::OnOffAuto>,
 }
 
-impl Serialize for SevGuestProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevGuestProperties = "SevGuestProperties" {
+        optional sev_device "sev-device": ::std::string::String,
+        optional cbitpos "cbitpos": u32,
+        required reduced_phys_bits "reduced-phys-bits": u32,
+        optional kernel_hashes "kernel-hashes": bool,
+        optional dh_cert_file "dh-cert-file": ::std::string::String,
+        optional session_file "session-file": ::std::string::String,
+        optional policy "policy": u32,
+        optional handle "handle": u32,
+        optional legacy_vm_type "legacy-vm-type": super::OnOffAuto,
     }
 }
-
-impl ::qapi_types::private::Members for SevGuestProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
-        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "reduced-phys-bits",
-            &self.reduced_phys_bits,
-        )?;
-        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
-        ::qapi_types::private::optional(map, "dh-cert-file", &self.dh_cert_file)?;
-        ::qapi_types::private::optional(map, "session-file", &self.session_file)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(map, "handle", &self.handle)?;
-        ::qapi_types::private::optional(map, "legacy-vm-type", &self.legacy_vm_type)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevGuestProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevGuestProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sev_device: ::std::option::Option<::std::string::String>,
-        cbitpos: ::std::option::Option<u32>,
-        reduced_phys_bits: ::std::option::Option<u32>,
-        kernel_hashes: ::std::option::Option<bool>,
-        dh_cert_file: ::std::option::Option<::std::string::String>,
-        session_file: ::std::option::Option<::std::string::String>,
-        policy: ::std::option::Option<u32>,
-        handle: ::std::option::Option<u32>,
-        legacy_vm_type: ::std::option::Option<super::OnOffAuto>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevGuestProperties {
-        const NAME: &'static str = "SevGuestProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sev-device" => {
-                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
-                "reduced-phys-bits" => {
-                    slots.reduced_phys_bits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "kernel-hashes" => {
-                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "dh-cert-file" => {
-                    slots.dh_cert_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "session-file" => {
-                    slots.session_file = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "handle" => slots.handle = ::serde::de::MapAccess::next_value(map)?,
-                "legacy-vm-type" => {
-                    slots.legacy_vm_type = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevGuestProperties {
-                sev_device: slots.sev_device,
-                cbitpos: slots.cbitpos,
-                reduced_phys_bits: slots
-                    .reduced_phys_bits
-                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
-                kernel_hashes: slots.kernel_hashes,
-                dh_cert_file: slots.dh_cert_file,
-                session_file: slots.session_file,
-                policy: slots.policy,
-                handle: slots.handle,
-                legacy_vm_type: slots.legacy_vm_type,
-            })
-        }
-    }
-};
 
 /// Properties for sev-snp-guest objects.  Most of these are direct
 /// arguments for the KVM_SNP_* interfaces documented in the Linux
@@ -4302,133 +1454,21 @@ pub struct SevSnpGuestProperties {
     pub vcek_disabled: ::std::option::Option<bool>,
 }
 
-impl Serialize for SevSnpGuestProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SevSnpGuestProperties = "SevSnpGuestProperties" {
+        optional sev_device "sev-device": ::std::string::String,
+        optional cbitpos "cbitpos": u32,
+        required reduced_phys_bits "reduced-phys-bits": u32,
+        optional kernel_hashes "kernel-hashes": bool,
+        optional policy "policy": u64,
+        optional guest_visible_workarounds "guest-visible-workarounds": ::std::string::String,
+        optional id_block "id-block": ::std::string::String,
+        optional id_auth "id-auth": ::std::string::String,
+        optional author_key_enabled "author-key-enabled": bool,
+        optional host_data "host-data": ::std::string::String,
+        optional vcek_disabled "vcek-disabled": bool,
     }
 }
-
-impl ::qapi_types::private::Members for SevSnpGuestProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "sev-device", &self.sev_device)?;
-        ::qapi_types::private::optional(map, "cbitpos", &self.cbitpos)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "reduced-phys-bits",
-            &self.reduced_phys_bits,
-        )?;
-        ::qapi_types::private::optional(map, "kernel-hashes", &self.kernel_hashes)?;
-        ::qapi_types::private::optional(map, "policy", &self.policy)?;
-        ::qapi_types::private::optional(
-            map,
-            "guest-visible-workarounds",
-            &self.guest_visible_workarounds,
-        )?;
-        ::qapi_types::private::optional(map, "id-block", &self.id_block)?;
-        ::qapi_types::private::optional(map, "id-auth", &self.id_auth)?;
-        ::qapi_types::private::optional(
-            map,
-            "author-key-enabled",
-            &self.author_key_enabled,
-        )?;
-        ::qapi_types::private::optional(map, "host-data", &self.host_data)?;
-        ::qapi_types::private::optional(map, "vcek-disabled", &self.vcek_disabled)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevSnpGuestProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SevSnpGuestProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        sev_device: ::std::option::Option<::std::string::String>,
-        cbitpos: ::std::option::Option<u32>,
-        reduced_phys_bits: ::std::option::Option<u32>,
-        kernel_hashes: ::std::option::Option<bool>,
-        policy: ::std::option::Option<u64>,
-        guest_visible_workarounds: ::std::option::Option<::std::string::String>,
-        id_block: ::std::option::Option<::std::string::String>,
-        id_auth: ::std::option::Option<::std::string::String>,
-        author_key_enabled: ::std::option::Option<bool>,
-        host_data: ::std::option::Option<::std::string::String>,
-        vcek_disabled: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SevSnpGuestProperties {
-        const NAME: &'static str = "SevSnpGuestProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "sev-device" => {
-                    slots.sev_device = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "cbitpos" => slots.cbitpos = ::serde::de::MapAccess::next_value(map)?,
-                "reduced-phys-bits" => {
-                    slots.reduced_phys_bits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "kernel-hashes" => {
-                    slots.kernel_hashes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "policy" => slots.policy = ::serde::de::MapAccess::next_value(map)?,
-                "guest-visible-workarounds" => {
-                    slots.guest_visible_workarounds = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "id-block" => slots.id_block = ::serde::de::MapAccess::next_value(map)?,
-                "id-auth" => slots.id_auth = ::serde::de::MapAccess::next_value(map)?,
-                "author-key-enabled" => {
-                    slots.author_key_enabled = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "host-data" => slots.host_data = ::serde::de::MapAccess::next_value(map)?,
-                "vcek-disabled" => {
-                    slots.vcek_disabled = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SevSnpGuestProperties {
-                sev_device: slots.sev_device,
-                cbitpos: slots.cbitpos,
-                reduced_phys_bits: slots
-                    .reduced_phys_bits
-                    .ok_or_else(|| E::missing_field("reduced-phys-bits"))?,
-                kernel_hashes: slots.kernel_hashes,
-                policy: slots.policy,
-                guest_visible_workarounds: slots.guest_visible_workarounds,
-                id_block: slots.id_block,
-                id_auth: slots.id_auth,
-                author_key_enabled: slots.author_key_enabled,
-                host_data: slots.host_data,
-                vcek_disabled: slots.vcek_disabled,
-            })
-        }
-    }
-};
 
 /// Properties for tdx-guest objects.
 ///
@@ -4461,99 +1501,16 @@ pub struct TdxGuestProperties {
     pub quote_generation_socket: ::std::option::Option<super::SocketAddress>,
 }
 
-impl Serialize for TdxGuestProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TdxGuestProperties = "TdxGuestProperties" {
+        optional attributes "attributes": u64,
+        optional sept_ve_disable "sept-ve-disable": bool,
+        optional mrconfigid "mrconfigid": ::std::string::String,
+        optional mrowner "mrowner": ::std::string::String,
+        optional mrownerconfig "mrownerconfig": ::std::string::String,
+        optional quote_generation_socket "quote-generation-socket": super::SocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for TdxGuestProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "attributes", &self.attributes)?;
-        ::qapi_types::private::optional(map, "sept-ve-disable", &self.sept_ve_disable)?;
-        ::qapi_types::private::optional(map, "mrconfigid", &self.mrconfigid)?;
-        ::qapi_types::private::optional(map, "mrowner", &self.mrowner)?;
-        ::qapi_types::private::optional(map, "mrownerconfig", &self.mrownerconfig)?;
-        ::qapi_types::private::optional(
-            map,
-            "quote-generation-socket",
-            &self.quote_generation_socket,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TdxGuestProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TdxGuestProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        attributes: ::std::option::Option<u64>,
-        sept_ve_disable: ::std::option::Option<bool>,
-        mrconfigid: ::std::option::Option<::std::string::String>,
-        mrowner: ::std::option::Option<::std::string::String>,
-        mrownerconfig: ::std::option::Option<::std::string::String>,
-        quote_generation_socket: ::std::option::Option<super::SocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TdxGuestProperties {
-        const NAME: &'static str = "TdxGuestProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "attributes" => {
-                    slots.attributes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "sept-ve-disable" => {
-                    slots.sept_ve_disable = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mrconfigid" => {
-                    slots.mrconfigid = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mrowner" => slots.mrowner = ::serde::de::MapAccess::next_value(map)?,
-                "mrownerconfig" => {
-                    slots.mrownerconfig = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "quote-generation-socket" => {
-                    slots.quote_generation_socket = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TdxGuestProperties {
-                attributes: slots.attributes,
-                sept_ve_disable: slots.sept_ve_disable,
-                mrconfigid: slots.mrconfigid,
-                mrowner: slots.mrowner,
-                mrownerconfig: slots.mrownerconfig,
-                quote_generation_socket: slots.quote_generation_socket,
-            })
-        }
-    }
-};
 
 /// Properties for thread context objects.
 ///
@@ -4572,71 +1529,12 @@ pub struct ThreadContextProperties {
     pub node_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
 }
 
-impl Serialize for ThreadContextProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ThreadContextProperties = "ThreadContextProperties" {
+        optional cpu_affinity "cpu-affinity": ::std::vec::Vec<u16>,
+        optional node_affinity "node-affinity": ::std::vec::Vec<u16>,
     }
 }
-
-impl ::qapi_types::private::Members for ThreadContextProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "cpu-affinity", &self.cpu_affinity)?;
-        ::qapi_types::private::optional(map, "node-affinity", &self.node_affinity)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ThreadContextProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ThreadContextProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpu_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
-        node_affinity: ::std::option::Option<::std::vec::Vec<u16>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ThreadContextProperties {
-        const NAME: &'static str = "ThreadContextProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpu-affinity" => {
-                    slots.cpu_affinity = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "node-affinity" => {
-                    slots.node_affinity = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ThreadContextProperties {
-                cpu_affinity: slots.cpu_affinity,
-                node_affinity: slots.node_affinity,
-            })
-        }
-    }
-};
 
 /// *Since: 6.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -5750,66 +2648,12 @@ pub mod commands {
         pub path: ::std::string::String,
     }
 
-    impl Serialize for QomList {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomList = "qom-list" {
+            required path "path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QomList {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomList {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomList`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomList {
-            const NAME: &'static str = "qom-list";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomList {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomList {
         const NAME: &'static str = "qom-list";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
@@ -5866,78 +2710,13 @@ pub mod commands {
         pub property: ::std::string::String,
     }
 
-    impl Serialize for QomGet {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomGet = "qom-get" {
+            required path "path": ::std::string::String,
+            required property "property": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QomGet {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "property",
-                &self.property,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomGet {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomGet`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            property: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomGet {
-            const NAME: &'static str = "qom-get";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "property" => {
-                        slots.property = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomGet {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    property: slots.property.ok_or_else(|| E::missing_field("property"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomGet {
         const NAME: &'static str = "qom-get";
         type Returns = ::serde_json::Value;
@@ -5964,66 +2743,12 @@ pub mod commands {
         pub paths: ::std::vec::Vec<::std::string::String>,
     }
 
-    impl Serialize for QomListGet {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomListGet = "qom-list-get" {
+            required paths "paths": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for QomListGet {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "paths", &self.paths)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomListGet {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomListGet`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            paths: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomListGet {
-            const NAME: &'static str = "qom-list-get";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "paths" => {
-                        slots.paths = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomListGet {
-                    paths: slots.paths.ok_or_else(|| E::missing_field("paths"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomListGet {
         const NAME: &'static str = "qom-list-get";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertiesValues>;
@@ -6054,88 +2779,14 @@ pub mod commands {
         pub value: ::serde_json::Value,
     }
 
-    impl Serialize for QomSet {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomSet = "qom-set" {
+            required path "path": ::std::string::String,
+            required property "property": ::std::string::String,
+            required value "value": ::serde_json::Value,
         }
     }
 
-    impl ::qapi_types::private::Members for QomSet {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "property",
-                &self.property,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomSet {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomSet`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            property: ::std::option::Option<::std::string::String>,
-            value: ::std::option::Option<::serde_json::Value>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomSet {
-            const NAME: &'static str = "qom-set";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "property" => {
-                        slots.property = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "value" => {
-                        slots.value = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomSet {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    property: slots
-                        .property
-                        .ok_or_else(|| E::missing_field("property"))?,
-                    value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomSet {
         const NAME: &'static str = "qom-set";
         type Returns = ::qapi_types::Empty;
@@ -6158,70 +2809,13 @@ pub mod commands {
         pub r#abstract: ::std::option::Option<bool>,
     }
 
-    impl Serialize for QomListTypes {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomListTypes = "qom-list-types" {
+            optional implements "implements": ::std::string::String,
+            optional r#abstract "abstract": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for QomListTypes {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "implements", &self.implements)?;
-            ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomListTypes {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomListTypes`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            implements: ::std::option::Option<::std::string::String>,
-            r#abstract: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomListTypes {
-            const NAME: &'static str = "qom-list-types";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "implements" => {
-                        slots.implements = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "abstract" => {
-                        slots.r#abstract = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomListTypes {
-                    implements: slots.implements,
-                    r#abstract: slots.r#abstract,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomListTypes {
         const NAME: &'static str = "qom-list-types";
         type Returns = ::std::vec::Vec<super::super::ObjectTypeInfo>;
@@ -6246,70 +2840,12 @@ pub mod commands {
         pub typename: ::std::string::String,
     }
 
-    impl Serialize for QomListProperties {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QomListProperties = "qom-list-properties" {
+            required typename "typename": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QomListProperties {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "typename",
-                &self.typename,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QomListProperties {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QomListProperties`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            typename: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QomListProperties {
-            const NAME: &'static str = "qom-list-properties";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "typename" => {
-                        slots.typename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QomListProperties {
-                    typename: slots.typename.ok_or_else(|| E::missing_field("typename"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QomListProperties {
         const NAME: &'static str = "qom-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
@@ -6378,66 +2914,12 @@ pub mod commands {
         pub id: ::std::string::String,
     }
 
-    impl Serialize for ObjectDel {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ObjectDel = "object-del" {
+            required id "id": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ObjectDel {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ObjectDel {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ObjectDel`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ObjectDel {
-            const NAME: &'static str = "object-del";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ObjectDel {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ObjectDel {
         const NAME: &'static str = "object-del";
         type Returns = ::qapi_types::Empty;

@@ -77,79 +77,13 @@ pub struct ReplayInfo {
     pub icount: i64,
 }
 
-impl Serialize for ReplayInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ReplayInfo = "ReplayInfo" {
+        required mode "mode": super::ReplayMode,
+        optional filename "filename": ::std::string::String,
+        required icount "icount": i64,
     }
 }
-
-impl ::qapi_types::private::Members for ReplayInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "mode", &self.mode)?;
-        ::qapi_types::private::optional(map, "filename", &self.filename)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "icount", &self.icount)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ReplayInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ReplayInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        mode: ::std::option::Option<super::ReplayMode>,
-        filename: ::std::option::Option<::std::string::String>,
-        icount: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ReplayInfo {
-        const NAME: &'static str = "ReplayInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "mode" => {
-                    slots.mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "filename" => slots.filename = ::serde::de::MapAccess::next_value(map)?,
-                "icount" => {
-                    slots.icount = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ReplayInfo {
-                mode: slots.mode.ok_or_else(|| E::missing_field("mode"))?,
-                filename: slots.filename,
-                icount: slots.icount.ok_or_else(|| E::missing_field("icount"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `replay.json`.
 pub mod commands {
@@ -172,40 +106,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryReplay {}
-    impl Serialize for QueryReplay {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryReplay {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryReplay {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryReplay {
-        const NAME: &'static str = "query-replay";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryReplay {})
-        }
+    ::qapi_types::private::object! {
+        QueryReplay = "query-replay" {}
     }
 
     impl ::qapi_types::Command for QueryReplay {
@@ -234,66 +136,12 @@ pub mod commands {
         pub icount: i64,
     }
 
-    impl Serialize for ReplayBreak {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ReplayBreak = "replay-break" {
+            required icount "icount": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for ReplayBreak {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "icount", &self.icount)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ReplayBreak {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ReplayBreak`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            icount: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ReplayBreak {
-            const NAME: &'static str = "replay-break";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "icount" => {
-                        slots.icount = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ReplayBreak {
-                    icount: slots.icount.ok_or_else(|| E::missing_field("icount"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ReplayBreak {
         const NAME: &'static str = "replay-break";
         type Returns = ::qapi_types::Empty;
@@ -312,40 +160,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct ReplayDeleteBreak {}
-    impl Serialize for ReplayDeleteBreak {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for ReplayDeleteBreak {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ReplayDeleteBreak {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ReplayDeleteBreak {
-        const NAME: &'static str = "replay-delete-break";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ReplayDeleteBreak {})
-        }
+    ::qapi_types::private::object! {
+        ReplayDeleteBreak = "replay-delete-break" {}
     }
 
     impl ::qapi_types::Command for ReplayDeleteBreak {
@@ -374,66 +190,12 @@ pub mod commands {
         pub icount: i64,
     }
 
-    impl Serialize for ReplaySeek {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ReplaySeek = "replay-seek" {
+            required icount "icount": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for ReplaySeek {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "icount", &self.icount)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ReplaySeek {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ReplaySeek`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            icount: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ReplaySeek {
-            const NAME: &'static str = "replay-seek";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "icount" => {
-                        slots.icount = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ReplaySeek {
-                    icount: slots.icount.ok_or_else(|| E::missing_field("icount"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ReplaySeek {
         const NAME: &'static str = "replay-seek";
         type Returns = ::qapi_types::Empty;

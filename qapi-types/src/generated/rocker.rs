@@ -16,83 +16,13 @@ pub struct RockerSwitch {
     pub ports: u32,
 }
 
-impl Serialize for RockerSwitch {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerSwitch = "RockerSwitch" {
+        required name "name": ::std::string::String,
+        required id "id": u64,
+        required ports "ports": u32,
     }
 }
-
-impl ::qapi_types::private::Members for RockerSwitch {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ports", &self.ports)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerSwitch {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerSwitch`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        id: ::std::option::Option<u64>,
-        ports: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerSwitch {
-        const NAME: &'static str = "RockerSwitch";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ports" => {
-                    slots.ports = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerSwitch {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                ports: slots.ports.ok_or_else(|| E::missing_field("ports"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of port duplex states.
 ///
@@ -223,107 +153,16 @@ pub struct RockerPort {
     pub autoneg: super::RockerPortAutoneg,
 }
 
-impl Serialize for RockerPort {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerPort = "RockerPort" {
+        required name "name": ::std::string::String,
+        required enabled "enabled": bool,
+        required link_up "link-up": bool,
+        required speed "speed": u32,
+        required duplex "duplex": super::RockerPortDuplex,
+        required autoneg "autoneg": super::RockerPortAutoneg,
     }
 }
-
-impl ::qapi_types::private::Members for RockerPort {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "link-up", &self.link_up)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "speed", &self.speed)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "duplex", &self.duplex)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "autoneg", &self.autoneg)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerPort {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerPort`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        enabled: ::std::option::Option<bool>,
-        link_up: ::std::option::Option<bool>,
-        speed: ::std::option::Option<u32>,
-        duplex: ::std::option::Option<super::RockerPortDuplex>,
-        autoneg: ::std::option::Option<super::RockerPortAutoneg>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerPort {
-        const NAME: &'static str = "RockerPort";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "link-up" => {
-                    slots.link_up = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "speed" => {
-                    slots.speed = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "duplex" => {
-                    slots.duplex = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "autoneg" => {
-                    slots.autoneg = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerPort {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                link_up: slots.link_up.ok_or_else(|| E::missing_field("link-up"))?,
-                speed: slots.speed.ok_or_else(|| E::missing_field("speed"))?,
-                duplex: slots.duplex.ok_or_else(|| E::missing_field("duplex"))?,
-                autoneg: slots.autoneg.ok_or_else(|| E::missing_field("autoneg"))?,
-            })
-        }
-    }
-};
 
 /// Rocker switch OF-DPA flow key
 ///
@@ -358,111 +197,21 @@ pub struct RockerOfDpaFlowKey {
     pub ip_dst: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for RockerOfDpaFlowKey {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerOfDpaFlowKey = "RockerOfDpaFlowKey" {
+        required priority "priority": u32,
+        required tbl_id "tbl-id": u32,
+        optional in_pport "in-pport": u32,
+        optional tunnel_id "tunnel-id": u32,
+        optional vlan_id "vlan-id": u16,
+        optional eth_type "eth-type": u16,
+        optional eth_src "eth-src": ::std::string::String,
+        optional eth_dst "eth-dst": ::std::string::String,
+        optional ip_proto "ip-proto": u8,
+        optional ip_tos "ip-tos": u8,
+        optional ip_dst "ip-dst": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for RockerOfDpaFlowKey {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "priority", &self.priority)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "tbl-id", &self.tbl_id)?;
-        ::qapi_types::private::optional(map, "in-pport", &self.in_pport)?;
-        ::qapi_types::private::optional(map, "tunnel-id", &self.tunnel_id)?;
-        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
-        ::qapi_types::private::optional(map, "eth-type", &self.eth_type)?;
-        ::qapi_types::private::optional(map, "eth-src", &self.eth_src)?;
-        ::qapi_types::private::optional(map, "eth-dst", &self.eth_dst)?;
-        ::qapi_types::private::optional(map, "ip-proto", &self.ip_proto)?;
-        ::qapi_types::private::optional(map, "ip-tos", &self.ip_tos)?;
-        ::qapi_types::private::optional(map, "ip-dst", &self.ip_dst)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerOfDpaFlowKey {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerOfDpaFlowKey`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        priority: ::std::option::Option<u32>,
-        tbl_id: ::std::option::Option<u32>,
-        in_pport: ::std::option::Option<u32>,
-        tunnel_id: ::std::option::Option<u32>,
-        vlan_id: ::std::option::Option<u16>,
-        eth_type: ::std::option::Option<u16>,
-        eth_src: ::std::option::Option<::std::string::String>,
-        eth_dst: ::std::option::Option<::std::string::String>,
-        ip_proto: ::std::option::Option<u8>,
-        ip_tos: ::std::option::Option<u8>,
-        ip_dst: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowKey {
-        const NAME: &'static str = "RockerOfDpaFlowKey";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "priority" => {
-                    slots.priority = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tbl-id" => {
-                    slots.tbl_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "in-pport" => slots.in_pport = ::serde::de::MapAccess::next_value(map)?,
-                "tunnel-id" => slots.tunnel_id = ::serde::de::MapAccess::next_value(map)?,
-                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
-                "eth-type" => slots.eth_type = ::serde::de::MapAccess::next_value(map)?,
-                "eth-src" => slots.eth_src = ::serde::de::MapAccess::next_value(map)?,
-                "eth-dst" => slots.eth_dst = ::serde::de::MapAccess::next_value(map)?,
-                "ip-proto" => slots.ip_proto = ::serde::de::MapAccess::next_value(map)?,
-                "ip-tos" => slots.ip_tos = ::serde::de::MapAccess::next_value(map)?,
-                "ip-dst" => slots.ip_dst = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerOfDpaFlowKey {
-                priority: slots.priority.ok_or_else(|| E::missing_field("priority"))?,
-                tbl_id: slots.tbl_id.ok_or_else(|| E::missing_field("tbl-id"))?,
-                in_pport: slots.in_pport,
-                tunnel_id: slots.tunnel_id,
-                vlan_id: slots.vlan_id,
-                eth_type: slots.eth_type,
-                eth_src: slots.eth_src,
-                eth_dst: slots.eth_dst,
-                ip_proto: slots.ip_proto,
-                ip_tos: slots.ip_tos,
-                ip_dst: slots.ip_dst,
-            })
-        }
-    }
-};
 
 /// Rocker switch OF-DPA flow mask
 ///
@@ -489,87 +238,17 @@ pub struct RockerOfDpaFlowMask {
     pub ip_tos: ::std::option::Option<u8>,
 }
 
-impl Serialize for RockerOfDpaFlowMask {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerOfDpaFlowMask = "RockerOfDpaFlowMask" {
+        optional in_pport "in-pport": u32,
+        optional tunnel_id "tunnel-id": u32,
+        optional vlan_id "vlan-id": u16,
+        optional eth_src "eth-src": ::std::string::String,
+        optional eth_dst "eth-dst": ::std::string::String,
+        optional ip_proto "ip-proto": u8,
+        optional ip_tos "ip-tos": u8,
     }
 }
-
-impl ::qapi_types::private::Members for RockerOfDpaFlowMask {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "in-pport", &self.in_pport)?;
-        ::qapi_types::private::optional(map, "tunnel-id", &self.tunnel_id)?;
-        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
-        ::qapi_types::private::optional(map, "eth-src", &self.eth_src)?;
-        ::qapi_types::private::optional(map, "eth-dst", &self.eth_dst)?;
-        ::qapi_types::private::optional(map, "ip-proto", &self.ip_proto)?;
-        ::qapi_types::private::optional(map, "ip-tos", &self.ip_tos)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerOfDpaFlowMask {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerOfDpaFlowMask`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        in_pport: ::std::option::Option<u32>,
-        tunnel_id: ::std::option::Option<u32>,
-        vlan_id: ::std::option::Option<u16>,
-        eth_src: ::std::option::Option<::std::string::String>,
-        eth_dst: ::std::option::Option<::std::string::String>,
-        ip_proto: ::std::option::Option<u8>,
-        ip_tos: ::std::option::Option<u8>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowMask {
-        const NAME: &'static str = "RockerOfDpaFlowMask";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "in-pport" => slots.in_pport = ::serde::de::MapAccess::next_value(map)?,
-                "tunnel-id" => slots.tunnel_id = ::serde::de::MapAccess::next_value(map)?,
-                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
-                "eth-src" => slots.eth_src = ::serde::de::MapAccess::next_value(map)?,
-                "eth-dst" => slots.eth_dst = ::serde::de::MapAccess::next_value(map)?,
-                "ip-proto" => slots.ip_proto = ::serde::de::MapAccess::next_value(map)?,
-                "ip-tos" => slots.ip_tos = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerOfDpaFlowMask {
-                in_pport: slots.in_pport,
-                tunnel_id: slots.tunnel_id,
-                vlan_id: slots.vlan_id,
-                eth_src: slots.eth_src,
-                eth_dst: slots.eth_dst,
-                ip_proto: slots.ip_proto,
-                ip_tos: slots.ip_tos,
-            })
-        }
-    }
-};
 
 /// Rocker switch OF-DPA flow action
 ///
@@ -594,87 +273,16 @@ pub struct RockerOfDpaFlowAction {
     pub out_pport: ::std::option::Option<u32>,
 }
 
-impl Serialize for RockerOfDpaFlowAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerOfDpaFlowAction = "RockerOfDpaFlowAction" {
+        optional goto_tbl "goto-tbl": u32,
+        optional group_id "group-id": u32,
+        optional tunnel_lport "tunnel-lport": u32,
+        optional vlan_id "vlan-id": u16,
+        optional new_vlan_id "new-vlan-id": u16,
+        optional out_pport "out-pport": u32,
     }
 }
-
-impl ::qapi_types::private::Members for RockerOfDpaFlowAction {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "goto-tbl", &self.goto_tbl)?;
-        ::qapi_types::private::optional(map, "group-id", &self.group_id)?;
-        ::qapi_types::private::optional(map, "tunnel-lport", &self.tunnel_lport)?;
-        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
-        ::qapi_types::private::optional(map, "new-vlan-id", &self.new_vlan_id)?;
-        ::qapi_types::private::optional(map, "out-pport", &self.out_pport)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerOfDpaFlowAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerOfDpaFlowAction`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        goto_tbl: ::std::option::Option<u32>,
-        group_id: ::std::option::Option<u32>,
-        tunnel_lport: ::std::option::Option<u32>,
-        vlan_id: ::std::option::Option<u16>,
-        new_vlan_id: ::std::option::Option<u16>,
-        out_pport: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlowAction {
-        const NAME: &'static str = "RockerOfDpaFlowAction";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "goto-tbl" => slots.goto_tbl = ::serde::de::MapAccess::next_value(map)?,
-                "group-id" => slots.group_id = ::serde::de::MapAccess::next_value(map)?,
-                "tunnel-lport" => {
-                    slots.tunnel_lport = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
-                "new-vlan-id" => {
-                    slots.new_vlan_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "out-pport" => slots.out_pport = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerOfDpaFlowAction {
-                goto_tbl: slots.goto_tbl,
-                group_id: slots.group_id,
-                tunnel_lport: slots.tunnel_lport,
-                vlan_id: slots.vlan_id,
-                new_vlan_id: slots.new_vlan_id,
-                out_pport: slots.out_pport,
-            })
-        }
-    }
-};
 
 /// Rocker switch OF-DPA flow
 ///
@@ -693,99 +301,15 @@ pub struct RockerOfDpaFlow {
     pub action: super::RockerOfDpaFlowAction,
 }
 
-impl Serialize for RockerOfDpaFlow {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerOfDpaFlow = "RockerOfDpaFlow" {
+        required cookie "cookie": u64,
+        required hits "hits": u64,
+        required key "key": super::RockerOfDpaFlowKey,
+        required mask "mask": super::RockerOfDpaFlowMask,
+        required action "action": super::RockerOfDpaFlowAction,
     }
 }
-
-impl ::qapi_types::private::Members for RockerOfDpaFlow {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cookie", &self.cookie)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "hits", &self.hits)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "key", &self.key)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "mask", &self.mask)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerOfDpaFlow {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerOfDpaFlow`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cookie: ::std::option::Option<u64>,
-        hits: ::std::option::Option<u64>,
-        key: ::std::option::Option<super::RockerOfDpaFlowKey>,
-        mask: ::std::option::Option<super::RockerOfDpaFlowMask>,
-        action: ::std::option::Option<super::RockerOfDpaFlowAction>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaFlow {
-        const NAME: &'static str = "RockerOfDpaFlow";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cookie" => {
-                    slots.cookie = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hits" => {
-                    slots.hits = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "key" => {
-                    slots.key = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mask" => {
-                    slots.mask = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "action" => {
-                    slots.action = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerOfDpaFlow {
-                cookie: slots.cookie.ok_or_else(|| E::missing_field("cookie"))?,
-                hits: slots.hits.ok_or_else(|| E::missing_field("hits"))?,
-                key: slots.key.ok_or_else(|| E::missing_field("key"))?,
-                mask: slots.mask.ok_or_else(|| E::missing_field("mask"))?,
-                action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-            })
-        }
-    }
-};
 
 /// Rocker switch OF-DPA group
 ///
@@ -824,125 +348,23 @@ pub struct RockerOfDpaGroup {
     pub ttl_check: ::std::option::Option<u8>,
 }
 
-impl Serialize for RockerOfDpaGroup {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    RockerOfDpaGroup = "RockerOfDpaGroup" {
+        required id "id": u32,
+        required r#type "type": u8,
+        optional vlan_id "vlan-id": u16,
+        optional pport "pport": u32,
+        optional index "index": u32,
+        optional out_pport "out-pport": u32,
+        optional group_id "group-id": u32,
+        optional set_vlan_id "set-vlan-id": u16,
+        optional pop_vlan "pop-vlan": u8,
+        optional group_ids "group-ids": ::std::vec::Vec<u32>,
+        optional set_eth_src "set-eth-src": ::std::string::String,
+        optional set_eth_dst "set-eth-dst": ::std::string::String,
+        optional ttl_check "ttl-check": u8,
     }
 }
-
-impl ::qapi_types::private::Members for RockerOfDpaGroup {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "vlan-id", &self.vlan_id)?;
-        ::qapi_types::private::optional(map, "pport", &self.pport)?;
-        ::qapi_types::private::optional(map, "index", &self.index)?;
-        ::qapi_types::private::optional(map, "out-pport", &self.out_pport)?;
-        ::qapi_types::private::optional(map, "group-id", &self.group_id)?;
-        ::qapi_types::private::optional(map, "set-vlan-id", &self.set_vlan_id)?;
-        ::qapi_types::private::optional(map, "pop-vlan", &self.pop_vlan)?;
-        ::qapi_types::private::optional(map, "group-ids", &self.group_ids)?;
-        ::qapi_types::private::optional(map, "set-eth-src", &self.set_eth_src)?;
-        ::qapi_types::private::optional(map, "set-eth-dst", &self.set_eth_dst)?;
-        ::qapi_types::private::optional(map, "ttl-check", &self.ttl_check)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerOfDpaGroup {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`RockerOfDpaGroup`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<u32>,
-        r#type: ::std::option::Option<u8>,
-        vlan_id: ::std::option::Option<u16>,
-        pport: ::std::option::Option<u32>,
-        index: ::std::option::Option<u32>,
-        out_pport: ::std::option::Option<u32>,
-        group_id: ::std::option::Option<u32>,
-        set_vlan_id: ::std::option::Option<u16>,
-        pop_vlan: ::std::option::Option<u8>,
-        group_ids: ::std::option::Option<::std::vec::Vec<u32>>,
-        set_eth_src: ::std::option::Option<::std::string::String>,
-        set_eth_dst: ::std::option::Option<::std::string::String>,
-        ttl_check: ::std::option::Option<u8>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for RockerOfDpaGroup {
-        const NAME: &'static str = "RockerOfDpaGroup";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vlan-id" => slots.vlan_id = ::serde::de::MapAccess::next_value(map)?,
-                "pport" => slots.pport = ::serde::de::MapAccess::next_value(map)?,
-                "index" => slots.index = ::serde::de::MapAccess::next_value(map)?,
-                "out-pport" => slots.out_pport = ::serde::de::MapAccess::next_value(map)?,
-                "group-id" => slots.group_id = ::serde::de::MapAccess::next_value(map)?,
-                "set-vlan-id" => {
-                    slots.set_vlan_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "pop-vlan" => slots.pop_vlan = ::serde::de::MapAccess::next_value(map)?,
-                "group-ids" => slots.group_ids = ::serde::de::MapAccess::next_value(map)?,
-                "set-eth-src" => {
-                    slots.set_eth_src = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "set-eth-dst" => {
-                    slots.set_eth_dst = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ttl-check" => slots.ttl_check = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(RockerOfDpaGroup {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                vlan_id: slots.vlan_id,
-                pport: slots.pport,
-                index: slots.index,
-                out_pport: slots.out_pport,
-                group_id: slots.group_id,
-                set_vlan_id: slots.set_vlan_id,
-                pop_vlan: slots.pop_vlan,
-                group_ids: slots.group_ids,
-                set_eth_src: slots.set_eth_src,
-                set_eth_dst: slots.set_eth_dst,
-                ttl_check: slots.ttl_check,
-            })
-        }
-    }
-};
 
 /// The commands of `rocker.json`.
 pub mod commands {
@@ -963,66 +385,12 @@ pub mod commands {
         pub name: ::std::string::String,
     }
 
-    impl Serialize for QueryRocker {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryRocker = "query-rocker" {
+            required name "name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryRocker {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryRocker {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryRocker`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryRocker {
-            const NAME: &'static str = "query-rocker";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryRocker {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryRocker {
         const NAME: &'static str = "query-rocker";
         type Returns = super::super::RockerSwitch;
@@ -1048,66 +416,12 @@ pub mod commands {
         pub name: ::std::string::String,
     }
 
-    impl Serialize for QueryRockerPorts {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryRockerPorts = "query-rocker-ports" {
+            required name "name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryRockerPorts {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryRockerPorts {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryRockerPorts`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerPorts {
-            const NAME: &'static str = "query-rocker-ports";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryRockerPorts {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryRockerPorts {
         const NAME: &'static str = "query-rocker-ports";
         type Returns = ::std::vec::Vec<super::super::RockerPort>;
@@ -1144,70 +458,13 @@ pub mod commands {
         pub tbl_id: ::std::option::Option<u32>,
     }
 
-    impl Serialize for QueryRockerOfDpaFlows {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryRockerOfDpaFlows = "query-rocker-of-dpa-flows" {
+            required name "name": ::std::string::String,
+            optional tbl_id "tbl-id": u32,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryRockerOfDpaFlows {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::qapi_types::private::optional(map, "tbl-id", &self.tbl_id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryRockerOfDpaFlows {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryRockerOfDpaFlows`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            tbl_id: ::std::option::Option<u32>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerOfDpaFlows {
-            const NAME: &'static str = "query-rocker-of-dpa-flows";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "tbl-id" => slots.tbl_id = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryRockerOfDpaFlows {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                    tbl_id: slots.tbl_id,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryRockerOfDpaFlows {
         const NAME: &'static str = "query-rocker-of-dpa-flows";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaFlow>;
@@ -1249,70 +506,13 @@ pub mod commands {
         pub r#type: ::std::option::Option<u8>,
     }
 
-    impl Serialize for QueryRockerOfDpaGroups {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryRockerOfDpaGroups = "query-rocker-of-dpa-groups" {
+            required name "name": ::std::string::String,
+            optional r#type "type": u8,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryRockerOfDpaGroups {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::qapi_types::private::optional(map, "type", &self.r#type)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryRockerOfDpaGroups {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryRockerOfDpaGroups`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            r#type: ::std::option::Option<u8>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryRockerOfDpaGroups {
-            const NAME: &'static str = "query-rocker-of-dpa-groups";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "type" => slots.r#type = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryRockerOfDpaGroups {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                    r#type: slots.r#type,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryRockerOfDpaGroups {
         const NAME: &'static str = "query-rocker-of-dpa-groups";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaGroup>;

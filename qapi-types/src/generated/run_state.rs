@@ -228,75 +228,12 @@ pub struct StatusInfo {
     pub status: super::RunState,
 }
 
-impl Serialize for StatusInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatusInfo = "StatusInfo" {
+        required running "running": bool,
+        required status "status": super::RunState,
     }
 }
-
-impl ::qapi_types::private::Members for StatusInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "running", &self.running)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatusInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatusInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        running: ::std::option::Option<bool>,
-        status: ::std::option::Option<super::RunState>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatusInfo {
-        const NAME: &'static str = "StatusInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "running" => {
-                    slots.running = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "status" => {
-                    slots.status = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatusInfo {
-                running: slots.running.ok_or_else(|| E::missing_field("running"))?,
-                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of the actions taken when the watchdog device's timer
 /// is expired
@@ -818,99 +755,15 @@ pub struct GuestPanicInformationHyperV {
     pub arg5: u64,
 }
 
-impl Serialize for GuestPanicInformationHyperV {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestPanicInformationHyperV = "GuestPanicInformationHyperV" {
+        required arg1 "arg1": u64,
+        required arg2 "arg2": u64,
+        required arg3 "arg3": u64,
+        required arg4 "arg4": u64,
+        required arg5 "arg5": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestPanicInformationHyperV {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg1", &self.arg1)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg2", &self.arg2)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg3", &self.arg3)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg4", &self.arg4)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "arg5", &self.arg5)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPanicInformationHyperV {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestPanicInformationHyperV`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        arg1: ::std::option::Option<u64>,
-        arg2: ::std::option::Option<u64>,
-        arg3: ::std::option::Option<u64>,
-        arg4: ::std::option::Option<u64>,
-        arg5: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationHyperV {
-        const NAME: &'static str = "GuestPanicInformationHyperV";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "arg1" => {
-                    slots.arg1 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "arg2" => {
-                    slots.arg2 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "arg3" => {
-                    slots.arg3 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "arg4" => {
-                    slots.arg4 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "arg5" => {
-                    slots.arg5 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPanicInformationHyperV {
-                arg1: slots.arg1.ok_or_else(|| E::missing_field("arg1"))?,
-                arg2: slots.arg2.ok_or_else(|| E::missing_field("arg2"))?,
-                arg3: slots.arg3.ok_or_else(|| E::missing_field("arg3"))?,
-                arg4: slots.arg4.ok_or_else(|| E::missing_field("arg4"))?,
-                arg5: slots.arg5.ok_or_else(|| E::missing_field("arg5"))?,
-            })
-        }
-    }
-};
 
 /// Reason why the CPU is in a crashed state.
 ///
@@ -996,91 +849,14 @@ pub struct GuestPanicInformationS390 {
     pub reason: super::S390CrashReason,
 }
 
-impl Serialize for GuestPanicInformationS390 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestPanicInformationS390 = "GuestPanicInformationS390" {
+        required core "core": u32,
+        required psw_mask "psw-mask": u64,
+        required psw_addr "psw-addr": u64,
+        required reason "reason": super::S390CrashReason,
     }
 }
-
-impl ::qapi_types::private::Members for GuestPanicInformationS390 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "core", &self.core)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "psw-mask", &self.psw_mask)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "psw-addr", &self.psw_addr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPanicInformationS390 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestPanicInformationS390`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        core: ::std::option::Option<u32>,
-        psw_mask: ::std::option::Option<u64>,
-        psw_addr: ::std::option::Option<u64>,
-        reason: ::std::option::Option<super::S390CrashReason>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationS390 {
-        const NAME: &'static str = "GuestPanicInformationS390";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "core" => {
-                    slots.core = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "psw-mask" => {
-                    slots.psw_mask = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "psw-addr" => {
-                    slots.psw_addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "reason" => {
-                    slots.reason = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPanicInformationS390 {
-                core: slots.core.ok_or_else(|| E::missing_field("core"))?,
-                psw_mask: slots.psw_mask.ok_or_else(|| E::missing_field("psw-mask"))?,
-                psw_addr: slots.psw_addr.ok_or_else(|| E::missing_field("psw-addr"))?,
-                reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-            })
-        }
-    }
-};
 
 /// TDX Guest panic information specific to TDX, as specified in the
 /// "Guest-Hypervisor Communication Interface (GHCI) Specification",
@@ -1100,85 +876,13 @@ pub struct GuestPanicInformationTdx {
     pub gpa: ::std::option::Option<u64>,
 }
 
-impl Serialize for GuestPanicInformationTdx {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestPanicInformationTdx = "GuestPanicInformationTdx" {
+        required error_code "error-code": u32,
+        required message "message": ::std::string::String,
+        optional gpa "gpa": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestPanicInformationTdx {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "error-code",
-            &self.error_code,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "message", &self.message)?;
-        ::qapi_types::private::optional(map, "gpa", &self.gpa)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPanicInformationTdx {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestPanicInformationTdx`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        error_code: ::std::option::Option<u32>,
-        message: ::std::option::Option<::std::string::String>,
-        gpa: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicInformationTdx {
-        const NAME: &'static str = "GuestPanicInformationTdx";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "error-code" => {
-                    slots.error_code = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "message" => {
-                    slots.message = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "gpa" => slots.gpa = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPanicInformationTdx {
-                error_code: slots
-                    .error_code
-                    .ok_or_else(|| E::missing_field("error-code"))?,
-                message: slots.message.ok_or_else(|| E::missing_field("message"))?,
-                gpa: slots.gpa,
-            })
-        }
-    }
-};
 
 /// Hardware memory failure occurs, handled by recipient.
 ///
@@ -1319,81 +1023,12 @@ pub struct MemoryFailureFlags {
     pub recursive: bool,
 }
 
-impl Serialize for MemoryFailureFlags {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MemoryFailureFlags = "MemoryFailureFlags" {
+        required action_required "action-required": bool,
+        required recursive "recursive": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MemoryFailureFlags {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "action-required",
-            &self.action_required,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "recursive", &self.recursive)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryFailureFlags {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MemoryFailureFlags`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        action_required: ::std::option::Option<bool>,
-        recursive: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MemoryFailureFlags {
-        const NAME: &'static str = "MemoryFailureFlags";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "action-required" => {
-                    slots.action_required = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "recursive" => {
-                    slots.recursive = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MemoryFailureFlags {
-                action_required: slots
-                    .action_required
-                    .ok_or_else(|| E::missing_field("action-required"))?,
-                recursive: slots.recursive.ok_or_else(|| E::missing_field("recursive"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of the options specified when enabling notify VM exit
 ///
@@ -1472,40 +1107,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryStatus {}
-    impl Serialize for QueryStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryStatus {
-        const NAME: &'static str = "query-status";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryStatus {})
-        }
+    ::qapi_types::private::object! {
+        QueryStatus = "query-status" {}
     }
 
     impl ::qapi_types::Command for QueryStatus {
@@ -1531,66 +1134,12 @@ pub mod commands {
         pub action: super::super::WatchdogAction,
     }
 
-    impl Serialize for WatchdogSetAction {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        WatchdogSetAction = "watchdog-set-action" {
+            required action "action": super::super::WatchdogAction,
         }
     }
 
-    impl ::qapi_types::private::Members for WatchdogSetAction {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for WatchdogSetAction {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`WatchdogSetAction`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            action: ::std::option::Option<super::super::WatchdogAction>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for WatchdogSetAction {
-            const NAME: &'static str = "watchdog-set-action";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(WatchdogSetAction {
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for WatchdogSetAction {
         const NAME: &'static str = "watchdog-set-action";
         type Returns = ::qapi_types::Empty;
@@ -1624,78 +1173,15 @@ pub mod commands {
         pub watchdog: ::std::option::Option<super::super::WatchdogAction>,
     }
 
-    impl Serialize for SetAction {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SetAction = "set-action" {
+            optional reboot "reboot": super::super::RebootAction,
+            optional shutdown "shutdown": super::super::ShutdownAction,
+            optional panic "panic": super::super::PanicAction,
+            optional watchdog "watchdog": super::super::WatchdogAction,
         }
     }
 
-    impl ::qapi_types::private::Members for SetAction {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "reboot", &self.reboot)?;
-            ::qapi_types::private::optional(map, "shutdown", &self.shutdown)?;
-            ::qapi_types::private::optional(map, "panic", &self.panic)?;
-            ::qapi_types::private::optional(map, "watchdog", &self.watchdog)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SetAction {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SetAction`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            reboot: ::std::option::Option<super::super::RebootAction>,
-            shutdown: ::std::option::Option<super::super::ShutdownAction>,
-            panic: ::std::option::Option<super::super::PanicAction>,
-            watchdog: ::std::option::Option<super::super::WatchdogAction>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SetAction {
-            const NAME: &'static str = "set-action";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "reboot" => slots.reboot = ::serde::de::MapAccess::next_value(map)?,
-                    "shutdown" => {
-                        slots.shutdown = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "panic" => slots.panic = ::serde::de::MapAccess::next_value(map)?,
-                    "watchdog" => {
-                        slots.watchdog = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SetAction {
-                    reboot: slots.reboot,
-                    shutdown: slots.shutdown,
-                    panic: slots.panic,
-                    watchdog: slots.watchdog,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SetAction {
         const NAME: &'static str = "set-action";
         type Returns = ::qapi_types::Empty;
@@ -1735,74 +1221,13 @@ pub mod events {
         pub reason: super::super::ShutdownCause,
     }
 
-    impl Serialize for Shutdown {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Shutdown = "SHUTDOWN" {
+            required guest "guest": bool,
+            required reason "reason": super::super::ShutdownCause,
         }
     }
 
-    impl ::qapi_types::private::Members for Shutdown {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "guest", &self.guest)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Shutdown {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Shutdown`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            guest: ::std::option::Option<bool>,
-            reason: ::std::option::Option<super::super::ShutdownCause>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Shutdown {
-            const NAME: &'static str = "SHUTDOWN";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "guest" => {
-                        slots.guest = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "reason" => {
-                        slots.reason = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Shutdown {
-                    guest: slots.guest.ok_or_else(|| E::missing_field("guest"))?,
-                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for Shutdown {
         const NAME: &'static str = "SHUTDOWN";
     }
@@ -1820,40 +1245,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Powerdown {}
-    impl Serialize for Powerdown {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Powerdown {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Powerdown {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Powerdown {
-        const NAME: &'static str = "POWERDOWN";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Powerdown {})
-        }
+    ::qapi_types::private::object! {
+        Powerdown = "POWERDOWN" {}
     }
 
     impl ::qapi_types::Event for Powerdown {
@@ -1882,74 +1275,13 @@ pub mod events {
         pub reason: super::super::ShutdownCause,
     }
 
-    impl Serialize for Reset {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Reset = "RESET" {
+            required guest "guest": bool,
+            required reason "reason": super::super::ShutdownCause,
         }
     }
 
-    impl ::qapi_types::private::Members for Reset {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "guest", &self.guest)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "reason", &self.reason)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Reset {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Reset`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            guest: ::std::option::Option<bool>,
-            reason: ::std::option::Option<super::super::ShutdownCause>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Reset {
-            const NAME: &'static str = "RESET";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "guest" => {
-                        slots.guest = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "reason" => {
-                        slots.reason = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Reset {
-                    guest: slots.guest.ok_or_else(|| E::missing_field("guest"))?,
-                    reason: slots.reason.ok_or_else(|| E::missing_field("reason"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for Reset {
         const NAME: &'static str = "RESET";
     }
@@ -1966,40 +1298,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Stop {}
-    impl Serialize for Stop {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Stop {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Stop {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Stop {
-        const NAME: &'static str = "STOP";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Stop {})
-        }
+    ::qapi_types::private::object! {
+        Stop = "STOP" {}
     }
 
     impl ::qapi_types::Event for Stop {
@@ -2018,40 +1318,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Resume {}
-    impl Serialize for Resume {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Resume {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Resume {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Resume {
-        const NAME: &'static str = "RESUME";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Resume {})
-        }
+    ::qapi_types::private::object! {
+        Resume = "RESUME" {}
     }
 
     impl ::qapi_types::Event for Resume {
@@ -2071,40 +1339,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Suspend {}
-    impl Serialize for Suspend {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Suspend {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Suspend {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Suspend {
-        const NAME: &'static str = "SUSPEND";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Suspend {})
-        }
+    ::qapi_types::private::object! {
+        Suspend = "SUSPEND" {}
     }
 
     impl ::qapi_types::Event for Suspend {
@@ -2129,40 +1365,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SuspendDisk {}
-    impl Serialize for SuspendDisk {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SuspendDisk {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SuspendDisk {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SuspendDisk {
-        const NAME: &'static str = "SUSPEND_DISK";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SuspendDisk {})
-        }
+    ::qapi_types::private::object! {
+        SuspendDisk = "SUSPEND_DISK" {}
     }
 
     impl ::qapi_types::Event for SuspendDisk {
@@ -2182,40 +1386,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Wakeup {}
-    impl Serialize for Wakeup {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for Wakeup {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Wakeup {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Wakeup {
-        const NAME: &'static str = "WAKEUP";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Wakeup {})
-        }
+    ::qapi_types::private::object! {
+        Wakeup = "WAKEUP" {}
     }
 
     impl ::qapi_types::Event for Wakeup {
@@ -2246,66 +1418,12 @@ pub mod events {
         pub action: super::super::WatchdogAction,
     }
 
-    impl Serialize for Watchdog {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Watchdog = "WATCHDOG" {
+            required action "action": super::super::WatchdogAction,
         }
     }
 
-    impl ::qapi_types::private::Members for Watchdog {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Watchdog {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Watchdog`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            action: ::std::option::Option<super::super::WatchdogAction>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Watchdog {
-            const NAME: &'static str = "WATCHDOG";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Watchdog {
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for Watchdog {
         const NAME: &'static str = "WATCHDOG";
     }
@@ -2329,70 +1447,13 @@ pub mod events {
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
 
-    impl Serialize for GuestPanicked {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestPanicked = "GUEST_PANICKED" {
+            required action "action": super::super::GuestPanicAction,
+            optional info "info": super::super::GuestPanicInformation,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestPanicked {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::qapi_types::private::optional(map, "info", &self.info)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestPanicked {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestPanicked`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            action: ::std::option::Option<super::super::GuestPanicAction>,
-            info: ::std::option::Option<super::super::GuestPanicInformation>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestPanicked {
-            const NAME: &'static str = "GUEST_PANICKED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "info" => slots.info = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestPanicked {
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                    info: slots.info,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for GuestPanicked {
         const NAME: &'static str = "GUEST_PANICKED";
     }
@@ -2416,70 +1477,13 @@ pub mod events {
         pub info: ::std::option::Option<super::super::GuestPanicInformation>,
     }
 
-    impl Serialize for GuestCrashloaded {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestCrashloaded = "GUEST_CRASHLOADED" {
+            required action "action": super::super::GuestPanicAction,
+            optional info "info": super::super::GuestPanicInformation,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestCrashloaded {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::qapi_types::private::optional(map, "info", &self.info)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestCrashloaded {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestCrashloaded`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            action: ::std::option::Option<super::super::GuestPanicAction>,
-            info: ::std::option::Option<super::super::GuestPanicInformation>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestCrashloaded {
-            const NAME: &'static str = "GUEST_CRASHLOADED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "info" => slots.info = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestCrashloaded {
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                    info: slots.info,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for GuestCrashloaded {
         const NAME: &'static str = "GUEST_CRASHLOADED";
     }
@@ -2496,40 +1500,8 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestPvshutdown {}
-    impl Serialize for GuestPvshutdown {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestPvshutdown {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestPvshutdown {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPvshutdown {
-        const NAME: &'static str = "GUEST_PVSHUTDOWN";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPvshutdown {})
-        }
+    ::qapi_types::private::object! {
+        GuestPvshutdown = "GUEST_PVSHUTDOWN" {}
     }
 
     impl ::qapi_types::Event for GuestPvshutdown {
@@ -2560,88 +1532,14 @@ pub mod events {
         pub flags: super::super::MemoryFailureFlags,
     }
 
-    impl Serialize for MemoryFailure {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        MemoryFailure = "MEMORY_FAILURE" {
+            required recipient "recipient": super::super::MemoryFailureRecipient,
+            required action "action": super::super::MemoryFailureAction,
+            required flags "flags": super::super::MemoryFailureFlags,
         }
     }
 
-    impl ::qapi_types::private::Members for MemoryFailure {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "recipient",
-                &self.recipient,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "action", &self.action)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for MemoryFailure {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`MemoryFailure`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            recipient: ::std::option::Option<super::super::MemoryFailureRecipient>,
-            action: ::std::option::Option<super::super::MemoryFailureAction>,
-            flags: ::std::option::Option<super::super::MemoryFailureFlags>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for MemoryFailure {
-            const NAME: &'static str = "MEMORY_FAILURE";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "recipient" => {
-                        slots.recipient = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "action" => {
-                        slots.action = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "flags" => {
-                        slots.flags = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(MemoryFailure {
-                    recipient: slots
-                        .recipient
-                        .ok_or_else(|| E::missing_field("recipient"))?,
-                    action: slots.action.ok_or_else(|| E::missing_field("action"))?,
-                    flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for MemoryFailure {
         const NAME: &'static str = "MEMORY_FAILURE";
     }

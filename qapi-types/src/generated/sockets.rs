@@ -78,75 +78,12 @@ pub struct InetSocketAddressBase {
     pub port: ::std::string::String,
 }
 
-impl Serialize for InetSocketAddressBase {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InetSocketAddressBase = "InetSocketAddressBase" {
+        required host "host": ::std::string::String,
+        required port "port": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for InetSocketAddressBase {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InetSocketAddressBase {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InetSocketAddressBase`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddressBase {
-        const NAME: &'static str = "InetSocketAddressBase";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InetSocketAddressBase {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-            })
-        }
-    }
-};
 
 /// Captures a socket address or address range in the Internet
 /// namespace.
@@ -204,127 +141,21 @@ pub struct InetSocketAddress {
     pub mptcp: ::std::option::Option<bool>,
 }
 
-impl Serialize for InetSocketAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InetSocketAddress = "InetSocketAddress" {
+        required host "host": ::std::string::String,
+        required port "port": ::std::string::String,
+        optional numeric "numeric": bool,
+        optional to "to": u16,
+        optional ipv4 "ipv4": bool,
+        optional ipv6 "ipv6": bool,
+        optional keep_alive "keep-alive": bool,
+        optional keep_alive_count "keep-alive-count": u32,
+        optional keep_alive_idle "keep-alive-idle": u32,
+        optional keep_alive_interval "keep-alive-interval": u32,
+        optional mptcp "mptcp": bool,
     }
 }
-
-impl ::qapi_types::private::Members for InetSocketAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::qapi_types::private::optional(map, "numeric", &self.numeric)?;
-        ::qapi_types::private::optional(map, "to", &self.to)?;
-        ::qapi_types::private::optional(map, "ipv4", &self.ipv4)?;
-        ::qapi_types::private::optional(map, "ipv6", &self.ipv6)?;
-        ::qapi_types::private::optional(map, "keep-alive", &self.keep_alive)?;
-        ::qapi_types::private::optional(
-            map,
-            "keep-alive-count",
-            &self.keep_alive_count,
-        )?;
-        ::qapi_types::private::optional(map, "keep-alive-idle", &self.keep_alive_idle)?;
-        ::qapi_types::private::optional(
-            map,
-            "keep-alive-interval",
-            &self.keep_alive_interval,
-        )?;
-        ::qapi_types::private::optional(map, "mptcp", &self.mptcp)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InetSocketAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InetSocketAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-        numeric: ::std::option::Option<bool>,
-        to: ::std::option::Option<u16>,
-        ipv4: ::std::option::Option<bool>,
-        ipv6: ::std::option::Option<bool>,
-        keep_alive: ::std::option::Option<bool>,
-        keep_alive_count: ::std::option::Option<u32>,
-        keep_alive_idle: ::std::option::Option<u32>,
-        keep_alive_interval: ::std::option::Option<u32>,
-        mptcp: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddress {
-        const NAME: &'static str = "InetSocketAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "numeric" => slots.numeric = ::serde::de::MapAccess::next_value(map)?,
-                "to" => slots.to = ::serde::de::MapAccess::next_value(map)?,
-                "ipv4" => slots.ipv4 = ::serde::de::MapAccess::next_value(map)?,
-                "ipv6" => slots.ipv6 = ::serde::de::MapAccess::next_value(map)?,
-                "keep-alive" => {
-                    slots.keep_alive = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keep-alive-count" => {
-                    slots.keep_alive_count = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keep-alive-idle" => {
-                    slots.keep_alive_idle = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keep-alive-interval" => {
-                    slots.keep_alive_interval = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mptcp" => slots.mptcp = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InetSocketAddress {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                numeric: slots.numeric,
-                to: slots.to,
-                ipv4: slots.ipv4,
-                ipv6: slots.ipv6,
-                keep_alive: slots.keep_alive,
-                keep_alive_count: slots.keep_alive_count,
-                keep_alive_idle: slots.keep_alive_idle,
-                keep_alive_interval: slots.keep_alive_interval,
-                mptcp: slots.mptcp,
-            })
-        }
-    }
-};
 
 /// Captures a socket address in the local ("Unix socket") namespace.
 ///
@@ -347,75 +178,13 @@ pub struct UnixSocketAddress {
     pub tight: ::std::option::Option<bool>,
 }
 
-impl Serialize for UnixSocketAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    UnixSocketAddress = "UnixSocketAddress" {
+        required path "path": ::std::string::String,
+        optional r#abstract "abstract": bool,
+        optional tight "tight": bool,
     }
 }
-
-impl ::qapi_types::private::Members for UnixSocketAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "abstract", &self.r#abstract)?;
-        ::qapi_types::private::optional(map, "tight", &self.tight)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for UnixSocketAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`UnixSocketAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-        r#abstract: ::std::option::Option<bool>,
-        tight: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for UnixSocketAddress {
-        const NAME: &'static str = "UnixSocketAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "abstract" => slots.r#abstract = ::serde::de::MapAccess::next_value(map)?,
-                "tight" => slots.tight = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(UnixSocketAddress {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                r#abstract: slots.r#abstract,
-                tight: slots.tight,
-            })
-        }
-    }
-};
 
 /// Captures a socket address in the vsock namespace.
 ///
@@ -432,75 +201,12 @@ pub struct VsockSocketAddress {
     pub port: ::std::string::String,
 }
 
-impl Serialize for VsockSocketAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VsockSocketAddress = "VsockSocketAddress" {
+        required cid "cid": ::std::string::String,
+        required port "port": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VsockSocketAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cid", &self.cid)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VsockSocketAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VsockSocketAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cid: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VsockSocketAddress {
-        const NAME: &'static str = "VsockSocketAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cid" => {
-                    slots.cid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VsockSocketAddress {
-                cid: slots.cid.ok_or_else(|| E::missing_field("cid"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-            })
-        }
-    }
-};
 
 /// A file descriptor name or number.
 ///
@@ -515,67 +221,11 @@ pub struct FdSocketAddress {
     pub str: ::std::string::String,
 }
 
-impl Serialize for FdSocketAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FdSocketAddress = "FdSocketAddress" {
+        required str "str": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for FdSocketAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "str", &self.str)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FdSocketAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FdSocketAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        str: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FdSocketAddress {
-        const NAME: &'static str = "FdSocketAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "str" => {
-                    slots.str = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FdSocketAddress {
-                str: slots.str.ok_or_else(|| E::missing_field("str"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -584,67 +234,11 @@ pub struct InetSocketAddressWrapper {
     pub data: super::InetSocketAddress,
 }
 
-impl Serialize for InetSocketAddressWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InetSocketAddressWrapper = "InetSocketAddressWrapper" {
+        required data "data": super::InetSocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for InetSocketAddressWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InetSocketAddressWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InetSocketAddressWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::InetSocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InetSocketAddressWrapper {
-        const NAME: &'static str = "InetSocketAddressWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InetSocketAddressWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -653,67 +247,11 @@ pub struct UnixSocketAddressWrapper {
     pub data: super::UnixSocketAddress,
 }
 
-impl Serialize for UnixSocketAddressWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    UnixSocketAddressWrapper = "UnixSocketAddressWrapper" {
+        required data "data": super::UnixSocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for UnixSocketAddressWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for UnixSocketAddressWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`UnixSocketAddressWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::UnixSocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for UnixSocketAddressWrapper {
-        const NAME: &'static str = "UnixSocketAddressWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(UnixSocketAddressWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.8*
 #[derive(Debug, Clone, PartialEq)]
@@ -722,67 +260,11 @@ pub struct VsockSocketAddressWrapper {
     pub data: super::VsockSocketAddress,
 }
 
-impl Serialize for VsockSocketAddressWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VsockSocketAddressWrapper = "VsockSocketAddressWrapper" {
+        required data "data": super::VsockSocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for VsockSocketAddressWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VsockSocketAddressWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VsockSocketAddressWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::VsockSocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VsockSocketAddressWrapper {
-        const NAME: &'static str = "VsockSocketAddressWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VsockSocketAddressWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -791,67 +273,11 @@ pub struct FdSocketAddressWrapper {
     pub data: super::FdSocketAddress,
 }
 
-impl Serialize for FdSocketAddressWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    FdSocketAddressWrapper = "FdSocketAddressWrapper" {
+        required data "data": super::FdSocketAddress,
     }
 }
-
-impl ::qapi_types::private::Members for FdSocketAddressWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for FdSocketAddressWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`FdSocketAddressWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::FdSocketAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for FdSocketAddressWrapper {
-        const NAME: &'static str = "FdSocketAddressWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(FdSocketAddressWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Captures the address of a socket, which could also be a named file
 /// descriptor

@@ -258,71 +258,12 @@ pub struct StatsRequest {
     pub names: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for StatsRequest {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatsRequest = "StatsRequest" {
+        required provider "provider": super::StatsProvider,
+        optional names "names": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for StatsRequest {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
-        ::qapi_types::private::optional(map, "names", &self.names)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsRequest {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatsRequest`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        provider: ::std::option::Option<super::StatsProvider>,
-        names: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatsRequest {
-        const NAME: &'static str = "StatsRequest";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "provider" => {
-                    slots.provider = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "names" => slots.names = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatsRequest {
-                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
-                names: slots.names,
-            })
-        }
-    }
-};
 
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -331,63 +272,11 @@ pub struct StatsVCPUFilter {
     pub vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
 }
 
-impl Serialize for StatsVCPUFilter {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatsVCPUFilter = "StatsVCPUFilter" {
+        optional vcpus "vcpus": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for StatsVCPUFilter {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "vcpus", &self.vcpus)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsVCPUFilter {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatsVCPUFilter`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatsVCPUFilter {
-        const NAME: &'static str = "StatsVCPUFilter";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "vcpus" => slots.vcpus = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatsVCPUFilter {
-                vcpus: slots.vcpus,
-            })
-        }
-    }
-};
 
 /// The arguments to the [`query-stats`](crate::commands::QueryStats) command; specifies a target for
 /// which to request statistics and optionally the required subset of
@@ -630,75 +519,12 @@ pub struct Stats {
     pub value: super::StatsValue,
 }
 
-impl Serialize for Stats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    Stats = "Stats" {
+        required name "name": ::std::string::String,
+        required value "value": super::StatsValue,
     }
 }
-
-impl ::qapi_types::private::Members for Stats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Stats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`Stats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        value: ::std::option::Option<super::StatsValue>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for Stats {
-        const NAME: &'static str = "Stats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "value" => {
-                    slots.value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(Stats {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -712,79 +538,13 @@ pub struct StatsResult {
     pub stats: ::std::vec::Vec<super::Stats>,
 }
 
-impl Serialize for StatsResult {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatsResult = "StatsResult" {
+        required provider "provider": super::StatsProvider,
+        optional qom_path "qom-path": ::std::string::String,
+        required stats "stats": ::std::vec::Vec<super::Stats>,
     }
 }
-
-impl ::qapi_types::private::Members for StatsResult {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
-        ::qapi_types::private::optional(map, "qom-path", &self.qom_path)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsResult {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatsResult`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        provider: ::std::option::Option<super::StatsProvider>,
-        qom_path: ::std::option::Option<::std::string::String>,
-        stats: ::std::option::Option<::std::vec::Vec<super::Stats>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatsResult {
-        const NAME: &'static str = "StatsResult";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "provider" => {
-                    slots.provider = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "qom-path" => slots.qom_path = ::serde::de::MapAccess::next_value(map)?,
-                "stats" => {
-                    slots.stats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatsResult {
-                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
-                qom_path: slots.qom_path,
-                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
-            })
-        }
-    }
-};
 
 /// Schema for a single statistic.
 ///
@@ -814,97 +574,16 @@ pub struct StatsSchemaValue {
     pub bucket_size: ::std::option::Option<u32>,
 }
 
-impl Serialize for StatsSchemaValue {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatsSchemaValue = "StatsSchemaValue" {
+        required name "name": ::std::string::String,
+        required r#type "type": super::StatsType,
+        optional unit "unit": super::StatsUnit,
+        optional base "base": i8,
+        required exponent "exponent": i16,
+        optional bucket_size "bucket-size": u32,
     }
 }
-
-impl ::qapi_types::private::Members for StatsSchemaValue {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "unit", &self.unit)?;
-        ::qapi_types::private::optional(map, "base", &self.base)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "exponent", &self.exponent)?;
-        ::qapi_types::private::optional(map, "bucket-size", &self.bucket_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsSchemaValue {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatsSchemaValue`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<super::StatsType>,
-        unit: ::std::option::Option<super::StatsUnit>,
-        base: ::std::option::Option<i8>,
-        exponent: ::std::option::Option<i16>,
-        bucket_size: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatsSchemaValue {
-        const NAME: &'static str = "StatsSchemaValue";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unit" => slots.unit = ::serde::de::MapAccess::next_value(map)?,
-                "base" => slots.base = ::serde::de::MapAccess::next_value(map)?,
-                "exponent" => {
-                    slots.exponent = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bucket-size" => {
-                    slots.bucket_size = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatsSchemaValue {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                unit: slots.unit,
-                base: slots.base,
-                exponent: slots.exponent.ok_or_else(|| E::missing_field("exponent"))?,
-                bucket_size: slots.bucket_size,
-            })
-        }
-    }
-};
 
 /// Schema for all available statistics for a provider and target.
 ///
@@ -920,83 +599,13 @@ pub struct StatsSchema {
     pub stats: ::std::vec::Vec<super::StatsSchemaValue>,
 }
 
-impl Serialize for StatsSchema {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    StatsSchema = "StatsSchema" {
+        required provider "provider": super::StatsProvider,
+        required target "target": super::StatsTarget,
+        required stats "stats": ::std::vec::Vec<super::StatsSchemaValue>,
     }
 }
-
-impl ::qapi_types::private::Members for StatsSchema {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "provider", &self.provider)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsSchema {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`StatsSchema`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        provider: ::std::option::Option<super::StatsProvider>,
-        target: ::std::option::Option<super::StatsTarget>,
-        stats: ::std::option::Option<::std::vec::Vec<super::StatsSchemaValue>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for StatsSchema {
-        const NAME: &'static str = "StatsSchema";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "provider" => {
-                    slots.provider = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "stats" => {
-                    slots.stats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(StatsSchema {
-                provider: slots.provider.ok_or_else(|| E::missing_field("provider"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `stats.json`.
 pub mod commands {
@@ -1060,64 +669,12 @@ pub mod commands {
         pub provider: ::std::option::Option<super::super::StatsProvider>,
     }
 
-    impl Serialize for QueryStatsSchemas {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        QueryStatsSchemas = "query-stats-schemas" {
+            optional provider "provider": super::super::StatsProvider,
         }
     }
 
-    impl ::qapi_types::private::Members for QueryStatsSchemas {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "provider", &self.provider)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryStatsSchemas {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`QueryStatsSchemas`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            provider: ::std::option::Option<super::super::StatsProvider>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for QueryStatsSchemas {
-            const NAME: &'static str = "query-stats-schemas";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "provider" => {
-                        slots.provider = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(QueryStatsSchemas {
-                    provider: slots.provider,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for QueryStatsSchemas {
         const NAME: &'static str = "query-stats-schemas";
         type Returns = ::std::vec::Vec<super::super::StatsSchema>;

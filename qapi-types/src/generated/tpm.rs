@@ -133,69 +133,12 @@ pub struct TPMPassthroughOptions {
     pub cancel_path: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for TPMPassthroughOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TPMPassthroughOptions = "TPMPassthroughOptions" {
+        optional path "path": ::std::string::String,
+        optional cancel_path "cancel-path": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TPMPassthroughOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "cancel-path", &self.cancel_path)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TPMPassthroughOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TPMPassthroughOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-        cancel_path: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TPMPassthroughOptions {
-        const NAME: &'static str = "TPMPassthroughOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => slots.path = ::serde::de::MapAccess::next_value(map)?,
-                "cancel-path" => {
-                    slots.cancel_path = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TPMPassthroughOptions {
-                path: slots.path,
-                cancel_path: slots.cancel_path,
-            })
-        }
-    }
-};
 
 /// Information about the TPM emulator type
 ///
@@ -208,67 +151,11 @@ pub struct TPMEmulatorOptions {
     pub chardev: ::std::string::String,
 }
 
-impl Serialize for TPMEmulatorOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TPMEmulatorOptions = "TPMEmulatorOptions" {
+        required chardev "chardev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for TPMEmulatorOptions {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "chardev", &self.chardev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TPMEmulatorOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TPMEmulatorOptions`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        chardev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TPMEmulatorOptions {
-        const NAME: &'static str = "TPMEmulatorOptions";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "chardev" => {
-                    slots.chardev = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TPMEmulatorOptions {
-                chardev: slots.chardev.ok_or_else(|| E::missing_field("chardev"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 ///
@@ -279,67 +166,11 @@ pub struct TPMPassthroughOptionsWrapper {
     pub data: super::TPMPassthroughOptions,
 }
 
-impl Serialize for TPMPassthroughOptionsWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TPMPassthroughOptionsWrapper = "TPMPassthroughOptionsWrapper" {
+        required data "data": super::TPMPassthroughOptions,
     }
 }
-
-impl ::qapi_types::private::Members for TPMPassthroughOptionsWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TPMPassthroughOptionsWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TPMPassthroughOptionsWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::TPMPassthroughOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TPMPassthroughOptionsWrapper {
-        const NAME: &'static str = "TPMPassthroughOptionsWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TPMPassthroughOptionsWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.11*
 ///
@@ -350,67 +181,11 @@ pub struct TPMEmulatorOptionsWrapper {
     pub data: super::TPMEmulatorOptions,
 }
 
-impl Serialize for TPMEmulatorOptionsWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TPMEmulatorOptionsWrapper = "TPMEmulatorOptionsWrapper" {
+        required data "data": super::TPMEmulatorOptions,
     }
 }
-
-impl ::qapi_types::private::Members for TPMEmulatorOptionsWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TPMEmulatorOptionsWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TPMEmulatorOptionsWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::TPMEmulatorOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TPMEmulatorOptionsWrapper {
-        const NAME: &'static str = "TPMEmulatorOptionsWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TPMEmulatorOptionsWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// A union referencing different TPM backend types' configuration
 /// options
@@ -545,83 +320,13 @@ pub struct TPMInfo {
     pub options: super::TpmTypeOptions,
 }
 
-impl Serialize for TPMInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TPMInfo = "TPMInfo" {
+        required id "id": ::std::string::String,
+        required model "model": super::TpmModel,
+        required options "options": super::TpmTypeOptions,
     }
 }
-
-impl ::qapi_types::private::Members for TPMInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "model", &self.model)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "options", &self.options)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TPMInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TPMInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        model: ::std::option::Option<super::TpmModel>,
-        options: ::std::option::Option<super::TpmTypeOptions>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TPMInfo {
-        const NAME: &'static str = "TPMInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "model" => {
-                    slots.model = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "options" => {
-                    slots.options = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TPMInfo {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                model: slots.model.ok_or_else(|| E::missing_field("model"))?,
-                options: slots.options.ok_or_else(|| E::missing_field("options"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `tpm.json`.
 pub mod commands {
@@ -640,40 +345,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryTpmModels {}
-    impl Serialize for QueryTpmModels {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryTpmModels {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryTpmModels {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryTpmModels {
-        const NAME: &'static str = "query-tpm-models";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryTpmModels {})
-        }
+    ::qapi_types::private::object! {
+        QueryTpmModels = "query-tpm-models" {}
     }
 
     impl ::qapi_types::Command for QueryTpmModels {
@@ -695,40 +368,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryTpmTypes {}
-    impl Serialize for QueryTpmTypes {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryTpmTypes {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryTpmTypes {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryTpmTypes {
-        const NAME: &'static str = "query-tpm-types";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryTpmTypes {})
-        }
+    ::qapi_types::private::object! {
+        QueryTpmTypes = "query-tpm-types" {}
     }
 
     impl ::qapi_types::Command for QueryTpmTypes {
@@ -763,40 +404,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryTpm {}
-    impl Serialize for QueryTpm {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryTpm {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryTpm {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryTpm {
-        const NAME: &'static str = "query-tpm";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryTpm {})
-        }
+    ::qapi_types::private::object! {
+        QueryTpm = "query-tpm" {}
     }
 
     impl ::qapi_types::Command for QueryTpm {

@@ -73,75 +73,12 @@ pub struct TraceEventInfo {
     pub state: super::TraceEventState,
 }
 
-impl Serialize for TraceEventInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TraceEventInfo = "TraceEventInfo" {
+        required name "name": ::std::string::String,
+        required state "state": super::TraceEventState,
     }
 }
-
-impl ::qapi_types::private::Members for TraceEventInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "state", &self.state)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TraceEventInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TraceEventInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        state: ::std::option::Option<super::TraceEventState>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TraceEventInfo {
-        const NAME: &'static str = "TraceEventInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "state" => {
-                    slots.state = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TraceEventInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                state: slots.state.ok_or_else(|| E::missing_field("state"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `trace.json`.
 pub mod commands {
@@ -167,66 +104,12 @@ pub mod commands {
         pub name: ::std::string::String,
     }
 
-    impl Serialize for TraceEventGetState {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        TraceEventGetState = "trace-event-get-state" {
+            required name "name": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for TraceEventGetState {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for TraceEventGetState {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`TraceEventGetState`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for TraceEventGetState {
-            const NAME: &'static str = "trace-event-get-state";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(TraceEventGetState {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for TraceEventGetState {
         const NAME: &'static str = "trace-event-get-state";
         type Returns = ::std::vec::Vec<super::super::TraceEventInfo>;
@@ -253,86 +136,14 @@ pub mod commands {
         pub ignore_unavailable: ::std::option::Option<bool>,
     }
 
-    impl Serialize for TraceEventSetState {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        TraceEventSetState = "trace-event-set-state" {
+            required name "name": ::std::string::String,
+            required enable "enable": bool,
+            optional ignore_unavailable "ignore-unavailable": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for TraceEventSetState {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "enable", &self.enable)?;
-            ::qapi_types::private::optional(
-                map,
-                "ignore-unavailable",
-                &self.ignore_unavailable,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for TraceEventSetState {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`TraceEventSetState`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            name: ::std::option::Option<::std::string::String>,
-            enable: ::std::option::Option<bool>,
-            ignore_unavailable: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for TraceEventSetState {
-            const NAME: &'static str = "trace-event-set-state";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "name" => {
-                        slots.name = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "enable" => {
-                        slots.enable = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "ignore-unavailable" => {
-                        slots.ignore_unavailable = ::serde::de::MapAccess::next_value(
-                            map,
-                        )?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(TraceEventSetState {
-                    name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                    enable: slots.enable.ok_or_else(|| E::missing_field("enable"))?,
-                    ignore_unavailable: slots.ignore_unavailable,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for TraceEventSetState {
         const NAME: &'static str = "trace-event-set-state";
         type Returns = ::qapi_types::Empty;

@@ -8,38 +8,8 @@ use serde::{Deserialize, Serialize};
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq)]
 pub struct Abort {}
-impl Serialize for Abort {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
-    }
-}
-
-impl ::qapi_types::private::Members for Abort {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        _map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Abort {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-impl<'de> ::qapi_types::private::Struct<'de> for Abort {
-    const NAME: &'static str = "Abort";
-    type Slots = ();
-    fn assemble<E: ::serde::de::Error>(_slots: ()) -> ::std::result::Result<Self, E> {
-        ::std::result::Result::Ok(Abort {})
-    }
+::qapi_types::private::object! {
+    Abort = "Abort" {}
 }
 
 /// An enumeration of transactional completion modes.
@@ -211,67 +181,11 @@ pub struct AbortWrapper {
     pub data: super::Abort,
 }
 
-impl Serialize for AbortWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    AbortWrapper = "AbortWrapper" {
+        required data "data": super::Abort,
     }
 }
-
-impl ::qapi_types::private::Members for AbortWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for AbortWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`AbortWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::Abort>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for AbortWrapper {
-        const NAME: &'static str = "AbortWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(AbortWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -279,67 +193,11 @@ pub struct BlockDirtyBitmapAddWrapper {
     pub data: super::BlockDirtyBitmapAdd,
 }
 
-impl Serialize for BlockDirtyBitmapAddWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapAddWrapper = "BlockDirtyBitmapAddWrapper" {
+        required data "data": super::BlockDirtyBitmapAdd,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapAddWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapAddWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapAddWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockDirtyBitmapAdd>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapAddWrapper {
-        const NAME: &'static str = "BlockDirtyBitmapAddWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapAddWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -347,67 +205,11 @@ pub struct BlockDirtyBitmapWrapper {
     pub data: super::BlockDirtyBitmap,
 }
 
-impl Serialize for BlockDirtyBitmapWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapWrapper = "BlockDirtyBitmapWrapper" {
+        required data "data": super::BlockDirtyBitmap,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockDirtyBitmap>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapWrapper {
-        const NAME: &'static str = "BlockDirtyBitmapWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -415,67 +217,11 @@ pub struct BlockDirtyBitmapMergeWrapper {
     pub data: super::BlockDirtyBitmapMerge,
 }
 
-impl Serialize for BlockDirtyBitmapMergeWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockDirtyBitmapMergeWrapper = "BlockDirtyBitmapMergeWrapper" {
+        required data "data": super::BlockDirtyBitmapMerge,
     }
 }
-
-impl ::qapi_types::private::Members for BlockDirtyBitmapMergeWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDirtyBitmapMergeWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockDirtyBitmapMergeWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockDirtyBitmapMerge>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockDirtyBitmapMergeWrapper {
-        const NAME: &'static str = "BlockDirtyBitmapMergeWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockDirtyBitmapMergeWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -483,67 +229,11 @@ pub struct BlockdevBackupWrapper {
     pub data: super::BlockdevBackup,
 }
 
-impl Serialize for BlockdevBackupWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevBackupWrapper = "BlockdevBackupWrapper" {
+        required data "data": super::BlockdevBackup,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevBackupWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevBackupWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevBackupWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockdevBackup>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevBackupWrapper {
-        const NAME: &'static str = "BlockdevBackupWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevBackupWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -551,67 +241,11 @@ pub struct BlockdevSnapshotWrapper {
     pub data: super::BlockdevSnapshot,
 }
 
-impl Serialize for BlockdevSnapshotWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshotWrapper = "BlockdevSnapshotWrapper" {
+        required data "data": super::BlockdevSnapshot,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshotWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshotWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshotWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockdevSnapshot>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotWrapper {
-        const NAME: &'static str = "BlockdevSnapshotWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshotWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq)]
@@ -619,67 +253,11 @@ pub struct BlockdevSnapshotInternalWrapper {
     pub data: super::BlockdevSnapshotInternal,
 }
 
-impl Serialize for BlockdevSnapshotInternalWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshotInternalWrapper = "BlockdevSnapshotInternalWrapper" {
+        required data "data": super::BlockdevSnapshotInternal,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshotInternalWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshotInternalWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshotInternalWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockdevSnapshotInternal>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotInternalWrapper {
-        const NAME: &'static str = "BlockdevSnapshotInternalWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshotInternalWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -687,67 +265,11 @@ pub struct BlockdevSnapshotSyncWrapper {
     pub data: super::BlockdevSnapshotSync,
 }
 
-impl Serialize for BlockdevSnapshotSyncWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    BlockdevSnapshotSyncWrapper = "BlockdevSnapshotSyncWrapper" {
+        required data "data": super::BlockdevSnapshotSync,
     }
 }
-
-impl ::qapi_types::private::Members for BlockdevSnapshotSyncWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevSnapshotSyncWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`BlockdevSnapshotSyncWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::BlockdevSnapshotSync>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for BlockdevSnapshotSyncWrapper {
-        const NAME: &'static str = "BlockdevSnapshotSyncWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(BlockdevSnapshotSyncWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq)]
@@ -755,67 +277,11 @@ pub struct DriveBackupWrapper {
     pub data: super::DriveBackup,
 }
 
-impl Serialize for DriveBackupWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DriveBackupWrapper = "DriveBackupWrapper" {
+        required data "data": super::DriveBackup,
     }
 }
-
-impl ::qapi_types::private::Members for DriveBackupWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DriveBackupWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DriveBackupWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::DriveBackup>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DriveBackupWrapper {
-        const NAME: &'static str = "DriveBackupWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DriveBackupWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// A discriminated record of operations that can be performed with
 /// [`transaction`](crate::commands::Transaction).
@@ -1098,65 +564,11 @@ pub struct TransactionProperties {
     pub completion_mode: ::std::option::Option<super::ActionCompletionMode>,
 }
 
-impl Serialize for TransactionProperties {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    TransactionProperties = "TransactionProperties" {
+        optional completion_mode "completion-mode": super::ActionCompletionMode,
     }
 }
-
-impl ::qapi_types::private::Members for TransactionProperties {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "completion-mode", &self.completion_mode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for TransactionProperties {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`TransactionProperties`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        completion_mode: ::std::option::Option<super::ActionCompletionMode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for TransactionProperties {
-        const NAME: &'static str = "TransactionProperties";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "completion-mode" => {
-                    slots.completion_mode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(TransactionProperties {
-                completion_mode: slots.completion_mode,
-            })
-        }
-    }
-};
 
 /// The commands of `transaction.json`.
 pub mod commands {
@@ -1233,74 +645,13 @@ pub mod commands {
         pub properties: ::std::option::Option<super::super::TransactionProperties>,
     }
 
-    impl Serialize for Transaction {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Transaction = "transaction" {
+            required actions "actions": ::std::vec::Vec<super::super::TransactionAction>,
+            optional properties "properties": super::super::TransactionProperties,
         }
     }
 
-    impl ::qapi_types::private::Members for Transaction {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "actions", &self.actions)?;
-            ::qapi_types::private::optional(map, "properties", &self.properties)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Transaction {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Transaction`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            actions: ::std::option::Option<
-                ::std::vec::Vec<super::super::TransactionAction>,
-            >,
-            properties: ::std::option::Option<super::super::TransactionProperties>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Transaction {
-            const NAME: &'static str = "transaction";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "actions" => {
-                        slots.actions = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "properties" => {
-                        slots.properties = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Transaction {
-                    actions: slots.actions.ok_or_else(|| E::missing_field("actions"))?,
-                    properties: slots.properties,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Transaction {
         const NAME: &'static str = "transaction";
         type Returns = ::qapi_types::Empty;

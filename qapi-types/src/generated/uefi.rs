@@ -32,99 +32,16 @@ pub struct UefiVariable {
     pub digest: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for UefiVariable {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    UefiVariable = "UefiVariable" {
+        required guid "guid": ::std::string::String,
+        required name "name": ::std::string::String,
+        required attr "attr": i64,
+        required data "data": ::std::string::String,
+        optional time "time": ::std::string::String,
+        optional digest "digest": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for UefiVariable {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "guid", &self.guid)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "attr", &self.attr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::qapi_types::private::optional(map, "time", &self.time)?;
-        ::qapi_types::private::optional(map, "digest", &self.digest)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for UefiVariable {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`UefiVariable`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        guid: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-        attr: ::std::option::Option<i64>,
-        data: ::std::option::Option<::std::string::String>,
-        time: ::std::option::Option<::std::string::String>,
-        digest: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for UefiVariable {
-        const NAME: &'static str = "UefiVariable";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "guid" => {
-                    slots.guid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "attr" => {
-                    slots.attr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "time" => slots.time = ::serde::de::MapAccess::next_value(map)?,
-                "digest" => slots.digest = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(UefiVariable {
-                guid: slots.guid.ok_or_else(|| E::missing_field("guid"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                attr: slots.attr.ok_or_else(|| E::missing_field("attr"))?,
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-                time: slots.time,
-                digest: slots.digest,
-            })
-        }
-    }
-};
 
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -135,72 +52,9 @@ pub struct UefiVarStore {
     pub variables: ::std::vec::Vec<super::UefiVariable>,
 }
 
-impl Serialize for UefiVarStore {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    UefiVarStore = "UefiVarStore" {
+        required version "version": i64,
+        required variables "variables": ::std::vec::Vec<super::UefiVariable>,
     }
 }
-
-impl ::qapi_types::private::Members for UefiVarStore {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "variables", &self.variables)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for UefiVarStore {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`UefiVarStore`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        version: ::std::option::Option<i64>,
-        variables: ::std::option::Option<::std::vec::Vec<super::UefiVariable>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for UefiVarStore {
-        const NAME: &'static str = "UefiVarStore";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "version" => {
-                    slots.version = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "variables" => {
-                    slots.variables = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(UefiVarStore {
-                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
-                variables: slots.variables.ok_or_else(|| E::missing_field("variables"))?,
-            })
-        }
-    }
-};

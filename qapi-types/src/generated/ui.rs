@@ -278,63 +278,11 @@ pub struct SetPasswordOptionsVnc {
     pub display: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for SetPasswordOptionsVnc {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SetPasswordOptionsVnc = "SetPasswordOptionsVnc" {
+        optional display "display": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SetPasswordOptionsVnc {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "display", &self.display)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SetPasswordOptionsVnc {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SetPasswordOptionsVnc`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        display: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SetPasswordOptionsVnc {
-        const NAME: &'static str = "SetPasswordOptionsVnc";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SetPasswordOptionsVnc {
-                display: slots.display,
-            })
-        }
-    }
-};
 
 /// General options for [`expire_password`](crate::commands::ExpirePassword).
 ///
@@ -502,63 +450,11 @@ pub struct ExpirePasswordOptionsVnc {
     pub display: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for ExpirePasswordOptionsVnc {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    ExpirePasswordOptionsVnc = "ExpirePasswordOptionsVnc" {
+        optional display "display": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for ExpirePasswordOptionsVnc {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "display", &self.display)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ExpirePasswordOptionsVnc {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`ExpirePasswordOptionsVnc`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        display: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for ExpirePasswordOptionsVnc {
-        const NAME: &'static str = "ExpirePasswordOptionsVnc";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(ExpirePasswordOptionsVnc {
-                display: slots.display,
-            })
-        }
-    }
-};
 
 /// Supported image format types.
 ///
@@ -629,83 +525,13 @@ pub struct SpiceBasicInfo {
     pub family: super::NetworkAddressFamily,
 }
 
-impl Serialize for SpiceBasicInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SpiceBasicInfo = "SpiceBasicInfo" {
+        required host "host": ::std::string::String,
+        required port "port": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
     }
 }
-
-impl ::qapi_types::private::Members for SpiceBasicInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SpiceBasicInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SpiceBasicInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SpiceBasicInfo {
-        const NAME: &'static str = "SpiceBasicInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SpiceBasicInfo {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-            })
-        }
-    }
-};
 
 /// Information about a SPICE server
 ///
@@ -724,87 +550,14 @@ pub struct SpiceServerInfo {
     pub auth: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for SpiceServerInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SpiceServerInfo = "SpiceServerInfo" {
+        required host "host": ::std::string::String,
+        required port "port": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        optional auth "auth": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for SpiceServerInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::qapi_types::private::optional(map, "auth", &self.auth)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SpiceServerInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SpiceServerInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        auth: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SpiceServerInfo {
-        const NAME: &'static str = "SpiceServerInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SpiceServerInfo {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                auth: slots.auth,
-            })
-        }
-    }
-};
 
 /// Information about a SPICE client channel.
 ///
@@ -834,133 +587,17 @@ pub struct SpiceChannel {
     pub tls: bool,
 }
 
-impl Serialize for SpiceChannel {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SpiceChannel = "SpiceChannel" {
+        required host "host": ::std::string::String,
+        required port "port": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        required connection_id "connection-id": i64,
+        required channel_type "channel-type": i64,
+        required channel_id "channel-id": i64,
+        required tls "tls": bool,
     }
 }
-
-impl ::qapi_types::private::Members for SpiceChannel {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "port", &self.port)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "connection-id",
-            &self.connection_id,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "channel-type",
-            &self.channel_type,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "channel-id",
-            &self.channel_id,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "tls", &self.tls)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SpiceChannel {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SpiceChannel`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        connection_id: ::std::option::Option<i64>,
-        channel_type: ::std::option::Option<i64>,
-        channel_id: ::std::option::Option<i64>,
-        tls: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SpiceChannel {
-        const NAME: &'static str = "SpiceChannel";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "port" => {
-                    slots.port = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "connection-id" => {
-                    slots.connection_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "channel-type" => {
-                    slots.channel_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "channel-id" => {
-                    slots.channel_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tls" => {
-                    slots.tls = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SpiceChannel {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                port: slots.port.ok_or_else(|| E::missing_field("port"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                connection_id: slots
-                    .connection_id
-                    .ok_or_else(|| E::missing_field("connection-id"))?,
-                channel_type: slots
-                    .channel_type
-                    .ok_or_else(|| E::missing_field("channel-type"))?,
-                channel_id: slots
-                    .channel_id
-                    .ok_or_else(|| E::missing_field("channel-id"))?,
-                tls: slots.tls.ok_or_else(|| E::missing_field("tls"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of Spice mouse states.
 ///
@@ -1060,119 +697,19 @@ pub struct SpiceInfo {
     pub channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
 }
 
-impl Serialize for SpiceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    SpiceInfo = "SpiceInfo" {
+        required enabled "enabled": bool,
+        required migrated "migrated": bool,
+        optional host "host": ::std::string::String,
+        optional port "port": i64,
+        optional tls_port "tls-port": i64,
+        optional auth "auth": ::std::string::String,
+        optional compiled_version "compiled-version": ::std::string::String,
+        required mouse_mode "mouse-mode": super::SpiceQueryMouseMode,
+        optional channels "channels": ::std::vec::Vec<super::SpiceChannel>,
     }
 }
-
-impl ::qapi_types::private::Members for SpiceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "migrated", &self.migrated)?;
-        ::qapi_types::private::optional(map, "host", &self.host)?;
-        ::qapi_types::private::optional(map, "port", &self.port)?;
-        ::qapi_types::private::optional(map, "tls-port", &self.tls_port)?;
-        ::qapi_types::private::optional(map, "auth", &self.auth)?;
-        ::qapi_types::private::optional(
-            map,
-            "compiled-version",
-            &self.compiled_version,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "mouse-mode",
-            &self.mouse_mode,
-        )?;
-        ::qapi_types::private::optional(map, "channels", &self.channels)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for SpiceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`SpiceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        enabled: ::std::option::Option<bool>,
-        migrated: ::std::option::Option<bool>,
-        host: ::std::option::Option<::std::string::String>,
-        port: ::std::option::Option<i64>,
-        tls_port: ::std::option::Option<i64>,
-        auth: ::std::option::Option<::std::string::String>,
-        compiled_version: ::std::option::Option<::std::string::String>,
-        mouse_mode: ::std::option::Option<super::SpiceQueryMouseMode>,
-        channels: ::std::option::Option<::std::vec::Vec<super::SpiceChannel>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SpiceInfo {
-        const NAME: &'static str = "SpiceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "migrated" => {
-                    slots.migrated = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
-                "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
-                "tls-port" => slots.tls_port = ::serde::de::MapAccess::next_value(map)?,
-                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
-                "compiled-version" => {
-                    slots.compiled_version = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "mouse-mode" => {
-                    slots.mouse_mode = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "channels" => slots.channels = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SpiceInfo {
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                migrated: slots.migrated.ok_or_else(|| E::missing_field("migrated"))?,
-                host: slots.host,
-                port: slots.port,
-                tls_port: slots.tls_port,
-                auth: slots.auth,
-                compiled_version: slots.compiled_version,
-                mouse_mode: slots
-                    .mouse_mode
-                    .ok_or_else(|| E::missing_field("mouse-mode"))?,
-                channels: slots.channels,
-            })
-        }
-    }
-};
 
 /// The basic information for vnc network connection
 ///
@@ -1193,91 +730,14 @@ pub struct VncBasicInfo {
     pub websocket: bool,
 }
 
-impl Serialize for VncBasicInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncBasicInfo = "VncBasicInfo" {
+        required host "host": ::std::string::String,
+        required service "service": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        required websocket "websocket": bool,
     }
 }
-
-impl ::qapi_types::private::Members for VncBasicInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncBasicInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncBasicInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        service: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        websocket: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncBasicInfo {
-        const NAME: &'static str = "VncBasicInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "websocket" => {
-                    slots.websocket = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncBasicInfo {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
-            })
-        }
-    }
-};
 
 /// The network connection information for server
 ///
@@ -1301,95 +761,15 @@ pub struct VncServerInfo {
     pub auth: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for VncServerInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncServerInfo = "VncServerInfo" {
+        required host "host": ::std::string::String,
+        required service "service": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        required websocket "websocket": bool,
+        optional auth "auth": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VncServerInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
-        ::qapi_types::private::optional(map, "auth", &self.auth)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncServerInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncServerInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        service: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        websocket: ::std::option::Option<bool>,
-        auth: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncServerInfo {
-        const NAME: &'static str = "VncServerInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "websocket" => {
-                    slots.websocket = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncServerInfo {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
-                auth: slots.auth,
-            })
-        }
-    }
-};
 
 /// Information about a connected VNC client.
 ///
@@ -1416,103 +796,16 @@ pub struct VncClientInfo {
     pub sasl_username: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for VncClientInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncClientInfo = "VncClientInfo" {
+        required host "host": ::std::string::String,
+        required service "service": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        required websocket "websocket": bool,
+        optional x509_dname "x509_dname": ::std::string::String,
+        optional sasl_username "sasl_username": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VncClientInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
-        ::qapi_types::private::optional(map, "x509_dname", &self.x509_dname)?;
-        ::qapi_types::private::optional(map, "sasl_username", &self.sasl_username)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncClientInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncClientInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        service: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        websocket: ::std::option::Option<bool>,
-        x509_dname: ::std::option::Option<::std::string::String>,
-        sasl_username: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncClientInfo {
-        const NAME: &'static str = "VncClientInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "websocket" => {
-                    slots.websocket = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "x509_dname" => {
-                    slots.x509_dname = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "sasl_username" => {
-                    slots.sasl_username = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncClientInfo {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
-                x509_dname: slots.x509_dname,
-                sasl_username: slots.sasl_username,
-            })
-        }
-    }
-};
 
 /// Information about the VNC session.
 ///
@@ -1560,87 +853,16 @@ pub struct VncInfo {
     pub clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
 }
 
-impl Serialize for VncInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncInfo = "VncInfo" {
+        required enabled "enabled": bool,
+        optional host "host": ::std::string::String,
+        optional family "family": super::NetworkAddressFamily,
+        optional service "service": ::std::string::String,
+        optional auth "auth": ::std::string::String,
+        optional clients "clients": ::std::vec::Vec<super::VncClientInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for VncInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::qapi_types::private::optional(map, "host", &self.host)?;
-        ::qapi_types::private::optional(map, "family", &self.family)?;
-        ::qapi_types::private::optional(map, "service", &self.service)?;
-        ::qapi_types::private::optional(map, "auth", &self.auth)?;
-        ::qapi_types::private::optional(map, "clients", &self.clients)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        enabled: ::std::option::Option<bool>,
-        host: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        service: ::std::option::Option<::std::string::String>,
-        auth: ::std::option::Option<::std::string::String>,
-        clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncInfo {
-        const NAME: &'static str = "VncInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host" => slots.host = ::serde::de::MapAccess::next_value(map)?,
-                "family" => slots.family = ::serde::de::MapAccess::next_value(map)?,
-                "service" => slots.service = ::serde::de::MapAccess::next_value(map)?,
-                "auth" => slots.auth = ::serde::de::MapAccess::next_value(map)?,
-                "clients" => slots.clients = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncInfo {
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                host: slots.host,
-                family: slots.family,
-                service: slots.service,
-                auth: slots.auth,
-                clients: slots.clients,
-            })
-        }
-    }
-};
 
 /// vnc primary authentication method.
 ///
@@ -1818,103 +1040,16 @@ pub struct VncServerInfo2 {
     pub vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
 }
 
-impl Serialize for VncServerInfo2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncServerInfo2 = "VncServerInfo2" {
+        required host "host": ::std::string::String,
+        required service "service": ::std::string::String,
+        required family "family": super::NetworkAddressFamily,
+        required websocket "websocket": bool,
+        required auth "auth": super::VncPrimaryAuth,
+        optional vencrypt "vencrypt": super::VncVencryptSubAuth,
     }
 }
-
-impl ::qapi_types::private::Members for VncServerInfo2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host", &self.host)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "service", &self.service)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "family", &self.family)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "websocket", &self.websocket)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "auth", &self.auth)?;
-        ::qapi_types::private::optional(map, "vencrypt", &self.vencrypt)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncServerInfo2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncServerInfo2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host: ::std::option::Option<::std::string::String>,
-        service: ::std::option::Option<::std::string::String>,
-        family: ::std::option::Option<super::NetworkAddressFamily>,
-        websocket: ::std::option::Option<bool>,
-        auth: ::std::option::Option<super::VncPrimaryAuth>,
-        vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncServerInfo2 {
-        const NAME: &'static str = "VncServerInfo2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host" => {
-                    slots.host = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "service" => {
-                    slots.service = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "family" => {
-                    slots.family = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "websocket" => {
-                    slots.websocket = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "auth" => {
-                    slots.auth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vencrypt" => slots.vencrypt = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncServerInfo2 {
-                host: slots.host.ok_or_else(|| E::missing_field("host"))?,
-                service: slots.service.ok_or_else(|| E::missing_field("service"))?,
-                family: slots.family.ok_or_else(|| E::missing_field("family"))?,
-                websocket: slots.websocket.ok_or_else(|| E::missing_field("websocket"))?,
-                auth: slots.auth.ok_or_else(|| E::missing_field("auth"))?,
-                vencrypt: slots.vencrypt,
-            })
-        }
-    }
-};
 
 /// Information about a vnc server
 ///
@@ -1943,99 +1078,16 @@ pub struct VncInfo2 {
     pub display: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for VncInfo2 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VncInfo2 = "VncInfo2" {
+        required id "id": ::std::string::String,
+        required server "server": ::std::vec::Vec<super::VncServerInfo2>,
+        required clients "clients": ::std::vec::Vec<super::VncClientInfo>,
+        required auth "auth": super::VncPrimaryAuth,
+        optional vencrypt "vencrypt": super::VncVencryptSubAuth,
+        optional display "display": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VncInfo2 {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "clients", &self.clients)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "auth", &self.auth)?;
-        ::qapi_types::private::optional(map, "vencrypt", &self.vencrypt)?;
-        ::qapi_types::private::optional(map, "display", &self.display)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncInfo2 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VncInfo2`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-        server: ::std::option::Option<::std::vec::Vec<super::VncServerInfo2>>,
-        clients: ::std::option::Option<::std::vec::Vec<super::VncClientInfo>>,
-        auth: ::std::option::Option<super::VncPrimaryAuth>,
-        vencrypt: ::std::option::Option<super::VncVencryptSubAuth>,
-        display: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VncInfo2 {
-        const NAME: &'static str = "VncInfo2";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "server" => {
-                    slots.server = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "clients" => {
-                    slots.clients = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "auth" => {
-                    slots.auth = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vencrypt" => slots.vencrypt = ::serde::de::MapAccess::next_value(map)?,
-                "display" => slots.display = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VncInfo2 {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                clients: slots.clients.ok_or_else(|| E::missing_field("clients"))?,
-                auth: slots.auth.ok_or_else(|| E::missing_field("auth"))?,
-                vencrypt: slots.vencrypt,
-                display: slots.display,
-            })
-        }
-    }
-};
 
 /// Information about a mouse device.
 ///
@@ -2053,91 +1105,14 @@ pub struct MouseInfo {
     pub absolute: bool,
 }
 
-impl Serialize for MouseInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    MouseInfo = "MouseInfo" {
+        required name "name": ::std::string::String,
+        required index "index": i64,
+        required current "current": bool,
+        required absolute "absolute": bool,
     }
 }
-
-impl ::qapi_types::private::Members for MouseInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "index", &self.index)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "current", &self.current)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "absolute", &self.absolute)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for MouseInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`MouseInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        index: ::std::option::Option<i64>,
-        current: ::std::option::Option<bool>,
-        absolute: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for MouseInfo {
-        const NAME: &'static str = "MouseInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "index" => {
-                    slots.index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "current" => {
-                    slots.current = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "absolute" => {
-                    slots.absolute = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(MouseInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                index: slots.index.ok_or_else(|| E::missing_field("index"))?,
-                current: slots.current.ok_or_else(|| E::missing_field("current"))?,
-                absolute: slots.absolute.ok_or_else(|| E::missing_field("absolute"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of key name.
 ///
@@ -2780,67 +1755,11 @@ pub struct IntWrapper {
     pub data: i64,
 }
 
-impl Serialize for IntWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IntWrapper = "IntWrapper" {
+        required data "data": i64,
     }
 }
-
-impl ::qapi_types::private::Members for IntWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IntWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IntWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IntWrapper {
-        const NAME: &'static str = "IntWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IntWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
@@ -2849,67 +1768,11 @@ pub struct QKeyCodeWrapper {
     pub data: super::QKeyCode,
 }
 
-impl Serialize for QKeyCodeWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    QKeyCodeWrapper = "QKeyCodeWrapper" {
+        required data "data": super::QKeyCode,
     }
 }
-
-impl ::qapi_types::private::Members for QKeyCodeWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for QKeyCodeWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`QKeyCodeWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::QKeyCode>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QKeyCodeWrapper {
-        const NAME: &'static str = "QKeyCodeWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QKeyCodeWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Represents a keyboard key.
 ///
@@ -3229,75 +2092,12 @@ pub struct InputKeyEvent {
     pub down: bool,
 }
 
-impl Serialize for InputKeyEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputKeyEvent = "InputKeyEvent" {
+        required key "key": super::KeyValue,
+        required down "down": bool,
     }
 }
-
-impl ::qapi_types::private::Members for InputKeyEvent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "key", &self.key)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "down", &self.down)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputKeyEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputKeyEvent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        key: ::std::option::Option<super::KeyValue>,
-        down: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputKeyEvent {
-        const NAME: &'static str = "InputKeyEvent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "key" => {
-                    slots.key = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "down" => {
-                    slots.down = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputKeyEvent {
-                key: slots.key.ok_or_else(|| E::missing_field("key"))?,
-                down: slots.down.ok_or_else(|| E::missing_field("down"))?,
-            })
-        }
-    }
-};
 
 /// Pointer button input event.
 ///
@@ -3310,75 +2110,12 @@ pub struct InputBtnEvent {
     pub down: bool,
 }
 
-impl Serialize for InputBtnEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputBtnEvent = "InputBtnEvent" {
+        required button "button": super::InputButton,
+        required down "down": bool,
     }
 }
-
-impl ::qapi_types::private::Members for InputBtnEvent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "button", &self.button)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "down", &self.down)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputBtnEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputBtnEvent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        button: ::std::option::Option<super::InputButton>,
-        down: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputBtnEvent {
-        const NAME: &'static str = "InputBtnEvent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "button" => {
-                    slots.button = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "down" => {
-                    slots.down = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputBtnEvent {
-                button: slots.button.ok_or_else(|| E::missing_field("button"))?,
-                down: slots.down.ok_or_else(|| E::missing_field("down"))?,
-            })
-        }
-    }
-};
 
 /// Pointer motion input event.
 ///
@@ -3392,75 +2129,12 @@ pub struct InputMoveEvent {
     pub value: i64,
 }
 
-impl Serialize for InputMoveEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputMoveEvent = "InputMoveEvent" {
+        required axis "axis": super::InputAxis,
+        required value "value": i64,
     }
 }
-
-impl ::qapi_types::private::Members for InputMoveEvent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "axis", &self.axis)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputMoveEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputMoveEvent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        axis: ::std::option::Option<super::InputAxis>,
-        value: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputMoveEvent {
-        const NAME: &'static str = "InputMoveEvent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "axis" => {
-                    slots.axis = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "value" => {
-                    slots.value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputMoveEvent {
-                axis: slots.axis.ok_or_else(|| E::missing_field("axis"))?,
-                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-            })
-        }
-    }
-};
 
 /// MultiTouch input event.
 ///
@@ -3480,105 +2154,15 @@ pub struct InputMultiTouchEvent {
     pub value: i64,
 }
 
-impl Serialize for InputMultiTouchEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputMultiTouchEvent = "InputMultiTouchEvent" {
+        required r#type "type": super::InputMultiTouchType,
+        required slot "slot": i64,
+        required tracking_id "tracking-id": i64,
+        required axis "axis": super::InputAxis,
+        required value "value": i64,
     }
 }
-
-impl ::qapi_types::private::Members for InputMultiTouchEvent {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "tracking-id",
-            &self.tracking_id,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "axis", &self.axis)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "value", &self.value)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputMultiTouchEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputMultiTouchEvent`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        r#type: ::std::option::Option<super::InputMultiTouchType>,
-        slot: ::std::option::Option<i64>,
-        tracking_id: ::std::option::Option<i64>,
-        axis: ::std::option::Option<super::InputAxis>,
-        value: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputMultiTouchEvent {
-        const NAME: &'static str = "InputMultiTouchEvent";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slot" => {
-                    slots.slot = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tracking-id" => {
-                    slots.tracking_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "axis" => {
-                    slots.axis = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "value" => {
-                    slots.value = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputMultiTouchEvent {
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
-                tracking_id: slots
-                    .tracking_id
-                    .ok_or_else(|| E::missing_field("tracking-id"))?,
-                axis: slots.axis.ok_or_else(|| E::missing_field("axis"))?,
-                value: slots.value.ok_or_else(|| E::missing_field("value"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -3652,67 +2236,11 @@ pub struct InputKeyEventWrapper {
     pub data: super::InputKeyEvent,
 }
 
-impl Serialize for InputKeyEventWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputKeyEventWrapper = "InputKeyEventWrapper" {
+        required data "data": super::InputKeyEvent,
     }
 }
-
-impl ::qapi_types::private::Members for InputKeyEventWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputKeyEventWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputKeyEventWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::InputKeyEvent>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputKeyEventWrapper {
-        const NAME: &'static str = "InputKeyEventWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputKeyEventWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -3721,67 +2249,11 @@ pub struct InputBtnEventWrapper {
     pub data: super::InputBtnEvent,
 }
 
-impl Serialize for InputBtnEventWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputBtnEventWrapper = "InputBtnEventWrapper" {
+        required data "data": super::InputBtnEvent,
     }
 }
-
-impl ::qapi_types::private::Members for InputBtnEventWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputBtnEventWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputBtnEventWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::InputBtnEvent>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputBtnEventWrapper {
-        const NAME: &'static str = "InputBtnEventWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputBtnEventWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq)]
@@ -3790,67 +2262,11 @@ pub struct InputMoveEventWrapper {
     pub data: super::InputMoveEvent,
 }
 
-impl Serialize for InputMoveEventWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputMoveEventWrapper = "InputMoveEventWrapper" {
+        required data "data": super::InputMoveEvent,
     }
 }
-
-impl ::qapi_types::private::Members for InputMoveEventWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputMoveEventWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputMoveEventWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::InputMoveEvent>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputMoveEventWrapper {
-        const NAME: &'static str = "InputMoveEventWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputMoveEventWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 8.1*
 #[derive(Debug, Clone, PartialEq)]
@@ -3859,67 +2275,11 @@ pub struct InputMultiTouchEventWrapper {
     pub data: super::InputMultiTouchEvent,
 }
 
-impl Serialize for InputMultiTouchEventWrapper {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    InputMultiTouchEventWrapper = "InputMultiTouchEventWrapper" {
+        required data "data": super::InputMultiTouchEvent,
     }
 }
-
-impl ::qapi_types::private::Members for InputMultiTouchEventWrapper {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "data", &self.data)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputMultiTouchEventWrapper {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`InputMultiTouchEventWrapper`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        data: ::std::option::Option<super::InputMultiTouchEvent>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for InputMultiTouchEventWrapper {
-        const NAME: &'static str = "InputMultiTouchEventWrapper";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "data" => {
-                    slots.data = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(InputMultiTouchEventWrapper {
-                data: slots.data.ok_or_else(|| E::missing_field("data"))?,
-            })
-        }
-    }
-};
 
 /// Input event union.
 ///
@@ -4080,95 +2440,16 @@ pub struct DisplayGTK {
     pub scale: ::std::option::Option<f64>,
 }
 
-impl Serialize for DisplayGTK {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayGTK = "DisplayGTK" {
+        optional grab_on_hover "grab-on-hover": bool,
+        optional zoom_to_fit "zoom-to-fit": bool,
+        optional show_tabs "show-tabs": bool,
+        optional show_menubar "show-menubar": bool,
+        optional keep_aspect_ratio "keep-aspect-ratio": bool,
+        optional scale "scale": f64,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayGTK {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "grab-on-hover", &self.grab_on_hover)?;
-        ::qapi_types::private::optional(map, "zoom-to-fit", &self.zoom_to_fit)?;
-        ::qapi_types::private::optional(map, "show-tabs", &self.show_tabs)?;
-        ::qapi_types::private::optional(map, "show-menubar", &self.show_menubar)?;
-        ::qapi_types::private::optional(
-            map,
-            "keep-aspect-ratio",
-            &self.keep_aspect_ratio,
-        )?;
-        ::qapi_types::private::optional(map, "scale", &self.scale)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayGTK {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayGTK`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        grab_on_hover: ::std::option::Option<bool>,
-        zoom_to_fit: ::std::option::Option<bool>,
-        show_tabs: ::std::option::Option<bool>,
-        show_menubar: ::std::option::Option<bool>,
-        keep_aspect_ratio: ::std::option::Option<bool>,
-        scale: ::std::option::Option<f64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayGTK {
-        const NAME: &'static str = "DisplayGTK";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "grab-on-hover" => {
-                    slots.grab_on_hover = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "zoom-to-fit" => {
-                    slots.zoom_to_fit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "show-tabs" => slots.show_tabs = ::serde::de::MapAccess::next_value(map)?,
-                "show-menubar" => {
-                    slots.show_menubar = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "keep-aspect-ratio" => {
-                    slots.keep_aspect_ratio = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "scale" => slots.scale = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayGTK {
-                grab_on_hover: slots.grab_on_hover,
-                zoom_to_fit: slots.zoom_to_fit,
-                show_tabs: slots.show_tabs,
-                show_menubar: slots.show_menubar,
-                keep_aspect_ratio: slots.keep_aspect_ratio,
-                scale: slots.scale,
-            })
-        }
-    }
-};
 
 /// EGL headless display options.
 ///
@@ -4180,65 +2461,11 @@ pub struct DisplayEGLHeadless {
     pub rendernode: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for DisplayEGLHeadless {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayEGLHeadless = "DisplayEGLHeadless" {
+        optional rendernode "rendernode": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayEGLHeadless {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "rendernode", &self.rendernode)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayEGLHeadless {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayEGLHeadless`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        rendernode: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayEGLHeadless {
-        const NAME: &'static str = "DisplayEGLHeadless";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "rendernode" => {
-                    slots.rendernode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayEGLHeadless {
-                rendernode: slots.rendernode,
-            })
-        }
-    }
-};
 
 /// DBus display options.
 ///
@@ -4257,77 +2484,14 @@ pub struct DisplayDBus {
     pub audiodev: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for DisplayDBus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayDBus = "DisplayDBus" {
+        optional rendernode "rendernode": ::std::string::String,
+        optional addr "addr": ::std::string::String,
+        optional p2p "p2p": bool,
+        optional audiodev "audiodev": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayDBus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "rendernode", &self.rendernode)?;
-        ::qapi_types::private::optional(map, "addr", &self.addr)?;
-        ::qapi_types::private::optional(map, "p2p", &self.p2p)?;
-        ::qapi_types::private::optional(map, "audiodev", &self.audiodev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayDBus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayDBus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        rendernode: ::std::option::Option<::std::string::String>,
-        addr: ::std::option::Option<::std::string::String>,
-        p2p: ::std::option::Option<bool>,
-        audiodev: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayDBus {
-        const NAME: &'static str = "DisplayDBus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "rendernode" => {
-                    slots.rendernode = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "addr" => slots.addr = ::serde::de::MapAccess::next_value(map)?,
-                "p2p" => slots.p2p = ::serde::de::MapAccess::next_value(map)?,
-                "audiodev" => slots.audiodev = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayDBus {
-                rendernode: slots.rendernode,
-                addr: slots.addr,
-                p2p: slots.p2p,
-                audiodev: slots.audiodev,
-            })
-        }
-    }
-};
 
 /// Display OpenGL mode.
 ///
@@ -4403,63 +2567,11 @@ pub struct DisplayCurses {
     pub charset: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for DisplayCurses {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayCurses = "DisplayCurses" {
+        optional charset "charset": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayCurses {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "charset", &self.charset)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayCurses {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayCurses`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        charset: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayCurses {
-        const NAME: &'static str = "DisplayCurses";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "charset" => slots.charset = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayCurses {
-                charset: slots.charset,
-            })
-        }
-    }
-};
 
 /// Cocoa display options.
 ///
@@ -4488,95 +2600,15 @@ pub struct DisplayCocoa {
     pub zoom_interpolation: ::std::option::Option<bool>,
 }
 
-impl Serialize for DisplayCocoa {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayCocoa = "DisplayCocoa" {
+        optional left_command_key "left-command-key": bool,
+        optional full_grab "full-grab": bool,
+        optional swap_opt_cmd "swap-opt-cmd": bool,
+        optional zoom_to_fit "zoom-to-fit": bool,
+        optional zoom_interpolation "zoom-interpolation": bool,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayCocoa {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(
-            map,
-            "left-command-key",
-            &self.left_command_key,
-        )?;
-        ::qapi_types::private::optional(map, "full-grab", &self.full_grab)?;
-        ::qapi_types::private::optional(map, "swap-opt-cmd", &self.swap_opt_cmd)?;
-        ::qapi_types::private::optional(map, "zoom-to-fit", &self.zoom_to_fit)?;
-        ::qapi_types::private::optional(
-            map,
-            "zoom-interpolation",
-            &self.zoom_interpolation,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayCocoa {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayCocoa`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        left_command_key: ::std::option::Option<bool>,
-        full_grab: ::std::option::Option<bool>,
-        swap_opt_cmd: ::std::option::Option<bool>,
-        zoom_to_fit: ::std::option::Option<bool>,
-        zoom_interpolation: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayCocoa {
-        const NAME: &'static str = "DisplayCocoa";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "left-command-key" => {
-                    slots.left_command_key = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "full-grab" => slots.full_grab = ::serde::de::MapAccess::next_value(map)?,
-                "swap-opt-cmd" => {
-                    slots.swap_opt_cmd = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "zoom-to-fit" => {
-                    slots.zoom_to_fit = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "zoom-interpolation" => {
-                    slots.zoom_interpolation = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayCocoa {
-                left_command_key: slots.left_command_key,
-                full_grab: slots.full_grab,
-                swap_opt_cmd: slots.swap_opt_cmd,
-                zoom_to_fit: slots.zoom_to_fit,
-                zoom_interpolation: slots.zoom_interpolation,
-            })
-        }
-    }
-};
 
 /// Set of modifier keys that need to be held for shortcut key actions.
 ///
@@ -4643,63 +2675,11 @@ pub struct DisplaySDL {
     pub grab_mod: ::std::option::Option<super::HotKeyMod>,
 }
 
-impl Serialize for DisplaySDL {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplaySDL = "DisplaySDL" {
+        optional grab_mod "grab-mod": super::HotKeyMod,
     }
 }
-
-impl ::qapi_types::private::Members for DisplaySDL {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "grab-mod", &self.grab_mod)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplaySDL {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplaySDL`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        grab_mod: ::std::option::Option<super::HotKeyMod>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplaySDL {
-        const NAME: &'static str = "DisplaySDL";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "grab-mod" => slots.grab_mod = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplaySDL {
-                grab_mod: slots.grab_mod,
-            })
-        }
-    }
-};
 
 /// Display (user interface) type.
 ///
@@ -5123,63 +3103,11 @@ pub struct DisplayReloadOptionsVNC {
     pub tls_certs: ::std::option::Option<bool>,
 }
 
-impl Serialize for DisplayReloadOptionsVNC {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayReloadOptionsVNC = "DisplayReloadOptionsVNC" {
+        optional tls_certs "tls-certs": bool,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayReloadOptionsVNC {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "tls-certs", &self.tls_certs)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayReloadOptionsVNC {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayReloadOptionsVNC`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        tls_certs: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayReloadOptionsVNC {
-        const NAME: &'static str = "DisplayReloadOptionsVNC";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "tls-certs" => slots.tls_certs = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayReloadOptionsVNC {
-                tls_certs: slots.tls_certs,
-            })
-        }
-    }
-};
 
 /// Options of the display configuration reload.
 ///
@@ -5347,63 +3275,11 @@ pub struct DisplayUpdateOptionsVNC {
     pub addresses: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
 }
 
-impl Serialize for DisplayUpdateOptionsVNC {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DisplayUpdateOptionsVNC = "DisplayUpdateOptionsVNC" {
+        optional addresses "addresses": ::std::vec::Vec<super::SocketAddress>,
     }
 }
-
-impl ::qapi_types::private::Members for DisplayUpdateOptionsVNC {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "addresses", &self.addresses)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayUpdateOptionsVNC {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DisplayUpdateOptionsVNC`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        addresses: ::std::option::Option<::std::vec::Vec<super::SocketAddress>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DisplayUpdateOptionsVNC {
-        const NAME: &'static str = "DisplayUpdateOptionsVNC";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "addresses" => slots.addresses = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DisplayUpdateOptionsVNC {
-                addresses: slots.addresses,
-            })
-        }
-    }
-};
 
 /// Options of the display configuration reload.
 ///
@@ -5623,84 +3499,15 @@ pub mod commands {
         pub format: ::std::option::Option<super::super::ImageFormat>,
     }
 
-    impl Serialize for Screendump {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Screendump = "screendump" {
+            required filename "filename": ::std::string::String,
+            optional device "device": ::std::string::String,
+            optional head "head": i64,
+            optional format "format": super::super::ImageFormat,
         }
     }
 
-    impl ::qapi_types::private::Members for Screendump {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "filename",
-                &self.filename,
-            )?;
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "head", &self.head)?;
-            ::qapi_types::private::optional(map, "format", &self.format)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Screendump {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Screendump`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            filename: ::std::option::Option<::std::string::String>,
-            device: ::std::option::Option<::std::string::String>,
-            head: ::std::option::Option<i64>,
-            format: ::std::option::Option<super::super::ImageFormat>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Screendump {
-            const NAME: &'static str = "screendump";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "filename" => {
-                        slots.filename = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "head" => slots.head = ::serde::de::MapAccess::next_value(map)?,
-                    "format" => slots.format = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Screendump {
-                    filename: slots
-                        .filename
-                        .ok_or_else(|| E::missing_field("filename"))?,
-                    device: slots.device,
-                    head: slots.head,
-                    format: slots.format,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Screendump {
         const NAME: &'static str = "screendump";
         type Returns = ::qapi_types::Empty;
@@ -5750,40 +3557,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QuerySpice {}
-    impl Serialize for QuerySpice {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QuerySpice {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QuerySpice {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QuerySpice {
-        const NAME: &'static str = "query-spice";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QuerySpice {})
-        }
+    ::qapi_types::private::object! {
+        QuerySpice = "query-spice" {}
     }
 
     impl ::qapi_types::Command for QuerySpice {
@@ -5820,40 +3595,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVnc {}
-    impl Serialize for QueryVnc {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryVnc {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryVnc {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryVnc {
-        const NAME: &'static str = "query-vnc";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryVnc {})
-        }
+    ::qapi_types::private::object! {
+        QueryVnc = "query-vnc" {}
     }
 
     impl ::qapi_types::Command for QueryVnc {
@@ -5868,40 +3611,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_VNC`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryVncServers {}
-    impl Serialize for QueryVncServers {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryVncServers {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryVncServers {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryVncServers {
-        const NAME: &'static str = "query-vnc-servers";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryVncServers {})
-        }
+    ::qapi_types::private::object! {
+        QueryVncServers = "query-vnc-servers" {}
     }
 
     impl ::qapi_types::Command for QueryVncServers {
@@ -5925,70 +3636,12 @@ pub mod commands {
         pub password: ::std::string::String,
     }
 
-    impl Serialize for ChangeVncPassword {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ChangeVncPassword = "change-vnc-password" {
+            required password "password": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ChangeVncPassword {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "password",
-                &self.password,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ChangeVncPassword {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ChangeVncPassword`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            password: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ChangeVncPassword {
-            const NAME: &'static str = "change-vnc-password";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "password" => {
-                        slots.password = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ChangeVncPassword {
-                    password: slots.password.ok_or_else(|| E::missing_field("password"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ChangeVncPassword {
         const NAME: &'static str = "change-vnc-password";
         type Returns = ::qapi_types::Empty;
@@ -6024,40 +3677,8 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMice {}
-    impl Serialize for QueryMice {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryMice {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryMice {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryMice {
-        const NAME: &'static str = "query-mice";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryMice {})
-        }
+    ::qapi_types::private::object! {
+        QueryMice = "query-mice" {}
     }
 
     impl ::qapi_types::Command for QueryMice {
@@ -6094,72 +3715,13 @@ pub mod commands {
         pub hold_time: ::std::option::Option<i64>,
     }
 
-    impl Serialize for SendKey {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SendKey = "send-key" {
+            required keys "keys": ::std::vec::Vec<super::super::KeyValue>,
+            optional hold_time "hold-time": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for SendKey {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
-            ::qapi_types::private::optional(map, "hold-time", &self.hold_time)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SendKey {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SendKey`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            keys: ::std::option::Option<::std::vec::Vec<super::super::KeyValue>>,
-            hold_time: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SendKey {
-            const NAME: &'static str = "send-key";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "keys" => {
-                        slots.keys = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "hold-time" => {
-                        slots.hold_time = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SendKey {
-                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
-                    hold_time: slots.hold_time,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for SendKey {
         const NAME: &'static str = "send-key";
         type Returns = ::qapi_types::Empty;
@@ -6236,74 +3798,14 @@ pub mod commands {
         pub events: ::std::vec::Vec<super::super::InputEvent>,
     }
 
-    impl Serialize for InputSendEvent {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        InputSendEvent = "input-send-event" {
+            optional device "device": ::std::string::String,
+            optional head "head": i64,
+            required events "events": ::std::vec::Vec<super::super::InputEvent>,
         }
     }
 
-    impl ::qapi_types::private::Members for InputSendEvent {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "device", &self.device)?;
-            ::qapi_types::private::optional(map, "head", &self.head)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "events", &self.events)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for InputSendEvent {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`InputSendEvent`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device: ::std::option::Option<::std::string::String>,
-            head: ::std::option::Option<i64>,
-            events: ::std::option::Option<::std::vec::Vec<super::super::InputEvent>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for InputSendEvent {
-            const NAME: &'static str = "input-send-event";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device" => slots.device = ::serde::de::MapAccess::next_value(map)?,
-                    "head" => slots.head = ::serde::de::MapAccess::next_value(map)?,
-                    "events" => {
-                        slots.events = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(InputSendEvent {
-                    device: slots.device,
-                    head: slots.head,
-                    events: slots.events.ok_or_else(|| E::missing_field("events"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for InputSendEvent {
         const NAME: &'static str = "input-send-event";
         type Returns = ::qapi_types::Empty;
@@ -6314,40 +3816,8 @@ pub mod commands {
     /// *Since: 3.1*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryDisplayOptions {}
-    impl Serialize for QueryDisplayOptions {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryDisplayOptions {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryDisplayOptions {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryDisplayOptions {
-        const NAME: &'static str = "query-display-options";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryDisplayOptions {})
-        }
+    ::qapi_types::private::object! {
+        QueryDisplayOptions = "query-display-options" {}
     }
 
     impl ::qapi_types::Command for QueryDisplayOptions {
@@ -6458,102 +3928,16 @@ pub mod commands {
         pub cert_subject: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for ClientMigrateInfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        ClientMigrateInfo = "client_migrate_info" {
+            required protocol "protocol": ::std::string::String,
+            required hostname "hostname": ::std::string::String,
+            optional port "port": i64,
+            optional tls_port "tls-port": i64,
+            optional cert_subject "cert-subject": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for ClientMigrateInfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "protocol",
-                &self.protocol,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "hostname",
-                &self.hostname,
-            )?;
-            ::qapi_types::private::optional(map, "port", &self.port)?;
-            ::qapi_types::private::optional(map, "tls-port", &self.tls_port)?;
-            ::qapi_types::private::optional(map, "cert-subject", &self.cert_subject)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for ClientMigrateInfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`ClientMigrateInfo`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            protocol: ::std::option::Option<::std::string::String>,
-            hostname: ::std::option::Option<::std::string::String>,
-            port: ::std::option::Option<i64>,
-            tls_port: ::std::option::Option<i64>,
-            cert_subject: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for ClientMigrateInfo {
-            const NAME: &'static str = "client_migrate_info";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "protocol" => {
-                        slots.protocol = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "hostname" => {
-                        slots.hostname = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "port" => slots.port = ::serde::de::MapAccess::next_value(map)?,
-                    "tls-port" => {
-                        slots.tls_port = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "cert-subject" => {
-                        slots.cert_subject = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(ClientMigrateInfo {
-                    protocol: slots
-                        .protocol
-                        .ok_or_else(|| E::missing_field("protocol"))?,
-                    hostname: slots
-                        .hostname
-                        .ok_or_else(|| E::missing_field("hostname"))?,
-                    port: slots.port,
-                    tls_port: slots.tls_port,
-                    cert_subject: slots.cert_subject,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for ClientMigrateInfo {
         const NAME: &'static str = "client_migrate_info";
         type Returns = ::qapi_types::Empty;
@@ -6587,74 +3971,13 @@ pub mod events {
         pub client: super::super::SpiceBasicInfo,
     }
 
-    impl Serialize for SpiceConnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SpiceConnected = "SPICE_CONNECTED" {
+            required server "server": super::super::SpiceBasicInfo,
+            required client "client": super::super::SpiceBasicInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for SpiceConnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SpiceConnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SpiceConnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::SpiceBasicInfo>,
-            client: ::std::option::Option<super::super::SpiceBasicInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SpiceConnected {
-            const NAME: &'static str = "SPICE_CONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SpiceConnected {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for SpiceConnected {
         const NAME: &'static str = "SPICE_CONNECTED";
     }
@@ -6686,74 +4009,13 @@ pub mod events {
         pub client: super::super::SpiceChannel,
     }
 
-    impl Serialize for SpiceInitialized {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SpiceInitialized = "SPICE_INITIALIZED" {
+            required server "server": super::super::SpiceServerInfo,
+            required client "client": super::super::SpiceChannel,
         }
     }
 
-    impl ::qapi_types::private::Members for SpiceInitialized {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SpiceInitialized {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SpiceInitialized`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::SpiceServerInfo>,
-            client: ::std::option::Option<super::super::SpiceChannel>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SpiceInitialized {
-            const NAME: &'static str = "SPICE_INITIALIZED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SpiceInitialized {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for SpiceInitialized {
         const NAME: &'static str = "SPICE_INITIALIZED";
     }
@@ -6782,74 +4044,13 @@ pub mod events {
         pub client: super::super::SpiceBasicInfo,
     }
 
-    impl Serialize for SpiceDisconnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        SpiceDisconnected = "SPICE_DISCONNECTED" {
+            required server "server": super::super::SpiceBasicInfo,
+            required client "client": super::super::SpiceBasicInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for SpiceDisconnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SpiceDisconnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`SpiceDisconnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::SpiceBasicInfo>,
-            client: ::std::option::Option<super::super::SpiceBasicInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for SpiceDisconnected {
-            const NAME: &'static str = "SPICE_DISCONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(SpiceDisconnected {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for SpiceDisconnected {
         const NAME: &'static str = "SPICE_DISCONNECTED";
     }
@@ -6868,40 +4069,8 @@ pub mod events {
     /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SpiceMigrateCompleted {}
-    impl Serialize for SpiceMigrateCompleted {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for SpiceMigrateCompleted {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for SpiceMigrateCompleted {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for SpiceMigrateCompleted {
-        const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(SpiceMigrateCompleted {})
-        }
+    ::qapi_types::private::object! {
+        SpiceMigrateCompleted = "SPICE_MIGRATE_COMPLETED" {}
     }
 
     impl ::qapi_types::Event for SpiceMigrateCompleted {
@@ -6937,74 +4106,13 @@ pub mod events {
         pub client: super::super::VncBasicInfo,
     }
 
-    impl Serialize for VncConnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VncConnected = "VNC_CONNECTED" {
+            required server "server": super::super::VncServerInfo,
+            required client "client": super::super::VncBasicInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for VncConnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VncConnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VncConnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::VncServerInfo>,
-            client: ::std::option::Option<super::super::VncBasicInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VncConnected {
-            const NAME: &'static str = "VNC_CONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VncConnected {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VncConnected {
         const NAME: &'static str = "VNC_CONNECTED";
     }
@@ -7035,74 +4143,13 @@ pub mod events {
         pub client: super::super::VncClientInfo,
     }
 
-    impl Serialize for VncInitialized {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VncInitialized = "VNC_INITIALIZED" {
+            required server "server": super::super::VncServerInfo,
+            required client "client": super::super::VncClientInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for VncInitialized {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VncInitialized {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VncInitialized`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::VncServerInfo>,
-            client: ::std::option::Option<super::super::VncClientInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VncInitialized {
-            const NAME: &'static str = "VNC_INITIALIZED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VncInitialized {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VncInitialized {
         const NAME: &'static str = "VNC_INITIALIZED";
     }
@@ -7132,74 +4179,13 @@ pub mod events {
         pub client: super::super::VncClientInfo,
     }
 
-    impl Serialize for VncDisconnected {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VncDisconnected = "VNC_DISCONNECTED" {
+            required server "server": super::super::VncServerInfo,
+            required client "client": super::super::VncClientInfo,
         }
     }
 
-    impl ::qapi_types::private::Members for VncDisconnected {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "server", &self.server)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "client", &self.client)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VncDisconnected {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VncDisconnected`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            server: ::std::option::Option<super::super::VncServerInfo>,
-            client: ::std::option::Option<super::super::VncClientInfo>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VncDisconnected {
-            const NAME: &'static str = "VNC_DISCONNECTED";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "server" => {
-                        slots.server = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "client" => {
-                        slots.client = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VncDisconnected {
-                    server: slots.server.ok_or_else(|| E::missing_field("server"))?,
-                    client: slots.client.ok_or_else(|| E::missing_field("client"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VncDisconnected {
         const NAME: &'static str = "VNC_DISCONNECTED";
     }

@@ -110,100 +110,14 @@ pub mod events {
         pub device_state: super::super::QapiVfioMigrationState,
     }
 
-    impl Serialize for VfioMigration {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        VfioMigration = "VFIO_MIGRATION" {
+            required device_id "device-id": ::std::string::String,
+            required qom_path "qom-path": ::std::string::String,
+            required device_state "device-state": super::super::QapiVfioMigrationState,
         }
     }
 
-    impl ::qapi_types::private::Members for VfioMigration {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "device-id",
-                &self.device_id,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "qom-path",
-                &self.qom_path,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "device-state",
-                &self.device_state,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for VfioMigration {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`VfioMigration`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            device_id: ::std::option::Option<::std::string::String>,
-            qom_path: ::std::option::Option<::std::string::String>,
-            device_state: ::std::option::Option<super::super::QapiVfioMigrationState>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for VfioMigration {
-            const NAME: &'static str = "VFIO_MIGRATION";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "device-id" => {
-                        slots.device_id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "qom-path" => {
-                        slots.qom_path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "device-state" => {
-                        slots.device_state = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(VfioMigration {
-                    device_id: slots
-                        .device_id
-                        .ok_or_else(|| E::missing_field("device-id"))?,
-                    qom_path: slots
-                        .qom_path
-                        .ok_or_else(|| E::missing_field("qom-path"))?,
-                    device_state: slots
-                        .device_state
-                        .ok_or_else(|| E::missing_field("device-state"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Event for VfioMigration {
         const NAME: &'static str = "VFIO_MIGRATION";
     }

@@ -14,75 +14,12 @@ pub struct VirtioInfo {
     pub name: ::std::string::String,
 }
 
-impl Serialize for VirtioInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioInfo = "VirtioInfo" {
+        required path "path": ::std::string::String,
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioInfo {
-        const NAME: &'static str = "VirtioInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioInfo {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// Information about a vhost device.  This information will only be
 /// displayed if the vhost device is active.
@@ -116,203 +53,22 @@ pub struct VhostStatus {
     pub log_size: u64,
 }
 
-impl Serialize for VhostStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VhostStatus = "VhostStatus" {
+        required n_mem_sections "n-mem-sections": i64,
+        required n_tmp_sections "n-tmp-sections": i64,
+        required nvqs "nvqs": u32,
+        required vq_index "vq-index": i64,
+        required features "features": super::VirtioDeviceFeatures,
+        required acked_features "acked-features": super::VirtioDeviceFeatures,
+        required backend_features "backend-features": super::VirtioDeviceFeatures,
+        required protocol_features "protocol-features": super::VhostDeviceProtocols,
+        required max_queues "max-queues": u64,
+        required backend_cap "backend-cap": u64,
+        required log_enabled "log-enabled": bool,
+        required log_size "log-size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for VhostStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "n-mem-sections",
-            &self.n_mem_sections,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "n-tmp-sections",
-            &self.n_tmp_sections,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "nvqs", &self.nvqs)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "vq-index", &self.vq_index)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "features", &self.features)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "acked-features",
-            &self.acked_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "backend-features",
-            &self.backend_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "protocol-features",
-            &self.protocol_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "max-queues",
-            &self.max_queues,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "backend-cap",
-            &self.backend_cap,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "log-enabled",
-            &self.log_enabled,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "log-size", &self.log_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VhostStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VhostStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        n_mem_sections: ::std::option::Option<i64>,
-        n_tmp_sections: ::std::option::Option<i64>,
-        nvqs: ::std::option::Option<u32>,
-        vq_index: ::std::option::Option<i64>,
-        features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        acked_features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        backend_features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        protocol_features: ::std::option::Option<super::VhostDeviceProtocols>,
-        max_queues: ::std::option::Option<u64>,
-        backend_cap: ::std::option::Option<u64>,
-        log_enabled: ::std::option::Option<bool>,
-        log_size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VhostStatus {
-        const NAME: &'static str = "VhostStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "n-mem-sections" => {
-                    slots.n_mem_sections = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "n-tmp-sections" => {
-                    slots.n_tmp_sections = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "nvqs" => {
-                    slots.nvqs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vq-index" => {
-                    slots.vq_index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "features" => {
-                    slots.features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "acked-features" => {
-                    slots.acked_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backend-features" => {
-                    slots.backend_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "protocol-features" => {
-                    slots.protocol_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "max-queues" => {
-                    slots.max_queues = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backend-cap" => {
-                    slots.backend_cap = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log-enabled" => {
-                    slots.log_enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "log-size" => {
-                    slots.log_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VhostStatus {
-                n_mem_sections: slots
-                    .n_mem_sections
-                    .ok_or_else(|| E::missing_field("n-mem-sections"))?,
-                n_tmp_sections: slots
-                    .n_tmp_sections
-                    .ok_or_else(|| E::missing_field("n-tmp-sections"))?,
-                nvqs: slots.nvqs.ok_or_else(|| E::missing_field("nvqs"))?,
-                vq_index: slots.vq_index.ok_or_else(|| E::missing_field("vq-index"))?,
-                features: slots.features.ok_or_else(|| E::missing_field("features"))?,
-                acked_features: slots
-                    .acked_features
-                    .ok_or_else(|| E::missing_field("acked-features"))?,
-                backend_features: slots
-                    .backend_features
-                    .ok_or_else(|| E::missing_field("backend-features"))?,
-                protocol_features: slots
-                    .protocol_features
-                    .ok_or_else(|| E::missing_field("protocol-features"))?,
-                max_queues: slots
-                    .max_queues
-                    .ok_or_else(|| E::missing_field("max-queues"))?,
-                backend_cap: slots
-                    .backend_cap
-                    .ok_or_else(|| E::missing_field("backend-cap"))?,
-                log_enabled: slots
-                    .log_enabled
-                    .ok_or_else(|| E::missing_field("log-enabled"))?,
-                log_size: slots.log_size.ok_or_else(|| E::missing_field("log-size"))?,
-            })
-        }
-    }
-};
 
 /// Full status of the virtio device with most VirtIODevice members.
 /// Also includes the full status of the corresponding vhost device if
@@ -368,283 +124,31 @@ pub struct VirtioStatus {
     pub vhost_dev: ::std::option::Option<super::VhostStatus>,
 }
 
-impl Serialize for VirtioStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioStatus = "VirtioStatus" {
+        required name "name": ::std::string::String,
+        required device_id "device-id": u16,
+        required vhost_started "vhost-started": bool,
+        required device_endian "device-endian": ::std::string::String,
+        required guest_features "guest-features": super::VirtioDeviceFeatures,
+        required host_features "host-features": super::VirtioDeviceFeatures,
+        required backend_features "backend-features": super::VirtioDeviceFeatures,
+        required num_vqs "num-vqs": i64,
+        required status "status": super::VirtioDeviceStatus,
+        required isr "isr": u8,
+        required queue_sel "queue-sel": u16,
+        required vm_running "vm-running": bool,
+        required broken "broken": bool,
+        required disabled "disabled": bool,
+        required use_started "use-started": bool,
+        required started "started": bool,
+        required start_on_kick "start-on-kick": bool,
+        required disable_legacy_check "disable-legacy-check": bool,
+        required bus_name "bus-name": ::std::string::String,
+        required use_guest_notifier_mask "use-guest-notifier-mask": bool,
+        optional vhost_dev "vhost-dev": super::VhostStatus,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device-id", &self.device_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vhost-started",
-            &self.vhost_started,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "device-endian",
-            &self.device_endian,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "guest-features",
-            &self.guest_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-features",
-            &self.host_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "backend-features",
-            &self.backend_features,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "num-vqs", &self.num_vqs)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "status", &self.status)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "isr", &self.isr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "queue-sel", &self.queue_sel)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vm-running",
-            &self.vm_running,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "broken", &self.broken)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "disabled", &self.disabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "use-started",
-            &self.use_started,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "started", &self.started)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "start-on-kick",
-            &self.start_on_kick,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "disable-legacy-check",
-            &self.disable_legacy_check,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus-name", &self.bus_name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "use-guest-notifier-mask",
-            &self.use_guest_notifier_mask,
-        )?;
-        ::qapi_types::private::optional(map, "vhost-dev", &self.vhost_dev)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        device_id: ::std::option::Option<u16>,
-        vhost_started: ::std::option::Option<bool>,
-        device_endian: ::std::option::Option<::std::string::String>,
-        guest_features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        host_features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        backend_features: ::std::option::Option<super::VirtioDeviceFeatures>,
-        num_vqs: ::std::option::Option<i64>,
-        status: ::std::option::Option<super::VirtioDeviceStatus>,
-        isr: ::std::option::Option<u8>,
-        queue_sel: ::std::option::Option<u16>,
-        vm_running: ::std::option::Option<bool>,
-        broken: ::std::option::Option<bool>,
-        disabled: ::std::option::Option<bool>,
-        use_started: ::std::option::Option<bool>,
-        started: ::std::option::Option<bool>,
-        start_on_kick: ::std::option::Option<bool>,
-        disable_legacy_check: ::std::option::Option<bool>,
-        bus_name: ::std::option::Option<::std::string::String>,
-        use_guest_notifier_mask: ::std::option::Option<bool>,
-        vhost_dev: ::std::option::Option<super::VhostStatus>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioStatus {
-        const NAME: &'static str = "VirtioStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "device-id" => {
-                    slots.device_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vhost-started" => {
-                    slots.vhost_started = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "device-endian" => {
-                    slots.device_endian = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "guest-features" => {
-                    slots.guest_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host-features" => {
-                    slots.host_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "backend-features" => {
-                    slots.backend_features = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "num-vqs" => {
-                    slots.num_vqs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "status" => {
-                    slots.status = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "isr" => {
-                    slots.isr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue-sel" => {
-                    slots.queue_sel = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vm-running" => {
-                    slots.vm_running = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "broken" => {
-                    slots.broken = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "disabled" => {
-                    slots.disabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "use-started" => {
-                    slots.use_started = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "started" => {
-                    slots.started = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "start-on-kick" => {
-                    slots.start_on_kick = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "disable-legacy-check" => {
-                    slots.disable_legacy_check = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bus-name" => {
-                    slots.bus_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "use-guest-notifier-mask" => {
-                    slots.use_guest_notifier_mask = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vhost-dev" => slots.vhost_dev = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioStatus {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                device_id: slots.device_id.ok_or_else(|| E::missing_field("device-id"))?,
-                vhost_started: slots
-                    .vhost_started
-                    .ok_or_else(|| E::missing_field("vhost-started"))?,
-                device_endian: slots
-                    .device_endian
-                    .ok_or_else(|| E::missing_field("device-endian"))?,
-                guest_features: slots
-                    .guest_features
-                    .ok_or_else(|| E::missing_field("guest-features"))?,
-                host_features: slots
-                    .host_features
-                    .ok_or_else(|| E::missing_field("host-features"))?,
-                backend_features: slots
-                    .backend_features
-                    .ok_or_else(|| E::missing_field("backend-features"))?,
-                num_vqs: slots.num_vqs.ok_or_else(|| E::missing_field("num-vqs"))?,
-                status: slots.status.ok_or_else(|| E::missing_field("status"))?,
-                isr: slots.isr.ok_or_else(|| E::missing_field("isr"))?,
-                queue_sel: slots.queue_sel.ok_or_else(|| E::missing_field("queue-sel"))?,
-                vm_running: slots
-                    .vm_running
-                    .ok_or_else(|| E::missing_field("vm-running"))?,
-                broken: slots.broken.ok_or_else(|| E::missing_field("broken"))?,
-                disabled: slots.disabled.ok_or_else(|| E::missing_field("disabled"))?,
-                use_started: slots
-                    .use_started
-                    .ok_or_else(|| E::missing_field("use-started"))?,
-                started: slots.started.ok_or_else(|| E::missing_field("started"))?,
-                start_on_kick: slots
-                    .start_on_kick
-                    .ok_or_else(|| E::missing_field("start-on-kick"))?,
-                disable_legacy_check: slots
-                    .disable_legacy_check
-                    .ok_or_else(|| E::missing_field("disable-legacy-check"))?,
-                bus_name: slots.bus_name.ok_or_else(|| E::missing_field("bus-name"))?,
-                use_guest_notifier_mask: slots
-                    .use_guest_notifier_mask
-                    .ok_or_else(|| E::missing_field("use-guest-notifier-mask"))?,
-                vhost_dev: slots.vhost_dev,
-            })
-        }
-    }
-};
 
 /// A structure defined to list the configuration statuses of a virtio
 /// device
@@ -660,77 +164,12 @@ pub struct VirtioDeviceStatus {
     pub unknown_statuses: ::std::option::Option<u8>,
 }
 
-impl Serialize for VirtioDeviceStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioDeviceStatus = "VirtioDeviceStatus" {
+        required statuses "statuses": ::std::vec::Vec<::std::string::String>,
+        optional unknown_statuses "unknown-statuses": u8,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioDeviceStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "statuses", &self.statuses)?;
-        ::qapi_types::private::optional(
-            map,
-            "unknown-statuses",
-            &self.unknown_statuses,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioDeviceStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioDeviceStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        statuses: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        unknown_statuses: ::std::option::Option<u8>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioDeviceStatus {
-        const NAME: &'static str = "VirtioDeviceStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "statuses" => {
-                    slots.statuses = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unknown-statuses" => {
-                    slots.unknown_statuses = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioDeviceStatus {
-                statuses: slots.statuses.ok_or_else(|| E::missing_field("statuses"))?,
-                unknown_statuses: slots.unknown_statuses,
-            })
-        }
-    }
-};
 
 /// A structure defined to list the vhost user protocol features of a
 /// Vhost User device
@@ -746,77 +185,12 @@ pub struct VhostDeviceProtocols {
     pub unknown_protocols: ::std::option::Option<u64>,
 }
 
-impl Serialize for VhostDeviceProtocols {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VhostDeviceProtocols = "VhostDeviceProtocols" {
+        required protocols "protocols": ::std::vec::Vec<::std::string::String>,
+        optional unknown_protocols "unknown-protocols": u64,
     }
 }
-
-impl ::qapi_types::private::Members for VhostDeviceProtocols {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "protocols", &self.protocols)?;
-        ::qapi_types::private::optional(
-            map,
-            "unknown-protocols",
-            &self.unknown_protocols,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VhostDeviceProtocols {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VhostDeviceProtocols`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        protocols: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        unknown_protocols: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VhostDeviceProtocols {
-        const NAME: &'static str = "VhostDeviceProtocols";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "protocols" => {
-                    slots.protocols = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unknown-protocols" => {
-                    slots.unknown_protocols = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VhostDeviceProtocols {
-                protocols: slots.protocols.ok_or_else(|| E::missing_field("protocols"))?,
-                unknown_protocols: slots.unknown_protocols,
-            })
-        }
-    }
-};
 
 /// The common fields that apply to most Virtio devices.  Some devices
 /// may not have their own device-specific features (e.g. virtio-rng).
@@ -837,101 +211,14 @@ pub struct VirtioDeviceFeatures {
     pub unknown_dev_features2: ::std::option::Option<u64>,
 }
 
-impl Serialize for VirtioDeviceFeatures {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioDeviceFeatures = "VirtioDeviceFeatures" {
+        required transports "transports": ::std::vec::Vec<::std::string::String>,
+        optional dev_features "dev-features": ::std::vec::Vec<::std::string::String>,
+        optional unknown_dev_features "unknown-dev-features": u64,
+        optional unknown_dev_features2 "unknown-dev-features2": u64,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioDeviceFeatures {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "transports",
-            &self.transports,
-        )?;
-        ::qapi_types::private::optional(map, "dev-features", &self.dev_features)?;
-        ::qapi_types::private::optional(
-            map,
-            "unknown-dev-features",
-            &self.unknown_dev_features,
-        )?;
-        ::qapi_types::private::optional(
-            map,
-            "unknown-dev-features2",
-            &self.unknown_dev_features2,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioDeviceFeatures {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioDeviceFeatures`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        transports: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        dev_features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        unknown_dev_features: ::std::option::Option<u64>,
-        unknown_dev_features2: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioDeviceFeatures {
-        const NAME: &'static str = "VirtioDeviceFeatures";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "transports" => {
-                    slots.transports = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dev-features" => {
-                    slots.dev_features = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unknown-dev-features" => {
-                    slots.unknown_dev_features = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "unknown-dev-features2" => {
-                    slots.unknown_dev_features2 = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioDeviceFeatures {
-                transports: slots
-                    .transports
-                    .ok_or_else(|| E::missing_field("transports"))?,
-                dev_features: slots.dev_features,
-                unknown_dev_features: slots.unknown_dev_features,
-                unknown_dev_features2: slots.unknown_dev_features2,
-            })
-        }
-    }
-};
 
 /// Information of a VirtIODevice VirtQueue, including most members of
 /// the VirtQueue data structure.
@@ -970,219 +257,24 @@ pub struct VirtQueueStatus {
     pub signalled_used_valid: bool,
 }
 
-impl Serialize for VirtQueueStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtQueueStatus = "VirtQueueStatus" {
+        required name "name": ::std::string::String,
+        required queue_index "queue-index": u16,
+        required inuse "inuse": u32,
+        required vring_num "vring-num": u32,
+        required vring_num_default "vring-num-default": u32,
+        required vring_align "vring-align": u32,
+        required vring_desc "vring-desc": u64,
+        required vring_avail "vring-avail": u64,
+        required vring_used "vring-used": u64,
+        optional last_avail_idx "last-avail-idx": u16,
+        optional shadow_avail_idx "shadow-avail-idx": u16,
+        required used_idx "used-idx": u16,
+        required signalled_used "signalled-used": u16,
+        required signalled_used_valid "signalled-used-valid": bool,
     }
 }
-
-impl ::qapi_types::private::Members for VirtQueueStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "queue-index",
-            &self.queue_index,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "inuse", &self.inuse)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "vring-num", &self.vring_num)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vring-num-default",
-            &self.vring_num_default,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vring-align",
-            &self.vring_align,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vring-desc",
-            &self.vring_desc,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vring-avail",
-            &self.vring_avail,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "vring-used",
-            &self.vring_used,
-        )?;
-        ::qapi_types::private::optional(map, "last-avail-idx", &self.last_avail_idx)?;
-        ::qapi_types::private::optional(
-            map,
-            "shadow-avail-idx",
-            &self.shadow_avail_idx,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "used-idx", &self.used_idx)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "signalled-used",
-            &self.signalled_used,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "signalled-used-valid",
-            &self.signalled_used_valid,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtQueueStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtQueueStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        queue_index: ::std::option::Option<u16>,
-        inuse: ::std::option::Option<u32>,
-        vring_num: ::std::option::Option<u32>,
-        vring_num_default: ::std::option::Option<u32>,
-        vring_align: ::std::option::Option<u32>,
-        vring_desc: ::std::option::Option<u64>,
-        vring_avail: ::std::option::Option<u64>,
-        vring_used: ::std::option::Option<u64>,
-        last_avail_idx: ::std::option::Option<u16>,
-        shadow_avail_idx: ::std::option::Option<u16>,
-        used_idx: ::std::option::Option<u16>,
-        signalled_used: ::std::option::Option<u16>,
-        signalled_used_valid: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtQueueStatus {
-        const NAME: &'static str = "VirtQueueStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "queue-index" => {
-                    slots.queue_index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "inuse" => {
-                    slots.inuse = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-num" => {
-                    slots.vring_num = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-num-default" => {
-                    slots.vring_num_default = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-align" => {
-                    slots.vring_align = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-desc" => {
-                    slots.vring_desc = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-avail" => {
-                    slots.vring_avail = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vring-used" => {
-                    slots.vring_used = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "last-avail-idx" => {
-                    slots.last_avail_idx = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "shadow-avail-idx" => {
-                    slots.shadow_avail_idx = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "used-idx" => {
-                    slots.used_idx = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "signalled-used" => {
-                    slots.signalled_used = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "signalled-used-valid" => {
-                    slots.signalled_used_valid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtQueueStatus {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                queue_index: slots
-                    .queue_index
-                    .ok_or_else(|| E::missing_field("queue-index"))?,
-                inuse: slots.inuse.ok_or_else(|| E::missing_field("inuse"))?,
-                vring_num: slots.vring_num.ok_or_else(|| E::missing_field("vring-num"))?,
-                vring_num_default: slots
-                    .vring_num_default
-                    .ok_or_else(|| E::missing_field("vring-num-default"))?,
-                vring_align: slots
-                    .vring_align
-                    .ok_or_else(|| E::missing_field("vring-align"))?,
-                vring_desc: slots
-                    .vring_desc
-                    .ok_or_else(|| E::missing_field("vring-desc"))?,
-                vring_avail: slots
-                    .vring_avail
-                    .ok_or_else(|| E::missing_field("vring-avail"))?,
-                vring_used: slots
-                    .vring_used
-                    .ok_or_else(|| E::missing_field("vring-used"))?,
-                last_avail_idx: slots.last_avail_idx,
-                shadow_avail_idx: slots.shadow_avail_idx,
-                used_idx: slots.used_idx.ok_or_else(|| E::missing_field("used-idx"))?,
-                signalled_used: slots
-                    .signalled_used
-                    .ok_or_else(|| E::missing_field("signalled-used"))?,
-                signalled_used_valid: slots
-                    .signalled_used_valid
-                    .ok_or_else(|| E::missing_field("signalled-used-valid"))?,
-            })
-        }
-    }
-};
 
 /// Information of a vhost device's vhost_virtqueue, including most
 /// members of the vhost_dev vhost_virtqueue data structure.
@@ -1220,175 +312,23 @@ pub struct VirtVhostQueueStatus {
     pub used_size: u32,
 }
 
-impl Serialize for VirtVhostQueueStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtVhostQueueStatus = "VirtVhostQueueStatus" {
+        required name "name": ::std::string::String,
+        required kick "kick": i64,
+        required call "call": i64,
+        required desc "desc": u64,
+        required avail "avail": u64,
+        required used "used": u64,
+        required num "num": i64,
+        required desc_phys "desc-phys": u64,
+        required desc_size "desc-size": u32,
+        required avail_phys "avail-phys": u64,
+        required avail_size "avail-size": u32,
+        required used_phys "used-phys": u64,
+        required used_size "used-size": u32,
     }
 }
-
-impl ::qapi_types::private::Members for VirtVhostQueueStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "kick", &self.kick)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "call", &self.call)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "desc", &self.desc)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "avail", &self.avail)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "used", &self.used)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "num", &self.num)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "desc-phys", &self.desc_phys)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "desc-size", &self.desc_size)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avail-phys",
-            &self.avail_phys,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "avail-size",
-            &self.avail_size,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "used-phys", &self.used_phys)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "used-size", &self.used_size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtVhostQueueStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtVhostQueueStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        kick: ::std::option::Option<i64>,
-        call: ::std::option::Option<i64>,
-        desc: ::std::option::Option<u64>,
-        avail: ::std::option::Option<u64>,
-        used: ::std::option::Option<u64>,
-        num: ::std::option::Option<i64>,
-        desc_phys: ::std::option::Option<u64>,
-        desc_size: ::std::option::Option<u32>,
-        avail_phys: ::std::option::Option<u64>,
-        avail_size: ::std::option::Option<u32>,
-        used_phys: ::std::option::Option<u64>,
-        used_size: ::std::option::Option<u32>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtVhostQueueStatus {
-        const NAME: &'static str = "VirtVhostQueueStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "kick" => {
-                    slots.kick = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "call" => {
-                    slots.call = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "desc" => {
-                    slots.desc = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avail" => {
-                    slots.avail = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "used" => {
-                    slots.used = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "num" => {
-                    slots.num = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "desc-phys" => {
-                    slots.desc_phys = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "desc-size" => {
-                    slots.desc_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avail-phys" => {
-                    slots.avail_phys = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avail-size" => {
-                    slots.avail_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "used-phys" => {
-                    slots.used_phys = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "used-size" => {
-                    slots.used_size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtVhostQueueStatus {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                kick: slots.kick.ok_or_else(|| E::missing_field("kick"))?,
-                call: slots.call.ok_or_else(|| E::missing_field("call"))?,
-                desc: slots.desc.ok_or_else(|| E::missing_field("desc"))?,
-                avail: slots.avail.ok_or_else(|| E::missing_field("avail"))?,
-                used: slots.used.ok_or_else(|| E::missing_field("used"))?,
-                num: slots.num.ok_or_else(|| E::missing_field("num"))?,
-                desc_phys: slots.desc_phys.ok_or_else(|| E::missing_field("desc-phys"))?,
-                desc_size: slots.desc_size.ok_or_else(|| E::missing_field("desc-size"))?,
-                avail_phys: slots
-                    .avail_phys
-                    .ok_or_else(|| E::missing_field("avail-phys"))?,
-                avail_size: slots
-                    .avail_size
-                    .ok_or_else(|| E::missing_field("avail-size"))?,
-                used_phys: slots.used_phys.ok_or_else(|| E::missing_field("used-phys"))?,
-                used_size: slots.used_size.ok_or_else(|| E::missing_field("used-size"))?,
-            })
-        }
-    }
-};
 
 /// Information regarding the vring descriptor area
 ///
@@ -1403,83 +343,13 @@ pub struct VirtioRingDesc {
     pub flags: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for VirtioRingDesc {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioRingDesc = "VirtioRingDesc" {
+        required addr "addr": u64,
+        required len "len": u32,
+        required flags "flags": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioRingDesc {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "addr", &self.addr)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "len", &self.len)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioRingDesc {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioRingDesc`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        addr: ::std::option::Option<u64>,
-        len: ::std::option::Option<u32>,
-        flags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioRingDesc {
-        const NAME: &'static str = "VirtioRingDesc";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "addr" => {
-                    slots.addr = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "len" => {
-                    slots.len = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "flags" => {
-                    slots.flags = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioRingDesc {
-                addr: slots.addr.ok_or_else(|| E::missing_field("addr"))?,
-                len: slots.len.ok_or_else(|| E::missing_field("len"))?,
-                flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-            })
-        }
-    }
-};
 
 /// Information regarding the avail vring (a.k.a. driver area)
 ///
@@ -1494,83 +364,13 @@ pub struct VirtioRingAvail {
     pub ring: u16,
 }
 
-impl Serialize for VirtioRingAvail {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioRingAvail = "VirtioRingAvail" {
+        required flags "flags": u16,
+        required idx "idx": u16,
+        required ring "ring": u16,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioRingAvail {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "idx", &self.idx)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ring", &self.ring)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioRingAvail {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioRingAvail`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        flags: ::std::option::Option<u16>,
-        idx: ::std::option::Option<u16>,
-        ring: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioRingAvail {
-        const NAME: &'static str = "VirtioRingAvail";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "flags" => {
-                    slots.flags = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "idx" => {
-                    slots.idx = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ring" => {
-                    slots.ring = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioRingAvail {
-                flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                idx: slots.idx.ok_or_else(|| E::missing_field("idx"))?,
-                ring: slots.ring.ok_or_else(|| E::missing_field("ring"))?,
-            })
-        }
-    }
-};
 
 /// Information regarding the used vring (a.k.a. device area)
 ///
@@ -1583,75 +383,12 @@ pub struct VirtioRingUsed {
     pub idx: u16,
 }
 
-impl Serialize for VirtioRingUsed {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioRingUsed = "VirtioRingUsed" {
+        required flags "flags": u16,
+        required idx "idx": u16,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioRingUsed {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "flags", &self.flags)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "idx", &self.idx)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioRingUsed {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioRingUsed`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        flags: ::std::option::Option<u16>,
-        idx: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioRingUsed {
-        const NAME: &'static str = "VirtioRingUsed";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "flags" => {
-                    slots.flags = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "idx" => {
-                    slots.idx = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioRingUsed {
-                flags: slots.flags.ok_or_else(|| E::missing_field("flags"))?,
-                idx: slots.idx.ok_or_else(|| E::missing_field("idx"))?,
-            })
-        }
-    }
-};
 
 /// Information regarding a VirtQueue's VirtQueueElement including
 /// descriptor, driver, and device areas
@@ -1671,99 +408,15 @@ pub struct VirtioQueueElement {
     pub used: super::VirtioRingUsed,
 }
 
-impl Serialize for VirtioQueueElement {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtioQueueElement = "VirtioQueueElement" {
+        required name "name": ::std::string::String,
+        required index "index": u32,
+        required descs "descs": ::std::vec::Vec<super::VirtioRingDesc>,
+        required avail "avail": super::VirtioRingAvail,
+        required used "used": super::VirtioRingUsed,
     }
 }
-
-impl ::qapi_types::private::Members for VirtioQueueElement {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "index", &self.index)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "descs", &self.descs)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "avail", &self.avail)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "used", &self.used)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtioQueueElement {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtioQueueElement`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        index: ::std::option::Option<u32>,
-        descs: ::std::option::Option<::std::vec::Vec<super::VirtioRingDesc>>,
-        avail: ::std::option::Option<super::VirtioRingAvail>,
-        used: ::std::option::Option<super::VirtioRingUsed>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtioQueueElement {
-        const NAME: &'static str = "VirtioQueueElement";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "index" => {
-                    slots.index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "descs" => {
-                    slots.descs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "avail" => {
-                    slots.avail = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "used" => {
-                    slots.used = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtioQueueElement {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                index: slots.index.ok_or_else(|| E::missing_field("index"))?,
-                descs: slots.descs.ok_or_else(|| E::missing_field("descs"))?,
-                avail: slots.avail.ok_or_else(|| E::missing_field("avail"))?,
-                used: slots.used.ok_or_else(|| E::missing_field("used"))?,
-            })
-        }
-    }
-};
 
 /// Describes the subset of virtqueues assigned to an IOThread.
 ///
@@ -1780,71 +433,12 @@ pub struct IOThreadVirtQueueMapping {
     pub vqs: ::std::option::Option<::std::vec::Vec<u16>>,
 }
 
-impl Serialize for IOThreadVirtQueueMapping {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    IOThreadVirtQueueMapping = "IOThreadVirtQueueMapping" {
+        required iothread "iothread": ::std::string::String,
+        optional vqs "vqs": ::std::vec::Vec<u16>,
     }
 }
-
-impl ::qapi_types::private::Members for IOThreadVirtQueueMapping {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "iothread", &self.iothread)?;
-        ::qapi_types::private::optional(map, "vqs", &self.vqs)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for IOThreadVirtQueueMapping {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`IOThreadVirtQueueMapping`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        iothread: ::std::option::Option<::std::string::String>,
-        vqs: ::std::option::Option<::std::vec::Vec<u16>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for IOThreadVirtQueueMapping {
-        const NAME: &'static str = "IOThreadVirtQueueMapping";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "iothread" => {
-                    slots.iothread = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "vqs" => slots.vqs = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(IOThreadVirtQueueMapping {
-                iothread: slots.iothread.ok_or_else(|| E::missing_field("iothread"))?,
-                vqs: slots.vqs,
-            })
-        }
-    }
-};
 
 /// Describes configuration of a VirtIO GPU output.
 ///
@@ -1855,67 +449,11 @@ pub struct VirtIOGPUOutput {
     pub name: ::std::string::String,
 }
 
-impl Serialize for VirtIOGPUOutput {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    VirtIOGPUOutput = "VirtIOGPUOutput" {
+        required name "name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for VirtIOGPUOutput {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for VirtIOGPUOutput {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`VirtIOGPUOutput`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for VirtIOGPUOutput {
-        const NAME: &'static str = "VirtIOGPUOutput";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(VirtIOGPUOutput {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-            })
-        }
-    }
-};
 
 /// Not used by QMP; hack to let us use IOThreadVirtQueueMappingList and
 /// VirtIOGPUOutputList internally
@@ -1927,91 +465,12 @@ pub struct DummyVirtioForceArrays {
     pub unused_virtio_gpu_output: ::std::vec::Vec<super::VirtIOGPUOutput>,
 }
 
-impl Serialize for DummyVirtioForceArrays {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    DummyVirtioForceArrays = "DummyVirtioForceArrays" {
+        required unused_iothread_vq_mapping "unused-iothread-vq-mapping": ::std::vec::Vec<super::IOThreadVirtQueueMapping>,
+        required unused_virtio_gpu_output "unused-virtio-gpu-output": ::std::vec::Vec<super::VirtIOGPUOutput>,
     }
 }
-
-impl ::qapi_types::private::Members for DummyVirtioForceArrays {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unused-iothread-vq-mapping",
-            &self.unused_iothread_vq_mapping,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unused-virtio-gpu-output",
-            &self.unused_virtio_gpu_output,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for DummyVirtioForceArrays {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`DummyVirtioForceArrays`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        unused_iothread_vq_mapping: ::std::option::Option<
-            ::std::vec::Vec<super::IOThreadVirtQueueMapping>,
-        >,
-        unused_virtio_gpu_output: ::std::option::Option<
-            ::std::vec::Vec<super::VirtIOGPUOutput>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for DummyVirtioForceArrays {
-        const NAME: &'static str = "DummyVirtioForceArrays";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "unused-iothread-vq-mapping" => {
-                    slots.unused_iothread_vq_mapping = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unused-virtio-gpu-output" => {
-                    slots.unused_virtio_gpu_output = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(DummyVirtioForceArrays {
-                unused_iothread_vq_mapping: slots
-                    .unused_iothread_vq_mapping
-                    .ok_or_else(|| E::missing_field("unused-iothread-vq-mapping"))?,
-                unused_virtio_gpu_output: slots
-                    .unused_virtio_gpu_output
-                    .ok_or_else(|| E::missing_field("unused-virtio-gpu-output"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 9.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -2179,40 +638,8 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct XQueryVirtio {}
-    impl Serialize for XQueryVirtio {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for XQueryVirtio {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryVirtio {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for XQueryVirtio {
-        const NAME: &'static str = "x-query-virtio";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(XQueryVirtio {})
-        }
+    ::qapi_types::private::object! {
+        XQueryVirtio = "x-query-virtio" {}
     }
 
     impl ::qapi_types::Command for XQueryVirtio {
@@ -2473,66 +900,12 @@ pub mod commands {
         pub path: ::std::string::String,
     }
 
-    impl Serialize for XQueryVirtioStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XQueryVirtioStatus = "x-query-virtio-status" {
+            required path "path": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for XQueryVirtioStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryVirtioStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XQueryVirtioStatus`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XQueryVirtioStatus {
-            const NAME: &'static str = "x-query-virtio-status";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XQueryVirtioStatus {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XQueryVirtioStatus {
         const NAME: &'static str = "x-query-virtio-status";
         type Returns = super::super::VirtioStatus;
@@ -2623,74 +996,13 @@ pub mod commands {
         pub queue: u16,
     }
 
-    impl Serialize for XQueryVirtioQueueStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XQueryVirtioQueueStatus = "x-query-virtio-queue-status" {
+            required path "path": ::std::string::String,
+            required queue "queue": u16,
         }
     }
 
-    impl ::qapi_types::private::Members for XQueryVirtioQueueStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "queue", &self.queue)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryVirtioQueueStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XQueryVirtioQueueStatus`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            queue: ::std::option::Option<u16>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XQueryVirtioQueueStatus {
-            const NAME: &'static str = "x-query-virtio-queue-status";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "queue" => {
-                        slots.queue = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XQueryVirtioQueueStatus {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    queue: slots.queue.ok_or_else(|| E::missing_field("queue"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XQueryVirtioQueueStatus {
         const NAME: &'static str = "x-query-virtio-queue-status";
         type Returns = super::super::VirtQueueStatus;
@@ -2766,74 +1078,13 @@ pub mod commands {
         pub queue: u16,
     }
 
-    impl Serialize for XQueryVirtioVhostQueueStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XQueryVirtioVhostQueueStatus = "x-query-virtio-vhost-queue-status" {
+            required path "path": ::std::string::String,
+            required queue "queue": u16,
         }
     }
 
-    impl ::qapi_types::private::Members for XQueryVirtioVhostQueueStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "queue", &self.queue)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryVirtioVhostQueueStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XQueryVirtioVhostQueueStatus`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            queue: ::std::option::Option<u16>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XQueryVirtioVhostQueueStatus {
-            const NAME: &'static str = "x-query-virtio-vhost-queue-status";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "queue" => {
-                        slots.queue = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XQueryVirtioVhostQueueStatus {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    queue: slots.queue.ok_or_else(|| E::missing_field("queue"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XQueryVirtioVhostQueueStatus {
         const NAME: &'static str = "x-query-virtio-vhost-queue-status";
         type Returns = super::super::VirtVhostQueueStatus;
@@ -2949,78 +1200,14 @@ pub mod commands {
         pub index: ::std::option::Option<u16>,
     }
 
-    impl Serialize for XQueryVirtioQueueElement {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        XQueryVirtioQueueElement = "x-query-virtio-queue-element" {
+            required path "path": ::std::string::String,
+            required queue "queue": u16,
+            optional index "index": u16,
         }
     }
 
-    impl ::qapi_types::private::Members for XQueryVirtioQueueElement {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "queue", &self.queue)?;
-            ::qapi_types::private::optional(map, "index", &self.index)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for XQueryVirtioQueueElement {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`XQueryVirtioQueueElement`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            queue: ::std::option::Option<u16>,
-            index: ::std::option::Option<u16>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for XQueryVirtioQueueElement {
-            const NAME: &'static str = "x-query-virtio-queue-element";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "queue" => {
-                        slots.queue = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "index" => slots.index = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(XQueryVirtioQueueElement {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    queue: slots.queue.ok_or_else(|| E::missing_field("queue"))?,
-                    index: slots.index,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for XQueryVirtioQueueElement {
         const NAME: &'static str = "x-query-virtio-queue-element";
         type Returns = super::super::VirtioQueueElement;

@@ -70,67 +70,11 @@ pub struct YankInstanceBlockNode {
     pub node_name: ::std::string::String,
 }
 
-impl Serialize for YankInstanceBlockNode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    YankInstanceBlockNode = "YankInstanceBlockNode" {
+        required node_name "node-name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for YankInstanceBlockNode {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "node-name", &self.node_name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for YankInstanceBlockNode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`YankInstanceBlockNode`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        node_name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for YankInstanceBlockNode {
-        const NAME: &'static str = "YankInstanceBlockNode";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "node-name" => {
-                    slots.node_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(YankInstanceBlockNode {
-                node_name: slots.node_name.ok_or_else(|| E::missing_field("node-name"))?,
-            })
-        }
-    }
-};
 
 /// Specifies which character device to yank.  See [`YankInstance`](crate::YankInstance) for
 /// more information.
@@ -142,67 +86,11 @@ pub struct YankInstanceChardev {
     pub id: ::std::string::String,
 }
 
-impl Serialize for YankInstanceChardev {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    YankInstanceChardev = "YankInstanceChardev" {
+        required id "id": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for YankInstanceChardev {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for YankInstanceChardev {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`YankInstanceChardev`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        id: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for YankInstanceChardev {
-        const NAME: &'static str = "YankInstanceChardev";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "id" => {
-                    slots.id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(YankInstanceChardev {
-                id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-            })
-        }
-    }
-};
 
 /// A yank instance can be yanked with the [`yank`](crate::commands::Yank) qmp command to recover
 /// from a hanging QEMU.
@@ -368,74 +256,12 @@ pub mod commands {
         pub instances: ::std::vec::Vec<super::super::YankInstance>,
     }
 
-    impl Serialize for Yank {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        Yank = "yank" {
+            required instances "instances": ::std::vec::Vec<super::super::YankInstance>,
         }
     }
 
-    impl ::qapi_types::private::Members for Yank {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "instances",
-                &self.instances,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Yank {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`Yank`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            instances: ::std::option::Option<
-                ::std::vec::Vec<super::super::YankInstance>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for Yank {
-            const NAME: &'static str = "yank";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "instances" => {
-                        slots.instances = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(Yank {
-                    instances: slots
-                        .instances
-                        .ok_or_else(|| E::missing_field("instances"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for Yank {
         const NAME: &'static str = "yank";
         type Returns = ::qapi_types::Empty;
@@ -457,40 +283,8 @@ pub mod commands {
     /// *Since: 6.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryYank {}
-    impl Serialize for QueryYank {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for QueryYank {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for QueryYank {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for QueryYank {
-        const NAME: &'static str = "query-yank";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(QueryYank {})
-        }
+    ::qapi_types::private::object! {
+        QueryYank = "query-yank" {}
     }
 
     impl ::qapi_types::Command for QueryYank {

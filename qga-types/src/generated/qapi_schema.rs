@@ -17,89 +17,13 @@ pub struct GuestAgentCommandInfo {
     pub success_response: bool,
 }
 
-impl Serialize for GuestAgentCommandInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestAgentCommandInfo = "GuestAgentCommandInfo" {
+        required name "name": ::std::string::String,
+        required enabled "enabled": bool,
+        required success_response "success-response": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestAgentCommandInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "enabled", &self.enabled)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "success-response",
-            &self.success_response,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestAgentCommandInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestAgentCommandInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        enabled: ::std::option::Option<bool>,
-        success_response: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestAgentCommandInfo {
-        const NAME: &'static str = "GuestAgentCommandInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "enabled" => {
-                    slots.enabled = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "success-response" => {
-                    slots.success_response = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestAgentCommandInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                enabled: slots.enabled.ok_or_else(|| E::missing_field("enabled"))?,
-                success_response: slots
-                    .success_response
-                    .ok_or_else(|| E::missing_field("success-response"))?,
-            })
-        }
-    }
-};
 
 /// Information about guest agent.
 ///
@@ -112,83 +36,12 @@ pub struct GuestAgentInfo {
     pub supported_commands: ::std::vec::Vec<super::GuestAgentCommandInfo>,
 }
 
-impl Serialize for GuestAgentInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestAgentInfo = "GuestAgentInfo" {
+        required version "version": ::std::string::String,
+        required supported_commands "supported_commands": ::std::vec::Vec<super::GuestAgentCommandInfo>,
     }
 }
-
-impl ::qapi_types::private::Members for GuestAgentInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "supported_commands",
-            &self.supported_commands,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestAgentInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestAgentInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        version: ::std::option::Option<::std::string::String>,
-        supported_commands: ::std::option::Option<
-            ::std::vec::Vec<super::GuestAgentCommandInfo>,
-        >,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestAgentInfo {
-        const NAME: &'static str = "GuestAgentInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "version" => {
-                    slots.version = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "supported_commands" => {
-                    slots.supported_commands = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestAgentInfo {
-                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
-                supported_commands: slots
-                    .supported_commands
-                    .ok_or_else(|| E::missing_field("supported_commands"))?,
-            })
-        }
-    }
-};
 
 /// Result of guest agent file-read operation
 ///
@@ -204,83 +57,13 @@ pub struct GuestFileRead {
     pub eof: bool,
 }
 
-impl Serialize for GuestFileRead {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFileRead = "GuestFileRead" {
+        required count "count": i64,
+        required buf_b64 "buf-b64": ::std::string::String,
+        required eof "eof": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFileRead {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "buf-b64", &self.buf_b64)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFileRead {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFileRead`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        count: ::std::option::Option<i64>,
-        buf_b64: ::std::option::Option<::std::string::String>,
-        eof: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileRead {
-        const NAME: &'static str = "GuestFileRead";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "count" => {
-                    slots.count = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "buf-b64" => {
-                    slots.buf_b64 = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "eof" => {
-                    slots.eof = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFileRead {
-                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
-                buf_b64: slots.buf_b64.ok_or_else(|| E::missing_field("buf-b64"))?,
-                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
-            })
-        }
-    }
-};
 
 /// Result of guest agent file-write operation
 ///
@@ -294,75 +77,12 @@ pub struct GuestFileWrite {
     pub eof: bool,
 }
 
-impl Serialize for GuestFileWrite {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFileWrite = "GuestFileWrite" {
+        required count "count": i64,
+        required eof "eof": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFileWrite {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "count", &self.count)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFileWrite {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFileWrite`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        count: ::std::option::Option<i64>,
-        eof: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileWrite {
-        const NAME: &'static str = "GuestFileWrite";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "count" => {
-                    slots.count = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "eof" => {
-                    slots.eof = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFileWrite {
-                count: slots.count.ok_or_else(|| E::missing_field("count"))?,
-                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
-            })
-        }
-    }
-};
 
 /// Result of guest agent file-seek operation
 ///
@@ -375,75 +95,12 @@ pub struct GuestFileSeek {
     pub eof: bool,
 }
 
-impl Serialize for GuestFileSeek {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFileSeek = "GuestFileSeek" {
+        required position "position": i64,
+        required eof "eof": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFileSeek {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "position", &self.position)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "eof", &self.eof)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFileSeek {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFileSeek`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        position: ::std::option::Option<i64>,
-        eof: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFileSeek {
-        const NAME: &'static str = "GuestFileSeek";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "position" => {
-                    slots.position = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "eof" => {
-                    slots.eof = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFileSeek {
-                position: slots.position.ok_or_else(|| E::missing_field("position"))?,
-                eof: slots.eof.ok_or_else(|| E::missing_field("eof"))?,
-            })
-        }
-    }
-};
 
 /// Symbolic names for use in [`guest-file-seek`](crate::commands::GuestFileSeek)
 ///
@@ -650,79 +307,14 @@ pub struct GuestFilesystemTrimResult {
     pub error: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for GuestFilesystemTrimResult {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFilesystemTrimResult = "GuestFilesystemTrimResult" {
+        required path "path": ::std::string::String,
+        optional trimmed "trimmed": i64,
+        optional minimum "minimum": i64,
+        optional error "error": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFilesystemTrimResult {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-        ::qapi_types::private::optional(map, "trimmed", &self.trimmed)?;
-        ::qapi_types::private::optional(map, "minimum", &self.minimum)?;
-        ::qapi_types::private::optional(map, "error", &self.error)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFilesystemTrimResult {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFilesystemTrimResult`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        path: ::std::option::Option<::std::string::String>,
-        trimmed: ::std::option::Option<i64>,
-        minimum: ::std::option::Option<i64>,
-        error: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemTrimResult {
-        const NAME: &'static str = "GuestFilesystemTrimResult";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "path" => {
-                    slots.path = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "trimmed" => slots.trimmed = ::serde::de::MapAccess::next_value(map)?,
-                "minimum" => slots.minimum = ::serde::de::MapAccess::next_value(map)?,
-                "error" => slots.error = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFilesystemTrimResult {
-                path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                trimmed: slots.trimmed,
-                minimum: slots.minimum,
-                error: slots.error,
-            })
-        }
-    }
-};
 
 /// *Since: 2.4*
 ///
@@ -734,67 +326,11 @@ pub struct GuestFilesystemTrimResponse {
     pub paths: ::std::vec::Vec<super::GuestFilesystemTrimResult>,
 }
 
-impl Serialize for GuestFilesystemTrimResponse {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFilesystemTrimResponse = "GuestFilesystemTrimResponse" {
+        required paths "paths": ::std::vec::Vec<super::GuestFilesystemTrimResult>,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFilesystemTrimResponse {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "paths", &self.paths)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFilesystemTrimResponse {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFilesystemTrimResponse`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        paths: ::std::option::Option<::std::vec::Vec<super::GuestFilesystemTrimResult>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemTrimResponse {
-        const NAME: &'static str = "GuestFilesystemTrimResponse";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "paths" => {
-                    slots.paths = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFilesystemTrimResponse {
-                paths: slots.paths.ok_or_else(|| E::missing_field("paths"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of supported IP address types
 ///
@@ -866,95 +402,13 @@ pub struct GuestIpAddress {
     pub prefix: i64,
 }
 
-impl Serialize for GuestIpAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestIpAddress = "GuestIpAddress" {
+        required ip_address "ip-address": ::std::string::String,
+        required ip_address_type "ip-address-type": super::GuestIpAddressType,
+        required prefix "prefix": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestIpAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "ip-address",
-            &self.ip_address,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "ip-address-type",
-            &self.ip_address_type,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "prefix", &self.prefix)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestIpAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestIpAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        ip_address: ::std::option::Option<::std::string::String>,
-        ip_address_type: ::std::option::Option<super::GuestIpAddressType>,
-        prefix: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestIpAddress {
-        const NAME: &'static str = "GuestIpAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "ip-address" => {
-                    slots.ip_address = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ip-address-type" => {
-                    slots.ip_address_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "prefix" => {
-                    slots.prefix = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestIpAddress {
-                ip_address: slots
-                    .ip_address
-                    .ok_or_else(|| E::missing_field("ip-address"))?,
-                ip_address_type: slots
-                    .ip_address_type
-                    .ok_or_else(|| E::missing_field("ip-address-type"))?,
-                prefix: slots.prefix.ok_or_else(|| E::missing_field("prefix"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.11*
 ///
@@ -979,147 +433,18 @@ pub struct GuestNetworkInterfaceStat {
     pub tx_dropped: u64,
 }
 
-impl Serialize for GuestNetworkInterfaceStat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestNetworkInterfaceStat = "GuestNetworkInterfaceStat" {
+        required rx_bytes "rx-bytes": u64,
+        required rx_packets "rx-packets": u64,
+        required rx_errs "rx-errs": u64,
+        required rx_dropped "rx-dropped": u64,
+        required tx_bytes "tx-bytes": u64,
+        required tx_packets "tx-packets": u64,
+        required tx_errs "tx-errs": u64,
+        required tx_dropped "tx-dropped": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestNetworkInterfaceStat {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "rx-bytes", &self.rx_bytes)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "rx-packets",
-            &self.rx_packets,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "rx-errs", &self.rx_errs)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "rx-dropped",
-            &self.rx_dropped,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "tx-bytes", &self.tx_bytes)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "tx-packets",
-            &self.tx_packets,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "tx-errs", &self.tx_errs)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "tx-dropped",
-            &self.tx_dropped,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestNetworkInterfaceStat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestNetworkInterfaceStat`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        rx_bytes: ::std::option::Option<u64>,
-        rx_packets: ::std::option::Option<u64>,
-        rx_errs: ::std::option::Option<u64>,
-        rx_dropped: ::std::option::Option<u64>,
-        tx_bytes: ::std::option::Option<u64>,
-        tx_packets: ::std::option::Option<u64>,
-        tx_errs: ::std::option::Option<u64>,
-        tx_dropped: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkInterfaceStat {
-        const NAME: &'static str = "GuestNetworkInterfaceStat";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "rx-bytes" => {
-                    slots.rx_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rx-packets" => {
-                    slots.rx_packets = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rx-errs" => {
-                    slots.rx_errs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "rx-dropped" => {
-                    slots.rx_dropped = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tx-bytes" => {
-                    slots.tx_bytes = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tx-packets" => {
-                    slots.tx_packets = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tx-errs" => {
-                    slots.tx_errs = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "tx-dropped" => {
-                    slots.tx_dropped = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNetworkInterfaceStat {
-                rx_bytes: slots.rx_bytes.ok_or_else(|| E::missing_field("rx-bytes"))?,
-                rx_packets: slots
-                    .rx_packets
-                    .ok_or_else(|| E::missing_field("rx-packets"))?,
-                rx_errs: slots.rx_errs.ok_or_else(|| E::missing_field("rx-errs"))?,
-                rx_dropped: slots
-                    .rx_dropped
-                    .ok_or_else(|| E::missing_field("rx-dropped"))?,
-                tx_bytes: slots.tx_bytes.ok_or_else(|| E::missing_field("tx-bytes"))?,
-                tx_packets: slots
-                    .tx_packets
-                    .ok_or_else(|| E::missing_field("tx-packets"))?,
-                tx_errs: slots.tx_errs.ok_or_else(|| E::missing_field("tx-errs"))?,
-                tx_dropped: slots
-                    .tx_dropped
-                    .ok_or_else(|| E::missing_field("tx-dropped"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 1.1*
 ///
@@ -1137,89 +462,14 @@ pub struct GuestNetworkInterface {
     pub statistics: ::std::option::Option<super::GuestNetworkInterfaceStat>,
 }
 
-impl Serialize for GuestNetworkInterface {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestNetworkInterface = "GuestNetworkInterface" {
+        required name "name": ::std::string::String,
+        optional hardware_address "hardware-address": ::std::string::String,
+        optional ip_addresses "ip-addresses": ::std::vec::Vec<super::GuestIpAddress>,
+        optional statistics "statistics": super::GuestNetworkInterfaceStat,
     }
 }
-
-impl ::qapi_types::private::Members for GuestNetworkInterface {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::qapi_types::private::optional(
-            map,
-            "hardware-address",
-            &self.hardware_address,
-        )?;
-        ::qapi_types::private::optional(map, "ip-addresses", &self.ip_addresses)?;
-        ::qapi_types::private::optional(map, "statistics", &self.statistics)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestNetworkInterface {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestNetworkInterface`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        hardware_address: ::std::option::Option<::std::string::String>,
-        ip_addresses: ::std::option::Option<::std::vec::Vec<super::GuestIpAddress>>,
-        statistics: ::std::option::Option<super::GuestNetworkInterfaceStat>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkInterface {
-        const NAME: &'static str = "GuestNetworkInterface";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "hardware-address" => {
-                    slots.hardware_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ip-addresses" => {
-                    slots.ip_addresses = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "statistics" => {
-                    slots.statistics = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNetworkInterface {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                hardware_address: slots.hardware_address,
-                ip_addresses: slots.ip_addresses,
-                statistics: slots.statistics,
-            })
-        }
-    }
-};
 
 /// *Since: 1.5*
 ///
@@ -1237,87 +487,13 @@ pub struct GuestLogicalProcessor {
     pub can_offline: ::std::option::Option<bool>,
 }
 
-impl Serialize for GuestLogicalProcessor {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestLogicalProcessor = "GuestLogicalProcessor" {
+        required logical_id "logical-id": i64,
+        required online "online": bool,
+        optional can_offline "can-offline": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestLogicalProcessor {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "logical-id",
-            &self.logical_id,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "online", &self.online)?;
-        ::qapi_types::private::optional(map, "can-offline", &self.can_offline)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestLogicalProcessor {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestLogicalProcessor`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        logical_id: ::std::option::Option<i64>,
-        online: ::std::option::Option<bool>,
-        can_offline: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestLogicalProcessor {
-        const NAME: &'static str = "GuestLogicalProcessor";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "logical-id" => {
-                    slots.logical_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "online" => {
-                    slots.online = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "can-offline" => {
-                    slots.can_offline = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestLogicalProcessor {
-                logical_id: slots
-                    .logical_id
-                    .ok_or_else(|| E::missing_field("logical-id"))?,
-                online: slots.online.ok_or_else(|| E::missing_field("online"))?,
-                can_offline: slots.can_offline,
-            })
-        }
-    }
-};
 
 /// An enumeration of bus type of disks
 ///
@@ -1463,91 +639,14 @@ pub struct GuestPCIAddress {
     pub function: i64,
 }
 
-impl Serialize for GuestPCIAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestPCIAddress = "GuestPCIAddress" {
+        required domain "domain": i64,
+        required bus "bus": i64,
+        required slot "slot": i64,
+        required function "function": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestPCIAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "domain", &self.domain)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "slot", &self.slot)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "function", &self.function)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPCIAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestPCIAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        domain: ::std::option::Option<i64>,
-        bus: ::std::option::Option<i64>,
-        slot: ::std::option::Option<i64>,
-        function: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPCIAddress {
-        const NAME: &'static str = "GuestPCIAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "domain" => {
-                    slots.domain = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bus" => {
-                    slots.bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "slot" => {
-                    slots.slot = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "function" => {
-                    slots.function = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPCIAddress {
-                domain: slots.domain.ok_or_else(|| E::missing_field("domain"))?,
-                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
-                slot: slots.slot.ok_or_else(|| E::missing_field("slot"))?,
-                function: slots.function.ok_or_else(|| E::missing_field("function"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 6.0*
 ///
@@ -1564,91 +663,14 @@ pub struct GuestCCWAddress {
     pub devno: i64,
 }
 
-impl Serialize for GuestCCWAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestCCWAddress = "GuestCCWAddress" {
+        required cssid "cssid": i64,
+        required ssid "ssid": i64,
+        required subchno "subchno": i64,
+        required devno "devno": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestCCWAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cssid", &self.cssid)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "ssid", &self.ssid)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "subchno", &self.subchno)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "devno", &self.devno)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestCCWAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestCCWAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cssid: ::std::option::Option<i64>,
-        ssid: ::std::option::Option<i64>,
-        subchno: ::std::option::Option<i64>,
-        devno: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestCCWAddress {
-        const NAME: &'static str = "GuestCCWAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cssid" => {
-                    slots.cssid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "ssid" => {
-                    slots.ssid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "subchno" => {
-                    slots.subchno = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "devno" => {
-                    slots.devno = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestCCWAddress {
-                cssid: slots.cssid.ok_or_else(|| E::missing_field("cssid"))?,
-                ssid: slots.ssid.ok_or_else(|| E::missing_field("ssid"))?,
-                subchno: slots.subchno.ok_or_else(|| E::missing_field("subchno"))?,
-                devno: slots.devno.ok_or_else(|| E::missing_field("devno"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.2*
 ///
@@ -1674,119 +696,18 @@ pub struct GuestDiskAddress {
     pub ccw_address: ::std::option::Option<super::GuestCCWAddress>,
 }
 
-impl Serialize for GuestDiskAddress {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDiskAddress = "GuestDiskAddress" {
+        required pci_controller "pci-controller": super::GuestPCIAddress,
+        required bus_type "bus-type": super::GuestDiskBusType,
+        required bus "bus": i64,
+        required target "target": i64,
+        required unit "unit": i64,
+        optional serial "serial": ::std::string::String,
+        optional dev "dev": ::std::string::String,
+        optional ccw_address "ccw-address": super::GuestCCWAddress,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDiskAddress {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "pci-controller",
-            &self.pci_controller,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus-type", &self.bus_type)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "bus", &self.bus)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "target", &self.target)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "unit", &self.unit)?;
-        ::qapi_types::private::optional(map, "serial", &self.serial)?;
-        ::qapi_types::private::optional(map, "dev", &self.dev)?;
-        ::qapi_types::private::optional(map, "ccw-address", &self.ccw_address)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDiskAddress {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDiskAddress`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pci_controller: ::std::option::Option<super::GuestPCIAddress>,
-        bus_type: ::std::option::Option<super::GuestDiskBusType>,
-        bus: ::std::option::Option<i64>,
-        target: ::std::option::Option<i64>,
-        unit: ::std::option::Option<i64>,
-        serial: ::std::option::Option<::std::string::String>,
-        dev: ::std::option::Option<::std::string::String>,
-        ccw_address: ::std::option::Option<super::GuestCCWAddress>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskAddress {
-        const NAME: &'static str = "GuestDiskAddress";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pci-controller" => {
-                    slots.pci_controller = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bus-type" => {
-                    slots.bus_type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "bus" => {
-                    slots.bus = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "target" => {
-                    slots.target = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unit" => {
-                    slots.unit = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "serial" => slots.serial = ::serde::de::MapAccess::next_value(map)?,
-                "dev" => slots.dev = ::serde::de::MapAccess::next_value(map)?,
-                "ccw-address" => {
-                    slots.ccw_address = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDiskAddress {
-                pci_controller: slots
-                    .pci_controller
-                    .ok_or_else(|| E::missing_field("pci-controller"))?,
-                bus_type: slots.bus_type.ok_or_else(|| E::missing_field("bus-type"))?,
-                bus: slots.bus.ok_or_else(|| E::missing_field("bus"))?,
-                target: slots.target.ok_or_else(|| E::missing_field("target"))?,
-                unit: slots.unit.ok_or_else(|| E::missing_field("unit"))?,
-                serial: slots.serial,
-                dev: slots.dev,
-                ccw_address: slots.ccw_address,
-            })
-        }
-    }
-};
 
 /// NVMe smart information, based on NVMe specification, section
 /// \<SMART / Health Information (Log Identifier 02h)\>
@@ -1823,409 +744,35 @@ pub struct GuestNVMeSmart {
     pub number_of_error_log_entries_hi: u64,
 }
 
-impl Serialize for GuestNVMeSmart {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestNVMeSmart = "GuestNVMeSmart" {
+        required critical_warning "critical-warning": i64,
+        required temperature "temperature": i64,
+        required available_spare "available-spare": i64,
+        required available_spare_threshold "available-spare-threshold": i64,
+        required percentage_used "percentage-used": i64,
+        required data_units_read_lo "data-units-read-lo": u64,
+        required data_units_read_hi "data-units-read-hi": u64,
+        required data_units_written_lo "data-units-written-lo": u64,
+        required data_units_written_hi "data-units-written-hi": u64,
+        required host_read_commands_lo "host-read-commands-lo": u64,
+        required host_read_commands_hi "host-read-commands-hi": u64,
+        required host_write_commands_lo "host-write-commands-lo": u64,
+        required host_write_commands_hi "host-write-commands-hi": u64,
+        required controller_busy_time_lo "controller-busy-time-lo": u64,
+        required controller_busy_time_hi "controller-busy-time-hi": u64,
+        required power_cycles_lo "power-cycles-lo": u64,
+        required power_cycles_hi "power-cycles-hi": u64,
+        required power_on_hours_lo "power-on-hours-lo": u64,
+        required power_on_hours_hi "power-on-hours-hi": u64,
+        required unsafe_shutdowns_lo "unsafe-shutdowns-lo": u64,
+        required unsafe_shutdowns_hi "unsafe-shutdowns-hi": u64,
+        required media_errors_lo "media-errors-lo": u64,
+        required media_errors_hi "media-errors-hi": u64,
+        required number_of_error_log_entries_lo "number-of-error-log-entries-lo": u64,
+        required number_of_error_log_entries_hi "number-of-error-log-entries-hi": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestNVMeSmart {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "critical-warning",
-            &self.critical_warning,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "temperature",
-            &self.temperature,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "available-spare",
-            &self.available_spare,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "available-spare-threshold",
-            &self.available_spare_threshold,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "percentage-used",
-            &self.percentage_used,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "data-units-read-lo",
-            &self.data_units_read_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "data-units-read-hi",
-            &self.data_units_read_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "data-units-written-lo",
-            &self.data_units_written_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "data-units-written-hi",
-            &self.data_units_written_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-read-commands-lo",
-            &self.host_read_commands_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-read-commands-hi",
-            &self.host_read_commands_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-write-commands-lo",
-            &self.host_write_commands_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "host-write-commands-hi",
-            &self.host_write_commands_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "controller-busy-time-lo",
-            &self.controller_busy_time_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "controller-busy-time-hi",
-            &self.controller_busy_time_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "power-cycles-lo",
-            &self.power_cycles_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "power-cycles-hi",
-            &self.power_cycles_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "power-on-hours-lo",
-            &self.power_on_hours_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "power-on-hours-hi",
-            &self.power_on_hours_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unsafe-shutdowns-lo",
-            &self.unsafe_shutdowns_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "unsafe-shutdowns-hi",
-            &self.unsafe_shutdowns_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "media-errors-lo",
-            &self.media_errors_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "media-errors-hi",
-            &self.media_errors_hi,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "number-of-error-log-entries-lo",
-            &self.number_of_error_log_entries_lo,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "number-of-error-log-entries-hi",
-            &self.number_of_error_log_entries_hi,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestNVMeSmart {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestNVMeSmart`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        critical_warning: ::std::option::Option<i64>,
-        temperature: ::std::option::Option<i64>,
-        available_spare: ::std::option::Option<i64>,
-        available_spare_threshold: ::std::option::Option<i64>,
-        percentage_used: ::std::option::Option<i64>,
-        data_units_read_lo: ::std::option::Option<u64>,
-        data_units_read_hi: ::std::option::Option<u64>,
-        data_units_written_lo: ::std::option::Option<u64>,
-        data_units_written_hi: ::std::option::Option<u64>,
-        host_read_commands_lo: ::std::option::Option<u64>,
-        host_read_commands_hi: ::std::option::Option<u64>,
-        host_write_commands_lo: ::std::option::Option<u64>,
-        host_write_commands_hi: ::std::option::Option<u64>,
-        controller_busy_time_lo: ::std::option::Option<u64>,
-        controller_busy_time_hi: ::std::option::Option<u64>,
-        power_cycles_lo: ::std::option::Option<u64>,
-        power_cycles_hi: ::std::option::Option<u64>,
-        power_on_hours_lo: ::std::option::Option<u64>,
-        power_on_hours_hi: ::std::option::Option<u64>,
-        unsafe_shutdowns_lo: ::std::option::Option<u64>,
-        unsafe_shutdowns_hi: ::std::option::Option<u64>,
-        media_errors_lo: ::std::option::Option<u64>,
-        media_errors_hi: ::std::option::Option<u64>,
-        number_of_error_log_entries_lo: ::std::option::Option<u64>,
-        number_of_error_log_entries_hi: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNVMeSmart {
-        const NAME: &'static str = "GuestNVMeSmart";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "critical-warning" => {
-                    slots.critical_warning = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "temperature" => {
-                    slots.temperature = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "available-spare" => {
-                    slots.available_spare = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "available-spare-threshold" => {
-                    slots.available_spare_threshold = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "percentage-used" => {
-                    slots.percentage_used = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-units-read-lo" => {
-                    slots.data_units_read_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-units-read-hi" => {
-                    slots.data_units_read_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-units-written-lo" => {
-                    slots.data_units_written_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "data-units-written-hi" => {
-                    slots.data_units_written_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host-read-commands-lo" => {
-                    slots.host_read_commands_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host-read-commands-hi" => {
-                    slots.host_read_commands_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host-write-commands-lo" => {
-                    slots.host_write_commands_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "host-write-commands-hi" => {
-                    slots.host_write_commands_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "controller-busy-time-lo" => {
-                    slots.controller_busy_time_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "controller-busy-time-hi" => {
-                    slots.controller_busy_time_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "power-cycles-lo" => {
-                    slots.power_cycles_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "power-cycles-hi" => {
-                    slots.power_cycles_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "power-on-hours-lo" => {
-                    slots.power_on_hours_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "power-on-hours-hi" => {
-                    slots.power_on_hours_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unsafe-shutdowns-lo" => {
-                    slots.unsafe_shutdowns_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "unsafe-shutdowns-hi" => {
-                    slots.unsafe_shutdowns_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "media-errors-lo" => {
-                    slots.media_errors_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "media-errors-hi" => {
-                    slots.media_errors_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "number-of-error-log-entries-lo" => {
-                    slots.number_of_error_log_entries_lo = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "number-of-error-log-entries-hi" => {
-                    slots.number_of_error_log_entries_hi = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNVMeSmart {
-                critical_warning: slots
-                    .critical_warning
-                    .ok_or_else(|| E::missing_field("critical-warning"))?,
-                temperature: slots
-                    .temperature
-                    .ok_or_else(|| E::missing_field("temperature"))?,
-                available_spare: slots
-                    .available_spare
-                    .ok_or_else(|| E::missing_field("available-spare"))?,
-                available_spare_threshold: slots
-                    .available_spare_threshold
-                    .ok_or_else(|| E::missing_field("available-spare-threshold"))?,
-                percentage_used: slots
-                    .percentage_used
-                    .ok_or_else(|| E::missing_field("percentage-used"))?,
-                data_units_read_lo: slots
-                    .data_units_read_lo
-                    .ok_or_else(|| E::missing_field("data-units-read-lo"))?,
-                data_units_read_hi: slots
-                    .data_units_read_hi
-                    .ok_or_else(|| E::missing_field("data-units-read-hi"))?,
-                data_units_written_lo: slots
-                    .data_units_written_lo
-                    .ok_or_else(|| E::missing_field("data-units-written-lo"))?,
-                data_units_written_hi: slots
-                    .data_units_written_hi
-                    .ok_or_else(|| E::missing_field("data-units-written-hi"))?,
-                host_read_commands_lo: slots
-                    .host_read_commands_lo
-                    .ok_or_else(|| E::missing_field("host-read-commands-lo"))?,
-                host_read_commands_hi: slots
-                    .host_read_commands_hi
-                    .ok_or_else(|| E::missing_field("host-read-commands-hi"))?,
-                host_write_commands_lo: slots
-                    .host_write_commands_lo
-                    .ok_or_else(|| E::missing_field("host-write-commands-lo"))?,
-                host_write_commands_hi: slots
-                    .host_write_commands_hi
-                    .ok_or_else(|| E::missing_field("host-write-commands-hi"))?,
-                controller_busy_time_lo: slots
-                    .controller_busy_time_lo
-                    .ok_or_else(|| E::missing_field("controller-busy-time-lo"))?,
-                controller_busy_time_hi: slots
-                    .controller_busy_time_hi
-                    .ok_or_else(|| E::missing_field("controller-busy-time-hi"))?,
-                power_cycles_lo: slots
-                    .power_cycles_lo
-                    .ok_or_else(|| E::missing_field("power-cycles-lo"))?,
-                power_cycles_hi: slots
-                    .power_cycles_hi
-                    .ok_or_else(|| E::missing_field("power-cycles-hi"))?,
-                power_on_hours_lo: slots
-                    .power_on_hours_lo
-                    .ok_or_else(|| E::missing_field("power-on-hours-lo"))?,
-                power_on_hours_hi: slots
-                    .power_on_hours_hi
-                    .ok_or_else(|| E::missing_field("power-on-hours-hi"))?,
-                unsafe_shutdowns_lo: slots
-                    .unsafe_shutdowns_lo
-                    .ok_or_else(|| E::missing_field("unsafe-shutdowns-lo"))?,
-                unsafe_shutdowns_hi: slots
-                    .unsafe_shutdowns_hi
-                    .ok_or_else(|| E::missing_field("unsafe-shutdowns-hi"))?,
-                media_errors_lo: slots
-                    .media_errors_lo
-                    .ok_or_else(|| E::missing_field("media-errors-lo"))?,
-                media_errors_hi: slots
-                    .media_errors_hi
-                    .ok_or_else(|| E::missing_field("media-errors-hi"))?,
-                number_of_error_log_entries_lo: slots
-                    .number_of_error_log_entries_lo
-                    .ok_or_else(|| E::missing_field("number-of-error-log-entries-lo"))?,
-                number_of_error_log_entries_hi: slots
-                    .number_of_error_log_entries_hi
-                    .ok_or_else(|| E::missing_field("number-of-error-log-entries-hi"))?,
-            })
-        }
-    }
-};
 
 /// Disk type related smart information.
 ///
@@ -2532,93 +1079,16 @@ pub struct GuestDiskInfo {
     pub smart: ::std::option::Option<super::GuestDiskSmart>,
 }
 
-impl Serialize for GuestDiskInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDiskInfo = "GuestDiskInfo" {
+        required name "name": ::std::string::String,
+        required partition "partition": bool,
+        optional dependencies "dependencies": ::std::vec::Vec<::std::string::String>,
+        optional address "address": super::GuestDiskAddress,
+        optional alias "alias": ::std::string::String,
+        optional smart "smart": super::GuestDiskSmart,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDiskInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "partition", &self.partition)?;
-        ::qapi_types::private::optional(map, "dependencies", &self.dependencies)?;
-        ::qapi_types::private::optional(map, "address", &self.address)?;
-        ::qapi_types::private::optional(map, "alias", &self.alias)?;
-        ::qapi_types::private::optional(map, "smart", &self.smart)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDiskInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDiskInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        partition: ::std::option::Option<bool>,
-        dependencies: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        address: ::std::option::Option<super::GuestDiskAddress>,
-        alias: ::std::option::Option<::std::string::String>,
-        smart: ::std::option::Option<super::GuestDiskSmart>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskInfo {
-        const NAME: &'static str = "GuestDiskInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "partition" => {
-                    slots.partition = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "dependencies" => {
-                    slots.dependencies = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "address" => slots.address = ::serde::de::MapAccess::next_value(map)?,
-                "alias" => slots.alias = ::serde::de::MapAccess::next_value(map)?,
-                "smart" => slots.smart = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDiskInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                partition: slots.partition.ok_or_else(|| E::missing_field("partition"))?,
-                dependencies: slots.dependencies,
-                address: slots.address,
-                alias: slots.alias,
-                smart: slots.smart,
-            })
-        }
-    }
-};
 
 /// *Since: 2.2*
 ///
@@ -2644,121 +1114,17 @@ pub struct GuestFilesystemInfo {
     pub disk: ::std::vec::Vec<super::GuestDiskAddress>,
 }
 
-impl Serialize for GuestFilesystemInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestFilesystemInfo = "GuestFilesystemInfo" {
+        required name "name": ::std::string::String,
+        required mountpoint "mountpoint": ::std::string::String,
+        required r#type "type": ::std::string::String,
+        optional used_bytes "used-bytes": u64,
+        optional total_bytes "total-bytes": u64,
+        optional total_bytes_privileged "total-bytes-privileged": u64,
+        required disk "disk": ::std::vec::Vec<super::GuestDiskAddress>,
     }
 }
-
-impl ::qapi_types::private::Members for GuestFilesystemInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "mountpoint",
-            &self.mountpoint,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "type", &self.r#type)?;
-        ::qapi_types::private::optional(map, "used-bytes", &self.used_bytes)?;
-        ::qapi_types::private::optional(map, "total-bytes", &self.total_bytes)?;
-        ::qapi_types::private::optional(
-            map,
-            "total-bytes-privileged",
-            &self.total_bytes_privileged,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "disk", &self.disk)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFilesystemInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestFilesystemInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        mountpoint: ::std::option::Option<::std::string::String>,
-        r#type: ::std::option::Option<::std::string::String>,
-        used_bytes: ::std::option::Option<u64>,
-        total_bytes: ::std::option::Option<u64>,
-        total_bytes_privileged: ::std::option::Option<u64>,
-        disk: ::std::option::Option<::std::vec::Vec<super::GuestDiskAddress>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFilesystemInfo {
-        const NAME: &'static str = "GuestFilesystemInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "mountpoint" => {
-                    slots.mountpoint = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "type" => {
-                    slots.r#type = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "used-bytes" => {
-                    slots.used_bytes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "total-bytes" => {
-                    slots.total_bytes = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "total-bytes-privileged" => {
-                    slots.total_bytes_privileged = ::serde::de::MapAccess::next_value(
-                        map,
-                    )?;
-                }
-                "disk" => {
-                    slots.disk = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFilesystemInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                mountpoint: slots
-                    .mountpoint
-                    .ok_or_else(|| E::missing_field("mountpoint"))?,
-                r#type: slots.r#type.ok_or_else(|| E::missing_field("type"))?,
-                used_bytes: slots.used_bytes,
-                total_bytes: slots.total_bytes,
-                total_bytes_privileged: slots.total_bytes_privileged,
-                disk: slots.disk.ok_or_else(|| E::missing_field("disk"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.3*
 ///
@@ -2777,87 +1143,13 @@ pub struct GuestMemoryBlock {
     pub can_offline: ::std::option::Option<bool>,
 }
 
-impl Serialize for GuestMemoryBlock {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestMemoryBlock = "GuestMemoryBlock" {
+        required phys_index "phys-index": u64,
+        required online "online": bool,
+        optional can_offline "can-offline": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestMemoryBlock {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "phys-index",
-            &self.phys_index,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "online", &self.online)?;
-        ::qapi_types::private::optional(map, "can-offline", &self.can_offline)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestMemoryBlock {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestMemoryBlock`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        phys_index: ::std::option::Option<u64>,
-        online: ::std::option::Option<bool>,
-        can_offline: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlock {
-        const NAME: &'static str = "GuestMemoryBlock";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "phys-index" => {
-                    slots.phys_index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "online" => {
-                    slots.online = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "can-offline" => {
-                    slots.can_offline = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestMemoryBlock {
-                phys_index: slots
-                    .phys_index
-                    .ok_or_else(|| E::missing_field("phys-index"))?,
-                online: slots.online.ok_or_else(|| E::missing_field("online"))?,
-                can_offline: slots.can_offline,
-            })
-        }
-    }
-};
 
 /// An enumeration of memory block operation result.
 ///
@@ -2948,87 +1240,13 @@ pub struct GuestMemoryBlockResponse {
     pub error_code: ::std::option::Option<i64>,
 }
 
-impl Serialize for GuestMemoryBlockResponse {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestMemoryBlockResponse = "GuestMemoryBlockResponse" {
+        required phys_index "phys-index": u64,
+        required response "response": super::GuestMemoryBlockResponseType,
+        optional error_code "error-code": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestMemoryBlockResponse {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "phys-index",
-            &self.phys_index,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "response", &self.response)?;
-        ::qapi_types::private::optional(map, "error-code", &self.error_code)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestMemoryBlockResponse {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestMemoryBlockResponse`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        phys_index: ::std::option::Option<u64>,
-        response: ::std::option::Option<super::GuestMemoryBlockResponseType>,
-        error_code: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlockResponse {
-        const NAME: &'static str = "GuestMemoryBlockResponse";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "phys-index" => {
-                    slots.phys_index = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "response" => {
-                    slots.response = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "error-code" => {
-                    slots.error_code = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestMemoryBlockResponse {
-                phys_index: slots
-                    .phys_index
-                    .ok_or_else(|| E::missing_field("phys-index"))?,
-                response: slots.response.ok_or_else(|| E::missing_field("response"))?,
-                error_code: slots.error_code,
-            })
-        }
-    }
-};
 
 /// *Since: 2.3*
 ///
@@ -3041,67 +1259,11 @@ pub struct GuestMemoryBlockInfo {
     pub size: u64,
 }
 
-impl Serialize for GuestMemoryBlockInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestMemoryBlockInfo = "GuestMemoryBlockInfo" {
+        required size "size": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestMemoryBlockInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "size", &self.size)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestMemoryBlockInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestMemoryBlockInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        size: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestMemoryBlockInfo {
-        const NAME: &'static str = "GuestMemoryBlockInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "size" => {
-                    slots.size = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestMemoryBlockInfo {
-                size: slots.size.ok_or_else(|| E::missing_field("size"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -3129,95 +1291,17 @@ pub struct GuestExecStatus {
     pub err_truncated: ::std::option::Option<bool>,
 }
 
-impl Serialize for GuestExecStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestExecStatus = "GuestExecStatus" {
+        required exited "exited": bool,
+        optional exitcode "exitcode": i64,
+        optional signal "signal": i64,
+        optional out_data "out-data": ::std::string::String,
+        optional err_data "err-data": ::std::string::String,
+        optional out_truncated "out-truncated": bool,
+        optional err_truncated "err-truncated": bool,
     }
 }
-
-impl ::qapi_types::private::Members for GuestExecStatus {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "exited", &self.exited)?;
-        ::qapi_types::private::optional(map, "exitcode", &self.exitcode)?;
-        ::qapi_types::private::optional(map, "signal", &self.signal)?;
-        ::qapi_types::private::optional(map, "out-data", &self.out_data)?;
-        ::qapi_types::private::optional(map, "err-data", &self.err_data)?;
-        ::qapi_types::private::optional(map, "out-truncated", &self.out_truncated)?;
-        ::qapi_types::private::optional(map, "err-truncated", &self.err_truncated)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestExecStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestExecStatus`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        exited: ::std::option::Option<bool>,
-        exitcode: ::std::option::Option<i64>,
-        signal: ::std::option::Option<i64>,
-        out_data: ::std::option::Option<::std::string::String>,
-        err_data: ::std::option::Option<::std::string::String>,
-        out_truncated: ::std::option::Option<bool>,
-        err_truncated: ::std::option::Option<bool>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestExecStatus {
-        const NAME: &'static str = "GuestExecStatus";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "exited" => {
-                    slots.exited = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "exitcode" => slots.exitcode = ::serde::de::MapAccess::next_value(map)?,
-                "signal" => slots.signal = ::serde::de::MapAccess::next_value(map)?,
-                "out-data" => slots.out_data = ::serde::de::MapAccess::next_value(map)?,
-                "err-data" => slots.err_data = ::serde::de::MapAccess::next_value(map)?,
-                "out-truncated" => {
-                    slots.out_truncated = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "err-truncated" => {
-                    slots.err_truncated = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestExecStatus {
-                exited: slots.exited.ok_or_else(|| E::missing_field("exited"))?,
-                exitcode: slots.exitcode,
-                signal: slots.signal,
-                out_data: slots.out_data,
-                err_data: slots.err_data,
-                out_truncated: slots.out_truncated,
-                err_truncated: slots.err_truncated,
-            })
-        }
-    }
-};
 
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
@@ -3226,67 +1310,11 @@ pub struct GuestExec {
     pub pid: i64,
 }
 
-impl Serialize for GuestExec {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestExec = "GuestExec" {
+        required pid "pid": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestExec {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "pid", &self.pid)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestExec {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestExec`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        pid: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestExec {
-        const NAME: &'static str = "GuestExec";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "pid" => {
-                    slots.pid = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestExec {
-                pid: slots.pid.ok_or_else(|| E::missing_field("pid"))?,
-            })
-        }
-    }
-};
 
 /// An enumeration of [`guest-exec`](crate::commands::GuestExec) capture modes.
 ///
@@ -3423,67 +1451,11 @@ pub struct GuestHostName {
     pub host_name: ::std::string::String,
 }
 
-impl Serialize for GuestHostName {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestHostName = "GuestHostName" {
+        required host_name "host-name": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for GuestHostName {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "host-name", &self.host_name)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestHostName {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestHostName`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        host_name: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestHostName {
-        const NAME: &'static str = "GuestHostName";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "host-name" => {
-                    slots.host_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestHostName {
-                host_name: slots.host_name.ok_or_else(|| E::missing_field("host-name"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 2.10*
 ///
@@ -3501,85 +1473,13 @@ pub struct GuestUser {
     pub domain: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for GuestUser {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestUser = "GuestUser" {
+        required user "user": ::std::string::String,
+        required login_time "login-time": f64,
+        optional domain "domain": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for GuestUser {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "user", &self.user)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "login-time",
-            &self.login_time,
-        )?;
-        ::qapi_types::private::optional(map, "domain", &self.domain)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestUser {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestUser`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        user: ::std::option::Option<::std::string::String>,
-        login_time: ::std::option::Option<f64>,
-        domain: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestUser {
-        const NAME: &'static str = "GuestUser";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "user" => {
-                    slots.user = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "login-time" => {
-                    slots.login_time = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "domain" => slots.domain = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestUser {
-                user: slots.user.ok_or_else(|| E::missing_field("user"))?,
-                login_time: slots
-                    .login_time
-                    .ok_or_else(|| E::missing_field("login-time"))?,
-                domain: slots.domain,
-            })
-        }
-    }
-};
 
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq)]
@@ -3592,71 +1492,12 @@ pub struct GuestTimezone {
     pub offset: i64,
 }
 
-impl Serialize for GuestTimezone {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestTimezone = "GuestTimezone" {
+        optional zone "zone": ::std::string::String,
+        required offset "offset": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestTimezone {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "zone", &self.zone)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestTimezone {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestTimezone`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        zone: ::std::option::Option<::std::string::String>,
-        offset: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestTimezone {
-        const NAME: &'static str = "GuestTimezone";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "zone" => slots.zone = ::serde::de::MapAccess::next_value(map)?,
-                "offset" => {
-                    slots.offset = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestTimezone {
-                zone: slots.zone,
-                offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-            })
-        }
-    }
-};
 
 /// **Note:**
 ///
@@ -3706,109 +1547,20 @@ pub struct GuestOSInfo {
     pub variant_id: ::std::option::Option<::std::string::String>,
 }
 
-impl Serialize for GuestOSInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestOSInfo = "GuestOSInfo" {
+        optional kernel_release "kernel-release": ::std::string::String,
+        optional kernel_version "kernel-version": ::std::string::String,
+        optional machine "machine": ::std::string::String,
+        optional id "id": ::std::string::String,
+        optional name "name": ::std::string::String,
+        optional pretty_name "pretty-name": ::std::string::String,
+        optional version "version": ::std::string::String,
+        optional version_id "version-id": ::std::string::String,
+        optional variant "variant": ::std::string::String,
+        optional variant_id "variant-id": ::std::string::String,
     }
 }
-
-impl ::qapi_types::private::Members for GuestOSInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "kernel-release", &self.kernel_release)?;
-        ::qapi_types::private::optional(map, "kernel-version", &self.kernel_version)?;
-        ::qapi_types::private::optional(map, "machine", &self.machine)?;
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::qapi_types::private::optional(map, "name", &self.name)?;
-        ::qapi_types::private::optional(map, "pretty-name", &self.pretty_name)?;
-        ::qapi_types::private::optional(map, "version", &self.version)?;
-        ::qapi_types::private::optional(map, "version-id", &self.version_id)?;
-        ::qapi_types::private::optional(map, "variant", &self.variant)?;
-        ::qapi_types::private::optional(map, "variant-id", &self.variant_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestOSInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestOSInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        kernel_release: ::std::option::Option<::std::string::String>,
-        kernel_version: ::std::option::Option<::std::string::String>,
-        machine: ::std::option::Option<::std::string::String>,
-        id: ::std::option::Option<::std::string::String>,
-        name: ::std::option::Option<::std::string::String>,
-        pretty_name: ::std::option::Option<::std::string::String>,
-        version: ::std::option::Option<::std::string::String>,
-        version_id: ::std::option::Option<::std::string::String>,
-        variant: ::std::option::Option<::std::string::String>,
-        variant_id: ::std::option::Option<::std::string::String>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestOSInfo {
-        const NAME: &'static str = "GuestOSInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "kernel-release" => {
-                    slots.kernel_release = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "kernel-version" => {
-                    slots.kernel_version = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "machine" => slots.machine = ::serde::de::MapAccess::next_value(map)?,
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                "name" => slots.name = ::serde::de::MapAccess::next_value(map)?,
-                "pretty-name" => {
-                    slots.pretty_name = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "version" => slots.version = ::serde::de::MapAccess::next_value(map)?,
-                "version-id" => {
-                    slots.version_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "variant" => slots.variant = ::serde::de::MapAccess::next_value(map)?,
-                "variant-id" => {
-                    slots.variant_id = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestOSInfo {
-                kernel_release: slots.kernel_release,
-                kernel_version: slots.kernel_version,
-                machine: slots.machine,
-                id: slots.id,
-                name: slots.name,
-                pretty_name: slots.pretty_name,
-                version: slots.version,
-                version_id: slots.version_id,
-                variant: slots.variant,
-                variant_id: slots.variant_id,
-            })
-        }
-    }
-};
 
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -3870,75 +1622,12 @@ pub struct GuestDeviceIdPCI {
     pub device_id: u16,
 }
 
-impl Serialize for GuestDeviceIdPCI {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDeviceIdPCI = "GuestDeviceIdPCI" {
+        required vendor_id "vendor-id": u16,
+        required device_id "device-id": u16,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDeviceIdPCI {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "vendor-id", &self.vendor_id)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "device-id", &self.device_id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDeviceIdPCI {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDeviceIdPCI`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        vendor_id: ::std::option::Option<u16>,
-        device_id: ::std::option::Option<u16>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDeviceIdPCI {
-        const NAME: &'static str = "GuestDeviceIdPCI";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "vendor-id" => {
-                    slots.vendor_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "device-id" => {
-                    slots.device_id = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDeviceIdPCI {
-                vendor_id: slots.vendor_id.ok_or_else(|| E::missing_field("vendor-id"))?,
-                device_id: slots.device_id.ok_or_else(|| E::missing_field("device-id"))?,
-            })
-        }
-    }
-};
 
 /// Id of the device
 ///
@@ -4059,89 +1748,14 @@ pub struct GuestDeviceInfo {
     pub id: ::std::option::Option<super::GuestDeviceId>,
 }
 
-impl Serialize for GuestDeviceInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDeviceInfo = "GuestDeviceInfo" {
+        required driver_name "driver-name": ::std::string::String,
+        optional driver_date "driver-date": i64,
+        optional driver_version "driver-version": ::std::string::String,
+        optional id "id": super::GuestDeviceId,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDeviceInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "driver-name",
-            &self.driver_name,
-        )?;
-        ::qapi_types::private::optional(map, "driver-date", &self.driver_date)?;
-        ::qapi_types::private::optional(map, "driver-version", &self.driver_version)?;
-        ::qapi_types::private::optional(map, "id", &self.id)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDeviceInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDeviceInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        driver_name: ::std::option::Option<::std::string::String>,
-        driver_date: ::std::option::Option<i64>,
-        driver_version: ::std::option::Option<::std::string::String>,
-        id: ::std::option::Option<super::GuestDeviceId>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDeviceInfo {
-        const NAME: &'static str = "GuestDeviceInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "driver-name" => {
-                    slots.driver_name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "driver-date" => {
-                    slots.driver_date = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "driver-version" => {
-                    slots.driver_version = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "id" => slots.id = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDeviceInfo {
-                driver_name: slots
-                    .driver_name
-                    .ok_or_else(|| E::missing_field("driver-name"))?,
-                driver_date: slots.driver_date,
-                driver_version: slots.driver_version,
-                id: slots.id,
-            })
-        }
-    }
-};
 
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq)]
@@ -4150,67 +1764,11 @@ pub struct GuestAuthorizedKeys {
     pub keys: ::std::vec::Vec<::std::string::String>,
 }
 
-impl Serialize for GuestAuthorizedKeys {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestAuthorizedKeys = "GuestAuthorizedKeys" {
+        required keys "keys": ::std::vec::Vec<::std::string::String>,
     }
 }
-
-impl ::qapi_types::private::Members for GuestAuthorizedKeys {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestAuthorizedKeys {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestAuthorizedKeys`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestAuthorizedKeys {
-        const NAME: &'static str = "GuestAuthorizedKeys";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "keys" => {
-                    slots.keys = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestAuthorizedKeys {
-                keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
-            })
-        }
-    }
-};
 
 /// *Since: 7.1*
 ///
@@ -4254,153 +1812,27 @@ pub struct GuestDiskStats {
     pub weight_ticks: ::std::option::Option<u64>,
 }
 
-impl Serialize for GuestDiskStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDiskStats = "GuestDiskStats" {
+        optional read_sectors "read-sectors": u64,
+        optional read_ios "read-ios": u64,
+        optional read_merges "read-merges": u64,
+        optional write_sectors "write-sectors": u64,
+        optional write_ios "write-ios": u64,
+        optional write_merges "write-merges": u64,
+        optional discard_sectors "discard-sectors": u64,
+        optional discard_ios "discard-ios": u64,
+        optional discard_merges "discard-merges": u64,
+        optional flush_ios "flush-ios": u64,
+        optional read_ticks "read-ticks": u64,
+        optional write_ticks "write-ticks": u64,
+        optional discard_ticks "discard-ticks": u64,
+        optional flush_ticks "flush-ticks": u64,
+        optional ios_pgr "ios-pgr": u64,
+        optional total_ticks "total-ticks": u64,
+        optional weight_ticks "weight-ticks": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDiskStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::qapi_types::private::optional(map, "read-sectors", &self.read_sectors)?;
-        ::qapi_types::private::optional(map, "read-ios", &self.read_ios)?;
-        ::qapi_types::private::optional(map, "read-merges", &self.read_merges)?;
-        ::qapi_types::private::optional(map, "write-sectors", &self.write_sectors)?;
-        ::qapi_types::private::optional(map, "write-ios", &self.write_ios)?;
-        ::qapi_types::private::optional(map, "write-merges", &self.write_merges)?;
-        ::qapi_types::private::optional(map, "discard-sectors", &self.discard_sectors)?;
-        ::qapi_types::private::optional(map, "discard-ios", &self.discard_ios)?;
-        ::qapi_types::private::optional(map, "discard-merges", &self.discard_merges)?;
-        ::qapi_types::private::optional(map, "flush-ios", &self.flush_ios)?;
-        ::qapi_types::private::optional(map, "read-ticks", &self.read_ticks)?;
-        ::qapi_types::private::optional(map, "write-ticks", &self.write_ticks)?;
-        ::qapi_types::private::optional(map, "discard-ticks", &self.discard_ticks)?;
-        ::qapi_types::private::optional(map, "flush-ticks", &self.flush_ticks)?;
-        ::qapi_types::private::optional(map, "ios-pgr", &self.ios_pgr)?;
-        ::qapi_types::private::optional(map, "total-ticks", &self.total_ticks)?;
-        ::qapi_types::private::optional(map, "weight-ticks", &self.weight_ticks)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDiskStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDiskStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        read_sectors: ::std::option::Option<u64>,
-        read_ios: ::std::option::Option<u64>,
-        read_merges: ::std::option::Option<u64>,
-        write_sectors: ::std::option::Option<u64>,
-        write_ios: ::std::option::Option<u64>,
-        write_merges: ::std::option::Option<u64>,
-        discard_sectors: ::std::option::Option<u64>,
-        discard_ios: ::std::option::Option<u64>,
-        discard_merges: ::std::option::Option<u64>,
-        flush_ios: ::std::option::Option<u64>,
-        read_ticks: ::std::option::Option<u64>,
-        write_ticks: ::std::option::Option<u64>,
-        discard_ticks: ::std::option::Option<u64>,
-        flush_ticks: ::std::option::Option<u64>,
-        ios_pgr: ::std::option::Option<u64>,
-        total_ticks: ::std::option::Option<u64>,
-        weight_ticks: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskStats {
-        const NAME: &'static str = "GuestDiskStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "read-sectors" => {
-                    slots.read_sectors = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "read-ios" => slots.read_ios = ::serde::de::MapAccess::next_value(map)?,
-                "read-merges" => {
-                    slots.read_merges = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "write-sectors" => {
-                    slots.write_sectors = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "write-ios" => slots.write_ios = ::serde::de::MapAccess::next_value(map)?,
-                "write-merges" => {
-                    slots.write_merges = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-sectors" => {
-                    slots.discard_sectors = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-ios" => {
-                    slots.discard_ios = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-merges" => {
-                    slots.discard_merges = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "flush-ios" => slots.flush_ios = ::serde::de::MapAccess::next_value(map)?,
-                "read-ticks" => {
-                    slots.read_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "write-ticks" => {
-                    slots.write_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "discard-ticks" => {
-                    slots.discard_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "flush-ticks" => {
-                    slots.flush_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "ios-pgr" => slots.ios_pgr = ::serde::de::MapAccess::next_value(map)?,
-                "total-ticks" => {
-                    slots.total_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "weight-ticks" => {
-                    slots.weight_ticks = ::serde::de::MapAccess::next_value(map)?;
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDiskStats {
-                read_sectors: slots.read_sectors,
-                read_ios: slots.read_ios,
-                read_merges: slots.read_merges,
-                write_sectors: slots.write_sectors,
-                write_ios: slots.write_ios,
-                write_merges: slots.write_merges,
-                discard_sectors: slots.discard_sectors,
-                discard_ios: slots.discard_ios,
-                discard_merges: slots.discard_merges,
-                flush_ios: slots.flush_ios,
-                read_ticks: slots.read_ticks,
-                write_ticks: slots.write_ticks,
-                discard_ticks: slots.discard_ticks,
-                flush_ticks: slots.flush_ticks,
-                ios_pgr: slots.ios_pgr,
-                total_ticks: slots.total_ticks,
-                weight_ticks: slots.weight_ticks,
-            })
-        }
-    }
-};
 
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
 #[derive(Debug, Clone, PartialEq)]
@@ -4415,91 +1847,14 @@ pub struct GuestDiskStatsInfo {
     pub stats: super::GuestDiskStats,
 }
 
-impl Serialize for GuestDiskStatsInfo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestDiskStatsInfo = "GuestDiskStatsInfo" {
+        required name "name": ::std::string::String,
+        required major "major": u64,
+        required minor "minor": u64,
+        required stats "stats": super::GuestDiskStats,
     }
 }
-
-impl ::qapi_types::private::Members for GuestDiskStatsInfo {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "name", &self.name)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "major", &self.major)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "minor", &self.minor)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "stats", &self.stats)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDiskStatsInfo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestDiskStatsInfo`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        name: ::std::option::Option<::std::string::String>,
-        major: ::std::option::Option<u64>,
-        minor: ::std::option::Option<u64>,
-        stats: ::std::option::Option<super::GuestDiskStats>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestDiskStatsInfo {
-        const NAME: &'static str = "GuestDiskStatsInfo";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "name" => {
-                    slots.name = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "major" => {
-                    slots.major = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "minor" => {
-                    slots.minor = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "stats" => {
-                    slots.stats = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestDiskStatsInfo {
-                name: slots.name.ok_or_else(|| E::missing_field("name"))?,
-                major: slots.major.ok_or_else(|| E::missing_field("major"))?,
-                minor: slots.minor.ok_or_else(|| E::missing_field("minor"))?,
-                stats: slots.stats.ok_or_else(|| E::missing_field("stats"))?,
-            })
-        }
-    }
-};
 
 /// Guest operating systems supporting CPU statistics
 ///
@@ -4586,123 +1941,21 @@ pub struct GuestLinuxCpuStats {
     pub guestnice: ::std::option::Option<u64>,
 }
 
-impl Serialize for GuestLinuxCpuStats {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestLinuxCpuStats = "GuestLinuxCpuStats" {
+        required cpu "cpu": i64,
+        required user "user": u64,
+        required nice "nice": u64,
+        required system "system": u64,
+        required idle "idle": u64,
+        optional iowait "iowait": u64,
+        optional irq "irq": u64,
+        optional softirq "softirq": u64,
+        optional steal "steal": u64,
+        optional guest "guest": u64,
+        optional guestnice "guestnice": u64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestLinuxCpuStats {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "cpu", &self.cpu)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "user", &self.user)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "nice", &self.nice)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "system", &self.system)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "idle", &self.idle)?;
-        ::qapi_types::private::optional(map, "iowait", &self.iowait)?;
-        ::qapi_types::private::optional(map, "irq", &self.irq)?;
-        ::qapi_types::private::optional(map, "softirq", &self.softirq)?;
-        ::qapi_types::private::optional(map, "steal", &self.steal)?;
-        ::qapi_types::private::optional(map, "guest", &self.guest)?;
-        ::qapi_types::private::optional(map, "guestnice", &self.guestnice)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestLinuxCpuStats {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestLinuxCpuStats`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        cpu: ::std::option::Option<i64>,
-        user: ::std::option::Option<u64>,
-        nice: ::std::option::Option<u64>,
-        system: ::std::option::Option<u64>,
-        idle: ::std::option::Option<u64>,
-        iowait: ::std::option::Option<u64>,
-        irq: ::std::option::Option<u64>,
-        softirq: ::std::option::Option<u64>,
-        steal: ::std::option::Option<u64>,
-        guest: ::std::option::Option<u64>,
-        guestnice: ::std::option::Option<u64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestLinuxCpuStats {
-        const NAME: &'static str = "GuestLinuxCpuStats";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "cpu" => {
-                    slots.cpu = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "user" => {
-                    slots.user = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "nice" => {
-                    slots.nice = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "system" => {
-                    slots.system = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "idle" => {
-                    slots.idle = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "iowait" => slots.iowait = ::serde::de::MapAccess::next_value(map)?,
-                "irq" => slots.irq = ::serde::de::MapAccess::next_value(map)?,
-                "softirq" => slots.softirq = ::serde::de::MapAccess::next_value(map)?,
-                "steal" => slots.steal = ::serde::de::MapAccess::next_value(map)?,
-                "guest" => slots.guest = ::serde::de::MapAccess::next_value(map)?,
-                "guestnice" => slots.guestnice = ::serde::de::MapAccess::next_value(map)?,
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestLinuxCpuStats {
-                cpu: slots.cpu.ok_or_else(|| E::missing_field("cpu"))?,
-                user: slots.user.ok_or_else(|| E::missing_field("user"))?,
-                nice: slots.nice.ok_or_else(|| E::missing_field("nice"))?,
-                system: slots.system.ok_or_else(|| E::missing_field("system"))?,
-                idle: slots.idle.ok_or_else(|| E::missing_field("idle"))?,
-                iowait: slots.iowait,
-                irq: slots.irq,
-                softirq: slots.softirq,
-                steal: slots.steal,
-                guest: slots.guest,
-                guestnice: slots.guestnice,
-            })
-        }
-    }
-};
 
 /// Get statistics of each CPU in millisecond.
 ///
@@ -4825,83 +2078,13 @@ pub struct GuestLoadAverage {
     pub load15m: f64,
 }
 
-impl Serialize for GuestLoadAverage {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestLoadAverage = "GuestLoadAverage" {
+        required load1m "load1m": f64,
+        required load5m "load5m": f64,
+        required load15m "load15m": f64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestLoadAverage {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "load1m", &self.load1m)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "load5m", &self.load5m)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "load15m", &self.load15m)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestLoadAverage {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestLoadAverage`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        load1m: ::std::option::Option<f64>,
-        load5m: ::std::option::Option<f64>,
-        load15m: ::std::option::Option<f64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestLoadAverage {
-        const NAME: &'static str = "GuestLoadAverage";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "load1m" => {
-                    slots.load1m = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "load5m" => {
-                    slots.load5m = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "load15m" => {
-                    slots.load15m = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestLoadAverage {
-                load1m: slots.load1m.ok_or_else(|| E::missing_field("load1m"))?,
-                load5m: slots.load5m.ok_or_else(|| E::missing_field("load5m"))?,
-                load15m: slots.load15m.ok_or_else(|| E::missing_field("load15m"))?,
-            })
-        }
-    }
-};
 
 /// Route information, currently, only linux supported.
 ///
@@ -4947,149 +2130,26 @@ pub struct GuestNetworkRoute {
     pub version: i64,
 }
 
-impl Serialize for GuestNetworkRoute {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        ::qapi_types::private::serialize_struct(self, serializer)
+::qapi_types::private::object! {
+    GuestNetworkRoute = "GuestNetworkRoute" {
+        required iface "iface": ::std::string::String,
+        required destination "destination": ::std::string::String,
+        required metric "metric": i64,
+        optional gateway "gateway": ::std::string::String,
+        optional mask "mask": ::std::string::String,
+        optional irtt "irtt": i64,
+        optional flags "flags": u64,
+        optional refcnt "refcnt": i64,
+        optional r#use "use": i64,
+        optional window "window": i64,
+        optional mtu "mtu": i64,
+        optional desprefixlen "desprefixlen": ::std::string::String,
+        optional source "source": ::std::string::String,
+        optional srcprefixlen "srcprefixlen": ::std::string::String,
+        optional nexthop "nexthop": ::std::string::String,
+        required version "version": i64,
     }
 }
-
-impl ::qapi_types::private::Members for GuestNetworkRoute {
-    fn members<M: ::serde::ser::SerializeMap>(
-        &self,
-        map: &mut M,
-    ) -> ::std::result::Result<(), M::Error> {
-        ::serde::ser::SerializeMap::serialize_entry(map, "iface", &self.iface)?;
-        ::serde::ser::SerializeMap::serialize_entry(
-            map,
-            "destination",
-            &self.destination,
-        )?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "metric", &self.metric)?;
-        ::qapi_types::private::optional(map, "gateway", &self.gateway)?;
-        ::qapi_types::private::optional(map, "mask", &self.mask)?;
-        ::qapi_types::private::optional(map, "irtt", &self.irtt)?;
-        ::qapi_types::private::optional(map, "flags", &self.flags)?;
-        ::qapi_types::private::optional(map, "refcnt", &self.refcnt)?;
-        ::qapi_types::private::optional(map, "use", &self.r#use)?;
-        ::qapi_types::private::optional(map, "window", &self.window)?;
-        ::qapi_types::private::optional(map, "mtu", &self.mtu)?;
-        ::qapi_types::private::optional(map, "desprefixlen", &self.desprefixlen)?;
-        ::qapi_types::private::optional(map, "source", &self.source)?;
-        ::qapi_types::private::optional(map, "srcprefixlen", &self.srcprefixlen)?;
-        ::qapi_types::private::optional(map, "nexthop", &self.nexthop)?;
-        ::serde::ser::SerializeMap::serialize_entry(map, "version", &self.version)?;
-        ::std::result::Result::Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestNetworkRoute {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::deserialize_struct(deserializer)
-    }
-}
-
-const _: () = {
-    /// The members of [`GuestNetworkRoute`] while they are read.
-    #[derive(Default)]
-    pub struct Slots {
-        iface: ::std::option::Option<::std::string::String>,
-        destination: ::std::option::Option<::std::string::String>,
-        metric: ::std::option::Option<i64>,
-        gateway: ::std::option::Option<::std::string::String>,
-        mask: ::std::option::Option<::std::string::String>,
-        irtt: ::std::option::Option<i64>,
-        flags: ::std::option::Option<u64>,
-        refcnt: ::std::option::Option<i64>,
-        r#use: ::std::option::Option<i64>,
-        window: ::std::option::Option<i64>,
-        mtu: ::std::option::Option<i64>,
-        desprefixlen: ::std::option::Option<::std::string::String>,
-        source: ::std::option::Option<::std::string::String>,
-        srcprefixlen: ::std::option::Option<::std::string::String>,
-        nexthop: ::std::option::Option<::std::string::String>,
-        version: ::std::option::Option<i64>,
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkRoute {
-        const NAME: &'static str = "GuestNetworkRoute";
-        type Slots = Slots;
-        fn member<A: ::serde::de::MapAccess<'de>>(
-            slots: &mut Slots,
-            key: &str,
-            map: &mut A,
-        ) -> ::std::result::Result<bool, A::Error> {
-            match key {
-                "iface" => {
-                    slots.iface = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "destination" => {
-                    slots.destination = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "metric" => {
-                    slots.metric = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                "gateway" => slots.gateway = ::serde::de::MapAccess::next_value(map)?,
-                "mask" => slots.mask = ::serde::de::MapAccess::next_value(map)?,
-                "irtt" => slots.irtt = ::serde::de::MapAccess::next_value(map)?,
-                "flags" => slots.flags = ::serde::de::MapAccess::next_value(map)?,
-                "refcnt" => slots.refcnt = ::serde::de::MapAccess::next_value(map)?,
-                "use" => slots.r#use = ::serde::de::MapAccess::next_value(map)?,
-                "window" => slots.window = ::serde::de::MapAccess::next_value(map)?,
-                "mtu" => slots.mtu = ::serde::de::MapAccess::next_value(map)?,
-                "desprefixlen" => {
-                    slots.desprefixlen = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "source" => slots.source = ::serde::de::MapAccess::next_value(map)?,
-                "srcprefixlen" => {
-                    slots.srcprefixlen = ::serde::de::MapAccess::next_value(map)?;
-                }
-                "nexthop" => slots.nexthop = ::serde::de::MapAccess::next_value(map)?,
-                "version" => {
-                    slots.version = ::std::option::Option::Some(
-                        ::serde::de::MapAccess::next_value(map)?,
-                    );
-                }
-                _ => return ::std::result::Result::Ok(false),
-            }
-            ::std::result::Result::Ok(true)
-        }
-        fn assemble<E: ::serde::de::Error>(
-            slots: Slots,
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNetworkRoute {
-                iface: slots.iface.ok_or_else(|| E::missing_field("iface"))?,
-                destination: slots
-                    .destination
-                    .ok_or_else(|| E::missing_field("destination"))?,
-                metric: slots.metric.ok_or_else(|| E::missing_field("metric"))?,
-                gateway: slots.gateway,
-                mask: slots.mask,
-                irtt: slots.irtt,
-                flags: slots.flags,
-                refcnt: slots.refcnt,
-                r#use: slots.r#use,
-                window: slots.window,
-                mtu: slots.mtu,
-                desprefixlen: slots.desprefixlen,
-                source: slots.source,
-                srcprefixlen: slots.srcprefixlen,
-                nexthop: slots.nexthop,
-                version: slots.version.ok_or_else(|| E::missing_field("version"))?,
-            })
-        }
-    }
-};
 
 /// The commands of `qapi-schema.json`.
 pub mod commands {
@@ -5127,66 +2187,12 @@ pub mod commands {
         pub id: i64,
     }
 
-    impl Serialize for GuestSyncDelimited {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSyncDelimited = "guest-sync-delimited" {
+            required id "id": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSyncDelimited {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSyncDelimited {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSyncDelimited`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSyncDelimited {
-            const NAME: &'static str = "guest-sync-delimited";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSyncDelimited {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSyncDelimited {
         const NAME: &'static str = "guest-sync-delimited";
         type Returns = i64;
@@ -5227,66 +2233,12 @@ pub mod commands {
         pub id: i64,
     }
 
-    impl Serialize for GuestSync {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSync = "guest-sync" {
+            required id "id": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSync {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "id", &self.id)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSync {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSync`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            id: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSync {
-            const NAME: &'static str = "guest-sync";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "id" => {
-                        slots.id = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSync {
-                    id: slots.id.ok_or_else(|| E::missing_field("id"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSync {
         const NAME: &'static str = "guest-sync";
         type Returns = i64;
@@ -5297,40 +2249,8 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestPing {}
-    impl Serialize for GuestPing {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestPing {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestPing {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestPing {
-        const NAME: &'static str = "guest-ping";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestPing {})
-        }
+    ::qapi_types::private::object! {
+        GuestPing = "guest-ping" {}
     }
 
     impl ::qapi_types::Command for GuestPing {
@@ -5348,40 +2268,8 @@ pub mod commands {
     /// *Since: 1.5*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetTime {}
-    impl Serialize for GuestGetTime {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetTime {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetTime {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetTime {
-        const NAME: &'static str = "guest-get-time";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetTime {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetTime = "guest-get-time" {}
     }
 
     impl ::qapi_types::Command for GuestGetTime {
@@ -5412,60 +2300,12 @@ pub mod commands {
         pub time: ::std::option::Option<i64>,
     }
 
-    impl Serialize for GuestSetTime {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSetTime = "guest-set-time" {
+            optional time "time": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSetTime {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "time", &self.time)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSetTime {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSetTime`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            time: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetTime {
-            const NAME: &'static str = "guest-set-time";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "time" => slots.time = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSetTime { time: slots.time })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSetTime {
         const NAME: &'static str = "guest-set-time";
         type Returns = ::qapi_types::Empty;
@@ -5476,40 +2316,8 @@ pub mod commands {
     /// *Since: 0.15.0*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestInfo {}
-    impl Serialize for GuestInfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestInfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestInfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestInfo {
-        const NAME: &'static str = "guest-info";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestInfo {})
-        }
+    ::qapi_types::private::object! {
+        GuestInfo = "guest-info" {}
     }
 
     impl ::qapi_types::Command for GuestInfo {
@@ -5532,60 +2340,12 @@ pub mod commands {
         pub mode: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for GuestShutdown {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestShutdown = "guest-shutdown" {
+            optional mode "mode": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestShutdown {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "mode", &self.mode)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestShutdown {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestShutdown`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            mode: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestShutdown {
-            const NAME: &'static str = "guest-shutdown";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestShutdown { mode: slots.mode })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestShutdown {
         const NAME: &'static str = "guest-shutdown";
         type Returns = ::qapi_types::Empty;
@@ -5607,70 +2367,13 @@ pub mod commands {
         pub mode: ::std::option::Option<::std::string::String>,
     }
 
-    impl Serialize for GuestFileOpen {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileOpen = "guest-file-open" {
+            required path "path": ::std::string::String,
+            optional mode "mode": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileOpen {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::qapi_types::private::optional(map, "mode", &self.mode)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileOpen {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileOpen`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            mode: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileOpen {
-            const NAME: &'static str = "guest-file-open";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "mode" => slots.mode = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileOpen {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    mode: slots.mode,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileOpen {
         const NAME: &'static str = "guest-file-open";
         type Returns = i64;
@@ -5685,66 +2388,12 @@ pub mod commands {
         pub handle: i64,
     }
 
-    impl Serialize for GuestFileClose {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileClose = "guest-file-close" {
+            required handle "handle": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileClose {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileClose {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileClose`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            handle: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileClose {
-            const NAME: &'static str = "guest-file-close";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "handle" => {
-                        slots.handle = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileClose {
-                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileClose {
         const NAME: &'static str = "guest-file-close";
         type Returns = ::qapi_types::Empty;
@@ -5764,70 +2413,13 @@ pub mod commands {
         pub count: ::std::option::Option<i64>,
     }
 
-    impl Serialize for GuestFileRead {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileRead = "guest-file-read" {
+            required handle "handle": i64,
+            optional count "count": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileRead {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-            ::qapi_types::private::optional(map, "count", &self.count)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileRead {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileRead`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            handle: ::std::option::Option<i64>,
-            count: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileRead {
-            const NAME: &'static str = "guest-file-read";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "handle" => {
-                        slots.handle = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "count" => slots.count = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileRead {
-                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-                    count: slots.count,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileRead {
         const NAME: &'static str = "guest-file-read";
         type Returns = super::super::GuestFileRead;
@@ -5847,78 +2439,14 @@ pub mod commands {
         pub count: ::std::option::Option<i64>,
     }
 
-    impl Serialize for GuestFileWrite {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileWrite = "guest-file-write" {
+            required handle "handle": i64,
+            required buf_b64 "buf-b64": ::std::string::String,
+            optional count "count": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileWrite {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "buf-b64", &self.buf_b64)?;
-            ::qapi_types::private::optional(map, "count", &self.count)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileWrite {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileWrite`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            handle: ::std::option::Option<i64>,
-            buf_b64: ::std::option::Option<::std::string::String>,
-            count: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileWrite {
-            const NAME: &'static str = "guest-file-write";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "handle" => {
-                        slots.handle = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "buf-b64" => {
-                        slots.buf_b64 = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "count" => slots.count = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileWrite {
-                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-                    buf_b64: slots.buf_b64.ok_or_else(|| E::missing_field("buf-b64"))?,
-                    count: slots.count,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileWrite {
         const NAME: &'static str = "guest-file-write";
         type Returns = super::super::GuestFileWrite;
@@ -5939,82 +2467,14 @@ pub mod commands {
         pub whence: super::super::GuestFileWhence,
     }
 
-    impl Serialize for GuestFileSeek {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileSeek = "guest-file-seek" {
+            required handle "handle": i64,
+            required offset "offset": i64,
+            required whence "whence": super::super::GuestFileWhence,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileSeek {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "offset", &self.offset)?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "whence", &self.whence)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileSeek {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileSeek`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            handle: ::std::option::Option<i64>,
-            offset: ::std::option::Option<i64>,
-            whence: ::std::option::Option<super::super::GuestFileWhence>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileSeek {
-            const NAME: &'static str = "guest-file-seek";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "handle" => {
-                        slots.handle = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "offset" => {
-                        slots.offset = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "whence" => {
-                        slots.whence = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileSeek {
-                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-                    offset: slots.offset.ok_or_else(|| E::missing_field("offset"))?,
-                    whence: slots.whence.ok_or_else(|| E::missing_field("whence"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileSeek {
         const NAME: &'static str = "guest-file-seek";
         type Returns = super::super::GuestFileSeek;
@@ -6029,66 +2489,12 @@ pub mod commands {
         pub handle: i64,
     }
 
-    impl Serialize for GuestFileFlush {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFileFlush = "guest-file-flush" {
+            required handle "handle": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFileFlush {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "handle", &self.handle)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFileFlush {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFileFlush`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            handle: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFileFlush {
-            const NAME: &'static str = "guest-file-flush";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "handle" => {
-                        slots.handle = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFileFlush {
-                    handle: slots.handle.ok_or_else(|| E::missing_field("handle"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFileFlush {
         const NAME: &'static str = "guest-file-flush";
         type Returns = ::qapi_types::Empty;
@@ -6106,40 +2512,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeStatus {}
-    impl Serialize for GuestFsfreezeStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestFsfreezeStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeStatus {
-        const NAME: &'static str = "guest-fsfreeze-status";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFsfreezeStatus {})
-        }
+    ::qapi_types::private::object! {
+        GuestFsfreezeStatus = "guest-fsfreeze-status" {}
     }
 
     impl ::qapi_types::Command for GuestFsfreezeStatus {
@@ -6169,40 +2543,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeFreeze {}
-    impl Serialize for GuestFsfreezeFreeze {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestFsfreezeFreeze {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFsfreezeFreeze {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeFreeze {
-        const NAME: &'static str = "guest-fsfreeze-freeze";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFsfreezeFreeze {})
-        }
+    ::qapi_types::private::object! {
+        GuestFsfreezeFreeze = "guest-fsfreeze-freeze" {}
     }
 
     impl ::qapi_types::Command for GuestFsfreezeFreeze {
@@ -6230,64 +2572,12 @@ pub mod commands {
         pub mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
 
-    impl Serialize for GuestFsfreezeFreezeList {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFsfreezeFreezeList = "guest-fsfreeze-freeze-list" {
+            optional mountpoints "mountpoints": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFsfreezeFreezeList {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "mountpoints", &self.mountpoints)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFsfreezeFreezeList {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFsfreezeFreezeList`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeFreezeList {
-            const NAME: &'static str = "guest-fsfreeze-freeze-list";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "mountpoints" => {
-                        slots.mountpoints = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFsfreezeFreezeList {
-                    mountpoints: slots.mountpoints,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFsfreezeFreezeList {
         const NAME: &'static str = "guest-fsfreeze-freeze-list";
         type Returns = i64;
@@ -6310,40 +2600,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeThaw {}
-    impl Serialize for GuestFsfreezeThaw {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestFsfreezeThaw {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFsfreezeThaw {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestFsfreezeThaw {
-        const NAME: &'static str = "guest-fsfreeze-thaw";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestFsfreezeThaw {})
-        }
+    ::qapi_types::private::object! {
+        GuestFsfreezeThaw = "guest-fsfreeze-thaw" {}
     }
 
     impl ::qapi_types::Command for GuestFsfreezeThaw {
@@ -6372,62 +2630,12 @@ pub mod commands {
         pub minimum: ::std::option::Option<i64>,
     }
 
-    impl Serialize for GuestFstrim {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestFstrim = "guest-fstrim" {
+            optional minimum "minimum": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestFstrim {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::qapi_types::private::optional(map, "minimum", &self.minimum)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestFstrim {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestFstrim`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            minimum: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestFstrim {
-            const NAME: &'static str = "guest-fstrim";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "minimum" => slots.minimum = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestFstrim {
-                    minimum: slots.minimum,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestFstrim {
         const NAME: &'static str = "guest-fstrim";
         type Returns = super::super::GuestFilesystemTrimResponse;
@@ -6462,40 +2670,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendDisk {}
-    impl Serialize for GuestSuspendDisk {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestSuspendDisk {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSuspendDisk {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendDisk {
-        const NAME: &'static str = "guest-suspend-disk";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestSuspendDisk {})
-        }
+    ::qapi_types::private::object! {
+        GuestSuspendDisk = "guest-suspend-disk" {}
     }
 
     impl ::qapi_types::Command for GuestSuspendDisk {
@@ -6540,40 +2716,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendRam {}
-    impl Serialize for GuestSuspendRam {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestSuspendRam {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSuspendRam {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendRam {
-        const NAME: &'static str = "guest-suspend-ram";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestSuspendRam {})
-        }
+    ::qapi_types::private::object! {
+        GuestSuspendRam = "guest-suspend-ram" {}
     }
 
     impl ::qapi_types::Command for GuestSuspendRam {
@@ -6617,40 +2761,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSuspendHybrid {}
-    impl Serialize for GuestSuspendHybrid {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestSuspendHybrid {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSuspendHybrid {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestSuspendHybrid {
-        const NAME: &'static str = "guest-suspend-hybrid";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestSuspendHybrid {})
-        }
+    ::qapi_types::private::object! {
+        GuestSuspendHybrid = "guest-suspend-hybrid" {}
     }
 
     impl ::qapi_types::Command for GuestSuspendHybrid {
@@ -6666,40 +2778,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestNetworkGetInterfaces {}
-    impl Serialize for GuestNetworkGetInterfaces {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestNetworkGetInterfaces {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestNetworkGetInterfaces {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkGetInterfaces {
-        const NAME: &'static str = "guest-network-get-interfaces";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNetworkGetInterfaces {})
-        }
+    ::qapi_types::private::object! {
+        GuestNetworkGetInterfaces = "guest-network-get-interfaces" {}
     }
 
     impl ::qapi_types::Command for GuestNetworkGetInterfaces {
@@ -6721,40 +2801,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetVcpus {}
-    impl Serialize for GuestGetVcpus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetVcpus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetVcpus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetVcpus {
-        const NAME: &'static str = "guest-get-vcpus";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetVcpus {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetVcpus = "guest-get-vcpus" {}
     }
 
     impl ::qapi_types::Command for GuestGetVcpus {
@@ -6805,68 +2853,12 @@ pub mod commands {
         pub vcpus: ::std::vec::Vec<super::super::GuestLogicalProcessor>,
     }
 
-    impl Serialize for GuestSetVcpus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSetVcpus = "guest-set-vcpus" {
+            required vcpus "vcpus": ::std::vec::Vec<super::super::GuestLogicalProcessor>,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSetVcpus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "vcpus", &self.vcpus)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSetVcpus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSetVcpus`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            vcpus: ::std::option::Option<
-                ::std::vec::Vec<super::super::GuestLogicalProcessor>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetVcpus {
-            const NAME: &'static str = "guest-set-vcpus";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "vcpus" => {
-                        slots.vcpus = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSetVcpus {
-                    vcpus: slots.vcpus.ok_or_else(|| E::missing_field("vcpus"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSetVcpus {
         const NAME: &'static str = "guest-set-vcpus";
         type Returns = i64;
@@ -6884,40 +2876,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LIBUDEV`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDisks {}
-    impl Serialize for GuestGetDisks {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetDisks {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetDisks {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDisks {
-        const NAME: &'static str = "guest-get-disks";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetDisks {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetDisks = "guest-get-disks" {}
     }
 
     impl ::qapi_types::Command for GuestGetDisks {
@@ -6937,40 +2897,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetFsinfo {}
-    impl Serialize for GuestGetFsinfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetFsinfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetFsinfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetFsinfo {
-        const NAME: &'static str = "guest-get-fsinfo";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetFsinfo {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetFsinfo = "guest-get-fsinfo" {}
     }
 
     impl ::qapi_types::Command for GuestGetFsinfo {
@@ -7004,94 +2932,14 @@ pub mod commands {
         pub crypted: bool,
     }
 
-    impl Serialize for GuestSetUserPassword {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSetUserPassword = "guest-set-user-password" {
+            required username "username": ::std::string::String,
+            required password "password": ::std::string::String,
+            required crypted "crypted": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSetUserPassword {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "username",
-                &self.username,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "password",
-                &self.password,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "crypted", &self.crypted)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSetUserPassword {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSetUserPassword`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            username: ::std::option::Option<::std::string::String>,
-            password: ::std::option::Option<::std::string::String>,
-            crypted: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetUserPassword {
-            const NAME: &'static str = "guest-set-user-password";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "username" => {
-                        slots.username = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "password" => {
-                        slots.password = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "crypted" => {
-                        slots.crypted = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSetUserPassword {
-                    username: slots
-                        .username
-                        .ok_or_else(|| E::missing_field("username"))?,
-                    password: slots
-                        .password
-                        .ok_or_else(|| E::missing_field("password"))?,
-                    crypted: slots.crypted.ok_or_else(|| E::missing_field("crypted"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSetUserPassword {
         const NAME: &'static str = "guest-set-user-password";
         type Returns = ::qapi_types::Empty;
@@ -7112,40 +2960,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetMemoryBlocks {}
-    impl Serialize for GuestGetMemoryBlocks {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetMemoryBlocks {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetMemoryBlocks {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetMemoryBlocks {
-        const NAME: &'static str = "guest-get-memory-blocks";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetMemoryBlocks {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetMemoryBlocks = "guest-get-memory-blocks" {}
     }
 
     impl ::qapi_types::Command for GuestGetMemoryBlocks {
@@ -7184,72 +3000,12 @@ pub mod commands {
         pub mem_blks: ::std::vec::Vec<super::super::GuestMemoryBlock>,
     }
 
-    impl Serialize for GuestSetMemoryBlocks {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSetMemoryBlocks = "guest-set-memory-blocks" {
+            required mem_blks "mem-blks": ::std::vec::Vec<super::super::GuestMemoryBlock>,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSetMemoryBlocks {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "mem-blks",
-                &self.mem_blks,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSetMemoryBlocks {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSetMemoryBlocks`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            mem_blks: ::std::option::Option<
-                ::std::vec::Vec<super::super::GuestMemoryBlock>,
-            >,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSetMemoryBlocks {
-            const NAME: &'static str = "guest-set-memory-blocks";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "mem-blks" => {
-                        slots.mem_blks = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSetMemoryBlocks {
-                    mem_blks: slots.mem_blks.ok_or_else(|| E::missing_field("mem-blks"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSetMemoryBlocks {
         const NAME: &'static str = "guest-set-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlockResponse>;
@@ -7262,40 +3018,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetMemoryBlockInfo {}
-    impl Serialize for GuestGetMemoryBlockInfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetMemoryBlockInfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetMemoryBlockInfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetMemoryBlockInfo {
-        const NAME: &'static str = "guest-get-memory-block-info";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetMemoryBlockInfo {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetMemoryBlockInfo = "guest-get-memory-block-info" {}
     }
 
     impl ::qapi_types::Command for GuestGetMemoryBlockInfo {
@@ -7314,66 +3038,12 @@ pub mod commands {
         pub pid: i64,
     }
 
-    impl Serialize for GuestExecStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestExecStatus = "guest-exec-status" {
+            required pid "pid": i64,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestExecStatus {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "pid", &self.pid)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestExecStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestExecStatus`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            pid: ::std::option::Option<i64>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestExecStatus {
-            const NAME: &'static str = "guest-exec-status";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "pid" => {
-                        slots.pid = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestExecStatus {
-                    pid: slots.pid.ok_or_else(|| E::missing_field("pid"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestExecStatus {
         const NAME: &'static str = "guest-exec-status";
         type Returns = super::super::GuestExecStatus;
@@ -7401,90 +3071,16 @@ pub mod commands {
         pub capture_output: ::std::option::Option<super::super::GuestExecCaptureOutput>,
     }
 
-    impl Serialize for GuestExec {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestExec = "guest-exec" {
+            required path "path": ::std::string::String,
+            optional arg "arg": ::std::vec::Vec<::std::string::String>,
+            optional env "env": ::std::vec::Vec<::std::string::String>,
+            optional input_data "input-data": ::std::string::String,
+            optional capture_output "capture-output": super::super::GuestExecCaptureOutput,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestExec {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(map, "path", &self.path)?;
-            ::qapi_types::private::optional(map, "arg", &self.arg)?;
-            ::qapi_types::private::optional(map, "env", &self.env)?;
-            ::qapi_types::private::optional(map, "input-data", &self.input_data)?;
-            ::qapi_types::private::optional(
-                map,
-                "capture-output",
-                &self.capture_output,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestExec {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestExec`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            path: ::std::option::Option<::std::string::String>,
-            arg: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            env: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            input_data: ::std::option::Option<::std::string::String>,
-            capture_output: ::std::option::Option<super::super::GuestExecCaptureOutput>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestExec {
-            const NAME: &'static str = "guest-exec";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "path" => {
-                        slots.path = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "arg" => slots.arg = ::serde::de::MapAccess::next_value(map)?,
-                    "env" => slots.env = ::serde::de::MapAccess::next_value(map)?,
-                    "input-data" => {
-                        slots.input_data = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    "capture-output" => {
-                        slots.capture_output = ::serde::de::MapAccess::next_value(map)?;
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestExec {
-                    path: slots.path.ok_or_else(|| E::missing_field("path"))?,
-                    arg: slots.arg,
-                    env: slots.env,
-                    input_data: slots.input_data,
-                    capture_output: slots.capture_output,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestExec {
         const NAME: &'static str = "guest-exec";
         type Returns = super::super::GuestExec;
@@ -7503,40 +3099,8 @@ pub mod commands {
     /// *Since: 2.10*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetHostName {}
-    impl Serialize for GuestGetHostName {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetHostName {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetHostName {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetHostName {
-        const NAME: &'static str = "guest-get-host-name";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetHostName {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetHostName = "guest-get-host-name" {}
     }
 
     impl ::qapi_types::Command for GuestGetHostName {
@@ -7555,40 +3119,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_UTMPX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetUsers {}
-    impl Serialize for GuestGetUsers {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetUsers {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetUsers {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetUsers {
-        const NAME: &'static str = "guest-get-users";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetUsers {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetUsers = "guest-get-users" {}
     }
 
     impl ::qapi_types::Command for GuestGetUsers {
@@ -7601,40 +3133,8 @@ pub mod commands {
     /// *Since: 2.10*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetTimezone {}
-    impl Serialize for GuestGetTimezone {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetTimezone {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetTimezone {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetTimezone {
-        const NAME: &'static str = "guest-get-timezone";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetTimezone {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetTimezone = "guest-get-timezone" {}
     }
 
     impl ::qapi_types::Command for GuestGetTimezone {
@@ -7647,40 +3147,8 @@ pub mod commands {
     /// *Since: 2.10*
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetOsinfo {}
-    impl Serialize for GuestGetOsinfo {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetOsinfo {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetOsinfo {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetOsinfo {
-        const NAME: &'static str = "guest-get-osinfo";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetOsinfo {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetOsinfo = "guest-get-osinfo" {}
     }
 
     impl ::qapi_types::Command for GuestGetOsinfo {
@@ -7695,40 +3163,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDevices {}
-    impl Serialize for GuestGetDevices {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetDevices {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetDevices {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDevices {
-        const NAME: &'static str = "guest-get-devices";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetDevices {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetDevices = "guest-get-devices" {}
     }
 
     impl ::qapi_types::Command for GuestGetDevices {
@@ -7746,70 +3182,12 @@ pub mod commands {
         pub username: ::std::string::String,
     }
 
-    impl Serialize for GuestSshGetAuthorizedKeys {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSshGetAuthorizedKeys = "guest-ssh-get-authorized-keys" {
+            required username "username": ::std::string::String,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSshGetAuthorizedKeys {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "username",
-                &self.username,
-            )?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSshGetAuthorizedKeys {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSshGetAuthorizedKeys`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            username: ::std::option::Option<::std::string::String>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshGetAuthorizedKeys {
-            const NAME: &'static str = "guest-ssh-get-authorized-keys";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "username" => {
-                        slots.username = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSshGetAuthorizedKeys {
-                    username: slots.username.ok_or_else(|| E::missing_field("username"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSshGetAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-get-authorized-keys";
         type Returns = super::super::GuestAuthorizedKeys;
@@ -7830,84 +3208,14 @@ pub mod commands {
         pub reset: ::std::option::Option<bool>,
     }
 
-    impl Serialize for GuestSshAddAuthorizedKeys {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSshAddAuthorizedKeys = "guest-ssh-add-authorized-keys" {
+            required username "username": ::std::string::String,
+            required keys "keys": ::std::vec::Vec<::std::string::String>,
+            optional reset "reset": bool,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSshAddAuthorizedKeys {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "username",
-                &self.username,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
-            ::qapi_types::private::optional(map, "reset", &self.reset)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSshAddAuthorizedKeys {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSshAddAuthorizedKeys`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            username: ::std::option::Option<::std::string::String>,
-            keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-            reset: ::std::option::Option<bool>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshAddAuthorizedKeys {
-            const NAME: &'static str = "guest-ssh-add-authorized-keys";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "username" => {
-                        slots.username = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "keys" => {
-                        slots.keys = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "reset" => slots.reset = ::serde::de::MapAccess::next_value(map)?,
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSshAddAuthorizedKeys {
-                    username: slots
-                        .username
-                        .ok_or_else(|| E::missing_field("username"))?,
-                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
-                    reset: slots.reset,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSshAddAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-add-authorized-keys";
         type Returns = ::qapi_types::Empty;
@@ -7927,80 +3235,13 @@ pub mod commands {
         pub keys: ::std::vec::Vec<::std::string::String>,
     }
 
-    impl Serialize for GuestSshRemoveAuthorizedKeys {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
+    ::qapi_types::private::object! {
+        GuestSshRemoveAuthorizedKeys = "guest-ssh-remove-authorized-keys" {
+            required username "username": ::std::string::String,
+            required keys "keys": ::std::vec::Vec<::std::string::String>,
         }
     }
 
-    impl ::qapi_types::private::Members for GuestSshRemoveAuthorizedKeys {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::serde::ser::SerializeMap::serialize_entry(
-                map,
-                "username",
-                &self.username,
-            )?;
-            ::serde::ser::SerializeMap::serialize_entry(map, "keys", &self.keys)?;
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestSshRemoveAuthorizedKeys {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    const _: () = {
-        /// The members of [`GuestSshRemoveAuthorizedKeys`] while they are read.
-        #[derive(Default)]
-        pub struct Slots {
-            username: ::std::option::Option<::std::string::String>,
-            keys: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
-        }
-        impl<'de> ::qapi_types::private::Struct<'de> for GuestSshRemoveAuthorizedKeys {
-            const NAME: &'static str = "guest-ssh-remove-authorized-keys";
-            type Slots = Slots;
-            fn member<A: ::serde::de::MapAccess<'de>>(
-                slots: &mut Slots,
-                key: &str,
-                map: &mut A,
-            ) -> ::std::result::Result<bool, A::Error> {
-                match key {
-                    "username" => {
-                        slots.username = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    "keys" => {
-                        slots.keys = ::std::option::Option::Some(
-                            ::serde::de::MapAccess::next_value(map)?,
-                        );
-                    }
-                    _ => return ::std::result::Result::Ok(false),
-                }
-                ::std::result::Result::Ok(true)
-            }
-            fn assemble<E: ::serde::de::Error>(
-                slots: Slots,
-            ) -> ::std::result::Result<Self, E> {
-                ::std::result::Result::Ok(GuestSshRemoveAuthorizedKeys {
-                    username: slots
-                        .username
-                        .ok_or_else(|| E::missing_field("username"))?,
-                    keys: slots.keys.ok_or_else(|| E::missing_field("keys"))?,
-                })
-            }
-        }
-    };
     impl ::qapi_types::Command for GuestSshRemoveAuthorizedKeys {
         const NAME: &'static str = "guest-ssh-remove-authorized-keys";
         type Returns = ::qapi_types::Empty;
@@ -8017,40 +3258,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetDiskstats {}
-    impl Serialize for GuestGetDiskstats {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetDiskstats {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetDiskstats {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetDiskstats {
-        const NAME: &'static str = "guest-get-diskstats";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetDiskstats {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetDiskstats = "guest-get-diskstats" {}
     }
 
     impl ::qapi_types::Command for GuestGetDiskstats {
@@ -8069,40 +3278,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetCpustats {}
-    impl Serialize for GuestGetCpustats {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetCpustats {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetCpustats {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetCpustats {
-        const NAME: &'static str = "guest-get-cpustats";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetCpustats {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetCpustats = "guest-get-cpustats" {}
     }
 
     impl ::qapi_types::Command for GuestGetCpustats {
@@ -8127,40 +3304,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_GETLOADAVG`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestGetLoad {}
-    impl Serialize for GuestGetLoad {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestGetLoad {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestGetLoad {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestGetLoad {
-        const NAME: &'static str = "guest-get-load";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestGetLoad {})
-        }
+    ::qapi_types::private::object! {
+        GuestGetLoad = "guest-get-load" {}
     }
 
     impl ::qapi_types::Command for GuestGetLoad {
@@ -8179,40 +3324,8 @@ pub mod commands {
     /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
     #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestNetworkGetRoute {}
-    impl Serialize for GuestNetworkGetRoute {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            ::qapi_types::private::serialize_struct(self, serializer)
-        }
-    }
-
-    impl ::qapi_types::private::Members for GuestNetworkGetRoute {
-        fn members<M: ::serde::ser::SerializeMap>(
-            &self,
-            _map: &mut M,
-        ) -> ::std::result::Result<(), M::Error> {
-            ::std::result::Result::Ok(())
-        }
-    }
-
-    impl<'de> Deserialize<'de> for GuestNetworkGetRoute {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            ::qapi_types::private::deserialize_struct(deserializer)
-        }
-    }
-
-    impl<'de> ::qapi_types::private::Struct<'de> for GuestNetworkGetRoute {
-        const NAME: &'static str = "guest-network-get-route";
-        type Slots = ();
-        fn assemble<E: ::serde::de::Error>(
-            _slots: (),
-        ) -> ::std::result::Result<Self, E> {
-            ::std::result::Result::Ok(GuestNetworkGetRoute {})
-        }
+    ::qapi_types::private::object! {
+        GuestNetworkGetRoute = "guest-network-get-route" {}
     }
 
     impl ::qapi_types::Command for GuestNetworkGetRoute {
