@@ -16,6 +16,14 @@
 //!
 //! Types that contain themselves (through members, branches or
 //! alternatives) are boxed where the cycle closes.
+//!
+//! No serde derives: objects (structs, command arguments, event data)
+//! encode and decode through one invocation each of the core's `object!`
+//! macro, which lists the members with their wire names; unions, enums,
+//! alternates and `AnyEvent` get small hand-shaped impls that call the
+//! core.  The generated crates then need neither `serde_derive` nor `syn`,
+//! and each type costs the compiler one match over its members instead of
+//! serde's several visitors.
 
 pub mod docs;
 pub mod names;
