@@ -6,7 +6,10 @@
 //!   files are out of date (CI runs it);
 //! - `import-schemas QEMU_SOURCE_TREE`: vendor a QEMU release's schemas into
 //!   `schemas/`;
-//! - `bench`: compare our front end with QEMU's on the QMP schema.
+//! - `bench`: compare our front end with QEMU's on the QMP schema;
+//! - `features`: check `qapi-types` with no module feature, then with each
+//!   one alone (CI runs it), so that every feature turns on the modules it
+//!   needs.
 
 mod import_schemas;
 mod regen;
@@ -38,6 +41,8 @@ enum Task {
         #[arg(value_name = "QEMU_SOURCE_TREE")]
         tree: PathBuf,
     },
+    /// Check qapi-types without module features, then with each one alone.
+    Features,
     /// Time our front end against QEMU's Python one (bench/compare-front-end.sh).
     Bench {
         /// Passed on to the script.
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         Task::Check => regen::regen(Mode::Check),
         Task::ImportSchemas { tree } => import_schemas::run(&tree, &project_root().join("schemas")),
         Task::Bench { args } => bench(&args),
+        Task::Features => features(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,6 +91,66 @@ fn bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo check -p qapi-types` with no module feature, then with each
+/// feature of its manifest alone.
+fn features() -> Result<()> {
+    let manifest_path = project_root().join("qapi-types/Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("can't read {}", manifest_path.display()))?;
+    let features = module_features(&manifest);
+    if features.is_empty() {
+        bail!("no module features in {}", manifest_path.display());
+    }
+    let mut failed = Vec::new();
+    for feature in std::iter::once("").chain(features.iter().map(String::as_str)) {
+        let label = if feature.is_empty() {
+            "(none)"
+        } else {
+            feature
+        };
+        eprintln!("features: qapi-types with {label}");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "check",
+                "--quiet",
+                "-p",
+                "qapi-types",
+                "--no-default-features",
+            ])
+            .args(["--features", feature])
+            .current_dir(project_root())
+            .status()
+            .context("can't run cargo check")?;
+        if !status.success() {
+            failed.push(label.to_owned());
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "qapi-types does not build with feature(s) alone: {}",
+            failed.join(", ")
+        );
+    }
+    eprintln!(
+        "features: all {} module features build alone",
+        features.len()
+    );
+    Ok(())
+}
+
+/// The features of a manifest's `[features]` table but `default`.
+fn module_features(manifest: &str) -> Vec<String> {
+    manifest
+        .lines()
+        .skip_while(|line| line.trim() != "[features]")
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty() && !name.starts_with('#') && *name != "default")
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A fresh, empty directory for one test, removed by the test when it passes.
 #[cfg(test)]
 fn test_dir(name: &str) -> PathBuf {
@@ -102,6 +168,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn module_features_are_read_from_the_features_table() {
+        let manifest = "[package]\nname = \"x\"\n\n[features]\ndefault = [\"a\", \"b\"]\na = []\nb = [\"a\"]\n\n[dev-dependencies]\nc = \"1\"\n";
+        assert_eq!(module_features(manifest), ["a", "b"]);
+        let committed =
+            std::fs::read_to_string(project_root().join("qapi-types/Cargo.toml")).unwrap();
+        let features = module_features(&committed);
+        assert!(features.iter().any(|f| f == "block_core"), "{features:?}");
+        assert!(!features.iter().any(|f| f == "default"));
     }
 
     #[test]
