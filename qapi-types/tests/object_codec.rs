@@ -46,7 +46,10 @@ fn a_member_of_the_wrong_type_is_located() {
 #[test]
 fn a_non_object_names_the_type() {
     let error = decode::<YankInstanceBlockNode>(json!(["disk0"])).unwrap_err();
-    assert!(error.contains("an object (YankInstanceBlockNode)"), "{error}");
+    assert!(
+        error.contains("an object (YankInstanceBlockNode)"),
+        "{error}"
+    );
 }
 
 #[test]
