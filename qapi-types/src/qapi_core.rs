@@ -173,6 +173,7 @@ pub mod private {
 
     use super::{EventMessage, Timestamp};
 
+    pub use crate::__qapi_enumeration as enumeration;
     pub use crate::__qapi_object as object;
     pub use content::{Content, ContentDeserializer};
     pub use serde;
@@ -869,6 +870,54 @@ pub mod private {
             }
         }
     }
+}
+
+/// The wire names of one enum type, as the generated code states them:
+/// `Variant = "wire-name"` for each value.  The enum has an
+/// `Unrecognized(UnknownValue)` variant besides; the macro implements
+/// `as_str`, `from_wire` and serde's traits (a JSON string; unknown strings
+/// decode as `Unrecognized`, keeping the string).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __qapi_enumeration {
+    ($name:ident { $( $variant:ident = $wire:literal ),* $(,)? }) => {
+        impl $name {
+            /// The value as it appears on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $wire, )*
+                    $name::Unrecognized(value) => &value.0,
+                }
+            }
+
+            /// The value for a wire string; unknown strings are kept.
+            pub fn from_wire(s: &str) -> Self {
+                match s {
+                    $( $wire => $name::$variant, )*
+                    other => $name::Unrecognized($crate::UnknownValue(
+                        ::std::borrow::ToOwned::to_owned(other),
+                    )),
+                }
+            }
+        }
+
+        impl $crate::private::serde::Serialize for $name {
+            fn serialize<S: $crate::private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> $crate::private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                $crate::private::enum_str(deserializer).map(|s| $name::from_wire(&s))
+            }
+        }
+    };
 }
 
 /// The encoding and decoding of one object type, as the generated code

@@ -19,9 +19,9 @@
 //!
 //! No serde derives: objects (structs, command arguments, event data)
 //! encode and decode through one invocation each of the core's `object!`
-//! macro, which lists the members with their wire names; unions, enums,
-//! alternates and `AnyEvent` get small hand-shaped impls that call the
-//! core.  The generated crates then need neither `serde_derive` nor `syn`,
+//! macro, which lists the members with their wire names, and enums through
+//! its `enumeration!`, which lists the values; unions, alternates and
+//! `AnyEvent` get small hand-shaped impls that call the core.  The generated crates then need neither `serde_derive` nor `syn`,
 //! and each type costs the compiler one match over its members instead of
 //! serde's several visitors.
 
@@ -1119,8 +1119,12 @@ impl<'s> Emitter<'s> {
         let doc = self.schema.doc(id);
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut variants = Vec::new();
-        let mut to_wire = Vec::new();
-        let mut from_wire = Vec::new();
+        // The methods and serde impls, by the core's `enumeration!` (see
+        // `object_codec`).
+        let mut codec = vec![
+            format!("{}::private::enumeration! {{", self.options.core_path),
+            format!("    {rust} {{"),
+        ];
         for v in values {
             let variant = names::camel(&v.name);
             if variant == "Unrecognized" {
@@ -1157,9 +1161,11 @@ impl<'s> Emitter<'s> {
             let deprecated = self.deprecated(&v.features, text);
             let wire = &v.name;
             variants.push(quote! { #vdocs #deprecated #vid, });
-            to_wire.push(quote! { #name::#vid => #wire, });
-            from_wire.push(quote! { #wire => #name::#vid, });
+            codec.push(format!("        {variant} = {wire:?},"));
         }
+        codec.push("    }".to_owned());
+        codec.push("}".to_owned());
+        let codec = verbatim(codec);
         let core = &self.core;
         let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         Ok(quote! {
@@ -1172,35 +1178,7 @@ impl<'s> Emitter<'s> {
                 Unrecognized(#core::UnknownValue),
             }
 
-            impl #name {
-                /// The value as it appears on the wire.
-                pub fn as_str(&self) -> &str {
-                    match self {
-                        #( #to_wire )*
-                        #name::Unrecognized(v) => &v.0,
-                    }
-                }
-
-                /// The value for a wire string; unknown strings are kept.
-                pub fn from_wire(s: &str) -> Self {
-                    match s {
-                        #( #from_wire )*
-                        other => #name::Unrecognized(#core::UnknownValue(::std::borrow::ToOwned::to_owned(other))),
-                    }
-                }
-            }
-
-            impl Serialize for #name {
-                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                    serializer.serialize_str(self.as_str())
-                }
-            }
-
-            impl<'de> Deserialize<'de> for #name {
-                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                    #core::private::enum_str(deserializer).map(|s| #name::from_wire(&s))
-                }
-            }
+            #codec
         })
     }
 

@@ -19,46 +19,11 @@ pub enum Colour {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Colour {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Colour::Red => "red",
-            Colour::DarkBlue => "dark-blue",
-            Colour::V2d => "2d",
-            Colour::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "red" => Colour::Red,
-            "dark-blue" => Colour::DarkBlue,
-            "2d" => Colour::V2d,
-            other => {
-                Colour::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Colour {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Colour {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| Colour::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Colour {
+        Red = "red",
+        DarkBlue = "dark-blue",
+        V2d = "2d",
     }
 }
 // ===== mod.rs =====

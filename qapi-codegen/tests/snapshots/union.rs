@@ -26,44 +26,10 @@ pub enum Kind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Kind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Kind::File => "file",
-            Kind::Null => "null",
-            Kind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "file" => Kind::File,
-            "null" => Kind::Null,
-            other => {
-                Kind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Kind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Kind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| Kind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Kind {
+        File = "file",
+        Null = "null",
     }
 }
 

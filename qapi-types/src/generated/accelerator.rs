@@ -46,56 +46,16 @@ pub enum Accelerator {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Accelerator {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Accelerator::Hvf => "hvf",
-            Accelerator::Kvm => "kvm",
-            Accelerator::Mshv => "mshv",
-            Accelerator::Nvmm => "nvmm",
-            Accelerator::Qtest => "qtest",
-            Accelerator::Tcg => "tcg",
-            Accelerator::Whpx => "whpx",
-            Accelerator::Xen => "xen",
-            Accelerator::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "hvf" => Accelerator::Hvf,
-            "kvm" => Accelerator::Kvm,
-            "mshv" => Accelerator::Mshv,
-            "nvmm" => Accelerator::Nvmm,
-            "qtest" => Accelerator::Qtest,
-            "tcg" => Accelerator::Tcg,
-            "whpx" => Accelerator::Whpx,
-            "xen" => Accelerator::Xen,
-            other => {
-                Accelerator::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Accelerator {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Accelerator {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| Accelerator::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Accelerator {
+        Hvf = "hvf",
+        Kvm = "kvm",
+        Mshv = "mshv",
+        Nvmm = "nvmm",
+        Qtest = "qtest",
+        Tcg = "tcg",
+        Whpx = "whpx",
+        Xen = "xen",
     }
 }
 

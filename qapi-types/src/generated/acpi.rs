@@ -74,45 +74,10 @@ pub enum ACPISlotType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ACPISlotType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ACPISlotType::Dimm => "DIMM",
-            ACPISlotType::Cpu => "CPU",
-            ACPISlotType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "DIMM" => ACPISlotType::Dimm,
-            "CPU" => ACPISlotType::Cpu,
-            other => {
-                ACPISlotType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ACPISlotType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ACPISlotType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ACPISlotType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ACPISlotType {
+        Dimm = "DIMM",
+        Cpu = "CPU",
     }
 }
 

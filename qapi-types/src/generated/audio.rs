@@ -681,54 +681,15 @@ pub enum AudioFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl AudioFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            AudioFormat::U8 => "u8",
-            AudioFormat::S8 => "s8",
-            AudioFormat::U16 => "u16",
-            AudioFormat::S16 => "s16",
-            AudioFormat::U32 => "u32",
-            AudioFormat::S32 => "s32",
-            AudioFormat::F32 => "f32",
-            AudioFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "u8" => AudioFormat::U8,
-            "s8" => AudioFormat::S8,
-            "u16" => AudioFormat::U16,
-            "s16" => AudioFormat::S16,
-            "u32" => AudioFormat::U32,
-            "s32" => AudioFormat::S32,
-            "f32" => AudioFormat::F32,
-            other => {
-                AudioFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for AudioFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudioFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| AudioFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    AudioFormat {
+        U8 = "u8",
+        S8 = "s8",
+        U16 = "u16",
+        S16 = "s16",
+        U32 = "u32",
+        S32 = "s32",
+        F32 = "f32",
     }
 }
 
@@ -767,67 +728,21 @@ pub enum AudiodevDriver {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl AudiodevDriver {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            AudiodevDriver::None => "none",
-            AudiodevDriver::Alsa => "alsa",
-            AudiodevDriver::Coreaudio => "coreaudio",
-            AudiodevDriver::Dbus => "dbus",
-            AudiodevDriver::Dsound => "dsound",
-            AudiodevDriver::Jack => "jack",
-            AudiodevDriver::Oss => "oss",
-            AudiodevDriver::Pa => "pa",
-            AudiodevDriver::Pipewire => "pipewire",
-            AudiodevDriver::Sdl => "sdl",
-            AudiodevDriver::Sndio => "sndio",
-            AudiodevDriver::Spice => "spice",
-            AudiodevDriver::Wav => "wav",
-            AudiodevDriver::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => AudiodevDriver::None,
-            "alsa" => AudiodevDriver::Alsa,
-            "coreaudio" => AudiodevDriver::Coreaudio,
-            "dbus" => AudiodevDriver::Dbus,
-            "dsound" => AudiodevDriver::Dsound,
-            "jack" => AudiodevDriver::Jack,
-            "oss" => AudiodevDriver::Oss,
-            "pa" => AudiodevDriver::Pa,
-            "pipewire" => AudiodevDriver::Pipewire,
-            "sdl" => AudiodevDriver::Sdl,
-            "sndio" => AudiodevDriver::Sndio,
-            "spice" => AudiodevDriver::Spice,
-            "wav" => AudiodevDriver::Wav,
-            other => {
-                AudiodevDriver::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for AudiodevDriver {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for AudiodevDriver {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| AudiodevDriver::from_wire(&s))
+::qapi_types::private::enumeration! {
+    AudiodevDriver {
+        None = "none",
+        Alsa = "alsa",
+        Coreaudio = "coreaudio",
+        Dbus = "dbus",
+        Dsound = "dsound",
+        Jack = "jack",
+        Oss = "oss",
+        Pa = "pa",
+        Pipewire = "pipewire",
+        Sdl = "sdl",
+        Sndio = "sndio",
+        Spice = "spice",
+        Wav = "wav",
     }
 }
 

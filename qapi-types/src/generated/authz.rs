@@ -16,45 +16,10 @@ pub enum QAuthZListPolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QAuthZListPolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QAuthZListPolicy::Deny => "deny",
-            QAuthZListPolicy::Allow => "allow",
-            QAuthZListPolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "deny" => QAuthZListPolicy::Deny,
-            "allow" => QAuthZListPolicy::Allow,
-            other => {
-                QAuthZListPolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QAuthZListPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QAuthZListPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QAuthZListPolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QAuthZListPolicy {
+        Deny = "deny",
+        Allow = "allow",
     }
 }
 
@@ -71,45 +36,10 @@ pub enum QAuthZListFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QAuthZListFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QAuthZListFormat::Exact => "exact",
-            QAuthZListFormat::Glob => "glob",
-            QAuthZListFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "exact" => QAuthZListFormat::Exact,
-            "glob" => QAuthZListFormat::Glob,
-            other => {
-                QAuthZListFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QAuthZListFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QAuthZListFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QAuthZListFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QAuthZListFormat {
+        Exact = "exact",
+        Glob = "glob",
     }
 }
 

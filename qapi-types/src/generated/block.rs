@@ -36,51 +36,13 @@ pub enum BiosAtaTranslation {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BiosAtaTranslation {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BiosAtaTranslation::Auto => "auto",
-            BiosAtaTranslation::None => "none",
-            BiosAtaTranslation::Lba => "lba",
-            BiosAtaTranslation::Large => "large",
-            BiosAtaTranslation::Rechs => "rechs",
-            BiosAtaTranslation::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "auto" => BiosAtaTranslation::Auto,
-            "none" => BiosAtaTranslation::None,
-            "lba" => BiosAtaTranslation::Lba,
-            "large" => BiosAtaTranslation::Large,
-            "rechs" => BiosAtaTranslation::Rechs,
-            other => {
-                BiosAtaTranslation::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BiosAtaTranslation {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BiosAtaTranslation {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BiosAtaTranslation::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BiosAtaTranslation {
+        Auto = "auto",
+        None = "none",
+        Lba = "lba",
+        Large = "large",
+        Rechs = "rechs",
     }
 }
 
@@ -103,51 +65,13 @@ pub enum FloppyDriveType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl FloppyDriveType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            FloppyDriveType::V144 => "144",
-            FloppyDriveType::V288 => "288",
-            FloppyDriveType::V120 => "120",
-            FloppyDriveType::None => "none",
-            FloppyDriveType::Auto => "auto",
-            FloppyDriveType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "144" => FloppyDriveType::V144,
-            "288" => FloppyDriveType::V288,
-            "120" => FloppyDriveType::V120,
-            "none" => FloppyDriveType::None,
-            "auto" => FloppyDriveType::Auto,
-            other => {
-                FloppyDriveType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for FloppyDriveType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for FloppyDriveType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| FloppyDriveType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    FloppyDriveType {
+        V144 = "144",
+        V288 = "288",
+        V120 = "120",
+        None = "none",
+        Auto = "auto",
     }
 }
 
@@ -186,47 +110,11 @@ pub enum BlockdevChangeReadOnlyMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevChangeReadOnlyMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevChangeReadOnlyMode::Retain => "retain",
-            BlockdevChangeReadOnlyMode::ReadOnly => "read-only",
-            BlockdevChangeReadOnlyMode::ReadWrite => "read-write",
-            BlockdevChangeReadOnlyMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "retain" => BlockdevChangeReadOnlyMode::Retain,
-            "read-only" => BlockdevChangeReadOnlyMode::ReadOnly,
-            "read-write" => BlockdevChangeReadOnlyMode::ReadWrite,
-            other => {
-                BlockdevChangeReadOnlyMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevChangeReadOnlyMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevChangeReadOnlyMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevChangeReadOnlyMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevChangeReadOnlyMode {
+        Retain = "retain",
+        ReadOnly = "read-only",
+        ReadWrite = "read-write",
     }
 }
 

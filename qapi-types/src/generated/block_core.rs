@@ -317,51 +317,13 @@ pub enum ImageInfoSpecificKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ImageInfoSpecificKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ImageInfoSpecificKind::Qcow2 => "qcow2",
-            ImageInfoSpecificKind::Vmdk => "vmdk",
-            ImageInfoSpecificKind::Luks => "luks",
-            ImageInfoSpecificKind::Rbd => "rbd",
-            ImageInfoSpecificKind::File => "file",
-            ImageInfoSpecificKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "qcow2" => ImageInfoSpecificKind::Qcow2,
-            "vmdk" => ImageInfoSpecificKind::Vmdk,
-            "luks" => ImageInfoSpecificKind::Luks,
-            "rbd" => ImageInfoSpecificKind::Rbd,
-            "file" => ImageInfoSpecificKind::File,
-            other => {
-                ImageInfoSpecificKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ImageInfoSpecificKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageInfoSpecificKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ImageInfoSpecificKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ImageInfoSpecificKind {
+        Qcow2 = "qcow2",
+        Vmdk = "vmdk",
+        Luks = "luks",
+        Rbd = "rbd",
+        File = "file",
     }
 }
 
@@ -1130,47 +1092,11 @@ pub enum BlockDeviceIoStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockDeviceIoStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockDeviceIoStatus::Ok => "ok",
-            BlockDeviceIoStatus::Failed => "failed",
-            BlockDeviceIoStatus::Nospace => "nospace",
-            BlockDeviceIoStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ok" => BlockDeviceIoStatus::Ok,
-            "failed" => BlockDeviceIoStatus::Failed,
-            "nospace" => BlockDeviceIoStatus::Nospace,
-            other => {
-                BlockDeviceIoStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockDeviceIoStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockDeviceIoStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockDeviceIoStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockDeviceIoStatus {
+        Ok = "ok",
+        Failed = "failed",
+        Nospace = "nospace",
     }
 }
 
@@ -1232,45 +1158,10 @@ pub enum Qcow2BitmapInfoFlags {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Qcow2BitmapInfoFlags {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Qcow2BitmapInfoFlags::InUse => "in-use",
-            Qcow2BitmapInfoFlags::Auto => "auto",
-            Qcow2BitmapInfoFlags::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "in-use" => Qcow2BitmapInfoFlags::InUse,
-            "auto" => Qcow2BitmapInfoFlags::Auto,
-            other => {
-                Qcow2BitmapInfoFlags::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Qcow2BitmapInfoFlags {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Qcow2BitmapInfoFlags {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| Qcow2BitmapInfoFlags::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Qcow2BitmapInfoFlags {
+        InUse = "in-use",
+        Auto = "auto",
     }
 }
 
@@ -2440,51 +2331,13 @@ pub enum BlockdevOnError {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevOnError {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevOnError::Report => "report",
-            BlockdevOnError::Ignore => "ignore",
-            BlockdevOnError::Enospc => "enospc",
-            BlockdevOnError::Stop => "stop",
-            BlockdevOnError::Auto => "auto",
-            BlockdevOnError::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "report" => BlockdevOnError::Report,
-            "ignore" => BlockdevOnError::Ignore,
-            "enospc" => BlockdevOnError::Enospc,
-            "stop" => BlockdevOnError::Stop,
-            "auto" => BlockdevOnError::Auto,
-            other => {
-                BlockdevOnError::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevOnError {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevOnError {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevOnError::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevOnError {
+        Report = "report",
+        Ignore = "ignore",
+        Enospc = "enospc",
+        Stop = "stop",
+        Auto = "auto",
     }
 }
 
@@ -2510,51 +2363,13 @@ pub enum MirrorSyncMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MirrorSyncMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MirrorSyncMode::Top => "top",
-            MirrorSyncMode::Full => "full",
-            MirrorSyncMode::None => "none",
-            MirrorSyncMode::Incremental => "incremental",
-            MirrorSyncMode::Bitmap => "bitmap",
-            MirrorSyncMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "top" => MirrorSyncMode::Top,
-            "full" => MirrorSyncMode::Full,
-            "none" => MirrorSyncMode::None,
-            "incremental" => MirrorSyncMode::Incremental,
-            "bitmap" => MirrorSyncMode::Bitmap,
-            other => {
-                MirrorSyncMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MirrorSyncMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MirrorSyncMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MirrorSyncMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MirrorSyncMode {
+        Top = "top",
+        Full = "full",
+        None = "none",
+        Incremental = "incremental",
+        Bitmap = "bitmap",
     }
 }
 
@@ -2578,47 +2393,11 @@ pub enum BitmapSyncMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BitmapSyncMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BitmapSyncMode::OnSuccess => "on-success",
-            BitmapSyncMode::Never => "never",
-            BitmapSyncMode::Always => "always",
-            BitmapSyncMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "on-success" => BitmapSyncMode::OnSuccess,
-            "never" => BitmapSyncMode::Never,
-            "always" => BitmapSyncMode::Always,
-            other => {
-                BitmapSyncMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BitmapSyncMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BitmapSyncMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BitmapSyncMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BitmapSyncMode {
+        OnSuccess = "on-success",
+        Never = "never",
+        Always = "always",
     }
 }
 
@@ -2638,45 +2417,10 @@ pub enum MirrorCopyMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MirrorCopyMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MirrorCopyMode::Background => "background",
-            MirrorCopyMode::WriteBlocking => "write-blocking",
-            MirrorCopyMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "background" => MirrorCopyMode::Background,
-            "write-blocking" => MirrorCopyMode::WriteBlocking,
-            other => {
-                MirrorCopyMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MirrorCopyMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MirrorCopyMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MirrorCopyMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MirrorCopyMode {
+        Background = "background",
+        WriteBlocking = "write-blocking",
     }
 }
 
@@ -3064,45 +2808,10 @@ pub enum NewImageMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NewImageMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NewImageMode::Existing => "existing",
-            NewImageMode::AbsolutePaths => "absolute-paths",
-            NewImageMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "existing" => NewImageMode::Existing,
-            "absolute-paths" => NewImageMode::AbsolutePaths,
-            other => {
-                NewImageMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NewImageMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NewImageMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NewImageMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NewImageMode {
+        Existing = "existing",
+        AbsolutePaths = "absolute-paths",
     }
 }
 
@@ -3481,47 +3190,11 @@ pub enum XDbgBlockGraphNodeType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl XDbgBlockGraphNodeType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            XDbgBlockGraphNodeType::BlockBackend => "block-backend",
-            XDbgBlockGraphNodeType::BlockJob => "block-job",
-            XDbgBlockGraphNodeType::BlockDriver => "block-driver",
-            XDbgBlockGraphNodeType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "block-backend" => XDbgBlockGraphNodeType::BlockBackend,
-            "block-job" => XDbgBlockGraphNodeType::BlockJob,
-            "block-driver" => XDbgBlockGraphNodeType::BlockDriver,
-            other => {
-                XDbgBlockGraphNodeType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for XDbgBlockGraphNodeType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for XDbgBlockGraphNodeType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| XDbgBlockGraphNodeType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    XDbgBlockGraphNodeType {
+        BlockBackend = "block-backend",
+        BlockJob = "block-job",
+        BlockDriver = "block-driver",
     }
 }
 
@@ -3579,49 +3252,12 @@ pub enum BlockPermission {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockPermission {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockPermission::ConsistentRead => "consistent-read",
-            BlockPermission::Write => "write",
-            BlockPermission::WriteUnchanged => "write-unchanged",
-            BlockPermission::Resize => "resize",
-            BlockPermission::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "consistent-read" => BlockPermission::ConsistentRead,
-            "write" => BlockPermission::Write,
-            "write-unchanged" => BlockPermission::WriteUnchanged,
-            "resize" => BlockPermission::Resize,
-            other => {
-                BlockPermission::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockPermission {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockPermission {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockPermission::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockPermission {
+        ConsistentRead = "consistent-read",
+        Write = "write",
+        WriteUnchanged = "write-unchanged",
+        Resize = "resize",
     }
 }
 
@@ -4405,45 +4041,10 @@ pub enum BlockdevDiscardOptions {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevDiscardOptions {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevDiscardOptions::Ignore => "ignore",
-            BlockdevDiscardOptions::Unmap => "unmap",
-            BlockdevDiscardOptions::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ignore" => BlockdevDiscardOptions::Ignore,
-            "unmap" => BlockdevDiscardOptions::Unmap,
-            other => {
-                BlockdevDiscardOptions::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevDiscardOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevDiscardOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevDiscardOptions::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevDiscardOptions {
+        Ignore = "ignore",
+        Unmap = "unmap",
     }
 }
 
@@ -4466,47 +4067,11 @@ pub enum BlockdevDetectZeroesOptions {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevDetectZeroesOptions {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevDetectZeroesOptions::Off => "off",
-            BlockdevDetectZeroesOptions::On => "on",
-            BlockdevDetectZeroesOptions::Unmap => "unmap",
-            BlockdevDetectZeroesOptions::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => BlockdevDetectZeroesOptions::Off,
-            "on" => BlockdevDetectZeroesOptions::On,
-            "unmap" => BlockdevDetectZeroesOptions::Unmap,
-            other => {
-                BlockdevDetectZeroesOptions::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevDetectZeroesOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevDetectZeroesOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevDetectZeroesOptions::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevDetectZeroesOptions {
+        Off = "off",
+        On = "on",
+        Unmap = "unmap",
     }
 }
 
@@ -4527,47 +4092,11 @@ pub enum BlockdevAioOptions {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevAioOptions {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevAioOptions::Threads => "threads",
-            BlockdevAioOptions::Native => "native",
-            BlockdevAioOptions::IoUring => "io_uring",
-            BlockdevAioOptions::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "threads" => BlockdevAioOptions::Threads,
-            "native" => BlockdevAioOptions::Native,
-            "io_uring" => BlockdevAioOptions::IoUring,
-            other => {
-                BlockdevAioOptions::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevAioOptions {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevAioOptions {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevAioOptions::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevAioOptions {
+        Threads = "threads",
+        Native = "native",
+        IoUring = "io_uring",
     }
 }
 
@@ -4663,135 +4192,55 @@ pub enum BlockdevDriver {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevDriver {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevDriver::Blkdebug => "blkdebug",
-            BlockdevDriver::Blklogwrites => "blklogwrites",
-            BlockdevDriver::Blkreplay => "blkreplay",
-            BlockdevDriver::Blkverify => "blkverify",
-            BlockdevDriver::Bochs => "bochs",
-            BlockdevDriver::Cloop => "cloop",
-            BlockdevDriver::Compress => "compress",
-            BlockdevDriver::CopyBeforeWrite => "copy-before-write",
-            BlockdevDriver::CopyOnRead => "copy-on-read",
-            BlockdevDriver::Dmg => "dmg",
-            BlockdevDriver::File => "file",
-            BlockdevDriver::SnapshotAccess => "snapshot-access",
-            BlockdevDriver::Ftp => "ftp",
-            BlockdevDriver::Ftps => "ftps",
-            BlockdevDriver::Gluster => "gluster",
-            BlockdevDriver::HostCdrom => "host_cdrom",
-            BlockdevDriver::HostDevice => "host_device",
-            BlockdevDriver::Http => "http",
-            BlockdevDriver::Https => "https",
-            BlockdevDriver::IoUring => "io_uring",
-            BlockdevDriver::Iscsi => "iscsi",
-            BlockdevDriver::Luks => "luks",
-            BlockdevDriver::Nbd => "nbd",
-            BlockdevDriver::Nfs => "nfs",
-            BlockdevDriver::NullAio => "null-aio",
-            BlockdevDriver::NullCo => "null-co",
-            BlockdevDriver::Nvme => "nvme",
-            BlockdevDriver::NvmeIoUring => "nvme-io_uring",
-            BlockdevDriver::Parallels => "parallels",
-            BlockdevDriver::Preallocate => "preallocate",
-            BlockdevDriver::Qcow => "qcow",
-            BlockdevDriver::Qcow2 => "qcow2",
-            BlockdevDriver::Qed => "qed",
-            BlockdevDriver::Quorum => "quorum",
-            BlockdevDriver::Raw => "raw",
-            BlockdevDriver::Rbd => "rbd",
-            BlockdevDriver::Replication => "replication",
-            BlockdevDriver::Ssh => "ssh",
-            BlockdevDriver::Throttle => "throttle",
-            BlockdevDriver::Vdi => "vdi",
-            BlockdevDriver::Vhdx => "vhdx",
-            BlockdevDriver::VirtioBlkVfioPci => "virtio-blk-vfio-pci",
-            BlockdevDriver::VirtioBlkVhostUser => "virtio-blk-vhost-user",
-            BlockdevDriver::VirtioBlkVhostVdpa => "virtio-blk-vhost-vdpa",
-            BlockdevDriver::Vmdk => "vmdk",
-            BlockdevDriver::Vpc => "vpc",
-            BlockdevDriver::Vvfat => "vvfat",
-            BlockdevDriver::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "blkdebug" => BlockdevDriver::Blkdebug,
-            "blklogwrites" => BlockdevDriver::Blklogwrites,
-            "blkreplay" => BlockdevDriver::Blkreplay,
-            "blkverify" => BlockdevDriver::Blkverify,
-            "bochs" => BlockdevDriver::Bochs,
-            "cloop" => BlockdevDriver::Cloop,
-            "compress" => BlockdevDriver::Compress,
-            "copy-before-write" => BlockdevDriver::CopyBeforeWrite,
-            "copy-on-read" => BlockdevDriver::CopyOnRead,
-            "dmg" => BlockdevDriver::Dmg,
-            "file" => BlockdevDriver::File,
-            "snapshot-access" => BlockdevDriver::SnapshotAccess,
-            "ftp" => BlockdevDriver::Ftp,
-            "ftps" => BlockdevDriver::Ftps,
-            "gluster" => BlockdevDriver::Gluster,
-            "host_cdrom" => BlockdevDriver::HostCdrom,
-            "host_device" => BlockdevDriver::HostDevice,
-            "http" => BlockdevDriver::Http,
-            "https" => BlockdevDriver::Https,
-            "io_uring" => BlockdevDriver::IoUring,
-            "iscsi" => BlockdevDriver::Iscsi,
-            "luks" => BlockdevDriver::Luks,
-            "nbd" => BlockdevDriver::Nbd,
-            "nfs" => BlockdevDriver::Nfs,
-            "null-aio" => BlockdevDriver::NullAio,
-            "null-co" => BlockdevDriver::NullCo,
-            "nvme" => BlockdevDriver::Nvme,
-            "nvme-io_uring" => BlockdevDriver::NvmeIoUring,
-            "parallels" => BlockdevDriver::Parallels,
-            "preallocate" => BlockdevDriver::Preallocate,
-            "qcow" => BlockdevDriver::Qcow,
-            "qcow2" => BlockdevDriver::Qcow2,
-            "qed" => BlockdevDriver::Qed,
-            "quorum" => BlockdevDriver::Quorum,
-            "raw" => BlockdevDriver::Raw,
-            "rbd" => BlockdevDriver::Rbd,
-            "replication" => BlockdevDriver::Replication,
-            "ssh" => BlockdevDriver::Ssh,
-            "throttle" => BlockdevDriver::Throttle,
-            "vdi" => BlockdevDriver::Vdi,
-            "vhdx" => BlockdevDriver::Vhdx,
-            "virtio-blk-vfio-pci" => BlockdevDriver::VirtioBlkVfioPci,
-            "virtio-blk-vhost-user" => BlockdevDriver::VirtioBlkVhostUser,
-            "virtio-blk-vhost-vdpa" => BlockdevDriver::VirtioBlkVhostVdpa,
-            "vmdk" => BlockdevDriver::Vmdk,
-            "vpc" => BlockdevDriver::Vpc,
-            "vvfat" => BlockdevDriver::Vvfat,
-            other => {
-                BlockdevDriver::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevDriver {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevDriver {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevDriver::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevDriver {
+        Blkdebug = "blkdebug",
+        Blklogwrites = "blklogwrites",
+        Blkreplay = "blkreplay",
+        Blkverify = "blkverify",
+        Bochs = "bochs",
+        Cloop = "cloop",
+        Compress = "compress",
+        CopyBeforeWrite = "copy-before-write",
+        CopyOnRead = "copy-on-read",
+        Dmg = "dmg",
+        File = "file",
+        SnapshotAccess = "snapshot-access",
+        Ftp = "ftp",
+        Ftps = "ftps",
+        Gluster = "gluster",
+        HostCdrom = "host_cdrom",
+        HostDevice = "host_device",
+        Http = "http",
+        Https = "https",
+        IoUring = "io_uring",
+        Iscsi = "iscsi",
+        Luks = "luks",
+        Nbd = "nbd",
+        Nfs = "nfs",
+        NullAio = "null-aio",
+        NullCo = "null-co",
+        Nvme = "nvme",
+        NvmeIoUring = "nvme-io_uring",
+        Parallels = "parallels",
+        Preallocate = "preallocate",
+        Qcow = "qcow",
+        Qcow2 = "qcow2",
+        Qed = "qed",
+        Quorum = "quorum",
+        Raw = "raw",
+        Rbd = "rbd",
+        Replication = "replication",
+        Ssh = "ssh",
+        Throttle = "throttle",
+        Vdi = "vdi",
+        Vhdx = "vhdx",
+        VirtioBlkVfioPci = "virtio-blk-vfio-pci",
+        VirtioBlkVhostUser = "virtio-blk-vhost-user",
+        VirtioBlkVhostVdpa = "virtio-blk-vhost-vdpa",
+        Vmdk = "vmdk",
+        Vpc = "vpc",
+        Vvfat = "vvfat",
     }
 }
 
@@ -5007,49 +4456,12 @@ pub enum Qcow2OverlapCheckMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Qcow2OverlapCheckMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Qcow2OverlapCheckMode::None => "none",
-            Qcow2OverlapCheckMode::Constant => "constant",
-            Qcow2OverlapCheckMode::Cached => "cached",
-            Qcow2OverlapCheckMode::All => "all",
-            Qcow2OverlapCheckMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => Qcow2OverlapCheckMode::None,
-            "constant" => Qcow2OverlapCheckMode::Constant,
-            "cached" => Qcow2OverlapCheckMode::Cached,
-            "all" => Qcow2OverlapCheckMode::All,
-            other => {
-                Qcow2OverlapCheckMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Qcow2OverlapCheckMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Qcow2OverlapCheckMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| Qcow2OverlapCheckMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Qcow2OverlapCheckMode {
+        None = "none",
+        Constant = "constant",
+        Cached = "cached",
+        All = "all",
     }
 }
 
@@ -5167,43 +4579,9 @@ pub enum BlockdevQcowEncryptionFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevQcowEncryptionFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevQcowEncryptionFormat::Aes => "aes",
-            BlockdevQcowEncryptionFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "aes" => BlockdevQcowEncryptionFormat::Aes,
-            other => {
-                BlockdevQcowEncryptionFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevQcowEncryptionFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevQcowEncryptionFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevQcowEncryptionFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevQcowEncryptionFormat {
+        Aes = "aes",
     }
 }
 
@@ -5345,45 +4723,10 @@ pub enum BlockdevQcow2EncryptionFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevQcow2EncryptionFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevQcow2EncryptionFormat::Aes => "aes",
-            BlockdevQcow2EncryptionFormat::Luks => "luks",
-            BlockdevQcow2EncryptionFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "aes" => BlockdevQcow2EncryptionFormat::Aes,
-            "luks" => BlockdevQcow2EncryptionFormat::Luks,
-            other => {
-                BlockdevQcow2EncryptionFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevQcow2EncryptionFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevQcow2EncryptionFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevQcow2EncryptionFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevQcow2EncryptionFormat {
+        Aes = "aes",
+        Luks = "luks",
     }
 }
 
@@ -5629,47 +4972,11 @@ pub enum SshHostKeyCheckMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SshHostKeyCheckMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SshHostKeyCheckMode::None => "none",
-            SshHostKeyCheckMode::Hash => "hash",
-            SshHostKeyCheckMode::KnownHosts => "known_hosts",
-            SshHostKeyCheckMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => SshHostKeyCheckMode::None,
-            "hash" => SshHostKeyCheckMode::Hash,
-            "known_hosts" => SshHostKeyCheckMode::KnownHosts,
-            other => {
-                SshHostKeyCheckMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SshHostKeyCheckMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SshHostKeyCheckMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SshHostKeyCheckMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SshHostKeyCheckMode {
+        None = "none",
+        Hash = "hash",
+        KnownHosts = "known_hosts",
     }
 }
 
@@ -5686,47 +4993,11 @@ pub enum SshHostKeyCheckHashType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SshHostKeyCheckHashType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SshHostKeyCheckHashType::Md5 => "md5",
-            SshHostKeyCheckHashType::Sha1 => "sha1",
-            SshHostKeyCheckHashType::Sha256 => "sha256",
-            SshHostKeyCheckHashType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "md5" => SshHostKeyCheckHashType::Md5,
-            "sha1" => SshHostKeyCheckHashType::Sha1,
-            "sha256" => SshHostKeyCheckHashType::Sha256,
-            other => {
-                SshHostKeyCheckHashType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SshHostKeyCheckHashType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SshHostKeyCheckHashType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SshHostKeyCheckHashType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SshHostKeyCheckHashType {
+        Md5 = "md5",
+        Sha1 = "sha1",
+        Sha256 = "sha256",
     }
 }
 
@@ -5957,137 +5228,56 @@ pub enum BlkdebugEvent {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlkdebugEvent {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlkdebugEvent::L1Update => "l1_update",
-            BlkdebugEvent::L1GrowAllocTable => "l1_grow_alloc_table",
-            BlkdebugEvent::L1GrowWriteTable => "l1_grow_write_table",
-            BlkdebugEvent::L1GrowActivateTable => "l1_grow_activate_table",
-            BlkdebugEvent::L2Load => "l2_load",
-            BlkdebugEvent::L2Update => "l2_update",
-            BlkdebugEvent::L2UpdateCompressed => "l2_update_compressed",
-            BlkdebugEvent::L2AllocCowRead => "l2_alloc_cow_read",
-            BlkdebugEvent::L2AllocWrite => "l2_alloc_write",
-            BlkdebugEvent::ReadAio => "read_aio",
-            BlkdebugEvent::ReadBackingAio => "read_backing_aio",
-            BlkdebugEvent::ReadCompressed => "read_compressed",
-            BlkdebugEvent::WriteAio => "write_aio",
-            BlkdebugEvent::WriteCompressed => "write_compressed",
-            BlkdebugEvent::VmstateLoad => "vmstate_load",
-            BlkdebugEvent::VmstateSave => "vmstate_save",
-            BlkdebugEvent::CowRead => "cow_read",
-            BlkdebugEvent::CowWrite => "cow_write",
-            BlkdebugEvent::ReftableLoad => "reftable_load",
-            BlkdebugEvent::ReftableGrow => "reftable_grow",
-            BlkdebugEvent::ReftableUpdate => "reftable_update",
-            BlkdebugEvent::RefblockLoad => "refblock_load",
-            BlkdebugEvent::RefblockUpdate => "refblock_update",
-            BlkdebugEvent::RefblockUpdatePart => "refblock_update_part",
-            BlkdebugEvent::RefblockAlloc => "refblock_alloc",
-            BlkdebugEvent::RefblockAllocHookup => "refblock_alloc_hookup",
-            BlkdebugEvent::RefblockAllocWrite => "refblock_alloc_write",
-            BlkdebugEvent::RefblockAllocWriteBlocks => "refblock_alloc_write_blocks",
-            BlkdebugEvent::RefblockAllocWriteTable => "refblock_alloc_write_table",
-            BlkdebugEvent::RefblockAllocSwitchTable => "refblock_alloc_switch_table",
-            BlkdebugEvent::ClusterAlloc => "cluster_alloc",
-            BlkdebugEvent::ClusterAllocBytes => "cluster_alloc_bytes",
-            BlkdebugEvent::ClusterFree => "cluster_free",
-            BlkdebugEvent::FlushToOs => "flush_to_os",
-            BlkdebugEvent::FlushToDisk => "flush_to_disk",
-            BlkdebugEvent::PwritevRmwHead => "pwritev_rmw_head",
-            BlkdebugEvent::PwritevRmwAfterHead => "pwritev_rmw_after_head",
-            BlkdebugEvent::PwritevRmwTail => "pwritev_rmw_tail",
-            BlkdebugEvent::PwritevRmwAfterTail => "pwritev_rmw_after_tail",
-            BlkdebugEvent::Pwritev => "pwritev",
-            BlkdebugEvent::PwritevZero => "pwritev_zero",
-            BlkdebugEvent::PwritevDone => "pwritev_done",
-            BlkdebugEvent::EmptyImagePrepare => "empty_image_prepare",
-            BlkdebugEvent::L1ShrinkWriteTable => "l1_shrink_write_table",
-            BlkdebugEvent::L1ShrinkFreeL2Clusters => "l1_shrink_free_l2_clusters",
-            BlkdebugEvent::CorWrite => "cor_write",
-            BlkdebugEvent::ClusterAllocSpace => "cluster_alloc_space",
-            BlkdebugEvent::None => "none",
-            BlkdebugEvent::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "l1_update" => BlkdebugEvent::L1Update,
-            "l1_grow_alloc_table" => BlkdebugEvent::L1GrowAllocTable,
-            "l1_grow_write_table" => BlkdebugEvent::L1GrowWriteTable,
-            "l1_grow_activate_table" => BlkdebugEvent::L1GrowActivateTable,
-            "l2_load" => BlkdebugEvent::L2Load,
-            "l2_update" => BlkdebugEvent::L2Update,
-            "l2_update_compressed" => BlkdebugEvent::L2UpdateCompressed,
-            "l2_alloc_cow_read" => BlkdebugEvent::L2AllocCowRead,
-            "l2_alloc_write" => BlkdebugEvent::L2AllocWrite,
-            "read_aio" => BlkdebugEvent::ReadAio,
-            "read_backing_aio" => BlkdebugEvent::ReadBackingAio,
-            "read_compressed" => BlkdebugEvent::ReadCompressed,
-            "write_aio" => BlkdebugEvent::WriteAio,
-            "write_compressed" => BlkdebugEvent::WriteCompressed,
-            "vmstate_load" => BlkdebugEvent::VmstateLoad,
-            "vmstate_save" => BlkdebugEvent::VmstateSave,
-            "cow_read" => BlkdebugEvent::CowRead,
-            "cow_write" => BlkdebugEvent::CowWrite,
-            "reftable_load" => BlkdebugEvent::ReftableLoad,
-            "reftable_grow" => BlkdebugEvent::ReftableGrow,
-            "reftable_update" => BlkdebugEvent::ReftableUpdate,
-            "refblock_load" => BlkdebugEvent::RefblockLoad,
-            "refblock_update" => BlkdebugEvent::RefblockUpdate,
-            "refblock_update_part" => BlkdebugEvent::RefblockUpdatePart,
-            "refblock_alloc" => BlkdebugEvent::RefblockAlloc,
-            "refblock_alloc_hookup" => BlkdebugEvent::RefblockAllocHookup,
-            "refblock_alloc_write" => BlkdebugEvent::RefblockAllocWrite,
-            "refblock_alloc_write_blocks" => BlkdebugEvent::RefblockAllocWriteBlocks,
-            "refblock_alloc_write_table" => BlkdebugEvent::RefblockAllocWriteTable,
-            "refblock_alloc_switch_table" => BlkdebugEvent::RefblockAllocSwitchTable,
-            "cluster_alloc" => BlkdebugEvent::ClusterAlloc,
-            "cluster_alloc_bytes" => BlkdebugEvent::ClusterAllocBytes,
-            "cluster_free" => BlkdebugEvent::ClusterFree,
-            "flush_to_os" => BlkdebugEvent::FlushToOs,
-            "flush_to_disk" => BlkdebugEvent::FlushToDisk,
-            "pwritev_rmw_head" => BlkdebugEvent::PwritevRmwHead,
-            "pwritev_rmw_after_head" => BlkdebugEvent::PwritevRmwAfterHead,
-            "pwritev_rmw_tail" => BlkdebugEvent::PwritevRmwTail,
-            "pwritev_rmw_after_tail" => BlkdebugEvent::PwritevRmwAfterTail,
-            "pwritev" => BlkdebugEvent::Pwritev,
-            "pwritev_zero" => BlkdebugEvent::PwritevZero,
-            "pwritev_done" => BlkdebugEvent::PwritevDone,
-            "empty_image_prepare" => BlkdebugEvent::EmptyImagePrepare,
-            "l1_shrink_write_table" => BlkdebugEvent::L1ShrinkWriteTable,
-            "l1_shrink_free_l2_clusters" => BlkdebugEvent::L1ShrinkFreeL2Clusters,
-            "cor_write" => BlkdebugEvent::CorWrite,
-            "cluster_alloc_space" => BlkdebugEvent::ClusterAllocSpace,
-            "none" => BlkdebugEvent::None,
-            other => {
-                BlkdebugEvent::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlkdebugEvent {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlkdebugEvent {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlkdebugEvent::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlkdebugEvent {
+        L1Update = "l1_update",
+        L1GrowAllocTable = "l1_grow_alloc_table",
+        L1GrowWriteTable = "l1_grow_write_table",
+        L1GrowActivateTable = "l1_grow_activate_table",
+        L2Load = "l2_load",
+        L2Update = "l2_update",
+        L2UpdateCompressed = "l2_update_compressed",
+        L2AllocCowRead = "l2_alloc_cow_read",
+        L2AllocWrite = "l2_alloc_write",
+        ReadAio = "read_aio",
+        ReadBackingAio = "read_backing_aio",
+        ReadCompressed = "read_compressed",
+        WriteAio = "write_aio",
+        WriteCompressed = "write_compressed",
+        VmstateLoad = "vmstate_load",
+        VmstateSave = "vmstate_save",
+        CowRead = "cow_read",
+        CowWrite = "cow_write",
+        ReftableLoad = "reftable_load",
+        ReftableGrow = "reftable_grow",
+        ReftableUpdate = "reftable_update",
+        RefblockLoad = "refblock_load",
+        RefblockUpdate = "refblock_update",
+        RefblockUpdatePart = "refblock_update_part",
+        RefblockAlloc = "refblock_alloc",
+        RefblockAllocHookup = "refblock_alloc_hookup",
+        RefblockAllocWrite = "refblock_alloc_write",
+        RefblockAllocWriteBlocks = "refblock_alloc_write_blocks",
+        RefblockAllocWriteTable = "refblock_alloc_write_table",
+        RefblockAllocSwitchTable = "refblock_alloc_switch_table",
+        ClusterAlloc = "cluster_alloc",
+        ClusterAllocBytes = "cluster_alloc_bytes",
+        ClusterFree = "cluster_free",
+        FlushToOs = "flush_to_os",
+        FlushToDisk = "flush_to_disk",
+        PwritevRmwHead = "pwritev_rmw_head",
+        PwritevRmwAfterHead = "pwritev_rmw_after_head",
+        PwritevRmwTail = "pwritev_rmw_tail",
+        PwritevRmwAfterTail = "pwritev_rmw_after_tail",
+        Pwritev = "pwritev",
+        PwritevZero = "pwritev_zero",
+        PwritevDone = "pwritev_done",
+        EmptyImagePrepare = "empty_image_prepare",
+        L1ShrinkWriteTable = "l1_shrink_write_table",
+        L1ShrinkFreeL2Clusters = "l1_shrink_free_l2_clusters",
+        CorWrite = "cor_write",
+        ClusterAllocSpace = "cluster_alloc_space",
+        None = "none",
     }
 }
 
@@ -6112,53 +5302,14 @@ pub enum BlkdebugIOType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlkdebugIOType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlkdebugIOType::Read => "read",
-            BlkdebugIOType::Write => "write",
-            BlkdebugIOType::WriteZeroes => "write-zeroes",
-            BlkdebugIOType::Discard => "discard",
-            BlkdebugIOType::Flush => "flush",
-            BlkdebugIOType::BlockStatus => "block-status",
-            BlkdebugIOType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "read" => BlkdebugIOType::Read,
-            "write" => BlkdebugIOType::Write,
-            "write-zeroes" => BlkdebugIOType::WriteZeroes,
-            "discard" => BlkdebugIOType::Discard,
-            "flush" => BlkdebugIOType::Flush,
-            "block-status" => BlkdebugIOType::BlockStatus,
-            other => {
-                BlkdebugIOType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlkdebugIOType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlkdebugIOType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlkdebugIOType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlkdebugIOType {
+        Read = "read",
+        Write = "write",
+        WriteZeroes = "write-zeroes",
+        Discard = "discard",
+        Flush = "flush",
+        BlockStatus = "block-status",
     }
 }
 
@@ -6373,45 +5524,10 @@ pub enum QuorumReadPattern {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QuorumReadPattern {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QuorumReadPattern::Quorum => "quorum",
-            QuorumReadPattern::Fifo => "fifo",
-            QuorumReadPattern::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "quorum" => QuorumReadPattern::Quorum,
-            "fifo" => QuorumReadPattern::Fifo,
-            other => {
-                QuorumReadPattern::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QuorumReadPattern {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QuorumReadPattern {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QuorumReadPattern::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QuorumReadPattern {
+        Quorum = "quorum",
+        Fifo = "fifo",
     }
 }
 
@@ -6577,45 +5693,10 @@ pub enum IscsiTransport {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl IscsiTransport {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            IscsiTransport::Tcp => "tcp",
-            IscsiTransport::Iser => "iser",
-            IscsiTransport::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "tcp" => IscsiTransport::Tcp,
-            "iser" => IscsiTransport::Iser,
-            other => {
-                IscsiTransport::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for IscsiTransport {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for IscsiTransport {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| IscsiTransport::from_wire(&s))
+::qapi_types::private::enumeration! {
+    IscsiTransport {
+        Tcp = "tcp",
+        Iser = "iser",
     }
 }
 
@@ -6632,49 +5713,12 @@ pub enum IscsiHeaderDigest {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl IscsiHeaderDigest {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            IscsiHeaderDigest::Crc32c => "crc32c",
-            IscsiHeaderDigest::None => "none",
-            IscsiHeaderDigest::Crc32cNone => "crc32c-none",
-            IscsiHeaderDigest::NoneCrc32c => "none-crc32c",
-            IscsiHeaderDigest::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "crc32c" => IscsiHeaderDigest::Crc32c,
-            "none" => IscsiHeaderDigest::None,
-            "crc32c-none" => IscsiHeaderDigest::Crc32cNone,
-            "none-crc32c" => IscsiHeaderDigest::NoneCrc32c,
-            other => {
-                IscsiHeaderDigest::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for IscsiHeaderDigest {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for IscsiHeaderDigest {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| IscsiHeaderDigest::from_wire(&s))
+::qapi_types::private::enumeration! {
+    IscsiHeaderDigest {
+        Crc32c = "crc32c",
+        None = "none",
+        Crc32cNone = "crc32c-none",
+        NoneCrc32c = "none-crc32c",
     }
 }
 
@@ -6732,44 +5776,10 @@ pub enum RbdAuthMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RbdAuthMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RbdAuthMode::Cephx => "cephx",
-            RbdAuthMode::None => "none",
-            RbdAuthMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cephx" => RbdAuthMode::Cephx,
-            "none" => RbdAuthMode::None,
-            other => {
-                RbdAuthMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RbdAuthMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdAuthMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| RbdAuthMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RbdAuthMode {
+        Cephx = "cephx",
+        None = "none",
     }
 }
 
@@ -6784,47 +5794,11 @@ pub enum RbdImageEncryptionFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RbdImageEncryptionFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RbdImageEncryptionFormat::Luks => "luks",
-            RbdImageEncryptionFormat::Luks2 => "luks2",
-            RbdImageEncryptionFormat::LuksAny => "luks-any",
-            RbdImageEncryptionFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "luks" => RbdImageEncryptionFormat::Luks,
-            "luks2" => RbdImageEncryptionFormat::Luks2,
-            "luks-any" => RbdImageEncryptionFormat::LuksAny,
-            other => {
-                RbdImageEncryptionFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RbdImageEncryptionFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RbdImageEncryptionFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| RbdImageEncryptionFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RbdImageEncryptionFormat {
+        Luks = "luks",
+        Luks2 = "luks2",
+        LuksAny = "luks-any",
     }
 }
 
@@ -7278,45 +6252,10 @@ pub enum ReplicationMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ReplicationMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ReplicationMode::Primary => "primary",
-            ReplicationMode::Secondary => "secondary",
-            ReplicationMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "primary" => ReplicationMode::Primary,
-            "secondary" => ReplicationMode::Secondary,
-            other => {
-                ReplicationMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ReplicationMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ReplicationMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ReplicationMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ReplicationMode {
+        Primary = "primary",
+        Secondary = "secondary",
     }
 }
 
@@ -7356,43 +6295,9 @@ pub enum NFSTransport {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NFSTransport {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NFSTransport::Inet => "inet",
-            NFSTransport::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "inet" => NFSTransport::Inet,
-            other => {
-                NFSTransport::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NFSTransport {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NFSTransport {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NFSTransport::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NFSTransport {
+        Inet = "inet",
     }
 }
 
@@ -7801,44 +6706,10 @@ pub enum OnCbwError {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl OnCbwError {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OnCbwError::BreakGuestWrite => "break-guest-write",
-            OnCbwError::BreakSnapshot => "break-snapshot",
-            OnCbwError::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "break-guest-write" => OnCbwError::BreakGuestWrite,
-            "break-snapshot" => OnCbwError::BreakSnapshot,
-            other => {
-                OnCbwError::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for OnCbwError {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for OnCbwError {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| OnCbwError::from_wire(&s))
+::qapi_types::private::enumeration! {
+    OnCbwError {
+        BreakGuestWrite = "break-guest-write",
+        BreakSnapshot = "break-snapshot",
     }
 }
 
@@ -8931,45 +7802,10 @@ pub enum BlockdevQcow2Version {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevQcow2Version {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevQcow2Version::V2 => "v2",
-            BlockdevQcow2Version::V3 => "v3",
-            BlockdevQcow2Version::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "v2" => BlockdevQcow2Version::V2,
-            "v3" => BlockdevQcow2Version::V3,
-            other => {
-                BlockdevQcow2Version::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevQcow2Version {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevQcow2Version {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevQcow2Version::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevQcow2Version {
+        V2 = "v2",
+        V3 = "v3",
     }
 }
 
@@ -8988,45 +7824,10 @@ pub enum Qcow2CompressionType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl Qcow2CompressionType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Qcow2CompressionType::Zlib => "zlib",
-            Qcow2CompressionType::Zstd => "zstd",
-            Qcow2CompressionType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "zlib" => Qcow2CompressionType::Zlib,
-            "zstd" => Qcow2CompressionType::Zstd,
-            other => {
-                Qcow2CompressionType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for Qcow2CompressionType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Qcow2CompressionType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| Qcow2CompressionType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    Qcow2CompressionType {
+        Zlib = "zlib",
+        Zstd = "zstd",
     }
 }
 
@@ -9171,51 +7972,13 @@ pub enum BlockdevVmdkSubformat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevVmdkSubformat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevVmdkSubformat::MonolithicSparse => "monolithicSparse",
-            BlockdevVmdkSubformat::MonolithicFlat => "monolithicFlat",
-            BlockdevVmdkSubformat::TwoGbMaxExtentSparse => "twoGbMaxExtentSparse",
-            BlockdevVmdkSubformat::TwoGbMaxExtentFlat => "twoGbMaxExtentFlat",
-            BlockdevVmdkSubformat::StreamOptimized => "streamOptimized",
-            BlockdevVmdkSubformat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "monolithicSparse" => BlockdevVmdkSubformat::MonolithicSparse,
-            "monolithicFlat" => BlockdevVmdkSubformat::MonolithicFlat,
-            "twoGbMaxExtentSparse" => BlockdevVmdkSubformat::TwoGbMaxExtentSparse,
-            "twoGbMaxExtentFlat" => BlockdevVmdkSubformat::TwoGbMaxExtentFlat,
-            "streamOptimized" => BlockdevVmdkSubformat::StreamOptimized,
-            other => {
-                BlockdevVmdkSubformat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevVmdkSubformat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevVmdkSubformat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevVmdkSubformat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevVmdkSubformat {
+        MonolithicSparse = "monolithicSparse",
+        MonolithicFlat = "monolithicFlat",
+        TwoGbMaxExtentSparse = "twoGbMaxExtentSparse",
+        TwoGbMaxExtentFlat = "twoGbMaxExtentFlat",
+        StreamOptimized = "streamOptimized",
     }
 }
 
@@ -9232,49 +7995,12 @@ pub enum BlockdevVmdkAdapterType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevVmdkAdapterType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevVmdkAdapterType::Ide => "ide",
-            BlockdevVmdkAdapterType::Buslogic => "buslogic",
-            BlockdevVmdkAdapterType::Lsilogic => "lsilogic",
-            BlockdevVmdkAdapterType::LegacyEsx => "legacyESX",
-            BlockdevVmdkAdapterType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ide" => BlockdevVmdkAdapterType::Ide,
-            "buslogic" => BlockdevVmdkAdapterType::Buslogic,
-            "lsilogic" => BlockdevVmdkAdapterType::Lsilogic,
-            "legacyESX" => BlockdevVmdkAdapterType::LegacyEsx,
-            other => {
-                BlockdevVmdkAdapterType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevVmdkAdapterType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevVmdkAdapterType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevVmdkAdapterType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevVmdkAdapterType {
+        Ide = "ide",
+        Buslogic = "buslogic",
+        Lsilogic = "lsilogic",
+        LegacyEsx = "legacyESX",
     }
 }
 
@@ -9381,45 +8107,10 @@ pub enum BlockdevVhdxSubformat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevVhdxSubformat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevVhdxSubformat::Dynamic => "dynamic",
-            BlockdevVhdxSubformat::Fixed => "fixed",
-            BlockdevVhdxSubformat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "dynamic" => BlockdevVhdxSubformat::Dynamic,
-            "fixed" => BlockdevVhdxSubformat::Fixed,
-            other => {
-                BlockdevVhdxSubformat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevVhdxSubformat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevVhdxSubformat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevVhdxSubformat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevVhdxSubformat {
+        Dynamic = "dynamic",
+        Fixed = "fixed",
     }
 }
 
@@ -9469,45 +8160,10 @@ pub enum BlockdevVpcSubformat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockdevVpcSubformat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockdevVpcSubformat::Dynamic => "dynamic",
-            BlockdevVpcSubformat::Fixed => "fixed",
-            BlockdevVpcSubformat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "dynamic" => BlockdevVpcSubformat::Dynamic,
-            "fixed" => BlockdevVpcSubformat::Fixed,
-            other => {
-                BlockdevVpcSubformat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockdevVpcSubformat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockdevVpcSubformat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockdevVpcSubformat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockdevVpcSubformat {
+        Dynamic = "dynamic",
+        Fixed = "fixed",
     }
 }
 
@@ -10932,47 +9588,11 @@ pub enum BlockErrorAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockErrorAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockErrorAction::Ignore => "ignore",
-            BlockErrorAction::Report => "report",
-            BlockErrorAction::Stop => "stop",
-            BlockErrorAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ignore" => BlockErrorAction::Ignore,
-            "report" => BlockErrorAction::Report,
-            "stop" => BlockErrorAction::Stop,
-            other => {
-                BlockErrorAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockErrorAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockErrorAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockErrorAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockErrorAction {
+        Ignore = "ignore",
+        Report = "report",
+        Stop = "stop",
     }
 }
 
@@ -10997,49 +9617,12 @@ pub enum PreallocMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl PreallocMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            PreallocMode::Off => "off",
-            PreallocMode::Metadata => "metadata",
-            PreallocMode::Falloc => "falloc",
-            PreallocMode::Full => "full",
-            PreallocMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => PreallocMode::Off,
-            "metadata" => PreallocMode::Metadata,
-            "falloc" => PreallocMode::Falloc,
-            "full" => PreallocMode::Full,
-            other => {
-                PreallocMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for PreallocMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for PreallocMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| PreallocMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    PreallocMode {
+        Off = "off",
+        Metadata = "metadata",
+        Falloc = "falloc",
+        Full = "full",
     }
 }
 
@@ -11058,47 +9641,11 @@ pub enum QuorumOpType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QuorumOpType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QuorumOpType::Read => "read",
-            QuorumOpType::Write => "write",
-            QuorumOpType::Flush => "flush",
-            QuorumOpType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "read" => QuorumOpType::Read,
-            "write" => QuorumOpType::Write,
-            "flush" => QuorumOpType::Flush,
-            other => {
-                QuorumOpType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QuorumOpType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QuorumOpType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QuorumOpType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QuorumOpType {
+        Read = "read",
+        Write = "write",
+        Flush = "flush",
     }
 }
 

@@ -201,47 +201,11 @@ pub enum FuseExportAllowOther {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl FuseExportAllowOther {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            FuseExportAllowOther::Off => "off",
-            FuseExportAllowOther::On => "on",
-            FuseExportAllowOther::Auto => "auto",
-            FuseExportAllowOther::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => FuseExportAllowOther::Off,
-            "on" => FuseExportAllowOther::On,
-            "auto" => FuseExportAllowOther::Auto,
-            other => {
-                FuseExportAllowOther::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for FuseExportAllowOther {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for FuseExportAllowOther {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| FuseExportAllowOther::from_wire(&s))
+::qapi_types::private::enumeration! {
+    FuseExportAllowOther {
+        Off = "off",
+        On = "on",
+        Auto = "auto",
     }
 }
 
@@ -355,45 +319,10 @@ pub enum BlockExportRemoveMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockExportRemoveMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockExportRemoveMode::Safe => "safe",
-            BlockExportRemoveMode::Hard => "hard",
-            BlockExportRemoveMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "safe" => BlockExportRemoveMode::Safe,
-            "hard" => BlockExportRemoveMode::Hard,
-            other => {
-                BlockExportRemoveMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockExportRemoveMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportRemoveMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockExportRemoveMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockExportRemoveMode {
+        Safe = "safe",
+        Hard = "hard",
     }
 }
 
@@ -420,49 +349,12 @@ pub enum BlockExportType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl BlockExportType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            BlockExportType::Nbd => "nbd",
-            BlockExportType::VhostUserBlk => "vhost-user-blk",
-            BlockExportType::Fuse => "fuse",
-            BlockExportType::VduseBlk => "vduse-blk",
-            BlockExportType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "nbd" => BlockExportType::Nbd,
-            "vhost-user-blk" => BlockExportType::VhostUserBlk,
-            "fuse" => BlockExportType::Fuse,
-            "vduse-blk" => BlockExportType::VduseBlk,
-            other => {
-                BlockExportType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for BlockExportType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for BlockExportType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| BlockExportType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    BlockExportType {
+        Nbd = "nbd",
+        VhostUserBlk = "vhost-user-blk",
+        Fuse = "fuse",
+        VduseBlk = "vduse-blk",
     }
 }
 

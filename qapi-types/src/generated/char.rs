@@ -58,44 +58,10 @@ pub enum DataFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DataFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DataFormat::Utf8 => "utf8",
-            DataFormat::Base64 => "base64",
-            DataFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "utf8" => DataFormat::Utf8,
-            "base64" => DataFormat::Base64,
-            other => {
-                DataFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DataFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DataFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| DataFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DataFormat {
+        Utf8 = "utf8",
+        Base64 = "base64",
     }
 }
 
@@ -573,87 +539,31 @@ pub enum ChardevBackendKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ChardevBackendKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ChardevBackendKind::File => "file",
-            ChardevBackendKind::Serial => "serial",
-            ChardevBackendKind::Parallel => "parallel",
-            ChardevBackendKind::Pipe => "pipe",
-            ChardevBackendKind::Socket => "socket",
-            ChardevBackendKind::Udp => "udp",
-            ChardevBackendKind::Pty => "pty",
-            ChardevBackendKind::Null => "null",
-            ChardevBackendKind::Mux => "mux",
-            ChardevBackendKind::Hub => "hub",
-            ChardevBackendKind::Msmouse => "msmouse",
-            ChardevBackendKind::Wctablet => "wctablet",
-            ChardevBackendKind::Braille => "braille",
-            ChardevBackendKind::Testdev => "testdev",
-            ChardevBackendKind::Stdio => "stdio",
-            ChardevBackendKind::Console => "console",
-            ChardevBackendKind::Spicevmc => "spicevmc",
-            ChardevBackendKind::Spiceport => "spiceport",
-            ChardevBackendKind::QemuVdagent => "qemu-vdagent",
-            ChardevBackendKind::Dbus => "dbus",
-            ChardevBackendKind::Vc => "vc",
-            ChardevBackendKind::Ringbuf => "ringbuf",
-            ChardevBackendKind::Memory => "memory",
-            ChardevBackendKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "file" => ChardevBackendKind::File,
-            "serial" => ChardevBackendKind::Serial,
-            "parallel" => ChardevBackendKind::Parallel,
-            "pipe" => ChardevBackendKind::Pipe,
-            "socket" => ChardevBackendKind::Socket,
-            "udp" => ChardevBackendKind::Udp,
-            "pty" => ChardevBackendKind::Pty,
-            "null" => ChardevBackendKind::Null,
-            "mux" => ChardevBackendKind::Mux,
-            "hub" => ChardevBackendKind::Hub,
-            "msmouse" => ChardevBackendKind::Msmouse,
-            "wctablet" => ChardevBackendKind::Wctablet,
-            "braille" => ChardevBackendKind::Braille,
-            "testdev" => ChardevBackendKind::Testdev,
-            "stdio" => ChardevBackendKind::Stdio,
-            "console" => ChardevBackendKind::Console,
-            "spicevmc" => ChardevBackendKind::Spicevmc,
-            "spiceport" => ChardevBackendKind::Spiceport,
-            "qemu-vdagent" => ChardevBackendKind::QemuVdagent,
-            "dbus" => ChardevBackendKind::Dbus,
-            "vc" => ChardevBackendKind::Vc,
-            "ringbuf" => ChardevBackendKind::Ringbuf,
-            "memory" => ChardevBackendKind::Memory,
-            other => {
-                ChardevBackendKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ChardevBackendKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ChardevBackendKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ChardevBackendKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ChardevBackendKind {
+        File = "file",
+        Serial = "serial",
+        Parallel = "parallel",
+        Pipe = "pipe",
+        Socket = "socket",
+        Udp = "udp",
+        Pty = "pty",
+        Null = "null",
+        Mux = "mux",
+        Hub = "hub",
+        Msmouse = "msmouse",
+        Wctablet = "wctablet",
+        Braille = "braille",
+        Testdev = "testdev",
+        Stdio = "stdio",
+        Console = "console",
+        Spicevmc = "spicevmc",
+        Spiceport = "spiceport",
+        QemuVdagent = "qemu-vdagent",
+        Dbus = "dbus",
+        Vc = "vc",
+        Ringbuf = "ringbuf",
+        Memory = "memory",
     }
 }
 

@@ -16,45 +16,10 @@ pub enum IoOperationType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl IoOperationType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            IoOperationType::Read => "read",
-            IoOperationType::Write => "write",
-            IoOperationType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "read" => IoOperationType::Read,
-            "write" => IoOperationType::Write,
-            other => {
-                IoOperationType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for IoOperationType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for IoOperationType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| IoOperationType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    IoOperationType {
+        Read = "read",
+        Write = "write",
     }
 }
 
@@ -73,46 +38,11 @@ pub enum OnOffAuto {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl OnOffAuto {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OnOffAuto::Auto => "auto",
-            OnOffAuto::On => "on",
-            OnOffAuto::Off => "off",
-            OnOffAuto::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "auto" => OnOffAuto::Auto,
-            "on" => OnOffAuto::On,
-            "off" => OnOffAuto::Off,
-            other => {
-                OnOffAuto::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for OnOffAuto {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for OnOffAuto {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| OnOffAuto::from_wire(&s))
+::qapi_types::private::enumeration! {
+    OnOffAuto {
+        Auto = "auto",
+        On = "on",
+        Off = "off",
     }
 }
 
@@ -131,46 +61,11 @@ pub enum OnOffSplit {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl OnOffSplit {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OnOffSplit::On => "on",
-            OnOffSplit::Off => "off",
-            OnOffSplit::Split => "split",
-            OnOffSplit::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "on" => OnOffSplit::On,
-            "off" => OnOffSplit::Off,
-            "split" => OnOffSplit::Split,
-            other => {
-                OnOffSplit::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for OnOffSplit {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for OnOffSplit {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| OnOffSplit::from_wire(&s))
+::qapi_types::private::enumeration! {
+    OnOffSplit {
+        On = "on",
+        Off = "off",
+        Split = "split",
     }
 }
 
@@ -256,57 +151,16 @@ pub enum OffAutoPCIBAR {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl OffAutoPCIBAR {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            OffAutoPCIBAR::Off => "off",
-            OffAutoPCIBAR::Auto => "auto",
-            OffAutoPCIBAR::Bar0 => "bar0",
-            OffAutoPCIBAR::Bar1 => "bar1",
-            OffAutoPCIBAR::Bar2 => "bar2",
-            OffAutoPCIBAR::Bar3 => "bar3",
-            OffAutoPCIBAR::Bar4 => "bar4",
-            OffAutoPCIBAR::Bar5 => "bar5",
-            OffAutoPCIBAR::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => OffAutoPCIBAR::Off,
-            "auto" => OffAutoPCIBAR::Auto,
-            "bar0" => OffAutoPCIBAR::Bar0,
-            "bar1" => OffAutoPCIBAR::Bar1,
-            "bar2" => OffAutoPCIBAR::Bar2,
-            "bar3" => OffAutoPCIBAR::Bar3,
-            "bar4" => OffAutoPCIBAR::Bar4,
-            "bar5" => OffAutoPCIBAR::Bar5,
-            other => {
-                OffAutoPCIBAR::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for OffAutoPCIBAR {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for OffAutoPCIBAR {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| OffAutoPCIBAR::from_wire(&s))
+::qapi_types::private::enumeration! {
+    OffAutoPCIBAR {
+        Off = "off",
+        Auto = "auto",
+        Bar0 = "bar0",
+        Bar1 = "bar1",
+        Bar2 = "bar2",
+        Bar3 = "bar3",
+        Bar4 = "bar4",
+        Bar5 = "bar5",
     }
 }
 
@@ -331,53 +185,14 @@ pub enum PCIELinkSpeed {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl PCIELinkSpeed {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            PCIELinkSpeed::V2_5 => "2_5",
-            PCIELinkSpeed::V5 => "5",
-            PCIELinkSpeed::V8 => "8",
-            PCIELinkSpeed::V16 => "16",
-            PCIELinkSpeed::V32 => "32",
-            PCIELinkSpeed::V64 => "64",
-            PCIELinkSpeed::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "2_5" => PCIELinkSpeed::V2_5,
-            "5" => PCIELinkSpeed::V5,
-            "8" => PCIELinkSpeed::V8,
-            "16" => PCIELinkSpeed::V16,
-            "32" => PCIELinkSpeed::V32,
-            "64" => PCIELinkSpeed::V64,
-            other => {
-                PCIELinkSpeed::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for PCIELinkSpeed {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for PCIELinkSpeed {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| PCIELinkSpeed::from_wire(&s))
+::qapi_types::private::enumeration! {
+    PCIELinkSpeed {
+        V2_5 = "2_5",
+        V5 = "5",
+        V8 = "8",
+        V16 = "16",
+        V32 = "32",
+        V64 = "64",
     }
 }
 
@@ -404,55 +219,15 @@ pub enum PCIELinkWidth {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl PCIELinkWidth {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            PCIELinkWidth::V1 => "1",
-            PCIELinkWidth::V2 => "2",
-            PCIELinkWidth::V4 => "4",
-            PCIELinkWidth::V8 => "8",
-            PCIELinkWidth::V12 => "12",
-            PCIELinkWidth::V16 => "16",
-            PCIELinkWidth::V32 => "32",
-            PCIELinkWidth::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "1" => PCIELinkWidth::V1,
-            "2" => PCIELinkWidth::V2,
-            "4" => PCIELinkWidth::V4,
-            "8" => PCIELinkWidth::V8,
-            "12" => PCIELinkWidth::V12,
-            "16" => PCIELinkWidth::V16,
-            "32" => PCIELinkWidth::V32,
-            other => {
-                PCIELinkWidth::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for PCIELinkWidth {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for PCIELinkWidth {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| PCIELinkWidth::from_wire(&s))
+::qapi_types::private::enumeration! {
+    PCIELinkWidth {
+        V1 = "1",
+        V2 = "2",
+        V4 = "4",
+        V8 = "8",
+        V12 = "12",
+        V16 = "16",
+        V32 = "32",
     }
 }
 
@@ -475,49 +250,12 @@ pub enum HostMemPolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HostMemPolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HostMemPolicy::Default => "default",
-            HostMemPolicy::Preferred => "preferred",
-            HostMemPolicy::Bind => "bind",
-            HostMemPolicy::Interleave => "interleave",
-            HostMemPolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "default" => HostMemPolicy::Default,
-            "preferred" => HostMemPolicy::Preferred,
-            "bind" => HostMemPolicy::Bind,
-            "interleave" => HostMemPolicy::Interleave,
-            other => {
-                HostMemPolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HostMemPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HostMemPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| HostMemPolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HostMemPolicy {
+        Default = "default",
+        Preferred = "preferred",
+        Bind = "bind",
+        Interleave = "interleave",
     }
 }
 
@@ -540,47 +278,11 @@ pub enum NetFilterDirection {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NetFilterDirection {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NetFilterDirection::All => "all",
-            NetFilterDirection::Rx => "rx",
-            NetFilterDirection::Tx => "tx",
-            NetFilterDirection::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "all" => NetFilterDirection::All,
-            "rx" => NetFilterDirection::Rx,
-            "tx" => NetFilterDirection::Tx,
-            other => {
-                NetFilterDirection::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NetFilterDirection {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetFilterDirection {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NetFilterDirection::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NetFilterDirection {
+        All = "all",
+        Rx = "rx",
+        Tx = "tx",
     }
 }
 
@@ -605,53 +307,14 @@ pub enum GrabToggleKeys {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GrabToggleKeys {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GrabToggleKeys::CtrlCtrl => "ctrl-ctrl",
-            GrabToggleKeys::AltAlt => "alt-alt",
-            GrabToggleKeys::ShiftShift => "shift-shift",
-            GrabToggleKeys::MetaMeta => "meta-meta",
-            GrabToggleKeys::Scrolllock => "scrolllock",
-            GrabToggleKeys::CtrlScrolllock => "ctrl-scrolllock",
-            GrabToggleKeys::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ctrl-ctrl" => GrabToggleKeys::CtrlCtrl,
-            "alt-alt" => GrabToggleKeys::AltAlt,
-            "shift-shift" => GrabToggleKeys::ShiftShift,
-            "meta-meta" => GrabToggleKeys::MetaMeta,
-            "scrolllock" => GrabToggleKeys::Scrolllock,
-            "ctrl-scrolllock" => GrabToggleKeys::CtrlScrolllock,
-            other => {
-                GrabToggleKeys::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GrabToggleKeys {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GrabToggleKeys {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GrabToggleKeys::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GrabToggleKeys {
+        CtrlCtrl = "ctrl-ctrl",
+        AltAlt = "alt-alt",
+        ShiftShift = "shift-shift",
+        MetaMeta = "meta-meta",
+        Scrolllock = "scrolllock",
+        CtrlScrolllock = "ctrl-scrolllock",
     }
 }
 
@@ -681,45 +344,10 @@ pub enum EndianMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl EndianMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EndianMode::Unspecified => "unspecified",
-            EndianMode::Little => "little",
-            EndianMode::Big => "big",
-            EndianMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unspecified" => EndianMode::Unspecified,
-            "little" => EndianMode::Little,
-            "big" => EndianMode::Big,
-            other => {
-                EndianMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for EndianMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EndianMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| EndianMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    EndianMode {
+        Unspecified = "unspecified",
+        Little = "little",
+        Big = "big",
     }
 }

@@ -18,47 +18,11 @@ pub enum CompatPolicyInput {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CompatPolicyInput {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CompatPolicyInput::Accept => "accept",
-            CompatPolicyInput::Reject => "reject",
-            CompatPolicyInput::Crash => "crash",
-            CompatPolicyInput::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "accept" => CompatPolicyInput::Accept,
-            "reject" => CompatPolicyInput::Reject,
-            "crash" => CompatPolicyInput::Crash,
-            other => {
-                CompatPolicyInput::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CompatPolicyInput {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CompatPolicyInput {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CompatPolicyInput::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CompatPolicyInput {
+        Accept = "accept",
+        Reject = "reject",
+        Crash = "crash",
     }
 }
 
@@ -75,45 +39,10 @@ pub enum CompatPolicyOutput {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CompatPolicyOutput {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CompatPolicyOutput::Accept => "accept",
-            CompatPolicyOutput::Hide => "hide",
-            CompatPolicyOutput::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "accept" => CompatPolicyOutput::Accept,
-            "hide" => CompatPolicyOutput::Hide,
-            other => {
-                CompatPolicyOutput::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CompatPolicyOutput {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CompatPolicyOutput {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CompatPolicyOutput::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CompatPolicyOutput {
+        Accept = "accept",
+        Hide = "hide",
     }
 }
 

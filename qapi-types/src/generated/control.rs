@@ -16,43 +16,9 @@ pub enum QMPCapability {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QMPCapability {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QMPCapability::Oob => "oob",
-            QMPCapability::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "oob" => QMPCapability::Oob,
-            other => {
-                QMPCapability::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QMPCapability {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QMPCapability {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QMPCapability::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QMPCapability {
+        Oob = "oob",
     }
 }
 
@@ -130,44 +96,10 @@ pub enum MonitorMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MonitorMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MonitorMode::Readline => "readline",
-            MonitorMode::Control => "control",
-            MonitorMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "readline" => MonitorMode::Readline,
-            "control" => MonitorMode::Control,
-            other => {
-                MonitorMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MonitorMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MonitorMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| MonitorMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MonitorMode {
+        Readline = "readline",
+        Control = "control",
     }
 }
 

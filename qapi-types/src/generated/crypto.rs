@@ -18,45 +18,10 @@ pub enum QCryptoTLSCredsEndpoint {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoTLSCredsEndpoint {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoTLSCredsEndpoint::Client => "client",
-            QCryptoTLSCredsEndpoint::Server => "server",
-            QCryptoTLSCredsEndpoint::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "client" => QCryptoTLSCredsEndpoint::Client,
-            "server" => QCryptoTLSCredsEndpoint::Server,
-            other => {
-                QCryptoTLSCredsEndpoint::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoTLSCredsEndpoint {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoTLSCredsEndpoint {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoTLSCredsEndpoint::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoTLSCredsEndpoint {
+        Client = "client",
+        Server = "server",
     }
 }
 
@@ -74,45 +39,10 @@ pub enum QCryptoSecretFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoSecretFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoSecretFormat::Raw => "raw",
-            QCryptoSecretFormat::Base64 => "base64",
-            QCryptoSecretFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "raw" => QCryptoSecretFormat::Raw,
-            "base64" => QCryptoSecretFormat::Base64,
-            other => {
-                QCryptoSecretFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoSecretFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoSecretFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoSecretFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoSecretFormat {
+        Raw = "raw",
+        Base64 = "base64",
     }
 }
 
@@ -142,57 +72,16 @@ pub enum QCryptoHashAlgo {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoHashAlgo {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoHashAlgo::Md5 => "md5",
-            QCryptoHashAlgo::Sha1 => "sha1",
-            QCryptoHashAlgo::Sha224 => "sha224",
-            QCryptoHashAlgo::Sha256 => "sha256",
-            QCryptoHashAlgo::Sha384 => "sha384",
-            QCryptoHashAlgo::Sha512 => "sha512",
-            QCryptoHashAlgo::Ripemd160 => "ripemd160",
-            QCryptoHashAlgo::Sm3 => "sm3",
-            QCryptoHashAlgo::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "md5" => QCryptoHashAlgo::Md5,
-            "sha1" => QCryptoHashAlgo::Sha1,
-            "sha224" => QCryptoHashAlgo::Sha224,
-            "sha256" => QCryptoHashAlgo::Sha256,
-            "sha384" => QCryptoHashAlgo::Sha384,
-            "sha512" => QCryptoHashAlgo::Sha512,
-            "ripemd160" => QCryptoHashAlgo::Ripemd160,
-            "sm3" => QCryptoHashAlgo::Sm3,
-            other => {
-                QCryptoHashAlgo::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoHashAlgo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoHashAlgo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoHashAlgo::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoHashAlgo {
+        Md5 = "md5",
+        Sha1 = "sha1",
+        Sha224 = "sha224",
+        Sha256 = "sha256",
+        Sha384 = "sha384",
+        Sha512 = "sha512",
+        Ripemd160 = "ripemd160",
+        Sm3 = "sm3",
     }
 }
 
@@ -232,67 +121,21 @@ pub enum QCryptoCipherAlgo {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoCipherAlgo {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoCipherAlgo::Aes128 => "aes-128",
-            QCryptoCipherAlgo::Aes192 => "aes-192",
-            QCryptoCipherAlgo::Aes256 => "aes-256",
-            QCryptoCipherAlgo::Des => "des",
-            QCryptoCipherAlgo::V3des => "3des",
-            QCryptoCipherAlgo::Cast5128 => "cast5-128",
-            QCryptoCipherAlgo::Serpent128 => "serpent-128",
-            QCryptoCipherAlgo::Serpent192 => "serpent-192",
-            QCryptoCipherAlgo::Serpent256 => "serpent-256",
-            QCryptoCipherAlgo::Twofish128 => "twofish-128",
-            QCryptoCipherAlgo::Twofish192 => "twofish-192",
-            QCryptoCipherAlgo::Twofish256 => "twofish-256",
-            QCryptoCipherAlgo::Sm4 => "sm4",
-            QCryptoCipherAlgo::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "aes-128" => QCryptoCipherAlgo::Aes128,
-            "aes-192" => QCryptoCipherAlgo::Aes192,
-            "aes-256" => QCryptoCipherAlgo::Aes256,
-            "des" => QCryptoCipherAlgo::Des,
-            "3des" => QCryptoCipherAlgo::V3des,
-            "cast5-128" => QCryptoCipherAlgo::Cast5128,
-            "serpent-128" => QCryptoCipherAlgo::Serpent128,
-            "serpent-192" => QCryptoCipherAlgo::Serpent192,
-            "serpent-256" => QCryptoCipherAlgo::Serpent256,
-            "twofish-128" => QCryptoCipherAlgo::Twofish128,
-            "twofish-192" => QCryptoCipherAlgo::Twofish192,
-            "twofish-256" => QCryptoCipherAlgo::Twofish256,
-            "sm4" => QCryptoCipherAlgo::Sm4,
-            other => {
-                QCryptoCipherAlgo::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoCipherAlgo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoCipherAlgo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoCipherAlgo::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoCipherAlgo {
+        Aes128 = "aes-128",
+        Aes192 = "aes-192",
+        Aes256 = "aes-256",
+        Des = "des",
+        V3des = "3des",
+        Cast5128 = "cast5-128",
+        Serpent128 = "serpent-128",
+        Serpent192 = "serpent-192",
+        Serpent256 = "serpent-256",
+        Twofish128 = "twofish-128",
+        Twofish192 = "twofish-192",
+        Twofish256 = "twofish-256",
+        Sm4 = "sm4",
     }
 }
 
@@ -313,49 +156,12 @@ pub enum QCryptoCipherMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoCipherMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoCipherMode::Ecb => "ecb",
-            QCryptoCipherMode::Cbc => "cbc",
-            QCryptoCipherMode::Xts => "xts",
-            QCryptoCipherMode::Ctr => "ctr",
-            QCryptoCipherMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ecb" => QCryptoCipherMode::Ecb,
-            "cbc" => QCryptoCipherMode::Cbc,
-            "xts" => QCryptoCipherMode::Xts,
-            "ctr" => QCryptoCipherMode::Ctr,
-            other => {
-                QCryptoCipherMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoCipherMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoCipherMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoCipherMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoCipherMode {
+        Ecb = "ecb",
+        Cbc = "cbc",
+        Xts = "xts",
+        Ctr = "ctr",
     }
 }
 
@@ -378,47 +184,11 @@ pub enum QCryptoIVGenAlgo {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoIVGenAlgo {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoIVGenAlgo::Plain => "plain",
-            QCryptoIVGenAlgo::Plain64 => "plain64",
-            QCryptoIVGenAlgo::Essiv => "essiv",
-            QCryptoIVGenAlgo::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "plain" => QCryptoIVGenAlgo::Plain,
-            "plain64" => QCryptoIVGenAlgo::Plain64,
-            "essiv" => QCryptoIVGenAlgo::Essiv,
-            other => {
-                QCryptoIVGenAlgo::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoIVGenAlgo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoIVGenAlgo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoIVGenAlgo::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoIVGenAlgo {
+        Plain = "plain",
+        Plain64 = "plain64",
+        Essiv = "essiv",
     }
 }
 
@@ -436,45 +206,10 @@ pub enum QCryptoBlockFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoBlockFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoBlockFormat::Qcow => "qcow",
-            QCryptoBlockFormat::Luks => "luks",
-            QCryptoBlockFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "qcow" => QCryptoBlockFormat::Qcow,
-            "luks" => QCryptoBlockFormat::Luks,
-            other => {
-                QCryptoBlockFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoBlockFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoBlockFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoBlockFormat {
+        Qcow = "qcow",
+        Luks = "luks",
     }
 }
 
@@ -1019,45 +754,10 @@ pub enum QCryptoBlockLUKSKeyslotState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoBlockLUKSKeyslotState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoBlockLUKSKeyslotState::Active => "active",
-            QCryptoBlockLUKSKeyslotState::Inactive => "inactive",
-            QCryptoBlockLUKSKeyslotState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "active" => QCryptoBlockLUKSKeyslotState::Active,
-            "inactive" => QCryptoBlockLUKSKeyslotState::Inactive,
-            other => {
-                QCryptoBlockLUKSKeyslotState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoBlockLUKSKeyslotState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoBlockLUKSKeyslotState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoBlockLUKSKeyslotState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoBlockLUKSKeyslotState {
+        Active = "active",
+        Inactive = "inactive",
     }
 }
 
@@ -1461,43 +1161,9 @@ pub enum QCryptoAkCipherAlgo {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoAkCipherAlgo {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoAkCipherAlgo::Rsa => "rsa",
-            QCryptoAkCipherAlgo::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "rsa" => QCryptoAkCipherAlgo::Rsa,
-            other => {
-                QCryptoAkCipherAlgo::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoAkCipherAlgo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoAkCipherAlgo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoAkCipherAlgo::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoAkCipherAlgo {
+        Rsa = "rsa",
     }
 }
 
@@ -1514,45 +1180,10 @@ pub enum QCryptoAkCipherKeyType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoAkCipherKeyType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoAkCipherKeyType::Public => "public",
-            QCryptoAkCipherKeyType::Private => "private",
-            QCryptoAkCipherKeyType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "public" => QCryptoAkCipherKeyType::Public,
-            "private" => QCryptoAkCipherKeyType::Private,
-            other => {
-                QCryptoAkCipherKeyType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoAkCipherKeyType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoAkCipherKeyType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoAkCipherKeyType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoAkCipherKeyType {
+        Public = "public",
+        Private = "private",
     }
 }
 
@@ -1569,45 +1200,10 @@ pub enum QCryptoRSAPaddingAlgo {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptoRSAPaddingAlgo {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptoRSAPaddingAlgo::Raw => "raw",
-            QCryptoRSAPaddingAlgo::Pkcs1 => "pkcs1",
-            QCryptoRSAPaddingAlgo::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "raw" => QCryptoRSAPaddingAlgo::Raw,
-            "pkcs1" => QCryptoRSAPaddingAlgo::Pkcs1,
-            other => {
-                QCryptoRSAPaddingAlgo::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptoRSAPaddingAlgo {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptoRSAPaddingAlgo {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptoRSAPaddingAlgo::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptoRSAPaddingAlgo {
+        Raw = "raw",
+        Pkcs1 = "pkcs1",
     }
 }
 

@@ -16,45 +16,10 @@ pub enum QCryptodevBackendAlgoType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptodevBackendAlgoType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptodevBackendAlgoType::Sym => "sym",
-            QCryptodevBackendAlgoType::Asym => "asym",
-            QCryptodevBackendAlgoType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "sym" => QCryptodevBackendAlgoType::Sym,
-            "asym" => QCryptodevBackendAlgoType::Asym,
-            other => {
-                QCryptodevBackendAlgoType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptodevBackendAlgoType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptodevBackendAlgoType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptodevBackendAlgoType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptodevBackendAlgoType {
+        Sym = "sym",
+        Asym = "asym",
     }
 }
 
@@ -77,51 +42,13 @@ pub enum QCryptodevBackendServiceType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptodevBackendServiceType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptodevBackendServiceType::Cipher => "cipher",
-            QCryptodevBackendServiceType::Hash => "hash",
-            QCryptodevBackendServiceType::Mac => "mac",
-            QCryptodevBackendServiceType::Aead => "aead",
-            QCryptodevBackendServiceType::Akcipher => "akcipher",
-            QCryptodevBackendServiceType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cipher" => QCryptodevBackendServiceType::Cipher,
-            "hash" => QCryptodevBackendServiceType::Hash,
-            "mac" => QCryptodevBackendServiceType::Mac,
-            "aead" => QCryptodevBackendServiceType::Aead,
-            "akcipher" => QCryptodevBackendServiceType::Akcipher,
-            other => {
-                QCryptodevBackendServiceType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptodevBackendServiceType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptodevBackendServiceType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptodevBackendServiceType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptodevBackendServiceType {
+        Cipher = "cipher",
+        Hash = "hash",
+        Mac = "mac",
+        Aead = "aead",
+        Akcipher = "akcipher",
     }
 }
 
@@ -140,47 +67,11 @@ pub enum QCryptodevBackendType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QCryptodevBackendType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QCryptodevBackendType::Builtin => "builtin",
-            QCryptodevBackendType::VhostUser => "vhost-user",
-            QCryptodevBackendType::Lkcf => "lkcf",
-            QCryptodevBackendType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "builtin" => QCryptodevBackendType::Builtin,
-            "vhost-user" => QCryptodevBackendType::VhostUser,
-            "lkcf" => QCryptodevBackendType::Lkcf,
-            other => {
-                QCryptodevBackendType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QCryptodevBackendType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QCryptodevBackendType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QCryptodevBackendType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QCryptodevBackendType {
+        Builtin = "builtin",
+        VhostUser = "vhost-user",
+        Lkcf = "lkcf",
     }
 }
 

@@ -21,48 +21,12 @@ pub enum CxlEventLog {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CxlEventLog {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CxlEventLog::Informational => "informational",
-            CxlEventLog::Warning => "warning",
-            CxlEventLog::Failure => "failure",
-            CxlEventLog::Fatal => "fatal",
-            CxlEventLog::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "informational" => CxlEventLog::Informational,
-            "warning" => CxlEventLog::Warning,
-            "failure" => CxlEventLog::Failure,
-            "fatal" => CxlEventLog::Fatal,
-            other => {
-                CxlEventLog::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CxlEventLog {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlEventLog {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| CxlEventLog::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CxlEventLog {
+        Informational = "informational",
+        Warning = "warning",
+        Failure = "failure",
+        Fatal = "fatal",
     }
 }
 
@@ -114,71 +78,23 @@ pub enum CxlUncorErrorType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CxlUncorErrorType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CxlUncorErrorType::CacheDataParity => "cache-data-parity",
-            CxlUncorErrorType::CacheAddressParity => "cache-address-parity",
-            CxlUncorErrorType::CacheBeParity => "cache-be-parity",
-            CxlUncorErrorType::CacheDataEcc => "cache-data-ecc",
-            CxlUncorErrorType::MemDataParity => "mem-data-parity",
-            CxlUncorErrorType::MemAddressParity => "mem-address-parity",
-            CxlUncorErrorType::MemBeParity => "mem-be-parity",
-            CxlUncorErrorType::MemDataEcc => "mem-data-ecc",
-            CxlUncorErrorType::ReinitThreshold => "reinit-threshold",
-            CxlUncorErrorType::RsvdEncoding => "rsvd-encoding",
-            CxlUncorErrorType::PoisonReceived => "poison-received",
-            CxlUncorErrorType::ReceiverOverflow => "receiver-overflow",
-            CxlUncorErrorType::Internal => "internal",
-            CxlUncorErrorType::CxlIdeTx => "cxl-ide-tx",
-            CxlUncorErrorType::CxlIdeRx => "cxl-ide-rx",
-            CxlUncorErrorType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cache-data-parity" => CxlUncorErrorType::CacheDataParity,
-            "cache-address-parity" => CxlUncorErrorType::CacheAddressParity,
-            "cache-be-parity" => CxlUncorErrorType::CacheBeParity,
-            "cache-data-ecc" => CxlUncorErrorType::CacheDataEcc,
-            "mem-data-parity" => CxlUncorErrorType::MemDataParity,
-            "mem-address-parity" => CxlUncorErrorType::MemAddressParity,
-            "mem-be-parity" => CxlUncorErrorType::MemBeParity,
-            "mem-data-ecc" => CxlUncorErrorType::MemDataEcc,
-            "reinit-threshold" => CxlUncorErrorType::ReinitThreshold,
-            "rsvd-encoding" => CxlUncorErrorType::RsvdEncoding,
-            "poison-received" => CxlUncorErrorType::PoisonReceived,
-            "receiver-overflow" => CxlUncorErrorType::ReceiverOverflow,
-            "internal" => CxlUncorErrorType::Internal,
-            "cxl-ide-tx" => CxlUncorErrorType::CxlIdeTx,
-            "cxl-ide-rx" => CxlUncorErrorType::CxlIdeRx,
-            other => {
-                CxlUncorErrorType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CxlUncorErrorType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlUncorErrorType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CxlUncorErrorType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CxlUncorErrorType {
+        CacheDataParity = "cache-data-parity",
+        CacheAddressParity = "cache-address-parity",
+        CacheBeParity = "cache-be-parity",
+        CacheDataEcc = "cache-data-ecc",
+        MemDataParity = "mem-data-parity",
+        MemAddressParity = "mem-address-parity",
+        MemBeParity = "mem-be-parity",
+        MemDataEcc = "mem-data-ecc",
+        ReinitThreshold = "reinit-threshold",
+        RsvdEncoding = "rsvd-encoding",
+        PoisonReceived = "poison-received",
+        ReceiverOverflow = "receiver-overflow",
+        Internal = "internal",
+        CxlIdeTx = "cxl-ide-tx",
+        CxlIdeRx = "cxl-ide-rx",
     }
 }
 
@@ -225,55 +141,15 @@ pub enum CxlCorErrorType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CxlCorErrorType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CxlCorErrorType::CacheDataEcc => "cache-data-ecc",
-            CxlCorErrorType::MemDataEcc => "mem-data-ecc",
-            CxlCorErrorType::CrcThreshold => "crc-threshold",
-            CxlCorErrorType::RetryThreshold => "retry-threshold",
-            CxlCorErrorType::CachePoisonReceived => "cache-poison-received",
-            CxlCorErrorType::MemPoisonReceived => "mem-poison-received",
-            CxlCorErrorType::Physical => "physical",
-            CxlCorErrorType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cache-data-ecc" => CxlCorErrorType::CacheDataEcc,
-            "mem-data-ecc" => CxlCorErrorType::MemDataEcc,
-            "crc-threshold" => CxlCorErrorType::CrcThreshold,
-            "retry-threshold" => CxlCorErrorType::RetryThreshold,
-            "cache-poison-received" => CxlCorErrorType::CachePoisonReceived,
-            "mem-poison-received" => CxlCorErrorType::MemPoisonReceived,
-            "physical" => CxlCorErrorType::Physical,
-            other => {
-                CxlCorErrorType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CxlCorErrorType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlCorErrorType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CxlCorErrorType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CxlCorErrorType {
+        CacheDataEcc = "cache-data-ecc",
+        MemDataEcc = "mem-data-ecc",
+        CrcThreshold = "crc-threshold",
+        RetryThreshold = "retry-threshold",
+        CachePoisonReceived = "cache-poison-received",
+        MemPoisonReceived = "mem-poison-received",
+        Physical = "physical",
     }
 }
 
@@ -334,49 +210,12 @@ pub enum CxlExtentSelectionPolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CxlExtentSelectionPolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CxlExtentSelectionPolicy::Free => "free",
-            CxlExtentSelectionPolicy::Contiguous => "contiguous",
-            CxlExtentSelectionPolicy::Prescriptive => "prescriptive",
-            CxlExtentSelectionPolicy::EnableSharedAccess => "enable-shared-access",
-            CxlExtentSelectionPolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "free" => CxlExtentSelectionPolicy::Free,
-            "contiguous" => CxlExtentSelectionPolicy::Contiguous,
-            "prescriptive" => CxlExtentSelectionPolicy::Prescriptive,
-            "enable-shared-access" => CxlExtentSelectionPolicy::EnableSharedAccess,
-            other => {
-                CxlExtentSelectionPolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CxlExtentSelectionPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlExtentSelectionPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CxlExtentSelectionPolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CxlExtentSelectionPolicy {
+        Free = "free",
+        Contiguous = "contiguous",
+        Prescriptive = "prescriptive",
+        EnableSharedAccess = "enable-shared-access",
     }
 }
 
@@ -397,45 +236,10 @@ pub enum CxlExtentRemovalPolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CxlExtentRemovalPolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CxlExtentRemovalPolicy::TagBased => "tag-based",
-            CxlExtentRemovalPolicy::Prescriptive => "prescriptive",
-            CxlExtentRemovalPolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "tag-based" => CxlExtentRemovalPolicy::TagBased,
-            "prescriptive" => CxlExtentRemovalPolicy::Prescriptive,
-            other => {
-                CxlExtentRemovalPolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CxlExtentRemovalPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CxlExtentRemovalPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CxlExtentRemovalPolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CxlExtentRemovalPolicy {
+        TagBased = "tag-based",
+        Prescriptive = "prescriptive",
     }
 }
 

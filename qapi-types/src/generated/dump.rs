@@ -35,57 +35,16 @@ pub enum DumpGuestMemoryFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DumpGuestMemoryFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DumpGuestMemoryFormat::Elf => "elf",
-            DumpGuestMemoryFormat::KdumpZlib => "kdump-zlib",
-            DumpGuestMemoryFormat::KdumpLzo => "kdump-lzo",
-            DumpGuestMemoryFormat::KdumpSnappy => "kdump-snappy",
-            DumpGuestMemoryFormat::KdumpRawZlib => "kdump-raw-zlib",
-            DumpGuestMemoryFormat::KdumpRawLzo => "kdump-raw-lzo",
-            DumpGuestMemoryFormat::KdumpRawSnappy => "kdump-raw-snappy",
-            DumpGuestMemoryFormat::WinDmp => "win-dmp",
-            DumpGuestMemoryFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "elf" => DumpGuestMemoryFormat::Elf,
-            "kdump-zlib" => DumpGuestMemoryFormat::KdumpZlib,
-            "kdump-lzo" => DumpGuestMemoryFormat::KdumpLzo,
-            "kdump-snappy" => DumpGuestMemoryFormat::KdumpSnappy,
-            "kdump-raw-zlib" => DumpGuestMemoryFormat::KdumpRawZlib,
-            "kdump-raw-lzo" => DumpGuestMemoryFormat::KdumpRawLzo,
-            "kdump-raw-snappy" => DumpGuestMemoryFormat::KdumpRawSnappy,
-            "win-dmp" => DumpGuestMemoryFormat::WinDmp,
-            other => {
-                DumpGuestMemoryFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DumpGuestMemoryFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DumpGuestMemoryFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DumpGuestMemoryFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DumpGuestMemoryFormat {
+        Elf = "elf",
+        KdumpZlib = "kdump-zlib",
+        KdumpLzo = "kdump-lzo",
+        KdumpSnappy = "kdump-snappy",
+        KdumpRawZlib = "kdump-raw-zlib",
+        KdumpRawLzo = "kdump-raw-lzo",
+        KdumpRawSnappy = "kdump-raw-snappy",
+        WinDmp = "win-dmp",
     }
 }
 
@@ -106,48 +65,12 @@ pub enum DumpStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DumpStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DumpStatus::None => "none",
-            DumpStatus::Active => "active",
-            DumpStatus::Completed => "completed",
-            DumpStatus::Failed => "failed",
-            DumpStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => DumpStatus::None,
-            "active" => DumpStatus::Active,
-            "completed" => DumpStatus::Completed,
-            "failed" => DumpStatus::Failed,
-            other => {
-                DumpStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DumpStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DumpStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| DumpStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DumpStatus {
+        None = "none",
+        Active = "active",
+        Completed = "completed",
+        Failed = "failed",
     }
 }
 

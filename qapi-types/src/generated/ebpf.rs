@@ -36,43 +36,9 @@ pub enum EbpfProgramID {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl EbpfProgramID {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EbpfProgramID::Rss => "rss",
-            EbpfProgramID::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "rss" => EbpfProgramID::Rss,
-            other => {
-                EbpfProgramID::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for EbpfProgramID {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EbpfProgramID {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| EbpfProgramID::from_wire(&s))
+::qapi_types::private::enumeration! {
+    EbpfProgramID {
+        Rss = "rss",
     }
 }
 

@@ -24,50 +24,12 @@ pub enum QapiErrorClass {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QapiErrorClass {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QapiErrorClass::GenericError => "GenericError",
-            QapiErrorClass::CommandNotFound => "CommandNotFound",
-            QapiErrorClass::DeviceNotActive => "DeviceNotActive",
-            QapiErrorClass::DeviceNotFound => "DeviceNotFound",
-            QapiErrorClass::KvmMissingCap => "KVMMissingCap",
-            QapiErrorClass::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "GenericError" => QapiErrorClass::GenericError,
-            "CommandNotFound" => QapiErrorClass::CommandNotFound,
-            "DeviceNotActive" => QapiErrorClass::DeviceNotActive,
-            "DeviceNotFound" => QapiErrorClass::DeviceNotFound,
-            "KVMMissingCap" => QapiErrorClass::KvmMissingCap,
-            other => {
-                QapiErrorClass::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QapiErrorClass {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QapiErrorClass {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QapiErrorClass::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QapiErrorClass {
+        GenericError = "GenericError",
+        CommandNotFound = "CommandNotFound",
+        DeviceNotActive = "DeviceNotActive",
+        DeviceNotFound = "DeviceNotFound",
+        KvmMissingCap = "KVMMissingCap",
     }
 }

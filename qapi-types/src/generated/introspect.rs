@@ -27,55 +27,15 @@ pub enum SchemaMetaType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SchemaMetaType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SchemaMetaType::Builtin => "builtin",
-            SchemaMetaType::Enum => "enum",
-            SchemaMetaType::Array => "array",
-            SchemaMetaType::Object => "object",
-            SchemaMetaType::Alternate => "alternate",
-            SchemaMetaType::Command => "command",
-            SchemaMetaType::Event => "event",
-            SchemaMetaType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "builtin" => SchemaMetaType::Builtin,
-            "enum" => SchemaMetaType::Enum,
-            "array" => SchemaMetaType::Array,
-            "object" => SchemaMetaType::Object,
-            "alternate" => SchemaMetaType::Alternate,
-            "command" => SchemaMetaType::Command,
-            "event" => SchemaMetaType::Event,
-            other => {
-                SchemaMetaType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SchemaMetaType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchemaMetaType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SchemaMetaType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SchemaMetaType {
+        Builtin = "builtin",
+        Enum = "enum",
+        Array = "array",
+        Object = "object",
+        Alternate = "alternate",
+        Command = "command",
+        Event = "event",
     }
 }
 
@@ -329,56 +289,16 @@ pub enum JSONType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl JSONType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            JSONType::String => "string",
-            JSONType::Number => "number",
-            JSONType::Int => "int",
-            JSONType::Boolean => "boolean",
-            JSONType::Null => "null",
-            JSONType::Object => "object",
-            JSONType::Array => "array",
-            JSONType::Value => "value",
-            JSONType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "string" => JSONType::String,
-            "number" => JSONType::Number,
-            "int" => JSONType::Int,
-            "boolean" => JSONType::Boolean,
-            "null" => JSONType::Null,
-            "object" => JSONType::Object,
-            "array" => JSONType::Array,
-            "value" => JSONType::Value,
-            other => {
-                JSONType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for JSONType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for JSONType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| JSONType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    JSONType {
+        String = "string",
+        Number = "number",
+        Int = "int",
+        Boolean = "boolean",
+        Null = "null",
+        Object = "object",
+        Array = "array",
+        Value = "value",
     }
 }
 

@@ -34,58 +34,17 @@ pub enum JobType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl JobType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            JobType::Commit => "commit",
-            JobType::Stream => "stream",
-            JobType::Mirror => "mirror",
-            JobType::Backup => "backup",
-            JobType::Create => "create",
-            JobType::Amend => "amend",
-            JobType::SnapshotLoad => "snapshot-load",
-            JobType::SnapshotSave => "snapshot-save",
-            JobType::SnapshotDelete => "snapshot-delete",
-            JobType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "commit" => JobType::Commit,
-            "stream" => JobType::Stream,
-            "mirror" => JobType::Mirror,
-            "backup" => JobType::Backup,
-            "create" => JobType::Create,
-            "amend" => JobType::Amend,
-            "snapshot-load" => JobType::SnapshotLoad,
-            "snapshot-save" => JobType::SnapshotSave,
-            "snapshot-delete" => JobType::SnapshotDelete,
-            other => {
-                JobType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for JobType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for JobType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| JobType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    JobType {
+        Commit = "commit",
+        Stream = "stream",
+        Mirror = "mirror",
+        Backup = "backup",
+        Create = "create",
+        Amend = "amend",
+        SnapshotLoad = "snapshot-load",
+        SnapshotSave = "snapshot-save",
+        SnapshotDelete = "snapshot-delete",
     }
 }
 
@@ -135,62 +94,19 @@ pub enum JobStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl JobStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            JobStatus::Undefined => "undefined",
-            JobStatus::Created => "created",
-            JobStatus::Running => "running",
-            JobStatus::Paused => "paused",
-            JobStatus::Ready => "ready",
-            JobStatus::Standby => "standby",
-            JobStatus::Waiting => "waiting",
-            JobStatus::Pending => "pending",
-            JobStatus::Aborting => "aborting",
-            JobStatus::Concluded => "concluded",
-            JobStatus::Null => "null",
-            JobStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "undefined" => JobStatus::Undefined,
-            "created" => JobStatus::Created,
-            "running" => JobStatus::Running,
-            "paused" => JobStatus::Paused,
-            "ready" => JobStatus::Ready,
-            "standby" => JobStatus::Standby,
-            "waiting" => JobStatus::Waiting,
-            "pending" => JobStatus::Pending,
-            "aborting" => JobStatus::Aborting,
-            "concluded" => JobStatus::Concluded,
-            "null" => JobStatus::Null,
-            other => {
-                JobStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for JobStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for JobStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| JobStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    JobStatus {
+        Undefined = "undefined",
+        Created = "created",
+        Running = "running",
+        Paused = "paused",
+        Ready = "ready",
+        Standby = "standby",
+        Waiting = "waiting",
+        Pending = "pending",
+        Aborting = "aborting",
+        Concluded = "concluded",
+        Null = "null",
     }
 }
 
@@ -219,56 +135,16 @@ pub enum JobVerb {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl JobVerb {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            JobVerb::Cancel => "cancel",
-            JobVerb::Pause => "pause",
-            JobVerb::Resume => "resume",
-            JobVerb::SetSpeed => "set-speed",
-            JobVerb::Complete => "complete",
-            JobVerb::Dismiss => "dismiss",
-            JobVerb::Finalize => "finalize",
-            JobVerb::Change => "change",
-            JobVerb::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cancel" => JobVerb::Cancel,
-            "pause" => JobVerb::Pause,
-            "resume" => JobVerb::Resume,
-            "set-speed" => JobVerb::SetSpeed,
-            "complete" => JobVerb::Complete,
-            "dismiss" => JobVerb::Dismiss,
-            "finalize" => JobVerb::Finalize,
-            "change" => JobVerb::Change,
-            other => {
-                JobVerb::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for JobVerb {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for JobVerb {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| JobVerb::from_wire(&s))
+::qapi_types::private::enumeration! {
+    JobVerb {
+        Cancel = "cancel",
+        Pause = "pause",
+        Resume = "resume",
+        SetSpeed = "set-speed",
+        Complete = "complete",
+        Dismiss = "dismiss",
+        Finalize = "finalize",
+        Change = "change",
     }
 }
 

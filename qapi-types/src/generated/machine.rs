@@ -53,99 +53,37 @@ pub enum SysEmuTarget {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SysEmuTarget {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SysEmuTarget::Aarch64 => "aarch64",
-            SysEmuTarget::Alpha => "alpha",
-            SysEmuTarget::Arm => "arm",
-            SysEmuTarget::Avr => "avr",
-            SysEmuTarget::Hppa => "hppa",
-            SysEmuTarget::I386 => "i386",
-            SysEmuTarget::Loongarch64 => "loongarch64",
-            SysEmuTarget::M68k => "m68k",
-            SysEmuTarget::Microblaze => "microblaze",
-            SysEmuTarget::Microblazeel => "microblazeel",
-            SysEmuTarget::Mips => "mips",
-            SysEmuTarget::Mips64 => "mips64",
-            SysEmuTarget::Mips64el => "mips64el",
-            SysEmuTarget::Mipsel => "mipsel",
-            SysEmuTarget::Or1k => "or1k",
-            SysEmuTarget::Ppc => "ppc",
-            SysEmuTarget::Ppc64 => "ppc64",
-            SysEmuTarget::Riscv32 => "riscv32",
-            SysEmuTarget::Riscv64 => "riscv64",
-            SysEmuTarget::Rx => "rx",
-            SysEmuTarget::S390x => "s390x",
-            SysEmuTarget::Sh4 => "sh4",
-            SysEmuTarget::Sh4eb => "sh4eb",
-            SysEmuTarget::Sparc => "sparc",
-            SysEmuTarget::Sparc64 => "sparc64",
-            SysEmuTarget::Tricore => "tricore",
-            SysEmuTarget::X8664 => "x86_64",
-            SysEmuTarget::Xtensa => "xtensa",
-            SysEmuTarget::Xtensaeb => "xtensaeb",
-            SysEmuTarget::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "aarch64" => SysEmuTarget::Aarch64,
-            "alpha" => SysEmuTarget::Alpha,
-            "arm" => SysEmuTarget::Arm,
-            "avr" => SysEmuTarget::Avr,
-            "hppa" => SysEmuTarget::Hppa,
-            "i386" => SysEmuTarget::I386,
-            "loongarch64" => SysEmuTarget::Loongarch64,
-            "m68k" => SysEmuTarget::M68k,
-            "microblaze" => SysEmuTarget::Microblaze,
-            "microblazeel" => SysEmuTarget::Microblazeel,
-            "mips" => SysEmuTarget::Mips,
-            "mips64" => SysEmuTarget::Mips64,
-            "mips64el" => SysEmuTarget::Mips64el,
-            "mipsel" => SysEmuTarget::Mipsel,
-            "or1k" => SysEmuTarget::Or1k,
-            "ppc" => SysEmuTarget::Ppc,
-            "ppc64" => SysEmuTarget::Ppc64,
-            "riscv32" => SysEmuTarget::Riscv32,
-            "riscv64" => SysEmuTarget::Riscv64,
-            "rx" => SysEmuTarget::Rx,
-            "s390x" => SysEmuTarget::S390x,
-            "sh4" => SysEmuTarget::Sh4,
-            "sh4eb" => SysEmuTarget::Sh4eb,
-            "sparc" => SysEmuTarget::Sparc,
-            "sparc64" => SysEmuTarget::Sparc64,
-            "tricore" => SysEmuTarget::Tricore,
-            "x86_64" => SysEmuTarget::X8664,
-            "xtensa" => SysEmuTarget::Xtensa,
-            "xtensaeb" => SysEmuTarget::Xtensaeb,
-            other => {
-                SysEmuTarget::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SysEmuTarget {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SysEmuTarget {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SysEmuTarget::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SysEmuTarget {
+        Aarch64 = "aarch64",
+        Alpha = "alpha",
+        Arm = "arm",
+        Avr = "avr",
+        Hppa = "hppa",
+        I386 = "i386",
+        Loongarch64 = "loongarch64",
+        M68k = "m68k",
+        Microblaze = "microblaze",
+        Microblazeel = "microblazeel",
+        Mips = "mips",
+        Mips64 = "mips64",
+        Mips64el = "mips64el",
+        Mipsel = "mipsel",
+        Or1k = "or1k",
+        Ppc = "ppc",
+        Ppc64 = "ppc64",
+        Riscv32 = "riscv32",
+        Riscv64 = "riscv64",
+        Rx = "rx",
+        S390x = "s390x",
+        Sh4 = "sh4",
+        Sh4eb = "sh4eb",
+        Sparc = "sparc",
+        Sparc64 = "sparc64",
+        Tricore = "tricore",
+        X8664 = "x86_64",
+        Xtensa = "xtensa",
+        Xtensaeb = "xtensaeb",
     }
 }
 
@@ -164,51 +102,13 @@ pub enum S390CpuState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl S390CpuState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            S390CpuState::Uninitialized => "uninitialized",
-            S390CpuState::Stopped => "stopped",
-            S390CpuState::CheckStop => "check-stop",
-            S390CpuState::Operating => "operating",
-            S390CpuState::Load => "load",
-            S390CpuState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "uninitialized" => S390CpuState::Uninitialized,
-            "stopped" => S390CpuState::Stopped,
-            "check-stop" => S390CpuState::CheckStop,
-            "operating" => S390CpuState::Operating,
-            "load" => S390CpuState::Load,
-            other => {
-                S390CpuState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for S390CpuState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for S390CpuState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| S390CpuState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    S390CpuState {
+        Uninitialized = "uninitialized",
+        Stopped = "stopped",
+        CheckStop = "check-stop",
+        Operating = "operating",
+        Load = "load",
     }
 }
 
@@ -871,47 +771,11 @@ pub enum LostTickPolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl LostTickPolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            LostTickPolicy::Discard => "discard",
-            LostTickPolicy::Delay => "delay",
-            LostTickPolicy::Slew => "slew",
-            LostTickPolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "discard" => LostTickPolicy::Discard,
-            "delay" => LostTickPolicy::Delay,
-            "slew" => LostTickPolicy::Slew,
-            other => {
-                LostTickPolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for LostTickPolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for LostTickPolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| LostTickPolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    LostTickPolicy {
+        Discard = "discard",
+        Delay = "delay",
+        Slew = "slew",
     }
 }
 
@@ -932,51 +796,13 @@ pub enum NumaOptionsType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NumaOptionsType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NumaOptionsType::Node => "node",
-            NumaOptionsType::Dist => "dist",
-            NumaOptionsType::Cpu => "cpu",
-            NumaOptionsType::HmatLb => "hmat-lb",
-            NumaOptionsType::HmatCache => "hmat-cache",
-            NumaOptionsType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "node" => NumaOptionsType::Node,
-            "dist" => NumaOptionsType::Dist,
-            "cpu" => NumaOptionsType::Cpu,
-            "hmat-lb" => NumaOptionsType::HmatLb,
-            "hmat-cache" => NumaOptionsType::HmatCache,
-            other => {
-                NumaOptionsType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NumaOptionsType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NumaOptionsType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NumaOptionsType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NumaOptionsType {
+        Node = "node",
+        Dist = "dist",
+        Cpu = "cpu",
+        HmatLb = "hmat-lb",
+        HmatCache = "hmat-cache",
     }
 }
 
@@ -1229,57 +1055,16 @@ pub enum X86CPURegister32 {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl X86CPURegister32 {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            X86CPURegister32::Eax => "EAX",
-            X86CPURegister32::Ebx => "EBX",
-            X86CPURegister32::Ecx => "ECX",
-            X86CPURegister32::Edx => "EDX",
-            X86CPURegister32::Esp => "ESP",
-            X86CPURegister32::Ebp => "EBP",
-            X86CPURegister32::Esi => "ESI",
-            X86CPURegister32::Edi => "EDI",
-            X86CPURegister32::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "EAX" => X86CPURegister32::Eax,
-            "EBX" => X86CPURegister32::Ebx,
-            "ECX" => X86CPURegister32::Ecx,
-            "EDX" => X86CPURegister32::Edx,
-            "ESP" => X86CPURegister32::Esp,
-            "EBP" => X86CPURegister32::Ebp,
-            "ESI" => X86CPURegister32::Esi,
-            "EDI" => X86CPURegister32::Edi,
-            other => {
-                X86CPURegister32::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for X86CPURegister32 {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for X86CPURegister32 {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| X86CPURegister32::from_wire(&s))
+::qapi_types::private::enumeration! {
+    X86CPURegister32 {
+        Eax = "EAX",
+        Ebx = "EBX",
+        Ecx = "ECX",
+        Edx = "EDX",
+        Esp = "ESP",
+        Ebp = "EBP",
+        Esi = "ESI",
+        Edi = "EDI",
     }
 }
 
@@ -1392,49 +1177,12 @@ pub enum HmatLBMemoryHierarchy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HmatLBMemoryHierarchy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HmatLBMemoryHierarchy::Memory => "memory",
-            HmatLBMemoryHierarchy::FirstLevel => "first-level",
-            HmatLBMemoryHierarchy::SecondLevel => "second-level",
-            HmatLBMemoryHierarchy::ThirdLevel => "third-level",
-            HmatLBMemoryHierarchy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "memory" => HmatLBMemoryHierarchy::Memory,
-            "first-level" => HmatLBMemoryHierarchy::FirstLevel,
-            "second-level" => HmatLBMemoryHierarchy::SecondLevel,
-            "third-level" => HmatLBMemoryHierarchy::ThirdLevel,
-            other => {
-                HmatLBMemoryHierarchy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HmatLBMemoryHierarchy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HmatLBMemoryHierarchy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| HmatLBMemoryHierarchy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HmatLBMemoryHierarchy {
+        Memory = "memory",
+        FirstLevel = "first-level",
+        SecondLevel = "second-level",
+        ThirdLevel = "third-level",
     }
 }
 
@@ -1463,53 +1211,14 @@ pub enum HmatLBDataType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HmatLBDataType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HmatLBDataType::AccessLatency => "access-latency",
-            HmatLBDataType::ReadLatency => "read-latency",
-            HmatLBDataType::WriteLatency => "write-latency",
-            HmatLBDataType::AccessBandwidth => "access-bandwidth",
-            HmatLBDataType::ReadBandwidth => "read-bandwidth",
-            HmatLBDataType::WriteBandwidth => "write-bandwidth",
-            HmatLBDataType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "access-latency" => HmatLBDataType::AccessLatency,
-            "read-latency" => HmatLBDataType::ReadLatency,
-            "write-latency" => HmatLBDataType::WriteLatency,
-            "access-bandwidth" => HmatLBDataType::AccessBandwidth,
-            "read-bandwidth" => HmatLBDataType::ReadBandwidth,
-            "write-bandwidth" => HmatLBDataType::WriteBandwidth,
-            other => {
-                HmatLBDataType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HmatLBDataType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HmatLBDataType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| HmatLBDataType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HmatLBDataType {
+        AccessLatency = "access-latency",
+        ReadLatency = "read-latency",
+        WriteLatency = "write-latency",
+        AccessBandwidth = "access-bandwidth",
+        ReadBandwidth = "read-bandwidth",
+        WriteBandwidth = "write-bandwidth",
     }
 }
 
@@ -1571,47 +1280,11 @@ pub enum HmatCacheAssociativity {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HmatCacheAssociativity {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HmatCacheAssociativity::None => "none",
-            HmatCacheAssociativity::Direct => "direct",
-            HmatCacheAssociativity::Complex => "complex",
-            HmatCacheAssociativity::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => HmatCacheAssociativity::None,
-            "direct" => HmatCacheAssociativity::Direct,
-            "complex" => HmatCacheAssociativity::Complex,
-            other => {
-                HmatCacheAssociativity::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HmatCacheAssociativity {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HmatCacheAssociativity {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| HmatCacheAssociativity::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HmatCacheAssociativity {
+        None = "none",
+        Direct = "direct",
+        Complex = "complex",
     }
 }
 
@@ -1635,47 +1308,11 @@ pub enum HmatCacheWritePolicy {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HmatCacheWritePolicy {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HmatCacheWritePolicy::None => "none",
-            HmatCacheWritePolicy::WriteBack => "write-back",
-            HmatCacheWritePolicy::WriteThrough => "write-through",
-            HmatCacheWritePolicy::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => HmatCacheWritePolicy::None,
-            "write-back" => HmatCacheWritePolicy::WriteBack,
-            "write-through" => HmatCacheWritePolicy::WriteThrough,
-            other => {
-                HmatCacheWritePolicy::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HmatCacheWritePolicy {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HmatCacheWritePolicy {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| HmatCacheWritePolicy::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HmatCacheWritePolicy {
+        None = "none",
+        WriteBack = "write-back",
+        WriteThrough = "write-through",
     }
 }
 
@@ -2062,53 +1699,14 @@ pub enum MemoryDeviceInfoKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MemoryDeviceInfoKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MemoryDeviceInfoKind::Dimm => "dimm",
-            MemoryDeviceInfoKind::Nvdimm => "nvdimm",
-            MemoryDeviceInfoKind::VirtioPmem => "virtio-pmem",
-            MemoryDeviceInfoKind::VirtioMem => "virtio-mem",
-            MemoryDeviceInfoKind::SgxEpc => "sgx-epc",
-            MemoryDeviceInfoKind::HvBalloon => "hv-balloon",
-            MemoryDeviceInfoKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "dimm" => MemoryDeviceInfoKind::Dimm,
-            "nvdimm" => MemoryDeviceInfoKind::Nvdimm,
-            "virtio-pmem" => MemoryDeviceInfoKind::VirtioPmem,
-            "virtio-mem" => MemoryDeviceInfoKind::VirtioMem,
-            "sgx-epc" => MemoryDeviceInfoKind::SgxEpc,
-            "hv-balloon" => MemoryDeviceInfoKind::HvBalloon,
-            other => {
-                MemoryDeviceInfoKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MemoryDeviceInfoKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryDeviceInfoKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MemoryDeviceInfoKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MemoryDeviceInfoKind {
+        Dimm = "dimm",
+        Nvdimm = "nvdimm",
+        VirtioPmem = "virtio-pmem",
+        VirtioMem = "virtio-mem",
+        SgxEpc = "sgx-epc",
+        HvBalloon = "hv-balloon",
     }
 }
 
@@ -2470,47 +2068,11 @@ pub enum SmbiosEntryPointType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SmbiosEntryPointType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SmbiosEntryPointType::V32 => "32",
-            SmbiosEntryPointType::V64 => "64",
-            SmbiosEntryPointType::Auto => "auto",
-            SmbiosEntryPointType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "32" => SmbiosEntryPointType::V32,
-            "64" => SmbiosEntryPointType::V64,
-            "auto" => SmbiosEntryPointType::Auto,
-            other => {
-                SmbiosEntryPointType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SmbiosEntryPointType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SmbiosEntryPointType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SmbiosEntryPointType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SmbiosEntryPointType {
+        V32 = "32",
+        V64 = "64",
+        Auto = "auto",
     }
 }
 
@@ -2609,45 +2171,10 @@ pub enum CpuModelExpansionType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CpuModelExpansionType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CpuModelExpansionType::Static => "static",
-            CpuModelExpansionType::Full => "full",
-            CpuModelExpansionType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "static" => CpuModelExpansionType::Static,
-            "full" => CpuModelExpansionType::Full,
-            other => {
-                CpuModelExpansionType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CpuModelExpansionType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelExpansionType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CpuModelExpansionType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CpuModelExpansionType {
+        Static = "static",
+        Full = "full",
     }
 }
 
@@ -2675,49 +2202,12 @@ pub enum CpuModelCompareResult {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CpuModelCompareResult {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CpuModelCompareResult::Incompatible => "incompatible",
-            CpuModelCompareResult::Identical => "identical",
-            CpuModelCompareResult::Superset => "superset",
-            CpuModelCompareResult::Subset => "subset",
-            CpuModelCompareResult::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "incompatible" => CpuModelCompareResult::Incompatible,
-            "identical" => CpuModelCompareResult::Identical,
-            "superset" => CpuModelCompareResult::Superset,
-            "subset" => CpuModelCompareResult::Subset,
-            other => {
-                CpuModelCompareResult::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CpuModelCompareResult {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuModelCompareResult {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CpuModelCompareResult::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CpuModelCompareResult {
+        Incompatible = "incompatible",
+        Identical = "identical",
+        Superset = "superset",
+        Subset = "subset",
     }
 }
 

@@ -17,49 +17,12 @@ pub enum S390CpuEntitlement {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl S390CpuEntitlement {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            S390CpuEntitlement::Auto => "auto",
-            S390CpuEntitlement::Low => "low",
-            S390CpuEntitlement::Medium => "medium",
-            S390CpuEntitlement::High => "high",
-            S390CpuEntitlement::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "auto" => S390CpuEntitlement::Auto,
-            "low" => S390CpuEntitlement::Low,
-            "medium" => S390CpuEntitlement::Medium,
-            "high" => S390CpuEntitlement::High,
-            other => {
-                S390CpuEntitlement::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for S390CpuEntitlement {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for S390CpuEntitlement {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| S390CpuEntitlement::from_wire(&s))
+::qapi_types::private::enumeration! {
+    S390CpuEntitlement {
+        Auto = "auto",
+        Low = "low",
+        Medium = "medium",
+        High = "high",
     }
 }
 
@@ -103,59 +66,17 @@ pub enum CpuTopologyLevel {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CpuTopologyLevel {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CpuTopologyLevel::Thread => "thread",
-            CpuTopologyLevel::Core => "core",
-            CpuTopologyLevel::Module => "module",
-            CpuTopologyLevel::Cluster => "cluster",
-            CpuTopologyLevel::Die => "die",
-            CpuTopologyLevel::Socket => "socket",
-            CpuTopologyLevel::Book => "book",
-            CpuTopologyLevel::Drawer => "drawer",
-            CpuTopologyLevel::Default => "default",
-            CpuTopologyLevel::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "thread" => CpuTopologyLevel::Thread,
-            "core" => CpuTopologyLevel::Core,
-            "module" => CpuTopologyLevel::Module,
-            "cluster" => CpuTopologyLevel::Cluster,
-            "die" => CpuTopologyLevel::Die,
-            "socket" => CpuTopologyLevel::Socket,
-            "book" => CpuTopologyLevel::Book,
-            "drawer" => CpuTopologyLevel::Drawer,
-            "default" => CpuTopologyLevel::Default,
-            other => {
-                CpuTopologyLevel::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CpuTopologyLevel {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CpuTopologyLevel {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CpuTopologyLevel::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CpuTopologyLevel {
+        Thread = "thread",
+        Core = "core",
+        Module = "module",
+        Cluster = "cluster",
+        Die = "die",
+        Socket = "socket",
+        Book = "book",
+        Drawer = "drawer",
+        Default = "default",
     }
 }
 
@@ -177,49 +98,12 @@ pub enum CacheLevelAndType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CacheLevelAndType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CacheLevelAndType::L1d => "l1d",
-            CacheLevelAndType::L1i => "l1i",
-            CacheLevelAndType::L2 => "l2",
-            CacheLevelAndType::L3 => "l3",
-            CacheLevelAndType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "l1d" => CacheLevelAndType::L1d,
-            "l1i" => CacheLevelAndType::L1i,
-            "l2" => CacheLevelAndType::L2,
-            "l3" => CacheLevelAndType::L3,
-            other => {
-                CacheLevelAndType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CacheLevelAndType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CacheLevelAndType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CacheLevelAndType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CacheLevelAndType {
+        L1d = "l1d",
+        L1i = "l1i",
+        L2 = "l2",
+        L3 = "l3",
     }
 }
 

@@ -15,45 +15,10 @@ pub enum S390CpuPolarization {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl S390CpuPolarization {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            S390CpuPolarization::Horizontal => "horizontal",
-            S390CpuPolarization::Vertical => "vertical",
-            S390CpuPolarization::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "horizontal" => S390CpuPolarization::Horizontal,
-            "vertical" => S390CpuPolarization::Vertical,
-            other => {
-                S390CpuPolarization::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for S390CpuPolarization {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for S390CpuPolarization {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| S390CpuPolarization::from_wire(&s))
+::qapi_types::private::enumeration! {
+    S390CpuPolarization {
+        Horizontal = "horizontal",
+        Vertical = "vertical",
     }
 }
 

@@ -194,73 +194,24 @@ pub enum MigrationStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigrationStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigrationStatus::None => "none",
-            MigrationStatus::Setup => "setup",
-            MigrationStatus::Cancelling => "cancelling",
-            MigrationStatus::Cancelled => "cancelled",
-            MigrationStatus::Active => "active",
-            MigrationStatus::PostcopyDevice => "postcopy-device",
-            MigrationStatus::PostcopyActive => "postcopy-active",
-            MigrationStatus::PostcopyPaused => "postcopy-paused",
-            MigrationStatus::PostcopyRecoverSetup => "postcopy-recover-setup",
-            MigrationStatus::PostcopyRecover => "postcopy-recover",
-            MigrationStatus::Completed => "completed",
-            MigrationStatus::Failed => "failed",
-            MigrationStatus::Colo => "colo",
-            MigrationStatus::PreSwitchover => "pre-switchover",
-            MigrationStatus::Device => "device",
-            MigrationStatus::WaitUnplug => "wait-unplug",
-            MigrationStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => MigrationStatus::None,
-            "setup" => MigrationStatus::Setup,
-            "cancelling" => MigrationStatus::Cancelling,
-            "cancelled" => MigrationStatus::Cancelled,
-            "active" => MigrationStatus::Active,
-            "postcopy-device" => MigrationStatus::PostcopyDevice,
-            "postcopy-active" => MigrationStatus::PostcopyActive,
-            "postcopy-paused" => MigrationStatus::PostcopyPaused,
-            "postcopy-recover-setup" => MigrationStatus::PostcopyRecoverSetup,
-            "postcopy-recover" => MigrationStatus::PostcopyRecover,
-            "completed" => MigrationStatus::Completed,
-            "failed" => MigrationStatus::Failed,
-            "colo" => MigrationStatus::Colo,
-            "pre-switchover" => MigrationStatus::PreSwitchover,
-            "device" => MigrationStatus::Device,
-            "wait-unplug" => MigrationStatus::WaitUnplug,
-            other => {
-                MigrationStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigrationStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MigrationStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigrationStatus {
+        None = "none",
+        Setup = "setup",
+        Cancelling = "cancelling",
+        Cancelled = "cancelled",
+        Active = "active",
+        PostcopyDevice = "postcopy-device",
+        PostcopyActive = "postcopy-active",
+        PostcopyPaused = "postcopy-paused",
+        PostcopyRecoverSetup = "postcopy-recover-setup",
+        PostcopyRecover = "postcopy-recover",
+        Completed = "completed",
+        Failed = "failed",
+        Colo = "colo",
+        PreSwitchover = "pre-switchover",
+        Device = "device",
+        WaitUnplug = "wait-unplug",
     }
 }
 
@@ -523,85 +474,30 @@ pub enum MigrationCapability {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigrationCapability {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigrationCapability::Xbzrle => "xbzrle",
-            MigrationCapability::RdmaPinAll => "rdma-pin-all",
-            MigrationCapability::AutoConverge => "auto-converge",
-            MigrationCapability::ZeroBlocks => "zero-blocks",
-            MigrationCapability::Events => "events",
-            MigrationCapability::PostcopyRam => "postcopy-ram",
-            MigrationCapability::XColo => "x-colo",
-            MigrationCapability::ReleaseRam => "release-ram",
-            MigrationCapability::ReturnPath => "return-path",
-            MigrationCapability::PauseBeforeSwitchover => "pause-before-switchover",
-            MigrationCapability::Multifd => "multifd",
-            MigrationCapability::DirtyBitmaps => "dirty-bitmaps",
-            MigrationCapability::PostcopyBlocktime => "postcopy-blocktime",
-            MigrationCapability::LateBlockActivate => "late-block-activate",
-            MigrationCapability::XIgnoreShared => "x-ignore-shared",
-            MigrationCapability::ValidateUuid => "validate-uuid",
-            MigrationCapability::BackgroundSnapshot => "background-snapshot",
-            MigrationCapability::ZeroCopySend => "zero-copy-send",
-            MigrationCapability::PostcopyPreempt => "postcopy-preempt",
-            MigrationCapability::SwitchoverAck => "switchover-ack",
-            MigrationCapability::DirtyLimit => "dirty-limit",
-            MigrationCapability::MappedRam => "mapped-ram",
-            MigrationCapability::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "xbzrle" => MigrationCapability::Xbzrle,
-            "rdma-pin-all" => MigrationCapability::RdmaPinAll,
-            "auto-converge" => MigrationCapability::AutoConverge,
-            "zero-blocks" => MigrationCapability::ZeroBlocks,
-            "events" => MigrationCapability::Events,
-            "postcopy-ram" => MigrationCapability::PostcopyRam,
-            "x-colo" => MigrationCapability::XColo,
-            "release-ram" => MigrationCapability::ReleaseRam,
-            "return-path" => MigrationCapability::ReturnPath,
-            "pause-before-switchover" => MigrationCapability::PauseBeforeSwitchover,
-            "multifd" => MigrationCapability::Multifd,
-            "dirty-bitmaps" => MigrationCapability::DirtyBitmaps,
-            "postcopy-blocktime" => MigrationCapability::PostcopyBlocktime,
-            "late-block-activate" => MigrationCapability::LateBlockActivate,
-            "x-ignore-shared" => MigrationCapability::XIgnoreShared,
-            "validate-uuid" => MigrationCapability::ValidateUuid,
-            "background-snapshot" => MigrationCapability::BackgroundSnapshot,
-            "zero-copy-send" => MigrationCapability::ZeroCopySend,
-            "postcopy-preempt" => MigrationCapability::PostcopyPreempt,
-            "switchover-ack" => MigrationCapability::SwitchoverAck,
-            "dirty-limit" => MigrationCapability::DirtyLimit,
-            "mapped-ram" => MigrationCapability::MappedRam,
-            other => {
-                MigrationCapability::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigrationCapability {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationCapability {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MigrationCapability::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigrationCapability {
+        Xbzrle = "xbzrle",
+        RdmaPinAll = "rdma-pin-all",
+        AutoConverge = "auto-converge",
+        ZeroBlocks = "zero-blocks",
+        Events = "events",
+        PostcopyRam = "postcopy-ram",
+        XColo = "x-colo",
+        ReleaseRam = "release-ram",
+        ReturnPath = "return-path",
+        PauseBeforeSwitchover = "pause-before-switchover",
+        Multifd = "multifd",
+        DirtyBitmaps = "dirty-bitmaps",
+        PostcopyBlocktime = "postcopy-blocktime",
+        LateBlockActivate = "late-block-activate",
+        XIgnoreShared = "x-ignore-shared",
+        ValidateUuid = "validate-uuid",
+        BackgroundSnapshot = "background-snapshot",
+        ZeroCopySend = "zero-copy-send",
+        PostcopyPreempt = "postcopy-preempt",
+        SwitchoverAck = "switchover-ack",
+        DirtyLimit = "dirty-limit",
+        MappedRam = "mapped-ram",
     }
 }
 
@@ -655,53 +551,14 @@ pub enum MultiFDCompression {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MultiFDCompression {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MultiFDCompression::None => "none",
-            MultiFDCompression::Zlib => "zlib",
-            MultiFDCompression::Zstd => "zstd",
-            MultiFDCompression::Qatzip => "qatzip",
-            MultiFDCompression::Qpl => "qpl",
-            MultiFDCompression::Uadk => "uadk",
-            MultiFDCompression::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => MultiFDCompression::None,
-            "zlib" => MultiFDCompression::Zlib,
-            "zstd" => MultiFDCompression::Zstd,
-            "qatzip" => MultiFDCompression::Qatzip,
-            "qpl" => MultiFDCompression::Qpl,
-            "uadk" => MultiFDCompression::Uadk,
-            other => {
-                MultiFDCompression::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MultiFDCompression {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MultiFDCompression {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MultiFDCompression::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MultiFDCompression {
+        None = "none",
+        Zlib = "zlib",
+        Zstd = "zstd",
+        Qatzip = "qatzip",
+        Qpl = "qpl",
+        Uadk = "uadk",
     }
 }
 
@@ -804,48 +661,12 @@ pub enum MigMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigMode::Normal => "normal",
-            MigMode::CprReboot => "cpr-reboot",
-            MigMode::CprTransfer => "cpr-transfer",
-            MigMode::CprExec => "cpr-exec",
-            MigMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "normal" => MigMode::Normal,
-            "cpr-reboot" => MigMode::CprReboot,
-            "cpr-transfer" => MigMode::CprTransfer,
-            "cpr-exec" => MigMode::CprExec,
-            other => {
-                MigMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| MigMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigMode {
+        Normal = "normal",
+        CprReboot = "cpr-reboot",
+        CprTransfer = "cpr-transfer",
+        CprExec = "cpr-exec",
     }
 }
 
@@ -864,47 +685,11 @@ pub enum ZeroPageDetection {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ZeroPageDetection {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ZeroPageDetection::None => "none",
-            ZeroPageDetection::Legacy => "legacy",
-            ZeroPageDetection::Multifd => "multifd",
-            ZeroPageDetection::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => ZeroPageDetection::None,
-            "legacy" => ZeroPageDetection::Legacy,
-            "multifd" => ZeroPageDetection::Multifd,
-            other => {
-                ZeroPageDetection::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ZeroPageDetection {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ZeroPageDetection {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ZeroPageDetection::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ZeroPageDetection {
+        None = "none",
+        Legacy = "legacy",
+        Multifd = "multifd",
     }
 }
 
@@ -1130,101 +915,38 @@ pub enum MigrationParameter {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigrationParameter {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigrationParameter::AnnounceInitial => "announce-initial",
-            MigrationParameter::AnnounceMax => "announce-max",
-            MigrationParameter::AnnounceRounds => "announce-rounds",
-            MigrationParameter::AnnounceStep => "announce-step",
-            MigrationParameter::ThrottleTriggerThreshold => "throttle-trigger-threshold",
-            MigrationParameter::CpuThrottleInitial => "cpu-throttle-initial",
-            MigrationParameter::CpuThrottleIncrement => "cpu-throttle-increment",
-            MigrationParameter::CpuThrottleTailslow => "cpu-throttle-tailslow",
-            MigrationParameter::TlsCreds => "tls-creds",
-            MigrationParameter::TlsHostname => "tls-hostname",
-            MigrationParameter::TlsAuthz => "tls-authz",
-            MigrationParameter::MaxBandwidth => "max-bandwidth",
-            MigrationParameter::AvailSwitchoverBandwidth => "avail-switchover-bandwidth",
-            MigrationParameter::DowntimeLimit => "downtime-limit",
-            MigrationParameter::XCheckpointDelay => "x-checkpoint-delay",
-            MigrationParameter::MultifdChannels => "multifd-channels",
-            MigrationParameter::XbzrleCacheSize => "xbzrle-cache-size",
-            MigrationParameter::MaxPostcopyBandwidth => "max-postcopy-bandwidth",
-            MigrationParameter::MaxCpuThrottle => "max-cpu-throttle",
-            MigrationParameter::MultifdCompression => "multifd-compression",
-            MigrationParameter::MultifdZlibLevel => "multifd-zlib-level",
-            MigrationParameter::MultifdZstdLevel => "multifd-zstd-level",
-            MigrationParameter::MultifdQatzipLevel => "multifd-qatzip-level",
-            MigrationParameter::BlockBitmapMapping => "block-bitmap-mapping",
-            MigrationParameter::XVcpuDirtyLimitPeriod => "x-vcpu-dirty-limit-period",
-            MigrationParameter::VcpuDirtyLimit => "vcpu-dirty-limit",
-            MigrationParameter::Mode => "mode",
-            MigrationParameter::ZeroPageDetection => "zero-page-detection",
-            MigrationParameter::DirectIo => "direct-io",
-            MigrationParameter::CprExecCommand => "cpr-exec-command",
-            MigrationParameter::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "announce-initial" => MigrationParameter::AnnounceInitial,
-            "announce-max" => MigrationParameter::AnnounceMax,
-            "announce-rounds" => MigrationParameter::AnnounceRounds,
-            "announce-step" => MigrationParameter::AnnounceStep,
-            "throttle-trigger-threshold" => MigrationParameter::ThrottleTriggerThreshold,
-            "cpu-throttle-initial" => MigrationParameter::CpuThrottleInitial,
-            "cpu-throttle-increment" => MigrationParameter::CpuThrottleIncrement,
-            "cpu-throttle-tailslow" => MigrationParameter::CpuThrottleTailslow,
-            "tls-creds" => MigrationParameter::TlsCreds,
-            "tls-hostname" => MigrationParameter::TlsHostname,
-            "tls-authz" => MigrationParameter::TlsAuthz,
-            "max-bandwidth" => MigrationParameter::MaxBandwidth,
-            "avail-switchover-bandwidth" => MigrationParameter::AvailSwitchoverBandwidth,
-            "downtime-limit" => MigrationParameter::DowntimeLimit,
-            "x-checkpoint-delay" => MigrationParameter::XCheckpointDelay,
-            "multifd-channels" => MigrationParameter::MultifdChannels,
-            "xbzrle-cache-size" => MigrationParameter::XbzrleCacheSize,
-            "max-postcopy-bandwidth" => MigrationParameter::MaxPostcopyBandwidth,
-            "max-cpu-throttle" => MigrationParameter::MaxCpuThrottle,
-            "multifd-compression" => MigrationParameter::MultifdCompression,
-            "multifd-zlib-level" => MigrationParameter::MultifdZlibLevel,
-            "multifd-zstd-level" => MigrationParameter::MultifdZstdLevel,
-            "multifd-qatzip-level" => MigrationParameter::MultifdQatzipLevel,
-            "block-bitmap-mapping" => MigrationParameter::BlockBitmapMapping,
-            "x-vcpu-dirty-limit-period" => MigrationParameter::XVcpuDirtyLimitPeriod,
-            "vcpu-dirty-limit" => MigrationParameter::VcpuDirtyLimit,
-            "mode" => MigrationParameter::Mode,
-            "zero-page-detection" => MigrationParameter::ZeroPageDetection,
-            "direct-io" => MigrationParameter::DirectIo,
-            "cpr-exec-command" => MigrationParameter::CprExecCommand,
-            other => {
-                MigrationParameter::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigrationParameter {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationParameter {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MigrationParameter::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigrationParameter {
+        AnnounceInitial = "announce-initial",
+        AnnounceMax = "announce-max",
+        AnnounceRounds = "announce-rounds",
+        AnnounceStep = "announce-step",
+        ThrottleTriggerThreshold = "throttle-trigger-threshold",
+        CpuThrottleInitial = "cpu-throttle-initial",
+        CpuThrottleIncrement = "cpu-throttle-increment",
+        CpuThrottleTailslow = "cpu-throttle-tailslow",
+        TlsCreds = "tls-creds",
+        TlsHostname = "tls-hostname",
+        TlsAuthz = "tls-authz",
+        MaxBandwidth = "max-bandwidth",
+        AvailSwitchoverBandwidth = "avail-switchover-bandwidth",
+        DowntimeLimit = "downtime-limit",
+        XCheckpointDelay = "x-checkpoint-delay",
+        MultifdChannels = "multifd-channels",
+        XbzrleCacheSize = "xbzrle-cache-size",
+        MaxPostcopyBandwidth = "max-postcopy-bandwidth",
+        MaxCpuThrottle = "max-cpu-throttle",
+        MultifdCompression = "multifd-compression",
+        MultifdZlibLevel = "multifd-zlib-level",
+        MultifdZstdLevel = "multifd-zstd-level",
+        MultifdQatzipLevel = "multifd-qatzip-level",
+        BlockBitmapMapping = "block-bitmap-mapping",
+        XVcpuDirtyLimitPeriod = "x-vcpu-dirty-limit-period",
+        VcpuDirtyLimit = "vcpu-dirty-limit",
+        Mode = "mode",
+        ZeroPageDetection = "zero-page-detection",
+        DirectIo = "direct-io",
+        CprExecCommand = "cpr-exec-command",
     }
 }
 
@@ -1652,54 +1374,15 @@ pub enum COLOMessage {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl COLOMessage {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            COLOMessage::CheckpointReady => "checkpoint-ready",
-            COLOMessage::CheckpointRequest => "checkpoint-request",
-            COLOMessage::CheckpointReply => "checkpoint-reply",
-            COLOMessage::VmstateSend => "vmstate-send",
-            COLOMessage::VmstateSize => "vmstate-size",
-            COLOMessage::VmstateReceived => "vmstate-received",
-            COLOMessage::VmstateLoaded => "vmstate-loaded",
-            COLOMessage::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "checkpoint-ready" => COLOMessage::CheckpointReady,
-            "checkpoint-request" => COLOMessage::CheckpointRequest,
-            "checkpoint-reply" => COLOMessage::CheckpointReply,
-            "vmstate-send" => COLOMessage::VmstateSend,
-            "vmstate-size" => COLOMessage::VmstateSize,
-            "vmstate-received" => COLOMessage::VmstateReceived,
-            "vmstate-loaded" => COLOMessage::VmstateLoaded,
-            other => {
-                COLOMessage::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for COLOMessage {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for COLOMessage {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| COLOMessage::from_wire(&s))
+::qapi_types::private::enumeration! {
+    COLOMessage {
+        CheckpointReady = "checkpoint-ready",
+        CheckpointRequest = "checkpoint-request",
+        CheckpointReply = "checkpoint-reply",
+        VmstateSend = "vmstate-send",
+        VmstateSize = "vmstate-size",
+        VmstateReceived = "vmstate-received",
+        VmstateLoaded = "vmstate-loaded",
     }
 }
 
@@ -1718,46 +1401,11 @@ pub enum COLOMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl COLOMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            COLOMode::None => "none",
-            COLOMode::Primary => "primary",
-            COLOMode::Secondary => "secondary",
-            COLOMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => COLOMode::None,
-            "primary" => COLOMode::Primary,
-            "secondary" => COLOMode::Secondary,
-            other => {
-                COLOMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for COLOMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for COLOMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| COLOMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    COLOMode {
+        None = "none",
+        Primary = "primary",
+        Secondary = "secondary",
     }
 }
 
@@ -1781,51 +1429,13 @@ pub enum FailoverStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl FailoverStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            FailoverStatus::None => "none",
-            FailoverStatus::Require => "require",
-            FailoverStatus::Active => "active",
-            FailoverStatus::Completed => "completed",
-            FailoverStatus::Relaunch => "relaunch",
-            FailoverStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => FailoverStatus::None,
-            "require" => FailoverStatus::Require,
-            "active" => FailoverStatus::Active,
-            "completed" => FailoverStatus::Completed,
-            "relaunch" => FailoverStatus::Relaunch,
-            other => {
-                FailoverStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for FailoverStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for FailoverStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| FailoverStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    FailoverStatus {
+        None = "none",
+        Require = "require",
+        Active = "active",
+        Completed = "completed",
+        Relaunch = "relaunch",
     }
 }
 
@@ -1848,49 +1458,12 @@ pub enum COLOExitReason {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl COLOExitReason {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            COLOExitReason::None => "none",
-            COLOExitReason::Request => "request",
-            COLOExitReason::Error => "error",
-            COLOExitReason::Processing => "processing",
-            COLOExitReason::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => COLOExitReason::None,
-            "request" => COLOExitReason::Request,
-            "error" => COLOExitReason::Error,
-            "processing" => COLOExitReason::Processing,
-            other => {
-                COLOExitReason::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for COLOExitReason {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for COLOExitReason {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| COLOExitReason::from_wire(&s))
+::qapi_types::private::enumeration! {
+    COLOExitReason {
+        None = "none",
+        Request = "request",
+        Error = "error",
+        Processing = "processing",
     }
 }
 
@@ -1911,49 +1484,12 @@ pub enum MigrationAddressType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigrationAddressType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigrationAddressType::Socket => "socket",
-            MigrationAddressType::Exec => "exec",
-            MigrationAddressType::Rdma => "rdma",
-            MigrationAddressType::File => "file",
-            MigrationAddressType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "socket" => MigrationAddressType::Socket,
-            "exec" => MigrationAddressType::Exec,
-            "rdma" => MigrationAddressType::Rdma,
-            "file" => MigrationAddressType::File,
-            other => {
-                MigrationAddressType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigrationAddressType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationAddressType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MigrationAddressType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigrationAddressType {
+        Socket = "socket",
+        Exec = "exec",
+        Rdma = "rdma",
+        File = "file",
     }
 }
 
@@ -2130,45 +1666,10 @@ pub enum MigrationChannelType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MigrationChannelType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MigrationChannelType::Main => "main",
-            MigrationChannelType::Cpr => "cpr",
-            MigrationChannelType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "main" => MigrationChannelType::Main,
-            "cpr" => MigrationChannelType::Cpr,
-            other => {
-                MigrationChannelType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MigrationChannelType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MigrationChannelType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MigrationChannelType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MigrationChannelType {
+        Main = "main",
+        Cpr = "cpr",
     }
 }
 
@@ -2270,47 +1771,11 @@ pub enum DirtyRateStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DirtyRateStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DirtyRateStatus::Unstarted => "unstarted",
-            DirtyRateStatus::Measuring => "measuring",
-            DirtyRateStatus::Measured => "measured",
-            DirtyRateStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unstarted" => DirtyRateStatus::Unstarted,
-            "measuring" => DirtyRateStatus::Measuring,
-            "measured" => DirtyRateStatus::Measured,
-            other => {
-                DirtyRateStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DirtyRateStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DirtyRateStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DirtyRateStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DirtyRateStatus {
+        Unstarted = "unstarted",
+        Measuring = "measuring",
+        Measured = "measured",
     }
 }
 
@@ -2330,47 +1795,11 @@ pub enum DirtyRateMeasureMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DirtyRateMeasureMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DirtyRateMeasureMode::PageSampling => "page-sampling",
-            DirtyRateMeasureMode::DirtyRing => "dirty-ring",
-            DirtyRateMeasureMode::DirtyBitmap => "dirty-bitmap",
-            DirtyRateMeasureMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "page-sampling" => DirtyRateMeasureMode::PageSampling,
-            "dirty-ring" => DirtyRateMeasureMode::DirtyRing,
-            "dirty-bitmap" => DirtyRateMeasureMode::DirtyBitmap,
-            other => {
-                DirtyRateMeasureMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DirtyRateMeasureMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DirtyRateMeasureMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DirtyRateMeasureMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DirtyRateMeasureMode {
+        PageSampling = "page-sampling",
+        DirtyRing = "dirty-ring",
+        DirtyBitmap = "dirty-bitmap",
     }
 }
 
@@ -2387,44 +1816,10 @@ pub enum TimeUnit {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl TimeUnit {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            TimeUnit::Second => "second",
-            TimeUnit::Millisecond => "millisecond",
-            TimeUnit::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "second" => TimeUnit::Second,
-            "millisecond" => TimeUnit::Millisecond,
-            other => {
-                TimeUnit::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for TimeUnit {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeUnit {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| TimeUnit::from_wire(&s))
+::qapi_types::private::enumeration! {
+    TimeUnit {
+        Second = "second",
+        Millisecond = "millisecond",
     }
 }
 

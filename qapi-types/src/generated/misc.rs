@@ -125,49 +125,12 @@ pub enum CommandLineParameterType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl CommandLineParameterType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            CommandLineParameterType::String => "string",
-            CommandLineParameterType::Boolean => "boolean",
-            CommandLineParameterType::Number => "number",
-            CommandLineParameterType::Size => "size",
-            CommandLineParameterType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "string" => CommandLineParameterType::String,
-            "boolean" => CommandLineParameterType::Boolean,
-            "number" => CommandLineParameterType::Number,
-            "size" => CommandLineParameterType::Size,
-            other => {
-                CommandLineParameterType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for CommandLineParameterType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CommandLineParameterType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| CommandLineParameterType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    CommandLineParameterType {
+        String = "string",
+        Boolean = "boolean",
+        Number = "number",
+        Size = "size",
     }
 }
 

@@ -28,52 +28,14 @@ pub enum SevState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SevState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SevState::Uninit => "uninit",
-            SevState::LaunchUpdate => "launch-update",
-            SevState::LaunchSecret => "launch-secret",
-            SevState::Running => "running",
-            SevState::SendUpdate => "send-update",
-            SevState::ReceiveUpdate => "receive-update",
-            SevState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "uninit" => SevState::Uninit,
-            "launch-update" => SevState::LaunchUpdate,
-            "launch-secret" => SevState::LaunchSecret,
-            "running" => SevState::Running,
-            "send-update" => SevState::SendUpdate,
-            "receive-update" => SevState::ReceiveUpdate,
-            other => {
-                SevState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SevState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| SevState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SevState {
+        Uninit = "uninit",
+        LaunchUpdate = "launch-update",
+        LaunchSecret = "launch-secret",
+        Running = "running",
+        SendUpdate = "send-update",
+        ReceiveUpdate = "receive-update",
     }
 }
 
@@ -90,45 +52,10 @@ pub enum SevGuestType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SevGuestType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SevGuestType::Sev => "sev",
-            SevGuestType::SevSnp => "sev-snp",
-            SevGuestType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "sev" => SevGuestType::Sev,
-            "sev-snp" => SevGuestType::SevSnp,
-            other => {
-                SevGuestType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SevGuestType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SevGuestType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SevGuestType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SevGuestType {
+        Sev = "sev",
+        SevSnp = "sev-snp",
     }
 }
 
@@ -469,53 +396,14 @@ pub enum EvtchnPortType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl EvtchnPortType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            EvtchnPortType::Closed => "closed",
-            EvtchnPortType::Unbound => "unbound",
-            EvtchnPortType::Interdomain => "interdomain",
-            EvtchnPortType::Pirq => "pirq",
-            EvtchnPortType::Virq => "virq",
-            EvtchnPortType::Ipi => "ipi",
-            EvtchnPortType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "closed" => EvtchnPortType::Closed,
-            "unbound" => EvtchnPortType::Unbound,
-            "interdomain" => EvtchnPortType::Interdomain,
-            "pirq" => EvtchnPortType::Pirq,
-            "virq" => EvtchnPortType::Virq,
-            "ipi" => EvtchnPortType::Ipi,
-            other => {
-                EvtchnPortType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for EvtchnPortType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EvtchnPortType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| EvtchnPortType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    EvtchnPortType {
+        Closed = "closed",
+        Unbound = "unbound",
+        Interdomain = "interdomain",
+        Pirq = "pirq",
+        Virq = "virq",
+        Ipi = "ipi",
     }
 }
 

@@ -500,44 +500,10 @@ pub enum AFXDPMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl AFXDPMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            AFXDPMode::Native => "native",
-            AFXDPMode::Skb => "skb",
-            AFXDPMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "native" => AFXDPMode::Native,
-            "skb" => AFXDPMode::Skb,
-            other => {
-                AFXDPMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for AFXDPMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for AFXDPMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| AFXDPMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    AFXDPMode {
+        Native = "native",
+        Skb = "skb",
     }
 }
 
@@ -878,79 +844,27 @@ pub enum NetClientDriver {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NetClientDriver {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NetClientDriver::None => "none",
-            NetClientDriver::Nic => "nic",
-            NetClientDriver::User => "user",
-            NetClientDriver::Tap => "tap",
-            NetClientDriver::L2tpv3 => "l2tpv3",
-            NetClientDriver::Socket => "socket",
-            NetClientDriver::Stream => "stream",
-            NetClientDriver::Dgram => "dgram",
-            NetClientDriver::Vde => "vde",
-            NetClientDriver::Bridge => "bridge",
-            NetClientDriver::Hubport => "hubport",
-            NetClientDriver::Netmap => "netmap",
-            NetClientDriver::VhostUser => "vhost-user",
-            NetClientDriver::VhostVdpa => "vhost-vdpa",
-            NetClientDriver::Passt => "passt",
-            NetClientDriver::AfXdp => "af-xdp",
-            NetClientDriver::VmnetHost => "vmnet-host",
-            NetClientDriver::VmnetShared => "vmnet-shared",
-            NetClientDriver::VmnetBridged => "vmnet-bridged",
-            NetClientDriver::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => NetClientDriver::None,
-            "nic" => NetClientDriver::Nic,
-            "user" => NetClientDriver::User,
-            "tap" => NetClientDriver::Tap,
-            "l2tpv3" => NetClientDriver::L2tpv3,
-            "socket" => NetClientDriver::Socket,
-            "stream" => NetClientDriver::Stream,
-            "dgram" => NetClientDriver::Dgram,
-            "vde" => NetClientDriver::Vde,
-            "bridge" => NetClientDriver::Bridge,
-            "hubport" => NetClientDriver::Hubport,
-            "netmap" => NetClientDriver::Netmap,
-            "vhost-user" => NetClientDriver::VhostUser,
-            "vhost-vdpa" => NetClientDriver::VhostVdpa,
-            "passt" => NetClientDriver::Passt,
-            "af-xdp" => NetClientDriver::AfXdp,
-            "vmnet-host" => NetClientDriver::VmnetHost,
-            "vmnet-shared" => NetClientDriver::VmnetShared,
-            "vmnet-bridged" => NetClientDriver::VmnetBridged,
-            other => {
-                NetClientDriver::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NetClientDriver {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetClientDriver {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NetClientDriver::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NetClientDriver {
+        None = "none",
+        Nic = "nic",
+        User = "user",
+        Tap = "tap",
+        L2tpv3 = "l2tpv3",
+        Socket = "socket",
+        Stream = "stream",
+        Dgram = "dgram",
+        Vde = "vde",
+        Bridge = "bridge",
+        Hubport = "hubport",
+        Netmap = "netmap",
+        VhostUser = "vhost-user",
+        VhostVdpa = "vhost-vdpa",
+        Passt = "passt",
+        AfXdp = "af-xdp",
+        VmnetHost = "vmnet-host",
+        VmnetShared = "vmnet-shared",
+        VmnetBridged = "vmnet-bridged",
     }
 }
 
@@ -1265,46 +1179,11 @@ pub enum RxState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RxState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RxState::Normal => "normal",
-            RxState::None => "none",
-            RxState::All => "all",
-            RxState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "normal" => RxState::Normal,
-            "none" => RxState::None,
-            "all" => RxState::All,
-            other => {
-                RxState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RxState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RxState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| RxState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RxState {
+        Normal = "normal",
+        None = "none",
+        All = "all",
     }
 }
 

@@ -252,45 +252,10 @@ pub enum NetfilterInsert {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NetfilterInsert {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NetfilterInsert::Before => "before",
-            NetfilterInsert::Behind => "behind",
-            NetfilterInsert::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "before" => NetfilterInsert::Before,
-            "behind" => NetfilterInsert::Behind,
-            other => {
-                NetfilterInsert::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NetfilterInsert {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetfilterInsert {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NetfilterInsert::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NetfilterInsert {
+        Before = "before",
+        Behind = "behind",
     }
 }
 
@@ -1604,142 +1569,59 @@ pub enum ObjectType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ObjectType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ObjectType::AcpiGenericInitiator => "acpi-generic-initiator",
-            ObjectType::AcpiGenericPort => "acpi-generic-port",
-            ObjectType::AuthzList => "authz-list",
-            ObjectType::AuthzListfile => "authz-listfile",
-            ObjectType::AuthzPam => "authz-pam",
-            ObjectType::AuthzSimple => "authz-simple",
-            ObjectType::CanBus => "can-bus",
-            ObjectType::CanHostSocketcan => "can-host-socketcan",
-            ObjectType::ColoCompare => "colo-compare",
-            ObjectType::CryptodevBackend => "cryptodev-backend",
-            ObjectType::CryptodevBackendBuiltin => "cryptodev-backend-builtin",
-            ObjectType::CryptodevBackendLkcf => "cryptodev-backend-lkcf",
-            ObjectType::CryptodevVhostUser => "cryptodev-vhost-user",
-            ObjectType::DbusVmstate => "dbus-vmstate",
-            ObjectType::FilterBuffer => "filter-buffer",
-            ObjectType::FilterDump => "filter-dump",
-            ObjectType::FilterMirror => "filter-mirror",
-            ObjectType::FilterRedirector => "filter-redirector",
-            ObjectType::FilterReplay => "filter-replay",
-            ObjectType::FilterRewriter => "filter-rewriter",
-            ObjectType::IgvmCfg => "igvm-cfg",
-            ObjectType::InputBarrier => "input-barrier",
-            ObjectType::InputLinux => "input-linux",
-            ObjectType::Iommufd => "iommufd",
-            ObjectType::Iothread => "iothread",
-            ObjectType::MainLoop => "main-loop",
-            ObjectType::MemoryBackendEpc => "memory-backend-epc",
-            ObjectType::MemoryBackendFile => "memory-backend-file",
-            ObjectType::MemoryBackendMemfd => "memory-backend-memfd",
-            ObjectType::MemoryBackendRam => "memory-backend-ram",
-            ObjectType::MemoryBackendShm => "memory-backend-shm",
-            ObjectType::PefGuest => "pef-guest",
-            ObjectType::PrManagerHelper => "pr-manager-helper",
-            ObjectType::Qtest => "qtest",
-            ObjectType::RngBuiltin => "rng-builtin",
-            ObjectType::RngEgd => "rng-egd",
-            ObjectType::RngRandom => "rng-random",
-            ObjectType::Secret => "secret",
-            ObjectType::SecretKeyring => "secret_keyring",
-            ObjectType::SevGuest => "sev-guest",
-            ObjectType::SevSnpGuest => "sev-snp-guest",
-            ObjectType::ThreadContext => "thread-context",
-            ObjectType::S390PvGuest => "s390-pv-guest",
-            ObjectType::TdxGuest => "tdx-guest",
-            ObjectType::ThrottleGroup => "throttle-group",
-            ObjectType::TlsCredsAnon => "tls-creds-anon",
-            ObjectType::TlsCredsPsk => "tls-creds-psk",
-            ObjectType::TlsCredsX509 => "tls-creds-x509",
-            ObjectType::TlsCipherSuites => "tls-cipher-suites",
-            ObjectType::XRemoteObject => "x-remote-object",
-            ObjectType::XVfioUserServer => "x-vfio-user-server",
-            ObjectType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "acpi-generic-initiator" => ObjectType::AcpiGenericInitiator,
-            "acpi-generic-port" => ObjectType::AcpiGenericPort,
-            "authz-list" => ObjectType::AuthzList,
-            "authz-listfile" => ObjectType::AuthzListfile,
-            "authz-pam" => ObjectType::AuthzPam,
-            "authz-simple" => ObjectType::AuthzSimple,
-            "can-bus" => ObjectType::CanBus,
-            "can-host-socketcan" => ObjectType::CanHostSocketcan,
-            "colo-compare" => ObjectType::ColoCompare,
-            "cryptodev-backend" => ObjectType::CryptodevBackend,
-            "cryptodev-backend-builtin" => ObjectType::CryptodevBackendBuiltin,
-            "cryptodev-backend-lkcf" => ObjectType::CryptodevBackendLkcf,
-            "cryptodev-vhost-user" => ObjectType::CryptodevVhostUser,
-            "dbus-vmstate" => ObjectType::DbusVmstate,
-            "filter-buffer" => ObjectType::FilterBuffer,
-            "filter-dump" => ObjectType::FilterDump,
-            "filter-mirror" => ObjectType::FilterMirror,
-            "filter-redirector" => ObjectType::FilterRedirector,
-            "filter-replay" => ObjectType::FilterReplay,
-            "filter-rewriter" => ObjectType::FilterRewriter,
-            "igvm-cfg" => ObjectType::IgvmCfg,
-            "input-barrier" => ObjectType::InputBarrier,
-            "input-linux" => ObjectType::InputLinux,
-            "iommufd" => ObjectType::Iommufd,
-            "iothread" => ObjectType::Iothread,
-            "main-loop" => ObjectType::MainLoop,
-            "memory-backend-epc" => ObjectType::MemoryBackendEpc,
-            "memory-backend-file" => ObjectType::MemoryBackendFile,
-            "memory-backend-memfd" => ObjectType::MemoryBackendMemfd,
-            "memory-backend-ram" => ObjectType::MemoryBackendRam,
-            "memory-backend-shm" => ObjectType::MemoryBackendShm,
-            "pef-guest" => ObjectType::PefGuest,
-            "pr-manager-helper" => ObjectType::PrManagerHelper,
-            "qtest" => ObjectType::Qtest,
-            "rng-builtin" => ObjectType::RngBuiltin,
-            "rng-egd" => ObjectType::RngEgd,
-            "rng-random" => ObjectType::RngRandom,
-            "secret" => ObjectType::Secret,
-            "secret_keyring" => ObjectType::SecretKeyring,
-            "sev-guest" => ObjectType::SevGuest,
-            "sev-snp-guest" => ObjectType::SevSnpGuest,
-            "thread-context" => ObjectType::ThreadContext,
-            "s390-pv-guest" => ObjectType::S390PvGuest,
-            "tdx-guest" => ObjectType::TdxGuest,
-            "throttle-group" => ObjectType::ThrottleGroup,
-            "tls-creds-anon" => ObjectType::TlsCredsAnon,
-            "tls-creds-psk" => ObjectType::TlsCredsPsk,
-            "tls-creds-x509" => ObjectType::TlsCredsX509,
-            "tls-cipher-suites" => ObjectType::TlsCipherSuites,
-            "x-remote-object" => ObjectType::XRemoteObject,
-            "x-vfio-user-server" => ObjectType::XVfioUserServer,
-            other => {
-                ObjectType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ObjectType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| ObjectType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ObjectType {
+        AcpiGenericInitiator = "acpi-generic-initiator",
+        AcpiGenericPort = "acpi-generic-port",
+        AuthzList = "authz-list",
+        AuthzListfile = "authz-listfile",
+        AuthzPam = "authz-pam",
+        AuthzSimple = "authz-simple",
+        CanBus = "can-bus",
+        CanHostSocketcan = "can-host-socketcan",
+        ColoCompare = "colo-compare",
+        CryptodevBackend = "cryptodev-backend",
+        CryptodevBackendBuiltin = "cryptodev-backend-builtin",
+        CryptodevBackendLkcf = "cryptodev-backend-lkcf",
+        CryptodevVhostUser = "cryptodev-vhost-user",
+        DbusVmstate = "dbus-vmstate",
+        FilterBuffer = "filter-buffer",
+        FilterDump = "filter-dump",
+        FilterMirror = "filter-mirror",
+        FilterRedirector = "filter-redirector",
+        FilterReplay = "filter-replay",
+        FilterRewriter = "filter-rewriter",
+        IgvmCfg = "igvm-cfg",
+        InputBarrier = "input-barrier",
+        InputLinux = "input-linux",
+        Iommufd = "iommufd",
+        Iothread = "iothread",
+        MainLoop = "main-loop",
+        MemoryBackendEpc = "memory-backend-epc",
+        MemoryBackendFile = "memory-backend-file",
+        MemoryBackendMemfd = "memory-backend-memfd",
+        MemoryBackendRam = "memory-backend-ram",
+        MemoryBackendShm = "memory-backend-shm",
+        PefGuest = "pef-guest",
+        PrManagerHelper = "pr-manager-helper",
+        Qtest = "qtest",
+        RngBuiltin = "rng-builtin",
+        RngEgd = "rng-egd",
+        RngRandom = "rng-random",
+        Secret = "secret",
+        SecretKeyring = "secret_keyring",
+        SevGuest = "sev-guest",
+        SevSnpGuest = "sev-snp-guest",
+        ThreadContext = "thread-context",
+        S390PvGuest = "s390-pv-guest",
+        TdxGuest = "tdx-guest",
+        ThrottleGroup = "throttle-group",
+        TlsCredsAnon = "tls-creds-anon",
+        TlsCredsPsk = "tls-creds-psk",
+        TlsCredsX509 = "tls-creds-x509",
+        TlsCipherSuites = "tls-cipher-suites",
+        XRemoteObject = "x-remote-object",
+        XVfioUserServer = "x-vfio-user-server",
     }
 }
 

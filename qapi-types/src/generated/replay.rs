@@ -20,46 +20,11 @@ pub enum ReplayMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ReplayMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ReplayMode::None => "none",
-            ReplayMode::Record => "record",
-            ReplayMode::Play => "play",
-            ReplayMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => ReplayMode::None,
-            "record" => ReplayMode::Record,
-            "play" => ReplayMode::Play,
-            other => {
-                ReplayMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ReplayMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ReplayMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| ReplayMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ReplayMode {
+        None = "none",
+        Record = "record",
+        Play = "play",
     }
 }
 

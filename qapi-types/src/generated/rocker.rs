@@ -37,45 +37,10 @@ pub enum RockerPortDuplex {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RockerPortDuplex {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RockerPortDuplex::Half => "half",
-            RockerPortDuplex::Full => "full",
-            RockerPortDuplex::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "half" => RockerPortDuplex::Half,
-            "full" => RockerPortDuplex::Full,
-            other => {
-                RockerPortDuplex::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RockerPortDuplex {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerPortDuplex {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| RockerPortDuplex::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RockerPortDuplex {
+        Half = "half",
+        Full = "full",
     }
 }
 
@@ -92,45 +57,10 @@ pub enum RockerPortAutoneg {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RockerPortAutoneg {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RockerPortAutoneg::Off => "off",
-            RockerPortAutoneg::On => "on",
-            RockerPortAutoneg::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => RockerPortAutoneg::Off,
-            "on" => RockerPortAutoneg::On,
-            other => {
-                RockerPortAutoneg::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RockerPortAutoneg {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RockerPortAutoneg {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| RockerPortAutoneg::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RockerPortAutoneg {
+        Off = "off",
+        On = "on",
     }
 }
 

@@ -52,72 +52,24 @@ pub enum RunState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RunState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RunState::Debug => "debug",
-            RunState::Inmigrate => "inmigrate",
-            RunState::InternalError => "internal-error",
-            RunState::IoError => "io-error",
-            RunState::Paused => "paused",
-            RunState::Postmigrate => "postmigrate",
-            RunState::Prelaunch => "prelaunch",
-            RunState::FinishMigrate => "finish-migrate",
-            RunState::RestoreVm => "restore-vm",
-            RunState::Running => "running",
-            RunState::SaveVm => "save-vm",
-            RunState::Shutdown => "shutdown",
-            RunState::Suspended => "suspended",
-            RunState::Watchdog => "watchdog",
-            RunState::GuestPanicked => "guest-panicked",
-            RunState::Colo => "colo",
-            RunState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "debug" => RunState::Debug,
-            "inmigrate" => RunState::Inmigrate,
-            "internal-error" => RunState::InternalError,
-            "io-error" => RunState::IoError,
-            "paused" => RunState::Paused,
-            "postmigrate" => RunState::Postmigrate,
-            "prelaunch" => RunState::Prelaunch,
-            "finish-migrate" => RunState::FinishMigrate,
-            "restore-vm" => RunState::RestoreVm,
-            "running" => RunState::Running,
-            "save-vm" => RunState::SaveVm,
-            "shutdown" => RunState::Shutdown,
-            "suspended" => RunState::Suspended,
-            "watchdog" => RunState::Watchdog,
-            "guest-panicked" => RunState::GuestPanicked,
-            "colo" => RunState::Colo,
-            other => {
-                RunState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RunState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RunState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| RunState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RunState {
+        Debug = "debug",
+        Inmigrate = "inmigrate",
+        InternalError = "internal-error",
+        IoError = "io-error",
+        Paused = "paused",
+        Postmigrate = "postmigrate",
+        Prelaunch = "prelaunch",
+        FinishMigrate = "finish-migrate",
+        RestoreVm = "restore-vm",
+        Running = "running",
+        SaveVm = "save-vm",
+        Shutdown = "shutdown",
+        Suspended = "suspended",
+        Watchdog = "watchdog",
+        GuestPanicked = "guest-panicked",
+        Colo = "colo",
     }
 }
 
@@ -157,63 +109,19 @@ pub enum ShutdownCause {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ShutdownCause {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ShutdownCause::None => "none",
-            ShutdownCause::HostError => "host-error",
-            ShutdownCause::HostQmpQuit => "host-qmp-quit",
-            ShutdownCause::HostQmpSystemReset => "host-qmp-system-reset",
-            ShutdownCause::HostSignal => "host-signal",
-            ShutdownCause::HostUi => "host-ui",
-            ShutdownCause::GuestShutdown => "guest-shutdown",
-            ShutdownCause::GuestReset => "guest-reset",
-            ShutdownCause::GuestPanic => "guest-panic",
-            ShutdownCause::SubsystemReset => "subsystem-reset",
-            ShutdownCause::SnapshotLoad => "snapshot-load",
-            ShutdownCause::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => ShutdownCause::None,
-            "host-error" => ShutdownCause::HostError,
-            "host-qmp-quit" => ShutdownCause::HostQmpQuit,
-            "host-qmp-system-reset" => ShutdownCause::HostQmpSystemReset,
-            "host-signal" => ShutdownCause::HostSignal,
-            "host-ui" => ShutdownCause::HostUi,
-            "guest-shutdown" => ShutdownCause::GuestShutdown,
-            "guest-reset" => ShutdownCause::GuestReset,
-            "guest-panic" => ShutdownCause::GuestPanic,
-            "subsystem-reset" => ShutdownCause::SubsystemReset,
-            "snapshot-load" => ShutdownCause::SnapshotLoad,
-            other => {
-                ShutdownCause::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ShutdownCause {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ShutdownCause {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ShutdownCause::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ShutdownCause {
+        None = "none",
+        HostError = "host-error",
+        HostQmpQuit = "host-qmp-quit",
+        HostQmpSystemReset = "host-qmp-system-reset",
+        HostSignal = "host-signal",
+        HostUi = "host-ui",
+        GuestShutdown = "guest-shutdown",
+        GuestReset = "guest-reset",
+        GuestPanic = "guest-panic",
+        SubsystemReset = "subsystem-reset",
+        SnapshotLoad = "snapshot-load",
     }
 }
 
@@ -261,55 +169,15 @@ pub enum WatchdogAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl WatchdogAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            WatchdogAction::Reset => "reset",
-            WatchdogAction::Shutdown => "shutdown",
-            WatchdogAction::Poweroff => "poweroff",
-            WatchdogAction::Pause => "pause",
-            WatchdogAction::Debug => "debug",
-            WatchdogAction::None => "none",
-            WatchdogAction::InjectNmi => "inject-nmi",
-            WatchdogAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "reset" => WatchdogAction::Reset,
-            "shutdown" => WatchdogAction::Shutdown,
-            "poweroff" => WatchdogAction::Poweroff,
-            "pause" => WatchdogAction::Pause,
-            "debug" => WatchdogAction::Debug,
-            "none" => WatchdogAction::None,
-            "inject-nmi" => WatchdogAction::InjectNmi,
-            other => {
-                WatchdogAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for WatchdogAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for WatchdogAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| WatchdogAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    WatchdogAction {
+        Reset = "reset",
+        Shutdown = "shutdown",
+        Poweroff = "poweroff",
+        Pause = "pause",
+        Debug = "debug",
+        None = "none",
+        InjectNmi = "inject-nmi",
     }
 }
 
@@ -327,45 +195,10 @@ pub enum RebootAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl RebootAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RebootAction::Reset => "reset",
-            RebootAction::Shutdown => "shutdown",
-            RebootAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "reset" => RebootAction::Reset,
-            "shutdown" => RebootAction::Shutdown,
-            other => {
-                RebootAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for RebootAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for RebootAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| RebootAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    RebootAction {
+        Reset = "reset",
+        Shutdown = "shutdown",
     }
 }
 
@@ -382,45 +215,10 @@ pub enum ShutdownAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ShutdownAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ShutdownAction::Poweroff => "poweroff",
-            ShutdownAction::Pause => "pause",
-            ShutdownAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "poweroff" => ShutdownAction::Poweroff,
-            "pause" => ShutdownAction::Pause,
-            other => {
-                ShutdownAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ShutdownAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ShutdownAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ShutdownAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ShutdownAction {
+        Poweroff = "poweroff",
+        Pause = "pause",
     }
 }
 
@@ -441,48 +239,12 @@ pub enum PanicAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl PanicAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            PanicAction::Pause => "pause",
-            PanicAction::Shutdown => "shutdown",
-            PanicAction::ExitFailure => "exit-failure",
-            PanicAction::None => "none",
-            PanicAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "pause" => PanicAction::Pause,
-            "shutdown" => PanicAction::Shutdown,
-            "exit-failure" => PanicAction::ExitFailure,
-            "none" => PanicAction::None,
-            other => {
-                PanicAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for PanicAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for PanicAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| PanicAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    PanicAction {
+        Pause = "pause",
+        Shutdown = "shutdown",
+        ExitFailure = "exit-failure",
+        None = "none",
     }
 }
 
@@ -501,47 +263,11 @@ pub enum GuestPanicAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestPanicAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestPanicAction::Pause => "pause",
-            GuestPanicAction::Poweroff => "poweroff",
-            GuestPanicAction::Run => "run",
-            GuestPanicAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "pause" => GuestPanicAction::Pause,
-            "poweroff" => GuestPanicAction::Poweroff,
-            "run" => GuestPanicAction::Run,
-            other => {
-                GuestPanicAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestPanicAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPanicAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestPanicAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestPanicAction {
+        Pause = "pause",
+        Poweroff = "poweroff",
+        Run = "run",
     }
 }
 
@@ -560,47 +286,11 @@ pub enum GuestPanicInformationType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestPanicInformationType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestPanicInformationType::HyperV => "hyper-v",
-            GuestPanicInformationType::S390 => "s390",
-            GuestPanicInformationType::Tdx => "tdx",
-            GuestPanicInformationType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "hyper-v" => GuestPanicInformationType::HyperV,
-            "s390" => GuestPanicInformationType::S390,
-            "tdx" => GuestPanicInformationType::Tdx,
-            other => {
-                GuestPanicInformationType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestPanicInformationType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestPanicInformationType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestPanicInformationType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestPanicInformationType {
+        HyperV = "hyper-v",
+        S390 = "s390",
+        Tdx = "tdx",
     }
 }
 
@@ -786,51 +476,13 @@ pub enum S390CrashReason {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl S390CrashReason {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            S390CrashReason::Unknown => "unknown",
-            S390CrashReason::DisabledWait => "disabled-wait",
-            S390CrashReason::ExtintLoop => "extint-loop",
-            S390CrashReason::PgmintLoop => "pgmint-loop",
-            S390CrashReason::OpintLoop => "opint-loop",
-            S390CrashReason::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unknown" => S390CrashReason::Unknown,
-            "disabled-wait" => S390CrashReason::DisabledWait,
-            "extint-loop" => S390CrashReason::ExtintLoop,
-            "pgmint-loop" => S390CrashReason::PgmintLoop,
-            "opint-loop" => S390CrashReason::OpintLoop,
-            other => {
-                S390CrashReason::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for S390CrashReason {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for S390CrashReason {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| S390CrashReason::from_wire(&s))
+::qapi_types::private::enumeration! {
+    S390CrashReason {
+        Unknown = "unknown",
+        DisabledWait = "disabled-wait",
+        ExtintLoop = "extint-loop",
+        PgmintLoop = "pgmint-loop",
+        OpintLoop = "opint-loop",
     }
 }
 
@@ -898,45 +550,10 @@ pub enum MemoryFailureRecipient {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MemoryFailureRecipient {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MemoryFailureRecipient::Hypervisor => "hypervisor",
-            MemoryFailureRecipient::Guest => "guest",
-            MemoryFailureRecipient::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "hypervisor" => MemoryFailureRecipient::Hypervisor,
-            "guest" => MemoryFailureRecipient::Guest,
-            other => {
-                MemoryFailureRecipient::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MemoryFailureRecipient {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryFailureRecipient {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MemoryFailureRecipient::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MemoryFailureRecipient {
+        Hypervisor = "hypervisor",
+        Guest = "guest",
     }
 }
 
@@ -964,49 +581,12 @@ pub enum MemoryFailureAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl MemoryFailureAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            MemoryFailureAction::Ignore => "ignore",
-            MemoryFailureAction::Inject => "inject",
-            MemoryFailureAction::Fatal => "fatal",
-            MemoryFailureAction::Reset => "reset",
-            MemoryFailureAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ignore" => MemoryFailureAction::Ignore,
-            "inject" => MemoryFailureAction::Inject,
-            "fatal" => MemoryFailureAction::Fatal,
-            "reset" => MemoryFailureAction::Reset,
-            other => {
-                MemoryFailureAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for MemoryFailureAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for MemoryFailureAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| MemoryFailureAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    MemoryFailureAction {
+        Ignore = "ignore",
+        Inject = "inject",
+        Fatal = "fatal",
+        Reset = "reset",
     }
 }
 
@@ -1047,47 +627,11 @@ pub enum NotifyVmexitOption {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NotifyVmexitOption {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NotifyVmexitOption::Run => "run",
-            NotifyVmexitOption::InternalError => "internal-error",
-            NotifyVmexitOption::Disable => "disable",
-            NotifyVmexitOption::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "run" => NotifyVmexitOption::Run,
-            "internal-error" => NotifyVmexitOption::InternalError,
-            "disable" => NotifyVmexitOption::Disable,
-            other => {
-                NotifyVmexitOption::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NotifyVmexitOption {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NotifyVmexitOption {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NotifyVmexitOption::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NotifyVmexitOption {
+        Run = "run",
+        InternalError = "internal-error",
+        Disable = "disable",
     }
 }
 

@@ -22,51 +22,13 @@ pub enum NetworkAddressFamily {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl NetworkAddressFamily {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            NetworkAddressFamily::Ipv4 => "ipv4",
-            NetworkAddressFamily::Ipv6 => "ipv6",
-            NetworkAddressFamily::Unix => "unix",
-            NetworkAddressFamily::Vsock => "vsock",
-            NetworkAddressFamily::Unknown => "unknown",
-            NetworkAddressFamily::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ipv4" => NetworkAddressFamily::Ipv4,
-            "ipv6" => NetworkAddressFamily::Ipv6,
-            "unix" => NetworkAddressFamily::Unix,
-            "vsock" => NetworkAddressFamily::Vsock,
-            "unknown" => NetworkAddressFamily::Unknown,
-            other => {
-                NetworkAddressFamily::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for NetworkAddressFamily {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetworkAddressFamily {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| NetworkAddressFamily::from_wire(&s))
+::qapi_types::private::enumeration! {
+    NetworkAddressFamily {
+        Ipv4 = "ipv4",
+        Ipv6 = "ipv6",
+        Unix = "unix",
+        Vsock = "vsock",
+        Unknown = "unknown",
     }
 }
 
@@ -430,49 +392,12 @@ pub enum SocketAddressType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SocketAddressType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SocketAddressType::Inet => "inet",
-            SocketAddressType::Unix => "unix",
-            SocketAddressType::Vsock => "vsock",
-            SocketAddressType::Fd => "fd",
-            SocketAddressType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "inet" => SocketAddressType::Inet,
-            "unix" => SocketAddressType::Unix,
-            "vsock" => SocketAddressType::Vsock,
-            "fd" => SocketAddressType::Fd,
-            other => {
-                SocketAddressType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SocketAddressType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SocketAddressType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SocketAddressType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SocketAddressType {
+        Inet = "inet",
+        Unix = "unix",
+        Vsock = "vsock",
+        Fd = "fd",
     }
 }
 

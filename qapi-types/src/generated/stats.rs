@@ -23,50 +23,13 @@ pub enum StatsType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl StatsType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            StatsType::Cumulative => "cumulative",
-            StatsType::Instant => "instant",
-            StatsType::Peak => "peak",
-            StatsType::LinearHistogram => "linear-histogram",
-            StatsType::Log2Histogram => "log2-histogram",
-            StatsType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "cumulative" => StatsType::Cumulative,
-            "instant" => StatsType::Instant,
-            "peak" => StatsType::Peak,
-            "linear-histogram" => StatsType::LinearHistogram,
-            "log2-histogram" => StatsType::Log2Histogram,
-            other => {
-                StatsType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for StatsType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| StatsType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    StatsType {
+        Cumulative = "cumulative",
+        Instant = "instant",
+        Peak = "peak",
+        LinearHistogram = "linear-histogram",
+        Log2Histogram = "log2-histogram",
     }
 }
 
@@ -87,48 +50,12 @@ pub enum StatsUnit {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl StatsUnit {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            StatsUnit::Bytes => "bytes",
-            StatsUnit::Seconds => "seconds",
-            StatsUnit::Cycles => "cycles",
-            StatsUnit::Boolean => "boolean",
-            StatsUnit::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "bytes" => StatsUnit::Bytes,
-            "seconds" => StatsUnit::Seconds,
-            "cycles" => StatsUnit::Cycles,
-            "boolean" => StatsUnit::Boolean,
-            other => {
-                StatsUnit::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for StatsUnit {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsUnit {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| StatsUnit::from_wire(&s))
+::qapi_types::private::enumeration! {
+    StatsUnit {
+        Bytes = "bytes",
+        Seconds = "seconds",
+        Cycles = "cycles",
+        Boolean = "boolean",
     }
 }
 
@@ -145,45 +72,10 @@ pub enum StatsProvider {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl StatsProvider {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            StatsProvider::Kvm => "kvm",
-            StatsProvider::Cryptodev => "cryptodev",
-            StatsProvider::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "kvm" => StatsProvider::Kvm,
-            "cryptodev" => StatsProvider::Cryptodev,
-            other => {
-                StatsProvider::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for StatsProvider {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsProvider {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| StatsProvider::from_wire(&s))
+::qapi_types::private::enumeration! {
+    StatsProvider {
+        Kvm = "kvm",
+        Cryptodev = "cryptodev",
     }
 }
 
@@ -203,46 +95,11 @@ pub enum StatsTarget {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl StatsTarget {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            StatsTarget::Vm => "vm",
-            StatsTarget::Vcpu => "vcpu",
-            StatsTarget::Cryptodev => "cryptodev",
-            StatsTarget::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "vm" => StatsTarget::Vm,
-            "vcpu" => StatsTarget::Vcpu,
-            "cryptodev" => StatsTarget::Cryptodev,
-            other => {
-                StatsTarget::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for StatsTarget {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StatsTarget {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| StatsTarget::from_wire(&s))
+::qapi_types::private::enumeration! {
+    StatsTarget {
+        Vm = "vm",
+        Vcpu = "vcpu",
+        Cryptodev = "cryptodev",
     }
 }
 

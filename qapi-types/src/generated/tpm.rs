@@ -20,46 +20,11 @@ pub enum TpmModel {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl TpmModel {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            TpmModel::TpmTis => "tpm-tis",
-            TpmModel::TpmCrb => "tpm-crb",
-            TpmModel::TpmSpapr => "tpm-spapr",
-            TpmModel::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "tpm-tis" => TpmModel::TpmTis,
-            "tpm-crb" => TpmModel::TpmCrb,
-            "tpm-spapr" => TpmModel::TpmSpapr,
-            other => {
-                TpmModel::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for TpmModel {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TpmModel {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| TpmModel::from_wire(&s))
+::qapi_types::private::enumeration! {
+    TpmModel {
+        TpmTis = "tpm-tis",
+        TpmCrb = "tpm-crb",
+        TpmSpapr = "tpm-spapr",
     }
 }
 
@@ -78,44 +43,10 @@ pub enum TpmType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl TpmType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            TpmType::Passthrough => "passthrough",
-            TpmType::Emulator => "emulator",
-            TpmType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "passthrough" => TpmType::Passthrough,
-            "emulator" => TpmType::Emulator,
-            other => {
-                TpmType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for TpmType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TpmType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| TpmType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    TpmType {
+        Passthrough = "passthrough",
+        Emulator = "emulator",
     }
 }
 

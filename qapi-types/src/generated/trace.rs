@@ -18,47 +18,11 @@ pub enum TraceEventState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl TraceEventState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            TraceEventState::Unavailable => "unavailable",
-            TraceEventState::Disabled => "disabled",
-            TraceEventState::Enabled => "enabled",
-            TraceEventState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unavailable" => TraceEventState::Unavailable,
-            "disabled" => TraceEventState::Disabled,
-            "enabled" => TraceEventState::Enabled,
-            other => {
-                TraceEventState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for TraceEventState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TraceEventState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| TraceEventState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    TraceEventState {
+        Unavailable = "unavailable",
+        Disabled = "disabled",
+        Enabled = "enabled",
     }
 }
 

@@ -31,45 +31,10 @@ pub enum ActionCompletionMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ActionCompletionMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ActionCompletionMode::Individual => "individual",
-            ActionCompletionMode::Grouped => "grouped",
-            ActionCompletionMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "individual" => ActionCompletionMode::Individual,
-            "grouped" => ActionCompletionMode::Grouped,
-            other => {
-                ActionCompletionMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ActionCompletionMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ActionCompletionMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| ActionCompletionMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ActionCompletionMode {
+        Individual = "individual",
+        Grouped = "grouped",
     }
 }
 
@@ -105,73 +70,20 @@ pub enum TransactionActionKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl TransactionActionKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            TransactionActionKind::Abort => "abort",
-            TransactionActionKind::BlockDirtyBitmapAdd => "block-dirty-bitmap-add",
-            TransactionActionKind::BlockDirtyBitmapRemove => "block-dirty-bitmap-remove",
-            TransactionActionKind::BlockDirtyBitmapClear => "block-dirty-bitmap-clear",
-            TransactionActionKind::BlockDirtyBitmapEnable => "block-dirty-bitmap-enable",
-            TransactionActionKind::BlockDirtyBitmapDisable => {
-                "block-dirty-bitmap-disable"
-            }
-            TransactionActionKind::BlockDirtyBitmapMerge => "block-dirty-bitmap-merge",
-            TransactionActionKind::BlockdevBackup => "blockdev-backup",
-            TransactionActionKind::BlockdevSnapshot => "blockdev-snapshot",
-            TransactionActionKind::BlockdevSnapshotInternalSync => {
-                "blockdev-snapshot-internal-sync"
-            }
-            TransactionActionKind::BlockdevSnapshotSync => "blockdev-snapshot-sync",
-            TransactionActionKind::DriveBackup => "drive-backup",
-            TransactionActionKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "abort" => TransactionActionKind::Abort,
-            "block-dirty-bitmap-add" => TransactionActionKind::BlockDirtyBitmapAdd,
-            "block-dirty-bitmap-remove" => TransactionActionKind::BlockDirtyBitmapRemove,
-            "block-dirty-bitmap-clear" => TransactionActionKind::BlockDirtyBitmapClear,
-            "block-dirty-bitmap-enable" => TransactionActionKind::BlockDirtyBitmapEnable,
-            "block-dirty-bitmap-disable" => {
-                TransactionActionKind::BlockDirtyBitmapDisable
-            }
-            "block-dirty-bitmap-merge" => TransactionActionKind::BlockDirtyBitmapMerge,
-            "blockdev-backup" => TransactionActionKind::BlockdevBackup,
-            "blockdev-snapshot" => TransactionActionKind::BlockdevSnapshot,
-            "blockdev-snapshot-internal-sync" => {
-                TransactionActionKind::BlockdevSnapshotInternalSync
-            }
-            "blockdev-snapshot-sync" => TransactionActionKind::BlockdevSnapshotSync,
-            "drive-backup" => TransactionActionKind::DriveBackup,
-            other => {
-                TransactionActionKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for TransactionActionKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for TransactionActionKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| TransactionActionKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    TransactionActionKind {
+        Abort = "abort",
+        BlockDirtyBitmapAdd = "block-dirty-bitmap-add",
+        BlockDirtyBitmapRemove = "block-dirty-bitmap-remove",
+        BlockDirtyBitmapClear = "block-dirty-bitmap-clear",
+        BlockDirtyBitmapEnable = "block-dirty-bitmap-enable",
+        BlockDirtyBitmapDisable = "block-dirty-bitmap-disable",
+        BlockDirtyBitmapMerge = "block-dirty-bitmap-merge",
+        BlockdevBackup = "blockdev-backup",
+        BlockdevSnapshot = "blockdev-snapshot",
+        BlockdevSnapshotInternalSync = "blockdev-snapshot-internal-sync",
+        BlockdevSnapshotSync = "blockdev-snapshot-sync",
+        DriveBackup = "drive-backup",
     }
 }
 

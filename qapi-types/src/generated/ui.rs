@@ -14,45 +14,10 @@ pub enum DisplayProtocol {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DisplayProtocol {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DisplayProtocol::Vnc => "vnc",
-            DisplayProtocol::Spice => "spice",
-            DisplayProtocol::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "vnc" => DisplayProtocol::Vnc,
-            "spice" => DisplayProtocol::Spice,
-            other => {
-                DisplayProtocol::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DisplayProtocol {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayProtocol {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DisplayProtocol::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DisplayProtocol {
+        Vnc = "vnc",
+        Spice = "spice",
     }
 }
 
@@ -72,47 +37,11 @@ pub enum SetPasswordAction {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SetPasswordAction {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SetPasswordAction::Keep => "keep",
-            SetPasswordAction::Fail => "fail",
-            SetPasswordAction::Disconnect => "disconnect",
-            SetPasswordAction::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "keep" => SetPasswordAction::Keep,
-            "fail" => SetPasswordAction::Fail,
-            "disconnect" => SetPasswordAction::Disconnect,
-            other => {
-                SetPasswordAction::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SetPasswordAction {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SetPasswordAction {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SetPasswordAction::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SetPasswordAction {
+        Keep = "keep",
+        Fail = "fail",
+        Disconnect = "disconnect",
     }
 }
 
@@ -469,44 +398,10 @@ pub enum ImageFormat {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl ImageFormat {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            ImageFormat::Ppm => "ppm",
-            ImageFormat::Png => "png",
-            ImageFormat::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ppm" => ImageFormat::Ppm,
-            "png" => ImageFormat::Png,
-            other => {
-                ImageFormat::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for ImageFormat {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ImageFormat {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| ImageFormat::from_wire(&s))
+::qapi_types::private::enumeration! {
+    ImageFormat {
+        Ppm = "ppm",
+        Png = "png",
     }
 }
 
@@ -617,47 +512,11 @@ pub enum SpiceQueryMouseMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl SpiceQueryMouseMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SpiceQueryMouseMode::Client => "client",
-            SpiceQueryMouseMode::Server => "server",
-            SpiceQueryMouseMode::Unknown => "unknown",
-            SpiceQueryMouseMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "client" => SpiceQueryMouseMode::Client,
-            "server" => SpiceQueryMouseMode::Server,
-            "unknown" => SpiceQueryMouseMode::Unknown,
-            other => {
-                SpiceQueryMouseMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for SpiceQueryMouseMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for SpiceQueryMouseMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| SpiceQueryMouseMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    SpiceQueryMouseMode {
+        Client = "client",
+        Server = "server",
+        Unknown = "unknown",
     }
 }
 
@@ -884,59 +743,17 @@ pub enum VncPrimaryAuth {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl VncPrimaryAuth {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            VncPrimaryAuth::None => "none",
-            VncPrimaryAuth::Vnc => "vnc",
-            VncPrimaryAuth::Ra2 => "ra2",
-            VncPrimaryAuth::Ra2ne => "ra2ne",
-            VncPrimaryAuth::Tight => "tight",
-            VncPrimaryAuth::Ultra => "ultra",
-            VncPrimaryAuth::Tls => "tls",
-            VncPrimaryAuth::Vencrypt => "vencrypt",
-            VncPrimaryAuth::Sasl => "sasl",
-            VncPrimaryAuth::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => VncPrimaryAuth::None,
-            "vnc" => VncPrimaryAuth::Vnc,
-            "ra2" => VncPrimaryAuth::Ra2,
-            "ra2ne" => VncPrimaryAuth::Ra2ne,
-            "tight" => VncPrimaryAuth::Tight,
-            "ultra" => VncPrimaryAuth::Ultra,
-            "tls" => VncPrimaryAuth::Tls,
-            "vencrypt" => VncPrimaryAuth::Vencrypt,
-            "sasl" => VncPrimaryAuth::Sasl,
-            other => {
-                VncPrimaryAuth::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for VncPrimaryAuth {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncPrimaryAuth {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| VncPrimaryAuth::from_wire(&s))
+::qapi_types::private::enumeration! {
+    VncPrimaryAuth {
+        None = "none",
+        Vnc = "vnc",
+        Ra2 = "ra2",
+        Ra2ne = "ra2ne",
+        Tight = "tight",
+        Ultra = "ultra",
+        Tls = "tls",
+        Vencrypt = "vencrypt",
+        Sasl = "sasl",
     }
 }
 
@@ -960,59 +777,17 @@ pub enum VncVencryptSubAuth {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl VncVencryptSubAuth {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            VncVencryptSubAuth::Plain => "plain",
-            VncVencryptSubAuth::TlsNone => "tls-none",
-            VncVencryptSubAuth::X509None => "x509-none",
-            VncVencryptSubAuth::TlsVnc => "tls-vnc",
-            VncVencryptSubAuth::X509Vnc => "x509-vnc",
-            VncVencryptSubAuth::TlsPlain => "tls-plain",
-            VncVencryptSubAuth::X509Plain => "x509-plain",
-            VncVencryptSubAuth::TlsSasl => "tls-sasl",
-            VncVencryptSubAuth::X509Sasl => "x509-sasl",
-            VncVencryptSubAuth::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "plain" => VncVencryptSubAuth::Plain,
-            "tls-none" => VncVencryptSubAuth::TlsNone,
-            "x509-none" => VncVencryptSubAuth::X509None,
-            "tls-vnc" => VncVencryptSubAuth::TlsVnc,
-            "x509-vnc" => VncVencryptSubAuth::X509Vnc,
-            "tls-plain" => VncVencryptSubAuth::TlsPlain,
-            "x509-plain" => VncVencryptSubAuth::X509Plain,
-            "tls-sasl" => VncVencryptSubAuth::TlsSasl,
-            "x509-sasl" => VncVencryptSubAuth::X509Sasl,
-            other => {
-                VncVencryptSubAuth::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for VncVencryptSubAuth {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for VncVencryptSubAuth {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| VncVencryptSubAuth::from_wire(&s))
+::qapi_types::private::enumeration! {
+    VncVencryptSubAuth {
+        Plain = "plain",
+        TlsNone = "tls-none",
+        X509None = "x509-none",
+        TlsVnc = "tls-vnc",
+        X509Vnc = "x509-vnc",
+        TlsPlain = "tls-plain",
+        X509Plain = "x509-plain",
+        TlsSasl = "tls-sasl",
+        X509Sasl = "x509-sasl",
     }
 }
 
@@ -1336,364 +1111,170 @@ pub enum QKeyCode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QKeyCode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QKeyCode::Unmapped => "unmapped",
-            QKeyCode::Shift => "shift",
-            QKeyCode::ShiftR => "shift_r",
-            QKeyCode::Alt => "alt",
-            QKeyCode::AltR => "alt_r",
-            QKeyCode::Ctrl => "ctrl",
-            QKeyCode::CtrlR => "ctrl_r",
-            QKeyCode::Menu => "menu",
-            QKeyCode::Esc => "esc",
-            QKeyCode::V1 => "1",
-            QKeyCode::V2 => "2",
-            QKeyCode::V3 => "3",
-            QKeyCode::V4 => "4",
-            QKeyCode::V5 => "5",
-            QKeyCode::V6 => "6",
-            QKeyCode::V7 => "7",
-            QKeyCode::V8 => "8",
-            QKeyCode::V9 => "9",
-            QKeyCode::V0 => "0",
-            QKeyCode::Minus => "minus",
-            QKeyCode::Equal => "equal",
-            QKeyCode::Backspace => "backspace",
-            QKeyCode::Tab => "tab",
-            QKeyCode::Q => "q",
-            QKeyCode::W => "w",
-            QKeyCode::E => "e",
-            QKeyCode::R => "r",
-            QKeyCode::T => "t",
-            QKeyCode::Y => "y",
-            QKeyCode::U => "u",
-            QKeyCode::I => "i",
-            QKeyCode::O => "o",
-            QKeyCode::P => "p",
-            QKeyCode::BracketLeft => "bracket_left",
-            QKeyCode::BracketRight => "bracket_right",
-            QKeyCode::Ret => "ret",
-            QKeyCode::A => "a",
-            QKeyCode::S => "s",
-            QKeyCode::D => "d",
-            QKeyCode::F => "f",
-            QKeyCode::G => "g",
-            QKeyCode::H => "h",
-            QKeyCode::J => "j",
-            QKeyCode::K => "k",
-            QKeyCode::L => "l",
-            QKeyCode::Semicolon => "semicolon",
-            QKeyCode::Apostrophe => "apostrophe",
-            QKeyCode::GraveAccent => "grave_accent",
-            QKeyCode::Backslash => "backslash",
-            QKeyCode::Z => "z",
-            QKeyCode::X => "x",
-            QKeyCode::C => "c",
-            QKeyCode::V => "v",
-            QKeyCode::B => "b",
-            QKeyCode::N => "n",
-            QKeyCode::M => "m",
-            QKeyCode::Comma => "comma",
-            QKeyCode::Dot => "dot",
-            QKeyCode::Slash => "slash",
-            QKeyCode::Asterisk => "asterisk",
-            QKeyCode::Spc => "spc",
-            QKeyCode::CapsLock => "caps_lock",
-            QKeyCode::F1 => "f1",
-            QKeyCode::F2 => "f2",
-            QKeyCode::F3 => "f3",
-            QKeyCode::F4 => "f4",
-            QKeyCode::F5 => "f5",
-            QKeyCode::F6 => "f6",
-            QKeyCode::F7 => "f7",
-            QKeyCode::F8 => "f8",
-            QKeyCode::F9 => "f9",
-            QKeyCode::F10 => "f10",
-            QKeyCode::NumLock => "num_lock",
-            QKeyCode::ScrollLock => "scroll_lock",
-            QKeyCode::KpDivide => "kp_divide",
-            QKeyCode::KpMultiply => "kp_multiply",
-            QKeyCode::KpSubtract => "kp_subtract",
-            QKeyCode::KpAdd => "kp_add",
-            QKeyCode::KpEnter => "kp_enter",
-            QKeyCode::KpDecimal => "kp_decimal",
-            QKeyCode::Sysrq => "sysrq",
-            QKeyCode::Kp0 => "kp_0",
-            QKeyCode::Kp1 => "kp_1",
-            QKeyCode::Kp2 => "kp_2",
-            QKeyCode::Kp3 => "kp_3",
-            QKeyCode::Kp4 => "kp_4",
-            QKeyCode::Kp5 => "kp_5",
-            QKeyCode::Kp6 => "kp_6",
-            QKeyCode::Kp7 => "kp_7",
-            QKeyCode::Kp8 => "kp_8",
-            QKeyCode::Kp9 => "kp_9",
-            QKeyCode::Less => "less",
-            QKeyCode::F11 => "f11",
-            QKeyCode::F12 => "f12",
-            QKeyCode::Print => "print",
-            QKeyCode::Home => "home",
-            QKeyCode::Pgup => "pgup",
-            QKeyCode::Pgdn => "pgdn",
-            QKeyCode::End => "end",
-            QKeyCode::Left => "left",
-            QKeyCode::Up => "up",
-            QKeyCode::Down => "down",
-            QKeyCode::Right => "right",
-            QKeyCode::Insert => "insert",
-            QKeyCode::Delete => "delete",
-            QKeyCode::Stop => "stop",
-            QKeyCode::Again => "again",
-            QKeyCode::Props => "props",
-            QKeyCode::Undo => "undo",
-            QKeyCode::Front => "front",
-            QKeyCode::Copy => "copy",
-            QKeyCode::Open => "open",
-            QKeyCode::Paste => "paste",
-            QKeyCode::Find => "find",
-            QKeyCode::Cut => "cut",
-            QKeyCode::Lf => "lf",
-            QKeyCode::Help => "help",
-            QKeyCode::MetaL => "meta_l",
-            QKeyCode::MetaR => "meta_r",
-            QKeyCode::Compose => "compose",
-            QKeyCode::Pause => "pause",
-            QKeyCode::Ro => "ro",
-            QKeyCode::Hiragana => "hiragana",
-            QKeyCode::Henkan => "henkan",
-            QKeyCode::Yen => "yen",
-            QKeyCode::Muhenkan => "muhenkan",
-            QKeyCode::Katakanahiragana => "katakanahiragana",
-            QKeyCode::KpComma => "kp_comma",
-            QKeyCode::KpEquals => "kp_equals",
-            QKeyCode::Power => "power",
-            QKeyCode::Sleep => "sleep",
-            QKeyCode::Wake => "wake",
-            QKeyCode::Audionext => "audionext",
-            QKeyCode::Audioprev => "audioprev",
-            QKeyCode::Audiostop => "audiostop",
-            QKeyCode::Audioplay => "audioplay",
-            QKeyCode::Audiomute => "audiomute",
-            QKeyCode::Volumeup => "volumeup",
-            QKeyCode::Volumedown => "volumedown",
-            QKeyCode::Mediaselect => "mediaselect",
-            QKeyCode::Mail => "mail",
-            QKeyCode::Calculator => "calculator",
-            QKeyCode::Computer => "computer",
-            QKeyCode::AcHome => "ac_home",
-            QKeyCode::AcBack => "ac_back",
-            QKeyCode::AcForward => "ac_forward",
-            QKeyCode::AcRefresh => "ac_refresh",
-            QKeyCode::AcBookmarks => "ac_bookmarks",
-            QKeyCode::Lang1 => "lang1",
-            QKeyCode::Lang2 => "lang2",
-            QKeyCode::F13 => "f13",
-            QKeyCode::F14 => "f14",
-            QKeyCode::F15 => "f15",
-            QKeyCode::F16 => "f16",
-            QKeyCode::F17 => "f17",
-            QKeyCode::F18 => "f18",
-            QKeyCode::F19 => "f19",
-            QKeyCode::F20 => "f20",
-            QKeyCode::F21 => "f21",
-            QKeyCode::F22 => "f22",
-            QKeyCode::F23 => "f23",
-            QKeyCode::F24 => "f24",
-            QKeyCode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unmapped" => QKeyCode::Unmapped,
-            "shift" => QKeyCode::Shift,
-            "shift_r" => QKeyCode::ShiftR,
-            "alt" => QKeyCode::Alt,
-            "alt_r" => QKeyCode::AltR,
-            "ctrl" => QKeyCode::Ctrl,
-            "ctrl_r" => QKeyCode::CtrlR,
-            "menu" => QKeyCode::Menu,
-            "esc" => QKeyCode::Esc,
-            "1" => QKeyCode::V1,
-            "2" => QKeyCode::V2,
-            "3" => QKeyCode::V3,
-            "4" => QKeyCode::V4,
-            "5" => QKeyCode::V5,
-            "6" => QKeyCode::V6,
-            "7" => QKeyCode::V7,
-            "8" => QKeyCode::V8,
-            "9" => QKeyCode::V9,
-            "0" => QKeyCode::V0,
-            "minus" => QKeyCode::Minus,
-            "equal" => QKeyCode::Equal,
-            "backspace" => QKeyCode::Backspace,
-            "tab" => QKeyCode::Tab,
-            "q" => QKeyCode::Q,
-            "w" => QKeyCode::W,
-            "e" => QKeyCode::E,
-            "r" => QKeyCode::R,
-            "t" => QKeyCode::T,
-            "y" => QKeyCode::Y,
-            "u" => QKeyCode::U,
-            "i" => QKeyCode::I,
-            "o" => QKeyCode::O,
-            "p" => QKeyCode::P,
-            "bracket_left" => QKeyCode::BracketLeft,
-            "bracket_right" => QKeyCode::BracketRight,
-            "ret" => QKeyCode::Ret,
-            "a" => QKeyCode::A,
-            "s" => QKeyCode::S,
-            "d" => QKeyCode::D,
-            "f" => QKeyCode::F,
-            "g" => QKeyCode::G,
-            "h" => QKeyCode::H,
-            "j" => QKeyCode::J,
-            "k" => QKeyCode::K,
-            "l" => QKeyCode::L,
-            "semicolon" => QKeyCode::Semicolon,
-            "apostrophe" => QKeyCode::Apostrophe,
-            "grave_accent" => QKeyCode::GraveAccent,
-            "backslash" => QKeyCode::Backslash,
-            "z" => QKeyCode::Z,
-            "x" => QKeyCode::X,
-            "c" => QKeyCode::C,
-            "v" => QKeyCode::V,
-            "b" => QKeyCode::B,
-            "n" => QKeyCode::N,
-            "m" => QKeyCode::M,
-            "comma" => QKeyCode::Comma,
-            "dot" => QKeyCode::Dot,
-            "slash" => QKeyCode::Slash,
-            "asterisk" => QKeyCode::Asterisk,
-            "spc" => QKeyCode::Spc,
-            "caps_lock" => QKeyCode::CapsLock,
-            "f1" => QKeyCode::F1,
-            "f2" => QKeyCode::F2,
-            "f3" => QKeyCode::F3,
-            "f4" => QKeyCode::F4,
-            "f5" => QKeyCode::F5,
-            "f6" => QKeyCode::F6,
-            "f7" => QKeyCode::F7,
-            "f8" => QKeyCode::F8,
-            "f9" => QKeyCode::F9,
-            "f10" => QKeyCode::F10,
-            "num_lock" => QKeyCode::NumLock,
-            "scroll_lock" => QKeyCode::ScrollLock,
-            "kp_divide" => QKeyCode::KpDivide,
-            "kp_multiply" => QKeyCode::KpMultiply,
-            "kp_subtract" => QKeyCode::KpSubtract,
-            "kp_add" => QKeyCode::KpAdd,
-            "kp_enter" => QKeyCode::KpEnter,
-            "kp_decimal" => QKeyCode::KpDecimal,
-            "sysrq" => QKeyCode::Sysrq,
-            "kp_0" => QKeyCode::Kp0,
-            "kp_1" => QKeyCode::Kp1,
-            "kp_2" => QKeyCode::Kp2,
-            "kp_3" => QKeyCode::Kp3,
-            "kp_4" => QKeyCode::Kp4,
-            "kp_5" => QKeyCode::Kp5,
-            "kp_6" => QKeyCode::Kp6,
-            "kp_7" => QKeyCode::Kp7,
-            "kp_8" => QKeyCode::Kp8,
-            "kp_9" => QKeyCode::Kp9,
-            "less" => QKeyCode::Less,
-            "f11" => QKeyCode::F11,
-            "f12" => QKeyCode::F12,
-            "print" => QKeyCode::Print,
-            "home" => QKeyCode::Home,
-            "pgup" => QKeyCode::Pgup,
-            "pgdn" => QKeyCode::Pgdn,
-            "end" => QKeyCode::End,
-            "left" => QKeyCode::Left,
-            "up" => QKeyCode::Up,
-            "down" => QKeyCode::Down,
-            "right" => QKeyCode::Right,
-            "insert" => QKeyCode::Insert,
-            "delete" => QKeyCode::Delete,
-            "stop" => QKeyCode::Stop,
-            "again" => QKeyCode::Again,
-            "props" => QKeyCode::Props,
-            "undo" => QKeyCode::Undo,
-            "front" => QKeyCode::Front,
-            "copy" => QKeyCode::Copy,
-            "open" => QKeyCode::Open,
-            "paste" => QKeyCode::Paste,
-            "find" => QKeyCode::Find,
-            "cut" => QKeyCode::Cut,
-            "lf" => QKeyCode::Lf,
-            "help" => QKeyCode::Help,
-            "meta_l" => QKeyCode::MetaL,
-            "meta_r" => QKeyCode::MetaR,
-            "compose" => QKeyCode::Compose,
-            "pause" => QKeyCode::Pause,
-            "ro" => QKeyCode::Ro,
-            "hiragana" => QKeyCode::Hiragana,
-            "henkan" => QKeyCode::Henkan,
-            "yen" => QKeyCode::Yen,
-            "muhenkan" => QKeyCode::Muhenkan,
-            "katakanahiragana" => QKeyCode::Katakanahiragana,
-            "kp_comma" => QKeyCode::KpComma,
-            "kp_equals" => QKeyCode::KpEquals,
-            "power" => QKeyCode::Power,
-            "sleep" => QKeyCode::Sleep,
-            "wake" => QKeyCode::Wake,
-            "audionext" => QKeyCode::Audionext,
-            "audioprev" => QKeyCode::Audioprev,
-            "audiostop" => QKeyCode::Audiostop,
-            "audioplay" => QKeyCode::Audioplay,
-            "audiomute" => QKeyCode::Audiomute,
-            "volumeup" => QKeyCode::Volumeup,
-            "volumedown" => QKeyCode::Volumedown,
-            "mediaselect" => QKeyCode::Mediaselect,
-            "mail" => QKeyCode::Mail,
-            "calculator" => QKeyCode::Calculator,
-            "computer" => QKeyCode::Computer,
-            "ac_home" => QKeyCode::AcHome,
-            "ac_back" => QKeyCode::AcBack,
-            "ac_forward" => QKeyCode::AcForward,
-            "ac_refresh" => QKeyCode::AcRefresh,
-            "ac_bookmarks" => QKeyCode::AcBookmarks,
-            "lang1" => QKeyCode::Lang1,
-            "lang2" => QKeyCode::Lang2,
-            "f13" => QKeyCode::F13,
-            "f14" => QKeyCode::F14,
-            "f15" => QKeyCode::F15,
-            "f16" => QKeyCode::F16,
-            "f17" => QKeyCode::F17,
-            "f18" => QKeyCode::F18,
-            "f19" => QKeyCode::F19,
-            "f20" => QKeyCode::F20,
-            "f21" => QKeyCode::F21,
-            "f22" => QKeyCode::F22,
-            "f23" => QKeyCode::F23,
-            "f24" => QKeyCode::F24,
-            other => {
-                QKeyCode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QKeyCode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QKeyCode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| QKeyCode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QKeyCode {
+        Unmapped = "unmapped",
+        Shift = "shift",
+        ShiftR = "shift_r",
+        Alt = "alt",
+        AltR = "alt_r",
+        Ctrl = "ctrl",
+        CtrlR = "ctrl_r",
+        Menu = "menu",
+        Esc = "esc",
+        V1 = "1",
+        V2 = "2",
+        V3 = "3",
+        V4 = "4",
+        V5 = "5",
+        V6 = "6",
+        V7 = "7",
+        V8 = "8",
+        V9 = "9",
+        V0 = "0",
+        Minus = "minus",
+        Equal = "equal",
+        Backspace = "backspace",
+        Tab = "tab",
+        Q = "q",
+        W = "w",
+        E = "e",
+        R = "r",
+        T = "t",
+        Y = "y",
+        U = "u",
+        I = "i",
+        O = "o",
+        P = "p",
+        BracketLeft = "bracket_left",
+        BracketRight = "bracket_right",
+        Ret = "ret",
+        A = "a",
+        S = "s",
+        D = "d",
+        F = "f",
+        G = "g",
+        H = "h",
+        J = "j",
+        K = "k",
+        L = "l",
+        Semicolon = "semicolon",
+        Apostrophe = "apostrophe",
+        GraveAccent = "grave_accent",
+        Backslash = "backslash",
+        Z = "z",
+        X = "x",
+        C = "c",
+        V = "v",
+        B = "b",
+        N = "n",
+        M = "m",
+        Comma = "comma",
+        Dot = "dot",
+        Slash = "slash",
+        Asterisk = "asterisk",
+        Spc = "spc",
+        CapsLock = "caps_lock",
+        F1 = "f1",
+        F2 = "f2",
+        F3 = "f3",
+        F4 = "f4",
+        F5 = "f5",
+        F6 = "f6",
+        F7 = "f7",
+        F8 = "f8",
+        F9 = "f9",
+        F10 = "f10",
+        NumLock = "num_lock",
+        ScrollLock = "scroll_lock",
+        KpDivide = "kp_divide",
+        KpMultiply = "kp_multiply",
+        KpSubtract = "kp_subtract",
+        KpAdd = "kp_add",
+        KpEnter = "kp_enter",
+        KpDecimal = "kp_decimal",
+        Sysrq = "sysrq",
+        Kp0 = "kp_0",
+        Kp1 = "kp_1",
+        Kp2 = "kp_2",
+        Kp3 = "kp_3",
+        Kp4 = "kp_4",
+        Kp5 = "kp_5",
+        Kp6 = "kp_6",
+        Kp7 = "kp_7",
+        Kp8 = "kp_8",
+        Kp9 = "kp_9",
+        Less = "less",
+        F11 = "f11",
+        F12 = "f12",
+        Print = "print",
+        Home = "home",
+        Pgup = "pgup",
+        Pgdn = "pgdn",
+        End = "end",
+        Left = "left",
+        Up = "up",
+        Down = "down",
+        Right = "right",
+        Insert = "insert",
+        Delete = "delete",
+        Stop = "stop",
+        Again = "again",
+        Props = "props",
+        Undo = "undo",
+        Front = "front",
+        Copy = "copy",
+        Open = "open",
+        Paste = "paste",
+        Find = "find",
+        Cut = "cut",
+        Lf = "lf",
+        Help = "help",
+        MetaL = "meta_l",
+        MetaR = "meta_r",
+        Compose = "compose",
+        Pause = "pause",
+        Ro = "ro",
+        Hiragana = "hiragana",
+        Henkan = "henkan",
+        Yen = "yen",
+        Muhenkan = "muhenkan",
+        Katakanahiragana = "katakanahiragana",
+        KpComma = "kp_comma",
+        KpEquals = "kp_equals",
+        Power = "power",
+        Sleep = "sleep",
+        Wake = "wake",
+        Audionext = "audionext",
+        Audioprev = "audioprev",
+        Audiostop = "audiostop",
+        Audioplay = "audioplay",
+        Audiomute = "audiomute",
+        Volumeup = "volumeup",
+        Volumedown = "volumedown",
+        Mediaselect = "mediaselect",
+        Mail = "mail",
+        Calculator = "calculator",
+        Computer = "computer",
+        AcHome = "ac_home",
+        AcBack = "ac_back",
+        AcForward = "ac_forward",
+        AcRefresh = "ac_refresh",
+        AcBookmarks = "ac_bookmarks",
+        Lang1 = "lang1",
+        Lang2 = "lang2",
+        F13 = "f13",
+        F14 = "f14",
+        F15 = "f15",
+        F16 = "f16",
+        F17 = "f17",
+        F18 = "f18",
+        F19 = "f19",
+        F20 = "f20",
+        F21 = "f21",
+        F22 = "f22",
+        F23 = "f23",
+        F24 = "f24",
     }
 }
 
@@ -1706,45 +1287,10 @@ pub enum KeyValueKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl KeyValueKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            KeyValueKind::Number => "number",
-            KeyValueKind::Qcode => "qcode",
-            KeyValueKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "number" => KeyValueKind::Number,
-            "qcode" => KeyValueKind::Qcode,
-            other => {
-                KeyValueKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for KeyValueKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyValueKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| KeyValueKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    KeyValueKind {
+        Number = "number",
+        Qcode = "qcode",
     }
 }
 
@@ -1905,60 +1451,18 @@ pub enum InputButton {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl InputButton {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            InputButton::Left => "left",
-            InputButton::Middle => "middle",
-            InputButton::Right => "right",
-            InputButton::WheelUp => "wheel-up",
-            InputButton::WheelDown => "wheel-down",
-            InputButton::Side => "side",
-            InputButton::Extra => "extra",
-            InputButton::WheelLeft => "wheel-left",
-            InputButton::WheelRight => "wheel-right",
-            InputButton::Touch => "touch",
-            InputButton::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "left" => InputButton::Left,
-            "middle" => InputButton::Middle,
-            "right" => InputButton::Right,
-            "wheel-up" => InputButton::WheelUp,
-            "wheel-down" => InputButton::WheelDown,
-            "side" => InputButton::Side,
-            "extra" => InputButton::Extra,
-            "wheel-left" => InputButton::WheelLeft,
-            "wheel-right" => InputButton::WheelRight,
-            "touch" => InputButton::Touch,
-            other => {
-                InputButton::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for InputButton {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputButton {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| InputButton::from_wire(&s))
+::qapi_types::private::enumeration! {
+    InputButton {
+        Left = "left",
+        Middle = "middle",
+        Right = "right",
+        WheelUp = "wheel-up",
+        WheelDown = "wheel-down",
+        Side = "side",
+        Extra = "extra",
+        WheelLeft = "wheel-left",
+        WheelRight = "wheel-right",
+        Touch = "touch",
     }
 }
 
@@ -1973,44 +1477,10 @@ pub enum InputAxis {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl InputAxis {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            InputAxis::X => "x",
-            InputAxis::Y => "y",
-            InputAxis::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "x" => InputAxis::X,
-            "y" => InputAxis::Y,
-            other => {
-                InputAxis::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for InputAxis {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputAxis {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| InputAxis::from_wire(&s))
+::qapi_types::private::enumeration! {
+    InputAxis {
+        X = "x",
+        Y = "y",
     }
 }
 
@@ -2033,51 +1503,13 @@ pub enum InputMultiTouchType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl InputMultiTouchType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            InputMultiTouchType::Begin => "begin",
-            InputMultiTouchType::Update => "update",
-            InputMultiTouchType::End => "end",
-            InputMultiTouchType::Cancel => "cancel",
-            InputMultiTouchType::Data => "data",
-            InputMultiTouchType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "begin" => InputMultiTouchType::Begin,
-            "update" => InputMultiTouchType::Update,
-            "end" => InputMultiTouchType::End,
-            "cancel" => InputMultiTouchType::Cancel,
-            "data" => InputMultiTouchType::Data,
-            other => {
-                InputMultiTouchType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for InputMultiTouchType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputMultiTouchType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| InputMultiTouchType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    InputMultiTouchType {
+        Begin = "begin",
+        Update = "update",
+        End = "end",
+        Cancel = "cancel",
+        Data = "data",
     }
 }
 
@@ -2181,51 +1613,13 @@ pub enum InputEventKind {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl InputEventKind {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            InputEventKind::Key => "key",
-            InputEventKind::Btn => "btn",
-            InputEventKind::Rel => "rel",
-            InputEventKind::Abs => "abs",
-            InputEventKind::Mtt => "mtt",
-            InputEventKind::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "key" => InputEventKind::Key,
-            "btn" => InputEventKind::Btn,
-            "rel" => InputEventKind::Rel,
-            "abs" => InputEventKind::Abs,
-            "mtt" => InputEventKind::Mtt,
-            other => {
-                InputEventKind::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for InputEventKind {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for InputEventKind {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| InputEventKind::from_wire(&s))
+::qapi_types::private::enumeration! {
+    InputEventKind {
+        Key = "key",
+        Btn = "btn",
+        Rel = "rel",
+        Abs = "abs",
+        Mtt = "mtt",
     }
 }
 
@@ -2512,49 +1906,12 @@ pub enum DisplayGLMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DisplayGLMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DisplayGLMode::Off => "off",
-            DisplayGLMode::On => "on",
-            DisplayGLMode::Core => "core",
-            DisplayGLMode::Es => "es",
-            DisplayGLMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "off" => DisplayGLMode::Off,
-            "on" => DisplayGLMode::On,
-            "core" => DisplayGLMode::Core,
-            "es" => DisplayGLMode::Es,
-            other => {
-                DisplayGLMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DisplayGLMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayGLMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DisplayGLMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DisplayGLMode {
+        Off = "off",
+        On = "on",
+        Core = "core",
+        Es = "es",
     }
 }
 
@@ -2622,46 +1979,11 @@ pub enum HotKeyMod {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl HotKeyMod {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            HotKeyMod::LctrlLalt => "lctrl-lalt",
-            HotKeyMod::LshiftLctrlLalt => "lshift-lctrl-lalt",
-            HotKeyMod::Rctrl => "rctrl",
-            HotKeyMod::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "lctrl-lalt" => HotKeyMod::LctrlLalt,
-            "lshift-lctrl-lalt" => HotKeyMod::LshiftLctrlLalt,
-            "rctrl" => HotKeyMod::Rctrl,
-            other => {
-                HotKeyMod::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for HotKeyMod {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for HotKeyMod {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| HotKeyMod::from_wire(&s))
+::qapi_types::private::enumeration! {
+    HotKeyMod {
+        LctrlLalt = "lctrl-lalt",
+        LshiftLctrlLalt = "lshift-lctrl-lalt",
+        Rctrl = "rctrl",
     }
 }
 
@@ -2734,58 +2056,17 @@ pub enum DisplayType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DisplayType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DisplayType::Default => "default",
-            DisplayType::None => "none",
-            DisplayType::Gtk => "gtk",
-            DisplayType::Sdl => "sdl",
-            DisplayType::EglHeadless => "egl-headless",
-            DisplayType::Curses => "curses",
-            DisplayType::Cocoa => "cocoa",
-            DisplayType::SpiceApp => "spice-app",
-            DisplayType::Dbus => "dbus",
-            DisplayType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "default" => DisplayType::Default,
-            "none" => DisplayType::None,
-            "gtk" => DisplayType::Gtk,
-            "sdl" => DisplayType::Sdl,
-            "egl-headless" => DisplayType::EglHeadless,
-            "curses" => DisplayType::Curses,
-            "cocoa" => DisplayType::Cocoa,
-            "spice-app" => DisplayType::SpiceApp,
-            "dbus" => DisplayType::Dbus,
-            other => {
-                DisplayType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DisplayType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| DisplayType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DisplayType {
+        Default = "default",
+        None = "none",
+        Gtk = "gtk",
+        Sdl = "sdl",
+        EglHeadless = "egl-headless",
+        Curses = "curses",
+        Cocoa = "cocoa",
+        SpiceApp = "spice-app",
+        Dbus = "dbus",
     }
 }
 
@@ -3054,43 +2335,9 @@ pub enum DisplayReloadType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DisplayReloadType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DisplayReloadType::Vnc => "vnc",
-            DisplayReloadType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "vnc" => DisplayReloadType::Vnc,
-            other => {
-                DisplayReloadType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DisplayReloadType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayReloadType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DisplayReloadType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DisplayReloadType {
+        Vnc = "vnc",
     }
 }
 
@@ -3224,43 +2471,9 @@ pub enum DisplayUpdateType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl DisplayUpdateType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            DisplayUpdateType::Vnc => "vnc",
-            DisplayUpdateType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "vnc" => DisplayUpdateType::Vnc,
-            other => {
-                DisplayUpdateType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for DisplayUpdateType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayUpdateType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| DisplayUpdateType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    DisplayUpdateType {
+        Vnc = "vnc",
     }
 }
 

@@ -31,55 +31,15 @@ pub enum QapiVfioMigrationState {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QapiVfioMigrationState {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QapiVfioMigrationState::Stop => "stop",
-            QapiVfioMigrationState::Running => "running",
-            QapiVfioMigrationState::StopCopy => "stop-copy",
-            QapiVfioMigrationState::Resuming => "resuming",
-            QapiVfioMigrationState::RunningP2p => "running-p2p",
-            QapiVfioMigrationState::PreCopy => "pre-copy",
-            QapiVfioMigrationState::PreCopyP2p => "pre-copy-p2p",
-            QapiVfioMigrationState::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "stop" => QapiVfioMigrationState::Stop,
-            "running" => QapiVfioMigrationState::Running,
-            "stop-copy" => QapiVfioMigrationState::StopCopy,
-            "resuming" => QapiVfioMigrationState::Resuming,
-            "running-p2p" => QapiVfioMigrationState::RunningP2p,
-            "pre-copy" => QapiVfioMigrationState::PreCopy,
-            "pre-copy-p2p" => QapiVfioMigrationState::PreCopyP2p,
-            other => {
-                QapiVfioMigrationState::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QapiVfioMigrationState {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QapiVfioMigrationState {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| QapiVfioMigrationState::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QapiVfioMigrationState {
+        Stop = "stop",
+        Running = "running",
+        StopCopy = "stop-copy",
+        Resuming = "resuming",
+        RunningP2p = "running-p2p",
+        PreCopy = "pre-copy",
+        PreCopyP2p = "pre-copy-p2p",
     }
 }
 

@@ -489,50 +489,13 @@ pub enum GranuleMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GranuleMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GranuleMode::V4k => "4k",
-            GranuleMode::V8k => "8k",
-            GranuleMode::V16k => "16k",
-            GranuleMode::V64k => "64k",
-            GranuleMode::Host => "host",
-            GranuleMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "4k" => GranuleMode::V4k,
-            "8k" => GranuleMode::V8k,
-            "16k" => GranuleMode::V16k,
-            "64k" => GranuleMode::V64k,
-            "host" => GranuleMode::Host,
-            other => {
-                GranuleMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GranuleMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GranuleMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| GranuleMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GranuleMode {
+        V4k = "4k",
+        V8k = "8k",
+        V16k = "16k",
+        V64k = "64k",
+        Host = "host",
     }
 }
 
@@ -549,47 +512,11 @@ pub enum VMAppleVirtioBlkVariant {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl VMAppleVirtioBlkVariant {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            VMAppleVirtioBlkVariant::Unspecified => "unspecified",
-            VMAppleVirtioBlkVariant::Root => "root",
-            VMAppleVirtioBlkVariant::Aux => "aux",
-            VMAppleVirtioBlkVariant::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "unspecified" => VMAppleVirtioBlkVariant::Unspecified,
-            "root" => VMAppleVirtioBlkVariant::Root,
-            "aux" => VMAppleVirtioBlkVariant::Aux,
-            other => {
-                VMAppleVirtioBlkVariant::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for VMAppleVirtioBlkVariant {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for VMAppleVirtioBlkVariant {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| VMAppleVirtioBlkVariant::from_wire(&s))
+::qapi_types::private::enumeration! {
+    VMAppleVirtioBlkVariant {
+        Unspecified = "unspecified",
+        Root = "root",
+        Aux = "aux",
     }
 }
 

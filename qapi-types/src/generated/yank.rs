@@ -16,47 +16,11 @@ pub enum YankInstanceType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl YankInstanceType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            YankInstanceType::BlockNode => "block-node",
-            YankInstanceType::Chardev => "chardev",
-            YankInstanceType::Migration => "migration",
-            YankInstanceType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "block-node" => YankInstanceType::BlockNode,
-            "chardev" => YankInstanceType::Chardev,
-            "migration" => YankInstanceType::Migration,
-            other => {
-                YankInstanceType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for YankInstanceType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for YankInstanceType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| YankInstanceType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    YankInstanceType {
+        BlockNode = "block-node",
+        Chardev = "chardev",
+        Migration = "migration",
     }
 }
 

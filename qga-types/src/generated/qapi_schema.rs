@@ -117,46 +117,11 @@ pub enum QGASeek {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl QGASeek {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            QGASeek::Set => "set",
-            QGASeek::Cur => "cur",
-            QGASeek::End => "end",
-            QGASeek::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "set" => QGASeek::Set,
-            "cur" => QGASeek::Cur,
-            "end" => QGASeek::End,
-            other => {
-                QGASeek::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for QGASeek {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for QGASeek {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer).map(|s| QGASeek::from_wire(&s))
+::qapi_types::private::enumeration! {
+    QGASeek {
+        Set = "set",
+        Cur = "cur",
+        End = "end",
     }
 }
 
@@ -250,45 +215,10 @@ pub enum GuestFsfreezeStatus {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestFsfreezeStatus {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestFsfreezeStatus::Thawed => "thawed",
-            GuestFsfreezeStatus::Frozen => "frozen",
-            GuestFsfreezeStatus::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "thawed" => GuestFsfreezeStatus::Thawed,
-            "frozen" => GuestFsfreezeStatus::Frozen,
-            other => {
-                GuestFsfreezeStatus::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestFsfreezeStatus {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestFsfreezeStatus {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestFsfreezeStatus::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestFsfreezeStatus {
+        Thawed = "thawed",
+        Frozen = "frozen",
     }
 }
 
@@ -347,45 +277,10 @@ pub enum GuestIpAddressType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestIpAddressType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestIpAddressType::Ipv4 => "ipv4",
-            GuestIpAddressType::Ipv6 => "ipv6",
-            GuestIpAddressType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ipv4" => GuestIpAddressType::Ipv4,
-            "ipv6" => GuestIpAddressType::Ipv6,
-            other => {
-                GuestIpAddressType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestIpAddressType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestIpAddressType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestIpAddressType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestIpAddressType {
+        Ipv4 = "ipv4",
+        Ipv6 = "ipv6",
     }
 }
 
@@ -546,81 +441,28 @@ pub enum GuestDiskBusType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestDiskBusType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestDiskBusType::Ide => "ide",
-            GuestDiskBusType::Fdc => "fdc",
-            GuestDiskBusType::Scsi => "scsi",
-            GuestDiskBusType::Virtio => "virtio",
-            GuestDiskBusType::Xen => "xen",
-            GuestDiskBusType::Usb => "usb",
-            GuestDiskBusType::Uml => "uml",
-            GuestDiskBusType::Sata => "sata",
-            GuestDiskBusType::Sd => "sd",
-            GuestDiskBusType::Unknown => "unknown",
-            GuestDiskBusType::Ieee1394 => "ieee1394",
-            GuestDiskBusType::Ssa => "ssa",
-            GuestDiskBusType::Fibre => "fibre",
-            GuestDiskBusType::Raid => "raid",
-            GuestDiskBusType::Iscsi => "iscsi",
-            GuestDiskBusType::Sas => "sas",
-            GuestDiskBusType::Mmc => "mmc",
-            GuestDiskBusType::Virtual => "virtual",
-            GuestDiskBusType::FileBackedVirtual => "file-backed-virtual",
-            GuestDiskBusType::Nvme => "nvme",
-            GuestDiskBusType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "ide" => GuestDiskBusType::Ide,
-            "fdc" => GuestDiskBusType::Fdc,
-            "scsi" => GuestDiskBusType::Scsi,
-            "virtio" => GuestDiskBusType::Virtio,
-            "xen" => GuestDiskBusType::Xen,
-            "usb" => GuestDiskBusType::Usb,
-            "uml" => GuestDiskBusType::Uml,
-            "sata" => GuestDiskBusType::Sata,
-            "sd" => GuestDiskBusType::Sd,
-            "unknown" => GuestDiskBusType::Unknown,
-            "ieee1394" => GuestDiskBusType::Ieee1394,
-            "ssa" => GuestDiskBusType::Ssa,
-            "fibre" => GuestDiskBusType::Fibre,
-            "raid" => GuestDiskBusType::Raid,
-            "iscsi" => GuestDiskBusType::Iscsi,
-            "sas" => GuestDiskBusType::Sas,
-            "mmc" => GuestDiskBusType::Mmc,
-            "virtual" => GuestDiskBusType::Virtual,
-            "file-backed-virtual" => GuestDiskBusType::FileBackedVirtual,
-            "nvme" => GuestDiskBusType::Nvme,
-            other => {
-                GuestDiskBusType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestDiskBusType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDiskBusType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestDiskBusType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestDiskBusType {
+        Ide = "ide",
+        Fdc = "fdc",
+        Scsi = "scsi",
+        Virtio = "virtio",
+        Xen = "xen",
+        Usb = "usb",
+        Uml = "uml",
+        Sata = "sata",
+        Sd = "sd",
+        Unknown = "unknown",
+        Ieee1394 = "ieee1394",
+        Ssa = "ssa",
+        Fibre = "fibre",
+        Raid = "raid",
+        Iscsi = "iscsi",
+        Sas = "sas",
+        Mmc = "mmc",
+        Virtual = "virtual",
+        FileBackedVirtual = "file-backed-virtual",
+        Nvme = "nvme",
     }
 }
 
@@ -1174,53 +1016,12 @@ pub enum GuestMemoryBlockResponseType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestMemoryBlockResponseType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestMemoryBlockResponseType::Success => "success",
-            GuestMemoryBlockResponseType::NotFound => "not-found",
-            GuestMemoryBlockResponseType::OperationNotSupported => {
-                "operation-not-supported"
-            }
-            GuestMemoryBlockResponseType::OperationFailed => "operation-failed",
-            GuestMemoryBlockResponseType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "success" => GuestMemoryBlockResponseType::Success,
-            "not-found" => GuestMemoryBlockResponseType::NotFound,
-            "operation-not-supported" => {
-                GuestMemoryBlockResponseType::OperationNotSupported
-            }
-            "operation-failed" => GuestMemoryBlockResponseType::OperationFailed,
-            other => {
-                GuestMemoryBlockResponseType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestMemoryBlockResponseType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestMemoryBlockResponseType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestMemoryBlockResponseType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestMemoryBlockResponseType {
+        Success = "success",
+        NotFound = "not-found",
+        OperationNotSupported = "operation-not-supported",
+        OperationFailed = "operation-failed",
     }
 }
 
@@ -1339,51 +1140,13 @@ pub enum GuestExecCaptureOutputMode {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestExecCaptureOutputMode {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestExecCaptureOutputMode::None => "none",
-            GuestExecCaptureOutputMode::Stdout => "stdout",
-            GuestExecCaptureOutputMode::Stderr => "stderr",
-            GuestExecCaptureOutputMode::Separated => "separated",
-            GuestExecCaptureOutputMode::Merged => "merged",
-            GuestExecCaptureOutputMode::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "none" => GuestExecCaptureOutputMode::None,
-            "stdout" => GuestExecCaptureOutputMode::Stdout,
-            "stderr" => GuestExecCaptureOutputMode::Stderr,
-            "separated" => GuestExecCaptureOutputMode::Separated,
-            "merged" => GuestExecCaptureOutputMode::Merged,
-            other => {
-                GuestExecCaptureOutputMode::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestExecCaptureOutputMode {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestExecCaptureOutputMode {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestExecCaptureOutputMode::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestExecCaptureOutputMode {
+        None = "none",
+        Stdout = "stdout",
+        Stderr = "stderr",
+        Separated = "separated",
+        Merged = "merged",
     }
 }
 
@@ -1571,43 +1334,9 @@ pub enum GuestDeviceType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestDeviceType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestDeviceType::Pci => "pci",
-            GuestDeviceType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "pci" => GuestDeviceType::Pci,
-            other => {
-                GuestDeviceType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestDeviceType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestDeviceType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestDeviceType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestDeviceType {
+        Pci = "pci",
     }
 }
 
@@ -1869,43 +1598,9 @@ pub enum GuestCpuStatsType {
     Unrecognized(::qapi_types::UnknownValue),
 }
 
-impl GuestCpuStatsType {
-    /// The value as it appears on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GuestCpuStatsType::Linux => "linux",
-            GuestCpuStatsType::Unrecognized(v) => &v.0,
-        }
-    }
-
-    /// The value for a wire string; unknown strings are kept.
-    pub fn from_wire(s: &str) -> Self {
-        match s {
-            "linux" => GuestCpuStatsType::Linux,
-            other => {
-                GuestCpuStatsType::Unrecognized(
-                    ::qapi_types::UnknownValue(::std::borrow::ToOwned::to_owned(other)),
-                )
-            }
-        }
-    }
-}
-
-impl Serialize for GuestCpuStatsType {
-    fn serialize<S: ::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for GuestCpuStatsType {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        ::qapi_types::private::enum_str(deserializer)
-            .map(|s| GuestCpuStatsType::from_wire(&s))
+::qapi_types::private::enumeration! {
+    GuestCpuStatsType {
+        Linux = "linux",
     }
 }
 
