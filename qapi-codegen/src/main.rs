@@ -12,6 +12,12 @@
 //! unreadable (each error is printed to stderr in QEMU's format), 2 for a
 //! usage error.
 
+// Generating is mostly building and dropping token trees; glibc's malloc
+// was a third of the instructions (see BENCHMARKS.md, code generation).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
