@@ -60,7 +60,7 @@ impl Qmp {
     /// Connects to a QMP Unix socket with the given settings.
     pub fn connect_unix_with(builder: crate::QmpBuilder, path: impl AsRef<Path>) -> Result<Qmp> {
         let runtime = runtime()?;
-        let session = runtime.block_on(builder.connect_unix(path))?;
+        let session = runtime.block_on(builder.direct(true).connect_unix(path))?;
         Ok(Qmp { session, runtime })
     }
 
@@ -86,7 +86,8 @@ impl Qmp {
 
     /// See [`crate::Qmp::execute`].
     pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
-        self.runtime.block_on(self.session.execute(command))
+        self.session
+            .execute_blocking(command, false, None, &self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_timeout`].
@@ -95,13 +96,14 @@ impl Qmp {
         command: &C,
         timeout: Duration,
     ) -> Result<C::Returns> {
-        self.runtime
-            .block_on(self.session.execute_with_timeout(command, timeout))
+        self.session
+            .execute_blocking(command, false, Some(timeout), &self.runtime)
     }
 
     /// See [`crate::Qmp::execute_oob`].
     pub fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
-        self.runtime.block_on(self.session.execute_oob(command))
+        self.session
+            .execute_blocking(command, true, None, &self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_fds`].
@@ -199,7 +201,7 @@ impl Qga {
     /// Connects with the given settings and synchronises.
     pub fn connect_unix_with(builder: crate::QgaBuilder, path: impl AsRef<Path>) -> Result<Qga> {
         let runtime = runtime()?;
-        let session = runtime.block_on(builder.connect_unix(path))?;
+        let session = runtime.block_on(builder.direct(true).connect_unix(path))?;
         Ok(Qga { session, runtime })
     }
 
@@ -215,7 +217,8 @@ impl Qga {
 
     /// See [`crate::Qga::execute`].
     pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
-        self.runtime.block_on(self.session.execute(command))
+        self.session
+            .execute_blocking(command, self.session.timeout(), &self.runtime)
     }
 
     /// See [`crate::Qga::execute_with_timeout`].
@@ -224,8 +227,8 @@ impl Qga {
         command: &C,
         timeout: Duration,
     ) -> Result<C::Returns> {
-        self.runtime
-            .block_on(self.session.execute_with_timeout(command, timeout))
+        self.session
+            .execute_blocking(command, timeout, &self.runtime)
     }
 
     /// See [`crate::Qga::execute_raw`].
