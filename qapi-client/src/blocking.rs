@@ -6,6 +6,21 @@
 //! thread until its result is there.  Sessions can be cloned and used from
 //! many threads at once.
 //!
+//! On a Unix socket, a command executed while no other call is in flight
+//! (the usual case for a program calling one command at a time) is a
+//! *direct call*: the calling thread writes the request and waits for the
+//! reply in `poll` itself, routing any events that arrive meanwhile, which
+//! saves the two thread wake-ups of going through the runtime.  The socket
+//! goes back to the runtime once no direct call has run for 2–4 ms, or at
+//! once when a call that goes through the runtime needs it; so an event
+//! that arrives while the program does not call is delivered at most a
+//! few milliseconds later than on an async session (one that arrives
+//! during a call is routed by the calling thread at once).
+//! Calls from several threads at once, [`Qmp::execute_with_fds`],
+//! `execute_raw`, [`Qga::sync`] and the reports go through the runtime as
+//! before.  A session on a Unix socket holds one more file descriptor (an
+//! eventfd) for this.
+//!
 //! Do not call these methods, or drop the last clone of a session, from
 //! inside an async runtime: blocking inside one stalls it, and tokio
 //! refuses to start or drop a runtime there.  Async code uses the crate
