@@ -17,7 +17,9 @@ use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
-use crate::session::{random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Writer};
+use crate::session::{
+    random_u64, Direct, Engine, EngineConfig, MessageReader, Peer, Request, Writer,
+};
 use crate::{decode_reply, encode_arguments};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
@@ -240,8 +242,12 @@ impl Qga {
                 timeout: Some(timeout),
             },
             runtime,
+            |text| serde_json::from_str::<C::Returns>(text).ok(),
         )?;
-        decode_reply::<C::Returns>(C::NAME, &reply)
+        match reply {
+            Direct::Decoded(value) => Ok(value),
+            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+        }
     }
 
     /// The session's time limit for each command.

@@ -15,7 +15,7 @@ use tracing::{debug, info_span, Instrument};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
-use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
+use crate::session::{Direct, Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
 use crate::{decode_reply, encode_arguments};
 
 /// The greeting QEMU sends when a client connects.
@@ -349,8 +349,12 @@ impl Qmp {
                 timeout: timeout.or(self.inner.command_timeout),
             },
             runtime,
+            |text| serde_json::from_str::<C::Returns>(text).ok(),
         )?;
-        decode_reply::<C::Returns>(C::NAME, &reply)
+        match reply {
+            Direct::Decoded(value) => Ok(value),
+            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+        }
     }
 
     fn check_oob<C: Command>(&self) -> Result<()> {

@@ -86,6 +86,13 @@ struct Incoming<'a> {
 /// make of it; anything else is left to that parse.
 /// (The parse of VALUE checks its UTF-8; the rest is ASCII.)
 fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
+    let (value, id) = plain_reply_parts(bytes)?;
+    let value = serde_json::from_slice(value).ok()?;
+    Some((value, id))
+}
+
+/// [`plain_reply`] without the check of VALUE: its bytes and the id.
+fn plain_reply_parts(bytes: &[u8]) -> Option<(&[u8], u64)> {
     let rest = bytes.strip_prefix(b"{\"return\": ")?.strip_suffix(b"}")?;
     let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit())? + 1;
     let digits = &rest[digits_start..];
@@ -97,7 +104,6 @@ fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
         id = id.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
     }
     let value = rest[..digits_start].strip_suffix(b", \"id\": ")?;
-    let value = serde_json::from_slice(value).ok()?;
     Some((value, id))
 }
 
@@ -1271,7 +1277,15 @@ impl DirectSide {
     /// (`poll` rather than a blocking `recv`: a thread blocked in `recv`
     /// on a Unix socket also wakes whenever the peer reads what this side
     /// wrote, while `poll` for input ignores that.)
-    fn read_some(&mut self, shared: &Shared, lease: &Lease) -> Result<()> {
+    ///
+    /// `take` sees every message first; a message it takes (returns true
+    /// for) is not routed.
+    fn read_some(
+        &mut self,
+        shared: &Shared,
+        lease: &Lease,
+        take: &mut impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
         use rustix::event::{PollFd, PollFlags};
         let mut fds = [
             PollFd::new(&*self.stream, PollFlags::IN),
@@ -1311,7 +1325,12 @@ impl DirectSide {
         }
         while let Some(frame) = self.splitter.next_frame() {
             match accept_frame(self.peer, frame)? {
-                Accepted::Message(range) => shared.route(&self.splitter.buffer()[range])?,
+                Accepted::Message(range) => {
+                    let bytes = &self.splitter.buffer()[range];
+                    if !take(bytes) {
+                        shared.route(bytes)?;
+                    }
+                }
                 Accepted::Sentinel => sentinel(self.peer)?,
                 Accepted::Skipped => {}
             }
@@ -1352,14 +1371,28 @@ impl Engine {
     /// when nothing else is going on, this thread writes the request and
     /// reads the reply itself; otherwise it waits for the async call on
     /// `runtime`.
-    pub(crate) fn call_blocking(&self, request: Request<'_>, runtime: &Runtime) -> Reply {
+    ///
+    /// A direct call decodes a plain reply (see [`plain_reply`]) straight
+    /// from the read buffer with `decode`, which saves checking, copying
+    /// and parsing the value a second time.  `decode` succeeding means the
+    /// value is valid UTF-8 and one valid JSON value (it parses it whole,
+    /// with the same checks), so the message is the plain reply the
+    /// general routing would also have found; when it fails the message
+    /// is routed as usual and the caller decodes the raw reply, with the
+    /// errors that gives.
+    pub(crate) fn call_blocking<T>(
+        &self,
+        request: Request<'_>,
+        runtime: &Runtime,
+        decode: impl Fn(&str) -> Option<T>,
+    ) -> Result<Direct<T>> {
         let shared = &self.shared;
         let lent = match &shared.lease {
             Some(lease) if request.expect_reply && request.fds.is_empty() => lease.take(shared),
             _ => None,
         };
         let Some(mut lent) = lent else {
-            return runtime.block_on(self.call(request));
+            return runtime.block_on(self.call(request)).map(Direct::Raw);
         };
         let timed_out = || Error::Timeout {
             command: request.name.into(),
@@ -1379,6 +1412,7 @@ impl Engine {
             // it back asks for that).
             lent.give_back();
         }
+        let mut decoded = None;
         loop {
             match receiver.try_recv() {
                 Ok(Err(Error::Timeout { .. })) => return Err(timed_out()),
@@ -1386,7 +1420,7 @@ impl Engine {
                     // Delivered, so no longer registered: nothing for the
                     // guard to remove.
                     std::mem::forget(guard);
-                    return reply;
+                    return reply.map(Direct::Raw);
                 }
                 Err(oneshot::error::TryRecvError::Closed) => return Err(shared.closed_error()),
                 Err(oneshot::error::TryRecvError::Empty) => {}
@@ -1397,7 +1431,14 @@ impl Engine {
             if lease.release.load(Ordering::Acquire) {
                 break;
             }
-            if let Err(error) = side.read_some(shared, lease) {
+            let read = side.read_some(shared, lease, &mut |bytes| {
+                decoded.is_none() && take_reply(bytes, id, &decode, &mut decoded, shared.peer)
+            });
+            if let Some(value) = decoded.take() {
+                // The guard removes the call, which nothing delivered to.
+                return Ok(Direct::Decoded(value));
+            }
+            if let Err(error) = read {
                 shared.close(error);
             }
         }
@@ -1413,10 +1454,42 @@ impl Engine {
         };
         match runtime.block_on(wait) {
             Ok(Err(Error::Timeout { .. })) => Err(timed_out()),
-            Ok(reply) => reply,
+            Ok(reply) => reply.map(Direct::Raw),
             Err(_) => Err(shared.closed_error()),
         }
     }
+}
+
+/// Decodes `bytes` into `slot` if it is the plain reply to call `id` and
+/// `decode` takes its value (see [`Engine::call_blocking`]).
+fn take_reply<T>(
+    bytes: &[u8],
+    id: u64,
+    decode: &impl Fn(&str) -> Option<T>,
+    slot: &mut Option<T>,
+    peer: Peer,
+) -> bool {
+    let Some((value, reply_id)) = plain_reply_parts(bytes) else {
+        return false;
+    };
+    if reply_id != id {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    *slot = decode(text);
+    if slot.is_some() {
+        trace!(peer = peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
+    }
+    slot.is_some()
+}
+
+/// What [`Engine::call_blocking`] gives: the reply decoded already, or
+/// its raw value.
+pub(crate) enum Direct<T> {
+    Decoded(T),
+    Raw(Box<RawValue>),
 }
 
 /// The reader task of a direct session: reads like [`read_loop`], hands

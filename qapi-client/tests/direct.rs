@@ -322,3 +322,32 @@ fn guest_agent_junk_and_silence_in_direct_calls() {
     qga.sync().unwrap();
     assert!(!qga.is_closed());
 }
+
+#[test]
+fn direct_replies_that_do_not_decode_fail_as_routed_ones_do() {
+    let (_dir, path) = qmp_server(|peer, request| match request["execute"].as_str() {
+        // The wrong type: a decode error with the path.
+        Some("query-status") => peer.answer(&request, json!({"status": 5, "running": true})),
+        // Valid JSON of the right shape but for invalid UTF-8 in a member
+        // the bindings skip: still a broken message, which ends a QMP
+        // session.
+        _ => {
+            let mut bytes = b"{\"return\": {\"name\": \"a\", \"x\": \"\xff\"}, \"id\": ".to_vec();
+            bytes.extend_from_slice(request["id"].to_string().as_bytes());
+            bytes.extend_from_slice(b"}\r\n");
+            peer.send(&bytes);
+        }
+    });
+    let qmp = Qmp::connect_unix(&path).unwrap();
+    match qmp.execute(&c::QueryStatus {}).unwrap_err() {
+        Error::Decode { command, path, .. } => {
+            assert_eq!(&*command, "query-status");
+            assert_eq!(path, "status");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert!(!qmp.is_closed());
+    let error = qmp.execute(&c::QueryName {}).unwrap_err();
+    assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+    assert!(qmp.is_closed());
+}
