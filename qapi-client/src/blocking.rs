@@ -16,9 +16,9 @@
 //! that arrives while the program does not call is delivered at most a
 //! few milliseconds later than on an async session (one that arrives
 //! during a call is routed by the calling thread at once).
-//! Calls from several threads at once, [`Qmp::execute_with_fds`],
-//! `execute_raw`, [`Qga::sync`] and the reports go through the runtime as
-//! before.  A session on a Unix socket holds one more file descriptor (an
+//! Calls from several threads at once (and, for 20 ms after such
+//! contention, every call), [`Qmp::execute_with_fds`], `execute_raw`,
+//! [`Qga::sync`] and the reports go through the runtime as before.  A session on a Unix socket holds one more file descriptor (an
 //! eventfd) for this.
 //!
 //! Do not call these methods, or drop the last clone of a session, from

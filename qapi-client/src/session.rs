@@ -1056,6 +1056,9 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: A
 // - It stays handed over while blocking calls keep coming (one each time:
 //   a [`Holder::InCall`] at a time; a second thread meanwhile goes the
 //   async way, and the thread that has the socket routes its reply).
+//   When calls compete (a second thread, a call through the runtime, a
+//   refused handover), blocking calls go through the runtime for
+//   [`DIRECT_BACKOFF`] rather than pass the socket back and forth.
 // - The reader task takes it back, with the read buffer, once no direct
 //   call has run for a tick ([`DIRECT_TICK`]), so events and the end of
 //   the stream are noticed at most a few milliseconds later than with the
@@ -1073,6 +1076,9 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: A
 /// How often the reader task looks whether direct calls still use the
 /// socket; it takes it back once a tick has passed without one.
 const DIRECT_TICK: Duration = Duration::from_millis(2);
+/// How long blocking calls go through the runtime after they found the
+/// socket contended (see [`LeaseState::contended`]).
+const DIRECT_BACKOFF: Duration = Duration::from_millis(20);
 /// How long a blocking call waits for the reader task to hand the socket
 /// over before it goes the async way.
 const HANDOVER_WAIT: Duration = Duration::from_millis(200);
@@ -1097,6 +1103,8 @@ struct LeaseState {
     holder: Holder,
     /// A direct call ran since the reader task last looked.
     used: bool,
+    /// No direct calls until then (see [`LeaseState::contended`]).
+    backoff_until: Option<std::time::Instant>,
 }
 
 enum Holder {
@@ -1124,6 +1132,7 @@ impl Lease {
             state: Mutex::new(LeaseState {
                 holder: Holder::Engine { asked: false },
                 used: false,
+                backoff_until: None,
             }),
             answered: Condvar::new(),
             wake_reader: Notify::new(),
@@ -1164,8 +1173,10 @@ impl Lease {
     /// socket.  (Should a direct call take it right after this looked, it
     /// sees this call waiting when it ends and gives the socket back.)
     fn want_back_if_lent(&self) {
-        let lent = !matches!(self.lock().holder, Holder::Engine { .. });
-        if lent {
+        let mut state = self.lock();
+        if !matches!(state.holder, Holder::Engine { .. }) {
+            state.contended();
+            drop(state);
             self.want_back(None);
         }
     }
@@ -1173,21 +1184,25 @@ impl Lease {
     /// The socket for one direct call, if the session is quiet and the
     /// reader task hands it over (or already has).
     fn take<'a>(&'a self, shared: &'a Shared) -> Option<Lent<'a>> {
+        let mut state = self.lock();
+        if let Some(until) = state.backoff_until {
+            if std::time::Instant::now() < until {
+                return None;
+            }
+            state.backoff_until = None;
+        }
         // Whether the session is quiet enough is the reader task's to
         // judge when it hands the socket over; once handed over, anything
         // that needs the runtime sets `release`.
         if self.release.load(Ordering::Acquire) {
+            state.contended();
             return None;
         }
-        let mut state = self.lock();
-        let give_up = std::time::Instant::now() + HANDOVER_WAIT;
+        let mut give_up = None;
         let mut asked = false;
         loop {
             match &mut state.holder {
                 Holder::Idle(_) => {
-                    if self.release.load(Ordering::Acquire) {
-                        return None;
-                    }
                     let Holder::Idle(side) = std::mem::replace(&mut state.holder, Holder::InCall)
                     else {
                         return None;
@@ -1199,10 +1214,17 @@ impl Lease {
                         side: Some(side),
                     });
                 }
-                Holder::InCall => return None,
                 Holder::Engine { asked: true } => {}
-                // Asked before and refused, or not asked yet.
-                Holder::Engine { asked: false } if asked => return None,
+                // Another thread's direct call.
+                Holder::InCall => {
+                    state.contended();
+                    return None;
+                }
+                // Asked, and refused: the session was not quiet.
+                Holder::Engine { asked: false } if asked => {
+                    state.contended();
+                    return None;
+                }
                 Holder::Engine { asked: flag } => {
                     *flag = true;
                     asked = true;
@@ -1210,10 +1232,12 @@ impl Lease {
                 }
             }
             let now = std::time::Instant::now();
+            let give_up = *give_up.get_or_insert(now + HANDOVER_WAIT);
             if now >= give_up {
                 if let Holder::Engine { asked } = &mut state.holder {
                     *asked = false;
                 }
+                state.contended();
                 return None;
             }
             state = self
@@ -1222,6 +1246,16 @@ impl Lease {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+impl LeaseState {
+    /// Calls from other threads or through the runtime compete for the
+    /// socket: blocking calls go through the runtime for a while rather
+    /// than hand the socket back and forth, which costs more than direct
+    /// calls save.
+    fn contended(&mut self) {
+        self.backoff_until = Some(std::time::Instant::now() + DIRECT_BACKOFF);
     }
 }
 
