@@ -13,8 +13,8 @@
 //! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
 //! ```
 //!
-//! CLIENT is `ours` (the async API), `blocking` (the blocking API, from the
-//! main thread; sequential only), `raw` or `tokio-raw` (sequential only).
+//! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
+//! W threads), `raw` or `tokio-raw` (sequential only).
 //!
 //! Without a subcommand (as `cargo bench -p qapi-client` runs it) it does a
 //! short run of ours against raw on the fake server, in one process.
@@ -154,12 +154,7 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
             let rt = runtime(run.runtime)?;
             rt.block_on(async move { tokio::spawn(tokio_raw(protocol, socket, count)).await? })
         }
-        Client::Blocking => {
-            if window > 1 {
-                return Err("the blocking client is measured sequentially only".into());
-            }
-            blocking(protocol, &run.socket, run.count)
-        }
+        Client::Blocking => blocking(protocol, &run.socket, run.count, window),
         Client::Ours => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -222,8 +217,10 @@ async fn ours(protocol: Protocol, socket: PathBuf, count: usize, window: usize) 
     Ok((per_task * window) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Our blocking client, one call at a time from this thread.
-fn blocking(protocol: Protocol, socket: &Path, count: usize) -> Result<f64> {
+/// Our blocking client, one call at a time from this thread, or from
+/// `threads` threads sharing the session.
+fn blocking(protocol: Protocol, socket: &Path, count: usize, threads: usize) -> Result<f64> {
+    #[derive(Clone)]
     enum Session {
         Qmp(qapi_client::blocking::Qmp),
         Qga(qapi_client::blocking::Qga),
@@ -232,8 +229,8 @@ fn blocking(protocol: Protocol, socket: &Path, count: usize) -> Result<f64> {
         Protocol::Qmp => Session::Qmp(qapi_client::blocking::Qmp::connect_unix(socket)?),
         Protocol::Qga => Session::Qga(qapi_client::blocking::Qga::connect_unix(socket)?),
     };
-    let call = || -> qapi_client::Result<()> {
-        match &session {
+    let call = |session: &Session| -> qapi_client::Result<()> {
+        match session {
             Session::Qmp(qmp) => {
                 let status = qmp.execute(&qapi_types::commands::QueryStatus {})?;
                 std::hint::black_box(status);
@@ -245,13 +242,29 @@ fn blocking(protocol: Protocol, socket: &Path, count: usize) -> Result<f64> {
         Ok(())
     };
     for _ in 0..WARM_UP {
-        call()?;
+        call(&session)?;
     }
+    let per_thread = count.div_ceil(threads);
     let started = Instant::now();
-    for _ in 0..count {
-        call()?;
+    if threads == 1 {
+        for _ in 0..per_thread {
+            call(&session)?;
+        }
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let session = session.clone();
+                    scope.spawn(move || (0..per_thread).try_for_each(|_| call(&session)))
+                })
+                .collect();
+            workers.into_iter().try_for_each(|worker| -> Result<()> {
+                worker.join().map_err(|_| "a thread panicked")??;
+                Ok(())
+            })
+        })?;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok((per_thread * threads) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The raw loop: request bytes as our client writes them (a 16-digit id,
