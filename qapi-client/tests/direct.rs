@@ -351,3 +351,45 @@ fn direct_replies_that_do_not_decode_fail_as_routed_ones_do() {
     assert!(matches!(error, Error::Protocol(_)), "{error:?}");
     assert!(qmp.is_closed());
 }
+
+#[test]
+fn a_guest_agent_flooding_during_a_direct_call_cannot_hold_it_past_its_time() {
+    let (_dir, path) = agent(|peer, _request| {
+        // Replies to no call, without end: the call must still time out.
+        let line = b"{\"return\": {}, \"id\": 1}\r\n".repeat(64);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            peer.send(&line);
+        }
+    });
+    let qga = Qga::connect_unix_with(QgaBuilder::new().timeout(Duration::from_millis(200)), &path)
+        .unwrap();
+    let started = Instant::now();
+    let error = qga.execute(&g::GuestPing {}).unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_guest_agent_message_over_the_limit_during_a_direct_call_ends_the_session() {
+    let (_dir, path) = agent(|peer, _request| {
+        // An endless string: never a whole message.
+        peer.send(b"{\"return\": \"");
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..64 {
+            peer.send(&chunk);
+        }
+    });
+    let qga =
+        Qga::connect_unix_with(QgaBuilder::new().max_message_size(256 * 1024), &path).unwrap();
+    let error = qga.execute(&g::GuestPing {}).unwrap_err();
+    assert!(
+        matches!(error, Error::MessageTooLarge { limit: 262_144 }),
+        "{error:?}"
+    );
+    assert!(qga.is_closed());
+}
