@@ -1070,6 +1070,26 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: A
 //   session's deadline task keeps time for direct calls too) and when the
 //   session closes.
 //
+// Why this is safe:
+//
+// - One reader at a time: the reader task or the one direct call that
+//   holds the [`DirectSide`], and the read buffer moves with the socket, so
+//   messages are split and routed in stream order, each once; events and
+//   replies keep their order, and the same size limit bounds the buffer.
+// - Writes keep going through the outbox under its lock, whoever has the
+//   socket; a direct call's request is written at once or, if the socket
+//   is full, left to the flusher, and the call gives the socket back so
+//   that the runtime can wait for room.
+// - A direct call holds the socket through a [`Lent`] guard that gives it
+//   back on every exit, a panic included, and the reader task can always
+//   take it back from [`Holder::Idle`]; a blocking call cannot be
+//   cancelled, and its time limit is the deadline task's, as for async
+//   calls, so a peer that floods the socket or falls silent cannot hold it
+//   past its time (the call looks at its channel after every read).
+// - The socket is only deregistered and registered again by the reader
+//   task, in the runtime; a direct call uses it only through `poll`,
+//   `recv` and (via the outbox) `send`, all non-blocking but the `poll`.
+//
 // Lock order: `Lease::state`, then `Shared::outbox` and `Shared::calls`;
 // `Lease::writer_waker` is taken with nothing else (a leaf).
 
