@@ -393,3 +393,37 @@ fn a_guest_agent_message_over_the_limit_during_a_direct_call_ends_the_session() 
     );
     assert!(qga.is_closed());
 }
+
+#[test]
+fn a_request_larger_than_the_socket_buffer_is_finished_by_the_runtime() {
+    let (_dir, path) = qmp_server(|peer, request| {
+        let answer = match request["execute"].as_str() {
+            Some("human-monitor-command") => {
+                json!(request["arguments"]["command-line"]
+                    .as_str()
+                    .unwrap()
+                    .len()
+                    .to_string())
+            }
+            _ => status(),
+        };
+        peer.answer(&request, answer);
+    });
+    // The server reads line by line, so a 4 MB request fills the socket
+    // and the direct call has to leave the rest to the flusher.
+    let qmp = Qmp::connect_unix(&path).unwrap();
+    let mut events = qmp.events();
+    qmp.execute(&c::QueryStatus {}).unwrap();
+    let long = "x".repeat(4 << 20);
+    let reply = qmp
+        .execute(&c::HumanMonitorCommand {
+            command_line: long,
+            cpu_index: None,
+        })
+        .unwrap();
+    assert_eq!(reply, (4 << 20).to_string());
+    for _ in 0..100 {
+        assert!(qmp.execute(&c::QueryStatus {}).unwrap().running);
+    }
+    assert!(events.try_recv_raw().is_none());
+}
