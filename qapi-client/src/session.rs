@@ -85,6 +85,7 @@ struct Incoming<'a> {
 /// that such a message means what the general parse of [`Incoming`] would
 /// make of it; anything else is left to that parse.
 /// (The parse of VALUE checks its UTF-8; the rest is ASCII.)
+#[inline]
 fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
     let (value, id) = plain_reply_parts(bytes)?;
     let value = serde_json::from_slice(value).ok()?;
@@ -92,6 +93,7 @@ fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
 }
 
 /// [`plain_reply`] without the check of VALUE: its bytes and the id.
+#[inline]
 fn plain_reply_parts(bytes: &[u8]) -> Option<(&[u8], u64)> {
     let rest = bytes.strip_prefix(b"{\"return\": ")?.strip_suffix(b"}")?;
     let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit())? + 1;
@@ -197,6 +199,7 @@ enum Accepted {
 }
 
 /// Sorts a frame; an error when the session must close.
+#[inline]
 fn accept_frame(peer: Peer, frame: Frame) -> Result<Accepted> {
     match frame {
         Frame::Message(range) => Ok(Accepted::Message(range)),
@@ -220,6 +223,7 @@ fn accept_frame(peer: Peer, frame: Frame) -> Result<Accepted> {
 /// Makes room in the splitter's buffer for the next read and returns how
 /// much there is.  Small reads while idle keep an idle session small; big
 /// ones once data flows (a long message, a pipelined burst).
+#[inline]
 fn prepare_read(splitter: &mut Splitter, busy: bool) -> usize {
     splitter.compact();
     let in_message = splitter.in_message();
@@ -638,6 +642,7 @@ impl Drop for CallGuard<'_> {
 impl Shared {
     /// Registers a call waiting for its reply (and its deadline with the
     /// deadline task); returns the number of calls in flight.
+    #[inline]
     fn register(
         &self,
         id: u64,
@@ -1594,6 +1599,7 @@ async fn read_loop_direct(mut reader: MessageReader<OwnedReadHalf>, shared: Arc<
 
 /// Reads and routes one message (cancel-safe: nothing is lost if it is
 /// dropped while waiting to read).
+#[inline]
 async fn read_one<R: AsyncRead + Unpin>(
     reader: &mut MessageReader<R>,
     shared: &Shared,
