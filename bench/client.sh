@@ -5,19 +5,25 @@
 #
 #   real QEMU (qemu-system-x86_64 -M none, QMP on a Unix socket):
 #     qmp-seq     query-status, one at a time      ours vs raw      goal >= 0.95x
+#                                                  blocking vs raw  goal >= 0.95x
 #     qmp-pipe    query-status, WINDOW in flight   ours vs raw      goal >= 0.9x
 #   real qemu-ga (Unix socket, read-only allow list):
 #     qga-seq     guest-ping, one at a time        ours vs raw      goal >= 0.95x
+#                                                  blocking vs raw  goal >= 0.95x
 #                                                  tokio-raw vs raw (no goal)
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
 #   the bench's fake QMP server (answers at once; client cost alone):
 #     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
+#                                                  blocking vs raw  goal >= 0.8x
 #                                                  ours vs qemu.qmp goal >= 5x
 #                                                  tokio-raw vs raw (no goal: the
 #                                                  floor of any tokio client)
 #   idle memory: 1000 negotiated QMP sessions on one runtime   goal <= 64 KiB each
 #
-# "ours" is qapi-client on a multi-threaded tokio runtime; "raw" a blocking
+# "ours" is qapi-client's async API on a multi-threaded tokio runtime;
+# "blocking" its blocking API (qapi_client::blocking) called from the main
+# thread, whose sequential calls read the socket on the calling thread
+# (direct calls); "raw" a blocking
 # std socket loop writing the same request bytes and reading until the
 # reply line ends; "tokio-raw" the same loop on a tokio socket; "qemu.qmp"
 # QEMU's Python library (async QMPClient, execute('query-status') in a
@@ -170,6 +176,7 @@ measure() {
 sides=(
   "qmp-seq-ours      $bench qmp $work/qmp.sock ours $qmp_seq_n"
   "qmp-seq-raw       $bench qmp $work/qmp.sock raw $qmp_seq_n"
+  "qmp-seq-blocking  $bench qmp $work/qmp.sock blocking $qmp_seq_n"
   --
   "qmp-pipe-ours     $bench qmp $work/qmp.sock ours $qmp_pipe_n --window $window"
   "qmp-pipe-raw      $bench qmp $work/qmp.sock raw $qmp_pipe_n --window $window"
@@ -177,6 +184,7 @@ sides=(
   "qga-seq-ours      $bench qga $work/qga.sock ours $qga_seq_n"
   "qga-seq-raw       $bench qga $work/qga.sock raw $qga_seq_n"
   "qga-seq-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_seq_n"
+  "qga-seq-blocking  $bench qga $work/qga.sock blocking $qga_seq_n"
   --
   "qga-pipe-ours     $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
   "qga-pipe-raw      $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
@@ -184,6 +192,7 @@ sides=(
   "fake-ours         $bench qmp $work/fake.sock ours $fake_n"
   "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
   "fake-tokio-raw    $bench qmp $work/fake.sock tokio-raw $fake_n"
+  "fake-blocking     $bench qmp $work/fake.sock blocking $fake_n"
   "fake-qemu.qmp     $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
   --
 )
@@ -243,11 +252,14 @@ def fmt_rate(xs):
 rows = [
     # (label, ours, baseline, baseline label, goal, goal is a minimum ratio)
     ("real QEMU, query-status, sequential", "qmp-seq-ours", "qmp-seq-raw", "raw loop", 0.95),
+    ("real QEMU, query-status, sequential", "qmp-seq-blocking", "qmp-seq-raw", "raw loop", 0.95),
     (f"real QEMU, query-status, {window} in flight", "qmp-pipe-ours", "qmp-pipe-raw", "raw loop", 0.9),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-ours", "qga-seq-raw", "raw loop", 0.95),
+    ("real qemu-ga, guest-ping, sequential", "qga-seq-blocking", "qga-seq-raw", "raw loop", 0.95),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-raw", "qga-seq-raw", "raw loop", None),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
+    ("fake server, query-status, sequential", "fake-blocking", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
     ("fake server, query-status, sequential", "fake-tokio-raw", "fake-raw", "raw loop", None),
 ]
@@ -265,7 +277,12 @@ for label, ours, base, base_label, goal in rows:
     a, b = values(ours), values(base)
     ratio = statistics.mean(a) / statistics.mean(b)
     per_round = [x / y for x, y in zip(a, b)]
-    ours_label = "tokio-raw" if ours.endswith("tokio-raw") else "qapi-client"
+    if ours.endswith("tokio-raw"):
+        ours_label = "tokio-raw"
+    elif ours.endswith("blocking"):
+        ours_label = "qapi-client blocking API"
+    else:
+        ours_label = "qapi-client async API"
     if goal is None:
         verdict = "— (reference: the floor of any tokio client)"
     elif ratio >= goal:

@@ -8,10 +8,13 @@
 //!
 //! ```text
 //! client fake-server SOCKET                      serve QMP until killed
-//! client qmp SOCKET ours|raw N [--window W]      query-status, W in flight
-//! client qga SOCKET ours|raw N [--window W]      guest-ping, W in flight
+//! client qmp SOCKET CLIENT N [--window W]        query-status, W in flight
+//! client qga SOCKET CLIENT N [--window W]        guest-ping, W in flight
 //! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
 //! ```
+//!
+//! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
+//! W threads), `raw` or `tokio-raw` (sequential only).
 //!
 //! Without a subcommand (as `cargo bench -p qapi-client` runs it) it does a
 //! short run of ours against raw on the fake server, in one process.
@@ -84,6 +87,9 @@ enum Client {
     /// The raw loop on a tokio socket in one task: what any tokio client
     /// pays at least (sequential only).
     TokioRaw,
+    /// Our blocking client (`qapi_client::blocking`), called from this
+    /// thread (sequential only).
+    Blocking,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -148,6 +154,7 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
             let rt = runtime(run.runtime)?;
             rt.block_on(async move { tokio::spawn(tokio_raw(protocol, socket, count)).await? })
         }
+        Client::Blocking => blocking(protocol, &run.socket, run.count, window),
         Client::Ours => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -208,6 +215,56 @@ async fn ours(protocol: Protocol, socket: PathBuf, count: usize, window: usize) 
         }
     }
     Ok((per_task * window) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Our blocking client, one call at a time from this thread, or from
+/// `threads` threads sharing the session.
+fn blocking(protocol: Protocol, socket: &Path, count: usize, threads: usize) -> Result<f64> {
+    #[derive(Clone)]
+    enum Session {
+        Qmp(qapi_client::blocking::Qmp),
+        Qga(qapi_client::blocking::Qga),
+    }
+    let session = match protocol {
+        Protocol::Qmp => Session::Qmp(qapi_client::blocking::Qmp::connect_unix(socket)?),
+        Protocol::Qga => Session::Qga(qapi_client::blocking::Qga::connect_unix(socket)?),
+    };
+    let call = |session: &Session| -> qapi_client::Result<()> {
+        match session {
+            Session::Qmp(qmp) => {
+                let status = qmp.execute(&qapi_types::commands::QueryStatus {})?;
+                std::hint::black_box(status);
+            }
+            Session::Qga(qga) => {
+                qga.execute(&qga_types::commands::GuestPing {})?;
+            }
+        }
+        Ok(())
+    };
+    for _ in 0..WARM_UP {
+        call(&session)?;
+    }
+    let per_thread = count.div_ceil(threads);
+    let started = Instant::now();
+    if threads == 1 {
+        for _ in 0..per_thread {
+            call(&session)?;
+        }
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let session = session.clone();
+                    scope.spawn(move || (0..per_thread).try_for_each(|_| call(&session)))
+                })
+                .collect();
+            workers.into_iter().try_for_each(|worker| -> Result<()> {
+                worker.join().map_err(|_| "a thread panicked")??;
+                Ok(())
+            })
+        })?;
+    }
+    Ok((per_thread * threads) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The raw loop: request bytes as our client writes them (a 16-digit id,

@@ -81,13 +81,55 @@ use tracing::{info_span, Instrument};
 use session::{Engine, Request};
 
 /// Encodes a command's arguments; `None` for commands without any (an
-/// empty object is left out of the request).
+/// empty object is left out of the request).  The encoding starts in a
+/// small buffer on the stack, so a command without arguments allocates
+/// nothing.
 fn encode_arguments<C: qapi_types::Command>(command: &C) -> Result<Option<Vec<u8>>> {
-    let bytes = serde_json::to_vec(command).map_err(|e| Error::Encode {
+    let mut out = Arguments {
+        start: [0; 8],
+        len: 0,
+        spilled: Vec::new(),
+    };
+    serde_json::to_writer(&mut out, command).map_err(|e| Error::Encode {
         command: C::NAME.into(),
         message: e.to_string(),
     })?;
-    Ok((bytes != b"{}").then_some(bytes))
+    if out.spilled.is_empty() && &out.start[..out.len] == b"{}" {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(out.len + out.spilled.len());
+    bytes.extend_from_slice(&out.start[..out.len]);
+    bytes.extend_from_slice(&out.spilled);
+    Ok(Some(bytes))
+}
+
+/// Where [`encode_arguments`] writes: the first bytes in `start`, the
+/// rest, if any, in `spilled`.
+struct Arguments {
+    start: [u8; 8],
+    len: usize,
+    spilled: Vec<u8>,
+}
+
+impl std::io::Write for Arguments {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.spilled.is_empty() && self.len + bytes.len() <= self.start.len() {
+            self.start[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            self.spilled.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Decodes a reply's `return` value; errors name the command and the path.

@@ -17,7 +17,9 @@ use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
-use crate::session::{random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Writer};
+use crate::session::{
+    random_u64, Direct, Engine, EngineConfig, MessageReader, Peer, Request, Writer,
+};
 use crate::{decode_reply, encode_arguments};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
@@ -26,6 +28,8 @@ use crate::{decode_reply, encode_arguments};
 pub struct QgaBuilder {
     timeout: Duration,
     max_message_size: usize,
+    /// Set by the blocking client (see `Engine::call_blocking`).
+    direct: bool,
 }
 
 impl Default for QgaBuilder {
@@ -33,6 +37,7 @@ impl Default for QgaBuilder {
         QgaBuilder {
             timeout: Duration::from_secs(10),
             max_message_size: 16 << 20,
+            direct: false,
         }
     }
 }
@@ -59,6 +64,12 @@ impl QgaBuilder {
         self
     }
 
+    /// Lets blocking calls use the socket themselves (the blocking client).
+    pub(crate) fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        self
+    }
+
     /// Connects to the host side of the agent's channel (a Unix socket)
     /// and synchronises.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qga> {
@@ -82,6 +93,7 @@ impl QgaBuilder {
     {
         let config = EngineConfig {
             peer: Peer::Qga,
+            direct: self.direct,
             event_capacity: 1,
         };
         let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
@@ -207,6 +219,40 @@ impl Qga {
             .instrument(info_span!("qga_execute", command = C::NAME))
             .await?;
         decode_reply::<C::Returns>(C::NAME, &reply)
+    }
+
+    /// [`execute_with_timeout`](Self::execute_with_timeout) for the
+    /// blocking client.
+    pub(crate) fn execute_blocking<C: Command>(
+        &self,
+        command: &C,
+        timeout: Duration,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<C::Returns> {
+        let _span = info_span!("qga_execute", command = C::NAME).entered();
+        let arguments = encode_arguments(command)?;
+        let reply = self.inner.engine.call_blocking(
+            Request {
+                name: C::NAME,
+                arguments: arguments.as_deref(),
+                oob: false,
+                fds: &[],
+                prefix: b"",
+                expect_reply: C::SUCCESS_RESPONSE,
+                timeout: Some(timeout),
+            },
+            runtime,
+            |text| serde_json::from_str::<C::Returns>(text).ok(),
+        )?;
+        match reply {
+            Direct::Decoded(value) => Ok(value),
+            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+        }
+    }
+
+    /// The session's time limit for each command.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
     }
 
     /// Executes a command by name with untyped arguments (for commands

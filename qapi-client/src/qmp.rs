@@ -15,7 +15,7 @@ use tracing::{debug, info_span, Instrument};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
-use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
+use crate::session::{Direct, Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
 use crate::{decode_reply, encode_arguments};
 
 /// The greeting QEMU sends when a client connects.
@@ -43,6 +43,8 @@ pub struct QmpBuilder {
     max_message_size: usize,
     event_capacity: usize,
     oob: bool,
+    /// Set by the blocking client (see `Engine::call_blocking`).
+    direct: bool,
 }
 
 impl Default for QmpBuilder {
@@ -53,6 +55,7 @@ impl Default for QmpBuilder {
             max_message_size: 64 << 20,
             event_capacity: 1024,
             oob: false,
+            direct: false,
         }
     }
 }
@@ -97,6 +100,12 @@ impl QmpBuilder {
     /// [`Qmp::execute_oob`].
     pub fn oob(mut self, enable: bool) -> Self {
         self.oob = enable;
+        self
+    }
+
+    /// Lets blocking calls use the socket themselves (the blocking client).
+    pub(crate) fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
         self
     }
 
@@ -158,6 +167,7 @@ impl QmpBuilder {
         let oob = self.oob && greeting.capabilities.contains(&QMPCapability::Oob);
         let config = EngineConfig {
             peer: Peer::Qmp,
+            direct: self.direct,
             event_capacity: self.event_capacity,
         };
         let qmp = Qmp {
@@ -251,16 +261,7 @@ impl Qmp {
     /// even while earlier commands are still running.  Needs
     /// [`QmpBuilder::oob`] and a command that allows it.
     pub async fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
-        if !self.inner.oob {
-            return Err(Error::Unsupported(
-                "out-of-band execution was not negotiated (QmpBuilder::oob)".into(),
-            ));
-        }
-        if !C::ALLOW_OOB {
-            return Err(Error::Unsupported(
-                format!("{} cannot be executed out of band", C::NAME).into(),
-            ));
-        }
+        self.check_oob::<C>()?;
         self.run(command, true, &[], self.inner.command_timeout)
             .await
     }
@@ -321,6 +322,53 @@ impl Qmp {
     /// causes the events.
     pub fn events(&self) -> EventStream {
         EventStream::new(self.inner.engine.subscribe())
+    }
+
+    /// [`execute`](Self::execute) (`oob`: [`execute_oob`](Self::execute_oob))
+    /// for the blocking client, with its time limit.
+    pub(crate) fn execute_blocking<C: Command>(
+        &self,
+        command: &C,
+        oob: bool,
+        timeout: Option<Duration>,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<C::Returns> {
+        if oob {
+            self.check_oob::<C>()?;
+        }
+        let _span = info_span!("qmp_execute", command = C::NAME).entered();
+        let arguments = encode_arguments(command)?;
+        let reply = self.inner.engine.call_blocking(
+            Request {
+                name: C::NAME,
+                arguments: arguments.as_deref(),
+                oob,
+                fds: &[],
+                prefix: b"",
+                expect_reply: C::SUCCESS_RESPONSE,
+                timeout: timeout.or(self.inner.command_timeout),
+            },
+            runtime,
+            |text| serde_json::from_str::<C::Returns>(text).ok(),
+        )?;
+        match reply {
+            Direct::Decoded(value) => Ok(value),
+            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+        }
+    }
+
+    fn check_oob<C: Command>(&self) -> Result<()> {
+        if !self.inner.oob {
+            return Err(Error::Unsupported(
+                "out-of-band execution was not negotiated (QmpBuilder::oob)".into(),
+            ));
+        }
+        if !C::ALLOW_OOB {
+            return Err(Error::Unsupported(
+                format!("{} cannot be executed out of band", C::NAME).into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn run<C: Command>(

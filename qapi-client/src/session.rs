@@ -4,19 +4,24 @@
 //! on.  QMP and the guest agent differ only in the handshake and in how
 //! much they forgive (see [`Peer`]).
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use rustix::net::SendFlags;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -52,6 +57,9 @@ impl Peer {
 pub(crate) struct EngineConfig {
     pub peer: Peer,
     pub event_capacity: usize,
+    /// Lets blocking calls use the socket themselves (see
+    /// [`Engine::call_blocking`]); only a Unix socket session can.
+    pub direct: bool,
 }
 
 /// A message from the peer, as far as routing needs to understand it;
@@ -77,7 +85,16 @@ struct Incoming<'a> {
 /// that such a message means what the general parse of [`Incoming`] would
 /// make of it; anything else is left to that parse.
 /// (The parse of VALUE checks its UTF-8; the rest is ASCII.)
+#[inline]
 fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
+    let (value, id) = plain_reply_parts(bytes)?;
+    let value = serde_json::from_slice(value).ok()?;
+    Some((value, id))
+}
+
+/// [`plain_reply`] without the check of VALUE: its bytes and the id.
+#[inline]
+fn plain_reply_parts(bytes: &[u8]) -> Option<(&[u8], u64)> {
     let rest = bytes.strip_prefix(b"{\"return\": ")?.strip_suffix(b"}")?;
     let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit())? + 1;
     let digits = &rest[digits_start..];
@@ -89,7 +106,6 @@ fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
         id = id.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
     }
     let value = rest[..digits_start].strip_suffix(b", \"id\": ")?;
-    let value = serde_json::from_slice(value).ok()?;
     Some((value, id))
 }
 
@@ -149,40 +165,16 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
     async fn next_borrowed(&mut self) -> Result<Borrowed<'_>> {
         loop {
             while let Some(frame) = self.splitter.next_frame() {
-                match frame {
-                    Frame::Message(range) => {
-                        return Ok(Borrowed::Message(&self.splitter.buffer()[range]));
+                match accept_frame(self.peer, frame)? {
+                    Accepted::Message(range) => {
+                        return Ok(Borrowed::Message(&self.splitter.buffer()[range]))
                     }
-                    Frame::Sentinel => return Ok(Borrowed::Sentinel),
-                    Frame::Garbage { len } => {
-                        if self.peer == Peer::Qmp {
-                            return Err(Error::Protocol(
-                                format!("{len} bytes of data that is not a JSON message").into(),
-                            ));
-                        }
-                        warn!(
-                            bytes = len,
-                            "guest agent sent data that is not JSON; skipped"
-                        );
-                    }
-                    Frame::TooLarge { limit } => return Err(Error::MessageTooLarge { limit }),
+                    Accepted::Sentinel => return Ok(Borrowed::Sentinel),
+                    Accepted::Skipped => {}
                 }
             }
-            self.splitter.compact();
-            let in_message = self.splitter.in_message();
+            let spare = prepare_read(&mut self.splitter, self.busy);
             let buf = self.splitter.buffer_mut();
-            // Small reads while idle keep an idle session small; big ones
-            // once data flows (a long message, a pipelined burst).
-            let want = if self.busy || in_message {
-                BUSY_READ
-            } else {
-                if buf.is_empty() && buf.capacity() > 2 * IDLE_READ {
-                    buf.shrink_to(IDLE_READ);
-                }
-                IDLE_READ
-            };
-            buf.reserve(want);
-            let spare = buf.capacity() - buf.len();
             let n = self
                 .stream
                 .read_buf(buf)
@@ -192,16 +184,71 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 })?;
             self.busy = n == spare;
             if n == 0 {
-                let reason = if self.splitter.in_message() {
-                    "end of stream in the middle of a message"
-                } else {
-                    "end of stream"
-                };
-                return Err(Error::Disconnected {
-                    reason: reason.into(),
-                });
+                return Err(end_of_stream(&self.splitter));
             }
         }
+    }
+}
+
+/// What a frame means for a reader.
+enum Accepted {
+    Message(std::ops::Range<usize>),
+    Sentinel,
+    /// Junk, skipped (guest agent only).
+    Skipped,
+}
+
+/// Sorts a frame; an error when the session must close.
+#[inline]
+fn accept_frame(peer: Peer, frame: Frame) -> Result<Accepted> {
+    match frame {
+        Frame::Message(range) => Ok(Accepted::Message(range)),
+        Frame::Sentinel => Ok(Accepted::Sentinel),
+        Frame::Garbage { len } => {
+            if peer == Peer::Qmp {
+                return Err(Error::Protocol(
+                    format!("{len} bytes of data that is not a JSON message").into(),
+                ));
+            }
+            warn!(
+                bytes = len,
+                "guest agent sent data that is not JSON; skipped"
+            );
+            Ok(Accepted::Skipped)
+        }
+        Frame::TooLarge { limit } => Err(Error::MessageTooLarge { limit }),
+    }
+}
+
+/// Makes room in the splitter's buffer for the next read and returns how
+/// much there is.  Small reads while idle keep an idle session small; big
+/// ones once data flows (a long message, a pipelined burst).
+#[inline]
+fn prepare_read(splitter: &mut Splitter, busy: bool) -> usize {
+    splitter.compact();
+    let in_message = splitter.in_message();
+    let buf = splitter.buffer_mut();
+    let want = if busy || in_message {
+        BUSY_READ
+    } else {
+        if buf.is_empty() && buf.capacity() > 2 * IDLE_READ {
+            buf.shrink_to(IDLE_READ);
+        }
+        IDLE_READ
+    };
+    buf.reserve(want);
+    buf.capacity() - buf.len()
+}
+
+/// The error for a stream that ended.
+fn end_of_stream(splitter: &Splitter) -> Error {
+    let reason = if splitter.in_message() {
+        "end of stream in the middle of a message"
+    } else {
+        "end of stream"
+    };
+    Error::Disconnected {
+        reason: reason.into(),
     }
 }
 
@@ -220,6 +267,12 @@ pub(crate) enum Writer {
     /// Lent to a request sending file descriptors, which has the socket to
     /// itself meanwhile (nothing writes then).
     Lent,
+    /// A Unix socket handed over to direct calls (see [`Lease`]): out of
+    /// the runtime, so a write that would wait asks for it back.
+    Direct {
+        stream: Arc<StdUnixStream>,
+        lease: Arc<Lease>,
+    },
 }
 
 impl Writer {
@@ -228,12 +281,27 @@ impl Writer {
             Writer::Unix(half) => Pin::new(half).poll_write(cx, bytes),
             Writer::Stream(stream) => Pin::new(stream).poll_write(cx, bytes),
             Writer::Lent => Poll::Ready(Err(std::io::Error::other("the socket is lent"))),
+            Writer::Direct { stream, lease } => {
+                match rustix::net::send(&**stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT)
+                {
+                    Ok(n) => Poll::Ready(Ok(n)),
+                    Err(rustix::io::Errno::AGAIN) => {
+                        lease.want_back(Some(cx.waker()));
+                        Poll::Pending
+                    }
+                    Err(rustix::io::Errno::INTR) => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    Err(e) => Poll::Ready(Err(e.into())),
+                }
+            }
         }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {
-            Writer::Unix(_) | Writer::Lent => Poll::Ready(Ok(())),
+            Writer::Unix(_) | Writer::Lent | Writer::Direct { .. } => Poll::Ready(Ok(())),
             Writer::Stream(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
@@ -373,6 +441,8 @@ pub(crate) struct Shared {
     drained: Notify,
     events: Mutex<Events>,
     peer: Peer,
+    /// Set when blocking calls may use the socket directly.
+    lease: Option<Arc<Lease>>,
 }
 
 /// The engine: shared state plus the reader, flusher and deadline tasks,
@@ -416,6 +486,25 @@ impl Engine {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
+        // A direct session needs the Unix socket's own halves, to take
+        // the socket out of the runtime and back, and an eventfd (without
+        // one, out of descriptors, it goes without direct calls).
+        let mut reader = Some(reader);
+        let unix = config.direct
+            && matches!(writer, Writer::Unix(_))
+            && (&reader as &dyn Any).is::<Option<MessageReader<OwnedReadHalf>>>();
+        let lease = if unix {
+            Lease::new().ok().map(Arc::new)
+        } else {
+            None
+        };
+        let unix_reader = if lease.is_some() {
+            (&mut reader as &mut dyn Any)
+                .downcast_mut::<Option<MessageReader<OwnedReadHalf>>>()
+                .and_then(Option::take)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
             next_id: AtomicU64::new(random_id_base()),
@@ -437,8 +526,16 @@ impl Engine {
                 closed: false,
             }),
             peer: config.peer,
+            lease,
         });
-        let reader = tokio::spawn(read_loop(reader, Arc::clone(&shared)));
+        let reader = match (unix_reader, reader) {
+            (Some(unix_reader), _) => {
+                tokio::spawn(read_loop_direct(unix_reader, Arc::clone(&shared)))
+            }
+            (None, Some(reader)) => tokio::spawn(read_loop(reader, Arc::clone(&shared))),
+            // The reader is in exactly one of the two.
+            (None, None) => tokio::spawn(async {}),
+        };
         let flusher = tokio::spawn(flush_loop(Arc::clone(&shared)));
         let deadlines = tokio::spawn(watch_deadlines(Arc::clone(&shared)));
         Engine {
@@ -479,22 +576,15 @@ impl Engine {
 
     async fn call_untimed(&self, request: &Request<'_>, deadline: Option<Instant>) -> Reply {
         let shared = &self.shared;
+        if let Some(lease) = &shared.lease {
+            // This call waits for the reader task, which must have the
+            // socket for that.
+            lease.want_back_if_lent();
+        }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (receiver, in_flight) = if request.expect_reply {
             let (sender, receiver) = oneshot::channel();
-            let mut calls = shared.calls.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(error) = &calls.closed {
-                return Err(error.clone());
-            }
-            calls.waiting.insert(id, Waiting { sender, deadline });
-            let in_flight = calls.waiting.len();
-            if let Some(deadline) = deadline {
-                if calls.next_deadline.map_or(true, |next| deadline < next) {
-                    calls.next_deadline = Some(deadline);
-                    drop(calls);
-                    shared.earlier_deadline.notify_one();
-                }
-            }
+            let in_flight = shared.register(id, sender, deadline)?;
             (Some(receiver), in_flight)
         } else {
             (None, 0)
@@ -502,8 +592,8 @@ impl Engine {
         // Forgets the call if this future is dropped (timeout, cancel).
         let _guard = CallGuard { shared, id };
         if request.fds.is_empty() {
-            let end = shared.send(request, id, in_flight > 1)?;
-            if receiver.is_none() {
+            let (end, written) = shared.send(request, id, in_flight > 1)?;
+            if receiver.is_none() && !written {
                 shared.wait_written(end).await?;
             }
         } else {
@@ -550,6 +640,31 @@ impl Drop for CallGuard<'_> {
 }
 
 impl Shared {
+    /// Registers a call waiting for its reply (and its deadline with the
+    /// deadline task); returns the number of calls in flight.
+    #[inline]
+    fn register(
+        &self,
+        id: u64,
+        sender: oneshot::Sender<Reply>,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(error) = &calls.closed {
+            return Err(error.clone());
+        }
+        calls.waiting.insert(id, Waiting { sender, deadline });
+        let in_flight = calls.waiting.len();
+        if let Some(deadline) = deadline {
+            if calls.next_deadline.map_or(true, |next| deadline < next) {
+                calls.next_deadline = Some(deadline);
+                drop(calls);
+                self.earlier_deadline.notify_one();
+            }
+        }
+        Ok(in_flight)
+    }
+
     fn lock_outbox(&self) -> MutexGuard<'_, Outbox> {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -557,8 +672,8 @@ impl Shared {
     /// Queues a request and, unless the flusher owns writing or `batch`
     /// (other calls are in flight) hands it over, writes what is queued
     /// without waiting.  Returns the position the request ends at (see
-    /// [`Outbox::written`]).
-    fn send(&self, request: &Request<'_>, id: u64, batch: bool) -> Result<u64> {
+    /// [`Outbox::written`]) and whether it is written already.
+    fn send(&self, request: &Request<'_>, id: u64, batch: bool) -> Result<(u64, bool)> {
         let mut outbox = self.lock_outbox();
         if let Some(error) = &outbox.failed {
             return Err(error.clone());
@@ -578,21 +693,21 @@ impl Shared {
         outbox.queued_total += added.len() as u64;
         let end = outbox.queued_total;
         if outbox.handed_over || outbox.exclusive {
-            return Ok(end);
+            return Ok((end, false));
         }
         if batch {
             outbox.handed_over = true;
             drop(outbox);
             self.hand_over.notify_one();
-            return Ok(end);
+            return Ok((end, false));
         }
         match outbox.poll_drain(&mut Context::from_waker(noop_waker())) {
-            Poll::Ready(Ok(())) => Ok(end),
+            Poll::Ready(Ok(())) => Ok((end, true)),
             Poll::Pending => {
                 outbox.handed_over = true;
                 drop(outbox);
                 self.hand_over.notify_one();
-                Ok(end)
+                Ok((end, false))
             }
             Poll::Ready(Err(e)) => {
                 drop(outbox);
@@ -641,9 +756,18 @@ impl Shared {
                         "file descriptors can only be passed over a Unix socket".into(),
                     ));
                 }
-                if outbox.queued.is_empty() && !outbox.handed_over && !outbox.exclusive {
+                if outbox.queued.is_empty()
+                    && !outbox.handed_over
+                    && !outbox.exclusive
+                    && matches!(outbox.writer, Writer::Unix(_))
+                {
                     outbox.exclusive = true;
                     break;
+                }
+                if let Some(lease) = &self.lease {
+                    // Handed over to direct calls: the reader task takes
+                    // it back and tells `drained`.
+                    lease.want_back(None);
                 }
             }
             drained.await;
@@ -701,6 +825,9 @@ impl Shared {
         drop(events);
         self.lock_outbox().failed.get_or_insert(error);
         self.drained.notify_waiters();
+        if let Some(lease) = &self.lease {
+            lease.kick();
+        }
     }
 
     fn deliver(&self, id: u64, reply: Reply) {
@@ -893,30 +1020,744 @@ async fn watch_deadlines(shared: Arc<Shared>) {
                 .filter_map(|id| calls.waiting.remove(id))
                 .collect()
         };
+        let any = !expired.is_empty();
         for waiting in expired {
             let _ = waiting.sender.send(Err(timed_out()));
+        }
+        if let (true, Some(lease)) = (any, &shared.lease) {
+            // A direct call may be among them, waiting in `poll`.
+            lease.kick();
         }
     }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: Arc<Shared>) {
     let error = loop {
-        match reader.next_borrowed().await {
-            Ok(Borrowed::Message(bytes)) => {
-                if let Err(error) = shared.route(bytes) {
-                    break error;
-                }
-            }
-            Ok(Borrowed::Sentinel) => {
-                if shared.peer == Peer::Qmp {
-                    break Error::Protocol("unexpected 0xFF byte".into());
-                }
-                trace!("guest agent sync sentinel");
-            }
-            Err(error) => break error,
+        if let Err(error) = read_one(&mut reader, &shared).await {
+            break error;
         }
     };
     shared.close(error);
+}
+
+// ---- Direct calls --------------------------------------------------------
+//
+// A blocking call on an async engine costs the thread it runs on a wake-up
+// from the runtime's worker, and the worker an `epoll_wait` before it can
+// read: for a fast peer most of a round trip.  A blocking session on a Unix
+// socket can instead hand the socket over to the calling thread, which
+// writes its request and waits in `poll` itself, as a plain blocking loop
+// would, routing whatever arrives (other calls' replies, events) through
+// the same [`Shared::route`] as the reader task.
+//
+// The socket is then out of the runtime altogether (deregistered from its
+// epoll), because a worker parked in `epoll_wait` on it would be woken by
+// every message too, which costs more than direct calls save.  So:
+//
+// - The reader task hands the socket over only when asked by a blocking
+//   call while the session is quiet (nothing queued to write, no call in
+//   flight, no file descriptors being sent); it gives its read buffer with
+//   it, so a partial message carries over.
+// - It stays handed over while blocking calls keep coming (one each time:
+//   a [`Holder::InCall`] at a time; a second thread meanwhile goes the
+//   async way, and the thread that has the socket routes its reply).
+//   When calls compete (a second thread, a call through the runtime, a
+//   refused handover), blocking calls go through the runtime for
+//   [`DIRECT_BACKOFF`] rather than pass the socket back and forth.
+// - The reader task takes it back, with the read buffer, once no direct
+//   call has run for a tick ([`DIRECT_TICK`]), so events and the end of
+//   the stream are noticed at most a few milliseconds later than with the
+//   reader task alone; and at once when anything needs the runtime to have
+//   it: an async call, a write that would wait, file descriptors to send.
+// - A direct call waits in `poll` on the socket and an eventfd, which is
+//   kicked when the socket is wanted back (it then hands it back and waits
+//   for its reply the async way), when the call's deadline passes (the
+//   session's deadline task keeps time for direct calls too) and when the
+//   session closes.
+//
+// Why this is safe:
+//
+// - One reader at a time: the reader task or the one direct call that
+//   holds the [`DirectSide`], and the read buffer moves with the socket, so
+//   messages are split and routed in stream order, each once; events and
+//   replies keep their order, and the same size limit bounds the buffer.
+// - Writes keep going through the outbox under its lock, whoever has the
+//   socket; a direct call's request is written at once or, if the socket
+//   is full, left to the flusher, and the call gives the socket back so
+//   that the runtime can wait for room.
+// - A direct call holds the socket through a [`Lent`] guard that gives it
+//   back on every exit, a panic included, and the reader task can always
+//   take it back from [`Holder::Idle`]; a blocking call cannot be
+//   cancelled, and its time limit is the deadline task's, as for async
+//   calls, so a peer that floods the socket or falls silent cannot hold it
+//   past its time (the call looks at its channel after every read).
+// - The socket is only deregistered and registered again by the reader
+//   task, in the runtime; a direct call uses it only through `poll`,
+//   `recv` and (via the outbox) `send`, all non-blocking but the `poll`.
+//
+// Lock order: `Lease::state`, then `Shared::outbox` and `Shared::calls`;
+// `Lease::writer_waker` is taken with nothing else (a leaf).
+
+/// How often the reader task looks whether direct calls still use the
+/// socket; it takes it back once a tick has passed without one.
+const DIRECT_TICK: Duration = Duration::from_millis(2);
+/// How long blocking calls go through the runtime after they found the
+/// socket contended (see [`LeaseState::contended`]).
+const DIRECT_BACKOFF: Duration = Duration::from_millis(20);
+/// How long a blocking call waits for the reader task to hand the socket
+/// over before it goes the async way.
+const HANDOVER_WAIT: Duration = Duration::from_millis(200);
+
+/// Who has a direct session's socket; see above.
+pub(crate) struct Lease {
+    state: Mutex<LeaseState>,
+    /// Told when the reader task has answered a request for the socket.
+    answered: Condvar,
+    /// Wakes the reader task: the socket is asked for or wanted back.
+    wake_reader: Notify,
+    /// The runtime needs the socket back.
+    release: std::sync::atomic::AtomicBool,
+    /// The flusher, waiting for the socket to come back.
+    writer_waker: Mutex<Option<Waker>>,
+    /// An eventfd that wakes a direct call from its `poll`: the socket is
+    /// wanted back, a deadline passed, or the session closed.
+    kick: rustix::fd::OwnedFd,
+}
+
+struct LeaseState {
+    holder: Holder,
+    /// A direct call ran since the reader task last looked.
+    used: bool,
+    /// No direct calls until then (see [`LeaseState::contended`]).
+    backoff_until: Option<std::time::Instant>,
+}
+
+enum Holder {
+    /// The reader task reads; `asked` when a blocking call wants the socket.
+    Engine { asked: bool },
+    /// Handed over; no call is using it.
+    Idle(Box<DirectSide>),
+    /// A direct call is using it.
+    InCall,
+}
+
+/// The socket and read state while direct calls have them.
+struct DirectSide {
+    stream: Arc<StdUnixStream>,
+    splitter: Splitter,
+    busy: bool,
+    peer: Peer,
+}
+
+impl Lease {
+    fn new() -> std::io::Result<Lease> {
+        use rustix::event::EventfdFlags;
+        let kick = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Lease {
+            state: Mutex::new(LeaseState {
+                holder: Holder::Engine { asked: false },
+                used: false,
+                backoff_until: None,
+            }),
+            answered: Condvar::new(),
+            wake_reader: Notify::new(),
+            release: std::sync::atomic::AtomicBool::new(false),
+            writer_waker: Mutex::new(None),
+            kick,
+        })
+    }
+
+    /// Wakes a direct call waiting in `poll` (or makes the next one
+    /// return at once, which costs only a second look).
+    fn kick(&self) {
+        let _ = rustix::io::write(&self.kick, &1u64.to_ne_bytes());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for the socket back in the runtime (a no-op while it is
+    /// there); `waker` is woken once it is.  Takes no lock but the leaf
+    /// `writer_waker`, so it may be called with the outbox locked.
+    fn want_back(&self, waker: Option<&Waker>) {
+        if let Some(waker) = waker {
+            let mut slot = self.writer_waker.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        if !self.release.swap(true, Ordering::AcqRel) {
+            self.wake_reader.notify_one();
+            self.kick();
+        }
+    }
+
+    /// [`want_back`](Self::want_back) unless the reader task has the
+    /// socket.  (Should a direct call take it right after this looked, it
+    /// sees this call waiting when it ends and gives the socket back.)
+    fn want_back_if_lent(&self) {
+        let mut state = self.lock();
+        if !matches!(state.holder, Holder::Engine { .. }) {
+            state.contended();
+            drop(state);
+            self.want_back(None);
+        }
+    }
+
+    /// The socket for one direct call, if the session is quiet and the
+    /// reader task hands it over (or already has).
+    fn take<'a>(&'a self, shared: &'a Shared) -> Option<Lent<'a>> {
+        let mut state = self.lock();
+        if let Some(until) = state.backoff_until {
+            if std::time::Instant::now() < until {
+                return None;
+            }
+            state.backoff_until = None;
+        }
+        // Whether the session is quiet enough is the reader task's to
+        // judge when it hands the socket over; once handed over, anything
+        // that needs the runtime sets `release`.
+        if self.release.load(Ordering::Acquire) {
+            state.contended();
+            return None;
+        }
+        let mut give_up = None;
+        let mut asked = false;
+        loop {
+            match &mut state.holder {
+                Holder::Idle(_) => {
+                    let Holder::Idle(side) = std::mem::replace(&mut state.holder, Holder::InCall)
+                    else {
+                        return None;
+                    };
+                    state.used = true;
+                    return Some(Lent {
+                        lease: self,
+                        shared,
+                        side: Some(side),
+                    });
+                }
+                Holder::Engine { asked: true } => {}
+                // Another thread's direct call.
+                Holder::InCall => {
+                    state.contended();
+                    return None;
+                }
+                // Asked, and refused: the session was not quiet.
+                Holder::Engine { asked: false } if asked => {
+                    state.contended();
+                    return None;
+                }
+                Holder::Engine { asked: flag } => {
+                    *flag = true;
+                    asked = true;
+                    self.wake_reader.notify_one();
+                }
+            }
+            let now = std::time::Instant::now();
+            let give_up = *give_up.get_or_insert(now + HANDOVER_WAIT);
+            if now >= give_up {
+                if let Holder::Engine { asked } = &mut state.holder {
+                    *asked = false;
+                }
+                state.contended();
+                return None;
+            }
+            state = self
+                .answered
+                .wait_timeout(state, give_up - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl LeaseState {
+    /// Calls from other threads or through the runtime compete for the
+    /// socket: blocking calls go through the runtime for a while rather
+    /// than hand the socket back and forth, which costs more than direct
+    /// calls save.
+    fn contended(&mut self) {
+        self.backoff_until = Some(std::time::Instant::now() + DIRECT_BACKOFF);
+    }
+}
+
+/// The socket lent to one direct call; given back when dropped, also on
+/// an early return or a panic, so the reader task can always take it back.
+struct Lent<'a> {
+    lease: &'a Lease,
+    shared: &'a Shared,
+    side: Option<Box<DirectSide>>,
+}
+
+impl Lent<'_> {
+    fn side(&mut self) -> Option<&mut DirectSide> {
+        self.side.as_deref_mut()
+    }
+
+    /// Gives the socket back (idle), asking the reader task to take it if
+    /// the runtime needs it: other calls wait for replies, or it was asked.
+    fn give_back(&mut self) {
+        let Some(side) = self.side.take() else {
+            return;
+        };
+        let others_waiting = !self
+            .shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+            .is_empty();
+        let mut state = self.lease.lock();
+        state.holder = Holder::Idle(side);
+        state.used = true;
+        drop(state);
+        if others_waiting {
+            self.lease.want_back(None);
+        }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
+impl DirectSide {
+    /// Waits for data or a kick ([`Lease::kick`]), then reads once and
+    /// routes every whole message.  An error means the session ends.
+    ///
+    /// `poll` without a time limit: a time limit would cost a
+    /// high-resolution timer per call, which on a VM is dearer than the
+    /// rest of the call; deadlines come as kicks from the deadline task.
+    /// (`poll` rather than a blocking `recv`: a thread blocked in `recv`
+    /// on a Unix socket also wakes whenever the peer reads what this side
+    /// wrote, while `poll` for input ignores that.)
+    ///
+    /// `take` sees every message first; a message it takes (returns true
+    /// for) is not routed.
+    fn read_some(
+        &mut self,
+        shared: &Shared,
+        lease: &Lease,
+        take: &mut impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = [
+            PollFd::new(&*self.stream, PollFlags::IN),
+            PollFd::new(&lease.kick, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => {
+                return Err(Error::Disconnected {
+                    reason: format!("poll failed: {e}").into(),
+                })
+            }
+        }
+        if !fds[1].revents().is_empty() {
+            let mut count = [0u8; 8];
+            // Resets the counter (non-blocking; nothing to do if empty).
+            let _ = rustix::io::read(&lease.kick, &mut count);
+        }
+        if fds[0].revents().is_empty() {
+            return Ok(());
+        }
+        let spare = prepare_read(&mut self.splitter, self.busy);
+        let buf = rustix::buffer::spare_capacity(self.splitter.buffer_mut());
+        let n = match rustix::net::recv(&*self.stream, buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => n,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => {
+                return Err(Error::Disconnected {
+                    reason: format!("read failed: {e}").into(),
+                })
+            }
+        };
+        self.busy = n == spare;
+        if n == 0 {
+            return Err(end_of_stream(&self.splitter));
+        }
+        while let Some(frame) = self.splitter.next_frame() {
+            match accept_frame(self.peer, frame)? {
+                Accepted::Message(range) => {
+                    let bytes = &self.splitter.buffer()[range];
+                    if !take(bytes) {
+                        shared.route(bytes)?;
+                    }
+                }
+                Accepted::Sentinel => sentinel(self.peer)?,
+                Accepted::Skipped => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a 0xFF byte from the peer means: the guest agent's sync marker,
+/// or a broken stream from QEMU.
+fn sentinel(peer: Peer) -> Result<()> {
+    if peer == Peer::Qmp {
+        return Err(Error::Protocol("unexpected 0xFF byte".into()));
+    }
+    trace!("guest agent sync sentinel");
+    Ok(())
+}
+
+impl Shared {
+    /// Nothing is queued or being written and no call is in flight.
+    fn quiet(&self) -> bool {
+        let idle = {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.waiting.is_empty() && calls.closed.is_none()
+        };
+        idle && {
+            let outbox = self.lock_outbox();
+            outbox.queued.is_empty()
+                && !outbox.handed_over
+                && !outbox.exclusive
+                && outbox.failed.is_none()
+        }
+    }
+}
+
+impl Engine {
+    /// [`call`](Self::call) for a blocking caller: on a direct session,
+    /// when nothing else is going on, this thread writes the request and
+    /// reads the reply itself; otherwise it waits for the async call on
+    /// `runtime`.
+    ///
+    /// A direct call decodes a plain reply (see [`plain_reply`]) straight
+    /// from the read buffer with `decode`, which saves checking, copying
+    /// and parsing the value a second time.  `decode` succeeding means the
+    /// value is valid UTF-8 and one valid JSON value (it parses it whole,
+    /// with the same checks), so the message is the plain reply the
+    /// general routing would also have found; when it fails the message
+    /// is routed as usual and the caller decodes the raw reply, with the
+    /// errors that gives.
+    pub(crate) fn call_blocking<T>(
+        &self,
+        request: Request<'_>,
+        runtime: &Runtime,
+        decode: impl Fn(&str) -> Option<T>,
+    ) -> Result<Direct<T>> {
+        let shared = &self.shared;
+        let lent = match &shared.lease {
+            Some(lease) if request.expect_reply && request.fds.is_empty() => lease.take(shared),
+            _ => None,
+        };
+        let Some(mut lent) = lent else {
+            return runtime.block_on(self.call(request)).map(Direct::Raw);
+        };
+        let timed_out = || Error::Timeout {
+            command: request.name.into(),
+            after: request.timeout.unwrap_or_default(),
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, mut receiver) = oneshot::channel();
+        // The deadline task keeps this call's time, as for async calls, and
+        // kicks this thread out of `poll` when it is up.
+        let deadline = request.timeout.map(|after| Instant::now() + after);
+        shared.register(id, sender, deadline)?;
+        let guard = CallGuard { shared, id };
+        let (_, written) = shared.send(&request, id, false)?;
+        if !written {
+            // The socket is full: the flusher writes the rest, with the
+            // socket back in the runtime (this call is waiting, so giving
+            // it back asks for that).
+            lent.give_back();
+        }
+        let mut decoded = None;
+        loop {
+            match receiver.try_recv() {
+                Ok(Err(Error::Timeout { .. })) => return Err(timed_out()),
+                Ok(reply) => {
+                    // Delivered, so no longer registered: nothing for the
+                    // guard to remove.
+                    std::mem::forget(guard);
+                    return reply.map(Direct::Raw);
+                }
+                Err(oneshot::error::TryRecvError::Closed) => return Err(shared.closed_error()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let (Some(side), Some(lease)) = (lent.side(), &shared.lease) else {
+                break;
+            };
+            if lease.release.load(Ordering::Acquire) {
+                break;
+            }
+            let read = side.read_some(shared, lease, &mut |bytes| {
+                decoded.is_none() && take_reply(bytes, id, &decode, &mut decoded, shared.peer)
+            });
+            if let Some(value) = decoded.take() {
+                // The guard removes the call, which nothing delivered to.
+                return Ok(Direct::Decoded(value));
+            }
+            if let Err(error) = read {
+                shared.close(error);
+            }
+        }
+        // The runtime needs the socket: wait the async way.
+        lent.give_back();
+        let wait = async {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, &mut receiver)
+                    .await
+                    .unwrap_or(Ok(Err(timed_out()))),
+                None => (&mut receiver).await,
+            }
+        };
+        match runtime.block_on(wait) {
+            Ok(Err(Error::Timeout { .. })) => Err(timed_out()),
+            Ok(reply) => reply.map(Direct::Raw),
+            Err(_) => Err(shared.closed_error()),
+        }
+    }
+}
+
+/// Decodes `bytes` into `slot` if it is the plain reply to call `id` and
+/// `decode` takes its value (see [`Engine::call_blocking`]).
+fn take_reply<T>(
+    bytes: &[u8],
+    id: u64,
+    decode: &impl Fn(&str) -> Option<T>,
+    slot: &mut Option<T>,
+    peer: Peer,
+) -> bool {
+    let Some((value, reply_id)) = plain_reply_parts(bytes) else {
+        return false;
+    };
+    if reply_id != id {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    *slot = decode(text);
+    if slot.is_some() {
+        trace!(peer = peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
+    }
+    slot.is_some()
+}
+
+/// What [`Engine::call_blocking`] gives: the reply decoded already, or
+/// its raw value.
+pub(crate) enum Direct<T> {
+    Decoded(T),
+    Raw(Box<RawValue>),
+}
+
+/// The reader task of a direct session: reads like [`read_loop`], hands
+/// the socket over when a blocking call asks, and takes it back.
+async fn read_loop_direct(mut reader: MessageReader<OwnedReadHalf>, shared: Arc<Shared>) {
+    let Some(lease) = shared.lease.clone() else {
+        return;
+    };
+    loop {
+        let error = loop {
+            tokio::select! {
+                biased;
+                () = lease.wake_reader.notified() => {
+                    match hand_over(reader, &shared, &lease) {
+                        Ok(()) => break None,
+                        Err(Ok(kept)) => reader = kept,
+                        Err(Err(error)) => break Some(error),
+                    }
+                }
+                result = read_one(&mut reader, &shared) => {
+                    if let Err(error) = result {
+                        break Some(error);
+                    }
+                }
+            }
+        };
+        if let Some(error) = error {
+            shared.close(error);
+            return;
+        }
+        // Handed over: wait until it can be taken back.
+        reader = loop {
+            tokio::select! {
+                () = tokio::time::sleep(DIRECT_TICK) => {}
+                () = lease.wake_reader.notified() => {}
+            }
+            match take_back(&shared, &lease) {
+                Ok(Some(reader)) => break reader,
+                Ok(None) => {}
+                Err(error) => {
+                    shared.close(error);
+                    return;
+                }
+            }
+        };
+    }
+}
+
+/// Reads and routes one message (cancel-safe: nothing is lost if it is
+/// dropped while waiting to read).
+#[inline]
+async fn read_one<R: AsyncRead + Unpin>(
+    reader: &mut MessageReader<R>,
+    shared: &Shared,
+) -> Result<()> {
+    match reader.next_borrowed().await? {
+        Borrowed::Message(bytes) => shared.route(bytes),
+        Borrowed::Sentinel => sentinel(shared.peer),
+    }
+}
+
+/// Hands the socket over to direct calls if one asked and the session is
+/// quiet: `Ok` when handed over, `Err(Ok(reader))` when kept, `Err(Err)`
+/// when the session must end.
+#[allow(clippy::result_large_err)]
+fn hand_over(
+    reader: MessageReader<OwnedReadHalf>,
+    shared: &Shared,
+    lease: &Arc<Lease>,
+) -> std::result::Result<(), Result<MessageReader<OwnedReadHalf>>> {
+    let mut state = lease.lock();
+    let Holder::Engine { asked: true } = state.holder else {
+        // Only the socket wanted back, which it is.
+        lease.release.store(false, Ordering::Release);
+        return Err(Ok(reader));
+    };
+    lease.release.store(false, Ordering::Release);
+    state.holder = Holder::Engine { asked: false };
+    if !shared.quiet() {
+        drop(state);
+        lease.answered.notify_all();
+        return Err(Ok(reader));
+    }
+    let mut outbox = shared.lock_outbox();
+    let Writer::Unix(_) = &outbox.writer else {
+        drop(outbox);
+        drop(state);
+        lease.answered.notify_all();
+        return Err(Ok(reader));
+    };
+    let Writer::Unix(write) = std::mem::replace(&mut outbox.writer, Writer::Lent) else {
+        return Err(Ok(reader));
+    };
+    let MessageReader {
+        stream,
+        splitter,
+        peer,
+        busy,
+    } = reader;
+    // Out of the runtime's epoll: `into_std` deregisters.
+    let stream = match stream.reunite(write).map(tokio::net::UnixStream::into_std) {
+        Ok(Ok(stream)) => Arc::new(stream),
+        Ok(Err(error)) => {
+            drop(outbox);
+            drop(state);
+            lease.answered.notify_all();
+            return Err(Err(Error::Disconnected {
+                reason: format!("could not hand the socket over: {error}").into(),
+            }));
+        }
+        Err(halves) => {
+            // Not halves of one stream: cannot happen; keep reading.
+            outbox.writer = Writer::Unix(halves.1);
+            drop(outbox);
+            drop(state);
+            lease.answered.notify_all();
+            return Err(Ok(MessageReader {
+                stream: halves.0,
+                splitter,
+                peer,
+                busy,
+            }));
+        }
+    };
+    outbox.writer = Writer::Direct {
+        stream: Arc::clone(&stream),
+        lease: Arc::clone(lease),
+    };
+    drop(outbox);
+    state.holder = Holder::Idle(Box::new(DirectSide {
+        stream,
+        splitter,
+        busy,
+        peer,
+    }));
+    // Not used yet: taken back after a tick if the asker gave up.
+    state.used = false;
+    drop(state);
+    lease.answered.notify_all();
+    Ok(())
+}
+
+/// Takes the socket back from direct calls when none is running and
+/// either it is wanted back or none ran for a tick; `Ok(None)` while it
+/// stays handed over.
+fn take_back(shared: &Shared, lease: &Lease) -> Result<Option<MessageReader<OwnedReadHalf>>> {
+    let mut state = lease.lock();
+    let wanted = lease.release.load(Ordering::Acquire);
+    match state.holder {
+        Holder::Idle(_) if wanted || !state.used => {}
+        Holder::Idle(_) => {
+            state.used = false;
+            return Ok(None);
+        }
+        Holder::InCall | Holder::Engine { .. } => return Ok(None),
+    }
+    let Holder::Idle(side) = std::mem::replace(&mut state.holder, Holder::Engine { asked: false })
+    else {
+        return Ok(None);
+    };
+    lease.release.store(false, Ordering::Release);
+    let DirectSide {
+        stream,
+        splitter,
+        busy,
+        peer,
+    } = *side;
+    let mut outbox = shared.lock_outbox();
+    // Drops the writer's share of the stream.
+    outbox.writer = Writer::Lent;
+    let stream = Arc::try_unwrap(stream)
+        .map_err(|_| Error::Disconnected {
+            reason: "could not take the socket back".into(),
+        })
+        .and_then(|stream| {
+            // Still non-blocking, as `into_std` left it.
+            tokio::net::UnixStream::from_std(stream).map_err(|error| Error::Disconnected {
+                reason: format!("could not take the socket back: {error}").into(),
+            })
+        });
+    let stream = match stream {
+        Ok(stream) => stream,
+        Err(error) => {
+            drop(outbox);
+            drop(state);
+            lease.answered.notify_all();
+            return Err(error);
+        }
+    };
+    let (read, write) = stream.into_split();
+    outbox.writer = Writer::Unix(write);
+    drop(outbox);
+    drop(state);
+    lease.answered.notify_all();
+    let waker = lease
+        .writer_waker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+    shared.drained.notify_waiters();
+    Ok(Some(MessageReader {
+        stream: read,
+        splitter,
+        peer,
+        busy,
+    }))
 }
 
 /// Appends the request's bytes to `out`.
@@ -1066,6 +1907,7 @@ mod tests {
             &EngineConfig {
                 peer: Peer::Qmp,
                 event_capacity: 1,
+                direct: false,
             },
         ));
         let peer = tokio::spawn(slow_peer(theirs, 40));
@@ -1135,6 +1977,7 @@ mod tests {
             &EngineConfig {
                 peer: Peer::Qmp,
                 event_capacity: 1,
+                direct: false,
             },
         );
         let (first, second) = tokio::join!(
@@ -1165,6 +2008,7 @@ mod tests {
             &EngineConfig {
                 peer: Peer::Qga,
                 event_capacity: 1,
+                direct: false,
             },
         );
         let started = Instant::now();
