@@ -590,7 +590,7 @@ impl Engine {
             (None, 0)
         };
         // Forgets the call if this future is dropped (timeout, cancel).
-        let _guard = CallGuard { shared, id };
+        let guard = CallGuard { shared, id };
         if request.fds.is_empty() {
             let (end, written) = shared.send(request, id, in_flight > 1)?;
             if receiver.is_none() && !written {
@@ -600,9 +600,15 @@ impl Engine {
             shared.send_with_fds(request, id).await?;
         }
         match receiver {
-            Some(receiver) => receiver
-                .await
-                .unwrap_or_else(|_| Err(shared.closed_error())),
+            Some(receiver) => match receiver.await {
+                Ok(reply) => {
+                    // Delivered, so no longer registered: nothing for the
+                    // guard to remove (saves locking the calls again).
+                    std::mem::forget(guard);
+                    reply
+                }
+                Err(_) => Err(shared.closed_error()),
+            },
             None => Ok(RawValue::from_string("{}".to_owned()).expect("literal JSON")),
         }
     }
