@@ -74,8 +74,6 @@ pub use report::{AgentReport, SchemaReport, Support};
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use tracing::{info_span, Instrument};
 
 use session::{Engine, Request};
@@ -132,21 +130,6 @@ impl std::io::Write for Arguments {
     }
 }
 
-/// Decodes a reply's `return` value; errors name the command and the path.
-/// The path is tracked only on a second pass after a failure, so the usual
-/// case pays for one plain decode.
-fn decode_reply<T: DeserializeOwned>(command: &str, reply: &RawValue) -> Result<T> {
-    if let Ok(value) = serde_json::from_str(reply.get()) {
-        return Ok(value);
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(reply.get());
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
-        command: command.into(),
-        path: e.path().to_string(),
-        message: e.into_inner().to_string(),
-    })
-}
-
 /// The untyped call both clients offer.
 async fn execute_raw(
     engine: &Engine,
@@ -173,5 +156,5 @@ async fn execute_raw(
         })
         .instrument(info_span!("execute_raw", command = name))
         .await?;
-    decode_reply(name, &reply)
+    engine.decode(name, &reply)
 }

@@ -16,11 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
+use crate::encode_arguments;
 use crate::error::{Error, Result};
 use crate::session::{
     random_u64, Direct, Engine, EngineConfig, MessageReader, Peer, Request, Writer,
 };
-use crate::{decode_reply, encode_arguments};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
 /// defaults.
@@ -169,7 +169,7 @@ impl Qga {
             })
             .instrument(info_span!("qga_sync", sync_id))
             .await?;
-        let echoed: i64 = decode_reply("guest-sync-delimited", &reply)?;
+        let echoed: i64 = self.inner.engine.decode("guest-sync-delimited", &reply)?;
         if echoed != sync_id {
             return Err(Error::Protocol(
                 format!("guest-sync-delimited answered {echoed}, expected {sync_id}").into(),
@@ -218,7 +218,7 @@ impl Qga {
             })
             .instrument(info_span!("qga_execute", command = C::NAME))
             .await?;
-        decode_reply::<C::Returns>(C::NAME, &reply)
+        self.inner.engine.decode::<C::Returns>(C::NAME, &reply)
     }
 
     /// [`execute_with_timeout`](Self::execute_with_timeout) for the
@@ -246,7 +246,7 @@ impl Qga {
         )?;
         match reply {
             Direct::Decoded(value) => Ok(value),
-            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+            Direct::Raw(reply) => self.inner.engine.decode::<C::Returns>(C::NAME, &reply),
         }
     }
 

@@ -12,11 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
 use tracing::{debug, info_span, Instrument};
 
+use crate::encode_arguments;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
 use crate::session::{Direct, Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
-use crate::{decode_reply, encode_arguments};
 
 /// The greeting QEMU sends when a client connects.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -353,7 +353,7 @@ impl Qmp {
         )?;
         match reply {
             Direct::Decoded(value) => Ok(value),
-            Direct::Raw(reply) => decode_reply::<C::Returns>(C::NAME, &reply),
+            Direct::Raw(reply) => self.inner.engine.decode::<C::Returns>(C::NAME, &reply),
         }
     }
 
@@ -393,6 +393,6 @@ impl Qmp {
             })
             .instrument(info_span!("qmp_execute", command = C::NAME))
             .await?;
-        decode_reply::<C::Returns>(C::NAME, &reply)
+        self.inner.engine.decode::<C::Returns>(C::NAME, &reply)
     }
 }

@@ -17,6 +17,7 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use rustix::net::SendFlags;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -84,8 +85,10 @@ struct Incoming<'a> {
 /// message has exactly that form and VALUE is one valid JSON value, so
 /// that such a message means what the general parse of [`Incoming`] would
 /// make of it; anything else is left to that parse.
-/// (The parse of VALUE checks its UTF-8; the rest is ASCII.)
-#[inline]
+/// (The parse of VALUE checks its UTF-8; the rest is ASCII.)  The reader
+/// task takes such messages by their form alone ([`plain_reply_parts`])
+/// and leaves this check to [`Engine::decode`].
+#[cfg(test)]
 fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
     let (value, id) = plain_reply_parts(bytes)?;
     let value = serde_json::from_slice(value).ok()?;
@@ -116,8 +119,34 @@ fn present<'de, D: serde::Deserializer<'de>>(
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
-/// What a call receives: the raw `return` value, or the error reply.
-pub(crate) type Reply = Result<Box<RawValue>>;
+/// What a call receives: the `return` value, or the error reply.
+pub(crate) type Reply = Result<ReturnValue>;
+
+/// A successful reply's `return` value as a call receives it.
+#[derive(Debug)]
+pub(crate) enum ReturnValue {
+    /// Taken out of the message by the general parse.
+    Parsed(Box<RawValue>),
+    /// A plain reply (see [`plain_reply_parts`]), the whole message, not
+    /// parsed yet: its value is parsed once, by the caller's decoder, and
+    /// only when that fails is the message parsed the general way (see
+    /// [`Engine::decode`]), so a message that means something else is
+    /// still read as the reader task would have read it.
+    Plain(Box<[u8]>),
+}
+
+impl ReturnValue {
+    /// The value's text, when it can be had without parsing the message.
+    fn text(&self) -> Option<&str> {
+        match self {
+            ReturnValue::Parsed(value) => Some(value.get()),
+            ReturnValue::Plain(message) => {
+                let (value, _) = plain_reply_parts(message)?;
+                std::str::from_utf8(value).ok()
+            }
+        }
+    }
+}
 
 /// Reads messages from the stream; used for the handshake, then moved
 /// into the reader task.
@@ -609,7 +638,9 @@ impl Engine {
                 }
                 Err(_) => Err(shared.closed_error()),
             },
-            None => Ok(RawValue::from_string("{}".to_owned()).expect("literal JSON")),
+            None => Ok(ReturnValue::Parsed(
+                RawValue::from_string("{}".to_owned()).expect("literal JSON"),
+            )),
         }
     }
 
@@ -631,6 +662,50 @@ impl Engine {
         let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.closed.is_some()
     }
+}
+
+impl Engine {
+    /// Decodes a call's `return` value as `T`; errors name the command and
+    /// the JSON path.
+    ///
+    /// A plain reply's value is decoded straight from the message.  When
+    /// that fails, the message is parsed the general way first, as the
+    /// reader task does with any other message: a value that is not JSON,
+    /// or a message that only looked like a plain reply, is then what it
+    /// would have been there (a protocol error, which ends a QMP session;
+    /// members after the value that a newer QEMU might add are ignored).
+    pub(crate) fn decode<T: DeserializeOwned>(
+        &self,
+        command: &str,
+        reply: &ReturnValue,
+    ) -> Result<T> {
+        if let Some(value) = reply
+            .text()
+            .and_then(|text| serde_json::from_str(text).ok())
+        {
+            return Ok(value);
+        }
+        let parsed;
+        let value = match reply {
+            ReturnValue::Parsed(value) => value,
+            ReturnValue::Plain(message) => {
+                parsed = self.shared.reparse(message)?;
+                &parsed
+            }
+        };
+        decode_with_path(command, value)
+    }
+}
+
+/// Decodes `value` as `T`, tracking the JSON path for the error (a second
+/// pass, after a plain decode failed).
+fn decode_with_path<T: DeserializeOwned>(command: &str, value: &RawValue) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(value.get());
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
+        command: command.into(),
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
 }
 
 struct CallGuard<'a> {
@@ -855,8 +930,9 @@ impl Shared {
     /// Routes one message.  An error means the session must close.
     fn route(&self, bytes: &[u8]) -> Result<()> {
         trace!(peer = self.peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
-        if let Some((value, id)) = plain_reply(bytes) {
-            self.deliver(id, Ok(value.to_owned()));
+        if let Some((_, id)) = plain_reply_parts(bytes) {
+            // Checked when decoded (see `ReturnValue::Plain`).
+            self.deliver(id, Ok(ReturnValue::Plain(bytes.into())));
             return Ok(());
         }
         // Checked once here, so the parser need not check each string.
@@ -883,7 +959,7 @@ impl Shared {
             return Ok(());
         }
         let reply = match (incoming.ret, incoming.error) {
-            (Some(ret), None) => Ok(ret.to_owned()),
+            (Some(ret), None) => Ok(ReturnValue::Parsed(ret.to_owned())),
             (None, Some(error)) => match serde_json::from_str::<QmpError>(error.get()) {
                 Ok(error) => Err(Error::Qmp(error)),
                 Err(e) => return self.malformed(format!("malformed error reply: {e}")),
@@ -903,6 +979,36 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// The general parse of a message delivered as a plain reply whose
+    /// value did not decode: its `return` value, or the protocol error the
+    /// reader task would have found (which ends a QMP session, as there).
+    fn reparse(&self, message: &[u8]) -> Result<Box<RawValue>> {
+        let parsed = std::str::from_utf8(message)
+            .map_err(|error| format!("message is not UTF-8: {error}"))
+            .and_then(|text| {
+                serde_json::from_str::<Incoming>(text)
+                    .map_err(|error| format!("message is not valid JSON: {error}"))
+            })
+            .and_then(|incoming| match incoming {
+                Incoming {
+                    ret: Some(ret),
+                    error: None,
+                    event: None,
+                    greeting: None,
+                    ..
+                } => Ok(ret.to_owned()),
+                _ => Err("a reply whose members do not fit together".to_owned()),
+            });
+        parsed.map_err(|what| {
+            let error = Error::Protocol(what.into());
+            match self.peer {
+                Peer::Qmp => self.close(error.clone()),
+                Peer::Qga => warn!("guest agent sent a bad reply ({error})"),
+            }
+            error
+        })
     }
 
     fn malformed(&self, what: String) -> Result<()> {
@@ -1554,7 +1660,7 @@ fn take_reply<T>(
 /// its raw value.
 pub(crate) enum Direct<T> {
     Decoded(T),
-    Raw(Box<RawValue>),
+    Raw(ReturnValue),
 }
 
 /// The reader task of a direct session: reads like [`read_loop`], hands

@@ -382,6 +382,66 @@ async fn decode_errors_name_the_command_and_the_path() {
     }
 }
 
+/// Sends `{"return": VALUE, "id": ID}` spaced as QEMU writes it, the form
+/// the client takes without parsing the message first.
+async fn answer_plainly(fake: &mut Fake, value: &str) {
+    let request = fake.request().await;
+    let reply = format!("{{\"return\": {value}, \"id\": {}}}", request["id"]);
+    fake.send_line(reply.as_bytes()).await;
+}
+
+#[tokio::test]
+async fn plain_replies_decode_and_locate_decode_errors() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        answer_plainly(&mut fake, r#"{"status": "running", "running": true}"#).await;
+        answer_plainly(&mut fake, r#"{"running": "very", "status": "running"}"#).await;
+        answer_plainly(&mut fake, r#"{"status": "running", "running": true}"#).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+    match qmp.execute(&c::QueryStatus {}).await.unwrap_err() {
+        Error::Decode { command, path, .. } => {
+            assert_eq!(&*command, "query-status");
+            assert_eq!(path, "running");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A decode error is the call's; the session goes on.
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+}
+
+#[tokio::test]
+async fn a_reply_that_looks_plain_but_has_more_members_still_decodes() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        // A newer QEMU's extra member between `return` and `id`.
+        answer_plainly(
+            &mut fake,
+            r#"{"status": "running", "running": true}, "added-later": [1, 2]"#,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+    assert!(!qmp.is_closed());
+}
+
+#[tokio::test]
+async fn a_plain_reply_whose_value_is_not_json_closes_the_qmp_session() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        answer_plainly(&mut fake, r#"{"status": }"#).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Protocol(why) if why.contains("not valid JSON")),
+        "{error:?}"
+    );
+    assert!(qmp.is_closed());
+}
+
 #[tokio::test]
 async fn an_error_class_the_bindings_do_not_know_is_kept() {
     let qmp = qmp_with(quick(), |mut fake| async move {
