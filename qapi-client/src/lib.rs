@@ -83,6 +83,9 @@ use session::{Engine, Request};
 /// small buffer on the stack, so a command without arguments allocates
 /// nothing.
 fn encode_arguments<C: qapi_types::Command>(command: &C) -> Result<Option<Vec<u8>>> {
+    if !C::HAS_ARGUMENTS {
+        return Ok(None);
+    }
     let mut out = Arguments {
         start: [0; 8],
         len: 0,

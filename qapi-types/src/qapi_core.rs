@@ -30,6 +30,10 @@ pub trait Command: Serialize {
     const DEPRECATED: bool = false;
     /// Whether the schema marks the command `unstable`.
     const UNSTABLE: bool = false;
+    /// False when the command takes no arguments at all (its type is an
+    /// empty struct), so a client can leave `arguments` out without
+    /// encoding the value.
+    const HAS_ARGUMENTS: bool = true;
 }
 
 /// An event's data type: its wire name.

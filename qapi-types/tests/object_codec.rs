@@ -118,3 +118,16 @@ fn boxed_members_nest() {
     assert!(backing.backing_image.is_none());
     assert_eq!(serde_json::to_value(&image).unwrap(), info);
 }
+
+#[test]
+fn commands_without_arguments_say_so() {
+    use qapi_types::commands::Yank;
+    // Checked when this test compiles.
+    const {
+        assert!(!QueryStatus::HAS_ARGUMENTS);
+        assert!(Yank::HAS_ARGUMENTS);
+        // Open-ended: no listed arguments may still mean extra ones.
+        assert!(DeviceAdd::HAS_ARGUMENTS);
+    }
+    assert_eq!(serde_json::to_string(&QueryStatus {}).unwrap(), "{}");
+}

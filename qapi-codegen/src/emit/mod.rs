@@ -1711,6 +1711,9 @@ impl<'s> Emitter<'s> {
         if entity.features.iter().any(|f| f.name == "unstable") {
             consts.push(quote! { const UNSTABLE: bool = true; });
         }
+        if cmd.arg_type.is_none() && cmd.gen {
+            consts.push(quote! { const HAS_ARGUMENTS: bool = false; });
+        }
         Ok(quote! {
             #data
 

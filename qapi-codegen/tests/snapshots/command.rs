@@ -43,6 +43,7 @@ pub mod commands {
         const NAME: &'static str = "query-info";
         type Returns = super::super::Info;
         const ALLOW_OOB: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Adds a device; takes any property of the device.
@@ -91,6 +92,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
         const DEPRECATED: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 // ===== mod.rs =====

@@ -100,6 +100,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryKvm {
         const NAME: &'static str = "query-kvm";
         type Returns = super::super::KvmInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query accelerator statistics
@@ -123,6 +124,7 @@ pub mod commands {
         const NAME: &'static str = "x-accel-stats";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about accelerators
@@ -148,5 +150,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryAccelerators {
         const NAME: &'static str = "query-accelerators";
         type Returns = super::super::AcceleratorInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

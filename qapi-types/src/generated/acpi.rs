@@ -137,6 +137,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryAcpiOspmStatus {
         const NAME: &'static str = "query-acpi-ospm-status";
         type Returns = ::std::vec::Vec<super::super::ACPIOSTInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

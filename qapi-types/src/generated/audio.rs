@@ -1015,5 +1015,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryAudiodevs {
         const NAME: &'static str = "query-audiodevs";
         type Returns = ::std::vec::Vec<super::super::Audiodev>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

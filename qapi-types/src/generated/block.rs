@@ -140,6 +140,7 @@ pub mod commands {
         const NAME: &'static str = "query-pr-managers";
         type Returns = ::std::vec::Vec<super::super::PRManagerInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Ejects the medium from a removable drive.

@@ -9787,6 +9787,7 @@ pub mod commands {
         const NAME: &'static str = "query-block";
         type Returns = ::std::vec::Vec<super::super::BlockInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query the [`BlockStats`](crate::BlockStats) for all virtual block devices.
@@ -9941,6 +9942,7 @@ pub mod commands {
         const NAME: &'static str = "query-block-jobs";
         type Returns = ::std::vec::Vec<super::super::BlockJobInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Resize a block image while a guest is running.
@@ -10275,6 +10277,7 @@ pub mod commands {
         type Returns = super::super::XDbgBlockGraph;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     pub use super::super::DriveMirror;

@@ -761,6 +761,7 @@ pub mod commands {
         const NAME: &'static str = "nbd-server-stop";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Creates a new block export.
@@ -840,6 +841,7 @@ pub mod commands {
         const NAME: &'static str = "query-block-exports";
         type Returns = ::std::vec::Vec<super::super::BlockExportInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

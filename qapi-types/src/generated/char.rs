@@ -1141,6 +1141,7 @@ pub mod commands {
         const NAME: &'static str = "query-chardev";
         type Returns = ::std::vec::Vec<super::super::ChardevInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about character device backends.
@@ -1177,6 +1178,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryChardevBackends {
         const NAME: &'static str = "query-chardev-backends";
         type Returns = ::std::vec::Vec<super::super::ChardevBackendInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Write to a ring buffer character device.

@@ -207,6 +207,7 @@ pub mod commands {
         const NAME: &'static str = "query-version";
         type Returns = super::super::VersionInfo;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return a list of supported QMP commands by this server
@@ -245,6 +246,7 @@ pub mod commands {
         const NAME: &'static str = "query-commands";
         type Returns = ::std::vec::Vec<super::super::CommandInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Request graceful QEMU process termination.
@@ -271,5 +273,6 @@ pub mod commands {
         const NAME: &'static str = "quit";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

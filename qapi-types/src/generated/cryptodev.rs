@@ -129,5 +129,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryCryptodev {
         const NAME: &'static str = "query-cryptodev";
         type Returns = ::std::vec::Vec<super::super::QCryptodevInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

@@ -208,6 +208,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryDump {
         const NAME: &'static str = "query-dump";
         type Returns = super::super::DumpQueryResult;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return the available formats for [`dump-guest-memory`](crate::commands::DumpGuestMemory)
@@ -234,6 +235,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryDumpGuestMemoryCapability {
         const NAME: &'static str = "query-dump-guest-memory-capability";
         type Returns = super::super::DumpGuestMemoryCapability;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

@@ -561,5 +561,6 @@ pub mod commands {
         const NAME: &'static str = "query-qmp-schema";
         type Returns = ::std::vec::Vec<super::super::SchemaInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

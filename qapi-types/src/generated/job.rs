@@ -389,6 +389,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryJobs {
         const NAME: &'static str = "query-jobs";
         type Returns = ::std::vec::Vec<super::super::JobInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

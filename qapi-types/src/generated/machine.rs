@@ -2388,6 +2388,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryCpusFast {
         const NAME: &'static str = "query-cpus-fast";
         type Returns = ::std::vec::Vec<super::super::CpuInfoFast>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return a list of supported machines
@@ -2450,6 +2451,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryCurrentMachine {
         const NAME: &'static str = "query-current-machine";
         type Returns = super::super::CurrentMachineParams;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about the target for this QEMU
@@ -2464,6 +2466,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryTarget {
         const NAME: &'static str = "query-target";
         type Returns = super::super::QemuTargetInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query the guest UUID information.
@@ -2486,6 +2489,7 @@ pub mod commands {
         const NAME: &'static str = "query-uuid";
         type Returns = super::super::UuidInfo;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Show Virtual Machine Generation ID
@@ -2500,6 +2504,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryVmGenerationId {
         const NAME: &'static str = "query-vm-generation-id";
         type Returns = super::super::GuidInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Performs a hard reset of a guest.
@@ -2521,6 +2526,7 @@ pub mod commands {
     impl ::qapi_types::Command for SystemReset {
         const NAME: &'static str = "system_reset";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Requests that a guest perform a powerdown operation.
@@ -2548,6 +2554,7 @@ pub mod commands {
     impl ::qapi_types::Command for SystemPowerdown {
         const NAME: &'static str = "system_powerdown";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Wake up guest from suspend.  If the guest has wake-up from suspend
@@ -2576,6 +2583,7 @@ pub mod commands {
     impl ::qapi_types::Command for SystemWakeup {
         const NAME: &'static str = "system_wakeup";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Injects a Non-Maskable Interrupt into the default CPU (x86/s390) or
@@ -2603,6 +2611,7 @@ pub mod commands {
     impl ::qapi_types::Command for InjectNmi {
         const NAME: &'static str = "inject-nmi";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Save a portion of guest memory to a file.
@@ -2726,6 +2735,7 @@ pub mod commands {
         const NAME: &'static str = "query-memdev";
         type Returns = ::std::vec::Vec<super::super::Memdev>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// *Since: 2.7*
@@ -2793,6 +2803,7 @@ pub mod commands {
         const NAME: &'static str = "query-hotpluggable-cpus";
         type Returns = ::std::vec::Vec<super::super::HotpluggableCPU>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Runtime equivalent of '-numa' CLI option, available at preconfigure
@@ -2900,6 +2911,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryBalloon {
         const NAME: &'static str = "query-balloon";
         type Returns = super::super::BalloonInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return the hv-balloon driver data contained in the last received
@@ -2932,6 +2944,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryHvBalloonStatusReport {
         const NAME: &'static str = "query-hv-balloon-status-report";
         type Returns = super::super::HvBalloonInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return the amount of initially allocated and present hotpluggable
@@ -2954,6 +2967,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMemorySizeSummary {
         const NAME: &'static str = "query-memory-size-summary";
         type Returns = super::super::MemoryInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Lists available memory devices and their state
@@ -2985,6 +2999,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMemoryDevices {
         const NAME: &'static str = "query-memory-devices";
         type Returns = ::std::vec::Vec<super::super::MemoryDeviceInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query interrupt statistics
@@ -3008,6 +3023,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-irq";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query TCG compiler statistics
@@ -3033,6 +3049,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-jit";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query NUMA topology information
@@ -3056,6 +3073,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-numa";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query system ramblock information
@@ -3079,6 +3097,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-ramblock";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query information on the registered ROMS
@@ -3102,6 +3121,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-roms";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query information on the USB devices
@@ -3125,6 +3145,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-usb";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Save the FDT in dtb format.
@@ -3178,6 +3199,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-interrupt-controllers";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Find firmware memory log buffer in guest memory, return content.
@@ -3432,6 +3454,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryCpuDefinitions {
         const NAME: &'static str = "query-cpu-definitions";
         type Returns = ::std::vec::Vec<super::super::CpuDefinitionInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

@@ -102,6 +102,7 @@ pub mod commands {
         const NAME: &'static str = "query-s390x-cpu-polarization";
         type Returns = super::super::CpuPolarizationInfo;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
 

@@ -2012,6 +2012,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMigrate {
         const NAME: &'static str = "query-migrate";
         type Returns = super::super::MigrationInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Enable/Disable the following migration capabilities (like xbzrle)
@@ -2069,6 +2070,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMigrateCapabilities {
         const NAME: &'static str = "query-migrate-capabilities";
         type Returns = ::std::vec::Vec<super::super::MigrationCapabilityStatus>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     pub use super::super::MigrateSetParameters;
@@ -2103,6 +2105,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMigrateParameters {
         const NAME: &'static str = "query-migrate-parameters";
         type Returns = super::super::MigrationParameters;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Followup to a migration command to switch the migration to postcopy
@@ -2126,6 +2129,7 @@ pub mod commands {
     impl ::qapi_types::Command for MigrateStartPostcopy {
         const NAME: &'static str = "migrate-start-postcopy";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Tell QEMU that heartbeat is lost, request it to do takeover
@@ -2158,6 +2162,7 @@ pub mod commands {
         const NAME: &'static str = "x-colo-lost-heartbeat";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Cancel the currently executing migration process.  Allows a new
@@ -2185,6 +2190,7 @@ pub mod commands {
     impl ::qapi_types::Command for MigrateCancel {
         const NAME: &'static str = "migrate_cancel";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Continue migration when it's in a paused state.
@@ -2549,6 +2555,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryXenReplicationStatus {
         const NAME: &'static str = "query-xen-replication-status";
         type Returns = super::super::ReplicationStatus;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Xen uses this command to notify replication to trigger a checkpoint.
@@ -2572,6 +2579,7 @@ pub mod commands {
     impl ::qapi_types::Command for XenColoDoCheckpoint {
         const NAME: &'static str = "xen-colo-do-checkpoint";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query COLO status while the vm is running.
@@ -2595,6 +2603,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryColoStatus {
         const NAME: &'static str = "query-colo-status";
         type Returns = super::super::COLOStatus;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Provide a recovery migration stream URI.
@@ -2646,6 +2655,7 @@ pub mod commands {
         const NAME: &'static str = "migrate-pause";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Start measuring dirty page rate of the VM.  Results can be retrieved
@@ -2860,6 +2870,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryVcpuDirtyLimit {
         const NAME: &'static str = "query-vcpu-dirty-limit";
         type Returns = ::std::vec::Vec<super::super::DirtyLimitInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information of migration threads
@@ -2880,6 +2891,7 @@ pub mod commands {
         const NAME: &'static str = "query-migrationthreads";
         type Returns = ::std::vec::Vec<super::super::MigrationThreadInfo>;
         const DEPRECATED: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Save a VM snapshot

@@ -244,6 +244,7 @@ pub mod commands {
         const NAME: &'static str = "query-name";
         type Returns = super::super::NameInfo;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return a list of information about each iothread.
@@ -285,6 +286,7 @@ pub mod commands {
         const NAME: &'static str = "query-iothreads";
         type Returns = ::std::vec::Vec<super::super::IOThreadInfo>;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Stop guest VM execution.
@@ -315,6 +317,7 @@ pub mod commands {
     impl ::qapi_types::Command for Stop {
         const NAME: &'static str = "stop";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Resume guest VM execution.
@@ -347,6 +350,7 @@ pub mod commands {
     impl ::qapi_types::Command for Cont {
         const NAME: &'static str = "cont";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Exit from "preconfig" state
@@ -380,6 +384,7 @@ pub mod commands {
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Execute a command on the human monitor and return the output.
@@ -669,6 +674,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryFdsets {
         const NAME: &'static str = "query-fdsets";
         type Returns = ::std::vec::Vec<super::super::FdsetInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query command line option schema.

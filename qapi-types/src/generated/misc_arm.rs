@@ -57,5 +57,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryGicCapabilities {
         const NAME: &'static str = "query-gic-capabilities";
         type Returns = ::std::vec::Vec<super::super::GICCapability>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

@@ -468,6 +468,7 @@ pub mod commands {
     impl ::qapi_types::Command for RtcResetReinjection {
         const NAME: &'static str = "rtc-reset-reinjection";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about SEV/SEV-ES/SEV-SNP.
@@ -495,6 +496,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySev {
         const NAME: &'static str = "query-sev";
         type Returns = super::super::SevInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query the SEV/SEV-ES guest launch information.
@@ -530,6 +532,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySevLaunchMeasure {
         const NAME: &'static str = "query-sev-launch-measure";
         type Returns = super::super::SevLaunchMeasureInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Get SEV capabilities.
@@ -559,6 +562,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySevCapabilities {
         const NAME: &'static str = "query-sev-capabilities";
         type Returns = super::super::SevCapability;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Inject a secret blob into a SEV/SEV-ES guest's memory.
@@ -658,6 +662,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySgx {
         const NAME: &'static str = "query-sgx";
         type Returns = super::super::SgxInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about SGX capabilities of host
@@ -682,6 +687,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySgxCapabilities {
         const NAME: &'static str = "query-sgx-capabilities";
         type Returns = super::super::SgxInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Query the Xen event channels opened by the guest.
@@ -727,6 +733,7 @@ pub mod commands {
     impl ::qapi_types::Command for XenEventList {
         const NAME: &'static str = "xen-event-list";
         type Returns = ::std::vec::Vec<super::super::EvtchnInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Inject a Xen event channel port (interrupt) to the guest.

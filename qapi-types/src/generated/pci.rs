@@ -362,5 +362,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryPci {
         const NAME: &'static str = "query-pci";
         type Returns = ::std::vec::Vec<super::super::PciInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

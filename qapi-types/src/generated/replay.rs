@@ -78,6 +78,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryReplay {
         const NAME: &'static str = "query-replay";
         type Returns = super::super::ReplayInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Set replay breakpoint at instruction count `icount`.  Execution stops
@@ -132,6 +133,7 @@ pub mod commands {
     impl ::qapi_types::Command for ReplayDeleteBreak {
         const NAME: &'static str = "replay-delete-break";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Automatically proceed to the instruction count `icount`, when

@@ -659,6 +659,7 @@ pub mod commands {
         const NAME: &'static str = "query-status";
         type Returns = super::super::StatusInfo;
         const ALLOW_PRECONFIG: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Set watchdog action.

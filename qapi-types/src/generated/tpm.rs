@@ -283,6 +283,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryTpmModels {
         const NAME: &'static str = "query-tpm-models";
         type Returns = ::std::vec::Vec<super::super::TpmModel>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return a list of supported TPM types
@@ -306,6 +307,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryTpmTypes {
         const NAME: &'static str = "query-tpm-types";
         type Returns = ::std::vec::Vec<super::super::TpmType>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about the TPM device
@@ -342,5 +344,6 @@ pub mod commands {
     impl ::qapi_types::Command for QueryTpm {
         const NAME: &'static str = "query-tpm";
         type Returns = ::std::vec::Vec<super::super::TPMInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

@@ -2777,6 +2777,7 @@ pub mod commands {
     impl ::qapi_types::Command for QuerySpice {
         const NAME: &'static str = "query-spice";
         type Returns = super::super::SpiceInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return information about the current VNC server
@@ -2815,6 +2816,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryVnc {
         const NAME: &'static str = "query-vnc";
         type Returns = super::super::VncInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return a list of vnc servers.  The list can be empty.
@@ -2831,6 +2833,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryVncServers {
         const NAME: &'static str = "query-vnc-servers";
         type Returns = ::std::vec::Vec<super::super::VncInfo2>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Change the VNC server password.
@@ -2897,6 +2900,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryMice {
         const NAME: &'static str = "query-mice";
         type Returns = ::std::vec::Vec<super::super::MouseInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Send keys to guest.
@@ -3036,6 +3040,7 @@ pub mod commands {
     impl ::qapi_types::Command for QueryDisplayOptions {
         const NAME: &'static str = "query-display-options";
         type Returns = super::super::DisplayOptions;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Reload display configuration.

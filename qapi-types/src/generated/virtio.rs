@@ -573,6 +573,7 @@ pub mod commands {
         const NAME: &'static str = "x-query-virtio";
         type Returns = ::std::vec::Vec<super::super::VirtioInfo>;
         const UNSTABLE: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Poll for a comprehensive status of a given virtio device

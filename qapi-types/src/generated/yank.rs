@@ -255,5 +255,6 @@ pub mod commands {
         const NAME: &'static str = "query-yank";
         type Returns = ::std::vec::Vec<super::super::YankInstance>;
         const ALLOW_OOB: bool = true;
+        const HAS_ARGUMENTS: bool = false;
     }
 }

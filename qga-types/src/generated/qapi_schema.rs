@@ -1951,6 +1951,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestPing {
         const NAME: &'static str = "guest-ping";
         type Returns = ::qapi_types::Empty;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Get the information about guest's System Time relative to the Epoch
@@ -1970,6 +1971,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetTime {
         const NAME: &'static str = "guest-get-time";
         type Returns = i64;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Set guest time.
@@ -2018,6 +2020,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestInfo {
         const NAME: &'static str = "guest-info";
         type Returns = super::super::GuestAgentInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Initiate guest-activated shutdown.  Note: this is an asynchronous
@@ -2214,6 +2217,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestFsfreezeStatus {
         const NAME: &'static str = "guest-fsfreeze-status";
         type Returns = super::super::GuestFsfreezeStatus;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Sync and freeze all freezable, local guest filesystems.  If this
@@ -2245,6 +2249,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestFsfreezeFreeze {
         const NAME: &'static str = "guest-fsfreeze-freeze";
         type Returns = i64;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Sync and freeze specified guest filesystems.  See also
@@ -2302,6 +2307,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestFsfreezeThaw {
         const NAME: &'static str = "guest-fsfreeze-thaw";
         type Returns = i64;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Discard (or "trim") blocks which are not in use by the filesystem.
@@ -2373,6 +2379,7 @@ pub mod commands {
         const NAME: &'static str = "guest-suspend-disk";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Suspend guest to ram.
@@ -2419,6 +2426,7 @@ pub mod commands {
         const NAME: &'static str = "guest-suspend-ram";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Save guest state to disk and suspend to ram.
@@ -2464,6 +2472,7 @@ pub mod commands {
         const NAME: &'static str = "guest-suspend-hybrid";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Get list of guest IP addresses, MAC addresses and netmasks.
@@ -2480,6 +2489,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestNetworkGetInterfaces {
         const NAME: &'static str = "guest-network-get-interfaces";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkInterface>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve the list of the guest's logical processors.
@@ -2503,6 +2513,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetVcpus {
         const NAME: &'static str = "guest-get-vcpus";
         type Returns = ::std::vec::Vec<super::super::GuestLogicalProcessor>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Attempt to reconfigure (currently: enable/disable) logical
@@ -2578,6 +2589,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetDisks {
         const NAME: &'static str = "guest-get-disks";
         type Returns = ::std::vec::Vec<super::super::GuestDiskInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// # Returns
@@ -2599,6 +2611,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetFsinfo {
         const NAME: &'static str = "guest-get-fsinfo";
         type Returns = ::std::vec::Vec<super::super::GuestFilesystemInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// If the `crypted` flag is true, it is the caller's responsibility to
@@ -2662,6 +2675,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetMemoryBlocks {
         const NAME: &'static str = "guest-get-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlock>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Attempt to reconfigure (currently: enable/disable) state of memory
@@ -2720,6 +2734,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetMemoryBlockInfo {
         const NAME: &'static str = "guest-get-memory-block-info";
         type Returns = super::super::GuestMemoryBlockInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Check status of process associated with PID retrieved via
@@ -2801,6 +2816,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetHostName {
         const NAME: &'static str = "guest-get-host-name";
         type Returns = super::super::GuestHostName;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieves a list of currently active users on the VM.
@@ -2821,6 +2837,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetUsers {
         const NAME: &'static str = "guest-get-users";
         type Returns = ::std::vec::Vec<super::super::GuestUser>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieves the timezone information from the guest.
@@ -2835,6 +2852,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetTimezone {
         const NAME: &'static str = "guest-get-timezone";
         type Returns = super::super::GuestTimezone;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve guest operating system information
@@ -2849,6 +2867,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetOsinfo {
         const NAME: &'static str = "guest-get-osinfo";
         type Returns = super::super::GuestOSInfo;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve information about device drivers in Windows guest
@@ -2865,6 +2884,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetDevices {
         const NAME: &'static str = "guest-get-devices";
         type Returns = ::std::vec::Vec<super::super::GuestDeviceInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Return the public keys from user .ssh/authorized_keys on Unix
@@ -2960,6 +2980,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetDiskstats {
         const NAME: &'static str = "guest-get-diskstats";
         type Returns = ::std::vec::Vec<super::super::GuestDiskStatsInfo>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve information about CPU stats.
@@ -2980,6 +3001,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetCpustats {
         const NAME: &'static str = "guest-get-cpustats";
         type Returns = ::std::vec::Vec<super::super::GuestCpuStats>;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve CPU process load information
@@ -3006,6 +3028,7 @@ pub mod commands {
     impl ::qapi_types::Command for GuestGetLoad {
         const NAME: &'static str = "guest-get-load";
         type Returns = super::super::GuestLoadAverage;
+        const HAS_ARGUMENTS: bool = false;
     }
 
     /// Retrieve information about route of network.
@@ -3026,5 +3049,6 @@ pub mod commands {
     impl ::qapi_types::Command for GuestNetworkGetRoute {
         const NAME: &'static str = "guest-network-get-route";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkRoute>;
+        const HAS_ARGUMENTS: bool = false;
     }
 }
