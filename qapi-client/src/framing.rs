@@ -230,6 +230,45 @@ impl Splitter {
         }
     }
 
+    /// Offers the next line to `take` when the scan stands between
+    /// messages and the line (up to `\n`, without the whitespace around
+    /// it) is buffered whole,
+    /// starts a message and is within the size limit.  If `take` accepts
+    /// it, the line and its end are consumed, and `true` returned.
+    ///
+    /// `take` must accept only a line that is exactly one valid JSON
+    /// message in UTF-8, checked by parsing it: then the line is the
+    /// message [`next_frame`](Self::next_frame) would have found (its
+    /// brackets balance, it holds no 0xFF, and what follows is
+    /// whitespace), so skipping the scan changes nothing.  This is the
+    /// shortcut of a caller waiting for one reply: finding a newline costs
+    /// far less than the scan, and the parse is needed anyway.
+    pub(crate) fn take_line(&mut self, take: impl FnOnce(&[u8]) -> bool) -> bool {
+        if self.start.is_some() || self.scanned != self.consumed {
+            return false;
+        }
+        // Whitespace before a message is skipped, as the scan skips it.
+        let start = self.consumed
+            + self.buf[self.consumed..]
+                .iter()
+                .position(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
+                .unwrap_or(self.buf.len() - self.consumed);
+        let rest = &self.buf[start..];
+        let Some(newline) = memchr::memchr(b'\n', rest) else {
+            return false;
+        };
+        let mut line = &rest[..newline];
+        while let [before @ .., b' ' | b'\t' | b'\r'] = line {
+            line = before;
+        }
+        if line.first() != Some(&b'{') || line.len() > self.limit || !take(line) {
+            return false;
+        }
+        self.consumed = start + newline + 1;
+        self.scanned = self.consumed;
+        true
+    }
+
     fn reset_message(&mut self) {
         self.start = None;
         self.depth = 0;
@@ -257,6 +296,59 @@ const fn byte_set(bytes: &[u8]) -> [u8; 256] {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn is_json(line: &[u8]) -> bool {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            .is_some()
+    }
+
+    #[test]
+    fn a_taken_line_leaves_the_scan_where_it_would_have_been() {
+        let mut splitter = Splitter::new(1024);
+        splitter
+            .buffer_mut()
+            .extend_from_slice(b"{\"a\": 1}\r\n{\"b\": [2]}\n{\"c\"");
+        let mut seen = Vec::new();
+        assert!(splitter.take_line(|line| {
+            seen = line.to_vec();
+            is_json(line)
+        }));
+        assert_eq!(seen, b"{\"a\": 1}");
+        // Refused: nothing changes, and the scan finds the same message.
+        assert!(!splitter.take_line(|_| false));
+        let Some(Frame::Message(range)) = splitter.next_frame() else {
+            panic!("no message");
+        };
+        assert_eq!(&splitter.buffer()[range], b"{\"b\": [2]}");
+        assert_eq!(splitter.next_frame(), None);
+        // Mid-message: no shortcut, even with a whole line after it.
+        splitter
+            .buffer_mut()
+            .extend_from_slice(b": 3}\n{\"d\": 4}\n");
+        assert!(splitter.in_message());
+        assert!(!splitter.take_line(|_| true));
+        let Some(Frame::Message(range)) = splitter.next_frame() else {
+            panic!("no message");
+        };
+        assert_eq!(&splitter.buffer()[range], b"{\"c\": 3}");
+        assert!(splitter.take_line(is_json));
+        assert_eq!(splitter.next_frame(), None);
+        assert!(!splitter.in_message());
+    }
+
+    #[test]
+    fn no_line_is_offered_past_the_limit_or_before_it_ends() {
+        let mut splitter = Splitter::new(8);
+        splitter.buffer_mut().extend_from_slice(b"{\"a\": 12345}\n");
+        assert!(!splitter.take_line(|_| true));
+        let mut splitter = Splitter::new(64);
+        splitter.buffer_mut().extend_from_slice(b"{\"a\": 1}");
+        assert!(!splitter.take_line(|_| true));
+        splitter.buffer_mut().extend_from_slice(b"\n");
+        assert!(splitter.take_line(is_json));
+    }
 
     /// Feeds `chunks` one at a time and collects frames as owned bytes.
     fn split(chunks: &[&[u8]], limit: usize) -> Vec<Result<Vec<u8>, Frame>> {
@@ -517,6 +609,53 @@ mod tests {
             chunks.push(&stream[at..]);
             prop_assert_eq!(split(&chunks, 1 << 20), whole.clone());
             prop_assert_eq!(whole.len(), messages.len());
+        }
+
+        /// Taking whole lines that parse (as a waiting caller does) before
+        /// each scan gives the same messages as the scan alone, on
+        /// messages that are one-line or pretty-printed, with any
+        /// whitespace between them and any limit, cut anywhere.
+        #[test]
+        fn taking_lines_changes_no_frame(
+            messages in proptest::collection::vec(("[a-z{}\\[\\]\" ]{0,12}", any::<bool>()), 0..8),
+            gaps in proptest::collection::vec("[ \r\n\t]{0,3}", 8),
+            cuts in proptest::collection::vec(0usize..300, 0..10),
+            limit in 1usize..64,
+        ) {
+            let mut stream = Vec::new();
+            for (i, (m, pretty)) in messages.iter().enumerate() {
+                let value = serde_json::json!({ "m": m, "n": [1, {}] });
+                let text = if *pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
+                stream.extend_from_slice(text.unwrap().as_bytes());
+                stream.extend_from_slice(gaps[i].as_bytes());
+                stream.push(b'\n');
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            for c in cuts { chunks.push(&stream[at..c]); at = c; }
+            chunks.push(&stream[at..]);
+            let scanned = split(&chunks, limit);
+            let mut splitter = Splitter::new(limit);
+            let mut taken = Vec::new();
+            for chunk in &chunks {
+                splitter.buffer_mut().extend_from_slice(chunk);
+                loop {
+                    let mut line = None;
+                    if splitter.take_line(|l| { line = Some(l.to_vec()); is_json(l) }) {
+                        taken.push(Ok(line.unwrap()));
+                        continue;
+                    }
+                    match splitter.next_frame() {
+                        Some(Frame::Message(range)) => taken.push(Ok(splitter.buffer()[range].to_vec())),
+                        Some(other) => taken.push(Err(other)),
+                        None => break,
+                    }
+                }
+                splitter.compact();
+            }
+            prop_assert_eq!(taken, scanned);
         }
 
         /// The scan agrees with the byte-at-a-time reference on any bytes

@@ -1457,43 +1457,27 @@ impl DirectSide {
         lease: &Lease,
         take: &mut impl FnMut(&[u8]) -> bool,
     ) -> Result<()> {
-        use rustix::event::{PollFd, PollFlags};
-        let mut fds = [
-            PollFd::new(&*self.stream, PollFlags::IN),
-            PollFd::new(&lease.kick, PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(e) => {
-                return Err(Error::Disconnected {
-                    reason: format!("poll failed: {e}").into(),
-                })
-            }
-        }
-        if !fds[1].revents().is_empty() {
-            let mut count = [0u8; 8];
-            // Resets the counter (non-blocking; nothing to do if empty).
-            let _ = rustix::io::read(&lease.kick, &mut count);
-        }
-        if fds[0].revents().is_empty() {
-            return Ok(());
-        }
-        let spare = prepare_read(&mut self.splitter, self.busy);
-        let buf = rustix::buffer::spare_capacity(self.splitter.buffer_mut());
-        let n = match rustix::net::recv(&*self.stream, buf, rustix::net::RecvFlags::DONTWAIT) {
-            Ok((n, _)) => n,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => return Ok(()),
-            Err(e) => {
-                return Err(Error::Disconnected {
-                    reason: format!("read failed: {e}").into(),
-                })
+        // The reply is often there already (the peer ran while this thread
+        // was sending): read before waiting, which saves the `poll`.
+        let n = match self.recv_now()? {
+            Some(n) => n,
+            None => {
+                if !self.wait(lease)? {
+                    return Ok(());
+                }
+                match self.recv_now()? {
+                    Some(n) => n,
+                    None => return Ok(()),
+                }
             }
         };
-        self.busy = n == spare;
         if n == 0 {
             return Err(end_of_stream(&self.splitter));
         }
+        // The reply this call waits for usually comes alone, on one line:
+        // `take` parses it whole, so the structural scan can be skipped
+        // (see `Splitter::take_line`).
+        self.splitter.take_line(|line| take(line));
         while let Some(frame) = self.splitter.next_frame() {
             match accept_frame(self.peer, frame)? {
                 Accepted::Message(range) => {
@@ -1507,6 +1491,50 @@ impl DirectSide {
             }
         }
         Ok(())
+    }
+}
+
+impl DirectSide {
+    /// Reads what the socket holds without waiting: `None` when it holds
+    /// nothing (or the read was interrupted), `Some(0)` at the end.
+    fn recv_now(&mut self) -> Result<Option<usize>> {
+        let spare = prepare_read(&mut self.splitter, self.busy);
+        let buf = rustix::buffer::spare_capacity(self.splitter.buffer_mut());
+        match rustix::net::recv(&*self.stream, buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => {
+                self.busy = n == spare;
+                Ok(Some(n))
+            }
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(None),
+            Err(e) => Err(Error::Disconnected {
+                reason: format!("read failed: {e}").into(),
+            }),
+        }
+    }
+
+    /// Waits in `poll` for data or a kick ([`Lease::kick`]); says whether
+    /// there is data.
+    fn wait(&self, lease: &Lease) -> Result<bool> {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = [
+            PollFd::new(&*self.stream, PollFlags::IN),
+            PollFd::new(&lease.kick, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(false),
+            Err(e) => {
+                return Err(Error::Disconnected {
+                    reason: format!("poll failed: {e}").into(),
+                })
+            }
+        }
+        if !fds[1].revents().is_empty() {
+            let mut count = [0u8; 8];
+            // Resets the counter (non-blocking; nothing to do if empty).
+            let _ = rustix::io::read(&lease.kick, &mut count);
+        }
+        Ok(!fds[0].revents().is_empty())
     }
 }
 
@@ -1570,6 +1598,7 @@ impl Engine {
             after: request.timeout.unwrap_or_default(),
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let reply_end = ReplyEnd::new(id);
         let (sender, mut receiver) = oneshot::channel();
         // The deadline task keeps this call's time, as for async calls, and
         // kicks this thread out of `poll` when it is up.
@@ -1603,7 +1632,8 @@ impl Engine {
                 break;
             }
             let read = side.read_some(shared, lease, &mut |bytes| {
-                decoded.is_none() && take_reply(bytes, id, &decode, &mut decoded, shared.peer)
+                decoded.is_none()
+                    && take_reply(bytes, &reply_end, &decode, &mut decoded, shared.peer)
             });
             if let Some(value) = decoded.take() {
                 // The guard removes the call, which nothing delivered to.
@@ -1632,20 +1662,24 @@ impl Engine {
 }
 
 /// Decodes `bytes` into `slot` if it is the plain reply to call `id` and
-/// `decode` takes its value (see [`Engine::call_blocking`]).
+/// `decode` takes its value (see [`Engine::call_blocking`]).  A `true`
+/// means `bytes` is one valid JSON message (the plain form around a value
+/// that parsed, from UTF-8), as [`Splitter::take_line`] requires.
 fn take_reply<T>(
     bytes: &[u8],
-    id: u64,
+    reply_end: &ReplyEnd,
     decode: &impl Fn(&str) -> Option<T>,
     slot: &mut Option<T>,
     peer: Peer,
 ) -> bool {
-    let Some((value, reply_id)) = plain_reply_parts(bytes) else {
+    // The plain form (`plain_reply_parts`) with this call's id, compared
+    // as text rather than parsed.
+    let Some(value) = bytes
+        .strip_prefix(b"{\"return\": ")
+        .and_then(|rest| rest.strip_suffix(reply_end.as_bytes()))
+    else {
         return false;
     };
-    if reply_id != id {
-        return false;
-    }
     let Ok(text) = std::str::from_utf8(value) else {
         return false;
     };
@@ -1654,6 +1688,32 @@ fn take_reply<T>(
         trace!(peer = peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
     }
     slot.is_some()
+}
+
+/// How the plain reply to a call ends: `, "id": ID}`.
+struct ReplyEnd {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl ReplyEnd {
+    fn new(id: u64) -> ReplyEnd {
+        const START: &[u8] = b", \"id\": ";
+        let (digits, at) = decimal(id);
+        let digits = &digits[at..];
+        let mut bytes = [0; 32];
+        bytes[..START.len()].copy_from_slice(START);
+        bytes[START.len()..START.len() + digits.len()].copy_from_slice(digits);
+        bytes[START.len() + digits.len()] = b'}';
+        ReplyEnd {
+            bytes,
+            len: START.len() + digits.len() + 1,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// What [`Engine::call_blocking`] gives: the reply decoded already, or
@@ -1926,7 +1986,13 @@ static DIGIT_PAIRS: [u8; 200] = {
 };
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (digits, at) = decimal(n);
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `n` in decimal: the digits are `.0[.1..]`.
+fn decimal(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     while n >= 100 {
@@ -1943,7 +2009,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         at -= 1;
         digits[at] = b'0' + n as u8;
     }
-    out.extend_from_slice(&digits[at..]);
+    (digits, at)
 }
 
 /// A random start for request ids, so that replies a guest agent still
@@ -2214,6 +2280,26 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A direct call's text comparison with its reply's end takes
+        /// exactly the plain replies that carry its id.
+        #[test]
+        fn reply_ends_match_like_parsed_ids(
+            value in "[{}\\[\\]\":,a-z0-9 ]{0,10}",
+            separator in proptest::sample::select(vec![", \"id\": ", ",\"id\":", ", \"id\": 0"]),
+            sent in proptest::prop_oneof![0u64..1000, proptest::num::u64::ANY],
+            id in proptest::prop_oneof![0u64..1000, proptest::num::u64::ANY],
+        ) {
+            let text = format!("{{\"return\": {value}{separator}{sent}}}");
+            let by_text = text
+                .as_bytes()
+                .strip_prefix(b"{\"return\": ")
+                .and_then(|rest| rest.strip_suffix(ReplyEnd::new(id).as_bytes()));
+            let by_parse = plain_reply_parts(text.as_bytes())
+                .filter(|&(_, reply_id)| reply_id == id)
+                .map(|(value, _)| value);
+            proptest::prop_assert_eq!(by_text, by_parse);
+        }
+
         /// Whenever the fast path takes a message, the general parse
         /// agrees with it.
         #[test]
