@@ -71,47 +71,10 @@ pub struct Timestamp {
     pub microseconds: i64,
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        private::serialize_struct(self, serializer)
-    }
-}
-
-impl private::Members for Timestamp {
-    fn members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("seconds", &self.seconds)?;
-        map.serialize_entry("microseconds", &self.microseconds)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        private::deserialize_struct(deserializer)
-    }
-}
-
-impl<'de> private::Struct<'de> for Timestamp {
-    const NAME: &'static str = "Timestamp";
-    type Slots = (Option<i64>, Option<i64>);
-
-    fn member<A: serde::de::MapAccess<'de>>(
-        slots: &mut Self::Slots,
-        key: &str,
-        map: &mut A,
-    ) -> Result<bool, A::Error> {
-        match key {
-            "seconds" => slots.0 = Some(map.next_value()?),
-            "microseconds" => slots.1 = Some(map.next_value()?),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    fn assemble<E: serde::de::Error>((seconds, microseconds): Self::Slots) -> Result<Self, E> {
-        Ok(Timestamp {
-            seconds: seconds.ok_or_else(|| E::missing_field("seconds"))?,
-            microseconds: microseconds.ok_or_else(|| E::missing_field("microseconds"))?,
-        })
+crate::__qapi_object! {
+    Timestamp = "Timestamp" {
+        required seconds "seconds": i64,
+        required microseconds "microseconds": i64,
     }
 }
 
@@ -182,14 +145,6 @@ pub mod private {
     pub use content::{Content, ContentDeserializer};
     pub use serde;
     pub use serde_json;
-
-    /// Decodes an optional member whose type can itself be `null`: present
-    /// (`null` included) is `Some`, absent is `None` (with `default`).
-    pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        deserializer: D,
-    ) -> Result<Option<T>, D::Error> {
-        T::deserialize(deserializer).map(Some)
-    }
 
     /// Reads a string, borrowing it when the input allows.
     pub fn enum_str<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'de, str>, D::Error> {
