@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use tracing::{info_span, Instrument};
 
-use session::{Engine, Request};
+use session::{Direct, Engine, Request};
 
 /// Encodes a command's arguments; `None` for commands without any (an
 /// empty object is left out of the request).  The encoding starts in a
@@ -130,6 +130,63 @@ impl std::io::Write for Arguments {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A typed command's round trip, async: its arguments encoded, the call,
+/// the reply decoded.  `span` names the exchange for tracing.
+async fn execute_typed<C: qapi_types::Command>(
+    engine: &Engine,
+    command: &C,
+    oob: bool,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<Duration>,
+    span: tracing::Span,
+) -> Result<C::Returns> {
+    let arguments = encode_arguments(command)?;
+    let reply = engine
+        .call(typed_request::<C>(arguments.as_deref(), oob, fds, timeout))
+        .instrument(span)
+        .await?;
+    engine.decode::<C::Returns>(C::NAME, &reply)
+}
+
+/// [`execute_typed`] for the blocking clients (a direct call when it can
+/// be, see `Engine::call_blocking`).
+fn execute_typed_blocking<C: qapi_types::Command>(
+    engine: &Engine,
+    command: &C,
+    oob: bool,
+    timeout: Option<Duration>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<C::Returns> {
+    let arguments = encode_arguments(command)?;
+    let reply = engine.call_blocking(
+        typed_request::<C>(arguments.as_deref(), oob, &[], timeout),
+        runtime,
+        |text| serde_json::from_str::<C::Returns>(text).ok(),
+    )?;
+    match reply {
+        Direct::Decoded(value) => Ok(value),
+        Direct::Raw(reply) => engine.decode::<C::Returns>(C::NAME, &reply),
+    }
+}
+
+/// The request of command `C` with encoded `arguments`.
+fn typed_request<'a, C: qapi_types::Command>(
+    arguments: Option<&'a [u8]>,
+    oob: bool,
+    fds: &'a [std::os::fd::BorrowedFd<'a>],
+    timeout: Option<Duration>,
+) -> Request<'a> {
+    Request {
+        name: C::NAME,
+        arguments,
+        oob,
+        fds,
+        prefix: b"",
+        expect_reply: C::SUCCESS_RESPONSE,
+        timeout,
     }
 }
 

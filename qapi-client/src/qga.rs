@@ -16,11 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
-use crate::encode_arguments;
 use crate::error::{Error, Result};
-use crate::session::{
-    random_u64, Direct, Engine, EngineConfig, MessageReader, Peer, Request, Writer,
-};
+use crate::session::{random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Writer};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
 /// defaults.
@@ -203,22 +200,15 @@ impl Qga {
         command: &C,
         timeout: Duration,
     ) -> Result<C::Returns> {
-        let arguments = encode_arguments(command)?;
-        let reply = self
-            .inner
-            .engine
-            .call(Request {
-                name: C::NAME,
-                arguments: arguments.as_deref(),
-                oob: false,
-                fds: &[],
-                prefix: b"",
-                expect_reply: C::SUCCESS_RESPONSE,
-                timeout: Some(timeout),
-            })
-            .instrument(info_span!("qga_execute", command = C::NAME))
-            .await?;
-        self.inner.engine.decode::<C::Returns>(C::NAME, &reply)
+        crate::execute_typed(
+            &self.inner.engine,
+            command,
+            false,
+            &[],
+            Some(timeout),
+            info_span!("qga_execute", command = C::NAME),
+        )
+        .await
     }
 
     /// [`execute_with_timeout`](Self::execute_with_timeout) for the
@@ -230,24 +220,7 @@ impl Qga {
         runtime: &tokio::runtime::Runtime,
     ) -> Result<C::Returns> {
         let _span = info_span!("qga_execute", command = C::NAME).entered();
-        let arguments = encode_arguments(command)?;
-        let reply = self.inner.engine.call_blocking(
-            Request {
-                name: C::NAME,
-                arguments: arguments.as_deref(),
-                oob: false,
-                fds: &[],
-                prefix: b"",
-                expect_reply: C::SUCCESS_RESPONSE,
-                timeout: Some(timeout),
-            },
-            runtime,
-            |text| serde_json::from_str::<C::Returns>(text).ok(),
-        )?;
-        match reply {
-            Direct::Decoded(value) => Ok(value),
-            Direct::Raw(reply) => self.inner.engine.decode::<C::Returns>(C::NAME, &reply),
-        }
+        crate::execute_typed_blocking(&self.inner.engine, command, false, Some(timeout), runtime)
     }
 
     /// The session's time limit for each command.

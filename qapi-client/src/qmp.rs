@@ -12,11 +12,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
 use tracing::{debug, info_span, Instrument};
 
-use crate::encode_arguments;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
-use crate::session::{Direct, Engine, EngineConfig, MessageReader, Peer, Read, Request, Writer};
+use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Writer};
 
 /// The greeting QEMU sends when a client connects.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -337,24 +336,13 @@ impl Qmp {
             self.check_oob::<C>()?;
         }
         let _span = info_span!("qmp_execute", command = C::NAME).entered();
-        let arguments = encode_arguments(command)?;
-        let reply = self.inner.engine.call_blocking(
-            Request {
-                name: C::NAME,
-                arguments: arguments.as_deref(),
-                oob,
-                fds: &[],
-                prefix: b"",
-                expect_reply: C::SUCCESS_RESPONSE,
-                timeout: timeout.or(self.inner.command_timeout),
-            },
+        crate::execute_typed_blocking(
+            &self.inner.engine,
+            command,
+            oob,
+            timeout.or(self.inner.command_timeout),
             runtime,
-            |text| serde_json::from_str::<C::Returns>(text).ok(),
-        )?;
-        match reply {
-            Direct::Decoded(value) => Ok(value),
-            Direct::Raw(reply) => self.inner.engine.decode::<C::Returns>(C::NAME, &reply),
-        }
+        )
     }
 
     fn check_oob<C: Command>(&self) -> Result<()> {
@@ -378,21 +366,14 @@ impl Qmp {
         fds: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> Result<C::Returns> {
-        let arguments = encode_arguments(command)?;
-        let reply = self
-            .inner
-            .engine
-            .call(Request {
-                name: C::NAME,
-                arguments: arguments.as_deref(),
-                oob,
-                fds,
-                prefix: b"",
-                expect_reply: C::SUCCESS_RESPONSE,
-                timeout,
-            })
-            .instrument(info_span!("qmp_execute", command = C::NAME))
-            .await?;
-        self.inner.engine.decode::<C::Returns>(C::NAME, &reply)
+        crate::execute_typed(
+            &self.inner.engine,
+            command,
+            oob,
+            fds,
+            timeout,
+            info_span!("qmp_execute", command = C::NAME),
+        )
+        .await
     }
 }
