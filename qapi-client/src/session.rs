@@ -98,7 +98,7 @@ fn plain_reply(bytes: &[u8]) -> Option<(&RawValue, u64)> {
 /// [`plain_reply`] without the check of VALUE: its bytes and the id.
 #[inline]
 fn plain_reply_parts(bytes: &[u8]) -> Option<(&[u8], u64)> {
-    let rest = bytes.strip_prefix(b"{\"return\": ")?.strip_suffix(b"}")?;
+    let rest = bytes.strip_prefix(PLAIN_REPLY_START)?.strip_suffix(b"}")?;
     let digits_start = rest.iter().rposition(|b| !b.is_ascii_digit())? + 1;
     let digits = &rest[digits_start..];
     if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
@@ -132,18 +132,76 @@ pub(crate) enum ReturnValue {
     /// only when that fails is the message parsed the general way (see
     /// [`Engine::decode`]), so a message that means something else is
     /// still read as the reader task would have read it.
-    Plain(Box<[u8]>),
+    Plain(PlainReply),
 }
+
+/// A plain reply as the reader task found it (see [`plain_reply_parts`]):
+/// a copy of the whole message, and where its value ends, so the caller
+/// need not find it again.  A short one (a guest agent's
+/// `{"return": {}, "id": N}`) is kept in place, which saves allocating it.
+#[derive(Debug)]
+pub(crate) enum PlainReply {
+    Short {
+        len: u8,
+        value_end: u8,
+        bytes: [u8; SHORT_MESSAGE],
+    },
+    Long {
+        message: Box<[u8]>,
+        value_end: usize,
+    },
+}
+
+/// The longest message [`PlainReply`] keeps in place: a reply is then no
+/// bigger than an error.
+const SHORT_MESSAGE: usize = 48;
+
+impl PlainReply {
+    fn new(message: &[u8], value: &[u8]) -> PlainReply {
+        let value_end = PLAIN_REPLY_START.len() + value.len();
+        if message.len() <= SHORT_MESSAGE {
+            let mut bytes = [0; SHORT_MESSAGE];
+            bytes[..message.len()].copy_from_slice(message);
+            PlainReply::Short {
+                len: message.len() as u8,
+                value_end: value_end as u8,
+                bytes,
+            }
+        } else {
+            PlainReply::Long {
+                message: message.into(),
+                value_end,
+            }
+        }
+    }
+
+    /// The whole message.
+    fn message(&self) -> &[u8] {
+        match self {
+            PlainReply::Short { len, bytes, .. } => &bytes[..usize::from(*len)],
+            PlainReply::Long { message, .. } => message,
+        }
+    }
+
+    /// The value's bytes (after `{"return": `, before `, "id": `).
+    fn value(&self) -> &[u8] {
+        let end = match self {
+            PlainReply::Short { value_end, .. } => usize::from(*value_end),
+            PlainReply::Long { value_end, .. } => *value_end,
+        };
+        &self.message()[PLAIN_REPLY_START.len()..end]
+    }
+}
+
+/// How a plain reply starts.
+const PLAIN_REPLY_START: &[u8] = b"{\"return\": ";
 
 impl ReturnValue {
     /// The value's text, when it can be had without parsing the message.
     fn text(&self) -> Option<&str> {
         match self {
             ReturnValue::Parsed(value) => Some(value.get()),
-            ReturnValue::Plain(message) => {
-                let (value, _) = plain_reply_parts(message)?;
-                std::str::from_utf8(value).ok()
-            }
+            ReturnValue::Plain(plain) => std::str::from_utf8(plain.value()).ok(),
         }
     }
 }
@@ -621,7 +679,7 @@ impl Engine {
         // Forgets the call if this future is dropped (timeout, cancel).
         let guard = CallGuard { shared, id };
         if request.fds.is_empty() {
-            let (end, written) = shared.send(request, id, in_flight > 1)?;
+            let (end, written) = shared.send(request, id, &IdText::new(id), in_flight > 1)?;
             if receiver.is_none() && !written {
                 shared.wait_written(end).await?;
             }
@@ -688,8 +746,8 @@ impl Engine {
         let parsed;
         let value = match reply {
             ReturnValue::Parsed(value) => value,
-            ReturnValue::Plain(message) => {
-                parsed = self.shared.reparse(message)?;
+            ReturnValue::Plain(plain) => {
+                parsed = self.shared.reparse(plain.message())?;
                 &parsed
             }
         };
@@ -754,13 +812,19 @@ impl Shared {
     /// (other calls are in flight) hands it over, writes what is queued
     /// without waiting.  Returns the position the request ends at (see
     /// [`Outbox::written`]) and whether it is written already.
-    fn send(&self, request: &Request<'_>, id: u64, batch: bool) -> Result<(u64, bool)> {
+    fn send(
+        &self,
+        request: &Request<'_>,
+        id: u64,
+        id_text: &IdText,
+        batch: bool,
+    ) -> Result<(u64, bool)> {
         let mut outbox = self.lock_outbox();
         if let Some(error) = &outbox.failed {
             return Err(error.clone());
         }
         let before = outbox.queued.len();
-        if let Err(error) = encode_request(&mut outbox.queued, request, id) {
+        if let Err(error) = encode_request(&mut outbox.queued, request, id_text) {
             outbox.queued.truncate(before);
             return Err(error);
         }
@@ -820,7 +884,7 @@ impl Shared {
     /// once everything queued before it is out.
     async fn send_with_fds(&self, request: &Request<'_>, id: u64) -> Result<()> {
         let mut bytes = Vec::new();
-        encode_request(&mut bytes, request, id)?;
+        encode_request(&mut bytes, request, &IdText::new(id))?;
         trace!(peer = self.peer.name(), id, request = %String::from_utf8_lossy(&bytes), "send");
         // Take the socket for this request alone.
         loop {
@@ -930,9 +994,9 @@ impl Shared {
     /// Routes one message.  An error means the session must close.
     fn route(&self, bytes: &[u8]) -> Result<()> {
         trace!(peer = self.peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
-        if let Some((_, id)) = plain_reply_parts(bytes) {
+        if let Some((value, id)) = plain_reply_parts(bytes) {
             // Checked when decoded (see `ReturnValue::Plain`).
-            self.deliver(id, Ok(ReturnValue::Plain(bytes.into())));
+            self.deliver(id, Ok(ReturnValue::Plain(PlainReply::new(bytes, value))));
             return Ok(());
         }
         // Checked once here, so the parser need not check each string.
@@ -1450,24 +1514,27 @@ impl DirectSide {
     /// wrote, while `poll` for input ignores that.)
     ///
     /// `take` sees every message first; a message it takes (returns true
-    /// for) is not routed.
+    /// for) is not routed.  Returns whether it read anything.
     fn read_some(
         &mut self,
         shared: &Shared,
         lease: &Lease,
+        how: DirectRead,
         take: &mut impl FnMut(&[u8]) -> bool,
-    ) -> Result<()> {
-        // The reply is often there already (the peer ran while this thread
-        // was sending): read before waiting, which saves the `poll`.
-        let n = match self.recv_now()? {
+    ) -> Result<bool> {
+        let first = match how {
+            DirectRead::Wait => None,
+            DirectRead::LookFirst | DirectRead::Look => self.recv_now()?,
+        };
+        let n = match first {
             Some(n) => n,
             None => {
-                if !self.wait(lease)? {
-                    return Ok(());
+                if how == DirectRead::Look || !self.wait(lease)? {
+                    return Ok(false);
                 }
                 match self.recv_now()? {
                     Some(n) => n,
-                    None => return Ok(()),
+                    None => return Ok(false),
                 }
             }
         };
@@ -1490,8 +1557,21 @@ impl DirectSide {
                 Accepted::Skipped => {}
             }
         }
-        Ok(())
+        Ok(true)
     }
+}
+
+/// How [`DirectSide::read_some`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DirectRead {
+    /// Only what is there already.
+    Look,
+    /// What is there, or else wait: the reply is often there already (the
+    /// peer ran while this thread was sending), and reading before waiting
+    /// saves the `poll`.
+    LookFirst,
+    /// Wait first: a look just found nothing.
+    Wait,
 }
 
 impl DirectSide {
@@ -1598,32 +1678,37 @@ impl Engine {
             after: request.timeout.unwrap_or_default(),
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let reply_end = ReplyEnd::new(id);
-        let (sender, mut receiver) = oneshot::channel();
-        // The deadline task keeps this call's time, as for async calls, and
-        // kicks this thread out of `poll` when it is up.
-        let deadline = request.timeout.map(|after| Instant::now() + after);
-        shared.register(id, sender, deadline)?;
-        let guard = CallGuard { shared, id };
-        let (_, written) = shared.send(&request, id, false)?;
+        let id_text = IdText::new(id);
+        let reply_end = ReplyEnd::new(&id_text);
+        // The call registers (see `DirectRegistration`) only once it has to
+        // wait, or before anything else is routed: until then this thread
+        // alone reads the socket, so nothing else can take its reply, and
+        // most replies are there at the first look.
+        let register = || DirectRegistration::new(shared, id, request.timeout);
+        let (_, written) = shared.send(&request, id, &id_text, false)?;
+        let mut registration = None;
         if !written {
             // The socket is full: the flusher writes the rest, with the
             // socket back in the runtime (this call is waiting, so giving
             // it back asks for that).
+            registration = Some(register()?);
             lent.give_back();
         }
         let mut decoded = None;
+        let mut found_nothing = false;
         loop {
-            match receiver.try_recv() {
-                Ok(Err(Error::Timeout { .. })) => return Err(timed_out()),
-                Ok(reply) => {
-                    // Delivered, so no longer registered: nothing for the
-                    // guard to remove.
-                    std::mem::forget(guard);
-                    return reply.map(Direct::Raw);
+            if let Some(registered) = &mut registration {
+                match registered.receiver.try_recv() {
+                    Ok(Err(Error::Timeout { .. })) => return Err(timed_out()),
+                    Ok(reply) => {
+                        if let Some(registered) = registration.take() {
+                            registered.delivered();
+                        }
+                        return reply.map(Direct::Raw);
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(shared.closed_error()),
+                    Err(oneshot::error::TryRecvError::Empty) => {}
                 }
-                Err(oneshot::error::TryRecvError::Closed) => return Err(shared.closed_error()),
-                Err(oneshot::error::TryRecvError::Empty) => {}
             }
             let (Some(side), Some(lease)) = (lent.side(), &shared.lease) else {
                 break;
@@ -1631,26 +1716,58 @@ impl Engine {
             if lease.release.load(Ordering::Acquire) {
                 break;
             }
-            let read = side.read_some(shared, lease, &mut |bytes| {
-                decoded.is_none()
+            let how = match (&registration, found_nothing) {
+                (None, _) => DirectRead::Look,
+                (Some(_), true) => DirectRead::Wait,
+                (Some(_), false) => DirectRead::LookFirst,
+            };
+            let mut unregistered = None;
+            let read = side.read_some(shared, lease, how, &mut |bytes| {
+                if decoded.is_none()
                     && take_reply(bytes, &reply_end, &decode, &mut decoded, shared.peer)
+                {
+                    return true;
+                }
+                // Routed: this call's reply may be among what is.
+                if registration.is_none() && unregistered.is_none() {
+                    match register() {
+                        Ok(registered) => registration = Some(registered),
+                        Err(error) => unregistered = Some(error),
+                    }
+                }
+                false
             });
             if let Some(value) = decoded.take() {
-                // The guard removes the call, which nothing delivered to.
+                // Any registration is removed as it drops: nothing was
+                // delivered to it.
                 return Ok(Direct::Decoded(value));
             }
-            if let Err(error) = read {
-                shared.close(error);
+            if let Some(error) = unregistered {
+                return Err(error);
+            }
+            match read {
+                Ok(read_any) => found_nothing = !read_any,
+                Err(error) => shared.close(error),
+            }
+            if registration.is_none() {
+                // The next read may wait, with the deadline task keeping
+                // this call's time.
+                registration = Some(register()?);
             }
         }
         // The runtime needs the socket: wait the async way.
+        let mut registered = match registration {
+            Some(registered) => registered,
+            None => register()?,
+        };
         lent.give_back();
+        let deadline = registered.deadline;
         let wait = async {
             match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, &mut receiver)
+                Some(deadline) => tokio::time::timeout_at(deadline, &mut registered.receiver)
                     .await
                     .unwrap_or(Ok(Err(timed_out()))),
-                None => (&mut receiver).await,
+                None => (&mut registered.receiver).await,
             }
         };
         match runtime.block_on(wait) {
@@ -1658,6 +1775,35 @@ impl Engine {
             Ok(reply) => reply.map(Direct::Raw),
             Err(_) => Err(shared.closed_error()),
         }
+    }
+}
+
+/// A direct call registered like an async one: the deadline task keeps
+/// its time (and kicks it out of `poll`), and a reply routed to it, by
+/// this thread or by the reader task once the socket is back, arrives on
+/// `receiver`.  Dropping it forgets the call.
+struct DirectRegistration<'a> {
+    receiver: oneshot::Receiver<Reply>,
+    deadline: Option<Instant>,
+    guard: CallGuard<'a>,
+}
+
+impl<'a> DirectRegistration<'a> {
+    fn new(shared: &'a Shared, id: u64, timeout: Option<Duration>) -> Result<Self> {
+        let (sender, receiver) = oneshot::channel();
+        let deadline = timeout.map(|after| Instant::now() + after);
+        shared.register(id, sender, deadline)?;
+        Ok(DirectRegistration {
+            receiver,
+            deadline,
+            guard: CallGuard { shared, id },
+        })
+    }
+
+    /// A reply was delivered, so the call is no longer registered: nothing
+    /// for the guard to remove (saves locking the calls again).
+    fn delivered(self) {
+        std::mem::forget(self.guard);
     }
 }
 
@@ -1675,7 +1821,7 @@ fn take_reply<T>(
     // The plain form (`plain_reply_parts`) with this call's id, compared
     // as text rather than parsed.
     let Some(value) = bytes
-        .strip_prefix(b"{\"return\": ")
+        .strip_prefix(PLAIN_REPLY_START)
         .and_then(|rest| rest.strip_suffix(reply_end.as_bytes()))
     else {
         return false;
@@ -1697,10 +1843,9 @@ struct ReplyEnd {
 }
 
 impl ReplyEnd {
-    fn new(id: u64) -> ReplyEnd {
+    fn new(id: &IdText) -> ReplyEnd {
         const START: &[u8] = b", \"id\": ";
-        let (digits, at) = decimal(id);
-        let digits = &digits[at..];
+        let digits = id.as_bytes();
         let mut bytes = [0; 32];
         bytes[..START.len()].copy_from_slice(START);
         bytes[START.len()..START.len() + digits.len()].copy_from_slice(digits);
@@ -1933,7 +2078,7 @@ fn take_back(shared: &Shared, lease: &Lease) -> Result<Option<MessageReader<Owne
 }
 
 /// Appends the request's bytes to `out`.
-fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: u64) -> Result<()> {
+fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: &IdText) -> Result<()> {
     out.reserve(64 + request.arguments.map_or(0, <[u8]>::len));
     out.extend_from_slice(request.prefix);
     out.extend_from_slice(if request.oob {
@@ -1957,7 +2102,7 @@ fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: u64) -> Result<(
         out.extend_from_slice(arguments);
     }
     out.extend_from_slice(b",\"id\":");
-    push_decimal(out, id);
+    out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"}\n");
     Ok(())
 }
@@ -1973,43 +2118,26 @@ static NAME_BYTES: [bool; 256] = {
     set
 };
 
-/// "00" to "99", for writing two digits at a time.
-static DIGIT_PAIRS: [u8; 200] = {
-    let mut pairs = [0; 200];
-    let mut i = 0;
-    while i < 100 {
-        pairs[2 * i] = b'0' + (i / 10) as u8;
-        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    pairs
-};
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let (digits, at) = decimal(n);
-    out.extend_from_slice(&digits[at..]);
+/// A call's id in decimal, worked out once for its request and, in a
+/// direct call, for the end of its reply ([`ReplyEnd`]).
+struct IdText {
+    digits: [u8; 20],
+    at: usize,
 }
 
-/// `n` in decimal: the digits are `.0[.1..]`.
-fn decimal(mut n: u64) -> ([u8; 20], usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+impl IdText {
+    fn new(id: u64) -> IdText {
+        let mut buffer = itoa::Buffer::new();
+        let text = buffer.format(id).as_bytes();
+        let mut digits = [0; 20];
+        let at = digits.len() - text.len();
+        digits[at..].copy_from_slice(text);
+        IdText { digits, at }
     }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + n as u8;
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.at..]
     }
-    (digits, at)
 }
 
 /// A random start for request ids, so that replies a guest agent still
@@ -2293,7 +2421,7 @@ mod tests {
             let by_text = text
                 .as_bytes()
                 .strip_prefix(b"{\"return\": ")
-                .and_then(|rest| rest.strip_suffix(ReplyEnd::new(id).as_bytes()));
+                .and_then(|rest| rest.strip_suffix(ReplyEnd::new(&IdText::new(id)).as_bytes()));
             let by_parse = plain_reply_parts(text.as_bytes())
                 .filter(|&(_, reply_id)| reply_id == id)
                 .map(|(value, _)| value);
@@ -2316,6 +2444,24 @@ mod tests {
     }
 
     #[test]
+    fn short_replies_are_kept_in_place_without_growing_a_reply() {
+        // The in-place copy costs no room a reply does not have anyway.
+        let size = std::mem::size_of::<Reply>();
+        assert!(size <= std::mem::size_of::<Error>(), "{size}");
+        let short = b"{\"return\": {}, \"id\": 4503599627370497}";
+        let (value, _) = plain_reply_parts(short).unwrap();
+        let plain = PlainReply::new(short, value);
+        assert!(matches!(plain, PlainReply::Short { .. }));
+        assert_eq!(plain.value(), b"{}");
+        let long = format!("{{\"return\": \"{}\", \"id\": 1}}", "x".repeat(80));
+        let (value, _) = plain_reply_parts(long.as_bytes()).unwrap();
+        let plain = PlainReply::new(long.as_bytes(), value);
+        assert!(matches!(plain, PlainReply::Long { .. }));
+        assert_eq!(plain.message(), long.as_bytes());
+        assert_eq!(plain.value().len(), 82);
+    }
+
+    #[test]
     fn requests_encode_like_serde_json() {
         let ids = [
             0,
@@ -2335,7 +2481,7 @@ mod tests {
                 arguments: Some(br#"{"a":1}"#),
                 ..request(name, Duration::ZERO)
             };
-            encode_request(&mut out, &request, id).unwrap();
+            encode_request(&mut out, &request, &IdText::new(id)).unwrap();
             let expected =
                 serde_json::json!({ "execute": name, "arguments": { "a": 1 }, "id": id });
             let got: serde_json::Value = serde_json::from_slice(&out).unwrap();

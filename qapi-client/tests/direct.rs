@@ -352,6 +352,44 @@ fn direct_replies_that_do_not_decode_fail_as_routed_ones_do() {
     assert!(qmp.is_closed());
 }
 
+/// An error reply is routed to the call it answers, however it comes: in
+/// the read that took the request's reply at once, after a wait, or
+/// behind an event (the call then registers before anything is routed).
+#[test]
+fn error_replies_reach_direct_calls_at_once_late_and_behind_events() {
+    let (_dir, path) = qmp_server(|peer, request| {
+        let n = request["id"].as_u64().unwrap() % 3;
+        match n {
+            1 => std::thread::sleep(Duration::from_millis(30)),
+            2 => peer.line(&event(7)),
+            _ => {}
+        }
+        let desc = format!("failure {n}");
+        peer.line(&json!({
+            "error": {"class": "GenericError", "desc": desc},
+            "id": request["id"],
+        }));
+    });
+    let qmp = Qmp::connect_unix(&path).unwrap();
+    let mut events = qmp.events();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let error = qmp
+            .execute_with_timeout(&c::QueryStatus {}, Duration::from_secs(2))
+            .unwrap_err();
+        let qmp_error = error.as_qmp().unwrap_or_else(|| panic!("{error:?}"));
+        seen.insert(qmp_error.desc.clone());
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(!qmp.is_closed());
+    let mut count = 0;
+    while let Some(event) = events.try_recv_raw() {
+        assert_eq!(event.unwrap().name(), "RESUME");
+        count += 1;
+    }
+    assert_eq!(count, 10);
+}
+
 #[test]
 fn a_guest_agent_flooding_during_a_direct_call_cannot_hold_it_past_its_time() {
     let (_dir, path) = agent(|peer, _request| {
