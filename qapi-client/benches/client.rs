@@ -14,7 +14,7 @@
 //! ```
 //!
 //! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
-//! W threads), `raw` or `tokio-raw` (sequential only).
+//! W threads), `raw` or `tokio-raw` (the raw loop on a tokio socket).
 //!
 //! Without a subcommand (as `cargo bench -p qapi-client` runs it) it does a
 //! short run of ours against raw on the fake server, in one process.
@@ -152,7 +152,9 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
             let socket = run.socket.clone();
             let count = run.count;
             let rt = runtime(run.runtime)?;
-            rt.block_on(async move { tokio::spawn(tokio_raw(protocol, socket, count)).await? })
+            rt.block_on(
+                async move { tokio::spawn(tokio_raw(protocol, socket, count, window)).await? },
+            )
         }
         Client::Blocking => blocking(protocol, &run.socket, run.count, window),
         Client::Ours => {
@@ -322,7 +324,12 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn tokio_raw(protocol: Protocol, socket: PathBuf, count: usize) -> Result<f64> {
+async fn tokio_raw(
+    protocol: Protocol,
+    socket: PathBuf,
+    count: usize,
+    window: usize,
+) -> Result<f64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(socket).await?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -350,6 +357,28 @@ async fn tokio_raw(protocol: Protocol, socket: PathBuf, count: usize) -> Result<
     };
     let mut out = Vec::new();
     let mut id: u64 = 0x000F_1234_0000_0000;
+    if window > 1 {
+        // As the raw pipelined loop: top the window up, read what came.
+        let (mut sent, mut received) = (0, 0);
+        let started = Instant::now();
+        while received < count {
+            out.clear();
+            while sent < count && sent - received < window {
+                id += 1;
+                writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+                sent += 1;
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).await?;
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+            received += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        }
+        return Ok(count as f64 / started.elapsed().as_secs_f64());
+    }
     let mut started = Instant::now();
     for i in 0..WARM_UP + count {
         if i == WARM_UP {
