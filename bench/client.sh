@@ -12,6 +12,7 @@
 #                                                  blocking vs raw  goal >= 0.95x
 #                                                  tokio-raw vs raw (no goal)
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
+#                                                  tokio-raw vs raw (no goal)
 #   the bench's fake QMP server (answers at once; client cost alone):
 #     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
 #                                                  blocking vs raw  goal >= 0.8x
@@ -168,7 +169,7 @@ measure() {
   out=$("${pin[@]}" "$@") || die "$name failed: $*"
   out=${out#commands_per_second=}
   echo "$out" >>"$work/$name"
-  printf '  %-18s %12.0f /s\n' "$name" "$out" >&2
+  printf '  %-19s %12.0f /s\n' "$name" "$out" >&2
 }
 
 # The sides of each comparison, grouped ("--" ends a group), in the order
@@ -188,6 +189,7 @@ sides=(
   --
   "qga-pipe-ours     $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
   "qga-pipe-raw      $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
+  "qga-pipe-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_pipe_n --window $window"
   --
   "fake-ours         $bench qmp $work/fake.sock ours $fake_n"
   "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
@@ -258,6 +260,7 @@ rows = [
     ("real qemu-ga, guest-ping, sequential", "qga-seq-blocking", "qga-seq-raw", "raw loop", 0.95),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-raw", "qga-seq-raw", "raw loop", None),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
+    (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-tokio-raw", "qga-pipe-raw", "raw loop", None),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-blocking", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
