@@ -654,9 +654,14 @@ impl Engine {
                     reply => reply,
                 }
             }
-            Some(after) => tokio::time::timeout(after, self.call_untimed(&request, None))
-                .await
-                .unwrap_or_else(|_| Err(timeout(after))),
+            // Boxed, like the other rare paths below: a call's future is
+            // built and moved on every call, and stays small without them.
+            Some(after) => Box::pin(tokio::time::timeout(
+                after,
+                self.call_untimed(&request, None),
+            ))
+            .await
+            .unwrap_or_else(|_| Err(timeout(after))),
             None => self.call_untimed(&request, None).await,
         }
     }
@@ -681,10 +686,10 @@ impl Engine {
         if request.fds.is_empty() {
             let (end, written) = shared.send(request, id, &IdText::new(id), in_flight > 1)?;
             if receiver.is_none() && !written {
-                shared.wait_written(end).await?;
+                Box::pin(shared.wait_written(end)).await?;
             }
         } else {
-            shared.send_with_fds(request, id).await?;
+            Box::pin(shared.send_with_fds(request, id)).await?;
         }
         match receiver {
             Some(receiver) => match receiver.await {

@@ -605,3 +605,22 @@ async fn a_deeply_nested_message_is_an_error_not_a_stack_overflow() {
         "{error:?}"
     );
 }
+
+/// Not a fault, but what many calls in flight cost: a call's future holds
+/// only the common path (writing, waiting for the reply); the rare ones
+/// (file descriptors, no reply, an outer timer) are boxed when taken.  It
+/// was about 1 KB before they were.
+#[tokio::test]
+async fn a_call_in_flight_stays_small() {
+    let qmp = qmp_with(quick(), |_fake| async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let call = qmp.execute(&c::QueryStatus {});
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 640, "a query-status call's future is {size} bytes");
+    let arguments = c::Cont {};
+    let call = qmp.execute(&arguments);
+    let size = std::mem::size_of_val(&call);
+    assert!(size <= 640, "a cont call's future is {size} bytes");
+}
