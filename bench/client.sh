@@ -13,6 +13,8 @@
 #                                                  tokio-raw vs raw (no goal)
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
 #                                                  tokio-raw vs raw (no goal)
+#   pipelined again with the client on a CPU of its own (the *-2cpu rows):
+#     qmp-pipe-2cpu, qga-pipe-2cpu                 ours vs raw      goal >= 0.9x
 #   the bench's fake QMP server (answers at once; client cost alone):
 #     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
 #                                                  blocking vs raw  goal >= 0.8x
@@ -39,7 +41,11 @@
 # the load average, and markdown rows for BENCHMARKS.md.
 #
 # Every process (servers and clients) runs on one CPU, the last one, or
-# $BENCH_CPU (`BENCH_CPU=none` lets the scheduler place them): on the VM
+# $BENCH_CPU (`BENCH_CPU=none` lets the scheduler place them), except the
+# clients of the *-2cpu rows, which run on another CPU ($BENCH_CLIENT_CPU,
+# by default the one before): there the client's work overlaps the
+# server's, as when QEMU or a guest has CPUs of its own, while on one CPU
+# it adds to the server's.  On the VM
 # these numbers come from, waking a process on another vCPU costs about
 # 150 µs, and unpinned runs swing between the two placements from one run
 # to the next (0.1× to 2.4× for the same pair).  On one CPU a round trip
@@ -78,6 +84,13 @@ if [ "$cpu" = none ]; then
 else
   command -v taskset >/dev/null || die "taskset (util-linux) is missing; or set BENCH_CPU=none"
   pin=(taskset -c "$cpu")
+fi
+client_cpu=${BENCH_CLIENT_CPU:-$(( cpu > 0 ? cpu - 1 : 1 ))}
+if [ "$cpu" = none ] || [ "$(nproc)" -lt 2 ]; then
+  split=0  # no second CPU to put the clients on: no *-2cpu rows
+else
+  split=1
+  client_pin=(taskset -c "$client_cpu")
 fi
 
 # Enough descriptors for the idle-memory run (the fake server is a child).
@@ -166,7 +179,11 @@ EOF
 measure() {
   local name=$1 out
   shift
-  out=$("${pin[@]}" "$@") || die "$name failed: $*"
+  if [[ "$name" == *-2cpu ]]; then
+    out=$("${client_pin[@]}" "$@") || die "$name failed: $*"
+  else
+    out=$("${pin[@]}" "$@") || die "$name failed: $*"
+  fi
   out=${out#commands_per_second=}
   echo "$out" >>"$work/$name"
   printf '  %-19s %12.0f /s\n' "$name" "$out" >&2
@@ -191,6 +208,16 @@ sides=(
   "qga-pipe-raw      $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
   "qga-pipe-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_pipe_n --window $window"
   --
+)
+((split)) && sides+=(
+  "qmp-pipe-ours-2cpu $bench qmp $work/qmp.sock ours $qmp_pipe_n --window $window"
+  "qmp-pipe-raw-2cpu $bench qmp $work/qmp.sock raw $qmp_pipe_n --window $window"
+  --
+  "qga-pipe-ours-2cpu $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
+  "qga-pipe-raw-2cpu $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
+  --
+)
+sides+=(
   "fake-ours         $bench qmp $work/fake.sock ours $fake_n"
   "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
   "fake-tokio-raw    $bench qmp $work/fake.sock tokio-raw $fake_n"
@@ -236,11 +263,11 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "${BENCH_COMMIT:-unknown
 [ -z "$(git status --porcelain -- qapi-client bench/client.sh 2>/dev/null)" ] || commit="$commit+changes"
 machine="$(nproc) CPUs, $(uname -m)"
 python3 - "$work" "$commit" "$qmp_version" "$rounds" "$window" "$connections" \
-  "$load_before" "$load_after" "$machine" "$cpu" <<'EOF'
+  "$load_before" "$load_after" "$machine" "$cpu" "$client_cpu" <<'EOF'
 import datetime, os, statistics, sys
 
 (work, commit, qmp_version, rounds, window, connections, load_before, load_after,
- machine, cpu) = sys.argv[1:]
+ machine, cpu, client_cpu) = sys.argv[1:]
 
 def values(name):
     with open(os.path.join(work, name)) as f:
@@ -261,6 +288,8 @@ rows = [
     ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-raw", "qga-seq-raw", "raw loop", None),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-tokio-raw", "qga-pipe-raw", "raw loop", None),
+    (f"real QEMU, query-status, {window} in flight, client on its own CPU", "qmp-pipe-ours-2cpu", "qmp-pipe-raw-2cpu", "raw loop", 0.9),
+    (f"real qemu-ga, guest-ping, {window} in flight, client on its own CPU", "qga-pipe-ours-2cpu", "qga-pipe-raw-2cpu", "raw loop", 0.9),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-blocking", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
@@ -271,12 +300,18 @@ def r(x):
 
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 print()
-where = "unpinned" if cpu == "none" else f"all on CPU {cpu}"
+if cpu == "none":
+    where = "unpinned"
+else:
+    where = (f"everything on CPU {cpu} but the clients of the 'own CPU' rows "
+             f"(CPU {client_cpu})")
 print(f"{rounds} rounds, {where}; load average {load_before} before, {load_after} after")
 print()
 print("| Date (UTC) | Commit | Machine | Measurement | Ours (mean ± σ) | Baseline (mean ± σ) | Ratio (per-round min–max) | Goal |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for label, ours, base, base_label, goal in rows:
+    if not os.path.exists(os.path.join(work, ours)):
+        continue  # the *-2cpu rows on a machine with one CPU
     a, b = values(ours), values(base)
     ratio = statistics.mean(a) / statistics.mean(b)
     per_round = [x / y for x, y in zip(a, b)]
