@@ -674,29 +674,25 @@ impl Engine {
             lease.want_back_if_lent();
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (receiver, in_flight) = if request.expect_reply {
-            let (sender, receiver) = oneshot::channel();
-            let in_flight = shared.register(id, sender, deadline)?;
-            (Some(receiver), in_flight)
+        // Forgets the call if this future is dropped (timeout, cancel).
+        let (registration, in_flight) = if request.expect_reply {
+            let (registration, in_flight) = Registration::new(shared, id, deadline)?;
+            (Some(registration), in_flight)
         } else {
             (None, 0)
         };
-        // Forgets the call if this future is dropped (timeout, cancel).
-        let guard = CallGuard { shared, id };
         if request.fds.is_empty() {
             let (end, written) = shared.send(request, id, &IdText::new(id), in_flight > 1)?;
-            if receiver.is_none() && !written {
+            if registration.is_none() && !written {
                 Box::pin(shared.wait_written(end)).await?;
             }
         } else {
             Box::pin(shared.send_with_fds(request, id)).await?;
         }
-        match receiver {
-            Some(receiver) => match receiver.await {
+        match registration {
+            Some(mut registration) => match (&mut registration.receiver).await {
                 Ok(reply) => {
-                    // Delivered, so no longer registered: nothing for the
-                    // guard to remove (saves locking the calls again).
-                    std::mem::forget(guard);
+                    registration.delivered();
                     reply
                 }
                 Err(_) => Err(shared.closed_error()),
@@ -1685,11 +1681,14 @@ impl Engine {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let id_text = IdText::new(id);
         let reply_end = ReplyEnd::new(&id_text);
-        // The call registers (see `DirectRegistration`) only once it has to
+        // The call registers (see `Registration`) only once it has to
         // wait, or before anything else is routed: until then this thread
         // alone reads the socket, so nothing else can take its reply, and
         // most replies are there at the first look.
-        let register = || DirectRegistration::new(shared, id, request.timeout);
+        let register = || {
+            let deadline = request.timeout.map(|after| Instant::now() + after);
+            Registration::new(shared, id, deadline).map(|(registration, _)| registration)
+        };
         let (_, written) = shared.send(&request, id, &id_text, false)?;
         let mut registration = None;
         if !written {
@@ -1783,26 +1782,26 @@ impl Engine {
     }
 }
 
-/// A direct call registered like an async one: the deadline task keeps
-/// its time (and kicks it out of `poll`), and a reply routed to it, by
-/// this thread or by the reader task once the socket is back, arrives on
-/// `receiver`.  Dropping it forgets the call.
-struct DirectRegistration<'a> {
+/// A call waiting for its reply: the deadline task keeps its time (and
+/// kicks a direct call out of `poll`), and the reply, routed by whoever
+/// reads the socket, arrives on `receiver`.  Dropping it forgets the call.
+struct Registration<'a> {
     receiver: oneshot::Receiver<Reply>,
     deadline: Option<Instant>,
     guard: CallGuard<'a>,
 }
 
-impl<'a> DirectRegistration<'a> {
-    fn new(shared: &'a Shared, id: u64, timeout: Option<Duration>) -> Result<Self> {
+impl<'a> Registration<'a> {
+    /// Registers call `id`; also says how many calls are in flight now.
+    fn new(shared: &'a Shared, id: u64, deadline: Option<Instant>) -> Result<(Self, usize)> {
         let (sender, receiver) = oneshot::channel();
-        let deadline = timeout.map(|after| Instant::now() + after);
-        shared.register(id, sender, deadline)?;
-        Ok(DirectRegistration {
+        let in_flight = shared.register(id, sender, deadline)?;
+        let registration = Registration {
             receiver,
             deadline,
             guard: CallGuard { shared, id },
-        })
+        };
+        Ok((registration, in_flight))
     }
 
     /// A reply was delivered, so the call is no longer registered: nothing
