@@ -283,15 +283,11 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
         }
         Protocol::Qga => "guest-ping",
     };
-    let mut id: u64 = 0x000F_1234_0000_0000;
-    let mut request = |out: &mut Vec<u8>| {
-        id += 1;
-        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
-    };
+    let mut requests = Requests::new(name);
     let mut out = Vec::with_capacity(64 * window);
     for _ in 0..WARM_UP {
         out.clear();
-        request(&mut out);
+        requests.push(&mut out);
         stream.write_all(&out)?;
         read_lines(&mut stream, &mut buf, 1)?;
     }
@@ -299,29 +295,87 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
     if window == 1 {
         for _ in 0..count {
             out.clear();
-            request(&mut out);
+            requests.push(&mut out);
             stream.write_all(&out)?;
             read_lines(&mut stream, &mut buf, 1)?;
         }
     } else {
-        let (mut sent, mut received) = (0, 0);
-        while received < count {
-            out.clear();
-            while sent < count && sent - received < window {
-                request(&mut out);
-                sent += 1;
-            }
+        let mut pipeline = Pipeline::new(count, window);
+        while !pipeline.done() {
+            pipeline.top_up(&mut requests, &mut out);
             if !out.is_empty() {
                 stream.write_all(&out)?;
             }
             let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Err("server closed the connection".into());
-            }
-            received += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            pipeline.received(&buf[..n])?;
         }
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The raw loops' requests: the bytes our client writes, with a 16-digit
+/// id like the random ids it counts up from.
+struct Requests {
+    name: &'static str,
+    id: u64,
+}
+
+impl Requests {
+    fn new(name: &'static str) -> Requests {
+        Requests {
+            name,
+            id: 0x000F_1234_0000_0000,
+        }
+    }
+
+    /// Appends the next request.
+    fn push(&mut self, out: &mut Vec<u8>) {
+        self.id += 1;
+        let (name, id) = (self.name, self.id);
+        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+    }
+}
+
+/// A raw pipelined loop's window: tops it up to `window` requests in
+/// flight, counts reply lines.
+struct Pipeline {
+    count: usize,
+    window: usize,
+    sent: usize,
+    received: usize,
+}
+
+impl Pipeline {
+    fn new(count: usize, window: usize) -> Pipeline {
+        Pipeline {
+            count,
+            window,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.received >= self.count
+    }
+
+    /// Replaces `out` with the requests that fill the window again.
+    fn top_up(&mut self, requests: &mut Requests, out: &mut Vec<u8>) {
+        out.clear();
+        while self.sent < self.count && self.sent - self.received < self.window {
+            requests.push(out);
+            self.sent += 1;
+        }
+    }
+
+    /// Counts the replies in what one read brought.
+    fn received(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Err("server closed the connection".into());
+        }
+        self.received += bytes.iter().filter(|&&b| b == b'\n').count();
+        Ok(())
+    }
 }
 
 async fn tokio_raw(
@@ -356,26 +410,18 @@ async fn tokio_raw(
         Protocol::Qga => "guest-ping",
     };
     let mut out = Vec::new();
-    let mut id: u64 = 0x000F_1234_0000_0000;
+    let mut requests = Requests::new(name);
     if window > 1 {
-        // As the raw pipelined loop: top the window up, read what came.
-        let (mut sent, mut received) = (0, 0);
+        // As the raw pipelined loop.
+        let mut pipeline = Pipeline::new(count, window);
         let started = Instant::now();
-        while received < count {
-            out.clear();
-            while sent < count && sent - received < window {
-                id += 1;
-                writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
-                sent += 1;
-            }
+        while !pipeline.done() {
+            pipeline.top_up(&mut requests, &mut out);
             if !out.is_empty() {
                 stream.write_all(&out).await?;
             }
             let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Err("server closed the connection".into());
-            }
-            received += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            pipeline.received(&buf[..n])?;
         }
         return Ok(count as f64 / started.elapsed().as_secs_f64());
     }
@@ -384,9 +430,8 @@ async fn tokio_raw(
         if i == WARM_UP {
             started = Instant::now();
         }
-        id += 1;
         out.clear();
-        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+        requests.push(&mut out);
         stream.write_all(&out).await?;
         read_line(&mut stream, &mut buf).await?;
     }
