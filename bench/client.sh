@@ -11,8 +11,10 @@
 #     qga-seq     guest-ping, one at a time        ours vs raw      goal >= 0.95x
 #                                                  blocking vs raw  goal >= 0.95x
 #                                                  tokio-raw vs raw (no goal)
+#                                                  tokio-mux vs raw (no goal)
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
 #                                                  tokio-raw vs raw (no goal)
+#                                                  tokio-mux vs raw (no goal)
 #   pipelined again with the client on a CPU of its own (the *-2cpu rows):
 #     qmp-pipe-2cpu, qga-pipe-2cpu                 ours vs raw      goal >= 0.9x
 #   the bench's fake QMP server (answers at once; client cost alone):
@@ -21,6 +23,9 @@
 #                                                  ours vs qemu.qmp goal >= 5x
 #                                                  tokio-raw vs raw (no goal: the
 #                                                  floor of any tokio client)
+#                                                  tokio-mux vs raw (no goal: the
+#                                                  floor of a tokio session that
+#                                                  many tasks share)
 #   idle memory: 1000 negotiated QMP sessions on one runtime   goal <= 64 KiB each
 #
 # "ours" is qapi-client's async API on a multi-threaded tokio runtime;
@@ -28,7 +33,10 @@
 # thread, whose sequential calls read the socket on the calling thread
 # (direct calls); "raw" a blocking
 # std socket loop writing the same request bytes and reading until the
-# reply line ends; "tokio-raw" the same loop on a tokio socket; "qemu.qmp"
+# reply line ends; "tokio-raw" the same loop on a tokio socket; "tokio-mux"
+# the bare bones of a session shared by tasks (calls register a oneshot by
+# id and queue their request for a writer task; a reader task matches
+# reply lines by their id), without parsing, checks or time limits; "qemu.qmp"
 # QEMU's Python library (async QMPClient, execute('query-status') in a
 # loop), installed with pip into a venv under the target directory.  All
 # of them are in qapi-client/benches/client.rs except qemu.qmp.
@@ -203,10 +211,12 @@ sides=(
   "qga-seq-raw       $bench qga $work/qga.sock raw $qga_seq_n"
   "qga-seq-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_seq_n"
   "qga-seq-blocking  $bench qga $work/qga.sock blocking $qga_seq_n"
+  "qga-seq-tokio-mux $bench qga $work/qga.sock tokio-mux $qga_seq_n"
   --
   "qga-pipe-ours     $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
   "qga-pipe-raw      $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
   "qga-pipe-tokio-raw $bench qga $work/qga.sock tokio-raw $qga_pipe_n --window $window"
+  "qga-pipe-tokio-mux $bench qga $work/qga.sock tokio-mux $qga_pipe_n --window $window"
   --
 )
 ((split)) && sides+=(
@@ -222,6 +232,7 @@ sides+=(
   "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
   "fake-tokio-raw    $bench qmp $work/fake.sock tokio-raw $fake_n"
   "fake-blocking     $bench qmp $work/fake.sock blocking $fake_n"
+  "fake-tokio-mux    $bench qmp $work/fake.sock tokio-mux $fake_n"
   "fake-qemu.qmp     $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
   --
 )
@@ -286,14 +297,17 @@ rows = [
     ("real qemu-ga, guest-ping, sequential", "qga-seq-ours", "qga-seq-raw", "raw loop", 0.95),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-blocking", "qga-seq-raw", "raw loop", 0.95),
     ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-raw", "qga-seq-raw", "raw loop", None),
+    ("real qemu-ga, guest-ping, sequential", "qga-seq-tokio-mux", "qga-seq-raw", "raw loop", None),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-ours", "qga-pipe-raw", "raw loop", 0.9),
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-tokio-raw", "qga-pipe-raw", "raw loop", None),
+    (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-tokio-mux", "qga-pipe-raw", "raw loop", None),
     (f"real QEMU, query-status, {window} in flight, client on its own CPU", "qmp-pipe-ours-2cpu", "qmp-pipe-raw-2cpu", "raw loop", 0.9),
     (f"real qemu-ga, guest-ping, {window} in flight, client on its own CPU", "qga-pipe-ours-2cpu", "qga-pipe-raw-2cpu", "raw loop", 0.9),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-blocking", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
     ("fake server, query-status, sequential", "fake-tokio-raw", "fake-raw", "raw loop", None),
+    ("fake server, query-status, sequential", "fake-tokio-mux", "fake-raw", "raw loop", None),
 ]
 def r(x):
     return f"{x:.3f}" if x < 2 else f"{x:.1f}"
@@ -317,11 +331,15 @@ for label, ours, base, base_label, goal in rows:
     per_round = [x / y for x, y in zip(a, b)]
     if ours.endswith("tokio-raw"):
         ours_label = "tokio-raw"
+    elif ours.endswith("tokio-mux"):
+        ours_label = "tokio-mux"
     elif ours.endswith("blocking"):
         ours_label = "qapi-client blocking API"
     else:
         ours_label = "qapi-client async API"
-    if goal is None:
+    if goal is None and ours_label == "tokio-mux":
+        verdict = "— (reference: the floor of a tokio session that many tasks share)"
+    elif goal is None:
         verdict = "— (reference: the floor of any tokio client)"
     elif ratio >= goal:
         verdict = f"≥ {goal:g}× — met"

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
-//! W threads), `raw` or `tokio-raw` (the raw loop on a tokio socket).
+//! W threads), `raw`, `tokio-raw` (the raw loop on a tokio socket) or
+//! `tokio-mux` (a bare session shared by W tasks, see [`tokio_mux`]).
 //!
 //! Without a subcommand (as `cargo bench -p qapi-client` runs it) it does a
 //! short run of ours against raw on the fake server, in one process.
@@ -85,11 +86,14 @@ enum Client {
     Ours,
     Raw,
     /// The raw loop on a tokio socket in one task: what any tokio client
-    /// pays at least (sequential only).
+    /// pays at least.
     TokioRaw,
     /// Our blocking client (`qapi_client::blocking`), called from this
     /// thread (sequential only).
     Blocking,
+    /// The least a session shared by W tasks can do on tokio (see
+    /// [`tokio_mux`]): the floor of a cloneable handle, not of one loop.
+    TokioMux,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -157,6 +161,14 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
             )
         }
         Client::Blocking => blocking(protocol, &run.socket, run.count, window),
+        Client::TokioMux => {
+            let socket = run.socket.clone();
+            let count = run.count;
+            let rt = runtime(run.runtime)?;
+            rt.block_on(
+                async move { tokio::spawn(tokio_mux(protocol, socket, count, window)).await? },
+            )
+        }
         Client::Ours => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -324,17 +336,24 @@ impl Requests {
     fn new(name: &'static str) -> Requests {
         Requests {
             name,
-            id: 0x000F_1234_0000_0000,
+            id: FIRST_ID - 1,
         }
     }
 
     /// Appends the next request.
     fn push(&mut self, out: &mut Vec<u8>) {
         self.id += 1;
-        let (name, id) = (self.name, self.id);
-        writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+        push_request(out, self.name, self.id);
     }
 }
+
+/// Appends request `id` for command `name`, as our client writes it.
+fn push_request(out: &mut Vec<u8>, name: &str, id: u64) {
+    writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+}
+
+/// The first id of the raw loops' requests.
+const FIRST_ID: u64 = 0x000F_1234_0000_0001;
 
 /// A raw pipelined loop's window: tops it up to `window` requests in
 /// flight, counts reply lines.
@@ -387,28 +406,7 @@ async fn tokio_raw(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(socket).await?;
     let mut buf = vec![0u8; 64 * 1024];
-    async fn read_line(stream: &mut tokio::net::UnixStream, buf: &mut [u8]) -> Result<()> {
-        loop {
-            let n = stream.read(buf).await?;
-            if n == 0 {
-                return Err("server closed the connection".into());
-            }
-            if buf[..n].contains(&b'\n') {
-                return Ok(());
-            }
-        }
-    }
-    let name = match protocol {
-        Protocol::Qmp => {
-            read_line(&mut stream, &mut buf).await?;
-            stream
-                .write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")
-                .await?;
-            read_line(&mut stream, &mut buf).await?;
-            "query-status"
-        }
-        Protocol::Qga => "guest-ping",
-    };
+    let name = tokio_handshake(protocol, &mut stream, &mut buf).await?;
     let mut out = Vec::new();
     let mut requests = Requests::new(name);
     if window > 1 {
@@ -436,6 +434,190 @@ async fn tokio_raw(
         read_line(&mut stream, &mut buf).await?;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reads until a reply line has ended (nothing else is in flight).
+async fn read_line(stream: &mut tokio::net::UnixStream, buf: &mut [u8]) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let n = stream.read(buf).await?;
+        if n == 0 {
+            return Err("server closed the connection".into());
+        }
+        if buf[..n].contains(&b'\n') {
+            return Ok(());
+        }
+    }
+}
+
+/// Negotiates a QMP session (a guest agent needs nothing); returns the
+/// command the tokio loops time.
+async fn tokio_handshake(
+    protocol: Protocol,
+    stream: &mut tokio::net::UnixStream,
+    buf: &mut [u8],
+) -> Result<&'static str> {
+    use tokio::io::AsyncWriteExt;
+    Ok(match protocol {
+        Protocol::Qmp => {
+            read_line(stream, buf).await?;
+            stream
+                .write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")
+                .await?;
+            read_line(stream, buf).await?;
+            "query-status"
+        }
+        Protocol::Qga => "guest-ping",
+    })
+}
+
+/// The least a session shared by `window` tasks can do on tokio, the
+/// shape of our async client without its checks: each call registers a
+/// oneshot under its id, queues its request for a writer task and waits;
+/// a reader task splits the reply lines and hands each to the call its
+/// trailing id names.  No JSON is parsed, nothing times out, nothing but
+/// `{..., "id": N}` lines is expected.  So this is the floor for any
+/// client whose calls come from many tasks through one cloneable handle,
+/// as `tokio-raw` is the floor for one loop.
+async fn tokio_mux(
+    protocol: Protocol,
+    socket: PathBuf,
+    count: usize,
+    window: usize,
+) -> Result<f64> {
+    use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::{oneshot, Notify};
+
+    /// Ids are consecutive: multiplying spreads them well enough.
+    #[derive(Default)]
+    struct IdHash(u64);
+    impl std::hash::Hasher for IdHash {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, _: &[u8]) {
+            unreachable!("only u64 keys")
+        }
+        fn write_u64(&mut self, id: u64) {
+            self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    type Waiting = HashMap<u64, oneshot::Sender<()>, BuildHasherDefault<IdHash>>;
+    struct Mux {
+        name: &'static str,
+        next_id: AtomicU64,
+        /// `None` once the reader or the writer has stopped.
+        waiting: Mutex<Option<Waiting>>,
+        queued: Mutex<Vec<u8>>,
+        queued_some: Notify,
+    }
+    impl Mux {
+        async fn call(&self) -> Result<()> {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (sender, receiver) = oneshot::channel();
+            self.waiting
+                .lock()
+                .unwrap()
+                .as_mut()
+                .ok_or("the connection failed")?
+                .insert(id, sender);
+            push_request(&mut self.queued.lock().unwrap(), self.name, id);
+            self.queued_some.notify_one();
+            receiver.await.map_err(|_| "the connection failed".into())
+        }
+        /// Fails every call, waiting or to come.
+        fn close(&self) {
+            self.waiting.lock().unwrap().take();
+        }
+    }
+    fn trailing_id(line: &[u8]) -> Option<u64> {
+        let line = line
+            .strip_suffix(b"\r")
+            .unwrap_or(line)
+            .strip_suffix(b"}")?;
+        let start = line.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+        std::str::from_utf8(&line[start..]).ok()?.parse().ok()
+    }
+
+    let mut stream = tokio::net::UnixStream::connect(socket).await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let name = tokio_handshake(protocol, &mut stream, &mut buf).await?;
+    let (mut read_half, mut write_half) = stream.into_split();
+    let mux = Arc::new(Mux {
+        name,
+        next_id: AtomicU64::new(FIRST_ID),
+        waiting: Mutex::new(Some(Waiting::default())),
+        queued: Mutex::default(),
+        queued_some: Notify::new(),
+    });
+    let writer = tokio::spawn({
+        let mux = Arc::clone(&mux);
+        async move {
+            let mut out = Vec::new();
+            loop {
+                mux.queued_some.notified().await;
+                std::mem::swap(&mut out, &mut mux.queued.lock().unwrap());
+                if write_half.write_all(&out).await.is_err() {
+                    break mux.close();
+                }
+                out.clear();
+            }
+        }
+    });
+    let reader = tokio::spawn({
+        let mux = Arc::clone(&mux);
+        async move {
+            let mut filled = 0;
+            while let Ok(n @ 1..) = read_half.read(&mut buf[filled..]).await {
+                filled += n;
+                let mut start = 0;
+                while let Some(len) = buf[start..filled].iter().position(|&b| b == b'\n') {
+                    let Some(id) = trailing_id(&buf[start..start + len]) else {
+                        return mux.close();
+                    };
+                    let sender = mux
+                        .waiting
+                        .lock()
+                        .unwrap()
+                        .as_mut()
+                        .and_then(|w| w.remove(&id));
+                    if let Some(sender) = sender {
+                        let _ = sender.send(());
+                    }
+                    start += len + 1;
+                }
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+            }
+            mux.close();
+        }
+    });
+    for _ in 0..WARM_UP {
+        mux.call().await?;
+    }
+    let per_task = count.div_ceil(window);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..window {
+        let mux = Arc::clone(&mux);
+        tasks.spawn(async move {
+            for _ in 0..per_task {
+                mux.call().await?;
+            }
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done?.map_err(|e| e.to_string())?;
+    }
+    let rate = (per_task * window) as f64 / started.elapsed().as_secs_f64();
+    writer.abort();
+    reader.abort();
+    Ok(rate)
 }
 
 /// Reads until `lines` newlines have arrived (nothing else is in flight).
