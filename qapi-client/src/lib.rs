@@ -59,12 +59,12 @@
 pub mod blocking;
 mod error;
 mod events;
-mod fds;
 mod framing;
 mod qga;
 mod qmp;
 mod report;
 mod session;
+mod unix;
 
 pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};

@@ -17,7 +17,9 @@ use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
-use crate::session::{random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Writer};
+use crate::session::{
+    random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Source, Writer,
+};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
 /// defaults.
@@ -70,8 +72,8 @@ impl QgaBuilder {
     /// Connects to the host side of the agent's channel (a Unix socket)
     /// and synchronises.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qga> {
-        let stream = UnixStream::connect(path).await?;
-        let (read, write) = stream.into_split();
+        let stream = UnixStream::connect(path).await?.into_std()?;
+        let (read, write) = crate::unix::split(stream)?;
         self.start(read, Writer::Unix(write)).await
     }
 
@@ -86,7 +88,7 @@ impl QgaBuilder {
 
     async fn start<R>(self, read: R, writer: Writer) -> Result<Qga>
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: Source + Send + 'static,
     {
         let config = EngineConfig {
             peer: Peer::Qga,

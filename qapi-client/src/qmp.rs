@@ -15,7 +15,7 @@ use tracing::{debug, info_span, Instrument};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
-use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Writer};
+use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Source, Writer};
 
 /// The greeting QEMU sends when a client connects.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -110,8 +110,8 @@ impl QmpBuilder {
 
     /// Connects to a QMP Unix socket and negotiates.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qmp> {
-        let stream = UnixStream::connect(path).await?;
-        let (read, write) = stream.into_split();
+        let stream = UnixStream::connect(path).await?.into_std()?;
+        let (read, write) = crate::unix::split(stream)?;
         self.handshake(read, Writer::Unix(write)).await
     }
 
@@ -135,7 +135,7 @@ impl QmpBuilder {
 
     async fn handshake<R>(self, read: R, writer: Writer) -> Result<Qmp>
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: Source + Send + 'static,
     {
         let limit = self.handshake_timeout;
         let span = info_span!("qmp_handshake");
@@ -151,7 +151,7 @@ impl QmpBuilder {
 
     async fn handshake_untimed<R>(self, read: R, writer: Writer) -> Result<Qmp>
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: Source + Send + 'static,
     {
         let mut reader = MessageReader::new(read, Peer::Qmp, self.max_message_size);
         let greeting = match reader.next().await? {

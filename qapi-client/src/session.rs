@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::unix::OwnedReadHalf;
 use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -31,6 +30,7 @@ use tracing::{debug, trace, warn};
 use crate::error::{Error, QmpError, Result};
 use crate::events::RawEvent;
 use crate::framing::{Frame, Splitter};
+use crate::unix::{UnixReader, UnixWriter};
 
 /// Who is on the other end, which decides what a malformed message means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +206,37 @@ impl ReturnValue {
     }
 }
 
+/// What a [`MessageReader`] reads from: any async byte stream, or a Unix
+/// socket watched for input only ([`UnixReader`]).
+pub(crate) trait Source: Unpin {
+    /// Reads into `buf`'s spare room; `Ok(0)` at the end of the stream.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<std::io::Result<usize>>;
+}
+
+impl<R: AsyncRead + Unpin> Source for R {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<std::io::Result<usize>> {
+        std::future::Future::poll(std::pin::pin!(self.read_buf(buf)), cx)
+    }
+}
+
+impl Source for UnixReader {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<std::io::Result<usize>> {
+        UnixReader::poll_read_into(self, cx, buf)
+    }
+}
+
 /// Reads messages from the stream; used for the handshake, then moved
 /// into the reader task.
 pub(crate) struct MessageReader<R> {
@@ -229,7 +260,7 @@ enum Borrowed<'a> {
     Sentinel,
 }
 
-impl<R: AsyncRead + Unpin> MessageReader<R> {
+impl<R: Source> MessageReader<R> {
     pub(crate) fn new(stream: R, peer: Peer, max_message_size: usize) -> Self {
         MessageReader {
             stream,
@@ -262,9 +293,8 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             }
             let spare = prepare_read(&mut self.splitter, self.busy);
             let buf = self.splitter.buffer_mut();
-            let n = self
-                .stream
-                .read_buf(buf)
+            let stream = &mut self.stream;
+            let n = std::future::poll_fn(|cx| stream.poll_read_into(cx, buf))
                 .await
                 .map_err(|e| Error::Disconnected {
                     reason: format!("read failed: {e}").into(),
@@ -348,7 +378,7 @@ const BUSY_READ: usize = 64 * 1024;
 /// The write side of a connection.
 pub(crate) enum Writer {
     /// A Unix socket, which can also carry file descriptors.
-    Unix(tokio::net::unix::OwnedWriteHalf),
+    Unix(UnixWriter),
     /// Any other stream.
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
     /// Lent to a request sending file descriptors, which has the socket to
@@ -365,7 +395,7 @@ pub(crate) enum Writer {
 impl Writer {
     fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
         match self {
-            Writer::Unix(half) => Pin::new(half).poll_write(cx, bytes),
+            Writer::Unix(half) => half.poll_write(cx, bytes),
             Writer::Stream(stream) => Pin::new(stream).poll_write(cx, bytes),
             Writer::Lent => Poll::Ready(Err(std::io::Error::other("the socket is lent"))),
             Writer::Direct { stream, lease } => {
@@ -571,7 +601,7 @@ impl Engine {
         config: &EngineConfig,
     ) -> Engine
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: Source + Send + 'static,
     {
         // A direct session needs the Unix socket's own halves, to take
         // the socket out of the runtime and back, and an eventfd (without
@@ -579,7 +609,7 @@ impl Engine {
         let mut reader = Some(reader);
         let unix = config.direct
             && matches!(writer, Writer::Unix(_))
-            && (&reader as &dyn Any).is::<Option<MessageReader<OwnedReadHalf>>>();
+            && (&reader as &dyn Any).is::<Option<MessageReader<UnixReader>>>();
         let lease = if unix {
             Lease::new().ok().map(Arc::new)
         } else {
@@ -587,7 +617,7 @@ impl Engine {
         };
         let unix_reader = if lease.is_some() {
             (&mut reader as &mut dyn Any)
-                .downcast_mut::<Option<MessageReader<OwnedReadHalf>>>()
+                .downcast_mut::<Option<MessageReader<UnixReader>>>()
                 .and_then(Option::take)
         } else {
             None
@@ -841,6 +871,10 @@ impl Shared {
         if outbox.handed_over || outbox.exclusive {
             return Ok((end, false));
         }
+        if let Writer::Unix(writer) = &mut outbox.writer {
+            // Nothing waits for room: writing is not handed over.
+            writer.watch_output(batch);
+        }
         if batch {
             outbox.handed_over = true;
             drop(outbox);
@@ -920,16 +954,16 @@ impl Shared {
         }
         let writer = std::mem::replace(&mut self.lock_outbox().writer, Writer::Lent);
         // Put back when this is done or cancelled.
-        let exclusive = Exclusive {
+        let mut exclusive = Exclusive {
             shared: self,
             writer: Some(writer),
         };
-        let Some(Writer::Unix(half)) = &exclusive.writer else {
+        let Some(Writer::Unix(half)) = &mut exclusive.writer else {
             return Err(Error::Unsupported(
                 "file descriptors can only be passed over a Unix socket".into(),
             ));
         };
-        crate::fds::send_with_fds(half.as_ref(), &bytes, request.fds)
+        half.send_with_fds(&bytes, request.fds)
             .await
             .map_err(|e| self.write_failed(e))
     }
@@ -1208,7 +1242,7 @@ async fn watch_deadlines(shared: Arc<Shared>) {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(mut reader: MessageReader<R>, shared: Arc<Shared>) {
+async fn read_loop<R: Source>(mut reader: MessageReader<R>, shared: Arc<Shared>) {
     let error = loop {
         if let Err(error) = read_one(&mut reader, &shared).await {
             break error;
@@ -1874,7 +1908,7 @@ pub(crate) enum Direct<T> {
 
 /// The reader task of a direct session: reads like [`read_loop`], hands
 /// the socket over when a blocking call asks, and takes it back.
-async fn read_loop_direct(mut reader: MessageReader<OwnedReadHalf>, shared: Arc<Shared>) {
+async fn read_loop_direct(mut reader: MessageReader<UnixReader>, shared: Arc<Shared>) {
     let Some(lease) = shared.lease.clone() else {
         return;
     };
@@ -1921,10 +1955,7 @@ async fn read_loop_direct(mut reader: MessageReader<OwnedReadHalf>, shared: Arc<
 /// Reads and routes one message (cancel-safe: nothing is lost if it is
 /// dropped while waiting to read).
 #[inline]
-async fn read_one<R: AsyncRead + Unpin>(
-    reader: &mut MessageReader<R>,
-    shared: &Shared,
-) -> Result<()> {
+async fn read_one<R: Source>(reader: &mut MessageReader<R>, shared: &Shared) -> Result<()> {
     match reader.next_borrowed().await? {
         Borrowed::Message(bytes) => shared.route(bytes),
         Borrowed::Sentinel => sentinel(shared.peer),
@@ -1936,10 +1967,10 @@ async fn read_one<R: AsyncRead + Unpin>(
 /// when the session must end.
 #[allow(clippy::result_large_err)]
 fn hand_over(
-    reader: MessageReader<OwnedReadHalf>,
+    reader: MessageReader<UnixReader>,
     shared: &Shared,
     lease: &Arc<Lease>,
-) -> std::result::Result<(), Result<MessageReader<OwnedReadHalf>>> {
+) -> std::result::Result<(), Result<MessageReader<UnixReader>>> {
     let mut state = lease.lock();
     let Holder::Engine { asked: true } = state.holder else {
         // Only the socket wanted back, which it is.
@@ -1960,40 +1991,15 @@ fn hand_over(
         lease.answered.notify_all();
         return Err(Ok(reader));
     };
-    let Writer::Unix(write) = std::mem::replace(&mut outbox.writer, Writer::Lent) else {
-        return Err(Ok(reader));
-    };
     let MessageReader {
         stream,
         splitter,
         peer,
         busy,
     } = reader;
-    // Out of the runtime's epoll: `into_std` deregisters.
-    let stream = match stream.reunite(write).map(tokio::net::UnixStream::into_std) {
-        Ok(Ok(stream)) => Arc::new(stream),
-        Ok(Err(error)) => {
-            drop(outbox);
-            drop(state);
-            lease.answered.notify_all();
-            return Err(Err(Error::Disconnected {
-                reason: format!("could not hand the socket over: {error}").into(),
-            }));
-        }
-        Err(halves) => {
-            // Not halves of one stream: cannot happen; keep reading.
-            outbox.writer = Writer::Unix(halves.1);
-            drop(outbox);
-            drop(state);
-            lease.answered.notify_all();
-            return Err(Ok(MessageReader {
-                stream: halves.0,
-                splitter,
-                peer,
-                busy,
-            }));
-        }
-    };
+    // Out of the runtime's epoll (the writer is registered only while it
+    // waits for room, which it does not: the outbox is empty).
+    let stream = stream.into_stream();
     outbox.writer = Writer::Direct {
         stream: Arc::clone(&stream),
         lease: Arc::clone(lease),
@@ -2015,7 +2021,7 @@ fn hand_over(
 /// Takes the socket back from direct calls when none is running and
 /// either it is wanted back or none ran for a tick; `Ok(None)` while it
 /// stays handed over.
-fn take_back(shared: &Shared, lease: &Lease) -> Result<Option<MessageReader<OwnedReadHalf>>> {
+fn take_back(shared: &Shared, lease: &Lease) -> Result<Option<MessageReader<UnixReader>>> {
     let mut state = lease.lock();
     let wanted = lease.release.load(Ordering::Acquire);
     match state.holder {
@@ -2038,29 +2044,19 @@ fn take_back(shared: &Shared, lease: &Lease) -> Result<Option<MessageReader<Owne
         peer,
     } = *side;
     let mut outbox = shared.lock_outbox();
-    // Drops the writer's share of the stream.
-    outbox.writer = Writer::Lent;
-    let stream = Arc::try_unwrap(stream)
-        .map_err(|_| Error::Disconnected {
-            reason: "could not take the socket back".into(),
-        })
-        .and_then(|stream| {
-            // Still non-blocking, as `into_std` left it.
-            tokio::net::UnixStream::from_std(stream).map_err(|error| Error::Disconnected {
-                reason: format!("could not take the socket back: {error}").into(),
-            })
-        });
-    let stream = match stream {
-        Ok(stream) => stream,
+    let read = match UnixReader::new(Arc::clone(&stream)) {
+        Ok(read) => read,
         Err(error) => {
+            outbox.writer = Writer::Lent;
             drop(outbox);
             drop(state);
             lease.answered.notify_all();
-            return Err(error);
+            return Err(Error::Disconnected {
+                reason: format!("could not take the socket back: {error}").into(),
+            });
         }
     };
-    let (read, write) = stream.into_split();
-    outbox.writer = Writer::Unix(write);
+    outbox.writer = Writer::Unix(UnixWriter::new(stream));
     drop(outbox);
     drop(state);
     lease.answered.notify_all();
