@@ -15,17 +15,19 @@
 #     qga-pipe    guest-ping, WINDOW in flight     ours vs raw      goal >= 0.9x
 #                                                  tokio-raw vs raw (no goal)
 #                                                  tokio-mux vs raw (no goal)
-#   pipelined again with the client on a CPU of its own (the *-2cpu rows):
+#   again with the client on a CPU of its own (the *-2cpu rows):
 #     qmp-pipe-2cpu, qga-pipe-2cpu                 ours vs raw      goal >= 0.9x
+#     qga-seq-2cpu                                 ours vs raw      goal >= 0.95x
+#                                                  blocking vs raw  goal >= 0.95x
 #   the bench's fake QMP server (answers at once; client cost alone):
 #     fake-seq    query-status, one at a time      ours vs raw      goal >= 0.8x
 #                                                  blocking vs raw  goal >= 0.8x
 #                                                  ours vs qemu.qmp goal >= 5x
 #                                                  tokio-raw vs raw (no goal: the
-#                                                  floor of any tokio client)
-#                                                  tokio-mux vs raw (no goal: the
-#                                                  floor of a tokio session that
-#                                                  many tasks share)
+#                                                  raw loop on tokio's UnixStream)
+#                                                  tokio-mux vs raw (no goal: a
+#                                                  bare session many tasks share,
+#                                                  on tokio's UnixStream)
 #   idle memory: 1000 negotiated QMP sessions on one runtime   goal <= 64 KiB each
 #
 # "ours" is qapi-client's async API on a multi-threaded tokio runtime;
@@ -74,6 +76,7 @@ rounds=${1:-${BENCH_ROUNDS:-5}}
 qmp_seq_n=${QMP_SEQ_N:-15000}
 qmp_pipe_n=${QMP_PIPE_N:-15000}
 qga_seq_n=${QGA_SEQ_N:-60000}
+qga_seq_2cpu_n=${QGA_SEQ_2CPU_N:-20000}
 qga_pipe_n=${QGA_PIPE_N:-150000}
 fake_n=${FAKE_N:-300000}
 python_n=${PYTHON_N:-10000}
@@ -226,6 +229,10 @@ sides=(
   "qga-pipe-ours-2cpu $bench qga $work/qga.sock ours $qga_pipe_n --window $window"
   "qga-pipe-raw-2cpu $bench qga $work/qga.sock raw $qga_pipe_n --window $window"
   --
+  "qga-seq-ours-2cpu $bench qga $work/qga.sock ours $qga_seq_2cpu_n"
+  "qga-seq-raw-2cpu  $bench qga $work/qga.sock raw $qga_seq_2cpu_n"
+  "qga-seq-blocking-2cpu $bench qga $work/qga.sock blocking $qga_seq_2cpu_n"
+  --
 )
 sides+=(
   "fake-ours         $bench qmp $work/fake.sock ours $fake_n"
@@ -303,6 +310,8 @@ rows = [
     (f"real qemu-ga, guest-ping, {window} in flight", "qga-pipe-tokio-mux", "qga-pipe-raw", "raw loop", None),
     (f"real QEMU, query-status, {window} in flight, client on its own CPU", "qmp-pipe-ours-2cpu", "qmp-pipe-raw-2cpu", "raw loop", 0.9),
     (f"real qemu-ga, guest-ping, {window} in flight, client on its own CPU", "qga-pipe-ours-2cpu", "qga-pipe-raw-2cpu", "raw loop", 0.9),
+    ("real qemu-ga, guest-ping, sequential, client on its own CPU", "qga-seq-ours-2cpu", "qga-seq-raw-2cpu", "raw loop", 0.95),
+    ("real qemu-ga, guest-ping, sequential, client on its own CPU", "qga-seq-blocking-2cpu", "qga-seq-raw-2cpu", "raw loop", 0.95),
     ("fake server, query-status, sequential", "fake-ours", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-blocking", "fake-raw", "raw loop", 0.8),
     ("fake server, query-status, sequential", "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
@@ -333,14 +342,14 @@ for label, ours, base, base_label, goal in rows:
         ours_label = "tokio-raw"
     elif ours.endswith("tokio-mux"):
         ours_label = "tokio-mux"
-    elif ours.endswith("blocking"):
+    elif ours.endswith("blocking") or ours.endswith("blocking-2cpu"):
         ours_label = "qapi-client blocking API"
     else:
         ours_label = "qapi-client async API"
     if goal is None and ours_label == "tokio-mux":
-        verdict = "— (reference: the floor of a tokio session that many tasks share)"
+        verdict = "— (reference: a bare session many tasks share, on tokio's UnixStream)"
     elif goal is None:
-        verdict = "— (reference: the floor of any tokio client)"
+        verdict = "— (reference: the raw loop on tokio's UnixStream)"
     elif ratio >= goal:
         verdict = f"≥ {goal:g}× — met"
     else:
