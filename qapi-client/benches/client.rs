@@ -85,14 +85,18 @@ struct Run {
 enum Client {
     Ours,
     Raw,
-    /// The raw loop on a tokio socket in one task: what any tokio client
-    /// pays at least.
+    /// The raw loop waiting in `poll` for input before each read, so that
+    /// it is not woken when the peer reads its request (a blocked `recv`
+    /// on a Unix socket is), as our client is not (sequential only).
+    RawPoll,
+    /// The raw loop on tokio's `UnixStream` in one task (which, unlike our
+    /// client, is also woken each time the peer reads a request).
     TokioRaw,
     /// Our blocking client (`qapi_client::blocking`), called from this
     /// thread (sequential only).
     Blocking,
-    /// The least a session shared by W tasks can do on tokio (see
-    /// [`tokio_mux`]): the floor of a cloneable handle, not of one loop.
+    /// The bare bones of a session shared by W tasks, on tokio's
+    /// `UnixStream` (see [`tokio_mux`]).
     TokioMux,
 }
 
@@ -152,6 +156,7 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
     let window = run.window.max(1);
     match run.client {
         Client::Raw => raw(protocol, &run.socket, run.count, window),
+        Client::RawPoll => raw_poll(protocol, &run.socket, run.count),
         Client::TokioRaw => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -325,6 +330,45 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// [`raw`], sequential, waiting in `poll` before each read.
+fn raw_poll(protocol: Protocol, socket: &Path, count: usize) -> Result<f64> {
+    use rustix::event::{PollFd, PollFlags};
+    let mut stream = UnixStream::connect(socket)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let name = match protocol {
+        Protocol::Qmp => {
+            read_lines(&mut stream, &mut buf, 1)?; // greeting
+            stream.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")?;
+            read_lines(&mut stream, &mut buf, 1)?;
+            "query-status"
+        }
+        Protocol::Qga => "guest-ping",
+    };
+    let mut requests = Requests::new(name);
+    let mut out = Vec::with_capacity(64);
+    let mut started = Instant::now();
+    for i in 0..WARM_UP + count {
+        if i == WARM_UP {
+            started = Instant::now();
+        }
+        out.clear();
+        requests.push(&mut out);
+        stream.write_all(&out)?;
+        loop {
+            let mut fds = [PollFd::new(&stream, PollFlags::IN)];
+            rustix::event::poll(&mut fds, None)?;
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+            if buf[..n].contains(&b'\n') {
+                break;
+            }
+        }
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
 /// The raw loops' requests: the bytes our client writes, with a 16-digit
 /// id like the random ids it counts up from.
 struct Requests {
@@ -476,9 +520,9 @@ async fn tokio_handshake(
 /// oneshot under its id, queues its request for a writer task and waits;
 /// a reader task splits the reply lines and hands each to the call its
 /// trailing id names.  No JSON is parsed, nothing times out, nothing but
-/// `{..., "id": N}` lines is expected.  So this is the floor for any
-/// client whose calls come from many tasks through one cloneable handle,
-/// as `tokio-raw` is the floor for one loop.
+/// `{..., "id": N}` lines is expected.  So it shows what the shape of a
+/// client whose calls come from many tasks through one cloneable handle
+/// costs on tokio's `UnixStream`, as `tokio-raw` does for one loop.
 async fn tokio_mux(
     protocol: Protocol,
     socket: PathBuf,
