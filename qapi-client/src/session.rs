@@ -873,7 +873,7 @@ impl Shared {
         }
         if let Writer::Unix(writer) = &mut outbox.writer {
             // Nothing waits for room: writing is not handed over.
-            writer.watch_output(batch);
+            writer.calls_in_flight(batch);
         }
         if batch {
             outbox.handed_over = true;

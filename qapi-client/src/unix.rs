@@ -107,11 +107,18 @@ pub(crate) struct UnixWriter {
     /// waits for room; dropped (deregistered) once a write goes through
     /// whole.
     room: Option<AsyncFd<OwnedFd>>,
-    /// Keep `room` registered between writes (see [`watch_output`]).
+    /// Keep `room` registered between writes (see [`calls_in_flight`]).
     ///
-    /// [`watch_output`]: UnixWriter::watch_output
+    /// [`calls_in_flight`]: UnixWriter::calls_in_flight
     watching: bool,
+    /// Writes of a lone call since the last pipelined one, while watching.
+    lone_writes: u32,
 }
+
+/// How many writes of lone calls in a row end watching for output: calls
+/// that overlap now and then (two tasks, say) would otherwise register and
+/// deregister the descriptor over and over.
+const LONE_WRITES_TO_UNWATCH: u32 = 16;
 
 impl UnixWriter {
     pub(crate) fn new(stream: Arc<StdUnixStream>) -> UnixWriter {
@@ -119,11 +126,14 @@ impl UnixWriter {
             stream,
             room: None,
             watching: false,
+            lone_writes: 0,
         }
     }
 
-    /// Whether to stay registered for output between writes, which wakes
-    /// the runtime each time the peer reads what was written.
+    /// Tells whether the call about to write has others in flight
+    /// (`pipelined`), which decides whether to stay registered for output
+    /// between writes; that wakes the runtime each time the peer reads
+    /// what was written.
     ///
     /// For calls one at a time that wake-up is pure cost.  With calls
     /// pipelined on a CPU the peer shares, it is worth having: a client
@@ -131,17 +141,23 @@ impl UnixWriter {
     /// the first reply comes, so the scheduler lets the peer go on and
     /// answer more of the batch before the client reads; without it the
     /// client preempts the peer at every reply and reads them one at a
-    /// time (`BENCHMARKS.md`).  The session watches output while more
-    /// than one call is in flight.  Call only when no write is waiting
-    /// for room.
-    pub(crate) fn watch_output(&mut self, watch: bool) {
-        if watch == self.watching {
+    /// time (`BENCHMARKS.md`).  So output is watched from the first call
+    /// with others in flight until [`LONE_WRITES_TO_UNWATCH`] calls in a
+    /// row have been alone.  Call only when no write is waiting for room.
+    pub(crate) fn calls_in_flight(&mut self, pipelined: bool) {
+        if !pipelined {
+            if self.watching {
+                self.lone_writes += 1;
+                if self.lone_writes >= LONE_WRITES_TO_UNWATCH {
+                    self.watching = false;
+                    self.room = None;
+                }
+            }
             return;
         }
-        self.watching = watch;
-        if !watch {
-            self.room = None;
-        } else if self.room.is_none() {
+        self.lone_writes = 0;
+        self.watching = true;
+        if self.room.is_none() {
             // Only an optimisation: without it, writes still wait for
             // room when they must.
             match self.register_room() {

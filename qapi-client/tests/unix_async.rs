@@ -124,8 +124,9 @@ async fn calls_one_at_a_time_and_many_in_flight_take_turns() {
 
 async fn take_turns(qmp: Qmp) {
     for round in 0..20 {
-        // One at a time: the socket is watched for input only ...
-        for call in 0..10 {
+        // One at a time: after 16 of these the socket is watched for
+        // input only ...
+        for call in 0..20 {
             let (command, expected) = tagged(round, call, 100);
             assert_eq!(qmp.execute(&command).await.unwrap(), expected);
         }
