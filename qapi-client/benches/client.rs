@@ -155,8 +155,8 @@ fn runtime(flavor: Flavor) -> Result<tokio::runtime::Runtime> {
 fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
     let window = run.window.max(1);
     match run.client {
-        Client::Raw => raw(protocol, &run.socket, run.count, window),
-        Client::RawPoll => raw_poll(protocol, &run.socket, run.count),
+        Client::Raw => raw(protocol, &run.socket, run.count, window, Wait::InRecv),
+        Client::RawPoll => raw(protocol, &run.socket, run.count, 1, Wait::InPoll),
         Client::TokioRaw => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -288,7 +288,17 @@ fn blocking(protocol: Protocol, socket: &Path, count: usize, threads: usize) -> 
 
 /// The raw loop: request bytes as our client writes them (a 16-digit id,
 /// like the random ids our client counts up from), reply lines counted.
-fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result<f64> {
+/// How the raw loop waits for a reply.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Blocked in `recv`, which on a Unix socket also wakes when the peer
+    /// reads what this side wrote.
+    InRecv,
+    /// In `poll` for input, which does not (sequential loops only).
+    InPoll,
+}
+
+fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize, wait: Wait) -> Result<f64> {
     let mut stream = UnixStream::connect(socket)?;
     let mut buf = vec![0u8; 64 * 1024];
     let name = match protocol {
@@ -314,6 +324,9 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
             out.clear();
             requests.push(&mut out);
             stream.write_all(&out)?;
+            if wait == Wait::InPoll {
+                wait_in_poll(&stream)?;
+            }
             read_lines(&mut stream, &mut buf, 1)?;
         }
     } else {
@@ -325,45 +338,6 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize) -> Result
             }
             let n = stream.read(&mut buf)?;
             pipeline.received(&buf[..n])?;
-        }
-    }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
-}
-
-/// [`raw`], sequential, waiting in `poll` before each read.
-fn raw_poll(protocol: Protocol, socket: &Path, count: usize) -> Result<f64> {
-    use rustix::event::{PollFd, PollFlags};
-    let mut stream = UnixStream::connect(socket)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let name = match protocol {
-        Protocol::Qmp => {
-            read_lines(&mut stream, &mut buf, 1)?; // greeting
-            stream.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")?;
-            read_lines(&mut stream, &mut buf, 1)?;
-            "query-status"
-        }
-        Protocol::Qga => "guest-ping",
-    };
-    let mut requests = Requests::new(name);
-    let mut out = Vec::with_capacity(64);
-    let mut started = Instant::now();
-    for i in 0..WARM_UP + count {
-        if i == WARM_UP {
-            started = Instant::now();
-        }
-        out.clear();
-        requests.push(&mut out);
-        stream.write_all(&out)?;
-        loop {
-            let mut fds = [PollFd::new(&stream, PollFlags::IN)];
-            rustix::event::poll(&mut fds, None)?;
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                return Err("server closed the connection".into());
-            }
-            if buf[..n].contains(&b'\n') {
-                break;
-            }
         }
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
@@ -665,6 +639,14 @@ async fn tokio_mux(
 }
 
 /// Reads until `lines` newlines have arrived (nothing else is in flight).
+/// Waits in `poll` until `stream` has input.
+fn wait_in_poll(stream: &UnixStream) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags};
+    let mut fds = [PollFd::new(stream, PollFlags::IN)];
+    rustix::event::poll(&mut fds, None)?;
+    Ok(())
+}
+
 fn read_lines(stream: &mut UnixStream, buf: &mut [u8], lines: usize) -> Result<()> {
     let mut seen = 0;
     while seen < lines {
