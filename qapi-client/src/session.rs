@@ -1997,8 +1997,8 @@ fn hand_over(
         peer,
         busy,
     } = reader;
-    // Out of the runtime's epoll (the writer is registered only while it
-    // waits for room, which it does not: the outbox is empty).
+    // Out of the runtime's epoll; the writer, replaced below, takes its
+    // registration for output (if it has one) with it.
     let stream = stream.into_stream();
     outbox.writer = Writer::Direct {
         stream: Arc::clone(&stream),

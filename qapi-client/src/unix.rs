@@ -9,8 +9,9 @@
 //! than the rest of the client's work.  So here the socket is registered
 //! for input only ([`UnixReader`]), and [`UnixWriter`] writes without
 //! waiting; only when the socket is full does it register a duplicate of
-//! the descriptor for output, until a write goes through whole again.
-//! (`BENCHMARKS.md` has the figures.)
+//! the descriptor for output, until a write goes through whole again, and
+//! while calls are pipelined, where that wake-up pays for itself
+//! ([`UnixWriter::calls_in_flight`]).  (`BENCHMARKS.md` has the figures.)
 //!
 //! Both halves share the [`StdUnixStream`], non-blocking, so the reader
 //! task can hand it to direct calls of the blocking client (which take it
