@@ -286,8 +286,6 @@ fn blocking(protocol: Protocol, socket: &Path, count: usize, threads: usize) -> 
     Ok((per_thread * threads) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The raw loop: request bytes as our client writes them (a 16-digit id,
-/// like the random ids our client counts up from), reply lines counted.
 /// How the raw loop waits for a reply.
 #[derive(Clone, Copy, PartialEq)]
 enum Wait {
@@ -298,6 +296,8 @@ enum Wait {
     InPoll,
 }
 
+/// The raw loop: request bytes as our client writes them (a 16-digit id,
+/// like the random ids our client counts up from), reply lines counted.
 fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize, wait: Wait) -> Result<f64> {
     let mut stream = UnixStream::connect(socket)?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -638,7 +638,6 @@ async fn tokio_mux(
     Ok(rate)
 }
 
-/// Reads until `lines` newlines have arrived (nothing else is in flight).
 /// Waits in `poll` until `stream` has input.
 fn wait_in_poll(stream: &UnixStream) -> Result<()> {
     use rustix::event::{PollFd, PollFlags};
@@ -647,6 +646,7 @@ fn wait_in_poll(stream: &UnixStream) -> Result<()> {
     Ok(())
 }
 
+/// Reads until `lines` newlines have arrived (nothing else is in flight).
 fn read_lines(stream: &mut UnixStream, buf: &mut [u8], lines: usize) -> Result<()> {
     let mut seen = 0;
     while seen < lines {
