@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use qapi_types::Command;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::UnixStream;
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
@@ -72,8 +71,7 @@ impl QgaBuilder {
     /// Connects to the host side of the agent's channel (a Unix socket)
     /// and synchronises.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qga> {
-        let stream = UnixStream::connect(path).await?.into_std()?;
-        let (read, write) = crate::unix::split(stream)?;
+        let (read, write) = crate::unix::connect(path.as_ref()).await?;
         self.start(read, Writer::Unix(write)).await
     }
 

@@ -9,7 +9,7 @@ use qapi_types::commands::QmpCapabilities;
 use qapi_types::{Command, QMPCapability, VersionInfo};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, ToSocketAddrs, UnixStream};
+use tokio::net::{TcpStream, ToSocketAddrs};
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
@@ -110,8 +110,7 @@ impl QmpBuilder {
 
     /// Connects to a QMP Unix socket and negotiates.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qmp> {
-        let stream = UnixStream::connect(path).await?.into_std()?;
-        let (read, write) = crate::unix::split(stream)?;
+        let (read, write) = crate::unix::connect(path.as_ref()).await?;
         self.handshake(read, Writer::Unix(write)).await
     }
 

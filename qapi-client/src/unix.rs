@@ -21,6 +21,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -28,9 +29,12 @@ use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlag
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// Splits a connected socket into its halves, switching it to
-/// non-blocking and registering it with the runtime for input.
-pub(crate) fn split(stream: StdUnixStream) -> io::Result<(UnixReader, UnixWriter)> {
+/// Connects to `path` and splits the socket into its halves, registered
+/// with the runtime for input.
+pub(crate) async fn connect(path: &Path) -> io::Result<(UnixReader, UnixWriter)> {
+    // tokio's connect waits for a full listen queue to make room; then the
+    // socket leaves tokio's registration (input and output) for ours.
+    let stream = tokio::net::UnixStream::connect(path).await?.into_std()?;
     stream.set_nonblocking(true)?;
     let stream = Arc::new(stream);
     let reader = UnixReader::new(Arc::clone(&stream))?;
