@@ -72,6 +72,14 @@ pub fn markdown(text: &str, links: &Links) -> String {
                     };
                     out.push(format!("**{}:**", inline(&label, links)));
                     out.push(String::new());
+                    // `.. note:: First line` starts the body on the
+                    // directive's own line; only `admonition` takes a title
+                    // there.
+                    let body = if name != "admonition" && !arg.is_empty() {
+                        format!("{arg}\n{body}")
+                    } else {
+                        body
+                    };
                     out.push(markdown(&body, links));
                 }
                 _ => out.push(markdown(&body, links)),
