@@ -41,7 +41,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qapi_types::{AnyEvent, Command, EventMessage};
+use qapi_types::{AnyEvent, EventMessage, QgaCommand, QmpCommand};
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
@@ -100,13 +100,13 @@ impl Qmp {
     }
 
     /// See [`crate::Qmp::execute`].
-    pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub fn execute<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
             .execute_blocking(command, false, None, &self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_timeout`].
-    pub fn execute_with_timeout<C: Command>(
+    pub fn execute_with_timeout<C: QmpCommand>(
         &self,
         command: &C,
         timeout: Duration,
@@ -116,13 +116,13 @@ impl Qmp {
     }
 
     /// See [`crate::Qmp::execute_oob`].
-    pub fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub fn execute_oob<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
             .execute_blocking(command, true, None, &self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_fds`].
-    pub fn execute_with_fds<C: Command>(
+    pub fn execute_with_fds<C: QmpCommand>(
         &self,
         command: &C,
         fds: &[BorrowedFd<'_>],
@@ -147,7 +147,7 @@ impl Qmp {
     }
 
     /// See [`crate::Qmp::supports`].
-    pub fn supports<C: Command>(&self) -> Result<bool> {
+    pub fn supports<C: QmpCommand>(&self) -> Result<bool> {
         self.runtime.block_on(self.session.supports::<C>())
     }
 
@@ -231,13 +231,13 @@ impl Qga {
     }
 
     /// See [`crate::Qga::execute`].
-    pub fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub fn execute<C: QgaCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
             .execute_blocking(command, self.session.timeout(), &self.runtime)
     }
 
     /// See [`crate::Qga::execute_with_timeout`].
-    pub fn execute_with_timeout<C: Command>(
+    pub fn execute_with_timeout<C: QgaCommand>(
         &self,
         command: &C,
         timeout: Duration,

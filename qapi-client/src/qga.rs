@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qapi_types::Command;
+use qapi_types::QgaCommand;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info_span, Instrument};
 
@@ -190,12 +190,12 @@ impl Qga {
     /// `guest-suspend-*`: `success-response: false`) return as soon as the
     /// request is written; whether they worked must be observed otherwise
     /// (the guest goes away).
-    pub async fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub async fn execute<C: QgaCommand>(&self, command: &C) -> Result<C::Returns> {
         self.execute_with_timeout(command, self.inner.timeout).await
     }
 
     /// [`execute`](Self::execute) with its own time limit.
-    pub async fn execute_with_timeout<C: Command>(
+    pub async fn execute_with_timeout<C: QgaCommand>(
         &self,
         command: &C,
         timeout: Duration,
@@ -213,7 +213,7 @@ impl Qga {
 
     /// [`execute_with_timeout`](Self::execute_with_timeout) for the
     /// blocking client.
-    pub(crate) fn execute_blocking<C: Command>(
+    pub(crate) fn execute_blocking<C: QgaCommand>(
         &self,
         command: &C,
         timeout: Duration,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qapi_types::commands::QmpCapabilities;
-use qapi_types::{Command, QMPCapability, VersionInfo};
+use qapi_types::{QMPCapability, QmpCommand, VersionInfo};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -241,13 +241,13 @@ impl Qmp {
     /// An error reply is [`Error::Qmp`]; a reply that does not fit the
     /// bindings is [`Error::Decode`] with the JSON path.  Dropping the
     /// future abandons the call (its reply, if it comes, is dropped).
-    pub async fn execute<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub async fn execute<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.run(command, false, &[], self.inner.command_timeout)
             .await
     }
 
     /// [`execute`](Self::execute) with its own time limit.
-    pub async fn execute_with_timeout<C: Command>(
+    pub async fn execute_with_timeout<C: QmpCommand>(
         &self,
         command: &C,
         timeout: Duration,
@@ -258,7 +258,7 @@ impl Qmp {
     /// Executes a command out of band (`exec-oob`): QEMU runs it at once,
     /// even while earlier commands are still running.  Needs
     /// [`QmpBuilder::oob`] and a command that allows it.
-    pub async fn execute_oob<C: Command>(&self, command: &C) -> Result<C::Returns> {
+    pub async fn execute_oob<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.check_oob::<C>()?;
         self.run(command, true, &[], self.inner.command_timeout)
             .await
@@ -267,7 +267,7 @@ impl Qmp {
     /// Executes a command with file descriptors attached (SCM_RIGHTS), as
     /// `getfd` and `add-fd` need.  Only over a Unix socket.  The
     /// descriptors are duplicated into QEMU; the caller keeps its own.
-    pub async fn execute_with_fds<C: Command>(
+    pub async fn execute_with_fds<C: QmpCommand>(
         &self,
         command: &C,
         fds: &[BorrowedFd<'_>],
@@ -310,7 +310,7 @@ impl Qmp {
 
     /// Whether this QEMU has command `C` (from the cached
     /// [`schema_report`](Self::schema_report)).
-    pub async fn supports<C: Command>(&self) -> Result<bool> {
+    pub async fn supports<C: QmpCommand>(&self) -> Result<bool> {
         Ok(self.schema_report().await?.supports::<C>())
     }
 
@@ -324,7 +324,7 @@ impl Qmp {
 
     /// [`execute`](Self::execute) (`oob`: [`execute_oob`](Self::execute_oob))
     /// for the blocking client, with its time limit.
-    pub(crate) fn execute_blocking<C: Command>(
+    pub(crate) fn execute_blocking<C: QmpCommand>(
         &self,
         command: &C,
         oob: bool,
@@ -344,7 +344,7 @@ impl Qmp {
         )
     }
 
-    fn check_oob<C: Command>(&self) -> Result<()> {
+    fn check_oob<C: QmpCommand>(&self) -> Result<()> {
         if !self.inner.oob {
             return Err(Error::Unsupported(
                 "out-of-band execution was not negotiated (QmpBuilder::oob)".into(),
@@ -358,7 +358,7 @@ impl Qmp {
         Ok(())
     }
 
-    async fn run<C: Command>(
+    async fn run<C: QmpCommand>(
         &self,
         command: &C,
         oob: bool,

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use qapi_introspect::{Change, Comparison, Item, Presence, Schema};
-use qapi_types::Command;
+use qapi_types::QmpCommand;
 
 use crate::error::{Error, Result};
 
@@ -77,7 +77,7 @@ impl SchemaReport {
     }
 
     /// Whether this QEMU has command `C`.
-    pub fn supports<C: Command>(&self) -> bool {
+    pub fn supports<C: QmpCommand>(&self) -> bool {
         self.command(C::NAME).is_supported()
     }
 

@@ -73,6 +73,10 @@ enum Command {
         /// required reply members that appeared later become `Option`.
         #[arg(long, value_name = "RELEASE", value_parser = parse_release)]
         baseline: Option<qapi_codegen::since::Release>,
+        /// The protocol of the schema's commands: `qmp`, or `qga` for the
+        /// guest agent (its commands then implement `QgaCommand`).
+        #[arg(long, value_name = "PROTOCOL", default_value = "qmp", value_parser = parse_protocol)]
+        protocol: qapi_codegen::emit::Protocol,
         /// The root schema file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             core_path,
             features,
             baseline,
+            protocol,
             file,
         } => {
             let schema = match rules.config().load(&file) {
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
                     .map_or_else(|| "QAPI".to_owned(), |n| n.to_string_lossy().into_owned()),
                 features,
                 baseline,
+                protocol,
             };
             let generated = match qapi_codegen::emit::generate(&schema, &options) {
                 Ok(g) => g,
@@ -256,6 +262,14 @@ fn parse_release(text: &str) -> Result<qapi_codegen::since::Release, String> {
     match (number(parts.next()), number(parts.next())) {
         (Some(major), Some(minor)) => Ok((major, minor)),
         _ => Err(format!("expected a release like 7.2, not '{text}'")),
+    }
+}
+
+fn parse_protocol(text: &str) -> Result<qapi_codegen::emit::Protocol, String> {
+    match text {
+        "qmp" => Ok(qapi_codegen::emit::Protocol::Qmp),
+        "qga" => Ok(qapi_codegen::emit::Protocol::GuestAgent),
+        _ => Err(format!("expected qmp or qga, not '{text}'")),
     }
 }
 

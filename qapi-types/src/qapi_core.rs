@@ -36,6 +36,30 @@ pub trait Command: Serialize {
     const HAS_ARGUMENTS: bool = true;
 }
 
+/// A command of QEMU's machine protocol (QMP): what a QMP session
+/// executes.
+///
+/// Every command in this crate implements it; the guest agent's commands
+/// (`qga-types`) implement [`QgaCommand`] instead, so that sending one to
+/// the wrong peer is a compile error rather than QEMU's `CommandNotFound`.
+/// A command type of your own (one these bindings do not know) implements
+/// [`Command`] and this.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a QMP command",
+    label = "not a command of QEMU's machine protocol",
+    note = "guest-agent commands (`qga_types::commands`) run on a guest-agent session (`Qga`), QMP commands (`qapi_types::commands`) on a `Qmp` one"
+)]
+pub trait QmpCommand: Command {}
+
+/// A command of the QEMU guest agent's protocol: what a guest-agent
+/// session executes.  See [`QmpCommand`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a guest-agent command",
+    label = "not a command of the QEMU guest agent",
+    note = "guest-agent commands (`qga_types::commands`) run on a guest-agent session (`Qga`), QMP commands (`qapi_types::commands`) on a `Qmp` one"
+)]
+pub trait QgaCommand: Command {}
+
 /// An event's data type: its wire name.
 pub trait Event: DeserializeOwned {
     /// The event's name on the wire (`BLOCK_JOB_COMPLETED`).

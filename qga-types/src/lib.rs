@@ -18,4 +18,4 @@ mod generated;
 pub mod introspection;
 
 pub use generated::*;
-pub use qapi_types::{Command, Empty, UnknownValue};
+pub use qapi_types::{Command, Empty, QgaCommand, UnknownValue};

@@ -110,6 +110,7 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
             schema_name: "QEMU QMP".to_owned(),
             features: true,
             baseline: Some(BASELINE),
+            protocol: qapi_codegen::emit::Protocol::Qmp,
         },
     )
     .context("can't generate the QMP bindings")?;
@@ -120,6 +121,7 @@ fn generate(root: &Path, qmp: &Schema, qga: &Schema) -> Result<Vec<GeneratedFile
             schema_name: "QEMU guest agent".to_owned(),
             features: false,
             baseline: Some(BASELINE),
+            protocol: qapi_codegen::emit::Protocol::GuestAgent,
         },
     )
     .context("can't generate the guest agent bindings")?;

@@ -25,6 +25,7 @@
 //! and each type costs the compiler one match over its members instead of
 //! serde's several visitors.
 
+mod construct;
 pub mod docs;
 pub mod names;
 
@@ -53,6 +54,20 @@ pub struct Options {
     /// [`crate::since::late_reply_members`]).  `None` keeps the schema's
     /// optional-ness exactly.
     pub baseline: Option<crate::since::Release>,
+    /// Which protocol the schema's commands belong to: each command type
+    /// implements the core's marker trait for it (`QmpCommand` or
+    /// `QgaCommand`), so that a client session takes only its own.
+    pub protocol: Protocol,
+}
+
+/// The protocol a schema's commands are sent over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// QEMU's machine protocol: commands implement `QmpCommand`.
+    #[default]
+    Qmp,
+    /// The guest agent's protocol: commands implement `QgaCommand`.
+    GuestAgent,
 }
 
 impl Default for Options {
@@ -62,6 +77,7 @@ impl Default for Options {
             schema_name: "schema".to_owned(),
             features: false,
             baseline: None,
+            protocol: Protocol::Qmp,
         }
     }
 }
@@ -912,7 +928,10 @@ impl<'s> Emitter<'s> {
         doc_text: Option<String>,
     ) -> TokenStream {
         if features.iter().any(|f| f.name == "deprecated") {
+            // Compiler warnings show the note as it is: Markdown code
+            // spans, but no rustdoc links.
             let note = doc_text
+                .map(|t| docs::markdown(&t, &docs::Links::new()))
                 .map(|t| t.split("\n\n").next().unwrap_or("").replace('\n', " "))
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| "deprecated in QEMU's schema".to_owned());
@@ -1024,7 +1043,12 @@ impl<'s> Emitter<'s> {
                 doc.push(format!("Feature `{}`: {ftext}", f.name));
             }
             let docs = doc_attrs(&doc);
-            let deprecated = self.deprecated(&m.features, text);
+            let deprecated = self.deprecated(
+                &m.features,
+                block
+                    .and_then(|b| b.feature("deprecated"))
+                    .map(|s| s.text.clone()),
+            );
             let optional = self.optional(&m);
             out.push(if optional {
                 quote! {
@@ -1039,10 +1063,14 @@ impl<'s> Emitter<'s> {
                     pub #fid: #ty,
                 }
             });
+            let unboxed = type_text(&ty)
+                .starts_with("::std::boxed::Box<")
+                .then(|| self.type_ref(m.ty));
             specs.push(FieldSpec {
                 ident: fid,
                 wire: m.name.clone(),
                 ty,
+                unboxed,
                 optional,
                 nullable: self.can_be_null(m.ty),
             });
@@ -1157,8 +1185,19 @@ impl<'s> Emitter<'s> {
                     docs::describe_condition(cond)
                 ));
             }
+            for f in &v.features {
+                let ftext = doc
+                    .and_then(|d| d.feature(&f.name))
+                    .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
+                    .unwrap_or_default();
+                vdoc.push(format!("Feature `{}`: {ftext}", f.name));
+            }
             let vdocs = doc_attrs(&vdoc);
-            let deprecated = self.deprecated(&v.features, text);
+            let deprecated = self.deprecated(
+                &v.features,
+                doc.and_then(|d| d.feature("deprecated").or_else(|| d.member(&v.name)))
+                    .map(|s| s.text.clone()),
+            );
             let wire = &v.name;
             variants.push(quote! { #vdocs #deprecated #vid, });
             codec.push(format!("        {variant} = {wire:?},"));
@@ -1191,15 +1230,18 @@ impl<'s> Emitter<'s> {
         let deprecated = self.deprecated(&entity.features, self.deprecation_text(id));
         let (fields, specs) = self.fields(id, id, None)?;
         let codec = self.object_codec(&name, &entity.name.clone(), &specs, false);
+        let derives = construct::derives(&specs);
+        let constructor = construct::constructor(&name, &specs, None, false);
         Ok(quote! {
             #docs
             #deprecated
-            #[derive(Debug, Clone, PartialEq)]
+            #derives
             pub struct #name {
                 #( #fields )*
             }
 
             #codec
+            #constructor
         })
     }
 
@@ -1228,6 +1270,7 @@ impl<'s> Emitter<'s> {
         let (fields, specs) = self.fields(id, id, Some(&tag))?;
         let core = self.core.clone();
         let mut variants = Vec::new();
+        let mut branch_types = Vec::new();
         let mut branch_writes = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
         for v in branches.variants.clone() {
@@ -1257,6 +1300,8 @@ impl<'s> Emitter<'s> {
                 });
             } else {
                 let ty = self.member_type(id, v.ty);
+                let boxed = type_text(&ty).starts_with("::std::boxed::Box<");
+                branch_types.push((vid.clone(), self.type_ref(v.ty), boxed));
                 variants.push(quote! { #vdocs #vid(#ty), });
                 branch_writes.push(quote! {
                     #branch_name::#vid(branch) => {
@@ -1270,6 +1315,8 @@ impl<'s> Emitter<'s> {
         let tag_doc = format!(" The branch, selected by the discriminator `{tag}`.");
         let branch_doc = format!(" The branches of [`{rust}`], tagged by `{tag}`.");
         let deserialize = self.union_deserialize(id, &name, &branch_name)?;
+        let constructor = construct::constructor(&name, &specs, Some(&branch_name), false);
+        let conversions = construct::union_conversions(&name, &branch_name, &specs, &branch_types);
         Ok(quote! {
             #docs
             #deprecated
@@ -1294,6 +1341,8 @@ impl<'s> Emitter<'s> {
             }
 
             #deserialize
+            #constructor
+            #conversions
 
             #[doc = #branch_doc]
             #[derive(Debug, Clone, PartialEq)]
@@ -1459,6 +1508,7 @@ impl<'s> Emitter<'s> {
         let docs = doc_attrs(&self.item_docs(id));
         let doc = self.schema.doc(id);
         let mut variants = Vec::new();
+        let mut conversions = Vec::new();
         let mut ser_arms = Vec::new();
         let mut visits = Vec::new();
         let mut expecting = Vec::new();
@@ -1472,6 +1522,11 @@ impl<'s> Emitter<'s> {
             let vdocs = doc_attrs(&vdoc);
             variants.push(quote! { #vdocs #vid(#ty), });
             ser_arms.push(quote! { #name::#vid(v) => v.serialize(serializer), });
+            let boxed = type_text(&ty).starts_with("::std::boxed::Box<");
+            let inner = self.type_ref(v.ty);
+            conversions.push(construct::alternative_conversions(
+                &name, &vid, &inner, boxed,
+            ));
             let target = self.schema.entity(v.ty);
             let json = match &target.kind {
                 EntityKind::Builtin(j) => *j,
@@ -1544,6 +1599,8 @@ impl<'s> Emitter<'s> {
                 #( #variants )*
             }
 
+            #( #conversions )*
+
             impl Serialize for #name {
                 fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
                     match self {
@@ -1596,25 +1653,31 @@ impl<'s> Emitter<'s> {
             Some(arg) if self.schema.entity(arg).name.starts_with("q_obj_") => {
                 let (fields, specs) = self.fields(id, arg, None)?;
                 let codec = self.object_codec(&name, &wire_name, &specs, open_ended);
+                let derives = construct::derives(&specs);
+                let constructor = construct::constructor(&name, &specs, None, open_ended);
                 quote! {
                     #docs
                     #deprecated
-                    #[derive(Debug, Clone, PartialEq)]
+                    #derives
                     pub struct #name {
                         #( #fields )*
                         #extra
                     }
 
                     #codec
+                    #constructor
                 }
             }
             Some(arg) => {
                 let ty = self.type_ref(arg);
+                let from = construct::from(&ty, &name, quote! { Self(value) });
                 quote! {
                     #docs
                     #deprecated
                     #[derive(Debug, Clone, PartialEq)]
                     pub struct #name(pub #ty);
+
+                    #from
 
                     /// Encoded as the wrapped value.
                     impl Serialize for #name {
@@ -1714,14 +1777,22 @@ impl<'s> Emitter<'s> {
         if cmd.arg_type.is_none() && cmd.gen {
             consts.push(quote! { const HAS_ARGUMENTS: bool = false; });
         }
+        let marker = match self.options.protocol {
+            Protocol::Qmp => quote! { #core::QmpCommand },
+            Protocol::GuestAgent => quote! { #core::QgaCommand },
+        };
+        let name_doc = format!(" `{wire}`");
         Ok(quote! {
             #data
 
             impl #core::Command for #name_path {
+                #[doc = #name_doc]
                 const NAME: &'static str = #wire;
                 type Returns = #returns;
                 #( #consts )*
             }
+
+            impl #marker for #name_path {}
         })
     }
 
@@ -1747,10 +1818,12 @@ impl<'s> Emitter<'s> {
             });
         }
         let core = &self.core;
+        let name_doc = format!(" `{wire}`");
         Ok(quote! {
             #data
 
             impl #core::Event for #name {
+                #[doc = #name_doc]
                 const NAME: &'static str = #wire;
             }
         })
@@ -1902,6 +1975,8 @@ struct FieldSpec {
     wire: String,
     /// The type of the value (inside the `Option` of an optional member).
     ty: TokenStream,
+    /// The type inside `ty` when `ty` is a `Box` (see `member_type`).
+    unboxed: Option<TokenStream>,
     optional: bool,
     /// `null` is one of the type's values.
     nullable: bool,

@@ -15,6 +15,27 @@ pub enum Target {
     None(()),
 }
 
+impl ::std::convert::From<::std::string::String> for Target {
+    #[inline]
+    fn from(value: ::std::string::String) -> Self {
+        Self::Name(value)
+    }
+}
+
+impl ::std::convert::From<&str> for Target {
+    #[inline]
+    fn from(value: &str) -> Self {
+        Self::Name(::std::borrow::ToOwned::to_owned(value))
+    }
+}
+
+impl ::std::convert::From<super::Inline> for Target {
+    #[inline]
+    fn from(value: super::Inline) -> Self {
+        Self::Inline(value)
+    }
+}
+
 impl Serialize for Target {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -78,6 +99,15 @@ pub struct Inline {
 ::qapi_types::private::object! {
     Inline = "Inline" {
         required size "size": i64,
+    }
+}
+
+impl Inline {
+    /// Builds it from its required members (`size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: i64) -> Self {
+        Self { size }
     }
 }
 // ===== mod.rs =====

@@ -22,7 +22,17 @@ pub mod events {
         }
     }
 
+    impl Stopped {
+        /// Builds it from its required members (`reason`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(reason: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { reason: reason.into() }
+        }
+    }
+
     impl ::qapi_types::Event for Stopped {
+        /// `STOPPED`
         const NAME: &'static str = "STOPPED";
     }
 
@@ -36,6 +46,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Resumed {
+        /// `RESUMED`
         const NAME: &'static str = "RESUMED";
     }
 }

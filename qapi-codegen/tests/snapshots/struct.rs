@@ -28,6 +28,15 @@ pub struct Base {
     }
 }
 
+impl Base {
+    /// Builds it from its required members (`id`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: id.into() }
+    }
+}
+
 /// A node with a base, an optional member, a keyword member and a list
 /// of children (a recursive type).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,5 +60,24 @@ pub struct Node {
         optional size "size": u64,
         required children "children": ::std::vec::Vec<super::Node>,
         optional parent "parent": ::std::boxed::Box<super::Node>,
+    }
+}
+
+impl Node {
+    /// Builds it from its required members (`id`, `type`, `children`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        children: impl ::std::convert::Into<::std::vec::Vec<super::Node>>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            r#type: r#type.into(),
+            size: ::std::option::Option::None,
+            children: children.into(),
+            parent: ::std::option::Option::None,
+        }
     }
 }

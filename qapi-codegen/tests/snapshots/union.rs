@@ -45,6 +45,15 @@ pub struct FileOptions {
     }
 }
 
+impl FileOptions {
+    /// Builds it from its required members (`filename`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { filename: filename.into() }
+    }
+}
+
 /// A flat union.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -134,6 +143,39 @@ const _: () = {
         }
     }
 };
+
+impl Options {
+    /// Builds it from its required members (the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: OptionsBranch) -> Self {
+        Self {
+            read_only: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<OptionsBranch> for Options {
+    #[inline]
+    fn from(value: OptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::FileOptions> for OptionsBranch {
+    #[inline]
+    fn from(value: super::FileOptions) -> Self {
+        Self::File(value)
+    }
+}
+
+impl ::std::convert::From<super::FileOptions> for Options {
+    #[inline]
+    fn from(value: super::FileOptions) -> Self {
+        Self::new(OptionsBranch::File(value))
+    }
+}
 
 /// The branches of [`Options`], tagged by `kind`.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,6 +21,15 @@ pub struct KvmInfo {
     }
 }
 
+impl KvmInfo {
+    /// Builds it from its required members (`enabled`, `present`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(enabled: bool, present: bool) -> Self {
+        Self { enabled, present }
+    }
+}
+
 /// Information about support for MSHV acceleration
 ///
 /// *Since: 10.2.0*
@@ -78,6 +87,21 @@ pub struct AcceleratorInfo {
     }
 }
 
+impl AcceleratorInfo {
+    /// Builds it from its required members (`enabled`, `present`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        enabled: impl ::std::convert::Into<super::Accelerator>,
+        present: impl ::std::convert::Into<::std::vec::Vec<super::Accelerator>>,
+    ) -> Self {
+        Self {
+            enabled: enabled.into(),
+            present: present.into(),
+        }
+    }
+}
+
 /// The commands of `accelerator.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -98,11 +122,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryKvm {
+        /// `query-kvm`
         const NAME: &'static str = "query-kvm";
         type Returns = super::super::KvmInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryKvm {}
     /// Query accelerator statistics
     ///
     /// # Returns
@@ -121,12 +147,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XAccelStats {
+        /// `x-accel-stats`
         const NAME: &'static str = "x-accel-stats";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XAccelStats {}
     /// Return information about accelerators
     ///
     /// # Returns
@@ -148,8 +176,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryAccelerators {
+        /// `query-accelerators`
         const NAME: &'static str = "query-accelerators";
         type Returns = super::super::AcceleratorInfo;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryAccelerators {}
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// address upwards, and silently truncated / NUL-padded to length.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AcpiTableOptions {
     /// table signature / identifier (4 bytes)
     pub sig: ::std::option::Option<::std::string::String>,
@@ -110,6 +110,26 @@ pub struct ACPIOSTInfo {
     }
 }
 
+impl ACPIOSTInfo {
+    /// Builds it from its required members (`slot`, `slot-type`, `source`, `status`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        slot: impl ::std::convert::Into<::std::string::String>,
+        slot_type: impl ::std::convert::Into<super::ACPISlotType>,
+        source: i64,
+        status: i64,
+    ) -> Self {
+        Self {
+            device: ::std::option::Option::None,
+            slot: slot.into(),
+            slot_type: slot_type.into(),
+            source,
+            status,
+        }
+    }
+}
+
 /// The commands of `acpi.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -135,10 +155,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryAcpiOspmStatus {
+        /// `query-acpi-ospm-status`
         const NAME: &'static str = "query-acpi-ospm-status";
         type Returns = ::std::vec::Vec<super::super::ACPIOSTInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryAcpiOspmStatus {}
 }
 
 /// The events of `acpi.json`.
@@ -168,7 +191,17 @@ pub mod events {
         }
     }
 
+    impl AcpiDeviceOst {
+        /// Builds it from its required members (`info`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(info: impl ::std::convert::Into<super::super::ACPIOSTInfo>) -> Self {
+            Self { info: info.into() }
+        }
+    }
+
     impl ::qapi_types::Event for AcpiDeviceOst {
+        /// `ACPI_DEVICE_OST`
         const NAME: &'static str = "ACPI_DEVICE_OST";
     }
 }

@@ -28,9 +28,21 @@ pub mod commands {
         }
     }
 
+    impl InjectGhesV2Error {
+        /// Builds it from its required members (`cper`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(cper: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { cper: cper.into() }
+        }
+    }
+
     impl ::qapi_types::Command for InjectGhesV2Error {
+        /// `inject-ghes-v2-error`
         const NAME: &'static str = "inject-ghes-v2-error";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for InjectGhesV2Error {}
 }

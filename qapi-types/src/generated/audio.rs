@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -47,7 +47,7 @@ pub struct AudiodevPerDirectionOptions {
 /// Generic driver-specific options.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevGenericOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
@@ -65,7 +65,7 @@ pub struct AudiodevGenericOptions {
 /// Options of the D-Bus audio backend.
 ///
 /// *Since: 10.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevDBusOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
@@ -88,7 +88,7 @@ pub struct AudiodevDBusOptions {
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevAlsaPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -138,7 +138,7 @@ pub struct AudiodevAlsaPerDirectionOptions {
 /// Options of the ALSA audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevAlsaOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevAlsaPerDirectionOptions>,
@@ -159,7 +159,7 @@ pub struct AudiodevAlsaOptions {
 /// Options of the sndio audio backend.
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevSndioOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
@@ -184,7 +184,7 @@ pub struct AudiodevSndioOptions {
 /// and recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevCoreaudioPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -227,7 +227,7 @@ pub struct AudiodevCoreaudioPerDirectionOptions {
 /// Options of the coreaudio audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevCoreaudioOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevCoreaudioPerDirectionOptions>,
@@ -245,7 +245,7 @@ pub struct AudiodevCoreaudioOptions {
 /// Options of the DirectSound audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevDsoundOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
@@ -268,7 +268,7 @@ pub struct AudiodevDsoundOptions {
 /// recording.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevJackPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -330,7 +330,7 @@ pub struct AudiodevJackPerDirectionOptions {
 /// Options of the JACK audio backend.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevJackOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevJackPerDirectionOptions>,
@@ -349,7 +349,7 @@ pub struct AudiodevJackOptions {
 /// recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevOssPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -399,7 +399,7 @@ pub struct AudiodevOssPerDirectionOptions {
 /// Options of the OSS audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevOssOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevOssPerDirectionOptions>,
@@ -432,7 +432,7 @@ pub struct AudiodevOssOptions {
 /// and recording.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevPaPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -485,7 +485,7 @@ pub struct AudiodevPaPerDirectionOptions {
 /// Options of the PulseAudio audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevPaOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPaPerDirectionOptions>,
@@ -507,7 +507,7 @@ pub struct AudiodevPaOptions {
 /// recording.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevPipewirePerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -560,7 +560,7 @@ pub struct AudiodevPipewirePerDirectionOptions {
 /// Options of the PipeWire audio backend.
 ///
 /// *Since: 8.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevPipewireOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPipewirePerDirectionOptions>,
@@ -579,7 +579,7 @@ pub struct AudiodevPipewireOptions {
 /// recording.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevSdlPerDirectionOptions {
     /// use QEMU's mixing engine to mix all streams inside
     /// QEMU and convert audio formats when not supported by the
@@ -622,7 +622,7 @@ pub struct AudiodevSdlPerDirectionOptions {
 /// Options of the SDL audio backend.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevSdlOptions {
     /// options of the recording stream
     pub r#in: ::std::option::Option<super::AudiodevSdlPerDirectionOptions>,
@@ -640,7 +640,7 @@ pub struct AudiodevSdlOptions {
 /// Options of the wav audio backend.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudiodevWavOptions {
     /// options of the capture stream
     pub r#in: ::std::option::Option<super::AudiodevPerDirectionOptions>,
@@ -870,6 +870,99 @@ const _: () = {
     }
 };
 
+impl Audiodev {
+    /// Builds it from its required members (`id`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        branch: AudiodevBranch,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            timer_period: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::AudiodevAlsaOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevAlsaOptions) -> Self {
+        Self::Alsa(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevCoreaudioOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevCoreaudioOptions) -> Self {
+        Self::Coreaudio(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevDBusOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevDBusOptions) -> Self {
+        Self::Dbus(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevDsoundOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevDsoundOptions) -> Self {
+        Self::Dsound(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevJackOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevJackOptions) -> Self {
+        Self::Jack(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevOssOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevOssOptions) -> Self {
+        Self::Oss(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevPaOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevPaOptions) -> Self {
+        Self::Pa(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevPipewireOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevPipewireOptions) -> Self {
+        Self::Pipewire(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevSdlOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevSdlOptions) -> Self {
+        Self::Sdl(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevSndioOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevSndioOptions) -> Self {
+        Self::Sndio(value)
+    }
+}
+
+impl ::std::convert::From<super::AudiodevWavOptions> for AudiodevBranch {
+    #[inline]
+    fn from(value: super::AudiodevWavOptions) -> Self {
+        Self::Wav(value)
+    }
+}
+
 /// The branches of [`Audiodev`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AudiodevBranch {
@@ -1013,8 +1106,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryAudiodevs {
+        /// `query-audiodevs`
         const NAME: &'static str = "query-audiodevs";
         type Returns = ::std::vec::Vec<super::super::Audiodev>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryAudiodevs {}
 }

@@ -64,10 +64,26 @@ pub struct QAuthZListRule {
     }
 }
 
+impl QAuthZListRule {
+    /// Builds it from its required members (`match`, `policy`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#match: impl ::std::convert::Into<::std::string::String>,
+        policy: impl ::std::convert::Into<super::QAuthZListPolicy>,
+    ) -> Self {
+        Self {
+            r#match: r#match.into(),
+            policy: policy.into(),
+            format: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for authz-list objects.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthZListProperties {
     /// Default policy to apply when no rule matches (default:
     /// deny)
@@ -106,6 +122,18 @@ pub struct AuthZListFileProperties {
     }
 }
 
+impl AuthZListFileProperties {
+    /// Builds it from its required members (`filename`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            filename: filename.into(),
+            refresh: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for authz-pam objects.
 ///
 /// *Since: 4.0*
@@ -118,6 +146,15 @@ pub struct AuthZPAMProperties {
 ::qapi_types::private::object! {
     AuthZPAMProperties = "AuthZPAMProperties" {
         required service "service": ::std::string::String,
+    }
+}
+
+impl AuthZPAMProperties {
+    /// Builds it from its required members (`service`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(service: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { service: service.into() }
     }
 }
 
@@ -136,5 +173,14 @@ pub struct AuthZSimpleProperties {
 ::qapi_types::private::object! {
     AuthZSimpleProperties = "AuthZSimpleProperties" {
         required identity "identity": ::std::string::String,
+    }
+}
+
+impl AuthZSimpleProperties {
+    /// Builds it from its required members (`identity`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(identity: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { identity: identity.into() }
     }
 }

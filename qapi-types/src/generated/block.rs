@@ -94,6 +94,18 @@ pub struct PRManagerInfo {
     }
 }
 
+impl PRManagerInfo {
+    /// Builds it from its required members (`id`, `connected`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        connected: bool,
+    ) -> Self {
+        Self { id: id.into(), connected }
+    }
+}
+
 /// Specifies the new read-only mode of a block device subject to the
 /// [`blockdev-change-medium`](crate::commands::BlockdevChangeMedium) command.
 ///
@@ -137,12 +149,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryPrManagers {
+        /// `query-pr-managers`
         const NAME: &'static str = "query-pr-managers";
         type Returns = ::std::vec::Vec<super::super::PRManagerInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryPrManagers {}
     /// Ejects the medium from a removable drive.
     ///
     /// # Errors
@@ -150,6 +164,8 @@ pub mod commands {
     /// - If `device` is not a valid block device, DeviceNotFound
     ///
     /// **Note:**
+    ///
+    /// Ejecting a device with no media results in success.
     ///
     /// *Since: 0.14*
     ///
@@ -159,12 +175,12 @@ pub mod commands {
     /// -> { "execute": "eject", "arguments": { "id": "ide1-0-1" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Eject {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
-        #[deprecated(note = "Block device name")]
+        #[deprecated(note = "Member `device` is deprecated.  Use `id` instead.")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
         pub id: ::std::option::Option<::std::string::String>,
@@ -182,10 +198,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for Eject {
+        /// `eject`
         const NAME: &'static str = "eject";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Eject {}
     /// Opens a block device's tray.  If there is a block driver state tree
     /// inserted as a medium, it will become inaccessible to the guest (but
     /// it will remain associated to the block device, so closing the tray
@@ -219,12 +237,12 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct BlockdevOpenTray {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
-        #[deprecated(note = "Block device name")]
+        #[deprecated(note = "Member `device` is deprecated.  Use `id` instead.")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
         pub id: ::std::option::Option<::std::string::String>,
@@ -244,10 +262,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockdevOpenTray {
+        /// `blockdev-open-tray`
         const NAME: &'static str = "blockdev-open-tray";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevOpenTray {}
     /// Closes a block device's tray.  If there is a block driver state tree
     /// associated with the block device (which is currently ejected), that
     /// tree will be loaded as the medium.
@@ -271,12 +291,12 @@ pub mod commands {
     ///
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct BlockdevCloseTray {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
-        #[deprecated(note = "Block device name")]
+        #[deprecated(note = "Member `device` is deprecated.  Use `id` instead.")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
         pub id: ::std::option::Option<::std::string::String>,
@@ -290,10 +310,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockdevCloseTray {
+        /// `blockdev-close-tray`
         const NAME: &'static str = "blockdev-close-tray";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevCloseTray {}
     /// Removes a medium (a block driver state tree) from a block device.
     /// That block device's tray must currently be open (unless there is no
     /// attached guest device).
@@ -341,11 +363,22 @@ pub mod commands {
         }
     }
 
+    impl BlockdevRemoveMedium {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevRemoveMedium {
+        /// `blockdev-remove-medium`
         const NAME: &'static str = "blockdev-remove-medium";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevRemoveMedium {}
     /// Inserts a medium (a block driver state tree) into a block device.
     /// That block device's tray must currently be open (unless there is no
     /// attached guest device) and there must be no medium inserted already.
@@ -384,11 +417,28 @@ pub mod commands {
         }
     }
 
+    impl BlockdevInsertMedium {
+        /// Builds it from its required members (`id`, `node-name`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            node_name: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                id: id.into(),
+                node_name: node_name.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevInsertMedium {
+        /// `blockdev-insert-medium`
         const NAME: &'static str = "blockdev-insert-medium";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevInsertMedium {}
     /// Changes the medium inserted into a block device by ejecting the
     /// current medium and loading a new image file which is inserted as the
     /// new medium (this command combines [`blockdev-open-tray`](crate::commands::BlockdevOpenTray),
@@ -433,7 +483,7 @@ pub mod commands {
         /// Block device name
         ///
         /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
-        #[deprecated(note = "Block device name")]
+        #[deprecated(note = "Member `device` is deprecated.  Use `id` instead.")]
         pub device: ::std::option::Option<::std::string::String>,
         /// The name or QOM path of the guest device (since: 2.8)
         pub id: ::std::option::Option<::std::string::String>,
@@ -466,11 +516,29 @@ pub mod commands {
         }
     }
 
+    impl BlockdevChangeMedium {
+        /// Builds it from its required members (`filename`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device: ::std::option::Option::None,
+                id: ::std::option::Option::None,
+                filename: filename.into(),
+                format: ::std::option::Option::None,
+                force: ::std::option::Option::None,
+                read_only_mode: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevChangeMedium {
+        /// `blockdev-change-medium`
         const NAME: &'static str = "blockdev-change-medium";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevChangeMedium {}
     /// Change I/O throttle limits for a block drive.
     ///
     /// Since QEMU 2.4, each device with I/O limits is member of a throttle
@@ -545,6 +613,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockSetIoThrottle(pub super::super::BlockIOThrottle);
+    impl ::std::convert::From<super::super::BlockIOThrottle> for BlockSetIoThrottle {
+        #[inline]
+        fn from(value: super::super::BlockIOThrottle) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockSetIoThrottle {
         fn serialize<S: ::serde::Serializer>(
@@ -564,11 +639,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockSetIoThrottle {
+        /// `block_set_io_throttle`
         const NAME: &'static str = "block_set_io_throttle";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockSetIoThrottle {}
     /// Manage read, write and flush latency histograms for the device.
     ///
     /// If only `id` parameter is specified, remove all present latency
@@ -670,11 +747,30 @@ pub mod commands {
         }
     }
 
+    impl BlockLatencyHistogramSet {
+        /// Builds it from its required members (`id`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                id: id.into(),
+                boundaries: ::std::option::Option::None,
+                boundaries_read: ::std::option::Option::None,
+                boundaries_write: ::std::option::Option::None,
+                boundaries_zap: ::std::option::Option::None,
+                boundaries_flush: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockLatencyHistogramSet {
+        /// `block-latency-histogram-set`
         const NAME: &'static str = "block-latency-histogram-set";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for BlockLatencyHistogramSet {}
 }
 
 /// The events of `block.json`.
@@ -716,7 +812,25 @@ pub mod events {
         }
     }
 
+    impl DeviceTrayMoved {
+        /// Builds it from its required members (`device`, `id`, `tray-open`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            id: impl ::std::convert::Into<::std::string::String>,
+            tray_open: bool,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                id: id.into(),
+                tray_open,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for DeviceTrayMoved {
+        /// `DEVICE_TRAY_MOVED`
         const NAME: &'static str = "DEVICE_TRAY_MOVED";
     }
 
@@ -749,7 +863,20 @@ pub mod events {
         }
     }
 
+    impl PrManagerStatusChanged {
+        /// Builds it from its required members (`id`, `connected`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            connected: bool,
+        ) -> Self {
+            Self { id: id.into(), connected }
+        }
+    }
+
     impl ::qapi_types::Event for PrManagerStatusChanged {
+        /// `PR_MANAGER_STATUS_CHANGED`
         const NAME: &'static str = "PR_MANAGER_STATUS_CHANGED";
     }
 }

@@ -42,6 +42,32 @@ pub struct SnapshotInfo {
     }
 }
 
+impl SnapshotInfo {
+    /// Builds it from its required members (`id`, `name`, `vm-state-size`, `date-sec`, `date-nsec`, `vm-clock-sec`, `vm-clock-nsec`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        vm_state_size: i64,
+        date_sec: i64,
+        date_nsec: i64,
+        vm_clock_sec: i64,
+        vm_clock_nsec: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            vm_state_size,
+            date_sec,
+            date_nsec,
+            vm_clock_sec,
+            vm_clock_nsec,
+            icount: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2EncryptionBase {
@@ -52,6 +78,17 @@ pub struct ImageInfoSpecificQCow2EncryptionBase {
 ::qapi_types::private::object! {
     ImageInfoSpecificQCow2EncryptionBase = "ImageInfoSpecificQCow2EncryptionBase" {
         required format "format": super::BlockdevQcow2EncryptionFormat,
+    }
+}
+
+impl ImageInfoSpecificQCow2EncryptionBase {
+    /// Builds it from its required members (`format`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        format: impl ::std::convert::Into<super::BlockdevQcow2EncryptionFormat>,
+    ) -> Self {
+        Self { format: format.into() }
     }
 }
 
@@ -128,6 +165,39 @@ impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecificQCow2Encryption
         ::std::result::Result::Ok(ImageInfoSpecificQCow2Encryption {
             branch,
         })
+    }
+}
+
+impl ImageInfoSpecificQCow2Encryption {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: ImageInfoSpecificQCow2EncryptionBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<ImageInfoSpecificQCow2EncryptionBranch>
+for ImageInfoSpecificQCow2Encryption {
+    #[inline]
+    fn from(value: ImageInfoSpecificQCow2EncryptionBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockInfoLUKS>
+for ImageInfoSpecificQCow2EncryptionBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockInfoLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockInfoLUKS>
+for ImageInfoSpecificQCow2Encryption {
+    #[inline]
+    fn from(value: super::QCryptoBlockInfoLUKS) -> Self {
+        Self::new(ImageInfoSpecificQCow2EncryptionBranch::Luks(value))
     }
 }
 
@@ -219,6 +289,30 @@ pub struct ImageInfoSpecificQCow2 {
     }
 }
 
+impl ImageInfoSpecificQCow2 {
+    /// Builds it from its required members (`compat`, `refcount-bits`, `compression-type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        compat: impl ::std::convert::Into<::std::string::String>,
+        refcount_bits: i64,
+        compression_type: impl ::std::convert::Into<super::Qcow2CompressionType>,
+    ) -> Self {
+        Self {
+            compat: compat.into(),
+            data_file: ::std::option::Option::None,
+            data_file_raw: ::std::option::Option::None,
+            extended_l2: ::std::option::Option::None,
+            lazy_refcounts: ::std::option::Option::None,
+            corrupt: ::std::option::Option::None,
+            refcount_bits,
+            encrypt: ::std::option::Option::None,
+            bitmaps: ::std::option::Option::None,
+            compression_type: compression_type.into(),
+        }
+    }
+}
+
 /// *Since: 1.7*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificVmdk {
@@ -238,6 +332,25 @@ pub struct ImageInfoSpecificVmdk {
         required cid "cid": i64,
         required parent_cid "parent-cid": i64,
         required extents "extents": ::std::vec::Vec<super::VmdkExtentInfo>,
+    }
+}
+
+impl ImageInfoSpecificVmdk {
+    /// Builds it from its required members (`create-type`, `cid`, `parent-cid`, `extents`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        create_type: impl ::std::convert::Into<::std::string::String>,
+        cid: i64,
+        parent_cid: i64,
+        extents: impl ::std::convert::Into<::std::vec::Vec<super::VmdkExtentInfo>>,
+    ) -> Self {
+        Self {
+            create_type: create_type.into(),
+            cid,
+            parent_cid,
+            extents: extents.into(),
+        }
     }
 }
 
@@ -268,8 +381,27 @@ pub struct VmdkExtentInfo {
     }
 }
 
+impl VmdkExtentInfo {
+    /// Builds it from its required members (`filename`, `format`, `virtual-size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        format: impl ::std::convert::Into<::std::string::String>,
+        virtual_size: i64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            format: format.into(),
+            virtual_size,
+            cluster_size: ::std::option::Option::None,
+            compressed: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageInfoSpecificRbd {
     /// Image encryption format.  If encryption is
     /// enabled for the image (see encrypted in BlockNodeInfo), this is
@@ -290,7 +422,7 @@ pub struct ImageInfoSpecificRbd {
 }
 
 /// *Since: 8.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageInfoSpecificFile {
     /// Extent size hint (if available)
     pub extent_size_hint: ::std::option::Option<u64>,
@@ -340,6 +472,15 @@ pub struct ImageInfoSpecificQCow2Wrapper {
     }
 }
 
+impl ImageInfoSpecificQCow2Wrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ImageInfoSpecificQCow2>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificVmdkWrapper {
@@ -350,6 +491,15 @@ pub struct ImageInfoSpecificVmdkWrapper {
 ::qapi_types::private::object! {
     ImageInfoSpecificVmdkWrapper = "ImageInfoSpecificVmdkWrapper" {
         required data "data": super::ImageInfoSpecificVmdk,
+    }
+}
+
+impl ImageInfoSpecificVmdkWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ImageInfoSpecificVmdk>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -366,6 +516,15 @@ pub struct ImageInfoSpecificLUKSWrapper {
     }
 }
 
+impl ImageInfoSpecificLUKSWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::QCryptoBlockInfoLUKS>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificRbdWrapper {
@@ -379,6 +538,15 @@ pub struct ImageInfoSpecificRbdWrapper {
     }
 }
 
+impl ImageInfoSpecificRbdWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ImageInfoSpecificRbd>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificFileWrapper {
@@ -389,6 +557,15 @@ pub struct ImageInfoSpecificFileWrapper {
 ::qapi_types::private::object! {
     ImageInfoSpecificFileWrapper = "ImageInfoSpecificFileWrapper" {
         required data "data": super::ImageInfoSpecificFile,
+    }
+}
+
+impl ImageInfoSpecificFileWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ImageInfoSpecificFile>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -470,6 +647,97 @@ impl<'de> ::qapi_types::private::Union<'de> for ImageInfoSpecific {
         branch: ImageInfoSpecificBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(ImageInfoSpecific { branch })
+    }
+}
+
+impl ImageInfoSpecific {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: ImageInfoSpecificBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<ImageInfoSpecificBranch> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: ImageInfoSpecificBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificQCow2Wrapper>
+for ImageInfoSpecificBranch {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificQCow2Wrapper) -> Self {
+        Self::Qcow2(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificQCow2Wrapper> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificQCow2Wrapper) -> Self {
+        Self::new(ImageInfoSpecificBranch::Qcow2(value))
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificVmdkWrapper>
+for ImageInfoSpecificBranch {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificVmdkWrapper) -> Self {
+        Self::Vmdk(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificVmdkWrapper> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificVmdkWrapper) -> Self {
+        Self::new(ImageInfoSpecificBranch::Vmdk(value))
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificLUKSWrapper>
+for ImageInfoSpecificBranch {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificLUKSWrapper) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificLUKSWrapper> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificLUKSWrapper) -> Self {
+        Self::new(ImageInfoSpecificBranch::Luks(value))
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificRbdWrapper>
+for ImageInfoSpecificBranch {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificRbdWrapper) -> Self {
+        Self::Rbd(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificRbdWrapper> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificRbdWrapper) -> Self {
+        Self::new(ImageInfoSpecificBranch::Rbd(value))
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificFileWrapper>
+for ImageInfoSpecificBranch {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificFileWrapper) -> Self {
+        Self::File(value)
+    }
+}
+
+impl ::std::convert::From<super::ImageInfoSpecificFileWrapper> for ImageInfoSpecific {
+    #[inline]
+    fn from(value: super::ImageInfoSpecificFileWrapper) -> Self {
+        Self::new(ImageInfoSpecificBranch::File(value))
     }
 }
 
@@ -600,6 +868,33 @@ pub struct BlockLimitsInfo {
     }
 }
 
+impl BlockLimitsInfo {
+    /// Builds it from its required members (`request-alignment`, `max-iov`, `min-mem-alignment`, `opt-mem-alignment`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        request_alignment: u32,
+        max_iov: i64,
+        min_mem_alignment: u64,
+        opt_mem_alignment: u64,
+    ) -> Self {
+        Self {
+            request_alignment,
+            max_discard: ::std::option::Option::None,
+            discard_alignment: ::std::option::Option::None,
+            max_write_zeroes: ::std::option::Option::None,
+            write_zeroes_alignment: ::std::option::Option::None,
+            opt_transfer: ::std::option::Option::None,
+            max_transfer: ::std::option::Option::None,
+            max_hw_transfer: ::std::option::Option::None,
+            max_iov,
+            max_hw_iov: ::std::option::Option::None,
+            min_mem_alignment,
+            opt_mem_alignment,
+        }
+    }
+}
+
 /// Information about a QEMU image file
 ///
 /// *Since: 8.0*
@@ -652,6 +947,34 @@ pub struct BlockNodeInfo {
         optional snapshots "snapshots": ::std::vec::Vec<super::SnapshotInfo>,
         optional limits "limits": super::BlockLimitsInfo,
         optional format_specific "format-specific": super::ImageInfoSpecific,
+    }
+}
+
+impl BlockNodeInfo {
+    /// Builds it from its required members (`filename`, `format`, `virtual-size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        format: impl ::std::convert::Into<::std::string::String>,
+        virtual_size: i64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            format: format.into(),
+            dirty_flag: ::std::option::Option::None,
+            actual_size: ::std::option::Option::None,
+            virtual_size,
+            cluster_size: ::std::option::Option::None,
+            encrypted: ::std::option::Option::None,
+            compressed: ::std::option::Option::None,
+            backing_filename: ::std::option::Option::None,
+            full_backing_filename: ::std::option::Option::None,
+            backing_filename_format: ::std::option::Option::None,
+            snapshots: ::std::option::Option::None,
+            limits: ::std::option::Option::None,
+            format_specific: ::std::option::Option::None,
+        }
     }
 }
 
@@ -714,6 +1037,35 @@ pub struct ImageInfo {
     }
 }
 
+impl ImageInfo {
+    /// Builds it from its required members (`filename`, `format`, `virtual-size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        format: impl ::std::convert::Into<::std::string::String>,
+        virtual_size: i64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            format: format.into(),
+            dirty_flag: ::std::option::Option::None,
+            actual_size: ::std::option::Option::None,
+            virtual_size,
+            cluster_size: ::std::option::Option::None,
+            encrypted: ::std::option::Option::None,
+            compressed: ::std::option::Option::None,
+            backing_filename: ::std::option::Option::None,
+            full_backing_filename: ::std::option::Option::None,
+            backing_filename_format: ::std::option::Option::None,
+            snapshots: ::std::option::Option::None,
+            limits: ::std::option::Option::None,
+            format_specific: ::std::option::Option::None,
+            backing_image: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information about all nodes in the block graph starting at some
 /// node, annotated with information about that node in relation to its
 /// parent.
@@ -732,6 +1084,21 @@ pub struct BlockChildInfo {
     BlockChildInfo = "BlockChildInfo" {
         required name "name": ::std::string::String,
         required info "info": super::BlockGraphInfo,
+    }
+}
+
+impl BlockChildInfo {
+    /// Builds it from its required members (`name`, `info`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        info: impl ::std::convert::Into<super::BlockGraphInfo>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            info: info.into(),
+        }
     }
 }
 
@@ -795,6 +1162,36 @@ pub struct BlockGraphInfo {
     }
 }
 
+impl BlockGraphInfo {
+    /// Builds it from its required members (`filename`, `format`, `virtual-size`, `children`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        format: impl ::std::convert::Into<::std::string::String>,
+        virtual_size: i64,
+        children: impl ::std::convert::Into<::std::vec::Vec<super::BlockChildInfo>>,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            format: format.into(),
+            dirty_flag: ::std::option::Option::None,
+            actual_size: ::std::option::Option::None,
+            virtual_size,
+            cluster_size: ::std::option::Option::None,
+            encrypted: ::std::option::Option::None,
+            compressed: ::std::option::Option::None,
+            backing_filename: ::std::option::Option::None,
+            full_backing_filename: ::std::option::Option::None,
+            backing_filename_format: ::std::option::Option::None,
+            snapshots: ::std::option::Option::None,
+            limits: ::std::option::Option::None,
+            format_specific: ::std::option::Option::None,
+            children: children.into(),
+        }
+    }
+}
+
 /// Information about a QEMU image file check
 ///
 /// *Since: 1.4*
@@ -849,6 +1246,32 @@ pub struct ImageCheck {
     }
 }
 
+impl ImageCheck {
+    /// Builds it from its required members (`filename`, `format`, `check-errors`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        format: impl ::std::convert::Into<::std::string::String>,
+        check_errors: i64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            format: format.into(),
+            check_errors,
+            image_end_offset: ::std::option::Option::None,
+            corruptions: ::std::option::Option::None,
+            leaks: ::std::option::Option::None,
+            corruptions_fixed: ::std::option::Option::None,
+            leaks_fixed: ::std::option::Option::None,
+            total_clusters: ::std::option::Option::None,
+            allocated_clusters: ::std::option::Option::None,
+            fragmented_clusters: ::std::option::Option::None,
+            compressed_clusters: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Mapping information from a virtual block range to a host file range
 ///
 /// *Since: 2.6*
@@ -897,6 +1320,33 @@ pub struct MapEntry {
     }
 }
 
+impl MapEntry {
+    /// Builds it from its required members (`start`, `length`, `data`, `zero`, `compressed`, `depth`, `present`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        start: i64,
+        length: i64,
+        data: bool,
+        zero: bool,
+        compressed: bool,
+        depth: i64,
+        present: bool,
+    ) -> Self {
+        Self {
+            start,
+            length,
+            data,
+            zero,
+            compressed,
+            depth,
+            present,
+            offset: ::std::option::Option::None,
+            filename: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Cache mode information for a block device
 ///
 /// *Since: 2.3*
@@ -918,6 +1368,19 @@ pub struct BlockdevCacheInfo {
     }
 }
 
+impl BlockdevCacheInfo {
+    /// Builds it from its required members (`writeback`, `direct`, `no-flush`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(writeback: bool, direct: bool, no_flush: bool) -> Self {
+        Self {
+            writeback,
+            direct,
+            no_flush,
+        }
+    }
+}
+
 /// *Since: 10.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevChild {
@@ -931,6 +1394,21 @@ pub struct BlockdevChild {
     BlockdevChild = "BlockdevChild" {
         required child "child": ::std::string::String,
         required node_name "node-name": ::std::string::String,
+    }
+}
+
+impl BlockdevChild {
+    /// Builds it from its required members (`child`, `node-name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        child: impl ::std::convert::Into<::std::string::String>,
+        node_name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            child: child.into(),
+            node_name: node_name.into(),
+        }
     }
 }
 
@@ -1076,6 +1554,67 @@ pub struct BlockDeviceInfo {
     }
 }
 
+impl BlockDeviceInfo {
+    /// Builds it from its required members (`file`, `node-name`, `ro`, `drv`, `backing_file_depth`, `encrypted`, `detect_zeroes`, `bps`, `bps_rd`, `bps_wr`, `iops`, `iops_rd`, `iops_wr`, `image`, `cache`, `write_threshold`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        file: impl ::std::convert::Into<::std::string::String>,
+        node_name: impl ::std::convert::Into<::std::string::String>,
+        ro: bool,
+        drv: impl ::std::convert::Into<::std::string::String>,
+        backing_file_depth: i64,
+        encrypted: bool,
+        detect_zeroes: impl ::std::convert::Into<super::BlockdevDetectZeroesOptions>,
+        bps: i64,
+        bps_rd: i64,
+        bps_wr: i64,
+        iops: i64,
+        iops_rd: i64,
+        iops_wr: i64,
+        image: impl ::std::convert::Into<super::ImageInfo>,
+        cache: impl ::std::convert::Into<super::BlockdevCacheInfo>,
+        write_threshold: i64,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            node_name: node_name.into(),
+            ro,
+            drv: drv.into(),
+            backing_file: ::std::option::Option::None,
+            backing_file_depth,
+            children: ::std::option::Option::None,
+            active: ::std::option::Option::None,
+            encrypted,
+            detect_zeroes: detect_zeroes.into(),
+            bps,
+            bps_rd,
+            bps_wr,
+            iops,
+            iops_rd,
+            iops_wr,
+            image: image.into(),
+            bps_max: ::std::option::Option::None,
+            bps_rd_max: ::std::option::Option::None,
+            bps_wr_max: ::std::option::Option::None,
+            iops_max: ::std::option::Option::None,
+            iops_rd_max: ::std::option::Option::None,
+            iops_wr_max: ::std::option::Option::None,
+            bps_max_length: ::std::option::Option::None,
+            bps_rd_max_length: ::std::option::Option::None,
+            bps_wr_max_length: ::std::option::Option::None,
+            iops_max_length: ::std::option::Option::None,
+            iops_rd_max_length: ::std::option::Option::None,
+            iops_wr_max_length: ::std::option::Option::None,
+            iops_size: ::std::option::Option::None,
+            group: ::std::option::Option::None,
+            cache: cache.into(),
+            write_threshold,
+            dirty_bitmaps: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of block device I/O status.
 ///
 /// *Since: 1.0*
@@ -1140,6 +1679,29 @@ pub struct BlockDirtyInfo {
     }
 }
 
+impl BlockDirtyInfo {
+    /// Builds it from its required members (`count`, `granularity`, `recording`, `busy`, `persistent`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        count: i64,
+        granularity: u32,
+        recording: bool,
+        busy: bool,
+        persistent: bool,
+    ) -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            count,
+            granularity,
+            recording,
+            busy,
+            persistent,
+            inconsistent: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of flags that a bitmap can report to the user.
 ///
 /// *Since: 4.0*
@@ -1186,6 +1748,23 @@ pub struct Qcow2BitmapInfo {
     }
 }
 
+impl Qcow2BitmapInfo {
+    /// Builds it from its required members (`name`, `granularity`, `flags`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        granularity: u32,
+        flags: impl ::std::convert::Into<::std::vec::Vec<super::Qcow2BitmapInfoFlags>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            granularity,
+            flags: flags.into(),
+        }
+    }
+}
+
 /// Block latency histogram.
 ///
 /// *Since: 4.0*
@@ -1217,6 +1796,21 @@ pub struct BlockLatencyHistogramInfo {
     BlockLatencyHistogramInfo = "BlockLatencyHistogramInfo" {
         required boundaries "boundaries": ::std::vec::Vec<u64>,
         required bins "bins": ::std::vec::Vec<u64>,
+    }
+}
+
+impl BlockLatencyHistogramInfo {
+    /// Builds it from its required members (`boundaries`, `bins`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        boundaries: impl ::std::convert::Into<::std::vec::Vec<u64>>,
+        bins: impl ::std::convert::Into<::std::vec::Vec<u64>>,
+    ) -> Self {
+        Self {
+            boundaries: boundaries.into(),
+            bins: bins.into(),
+        }
     }
 }
 
@@ -1265,6 +1859,29 @@ pub struct BlockInfo {
     }
 }
 
+impl BlockInfo {
+    /// Builds it from its required members (`device`, `type`, `removable`, `locked`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        removable: bool,
+        locked: bool,
+    ) -> Self {
+        Self {
+            device: device.into(),
+            qdev: ::std::option::Option::None,
+            r#type: r#type.into(),
+            removable,
+            locked,
+            inserted: ::std::option::Option::None,
+            tray_open: ::std::option::Option::None,
+            io_status: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Image file size calculation information.  This structure describes
 /// the size requirements for creating a new image file.
 ///
@@ -1301,6 +1918,19 @@ pub struct BlockMeasureInfo {
         required required "required": i64,
         required fully_allocated "fully-allocated": i64,
         optional bitmaps "bitmaps": i64,
+    }
+}
+
+impl BlockMeasureInfo {
+    /// Builds it from its required members (`required`, `fully-allocated`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(required: i64, fully_allocated: i64) -> Self {
+        Self {
+            required,
+            fully_allocated,
+            bitmaps: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1385,6 +2015,45 @@ pub struct BlockDeviceTimedStats {
         required avg_rd_queue_depth "avg_rd_queue_depth": f64,
         required avg_wr_queue_depth "avg_wr_queue_depth": f64,
         optional avg_zone_append_queue_depth "avg_zone_append_queue_depth": f64,
+    }
+}
+
+impl BlockDeviceTimedStats {
+    /// Builds it from its required members (`interval_length`, `min_rd_latency_ns`, `max_rd_latency_ns`, `avg_rd_latency_ns`, `min_wr_latency_ns`, `max_wr_latency_ns`, `avg_wr_latency_ns`, `min_flush_latency_ns`, `max_flush_latency_ns`, `avg_flush_latency_ns`, `avg_rd_queue_depth`, `avg_wr_queue_depth`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        interval_length: i64,
+        min_rd_latency_ns: i64,
+        max_rd_latency_ns: i64,
+        avg_rd_latency_ns: i64,
+        min_wr_latency_ns: i64,
+        max_wr_latency_ns: i64,
+        avg_wr_latency_ns: i64,
+        min_flush_latency_ns: i64,
+        max_flush_latency_ns: i64,
+        avg_flush_latency_ns: i64,
+        avg_rd_queue_depth: f64,
+        avg_wr_queue_depth: f64,
+    ) -> Self {
+        Self {
+            interval_length,
+            min_rd_latency_ns,
+            max_rd_latency_ns,
+            avg_rd_latency_ns,
+            min_wr_latency_ns,
+            max_wr_latency_ns,
+            avg_wr_latency_ns,
+            min_zone_append_latency_ns: ::std::option::Option::None,
+            max_zone_append_latency_ns: ::std::option::Option::None,
+            avg_zone_append_latency_ns: ::std::option::Option::None,
+            min_flush_latency_ns,
+            max_flush_latency_ns,
+            avg_flush_latency_ns,
+            avg_rd_queue_depth,
+            avg_wr_queue_depth,
+            avg_zone_append_queue_depth: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1559,6 +2228,82 @@ pub struct BlockDeviceStats {
     }
 }
 
+impl BlockDeviceStats {
+    /// Builds it from its required members (`rd_bytes`, `wr_bytes`, `unmap_bytes`, `rd_operations`, `wr_operations`, `flush_operations`, `unmap_operations`, `rd_total_time_ns`, `wr_total_time_ns`, `flush_total_time_ns`, `unmap_total_time_ns`, `wr_highest_offset`, `rd_merged`, `wr_merged`, `unmap_merged`, `failed_rd_operations`, `failed_wr_operations`, `failed_flush_operations`, `failed_unmap_operations`, `invalid_rd_operations`, `invalid_wr_operations`, `invalid_flush_operations`, `invalid_unmap_operations`, `account_invalid`, `account_failed`, `timed_stats`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        rd_bytes: i64,
+        wr_bytes: i64,
+        unmap_bytes: i64,
+        rd_operations: i64,
+        wr_operations: i64,
+        flush_operations: i64,
+        unmap_operations: i64,
+        rd_total_time_ns: i64,
+        wr_total_time_ns: i64,
+        flush_total_time_ns: i64,
+        unmap_total_time_ns: i64,
+        wr_highest_offset: i64,
+        rd_merged: i64,
+        wr_merged: i64,
+        unmap_merged: i64,
+        failed_rd_operations: i64,
+        failed_wr_operations: i64,
+        failed_flush_operations: i64,
+        failed_unmap_operations: i64,
+        invalid_rd_operations: i64,
+        invalid_wr_operations: i64,
+        invalid_flush_operations: i64,
+        invalid_unmap_operations: i64,
+        account_invalid: bool,
+        account_failed: bool,
+        timed_stats: impl ::std::convert::Into<
+            ::std::vec::Vec<super::BlockDeviceTimedStats>,
+        >,
+    ) -> Self {
+        Self {
+            rd_bytes,
+            wr_bytes,
+            zone_append_bytes: ::std::option::Option::None,
+            unmap_bytes,
+            rd_operations,
+            wr_operations,
+            zone_append_operations: ::std::option::Option::None,
+            flush_operations,
+            unmap_operations,
+            rd_total_time_ns,
+            wr_total_time_ns,
+            zone_append_total_time_ns: ::std::option::Option::None,
+            flush_total_time_ns,
+            unmap_total_time_ns,
+            wr_highest_offset,
+            rd_merged,
+            wr_merged,
+            zone_append_merged: ::std::option::Option::None,
+            unmap_merged,
+            idle_time_ns: ::std::option::Option::None,
+            failed_rd_operations,
+            failed_wr_operations,
+            failed_zone_append_operations: ::std::option::Option::None,
+            failed_flush_operations,
+            failed_unmap_operations,
+            invalid_rd_operations,
+            invalid_wr_operations,
+            invalid_zone_append_operations: ::std::option::Option::None,
+            invalid_flush_operations,
+            invalid_unmap_operations,
+            account_invalid,
+            account_failed,
+            timed_stats: timed_stats.into(),
+            rd_latency_histogram: ::std::option::Option::None,
+            wr_latency_histogram: ::std::option::Option::None,
+            zone_append_latency_histogram: ::std::option::Option::None,
+            flush_latency_histogram: ::std::option::Option::None,
+        }
+    }
+}
+
 /// File driver statistics
 ///
 /// *Since: 4.2*
@@ -1582,6 +2327,23 @@ pub struct BlockStatsSpecificFile {
     }
 }
 
+impl BlockStatsSpecificFile {
+    /// Builds it from its required members (`discard-nb-ok`, `discard-nb-failed`, `discard-bytes-ok`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        discard_nb_ok: u64,
+        discard_nb_failed: u64,
+        discard_bytes_ok: u64,
+    ) -> Self {
+        Self {
+            discard_nb_ok,
+            discard_nb_failed,
+            discard_bytes_ok,
+        }
+    }
+}
+
 /// NVMe driver statistics
 ///
 /// *Since: 5.2*
@@ -1602,6 +2364,23 @@ pub struct BlockStatsSpecificNvme {
         required completion_errors "completion-errors": u64,
         required aligned_accesses "aligned-accesses": u64,
         required unaligned_accesses "unaligned-accesses": u64,
+    }
+}
+
+impl BlockStatsSpecificNvme {
+    /// Builds it from its required members (`completion-errors`, `aligned-accesses`, `unaligned-accesses`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        completion_errors: u64,
+        aligned_accesses: u64,
+        unaligned_accesses: u64,
+    ) -> Self {
+        Self {
+            completion_errors,
+            aligned_accesses,
+            unaligned_accesses,
+        }
     }
 }
 
@@ -1942,6 +2721,36 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockStatsSpecific {
         branch: BlockStatsSpecificBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(BlockStatsSpecific { branch })
+    }
+}
+
+impl BlockStatsSpecific {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockStatsSpecificBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<BlockStatsSpecificBranch> for BlockStatsSpecific {
+    #[inline]
+    fn from(value: BlockStatsSpecificBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockStatsSpecificNvme> for BlockStatsSpecificBranch {
+    #[inline]
+    fn from(value: super::BlockStatsSpecificNvme) -> Self {
+        Self::Nvme(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockStatsSpecificNvme> for BlockStatsSpecific {
+    #[inline]
+    fn from(value: super::BlockStatsSpecificNvme) -> Self {
+        Self::new(BlockStatsSpecificBranch::Nvme(value))
     }
 }
 
@@ -2304,6 +3113,23 @@ pub struct BlockStats {
     }
 }
 
+impl BlockStats {
+    /// Builds it from its required members (`stats`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(stats: impl ::std::convert::Into<super::BlockDeviceStats>) -> Self {
+        Self {
+            device: ::std::option::Option::None,
+            qdev: ::std::option::Option::None,
+            node_name: ::std::option::Option::None,
+            stats: stats.into(),
+            driver_specific: ::std::option::Option::None,
+            parent: ::std::option::Option::None,
+            backing: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of possible behaviors for errors on I/O operations.
 /// The exact meaning depends on whether the I/O was initiated by a
 /// guest or by a block job
@@ -2438,6 +3264,15 @@ pub struct BlockJobInfoMirror {
 ::qapi_types::private::object! {
     BlockJobInfoMirror = "BlockJobInfoMirror" {
         required actively_synced "actively-synced": bool,
+    }
+}
+
+impl BlockJobInfoMirror {
+    /// Builds it from its required members (`actively-synced`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(actively_synced: bool) -> Self {
+        Self { actively_synced }
     }
 }
 
@@ -2712,6 +3547,49 @@ const _: () = {
     }
 };
 
+impl BlockJobInfo {
+    /// Builds it from its required members (`device`, `len`, `offset`, `busy`, `paused`, `speed`, `io-status`, `ready`, `status`, `auto-finalize`, `auto-dismiss`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        len: i64,
+        offset: i64,
+        busy: bool,
+        paused: bool,
+        speed: i64,
+        io_status: impl ::std::convert::Into<super::BlockDeviceIoStatus>,
+        ready: bool,
+        status: impl ::std::convert::Into<super::JobStatus>,
+        auto_finalize: bool,
+        auto_dismiss: bool,
+        branch: BlockJobInfoBranch,
+    ) -> Self {
+        Self {
+            device: device.into(),
+            len,
+            offset,
+            busy,
+            paused,
+            speed,
+            io_status: io_status.into(),
+            ready,
+            status: status.into(),
+            auto_finalize,
+            auto_dismiss,
+            error: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::BlockJobInfoMirror> for BlockJobInfoBranch {
+    #[inline]
+    fn from(value: super::BlockJobInfoMirror) -> Self {
+        Self::Mirror(value)
+    }
+}
+
 /// The branches of [`BlockJobInfo`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockJobInfoBranch {
@@ -2848,6 +3726,22 @@ pub struct BlockdevSnapshotSync {
     }
 }
 
+impl BlockdevSnapshotSync {
+    /// Builds it from its required members (`snapshot-file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(snapshot_file: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            device: ::std::option::Option::None,
+            node_name: ::std::option::Option::None,
+            snapshot_file: snapshot_file.into(),
+            snapshot_node_name: ::std::option::Option::None,
+            format: ::std::option::Option::None,
+            mode: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshot {
@@ -2867,11 +3761,26 @@ pub struct BlockdevSnapshot {
     }
 }
 
+impl BlockdevSnapshot {
+    /// Builds it from its required members (`node`, `overlay`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node: impl ::std::convert::Into<::std::string::String>,
+        overlay: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            node: node.into(),
+            overlay: overlay.into(),
+        }
+    }
+}
+
 /// Optional parameters for backup.  These parameters don't affect
 /// functionality, but may significantly affect performance.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BackupPerf {
     /// Use copy offloading.  Default false.
     pub use_copy_range: ::std::option::Option<bool>,
@@ -2903,6 +3812,7 @@ pub struct BackupPerf {
 
 /// **Note:**
 ///
+/// `on-source-error` and `on-target-error` only affect
 /// background I/O.  If an error occurs during a guest write request,
 /// the device's rerror/werror actions will be used.
 ///
@@ -2988,6 +3898,34 @@ pub struct BackupCommon {
         optional filter_node_name "filter-node-name": ::std::string::String,
         optional discard_source "discard-source": bool,
         optional x_perf "x-perf": super::BackupPerf,
+    }
+}
+
+impl BackupCommon {
+    /// Builds it from its required members (`device`, `sync`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        sync: impl ::std::convert::Into<super::MirrorSyncMode>,
+    ) -> Self {
+        Self {
+            job_id: ::std::option::Option::None,
+            device: device.into(),
+            sync: sync.into(),
+            speed: ::std::option::Option::None,
+            bitmap: ::std::option::Option::None,
+            bitmap_mode: ::std::option::Option::None,
+            compress: ::std::option::Option::None,
+            on_source_error: ::std::option::Option::None,
+            on_target_error: ::std::option::Option::None,
+            on_cbw_error: ::std::option::Option::None,
+            auto_finalize: ::std::option::Option::None,
+            auto_dismiss: ::std::option::Option::None,
+            filter_node_name: ::std::option::Option::None,
+            discard_source: ::std::option::Option::None,
+            x_perf: ::std::option::Option::None,
+        }
     }
 }
 
@@ -3089,6 +4027,38 @@ pub struct DriveBackup {
     }
 }
 
+impl DriveBackup {
+    /// Builds it from its required members (`device`, `sync`, `target`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        sync: impl ::std::convert::Into<super::MirrorSyncMode>,
+        target: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            job_id: ::std::option::Option::None,
+            device: device.into(),
+            sync: sync.into(),
+            speed: ::std::option::Option::None,
+            bitmap: ::std::option::Option::None,
+            bitmap_mode: ::std::option::Option::None,
+            compress: ::std::option::Option::None,
+            on_source_error: ::std::option::Option::None,
+            on_target_error: ::std::option::Option::None,
+            on_cbw_error: ::std::option::Option::None,
+            auto_finalize: ::std::option::Option::None,
+            auto_dismiss: ::std::option::Option::None,
+            filter_node_name: ::std::option::Option::None,
+            discard_source: ::std::option::Option::None,
+            x_perf: ::std::option::Option::None,
+            target: target.into(),
+            format: ::std::option::Option::None,
+            mode: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.3*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevBackup {
@@ -3177,6 +4147,36 @@ pub struct BlockdevBackup {
     }
 }
 
+impl BlockdevBackup {
+    /// Builds it from its required members (`device`, `sync`, `target`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        sync: impl ::std::convert::Into<super::MirrorSyncMode>,
+        target: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            job_id: ::std::option::Option::None,
+            device: device.into(),
+            sync: sync.into(),
+            speed: ::std::option::Option::None,
+            bitmap: ::std::option::Option::None,
+            bitmap_mode: ::std::option::Option::None,
+            compress: ::std::option::Option::None,
+            on_source_error: ::std::option::Option::None,
+            on_target_error: ::std::option::Option::None,
+            on_cbw_error: ::std::option::Option::None,
+            auto_finalize: ::std::option::Option::None,
+            auto_dismiss: ::std::option::Option::None,
+            filter_node_name: ::std::option::Option::None,
+            discard_source: ::std::option::Option::None,
+            x_perf: ::std::option::Option::None,
+            target: target.into(),
+        }
+    }
+}
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum XDbgBlockGraphNodeType {
@@ -3219,6 +4219,23 @@ pub struct XDbgBlockGraphNode {
         required id "id": u64,
         required r#type "type": super::XDbgBlockGraphNodeType,
         required name "name": ::std::string::String,
+    }
+}
+
+impl XDbgBlockGraphNode {
+    /// Builds it from its required members (`id`, `type`, `name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: u64,
+        r#type: impl ::std::convert::Into<super::XDbgBlockGraphNodeType>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id,
+            r#type: r#type.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -3289,6 +4306,27 @@ pub struct XDbgBlockGraphEdge {
     }
 }
 
+impl XDbgBlockGraphEdge {
+    /// Builds it from its required members (`parent`, `child`, `name`, `perm`, `shared-perm`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        parent: u64,
+        child: u64,
+        name: impl ::std::convert::Into<::std::string::String>,
+        perm: impl ::std::convert::Into<::std::vec::Vec<super::BlockPermission>>,
+        shared_perm: impl ::std::convert::Into<::std::vec::Vec<super::BlockPermission>>,
+    ) -> Self {
+        Self {
+            parent,
+            child,
+            name: name.into(),
+            perm: perm.into(),
+            shared_perm: shared_perm.into(),
+        }
+    }
+}
+
 /// Block Graph - list of nodes and list of edges.
 ///
 /// *Since: 4.0*
@@ -3302,6 +4340,21 @@ pub struct XDbgBlockGraph {
     XDbgBlockGraph = "XDbgBlockGraph" {
         required nodes "nodes": ::std::vec::Vec<super::XDbgBlockGraphNode>,
         required edges "edges": ::std::vec::Vec<super::XDbgBlockGraphEdge>,
+    }
+}
+
+impl XDbgBlockGraph {
+    /// Builds it from its required members (`nodes`, `edges`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        nodes: impl ::std::convert::Into<::std::vec::Vec<super::XDbgBlockGraphNode>>,
+        edges: impl ::std::convert::Into<::std::vec::Vec<super::XDbgBlockGraphEdge>>,
+    ) -> Self {
+        Self {
+            nodes: nodes.into(),
+            edges: edges.into(),
+        }
     }
 }
 
@@ -3400,6 +4453,37 @@ pub struct DriveMirror {
     }
 }
 
+impl DriveMirror {
+    /// Builds it from its required members (`device`, `target`, `sync`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        target: impl ::std::convert::Into<::std::string::String>,
+        sync: impl ::std::convert::Into<super::MirrorSyncMode>,
+    ) -> Self {
+        Self {
+            job_id: ::std::option::Option::None,
+            device: device.into(),
+            target: target.into(),
+            format: ::std::option::Option::None,
+            node_name: ::std::option::Option::None,
+            replaces: ::std::option::Option::None,
+            sync: sync.into(),
+            mode: ::std::option::Option::None,
+            speed: ::std::option::Option::None,
+            granularity: ::std::option::Option::None,
+            buf_size: ::std::option::Option::None,
+            on_source_error: ::std::option::Option::None,
+            on_target_error: ::std::option::Option::None,
+            unmap: ::std::option::Option::None,
+            copy_mode: ::std::option::Option::None,
+            auto_finalize: ::std::option::Option::None,
+            auto_dismiss: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.4*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmap {
@@ -3413,6 +4497,21 @@ pub struct BlockDirtyBitmap {
     BlockDirtyBitmap = "BlockDirtyBitmap" {
         required node "node": ::std::string::String,
         required name "name": ::std::string::String,
+    }
+}
+
+impl BlockDirtyBitmap {
+    /// Builds it from its required members (`node`, `name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            node: node.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -3448,6 +4547,24 @@ pub struct BlockDirtyBitmapAdd {
     }
 }
 
+impl BlockDirtyBitmapAdd {
+    /// Builds it from its required members (`node`, `name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            node: node.into(),
+            name: name.into(),
+            granularity: ::std::option::Option::None,
+            persistent: ::std::option::Option::None,
+            disabled: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 4.1*
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockDirtyBitmapOrStr {
@@ -3456,6 +4573,27 @@ pub enum BlockDirtyBitmapOrStr {
     Local(::std::string::String),
     /// bitmap with specified node
     External(super::BlockDirtyBitmap),
+}
+
+impl ::std::convert::From<::std::string::String> for BlockDirtyBitmapOrStr {
+    #[inline]
+    fn from(value: ::std::string::String) -> Self {
+        Self::Local(value)
+    }
+}
+
+impl ::std::convert::From<&str> for BlockDirtyBitmapOrStr {
+    #[inline]
+    fn from(value: &str) -> Self {
+        Self::Local(::std::borrow::ToOwned::to_owned(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockDirtyBitmap> for BlockDirtyBitmapOrStr {
+    #[inline]
+    fn from(value: super::BlockDirtyBitmap) -> Self {
+        Self::External(value)
+    }
 }
 
 impl Serialize for BlockDirtyBitmapOrStr {
@@ -3524,6 +4662,23 @@ pub struct BlockDirtyBitmapMerge {
     }
 }
 
+impl BlockDirtyBitmapMerge {
+    /// Builds it from its required members (`node`, `target`, `bitmaps`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node: impl ::std::convert::Into<::std::string::String>,
+        target: impl ::std::convert::Into<::std::string::String>,
+        bitmaps: impl ::std::convert::Into<::std::vec::Vec<super::BlockDirtyBitmapOrStr>>,
+    ) -> Self {
+        Self {
+            node: node.into(),
+            target: target.into(),
+            bitmaps: bitmaps.into(),
+        }
+    }
+}
+
 /// SHA256 hash of dirty bitmap data
 ///
 /// *Since: 2.10*
@@ -3539,6 +4694,15 @@ pub struct BlockDirtyBitmapSha256 {
     }
 }
 
+impl BlockDirtyBitmapSha256 {
+    /// Builds it from its required members (`sha256`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(sha256: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { sha256: sha256.into() }
+    }
+}
+
 /// A set of parameters describing block throttling.
 ///
 /// *Since: 1.1*
@@ -3547,7 +4711,7 @@ pub struct BlockIOThrottle {
     /// Block device name
     ///
     /// Feature `deprecated`: Member `device` is deprecated.  Use `id` instead.
-    #[deprecated(note = "Block device name")]
+    #[deprecated(note = "Member `device` is deprecated.  Use `id` instead.")]
     pub device: ::std::option::Option<::std::string::String>,
     /// The name or QOM path of the guest device (since: 2.8)
     pub id: ::std::option::Option<::std::string::String>,
@@ -3637,13 +4801,52 @@ pub struct BlockIOThrottle {
     }
 }
 
+impl BlockIOThrottle {
+    /// Builds it from its required members (`bps`, `bps_rd`, `bps_wr`, `iops`, `iops_rd`, `iops_wr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        bps: i64,
+        bps_rd: i64,
+        bps_wr: i64,
+        iops: i64,
+        iops_rd: i64,
+        iops_wr: i64,
+    ) -> Self {
+        Self {
+            device: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+            bps,
+            bps_rd,
+            bps_wr,
+            iops,
+            iops_rd,
+            iops_wr,
+            bps_max: ::std::option::Option::None,
+            bps_rd_max: ::std::option::Option::None,
+            bps_wr_max: ::std::option::Option::None,
+            iops_max: ::std::option::Option::None,
+            iops_rd_max: ::std::option::Option::None,
+            iops_wr_max: ::std::option::Option::None,
+            bps_max_length: ::std::option::Option::None,
+            bps_rd_max_length: ::std::option::Option::None,
+            bps_wr_max_length: ::std::option::Option::None,
+            iops_max_length: ::std::option::Option::None,
+            iops_rd_max_length: ::std::option::Option::None,
+            iops_wr_max_length: ::std::option::Option::None,
+            iops_size: ::std::option::Option::None,
+            group: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Limit parameters for throttling.  Since some limit combinations are
 /// illegal, limits should always be set in one transaction.  All fields
 /// are optional.  When setting limits, if a field is missing the
 /// current value is not changed.
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThrottleLimits {
     /// limit total I/O operations per second
     pub iops_total: ::std::option::Option<i64>,
@@ -3720,7 +4923,7 @@ pub struct ThrottleLimits {
 /// Properties for throttle-group objects.
 ///
 /// *Since: 2.11*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThrottleGroupProperties {
     /// limits to apply for this throttle group
     pub limits: ::std::option::Option<super::ThrottleLimits>,
@@ -3800,6 +5003,17 @@ pub struct BlockJobChangeOptionsMirror {
 ::qapi_types::private::object! {
     BlockJobChangeOptionsMirror = "BlockJobChangeOptionsMirror" {
         required copy_mode "copy-mode": super::MirrorCopyMode,
+    }
+}
+
+impl BlockJobChangeOptionsMirror {
+    /// Builds it from its required members (`copy-mode`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(copy_mode: impl ::std::convert::Into<super::MirrorCopyMode>) -> Self {
+        Self {
+            copy_mode: copy_mode.into(),
+        }
     }
 }
 
@@ -3947,6 +5161,26 @@ const _: () = {
         }
     }
 };
+
+impl BlockJobChangeOptions {
+    /// Builds it from its required members (`id`, the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        branch: BlockJobChangeOptionsBranch,
+    ) -> Self {
+        Self { id: id.into(), branch }
+    }
+}
+
+impl ::std::convert::From<super::BlockJobChangeOptionsMirror>
+for BlockJobChangeOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockJobChangeOptionsMirror) -> Self {
+        Self::Mirror(value)
+    }
+}
 
 /// The branches of [`BlockJobChangeOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
@@ -4103,7 +5337,7 @@ pub enum BlockdevAioOptions {
 /// Includes cache-related options for block devices
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockdevCacheOptions {
     /// enables use of O_DIRECT (bypass the host page cache;
     /// default: false)
@@ -4144,7 +5378,10 @@ pub enum BlockdevDriver {
     SnapshotAccess,
     Ftp,
     Ftps,
-    #[deprecated(note = "deprecated in QEMU's schema")]
+    /// Feature `deprecated`: Member `gluster` is deprecated because GlusterFS development ceased.
+    #[deprecated(
+        note = "Member `gluster` is deprecated because GlusterFS development ceased."
+    )]
     Gluster,
     /// **Availability:** only when QEMU is built with `HAVE_HOST_BLOCK_DEVICE`.
     HostCdrom,
@@ -4299,10 +5536,27 @@ pub struct BlockdevOptionsFile {
     }
 }
 
+impl BlockdevOptionsFile {
+    /// Builds it from its required members (`filename`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            filename: filename.into(),
+            pr_manager: ::std::option::Option::None,
+            locking: ::std::option::Option::None,
+            aio: ::std::option::Option::None,
+            aio_max_batch: ::std::option::Option::None,
+            drop_cache: ::std::option::Option::None,
+            x_check_cache_dropped: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for the null backend.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockdevOptionsNull {
     /// size of the device in bytes.
     pub size: ::std::option::Option<i64>,
@@ -4346,6 +5600,21 @@ pub struct BlockdevOptionsNVMe {
     }
 }
 
+impl BlockdevOptionsNVMe {
+    /// Builds it from its required members (`device`, `namespace`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        namespace: i64,
+    ) -> Self {
+        Self {
+            device: device.into(),
+            namespace,
+        }
+    }
+}
+
 /// Driver specific block device options for the vvfat protocol.
 ///
 /// *Since: 2.9*
@@ -4377,6 +5646,21 @@ pub struct BlockdevOptionsVVFAT {
     }
 }
 
+impl BlockdevOptionsVVFAT {
+    /// Builds it from its required members (`dir`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(dir: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            dir: dir.into(),
+            fat_type: ::std::option::Option::None,
+            floppy: ::std::option::Option::None,
+            label: ::std::option::Option::None,
+            rw: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for image format that have no
 /// option besides their data source.
 ///
@@ -4390,6 +5674,17 @@ pub struct BlockdevOptionsGenericFormat {
 ::qapi_types::private::object! {
     BlockdevOptionsGenericFormat = "BlockdevOptionsGenericFormat" {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
+    }
+}
+
+impl BlockdevOptionsGenericFormat {
+    /// Builds it from its required members (`file`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+        }
     }
 }
 
@@ -4416,6 +5711,19 @@ pub struct BlockdevOptionsLUKS {
     }
 }
 
+impl BlockdevOptionsLUKS {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            key_secret: ::std::option::Option::None,
+            header: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for image format that have no
 /// option besides their data source and an optional backing file.
 ///
@@ -4434,6 +5742,18 @@ pub struct BlockdevOptionsGenericCOWFormat {
     BlockdevOptionsGenericCOWFormat = "BlockdevOptionsGenericCOWFormat" {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
         nullable backing "backing": ::std::boxed::Box<super::BlockdevRefOrNull>,
+    }
+}
+
+impl BlockdevOptionsGenericCOWFormat {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            backing: ::std::option::Option::None,
+        }
     }
 }
 
@@ -4472,7 +5792,7 @@ pub enum Qcow2OverlapCheckMode {
 /// according to the template given.
 ///
 /// *Since: 2.9*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Qcow2OverlapCheckFlags {
     /// Specifies a template mode which can be adjusted using the
     /// other flags, defaults to 'cached'
@@ -4523,6 +5843,20 @@ pub enum Qcow2OverlapChecks {
     Flags(super::Qcow2OverlapCheckFlags),
     /// named mode which chooses a specific set of flags
     Mode(super::Qcow2OverlapCheckMode),
+}
+
+impl ::std::convert::From<super::Qcow2OverlapCheckFlags> for Qcow2OverlapChecks {
+    #[inline]
+    fn from(value: super::Qcow2OverlapCheckFlags) -> Self {
+        Self::Flags(value)
+    }
+}
+
+impl ::std::convert::From<super::Qcow2OverlapCheckMode> for Qcow2OverlapChecks {
+    #[inline]
+    fn from(value: super::Qcow2OverlapCheckMode) -> Self {
+        Self::Mode(value)
+    }
 }
 
 impl Serialize for Qcow2OverlapChecks {
@@ -4653,6 +5987,37 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcowEncryption {
     }
 }
 
+impl BlockdevQcowEncryption {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockdevQcowEncryptionBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<BlockdevQcowEncryptionBranch> for BlockdevQcowEncryption {
+    #[inline]
+    fn from(value: BlockdevQcowEncryptionBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow>
+for BlockdevQcowEncryptionBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::Aes(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow> for BlockdevQcowEncryption {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::new(BlockdevQcowEncryptionBranch::Aes(value))
+    }
+}
+
 /// The branches of [`BlockdevQcowEncryption`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevQcowEncryptionBranch {
@@ -4710,6 +6075,19 @@ pub struct BlockdevOptionsQcow {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
         nullable backing "backing": ::std::boxed::Box<super::BlockdevRefOrNull>,
         optional encrypt "encrypt": super::BlockdevQcowEncryption,
+    }
+}
+
+impl BlockdevOptionsQcow {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            backing: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+        }
     }
 }
 
@@ -4803,6 +6181,52 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevQcow2Encryption {
     }
 }
 
+impl BlockdevQcow2Encryption {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockdevQcow2EncryptionBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<BlockdevQcow2EncryptionBranch> for BlockdevQcow2Encryption {
+    #[inline]
+    fn from(value: BlockdevQcow2EncryptionBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow>
+for BlockdevQcow2EncryptionBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::Aes(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow> for BlockdevQcow2Encryption {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::new(BlockdevQcow2EncryptionBranch::Aes(value))
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsLUKS>
+for BlockdevQcow2EncryptionBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsLUKS> for BlockdevQcow2Encryption {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsLUKS) -> Self {
+        Self::new(BlockdevQcow2EncryptionBranch::Luks(value))
+    }
+}
+
 /// The branches of [`BlockdevQcow2Encryption`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockdevQcow2EncryptionBranch {
@@ -4865,6 +6289,19 @@ pub struct BlockdevOptionsPreallocate {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
         optional prealloc_align "prealloc-align": i64,
         optional prealloc_size "prealloc-size": i64,
+    }
+}
+
+impl BlockdevOptionsPreallocate {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            prealloc_align: ::std::option::Option::None,
+            prealloc_size: ::std::option::Option::None,
+        }
     }
 }
 
@@ -4959,6 +6396,31 @@ pub struct BlockdevOptionsQcow2 {
     }
 }
 
+impl BlockdevOptionsQcow2 {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            backing: ::std::option::Option::None,
+            lazy_refcounts: ::std::option::Option::None,
+            pass_discard_request: ::std::option::Option::None,
+            pass_discard_snapshot: ::std::option::Option::None,
+            pass_discard_other: ::std::option::Option::None,
+            discard_no_unref: ::std::option::Option::None,
+            overlap_check: ::std::option::Option::None,
+            cache_size: ::std::option::Option::None,
+            l2_cache_size: ::std::option::Option::None,
+            l2_cache_entry_size: ::std::option::Option::None,
+            refcount_cache_size: ::std::option::Option::None,
+            cache_clean_interval: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+            data_file: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SshHostKeyCheckMode {
@@ -5014,6 +6476,21 @@ pub struct SshHostKeyHash {
     SshHostKeyHash = "SshHostKeyHash" {
         required r#type "type": super::SshHostKeyCheckHashType,
         required hash "hash": ::std::string::String,
+    }
+}
+
+impl SshHostKeyHash {
+    /// Builds it from its required members (`type`, `hash`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#type: impl ::std::convert::Into<super::SshHostKeyCheckHashType>,
+        hash: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            hash: hash.into(),
+        }
     }
 }
 
@@ -5095,6 +6572,36 @@ impl<'de> ::qapi_types::private::Union<'de> for SshHostKeyCheck {
     }
 }
 
+impl SshHostKeyCheck {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: SshHostKeyCheckBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<SshHostKeyCheckBranch> for SshHostKeyCheck {
+    #[inline]
+    fn from(value: SshHostKeyCheckBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::SshHostKeyHash> for SshHostKeyCheckBranch {
+    #[inline]
+    fn from(value: super::SshHostKeyHash) -> Self {
+        Self::Hash(value)
+    }
+}
+
+impl ::std::convert::From<super::SshHostKeyHash> for SshHostKeyCheck {
+    #[inline]
+    fn from(value: super::SshHostKeyHash) -> Self {
+        Self::new(SshHostKeyCheckBranch::Hash(value))
+    }
+}
+
 /// The branches of [`SshHostKeyCheck`], tagged by `mode`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SshHostKeyCheckBranch {
@@ -5161,6 +6668,23 @@ pub struct BlockdevOptionsSsh {
         required path "path": ::std::string::String,
         optional user "user": ::std::string::String,
         optional host_key_check "host-key-check": super::SshHostKeyCheck,
+    }
+}
+
+impl BlockdevOptionsSsh {
+    /// Builds it from its required members (`server`, `path`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        server: impl ::std::convert::Into<super::InetSocketAddress>,
+        path: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            server: server.into(),
+            path: path.into(),
+            user: ::std::option::Option::None,
+            host_key_check: ::std::option::Option::None,
+        }
     }
 }
 
@@ -5351,6 +6875,23 @@ pub struct BlkdebugInjectErrorOptions {
     }
 }
 
+impl BlkdebugInjectErrorOptions {
+    /// Builds it from its required members (`event`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(event: impl ::std::convert::Into<super::BlkdebugEvent>) -> Self {
+        Self {
+            event: event.into(),
+            state: ::std::option::Option::None,
+            iotype: ::std::option::Option::None,
+            errno: ::std::option::Option::None,
+            sector: ::std::option::Option::None,
+            once: ::std::option::Option::None,
+            immediately: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Describes a single state-change event for blkdebug.
 ///
 /// *Since: 2.9*
@@ -5371,6 +6912,22 @@ pub struct BlkdebugSetStateOptions {
         required event "event": super::BlkdebugEvent,
         optional state "state": i64,
         required new_state "new_state": i64,
+    }
+}
+
+impl BlkdebugSetStateOptions {
+    /// Builds it from its required members (`event`, `new_state`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        event: impl ::std::convert::Into<super::BlkdebugEvent>,
+        new_state: i64,
+    ) -> Self {
+        Self {
+            event: event.into(),
+            state: ::std::option::Option::None,
+            new_state,
+        }
     }
 }
 
@@ -5448,6 +7005,28 @@ pub struct BlockdevOptionsBlkdebug {
     }
 }
 
+impl BlockdevOptionsBlkdebug {
+    /// Builds it from its required members (`image`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(image: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            image: ::std::boxed::Box::new(image.into()),
+            config: ::std::option::Option::None,
+            align: ::std::option::Option::None,
+            max_transfer: ::std::option::Option::None,
+            opt_write_zero: ::std::option::Option::None,
+            max_write_zero: ::std::option::Option::None,
+            opt_discard: ::std::option::Option::None,
+            max_discard: ::std::option::Option::None,
+            inject_error: ::std::option::Option::None,
+            set_state: ::std::option::Option::None,
+            take_child_perms: ::std::option::Option::None,
+            unshare_child_perms: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for blklogwrites.
 ///
 /// *Since: 3.0*
@@ -5478,6 +7057,24 @@ pub struct BlockdevOptionsBlklogwrites {
     }
 }
 
+impl BlockdevOptionsBlklogwrites {
+    /// Builds it from its required members (`file`, `log`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        file: impl ::std::convert::Into<super::BlockdevRef>,
+        log: impl ::std::convert::Into<super::BlockdevRef>,
+    ) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            log: ::std::boxed::Box::new(log.into()),
+            log_sector_size: ::std::option::Option::None,
+            log_append: ::std::option::Option::None,
+            log_super_update_interval: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for blkverify.
 ///
 /// *Since: 2.9*
@@ -5496,6 +7093,21 @@ pub struct BlockdevOptionsBlkverify {
     }
 }
 
+impl BlockdevOptionsBlkverify {
+    /// Builds it from its required members (`test`, `raw`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        test: impl ::std::convert::Into<super::BlockdevRef>,
+        raw: impl ::std::convert::Into<super::BlockdevRef>,
+    ) -> Self {
+        Self {
+            test: ::std::boxed::Box::new(test.into()),
+            raw: ::std::boxed::Box::new(raw.into()),
+        }
+    }
+}
+
 /// Driver specific block device options for blkreplay.
 ///
 /// *Since: 4.2*
@@ -5508,6 +7120,17 @@ pub struct BlockdevOptionsBlkreplay {
 ::qapi_types::private::object! {
     BlockdevOptionsBlkreplay = "BlockdevOptionsBlkreplay" {
         required image "image": ::std::boxed::Box<super::BlockdevRef>,
+    }
+}
+
+impl BlockdevOptionsBlkreplay {
+    /// Builds it from its required members (`image`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(image: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            image: ::std::boxed::Box::new(image.into()),
+        }
     }
 }
 
@@ -5561,6 +7184,24 @@ pub struct BlockdevOptionsQuorum {
     }
 }
 
+impl BlockdevOptionsQuorum {
+    /// Builds it from its required members (`children`, `vote-threshold`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        children: impl ::std::convert::Into<::std::vec::Vec<super::BlockdevRef>>,
+        vote_threshold: i64,
+    ) -> Self {
+        Self {
+            blkverify: ::std::option::Option::None,
+            children: children.into(),
+            vote_threshold,
+            rewrite_corrupted: ::std::option::Option::None,
+            read_pattern: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for Gluster
 ///
 /// *Since: 2.9*
@@ -5588,6 +7229,25 @@ pub struct BlockdevOptionsGluster {
     }
 }
 
+impl BlockdevOptionsGluster {
+    /// Builds it from its required members (`volume`, `path`, `server`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        volume: impl ::std::convert::Into<::std::string::String>,
+        path: impl ::std::convert::Into<::std::string::String>,
+        server: impl ::std::convert::Into<::std::vec::Vec<super::SocketAddress>>,
+    ) -> Self {
+        Self {
+            volume: volume.into(),
+            path: path.into(),
+            server: server.into(),
+            debug: ::std::option::Option::None,
+            logfile: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for the io_uring backend.
 ///
 /// *Since: 7.2*
@@ -5602,6 +7262,15 @@ pub struct BlockdevOptionsIoUring {
 ::qapi_types::private::object! {
     BlockdevOptionsIoUring = "BlockdevOptionsIoUring" {
         required filename "filename": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsIoUring {
+    /// Builds it from its required members (`filename`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { filename: filename.into() }
     }
 }
 
@@ -5620,6 +7289,15 @@ pub struct BlockdevOptionsNvmeIoUring {
 ::qapi_types::private::object! {
     BlockdevOptionsNvmeIoUring = "BlockdevOptionsNvmeIoUring" {
         required path "path": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsNvmeIoUring {
+    /// Builds it from its required members (`path`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { path: path.into() }
     }
 }
 
@@ -5642,6 +7320,15 @@ pub struct BlockdevOptionsVirtioBlkVfioPci {
     }
 }
 
+impl BlockdevOptionsVirtioBlkVfioPci {
+    /// Builds it from its required members (`path`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
 /// Driver specific block device options for the virtio-blk-vhost-user
 /// backend.
 ///
@@ -5657,6 +7344,15 @@ pub struct BlockdevOptionsVirtioBlkVhostUser {
 ::qapi_types::private::object! {
     BlockdevOptionsVirtioBlkVhostUser = "BlockdevOptionsVirtioBlkVhostUser" {
         required path "path": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsVirtioBlkVhostUser {
+    /// Builds it from its required members (`path`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { path: path.into() }
     }
 }
 
@@ -5679,6 +7375,15 @@ pub struct BlockdevOptionsVirtioBlkVhostVdpa {
 ::qapi_types::private::object! {
     BlockdevOptionsVirtioBlkVhostVdpa = "BlockdevOptionsVirtioBlkVhostVdpa" {
         required path "path": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsVirtioBlkVhostVdpa {
+    /// Builds it from its required members (`path`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { path: path.into() }
     }
 }
 
@@ -5767,6 +7472,29 @@ pub struct BlockdevOptionsIscsi {
     }
 }
 
+impl BlockdevOptionsIscsi {
+    /// Builds it from its required members (`transport`, `portal`, `target`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        transport: impl ::std::convert::Into<super::IscsiTransport>,
+        portal: impl ::std::convert::Into<::std::string::String>,
+        target: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            transport: transport.into(),
+            portal: portal.into(),
+            target: target.into(),
+            lun: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            initiator_name: ::std::option::Option::None,
+            header_digest: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 3.0*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RbdAuthMode {
@@ -5816,6 +7544,17 @@ pub struct RbdEncryptionOptionsLUKSBase {
     }
 }
 
+impl RbdEncryptionOptionsLUKSBase {
+    /// Builds it from its required members (`key-secret`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+        }
+    }
+}
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptionsLUKSBase {
@@ -5833,6 +7572,18 @@ pub struct RbdEncryptionCreateOptionsLUKSBase {
     }
 }
 
+impl RbdEncryptionCreateOptionsLUKSBase {
+    /// Builds it from its required members (`key-secret`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+            cipher_alg: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKS {
@@ -5844,6 +7595,17 @@ pub struct RbdEncryptionOptionsLUKS {
 ::qapi_types::private::object! {
     RbdEncryptionOptionsLUKS = "RbdEncryptionOptionsLUKS" {
         required key_secret "key-secret": ::std::string::String,
+    }
+}
+
+impl RbdEncryptionOptionsLUKS {
+    /// Builds it from its required members (`key-secret`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+        }
     }
 }
 
@@ -5861,6 +7623,17 @@ pub struct RbdEncryptionOptionsLUKS2 {
     }
 }
 
+impl RbdEncryptionOptionsLUKS2 {
+    /// Builds it from its required members (`key-secret`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+        }
+    }
+}
+
 /// *Since: 8.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionOptionsLUKSAny {
@@ -5872,6 +7645,17 @@ pub struct RbdEncryptionOptionsLUKSAny {
 ::qapi_types::private::object! {
     RbdEncryptionOptionsLUKSAny = "RbdEncryptionOptionsLUKSAny" {
         required key_secret "key-secret": ::std::string::String,
+    }
+}
+
+impl RbdEncryptionOptionsLUKSAny {
+    /// Builds it from its required members (`key-secret`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+        }
     }
 }
 
@@ -5892,6 +7676,18 @@ pub struct RbdEncryptionCreateOptionsLUKS {
     }
 }
 
+impl RbdEncryptionCreateOptionsLUKS {
+    /// Builds it from its required members (`key-secret`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+            cipher_alg: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 6.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptionsLUKS2 {
@@ -5906,6 +7702,18 @@ pub struct RbdEncryptionCreateOptionsLUKS2 {
     RbdEncryptionCreateOptionsLUKS2 = "RbdEncryptionCreateOptionsLUKS2" {
         required key_secret "key-secret": ::std::string::String,
         optional cipher_alg "cipher-alg": super::QCryptoCipherAlgo,
+    }
+}
+
+impl RbdEncryptionCreateOptionsLUKS2 {
+    /// Builds it from its required members (`key-secret`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key_secret: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            key_secret: key_secret.into(),
+            cipher_alg: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6012,6 +7820,70 @@ const _: () = {
         }
     }
 };
+
+impl RbdEncryptionOptions {
+    /// Builds it from its required members (the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: RbdEncryptionOptionsBranch) -> Self {
+        Self {
+            parent: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<RbdEncryptionOptionsBranch> for RbdEncryptionOptions {
+    #[inline]
+    fn from(value: RbdEncryptionOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKS>
+for RbdEncryptionOptionsBranch {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKS> for RbdEncryptionOptions {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKS) -> Self {
+        Self::new(RbdEncryptionOptionsBranch::Luks(value))
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKS2>
+for RbdEncryptionOptionsBranch {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKS2) -> Self {
+        Self::Luks2(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKS2> for RbdEncryptionOptions {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKS2) -> Self {
+        Self::new(RbdEncryptionOptionsBranch::Luks2(value))
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKSAny>
+for RbdEncryptionOptionsBranch {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKSAny) -> Self {
+        Self::LuksAny(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionOptionsLUKSAny> for RbdEncryptionOptions {
+    #[inline]
+    fn from(value: super::RbdEncryptionOptionsLUKSAny) -> Self {
+        Self::new(RbdEncryptionOptionsBranch::LuksAny(value))
+    }
+}
 
 /// The branches of [`RbdEncryptionOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
@@ -6142,6 +8014,55 @@ impl<'de> ::qapi_types::private::Union<'de> for RbdEncryptionCreateOptions {
     }
 }
 
+impl RbdEncryptionCreateOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: RbdEncryptionCreateOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<RbdEncryptionCreateOptionsBranch>
+for RbdEncryptionCreateOptions {
+    #[inline]
+    fn from(value: RbdEncryptionCreateOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionCreateOptionsLUKS>
+for RbdEncryptionCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::RbdEncryptionCreateOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionCreateOptionsLUKS>
+for RbdEncryptionCreateOptions {
+    #[inline]
+    fn from(value: super::RbdEncryptionCreateOptionsLUKS) -> Self {
+        Self::new(RbdEncryptionCreateOptionsBranch::Luks(value))
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionCreateOptionsLUKS2>
+for RbdEncryptionCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::RbdEncryptionCreateOptionsLUKS2) -> Self {
+        Self::Luks2(value)
+    }
+}
+
+impl ::std::convert::From<super::RbdEncryptionCreateOptionsLUKS2>
+for RbdEncryptionCreateOptions {
+    #[inline]
+    fn from(value: super::RbdEncryptionCreateOptionsLUKS2) -> Self {
+        Self::new(RbdEncryptionCreateOptionsBranch::Luks2(value))
+    }
+}
+
 /// The branches of [`RbdEncryptionCreateOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RbdEncryptionCreateOptionsBranch {
@@ -6235,6 +8156,29 @@ pub struct BlockdevOptionsRbd {
     }
 }
 
+impl BlockdevOptionsRbd {
+    /// Builds it from its required members (`pool`, `image`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pool: impl ::std::convert::Into<::std::string::String>,
+        image: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            pool: pool.into(),
+            namespace: ::std::option::Option::None,
+            image: image.into(),
+            conf: ::std::option::Option::None,
+            snapshot: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+            user: ::std::option::Option::None,
+            auth_client_required: ::std::option::Option::None,
+            key_secret: ::std::option::Option::None,
+            server: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of replication modes.
 ///
 /// *Since: 2.9*
@@ -6284,6 +8228,22 @@ pub struct BlockdevOptionsReplication {
     }
 }
 
+impl BlockdevOptionsReplication {
+    /// Builds it from its required members (`file`, `mode`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        file: impl ::std::convert::Into<super::BlockdevRef>,
+        mode: impl ::std::convert::Into<super::ReplicationMode>,
+    ) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            mode: mode.into(),
+            top_id: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of NFS transport types
 ///
 /// *Since: 2.9*
@@ -6316,6 +8276,21 @@ pub struct NFSServer {
     NFSServer = "NFSServer" {
         required r#type "type": super::NFSTransport,
         required host "host": ::std::string::String,
+    }
+}
+
+impl NFSServer {
+    /// Builds it from its required members (`type`, `host`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#type: impl ::std::convert::Into<super::NFSTransport>,
+        host: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            host: host.into(),
+        }
     }
 }
 
@@ -6360,6 +8335,27 @@ pub struct BlockdevOptionsNfs {
     }
 }
 
+impl BlockdevOptionsNfs {
+    /// Builds it from its required members (`server`, `path`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        server: impl ::std::convert::Into<super::NFSServer>,
+        path: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            server: server.into(),
+            path: path.into(),
+            user: ::std::option::Option::None,
+            group: ::std::option::Option::None,
+            tcp_syn_count: ::std::option::Option::None,
+            readahead_size: ::std::option::Option::None,
+            page_cache_size: ::std::option::Option::None,
+            debug: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options shared by all protocols
 /// supported by the curl backend.
 ///
@@ -6395,6 +8391,23 @@ pub struct BlockdevOptionsCurlBase {
         optional password_secret "password-secret": ::std::string::String,
         optional proxy_username "proxy-username": ::std::string::String,
         optional proxy_password_secret "proxy-password-secret": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsCurlBase {
+    /// Builds it from its required members (`url`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            url: url.into(),
+            readahead: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            proxy_username: ::std::option::Option::None,
+            proxy_password_secret: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6442,6 +8455,25 @@ pub struct BlockdevOptionsCurlHttp {
         optional proxy_password_secret "proxy-password-secret": ::std::string::String,
         optional cookie "cookie": ::std::string::String,
         optional cookie_secret "cookie-secret": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsCurlHttp {
+    /// Builds it from its required members (`url`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            url: url.into(),
+            readahead: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            proxy_username: ::std::option::Option::None,
+            proxy_password_secret: ::std::option::Option::None,
+            cookie: ::std::option::Option::None,
+            cookie_secret: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6496,6 +8528,26 @@ pub struct BlockdevOptionsCurlHttps {
     }
 }
 
+impl BlockdevOptionsCurlHttps {
+    /// Builds it from its required members (`url`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            url: url.into(),
+            readahead: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            proxy_username: ::std::option::Option::None,
+            proxy_password_secret: ::std::option::Option::None,
+            cookie: ::std::option::Option::None,
+            sslverify: ::std::option::Option::None,
+            cookie_secret: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for FTP connections over the
 /// curl backend.  URLs must start with "ftp://".
 ///
@@ -6531,6 +8583,23 @@ pub struct BlockdevOptionsCurlFtp {
         optional password_secret "password-secret": ::std::string::String,
         optional proxy_username "proxy-username": ::std::string::String,
         optional proxy_password_secret "proxy-password-secret": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsCurlFtp {
+    /// Builds it from its required members (`url`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            url: url.into(),
+            readahead: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            proxy_username: ::std::option::Option::None,
+            proxy_password_secret: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6573,6 +8642,24 @@ pub struct BlockdevOptionsCurlFtps {
         optional proxy_username "proxy-username": ::std::string::String,
         optional proxy_password_secret "proxy-password-secret": ::std::string::String,
         optional sslverify "sslverify": bool,
+    }
+}
+
+impl BlockdevOptionsCurlFtps {
+    /// Builds it from its required members (`url`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(url: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            url: url.into(),
+            readahead: ::std::option::Option::None,
+            timeout: ::std::option::Option::None,
+            username: ::std::option::Option::None,
+            password_secret: ::std::option::Option::None,
+            proxy_username: ::std::option::Option::None,
+            proxy_password_secret: ::std::option::Option::None,
+            sslverify: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6626,6 +8713,23 @@ pub struct BlockdevOptionsNbd {
     }
 }
 
+impl BlockdevOptionsNbd {
+    /// Builds it from its required members (`server`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(server: impl ::std::convert::Into<super::SocketAddress>) -> Self {
+        Self {
+            server: server.into(),
+            export: ::std::option::Option::None,
+            tls_creds: ::std::option::Option::None,
+            tls_hostname: ::std::option::Option::None,
+            x_dirty_bitmap: ::std::option::Option::None,
+            reconnect_delay: ::std::option::Option::None,
+            open_timeout: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific block device options for the raw driver.
 ///
 /// *Since: 2.9*
@@ -6644,6 +8748,19 @@ pub struct BlockdevOptionsRaw {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
         optional offset "offset": i64,
         optional size "size": i64,
+    }
+}
+
+impl BlockdevOptionsRaw {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            offset: ::std::option::Option::None,
+            size: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6666,6 +8783,21 @@ pub struct BlockdevOptionsThrottle {
     }
 }
 
+impl BlockdevOptionsThrottle {
+    /// Builds it from its required members (`throttle-group`, `file`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        throttle_group: impl ::std::convert::Into<::std::string::String>,
+        file: impl ::std::convert::Into<super::BlockdevRef>,
+    ) -> Self {
+        Self {
+            throttle_group: throttle_group.into(),
+            file: ::std::boxed::Box::new(file.into()),
+        }
+    }
+}
+
 /// Driver specific block device options for the copy-on-read driver.
 ///
 /// *Since: 6.0*
@@ -6685,6 +8817,18 @@ pub struct BlockdevOptionsCor {
     BlockdevOptionsCor = "BlockdevOptionsCor" {
         required file "file": ::std::boxed::Box<super::BlockdevRef>,
         optional bottom "bottom": ::std::string::String,
+    }
+}
+
+impl BlockdevOptionsCor {
+    /// Builds it from its required members (`file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            bottom: ::std::option::Option::None,
+        }
     }
 }
 
@@ -6760,6 +8904,25 @@ pub struct BlockdevOptionsCbw {
         optional on_cbw_error "on-cbw-error": super::OnCbwError,
         optional cbw_timeout "cbw-timeout": u32,
         optional min_cluster_size "min-cluster-size": u64,
+    }
+}
+
+impl BlockdevOptionsCbw {
+    /// Builds it from its required members (`file`, `target`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        file: impl ::std::convert::Into<super::BlockdevRef>,
+        target: impl ::std::convert::Into<super::BlockdevRef>,
+    ) -> Self {
+        Self {
+            file: ::std::boxed::Box::new(file.into()),
+            target: ::std::boxed::Box::new(target.into()),
+            bitmap: ::std::option::Option::None,
+            on_cbw_error: ::std::option::Option::None,
+            cbw_timeout: ::std::option::Option::None,
+            min_cluster_size: ::std::option::Option::None,
+        }
     }
 }
 
@@ -7116,6 +9279,469 @@ const _: () = {
         }
     }
 };
+
+impl BlockdevOptions {
+    /// Builds it from its required members (the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockdevOptionsBranch) -> Self {
+        Self {
+            node_name: ::std::option::Option::None,
+            discard: ::std::option::Option::None,
+            cache: ::std::option::Option::None,
+            active: ::std::option::Option::None,
+            read_only: ::std::option::Option::None,
+            auto_read_only: ::std::option::Option::None,
+            force_share: ::std::option::Option::None,
+            detect_zeroes: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<BlockdevOptionsBranch> for BlockdevOptions {
+    #[inline]
+    fn from(value: BlockdevOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkdebug> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkdebug) -> Self {
+        Self::Blkdebug(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkdebug> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkdebug) -> Self {
+        Self::new(BlockdevOptionsBranch::Blkdebug(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlklogwrites> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlklogwrites) -> Self {
+        Self::Blklogwrites(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlklogwrites> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlklogwrites) -> Self {
+        Self::new(BlockdevOptionsBranch::Blklogwrites(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkverify> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkverify) -> Self {
+        Self::Blkverify(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkverify> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkverify) -> Self {
+        Self::new(BlockdevOptionsBranch::Blkverify(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkreplay> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkreplay) -> Self {
+        Self::Blkreplay(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsBlkreplay> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsBlkreplay) -> Self {
+        Self::new(BlockdevOptionsBranch::Blkreplay(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCbw> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCbw) -> Self {
+        Self::CopyBeforeWrite(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCbw> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCbw) -> Self {
+        Self::new(BlockdevOptionsBranch::CopyBeforeWrite(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCor> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCor) -> Self {
+        Self::CopyOnRead(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCor> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCor) -> Self {
+        Self::new(BlockdevOptionsBranch::CopyOnRead(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlFtp> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlFtp) -> Self {
+        Self::Ftp(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlFtp> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlFtp) -> Self {
+        Self::new(BlockdevOptionsBranch::Ftp(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlFtps> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlFtps) -> Self {
+        Self::Ftps(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlFtps> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlFtps) -> Self {
+        Self::new(BlockdevOptionsBranch::Ftps(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsGluster> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsGluster) -> Self {
+        Self::Gluster(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsGluster> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsGluster) -> Self {
+        Self::new(BlockdevOptionsBranch::Gluster(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlHttp> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlHttp) -> Self {
+        Self::Http(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlHttp> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlHttp) -> Self {
+        Self::new(BlockdevOptionsBranch::Http(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlHttps> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlHttps) -> Self {
+        Self::Https(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsCurlHttps> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsCurlHttps) -> Self {
+        Self::new(BlockdevOptionsBranch::Https(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsIoUring> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsIoUring) -> Self {
+        Self::IoUring(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsIoUring> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsIoUring) -> Self {
+        Self::new(BlockdevOptionsBranch::IoUring(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsIscsi> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsIscsi) -> Self {
+        Self::Iscsi(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsIscsi> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsIscsi) -> Self {
+        Self::new(BlockdevOptionsBranch::Iscsi(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsLUKS> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsLUKS) -> Self {
+        Self::Luks(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsLUKS> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsLUKS) -> Self {
+        Self::new(BlockdevOptionsBranch::Luks(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNbd> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNbd) -> Self {
+        Self::Nbd(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNbd> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNbd) -> Self {
+        Self::new(BlockdevOptionsBranch::Nbd(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNfs> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNfs) -> Self {
+        Self::Nfs(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNfs> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNfs) -> Self {
+        Self::new(BlockdevOptionsBranch::Nfs(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNVMe> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNVMe) -> Self {
+        Self::Nvme(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNVMe> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNVMe) -> Self {
+        Self::new(BlockdevOptionsBranch::Nvme(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNvmeIoUring> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNvmeIoUring) -> Self {
+        Self::NvmeIoUring(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsNvmeIoUring> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsNvmeIoUring) -> Self {
+        Self::new(BlockdevOptionsBranch::NvmeIoUring(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsPreallocate> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsPreallocate) -> Self {
+        Self::Preallocate(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsPreallocate> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsPreallocate) -> Self {
+        Self::new(BlockdevOptionsBranch::Preallocate(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQcow2> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQcow2) -> Self {
+        Self::Qcow2(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQcow2> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQcow2) -> Self {
+        Self::new(BlockdevOptionsBranch::Qcow2(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQcow> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQcow) -> Self {
+        Self::Qcow(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQcow> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQcow) -> Self {
+        Self::new(BlockdevOptionsBranch::Qcow(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQuorum> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQuorum) -> Self {
+        Self::Quorum(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsQuorum> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsQuorum) -> Self {
+        Self::new(BlockdevOptionsBranch::Quorum(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsRaw> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsRaw) -> Self {
+        Self::Raw(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsRaw> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsRaw) -> Self {
+        Self::new(BlockdevOptionsBranch::Raw(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsRbd> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsRbd) -> Self {
+        Self::Rbd(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsRbd> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsRbd) -> Self {
+        Self::new(BlockdevOptionsBranch::Rbd(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsReplication> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsReplication) -> Self {
+        Self::Replication(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsReplication> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsReplication) -> Self {
+        Self::new(BlockdevOptionsBranch::Replication(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsSsh> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsSsh) -> Self {
+        Self::Ssh(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsSsh> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsSsh) -> Self {
+        Self::new(BlockdevOptionsBranch::Ssh(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsThrottle> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsThrottle) -> Self {
+        Self::Throttle(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsThrottle> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsThrottle) -> Self {
+        Self::new(BlockdevOptionsBranch::Throttle(::std::boxed::Box::new(value)))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVfioPci>
+for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVfioPci) -> Self {
+        Self::VirtioBlkVfioPci(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVfioPci> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVfioPci) -> Self {
+        Self::new(BlockdevOptionsBranch::VirtioBlkVfioPci(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVhostUser>
+for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVhostUser) -> Self {
+        Self::VirtioBlkVhostUser(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVhostUser> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVhostUser) -> Self {
+        Self::new(BlockdevOptionsBranch::VirtioBlkVhostUser(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVhostVdpa>
+for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVhostVdpa) -> Self {
+        Self::VirtioBlkVhostVdpa(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVirtioBlkVhostVdpa> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVirtioBlkVhostVdpa) -> Self {
+        Self::new(BlockdevOptionsBranch::VirtioBlkVhostVdpa(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVVFAT> for BlockdevOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVVFAT) -> Self {
+        Self::Vvfat(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevOptionsVVFAT> for BlockdevOptions {
+    #[inline]
+    fn from(value: super::BlockdevOptionsVVFAT) -> Self {
+        Self::new(BlockdevOptionsBranch::Vvfat(value))
+    }
+}
 
 /// The branches of [`BlockdevOptions`], tagged by `driver`.
 #[derive(Debug, Clone, PartialEq)]
@@ -7504,6 +10130,27 @@ pub enum BlockdevRef {
     Reference(::std::string::String),
 }
 
+impl ::std::convert::From<super::BlockdevOptions> for BlockdevRef {
+    #[inline]
+    fn from(value: super::BlockdevOptions) -> Self {
+        Self::Definition(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<::std::string::String> for BlockdevRef {
+    #[inline]
+    fn from(value: ::std::string::String) -> Self {
+        Self::Reference(value)
+    }
+}
+
+impl ::std::convert::From<&str> for BlockdevRef {
+    #[inline]
+    fn from(value: &str) -> Self {
+        Self::Reference(::std::borrow::ToOwned::to_owned(value))
+    }
+}
+
 impl Serialize for BlockdevRef {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -7562,6 +10209,27 @@ pub enum BlockdevRefOrNull {
     Reference(::std::string::String),
     /// No block device should be referenced (since 2.10)
     Null(()),
+}
+
+impl ::std::convert::From<super::BlockdevOptions> for BlockdevRefOrNull {
+    #[inline]
+    fn from(value: super::BlockdevOptions) -> Self {
+        Self::Definition(::std::boxed::Box::new(value))
+    }
+}
+
+impl ::std::convert::From<::std::string::String> for BlockdevRefOrNull {
+    #[inline]
+    fn from(value: ::std::string::String) -> Self {
+        Self::Reference(value)
+    }
+}
+
+impl ::std::convert::From<&str> for BlockdevRefOrNull {
+    #[inline]
+    fn from(value: &str) -> Self {
+        Self::Reference(::std::borrow::ToOwned::to_owned(value))
+    }
 }
 
 impl Serialize for BlockdevRefOrNull {
@@ -7648,6 +10316,24 @@ pub struct BlockdevCreateOptionsFile {
     }
 }
 
+impl BlockdevCreateOptionsFile {
+    /// Builds it from its required members (`filename`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        size: u64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            size,
+            preallocation: ::std::option::Option::None,
+            nocow: ::std::option::Option::None,
+            extent_size_hint: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image creation options for gluster.
 ///
 /// *Since: 2.12*
@@ -7668,6 +10354,22 @@ pub struct BlockdevCreateOptionsGluster {
         required location "location": super::BlockdevOptionsGluster,
         required size "size": u64,
         optional preallocation "preallocation": super::PreallocMode,
+    }
+}
+
+impl BlockdevCreateOptionsGluster {
+    /// Builds it from its required members (`location`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        location: impl ::std::convert::Into<super::BlockdevOptionsGluster>,
+        size: u64,
+    ) -> Self {
+        Self {
+            location: location.into(),
+            size,
+            preallocation: ::std::option::Option::None,
+        }
     }
 }
 
@@ -7726,6 +10428,27 @@ pub struct BlockdevCreateOptionsLUKS {
     }
 }
 
+impl BlockdevCreateOptionsLUKS {
+    /// Builds it from its required members (`size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self {
+            key_secret: ::std::option::Option::None,
+            cipher_alg: ::std::option::Option::None,
+            cipher_mode: ::std::option::Option::None,
+            ivgen_alg: ::std::option::Option::None,
+            ivgen_hash_alg: ::std::option::Option::None,
+            hash_alg: ::std::option::Option::None,
+            iter_time: ::std::option::Option::None,
+            file: ::std::option::Option::None,
+            header: ::std::option::Option::None,
+            size,
+            preallocation: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image creation options for NFS.
 ///
 /// *Since: 2.12*
@@ -7741,6 +10464,21 @@ pub struct BlockdevCreateOptionsNfs {
     BlockdevCreateOptionsNfs = "BlockdevCreateOptionsNfs" {
         required location "location": super::BlockdevOptionsNfs,
         required size "size": u64,
+    }
+}
+
+impl BlockdevCreateOptionsNfs {
+    /// Builds it from its required members (`location`, `size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        location: impl ::std::convert::Into<super::BlockdevOptionsNfs>,
+        size: u64,
+    ) -> Self {
+        Self {
+            location: location.into(),
+            size,
+        }
     }
 }
 
@@ -7762,6 +10500,19 @@ pub struct BlockdevCreateOptionsParallels {
         required file "file": super::BlockdevRef,
         required size "size": u64,
         optional cluster_size "cluster-size": u64,
+    }
+}
+
+impl BlockdevCreateOptionsParallels {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            cluster_size: ::std::option::Option::None,
+        }
     }
 }
 
@@ -7787,6 +10538,20 @@ pub struct BlockdevCreateOptionsQcow {
         required size "size": u64,
         optional backing_file "backing-file": ::std::string::String,
         optional encrypt "encrypt": super::QCryptoBlockCreateOptions,
+    }
+}
+
+impl BlockdevCreateOptionsQcow {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            backing_file: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+        }
     }
 }
 
@@ -7894,6 +10659,30 @@ pub struct BlockdevCreateOptionsQcow2 {
     }
 }
 
+impl BlockdevCreateOptionsQcow2 {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            data_file: ::std::option::Option::None,
+            data_file_raw: ::std::option::Option::None,
+            extended_l2: ::std::option::Option::None,
+            size,
+            version: ::std::option::Option::None,
+            backing_file: ::std::option::Option::None,
+            backing_fmt: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+            cluster_size: ::std::option::Option::None,
+            preallocation: ::std::option::Option::None,
+            lazy_refcounts: ::std::option::Option::None,
+            refcount_bits: ::std::option::Option::None,
+            compression_type: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image creation options for qed.
 ///
 /// *Since: 2.12*
@@ -7925,6 +10714,22 @@ pub struct BlockdevCreateOptionsQed {
     }
 }
 
+impl BlockdevCreateOptionsQed {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            backing_file: ::std::option::Option::None,
+            backing_fmt: ::std::option::Option::None,
+            cluster_size: ::std::option::Option::None,
+            table_size: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image creation options for rbd/Ceph.
 ///
 /// *Since: 2.12*
@@ -7947,6 +10752,23 @@ pub struct BlockdevCreateOptionsRbd {
         required size "size": u64,
         optional cluster_size "cluster-size": u64,
         optional encrypt "encrypt": super::RbdEncryptionCreateOptions,
+    }
+}
+
+impl BlockdevCreateOptionsRbd {
+    /// Builds it from its required members (`location`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        location: impl ::std::convert::Into<super::BlockdevOptionsRbd>,
+        size: u64,
+    ) -> Self {
+        Self {
+            location: location.into(),
+            size,
+            cluster_size: ::std::option::Option::None,
+            encrypt: ::std::option::Option::None,
+        }
     }
 }
 
@@ -8056,6 +10878,25 @@ pub struct BlockdevCreateOptionsVmdk {
     }
 }
 
+impl BlockdevCreateOptionsVmdk {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            extents: ::std::option::Option::None,
+            subformat: ::std::option::Option::None,
+            backing_file: ::std::option::Option::None,
+            adapter_type: ::std::option::Option::None,
+            hwversion: ::std::option::Option::None,
+            toolsversion: ::std::option::Option::None,
+            zeroed_grain: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image creation options for SSH.
 ///
 /// *Since: 2.12*
@@ -8071,6 +10912,21 @@ pub struct BlockdevCreateOptionsSsh {
     BlockdevCreateOptionsSsh = "BlockdevCreateOptionsSsh" {
         required location "location": super::BlockdevOptionsSsh,
         required size "size": u64,
+    }
+}
+
+impl BlockdevCreateOptionsSsh {
+    /// Builds it from its required members (`location`, `size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        location: impl ::std::convert::Into<super::BlockdevOptionsSsh>,
+        size: u64,
+    ) -> Self {
+        Self {
+            location: location.into(),
+            size,
+        }
     }
 }
 
@@ -8093,6 +10949,19 @@ pub struct BlockdevCreateOptionsVdi {
         required file "file": super::BlockdevRef,
         required size "size": u64,
         optional preallocation "preallocation": super::PreallocMode,
+    }
+}
+
+impl BlockdevCreateOptionsVdi {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            preallocation: ::std::option::Option::None,
+        }
     }
 }
 
@@ -8149,6 +11018,22 @@ pub struct BlockdevCreateOptionsVhdx {
     }
 }
 
+impl BlockdevCreateOptionsVhdx {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            log_size: ::std::option::Option::None,
+            block_size: ::std::option::Option::None,
+            subformat: ::std::option::Option::None,
+            block_state_zero: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.12*
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockdevVpcSubformat {
@@ -8190,6 +11075,20 @@ pub struct BlockdevCreateOptionsVpc {
         required size "size": u64,
         optional subformat "subformat": super::BlockdevVpcSubformat,
         optional force_size "force-size": bool,
+    }
+}
+
+impl BlockdevCreateOptionsVpc {
+    /// Builds it from its required members (`file`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<super::BlockdevRef>, size: u64) -> Self {
+        Self {
+            file: file.into(),
+            size,
+            subformat: ::std::option::Option::None,
+            force_size: ::std::option::Option::None,
+        }
     }
 }
 
@@ -8523,6 +11422,234 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevCreateOptions {
         branch: BlockdevCreateOptionsBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(BlockdevCreateOptions { branch })
+    }
+}
+
+impl BlockdevCreateOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockdevCreateOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<BlockdevCreateOptionsBranch> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: BlockdevCreateOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsFile>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsFile) -> Self {
+        Self::File(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsFile> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsFile) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::File(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsGluster>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsGluster) -> Self {
+        Self::Gluster(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsGluster>
+for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsGluster) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Gluster(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsLUKS>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsLUKS> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsLUKS) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Luks(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsNfs>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsNfs) -> Self {
+        Self::Nfs(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsNfs> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsNfs) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Nfs(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsParallels>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsParallels) -> Self {
+        Self::Parallels(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsParallels>
+for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsParallels) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Parallels(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQcow>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQcow) -> Self {
+        Self::Qcow(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQcow> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQcow) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Qcow(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQcow2>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQcow2) -> Self {
+        Self::Qcow2(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQcow2> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQcow2) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Qcow2(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQed>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQed) -> Self {
+        Self::Qed(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsQed> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsQed) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Qed(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsRbd>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsRbd) -> Self {
+        Self::Rbd(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsRbd> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsRbd) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Rbd(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsSsh>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsSsh) -> Self {
+        Self::Ssh(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsSsh> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsSsh) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Ssh(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVdi>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVdi) -> Self {
+        Self::Vdi(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVdi> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVdi) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Vdi(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVhdx>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVhdx) -> Self {
+        Self::Vhdx(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVhdx> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVhdx) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Vhdx(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVmdk>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVmdk) -> Self {
+        Self::Vmdk(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVmdk> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVmdk) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Vmdk(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVpc>
+for BlockdevCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVpc) -> Self {
+        Self::Vpc(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevCreateOptionsVpc> for BlockdevCreateOptions {
+    #[inline]
+    fn from(value: super::BlockdevCreateOptionsVpc) -> Self {
+        Self::new(BlockdevCreateOptionsBranch::Vpc(value))
     }
 }
 
@@ -8897,11 +12024,29 @@ pub struct BlockdevAmendOptionsLUKS {
     }
 }
 
+impl BlockdevAmendOptionsLUKS {
+    /// Builds it from its required members (`state`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        state: impl ::std::convert::Into<super::QCryptoBlockLUKSKeyslotState>,
+    ) -> Self {
+        Self {
+            state: state.into(),
+            new_secret: ::std::option::Option::None,
+            old_secret: ::std::option::Option::None,
+            keyslot: ::std::option::Option::None,
+            iter_time: ::std::option::Option::None,
+            secret: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Driver specific image amend options for qcow2.  For now, only
 /// encryption options can be amended
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockdevAmendOptionsQcow2 {
     /// Encryption options to be amended
     pub encrypt: ::std::option::Option<super::QCryptoBlockAmendOptions>,
@@ -9255,6 +12400,52 @@ impl<'de> ::qapi_types::private::Union<'de> for BlockdevAmendOptions {
         branch: BlockdevAmendOptionsBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(BlockdevAmendOptions { branch })
+    }
+}
+
+impl BlockdevAmendOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: BlockdevAmendOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<BlockdevAmendOptionsBranch> for BlockdevAmendOptions {
+    #[inline]
+    fn from(value: BlockdevAmendOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevAmendOptionsLUKS>
+for BlockdevAmendOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevAmendOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevAmendOptionsLUKS> for BlockdevAmendOptions {
+    #[inline]
+    fn from(value: super::BlockdevAmendOptionsLUKS) -> Self {
+        Self::new(BlockdevAmendOptionsBranch::Luks(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevAmendOptionsQcow2>
+for BlockdevAmendOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockdevAmendOptionsQcow2) -> Self {
+        Self::Qcow2(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevAmendOptionsQcow2> for BlockdevAmendOptions {
+    #[inline]
+    fn from(value: super::BlockdevAmendOptionsQcow2) -> Self {
+        Self::new(BlockdevAmendOptionsBranch::Qcow2(value))
     }
 }
 
@@ -9666,6 +12857,21 @@ pub struct BlockdevSnapshotInternal {
     }
 }
 
+impl BlockdevSnapshotInternal {
+    /// Builds it from its required members (`device`, `name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        device: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            device: device.into(),
+            name: name.into(),
+        }
+    }
+}
+
 /// Not used by QMP; hack to let us use BlockGraphInfoList internally
 ///
 /// *Since: 8.0*
@@ -9677,6 +12883,21 @@ pub struct DummyBlockCoreForceArrays {
 ::qapi_types::private::object! {
     DummyBlockCoreForceArrays = "DummyBlockCoreForceArrays" {
         required unused_block_graph_info "unused-block-graph-info": ::std::vec::Vec<super::BlockGraphInfo>,
+    }
+}
+
+impl DummyBlockCoreForceArrays {
+    /// Builds it from its required members (`unused-block-graph-info`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        unused_block_graph_info: impl ::std::convert::Into<
+            ::std::vec::Vec<super::BlockGraphInfo>,
+        >,
+    ) -> Self {
+        Self {
+            unused_block_graph_info: unused_block_graph_info.into(),
+        }
     }
 }
 
@@ -9784,12 +13005,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryBlock {
+        /// `query-block`
         const NAME: &'static str = "query-block";
         type Returns = ::std::vec::Vec<super::super::BlockInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryBlock {}
     /// Query the [`BlockStats`](crate::BlockStats) for all virtual block devices.
     ///
     /// # Returns
@@ -9901,7 +13124,7 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryBlockstats {
         /// If true, the command will query all the block nodes
         /// that have a node name, in a list which will include "parent"
@@ -9920,11 +13143,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryBlockstats {
+        /// `query-blockstats`
         const NAME: &'static str = "query-blockstats";
         type Returns = ::std::vec::Vec<super::super::BlockStats>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QueryBlockstats {}
     /// Return information about long-running block device operations.
     ///
     /// # Returns
@@ -9939,12 +13164,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryBlockJobs {
+        /// `query-block-jobs`
         const NAME: &'static str = "query-block-jobs";
         type Returns = ::std::vec::Vec<super::super::BlockJobInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryBlockJobs {}
     /// Resize a block image while a guest is running.
     ///
     /// Either `device` or `node-name` must be set but not both.
@@ -9980,26 +13207,45 @@ pub mod commands {
         }
     }
 
+    impl BlockResize {
+        /// Builds it from its required members (`size`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(size: i64) -> Self {
+            Self {
+                device: ::std::option::Option::None,
+                node_name: ::std::option::Option::None,
+                size,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockResize {
+        /// `block_resize`
         const NAME: &'static str = "block_resize";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockResize {}
     pub use super::super::BlockdevSnapshotSync;
     impl ::qapi_types::Command for BlockdevSnapshotSync {
+        /// `blockdev-snapshot-sync`
         const NAME: &'static str = "blockdev-snapshot-sync";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevSnapshotSync {}
     pub use super::super::BlockdevSnapshot;
     impl ::qapi_types::Command for BlockdevSnapshot {
+        /// `blockdev-snapshot`
         const NAME: &'static str = "blockdev-snapshot";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevSnapshot {}
     /// Change the backing file in the image file metadata.  This does not
     /// cause QEMU to reopen the image file to reparse the backing filename
     /// (it may, however, perform a reopen to change permissions from r/o -\>
@@ -10035,12 +13281,31 @@ pub mod commands {
         }
     }
 
+    impl ChangeBackingFile {
+        /// Builds it from its required members (`device`, `image-node-name`, `backing-file`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            image_node_name: impl ::std::convert::Into<::std::string::String>,
+            backing_file: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                image_node_name: image_node_name.into(),
+                backing_file: backing_file.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for ChangeBackingFile {
+        /// `change-backing-file`
         const NAME: &'static str = "change-backing-file";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for ChangeBackingFile {}
     /// Live commit of data from overlay image nodes into backing nodes -
     /// i.e., writes data between 'top' and 'base' into 'base'.
     ///
@@ -10087,7 +13352,7 @@ pub mod commands {
         ///
         /// Feature `deprecated`: Members `base` and `top` are deprecated.  Use `base-node` and `top-node` instead.
         #[deprecated(
-            note = "Same as `base-node`, except that it is a file name rather than a node name.  This must be the exact filename string that was used to open the node; other strings, even if addressing the same file, are not accepted"
+            note = "Members `base` and `top` are deprecated.  Use `base-node` and `top-node` instead."
         )]
         pub base: ::std::option::Option<::std::string::String>,
         /// The node name of the backing image within the image chain
@@ -10101,7 +13366,7 @@ pub mod commands {
         ///
         /// Feature `deprecated`: Members `base` and `top` are deprecated.  Use `base-node` and `top-node` instead.
         #[deprecated(
-            note = "Same as `top-node`, except that it is a file name rather than a node name.  This must be the exact filename string that was used to open the node; other strings, even if addressing the same file, are not accepted"
+            note = "Members `base` and `top` are deprecated.  Use `base-node` and `top-node` instead."
         )]
         pub top: ::std::option::Option<::std::string::String>,
         /// The backing file string to write into the overlay
@@ -10165,27 +13430,56 @@ pub mod commands {
         }
     }
 
+    impl BlockCommit {
+        /// Builds it from its required members (`device`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                job_id: ::std::option::Option::None,
+                device: device.into(),
+                base_node: ::std::option::Option::None,
+                base: ::std::option::Option::None,
+                top_node: ::std::option::Option::None,
+                top: ::std::option::Option::None,
+                backing_file: ::std::option::Option::None,
+                backing_mask_protocol: ::std::option::Option::None,
+                speed: ::std::option::Option::None,
+                on_error: ::std::option::Option::None,
+                filter_node_name: ::std::option::Option::None,
+                auto_finalize: ::std::option::Option::None,
+                auto_dismiss: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockCommit {
+        /// `block-commit`
         const NAME: &'static str = "block-commit";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockCommit {}
     pub use super::super::DriveBackup;
     impl ::qapi_types::Command for DriveBackup {
+        /// `drive-backup`
         const NAME: &'static str = "drive-backup";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for DriveBackup {}
     pub use super::super::BlockdevBackup;
     impl ::qapi_types::Command for BlockdevBackup {
+        /// `blockdev-backup`
         const NAME: &'static str = "blockdev-backup";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevBackup {}
     /// Get the named block driver list
     ///
     /// *Since: 2.0*
@@ -10240,7 +13534,7 @@ pub mod commands {
     ///                       }
     ///                    } } ] }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryNamedBlockNodes {
         /// Omit the nested data about backing image ("backing-image"
         /// key) if true.  Default is false (Since 5.0)
@@ -10254,11 +13548,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryNamedBlockNodes {
+        /// `query-named-block-nodes`
         const NAME: &'static str = "query-named-block-nodes";
         type Returns = ::std::vec::Vec<super::super::BlockDeviceInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QueryNamedBlockNodes {}
     /// Get the block graph.
     ///
     /// *Since: 4.0*
@@ -10273,6 +13569,7 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XDebugQueryBlockGraph {
+        /// `x-debug-query-block-graph`
         const NAME: &'static str = "x-debug-query-block-graph";
         type Returns = super::super::XDbgBlockGraph;
         const ALLOW_PRECONFIG: bool = true;
@@ -10280,20 +13577,25 @@ pub mod commands {
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XDebugQueryBlockGraph {}
     pub use super::super::DriveMirror;
     impl ::qapi_types::Command for DriveMirror {
+        /// `drive-mirror`
         const NAME: &'static str = "drive-mirror";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for DriveMirror {}
     pub use super::super::BlockDirtyBitmapAdd;
     impl ::qapi_types::Command for BlockDirtyBitmapAdd {
+        /// `block-dirty-bitmap-add`
         const NAME: &'static str = "block-dirty-bitmap-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapAdd {}
     /// Stop write tracking and remove the dirty bitmap that was created
     /// with [`block-dirty-bitmap-add`](crate::commands::BlockDirtyBitmapAdd).  If the bitmap is persistent, remove
     /// it from its storage too.
@@ -10315,6 +13617,14 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapRemove(pub super::super::BlockDirtyBitmap);
+    impl ::std::convert::From<super::super::BlockDirtyBitmap>
+    for BlockDirtyBitmapRemove {
+        #[inline]
+        fn from(value: super::super::BlockDirtyBitmap) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockDirtyBitmapRemove {
         fn serialize<S: ::serde::Serializer>(
@@ -10334,11 +13644,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockDirtyBitmapRemove {
+        /// `block-dirty-bitmap-remove`
         const NAME: &'static str = "block-dirty-bitmap-remove";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapRemove {}
     /// Clear (reset) a dirty bitmap on the device, so that an incremental
     /// backup from this point in time forward will only backup clusters
     /// modified after this clear operation.
@@ -10359,6 +13671,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapClear(pub super::super::BlockDirtyBitmap);
+    impl ::std::convert::From<super::super::BlockDirtyBitmap> for BlockDirtyBitmapClear {
+        #[inline]
+        fn from(value: super::super::BlockDirtyBitmap) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockDirtyBitmapClear {
         fn serialize<S: ::serde::Serializer>(
@@ -10378,11 +13697,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockDirtyBitmapClear {
+        /// `block-dirty-bitmap-clear`
         const NAME: &'static str = "block-dirty-bitmap-clear";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapClear {}
     /// Enables a dirty bitmap so that it will begin tracking disk changes.
     ///
     /// # Errors
@@ -10401,6 +13722,14 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapEnable(pub super::super::BlockDirtyBitmap);
+    impl ::std::convert::From<super::super::BlockDirtyBitmap>
+    for BlockDirtyBitmapEnable {
+        #[inline]
+        fn from(value: super::super::BlockDirtyBitmap) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockDirtyBitmapEnable {
         fn serialize<S: ::serde::Serializer>(
@@ -10420,11 +13749,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockDirtyBitmapEnable {
+        /// `block-dirty-bitmap-enable`
         const NAME: &'static str = "block-dirty-bitmap-enable";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapEnable {}
     /// Disables a dirty bitmap so that it will stop tracking disk changes.
     ///
     /// # Errors
@@ -10443,6 +13774,14 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockDirtyBitmapDisable(pub super::super::BlockDirtyBitmap);
+    impl ::std::convert::From<super::super::BlockDirtyBitmap>
+    for BlockDirtyBitmapDisable {
+        #[inline]
+        fn from(value: super::super::BlockDirtyBitmap) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockDirtyBitmapDisable {
         fn serialize<S: ::serde::Serializer>(
@@ -10462,18 +13801,22 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockDirtyBitmapDisable {
+        /// `block-dirty-bitmap-disable`
         const NAME: &'static str = "block-dirty-bitmap-disable";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapDisable {}
     pub use super::super::BlockDirtyBitmapMerge;
     impl ::qapi_types::Command for BlockDirtyBitmapMerge {
+        /// `block-dirty-bitmap-merge`
         const NAME: &'static str = "block-dirty-bitmap-merge";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockDirtyBitmapMerge {}
     /// Get bitmap SHA256.
     ///
     /// # Errors
@@ -10488,6 +13831,14 @@ pub mod commands {
     /// - `unstable` (**unstable**: may change or go away without notice): This command is meant for debugging.
     #[derive(Debug, Clone, PartialEq)]
     pub struct XDebugBlockDirtyBitmapSha256(pub super::super::BlockDirtyBitmap);
+    impl ::std::convert::From<super::super::BlockDirtyBitmap>
+    for XDebugBlockDirtyBitmapSha256 {
+        #[inline]
+        fn from(value: super::super::BlockDirtyBitmap) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for XDebugBlockDirtyBitmapSha256 {
         fn serialize<S: ::serde::Serializer>(
@@ -10507,12 +13858,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XDebugBlockDirtyBitmapSha256 {
+        /// `x-debug-block-dirty-bitmap-sha256`
         const NAME: &'static str = "x-debug-block-dirty-bitmap-sha256";
         type Returns = super::super::BlockDirtyBitmapSha256;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XDebugBlockDirtyBitmapSha256 {}
     /// Start mirroring a block device's writes to a new destination.
     ///
     /// *Since: 2.6*
@@ -10609,12 +13962,43 @@ pub mod commands {
         }
     }
 
+    impl BlockdevMirror {
+        /// Builds it from its required members (`device`, `target`, `sync`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            target: impl ::std::convert::Into<::std::string::String>,
+            sync: impl ::std::convert::Into<super::super::MirrorSyncMode>,
+        ) -> Self {
+            Self {
+                job_id: ::std::option::Option::None,
+                device: device.into(),
+                target: target.into(),
+                replaces: ::std::option::Option::None,
+                sync: sync.into(),
+                speed: ::std::option::Option::None,
+                granularity: ::std::option::Option::None,
+                buf_size: ::std::option::Option::None,
+                on_source_error: ::std::option::Option::None,
+                on_target_error: ::std::option::Option::None,
+                filter_node_name: ::std::option::Option::None,
+                copy_mode: ::std::option::Option::None,
+                auto_finalize: ::std::option::Option::None,
+                auto_dismiss: ::std::option::Option::None,
+                target_is_zero: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevMirror {
+        /// `blockdev-mirror`
         const NAME: &'static str = "blockdev-mirror";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevMirror {}
     /// Copy data from a backing file into a block device.
     ///
     /// The block streaming operation is performed in the background until
@@ -10737,12 +14121,36 @@ pub mod commands {
         }
     }
 
+    impl BlockStream {
+        /// Builds it from its required members (`device`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                job_id: ::std::option::Option::None,
+                device: device.into(),
+                base: ::std::option::Option::None,
+                base_node: ::std::option::Option::None,
+                backing_file: ::std::option::Option::None,
+                backing_mask_protocol: ::std::option::Option::None,
+                bottom: ::std::option::Option::None,
+                speed: ::std::option::Option::None,
+                on_error: ::std::option::Option::None,
+                filter_node_name: ::std::option::Option::None,
+                auto_finalize: ::std::option::Option::None,
+                auto_dismiss: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockStream {
+        /// `block-stream`
         const NAME: &'static str = "block-stream";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockStream {}
     /// Set maximum speed for a background block operation.
     ///
     /// This command can only be issued when there is an active block job.
@@ -10773,12 +14181,29 @@ pub mod commands {
         }
     }
 
+    impl BlockJobSetSpeed {
+        /// Builds it from its required members (`device`, `speed`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            speed: i64,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                speed,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobSetSpeed {
+        /// `block-job-set-speed`
         const NAME: &'static str = "block-job-set-speed";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobSetSpeed {}
     /// Stop an active background block operation.
     ///
     /// This command returns immediately after marking the active background
@@ -10827,12 +14252,26 @@ pub mod commands {
         }
     }
 
+    impl BlockJobCancel {
+        /// Builds it from its required members (`device`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device: device.into(),
+                force: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobCancel {
+        /// `block-job-cancel`
         const NAME: &'static str = "block-job-cancel";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobCancel {}
     /// Pause an active background block operation.
     ///
     /// This command returns immediately after marking the active job for
@@ -10854,7 +14293,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-pause`](crate::commands::JobPause) instead.
-    #[deprecated(note = "This command is deprecated.  Use `job-pause`     instead.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-pause` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobPause {
         /// The job identifier.  This used to be a device name (hence
@@ -10869,13 +14308,24 @@ pub mod commands {
         }
     }
 
+    impl BlockJobPause {
+        /// Builds it from its required members (`device`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { device: device.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobPause {
+        /// `block-job-pause`
         const NAME: &'static str = "block-job-pause";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobPause {}
     /// Resume an active background block operation.
     ///
     /// This command returns immediately after resuming a paused job.
@@ -10893,7 +14343,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-resume`](crate::commands::JobResume) instead.
-    #[deprecated(note = "This command is deprecated.  Use `job-resume`     instead.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-resume` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobResume {
         /// The job identifier.  This used to be a device name (hence
@@ -10908,13 +14358,24 @@ pub mod commands {
         }
     }
 
+    impl BlockJobResume {
+        /// Builds it from its required members (`device`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { device: device.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobResume {
+        /// `block-job-resume`
         const NAME: &'static str = "block-job-resume";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobResume {}
     /// Manually trigger completion of an active job in the READY or STANDBY
     /// state.  Completing the job in any other state is an error.
     ///
@@ -10943,7 +14404,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-complete`](crate::commands::JobComplete) instead.
-    #[deprecated(note = "This command is deprecated.  Use `job-complete`     instead.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-complete` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobComplete {
         /// The job identifier.  This used to be a device name (hence
@@ -10958,13 +14419,24 @@ pub mod commands {
         }
     }
 
+    impl BlockJobComplete {
+        /// Builds it from its required members (`device`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { device: device.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobComplete {
+        /// `block-job-complete`
         const NAME: &'static str = "block-job-complete";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobComplete {}
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
@@ -10983,7 +14455,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-dismiss`](crate::commands::JobDismiss) instead.
-    #[deprecated(note = "This command is deprecated.  Use `job-dismiss`     instead.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-dismiss` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobDismiss {
         /// The job identifier.
@@ -10996,13 +14468,24 @@ pub mod commands {
         }
     }
 
+    impl BlockJobDismiss {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobDismiss {
+        /// `block-job-dismiss`
         const NAME: &'static str = "block-job-dismiss";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobDismiss {}
     /// Instructs all jobs in a transaction (or a single job if it is not
     /// part of any transaction) to finalize any graph changes and do any
     /// necessary cleanup.  This command requires that all involved jobs are
@@ -11020,7 +14503,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`job-finalize`](crate::commands::JobFinalize) instead.
-    #[deprecated(note = "This command is deprecated.  Use `job-finalize`     instead.")]
+    #[deprecated(note = "This command is deprecated.  Use `job-finalize` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobFinalize {
         /// The job identifier.
@@ -11033,18 +14516,36 @@ pub mod commands {
         }
     }
 
+    impl BlockJobFinalize {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockJobFinalize {
+        /// `block-job-finalize`
         const NAME: &'static str = "block-job-finalize";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobFinalize {}
     /// Change the block job's options.
     ///
     /// *Since: 8.2*
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockJobChange(pub super::super::BlockJobChangeOptions);
+    impl ::std::convert::From<super::super::BlockJobChangeOptions> for BlockJobChange {
+        #[inline]
+        fn from(value: super::super::BlockJobChangeOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockJobChange {
         fn serialize<S: ::serde::Serializer>(
@@ -11064,10 +14565,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockJobChange {
+        /// `block-job-change`
         const NAME: &'static str = "block-job-change";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for BlockJobChange {}
     /// Creates a new block device.
     ///
     /// *Since: 2.9*
@@ -11117,6 +14620,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevAdd(pub super::super::BlockdevOptions);
+    impl ::std::convert::From<super::super::BlockdevOptions> for BlockdevAdd {
+        #[inline]
+        fn from(value: super::super::BlockdevOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockdevAdd {
         fn serialize<S: ::serde::Serializer>(
@@ -11136,11 +14646,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockdevAdd {
+        /// `blockdev-add`
         const NAME: &'static str = "blockdev-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevAdd {}
     /// Reopens one or more block devices using the given set of options.
     /// Any option not specified will be reset to its default value
     /// regardless of its previous status.  If an option cannot be changed
@@ -11191,12 +14703,27 @@ pub mod commands {
         }
     }
 
+    impl BlockdevReopen {
+        /// Builds it from its required members (`options`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            options: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::BlockdevOptions>,
+            >,
+        ) -> Self {
+            Self { options: options.into() }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevReopen {
+        /// `blockdev-reopen`
         const NAME: &'static str = "blockdev-reopen";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevReopen {}
     /// Deletes a block device that has been added using [`blockdev-add`](crate::commands::BlockdevAdd).
     /// The command will fail if the node is attached to a device or is
     /// otherwise being used.
@@ -11235,12 +14762,25 @@ pub mod commands {
         }
     }
 
+    impl BlockdevDel {
+        /// Builds it from its required members (`node-name`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(node_name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                node_name: node_name.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevDel {
+        /// `blockdev-del`
         const NAME: &'static str = "blockdev-del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevDel {}
     /// Activate or inactivate a block device.  Use this to manage the
     /// handover of block devices on migration with qemu-storage-daemon.
     ///
@@ -11278,12 +14818,26 @@ pub mod commands {
         }
     }
 
+    impl BlockdevSetActive {
+        /// Builds it from its required members (`active`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(active: bool) -> Self {
+            Self {
+                node_name: ::std::option::Option::None,
+                active,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevSetActive {
+        /// `blockdev-set-active`
         const NAME: &'static str = "blockdev-set-active";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevSetActive {}
     /// Starts a job to create an image format on a given node.  The job is
     /// automatically finalized, but a manual [`job-dismiss`](crate::commands::JobDismiss) is required.
     ///
@@ -11303,12 +14857,29 @@ pub mod commands {
         }
     }
 
+    impl BlockdevCreate {
+        /// Builds it from its required members (`job-id`, `options`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            job_id: impl ::std::convert::Into<::std::string::String>,
+            options: impl ::std::convert::Into<super::super::BlockdevCreateOptions>,
+        ) -> Self {
+            Self {
+                job_id: job_id.into(),
+                options: options.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevCreate {
+        /// `blockdev-create`
         const NAME: &'static str = "blockdev-create";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevCreate {}
     /// Starts a job to amend format specific options of an existing open
     /// block device.  The job is automatically finalized, but a manual
     /// [`job-dismiss`](crate::commands::JobDismiss) is required.
@@ -11342,13 +14913,33 @@ pub mod commands {
         }
     }
 
+    impl XBlockdevAmend {
+        /// Builds it from its required members (`job-id`, `node-name`, `options`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            job_id: impl ::std::convert::Into<::std::string::String>,
+            node_name: impl ::std::convert::Into<::std::string::String>,
+            options: impl ::std::convert::Into<super::super::BlockdevAmendOptions>,
+        ) -> Self {
+            Self {
+                job_id: job_id.into(),
+                node_name: node_name.into(),
+                options: options.into(),
+                force: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XBlockdevAmend {
+        /// `x-blockdev-amend`
         const NAME: &'static str = "x-blockdev-amend";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XBlockdevAmend {}
     /// Change the write threshold for a block drive.  An event will be
     /// delivered if a write to this block drive crosses the configured
     /// threshold.  The threshold is an offset, thus must be non-negative.
@@ -11384,12 +14975,29 @@ pub mod commands {
         }
     }
 
+    impl BlockSetWriteThreshold {
+        /// Builds it from its required members (`node-name`, `write-threshold`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            node_name: impl ::std::convert::Into<::std::string::String>,
+            write_threshold: u64,
+        ) -> Self {
+            Self {
+                node_name: node_name.into(),
+                write_threshold,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockSetWriteThreshold {
+        /// `block-set-write-threshold`
         const NAME: &'static str = "block-set-write-threshold";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockSetWriteThreshold {}
     /// Dynamically reconfigure the block driver state graph.
     ///
     /// Currently only supports adding and deleting quorum children.  A
@@ -11448,13 +15056,28 @@ pub mod commands {
         }
     }
 
+    impl XBlockdevChange {
+        /// Builds it from its required members (`parent`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(parent: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                parent: parent.into(),
+                child: ::std::option::Option::None,
+                node: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XBlockdevChange {
+        /// `x-blockdev-change`
         const NAME: &'static str = "x-blockdev-change";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XBlockdevChange {}
     /// Move `node` and its children into the `iothread`.  If `iothread` is
     /// null then move `node` and its children into the main loop.
     ///
@@ -11502,13 +15125,31 @@ pub mod commands {
         }
     }
 
+    impl XBlockdevSetIothread {
+        /// Builds it from its required members (`node-name`, `iothread`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            node_name: impl ::std::convert::Into<::std::string::String>,
+            iothread: impl ::std::convert::Into<super::super::StrOrNull>,
+        ) -> Self {
+            Self {
+                node_name: node_name.into(),
+                iothread: iothread.into(),
+                force: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XBlockdevSetIothread {
+        /// `x-blockdev-set-iothread`
         const NAME: &'static str = "x-blockdev-set-iothread";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XBlockdevSetIothread {}
     /// Synchronously take an internal snapshot of a block device, when the
     /// format of the image used supports it.  If the name is an empty
     /// string, or a snapshot with name already exists, the operation will
@@ -11524,6 +15165,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// Only some image formats such as qcow2 and rbd support
     /// internal snapshots.
     ///
     /// *Since: 1.7*
@@ -11539,6 +15181,14 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockdevSnapshotInternalSync(pub super::super::BlockdevSnapshotInternal);
+    impl ::std::convert::From<super::super::BlockdevSnapshotInternal>
+    for BlockdevSnapshotInternalSync {
+        #[inline]
+        fn from(value: super::super::BlockdevSnapshotInternal) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockdevSnapshotInternalSync {
         fn serialize<S: ::serde::Serializer>(
@@ -11558,11 +15208,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockdevSnapshotInternalSync {
+        /// `blockdev-snapshot-internal-sync`
         const NAME: &'static str = "blockdev-snapshot-internal-sync";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockdevSnapshotInternalSync {}
     /// Synchronously delete an internal snapshot of a block device, when
     /// the format of the image used support it.  The snapshot is identified
     /// by name or id or both.  One of the name or id is required.  Return
@@ -11616,11 +15268,27 @@ pub mod commands {
         }
     }
 
+    impl BlockdevSnapshotDeleteInternalSync {
+        /// Builds it from its required members (`device`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device: device.into(),
+                id: ::std::option::Option::None,
+                name: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockdevSnapshotDeleteInternalSync {
+        /// `blockdev-snapshot-delete-internal-sync`
         const NAME: &'static str = "blockdev-snapshot-delete-internal-sync";
         type Returns = super::super::SnapshotInfo;
         const ALLOW_PRECONFIG: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for BlockdevSnapshotDeleteInternalSync {}
 }
 
 /// The events of `block-core.json`.
@@ -11633,6 +15301,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// If action is "stop", a [`STOP`](crate::events::Stop) event will eventually follow
     /// the [`BLOCK_IO_ERROR`](crate::events::BlockIoError) event.
     ///
     /// **Example:**
@@ -11680,7 +15349,28 @@ pub mod events {
         }
     }
 
+    impl BlockImageCorrupted {
+        /// Builds it from its required members (`device`, `msg`, `fatal`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            msg: impl ::std::convert::Into<::std::string::String>,
+            fatal: bool,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                node_name: ::std::option::Option::None,
+                msg: msg.into(),
+                offset: ::std::option::Option::None,
+                size: ::std::option::Option::None,
+                fatal,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockImageCorrupted {
+        /// `BLOCK_IMAGE_CORRUPTED`
         const NAME: &'static str = "BLOCK_IMAGE_CORRUPTED";
     }
 
@@ -11688,9 +15378,12 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// If action is "stop", a [`STOP`](crate::events::Stop) event will eventually follow
     /// the [`BLOCK_IO_ERROR`](crate::events::BlockIoError) event.
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited, except if action is "stop".
     ///
     /// *Since: 0.13*
     ///
@@ -11748,7 +15441,30 @@ pub mod events {
         }
     }
 
+    impl BlockIoError {
+        /// Builds it from its required members (`device`, `operation`, `action`, `reason`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            operation: impl ::std::convert::Into<super::super::IoOperationType>,
+            action: impl ::std::convert::Into<super::super::BlockErrorAction>,
+            reason: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                qom_path: ::std::option::Option::None,
+                device: device.into(),
+                node_name: ::std::option::Option::None,
+                operation: operation.into(),
+                action: action.into(),
+                nospace: ::std::option::Option::None,
+                reason: reason.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockIoError {
+        /// `BLOCK_IO_ERROR`
         const NAME: &'static str = "BLOCK_IO_ERROR";
     }
 
@@ -11797,7 +15513,30 @@ pub mod events {
         }
     }
 
+    impl BlockJobCompleted {
+        /// Builds it from its required members (`type`, `device`, `len`, `offset`, `speed`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::JobType>,
+            device: impl ::std::convert::Into<::std::string::String>,
+            len: i64,
+            offset: i64,
+            speed: i64,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                device: device.into(),
+                len,
+                offset,
+                speed,
+                error: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockJobCompleted {
+        /// `BLOCK_JOB_COMPLETED`
         const NAME: &'static str = "BLOCK_JOB_COMPLETED";
     }
 
@@ -11840,7 +15579,29 @@ pub mod events {
         }
     }
 
+    impl BlockJobCancelled {
+        /// Builds it from its required members (`type`, `device`, `len`, `offset`, `speed`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::JobType>,
+            device: impl ::std::convert::Into<::std::string::String>,
+            len: i64,
+            offset: i64,
+            speed: i64,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                device: device.into(),
+                len,
+                offset,
+                speed,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockJobCancelled {
+        /// `BLOCK_JOB_CANCELLED`
         const NAME: &'static str = "BLOCK_JOB_CANCELLED";
     }
 
@@ -11876,7 +15637,25 @@ pub mod events {
         }
     }
 
+    impl BlockJobError {
+        /// Builds it from its required members (`device`, `operation`, `action`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            operation: impl ::std::convert::Into<super::super::IoOperationType>,
+            action: impl ::std::convert::Into<super::super::BlockErrorAction>,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                operation: operation.into(),
+                action: action.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockJobError {
+        /// `BLOCK_JOB_ERROR`
         const NAME: &'static str = "BLOCK_JOB_ERROR";
     }
 
@@ -11884,6 +15663,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// The "ready to complete" status is always reset by a
     /// [`BLOCK_JOB_ERROR`](crate::events::BlockJobError) event.
     ///
     /// *Since: 1.3*
@@ -11922,7 +15702,29 @@ pub mod events {
         }
     }
 
+    impl BlockJobReady {
+        /// Builds it from its required members (`type`, `device`, `len`, `offset`, `speed`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::JobType>,
+            device: impl ::std::convert::Into<::std::string::String>,
+            len: i64,
+            offset: i64,
+            speed: i64,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                device: device.into(),
+                len,
+                offset,
+                speed,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockJobReady {
+        /// `BLOCK_JOB_READY`
         const NAME: &'static str = "BLOCK_JOB_READY";
     }
 
@@ -11955,7 +15757,23 @@ pub mod events {
         }
     }
 
+    impl BlockJobPending {
+        /// Builds it from its required members (`type`, `id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::JobType>,
+            id: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                id: id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockJobPending {
+        /// `BLOCK_JOB_PENDING`
         const NAME: &'static str = "BLOCK_JOB_PENDING";
     }
 
@@ -11985,13 +15803,33 @@ pub mod events {
         }
     }
 
+    impl BlockWriteThreshold {
+        /// Builds it from its required members (`node-name`, `amount-exceeded`, `write-threshold`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            node_name: impl ::std::convert::Into<::std::string::String>,
+            amount_exceeded: u64,
+            write_threshold: u64,
+        ) -> Self {
+            Self {
+                node_name: node_name.into(),
+                amount_exceeded,
+                write_threshold,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for BlockWriteThreshold {
+        /// `BLOCK_WRITE_THRESHOLD`
         const NAME: &'static str = "BLOCK_WRITE_THRESHOLD";
     }
 
     /// Emitted by the Quorum block driver if it fails to establish a quorum
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 2.0*
     ///
@@ -12020,13 +15858,33 @@ pub mod events {
         }
     }
 
+    impl QuorumFailure {
+        /// Builds it from its required members (`reference`, `sector-num`, `sectors-count`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            reference: impl ::std::convert::Into<::std::string::String>,
+            sector_num: i64,
+            sectors_count: i64,
+        ) -> Self {
+            Self {
+                reference: reference.into(),
+                sector_num,
+                sectors_count,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for QuorumFailure {
+        /// `QUORUM_FAILURE`
         const NAME: &'static str = "QUORUM_FAILURE";
     }
 
     /// Emitted to report a corruption of a Quorum file
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 2.0*
     ///
@@ -12074,7 +15932,28 @@ pub mod events {
         }
     }
 
+    impl QuorumReportBad {
+        /// Builds it from its required members (`type`, `node-name`, `sector-num`, `sectors-count`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::QuorumOpType>,
+            node_name: impl ::std::convert::Into<::std::string::String>,
+            sector_num: i64,
+            sectors_count: i64,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                error: ::std::option::Option::None,
+                node_name: node_name.into(),
+                sector_num,
+                sectors_count,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for QuorumReportBad {
+        /// `QUORUM_REPORT_BAD`
         const NAME: &'static str = "QUORUM_REPORT_BAD";
     }
 }

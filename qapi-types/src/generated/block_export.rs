@@ -3,7 +3,7 @@
 
 #![allow(deprecated, unused_imports, missing_docs, clippy::all)]
 use serde::{Deserialize, Serialize};
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NbdServerOptionsBase {
     /// Time limit, in seconds, at which a client
     /// that has not completed the negotiation handshake will be
@@ -69,6 +69,21 @@ pub struct NbdServerOptions {
     }
 }
 
+impl NbdServerOptions {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<super::SocketAddress>) -> Self {
+        Self {
+            handshake_max_seconds: ::std::option::Option::None,
+            tls_creds: ::std::option::Option::None,
+            tls_authz: ::std::option::Option::None,
+            max_connections: ::std::option::Option::None,
+            addr: addr.into(),
+        }
+    }
+}
+
 /// Keep this type consistent with the [`NbdServerOptions`](crate::NbdServerOptions) type.  The
 /// only intended difference is using [`SocketAddressLegacy`](crate::SocketAddressLegacy) instead of
 /// [`SocketAddress`](crate::SocketAddress).
@@ -105,11 +120,26 @@ pub struct NbdServerOptionsLegacy {
     }
 }
 
+impl NbdServerOptionsLegacy {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<super::SocketAddressLegacy>) -> Self {
+        Self {
+            handshake_max_seconds: ::std::option::Option::None,
+            tls_creds: ::std::option::Option::None,
+            tls_authz: ::std::option::Option::None,
+            max_connections: ::std::option::Option::None,
+            addr: addr.into(),
+        }
+    }
+}
+
 /// An NBD block export (common options shared between [`nbd-server-add`](crate::commands::NbdServerAdd)
 /// and the NBD branch of [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockExportOptionsNbdBase {
     /// Export name.  If unspecified, the `device` parameter is used
     /// as the export name.  (Since 2.12)
@@ -130,7 +160,7 @@ pub struct BlockExportOptionsNbdBase {
 /// [`block-export-add`](crate::commands::BlockExportAdd)).
 ///
 /// *Since: 5.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockExportOptionsNbd {
     /// Export name.  If unspecified, the `device` parameter is used
     /// as the export name.  (Since 2.12)
@@ -182,6 +212,19 @@ pub struct BlockExportOptionsVhostUserBlk {
         required addr "addr": super::SocketAddress,
         optional logical_block_size "logical-block-size": u64,
         optional num_queues "num-queues": u16,
+    }
+}
+
+impl BlockExportOptionsVhostUserBlk {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<super::SocketAddress>) -> Self {
+        Self {
+            addr: addr.into(),
+            logical_block_size: ::std::option::Option::None,
+            num_queues: ::std::option::Option::None,
+        }
     }
 }
 
@@ -243,6 +286,19 @@ pub struct BlockExportOptionsFuse {
     }
 }
 
+impl BlockExportOptionsFuse {
+    /// Builds it from its required members (`mountpoint`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(mountpoint: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            mountpoint: mountpoint.into(),
+            growable: ::std::option::Option::None,
+            allow_other: ::std::option::Option::None,
+        }
+    }
+}
+
 /// A vduse-blk block export.
 ///
 /// *Since: 7.1*
@@ -269,6 +325,21 @@ pub struct BlockExportOptionsVduseBlk {
         optional queue_size "queue-size": u16,
         optional logical_block_size "logical-block-size": u64,
         optional serial "serial": ::std::string::String,
+    }
+}
+
+impl BlockExportOptionsVduseBlk {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            num_queues: ::std::option::Option::None,
+            queue_size: ::std::option::Option::None,
+            logical_block_size: ::std::option::Option::None,
+            serial: ::std::option::Option::None,
+        }
     }
 }
 
@@ -302,6 +373,21 @@ pub struct NbdServerAddOptions {
         required device "device": ::std::string::String,
         optional writable "writable": bool,
         optional bitmap "bitmap": ::std::string::String,
+    }
+}
+
+impl NbdServerAddOptions {
+    /// Builds it from its required members (`device`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: ::std::option::Option::None,
+            description: ::std::option::Option::None,
+            device: device.into(),
+            writable: ::std::option::Option::None,
+            bitmap: ::std::option::Option::None,
+        }
     }
 }
 
@@ -534,6 +620,58 @@ const _: () = {
     }
 };
 
+impl BlockExportOptions {
+    /// Builds it from its required members (`id`, `node-name`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        node_name: impl ::std::convert::Into<::std::string::String>,
+        branch: BlockExportOptionsBranch,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            fixed_iothread: ::std::option::Option::None,
+            iothread: ::std::option::Option::None,
+            node_name: node_name.into(),
+            writable: ::std::option::Option::None,
+            writethrough: ::std::option::Option::None,
+            allow_inactive: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::BlockExportOptionsNbd> for BlockExportOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockExportOptionsNbd) -> Self {
+        Self::Nbd(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockExportOptionsVhostUserBlk>
+for BlockExportOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockExportOptionsVhostUserBlk) -> Self {
+        Self::VhostUserBlk(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockExportOptionsFuse> for BlockExportOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockExportOptionsFuse) -> Self {
+        Self::Fuse(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockExportOptionsVduseBlk>
+for BlockExportOptionsBranch {
+    #[inline]
+    fn from(value: super::BlockExportOptionsVduseBlk) -> Self {
+        Self::VduseBlk(value)
+    }
+}
+
 /// The branches of [`BlockExportOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockExportOptionsBranch {
@@ -624,6 +762,25 @@ pub struct BlockExportInfo {
     }
 }
 
+impl BlockExportInfo {
+    /// Builds it from its required members (`id`, `type`, `node-name`, `shutting-down`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<super::BlockExportType>,
+        node_name: impl ::std::convert::Into<::std::string::String>,
+        shutting_down: bool,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            r#type: r#type.into(),
+            node_name: node_name.into(),
+            shutting_down,
+        }
+    }
+}
+
 /// The commands of `block-export.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -639,6 +796,13 @@ pub mod commands {
     /// *Since: 1.3*
     #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerStart(pub super::super::NbdServerOptionsLegacy);
+    impl ::std::convert::From<super::super::NbdServerOptionsLegacy> for NbdServerStart {
+        #[inline]
+        fn from(value: super::super::NbdServerOptionsLegacy) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for NbdServerStart {
         fn serialize<S: ::serde::Serializer>(
@@ -658,11 +822,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for NbdServerStart {
+        /// `nbd-server-start`
         const NAME: &'static str = "nbd-server-start";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for NbdServerStart {}
     /// Export a block node to QEMU's embedded NBD server.
     ///
     /// The export name will be used as the id for the resulting block
@@ -678,11 +844,16 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`block-export-add`](crate::commands::BlockExportAdd) instead.
-    #[deprecated(
-        note = "This command is deprecated.  Use `block-export-add`     instead."
-    )]
+    #[deprecated(note = "This command is deprecated.  Use `block-export-add` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerAdd(pub super::super::NbdServerAddOptions);
+    impl ::std::convert::From<super::super::NbdServerAddOptions> for NbdServerAdd {
+        #[inline]
+        fn from(value: super::super::NbdServerAddOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for NbdServerAdd {
         fn serialize<S: ::serde::Serializer>(
@@ -702,12 +873,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for NbdServerAdd {
+        /// `nbd-server-add`
         const NAME: &'static str = "nbd-server-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for NbdServerAdd {}
     /// Remove NBD export by name.
     ///
     /// # Errors
@@ -721,9 +894,7 @@ pub mod commands {
     /// # Features
     ///
     /// - `deprecated` (**deprecated**): This command is deprecated.  Use [`block-export-del`](crate::commands::BlockExportDel) instead.
-    #[deprecated(
-        note = "This command is deprecated.  Use `block-export-del`     instead."
-    )]
+    #[deprecated(note = "This command is deprecated.  Use `block-export-del` instead.")]
     #[derive(Debug, Clone, PartialEq)]
     pub struct NbdServerRemove {
         /// Block export id.
@@ -740,13 +911,27 @@ pub mod commands {
         }
     }
 
+    impl NbdServerRemove {
+        /// Builds it from its required members (`name`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                name: name.into(),
+                mode: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for NbdServerRemove {
+        /// `nbd-server-remove`
         const NAME: &'static str = "nbd-server-remove";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const DEPRECATED: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for NbdServerRemove {}
     /// Stop QEMU's embedded NBD server, and unregister all devices
     /// previously added via [`nbd-server-add`](crate::commands::NbdServerAdd).
     ///
@@ -758,17 +943,26 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for NbdServerStop {
+        /// `nbd-server-stop`
         const NAME: &'static str = "nbd-server-stop";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for NbdServerStop {}
     /// Creates a new block export.
     ///
     /// *Since: 5.2*
     #[derive(Debug, Clone, PartialEq)]
     pub struct BlockExportAdd(pub super::super::BlockExportOptions);
+    impl ::std::convert::From<super::super::BlockExportOptions> for BlockExportAdd {
+        #[inline]
+        fn from(value: super::super::BlockExportOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for BlockExportAdd {
         fn serialize<S: ::serde::Serializer>(
@@ -788,11 +982,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for BlockExportAdd {
+        /// `block-export-add`
         const NAME: &'static str = "block-export-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockExportAdd {}
     /// Request to remove a block export.  This drops the user's reference
     /// to the export, but the export may still stay around after this
     /// command returns until the shutdown of the export has completed.
@@ -820,12 +1016,26 @@ pub mod commands {
         }
     }
 
+    impl BlockExportDel {
+        /// Builds it from its required members (`id`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                id: id.into(),
+                mode: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for BlockExportDel {
+        /// `block-export-del`
         const NAME: &'static str = "block-export-del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for BlockExportDel {}
     /// # Returns
     ///
     /// A list describing all block exports
@@ -838,11 +1048,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryBlockExports {
+        /// `query-block-exports`
         const NAME: &'static str = "query-block-exports";
         type Returns = ::std::vec::Vec<super::super::BlockExportInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryBlockExports {}
 }
 
 /// The events of `block-export.json`.
@@ -863,7 +1076,17 @@ pub mod events {
         }
     }
 
+    impl BlockExportDeleted {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Event for BlockExportDeleted {
+        /// `BLOCK_EXPORT_DELETED`
         const NAME: &'static str = "BLOCK_EXPORT_DELETED";
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// **Note:**
 ///
+/// `filename` is encoded using the QEMU command line character
 /// device encoding.  See the QEMU man page for details.
 ///
 /// *Since: 0.14*
@@ -30,6 +31,23 @@ pub struct ChardevInfo {
     }
 }
 
+impl ChardevInfo {
+    /// Builds it from its required members (`label`, `filename`, `frontend-open`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        label: impl ::std::convert::Into<::std::string::String>,
+        filename: impl ::std::convert::Into<::std::string::String>,
+        frontend_open: bool,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            filename: filename.into(),
+            frontend_open,
+        }
+    }
+}
+
 /// Information about a character device backend
 ///
 /// *Since: 2.0*
@@ -42,6 +60,15 @@ pub struct ChardevBackendInfo {
 ::qapi_types::private::object! {
     ChardevBackendInfo = "ChardevBackendInfo" {
         required name "name": ::std::string::String,
+    }
+}
+
+impl ChardevBackendInfo {
+    /// Builds it from its required members (`name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: name.into() }
     }
 }
 
@@ -68,7 +95,7 @@ pub enum DataFormat {
 /// Configuration shared across all chardev backends
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevCommon {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -113,6 +140,21 @@ pub struct ChardevFile {
     }
 }
 
+impl ChardevFile {
+    /// Builds it from its required members (`out`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(out: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            r#in: ::std::option::Option::None,
+            out: out.into(),
+            append: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Configuration info for device and pipe chardevs.
 ///
 /// *Since: 1.4*
@@ -133,6 +175,19 @@ pub struct ChardevHostdev {
         optional logfile "logfile": ::std::string::String,
         optional logappend "logappend": bool,
         required device "device": ::std::string::String,
+    }
+}
+
+impl ChardevHostdev {
+    /// Builds it from its required members (`device`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(device: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            device: device.into(),
+        }
     }
 }
 
@@ -197,6 +252,28 @@ pub struct ChardevSocket {
     }
 }
 
+impl ChardevSocket {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<super::SocketAddressLegacy>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            addr: addr.into(),
+            tls_creds: ::std::option::Option::None,
+            tls_authz: ::std::option::Option::None,
+            server: ::std::option::Option::None,
+            wait: ::std::option::Option::None,
+            nodelay: ::std::option::Option::None,
+            telnet: ::std::option::Option::None,
+            tn3270: ::std::option::Option::None,
+            websocket: ::std::option::Option::None,
+            reconnect_ms: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Configuration info for datagram socket chardevs.
 ///
 /// *Since: 1.5*
@@ -222,6 +299,20 @@ pub struct ChardevUdp {
     }
 }
 
+impl ChardevUdp {
+    /// Builds it from its required members (`remote`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(remote: impl ::std::convert::Into<super::SocketAddressLegacy>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            remote: remote.into(),
+            local: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Configuration info for mux chardevs.
 ///
 /// *Since: 1.5*
@@ -241,6 +332,19 @@ pub struct ChardevMux {
         optional logfile "logfile": ::std::string::String,
         optional logappend "logappend": bool,
         required chardev "chardev": ::std::string::String,
+    }
+}
+
+impl ChardevMux {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            chardev: chardev.into(),
+        }
     }
 }
 
@@ -266,10 +370,25 @@ pub struct ChardevHub {
     }
 }
 
+impl ChardevHub {
+    /// Builds it from its required members (`chardevs`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        chardevs: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            chardevs: chardevs.into(),
+        }
+    }
+}
+
 /// Configuration info for stdio chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevStdio {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -313,6 +432,19 @@ pub struct ChardevSpiceChannel {
     }
 }
 
+impl ChardevSpiceChannel {
+    /// Builds it from its required members (`type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(r#type: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            r#type: r#type.into(),
+        }
+    }
+}
+
 /// Configuration info for spice port chardevs.
 ///
 /// *Since: 1.5*
@@ -334,6 +466,19 @@ pub struct ChardevSpicePort {
         optional logfile "logfile": ::std::string::String,
         optional logappend "logappend": bool,
         required fqdn "fqdn": ::std::string::String,
+    }
+}
+
+impl ChardevSpicePort {
+    /// Builds it from its required members (`fqdn`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(fqdn: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            fqdn: fqdn.into(),
+        }
     }
 }
 
@@ -361,15 +506,29 @@ pub struct ChardevDBus {
     }
 }
 
+impl ChardevDBus {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            logfile: ::std::option::Option::None,
+            logappend: ::std::option::Option::None,
+            name: name.into(),
+        }
+    }
+}
+
 /// Configuration info for virtual console chardevs.
 ///
 /// **Note:**
 ///
+/// The options are only effective when the VNC or SDL
 /// graphical display backend is active.  They are ignored with the
 /// GTK, Spice, VNC and D-Bus display backends.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevVC {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -400,7 +559,7 @@ pub struct ChardevVC {
 /// Configuration info for ring buffer chardevs.
 ///
 /// *Since: 1.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevRingbuf {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -424,7 +583,7 @@ pub struct ChardevRingbuf {
 /// *Since: 6.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE_PROTOCOL`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevQemuVDAgent {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -449,7 +608,7 @@ pub struct ChardevQemuVDAgent {
 /// Configuration info for pty implementation.
 ///
 /// *Since: 9.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevPty {
     /// The name of a logfile to save output
     pub logfile: ::std::option::Option<::std::string::String>,
@@ -533,7 +692,9 @@ pub enum ChardevBackendKind {
     /// memory ring buffer (since 1.6)
     Ringbuf,
     /// synonym for `ringbuf` (since 1.5)
-    #[deprecated(note = "synonym for `ringbuf` (since 1.5)")]
+    ///
+    /// Feature `deprecated`: Member `memory` is deprecated.  Use `ringbuf` instead.
+    #[deprecated(note = "Member `memory` is deprecated.  Use `ringbuf` instead.")]
     Memory,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
@@ -580,6 +741,15 @@ pub struct ChardevFileWrapper {
     }
 }
 
+impl ChardevFileWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevFile>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.4*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevHostdevWrapper {
@@ -590,6 +760,15 @@ pub struct ChardevHostdevWrapper {
 ::qapi_types::private::object! {
     ChardevHostdevWrapper = "ChardevHostdevWrapper" {
         required data "data": super::ChardevHostdev,
+    }
+}
+
+impl ChardevHostdevWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevHostdev>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -606,6 +785,15 @@ pub struct ChardevSocketWrapper {
     }
 }
 
+impl ChardevSocketWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevSocket>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevUdpWrapper {
@@ -616,6 +804,15 @@ pub struct ChardevUdpWrapper {
 ::qapi_types::private::object! {
     ChardevUdpWrapper = "ChardevUdpWrapper" {
         required data "data": super::ChardevUdp,
+    }
+}
+
+impl ChardevUdpWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevUdp>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -632,6 +829,15 @@ pub struct ChardevCommonWrapper {
     }
 }
 
+impl ChardevCommonWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevCommon>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevMuxWrapper {
@@ -642,6 +848,15 @@ pub struct ChardevMuxWrapper {
 ::qapi_types::private::object! {
     ChardevMuxWrapper = "ChardevMuxWrapper" {
         required data "data": super::ChardevMux,
+    }
+}
+
+impl ChardevMuxWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevMux>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -658,6 +873,15 @@ pub struct ChardevHubWrapper {
     }
 }
 
+impl ChardevHubWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevHub>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevStdioWrapper {
@@ -668,6 +892,15 @@ pub struct ChardevStdioWrapper {
 ::qapi_types::private::object! {
     ChardevStdioWrapper = "ChardevStdioWrapper" {
         required data "data": super::ChardevStdio,
+    }
+}
+
+impl ChardevStdioWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevStdio>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -686,6 +919,15 @@ pub struct ChardevSpiceChannelWrapper {
     }
 }
 
+impl ChardevSpiceChannelWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevSpiceChannel>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_SPICE`.
@@ -698,6 +940,15 @@ pub struct ChardevSpicePortWrapper {
 ::qapi_types::private::object! {
     ChardevSpicePortWrapper = "ChardevSpicePortWrapper" {
         required data "data": super::ChardevSpicePort,
+    }
+}
+
+impl ChardevSpicePortWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevSpicePort>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -716,6 +967,15 @@ pub struct ChardevQemuVDAgentWrapper {
     }
 }
 
+impl ChardevQemuVDAgentWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevQemuVDAgent>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 7.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_DBUS_DISPLAY`.
@@ -728,6 +988,15 @@ pub struct ChardevDBusWrapper {
 ::qapi_types::private::object! {
     ChardevDBusWrapper = "ChardevDBusWrapper" {
         required data "data": super::ChardevDBus,
+    }
+}
+
+impl ChardevDBusWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevDBus>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -744,6 +1013,15 @@ pub struct ChardevVCWrapper {
     }
 }
 
+impl ChardevVCWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevVC>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevRingbufWrapper {
@@ -757,6 +1035,15 @@ pub struct ChardevRingbufWrapper {
     }
 }
 
+impl ChardevRingbufWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevRingbuf>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 9.2*
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevPtyWrapper {
@@ -767,6 +1054,15 @@ pub struct ChardevPtyWrapper {
 ::qapi_types::private::object! {
     ChardevPtyWrapper = "ChardevPtyWrapper" {
         required data "data": super::ChardevPty,
+    }
+}
+
+impl ChardevPtyWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::ChardevPty>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -893,6 +1189,190 @@ impl<'de> ::qapi_types::private::Union<'de> for ChardevBackend {
         branch: ChardevBackendBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(ChardevBackend { branch })
+    }
+}
+
+impl ChardevBackend {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: ChardevBackendBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<ChardevBackendBranch> for ChardevBackend {
+    #[inline]
+    fn from(value: ChardevBackendBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevFileWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevFileWrapper) -> Self {
+        Self::File(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevFileWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevFileWrapper) -> Self {
+        Self::new(ChardevBackendBranch::File(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevSocketWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevSocketWrapper) -> Self {
+        Self::Socket(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevSocketWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevSocketWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Socket(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevUdpWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevUdpWrapper) -> Self {
+        Self::Udp(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevUdpWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevUdpWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Udp(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevPtyWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevPtyWrapper) -> Self {
+        Self::Pty(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevPtyWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevPtyWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Pty(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevMuxWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevMuxWrapper) -> Self {
+        Self::Mux(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevMuxWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevMuxWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Mux(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevHubWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevHubWrapper) -> Self {
+        Self::Hub(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevHubWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevHubWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Hub(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevStdioWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevStdioWrapper) -> Self {
+        Self::Stdio(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevStdioWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevStdioWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Stdio(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevSpiceChannelWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevSpiceChannelWrapper) -> Self {
+        Self::Spicevmc(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevSpiceChannelWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevSpiceChannelWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Spicevmc(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevSpicePortWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevSpicePortWrapper) -> Self {
+        Self::Spiceport(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevSpicePortWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevSpicePortWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Spiceport(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevQemuVDAgentWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevQemuVDAgentWrapper) -> Self {
+        Self::QemuVdagent(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevQemuVDAgentWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevQemuVDAgentWrapper) -> Self {
+        Self::new(ChardevBackendBranch::QemuVdagent(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevDBusWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevDBusWrapper) -> Self {
+        Self::Dbus(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevDBusWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevDBusWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Dbus(value))
+    }
+}
+
+impl ::std::convert::From<super::ChardevVCWrapper> for ChardevBackendBranch {
+    #[inline]
+    fn from(value: super::ChardevVCWrapper) -> Self {
+        Self::Vc(value)
+    }
+}
+
+impl ::std::convert::From<super::ChardevVCWrapper> for ChardevBackend {
+    #[inline]
+    fn from(value: super::ChardevVCWrapper) -> Self {
+        Self::new(ChardevBackendBranch::Vc(value))
     }
 }
 
@@ -1087,7 +1567,7 @@ impl ::qapi_types::private::Members for ChardevBackendBranch {
 /// Return info about the chardev backend just created.
 ///
 /// *Since: 1.4*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChardevReturn {
     /// name of the slave pseudoterminal device, present if and only
     /// if a chardev of type 'pty' was created
@@ -1138,12 +1618,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryChardev {
+        /// `query-chardev`
         const NAME: &'static str = "query-chardev";
         type Returns = ::std::vec::Vec<super::super::ChardevInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryChardev {}
     /// Return information about character device backends.
     ///
     /// *Since: 2.0*
@@ -1176,11 +1658,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryChardevBackends {
+        /// `query-chardev-backends`
         const NAME: &'static str = "query-chardev-backends";
         type Returns = ::std::vec::Vec<super::super::ChardevBackendInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryChardevBackends {}
     /// Write to a ring buffer character device.
     ///
     /// *Since: 1.4*
@@ -1218,11 +1702,29 @@ pub mod commands {
         }
     }
 
+    impl RingbufWrite {
+        /// Builds it from its required members (`device`, `data`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            data: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                data: data.into(),
+                format: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for RingbufWrite {
+        /// `ringbuf-write`
         const NAME: &'static str = "ringbuf-write";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for RingbufWrite {}
     /// Read from a ring buffer character device.
     ///
     /// # Returns
@@ -1266,11 +1768,29 @@ pub mod commands {
         }
     }
 
+    impl RingbufRead {
+        /// Builds it from its required members (`device`, `size`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device: impl ::std::convert::Into<::std::string::String>,
+            size: i64,
+        ) -> Self {
+            Self {
+                device: device.into(),
+                size,
+                format: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for RingbufRead {
+        /// `ringbuf-read`
         const NAME: &'static str = "ringbuf-read";
         type Returns = ::std::string::String;
     }
 
+    impl ::qapi_types::QmpCommand for RingbufRead {}
     /// Add a character device backend
     ///
     /// *Since: 1.4*
@@ -1317,11 +1837,28 @@ pub mod commands {
         }
     }
 
+    impl ChardevAdd {
+        /// Builds it from its required members (`id`, `backend`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            backend: impl ::std::convert::Into<super::super::ChardevBackend>,
+        ) -> Self {
+            Self {
+                id: id.into(),
+                backend: backend.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for ChardevAdd {
+        /// `chardev-add`
         const NAME: &'static str = "chardev-add";
         type Returns = super::super::ChardevReturn;
     }
 
+    impl ::qapi_types::QmpCommand for ChardevAdd {}
     /// Change a character device backend
     ///
     /// *Since: 2.10*
@@ -1369,11 +1906,28 @@ pub mod commands {
         }
     }
 
+    impl ChardevChange {
+        /// Builds it from its required members (`id`, `backend`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            backend: impl ::std::convert::Into<super::super::ChardevBackend>,
+        ) -> Self {
+            Self {
+                id: id.into(),
+                backend: backend.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for ChardevChange {
+        /// `chardev-change`
         const NAME: &'static str = "chardev-change";
         type Returns = super::super::ChardevReturn;
     }
 
+    impl ::qapi_types::QmpCommand for ChardevChange {}
     /// Remove a character device backend
     ///
     /// *Since: 1.4*
@@ -1396,11 +1950,22 @@ pub mod commands {
         }
     }
 
+    impl ChardevRemove {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for ChardevRemove {
+        /// `chardev-remove`
         const NAME: &'static str = "chardev-remove";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for ChardevRemove {}
     /// Send a break to a character device
     ///
     /// *Since: 2.10*
@@ -1423,10 +1988,22 @@ pub mod commands {
         }
     }
 
+    impl ChardevSendBreak {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for ChardevSendBreak {
+        /// `chardev-send-break`
         const NAME: &'static str = "chardev-send-break";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for ChardevSendBreak {}
 }
 
 /// The events of `char.json`.
@@ -1435,6 +2012,8 @@ pub mod events {
     /// Emitted when the guest opens or closes a virtio-serial port.
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 2.1*
     ///
@@ -1460,7 +2039,20 @@ pub mod events {
         }
     }
 
+    impl VserportChange {
+        /// Builds it from its required members (`id`, `open`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            open: bool,
+        ) -> Self {
+            Self { id: id.into(), open }
+        }
+    }
+
     impl ::qapi_types::Event for VserportChange {
+        /// `VSERPORT_CHANGE`
         const NAME: &'static str = "VSERPORT_CHANGE";
     }
 }

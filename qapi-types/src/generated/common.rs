@@ -82,6 +82,20 @@ pub enum StrOrNull {
     N(()),
 }
 
+impl ::std::convert::From<::std::string::String> for StrOrNull {
+    #[inline]
+    fn from(value: ::std::string::String) -> Self {
+        Self::S(value)
+    }
+}
+
+impl ::std::convert::From<&str> for StrOrNull {
+    #[inline]
+    fn from(value: &str) -> Self {
+        Self::S(::std::borrow::ToOwned::to_owned(value))
+    }
+}
+
 impl Serialize for StrOrNull {
     fn serialize<S: ::serde::Serializer>(
         &self,
@@ -328,6 +342,19 @@ pub struct HumanReadableText {
 ::qapi_types::private::object! {
     HumanReadableText = "HumanReadableText" {
         required human_readable_text "human-readable-text": ::std::string::String,
+    }
+}
+
+impl HumanReadableText {
+    /// Builds it from its required members (`human-readable-text`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        human_readable_text: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            human_readable_text: human_readable_text.into(),
+        }
     }
 }
 

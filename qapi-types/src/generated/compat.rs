@@ -58,7 +58,7 @@ pub enum CompatPolicyOutput {
 /// enumeration values.  They behave the same as with policy `accept`.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompatPolicy {
     /// how to handle deprecated input (default 'accept')
     pub deprecated_input: ::std::option::Option<super::CompatPolicyInput>,

@@ -43,6 +43,15 @@ pub struct VersionTriple {
     }
 }
 
+impl VersionTriple {
+    /// Builds it from its required members (`major`, `minor`, `micro`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(major: i64, minor: i64, micro: i64) -> Self {
+        Self { major, minor, micro }
+    }
+}
+
 /// A description of QEMU's version.
 ///
 /// *Since: 0.14*
@@ -68,6 +77,21 @@ pub struct VersionInfo {
     }
 }
 
+impl VersionInfo {
+    /// Builds it from its required members (`qemu`, `package`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        qemu: impl ::std::convert::Into<super::VersionTriple>,
+        package: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            qemu: qemu.into(),
+            package: package.into(),
+        }
+    }
+}
+
 /// Information about a QMP command
 ///
 /// *Since: 0.14*
@@ -80,6 +104,15 @@ pub struct CommandInfo {
 ::qapi_types::private::object! {
     CommandInfo = "CommandInfo" {
         required name "name": ::std::string::String,
+    }
+}
+
+impl CommandInfo {
+    /// Builds it from its required members (`name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: name.into() }
     }
 }
 
@@ -128,6 +161,20 @@ pub struct MonitorOptions {
     }
 }
 
+impl MonitorOptions {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            mode: ::std::option::Option::None,
+            pretty: ::std::option::Option::None,
+            chardev: chardev.into(),
+        }
+    }
+}
+
 /// The commands of `control.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -143,17 +190,19 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// This command is valid exactly when first connecting: it
     /// must be issued before any other command will be accepted, and
     /// will fail once the monitor is accepting other commands.  (see
     /// :doc:`/interop/qmp-spec`)
     ///
     /// **Note:**
     ///
+    /// The QMP client needs to explicitly enable QMP
     /// capabilities, otherwise all the QMP capabilities will be turned
     /// off by default.
     ///
     /// *Since: 0.13*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QmpCapabilities {
         /// An optional list of [`QMPCapability`](crate::QMPCapability) values to enable.  The
         /// client must not enable any capability that is not mentioned in
@@ -169,11 +218,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QmpCapabilities {
+        /// `qmp_capabilities`
         const NAME: &'static str = "qmp_capabilities";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QmpCapabilities {}
     /// Return the current version of QEMU.
     ///
     /// # Returns
@@ -204,12 +255,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryVersion {
+        /// `query-version`
         const NAME: &'static str = "query-version";
         type Returns = super::super::VersionInfo;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryVersion {}
     /// Return a list of supported QMP commands by this server
     ///
     /// # Returns
@@ -243,12 +296,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCommands {
+        /// `query-commands`
         const NAME: &'static str = "query-commands";
         type Returns = ::std::vec::Vec<super::super::CommandInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCommands {}
     /// Request graceful QEMU process termination.
     ///
     /// While every attempt is made to send the QMP response before
@@ -270,9 +325,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for Quit {
+        /// `quit`
         const NAME: &'static str = "quit";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for Quit {}
 }

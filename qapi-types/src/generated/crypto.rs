@@ -228,10 +228,19 @@ pub struct QCryptoBlockOptionsBase {
     }
 }
 
+impl QCryptoBlockOptionsBase {
+    /// Builds it from its required members (`format`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(format: impl ::std::convert::Into<super::QCryptoBlockFormat>) -> Self {
+        Self { format: format.into() }
+    }
+}
+
 /// The options that apply to QCow/QCow2 AES-CBC encryption format
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QCryptoBlockOptionsQCow {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -248,7 +257,7 @@ pub struct QCryptoBlockOptionsQCow {
 /// The options that apply to LUKS encryption format
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QCryptoBlockOptionsLUKS {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -265,7 +274,7 @@ pub struct QCryptoBlockOptionsLUKS {
 /// The options that apply to LUKS encryption format initialization
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QCryptoBlockCreateOptionsLUKS {
     /// the ID of a QCryptoSecret object providing the
     /// decryption key.  Mandatory except when probing image for
@@ -376,6 +385,52 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockOpenOptions {
         branch: QCryptoBlockOpenOptionsBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(QCryptoBlockOpenOptions { branch })
+    }
+}
+
+impl QCryptoBlockOpenOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: QCryptoBlockOpenOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<QCryptoBlockOpenOptionsBranch> for QCryptoBlockOpenOptions {
+    #[inline]
+    fn from(value: QCryptoBlockOpenOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow>
+for QCryptoBlockOpenOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::Qcow(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow> for QCryptoBlockOpenOptions {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::new(QCryptoBlockOpenOptionsBranch::Qcow(value))
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsLUKS>
+for QCryptoBlockOpenOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsLUKS> for QCryptoBlockOpenOptions {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsLUKS) -> Self {
+        Self::new(QCryptoBlockOpenOptionsBranch::Luks(value))
     }
 }
 
@@ -499,6 +554,54 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockCreateOptions {
     }
 }
 
+impl QCryptoBlockCreateOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: QCryptoBlockCreateOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<QCryptoBlockCreateOptionsBranch>
+for QCryptoBlockCreateOptions {
+    #[inline]
+    fn from(value: QCryptoBlockCreateOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow>
+for QCryptoBlockCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::Qcow(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockOptionsQCow> for QCryptoBlockCreateOptions {
+    #[inline]
+    fn from(value: super::QCryptoBlockOptionsQCow) -> Self {
+        Self::new(QCryptoBlockCreateOptionsBranch::Qcow(value))
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockCreateOptionsLUKS>
+for QCryptoBlockCreateOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockCreateOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockCreateOptionsLUKS>
+for QCryptoBlockCreateOptions {
+    #[inline]
+    fn from(value: super::QCryptoBlockCreateOptionsLUKS) -> Self {
+        Self::new(QCryptoBlockCreateOptionsBranch::Luks(value))
+    }
+}
+
 /// The branches of [`QCryptoBlockCreateOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockCreateOptionsBranch {
@@ -557,6 +660,15 @@ pub struct QCryptoBlockInfoBase {
     }
 }
 
+impl QCryptoBlockInfoBase {
+    /// Builds it from its required members (`format`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(format: impl ::std::convert::Into<super::QCryptoBlockFormat>) -> Self {
+        Self { format: format.into() }
+    }
+}
+
 /// Information about the LUKS block encryption key slot options
 ///
 /// *Since: 2.7*
@@ -578,6 +690,20 @@ pub struct QCryptoBlockInfoLUKSSlot {
         optional iters "iters": i64,
         optional stripes "stripes": i64,
         required key_offset "key-offset": i64,
+    }
+}
+
+impl QCryptoBlockInfoLUKSSlot {
+    /// Builds it from its required members (`active`, `key-offset`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(active: bool, key_offset: i64) -> Self {
+        Self {
+            active,
+            iters: ::std::option::Option::None,
+            stripes: ::std::option::Option::None,
+            key_offset,
+        }
     }
 }
 
@@ -622,6 +748,37 @@ pub struct QCryptoBlockInfoLUKS {
         required master_key_iters "master-key-iters": i64,
         required uuid "uuid": ::std::string::String,
         required slots "slots": ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
+    }
+}
+
+impl QCryptoBlockInfoLUKS {
+    /// Builds it from its required members (`cipher-alg`, `cipher-mode`, `ivgen-alg`, `hash-alg`, `payload-offset`, `master-key-iters`, `uuid`, `slots`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cipher_alg: impl ::std::convert::Into<super::QCryptoCipherAlgo>,
+        cipher_mode: impl ::std::convert::Into<super::QCryptoCipherMode>,
+        ivgen_alg: impl ::std::convert::Into<super::QCryptoIVGenAlgo>,
+        hash_alg: impl ::std::convert::Into<super::QCryptoHashAlgo>,
+        payload_offset: i64,
+        master_key_iters: i64,
+        uuid: impl ::std::convert::Into<::std::string::String>,
+        slots: impl ::std::convert::Into<
+            ::std::vec::Vec<super::QCryptoBlockInfoLUKSSlot>,
+        >,
+    ) -> Self {
+        Self {
+            cipher_alg: cipher_alg.into(),
+            cipher_mode: cipher_mode.into(),
+            ivgen_alg: ivgen_alg.into(),
+            ivgen_hash_alg: ::std::option::Option::None,
+            hash_alg: hash_alg.into(),
+            detached_header: ::std::option::Option::None,
+            payload_offset,
+            master_key_iters,
+            uuid: uuid.into(),
+            slots: slots.into(),
+        }
     }
 }
 
@@ -696,6 +853,36 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockInfo {
         branch: QCryptoBlockInfoBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(QCryptoBlockInfo { branch })
+    }
+}
+
+impl QCryptoBlockInfo {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: QCryptoBlockInfoBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<QCryptoBlockInfoBranch> for QCryptoBlockInfo {
+    #[inline]
+    fn from(value: QCryptoBlockInfoBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockInfoLUKS> for QCryptoBlockInfoBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockInfoLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockInfoLUKS> for QCryptoBlockInfo {
+    #[inline]
+    fn from(value: super::QCryptoBlockInfoLUKS) -> Self {
+        Self::new(QCryptoBlockInfoBranch::Luks(value))
     }
 }
 
@@ -806,6 +993,24 @@ pub struct QCryptoBlockAmendOptionsLUKS {
     }
 }
 
+impl QCryptoBlockAmendOptionsLUKS {
+    /// Builds it from its required members (`state`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        state: impl ::std::convert::Into<super::QCryptoBlockLUKSKeyslotState>,
+    ) -> Self {
+        Self {
+            state: state.into(),
+            new_secret: ::std::option::Option::None,
+            old_secret: ::std::option::Option::None,
+            keyslot: ::std::option::Option::None,
+            iter_time: ::std::option::Option::None,
+            secret: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The options that are available for all encryption formats when
 /// amending encryption settings
 ///
@@ -883,6 +1088,38 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoBlockAmendOptions {
     }
 }
 
+impl QCryptoBlockAmendOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: QCryptoBlockAmendOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<QCryptoBlockAmendOptionsBranch> for QCryptoBlockAmendOptions {
+    #[inline]
+    fn from(value: QCryptoBlockAmendOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockAmendOptionsLUKS>
+for QCryptoBlockAmendOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoBlockAmendOptionsLUKS) -> Self {
+        Self::Luks(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoBlockAmendOptionsLUKS>
+for QCryptoBlockAmendOptions {
+    #[inline]
+    fn from(value: super::QCryptoBlockAmendOptionsLUKS) -> Self {
+        Self::new(QCryptoBlockAmendOptionsBranch::Luks(value))
+    }
+}
+
 /// The branches of [`QCryptoBlockAmendOptions`], tagged by `format`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QCryptoBlockAmendOptionsBranch {
@@ -927,7 +1164,7 @@ impl ::qapi_types::private::Members for QCryptoBlockAmendOptionsBranch {
 /// Properties for objects of classes derived from secret-common.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecretCommonProperties {
     /// the data format that the secret is provided in
     /// (default: raw)
@@ -956,7 +1193,7 @@ pub struct SecretCommonProperties {
 /// Either `data` or `file` must be provided, but not both.
 ///
 /// *Since: 2.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecretProperties {
     /// the data format that the secret is provided in
     /// (default: raw)
@@ -1018,10 +1255,24 @@ pub struct SecretKeyringProperties {
     }
 }
 
+impl SecretKeyringProperties {
+    /// Builds it from its required members (`serial`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(serial: i32) -> Self {
+        Self {
+            format: ::std::option::Option::None,
+            keyid: ::std::option::Option::None,
+            iv: ::std::option::Option::None,
+            serial,
+        }
+    }
+}
+
 /// Properties for objects of classes derived from tls-creds.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsCredsProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1050,7 +1301,7 @@ pub struct TlsCredsProperties {
 /// Properties for tls-creds-anon objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsCredsAnonProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1079,7 +1330,7 @@ pub struct TlsCredsAnonProperties {
 /// Properties for tls-creds-psk objects.
 ///
 /// *Since: 3.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsCredsPskProperties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1113,7 +1364,7 @@ pub struct TlsCredsPskProperties {
 /// Properties for tls-creds-x509 objects.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsCredsX509Properties {
     /// if true the peer credentials will be verified once the
     /// handshake is completed.  This is a no-op for anonymous
@@ -1225,6 +1476,21 @@ pub struct QCryptoAkCipherOptionsRSA {
     }
 }
 
+impl QCryptoAkCipherOptionsRSA {
+    /// Builds it from its required members (`hash-alg`, `padding-alg`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        hash_alg: impl ::std::convert::Into<super::QCryptoHashAlgo>,
+        padding_alg: impl ::std::convert::Into<super::QCryptoRSAPaddingAlgo>,
+    ) -> Self {
+        Self {
+            hash_alg: hash_alg.into(),
+            padding_alg: padding_alg.into(),
+        }
+    }
+}
+
 /// The options that are available for all asymmetric key algorithms
 /// when creating a new QCryptoAkCipher.
 ///
@@ -1293,6 +1559,37 @@ impl<'de> ::qapi_types::private::Union<'de> for QCryptoAkCipherOptions {
         branch: QCryptoAkCipherOptionsBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(QCryptoAkCipherOptions { branch })
+    }
+}
+
+impl QCryptoAkCipherOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: QCryptoAkCipherOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<QCryptoAkCipherOptionsBranch> for QCryptoAkCipherOptions {
+    #[inline]
+    fn from(value: QCryptoAkCipherOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoAkCipherOptionsRSA>
+for QCryptoAkCipherOptionsBranch {
+    #[inline]
+    fn from(value: super::QCryptoAkCipherOptionsRSA) -> Self {
+        Self::Rsa(value)
+    }
+}
+
+impl ::std::convert::From<super::QCryptoAkCipherOptionsRSA> for QCryptoAkCipherOptions {
+    #[inline]
+    fn from(value: super::QCryptoAkCipherOptionsRSA) -> Self {
+        Self::new(QCryptoAkCipherOptionsBranch::Rsa(value))
     }
 }
 

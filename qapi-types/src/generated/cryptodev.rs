@@ -93,6 +93,21 @@ pub struct QCryptodevBackendClient {
     }
 }
 
+impl QCryptodevBackendClient {
+    /// Builds it from its required members (`queue`, `type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        queue: u32,
+        r#type: impl ::std::convert::Into<super::QCryptodevBackendType>,
+    ) -> Self {
+        Self {
+            queue,
+            r#type: r#type.into(),
+        }
+    }
+}
+
 /// Information about a crypto device.
 ///
 /// *Since: 8.0*
@@ -114,6 +129,27 @@ pub struct QCryptodevInfo {
     }
 }
 
+impl QCryptodevInfo {
+    /// Builds it from its required members (`id`, `service`, `client`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        service: impl ::std::convert::Into<
+            ::std::vec::Vec<super::QCryptodevBackendServiceType>,
+        >,
+        client: impl ::std::convert::Into<
+            ::std::vec::Vec<super::QCryptodevBackendClient>,
+        >,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            service: service.into(),
+            client: client.into(),
+        }
+    }
+}
+
 /// The commands of `cryptodev.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -127,8 +163,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCryptodev {
+        /// `query-cryptodev`
         const NAME: &'static str = "query-cryptodev";
         type Returns = ::std::vec::Vec<super::super::QCryptodevInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryCryptodev {}
 }

@@ -116,6 +116,21 @@ pub struct CXLUncorErrorRecord {
     }
 }
 
+impl CXLUncorErrorRecord {
+    /// Builds it from its required members (`type`, `header`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#type: impl ::std::convert::Into<super::CxlUncorErrorType>,
+        header: impl ::std::convert::Into<::std::vec::Vec<u32>>,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            header: header.into(),
+        }
+    }
+}
+
 /// Type of CXL correctable error to inject
 ///
 /// *Since: 8.0*
@@ -171,6 +186,15 @@ pub struct CxlDynamicCapacityExtent {
     CxlDynamicCapacityExtent = "CxlDynamicCapacityExtent" {
         required offset "offset": u64,
         required len "len": u64,
+    }
+}
+
+impl CxlDynamicCapacityExtent {
+    /// Builds it from its required members (`offset`, `len`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(offset: u64, len: u64) -> Self {
+        Self { offset, len }
     }
 }
 
@@ -306,11 +330,42 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectGeneralMediaEvent {
+        /// Builds it from its required members (`path`, `log`, `flags`, `dpa`, `descriptor`, `type`, `transaction-type`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            log: impl ::std::convert::Into<super::super::CxlEventLog>,
+            flags: u8,
+            dpa: u64,
+            descriptor: u8,
+            r#type: u8,
+            transaction_type: u8,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                log: log.into(),
+                flags,
+                dpa,
+                descriptor,
+                r#type,
+                transaction_type,
+                channel: ::std::option::Option::None,
+                rank: ::std::option::Option::None,
+                device: ::std::option::Option::None,
+                component_id: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectGeneralMediaEvent {
+        /// `cxl-inject-general-media-event`
         const NAME: &'static str = "cxl-inject-general-media-event";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectGeneralMediaEvent {}
     /// Inject an event record for a DRAM Event (CXL r3.0 8.2.9.2.1.2).
     /// This event type is reported via one of the event logs specified via
     /// the log parameter.
@@ -383,11 +438,46 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectDramEvent {
+        /// Builds it from its required members (`path`, `log`, `flags`, `dpa`, `descriptor`, `type`, `transaction-type`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            log: impl ::std::convert::Into<super::super::CxlEventLog>,
+            flags: u8,
+            dpa: u64,
+            descriptor: u8,
+            r#type: u8,
+            transaction_type: u8,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                log: log.into(),
+                flags,
+                dpa,
+                descriptor,
+                r#type,
+                transaction_type,
+                channel: ::std::option::Option::None,
+                rank: ::std::option::Option::None,
+                nibble_mask: ::std::option::Option::None,
+                bank_group: ::std::option::Option::None,
+                bank: ::std::option::Option::None,
+                row: ::std::option::Option::None,
+                column: ::std::option::Option::None,
+                correction_mask: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectDramEvent {
+        /// `cxl-inject-dram-event`
         const NAME: &'static str = "cxl-inject-dram-event";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectDramEvent {}
     /// Inject an event record for a Memory Module Event (CXL r3.0
     /// 8.2.9.2.1.3).  This event includes a copy of the Device Health info
     /// at the time of the event.
@@ -448,11 +538,48 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectMemoryModuleEvent {
+        /// Builds it from its required members (`path`, `log`, `flags`, `type`, `health-status`, `media-status`, `additional-status`, `life-used`, `temperature`, `dirty-shutdown-count`, `corrected-volatile-error-count`, `corrected-persistent-error-count`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            log: impl ::std::convert::Into<super::super::CxlEventLog>,
+            flags: u8,
+            r#type: u8,
+            health_status: u8,
+            media_status: u8,
+            additional_status: u8,
+            life_used: u8,
+            temperature: i16,
+            dirty_shutdown_count: u32,
+            corrected_volatile_error_count: u32,
+            corrected_persistent_error_count: u32,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                log: log.into(),
+                flags,
+                r#type,
+                health_status,
+                media_status,
+                additional_status,
+                life_used,
+                temperature,
+                dirty_shutdown_count,
+                corrected_volatile_error_count,
+                corrected_persistent_error_count,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectMemoryModuleEvent {
+        /// `cxl-inject-memory-module-event`
         const NAME: &'static str = "cxl-inject-memory-module-event";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectMemoryModuleEvent {}
     /// Poison records indicate that a CXL memory device knows that a
     /// particular memory region may be corrupted.  This may be because of
     /// locally detected errors (e.g. ECC failure) or poisoned writes
@@ -479,11 +606,30 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectPoison {
+        /// Builds it from its required members (`path`, `start`, `length`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            start: u64,
+            length: u64,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                start,
+                length,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectPoison {
+        /// `cxl-inject-poison`
         const NAME: &'static str = "cxl-inject-poison";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectPoison {}
     /// Command to allow injection of multiple errors in one go.  This
     /// allows testing of multiple header log handling in the OS.
     ///
@@ -503,11 +649,30 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectUncorrectableErrors {
+        /// Builds it from its required members (`path`, `errors`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            errors: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::CXLUncorErrorRecord>,
+            >,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                errors: errors.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectUncorrectableErrors {
+        /// `cxl-inject-uncorrectable-errors`
         const NAME: &'static str = "cxl-inject-uncorrectable-errors";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectUncorrectableErrors {}
     /// Command to inject a single correctable error.  Multiple error
     /// injection of this error type is not interesting as there is no
     /// associated header log.  These errors are reported via AER as a
@@ -530,11 +695,28 @@ pub mod commands {
         }
     }
 
+    impl CxlInjectCorrectableError {
+        /// Builds it from its required members (`path`, `type`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            r#type: impl ::std::convert::Into<super::super::CxlCorErrorType>,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                r#type: r#type.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlInjectCorrectableError {
+        /// `cxl-inject-correctable-error`
         const NAME: &'static str = "cxl-inject-correctable-error";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CxlInjectCorrectableError {}
     /// Initiate adding dynamic capacity extents to a host.  This simulates
     /// operations defined in Compute Express Link (CXL) Specification,
     /// Revision 3.1, Section 7.6.7.6.5.  Note that, currently, establishing
@@ -581,12 +763,40 @@ pub mod commands {
         }
     }
 
+    impl CxlAddDynamicCapacity {
+        /// Builds it from its required members (`path`, `host-id`, `selection-policy`, `region`, `extents`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            host_id: u16,
+            selection_policy: impl ::std::convert::Into<
+                super::super::CxlExtentSelectionPolicy,
+            >,
+            region: u8,
+            extents: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
+            >,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                host_id,
+                selection_policy: selection_policy.into(),
+                region,
+                tag: ::std::option::Option::None,
+                extents: extents.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlAddDynamicCapacity {
+        /// `cxl-add-dynamic-capacity`
         const NAME: &'static str = "cxl-add-dynamic-capacity";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for CxlAddDynamicCapacity {}
     /// Initiate release of dynamic capacity extents from a host.  This
     /// simulates operations defined in Compute Express Link (CXL)
     /// Specification, Revision 3.1, Section 7.6.7.6.6.  Note that,
@@ -648,9 +858,40 @@ pub mod commands {
         }
     }
 
+    impl CxlReleaseDynamicCapacity {
+        /// Builds it from its required members (`path`, `host-id`, `removal-policy`, `region`, `extents`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            host_id: u16,
+            removal_policy: impl ::std::convert::Into<
+                super::super::CxlExtentRemovalPolicy,
+            >,
+            region: u8,
+            extents: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::CxlDynamicCapacityExtent>,
+            >,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                host_id,
+                removal_policy: removal_policy.into(),
+                forced_removal: ::std::option::Option::None,
+                sanitize_on_release: ::std::option::Option::None,
+                region,
+                tag: ::std::option::Option::None,
+                extents: extents.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CxlReleaseDynamicCapacity {
+        /// `cxl-release-dynamic-capacity`
         const NAME: &'static str = "cxl-release-dynamic-capacity";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for CxlReleaseDynamicCapacity {}
 }

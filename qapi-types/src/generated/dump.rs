@@ -95,6 +95,23 @@ pub struct DumpQueryResult {
     }
 }
 
+impl DumpQueryResult {
+    /// Builds it from its required members (`status`, `completed`, `total`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        status: impl ::std::convert::Into<super::DumpStatus>,
+        completed: i64,
+        total: i64,
+    ) -> Self {
+        Self {
+            status: status.into(),
+            completed,
+            total,
+        }
+    }
+}
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct DumpGuestMemoryCapability {
@@ -108,6 +125,17 @@ pub struct DumpGuestMemoryCapability {
     }
 }
 
+impl DumpGuestMemoryCapability {
+    /// Builds it from its required members (`formats`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        formats: impl ::std::convert::Into<::std::vec::Vec<super::DumpGuestMemoryFormat>>,
+    ) -> Self {
+        Self { formats: formats.into() }
+    }
+}
+
 /// The commands of `dump.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -115,6 +143,8 @@ pub mod commands {
     /// can take very long depending on the amount of guest memory.
     ///
     /// **Note:**
+    ///
+    /// All boolean arguments default to false.
     ///
     /// *Since: 1.2*
     ///
@@ -179,11 +209,32 @@ pub mod commands {
         }
     }
 
+    impl DumpGuestMemory {
+        /// Builds it from its required members (`paging`, `protocol`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            paging: bool,
+            protocol: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                paging,
+                protocol: protocol.into(),
+                detach: ::std::option::Option::None,
+                begin: ::std::option::Option::None,
+                length: ::std::option::Option::None,
+                format: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for DumpGuestMemory {
+        /// `dump-guest-memory`
         const NAME: &'static str = "dump-guest-memory";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DumpGuestMemory {}
     /// Query latest dump status.
     ///
     /// # Returns
@@ -206,11 +257,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryDump {
+        /// `query-dump`
         const NAME: &'static str = "query-dump";
         type Returns = super::super::DumpQueryResult;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryDump {}
     /// Return the available formats for [`dump-guest-memory`](crate::commands::DumpGuestMemory)
     ///
     /// # Returns
@@ -233,10 +286,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryDumpGuestMemoryCapability {
+        /// `query-dump-guest-memory-capability`
         const NAME: &'static str = "query-dump-guest-memory-capability";
         type Returns = super::super::DumpGuestMemoryCapability;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryDumpGuestMemoryCapability {}
 }
 
 /// The events of `dump.json`.
@@ -271,7 +327,22 @@ pub mod events {
         }
     }
 
+    impl DumpCompleted {
+        /// Builds it from its required members (`result`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            result: impl ::std::convert::Into<super::super::DumpQueryResult>,
+        ) -> Self {
+            Self {
+                result: result.into(),
+                error: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for DumpCompleted {
+        /// `DUMP_COMPLETED`
         const NAME: &'static str = "DUMP_COMPLETED";
     }
 }

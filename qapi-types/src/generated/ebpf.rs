@@ -20,6 +20,15 @@ pub struct EbpfObject {
     }
 }
 
+impl EbpfObject {
+    /// Builds it from its required members (`object`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(object: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { object: object.into() }
+    }
+}
+
 /// The eBPF programs that can be gotten with [`request-ebpf`](crate::commands::RequestEbpf).
 ///
 /// *Since: 9.0*
@@ -68,8 +77,20 @@ pub mod commands {
         }
     }
 
+    impl RequestEbpf {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<super::super::EbpfProgramID>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for RequestEbpf {
+        /// `request-ebpf`
         const NAME: &'static str = "request-ebpf";
         type Returns = super::super::EbpfObject;
     }
+
+    impl ::qapi_types::QmpCommand for RequestEbpf {}
 }

@@ -163,6 +163,71 @@ const _: () = {
     }
 };
 
+impl SchemaInfo {
+    /// Builds it from its required members (`name`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        branch: SchemaInfoBranch,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            features: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoBuiltin> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoBuiltin) -> Self {
+        Self::Builtin(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoEnum> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoEnum) -> Self {
+        Self::Enum(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoArray> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoArray) -> Self {
+        Self::Array(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoObject> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoObject) -> Self {
+        Self::Object(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoAlternate> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoAlternate) -> Self {
+        Self::Alternate(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoCommand> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoCommand) -> Self {
+        Self::Command(value)
+    }
+}
+
+impl ::std::convert::From<super::SchemaInfoEvent> for SchemaInfoBranch {
+    #[inline]
+    fn from(value: super::SchemaInfoEvent) -> Self {
+        Self::Event(value)
+    }
+}
+
 /// The branches of [`SchemaInfo`], tagged by `meta-type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SchemaInfoBranch {
@@ -262,6 +327,17 @@ pub struct SchemaInfoBuiltin {
     }
 }
 
+impl SchemaInfoBuiltin {
+    /// Builds it from its required members (`json-type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(json_type: impl ::std::convert::Into<super::JSONType>) -> Self {
+        Self {
+            json_type: json_type.into(),
+        }
+    }
+}
+
 /// The four primitive and two structured types according to RFC 8259
 /// section 1, plus 'int' (split off 'number'), plus the obvious top
 /// type 'value'.
@@ -317,9 +393,7 @@ pub struct SchemaInfoEnum {
     /// compatibility.
     ///
     /// Feature `deprecated`: Member `values` is deprecated.  Use `members` instead.
-    #[deprecated(
-        note = "the enumeration type's member names, in no particular order.  Redundant with `members`.  Just for backward compatibility."
-    )]
+    #[deprecated(note = "Member `values` is deprecated.  Use `members` instead.")]
     pub values: ::std::vec::Vec<::std::string::String>,
 }
 
@@ -327,6 +401,21 @@ pub struct SchemaInfoEnum {
     SchemaInfoEnum = "SchemaInfoEnum" {
         required members "members": ::std::vec::Vec<super::SchemaInfoEnumMember>,
         required values "values": ::std::vec::Vec<::std::string::String>,
+    }
+}
+
+impl SchemaInfoEnum {
+    /// Builds it from its required members (`members`, `values`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        members: impl ::std::convert::Into<::std::vec::Vec<super::SchemaInfoEnumMember>>,
+        values: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            members: members.into(),
+            values: values.into(),
+        }
     }
 }
 
@@ -349,6 +438,18 @@ pub struct SchemaInfoEnumMember {
     }
 }
 
+impl SchemaInfoEnumMember {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            features: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'array'.
 ///
 /// Values of this type are JSON array on the wire.
@@ -363,6 +464,17 @@ pub struct SchemaInfoArray {
 ::qapi_types::private::object! {
     SchemaInfoArray = "SchemaInfoArray" {
         required element_type "element-type": ::std::string::String,
+    }
+}
+
+impl SchemaInfoArray {
+    /// Builds it from its required members (`element-type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(element_type: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            element_type: element_type.into(),
+        }
     }
 }
 
@@ -391,6 +503,23 @@ pub struct SchemaInfoObject {
         required members "members": ::std::vec::Vec<super::SchemaInfoObjectMember>,
         optional tag "tag": ::std::string::String,
         optional variants "variants": ::std::vec::Vec<super::SchemaInfoObjectVariant>,
+    }
+}
+
+impl SchemaInfoObject {
+    /// Builds it from its required members (`members`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        members: impl ::std::convert::Into<
+            ::std::vec::Vec<super::SchemaInfoObjectMember>,
+        >,
+    ) -> Self {
+        Self {
+            members: members.into(),
+            tag: ::std::option::Option::None,
+            variants: ::std::option::Option::None,
+        }
     }
 }
 
@@ -423,6 +552,23 @@ pub struct SchemaInfoObjectMember {
     }
 }
 
+impl SchemaInfoObjectMember {
+    /// Builds it from its required members (`name`, `type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            r#type: r#type.into(),
+            default: ::std::option::Option::None,
+            features: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The variant members for a value of the type tag.
 ///
 /// *Since: 2.5*
@@ -439,6 +585,21 @@ pub struct SchemaInfoObjectVariant {
     SchemaInfoObjectVariant = "SchemaInfoObjectVariant" {
         required case "case": ::std::string::String,
         required r#type "type": ::std::string::String,
+    }
+}
+
+impl SchemaInfoObjectVariant {
+    /// Builds it from its required members (`case`, `type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        case: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            case: case.into(),
+            r#type: r#type.into(),
+        }
     }
 }
 
@@ -461,6 +622,19 @@ pub struct SchemaInfoAlternate {
     }
 }
 
+impl SchemaInfoAlternate {
+    /// Builds it from its required members (`members`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        members: impl ::std::convert::Into<
+            ::std::vec::Vec<super::SchemaInfoAlternateMember>,
+        >,
+    ) -> Self {
+        Self { members: members.into() }
+    }
+}
+
 /// An alternate member.
 ///
 /// *Since: 2.5*
@@ -473,6 +647,15 @@ pub struct SchemaInfoAlternateMember {
 ::qapi_types::private::object! {
     SchemaInfoAlternateMember = "SchemaInfoAlternateMember" {
         required r#type "type": ::std::string::String,
+    }
+}
+
+impl SchemaInfoAlternateMember {
+    /// Builds it from its required members (`type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(r#type: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { r#type: r#type.into() }
     }
 }
 
@@ -499,6 +682,22 @@ pub struct SchemaInfoCommand {
     }
 }
 
+impl SchemaInfoCommand {
+    /// Builds it from its required members (`arg-type`, `ret-type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        arg_type: impl ::std::convert::Into<::std::string::String>,
+        ret_type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            arg_type: arg_type.into(),
+            ret_type: ret_type.into(),
+            allow_oob: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Additional [`SchemaInfo`](crate::SchemaInfo) members for meta-type 'event'.
 ///
 /// *Since: 2.5*
@@ -512,6 +711,15 @@ pub struct SchemaInfoEvent {
 ::qapi_types::private::object! {
     SchemaInfoEvent = "SchemaInfoEvent" {
         required arg_type "arg-type": ::std::string::String,
+    }
+}
+
+impl SchemaInfoEvent {
+    /// Builds it from its required members (`arg-type`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(arg_type: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { arg_type: arg_type.into() }
     }
 }
 
@@ -547,6 +755,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// The QAPI schema is also used to help define *internal*
     /// interfaces, by defining QAPI types.  These are not part of the
     /// QMP wire ABI, and therefore not returned by this command.
     ///
@@ -558,9 +767,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryQmpSchema {
+        /// `query-qmp-schema`
         const NAME: &'static str = "query-qmp-schema";
         type Returns = ::std::vec::Vec<super::super::SchemaInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryQmpSchema {}
 }

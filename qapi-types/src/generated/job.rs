@@ -189,6 +189,28 @@ pub struct JobInfo {
     }
 }
 
+impl JobInfo {
+    /// Builds it from its required members (`id`, `type`, `status`, `current-progress`, `total-progress`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<super::JobType>,
+        status: impl ::std::convert::Into<super::JobStatus>,
+        current_progress: i64,
+        total_progress: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            r#type: r#type.into(),
+            status: status.into(),
+            current_progress,
+            total_progress,
+            error: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The commands of `job.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -216,11 +238,22 @@ pub mod commands {
         }
     }
 
+    impl JobPause {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobPause {
+        /// `job-pause`
         const NAME: &'static str = "job-pause";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobPause {}
     /// Resume a paused job.
     ///
     /// This command returns immediately after resuming a paused job.
@@ -242,11 +275,22 @@ pub mod commands {
         }
     }
 
+    impl JobResume {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobResume {
+        /// `job-resume`
         const NAME: &'static str = "job-resume";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobResume {}
     /// Instruct an active background job to cancel at the next opportunity.
     /// This command returns immediately after marking the active job for
     /// cancellation.
@@ -270,11 +314,22 @@ pub mod commands {
         }
     }
 
+    impl JobCancel {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobCancel {
+        /// `job-cancel`
         const NAME: &'static str = "job-cancel";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobCancel {}
     /// Manually trigger completion of an active job in the READY or STANDBY
     /// state.  Completing the job in any other state is an error.
     ///
@@ -306,11 +361,22 @@ pub mod commands {
         }
     }
 
+    impl JobComplete {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobComplete {
+        /// `job-complete`
         const NAME: &'static str = "job-complete";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobComplete {}
     /// Deletes a job that is in the CONCLUDED state.  This command only
     /// needs to be run explicitly for jobs that don't have automatic
     /// dismiss enabled.  In turn, automatic dismiss may be enabled only for
@@ -337,11 +403,22 @@ pub mod commands {
         }
     }
 
+    impl JobDismiss {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobDismiss {
+        /// `job-dismiss`
         const NAME: &'static str = "job-dismiss";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobDismiss {}
     /// Instructs all jobs in a transaction (or a single job if it is not
     /// part of any transaction) to finalize any graph changes and do any
     /// necessary cleanup.  This command requires that all involved jobs are
@@ -368,11 +445,22 @@ pub mod commands {
         }
     }
 
+    impl JobFinalize {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for JobFinalize {
+        /// `job-finalize`
         const NAME: &'static str = "job-finalize";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for JobFinalize {}
     /// Return information about jobs.
     ///
     /// # Returns
@@ -387,10 +475,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryJobs {
+        /// `query-jobs`
         const NAME: &'static str = "query-jobs";
         type Returns = ::std::vec::Vec<super::super::JobInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryJobs {}
 }
 
 /// The events of `job.json`.
@@ -414,7 +505,23 @@ pub mod events {
         }
     }
 
+    impl JobStatusChange {
+        /// Builds it from its required members (`id`, `status`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            id: impl ::std::convert::Into<::std::string::String>,
+            status: impl ::std::convert::Into<super::super::JobStatus>,
+        ) -> Self {
+            Self {
+                id: id.into(),
+                status: status.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for JobStatusChange {
+        /// `JOB_STATUS_CHANGE`
         const NAME: &'static str = "JOB_STATUS_CHANGE";
     }
 }

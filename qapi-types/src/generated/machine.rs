@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// **Note:**
 ///
+/// The resulting QMP strings can be appended to the
 /// "qemu-system-" prefix to produce the corresponding QEMU
 /// executable name.  This is true even for "qemu-system-x86_64".
 ///
@@ -130,6 +131,19 @@ pub struct CpuInfoS390 {
         required cpu_state "cpu-state": super::S390CpuState,
         optional dedicated "dedicated": bool,
         optional entitlement "entitlement": super::S390CpuEntitlement,
+    }
+}
+
+impl CpuInfoS390 {
+    /// Builds it from its required members (`cpu-state`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(cpu_state: impl ::std::convert::Into<super::S390CpuState>) -> Self {
+        Self {
+            cpu_state: cpu_state.into(),
+            dedicated: ::std::option::Option::None,
+            entitlement: ::std::option::Option::None,
+        }
     }
 }
 
@@ -415,6 +429,34 @@ const _: () = {
     }
 };
 
+impl CpuInfoFast {
+    /// Builds it from its required members (`cpu-index`, `qom-path`, `thread-id`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cpu_index: i64,
+        qom_path: impl ::std::convert::Into<::std::string::String>,
+        thread_id: i64,
+        branch: CpuInfoFastBranch,
+    ) -> Self {
+        Self {
+            cpu_index,
+            qom_type: ::std::option::Option::None,
+            qom_path: qom_path.into(),
+            thread_id,
+            props: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::CpuInfoS390> for CpuInfoFastBranch {
+    #[inline]
+    fn from(value: super::CpuInfoS390) -> Self {
+        Self::S390x(value)
+    }
+}
+
 /// The branches of [`CpuInfoFast`], tagged by `target`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CpuInfoFastBranch {
@@ -618,6 +660,23 @@ pub struct CompatProperty {
     }
 }
 
+impl CompatProperty {
+    /// Builds it from its required members (`qom-type`, `property`, `value`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        qom_type: impl ::std::convert::Into<::std::string::String>,
+        property: impl ::std::convert::Into<::std::string::String>,
+        value: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            qom_type: qom_type.into(),
+            property: property.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// Information describing a machine.
 ///
 /// *Since: 1.2*
@@ -675,6 +734,33 @@ pub struct MachineInfo {
     }
 }
 
+impl MachineInfo {
+    /// Builds it from its required members (`name`, `cpu-max`, `hotpluggable-cpus`, `numa-mem-supported`, `deprecated`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        cpu_max: i64,
+        hotpluggable_cpus: bool,
+        numa_mem_supported: bool,
+        deprecated: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            alias: ::std::option::Option::None,
+            is_default: ::std::option::Option::None,
+            cpu_max,
+            hotpluggable_cpus,
+            numa_mem_supported,
+            deprecated,
+            default_cpu_type: ::std::option::Option::None,
+            default_ram_id: ::std::option::Option::None,
+            acpi: ::std::option::Option::None,
+            compat_props: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information describing the running machine parameters.
 ///
 /// *Since: 4.0*
@@ -688,6 +774,15 @@ pub struct CurrentMachineParams {
 ::qapi_types::private::object! {
     CurrentMachineParams = "CurrentMachineParams" {
         required wakeup_suspend_support "wakeup-suspend-support": bool,
+    }
+}
+
+impl CurrentMachineParams {
+    /// Builds it from its required members (`wakeup-suspend-support`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(wakeup_suspend_support: bool) -> Self {
+        Self { wakeup_suspend_support }
     }
 }
 
@@ -706,12 +801,22 @@ pub struct QemuTargetInfo {
     }
 }
 
+impl QemuTargetInfo {
+    /// Builds it from its required members (`arch`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(arch: impl ::std::convert::Into<super::SysEmuTarget>) -> Self {
+        Self { arch: arch.into() }
+    }
+}
+
 /// Guest UUID information (Universally Unique Identifier).
 ///
 /// *Since: 0.14*
 ///
 /// **Note:**
 ///
+/// If no UUID was specified for the guest, the nil UUID (all
 /// zeroes) is returned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UuidInfo {
@@ -722,6 +827,15 @@ pub struct UuidInfo {
 ::qapi_types::private::object! {
     UuidInfo = "UuidInfo" {
         required uuid "UUID": ::std::string::String,
+    }
+}
+
+impl UuidInfo {
+    /// Builds it from its required members (`UUID`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(uuid: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { uuid: uuid.into() }
     }
 }
 
@@ -737,6 +851,15 @@ pub struct GuidInfo {
 ::qapi_types::private::object! {
     GuidInfo = "GuidInfo" {
         required guid "guid": ::std::string::String,
+    }
+}
+
+impl GuidInfo {
+    /// Builds it from its required members (`guid`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(guid: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { guid: guid.into() }
     }
 }
 
@@ -880,6 +1003,92 @@ impl<'de> ::qapi_types::private::Union<'de> for NumaOptions {
     }
 }
 
+impl NumaOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: NumaOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<NumaOptionsBranch> for NumaOptions {
+    #[inline]
+    fn from(value: NumaOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaNodeOptions> for NumaOptionsBranch {
+    #[inline]
+    fn from(value: super::NumaNodeOptions) -> Self {
+        Self::Node(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaNodeOptions> for NumaOptions {
+    #[inline]
+    fn from(value: super::NumaNodeOptions) -> Self {
+        Self::new(NumaOptionsBranch::Node(value))
+    }
+}
+
+impl ::std::convert::From<super::NumaDistOptions> for NumaOptionsBranch {
+    #[inline]
+    fn from(value: super::NumaDistOptions) -> Self {
+        Self::Dist(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaDistOptions> for NumaOptions {
+    #[inline]
+    fn from(value: super::NumaDistOptions) -> Self {
+        Self::new(NumaOptionsBranch::Dist(value))
+    }
+}
+
+impl ::std::convert::From<super::NumaCpuOptions> for NumaOptionsBranch {
+    #[inline]
+    fn from(value: super::NumaCpuOptions) -> Self {
+        Self::Cpu(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaCpuOptions> for NumaOptions {
+    #[inline]
+    fn from(value: super::NumaCpuOptions) -> Self {
+        Self::new(NumaOptionsBranch::Cpu(value))
+    }
+}
+
+impl ::std::convert::From<super::NumaHmatLBOptions> for NumaOptionsBranch {
+    #[inline]
+    fn from(value: super::NumaHmatLBOptions) -> Self {
+        Self::HmatLb(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaHmatLBOptions> for NumaOptions {
+    #[inline]
+    fn from(value: super::NumaHmatLBOptions) -> Self {
+        Self::new(NumaOptionsBranch::HmatLb(value))
+    }
+}
+
+impl ::std::convert::From<super::NumaHmatCacheOptions> for NumaOptionsBranch {
+    #[inline]
+    fn from(value: super::NumaHmatCacheOptions) -> Self {
+        Self::HmatCache(value)
+    }
+}
+
+impl ::std::convert::From<super::NumaHmatCacheOptions> for NumaOptions {
+    #[inline]
+    fn from(value: super::NumaHmatCacheOptions) -> Self {
+        Self::new(NumaOptionsBranch::HmatCache(value))
+    }
+}
+
 /// The branches of [`NumaOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NumaOptionsBranch {
@@ -943,7 +1152,7 @@ impl ::qapi_types::private::Members for NumaOptionsBranch {
 /// Create a guest NUMA node.  (for OptsVisitor)
 ///
 /// *Since: 2.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NumaNodeOptions {
     /// NUMA node ID (increase by 1 from 0 if omitted)
     pub nodeid: ::std::option::Option<u16>,
@@ -998,6 +1207,15 @@ pub struct NumaDistOptions {
     }
 }
 
+impl NumaDistOptions {
+    /// Builds it from its required members (`src`, `dst`, `val`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(src: u16, dst: u16, val: u8) -> Self {
+        Self { src, dst, val }
+    }
+}
+
 /// Create a CXL Fixed Memory Window
 ///
 /// *Since: 7.1*
@@ -1023,6 +1241,22 @@ pub struct CXLFixedMemoryWindowOptions {
     }
 }
 
+impl CXLFixedMemoryWindowOptions {
+    /// Builds it from its required members (`size`, `targets`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        size: u64,
+        targets: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            size,
+            interleave_granularity: ::std::option::Option::None,
+            targets: targets.into(),
+        }
+    }
+}
+
 /// List of CXL Fixed Memory Windows.
 ///
 /// *Since: 7.1*
@@ -1035,6 +1269,19 @@ pub struct CXLFMWProperties {
 ::qapi_types::private::object! {
     CXLFMWProperties = "CXLFMWProperties" {
         required cxl_fmw "cxl-fmw": ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
+    }
+}
+
+impl CXLFMWProperties {
+    /// Builds it from its required members (`cxl-fmw`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cxl_fmw: impl ::std::convert::Into<
+            ::std::vec::Vec<super::CXLFixedMemoryWindowOptions>,
+        >,
+    ) -> Self {
+        Self { cxl_fmw: cxl_fmw.into() }
     }
 }
 
@@ -1094,6 +1341,24 @@ pub struct X86CPUFeatureWordInfo {
     }
 }
 
+impl X86CPUFeatureWordInfo {
+    /// Builds it from its required members (`cpuid-input-eax`, `cpuid-register`, `features`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cpuid_input_eax: i64,
+        cpuid_register: impl ::std::convert::Into<super::X86CPURegister32>,
+        features: i64,
+    ) -> Self {
+        Self {
+            cpuid_input_eax,
+            cpuid_input_ecx: ::std::option::Option::None,
+            cpuid_register: cpuid_register.into(),
+            features,
+        }
+    }
+}
+
 /// Not used by QMP; hack to let us use X86CPUFeatureWordInfoList
 /// internally
 ///
@@ -1109,13 +1374,24 @@ pub struct DummyForceArrays {
     }
 }
 
+impl DummyForceArrays {
+    /// Builds it from its required members (`unused`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        unused: impl ::std::convert::Into<::std::vec::Vec<super::X86CPUFeatureWordInfo>>,
+    ) -> Self {
+        Self { unused: unused.into() }
+    }
+}
+
 /// Option "-numa cpu" overrides default cpu to node mapping.  It
 /// accepts the same set of cpu properties as returned by
 /// `query-hotpluggable-cpus[].props <query-hotpluggable-cpus>`, where
 /// node-id could be used to override default node mapping.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NumaCpuOptions {
     /// NUMA node ID the CPU belongs to
     pub node_id: ::std::option::Option<i64>,
@@ -1260,6 +1536,27 @@ pub struct NumaHmatLBOptions {
     }
 }
 
+impl NumaHmatLBOptions {
+    /// Builds it from its required members (`initiator`, `target`, `hierarchy`, `data-type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        initiator: u16,
+        target: u16,
+        hierarchy: impl ::std::convert::Into<super::HmatLBMemoryHierarchy>,
+        data_type: impl ::std::convert::Into<super::HmatLBDataType>,
+    ) -> Self {
+        Self {
+            initiator,
+            target,
+            hierarchy: hierarchy.into(),
+            data_type: data_type.into(),
+            latency: ::std::option::Option::None,
+            bandwidth: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Cache associativity in the Memory Side Cache Information Structure
 /// of HMAT
 ///
@@ -1350,6 +1647,29 @@ pub struct NumaHmatCacheOptions {
     }
 }
 
+impl NumaHmatCacheOptions {
+    /// Builds it from its required members (`node-id`, `size`, `level`, `associativity`, `policy`, `line`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node_id: u32,
+        size: u64,
+        level: u8,
+        associativity: impl ::std::convert::Into<super::HmatCacheAssociativity>,
+        policy: impl ::std::convert::Into<super::HmatCacheWritePolicy>,
+        line: u16,
+    ) -> Self {
+        Self {
+            node_id,
+            size,
+            level,
+            associativity: associativity.into(),
+            policy: policy.into(),
+            line,
+        }
+    }
+}
+
 /// Information about memory backend
 ///
 /// *Since: 2.1*
@@ -1393,6 +1713,33 @@ pub struct Memdev {
     }
 }
 
+impl Memdev {
+    /// Builds it from its required members (`size`, `merge`, `dump`, `prealloc`, `share`, `host-nodes`, `policy`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        size: u64,
+        merge: bool,
+        dump: bool,
+        prealloc: bool,
+        share: bool,
+        host_nodes: impl ::std::convert::Into<::std::vec::Vec<u16>>,
+        policy: impl ::std::convert::Into<super::HostMemPolicy>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            size,
+            merge,
+            dump,
+            prealloc,
+            share,
+            reserve: ::std::option::Option::None,
+            host_nodes: host_nodes.into(),
+            policy: policy.into(),
+        }
+    }
+}
+
 /// Properties identifying a CPU.
 ///
 /// Which members are optional and which mandatory depends on the
@@ -1405,7 +1752,7 @@ pub struct Memdev {
 /// thus see also type [`SMPConfiguration`](crate::SMPConfiguration))
 ///
 /// *Since: 2.7*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CpuInstanceProperties {
     /// NUMA node ID the CPU belongs to
     pub node_id: ::std::option::Option<i64>,
@@ -1448,6 +1795,7 @@ pub struct CpuInstanceProperties {
 
 /// **Note:**
 ///
+/// Management should be prepared to pass through additional
 /// properties with [`device_add`](crate::commands::DeviceAdd).
 ///
 /// *Since: 2.7*
@@ -1475,6 +1823,24 @@ pub struct HotpluggableCPU {
     }
 }
 
+impl HotpluggableCPU {
+    /// Builds it from its required members (`type`, `vcpus-count`, `props`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        vcpus_count: i64,
+        props: impl ::std::convert::Into<super::CpuInstanceProperties>,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            vcpus_count,
+            props: props.into(),
+            qom_path: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information about the guest balloon device.
 ///
 /// *Since: 0.14*
@@ -1488,6 +1854,15 @@ pub struct BalloonInfo {
 ::qapi_types::private::object! {
     BalloonInfo = "BalloonInfo" {
         required actual "actual": i64,
+    }
+}
+
+impl BalloonInfo {
+    /// Builds it from its required members (`actual`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(actual: i64) -> Self {
+        Self { actual }
     }
 }
 
@@ -1512,6 +1887,15 @@ pub struct HvBalloonInfo {
     }
 }
 
+impl HvBalloonInfo {
+    /// Builds it from its required members (`committed`, `available`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(committed: u64, available: u64) -> Self {
+        Self { committed, available }
+    }
+}
+
 /// Actual memory information in bytes.
 ///
 /// *Since: 2.11*
@@ -1530,6 +1914,18 @@ pub struct MemoryInfo {
     MemoryInfo = "MemoryInfo" {
         required base_memory "base-memory": u64,
         optional plugged_memory "plugged-memory": u64,
+    }
+}
+
+impl MemoryInfo {
+    /// Builds it from its required members (`base-memory`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(base_memory: u64) -> Self {
+        Self {
+            base_memory,
+            plugged_memory: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1570,6 +1966,32 @@ pub struct PCDIMMDeviceInfo {
     }
 }
 
+impl PCDIMMDeviceInfo {
+    /// Builds it from its required members (`addr`, `size`, `slot`, `node`, `memdev`, `hotplugged`, `hotpluggable`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        addr: i64,
+        size: i64,
+        slot: i64,
+        node: i64,
+        memdev: impl ::std::convert::Into<::std::string::String>,
+        hotplugged: bool,
+        hotpluggable: bool,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            addr,
+            size,
+            slot,
+            node,
+            memdev: memdev.into(),
+            hotplugged,
+            hotpluggable,
+        }
+    }
+}
+
 /// VirtioPMEM state information
 ///
 /// *Since: 4.1*
@@ -1591,6 +2013,24 @@ pub struct VirtioPMEMDeviceInfo {
         required memaddr "memaddr": u64,
         required size "size": u64,
         required memdev "memdev": ::std::string::String,
+    }
+}
+
+impl VirtioPMEMDeviceInfo {
+    /// Builds it from its required members (`memaddr`, `size`, `memdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        memaddr: u64,
+        size: u64,
+        memdev: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            memaddr,
+            size,
+            memdev: memdev.into(),
+        }
     }
 }
 
@@ -1630,6 +2070,32 @@ pub struct VirtioMEMDeviceInfo {
     }
 }
 
+impl VirtioMEMDeviceInfo {
+    /// Builds it from its required members (`memaddr`, `requested-size`, `size`, `max-size`, `block-size`, `node`, `memdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        memaddr: u64,
+        requested_size: u64,
+        size: u64,
+        max_size: u64,
+        block_size: u64,
+        node: i64,
+        memdev: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            memaddr,
+            requested_size,
+            size,
+            max_size,
+            block_size,
+            node,
+            memdev: memdev.into(),
+        }
+    }
+}
+
 /// Sgx EPC state information
 ///
 /// *Since: 6.2*
@@ -1657,6 +2123,26 @@ pub struct SgxEPCDeviceInfo {
     }
 }
 
+impl SgxEPCDeviceInfo {
+    /// Builds it from its required members (`memaddr`, `size`, `node`, `memdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        memaddr: u64,
+        size: u64,
+        node: i64,
+        memdev: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            memaddr,
+            size,
+            node,
+            memdev: memdev.into(),
+        }
+    }
+}
+
 /// hv-balloon provided memory state information
 ///
 /// *Since: 8.2*
@@ -1678,6 +2164,20 @@ pub struct HvBalloonDeviceInfo {
         optional memaddr "memaddr": u64,
         required max_size "max-size": u64,
         optional memdev "memdev": ::std::string::String,
+    }
+}
+
+impl HvBalloonDeviceInfo {
+    /// Builds it from its required members (`max-size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(max_size: u64) -> Self {
+        Self {
+            id: ::std::option::Option::None,
+            memaddr: ::std::option::Option::None,
+            max_size,
+            memdev: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1723,6 +2223,15 @@ pub struct PCDIMMDeviceInfoWrapper {
     }
 }
 
+impl PCDIMMDeviceInfoWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::PCDIMMDeviceInfo>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct VirtioPMEMDeviceInfoWrapper {
@@ -1733,6 +2242,15 @@ pub struct VirtioPMEMDeviceInfoWrapper {
 ::qapi_types::private::object! {
     VirtioPMEMDeviceInfoWrapper = "VirtioPMEMDeviceInfoWrapper" {
         required data "data": super::VirtioPMEMDeviceInfo,
+    }
+}
+
+impl VirtioPMEMDeviceInfoWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::VirtioPMEMDeviceInfo>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -1749,6 +2267,15 @@ pub struct VirtioMEMDeviceInfoWrapper {
     }
 }
 
+impl VirtioMEMDeviceInfoWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::VirtioMEMDeviceInfo>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 6.2*
 #[derive(Debug, Clone, PartialEq)]
 pub struct SgxEPCDeviceInfoWrapper {
@@ -1762,6 +2289,15 @@ pub struct SgxEPCDeviceInfoWrapper {
     }
 }
 
+impl SgxEPCDeviceInfoWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::SgxEPCDeviceInfo>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq)]
 pub struct HvBalloonDeviceInfoWrapper {
@@ -1772,6 +2308,15 @@ pub struct HvBalloonDeviceInfoWrapper {
 ::qapi_types::private::object! {
     HvBalloonDeviceInfoWrapper = "HvBalloonDeviceInfoWrapper" {
         required data "data": super::HvBalloonDeviceInfo,
+    }
+}
+
+impl HvBalloonDeviceInfoWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::HvBalloonDeviceInfo>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -1864,6 +2409,79 @@ impl<'de> ::qapi_types::private::Union<'de> for MemoryDeviceInfo {
     }
 }
 
+impl MemoryDeviceInfo {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: MemoryDeviceInfoBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<MemoryDeviceInfoBranch> for MemoryDeviceInfo {
+    #[inline]
+    fn from(value: MemoryDeviceInfoBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::VirtioPMEMDeviceInfoWrapper>
+for MemoryDeviceInfoBranch {
+    #[inline]
+    fn from(value: super::VirtioPMEMDeviceInfoWrapper) -> Self {
+        Self::VirtioPmem(value)
+    }
+}
+
+impl ::std::convert::From<super::VirtioPMEMDeviceInfoWrapper> for MemoryDeviceInfo {
+    #[inline]
+    fn from(value: super::VirtioPMEMDeviceInfoWrapper) -> Self {
+        Self::new(MemoryDeviceInfoBranch::VirtioPmem(value))
+    }
+}
+
+impl ::std::convert::From<super::VirtioMEMDeviceInfoWrapper> for MemoryDeviceInfoBranch {
+    #[inline]
+    fn from(value: super::VirtioMEMDeviceInfoWrapper) -> Self {
+        Self::VirtioMem(value)
+    }
+}
+
+impl ::std::convert::From<super::VirtioMEMDeviceInfoWrapper> for MemoryDeviceInfo {
+    #[inline]
+    fn from(value: super::VirtioMEMDeviceInfoWrapper) -> Self {
+        Self::new(MemoryDeviceInfoBranch::VirtioMem(value))
+    }
+}
+
+impl ::std::convert::From<super::SgxEPCDeviceInfoWrapper> for MemoryDeviceInfoBranch {
+    #[inline]
+    fn from(value: super::SgxEPCDeviceInfoWrapper) -> Self {
+        Self::SgxEpc(value)
+    }
+}
+
+impl ::std::convert::From<super::SgxEPCDeviceInfoWrapper> for MemoryDeviceInfo {
+    #[inline]
+    fn from(value: super::SgxEPCDeviceInfoWrapper) -> Self {
+        Self::new(MemoryDeviceInfoBranch::SgxEpc(value))
+    }
+}
+
+impl ::std::convert::From<super::HvBalloonDeviceInfoWrapper> for MemoryDeviceInfoBranch {
+    #[inline]
+    fn from(value: super::HvBalloonDeviceInfoWrapper) -> Self {
+        Self::HvBalloon(value)
+    }
+}
+
+impl ::std::convert::From<super::HvBalloonDeviceInfoWrapper> for MemoryDeviceInfo {
+    #[inline]
+    fn from(value: super::HvBalloonDeviceInfoWrapper) -> Self {
+        Self::new(MemoryDeviceInfoBranch::HvBalloon(value))
+    }
+}
+
 /// The branches of [`MemoryDeviceInfo`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemoryDeviceInfoBranch {
@@ -1948,6 +2566,21 @@ pub struct SgxEPC {
     }
 }
 
+impl SgxEPC {
+    /// Builds it from its required members (`memdev`, `node`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        memdev: impl ::std::convert::Into<::std::string::String>,
+        node: i64,
+    ) -> Self {
+        Self {
+            memdev: memdev.into(),
+            node,
+        }
+    }
+}
+
 /// SGX properties of machine types.
 ///
 /// *Since: 6.2*
@@ -1963,10 +2596,21 @@ pub struct SgxEPCProperties {
     }
 }
 
+impl SgxEPCProperties {
+    /// Builds it from its required members (`sgx-epc`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        sgx_epc: impl ::std::convert::Into<::std::vec::Vec<super::SgxEPC>>,
+    ) -> Self {
+        Self { sgx_epc: sgx_epc.into() }
+    }
+}
+
 /// Schema for virtual machine boot configuration.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BootConfiguration {
     /// Boot order (a=floppy, c=hard disk, d=CD-ROM, n=network)
     pub order: ::std::option::Option<::std::string::String>,
@@ -2014,7 +2658,7 @@ pub struct BootConfiguration {
 /// is the parent container of cores.
 ///
 /// *Since: 6.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SMPConfiguration {
     /// number of virtual CPUs in the virtual machine
     pub cpus: ::std::option::Option<i64>,
@@ -2079,7 +2723,7 @@ pub enum SmbiosEntryPointType {
 /// Schema for memory size configuration.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MemorySizeConfiguration {
     /// memory size in bytes
     pub size: ::std::option::Option<u64>,
@@ -2114,6 +2758,18 @@ pub struct FirmwareLog {
     }
 }
 
+impl FirmwareLog {
+    /// Builds it from its required members (`log`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(log: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            version: ::std::option::Option::None,
+            log: log.into(),
+        }
+    }
+}
+
 /// Virtual CPU model.
 ///
 /// A CPU model consists of the name of a CPU definition, to which delta
@@ -2138,10 +2794,23 @@ pub struct CpuModelInfo {
     }
 }
 
+impl CpuModelInfo {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            props: ::std::option::Option::None,
+        }
+    }
+}
+
 /// An enumeration of CPU model expansion types.
 ///
 /// **Note:**
 ///
+/// When a non-migration-safe CPU model is expanded in static
 /// mode, some features enabled by the CPU model may be omitted,
 /// because they can't be implemented by a static CPU model
 /// definition (e.g. cache info passthrough and PMU passthrough in
@@ -2226,6 +2895,15 @@ pub struct CpuModelBaselineInfo {
     }
 }
 
+impl CpuModelBaselineInfo {
+    /// Builds it from its required members (`model`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(model: impl ::std::convert::Into<super::CpuModelInfo>) -> Self {
+        Self { model: model.into() }
+    }
+}
+
 /// The result of a CPU model comparison.
 ///
 /// `responsible-properties` is a list of QOM property names that led to
@@ -2252,6 +2930,23 @@ pub struct CpuModelCompareInfo {
     }
 }
 
+impl CpuModelCompareInfo {
+    /// Builds it from its required members (`result`, `responsible-properties`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        result: impl ::std::convert::Into<super::CpuModelCompareResult>,
+        responsible_properties: impl ::std::convert::Into<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+    ) -> Self {
+        Self {
+            result: result.into(),
+            responsible_properties: responsible_properties.into(),
+        }
+    }
+}
+
 /// The result of a cpu model expansion.
 ///
 /// *Since: 2.8*
@@ -2272,6 +2967,18 @@ pub struct CpuModelExpansionInfo {
     CpuModelExpansionInfo = "CpuModelExpansionInfo" {
         required model "model": super::CpuModelInfo,
         optional deprecated_props "deprecated-props": ::std::vec::Vec<::std::string::String>,
+    }
+}
+
+impl CpuModelExpansionInfo {
+    /// Builds it from its required members (`model`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(model: impl ::std::convert::Into<super::CpuModelInfo>) -> Self {
+        Self {
+            model: model.into(),
+            deprecated_props: ::std::option::Option::None,
+        }
     }
 }
 
@@ -2342,6 +3049,28 @@ pub struct CpuDefinitionInfo {
     }
 }
 
+impl CpuDefinitionInfo {
+    /// Builds it from its required members (`name`, `static`, `typename`, `deprecated`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#static: bool,
+        typename: impl ::std::convert::Into<::std::string::String>,
+        deprecated: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            migration_safe: ::std::option::Option::None,
+            r#static,
+            unavailable_features: ::std::option::Option::None,
+            typename: typename.into(),
+            alias_of: ::std::option::Option::None,
+            deprecated,
+        }
+    }
+}
+
 /// The commands of `machine.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -2386,11 +3115,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCpusFast {
+        /// `query-cpus-fast`
         const NAME: &'static str = "query-cpus-fast";
         type Returns = ::std::vec::Vec<super::super::CpuInfoFast>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCpusFast {}
     /// Return a list of supported machines
     ///
     /// *Since: 1.2*
@@ -2419,7 +3150,7 @@ pub mod commands {
     ///           ...
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryMachines {
         /// if true, also return compatibility properties.
         /// (default: false) (since 9.1)
@@ -2435,10 +3166,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMachines {
+        /// `query-machines`
         const NAME: &'static str = "query-machines";
         type Returns = ::std::vec::Vec<super::super::MachineInfo>;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMachines {}
     /// Return information on the current virtual machine.
     ///
     /// *Since: 4.0*
@@ -2449,11 +3182,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCurrentMachine {
+        /// `query-current-machine`
         const NAME: &'static str = "query-current-machine";
         type Returns = super::super::CurrentMachineParams;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCurrentMachine {}
     /// Return information about the target for this QEMU
     ///
     /// *Since: 1.2*
@@ -2464,11 +3199,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryTarget {
+        /// `query-target`
         const NAME: &'static str = "query-target";
         type Returns = super::super::QemuTargetInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryTarget {}
     /// Query the guest UUID information.
     ///
     /// *Since: 0.14*
@@ -2486,12 +3223,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryUuid {
+        /// `query-uuid`
         const NAME: &'static str = "query-uuid";
         type Returns = super::super::UuidInfo;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryUuid {}
     /// Show Virtual Machine Generation ID
     ///
     /// *Since: 2.9*
@@ -2502,11 +3241,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryVmGenerationId {
+        /// `query-vm-generation-id`
         const NAME: &'static str = "query-vm-generation-id";
         type Returns = super::super::GuidInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryVmGenerationId {}
     /// Performs a hard reset of a guest.
     ///
     /// *Since: 0.14*
@@ -2524,17 +3265,20 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SystemReset {
+        /// `system_reset`
         const NAME: &'static str = "system_reset";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for SystemReset {}
     /// Requests that a guest perform a powerdown operation.
     ///
     /// *Since: 0.14*
     ///
     /// **Note:**
     ///
+    /// A guest may or may not respond to this command.  This
     /// command returning does not indicate that a guest has accepted the
     /// request or that it has shut down.  Many guests will respond to
     /// this command by prompting the user in some way.
@@ -2552,11 +3296,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SystemPowerdown {
+        /// `system_powerdown`
         const NAME: &'static str = "system_powerdown";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for SystemPowerdown {}
     /// Wake up guest from suspend.  If the guest has wake-up from suspend
     /// support enabled (wakeup-suspend-support flag from
     /// [`query-current-machine`](crate::commands::QueryCurrentMachine)), wake-up guest from suspend if the guest is
@@ -2566,6 +3312,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// Prior to 4.0, this command does nothing in case the guest
     /// isn't suspended.
     ///
     /// **Example:**
@@ -2581,11 +3328,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SystemWakeup {
+        /// `system_wakeup`
         const NAME: &'static str = "system_wakeup";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for SystemWakeup {}
     /// Injects a Non-Maskable Interrupt into the default CPU (x86/s390) or
     /// all CPUs (ppc64).  The command fails when the guest doesn't support
     /// injecting.
@@ -2594,6 +3343,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// Prior to 2.1, this command was only supported for x86 and
     /// s390 VMs.
     ///
     /// **Example:**
@@ -2609,16 +3359,20 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for InjectNmi {
+        /// `inject-nmi`
         const NAME: &'static str = "inject-nmi";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for InjectNmi {}
     /// Save a portion of guest memory to a file.
     ///
     /// *Since: 0.14*
     ///
     /// **Caution:**
+    ///
+    /// Errors were not reliably returned until 1.1.
     ///
     /// **Example:**
     ///
@@ -2651,16 +3405,38 @@ pub mod commands {
         }
     }
 
+    impl Memsave {
+        /// Builds it from its required members (`val`, `size`, `filename`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            val: u64,
+            size: u64,
+            filename: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                val,
+                size,
+                filename: filename.into(),
+                cpu_index: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for Memsave {
+        /// `memsave`
         const NAME: &'static str = "memsave";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Memsave {}
     /// Save a portion of guest physical memory to a file.
     ///
     /// *Since: 0.14*
     ///
     /// **Caution:**
+    ///
+    /// Errors were not reliably returned until 1.1.
     ///
     /// **Example:**
     ///
@@ -2689,11 +3465,30 @@ pub mod commands {
         }
     }
 
+    impl Pmemsave {
+        /// Builds it from its required members (`val`, `size`, `filename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            val: u64,
+            size: u64,
+            filename: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                val,
+                size,
+                filename: filename.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for Pmemsave {
+        /// `pmemsave`
         const NAME: &'static str = "pmemsave";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Pmemsave {}
     /// Return information for all memory backends.
     ///
     /// *Since: 2.1*
@@ -2732,12 +3527,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMemdev {
+        /// `query-memdev`
         const NAME: &'static str = "query-memdev";
         type Returns = ::std::vec::Vec<super::super::Memdev>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMemdev {}
     /// *Since: 2.7*
     ///
     /// **Example:**
@@ -2800,18 +3597,27 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryHotpluggableCpus {
+        /// `query-hotpluggable-cpus`
         const NAME: &'static str = "query-hotpluggable-cpus";
         type Returns = ::std::vec::Vec<super::super::HotpluggableCPU>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryHotpluggableCpus {}
     /// Runtime equivalent of '-numa' CLI option, available at preconfigure
     /// stage to configure numa mapping before initializing machine.
     ///
     /// *Since: 3.0*
     #[derive(Debug, Clone, PartialEq)]
     pub struct SetNumaNode(pub super::super::NumaOptions);
+    impl ::std::convert::From<super::super::NumaOptions> for SetNumaNode {
+        #[inline]
+        fn from(value: super::super::NumaOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for SetNumaNode {
         fn serialize<S: ::serde::Serializer>(
@@ -2831,11 +3637,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SetNumaNode {
+        /// `set-numa-node`
         const NAME: &'static str = "set-numa-node";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for SetNumaNode {}
     /// Request the balloon driver to change its balloon size.
     ///
     /// # Errors
@@ -2846,6 +3654,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// This command just issues a request to the guest.  When it
     /// returns, the balloon size may not have changed.  A guest can
     /// change the balloon size independent of this command.
     ///
@@ -2878,11 +3687,22 @@ pub mod commands {
         }
     }
 
+    impl Balloon {
+        /// Builds it from its required members (`value`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(value: i64) -> Self {
+            Self { value }
+        }
+    }
+
     impl ::qapi_types::Command for Balloon {
+        /// `balloon`
         const NAME: &'static str = "balloon";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Balloon {}
     /// Return information about the balloon device.
     ///
     /// # Errors
@@ -2909,11 +3729,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryBalloon {
+        /// `query-balloon`
         const NAME: &'static str = "query-balloon";
         type Returns = super::super::BalloonInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryBalloon {}
     /// Return the hv-balloon driver data contained in the last received
     /// "STATUS" message from the guest.
     ///
@@ -2942,11 +3764,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryHvBalloonStatusReport {
+        /// `query-hv-balloon-status-report`
         const NAME: &'static str = "query-hv-balloon-status-report";
         type Returns = super::super::HvBalloonInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryHvBalloonStatusReport {}
     /// Return the amount of initially allocated and present hotpluggable
     /// (if enabled) memory in bytes.
     ///
@@ -2965,11 +3789,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMemorySizeSummary {
+        /// `query-memory-size-summary`
         const NAME: &'static str = "query-memory-size-summary";
         type Returns = super::super::MemoryInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMemorySizeSummary {}
     /// Lists available memory devices and their state
     ///
     /// *Since: 2.1*
@@ -2997,11 +3823,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMemoryDevices {
+        /// `query-memory-devices`
         const NAME: &'static str = "query-memory-devices";
         type Returns = ::std::vec::Vec<super::super::MemoryDeviceInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMemoryDevices {}
     /// Query interrupt statistics
     ///
     /// # Returns
@@ -3020,12 +3848,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryIrq {
+        /// `x-query-irq`
         const NAME: &'static str = "x-query-irq";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryIrq {}
     /// Query TCG compiler statistics
     ///
     /// # Returns
@@ -3046,12 +3876,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryJit {
+        /// `x-query-jit`
         const NAME: &'static str = "x-query-jit";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryJit {}
     /// Query NUMA topology information
     ///
     /// # Returns
@@ -3070,12 +3902,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryNuma {
+        /// `x-query-numa`
         const NAME: &'static str = "x-query-numa";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryNuma {}
     /// Query system ramblock information
     ///
     /// # Returns
@@ -3094,12 +3928,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryRamblock {
+        /// `x-query-ramblock`
         const NAME: &'static str = "x-query-ramblock";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryRamblock {}
     /// Query information on the registered ROMS
     ///
     /// # Returns
@@ -3118,12 +3954,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryRoms {
+        /// `x-query-roms`
         const NAME: &'static str = "x-query-roms";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryRoms {}
     /// Query information on the USB devices
     ///
     /// # Returns
@@ -3142,12 +3980,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryUsb {
+        /// `x-query-usb`
         const NAME: &'static str = "x-query-usb";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryUsb {}
     /// Save the FDT in dtb format.
     ///
     /// *Since: 7.2*
@@ -3173,11 +4013,22 @@ pub mod commands {
         }
     }
 
+    impl Dumpdtb {
+        /// Builds it from its required members (`filename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { filename: filename.into() }
+        }
+    }
+
     impl ::qapi_types::Command for Dumpdtb {
+        /// `dumpdtb`
         const NAME: &'static str = "dumpdtb";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Dumpdtb {}
     /// Query information on interrupt controller devices
     ///
     /// # Returns
@@ -3196,16 +4047,18 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryInterruptControllers {
+        /// `x-query-interrupt-controllers`
         const NAME: &'static str = "x-query-interrupt-controllers";
         type Returns = super::super::HumanReadableText;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryInterruptControllers {}
     /// Find firmware memory log buffer in guest memory, return content.
     ///
     /// *Since: 10.2*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryFirmwareLog {
         /// limit the amount of log data returned.  Up to 1 MiB of
         /// log data is allowed.  In case the amount of log data is larger
@@ -3220,10 +4073,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryFirmwareLog {
+        /// `query-firmware-log`
         const NAME: &'static str = "query-firmware-log";
         type Returns = super::super::FirmwareLog;
     }
 
+    impl ::qapi_types::QmpCommand for QueryFirmwareLog {}
     /// Dump the storage keys for an s390x guest
     ///
     /// *Since: 2.5*
@@ -3247,11 +4102,22 @@ pub mod commands {
         }
     }
 
+    impl DumpSkeys {
+        /// Builds it from its required members (`filename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { filename: filename.into() }
+        }
+    }
+
     impl ::qapi_types::Command for DumpSkeys {
+        /// `dump-skeys`
         const NAME: &'static str = "dump-skeys";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DumpSkeys {}
     /// Compares two CPU models, `modela` and `modelb`, returning how they
     /// compare in a specific configuration.  The results indicates how both
     /// models compare regarding runnability.  This result can be used by
@@ -3314,11 +4180,28 @@ pub mod commands {
         }
     }
 
+    impl QueryCpuModelComparison {
+        /// Builds it from its required members (`modela`, `modelb`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            modela: impl ::std::convert::Into<super::super::CpuModelInfo>,
+            modelb: impl ::std::convert::Into<super::super::CpuModelInfo>,
+        ) -> Self {
+            Self {
+                modela: modela.into(),
+                modelb: modelb.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QueryCpuModelComparison {
+        /// `query-cpu-model-comparison`
         const NAME: &'static str = "query-cpu-model-comparison";
         type Returns = super::super::CpuModelCompareInfo;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCpuModelComparison {}
     /// Baseline two CPU models, `modela` and `modelb`, creating a compatible
     /// third model.  The created model will always be a static,
     /// migration-safe CPU model (see "static" CPU model expansion for
@@ -3377,11 +4260,28 @@ pub mod commands {
         }
     }
 
+    impl QueryCpuModelBaseline {
+        /// Builds it from its required members (`modela`, `modelb`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            modela: impl ::std::convert::Into<super::super::CpuModelInfo>,
+            modelb: impl ::std::convert::Into<super::super::CpuModelInfo>,
+        ) -> Self {
+            Self {
+                modela: modela.into(),
+                modelb: modelb.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QueryCpuModelBaseline {
+        /// `query-cpu-model-baseline`
         const NAME: &'static str = "query-cpu-model-baseline";
         type Returns = super::super::CpuModelBaselineInfo;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCpuModelBaseline {}
     /// Expands a given CPU model, `model`, (or a combination of CPU model +
     /// additional options) to different granularities, specified by `type`,
     /// allowing tooling to get an understanding what a specific CPU model
@@ -3437,11 +4337,28 @@ pub mod commands {
         }
     }
 
+    impl QueryCpuModelExpansion {
+        /// Builds it from its required members (`type`, `model`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            r#type: impl ::std::convert::Into<super::super::CpuModelExpansionType>,
+            model: impl ::std::convert::Into<super::super::CpuModelInfo>,
+        ) -> Self {
+            Self {
+                r#type: r#type.into(),
+                model: model.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QueryCpuModelExpansion {
+        /// `query-cpu-model-expansion`
         const NAME: &'static str = "query-cpu-model-expansion";
         type Returns = super::super::CpuModelExpansionInfo;
     }
 
+    impl ::qapi_types::QmpCommand for QueryCpuModelExpansion {}
     /// Return a list of supported virtual CPU definitions
     ///
     /// *Since: 1.2*
@@ -3452,10 +4369,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCpuDefinitions {
+        /// `query-cpu-definitions`
         const NAME: &'static str = "query-cpu-definitions";
         type Returns = ::std::vec::Vec<super::super::CpuDefinitionInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryCpuDefinitions {}
 }
 
 /// The events of `machine.json`.
@@ -3466,6 +4386,8 @@ pub mod events {
     /// command
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 1.2*
     ///
@@ -3489,7 +4411,17 @@ pub mod events {
         }
     }
 
+    impl BalloonChange {
+        /// Builds it from its required members (`actual`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(actual: i64) -> Self {
+            Self { actual }
+        }
+    }
+
     impl ::qapi_types::Event for BalloonChange {
+        /// `BALLOON_CHANGE`
         const NAME: &'static str = "BALLOON_CHANGE";
     }
 
@@ -3497,6 +4429,8 @@ pub mod events {
     /// the guest.
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 8.2*
     ///
@@ -3509,6 +4443,13 @@ pub mod events {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct HvBalloonStatusReport(pub super::super::HvBalloonInfo);
+    impl ::std::convert::From<super::super::HvBalloonInfo> for HvBalloonStatusReport {
+        #[inline]
+        fn from(value: super::super::HvBalloonInfo) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for HvBalloonStatusReport {
         fn serialize<S: ::serde::Serializer>(
@@ -3528,6 +4469,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for HvBalloonStatusReport {
+        /// `HV_BALLOON_STATUS_REPORT`
         const NAME: &'static str = "HV_BALLOON_STATUS_REPORT";
     }
 
@@ -3536,6 +4478,8 @@ pub mod events {
     /// due to guest action).
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 5.1*
     ///
@@ -3565,7 +4509,24 @@ pub mod events {
         }
     }
 
+    impl MemoryDeviceSizeChange {
+        /// Builds it from its required members (`size`, `qom-path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            size: u64,
+            qom_path: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                id: ::std::option::Option::None,
+                size,
+                qom_path: qom_path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for MemoryDeviceSizeChange {
+        /// `MEMORY_DEVICE_SIZE_CHANGE`
         const NAME: &'static str = "MEMORY_DEVICE_SIZE_CHANGE";
     }
 }

@@ -128,6 +128,21 @@ pub struct SmpCacheProperties {
     }
 }
 
+impl SmpCacheProperties {
+    /// Builds it from its required members (`cache`, `topology`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cache: impl ::std::convert::Into<super::CacheLevelAndType>,
+        topology: impl ::std::convert::Into<super::CpuTopologyLevel>,
+    ) -> Self {
+        Self {
+            cache: cache.into(),
+            topology: topology.into(),
+        }
+    }
+}
+
 /// List wrapper of [`SmpCacheProperties`](crate::SmpCacheProperties).
 ///
 /// Since 9.2
@@ -140,5 +155,16 @@ pub struct SmpCachePropertiesWrapper {
 ::qapi_types::private::object! {
     SmpCachePropertiesWrapper = "SmpCachePropertiesWrapper" {
         required caches "caches": ::std::vec::Vec<super::SmpCacheProperties>,
+    }
+}
+
+impl SmpCachePropertiesWrapper {
+    /// Builds it from its required members (`caches`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        caches: impl ::std::convert::Into<::std::vec::Vec<super::SmpCacheProperties>>,
+    ) -> Self {
+        Self { caches: caches.into() }
     }
 }

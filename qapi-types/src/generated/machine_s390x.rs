@@ -37,6 +37,19 @@ pub struct CpuPolarizationInfo {
     }
 }
 
+impl CpuPolarizationInfo {
+    /// Builds it from its required members (`polarization`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        polarization: impl ::std::convert::Into<super::S390CpuPolarization>,
+    ) -> Self {
+        Self {
+            polarization: polarization.into(),
+        }
+    }
+}
+
 /// The commands of `machine-s390x.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -77,12 +90,30 @@ pub mod commands {
         }
     }
 
+    impl SetCpuTopology {
+        /// Builds it from its required members (`core-id`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(core_id: u16) -> Self {
+            Self {
+                core_id,
+                socket_id: ::std::option::Option::None,
+                book_id: ::std::option::Option::None,
+                drawer_id: ::std::option::Option::None,
+                entitlement: ::std::option::Option::None,
+                dedicated: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SetCpuTopology {
+        /// `set-cpu-topology`
         const NAME: &'static str = "set-cpu-topology";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for SetCpuTopology {}
     /// # Returns
     ///
     /// the machine's CPU polarization
@@ -99,11 +130,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryS390xCpuPolarization {
+        /// `query-s390x-cpu-polarization`
         const NAME: &'static str = "query-s390x-cpu-polarization";
         type Returns = super::super::CpuPolarizationInfo;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryS390xCpuPolarization {}
 }
 
 /// The events of `machine-s390x.json`.
@@ -147,7 +181,21 @@ pub mod events {
         }
     }
 
+    impl CpuPolarizationChange {
+        /// Builds it from its required members (`polarization`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            polarization: impl ::std::convert::Into<super::super::S390CpuPolarization>,
+        ) -> Self {
+            Self {
+                polarization: polarization.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for CpuPolarizationChange {
+        /// `CPU_POLARIZATION_CHANGE`
         const NAME: &'static str = "CPU_POLARIZATION_CHANGE";
     }
 
@@ -173,6 +221,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for SclpCpiInfoAvailable {
+        /// `SCLP_CPI_INFO_AVAILABLE`
         const NAME: &'static str = "SCLP_CPI_INFO_AVAILABLE";
     }
 }

@@ -78,6 +78,51 @@ pub struct MigrationStats {
     }
 }
 
+impl MigrationStats {
+    /// Builds it from its required members (`transferred`, `remaining`, `total`, `duplicate`, `normal`, `normal-bytes`, `dirty-pages-rate`, `mbps`, `dirty-sync-count`, `postcopy-requests`, `page-size`, `multifd-bytes`, `pages-per-second`, `precopy-bytes`, `downtime-bytes`, `postcopy-bytes`, `dirty-sync-missed-zero-copy`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        transferred: i64,
+        remaining: i64,
+        total: i64,
+        duplicate: i64,
+        normal: i64,
+        normal_bytes: i64,
+        dirty_pages_rate: i64,
+        mbps: f64,
+        dirty_sync_count: i64,
+        postcopy_requests: i64,
+        page_size: i64,
+        multifd_bytes: u64,
+        pages_per_second: u64,
+        precopy_bytes: u64,
+        downtime_bytes: u64,
+        postcopy_bytes: u64,
+        dirty_sync_missed_zero_copy: u64,
+    ) -> Self {
+        Self {
+            transferred,
+            remaining,
+            total,
+            duplicate,
+            normal,
+            normal_bytes,
+            dirty_pages_rate,
+            mbps,
+            dirty_sync_count,
+            postcopy_requests,
+            page_size,
+            multifd_bytes,
+            pages_per_second,
+            precopy_bytes,
+            downtime_bytes,
+            postcopy_bytes,
+            dirty_sync_missed_zero_copy,
+        }
+    }
+}
+
 /// Detailed XBZRLE migration cache statistics
 ///
 /// *Since: 1.2*
@@ -111,6 +156,31 @@ pub struct XBZRLECacheStats {
     }
 }
 
+impl XBZRLECacheStats {
+    /// Builds it from its required members (`cache-size`, `bytes`, `pages`, `cache-miss`, `cache-miss-rate`, `encoding-rate`, `overflow`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cache_size: u64,
+        bytes: i64,
+        pages: i64,
+        cache_miss: i64,
+        cache_miss_rate: f64,
+        encoding_rate: f64,
+        overflow: i64,
+    ) -> Self {
+        Self {
+            cache_size,
+            bytes,
+            pages,
+            cache_miss,
+            cache_miss_rate,
+            encoding_rate,
+            overflow,
+        }
+    }
+}
+
 /// Detailed migration compression statistics
 ///
 /// *Since: 3.1*
@@ -136,6 +206,27 @@ pub struct CompressionStats {
         required busy_rate "busy-rate": f64,
         required compressed_size "compressed-size": i64,
         required compression_rate "compression-rate": f64,
+    }
+}
+
+impl CompressionStats {
+    /// Builds it from its required members (`pages`, `busy`, `busy-rate`, `compressed-size`, `compression-rate`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pages: i64,
+        busy: i64,
+        busy_rate: f64,
+        compressed_size: i64,
+        compression_rate: f64,
+    ) -> Self {
+        Self {
+            pages,
+            busy,
+            busy_rate,
+            compressed_size,
+            compression_rate,
+        }
     }
 }
 
@@ -231,10 +322,19 @@ pub struct VfioStats {
     }
 }
 
+impl VfioStats {
+    /// Builds it from its required members (`transferred`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(transferred: i64) -> Self {
+        Self { transferred }
+    }
+}
+
 /// Information about current migration process.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MigrationInfo {
     /// [`MigrationStatus`](crate::MigrationStatus) describing the current migration status.
     /// If this field is not returned, no migration process has been
@@ -389,8 +489,10 @@ pub enum MigrationCapability {
     /// this feature.  To enable it is sufficient to enable the
     /// capability on the source VM.  The feature is disabled by
     /// default.  (since 1.6)
+    ///
+    /// Feature `deprecated`: Member `zero-blocks` is deprecated as being part of block migration which was already removed.
     #[deprecated(
-        note = "During storage migration encode blocks of zeroes efficiently.  This essentially saves 1MB of zeroes per block on the wire.  Enabling requires source and target VM to support this feature.  To enable it is sufficient to enable the capability on the source VM.  The feature is disabled by default.  (since 1.6)"
+        note = "Member `zero-blocks` is deprecated as being part of block migration which was already removed."
     )]
     ZeroBlocks,
     /// generate events for each migration state change (since 2.4)
@@ -405,6 +507,8 @@ pub enum MigrationCapability {
     /// VM on the primary side will be migrated continuously to the VM
     /// on secondary side, this process is called COarse-Grain LOck
     /// Stepping (COLO) for Non-stop Service.  (since 2.8)
+    ///
+    /// Feature `unstable`: Members `x-colo` and `x-ignore-shared` are experimental.
     XColo,
     /// if enabled, QEMU will free the migrated ram pages on
     /// the source during postcopy-ram migration.  (since 2.9)
@@ -430,6 +534,8 @@ pub enum MigrationCapability {
     LateBlockActivate,
     /// If enabled, QEMU will not migrate shared memory
     /// that is accessible on the destination machine.  (since 4.0)
+    ///
+    /// Feature `unstable`: Members `x-colo` and `x-ignore-shared` are experimental.
     XIgnoreShared,
     /// Send the UUID of the source to allow the destination
     /// to ensure it is the same.  (since 4.2)
@@ -516,6 +622,21 @@ pub struct MigrationCapabilityStatus {
     MigrationCapabilityStatus = "MigrationCapabilityStatus" {
         required capability "capability": super::MigrationCapability,
         required state "state": bool,
+    }
+}
+
+impl MigrationCapabilityStatus {
+    /// Builds it from its required members (`capability`, `state`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        capability: impl ::std::convert::Into<super::MigrationCapability>,
+        state: bool,
+    ) -> Self {
+        Self {
+            capability: capability.into(),
+            state,
+        }
     }
 }
 
@@ -694,7 +815,7 @@ pub enum ZeroPageDetection {
 }
 
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BitmapMigrationBitmapAliasTransform {
     /// If present, the bitmap will be made persistent or
     /// transient depending on this parameter.
@@ -728,6 +849,22 @@ pub struct BitmapMigrationBitmapAlias {
     }
 }
 
+impl BitmapMigrationBitmapAlias {
+    /// Builds it from its required members (`name`, `alias`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        alias: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            alias: alias.into(),
+            transform: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Maps a block node name and the bitmaps it has to aliases for dirty
 /// bitmap migration.
 ///
@@ -748,6 +885,25 @@ pub struct BitmapMigrationNodeAlias {
         required node_name "node-name": ::std::string::String,
         required alias "alias": ::std::string::String,
         required bitmaps "bitmaps": ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
+    }
+}
+
+impl BitmapMigrationNodeAlias {
+    /// Builds it from its required members (`node-name`, `alias`, `bitmaps`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        node_name: impl ::std::convert::Into<::std::string::String>,
+        alias: impl ::std::convert::Into<::std::string::String>,
+        bitmaps: impl ::std::convert::Into<
+            ::std::vec::Vec<super::BitmapMigrationBitmapAlias>,
+        >,
+    ) -> Self {
+        Self {
+            node_name: node_name.into(),
+            alias: alias.into(),
+            bitmaps: bitmaps.into(),
+        }
     }
 }
 
@@ -836,6 +992,8 @@ pub enum MigrationParameter {
     DowntimeLimit,
     /// The delay time (in ms) between two COLO
     /// checkpoints in periodic mode.  (Since 2.8)
+    ///
+    /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
     XCheckpointDelay,
     /// Number of channels used to migrate data in
     /// parallel.  This is the same number that the number of sockets
@@ -892,6 +1050,8 @@ pub enum MigrationParameter {
     /// Periodic time (in milliseconds) of dirty
     /// limit during live migration.  Should be in the range 1 to
     /// 1000ms.  Defaults to 1000ms.  (Since 8.1)
+    ///
+    /// Feature `unstable`: Members `x-checkpoint-delay` and `x-vcpu-dirty-limit-period` are experimental.
     XVcpuDirtyLimitPeriod,
     /// Dirtyrate limit (MB/s) during live migration.
     /// Defaults to 1.  (Since 8.1)
@@ -951,7 +1111,7 @@ pub enum MigrationParameter {
 }
 
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MigrateSetParameters {
     /// Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
@@ -1154,7 +1314,7 @@ pub struct MigrateSetParameters {
 /// The optional members aren't actually optional.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MigrationParameters {
     /// Initial delay (in milliseconds) before sending
     /// the first announce (Since 4.0)
@@ -1509,6 +1669,21 @@ pub struct FileMigrationArgs {
     }
 }
 
+impl FileMigrationArgs {
+    /// Builds it from its required members (`filename`, `offset`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        filename: impl ::std::convert::Into<::std::string::String>,
+        offset: u64,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            offset,
+        }
+    }
+}
+
 /// *Since: 8.2*
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationExecCommand {
@@ -1519,6 +1694,17 @@ pub struct MigrationExecCommand {
 ::qapi_types::private::object! {
     MigrationExecCommand = "MigrationExecCommand" {
         required args "args": ::std::vec::Vec<::std::string::String>,
+    }
+}
+
+impl MigrationExecCommand {
+    /// Builds it from its required members (`args`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        args: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self { args: args.into() }
     }
 }
 
@@ -1596,6 +1782,78 @@ impl<'de> ::qapi_types::private::Union<'de> for MigrationAddress {
         branch: MigrationAddressBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(MigrationAddress { branch })
+    }
+}
+
+impl MigrationAddress {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: MigrationAddressBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<MigrationAddressBranch> for MigrationAddress {
+    #[inline]
+    fn from(value: MigrationAddressBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::SocketAddress> for MigrationAddressBranch {
+    #[inline]
+    fn from(value: super::SocketAddress) -> Self {
+        Self::Socket(value)
+    }
+}
+
+impl ::std::convert::From<super::SocketAddress> for MigrationAddress {
+    #[inline]
+    fn from(value: super::SocketAddress) -> Self {
+        Self::new(MigrationAddressBranch::Socket(value))
+    }
+}
+
+impl ::std::convert::From<super::MigrationExecCommand> for MigrationAddressBranch {
+    #[inline]
+    fn from(value: super::MigrationExecCommand) -> Self {
+        Self::Exec(value)
+    }
+}
+
+impl ::std::convert::From<super::MigrationExecCommand> for MigrationAddress {
+    #[inline]
+    fn from(value: super::MigrationExecCommand) -> Self {
+        Self::new(MigrationAddressBranch::Exec(value))
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddress> for MigrationAddressBranch {
+    #[inline]
+    fn from(value: super::InetSocketAddress) -> Self {
+        Self::Rdma(value)
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddress> for MigrationAddress {
+    #[inline]
+    fn from(value: super::InetSocketAddress) -> Self {
+        Self::new(MigrationAddressBranch::Rdma(value))
+    }
+}
+
+impl ::std::convert::From<super::FileMigrationArgs> for MigrationAddressBranch {
+    #[inline]
+    fn from(value: super::FileMigrationArgs) -> Self {
+        Self::File(value)
+    }
+}
+
+impl ::std::convert::From<super::FileMigrationArgs> for MigrationAddress {
+    #[inline]
+    fn from(value: super::FileMigrationArgs) -> Self {
+        Self::new(MigrationAddressBranch::File(value))
     }
 }
 
@@ -1691,6 +1949,21 @@ pub struct MigrationChannel {
     }
 }
 
+impl MigrationChannel {
+    /// Builds it from its required members (`channel-type`, `addr`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        channel_type: impl ::std::convert::Into<super::MigrationChannelType>,
+        addr: impl ::std::convert::Into<super::MigrationAddress>,
+    ) -> Self {
+        Self {
+            channel_type: channel_type.into(),
+            addr: addr.into(),
+        }
+    }
+}
+
 /// The result format for [`query-xen-replication-status`](crate::commands::QueryXenReplicationStatus).
 ///
 /// *Since: 2.9*
@@ -1709,6 +1982,18 @@ pub struct ReplicationStatus {
     ReplicationStatus = "ReplicationStatus" {
         required error "error": bool,
         optional desc "desc": ::std::string::String,
+    }
+}
+
+impl ReplicationStatus {
+    /// Builds it from its required members (`error`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(error: bool) -> Self {
+        Self {
+            error,
+            desc: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1738,6 +2023,23 @@ pub struct COLOStatus {
     }
 }
 
+impl COLOStatus {
+    /// Builds it from its required members (`mode`, `last-mode`, `reason`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        mode: impl ::std::convert::Into<super::COLOMode>,
+        last_mode: impl ::std::convert::Into<super::COLOMode>,
+        reason: impl ::std::convert::Into<super::COLOExitReason>,
+    ) -> Self {
+        Self {
+            mode: mode.into(),
+            last_mode: last_mode.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Dirty rate of vcpu.
 ///
 /// *Since: 6.2*
@@ -1753,6 +2055,15 @@ pub struct DirtyRateVcpu {
     DirtyRateVcpu = "DirtyRateVcpu" {
         required id "id": i64,
         required dirty_rate "dirty-rate": i64,
+    }
+}
+
+impl DirtyRateVcpu {
+    /// Builds it from its required members (`id`, `dirty-rate`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(id: i64, dirty_rate: i64) -> Self {
+        Self { id, dirty_rate }
     }
 }
 
@@ -1865,6 +2176,30 @@ pub struct DirtyRateInfo {
     }
 }
 
+impl DirtyRateInfo {
+    /// Builds it from its required members (`status`, `start-time`, `calc-time`, `sample-pages`, `mode`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        status: impl ::std::convert::Into<super::DirtyRateStatus>,
+        start_time: i64,
+        calc_time: i64,
+        sample_pages: u64,
+        mode: impl ::std::convert::Into<super::DirtyRateMeasureMode>,
+    ) -> Self {
+        Self {
+            dirty_rate: ::std::option::Option::None,
+            status: status.into(),
+            start_time,
+            calc_time,
+            calc_time_unit: ::std::option::Option::None,
+            sample_pages,
+            mode: mode.into(),
+            vcpu_dirty_rate: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Dirty page rate limit information of a virtual CPU.
 ///
 /// *Since: 7.1*
@@ -1887,6 +2222,19 @@ pub struct DirtyLimitInfo {
     }
 }
 
+impl DirtyLimitInfo {
+    /// Builds it from its required members (`cpu-index`, `limit-rate`, `current-rate`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(cpu_index: i64, limit_rate: u64, current_rate: u64) -> Self {
+        Self {
+            cpu_index,
+            limit_rate,
+            current_rate,
+        }
+    }
+}
+
 /// Information about migrationthreads
 ///
 /// *Since: 7.2*
@@ -1902,6 +2250,21 @@ pub struct MigrationThreadInfo {
     MigrationThreadInfo = "MigrationThreadInfo" {
         required name "name": ::std::string::String,
         required thread_id "thread-id": i64,
+    }
+}
+
+impl MigrationThreadInfo {
+    /// Builds it from its required members (`name`, `thread-id`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        thread_id: i64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            thread_id,
+        }
     }
 }
 
@@ -2010,11 +2373,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMigrate {
+        /// `query-migrate`
         const NAME: &'static str = "query-migrate";
         type Returns = super::super::MigrationInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMigrate {}
     /// Enable/Disable the following migration capabilities (like xbzrle)
     ///
     /// *Since: 1.2*
@@ -2038,11 +2403,28 @@ pub mod commands {
         }
     }
 
+    impl MigrateSetCapabilities {
+        /// Builds it from its required members (`capabilities`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            capabilities: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::MigrationCapabilityStatus>,
+            >,
+        ) -> Self {
+            Self {
+                capabilities: capabilities.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for MigrateSetCapabilities {
+        /// `migrate-set-capabilities`
         const NAME: &'static str = "migrate-set-capabilities";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateSetCapabilities {}
     /// Return information about the current migration capabilities status
     ///
     /// *Since: 1.2*
@@ -2068,17 +2450,21 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMigrateCapabilities {
+        /// `query-migrate-capabilities`
         const NAME: &'static str = "query-migrate-capabilities";
         type Returns = ::std::vec::Vec<super::super::MigrationCapabilityStatus>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMigrateCapabilities {}
     pub use super::super::MigrateSetParameters;
     impl ::qapi_types::Command for MigrateSetParameters {
+        /// `migrate-set-parameters`
         const NAME: &'static str = "migrate-set-parameters";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateSetParameters {}
     /// Return information about the current migration parameters
     ///
     /// *Since: 2.4*
@@ -2103,11 +2489,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMigrateParameters {
+        /// `query-migrate-parameters`
         const NAME: &'static str = "query-migrate-parameters";
         type Returns = super::super::MigrationParameters;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMigrateParameters {}
     /// Followup to a migration command to switch the migration to postcopy
     /// mode.  The postcopy-ram capability must be set on both source and
     /// destination before the original migration command.
@@ -2127,11 +2515,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for MigrateStartPostcopy {
+        /// `migrate-start-postcopy`
         const NAME: &'static str = "migrate-start-postcopy";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateStartPostcopy {}
     /// Tell QEMU that heartbeat is lost, request it to do takeover
     /// procedures.  If this command is sent to the PVM, the Primary side
     /// will exit COLO mode.  If sent to the Secondary, the Secondary side
@@ -2159,18 +2549,21 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XColoLostHeartbeat {
+        /// `x-colo-lost-heartbeat`
         const NAME: &'static str = "x-colo-lost-heartbeat";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XColoLostHeartbeat {}
     /// Cancel the currently executing migration process.  Allows a new
     /// migration to be started right after.  When postcopy-ram is in use,
     /// cancelling is not allowed after the postcopy phase has started.
     ///
     /// **Note:**
     ///
+    /// This command succeeds even if there is no migration
     /// process running.
     ///
     /// *Since: 0.14*
@@ -2188,11 +2581,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for MigrateCancel {
+        /// `migrate_cancel`
         const NAME: &'static str = "migrate_cancel";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateCancel {}
     /// Continue migration when it's in a paused state.
     ///
     /// *Since: 2.11*
@@ -2216,11 +2611,24 @@ pub mod commands {
         }
     }
 
+    impl MigrateContinue {
+        /// Builds it from its required members (`state`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            state: impl ::std::convert::Into<super::super::MigrationStatus>,
+        ) -> Self {
+            Self { state: state.into() }
+        }
+    }
+
     impl ::qapi_types::Command for MigrateContinue {
+        /// `migrate-continue`
         const NAME: &'static str = "migrate-continue";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateContinue {}
     /// Migrates the current running guest to another Virtual Machine.
     ///
     /// *Since: 0.14*
@@ -2280,7 +2688,7 @@ pub mod commands {
     ///                                    "offset": "0x1000" } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct Migrate {
         /// the Uniform Resource Identifier of the destination VM
         pub uri: ::std::option::Option<::std::string::String>,
@@ -2293,9 +2701,7 @@ pub mod commands {
         /// ignored by QEMU
         ///
         /// Feature `deprecated`: Argument `detach` is deprecated.
-        #[deprecated(
-            note = "this argument exists only for compatibility reasons and is ignored by QEMU"
-        )]
+        #[deprecated(note = "Argument `detach` is deprecated.")]
         pub detach: ::std::option::Option<bool>,
         /// when set, use the new uri/channels specified to resume
         /// paused postcopy migration.  This flag should only be used if
@@ -2315,10 +2721,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for Migrate {
+        /// `migrate`
         const NAME: &'static str = "migrate";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Migrate {}
     /// Start an incoming migration.  QEMU must have been started with
     /// -incoming defer.
     ///
@@ -2373,7 +2781,7 @@ pub mod commands {
     ///                                    "port": "1050" } } ] } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct MigrateIncoming {
         /// The Uniform Resource Identifier identifying the source or
         /// address to listen on
@@ -2399,10 +2807,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for MigrateIncoming {
+        /// `migrate-incoming`
         const NAME: &'static str = "migrate-incoming";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateIncoming {}
     /// Save the state of all devices to file.  The RAM and the block
     /// devices of the VM are not saved by this command.
     ///
@@ -2433,11 +2843,25 @@ pub mod commands {
         }
     }
 
+    impl XenSaveDevicesState {
+        /// Builds it from its required members (`filename`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                filename: filename.into(),
+                live: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XenSaveDevicesState {
+        /// `xen-save-devices-state`
         const NAME: &'static str = "xen-save-devices-state";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for XenSaveDevicesState {}
     /// Enable or disable the global dirty log mode.
     ///
     /// *Since: 1.3*
@@ -2461,11 +2885,22 @@ pub mod commands {
         }
     }
 
+    impl XenSetGlobalDirtyLog {
+        /// Builds it from its required members (`enable`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(enable: bool) -> Self {
+            Self { enable }
+        }
+    }
+
     impl ::qapi_types::Command for XenSetGlobalDirtyLog {
+        /// `xen-set-global-dirty-log`
         const NAME: &'static str = "xen-set-global-dirty-log";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for XenSetGlobalDirtyLog {}
     /// Load the state of all devices from file.  The RAM and the block
     /// devices of the VM are not loaded by this command.
     ///
@@ -2492,11 +2927,22 @@ pub mod commands {
         }
     }
 
+    impl XenLoadDevicesState {
+        /// Builds it from its required members (`filename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { filename: filename.into() }
+        }
+    }
+
     impl ::qapi_types::Command for XenLoadDevicesState {
+        /// `xen-load-devices-state`
         const NAME: &'static str = "xen-load-devices-state";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for XenLoadDevicesState {}
     /// Enable or disable replication.
     ///
     /// **Example:**
@@ -2529,11 +2975,26 @@ pub mod commands {
         }
     }
 
+    impl XenSetReplication {
+        /// Builds it from its required members (`enable`, `primary`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(enable: bool, primary: bool) -> Self {
+            Self {
+                enable,
+                primary,
+                failover: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XenSetReplication {
+        /// `xen-set-replication`
         const NAME: &'static str = "xen-set-replication";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for XenSetReplication {}
     /// Query replication status while the vm is running.
     ///
     /// **Example:**
@@ -2553,11 +3014,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryXenReplicationStatus {
+        /// `query-xen-replication-status`
         const NAME: &'static str = "query-xen-replication-status";
         type Returns = super::super::ReplicationStatus;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryXenReplicationStatus {}
     /// Xen uses this command to notify replication to trigger a checkpoint.
     ///
     /// **Example:**
@@ -2577,11 +3040,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XenColoDoCheckpoint {
+        /// `xen-colo-do-checkpoint`
         const NAME: &'static str = "xen-colo-do-checkpoint";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XenColoDoCheckpoint {}
     /// Query COLO status while the vm is running.
     ///
     /// **Example:**
@@ -2601,11 +3066,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryColoStatus {
+        /// `query-colo-status`
         const NAME: &'static str = "query-colo-status";
         type Returns = super::super::COLOStatus;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryColoStatus {}
     /// Provide a recovery migration stream URI.
     ///
     /// **Example:**
@@ -2629,12 +3096,23 @@ pub mod commands {
         }
     }
 
+    impl MigrateRecover {
+        /// Builds it from its required members (`uri`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(uri: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { uri: uri.into() }
+        }
+    }
+
     impl ::qapi_types::Command for MigrateRecover {
+        /// `migrate-recover`
         const NAME: &'static str = "migrate-recover";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for MigrateRecover {}
     /// Pause a migration.  Currently it only supports postcopy.
     ///
     /// **Example:**
@@ -2652,12 +3130,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for MigratePause {
+        /// `migrate-pause`
         const NAME: &'static str = "migrate-pause";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for MigratePause {}
     /// Start measuring dirty page rate of the VM.  Results can be retrieved
     /// with [`query-dirty-rate`](crate::commands::QueryDirtyRate) after measurements are completed.
     ///
@@ -2739,11 +3219,27 @@ pub mod commands {
         }
     }
 
+    impl CalcDirtyRate {
+        /// Builds it from its required members (`calc-time`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(calc_time: i64) -> Self {
+            Self {
+                calc_time,
+                calc_time_unit: ::std::option::Option::None,
+                sample_pages: ::std::option::Option::None,
+                mode: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for CalcDirtyRate {
+        /// `calc-dirty-rate`
         const NAME: &'static str = "calc-dirty-rate";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CalcDirtyRate {}
     /// Query results of the most recent invocation of [`calc-dirty-rate`](crate::commands::CalcDirtyRate).
     ///
     /// *Since: 5.2*
@@ -2763,7 +3259,7 @@ pub mod commands {
     ///     "mode": "page-sampling", "start-time": 1693900454, "calc-time": 10,
     ///     "calc-time-unit": "second"}
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryDirtyRate {
         /// time unit in which to report calculation time.
         /// By default it is reported in seconds.  (Since 8.2)
@@ -2777,10 +3273,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryDirtyRate {
+        /// `query-dirty-rate`
         const NAME: &'static str = "query-dirty-rate";
         type Returns = super::super::DirtyRateInfo;
     }
 
+    impl ::qapi_types::QmpCommand for QueryDirtyRate {}
     /// Set the upper limit of dirty page rate for virtual CPUs.
     ///
     /// Requires KVM with accelerator property "dirty-ring-size" set.  A
@@ -2812,11 +3310,25 @@ pub mod commands {
         }
     }
 
+    impl SetVcpuDirtyLimit {
+        /// Builds it from its required members (`dirty-rate`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(dirty_rate: u64) -> Self {
+            Self {
+                cpu_index: ::std::option::Option::None,
+                dirty_rate,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SetVcpuDirtyLimit {
+        /// `set-vcpu-dirty-limit`
         const NAME: &'static str = "set-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SetVcpuDirtyLimit {}
     /// Cancel the upper limit of dirty page rate for virtual CPUs.
     ///
     /// Cancel the dirty page limit for the vCPU which has been set with
@@ -2832,7 +3344,7 @@ pub mod commands {
     ///     "arguments": { "cpu-index": 1 } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct CancelVcpuDirtyLimit {
         /// index of a virtual CPU, default is all.
         pub cpu_index: ::std::option::Option<i64>,
@@ -2845,10 +3357,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for CancelVcpuDirtyLimit {
+        /// `cancel-vcpu-dirty-limit`
         const NAME: &'static str = "cancel-vcpu-dirty-limit";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for CancelVcpuDirtyLimit {}
     /// Return information about virtual CPU dirty page rate limits, if any.
     ///
     /// *Since: 7.1*
@@ -2868,11 +3382,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryVcpuDirtyLimit {
+        /// `query-vcpu-dirty-limit`
         const NAME: &'static str = "query-vcpu-dirty-limit";
         type Returns = ::std::vec::Vec<super::super::DirtyLimitInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryVcpuDirtyLimit {}
     /// Return information of migration threads
     ///
     /// *Since: 7.2*
@@ -2888,12 +3404,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMigrationthreads {
+        /// `query-migrationthreads`
         const NAME: &'static str = "query-migrationthreads";
         type Returns = ::std::vec::Vec<super::super::MigrationThreadInfo>;
         const DEPRECATED: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMigrationthreads {}
     /// Save a VM snapshot
     ///
     /// Applications should not assume that the snapshot save is complete
@@ -2971,11 +3489,32 @@ pub mod commands {
         }
     }
 
+    impl SnapshotSave {
+        /// Builds it from its required members (`job-id`, `tag`, `vmstate`, `devices`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            job_id: impl ::std::convert::Into<::std::string::String>,
+            tag: impl ::std::convert::Into<::std::string::String>,
+            vmstate: impl ::std::convert::Into<::std::string::String>,
+            devices: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self {
+                job_id: job_id.into(),
+                tag: tag.into(),
+                vmstate: vmstate.into(),
+                devices: devices.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SnapshotSave {
+        /// `snapshot-save`
         const NAME: &'static str = "snapshot-save";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SnapshotSave {}
     /// Load a VM snapshot
     ///
     /// Applications should not assume that the snapshot load is complete
@@ -3051,11 +3590,32 @@ pub mod commands {
         }
     }
 
+    impl SnapshotLoad {
+        /// Builds it from its required members (`job-id`, `tag`, `vmstate`, `devices`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            job_id: impl ::std::convert::Into<::std::string::String>,
+            tag: impl ::std::convert::Into<::std::string::String>,
+            vmstate: impl ::std::convert::Into<::std::string::String>,
+            devices: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self {
+                job_id: job_id.into(),
+                tag: tag.into(),
+                vmstate: vmstate.into(),
+                devices: devices.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SnapshotLoad {
+        /// `snapshot-load`
         const NAME: &'static str = "snapshot-load";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SnapshotLoad {}
     /// Delete a VM snapshot
     ///
     /// Applications should not assume that the snapshot delete is complete
@@ -3116,10 +3676,30 @@ pub mod commands {
         }
     }
 
+    impl SnapshotDelete {
+        /// Builds it from its required members (`job-id`, `tag`, `devices`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            job_id: impl ::std::convert::Into<::std::string::String>,
+            tag: impl ::std::convert::Into<::std::string::String>,
+            devices: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self {
+                job_id: job_id.into(),
+                tag: tag.into(),
+                devices: devices.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SnapshotDelete {
+        /// `snapshot-delete`
         const NAME: &'static str = "snapshot-delete";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for SnapshotDelete {}
 }
 
 /// The events of `migration.json`.
@@ -3148,7 +3728,19 @@ pub mod events {
         }
     }
 
+    impl Migration {
+        /// Builds it from its required members (`status`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            status: impl ::std::convert::Into<super::super::MigrationStatus>,
+        ) -> Self {
+            Self { status: status.into() }
+        }
+    }
+
     impl ::qapi_types::Event for Migration {
+        /// `MIGRATION`
         const NAME: &'static str = "MIGRATION";
     }
 
@@ -3175,7 +3767,17 @@ pub mod events {
         }
     }
 
+    impl MigrationPass {
+        /// Builds it from its required members (`pass`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(pass: i64) -> Self {
+            Self { pass }
+        }
+    }
+
     impl ::qapi_types::Event for MigrationPass {
+        /// `MIGRATION_PASS`
         const NAME: &'static str = "MIGRATION_PASS";
     }
 
@@ -3205,7 +3807,23 @@ pub mod events {
         }
     }
 
+    impl ColoExit {
+        /// Builds it from its required members (`mode`, `reason`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            mode: impl ::std::convert::Into<super::super::COLOMode>,
+            reason: impl ::std::convert::Into<super::super::COLOExitReason>,
+        ) -> Self {
+            Self {
+                mode: mode.into(),
+                reason: reason.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for ColoExit {
+        /// `COLO_EXIT`
         const NAME: &'static str = "COLO_EXIT";
     }
 
@@ -3235,7 +3853,19 @@ pub mod events {
         }
     }
 
+    impl UnplugPrimary {
+        /// Builds it from its required members (`device-id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device_id: device_id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for UnplugPrimary {
+        /// `UNPLUG_PRIMARY`
         const NAME: &'static str = "UNPLUG_PRIMARY";
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Guest name information.
 ///
 /// *Since: 0.14*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NameInfo {
     /// The name of the guest
     pub name: ::std::option::Option<::std::string::String>,
@@ -52,6 +52,29 @@ pub struct IOThreadInfo {
     }
 }
 
+impl IOThreadInfo {
+    /// Builds it from its required members (`id`, `thread-id`, `poll-max-ns`, `poll-grow`, `poll-shrink`, `aio-max-batch`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        thread_id: i64,
+        poll_max_ns: i64,
+        poll_grow: i64,
+        poll_shrink: i64,
+        aio_max_batch: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            thread_id,
+            poll_max_ns,
+            poll_grow,
+            poll_shrink,
+            aio_max_batch,
+        }
+    }
+}
+
 /// Information about a file descriptor that was added to an fd set.
 ///
 /// *Since: 1.2*
@@ -68,6 +91,15 @@ pub struct AddfdInfo {
     AddfdInfo = "AddfdInfo" {
         required fdset_id "fdset-id": i64,
         required fd "fd": i64,
+    }
+}
+
+impl AddfdInfo {
+    /// Builds it from its required members (`fdset-id`, `fd`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(fdset_id: i64, fd: i64) -> Self {
+        Self { fdset_id, fd }
     }
 }
 
@@ -89,6 +121,18 @@ pub struct FdsetFdInfo {
     }
 }
 
+impl FdsetFdInfo {
+    /// Builds it from its required members (`fd`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(fd: i64) -> Self {
+        Self {
+            fd,
+            opaque: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information about an fd set.
 ///
 /// *Since: 1.2*
@@ -104,6 +148,18 @@ pub struct FdsetInfo {
     FdsetInfo = "FdsetInfo" {
         required fdset_id "fdset-id": i64,
         required fds "fds": ::std::vec::Vec<super::FdsetFdInfo>,
+    }
+}
+
+impl FdsetInfo {
+    /// Builds it from its required members (`fdset-id`, `fds`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        fdset_id: i64,
+        fds: impl ::std::convert::Into<::std::vec::Vec<super::FdsetFdInfo>>,
+    ) -> Self {
+        Self { fdset_id, fds: fds.into() }
     }
 }
 
@@ -158,6 +214,23 @@ pub struct CommandLineParameterInfo {
     }
 }
 
+impl CommandLineParameterInfo {
+    /// Builds it from its required members (`name`, `type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<super::CommandLineParameterType>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            r#type: r#type.into(),
+            help: ::std::option::Option::None,
+            default: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Details about a command line option, including its list of parameter
 /// details
 ///
@@ -174,6 +247,23 @@ pub struct CommandLineOptionInfo {
     CommandLineOptionInfo = "CommandLineOptionInfo" {
         required option "option": ::std::string::String,
         required parameters "parameters": ::std::vec::Vec<super::CommandLineParameterInfo>,
+    }
+}
+
+impl CommandLineOptionInfo {
+    /// Builds it from its required members (`option`, `parameters`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        option: impl ::std::convert::Into<::std::string::String>,
+        parameters: impl ::std::convert::Into<
+            ::std::vec::Vec<super::CommandLineParameterInfo>,
+        >,
+    ) -> Self {
+        Self {
+            option: option.into(),
+            parameters: parameters.into(),
+        }
     }
 }
 
@@ -219,11 +309,30 @@ pub mod commands {
         }
     }
 
+    impl AddClient {
+        /// Builds it from its required members (`protocol`, `fdname`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            protocol: impl ::std::convert::Into<::std::string::String>,
+            fdname: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                protocol: protocol.into(),
+                fdname: fdname.into(),
+                skipauth: ::std::option::Option::None,
+                tls: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for AddClient {
+        /// `add_client`
         const NAME: &'static str = "add_client";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for AddClient {}
     /// Return the name information of a guest.
     ///
     /// *Since: 0.14*
@@ -241,16 +350,19 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryName {
+        /// `query-name`
         const NAME: &'static str = "query-name";
         type Returns = super::super::NameInfo;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryName {}
     /// Return a list of information about each iothread.
     ///
     /// **Note:**
     ///
+    /// This list excludes the QEMU main loop thread, which is not
     /// declared using the `-object iothread` command-line option.  It
     /// is always the main thread of the process.
     ///
@@ -283,18 +395,21 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryIothreads {
+        /// `query-iothreads`
         const NAME: &'static str = "query-iothreads";
         type Returns = ::std::vec::Vec<super::super::IOThreadInfo>;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryIothreads {}
     /// Stop guest VM execution.
     ///
     /// *Since: 0.14*
     ///
     /// **Note:**
     ///
+    /// This function will succeed even if the guest is already in
     /// the stopped state.  In "inmigrate" state, it will ensure that the
     /// guest remains paused once migration finishes, as if the `-S`
     /// option was passed on the command line.
@@ -315,17 +430,20 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for Stop {
+        /// `stop`
         const NAME: &'static str = "stop";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for Stop {}
     /// Resume guest VM execution.
     ///
     /// *Since: 0.14*
     ///
     /// **Note:**
     ///
+    /// This command will succeed if the guest is currently
     /// running.  It will also succeed if the guest is in the "inmigrate"
     /// state; in this case, the effect of the command is to make sure
     /// the guest starts once migration finishes, removing the effect of
@@ -348,11 +466,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for Cont {
+        /// `cont`
         const NAME: &'static str = "cont";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for Cont {}
     /// Exit from "preconfig" state
     ///
     /// This command makes QEMU exit the preconfig state and proceed with VM
@@ -380,6 +500,7 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XExitPreconfig {
+        /// `x-exit-preconfig`
         const NAME: &'static str = "x-exit-preconfig";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
@@ -387,6 +508,7 @@ pub mod commands {
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XExitPreconfig {}
     /// Execute a command on the human monitor and return the output.
     ///
     /// # Returns
@@ -397,6 +519,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// This command only exists as a stop-gap.  Its use is highly
     /// discouraged.  The semantics of this command are not guaranteed:
     /// this means that command names, arguments and responses can change
     /// or be removed at **any** time.  Applications that rely on long
@@ -435,17 +558,34 @@ pub mod commands {
         }
     }
 
+    impl HumanMonitorCommand {
+        /// Builds it from its required members (`command-line`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            command_line: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                command_line: command_line.into(),
+                cpu_index: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for HumanMonitorCommand {
+        /// `human-monitor-command`
         const NAME: &'static str = "human-monitor-command";
         type Returns = ::std::string::String;
     }
 
+    impl ::qapi_types::QmpCommand for HumanMonitorCommand {}
     /// Receive a file descriptor via SCM rights and assign it a name
     ///
     /// *Since: 0.14*
     ///
     /// **Note:**
     ///
+    /// If `fdname` already exists, the file descriptor assigned to
     /// it will be closed and replaced by the received file descriptor.
     ///
     /// The [`closefd`](crate::commands::Closefd) command can be used to explicitly close the file
@@ -471,11 +611,22 @@ pub mod commands {
         }
     }
 
+    impl Getfd {
+        /// Builds it from its required members (`fdname`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(fdname: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { fdname: fdname.into() }
+        }
+    }
+
     impl ::qapi_types::Command for Getfd {
+        /// `getfd`
         const NAME: &'static str = "getfd";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Getfd {}
     /// Add a socket that was duplicated to QEMU process with
     /// WSADuplicateSocketW() via WSASocket() & WSAPROTOCOL_INFOW structure
     /// and assign it a name (the SOCKET is associated with a CRT file
@@ -485,6 +636,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// If `fdname` already exists, the file descriptor assigned to
     /// it will be closed and replaced by the received file descriptor.
     ///
     /// The [`closefd`](crate::commands::Closefd) command can be used to explicitly close the file
@@ -514,11 +666,28 @@ pub mod commands {
         }
     }
 
+    impl GetWin32Socket {
+        /// Builds it from its required members (`info`, `fdname`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            info: impl ::std::convert::Into<::std::string::String>,
+            fdname: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                info: info.into(),
+                fdname: fdname.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GetWin32Socket {
+        /// `get-win32-socket`
         const NAME: &'static str = "get-win32-socket";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for GetWin32Socket {}
     /// Close a file descriptor previously passed via SCM rights
     ///
     /// *Since: 0.14*
@@ -541,11 +710,22 @@ pub mod commands {
         }
     }
 
+    impl Closefd {
+        /// Builds it from its required members (`fdname`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(fdname: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { fdname: fdname.into() }
+        }
+    }
+
     impl ::qapi_types::Command for Closefd {
+        /// `closefd`
         const NAME: &'static str = "closefd";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Closefd {}
     /// Add a file descriptor, that was passed via SCM rights, to an fd set.
     ///
     /// # Errors
@@ -555,8 +735,11 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// The list of fd sets is shared by all monitor connections.
+    ///
     /// **Note:**
     ///
+    /// If `fdset-id` is not specified, a new fd set will be
     /// created.
     ///
     /// *Since: 1.2*
@@ -567,7 +750,7 @@ pub mod commands {
     /// -> { "execute": "add-fd", "arguments": { "fdset-id": 1 } }
     /// <- { "return": { "fdset-id": 1, "fd": 3 } }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct AddFd {
         /// The ID of the fd set to add the file descriptor to.
         pub fdset_id: ::std::option::Option<i64>,
@@ -583,10 +766,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for AddFd {
+        /// `add-fd`
         const NAME: &'static str = "add-fd";
         type Returns = super::super::AddfdInfo;
     }
 
+    impl ::qapi_types::QmpCommand for AddFd {}
     /// Remove a file descriptor from an fd set.
     ///
     /// # Errors
@@ -597,8 +782,11 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// The list of fd sets is shared by all monitor connections.
+    ///
     /// **Note:**
     ///
+    /// If `fd` is not specified, all file descriptors in `fdset-id`
     /// will be removed.
     ///
     /// **Example:**
@@ -622,16 +810,32 @@ pub mod commands {
         }
     }
 
+    impl RemoveFd {
+        /// Builds it from its required members (`fdset-id`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(fdset_id: i64) -> Self {
+            Self {
+                fdset_id,
+                fd: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for RemoveFd {
+        /// `remove-fd`
         const NAME: &'static str = "remove-fd";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for RemoveFd {}
     /// Return information describing all fd sets.
     ///
     /// *Since: 1.2*
     ///
     /// **Note:**
+    ///
+    /// The list of fd sets is shared by all monitor connections.
     ///
     /// **Example:**
     ///
@@ -672,11 +876,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryFdsets {
+        /// `query-fdsets`
         const NAME: &'static str = "query-fdsets";
         type Returns = ::std::vec::Vec<super::super::FdsetInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryFdsets {}
     /// Query command line option schema.
     ///
     /// # Returns
@@ -711,7 +917,7 @@ pub mod commands {
     ///      ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryCommandLineOptions {
         /// option name
         pub option: ::std::option::Option<::std::string::String>,
@@ -724,10 +930,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryCommandLineOptions {
+        /// `query-command-line-options`
         const NAME: &'static str = "query-command-line-options";
         type Returns = ::std::vec::Vec<super::super::CommandLineOptionInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for QueryCommandLineOptions {}
 }
 
 /// The events of `misc.json`.
@@ -737,6 +946,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// This event is rate-limited.  It is not guaranteed that the
     /// RTC in the system implements this event, or even that the system
     /// has an RTC at all.
     ///
@@ -765,7 +975,23 @@ pub mod events {
         }
     }
 
+    impl RtcChange {
+        /// Builds it from its required members (`offset`, `qom-path`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            offset: i64,
+            qom_path: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                offset,
+                qom_path: qom_path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for RtcChange {
+        /// `RTC_CHANGE`
         const NAME: &'static str = "RTC_CHANGE";
     }
 
@@ -807,7 +1033,27 @@ pub mod events {
         }
     }
 
+    impl VfuClientHangup {
+        /// Builds it from its required members (`vfu-id`, `vfu-qom-path`, `dev-id`, `dev-qom-path`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            vfu_id: impl ::std::convert::Into<::std::string::String>,
+            vfu_qom_path: impl ::std::convert::Into<::std::string::String>,
+            dev_id: impl ::std::convert::Into<::std::string::String>,
+            dev_qom_path: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                vfu_id: vfu_id.into(),
+                vfu_qom_path: vfu_qom_path.into(),
+                dev_id: dev_id.into(),
+                dev_qom_path: dev_qom_path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for VfuClientHangup {
+        /// `VFU_CLIENT_HANGUP`
         const NAME: &'static str = "VFU_CLIENT_HANGUP";
     }
 }

@@ -30,6 +30,15 @@ pub struct GICCapability {
     }
 }
 
+impl GICCapability {
+    /// Builds it from its required members (`version`, `emulated`, `kernel`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(version: i64, emulated: bool, kernel: bool) -> Self {
+        Self { version, emulated, kernel }
+    }
+}
+
 /// The commands of `misc-arm.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -55,8 +64,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryGicCapabilities {
+        /// `query-gic-capabilities`
         const NAME: &'static str = "query-gic-capabilities";
         type Returns = ::std::vec::Vec<super::super::GICCapability>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryGicCapabilities {}
 }

@@ -77,6 +77,15 @@ pub struct SevGuestInfo {
     }
 }
 
+impl SevGuestInfo {
+    /// Builds it from its required members (`policy`, `handle`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(policy: u32, handle: u32) -> Self {
+        Self { policy, handle }
+    }
+}
+
 /// Information specific to SEV-SNP guests.
 ///
 /// *Since: 9.1*
@@ -89,6 +98,15 @@ pub struct SevSnpGuestInfo {
 ::qapi_types::private::object! {
     SevSnpGuestInfo = "SevSnpGuestInfo" {
         required snp_policy "snp-policy": u64,
+    }
+}
+
+impl SevSnpGuestInfo {
+    /// Builds it from its required members (`snp-policy`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(snp_policy: u64) -> Self {
+        Self { snp_policy }
     }
 }
 
@@ -228,6 +246,43 @@ const _: () = {
     }
 };
 
+impl SevInfo {
+    /// Builds it from its required members (`enabled`, `api-major`, `api-minor`, `build-id`, `state`, the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        enabled: bool,
+        api_major: u8,
+        api_minor: u8,
+        build_id: u8,
+        state: impl ::std::convert::Into<super::SevState>,
+        branch: SevInfoBranch,
+    ) -> Self {
+        Self {
+            enabled,
+            api_major,
+            api_minor,
+            build_id,
+            state: state.into(),
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::SevGuestInfo> for SevInfoBranch {
+    #[inline]
+    fn from(value: super::SevGuestInfo) -> Self {
+        Self::Sev(value)
+    }
+}
+
+impl ::std::convert::From<super::SevSnpGuestInfo> for SevInfoBranch {
+    #[inline]
+    fn from(value: super::SevSnpGuestInfo) -> Self {
+        Self::SevSnp(value)
+    }
+}
+
 /// The branches of [`SevInfo`], tagged by `sev-type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SevInfoBranch {
@@ -285,6 +340,15 @@ pub struct SevLaunchMeasureInfo {
     }
 }
 
+impl SevLaunchMeasureInfo {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// The struct describes capability for a Secure Encrypted
 /// Virtualization feature.
 ///
@@ -314,6 +378,27 @@ pub struct SevCapability {
     }
 }
 
+impl SevCapability {
+    /// Builds it from its required members (`pdh`, `cert-chain`, `cpu0-id`, `cbitpos`, `reduced-phys-bits`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pdh: impl ::std::convert::Into<::std::string::String>,
+        cert_chain: impl ::std::convert::Into<::std::string::String>,
+        cpu0_id: impl ::std::convert::Into<::std::string::String>,
+        cbitpos: i64,
+        reduced_phys_bits: i64,
+    ) -> Self {
+        Self {
+            pdh: pdh.into(),
+            cert_chain: cert_chain.into(),
+            cpu0_id: cpu0_id.into(),
+            cbitpos,
+            reduced_phys_bits,
+        }
+    }
+}
+
 /// The struct describes attestation report for a Secure Encrypted
 /// Virtualization feature.
 ///
@@ -327,6 +412,15 @@ pub struct SevAttestationReport {
 ::qapi_types::private::object! {
     SevAttestationReport = "SevAttestationReport" {
         required data "data": ::std::string::String,
+    }
+}
+
+impl SevAttestationReport {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -345,6 +439,15 @@ pub struct SgxEpcSection {
     SgxEpcSection = "SgxEpcSection" {
         required node "node": i64,
         required size "size": u64,
+    }
+}
+
+impl SgxEpcSection {
+    /// Builds it from its required members (`node`, `size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(node: i64, size: u64) -> Self {
+        Self { node, size }
     }
 }
 
@@ -372,6 +475,27 @@ pub struct SgxInfo {
         required sgx2 "sgx2": bool,
         required flc "flc": bool,
         required sections "sections": ::std::vec::Vec<super::SgxEpcSection>,
+    }
+}
+
+impl SgxInfo {
+    /// Builds it from its required members (`sgx`, `sgx1`, `sgx2`, `flc`, `sections`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        sgx: bool,
+        sgx1: bool,
+        sgx2: bool,
+        flc: bool,
+        sections: impl ::std::convert::Into<::std::vec::Vec<super::SgxEpcSection>>,
+    ) -> Self {
+        Self {
+            sgx,
+            sgx1,
+            sgx2,
+            flc,
+            sections: sections.into(),
+        }
     }
 }
 
@@ -440,6 +564,31 @@ pub struct EvtchnInfo {
     }
 }
 
+impl EvtchnInfo {
+    /// Builds it from its required members (`port`, `vcpu`, `type`, `remote-domain`, `target`, `pending`, `masked`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        port: u16,
+        vcpu: u32,
+        r#type: impl ::std::convert::Into<super::EvtchnPortType>,
+        remote_domain: impl ::std::convert::Into<::std::string::String>,
+        target: u16,
+        pending: bool,
+        masked: bool,
+    ) -> Self {
+        Self {
+            port,
+            vcpu,
+            r#type: r#type.into(),
+            remote_domain: remote_domain.into(),
+            target,
+            pending,
+            masked,
+        }
+    }
+}
+
 /// The commands of `misc-i386.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -466,11 +615,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for RtcResetReinjection {
+        /// `rtc-reset-reinjection`
         const NAME: &'static str = "rtc-reset-reinjection";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for RtcResetReinjection {}
     /// Return information about SEV/SEV-ES/SEV-SNP.
     ///
     /// If unavailable due to an incompatible configuration the returned
@@ -494,11 +645,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySev {
+        /// `query-sev`
         const NAME: &'static str = "query-sev";
         type Returns = super::super::SevInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySev {}
     /// Query the SEV/SEV-ES guest launch information.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -530,11 +683,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySevLaunchMeasure {
+        /// `query-sev-launch-measure`
         const NAME: &'static str = "query-sev-launch-measure";
         type Returns = super::super::SevLaunchMeasureInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySevLaunchMeasure {}
     /// Get SEV capabilities.
     ///
     /// This is only supported on AMD X86 platforms with KVM enabled.
@@ -560,11 +715,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySevCapabilities {
+        /// `query-sev-capabilities`
         const NAME: &'static str = "query-sev-capabilities";
         type Returns = super::super::SevCapability;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySevCapabilities {}
     /// Inject a secret blob into a SEV/SEV-ES guest's memory.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -596,11 +753,29 @@ pub mod commands {
         }
     }
 
+    impl SevInjectLaunchSecret {
+        /// Builds it from its required members (`packet-header`, `secret`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            packet_header: impl ::std::convert::Into<::std::string::String>,
+            secret: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                packet_header: packet_header.into(),
+                secret: secret.into(),
+                gpa: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SevInjectLaunchSecret {
+        /// `sev-inject-launch-secret`
         const NAME: &'static str = "sev-inject-launch-secret";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SevInjectLaunchSecret {}
     /// Get the SEV attestation report.
     ///
     /// This is only valid on x86 machines configured with KVM and the
@@ -635,11 +810,22 @@ pub mod commands {
         }
     }
 
+    impl QuerySevAttestationReport {
+        /// Builds it from its required members (`mnonce`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(mnonce: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { mnonce: mnonce.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QuerySevAttestationReport {
+        /// `query-sev-attestation-report`
         const NAME: &'static str = "query-sev-attestation-report";
         type Returns = super::super::SevAttestationReport;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySevAttestationReport {}
     /// Return information about configured SGX capabilities of guest
     ///
     /// *Since: 6.2*
@@ -660,11 +846,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySgx {
+        /// `query-sgx`
         const NAME: &'static str = "query-sgx";
         type Returns = super::super::SgxInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySgx {}
     /// Return information about SGX capabilities of host
     ///
     /// *Since: 6.2*
@@ -685,11 +873,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySgxCapabilities {
+        /// `query-sgx-capabilities`
         const NAME: &'static str = "query-sgx-capabilities";
         type Returns = super::super::SgxInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySgxCapabilities {}
     /// Query the Xen event channels opened by the guest.
     ///
     /// # Returns
@@ -731,11 +921,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XenEventList {
+        /// `xen-event-list`
         const NAME: &'static str = "xen-event-list";
         type Returns = ::std::vec::Vec<super::super::EvtchnInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XenEventList {}
     /// Inject a Xen event channel port (interrupt) to the guest.
     ///
     /// *Since: 8.0*
@@ -758,8 +950,20 @@ pub mod commands {
         }
     }
 
+    impl XenEventInject {
+        /// Builds it from its required members (`port`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(port: u32) -> Self {
+            Self { port }
+        }
+    }
+
     impl ::qapi_types::Command for XenEventInject {
+        /// `xen-event-inject`
         const NAME: &'static str = "xen-event-inject";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for XenEventInject {}
 }

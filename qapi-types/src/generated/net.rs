@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Create a new Network Interface Card.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetLegacyNicOptions {
     /// id of -netdev to connect to
     pub netdev: ::std::option::Option<::std::string::String>,
@@ -44,12 +44,21 @@ pub struct String {
     }
 }
 
+impl String {
+    /// Builds it from its required members (`str`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(str: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { str: str.into() }
+    }
+}
+
 /// Unprivileged user-mode network connectivity using passt
 ///
 /// *Since: 10.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_PASST`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetDevPasstOptions {
     /// Filename of the passt program to run (by default 'passt', and
     /// use PATH)
@@ -166,7 +175,7 @@ pub struct NetDevPasstOptions {
 /// privilege to run.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevUserOptions {
     /// client hostname reported by the builtin DHCP server
     pub hostname: ::std::option::Option<::std::string::String>,
@@ -255,7 +264,7 @@ pub struct NetdevUserOptions {
 /// Used to configure a host TAP network interface backend.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevTapOptions {
     /// interface name
     pub ifname: ::std::option::Option<::std::string::String>,
@@ -316,7 +325,7 @@ pub struct NetdevTapOptions {
 /// QEMU virtual machine via a TCP socket.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevSocketOptions {
     /// file descriptor of an already opened socket
     pub fd: ::std::option::Option<::std::string::String>,
@@ -400,10 +409,38 @@ pub struct NetdevL2TPv3Options {
     }
 }
 
+impl NetdevL2TPv3Options {
+    /// Builds it from its required members (`src`, `dst`, `txsession`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        src: impl ::std::convert::Into<::std::string::String>,
+        dst: impl ::std::convert::Into<::std::string::String>,
+        txsession: u32,
+    ) -> Self {
+        Self {
+            src: src.into(),
+            dst: dst.into(),
+            srcport: ::std::option::Option::None,
+            dstport: ::std::option::Option::None,
+            ipv6: ::std::option::Option::None,
+            udp: ::std::option::Option::None,
+            cookie64: ::std::option::Option::None,
+            counter: ::std::option::Option::None,
+            pincounter: ::std::option::Option::None,
+            txcookie: ::std::option::Option::None,
+            rxcookie: ::std::option::Option::None,
+            txsession,
+            rxsession: ::std::option::Option::None,
+            offset: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Connect to a vde switch running on the host.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevVdeOptions {
     /// socket path
     pub sock: ::std::option::Option<::std::string::String>,
@@ -427,7 +464,7 @@ pub struct NetdevVdeOptions {
 /// Connect a host TAP network interface to a host bridge device.
 ///
 /// *Since: 1.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevBridgeOptions {
     /// bridge name
     pub br: ::std::option::Option<::std::string::String>,
@@ -461,6 +498,18 @@ pub struct NetdevHubPortOptions {
     }
 }
 
+impl NetdevHubPortOptions {
+    /// Builds it from its required members (`hubid`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(hubid: i32) -> Self {
+        Self {
+            hubid,
+            netdev: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Connect a client to a netmap-enabled NIC or to a VALE switch port
 ///
 /// *Since: 2.0*
@@ -481,6 +530,18 @@ pub struct NetdevNetmapOptions {
     NetdevNetmapOptions = "NetdevNetmapOptions" {
         required ifname "ifname": ::std::string::String,
         optional devname "devname": ::std::string::String,
+    }
+}
+
+impl NetdevNetmapOptions {
+    /// Builds it from its required members (`ifname`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(ifname: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            ifname: ifname.into(),
+            devname: ::std::option::Option::None,
+        }
     }
 }
 
@@ -562,6 +623,25 @@ pub struct NetdevAFXDPOptions {
     }
 }
 
+impl NetdevAFXDPOptions {
+    /// Builds it from its required members (`ifname`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(ifname: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            ifname: ifname.into(),
+            mode: ::std::option::Option::None,
+            force_copy: ::std::option::Option::None,
+            queues: ::std::option::Option::None,
+            start_queue: ::std::option::Option::None,
+            inhibit: ::std::option::Option::None,
+            sock_fds: ::std::option::Option::None,
+            map_path: ::std::option::Option::None,
+            map_start_index: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Vhost-user network backend
 ///
 /// *Since: 2.1*
@@ -584,13 +664,26 @@ pub struct NetdevVhostUserOptions {
     }
 }
 
+impl NetdevVhostUserOptions {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            chardev: chardev.into(),
+            vhostforce: ::std::option::Option::None,
+            queues: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Vhost-vdpa network backend
 ///
 /// vDPA device is a device that uses a datapath which complies with the
 /// virtio specifications with a vendor specific control path.
 ///
 /// *Since: 5.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevVhostVDPAOptions {
     /// path of vhost-vdpa device (default:'/dev/vhost-vdpa-0')
     pub vhostdev: ::std::option::Option<::std::string::String>,
@@ -623,7 +716,7 @@ pub struct NetdevVhostVDPAOptions {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevVmnetHostOptions {
     /// The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
@@ -673,7 +766,7 @@ pub struct NetdevVmnetHostOptions {
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_VMNET`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevVmnetSharedOptions {
     /// The starting IPv4 address to use for the interface.
     /// Must be in the private IP range (RFC 1918).  Must be specified
@@ -734,6 +827,18 @@ pub struct NetdevVmnetBridgedOptions {
     }
 }
 
+impl NetdevVmnetBridgedOptions {
+    /// Builds it from its required members (`ifname`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(ifname: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            ifname: ifname.into(),
+            isolated: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Configuration info for stream socket netdev
 ///
 /// Only [`SocketAddress`](crate::SocketAddress) types 'unix', 'inet' and 'fd' are supported.
@@ -761,6 +866,19 @@ pub struct NetdevStreamOptions {
     }
 }
 
+impl NetdevStreamOptions {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<super::SocketAddress>) -> Self {
+        Self {
+            addr: addr.into(),
+            server: ::std::option::Option::None,
+            reconnect_ms: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Configuration info for datagram socket netdev.
 ///
 /// Only [`SocketAddress`](crate::SocketAddress) types 'unix', 'inet' and 'fd' are supported.
@@ -782,7 +900,7 @@ pub struct NetdevStreamOptions {
 /// =============  ========  =====
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetdevDgramOptions {
     /// local address
     pub local: ::std::option::Option<super::SocketAddress>,
@@ -1002,6 +1120,144 @@ const _: () = {
         }
     }
 };
+
+impl Netdev {
+    /// Builds it from its required members (`id`, the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        branch: NetdevBranch,
+    ) -> Self {
+        Self { id: id.into(), branch }
+    }
+}
+
+impl ::std::convert::From<super::NetLegacyNicOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetLegacyNicOptions) -> Self {
+        Self::Nic(value)
+    }
+}
+
+impl ::std::convert::From<super::NetDevPasstOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetDevPasstOptions) -> Self {
+        Self::Passt(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevUserOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevUserOptions) -> Self {
+        Self::User(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevTapOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevTapOptions) -> Self {
+        Self::Tap(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevL2TPv3Options> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevL2TPv3Options) -> Self {
+        Self::L2tpv3(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevSocketOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevSocketOptions) -> Self {
+        Self::Socket(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevStreamOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevStreamOptions) -> Self {
+        Self::Stream(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevDgramOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevDgramOptions) -> Self {
+        Self::Dgram(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVdeOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVdeOptions) -> Self {
+        Self::Vde(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevBridgeOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevBridgeOptions) -> Self {
+        Self::Bridge(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevHubPortOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevHubPortOptions) -> Self {
+        Self::Hubport(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevNetmapOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevNetmapOptions) -> Self {
+        Self::Netmap(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevAFXDPOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevAFXDPOptions) -> Self {
+        Self::AfXdp(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVhostUserOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVhostUserOptions) -> Self {
+        Self::VhostUser(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVhostVDPAOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVhostVDPAOptions) -> Self {
+        Self::VhostVdpa(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVmnetHostOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVmnetHostOptions) -> Self {
+        Self::VmnetHost(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVmnetSharedOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVmnetSharedOptions) -> Self {
+        Self::VmnetShared(value)
+    }
+}
+
+impl ::std::convert::From<super::NetdevVmnetBridgedOptions> for NetdevBranch {
+    #[inline]
+    fn from(value: super::NetdevVmnetBridgedOptions) -> Self {
+        Self::VmnetBridged(value)
+    }
+}
 
 /// The branches of [`Netdev`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
@@ -1235,6 +1491,43 @@ pub struct RxFilterInfo {
     }
 }
 
+impl RxFilterInfo {
+    /// Builds it from its required members (`name`, `promiscuous`, `multicast`, `unicast`, `vlan`, `broadcast-allowed`, `multicast-overflow`, `unicast-overflow`, `main-mac`, `vlan-table`, `unicast-table`, `multicast-table`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        promiscuous: bool,
+        multicast: impl ::std::convert::Into<super::RxState>,
+        unicast: impl ::std::convert::Into<super::RxState>,
+        vlan: impl ::std::convert::Into<super::RxState>,
+        broadcast_allowed: bool,
+        multicast_overflow: bool,
+        unicast_overflow: bool,
+        main_mac: impl ::std::convert::Into<::std::string::String>,
+        vlan_table: impl ::std::convert::Into<::std::vec::Vec<i64>>,
+        unicast_table: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        multicast_table: impl ::std::convert::Into<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            promiscuous,
+            multicast: multicast.into(),
+            unicast: unicast.into(),
+            vlan: vlan.into(),
+            broadcast_allowed,
+            multicast_overflow,
+            unicast_overflow,
+            main_mac: main_mac.into(),
+            vlan_table: vlan_table.into(),
+            unicast_table: unicast_table.into(),
+            multicast_table: multicast_table.into(),
+        }
+    }
+}
+
 /// Parameters for self-announce timers
 ///
 /// *Since: 4.0*
@@ -1269,6 +1562,22 @@ pub struct AnnounceParameters {
     }
 }
 
+impl AnnounceParameters {
+    /// Builds it from its required members (`initial`, `max`, `rounds`, `step`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(initial: i64, max: i64, rounds: i64, step: i64) -> Self {
+        Self {
+            initial,
+            max,
+            rounds,
+            step,
+            interfaces: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The commands of `net.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1282,6 +1591,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// Not all network adapters support setting link status.
     /// This command will succeed even if the network adapter does not
     /// support link status notification.
     ///
@@ -1307,11 +1617,25 @@ pub mod commands {
         }
     }
 
+    impl SetLink {
+        /// Builds it from its required members (`name`, `up`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            name: impl ::std::convert::Into<::std::string::String>,
+            up: bool,
+        ) -> Self {
+            Self { name: name.into(), up }
+        }
+    }
+
     impl ::qapi_types::Command for SetLink {
+        /// `set_link`
         const NAME: &'static str = "set_link";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SetLink {}
     /// Add a network backend.
     ///
     /// Additional arguments depend on the type.
@@ -1332,6 +1656,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct NetdevAdd(pub super::super::Netdev);
+    impl ::std::convert::From<super::super::Netdev> for NetdevAdd {
+        #[inline]
+        fn from(value: super::super::Netdev) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for NetdevAdd {
         fn serialize<S: ::serde::Serializer>(
@@ -1351,11 +1682,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for NetdevAdd {
+        /// `netdev_add`
         const NAME: &'static str = "netdev_add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for NetdevAdd {}
     /// Remove a network backend.
     ///
     /// # Errors
@@ -1382,12 +1715,23 @@ pub mod commands {
         }
     }
 
+    impl NetdevDel {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for NetdevDel {
+        /// `netdev_del`
         const NAME: &'static str = "netdev_del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for NetdevDel {}
     /// Return rx-filter information for all NICs (or for the given NIC).
     ///
     /// # Returns
@@ -1432,7 +1776,7 @@ pub mod commands {
     ///       ]
     ///    }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryRxFilter {
         /// net client name
         pub name: ::std::option::Option<::std::string::String>,
@@ -1445,10 +1789,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryRxFilter {
+        /// `query-rx-filter`
         const NAME: &'static str = "query-rx-filter";
         type Returns = ::std::vec::Vec<super::super::RxFilterInfo>;
     }
 
+    impl ::qapi_types::QmpCommand for QueryRxFilter {}
     /// Trigger generation of broadcast RARP frames to update network
     /// switches.  This can be useful when network bonds fail-over the
     /// active slave.
@@ -1466,6 +1812,13 @@ pub mod commands {
     /// *Since: 4.0*
     #[derive(Debug, Clone, PartialEq)]
     pub struct AnnounceSelf(pub super::super::AnnounceParameters);
+    impl ::std::convert::From<super::super::AnnounceParameters> for AnnounceSelf {
+        #[inline]
+        fn from(value: super::super::AnnounceParameters) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for AnnounceSelf {
         fn serialize<S: ::serde::Serializer>(
@@ -1485,9 +1838,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for AnnounceSelf {
+        /// `announce-self`
         const NAME: &'static str = "announce-self";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for AnnounceSelf {}
 }
 
 /// The events of `net.json`.
@@ -1521,7 +1877,20 @@ pub mod events {
         }
     }
 
+    impl NicRxFilterChanged {
+        /// Builds it from its required members (`path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                name: ::std::option::Option::None,
+                path: path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for NicRxFilterChanged {
+        /// `NIC_RX_FILTER_CHANGED`
         const NAME: &'static str = "NIC_RX_FILTER_CHANGED";
     }
 
@@ -1551,7 +1920,19 @@ pub mod events {
         }
     }
 
+    impl FailoverNegotiated {
+        /// Builds it from its required members (`device-id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(device_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device_id: device_id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for FailoverNegotiated {
+        /// `FAILOVER_NEGOTIATED`
         const NAME: &'static str = "FAILOVER_NEGOTIATED";
     }
 
@@ -1592,7 +1973,23 @@ pub mod events {
         }
     }
 
+    impl NetdevStreamConnected {
+        /// Builds it from its required members (`netdev-id`, `addr`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            netdev_id: impl ::std::convert::Into<::std::string::String>,
+            addr: impl ::std::convert::Into<super::super::SocketAddress>,
+        ) -> Self {
+            Self {
+                netdev_id: netdev_id.into(),
+                addr: addr.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for NetdevStreamConnected {
+        /// `NETDEV_STREAM_CONNECTED`
         const NAME: &'static str = "NETDEV_STREAM_CONNECTED";
     }
 
@@ -1619,7 +2016,19 @@ pub mod events {
         }
     }
 
+    impl NetdevStreamDisconnected {
+        /// Builds it from its required members (`netdev-id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(netdev_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                netdev_id: netdev_id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for NetdevStreamDisconnected {
+        /// `NETDEV_STREAM_DISCONNECTED`
         const NAME: &'static str = "NETDEV_STREAM_DISCONNECTED";
     }
 
@@ -1649,7 +2058,23 @@ pub mod events {
         }
     }
 
+    impl NetdevVhostUserConnected {
+        /// Builds it from its required members (`netdev-id`, `chardev-id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            netdev_id: impl ::std::convert::Into<::std::string::String>,
+            chardev_id: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                netdev_id: netdev_id.into(),
+                chardev_id: chardev_id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for NetdevVhostUserConnected {
+        /// `NETDEV_VHOST_USER_CONNECTED`
         const NAME: &'static str = "NETDEV_VHOST_USER_CONNECTED";
     }
 
@@ -1676,7 +2101,19 @@ pub mod events {
         }
     }
 
+    impl NetdevVhostUserDisconnected {
+        /// Builds it from its required members (`netdev-id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(netdev_id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                netdev_id: netdev_id.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for NetdevVhostUserDisconnected {
+        /// `NETDEV_VHOST_USER_DISCONNECTED`
         const NAME: &'static str = "NETDEV_VHOST_USER_DISCONNECTED";
     }
 }

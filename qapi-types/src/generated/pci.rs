@@ -21,6 +21,15 @@ pub struct PciMemoryRange {
     }
 }
 
+impl PciMemoryRange {
+    /// Builds it from its required members (`base`, `limit`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(base: i64, limit: i64) -> Self {
+        Self { base, limit }
+    }
+}
+
 /// Information about a PCI device I/O region.
 ///
 /// *Since: 0.14*
@@ -49,6 +58,27 @@ pub struct PciMemoryRegion {
         required size "size": i64,
         optional prefetch "prefetch": bool,
         optional mem_type_64 "mem_type_64": bool,
+    }
+}
+
+impl PciMemoryRegion {
+    /// Builds it from its required members (`bar`, `type`, `address`, `size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        bar: i64,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        address: i64,
+        size: i64,
+    ) -> Self {
+        Self {
+            bar,
+            r#type: r#type.into(),
+            address,
+            size,
+            prefetch: ::std::option::Option::None,
+            mem_type_64: ::std::option::Option::None,
+        }
     }
 }
 
@@ -86,6 +116,29 @@ pub struct PciBusInfo {
     }
 }
 
+impl PciBusInfo {
+    /// Builds it from its required members (`number`, `secondary`, `subordinate`, `io_range`, `memory_range`, `prefetchable_range`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        number: i64,
+        secondary: i64,
+        subordinate: i64,
+        io_range: impl ::std::convert::Into<super::PciMemoryRange>,
+        memory_range: impl ::std::convert::Into<super::PciMemoryRange>,
+        prefetchable_range: impl ::std::convert::Into<super::PciMemoryRange>,
+    ) -> Self {
+        Self {
+            number,
+            secondary,
+            subordinate,
+            io_range: io_range.into(),
+            memory_range: memory_range.into(),
+            prefetchable_range: prefetchable_range.into(),
+        }
+    }
+}
+
 /// Information about a PCI Bridge device
 ///
 /// *Since: 0.14*
@@ -101,6 +154,18 @@ pub struct PciBridgeInfo {
     PciBridgeInfo = "PciBridgeInfo" {
         required bus "bus": super::PciBusInfo,
         optional devices "devices": ::std::vec::Vec<super::PciDeviceInfo>,
+    }
+}
+
+impl PciBridgeInfo {
+    /// Builds it from its required members (`bus`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(bus: impl ::std::convert::Into<super::PciBusInfo>) -> Self {
+        Self {
+            bus: bus.into(),
+            devices: ::std::option::Option::None,
+        }
     }
 }
 
@@ -120,6 +185,18 @@ pub struct PciDeviceClass {
     PciDeviceClass = "PciDeviceClass" {
         optional desc "desc": ::std::string::String,
         required class "class": i64,
+    }
+}
+
+impl PciDeviceClass {
+    /// Builds it from its required members (`class`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(class: i64) -> Self {
+        Self {
+            desc: ::std::option::Option::None,
+            class,
+        }
     }
 }
 
@@ -144,6 +221,20 @@ pub struct PciDeviceId {
         required vendor "vendor": i64,
         optional subsystem "subsystem": i64,
         optional subsystem_vendor "subsystem-vendor": i64,
+    }
+}
+
+impl PciDeviceId {
+    /// Builds it from its required members (`device`, `vendor`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(device: i64, vendor: i64) -> Self {
+        Self {
+            device,
+            vendor,
+            subsystem: ::std::option::Option::None,
+            subsystem_vendor: ::std::option::Option::None,
+        }
     }
 }
 
@@ -189,6 +280,35 @@ pub struct PciDeviceInfo {
     }
 }
 
+impl PciDeviceInfo {
+    /// Builds it from its required members (`bus`, `slot`, `function`, `class_info`, `id`, `irq_pin`, `qdev_id`, `regions`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        bus: i64,
+        slot: i64,
+        function: i64,
+        class_info: impl ::std::convert::Into<super::PciDeviceClass>,
+        id: impl ::std::convert::Into<super::PciDeviceId>,
+        irq_pin: i64,
+        qdev_id: impl ::std::convert::Into<::std::string::String>,
+        regions: impl ::std::convert::Into<::std::vec::Vec<super::PciMemoryRegion>>,
+    ) -> Self {
+        Self {
+            bus,
+            slot,
+            function,
+            class_info: class_info.into(),
+            id: id.into(),
+            irq: ::std::option::Option::None,
+            irq_pin,
+            qdev_id: qdev_id.into(),
+            pci_bridge: ::std::option::Option::None,
+            regions: regions.into(),
+        }
+    }
+}
+
 /// Information about a PCI bus
 ///
 /// *Since: 0.14*
@@ -204,6 +324,21 @@ pub struct PciInfo {
     PciInfo = "PciInfo" {
         required bus "bus": i64,
         required devices "devices": ::std::vec::Vec<super::PciDeviceInfo>,
+    }
+}
+
+impl PciInfo {
+    /// Builds it from its required members (`bus`, `devices`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        bus: i64,
+        devices: impl ::std::convert::Into<::std::vec::Vec<super::PciDeviceInfo>>,
+    ) -> Self {
+        Self {
+            bus,
+            devices: devices.into(),
+        }
     }
 }
 
@@ -360,8 +495,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryPci {
+        /// `query-pci`
         const NAME: &'static str = "query-pci";
         type Returns = ::std::vec::Vec<super::super::PciInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryPci {}
 }

@@ -14,6 +14,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// Objects can create properties at runtime, for example to
     /// describe links between different devices and/or objects.  These
     /// properties are not included in the output of this command.
     ///
@@ -30,11 +31,22 @@ pub mod commands {
         }
     }
 
+    impl DeviceListProperties {
+        /// Builds it from its required members (`typename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(typename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { typename: typename.into() }
+        }
+    }
+
     impl ::qapi_types::Command for DeviceListProperties {
+        /// `device-list-properties`
         const NAME: &'static str = "device-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
     }
 
+    impl ::qapi_types::QmpCommand for DeviceListProperties {}
     /// Add a device.
     ///
     /// **Notes:**
@@ -85,11 +97,27 @@ pub mod commands {
         } + extra
     }
 
+    impl DeviceAdd {
+        /// Builds it from its required members (`driver`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(driver: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                driver: driver.into(),
+                bus: ::std::option::Option::None,
+                id: ::std::option::Option::None,
+                extra: ::serde_json::Map::new(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for DeviceAdd {
+        /// `device_add`
         const NAME: &'static str = "device_add";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DeviceAdd {}
     /// Remove a device from a guest
     ///
     /// # Errors
@@ -98,6 +126,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// When this command completes, the device may not be removed
     /// from the guest.  Hot removal is an operation that requires guest
     /// cooperation.  This command merely requests that the guest begin
     /// the hot removal process.  Completion of the device removal
@@ -136,11 +165,22 @@ pub mod commands {
         }
     }
 
+    impl DeviceDel {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for DeviceDel {
+        /// `device_del`
         const NAME: &'static str = "device_del";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DeviceDel {}
     /// Synchronize device configuration from host to guest part.  First,
     /// copy the configuration from the host part (backend) to the guest
     /// part (frontend).  Then notify guest software that device
@@ -167,11 +207,23 @@ pub mod commands {
         }
     }
 
+    impl DeviceSyncConfig {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for DeviceSyncConfig {
+        /// `device-sync-config`
         const NAME: &'static str = "device-sync-config";
         type Returns = ::qapi_types::Empty;
         const UNSTABLE: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for DeviceSyncConfig {}
 }
 
 /// The events of `qdev.json`.
@@ -207,7 +259,20 @@ pub mod events {
         }
     }
 
+    impl DeviceDeleted {
+        /// Builds it from its required members (`path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device: ::std::option::Option::None,
+                path: path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for DeviceDeleted {
+        /// `DEVICE_DELETED`
         const NAME: &'static str = "DEVICE_DELETED";
     }
 
@@ -239,7 +304,20 @@ pub mod events {
         }
     }
 
+    impl DeviceUnplugGuestError {
+        /// Builds it from its required members (`path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                device: ::std::option::Option::None,
+                path: path.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for DeviceUnplugGuestError {
+        /// `DEVICE_UNPLUG_GUEST_ERROR`
         const NAME: &'static str = "DEVICE_UNPLUG_GUEST_ERROR";
     }
 }

@@ -38,6 +38,23 @@ pub struct ObjectPropertyInfo {
     }
 }
 
+impl ObjectPropertyInfo {
+    /// Builds it from its required members (`name`, `type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            r#type: r#type.into(),
+            description: ::std::option::Option::None,
+            default_value: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectPropertyValue {
@@ -59,6 +76,22 @@ pub struct ObjectPropertyValue {
     }
 }
 
+impl ObjectPropertyValue {
+    /// Builds it from its required members (`name`, `type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            r#type: r#type.into(),
+            value: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Since 10.1
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectPropertiesValues {
@@ -69,6 +102,21 @@ pub struct ObjectPropertiesValues {
 ::qapi_types::private::object! {
     ObjectPropertiesValues = "ObjectPropertiesValues" {
         required properties "properties": ::std::vec::Vec<super::ObjectPropertyValue>,
+    }
+}
+
+impl ObjectPropertiesValues {
+    /// Builds it from its required members (`properties`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        properties: impl ::std::convert::Into<
+            ::std::vec::Vec<super::ObjectPropertyValue>,
+        >,
+    ) -> Self {
+        Self {
+            properties: properties.into(),
+        }
     }
 }
 
@@ -94,6 +142,19 @@ pub struct ObjectTypeInfo {
     }
 }
 
+impl ObjectTypeInfo {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            r#abstract: ::std::option::Option::None,
+            parent: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for can-host-socketcan objects.
 ///
 /// *Since: 2.12*
@@ -112,6 +173,21 @@ pub struct CanHostSocketcanProperties {
     CanHostSocketcanProperties = "CanHostSocketcanProperties" {
         required r#if "if": ::std::string::String,
         required canbus "canbus": ::std::string::String,
+    }
+}
+
+impl CanHostSocketcanProperties {
+    /// Builds it from its required members (`if`, `canbus`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#if: impl ::std::convert::Into<::std::string::String>,
+        canbus: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            r#if: r#if.into(),
+            canbus: canbus.into(),
+        }
     }
 }
 
@@ -166,11 +242,35 @@ pub struct ColoCompareProperties {
     }
 }
 
+impl ColoCompareProperties {
+    /// Builds it from its required members (`primary_in`, `secondary_in`, `outdev`, `iothread`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        primary_in: impl ::std::convert::Into<::std::string::String>,
+        secondary_in: impl ::std::convert::Into<::std::string::String>,
+        outdev: impl ::std::convert::Into<::std::string::String>,
+        iothread: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            primary_in: primary_in.into(),
+            secondary_in: secondary_in.into(),
+            outdev: outdev.into(),
+            iothread: iothread.into(),
+            notify_dev: ::std::option::Option::None,
+            compare_timeout: ::std::option::Option::None,
+            expired_scan_cycle: ::std::option::Option::None,
+            max_queue_size: ::std::option::Option::None,
+            vnet_hdr_support: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for cryptodev-backend and cryptodev-backend-builtin
 /// objects.
 ///
 /// *Since: 2.8*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CryptodevBackendProperties {
     /// the number of queues for the cryptodev backend.  Ignored
     /// for cryptodev-backend and must be 1 for
@@ -219,6 +319,20 @@ pub struct CryptodevVhostUserProperties {
     }
 }
 
+impl CryptodevVhostUserProperties {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            queues: ::std::option::Option::None,
+            throttle_bps: ::std::option::Option::None,
+            throttle_ops: ::std::option::Option::None,
+            chardev: chardev.into(),
+        }
+    }
+}
+
 /// Properties for dbus-vmstate objects.
 ///
 /// *Since: 5.0*
@@ -235,6 +349,18 @@ pub struct DBusVMStateProperties {
     DBusVMStateProperties = "DBusVMStateProperties" {
         required addr "addr": ::std::string::String,
         optional id_list "id-list": ::std::string::String,
+    }
+}
+
+impl DBusVMStateProperties {
+    /// Builds it from its required members (`addr`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(addr: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            addr: addr.into(),
+            id_list: ::std::option::Option::None,
+        }
     }
 }
 
@@ -295,6 +421,21 @@ pub struct NetfilterProperties {
     }
 }
 
+impl NetfilterProperties {
+    /// Builds it from its required members (`netdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(netdev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for filter-buffer objects.
 ///
 /// *Since: 2.5*
@@ -333,6 +474,25 @@ pub struct FilterBufferProperties {
         optional position "position": ::std::string::String,
         optional insert "insert": super::NetfilterInsert,
         required interval "interval": u32,
+    }
+}
+
+impl FilterBufferProperties {
+    /// Builds it from its required members (`netdev`, `interval`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        netdev: impl ::std::convert::Into<::std::string::String>,
+        interval: u32,
+    ) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+            interval,
+        }
     }
 }
 
@@ -379,6 +539,26 @@ pub struct FilterDumpProperties {
     }
 }
 
+impl FilterDumpProperties {
+    /// Builds it from its required members (`netdev`, `file`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        netdev: impl ::std::convert::Into<::std::string::String>,
+        file: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+            file: file.into(),
+            maxlen: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for filter-mirror objects.
 ///
 /// *Since: 2.6*
@@ -420,6 +600,26 @@ pub struct FilterMirrorProperties {
         optional insert "insert": super::NetfilterInsert,
         required outdev "outdev": ::std::string::String,
         optional vnet_hdr_support "vnet_hdr_support": bool,
+    }
+}
+
+impl FilterMirrorProperties {
+    /// Builds it from its required members (`netdev`, `outdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        netdev: impl ::std::convert::Into<::std::string::String>,
+        outdev: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+            outdev: outdev.into(),
+            vnet_hdr_support: ::std::option::Option::None,
+        }
     }
 }
 
@@ -474,6 +674,24 @@ pub struct FilterRedirectorProperties {
     }
 }
 
+impl FilterRedirectorProperties {
+    /// Builds it from its required members (`netdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(netdev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+            indev: ::std::option::Option::None,
+            outdev: ::std::option::Option::None,
+            vnet_hdr_support: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for filter-rewriter objects.
 ///
 /// *Since: 2.8*
@@ -514,6 +732,22 @@ pub struct FilterRewriterProperties {
     }
 }
 
+impl FilterRewriterProperties {
+    /// Builds it from its required members (`netdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(netdev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            netdev: netdev.into(),
+            queue: ::std::option::Option::None,
+            status: ::std::option::Option::None,
+            position: ::std::option::Option::None,
+            insert: ::std::option::Option::None,
+            vnet_hdr_support: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for input-barrier objects.
 ///
 /// *Since: 4.2*
@@ -550,6 +784,23 @@ pub struct InputBarrierProperties {
     }
 }
 
+impl InputBarrierProperties {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            server: ::std::option::Option::None,
+            port: ::std::option::Option::None,
+            x_origin: ::std::option::Option::None,
+            y_origin: ::std::option::Option::None,
+            width: ::std::option::Option::None,
+            height: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for input-linux objects.
 ///
 /// *Since: 2.6*
@@ -578,10 +829,24 @@ pub struct InputLinuxProperties {
     }
 }
 
+impl InputLinuxProperties {
+    /// Builds it from its required members (`evdev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(evdev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            evdev: evdev.into(),
+            grab_all: ::std::option::Option::None,
+            repeat: ::std::option::Option::None,
+            grab_toggle: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Common properties for event loops
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventLoopBaseProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -608,7 +873,7 @@ pub struct EventLoopBaseProperties {
 /// The `aio-max-batch` option is available since 6.1.
 ///
 /// *Since: 2.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IothreadProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -648,7 +913,7 @@ pub struct IothreadProperties {
 /// Properties for the main-loop object.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MainLoopProperties {
     /// maximum number of requests in a batch for the AIO
     /// engine, 0 means that the engine will use its default.
@@ -674,6 +939,7 @@ pub struct MainLoopProperties {
 ///
 /// **Note:**
 ///
+/// prealloc=true and reserve=false cannot be set at the same
 /// time.  With reserve=true, the behavior depends on the operating
 /// system: for example, Linux will not reserve swap space for shared
 /// file mappings -- "not applicable".  In contrast, reserve=false
@@ -730,6 +996,27 @@ pub struct MemoryBackendProperties {
         optional reserve "reserve": bool,
         required size "size": u64,
         optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
+    }
+}
+
+impl MemoryBackendProperties {
+    /// Builds it from its required members (`size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self {
+            dump: ::std::option::Option::None,
+            host_nodes: ::std::option::Option::None,
+            merge: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            prealloc: ::std::option::Option::None,
+            prealloc_threads: ::std::option::Option::None,
+            prealloc_context: ::std::option::Option::None,
+            share: ::std::option::Option::None,
+            reserve: ::std::option::Option::None,
+            size,
+            x_use_canonical_path_for_ramblock_id: ::std::option::Option::None,
+        }
     }
 }
 
@@ -842,6 +1129,37 @@ pub struct MemoryBackendFileProperties {
     }
 }
 
+impl MemoryBackendFileProperties {
+    /// Builds it from its required members (`size`, `mem-path`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        size: u64,
+        mem_path: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            dump: ::std::option::Option::None,
+            host_nodes: ::std::option::Option::None,
+            merge: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            prealloc: ::std::option::Option::None,
+            prealloc_threads: ::std::option::Option::None,
+            prealloc_context: ::std::option::Option::None,
+            share: ::std::option::Option::None,
+            reserve: ::std::option::Option::None,
+            size,
+            x_use_canonical_path_for_ramblock_id: ::std::option::Option::None,
+            align: ::std::option::Option::None,
+            offset: ::std::option::Option::None,
+            discard_data: ::std::option::Option::None,
+            mem_path: mem_path.into(),
+            pmem: ::std::option::Option::None,
+            readonly: ::std::option::Option::None,
+            rom: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for memory-backend-memfd objects.
 ///
 /// *Since: 2.12*
@@ -914,6 +1232,30 @@ pub struct MemoryBackendMemfdProperties {
     }
 }
 
+impl MemoryBackendMemfdProperties {
+    /// Builds it from its required members (`size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self {
+            dump: ::std::option::Option::None,
+            host_nodes: ::std::option::Option::None,
+            merge: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            prealloc: ::std::option::Option::None,
+            prealloc_threads: ::std::option::Option::None,
+            prealloc_context: ::std::option::Option::None,
+            share: ::std::option::Option::None,
+            reserve: ::std::option::Option::None,
+            size,
+            x_use_canonical_path_for_ramblock_id: ::std::option::Option::None,
+            hugetlb: ::std::option::Option::None,
+            hugetlbsize: ::std::option::Option::None,
+            seal: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for memory-backend-shm objects.
 ///
 /// This memory backend supports only shared memory, which is the
@@ -972,6 +1314,27 @@ pub struct MemoryBackendShmProperties {
         optional reserve "reserve": bool,
         required size "size": u64,
         optional x_use_canonical_path_for_ramblock_id "x-use-canonical-path-for-ramblock-id": bool,
+    }
+}
+
+impl MemoryBackendShmProperties {
+    /// Builds it from its required members (`size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self {
+            dump: ::std::option::Option::None,
+            host_nodes: ::std::option::Option::None,
+            merge: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            prealloc: ::std::option::Option::None,
+            prealloc_threads: ::std::option::Option::None,
+            prealloc_context: ::std::option::Option::None,
+            share: ::std::option::Option::None,
+            reserve: ::std::option::Option::None,
+            size,
+            x_use_canonical_path_for_ramblock_id: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1037,6 +1400,27 @@ pub struct MemoryBackendEpcProperties {
     }
 }
 
+impl MemoryBackendEpcProperties {
+    /// Builds it from its required members (`size`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self {
+            dump: ::std::option::Option::None,
+            host_nodes: ::std::option::Option::None,
+            merge: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            prealloc: ::std::option::Option::None,
+            prealloc_threads: ::std::option::Option::None,
+            prealloc_context: ::std::option::Option::None,
+            share: ::std::option::Option::None,
+            reserve: ::std::option::Option::None,
+            size,
+            x_use_canonical_path_for_ramblock_id: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for pr-manager-helper objects.
 ///
 /// *Since: 2.11*
@@ -1055,6 +1439,15 @@ pub struct PrManagerHelperProperties {
     }
 }
 
+impl PrManagerHelperProperties {
+    /// Builds it from its required members (`path`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
 /// Properties for qtest objects.
 ///
 /// *Since: 6.0*
@@ -1070,6 +1463,18 @@ pub struct QtestProperties {
     QtestProperties = "QtestProperties" {
         required chardev "chardev": ::std::string::String,
         optional log "log": ::std::string::String,
+    }
+}
+
+impl QtestProperties {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            chardev: chardev.into(),
+            log: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1092,6 +1497,21 @@ pub struct RemoteObjectProperties {
     }
 }
 
+impl RemoteObjectProperties {
+    /// Builds it from its required members (`fd`, `devid`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        fd: impl ::std::convert::Into<::std::string::String>,
+        devid: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            fd: fd.into(),
+            devid: devid.into(),
+        }
+    }
+}
+
 /// Properties for x-vfio-user-server objects.
 ///
 /// *Since: 7.1*
@@ -1110,10 +1530,25 @@ pub struct VfioUserServerProperties {
     }
 }
 
+impl VfioUserServerProperties {
+    /// Builds it from its required members (`socket`, `device`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        socket: impl ::std::convert::Into<super::SocketAddress>,
+        device: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            socket: socket.into(),
+            device: device.into(),
+        }
+    }
+}
+
 /// Properties for iommufd objects.
 ///
 /// *Since: 9.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IOMMUFDProperties {
     /// file descriptor name previously passed via [`getfd`](crate::commands::Getfd) command,
     /// which represents a pre-opened /dev/iommu.  This allows the
@@ -1144,6 +1579,21 @@ pub struct AcpiGenericInitiatorProperties {
     AcpiGenericInitiatorProperties = "AcpiGenericInitiatorProperties" {
         required pci_dev "pci-dev": ::std::string::String,
         required node "node": u32,
+    }
+}
+
+impl AcpiGenericInitiatorProperties {
+    /// Builds it from its required members (`pci-dev`, `node`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pci_dev: impl ::std::convert::Into<::std::string::String>,
+        node: u32,
+    ) -> Self {
+        Self {
+            pci_dev: pci_dev.into(),
+            node,
+        }
     }
 }
 
@@ -1189,10 +1639,25 @@ pub struct AcpiGenericPortProperties {
     }
 }
 
+impl AcpiGenericPortProperties {
+    /// Builds it from its required members (`pci-bus`, `node`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pci_bus: impl ::std::convert::Into<::std::string::String>,
+        node: u32,
+    ) -> Self {
+        Self {
+            pci_bus: pci_bus.into(),
+            node,
+        }
+    }
+}
+
 /// Properties for objects of classes derived from rng.
 ///
 /// *Since: 1.3*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RngProperties {
     /// if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -1201,7 +1666,7 @@ pub struct RngProperties {
     ///
     /// Feature `deprecated`: Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default.
     #[deprecated(
-        note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
+        note = "Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default."
     )]
     pub opened: ::std::option::Option<bool>,
 }
@@ -1224,7 +1689,7 @@ pub struct RngEgdProperties {
     ///
     /// Feature `deprecated`: Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default.
     #[deprecated(
-        note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
+        note = "Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default."
     )]
     pub opened: ::std::option::Option<bool>,
     /// the name of a character device backend that provides the
@@ -1239,12 +1704,24 @@ pub struct RngEgdProperties {
     }
 }
 
+impl RngEgdProperties {
+    /// Builds it from its required members (`chardev`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            opened: ::std::option::Option::None,
+            chardev: chardev.into(),
+        }
+    }
+}
+
 /// Properties for rng-random objects.
 ///
 /// *Since: 1.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_POSIX`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RngRandomProperties {
     /// if true, the device is opened immediately when applying
     /// this option and will probably fail when processing the next
@@ -1253,7 +1730,7 @@ pub struct RngRandomProperties {
     ///
     /// Feature `deprecated`: Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default.
     #[deprecated(
-        note = "if true, the device is opened immediately when applying this option and will probably fail when processing the next option.  Don't use; only provided for compatibility. (default: false)"
+        note = "Member `opened` is deprecated.  Setting true doesn't make sense, and false is already the default."
     )]
     pub opened: ::std::option::Option<bool>,
     /// the filename of the device on the host to obtain entropy
@@ -1285,6 +1762,15 @@ pub struct IgvmCfgProperties {
     }
 }
 
+impl IgvmCfgProperties {
+    /// Builds it from its required members (`file`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(file: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { file: file.into() }
+    }
+}
+
 /// Properties common to objects that are derivatives of sev-common.
 ///
 /// *Since: 9.1*
@@ -1309,6 +1795,20 @@ pub struct SevCommonProperties {
         optional cbitpos "cbitpos": u32,
         required reduced_phys_bits "reduced-phys-bits": u32,
         optional kernel_hashes "kernel-hashes": bool,
+    }
+}
+
+impl SevCommonProperties {
+    /// Builds it from its required members (`reduced-phys-bits`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(reduced_phys_bits: u32) -> Self {
+        Self {
+            sev_device: ::std::option::Option::None,
+            cbitpos: ::std::option::Option::None,
+            reduced_phys_bits,
+            kernel_hashes: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1360,6 +1860,25 @@ pub struct SevGuestProperties {
         optional policy "policy": u32,
         optional handle "handle": u32,
         optional legacy_vm_type "legacy-vm-type": super::OnOffAuto,
+    }
+}
+
+impl SevGuestProperties {
+    /// Builds it from its required members (`reduced-phys-bits`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(reduced_phys_bits: u32) -> Self {
+        Self {
+            sev_device: ::std::option::Option::None,
+            cbitpos: ::std::option::Option::None,
+            reduced_phys_bits,
+            kernel_hashes: ::std::option::Option::None,
+            dh_cert_file: ::std::option::Option::None,
+            session_file: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            handle: ::std::option::Option::None,
+            legacy_vm_type: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1435,10 +1954,31 @@ pub struct SevSnpGuestProperties {
     }
 }
 
+impl SevSnpGuestProperties {
+    /// Builds it from its required members (`reduced-phys-bits`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(reduced_phys_bits: u32) -> Self {
+        Self {
+            sev_device: ::std::option::Option::None,
+            cbitpos: ::std::option::Option::None,
+            reduced_phys_bits,
+            kernel_hashes: ::std::option::Option::None,
+            policy: ::std::option::Option::None,
+            guest_visible_workarounds: ::std::option::Option::None,
+            id_block: ::std::option::Option::None,
+            id_auth: ::std::option::Option::None,
+            author_key_enabled: ::std::option::Option::None,
+            host_data: ::std::option::Option::None,
+            vcek_disabled: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Properties for tdx-guest objects.
 ///
 /// *Since: 10.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TdxGuestProperties {
     /// The 'attributes' of a TD guest that is passed to
     /// KVM_TDX_INIT_VM
@@ -1480,7 +2020,7 @@ pub struct TdxGuestProperties {
 /// Properties for thread context objects.
 ///
 /// *Since: 7.2*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThreadContextProperties {
     /// the list of host CPU numbers used as CPU affinity for
     /// all threads created in the thread context (default: QEMU main
@@ -1563,7 +2103,9 @@ pub enum ObjectType {
     TlsCredsPsk,
     TlsCredsX509,
     TlsCipherSuites,
+    /// Feature `unstable`: Members `x-remote-object` and `x-vfio-user-server` are experimental.
     XRemoteObject,
+    /// Feature `unstable`: Members `x-remote-object` and `x-vfio-user-server` are experimental.
     XVfioUserServer,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
@@ -1968,6 +2510,334 @@ const _: () = {
         }
     }
 };
+
+impl ObjectOptions {
+    /// Builds it from its required members (`id`, the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        branch: ObjectOptionsBranch,
+    ) -> Self {
+        Self { id: id.into(), branch }
+    }
+}
+
+impl ::std::convert::From<super::AcpiGenericInitiatorProperties>
+for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AcpiGenericInitiatorProperties) -> Self {
+        Self::AcpiGenericInitiator(value)
+    }
+}
+
+impl ::std::convert::From<super::AcpiGenericPortProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AcpiGenericPortProperties) -> Self {
+        Self::AcpiGenericPort(value)
+    }
+}
+
+impl ::std::convert::From<super::AuthZListProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AuthZListProperties) -> Self {
+        Self::AuthzList(value)
+    }
+}
+
+impl ::std::convert::From<super::AuthZListFileProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AuthZListFileProperties) -> Self {
+        Self::AuthzListfile(value)
+    }
+}
+
+impl ::std::convert::From<super::AuthZPAMProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AuthZPAMProperties) -> Self {
+        Self::AuthzPam(value)
+    }
+}
+
+impl ::std::convert::From<super::AuthZSimpleProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::AuthZSimpleProperties) -> Self {
+        Self::AuthzSimple(value)
+    }
+}
+
+impl ::std::convert::From<super::CanHostSocketcanProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::CanHostSocketcanProperties) -> Self {
+        Self::CanHostSocketcan(value)
+    }
+}
+
+impl ::std::convert::From<super::ColoCompareProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::ColoCompareProperties) -> Self {
+        Self::ColoCompare(value)
+    }
+}
+
+impl ::std::convert::From<super::CryptodevVhostUserProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::CryptodevVhostUserProperties) -> Self {
+        Self::CryptodevVhostUser(value)
+    }
+}
+
+impl ::std::convert::From<super::DBusVMStateProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::DBusVMStateProperties) -> Self {
+        Self::DbusVmstate(value)
+    }
+}
+
+impl ::std::convert::From<super::FilterBufferProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::FilterBufferProperties) -> Self {
+        Self::FilterBuffer(value)
+    }
+}
+
+impl ::std::convert::From<super::FilterDumpProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::FilterDumpProperties) -> Self {
+        Self::FilterDump(value)
+    }
+}
+
+impl ::std::convert::From<super::FilterMirrorProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::FilterMirrorProperties) -> Self {
+        Self::FilterMirror(value)
+    }
+}
+
+impl ::std::convert::From<super::FilterRedirectorProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::FilterRedirectorProperties) -> Self {
+        Self::FilterRedirector(value)
+    }
+}
+
+impl ::std::convert::From<super::NetfilterProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::NetfilterProperties) -> Self {
+        Self::FilterReplay(value)
+    }
+}
+
+impl ::std::convert::From<super::FilterRewriterProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::FilterRewriterProperties) -> Self {
+        Self::FilterRewriter(value)
+    }
+}
+
+impl ::std::convert::From<super::IgvmCfgProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::IgvmCfgProperties) -> Self {
+        Self::IgvmCfg(value)
+    }
+}
+
+impl ::std::convert::From<super::InputBarrierProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::InputBarrierProperties) -> Self {
+        Self::InputBarrier(value)
+    }
+}
+
+impl ::std::convert::From<super::InputLinuxProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::InputLinuxProperties) -> Self {
+        Self::InputLinux(value)
+    }
+}
+
+impl ::std::convert::From<super::IOMMUFDProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::IOMMUFDProperties) -> Self {
+        Self::Iommufd(value)
+    }
+}
+
+impl ::std::convert::From<super::IothreadProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::IothreadProperties) -> Self {
+        Self::Iothread(value)
+    }
+}
+
+impl ::std::convert::From<super::MainLoopProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MainLoopProperties) -> Self {
+        Self::MainLoop(value)
+    }
+}
+
+impl ::std::convert::From<super::MemoryBackendEpcProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MemoryBackendEpcProperties) -> Self {
+        Self::MemoryBackendEpc(value)
+    }
+}
+
+impl ::std::convert::From<super::MemoryBackendFileProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MemoryBackendFileProperties) -> Self {
+        Self::MemoryBackendFile(value)
+    }
+}
+
+impl ::std::convert::From<super::MemoryBackendMemfdProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MemoryBackendMemfdProperties) -> Self {
+        Self::MemoryBackendMemfd(value)
+    }
+}
+
+impl ::std::convert::From<super::MemoryBackendProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MemoryBackendProperties) -> Self {
+        Self::MemoryBackendRam(value)
+    }
+}
+
+impl ::std::convert::From<super::MemoryBackendShmProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::MemoryBackendShmProperties) -> Self {
+        Self::MemoryBackendShm(value)
+    }
+}
+
+impl ::std::convert::From<super::PrManagerHelperProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::PrManagerHelperProperties) -> Self {
+        Self::PrManagerHelper(value)
+    }
+}
+
+impl ::std::convert::From<super::QtestProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::QtestProperties) -> Self {
+        Self::Qtest(value)
+    }
+}
+
+impl ::std::convert::From<super::RngProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::RngProperties) -> Self {
+        Self::RngBuiltin(value)
+    }
+}
+
+impl ::std::convert::From<super::RngEgdProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::RngEgdProperties) -> Self {
+        Self::RngEgd(value)
+    }
+}
+
+impl ::std::convert::From<super::RngRandomProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::RngRandomProperties) -> Self {
+        Self::RngRandom(value)
+    }
+}
+
+impl ::std::convert::From<super::SecretProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::SecretProperties) -> Self {
+        Self::Secret(value)
+    }
+}
+
+impl ::std::convert::From<super::SecretKeyringProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::SecretKeyringProperties) -> Self {
+        Self::SecretKeyring(value)
+    }
+}
+
+impl ::std::convert::From<super::SevGuestProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::SevGuestProperties) -> Self {
+        Self::SevGuest(value)
+    }
+}
+
+impl ::std::convert::From<super::SevSnpGuestProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::SevSnpGuestProperties) -> Self {
+        Self::SevSnpGuest(value)
+    }
+}
+
+impl ::std::convert::From<super::TdxGuestProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::TdxGuestProperties) -> Self {
+        Self::TdxGuest(value)
+    }
+}
+
+impl ::std::convert::From<super::ThreadContextProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::ThreadContextProperties) -> Self {
+        Self::ThreadContext(value)
+    }
+}
+
+impl ::std::convert::From<super::ThrottleGroupProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::ThrottleGroupProperties) -> Self {
+        Self::ThrottleGroup(value)
+    }
+}
+
+impl ::std::convert::From<super::TlsCredsAnonProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::TlsCredsAnonProperties) -> Self {
+        Self::TlsCredsAnon(value)
+    }
+}
+
+impl ::std::convert::From<super::TlsCredsPskProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::TlsCredsPskProperties) -> Self {
+        Self::TlsCredsPsk(value)
+    }
+}
+
+impl ::std::convert::From<super::TlsCredsX509Properties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::TlsCredsX509Properties) -> Self {
+        Self::TlsCredsX509(value)
+    }
+}
+
+impl ::std::convert::From<super::TlsCredsProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::TlsCredsProperties) -> Self {
+        Self::TlsCipherSuites(value)
+    }
+}
+
+impl ::std::convert::From<super::RemoteObjectProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::RemoteObjectProperties) -> Self {
+        Self::XRemoteObject(value)
+    }
+}
+
+impl ::std::convert::From<super::VfioUserServerProperties> for ObjectOptionsBranch {
+    #[inline]
+    fn from(value: super::VfioUserServerProperties) -> Self {
+        Self::XVfioUserServer(value)
+    }
+}
 
 /// The branches of [`ObjectOptions`], tagged by `qom-type`.
 #[derive(Debug, Clone, PartialEq)]
@@ -2536,12 +3406,23 @@ pub mod commands {
         }
     }
 
+    impl QomList {
+        /// Builds it from its required members (`path`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { path: path.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QomList {
+        /// `qom-list`
         const NAME: &'static str = "qom-list";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomList {}
     /// Get a property value.
     ///
     /// # Returns
@@ -2599,12 +3480,29 @@ pub mod commands {
         }
     }
 
+    impl QomGet {
+        /// Builds it from its required members (`path`, `property`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            property: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                property: property.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QomGet {
+        /// `qom-get`
         const NAME: &'static str = "qom-get";
         type Returns = ::serde_json::Value;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomGet {}
     /// List properties and their values for each object path in the input
     /// list.
     ///
@@ -2631,12 +3529,25 @@ pub mod commands {
         }
     }
 
+    impl QomListGet {
+        /// Builds it from its required members (`paths`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            paths: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self { paths: paths.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QomListGet {
+        /// `qom-list-get`
         const NAME: &'static str = "qom-list-get";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertiesValues>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomListGet {}
     /// Set a property value.
     ///
     /// *Since: 1.2*
@@ -2669,12 +3580,31 @@ pub mod commands {
         }
     }
 
+    impl QomSet {
+        /// Builds it from its required members (`path`, `property`, `value`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            property: impl ::std::convert::Into<::std::string::String>,
+            value: ::serde_json::Value,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                property: property.into(),
+                value,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QomSet {
+        /// `qom-set`
         const NAME: &'static str = "qom-set";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomSet {}
     /// Return a list of types given search parameters.
     ///
     /// # Returns
@@ -2682,7 +3612,7 @@ pub mod commands {
     /// a list of types, or an empty list if no results are found
     ///
     /// *Since: 1.1*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QomListTypes {
         /// if specified, only return types that implement this
         /// type name
@@ -2699,15 +3629,18 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QomListTypes {
+        /// `qom-list-types`
         const NAME: &'static str = "qom-list-types";
         type Returns = ::std::vec::Vec<super::super::ObjectTypeInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomListTypes {}
     /// List properties associated with a QOM object.
     ///
     /// **Note:**
     ///
+    /// Objects can create properties at runtime, for example to
     /// describe links between different devices and/or objects.  These
     /// properties are not included in the output of this command.
     ///
@@ -2728,12 +3661,23 @@ pub mod commands {
         }
     }
 
+    impl QomListProperties {
+        /// Builds it from its required members (`typename`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(typename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { typename: typename.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QomListProperties {
+        /// `qom-list-properties`
         const NAME: &'static str = "qom-list-properties";
         type Returns = ::std::vec::Vec<super::super::ObjectPropertyInfo>;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for QomListProperties {}
     /// Create a QOM object.
     ///
     /// # Errors
@@ -2752,6 +3696,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct ObjectAdd(pub super::super::ObjectOptions);
+    impl ::std::convert::From<super::super::ObjectOptions> for ObjectAdd {
+        #[inline]
+        fn from(value: super::super::ObjectOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for ObjectAdd {
         fn serialize<S: ::serde::Serializer>(
@@ -2771,11 +3722,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for ObjectAdd {
+        /// `object-add`
         const NAME: &'static str = "object-add";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for ObjectAdd {}
     /// Remove a QOM object.
     ///
     /// # Errors
@@ -2802,9 +3755,21 @@ pub mod commands {
         }
     }
 
+    impl ObjectDel {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { id: id.into() }
+        }
+    }
+
     impl ::qapi_types::Command for ObjectDel {
+        /// `object-del`
         const NAME: &'static str = "object-del";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for ObjectDel {}
 }

@@ -50,6 +50,19 @@ pub struct ReplayInfo {
     }
 }
 
+impl ReplayInfo {
+    /// Builds it from its required members (`mode`, `icount`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(mode: impl ::std::convert::Into<super::ReplayMode>, icount: i64) -> Self {
+        Self {
+            mode: mode.into(),
+            filename: ::std::option::Option::None,
+            icount,
+        }
+    }
+}
+
 /// The commands of `replay.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -76,11 +89,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryReplay {
+        /// `query-replay`
         const NAME: &'static str = "query-replay";
         type Returns = super::super::ReplayInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryReplay {}
     /// Set replay breakpoint at instruction count `icount`.  Execution stops
     /// when the specified instruction is reached.  There can be at most one
     /// breakpoint.  When breakpoint is set, any prior one is removed.  The
@@ -108,11 +123,22 @@ pub mod commands {
         }
     }
 
+    impl ReplayBreak {
+        /// Builds it from its required members (`icount`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(icount: i64) -> Self {
+            Self { icount }
+        }
+    }
+
     impl ::qapi_types::Command for ReplayBreak {
+        /// `replay-break`
         const NAME: &'static str = "replay-break";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for ReplayBreak {}
     /// Remove replay breakpoint which was set with [`replay-break`](crate::commands::ReplayBreak).  The
     /// command is ignored when there are no replay breakpoints.
     ///
@@ -131,11 +157,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for ReplayDeleteBreak {
+        /// `replay-delete-break`
         const NAME: &'static str = "replay-delete-break";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for ReplayDeleteBreak {}
     /// Automatically proceed to the instruction count `icount`, when
     /// replaying the execution.  The command automatically loads nearest
     /// snapshot and replays the execution to find the desired instruction.
@@ -163,8 +191,20 @@ pub mod commands {
         }
     }
 
+    impl ReplaySeek {
+        /// Builds it from its required members (`icount`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(icount: i64) -> Self {
+            Self { icount }
+        }
+    }
+
     impl ::qapi_types::Command for ReplaySeek {
+        /// `replay-seek`
         const NAME: &'static str = "replay-seek";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for ReplaySeek {}
 }

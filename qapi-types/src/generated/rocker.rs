@@ -24,6 +24,23 @@ pub struct RockerSwitch {
     }
 }
 
+impl RockerSwitch {
+    /// Builds it from its required members (`name`, `id`, `ports`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        id: u64,
+        ports: u32,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            id,
+            ports,
+        }
+    }
+}
+
 /// An enumeration of port duplex states.
 ///
 /// *Since: 2.4*
@@ -94,10 +111,34 @@ pub struct RockerPort {
     }
 }
 
+impl RockerPort {
+    /// Builds it from its required members (`name`, `enabled`, `link-up`, `speed`, `duplex`, `autoneg`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        enabled: bool,
+        link_up: bool,
+        speed: u32,
+        duplex: impl ::std::convert::Into<super::RockerPortDuplex>,
+        autoneg: impl ::std::convert::Into<super::RockerPortAutoneg>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            enabled,
+            link_up,
+            speed,
+            duplex: duplex.into(),
+            autoneg: autoneg.into(),
+        }
+    }
+}
+
 /// Rocker switch OF-DPA flow key
 ///
 /// **Note:**
 ///
+/// Optional members may or may not appear in the flow key
 /// depending if they're relevant to the flow key.
 ///
 /// *Since: 2.4*
@@ -143,14 +184,36 @@ pub struct RockerOfDpaFlowKey {
     }
 }
 
+impl RockerOfDpaFlowKey {
+    /// Builds it from its required members (`priority`, `tbl-id`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(priority: u32, tbl_id: u32) -> Self {
+        Self {
+            priority,
+            tbl_id,
+            in_pport: ::std::option::Option::None,
+            tunnel_id: ::std::option::Option::None,
+            vlan_id: ::std::option::Option::None,
+            eth_type: ::std::option::Option::None,
+            eth_src: ::std::option::Option::None,
+            eth_dst: ::std::option::Option::None,
+            ip_proto: ::std::option::Option::None,
+            ip_tos: ::std::option::Option::None,
+            ip_dst: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Rocker switch OF-DPA flow mask
 ///
 /// **Note:**
 ///
+/// Optional members may or may not appear in the flow mask
 /// depending if they're relevant to the flow mask.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RockerOfDpaFlowMask {
     /// physical input port
     pub in_pport: ::std::option::Option<u32>,
@@ -184,10 +247,11 @@ pub struct RockerOfDpaFlowMask {
 ///
 /// **Note:**
 ///
+/// Optional members may or may not appear in the flow action
 /// depending if they're relevant to the flow action.
 ///
 /// *Since: 2.4*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RockerOfDpaFlowAction {
     /// next table ID
     pub goto_tbl: ::std::option::Option<u32>,
@@ -241,10 +305,32 @@ pub struct RockerOfDpaFlow {
     }
 }
 
+impl RockerOfDpaFlow {
+    /// Builds it from its required members (`cookie`, `hits`, `key`, `mask`, `action`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cookie: u64,
+        hits: u64,
+        key: impl ::std::convert::Into<super::RockerOfDpaFlowKey>,
+        mask: impl ::std::convert::Into<super::RockerOfDpaFlowMask>,
+        action: impl ::std::convert::Into<super::RockerOfDpaFlowAction>,
+    ) -> Self {
+        Self {
+            cookie,
+            hits,
+            key: key.into(),
+            mask: mask.into(),
+            action: action.into(),
+        }
+    }
+}
+
 /// Rocker switch OF-DPA group
 ///
 /// **Note:**
 ///
+/// Optional members may or may not appear in the group
 /// depending if they're relevant to the group type.
 ///
 /// *Since: 2.4*
@@ -296,6 +382,29 @@ pub struct RockerOfDpaGroup {
     }
 }
 
+impl RockerOfDpaGroup {
+    /// Builds it from its required members (`id`, `type`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(id: u32, r#type: u8) -> Self {
+        Self {
+            id,
+            r#type,
+            vlan_id: ::std::option::Option::None,
+            pport: ::std::option::Option::None,
+            index: ::std::option::Option::None,
+            out_pport: ::std::option::Option::None,
+            group_id: ::std::option::Option::None,
+            set_vlan_id: ::std::option::Option::None,
+            pop_vlan: ::std::option::Option::None,
+            group_ids: ::std::option::Option::None,
+            set_eth_src: ::std::option::Option::None,
+            set_eth_dst: ::std::option::Option::None,
+            ttl_check: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The commands of `rocker.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -321,11 +430,22 @@ pub mod commands {
         }
     }
 
+    impl QueryRocker {
+        /// Builds it from its required members (`name`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { name: name.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QueryRocker {
+        /// `query-rocker`
         const NAME: &'static str = "query-rocker";
         type Returns = super::super::RockerSwitch;
     }
 
+    impl ::qapi_types::QmpCommand for QueryRocker {}
     /// Return rocker switch port information.
     ///
     /// *Since: 2.4*
@@ -352,11 +472,22 @@ pub mod commands {
         }
     }
 
+    impl QueryRockerPorts {
+        /// Builds it from its required members (`name`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { name: name.into() }
+        }
+    }
+
     impl ::qapi_types::Command for QueryRockerPorts {
+        /// `query-rocker-ports`
         const NAME: &'static str = "query-rocker-ports";
         type Returns = ::std::vec::Vec<super::super::RockerPort>;
     }
 
+    impl ::qapi_types::QmpCommand for QueryRockerPorts {}
     /// Return rocker OF-DPA flow information.
     ///
     /// # Returns
@@ -395,11 +526,25 @@ pub mod commands {
         }
     }
 
+    impl QueryRockerOfDpaFlows {
+        /// Builds it from its required members (`name`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                name: name.into(),
+                tbl_id: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QueryRockerOfDpaFlows {
+        /// `query-rocker-of-dpa-flows`
         const NAME: &'static str = "query-rocker-of-dpa-flows";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaFlow>;
     }
 
+    impl ::qapi_types::QmpCommand for QueryRockerOfDpaFlows {}
     /// Return rocker OF-DPA group information.
     ///
     /// # Returns
@@ -443,8 +588,23 @@ pub mod commands {
         }
     }
 
+    impl QueryRockerOfDpaGroups {
+        /// Builds it from its required members (`name`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                name: name.into(),
+                r#type: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for QueryRockerOfDpaGroups {
+        /// `query-rocker-of-dpa-groups`
         const NAME: &'static str = "query-rocker-of-dpa-groups";
         type Returns = ::std::vec::Vec<super::super::RockerOfDpaGroup>;
     }
+
+    impl ::qapi_types::QmpCommand for QueryRockerOfDpaGroups {}
 }

@@ -143,6 +143,21 @@ pub struct StatusInfo {
     }
 }
 
+impl StatusInfo {
+    /// Builds it from its required members (`running`, `status`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        running: bool,
+        status: impl ::std::convert::Into<super::RunState>,
+    ) -> Self {
+        Self {
+            running,
+            status: status.into(),
+        }
+    }
+}
+
 /// An enumeration of the actions taken when the watchdog device's timer
 /// is expired
 ///
@@ -374,6 +389,67 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestPanicInformation {
     }
 }
 
+impl GuestPanicInformation {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: GuestPanicInformationBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<GuestPanicInformationBranch> for GuestPanicInformation {
+    #[inline]
+    fn from(value: GuestPanicInformationBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationHyperV>
+for GuestPanicInformationBranch {
+    #[inline]
+    fn from(value: super::GuestPanicInformationHyperV) -> Self {
+        Self::HyperV(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationHyperV> for GuestPanicInformation {
+    #[inline]
+    fn from(value: super::GuestPanicInformationHyperV) -> Self {
+        Self::new(GuestPanicInformationBranch::HyperV(value))
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationS390>
+for GuestPanicInformationBranch {
+    #[inline]
+    fn from(value: super::GuestPanicInformationS390) -> Self {
+        Self::S390(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationS390> for GuestPanicInformation {
+    #[inline]
+    fn from(value: super::GuestPanicInformationS390) -> Self {
+        Self::new(GuestPanicInformationBranch::S390(value))
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationTdx>
+for GuestPanicInformationBranch {
+    #[inline]
+    fn from(value: super::GuestPanicInformationTdx) -> Self {
+        Self::Tdx(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestPanicInformationTdx> for GuestPanicInformation {
+    #[inline]
+    fn from(value: super::GuestPanicInformationTdx) -> Self {
+        Self::new(GuestPanicInformationBranch::Tdx(value))
+    }
+}
+
 /// The branches of [`GuestPanicInformation`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuestPanicInformationBranch {
@@ -455,6 +531,21 @@ pub struct GuestPanicInformationHyperV {
     }
 }
 
+impl GuestPanicInformationHyperV {
+    /// Builds it from its required members (`arg1`, `arg2`, `arg3`, `arg4`, `arg5`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(arg1: u64, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> Self {
+        Self {
+            arg1,
+            arg2,
+            arg3,
+            arg4,
+            arg5,
+        }
+    }
+}
+
 /// Reason why the CPU is in a crashed state.
 ///
 /// *Since: 2.12*
@@ -510,6 +601,25 @@ pub struct GuestPanicInformationS390 {
     }
 }
 
+impl GuestPanicInformationS390 {
+    /// Builds it from its required members (`core`, `psw-mask`, `psw-addr`, `reason`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        core: u32,
+        psw_mask: u64,
+        psw_addr: u64,
+        reason: impl ::std::convert::Into<super::S390CrashReason>,
+    ) -> Self {
+        Self {
+            core,
+            psw_mask,
+            psw_addr,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// TDX Guest panic information specific to TDX, as specified in the
 /// "Guest-Hypervisor Communication Interface (GHCI) Specification",
 /// section TDG.VP.VMCALL\<ReportFatalError\>.
@@ -533,6 +643,22 @@ pub struct GuestPanicInformationTdx {
         required error_code "error-code": u32,
         required message "message": ::std::string::String,
         optional gpa "gpa": u64,
+    }
+}
+
+impl GuestPanicInformationTdx {
+    /// Builds it from its required members (`error-code`, `message`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        error_code: u32,
+        message: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            error_code,
+            message: message.into(),
+            gpa: ::std::option::Option::None,
+        }
     }
 }
 
@@ -610,6 +736,15 @@ pub struct MemoryFailureFlags {
     }
 }
 
+impl MemoryFailureFlags {
+    /// Builds it from its required members (`action-required`, `recursive`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(action_required: bool, recursive: bool) -> Self {
+        Self { action_required, recursive }
+    }
+}
+
 /// An enumeration of the options specified when enabling notify VM exit
 ///
 /// *Since: 7.2*
@@ -656,12 +791,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryStatus {
+        /// `query-status`
         const NAME: &'static str = "query-status";
         type Returns = super::super::StatusInfo;
         const ALLOW_PRECONFIG: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryStatus {}
     /// Set watchdog action.
     ///
     /// *Since: 2.11*
@@ -685,11 +822,24 @@ pub mod commands {
         }
     }
 
+    impl WatchdogSetAction {
+        /// Builds it from its required members (`action`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            action: impl ::std::convert::Into<super::super::WatchdogAction>,
+        ) -> Self {
+            Self { action: action.into() }
+        }
+    }
+
     impl ::qapi_types::Command for WatchdogSetAction {
+        /// `watchdog-set-action`
         const NAME: &'static str = "watchdog-set-action";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for WatchdogSetAction {}
     /// Set the actions that will be taken by the emulator in response to
     /// guest events.
     ///
@@ -705,7 +855,7 @@ pub mod commands {
     ///                     "watchdog": "inject-nmi" } }
     /// <- { "return": {} }
     /// ```
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct SetAction {
         /// [`RebootAction`](crate::RebootAction) action taken on guest reboot.
         pub reboot: ::std::option::Option<super::super::RebootAction>,
@@ -728,10 +878,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SetAction {
+        /// `set-action`
         const NAME: &'static str = "set-action";
         type Returns = ::qapi_types::Empty;
         const ALLOW_PRECONFIG: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for SetAction {}
 }
 
 /// The events of `run-state.json`.
@@ -742,6 +895,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// If the command-line option `-no-shutdown` has been
     /// specified, QEMU will not exit, and a [`STOP`](crate::events::Stop) event will eventually
     /// follow the [`SHUTDOWN`](crate::events::Shutdown) event.
     ///
@@ -773,7 +927,23 @@ pub mod events {
         }
     }
 
+    impl Shutdown {
+        /// Builds it from its required members (`guest`, `reason`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            guest: bool,
+            reason: impl ::std::convert::Into<super::super::ShutdownCause>,
+        ) -> Self {
+            Self {
+                guest,
+                reason: reason.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for Shutdown {
+        /// `SHUTDOWN`
         const NAME: &'static str = "SHUTDOWN";
     }
 
@@ -795,6 +965,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Powerdown {
+        /// `POWERDOWN`
         const NAME: &'static str = "POWERDOWN";
     }
 
@@ -827,7 +998,23 @@ pub mod events {
         }
     }
 
+    impl Reset {
+        /// Builds it from its required members (`guest`, `reason`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            guest: bool,
+            reason: impl ::std::convert::Into<super::super::ShutdownCause>,
+        ) -> Self {
+            Self {
+                guest,
+                reason: reason.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for Reset {
+        /// `RESET`
         const NAME: &'static str = "RESET";
     }
 
@@ -848,6 +1035,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Stop {
+        /// `STOP`
         const NAME: &'static str = "STOP";
     }
 
@@ -868,6 +1056,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Resume {
+        /// `RESUME`
         const NAME: &'static str = "RESUME";
     }
 
@@ -889,6 +1078,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Suspend {
+        /// `SUSPEND`
         const NAME: &'static str = "SUSPEND";
     }
 
@@ -898,6 +1088,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// QEMU shuts down (similar to event [`SHUTDOWN`](crate::events::Shutdown)) when
     /// entering this state.
     ///
     /// *Since: 1.2*
@@ -915,6 +1106,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for SuspendDisk {
+        /// `SUSPEND_DISK`
         const NAME: &'static str = "SUSPEND_DISK";
     }
 
@@ -936,6 +1128,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for Wakeup {
+        /// `WAKEUP`
         const NAME: &'static str = "WAKEUP";
     }
 
@@ -943,10 +1136,13 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// If action is "reset", "shutdown", or "pause" the
     /// [`WATCHDOG`](crate::events::Watchdog) event is followed respectively by the [`RESET`](crate::events::Reset),
     /// [`SHUTDOWN`](crate::events::Shutdown), or [`STOP`](crate::events::Stop) events.
     ///
     /// **Note:**
+    ///
+    /// This event is rate-limited.
     ///
     /// *Since: 0.13*
     ///
@@ -969,7 +1165,19 @@ pub mod events {
         }
     }
 
+    impl Watchdog {
+        /// Builds it from its required members (`action`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            action: impl ::std::convert::Into<super::super::WatchdogAction>,
+        ) -> Self {
+            Self { action: action.into() }
+        }
+    }
+
     impl ::qapi_types::Event for Watchdog {
+        /// `WATCHDOG`
         const NAME: &'static str = "WATCHDOG";
     }
 
@@ -999,7 +1207,22 @@ pub mod events {
         }
     }
 
+    impl GuestPanicked {
+        /// Builds it from its required members (`action`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            action: impl ::std::convert::Into<super::super::GuestPanicAction>,
+        ) -> Self {
+            Self {
+                action: action.into(),
+                info: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for GuestPanicked {
+        /// `GUEST_PANICKED`
         const NAME: &'static str = "GUEST_PANICKED";
     }
 
@@ -1029,7 +1252,22 @@ pub mod events {
         }
     }
 
+    impl GuestCrashloaded {
+        /// Builds it from its required members (`action`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            action: impl ::std::convert::Into<super::super::GuestPanicAction>,
+        ) -> Self {
+            Self {
+                action: action.into(),
+                info: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Event for GuestCrashloaded {
+        /// `GUEST_CRASHLOADED`
         const NAME: &'static str = "GUEST_CRASHLOADED";
     }
 
@@ -1050,6 +1288,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for GuestPvshutdown {
+        /// `GUEST_PVSHUTDOWN`
         const NAME: &'static str = "GUEST_PVSHUTDOWN";
     }
 
@@ -1085,7 +1324,25 @@ pub mod events {
         }
     }
 
+    impl MemoryFailure {
+        /// Builds it from its required members (`recipient`, `action`, `flags`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            recipient: impl ::std::convert::Into<super::super::MemoryFailureRecipient>,
+            action: impl ::std::convert::Into<super::super::MemoryFailureAction>,
+            flags: impl ::std::convert::Into<super::super::MemoryFailureFlags>,
+        ) -> Self {
+            Self {
+                recipient: recipient.into(),
+                action: action.into(),
+                flags: flags.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for MemoryFailure {
+        /// `MEMORY_FAILURE`
         const NAME: &'static str = "MEMORY_FAILURE";
     }
 }

@@ -47,6 +47,21 @@ pub struct InetSocketAddressBase {
     }
 }
 
+impl InetSocketAddressBase {
+    /// Builds it from its required members (`host`, `port`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: port.into(),
+        }
+    }
+}
+
 /// Captures a socket address or address range in the Internet
 /// namespace.
 ///
@@ -119,6 +134,30 @@ pub struct InetSocketAddress {
     }
 }
 
+impl InetSocketAddress {
+    /// Builds it from its required members (`host`, `port`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: port.into(),
+            numeric: ::std::option::Option::None,
+            to: ::std::option::Option::None,
+            ipv4: ::std::option::Option::None,
+            ipv6: ::std::option::Option::None,
+            keep_alive: ::std::option::Option::None,
+            keep_alive_count: ::std::option::Option::None,
+            keep_alive_idle: ::std::option::Option::None,
+            keep_alive_interval: ::std::option::Option::None,
+            mptcp: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Captures a socket address in the local ("Unix socket") namespace.
 ///
 /// *Since: 1.3*
@@ -148,10 +187,24 @@ pub struct UnixSocketAddress {
     }
 }
 
+impl UnixSocketAddress {
+    /// Builds it from its required members (`path`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            path: path.into(),
+            r#abstract: ::std::option::Option::None,
+            tight: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Captures a socket address in the vsock namespace.
 ///
 /// **Note:**
 ///
+/// String types are used to allow for possible future
 /// hostname or service resolution support.
 ///
 /// *Since: 2.8*
@@ -167,6 +220,21 @@ pub struct VsockSocketAddress {
     VsockSocketAddress = "VsockSocketAddress" {
         required cid "cid": ::std::string::String,
         required port "port": ::std::string::String,
+    }
+}
+
+impl VsockSocketAddress {
+    /// Builds it from its required members (`cid`, `port`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        cid: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            cid: cid.into(),
+            port: port.into(),
+        }
     }
 }
 
@@ -189,6 +257,15 @@ pub struct FdSocketAddress {
     }
 }
 
+impl FdSocketAddress {
+    /// Builds it from its required members (`str`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(str: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { str: str.into() }
+    }
+}
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
 pub struct InetSocketAddressWrapper {
@@ -199,6 +276,15 @@ pub struct InetSocketAddressWrapper {
 ::qapi_types::private::object! {
     InetSocketAddressWrapper = "InetSocketAddressWrapper" {
         required data "data": super::InetSocketAddress,
+    }
+}
+
+impl InetSocketAddressWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::InetSocketAddress>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -215,6 +301,15 @@ pub struct UnixSocketAddressWrapper {
     }
 }
 
+impl UnixSocketAddressWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::UnixSocketAddress>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.8*
 #[derive(Debug, Clone, PartialEq)]
 pub struct VsockSocketAddressWrapper {
@@ -228,6 +323,15 @@ pub struct VsockSocketAddressWrapper {
     }
 }
 
+impl VsockSocketAddressWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::VsockSocketAddress>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
 pub struct FdSocketAddressWrapper {
@@ -238,6 +342,15 @@ pub struct FdSocketAddressWrapper {
 ::qapi_types::private::object! {
     FdSocketAddressWrapper = "FdSocketAddressWrapper" {
         required data "data": super::FdSocketAddress,
+    }
+}
+
+impl FdSocketAddressWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::FdSocketAddress>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -318,6 +431,81 @@ impl<'de> ::qapi_types::private::Union<'de> for SocketAddressLegacy {
         branch: SocketAddressLegacyBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(SocketAddressLegacy { branch })
+    }
+}
+
+impl SocketAddressLegacy {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: SocketAddressLegacyBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<SocketAddressLegacyBranch> for SocketAddressLegacy {
+    #[inline]
+    fn from(value: SocketAddressLegacyBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddressWrapper>
+for SocketAddressLegacyBranch {
+    #[inline]
+    fn from(value: super::InetSocketAddressWrapper) -> Self {
+        Self::Inet(value)
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddressWrapper> for SocketAddressLegacy {
+    #[inline]
+    fn from(value: super::InetSocketAddressWrapper) -> Self {
+        Self::new(SocketAddressLegacyBranch::Inet(value))
+    }
+}
+
+impl ::std::convert::From<super::UnixSocketAddressWrapper>
+for SocketAddressLegacyBranch {
+    #[inline]
+    fn from(value: super::UnixSocketAddressWrapper) -> Self {
+        Self::Unix(value)
+    }
+}
+
+impl ::std::convert::From<super::UnixSocketAddressWrapper> for SocketAddressLegacy {
+    #[inline]
+    fn from(value: super::UnixSocketAddressWrapper) -> Self {
+        Self::new(SocketAddressLegacyBranch::Unix(value))
+    }
+}
+
+impl ::std::convert::From<super::VsockSocketAddressWrapper>
+for SocketAddressLegacyBranch {
+    #[inline]
+    fn from(value: super::VsockSocketAddressWrapper) -> Self {
+        Self::Vsock(value)
+    }
+}
+
+impl ::std::convert::From<super::VsockSocketAddressWrapper> for SocketAddressLegacy {
+    #[inline]
+    fn from(value: super::VsockSocketAddressWrapper) -> Self {
+        Self::new(SocketAddressLegacyBranch::Vsock(value))
+    }
+}
+
+impl ::std::convert::From<super::FdSocketAddressWrapper> for SocketAddressLegacyBranch {
+    #[inline]
+    fn from(value: super::FdSocketAddressWrapper) -> Self {
+        Self::Fd(value)
+    }
+}
+
+impl ::std::convert::From<super::FdSocketAddressWrapper> for SocketAddressLegacy {
+    #[inline]
+    fn from(value: super::FdSocketAddressWrapper) -> Self {
+        Self::new(SocketAddressLegacyBranch::Fd(value))
     }
 }
 
@@ -470,6 +658,78 @@ impl<'de> ::qapi_types::private::Union<'de> for SocketAddress {
         branch: SocketAddressBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(SocketAddress { branch })
+    }
+}
+
+impl SocketAddress {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: SocketAddressBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<SocketAddressBranch> for SocketAddress {
+    #[inline]
+    fn from(value: SocketAddressBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddress> for SocketAddressBranch {
+    #[inline]
+    fn from(value: super::InetSocketAddress) -> Self {
+        Self::Inet(value)
+    }
+}
+
+impl ::std::convert::From<super::InetSocketAddress> for SocketAddress {
+    #[inline]
+    fn from(value: super::InetSocketAddress) -> Self {
+        Self::new(SocketAddressBranch::Inet(value))
+    }
+}
+
+impl ::std::convert::From<super::UnixSocketAddress> for SocketAddressBranch {
+    #[inline]
+    fn from(value: super::UnixSocketAddress) -> Self {
+        Self::Unix(value)
+    }
+}
+
+impl ::std::convert::From<super::UnixSocketAddress> for SocketAddress {
+    #[inline]
+    fn from(value: super::UnixSocketAddress) -> Self {
+        Self::new(SocketAddressBranch::Unix(value))
+    }
+}
+
+impl ::std::convert::From<super::VsockSocketAddress> for SocketAddressBranch {
+    #[inline]
+    fn from(value: super::VsockSocketAddress) -> Self {
+        Self::Vsock(value)
+    }
+}
+
+impl ::std::convert::From<super::VsockSocketAddress> for SocketAddress {
+    #[inline]
+    fn from(value: super::VsockSocketAddress) -> Self {
+        Self::new(SocketAddressBranch::Vsock(value))
+    }
+}
+
+impl ::std::convert::From<super::FdSocketAddress> for SocketAddressBranch {
+    #[inline]
+    fn from(value: super::FdSocketAddress) -> Self {
+        Self::Fd(value)
+    }
+}
+
+impl ::std::convert::From<super::FdSocketAddress> for SocketAddress {
+    #[inline]
+    fn from(value: super::FdSocketAddress) -> Self {
+        Self::new(SocketAddressBranch::Fd(value))
     }
 }
 

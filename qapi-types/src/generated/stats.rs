@@ -122,8 +122,20 @@ pub struct StatsRequest {
     }
 }
 
+impl StatsRequest {
+    /// Builds it from its required members (`provider`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(provider: impl ::std::convert::Into<super::StatsProvider>) -> Self {
+        Self {
+            provider: provider.into(),
+            names: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsVCPUFilter {
     /// list of QOM paths for the desired vCPU objects.
     pub vcpus: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -238,6 +250,39 @@ const _: () = {
     }
 };
 
+impl StatsFilter {
+    /// Builds it from its required members (the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: StatsFilterBranch) -> Self {
+        Self {
+            providers: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<StatsFilterBranch> for StatsFilter {
+    #[inline]
+    fn from(value: StatsFilterBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::StatsVCPUFilter> for StatsFilterBranch {
+    #[inline]
+    fn from(value: super::StatsVCPUFilter) -> Self {
+        Self::Vcpu(value)
+    }
+}
+
+impl ::std::convert::From<super::StatsVCPUFilter> for StatsFilter {
+    #[inline]
+    fn from(value: super::StatsVCPUFilter) -> Self {
+        Self::new(StatsFilterBranch::Vcpu(value))
+    }
+}
+
 /// The branches of [`StatsFilter`], tagged by `target`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatsFilterBranch {
@@ -293,6 +338,27 @@ pub enum StatsValue {
     Boolean(bool),
     /// list of unsigned 64-bit integers (used for histograms).
     List(::std::vec::Vec<u64>),
+}
+
+impl ::std::convert::From<u64> for StatsValue {
+    #[inline]
+    fn from(value: u64) -> Self {
+        Self::Scalar(value)
+    }
+}
+
+impl ::std::convert::From<bool> for StatsValue {
+    #[inline]
+    fn from(value: bool) -> Self {
+        Self::Boolean(value)
+    }
+}
+
+impl ::std::convert::From<::std::vec::Vec<u64>> for StatsValue {
+    #[inline]
+    fn from(value: ::std::vec::Vec<u64>) -> Self {
+        Self::List(value)
+    }
 }
 
 impl Serialize for StatsValue {
@@ -383,6 +449,21 @@ pub struct Stats {
     }
 }
 
+impl Stats {
+    /// Builds it from its required members (`name`, `value`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        value: impl ::std::convert::Into<super::StatsValue>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// *Since: 7.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsResult {
@@ -400,6 +481,22 @@ pub struct StatsResult {
         required provider "provider": super::StatsProvider,
         optional qom_path "qom-path": ::std::string::String,
         required stats "stats": ::std::vec::Vec<super::Stats>,
+    }
+}
+
+impl StatsResult {
+    /// Builds it from its required members (`provider`, `stats`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        provider: impl ::std::convert::Into<super::StatsProvider>,
+        stats: impl ::std::convert::Into<::std::vec::Vec<super::Stats>>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            qom_path: ::std::option::Option::None,
+            stats: stats.into(),
+        }
     }
 }
 
@@ -442,6 +539,26 @@ pub struct StatsSchemaValue {
     }
 }
 
+impl StatsSchemaValue {
+    /// Builds it from its required members (`name`, `type`, `exponent`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<super::StatsType>,
+        exponent: i16,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            r#type: r#type.into(),
+            unit: ::std::option::Option::None,
+            base: ::std::option::Option::None,
+            exponent,
+            bucket_size: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Schema for all available statistics for a provider and target.
 ///
 /// *Since: 7.1*
@@ -464,6 +581,23 @@ pub struct StatsSchema {
     }
 }
 
+impl StatsSchema {
+    /// Builds it from its required members (`provider`, `target`, `stats`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        provider: impl ::std::convert::Into<super::StatsProvider>,
+        target: impl ::std::convert::Into<super::StatsTarget>,
+        stats: impl ::std::convert::Into<::std::vec::Vec<super::StatsSchemaValue>>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            target: target.into(),
+            stats: stats.into(),
+        }
+    }
+}
+
 /// The commands of `stats.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -481,6 +615,13 @@ pub mod commands {
     /// *Since: 7.1*
     #[derive(Debug, Clone, PartialEq)]
     pub struct QueryStats(pub super::super::StatsFilter);
+    impl ::std::convert::From<super::super::StatsFilter> for QueryStats {
+        #[inline]
+        fn from(value: super::super::StatsFilter) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for QueryStats {
         fn serialize<S: ::serde::Serializer>(
@@ -500,14 +641,17 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryStats {
+        /// `query-stats`
         const NAME: &'static str = "query-stats";
         type Returns = ::std::vec::Vec<super::super::StatsResult>;
     }
 
+    impl ::qapi_types::QmpCommand for QueryStats {}
     /// Return the schema for all available runtime-collected statistics.
     ///
     /// **Note:**
     ///
+    /// Runtime-collected statistics and their names fall outside
     /// QEMU's usual deprecation policies.  QEMU will try to keep the set
     /// of available data stable, together with their names, but will not
     /// guarantee stability at all costs; the same is true of providers
@@ -520,7 +664,7 @@ pub mod commands {
     /// however, are expected to be rare.
     ///
     /// *Since: 7.1*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct QueryStatsSchemas {
         /// a provider to restrict the query to.
         pub provider: ::std::option::Option<super::super::StatsProvider>,
@@ -533,7 +677,10 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryStatsSchemas {
+        /// `query-stats-schemas`
         const NAME: &'static str = "query-stats-schemas";
         type Returns = ::std::vec::Vec<super::super::StatsSchema>;
     }
+
+    impl ::qapi_types::QmpCommand for QueryStatsSchemas {}
 }

@@ -55,7 +55,7 @@ pub enum TpmType {
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TPMPassthroughOptions {
     /// string describing the path used for accessing the TPM device
     pub path: ::std::option::Option<::std::string::String>,
@@ -88,6 +88,15 @@ pub struct TPMEmulatorOptions {
     }
 }
 
+impl TPMEmulatorOptions {
+    /// Builds it from its required members (`chardev`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(chardev: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { chardev: chardev.into() }
+    }
+}
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
@@ -103,6 +112,15 @@ pub struct TPMPassthroughOptionsWrapper {
     }
 }
 
+impl TPMPassthroughOptionsWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::TPMPassthroughOptions>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_TPM`.
@@ -115,6 +133,15 @@ pub struct TPMEmulatorOptionsWrapper {
 ::qapi_types::private::object! {
     TPMEmulatorOptionsWrapper = "TPMEmulatorOptionsWrapper" {
         required data "data": super::TPMEmulatorOptions,
+    }
+}
+
+impl TPMEmulatorOptionsWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::TPMEmulatorOptions>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -194,6 +221,50 @@ impl<'de> ::qapi_types::private::Union<'de> for TpmTypeOptions {
     }
 }
 
+impl TpmTypeOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: TpmTypeOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<TpmTypeOptionsBranch> for TpmTypeOptions {
+    #[inline]
+    fn from(value: TpmTypeOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::TPMPassthroughOptionsWrapper> for TpmTypeOptionsBranch {
+    #[inline]
+    fn from(value: super::TPMPassthroughOptionsWrapper) -> Self {
+        Self::Passthrough(value)
+    }
+}
+
+impl ::std::convert::From<super::TPMPassthroughOptionsWrapper> for TpmTypeOptions {
+    #[inline]
+    fn from(value: super::TPMPassthroughOptionsWrapper) -> Self {
+        Self::new(TpmTypeOptionsBranch::Passthrough(value))
+    }
+}
+
+impl ::std::convert::From<super::TPMEmulatorOptionsWrapper> for TpmTypeOptionsBranch {
+    #[inline]
+    fn from(value: super::TPMEmulatorOptionsWrapper) -> Self {
+        Self::Emulator(value)
+    }
+}
+
+impl ::std::convert::From<super::TPMEmulatorOptionsWrapper> for TpmTypeOptions {
+    #[inline]
+    fn from(value: super::TPMEmulatorOptionsWrapper) -> Self {
+        Self::new(TpmTypeOptionsBranch::Emulator(value))
+    }
+}
+
 /// The branches of [`TpmTypeOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TpmTypeOptionsBranch {
@@ -259,6 +330,23 @@ pub struct TPMInfo {
     }
 }
 
+impl TPMInfo {
+    /// Builds it from its required members (`id`, `model`, `options`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        model: impl ::std::convert::Into<super::TpmModel>,
+        options: impl ::std::convert::Into<super::TpmTypeOptions>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            model: model.into(),
+            options: options.into(),
+        }
+    }
+}
+
 /// The commands of `tpm.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -281,11 +369,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryTpmModels {
+        /// `query-tpm-models`
         const NAME: &'static str = "query-tpm-models";
         type Returns = ::std::vec::Vec<super::super::TpmModel>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryTpmModels {}
     /// Return a list of supported TPM types
     ///
     /// *Since: 1.5*
@@ -305,11 +395,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryTpmTypes {
+        /// `query-tpm-types`
         const NAME: &'static str = "query-tpm-types";
         type Returns = ::std::vec::Vec<super::super::TpmType>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryTpmTypes {}
     /// Return information about the TPM device
     ///
     /// *Since: 1.5*
@@ -342,8 +434,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryTpm {
+        /// `query-tpm`
         const NAME: &'static str = "query-tpm";
         type Returns = ::std::vec::Vec<super::super::TPMInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryTpm {}
 }

@@ -44,6 +44,21 @@ pub struct TraceEventInfo {
     }
 }
 
+impl TraceEventInfo {
+    /// Builds it from its required members (`name`, `state`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        state: impl ::std::convert::Into<super::TraceEventState>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            state: state.into(),
+        }
+    }
+}
+
 /// The commands of `trace.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -74,11 +89,22 @@ pub mod commands {
         }
     }
 
+    impl TraceEventGetState {
+        /// Builds it from its required members (`name`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { name: name.into() }
+        }
+    }
+
     impl ::qapi_types::Command for TraceEventGetState {
+        /// `trace-event-get-state`
         const NAME: &'static str = "trace-event-get-state";
         type Returns = ::std::vec::Vec<super::super::TraceEventInfo>;
     }
 
+    impl ::qapi_types::QmpCommand for TraceEventGetState {}
     /// Set the dynamic tracing state of events.
     ///
     /// *Since: 2.2*
@@ -108,8 +134,27 @@ pub mod commands {
         }
     }
 
+    impl TraceEventSetState {
+        /// Builds it from its required members (`name`, `enable`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            name: impl ::std::convert::Into<::std::string::String>,
+            enable: bool,
+        ) -> Self {
+            Self {
+                name: name.into(),
+                enable,
+                ignore_unavailable: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for TraceEventSetState {
+        /// `trace-event-set-state`
         const NAME: &'static str = "trace-event-set-state";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for TraceEventSetState {}
 }

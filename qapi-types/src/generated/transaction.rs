@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// This action can be used to test transaction failure.
 ///
 /// *Since: 1.6*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Abort {}
 ::qapi_types::private::object! {
     Abort = "Abort" {}
@@ -64,7 +64,11 @@ pub enum TransactionActionKind {
     /// since 1.1
     BlockdevSnapshotSync,
     /// Since 1.6
-    #[deprecated(note = "Since 1.6")]
+    ///
+    /// Feature `deprecated`: Member [`drive-backup`](crate::commands::DriveBackup) is deprecated.  Use member [`blockdev-backup`](crate::commands::BlockdevBackup) instead.
+    #[deprecated(
+        note = "Member `drive-backup` is deprecated.  Use member `blockdev-backup` instead."
+    )]
     DriveBackup,
     /// A value these bindings do not know (sent by a newer QEMU), as received.
     Unrecognized(::qapi_types::UnknownValue),
@@ -99,6 +103,15 @@ pub struct AbortWrapper {
     }
 }
 
+impl AbortWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::Abort>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapAddWrapper {
@@ -108,6 +121,15 @@ pub struct BlockDirtyBitmapAddWrapper {
 ::qapi_types::private::object! {
     BlockDirtyBitmapAddWrapper = "BlockDirtyBitmapAddWrapper" {
         required data "data": super::BlockDirtyBitmapAdd,
+    }
+}
+
+impl BlockDirtyBitmapAddWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockDirtyBitmapAdd>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -123,6 +145,15 @@ pub struct BlockDirtyBitmapWrapper {
     }
 }
 
+impl BlockDirtyBitmapWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockDirtyBitmap>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 4.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapMergeWrapper {
@@ -132,6 +163,15 @@ pub struct BlockDirtyBitmapMergeWrapper {
 ::qapi_types::private::object! {
     BlockDirtyBitmapMergeWrapper = "BlockDirtyBitmapMergeWrapper" {
         required data "data": super::BlockDirtyBitmapMerge,
+    }
+}
+
+impl BlockDirtyBitmapMergeWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockDirtyBitmapMerge>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -147,6 +187,15 @@ pub struct BlockdevBackupWrapper {
     }
 }
 
+impl BlockdevBackupWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockdevBackup>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotWrapper {
@@ -156,6 +205,15 @@ pub struct BlockdevSnapshotWrapper {
 ::qapi_types::private::object! {
     BlockdevSnapshotWrapper = "BlockdevSnapshotWrapper" {
         required data "data": super::BlockdevSnapshot,
+    }
+}
+
+impl BlockdevSnapshotWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockdevSnapshot>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -171,6 +229,17 @@ pub struct BlockdevSnapshotInternalWrapper {
     }
 }
 
+impl BlockdevSnapshotInternalWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        data: impl ::std::convert::Into<super::BlockdevSnapshotInternal>,
+    ) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotSyncWrapper {
@@ -183,6 +252,15 @@ pub struct BlockdevSnapshotSyncWrapper {
     }
 }
 
+impl BlockdevSnapshotSyncWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::BlockdevSnapshotSync>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 1.6*
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriveBackupWrapper {
@@ -192,6 +270,15 @@ pub struct DriveBackupWrapper {
 ::qapi_types::private::object! {
     DriveBackupWrapper = "DriveBackupWrapper" {
         required data "data": super::DriveBackup,
+    }
+}
+
+impl DriveBackupWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::DriveBackup>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -316,6 +403,138 @@ impl<'de> ::qapi_types::private::Union<'de> for TransactionAction {
         branch: TransactionActionBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(TransactionAction { branch })
+    }
+}
+
+impl TransactionAction {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: TransactionActionBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<TransactionActionBranch> for TransactionAction {
+    #[inline]
+    fn from(value: TransactionActionBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::AbortWrapper> for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::AbortWrapper) -> Self {
+        Self::Abort(value)
+    }
+}
+
+impl ::std::convert::From<super::AbortWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::AbortWrapper) -> Self {
+        Self::new(TransactionActionBranch::Abort(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockDirtyBitmapAddWrapper>
+for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockDirtyBitmapAddWrapper) -> Self {
+        Self::BlockDirtyBitmapAdd(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockDirtyBitmapAddWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockDirtyBitmapAddWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockDirtyBitmapAdd(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockDirtyBitmapMergeWrapper>
+for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockDirtyBitmapMergeWrapper) -> Self {
+        Self::BlockDirtyBitmapMerge(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockDirtyBitmapMergeWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockDirtyBitmapMergeWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockDirtyBitmapMerge(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevBackupWrapper> for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockdevBackupWrapper) -> Self {
+        Self::BlockdevBackup(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevBackupWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockdevBackupWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockdevBackup(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotWrapper> for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotWrapper) -> Self {
+        Self::BlockdevSnapshot(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockdevSnapshot(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotInternalWrapper>
+for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotInternalWrapper) -> Self {
+        Self::BlockdevSnapshotInternalSync(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotInternalWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotInternalWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockdevSnapshotInternalSync(value))
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotSyncWrapper>
+for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotSyncWrapper) -> Self {
+        Self::BlockdevSnapshotSync(value)
+    }
+}
+
+impl ::std::convert::From<super::BlockdevSnapshotSyncWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::BlockdevSnapshotSyncWrapper) -> Self {
+        Self::new(TransactionActionBranch::BlockdevSnapshotSync(value))
+    }
+}
+
+impl ::std::convert::From<super::DriveBackupWrapper> for TransactionActionBranch {
+    #[inline]
+    fn from(value: super::DriveBackupWrapper) -> Self {
+        Self::DriveBackup(value)
+    }
+}
+
+impl ::std::convert::From<super::DriveBackupWrapper> for TransactionAction {
+    #[inline]
+    fn from(value: super::DriveBackupWrapper) -> Self {
+        Self::new(TransactionActionBranch::DriveBackup(value))
     }
 }
 
@@ -468,7 +687,7 @@ impl ::qapi_types::private::Members for TransactionActionBranch {
 /// Optional arguments to modify the behavior of a Transaction.
 ///
 /// *Since: 2.5*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TransactionProperties {
     /// Controls how jobs launched asynchronously by
     /// Actions will complete or fail as a group.  See
@@ -518,6 +737,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// The transaction aborts on the first failure.  Therefore,
     /// there will be information on only one failed operation returned
     /// in an error condition, and subsequent actions will not have been
     /// attempted.
@@ -564,8 +784,27 @@ pub mod commands {
         }
     }
 
+    impl Transaction {
+        /// Builds it from its required members (`actions`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            actions: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::TransactionAction>,
+            >,
+        ) -> Self {
+            Self {
+                actions: actions.into(),
+                properties: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for Transaction {
+        /// `transaction`
         const NAME: &'static str = "transaction";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for Transaction {}
 }

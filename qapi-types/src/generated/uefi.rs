@@ -43,6 +43,27 @@ pub struct UefiVariable {
     }
 }
 
+impl UefiVariable {
+    /// Builds it from its required members (`guid`, `name`, `attr`, `data`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        guid: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+        attr: i64,
+        data: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            guid: guid.into(),
+            name: name.into(),
+            attr,
+            data: data.into(),
+            time: ::std::option::Option::None,
+            digest: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 10.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct UefiVarStore {
@@ -56,5 +77,20 @@ pub struct UefiVarStore {
     UefiVarStore = "UefiVarStore" {
         required version "version": i64,
         required variables "variables": ::std::vec::Vec<super::UefiVariable>,
+    }
+}
+
+impl UefiVarStore {
+    /// Builds it from its required members (`version`, `variables`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        version: i64,
+        variables: impl ::std::convert::Into<::std::vec::Vec<super::UefiVariable>>,
+    ) -> Self {
+        Self {
+            version,
+            variables: variables.into(),
+        }
     }
 }

@@ -156,6 +156,29 @@ const _: () = {
     }
 };
 
+impl SetPasswordOptions {
+    /// Builds it from its required members (`password`, the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        password: impl ::std::convert::Into<::std::string::String>,
+        branch: SetPasswordOptionsBranch,
+    ) -> Self {
+        Self {
+            password: password.into(),
+            connected: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<super::SetPasswordOptionsVnc> for SetPasswordOptionsBranch {
+    #[inline]
+    fn from(value: super::SetPasswordOptionsVnc) -> Self {
+        Self::Vnc(value)
+    }
+}
+
 /// The branches of [`SetPasswordOptions`], tagged by `protocol`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetPasswordOptionsBranch {
@@ -200,7 +223,7 @@ impl ::qapi_types::private::Members for SetPasswordOptionsBranch {
 /// Options for [`set_password`](crate::commands::SetPassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SetPasswordOptionsVnc {
     /// The id of the display where the password should be
     /// changed.  Defaults to the first.
@@ -217,6 +240,7 @@ pub struct SetPasswordOptionsVnc {
 ///
 /// **Note:**
 ///
+/// Time is relative to the server and currently there is no
 /// way to coordinate server time with client time.  It is not
 /// recommended to use the absolute time version of the `time`
 /// parameter unless you're sure you are on the same machine as the
@@ -328,6 +352,26 @@ const _: () = {
     }
 };
 
+impl ExpirePasswordOptions {
+    /// Builds it from its required members (`time`, the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        time: impl ::std::convert::Into<::std::string::String>,
+        branch: ExpirePasswordOptionsBranch,
+    ) -> Self {
+        Self { time: time.into(), branch }
+    }
+}
+
+impl ::std::convert::From<super::ExpirePasswordOptionsVnc>
+for ExpirePasswordOptionsBranch {
+    #[inline]
+    fn from(value: super::ExpirePasswordOptionsVnc) -> Self {
+        Self::Vnc(value)
+    }
+}
+
 /// The branches of [`ExpirePasswordOptions`], tagged by `protocol`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExpirePasswordOptionsBranch {
@@ -372,7 +416,7 @@ impl ::qapi_types::private::Members for ExpirePasswordOptionsBranch {
 /// Options for [`expire_password`](crate::commands::ExpirePassword) specific to the VNC protocol.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExpirePasswordOptionsVnc {
     /// The id of the display where the expiration should be
     /// changed.  Defaults to the first.
@@ -428,6 +472,23 @@ pub struct SpiceBasicInfo {
     }
 }
 
+impl SpiceBasicInfo {
+    /// Builds it from its required members (`host`, `port`, `family`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: port.into(),
+            family: family.into(),
+        }
+    }
+}
+
 /// Information about a SPICE server
 ///
 /// *Since: 2.1*
@@ -451,6 +512,24 @@ pub struct SpiceServerInfo {
         required port "port": ::std::string::String,
         required family "family": super::NetworkAddressFamily,
         optional auth "auth": ::std::string::String,
+    }
+}
+
+impl SpiceServerInfo {
+    /// Builds it from its required members (`host`, `port`, `family`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: port.into(),
+            family: family.into(),
+            auth: ::std::option::Option::None,
+        }
     }
 }
 
@@ -491,6 +570,31 @@ pub struct SpiceChannel {
         required channel_type "channel-type": i64,
         required channel_id "channel-id": i64,
         required tls "tls": bool,
+    }
+}
+
+impl SpiceChannel {
+    /// Builds it from its required members (`host`, `port`, `family`, `connection-id`, `channel-type`, `channel-id`, `tls`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        port: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+        connection_id: i64,
+        channel_type: i64,
+        channel_id: i64,
+        tls: bool,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port: port.into(),
+            family: family.into(),
+            connection_id,
+            channel_type,
+            channel_id,
+            tls,
+        }
     }
 }
 
@@ -570,6 +674,29 @@ pub struct SpiceInfo {
     }
 }
 
+impl SpiceInfo {
+    /// Builds it from its required members (`enabled`, `migrated`, `mouse-mode`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        enabled: bool,
+        migrated: bool,
+        mouse_mode: impl ::std::convert::Into<super::SpiceQueryMouseMode>,
+    ) -> Self {
+        Self {
+            enabled,
+            migrated,
+            host: ::std::option::Option::None,
+            port: ::std::option::Option::None,
+            tls_port: ::std::option::Option::None,
+            auth: ::std::option::Option::None,
+            compiled_version: ::std::option::Option::None,
+            mouse_mode: mouse_mode.into(),
+            channels: ::std::option::Option::None,
+        }
+    }
+}
+
 /// The basic information for vnc network connection
 ///
 /// *Since: 2.1*
@@ -595,6 +722,25 @@ pub struct VncBasicInfo {
         required service "service": ::std::string::String,
         required family "family": super::NetworkAddressFamily,
         required websocket "websocket": bool,
+    }
+}
+
+impl VncBasicInfo {
+    /// Builds it from its required members (`host`, `service`, `family`, `websocket`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        service: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+        websocket: bool,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            service: service.into(),
+            family: family.into(),
+            websocket,
+        }
     }
 }
 
@@ -627,6 +773,26 @@ pub struct VncServerInfo {
         required family "family": super::NetworkAddressFamily,
         required websocket "websocket": bool,
         optional auth "auth": ::std::string::String,
+    }
+}
+
+impl VncServerInfo {
+    /// Builds it from its required members (`host`, `service`, `family`, `websocket`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        service: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+        websocket: bool,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            service: service.into(),
+            family: family.into(),
+            websocket,
+            auth: ::std::option::Option::None,
+        }
     }
 }
 
@@ -663,6 +829,27 @@ pub struct VncClientInfo {
         required websocket "websocket": bool,
         optional x509_dname "x509_dname": ::std::string::String,
         optional sasl_username "sasl_username": ::std::string::String,
+    }
+}
+
+impl VncClientInfo {
+    /// Builds it from its required members (`host`, `service`, `family`, `websocket`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        service: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+        websocket: bool,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            service: service.into(),
+            family: family.into(),
+            websocket,
+            x509_dname: ::std::option::Option::None,
+            sasl_username: ::std::option::Option::None,
+        }
     }
 }
 
@@ -720,6 +907,22 @@ pub struct VncInfo {
         optional service "service": ::std::string::String,
         optional auth "auth": ::std::string::String,
         optional clients "clients": ::std::vec::Vec<super::VncClientInfo>,
+    }
+}
+
+impl VncInfo {
+    /// Builds it from its required members (`enabled`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            host: ::std::option::Option::None,
+            family: ::std::option::Option::None,
+            service: ::std::option::Option::None,
+            auth: ::std::option::Option::None,
+            clients: ::std::option::Option::None,
+        }
     }
 }
 
@@ -826,6 +1029,28 @@ pub struct VncServerInfo2 {
     }
 }
 
+impl VncServerInfo2 {
+    /// Builds it from its required members (`host`, `service`, `family`, `websocket`, `auth`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        host: impl ::std::convert::Into<::std::string::String>,
+        service: impl ::std::convert::Into<::std::string::String>,
+        family: impl ::std::convert::Into<super::NetworkAddressFamily>,
+        websocket: bool,
+        auth: impl ::std::convert::Into<super::VncPrimaryAuth>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            service: service.into(),
+            family: family.into(),
+            websocket,
+            auth: auth.into(),
+            vencrypt: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information about a vnc server
 ///
 /// *Since: 2.3*
@@ -864,6 +1089,27 @@ pub struct VncInfo2 {
     }
 }
 
+impl VncInfo2 {
+    /// Builds it from its required members (`id`, `server`, `clients`, `auth`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        id: impl ::std::convert::Into<::std::string::String>,
+        server: impl ::std::convert::Into<::std::vec::Vec<super::VncServerInfo2>>,
+        clients: impl ::std::convert::Into<::std::vec::Vec<super::VncClientInfo>>,
+        auth: impl ::std::convert::Into<super::VncPrimaryAuth>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            server: server.into(),
+            clients: clients.into(),
+            auth: auth.into(),
+            vencrypt: ::std::option::Option::None,
+            display: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Information about a mouse device.
 ///
 /// *Since: 0.14*
@@ -886,6 +1132,25 @@ pub struct MouseInfo {
         required index "index": i64,
         required current "current": bool,
         required absolute "absolute": bool,
+    }
+}
+
+impl MouseInfo {
+    /// Builds it from its required members (`name`, `index`, `current`, `absolute`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        index: i64,
+        current: bool,
+        absolute: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            index,
+            current,
+            absolute,
+        }
     }
 }
 
@@ -1307,6 +1572,15 @@ pub struct IntWrapper {
     }
 }
 
+impl IntWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: i64) -> Self {
+        Self { data }
+    }
+}
+
 /// *Since: 1.3*
 #[derive(Debug, Clone, PartialEq)]
 pub struct QKeyCodeWrapper {
@@ -1317,6 +1591,15 @@ pub struct QKeyCodeWrapper {
 ::qapi_types::private::object! {
     QKeyCodeWrapper = "QKeyCodeWrapper" {
         required data "data": super::QKeyCode,
+    }
+}
+
+impl QKeyCodeWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::QKeyCode>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -1384,6 +1667,50 @@ impl<'de> ::qapi_types::private::Union<'de> for KeyValue {
         branch: KeyValueBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(KeyValue { branch })
+    }
+}
+
+impl KeyValue {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: KeyValueBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<KeyValueBranch> for KeyValue {
+    #[inline]
+    fn from(value: KeyValueBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::IntWrapper> for KeyValueBranch {
+    #[inline]
+    fn from(value: super::IntWrapper) -> Self {
+        Self::Number(value)
+    }
+}
+
+impl ::std::convert::From<super::IntWrapper> for KeyValue {
+    #[inline]
+    fn from(value: super::IntWrapper) -> Self {
+        Self::new(KeyValueBranch::Number(value))
+    }
+}
+
+impl ::std::convert::From<super::QKeyCodeWrapper> for KeyValueBranch {
+    #[inline]
+    fn from(value: super::QKeyCodeWrapper) -> Self {
+        Self::Qcode(value)
+    }
+}
+
+impl ::std::convert::From<super::QKeyCodeWrapper> for KeyValue {
+    #[inline]
+    fn from(value: super::QKeyCodeWrapper) -> Self {
+        Self::new(KeyValueBranch::Qcode(value))
     }
 }
 
@@ -1531,6 +1858,15 @@ pub struct InputKeyEvent {
     }
 }
 
+impl InputKeyEvent {
+    /// Builds it from its required members (`key`, `down`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(key: impl ::std::convert::Into<super::KeyValue>, down: bool) -> Self {
+        Self { key: key.into(), down }
+    }
+}
+
 /// Pointer button input event.
 ///
 /// *Since: 2.0*
@@ -1546,6 +1882,21 @@ pub struct InputBtnEvent {
     InputBtnEvent = "InputBtnEvent" {
         required button "button": super::InputButton,
         required down "down": bool,
+    }
+}
+
+impl InputBtnEvent {
+    /// Builds it from its required members (`button`, `down`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        button: impl ::std::convert::Into<super::InputButton>,
+        down: bool,
+    ) -> Self {
+        Self {
+            button: button.into(),
+            down,
+        }
     }
 }
 
@@ -1565,6 +1916,15 @@ pub struct InputMoveEvent {
     InputMoveEvent = "InputMoveEvent" {
         required axis "axis": super::InputAxis,
         required value "value": i64,
+    }
+}
+
+impl InputMoveEvent {
+    /// Builds it from its required members (`axis`, `value`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(axis: impl ::std::convert::Into<super::InputAxis>, value: i64) -> Self {
+        Self { axis: axis.into(), value }
     }
 }
 
@@ -1593,6 +1953,27 @@ pub struct InputMultiTouchEvent {
         required tracking_id "tracking-id": i64,
         required axis "axis": super::InputAxis,
         required value "value": i64,
+    }
+}
+
+impl InputMultiTouchEvent {
+    /// Builds it from its required members (`type`, `slot`, `tracking-id`, `axis`, `value`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        r#type: impl ::std::convert::Into<super::InputMultiTouchType>,
+        slot: i64,
+        tracking_id: i64,
+        axis: impl ::std::convert::Into<super::InputAxis>,
+        value: i64,
+    ) -> Self {
+        Self {
+            r#type: r#type.into(),
+            slot,
+            tracking_id,
+            axis: axis.into(),
+            value,
+        }
     }
 }
 
@@ -1636,6 +2017,15 @@ pub struct InputKeyEventWrapper {
     }
 }
 
+impl InputKeyEventWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::InputKeyEvent>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 2.0*
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputBtnEventWrapper {
@@ -1646,6 +2036,15 @@ pub struct InputBtnEventWrapper {
 ::qapi_types::private::object! {
     InputBtnEventWrapper = "InputBtnEventWrapper" {
         required data "data": super::InputBtnEvent,
+    }
+}
+
+impl InputBtnEventWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::InputBtnEvent>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -1662,6 +2061,15 @@ pub struct InputMoveEventWrapper {
     }
 }
 
+impl InputMoveEventWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::InputMoveEvent>) -> Self {
+        Self { data: data.into() }
+    }
+}
+
 /// *Since: 8.1*
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputMultiTouchEventWrapper {
@@ -1672,6 +2080,15 @@ pub struct InputMultiTouchEventWrapper {
 ::qapi_types::private::object! {
     InputMultiTouchEventWrapper = "InputMultiTouchEventWrapper" {
         required data "data": super::InputMultiTouchEvent,
+    }
+}
+
+impl InputMultiTouchEventWrapper {
+    /// Builds it from its required members (`data`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(data: impl ::std::convert::Into<super::InputMultiTouchEvent>) -> Self {
+        Self { data: data.into() }
     }
 }
 
@@ -1745,6 +2162,64 @@ impl<'de> ::qapi_types::private::Union<'de> for InputEvent {
     }
 }
 
+impl InputEvent {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: InputEventBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<InputEventBranch> for InputEvent {
+    #[inline]
+    fn from(value: InputEventBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::InputKeyEventWrapper> for InputEventBranch {
+    #[inline]
+    fn from(value: super::InputKeyEventWrapper) -> Self {
+        Self::Key(value)
+    }
+}
+
+impl ::std::convert::From<super::InputKeyEventWrapper> for InputEvent {
+    #[inline]
+    fn from(value: super::InputKeyEventWrapper) -> Self {
+        Self::new(InputEventBranch::Key(value))
+    }
+}
+
+impl ::std::convert::From<super::InputBtnEventWrapper> for InputEventBranch {
+    #[inline]
+    fn from(value: super::InputBtnEventWrapper) -> Self {
+        Self::Btn(value)
+    }
+}
+
+impl ::std::convert::From<super::InputBtnEventWrapper> for InputEvent {
+    #[inline]
+    fn from(value: super::InputBtnEventWrapper) -> Self {
+        Self::new(InputEventBranch::Btn(value))
+    }
+}
+
+impl ::std::convert::From<super::InputMultiTouchEventWrapper> for InputEventBranch {
+    #[inline]
+    fn from(value: super::InputMultiTouchEventWrapper) -> Self {
+        Self::Mtt(value)
+    }
+}
+
+impl ::std::convert::From<super::InputMultiTouchEventWrapper> for InputEvent {
+    #[inline]
+    fn from(value: super::InputMultiTouchEventWrapper) -> Self {
+        Self::new(InputEventBranch::Mtt(value))
+    }
+}
+
 /// The branches of [`InputEvent`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputEventBranch {
@@ -1808,7 +2283,7 @@ impl ::qapi_types::private::Members for InputEventBranch {
 /// GTK display options.
 ///
 /// *Since: 2.12*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayGTK {
     /// Grab keyboard input on mouse hover.
     pub grab_on_hover: ::std::option::Option<bool>,
@@ -1848,7 +2323,7 @@ pub struct DisplayGTK {
 /// EGL headless display options.
 ///
 /// *Since: 3.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayEGLHeadless {
     /// Which DRM render node should be used.  Default is the
     /// first available node on the host.
@@ -1864,7 +2339,7 @@ pub struct DisplayEGLHeadless {
 /// DBus display options.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayDBus {
     /// Which DRM render node should be used.  Default is the
     /// first available node on the host.
@@ -1918,7 +2393,7 @@ pub enum DisplayGLMode {
 /// Curses display options.
 ///
 /// *Since: 4.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayCurses {
     /// Font charset used by guest (default: CP437).
     pub charset: ::std::option::Option<::std::string::String>,
@@ -1933,7 +2408,7 @@ pub struct DisplayCurses {
 /// Cocoa display options.
 ///
 /// *Since: 7.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayCocoa {
     /// Enable/disable forwarding of left command key to
     /// guest.  Allows command-tab window switching on the host without
@@ -1990,7 +2465,7 @@ pub enum HotKeyMod {
 /// SDL2 display options.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplaySDL {
     /// Modifier keys that should be pressed together with the
     /// "G" key to release the mouse grab.
@@ -2225,6 +2700,112 @@ const _: () = {
     }
 };
 
+impl DisplayOptions {
+    /// Builds it from its required members (the branch), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: DisplayOptionsBranch) -> Self {
+        Self {
+            full_screen: ::std::option::Option::None,
+            window_close: ::std::option::Option::None,
+            show_cursor: ::std::option::Option::None,
+            gl: ::std::option::Option::None,
+            branch,
+        }
+    }
+}
+
+impl ::std::convert::From<DisplayOptionsBranch> for DisplayOptions {
+    #[inline]
+    fn from(value: DisplayOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayGTK> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayGTK) -> Self {
+        Self::Gtk(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayGTK> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplayGTK) -> Self {
+        Self::new(DisplayOptionsBranch::Gtk(value))
+    }
+}
+
+impl ::std::convert::From<super::DisplayCocoa> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayCocoa) -> Self {
+        Self::Cocoa(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayCocoa> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplayCocoa) -> Self {
+        Self::new(DisplayOptionsBranch::Cocoa(value))
+    }
+}
+
+impl ::std::convert::From<super::DisplayCurses> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayCurses) -> Self {
+        Self::Curses(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayCurses> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplayCurses) -> Self {
+        Self::new(DisplayOptionsBranch::Curses(value))
+    }
+}
+
+impl ::std::convert::From<super::DisplayEGLHeadless> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayEGLHeadless) -> Self {
+        Self::EglHeadless(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayEGLHeadless> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplayEGLHeadless) -> Self {
+        Self::new(DisplayOptionsBranch::EglHeadless(value))
+    }
+}
+
+impl ::std::convert::From<super::DisplayDBus> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayDBus) -> Self {
+        Self::Dbus(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayDBus> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplayDBus) -> Self {
+        Self::new(DisplayOptionsBranch::Dbus(value))
+    }
+}
+
+impl ::std::convert::From<super::DisplaySDL> for DisplayOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplaySDL) -> Self {
+        Self::Sdl(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplaySDL> for DisplayOptions {
+    #[inline]
+    fn from(value: super::DisplaySDL) -> Self {
+        Self::new(DisplayOptionsBranch::Sdl(value))
+    }
+}
+
 /// The branches of [`DisplayOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DisplayOptionsBranch {
@@ -2344,7 +2925,7 @@ pub enum DisplayReloadType {
 /// Specify the VNC reload options.
 ///
 /// *Since: 6.0*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayReloadOptionsVNC {
     /// reload tls certs or not.
     pub tls_certs: ::std::option::Option<bool>,
@@ -2424,6 +3005,37 @@ impl<'de> ::qapi_types::private::Union<'de> for DisplayReloadOptions {
     }
 }
 
+impl DisplayReloadOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: DisplayReloadOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<DisplayReloadOptionsBranch> for DisplayReloadOptions {
+    #[inline]
+    fn from(value: DisplayReloadOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayReloadOptionsVNC>
+for DisplayReloadOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayReloadOptionsVNC) -> Self {
+        Self::Vnc(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayReloadOptionsVNC> for DisplayReloadOptions {
+    #[inline]
+    fn from(value: super::DisplayReloadOptionsVNC) -> Self {
+        Self::new(DisplayReloadOptionsBranch::Vnc(value))
+    }
+}
+
 /// The branches of [`DisplayReloadOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DisplayReloadOptionsBranch {
@@ -2480,7 +3092,7 @@ pub enum DisplayUpdateType {
 /// Specify the VNC reload options.
 ///
 /// *Since: 7.1*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DisplayUpdateOptionsVNC {
     /// If specified, change set of addresses to listen for
     /// connections.  Addresses configured for websockets are not
@@ -2562,6 +3174,37 @@ impl<'de> ::qapi_types::private::Union<'de> for DisplayUpdateOptions {
     }
 }
 
+impl DisplayUpdateOptions {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: DisplayUpdateOptionsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<DisplayUpdateOptionsBranch> for DisplayUpdateOptions {
+    #[inline]
+    fn from(value: DisplayUpdateOptionsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayUpdateOptionsVNC>
+for DisplayUpdateOptionsBranch {
+    #[inline]
+    fn from(value: super::DisplayUpdateOptionsVNC) -> Self {
+        Self::Vnc(value)
+    }
+}
+
+impl ::std::convert::From<super::DisplayUpdateOptionsVNC> for DisplayUpdateOptions {
+    #[inline]
+    fn from(value: super::DisplayUpdateOptionsVNC) -> Self {
+        Self::new(DisplayUpdateOptionsBranch::Vnc(value))
+    }
+}
+
 /// The branches of [`DisplayUpdateOptions`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DisplayUpdateOptionsBranch {
@@ -2618,6 +3261,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct SetPassword(pub super::super::SetPasswordOptions);
+    impl ::std::convert::From<super::super::SetPasswordOptions> for SetPassword {
+        #[inline]
+        fn from(value: super::super::SetPasswordOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for SetPassword {
         fn serialize<S: ::serde::Serializer>(
@@ -2637,10 +3287,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for SetPassword {
+        /// `set_password`
         const NAME: &'static str = "set_password";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SetPassword {}
     /// Expire the password of a remote display server.
     ///
     /// # Errors
@@ -2659,6 +3311,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct ExpirePassword(pub super::super::ExpirePasswordOptions);
+    impl ::std::convert::From<super::super::ExpirePasswordOptions> for ExpirePassword {
+        #[inline]
+        fn from(value: super::super::ExpirePasswordOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for ExpirePassword {
         fn serialize<S: ::serde::Serializer>(
@@ -2678,10 +3337,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for ExpirePassword {
+        /// `expire_password`
         const NAME: &'static str = "expire_password";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for ExpirePassword {}
     /// Capture the contents of a screen and write it to a file.
     ///
     /// *Since: 0.14*
@@ -2721,11 +3382,27 @@ pub mod commands {
         }
     }
 
+    impl Screendump {
+        /// Builds it from its required members (`filename`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(filename: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                filename: filename.into(),
+                device: ::std::option::Option::None,
+                head: ::std::option::Option::None,
+                format: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for Screendump {
+        /// `screendump`
         const NAME: &'static str = "screendump";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for Screendump {}
     /// Return information about the current SPICE server
     ///
     /// *Since: 0.14*
@@ -2775,11 +3452,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QuerySpice {
+        /// `query-spice`
         const NAME: &'static str = "query-spice";
         type Returns = super::super::SpiceInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QuerySpice {}
     /// Return information about the current VNC server
     ///
     /// *Since: 0.14*
@@ -2814,11 +3493,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryVnc {
+        /// `query-vnc`
         const NAME: &'static str = "query-vnc";
         type Returns = super::super::VncInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryVnc {}
     /// Return a list of vnc servers.  The list can be empty.
     ///
     /// *Since: 2.3*
@@ -2831,17 +3512,20 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryVncServers {
+        /// `query-vnc-servers`
         const NAME: &'static str = "query-vnc-servers";
         type Returns = ::std::vec::Vec<super::super::VncInfo2>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryVncServers {}
     /// Change the VNC server password.
     ///
     /// *Since: 1.1*
     ///
     /// **Note:**
     ///
+    /// An empty password in this command will set the password to
     /// the empty string.  Existing clients are unaffected by executing
     /// this command.
     ///
@@ -2858,11 +3542,22 @@ pub mod commands {
         }
     }
 
+    impl ChangeVncPassword {
+        /// Builds it from its required members (`password`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(password: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { password: password.into() }
+        }
+    }
+
     impl ::qapi_types::Command for ChangeVncPassword {
+        /// `change-vnc-password`
         const NAME: &'static str = "change-vnc-password";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for ChangeVncPassword {}
     /// Return information about each active mouse device
     ///
     /// # Returns
@@ -2898,11 +3593,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryMice {
+        /// `query-mice`
         const NAME: &'static str = "query-mice";
         type Returns = ::std::vec::Vec<super::super::MouseInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryMice {}
     /// Send keys to guest.
     ///
     /// # Errors
@@ -2939,11 +3636,27 @@ pub mod commands {
         }
     }
 
+    impl SendKey {
+        /// Builds it from its required members (`keys`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            keys: impl ::std::convert::Into<::std::vec::Vec<super::super::KeyValue>>,
+        ) -> Self {
+            Self {
+                keys: keys.into(),
+                hold_time: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for SendKey {
+        /// `send-key`
         const NAME: &'static str = "send-key";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for SendKey {}
     /// Send input event(s) to guest.
     ///
     /// The `device` and `head` parameters can be used to send the input event
@@ -2961,6 +3674,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// The consoles are visible in the qom tree, under
     /// `/backend/console[$index]`.  They have a device link and head
     /// property, so it is possible to map which console belongs to which
     /// device and display.
@@ -3023,11 +3737,28 @@ pub mod commands {
         }
     }
 
+    impl InputSendEvent {
+        /// Builds it from its required members (`events`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            events: impl ::std::convert::Into<::std::vec::Vec<super::super::InputEvent>>,
+        ) -> Self {
+            Self {
+                device: ::std::option::Option::None,
+                head: ::std::option::Option::None,
+                events: events.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for InputSendEvent {
+        /// `input-send-event`
         const NAME: &'static str = "input-send-event";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for InputSendEvent {}
     /// Return information about display configuration
     ///
     /// *Since: 3.1*
@@ -3038,11 +3769,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryDisplayOptions {
+        /// `query-display-options`
         const NAME: &'static str = "query-display-options";
         type Returns = super::super::DisplayOptions;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for QueryDisplayOptions {}
     /// Reload display configuration.
     ///
     /// *Since: 6.0*
@@ -3056,6 +3789,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct DisplayReload(pub super::super::DisplayReloadOptions);
+    impl ::std::convert::From<super::super::DisplayReloadOptions> for DisplayReload {
+        #[inline]
+        fn from(value: super::super::DisplayReloadOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for DisplayReload {
         fn serialize<S: ::serde::Serializer>(
@@ -3075,10 +3815,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for DisplayReload {
+        /// `display-reload`
         const NAME: &'static str = "display-reload";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DisplayReload {}
     /// Update display configuration.
     ///
     /// *Since: 7.1*
@@ -3094,6 +3836,13 @@ pub mod commands {
     /// ```
     #[derive(Debug, Clone, PartialEq)]
     pub struct DisplayUpdate(pub super::super::DisplayUpdateOptions);
+    impl ::std::convert::From<super::super::DisplayUpdateOptions> for DisplayUpdate {
+        #[inline]
+        fn from(value: super::super::DisplayUpdateOptions) -> Self {
+            Self(value)
+        }
+    }
+
     /// Encoded as the wrapped value.
     impl Serialize for DisplayUpdate {
         fn serialize<S: ::serde::Serializer>(
@@ -3113,10 +3862,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for DisplayUpdate {
+        /// `display-update`
         const NAME: &'static str = "display-update";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QmpCommand for DisplayUpdate {}
     /// Set migration information for remote display.  This makes the server
     /// ask the client to automatically reconnect using the new parameters
     /// once migration finished successfully.  Only implemented for SPICE.
@@ -3156,10 +3907,31 @@ pub mod commands {
         }
     }
 
+    impl ClientMigrateInfo {
+        /// Builds it from its required members (`protocol`, `hostname`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            protocol: impl ::std::convert::Into<::std::string::String>,
+            hostname: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                protocol: protocol.into(),
+                hostname: hostname.into(),
+                port: ::std::option::Option::None,
+                tls_port: ::std::option::Option::None,
+                cert_subject: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for ClientMigrateInfo {
+        /// `client_migrate_info`
         const NAME: &'static str = "client_migrate_info";
         type Returns = ::qapi_types::Empty;
     }
+
+    impl ::qapi_types::QmpCommand for ClientMigrateInfo {}
 }
 
 /// The events of `ui.json`.
@@ -3196,7 +3968,23 @@ pub mod events {
         }
     }
 
+    impl SpiceConnected {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::SpiceBasicInfo>,
+            client: impl ::std::convert::Into<super::super::SpiceBasicInfo>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for SpiceConnected {
+        /// `SPICE_CONNECTED`
         const NAME: &'static str = "SPICE_CONNECTED";
     }
 
@@ -3234,7 +4022,23 @@ pub mod events {
         }
     }
 
+    impl SpiceInitialized {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::SpiceServerInfo>,
+            client: impl ::std::convert::Into<super::super::SpiceChannel>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for SpiceInitialized {
+        /// `SPICE_INITIALIZED`
         const NAME: &'static str = "SPICE_INITIALIZED";
     }
 
@@ -3269,7 +4073,23 @@ pub mod events {
         }
     }
 
+    impl SpiceDisconnected {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::SpiceBasicInfo>,
+            client: impl ::std::convert::Into<super::super::SpiceBasicInfo>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for SpiceDisconnected {
+        /// `SPICE_DISCONNECTED`
         const NAME: &'static str = "SPICE_DISCONNECTED";
     }
 
@@ -3292,6 +4112,7 @@ pub mod events {
     }
 
     impl ::qapi_types::Event for SpiceMigrateCompleted {
+        /// `SPICE_MIGRATE_COMPLETED`
         const NAME: &'static str = "SPICE_MIGRATE_COMPLETED";
     }
 
@@ -3299,6 +4120,7 @@ pub mod events {
     ///
     /// **Note:**
     ///
+    /// This event is emitted before any authentication takes
     /// place, thus the authentication ID is not provided.
     ///
     /// *Since: 0.13*
@@ -3331,7 +4153,23 @@ pub mod events {
         }
     }
 
+    impl VncConnected {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::VncServerInfo>,
+            client: impl ::std::convert::Into<super::super::VncBasicInfo>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for VncConnected {
+        /// `VNC_CONNECTED`
         const NAME: &'static str = "VNC_CONNECTED";
     }
 
@@ -3368,7 +4206,23 @@ pub mod events {
         }
     }
 
+    impl VncInitialized {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::VncServerInfo>,
+            client: impl ::std::convert::Into<super::super::VncClientInfo>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for VncInitialized {
+        /// `VNC_INITIALIZED`
         const NAME: &'static str = "VNC_INITIALIZED";
     }
 
@@ -3404,7 +4258,23 @@ pub mod events {
         }
     }
 
+    impl VncDisconnected {
+        /// Builds it from its required members (`server`, `client`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            server: impl ::std::convert::Into<super::super::VncServerInfo>,
+            client: impl ::std::convert::Into<super::super::VncClientInfo>,
+        ) -> Self {
+            Self {
+                server: server.into(),
+                client: client.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for VncDisconnected {
+        /// `VNC_DISCONNECTED`
         const NAME: &'static str = "VNC_DISCONNECTED";
     }
 }

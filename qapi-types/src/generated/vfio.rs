@@ -78,7 +78,25 @@ pub mod events {
         }
     }
 
+    impl VfioMigration {
+        /// Builds it from its required members (`device-id`, `qom-path`, `device-state`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            device_id: impl ::std::convert::Into<::std::string::String>,
+            qom_path: impl ::std::convert::Into<::std::string::String>,
+            device_state: impl ::std::convert::Into<super::super::QapiVfioMigrationState>,
+        ) -> Self {
+            Self {
+                device_id: device_id.into(),
+                qom_path: qom_path.into(),
+                device_state: device_state.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Event for VfioMigration {
+        /// `VFIO_MIGRATION`
         const NAME: &'static str = "VFIO_MIGRATION";
     }
 }

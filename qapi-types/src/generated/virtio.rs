@@ -21,6 +21,21 @@ pub struct VirtioInfo {
     }
 }
 
+impl VirtioInfo {
+    /// Builds it from its required members (`path`, `name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        path: impl ::std::convert::Into<::std::string::String>,
+        name: impl ::std::convert::Into<::std::string::String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            name: name.into(),
+        }
+    }
+}
+
 /// Information about a vhost device.  This information will only be
 /// displayed if the vhost device is active.
 ///
@@ -67,6 +82,41 @@ pub struct VhostStatus {
         required backend_cap "backend-cap": u64,
         required log_enabled "log-enabled": bool,
         required log_size "log-size": u64,
+    }
+}
+
+impl VhostStatus {
+    /// Builds it from its required members (`n-mem-sections`, `n-tmp-sections`, `nvqs`, `vq-index`, `features`, `acked-features`, `backend-features`, `protocol-features`, `max-queues`, `backend-cap`, `log-enabled`, `log-size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        n_mem_sections: i64,
+        n_tmp_sections: i64,
+        nvqs: u32,
+        vq_index: i64,
+        features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        acked_features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        backend_features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        protocol_features: impl ::std::convert::Into<super::VhostDeviceProtocols>,
+        max_queues: u64,
+        backend_cap: u64,
+        log_enabled: bool,
+        log_size: u64,
+    ) -> Self {
+        Self {
+            n_mem_sections,
+            n_tmp_sections,
+            nvqs,
+            vq_index,
+            features: features.into(),
+            acked_features: acked_features.into(),
+            backend_features: backend_features.into(),
+            protocol_features: protocol_features.into(),
+            max_queues,
+            backend_cap,
+            log_enabled,
+            log_size,
+        }
     }
 }
 
@@ -150,6 +200,58 @@ pub struct VirtioStatus {
     }
 }
 
+impl VirtioStatus {
+    /// Builds it from its required members (`name`, `device-id`, `vhost-started`, `device-endian`, `guest-features`, `host-features`, `backend-features`, `num-vqs`, `status`, `isr`, `queue-sel`, `vm-running`, `broken`, `disabled`, `use-started`, `started`, `start-on-kick`, `disable-legacy-check`, `bus-name`, `use-guest-notifier-mask`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        device_id: u16,
+        vhost_started: bool,
+        device_endian: impl ::std::convert::Into<::std::string::String>,
+        guest_features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        host_features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        backend_features: impl ::std::convert::Into<super::VirtioDeviceFeatures>,
+        num_vqs: i64,
+        status: impl ::std::convert::Into<super::VirtioDeviceStatus>,
+        isr: u8,
+        queue_sel: u16,
+        vm_running: bool,
+        broken: bool,
+        disabled: bool,
+        use_started: bool,
+        started: bool,
+        start_on_kick: bool,
+        disable_legacy_check: bool,
+        bus_name: impl ::std::convert::Into<::std::string::String>,
+        use_guest_notifier_mask: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            device_id,
+            vhost_started,
+            device_endian: device_endian.into(),
+            guest_features: guest_features.into(),
+            host_features: host_features.into(),
+            backend_features: backend_features.into(),
+            num_vqs,
+            status: status.into(),
+            isr,
+            queue_sel,
+            vm_running,
+            broken,
+            disabled,
+            use_started,
+            started,
+            start_on_kick,
+            disable_legacy_check,
+            bus_name: bus_name.into(),
+            use_guest_notifier_mask,
+            vhost_dev: ::std::option::Option::None,
+        }
+    }
+}
+
 /// A structure defined to list the configuration statuses of a virtio
 /// device
 ///
@@ -171,6 +273,20 @@ pub struct VirtioDeviceStatus {
     }
 }
 
+impl VirtioDeviceStatus {
+    /// Builds it from its required members (`statuses`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        statuses: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            statuses: statuses.into(),
+            unknown_statuses: ::std::option::Option::None,
+        }
+    }
+}
+
 /// A structure defined to list the vhost user protocol features of a
 /// Vhost User device
 ///
@@ -189,6 +305,20 @@ pub struct VhostDeviceProtocols {
     VhostDeviceProtocols = "VhostDeviceProtocols" {
         required protocols "protocols": ::std::vec::Vec<::std::string::String>,
         optional unknown_protocols "unknown-protocols": u64,
+    }
+}
+
+impl VhostDeviceProtocols {
+    /// Builds it from its required members (`protocols`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        protocols: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            protocols: protocols.into(),
+            unknown_protocols: ::std::option::Option::None,
+        }
     }
 }
 
@@ -217,6 +347,22 @@ pub struct VirtioDeviceFeatures {
         optional dev_features "dev-features": ::std::vec::Vec<::std::string::String>,
         optional unknown_dev_features "unknown-dev-features": u64,
         optional unknown_dev_features2 "unknown-dev-features2": u64,
+    }
+}
+
+impl VirtioDeviceFeatures {
+    /// Builds it from its required members (`transports`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        transports: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            transports: transports.into(),
+            dev_features: ::std::option::Option::None,
+            unknown_dev_features: ::std::option::Option::None,
+            unknown_dev_features2: ::std::option::Option::None,
+        }
     }
 }
 
@@ -276,6 +422,43 @@ pub struct VirtQueueStatus {
     }
 }
 
+impl VirtQueueStatus {
+    /// Builds it from its required members (`name`, `queue-index`, `inuse`, `vring-num`, `vring-num-default`, `vring-align`, `vring-desc`, `vring-avail`, `vring-used`, `used-idx`, `signalled-used`, `signalled-used-valid`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        queue_index: u16,
+        inuse: u32,
+        vring_num: u32,
+        vring_num_default: u32,
+        vring_align: u32,
+        vring_desc: u64,
+        vring_avail: u64,
+        vring_used: u64,
+        used_idx: u16,
+        signalled_used: u16,
+        signalled_used_valid: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            queue_index,
+            inuse,
+            vring_num,
+            vring_num_default,
+            vring_align,
+            vring_desc,
+            vring_avail,
+            vring_used,
+            last_avail_idx: ::std::option::Option::None,
+            shadow_avail_idx: ::std::option::Option::None,
+            used_idx,
+            signalled_used,
+            signalled_used_valid,
+        }
+    }
+}
+
 /// Information of a vhost device's vhost_virtqueue, including most
 /// members of the vhost_dev vhost_virtqueue data structure.
 ///
@@ -330,6 +513,43 @@ pub struct VirtVhostQueueStatus {
     }
 }
 
+impl VirtVhostQueueStatus {
+    /// Builds it from its required members (`name`, `kick`, `call`, `desc`, `avail`, `used`, `num`, `desc-phys`, `desc-size`, `avail-phys`, `avail-size`, `used-phys`, `used-size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        kick: i64,
+        call: i64,
+        desc: u64,
+        avail: u64,
+        used: u64,
+        num: i64,
+        desc_phys: u64,
+        desc_size: u32,
+        avail_phys: u64,
+        avail_size: u32,
+        used_phys: u64,
+        used_size: u32,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kick,
+            call,
+            desc,
+            avail,
+            used,
+            num,
+            desc_phys,
+            desc_size,
+            avail_phys,
+            avail_size,
+            used_phys,
+            used_size,
+        }
+    }
+}
+
 /// Information regarding the vring descriptor area
 ///
 /// *Since: 7.2*
@@ -348,6 +568,23 @@ pub struct VirtioRingDesc {
         required addr "addr": u64,
         required len "len": u32,
         required flags "flags": ::std::vec::Vec<::std::string::String>,
+    }
+}
+
+impl VirtioRingDesc {
+    /// Builds it from its required members (`addr`, `len`, `flags`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        addr: u64,
+        len: u32,
+        flags: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self {
+            addr,
+            len,
+            flags: flags.into(),
+        }
     }
 }
 
@@ -372,6 +609,15 @@ pub struct VirtioRingAvail {
     }
 }
 
+impl VirtioRingAvail {
+    /// Builds it from its required members (`flags`, `idx`, `ring`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(flags: u16, idx: u16, ring: u16) -> Self {
+        Self { flags, idx, ring }
+    }
+}
+
 /// Information regarding the used vring (a.k.a. device area)
 ///
 /// *Since: 7.2*
@@ -387,6 +633,15 @@ pub struct VirtioRingUsed {
     VirtioRingUsed = "VirtioRingUsed" {
         required flags "flags": u16,
         required idx "idx": u16,
+    }
+}
+
+impl VirtioRingUsed {
+    /// Builds it from its required members (`flags`, `idx`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(flags: u16, idx: u16) -> Self {
+        Self { flags, idx }
     }
 }
 
@@ -418,6 +673,27 @@ pub struct VirtioQueueElement {
     }
 }
 
+impl VirtioQueueElement {
+    /// Builds it from its required members (`name`, `index`, `descs`, `avail`, `used`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        index: u32,
+        descs: impl ::std::convert::Into<::std::vec::Vec<super::VirtioRingDesc>>,
+        avail: impl ::std::convert::Into<super::VirtioRingAvail>,
+        used: impl ::std::convert::Into<super::VirtioRingUsed>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            index,
+            descs: descs.into(),
+            avail: avail.into(),
+            used: used.into(),
+        }
+    }
+}
+
 /// Describes the subset of virtqueues assigned to an IOThread.
 ///
 /// *Since: 9.0*
@@ -440,6 +716,18 @@ pub struct IOThreadVirtQueueMapping {
     }
 }
 
+impl IOThreadVirtQueueMapping {
+    /// Builds it from its required members (`iothread`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(iothread: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            iothread: iothread.into(),
+            vqs: ::std::option::Option::None,
+        }
+    }
+}
+
 /// Describes configuration of a VirtIO GPU output.
 ///
 /// *Since: 10.1*
@@ -452,6 +740,15 @@ pub struct VirtIOGPUOutput {
 ::qapi_types::private::object! {
     VirtIOGPUOutput = "VirtIOGPUOutput" {
         required name "name": ::std::string::String,
+    }
+}
+
+impl VirtIOGPUOutput {
+    /// Builds it from its required members (`name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { name: name.into() }
     }
 }
 
@@ -469,6 +766,25 @@ pub struct DummyVirtioForceArrays {
     DummyVirtioForceArrays = "DummyVirtioForceArrays" {
         required unused_iothread_vq_mapping "unused-iothread-vq-mapping": ::std::vec::Vec<super::IOThreadVirtQueueMapping>,
         required unused_virtio_gpu_output "unused-virtio-gpu-output": ::std::vec::Vec<super::VirtIOGPUOutput>,
+    }
+}
+
+impl DummyVirtioForceArrays {
+    /// Builds it from its required members (`unused-iothread-vq-mapping`, `unused-virtio-gpu-output`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        unused_iothread_vq_mapping: impl ::std::convert::Into<
+            ::std::vec::Vec<super::IOThreadVirtQueueMapping>,
+        >,
+        unused_virtio_gpu_output: impl ::std::convert::Into<
+            ::std::vec::Vec<super::VirtIOGPUOutput>,
+        >,
+    ) -> Self {
+        Self {
+            unused_iothread_vq_mapping: unused_iothread_vq_mapping.into(),
+            unused_virtio_gpu_output: unused_virtio_gpu_output.into(),
+        }
     }
 }
 
@@ -570,12 +886,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for XQueryVirtio {
+        /// `x-query-virtio`
         const NAME: &'static str = "x-query-virtio";
         type Returns = ::std::vec::Vec<super::super::VirtioInfo>;
         const UNSTABLE: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryVirtio {}
     /// Poll for a comprehensive status of a given virtio device
     ///
     /// # Returns
@@ -834,12 +1152,23 @@ pub mod commands {
         }
     }
 
+    impl XQueryVirtioStatus {
+        /// Builds it from its required members (`path`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { path: path.into() }
+        }
+    }
+
     impl ::qapi_types::Command for XQueryVirtioStatus {
+        /// `x-query-virtio-status`
         const NAME: &'static str = "x-query-virtio-status";
         type Returns = super::super::VirtioStatus;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryVirtioStatus {}
     /// Return the status of a given VirtIODevice's VirtQueue
     ///
     /// # Returns
@@ -848,6 +1177,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// last_avail_idx will not be displayed in the case where the
     /// selected VirtIODevice has a running vhost device and the
     /// VirtIODevice VirtQueue index (queue) does not exist for the
     /// corresponding vhost device vhost_virtqueue.  Also,
@@ -931,12 +1261,26 @@ pub mod commands {
         }
     }
 
+    impl XQueryVirtioQueueStatus {
+        /// Builds it from its required members (`path`, `queue`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            queue: u16,
+        ) -> Self {
+            Self { path: path.into(), queue }
+        }
+    }
+
     impl ::qapi_types::Command for XQueryVirtioQueueStatus {
+        /// `x-query-virtio-queue-status`
         const NAME: &'static str = "x-query-virtio-queue-status";
         type Returns = super::super::VirtQueueStatus;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryVirtioQueueStatus {}
     /// Return information of a given vhost device's vhost_virtqueue
     ///
     /// # Returns
@@ -1013,12 +1357,26 @@ pub mod commands {
         }
     }
 
+    impl XQueryVirtioVhostQueueStatus {
+        /// Builds it from its required members (`path`, `queue`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            queue: u16,
+        ) -> Self {
+            Self { path: path.into(), queue }
+        }
+    }
+
     impl ::qapi_types::Command for XQueryVirtioVhostQueueStatus {
+        /// `x-query-virtio-vhost-queue-status`
         const NAME: &'static str = "x-query-virtio-vhost-queue-status";
         type Returns = super::super::VirtVhostQueueStatus;
         const UNSTABLE: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for XQueryVirtioVhostQueueStatus {}
     /// Return the information about a VirtQueue's VirtQueueElement
     ///
     /// *Since: 7.2*
@@ -1136,9 +1494,28 @@ pub mod commands {
         }
     }
 
+    impl XQueryVirtioQueueElement {
+        /// Builds it from its required members (`path`, `queue`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            path: impl ::std::convert::Into<::std::string::String>,
+            queue: u16,
+        ) -> Self {
+            Self {
+                path: path.into(),
+                queue,
+                index: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for XQueryVirtioQueueElement {
+        /// `x-query-virtio-queue-element`
         const NAME: &'static str = "x-query-virtio-queue-element";
         type Returns = super::super::VirtioQueueElement;
         const UNSTABLE: bool = true;
     }
+
+    impl ::qapi_types::QmpCommand for XQueryVirtioQueueElement {}
 }

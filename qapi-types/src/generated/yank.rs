@@ -40,6 +40,17 @@ pub struct YankInstanceBlockNode {
     }
 }
 
+impl YankInstanceBlockNode {
+    /// Builds it from its required members (`node-name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(node_name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            node_name: node_name.into(),
+        }
+    }
+}
+
 /// Specifies which character device to yank.  See [`YankInstance`](crate::YankInstance) for
 /// more information.
 ///
@@ -53,6 +64,15 @@ pub struct YankInstanceChardev {
 ::qapi_types::private::object! {
     YankInstanceChardev = "YankInstanceChardev" {
         required id "id": ::std::string::String,
+    }
+}
+
+impl YankInstanceChardev {
+    /// Builds it from its required members (`id`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(id: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self { id: id.into() }
     }
 }
 
@@ -144,6 +164,50 @@ impl<'de> ::qapi_types::private::Union<'de> for YankInstance {
     }
 }
 
+impl YankInstance {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: YankInstanceBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<YankInstanceBranch> for YankInstance {
+    #[inline]
+    fn from(value: YankInstanceBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::YankInstanceBlockNode> for YankInstanceBranch {
+    #[inline]
+    fn from(value: super::YankInstanceBlockNode) -> Self {
+        Self::BlockNode(value)
+    }
+}
+
+impl ::std::convert::From<super::YankInstanceBlockNode> for YankInstance {
+    #[inline]
+    fn from(value: super::YankInstanceBlockNode) -> Self {
+        Self::new(YankInstanceBranch::BlockNode(value))
+    }
+}
+
+impl ::std::convert::From<super::YankInstanceChardev> for YankInstanceBranch {
+    #[inline]
+    fn from(value: super::YankInstanceChardev) -> Self {
+        Self::Chardev(value)
+    }
+}
+
+impl ::std::convert::From<super::YankInstanceChardev> for YankInstance {
+    #[inline]
+    fn from(value: super::YankInstanceChardev) -> Self {
+        Self::new(YankInstanceBranch::Chardev(value))
+    }
+}
+
 /// The branches of [`YankInstance`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum YankInstanceBranch {
@@ -226,12 +290,29 @@ pub mod commands {
         }
     }
 
+    impl Yank {
+        /// Builds it from its required members (`instances`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            instances: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::YankInstance>,
+            >,
+        ) -> Self {
+            Self {
+                instances: instances.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for Yank {
+        /// `yank`
         const NAME: &'static str = "yank";
         type Returns = ::qapi_types::Empty;
         const ALLOW_OOB: bool = true;
     }
 
+    impl ::qapi_types::QmpCommand for Yank {}
     /// Query yank instances.  See [`YankInstance`](crate::YankInstance) for more information.
     ///
     /// **Example:**
@@ -252,9 +333,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for QueryYank {
+        /// `query-yank`
         const NAME: &'static str = "query-yank";
         type Returns = ::std::vec::Vec<super::super::YankInstance>;
         const ALLOW_OOB: bool = true;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QmpCommand for QueryYank {}
 }

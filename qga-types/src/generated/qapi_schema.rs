@@ -25,6 +25,23 @@ pub struct GuestAgentCommandInfo {
     }
 }
 
+impl GuestAgentCommandInfo {
+    /// Builds it from its required members (`name`, `enabled`, `success-response`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        enabled: bool,
+        success_response: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            enabled,
+            success_response,
+        }
+    }
+}
+
 /// Information about guest agent.
 ///
 /// *Since: 0.15.0*
@@ -40,6 +57,23 @@ pub struct GuestAgentInfo {
     GuestAgentInfo = "GuestAgentInfo" {
         required version "version": ::std::string::String,
         required supported_commands "supported_commands": ::std::vec::Vec<super::GuestAgentCommandInfo>,
+    }
+}
+
+impl GuestAgentInfo {
+    /// Builds it from its required members (`version`, `supported_commands`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        version: impl ::std::convert::Into<::std::string::String>,
+        supported_commands: impl ::std::convert::Into<
+            ::std::vec::Vec<super::GuestAgentCommandInfo>,
+        >,
+    ) -> Self {
+        Self {
+            version: version.into(),
+            supported_commands: supported_commands.into(),
+        }
     }
 }
 
@@ -65,6 +99,23 @@ pub struct GuestFileRead {
     }
 }
 
+impl GuestFileRead {
+    /// Builds it from its required members (`count`, `buf-b64`, `eof`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        count: i64,
+        buf_b64: impl ::std::convert::Into<::std::string::String>,
+        eof: bool,
+    ) -> Self {
+        Self {
+            count,
+            buf_b64: buf_b64.into(),
+            eof,
+        }
+    }
+}
+
 /// Result of guest agent file-write operation
 ///
 /// *Since: 0.15.0*
@@ -84,6 +135,15 @@ pub struct GuestFileWrite {
     }
 }
 
+impl GuestFileWrite {
+    /// Builds it from its required members (`count`, `eof`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(count: i64, eof: bool) -> Self {
+        Self { count, eof }
+    }
+}
+
 /// Result of guest agent file-seek operation
 ///
 /// *Since: 0.15.0*
@@ -99,6 +159,15 @@ pub struct GuestFileSeek {
     GuestFileSeek = "GuestFileSeek" {
         required position "position": i64,
         required eof "eof": bool,
+    }
+}
+
+impl GuestFileSeek {
+    /// Builds it from its required members (`position`, `eof`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(position: i64, eof: bool) -> Self {
+        Self { position, eof }
     }
 }
 
@@ -136,6 +205,20 @@ pub enum GuestFileWhence {
     Value(i64),
     /// Symbolic name, and preferred interface
     Name(super::QGASeek),
+}
+
+impl ::std::convert::From<i64> for GuestFileWhence {
+    #[inline]
+    fn from(value: i64) -> Self {
+        Self::Value(value)
+    }
+}
+
+impl ::std::convert::From<super::QGASeek> for GuestFileWhence {
+    #[inline]
+    fn from(value: super::QGASeek) -> Self {
+        Self::Name(value)
+    }
 }
 
 impl Serialize for GuestFileWhence {
@@ -246,6 +329,20 @@ pub struct GuestFilesystemTrimResult {
     }
 }
 
+impl GuestFilesystemTrimResult {
+    /// Builds it from its required members (`path`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            path: path.into(),
+            trimmed: ::std::option::Option::None,
+            minimum: ::std::option::Option::None,
+            error: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.4*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
@@ -259,6 +356,19 @@ pub struct GuestFilesystemTrimResponse {
 ::qapi_types::private::object! {
     GuestFilesystemTrimResponse = "GuestFilesystemTrimResponse" {
         required paths "paths": ::std::vec::Vec<super::GuestFilesystemTrimResult>,
+    }
+}
+
+impl GuestFilesystemTrimResponse {
+    /// Builds it from its required members (`paths`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        paths: impl ::std::convert::Into<
+            ::std::vec::Vec<super::GuestFilesystemTrimResult>,
+        >,
+    ) -> Self {
+        Self { paths: paths.into() }
     }
 }
 
@@ -305,6 +415,23 @@ pub struct GuestIpAddress {
     }
 }
 
+impl GuestIpAddress {
+    /// Builds it from its required members (`ip-address`, `ip-address-type`, `prefix`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        ip_address: impl ::std::convert::Into<::std::string::String>,
+        ip_address_type: impl ::std::convert::Into<super::GuestIpAddressType>,
+        prefix: i64,
+    ) -> Self {
+        Self {
+            ip_address: ip_address.into(),
+            ip_address_type: ip_address_type.into(),
+            prefix,
+        }
+    }
+}
+
 /// *Since: 2.11*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
@@ -341,6 +468,33 @@ pub struct GuestNetworkInterfaceStat {
     }
 }
 
+impl GuestNetworkInterfaceStat {
+    /// Builds it from its required members (`rx-bytes`, `rx-packets`, `rx-errs`, `rx-dropped`, `tx-bytes`, `tx-packets`, `tx-errs`, `tx-dropped`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        rx_bytes: u64,
+        rx_packets: u64,
+        rx_errs: u64,
+        rx_dropped: u64,
+        tx_bytes: u64,
+        tx_packets: u64,
+        tx_errs: u64,
+        tx_dropped: u64,
+    ) -> Self {
+        Self {
+            rx_bytes,
+            rx_packets,
+            rx_errs,
+            rx_dropped,
+            tx_bytes,
+            tx_packets,
+            tx_errs,
+            tx_dropped,
+        }
+    }
+}
+
 /// *Since: 1.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_GETIFADDRS`.
@@ -366,6 +520,20 @@ pub struct GuestNetworkInterface {
     }
 }
 
+impl GuestNetworkInterface {
+    /// Builds it from its required members (`name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            name: name.into(),
+            hardware_address: ::std::option::Option::None,
+            ip_addresses: ::std::option::Option::None,
+            statistics: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 1.5*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX` or `CONFIG_WIN32`.
@@ -387,6 +555,19 @@ pub struct GuestLogicalProcessor {
         required logical_id "logical-id": i64,
         required online "online": bool,
         optional can_offline "can-offline": bool,
+    }
+}
+
+impl GuestLogicalProcessor {
+    /// Builds it from its required members (`logical-id`, `online`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(logical_id: i64, online: bool) -> Self {
+        Self {
+            logical_id,
+            online,
+            can_offline: ::std::option::Option::None,
+        }
     }
 }
 
@@ -490,6 +671,20 @@ pub struct GuestPCIAddress {
     }
 }
 
+impl GuestPCIAddress {
+    /// Builds it from its required members (`domain`, `bus`, `slot`, `function`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(domain: i64, bus: i64, slot: i64, function: i64) -> Self {
+        Self {
+            domain,
+            bus,
+            slot,
+            function,
+        }
+    }
+}
+
 /// *Since: 6.0*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -511,6 +706,20 @@ pub struct GuestCCWAddress {
         required ssid "ssid": i64,
         required subchno "subchno": i64,
         required devno "devno": i64,
+    }
+}
+
+impl GuestCCWAddress {
+    /// Builds it from its required members (`cssid`, `ssid`, `subchno`, `devno`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(cssid: i64, ssid: i64, subchno: i64, devno: i64) -> Self {
+        Self {
+            cssid,
+            ssid,
+            subchno,
+            devno,
+        }
     }
 }
 
@@ -548,6 +757,30 @@ pub struct GuestDiskAddress {
         optional serial "serial": ::std::string::String,
         optional dev "dev": ::std::string::String,
         optional ccw_address "ccw-address": super::GuestCCWAddress,
+    }
+}
+
+impl GuestDiskAddress {
+    /// Builds it from its required members (`pci-controller`, `bus-type`, `bus`, `target`, `unit`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        pci_controller: impl ::std::convert::Into<super::GuestPCIAddress>,
+        bus_type: impl ::std::convert::Into<super::GuestDiskBusType>,
+        bus: i64,
+        target: i64,
+        unit: i64,
+    ) -> Self {
+        Self {
+            pci_controller: pci_controller.into(),
+            bus_type: bus_type.into(),
+            bus,
+            target,
+            unit,
+            serial: ::std::option::Option::None,
+            dev: ::std::option::Option::None,
+            ccw_address: ::std::option::Option::None,
+        }
     }
 }
 
@@ -613,6 +846,67 @@ pub struct GuestNVMeSmart {
         required media_errors_hi "media-errors-hi": u64,
         required number_of_error_log_entries_lo "number-of-error-log-entries-lo": u64,
         required number_of_error_log_entries_hi "number-of-error-log-entries-hi": u64,
+    }
+}
+
+impl GuestNVMeSmart {
+    /// Builds it from its required members (`critical-warning`, `temperature`, `available-spare`, `available-spare-threshold`, `percentage-used`, `data-units-read-lo`, `data-units-read-hi`, `data-units-written-lo`, `data-units-written-hi`, `host-read-commands-lo`, `host-read-commands-hi`, `host-write-commands-lo`, `host-write-commands-hi`, `controller-busy-time-lo`, `controller-busy-time-hi`, `power-cycles-lo`, `power-cycles-hi`, `power-on-hours-lo`, `power-on-hours-hi`, `unsafe-shutdowns-lo`, `unsafe-shutdowns-hi`, `media-errors-lo`, `media-errors-hi`, `number-of-error-log-entries-lo`, `number-of-error-log-entries-hi`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        critical_warning: i64,
+        temperature: i64,
+        available_spare: i64,
+        available_spare_threshold: i64,
+        percentage_used: i64,
+        data_units_read_lo: u64,
+        data_units_read_hi: u64,
+        data_units_written_lo: u64,
+        data_units_written_hi: u64,
+        host_read_commands_lo: u64,
+        host_read_commands_hi: u64,
+        host_write_commands_lo: u64,
+        host_write_commands_hi: u64,
+        controller_busy_time_lo: u64,
+        controller_busy_time_hi: u64,
+        power_cycles_lo: u64,
+        power_cycles_hi: u64,
+        power_on_hours_lo: u64,
+        power_on_hours_hi: u64,
+        unsafe_shutdowns_lo: u64,
+        unsafe_shutdowns_hi: u64,
+        media_errors_lo: u64,
+        media_errors_hi: u64,
+        number_of_error_log_entries_lo: u64,
+        number_of_error_log_entries_hi: u64,
+    ) -> Self {
+        Self {
+            critical_warning,
+            temperature,
+            available_spare,
+            available_spare_threshold,
+            percentage_used,
+            data_units_read_lo,
+            data_units_read_hi,
+            data_units_written_lo,
+            data_units_written_hi,
+            host_read_commands_lo,
+            host_read_commands_hi,
+            host_write_commands_lo,
+            host_write_commands_hi,
+            controller_busy_time_lo,
+            controller_busy_time_hi,
+            power_cycles_lo,
+            power_cycles_hi,
+            power_on_hours_lo,
+            power_on_hours_hi,
+            unsafe_shutdowns_lo,
+            unsafe_shutdowns_hi,
+            media_errors_lo,
+            media_errors_hi,
+            number_of_error_log_entries_lo,
+            number_of_error_log_entries_hi,
+        }
     }
 }
 
@@ -761,6 +1055,36 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestDiskSmart {
         branch: GuestDiskSmartBranch,
     ) -> ::std::result::Result<Self, E> {
         ::std::result::Result::Ok(GuestDiskSmart { branch })
+    }
+}
+
+impl GuestDiskSmart {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: GuestDiskSmartBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<GuestDiskSmartBranch> for GuestDiskSmart {
+    #[inline]
+    fn from(value: GuestDiskSmartBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestNVMeSmart> for GuestDiskSmartBranch {
+    #[inline]
+    fn from(value: super::GuestNVMeSmart) -> Self {
+        Self::Nvme(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestNVMeSmart> for GuestDiskSmart {
+    #[inline]
+    fn from(value: super::GuestNVMeSmart) -> Self {
+        Self::new(GuestDiskSmartBranch::Nvme(value))
     }
 }
 
@@ -932,6 +1256,25 @@ pub struct GuestDiskInfo {
     }
 }
 
+impl GuestDiskInfo {
+    /// Builds it from its required members (`name`, `partition`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        partition: bool,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            partition,
+            dependencies: ::std::option::Option::None,
+            address: ::std::option::Option::None,
+            alias: ::std::option::Option::None,
+            smart: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.2*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_LINUX`.
@@ -968,6 +1311,28 @@ pub struct GuestFilesystemInfo {
     }
 }
 
+impl GuestFilesystemInfo {
+    /// Builds it from its required members (`name`, `mountpoint`, `type`, `disk`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        mountpoint: impl ::std::convert::Into<::std::string::String>,
+        r#type: impl ::std::convert::Into<::std::string::String>,
+        disk: impl ::std::convert::Into<::std::vec::Vec<super::GuestDiskAddress>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            mountpoint: mountpoint.into(),
+            r#type: r#type.into(),
+            used_bytes: ::std::option::Option::None,
+            total_bytes: ::std::option::Option::None,
+            total_bytes_privileged: ::std::option::Option::None,
+            disk: disk.into(),
+        }
+    }
+}
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -990,6 +1355,19 @@ pub struct GuestMemoryBlock {
         required phys_index "phys-index": u64,
         required online "online": bool,
         optional can_offline "can-offline": bool,
+    }
+}
+
+impl GuestMemoryBlock {
+    /// Builds it from its required members (`phys-index`, `online`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(phys_index: u64, online: bool) -> Self {
+        Self {
+            phys_index,
+            online,
+            can_offline: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1049,6 +1427,22 @@ pub struct GuestMemoryBlockResponse {
     }
 }
 
+impl GuestMemoryBlockResponse {
+    /// Builds it from its required members (`phys-index`, `response`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        phys_index: u64,
+        response: impl ::std::convert::Into<super::GuestMemoryBlockResponseType>,
+    ) -> Self {
+        Self {
+            phys_index,
+            response: response.into(),
+            error_code: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.3*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
@@ -1063,6 +1457,15 @@ pub struct GuestMemoryBlockInfo {
 ::qapi_types::private::object! {
     GuestMemoryBlockInfo = "GuestMemoryBlockInfo" {
         required size "size": u64,
+    }
+}
+
+impl GuestMemoryBlockInfo {
+    /// Builds it from its required members (`size`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(size: u64) -> Self {
+        Self { size }
     }
 }
 
@@ -1104,6 +1507,23 @@ pub struct GuestExecStatus {
     }
 }
 
+impl GuestExecStatus {
+    /// Builds it from its required members (`exited`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(exited: bool) -> Self {
+        Self {
+            exited,
+            exitcode: ::std::option::Option::None,
+            signal: ::std::option::Option::None,
+            out_data: ::std::option::Option::None,
+            err_data: ::std::option::Option::None,
+            out_truncated: ::std::option::Option::None,
+            err_truncated: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.5*
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestExec {
@@ -1114,6 +1534,15 @@ pub struct GuestExec {
 ::qapi_types::private::object! {
     GuestExec = "GuestExec" {
         required pid "pid": i64,
+    }
+}
+
+impl GuestExec {
+    /// Builds it from its required members (`pid`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(pid: i64) -> Self {
+        Self { pid }
     }
 }
 
@@ -1160,6 +1589,20 @@ pub enum GuestExecCaptureOutput {
     Flag(bool),
     /// capture mode; preferred interface
     Mode(super::GuestExecCaptureOutputMode),
+}
+
+impl ::std::convert::From<bool> for GuestExecCaptureOutput {
+    #[inline]
+    fn from(value: bool) -> Self {
+        Self::Flag(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestExecCaptureOutputMode> for GuestExecCaptureOutput {
+    #[inline]
+    fn from(value: super::GuestExecCaptureOutputMode) -> Self {
+        Self::Mode(value)
+    }
 }
 
 impl Serialize for GuestExecCaptureOutput {
@@ -1220,6 +1663,17 @@ pub struct GuestHostName {
     }
 }
 
+impl GuestHostName {
+    /// Builds it from its required members (`host-name`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(host_name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            host_name: host_name.into(),
+        }
+    }
+}
+
 /// *Since: 2.10*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `HAVE_UTMPX`.
@@ -1244,6 +1698,22 @@ pub struct GuestUser {
     }
 }
 
+impl GuestUser {
+    /// Builds it from its required members (`user`, `login-time`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        user: impl ::std::convert::Into<::std::string::String>,
+        login_time: f64,
+    ) -> Self {
+        Self {
+            user: user.into(),
+            login_time,
+            domain: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 2.10*
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestTimezone {
@@ -1262,8 +1732,21 @@ pub struct GuestTimezone {
     }
 }
 
+impl GuestTimezone {
+    /// Builds it from its required members (`offset`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(offset: i64) -> Self {
+        Self {
+            zone: ::std::option::Option::None,
+            offset,
+        }
+    }
+}
+
 /// **Note:**
 ///
+/// On POSIX systems the fields `id`, `name`, `pretty-name`,
 /// `version`, `version-id`, `variant` and `variant-id` follow the
 /// definition specified in os-release(5).  Refer to the manual page
 /// for exact description of the fields.  Their values are taken from
@@ -1275,7 +1758,7 @@ pub struct GuestTimezone {
 /// the system.
 ///
 /// *Since: 2.10*
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GuestOSInfo {
     /// * POSIX: release field returned by uname(2)
     /// * Windows: build number of the OS
@@ -1358,6 +1841,15 @@ pub struct GuestDeviceIdPCI {
     }
 }
 
+impl GuestDeviceIdPCI {
+    /// Builds it from its required members (`vendor-id`, `device-id`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(vendor_id: u16, device_id: u16) -> Self {
+        Self { vendor_id, device_id }
+    }
+}
+
 /// Id of the device
 ///
 /// *Since: 5.2*
@@ -1426,6 +1918,36 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestDeviceId {
     }
 }
 
+impl GuestDeviceId {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: GuestDeviceIdBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<GuestDeviceIdBranch> for GuestDeviceId {
+    #[inline]
+    fn from(value: GuestDeviceIdBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestDeviceIdPCI> for GuestDeviceIdBranch {
+    #[inline]
+    fn from(value: super::GuestDeviceIdPCI) -> Self {
+        Self::Pci(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestDeviceIdPCI> for GuestDeviceId {
+    #[inline]
+    fn from(value: super::GuestDeviceIdPCI) -> Self {
+        Self::new(GuestDeviceIdBranch::Pci(value))
+    }
+}
+
 /// The branches of [`GuestDeviceId`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuestDeviceIdBranch {
@@ -1486,6 +2008,20 @@ pub struct GuestDeviceInfo {
     }
 }
 
+impl GuestDeviceInfo {
+    /// Builds it from its required members (`driver-name`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(driver_name: impl ::std::convert::Into<::std::string::String>) -> Self {
+        Self {
+            driver_name: driver_name.into(),
+            driver_date: ::std::option::Option::None,
+            driver_version: ::std::option::Option::None,
+            id: ::std::option::Option::None,
+        }
+    }
+}
+
 /// *Since: 5.2*
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestAuthorizedKeys {
@@ -1499,10 +2035,21 @@ pub struct GuestAuthorizedKeys {
     }
 }
 
+impl GuestAuthorizedKeys {
+    /// Builds it from its required members (`keys`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        keys: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+    ) -> Self {
+        Self { keys: keys.into() }
+    }
+}
+
 /// *Since: 7.1*
 ///
 /// **Availability:** only when QEMU is built with `CONFIG_LINUX`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GuestDiskStats {
     /// sectors read
     pub read_sectors: ::std::option::Option<u64>,
@@ -1585,6 +2132,25 @@ pub struct GuestDiskStatsInfo {
     }
 }
 
+impl GuestDiskStatsInfo {
+    /// Builds it from its required members (`name`, `major`, `minor`, `stats`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        name: impl ::std::convert::Into<::std::string::String>,
+        major: u64,
+        minor: u64,
+        stats: impl ::std::convert::Into<super::GuestDiskStats>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            major,
+            minor,
+            stats: stats.into(),
+        }
+    }
+}
+
 /// Guest operating systems supporting CPU statistics
 ///
 /// *Since: 7.1*
@@ -1649,6 +2215,27 @@ pub struct GuestLinuxCpuStats {
         optional steal "steal": u64,
         optional guest "guest": u64,
         optional guestnice "guestnice": u64,
+    }
+}
+
+impl GuestLinuxCpuStats {
+    /// Builds it from its required members (`cpu`, `user`, `nice`, `system`, `idle`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(cpu: i64, user: u64, nice: u64, system: u64, idle: u64) -> Self {
+        Self {
+            cpu,
+            user,
+            nice,
+            system,
+            idle,
+            iowait: ::std::option::Option::None,
+            irq: ::std::option::Option::None,
+            softirq: ::std::option::Option::None,
+            steal: ::std::option::Option::None,
+            guest: ::std::option::Option::None,
+            guestnice: ::std::option::Option::None,
+        }
     }
 }
 
@@ -1722,6 +2309,36 @@ impl<'de> ::qapi_types::private::Union<'de> for GuestCpuStats {
     }
 }
 
+impl GuestCpuStats {
+    /// Builds it from its required members (the branch).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(branch: GuestCpuStatsBranch) -> Self {
+        Self { branch }
+    }
+}
+
+impl ::std::convert::From<GuestCpuStatsBranch> for GuestCpuStats {
+    #[inline]
+    fn from(value: GuestCpuStatsBranch) -> Self {
+        Self::new(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestLinuxCpuStats> for GuestCpuStatsBranch {
+    #[inline]
+    fn from(value: super::GuestLinuxCpuStats) -> Self {
+        Self::Linux(value)
+    }
+}
+
+impl ::std::convert::From<super::GuestLinuxCpuStats> for GuestCpuStats {
+    #[inline]
+    fn from(value: super::GuestLinuxCpuStats) -> Self {
+        Self::new(GuestCpuStatsBranch::Linux(value))
+    }
+}
+
 /// The branches of [`GuestCpuStats`], tagged by `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuestCpuStatsBranch {
@@ -1778,6 +2395,15 @@ pub struct GuestLoadAverage {
         required load1m "load1m": f64,
         required load5m "load5m": f64,
         required load15m "load15m": f64,
+    }
+}
+
+impl GuestLoadAverage {
+    /// Builds it from its required members (`load1m`, `load5m`, `load15m`).
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(load1m: f64, load5m: f64, load15m: f64) -> Self {
+        Self { load1m, load5m, load15m }
     }
 }
 
@@ -1846,6 +2472,37 @@ pub struct GuestNetworkRoute {
     }
 }
 
+impl GuestNetworkRoute {
+    /// Builds it from its required members (`iface`, `destination`, `metric`, `version`), the optional ones `None`.
+    #[inline]
+    #[allow(deprecated)]
+    pub fn new(
+        iface: impl ::std::convert::Into<::std::string::String>,
+        destination: impl ::std::convert::Into<::std::string::String>,
+        metric: i64,
+        version: i64,
+    ) -> Self {
+        Self {
+            iface: iface.into(),
+            destination: destination.into(),
+            metric,
+            gateway: ::std::option::Option::None,
+            mask: ::std::option::Option::None,
+            irtt: ::std::option::Option::None,
+            flags: ::std::option::Option::None,
+            refcnt: ::std::option::Option::None,
+            r#use: ::std::option::Option::None,
+            window: ::std::option::Option::None,
+            mtu: ::std::option::Option::None,
+            desprefixlen: ::std::option::Option::None,
+            source: ::std::option::Option::None,
+            srcprefixlen: ::std::option::Option::None,
+            nexthop: ::std::option::Option::None,
+            version,
+        }
+    }
+}
+
 /// The commands of `qapi-schema.json`.
 pub mod commands {
     use serde::{Deserialize, Serialize};
@@ -1888,11 +2545,22 @@ pub mod commands {
         }
     }
 
+    impl GuestSyncDelimited {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: i64) -> Self {
+            Self { id }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSyncDelimited {
+        /// `guest-sync-delimited`
         const NAME: &'static str = "guest-sync-delimited";
         type Returns = i64;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSyncDelimited {}
     /// Echo back a unique integer value
     ///
     /// This is used by clients talking to the guest agent over the wire to
@@ -1934,11 +2602,22 @@ pub mod commands {
         }
     }
 
+    impl GuestSync {
+        /// Builds it from its required members (`id`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(id: i64) -> Self {
+            Self { id }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSync {
+        /// `guest-sync`
         const NAME: &'static str = "guest-sync";
         type Returns = i64;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSync {}
     /// Ping the guest agent, a non-error return implies success
     ///
     /// *Since: 0.15.0*
@@ -1949,11 +2628,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestPing {
+        /// `guest-ping`
         const NAME: &'static str = "guest-ping";
         type Returns = ::qapi_types::Empty;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestPing {}
     /// Get the information about guest's System Time relative to the Epoch
     /// of 1970-01-01 in UTC.
     ///
@@ -1969,11 +2650,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetTime {
+        /// `guest-get-time`
         const NAME: &'static str = "guest-get-time";
         type Returns = i64;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetTime {}
     /// Set guest time.
     ///
     /// When a guest is paused or migrated to a file then loaded from that
@@ -1990,7 +2673,7 @@ pub mod commands {
     /// value.
     ///
     /// *Since: 1.5*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestSetTime {
         /// time of nanoseconds, relative to the Epoch of 1970-01-01 in
         /// UTC.
@@ -2004,10 +2687,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestSetTime {
+        /// `guest-set-time`
         const NAME: &'static str = "guest-set-time";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSetTime {}
     /// Get some information about the guest agent.
     ///
     /// *Since: 0.15.0*
@@ -2018,11 +2703,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestInfo {
+        /// `guest-info`
         const NAME: &'static str = "guest-info";
         type Returns = super::super::GuestAgentInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestInfo {}
     /// Initiate guest-activated shutdown.  Note: this is an asynchronous
     /// shutdown request, with no guarantee of successful shutdown.
     ///
@@ -2032,7 +2719,7 @@ pub mod commands {
     /// command to confirm the VM status is "shutdown".
     ///
     /// *Since: 0.15.0*
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestShutdown {
         /// "halt", "powerdown" (default), or "reboot"
         pub mode: ::std::option::Option<::std::string::String>,
@@ -2045,11 +2732,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestShutdown {
+        /// `guest-shutdown`
         const NAME: &'static str = "guest-shutdown";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestShutdown {}
     /// Open a file in the guest and retrieve a file handle for it
     ///
     /// # Returns
@@ -2072,11 +2761,25 @@ pub mod commands {
         }
     }
 
+    impl GuestFileOpen {
+        /// Builds it from its required members (`path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                path: path.into(),
+                mode: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileOpen {
+        /// `guest-file-open`
         const NAME: &'static str = "guest-file-open";
         type Returns = i64;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileOpen {}
     /// Close an open file in the guest
     ///
     /// *Since: 0.15.0*
@@ -2092,11 +2795,22 @@ pub mod commands {
         }
     }
 
+    impl GuestFileClose {
+        /// Builds it from its required members (`handle`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(handle: i64) -> Self {
+            Self { handle }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileClose {
+        /// `guest-file-close`
         const NAME: &'static str = "guest-file-close";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileClose {}
     /// Read from an open file in the guest.  Data will be base64-encoded.
     /// As this command is just for limited, ad-hoc debugging, such as log
     /// file access, the number of bytes to read is limited to 48 MB.
@@ -2118,11 +2832,25 @@ pub mod commands {
         }
     }
 
+    impl GuestFileRead {
+        /// Builds it from its required members (`handle`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(handle: i64) -> Self {
+            Self {
+                handle,
+                count: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileRead {
+        /// `guest-file-read`
         const NAME: &'static str = "guest-file-read";
         type Returns = super::super::GuestFileRead;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileRead {}
     /// Write to an open file in the guest.
     ///
     /// *Since: 0.15.0*
@@ -2145,11 +2873,29 @@ pub mod commands {
         }
     }
 
+    impl GuestFileWrite {
+        /// Builds it from its required members (`handle`, `buf-b64`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            handle: i64,
+            buf_b64: impl ::std::convert::Into<::std::string::String>,
+        ) -> Self {
+            Self {
+                handle,
+                buf_b64: buf_b64.into(),
+                count: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileWrite {
+        /// `guest-file-write`
         const NAME: &'static str = "guest-file-write";
         type Returns = super::super::GuestFileWrite;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileWrite {}
     /// Seek to a position in the file, as with fseek(), and return the
     /// current file position afterward.  Also encapsulates ftell()'s
     /// functionality, with offset=0 and whence=1.
@@ -2173,11 +2919,30 @@ pub mod commands {
         }
     }
 
+    impl GuestFileSeek {
+        /// Builds it from its required members (`handle`, `offset`, `whence`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            handle: i64,
+            offset: i64,
+            whence: impl ::std::convert::Into<super::super::GuestFileWhence>,
+        ) -> Self {
+            Self {
+                handle,
+                offset,
+                whence: whence.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileSeek {
+        /// `guest-file-seek`
         const NAME: &'static str = "guest-file-seek";
         type Returns = super::super::GuestFileSeek;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileSeek {}
     /// Write file changes buffered in userspace to disk/kernel buffers
     ///
     /// *Since: 0.15.0*
@@ -2193,15 +2958,27 @@ pub mod commands {
         }
     }
 
+    impl GuestFileFlush {
+        /// Builds it from its required members (`handle`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(handle: i64) -> Self {
+            Self { handle }
+        }
+    }
+
     impl ::qapi_types::Command for GuestFileFlush {
+        /// `guest-file-flush`
         const NAME: &'static str = "guest-file-flush";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFileFlush {}
     /// Get guest fsfreeze state.
     ///
     /// **Note:**
     ///
+    /// This may fail to properly report the current state as a
     /// result of some other guest processes having issued an fs
     /// freeze/thaw.
     ///
@@ -2215,11 +2992,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestFsfreezeStatus {
+        /// `guest-fsfreeze-status`
         const NAME: &'static str = "guest-fsfreeze-status";
         type Returns = super::super::GuestFsfreezeStatus;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFsfreezeStatus {}
     /// Sync and freeze all freezable, local guest filesystems.  If this
     /// command succeeded, you may call [`guest-fsfreeze-thaw`](crate::commands::GuestFsfreezeThaw) later to
     /// unfreeze.
@@ -2234,6 +3013,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// On Windows, the command is implemented with the help of a
     /// Volume Shadow-copy Service DLL helper.  The frozen state is
     /// limited for up to 10 seconds by VSS.
     ///
@@ -2247,11 +3027,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestFsfreezeFreeze {
+        /// `guest-fsfreeze-freeze`
         const NAME: &'static str = "guest-fsfreeze-freeze";
         type Returns = i64;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFsfreezeFreeze {}
     /// Sync and freeze specified guest filesystems.  See also
     /// [`guest-fsfreeze-freeze`](crate::commands::GuestFsfreezeFreeze).
     ///
@@ -2264,7 +3046,7 @@ pub mod commands {
     /// *Since: 2.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSFREEZE`.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFsfreezeFreezeList {
         /// an array of mountpoints of filesystems to be frozen.
         /// If omitted, every mounted filesystem is frozen.  Invalid mount
@@ -2279,10 +3061,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestFsfreezeFreezeList {
+        /// `guest-fsfreeze-freeze-list`
         const NAME: &'static str = "guest-fsfreeze-freeze-list";
         type Returns = i64;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFsfreezeFreezeList {}
     /// Unfreeze all frozen guest filesystems
     ///
     /// # Returns
@@ -2291,6 +3075,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// If the return value does not match the previous call to
     /// [`guest-fsfreeze-freeze`](crate::commands::GuestFsfreezeFreeze), this likely means some freezable
     /// filesystems were unfrozen before this call, and that the
     /// filesystem state may have changed before issuing this command.
@@ -2305,11 +3090,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestFsfreezeThaw {
+        /// `guest-fsfreeze-thaw`
         const NAME: &'static str = "guest-fsfreeze-thaw";
         type Returns = i64;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFsfreezeThaw {}
     /// Discard (or "trim") blocks which are not in use by the filesystem.
     ///
     /// # Returns
@@ -2319,7 +3106,7 @@ pub mod commands {
     /// *Since: 1.2*
     ///
     /// **Availability:** only when QEMU is built with `CONFIG_WIN32` or `CONFIG_FSTRIM`.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, Default, PartialEq)]
     pub struct GuestFstrim {
         /// Minimum contiguous free range to discard, in bytes.  Free
         /// ranges smaller than this may be ignored (this is a hint and the
@@ -2338,10 +3125,12 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestFstrim {
+        /// `guest-fstrim`
         const NAME: &'static str = "guest-fstrim";
         type Returns = super::super::GuestFilesystemTrimResponse;
     }
 
+    impl ::qapi_types::QgaCommand for GuestFstrim {}
     /// Suspend guest to disk.
     ///
     /// This command attempts to suspend the guest using three strategies,
@@ -2364,6 +3153,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// It's strongly recommended to issue the [`guest-sync`](crate::commands::GuestSync)
     /// command before sending commands when the guest resumes.
     ///
     /// *Since: 1.1*
@@ -2376,12 +3166,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestSuspendDisk {
+        /// `guest-suspend-disk`
         const NAME: &'static str = "guest-suspend-disk";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSuspendDisk {}
     /// Suspend guest to ram.
     ///
     /// This command attempts to suspend the guest using three strategies,
@@ -2411,6 +3203,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// It's strongly recommended to issue the [`guest-sync`](crate::commands::GuestSync)
     /// command before sending commands when the guest resumes.
     ///
     /// *Since: 1.1*
@@ -2423,12 +3216,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestSuspendRam {
+        /// `guest-suspend-ram`
         const NAME: &'static str = "guest-suspend-ram";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSuspendRam {}
     /// Save guest state to disk and suspend to ram.
     ///
     /// This command attempts to suspend the guest by executing, in this
@@ -2457,6 +3252,7 @@ pub mod commands {
     ///
     /// **Note:**
     ///
+    /// It's strongly recommended to issue the [`guest-sync`](crate::commands::GuestSync)
     /// command before sending commands when the guest resumes.
     ///
     /// *Since: 1.1*
@@ -2469,12 +3265,14 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestSuspendHybrid {
+        /// `guest-suspend-hybrid`
         const NAME: &'static str = "guest-suspend-hybrid";
         type Returns = ::qapi_types::Empty;
         const SUCCESS_RESPONSE: bool = false;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSuspendHybrid {}
     /// Get list of guest IP addresses, MAC addresses and netmasks.
     ///
     /// *Since: 1.1*
@@ -2487,11 +3285,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestNetworkGetInterfaces {
+        /// `guest-network-get-interfaces`
         const NAME: &'static str = "guest-network-get-interfaces";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkInterface>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestNetworkGetInterfaces {}
     /// Retrieve the list of the guest's logical processors.
     ///
     /// This is a read-only operation.
@@ -2511,11 +3311,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetVcpus {
+        /// `guest-get-vcpus`
         const NAME: &'static str = "guest-get-vcpus";
         type Returns = ::std::vec::Vec<super::super::GuestLogicalProcessor>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetVcpus {}
     /// Attempt to reconfigure (currently: enable/disable) logical
     /// processors inside the guest.
     ///
@@ -2565,11 +3367,26 @@ pub mod commands {
         }
     }
 
+    impl GuestSetVcpus {
+        /// Builds it from its required members (`vcpus`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            vcpus: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::GuestLogicalProcessor>,
+            >,
+        ) -> Self {
+            Self { vcpus: vcpus.into() }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSetVcpus {
+        /// `guest-set-vcpus`
         const NAME: &'static str = "guest-set-vcpus";
         type Returns = i64;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSetVcpus {}
     /// # Returns
     ///
     /// The list of disks in the guest.  For Windows these are only
@@ -2587,11 +3404,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetDisks {
+        /// `guest-get-disks`
         const NAME: &'static str = "guest-get-disks";
         type Returns = ::std::vec::Vec<super::super::GuestDiskInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetDisks {}
     /// # Returns
     ///
     /// The list of filesystems information mounted in the guest.
@@ -2609,11 +3428,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetFsinfo {
+        /// `guest-get-fsinfo`
         const NAME: &'static str = "guest-get-fsinfo";
         type Returns = ::std::vec::Vec<super::super::GuestFilesystemInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetFsinfo {}
     /// If the `crypted` flag is true, it is the caller's responsibility to
     /// ensure the correct crypt() encryption scheme is used.  This command
     /// does not attempt to interpret or report on the encryption scheme.
@@ -2648,11 +3469,30 @@ pub mod commands {
         }
     }
 
+    impl GuestSetUserPassword {
+        /// Builds it from its required members (`username`, `password`, `crypted`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            username: impl ::std::convert::Into<::std::string::String>,
+            password: impl ::std::convert::Into<::std::string::String>,
+            crypted: bool,
+        ) -> Self {
+            Self {
+                username: username.into(),
+                password: password.into(),
+                crypted,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSetUserPassword {
+        /// `guest-set-user-password`
         const NAME: &'static str = "guest-set-user-password";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSetUserPassword {}
     /// Retrieve the list of the guest's memory blocks.
     ///
     /// This is a read-only operation.
@@ -2673,11 +3513,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetMemoryBlocks {
+        /// `guest-get-memory-blocks`
         const NAME: &'static str = "guest-get-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlock>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetMemoryBlocks {}
     /// Attempt to reconfigure (currently: enable/disable) state of memory
     /// blocks inside the guest.
     ///
@@ -2715,11 +3557,26 @@ pub mod commands {
         }
     }
 
+    impl GuestSetMemoryBlocks {
+        /// Builds it from its required members (`mem-blks`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            mem_blks: impl ::std::convert::Into<
+                ::std::vec::Vec<super::super::GuestMemoryBlock>,
+            >,
+        ) -> Self {
+            Self { mem_blks: mem_blks.into() }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSetMemoryBlocks {
+        /// `guest-set-memory-blocks`
         const NAME: &'static str = "guest-set-memory-blocks";
         type Returns = ::std::vec::Vec<super::super::GuestMemoryBlockResponse>;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSetMemoryBlocks {}
     /// Get information relating to guest memory blocks.
     ///
     /// *Since: 2.3*
@@ -2732,11 +3589,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetMemoryBlockInfo {
+        /// `guest-get-memory-block-info`
         const NAME: &'static str = "guest-get-memory-block-info";
         type Returns = super::super::GuestMemoryBlockInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetMemoryBlockInfo {}
     /// Check status of process associated with PID retrieved via
     /// [`guest-exec`](crate::commands::GuestExec).  Reap the process and associated metadata if it has
     /// exited.
@@ -2754,11 +3613,22 @@ pub mod commands {
         }
     }
 
+    impl GuestExecStatus {
+        /// Builds it from its required members (`pid`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(pid: i64) -> Self {
+            Self { pid }
+        }
+    }
+
     impl ::qapi_types::Command for GuestExecStatus {
+        /// `guest-exec-status`
         const NAME: &'static str = "guest-exec-status";
         type Returns = super::super::GuestExecStatus;
     }
 
+    impl ::qapi_types::QgaCommand for GuestExecStatus {}
     /// Execute a command in the guest
     ///
     /// # Returns
@@ -2791,11 +3661,28 @@ pub mod commands {
         }
     }
 
+    impl GuestExec {
+        /// Builds it from its required members (`path`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(path: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self {
+                path: path.into(),
+                arg: ::std::option::Option::None,
+                env: ::std::option::Option::None,
+                input_data: ::std::option::Option::None,
+                capture_output: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestExec {
+        /// `guest-exec`
         const NAME: &'static str = "guest-exec";
         type Returns = super::super::GuestExec;
     }
 
+    impl ::qapi_types::QgaCommand for GuestExec {}
     /// Return a name for the machine.
     ///
     /// The returned name is not necessarily a fully-qualified domain name,
@@ -2814,11 +3701,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetHostName {
+        /// `guest-get-host-name`
         const NAME: &'static str = "guest-get-host-name";
         type Returns = super::super::GuestHostName;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetHostName {}
     /// Retrieves a list of currently active users on the VM.
     ///
     /// # Returns
@@ -2835,11 +3724,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetUsers {
+        /// `guest-get-users`
         const NAME: &'static str = "guest-get-users";
         type Returns = ::std::vec::Vec<super::super::GuestUser>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetUsers {}
     /// Retrieves the timezone information from the guest.
     ///
     /// *Since: 2.10*
@@ -2850,11 +3741,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetTimezone {
+        /// `guest-get-timezone`
         const NAME: &'static str = "guest-get-timezone";
         type Returns = super::super::GuestTimezone;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetTimezone {}
     /// Retrieve guest operating system information
     ///
     /// *Since: 2.10*
@@ -2865,11 +3758,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetOsinfo {
+        /// `guest-get-osinfo`
         const NAME: &'static str = "guest-get-osinfo";
         type Returns = super::super::GuestOSInfo;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetOsinfo {}
     /// Retrieve information about device drivers in Windows guest
     ///
     /// *Since: 5.2*
@@ -2882,11 +3777,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetDevices {
+        /// `guest-get-devices`
         const NAME: &'static str = "guest-get-devices";
         type Returns = ::std::vec::Vec<super::super::GuestDeviceInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetDevices {}
     /// Return the public keys from user .ssh/authorized_keys on Unix
     /// systems (not implemented for other systems).
     ///
@@ -2903,11 +3800,22 @@ pub mod commands {
         }
     }
 
+    impl GuestSshGetAuthorizedKeys {
+        /// Builds it from its required members (`username`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(username: impl ::std::convert::Into<::std::string::String>) -> Self {
+            Self { username: username.into() }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSshGetAuthorizedKeys {
+        /// `guest-ssh-get-authorized-keys`
         const NAME: &'static str = "guest-ssh-get-authorized-keys";
         type Returns = super::super::GuestAuthorizedKeys;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSshGetAuthorizedKeys {}
     /// Append public keys to user .ssh/authorized_keys on Unix systems (not
     /// implemented for other systems).
     ///
@@ -2931,11 +3839,29 @@ pub mod commands {
         }
     }
 
+    impl GuestSshAddAuthorizedKeys {
+        /// Builds it from its required members (`username`, `keys`), the optional ones `None`.
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            username: impl ::std::convert::Into<::std::string::String>,
+            keys: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self {
+                username: username.into(),
+                keys: keys.into(),
+                reset: ::std::option::Option::None,
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSshAddAuthorizedKeys {
+        /// `guest-ssh-add-authorized-keys`
         const NAME: &'static str = "guest-ssh-add-authorized-keys";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSshAddAuthorizedKeys {}
     /// Remove public keys from the user .ssh/authorized_keys on Unix
     /// systems (not implemented for other systems).  It's not an error if
     /// the key is already missing.
@@ -2957,11 +3883,28 @@ pub mod commands {
         }
     }
 
+    impl GuestSshRemoveAuthorizedKeys {
+        /// Builds it from its required members (`username`, `keys`).
+        #[inline]
+        #[allow(deprecated)]
+        pub fn new(
+            username: impl ::std::convert::Into<::std::string::String>,
+            keys: impl ::std::convert::Into<::std::vec::Vec<::std::string::String>>,
+        ) -> Self {
+            Self {
+                username: username.into(),
+                keys: keys.into(),
+            }
+        }
+    }
+
     impl ::qapi_types::Command for GuestSshRemoveAuthorizedKeys {
+        /// `guest-ssh-remove-authorized-keys`
         const NAME: &'static str = "guest-ssh-remove-authorized-keys";
         type Returns = ::qapi_types::Empty;
     }
 
+    impl ::qapi_types::QgaCommand for GuestSshRemoveAuthorizedKeys {}
     /// Retrieve information about disk stats.
     ///
     /// # Returns
@@ -2978,11 +3921,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetDiskstats {
+        /// `guest-get-diskstats`
         const NAME: &'static str = "guest-get-diskstats";
         type Returns = ::std::vec::Vec<super::super::GuestDiskStatsInfo>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetDiskstats {}
     /// Retrieve information about CPU stats.
     ///
     /// # Returns
@@ -2999,15 +3944,18 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetCpustats {
+        /// `guest-get-cpustats`
         const NAME: &'static str = "guest-get-cpustats";
         type Returns = ::std::vec::Vec<super::super::GuestCpuStats>;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetCpustats {}
     /// Retrieve CPU process load information
     ///
     /// **Note:**
     ///
+    /// Windows does not have load average API, so QGA emulates it
     /// by calculating the average CPU usage in the last 1, 5, 15 minutes
     /// similar as Linux does this.  Calculation starts from the first
     /// time this command is called.
@@ -3026,11 +3974,13 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestGetLoad {
+        /// `guest-get-load`
         const NAME: &'static str = "guest-get-load";
         type Returns = super::super::GuestLoadAverage;
         const HAS_ARGUMENTS: bool = false;
     }
 
+    impl ::qapi_types::QgaCommand for GuestGetLoad {}
     /// Retrieve information about route of network.
     ///
     /// # Returns
@@ -3047,8 +3997,11 @@ pub mod commands {
     }
 
     impl ::qapi_types::Command for GuestNetworkGetRoute {
+        /// `guest-network-get-route`
         const NAME: &'static str = "guest-network-get-route";
         type Returns = ::std::vec::Vec<super::super::GuestNetworkRoute>;
         const HAS_ARGUMENTS: bool = false;
     }
+
+    impl ::qapi_types::QgaCommand for GuestNetworkGetRoute {}
 }
