@@ -1,7 +1,7 @@
 //! Front-end benchmarks: parse and check QEMU's full QMP and guest-agent
 //! schemas as vendored in `schemas/`.
 //!
-//! Run with `cargo bench -p qapi-codegen --bench front_end`.  The
+//! Run with `cargo bench -p qapi-rs-codegen --bench front_end`.  The
 //! whole-process comparison with QEMU's Python front end lives in
 //! `bench/compare-front-end.sh` (see BENCHMARKS.md).
 
