@@ -85,9 +85,16 @@ impl Default for Options {
 /// What one generated module holds, for `mod.rs`.
 struct ModuleContents {
     name: String,
+    /// The schema file's name (`block-core.json`).
+    schema_file: String,
     types: Vec<String>,
     commands: bool,
     events: bool,
+    /// Whether the module has a file (it defines something); a module with
+    /// only free-form documentation is an empty module carrying it.
+    file: bool,
+    /// Its free-form documentation, as Markdown paragraphs.
+    intro: Vec<String>,
 }
 
 /// Generated source: file names (relative to the `generated/` folder) to
@@ -256,6 +263,9 @@ struct Shared<'s> {
     /// Required reply members newer than the baseline release, generated
     /// optional: (defining type, member) → the release that added them.
     late: BTreeMap<(EntityId, String), crate::since::Release>,
+    /// Types that are also a command (see [`same_named_commands`]) → the
+    /// command.
+    commands_of_types: HashMap<EntityId, EntityId>,
 }
 
 /// A `command_codec` or `event_codec` match arm: the Rust module, the wire
@@ -311,6 +321,8 @@ struct Emitter<'s> {
     /// Required reply members newer than the baseline release, generated
     /// optional: (defining type, member) → the release that added them.
     late: &'s BTreeMap<(EntityId, String), crate::since::Release>,
+    /// Types that are also a command → the command.
+    commands_of_types: &'s HashMap<EntityId, EntityId>,
 }
 
 /// Generates Rust for `schema`.
@@ -329,8 +341,30 @@ pub fn generate(schema: &Schema, options: &Options) -> Result<Generated, Generat
             .baseline
             .map(|baseline| crate::since::late_reply_members(schema, baseline))
             .unwrap_or_default(),
+        commands_of_types: same_named_commands(schema),
     };
     Emitter::new(&shared).generate(modules(&shared))
+}
+
+/// The commands whose arguments are a named type of the same Rust name
+/// (`drive-backup` takes `DriveBackup`), by that type: the type is the
+/// command (it implements `Command`), so its page carries the command's
+/// docs too.
+fn same_named_commands(schema: &Schema) -> HashMap<EntityId, EntityId> {
+    let mut out = HashMap::new();
+    for (index, entity) in schema.entities.iter().enumerate() {
+        if let EntityKind::Command(cmd) = &entity.kind {
+            if let Some(arg) = cmd.arg_type {
+                let arg_name = schema.name(arg);
+                if !arg_name.starts_with("q_obj_")
+                    && names::type_name(arg_name) == names::camel(&entity.name)
+                {
+                    out.insert(arg, EntityId(index as u32));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Generates and formats every module but the built-in one, each with its
@@ -500,6 +534,7 @@ impl<'s> Emitter<'s> {
             event_codec_arms: Vec::new(),
             links: &shared.links,
             late: &shared.late,
+            commands_of_types: &shared.commands_of_types,
         }
     }
 
@@ -538,11 +573,13 @@ impl<'s> Emitter<'s> {
             self.codec_arms.extend(output.codec_arms);
             self.event_codec_arms.extend(output.event_codec_arms);
             events.extend(output.events);
-            if let (Some((file, text)), Some(contents)) = (output.file, output.contents) {
+            if let Some((file, text)) = output.file {
                 generated.files.insert(file, text);
-                module_names.push((index, contents.name.clone()));
-                module_contents.push(contents);
+                if let Some(contents) = &output.contents {
+                    module_names.push((index, contents.name.clone()));
+                }
             }
+            module_contents.extend(output.contents);
         }
         DOC_BLOCKS.with_borrow_mut(Vec::clear);
         let events = self.event_enum(&events, &module_names)?;
@@ -587,10 +624,35 @@ impl<'s> Emitter<'s> {
                 output.file = Some((file, text));
                 output.contents = Some(contents);
             }
-            Ok(None) => {}
+            Ok(None) => {
+                let module = &self.schema.modules[index];
+                let intro = self.module_intro(index);
+                if !intro.is_empty() {
+                    output.contents = Some(ModuleContents {
+                        name: names::module(&module.name),
+                        schema_file: module.name.clone(),
+                        types: Vec::new(),
+                        commands: false,
+                        events: false,
+                        file: false,
+                        intro,
+                    });
+                }
+            }
             Err(error) => output.error = Some(error),
         }
         output
+    }
+
+    /// The free-form documentation of module `index` (its introduction and
+    /// section headings), as Markdown paragraphs.
+    fn module_intro(&self, index: usize) -> Vec<String> {
+        self.schema.modules[index]
+            .free_docs
+            .iter()
+            .map(|&doc| docs::free_form(&self.schema.docs[doc], self.links))
+            .filter(|text| !text.is_empty())
+            .collect()
     }
 
     /// The file of module `index` (`None` when it defines nothing).
@@ -675,9 +737,12 @@ impl<'s> Emitter<'s> {
         let file = name.trim_start_matches("r#");
         let contents = ModuleContents {
             name: name.clone(),
+            schema_file: module.name.clone(),
             types: self.module_types.clone(),
             commands: has_commands,
             events: has_events,
+            file: true,
+            intro: self.module_intro(index),
         };
         Ok(Some((format!("{file}.rs"), text, contents)))
     }
@@ -698,14 +763,23 @@ impl<'s> Emitter<'s> {
         modules: &[ModuleContents],
         events: TokenStream,
     ) -> Result<String, GenerateError> {
+        DOC_BLOCKS.with_borrow_mut(Vec::clear);
         let mods = modules.iter().map(|m| {
             let id = ident(&m.name);
-            let cfg = self.cfg(&m.name);
             let types = m.types.iter().map(|t| ident(t));
-            let doc = format!(
-                " Types, commands and events of the schema module `{}`.",
-                m.name
-            );
+            let mut doc = vec![format!(
+                "Types, commands and events of the schema module `{}`.",
+                m.schema_file
+            )];
+            doc.extend(m.intro.iter().cloned());
+            let doc = doc_attrs(&doc);
+            if !m.file {
+                return quote! {
+                    #doc
+                    pub mod #id {}
+                };
+            }
+            let cfg = self.cfg(&m.name);
             let reexport = if m.types.is_empty() {
                 TokenStream::new()
             } else {
@@ -714,7 +788,7 @@ impl<'s> Emitter<'s> {
             };
             quote! {
                 #cfg
-                #[doc = #doc]
+                #doc
                 pub mod #id;
                 #reexport
             }
@@ -918,6 +992,14 @@ impl<'s> Emitter<'s> {
                 list.push_str(&format!("\n- `{}`{marker}: {text}", f.name));
             }
             parts.push(list);
+        }
+        if let Some(&command) = self.commands_of_types.get(&id) {
+            let wire = self.schema.name(command);
+            parts.push(format!(
+                "# The command `{wire}`\n\nThis type is the command `{wire}` (it implements [`Command`]({}::Command)), which QEMU documents as follows.",
+                self.options.core_path.trim_start_matches("::")
+            ));
+            parts.extend(self.item_docs(command));
         }
         parts
     }
@@ -1312,7 +1394,20 @@ impl<'s> Emitter<'s> {
             }
         }
         let base_writes = member_writes(&core, &specs);
-        let tag_doc = format!(" The branch, selected by the discriminator `{tag}`.");
+        let mut tag_doc = vec![format!(
+            "The branch, selected by the discriminator `{tag}`."
+        )];
+        if let Some(text) = self
+            .schema
+            .members(id)
+            .into_iter()
+            .find(|m| m.name == tag)
+            .and_then(|m| self.member_doc_block(m.defined_in)?.member(&tag))
+            .map(|s| docs::markdown(&s.text, self.links))
+        {
+            tag_doc.push(format!("`{tag}`: {text}"));
+        }
+        let tag_doc = doc_attrs(&tag_doc);
         let branch_doc = format!(" The branches of [`{rust}`], tagged by `{tag}`.");
         let deserialize = self.union_deserialize(id, &name, &branch_name)?;
         let constructor = construct::constructor(&name, &specs, Some(&branch_name), false);
@@ -1323,7 +1418,7 @@ impl<'s> Emitter<'s> {
             #[derive(Debug, Clone, PartialEq)]
             pub struct #name {
                 #( #fields )*
-                #[doc = #tag_doc]
+                #tag_doc
                 pub branch: #branch_name,
             }
 
