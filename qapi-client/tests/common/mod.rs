@@ -9,6 +9,7 @@
 
 pub mod matrix;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +35,12 @@ pub fn require(env: &str, name: &str, test: &str) -> Option<PathBuf> {
             panic!("{test}: {name} not found (set {env} or PATH) and QAPI_TEST_REQUIRE_QEMU=1")
         }
         None => {
-            eprintln!("SKIPPED {test}: {name} not found (set {env} or put it on PATH)");
+            // The stderr handle is not captured by libtest (`eprintln!` is),
+            // so a plain `cargo test` shows the skip.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {name} not found (set {env} or put it on PATH)"
+            );
             None
         }
     }
@@ -221,7 +227,12 @@ pub fn qemus(test: &str) -> Vec<(&'static str, PathBuf, Option<PathBuf>)> {
             _ if required => {
                 panic!("{test}: {env} must name a QEMU binary (QAPI_TEST_REQUIRE_QEMU=1)")
             }
-            _ => eprintln!("SKIPPED {test} for the {label} QEMU: {env} not set"),
+            _ => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {test} for the {label} QEMU: {env} not set"
+                );
+            }
         }
     }
     out

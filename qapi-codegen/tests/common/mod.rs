@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 
 /// The QEMU versions whose source trees the tests use.
@@ -29,7 +30,11 @@ pub fn qemu_source(version: &str) -> Option<PathBuf> {
             if required {
                 panic!("QEMU {version} source tree required (QAPI_TEST_REQUIRE_QEMU=1): {why}");
             }
-            eprintln!(
+            // Written to the stderr handle, which libtest does not
+            // capture (it captures `eprintln!`), so a plain `cargo test`
+            // shows what it skipped.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: QEMU {version} source tree not available: {why}. Set \
                  QAPI_QEMU_SOURCE_DIR to a directory of trees made by \
                  ../shared/tools/qemu-source (see README)."
