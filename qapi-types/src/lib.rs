@@ -2,8 +2,9 @@
 //! schema (QEMU 10.2.2, vendored in the repository's `schemas/`).
 //!
 //! - **The core**, written by hand and shared with `qga-types`: the
-//!   [`Command`] and [`Event`] traits, [`Empty`], [`Timestamp`],
-//!   [`EventMessage`] and [`UnknownValue`].
+//!   [`Command`] and [`Event`] traits, the markers [`QmpCommand`] and
+//!   [`QgaCommand`] that keep the two protocols' commands apart, [`Empty`],
+//!   [`Timestamp`], [`EventMessage`] and [`UnknownValue`].
 //! - **The generated QMP types, commands and events**, one module per QAPI
 //!   schema module (`block-core.json` → [`block_core`]), each behind a cargo
 //!   feature of the same name (all on by default).  Everything is also
