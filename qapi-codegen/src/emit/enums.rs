@@ -48,27 +48,8 @@ impl Emitter<'_> {
                 });
             }
             let vid = ident(&variant);
-            let mut vdoc = Vec::new();
-            let text = doc
-                .and_then(|d| d.member(&v.name))
-                .map(|s| docs::markdown(&s.text, self.links));
-            if let Some(t) = &text {
-                vdoc.push(t.clone());
-            }
-            if let Some(cond) = &v.ifcond {
-                vdoc.push(format!(
-                    "**Availability:** only when QEMU is built with {}.",
-                    docs::describe_condition(cond)
-                ));
-            }
-            for f in &v.features {
-                let ftext = doc
-                    .and_then(|d| d.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
-                    .unwrap_or_default();
-                vdoc.push(format!("Feature `{}`: {ftext}", f.name));
-            }
-            let vdocs = doc_attrs(&vdoc);
+            let vdocs =
+                doc_attrs(&self.member_docs(doc, &v.name, v.ifcond.as_ref(), None, &v.features));
             let deprecated = self.deprecated(
                 &v.features,
                 doc.and_then(|d| d.feature("deprecated").or_else(|| d.member(&v.name)))

@@ -81,4 +81,36 @@ impl Emitter<'_> {
     pub(super) fn member_doc_block(&self, id: EntityId) -> Option<&crate::doc::DocBlock> {
         crate::since::member_doc_block(self.schema, id)
     }
+
+    /// The docs of a member or an enum value `name` described in `block`:
+    /// its description, the condition QEMU builds it under, `note` (a
+    /// remark of the generator's), and its features.
+    pub(super) fn member_docs(
+        &self,
+        block: Option<&crate::doc::DocBlock>,
+        name: &str,
+        ifcond: Option<&crate::model::Condition>,
+        note: Option<String>,
+        features: &[crate::model::Feature],
+    ) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(section) = block.and_then(|b| b.member(name)) {
+            parts.push(docs::markdown(&section.text, self.links));
+        }
+        if let Some(cond) = ifcond {
+            parts.push(format!(
+                "**Availability:** only when QEMU is built with {}.",
+                docs::describe_condition(cond)
+            ));
+        }
+        parts.extend(note);
+        for f in features {
+            let text = block
+                .and_then(|b| b.feature(&f.name))
+                .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
+                .unwrap_or_default();
+            parts.push(format!("Feature `{}`: {text}", f.name));
+        }
+        parts
+    }
 }

@@ -68,34 +68,18 @@ impl Emitter<'_> {
             let fid = ident(&field);
             let ty = self.member_type(container, m.ty);
             let block = self.member_doc_block(m.defined_in);
-            let mut doc = Vec::new();
-            let text = block
-                .and_then(|b| b.member(&m.name))
-                .map(|s| docs::markdown(&s.text, self.links));
-            if let Some(t) = &text {
-                doc.push(t.clone());
-            }
-            if let Some(cond) = &m.ifcond {
-                doc.push(format!(
-                    "**Availability:** only when QEMU is built with {}.",
-                    docs::describe_condition(cond)
-                ));
-            }
-            if let Some((major, minor)) = self.late.get(&(m.defined_in, m.name.clone())) {
-                doc.push(format!(
-                    "**Absent before QEMU {major}.{minor}:** the schema requires this member, \
+            let late = self
+                .late
+                .get(&(m.defined_in, m.name.clone()))
+                .map(|(major, minor)| {
+                    format!(
+                        "**Absent before QEMU {major}.{minor}:** the schema requires this member, \
                      but it appeared in {major}.{minor}, so it is `None` in replies from older \
                      releases."
-                ));
-            }
-            for f in &m.features {
-                let ftext = block
-                    .and_then(|b| b.feature(&f.name))
-                    .map(|s| docs::markdown(&s.text, self.links).replace('\n', " "))
-                    .unwrap_or_default();
-                doc.push(format!("Feature `{}`: {ftext}", f.name));
-            }
-            let docs = doc_attrs(&doc);
+                    )
+                });
+            let docs =
+                doc_attrs(&self.member_docs(block, &m.name, m.ifcond.as_ref(), late, &m.features));
             let deprecated = self.deprecated(
                 &m.features,
                 block
