@@ -6,6 +6,8 @@
 //! cargo run -p qapi-client --example events -- /tmp/qmp.sock
 //! ```
 
+use std::io::Write;
+
 use qapi_client::Qmp;
 use qapi_types::commands::{Cont, QueryStatus, Stop};
 
@@ -17,26 +19,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let socket = std::env::args().nth(1).ok_or("usage: events SOCKET")?;
     let qmp = Qmp::connect_unix(&socket).await?;
+    // Lines go through `writeln!`: a reader that went away (`| head`) ends
+    // the program quietly, where `println!` would panic.
+    let mut out = std::io::stdout();
     let version = &qmp.greeting().version.qemu;
-    println!("QEMU {}.{}.{}", version.major, version.minor, version.micro);
+    let mut line = format!("QEMU {}.{}.{}", version.major, version.minor, version.micro);
     let mut events = qmp.events();
     qmp.execute(&Stop {}).await?;
     qmp.execute(&Cont {}).await?;
-    println!("status: {:?}", qmp.execute(&QueryStatus {}).await?.status);
+    line.push_str(&format!(
+        "\nstatus: {:?}",
+        qmp.execute(&QueryStatus {}).await?.status
+    ));
     loop {
-        tokio::select! {
+        if let Err(e) = writeln!(out, "{line}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+        line = tokio::select! {
             event = events.recv() => match event {
-                Some(Ok(message)) => println!(
+                Some(Ok(message)) => format!(
                     "{}.{:06} {}",
                     message.timestamp.seconds,
                     message.timestamp.microseconds,
                     message.event.name()
                 ),
-                Some(Err(error)) => println!("event error: {error}"),
+                Some(Err(error)) => format!("event error: {error}"),
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
-        }
+        };
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! cargo run -p qapi-client --example schema-report -- SOCKET
 //! ```
 
+use std::io::Write;
+
 use qapi_client::QmpBuilder;
 
 #[tokio::main(flavor = "current_thread")]
@@ -15,6 +17,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: schema-report SOCKET")?;
     let qmp = QmpBuilder::new().connect_unix(&socket).await?;
     let report = qmp.schema_report().await?;
-    print!("{report}");
-    Ok(())
+    match std::io::stdout()
+        .lock()
+        .write_all(report.to_string().as_bytes())
+    {
+        // A reader that went away (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

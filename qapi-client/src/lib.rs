@@ -1,19 +1,38 @@
 //! Clients for QEMU's machine protocol (QMP) and its guest agent (QGA),
 //! built on the generated types of [`qapi_types`] and `qga_types`.
 //!
+//! A tour: connect, add a block node, stop the VM and read the `STOP`
+//! event, then ask a guest agent.
+//!
 //! ```no_run
 //! # async fn demo() -> qapi_client::Result<()> {
-//! use qapi_client::Qmp;
-//! use qapi_types::commands::{QueryStatus, Stop};
+//! use qapi_client::{Qga, Qmp};
+//! use qapi_types::commands::{BlockdevAdd, QueryStatus, Stop};
+//! use qapi_types::{AnyEvent, BlockdevOptions, BlockdevOptionsBranch};
 //!
 //! let qmp = Qmp::connect_unix("/run/vm1/qmp.sock").await?;
 //! let mut events = qmp.events();
+//!
+//! qmp.execute(&BlockdevAdd(BlockdevOptions {
+//!     node_name: Some("null0".into()),
+//!     ..BlockdevOptionsBranch::NullCo(Default::default()).into()
+//! }))
+//! .await?;
+//!
 //! let status = qmp.execute(&QueryStatus {}).await?;
 //! println!("{:?}, running: {}", status.status, status.running);
 //! qmp.execute(&Stop {}).await?;
-//! if let Some(event) = events.recv().await {
-//!     println!("event: {}", event?.event.name());
+//! while let Some(message) = events.recv().await {
+//!     if let AnyEvent::Stop = message?.event {
+//!         println!("stopped");
+//!         break;
+//!     }
 //! }
+//!
+//! // The guest agent takes its own commands (a QMP command does not compile here).
+//! let qga = Qga::connect_unix("/run/vm1/qga.sock").await?;
+//! let info = qga.execute(&qga_types::commands::GuestInfo {}).await?;
+//! println!("qemu-ga {}", info.version);
 //! # Ok(()) }
 //! ```
 //!

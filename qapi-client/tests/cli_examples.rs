@@ -120,3 +120,25 @@ fn qga_tool_exit_statuses() {
     let blocked = run("qga", &[socket, "guest-get-users"]);
     assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked.stderr));
 }
+
+/// `qmp SOCK query-qmp-schema | head -1`: the reader goes away before the
+/// tool has written its reply; that is a success, not a panic.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let Some(qemu) = common::qemu("a_closed_stdout_is_not_a_panic", &["-M", "none"]) else {
+        return;
+    };
+    let socket = qemu.socket.to_str().unwrap();
+    let mut child = Command::new(example("qmp"))
+        .args([socket, "query-qmp-schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: the tool's write fails with EPIPE.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}

@@ -317,6 +317,9 @@ pub struct Module {
     pub name: String,
     /// Its includes and definitions in order.
     pub items: Vec<ModuleItem>,
+    /// Its free-form documentation blocks (module introductions, section
+    /// headings), in source order, as indices into [`Schema::docs`].
+    pub free_docs: Vec<usize>,
 }
 
 /// A checked schema.

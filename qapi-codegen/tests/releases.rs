@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -85,7 +86,11 @@ fn qemu_dump(tree: &Path, schema: &Path) -> Option<String> {
             if std::env::var("QAPI_TEST_REQUIRE_QEMU").is_ok_and(|v| v == "1") {
                 panic!("python3 is needed to run QEMU's front end: {e}");
             }
-            eprintln!("SKIPPED: python3 is needed to run QEMU's front end: {e}");
+            // Not captured by libtest, unlike `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: python3 is needed to run QEMU's front end: {e}"
+            );
             None
         }
     }

@@ -50,15 +50,29 @@ fn main() -> ExitCode {
             None => Ok(false),
         }
     });
+    let mut text = String::new();
     for failure in &report.failed {
-        println!("{}: {}: {}", failure.line, failure.command, failure.why);
+        text.push_str(&format!(
+            "{}: {}: {}\n",
+            failure.line, failure.command, failure.why
+        ));
     }
-    println!(
-        "{} decoded, {} failed, {} unknown-command",
+    text.push_str(&format!(
+        "{} decoded, {} failed, {} unknown-command\n",
         report.decoded,
         report.failed.len(),
         report.unknown.len()
-    );
+    ));
+    // A reader that went away (`| head`) is not an error; `println!` would
+    // panic on it.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("validate-transcript: can't write to stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+        _ => {}
+    }
     if report.failed.is_empty() {
         ExitCode::SUCCESS
     } else {

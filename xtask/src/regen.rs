@@ -70,7 +70,29 @@ pub(crate) fn regen(mode: Mode) -> Result<()> {
         }));
         bail!("{}", problems.join("\n"));
     }
-    synced
+    let summary = synced?;
+    // Say what was done, so that a run that changed nothing is told from
+    // one that did not run.
+    let files = files.len();
+    match mode {
+        Mode::Write => eprintln!(
+            "regen: {QMP_SCHEMA} and {QGA_SCHEMA} are valid; {files} generated files: {} updated, {} already current, {} removed",
+            summary.updated,
+            files - summary.updated,
+            extra.len()
+        ),
+        Mode::Check => eprintln!(
+            "check: {QMP_SCHEMA} and {QGA_SCHEMA} are valid; all {files} generated files are current"
+        ),
+    }
+    Ok(())
+}
+
+/// What [`sync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Summary {
+    /// Files written because they differed (`Write` only).
+    updated: usize,
 }
 
 /// Loads one schema with the default (newest) rules; diagnostics name files
@@ -179,8 +201,9 @@ fn leftovers(root: &Path, files: &[GeneratedFile]) -> Vec<PathBuf> {
 
 /// Writes (`Write`) or compares (`Check`) every generated file below `root`.
 /// `Check` reports every stale file, not only the first.
-fn sync(mode: Mode, root: &Path, files: &[GeneratedFile]) -> Result<()> {
+fn sync(mode: Mode, root: &Path, files: &[GeneratedFile]) -> Result<Summary> {
     let mut stale = Vec::new();
+    let mut updated = 0;
     for file in files {
         let path = root.join(&file.path);
         let current = fs::read_to_string(&path).ok();
@@ -200,13 +223,14 @@ fn sync(mode: Mode, root: &Path, files: &[GeneratedFile]) -> Result<()> {
                 fs::write(&path, &file.contents)
                     .with_context(|| format!("can't write {}", path.display()))?;
                 eprintln!("updated {}", file.path.display());
+                updated += 1;
             }
         }
     }
     if !stale.is_empty() {
         bail!("{}", stale.join("\n"));
     }
-    Ok(())
+    Ok(Summary { updated })
 }
 
 #[cfg(test)]
@@ -256,7 +280,7 @@ mod tests {
         let root = crate::test_dir("regen-write");
         fs::write(root.join("old.rs"), "old\n").unwrap();
         let files = [file("old.rs", "new\n"), file("gen/missing.rs", "x\n")];
-        sync(Mode::Write, &root, &files).unwrap();
+        assert_eq!(sync(Mode::Write, &root, &files).unwrap().updated, 2);
         assert_eq!(fs::read_to_string(root.join("old.rs")).unwrap(), "new\n");
         assert_eq!(
             fs::read_to_string(root.join("gen/missing.rs")).unwrap(),

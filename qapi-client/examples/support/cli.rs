@@ -79,10 +79,7 @@ pub fn finish(
                 }
             }
             match serde_json::to_string_pretty(&reply) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
+                Ok(text) => print_out(&format!("{text}\n")),
                 Err(e) => fail(&e.to_string()),
             }
         }
@@ -92,6 +89,17 @@ pub fn finish(
         }
         Ok(Err(error)) => fail(&error.to_string()),
         Err(why) => fail(&why),
+    }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an
+/// error (`println!` would panic on it).
+pub fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("can't write to stdout: {e}")),
     }
 }
 

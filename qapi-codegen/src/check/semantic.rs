@@ -932,6 +932,7 @@ fn finish(mut checker: Checker) -> Schema {
         .map(|name| Module {
             name: name.clone(),
             items: Vec::new(),
+            free_docs: Vec::new(),
         })
         .collect();
     // The module of each file, computed once per file.
@@ -968,6 +969,13 @@ fn finish(mut checker: Checker) -> Schema {
                 let at = module_of_file(&checker, Some(info));
                 modules[at].items.push(ModuleItem::Include(module.clone()));
             }
+        }
+    }
+    for (index, doc) in checker.b.docs.iter().enumerate() {
+        if doc.symbol.is_none() {
+            modules[file_modules[doc.loc.file.index()]]
+                .free_docs
+                .push(index);
         }
     }
     let b = checker.b;

@@ -59,6 +59,16 @@ pub fn markdown(text: &str, links: &Links) -> String {
                     fence(&mut out, "json", &body);
                 }
                 "code-block" | "code" => fence(&mut out, "text", &body),
+                "table" => {
+                    if !arg.is_empty() {
+                        out.push(format!("**{}**", inline(arg, links)));
+                        out.push(String::new());
+                    }
+                    match simple_table(&body, links) {
+                        Some(table) => out.push(table),
+                        None => fence(&mut out, "text", &body),
+                    }
+                }
                 "note" | "warning" | "caution" | "important" | "admonition" | "hint" | "tip" => {
                     let label = match name {
                         "admonition" if !arg.is_empty() => arg.to_owned(),
@@ -76,7 +86,14 @@ pub fn markdown(text: &str, links: &Links) -> String {
                     // directive's own line; only `admonition` takes a title
                     // there.
                     let body = if name != "admonition" && !arg.is_empty() {
-                        format!("{arg}\n{body}")
+                        // A blank line after the directive starts a new
+                        // paragraph; otherwise the first one goes on.
+                        let gap = if lines.get(start).is_some_and(|l| l.trim().is_empty()) {
+                            "\n\n"
+                        } else {
+                            "\n"
+                        };
+                        format!("{arg}{gap}{body}")
                     } else {
                         body
                     };
@@ -119,6 +136,50 @@ pub fn markdown(text: &str, links: &Links) -> String {
     text.trim_start_matches('\n').to_owned()
 }
 
+/// An rST simple table (columns bounded by `=` borders, the header above
+/// the second border) as a Markdown table; `None` if `text` is not one.
+fn simple_table(text: &str, links: &Links) -> Option<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let is_border = |l: &str| l.contains('=') && l.chars().all(|c| c == '=' || c == ' ');
+    let border = *lines.first().filter(|l| is_border(l))?;
+    // Column starts: where a run of `=` begins.
+    let mut starts = Vec::new();
+    let mut previous = ' ';
+    for (i, c) in border.char_indices() {
+        if c == '=' && previous == ' ' {
+            starts.push(i);
+        }
+        previous = c;
+    }
+    let cells = |line: &str| -> Vec<String> {
+        starts
+            .iter()
+            .enumerate()
+            .map(|(n, &start)| {
+                let end = starts.get(n + 1).copied().unwrap_or(line.len());
+                let cell = line
+                    .get(start.min(line.len())..end.min(line.len()))
+                    .unwrap_or("");
+                inline(cell.trim(), links).replace('|', "\\|")
+            })
+            .collect()
+    };
+    let borders: Vec<usize> = (0..lines.len()).filter(|&i| is_border(lines[i])).collect();
+    if borders.len() != 3 || borders[0] != 0 || borders[2] != lines.len() - 1 {
+        return None;
+    }
+    let row = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+    let mut out = Vec::new();
+    for line in &lines[1..borders[1]] {
+        out.push(row(cells(line)));
+    }
+    out.push(row(vec!["---".to_owned(); starts.len()]));
+    for line in &lines[borders[1] + 1..borders[2]] {
+        out.push(row(cells(line)));
+    }
+    Some(out.join("\n"))
+}
+
 fn push_blank(out: &mut Vec<String>) {
     if out.last().is_some_and(|l| !l.is_empty()) {
         out.push(String::new());
@@ -144,6 +205,11 @@ fn inline(text: &str, links: &Links) -> String {
         let unclosed = i == references.len() - 1 && i % 2 == 1;
         if i % 2 == 1 && !unclosed {
             let name = part.replace(LITERAL, "`");
+            // A role's `Title <target>` shows its title.
+            let name = match name.strip_suffix('>').and_then(|n| n.rsplit_once(" <")) {
+                Some((title, _target)) => title.to_owned(),
+                None => name,
+            };
             match links.get(name.as_str()) {
                 Some(path) => out.push_str(&format!("[`{name}`]({path})")),
                 None => out.push_str(&format!("`{name}`")),
@@ -177,10 +243,13 @@ fn strip_roles(text: &str) -> String {
     let mut rest = text;
     while let Some(start) = rest.find(":`").and_then(|colon| {
         let before = &rest[..colon];
-        let role_start =
-            before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-'))?;
-        let role = &before[role_start + 1..];
-        (role.starts_with(':') && role.len() > 1).then_some((role_start + 1, colon + 1))
+        // The role starts after the last character that cannot be in one
+        // (or at the start of the text).
+        let role_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-'))
+            .map_or(0, |i| i + 1);
+        let role = &before[role_start..];
+        (role.starts_with(':') && role.len() > 1).then_some((role_start, colon + 1))
     }) {
         let (role_start, tick) = start;
         out.push_str(&rest[..role_start]);
@@ -262,6 +331,82 @@ fn join(list: &[Condition], sep: &str) -> String {
         .join(sep)
 }
 
+/// A free-form documentation block (a module's introduction, a section
+/// heading) as Markdown.  Its headings become Markdown headings: rST's
+/// underlined (or over- and underlined) titles, `=` first, then `-`, then
+/// any other character, and the older QAPI form `= Title` / `== Title`.
+pub fn free_form(doc: &DocBlock, links: &Links) -> String {
+    let text: String = doc
+        .sections
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut parts: Vec<String> = Vec::new();
+    let mut prose: Vec<&str> = Vec::new();
+    let flush = |prose: &mut Vec<&str>, parts: &mut Vec<String>| {
+        let md = markdown(&prose.join("\n"), links);
+        if !md.is_empty() {
+            parts.push(md);
+        }
+        prose.clear();
+    };
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let next = lines.get(i + 1).copied();
+        let heading = if is_adornment(line) && next.is_some() && lines.get(i + 2) == Some(&line) {
+            // Over- and underlined.
+            let title = next.unwrap_or_default().trim();
+            i += 3;
+            Some((1, title))
+        } else if !line.trim().is_empty() && next.is_some_and(is_adornment) {
+            let level = match next.and_then(|n| n.trim().chars().next()) {
+                Some('=') => 1,
+                Some('-') => 2,
+                _ => 3,
+            };
+            i += 2;
+            Some((level, line.trim()))
+        } else if let Some(title) = old_heading(line) {
+            i += 1;
+            Some(title)
+        } else {
+            None
+        };
+        match heading {
+            Some((level, title)) => {
+                flush(&mut prose, &mut parts);
+                parts.push(format!("{} {}", "#".repeat(level), inline(title, links)));
+            }
+            None => {
+                prose.push(line);
+                i += 1;
+            }
+        }
+    }
+    flush(&mut prose, &mut parts);
+    parts.join("\n\n")
+}
+
+/// An rST title adornment: one punctuation character, repeated.
+fn is_adornment(line: &str) -> bool {
+    let line = line.trim_end();
+    let mut chars = line.chars();
+    match chars.next() {
+        Some(c) if "=-~^*\"#+'`:._".contains(c) => line.len() >= 3 && chars.all(|d| d == c),
+        _ => false,
+    }
+}
+
+/// QAPI's older heading form, `= Title` (level 1), `== Title` (level 2).
+fn old_heading(line: &str) -> Option<(usize, &str)> {
+    let level = line.chars().take_while(|&c| c == '=').count();
+    let title = line[level..].strip_prefix(' ')?;
+    (level > 0 && !title.trim().is_empty()).then_some((level, title.trim()))
+}
+
 /// The documentation of a definition, from its block: the body, then the
 /// other sections in order (members and features are documented where they
 /// are declared).
@@ -315,7 +460,10 @@ mod tests {
             md.contains("**Example: T**\n\n```json\n-> { \"execute\": \"x\" }\n```"),
             "{md}"
         );
-        assert!(md.contains("**Note:**"), "{md}");
+        assert!(
+            md.contains("**Note:**\n\nCareful \\<here\\>.\n\nindented"),
+            "{md}"
+        );
         assert!(
             !md.lines()
                 .any(|l| l.starts_with("    ") && !l.trim().is_empty()),

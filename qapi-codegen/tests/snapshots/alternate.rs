@@ -115,7 +115,7 @@ impl Inline {
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `alternate`.
+/// Types, commands and events of the schema module `alternate.json`.
 pub mod alternate;
 pub use alternate::{Target, Inline};
 /// Every command, each a type holding its arguments and implementing `Command`.

@@ -89,7 +89,7 @@ pub mod commands {
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `baseline`.
+/// Types, commands and events of the schema module `baseline.json`.
 pub mod baseline;
 pub use baseline::NodeInfo;
 /// Every command, each a type holding its arguments and implementing `Command`.

@@ -129,7 +129,7 @@ pub mod commands {
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `command`.
+/// Types, commands and events of the schema module `command.json`.
 pub mod command;
 pub use command::Info;
 /// Every command, each a type holding its arguments and implementing `Command`.

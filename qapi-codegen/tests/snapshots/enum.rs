@@ -31,7 +31,7 @@ pub enum Colour {
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `r#enum`.
+/// Types, commands and events of the schema module `enum.json`.
 pub mod r#enum;
 pub use r#enum::Colour;
 /// Every command, each a type holding its arguments and implementing `Command`.

@@ -55,7 +55,7 @@ pub mod events {
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `event`.
+/// Types, commands and events of the schema module `event.json`.
 pub mod event;
 /// Every command, each a type holding its arguments and implementing `Command`.
 pub mod commands {}

@@ -3,7 +3,7 @@
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `r#struct`.
+/// Types, commands and events of the schema module `struct.json`.
 pub mod r#struct;
 pub use r#struct::{Base, Node};
 /// Every command, each a type holding its arguments and implementing `Command`.

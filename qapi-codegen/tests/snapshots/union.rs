@@ -3,7 +3,7 @@
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `union`.
+/// Types, commands and events of the schema module `union.json`.
 pub mod union;
 pub use union::{Kind, FileOptions, Options, OptionsBranch};
 /// Every command, each a type holding its arguments and implementing `Command`.
@@ -60,6 +60,8 @@ pub struct Options {
     /// whether writes fail
     pub read_only: ::std::option::Option<bool>,
     /// The branch, selected by the discriminator `kind`.
+    ///
+    /// `kind`: the branch
     pub branch: OptionsBranch,
 }
 

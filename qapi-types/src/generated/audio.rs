@@ -757,6 +757,8 @@ pub struct Audiodev {
     /// possible)
     pub timer_period: ::std::option::Option<u32>,
     /// The branch, selected by the discriminator `driver`.
+    ///
+    /// `driver`: the backend driver to use
     pub branch: AudiodevBranch,
 }
 

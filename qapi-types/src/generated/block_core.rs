@@ -96,6 +96,8 @@ impl ImageInfoSpecificQCow2EncryptionBase {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecificQCow2Encryption {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: The encryption format
     pub branch: ImageInfoSpecificQCow2EncryptionBranch,
 }
 
@@ -576,6 +578,8 @@ impl ImageInfoSpecificFileWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfoSpecific {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: block driver name
     pub branch: ImageInfoSpecificBranch,
 }
 
@@ -2390,6 +2394,8 @@ impl BlockStatsSpecificNvme {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockStatsSpecific {
     /// The branch, selected by the discriminator `driver`.
+    ///
+    /// `driver`: block driver name
     pub branch: BlockStatsSpecificBranch,
 }
 
@@ -3316,6 +3322,8 @@ pub struct BlockJobInfo {
     /// Not set if the job completed successfully.  (since 2.12.1)
     pub error: ::std::option::Option<::std::string::String>,
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: the job type ('stream' for image streaming)
     pub branch: BlockJobInfoBranch,
 }
 
@@ -3694,6 +3702,29 @@ pub enum NewImageMode {
 }
 
 /// Either `device` or `node-name` must be set but not both.
+///
+/// # The command `blockdev-snapshot-sync`
+///
+/// This type is the command `blockdev-snapshot-sync` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Takes a synchronous snapshot of a block device.
+///
+/// # Errors
+///
+/// - If `device` is not a valid block device, DeviceNotFound
+///
+/// *Since: 0.14*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "blockdev-snapshot-sync",
+///      "arguments": { "device": "ide-hd0",
+///                     "snapshot-file":
+///                     "/some/place/my-image",
+///                     "format": "qcow2" } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshotSync {
     /// the name of the device to take a snapshot of.
@@ -3743,6 +3774,41 @@ impl BlockdevSnapshotSync {
 }
 
 /// *Since: 2.5*
+///
+/// # The command `blockdev-snapshot`
+///
+/// This type is the command `blockdev-snapshot` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Takes a snapshot of a block device.
+///
+/// Take a snapshot, by installing 'node' as the backing image of
+/// 'overlay'.  Additionally, if 'node' is associated with a block
+/// device, the block device changes to using 'overlay' as its new
+/// active image.
+///
+/// *Since: 2.5*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "blockdev-add",
+///      "arguments": { "driver": "qcow2",
+///                     "node-name": "node1534",
+///                     "file": { "driver": "file",
+///                               "filename": "hd1.qcow2" },
+///                     "backing": null } }
+///
+/// <- { "return": {} }
+///
+/// -> { "execute": "blockdev-snapshot",
+///      "arguments": { "node": "ide-hd0",
+///                     "overlay": "node1534" } }
+/// <- { "return": {} }
+/// ```
+///
+/// # Features
+///
+/// - `allow-write-only-overlay`: If present, the check whether this operation is safe was relaxed so that it can be used to change backing file of a destination of a [`blockdev-mirror`](crate::commands::BlockdevMirror). (since 5.0)
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevSnapshot {
     /// device or node name that will have a snapshot taken.
@@ -3930,6 +3996,36 @@ impl BackupCommon {
 }
 
 /// *Since: 1.6*
+///
+/// # The command `drive-backup`
+///
+/// This type is the command `drive-backup` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Start a point-in-time copy of a block device to a new destination.
+/// The status of ongoing [`drive-backup`](crate::commands::DriveBackup) operations can be checked with
+/// [`query-block-jobs`](crate::commands::QueryBlockJobs) where the [`BlockJobInfo`](crate::BlockJobInfo).type field has the value
+/// 'backup'.  The operation can be stopped before it has completed
+/// using the [`job-cancel`](crate::commands::JobCancel) or [`block-job-cancel`](crate::commands::BlockJobCancel) command.
+///
+/// # Errors
+///
+/// - If `device` is not a valid block device, GenericError
+///
+/// *Since: 1.6*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "drive-backup",
+///      "arguments": { "device": "drive0",
+///                     "sync": "full",
+///                     "target": "backup.img" } }
+/// <- { "return": {} }
+/// ```
+///
+/// # Features
+///
+/// - `deprecated` (**deprecated**): This command is deprecated.  Use [`blockdev-backup`](crate::commands::BlockdevBackup) instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriveBackup {
     /// identifier for the newly-created block job.  If omitted,
@@ -4060,6 +4156,32 @@ impl DriveBackup {
 }
 
 /// *Since: 2.3*
+///
+/// # The command `blockdev-backup`
+///
+/// This type is the command `blockdev-backup` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Start a point-in-time copy of a block device to a new destination.
+/// The status of ongoing [`blockdev-backup`](crate::commands::BlockdevBackup) operations can be checked
+/// with [`query-block-jobs`](crate::commands::QueryBlockJobs) where the [`BlockJobInfo`](crate::BlockJobInfo).type field has the
+/// value 'backup'.  The operation can be stopped before it has
+/// completed using the [`job-cancel`](crate::commands::JobCancel) or [`block-job-cancel`](crate::commands::BlockJobCancel) command.
+///
+/// # Errors
+///
+/// - If `device` is not a valid block device, DeviceNotFound
+///
+/// *Since: 2.3*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "blockdev-backup",
+///      "arguments": { "device": "src-id",
+///                     "sync": "full",
+///                     "target": "tgt-id" } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevBackup {
     /// identifier for the newly-created block job.  If omitted,
@@ -4361,6 +4483,34 @@ impl XDbgBlockGraph {
 /// A set of parameters describing drive mirror setup.
 ///
 /// *Since: 1.3*
+///
+/// # The command `drive-mirror`
+///
+/// This type is the command `drive-mirror` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Start mirroring a block device's writes to a new destination.
+/// target specifies the target of the new image.  If the file exists,
+/// or if it is a device, it will be used as the new destination for
+/// writes.  If it does not exist, a new file will be created.  `format`
+/// specifies the format of the mirror image, default is to probe if
+/// mode='existing', else the format of the source.
+///
+/// # Errors
+///
+/// - If `device` is not a valid block device, GenericError
+///
+/// *Since: 1.3*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "drive-mirror",
+///      "arguments": { "device": "ide-hd0",
+///                     "target": "/some/place/my-image",
+///                     "sync": "full",
+///                     "format": "qcow2" } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriveMirror {
     /// identifier for the newly-created block job.  If omitted,
@@ -4516,6 +4666,28 @@ impl BlockDirtyBitmap {
 }
 
 /// *Since: 2.4*
+///
+/// # The command `block-dirty-bitmap-add`
+///
+/// This type is the command `block-dirty-bitmap-add` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Create a dirty bitmap with a name on the node, and start tracking
+/// the writes.
+///
+/// # Errors
+///
+/// - If `node` is not a valid block device or node, DeviceNotFound
+/// - If `name` is already taken, GenericError
+///
+/// *Since: 2.4*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "block-dirty-bitmap-add",
+///      "arguments": { "node": "drive0", "name": "bitmap0" } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapAdd {
     /// name of device/node which the bitmap is tracking
@@ -4642,6 +4814,39 @@ impl<'de> Deserialize<'de> for BlockDirtyBitmapOrStr {
 }
 
 /// *Since: 4.0*
+///
+/// # The command `block-dirty-bitmap-merge`
+///
+/// This type is the command `block-dirty-bitmap-merge` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Merge dirty bitmaps listed in `bitmaps` to the `target` dirty bitmap.
+/// Dirty bitmaps in `bitmaps` will be unchanged, except if it also
+/// appears as the `target` bitmap.  Any bits already set in `target` will
+/// still be set after the merge, i.e., this operation does not clear
+/// the target.  On error, `target` is unchanged.
+///
+/// The resulting bitmap will count as dirty any clusters that were
+/// dirty in any of the source bitmaps.  This can be used to achieve
+/// backup checkpoints, or in simpler usages, to copy bitmaps.
+///
+/// # Errors
+///
+/// - If `node` is not a valid block device, DeviceNotFound
+/// - If any bitmap in `bitmaps` or `target` is not found,
+/// GenericError
+/// - If any of the bitmaps have different sizes or granularities,
+/// GenericError
+///
+/// *Since: 4.0*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "block-dirty-bitmap-merge",
+///      "arguments": { "node": "drive0", "target": "bitmap0",
+///                     "bitmaps": ["bitmap1"] } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockDirtyBitmapMerge {
     /// name of device/node which the `target` bitmap is tracking
@@ -5025,6 +5230,8 @@ pub struct BlockJobChangeOptions {
     /// The job identifier
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: The job type
     pub branch: BlockJobChangeOptionsBranch,
 }
 
@@ -5923,6 +6130,8 @@ pub enum BlockdevQcowEncryptionFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevQcowEncryption {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: encryption format
     pub branch: BlockdevQcowEncryptionBranch,
 }
 
@@ -6112,6 +6321,8 @@ pub enum BlockdevQcow2EncryptionFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevQcow2Encryption {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: encryption format
     pub branch: BlockdevQcow2EncryptionBranch,
 }
 
@@ -6498,6 +6709,8 @@ impl SshHostKeyHash {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshHostKeyCheck {
     /// The branch, selected by the discriminator `mode`.
+    ///
+    /// `mode`: How to check the host key
     pub branch: SshHostKeyCheckBranch,
 }
 
@@ -7726,6 +7939,8 @@ pub struct RbdEncryptionOptions {
     /// formatted) or if its parent image is not encrypted.  (Since 8.0)
     pub parent: ::std::option::Option<::std::boxed::Box<super::RbdEncryptionOptions>>,
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: Encryption format.
     pub branch: RbdEncryptionOptionsBranch,
 }
 
@@ -7937,6 +8152,8 @@ impl ::qapi_types::private::Members for RbdEncryptionOptionsBranch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RbdEncryptionCreateOptions {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: Encryption format.
     pub branch: RbdEncryptionCreateOptionsBranch,
 }
 
@@ -8967,6 +9184,8 @@ pub struct BlockdevOptions {
     /// (default: off)
     pub detect_zeroes: ::std::option::Option<super::BlockdevDetectZeroesOptions>,
     /// The branch, selected by the discriminator `driver`.
+    ///
+    /// `driver`: block driver name
     pub branch: BlockdevOptionsBranch,
 }
 
@@ -11098,6 +11317,8 @@ impl BlockdevCreateOptionsVpc {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevCreateOptions {
     /// The branch, selected by the discriminator `driver`.
+    ///
+    /// `driver`: block driver to create the image format
     pub branch: BlockdevCreateOptionsBranch,
 }
 
@@ -12064,6 +12285,8 @@ pub struct BlockdevAmendOptionsQcow2 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockdevAmendOptions {
     /// The branch, selected by the discriminator `driver`.
+    ///
+    /// `driver`: Block driver of the node to amend.
     pub branch: BlockdevAmendOptionsBranch,
 }
 

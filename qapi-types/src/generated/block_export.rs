@@ -482,6 +482,8 @@ pub struct BlockExportOptions {
     /// (since: 10.0; default: false)
     pub allow_inactive: ::std::option::Option<bool>,
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Block export type
     pub branch: BlockExportOptionsBranch,
 }
 

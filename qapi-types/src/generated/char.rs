@@ -1072,6 +1072,8 @@ impl ChardevPtyWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChardevBackend {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: backend type
     pub branch: ChardevBackendBranch,
 }
 

@@ -193,7 +193,7 @@ pub mod commands {
     /// This command is valid exactly when first connecting: it
     /// must be issued before any other command will be accepted, and
     /// will fail once the monitor is accepting other commands.  (see
-    /// :doc:`/interop/qmp-spec`)
+    /// `/interop/qmp-spec`)
     ///
     /// **Note:**
     ///

@@ -319,6 +319,8 @@ pub struct QCryptoBlockCreateOptionsLUKS {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockOpenOptions {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: the encryption format
     pub branch: QCryptoBlockOpenOptionsBranch,
 }
 
@@ -483,6 +485,8 @@ impl ::qapi_types::private::Members for QCryptoBlockOpenOptionsBranch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockCreateOptions {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: the encryption format
     pub branch: QCryptoBlockCreateOptionsBranch,
 }
 
@@ -788,6 +792,8 @@ impl QCryptoBlockInfoLUKS {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockInfo {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: the encryption format
     pub branch: QCryptoBlockInfoBranch,
 }
 
@@ -1018,6 +1024,8 @@ impl QCryptoBlockAmendOptionsLUKS {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoBlockAmendOptions {
     /// The branch, selected by the discriminator `format`.
+    ///
+    /// `format`: the encryption format
     pub branch: QCryptoBlockAmendOptionsBranch,
 }
 
@@ -1498,6 +1506,8 @@ impl QCryptoAkCipherOptionsRSA {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QCryptoAkCipherOptions {
     /// The branch, selected by the discriminator `alg`.
+    ///
+    /// `alg`: encryption cipher algorithm
     pub branch: QCryptoAkCipherOptionsBranch,
 }
 

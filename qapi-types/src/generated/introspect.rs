@@ -54,6 +54,8 @@ pub struct SchemaInfo {
     /// commands, 5.0 for the rest)
     pub features: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     /// The branch, selected by the discriminator `meta-type`.
+    ///
+    /// `meta-type`: the entity's meta type, inherited from `base`.
     pub branch: SchemaInfoBranch,
 }
 
@@ -612,7 +614,7 @@ impl SchemaInfoObjectVariant {
 pub struct SchemaInfoAlternate {
     /// the alternate type's members, in no particular order.  The
     /// members' wire encoding is distinct, see
-    /// :doc:`/devel/qapi-code-gen` section Alternate types.
+    /// `/devel/qapi-code-gen` section Alternate types.
     pub members: ::std::vec::Vec<super::SchemaInfoAlternateMember>,
 }
 

@@ -165,6 +165,9 @@ pub struct CpuInfoFast {
     /// properties associated with a virtual CPU, e.g. the socket id
     pub props: ::std::option::Option<super::CpuInstanceProperties>,
     /// The branch, selected by the discriminator `target`.
+    ///
+    /// `target`: the QEMU system emulation target, which determines which
+    /// additional fields will be listed (since 3.0)
     pub branch: CpuInfoFastBranch,
 }
 
@@ -935,6 +938,8 @@ pub enum NumaOptionsType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumaOptions {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: NUMA option type
     pub branch: NumaOptionsBranch,
 }
 
@@ -1387,7 +1392,7 @@ impl DummyForceArrays {
 
 /// Option "-numa cpu" overrides default cpu to node mapping.  It
 /// accepts the same set of cpu properties as returned by
-/// `query-hotpluggable-cpus[].props <query-hotpluggable-cpus>`, where
+/// `query-hotpluggable-cpus[].props`, where
 /// node-id could be used to override default node mapping.
 ///
 /// *Since: 2.10*
@@ -2326,6 +2331,8 @@ impl HvBalloonDeviceInfoWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryDeviceInfo {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: memory device type
     pub branch: MemoryDeviceInfoBranch,
 }
 

@@ -1111,6 +1111,22 @@ pub enum MigrationParameter {
 }
 
 /// *Since: 2.4*
+///
+/// # The command `migrate-set-parameters`
+///
+/// This type is the command `migrate-set-parameters` (it implements [`Command`](qapi_types::Command)), which QEMU documents as follows.
+///
+/// Set various migration parameters.
+///
+/// *Since: 2.4*
+///
+/// **Example:**
+///
+/// ```json
+/// -> { "execute": "migrate-set-parameters" ,
+///      "arguments": { "multifd-channels": 5 } }
+/// <- { "return": {} }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MigrateSetParameters {
     /// Initial delay (in milliseconds) before sending
@@ -1714,6 +1730,8 @@ impl MigrationExecCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationAddress {
     /// The branch, selected by the discriminator `transport`.
+    ///
+    /// `transport`: The migration stream transport mechanism
     pub branch: MigrationAddressBranch,
 }
 
@@ -2793,7 +2811,7 @@ pub mod commands {
         >,
         /// Exit on incoming migration failure.  Default true.
         /// When set to false, the failure triggers a
-        /// :qapi:event:[`MIGRATION`](crate::events::Migration) event, and error details could be
+        /// [`MIGRATION`](crate::events::Migration) event, and error details could be
         /// retrieved with [`query-migrate`](crate::commands::QueryMigrate).  (since 9.1)
         pub exit_on_error: ::std::option::Option<bool>,
     }

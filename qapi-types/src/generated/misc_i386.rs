@@ -126,6 +126,8 @@ pub struct SevInfo {
     /// SEV guest state
     pub state: super::SevState,
     /// The branch, selected by the discriminator `sev-type`.
+    ///
+    /// `sev-type`: Type of SEV guest being run
     pub branch: SevInfoBranch,
 }
 

@@ -2,16 +2,45 @@
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
+/// Types, commands and events of the schema module `qapi-schema.json`.
+///
+/// # Introduction
+///
+/// This manual describes the commands and events supported by the QEMU
+/// Monitor Protocol (QMP).
+///
+/// For locating a particular item, please see the `qapi-qmp-index`.
+///
+/// The following notation is used in examples:
+///
+/// **Example:**
+///
+/// ```json
+/// -> ... text sent by client (commands) ...
+/// <- ... text sent by server (command responses and events) ...
+/// ```
+///
+/// Example text is formatted for readability.  However, in real
+/// protocol usage, its commonly emitted as a single line.
+///
+/// Please refer to the
+/// `QEMU Machine Protocol Specification`
+/// for the general format of commands, responses, and events.
+pub mod qapi_schema {}
 #[cfg(feature = "error")]
 #[cfg_attr(docsrs, doc(cfg(feature = "error")))]
-/// Types, commands and events of the schema module `error`.
+/// Types, commands and events of the schema module `error.json`.
+///
+/// # QMP errors
 pub mod error;
 #[cfg(feature = "error")]
 #[cfg_attr(docsrs, doc(cfg(feature = "error")))]
 pub use error::QapiErrorClass;
 #[cfg(feature = "common")]
 #[cfg_attr(docsrs, doc(cfg(feature = "common")))]
-/// Types, commands and events of the schema module `common`.
+/// Types, commands and events of the schema module `common.json`.
+///
+/// # Common data types
 pub mod common;
 #[cfg(feature = "common")]
 #[cfg_attr(docsrs, doc(cfg(feature = "common")))]
@@ -23,7 +52,9 @@ pub use common::{
 
 #[cfg(feature = "sockets")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sockets")))]
-/// Types, commands and events of the schema module `sockets`.
+/// Types, commands and events of the schema module `sockets.json`.
+///
+/// # Socket data types
 pub mod sockets;
 #[cfg(feature = "sockets")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sockets")))]
@@ -37,7 +68,9 @@ pub use sockets::{
 
 #[cfg(feature = "run_state")]
 #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
-/// Types, commands and events of the schema module `run_state`.
+/// Types, commands and events of the schema module `run-state.json`.
+///
+/// # VM run state
 pub mod run_state;
 #[cfg(feature = "run_state")]
 #[cfg_attr(docsrs, doc(cfg(feature = "run_state")))]
@@ -51,7 +84,9 @@ pub use run_state::{
 
 #[cfg(feature = "crypto")]
 #[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
-/// Types, commands and events of the schema module `crypto`.
+/// Types, commands and events of the schema module `crypto.json`.
+///
+/// # Cryptography
 pub mod crypto;
 #[cfg(feature = "crypto")]
 #[cfg_attr(docsrs, doc(cfg(feature = "crypto")))]
@@ -72,21 +107,29 @@ pub use crypto::{
 
 #[cfg(feature = "job")]
 #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
-/// Types, commands and events of the schema module `job`.
+/// Types, commands and events of the schema module `job.json`.
+///
+/// # Background jobs
 pub mod job;
 #[cfg(feature = "job")]
 #[cfg_attr(docsrs, doc(cfg(feature = "job")))]
 pub use job::{JobType, JobStatus, JobVerb, JobInfo};
 #[cfg(feature = "accelerator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "accelerator")))]
-/// Types, commands and events of the schema module `accelerator`.
+/// Types, commands and events of the schema module `accelerator.json`.
+///
+/// # Accelerators
 pub mod accelerator;
 #[cfg(feature = "accelerator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "accelerator")))]
 pub use accelerator::{KvmInfo, Accelerator, AcceleratorInfo};
 #[cfg(feature = "block")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
-/// Types, commands and events of the schema module `block`.
+/// Types, commands and events of the schema module `block.json`.
+///
+/// # Block devices
+///
+/// # Additional block stuff (VM related)
 pub mod block;
 #[cfg(feature = "block")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block")))]
@@ -96,7 +139,9 @@ pub use block::{
 
 #[cfg(feature = "block_core")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
-/// Types, commands and events of the schema module `block_core`.
+/// Types, commands and events of the schema module `block-core.json`.
+///
+/// # Block core (VM unrelated)
 pub mod block_core;
 #[cfg(feature = "block_core")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_core")))]
@@ -161,7 +206,9 @@ pub use block_core::{
 
 #[cfg(feature = "block_export")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
-/// Types, commands and events of the schema module `block_export`.
+/// Types, commands and events of the schema module `block-export.json`.
+///
+/// # Block device exports
 pub mod block_export;
 #[cfg(feature = "block_export")]
 #[cfg_attr(docsrs, doc(cfg(feature = "block_export")))]
@@ -175,7 +222,9 @@ pub use block_export::{
 
 #[cfg(feature = "char")]
 #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
-/// Types, commands and events of the schema module `char`.
+/// Types, commands and events of the schema module `char.json`.
+///
+/// # Character devices
 pub mod char;
 #[cfg(feature = "char")]
 #[cfg_attr(docsrs, doc(cfg(feature = "char")))]
@@ -193,7 +242,9 @@ pub use char::{
 
 #[cfg(feature = "dump")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
-/// Types, commands and events of the schema module `dump`.
+/// Types, commands and events of the schema module `dump.json`.
+///
+/// # Dump guest memory
 pub mod dump;
 #[cfg(feature = "dump")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
@@ -203,7 +254,9 @@ pub use dump::{
 
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
-/// Types, commands and events of the schema module `net`.
+/// Types, commands and events of the schema module `net.json`.
+///
+/// # Net devices
 pub mod net;
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
@@ -219,14 +272,26 @@ pub use net::{
 
 #[cfg(feature = "ebpf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ebpf")))]
-/// Types, commands and events of the schema module `ebpf`.
+/// Types, commands and events of the schema module `ebpf.json`.
+///
+/// # eBPF Objects
+///
+/// eBPF object is an ELF binary that contains the eBPF program and eBPF
+/// map description(BTF).  Overall, eBPF object should contain the
+/// program and enough metadata to create/load eBPF with libbpf.  As the
+/// eBPF maps/program should correspond to QEMU, the eBPF can't be used
+/// from different QEMU build.
+///
+/// Currently, there is a possible eBPF for receive-side scaling (RSS).
 pub mod ebpf;
 #[cfg(feature = "ebpf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ebpf")))]
 pub use ebpf::{EbpfObject, EbpfProgramID};
 #[cfg(feature = "rocker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
-/// Types, commands and events of the schema module `rocker`.
+/// Types, commands and events of the schema module `rocker.json`.
+///
+/// # Rocker switch device
 pub mod rocker;
 #[cfg(feature = "rocker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rocker")))]
@@ -237,7 +302,9 @@ pub use rocker::{
 
 #[cfg(feature = "tpm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
-/// Types, commands and events of the schema module `tpm`.
+/// Types, commands and events of the schema module `tpm.json`.
+///
+/// # TPM (trusted platform module) devices
 pub mod tpm;
 #[cfg(feature = "tpm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tpm")))]
@@ -249,7 +316,15 @@ pub use tpm::{
 
 #[cfg(feature = "ui")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
-/// Types, commands and events of the schema module `ui`.
+/// Types, commands and events of the schema module `ui.json`.
+///
+/// # Remote desktop
+///
+/// # Spice
+///
+/// # VNC
+///
+/// # Input
 pub mod ui;
 #[cfg(feature = "ui")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
@@ -272,7 +347,9 @@ pub use ui::{
 
 #[cfg(feature = "authz")]
 #[cfg_attr(docsrs, doc(cfg(feature = "authz")))]
-/// Types, commands and events of the schema module `authz`.
+/// Types, commands and events of the schema module `authz.json`.
+///
+/// # User authorization
 pub mod authz;
 #[cfg(feature = "authz")]
 #[cfg_attr(docsrs, doc(cfg(feature = "authz")))]
@@ -283,7 +360,9 @@ pub use authz::{
 
 #[cfg(feature = "migration")]
 #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
-/// Types, commands and events of the schema module `migration`.
+/// Types, commands and events of the schema module `migration.json`.
+///
+/// # Migration
 pub mod migration;
 #[cfg(feature = "migration")]
 #[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
@@ -301,7 +380,9 @@ pub use migration::{
 
 #[cfg(feature = "transaction")]
 #[cfg_attr(docsrs, doc(cfg(feature = "transaction")))]
-/// Types, commands and events of the schema module `transaction`.
+/// Types, commands and events of the schema module `transaction.json`.
+///
+/// # Transactions
 pub mod transaction;
 #[cfg(feature = "transaction")]
 #[cfg_attr(docsrs, doc(cfg(feature = "transaction")))]
@@ -315,21 +396,27 @@ pub use transaction::{
 
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
-/// Types, commands and events of the schema module `trace`.
+/// Types, commands and events of the schema module `trace.json`.
+///
+/// # Tracing
 pub mod trace;
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub use trace::{TraceEventState, TraceEventInfo};
 #[cfg(feature = "compat")]
 #[cfg_attr(docsrs, doc(cfg(feature = "compat")))]
-/// Types, commands and events of the schema module `compat`.
+/// Types, commands and events of the schema module `compat.json`.
+///
+/// # Compatibility policy
 pub mod compat;
 #[cfg(feature = "compat")]
 #[cfg_attr(docsrs, doc(cfg(feature = "compat")))]
 pub use compat::{CompatPolicyInput, CompatPolicyOutput, CompatPolicy};
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
-/// Types, commands and events of the schema module `control`.
+/// Types, commands and events of the schema module `control.json`.
+///
+/// # QMP monitor control
 pub mod control;
 #[cfg(feature = "control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "control")))]
@@ -339,7 +426,9 @@ pub use control::{
 
 #[cfg(feature = "introspect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspect")))]
-/// Types, commands and events of the schema module `introspect`.
+/// Types, commands and events of the schema module `introspect.json`.
+///
+/// # QMP introspection
 pub mod introspect;
 #[cfg(feature = "introspect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspect")))]
@@ -352,7 +441,9 @@ pub use introspect::{
 
 #[cfg(feature = "qom")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
-/// Types, commands and events of the schema module `qom`.
+/// Types, commands and events of the schema module `qom.json`.
+///
+/// # QEMU Object Model (QOM)
 pub mod qom;
 #[cfg(feature = "qom")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qom")))]
@@ -375,11 +466,15 @@ pub use qom::{
 
 #[cfg(feature = "qdev")]
 #[cfg_attr(docsrs, doc(cfg(feature = "qdev")))]
-/// Types, commands and events of the schema module `qdev`.
+/// Types, commands and events of the schema module `qdev.json`.
+///
+/// # Device infrastructure (qdev)
 pub mod qdev;
 #[cfg(feature = "machine_common")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine_common")))]
-/// Types, commands and events of the schema module `machine_common`.
+/// Types, commands and events of the schema module `machine-common.json`.
+///
+/// # Common machine types
 pub mod machine_common;
 #[cfg(feature = "machine_common")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine_common")))]
@@ -390,7 +485,9 @@ pub use machine_common::{
 
 #[cfg(feature = "machine")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
-/// Types, commands and events of the schema module `machine`.
+/// Types, commands and events of the schema module `machine.json`.
+///
+/// # Machines
 pub mod machine;
 #[cfg(feature = "machine")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine")))]
@@ -414,21 +511,25 @@ pub use machine::{
 
 #[cfg(feature = "machine_s390x")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
-/// Types, commands and events of the schema module `machine_s390x`.
+/// Types, commands and events of the schema module `machine-s390x.json`.
 pub mod machine_s390x;
 #[cfg(feature = "machine_s390x")]
 #[cfg_attr(docsrs, doc(cfg(feature = "machine_s390x")))]
 pub use machine_s390x::{S390CpuPolarization, CpuPolarizationInfo};
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
-/// Types, commands and events of the schema module `replay`.
+/// Types, commands and events of the schema module `replay.json`.
+///
+/// # Record/replay
 pub mod replay;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub use replay::{ReplayMode, ReplayInfo};
 #[cfg(feature = "yank")]
 #[cfg_attr(docsrs, doc(cfg(feature = "yank")))]
-/// Types, commands and events of the schema module `yank`.
+/// Types, commands and events of the schema module `yank.json`.
+///
+/// # Yank feature
 pub mod yank;
 #[cfg(feature = "yank")]
 #[cfg_attr(docsrs, doc(cfg(feature = "yank")))]
@@ -439,7 +540,9 @@ pub use yank::{
 
 #[cfg(feature = "misc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
-/// Types, commands and events of the schema module `misc`.
+/// Types, commands and events of the schema module `misc.json`.
+///
+/// # Miscellanea
 pub mod misc;
 #[cfg(feature = "misc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc")))]
@@ -450,14 +553,14 @@ pub use misc::{
 
 #[cfg(feature = "misc_arm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc_arm")))]
-/// Types, commands and events of the schema module `misc_arm`.
+/// Types, commands and events of the schema module `misc-arm.json`.
 pub mod misc_arm;
 #[cfg(feature = "misc_arm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc_arm")))]
 pub use misc_arm::GICCapability;
 #[cfg(feature = "misc_i386")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
-/// Types, commands and events of the schema module `misc_i386`.
+/// Types, commands and events of the schema module `misc-i386.json`.
 pub mod misc_i386;
 #[cfg(feature = "misc_i386")]
 #[cfg_attr(docsrs, doc(cfg(feature = "misc_i386")))]
@@ -469,7 +572,9 @@ pub use misc_i386::{
 
 #[cfg(feature = "audio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audio")))]
-/// Types, commands and events of the schema module `audio`.
+/// Types, commands and events of the schema module `audio.json`.
+///
+/// # Audio
 pub mod audio;
 #[cfg(feature = "audio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audio")))]
@@ -486,18 +591,29 @@ pub use audio::{
 
 #[cfg(feature = "acpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
-/// Types, commands and events of the schema module `acpi`.
+/// Types, commands and events of the schema module `acpi.json`.
+///
+/// # ACPI
 pub mod acpi;
 #[cfg(feature = "acpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "acpi")))]
 pub use acpi::{AcpiTableOptions, ACPISlotType, ACPIOSTInfo};
 #[cfg(feature = "acpi_hest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "acpi_hest")))]
-/// Types, commands and events of the schema module `acpi_hest`.
+/// Types, commands and events of the schema module `acpi-hest.json`.
+///
+/// ## GHESv2 CPER Error Injection
+///
+/// Defined since ACPI Specification 6.1, section 18.3.2.8 Generic
+/// Hardware Error Source version 2.  See:
+///
+/// <https://uefi.org/sites/default/files/resources/ACPI_6_1.pdf>
 pub mod acpi_hest;
 #[cfg(feature = "pci")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pci")))]
-/// Types, commands and events of the schema module `pci`.
+/// Types, commands and events of the schema module `pci.json`.
+///
+/// # PCI
 pub mod pci;
 #[cfg(feature = "pci")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pci")))]
@@ -508,7 +624,9 @@ pub use pci::{
 
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
-/// Types, commands and events of the schema module `stats`.
+/// Types, commands and events of the schema module `stats.json`.
+///
+/// # Statistics
 pub mod stats;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
@@ -520,7 +638,9 @@ pub use stats::{
 
 #[cfg(feature = "virtio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
-/// Types, commands and events of the schema module `virtio`.
+/// Types, commands and events of the schema module `virtio.json`.
+///
+/// # Virtio devices
 pub mod virtio;
 #[cfg(feature = "virtio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "virtio")))]
@@ -533,14 +653,18 @@ pub use virtio::{
 
 #[cfg(feature = "vfio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
-/// Types, commands and events of the schema module `vfio`.
+/// Types, commands and events of the schema module `vfio.json`.
+///
+/// # VFIO devices
 pub mod vfio;
 #[cfg(feature = "vfio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "vfio")))]
 pub use vfio::QapiVfioMigrationState;
 #[cfg(feature = "cryptodev")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cryptodev")))]
-/// Types, commands and events of the schema module `cryptodev`.
+/// Types, commands and events of the schema module `cryptodev.json`.
+///
+/// # Cryptography devices
 pub mod cryptodev;
 #[cfg(feature = "cryptodev")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cryptodev")))]
@@ -551,7 +675,9 @@ pub use cryptodev::{
 
 #[cfg(feature = "cxl")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
-/// Types, commands and events of the schema module `cxl`.
+/// Types, commands and events of the schema module `cxl.json`.
+///
+/// # CXL devices
 pub mod cxl;
 #[cfg(feature = "cxl")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cxl")))]
@@ -562,7 +688,16 @@ pub use cxl::{
 
 #[cfg(feature = "uefi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "uefi")))]
-/// Types, commands and events of the schema module `uefi`.
+/// Types, commands and events of the schema module `uefi.json`.
+///
+/// # UEFI Variable Store
+///
+/// The QEMU efi variable store implementation (hw/uefi/) uses this to
+/// store non-volatile variables in json format on disk.
+///
+/// This is an existing format already supported by (at least) two other
+/// projects, specifically <https://gitlab.com/kraxel/virt-firmware> and
+/// <https://github.com/awslabs/python-uefivars>.
 pub mod uefi;
 #[cfg(feature = "uefi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "uefi")))]

@@ -887,17 +887,17 @@ impl NetdevStreamOptions {
 /// address is optional.  Otherwise local address is required and remote
 /// address is optional.
 ///
-/// =============  ========  =====
-/// remote         local     okay?
-/// =============  ========  =====
-/// absent         absent    no
-/// absent         not fd    no
-/// absent         fd        yes
-/// multicast      absent    yes
-/// multicast      present   yes
-/// not multicast  absent    no
-/// not multicast  present   yes
-/// =============  ========  =====
+/// **Valid parameters combination table**
+///
+/// | remote | local | okay? |
+/// | --- | --- | --- |
+/// | absent | absent | no |
+/// | absent | not fd | no |
+/// | absent | fd | yes |
+/// | multicast | absent | yes |
+/// | multicast | present | yes |
+/// | not multicast | absent | no |
+/// | not multicast | present | yes |
 ///
 /// *Since: 7.2*
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -994,6 +994,8 @@ pub struct Netdev {
     /// identifier for monitor commands.
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Specify the driver used for interpreting remaining arguments.
     pub branch: NetdevBranch,
 }
 

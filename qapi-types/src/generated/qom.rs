@@ -2175,6 +2175,8 @@ pub struct ObjectOptions {
     /// the name of the new object
     pub id: ::std::string::String,
     /// The branch, selected by the discriminator `qom-type`.
+    ///
+    /// `qom-type`: the class name for the object to be created
     pub branch: ObjectOptionsBranch,
 }
 

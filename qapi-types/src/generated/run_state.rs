@@ -315,6 +315,8 @@ pub enum GuestPanicInformationType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestPanicInformation {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Crash type that defines the hypervisor specific information
     pub branch: GuestPanicInformationBranch,
 }
 

@@ -361,6 +361,8 @@ impl FdSocketAddressWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SocketAddressLegacy {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Transport type
     pub branch: SocketAddressLegacyBranch,
 }
 
@@ -596,6 +598,8 @@ pub enum SocketAddressType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SocketAddress {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Transport type
     pub branch: SocketAddressBranch,
 }
 

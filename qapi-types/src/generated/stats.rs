@@ -158,6 +158,9 @@ pub struct StatsFilter {
     /// optionally which named values to return within each provider
     pub providers: ::std::option::Option<::std::vec::Vec<super::StatsRequest>>,
     /// The branch, selected by the discriminator `target`.
+    ///
+    /// `target`: the kind of objects to query.  Note that each possible
+    /// target may enable additional filtering options
     pub branch: StatsFilterBranch,
 }
 

@@ -154,6 +154,11 @@ impl TPMEmulatorOptionsWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TpmTypeOptions {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: - 'passthrough' The configuration options for the TPM
+    /// passthrough type
+    /// - 'emulator' The configuration options for TPM emulator backend
+    /// type
     pub branch: TpmTypeOptionsBranch,
 }
 

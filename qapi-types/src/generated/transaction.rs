@@ -289,6 +289,8 @@ impl DriveBackupWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransactionAction {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: the operation to be performed
     pub branch: TransactionActionBranch,
 }
 

@@ -57,6 +57,9 @@ pub struct SetPasswordOptions {
     /// VNC, only 'keep' is currently implemented.
     pub connected: ::std::option::Option<super::SetPasswordAction>,
     /// The branch, selected by the discriminator `protocol`.
+    ///
+    /// `protocol`: - 'vnc' to modify the VNC server password
+    /// - 'spice' to modify the Spice server password
     pub branch: SetPasswordOptionsBranch,
 }
 
@@ -257,6 +260,9 @@ pub struct ExpirePasswordOptions {
     /// - 'INT' where INT is the absolute time in seconds
     pub time: ::std::string::String,
     /// The branch, selected by the discriminator `protocol`.
+    ///
+    /// `protocol`: - 'vnc' to modify the VNC server expiration
+    /// - 'spice' to modify the Spice server expiration
     pub branch: ExpirePasswordOptionsBranch,
 }
 
@@ -1609,6 +1615,8 @@ impl QKeyCodeWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: key encoding
     pub branch: KeyValueBranch,
 }
 
@@ -2098,6 +2106,8 @@ impl InputMultiTouchEventWrapper {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputEvent {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: the type of input event
     pub branch: InputEventBranch,
 }
 
@@ -2562,6 +2572,8 @@ pub struct DisplayOptions {
     /// Enable OpenGL support (default: off).
     pub gl: ::std::option::Option<super::DisplayGLMode>,
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Which [`DisplayType`](crate::DisplayType) QEMU should use.
     pub branch: DisplayOptionsBranch,
 }
 
@@ -2943,6 +2955,8 @@ pub struct DisplayReloadOptionsVNC {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisplayReloadOptions {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Specify the display type.
     pub branch: DisplayReloadOptionsBranch,
 }
 
@@ -3112,6 +3126,8 @@ pub struct DisplayUpdateOptionsVNC {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisplayUpdateOptions {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: Specify the display type.
     pub branch: DisplayUpdateOptionsBranch,
 }
 

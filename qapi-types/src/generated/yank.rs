@@ -93,6 +93,8 @@ impl YankInstanceChardev {
 #[derive(Debug, Clone, PartialEq)]
 pub struct YankInstance {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: yank instance type
     pub branch: YankInstanceBranch,
 }
 

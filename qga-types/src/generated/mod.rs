@@ -2,7 +2,28 @@
 // Do not edit: run `cargo xtask regen`.
 
 #![allow(deprecated, clippy::all)]
-/// Types, commands and events of the schema module `qapi_schema`.
+/// Types, commands and events of the schema module `qapi-schema.json`.
+///
+/// This manual describes the commands supported by the QEMU Guest Agent
+/// Protocol.
+///
+/// For locating  a particular item, please see the `qapi-qga-index`.
+///
+/// The following notation is used in examples:
+///
+/// **Example:**
+///
+/// ```json
+/// -> ... text sent by client (commands) ...
+/// <- ... text sent by server (command responses and events) ...
+/// ```
+///
+/// Example text is formatted for readability.  However, in real
+/// protocol usage, its commonly emitted as a single line.
+///
+/// Please refer to the
+/// `QEMU Machine Protocol Specification`
+/// for the general format of commands, responses, and events.
 pub mod qapi_schema;
 pub use qapi_schema::{
     GuestAgentCommandInfo, GuestAgentInfo, GuestFileRead, GuestFileWrite, GuestFileSeek,

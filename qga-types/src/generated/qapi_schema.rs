@@ -918,6 +918,8 @@ impl GuestNVMeSmart {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestDiskSmart {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: disk bus type
     pub branch: GuestDiskSmartBranch,
 }
 
@@ -1858,6 +1860,8 @@ impl GuestDeviceIdPCI {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestDeviceId {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: device type
     pub branch: GuestDeviceIdBranch,
 }
 
@@ -2247,6 +2251,8 @@ impl GuestLinuxCpuStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestCpuStats {
     /// The branch, selected by the discriminator `type`.
+    ///
+    /// `type`: guest operating system
     pub branch: GuestCpuStatsBranch,
 }
 
