@@ -44,8 +44,8 @@ if ! command -v hyperfine >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get
 fi
 command -v hyperfine >/dev/null || die "hyperfine is not installed"
 
-echo "codegen: cargo build --release -p qapi-codegen" >&2
-cargo build --quiet --release -p qapi-codegen
+echo "codegen: cargo build --release -p qapi-rs-codegen" >&2
+cargo build --quiet --release -p qapi-rs-codegen
 binary=${CARGO_TARGET_DIR:-target}/release/qapi-codegen
 
 tmp=$(mktemp -d)

@@ -47,8 +47,8 @@ python_src='import sys; sys.path.insert(0, sys.argv[1]); from qapi.schema import
 python_cmd=(python3 -c "$python_src" "$scripts" "$schema")
 
 # Ours.
-echo "compare-front-end: cargo build --release -p qapi-codegen" >&2
-cargo build --quiet --release -p qapi-codegen
+echo "compare-front-end: cargo build --release -p qapi-rs-codegen" >&2
+cargo build --quiet --release -p qapi-rs-codegen
 rust_cmd=("${CARGO_TARGET_DIR:-target}/release/qapi-codegen" check "$schema")
 
 # Both must accept the schema, or there is nothing to compare.

@@ -826,7 +826,7 @@ impl Shared {
         calls.waiting.insert(id, Waiting { sender, deadline });
         let in_flight = calls.waiting.len();
         if let Some(deadline) = deadline {
-            if calls.next_deadline.map_or(true, |next| deadline < next) {
+            if calls.next_deadline.is_none_or(|next| deadline < next) {
                 calls.next_deadline = Some(deadline);
                 drop(calls);
                 self.earlier_deadline.notify_one();

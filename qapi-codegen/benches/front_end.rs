@@ -1,24 +1,25 @@
 //! Front-end benchmarks: parse and check QEMU's full QMP and guest-agent
 //! schemas as vendored in `schemas/`.
 //!
-//! Run with `cargo bench -p qapi-codegen --bench front_end`.  The
+//! Run with `cargo bench -p qapi-rs-codegen --bench front_end`.  The
 //! whole-process comparison with QEMU's Python front end lives in
 //! `bench/compare-front-end.sh` (see BENCHMARKS.md).
 
-use std::path::{Path, PathBuf};
+// The tests' helper: `schemas/` is in the repository, not in the packaged
+// crate, where the benchmark skips (or fails, with QAPI_TEST_REQUIRE_QEMU=1).
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use qapi_codegen::{parser, Config, Rules};
 
-fn schema(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../schemas")
-        .join(path)
-}
-
 fn front_end(c: &mut Criterion) {
-    let qmp = schema("qmp/qapi-schema.json");
-    let qga = schema("qga/qapi-schema.json");
+    let Some(qmp) = common::repository_file("schemas/qmp/qapi-schema.json") else {
+        return;
+    };
+    let Some(qga) = common::repository_file("schemas/qga/qapi-schema.json") else {
+        return;
+    };
     c.bench_function("parse+check QMP schema", |b| {
         b.iter(|| {
             Config::new()

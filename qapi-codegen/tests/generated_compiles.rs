@@ -4,7 +4,8 @@
 //! their docs build with warnings denied.
 //!
 //! Each schema's bindings go into a scratch crate under Cargo's test
-//! scratch folder, built offline against this workspace's lock file.
+//! scratch folder, built offline against this workspace's `qapi-types` and
+//! lock file: from a packaged crate, which has neither, the tests skip.
 
 mod common;
 
@@ -13,12 +14,18 @@ use std::process::Command;
 
 use qapi_codegen::{emit, Config, Rules};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The workspace root, holding the `qapi-types` and the lock file the
+/// scratch crates build against, or `None` after saying why not (they are
+/// not in the packaged crate).
+fn workspace() -> Option<PathBuf> {
+    common::repository_file("qapi-types/Cargo.toml")?;
+    let lock = common::repository_file("Cargo.lock")?;
+    Some(lock.parent().expect("the workspace root").to_path_buf())
 }
 
-/// Writes a crate holding the bindings for `schema`; returns its folder.
-fn scratch_crate(name: &str, schema: &Path, rules: Rules) -> PathBuf {
+/// Writes a crate holding the bindings for `schema`, using `workspace`'s
+/// `qapi-types` and lock file; returns its folder.
+fn scratch_crate(workspace: &Path, name: &str, schema: &Path, rules: Rules) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("generated-{name}"));
     let _ = std::fs::remove_dir_all(dir.join("src"));
     std::fs::create_dir_all(dir.join("src")).expect("scratch crate folder");
@@ -43,7 +50,7 @@ fn scratch_crate(name: &str, schema: &Path, rules: Rules) -> PathBuf {
          [dependencies]\nqapi-types = {{ path = {:?}, default-features = false }}\n\
          serde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\n\n\
          [workspace]\n\n{}",
-        workspace().join("qapi-types"),
+        workspace.join("qapi-types"),
         generated.features_table()
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).expect("write Cargo.toml");
@@ -53,7 +60,7 @@ fn scratch_crate(name: &str, schema: &Path, rules: Rules) -> PathBuf {
          #[rustfmt::skip]\nmod generated;\npub use generated::*;\n",
     )
     .expect("write lib.rs");
-    std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+    std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
     dir
 }
 
@@ -84,12 +91,15 @@ fn qemu_test_schemas_generate_compiling_documented_bindings() {
     let Some(tree) = common::qemu_source("10.2.2") else {
         return;
     };
+    let Some(workspace) = workspace() else {
+        return;
+    };
     let suite = tree.join("tests/qapi-schema");
     for (name, file) in [
         ("qapi-schema-test", "qapi-schema-test.json"),
         ("doc-good", "doc-good.json"),
     ] {
-        let dir = scratch_crate(name, &suite.join(file), Rules::default());
+        let dir = scratch_crate(&workspace, name, &suite.join(file), Rules::default());
         cargo(&dir, &["build", "--quiet", "--all-features"]);
         cargo(&dir, &["build", "--quiet", "--no-default-features"]);
         cargo(&dir, &["doc", "--quiet", "--no-deps", "--all-features"]);
@@ -101,6 +111,9 @@ fn qemu_test_schemas_generate_compiling_documented_bindings() {
 fn older_releases_generate_compiling_bindings() {
     // QEMU 5.2 (simple unions, C-preprocessor conditions) and 7.2: the full
     // QMP schema of 5.2 and the guest-agent schema of 7.2.
+    let Some(workspace) = workspace() else {
+        return;
+    };
     for (name, version, file) in [
         ("qmp-5-2", "5.2", "qapi/qapi-schema.json"),
         ("qga-7-2", "7.2", "qga/qapi-schema.json"),
@@ -109,7 +122,7 @@ fn older_releases_generate_compiling_bindings() {
             return;
         };
         let rules = Rules::for_version(version).expect("a known release");
-        let dir = scratch_crate(name, &tree.join(file), rules);
+        let dir = scratch_crate(&workspace, name, &tree.join(file), rules);
         cargo(&dir, &["build", "--quiet", "--all-features"]);
         eprintln!("QEMU {version} {file}: bindings compile");
     }

@@ -11,14 +11,19 @@ fn qapi_codegen(args: &[&str]) -> Output {
         .expect("run qapi-codegen")
 }
 
-const VENDORED_QMP: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../schemas/qmp/qapi-schema.json"
-);
+/// The vendored QMP schema's root file, or `None` after saying why not (it
+/// is not in the packaged crate).
+fn vendored_qmp() -> Option<String> {
+    let path = common::repository_file("schemas/qmp/qapi-schema.json")?;
+    Some(path.to_str().expect("a UTF-8 path").to_owned())
+}
 
 #[test]
 fn introspect_prints_a_query_qmp_schema_document() {
-    let out = qapi_codegen(&["introspect", VENDORED_QMP]);
+    let Some(vendored_qmp) = vendored_qmp() else {
+        return;
+    };
+    let out = qapi_codegen(&["introspect", &vendored_qmp]);
     assert!(
         out.status.success(),
         "{}",
@@ -52,7 +57,10 @@ fn introspect_prints_a_query_qmp_schema_document() {
 
 #[test]
 fn a_schema_compared_with_itself_has_no_differences() {
-    let out = qapi_codegen(&["diff", VENDORED_QMP, VENDORED_QMP]);
+    let Some(vendored_qmp) = vendored_qmp() else {
+        return;
+    };
+    let out = qapi_codegen(&["diff", &vendored_qmp, &vendored_qmp]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("0 changed); 0 only in"), "{text}");
@@ -135,8 +143,11 @@ fn has_command(tree: &std::path::Path, name: &str) -> bool {
 
 #[test]
 fn generate_writes_the_introspection_document_beside_the_code() {
+    let Some(vendored_qmp) = vendored_qmp() else {
+        return;
+    };
     let out = tempfile_dir();
-    let status = qapi_codegen(&["generate", "--out", out.to_str().unwrap(), VENDORED_QMP]);
+    let status = qapi_codegen(&["generate", "--out", out.to_str().unwrap(), &vendored_qmp]);
     assert!(
         status.status.success(),
         "{}",

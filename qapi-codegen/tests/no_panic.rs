@@ -13,13 +13,16 @@
 //!   deleted, inserted, replaced, punctuation swapped, slices duplicated,
 //!   schema snippets spliced in, strings renamed, lines deleted, duplicated
 //!   and swapped) and run through the front end with every rule set, with
-//!   and without their documentation;
+//!   and without their documentation (`schemas/` is in the repository, not
+//!   in the packaged crate: from an unpacked `.crate` these tests skip);
 //! * generated deep nesting, deep `if` conditions, long `base` chains, long
 //!   union branch chains and long include chains run on the normal test
 //!   thread (2 MiB stack) to show they are safe there.
 //!
 //! Every error must render: a non-empty text with a `:LINE:` location for
 //! each diagnostic.  Set `PROPTEST_CASES` for a longer soak.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +32,8 @@ use qapi_codegen::lexer::{Lexer, Token};
 use qapi_codegen::source::SourceMap;
 use qapi_codegen::{check, dump, parser, Diagnostics, Rules, Schema};
 
-/// The vendored schemas directory, so `include`s of mutated text resolve.
+/// The vendored schemas directory, so `include`s of mutated text resolve
+/// (in a packaged crate it does not exist and they fail: an error too).
 fn schemas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -348,28 +352,38 @@ proptest! {
 // ---------------------------------------------------------------------------
 // Mutated real schemas.
 
-/// Real schema files, embedded at compile time: a file that checks on its
-/// own, one whose `include` resolves on disk, the guest agent's root with
-/// its pragmas and documentation rules, and QMP's root, which includes all
-/// the rest.
-const REAL: &[(&str, &str)] = &[
-    ("qmp/job.json", include_str!("../../schemas/qmp/job.json")),
-    (
-        "qmp/sockets.json",
-        include_str!("../../schemas/qmp/sockets.json"),
-    ),
-    ("qmp/char.json", include_str!("../../schemas/qmp/char.json")),
-    (
-        "qmp/run-state.json",
-        include_str!("../../schemas/qmp/run-state.json"),
-    ),
-    (
-        "qga/qapi-schema.json",
-        include_str!("../../schemas/qga/qapi-schema.json"),
-    ),
+/// Real schema files, under `schemas/`: a file that checks on its own, one
+/// whose `include` resolves on disk, the guest agent's root with its
+/// pragmas and documentation rules.  QMP's root, which includes all the
+/// rest, is `qmp/qapi-schema.json`.
+const REAL: [&str; 5] = [
+    "qmp/job.json",
+    "qmp/sockets.json",
+    "qmp/char.json",
+    "qmp/run-state.json",
+    "qga/qapi-schema.json",
 ];
 
-const QMP_ROOT: &str = include_str!("../../schemas/qmp/qapi-schema.json");
+/// A real schema file: its name under `schemas/`, its path and its text.
+struct RealSchema {
+    name: &'static str,
+    path: PathBuf,
+    text: String,
+}
+
+/// Reads `name` from the repository's `schemas/`, or returns `None` after
+/// saying why the test is skipped (a packaged crate has no `schemas/`).
+fn real_schema(name: &'static str) -> Option<RealSchema> {
+    let path = common::repository_file(&format!("schemas/{name}"))?;
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("can't read {}: {e}", path.display()));
+    Some(RealSchema { name, path, text })
+}
+
+/// Every file of [`REAL`], or `None` as for [`real_schema`].
+fn real_schemas() -> Option<Vec<RealSchema>> {
+    REAL.into_iter().map(real_schema).collect()
+}
 
 const PUNCTUATION: &[u8] = b"{}[]:,'#";
 
@@ -556,29 +570,38 @@ fn mutated(original: &str, mutations: &[Mutation]) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-proptest! {
-    #![proptest_config(cases(512))]
+// The files are read before the property runs, so that a packaged crate
+// skips once (hence `proptest!`'s closure form inside a plain test).
 
-    #[test]
-    fn mutated_real_schemas(
-        file in 0..REAL.len(),
-        mutations in prop::collection::vec(mutation(), 1..5),
-    ) {
-        let (name, original) = REAL[file];
-        front_end(&schemas_dir().join(name), &mutated(original, &mutations));
-    }
+#[test]
+fn mutated_real_schemas() {
+    let Some(real) = real_schemas() else {
+        return;
+    };
+    proptest!(
+        cases(512),
+        |(file in 0..real.len(), mutations in prop::collection::vec(mutation(), 1..5))| {
+            let real = &real[file];
+            front_end(&real.path, &mutated(&real.text, &mutations));
+        }
+    );
+}
 
-    /// The same without the documentation, so that every edit lands in
-    /// the definitions and more of them reach the checker.
-    #[test]
-    fn mutated_real_schemas_without_docs(
-        file in 0..REAL.len(),
-        mutations in prop::collection::vec(structural_mutation(), 1..4),
-    ) {
-        let (name, original) = REAL[file];
-        let code = without_docs(original);
-        front_end(&schemas_dir().join(name), &mutated(&code, &mutations));
-    }
+/// The same without the documentation, so that every edit lands in the
+/// definitions and more of them reach the checker.
+#[test]
+fn mutated_real_schemas_without_docs() {
+    let Some(real) = real_schemas() else {
+        return;
+    };
+    proptest!(
+        cases(512),
+        |(file in 0..real.len(), mutations in prop::collection::vec(structural_mutation(), 1..4))| {
+            let real = &real[file];
+            let code = without_docs(&real.text);
+            front_end(&real.path, &mutated(&code, &mutations));
+        }
+    );
 }
 
 /// `text` without its comment lines, and with documentation not required.
@@ -589,25 +612,33 @@ fn without_docs(text: &str) -> String {
         .collect()
 }
 
-proptest! {
+#[test]
+fn mutated_qmp_root() {
+    let Some(root) = real_schema("qmp/qapi-schema.json") else {
+        return;
+    };
     // Each case reads and checks all of QMP, four times over.
-    #![proptest_config(cases(16))]
-
-    #[test]
-    fn mutated_qmp_root(mutations in prop::collection::vec(mutation(), 1..4)) {
-        let path = schemas_dir().join("qmp/qapi-schema.json");
-        front_end(&path, &mutated(QMP_ROOT, &mutations));
-    }
+    proptest!(
+        cases(16),
+        |(mutations in prop::collection::vec(mutation(), 1..4))| {
+            front_end(&root.path, &mutated(&root.text, &mutations));
+        }
+    );
 }
 
 #[test]
 fn unmutated_real_schemas_run() {
+    let Some(real) = real_schemas() else {
+        return;
+    };
+    let Some(root) = real_schema("qmp/qapi-schema.json") else {
+        return;
+    };
     // The baseline the mutations start from goes through cleanly too.
-    for (name, text) in REAL {
-        let path = schemas_dir().join(name);
-        front_end(&path, text);
+    for RealSchema { name, path, text } in &real {
+        front_end(path, text);
         let code = without_docs(text);
-        let result = front_end_with(&path, &code, Rules::default());
+        let result = front_end_with(path, &code, Rules::default());
         if name.contains("qga") || name.contains("job") {
             assert!(
                 result.is_ok(),
@@ -616,15 +647,15 @@ fn unmutated_real_schemas_run() {
             );
         }
     }
-    let qmp = schemas_dir().join("qmp/qapi-schema.json");
-    let schema = front_end_with(&qmp, QMP_ROOT, Rules::default());
+    let schema = front_end_with(&root.path, &root.text, Rules::default());
     assert!(schema.is_ok(), "QMP checks: {}", schema.unwrap_err());
 }
 
 #[test]
 fn every_truncation_of_a_small_schema() {
-    let (name, text) = REAL[0];
-    let path = schemas_dir().join(name);
+    let Some(RealSchema { path, text, .. }) = real_schema(REAL[0]) else {
+        return;
+    };
     let bytes = text.as_bytes();
     // Every 7th cut (all of them would take too long in debug builds).
     for cut in (0..=bytes.len()).step_by(7) {

@@ -9,9 +9,12 @@
 //! - `bench`: compare our front end with QEMU's on the QMP schema;
 //! - `features`: check `qapi-types` with no module feature, then with each
 //!   one alone (CI runs it), so that every feature turns on the modules it
-//!   needs.
+//!   needs;
+//! - `msrv`: fail when a crate's normal or build dependency needs a newer
+//!   Rust than the crate's `rust-version` (CI runs it).
 
 mod import_schemas;
+mod msrv;
 mod regen;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +46,8 @@ enum Task {
     },
     /// Check qapi-types without module features, then with each one alone.
     Features,
+    /// Check that no crate's (non-dev) dependency needs a newer Rust than its rust-version.
+    Msrv,
     /// Time our front end against QEMU's Python one (bench/compare-front-end.sh).
     Bench {
         /// Passed on to the script.
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Task::ImportSchemas { tree } => import_schemas::run(&tree, &project_root().join("schemas")),
         Task::Bench { args } => bench(&args),
         Task::Features => features(),
+        Task::Msrv => msrv::run(&project_root()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

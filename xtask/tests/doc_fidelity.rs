@@ -239,7 +239,7 @@ fn sentences(text: &str) -> Vec<(String, String)> {
         while let Some(c) = chars.next() {
             current.push(c);
             let ends = matches!(c, '.' | '?' | '!' | ';')
-                && chars.peek().map_or(true, |n| n.is_whitespace());
+                && chars.peek().is_none_or(|n| n.is_whitespace());
             let item = c == '\n' && chars.peek().is_some_and(|n| *n == '-' || *n == '*');
             if ends || item {
                 push_sentence(&mut out, &current);

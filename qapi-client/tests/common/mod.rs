@@ -3,7 +3,10 @@
 //! The binaries are found on `PATH`, or through `QAPI_TEST_QEMU` /
 //! `QAPI_TEST_QEMU_GA` (full paths).  When one is missing, a test prints a
 //! visible SKIPPED line and passes, unless `QAPI_TEST_REQUIRE_QEMU=1` (set
-//! by `.ci/run`), in which case it fails.
+//! by `.ci/run`), in which case it fails.  The same goes for files of the
+//! repository outside this crate (`docs/`), which a packaged crate lacks.
+//! Skips are written to the stderr handle itself, not with `eprintln!`,
+//! which libtest captures: a plain `cargo test` shows them.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -26,24 +29,55 @@ fn find(env: &str, name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Whether a test that cannot run must fail instead of skipping (CI).
+fn required() -> bool {
+    std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() == Ok("1")
+}
+
+/// Prints a SKIPPED line in one write, so that it is not interleaved with
+/// libtest's output.
+fn skip(line: &str) {
+    let _ = std::io::stderr().write_all(format!("SKIPPED {line}\n").as_bytes());
+}
+
 /// The binary, or `None` after printing why the test is skipped.  Panics
 /// instead when `QAPI_TEST_REQUIRE_QEMU=1`.
 pub fn require(env: &str, name: &str, test: &str) -> Option<PathBuf> {
     match find(env, name) {
         Some(path) => Some(path),
-        None if std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() == Ok("1") => {
+        None if required() => {
             panic!("{test}: {name} not found (set {env} or PATH) and QAPI_TEST_REQUIRE_QEMU=1")
         }
         None => {
-            // The stderr handle is not captured by libtest (`eprintln!` is),
-            // so a plain `cargo test` shows the skip.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: {name} not found (set {env} or put it on PATH)"
-            );
+            skip(&format!(
+                "{test}: {name} not found (set {env} or put it on PATH)"
+            ));
             None
         }
     }
+}
+
+/// The file `path` (relative to the workspace root, such as `docs/…`), or
+/// `None` after printing why `what` is skipped: the file is in the
+/// repository but not in this crate's package.  Panics instead when
+/// `QAPI_TEST_REQUIRE_QEMU=1`.
+pub fn repository_file(path: &str, what: &str) -> Option<PathBuf> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    if file.exists() {
+        return Some(file);
+    }
+    if required() {
+        panic!(
+            "{what}: {} is missing (QAPI_TEST_REQUIRE_QEMU=1): it needs the repository's {path}",
+            file.display()
+        );
+    }
+    skip(&format!(
+        "{what}: {path} is only in the qapi-rs repository, not in the packaged crate \
+         (looked for {}); run the tests from a clone to include this.",
+        file.display()
+    ));
+    None
 }
 
 /// A process killed when dropped.
@@ -227,12 +261,7 @@ pub fn qemus(test: &str) -> Vec<(&'static str, PathBuf, Option<PathBuf>)> {
             _ if required => {
                 panic!("{test}: {env} must name a QEMU binary (QAPI_TEST_REQUIRE_QEMU=1)")
             }
-            _ => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test} for the {label} QEMU: {env} not set"
-                );
-            }
+            _ => skip(&format!("{test} for the {label} QEMU: {env} not set")),
         }
     }
     out
