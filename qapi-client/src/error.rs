@@ -7,7 +7,8 @@ use qapi_types::QapiErrorClass;
 
 /// What went wrong with a call or a connection.
 ///
-/// The variants say which phase failed: the transport ([`Io`](Self::Io),
+/// The variants say which phase failed: connecting
+/// ([`Connect`](Self::Connect)), the transport ([`Io`](Self::Io),
 /// [`Disconnected`](Self::Disconnected)), the protocol
 /// ([`Protocol`](Self::Protocol), [`MessageTooLarge`](Self::MessageTooLarge)),
 /// time ([`Timeout`](Self::Timeout)), QEMU refusing the command
@@ -16,9 +17,19 @@ use qapi_types::QapiErrorClass;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Connecting failed, or the socket could not be set up.  (Once a
-    /// session runs, a failed read or write ends it: every waiting call
-    /// gets [`Disconnected`](Self::Disconnected).)
+    /// Connecting to `address` failed (no such socket, nobody listening,
+    /// no permission).
+    #[error("can't connect to {address}: {source}")]
+    Connect {
+        /// The socket's path, or the TCP address tried last.
+        address: Arc<str>,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The socket could not be set up, or a TCP address not resolved.
+    /// (Once a session runs, a failed read or write ends it: every waiting
+    /// call gets [`Disconnected`](Self::Disconnected).)
     #[error("I/O error: {0}")]
     Io(#[source] Arc<std::io::Error>),
     /// The connection is closed; every call still waiting fails with this.
@@ -88,6 +99,16 @@ fn at_path(path: &str) -> String {
         String::new()
     } else {
         format!(" at {path}")
+    }
+}
+
+impl Error {
+    /// [`Error::Connect`] for `address`.
+    pub(crate) fn connect(address: impl std::fmt::Display, source: std::io::Error) -> Error {
+        Error::Connect {
+            address: address.to_string().into(),
+            source: Arc::new(source),
+        }
     }
 }
 

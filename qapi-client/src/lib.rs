@@ -54,7 +54,8 @@
 //!
 //! # Errors and failure
 //!
-//! Every failure is an [`Error`] that says which phase failed: transport,
+//! Every failure is an [`Error`] that says which phase failed: connecting
+//! ([`Error::Connect`], naming the socket or address), transport,
 //! protocol, time limit, an error reply from QEMU, or a reply that does not
 //! decode (with the JSON path).  When QEMU exits or the socket breaks, every
 //! waiting call fails at once with [`Error::Disconnected`] and event streams
@@ -83,6 +84,7 @@ mod qga;
 mod qmp;
 mod report;
 mod session;
+mod tcp;
 mod unix;
 
 pub use error::{Error, QmpError, Result};

@@ -71,7 +71,10 @@ impl QgaBuilder {
     /// Connects to the host side of the agent's channel (a Unix socket)
     /// and synchronises.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qga> {
-        let (read, write) = crate::unix::connect(path.as_ref()).await?;
+        let path = path.as_ref();
+        let (read, write) = crate::unix::connect(path)
+            .await
+            .map_err(|e| Error::connect(path.display(), e))?;
         self.start(read, Writer::Unix(write)).await
     }
 

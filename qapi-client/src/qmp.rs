@@ -9,7 +9,7 @@ use qapi_types::commands::QmpCapabilities;
 use qapi_types::{QMPCapability, QmpCommand, VersionInfo};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tracing::{debug, info_span, Instrument};
 
 use crate::error::{Error, Result};
@@ -110,14 +110,16 @@ impl QmpBuilder {
 
     /// Connects to a QMP Unix socket and negotiates.
     pub async fn connect_unix(self, path: impl AsRef<Path>) -> Result<Qmp> {
-        let (read, write) = crate::unix::connect(path.as_ref()).await?;
+        let path = path.as_ref();
+        let (read, write) = crate::unix::connect(path)
+            .await
+            .map_err(|e| Error::connect(path.display(), e))?;
         self.handshake(read, Writer::Unix(write)).await
     }
 
     /// Connects to a QMP TCP socket and negotiates.
     pub async fn connect_tcp(self, address: impl ToSocketAddrs) -> Result<Qmp> {
-        let stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
+        let stream = crate::tcp::connect(address).await?;
         let (read, write) = stream.into_split();
         self.handshake(read, Writer::Stream(Box::new(write))).await
     }

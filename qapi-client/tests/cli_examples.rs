@@ -87,6 +87,12 @@ fn qmp_tool_transport_failures_exit_2_within_the_timeout() {
         "{}",
         text(&out.stderr)
     );
+    // The one line names the socket.
+    assert!(
+        text(&out.stderr).contains(&format!("can't connect to {}", absent.display())),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A listener that never greets.
     let silent = dir.path().join("silent.sock");
