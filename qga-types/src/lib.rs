@@ -5,8 +5,24 @@
 //! The core traits ([`Command`],
 //! `Event`) and shared types come from `qapi-types`
 //! (used without its QMP modules).  Each command is a type in [`commands`]
-//! holding its arguments; the guest agent's types are at the crate root
-//! under QEMU's names.
+//! holding its arguments and implements [`QgaCommand`], so a guest-agent
+//! session takes it and a QMP session does not; the guest agent's types
+//! are at the crate root under QEMU's names.  Values are built as in
+//! `qapi-types` (its crate docs, "Building values"): `Default` when every
+//! member is optional, `new(required…)` otherwise, struct update syntax
+//! for the optional members:
+//!
+//! ```
+//! use qga_types::commands::{GuestFileOpen, GuestShutdown};
+//!
+//! let open = GuestFileOpen { mode: Some("r".into()), ..GuestFileOpen::new("/etc/os-release") };
+//! assert_eq!(
+//!     serde_json::to_value(&open)?,
+//!     serde_json::json!({"path": "/etc/os-release", "mode": "r"})
+//! );
+//! assert_eq!(serde_json::to_value(GuestShutdown::default())?, serde_json::json!({}));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 //!
 //! The generated files live in `src/generated/` and are written only by
 //! `cargo xtask regen`.  They carry documentation text from QEMU's schema,
