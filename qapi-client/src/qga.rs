@@ -15,10 +15,10 @@ use qapi_types::QgaCommand;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info_span, Instrument};
 
-use crate::error::{Error, Result};
-use crate::session::{
+use crate::engine::{
     random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Source, Writer,
 };
+use crate::error::{Error, Result};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
 /// defaults.
@@ -203,7 +203,7 @@ impl Qga {
         command: &C,
         timeout: Duration,
     ) -> Result<C::Returns> {
-        crate::execute_typed(
+        crate::execute::execute_typed(
             &self.inner.engine,
             command,
             false,
@@ -223,7 +223,13 @@ impl Qga {
         runtime: &tokio::runtime::Runtime,
     ) -> Result<C::Returns> {
         let _span = info_span!("qga_execute", command = C::NAME).entered();
-        crate::execute_typed_blocking(&self.inner.engine, command, false, Some(timeout), runtime)
+        crate::execute::execute_typed_blocking(
+            &self.inner.engine,
+            command,
+            false,
+            Some(timeout),
+            runtime,
+        )
     }
 
     /// The session's time limit for each command.
@@ -238,7 +244,7 @@ impl Qga {
         name: &str,
         arguments: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value> {
-        crate::execute_raw(
+        crate::execute::execute_raw(
             &self.inner.engine,
             name,
             arguments,

@@ -12,10 +12,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, info_span, Instrument};
 
+use crate::engine::{Engine, EngineConfig, MessageReader, Peer, Read, Source, Writer};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
-use crate::session::{Engine, EngineConfig, MessageReader, Peer, Read, Source, Writer};
 
 /// The greeting QEMU sends when a client connects.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -285,7 +285,7 @@ impl Qmp {
         name: &str,
         arguments: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value> {
-        crate::execute_raw(
+        crate::execute::execute_raw(
             &self.inner.engine,
             name,
             arguments,
@@ -337,7 +337,7 @@ impl Qmp {
             self.check_oob::<C>()?;
         }
         let _span = info_span!("qmp_execute", command = C::NAME).entered();
-        crate::execute_typed_blocking(
+        crate::execute::execute_typed_blocking(
             &self.inner.engine,
             command,
             oob,
@@ -367,7 +367,7 @@ impl Qmp {
         fds: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> Result<C::Returns> {
-        crate::execute_typed(
+        crate::execute::execute_typed(
             &self.inner.engine,
             command,
             oob,

@@ -1,0 +1,412 @@
+//! The write side: the writer (a Unix socket half, any async stream, or
+//! the socket lent to a direct call), the outbox requests are encoded
+//! into, the flusher task, and requests carrying file descriptors.
+
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::pin::Pin;
+use std::sync::{Arc, MutexGuard, OnceLock};
+use std::task::{ready, Context, Poll, Wake, Waker};
+
+use rustix::net::SendFlags;
+use tokio::io::AsyncWrite;
+use tracing::trace;
+
+use crate::error::{Error, Result};
+use crate::unix::UnixWriter;
+
+use super::direct::Lease;
+use super::{Request, Shared};
+
+/// The write side of a connection.
+pub(crate) enum Writer {
+    /// A Unix socket, which can also carry file descriptors.
+    Unix(UnixWriter),
+    /// Any other stream.
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    /// Lent to a request sending file descriptors, which has the socket to
+    /// itself meanwhile (nothing writes then).
+    Lent,
+    /// A Unix socket handed over to direct calls (see [`Lease`]): out of
+    /// the runtime, so a write that would wait asks for it back.
+    Direct {
+        stream: Arc<StdUnixStream>,
+        lease: Arc<Lease>,
+    },
+}
+
+impl Writer {
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self {
+            Writer::Unix(half) => half.poll_write(cx, bytes),
+            Writer::Stream(stream) => Pin::new(stream).poll_write(cx, bytes),
+            Writer::Lent => Poll::Ready(Err(std::io::Error::other("the socket is lent"))),
+            Writer::Direct { stream, lease } => {
+                match rustix::net::send(&**stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT)
+                {
+                    Ok(n) => Poll::Ready(Ok(n)),
+                    Err(rustix::io::Errno::AGAIN) => {
+                        lease.want_back(Some(cx.waker()));
+                        Poll::Pending
+                    }
+                    Err(rustix::io::Errno::INTR) => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    Err(e) => Poll::Ready(Err(e.into())),
+                }
+            }
+        }
+    }
+
+    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Writer::Unix(_) | Writer::Lent | Writer::Direct { .. } => Poll::Ready(Ok(())),
+            Writer::Stream(stream) => Pin::new(stream).poll_flush(cx),
+        }
+    }
+}
+
+/// The write side.  Callers encode their requests straight into `queued`.
+/// A call with no other call in flight writes at once, without waiting.
+/// Otherwise, or when the socket is full, the flusher task takes over
+/// until `queued` is empty, and new requests only queue meanwhile: the
+/// flusher lets the other ready tasks run first, so calls in flight
+/// together share one write.  Bytes are written in the order they were
+/// queued, so a request is never split by another, even when the call
+/// that queued it is cancelled.
+pub(super) struct Outbox {
+    pub(super) writer: Writer,
+    /// Bytes not yet written, oldest first.
+    pub(super) queued: Vec<u8>,
+    /// The flusher task owns writing until `queued` is empty.
+    pub(super) handed_over: bool,
+    /// A request with file descriptors is being sent on its own; others
+    /// queue until it is done.
+    pub(super) exclusive: bool,
+    /// Bytes ever queued and ever written: a request is out once
+    /// `written` reaches the `queued_total` after it.
+    pub(super) queued_total: u64,
+    pub(super) written: u64,
+    /// Set when a write failed; the session is closed then.
+    pub(super) failed: Option<Error>,
+}
+
+impl Outbox {
+    /// Writes queued bytes until they are all out (`Ready(Ok)`), the
+    /// socket is full (`Pending`) or writing fails.
+    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.queued.is_empty() {
+            match self.writer.poll_write(cx, &self.queued) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.queued.drain(..n);
+                    self.written += n as u64;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.queued.capacity() > MAX_IDLE_OUTBOX {
+            self.queued = Vec::new();
+        }
+        self.writer.poll_flush(cx)
+    }
+}
+
+/// The most an empty outbox keeps allocated (a large request's buffer is
+/// given back once written).
+pub(super) const MAX_IDLE_OUTBOX: usize = 4 * 1024;
+
+/// A waker that does nothing, for trying a write without waiting: when
+/// the socket is full the flusher task polls again with its own waker.
+pub(super) fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
+}
+
+/// Ends a request's exclusive hold of the socket (also when its call is
+/// cancelled) and hands what queued meanwhile to the flusher.
+pub(super) struct Exclusive<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) writer: Option<Writer>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let mut outbox = self.shared.lock_outbox();
+        if let Some(writer) = self.writer.take() {
+            outbox.writer = writer;
+        }
+        outbox.exclusive = false;
+        let stalled = !outbox.queued.is_empty();
+        outbox.handed_over |= stalled;
+        drop(outbox);
+        if stalled {
+            self.shared.hand_over.notify_one();
+        }
+        self.shared.drained.notify_waiters();
+    }
+}
+
+/// Goes to the back of the run queue once.  Unlike
+/// `tokio::task::yield_now`, which waits until the runtime has also polled
+/// its I/O driver (one more `epoll_wait` for every batch), this only lets
+/// the tasks that are ready run first.
+pub(super) fn yield_once() -> impl std::future::Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+
+/// Writes what is handed over to it, waiting for room when the socket is
+/// full.
+pub(super) async fn flush_loop(shared: Arc<Shared>) {
+    loop {
+        shared.hand_over.notified().await;
+        // Let the other tasks that are ready queue their requests first.
+        yield_once().await;
+        let drained = std::future::poll_fn(|cx| {
+            let mut outbox = shared.lock_outbox();
+            if !outbox.handed_over || outbox.exclusive || outbox.failed.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            let drained = ready!(outbox.poll_drain(cx));
+            outbox.handed_over = false;
+            Poll::Ready(drained)
+        })
+        .await;
+        match drained {
+            Ok(()) => shared.drained.notify_waiters(),
+            Err(e) => {
+                shared.write_failed(e);
+                return;
+            }
+        }
+    }
+}
+
+/// Appends the request's bytes to `out`.
+pub(super) fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: &IdText) -> Result<()> {
+    out.reserve(64 + request.arguments.map_or(0, <[u8]>::len));
+    out.extend_from_slice(request.prefix);
+    out.extend_from_slice(if request.oob {
+        b"{\"exec-oob\":"
+    } else {
+        b"{\"execute\":"
+    });
+    if request.name.bytes().all(|b| NAME_BYTES[usize::from(b)]) {
+        // Every QAPI name: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(request.name.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, request.name).map_err(|e| Error::Encode {
+            command: request.name.into(),
+            message: e.to_string(),
+        })?;
+    }
+    if let Some(arguments) = request.arguments {
+        out.extend_from_slice(b",\"arguments\":");
+        out.extend_from_slice(arguments);
+    }
+    out.extend_from_slice(b",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// The bytes a QAPI name is made of, none of which JSON escapes.
+pub(super) static NAME_BYTES: [bool; 256] = {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = matches!(b as u8, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_');
+        b += 1;
+    }
+    set
+};
+
+/// A call's id in decimal, worked out once for its request and, in a
+/// direct call, for the end of its reply ([`ReplyEnd`]).
+pub(super) struct IdText {
+    pub(super) digits: [u8; 20],
+    pub(super) at: usize,
+}
+
+impl IdText {
+    pub(super) fn new(id: u64) -> IdText {
+        let mut buffer = itoa::Buffer::new();
+        let text = buffer.format(id).as_bytes();
+        let mut digits = [0; 20];
+        let at = digits.len() - text.len();
+        digits[at..].copy_from_slice(text);
+        IdText { digits, at }
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.at..]
+    }
+}
+
+impl Shared {
+    pub(super) fn lock_outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a request and, unless the flusher owns writing or `batch`
+    /// (other calls are in flight) hands it over, writes what is queued
+    /// without waiting.  Returns the position the request ends at (see
+    /// [`Outbox::written`]) and whether it is written already.
+    pub(super) fn send(
+        &self,
+        request: &Request<'_>,
+        id: u64,
+        id_text: &IdText,
+        batch: bool,
+    ) -> Result<(u64, bool)> {
+        let mut outbox = self.lock_outbox();
+        if let Some(error) = &outbox.failed {
+            return Err(error.clone());
+        }
+        let before = outbox.queued.len();
+        if let Err(error) = encode_request(&mut outbox.queued, request, id_text) {
+            outbox.queued.truncate(before);
+            return Err(error);
+        }
+        let added = &outbox.queued[before..];
+        trace!(
+            peer = self.peer.name(),
+            id,
+            request = %String::from_utf8_lossy(&added[request.prefix.len()..]),
+            "send"
+        );
+        outbox.queued_total += added.len() as u64;
+        let end = outbox.queued_total;
+        if outbox.handed_over || outbox.exclusive {
+            return Ok((end, false));
+        }
+        if let Writer::Unix(writer) = &mut outbox.writer {
+            // Nothing waits for room: writing is not handed over.
+            writer.calls_in_flight(batch);
+        }
+        if batch {
+            outbox.handed_over = true;
+            drop(outbox);
+            self.hand_over.notify_one();
+            return Ok((end, false));
+        }
+        match outbox.poll_drain(&mut Context::from_waker(noop_waker())) {
+            Poll::Ready(Ok(())) => Ok((end, true)),
+            Poll::Pending => {
+                outbox.handed_over = true;
+                drop(outbox);
+                self.hand_over.notify_one();
+                Ok((end, false))
+            }
+            Poll::Ready(Err(e)) => {
+                drop(outbox);
+                Err(self.write_failed(e))
+            }
+        }
+    }
+
+    /// Waits until the bytes up to `end` are written.
+    pub(super) async fn wait_written(&self, end: u64) -> Result<()> {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let outbox = self.lock_outbox();
+                if outbox.written >= end {
+                    return Ok(());
+                }
+                if let Some(error) = &outbox.failed {
+                    return Err(error.clone());
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// Sends a request with file descriptors in one `sendmsg` of its own,
+    /// once everything queued before it is out.
+    pub(super) async fn send_with_fds(&self, request: &Request<'_>, id: u64) -> Result<()> {
+        let mut bytes = Vec::new();
+        encode_request(&mut bytes, request, &IdText::new(id))?;
+        trace!(peer = self.peer.name(), id, request = %String::from_utf8_lossy(&bytes), "send");
+        // Take the socket for this request alone.
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let mut outbox = self.lock_outbox();
+                if let Some(error) = &outbox.failed {
+                    return Err(error.clone());
+                }
+                if matches!(outbox.writer, Writer::Stream(_)) {
+                    return Err(Error::Unsupported(
+                        "file descriptors can only be passed over a Unix socket".into(),
+                    ));
+                }
+                if outbox.queued.is_empty()
+                    && !outbox.handed_over
+                    && !outbox.exclusive
+                    && matches!(outbox.writer, Writer::Unix(_))
+                {
+                    outbox.exclusive = true;
+                    break;
+                }
+                if let Some(lease) = &self.lease {
+                    // Handed over to direct calls: the reader task takes
+                    // it back and tells `drained`.
+                    lease.want_back(None);
+                }
+            }
+            drained.await;
+        }
+        let writer = std::mem::replace(&mut self.lock_outbox().writer, Writer::Lent);
+        // Put back when this is done or cancelled.
+        let mut exclusive = Exclusive {
+            shared: self,
+            writer: Some(writer),
+        };
+        let Some(Writer::Unix(half)) = &mut exclusive.writer else {
+            return Err(Error::Unsupported(
+                "file descriptors can only be passed over a Unix socket".into(),
+            ));
+        };
+        half.send_with_fds(&bytes, request.fds)
+            .await
+            .map_err(|e| self.write_failed(e))
+    }
+
+    /// A write failed: the stream is broken, so the session ends; calls
+    /// waiting for their bytes or replies fail.
+    pub(super) fn write_failed(&self, error: std::io::Error) -> Error {
+        let error = Error::Disconnected {
+            reason: format!("write failed: {error}").into(),
+        };
+        self.lock_outbox().failed.get_or_insert(error.clone());
+        self.drained.notify_waiters();
+        self.close(error.clone());
+        error
+    }
+}
