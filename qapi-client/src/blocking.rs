@@ -189,6 +189,7 @@ impl EventStream {
                 Some(Err(Error::Timeout {
                     command: "event".into(),
                     after: timeout,
+                    sent: false,
                 }))
             })
     }

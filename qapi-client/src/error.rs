@@ -51,13 +51,22 @@ pub enum Error {
         limit: usize,
     },
     /// No reply within the call's time limit.  The call is abandoned; a
-    /// reply that arrives later is dropped.
-    #[error("{command}: no reply within {after:?}")]
+    /// reply that arrives later is dropped (an error reply is counted, see
+    /// `Qmp::unclaimed_errors`).
+    ///
+    /// `sent` says whether the peer may run the command: a request none
+    /// of which was written when the time was up is taken back and never
+    /// sent; one that had begun to go out is finished, so the command may
+    /// still run (a timed-out `stop` may still stop the VM).
+    #[error("{command}: no reply within {after:?}{}", if *sent { " (the request was sent: the command may still run)" } else { "" })]
     Timeout {
         /// The command's wire name (or `greeting`, `guest-sync-delimited`).
         command: Arc<str>,
         /// The time limit that passed.
         after: Duration,
+        /// Whether any of the request was written (see above); false for
+        /// what is not a command (the QMP handshake, waiting for an event).
+        sent: bool,
     },
     /// QEMU (or the guest agent) answered with an error.
     #[error("{0}")]

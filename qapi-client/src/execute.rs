@@ -126,6 +126,7 @@ pub(crate) async fn execute_raw(
     name: &str,
     arguments: Option<&serde_json::Value>,
     timeout: Option<Duration>,
+    expect_reply: bool,
 ) -> Result<serde_json::Value> {
     let encoded = arguments
         .map(serde_json::to_vec)
@@ -141,7 +142,7 @@ pub(crate) async fn execute_raw(
             oob: false,
             fds: &[],
             prefix: b"",
-            expect_reply: true,
+            expect_reply,
             timeout,
         })
         .instrument(info_span!("execute_raw", command = name))

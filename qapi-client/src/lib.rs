@@ -91,5 +91,5 @@ mod unix;
 pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};
 pub use qga::{Qga, QgaBuilder};
-pub use qmp::{Greeting, Qmp, QmpBuilder};
+pub use qmp::{Greeting, Qmp, QmpBuilder, DEFAULT_COMMAND_TIMEOUT};
 pub use report::{AgentReport, SchemaReport, Support};

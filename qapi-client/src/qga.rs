@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use qapi_types::QgaCommand;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info_span, Instrument};
+use tracing::{info_span, Instrument};
 
-use crate::engine::{
-    random_u64, Engine, EngineConfig, MessageReader, Peer, Request, Source, Writer,
-};
+use crate::engine::{Engine, EngineConfig, MessageReader, Peer, Source, Writer};
 use crate::error::{Error, Result};
 
 /// Settings for a guest-agent session; [`QgaBuilder::default`] gives the
@@ -25,6 +23,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct QgaBuilder {
     timeout: Duration,
+    no_reply_grace: Duration,
     max_message_size: usize,
     /// Set by the blocking client (see `Engine::call_blocking`).
     direct: bool,
@@ -34,6 +33,7 @@ impl Default for QgaBuilder {
     fn default() -> Self {
         QgaBuilder {
             timeout: Duration::from_secs(10),
+            no_reply_grace: Duration::from_secs(1),
             max_message_size: 16 << 20,
             direct: false,
         }
@@ -41,8 +41,8 @@ impl Default for QgaBuilder {
 }
 
 impl QgaBuilder {
-    /// The defaults: 10 s per command (and for the sync), 16 MiB per
-    /// message.
+    /// The defaults: 10 s per command (and for the sync), 1 s of grace for
+    /// commands that answer only on failure, 16 MiB per message.
     pub fn new() -> Self {
         Self::default()
     }
@@ -51,6 +51,17 @@ impl QgaBuilder {
     /// a guest may be dead or hostile.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long a command that answers only on failure (`guest-shutdown`,
+    /// `guest-suspend-*`) waits, once its request is written, for an error
+    /// reply before it counts as success.  An error within it fails the
+    /// call; so does nothing else: silence, or the channel closing as the
+    /// guest goes down, is success.  An error that comes later is not the
+    /// call's (see [`Qga::unclaimed_errors`]).
+    pub fn no_reply_grace(mut self, grace: Duration) -> Self {
+        self.no_reply_grace = grace;
         self
     }
 
@@ -95,13 +106,14 @@ impl QgaBuilder {
             peer: Peer::Qga,
             direct: self.direct,
             event_capacity: 1,
+            no_reply_grace: self.no_reply_grace,
         };
         let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
         let qga = Qga {
             inner: Arc::new(Inner {
                 engine: Engine::start(reader, writer, &config),
-                timeout: self.timeout,
             }),
+            timeout: self.timeout,
         };
         qga.sync().await?;
         Ok(qga)
@@ -109,22 +121,45 @@ impl QgaBuilder {
 }
 
 /// A guest-agent session.  Clones share the connection; the agent
-/// answers one request at a time, in order, but requests may be
-/// pipelined.
+/// answers one request at a time, in order.
+///
+/// # Agents with and without request ids
+///
+/// qemu-ga copies a request's `id` into its reply since QEMU 2.12; older
+/// agents, still found in long-lived guests, do not.  The session finds
+/// out at every sync, from the sync's own reply ([`Qga::echoes_ids`]),
+/// and works with both:
+///
+/// - with an agent that echoes ids, requests from many tasks are
+///   pipelined and replies matched by id;
+/// - with one that does not, calls take turns (one request on the wire at
+///   a time, the reply belongs to it), and after a call that gave up once
+///   its request was out (its reply may still come), the next call syncs
+///   first, which drops that reply.
+///
+/// # Time limits
+///
+/// Every call has one (the builder's, or [`Qga::with_timeout`]'s).  A call
+/// that runs out of time, or whose future is dropped, before any of its
+/// request was written takes the request back: the agent never sees it.
+/// One whose request had begun to go out is finished (to keep the stream
+/// whole), and its [`Error::Timeout`] says the command may still run.
 #[derive(Clone)]
 pub struct Qga {
     inner: Arc<Inner>,
+    /// The time limit of this handle's calls.
+    timeout: Duration,
 }
 
 struct Inner {
     engine: Engine,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Qga {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Qga")
-            .field("timeout", &self.inner.timeout)
+            .field("timeout", &self.timeout)
+            .field("echoes_ids", &self.echoes_ids())
             .field("closed", &self.inner.engine.is_closed())
             .finish()
     }
@@ -148,35 +183,39 @@ impl Qga {
 
     /// Resynchronises with the agent: sends the 0xFF byte (which makes the
     /// agent drop any partial request it holds) and `guest-sync-delimited`
-    /// with a fresh random id.  The agent puts 0xFF before its reply, which
-    /// makes this side drop any partial message it holds; stale replies
-    /// before it cannot match this call's request id and are dropped.  The
-    /// reply must echo the sync id.
+    /// with a fresh random value.  The agent puts 0xFF before its reply,
+    /// which makes this side drop any partial message it holds; replies
+    /// before the one that carries the value are stale and dropped.  Also
+    /// finds out whether the agent echoes request ids (see [`Qga`]).
     pub async fn sync(&self) -> Result<()> {
-        let sync_id = (random_u64() >> 12) as i64;
-        let arguments = format!("{{\"id\":{sync_id}}}");
-        let reply = self
-            .inner
+        self.inner
             .engine
-            .call(Request {
-                name: "guest-sync-delimited",
-                arguments: Some(arguments.as_bytes()),
-                oob: false,
-                fds: &[],
-                prefix: b"\xff",
-                expect_reply: true,
-                timeout: Some(self.inner.timeout),
-            })
-            .instrument(info_span!("qga_sync", sync_id))
-            .await?;
-        let echoed: i64 = self.inner.engine.decode("guest-sync-delimited", &reply)?;
-        if echoed != sync_id {
-            return Err(Error::Protocol(
-                format!("guest-sync-delimited answered {echoed}, expected {sync_id}").into(),
-            ));
+            .sync(self.timeout)
+            .instrument(info_span!("qga_sync"))
+            .await
+    }
+
+    /// Whether the agent copied the request id into its reply at the last
+    /// sync; when it did not, calls take turns (see [`Qga`]).
+    pub fn echoes_ids(&self) -> bool {
+        self.inner.engine.echoes_ids()
+    }
+
+    /// How many error replies answered no waiting call: replies to calls
+    /// that had given up (time limit, dropped future, a no-reply command
+    /// after its grace period) and replies without an id that could not
+    /// be pinned on one call.  Each is also logged as a warning.
+    pub fn unclaimed_errors(&self) -> u64 {
+        self.inner.engine.unclaimed_errors()
+    }
+
+    /// A handle to the same session whose calls have time limit
+    /// `timeout` (this handle keeps its own).
+    pub fn with_timeout(&self, timeout: Duration) -> Qga {
+        Qga {
+            inner: Arc::clone(&self.inner),
+            timeout,
         }
-        debug!(sync_id, "guest agent synchronised");
-        Ok(())
     }
 
     /// What this agent offers compared with the bindings, from its
@@ -190,11 +229,12 @@ impl Qga {
     /// reply.
     ///
     /// Commands that do not answer on success (`guest-shutdown`,
-    /// `guest-suspend-*`: `success-response: false`) return as soon as the
-    /// request is written; whether they worked must be observed otherwise
-    /// (the guest goes away).
+    /// `guest-suspend-*`: `success-response: false`) succeed once their
+    /// request is written and no error reply came within the grace period
+    /// ([`QgaBuilder::no_reply_grace`]), or the channel closed meanwhile
+    /// (the guest going down); an error reply within it fails them.
     pub async fn execute<C: QgaCommand>(&self, command: &C) -> Result<C::Returns> {
-        self.execute_with_timeout(command, self.inner.timeout).await
+        self.execute_with_timeout(command, self.timeout).await
     }
 
     /// [`execute`](Self::execute) with its own time limit.
@@ -232,23 +272,28 @@ impl Qga {
         )
     }
 
-    /// The session's time limit for each command.
+    /// This handle's time limit for each command.
     pub(crate) fn timeout(&self) -> Duration {
-        self.inner.timeout
+        self.timeout
     }
 
     /// Executes a command by name with untyped arguments (for commands
-    /// newer than the bindings); returns the raw `return` value.
+    /// newer than the bindings); returns the raw `return` value.  A
+    /// command the bindings know as answering only on failure
+    /// (`guest-shutdown`…) is treated as [`execute`](Self::execute) treats
+    /// it, and returns `{}` on success.
     pub async fn execute_raw(
         &self,
         name: &str,
         arguments: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value> {
+        let expect_reply = qga_types::command_codec(name).is_none_or(|c| c.success_response);
         crate::execute::execute_raw(
             &self.inner.engine,
             name,
             arguments,
-            Some(self.inner.timeout),
+            Some(self.timeout),
+            expect_reply,
         )
         .await
     }

@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::events::EventStream;
 use crate::report::SchemaReport;
 
+/// The default time limit of a QMP call (see
+/// [`QmpBuilder::command_timeout`]).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The greeting QEMU sends when a client connects.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[non_exhaustive]
@@ -39,6 +43,7 @@ struct GreetingMessage {
 pub struct QmpBuilder {
     handshake_timeout: Duration,
     command_timeout: Option<Duration>,
+    no_reply_grace: Duration,
     max_message_size: usize,
     event_capacity: usize,
     oob: bool,
@@ -50,7 +55,8 @@ impl Default for QmpBuilder {
     fn default() -> Self {
         QmpBuilder {
             handshake_timeout: Duration::from_secs(10),
-            command_timeout: None,
+            command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
+            no_reply_grace: Duration::from_secs(1),
             max_message_size: 64 << 20,
             event_capacity: 1024,
             oob: false,
@@ -60,9 +66,9 @@ impl Default for QmpBuilder {
 }
 
 impl QmpBuilder {
-    /// The defaults: 10 s for the greeting and negotiation, no time limit
-    /// on commands, 64 MiB per message, 1024 events kept for slow
-    /// subscribers, no out-of-band.
+    /// The defaults: 10 s for the greeting and negotiation, 60 s per
+    /// command ([`command_timeout`](Self::command_timeout)), 64 MiB per
+    /// message, 1024 events kept for slow subscribers, no out-of-band.
     pub fn new() -> Self {
         Self::default()
     }
@@ -73,11 +79,27 @@ impl QmpBuilder {
         self
     }
 
-    /// Default time limit for every command (none by default: some QMP
-    /// commands legitimately take long).  [`Qmp::execute_with_timeout`]
-    /// overrides it per call.
+    /// Time limit for every call of the session: commands, out of band,
+    /// with file descriptors, untyped, and the schema report (60 s by
+    /// default, long enough for any command QEMU runs synchronously: the
+    /// long operations are jobs, which answer at once).  `None` lets calls
+    /// wait as long as QEMU takes.  [`Qmp::with_timeout`] gives a handle
+    /// with another limit, [`Qmp::execute_with_timeout`] one call.
+    ///
+    /// A call that runs out of time before any of its request was written
+    /// takes the request back: QEMU never sees it.  One whose request had
+    /// begun to go out is finished (to keep the stream whole), and its
+    /// [`Error::Timeout`] says the command may still run.
     pub fn command_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// How long a command that answers only on failure waits for an error
+    /// reply once its request is written (no QMP command is such today;
+    /// see `QgaBuilder::no_reply_grace`).
+    pub fn no_reply_grace(mut self, grace: Duration) -> Self {
+        self.no_reply_grace = grace;
         self
     }
 
@@ -146,6 +168,7 @@ impl QmpBuilder {
                 Err(Error::Timeout {
                     command: "greeting and qmp_capabilities".into(),
                     after: limit,
+                    sent: false,
                 })
             })
     }
@@ -169,15 +192,16 @@ impl QmpBuilder {
             peer: Peer::Qmp,
             direct: self.direct,
             event_capacity: self.event_capacity,
+            no_reply_grace: self.no_reply_grace,
         };
         let qmp = Qmp {
             inner: Arc::new(Inner {
                 engine: Engine::start(reader, writer, &config),
                 greeting,
                 oob,
-                command_timeout: self.command_timeout,
                 report: tokio::sync::OnceCell::new(),
             }),
+            timeout: self.command_timeout,
         };
         let enable = oob.then(|| vec![QMPCapability::Oob]);
         qmp.execute(&QmpCapabilities { enable }).await?;
@@ -191,13 +215,14 @@ impl QmpBuilder {
 #[derive(Clone)]
 pub struct Qmp {
     inner: Arc<Inner>,
+    /// The time limit of this handle's calls.
+    timeout: Option<Duration>,
 }
 
 struct Inner {
     engine: Engine,
     greeting: Greeting,
     oob: bool,
-    command_timeout: Option<Duration>,
     report: tokio::sync::OnceCell<Arc<SchemaReport>>,
 }
 
@@ -206,6 +231,7 @@ impl std::fmt::Debug for Qmp {
         f.debug_struct("Qmp")
             .field("version", &self.inner.greeting.version.qemu)
             .field("oob", &self.inner.oob)
+            .field("timeout", &self.timeout)
             .field("closed", &self.inner.engine.is_closed())
             .finish()
     }
@@ -232,6 +258,29 @@ impl Qmp {
         self.inner.oob
     }
 
+    /// A handle to the same session whose calls have time limit `timeout`
+    /// (`None`: none), every kind of call included; this handle keeps its
+    /// own.  Cheap: handles share the connection.
+    pub fn with_timeout(&self, timeout: Option<Duration>) -> Qmp {
+        Qmp {
+            inner: Arc::clone(&self.inner),
+            timeout,
+        }
+    }
+
+    /// This handle's time limit for each call.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// How many error replies answered no waiting call: replies to calls
+    /// that had given up, and replies without an id (QEMU's answer to a
+    /// request it could not take apart) that could not be pinned on one
+    /// call.  Each is also logged as a warning.
+    pub fn unclaimed_errors(&self) -> u64 {
+        self.inner.engine.unclaimed_errors()
+    }
+
     /// Whether the session has ended (QEMU exited, the socket broke, or
     /// QEMU broke the protocol); every call then fails at once.
     pub fn is_closed(&self) -> bool {
@@ -244,8 +293,7 @@ impl Qmp {
     /// bindings is [`Error::Decode`] with the JSON path.  Dropping the
     /// future abandons the call (its reply, if it comes, is dropped).
     pub async fn execute<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
-        self.run(command, false, &[], self.inner.command_timeout)
-            .await
+        self.run(command, false, &[], self.timeout).await
     }
 
     /// [`execute`](Self::execute) with its own time limit.
@@ -262,8 +310,7 @@ impl Qmp {
     /// [`QmpBuilder::oob`] and a command that allows it.
     pub async fn execute_oob<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.check_oob::<C>()?;
-        self.run(command, true, &[], self.inner.command_timeout)
-            .await
+        self.run(command, true, &[], self.timeout).await
     }
 
     /// Executes a command with file descriptors attached (SCM_RIGHTS), as
@@ -274,8 +321,7 @@ impl Qmp {
         command: &C,
         fds: &[BorrowedFd<'_>],
     ) -> Result<C::Returns> {
-        self.run(command, false, fds, self.inner.command_timeout)
-            .await
+        self.run(command, false, fds, self.timeout).await
     }
 
     /// Executes a command by name with untyped arguments, for commands
@@ -285,11 +331,13 @@ impl Qmp {
         name: &str,
         arguments: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value> {
+        let expect_reply = qapi_types::command_codec(name).is_none_or(|c| c.success_response);
         crate::execute::execute_raw(
             &self.inner.engine,
             name,
             arguments,
-            self.inner.command_timeout,
+            self.timeout,
+            expect_reply,
         )
         .await
     }
@@ -341,7 +389,7 @@ impl Qmp {
             &self.inner.engine,
             command,
             oob,
-            timeout.or(self.inner.command_timeout),
+            timeout.or(self.timeout),
             runtime,
         )
     }

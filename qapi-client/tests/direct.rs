@@ -5,7 +5,7 @@
 //! mix with direct ones; time limits, disconnects, junk and large replies
 //! behave as with the reader task.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -20,31 +20,22 @@ use qapi_types::AnyEvent;
 use qga_types::commands as g;
 use serde_json::{json, Value};
 
+mod common;
+
 const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}"#;
 
 /// One connection to a fake server: requests in, lines out.
 struct Peer {
-    reader: BufReader<UnixStream>,
+    reader: UnixStream,
+    pending: common::wire::Requests,
     writer: UnixStream,
 }
 
 impl Peer {
-    /// The next request (the client ends each with a newline), or `None`
-    /// at the end of the stream.  A leading 0xFF (the agent sync) is
-    /// dropped.
+    /// The next request, or `None` at the end of the stream.  A leading
+    /// 0xFF (the agent sync) is dropped.
     fn request(&mut self) -> Option<Value> {
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if self.reader.read_until(b'\n', &mut line).ok()? == 0 {
-                return None;
-            }
-            let text = line.strip_prefix(b"\xff").unwrap_or(&line);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            return Some(serde_json::from_slice(text).expect("a request"));
-        }
+        self.pending.read(&mut self.reader)
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -71,7 +62,8 @@ fn serve(script: impl FnOnce(Peer) + Send + 'static) -> (tempfile::TempDir, Path
         let (stream, _) = listener.accept().unwrap();
         let writer = stream.try_clone().unwrap();
         script(Peer {
-            reader: BufReader::new(stream),
+            reader: stream,
+            pending: common::wire::Requests::new(),
             writer,
         });
     });
@@ -211,7 +203,7 @@ fn a_direct_call_times_out_and_the_session_goes_on() {
         .unwrap_err();
     let took = started.elapsed();
     match error {
-        Error::Timeout { command, after } => {
+        Error::Timeout { command, after, .. } => {
             assert_eq!(&*command, "stop");
             assert_eq!(after, Duration::from_millis(200));
         }

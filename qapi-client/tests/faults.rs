@@ -8,18 +8,22 @@ use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder};
 use qapi_types::commands as c;
 use qapi_types::AnyEvent;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::{AsyncWriteExt, DuplexStream};
+
+mod common;
 
 const GREETING: &[u8] = br#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": "fake"}, "capabilities": ["oob"]}}"#;
 
 /// The server side of the fake connection.
 struct Fake {
-    stream: BufReader<DuplexStream>,
+    stream: DuplexStream,
+    /// Bytes read but not yet taken as a request.
+    pending: common::wire::Requests,
 }
 
 impl Fake {
     async fn send(&mut self, bytes: &[u8]) {
-        self.stream.get_mut().write_all(bytes).await.unwrap();
+        self.stream.write_all(bytes).await.unwrap();
     }
 
     async fn send_line(&mut self, bytes: &[u8]) {
@@ -27,14 +31,12 @@ impl Fake {
         self.send(b"\r\n").await;
     }
 
-    /// The next request (the client ends each with a newline), without a
-    /// leading 0xFF.
+    /// The next request, without a leading 0xFF.
     async fn request(&mut self) -> Value {
-        let mut line = Vec::new();
-        let n = self.stream.read_until(b'\n', &mut line).await.unwrap();
-        assert!(n > 0, "client closed");
-        let start = usize::from(line.first() == Some(&0xFF));
-        serde_json::from_slice(&line[start..]).unwrap()
+        self.pending
+            .read_async(&mut self.stream)
+            .await
+            .expect("client closed")
     }
 
     /// Answers the next request with `return` echoing its id.
@@ -58,7 +60,8 @@ fn pair() -> (DuplexStream, Fake) {
     (
         client,
         Fake {
-            stream: BufReader::new(server),
+            stream: server,
+            pending: common::wire::Requests::new(),
         },
     )
 }
@@ -167,7 +170,7 @@ async fn a_message_over_the_limit_closes_the_session_with_bounded_memory() {
         // An endless line: the client must give up, not buffer it.
         let chunk = vec![b'x'; 16 * 1024];
         let mut written = 0usize;
-        while fake.stream.get_mut().write_all(&chunk).await.is_ok() {
+        while fake.stream.write_all(&chunk).await.is_ok() {
             written += chunk.len();
             if written > 256 << 20 {
                 break;
@@ -563,7 +566,7 @@ async fn a_hostile_guest_agent_cannot_make_the_client_buffer_much() {
         fake.send(&[b'['; 4096]).await;
         let chunk = vec![b'1'; 16 * 1024];
         let mut written = 0usize;
-        while fake.stream.get_mut().write_all(&chunk).await.is_ok() {
+        while fake.stream.write_all(&chunk).await.is_ok() {
             written += chunk.len();
             if written > 256 << 20 {
                 break;

@@ -4,7 +4,7 @@
 //! stops reading, and calls switching between one at a time and many in
 //! flight all get every reply, each to its own call.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use std::time::Duration;
 use qapi_client::{Error, Qmp};
 use qapi_types::commands as c;
 use serde_json::{json, Value};
+
+mod common;
 
 const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}"#;
 
@@ -27,15 +29,9 @@ fn qmp_server(stall: Duration) -> (tempfile::TempDir, PathBuf) {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut line = Vec::new();
-        let mut request = |reader: &mut BufReader<UnixStream>| -> Option<Value> {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => None,
-                Ok(_) => Some(serde_json::from_slice(&line).expect("a whole request")),
-            }
-        };
+        let mut reader = stream;
+        let mut pending = common::wire::Requests::new();
+        let mut request = |reader: &mut UnixStream| -> Option<Value> { pending.read(reader) };
         writer.write_all(GREETING.as_bytes()).unwrap();
         writer.write_all(b"\r\n").unwrap();
         let negotiate = request(&mut reader).unwrap();
@@ -159,12 +155,10 @@ async fn a_peer_that_stops_reading_lets_calls_time_out_and_then_hangs_up() {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+        let mut reader = stream;
         writer.write_all(GREETING.as_bytes()).unwrap();
         writer.write_all(b"\r\n").unwrap();
-        let mut line = Vec::new();
-        reader.read_until(b'\n', &mut line).unwrap();
-        let negotiate: Value = serde_json::from_slice(&line).unwrap();
+        let negotiate = common::wire::Requests::new().read(&mut reader).unwrap();
         answer(&mut writer, &negotiate, json!({}));
         let _ = hung_up.recv();
     });

@@ -2,7 +2,7 @@
 //! id, each with a oneshot channel and an optional deadline; the deadline
 //! task that fails calls whose time is up; ending the session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 
+use super::outbox::Progress;
 use super::routing::Reply;
 use super::Shared;
 
@@ -23,6 +24,32 @@ pub(super) struct Calls {
     pub(super) next_deadline: Option<Instant>,
     /// Set once the session has ended; new calls fail with it at once.
     pub(super) closed: Option<Error>,
+    /// Calls that gave up after their request went out: the peer may
+    /// still answer them.  While any may, an error reply without an id
+    /// cannot be pinned on the one call in flight.  Bounded: past
+    /// [`MAX_ABANDONED`], `abandoned_overflow` stays set for good.
+    pub(super) abandoned: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    pub(super) abandoned_overflow: bool,
+    /// A guest-agent sync in progress (see `Engine::sync`).
+    pub(super) sync: Option<SyncWait>,
+    /// The agent answers without ids and a call gave up after its request
+    /// went out, so its late reply could be taken for the next call's: the
+    /// next call syncs first.
+    pub(super) needs_sync: bool,
+}
+
+/// The most abandoned calls [`Calls::abandoned`] remembers.
+const MAX_ABANDONED: usize = 1024;
+
+/// A guest-agent sync waiting for its reply: the request id it was sent
+/// with and the value the reply must carry.  Until it comes, replies
+/// without an id that do not carry the value are stale and dropped.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SyncWait {
+    pub(super) id: u64,
+    pub(super) value: i64,
+    /// The sync's reply came without an id: the agent does not echo ids.
+    pub(super) answered_without_id: bool,
 }
 
 /// A call waiting for its reply.
@@ -38,6 +65,7 @@ pub(super) fn timed_out() -> Error {
     Error::Timeout {
         command: Arc::from(""),
         after: Duration::ZERO,
+        sent: false,
     }
 }
 
@@ -62,6 +90,8 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Forgets a call that ends without its reply (see
+/// [`Shared::abandon`]), also when its future is dropped.
 pub(super) struct CallGuard<'a> {
     pub(super) shared: &'a Shared,
     pub(super) id: u64,
@@ -69,8 +99,7 @@ pub(super) struct CallGuard<'a> {
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        let mut calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.waiting.remove(&self.id);
+        self.shared.abandon(self.id);
     }
 }
 
@@ -159,13 +188,35 @@ impl<'a> Registration<'a> {
     pub(super) fn delivered(self) {
         std::mem::forget(self.guard);
     }
+
+    /// The call took its reply itself (a direct call): it only leaves the
+    /// registry.
+    pub(super) fn answered(self) {
+        let shared = self.guard.shared;
+        let id = self.guard.id;
+        std::mem::forget(self.guard);
+        shared
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+            .remove(&id);
+    }
+
+    /// The call gives up without its reply: see [`Shared::abandon`].
+    pub(super) fn abandon(self) -> Progress {
+        let progress = self.guard.shared.abandon(self.guard.id);
+        std::mem::forget(self.guard);
+        progress
+    }
 }
 
-/// A random start for request ids, so that replies a guest agent still
-/// holds for an earlier client can never match this client's calls.  Kept
-/// below 2^52 so any JSON peer reads it exactly.
-pub(super) fn random_id_base() -> u64 {
-    random_u64() & ((1 << 52) - 1) & !0xFFFF_FFFF
+/// The request id of a guest-agent sync: random, at least 2^40 and below
+/// 2^52 (which any JSON peer reads exactly), so that it never meets the
+/// session's counter and a stale reply from an earlier client cannot
+/// carry it (see `Engine::sync`).
+pub(super) fn random_sync_id() -> u64 {
+    (random_u64() & ((1 << 52) - 1)) | (1 << 40)
 }
 
 /// 64 random bits from the standard library's hasher seeds (fresh per call).
@@ -203,6 +254,33 @@ impl Shared {
             }
         }
         Ok(in_flight)
+    }
+
+    /// Forgets call `id`, which ends without its reply (time limit, future
+    /// dropped, a no-reply command's grace period over): takes its request
+    /// back if none of it was written, so the peer never sees it, and
+    /// otherwise remembers that the peer may still answer it.
+    pub(super) fn abandon(&self, id: u64) -> Progress {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+            .remove(&id);
+        let progress = self.lock_outbox().withdraw(id);
+        if progress == Progress::Sent {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            if calls.closed.is_none() {
+                if calls.abandoned.len() < MAX_ABANDONED {
+                    calls.abandoned.insert(id);
+                } else {
+                    calls.abandoned_overflow = true;
+                }
+                if !self.echoes_ids() {
+                    calls.needs_sync = true;
+                }
+            }
+        }
+        progress
     }
 
     pub(super) fn closed_error(&self) -> Error {

@@ -71,14 +71,13 @@ use crate::error::{Error, Result};
 use crate::framing::Splitter;
 use crate::unix::{UnixReader, UnixWriter};
 
-use super::calls::Registration;
+use super::calls::{timed_out, Registration};
 use super::outbox::{IdText, Writer};
 use super::reader::{
     accept_frame, end_of_stream, prepare_read, read_one, sentinel, Accepted, MessageReader,
 };
 use super::routing::{ReturnValue, PLAIN_REPLY_START};
-use super::{Engine, Peer, Request, Shared};
-
+use super::{finish, Engine, Peer, Request, Shared};
 
 /// How often the reader task looks whether direct calls still use the
 /// socket; it takes it back once a tick has passed without one.
@@ -465,15 +464,15 @@ impl Engine {
     ) -> Result<Direct<T>> {
         let shared = &self.shared;
         let lent = match &shared.lease {
-            Some(lease) if request.expect_reply && request.fds.is_empty() => lease.take(shared),
+            // Calls that take turns (an agent without ids) go the async
+            // way, where turns are kept.
+            Some(lease) if request.expect_reply && request.fds.is_empty() && !shared.serial() => {
+                lease.take(shared)
+            }
             _ => None,
         };
         let Some(mut lent) = lent else {
             return runtime.block_on(self.call(request)).map(Direct::Raw);
-        };
-        let timed_out = || Error::Timeout {
-            command: request.name.into(),
-            after: request.timeout.unwrap_or_default(),
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let id_text = IdText::new(id);
@@ -486,7 +485,7 @@ impl Engine {
             let deadline = request.timeout.map(|after| Instant::now() + after);
             Registration::new(shared, id, deadline).map(|(registration, _)| registration)
         };
-        let (_, written) = shared.send(&request, id, &id_text, false)?;
+        let written = shared.send(&request, id, &id_text, false)?;
         let mut registration = None;
         if !written {
             // The socket is full: the flusher writes the rest, with the
@@ -499,16 +498,17 @@ impl Engine {
         let mut found_nothing = false;
         loop {
             if let Some(registered) = &mut registration {
-                match registered.receiver.try_recv() {
-                    Ok(Err(Error::Timeout { .. })) => return Err(timed_out()),
-                    Ok(reply) => {
-                        if let Some(registered) = registration.take() {
-                            registered.delivered();
-                        }
-                        return reply.map(Direct::Raw);
+                // `Some` once the call is over: its reply, or `None` when
+                // the session ended without one.
+                let over = match registered.receiver.try_recv() {
+                    Err(oneshot::error::TryRecvError::Empty) => None,
+                    Ok(reply) => Some(Some(reply)),
+                    Err(oneshot::error::TryRecvError::Closed) => Some(None),
+                };
+                if let Some(reply) = over {
+                    if let Some(registered) = registration.take() {
+                        return finish(shared, &request, registered, reply).map(Direct::Raw);
                     }
-                    Err(oneshot::error::TryRecvError::Closed) => return Err(shared.closed_error()),
-                    Err(oneshot::error::TryRecvError::Empty) => {}
                 }
             }
             let (Some(side), Some(lease)) = (lent.side(), &shared.lease) else {
@@ -539,8 +539,9 @@ impl Engine {
                 false
             });
             if let Some(value) = decoded.take() {
-                // Any registration is removed as it drops: nothing was
-                // delivered to it.
+                if let Some(registered) = registration.take() {
+                    registered.answered();
+                }
                 return Ok(Direct::Decoded(value));
             }
             if let Some(error) = unregistered {
@@ -571,11 +572,8 @@ impl Engine {
                 None => (&mut registered.receiver).await,
             }
         };
-        match runtime.block_on(wait) {
-            Ok(Err(Error::Timeout { .. })) => Err(timed_out()),
-            Ok(reply) => reply.map(Direct::Raw),
-            Err(_) => Err(shared.closed_error()),
-        }
+        let reply = runtime.block_on(wait).ok();
+        finish(shared, &request, registered, reply).map(Direct::Raw)
     }
 }
 

@@ -1,3 +1,4 @@
+mod agent;
 mod calls;
 mod direct;
 mod outbox;
@@ -7,8 +8,9 @@ mod routing;
 mod tests;
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,17 +19,17 @@ use serde_json::value::RawValue;
 use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::events::RawEvent;
 use crate::unix::UnixReader;
 
-pub(crate) use self::calls::random_u64;
-use self::calls::{random_id_base, watch_deadlines, Calls, Registration};
+use self::calls::{random_sync_id, watch_deadlines, Calls, Registration, SyncWait};
 pub(crate) use self::direct::Direct;
 use self::direct::{read_loop_direct, Lease};
 pub(crate) use self::outbox::Writer;
-use self::outbox::{flush_loop, IdText, Outbox};
+use self::outbox::{flush_loop, IdText, Outbox, Progress};
 use self::reader::read_loop;
 pub(crate) use self::reader::{MessageReader, Read, Source};
 pub(crate) use self::routing::{Reply, ReturnValue};
@@ -61,6 +63,9 @@ pub(crate) struct EngineConfig {
     /// Lets blocking calls use the socket themselves (see
     /// [`Engine::call_blocking`]); only a Unix socket session can.
     pub direct: bool,
+    /// How long a command that answers only on failure waits for an error
+    /// reply once its request is written.
+    pub no_reply_grace: Duration,
 }
 
 /// Event subscribers.  The channel is made on the first subscription, so
@@ -89,6 +94,28 @@ pub(crate) struct Shared {
     peer: Peer,
     /// Set when blocking calls may use the socket directly.
     lease: Option<Arc<Lease>>,
+    /// Whether the peer copies a request's `id` into its reply: QEMU
+    /// always does; a guest agent is asked at every sync (old agents do
+    /// not).  Without ids, calls take turns ([`Shared::serial_turn`]).
+    echoes_ids: AtomicBool,
+    /// Held by the one call in flight while the agent does not echo ids.
+    serial_turn: tokio::sync::Mutex<()>,
+    /// Error replies that answered no waiting call (see
+    /// [`Engine::unclaimed_errors`]).
+    unclaimed_errors: AtomicU64,
+    no_reply_grace: Duration,
+}
+
+impl Shared {
+    /// Whether the peer echoes request ids (see [`Shared::echoes_ids`]).
+    fn echoes_ids(&self) -> bool {
+        self.echoes_ids.load(Ordering::Acquire)
+    }
+
+    /// Calls take turns: the agent answers without ids.
+    fn serial(&self) -> bool {
+        !self.echoes_ids()
+    }
 }
 
 /// The engine: shared state plus the reader, flusher and deadline tasks,
@@ -153,14 +180,14 @@ impl Engine {
         };
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
-            next_id: AtomicU64::new(random_id_base()),
+            next_id: AtomicU64::new(0),
             outbox: Mutex::new(Outbox {
                 writer,
                 queued: Vec::new(),
                 handed_over: false,
                 exclusive: false,
-                queued_total: 0,
-                written: 0,
+                pending: VecDeque::new(),
+                head_written: 0,
                 failed: None,
             }),
             hand_over: Notify::new(),
@@ -173,6 +200,10 @@ impl Engine {
             }),
             peer: config.peer,
             lease,
+            echoes_ids: AtomicBool::new(true),
+            serial_turn: tokio::sync::Mutex::new(()),
+            unclaimed_errors: AtomicU64::new(0),
+            no_reply_grace: config.no_reply_grace,
         });
         let reader = match (unix_reader, reader) {
             (Some(unix_reader), _) => {
@@ -192,73 +223,127 @@ impl Engine {
         }
     }
 
-    /// Sends a request and waits for its reply (or only for the write, for
-    /// a command that does not answer on success).
+    /// Sends a request and waits for its reply; for a command that
+    /// answers only on failure, waits for the write and then for an error
+    /// reply during the grace period (a closed session then is success,
+    /// as after `guest-shutdown`).
     ///
-    /// A call that only waits for its reply leaves its time limit to the
-    /// session's deadline task, which saves a timer per call; the others
-    /// (no reply, file descriptors) also wait to write, under a timer.
+    /// Every call's time limit is kept by the session's deadline task,
+    /// which saves a timer per call.  A call that gives up before any of
+    /// its request was written takes the request back (see
+    /// [`Shared::abandon`]); with an agent that does not echo ids, calls
+    /// take turns, and the first after one that gave up resyncs.
     pub(crate) async fn call(&self, request: Request<'_>) -> Reply {
-        let timeout = |after| Error::Timeout {
-            command: request.name.into(),
-            after,
-        };
-        match request.timeout {
-            Some(after) if request.expect_reply && request.fds.is_empty() => {
-                match self
-                    .call_untimed(&request, Some(Instant::now() + after))
-                    .await
-                {
-                    Err(Error::Timeout { .. }) => Err(timeout(after)),
-                    reply => reply,
-                }
+        let deadline = request.timeout.map(|after| Instant::now() + after);
+        if !self.shared.serial() {
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            return self.call_with_id(&request, id, deadline).await;
+        }
+        Box::pin(async {
+            let _turn = self.take_turn(&request, deadline).await?;
+            if self.needs_sync() {
+                self.sync_in_turn(deadline, request.timeout).await?;
             }
-            // Boxed, like the other rare paths below: a call's future is
-            // built and moved on every call, and stays small without them.
-            Some(after) => Box::pin(tokio::time::timeout(
-                after,
-                self.call_untimed(&request, None),
-            ))
-            .await
-            .unwrap_or_else(|_| Err(timeout(after))),
-            None => self.call_untimed(&request, None).await,
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            self.call_with_id(&request, id, deadline).await
+        })
+        .await
+    }
+
+    /// Waits for this call's turn (see [`Shared::serial_turn`]) until
+    /// `deadline`.
+    async fn take_turn(
+        &self,
+        request: &Request<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let turn = self.shared.serial_turn.lock();
+        match deadline {
+            None => Ok(turn.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, turn)
+                .await
+                .map_err(|_| timeout_error(request, false)),
         }
     }
 
-    async fn call_untimed(&self, request: &Request<'_>, deadline: Option<Instant>) -> Reply {
+    fn needs_sync(&self) -> bool {
+        self.lock_calls().needs_sync
+    }
+
+    fn lock_calls(&self) -> std::sync::MutexGuard<'_, Calls> {
+        self.shared.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`call`](Self::call) with request id `id`.
+    async fn call_with_id(
+        &self,
+        request: &Request<'_>,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Reply {
         let shared = &self.shared;
         if let Some(lease) = &shared.lease {
             // This call waits for the reader task, which must have the
             // socket for that.
             lease.want_back_if_lent();
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         // Forgets the call if this future is dropped (timeout, cancel).
-        let (registration, in_flight) = if request.expect_reply {
-            let (registration, in_flight) = Registration::new(shared, id, deadline)?;
-            (Some(registration), in_flight)
-        } else {
-            (None, 0)
-        };
-        if request.fds.is_empty() {
-            let (end, written) = shared.send(request, id, &IdText::new(id), in_flight > 1)?;
-            if registration.is_none() && !written {
-                Box::pin(shared.wait_written(end)).await?;
-            }
-        } else {
-            Box::pin(shared.send_with_fds(request, id)).await?;
+        let (mut registration, in_flight) = Registration::new(shared, id, deadline)?;
+        if !request.fds.is_empty() || !request.expect_reply {
+            // Rare paths, boxed: a call's future is built and moved on
+            // every call, and stays small without them.
+            return Box::pin(self.call_unusual(request, id, registration)).await;
         }
-        match registration {
-            Some(mut registration) => match (&mut registration.receiver).await {
-                Ok(reply) => {
-                    registration.delivered();
-                    reply
+        shared.send(request, id, &IdText::new(id), in_flight > 1)?;
+        let reply = (&mut registration.receiver).await.ok();
+        finish(shared, request, registration, reply)
+    }
+
+    /// A request with file descriptors, or one that answers only on
+    /// failure.
+    async fn call_unusual(
+        &self,
+        request: &Request<'_>,
+        id: u64,
+        mut registration: Registration<'_>,
+    ) -> Reply {
+        let shared = &self.shared;
+        let sending = async {
+            if request.fds.is_empty() {
+                let written = shared.send(request, id, &IdText::new(id), false)?;
+                if !written {
+                    shared.wait_written(id).await?;
                 }
-                Err(_) => Err(shared.closed_error()),
+                Ok(())
+            } else {
+                shared.send_with_fds(request, id).await
+            }
+        };
+        // The time limit (or the session's end) may come first: the
+        // request is then taken back if none of it was written.
+        tokio::select! {
+            biased;
+            reply = &mut registration.receiver => return finish(shared, request, registration, reply.ok()),
+            sent = sending => sent?,
+        }
+        if request.expect_reply {
+            let reply = (&mut registration.receiver).await.ok();
+            return finish(shared, request, registration, reply);
+        }
+        // No news within the grace period is good news.
+        let grace = tokio::time::sleep(shared.no_reply_grace);
+        tokio::select! {
+            reply = &mut registration.receiver => match reply.ok() {
+                Some(Err(Error::Disconnected { .. })) => {
+                    debug!(command = request.name, "session closed after a command that does not answer; success");
+                    Ok(no_reply())
+                }
+                reply => finish(shared, request, registration, reply),
             },
-            None => Ok(ReturnValue::Parsed(
-                RawValue::from_string("{}".to_owned()).expect("literal JSON"),
-            )),
+            () = grace => {
+                registration.abandon();
+                Ok(no_reply())
+            }
         }
     }
 
@@ -273,6 +358,12 @@ impl Engine {
             .sender
             .get_or_insert_with(|| broadcast::channel(capacity).0);
         Some(sender.subscribe())
+    }
+
+    /// How many error replies answered no waiting call (each also logged
+    /// as a warning).
+    pub(crate) fn unclaimed_errors(&self) -> u64 {
+        self.shared.unclaimed_errors.load(Ordering::Relaxed)
     }
 
     /// Whether the session has ended.
@@ -313,6 +404,44 @@ impl Engine {
         };
         decode_with_path(command, value)
     }
+}
+
+/// What a call gets from its registration: a reply or the session's end
+/// (delivered), or the deadline task's time-out (the call gives up).
+fn finish(
+    shared: &Shared,
+    request: &Request<'_>,
+    registration: Registration<'_>,
+    reply: Option<Reply>,
+) -> Reply {
+    match reply {
+        Some(Err(Error::Timeout { .. })) => {
+            let progress = registration.abandon();
+            Err(timeout_error(request, progress == Progress::Sent))
+        }
+        Some(reply) => {
+            registration.delivered();
+            reply
+        }
+        None => {
+            registration.abandon();
+            Err(shared.closed_error())
+        }
+    }
+}
+
+/// The time-out of `request`.
+fn timeout_error(request: &Request<'_>, sent: bool) -> Error {
+    Error::Timeout {
+        command: request.name.into(),
+        after: request.timeout.unwrap_or_default(),
+        sent,
+    }
+}
+
+/// What a command that answers only on failure returns on success.
+fn no_reply() -> ReturnValue {
+    ReturnValue::Parsed(RawValue::from_string("{}".to_owned()).expect("literal JSON"))
 }
 
 /// Decodes `value` as `T`, tracking the JSON path for the error (a second

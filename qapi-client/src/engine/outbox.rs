@@ -2,6 +2,7 @@
 //! the socket lent to a direct call), the outbox requests are encoded
 //! into, the flusher task, and requests carrying file descriptors.
 
+use std::collections::VecDeque;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::pin::Pin;
 use std::sync::{Arc, MutexGuard, OnceLock};
@@ -76,8 +77,13 @@ impl Writer {
 /// until `queued` is empty, and new requests only queue meanwhile: the
 /// flusher lets the other ready tasks run first, so calls in flight
 /// together share one write.  Bytes are written in the order they were
-/// queued, so a request is never split by another, even when the call
-/// that queued it is cancelled.
+/// queued, so a request is never split by another.
+///
+/// A call that gives up (its time limit passed, its future was dropped)
+/// before any byte of its request was written takes the request back out
+/// of the queue ([`Outbox::withdraw`]), so a command the caller gave up on
+/// is never sent later; one whose request has begun to go out lets it
+/// finish, to keep the stream whole.
 pub(super) struct Outbox {
     pub(super) writer: Writer,
     /// Bytes not yet written, oldest first.
@@ -87,10 +93,10 @@ pub(super) struct Outbox {
     /// A request with file descriptors is being sent on its own; others
     /// queue until it is done.
     pub(super) exclusive: bool,
-    /// Bytes ever queued and ever written: a request is out once
-    /// `written` reaches the `queued_total` after it.
-    pub(super) queued_total: u64,
-    pub(super) written: u64,
+    /// The requests in `queued`, oldest first, by call id and length.
+    pub(super) pending: VecDeque<Pending>,
+    /// How much of the oldest pending request is written already.
+    pub(super) head_written: usize,
     /// Set when a write failed; the session is closed then.
     pub(super) failed: Option<Error>,
 }
@@ -106,7 +112,7 @@ impl Outbox {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.queued.drain(..n);
-                    self.written += n as u64;
+                    self.advance(n);
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
@@ -116,6 +122,83 @@ impl Outbox {
             self.queued = Vec::new();
         }
         self.writer.poll_flush(cx)
+    }
+}
+
+/// A request in the outbox's queue.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    pub(super) id: u64,
+    pub(super) len: usize,
+}
+
+/// How far a request has gone out, as [`Outbox::withdraw`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// No byte of it was written; it is out of the queue now, never to be
+    /// sent.
+    Withdrawn,
+    /// It has begun to go out (or is out): the peer may run it.
+    Sent,
+}
+
+impl Outbox {
+    /// Queues request `id`, encoded by `encode` at the end of `queued`;
+    /// its bytes are taken back out if encoding fails.
+    pub(super) fn push(
+        &mut self,
+        id: u64,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<std::ops::Range<usize>> {
+        let before = self.queued.len();
+        if let Err(error) = encode(&mut self.queued) {
+            self.queued.truncate(before);
+            return Err(error);
+        }
+        let len = self.queued.len() - before;
+        self.pending.push_back(Pending { id, len });
+        Ok(before..self.queued.len())
+    }
+
+    /// Counts `n` more bytes as written, retiring the requests they end.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(head) = self.pending.front() else {
+                return;
+            };
+            let left = head.len - self.head_written;
+            if n < left {
+                self.head_written += n;
+                return;
+            }
+            n -= left;
+            self.head_written = 0;
+            self.pending.pop_front();
+        }
+    }
+
+    /// Whether request `id` is still (wholly or partly) in the queue.
+    pub(super) fn is_queued(&self, id: u64) -> bool {
+        self.pending.iter().any(|p| p.id == id)
+    }
+
+    /// Takes request `id` out of the queue if none of it was written yet.
+    pub(super) fn withdraw(&mut self, id: u64) -> Progress {
+        let mut start = 0usize;
+        for (index, pending) in self.pending.iter().enumerate() {
+            if pending.id == id {
+                if index == 0 && self.head_written > 0 {
+                    return Progress::Sent;
+                }
+                let len = pending.len;
+                self.queued.drain(start..start + len);
+                self.pending.remove(index);
+                return Progress::Withdrawn;
+            }
+            start += pending.len - if index == 0 { self.head_written } else { 0 };
+        }
+        // Not queued: wholly written already.
+        Progress::Sent
     }
 }
 
@@ -227,7 +310,7 @@ pub(super) fn encode_request(out: &mut Vec<u8>, request: &Request<'_>, id: &IdTe
     }
     out.extend_from_slice(b",\"id\":");
     out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b"}\n");
+    out.push(b'}');
     Ok(())
 }
 
@@ -271,35 +354,28 @@ impl Shared {
 
     /// Queues a request and, unless the flusher owns writing or `batch`
     /// (other calls are in flight) hands it over, writes what is queued
-    /// without waiting.  Returns the position the request ends at (see
-    /// [`Outbox::written`]) and whether it is written already.
+    /// without waiting.  Returns whether it is written already.
     pub(super) fn send(
         &self,
         request: &Request<'_>,
         id: u64,
         id_text: &IdText,
         batch: bool,
-    ) -> Result<(u64, bool)> {
+    ) -> Result<bool> {
         let mut outbox = self.lock_outbox();
         if let Some(error) = &outbox.failed {
             return Err(error.clone());
         }
-        let before = outbox.queued.len();
-        if let Err(error) = encode_request(&mut outbox.queued, request, id_text) {
-            outbox.queued.truncate(before);
-            return Err(error);
-        }
-        let added = &outbox.queued[before..];
+        let range = outbox.push(id, |out| encode_request(out, request, id_text))?;
+        let added = &outbox.queued[range];
         trace!(
             peer = self.peer.name(),
             id,
             request = %String::from_utf8_lossy(&added[request.prefix.len()..]),
             "send"
         );
-        outbox.queued_total += added.len() as u64;
-        let end = outbox.queued_total;
         if outbox.handed_over || outbox.exclusive {
-            return Ok((end, false));
+            return Ok(false);
         }
         if let Writer::Unix(writer) = &mut outbox.writer {
             // Nothing waits for room: writing is not handed over.
@@ -309,15 +385,15 @@ impl Shared {
             outbox.handed_over = true;
             drop(outbox);
             self.hand_over.notify_one();
-            return Ok((end, false));
+            return Ok(false);
         }
         match outbox.poll_drain(&mut Context::from_waker(noop_waker())) {
-            Poll::Ready(Ok(())) => Ok((end, true)),
+            Poll::Ready(Ok(())) => Ok(true),
             Poll::Pending => {
                 outbox.handed_over = true;
                 drop(outbox);
                 self.hand_over.notify_one();
-                Ok((end, false))
+                Ok(false)
             }
             Poll::Ready(Err(e)) => {
                 drop(outbox);
@@ -326,15 +402,15 @@ impl Shared {
         }
     }
 
-    /// Waits until the bytes up to `end` are written.
-    pub(super) async fn wait_written(&self, end: u64) -> Result<()> {
+    /// Waits until request `id` is wholly written.
+    pub(super) async fn wait_written(&self, id: u64) -> Result<()> {
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
             {
                 let outbox = self.lock_outbox();
-                if outbox.written >= end {
+                if !outbox.is_queued(id) {
                     return Ok(());
                 }
                 if let Some(error) = &outbox.failed {

@@ -4,6 +4,7 @@
 //! [`plain_reply_parts`]).
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -160,18 +161,111 @@ impl ReturnValue {
 
 impl Shared {
     pub(super) fn deliver(&self, id: u64, reply: Reply) {
-        let waiting = {
+        let (waiting, abandoned, syncing) = {
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            calls.waiting.remove(&id)
+            match calls.waiting.remove(&id) {
+                Some(waiting) => (Some(waiting), false, false),
+                None => (None, calls.abandoned.remove(&id), calls.sync.is_some()),
+            }
         };
-        match waiting {
-            Some(waiting) => {
+        match (waiting, reply) {
+            (Some(waiting), reply) => {
                 let _ = waiting.sender.send(reply);
             }
-            None => debug!(
-                peer = self.peer.name(),
-                id, "reply for no waiting call (abandoned, duplicate or unsolicited); dropped"
+            // An earlier client's, which the sync drops.
+            (None, Err(_)) if syncing && !abandoned => {
+                debug!(
+                    peer = self.peer.name(),
+                    id, "stale error reply before the sync's; dropped"
+                )
+            }
+            (None, Err(error)) => self.unclaimed_error(
+                &error,
+                if abandoned {
+                    "error reply to a call that gave up"
+                } else {
+                    "error reply to no call of this session"
+                },
             ),
+            (None, Ok(_)) => debug!(
+                peer = self.peer.name(),
+                id,
+                abandoned,
+                "reply for no waiting call (one that gave up, or unsolicited); dropped"
+            ),
+        }
+    }
+
+    /// A guest-agent sync is waiting for its reply.
+    fn syncing(&self) -> bool {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.sync.is_some()
+    }
+
+    /// An error reply that answers no waiting call: never dropped
+    /// silently, but logged and counted (see `Engine::unclaimed_errors`).
+    fn unclaimed_error(&self, error: &Error, what: &str) {
+        self.unclaimed_errors.fetch_add(1, Ordering::Relaxed);
+        warn!(peer = self.peer.name(), %error, "{what}");
+    }
+
+    /// Routes a reply without an id (or with one that is not ours):
+    ///
+    /// - during a guest-agent sync, it is the sync's reply if it carries
+    ///   the sync's value, and stale otherwise (see the `agent` module);
+    /// - with an agent that does not echo ids, it is the reply of the one
+    ///   call in flight;
+    /// - otherwise, an error reply (QEMU's answer to a request it could not
+    ///   take apart) fails the one call in flight when no other request is
+    ///   still unanswered, and is [unclaimed](Self::unclaimed_error) when
+    ///   that is not certain.
+    fn route_without_id(&self, reply: Reply) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sync) = &mut calls.sync {
+            let value = reply
+                .as_ref()
+                .ok()
+                .and_then(|value| value.text())
+                .and_then(|text| text.trim().parse::<i64>().ok());
+            if value == Some(sync.value) {
+                sync.answered_without_id = true;
+                let id = sync.id;
+                drop(calls);
+                self.deliver(id, reply);
+            } else {
+                debug!(
+                    peer = self.peer.name(),
+                    "stale reply before the sync's; dropped"
+                );
+            }
+            return;
+        }
+        let only = match calls.waiting.keys().next() {
+            Some(&id) if calls.waiting.len() == 1 => Some(id),
+            _ => None,
+        };
+        let certain = if !self.echoes_ids() {
+            // Calls take turns, and a call that gave up is followed by a
+            // sync: the one in flight is the one answered.
+            only
+        } else if reply.is_err() && calls.abandoned.is_empty() && !calls.abandoned_overflow {
+            only.filter(|&id| !self.lock_outbox().is_queued(id))
+        } else {
+            None
+        };
+        drop(calls);
+        match (certain, reply) {
+            (Some(id), reply) => self.deliver(id, reply),
+            (None, Err(error)) => self.unclaimed_error(
+                &error,
+                "error reply without an id that no call can be sure of",
+            ),
+            (None, Ok(_)) => {
+                debug!(
+                    peer = self.peer.name(),
+                    "reply without an id to no certain call; dropped"
+                )
+            }
         }
     }
 
@@ -217,14 +311,18 @@ impl Shared {
             }
             _ => return self.malformed("neither a reply nor an event".to_owned()),
         };
-        let id = incoming.id.and_then(|id| id.get().parse::<u64>().ok());
-        match id {
-            Some(id) => self.deliver(id, reply),
-            None => {
-                // QEMU answers a request it cannot parse without an id;
-                // the guest agent answers our 0xFF that way.
-                debug!(peer = self.peer.name(), reply = ?reply.err(), "reply without our id; dropped");
-            }
+        match incoming.id.map(|id| id.get().parse::<u64>()) {
+            Some(Ok(id)) => self.deliver(id, reply),
+            // Not an id this session sends: an earlier client's.
+            Some(Err(_)) => match reply {
+                Err(error) if !self.syncing() => {
+                    self.unclaimed_error(&error, "error reply to no call of this session")
+                }
+                _ => debug!(peer = self.peer.name(), "reply with a foreign id; dropped"),
+            },
+            // QEMU answers a request it cannot parse without an id, and
+            // the guest agent our 0xFF; old agents answer everything so.
+            None => self.route_without_id(reply),
         }
         Ok(())
     }

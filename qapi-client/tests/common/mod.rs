@@ -11,6 +11,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod matrix;
+pub mod wire;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,12 @@ use super::{Command, Event};
 pub struct CommandCodec {
     /// The command's wire name.
     pub name: &'static str,
+    /// Whether the command answers on success (false for the guest
+    /// agent's `guest-shutdown` and `guest-suspend-*`: see
+    /// [`Command::SUCCESS_RESPONSE`]).
+    pub success_response: bool,
+    /// Whether the command may be executed out of band.
+    pub allow_oob: bool,
     decode_arguments: fn(serde_json::Value) -> Result<serde_json::Value, String>,
     decode_return: fn(serde_json::Value) -> Result<(), String>,
 }
@@ -21,6 +27,8 @@ impl fmt::Debug for CommandCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CommandCodec")
             .field("name", &self.name)
+            .field("success_response", &self.success_response)
+            .field("allow_oob", &self.allow_oob)
             .finish()
     }
 }
@@ -42,6 +50,8 @@ impl CommandCodec {
     pub fn of<C: Command + DeserializeOwned>() -> Self {
         CommandCodec {
             name: C::NAME,
+            success_response: C::SUCCESS_RESPONSE,
+            allow_oob: C::ALLOW_OOB,
             decode_arguments: |value| {
                 let args: C = decode_with_path(value)?;
                 serde_json::to_value(&args).map_err(|e| e.to_string())
