@@ -84,6 +84,7 @@ mod execute;
 mod framing;
 mod qga;
 mod qmp;
+mod redact;
 mod report;
 mod tcp;
 mod unix;
