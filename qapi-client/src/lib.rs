@@ -72,7 +72,12 @@
 //! Each call runs in a `tracing` span named after the protocol
 //! (`qmp_execute`, `qga_execute`, `qga_sync`, `qmp_handshake`) with the
 //! command name; the JSON of every message sent and received is logged at
-//! `TRACE` level.
+//! `TRACE` level, with secrets redacted: passwords, secret objects' data,
+//! file contents and a guest process's input and output, HMP command
+//! arguments and the like show as `"<redacted>"`, and a message that does
+//! not parse shows as its length.  The rule, with the list of what it
+//! hides and keeps, lives in one place, this crate's `src/redact.rs`; it
+//! runs only when `TRACE` is enabled.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -84,6 +89,7 @@ mod execute;
 mod framing;
 mod qga;
 mod qmp;
+mod redact;
 mod report;
 mod tcp;
 mod unix;

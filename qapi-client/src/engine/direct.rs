@@ -69,6 +69,7 @@ use tracing::trace;
 
 use crate::error::{Error, Result};
 use crate::framing::Splitter;
+use crate::redact::Redacted;
 use crate::unix::{UnixReader, UnixWriter};
 
 use super::calls::{timed_out, Registration};
@@ -601,7 +602,7 @@ pub(super) fn take_reply<T>(
     };
     *slot = decode(text);
     if slot.is_some() {
-        trace!(peer = peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
+        trace!(peer = peer.name(), message = %Redacted(bytes), "receive");
     }
     slot.is_some()
 }

@@ -13,6 +13,7 @@ use tokio::io::AsyncWrite;
 use tracing::trace;
 
 use crate::error::{Error, Result};
+use crate::redact::Redacted;
 use crate::unix::UnixWriter;
 
 use super::direct::Lease;
@@ -371,7 +372,7 @@ impl Shared {
         trace!(
             peer = self.peer.name(),
             id,
-            request = %String::from_utf8_lossy(&added[request.prefix.len()..]),
+            request = %Redacted(&added[request.prefix.len()..]),
             "send"
         );
         if outbox.handed_over || outbox.exclusive {
@@ -426,7 +427,7 @@ impl Shared {
     pub(super) async fn send_with_fds(&self, request: &Request<'_>, id: u64) -> Result<()> {
         let mut bytes = Vec::new();
         encode_request(&mut bytes, request, &IdText::new(id))?;
-        trace!(peer = self.peer.name(), id, request = %String::from_utf8_lossy(&bytes), "send");
+        trace!(peer = self.peer.name(), id, request = %Redacted(&bytes), "send");
         // Take the socket for this request alone.
         loop {
             let drained = self.drained.notified();

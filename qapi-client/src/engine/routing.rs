@@ -13,6 +13,7 @@ use tracing::{debug, trace, warn};
 
 use crate::error::{Error, QmpError, Result};
 use crate::events::RawEvent;
+use crate::redact::Redacted;
 
 use super::{Peer, Shared};
 
@@ -271,7 +272,7 @@ impl Shared {
 
     /// Routes one message.  An error means the session must close.
     pub(super) fn route(&self, bytes: &[u8]) -> Result<()> {
-        trace!(peer = self.peer.name(), message = %String::from_utf8_lossy(bytes), "receive");
+        trace!(peer = self.peer.name(), message = %Redacted(bytes), "receive");
         if let Some((value, id)) = plain_reply_parts(bytes) {
             // Checked when decoded (see `ReturnValue::Plain`).
             self.deliver(id, Ok(ReturnValue::Plain(PlainReply::new(bytes, value))));
