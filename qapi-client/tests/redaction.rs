@@ -9,7 +9,7 @@
 //! (`set_default`) sees all they log.  The blocking client's tasks run on
 //! threads of its own: that test captures with a global subscriber.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,8 +19,10 @@ use qapi_types::{
     BlockdevOptions, BlockdevOptionsLUKS, ObjectOptions, SecretProperties, SetPasswordOptions,
     SetPasswordOptionsVnc,
 };
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+mod common;
 
 const GREETING: &[u8] = br#"{"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}"#;
 
@@ -81,31 +83,20 @@ fn check(log: &str, names: &[&str], secrets: &[&str]) {
     }
 }
 
-/// The next request from the client, without the guest agent's 0xFF, or
-/// `None` at the end of the stream.
-async fn request<S: AsyncRead + Unpin>(stream: &mut tokio::io::BufReader<S>) -> Option<Value> {
-    let mut line = Vec::new();
-    if stream.read_until(b'\n', &mut line).await.ok()? == 0 {
-        return None;
-    }
-    let text = line.strip_prefix(b"\xff").unwrap_or(&line);
-    Some(serde_json::from_slice(text).expect("a request"))
-}
-
 /// A fake QMP server: the greeting, then `{"return": {}, "id": ID}` for
 /// each request, but a secret string for `qom-get`.
-async fn fake_qmp<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
-    let mut stream = tokio::io::BufReader::new(stream);
+async fn fake_qmp<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+    let mut requests = common::wire::Requests::new();
     let mut greeting = GREETING.to_vec();
     greeting.extend_from_slice(b"\r\n");
-    stream.get_mut().write_all(&greeting).await.unwrap();
-    while let Some(request) = request(&mut stream).await {
+    stream.write_all(&greeting).await.unwrap();
+    while let Some(request) = requests.read_async(&mut stream).await {
         let value = match request["execute"].as_str() {
             Some("qom-get") => json!(QOM_SECRET),
             _ => json!({}),
         };
         let reply = format!("{}\r\n", json!({"return": value, "id": request["id"]}));
-        if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
+        if stream.write_all(reply.as_bytes()).await.is_err() {
             break;
         }
     }
@@ -114,9 +105,9 @@ async fn fake_qmp<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
 /// A fake guest agent: answers the 0xFF + `guest-sync-delimited` with
 /// 0xFF and the sync value, `guest-file-read` with secret file contents
 /// and anything else with `{}`.
-async fn fake_qga<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
-    let mut stream = tokio::io::BufReader::new(stream);
-    while let Some(request) = request(&mut stream).await {
+async fn fake_qga<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+    let mut requests = common::wire::Requests::new();
+    while let Some(request) = requests.read_async(&mut stream).await {
         let mut reply = Vec::new();
         let value = match request["execute"].as_str() {
             Some("guest-sync-delimited") => {
@@ -128,7 +119,7 @@ async fn fake_qga<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
         };
         let message = format!("{{\"return\": {value}, \"id\": {}}}\n", request["id"]);
         reply.extend_from_slice(message.as_bytes());
-        if stream.get_mut().write_all(&reply).await.is_err() {
+        if stream.write_all(&reply).await.is_err() {
             break;
         }
     }
@@ -260,12 +251,11 @@ fn blocking_calls_hide_secrets_in_replies_read_directly() {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+        let mut reader = stream;
+        let mut requests = common::wire::Requests::new();
         writer.write_all(GREETING).unwrap();
         writer.write_all(b"\r\n").unwrap();
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            let request: Value = serde_json::from_str(&line).unwrap();
+        while let Some(request) = requests.read(&mut reader) {
             let value = match request["execute"].as_str() {
                 Some("qom-get") => json!(BLOCKING_SECRET),
                 _ => json!({}),
@@ -275,7 +265,6 @@ fn blocking_calls_hide_secrets_in_replies_read_directly() {
             if writer.write_all(reply.as_bytes()).is_err() {
                 break;
             }
-            line.clear();
         }
     });
     let qmp = qapi_client::blocking::Qmp::connect_unix(&path).unwrap();
