@@ -627,3 +627,136 @@ async fn a_call_in_flight_stays_small() {
     let size = std::mem::size_of_val(&call);
     assert!(size <= 640, "a cont call's future is {size} bytes");
 }
+
+#[tokio::test]
+async fn an_error_without_an_id_fails_the_one_call_in_flight() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        fake.request().await;
+        // QEMU's answer to a request it could not take apart.
+        fake.send_line(br#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#)
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
+    assert_eq!(
+        error.as_qmp().unwrap().desc,
+        "JSON parse error",
+        "{error:?}"
+    );
+    assert_eq!(qmp.unclaimed_errors(), 0);
+}
+
+#[tokio::test]
+async fn an_error_without_an_id_among_several_calls_is_counted_not_lost() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let first = fake.request().await;
+        let second = fake.request().await;
+        fake.send_line(br#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#)
+            .await;
+        for request in [first, second] {
+            let reply =
+                json!({"return": {"running": true, "status": "running"}, "id": request["id"]});
+            fake.send_line(reply.to_string().as_bytes()).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let (a, b) = tokio::join!(
+        qmp.execute(&c::QueryStatus {}),
+        qmp.execute(&c::QueryStatus {})
+    );
+    assert!(a.unwrap().running && b.unwrap().running);
+    assert_eq!(qmp.unclaimed_errors(), 1);
+}
+
+#[tokio::test]
+async fn an_error_reply_to_a_call_that_gave_up_is_counted() {
+    let qmp = qmp_with(quick(), |mut fake| async move {
+        let request = fake.request().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let reply =
+            json!({"error": {"class": "GenericError", "desc": "too late"}, "id": request["id"]});
+        fake.send_line(reply.to_string().as_bytes()).await;
+        fake.answer(json!({"running": true, "status": "running"}))
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let error = qmp
+        .with_timeout(Some(Duration::from_millis(100)))
+        .execute(&c::Stop {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Timeout { sent: true, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("may still run"), "{error}");
+    assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
+    assert_eq!(qmp.unclaimed_errors(), 1);
+}
+
+/// A session whose peer reads nothing until told to, then everything;
+/// returns the commands it saw, in order, once the client hangs up.
+async fn stalled_peer() -> (
+    Qmp,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Vec<String>>,
+) {
+    let (client, mut fake) = pair();
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        fake.handshake().await;
+        let _ = wait.await;
+        let mut seen = Vec::new();
+        while let Some(request) = fake.pending.read_async(&mut fake.stream).await {
+            let name = request["execute"].as_str().unwrap().to_owned();
+            let value = if name == "human-monitor-command" {
+                json!("")
+            } else {
+                json!({})
+            };
+            seen.push(name);
+            let reply = json!({"return": value, "id": request["id"]});
+            let _ = fake.stream.write_all(reply.to_string().as_bytes()).await;
+        }
+        seen
+    });
+    let qmp = QmpBuilder::new().connect_stream(client).await.unwrap();
+    (qmp, go, peer)
+}
+
+#[tokio::test]
+async fn a_call_dropped_or_timed_out_before_its_request_was_written_never_reaches_qemu() {
+    let (qmp, go, peer) = stalled_peer().await;
+    // Fills the pipe (64 KiB) and more: it stays queued, half written.
+    let big = c::HumanMonitorCommand::new("x".repeat(256 * 1024));
+    let first = tokio::spawn({
+        let qmp = qmp.clone();
+        async move { qmp.execute(&big).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Queued behind it: one call dropped, one that runs out of time.
+    let dropped = tokio::time::timeout(Duration::from_millis(50), qmp.execute(&c::Stop {})).await;
+    assert!(dropped.is_err(), "the call should still have been waiting");
+    let timed_out = qmp
+        .with_timeout(Some(Duration::from_millis(50)))
+        .execute(&c::SystemReset {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(timed_out, Error::Timeout { sent: false, .. }),
+        "{timed_out:?}"
+    );
+    assert!(
+        !timed_out.to_string().contains("may still run"),
+        "{timed_out}"
+    );
+    go.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    qmp.execute(&c::Cont {}).await.unwrap();
+    drop(qmp);
+    let seen = peer.await.unwrap();
+    assert_eq!(seen, ["human-monitor-command", "cont"]);
+}
