@@ -41,7 +41,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qapi_types::{AnyEvent, EventMessage, QgaCommand, QmpCommand};
+use qapi_types::{AnyEvent, Event, EventMessage, QgaCommand, QmpCommand};
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
@@ -97,6 +97,17 @@ impl Qmp {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    /// See [`crate::Qmp::close`].
+    pub fn close(&self) {
+        self.session.close();
+    }
+
+    /// Blocks until the session ends and returns the reason; see
+    /// [`crate::Qmp::closed`].
+    pub fn closed(&self) -> Error {
+        self.runtime.block_on(self.session.closed())
     }
 
     /// See [`crate::Qmp::execute`].
@@ -159,6 +170,18 @@ impl Qmp {
             runtime: Arc::clone(&self.runtime),
         }
     }
+
+    /// See [`crate::Qmp::events_named`].
+    pub fn events_named<I, S>(&self, names: I) -> EventStream
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        EventStream {
+            stream: self.session.events_named(names),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
 }
 
 /// A blocking subscription to a session's events; see
@@ -196,6 +219,17 @@ impl EventStream {
     /// The next event if one is ready, without waiting.
     pub fn try_recv_raw(&mut self) -> Option<Result<Arc<RawEvent>>> {
         self.stream.try_recv_raw()
+    }
+
+    /// Waits at most `timeout` for the next event `E` whose data
+    /// `matches`; see [`crate::EventStream::wait_for`].
+    pub fn wait_for<E: Event>(
+        &mut self,
+        timeout: Duration,
+        matches: impl FnMut(&E) -> bool,
+    ) -> Result<EventMessage<E>> {
+        self.runtime
+            .block_on(self.stream.wait_for(timeout, matches))
     }
 }
 
@@ -259,5 +293,16 @@ impl Qga {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    /// See [`crate::Qga::close`].
+    pub fn close(&self) {
+        self.session.close();
+    }
+
+    /// Blocks until the session ends and returns the reason; see
+    /// [`crate::Qga::closed`].
+    pub fn closed(&self) -> Error {
+        self.runtime.block_on(self.session.closed())
     }
 }

@@ -7,6 +7,7 @@
 //! earlier client, so a session starts with `guest-sync-delimited`, and
 //! [`Qga::sync`] can be called again at any time to resynchronise.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,7 @@ impl QgaBuilder {
             peer: Peer::Qga,
             direct: self.direct,
             event_capacity: 1,
+            keep_early_events: false,
         };
         let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
         let qga = Qga {
@@ -110,7 +112,8 @@ impl QgaBuilder {
 
 /// A guest-agent session.  Clones share the connection; the agent
 /// answers one request at a time, in order, but requests may be
-/// pipelined.
+/// pipelined.  The connection closes when the last clone is dropped, or at
+/// once with [`close`](Qga::close).
 #[derive(Clone)]
 pub struct Qga {
     inner: Arc<Inner>,
@@ -144,6 +147,22 @@ impl Qga {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.inner.engine.is_closed()
+    }
+
+    /// Ends the session now, for every clone: calls in flight fail with
+    /// [`Error::Disconnected`] ("closed by the client"), later ones at
+    /// once, and the connection is shut down.  Does nothing if the session
+    /// has ended already.
+    pub fn close(&self) {
+        self.inner.engine.close();
+    }
+
+    /// Resolves when the session ends, with the reason (the channel was
+    /// closed, a message over the size limit, [`close`](Self::close)).  It
+    /// holds no reference to the session: it also resolves when every
+    /// clone has been dropped.
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+        self.inner.engine.closed()
     }
 
     /// Resynchronises with the agent: sends the 0xFF byte (which makes the

@@ -172,6 +172,11 @@ impl UnixWriter {
         }
     }
 
+    /// The socket both halves share.
+    pub(crate) fn socket(&self) -> &Arc<StdUnixStream> {
+        &self.stream
+    }
+
     fn register_room(&self) -> io::Result<AsyncFd<OwnedFd>> {
         register(
             self.stream.as_fd().try_clone_to_owned()?,

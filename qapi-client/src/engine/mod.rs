@@ -1,5 +1,6 @@
 mod calls;
 mod direct;
+mod lifecycle;
 mod outbox;
 mod reader;
 mod routing;
@@ -8,24 +9,26 @@ mod tests;
 
 use std::any::Any;
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::events::RawEvent;
 use crate::unix::UnixReader;
 
 pub(crate) use self::calls::random_u64;
 use self::calls::{random_id_base, watch_deadlines, Calls, Registration};
 pub(crate) use self::direct::Direct;
 use self::direct::{read_loop_direct, Lease};
+pub(crate) use self::lifecycle::dropped;
+use self::lifecycle::{socket_of, Events};
 pub(crate) use self::outbox::Writer;
 use self::outbox::{flush_loop, IdText, Outbox};
 use self::reader::read_loop;
@@ -61,15 +64,8 @@ pub(crate) struct EngineConfig {
     /// Lets blocking calls use the socket themselves (see
     /// [`Engine::call_blocking`]); only a Unix socket session can.
     pub direct: bool,
-}
-
-/// Event subscribers.  The channel is made on the first subscription, so
-/// a session nobody listens to costs nothing for events (a broadcast
-/// channel allocates all its slots up front).
-struct Events {
-    sender: Option<broadcast::Sender<Arc<RawEvent>>>,
-    capacity: usize,
-    closed: bool,
+    /// Keeps the events that arrive before the first subscription for it.
+    pub keep_early_events: bool,
 }
 
 /// State shared by the handles and the reader and flusher tasks.
@@ -98,6 +94,8 @@ pub(crate) struct Engine {
     reader: JoinHandle<()>,
     flusher: JoinHandle<()>,
     deadlines: JoinHandle<()>,
+    /// A Unix socket's stream, for [`Engine::close`] to shut down.
+    socket: Option<Arc<StdUnixStream>>,
 }
 
 impl Drop for Engine {
@@ -151,6 +149,7 @@ impl Engine {
         } else {
             None
         };
+        let socket = socket_of(&writer);
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
             next_id: AtomicU64::new(random_id_base()),
@@ -166,11 +165,7 @@ impl Engine {
             hand_over: Notify::new(),
             earlier_deadline: Notify::new(),
             drained: Notify::new(),
-            events: Mutex::new(Events {
-                sender: None,
-                capacity: config.event_capacity.max(1),
-                closed: false,
-            }),
+            events: Mutex::new(Events::new(config)),
             peer: config.peer,
             lease,
         });
@@ -189,6 +184,7 @@ impl Engine {
             reader,
             flusher,
             deadlines,
+            socket,
         }
     }
 
@@ -260,19 +256,6 @@ impl Engine {
                 RawValue::from_string("{}".to_owned()).expect("literal JSON"),
             )),
         }
-    }
-
-    /// A new receiver of events; ends at once if the session has closed.
-    pub(crate) fn subscribe(&self) -> Option<broadcast::Receiver<Arc<RawEvent>>> {
-        let mut events = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
-        if events.closed {
-            return None;
-        }
-        let capacity = events.capacity;
-        let sender = events
-            .sender
-            .get_or_insert_with(|| broadcast::channel(capacity).0);
-        Some(sender.subscribe())
     }
 
     /// Whether the session has ended.

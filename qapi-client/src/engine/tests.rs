@@ -62,6 +62,7 @@ async fn requests_stay_whole_when_writes_stall_and_calls_are_cancelled() {
             peer: Peer::Qmp,
             event_capacity: 1,
             direct: false,
+            keep_early_events: false,
         },
     ));
     let peer = tokio::spawn(slow_peer(theirs, 40));
@@ -132,6 +133,7 @@ async fn a_write_failure_ends_the_session_and_fails_every_call() {
             peer: Peer::Qmp,
             event_capacity: 1,
             direct: false,
+            keep_early_events: false,
         },
     );
     let (first, second) = tokio::join!(
@@ -163,6 +165,7 @@ async fn a_shorter_time_limit_after_a_longer_one_still_fires_first() {
             peer: Peer::Qga,
             event_capacity: 1,
             direct: false,
+            keep_early_events: false,
         },
     );
     let started = Instant::now();
