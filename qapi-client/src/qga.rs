@@ -8,12 +8,14 @@
 //! [`Qga::sync`] can be called again at any time to resynchronise.
 
 use std::future::Future;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use qapi_types::QgaCommand;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
 use tracing::{debug, info_span, Instrument};
 
 use crate::engine::{
@@ -76,6 +78,22 @@ impl QgaBuilder {
         let (read, write) = crate::unix::connect(path)
             .await
             .map_err(|e| Error::connect(path.display(), e))?;
+        self.start(read, Writer::Unix(write)).await
+    }
+
+    /// Connects to an agent's channel exposed as a TCP socket (a chardev
+    /// `socket,host=…,port=…,server=on`) and synchronises.
+    pub async fn connect_tcp(self, address: impl ToSocketAddrs) -> Result<Qga> {
+        let stream = crate::tcp::connect(address).await?;
+        let (read, write) = stream.into_split();
+        self.start(read, Writer::Stream(Box::new(write))).await
+    }
+
+    /// Synchronises on a connected Unix socket, as
+    /// [`connect_unix`](Self::connect_unix) does on the socket it
+    /// connects.  Must be called inside a runtime.
+    pub(crate) async fn connect_std_unix(self, stream: StdUnixStream) -> Result<Qga> {
+        let (read, write) = crate::unix::split(stream)?;
         self.start(read, Writer::Unix(write)).await
     }
 

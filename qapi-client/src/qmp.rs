@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,14 @@ impl QmpBuilder {
         let stream = crate::tcp::connect(address).await?;
         let (read, write) = stream.into_split();
         self.handshake(read, Writer::Stream(Box::new(write))).await
+    }
+
+    /// Negotiates on a connected Unix socket (a socket pair, an inherited
+    /// descriptor), as [`connect_unix`](Self::connect_unix) does on the
+    /// socket it connects.  Must be called inside a runtime.
+    pub(crate) async fn connect_std_unix(self, stream: StdUnixStream) -> Result<Qmp> {
+        let (read, write) = crate::unix::split(stream)?;
+        self.handshake(read, Writer::Unix(write)).await
     }
 
     /// Negotiates over any byte stream (a pipe, a TLS stream, an
