@@ -79,7 +79,6 @@ use super::reader::{
 use super::routing::{ReturnValue, PLAIN_REPLY_START};
 use super::{Engine, Peer, Request, Shared};
 
-
 /// How often the reader task looks whether direct calls still use the
 /// socket; it takes it back once a tick has passed without one.
 pub(super) const DIRECT_TICK: Duration = Duration::from_millis(2);
@@ -223,6 +222,9 @@ impl Lease {
                         side: Some(side),
                     });
                 }
+                // The session has ended, and the reader task with it: no
+                // one would answer (the call then fails the async way).
+                Holder::Engine { .. } if shared.has_ended() => return None,
                 Holder::Engine { asked: true } => {}
                 // Another thread's direct call.
                 Holder::InCall => {

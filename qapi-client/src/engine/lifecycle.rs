@@ -183,3 +183,11 @@ pub(super) fn socket_of(writer: &Writer) -> Option<Arc<StdUnixStream>> {
         Writer::Stream(_) | Writer::Lent => None,
     }
 }
+
+impl Shared {
+    /// Whether the session has ended.
+    pub(super) fn has_ended(&self) -> bool {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.closed.is_some()
+    }
+}
