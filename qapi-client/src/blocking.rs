@@ -21,6 +21,14 @@
 //! [`Qga::sync`] and the reports go through the runtime as before.  A session on a Unix socket holds one more file descriptor (an
 //! eventfd) for this.
 //!
+//! A session can also start on a socket that is connected already
+//! ([`Qmp::connect_stream`], [`Qga::connect_stream`]): a Unix socket (one
+//! end of a socket pair whose other end QEMU was given, a descriptor
+//! inherited from a supervisor), which keeps direct calls and file
+//! descriptor passing, or a TCP connection.  Both are the standard
+//! library's blocking sockets; the session makes them non-blocking and
+//! moves them into its runtime.  Other byte streams need the async API.
+//!
 //! Do not call these methods, or drop the last clone of a session, from
 //! inside an async runtime: blocking inside one stalls it, and tokio
 //! refuses to start or drop a runtime there.  Async code uses the crate
@@ -36,12 +44,14 @@
 //! # Ok::<(), qapi_client::Error>(())
 //! ```
 
+use std::net::TcpStream;
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qapi_types::{AnyEvent, EventMessage, QgaCommand, QmpCommand};
+use qapi_types::{AnyEvent, Event, EventMessage, QgaCommand, QmpCommand};
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
@@ -56,6 +66,38 @@ fn runtime() -> Result<Arc<Runtime>> {
         .build()
         .map(Arc::new)
         .map_err(Error::from)
+}
+
+/// A connected socket for [`Qmp::connect_stream`] and
+/// [`Qga::connect_stream`]: the standard library's blocking sockets, which
+/// the session makes non-blocking and moves into its runtime.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Socket {
+    /// A Unix socket: the session works as on
+    /// [`Qmp::connect_unix`] (direct calls, file descriptor passing).
+    Unix(UnixStream),
+    /// A TCP connection (Nagle's algorithm is turned off).
+    Tcp(TcpStream),
+}
+
+impl From<UnixStream> for Socket {
+    fn from(stream: UnixStream) -> Self {
+        Socket::Unix(stream)
+    }
+}
+
+impl From<TcpStream> for Socket {
+    fn from(stream: TcpStream) -> Self {
+        Socket::Tcp(stream)
+    }
+}
+
+/// A non-blocking tokio TCP stream from a standard one; inside a runtime.
+fn tokio_tcp(stream: TcpStream) -> Result<tokio::net::TcpStream> {
+    stream.set_nonblocking(true)?;
+    stream.set_nodelay(true)?;
+    Ok(tokio::net::TcpStream::from_std(stream)?)
 }
 
 /// A blocking QMP session; see [`crate::Qmp`] for what each method does.
@@ -89,6 +131,27 @@ impl Qmp {
         Ok(Qmp { session, runtime })
     }
 
+    /// Negotiates on a connected socket with the default settings (see
+    /// [`Socket`]).
+    pub fn connect_stream(socket: impl Into<Socket>) -> Result<Qmp> {
+        Self::connect_stream_with(crate::QmpBuilder::new(), socket)
+    }
+
+    /// Negotiates on a connected socket with the given settings.
+    pub fn connect_stream_with(
+        builder: crate::QmpBuilder,
+        socket: impl Into<Socket>,
+    ) -> Result<Qmp> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(async {
+            match socket.into() {
+                Socket::Unix(stream) => builder.direct(true).connect_std_unix(stream).await,
+                Socket::Tcp(stream) => builder.connect_stream(tokio_tcp(stream)?).await,
+            }
+        })?;
+        Ok(Qmp { session, runtime })
+    }
+
     /// The greeting QEMU sent.
     pub fn greeting(&self) -> &Greeting {
         self.session.greeting()
@@ -97,6 +160,17 @@ impl Qmp {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    /// See [`crate::Qmp::close`].
+    pub fn close(&self) {
+        self.session.close();
+    }
+
+    /// Blocks until the session ends and returns the reason; see
+    /// [`crate::Qmp::closed`].
+    pub fn closed(&self) -> Error {
+        self.runtime.block_on(self.session.closed())
     }
 
     /// See [`crate::Qmp::execute`].
@@ -159,6 +233,18 @@ impl Qmp {
             runtime: Arc::clone(&self.runtime),
         }
     }
+
+    /// See [`crate::Qmp::events_named`].
+    pub fn events_named<I, S>(&self, names: I) -> EventStream
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        EventStream {
+            stream: self.session.events_named(names),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
 }
 
 /// A blocking subscription to a session's events; see
@@ -198,6 +284,17 @@ impl EventStream {
     pub fn try_recv_raw(&mut self) -> Option<Result<Arc<RawEvent>>> {
         self.stream.try_recv_raw()
     }
+
+    /// Waits at most `timeout` for the next event `E` whose data
+    /// `matches`; see [`crate::EventStream::wait_for`].
+    pub fn wait_for<E: Event>(
+        &mut self,
+        timeout: Duration,
+        matches: impl FnMut(&E) -> bool,
+    ) -> Result<EventMessage<E>> {
+        self.runtime
+            .block_on(self.stream.wait_for(timeout, matches))
+    }
 }
 
 /// A blocking guest-agent session; see [`crate::Qga`].
@@ -218,6 +315,38 @@ impl Qga {
     pub fn connect_unix_with(builder: crate::QgaBuilder, path: impl AsRef<Path>) -> Result<Qga> {
         let runtime = runtime()?;
         let session = runtime.block_on(builder.direct(true).connect_unix(path))?;
+        Ok(Qga { session, runtime })
+    }
+
+    /// Connects to an agent's channel exposed as a TCP socket with the
+    /// given settings and synchronises.
+    pub fn connect_tcp_with(
+        builder: crate::QgaBuilder,
+        address: impl tokio::net::ToSocketAddrs,
+    ) -> Result<Qga> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(builder.connect_tcp(address))?;
+        Ok(Qga { session, runtime })
+    }
+
+    /// Synchronises on a connected socket with the default settings (see
+    /// [`Socket`]).
+    pub fn connect_stream(socket: impl Into<Socket>) -> Result<Qga> {
+        Self::connect_stream_with(crate::QgaBuilder::new(), socket)
+    }
+
+    /// Synchronises on a connected socket with the given settings.
+    pub fn connect_stream_with(
+        builder: crate::QgaBuilder,
+        socket: impl Into<Socket>,
+    ) -> Result<Qga> {
+        let runtime = runtime()?;
+        let session = runtime.block_on(async {
+            match socket.into() {
+                Socket::Unix(stream) => builder.direct(true).connect_std_unix(stream).await,
+                Socket::Tcp(stream) => builder.connect_stream(tokio_tcp(stream)?).await,
+            }
+        })?;
         Ok(Qga { session, runtime })
     }
 
@@ -260,5 +389,16 @@ impl Qga {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.session.is_closed()
+    }
+
+    /// See [`crate::Qga::close`].
+    pub fn close(&self) {
+        self.session.close();
+    }
+
+    /// Blocks until the session ends and returns the reason; see
+    /// [`crate::Qga::closed`].
+    pub fn closed(&self) -> Error {
+        self.runtime.block_on(self.session.closed())
     }
 }

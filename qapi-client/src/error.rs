@@ -11,9 +11,9 @@ use qapi_types::QapiErrorClass;
 /// ([`Connect`](Self::Connect)), the transport ([`Io`](Self::Io),
 /// [`Disconnected`](Self::Disconnected)), the protocol
 /// ([`Protocol`](Self::Protocol), [`MessageTooLarge`](Self::MessageTooLarge)),
-/// time ([`Timeout`](Self::Timeout)), QEMU refusing the command
-/// ([`Qmp`](Self::Qmp)), or a reply that does not fit the bindings
-/// ([`Decode`](Self::Decode)).
+/// time ([`Timeout`](Self::Timeout), [`EventTimeout`](Self::EventTimeout)),
+/// QEMU refusing the command ([`Qmp`](Self::Qmp)), or a reply that does
+/// not fit the bindings ([`Decode`](Self::Decode)).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -95,6 +95,15 @@ pub enum Error {
     EventsLagged {
         /// How many events this subscriber will never see.
         missed: u64,
+    },
+    /// No matching `event` arrived within the time limit of a wait for one
+    /// ([`EventStream::wait_for`](crate::EventStream::wait_for)).
+    #[error("no matching {event} event within {after:?}")]
+    EventTimeout {
+        /// The event's wire name (`JOB_STATUS_CHANGE`).
+        event: Arc<str>,
+        /// The time limit that passed.
+        after: Duration,
     },
     /// A request the session cannot send as asked, found before anything
     /// was sent: out-of-band without the `oob` capability, file descriptors

@@ -2,16 +2,20 @@
 //! built on the generated types of [`qapi_types`] and `qga_types`.
 //!
 //! A tour: connect, add a block node, stop the VM and read the `STOP`
-//! event, then ask a guest agent.
+//! event, wait for a job to conclude, then ask a guest agent.
 //!
 //! ```no_run
 //! # async fn demo() -> qapi_client::Result<()> {
+//! use std::time::Duration;
+//!
 //! use qapi_client::{Qga, Qmp};
-//! use qapi_types::commands::{BlockdevAdd, QueryStatus, Stop};
-//! use qapi_types::{AnyEvent, BlockdevOptions, BlockdevOptionsBranch};
+//! use qapi_types::commands::{BlockdevAdd, JobFinalize, QueryStatus, Stop};
+//! use qapi_types::events::JobStatusChange;
+//! use qapi_types::{AnyEvent, BlockdevOptions, BlockdevOptionsBranch, Event, JobStatus};
 //!
 //! let qmp = Qmp::connect_unix("/run/vm1/qmp.sock").await?;
 //! let mut events = qmp.events();
+//! let mut jobs = qmp.events_named([JobStatusChange::NAME]);
 //!
 //! qmp.execute(&BlockdevAdd(BlockdevOptions {
 //!     node_name: Some("null0".into()),
@@ -29,10 +33,23 @@
 //!     }
 //! }
 //!
+//! // One typed event, with a time limit: job `j1` has concluded.
+//! qmp.execute(&JobFinalize::new("j1")).await?;
+//! let concluded = jobs
+//!     .wait_for(Duration::from_secs(30), |change: &JobStatusChange| {
+//!         change.id == "j1" && change.status == JobStatus::Concluded
+//!     })
+//!     .await?;
+//! println!("j1 concluded at {}", concluded.timestamp.seconds);
+//!
 //! // The guest agent takes its own commands (a QMP command does not compile here).
 //! let qga = Qga::connect_unix("/run/vm1/qga.sock").await?;
 //! let info = qga.execute(&qga_types::commands::GuestInfo {}).await?;
 //! println!("qemu-ga {}", info.version);
+//!
+//! // Done: hang up now (calls still in flight fail) rather than when the
+//! // last clone is dropped.
+//! qmp.close();
 //! # Ok(()) }
 //! ```
 //!
@@ -44,13 +61,22 @@
 //!   ([`Qmp::execute_with_fds`]) or by name with untyped JSON
 //!   ([`Qmp::execute_raw`]).  Handles are cheap clones; calls from many
 //!   tasks share one connection and are matched to replies by `id`.
-//!   Events arrive on [`EventStream`]s.  [`Qmp::schema_report`] compares
+//!   Events arrive on [`EventStream`]s ([`Qmp::events`], or only some
+//!   names: [`Qmp::events_named`]), which are [`Stream`]s of undecoded
+//!   events, decode on request, and wait for one typed event that fits a
+//!   condition, with a time limit ([`EventStream::wait_for`]); the first
+//!   subscriber can also get the events that came before it
+//!   ([`QmpBuilder::keep_early_events`]).  [`Qmp::schema_report`] compares
 //!   the live QEMU's schema with the bindings (which commands it lacks,
 //!   which replies differ), and [`Qmp::supports`] answers per command.
 //! - [`Qga`]: the guest agent, which sends no greeting: the session starts
 //!   with `guest-sync-delimited` ([`Qga::sync`]) and every call has a time
-//!   limit.
-//! - [`blocking`]: the same for programs without an async runtime.
+//!   limit.  Over a Unix socket or TCP ([`QgaBuilder::connect_tcp`]).
+//! - Both end when the peer goes, or at once with `close` ([`Qmp::close`],
+//!   [`Qga::close`]); `closed` ([`Qmp::closed`]) resolves when the session
+//!   ends, with the reason.
+//! - [`blocking`]: the same for programs without an async runtime, also on
+//!   a socket connected beforehand ([`blocking::Qmp::connect_stream`]).
 //!
 //! # Errors and failure
 //!
@@ -60,6 +86,7 @@
 //! decode (with the JSON path).  When QEMU exits or the socket breaks, every
 //! waiting call fails at once with [`Error::Disconnected`] and event streams
 //! end.  A message longer than the configured limit closes the session.
+//! A wait for an event that runs out of time is [`Error::EventTimeout`].
 //!
 //! QEMU is trusted to speak the protocol: anything malformed from it closes
 //! the session with [`Error::Protocol`].  The guest agent is not: junk,
@@ -78,6 +105,8 @@
 //! not parse shows as its length.  The rule, with the list of what it
 //! hides and keeps, lives in one place, this crate's `src/redact.rs`; it
 //! runs only when `TRACE` is enabled.
+//!
+//! [`Stream`]: futures_core::Stream
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -7,12 +7,15 @@
 //! earlier client, so a session starts with `guest-sync-delimited`, and
 //! [`Qga::sync`] can be called again at any time to resynchronise.
 
+use std::future::Future;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use qapi_types::QgaCommand;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
 use tracing::{info_span, Instrument};
 
 use crate::engine::{Engine, EngineConfig, MessageReader, Peer, Source, Writer};
@@ -89,6 +92,22 @@ impl QgaBuilder {
         self.start(read, Writer::Unix(write)).await
     }
 
+    /// Connects to an agent's channel exposed as a TCP socket (a chardev
+    /// `socket,host=…,port=…,server=on`) and synchronises.
+    pub async fn connect_tcp(self, address: impl ToSocketAddrs) -> Result<Qga> {
+        let stream = crate::tcp::connect(address).await?;
+        let (read, write) = stream.into_split();
+        self.start(read, Writer::Stream(Box::new(write))).await
+    }
+
+    /// Synchronises on a connected Unix socket, as
+    /// [`connect_unix`](Self::connect_unix) does on the socket it
+    /// connects.  Must be called inside a runtime.
+    pub(crate) async fn connect_std_unix(self, stream: StdUnixStream) -> Result<Qga> {
+        let (read, write) = crate::unix::split(stream)?;
+        self.start(read, Writer::Unix(write)).await
+    }
+
     /// Synchronises over any byte stream.
     pub async fn connect_stream<S>(self, stream: S) -> Result<Qga>
     where
@@ -107,6 +126,7 @@ impl QgaBuilder {
             direct: self.direct,
             event_capacity: 1,
             no_reply_grace: self.no_reply_grace,
+            keep_early_events: false,
         };
         let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
         let qga = Qga {
@@ -121,7 +141,9 @@ impl QgaBuilder {
 }
 
 /// A guest-agent session.  Clones share the connection; the agent
-/// answers one request at a time, in order.
+/// answers one request at a time, in order.  The connection closes when
+/// the last clone is dropped, or at once with [`close`](Qga::close).
+///
 ///
 /// # Agents with and without request ids
 ///
@@ -179,6 +201,22 @@ impl Qga {
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.inner.engine.is_closed()
+    }
+
+    /// Ends the session now, for every clone: calls in flight fail with
+    /// [`Error::Disconnected`] ("closed by the client"), later ones at
+    /// once, and the connection is shut down.  Does nothing if the session
+    /// has ended already.
+    pub fn close(&self) {
+        self.inner.engine.close();
+    }
+
+    /// Resolves when the session ends, with the reason (the channel was
+    /// closed, a message over the size limit, [`close`](Self::close)).  It
+    /// holds no reference to the session: it also resolves when every
+    /// clone has been dropped.
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+        self.inner.engine.closed()
     }
 
     /// Resynchronises with the agent: sends the 0xFF byte (which makes the

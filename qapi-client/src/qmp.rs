@@ -1,6 +1,8 @@
 //! QMP sessions: QEMU's machine protocol.
 
+use std::future::Future;
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,7 @@ pub struct QmpBuilder {
     max_message_size: usize,
     event_capacity: usize,
     oob: bool,
+    keep_early_events: bool,
     /// Set by the blocking client (see `Engine::call_blocking`).
     direct: bool,
 }
@@ -60,6 +63,7 @@ impl Default for QmpBuilder {
             max_message_size: 64 << 20,
             event_capacity: 1024,
             oob: false,
+            keep_early_events: false,
             direct: false,
         }
     }
@@ -68,7 +72,8 @@ impl Default for QmpBuilder {
 impl QmpBuilder {
     /// The defaults: 10 s for the greeting and negotiation, 60 s per
     /// command ([`command_timeout`](Self::command_timeout)), 64 MiB per
-    /// message, 1024 events kept for slow subscribers, no out-of-band.
+    /// message, 1024 events kept for slow subscribers, no out-of-band, no
+    /// events kept before the first subscription.
     pub fn new() -> Self {
         Self::default()
     }
@@ -124,6 +129,24 @@ impl QmpBuilder {
         self
     }
 
+    /// Keeps the events that arrive before the first subscription
+    /// ([`Qmp::events`] or [`Qmp::events_named`]) for it: those sent during
+    /// negotiation and between the handshake and that first call.  The
+    /// first subscriber reads them first, then what arrives later; no
+    /// later subscriber sees them.  At most `event_capacity` are kept (the
+    /// newest): if more arrived, the first subscriber's first item is
+    /// [`Error::EventsLagged`] with how many were dropped.  If the session
+    /// ends before anyone subscribes, the first subscription still gets
+    /// the kept events.
+    ///
+    /// Off by default: events before a subscription are dropped, and a
+    /// session that never subscribes keeps nothing.  (QEMU sends no event
+    /// before negotiation; after it, events can come at any time.)
+    pub fn keep_early_events(mut self, keep: bool) -> Self {
+        self.keep_early_events = keep;
+        self
+    }
+
     /// Lets blocking calls use the socket themselves (the blocking client).
     pub(crate) fn direct(mut self, direct: bool) -> Self {
         self.direct = direct;
@@ -144,6 +167,14 @@ impl QmpBuilder {
         let stream = crate::tcp::connect(address).await?;
         let (read, write) = stream.into_split();
         self.handshake(read, Writer::Stream(Box::new(write))).await
+    }
+
+    /// Negotiates on a connected Unix socket (a socket pair, an inherited
+    /// descriptor), as [`connect_unix`](Self::connect_unix) does on the
+    /// socket it connects.  Must be called inside a runtime.
+    pub(crate) async fn connect_std_unix(self, stream: StdUnixStream) -> Result<Qmp> {
+        let (read, write) = crate::unix::split(stream)?;
+        self.handshake(read, Writer::Unix(write)).await
     }
 
     /// Negotiates over any byte stream (a pipe, a TLS stream, an
@@ -193,6 +224,7 @@ impl QmpBuilder {
             direct: self.direct,
             event_capacity: self.event_capacity,
             no_reply_grace: self.no_reply_grace,
+            keep_early_events: self.keep_early_events,
         };
         let qmp = Qmp {
             inner: Arc::new(Inner {
@@ -211,7 +243,8 @@ impl QmpBuilder {
 
 /// A negotiated QMP session.  Clone it freely: clones share the connection,
 /// and calls from many tasks run concurrently, matched to their replies by
-/// `id`.  The connection closes when the last clone is dropped.
+/// `id`.  The connection closes when the last clone is dropped, or at once
+/// with [`close`](Qmp::close).
 #[derive(Clone)]
 pub struct Qmp {
     inner: Arc<Inner>,
@@ -366,10 +399,43 @@ impl Qmp {
 
     /// A new subscription to the session's events; see [`EventStream`] for
     /// what happens when it falls behind.  Events that arrived before the
-    /// subscription are not in it, so subscribe before the command that
-    /// causes the events.
+    /// subscription are not in it (unless it is the first one and
+    /// [`QmpBuilder::keep_early_events`] is on), so subscribe before the
+    /// command that causes the events.
     pub fn events(&self) -> EventStream {
-        EventStream::new(self.inner.engine.subscribe())
+        self.inner.engine.subscribe()
+    }
+
+    /// [`events`](Self::events), but only those named `names` (wire names,
+    /// such as `["STOP", "RESUME"]` or `[JobStatusChange::NAME]` with
+    /// `qapi_types::Event` in scope).  Lag reports
+    /// ([`Error::EventsLagged`]) still come through: they count events of
+    /// every name.
+    pub fn events_named<I, S>(&self, names: I) -> EventStream
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.events().only(names)
+    }
+
+    /// Ends the session now, for every clone: calls in flight fail with
+    /// [`Error::Disconnected`] ("closed by the client"), later ones at
+    /// once, event streams end once they have read what arrived before,
+    /// and the connection is shut down, so QEMU sees the client go.  Does
+    /// nothing if the session has ended already.  (Dropping the last clone
+    /// also closes the connection.)
+    pub fn close(&self) {
+        self.inner.engine.close();
+    }
+
+    /// Resolves when the session ends, with the reason: QEMU exited or
+    /// hung up ([`Error::Disconnected`]), broke the protocol, or
+    /// [`close`](Self::close) was called.  It holds no reference to the
+    /// session: it also resolves (`Disconnected`) when every clone has
+    /// been dropped, and can be spawned or kept in a `select!`.
+    pub fn closed(&self) -> impl Future<Output = Error> + Send + 'static {
+        self.inner.engine.closed()
     }
 
     /// [`execute`](Self::execute) (`oob`: [`execute_oob`](Self::execute_oob))

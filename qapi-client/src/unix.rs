@@ -35,6 +35,12 @@ pub(crate) async fn connect(path: &Path) -> io::Result<(UnixReader, UnixWriter)>
     // tokio's connect waits for a full listen queue to make room; then the
     // socket leaves tokio's registration (input and output) for ours.
     let stream = tokio::net::UnixStream::connect(path).await?.into_std()?;
+    split(stream)
+}
+
+/// Splits a connected socket into its halves, registered with the runtime
+/// for input (so it must be called inside one); makes it non-blocking.
+pub(crate) fn split(stream: StdUnixStream) -> io::Result<(UnixReader, UnixWriter)> {
     stream.set_nonblocking(true)?;
     let stream = Arc::new(stream);
     let reader = UnixReader::new(Arc::clone(&stream))?;
@@ -170,6 +176,11 @@ impl UnixWriter {
                 Err(error) => tracing::debug!(%error, "cannot watch the socket for output"),
             }
         }
+    }
+
+    /// The socket both halves share.
+    pub(crate) fn socket(&self) -> &Arc<StdUnixStream> {
+        &self.stream
     }
 
     fn register_room(&self) -> io::Result<AsyncFd<OwnedFd>> {

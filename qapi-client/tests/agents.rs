@@ -272,9 +272,13 @@ fn qga_tool(socket: &Path, command: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// An agent (echoing ids or not, answering so), the command run, and the
+/// tool's expected exit status.
+type ToolCase = (bool, fn(&str) -> Answer, &'static str, i32);
+
 #[test]
 fn the_qga_tool_keeps_its_exit_statuses_with_old_agents_and_no_reply_commands() {
-    let cases: [(bool, fn(&str) -> Answer, &str, i32); 7] = [
+    let cases: [ToolCase; 7] = [
         (false, old_agent, "guest-info", 0),
         (false, old_agent, "guest-file-open", 1),
         (

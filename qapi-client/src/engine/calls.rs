@@ -303,8 +303,7 @@ impl Shared {
             let _ = waiting.sender.send(Err(error.clone()));
         }
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.closed = true;
-        events.sender = None;
+        events.end(&error);
         drop(events);
         self.lock_outbox().failed.get_or_insert(error);
         self.drained.notify_waiters();

@@ -223,6 +223,9 @@ impl Lease {
                         side: Some(side),
                     });
                 }
+                // The session has ended, and the reader task with it: no
+                // one would answer (the call then fails the async way).
+                Holder::Engine { .. } if shared.has_ended() => return None,
                 Holder::Engine { asked: true } => {}
                 // Another thread's direct call.
                 Holder::InCall => {

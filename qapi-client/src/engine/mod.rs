@@ -1,6 +1,7 @@
 mod agent;
 mod calls;
 mod direct;
+mod lifecycle;
 mod outbox;
 mod reader;
 mod routing;
@@ -10,24 +11,26 @@ mod tests;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
 use crate::error::{Error, Result};
-use crate::events::RawEvent;
 use crate::unix::UnixReader;
 
 use self::calls::{random_sync_id, watch_deadlines, Calls, Registration, SyncWait};
 pub(crate) use self::direct::Direct;
 use self::direct::{read_loop_direct, Lease};
+pub(crate) use self::lifecycle::dropped;
+use self::lifecycle::{socket_of, Events};
 pub(crate) use self::outbox::Writer;
 use self::outbox::{flush_loop, IdText, Outbox, Progress};
 use self::reader::read_loop;
@@ -66,15 +69,8 @@ pub(crate) struct EngineConfig {
     /// How long a command that answers only on failure waits for an error
     /// reply once its request is written.
     pub no_reply_grace: Duration,
-}
-
-/// Event subscribers.  The channel is made on the first subscription, so
-/// a session nobody listens to costs nothing for events (a broadcast
-/// channel allocates all its slots up front).
-struct Events {
-    sender: Option<broadcast::Sender<Arc<RawEvent>>>,
-    capacity: usize,
-    closed: bool,
+    /// Keeps the events that arrive before the first subscription for it.
+    pub keep_early_events: bool,
 }
 
 /// State shared by the handles and the reader and flusher tasks.
@@ -125,6 +121,8 @@ pub(crate) struct Engine {
     reader: JoinHandle<()>,
     flusher: JoinHandle<()>,
     deadlines: JoinHandle<()>,
+    /// A Unix socket's stream, for [`Engine::close`] to shut down.
+    socket: Option<Arc<StdUnixStream>>,
 }
 
 impl Drop for Engine {
@@ -178,6 +176,7 @@ impl Engine {
         } else {
             None
         };
+        let socket = socket_of(&writer);
         let shared = Arc::new(Shared {
             calls: Mutex::new(Calls::default()),
             next_id: AtomicU64::new(0),
@@ -193,11 +192,7 @@ impl Engine {
             hand_over: Notify::new(),
             earlier_deadline: Notify::new(),
             drained: Notify::new(),
-            events: Mutex::new(Events {
-                sender: None,
-                capacity: config.event_capacity.max(1),
-                closed: false,
-            }),
+            events: Mutex::new(Events::new(config)),
             peer: config.peer,
             lease,
             echoes_ids: AtomicBool::new(true),
@@ -220,6 +215,7 @@ impl Engine {
             reader,
             flusher,
             deadlines,
+            socket,
         }
     }
 
@@ -345,19 +341,6 @@ impl Engine {
                 Ok(no_reply())
             }
         }
-    }
-
-    /// A new receiver of events; ends at once if the session has closed.
-    pub(crate) fn subscribe(&self) -> Option<broadcast::Receiver<Arc<RawEvent>>> {
-        let mut events = self.shared.events.lock().unwrap_or_else(|e| e.into_inner());
-        if events.closed {
-            return None;
-        }
-        let capacity = events.capacity;
-        let sender = events
-            .sender
-            .get_or_insert_with(|| broadcast::channel(capacity).0);
-        Some(sender.subscribe())
     }
 
     /// How many error replies answered no waiting call (each also logged

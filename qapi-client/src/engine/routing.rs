@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -288,15 +287,8 @@ impl Shared {
             Err(error) => return self.malformed(format!("message is not valid JSON: {error}")),
         };
         if let Some(event) = incoming.event {
-            let raw = RawEvent::new(event.into_owned(), bytes);
-            match raw {
-                Ok(raw) => {
-                    let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(events) = &events.sender {
-                        // No subscriber is not an error: nobody asked.
-                        let _ = events.send(Arc::new(raw));
-                    }
-                }
+            match RawEvent::new(event.into_owned(), bytes) {
+                Ok(raw) => self.publish_event(raw),
                 Err(error) => return self.malformed(error),
             }
             return Ok(());
