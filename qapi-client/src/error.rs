@@ -27,6 +27,16 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// Listening on `address` for QEMU to connect failed (a file already
+    /// there, no such directory, no permission).
+    #[error("can't listen on {address}: {source}")]
+    Listen {
+        /// The socket's path.
+        address: Arc<str>,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// The socket could not be set up, or a TCP address not resolved.
     /// (Once a session runs, a failed read or write ends it: every waiting
     /// call gets [`Disconnected`](Self::Disconnected).)
@@ -104,6 +114,14 @@ pub enum Error {
         event: Arc<str>,
         /// The time limit that passed.
         after: Duration,
+    },
+    /// A reconnecting session ([`ReconnectingQmp`](crate::ReconnectingQmp))
+    /// connected again: events between the old session's end and the new
+    /// one were missed; its event streams say so once per reconnection.
+    #[error("the session reconnected (reconnection {generation}); events in between were missed")]
+    Reconnected {
+        /// How many times the session has reconnected.
+        generation: u64,
     },
     /// A request the session cannot send as asked, found before anything
     /// was sent: out-of-band without the `oob` capability, file descriptors

@@ -118,8 +118,10 @@ mod execute;
 mod framing;
 mod qga;
 mod qmp;
+mod reconnect;
 mod redact;
 mod report;
+mod server;
 mod tcp;
 mod unix;
 
@@ -127,4 +129,6 @@ pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};
 pub use qga::{Qga, QgaBuilder};
 pub use qmp::{Greeting, Qmp, QmpBuilder, DEFAULT_COMMAND_TIMEOUT};
+pub use reconnect::{ReconnectingEvents, ReconnectingQmp, MAX_RECONNECT_DELAY};
 pub use report::{AgentReport, SchemaReport, Support};
+pub use server::QmpListener;

@@ -100,6 +100,16 @@ impl QmpBuilder {
         self
     }
 
+    /// The time limit calls of the session get ([`command_timeout`](Self::command_timeout)).
+    pub(crate) fn default_timeout(&self) -> Option<Duration> {
+        self.command_timeout
+    }
+
+    /// How many events are kept for slow subscribers.
+    pub(crate) fn events_kept(&self) -> usize {
+        self.event_capacity
+    }
+
     /// How long a command that answers only on failure waits for an error
     /// reply once its request is written (no QMP command is such today;
     /// see `QgaBuilder::no_reply_grace`).

@@ -1,3 +1,72 @@
+//! The protocol engine both clients share.  QMP and the guest agent
+//! differ only in the handshake, the sync, and how much they forgive (see
+//! [`Peer`]).
+//!
+//! # Design
+//!
+//! **Tasks.**  An [`Engine`] runs three tasks on the session's runtime,
+//! all aborted when the last handle drops it:
+//!
+//! - the *reader* ([`reader`]): reads the socket into the splitter's
+//!   buffer, cuts it into messages, and hands each to [`routing`], which
+//!   delivers a reply to the call waiting for its id, publishes an event
+//!   ([`lifecycle`]), or ends the session on a protocol error (QMP only);
+//! - the *flusher* ([`outbox`]): writes what calls queued when they could
+//!   not write it themselves (other calls in flight, a full socket);
+//! - the *deadline task* ([`calls`]): one timer for the session, which
+//!   fails each call whose time limit passed.
+//!
+//! **Who owns the socket when.**  The read side belongs to the reader task
+//! (or, handed over, to one direct call, below).  The write side lives in
+//! the [`Outbox`] under its mutex: a call encodes its request into the
+//! queue and, when nothing else is queued or in flight, writes it at once
+//! from its own task; otherwise the flusher writes.  A request with file
+//! descriptors takes the writer out of the outbox for one `sendmsg`
+//! ([`Writer::Lent`]) once the queue is empty.
+//!
+//! **A call's life** ([`Engine::call`]): it takes an id (a per-session
+//! counter from 0, so requests are short: QEMU reads them a byte per
+//! system call), registers a oneshot channel and its deadline in the call
+//! registry ([`calls::Registration`]), queues its request, and waits.  It
+//! ends in one of three ways: its reply is delivered (by id, or by the
+//! rules for replies without one in [`routing`]); the deadline task or the
+//! session's end fails it; or its future is dropped.  In the last two it
+//! *abandons* the call ([`Shared::abandon`]): a request none of whose
+//! bytes was written is taken back out of the queue, never to be sent;
+//! one that had begun to go out is finished (the stream must stay whole)
+//! and remembered, so that a late reply is recognised and a late error
+//! counted ([`Engine::unclaimed_errors`]) rather than lost.
+//!
+//! **Guest agents** ([`agent`]): the sync fences stale replies by value and
+//! finds out whether the agent echoes ids; when it does not, calls take
+//! turns, and the first after a call that gave up resyncs.
+//!
+//! **The direct-call lease** ([`direct`]): a blocking call on a Unix
+//! socket, when the session is quiet, borrows the socket from the reader
+//! task, writes its request and reads the reply on its own thread, routing
+//! anything else it reads the same way the reader task would; the reader
+//! task takes the socket back when anything needs the runtime.
+//!
+//! # Invariants a change must keep
+//!
+//! - One reader at a time (the reader task or the one direct call holding
+//!   the lease), and the read buffer moves with the socket: messages are
+//!   routed once each, in stream order.
+//! - Requests are written whole and in queue order; only a request with
+//!   no byte written may leave the queue ([`Outbox::withdraw`]).
+//! - A call is in the registry from before its request can be written
+//!   until it ends, and leaves it exactly once: delivered (the guard is
+//!   forgotten), answered by a direct call, or abandoned (the guard runs).
+//! - No error reply is dropped silently: it reaches its call, or is
+//!   logged and counted.
+//! - Every wait has a limit: calls through the deadline task, handshakes
+//!   and syncs through their own; nothing waits on the peer without one
+//!   unless the caller chose `None`.
+//! - Lock order: `Lease::state`, then `Shared::outbox` or `Shared::calls`,
+//!   never both of the last two at once except `calls` then `outbox` in
+//!   [`routing`]'s rule for replies without an id; `Lease::writer_waker`
+//!   is a leaf.
+
 mod agent;
 mod calls;
 mod direct;

@@ -111,7 +111,7 @@ impl Process {
 /// appears at bind(), a moment before listen(): a connection then is
 /// refused, so probe with one (QEMU and qemu-ga take the next client
 /// after it closes).
-fn wait_for_socket(path: &Path, child: &mut Child, what: &str) {
+pub fn wait_for_socket(path: &Path, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::os::unix::net::UnixStream::connect(path).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -136,18 +136,25 @@ pub fn qemu(test: &str, extra: &[&str]) -> Option<Process> {
 pub fn qemu_at(binary: &Path, extra: &[&str]) -> Process {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("qmp.sock");
-    let mut child = Command::new(binary)
+    let qmp = format!("unix:{},server=on,wait=off", socket.display());
+    let mut child = spawn_qemu(binary, &qmp, extra);
+    wait_for_socket(&socket, &mut child, "QEMU");
+    Process { child, dir, socket }
+}
+
+/// Starts the given QEMU binary with `-qmp QMP` (for example a socket it
+/// connects to, `unix:PATH,server=off`) and the extra arguments, without
+/// waiting for anything.
+pub fn spawn_qemu(binary: &Path, qmp: &str, extra: &[&str]) -> Child {
+    Command::new(binary)
         .args(firmware_dirs(binary))
-        .args(["-nodefaults", "-display", "none", "-qmp"])
-        .arg(format!("unix:{},server=on,wait=off", socket.display()))
+        .args(["-nodefaults", "-display", "none", "-qmp", qmp])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
-    wait_for_socket(&socket, &mut child, "QEMU");
-    Process { child, dir, socket }
+        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"))
 }
 
 /// `-L` options for a QEMU unpacked outside the system (`.ci/run`'s 7.2):
