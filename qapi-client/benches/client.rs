@@ -67,7 +67,7 @@ enum Sub {
         #[arg(long, value_enum, default_value_t = Flavor::Multi)]
         runtime: Flavor,
         /// Blocking sessions (`qapi_client::blocking`), opened from this
-        /// thread; `--runtime` is then ignored.
+        /// thread, each after one call; `--runtime` is then ignored.
         #[arg(long)]
         blocking: bool,
     },
@@ -720,7 +720,9 @@ fn idle_memory(socket: &Path, connections: usize, flavor: Flavor) -> Result<f64>
 }
 
 /// [`idle_memory`] for blocking sessions, opened from this thread
-/// (outside any runtime, as a blocking program would).
+/// (outside any runtime, as a blocking program would).  Each makes one
+/// call before it idles: a direct call, which hands the socket to this
+/// thread and back (async sessions are the same with or without one).
 fn idle_memory_blocking(socket: &Path, connections: usize) -> Result<f64> {
     use qapi_client::blocking;
     let warm = blocking::Qmp::connect_unix(socket)?;
@@ -730,7 +732,9 @@ fn idle_memory_blocking(socket: &Path, connections: usize) -> Result<f64> {
     let before = rss_kib()?;
     let mut sessions = Vec::with_capacity(connections);
     for _ in 0..connections {
-        sessions.push(blocking::Qmp::connect_unix(socket)?);
+        let session = blocking::Qmp::connect_unix(socket)?;
+        session.execute(&qapi_types::commands::QueryStatus {})?;
+        sessions.push(session);
     }
     // Let every reader task settle into its idle read.
     std::thread::sleep(Duration::from_millis(500));
