@@ -11,6 +11,7 @@
 //! client qmp SOCKET CLIENT N [--window W]        query-status, W in flight
 //! client qga SOCKET CLIENT N [--window W]        guest-ping, W in flight
 //! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
+//! client idle-memory SOCKET CONNECTIONS --blocking   the same, blocking API
 //! ```
 //!
 //! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
@@ -65,6 +66,10 @@ enum Sub {
         connections: usize,
         #[arg(long, value_enum, default_value_t = Flavor::Multi)]
         runtime: Flavor,
+        /// Blocking sessions (`qapi_client::blocking`), opened from this
+        /// thread, each after one call; `--runtime` is then ignored.
+        #[arg(long)]
+        blocking: bool,
     },
 }
 
@@ -127,7 +132,13 @@ fn main() {
             socket,
             connections,
             runtime,
-        }) => idle_memory(&socket, connections, runtime).map(|kib| {
+            blocking,
+        }) => if blocking {
+            idle_memory_blocking(&socket, connections)
+        } else {
+            idle_memory(&socket, connections, runtime)
+        }
+        .map(|kib| {
             println!("kib_per_connection={kib:.2}");
         }),
     };
@@ -706,6 +717,35 @@ fn idle_memory(socket: &Path, connections: usize, flavor: Flavor) -> Result<f64>
         })
         .await?
     })
+}
+
+/// [`idle_memory`] for blocking sessions, opened from this thread
+/// (outside any runtime, as a blocking program would).  Each makes one
+/// call before it idles: a direct call, which hands the socket to this
+/// thread and back (async sessions are the same with or without one).
+fn idle_memory_blocking(socket: &Path, connections: usize) -> Result<f64> {
+    use qapi_client::blocking;
+    let warm = blocking::Qmp::connect_unix(socket)?;
+    warm.execute(&qapi_types::commands::QueryStatus {})?;
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(100));
+    let before = rss_kib()?;
+    let mut sessions = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let session = blocking::Qmp::connect_unix(socket)?;
+        session.execute(&qapi_types::commands::QueryStatus {})?;
+        sessions.push(session);
+    }
+    // Let every reader task settle into its idle read.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib()?;
+    if sessions.iter().any(blocking::Qmp::is_closed) {
+        return Err("a session closed while idle".into());
+    }
+    eprintln!(
+        "idle-memory: VmRSS {before} KiB before, {after} KiB with {connections} blocking sessions"
+    );
+    Ok((after.saturating_sub(before)) as f64 / connections as f64)
 }
 
 // ---- The fake QMP server ------------------------------------------------

@@ -1,10 +1,15 @@
 //! The same clients for programs without an async runtime.
 //!
-//! Each session owns a small tokio runtime (one worker thread) that reads
-//! from the socket in the background, so events and replies are routed
-//! while the program is busy elsewhere; each method blocks the calling
-//! thread until its result is there.  Sessions can be cloned and used from
-//! many threads at once.
+//! Every blocking session of a process runs on one tokio runtime with one
+//! worker thread, started by the first session and kept until the process
+//! exits.  The worker reads from every session's socket in the
+//! background, so events and replies are routed while the program is busy
+//! elsewhere; each method blocks the calling thread until its result is
+//! there (decoding it on that thread).  So an idle session costs no thread
+//! of its own, about as much memory as an async session, and one or two
+//! descriptors: its socket, and on a Unix socket an eventfd (see below).
+//! Sessions can be cloned and used from many threads at once, and any
+//! number of threads can wait on sessions at the same time.
 //!
 //! On a Unix socket, a command executed while no other call is in flight
 //! (the usual case for a program calling one command at a time) is a
@@ -18,8 +23,9 @@
 //! during a call is routed by the calling thread at once).
 //! Calls from several threads at once (and, for 20 ms after such
 //! contention, every call), [`Qmp::execute_with_fds`], `execute_raw`,
-//! [`Qga::sync`] and the reports go through the runtime as before.  A session on a Unix socket holds one more file descriptor (an
-//! eventfd) for this.
+//! [`Qga::sync`] and the reports go through the runtime as before.  A
+//! session on a Unix socket holds one more file descriptor (an eventfd)
+//! for this.
 //!
 //! A session can also start on a socket that is connected already
 //! ([`Qmp::connect_stream`], [`Qga::connect_stream`]): a Unix socket (one
@@ -27,12 +33,25 @@
 //! inherited from a supervisor), which keeps direct calls and file
 //! descriptor passing, or a TCP connection.  Both are the standard
 //! library's blocking sockets; the session makes them non-blocking and
-//! moves them into its runtime.  Other byte streams need the async API.
+//! moves them into the shared runtime.  Other byte streams need the async
+//! API.
 //!
-//! Do not call these methods, or drop the last clone of a session, from
-//! inside an async runtime: blocking inside one stalls it, and tokio
-//! refuses to start or drop a runtime there.  Async code uses the crate
-//! root's [`Qmp`](crate::Qmp) and [`Qga`](crate::Qga).
+//! Do not call the methods that wait (connecting, calls, `closed`, the
+//! event streams' `recv…` and `wait_for`) from inside an async runtime
+//! (in a task, or in a future given to `block_on`): tokio refuses to block
+//! on a future there and panics, and a direct call would hold up the
+//! runtime's thread.  Async code uses the crate root's
+//! [`Qmp`](crate::Qmp) and [`Qga`](crate::Qga).  Dropping a session or an
+//! event stream is fine anywhere, inside an async runtime too: dropping
+//! the last clone of a session only stops its tasks on the shared
+//! runtime, whose worker then closes the socket, without waiting for it.
+//!
+//! After `fork`, a child process that opens blocking sessions gets a
+//! runtime of its own (the parent's worker thread is not copied into the
+//! child).  Sessions opened before the fork belong to the parent: the
+//! child must not call them, as their calls would wait for that missing
+//! worker (dropping them there closes nothing: their tasks and sockets
+//! stay behind in the parent's runtime until the child exits or execs).
 //!
 //! ```no_run
 //! use qapi_client::blocking::Qmp;
@@ -48,7 +67,7 @@ use std::net::TcpStream;
 use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qapi_types::{AnyEvent, Event, EventMessage, QgaCommand, QmpCommand};
@@ -58,14 +77,55 @@ use crate::error::{Error, Result};
 use crate::events::RawEvent;
 use crate::qmp::Greeting;
 
-fn runtime() -> Result<Arc<Runtime>> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The runtime every blocking session of this process runs on (see the
+/// module docs): started by the first session, kept until the process
+/// exits, and started anew in a child process after `fork`, which
+/// inherits the parent's runtime without its worker thread.
+fn runtime() -> Result<&'static Runtime> {
+    /// The process that started the runtime, and the runtime, leaked:
+    /// sessions and event streams hold plain references to it, and
+    /// dropping it would wait for its worker (blocking, and in a forked
+    /// child a worker that does not exist).
+    ///
+    /// The lock is held only to look or to swap, never while a runtime
+    /// starts, so that a `fork` while another thread starts one does not
+    /// leave it held in the child.
+    static SHARED: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+    fn current(pid: u32) -> Option<&'static Runtime> {
+        match *SHARED.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((owner, runtime)) if owner == pid => Some(runtime),
+            _ => None,
+        }
+    }
+    let pid = std::process::id();
+    if let Some(runtime) = current(pid) {
+        return Ok(runtime);
+    }
+    // One worker: it reads and routes for every session, which is little
+    // work per message (decoding happens on the calling threads, in
+    // `block_on`), and sequential calls on a Unix socket skip it anyway
+    // (direct calls).
+    let fresh = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("qapi-client")
         .enable_all()
-        .build()
-        .map(Arc::new)
-        .map_err(Error::from)
+        .build()?;
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    match *shared {
+        // Another thread started one meanwhile: use that one.  Stopping
+        // ours without waiting for its worker is allowed anywhere, even
+        // inside an async runtime.
+        Some((owner, runtime)) if owner == pid => {
+            drop(shared);
+            fresh.shutdown_background();
+            Ok(runtime)
+        }
+        _ => {
+            let runtime: &'static Runtime = Box::leak(Box::new(fresh));
+            *shared = Some((pid, runtime));
+            Ok(runtime)
+        }
+    }
 }
 
 /// A connected socket for [`Qmp::connect_stream`] and
@@ -103,9 +163,8 @@ fn tokio_tcp(stream: TcpStream) -> Result<tokio::net::TcpStream> {
 /// A blocking QMP session; see [`crate::Qmp`] for what each method does.
 #[derive(Clone, Debug)]
 pub struct Qmp {
-    // Declared first so it drops before the runtime it runs on.
     session: crate::Qmp,
-    runtime: Arc<Runtime>,
+    runtime: &'static Runtime,
 }
 
 impl Qmp {
@@ -176,7 +235,7 @@ impl Qmp {
     /// See [`crate::Qmp::execute`].
     pub fn execute<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
-            .execute_blocking(command, false, None, &self.runtime)
+            .execute_blocking(command, false, None, self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_timeout`].
@@ -186,13 +245,13 @@ impl Qmp {
         timeout: Duration,
     ) -> Result<C::Returns> {
         self.session
-            .execute_blocking(command, false, Some(timeout), &self.runtime)
+            .execute_blocking(command, false, Some(timeout), self.runtime)
     }
 
     /// See [`crate::Qmp::execute_oob`].
     pub fn execute_oob<C: QmpCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
-            .execute_blocking(command, true, None, &self.runtime)
+            .execute_blocking(command, true, None, self.runtime)
     }
 
     /// See [`crate::Qmp::execute_with_fds`].
@@ -230,7 +289,7 @@ impl Qmp {
     pub fn events(&self) -> EventStream {
         EventStream {
             stream: self.session.events(),
-            runtime: Arc::clone(&self.runtime),
+            runtime: self.runtime,
         }
     }
 
@@ -242,7 +301,7 @@ impl Qmp {
     {
         EventStream {
             stream: self.session.events_named(names),
-            runtime: Arc::clone(&self.runtime),
+            runtime: self.runtime,
         }
     }
 }
@@ -252,7 +311,7 @@ impl Qmp {
 #[derive(Debug)]
 pub struct EventStream {
     stream: crate::EventStream,
-    runtime: Arc<Runtime>,
+    runtime: &'static Runtime,
 }
 
 impl EventStream {
@@ -301,7 +360,7 @@ impl EventStream {
 #[derive(Clone, Debug)]
 pub struct Qga {
     session: crate::Qga,
-    runtime: Arc<Runtime>,
+    runtime: &'static Runtime,
 }
 
 impl Qga {
@@ -363,7 +422,7 @@ impl Qga {
     /// See [`crate::Qga::execute`].
     pub fn execute<C: QgaCommand>(&self, command: &C) -> Result<C::Returns> {
         self.session
-            .execute_blocking(command, self.session.timeout(), &self.runtime)
+            .execute_blocking(command, self.session.timeout(), self.runtime)
     }
 
     /// See [`crate::Qga::execute_with_timeout`].
@@ -373,7 +432,7 @@ impl Qga {
         timeout: Duration,
     ) -> Result<C::Returns> {
         self.session
-            .execute_blocking(command, timeout, &self.runtime)
+            .execute_blocking(command, timeout, self.runtime)
     }
 
     /// See [`crate::Qga::execute_raw`].

@@ -148,6 +148,11 @@ pub(super) fn accept_frame(peer: Peer, frame: Frame) -> Result<Accepted> {
 /// Makes room in the splitter's buffer for the next read and returns how
 /// much there is.  Small reads while idle keep an idle session small; big
 /// ones once data flows (a long message, a pipelined burst).
+///
+/// While idle the buffer is kept at [`IDLE_READ`] bytes in all, not
+/// `IDLE_READ` of room after what it holds: a few bytes not scanned yet
+/// (the line end after the last message, when the reader task hands the
+/// socket to a direct call before it reads) would otherwise double it.
 #[inline]
 pub(super) fn prepare_read(splitter: &mut Splitter, busy: bool) -> usize {
     splitter.compact();
@@ -159,7 +164,7 @@ pub(super) fn prepare_read(splitter: &mut Splitter, busy: bool) -> usize {
         if buf.is_empty() && buf.capacity() > 2 * IDLE_READ {
             buf.shrink_to(IDLE_READ);
         }
-        IDLE_READ
+        IDLE_READ.saturating_sub(buf.len()).max(IDLE_READ / 2)
     };
     buf.reserve(want);
     buf.capacity() - buf.len()
@@ -213,5 +218,29 @@ pub(super) async fn read_one<R: Source>(
     match reader.next_borrowed().await? {
         Borrowed::Message(bytes) => shared.route(bytes),
         Borrowed::Sentinel => sentinel(shared.peer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_buffer_stays_small_with_a_line_end_left_in_it() {
+        let mut splitter = Splitter::new(1 << 20);
+        let room = prepare_read(&mut splitter, false);
+        assert!(room >= IDLE_READ);
+        let capacity = splitter.buffer().len() + room;
+        // A message read, and the line end after it not scanned yet.
+        splitter
+            .buffer_mut()
+            .extend_from_slice(b"{\"return\": {}}\r\n");
+        assert!(matches!(splitter.next_frame(), Some(Frame::Message(_))));
+        let room = prepare_read(&mut splitter, false);
+        assert_eq!(splitter.buffer(), b"\r\n");
+        assert_eq!(splitter.buffer_mut().capacity(), capacity);
+        assert!(room >= IDLE_READ - 2);
+        // Busy, it grows.
+        assert!(prepare_read(&mut splitter, true) >= BUSY_READ);
     }
 }
