@@ -359,7 +359,11 @@ impl Engine {
             // every call, and stays small without them.
             return Box::pin(self.call_unusual(request, id, registration)).await;
         }
-        shared.send(request, id, &IdText::new(id), in_flight > 1)?;
+        if let Err(error) = shared.send(request, id, &IdText::new(id), in_flight > 1) {
+            // Nothing of it was queued: no reply can come.
+            registration.answered();
+            return Err(error);
+        }
         let reply = (&mut registration.receiver).await.ok();
         finish(shared, request, registration, reply)
     }
@@ -389,7 +393,11 @@ impl Engine {
         tokio::select! {
             biased;
             reply = &mut registration.receiver => return finish(shared, request, registration, reply.ok()),
-            sent = sending => sent?,
+            sent = sending => if let Err(error) = sent {
+                // Not queued, or the session ended writing it.
+                registration.answered();
+                return Err(error);
+            },
         }
         if request.expect_reply {
             let reply = (&mut registration.receiver).await.ok();
