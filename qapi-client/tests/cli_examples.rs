@@ -148,3 +148,53 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+/// A fake QEMU on a fresh socket that answers the first command after
+/// the negotiation with `answer` (raw bytes; `None`: hang up instead).
+fn fake_qemu(answer: Option<&'static str>) -> (tempfile::TempDir, PathBuf) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = stream.try_clone().unwrap();
+        let mut requests = common::wire::Requests::new();
+        let greeting = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 0, "major": 10}, "package": ""}, "capabilities": []}}"#;
+        writeln!(stream, "{greeting}\r").unwrap();
+        let negotiate = requests.read(&mut reader).unwrap();
+        writeln!(
+            stream,
+            "{{\"return\": {{}}, \"id\": {}}}\r",
+            negotiate["id"]
+        )
+        .unwrap();
+        let _command = requests.read(&mut reader).unwrap();
+        if let Some(answer) = answer {
+            writeln!(stream, "{answer}\r").unwrap();
+            // Stay until the tool hangs up.
+            let _ = requests.read(&mut reader);
+        }
+    });
+    (dir, path)
+}
+
+#[test]
+fn qmp_tool_exit_statuses_on_an_id_less_error_and_a_hang_up() {
+    // QEMU's answer to a request it could not take apart has no id: it is
+    // the one call's error reply.
+    let (_dir, path) = fake_qemu(Some(
+        r#"{"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword"}}"#,
+    ));
+    let out = run("qmp", &[path.to_str().unwrap(), "query-status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("GenericError: JSON parse error"),
+        "{}",
+        text(&out.stderr)
+    );
+    // QEMU going away mid-call is a transport failure.
+    let (_dir, path) = fake_qemu(None);
+    let out = run("qmp", &[path.to_str().unwrap(), "query-status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
