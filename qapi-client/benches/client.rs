@@ -10,7 +10,8 @@
 //! client fake-server SOCKET                      serve QMP until killed
 //! client qmp SOCKET CLIENT N [--window W]        query-status, W in flight
 //! client qga SOCKET CLIENT N [--window W]        guest-ping, W in flight
-//! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
+//! client idle-memory SOCKET CONNECTIONS [--client blocking]
+//!                                                RSS per idle QMP session
 //! ```
 //!
 //! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
@@ -61,13 +62,17 @@ enum Sub {
     Qmp(Run),
     /// `guest-ping` round trips to a guest agent.
     Qga(Run),
-    /// Opens CONNECTIONS negotiated QMP sessions on one runtime and prints
-    /// the growth of this process's resident set per session.
+    /// Opens CONNECTIONS negotiated QMP sessions (async ones on one
+    /// runtime, or blocking ones) and prints the growth of this process's
+    /// resident set per session.
     IdleMemory {
         socket: PathBuf,
         connections: usize,
         #[arg(long, value_enum, default_value_t = Flavor::Multi)]
         runtime: Flavor,
+        /// `ours` (the async API) or `blocking`.
+        #[arg(long, value_enum, default_value_t = Client::Ours)]
+        client: Client,
     },
 }
 
@@ -130,7 +135,13 @@ fn main() {
             socket,
             connections,
             runtime,
-        }) => idle_memory(&socket, connections, runtime).map(|kib| {
+            client,
+        }) => match client {
+            Client::Ours => idle_memory(&socket, connections, runtime),
+            Client::Blocking => idle_memory_blocking(&socket, connections),
+            _ => Err("idle-memory measures ours or blocking".into()),
+        }
+        .map(|kib| {
             println!("kib_per_connection={kib:.2}");
         }),
     };
@@ -717,6 +728,30 @@ fn idle_memory(socket: &Path, connections: usize, flavor: Flavor) -> Result<f64>
         })
         .await?
     })
+}
+
+/// As [`idle_memory`], for blocking sessions opened from this thread.
+fn idle_memory_blocking(socket: &Path, connections: usize) -> Result<f64> {
+    let warm = qapi_client::blocking::Qmp::connect_unix(socket)?;
+    warm.execute(&qapi_types::commands::QueryStatus {})?;
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(100));
+    let before = rss_kib()?;
+    let mut sessions = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        sessions.push(qapi_client::blocking::Qmp::connect_unix(socket)?);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_kib()?;
+    for session in &sessions {
+        if session.is_closed() {
+            return Err("a session closed while idle".into());
+        }
+    }
+    eprintln!(
+        "idle-memory (blocking): VmRSS {before} KiB before, {after} KiB with {connections} sessions"
+    );
+    Ok((after.saturating_sub(before)) as f64 / connections as f64)
 }
 
 // ---- The fake QMP server ------------------------------------------------
