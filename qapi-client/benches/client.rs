@@ -10,8 +10,8 @@
 //! client fake-server SOCKET                      serve QMP until killed
 //! client qmp SOCKET CLIENT N [--window W]        query-status, W in flight
 //! client qga SOCKET CLIENT N [--window W]        guest-ping, W in flight
-//! client idle-memory SOCKET CONNECTIONS          RSS per idle QMP session
-//! client idle-memory SOCKET CONNECTIONS --blocking   the same, blocking API
+//! client idle-memory SOCKET CONNECTIONS [--client blocking]
+//!                                                RSS per idle QMP session
 //! ```
 //!
 //! CLIENT is `ours` (the async API; W tasks), `blocking` (the blocking API;
@@ -22,10 +22,13 @@
 //! short run of ours against raw on the fake server, in one process.
 //!
 //! "Raw" is the least a client can do: a blocking std socket that writes
-//! the same request bytes as our client and reads until the reply's line
-//! ends (pipelined: keeps W requests in flight, writes each batch of
-//! requests in one call and counts reply lines), without looking at the
-//! JSON.  "Ours" runs on a tokio runtime, multi-threaded by default like
+//! the least a request can be, the bytes our client writes
+//! (`{"execute":"query-status","id":N}`, ids counting up from 0 in each
+//! session, no newline after the closing brace), and reads until the
+//! reply's line ends (QEMU and qemu-ga end every reply with `\r\n`);
+//! pipelined, it keeps W requests in flight, writes each batch of requests
+//! in one call and counts reply lines, without looking at the JSON.
+//! "Ours" runs on a tokio runtime, multi-threaded by default like
 //! `#[tokio::main]` (`--runtime current` for a current-thread one), in a
 //! spawned task; pipelined, W tasks share one session, each calling in a
 //! loop.
@@ -59,17 +62,17 @@ enum Sub {
     Qmp(Run),
     /// `guest-ping` round trips to a guest agent.
     Qga(Run),
-    /// Opens CONNECTIONS negotiated QMP sessions on one runtime and prints
-    /// the growth of this process's resident set per session.
+    /// Opens CONNECTIONS negotiated QMP sessions (async ones on one
+    /// runtime, or blocking ones) and prints the growth of this process's
+    /// resident set per session.
     IdleMemory {
         socket: PathBuf,
         connections: usize,
         #[arg(long, value_enum, default_value_t = Flavor::Multi)]
         runtime: Flavor,
-        /// Blocking sessions (`qapi_client::blocking`), opened from this
-        /// thread, each after one call; `--runtime` is then ignored.
-        #[arg(long)]
-        blocking: bool,
+        /// `ours` (the async API) or `blocking`.
+        #[arg(long, value_enum, default_value_t = Client::Ours)]
+        client: Client,
     },
 }
 
@@ -132,11 +135,11 @@ fn main() {
             socket,
             connections,
             runtime,
-            blocking,
-        }) => if blocking {
-            idle_memory_blocking(&socket, connections)
-        } else {
-            idle_memory(&socket, connections, runtime)
+            client,
+        }) => match client {
+            Client::Ours => idle_memory(&socket, connections, runtime),
+            Client::Blocking => idle_memory_blocking(&socket, connections),
+            _ => Err("idle-memory measures ours or blocking".into()),
         }
         .map(|kib| {
             println!("kib_per_connection={kib:.2}");
@@ -307,21 +310,17 @@ enum Wait {
     InPoll,
 }
 
-/// The raw loop: request bytes as our client writes them (a 16-digit id,
-/// like the random ids our client counts up from), reply lines counted.
+/// The raw loop: request bytes as our client writes them (see
+/// [`Requests`]), reply lines counted.
 fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize, wait: Wait) -> Result<f64> {
     let mut stream = UnixStream::connect(socket)?;
     let mut buf = vec![0u8; 64 * 1024];
-    let name = match protocol {
-        Protocol::Qmp => {
-            read_lines(&mut stream, &mut buf, 1)?; // greeting
-            stream.write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")?;
-            read_lines(&mut stream, &mut buf, 1)?;
-            "query-status"
-        }
-        Protocol::Qga => "guest-ping",
-    };
-    let mut requests = Requests::new(name);
+    let mut requests = Requests::new(protocol);
+    if protocol == Protocol::Qmp {
+        read_lines(&mut stream, &mut buf, 1)?; // greeting
+        stream.write_all(&requests.capabilities())?;
+        read_lines(&mut stream, &mut buf, 1)?;
+    }
     let mut out = Vec::with_capacity(64 * window);
     for _ in 0..WARM_UP {
         out.clear();
@@ -354,35 +353,50 @@ fn raw(protocol: Protocol, socket: &Path, count: usize, window: usize, wait: Wai
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The raw loops' requests: the bytes our client writes, with a 16-digit
-/// id like the random ids it counts up from.
+/// The raw loops' requests, the least a request can be and the bytes our
+/// client writes: `{"execute":"query-status","id":N}`, with ids counting
+/// up from 0 in each session (a QMP session's `qmp_capabilities` takes
+/// id 0) and nothing after the closing brace (QEMU reads a request one
+/// byte per `recvmsg`, so each byte costs it a system call).
 struct Requests {
     name: &'static str,
-    id: u64,
+    next_id: u64,
 }
 
 impl Requests {
-    fn new(name: &'static str) -> Requests {
-        Requests {
-            name,
-            id: FIRST_ID - 1,
-        }
+    fn new(protocol: Protocol) -> Requests {
+        let name = match protocol {
+            Protocol::Qmp => "query-status",
+            Protocol::Qga => "guest-ping",
+        };
+        Requests { name, next_id: 0 }
+    }
+
+    /// The QMP negotiation, `{"execute":"qmp_capabilities","id":0}`; only
+    /// as a session's first request.
+    fn capabilities(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_request(&mut out, "qmp_capabilities", self.take_id());
+        out
+    }
+
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// Appends the next request.
     fn push(&mut self, out: &mut Vec<u8>) {
-        self.id += 1;
-        push_request(out, self.name, self.id);
+        let id = self.take_id();
+        push_request(out, self.name, id);
     }
 }
 
-/// Appends request `id` for command `name`, as our client writes it.
+/// Appends request `id` for command `name`, as our client writes it: no
+/// spaces, and nothing after the closing brace.
 fn push_request(out: &mut Vec<u8>, name: &str, id: u64) {
-    writeln!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
+    write!(out, "{{\"execute\":\"{name}\",\"id\":{id}}}").expect("write to a Vec");
 }
-
-/// The first id of the raw loops' requests.
-const FIRST_ID: u64 = 0x000F_1234_0000_0001;
 
 /// A raw pipelined loop's window: tops it up to `window` requests in
 /// flight, counts reply lines.
@@ -435,9 +449,9 @@ async fn tokio_raw(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(socket).await?;
     let mut buf = vec![0u8; 64 * 1024];
-    let name = tokio_handshake(protocol, &mut stream, &mut buf).await?;
+    let mut requests = Requests::new(protocol);
+    tokio_handshake(protocol, &mut stream, &mut buf, &mut requests).await?;
     let mut out = Vec::new();
-    let mut requests = Requests::new(name);
     if window > 1 {
         // As the raw pipelined loop.
         let mut pipeline = Pipeline::new(count, window);
@@ -479,25 +493,21 @@ async fn read_line(stream: &mut tokio::net::UnixStream, buf: &mut [u8]) -> Resul
     }
 }
 
-/// Negotiates a QMP session (a guest agent needs nothing); returns the
-/// command the tokio loops time.
+/// Negotiates a QMP session (a guest agent needs nothing), with the
+/// first of `requests`' ids.
 async fn tokio_handshake(
     protocol: Protocol,
     stream: &mut tokio::net::UnixStream,
     buf: &mut [u8],
-) -> Result<&'static str> {
+    requests: &mut Requests,
+) -> Result<()> {
     use tokio::io::AsyncWriteExt;
-    Ok(match protocol {
-        Protocol::Qmp => {
-            read_line(stream, buf).await?;
-            stream
-                .write_all(b"{\"execute\":\"qmp_capabilities\",\"id\":1}\n")
-                .await?;
-            read_line(stream, buf).await?;
-            "query-status"
-        }
-        Protocol::Qga => "guest-ping",
-    })
+    if protocol == Protocol::Qmp {
+        read_line(stream, buf).await?;
+        stream.write_all(&requests.capabilities()).await?;
+        read_line(stream, buf).await?;
+    }
+    Ok(())
 }
 
 /// The least a session shared by `window` tasks can do on tokio, the
@@ -574,11 +584,12 @@ async fn tokio_mux(
 
     let mut stream = tokio::net::UnixStream::connect(socket).await?;
     let mut buf = vec![0u8; 64 * 1024];
-    let name = tokio_handshake(protocol, &mut stream, &mut buf).await?;
+    let mut requests = Requests::new(protocol);
+    tokio_handshake(protocol, &mut stream, &mut buf, &mut requests).await?;
     let (mut read_half, mut write_half) = stream.into_split();
     let mux = Arc::new(Mux {
-        name,
-        next_id: AtomicU64::new(FIRST_ID),
+        name: requests.name,
+        next_id: AtomicU64::new(requests.next_id),
         waiting: Mutex::new(Some(Waiting::default())),
         queued: Mutex::default(),
         queued_some: Notify::new(),
