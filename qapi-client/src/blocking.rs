@@ -226,6 +226,20 @@ impl Qmp {
         self.session.close();
     }
 
+    /// A handle whose every call has time limit `timeout`; see
+    /// [`crate::Qmp::with_timeout`].
+    pub fn with_timeout(&self, timeout: Option<Duration>) -> Qmp {
+        Qmp {
+            session: self.session.with_timeout(timeout),
+            runtime: self.runtime,
+        }
+    }
+
+    /// See [`crate::Qmp::unclaimed_errors`].
+    pub fn unclaimed_errors(&self) -> u64 {
+        self.session.unclaimed_errors()
+    }
+
     /// Blocks until the session ends and returns the reason; see
     /// [`crate::Qmp::closed`].
     pub fn closed(&self) -> Error {
@@ -453,6 +467,25 @@ impl Qga {
     /// See [`crate::Qga::close`].
     pub fn close(&self) {
         self.session.close();
+    }
+
+    /// A handle whose every call has time limit `timeout`; see
+    /// [`crate::Qga::with_timeout`].
+    pub fn with_timeout(&self, timeout: Duration) -> Qga {
+        Qga {
+            session: self.session.with_timeout(timeout),
+            runtime: self.runtime,
+        }
+    }
+
+    /// See [`crate::Qga::echoes_ids`].
+    pub fn echoes_ids(&self) -> bool {
+        self.session.echoes_ids()
+    }
+
+    /// See [`crate::Qga::unclaimed_errors`].
+    pub fn unclaimed_errors(&self) -> u64 {
+        self.session.unclaimed_errors()
     }
 
     /// Blocks until the session ends and returns the reason; see

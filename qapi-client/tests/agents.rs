@@ -308,3 +308,31 @@ fn the_qga_tool_keeps_its_exit_statuses_with_old_agents_and_no_reply_commands() 
         );
     }
 }
+
+#[test]
+fn a_blocking_session_works_with_an_agent_without_ids() {
+    let (_dir, path, seen) = fake_agent(false, old_agent);
+    let qga = qapi_client::blocking::Qga::connect_unix(&path).unwrap();
+    assert!(!qga.echoes_ids());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let qga = qga.clone();
+            std::thread::spawn(move || qga.execute(&g::GuestInfo {}).unwrap().version)
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), "2.8.0");
+    }
+    assert!(!seen.lock().unwrap().pipelined);
+    // (The sync after a call that gave up goes out while the agent still
+    // works on that call: that is what the sync is for.)
+    let late = qga
+        .with_timeout(Duration::from_millis(100))
+        .execute(&g::GuestGetTime {})
+        .unwrap_err();
+    assert!(
+        matches!(late, Error::Timeout { sent: true, .. }),
+        "{late:?}"
+    );
+    assert_eq!(qga.execute(&g::GuestInfo {}).unwrap().version, "2.8.0");
+}
