@@ -5,6 +5,7 @@
 //! flight all get every reply, each to its own call.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -167,10 +168,20 @@ async fn a_peer_that_stops_reading_lets_calls_time_out_and_then_hangs_up() {
     let limit = Duration::from_millis(300);
     let started = std::time::Instant::now();
     match qmp.execute_with_timeout(&big, limit).await {
-        Err(Error::Timeout { .. }) => {}
+        // Begun: the socket took what it could.
+        Err(Error::Timeout { sent: true, .. }) => {}
         other => panic!("expected a time-out, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(3));
+    // A request with file descriptors waits for the socket to itself, and
+    // gives up without sending anything.
+    let fd = std::fs::File::open("/dev/null").unwrap();
+    let getfd = c::Getfd::new("fd0");
+    let limited = qmp.with_timeout(Some(Duration::from_millis(200)));
+    match limited.execute_with_fds(&getfd, &[fd.as_fd()]).await {
+        Err(Error::Timeout { sent: false, .. }) => {}
+        other => panic!("expected a time-out before sending, got {other:?}"),
+    }
     // The session is stuck behind the unwritten request; hanging up must
     // fail a waiting call at once rather than at its 10 s limit.
     let waiting = tokio::spawn({

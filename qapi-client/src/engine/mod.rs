@@ -377,6 +377,7 @@ impl Engine {
         mut registration: Registration<'_>,
     ) -> Reply {
         let shared = &self.shared;
+        let began = AtomicBool::new(false);
         let sending = async {
             if request.fds.is_empty() {
                 let written = shared.send(request, id, &IdText::new(id), false)?;
@@ -385,14 +386,25 @@ impl Engine {
                 }
                 Ok(())
             } else {
-                shared.send_with_fds(request, id).await
+                shared.send_with_fds(request, id, &began).await
             }
         };
         // The time limit (or the session's end) may come first: the
         // request is then taken back if none of it was written.
         tokio::select! {
             biased;
-            reply = &mut registration.receiver => return finish(shared, request, registration, reply.ok()),
+            reply = &mut registration.receiver => {
+                if !request.fds.is_empty() && !began.load(Ordering::Relaxed) {
+                    // It gave up waiting for the socket: nothing was sent.
+                    registration.answered();
+                    return match reply.ok() {
+                        Some(Err(Error::Timeout { .. })) => Err(timeout_error(request, false)),
+                        Some(reply) => reply,
+                        None => Err(shared.closed_error()),
+                    };
+                }
+                return finish(shared, request, registration, reply.ok());
+            }
             sent = sending => if let Err(error) = sent {
                 // Not queued, or the session ended writing it.
                 registration.answered();

@@ -424,7 +424,14 @@ impl Shared {
 
     /// Sends a request with file descriptors in one `sendmsg` of its own,
     /// once everything queued before it is out.
-    pub(super) async fn send_with_fds(&self, request: &Request<'_>, id: u64) -> Result<()> {
+    /// `began` is set once the request starts to go out (until then, a
+    /// call that gives up has sent nothing).
+    pub(super) async fn send_with_fds(
+        &self,
+        request: &Request<'_>,
+        id: u64,
+        began: &std::sync::atomic::AtomicBool,
+    ) -> Result<()> {
         let mut bytes = Vec::new();
         encode_request(&mut bytes, request, &IdText::new(id))?;
         trace!(peer = self.peer.name(), id, request = %Redacted(&bytes), "send");
@@ -470,6 +477,7 @@ impl Shared {
                 "file descriptors can only be passed over a Unix socket".into(),
             ));
         };
+        began.store(true, std::sync::atomic::Ordering::Relaxed);
         half.send_with_fds(&bytes, request.fds)
             .await
             .map_err(|e| self.write_failed(e))
