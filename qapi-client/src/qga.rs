@@ -28,6 +28,7 @@ pub struct QgaBuilder {
     timeout: Duration,
     no_reply_grace: Duration,
     max_message_size: usize,
+    recorder: Option<crate::Recorder>,
     /// Set by the blocking client (see `Engine::call_blocking`).
     direct: bool,
 }
@@ -38,6 +39,7 @@ impl Default for QgaBuilder {
             timeout: Duration::from_secs(10),
             no_reply_grace: Duration::from_secs(1),
             max_message_size: 16 << 20,
+            recorder: None,
             direct: false,
         }
     }
@@ -54,6 +56,13 @@ impl QgaBuilder {
     /// a guest may be dead or hostile.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Records every message of the session (the syncs included) with `recorder`, as a transcript `qapi-testkit` replays;
+    /// secrets hidden as in the `TRACE` log.  See [`Recorder`](crate::Recorder).
+    pub fn record(mut self, recorder: crate::Recorder) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -127,7 +136,11 @@ impl QgaBuilder {
             event_capacity: 1,
             no_reply_grace: self.no_reply_grace,
             keep_early_events: false,
+            recorder: self.recorder.clone(),
         };
+        if let Some(recorder) = &self.recorder {
+            recorder.start("qga");
+        }
         let reader = MessageReader::new(read, Peer::Qga, self.max_message_size);
         let qga = Qga {
             inner: Arc::new(Inner {

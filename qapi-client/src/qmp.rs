@@ -50,6 +50,7 @@ pub struct QmpBuilder {
     event_capacity: usize,
     oob: bool,
     keep_early_events: bool,
+    recorder: Option<crate::Recorder>,
     /// Set by the blocking client (see `Engine::call_blocking`).
     direct: bool,
 }
@@ -64,6 +65,7 @@ impl Default for QmpBuilder {
             event_capacity: 1024,
             oob: false,
             keep_early_events: false,
+            recorder: None,
             direct: false,
         }
     }
@@ -157,6 +159,14 @@ impl QmpBuilder {
         self
     }
 
+    /// Records every message of the session (greeting and negotiation
+    /// included) with `recorder`, as a transcript `qapi-testkit` replays;
+    /// secrets hidden as in the `TRACE` log.  See [`Recorder`](crate::Recorder).
+    pub fn record(mut self, recorder: crate::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// Lets blocking calls use the socket themselves (the blocking client).
     pub(crate) fn direct(mut self, direct: bool) -> Self {
         self.direct = direct;
@@ -219,8 +229,14 @@ impl QmpBuilder {
         R: Source + Send + 'static,
     {
         let mut reader = MessageReader::new(read, Peer::Qmp, self.max_message_size);
+        if let Some(recorder) = &self.recorder {
+            recorder.start("qmp");
+        }
         let greeting = match reader.next().await? {
             Read::Message(bytes) => {
+                if let Some(recorder) = &self.recorder {
+                    recorder.message(false, &bytes);
+                }
                 serde_json::from_slice::<GreetingMessage>(&bytes)
                     .map_err(|e| Error::Protocol(format!("expected the QMP greeting: {e}").into()))?
                     .qmp
@@ -235,6 +251,7 @@ impl QmpBuilder {
             event_capacity: self.event_capacity,
             no_reply_grace: self.no_reply_grace,
             keep_early_events: self.keep_early_events,
+            recorder: self.recorder.clone(),
         };
         let qmp = Qmp {
             inner: Arc::new(Inner {

@@ -129,7 +129,7 @@ impl fmt::Display for Redacted<'_> {
 }
 
 /// Hides the secrets of a parsed message, in place.
-fn redact(message: &mut Value) {
+pub(crate) fn redact(message: &mut Value) {
     hide_everywhere(message);
     let Value::Object(members) = message else {
         return;

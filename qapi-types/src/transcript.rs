@@ -12,7 +12,7 @@
 //!
 //! [`validate`] decodes every message with the typed bindings: a request's
 //! arguments (which must encode back to the same JSON), the reply to the
-//! request before it, and events.
+//! request with its `id` (else the request before it), and events.
 
 use serde_json::Value;
 
@@ -117,8 +117,10 @@ pub fn validate(
     decode_event: impl Fn(Value) -> Result<bool, String>,
 ) -> Report {
     let mut report = Report::default();
-    // The command the next reply answers, if known.
+    // The command the next reply answers, if known: the request before it,
+    // or the request with the reply's `id` (pipelined requests).
     let mut pending: Option<(String, Option<CommandCodec>)> = None;
+    let mut by_id: Vec<(Value, (String, Option<CommandCodec>))> = Vec::new();
     for message in messages {
         let value = match &message.json {
             Ok(v) => v.clone(),
@@ -145,12 +147,15 @@ pub fn validate(
                     pending = None;
                     continue;
                 };
-                let Some(c) = codec(name) else {
+                let known = codec(name);
+                pending = Some((name.to_owned(), known));
+                if let Some(id) = value.get("id") {
+                    by_id.push((id.clone(), (name.to_owned(), known)));
+                }
+                let Some(c) = known else {
                     report.unknown.push((message.line, name.to_owned()));
-                    pending = Some((name.to_owned(), None));
                     continue;
                 };
-                pending = Some((name.to_owned(), Some(c)));
                 let arguments = value
                     .get("arguments")
                     .cloned()
@@ -178,7 +183,12 @@ pub fn validate(
                         Err(why) => fail(&mut report, &event, why),
                     }
                 } else if let Some(ret) = value.get("return") {
-                    match &pending {
+                    let answered = value
+                        .get("id")
+                        .and_then(|id| by_id.iter().rev().find(|(known, _)| known == id))
+                        .map(|(_, request)| request)
+                        .or(pending.as_ref());
+                    match answered {
                         Some((_, Some(c))) => match c.decode_return(ret.clone()) {
                             Ok(()) => report.decoded += 1,
                             Err(why) => fail(&mut report, c.name, format!("return: {why}")),

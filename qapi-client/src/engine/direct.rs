@@ -528,8 +528,7 @@ impl Engine {
             };
             let mut unregistered = None;
             let read = side.read_some(shared, lease, how, &mut |bytes| {
-                if decoded.is_none()
-                    && take_reply(bytes, &reply_end, &decode, &mut decoded, shared.peer)
+                if decoded.is_none() && take_reply(bytes, &reply_end, &decode, &mut decoded, shared)
                 {
                     return true;
                 }
@@ -590,7 +589,7 @@ pub(super) fn take_reply<T>(
     reply_end: &ReplyEnd,
     decode: &impl Fn(&str) -> Option<T>,
     slot: &mut Option<T>,
-    peer: Peer,
+    shared: &Shared,
 ) -> bool {
     // The plain form (`plain_reply_parts`) with this call's id, compared
     // as text rather than parsed.
@@ -605,7 +604,8 @@ pub(super) fn take_reply<T>(
     };
     *slot = decode(text);
     if slot.is_some() {
-        trace!(peer = peer.name(), message = %Redacted(bytes), "receive");
+        trace!(peer = shared.peer.name(), message = %Redacted(bytes), "receive");
+        shared.record(false, bytes);
     }
     slot.is_some()
 }

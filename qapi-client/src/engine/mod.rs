@@ -140,6 +140,8 @@ pub(crate) struct EngineConfig {
     pub no_reply_grace: Duration,
     /// Keeps the events that arrive before the first subscription for it.
     pub keep_early_events: bool,
+    /// Where messages are recorded, if anywhere.
+    pub recorder: Option<crate::record::Recorder>,
 }
 
 /// State shared by the handles and the reader and flusher tasks.
@@ -169,9 +171,17 @@ pub(crate) struct Shared {
     /// [`Engine::unclaimed_errors`]).
     unclaimed_errors: AtomicU64,
     no_reply_grace: Duration,
+    recorder: Option<crate::record::Recorder>,
 }
 
 impl Shared {
+    /// Records a message sent (`from_client`) or received, when recording.
+    fn record(&self, from_client: bool, bytes: &[u8]) {
+        if let Some(recorder) = &self.recorder {
+            recorder.message(from_client, bytes);
+        }
+    }
+
     /// Whether the peer echoes request ids (see [`Shared::echoes_ids`]).
     fn echoes_ids(&self) -> bool {
         self.echoes_ids.load(Ordering::Acquire)
@@ -268,6 +278,7 @@ impl Engine {
             serial_turn: tokio::sync::Mutex::new(()),
             unclaimed_errors: AtomicU64::new(0),
             no_reply_grace: config.no_reply_grace,
+            recorder: config.recorder.clone(),
         });
         let reader = match (unix_reader, reader) {
             (Some(unix_reader), _) => {

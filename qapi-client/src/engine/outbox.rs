@@ -375,6 +375,7 @@ impl Shared {
             request = %Redacted(&added[request.prefix.len()..]),
             "send"
         );
+        self.record(true, &added[request.prefix.len()..]);
         if outbox.handed_over || outbox.exclusive {
             return Ok(false);
         }
@@ -435,6 +436,7 @@ impl Shared {
         let mut bytes = Vec::new();
         encode_request(&mut bytes, request, &IdText::new(id))?;
         trace!(peer = self.peer.name(), id, request = %Redacted(&bytes), "send");
+        self.record(true, &bytes);
         // Take the socket for this request alone.
         loop {
             let drained = self.drained.notified();

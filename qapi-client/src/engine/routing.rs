@@ -272,6 +272,7 @@ impl Shared {
     /// Routes one message.  An error means the session must close.
     pub(super) fn route(&self, bytes: &[u8]) -> Result<()> {
         trace!(peer = self.peer.name(), message = %Redacted(bytes), "receive");
+        self.record(false, bytes);
         if let Some((value, id)) = plain_reply_parts(bytes) {
             // Checked when decoded (see `ReturnValue::Plain`).
             self.deliver(id, Ok(ReturnValue::Plain(PlainReply::new(bytes, value))));

@@ -127,6 +127,7 @@ fn config(peer: Peer) -> EngineConfig {
         event_capacity: 1,
         direct: false,
         no_reply_grace: Duration::from_millis(200),
+        recorder: None,
         keep_early_events: false,
     }
 }

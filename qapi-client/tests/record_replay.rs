@@ -1,0 +1,156 @@
+//! Record a session against real QEMU (10.0 on `PATH`) and real qemu-ga,
+//! replay the recording with `qapi-testkit`, and drive the replay with the
+//! same client code: the typed results must be the same, and the replay
+//! must report that every request matched.
+
+mod common;
+
+use std::time::Duration;
+
+use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder, Recorder};
+use qapi_testkit::{Protocol, Replay, Transcript};
+use qapi_types::commands as c;
+use qapi_types::events::{JobStatusChange, Stop};
+use qapi_types::{
+    BlockdevCreateOptionsBranch, BlockdevCreateOptionsFile, BlockdevOptions, BlockdevOptionsBranch,
+    Event, JobStatus,
+};
+
+/// What a VM manager's code might do: queries, a node added (and added
+/// again: an error reply), a block job awaited through its events, a pause
+/// awaited through its event.  Returns every typed result, as text.
+async fn qmp_scenario(qmp: &Qmp, image: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let version = qmp.execute(&c::QueryVersion {}).await.unwrap();
+    seen.push(format!("{version:?}"));
+    seen.push(format!(
+        "{:?}",
+        qmp.execute(&c::QueryStatus {}).await.unwrap()
+    ));
+    let node = BlockdevOptions {
+        node_name: Some("null0".into()),
+        ..BlockdevOptions::new(BlockdevOptionsBranch::NullCo(Default::default()))
+    };
+    seen.push(format!(
+        "{:?}",
+        qmp.execute(&c::BlockdevAdd(node.clone())).await.unwrap()
+    ));
+    match qmp.execute(&c::BlockdevAdd(node)).await {
+        Err(Error::Qmp(e)) => seen.push(format!("error {:?}: {}", e.class, e.desc)),
+        other => panic!("adding the node twice: {other:?}"),
+    }
+    let mut jobs = qmp.events_named([JobStatusChange::NAME]);
+    let file = BlockdevCreateOptionsFile::new(image, 1 << 20);
+    qmp.execute(&c::BlockdevCreate::new(
+        "j1",
+        BlockdevCreateOptionsBranch::File(file),
+    ))
+    .await
+    .unwrap();
+    let concluded = jobs
+        .wait_for::<JobStatusChange>(Duration::from_secs(30), |change| {
+            change.id == "j1" && change.status == JobStatus::Concluded
+        })
+        .await
+        .unwrap();
+    seen.push(format!("{:?}", concluded.event));
+    qmp.execute(&c::JobDismiss::new("j1")).await.unwrap();
+    let mut events = qmp.events();
+    qmp.execute(&c::Stop {}).await.unwrap();
+    let stop = events
+        .wait_for::<Stop>(Duration::from_secs(10), |_| true)
+        .await
+        .unwrap();
+    seen.push(format!("{:?}", stop.event));
+    seen.push(format!(
+        "{:?}",
+        qmp.execute(&c::QueryStatus {}).await.unwrap()
+    ));
+    seen
+}
+
+#[tokio::test]
+async fn a_recorded_qemu_session_replays_with_identical_typed_results() {
+    let Some(qemu) = common::qemu(
+        "a_recorded_qemu_session_replays_with_identical_typed_results",
+        &["-M", "none"],
+    ) else {
+        return;
+    };
+    let image = qemu.dir.path().join("disk.img").display().to_string();
+    let recorder = Recorder::in_memory();
+    let qmp = QmpBuilder::new()
+        .record(recorder.clone())
+        .connect_unix(&qemu.socket)
+        .await
+        .unwrap();
+    let live = qmp_scenario(&qmp, &image).await;
+    drop(qmp);
+    let text = recorder.text().unwrap();
+    let transcript = Transcript::parse(&text).unwrap();
+    assert_eq!(transcript.protocol, Some(Protocol::Qmp));
+    let events = transcript
+        .entries
+        .iter()
+        .filter(|e| e.message.get("event").is_some())
+        .count();
+    assert!(events >= 6, "job and STOP events recorded: {text}");
+
+    let (stream, server) = Replay::new(transcript).check_schema().in_memory();
+    let qmp = Qmp::builder().connect_stream(stream).await.unwrap();
+    let replayed = qmp_scenario(&qmp, &image).await;
+    drop(qmp);
+    assert_eq!(replayed, live);
+    let report = server.report().await;
+    report.assert_clean();
+    // Every request of the recording, the negotiation aside, was made.
+    assert_eq!(report.matched, 8, "{report}");
+    println!(
+        "record/replay: QEMU session of {} messages ({events} events) replayed: {report}",
+        text.lines().count() - 1
+    );
+}
+
+async fn qga_scenario(qga: &Qga) -> Vec<String> {
+    use qga_types::commands as g;
+    let mut seen = vec![
+        format!("{:?}", qga.execute(&g::GuestPing {}).await.unwrap()),
+        format!("{:?}", qga.execute(&g::GuestInfo {}).await.unwrap()),
+        format!("{:?}", qga.execute(&g::GuestGetHostName {}).await.unwrap()),
+        format!("{:?}", qga.execute(&g::GuestGetOsinfo {}).await.unwrap()),
+    ];
+    // Not on the test agent's allow list: an error reply.
+    match qga.execute(&g::GuestGetTime {}).await {
+        Err(Error::Qmp(e)) => seen.push(format!("error {:?}: {}", e.class, e.desc)),
+        other => panic!("a command the agent disables: {other:?}"),
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_recorded_guest_agent_session_replays_with_identical_typed_results() {
+    let Some(agent) =
+        common::qemu_ga("a_recorded_guest_agent_session_replays_with_identical_typed_results")
+    else {
+        return;
+    };
+    let recorder = Recorder::in_memory();
+    let qga = QgaBuilder::new()
+        .record(recorder.clone())
+        .connect_unix(&agent.socket)
+        .await
+        .unwrap();
+    let live = qga_scenario(&qga).await;
+    drop(qga);
+    let transcript = Transcript::parse(&recorder.text().unwrap()).unwrap();
+    assert_eq!(transcript.protocol, Some(Protocol::Qga));
+
+    let (stream, server) = Replay::new(transcript).check_schema().in_memory();
+    let qga = Qga::builder().connect_stream(stream).await.unwrap();
+    let replayed = qga_scenario(&qga).await;
+    drop(qga);
+    assert_eq!(replayed, live);
+    let report = server.report().await;
+    report.assert_clean();
+    assert_eq!(report.matched, 5, "{report}");
+}
