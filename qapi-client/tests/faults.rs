@@ -5,81 +5,26 @@
 use std::time::{Duration, Instant};
 
 use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder};
+use qapi_testkit::script::{Script, QMP_GREETING};
 use qapi_types::commands as c;
 use qapi_types::AnyEvent;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
 mod common;
 
-const GREETING: &[u8] = br#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": "fake"}, "capabilities": ["oob"]}}"#;
-
-/// The server side of the fake connection.
+/// The server side of a hand-driven fake connection (for the one case a
+/// script cannot say: a peer that reads nothing until told to).
 struct Fake {
     stream: DuplexStream,
     /// Bytes read but not yet taken as a request.
     pending: common::wire::Requests,
 }
 
-impl Fake {
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    async fn send_line(&mut self, bytes: &[u8]) {
-        self.send(bytes).await;
-        self.send(b"\r\n").await;
-    }
-
-    /// The next request, without a leading 0xFF.
-    async fn request(&mut self) -> Value {
-        self.pending
-            .read_async(&mut self.stream)
-            .await
-            .expect("client closed")
-    }
-
-    /// Answers the next request with `return` echoing its id.
-    async fn answer(&mut self, value: Value) -> Value {
-        let request = self.request().await;
-        let reply = json!({ "return": value, "id": request["id"] });
-        self.send_line(reply.to_string().as_bytes()).await;
-        request
-    }
-
-    /// Greeting and capabilities negotiation.
-    async fn handshake(&mut self) {
-        self.send_line(GREETING).await;
-        let request = self.answer(json!({})).await;
-        assert_eq!(request["execute"], "qmp_capabilities");
-    }
-}
-
-fn pair() -> (DuplexStream, Fake) {
-    let (client, server) = tokio::io::duplex(64 * 1024);
-    (
-        client,
-        Fake {
-            stream: server,
-            pending: common::wire::Requests::new(),
-        },
-    )
-}
-
-/// A negotiated QMP session over a fake server that `script` then drives.
-async fn qmp_with<F, Fut>(builder: QmpBuilder, script: F) -> Qmp
-where
-    F: FnOnce(Fake) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        fake.handshake().await;
-        script(fake).await;
-    });
-    let qmp = builder.connect_stream(client).await.unwrap();
-    drop(server); // keeps running; the script owns the fake
-    qmp
+/// A negotiated QMP session on a fake playing `script`.
+async fn qmp_with(builder: QmpBuilder, script: Script) -> Qmp {
+    let (stream, _fake) = script.in_memory();
+    builder.connect_stream(stream).await.unwrap()
 }
 
 fn quick() -> QmpBuilder {
@@ -90,11 +35,10 @@ fn quick() -> QmpBuilder {
 
 #[tokio::test]
 async fn garbage_closes_the_qmp_session_with_a_protocol_error() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        fake.request().await;
-        fake.send_line(b"this is not JSON").await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
+    let qmp = qmp_with(
+        quick(),
+        Script::qmp().request().send_line("this is not JSON"),
+    )
     .await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(matches!(error, Error::Protocol(_)), "{error:?}");
@@ -105,19 +49,9 @@ async fn garbage_closes_the_qmp_session_with_a_protocol_error() {
 
 #[tokio::test]
 async fn invalid_utf8_is_a_protocol_error() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        let reply = format!(
-            "{{\"return\": {{\"status\": \"\u{1}\"}}, \"id\": {}}}",
-            request["id"]
-        );
-        let mut bytes = reply.into_bytes();
-        let at = bytes.iter().position(|&b| b == 1).unwrap();
-        bytes[at] = 0xC3; // a lone lead byte
-        fake.send_line(&bytes).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    // A lone lead byte in a string.
+    let reply = b"{\"return\": {\"status\": \"\xc3\"}, \"id\": @id}";
+    let qmp = qmp_with(quick(), Script::qmp().request().send_line(reply)).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(
         matches!(&error, Error::Protocol(why) if why.contains("UTF-8") || why.contains("unicode")),
@@ -127,15 +61,12 @@ async fn invalid_utf8_is_a_protocol_error() {
 
 #[tokio::test]
 async fn truncated_json_runs_into_the_time_limit() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        // A reply cut short, then more data: it never balances.
-        fake.send_line(b"{\"return\": {\"running\": true").await;
-        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    // A reply cut short, then more data: it never balances.
+    let script = Script::qmp()
+        .request()
+        .send_line(r#"{"return": {"running": true"#)
+        .send_line(r#"{"return": {}, "id": @id}"#);
+    let qmp = qmp_with(quick(), script).await;
     let started = Instant::now();
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
@@ -144,12 +75,11 @@ async fn truncated_json_runs_into_the_time_limit() {
 
 #[tokio::test]
 async fn disconnect_mid_reply_fails_the_call_at_once() {
-    let qmp = qmp_with(QmpBuilder::new(), |mut fake| async move {
-        fake.request().await;
-        fake.send(b"{\"return\": {\"running\": tr").await;
-        // Dropping the fake closes the stream.
-    })
-    .await;
+    let script = Script::qmp()
+        .request()
+        .send(r#"{"return": {"running": tr"#)
+        .hang_up();
+    let qmp = qmp_with(QmpBuilder::new(), script).await;
     let started = Instant::now();
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(
@@ -162,25 +92,15 @@ async fn disconnect_mid_reply_fails_the_call_at_once() {
 #[tokio::test]
 async fn a_message_over_the_limit_closes_the_session_with_bounded_memory() {
     let limit = 64 * 1024;
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        fake.handshake().await;
-        fake.request().await;
-        fake.send(b"{\"return\": \"").await;
-        // An endless line: the client must give up, not buffer it.
-        let chunk = vec![b'x'; 16 * 1024];
-        let mut written = 0usize;
-        while fake.stream.write_all(&chunk).await.is_ok() {
-            written += chunk.len();
-            if written > 256 << 20 {
-                break;
-            }
-        }
-        written
-    });
+    // An endless line: the client must give up, not buffer it.
+    let script = Script::qmp()
+        .request()
+        .send(r#"{"return": ""#)
+        .flood(b'x', 256 << 20);
+    let (stream, fake) = script.in_memory();
     let qmp = QmpBuilder::new()
         .max_message_size(limit)
-        .connect_stream(client)
+        .connect_stream(stream)
         .await
         .unwrap();
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
@@ -189,7 +109,7 @@ async fn a_message_over_the_limit_closes_the_session_with_bounded_memory() {
         "{error:?}"
     );
     drop(qmp);
-    let written = server.await.unwrap();
+    let written = fake.report().await.flooded;
     // The client stopped reading soon after the limit: what the server got
     // out is the limit plus the stream's buffers, not the 256 MiB it tried.
     assert!(written < limit + 512 * 1024, "server wrote {written} bytes");
@@ -197,18 +117,13 @@ async fn a_message_over_the_limit_closes_the_session_with_bounded_memory() {
 
 #[tokio::test]
 async fn wrong_ids_time_out_and_the_session_goes_on() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        let wrong = request["id"].as_u64().unwrap() + 1000;
-        fake.send_line(format!("{{\"return\": {{}}, \"id\": {wrong}}}").as_bytes())
-            .await;
-        fake.send_line(b"{\"return\": {}, \"id\": \"not ours\"}")
-            .await;
-        fake.answer(json!({"running": true, "status": "running"}))
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    // Ids count from 0 (the negotiation): `stop` is 1.
+    let script = Script::qmp()
+        .request()
+        .send_line(r#"{"return": {}, "id": 1001}"#)
+        .send_line(r#"{"return": {}, "id": "not ours"}"#)
+        .answer(json!({"running": true, "status": "running"}));
+    let qmp = qmp_with(quick(), script).await;
     let error = qmp.execute(&c::Stop {}).await.unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
     let status = qmp.execute(&c::QueryStatus {}).await.unwrap();
@@ -217,64 +132,50 @@ async fn wrong_ids_time_out_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn duplicate_and_unsolicited_replies_are_dropped() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        fake.send_line(b"{\"return\": {}, \"id\": 12345}").await;
-        fake.send_line(
-            b"{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}",
-        )
-        .await;
-        let request = fake.request().await;
-        let reply = format!(
-            "{{\"return\": {{\"running\": false, \"status\": \"paused\"}}, \"id\": {}}}",
-            request["id"]
-        );
-        fake.send_line(reply.as_bytes()).await;
-        fake.send_line(reply.as_bytes()).await; // a duplicate
-        fake.answer(json!({"running": true, "status": "running"}))
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let paused = r#"{"return": {"running": false, "status": "paused"}, "id": @id}"#;
+    let script = Script::qmp()
+        .send_line(r#"{"return": {}, "id": 12345}"#)
+        .send_line(r#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#)
+        .request()
+        .send_line(paused)
+        .send_line(paused) // a duplicate
+        .answer(json!({"running": true, "status": "running"}));
+    let qmp = qmp_with(quick(), script).await;
     assert!(!qmp.execute(&c::QueryStatus {}).await.unwrap().running);
     assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
 }
 
+/// Connects with `builder` to a fake playing `script`, expecting an error.
+async fn qmp_fails(builder: QmpBuilder, script: Script) -> Error {
+    let (stream, _fake) = script.in_memory();
+    builder.connect_stream(stream).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn no_greeting_times_out() {
-    let (client, fake) = pair();
     let started = Instant::now();
-    let error = QmpBuilder::new()
-        .handshake_timeout(Duration::from_millis(300))
-        .connect_stream(client)
-        .await
-        .unwrap_err();
+    let quick = QmpBuilder::new().handshake_timeout(Duration::from_millis(300));
+    let error = qmp_fails(quick, Script::raw()).await;
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
-    drop(fake);
 }
 
 #[tokio::test]
 async fn a_greeting_then_silence_times_out() {
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        fake.send_line(GREETING).await;
-        fake.request().await; // qmp_capabilities, never answered
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
-    let error = QmpBuilder::new()
-        .handshake_timeout(Duration::from_millis(300))
-        .connect_stream(client)
-        .await
-        .unwrap_err();
+    // qmp_capabilities is never answered.
+    let script = Script::raw().send_line(QMP_GREETING).request();
+    let quick = QmpBuilder::new().handshake_timeout(Duration::from_millis(300));
+    let error = qmp_fails(quick, script).await;
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
-    server.abort();
 }
 
 #[tokio::test]
 async fn something_else_instead_of_a_greeting_is_a_protocol_error() {
-    let (client, mut fake) = pair();
-    fake.send_line(b"{\"return\": {}}").await;
-    let error = QmpBuilder::new().connect_stream(client).await.unwrap_err();
+    let error = qmp_fails(
+        QmpBuilder::new(),
+        Script::raw().send_line(r#"{"return": {}}"#),
+    )
+    .await;
     assert!(
         matches!(&error, Error::Protocol(why) if why.contains("greeting")),
         "{error:?}"
@@ -283,42 +184,27 @@ async fn something_else_instead_of_a_greeting_is_a_protocol_error() {
 
 #[tokio::test]
 async fn one_byte_a_second_runs_into_the_time_limit() {
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        for &byte in GREETING {
-            fake.send(&[byte]).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+    let mut script = Script::raw();
+    for byte in QMP_GREETING.bytes() {
+        script = script.send([byte]).sleep(Duration::from_secs(1));
+    }
     let started = Instant::now();
-    let error = QmpBuilder::new()
-        .handshake_timeout(Duration::from_millis(1500))
-        .connect_stream(client)
-        .await
-        .unwrap_err();
+    let quick = QmpBuilder::new().handshake_timeout(Duration::from_millis(1500));
+    let error = qmp_fails(quick, script).await;
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_millis(2500));
-    server.abort();
 }
 
 #[tokio::test]
 async fn a_slow_event_subscriber_is_told_what_it_missed() {
-    let qmp_builder = quick().event_capacity(4);
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        fake.handshake().await;
-        let request = fake.request().await;
-        for i in 0..100 {
-            let event = format!(
-                "{{\"event\": \"STOP\", \"timestamp\": {{\"seconds\": {i}, \"microseconds\": 0}}}}"
-            );
-            fake.send_line(event.as_bytes()).await;
-        }
-        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
-    let qmp = qmp_builder.connect_stream(client).await.unwrap();
+    let mut script = Script::qmp().request();
+    for i in 0..100 {
+        script = script.send_line(format!(
+            r#"{{"event": "STOP", "timestamp": {{"seconds": {i}, "microseconds": 0}}}}"#
+        ));
+    }
+    let script = script.reply(json!({}));
+    let qmp = qmp_with(quick().event_capacity(4), script).await;
     let mut events = qmp.events();
     qmp.execute(&c::Stop {}).await.unwrap();
     let lagged = events.recv().await.unwrap().unwrap_err();
@@ -333,20 +219,16 @@ async fn a_slow_event_subscriber_is_told_what_it_missed() {
         seen.push(message.timestamp.seconds);
     }
     assert_eq!(seen, vec![96, 97, 98, 99]);
-    server.abort();
 }
 
 #[tokio::test]
 async fn unknown_events_and_undecodable_known_events_are_kept() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        fake.send_line(br#"{"event": "FROM_THE_FUTURE", "data": {"x": 1}, "timestamp": {"seconds": 1, "microseconds": 2}}"#).await;
-        fake.send_line(br#"{"event": "RESET", "data": {"guest": "yes"}, "timestamp": {"seconds": 1, "microseconds": 2}}"#).await;
-        fake.send_line(format!("{{\"return\": {{}}, \"id\": {}}}", request["id"]).as_bytes())
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let script = Script::qmp()
+        .request()
+        .event("FROM_THE_FUTURE", json!({"x": 1}))
+        .event("RESET", json!({"guest": "yes"}))
+        .reply(json!({}));
+    let qmp = qmp_with(quick(), script).await;
     let mut events = qmp.events();
     qmp.execute(&c::SystemReset {}).await.unwrap();
     let unknown = events.recv().await.unwrap().unwrap();
@@ -369,12 +251,8 @@ async fn unknown_events_and_undecodable_known_events_are_kept() {
 
 #[tokio::test]
 async fn decode_errors_name_the_command_and_the_path() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        fake.answer(json!({"running": "very", "status": "running"}))
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let script = Script::qmp().answer(json!({"running": "very", "status": "running"}));
+    let qmp = qmp_with(quick(), script).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     match &error {
         Error::Decode { command, path, .. } => {
@@ -385,23 +263,23 @@ async fn decode_errors_name_the_command_and_the_path() {
     }
 }
 
-/// Sends `{"return": VALUE, "id": ID}` spaced as QEMU writes it, the form
-/// the client takes without parsing the message first.
-async fn answer_plainly(fake: &mut Fake, value: &str) {
-    let request = fake.request().await;
-    let reply = format!("{{\"return\": {value}, \"id\": {}}}", request["id"]);
-    fake.send_line(reply.as_bytes()).await;
+/// `{"return": VALUE, "id": ID}` spaced as QEMU writes it, the form the
+/// client takes without parsing the message first.
+fn plainly(value: &str) -> String {
+    format!(r#"{{"return": {value}, "id": @id}}"#)
 }
 
 #[tokio::test]
 async fn plain_replies_decode_and_locate_decode_errors() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        answer_plainly(&mut fake, r#"{"status": "running", "running": true}"#).await;
-        answer_plainly(&mut fake, r#"{"running": "very", "status": "running"}"#).await;
-        answer_plainly(&mut fake, r#"{"status": "running", "running": true}"#).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let running = plainly(r#"{"status": "running", "running": true}"#);
+    let script = Script::qmp()
+        .request()
+        .send_line(&running)
+        .request()
+        .send_line(plainly(r#"{"running": "very", "status": "running"}"#))
+        .request()
+        .send_line(&running);
+    let qmp = qmp_with(quick(), script).await;
     assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
     match qmp.execute(&c::QueryStatus {}).await.unwrap_err() {
         Error::Decode { command, path, .. } => {
@@ -416,27 +294,17 @@ async fn plain_replies_decode_and_locate_decode_errors() {
 
 #[tokio::test]
 async fn a_reply_that_looks_plain_but_has_more_members_still_decodes() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        // A newer QEMU's extra member between `return` and `id`.
-        answer_plainly(
-            &mut fake,
-            r#"{"status": "running", "running": true}, "added-later": [1, 2]"#,
-        )
-        .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    // A newer QEMU's extra member between `return` and `id`.
+    let reply = plainly(r#"{"status": "running", "running": true}, "added-later": [1, 2]"#);
+    let qmp = qmp_with(quick(), Script::qmp().request().send_line(reply)).await;
     assert!(qmp.execute(&c::QueryStatus {}).await.unwrap().running);
     assert!(!qmp.is_closed());
 }
 
 #[tokio::test]
 async fn a_plain_reply_whose_value_is_not_json_closes_the_qmp_session() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        answer_plainly(&mut fake, r#"{"status": }"#).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let reply = plainly(r#"{"status": }"#);
+    let qmp = qmp_with(quick(), Script::qmp().request().send_line(reply)).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(
         matches!(&error, Error::Protocol(why) if why.contains("not valid JSON")),
@@ -447,39 +315,20 @@ async fn a_plain_reply_whose_value_is_not_json_closes_the_qmp_session() {
 
 #[tokio::test]
 async fn an_error_class_the_bindings_do_not_know_is_kept() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        let reply =
-            json!({"error": {"class": "BrandNewClass", "desc": "new"}, "id": request["id"]});
-        fake.send_line(reply.to_string().as_bytes()).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let script = Script::qmp().request().error("BrandNewClass", "new");
+    let qmp = qmp_with(quick(), script).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     let qmp_error = error.as_qmp().unwrap();
     assert_eq!(qmp_error.class.as_str(), "BrandNewClass");
     assert_eq!(qmp_error.desc, "new");
 }
 
-/// A fake guest agent: answers the sync after `noise`, then `script`.
-async fn qga_with<F, Fut>(noise: &'static [u8], script: F) -> qapi_client::Result<Qga>
-where
-    F: FnOnce(Fake) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let (client, mut fake) = pair();
-    tokio::spawn(async move {
-        let request = fake.request().await;
-        assert_eq!(request["execute"], "guest-sync-delimited");
-        fake.send(noise).await;
-        let reply = json!({"return": request["arguments"]["id"], "id": request["id"]});
-        fake.send(b"\xff").await;
-        fake.send_line(reply.to_string().as_bytes()).await;
-        script(fake).await;
-    });
+/// A guest-agent session (500 ms limits) on a fake playing `script`.
+async fn qga_with(script: Script) -> qapi_client::Result<Qga> {
+    let (stream, _fake) = script.in_memory();
     QgaBuilder::new()
         .timeout(Duration::from_millis(500))
-        .connect_stream(client)
+        .connect_stream(stream)
         .await
 }
 
@@ -487,12 +336,9 @@ where
 async fn guest_agent_junk_before_the_sync_reply_is_skipped() {
     let noise: &[u8] =
         b"garbage\n{\"return\": \"\xc3(\"}\n{\"return\": {}, \"id\": 1}\n{\"return\": \"cut short";
-    let qga = qga_with(noise, |mut fake| async move {
-        fake.answer(json!({})).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await
-    .unwrap();
+    let qga = qga_with(Script::qga().sync_noise(noise).answer(json!({})))
+        .await
+        .unwrap();
     qga.execute(&qga_types::commands::GuestPing {})
         .await
         .unwrap();
@@ -500,20 +346,11 @@ async fn guest_agent_junk_before_the_sync_reply_is_skipped() {
 
 #[tokio::test]
 async fn guest_agent_junk_mid_session_is_skipped() {
-    let qga = qga_with(b"", |mut fake| async move {
-        let request = fake.request().await;
-        fake.send(b"\x00\x01 not json [1,2\n]\n{\"unknown\": true}\n")
-            .await;
-        fake.send_line(
-            json!({"return": {}, "id": request["id"]})
-                .to_string()
-                .as_bytes(),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await
-    .unwrap();
+    let script = Script::qga()
+        .request()
+        .send("\x00\x01 not json [1,2\n]\n{\"unknown\": true}\n")
+        .reply(json!({}));
+    let qga = qga_with(script).await.unwrap();
     qga.execute(&qga_types::commands::GuestPing {})
         .await
         .unwrap();
@@ -521,15 +358,11 @@ async fn guest_agent_junk_mid_session_is_skipped() {
 
 #[tokio::test]
 async fn a_sync_reply_with_the_wrong_id_is_an_error() {
-    let (client, mut fake) = pair();
-    tokio::spawn(async move {
-        let request = fake.request().await;
-        let reply = json!({"return": 1, "id": request["id"]});
-        fake.send(b"\xff").await;
-        fake.send_line(reply.to_string().as_bytes()).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
-    let error = QgaBuilder::new().connect_stream(client).await.unwrap_err();
+    let script = Script::raw()
+        .request()
+        .send("\u{ff}")
+        .send_line(r#"{"return": 1, "id": @id}"#);
+    let error = qga_with(script).await.unwrap_err();
     assert!(
         matches!(&error, Error::Protocol(why) if why.contains("guest-sync-delimited")),
         "{error:?}"
@@ -538,45 +371,23 @@ async fn a_sync_reply_with_the_wrong_id_is_an_error() {
 
 #[tokio::test]
 async fn a_dead_guest_agent_times_out() {
-    let (client, _fake) = pair();
     let started = Instant::now();
-    let error = QgaBuilder::new()
-        .timeout(Duration::from_millis(300))
-        .connect_stream(client)
-        .await
-        .unwrap_err();
+    let error = qga_with(Script::raw()).await.unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]
 async fn a_hostile_guest_agent_cannot_make_the_client_buffer_much() {
-    let (client, mut fake) = pair();
-    let server = tokio::spawn(async move {
-        let request = fake.request().await;
-        fake.send(b"\xff").await;
-        fake.send_line(
-            json!({"return": request["arguments"]["id"], "id": request["id"]})
-                .to_string()
-                .as_bytes(),
-        )
-        .await;
-        fake.request().await;
-        // Deep nesting, then an endless array.
-        fake.send(&[b'['; 4096]).await;
-        let chunk = vec![b'1'; 16 * 1024];
-        let mut written = 0usize;
-        while fake.stream.write_all(&chunk).await.is_ok() {
-            written += chunk.len();
-            if written > 256 << 20 {
-                break;
-            }
-        }
-        written
-    });
+    // Deep nesting, then an endless array.
+    let script = Script::qga()
+        .request()
+        .send([b'['; 4096])
+        .flood(b'1', 256 << 20);
+    let (stream, fake) = script.in_memory();
     let qga = QgaBuilder::new()
         .max_message_size(32 * 1024)
-        .connect_stream(client)
+        .connect_stream(stream)
         .await
         .unwrap();
     let error = qga
@@ -586,22 +397,17 @@ async fn a_hostile_guest_agent_cannot_make_the_client_buffer_much() {
     assert!(matches!(error, Error::MessageTooLarge { .. }), "{error:?}");
     assert!(qga.is_closed());
     drop(qga);
-    let written = server.await.unwrap();
+    let written = fake.report().await.flooded;
     assert!(written < 1 << 20, "agent wrote {written} bytes");
 }
 
 #[tokio::test]
 async fn a_deeply_nested_message_is_an_error_not_a_stack_overflow() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        let mut bomb = format!("{{\"id\": {}, \"return\": ", request["id"]).into_bytes();
-        bomb.extend(std::iter::repeat_n(b'[', 100_000));
-        bomb.extend(std::iter::repeat_n(b']', 100_000));
-        bomb.push(b'}');
-        fake.send_line(&bomb).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let mut bomb = br#"{"id": @id, "return": "#.to_vec();
+    bomb.extend(std::iter::repeat_n(b'[', 100_000));
+    bomb.extend(std::iter::repeat_n(b']', 100_000));
+    bomb.push(b'}');
+    let qmp = qmp_with(quick(), Script::qmp().request().send_line(bomb)).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert!(
         matches!(error, Error::Protocol(_) | Error::Decode { .. }),
@@ -615,10 +421,7 @@ async fn a_deeply_nested_message_is_an_error_not_a_stack_overflow() {
 /// was about 1 KB before they were.
 #[tokio::test]
 async fn a_call_in_flight_stays_small() {
-    let qmp = qmp_with(quick(), |_fake| async move {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let qmp = qmp_with(quick(), Script::qmp()).await;
     let call = qmp.execute(&c::QueryStatus {});
     let size = std::mem::size_of_val(&call);
     assert!(size <= 640, "a query-status call's future is {size} bytes");
@@ -628,16 +431,12 @@ async fn a_call_in_flight_stays_small() {
     assert!(size <= 640, "a cont call's future is {size} bytes");
 }
 
+/// QEMU's answer to a request it could not take apart.
+const PARSE_ERROR: &str = r#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#;
+
 #[tokio::test]
 async fn an_error_without_an_id_fails_the_one_call_in_flight() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        fake.request().await;
-        // QEMU's answer to a request it could not take apart.
-        fake.send_line(br#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#)
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let qmp = qmp_with(quick(), Script::qmp().request().send_line(PARSE_ERROR)).await;
     let error = qmp.execute(&c::QueryStatus {}).await.unwrap_err();
     assert_eq!(
         error.as_qmp().unwrap().desc,
@@ -649,19 +448,14 @@ async fn an_error_without_an_id_fails_the_one_call_in_flight() {
 
 #[tokio::test]
 async fn an_error_without_an_id_among_several_calls_is_counted_not_lost() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let first = fake.request().await;
-        let second = fake.request().await;
-        fake.send_line(br#"{"error": {"class": "GenericError", "desc": "JSON parse error"}}"#)
-            .await;
-        for request in [first, second] {
-            let reply =
-                json!({"return": {"running": true, "status": "running"}, "id": request["id"]});
-            fake.send_line(reply.to_string().as_bytes()).await;
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    // The two calls are 1 and 2 (0 is the negotiation).
+    let script = Script::qmp()
+        .request()
+        .request()
+        .send_line(PARSE_ERROR)
+        .send_line(r#"{"return": {"running": true, "status": "running"}, "id": 1}"#)
+        .send_line(r#"{"return": {"running": true, "status": "running"}, "id": 2}"#);
+    let qmp = qmp_with(quick(), script).await;
     let (a, b) = tokio::join!(
         qmp.execute(&c::QueryStatus {}),
         qmp.execute(&c::QueryStatus {})
@@ -672,17 +466,12 @@ async fn an_error_without_an_id_among_several_calls_is_counted_not_lost() {
 
 #[tokio::test]
 async fn an_error_reply_to_a_call_that_gave_up_is_counted() {
-    let qmp = qmp_with(quick(), |mut fake| async move {
-        let request = fake.request().await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let reply =
-            json!({"error": {"class": "GenericError", "desc": "too late"}, "id": request["id"]});
-        fake.send_line(reply.to_string().as_bytes()).await;
-        fake.answer(json!({"running": true, "status": "running"}))
-            .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    })
-    .await;
+    let script = Script::qmp()
+        .request()
+        .sleep(Duration::from_millis(300))
+        .error("GenericError", "too late")
+        .answer(json!({"running": true, "status": "running"}));
+    let qmp = qmp_with(quick(), script).await;
     let error = qmp
         .with_timeout(Some(Duration::from_millis(100)))
         .execute(&c::Stop {})
@@ -704,10 +493,21 @@ async fn stalled_peer() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Vec<String>>,
 ) {
-    let (client, mut fake) = pair();
+    let (client, stream) = tokio::io::duplex(64 * 1024);
+    let mut fake = Fake {
+        stream,
+        pending: common::wire::Requests::new(),
+    };
     let (go, wait) = tokio::sync::oneshot::channel::<()>();
     let peer = tokio::spawn(async move {
-        fake.handshake().await;
+        let greeting = format!("{QMP_GREETING}\r\n");
+        fake.stream.write_all(greeting.as_bytes()).await.unwrap();
+        let negotiation = fake.pending.read_async(&mut fake.stream).await.unwrap();
+        let reply = json!({"return": {}, "id": negotiation["id"]});
+        fake.stream
+            .write_all(reply.to_string().as_bytes())
+            .await
+            .unwrap();
         let _ = wait.await;
         let mut seen = Vec::new();
         while let Some(request) = fake.pending.read_async(&mut fake.stream).await {

@@ -11,6 +11,8 @@
 //!   [`Report`] of what differed.
 //! - [`check`]: every request and reply of a transcript decoded with the
 //!   bindings.
+//! - [`script`]: fakes that behave as a test says, step by step (garbage,
+//!   hang-ups, silence, floods), for what a recording cannot show.
 //! - The `qapi-mock` tool does the same from the command line (`serve`,
 //!   `check`, `convert`), so test suites in any language can use a
 //!   transcript as a fake QEMU.
@@ -49,12 +51,14 @@
 
 pub mod check;
 pub mod replay;
+pub mod script;
 pub mod transcript;
 mod wire;
 
 use std::path::{Path, PathBuf};
 
 pub use replay::{Replay, Report};
+pub use script::Script;
 pub use transcript::{Entry, Format, Protocol, Side, Transcript};
 
 /// Why a transcript file could not be used.
