@@ -142,12 +142,28 @@ impl Replay {
             push_message(&mut out, event, false);
         }
         loop {
+            // Every request already read is answered before the replies go
+            // out, in one write, as QEMU answers a burst of pipelined
+            // requests.
+            loop {
+                match requests.buffered() {
+                    Ok(Some(request)) => session.answer(request, &mut out),
+                    Ok(None) => break,
+                    Err(e) => {
+                        session.report.stream_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
             if !out.is_empty() {
                 if let Err(e) = write.write_all(&out).await {
                     session.report.stream_error = Some(format!("writing to the client: {e}"));
                     break;
                 }
                 out.clear();
+            }
+            if session.report.stream_error.is_some() {
+                break;
             }
             match requests.read(&mut read).await {
                 Ok(Some(request)) => session.answer(request, &mut out),

@@ -117,6 +117,12 @@ impl Requests {
         Ok(None)
     }
 
+    /// The next request among the bytes already read, if a whole one is
+    /// there.
+    pub(crate) fn buffered(&mut self) -> Result<Option<Value>, WireError> {
+        self.next_whole()
+    }
+
     /// The next request; `Ok(None)` at the end of the stream.
     pub(crate) async fn read(
         &mut self,
