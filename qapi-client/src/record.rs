@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Where a session's messages are recorded (see the module documentation).
 /// Clones share the destination, so several sessions may record into one
@@ -122,17 +122,12 @@ impl Recorder {
         if self.inner.redact.load(Ordering::Relaxed) {
             crate::redact::redact(&mut message);
         }
-        let seconds = self.inner.start.elapsed().as_micros() as f64 / 1e6;
-        let mut line = Map::new();
-        line.insert(
-            "from".into(),
-            Value::from(if from_client { "client" } else { "server" }),
+        let line = format!(
+            "{{\"from\":\"{}\",\"t\":{:.6},\"message\":{message}}}\n",
+            if from_client { "client" } else { "server" },
+            self.inner.start.elapsed().as_secs_f64()
         );
-        line.insert("t".into(), Value::from(seconds));
-        line.insert("message".into(), message);
-        let mut text = Value::Object(line).to_string();
-        text.push('\n');
-        self.write(text.as_bytes());
+        self.write(line.as_bytes());
     }
 
     fn write(&self, bytes: &[u8]) {

@@ -154,3 +154,35 @@ async fn a_recorded_guest_agent_session_replays_with_identical_typed_results() {
     report.assert_clean();
     assert_eq!(report.matched, 5, "{report}");
 }
+
+/// A recording hides secrets as the `TRACE` log does, unless told not to.
+#[tokio::test]
+async fn recordings_hide_secrets_unless_told_to_keep_them() {
+    use qapi_testkit::Script;
+    use qapi_types::{SetPasswordOptions, SetPasswordOptionsVnc};
+    for keep in [false, true] {
+        let recorder = if keep {
+            Recorder::in_memory().keep_secrets()
+        } else {
+            Recorder::in_memory()
+        };
+        let (stream, _fake) = Script::qmp().answer(serde_json::json!({})).in_memory();
+        let qmp = QmpBuilder::new()
+            .record(recorder.clone())
+            .connect_stream(stream)
+            .await
+            .unwrap();
+        qmp.execute(&c::SetPassword(SetPasswordOptions::new(
+            "hunter2-secret",
+            SetPasswordOptionsVnc::default().into(),
+        )))
+        .await
+        .unwrap();
+        let text = recorder.text().unwrap();
+        assert_eq!(text.contains("hunter2-secret"), keep, "{text}");
+        assert_eq!(!text.contains("<redacted>"), keep, "{text}");
+        // Greeting, negotiation and its reply, the command and its reply.
+        let transcript = Transcript::parse(&text).unwrap();
+        assert_eq!(transcript.entries.len(), 5, "{text}");
+    }
+}

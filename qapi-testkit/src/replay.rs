@@ -313,7 +313,8 @@ pub struct Mismatch {
 /// What a replay saw, for a test's assertion.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
-    /// Requests read (protocol ones included).
+    /// Requests read, but for those the protocol answers
+    /// (`qmp_capabilities`, the guest agent's syncs).
     pub requests: usize,
     /// Requests answered from the transcript.
     pub matched: usize,
@@ -354,9 +355,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} requests: {} matched, {} by fallback, {} mismatched, {} refused by the schema; \
+            "{} request{}: {} matched, {} by fallback, {} mismatched, {} refused by the schema; \
              {} of the transcript's never made",
             self.requests,
+            if self.requests == 1 { "" } else { "s" },
             self.matched,
             self.fallbacks,
             self.mismatches.len(),
@@ -558,9 +560,9 @@ impl<'a> Session<'a> {
     }
 
     fn answer(&mut self, request: Value, out: &mut Vec<u8>) {
-        self.report.requests += 1;
         let id = request.get("id").cloned();
         let Some(command) = command_of(&request).map(str::to_owned) else {
+            self.report.requests += 1;
             let reply = error_reply(
                 "qapi-mock: the request names no command (\"execute\")".into(),
                 &id,
@@ -584,6 +586,7 @@ impl<'a> Session<'a> {
             };
             return push_message(out, &with_id(reply, &id), delimited);
         }
+        self.report.requests += 1;
         if self.replay.check_schema {
             let codec = match self.replay.protocol {
                 Protocol::Qmp => qapi_types::command_codec(&command),

@@ -80,7 +80,7 @@ async fn serve_on_a_unix_socket_exits_0_when_all_went_as_recorded() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "3 requests: 2 matched, 0 by fallback, 0 mismatched, 0 refused by the schema; \
+        "2 requests: 2 matched, 0 by fallback, 0 mismatched, 0 refused by the schema; \
          0 of the transcript's never made\n"
     );
     assert!(!socket.exists(), "the socket file is removed");
