@@ -2,6 +2,8 @@
 //! schemas.
 //!
 //! `query-qmp-schema` describes what a running QEMU accepts and returns.
+//! [`Schema::check_arguments`] (and `check_return`, `check_event`) say
+//! where a value does not fit it, by JSON path.
 //! [`Schema::from_json`] reads that document (or one `qapi-codegen`
 //! writes for a schema tree), and [`Comparison::new`] walks two of them
 //! from their commands and events down through every type: commands and
@@ -39,6 +41,8 @@
 
 mod compare;
 mod schema;
+mod validate;
 
 pub use compare::{Change, ChangeKind, Comparison, Item, Named, Presence};
 pub use schema::{Alternative, Entity, EnumMember, Error, Member, Meta, Schema, Variant};
+pub use validate::Problem;

@@ -239,3 +239,46 @@ fn check_on_the_schema_examples_gives_the_in_process_tally() {
         files.len()
     );
 }
+
+#[test]
+fn check_against_an_introspection_document_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"return": [
+  {"name": "query-status", "meta-type": "command", "arg-type": "0", "ret-type": "1"},
+  {"name": "0", "meta-type": "object", "members": []},
+  {"name": "1", "meta-type": "object", "members": [
+    {"name": "running", "type": "bool"}, {"name": "status", "type": "str"}]},
+  {"name": "bool", "meta-type": "builtin", "json-type": "boolean"},
+  {"name": "str", "meta-type": "builtin", "json-type": "string"}
+]}"#,
+    )
+    .unwrap();
+    let transcript = dir.path().join("t.txt");
+    std::fs::write(
+        &transcript,
+        "-> { \"execute\": \"query-status\", \"arguments\": { \"verbose\": true } }\n\
+         <- { \"return\": { \"running\": \"yes\", \"status\": \"running\" } }\n\
+         -> { \"execute\": \"query-name\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(MOCK)
+        .args(["check", "--schema"])
+        .arg(&schema)
+        .arg(&transcript)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let file = transcript.display();
+    assert_eq!(
+        stdout,
+        format!(
+            "{file}:1: query-status: verbose: unknown member; none is expected here\n\
+             {file}:2: query-status: running: expected true or false, got string \"yes\"\n\
+             0 decoded, 2 failed, 1 unknown-command, 0 not JSON\n"
+        )
+    );
+}

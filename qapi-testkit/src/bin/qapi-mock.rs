@@ -57,13 +57,19 @@ enum Command {
         /// A Unix socket path, or HOST:PORT for TCP.
         socket: String,
     },
-    /// Decodes every message of each TRANSCRIPT with the bindings; prints
-    /// each that does not decode (FILE:LINE: command: why) and a tally.
+    /// Decodes every message of each TRANSCRIPT with the bindings (or
+    /// checks it against an introspection document); prints each that
+    /// does not fit (FILE:LINE: command: why) and a tally.
     Check {
         /// Check against the guest agent's bindings (the default is what
         /// each transcript says, else QMP).
         #[arg(long)]
         qga: bool,
+        /// Check against this introspection document (what a QEMU's
+        /// `query-qmp-schema` returned: the JSON array, or a whole reply)
+        /// instead of the bindings.
+        #[arg(long, value_name = "FILE")]
+        schema: Option<PathBuf>,
         #[arg(required = true)]
         transcripts: Vec<PathBuf>,
     },
@@ -113,7 +119,11 @@ fn main() -> ExitCode {
             &transcript,
             &socket,
         ),
-        Command::Check { qga, transcripts } => run_check(qga, &transcripts),
+        Command::Check {
+            qga,
+            schema,
+            transcripts,
+        } => run_check(qga, schema.as_deref(), &transcripts),
         Command::Convert { to, input, output } => convert(to, &input, output.as_deref()),
     };
     match result {
@@ -208,7 +218,27 @@ fn is_tcp(socket: &str) -> bool {
             .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
 }
 
-fn run_check(qga: bool, files: &[PathBuf]) -> Result<bool, Fatal> {
+/// An introspection document: the array, or a reply whose `return` it is.
+fn read_schema(path: &Path) -> Result<qapi_introspect::Schema, Fatal> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Fatal(format!("can't read {}: {e}", path.display())))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Fatal(format!("{}: not JSON: {e}", path.display())))?;
+    if let Some(inner) = value.get_mut("return") {
+        value = inner.take();
+    }
+    serde_json::from_value::<Vec<qapi_introspect::Entity>>(value)
+        .map(qapi_introspect::Schema::from_entities)
+        .map_err(|e| {
+            Fatal(format!(
+                "{}: not an introspection document: {e}",
+                path.display()
+            ))
+        })
+}
+
+fn run_check(qga: bool, schema: Option<&Path>, files: &[PathBuf]) -> Result<bool, Fatal> {
+    let schema = schema.map(read_schema).transpose()?;
     let mut total = check::Report::default();
     let mut text = String::new();
     for file in files {
@@ -216,7 +246,10 @@ fn run_check(qga: bool, files: &[PathBuf]) -> Result<bool, Fatal> {
         if qga {
             transcript.protocol = Some(Protocol::Qga);
         }
-        let report = check::check(&transcript);
+        let report = match &schema {
+            Some(schema) => check::check_with_schema(&transcript, schema),
+            None => check::check(&transcript),
+        };
         for failure in &report.failed {
             text.push_str(&format!(
                 "{}:{}: {}: {}\n",
