@@ -282,3 +282,55 @@ fn check_against_an_introspection_document_names_the_path() {
         )
     );
 }
+
+/// A test suite in another language uses `qapi-mock serve` as its QEMU:
+/// here Python with a plain socket, as a Python VM manager's tests would.
+#[test]
+fn a_python_client_talks_to_qapi_mock_serve() {
+    let Ok(python) = which_python() else {
+        assert!(
+            std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() != Ok("1"),
+            "python3 is missing (QAPI_TEST_REQUIRE_QEMU=1)"
+        );
+        eprintln!("SKIPPED a_python_client_talks_to_qapi_mock_serve: no python3");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = write_transcript(dir.path());
+    let socket = dir.path().join("qmp.sock");
+    let (child, _) = serve(&[transcript.to_str().unwrap(), socket.to_str().unwrap()]);
+    let script = r#"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+def call(request):
+    f.write(json.dumps(request).encode()); f.flush()
+    return json.loads(f.readline())
+greeting = json.loads(f.readline())
+assert greeting["QMP"]["version"]["qemu"]["major"] == 10
+assert call({"execute": "qmp_capabilities"}) == {"return": {}}
+status = call({"execute": "query-status", "id": "py-1"})
+name = call({"execute": "query-name", "id": "py-2"})
+print(status["id"], status["return"]["status"], name["return"]["name"])
+"#;
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "py-1 prelaunch vm1\n");
+    assert_eq!(wait(child).status.code(), Some(0));
+}
+
+fn which_python() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("python3"))
+                .find(|candidate| candidate.is_file())
+        })
+        .ok_or(())
+}
