@@ -138,8 +138,8 @@ impl Replay {
         if let Some(greeting) = &session.plan.greeting {
             push_message(&mut out, greeting, false);
         }
-        for event in &session.plan.opening {
-            push_message(&mut out, event, false);
+        for output in &session.plan.opening {
+            output.push(&mut out, None);
         }
         loop {
             // Every request already read is answered before the replies go
@@ -390,8 +390,60 @@ struct Exchange {
     expected: Expected,
     recorded_id: Option<Value>,
     /// Replies and events, in recorded order.
-    outputs: Vec<Value>,
+    outputs: Vec<Output>,
     answered: bool,
+}
+
+/// A message the server sends, serialized once when the plan is made.
+#[derive(Debug)]
+enum Output {
+    /// An event, as recorded.
+    Event(String),
+    /// A reply without its `id` and its closing brace: the request's id
+    /// goes at the end.
+    Reply(String),
+}
+
+impl Output {
+    fn new(message: &Value) -> Output {
+        if message.get("event").is_some() {
+            return Output::Event(message.to_string());
+        }
+        let mut text = match message {
+            Value::Object(members) if members.contains_key("id") => {
+                let mut members = members.clone();
+                members.remove("id");
+                Value::Object(members).to_string()
+            }
+            _ => message.to_string(),
+        };
+        text.pop(); // the closing brace
+        Output::Reply(text)
+    }
+
+    fn is_event(&self) -> bool {
+        matches!(self, Output::Event(_))
+    }
+
+    /// Appends the message as a reply to a request with `id`.
+    fn push(&self, out: &mut Vec<u8>, id: Option<&Value>) {
+        match self {
+            Output::Event(text) => out.extend_from_slice(text.as_bytes()),
+            Output::Reply(text) => {
+                out.extend_from_slice(text.as_bytes());
+                if let Some(id) = id {
+                    if text.len() > 1 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"id\":");
+                    // A Value always serializes.
+                    let _ = serde_json::to_writer(&mut *out, id);
+                }
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// The transcript cut into what the server sends when.
@@ -399,7 +451,7 @@ struct Exchange {
 struct Plan {
     greeting: Option<Value>,
     /// Events sent right after the greeting.
-    opening: Vec<Value>,
+    opening: Vec<Output>,
     exchanges: Vec<Exchange>,
 }
 
@@ -450,8 +502,8 @@ impl Plan {
                     plan.greeting = Some(message.clone());
                 }
                 Side::Server if message.get("event").is_some() => match anchor {
-                    Some(i) => plan.exchanges[i].outputs.push(message.clone()),
-                    None => plan.opening.push(message.clone()),
+                    Some(i) => plan.exchanges[i].outputs.push(Output::new(message)),
+                    None => plan.opening.push(Output::new(message)),
                 },
                 Side::Server => {
                     // A reply: to the request with its id, else to the
@@ -464,10 +516,10 @@ impl Plan {
                     });
                     match by_id.or(anchor) {
                         Some(i) => {
-                            plan.exchanges[i].outputs.push(message.clone());
+                            plan.exchanges[i].outputs.push(Output::new(message));
                             anchor = Some(i);
                         }
-                        None => plan.opening.push(message.clone()),
+                        None => plan.opening.push(Output::new(message)),
                     }
                 }
             }
@@ -476,12 +528,8 @@ impl Plan {
             let exchange = plan.exchanges.remove(i);
             // Events recorded with a protocol command go out after the
             // opening instead.
-            plan.opening.extend(
-                exchange
-                    .outputs
-                    .into_iter()
-                    .filter(|m| m.get("event").is_some()),
-            );
+            plan.opening
+                .extend(exchange.outputs.into_iter().filter(Output::is_event));
         }
         if protocol == Protocol::Qmp && plan.greeting.is_none() {
             plan.greeting = Some(json!({
@@ -505,6 +553,8 @@ struct Session<'a> {
     /// The first exchange not answered yet (strict order).
     cursor: usize,
     report: Report,
+    /// `{}`, what a request without `arguments` has.
+    no_arguments: Value,
 }
 
 /// Appends a message and QEMU's line end; the guest agent's delimited sync
@@ -550,10 +600,12 @@ impl<'a> Session<'a> {
             plan: Plan::new(&replay.transcript, replay.protocol),
             cursor: 0,
             report: Report::default(),
+            no_arguments: Value::Object(Map::new()),
         }
     }
 
-    fn matches(&self, exchange: &Exchange, command: &str, arguments: &Value) -> bool {
+    fn matches(&self, exchange: &Exchange, command: &str, arguments: Option<&Value>) -> bool {
+        let arguments = arguments.unwrap_or(&self.no_arguments);
         !exchange.answered
             && exchange.expected.command == command
             && (!self.replay.compare_arguments || exchange.expected.arguments == *arguments)
@@ -573,14 +625,14 @@ impl<'a> Session<'a> {
             });
             return push_message(out, &reply, false);
         };
-        let arguments = arguments_of(&request);
+        let arguments = request.get("arguments");
         if is_protocol_command(self.replay.protocol, &command) {
             let (reply, delimited) = match command.as_str() {
                 "qmp_capabilities" => (json!({"return": {}}), false),
                 // The sync value, whatever it is (a missing one is the
                 // client's problem, echoed as null).
                 _ => (
-                    json!({"return": arguments.get("id").cloned().unwrap_or(Value::Null)}),
+                    json!({"return": arguments.and_then(|a| a.get("id")).cloned().unwrap_or(Value::Null)}),
                     command == "guest-sync-delimited",
                 ),
             };
@@ -588,17 +640,7 @@ impl<'a> Session<'a> {
         }
         self.report.requests += 1;
         if self.replay.check_schema {
-            let codec = match self.replay.protocol {
-                Protocol::Qmp => qapi_types::command_codec(&command),
-                Protocol::Qga => qga_types::command_codec(&command),
-            };
-            let refusal = codec.and_then(|c| match c.decode_arguments(arguments.clone()) {
-                Ok(again) if again == arguments => None,
-                // Members the bindings do not have are dropped on the way.
-                Ok(again) => Some(format!("the bindings read them as {again}")),
-                Err(why) => Some(why),
-            });
-            if let Some(why) = refusal {
+            if let Some(why) = self.schema_refusal(&command, arguments) {
                 let reply = error_reply(
                     format!("qapi-mock: {command}: the arguments do not match the schema: {why}"),
                     &id,
@@ -620,21 +662,21 @@ impl<'a> Session<'a> {
                 self.plan
                     .exchanges
                     .get(self.cursor)
-                    .filter(|x| self.matches(x, &command, &arguments))
+                    .filter(|x| self.matches(x, &command, arguments))
                     .map(|_| self.cursor)
             }
             Order::AnyOrder => self
                 .plan
                 .exchanges
                 .iter()
-                .position(|x| self.matches(x, &command, &arguments)),
+                .position(|x| self.matches(x, &command, arguments)),
         };
         if let Some(i) = found {
             let exchange = &mut self.plan.exchanges[i];
             exchange.answered = true;
             self.report.matched += 1;
-            for message in &exchange.outputs {
-                push_message(out, &with_id(message.clone(), &id), false);
+            for output in &exchange.outputs {
+                output.push(out, id.as_ref());
             }
             return;
         }
@@ -642,25 +684,39 @@ impl<'a> Session<'a> {
             self.report.fallbacks += 1;
             return push_message(out, &with_id(reply.clone(), &id), false);
         }
+        let arguments = arguments.unwrap_or(&self.no_arguments);
         let expected = self.next_expected();
-        let desc = match &expected {
-            Some(expected) => {
+        let desc = match (&expected, self.replay.order) {
+            (_, Order::AnyOrder) => {
+                format!("qapi-mock: no request of the transcript matches {command} {arguments}")
+            }
+            (Some(expected), Order::InOrder) => {
                 format!("qapi-mock: expected {expected}, got {command} {arguments}")
             }
-            None => format!(
+            (None, Order::InOrder) => format!(
                 "qapi-mock: got {command} {arguments}, but the transcript has no more requests"
             ),
-        };
-        let desc = if self.replay.order == Order::AnyOrder {
-            format!("qapi-mock: no request of the transcript matches {command} {arguments}")
-        } else {
-            desc
         };
         self.report.mismatches.push(Mismatch {
             got: request,
             expected,
         });
         push_message(out, &error_reply(desc, &id), false);
+    }
+
+    /// Why the bindings refuse these arguments, if they do.
+    fn schema_refusal(&self, command: &str, arguments: Option<&Value>) -> Option<String> {
+        let codec = match self.replay.protocol {
+            Protocol::Qmp => qapi_types::command_codec(command),
+            Protocol::Qga => qga_types::command_codec(command),
+        }?;
+        let arguments = arguments.unwrap_or(&self.no_arguments);
+        match codec.decode_arguments(arguments.clone()) {
+            Ok(again) if again == *arguments => None,
+            // Members the bindings do not have are dropped on the way.
+            Ok(again) => Some(format!("the bindings read them as {again}")),
+            Err(why) => Some(why),
+        }
     }
 
     fn next_expected(&self) -> Option<Expected> {
@@ -681,5 +737,32 @@ impl<'a> Session<'a> {
             .map(|x| x.expected.clone())
             .collect();
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Output;
+
+    fn sent(message: serde_json::Value, id: Option<serde_json::Value>) -> String {
+        let mut out = Vec::new();
+        Output::new(&message).push(&mut out, id.as_ref());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn replies_take_the_requests_id_and_events_stay_as_recorded() {
+        assert_eq!(
+            sent(json!({"return": {}, "id": 7}), Some(json!("a"))),
+            "{\"return\":{},\"id\":\"a\"}\r\n"
+        );
+        assert_eq!(sent(json!({"return": 1, "id": 7}), None), "{\"return\":1}\r\n");
+        assert_eq!(sent(json!({}), Some(json!(3))), "{\"id\":3}\r\n");
+        assert_eq!(
+            sent(json!({"event": "STOP", "id": 1}), Some(json!(3))),
+            "{\"event\":\"STOP\",\"id\":1}\r\n"
+        );
     }
 }

@@ -321,7 +321,10 @@ print(status["id"], status["return"]["status"], name["return"]["name"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "py-1 prelaunch vm1\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "py-1 prelaunch vm1\n"
+    );
     assert_eq!(wait(child).status.code(), Some(0));
 }
 
