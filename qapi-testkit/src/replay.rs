@@ -555,6 +555,8 @@ struct Session<'a> {
     report: Report,
     /// `{}`, what a request without `arguments` has.
     no_arguments: Value,
+    /// The replay's fallbacks, serialized.
+    fallbacks: BTreeMap<String, Output>,
 }
 
 /// Appends a message and QEMU's line end; the guest agent's delimited sync
@@ -601,6 +603,11 @@ impl<'a> Session<'a> {
             cursor: 0,
             report: Report::default(),
             no_arguments: Value::Object(Map::new()),
+            fallbacks: replay
+                .fallbacks
+                .iter()
+                .map(|(command, reply)| (command.clone(), Output::new(reply)))
+                .collect(),
         }
     }
 
@@ -680,9 +687,9 @@ impl<'a> Session<'a> {
             }
             return;
         }
-        if let Some(reply) = self.replay.fallbacks.get(&command) {
+        if let Some(reply) = self.fallbacks.get(&command) {
             self.report.fallbacks += 1;
-            return push_message(out, &with_id(reply.clone(), &id), false);
+            return reply.push(out, id.as_ref());
         }
         let arguments = arguments.unwrap_or(&self.no_arguments);
         let expected = self.next_expected();
