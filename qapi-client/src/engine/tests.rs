@@ -58,6 +58,19 @@ fn request(name: &str, timeout: Duration) -> Request<'_> {
 
 #[tokio::test]
 async fn calls_that_give_up_before_their_request_is_written_never_send_it() {
+    give_up_while_queued().await;
+}
+
+/// The same with calls on two threads, which queue and give up while the
+/// flusher writes without the outbox's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_other_threads_that_give_up_while_the_flusher_writes_never_send_it() {
+    for _ in 0..5 {
+        give_up_while_queued().await;
+    }
+}
+
+async fn give_up_while_queued() {
     let (ours, theirs) = tokio::io::duplex(24);
     let (read, write) = tokio::io::split(ours);
     let engine = Arc::new(Engine::start(
