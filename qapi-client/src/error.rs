@@ -74,8 +74,9 @@ pub enum Error {
         command: Arc<str>,
         /// The time limit that passed.
         after: Duration,
-        /// Whether any of the request was written (see above); false for
-        /// what is not a command (the QMP handshake, waiting for an event).
+        /// Whether any of the request was written, or was in a write
+        /// under way when the time was up (see above); false for what is
+        /// not a command (the QMP handshake, waiting for an event).
         sent: bool,
     },
     /// QEMU (or the guest agent) answered with an error.

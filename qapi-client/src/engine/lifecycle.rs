@@ -180,7 +180,7 @@ pub(super) fn socket_of(writer: &Writer) -> Option<Arc<StdUnixStream>> {
     match writer {
         Writer::Unix(half) => Some(Arc::clone(half.socket())),
         Writer::Direct { stream, .. } => Some(Arc::clone(stream)),
-        Writer::Stream(_) | Writer::Lent => None,
+        Writer::Stream(_) | Writer::Lent | Writer::Busy => None,
     }
 }
 

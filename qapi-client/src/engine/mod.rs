@@ -20,9 +20,12 @@
 //! (or, handed over, to one direct call, below).  The write side lives in
 //! the [`Outbox`] under its mutex: a call encodes its request into the
 //! queue and, when nothing else is queued or in flight, writes it at once
-//! from its own task; otherwise the flusher writes.  A request with file
-//! descriptors takes the writer out of the outbox for one `sendmsg`
-//! ([`Writer::Lent`]) once the queue is empty.
+//! from its own task; otherwise the flusher writes, each write without
+//! the outbox's lock (it takes the queued bytes and the writer out,
+//! [`Writer::Busy`], and puts back what did not go), so that calls on
+//! other threads queue meanwhile instead of waiting for the system call.
+//! A request with file descriptors takes the writer out of the outbox for
+//! one `sendmsg` ([`Writer::Lent`]) once the queue is empty.
 //!
 //! **A call's life** ([`Engine::call`]): it takes an id (a per-session
 //! counter from 0, so requests are short: QEMU reads them a byte per
@@ -53,7 +56,10 @@
 //!   the lease), and the read buffer moves with the socket: messages are
 //!   routed once each, in stream order.
 //! - Requests are written whole and in queue order; only a request with
-//!   no byte written may leave the queue ([`Outbox::withdraw`]).
+//!   no byte written may leave the queue ([`Outbox::withdraw`]), and not
+//!   while the flusher is writing it ([`Outbox::in_write`]).  One writer
+//!   at a time: the calls' own writes and the flusher's are exclusive
+//!   through `handed_over`.
 //! - A call is in the registry from before its request can be written
 //!   until it ends, and leaves it exactly once: delivered (the guard is
 //!   forgotten), answered by a direct call, or abandoned (the guard runs).
@@ -266,6 +272,7 @@ impl Engine {
                 exclusive: false,
                 pending: VecDeque::new(),
                 head_written: 0,
+                in_write: 0,
                 failed: None,
             }),
             hand_over: Notify::new(),

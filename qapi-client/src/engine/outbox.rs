@@ -34,6 +34,11 @@ pub(crate) enum Writer {
         stream: Arc<StdUnixStream>,
         lease: Arc<Lease>,
     },
+    /// Out with the flusher task, which writes without holding the
+    /// outbox's lock (see [`flush_some`]); it puts the writer back unless
+    /// another has taken its place meanwhile (the socket taken back from
+    /// direct calls, the session closed).
+    Busy,
 }
 
 impl Writer {
@@ -46,6 +51,7 @@ impl Writer {
             Writer::Unix(half) => half.poll_write(cx, bytes),
             Writer::Stream(stream) => Pin::new(stream).poll_write(cx, bytes),
             Writer::Lent => Poll::Ready(Err(std::io::Error::other("the socket is lent"))),
+            Writer::Busy => Poll::Ready(Err(std::io::Error::other("the flusher is writing"))),
             Writer::Direct { stream, lease } => {
                 match rustix::net::send(&**stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT)
                 {
@@ -66,7 +72,9 @@ impl Writer {
 
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {
-            Writer::Unix(_) | Writer::Lent | Writer::Direct { .. } => Poll::Ready(Ok(())),
+            Writer::Unix(_) | Writer::Lent | Writer::Direct { .. } | Writer::Busy => {
+                Poll::Ready(Ok(()))
+            }
             Writer::Stream(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
@@ -98,6 +106,12 @@ pub(super) struct Outbox {
     pub(super) pending: VecDeque<Pending>,
     /// How much of the oldest pending request is written already.
     pub(super) head_written: usize,
+    /// How many bytes from the front of the queue the flusher has taken
+    /// out of `queued` and is writing now, without the lock (see
+    /// [`flush_some`]); `queued` holds what comes after them.  The
+    /// requests among them count as sent: a call that gives up meanwhile
+    /// cannot take its request back.
+    pub(super) in_write: usize,
     /// Set when a write failed; the session is closed then.
     pub(super) failed: Option<Error>,
 }
@@ -188,11 +202,12 @@ impl Outbox {
         let mut start = 0usize;
         for (index, pending) in self.pending.iter().enumerate() {
             if pending.id == id {
-                if index == 0 && self.head_written > 0 {
+                if (index == 0 && self.head_written > 0) || start < self.in_write {
                     return Progress::Sent;
                 }
                 let len = pending.len;
-                self.queued.drain(start..start + len);
+                let at = start - self.in_write;
+                self.queued.drain(at..at + len);
                 self.pending.remove(index);
                 return Progress::Withdrawn;
             }
@@ -261,26 +276,89 @@ pub(super) fn yield_once() -> impl std::future::Future<Output = ()> {
 /// Writes what is handed over to it, waiting for room when the socket is
 /// full.
 pub(super) async fn flush_loop(shared: Arc<Shared>) {
+    // The bytes being written, taken out of the queue.
+    let mut spare = Vec::new();
     loop {
         shared.hand_over.notified().await;
         // Let the other tasks that are ready queue their requests first.
         yield_once().await;
-        let drained = std::future::poll_fn(|cx| {
-            let mut outbox = shared.lock_outbox();
-            if !outbox.handed_over || outbox.exclusive || outbox.failed.is_some() {
-                return Poll::Ready(Ok(()));
-            }
-            let drained = ready!(outbox.poll_drain(cx));
-            outbox.handed_over = false;
-            Poll::Ready(drained)
-        })
-        .await;
+        let drained = std::future::poll_fn(|cx| flush_some(&shared, cx, &mut spare)).await;
         match drained {
             Ok(()) => shared.drained.notify_waiters(),
             Err(e) => {
                 shared.write_failed(e);
                 return;
             }
+        }
+    }
+}
+
+/// Writes what is queued while writing is handed over to the flusher,
+/// until the queue is empty (`Ready(Ok)`, no longer handed over), the
+/// socket is full (`Pending`) or writing fails.
+///
+/// Each write goes without the outbox's lock, so that calls on other
+/// threads can queue meanwhile rather than wait for the system call: the
+/// queued bytes move to `spare` (the front of the queue, counted by
+/// [`Outbox::in_write`]) and the writer to this task ([`Writer::Busy`]);
+/// afterwards what was not written goes back to the front of the queue.
+/// Nobody else writes meanwhile: calls only queue while writing is handed
+/// over, and a request with file descriptors or the direct-call lease
+/// waits until it is not.
+fn flush_some(
+    shared: &Shared,
+    cx: &mut Context<'_>,
+    spare: &mut Vec<u8>,
+) -> Poll<std::io::Result<()>> {
+    loop {
+        let mut writer = {
+            let mut outbox = shared.lock_outbox();
+            if !outbox.handed_over || outbox.exclusive || outbox.failed.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            if outbox.queued.is_empty() {
+                let flushed = ready!(outbox.writer.poll_flush(cx));
+                if outbox.queued.capacity() > MAX_IDLE_OUTBOX {
+                    outbox.queued = Vec::new();
+                }
+                outbox.handed_over = false;
+                return Poll::Ready(flushed);
+            }
+            std::mem::swap(&mut outbox.queued, spare);
+            outbox.in_write = spare.len();
+            std::mem::replace(&mut outbox.writer, Writer::Busy)
+        };
+        let written = writer.poll_write(cx, spare);
+        let mut outbox = shared.lock_outbox();
+        // Another writer took its place meanwhile (see `Writer::Busy`):
+        // what this one waited for (room, the socket back from direct
+        // calls) may have come before it asked, so the new one tries.
+        let replaced = !matches!(outbox.writer, Writer::Busy);
+        if !replaced {
+            outbox.writer = writer;
+        }
+        outbox.in_write = 0;
+        let n = match written {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(_)) | Poll::Pending => 0,
+        };
+        outbox.advance(n);
+        if n < spare.len() {
+            // The rest goes back in front of what was queued meanwhile.
+            spare.drain(..n);
+            spare.extend_from_slice(&outbox.queued);
+            std::mem::swap(&mut outbox.queued, spare);
+        }
+        spare.clear();
+        if spare.capacity() > MAX_IDLE_OUTBOX {
+            *spare = Vec::new();
+        }
+        match written {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending if replaced => {}
+            Poll::Pending => return Poll::Pending,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the engine's internals: writes that stall, cancelled calls,
 //! deadlines, and the plain-reply fast path against the general parse.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -57,6 +58,19 @@ fn request(name: &str, timeout: Duration) -> Request<'_> {
 
 #[tokio::test]
 async fn calls_that_give_up_before_their_request_is_written_never_send_it() {
+    give_up_while_queued().await;
+}
+
+/// The same with calls on two threads, which queue and give up while the
+/// flusher writes without the outbox's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_other_threads_that_give_up_while_the_flusher_writes_never_send_it() {
+    for _ in 0..5 {
+        give_up_while_queued().await;
+    }
+}
+
+async fn give_up_while_queued() {
     let (ours, theirs) = tokio::io::duplex(24);
     let (read, write) = tokio::io::split(ours);
     let engine = Arc::new(Engine::start(
@@ -118,6 +132,41 @@ async fn calls_that_give_up_before_their_request_is_written_never_send_it() {
         );
     }
     assert_eq!(seen.len(), answered.len() + sent.len());
+}
+
+#[test]
+fn requests_the_flusher_is_writing_stay_and_those_queued_after_them_can_leave() {
+    use super::outbox::{Outbox, Progress};
+    let mut outbox = Outbox {
+        writer: Writer::Lent,
+        queued: Vec::new(),
+        handed_over: true,
+        exclusive: false,
+        pending: VecDeque::new(),
+        head_written: 0,
+        in_write: 0,
+        failed: None,
+    };
+    let push = |outbox: &mut Outbox, id: u64| {
+        outbox
+            .push(id, |out| {
+                out.extend_from_slice(format!("<{id}>").as_bytes());
+                Ok(())
+            })
+            .unwrap();
+    };
+    push(&mut outbox, 0);
+    push(&mut outbox, 1);
+    // The flusher takes what is queued out to write it (see `flush_some`).
+    let taken = std::mem::take(&mut outbox.queued);
+    outbox.in_write = taken.len();
+    push(&mut outbox, 2);
+    push(&mut outbox, 3);
+    assert_eq!(outbox.withdraw(1), Progress::Sent);
+    assert_eq!(outbox.withdraw(3), Progress::Withdrawn);
+    assert_eq!(outbox.queued, b"<2>");
+    assert!(outbox.is_queued(0) && outbox.is_queued(1) && outbox.is_queued(2));
+    assert!(!outbox.is_queued(3));
 }
 
 /// The engine's settings for tests.
