@@ -765,7 +765,10 @@ mod tests {
             sent(json!({"return": {}, "id": 7}), Some(json!("a"))),
             "{\"return\":{},\"id\":\"a\"}\r\n"
         );
-        assert_eq!(sent(json!({"return": 1, "id": 7}), None), "{\"return\":1}\r\n");
+        assert_eq!(
+            sent(json!({"return": 1, "id": 7}), None),
+            "{\"return\":1}\r\n"
+        );
         assert_eq!(sent(json!({}), Some(json!(3))), "{\"id\":3}\r\n");
         assert_eq!(
             sent(json!({"event": "STOP", "id": 1}), Some(json!(3))),
