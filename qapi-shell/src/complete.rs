@@ -1,0 +1,202 @@
+//! What Tab offers, from the schema: command names; member names of the
+//! command and of the branch its tag chose so far, nested dotted paths;
+//! enum values and `true`/`false`.  Deprecated and unstable members and
+//! values are marked in the list the user sees.
+
+use qapi_introspect::{Meta, Schema};
+use serde_json::Value;
+
+use crate::args::{arguments_type, object_of, parse, type_at, words};
+
+/// One completion: what replaces the word, and how the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The text that replaces the word being completed.
+    pub replacement: String,
+    /// What the list of candidates shows (with marks).
+    pub display: String,
+}
+
+fn mark(name: &str, features: &[String]) -> String {
+    let mut display = name.to_owned();
+    for feature in ["deprecated", "unstable"] {
+        if features.iter().any(|f| f == feature) {
+            display.push_str(&format!(" ({feature})"));
+        }
+    }
+    display
+}
+
+/// Where the word being completed starts in `line` (cut at the cursor),
+/// and the candidates for it.
+pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize, Vec<Candidate>) {
+    let start = line.rfind(|c: char| c.is_whitespace()).map_or(0, |i| i + 1);
+    let word = &line[start..];
+    let before = words(&line[..start]);
+    let Some(command) = before.first() else {
+        let mut names: Vec<Candidate> = schema
+            .commands()
+            .iter()
+            .map(String::as_str)
+            .chain(extra_commands.iter().copied())
+            .filter(|c| c.starts_with(word))
+            .map(|c| Candidate {
+                replacement: format!("{c} "),
+                display: mark(c, schema.get(c).map_or(&[][..], |e| &e.features)),
+            })
+            .collect();
+        names.sort_by(|a, b| a.replacement.cmp(&b.replacement));
+        names.dedup();
+        return (start, names);
+    };
+    let command = command.strip_suffix('?').unwrap_or(command);
+    let Some(root) = arguments_type(schema, command) else {
+        return (start, Vec::new());
+    };
+    // What the line says so far, to choose union branches.
+    let so_far = parse(Some(schema), command, &before[1..]).unwrap_or(Value::Null);
+    match word.split_once('=') {
+        None => {
+            let (parent, prefix) = match word.rfind('.') {
+                Some(dot) => (&word[..dot], &word[dot + 1..]),
+                None => ("", word),
+            };
+            let steps: Vec<&str> = if parent.is_empty() {
+                Vec::new()
+            } else {
+                parent.split('.').collect()
+            };
+            let Some(entity) =
+                type_at(schema, root, &so_far, &steps).and_then(|e| object_of(schema, e))
+            else {
+                return (start, Vec::new());
+            };
+            let mut here = &so_far;
+            for step in &steps {
+                here = here.get(*step).unwrap_or(&Value::Null);
+            }
+            let given: Vec<&str> = here
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let candidates = schema
+                .members_for(entity, here)
+                .into_iter()
+                .filter(|m| m.name.starts_with(prefix) && !given.contains(&m.name.as_str()))
+                .map(|m| {
+                    let full = if parent.is_empty() {
+                        m.name.clone()
+                    } else {
+                        format!("{parent}.{}", m.name)
+                    };
+                    // An object member continues with a dot, others with
+                    // their value.
+                    let nests = schema
+                        .get(&m.type_)
+                        .is_some_and(|e| matches!(e.meta, Meta::Object { .. }));
+                    Candidate {
+                        replacement: if nests {
+                            format!("{full}.")
+                        } else {
+                            format!("{full}=")
+                        },
+                        display: mark(&m.name, &m.features)
+                            + if m.optional() { "" } else { " (required)" },
+                    }
+                })
+                .collect();
+            (start, candidates)
+        }
+        Some((key, prefix)) => {
+            let steps: Vec<&str> = key.split('.').collect();
+            let Some(entity) = type_at(schema, root, &so_far, &steps) else {
+                return (start, Vec::new());
+            };
+            let values = values_of(schema, &entity.meta);
+            let candidates = values
+                .into_iter()
+                .filter(|(v, _)| v.starts_with(prefix))
+                .map(|(v, features)| Candidate {
+                    replacement: format!("{key}={v} "),
+                    display: mark(&v, &features),
+                })
+                .collect();
+            (start, candidates)
+        }
+    }
+}
+
+/// The values a member of this type can take by name, with features.
+fn values_of(schema: &Schema, meta: &Meta) -> Vec<(String, Vec<String>)> {
+    match meta {
+        Meta::Enum { values, members } => values
+            .iter()
+            .map(|v| {
+                let features = members
+                    .iter()
+                    .find(|m| &m.name == v)
+                    .map(|m| m.features.clone())
+                    .unwrap_or_default();
+                (v.clone(), features)
+            })
+            .collect(),
+        Meta::Builtin { json_type } if json_type == "boolean" => {
+            vec![("true".into(), Vec::new()), ("false".into(), Vec::new())]
+        }
+        Meta::Alternate { members } => members
+            .iter()
+            .filter_map(|m| schema.get(&m.type_))
+            .flat_map(|e| values_of(schema, &e.meta))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bindings() -> Schema {
+        Schema::from_json(qapi_types::introspection::SCHEMA).unwrap()
+    }
+
+    fn replacements(line: &str) -> Vec<String> {
+        let (_, candidates) = complete(&bindings(), &["help"], line);
+        candidates.into_iter().map(|c| c.replacement).collect()
+    }
+
+    #[test]
+    fn command_names() {
+        assert_eq!(
+            replacements("query-sta"),
+            ["query-stats ", "query-stats-schemas ", "query-status "]
+        );
+        assert_eq!(replacements("hel"), ["help "]);
+    }
+
+    #[test]
+    fn enum_values_booleans_and_branch_members() {
+        assert_eq!(
+            replacements("blockdev-add driver=nul"),
+            ["driver=null-aio ", "driver=null-co "]
+        );
+        assert_eq!(
+            replacements("blockdev-add read-only=t"),
+            ["read-only=true "]
+        );
+        let members = replacements("blockdev-add driver=null-co ");
+        assert!(
+            members.contains(&"size=".to_owned()) && members.contains(&"read-zeroes=".to_owned())
+        );
+        assert!(
+            !members.contains(&"driver=".to_owned()),
+            "given already: {members:?}"
+        );
+        assert!(
+            !members.contains(&"filename=".to_owned()),
+            "another branch's: {members:?}"
+        );
+        let nested = replacements("blockdev-add driver=qcow2 file.driver=file file.fil");
+        assert_eq!(nested, ["file.filename="]);
+    }
+}

@@ -1,0 +1,373 @@
+//! The interactive session: a line editor completing from the schema,
+//! events printed above the prompt as they come, history kept across
+//! sessions.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use qapi_introspect::{Meta, Schema};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{
+    CompletionType, Config, Context, Editor, ExternalPrinter, Helper, Highlighter, Hinter,
+};
+
+use crate::session::{Peer, Session};
+use crate::{describe, Output, Style};
+
+/// The shell's own commands, completed with the schema's.
+const SHELL_COMMANDS: &[&str] = &["help", "events", "quit"];
+
+#[derive(Helper, Hinter, Highlighter)]
+struct LineHelper {
+    schema: Arc<Schema>,
+    hmp: bool,
+}
+
+impl Completer for LineHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if self.hmp {
+            return Ok((pos, Vec::new()));
+        }
+        let (start, candidates) =
+            crate::complete::complete(&self.schema, SHELL_COMMANDS, &line[..pos]);
+        let pairs = candidates
+            .into_iter()
+            .map(|c| Pair {
+                display: c.display,
+                replacement: c.replacement,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Validator for LineHelper {
+    /// A line with an open `{` or `[` goes on (long JSON over several
+    /// lines).
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        let mut depth = 0i64;
+        let mut in_string = false;
+        let mut escaped = false;
+        for c in ctx.input().chars() {
+            match (in_string, escaped, c) {
+                (true, true, _) => escaped = false,
+                (true, false, '\\') => escaped = true,
+                (true, false, '"') => in_string = false,
+                (true, false, _) => {}
+                (false, _, '"') => in_string = true,
+                (false, _, '{' | '[') => depth += 1,
+                (false, _, '}' | ']') => depth -= 1,
+                _ => {}
+            }
+        }
+        Ok(if depth > 0 {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
+
+/// Which events are shown.
+enum EventFilter {
+    All,
+    None,
+    Named(Vec<String>),
+}
+
+impl EventFilter {
+    fn shows(&self, name: &str) -> bool {
+        match self {
+            EventFilter::All => true,
+            EventFilter::None => false,
+            EventFilter::Named(names) => names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+/// Where history is kept: `$QAPI_SHELL_HISTORY`, else the user's data
+/// directory (`~/.local/share/qapi-shell/history` on Linux).
+fn history_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("QAPI_SHELL_HISTORY") {
+        return Some(PathBuf::from(path));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "qapi-shell")?;
+    Some(dirs.data_dir().join("history"))
+}
+
+/// Runs the interactive session until Ctrl-D, `quit`, or QEMU going away.
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    session: Session,
+    output: Output,
+    style: Style,
+) -> ExitCode {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .build();
+    let mut editor: Editor<LineHelper, DefaultHistory> = match Editor::with_config(config) {
+        Ok(editor) => editor,
+        Err(e) => {
+            eprintln!("{}", style.error(&format!("qapi-shell: no terminal: {e}")));
+            return ExitCode::from(2);
+        }
+    };
+    let schema = Arc::new(session.schema.clone());
+    editor.set_helper(Some(LineHelper {
+        schema: schema.clone(),
+        hmp: session.hmp,
+    }));
+    let history = history_path();
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.load_history(path);
+    }
+    let filter = Arc::new(Mutex::new(EventFilter::All));
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Peer::Qmp(qmp) = &session.peer {
+        match editor.create_external_printer() {
+            Ok(mut printer) => {
+                let mut events = qmp.events();
+                let filter = filter.clone();
+                let gone = gone.clone();
+                runtime.spawn(async move {
+                    loop {
+                        match events.recv_raw().await {
+                            Some(Ok(event)) => {
+                                let shows = filter.lock().map(|f| f.shows(event.name())).unwrap_or(true);
+                                if shows {
+                                    let _ = printer.print(format!("{}\n", style.event(&event_line(event.json()))));
+                                }
+                            }
+                            Some(Err(qapi_client::Error::EventsLagged { missed })) => {
+                                let _ = printer.print(format!("({missed} events missed)\n"));
+                            }
+                            Some(Err(_)) | None => {
+                                gone.store(true, std::sync::atomic::Ordering::Release);
+                                let _ = printer.print(style.error("qapi-shell: QEMU closed the connection; press Enter to leave\n"));
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => eprintln!("qapi-shell: events are shown after each command only: {e}"),
+        }
+    }
+    println!(
+        "Connected: {} commands in {}. Tab completes, `help COMMAND` explains, Ctrl-D leaves.",
+        schema.commands().len(),
+        session.schema_name()
+    );
+    let prompt = if session.hmp { "(hmp) " } else { "(qapi) " };
+    loop {
+        if gone.load(std::sync::atomic::Ordering::Acquire) {
+            return ExitCode::from(2);
+        }
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}", style.error(&format!("qapi-shell: {e}")));
+                return ExitCode::from(2);
+            }
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line);
+        if let Some(path) = &history {
+            let _ = editor.save_history(path);
+        }
+        if gone.load(std::sync::atomic::Ordering::Acquire) {
+            return ExitCode::from(2);
+        }
+        if !session.hmp {
+            if line == "quit" || line == "exit" {
+                return ExitCode::SUCCESS;
+            }
+            if let Some(topic) = line
+                .strip_prefix("help")
+                .filter(|r| r.is_empty() || r.starts_with(' '))
+            {
+                println!("{}", help(&schema, topic.trim()));
+                continue;
+            }
+            if let Some(command) = line.strip_suffix('?') {
+                println!("{}", help(&schema, command.trim()));
+                continue;
+            }
+            if let Some(rest) = line
+                .strip_prefix("events")
+                .filter(|r| r.is_empty() || r.starts_with(' '))
+            {
+                let mut filter = filter.lock().unwrap_or_else(|e| e.into_inner());
+                *filter = match rest.trim() {
+                    "" | "on" => EventFilter::All,
+                    "off" => EventFilter::None,
+                    names => {
+                        EventFilter::Named(names.split_whitespace().map(str::to_owned).collect())
+                    }
+                };
+                continue;
+            }
+        }
+        // Ctrl-C while a call runs gives up on it (the call's error says
+        // whether the request went out).
+        let outcome = runtime.block_on(async {
+            tokio::select! {
+                outcome = session.run_line(line) => Some(outcome),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        });
+        match outcome {
+            None => eprintln!("{}", style.error("cancelled")),
+            Some(Ok(serde_json::Value::String(text))) if session.hmp => print!("{text}"),
+            Some(Ok(value)) => println!("{}", output.show(&value)),
+            Some(Err(e)) => eprintln!("{}", style.error(&describe(&e).0)),
+        }
+    }
+}
+
+/// An event as the shell shows it: `event NAME {data}`.
+fn event_line(json: &str) -> String {
+    let Ok(message) = serde_json::from_str::<serde_json::Value>(json) else {
+        return format!("event {json}");
+    };
+    let name = message["event"].as_str().unwrap_or("?");
+    match message.get("data") {
+        Some(data) => format!("event {name} {data}"),
+        None => format!("event {name}"),
+    }
+}
+
+/// `help` alone: the shell's commands; `help COMMAND`: its arguments from
+/// the schema, with their types and whether they are optional,
+/// deprecated or unstable.
+fn help(schema: &Schema, topic: &str) -> String {
+    if topic.is_empty() {
+        return "COMMAND key=value… | COMMAND {json}   run a command (Tab completes)\n\
+                help COMMAND | COMMAND?              what a command takes\n\
+                events on | off | NAME…              which events are shown\n\
+                quit (or Ctrl-D)                     leave"
+            .to_owned();
+    }
+    let Some(entity) = schema.get(topic) else {
+        return format!("no command '{topic}'");
+    };
+    let Meta::Command {
+        arg_type, ret_type, ..
+    } = &entity.meta
+    else {
+        return format!("'{topic}' is not a command");
+    };
+    let mut text = topic.to_owned();
+    for feature in &entity.features {
+        text.push_str(&format!(" ({feature})"));
+    }
+    text.push('\n');
+    let arguments = schema.get(arg_type);
+    let mut lines = Vec::new();
+    if let Some(arguments) = arguments {
+        describe_members(schema, arguments, "  ", &mut lines, 0);
+    }
+    if lines.is_empty() {
+        text.push_str("  takes no arguments\n");
+    } else {
+        text.push_str("arguments:\n");
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("returns: {}", type_name(schema, ret_type)));
+    text
+}
+
+fn describe_members(
+    schema: &Schema,
+    entity: &qapi_introspect::Entity,
+    indent: &str,
+    lines: &mut Vec<String>,
+    depth: usize,
+) {
+    let Meta::Object {
+        members,
+        tag,
+        variants,
+    } = &entity.meta
+    else {
+        return;
+    };
+    for member in members {
+        let mut line = format!(
+            "{indent}{}: {}",
+            member.name,
+            type_name(schema, &member.type_)
+        );
+        if member.optional() {
+            line.push_str(" (optional)");
+        }
+        for feature in &member.features {
+            line.push_str(&format!(" ({feature})"));
+        }
+        lines.push(line);
+    }
+    if let (Some(tag), true) = (tag, depth < 1) {
+        for variant in variants {
+            if let Some(branch) = schema.get(&variant.type_) {
+                let before = lines.len();
+                describe_members(schema, branch, &format!("{indent}    "), lines, depth + 1);
+                if lines.len() > before {
+                    lines.insert(before, format!("{indent}  when {tag}={}:", variant.case));
+                }
+            }
+        }
+    }
+}
+
+/// A type as help shows it: the builtin's name, an enum's values, "object",
+/// "list of …" (live schemas hide type names behind numbers).
+fn type_name(schema: &Schema, name: &str) -> String {
+    match schema.get(name).map(|e| &e.meta) {
+        Some(Meta::Builtin { json_type }) => match json_type.as_str() {
+            "value" => "any".into(),
+            other => other.into(),
+        },
+        Some(Meta::Enum { values, .. }) if values.len() <= 8 => {
+            format!("one of {}", values.join(", "))
+        }
+        Some(Meta::Enum { values, .. }) => format!(
+            "one of {} values ({}, …)",
+            values.len(),
+            values[..4].join(", ")
+        ),
+        Some(Meta::Array { element_type }) => {
+            format!("list of {}", type_name(schema, element_type))
+        }
+        Some(Meta::Object { members, .. }) if members.is_empty() => "nothing".into(),
+        Some(Meta::Object { .. }) => "object".into(),
+        Some(Meta::Alternate { members }) => members
+            .iter()
+            .map(|m| type_name(schema, &m.type_))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => name.into(),
+    }
+}
