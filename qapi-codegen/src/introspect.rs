@@ -161,3 +161,81 @@ pub fn introspection_text(schema: &Schema) -> String {
     let lines: Vec<String> = entities.iter().map(Value::to_string).collect();
     format!("[\n{}\n]\n", lines.join(",\n"))
 }
+
+/// The schema's documentation by symbol, for tools that explain commands
+/// (the shell's `help`): one JSON object whose members are symbols
+/// (commands, events, types), each with its `text` (the body and untagged
+/// paragraphs), `members` and `features` (descriptions by name), and
+/// `since`, `returns`, `errors` and a struct's or union's `base` type
+/// where the schema has them.  Members with no
+/// written description are left out.  One symbol per line, in name order,
+/// so that a new release's changes read as a diff.
+pub fn docs_text(schema: &Schema) -> String {
+    use crate::doc::SectionKind;
+    let mut symbols = std::collections::BTreeMap::new();
+    for doc in &schema.docs {
+        let Some(symbol) = &doc.symbol else {
+            continue;
+        };
+        let mut text = String::new();
+        let mut members = serde_json::Map::new();
+        let mut features = serde_json::Map::new();
+        let mut entry = serde_json::Map::new();
+        for section in &doc.sections {
+            let body = section.text.trim();
+            match section.kind {
+                SectionKind::Plain | SectionKind::Note => {
+                    if !body.is_empty() {
+                        if !text.is_empty() {
+                            text.push_str("\n\n");
+                        }
+                        text.push_str(body);
+                    }
+                }
+                SectionKind::Member | SectionKind::Feature if section.written => {
+                    let target = if section.kind == SectionKind::Member {
+                        &mut members
+                    } else {
+                        &mut features
+                    };
+                    if let Some(name) = &section.name {
+                        target.insert(name.clone(), Value::from(body));
+                    }
+                }
+                SectionKind::Since => {
+                    entry.insert("since".into(), Value::from(body));
+                }
+                SectionKind::Returns => {
+                    entry.insert("returns".into(), Value::from(body));
+                }
+                SectionKind::Errors => {
+                    entry.insert("errors".into(), Value::from(body));
+                }
+                _ => {}
+            }
+        }
+        entry.insert("text".into(), Value::from(text));
+        // Members a type inherits are described in its base's block.
+        if let Some(EntityKind::Object {
+            base: Some(base), ..
+        }) = schema.lookup(symbol).map(|e| &e.kind)
+        {
+            entry.insert(
+                "base".into(),
+                Value::from(schema.entity(*base).name.as_str()),
+            );
+        }
+        if !members.is_empty() {
+            entry.insert("members".into(), Value::Object(members));
+        }
+        if !features.is_empty() {
+            entry.insert("features".into(), Value::Object(features));
+        }
+        symbols.insert(symbol.clone(), Value::Object(entry));
+    }
+    let lines: Vec<String> = symbols
+        .iter()
+        .map(|(symbol, entry)| format!("{}: {entry}", Value::from(symbol.as_str())))
+        .collect();
+    format!("{{\n{}\n}}\n", lines.join(",\n"))
+}

@@ -15,6 +15,7 @@
 
 mod args;
 mod complete;
+mod help;
 mod session;
 mod shell;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use qapi_introspect::{Meta, Schema};
+use qapi_introspect::Schema;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -15,6 +15,7 @@ use rustyline::{
     CompletionType, Config, Context, Editor, ExternalPrinter, Helper, Highlighter, Hinter,
 };
 
+use crate::help::{self, Docs};
 use crate::session::{Peer, Session};
 use crate::{describe, Output, Style};
 
@@ -174,6 +175,10 @@ pub fn run(
         session.schema_name()
     );
     let prompt = if session.hmp { "(hmp) " } else { "(qapi) " };
+    let docs = match session.peer {
+        Peer::Qmp(_) => Docs::qmp(),
+        Peer::Qga(_) => Docs::qga(),
+    };
     loop {
         if gone.load(std::sync::atomic::Ordering::Acquire) {
             return ExitCode::from(2);
@@ -206,11 +211,11 @@ pub fn run(
                 .strip_prefix("help")
                 .filter(|r| r.is_empty() || r.starts_with(' '))
             {
-                println!("{}", help(&schema, topic.trim()));
+                println!("{}", help::help(&schema, docs, topic.trim()));
                 continue;
             }
             if let Some(command) = line.strip_suffix('?') {
-                println!("{}", help(&schema, command.trim()));
+                println!("{}", help::help(&schema, docs, command.trim()));
                 continue;
             }
             if let Some(rest) = line
@@ -254,120 +259,5 @@ fn event_line(json: &str) -> String {
     match message.get("data") {
         Some(data) => format!("event {name} {data}"),
         None => format!("event {name}"),
-    }
-}
-
-/// `help` alone: the shell's commands; `help COMMAND`: its arguments from
-/// the schema, with their types and whether they are optional,
-/// deprecated or unstable.
-fn help(schema: &Schema, topic: &str) -> String {
-    if topic.is_empty() {
-        return "COMMAND key=value… | COMMAND {json}   run a command (Tab completes)\n\
-                help COMMAND | COMMAND?              what a command takes\n\
-                events on | off | NAME…              which events are shown\n\
-                quit (or Ctrl-D)                     leave"
-            .to_owned();
-    }
-    let Some(entity) = schema.get(topic) else {
-        return format!("no command '{topic}'");
-    };
-    let Meta::Command {
-        arg_type, ret_type, ..
-    } = &entity.meta
-    else {
-        return format!("'{topic}' is not a command");
-    };
-    let mut text = topic.to_owned();
-    for feature in &entity.features {
-        text.push_str(&format!(" ({feature})"));
-    }
-    text.push('\n');
-    let arguments = schema.get(arg_type);
-    let mut lines = Vec::new();
-    if let Some(arguments) = arguments {
-        describe_members(schema, arguments, "  ", &mut lines, 0);
-    }
-    if lines.is_empty() {
-        text.push_str("  takes no arguments\n");
-    } else {
-        text.push_str("arguments:\n");
-        for line in lines {
-            text.push_str(&line);
-            text.push('\n');
-        }
-    }
-    text.push_str(&format!("returns: {}", type_name(schema, ret_type)));
-    text
-}
-
-fn describe_members(
-    schema: &Schema,
-    entity: &qapi_introspect::Entity,
-    indent: &str,
-    lines: &mut Vec<String>,
-    depth: usize,
-) {
-    let Meta::Object {
-        members,
-        tag,
-        variants,
-    } = &entity.meta
-    else {
-        return;
-    };
-    for member in members {
-        let mut line = format!(
-            "{indent}{}: {}",
-            member.name,
-            type_name(schema, &member.type_)
-        );
-        if member.optional() {
-            line.push_str(" (optional)");
-        }
-        for feature in &member.features {
-            line.push_str(&format!(" ({feature})"));
-        }
-        lines.push(line);
-    }
-    if let (Some(tag), true) = (tag, depth < 1) {
-        for variant in variants {
-            if let Some(branch) = schema.get(&variant.type_) {
-                let before = lines.len();
-                describe_members(schema, branch, &format!("{indent}    "), lines, depth + 1);
-                if lines.len() > before {
-                    lines.insert(before, format!("{indent}  when {tag}={}:", variant.case));
-                }
-            }
-        }
-    }
-}
-
-/// A type as help shows it: the builtin's name, an enum's values, "object",
-/// "list of …" (live schemas hide type names behind numbers).
-fn type_name(schema: &Schema, name: &str) -> String {
-    match schema.get(name).map(|e| &e.meta) {
-        Some(Meta::Builtin { json_type }) => match json_type.as_str() {
-            "value" => "any".into(),
-            other => other.into(),
-        },
-        Some(Meta::Enum { values, .. }) if values.len() <= 8 => {
-            format!("one of {}", values.join(", "))
-        }
-        Some(Meta::Enum { values, .. }) => format!(
-            "one of {} values ({}, …)",
-            values.len(),
-            values[..4].join(", ")
-        ),
-        Some(Meta::Array { element_type }) => {
-            format!("list of {}", type_name(schema, element_type))
-        }
-        Some(Meta::Object { members, .. }) if members.is_empty() => "nothing".into(),
-        Some(Meta::Object { .. }) => "object".into(),
-        Some(Meta::Alternate { members }) => members
-            .iter()
-            .map(|m| type_name(schema, &m.type_))
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => name.into(),
     }
 }
