@@ -149,7 +149,7 @@ fn main() -> ExitCode {
     let output = Output {
         compact: cli.compact,
     };
-    match cli.command {
+    let status = match cli.command {
         Some(command) => {
             let mut line = command;
             for arg in &cli.args {
@@ -159,7 +159,11 @@ fn main() -> ExitCode {
             one_shot(&runtime, &session, &line, output, style)
         }
         None => shell::run(&runtime, session, output, style),
-    }
+    };
+    // Whatever a task is still doing (printing an event for a line editor
+    // that is gone), leaving does not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    status
 }
 
 fn one_shot(

@@ -139,13 +139,17 @@ pub fn run(
     }
     let filter = Arc::new(Mutex::new(EventFilter::All));
     let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Set when the user leaves, so that the session closing is not news.
+    let leaving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut events_task = None;
     if let Peer::Qmp(qmp) = &session.peer {
         match editor.create_external_printer() {
             Ok(mut printer) => {
                 let mut events = qmp.events();
                 let filter = filter.clone();
                 let gone = gone.clone();
-                runtime.spawn(async move {
+                let leaving = leaving.clone();
+                events_task = Some(runtime.spawn(async move {
                     loop {
                         match events.recv_raw().await {
                             Some(Ok(event)) => {
@@ -159,12 +163,15 @@ pub fn run(
                             }
                             Some(Err(_)) | None => {
                                 gone.store(true, std::sync::atomic::Ordering::Release);
+                                if leaving.load(std::sync::atomic::Ordering::Acquire) {
+                                    return;
+                                }
                                 let _ = printer.print(style.error("qapi-shell: QEMU closed the connection; press Enter to leave\n"));
                                 return;
                             }
                         }
                     }
-                });
+                }));
             }
             Err(e) => eprintln!("qapi-shell: events are shown after each command only: {e}"),
         }
@@ -179,17 +186,17 @@ pub fn run(
         Peer::Qmp(_) => Docs::qmp(),
         Peer::Qga(_) => Docs::qga(),
     };
-    loop {
+    let code = loop {
         if gone.load(std::sync::atomic::Ordering::Acquire) {
-            return ExitCode::from(2);
+            break ExitCode::from(2);
         }
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => return ExitCode::SUCCESS,
+            Err(ReadlineError::Eof) => break ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{}", style.error(&format!("qapi-shell: {e}")));
-                return ExitCode::from(2);
+                break ExitCode::from(2);
             }
         };
         let line = line.trim();
@@ -201,11 +208,11 @@ pub fn run(
             let _ = editor.save_history(path);
         }
         if gone.load(std::sync::atomic::Ordering::Acquire) {
-            return ExitCode::from(2);
+            break ExitCode::from(2);
         }
         if !session.hmp {
             if line == "quit" || line == "exit" {
-                return ExitCode::SUCCESS;
+                break ExitCode::SUCCESS;
             }
             if let Some(topic) = line
                 .strip_prefix("help")
@@ -247,7 +254,12 @@ pub fn run(
             Some(Ok(value)) => println!("{}", output.show(&value)),
             Some(Err(e)) => eprintln!("{}", style.error(&describe(&e).0)),
         }
+    };
+    leaving.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(task) = events_task {
+        task.abort();
     }
+    code
 }
 
 /// An event as the shell shows it: `event NAME {data}`.

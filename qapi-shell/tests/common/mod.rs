@@ -67,11 +67,17 @@ fn wait_for_socket(path: &Path, child: &mut Child) {
 
 /// `qemu-system-x86_64 -M none` with QMP on a Unix socket.
 pub fn qemu(binary: &Path) -> Process {
+    qemu_with(binary, &[])
+}
+
+/// [`qemu`] with more arguments.
+pub fn qemu_with(binary: &Path, extra: &[&str]) -> Process {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("qmp.sock");
     let mut child = Command::new(binary)
         .args(["-M", "none", "-nodefaults", "-display", "none", "-qmp"])
         .arg(format!("unix:{},server=on,wait=off", socket.display()))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -96,4 +102,17 @@ pub fn qemu_ga(binary: &Path) -> Process {
         .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
     wait_for_socket(&socket, &mut child);
     Process { child, dir, socket }
+}
+
+/// Waits until something listens on `path`, a socket of `process`.
+pub fn wait_for_socket_of(path: &Path, process: &Process) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {path:?} after 10 s ({:?})",
+            process.child.id()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
