@@ -195,6 +195,13 @@ fn unquote(raw: &str) -> Value {
 
 /// Reads the words after a command into its arguments.
 pub fn parse(schema: Option<&Schema>, command: &str, words: &[String]) -> Result<Value, ArgError> {
+    let root = schema.and_then(|s| Some((s, arguments_type(s, command)?)));
+    parse_as(root, words)
+}
+
+/// Reads `key=value` words (or one JSON object) into a value of the type
+/// `root` gives, when there is one.
+pub fn parse_as(root: Option<(&Schema, &Entity)>, words: &[String]) -> Result<Value, ArgError> {
     let rest = words.join(" ");
     if rest.trim_start().starts_with('{') {
         return serde_json::from_str(&rest)
@@ -219,7 +226,6 @@ pub fn parse(schema: Option<&Schema>, command: &str, words: &[String]) -> Result
             .map_err(|at| ArgError(format!("{key}: {at} is given a value and members both")))?;
         raws.push((path, raw.to_owned()));
     }
-    let root = schema.and_then(|s| Some((s, arguments_type(s, command)?)));
     for (path, raw) in raws {
         let value = match root {
             Some((schema, root)) => {
@@ -254,6 +260,30 @@ fn set(object: &mut Value, path: &[String], value: Value) -> Result<(), String> 
             .or_insert_with(|| Value::Object(Map::new()));
     }
     Ok(())
+}
+
+/// The entity of a `transaction`'s actions (`TransactionAction`), from the
+/// schema's `transaction` command.
+pub fn transaction_action(schema: &Schema) -> Option<&Entity> {
+    let arguments = object_of(schema, arguments_type(schema, "transaction")?)?;
+    let actions = type_at(schema, arguments, &Value::Null, &["actions"])?;
+    match &actions.meta {
+        Meta::Array { element_type } => schema.get(element_type),
+        _ => None,
+    }
+}
+
+/// One line of qmp-shell's transaction mode, `ACTION key=value…`, as a
+/// `transaction` action: `{"type": ACTION, "data": {…}}`, the data typed
+/// by the action's branch.
+pub fn transaction_line(schema: &Schema, words: &[String]) -> Result<Value, ArgError> {
+    let Some((action, rest)) = words.split_first() else {
+        return Err(ArgError("an action: ACTION key=value…".into()));
+    };
+    let mut wrapped = vec![format!("type={action}")];
+    wrapped.extend(rest.iter().map(|w| format!("data.{w}")));
+    let root = transaction_action(schema).map(|e| (schema, e));
+    parse_as(root, &wrapped)
 }
 
 #[cfg(test)]
@@ -320,6 +350,23 @@ mod tests {
             .unwrap(),
             json!({"driver": "null-co", "node-name": "j"})
         );
+    }
+
+    #[test]
+    fn transaction_lines_are_typed_actions() {
+        let schema = bindings();
+        let action = transaction_line(
+            &schema,
+            &words("block-dirty-bitmap-add node=n0 name=b0 granularity=65536 persistent=false"),
+        )
+        .unwrap();
+        assert_eq!(
+            action,
+            json!({"type": "block-dirty-bitmap-add",
+                   "data": {"node": "n0", "name": "b0", "granularity": 65536, "persistent": false}})
+        );
+        let arguments = json!({ "actions": [action] });
+        assert!(schema.check_arguments("transaction", &arguments).is_empty());
     }
 
     #[test]

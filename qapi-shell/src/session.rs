@@ -138,6 +138,21 @@ impl Session {
         self.execute(command, arguments).await
     }
 
+    /// Sends the actions collected in transaction mode as one
+    /// `transaction`, after checking them against the schema.
+    pub async fn run_transaction(&self, actions: Vec<Value>) -> Result<Value, LineError> {
+        let arguments = serde_json::json!({ "actions": actions });
+        let problems = self.schema.check_arguments("transaction", &arguments);
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(LineError::Usage(format!(
+                "transaction: not sent: {}",
+                lines.join("; ")
+            )));
+        }
+        self.execute("transaction", Some(&arguments)).await
+    }
+
     async fn execute(&self, command: &str, arguments: Option<&Value>) -> Result<Value, LineError> {
         if self.verbose {
             let mut request = serde_json::json!({ "execute": command });

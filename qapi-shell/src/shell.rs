@@ -186,10 +186,18 @@ pub fn run(
         Peer::Qmp(_) => Docs::qmp(),
         Peer::Qga(_) => Docs::qga(),
     };
+    // qmp-shell's transaction mode: `transaction(`, one action a line,
+    // `)` sends them.
+    let mut transaction: Option<Vec<serde_json::Value>> = None;
     let code = loop {
         if gone.load(std::sync::atomic::Ordering::Acquire) {
             break ExitCode::from(2);
         }
+        let prompt = if transaction.is_some() {
+            "(qapi transaction) "
+        } else {
+            prompt
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -210,7 +218,28 @@ pub fn run(
         if gone.load(std::sync::atomic::Ordering::Acquire) {
             break ExitCode::from(2);
         }
-        if !session.hmp {
+        if let Some(actions) = &mut transaction {
+            if line != ")" {
+                match crate::args::transaction_line(&schema, &crate::args::words(line)) {
+                    Ok(action) => actions.push(action),
+                    Err(e) => eprintln!("{}", style.error(&e.0)),
+                }
+                continue;
+            }
+        }
+        let outcome_of_transaction = match (line, transaction.take()) {
+            (")", Some(actions)) => Some(actions),
+            ("transaction(", None) if !session.hmp => {
+                transaction = Some(Vec::new());
+                println!("one action a line (ACTION key=value…); `)` sends them all");
+                continue;
+            }
+            (_, none) => {
+                transaction = none;
+                None
+            }
+        };
+        if !session.hmp && outcome_of_transaction.is_none() {
             if line == "quit" || line == "exit" {
                 break ExitCode::SUCCESS;
             }
@@ -243,8 +272,14 @@ pub fn run(
         // Ctrl-C while a call runs gives up on it (the call's error says
         // whether the request went out).
         let outcome = runtime.block_on(async {
+            let call = async {
+                match outcome_of_transaction {
+                    Some(actions) => session.run_transaction(actions).await,
+                    None => session.run_line(line).await,
+                }
+            };
             tokio::select! {
-                outcome = session.run_line(line) => Some(outcome),
+                outcome = call => Some(outcome),
                 _ = tokio::signal::ctrl_c() => None,
             }
         });

@@ -230,6 +230,27 @@ fn a_person_at_the_shell_against_real_qemu() {
         "the prompt is back below the event"
     );
 
+    // qmp-shell's transaction mode: actions typed by their branch, sent
+    // together.
+    term.keys(&["blockdev-add driver=null-co node-name=n0", "Enter"]);
+    term.wait_for_prompt();
+    term.keys(&["transaction(", "Enter"]);
+    term.wait_for("one action a line");
+    term.keys(&[
+        "block-dirty-bitmap-add node=n0 name=b0 granularity=65536",
+        "Enter",
+    ]);
+    term.keys(&["block-dirty-bitmap-add node=n0 name=b1", "Enter"]);
+    term.keys(&[")", "Enter"]);
+    term.wait_for_prompt();
+    let nodes = qmp_once(&second, "query-named-block-nodes");
+    assert!(
+        nodes.contains("\"name\": \"b0\"")
+            && nodes.contains("\"granularity\": 65536")
+            && nodes.contains("\"name\": \"b1\""),
+        "{nodes}"
+    );
+
     // Help from the schema's documentation.
     term.keys(&["help blockdev-add", "Enter"]);
     term.wait_for("Creates a new block device.");
@@ -246,7 +267,13 @@ fn a_person_at_the_shell_against_real_qemu() {
     term.wait_for_prompt();
     term.keys(&["Up"]);
     assert_eq!(term.last_line(), "(qapi) help blockdev-add");
+
+    // QEMU goes away: the shell says so at once, and leaves with status 2.
+    term.keys(&["C-u"]);
     drop(qemu);
+    term.wait_for("qapi-shell: QEMU closed the connection; press Enter to leave");
+    term.keys(&["Enter"]);
+    term.wait_for("shell-exited=2");
 }
 
 #[test]
