@@ -184,13 +184,11 @@ pub fn docs_text(schema: &Schema) -> String {
         for section in &doc.sections {
             let body = section.text.trim();
             match section.kind {
-                SectionKind::Plain | SectionKind::Note => {
-                    if !body.is_empty() {
-                        if !text.is_empty() {
-                            text.push_str("\n\n");
-                        }
-                        text.push_str(body);
+                SectionKind::Plain | SectionKind::Note if !body.is_empty() => {
+                    if !text.is_empty() {
+                        text.push_str("\n\n");
                     }
+                    text.push_str(body);
                 }
                 SectionKind::Member | SectionKind::Feature if section.written => {
                     let target = if section.kind == SectionKind::Member {
