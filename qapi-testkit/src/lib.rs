@@ -53,7 +53,7 @@ pub mod check;
 pub mod replay;
 pub mod script;
 pub mod transcript;
-mod wire;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 

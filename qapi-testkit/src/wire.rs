@@ -1,4 +1,6 @@
-//! Reading a client's requests off a byte stream.
+//! Reading a client's requests off a byte stream, as a fake server does
+//! (the replay server and the scripted fakes use it; so can a test's own
+//! fake).
 //!
 //! Clients need not end a request with a line break (`qapi-client` ends it
 //! with its closing brace, as QEMU allows), so requests are found by JSON
@@ -11,20 +13,35 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The largest request read whole (QEMU's own limit is about 10 MiB).
-pub(crate) const MAX_REQUEST: usize = 16 << 20;
+pub const MAX_REQUEST: usize = 16 << 20;
 
 /// Why the stream could not be read as requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WireError {
+pub enum WireError {
     /// Bytes that cannot start a request, at this offset of the stream.
-    Garbage { offset: u64, byte: u8 },
+    Garbage {
+        /// The byte's offset from the start of the stream.
+        offset: u64,
+        /// The byte.
+        byte: u8,
+    },
     /// A request that is not JSON.
-    NotJson { offset: u64, why: String },
+    NotJson {
+        /// Where the request starts.
+        offset: u64,
+        /// What the JSON parser said.
+        why: String,
+    },
     /// A request longer than [`MAX_REQUEST`].
-    TooLong { offset: u64 },
+    TooLong {
+        /// Where the request starts.
+        offset: u64,
+    },
     /// The stream failed.
     Io(String),
 }
+
+impl std::error::Error for WireError {}
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,8 +63,8 @@ impl std::fmt::Display for WireError {
 }
 
 /// Splits a stream into requests.
-#[derive(Default)]
-pub(crate) struct Requests {
+#[derive(Debug, Default)]
+pub struct Requests {
     pending: Vec<u8>,
     /// Bytes of the stream before `pending[0]`.
     consumed: u64,
@@ -119,12 +136,36 @@ impl Requests {
 
     /// The next request among the bytes already read, if a whole one is
     /// there.
-    pub(crate) fn buffered(&mut self) -> Result<Option<Value>, WireError> {
+    pub fn buffered(&mut self) -> Result<Option<Value>, WireError> {
         self.next_whole()
     }
 
+    /// A reader with nothing read yet.
+    pub fn new() -> Requests {
+        Requests::default()
+    }
+
+    /// The next request from a blocking reader; `Ok(None)` at the end of
+    /// the stream.
+    pub fn read_blocking(
+        &mut self,
+        reader: &mut impl std::io::Read,
+    ) -> Result<Option<Value>, WireError> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(request) = self.next_whole()? {
+                return Ok(Some(request));
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(WireError::Io(e.to_string())),
+            }
+        }
+    }
+
     /// The next request; `Ok(None)` at the end of the stream.
-    pub(crate) async fn read(
+    pub async fn read(
         &mut self,
         reader: &mut (impl AsyncRead + Unpin),
     ) -> Result<Option<Value>, WireError> {
