@@ -256,6 +256,30 @@ fn a_person_at_the_shell_against_real_qemu() {
     term.wait_for("Creates a new block device.");
     term.wait_for("node-name: string (optional) — the node name of the new node");
 
+    // Long JSON over several lines: an open bracket continues the line.
+    term.wait_for_prompt();
+    term.keys(&["blockdev-add {\"driver\": \"null-co\",", "Enter"]);
+    term.keys(&["\"node-name\": \"n9\"}", "Enter"]);
+    term.wait_for_prompt();
+    assert!(qmp_once(&second, "query-named-block-nodes").contains("\"node-name\": \"n9\""));
+
+    // Ctrl-C drops the line being typed.
+    term.keys(&["system_reset", "C-c"]);
+    term.wait_for_prompt();
+    term.keys(&["query-name", "Enter"]);
+    term.wait_for_prompt();
+    let screen = term.screen();
+    assert!(!screen.contains("system_resetquery-name"), "{screen}");
+
+    // Colour on a terminal: errors in red (ESC[31m).
+    term.keys(&["query-nothing", "Enter"]);
+    term.wait_for("no command 'query-nothing'");
+    let coloured = term.tmux(&["capture-pane", "-e", "-p", "-t", "0"]);
+    assert!(
+        coloured.contains("\u{1b}[31mno command 'query-nothing'"),
+        "{coloured}"
+    );
+
     // Ctrl-D leaves; history survives into the next session.
     term.wait_for_prompt();
     term.keys(&["C-d"]);
@@ -266,7 +290,7 @@ fn a_person_at_the_shell_against_real_qemu() {
     };
     term.wait_for_prompt();
     term.keys(&["Up"]);
-    assert_eq!(term.last_line(), "(qapi) help blockdev-add");
+    assert_eq!(term.last_line(), "(qapi) query-nothing");
 
     // QEMU goes away: the shell says so at once, and leaves with status 2.
     term.keys(&["C-u"]);
