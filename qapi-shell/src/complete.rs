@@ -175,6 +175,20 @@ mod tests {
     }
 
     #[test]
+    fn deprecated_and_unstable_are_marked_in_the_list() {
+        let (_, candidates) = complete(&bindings(), &[], "eject ");
+        let device = candidates
+            .iter()
+            .find(|c| c.replacement == "device=")
+            .unwrap();
+        assert_eq!(device.display, "device (deprecated)");
+        let (_, candidates) = complete(&bindings(), &[], "block-job-pa");
+        assert_eq!(candidates[0].display, "block-job-pause (deprecated)");
+        let (_, candidates) = complete(&bindings(), &[], "x-query-ji");
+        assert_eq!(candidates[0].display, "x-query-jit (unstable)");
+    }
+
+    #[test]
     fn enum_values_booleans_and_branch_members() {
         assert_eq!(
             replacements("blockdev-add driver=nul"),
