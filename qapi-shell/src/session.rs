@@ -21,7 +21,8 @@ pub enum SchemaSource {
 /// A connected session and what it knows.
 pub struct Session {
     pub peer: Peer,
-    pub schema: Schema,
+    /// Shared with the line editor's completion.
+    pub schema: std::sync::Arc<Schema>,
     pub schema_source: SchemaSource,
     /// Sends lines through `human-monitor-command`.
     pub hmp: bool,
@@ -68,7 +69,7 @@ impl Session {
             };
             return Ok(Session {
                 peer: Peer::Qga(qga),
-                schema: bindings_schema(qga_types::introspection::SCHEMA),
+                schema: std::sync::Arc::new(bindings_schema(qga_types::introspection::SCHEMA)),
                 schema_source: SchemaSource::Bindings(qapi_types::introspection::QEMU_VERSION),
                 hmp: false,
                 verbose: options.verbose,
@@ -94,7 +95,7 @@ impl Session {
         };
         Ok(Session {
             peer: Peer::Qmp(qmp),
-            schema,
+            schema: std::sync::Arc::new(schema),
             schema_source,
             hmp: options.hmp,
             verbose: options.verbose,
@@ -122,7 +123,7 @@ impl Session {
             )));
         }
         let arguments =
-            args::parse(Some(&self.schema), command, rest).map_err(|e| LineError::Usage(e.0))?;
+            args::parse(Some(&*self.schema), command, rest).map_err(|e| LineError::Usage(e.0))?;
         let problems = self.schema.check_arguments(command, &arguments);
         if !problems.is_empty() {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();

@@ -125,7 +125,7 @@ pub fn run(
             return ExitCode::from(2);
         }
     };
-    let schema = Arc::new(session.schema.clone());
+    let schema = session.schema.clone();
     editor.set_helper(Some(LineHelper {
         schema: schema.clone(),
         hmp: session.hmp,
