@@ -3,10 +3,10 @@
 //! enum values and `true`/`false`.  Deprecated and unstable members and
 //! values are marked in the list the user sees.
 
-use qapi_introspect::{Meta, Schema};
+use qapi_introspect::{Entity, Meta, Schema};
 use serde_json::Value;
 
-use crate::args::{arguments_type, object_of, parse, type_at, words};
+use crate::args::{arguments_type, object_of, parse_as, transaction_action, type_at, words};
 
 /// One completion: what replaces the word, and how the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +28,16 @@ fn mark(name: &str, features: &[String]) -> String {
 }
 
 /// Where the word being completed starts in `line` (cut at the cursor),
+/// the words before it, and the word itself.
+fn split_at_word(line: &str) -> (usize, Vec<String>, &str) {
+    let start = line.rfind(|c: char| c.is_whitespace()).map_or(0, |i| i + 1);
+    (start, words(&line[..start]), &line[start..])
+}
+
+/// Where the word being completed starts in `line` (cut at the cursor),
 /// and the candidates for it.
 pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize, Vec<Candidate>) {
-    let start = line.rfind(|c: char| c.is_whitespace()).map_or(0, |i| i + 1);
-    let word = &line[start..];
-    let before = words(&line[..start]);
+    let (start, before, word) = split_at_word(line);
     let Some(command) = before.first() else {
         let mut names: Vec<Candidate> = schema
             .commands()
@@ -53,8 +58,57 @@ pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize,
     let Some(root) = arguments_type(schema, command) else {
         return (start, Vec::new());
     };
+    (start, complete_member(schema, root, &before[1..], word))
+}
+
+/// Completion in qmp-shell's transaction mode, where a line is `ACTION
+/// key=value…`: action names first, then the members of that action's
+/// data, typed as in a command line.
+pub fn complete_action(schema: &Schema, line: &str) -> (usize, Vec<Candidate>) {
+    let (start, before, word) = split_at_word(line);
+    let Some(action) = transaction_action(schema) else {
+        return (start, Vec::new());
+    };
+    let Some(name) = before.first() else {
+        let kinds = type_at(schema, action, &Value::Null, &["type"])
+            .map(|kind| values_of(schema, &kind.meta))
+            .unwrap_or_default();
+        let candidates = kinds
+            .into_iter()
+            .filter(|(v, _)| v.starts_with(word))
+            .map(|(v, features)| Candidate {
+                display: mark(&v, &features),
+                replacement: format!("{v} "),
+            })
+            .collect();
+        return (start, candidates);
+    };
+    // The action's members live under `data` of `{"type": ACTION, "data":
+    // {…}}`: complete there, then drop the prefix the user does not type.
+    let mut wrapped = vec![format!("type={name}")];
+    wrapped.extend(before[1..].iter().map(|w| format!("data.{w}")));
+    let candidates = complete_member(schema, action, &wrapped, &format!("data.{word}"))
+        .into_iter()
+        .filter_map(|c| {
+            Some(Candidate {
+                replacement: c.replacement.strip_prefix("data.")?.to_owned(),
+                display: c.display,
+            })
+        })
+        .collect();
+    (start, candidates)
+}
+
+/// Candidates for `word`, a member path or `path=value` prefix, in a value
+/// of type `root` of which `before` gives the members so far.
+fn complete_member(
+    schema: &Schema,
+    root: &Entity,
+    before: &[String],
+    word: &str,
+) -> Vec<Candidate> {
     // What the line says so far, to choose union branches.
-    let so_far = parse(Some(schema), command, &before[1..]).unwrap_or(Value::Null);
+    let so_far = parse_as(Some((schema, root)), before).unwrap_or(Value::Null);
     match word.split_once('=') {
         None => {
             let (parent, prefix) = match word.rfind('.') {
@@ -69,7 +123,7 @@ pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize,
             let Some(entity) =
                 type_at(schema, root, &so_far, &steps).and_then(|e| object_of(schema, e))
             else {
-                return (start, Vec::new());
+                return Vec::new();
             };
             let mut here = &so_far;
             for step in &steps {
@@ -79,7 +133,7 @@ pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize,
                 .as_object()
                 .map(|o| o.keys().map(String::as_str).collect())
                 .unwrap_or_default();
-            let candidates = schema
+            schema
                 .members_for(entity, here)
                 .into_iter()
                 .filter(|m| m.name.starts_with(prefix) && !given.contains(&m.name.as_str()))
@@ -104,24 +158,21 @@ pub fn complete(schema: &Schema, extra_commands: &[&str], line: &str) -> (usize,
                             + if m.optional() { "" } else { " (required)" },
                     }
                 })
-                .collect();
-            (start, candidates)
+                .collect()
         }
         Some((key, prefix)) => {
             let steps: Vec<&str> = key.split('.').collect();
             let Some(entity) = type_at(schema, root, &so_far, &steps) else {
-                return (start, Vec::new());
+                return Vec::new();
             };
-            let values = values_of(schema, &entity.meta);
-            let candidates = values
+            values_of(schema, &entity.meta)
                 .into_iter()
                 .filter(|(v, _)| v.starts_with(prefix))
                 .map(|(v, features)| Candidate {
                     replacement: format!("{key}={v} "),
                     display: mark(&v, &features),
                 })
-                .collect();
-            (start, candidates)
+                .collect()
         }
     }
 }
@@ -212,5 +263,31 @@ mod tests {
         );
         let nested = replacements("blockdev-add driver=qcow2 file.driver=file file.fil");
         assert_eq!(nested, ["file.filename="]);
+    }
+
+    #[test]
+    fn transaction_actions_and_their_members() {
+        let schema = bindings();
+        let actions = |line: &str| -> Vec<String> {
+            let (_, candidates) = complete_action(&schema, line);
+            candidates.into_iter().map(|c| c.replacement).collect()
+        };
+        assert_eq!(actions("block-dirty-bitmap-a"), ["block-dirty-bitmap-add "]);
+        assert!(actions("").contains(&"blockdev-snapshot-sync ".to_owned()));
+        let members = actions("block-dirty-bitmap-add node=n0 ");
+        assert!(
+            members.contains(&"name=".to_owned()) && members.contains(&"persistent=".to_owned()),
+            "{members:?}"
+        );
+        assert!(
+            !members.contains(&"node=".to_owned()),
+            "given already: {members:?}"
+        );
+        assert_eq!(
+            actions("block-dirty-bitmap-add persistent=tr"),
+            ["persistent=true "]
+        );
+        // A command name is not an action.
+        assert!(actions("query-sta").is_empty());
     }
 }

@@ -26,6 +26,8 @@ const SHELL_COMMANDS: &[&str] = &["help", "events", "quit"];
 struct LineHelper {
     schema: Arc<Schema>,
     hmp: bool,
+    /// In transaction mode a line is an action, not a command.
+    transaction: bool,
 }
 
 impl Completer for LineHelper {
@@ -40,8 +42,11 @@ impl Completer for LineHelper {
         if self.hmp {
             return Ok((pos, Vec::new()));
         }
-        let (start, candidates) =
-            crate::complete::complete(&self.schema, SHELL_COMMANDS, &line[..pos]);
+        let (start, candidates) = if self.transaction {
+            crate::complete::complete_action(&self.schema, &line[..pos])
+        } else {
+            crate::complete::complete(&self.schema, SHELL_COMMANDS, &line[..pos])
+        };
         let pairs = candidates
             .into_iter()
             .map(|c| Pair {
@@ -129,6 +134,7 @@ pub fn run(
     editor.set_helper(Some(LineHelper {
         schema: schema.clone(),
         hmp: session.hmp,
+        transaction: false,
     }));
     let history = history_path();
     if let Some(path) = &history {
@@ -192,6 +198,9 @@ pub fn run(
     let code = loop {
         if gone.load(std::sync::atomic::Ordering::Acquire) {
             break ExitCode::from(2);
+        }
+        if let Some(helper) = editor.helper_mut() {
+            helper.transaction = transaction.is_some();
         }
         let prompt = if transaction.is_some() {
             "(qapi transaction) "

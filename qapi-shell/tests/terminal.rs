@@ -236,10 +236,15 @@ fn a_person_at_the_shell_against_real_qemu() {
     term.wait_for_prompt();
     term.keys(&["transaction(", "Enter"]);
     term.wait_for("one action a line");
-    term.keys(&[
-        "block-dirty-bitmap-add node=n0 name=b0 granularity=65536",
-        "Enter",
-    ]);
+    // Tab completes action names (`abort` is no command) and the action's
+    // own members there.
+    term.keys(&["ab", "Tab"]);
+    term.wait_for("(qapi transaction) abort");
+    term.keys(&["C-u", "block-dirty-bitmap-a", "Tab"]);
+    term.wait_for("(qapi transaction) block-dirty-bitmap-add");
+    term.keys(&["node=n0 name=b0 granu", "Tab"]);
+    term.wait_for("(qapi transaction) block-dirty-bitmap-add node=n0 name=b0 granularity=");
+    term.keys(&["65536", "Enter"]);
     term.keys(&["block-dirty-bitmap-add node=n0 name=b1", "Enter"]);
     term.keys(&[")", "Enter"]);
     term.wait_for_prompt();
