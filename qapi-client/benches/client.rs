@@ -106,6 +106,9 @@ enum Client {
     /// The bare bones of a session shared by W tasks, on tokio's
     /// `UnixStream` (see [`tokio_mux`]).
     TokioMux,
+    /// Our async client with the W calls in flight made by one task (as
+    /// `join_all` or `FuturesUnordered` would), not by W tasks.
+    OursOneTask,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,6 +191,14 @@ fn measure(protocol: Protocol, run: &Run) -> Result<f64> {
                 async move { tokio::spawn(tokio_mux(protocol, socket, count, window)).await? },
             )
         }
+        Client::OursOneTask => {
+            let socket = run.socket.clone();
+            let count = run.count;
+            let rt = runtime(run.runtime)?;
+            rt.block_on(async move {
+                tokio::spawn(ours_one_task(protocol, socket, count, window)).await?
+            })
+        }
         Client::Ours => {
             let socket = run.socket.clone();
             let count = run.count;
@@ -248,6 +259,75 @@ async fn ours(protocol: Protocol, socket: PathBuf, count: usize, window: usize) 
         }
     }
     Ok((per_task * window) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `count` calls with `window` in flight, all made by this task: each slot
+/// holds one call and starts the next when it ends.
+async fn ours_one_task(
+    protocol: Protocol,
+    socket: PathBuf,
+    count: usize,
+    window: usize,
+) -> Result<f64> {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    type Call = Pin<Box<dyn Future<Output = qapi_client::Result<()>> + Send>>;
+    let start: Box<dyn Fn() -> Call + Send + Sync> = match protocol {
+        Protocol::Qmp => {
+            let qmp = Qmp::connect_unix(&socket).await?;
+            Box::new(move || {
+                let qmp = qmp.clone();
+                Box::pin(async move {
+                    let status = qmp.execute(&qapi_types::commands::QueryStatus {}).await?;
+                    std::hint::black_box(status);
+                    Ok(())
+                })
+            })
+        }
+        Protocol::Qga => {
+            let qga = Qga::connect_unix(&socket).await?;
+            Box::new(move || {
+                let qga = qga.clone();
+                Box::pin(async move {
+                    qga.execute(&qga_types::commands::GuestPing {}).await?;
+                    Ok(())
+                })
+            })
+        }
+    };
+    for _ in 0..WARM_UP {
+        start().await?;
+    }
+    let count = count.max(window);
+    let started = Instant::now();
+    let mut slots: Vec<Call> = (0..window).map(|_| start()).collect();
+    let (mut begun, mut done) = (window, 0);
+    std::future::poll_fn(|cx| {
+        let mut index = 0;
+        while index < slots.len() {
+            match slots[index].as_mut().poll(cx) {
+                Poll::Pending => index += 1,
+                Poll::Ready(result) => {
+                    result?;
+                    done += 1;
+                    if begun < count {
+                        begun += 1;
+                        slots[index] = start();
+                    } else {
+                        drop(slots.swap_remove(index));
+                    }
+                }
+            }
+        }
+        if slots.is_empty() {
+            Poll::Ready(Ok::<(), qapi_client::Error>(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Our blocking client, one call at a time from this thread, or from

@@ -293,7 +293,10 @@ pub fn run(
             }
         });
         match outcome {
-            None => eprintln!("{}", style.error("cancelled")),
+            None => eprintln!(
+                "{}",
+                style.error("cancelled: the command may still run if it reached QEMU")
+            ),
             Some(Ok(serde_json::Value::String(text))) if session.hmp => print!("{text}"),
             Some(Ok(value)) => println!("{}", output.show(&value)),
             Some(Err(e)) => eprintln!("{}", style.error(&describe(&e).0)),

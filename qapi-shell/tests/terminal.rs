@@ -144,6 +144,11 @@ fn qemu_with_two_monitors(binary: &Path, dir: &Path) -> (common::Process, PathBu
 }
 
 /// Sends one command on a QMP socket of its own and returns the reply line.
+fn signal(pid: &str, signal: &str) {
+    let status = Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
 fn qmp_once(socket: &Path, command: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
@@ -275,6 +280,27 @@ fn a_person_at_the_shell_against_real_qemu() {
     term.wait_for_prompt();
     let screen = term.screen();
     assert!(!screen.contains("system_resetquery-name"), "{screen}");
+
+    // Ctrl-C while a call waits gives up on it: QEMU is frozen (SIGSTOP)
+    // so that `query-status` cannot be answered.  Its late reply, once
+    // QEMU runs again, must not be taken for the next command's.
+    term.wait_for_prompt();
+    let pid = qemu.child.id().to_string();
+    signal(&pid, "-STOP");
+    term.keys(&["query-status", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    term.keys(&["C-c"]);
+    term.wait_for("cancelled: the command may still run");
+    term.wait_for_prompt();
+    signal(&pid, "-CONT");
+    term.keys(&["query-name", "Enter"]);
+    term.wait_for_prompt();
+    let screen = term.screen();
+    let after = &screen[screen.rfind("(qapi) query-name").unwrap()..];
+    assert!(
+        after.contains("{}") && !after.contains("running"),
+        "{after}"
+    );
 
     // Colour on a terminal: errors in red (ESC[31m).
     term.keys(&["query-nothing", "Enter"]);
