@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     let run = async {
         let qga = QgaBuilder::new()
             .timeout(timeout)
-            .connect_unix(&args.socket)
+            .connect(&args.socket)
             .await?;
         qga.execute_raw(&args.command, arguments.as_ref()).await
     };

@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
     let run = async {
         let qmp = QmpBuilder::new()
             .handshake_timeout(timeout)
-            .connect_unix(&args.socket)
+            .connect(&args.socket)
             .await?;
         qmp.execute_raw(&args.command, arguments.as_ref()).await
     };

@@ -180,6 +180,15 @@ impl Qmp {
         Ok(Qmp { session, runtime })
     }
 
+    /// Connects to a QMP socket, Unix or TCP as `address` says, with the
+    /// given settings.
+    pub fn connect_with(builder: crate::QmpBuilder, address: &crate::Address) -> Result<Qmp> {
+        match address {
+            crate::Address::Unix(path) => Self::connect_unix_with(builder, path),
+            crate::Address::Tcp(host_port) => Self::connect_tcp_with(builder, host_port.as_str()),
+        }
+    }
+
     /// Connects to a QMP TCP socket with the given settings.
     pub fn connect_tcp_with(
         builder: crate::QmpBuilder,
@@ -389,6 +398,15 @@ impl Qga {
         let runtime = runtime()?;
         let session = runtime.block_on(builder.direct(true).connect_unix(path))?;
         Ok(Qga { session, runtime })
+    }
+
+    /// Connects to a agent's channel, Unix or TCP as `address` says, with the
+    /// given settings.
+    pub fn connect_with(builder: crate::QgaBuilder, address: &crate::Address) -> Result<Qga> {
+        match address {
+            crate::Address::Unix(path) => Self::connect_unix_with(builder, path),
+            crate::Address::Tcp(host_port) => Self::connect_tcp_with(builder, host_port.as_str()),
+        }
     }
 
     /// Connects to an agent's channel exposed as a TCP socket with the

@@ -110,6 +110,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 pub mod blocking;
 mod engine;
 mod error;
@@ -126,6 +127,7 @@ mod server;
 mod tcp;
 mod unix;
 
+pub use address::{Address, AddressError};
 pub use error::{Error, QmpError, Result};
 pub use events::{EventStream, RawEvent};
 pub use qga::{Qga, QgaBuilder};

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tracing::{info_span, Instrument};
 
+use crate::address::Address;
 use crate::engine::{Engine, EngineConfig, MessageReader, Peer, Source, Writer};
 use crate::error::{Error, Result};
 
@@ -99,6 +100,16 @@ impl QgaBuilder {
             .await
             .map_err(|e| Error::connect(path.display(), e))?;
         self.start(read, Writer::Unix(write)).await
+    }
+
+    /// Connects to the agent's channel, a Unix or TCP socket as `address`
+    /// says (parse one from text with [`Address`]'s `FromStr`), and
+    /// synchronises.
+    pub async fn connect(self, address: &Address) -> Result<Qga> {
+        match address {
+            Address::Unix(path) => self.connect_unix(path).await,
+            Address::Tcp(host_port) => self.connect_tcp(host_port.as_str()).await,
+        }
     }
 
     /// Connects to an agent's channel exposed as a TCP socket (a chardev

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tracing::{debug, info_span, Instrument};
 
+use crate::address::Address;
 use crate::engine::{Engine, EngineConfig, MessageReader, Peer, Read, Source, Writer};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
@@ -180,6 +181,15 @@ impl QmpBuilder {
             .await
             .map_err(|e| Error::connect(path.display(), e))?;
         self.handshake(read, Writer::Unix(write)).await
+    }
+
+    /// Connects to a QMP socket, Unix or TCP as `address` says (parse one
+    /// from text with [`Address`]'s `FromStr`), and negotiates.
+    pub async fn connect(self, address: &Address) -> Result<Qmp> {
+        match address {
+            Address::Unix(path) => self.connect_unix(path).await,
+            Address::Tcp(host_port) => self.connect_tcp(host_port.as_str()).await,
+        }
     }
 
     /// Connects to a QMP TCP socket and negotiates.

@@ -76,6 +76,49 @@ fn qmp_tool_exit_statuses() {
 }
 
 #[test]
+fn qmp_tool_over_tcp_in_both_spellings() {
+    // A free port for QEMU's second monitor, on loopback.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let monitor = format!("tcp:127.0.0.1:{port},server=on,wait=off");
+    let Some(_qemu) = common::qemu(
+        "qmp_tool_over_tcp_in_both_spellings",
+        &["-M", "none", "-qmp", &monitor],
+    ) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU never listened on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for address in [format!("127.0.0.1:{port}"), monitor] {
+        let out = run("qmp", &[&address, "query-status"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{address}: {}",
+            text(&out.stderr)
+        );
+        let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reply["running"], true);
+    }
+    let bad = run("qmp", &["tcp:127.0.0.1", "query-status"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("needs HOST:PORT"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
 fn qmp_tool_transport_failures_exit_2_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("absent.sock");

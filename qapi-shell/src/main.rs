@@ -54,8 +54,9 @@ struct Cli {
     /// Echo the JSON of each request on stderr.
     #[arg(short, long)]
     verbose: bool,
-    /// A Unix socket path, or HOST:PORT.
-    socket: String,
+    /// A Unix socket path or HOST:PORT (QEMU's `unix:PATH` and
+    /// `tcp:HOST:PORT` work too).
+    socket: qapi_client::Address,
     /// A command to run instead of the interactive session.
     command: Option<String>,
     /// Its arguments: key=value… or one JSON object.

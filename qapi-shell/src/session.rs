@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder, Recorder};
+use qapi_client::{Address, Error, Qga, QgaBuilder, Qmp, QmpBuilder, Recorder};
 use qapi_introspect::Schema;
 use serde_json::Value;
 
@@ -45,28 +45,15 @@ pub struct Options {
     pub record: Option<Recorder>,
 }
 
-/// `HOST:PORT` (a port after the last colon, no slash) is TCP; anything
-/// else a Unix socket path.
-fn is_tcp(address: &str) -> bool {
-    !address.contains('/')
-        && address
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-}
-
 impl Session {
     /// Connects and reads the schema.
-    pub async fn connect(address: &str, options: Options) -> Result<Session, Error> {
+    pub async fn connect(address: &Address, options: Options) -> Result<Session, Error> {
         if options.qga {
             let mut builder = QgaBuilder::new().timeout(options.timeout);
             if let Some(recorder) = options.record {
                 builder = builder.record(recorder);
             }
-            let qga = if is_tcp(address) {
-                builder.connect_tcp(address).await?
-            } else {
-                builder.connect_unix(address).await?
-            };
+            let qga = builder.connect(address).await?;
             return Ok(Session {
                 peer: Peer::Qga(qga),
                 schema: std::sync::Arc::new(bindings_schema(qga_types::introspection::SCHEMA)),
@@ -79,11 +66,7 @@ impl Session {
         if let Some(recorder) = options.record {
             builder = builder.record(recorder);
         }
-        let qmp = if is_tcp(address) {
-            builder.connect_tcp(address).await?
-        } else {
-            builder.connect_unix(address).await?
-        };
+        let qmp = builder.connect(address).await?;
         let (schema, schema_source) = match qmp.execute_raw("query-qmp-schema", None).await {
             Ok(document) => {
                 match serde_json::from_value::<Vec<qapi_introspect::Entity>>(document) {

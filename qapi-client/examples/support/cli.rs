@@ -15,8 +15,8 @@ pub struct Args {
     /// Give up after this many seconds (connecting included).
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
-    /// The Unix socket to connect to.
-    pub socket: std::path::PathBuf,
+    /// The socket to connect to: a Unix path or HOST:PORT.
+    pub socket: qapi_client::Address,
     /// The command's wire name (`query-status`).
     pub command: String,
     /// The command's arguments as a JSON object.
