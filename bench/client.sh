@@ -37,8 +37,12 @@
 #                                                  peers vs raw     (no goal)
 #     fake-pipe   query-status, WINDOW in flight,  ours vs raw      goal >= 0.8x
 #                 the clients free to use both     blocking (WINDOW threads),
-#                 CPUs (not pinned; the fake       tokio-mux, arcnmx async and
-#                 server stays on its CPU)         lvillis vs raw   (no goal)
+#                 CPUs (not pinned; the fake       tokio-mux, arcnmx async,
+#                 server stays on its CPU)         lvillis, and ours with the
+#                                                  WINDOW calls made by one
+#                                                  task (multi-threaded and
+#                                                  current-thread runtime)
+#                                                  vs raw           (no goal)
 #   idle memory: 1000 negotiated QMP sessions, fake server, per session:
 #                 ours (one runtime)                          goal <= 8 KiB
 #                 blocking (each session as the blocking API makes it)
@@ -90,6 +94,10 @@
 # is client time + server time + two context switches, as it is on any
 # machine where wake-ups are cheap.
 #
+# BENCH_ONLY=PREFIX measures only the sides whose names start with PREFIX
+# (`fake-pipe`, `qga-seq`, `idle` for the idle-memory runs alone), and
+# prints only their rows.
+#
 # Only Unix sockets in a temporary directory; QEMU, qemu-ga and the fake
 # server are killed on exit.  qemu-ga may run guest-ping,
 # guest-sync-delimited and guest-info only.
@@ -113,6 +121,7 @@ peer_fake_n=${PEER_FAKE_N:-100000}
 peer_fake_pipe_n=${PEER_FAKE_PIPE_N:-200000}
 python_n=${PYTHON_N:-10000}
 window=${WINDOW:-32}
+only=${BENCH_ONLY:-}
 connections=${CONNECTIONS:-1000}
 target_dir=${CARGO_TARGET_DIR:-target}
 
@@ -309,6 +318,8 @@ sides+=(
   "fake-pipe-raw     $bench qmp $work/fake.sock raw $fake_pipe_n --window $window"
   "fake-pipe-blocking $bench qmp $work/fake.sock blocking $fake_pipe_blocking_n --window $window"
   "fake-pipe-tokio-mux $bench qmp $work/fake.sock tokio-mux $fake_pipe_n --window $window"
+  "fake-pipe-one-task $bench qmp $work/fake.sock ours-one-task $fake_pipe_n --window $window"
+  "fake-pipe-one-task-current $bench qmp $work/fake.sock ours-one-task $fake_pipe_n --window $window --runtime current"
   "fake-pipe-arcnmx-async $peers qmp $work/fake.sock arcnmx-async $peer_fake_pipe_n --window $window"
   "fake-pipe-lvillis $peers qmp $work/fake.sock lvillis $peer_fake_pipe_n --window $window"
   --
@@ -322,7 +333,10 @@ for round in $(seq 1 "$rounds"); do
   # above, even rounds in reverse.
   group=()
   for side in "${sides[@]}"; do
-    if [ "$side" != -- ]; then group+=("$side"); continue; fi
+    if [ "$side" != -- ]; then
+      [[ "$side" == "$only"* ]] && group+=("$side")
+      continue
+    fi
     if ((round % 2 == 0)); then
       for ((i = ${#group[@]} - 1; i >= 0; i--)); do
         # shellcheck disable=SC2086
@@ -337,7 +351,9 @@ for round in $(seq 1 "$rounds"); do
     group=()
   done
 done
-say "idle memory: $connections sessions, 3 runs each"
+if [ -z "$only" ] || [ "$only" = idle ]; then
+  say "idle memory: $connections sessions, 3 runs each"
+fi
 idle_sides=(
   "ours         $bench idle-memory $work/fake.sock $connections"
   "blocking     $bench idle-memory $work/fake.sock $connections --client blocking"
@@ -345,6 +361,7 @@ idle_sides=(
   "arcnmx-sync  $peers idle-memory $work/fake.sock arcnmx-sync $connections"
   "lvillis      $peers idle-memory $work/fake.sock lvillis $connections"
 )
+[ -z "$only" ] || [ "$only" = idle ] || idle_sides=()
 for _ in 1 2 3; do
   for side in "${idle_sides[@]}"; do
     # shellcheck disable=SC2086
@@ -420,6 +437,8 @@ rows = [
     (fake_pipe, "fake-pipe-ours", "fake-pipe-raw", "raw loop", 0.8),
     (fake_pipe, "fake-pipe-blocking", "fake-pipe-raw", "raw loop", None),
     (fake_pipe, "fake-pipe-tokio-mux", "fake-pipe-raw", "raw loop", None),
+    (fake_pipe, "fake-pipe-one-task", "fake-pipe-raw", "raw loop", None),
+    (fake_pipe, "fake-pipe-one-task-current", "fake-pipe-raw", "raw loop", None),
     (fake_pipe, "fake-pipe-arcnmx-async", "fake-pipe-raw", "raw loop", None),
     (fake_pipe, ("arcnmx-sync", "one call at a time, `execute` takes `&mut self`"), "fake-pipe-raw", "raw loop", None),
     (fake_pipe, "fake-pipe-lvillis", "fake-pipe-raw", "raw loop", None),
@@ -440,6 +459,11 @@ def label(side):
         return "tokio-raw", "— (reference: the raw loop on tokio's UnixStream)"
     if side.endswith("raw-poll") or side.endswith("raw-poll-2cpu"):
         return "raw loop waiting in poll", "— (reference: not woken when the peer reads the request)"
+    if side.endswith("one-task"):
+        return f"qapi-client async API, the {window} calls from one task", "— (reference: no task per call)"
+    if side.endswith("one-task-current"):
+        return (f"qapi-client async API, the {window} calls from one task, current-thread runtime",
+                "— (reference: no task per call, one thread)")
     if side.endswith("tokio-mux"):
         return "tokio-mux", "— (reference: a bare session many tasks share, on tokio's UnixStream)"
     if side.endswith("blocking") or side.endswith("blocking-2cpu"):
@@ -469,7 +493,9 @@ print("| Date (UTC) | Commit | Machine | Measurement | Ours (mean ± σ) | Basel
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for measurement, side, base, base_label, goal in rows:
     if not os.path.exists(os.path.join(work, base)):
-        continue  # the *-2cpu rows on a machine with one CPU
+        continue  # the *-2cpu rows on a machine with one CPU, or not in BENCH_ONLY
+    if isinstance(side, str) and not os.path.exists(os.path.join(work, side)):
+        continue
     b = values(base)
     if isinstance(side, tuple):
         peer, why = side
@@ -488,9 +514,10 @@ for measurement, side, base, base_label, goal in rows:
         verdict = f"≥ {fmt_goal(goal)}× — **not met**"
     print(f"| {date} | `{commit}` | {machine} | {measurement} | {side_label}: {fmt_rate(a)} "
           f"| {base_label}: {fmt_rate(b)} | {r(ratio)}× ({r(min(per_round))}–{r(max(per_round))}) | {verdict} |")
-print()
-print("| Date (UTC) | Commit | Machine | Idle QMP sessions | Client | Memory per session (mean ± σ, 3 runs) | Goal |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+if os.path.exists(os.path.join(work, "memory-ours")):
+    print()
+    print("| Date (UTC) | Commit | Machine | Idle QMP sessions | Client | Memory per session (mean ± σ, 3 runs) | Goal |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
 for name, client, where, goal in [
     ("ours", "qapi-client async API", "on one runtime", 8),
     ("blocking", "qapi-client blocking API", "each as the blocking API makes it", 8),
@@ -498,6 +525,8 @@ for name, client, where, goal in [
     ("arcnmx-sync", PEERS["arcnmx-sync"], "on std sockets", None),
     ("lvillis", PEERS["lvillis"], "on one runtime, default options", None),
 ]:
+    if not os.path.exists(os.path.join(work, f"memory-{name}")):
+        continue  # not in BENCH_ONLY
     mem = values(f"memory-{name}")
     m = statistics.mean(mem)
     s = statistics.stdev(mem) if len(mem) > 1 else 0.0
