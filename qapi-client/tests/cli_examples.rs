@@ -77,27 +77,13 @@ fn qmp_tool_exit_statuses() {
 
 #[test]
 fn qmp_tool_over_tcp_in_both_spellings() {
-    // A free port for QEMU's second monitor, on loopback.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let monitor = format!("tcp:127.0.0.1:{port},server=on,wait=off");
-    let Some(_qemu) = common::qemu(
-        "qmp_tool_over_tcp_in_both_spellings",
-        &["-M", "none", "-qmp", &monitor],
-    ) else {
+    let Some((_qemu, port)) =
+        common::qemu_with_tcp_monitor("qmp_tool_over_tcp_in_both_spellings", &["-M", "none"])
+    else {
         return;
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "QEMU never listened on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // HOST:PORT, and QEMU's option text pasted whole.
+    let monitor = format!("tcp:127.0.0.1:{port},server=on,wait=off");
     for address in [format!("127.0.0.1:{port}"), monitor] {
         let out = run("qmp", &[&address, "query-status"]);
         assert_eq!(

@@ -367,17 +367,9 @@ fn blocking_session_with_events() {
 
 #[tokio::test]
 async fn tcp_sessions_work_and_refuse_descriptors() {
-    // A free loopback port: bind to port 0, note it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tcp = format!("tcp:127.0.0.1:{port},server=on,wait=off");
-    let Some(_qemu) = common::qemu(
-        "tcp_sessions_work_and_refuse_descriptors",
-        &["-M", "none", "-qmp", &tcp],
-    ) else {
+    let Some((_qemu, port)) =
+        common::qemu_with_tcp_monitor("tcp_sessions_work_and_refuse_descriptors", &["-M", "none"])
+    else {
         return;
     };
     let qmp = Qmp::builder()
