@@ -72,6 +72,10 @@
 //! - [`Qga`]: the guest agent, which sends no greeting: the session starts
 //!   with `guest-sync-delimited` ([`Qga::sync`]) and every call has a time
 //!   limit.  Over a Unix socket or TCP ([`QgaBuilder::connect_tcp`]).
+//! - [`Address`]: where to connect, read from text as people write it
+//!   (`/run/vm.qmp`, `localhost:4444`, or QEMU's own `unix:PATH,…` and
+//!   `tcp:HOST:PORT,…`), for [`QmpBuilder::connect`] and
+//!   [`QgaBuilder::connect`].
 //! - Both end when the peer goes, or at once with `close` ([`Qmp::close`],
 //!   [`Qga::close`]); `closed` ([`Qmp::closed`]) resolves when the session
 //!   ends, with the reason.
