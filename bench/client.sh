@@ -34,6 +34,9 @@
 #                                                  tokio-mux vs raw (no goal: a
 #                                                  bare session many tasks share,
 #                                                  on tokio's UnixStream)
+#                                                  raw-poll vs raw  (no goal: the
+#                                                  raw loop waiting in poll, as
+#                                                  a non-blocking socket must)
 #                                                  peers vs raw     (no goal)
 #     fake-pipe   query-status, WINDOW in flight,  ours vs raw      goal >= 0.8x
 #                 the clients free to use both     blocking (WINDOW threads),
@@ -308,6 +311,7 @@ sides+=(
   "fake-raw          $bench qmp $work/fake.sock raw $fake_n"
   "fake-tokio-raw    $bench qmp $work/fake.sock tokio-raw $fake_n"
   "fake-blocking     $bench qmp $work/fake.sock blocking $fake_n"
+  "fake-raw-poll     $bench qmp $work/fake.sock raw-poll $fake_n"
   "fake-tokio-mux    $bench qmp $work/fake.sock tokio-mux $fake_n"
   "fake-qemu.qmp     $venv/bin/python $work/qemu_qmp.py $work/fake.sock $python_n"
   "fake-arcnmx-async $peers qmp $work/fake.sock arcnmx-async $peer_fake_n"
@@ -430,6 +434,7 @@ rows = [
     (fake_seq, "fake-blocking", "fake-raw", "raw loop", 0.9),
     (fake_seq, "fake-ours", "fake-qemu.qmp", f"qemu.qmp {qmp_version}", 5.0),
     (fake_seq, "fake-tokio-raw", "fake-raw", "raw loop", None),
+    (fake_seq, "fake-raw-poll", "fake-raw", "raw loop", None),
     (fake_seq, "fake-tokio-mux", "fake-raw", "raw loop", None),
     (fake_seq, "fake-arcnmx-async", "fake-raw", "raw loop", None),
     (fake_seq, "fake-arcnmx-sync", "fake-raw", "raw loop", None),
