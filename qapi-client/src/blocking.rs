@@ -400,7 +400,7 @@ impl Qga {
         Ok(Qga { session, runtime })
     }
 
-    /// Connects to a agent's channel, Unix or TCP as `address` says, with the
+    /// Connects to an agent's channel, Unix or TCP as `address` says, with the
     /// given settings.
     pub fn connect_with(builder: crate::QgaBuilder, address: &crate::Address) -> Result<Qga> {
         match address {

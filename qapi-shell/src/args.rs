@@ -280,10 +280,16 @@ pub fn transaction_line(schema: &Schema, words: &[String]) -> Result<Value, ArgE
     let Some((action, rest)) = words.split_first() else {
         return Err(ArgError("an action: ACTION key=value…".into()));
     };
+    let root = transaction_action(schema).map(|e| (schema, e));
+    parse_as(root, &action_words(action, rest))
+}
+
+/// An action line's words as words of its `TransactionAction` value:
+/// `type=ACTION`, then each `key=value` under `data`.
+pub fn action_words(action: &str, rest: &[String]) -> Vec<String> {
     let mut wrapped = vec![format!("type={action}")];
     wrapped.extend(rest.iter().map(|w| format!("data.{w}")));
-    let root = transaction_action(schema).map(|e| (schema, e));
-    parse_as(root, &wrapped)
+    wrapped
 }
 
 #[cfg(test)]

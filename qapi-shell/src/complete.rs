@@ -6,7 +6,9 @@
 use qapi_introspect::{Entity, Meta, Schema};
 use serde_json::Value;
 
-use crate::args::{arguments_type, object_of, parse_as, transaction_action, type_at, words};
+use crate::args::{
+    action_words, arguments_type, object_of, parse_as, transaction_action, type_at, words,
+};
 
 /// One completion: what replaces the word, and how the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +87,7 @@ pub fn complete_action(schema: &Schema, line: &str) -> (usize, Vec<Candidate>) {
     };
     // The action's members live under `data` of `{"type": ACTION, "data":
     // {…}}`: complete there, then drop the prefix the user does not type.
-    let mut wrapped = vec![format!("type={name}")];
-    wrapped.extend(before[1..].iter().map(|w| format!("data.{w}")));
+    let wrapped = action_words(name, &before[1..]);
     let candidates = complete_member(schema, action, &wrapped, &format!("data.{word}"))
         .into_iter()
         .filter_map(|c| {
