@@ -32,7 +32,11 @@ fn mark(name: &str, features: &[String]) -> String {
 /// Where the word being completed starts in `line` (cut at the cursor),
 /// the words before it, and the word itself.
 fn split_at_word(line: &str) -> (usize, Vec<String>, &str) {
-    let start = line.rfind(|c: char| c.is_whitespace()).map_or(0, |i| i + 1);
+    // After the last blank, which may be more than one byte (U+00A0).
+    let start = line
+        .char_indices()
+        .rfind(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8());
     (start, words(&line[..start]), &line[start..])
 }
 
@@ -290,5 +294,78 @@ mod tests {
         );
         // A command name is not an action.
         assert!(actions("query-sta").is_empty());
+    }
+
+    /// Lines a person might type, and pieces of them in any order:
+    /// commands, members, dots, quotes, brackets, multi-byte text.
+    fn line_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop::sample::select(vec![
+            "blockdev-add",
+            "transaction",
+            "object-add",
+            "query-status",
+            "help",
+            "driver=",
+            "null-co",
+            "qcow2",
+            "file.",
+            "driver",
+            "=",
+            ".",
+            " ",
+            "  ",
+            "\"",
+            "'",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "é",
+            "\u{1F600}",
+            "node-name",
+            "size=",
+            "1",
+            "-1",
+            "1e400",
+            "true",
+            "data.",
+            "?",
+            "\\",
+            "\t",
+            "type=",
+            "block-dirty-bitmap-add",
+            "qom-type=",
+            "iothread",
+            "{\"a\": [1, {\"b\": null}]}",
+        ]);
+        prop_oneof![
+            prop::collection::vec(token, 0..12).prop_map(|t| t.concat()),
+            any::<String>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// Whatever is typed, completion and parsing answer without
+        /// panicking, and completion replaces a word that starts on a
+        /// character boundary of the line.
+        #[test]
+        fn any_line_completes_and_parses_without_panicking(line in line_strategy()) {
+            static SCHEMA: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+            let schema = SCHEMA.get_or_init(bindings);
+            for (start, _) in [complete(schema, &["help"], &line), complete_action(schema, &line)] {
+                proptest::prop_assert!(start <= line.len() && line.is_char_boundary(start));
+            }
+            let words = words(&line);
+            if let Some((command, rest)) = words.split_first() {
+                let _ = crate::args::parse(Some(schema), command, rest);
+                let _ = crate::args::transaction_line(schema, &words);
+                let _ = crate::help::help(schema, crate::help::Docs::qmp(), &line);
+            }
+        }
     }
 }

@@ -596,4 +596,131 @@ mod tests {
         assert_eq!(t.skipped[0].0, 3);
         assert_eq!(t.protocol, Some(Protocol::Qga));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Small JSON values, nested a few levels.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                "[a-z\\-\"\\\\é\u{1F600}\n ]{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-z-]{1,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A message: an object, as every QMP message is.
+        fn message() -> impl Strategy<Value = Value> {
+            prop::collection::btree_map("[a-z-]{1,8}", json_value(), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        }
+
+        fn entry() -> impl Strategy<Value = Entry> {
+            (
+                any::<bool>(),
+                message(),
+                prop::option::of(0u64..10_000_000),
+                prop::collection::vec("[a-z0-9 ]{0,6}", 0..3),
+            )
+                .prop_map(|(client, message, micros, labels)| Entry {
+                    from: if client { Side::Client } else { Side::Server },
+                    message,
+                    at: micros.map(Duration::from_micros),
+                    labels,
+                    line: 0,
+                })
+        }
+
+        /// Text that looks like any of the three formats, and pieces of
+        /// them out of order.
+        fn transcript_like_text() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "-> ",
+                "<- ",
+                "{",
+                "}",
+                "[",
+                "]",
+                "\"execute\"",
+                "\"return\"",
+                ":",
+                ",",
+                "\n",
+                "\n\n",
+                " ",
+                "\"from\"",
+                "\"server\"",
+                "\"client\"",
+                "\"message\"",
+                "\"qapi-transcript\"",
+                "1",
+                "2",
+                "\"t\"",
+                "0.5",
+                "\"labels\"",
+                "null",
+                "é",
+                "\"QMP\"",
+                "\"guest-sync-delimited\"",
+                "\r\n",
+                "\\",
+            ]);
+            prop_oneof![
+                prop::collection::vec(piece, 0..40).prop_map(|p| p.concat()),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// A file of any content is read or refused, in every format,
+            /// without panicking.
+            #[test]
+            fn any_text_parses_or_is_refused(text in transcript_like_text()) {
+                for format in [Format::Jsonl, Format::Libvirt, Format::Doc] {
+                    let _ = Transcript::parse_as(&text, format);
+                }
+                let _ = Transcript::parse(&text);
+            }
+
+            /// What the JSON-lines form writes, it reads back: sides,
+            /// messages, times and labels.
+            #[test]
+            fn jsonl_round_trips(entries in prop::collection::vec(entry(), 0..8)) {
+                let transcript = Transcript { protocol: Some(Protocol::Qmp), entries, skipped: Vec::new() };
+                let back = Transcript::parse(&transcript.write(Format::Jsonl)).unwrap();
+                prop_assert_eq!(back.protocol, transcript.protocol);
+                prop_assert_eq!(back.entries.len(), transcript.entries.len());
+                for (a, b) in transcript.entries.iter().zip(&back.entries) {
+                    prop_assert_eq!(a.from, b.from);
+                    prop_assert_eq!(&a.message, &b.message);
+                    prop_assert_eq!(&a.labels, &b.labels);
+                    prop_assert_eq!(a.at, b.at);
+                }
+            }
+
+            /// The documentation form keeps sides and messages.
+            #[test]
+            fn doc_form_round_trips(entries in prop::collection::vec(entry(), 1..8)) {
+                let transcript = Transcript { protocol: None, entries, skipped: Vec::new() };
+                let back = Transcript::parse_as(&transcript.write(Format::Doc), Format::Doc).unwrap();
+                prop_assert!(back.skipped.is_empty(), "{:?}", back.skipped);
+                prop_assert_eq!(back.entries.len(), transcript.entries.len());
+                for (a, b) in transcript.entries.iter().zip(&back.entries) {
+                    prop_assert_eq!(a.from, b.from);
+                    prop_assert_eq!(&a.message, &b.message);
+                }
+            }
+        }
+    }
 }
