@@ -36,7 +36,7 @@ fn exit_statuses_replies_and_refusals_against_real_qemu() {
         return;
     };
     let qemu = common::qemu(&binary);
-    let socket = qemu.socket.to_str().unwrap();
+    let socket = qemu.qmp_socket().to_str().unwrap();
 
     let ok = shell(&[socket, "query-status", "--compact"]);
     assert_eq!(ok.status.code(), Some(0));
@@ -124,11 +124,11 @@ fn record_writes_a_transcript_the_testkit_replays() {
         return;
     };
     let qemu = common::qemu(&binary);
-    let transcript = qemu.dir.path().join("session.jsonl");
+    let transcript = qemu.dir().join("session.jsonl");
     let output = shell(&[
         "--record",
         transcript.to_str().unwrap(),
-        qemu.socket.to_str().unwrap(),
+        qemu.qmp_socket().to_str().unwrap(),
         "query-name",
     ]);
     assert_eq!(output.status.code(), Some(0));
@@ -147,7 +147,7 @@ fn record_writes_a_transcript_the_testkit_replays() {
 
     // The recording, served by qapi-mock's library, answers the shell
     // again: the same output without QEMU.
-    let replay_socket = qemu.dir.path().join("replay.sock");
+    let replay_socket = qemu.dir().join("replay.sock");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let replay = runtime
         .block_on(async { qapi_testkit::Replay::new(recorded).listen_unix(&replay_socket) })

@@ -130,7 +130,7 @@ fn shell_command(history: &Path, args: &str) -> String {
 
 /// QEMU with two QMP monitors: the shell takes the first, the test the
 /// second (to act on QEMU while the shell sits at its prompt).
-fn qemu_with_two_monitors(binary: &Path, dir: &Path) -> (common::Process, PathBuf) {
+fn qemu_with_two_monitors(binary: &Path, dir: &Path) -> (qapi_testkit::Qemu, PathBuf) {
     let second = dir.join("second.sock");
     let qemu = common::qemu_with(
         binary,
@@ -139,16 +139,17 @@ fn qemu_with_two_monitors(binary: &Path, dir: &Path) -> (common::Process, PathBu
             &format!("unix:{},server=on,wait=off", second.display()),
         ],
     );
-    common::wait_for_socket_of(&second, &qemu);
+    common::wait_for_socket(&second);
     (qemu, second)
 }
 
-/// Sends one command on a QMP socket of its own and returns the reply line.
+/// Sends `signal` (`-STOP`, `-CONT`) to process `pid`.
 fn signal(pid: &str, signal: &str) {
     let status = Command::new("kill").args([signal, pid]).status().unwrap();
     assert!(status.success(), "kill {signal} {pid}");
 }
 
+/// Sends one command on a QMP socket of its own and returns the reply line.
 fn qmp_once(socket: &Path, command: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
@@ -182,7 +183,7 @@ fn a_person_at_the_shell_against_real_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let (qemu, second) = qemu_with_two_monitors(&binary, dir.path());
     let history = dir.path().join("history");
-    let command = shell_command(&history, qemu.socket.to_str().unwrap());
+    let command = shell_command(&history, qemu.qmp_socket().to_str().unwrap());
     let Some(term) = Terminal::start(test, &command) else {
         return;
     };
@@ -285,7 +286,7 @@ fn a_person_at_the_shell_against_real_qemu() {
     // so that `query-status` cannot be answered.  Its late reply, once
     // QEMU runs again, must not be taken for the next command's.
     term.wait_for_prompt();
-    let pid = qemu.child.id().to_string();
+    let pid = qemu.pid().to_string();
     signal(&pid, "-STOP");
     term.keys(&["query-status", "Enter"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -360,10 +361,10 @@ fn a_newer_qemus_member_completes_from_its_live_schema() {
         return;
     };
     let qemu = common::qemu(&binary);
-    let history = qemu.dir.path().join("history");
+    let history = qemu.dir().join("history");
     let Some(term) = Terminal::start(
         test,
-        &shell_command(&history, qemu.socket.to_str().unwrap()),
+        &shell_command(&history, qemu.qmp_socket().to_str().unwrap()),
     ) else {
         return;
     };

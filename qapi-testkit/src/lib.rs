@@ -13,21 +13,26 @@
 //!   bindings.
 //! - [`script`]: fakes that behave as a test says, step by step (garbage,
 //!   hang-ups, silence, floods), for what a recording cannot show.
+//! - [`qemu`]: a real QEMU started for a test or a recording, in a
+//!   directory of its own, killed when dropped ([`Qemu`]).
 //! - The `qapi-mock` tool does the same from the command line (`serve`,
 //!   `check`, `convert`), so test suites in any language can use a
 //!   transcript as a fake QEMU.
 //!
 //! # Record once, replay in every test
 //!
-//! Record against a real QEMU (once, by hand or in an ignored test):
+//! Record against a real QEMU (once, by hand or in an ignored test; here a
+//! throwaway one, [`Qemu`]):
 //!
 //! ```no_run
 //! # async fn record() -> Result<(), Box<dyn std::error::Error>> {
 //! use qapi_client::{Qmp, Recorder};
+//! use qapi_testkit::Qemu;
 //! use qapi_types::commands::QueryStatus;
 //!
+//! let qemu = Qemu::builder().arg("-S").start()?; // paused, as a VM manager starts one
 //! let recorder = Recorder::to_file("tests/data/status.jsonl")?;
-//! let qmp = Qmp::builder().record(recorder).connect_unix("/run/vm1/qmp.sock").await?;
+//! let qmp = Qmp::builder().record(recorder).connect_unix(qemu.qmp_socket()).await?;
 //! qmp.execute(&QueryStatus {}).await?;
 //! # Ok(()) }
 //! ```
@@ -50,6 +55,7 @@
 //! ```
 
 pub mod check;
+pub mod qemu;
 pub mod replay;
 pub mod script;
 pub mod transcript;
@@ -57,6 +63,7 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 
+pub use qemu::{Qemu, QemuBuilder};
 pub use replay::{Replay, Report};
 pub use script::Script;
 pub use transcript::{Entry, Format, Protocol, Side, Transcript};

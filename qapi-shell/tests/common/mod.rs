@@ -51,7 +51,7 @@ impl Drop for Process {
     }
 }
 
-fn wait_for_socket(path: &Path, child: &mut Child) {
+fn wait_for_socket_of_child(path: &Path, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::os::unix::net::UnixStream::connect(path).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -65,25 +65,19 @@ fn wait_for_socket(path: &Path, child: &mut Child) {
     }
 }
 
-/// `qemu-system-x86_64 -M none` with QMP on a Unix socket.
-pub fn qemu(binary: &Path) -> Process {
+/// `qemu-system-x86_64 -machine none` with QMP on a Unix socket
+/// (`qapi_testkit::Qemu`).
+pub fn qemu(binary: &Path) -> qapi_testkit::Qemu {
     qemu_with(binary, &[])
 }
 
 /// [`qemu`] with more arguments.
-pub fn qemu_with(binary: &Path, extra: &[&str]) -> Process {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("qmp.sock");
-    let mut child = Command::new(binary)
-        .args(["-M", "none", "-nodefaults", "-display", "none", "-qmp"])
-        .arg(format!("unix:{},server=on,wait=off", socket.display()))
+pub fn qemu_with(binary: &Path, extra: &[&str]) -> qapi_testkit::Qemu {
+    qapi_testkit::Qemu::builder()
+        .binary(binary)
         .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
-    wait_for_socket(&socket, &mut child);
-    Process { child, dir, socket }
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `qemu-ga` on a Unix socket, allowed read-only commands only.
@@ -100,18 +94,17 @@ pub fn qemu_ga(binary: &Path) -> Process {
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
-    wait_for_socket(&socket, &mut child);
+    wait_for_socket_of_child(&socket, &mut child);
     Process { child, dir, socket }
 }
 
-/// Waits until something listens on `path`, a socket of `process`.
-pub fn wait_for_socket_of(path: &Path, process: &Process) {
+/// Waits until something listens on `path`.
+pub fn wait_for_socket(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::os::unix::net::UnixStream::connect(path).is_err() {
         assert!(
             Instant::now() < deadline,
-            "nothing listens on {path:?} after 10 s ({:?})",
-            process.child.id()
+            "nothing listens on {path:?} after 10 s"
         );
         std::thread::sleep(Duration::from_millis(10));
     }

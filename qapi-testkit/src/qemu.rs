@@ -1,0 +1,282 @@
+//! A real QEMU started for a test or a recording: its own temporary
+//! directory, a QMP socket in it, and gone when the handle is dropped.
+//!
+//! ```no_run
+//! # async fn record() -> Result<(), Box<dyn std::error::Error>> {
+//! use qapi_testkit::Qemu;
+//!
+//! let qemu = Qemu::builder().start()?; // qemu-system-x86_64 from PATH, -machine none
+//! let qmp = qapi_client::Qmp::connect_unix(qemu.qmp_socket()).await?;
+//! let status = qmp.execute(&qapi_types::commands::QueryStatus {}).await?;
+//! assert!(status.running);
+//! # Ok(()) }
+//! ```
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary [`QemuBuilder`] starts unless told otherwise, looked up on
+/// `PATH`.
+pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
+
+/// How much of QEMU's standard error an error message quotes (its end).
+const STDERR_TAIL: usize = 2048;
+
+/// Why QEMU did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No such binary (a name is looked up on `PATH`).
+    #[error("{binary} not found (install QEMU, or give its path with QemuBuilder::binary)")]
+    NotFound {
+        /// The name or path tried.
+        binary: String,
+    },
+    /// The process could not be started, or its directory made.
+    #[error("cannot start {binary}: {source}")]
+    Spawn {
+        /// The binary.
+        binary: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// QEMU exited before its QMP socket took connections.
+    #[error("{binary} exited ({status}) before listening on its QMP socket{}", stderr_suffix(.stderr))]
+    Exited {
+        /// The binary.
+        binary: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The end of what it wrote to standard error.
+        stderr: String,
+    },
+    /// QEMU ran, but its QMP socket took no connection in time; it has
+    /// been killed.
+    #[error("{binary} did not listen on its QMP socket within {after:?}{}", stderr_suffix(.stderr))]
+    Timeout {
+        /// The binary.
+        binary: String,
+        /// The time limit.
+        after: Duration,
+        /// The end of what it wrote to standard error.
+        stderr: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", stderr.trim_end())
+    }
+}
+
+/// Starts a [`Qemu`]: the binary, extra arguments, a time limit.
+///
+/// QEMU runs with `-nodefaults -display none`, `-machine none` unless the
+/// arguments choose a machine (`-M`/`-machine`), and
+/// `-qmp unix:DIR/qmp.sock,server=on,wait=off`; standard input and output
+/// are closed, standard error goes to `DIR/stderr` (quoted in errors).
+#[derive(Debug, Clone)]
+pub struct QemuBuilder {
+    binary: PathBuf,
+    args: Vec<OsString>,
+    start_timeout: Duration,
+}
+
+impl Default for QemuBuilder {
+    fn default() -> Self {
+        QemuBuilder {
+            binary: PathBuf::from(DEFAULT_BINARY),
+            args: Vec::new(),
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl QemuBuilder {
+    /// `qemu-system-x86_64` from `PATH`, no extra arguments, 10 s to start.
+    pub fn new() -> QemuBuilder {
+        QemuBuilder::default()
+    }
+
+    /// The binary: a path, or a name looked up on `PATH`.
+    pub fn binary(mut self, binary: impl Into<PathBuf>) -> QemuBuilder {
+        self.binary = binary.into();
+        self
+    }
+
+    /// One more argument for QEMU.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> QemuBuilder {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// More arguments for QEMU.
+    pub fn args<I, S>(mut self, args: I) -> QemuBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// How long QEMU may take to listen on its QMP socket.
+    pub fn start_timeout(mut self, limit: Duration) -> QemuBuilder {
+        self.start_timeout = limit;
+        self
+    }
+
+    /// Starts QEMU and waits until its QMP socket takes connections.
+    pub fn start(self) -> Result<Qemu, StartError> {
+        let name = self.binary.display().to_string();
+        let binary = find_binary(&self.binary).ok_or_else(|| StartError::NotFound {
+            binary: name.clone(),
+        })?;
+        let spawn_error = |source| StartError::Spawn {
+            binary: name.clone(),
+            source,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("qapi-testkit-qemu")
+            .tempdir()
+            .map_err(spawn_error)?;
+        let socket = dir.path().join("qmp.sock");
+        let stderr_path = dir.path().join("stderr");
+        let stderr = File::create(&stderr_path).map_err(spawn_error)?;
+        let chooses_machine = self
+            .args
+            .iter()
+            .any(|a| a == "-M" || a == "-machine" || a == "--machine");
+        let mut command = Command::new(&binary);
+        command.args(["-nodefaults", "-display", "none"]);
+        if !chooses_machine {
+            command.args(["-machine", "none"]);
+        }
+        command
+            .arg("-qmp")
+            .arg(qmp_option(&socket))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = command.spawn().map_err(spawn_error)?;
+        let mut qemu = Qemu {
+            child,
+            socket,
+            stderr: stderr_path,
+            dir,
+        };
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            if std::os::unix::net::UnixStream::connect(&qemu.socket).is_ok() {
+                // QEMU takes the next client once this probe hangs up.
+                return Ok(qemu);
+            }
+            if let Ok(Some(status)) = qemu.child.try_wait() {
+                return Err(StartError::Exited {
+                    binary: name,
+                    status,
+                    stderr: qemu.stderr_tail(),
+                });
+            }
+            if Instant::now() >= deadline {
+                qemu.kill();
+                return Err(StartError::Timeout {
+                    binary: name,
+                    after: self.start_timeout,
+                    stderr: qemu.stderr_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// `-qmp`'s value for a Unix socket at `path`; QEMU's option syntax
+/// doubles a comma inside a value.
+fn qmp_option(path: &Path) -> OsString {
+    let mut option = OsString::from("unix:");
+    option.push(path.as_os_str().to_string_lossy().replace(',', ",,"));
+    option.push(",server=on,wait=off");
+    option
+}
+
+/// `binary` itself when it names a path, else the first match on `PATH`.
+fn find_binary(binary: &Path) -> Option<PathBuf> {
+    if binary.components().count() > 1 {
+        return binary.is_file().then(|| binary.to_owned());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A running QEMU with a QMP socket in a directory of its own; killed, and
+/// the directory removed, when dropped.
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    socket: PathBuf,
+    stderr: PathBuf,
+    // Last: removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Qemu {
+    /// A builder with the defaults (see [`QemuBuilder`]).
+    pub fn builder() -> QemuBuilder {
+        QemuBuilder::new()
+    }
+
+    /// The QMP socket, taking connections (one at a time, as QEMU's
+    /// monitor does).
+    pub fn qmp_socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The process's own directory, for more sockets or images; removed
+    /// with it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What QEMU wrote to standard error so far (its end).
+    pub fn stderr_tail(&self) -> String {
+        let mut text = Vec::new();
+        if let Ok(mut file) = File::open(&self.stderr) {
+            let _ = file.read_to_end(&mut text);
+        }
+        let start = text.len().saturating_sub(STDERR_TAIL);
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills QEMU (if still running) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
