@@ -146,7 +146,7 @@ fn qga_tool_exit_statuses() {
     let Some(agent) = common::qemu_ga("qga_tool_exit_statuses") else {
         return;
     };
-    let socket = agent.socket.to_str().unwrap();
+    let socket = agent.socket().to_str().unwrap();
     let ok = run("qga", &[socket, "guest-ping"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert_eq!(text(&ok.stdout).trim(), "{}");

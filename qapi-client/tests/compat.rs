@@ -233,7 +233,7 @@ async fn guest_agents_list_what_the_bindings_know() {
             continue;
         };
         let agent = common::qemu_ga_at(&ga);
-        let qga = Qga::connect_unix(&agent.socket).await.unwrap();
+        let qga = Qga::connect_unix(agent.socket()).await.unwrap();
         let report = qga.agent_report().await.unwrap();
         eprint!("{report}");
         for command in common::QGA_READ_ONLY {

@@ -15,7 +15,7 @@ async fn read_only_commands_decode_typed() {
     let Some(agent) = common::qemu_ga("read_only_commands_decode_typed") else {
         return;
     };
-    let qga = Qga::connect_unix(&agent.socket).await.unwrap();
+    let qga = Qga::connect_unix(agent.socket()).await.unwrap();
     qga.execute(&g::GuestPing {}).await.unwrap();
     let info = qga.execute(&g::GuestInfo {}).await.unwrap();
     assert!(!info.version.is_empty());
@@ -59,7 +59,7 @@ async fn a_blocked_command_is_a_typed_error() {
     let Some(agent) = common::qemu_ga("a_blocked_command_is_a_typed_error") else {
         return;
     };
-    let qga = Qga::connect_unix(&agent.socket).await.unwrap();
+    let qga = Qga::connect_unix(agent.socket()).await.unwrap();
     // Not on the allow list, and read-only anyway.
     let error = qga.execute(&g::GuestGetUsers {}).await.unwrap_err();
     assert!(error.is_class(&QapiErrorClass::CommandNotFound), "{error}");
@@ -74,7 +74,7 @@ async fn resyncs_after_garbage_and_stale_requests() {
     };
     // Leave the agent a partial request, junk, and a request whose reply
     // nobody will claim, then start a session on the same connection.
-    let mut stream = tokio::net::UnixStream::connect(&agent.socket)
+    let mut stream = tokio::net::UnixStream::connect(agent.socket())
         .await
         .unwrap();
     stream
@@ -101,7 +101,7 @@ async fn pipelined_pings() {
     let Some(agent) = common::qemu_ga("pipelined_pings") else {
         return;
     };
-    let qga = Qga::connect_unix(&agent.socket).await.unwrap();
+    let qga = Qga::connect_unix(agent.socket()).await.unwrap();
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..200 {
         let qga = qga.clone();
@@ -120,7 +120,7 @@ fn blocking_guest_agent() {
     let Some(agent) = common::qemu_ga("blocking_guest_agent") else {
         return;
     };
-    let qga = qapi_client::blocking::Qga::connect_unix(&agent.socket).unwrap();
+    let qga = qapi_client::blocking::Qga::connect_unix(agent.socket()).unwrap();
     qga.execute(&g::GuestPing {}).unwrap();
     let host = qga.execute(&g::GuestGetHostName {}).unwrap();
     assert!(!host.host_name.is_empty());

@@ -137,7 +137,7 @@ async fn a_recorded_guest_agent_session_replays_with_identical_typed_results() {
     let recorder = Recorder::in_memory();
     let qga = QgaBuilder::new()
         .record(recorder.clone())
-        .connect_unix(&agent.socket)
+        .connect_unix(agent.socket())
         .await
         .unwrap();
     let live = qga_scenario(&qga).await;

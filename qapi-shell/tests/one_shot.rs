@@ -166,7 +166,7 @@ fn the_guest_agent_answers_through_qga() {
         return;
     };
     let agent = common::qemu_ga(&binary);
-    let socket = agent.socket.to_str().unwrap();
+    let socket = agent.socket().to_str().unwrap();
     let ping = shell(&["--qga", "--compact", socket, "guest-ping"]);
     assert_eq!(ping.status.code(), Some(0));
     assert_eq!(stdout(&ping), "{}\n");

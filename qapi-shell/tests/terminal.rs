@@ -339,8 +339,8 @@ fn a_person_at_the_shell_against_real_qemu_ga() {
         return;
     };
     let agent = common::qemu_ga(&binary);
-    let history = agent.dir.path().join("history");
-    let command = shell_command(&history, &format!("--qga {}", agent.socket.display()));
+    let history = agent.dir().join("history");
+    let command = shell_command(&history, &format!("--qga {}", agent.socket().display()));
     let Some(term) = Terminal::start(test, &command) else {
         return;
     };

@@ -14,7 +14,8 @@
 //! - [`script`]: fakes that behave as a test says, step by step (garbage,
 //!   hang-ups, silence, floods), for what a recording cannot show.
 //! - [`qemu`]: a real QEMU started for a test or a recording, in a
-//!   directory of its own, killed when dropped ([`Qemu`]).
+//!   directory of its own, killed when dropped ([`Qemu`]), and `qemu-ga`
+//!   limited to the commands a test names ([`QemuGa`]).
 //! - The `qapi-mock` tool does the same from the command line (`serve`,
 //!   `check`, `convert`), so test suites in any language can use a
 //!   transcript as a fake QEMU.
@@ -63,7 +64,7 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 
-pub use qemu::{Qemu, QemuBuilder};
+pub use qemu::{Qemu, QemuBuilder, QemuGa, QemuGaBuilder};
 pub use replay::{Replay, Report};
 pub use script::Script;
 pub use transcript::{Entry, Format, Protocol, Side, Transcript};

@@ -1,34 +1,46 @@
-//! `qapi_testkit::Qemu`: a real QEMU started for a test, and the errors of
-//! one that does not start.  The real QEMU is `QAPI_TEST_QEMU` or
-//! `qemu-system-x86_64` on `PATH`; without one the test says SKIPPED, and
-//! fails under `QAPI_TEST_REQUIRE_QEMU=1` (CI).
+//! `qapi_testkit::Qemu` and `QemuGa`: real processes started for a test,
+//! and the errors of ones that do not start.  The real binaries are
+//! `QAPI_TEST_QEMU` / `QAPI_TEST_QEMU_GA` (and `QAPI_TEST_QEMU_GA_OLD`, a
+//! qemu-ga without `--allow-rpcs`), else found as the launchers find them;
+//! a missing one makes the test say SKIPPED, and fail under
+//! `QAPI_TEST_REQUIRE_QEMU=1` (CI).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use qapi_testkit::qemu::StartError;
-use qapi_testkit::Qemu;
+use qapi_testkit::{Qemu, QemuGa};
 
-fn real_qemu(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("QAPI_TEST_QEMU")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let paths = std::env::var_os("PATH")?;
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(qapi_testkit::qemu::DEFAULT_BINARY))
-                .find(|candidate| candidate.is_file())
-        });
+/// The binary `env` names, else `default` as the launchers look it up
+/// (`None` with `default` None: only the variable counts).
+fn binary(env: &str, default: Option<&str>, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(env).map(PathBuf::from).or_else(|| {
+        let name = default?;
+        let paths = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
     match found {
         Some(path) => Some(path),
         None if std::env::var("QAPI_TEST_REQUIRE_QEMU").as_deref() == Ok("1") => {
-            panic!("{test}: no QEMU (QAPI_TEST_QEMU) and QAPI_TEST_REQUIRE_QEMU=1")
+            panic!("{test}: no binary (set {env}) and QAPI_TEST_REQUIRE_QEMU=1")
         }
         None => {
-            eprintln!("SKIPPED {test}: no qemu-system-x86_64 (set QAPI_TEST_QEMU)");
+            eprintln!("SKIPPED {test}: no binary (set {env})");
             None
         }
     }
+}
+
+fn real_qemu(test: &str) -> Option<PathBuf> {
+    binary(
+        "QAPI_TEST_QEMU",
+        Some(qapi_testkit::qemu::DEFAULT_BINARY),
+        test,
+    )
 }
 
 #[tokio::test]
@@ -118,4 +130,73 @@ fn a_process_that_exits_at_once_reports_its_status() {
         panic!("{error:?}");
     };
     assert_eq!(status.code(), Some(1));
+}
+
+/// A real agent answers what it was allowed and refuses the rest, whether
+/// it takes an allow list (`--allow-rpcs`, 8.0 and newer) or only a block
+/// list (7.2).
+#[tokio::test]
+async fn a_started_agent_runs_only_what_it_was_allowed() {
+    let test = "a_started_agent_runs_only_what_it_was_allowed";
+    let mut agents = Vec::new();
+    if let Some(current) = binary(
+        "QAPI_TEST_QEMU_GA",
+        Some(qapi_testkit::qemu::DEFAULT_AGENT_BINARY),
+        test,
+    ) {
+        agents.push(current);
+    }
+    if let Some(old) = binary("QAPI_TEST_QEMU_GA_OLD", None, test) {
+        agents.push(old);
+    }
+    for agent_binary in agents {
+        let agent = QemuGa::builder(["guest-ping", "guest-info"])
+            .binary(&agent_binary)
+            .start()
+            .unwrap();
+        let qga = qapi_client::Qga::connect_unix(agent.socket())
+            .await
+            .unwrap();
+        qga.execute(&qga_types::commands::GuestPing {})
+            .await
+            .unwrap();
+        let refused = qga
+            .execute(&qga_types::commands::GuestGetHostName {})
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("disabled") || refused.to_string().contains("not found"),
+            "{agent_binary:?}: {refused}"
+        );
+        let (pid, dir) = (agent.pid(), agent.dir().to_owned());
+        drop(qga);
+        drop(agent);
+        assert!(!PathBuf::from(format!("/proc/{pid}")).exists());
+        assert!(!dir.exists());
+    }
+}
+
+#[test]
+fn an_agent_that_cannot_be_limited_is_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("qemu-ga");
+    // Lists no options and no commands; would listen if started.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in --help|--block-rpcs=help) exit 0;; esac\nexec sleep 30\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let error = QemuGa::builder(["guest-ping"])
+        .binary(&script)
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(error, StartError::CannotRestrict { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("cannot limit the agent"),
+        "{error}"
+    );
 }

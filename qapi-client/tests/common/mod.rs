@@ -223,53 +223,19 @@ pub const QGA_READ_ONLY: &[&str] = &[
 
 /// Starts `qemu-ga` listening on a Unix socket, restricted to
 /// [`QGA_READ_ONLY`]; `None` when absent (skip).
-pub fn qemu_ga(test: &str) -> Option<Process> {
+pub fn qemu_ga(test: &str) -> Option<qapi_testkit::QemuGa> {
     let binary = require("QAPI_TEST_QEMU_GA", "qemu-ga", test)?;
     Some(qemu_ga_at(&binary))
 }
 
-/// Starts the given qemu-ga binary (see [`qemu_ga`]).  Releases without
-/// `--allow-rpcs` (7.2) get `--block-rpcs` with every command they list
-/// that is not on the read-only list.
-pub fn qemu_ga_at(binary: &Path) -> Process {
-    let help = Command::new(binary)
-        .arg("--help")
-        .output()
-        .expect("qemu-ga --help");
-    let has_allow_list = String::from_utf8_lossy(&help.stdout).contains("--allow-rpcs");
-    let restriction = if has_allow_list {
-        format!("--allow-rpcs={}", QGA_READ_ONLY.join(","))
-    } else {
-        let list = Command::new(binary)
-            .arg("--block-rpcs=help")
-            .output()
-            .expect("qemu-ga --block-rpcs=help");
-        let blocked: Vec<String> = String::from_utf8_lossy(&list.stdout)
-            .split_whitespace()
-            .filter(|c| !QGA_READ_ONLY.contains(c))
-            .map(str::to_owned)
-            .collect();
-        assert!(
-            blocked.contains(&"guest-shutdown".to_owned()),
-            "cannot list qemu-ga commands"
-        );
-        format!("--block-rpcs={}", blocked.join(","))
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let socket = dir.path().join("qga.sock");
-    let mut child = Command::new(binary)
-        .args(["-m", "unix-listen", "-p"])
-        .arg(&socket)
-        .arg("-t")
-        .arg(dir.path())
-        .arg(restriction)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
-    wait_for_socket(&socket, &mut child, "qemu-ga");
-    Process { child, dir, socket }
+/// Starts the given qemu-ga binary (see [`qemu_ga`]) through
+/// `qapi_testkit::QemuGa`, which limits it to the commands named (with
+/// `--block-rpcs` where the release has no `--allow-rpcs`, as 7.2).
+pub fn qemu_ga_at(binary: &Path) -> qapi_testkit::QemuGa {
+    qapi_testkit::QemuGa::builder(QGA_READ_ONLY.iter().copied())
+        .binary(binary)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Every QEMU to run the compatibility tests against: (label, binary,

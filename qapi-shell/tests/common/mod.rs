@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SHELL: &str = env!("CARGO_BIN_EXE_qapi-shell");
@@ -37,34 +36,6 @@ pub fn require(env: &str, name: &str, test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A process killed when dropped, with its socket in a temp dir.
-pub struct Process {
-    pub child: Child,
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_socket_of_child(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(path).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("exited before listening on {path:?}: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on {path:?} after 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// `qemu-system-x86_64 -machine none` with QMP on a Unix socket
 /// (`qapi_testkit::Qemu`).
 pub fn qemu(binary: &Path) -> qapi_testkit::Qemu {
@@ -80,22 +51,13 @@ pub fn qemu_with(binary: &Path, extra: &[&str]) -> qapi_testkit::Qemu {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `qemu-ga` on a Unix socket, allowed read-only commands only.
-pub fn qemu_ga(binary: &Path) -> Process {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("qga.sock");
-    let mut child = Command::new(binary)
-        .args(["-m", "unix-listen", "-p"])
-        .arg(&socket)
-        .arg("-t")
-        .arg(dir.path())
-        .arg("--allow-rpcs=guest-sync-delimited,guest-sync,guest-ping,guest-info,guest-get-host-name")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {binary:?}: {e}"));
-    wait_for_socket_of_child(&socket, &mut child);
-    Process { child, dir, socket }
+/// `qemu-ga` on a Unix socket, allowed read-only commands only
+/// (`qapi_testkit::QemuGa`).
+pub fn qemu_ga(binary: &Path) -> qapi_testkit::QemuGa {
+    qapi_testkit::QemuGa::builder(["guest-ping", "guest-info", "guest-get-host-name"])
+        .binary(binary)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until something listens on `path`.

@@ -1,5 +1,11 @@
-//! A real QEMU started for a test or a recording: its own temporary
-//! directory, a QMP socket in it, and gone when the handle is dropped.
+//! Real QEMU and qemu-ga processes started for a test or a recording: each
+//! in a temporary directory of its own, with its socket there, and gone
+//! when the handle is dropped.
+//!
+//! - [`Qemu`]: `qemu-system-x86_64` with a QMP socket.
+//! - [`QemuGa`]: `qemu-ga` on a Unix socket, on this machine, limited to
+//!   the commands the test names (a host's agent must not shut the host
+//!   down).
 //!
 //! ```no_run
 //! # async fn record() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +24,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+mod agent;
+pub use agent::{QemuGa, QemuGaBuilder, DEFAULT_AGENT_BINARY};
 
 /// The binary [`QemuBuilder`] starts unless told otherwise, looked up on
 /// `PATH`.
@@ -44,8 +53,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// QEMU exited before its QMP socket took connections.
-    #[error("{binary} exited ({status}) before listening on its QMP socket{}", stderr_suffix(.stderr))]
+    /// The process exited before its socket took connections.
+    #[error("{binary} exited ({status}) before listening on its socket{}", stderr_suffix(.stderr))]
     Exited {
         /// The binary.
         binary: String,
@@ -54,9 +63,9 @@ pub enum StartError {
         /// The end of what it wrote to standard error.
         stderr: String,
     },
-    /// QEMU ran, but its QMP socket took no connection in time; it has
+    /// The process ran, but its socket took no connection in time; it has
     /// been killed.
-    #[error("{binary} did not listen on its QMP socket within {after:?}{}", stderr_suffix(.stderr))]
+    #[error("{binary} did not listen on its socket within {after:?}{}", stderr_suffix(.stderr))]
     Timeout {
         /// The binary.
         binary: String,
@@ -64,6 +73,15 @@ pub enum StartError {
         after: Duration,
         /// The end of what it wrote to standard error.
         stderr: String,
+    },
+    /// A guest agent that could not be limited to the commands asked for
+    /// is not started.
+    #[error("{binary}: cannot limit the agent to the commands asked for: {why}")]
+    CannotRestrict {
+        /// The binary.
+        binary: String,
+        /// What failed.
+        why: String,
     },
 }
 
@@ -135,67 +153,24 @@ impl QemuBuilder {
 
     /// Starts QEMU and waits until its QMP socket takes connections.
     pub fn start(self) -> Result<Qemu, StartError> {
-        let name = self.binary.display().to_string();
-        let binary = find_binary(&self.binary).ok_or_else(|| StartError::NotFound {
-            binary: name.clone(),
-        })?;
-        let spawn_error = |source| StartError::Spawn {
-            binary: name.clone(),
-            source,
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("qapi-testkit-qemu")
-            .tempdir()
-            .map_err(spawn_error)?;
-        let socket = dir.path().join("qmp.sock");
-        let stderr_path = dir.path().join("stderr");
-        let stderr = File::create(&stderr_path).map_err(spawn_error)?;
         let chooses_machine = self
             .args
             .iter()
             .any(|a| a == "-M" || a == "-machine" || a == "--machine");
-        let mut command = Command::new(&binary);
-        command.args(["-nodefaults", "-display", "none"]);
-        if !chooses_machine {
-            command.args(["-machine", "none"]);
-        }
-        command
-            .arg("-qmp")
-            .arg(qmp_option(&socket))
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let child = command.spawn().map_err(spawn_error)?;
-        let mut qemu = Qemu {
-            child,
-            socket,
-            stderr: stderr_path,
-            dir,
-        };
-        let deadline = Instant::now() + self.start_timeout;
-        loop {
-            if std::os::unix::net::UnixStream::connect(&qemu.socket).is_ok() {
-                // QEMU takes the next client once this probe hangs up.
-                return Ok(qemu);
-            }
-            if let Ok(Some(status)) = qemu.child.try_wait() {
-                return Err(StartError::Exited {
-                    binary: name,
-                    status,
-                    stderr: qemu.stderr_tail(),
-                });
-            }
-            if Instant::now() >= deadline {
-                qemu.kill();
-                return Err(StartError::Timeout {
-                    binary: name,
-                    after: self.start_timeout,
-                    stderr: qemu.stderr_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let process = Process::launch(
+            &self.binary,
+            "qmp.sock",
+            self.start_timeout,
+            |command, socket| {
+                command.args(["-nodefaults", "-display", "none"]);
+                if !chooses_machine {
+                    command.args(["-machine", "none"]);
+                }
+                command.arg("-qmp").arg(qmp_option(socket)).args(&self.args);
+                Ok(())
+            },
+        )?;
+        Ok(Qemu { process })
     }
 }
 
@@ -208,13 +183,16 @@ fn qmp_option(path: &Path) -> OsString {
     option
 }
 
-/// `binary` itself when it names a path, else the first match on `PATH`.
+/// `binary` itself when it names a path, else the first match on `PATH`,
+/// then in `/usr/sbin` and `/usr/local/sbin` (where distributions put
+/// `qemu-ga`, and which a user's `PATH` may lack).
 fn find_binary(binary: &Path) -> Option<PathBuf> {
     if binary.components().count() > 1 {
         return binary.is_file().then(|| binary.to_owned());
     }
-    let paths = std::env::var_os("PATH")?;
+    let paths = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&paths)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|dir| dir.join(binary))
         .find(|candidate| candidate.is_file())
 }
@@ -223,11 +201,7 @@ fn find_binary(binary: &Path) -> Option<PathBuf> {
 /// the directory removed, when dropped.
 #[derive(Debug)]
 pub struct Qemu {
-    child: Child,
-    socket: PathBuf,
-    stderr: PathBuf,
-    // Last: removed after the process is gone.
-    dir: tempfile::TempDir,
+    process: Process,
 }
 
 impl Qemu {
@@ -239,22 +213,111 @@ impl Qemu {
     /// The QMP socket, taking connections (one at a time, as QEMU's
     /// monitor does).
     pub fn qmp_socket(&self) -> &Path {
-        &self.socket
+        &self.process.socket
     }
 
     /// The process's own directory, for more sockets or images; removed
     /// with it.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.process.dir.path()
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.child.id()
     }
 
     /// What QEMU wrote to standard error so far (its end).
     pub fn stderr_tail(&self) -> String {
+        self.process.stderr_tail()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Kills QEMU (if still running) and waits for it.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+}
+
+/// A started process with a socket in a temporary directory of its own;
+/// killed when dropped, before the directory goes.
+#[derive(Debug)]
+struct Process {
+    child: Child,
+    socket: PathBuf,
+    stderr: PathBuf,
+    // Last: removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// Finds `binary`, makes its directory, lets `configure` add the
+    /// arguments (given the socket's path), starts it with standard error
+    /// to a file there, and waits until the socket takes a connection.
+    fn launch(
+        binary: &Path,
+        socket_name: &str,
+        start_timeout: Duration,
+        configure: impl FnOnce(&mut Command, &Path) -> Result<(), StartError>,
+    ) -> Result<Process, StartError> {
+        let name = binary.display().to_string();
+        let found = find_binary(binary).ok_or_else(|| StartError::NotFound {
+            binary: name.clone(),
+        })?;
+        let spawn_error = |source| StartError::Spawn {
+            binary: name.clone(),
+            source,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("qapi-testkit-")
+            .tempdir()
+            .map_err(spawn_error)?;
+        let socket = dir.path().join(socket_name);
+        let stderr = dir.path().join("stderr");
+        let mut command = Command::new(&found);
+        configure(&mut command, &socket)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).map_err(spawn_error)?);
+        let child = command.spawn().map_err(spawn_error)?;
+        let mut process = Process {
+            child,
+            socket,
+            stderr,
+            dir,
+        };
+        let deadline = Instant::now() + start_timeout;
+        loop {
+            if std::os::unix::net::UnixStream::connect(&process.socket).is_ok() {
+                // QEMU and qemu-ga take the next client once this probe
+                // hangs up.
+                return Ok(process);
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(StartError::Exited {
+                    binary: name,
+                    status,
+                    stderr: process.stderr_tail(),
+                });
+            }
+            if Instant::now() >= deadline {
+                process.kill();
+                return Err(StartError::Timeout {
+                    binary: name,
+                    after: start_timeout,
+                    stderr: process.stderr_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
         let mut text = Vec::new();
         if let Ok(mut file) = File::open(&self.stderr) {
             let _ = file.read_to_end(&mut text);
@@ -263,19 +326,17 @@ impl Qemu {
         String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
-    /// Whether it is still running.
-    pub fn is_running(&mut self) -> bool {
+    fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Kills QEMU (if still running) and waits for it.
-    pub fn kill(&mut self) {
+    fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl Drop for Qemu {
+impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
