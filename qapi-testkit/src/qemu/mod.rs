@@ -29,13 +29,13 @@ mod agent;
 pub use agent::{QemuGa, QemuGaBuilder, DEFAULT_AGENT_BINARY};
 
 /// The binary [`QemuBuilder`] starts unless told otherwise, looked up on
-/// `PATH`.
+/// `PATH` (then in `/usr/sbin` and `/usr/local/sbin`).
 pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
 
 /// How much of QEMU's standard error an error message quotes (its end).
 const STDERR_TAIL: usize = 2048;
 
-/// Why QEMU did not start.
+/// Why QEMU or qemu-ga did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// No such binary (a name is looked up on `PATH`).
