@@ -77,8 +77,7 @@ fn qmp_tool_exit_statuses() {
 
 #[test]
 fn qmp_tool_over_tcp_in_both_spellings() {
-    let Some((_qemu, port)) =
-        common::qemu_with_tcp_monitor("qmp_tool_over_tcp_in_both_spellings", &["-M", "none"])
+    let Some((_qemu, port)) = common::qemu_with_tcp_monitor("qmp_tool_over_tcp_in_both_spellings")
     else {
         return;
     };

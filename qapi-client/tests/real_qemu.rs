@@ -368,7 +368,7 @@ fn blocking_session_with_events() {
 #[tokio::test]
 async fn tcp_sessions_work_and_refuse_descriptors() {
     let Some((_qemu, port)) =
-        common::qemu_with_tcp_monitor("tcp_sessions_work_and_refuse_descriptors", &["-M", "none"])
+        common::qemu_with_tcp_monitor("tcp_sessions_work_and_refuse_descriptors")
     else {
         return;
     };

@@ -190,21 +190,13 @@ fn tcp_addresses_as_people_write_them() {
     let Some(binary) = common::require("QAPI_TEST_QEMU", "qemu-system-x86_64", test) else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let qemu = qapi_testkit::Qemu::builder()
+        .binary(&binary)
+        .tcp_monitor()
+        .start()
+        .unwrap();
+    let port = qemu.tcp_monitor().unwrap().port();
     let monitor = format!("tcp:127.0.0.1:{port},server=on,wait=off");
-    let _qemu = common::qemu_with(&binary, &["-qmp", &monitor]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "QEMU never listened on {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
     // HOST:PORT, and QEMU's own option text pasted whole.
     for address in [format!("127.0.0.1:{port}"), monitor] {
         let ok = shell(&[&address, "--compact", "query-status"]);

@@ -68,6 +68,37 @@ async fn a_started_qemu_answers_and_is_gone_when_dropped() {
     assert!(!dir.exists(), "{dir:?} left behind");
 }
 
+#[tokio::test]
+async fn a_tcp_monitor_answers_beside_the_unix_socket() {
+    let Some(binary) = real_qemu("a_tcp_monitor_answers_beside_the_unix_socket") else {
+        return;
+    };
+    let qemu = Qemu::builder()
+        .binary(&binary)
+        .tcp_monitor()
+        .start()
+        .unwrap();
+    let address = qemu.tcp_monitor().unwrap();
+    assert!(address.ip().is_loopback());
+    let qmp = qapi_client::QmpBuilder::new()
+        .connect_tcp(address)
+        .await
+        .unwrap();
+    let status = qmp
+        .execute(&qapi_types::commands::QueryStatus {})
+        .await
+        .unwrap();
+    assert!(status.running);
+    assert_eq!(
+        Qemu::builder()
+            .binary(&binary)
+            .start()
+            .unwrap()
+            .tcp_monitor(),
+        None
+    );
+}
+
 #[test]
 fn a_qemu_that_refuses_its_arguments_says_why() {
     let Some(binary) = real_qemu("a_qemu_that_refuses_its_arguments_says_why") else {

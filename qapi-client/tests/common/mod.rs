@@ -132,30 +132,17 @@ pub fn qemu(test: &str, extra: &[&str]) -> Option<Process> {
     Some(qemu_at(&binary, extra))
 }
 
-/// [`qemu`] with a second QMP monitor on a free loopback TCP port, and
-/// that port once QEMU accepts connections on it.
-pub fn qemu_with_tcp_monitor(test: &str, extra: &[&str]) -> Option<(Process, u16)> {
-    // A free loopback port: bind to port 0, note it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let monitor = format!("tcp:127.0.0.1:{port},server=on,wait=off");
-    let mut args = vec!["-qmp", &monitor];
-    args.extend_from_slice(extra);
-    let mut qemu = qemu(test, &args)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = qemu.child.try_wait() {
-            panic!("QEMU exited before listening on port {port}: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "QEMU never listened on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// `qemu-system-x86_64 -machine none` with a second QMP monitor on a free
+/// loopback TCP port (`qapi_testkit::Qemu`), and that port; `None` when the
+/// binary is absent (skip).
+pub fn qemu_with_tcp_monitor(test: &str) -> Option<(qapi_testkit::Qemu, u16)> {
+    let binary = require("QAPI_TEST_QEMU", "qemu-system-x86_64", test)?;
+    let qemu = qapi_testkit::Qemu::builder()
+        .binary(binary)
+        .tcp_monitor()
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = qemu.tcp_monitor().expect("asked for").port();
     Some((qemu, port))
 }
 

@@ -104,6 +104,7 @@ pub struct QemuBuilder {
     binary: PathBuf,
     args: Vec<OsString>,
     start_timeout: Duration,
+    tcp_monitor: bool,
 }
 
 impl Default for QemuBuilder {
@@ -112,6 +113,7 @@ impl Default for QemuBuilder {
             binary: PathBuf::from(DEFAULT_BINARY),
             args: Vec::new(),
             start_timeout: Duration::from_secs(10),
+            tcp_monitor: false,
         }
     }
 }
@@ -151,8 +153,26 @@ impl QemuBuilder {
         self
     }
 
-    /// Starts QEMU and waits until its QMP socket takes connections.
+    /// A second QMP monitor on a free loopback TCP port as well
+    /// ([`Qemu::tcp_monitor`]), for code that connects over TCP.
+    pub fn tcp_monitor(mut self) -> QemuBuilder {
+        self.tcp_monitor = true;
+        self
+    }
+
+    /// Starts QEMU and waits until its QMP socket (and its TCP monitor,
+    /// if asked for) takes connections.
     pub fn start(self) -> Result<Qemu, StartError> {
+        let name = self.binary.display().to_string();
+        let tcp_monitor = match self.tcp_monitor {
+            // A port free a moment ago; QEMU binds it right after.
+            true => Some(free_loopback_port().map_err(|source| StartError::Spawn {
+                binary: name.clone(),
+                source,
+            })?),
+            false => None,
+        };
+        let started = Instant::now();
         let chooses_machine = self
             .args
             .iter()
@@ -166,12 +186,40 @@ impl QemuBuilder {
                 if !chooses_machine {
                     command.args(["-machine", "none"]);
                 }
-                command.arg("-qmp").arg(qmp_option(socket)).args(&self.args);
+                command.arg("-qmp").arg(qmp_option(socket));
+                if let Some(address) = tcp_monitor {
+                    command
+                        .arg("-qmp")
+                        .arg(format!("tcp:{address},server=on,wait=off"));
+                }
+                command.args(&self.args);
                 Ok(())
             },
         )?;
-        Ok(Qemu { process })
+        let mut qemu = Qemu {
+            process,
+            tcp_monitor,
+        };
+        if let Some(address) = tcp_monitor {
+            while std::net::TcpStream::connect(address).is_err() {
+                if started.elapsed() >= self.start_timeout {
+                    qemu.kill();
+                    return Err(StartError::Timeout {
+                        binary: name,
+                        after: self.start_timeout,
+                        stderr: qemu.stderr_tail(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(qemu)
     }
+}
+
+/// A loopback address whose port nothing used when asked.
+fn free_loopback_port() -> std::io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// `-qmp`'s value for a Unix socket at `path`; QEMU's option syntax
@@ -202,6 +250,7 @@ fn find_binary(binary: &Path) -> Option<PathBuf> {
 #[derive(Debug)]
 pub struct Qemu {
     process: Process,
+    tcp_monitor: Option<std::net::SocketAddr>,
 }
 
 impl Qemu {
@@ -214,6 +263,12 @@ impl Qemu {
     /// monitor does).
     pub fn qmp_socket(&self) -> &Path {
         &self.process.socket
+    }
+
+    /// The second QMP monitor's loopback address, when the builder asked
+    /// for one ([`QemuBuilder::tcp_monitor`]).
+    pub fn tcp_monitor(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_monitor
     }
 
     /// The process's own directory, for more sockets or images; removed
