@@ -11,7 +11,7 @@ use std::time::Duration;
 use qapi_client::{Error, QmpBuilder};
 use qapi_types::commands as c;
 use qapi_types::events::JobStatusChange;
-use qapi_types::{BlockdevCreateOptionsBranch, BlockdevCreateOptionsFile, Event, JobStatus};
+use qapi_types::{Event, JobStatus};
 
 #[tokio::test]
 async fn server_mode_with_qemu_connecting_to_us() {
@@ -94,21 +94,9 @@ async fn a_blockdev_create_job_is_awaited_through_the_typed_event_wait() {
         let qmp = qapi_client::Qmp::connect_unix(&qemu.socket).await.unwrap();
         let image = qemu.dir.path().join("disk.img");
         let mut jobs = qmp.events_named([JobStatusChange::NAME]);
-        let file = BlockdevCreateOptionsFile::new(image.display().to_string(), 1 << 20);
-        qmp.execute(&c::BlockdevCreate::new(
-            "j1",
-            BlockdevCreateOptionsBranch::File(file),
-        ))
-        .await
-        .unwrap();
-        let concluded = jobs
-            .wait_for::<JobStatusChange>(Duration::from_secs(30), |change| {
-                change.id == "j1" && change.status == JobStatus::Concluded
-            })
-            .await
-            .unwrap();
+        let concluded =
+            common::create_image_with_a_job(&qmp, &mut jobs, &image.display().to_string()).await;
         assert_eq!(concluded.event.status, JobStatus::Concluded, "{label}");
-        qmp.execute(&c::JobDismiss::new("j1")).await.unwrap();
         assert_eq!(std::fs::metadata(&image).unwrap().len(), 1 << 20, "{label}");
         // A job that never comes runs into the wait's limit.
         let none = jobs

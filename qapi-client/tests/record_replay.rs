@@ -11,10 +11,7 @@ use qapi_client::{Error, Qga, QgaBuilder, Qmp, QmpBuilder, Recorder};
 use qapi_testkit::{Protocol, Replay, Transcript};
 use qapi_types::commands as c;
 use qapi_types::events::{JobStatusChange, Stop};
-use qapi_types::{
-    BlockdevCreateOptionsBranch, BlockdevCreateOptionsFile, BlockdevOptions, BlockdevOptionsBranch,
-    Event, JobStatus,
-};
+use qapi_types::{BlockdevOptions, BlockdevOptionsBranch, Event};
 
 /// What a VM manager's code might do: queries, a node added (and added
 /// again: an error reply), a block job awaited through its events, a pause
@@ -40,21 +37,8 @@ async fn qmp_scenario(qmp: &Qmp, image: &str) -> Vec<String> {
         other => panic!("adding the node twice: {other:?}"),
     }
     let mut jobs = qmp.events_named([JobStatusChange::NAME]);
-    let file = BlockdevCreateOptionsFile::new(image, 1 << 20);
-    qmp.execute(&c::BlockdevCreate::new(
-        "j1",
-        BlockdevCreateOptionsBranch::File(file),
-    ))
-    .await
-    .unwrap();
-    let concluded = jobs
-        .wait_for::<JobStatusChange>(Duration::from_secs(30), |change| {
-            change.id == "j1" && change.status == JobStatus::Concluded
-        })
-        .await
-        .unwrap();
+    let concluded = common::create_image_with_a_job(qmp, &mut jobs, image).await;
     seen.push(format!("{:?}", concluded.event));
-    qmp.execute(&c::JobDismiss::new("j1")).await.unwrap();
     let mut events = qmp.events();
     qmp.execute(&c::Stop {}).await.unwrap();
     let stop = events

@@ -254,3 +254,32 @@ pub fn qemus(test: &str) -> Vec<(&'static str, PathBuf, Option<PathBuf>)> {
     }
     out
 }
+
+/// Creates a 1 MiB raw image file at `image` with `blockdev-create` job
+/// `j1`, awaits the job's `concluded` status through the typed event wait
+/// on `jobs` (subscribed to `JOB_STATUS_CHANGE` before the call), and
+/// dismisses the job.
+pub async fn create_image_with_a_job(
+    qmp: &qapi_client::Qmp,
+    jobs: &mut qapi_client::EventStream,
+    image: &str,
+) -> qapi_types::EventMessage<qapi_types::events::JobStatusChange> {
+    use qapi_types::commands as c;
+    use qapi_types::events::JobStatusChange;
+    use qapi_types::{BlockdevCreateOptionsBranch, BlockdevCreateOptionsFile, JobStatus};
+    let file = BlockdevCreateOptionsFile::new(image, 1 << 20);
+    qmp.execute(&c::BlockdevCreate::new(
+        "j1",
+        BlockdevCreateOptionsBranch::File(file),
+    ))
+    .await
+    .unwrap();
+    let concluded = jobs
+        .wait_for::<JobStatusChange>(Duration::from_secs(30), |change| {
+            change.id == "j1" && change.status == JobStatus::Concluded
+        })
+        .await
+        .unwrap();
+    qmp.execute(&c::JobDismiss::new("j1")).await.unwrap();
+    concluded
+}
